@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef RINGSCOPE_H
+#define RINGSCOPE_H
+
+#include <stdio.h>
+#include <sys/types.h>
+#include <liburing.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define RSC_EXTERN __attribute__((visibility("default")))
+#define RSC_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define RSC_EXTERN
+#define RSC_MUST_CHECK
+#endif
+
+#define RINGSCOPE_VERSION_MAJOR 0
+#define RINGSCOPE_VERSION_MINOR 1
+
+/* Longest scope name, including the terminating NUL. */
+#define RSC_NAME_MAX 64
+
+struct rsc_loop;
+struct rsc_scope;
+struct rsc_entry;
+struct rsc_error;
+struct rsc_finding;
+
+/*
+ * Loop. One io_uring and the completion dispatch around it; one loop per
+ * thread. Every acquire and release is an SQE prepared on the loop's ring;
+ * SQEs prepared between two turns go out in one submit. Nothing completes
+ * inside the call that started it: callbacks only run from rsc_loop_run().
+ */
+
+/* rsc_loop_new() flags. */
+#define RSC_LOOP_NO_DEFER_TASKRUN (1U << 0) /* don't try SINGLE_ISSUER|DEFER_TASKRUN */
+
+/* rsc_loop_features() bits: which ring setup the kernel accepted. */
+#define RSC_FEAT_SINGLE_ISSUER (1U << 0)
+#define RSC_FEAT_DEFER_TASKRUN (1U << 1)
+#define RSC_FEAT_COOP_TASKRUN  (1U << 2)
+
+enum rsc_run_mode {
+	RSC_RUN_DEFAULT = 0, /* until nothing is alive */
+	RSC_RUN_ONCE,	     /* wait for and dispatch at least one completion */
+	RSC_RUN_NOWAIT,	     /* dispatch what is ready, never wait */
+};
+
+enum rsc_audit_level {
+	RSC_AUDIT_OFF = 0,
+	RSC_AUDIT_RELEASED, /* each release: number closed or names another file */
+	RSC_AUDIT_FULL,	    /* also: /proc/self/fd diff around every scope */
+};
+
+/* Counters a program can export; see rsc_loop_counter(). */
+enum rsc_counter {
+	RSC_CTR_ENTER_CALLS = 0, /* io_uring_enter() calls made by the loop */
+	RSC_CTR_SQES,		 /* SQEs submitted */
+	RSC_CTR_CQES,		 /* CQEs reaped */
+	RSC_CTR_ACQUIRED,	 /* entries that reached ENTERED */
+	RSC_CTR_RELEASED,	 /* entries that reached EXITED */
+	RSC_CTR_ENTER_FAILED,	 /* entries that reached FAILED */
+	RSC_CTR_LATE_ACQUIRES,	 /* acquires that won the race against a cancel */
+	RSC_CTR_POOL_ALLOCS,	 /* allocations made by the loop's object pools */
+	RSC_CTR_BUSY_RETRIES,	 /* submits retried after -EBUSY/-EAGAIN */
+	RSC_CTR_SQ_FULL,	 /* times the SQ was full and flushed early */
+	RSC_CTR__COUNT
+};
+
+/*
+ * Lifecycle events, delivered to the trace callback in the order the
+ * runtime settles them (LIFO within an unwind).
+ */
+enum rsc_event {
+	RSC_EV_ENTERED = 0,   /* acquire completed: res is the descriptor */
+	RSC_EV_ENTER_FAILED,  /* acquire failed: res is -errno, nothing acquired */
+	RSC_EV_RELEASED,      /* release completed: res is 0 or the exit's -errno */
+	RSC_EV_SCOPE_CLOSED,  /* scope fully unwound: res is its status */
+	RSC_EV_AUDIT_FINDING, /* the audit recorded a finding: res is the fd */
+};
+
+typedef void (*rsc_trace_cb)(struct rsc_loop *loop, enum rsc_event ev,
+			     const struct rsc_scope *scope,
+			     const struct rsc_entry *entry, int res, void *data);
+
+/*
+ * Create a loop with a ring of @entries SQEs (0 picks 256; at most 32768).
+ * Tries IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN, then
+ * plain; rsc_loop_features() says which was used. The audit level starts at
+ * the value of RINGSCOPE_AUDIT (off|released|full), or off.
+ * Returns 0 or -errno; rsc_last_error() says why io_uring was unavailable.
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_loop_new(struct rsc_loop **loopp,
+					   unsigned entries, unsigned flags);
+
+/* Which RSC_FEAT_* the ring was set up with, or -EINVAL. */
+RSC_EXTERN int rsc_loop_features(const struct rsc_loop *loop);
+
+/*
+ * Submit what is prepared and dispatch completions. Returns 1 if something
+ * is still alive (ops in flight, scopes unwinding, callbacks due), 0 if not,
+ * or -errno if the ring failed.
+ */
+RSC_EXTERN int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode);
+
+/* 1 if rsc_loop_run() has work left, 0 if not, -EINVAL. */
+RSC_EXTERN int rsc_loop_alive(const struct rsc_loop *loop);
+
+/*
+ * Free a loop that has nothing left: no open scope, no op in flight.
+ * Returns -EBUSY (and frees nothing) otherwise.
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_loop_close(struct rsc_loop *loop);
+
+/*
+ * Close every open scope newest first (cancelling acquires in flight),
+ * run until every release has completed, drain the CQ, then free the loop.
+ * Returns the combined status (0 or the -errno of the newest error left);
+ * if @errp is not NULL it receives the error chain (free it with
+ * rsc_error_free()), or NULL.
+ */
+RSC_EXTERN int rsc_loop_shutdown(struct rsc_loop *loop,
+				 struct rsc_error **errp);
+
+/* Set the audit level (overrides RINGSCOPE_AUDIT). Returns 0 or -EINVAL. */
+RSC_EXTERN int rsc_loop_set_audit(struct rsc_loop *loop,
+				  enum rsc_audit_level level);
+/* The current audit level, or -EINVAL. */
+RSC_EXTERN int rsc_loop_audit_level(const struct rsc_loop *loop);
+
+/* Install (or with NULL, remove) the lifecycle trace callback. */
+RSC_EXTERN int rsc_loop_set_trace(struct rsc_loop *loop, rsc_trace_cb cb,
+				  void *data);
+
+/* Value of one counter (>= 0), or -EINVAL. */
+RSC_EXTERN long long rsc_loop_counter(const struct rsc_loop *loop,
+				      enum rsc_counter which);
+
+/*
+ * Scopes. A scope is a chain of entries plus child scopes that unwinds
+ * LIFO. A failed acquire starts the unwind of its scope at once, with its
+ * error pending; rsc_scope_close() starts it otherwise. Every scope, child
+ * scope and entry below a scope stays valid until that scope's close
+ * callback has returned; then all of them are freed.
+ */
+
+enum rsc_scope_state {
+	RSC_SCOPE_OPEN = 0,
+	RSC_SCOPE_UNWINDING,
+	RSC_SCOPE_UNWOUND, /* unwound after a failure, waiting for its close */
+};
+
+/*
+ * Called from the loop when a closed scope has unwound. @status is 0 or the
+ * -errno of the pending error; @err is the error chain (NULL when clean or
+ * suppressed), valid during the call (rsc_error_dup() to keep it).
+ */
+typedef void (*rsc_scope_close_cb)(struct rsc_scope *scope, int status,
+				   const struct rsc_error *err, void *data);
+
+/*
+ * Open a scope named @name (at most RSC_NAME_MAX - 1 bytes, copied) under
+ * @parent, or at the top of the loop when @parent is NULL.
+ * Errors: -EINVAL, -ENAMETOOLONG, -ESHUTDOWN (parent unwinding), -ENOMEM.
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_scope_open(struct rsc_loop *loop,
+					     struct rsc_scope *parent,
+					     const char *name,
+					     struct rsc_scope **scopep);
+
+/*
+ * Unwind @scope: cancel acquires in flight, close child scopes newest
+ * first, then release entries newest first. @cb (may be NULL) runs from the
+ * loop when everything has been released; after it returns the scope is
+ * freed. If this call fails, @cb is never called.
+ * Errors: -EINVAL, -EALREADY (close already requested).
+ */
+RSC_EXTERN int rsc_scope_close(struct rsc_scope *scope, rsc_scope_close_cb cb,
+			       void *data);
+
+/*
+ * Blocking helper: close @scope and run the loop until it has unwound.
+ * Returns the status; *@errp (if not NULL) gets the chain or NULL.
+ */
+RSC_EXTERN int rsc_scope_close_wait(struct rsc_scope *scope,
+				    struct rsc_error **errp);
+
+RSC_EXTERN const char *rsc_scope_name(const struct rsc_scope *scope);
+/* enum rsc_scope_state, or -EINVAL. */
+RSC_EXTERN int rsc_scope_state(const struct rsc_scope *scope);
+/* The error unwinding the scope now (NULL if none); valid until it closes. */
+RSC_EXTERN const struct rsc_error *rsc_scope_error(const struct rsc_scope *scope);
+
+/*
+ * Managers. A manager is a vtable: @enter acquires by preparing SQEs with
+ * rsc_entry_get_sqes(), @exit releases the same way. The first SQE's CQE
+ * completes the enter: res >= 0 is the acquired value (usually a
+ * descriptor), res < 0 means nothing was acquired and @exit is not called.
+ * @exit gets the error pending in the unwind (NULL if none) and returns
+ * RSC_EXIT_SUPPRESS to suppress it, 0 to let it through, or -errno if it
+ * could not start; a negative CQE on any exit SQE raises a new error whose
+ * cause is the pending one. A hook that prepares no SQE still completes
+ * from the loop. Custom exits are ordered: each starts only after every
+ * release above it has completed. The manager struct and @arg must outlive
+ * the entry.
+ */
+#define RSC_EXIT_SUPPRESS 1
+#define RSC_ENTRY_SQES_MAX 8
+
+typedef int (*rsc_enter_fn)(struct rsc_entry *entry, void *arg);
+typedef int (*rsc_exit_fn)(struct rsc_entry *entry,
+			   const struct rsc_error *pending, void *arg);
+
+struct rsc_manager {
+	const char *name;
+	rsc_enter_fn enter;
+	rsc_exit_fn exit;
+};
+
+/*
+ * Push a manager onto @scope and call its @enter. A manager lacking a name,
+ * enter or exit is refused with -EINVAL (rsc_last_error() names the missing
+ * half) and nothing is acquired. If @enter returns -errno, the entry is not
+ * pushed and that error is returned.
+ * Errors: -EINVAL, -ESHUTDOWN (scope unwinding), -ENOMEM, @enter's own.
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_push(struct rsc_scope *scope,
+				       const struct rsc_manager *mgr, void *arg,
+				       struct rsc_entry **entryp);
+
+/*
+ * For a manager's enter or exit only: reserve @n (1..RSC_ENTRY_SQES_MAX)
+ * consecutive SQEs routed to @entry; they go out in one submit, so they may
+ * be linked. Do not change their user_data.
+ * Errors: -EINVAL, -EPERM (not inside enter/exit), -EBUSY (ring failure).
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_entry_get_sqes(struct rsc_entry *entry,
+						 unsigned n,
+						 struct io_uring_sqe **sqes);
+
+/*
+ * Built-in managers. Descriptors are close-on-exec unless RSC_NO_CLOEXEC.
+ * The release is IORING_OP_CLOSE; with RSC_FSYNC_ON_RELEASE an
+ * IORING_OP_FSYNC hard-linked before it, and its failure is the entry's
+ * exit error. Paths are copied. Errors: -EINVAL, -ENAMETOOLONG,
+ * -ESHUTDOWN, -ENOMEM, -EOPNOTSUPP (kernel lacks the opcode).
+ */
+#define RSC_NO_CLOEXEC	     (1U << 0)
+#define RSC_FSYNC_ON_RELEASE (1U << 1)
+
+RSC_EXTERN RSC_MUST_CHECK int rsc_open(struct rsc_scope *scope, int dirfd,
+				       const char *path, int oflags,
+				       mode_t mode, unsigned flags,
+				       struct rsc_entry **entryp);
+RSC_EXTERN RSC_MUST_CHECK int rsc_socket(struct rsc_scope *scope, int domain,
+					 int type, int protocol,
+					 unsigned flags,
+					 struct rsc_entry **entryp);
+
+/*
+ * Entries. An entry is one pushed manager: ENTERING -> ENTERED -> EXITING
+ * -> EXITED, or ENTERING -> FAILED.
+ */
+enum rsc_entry_state {
+	RSC_ENTERING = 0,
+	RSC_ENTERED,
+	RSC_EXITING,
+	RSC_EXITED,
+	RSC_FAILED,
+};
+
+/* res: the acquired value or -errno (enter); 0 or -errno (release). */
+typedef void (*rsc_entry_cb)(struct rsc_entry *entry, int res, void *data);
+
+/* Call @cb from the loop when the enter completes. -EINVAL, -EALREADY. */
+RSC_EXTERN int rsc_entry_on_enter(struct rsc_entry *entry, rsc_entry_cb cb,
+				  void *data);
+
+/*
+ * Release @entry now and take it off its scope's unwind. An entry still
+ * entering is cancelled and released if its acquire wins. @cb (may be
+ * NULL) runs from the loop with the release's result.
+ * Errors: -EINVAL, -EALREADY (released before, or its acquire failed).
+ */
+RSC_EXTERN int rsc_entry_release(struct rsc_entry *entry, rsc_entry_cb cb,
+				 void *data);
+
+/* Blocking helper: run the loop until @entry is entered or failed. */
+RSC_EXTERN int rsc_entry_wait(struct rsc_entry *entry);
+
+/*
+ * The acquired value: the descriptor while ENTERED or EXITING, -EAGAIN while
+ * ENTERING, the enter's -errno when FAILED, -EBADF once released.
+ */
+RSC_EXTERN int rsc_entry_fd(const struct rsc_entry *entry);
+/* enum rsc_entry_state, or -EINVAL. */
+RSC_EXTERN int rsc_entry_state(const struct rsc_entry *entry);
+RSC_EXTERN const char *rsc_entry_name(const struct rsc_entry *entry);
+/* What the entry acquires, e.g. the path of rsc_open() ("" if none). */
+RSC_EXTERN const char *rsc_entry_detail(const struct rsc_entry *entry);
+RSC_EXTERN struct rsc_scope *rsc_entry_scope(const struct rsc_entry *entry);
+RSC_EXTERN void *rsc_entry_arg(const struct rsc_entry *entry);
+
+/*
+ * Errors. Every function returns 0 (or a count or descriptor) on success
+ * and -errno on failure; errno is never set for the caller. An unwind's
+ * errors form an immutable chain: each error keeps the one it replaced as
+ * its cause.
+ */
+RSC_EXTERN const char *rsc_strerror(int err);
+/* "ENOENT" for -ENOENT; "E?" for unknown values. */
+RSC_EXTERN const char *rsc_err_name(int err);
+/* A sentence about this thread's last failed call, or "". */
+RSC_EXTERN const char *rsc_last_error(void);
+
+RSC_EXTERN int rsc_error_errno(const struct rsc_error *err); /* -errno */
+/* The operation that failed: "openat", "socket", "close", "fsync", ... */
+RSC_EXTERN const char *rsc_error_op(const struct rsc_error *err);
+RSC_EXTERN const char *rsc_error_entry(const struct rsc_error *err);
+RSC_EXTERN const char *rsc_error_detail(const struct rsc_error *err);
+RSC_EXTERN const char *rsc_error_scope(const struct rsc_error *err);
+RSC_EXTERN const struct rsc_error *rsc_error_cause(const struct rsc_error *err);
+/* Chain length (>= 1), or -EINVAL. */
+RSC_EXTERN int rsc_error_depth(const struct rsc_error *err);
+/* The whole chain as text, snprintf() style: returns the length needed. */
+RSC_EXTERN int rsc_error_format(const struct rsc_error *err, char *buf,
+				size_t len);
+RSC_EXTERN int rsc_error_print(const struct rsc_error *err, FILE *out);
+/* Keep a chain beyond a callback; free it with rsc_error_free(). */
+RSC_EXTERN RSC_MUST_CHECK int rsc_error_dup(const struct rsc_error *err,
+					    struct rsc_error **dupp);
+RSC_EXTERN void rsc_error_free(struct rsc_error *err);
+
+/*
+ * Audit. Findings are recorded on the loop as data and can be printed.
+ * RELEASED checks each completed release (closed, or the number now names
+ * another file: st_dev/st_ino recorded at acquire). FULL also diffs
+ * /proc/self/fd around every scope and reports descriptors that appeared
+ * inside it and are still open after it closed.
+ */
+enum rsc_finding_kind {
+	RSC_FINDING_NOT_RELEASED = 0, /* same file still open after its release */
+	RSC_FINDING_LEAKED,	      /* appeared inside a scope, open after it */
+};
+
+/* Number of findings recorded (>= 0), or -EINVAL. */
+RSC_EXTERN int rsc_audit_count(const struct rsc_loop *loop);
+/* Finding @i (0-based), NULL if out of range; valid until rsc_audit_clear(). */
+RSC_EXTERN const struct rsc_finding *rsc_audit_finding(const struct rsc_loop *loop,
+						       unsigned i);
+RSC_EXTERN int rsc_audit_clear(struct rsc_loop *loop);
+/* One line per finding; returns the number printed or -errno. */
+RSC_EXTERN int rsc_audit_print(const struct rsc_loop *loop, FILE *out);
+/* Open descriptors of this process, from /proc/self/fd (>= 0), or -errno. */
+RSC_EXTERN int rsc_audit_fd_count(void);
+
+RSC_EXTERN int rsc_finding_kind(const struct rsc_finding *f);
+RSC_EXTERN int rsc_finding_fd(const struct rsc_finding *f);
+/* The /proc/self/fd target: "/tmp/x", "socket:[1234]", ... */
+RSC_EXTERN const char *rsc_finding_target(const struct rsc_finding *f);
+RSC_EXTERN const char *rsc_finding_scope(const struct rsc_finding *f);
+/* What the audit expected instead, as a sentence. */
+RSC_EXTERN const char *rsc_finding_expected(const struct rsc_finding *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RINGSCOPE_H */

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int rsc__audit_level_from_env(void)
+{
+	const char *v = getenv("RINGSCOPE_AUDIT");
+
+	if (!v || !v[0] || !strcmp(v, "off") || !strcmp(v, "0"))
+		return RSC_AUDIT_OFF;
+	if (!strcmp(v, "released") || !strcmp(v, "1"))
+		return RSC_AUDIT_RELEASED;
+	if (!strcmp(v, "full") || !strcmp(v, "2"))
+		return RSC_AUDIT_FULL;
+	rsc__set_last_error("RINGSCOPE_AUDIT=%s: expected off, released or full", v);
+	return -EINVAL;
+}
+
+/* Identity at acquire, so a number reused later is not taken for a leak. */
+void rsc__audit_record(struct rsc_loop *loop, struct rsc_entry *e)
+{
+	struct stat st;
+
+	(void)loop;
+	if (!(e->flags & RSC__E_FD) || e->value < 0)
+		return;
+	if (fstat(e->value, &st) == 0) {
+		e->dev = st.st_dev;
+		e->ino = st.st_ino;
+		e->flags |= RSC__E_IDENTITY;
+	}
+}
+
+static void fd_target(struct rsc_loop *loop, int fd, char *buf, size_t len)
+{
+	char name[16];
+	ssize_t n;
+
+	snprintf(name, sizeof(name), "%d", fd);
+	n = loop->proc_fd_dir >= 0 ? readlinkat(loop->proc_fd_dir, name, buf, len - 1) : -1;
+	if (n < 0)
+		n = snprintf(buf, len, "(unreadable: %s)", rsc_strerror(-errno)) < 0 ? 0 : (ssize_t)strlen(buf);
+	buf[n] = '\0';
+}
+
+static int open_proc_dir(struct rsc_loop *loop)
+{
+	if (loop->proc_fd_dir < 0)
+		loop->proc_fd_dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return loop->proc_fd_dir;
+}
+
+static void add_finding(struct rsc_loop *loop, int kind, int fd,
+			const char *scope, const char *expected)
+{
+	struct rsc_finding *f;
+
+	if (loop->n_findings == loop->cap_findings) {
+		unsigned cap = loop->cap_findings ? loop->cap_findings * 2 : 8;
+
+		f = realloc(loop->findings, cap * sizeof(*f));
+		if (!f)
+			return;
+		loop->findings = f;
+		loop->cap_findings = cap;
+	}
+	f = &loop->findings[loop->n_findings++];
+	f->kind = kind;
+	f->fd = fd;
+	open_proc_dir(loop);
+	fd_target(loop, fd, f->target, sizeof(f->target));
+	snprintf(f->scope, sizeof(f->scope), "%s", scope);
+	snprintf(f->expected, sizeof(f->expected), "%s", expected);
+	rsc__trace(loop, RSC_EV_AUDIT_FINDING, NULL, NULL, fd);
+}
+
+/*
+ * After a release: the number is closed, or names another file (another
+ * thread reused it). Same st_dev/st_ino means the release did not release.
+ */
+void rsc__audit_check_released(struct rsc_loop *loop, struct rsc_entry *e)
+{
+	struct stat st;
+	char expected[160];
+	int fd = e->value;
+
+	if (loop->audit_level == RSC_AUDIT_OFF || !(e->flags & RSC__E_IDENTITY))
+		return;
+	if (fcntl(fd, F_GETFD) < 0)
+		return; /* EBADF: closed, as it should be */
+	if (fstat(fd, &st) < 0 || st.st_dev != e->dev || st.st_ino != e->ino)
+		return; /* reused by someone else: not ours any more */
+	snprintf(expected, sizeof(expected),
+		 "closed by the release of entry '%s' (%s), but the same file is still open",
+		 e->mgr->name, e->detail);
+	add_finding(loop, RSC_FINDING_NOT_RELEASED, fd, e->scope->name, expected);
+}
+
+/* Bitmap of the descriptors open now, excluding the scan's own handle. */
+static int scan_fds(struct rsc_loop *loop, uint64_t **bitsp, unsigned *nbitsp)
+{
+	char buf[4096];
+	uint64_t *bits = NULL;
+	unsigned nbits = 0;
+	ssize_t n;
+	int dir = open_proc_dir(loop);
+
+	if (dir < 0)
+		return -errno;
+	if (lseek(dir, 0, SEEK_SET) < 0)
+		return -errno;
+	while ((n = getdents64(dir, buf, sizeof(buf))) > 0) {
+		ssize_t off = 0;
+
+		while (off < n) {
+			struct dirent64 *d = (struct dirent64 *)(buf + off);
+			char *end;
+			long fd;
+
+			off += d->d_reclen;
+			fd = strtol(d->d_name, &end, 10);
+			if (*end || end == d->d_name || fd == dir || fd < 0)
+				continue;
+			if ((unsigned)fd >= nbits) {
+				unsigned want = ((unsigned)fd / 64 + 1) * 64 * 2;
+				uint64_t *nb = realloc(bits, want / 8);
+
+				if (!nb) {
+					free(bits);
+					return -ENOMEM;
+				}
+				memset((char *)nb + nbits / 8, 0, (want - nbits) / 8);
+				bits = nb;
+				nbits = want;
+			}
+			bits[fd / 64] |= 1ULL << (fd % 64);
+		}
+	}
+	if (n < 0) {
+		free(bits);
+		return -errno;
+	}
+	*bitsp = bits;
+	*nbitsp = nbits;
+	return 0;
+}
+
+static bool bit_set(const uint64_t *bits, unsigned nbits, int fd)
+{
+	return fd >= 0 && (unsigned)fd < nbits && (bits[fd / 64] >> (fd % 64)) & 1;
+}
+
+void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc_scope *s)
+{
+	if (scan_fds(loop, &s->fd_snapshot, &s->fd_snapshot_bits) < 0) {
+		s->fd_snapshot = NULL; /* cannot read /proc: no verdict for this scope */
+		s->fd_snapshot_bits = 0;
+	}
+}
+
+/* Descriptors still held by live entries anywhere on this loop are not leaks. */
+static bool held_by_entry(const struct rsc_scope *s, int fd)
+{
+	const struct rsc_scope *c;
+	const struct rsc_entry *e;
+
+	for (e = s->entries_head; e; e = e->next)
+		if ((e->state == RSC_ENTERED || e->state == RSC_EXITING) &&
+		    (e->flags & RSC__E_FD) && e->value == fd)
+			return true;
+	for (c = s->children_head; c; c = c->next)
+		if (held_by_entry(c, fd))
+			return true;
+	return false;
+}
+
+void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc_scope *s)
+{
+	char expected[192];
+	uint64_t *now = NULL;
+	unsigned nbits = 0, fd;
+
+	if (!s->fd_snapshot && !s->fd_snapshot_bits)
+		return;
+	if (scan_fds(loop, &now, &nbits) < 0)
+		return;
+	for (fd = 0; fd < nbits; fd++) {
+		if (!bit_set(now, nbits, (int)fd) ||
+		    bit_set(s->fd_snapshot, s->fd_snapshot_bits, (int)fd))
+			continue;
+		if ((int)fd == loop->ring.ring_fd || (int)fd == loop->proc_fd_dir)
+			continue;
+		if (loop->root && held_by_entry(loop->root, (int)fd))
+			continue;
+		snprintf(expected, sizeof(expected),
+			 "closed: it was not open when scope '%s' opened, and the scope has unwound",
+			 s->name);
+		add_finding(loop, RSC_FINDING_LEAKED, (int)fd, s->name, expected);
+	}
+	free(now);
+}
+
+void rsc__audit_free(struct rsc_loop *loop)
+{
+	if (loop->proc_fd_dir >= 0)
+		close(loop->proc_fd_dir);
+	loop->proc_fd_dir = -1;
+	free(loop->findings);
+	loop->findings = NULL;
+	loop->n_findings = loop->cap_findings = 0;
+}
+
+int rsc_audit_fd_count(void)
+{
+	struct dirent *d;
+	DIR *dir = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir)))
+		if (d->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n - 1; /* the directory's own descriptor */
+}
+
+int rsc_audit_count(const struct rsc_loop *loop)
+{
+	return loop ? (int)loop->n_findings : -EINVAL;
+}
+
+const struct rsc_finding *rsc_audit_finding(const struct rsc_loop *loop,
+					    unsigned i)
+{
+	return loop && i < loop->n_findings ? &loop->findings[i] : NULL;
+}
+
+int rsc_audit_clear(struct rsc_loop *loop)
+{
+	RSC__CHECK_ARG(loop, "rsc_audit_clear: loop is NULL");
+	loop->n_findings = 0;
+	return 0;
+}
+
+int rsc_audit_print(const struct rsc_loop *loop, FILE *out)
+{
+	unsigned i;
+
+	RSC__CHECK_ARG(loop && out, "rsc_audit_print: loop or out is NULL");
+	for (i = 0; i < loop->n_findings; i++) {
+		const struct rsc_finding *f = &loop->findings[i];
+
+		if (fprintf(out, "ringscope audit: %s fd %d -> %s in scope '%s': expected %s\n",
+			    f->kind == RSC_FINDING_LEAKED ? "leaked" : "not released",
+			    f->fd, f->target, f->scope, f->expected) < 0)
+			return -EIO;
+	}
+	return (int)loop->n_findings;
+}
+
+int rsc_finding_kind(const struct rsc_finding *f)
+{
+	return f ? f->kind : -EINVAL;
+}
+
+int rsc_finding_fd(const struct rsc_finding *f)
+{
+	return f ? f->fd : -EINVAL;
+}
+
+const char *rsc_finding_target(const struct rsc_finding *f)
+{
+	return f ? f->target : "";
+}
+
+const char *rsc_finding_scope(const struct rsc_finding *f)
+{
+	return f ? f->scope : "";
+}
+
+const char *rsc_finding_expected(const struct rsc_finding *f)
+{
+	return f ? f->expected : "";
+}

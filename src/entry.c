@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static bool entry_is_live(const struct rsc_entry *e)
+{
+	return e->state >= RSC_ENTERING && e->state <= RSC_FAILED;
+}
+
+static void enter_done(struct rsc_entry *e);
+static void exit_done(struct rsc_entry *e);
+
+static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
+			      int res, unsigned cqe_flags)
+{
+	struct rsc_entry *e = op->entry;
+
+	(void)loop;
+	(void)cqe_flags;
+	if (e->phase == RSC__PHASE_ENTER) {
+		/* Ownership comes only from the acquire's own CQE. */
+		if (op->primary) {
+			e->value = res;
+			e->enter_op = NULL;
+		}
+	} else if (res < 0 && e->exit_res == 0) {
+		e->exit_res = res;
+		e->exit_opcode = op->opcode;
+	}
+	assert(e->phase_ops > 0);
+	if (--e->phase_ops)
+		return;
+	if (e->phase == RSC__PHASE_ENTER)
+		enter_done(e);
+	else
+		exit_done(e);
+}
+
+static void discard_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
+			     unsigned cqe_flags)
+{
+	(void)loop;
+	(void)op;
+	(void)res;
+	(void)cqe_flags;
+}
+
+/* Reserve @n SQEs for @e's current phase, each routed to its own op. */
+static int reserve_sqes(struct rsc_entry *e, unsigned n,
+			struct io_uring_sqe **sqes)
+{
+	struct rsc_loop *loop = e->scope->loop;
+	struct rsc_op *ops[RSC_ENTRY_SQES_MAX];
+	unsigned i;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		ops[i] = rsc__op_get(loop);
+		if (!ops[i]) {
+			while (i-- > 0)
+				rsc__op_put(loop, ops[i]);
+			return -ENOMEM;
+		}
+	}
+	ret = rsc__get_sqes(loop, n, sqes);
+	if (ret < 0) {
+		for (i = 0; i < n; i++)
+			rsc__op_put(loop, ops[i]);
+		return ret;
+	}
+	for (i = 0; i < n; i++) {
+		ops[i]->entry = e;
+		ops[i]->complete = entry_op_complete;
+		ops[i]->primary = e->phase == RSC__PHASE_ENTER && !e->enter_op;
+		if (ops[i]->primary)
+			e->enter_op = ops[i];
+		e->phase_sqes[e->n_phase_sqes] = sqes[i];
+		e->phase_opv[e->n_phase_sqes] = ops[i];
+		e->n_phase_sqes++;
+	}
+	e->phase_ops += n;
+	return 0;
+}
+
+int rsc_entry_get_sqes(struct rsc_entry *e, unsigned n,
+		       struct io_uring_sqe **sqes)
+{
+	RSC__CHECK_ARG(e && sqes, "rsc_entry_get_sqes: entry or sqes is NULL");
+	RSC__CHECK_ARG(n >= 1 && n <= RSC_ENTRY_SQES_MAX,
+		       "rsc_entry_get_sqes: n must be 1..%d, not %u",
+		       RSC_ENTRY_SQES_MAX, n);
+	if (!entry_is_live(e) || !e->in_hook) {
+		rsc__set_last_error("rsc_entry_get_sqes: only a manager's enter or exit may prepare SQEs");
+		return -EPERM;
+	}
+	if (e->n_phase_sqes) {
+		/* Two reservations could straddle a submit and split a chain. */
+		rsc__set_last_error("rsc_entry_get_sqes: call it once per enter/exit, for all the SQEs at once");
+		return -EBUSY;
+	}
+	return reserve_sqes(e, n, sqes);
+}
+
+/* After a hook: name each SQE's op and route its CQE back to us. */
+static void stamp_phase_sqes(struct rsc_entry *e)
+{
+	unsigned i;
+
+	for (i = 0; i < e->n_phase_sqes; i++) {
+		struct rsc_op *op = e->phase_opv[i];
+
+		op->opcode = e->phase_sqes[i]->opcode;
+		if (op->primary)
+			e->enter_opcode = op->opcode;
+		io_uring_sqe_set_data64(e->phase_sqes[i], rsc__op_user_data(op));
+	}
+	e->n_phase_sqes = 0;
+}
+
+/* A hook that prepared nothing still completes from the loop. */
+static int ensure_phase_sqe(struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	if (e->n_phase_sqes)
+		return 0;
+	ret = reserve_sqes(e, 1, &sqe);
+	if (ret < 0)
+		return ret;
+	io_uring_prep_nop(sqe);
+	return 0;
+}
+
+int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
+	      unsigned eflags, const char *detail, struct rsc_entry **entryp)
+{
+	struct rsc_loop *loop = s->loop;
+	struct rsc_entry *e;
+	size_t len = detail ? strlen(detail) : 0;
+	unsigned i;
+	int ret;
+
+	e = rsc__entry_get(loop);
+	if (!e)
+		return -ENOMEM;
+	if (len >= sizeof(e->detail_inline)) {
+		e->detail = malloc(len + 1);
+		if (!e->detail) {
+			e->detail = e->detail_inline;
+			rsc__entry_put(loop, e);
+			return -ENOMEM;
+		}
+	}
+	memcpy(e->detail, detail ? detail : "", len + 1);
+	e->scope = s;
+	e->mgr = mgr;
+	e->arg = arg;
+	e->flags = eflags;
+	e->state = RSC_ENTERING;
+	e->value = -EAGAIN;
+	e->phase = RSC__PHASE_ENTER;
+	e->in_hook = true;
+	ret = mgr->enter(e, arg);
+	e->in_hook = false;
+	if (eflags & RSC__E_BUILTIN)
+		e->arg = NULL; /* it pointed at the caller's stack */
+	if (ret >= 0)
+		ret = ensure_phase_sqe(e);
+	if (ret < 0) {
+		/* Not submitted yet (one reservation, no submit since): make them NOPs. */
+		for (i = 0; i < e->n_phase_sqes; i++) {
+			io_uring_prep_nop(e->phase_sqes[i]);
+			e->phase_opv[i]->entry = NULL;
+			e->phase_opv[i]->complete = discard_complete;
+			io_uring_sqe_set_data64(e->phase_sqes[i],
+						rsc__op_user_data(e->phase_opv[i]));
+		}
+		rsc__entry_put(loop, e);
+		return ret;
+	}
+	stamp_phase_sqes(e);
+	e->prev = s->entries_tail;
+	if (s->entries_tail)
+		s->entries_tail->next = e;
+	else
+		s->entries_head = e;
+	s->entries_tail = e;
+	s->n_entering++;
+	if (entryp)
+		*entryp = e;
+	return 0;
+}
+
+/* Checks shared by every push: a live, open scope on a loop not in a hook. */
+int rsc__scope_check_push(struct rsc_scope *s, const char *fn)
+{
+	RSC__CHECK_ARG(s, "%s: scope is NULL", fn);
+	RSC__CHECK_ARG(s->state >= RSC_SCOPE_OPEN && s->state <= RSC_SCOPE_UNWOUND,
+		       "%s: not a live scope (closed already?)", fn);
+	if (s->state != RSC_SCOPE_OPEN || s->closer != RSC__CLOSER_NONE) {
+		rsc__set_last_error("%s: scope '%s' is unwinding; nothing more can be pushed",
+				    fn, s->name);
+		return -ESHUTDOWN;
+	}
+	return 0;
+}
+
+int rsc_push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
+	     struct rsc_entry **entryp)
+{
+	int ret;
+
+	if (entryp)
+		*entryp = NULL;
+	RSC__CHECK_ARG(mgr, "rsc_push: manager is NULL");
+	/* Both halves are required, and checked before anything is acquired. */
+	if (!mgr->enter || !mgr->exit) {
+		rsc__set_last_error("rsc_push: manager '%s' has no %s: a manager needs both enter and exit",
+				    mgr->name ? mgr->name : "(unnamed)",
+				    !mgr->enter && !mgr->exit ? "enter and no exit" :
+				    !mgr->enter		      ? "enter" : "exit");
+		return -EINVAL;
+	}
+	RSC__CHECK_ARG(mgr->name && mgr->name[0],
+		       "rsc_push: a manager needs a name (it labels errors)");
+	ret = rsc__scope_check_push(s, "rsc_push");
+	if (ret < 0)
+		return ret;
+	return rsc__push(s, mgr, arg, RSC__E_ORDERED, NULL, entryp);
+}
+
+void rsc__entry_cancel(struct rsc_entry *e)
+{
+	if (e->state != RSC_ENTERING || (e->flags & RSC__E_CANCEL_SENT) ||
+	    !e->enter_op)
+		return;
+	/* A cancel's CQE proves nothing; we wait for the acquire's own CQE. */
+	if (rsc__submit_cancel(e->scope->loop, e->enter_op))
+		e->flags |= RSC__E_CANCEL_SENT;
+}
+
+static void chain_error(struct rsc_scope *s, int err, unsigned opcode,
+			const struct rsc_entry *e)
+{
+	struct rsc_error *next = rsc__error_new(err, rsc__opcode_name(opcode),
+						e->mgr->name, e->detail,
+						s->name, s->pending);
+
+	if (next) {
+		rsc__error_unref(s->pending);
+		s->pending = next;
+	}
+}
+
+static void enter_done(struct rsc_entry *e)
+{
+	struct rsc_scope *s = e->scope;
+	struct rsc_loop *loop = s->loop;
+	bool early = e->flags & RSC__E_RELEASE_REQ;
+
+	e->phase = RSC__PHASE_NONE;
+	assert(s->n_entering > 0);
+	s->n_entering--;
+	if (e->value >= 0) {
+		e->state = RSC_ENTERED;
+		loop->counters[RSC_CTR_ACQUIRED]++;
+		if (e->flags & RSC__E_CANCEL_SENT)
+			loop->counters[RSC_CTR_LATE_ACQUIRES]++; /* won the race */
+		if (loop->audit_level != RSC_AUDIT_OFF)
+			rsc__audit_record(loop, e);
+	} else {
+		e->state = RSC_FAILED;
+		loop->counters[RSC_CTR_ENTER_FAILED]++;
+		if (early) {
+			/* Released while entering and nothing was acquired: done. */
+			s->n_early--;
+		} else if (s->state == RSC_SCOPE_OPEN) {
+			/* A failed enter unwinds what was entered before it. */
+			struct rsc_error *err = rsc__error_new(
+				e->value, rsc__opcode_name(e->enter_opcode),
+				e->mgr->name, e->detail, s->name, NULL);
+
+			e->flags |= RSC__E_REPORTED_ERR;
+			rsc__scope_begin_unwind(s, err);
+		} else if (e->value != -ECANCELED) {
+			/* Failed on its own while the scope was unwinding: keep it. */
+			chain_error(s, e->value, e->enter_opcode, e);
+			e->flags |= RSC__E_REPORTED_ERR;
+		}
+	}
+	rsc__trace(loop, e->value >= 0 ? RSC_EV_ENTERED : RSC_EV_ENTER_FAILED, s,
+		   e, e->value);
+	if (e->enter_cb)
+		e->enter_cb(e, e->value, e->enter_data);
+	if (early) {
+		if (e->state == RSC_ENTERED)
+			rsc__entry_start_exit(e);
+		else if (e->release_cb)
+			e->release_cb(e, e->value, e->release_data);
+	}
+	if (s->state == RSC_SCOPE_UNWINDING)
+		rsc__scope_step(s);
+}
+
+static void exit_done(struct rsc_entry *e)
+{
+	struct rsc_scope *s = e->scope;
+	struct rsc_loop *loop = s->loop;
+
+	e->phase = RSC__PHASE_NONE;
+	e->state = RSC_EXITED;
+	loop->counters[RSC_CTR_RELEASED]++;
+	if (!(e->flags & RSC__E_RELEASE_REQ)) {
+		e->flags |= RSC__E_DONE;
+		rsc__scope_report(s);
+		return;
+	}
+	assert(s->n_early > 0);
+	s->n_early--;
+	rsc__trace(loop, RSC_EV_RELEASED, s, e, e->exit_res);
+	rsc__audit_check_released(loop, e);
+	if (e->release_cb)
+		e->release_cb(e, e->exit_res, e->release_data);
+	else if (e->exit_res < 0)
+		/* No callback to hear it: the scope's result carries it instead. */
+		chain_error(s, e->exit_res, e->exit_opcode, e);
+	if (s->state == RSC_SCOPE_UNWINDING)
+		rsc__scope_step(s);
+}
+
+void rsc__entry_start_exit(struct rsc_entry *e)
+{
+	struct rsc_scope *s = e->scope;
+	const struct rsc_error *pending;
+	int ret;
+
+	assert(e->state == RSC_ENTERED);
+	/* An early release runs outside any unwind: nothing is pending for it. */
+	pending = (e->flags & RSC__E_RELEASE_REQ) ? NULL : s->pending;
+	e->state = RSC_EXITING;
+	e->phase = RSC__PHASE_EXIT;
+	e->exit_res = 0;
+	e->in_hook = true;
+	ret = e->mgr->exit(e, pending, e->arg);
+	e->in_hook = false;
+	if (ret == RSC_EXIT_SUPPRESS) {
+		e->flags |= RSC__E_SUPPRESS;
+	} else if (ret < 0) {
+		e->exit_res = ret;
+		e->exit_opcode = RSC__OPCODE_HOOK;
+	}
+	if (ensure_phase_sqe(e) < 0) {
+		/* The ring is broken: settle the exit here rather than never. */
+		e->n_phase_sqes = 0;
+		if (e->exit_res == 0) {
+			e->exit_res = -EBUSY;
+			e->exit_opcode = RSC__OPCODE_HOOK;
+		}
+		e->phase_ops = 0;
+		exit_done(e);
+		return;
+	}
+	stamp_phase_sqes(e);
+}
+
+void rsc__entry_free(struct rsc_loop *loop, struct rsc_entry *e)
+{
+	assert(e->phase_ops == 0);
+	rsc__entry_put(loop, e);
+}
+
+int rsc_entry_on_enter(struct rsc_entry *e, rsc_entry_cb cb, void *data)
+{
+	RSC__CHECK_ARG(e && entry_is_live(e), "rsc_entry_on_enter: not a live entry");
+	if (e->state != RSC_ENTERING) {
+		rsc__set_last_error("rsc_entry_on_enter: the enter has completed already");
+		return -EALREADY;
+	}
+	e->enter_cb = cb;
+	e->enter_data = cb ? data : NULL;
+	return 0;
+}
+
+int rsc_entry_release(struct rsc_entry *e, rsc_entry_cb cb, void *data)
+{
+	RSC__CHECK_ARG(e && entry_is_live(e), "rsc_entry_release: not a live entry");
+	/* Never touch the number again: it may belong to someone else by now. */
+	if ((e->flags & RSC__E_RELEASE_REQ) || e->state == RSC_EXITING ||
+	    e->state == RSC_EXITED) {
+		rsc__set_last_error("rsc_entry_release: entry '%s' is released already",
+				    e->mgr->name);
+		return -EALREADY;
+	}
+	if (e->state == RSC_FAILED) {
+		rsc__set_last_error("rsc_entry_release: entry '%s' failed to enter: it holds nothing",
+				    e->mgr->name);
+		return -EALREADY;
+	}
+	e->flags |= RSC__E_RELEASE_REQ;
+	e->release_cb = cb;
+	e->release_data = cb ? data : NULL;
+	e->scope->n_early++;
+	if (e->state == RSC_ENTERING)
+		rsc__entry_cancel(e); /* released when (if) the acquire wins */
+	else
+		rsc__entry_start_exit(e);
+	return 0;
+}
+
+int rsc_entry_fd(const struct rsc_entry *e)
+{
+	if (!e || !entry_is_live(e))
+		return -EINVAL;
+	switch (e->state) {
+	case RSC_ENTERING:
+		return -EAGAIN;
+	case RSC_ENTERED:
+	case RSC_EXITING:
+	case RSC_FAILED:
+		return e->value;
+	default:
+		return -EBADF;
+	}
+}
+
+int rsc_entry_state(const struct rsc_entry *e)
+{
+	if (!e || !entry_is_live(e))
+		return -EINVAL;
+	return e->state;
+}
+
+const char *rsc_entry_name(const struct rsc_entry *e)
+{
+	return e && entry_is_live(e) ? e->mgr->name : "";
+}
+
+const char *rsc_entry_detail(const struct rsc_entry *e)
+{
+	return e && entry_is_live(e) ? e->detail : "";
+}
+
+struct rsc_scope *rsc_entry_scope(const struct rsc_entry *e)
+{
+	return e && entry_is_live(e) ? e->scope : NULL;
+}
+
+void *rsc_entry_arg(const struct rsc_entry *e)
+{
+	return e && entry_is_live(e) ? e->arg : NULL;
+}

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* An error node is immutable once made; chains share tails by refcount. */
+struct rsc_error {
+	unsigned refs;
+	int err;
+	const char *op;
+	struct rsc_error *cause;
+	char *entry;
+	char *detail;
+	char *scope;
+	char strings[]; /* entry, detail and scope, NUL-separated */
+};
+
+static _Thread_local char last_error[256];
+
+void rsc__set_last_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+}
+
+const char *rsc_last_error(void)
+{
+	return last_error;
+}
+
+const char *rsc_strerror(int err)
+{
+	const char *s;
+
+	if (err == 0)
+		return "Success";
+	/* strerrordesc_np (glibc 2.32) is thread-safe and never formats. */
+	s = strerrordesc_np(err < 0 ? -err : err);
+	return s ? s : "Unknown error";
+}
+
+const char *rsc_err_name(int err)
+{
+	const char *s;
+
+	if (err == 0)
+		return "OK";
+	s = strerrorname_np(err < 0 ? -err : err);
+	return s ? s : "E?";
+}
+
+static const char *const opcode_names[] = {
+	[IORING_OP_NOP] = "nop",
+	[IORING_OP_FSYNC] = "fsync",
+	[IORING_OP_TIMEOUT] = "timeout",
+	[IORING_OP_ACCEPT] = "accept",
+	[IORING_OP_ASYNC_CANCEL] = "async_cancel",
+	[IORING_OP_LINK_TIMEOUT] = "link_timeout",
+	[IORING_OP_CONNECT] = "connect",
+	[IORING_OP_OPENAT] = "openat",
+	[IORING_OP_CLOSE] = "close",
+	[IORING_OP_STATX] = "statx",
+	[IORING_OP_READ] = "read",
+	[IORING_OP_WRITE] = "write",
+	[IORING_OP_SEND] = "send",
+	[IORING_OP_RECV] = "recv",
+	[IORING_OP_OPENAT2] = "openat2",
+	[IORING_OP_SHUTDOWN] = "shutdown",
+	[IORING_OP_SOCKET] = "socket",
+};
+
+const char *rsc__opcode_name(unsigned opcode)
+{
+	if (opcode == RSC__OPCODE_HOOK)
+		return "exit";
+	if (opcode < sizeof(opcode_names) / sizeof(opcode_names[0]) &&
+	    opcode_names[opcode])
+		return opcode_names[opcode];
+	return "io_uring op";
+}
+
+struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
+				 const char *detail, const char *scope,
+				 struct rsc_error *cause)
+{
+	size_t le, ld, ls;
+	struct rsc_error *e;
+
+	entry = entry ? entry : "";
+	detail = detail ? detail : "";
+	scope = scope ? scope : "";
+	le = strlen(entry) + 1;
+	ld = strlen(detail) + 1;
+	ls = strlen(scope) + 1;
+	e = malloc(sizeof(*e) + le + ld + ls);
+	if (!e)
+		return NULL; /* the caller keeps the previous pending error */
+	e->refs = 1;
+	e->err = err < 0 ? err : -err;
+	e->op = op ? op : "";
+	e->cause = cause ? rsc__error_ref(cause) : NULL;
+	e->entry = memcpy(e->strings, entry, le);
+	e->detail = memcpy(e->strings + le, detail, ld);
+	e->scope = memcpy(e->strings + le + ld, scope, ls);
+	return e;
+}
+
+struct rsc_error *rsc__error_ref(struct rsc_error *err)
+{
+	if (err)
+		err->refs++;
+	return err;
+}
+
+void rsc__error_unref(struct rsc_error *err)
+{
+	while (err && --err->refs == 0) {
+		struct rsc_error *cause = err->cause;
+
+		free(err);
+		err = cause;
+	}
+}
+
+/*
+ * A copy of @head's chain whose last cause is @tail: used when a child scope
+ * that failed on its own is unwound by a parent that has its own error.
+ */
+struct rsc_error *rsc__error_append(struct rsc_error *head,
+				    struct rsc_error *tail)
+{
+	struct rsc_error *rest, *copy;
+
+	if (!head)
+		return rsc__error_ref(tail);
+	if (!tail)
+		return rsc__error_ref(head);
+	rest = rsc__error_append(head->cause, tail);
+	copy = rsc__error_new(head->err, head->op, head->entry, head->detail,
+			      head->scope, rest);
+	rsc__error_unref(rest);
+	return copy ? copy : rsc__error_ref(head);
+}
+
+int rsc_error_errno(const struct rsc_error *err)
+{
+	return err ? err->err : -EINVAL;
+}
+
+const char *rsc_error_op(const struct rsc_error *err)
+{
+	return err ? err->op : "";
+}
+
+const char *rsc_error_entry(const struct rsc_error *err)
+{
+	return err ? err->entry : "";
+}
+
+const char *rsc_error_detail(const struct rsc_error *err)
+{
+	return err ? err->detail : "";
+}
+
+const char *rsc_error_scope(const struct rsc_error *err)
+{
+	return err ? err->scope : "";
+}
+
+const struct rsc_error *rsc_error_cause(const struct rsc_error *err)
+{
+	return err ? err->cause : NULL;
+}
+
+int rsc_error_depth(const struct rsc_error *err)
+{
+	int n = 0;
+
+	if (!err)
+		return -EINVAL;
+	for (; err; err = err->cause)
+		n++;
+	return n;
+}
+
+int rsc_error_format(const struct rsc_error *err, char *buf, size_t len)
+{
+	size_t used = 0;
+	int n;
+
+	if (!err || (!buf && len))
+		return -EINVAL;
+	if (len)
+		buf[0] = '\0';
+	for (; err; err = err->cause) {
+		n = snprintf(used < len ? buf + used : NULL,
+			     used < len ? len - used : 0,
+			     "%s%s%s%s: %s (%s) [entry '%s' in scope '%s']",
+			     used ? "; caused by " : "", err->op,
+			     err->detail[0] ? " " : "", err->detail,
+			     rsc_strerror(err->err), rsc_err_name(err->err),
+			     err->entry, err->scope);
+		if (n < 0)
+			return -EIO;
+		used += (size_t)n;
+	}
+	return used > INT32_MAX ? -EOVERFLOW : (int)used;
+}
+
+int rsc_error_print(const struct rsc_error *err, FILE *out)
+{
+	int depth = 0;
+
+	if (!err || !out)
+		return -EINVAL;
+	for (; err; err = err->cause, depth++) {
+		if (fprintf(out, "%s%s%s%s: %s (%s) [entry '%s' in scope '%s']\n",
+			    depth ? "  caused by: " : "error: ", err->op,
+			    err->detail[0] ? " " : "", err->detail,
+			    rsc_strerror(err->err), rsc_err_name(err->err),
+			    err->entry, err->scope) < 0)
+			return -EIO;
+	}
+	return 0;
+}
+
+int rsc_error_dup(const struct rsc_error *err, struct rsc_error **dupp)
+{
+	if (!err || !dupp)
+		return -EINVAL;
+	/* Nodes are immutable, so a new reference is a faithful copy. */
+	*dupp = rsc__error_ref((struct rsc_error *)err);
+	return 0;
+}
+
+void rsc_error_free(struct rsc_error *err)
+{
+	rsc__error_unref(err);
+}

@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef RSC_INTERNAL_H
+#define RSC_INTERNAL_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "ringscope.h"
+
+#define RSC__DEFAULT_ENTRIES 256U
+#define RSC__MAX_ENTRIES 32768U
+#define RSC__OPS_PER_CHUNK 256U
+#define RSC__DETAIL_INLINE 96U
+
+/* Opcode slot meaning "the manager's hook itself failed". */
+#define RSC__OPCODE_HOOK 255U
+
+/* user_data 0 is never an op: CQEs carrying it are dropped. */
+#define RSC__UD_NONE 0ULL
+
+struct rsc_op;
+typedef void (*rsc__op_fn)(struct rsc_loop *loop, struct rsc_op *op, int res,
+			   unsigned cqe_flags);
+
+/*
+ * One SQE in flight. user_data is (gen << 32 | idx + 1), so a cancel aimed
+ * at an op that already completed can never hit the op that reused it.
+ */
+struct rsc_op {
+	uint32_t idx;
+	uint32_t gen;
+	rsc__op_fn complete;
+	struct rsc_entry *entry;
+	uint8_t opcode;	 /* for naming the operation in errors */
+	bool primary;	 /* first SQE of an enter: its CQE decides the enter */
+	struct rsc_op *next_free;
+};
+
+enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
+
+/* Entry flags (internal). */
+#define RSC__E_FD	    (1U << 0) /* value is a descriptor the audit may check */
+#define RSC__E_ORDERED	    (1U << 1) /* release waits for every release above it */
+#define RSC__E_RELEASE_REQ  (1U << 2) /* released early: off the unwind */
+#define RSC__E_IN_BATCH	    (1U << 3) /* part of the unwind batch in flight */
+#define RSC__E_DONE	    (1U << 4) /* exit completed, not yet reported */
+#define RSC__E_CANCEL_SENT  (1U << 5)
+#define RSC__E_SUPPRESS	    (1U << 6) /* exit asked to suppress the pending error */
+#define RSC__E_IDENTITY	    (1U << 7) /* dev/ino recorded for the audit */
+#define RSC__E_REPORTED_ERR (1U << 8) /* its enter error is already pending */
+#define RSC__E_FSYNC	    (1U << 9) /* release = fsync, hard-linked to close */
+#define RSC__E_BUILTIN	    (1U << 10) /* arg was for the enter only */
+
+struct rsc_entry {
+	struct rsc_scope *scope;
+	struct rsc_entry *prev, *next; /* scope's chain: prev is older */
+	const struct rsc_manager *mgr;
+	void *arg;
+	int state;
+	int value;    /* enter's CQE res: descriptor or -errno */
+	int exit_res; /* first negative CQE of the exit, or 0 */
+	uint8_t exit_opcode;
+	unsigned flags;
+	enum rsc__phase phase;
+	unsigned phase_ops; /* ops of the current phase still in flight */
+	struct rsc_op *enter_op;
+	struct io_uring_sqe *phase_sqes[RSC_ENTRY_SQES_MAX];
+	struct rsc_op *phase_opv[RSC_ENTRY_SQES_MAX];
+	unsigned n_phase_sqes;
+	bool in_hook; /* inside the manager's enter or exit */
+	uint8_t enter_opcode;
+	rsc_entry_cb enter_cb, release_cb;
+	void *enter_data, *release_data;
+	dev_t dev;
+	ino_t ino;
+	char *detail; /* points at detail_inline or a heap copy */
+	char detail_inline[RSC__DETAIL_INLINE];
+	struct rsc_entry *next_free;
+};
+
+enum rsc__closer { RSC__CLOSER_NONE = 0, RSC__CLOSER_USER, RSC__CLOSER_PARENT };
+
+enum rsc__unwind_step {
+	RSC__U_CHILDREN = 0,
+	RSC__U_WAIT_ENTERING,
+	RSC__U_EXITS,
+	RSC__U_WAIT_EARLY,
+	RSC__U_DONE,
+};
+
+struct rsc_scope {
+	struct rsc_loop *loop;
+	struct rsc_scope *parent;
+	struct rsc_scope *prev, *next; /* siblings: prev is older */
+	struct rsc_scope *children_head, *children_tail;
+	struct rsc_entry *entries_head, *entries_tail;
+	int state;
+	enum rsc__closer closer;
+	bool consumed;	   /* a parent took its result */
+	bool from_parent;  /* its unwind started from the parent's pending error */
+	bool in_step, step_again;
+	enum rsc__unwind_step step;
+	struct rsc_scope *child_cursor;
+	struct rsc_entry *cursor; /* next entry the unwind considers */
+	struct rsc_entry *report; /* next entry whose exit is reported */
+	unsigned batch_outstanding;
+	unsigned n_entering;
+	unsigned n_early;	  /* early releases in flight */
+	struct rsc_error *pending;
+	rsc_scope_close_cb close_cb;
+	void *close_data;
+	uint64_t *fd_snapshot; /* FULL audit: bitmap of fds open at scope open */
+	unsigned fd_snapshot_bits;
+	struct rsc_scope *next_ready;
+	struct rsc_scope *next_free;
+	char name[RSC_NAME_MAX];
+};
+
+struct rsc_cqe_copy {
+	uint64_t user_data;
+	int32_t res;
+	uint32_t flags;
+};
+
+struct rsc_finding {
+	int kind;
+	int fd;
+	char target[256];
+	char scope[RSC_NAME_MAX];
+	char expected[192];
+};
+
+struct rsc_loop {
+	struct io_uring ring;
+	unsigned features;
+	int audit_level;
+	bool running;
+	struct io_uring_probe *probe;
+	struct rsc_scope *root;
+
+	/* op table: chunks of RSC__OPS_PER_CHUNK, indices stable for life */
+	struct rsc_op **op_chunks;
+	unsigned n_op_chunks;
+	struct rsc_op *free_ops;
+	unsigned ops_inflight;
+
+	struct rsc_entry *free_entries;
+	struct rsc_scope *free_scopes;
+	struct rsc_scope *ready_head, *ready_tail;
+
+	/* CQEs set aside while submit needed room (-EBUSY): dispatched next turn */
+	struct rsc_cqe_copy *stash;
+	unsigned stash_len, stash_cap;
+
+	rsc_trace_cb trace_cb;
+	void *trace_data;
+	long long counters[RSC_CTR__COUNT];
+
+	int proc_fd_dir; /* O_DIRECTORY handle on /proc/self/fd, or -1 */
+	struct rsc_finding *findings;
+	unsigned n_findings, cap_findings;
+};
+
+/* error.c */
+void rsc__set_last_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
+				 const char *detail, const char *scope,
+				 struct rsc_error *cause);
+struct rsc_error *rsc__error_ref(struct rsc_error *err);
+void rsc__error_unref(struct rsc_error *err);
+struct rsc_error *rsc__error_append(struct rsc_error *head,
+				    struct rsc_error *tail);
+const char *rsc__opcode_name(unsigned opcode);
+
+/* pool.c */
+struct rsc_op *rsc__op_get(struct rsc_loop *loop);
+void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op);
+struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user_data);
+struct rsc_entry *rsc__entry_get(struct rsc_loop *loop);
+void rsc__entry_put(struct rsc_loop *loop, struct rsc_entry *e);
+struct rsc_scope *rsc__scope_get(struct rsc_loop *loop);
+void rsc__scope_put(struct rsc_loop *loop, struct rsc_scope *s);
+void rsc__pools_free(struct rsc_loop *loop);
+
+static inline uint64_t rsc__op_user_data(const struct rsc_op *op)
+{
+	return ((uint64_t)op->gen << 32) | (uint64_t)(op->idx + 1);
+}
+
+/* loop.c */
+int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes);
+bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode);
+int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why);
+void rsc__ready_push(struct rsc_loop *loop, struct rsc_scope *s);
+void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
+		const struct rsc_scope *s, const struct rsc_entry *e, int res);
+struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target);
+
+/* entry.c */
+int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
+	      unsigned eflags, const char *detail, struct rsc_entry **entryp);
+void rsc__entry_start_exit(struct rsc_entry *e);
+void rsc__entry_cancel(struct rsc_entry *e);
+void rsc__entry_free(struct rsc_loop *loop, struct rsc_entry *e);
+
+/* manager_fd.c: the release of every descriptor-owning built-in */
+int rsc__fd_exit(struct rsc_entry *e, const struct rsc_error *pending,
+		 void *arg);
+int rsc__scope_check_push(struct rsc_scope *s, const char *fn);
+
+/* scope.c */
+void rsc__scope_begin_unwind(struct rsc_scope *s, struct rsc_error *pending);
+void rsc__scope_step(struct rsc_scope *s);
+void rsc__scope_report(struct rsc_scope *s);
+void rsc__scope_finish_close(struct rsc_scope *s);
+struct rsc_scope *rsc__scope_new_root(struct rsc_loop *loop);
+void rsc__scope_free_tree(struct rsc_scope *s);
+
+/* audit.c */
+int rsc__audit_level_from_env(void);
+void rsc__audit_record(struct rsc_loop *loop, struct rsc_entry *e);
+void rsc__audit_check_released(struct rsc_loop *loop, struct rsc_entry *e);
+void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc_scope *s);
+void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc_scope *s);
+void rsc__audit_free(struct rsc_loop *loop);
+
+/* Argument checks that also say what was wrong. */
+#define RSC__CHECK_ARG(cond, ...)                   \
+	do {                                        \
+		if (!(cond)) {                      \
+			rsc__set_last_error(__VA_ARGS__); \
+			return -EINVAL;             \
+		}                                   \
+	} while (0)
+
+#endif /* RSC_INTERNAL_H */

@@ -1,0 +1,505 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define REAP_BATCH 64U
+/* Bound on -EBUSY/-EAGAIN retries of one submit before giving up. */
+#define SUBMIT_RETRIES 1000
+
+static const char *setup_error_reason(int err)
+{
+	switch (-err) {
+	case ENOSYS:
+		return "the kernel has no io_uring (CONFIG_IO_URING off, or the syscall is filtered by seccomp)";
+	case EPERM:
+		return "io_uring is disabled (sysctl kernel.io_uring_disabled, or a seccomp/LSM policy)";
+	case ENOMEM:
+		return "the kernel could not allocate the ring (RLIMIT_MEMLOCK, or memory)";
+	case EMFILE:
+	case ENFILE:
+		return "no descriptor left for the ring fd";
+	default:
+		return "io_uring_setup failed";
+	}
+}
+
+/* Newest setup first; the kernel says -EINVAL to flags it does not know. */
+static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
+{
+	static const struct {
+		unsigned setup;
+		unsigned feats;
+	} tries[] = {
+		{ IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+			  IORING_SETUP_SUBMIT_ALL,
+		  RSC_FEAT_SINGLE_ISSUER | RSC_FEAT_DEFER_TASKRUN },
+		{ IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+		  RSC_FEAT_COOP_TASKRUN },
+		{ IORING_SETUP_SUBMIT_ALL, 0 },
+		{ 0, 0 },
+	};
+	struct io_uring_params p;
+	unsigned i;
+	int ret = -EINVAL;
+
+	for (i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		if ((flags & RSC_LOOP_NO_DEFER_TASKRUN) &&
+		    (tries[i].setup & IORING_SETUP_DEFER_TASKRUN))
+			continue;
+		memset(&p, 0, sizeof(p));
+		/* A deep CQ keeps a burst of inline completions out of overflow. */
+		p.flags = tries[i].setup | IORING_SETUP_CQSIZE;
+		p.cq_entries = entries * 4;
+		ret = io_uring_queue_init_params(entries, &loop->ring, &p);
+		if (ret == 0) {
+			loop->features = tries[i].feats;
+			return 0;
+		}
+		if (ret != -EINVAL)
+			break;
+	}
+	rsc__set_last_error("cannot create an io_uring of %u entries: %s (%s)",
+			    entries, setup_error_reason(ret), rsc_strerror(ret));
+	return ret;
+}
+
+int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
+{
+	struct rsc_loop *loop;
+	int ret;
+
+	RSC__CHECK_ARG(loopp, "rsc_loop_new: loopp is NULL");
+	RSC__CHECK_ARG(!(flags & ~RSC_LOOP_NO_DEFER_TASKRUN),
+		       "rsc_loop_new: unknown flags 0x%x", flags);
+	RSC__CHECK_ARG(entries <= RSC__MAX_ENTRIES,
+		       "rsc_loop_new: %u entries is more than %u", entries,
+		       RSC__MAX_ENTRIES);
+	*loopp = NULL;
+	if (entries == 0)
+		entries = RSC__DEFAULT_ENTRIES;
+	loop = calloc(1, sizeof(*loop));
+	if (!loop)
+		return -ENOMEM;
+	loop->proc_fd_dir = -1;
+	ret = ring_setup(loop, entries, flags);
+	if (ret < 0) {
+		free(loop);
+		return ret;
+	}
+	/* Opcodes are probed once; a missing one is named when first needed. */
+	loop->probe = io_uring_get_probe_ring(&loop->ring);
+	ret = rsc__audit_level_from_env();
+	loop->audit_level = ret < 0 ? RSC_AUDIT_OFF : ret;
+	loop->root = rsc__scope_new_root(loop);
+	if (!loop->root) {
+		io_uring_free_probe(loop->probe);
+		io_uring_queue_exit(&loop->ring);
+		rsc__pools_free(loop);
+		free(loop);
+		return -ENOMEM;
+	}
+	*loopp = loop;
+	return 0;
+}
+
+int rsc_loop_features(const struct rsc_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	return (int)loop->features;
+}
+
+bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode)
+{
+	/* No probe (kernel < 5.6) means we cannot tell: let the CQE say. */
+	return !loop->probe || io_uring_opcode_supported(loop->probe, (int)opcode);
+}
+
+int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why)
+{
+	if (rsc__opcode_supported(loop, opcode))
+		return 0;
+	rsc__set_last_error("the kernel lacks IORING_OP_%s (opcode %u), needed for %s",
+			    rsc__opcode_name(opcode), opcode, why);
+	return -EOPNOTSUPP;
+}
+
+void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
+		const struct rsc_scope *s, const struct rsc_entry *e, int res)
+{
+	if (loop->trace_cb)
+		loop->trace_cb(loop, ev, s, e, res, loop->trace_data);
+}
+
+/* Copy every CQE out of the ring so a retried submit has room. */
+static unsigned stash_cqes(struct rsc_loop *loop)
+{
+	struct io_uring_cqe *cqe;
+	unsigned n = 0;
+
+	while (io_uring_peek_cqe(&loop->ring, &cqe) == 0 && cqe) {
+		if (loop->stash_len == loop->stash_cap) {
+			unsigned cap = loop->stash_cap ? loop->stash_cap * 2 : 64;
+			struct rsc_cqe_copy *s;
+
+			s = realloc(loop->stash, cap * sizeof(*s));
+			if (!s)
+				break; /* leave the rest in the ring: nothing is lost */
+			loop->stash = s;
+			loop->stash_cap = cap;
+			loop->counters[RSC_CTR_POOL_ALLOCS]++;
+		}
+		loop->stash[loop->stash_len].user_data = cqe->user_data;
+		loop->stash[loop->stash_len].res = cqe->res;
+		loop->stash[loop->stash_len].flags = cqe->flags;
+		loop->stash_len++;
+		io_uring_cqe_seen(&loop->ring, cqe);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Submit what is prepared, optionally waiting for one completion. -EBUSY
+ * and -EAGAIN (CQ backlog, or kernel memory) mean: make room by reaping,
+ * then submit again; a release is never dropped.
+ */
+static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
+{
+	int tries, ret;
+
+	for (tries = 0; tries < SUBMIT_RETRIES; tries++) {
+		loop->counters[RSC_CTR_ENTER_CALLS]++;
+		if (wait_nr)
+			ret = io_uring_submit_and_wait(&loop->ring, wait_nr);
+		else if (loop->features & RSC_FEAT_DEFER_TASKRUN)
+			/* Deferred task work only runs when we ask for events. */
+			ret = io_uring_submit_and_get_events(&loop->ring);
+		else
+			ret = io_uring_submit(&loop->ring);
+		if (ret >= 0) {
+			loop->counters[RSC_CTR_SQES] += ret;
+			return ret;
+		}
+		if (ret == -EINTR)
+			return 0; /* a signal: the caller's loop comes back */
+		if (ret != -EBUSY && ret != -EAGAIN)
+			return ret;
+		loop->counters[RSC_CTR_BUSY_RETRIES]++;
+		if (stash_cqes(loop) == 0) {
+			struct io_uring_cqe *cqe;
+
+			/* Nothing to reap yet: wait for one completion, then retry. */
+			loop->counters[RSC_CTR_ENTER_CALLS]++;
+			ret = io_uring_wait_cqe(&loop->ring, &cqe);
+			if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
+			    ret != -EBUSY)
+				return ret;
+			stash_cqes(loop);
+		}
+	}
+	rsc__set_last_error("io_uring_enter kept returning %s after %d retries",
+			    rsc_err_name(ret), SUBMIT_RETRIES);
+	return ret;
+}
+
+int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
+{
+	unsigned i;
+
+	if (n == 0 || n > loop->ring.sq.ring_entries)
+		return -EINVAL;
+	/* Reserve all n before filling any, so a chain never crosses a submit. */
+	if (io_uring_sq_space_left(&loop->ring) < n) {
+		loop->counters[RSC_CTR_SQ_FULL]++;
+		if (ring_submit(loop, 0) < 0 ||
+		    io_uring_sq_space_left(&loop->ring) < n) {
+			rsc__set_last_error("the submission queue is full and could not be flushed");
+			return -EBUSY;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		sqes[i] = io_uring_get_sqe(&loop->ring);
+		assert(sqes[i]);
+		/* liburing 2.3 hands SQEs out dirty; start every one from zero. */
+		memset(sqes[i], 0, sizeof(*sqes[i]));
+	}
+	return 0;
+}
+
+static void cancel_done(struct rsc_loop *loop, struct rsc_op *op, int res,
+			unsigned cqe_flags)
+{
+	/* A cancel's result proves nothing: only the target's own CQE decides. */
+	(void)loop;
+	(void)op;
+	(void)res;
+	(void)cqe_flags;
+}
+
+struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target)
+{
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+
+	op = rsc__op_get(loop);
+	if (!op)
+		return NULL;
+	if (rsc__get_sqes(loop, 1, &sqe) < 0) {
+		rsc__op_put(loop, op);
+		return NULL;
+	}
+	io_uring_prep_cancel64(sqe, rsc__op_user_data(target), 0);
+	op->complete = cancel_done;
+	op->opcode = IORING_OP_ASYNC_CANCEL;
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	return op;
+}
+
+static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
+		     unsigned flags)
+{
+	struct rsc_op *op;
+	rsc__op_fn fn;
+
+	loop->counters[RSC_CTR_CQES]++;
+	if (user_data == RSC__UD_NONE)
+		return;
+	op = rsc__op_lookup(loop, user_data);
+	assert(op && "CQE for an op that is not in flight");
+	if (!op)
+		return;
+	fn = op->complete;
+	fn(loop, op, res, flags);
+	if (!(flags & IORING_CQE_F_MORE))
+		rsc__op_put(loop, op);
+}
+
+static unsigned dispatch_stash(struct rsc_loop *loop)
+{
+	unsigned i, n = loop->stash_len;
+
+	if (n == 0)
+		return 0;
+	/* Completions stashed during a dispatch are handled on the next pass. */
+	for (i = 0; i < n; i++)
+		dispatch(loop, loop->stash[i].user_data, loop->stash[i].res,
+			 loop->stash[i].flags);
+	memmove(loop->stash, loop->stash + n,
+		(loop->stash_len - n) * sizeof(*loop->stash));
+	loop->stash_len -= n;
+	return n;
+}
+
+static unsigned reap(struct rsc_loop *loop)
+{
+	struct io_uring_cqe *cqes[REAP_BATCH];
+	struct rsc_cqe_copy copy[REAP_BATCH];
+	unsigned i, n, total = 0;
+
+	/* Copy and advance before dispatching: a callback may submit again. */
+	while ((n = io_uring_peek_batch_cqe(&loop->ring, cqes, REAP_BATCH)) > 0) {
+		for (i = 0; i < n; i++) {
+			copy[i].user_data = cqes[i]->user_data;
+			copy[i].res = cqes[i]->res;
+			copy[i].flags = cqes[i]->flags;
+		}
+		io_uring_cq_advance(&loop->ring, n);
+		for (i = 0; i < n; i++)
+			dispatch(loop, copy[i].user_data, copy[i].res,
+				 copy[i].flags);
+		total += n;
+		if (loop->stash_len)
+			total += dispatch_stash(loop);
+	}
+	return total;
+}
+
+void rsc__ready_push(struct rsc_loop *loop, struct rsc_scope *s)
+{
+	s->next_ready = NULL;
+	if (loop->ready_tail)
+		loop->ready_tail->next_ready = s;
+	else
+		loop->ready_head = s;
+	loop->ready_tail = s;
+}
+
+static unsigned run_ready(struct rsc_loop *loop)
+{
+	unsigned n = 0;
+
+	while (loop->ready_head) {
+		struct rsc_scope *s = loop->ready_head;
+
+		loop->ready_head = s->next_ready;
+		if (!loop->ready_head)
+			loop->ready_tail = NULL;
+		rsc__scope_finish_close(s);
+		n++;
+	}
+	return n;
+}
+
+static bool loop_alive(const struct rsc_loop *loop)
+{
+	return loop->ops_inflight > 0 || loop->ready_head || loop->stash_len;
+}
+
+int rsc_loop_alive(const struct rsc_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	return loop_alive(loop);
+}
+
+int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
+{
+	int ret = 0;
+
+	RSC__CHECK_ARG(loop, "rsc_loop_run: loop is NULL");
+	RSC__CHECK_ARG(mode == RSC_RUN_DEFAULT || mode == RSC_RUN_ONCE ||
+			       mode == RSC_RUN_NOWAIT,
+		       "rsc_loop_run: unknown mode %d", (int)mode);
+	if (loop->running) {
+		rsc__set_last_error("rsc_loop_run: the loop is already running (called from a callback?)");
+		return -EBUSY;
+	}
+	loop->running = true;
+	for (;;) {
+		unsigned done = dispatch_stash(loop) + run_ready(loop);
+		bool wait;
+
+		if (!loop_alive(loop))
+			break;
+		wait = mode != RSC_RUN_NOWAIT && done == 0 && !loop->ready_head &&
+		       !loop->stash_len;
+		ret = ring_submit(loop, wait ? 1 : 0);
+		if (ret < 0)
+			break;
+		ret = 0;
+		done += reap(loop);
+		done += run_ready(loop);
+		if (mode == RSC_RUN_NOWAIT || (mode == RSC_RUN_ONCE && done))
+			break;
+	}
+	loop->running = false;
+	return ret < 0 ? ret : loop_alive(loop);
+}
+
+int rsc_loop_set_audit(struct rsc_loop *loop, enum rsc_audit_level level)
+{
+	RSC__CHECK_ARG(loop, "rsc_loop_set_audit: loop is NULL");
+	RSC__CHECK_ARG(level >= RSC_AUDIT_OFF && level <= RSC_AUDIT_FULL,
+		       "rsc_loop_set_audit: unknown level %d", (int)level);
+	loop->audit_level = level;
+	return 0;
+}
+
+int rsc_loop_audit_level(const struct rsc_loop *loop)
+{
+	return loop ? loop->audit_level : -EINVAL;
+}
+
+int rsc_loop_set_trace(struct rsc_loop *loop, rsc_trace_cb cb, void *data)
+{
+	RSC__CHECK_ARG(loop, "rsc_loop_set_trace: loop is NULL");
+	loop->trace_cb = cb;
+	loop->trace_data = cb ? data : NULL;
+	return 0;
+}
+
+long long rsc_loop_counter(const struct rsc_loop *loop, enum rsc_counter which)
+{
+	if (!loop || (int)which < 0 || which >= RSC_CTR__COUNT)
+		return -EINVAL;
+	return loop->counters[which];
+}
+
+static void loop_free(struct rsc_loop *loop)
+{
+	if (loop->root)
+		rsc__scope_free_tree(loop->root);
+	rsc__audit_free(loop);
+	io_uring_free_probe(loop->probe);
+	io_uring_queue_exit(&loop->ring);
+	rsc__pools_free(loop);
+	free(loop->stash);
+	free(loop);
+}
+
+int rsc_loop_close(struct rsc_loop *loop)
+{
+	RSC__CHECK_ARG(loop, "rsc_loop_close: loop is NULL");
+	if (loop->running) {
+		rsc__set_last_error("rsc_loop_close: called from inside rsc_loop_run");
+		return -EBUSY;
+	}
+	if (loop->root->children_head || loop_alive(loop)) {
+		rsc__set_last_error("rsc_loop_close: scopes still open or %u ops in flight; close them or call rsc_loop_shutdown",
+				    loop->ops_inflight);
+		return -EBUSY;
+	}
+	loop_free(loop);
+	return 0;
+}
+
+struct shutdown_result {
+	bool done;
+	int status;
+	struct rsc_error *err;
+};
+
+static void shutdown_closed(struct rsc_scope *scope, int status,
+			    const struct rsc_error *err, void *data)
+{
+	struct shutdown_result *r = data;
+
+	(void)scope;
+	r->done = true;
+	r->status = status;
+	if (err && rsc_error_dup(err, &r->err) < 0)
+		r->err = NULL;
+}
+
+int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
+{
+	struct shutdown_result r = { false, 0, NULL };
+	int ret;
+
+	RSC__CHECK_ARG(loop, "rsc_loop_shutdown: loop is NULL");
+	if (errp)
+		*errp = NULL;
+	if (loop->running) {
+		rsc__set_last_error("rsc_loop_shutdown: called from inside rsc_loop_run");
+		return -EBUSY;
+	}
+	/* The root scope's children are the user's top scopes: LIFO, as any. */
+	ret = rsc_scope_close(loop->root, shutdown_closed, &r);
+	assert(ret == 0);
+	while (!r.done) {
+		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
+		if (ret < 0)
+			break;
+	}
+	/* Drain: an unreaped CQE carrying a descriptor would be a leak. */
+	while (ret >= 0 && loop_alive(loop))
+		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
+	if (ret < 0) {
+		rsc__error_unref(r.err);
+		return ret; /* the ring failed: the loop is left for inspection */
+	}
+	loop->root = NULL; /* freed by its close */
+	loop_free(loop);
+	if (errp)
+		*errp = r.err;
+	else
+		rsc__error_unref(r.err);
+	return r.status;
+}

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+struct socket_args {
+	int domain;
+	int type;
+	int protocol;
+};
+
+static int socket_enter(struct rsc_entry *e, void *arg)
+{
+	const struct socket_args *a = arg;
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	ret = rsc_entry_get_sqes(e, 1, &sqe);
+	if (ret < 0)
+		return ret;
+	io_uring_prep_socket(sqe, a->domain, a->type, a->protocol, 0);
+	return 0;
+}
+
+static const struct rsc_manager socket_manager = {
+	.name = "socket",
+	.enter = socket_enter,
+	.exit = rsc__fd_exit,
+};
+
+static const char *domain_name(int domain)
+{
+	switch (domain) {
+	case AF_UNIX:
+		return "AF_UNIX";
+	case AF_INET:
+		return "AF_INET";
+	case AF_INET6:
+		return "AF_INET6";
+	case AF_NETLINK:
+		return "AF_NETLINK";
+	case AF_PACKET:
+		return "AF_PACKET";
+	default:
+		return "AF_?";
+	}
+}
+
+static const char *type_name(int type)
+{
+	switch (type & 0xf) {
+	case SOCK_STREAM:
+		return "SOCK_STREAM";
+	case SOCK_DGRAM:
+		return "SOCK_DGRAM";
+	case SOCK_SEQPACKET:
+		return "SOCK_SEQPACKET";
+	case SOCK_RAW:
+		return "SOCK_RAW";
+	default:
+		return "SOCK_?";
+	}
+}
+
+int rsc_socket(struct rsc_scope *s, int domain, int type, int protocol,
+	       unsigned flags, struct rsc_entry **entryp)
+{
+	struct socket_args a;
+	char detail[40];
+	int ret;
+
+	if (entryp)
+		*entryp = NULL;
+	ret = rsc__scope_check_push(s, "rsc_socket");
+	if (ret < 0)
+		return ret;
+	RSC__CHECK_ARG(!(flags & ~RSC_NO_CLOEXEC),
+		       "rsc_socket: unknown flags 0x%x (RSC_FSYNC_ON_RELEASE is for files)",
+		       flags);
+	RSC__CHECK_ARG(domain >= 0 && domain < AF_MAX, "rsc_socket: invalid domain %d", domain);
+	RSC__CHECK_ARG(!(type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC)) && (type & 0xf),
+		       "rsc_socket: invalid type 0x%x", (unsigned)type);
+	RSC__CHECK_ARG(protocol >= 0, "rsc_socket: invalid protocol %d", protocol);
+	RSC__CHECK_ARG(!((flags & RSC_NO_CLOEXEC) && (type & SOCK_CLOEXEC)),
+		       "rsc_socket: RSC_NO_CLOEXEC contradicts SOCK_CLOEXEC");
+	ret = rsc__need_opcode(s->loop, IORING_OP_SOCKET, "rsc_socket (Linux 5.19+)");
+	if (ret < 0)
+		return ret;
+	a.domain = domain;
+	a.type = type | ((flags & RSC_NO_CLOEXEC) ? 0 : SOCK_CLOEXEC);
+	a.protocol = protocol;
+	strcpy(detail, domain_name(domain));
+	strcat(detail, "/");
+	strcat(detail, type_name(type));
+	return rsc__push(s, &socket_manager, &a, RSC__E_FD | RSC__E_BUILTIN, detail,
+			entryp);
+}

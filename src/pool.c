@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/*
+ * Free lists keep acquire/release free of malloc in steady state; every
+ * allocation they make is counted in RSC_CTR_POOL_ALLOCS.
+ */
+
+static int op_chunk_grow(struct rsc_loop *loop)
+{
+	struct rsc_op **chunks, *chunk;
+	unsigned i, base;
+
+	/* 2^32 ops would wrap the index field of user_data. */
+	if ((uint64_t)(loop->n_op_chunks + 1) * RSC__OPS_PER_CHUNK >= UINT32_MAX)
+		return -ENOMEM;
+	chunks = realloc(loop->op_chunks,
+			 (loop->n_op_chunks + 1) * sizeof(*chunks));
+	if (!chunks)
+		return -ENOMEM;
+	loop->op_chunks = chunks;
+	chunk = calloc(RSC__OPS_PER_CHUNK, sizeof(*chunk));
+	if (!chunk)
+		return -ENOMEM;
+	loop->counters[RSC_CTR_POOL_ALLOCS] += 2;
+	base = loop->n_op_chunks * RSC__OPS_PER_CHUNK;
+	chunks[loop->n_op_chunks++] = chunk;
+	for (i = RSC__OPS_PER_CHUNK; i-- > 0;) {
+		chunk[i].idx = base + i;
+		chunk[i].gen = 1;
+		chunk[i].next_free = loop->free_ops;
+		loop->free_ops = &chunk[i];
+	}
+	return 0;
+}
+
+struct rsc_op *rsc__op_get(struct rsc_loop *loop)
+{
+	struct rsc_op *op;
+
+	if (!loop->free_ops && op_chunk_grow(loop) < 0)
+		return NULL;
+	op = loop->free_ops;
+	loop->free_ops = op->next_free;
+	op->next_free = NULL;
+	op->entry = NULL;
+	op->primary = false;
+	loop->ops_inflight++;
+	return op;
+}
+
+void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op)
+{
+	assert(loop->ops_inflight > 0);
+	loop->ops_inflight--;
+	op->gen++;
+	if (op->gen == 0)
+		op->gen = 1;
+	op->complete = NULL;
+	op->entry = NULL;
+	op->next_free = loop->free_ops;
+	loop->free_ops = op;
+}
+
+struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user_data)
+{
+	uint32_t idx = (uint32_t)(user_data & 0xffffffffu);
+	uint32_t gen = (uint32_t)(user_data >> 32);
+	struct rsc_op *op;
+
+	if (idx == 0 || idx - 1 >= loop->n_op_chunks * RSC__OPS_PER_CHUNK)
+		return NULL;
+	idx--;
+	op = &loop->op_chunks[idx / RSC__OPS_PER_CHUNK][idx % RSC__OPS_PER_CHUNK];
+	return op->gen == gen && op->complete ? op : NULL;
+}
+
+struct rsc_entry *rsc__entry_get(struct rsc_loop *loop)
+{
+	struct rsc_entry *e = loop->free_entries;
+
+	if (e) {
+		loop->free_entries = e->next_free;
+	} else {
+		e = malloc(sizeof(*e));
+		if (!e)
+			return NULL;
+		loop->counters[RSC_CTR_POOL_ALLOCS]++;
+	}
+	/* Only the header is reset: detail_inline is written before use. */
+	memset(e, 0, offsetof(struct rsc_entry, detail_inline));
+	e->detail = e->detail_inline;
+	e->detail_inline[0] = '\0';
+	return e;
+}
+
+void rsc__entry_put(struct rsc_loop *loop, struct rsc_entry *e)
+{
+	if (e->detail != e->detail_inline)
+		free(e->detail);
+#ifndef NDEBUG
+	/* Poison so a use after the scope closed shows up at once. */
+	memset(e, 0x6b, offsetof(struct rsc_entry, detail_inline));
+	e->state = -1;
+#endif
+	e->next_free = loop->free_entries;
+	loop->free_entries = e;
+}
+
+struct rsc_scope *rsc__scope_get(struct rsc_loop *loop)
+{
+	struct rsc_scope *s = loop->free_scopes;
+
+	if (s) {
+		loop->free_scopes = s->next_free;
+	} else {
+		s = malloc(sizeof(*s));
+		if (!s)
+			return NULL;
+		loop->counters[RSC_CTR_POOL_ALLOCS]++;
+	}
+	memset(s, 0, sizeof(*s));
+	s->loop = loop;
+	return s;
+}
+
+void rsc__scope_put(struct rsc_loop *loop, struct rsc_scope *s)
+{
+	free(s->fd_snapshot);
+#ifndef NDEBUG
+	memset(s, 0x6b, sizeof(*s));
+	s->state = -1;
+	s->name[0] = '\0';
+#endif
+	s->next_free = loop->free_scopes;
+	loop->free_scopes = s;
+}
+
+void rsc__pools_free(struct rsc_loop *loop)
+{
+	unsigned i;
+
+	while (loop->free_entries) {
+		struct rsc_entry *e = loop->free_entries;
+
+		loop->free_entries = e->next_free;
+		free(e);
+	}
+	while (loop->free_scopes) {
+		struct rsc_scope *s = loop->free_scopes;
+
+		loop->free_scopes = s->next_free;
+		free(s);
+	}
+	for (i = 0; i < loop->n_op_chunks; i++)
+		free(loop->op_chunks[i]);
+	free(loop->op_chunks);
+	loop->op_chunks = NULL;
+	loop->n_op_chunks = 0;
+}
