@@ -15,6 +15,18 @@ static bool entry_is_live(const struct rsc_entry *e)
 static void enter_done(struct rsc_entry *e);
 static void exit_done(struct rsc_entry *e);
 
+/*
+ * An io-wq op interrupted by a cancel can complete with the kernel-internal
+ * -ERESTARTSYS family (512..516: include/linux/errno.h), seen here on a
+ * blocking FIFO openat. Callers only ever see real errnos.
+ */
+static int normalize_res(const struct rsc_entry *e, int res)
+{
+	if (res > -512 || res < -516)
+		return res;
+	return (e->flags & RSC__E_CANCEL_SENT) ? -ECANCELED : -EINTR;
+}
+
 static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			      int res, unsigned cqe_flags)
 {
@@ -22,6 +34,7 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 
 	(void)loop;
 	(void)cqe_flags;
+	res = normalize_res(e, res);
 	if (e->phase == RSC__PHASE_ENTER) {
 		/* Ownership comes only from the acquire's own CQE. */
 		if (op->primary) {
@@ -288,7 +301,7 @@ static void enter_done(struct rsc_entry *e)
 
 			e->flags |= RSC__E_REPORTED_ERR;
 			rsc__scope_begin_unwind(s, err);
-		} else if (e->value != -ECANCELED) {
+		} else if (e->value != -ECANCELED || !(e->flags & RSC__E_CANCEL_SENT)) {
 			/* Failed on its own while the scope was unwinding: keep it. */
 			chain_error(s, e->value, e->enter_opcode, e);
 			e->flags |= RSC__E_REPORTED_ERR;

@@ -72,7 +72,7 @@ static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 {
 	struct rsc_loop *loop;
-	int ret;
+	int ret, audit;
 
 	RSC__CHECK_ARG(loopp, "rsc_loop_new: loopp is NULL");
 	RSC__CHECK_ARG(!(flags & ~RSC_LOOP_NO_DEFER_TASKRUN),
@@ -83,10 +83,15 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 	*loopp = NULL;
 	if (entries == 0)
 		entries = RSC__DEFAULT_ENTRIES;
+	/* A mistyped RINGSCOPE_AUDIT must not silently mean "off". */
+	audit = rsc__audit_level_from_env();
+	if (audit < 0)
+		return audit;
 	loop = calloc(1, sizeof(*loop));
 	if (!loop)
 		return -ENOMEM;
 	loop->proc_fd_dir = -1;
+	loop->audit_level = audit;
 	ret = ring_setup(loop, entries, flags);
 	if (ret < 0) {
 		free(loop);
@@ -94,8 +99,6 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 	}
 	/* Opcodes are probed once; a missing one is named when first needed. */
 	loop->probe = io_uring_get_probe_ring(&loop->ring);
-	ret = rsc__audit_level_from_env();
-	loop->audit_level = ret < 0 ? RSC_AUDIT_OFF : ret;
 	loop->root = rsc__scope_new_root(loop);
 	if (!loop->root) {
 		io_uring_free_probe(loop->probe);

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+START_TEST(full_audit_reports_fd_leaked_behind_the_runtime)
+{
+	const struct rsc_finding *f;
+	struct rsc_scope *s;
+	char printed[1024];
+	FILE *mem;
+	int leaked;
+
+	t_make_files(2);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "leaky", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, NULL), 0);
+	t_run();
+	/* Opened behind the runtime's back, inside the scope, never closed. */
+	leaked = open(t_path("f1"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(leaked, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	f = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_LEAKED);
+	ck_assert_int_eq(rsc_finding_fd(f), leaked);
+	ck_assert_str_eq(rsc_finding_target(f), t_path("f1"));
+	ck_assert_str_eq(rsc_finding_scope(f), "leaky");
+	ck_assert_ptr_nonnull(strstr(rsc_finding_expected(f), "not open when scope"));
+	ck_assert_int_eq(t_count_events(RSC_EV_AUDIT_FINDING), 1);
+	mem = fmemopen(printed, sizeof(printed), "w");
+	ck_assert_int_eq(rsc_audit_print(t_loop, mem), 1);
+	fclose(mem);
+	ck_assert_ptr_nonnull(strstr(printed, t_path("f1")));
+	ck_assert_ptr_nonnull(strstr(printed, "leaky"));
+	close(leaked);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+}
+END_TEST
+
+START_TEST(full_audit_is_silent_on_a_clean_scope)
+{
+	struct rsc_scope *outer, *inner;
+	int i;
+
+	t_make_files(10);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "outer", &outer), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "inner", &inner), 0);
+	for (i = 0; i < 10; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		/* The outer scope's entries outlive the inner scope: not leaks. */
+		ck_assert_int_eq(rsc_open(i % 2 ? inner : outer, AT_FDCWD,
+					  t_path(name), O_RDONLY, 0, 0, NULL), 0);
+	}
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(inner, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(outer, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+}
+END_TEST
+
+/* Opens the released entry's file again: same number, same file. */
+static void reopen_same(struct recorder *r, const struct event *e)
+{
+	if (e->ev == RSC_EV_RELEASED && !strcmp(e->entry, "file"))
+		*(int *)r->user = open(e->detail, O_RDONLY | O_CLOEXEC);
+}
+
+/* Opens another file: the released number is reused for something else. */
+static void reuse_number(struct recorder *r, const struct event *e)
+{
+	if (e->ev == RSC_EV_RELEASED && !strcmp(e->entry, "file"))
+		*(int *)r->user = open(t_path("other"), O_RDONLY | O_CLOEXEC);
+}
+
+static int release_one_with_hook(void (*hook)(struct recorder *, const struct event *),
+				 int *fd_out)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int fd, reopened = -1;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "reuse", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	fd = rsc_entry_wait(e);
+	ck_assert_int_ge(fd, 0);
+	/* The hook runs between the release's completion and the audit's check. */
+	t_rec->after = hook;
+	t_rec->user = &reopened;
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	t_rec->after = NULL;
+	*fd_out = fd;
+	return reopened;
+}
+
+START_TEST(released_audit_is_silent_when_number_is_reused)
+{
+	int fd, other;
+
+	t_make_files(1);
+	close(open(t_path("other"), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+	other = release_one_with_hook(reuse_number, &fd);
+	/* The number was really reused, so only identity can tell them apart. */
+	ck_assert_int_eq(other, fd);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	close(other);
+}
+END_TEST
+
+START_TEST(released_audit_reports_same_file_still_open)
+{
+	const struct rsc_finding *f;
+	int fd, again;
+
+	t_make_files(1);
+	again = release_one_with_hook(reopen_same, &fd);
+	ck_assert_int_eq(again, fd);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	f = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_NOT_RELEASED);
+	ck_assert_int_eq(rsc_finding_fd(f), fd);
+	ck_assert_str_eq(rsc_finding_target(f), t_path("f0"));
+	ck_assert_str_eq(rsc_finding_scope(f), "reuse");
+	close(again);
+}
+END_TEST
+
+START_TEST(audit_level_comes_from_environment)
+{
+	struct rsc_loop *l;
+
+	ck_assert_int_eq(setenv("RINGSCOPE_AUDIT", "full", 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_audit_level(l), RSC_AUDIT_FULL);
+	ck_assert_int_eq(rsc_loop_set_audit(l, RSC_AUDIT_OFF), 0);
+	ck_assert_int_eq(rsc_loop_audit_level(l), RSC_AUDIT_OFF);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(setenv("RINGSCOPE_AUDIT", "released", 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_audit_level(l), RSC_AUDIT_RELEASED);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(setenv("RINGSCOPE_AUDIT", "everything", 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "RINGSCOPE_AUDIT=everything"));
+	ck_assert_int_eq(unsetenv("RINGSCOPE_AUDIT"), 0);
+}
+END_TEST
+
+Suite *make_audit_suite(void)
+{
+	Suite *s = suite_create("audit");
+	TCase *tc = tcase_create("findings");
+
+	t_add_fixture(tc);
+	tcase_add_test(tc, full_audit_reports_fd_leaked_behind_the_runtime);
+	tcase_add_test(tc, full_audit_is_silent_on_a_clean_scope);
+	tcase_add_test(tc, released_audit_is_silent_when_number_is_reused);
+	tcase_add_test(tc, released_audit_reports_same_file_still_open);
+	tcase_add_test(tc, audit_level_comes_from_environment);
+	suite_add_tcase(s, tc);
+	return s;
+}

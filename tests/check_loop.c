@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "helpers.h"
+
+START_TEST(loop_reports_its_ring_setup)
+{
+	struct rsc_loop *l;
+	int f = rsc_loop_features(t_loop);
+
+	ck_assert_int_ge(f, 0);
+	/* DEFER_TASKRUN never comes without SINGLE_ISSUER (io_uring_setup(2)). */
+	if (f & RSC_FEAT_DEFER_TASKRUN)
+		ck_assert(f & RSC_FEAT_SINGLE_ISSUER);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, RSC_LOOP_NO_DEFER_TASKRUN), 0);
+	ck_assert_int_eq(rsc_loop_features(l) & RSC_FEAT_DEFER_TASKRUN, 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+}
+END_TEST
+
+START_TEST(empty_loop_is_not_alive)
+{
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+}
+END_TEST
+
+static void run_inside(struct rsc_entry *e, int res, void *data)
+{
+	struct rsc_loop *l = data;
+
+	(void)e;
+	(void)res;
+	/* Re-entering the loop from its own callback is refused, not nested. */
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_NOWAIT), -EBUSY);
+	ck_assert_int_eq(rsc_loop_close(l), -EBUSY);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), -EBUSY);
+	ck_assert_int_eq(rsc_entry_wait(e), -EDEADLK);
+	ck_assert_int_eq(rsc_scope_close_wait(rsc_entry_scope(e), NULL), -EDEADLK);
+}
+
+START_TEST(loop_is_not_reentrant)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cb", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, run_inside, t_loop), 0);
+	t_run();
+	ck_assert_int_eq(rsc_entry_on_enter(e, run_inside, t_loop), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+START_TEST(loop_with_open_scope_refuses_to_close)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "open", &s), 0);
+	ck_assert_int_eq(rsc_loop_close(t_loop), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "rsc_loop_shutdown"));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+START_TEST(counters_track_the_lifecycle)
+{
+	struct rsc_scope *s;
+	int i;
+
+	t_make_files(5);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "count", &s), 0);
+	for (i = 0; i < 5; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, NULL), 0);
+	}
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("none"), O_RDONLY, 0, 0, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ENOENT);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED), 5);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ENTER_FAILED), 1);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED), 5);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_SQES),
+			 rsc_loop_counter(t_loop, RSC_CTR_CQES));
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR__COUNT), -EINVAL);
+}
+END_TEST
+
+START_TEST(steady_state_makes_no_pool_allocations)
+{
+	struct rsc_scope *s;
+	long long allocs = 0;
+	int round, i;
+
+	t_make_files(32);
+	for (round = 0; round < 5; round++) {
+		if (round == 1)
+			allocs = rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS);
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "steady", &s), 0);
+		for (i = 0; i < 32; i++) {
+			char name[8];
+
+			snprintf(name, sizeof(name), "f%d", i);
+			ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, NULL), 0);
+		}
+		t_run();
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	}
+	/* After the first round, pools serve every acquire and release. */
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS), allocs);
+}
+END_TEST
+
+Suite *make_loop_suite(void)
+{
+	Suite *s = suite_create("loop");
+	TCase *tc = tcase_create("loop");
+
+	t_add_fixture(tc);
+	tcase_add_test(tc, loop_reports_its_ring_setup);
+	tcase_add_test(tc, empty_loop_is_not_alive);
+	tcase_add_test(tc, loop_is_not_reentrant);
+	tcase_add_test(tc, loop_with_open_scope_refuses_to_close);
+	tcase_add_test(tc, counters_track_the_lifecycle);
+	tcase_add_test(tc, steady_state_makes_no_pool_allocations);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "helpers.h"
+
+int main(void)
+{
+	struct rsc_loop *loop;
+	SRunner *sr;
+	int failed, ret;
+
+	/* No io_uring at all: nothing here can run, and that is not a pass. */
+	ret = rsc_loop_new(&loop, 8, 0);
+	if (ret < 0) {
+		printf("SKIP all tests: %s\n", rsc_last_error());
+		return 77;
+	}
+	if (rsc_loop_close(loop) < 0)
+		return 99; /* a hard error, as automake reads it */
+
+	sr = srunner_create(make_loop_suite());
+	srunner_add_suite(sr, make_scope_suite());
+	srunner_add_suite(sr, make_errors_suite());
+	srunner_add_suite(sr, make_managers_suite());
+	srunner_add_suite(sr, make_cancel_suite());
+	srunner_add_suite(sr, make_audit_suite());
+	srunner_add_suite(sr, make_args_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

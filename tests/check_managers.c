@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tmgr.h"
+
+/* Runs the CLOEXEC child and returns what it printed (its open fds). */
+static void exec_child_listing(char *out, size_t len)
+{
+	const char *child = getenv("CLOEXEC_CHILD");
+	int pipefd[2], status;
+	size_t used = 0;
+	ssize_t n;
+	pid_t pid;
+
+	ck_assert_msg(child != NULL, "CLOEXEC_CHILD is not set (run through make check)");
+	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(pipefd[1], STDOUT_FILENO);
+		execl(child, child, (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	while ((n = read(pipefd[0], out + used, len - 1 - used)) > 0)
+		used += (size_t)n;
+	out[used] = '\0';
+	close(pipefd[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "child %s failed: status %d", child, status);
+}
+
+START_TEST(descriptors_are_cloexec_unless_asked)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *def, *keep, *sock = NULL;
+	char listing[8192], needle[64];
+	bool sockets = t_kernel_has(IORING_OP_SOCKET);
+
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "exec", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &def), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f1"), O_RDONLY, 0,
+				  RSC_NO_CLOEXEC, &keep), 0);
+	if (sockets)
+		ck_assert_int_eq(rsc_socket(s, AF_UNIX, SOCK_STREAM, 0, 0, &sock), 0);
+	t_run();
+	ck_assert_int_eq(fcntl(rsc_entry_fd(def), F_GETFD), FD_CLOEXEC);
+	ck_assert_int_eq(fcntl(rsc_entry_fd(keep), F_GETFD), 0);
+	exec_child_listing(listing, sizeof(listing));
+	/* The child sees only what was asked to cross exec. */
+	ck_assert_ptr_null(strstr(listing, t_path("f0")));
+	snprintf(needle, sizeof(needle), "%d %s", rsc_entry_fd(keep), t_path("f1"));
+	ck_assert_msg(strstr(listing, needle), "child saw:\n%s", listing);
+	if (sock) {
+		ck_assert_int_eq(fcntl(rsc_entry_fd(sock), F_GETFD), FD_CLOEXEC);
+		snprintf(needle, sizeof(needle), "%d socket:", rsc_entry_fd(sock));
+		ck_assert_ptr_null(strstr(listing, needle));
+	}
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+START_TEST(socket_entry_is_closed_on_unwind)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e[3];
+	char link[64], target[128];
+	int before = t_fd_count(), i;
+	ssize_t n;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sockets", &s), 0);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM, 0, 0, &e[0]), 0);
+	ck_assert_int_eq(rsc_socket(s, AF_INET6, SOCK_DGRAM, 0, 0, &e[1]), 0);
+	ck_assert_int_eq(rsc_socket(s, AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, 0, &e[2]), 0);
+	t_run();
+	for (i = 0; i < 3; i++) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", rsc_entry_fd(e[i]));
+		n = readlink(link, target, sizeof(target) - 1);
+		ck_assert_int_gt(n, 0);
+		target[n] = '\0';
+		ck_assert_msg(!strncmp(target, "socket:[", 8), "fd target %s", target);
+	}
+	ck_assert_str_eq(rsc_entry_detail(e[1]), "AF_INET6/SOCK_DGRAM");
+	ck_assert_int_eq(t_fd_count(), before + 3);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert(!t_fd_open_to("socket:["));
+}
+END_TEST
+
+START_TEST(hooks_without_sqes_complete_from_the_loop)
+{
+	struct tmgr m = { .enter = TM_ENTER_NOP, .exit = TM_EXIT_NONE };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "nosqe", &s), 0);
+	ck_assert_int_eq(rsc_push(s, &tmgr_manager, &m, &e), 0);
+	ck_assert_int_eq(m.enter_calls, 1);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERING);
+	ck_assert_int_eq(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	ck_assert_ptr_eq(rsc_entry_arg(e), &m);
+	ck_assert_str_eq(rsc_entry_name(e), "tmgr");
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(m.exit_calls, 1);
+}
+END_TEST
+
+static int bad_enter(struct rsc_entry *e, void *arg)
+{
+	struct io_uring_sqe *sqes[2];
+
+	(void)arg;
+	ck_assert_int_eq(rsc_entry_get_sqes(e, 0, sqes), -EINVAL);
+	ck_assert_int_eq(rsc_entry_get_sqes(e, RSC_ENTRY_SQES_MAX + 1, sqes), -EINVAL);
+	ck_assert_int_eq(rsc_entry_get_sqes(e, 1, sqes), 0);
+	io_uring_prep_nop(sqes[0]);
+	/* A second reservation could split a chain across a submit. */
+	ck_assert_int_eq(rsc_entry_get_sqes(e, 1, sqes), -EBUSY);
+	return 0;
+}
+
+static int plain_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	(void)e;
+	(void)p;
+	(void)arg;
+	return 0;
+}
+
+START_TEST(get_sqes_only_inside_hooks)
+{
+	static const struct rsc_manager m = { "strict", bad_enter, plain_exit };
+	struct io_uring_sqe *sqe;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "hooks", &s), 0);
+	ck_assert_int_eq(rsc_push(s, &m, NULL, &e), 0);
+	ck_assert_int_eq(rsc_entry_get_sqes(e, 1, &sqe), -EPERM);
+	ck_assert_int_eq(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+START_TEST(full_submission_queue_flushes_and_keeps_going)
+{
+	struct rsc_loop *small;
+	struct rsc_scope *s;
+	struct rsc_error *err = NULL;
+	int before, i;
+
+	t_make_files(100);
+	ck_assert_int_eq(rsc_loop_new(&small, 8, 0), 0);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "flood", &s), 0);
+	for (i = 0; i < 100; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, NULL), 0);
+	}
+	ck_assert_int_ge(rsc_loop_counter(small, RSC_CTR_SQ_FULL), 10);
+	ck_assert_int_eq(rsc_loop_run(small, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_ACQUIRED), 100);
+	ck_assert_int_eq(t_fd_count(), before + 100);
+	/* 100 closes through an 8-slot SQ: none may be dropped. */
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_RELEASED), 100);
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(rsc_loop_close(small), 0);
+}
+END_TEST
+
+Suite *make_managers_suite(void)
+{
+	Suite *s = suite_create("managers");
+	TCase *tc = tcase_create("builtin-and-custom");
+
+	t_add_fixture(tc);
+	tcase_add_test(tc, descriptors_are_cloexec_unless_asked);
+	if (t_kernel_has(IORING_OP_SOCKET))
+		tcase_add_test(tc, socket_entry_is_closed_on_unwind);
+	else
+		printf("SKIP socket_entry_is_closed_on_unwind: kernel lacks IORING_OP_SOCKET\n");
+	tcase_add_test(tc, hooks_without_sqes_complete_from_the_loop);
+	tcase_add_test(tc, get_sqes_only_inside_hooks);
+	tcase_add_test(tc, full_submission_queue_flushes_and_keeps_going);
+	suite_add_tcase(s, tc);
+	return s;
+}

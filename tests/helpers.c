@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+struct rsc_loop *t_loop;
+struct recorder *t_rec;
+char t_dir[256];
+static int fds_at_setup;
+
+static void record(struct rsc_loop *loop, enum rsc_event ev,
+		   const struct rsc_scope *s, const struct rsc_entry *e,
+		   int res, void *data)
+{
+	struct recorder *r = data;
+	struct event *x;
+
+	(void)loop;
+	ck_assert_int_lt(r->n, MAX_EVENTS);
+	x = &r->ev[r->n++];
+	x->ev = ev;
+	x->res = res;
+	snprintf(x->scope, sizeof(x->scope), "%s", s ? rsc_scope_name(s) : "");
+	snprintf(x->entry, sizeof(x->entry), "%s", e ? rsc_entry_name(e) : "");
+	snprintf(x->detail, sizeof(x->detail), "%s", e ? rsc_entry_detail(e) : "");
+	if (r->after)
+		r->after(r, x);
+}
+
+void t_setup(void)
+{
+	int ret;
+
+	/* Counted first, so the fixture's own ring fd is part of what must go. */
+	fds_at_setup = t_fd_count();
+	snprintf(t_dir, sizeof(t_dir), "%s/rsc-test-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(t_dir));
+	t_rec = calloc(1, sizeof(*t_rec));
+	ck_assert_ptr_nonnull(t_rec);
+	ret = rsc_loop_new(&t_loop, 64, 0);
+	ck_assert_msg(ret == 0, "rsc_loop_new: %s: %s", rsc_strerror(ret),
+		      rsc_last_error());
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, record, t_rec), 0);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void t_teardown(void)
+{
+	/* Every test ends with the loop run dry and closing cleanly. */
+	if (t_loop) {
+		t_run();
+		ck_assert_int_eq(rsc_loop_close(t_loop), 0);
+		t_loop = NULL;
+	}
+	nftw(t_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(t_rec);
+	t_rec = NULL;
+	ck_assert_int_eq(t_fd_count(), fds_at_setup);
+}
+
+void t_add_fixture(TCase *tc)
+{
+	tcase_add_checked_fixture(tc, t_setup, t_teardown);
+	tcase_set_timeout(tc, 20);
+}
+
+const char *t_path(const char *name)
+{
+	static char buf[4][512];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof(buf[i]), "%s/%s", t_dir, name);
+	return buf[i];
+}
+
+void t_make_files(int n)
+{
+	char name[32];
+	int i, fd;
+
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		fd = open(t_path(name), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+	}
+}
+
+void t_run(void)
+{
+	int ret = rsc_loop_run(t_loop, RSC_RUN_DEFAULT);
+
+	ck_assert_msg(ret == 0, "rsc_loop_run: %d %s", ret, rsc_last_error());
+}
+
+int t_fd_count(void)
+{
+	int n = rsc_audit_fd_count();
+
+	ck_assert_int_ge(n, 0);
+	return n;
+}
+
+bool t_fd_open_to(const char *needle)
+{
+	char link[300], target[512];
+	struct dirent *d;
+	DIR *dir = opendir("/proc/self/fd");
+	bool found = false;
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(dir);
+	while (!found && (d = readdir(dir))) {
+		if (d->d_name[0] == '.' || atoi(d->d_name) == dirfd(dir))
+			continue;
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", d->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = '\0';
+		found = strstr(target, needle) != NULL;
+	}
+	closedir(dir);
+	return found;
+}
+
+int t_events(enum rsc_event kind, const char *scope, char *out, size_t len)
+{
+	const char *base;
+	size_t used = 0;
+	int i, n = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < t_rec->n; i++) {
+		const struct event *e = &t_rec->ev[i];
+
+		if (e->ev != kind || (scope && strcmp(e->scope, scope)))
+			continue;
+		/* Paths are shown by basename, sockets by their description. */
+		base = strrchr(e->detail, '/');
+		base = base && e->detail[0] == '/' ? base + 1 : e->detail;
+		used += snprintf(out + used, used < len ? len - used : 0, "%s%s",
+				 n ? "," : "", base[0] ? base : e->entry);
+		n++;
+	}
+	return n;
+}
+
+int t_count_events(enum rsc_event kind)
+{
+	int i, n = 0;
+
+	for (i = 0; i < t_rec->n; i++)
+		n += t_rec->ev[i].ev == kind;
+	return n;
+}
+
+bool t_kernel_has(unsigned opcode)
+{
+	struct io_uring_probe *p = io_uring_get_probe();
+	bool ok = p && io_uring_opcode_supported(p, (int)opcode);
+
+	if (p)
+		io_uring_free_probe(p);
+	return ok;
+}

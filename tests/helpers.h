@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef RSC_TEST_HELPERS_H
+#define RSC_TEST_HELPERS_H
+
+#include <check.h>
+#include <stdbool.h>
+
+#include "ringscope.h"
+
+#define MAX_EVENTS 4096
+
+/* One lifecycle event as the trace callback saw it. */
+struct event {
+	enum rsc_event ev;
+	int res;
+	char scope[RSC_NAME_MAX];
+	char entry[32];
+	char detail[128];
+};
+
+struct recorder {
+	struct event ev[MAX_EVENTS];
+	int n;
+	/* Optional hook run after recording (reuse tests open files in it). */
+	void (*after)(struct recorder *r, const struct event *e);
+	void *user;
+};
+
+/* Checked fixture state shared by every test. */
+extern struct rsc_loop *t_loop;
+extern struct recorder *t_rec;
+extern char t_dir[];
+
+void t_setup(void);
+void t_teardown(void);
+void t_add_fixture(TCase *tc);
+
+/* A file of the fixture's temp directory: t_dir/name. */
+const char *t_path(const char *name);
+void t_make_files(int n);
+
+/* Run the loop until nothing is alive. */
+void t_run(void);
+/* Descriptors open now; true if any /proc/self/fd target contains @needle. */
+int t_fd_count(void);
+bool t_fd_open_to(const char *needle);
+/* Events of @kind in order, as "detail" strings joined by ','. */
+int t_events(enum rsc_event kind, const char *scope, char *out, size_t len);
+int t_count_events(enum rsc_event kind);
+
+bool t_kernel_has(unsigned opcode);
+
+Suite *make_loop_suite(void);
+Suite *make_scope_suite(void);
+Suite *make_errors_suite(void);
+Suite *make_managers_suite(void);
+Suite *make_cancel_suite(void);
+Suite *make_audit_suite(void);
+Suite *make_args_suite(void);
+
+#endif
