@@ -1,0 +1,69 @@
+#!/bin/sh
+# One entry point for the README's quick start:
+#   ./build.sh demo   install build dependencies if missing, build, run the demo
+#   ./build.sh check  the same, then the whole test suite: plain, ASan+UBSan, valgrind
+#   ./build.sh bench  the benchmark harness (see bench/README.md)
+set -eu
+cd "$(dirname "$0")"
+top=$(pwd)
+
+# Debian 12 packages the build and the tests need.
+PACKAGES="gcc make autoconf automake libtool pkg-config liburing-dev check valgrind"
+
+install_deps() {
+	missing=""
+	for p in $PACKAGES; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	echo "build.sh: installing:$missing"
+	if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing
+}
+
+# configure into $1 with extra flags, once; later runs only rebuild.
+configure_in() {
+	dir=$1
+	shift
+	[ -x "$top/configure" ] || "$top/autogen.sh"
+	mkdir -p "$dir"
+	if [ ! -f "$dir/Makefile" ]; then
+		(cd "$dir" && "$top/configure" --enable-werror "$@" ${CONFIGURE_FLAGS:-})
+	fi
+}
+
+# The Check runner's own closing lines, from the logs automake keeps.
+summary() {
+	grep -h -e '^SKIP' -e '^[0-9]*%: Checks' "$1"/tests/*.log || true
+}
+
+jobs=$(nproc 2>/dev/null || echo 2)
+
+case "${1:-}" in
+demo)
+	install_deps
+	configure_in build
+	make -C build -j"$jobs" demo
+	;;
+check)
+	install_deps
+	configure_in build
+	make -C build -j"$jobs" check
+	summary build
+	configure_in build-asan --enable-sanitizers
+	make -C build-asan -j"$jobs" check
+	summary build-asan
+	make -C build -j"$jobs" check-valgrind
+	echo "build.sh: all test runs passed (plain, ASan+UBSan, valgrind)"
+	;;
+bench)
+	install_deps
+	configure_in build
+	make -C build -j"$jobs" bench
+	;;
+*)
+	echo "usage: $0 demo|check|bench" >&2
+	exit 2
+	;;
+esac
