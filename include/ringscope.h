@@ -89,11 +89,14 @@ typedef void (*rsc_trace_cb)(struct rsc_loop *loop, enum rsc_event ev,
 			     const struct rsc_entry *entry, int res, void *data);
 
 /*
- * Create a loop with a ring of @entries SQEs (0 picks 256; at most 32768).
+ * Create a loop with a ring of @entries SQEs (0 picks 256; fewer than
+ * RSC_ENTRY_SQES_MAX are rounded up to it; at most 32768).
  * Tries IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN, then
  * plain; rsc_loop_features() says which was used. The audit level starts at
  * the value of RINGSCOPE_AUDIT (off|released|full), or off.
- * Returns 0 or -errno; rsc_last_error() says why io_uring was unavailable.
+ * Returns 0 or -errno (*@loopp is then NULL): -EINVAL (bad flags, entries,
+ * or RINGSCOPE_AUDIT value), -ENOMEM, or io_uring_setup's error, with
+ * rsc_last_error() saying why io_uring was unavailable.
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_loop_new(struct rsc_loop **loopp,
 					   unsigned entries, unsigned flags);
@@ -104,7 +107,8 @@ RSC_EXTERN int rsc_loop_features(const struct rsc_loop *loop);
 /*
  * Submit what is prepared and dispatch completions. Returns 1 if something
  * is still alive (ops in flight, scopes unwinding, callbacks due), 0 if not,
- * or -errno if the ring failed.
+ * -EBUSY if called from one of the loop's callbacks, or -errno if the ring
+ * failed.
  */
 RSC_EXTERN int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode);
 
@@ -122,7 +126,8 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_loop_close(struct rsc_loop *loop);
  * run until every release has completed, drain the CQ, then free the loop.
  * Returns the combined status (0 or the -errno of the newest error left);
  * if @errp is not NULL it receives the error chain (free it with
- * rsc_error_free()), or NULL.
+ * rsc_error_free()), or NULL. -EBUSY from inside a callback; if the ring
+ * fails, its -errno is returned and the loop is not freed.
  */
 RSC_EXTERN int rsc_loop_shutdown(struct rsc_loop *loop,
 				 struct rsc_error **errp);
@@ -174,10 +179,11 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_scope_open(struct rsc_loop *loop,
 					     struct rsc_scope **scopep);
 
 /*
- * Unwind @scope: cancel acquires in flight, close child scopes newest
- * first, then release entries newest first. @cb (may be NULL) runs from the
- * loop when everything has been released; after it returns the scope is
- * freed. If this call fails, @cb is never called.
+ * Request the unwind of @scope; it starts on the loop's next turn (no hook
+ * or callback runs inside this call): cancel acquires in flight, close child
+ * scopes newest first, then release entries newest first. @cb (may be NULL)
+ * runs from the loop when everything has been released; after it returns
+ * the scope is freed. If this call fails, @cb is never called.
  * Errors: -EINVAL, -EALREADY (close already requested).
  */
 RSC_EXTERN int rsc_scope_close(struct rsc_scope *scope, rsc_scope_close_cb cb,
@@ -186,6 +192,7 @@ RSC_EXTERN int rsc_scope_close(struct rsc_scope *scope, rsc_scope_close_cb cb,
 /*
  * Blocking helper: close @scope and run the loop until it has unwound.
  * Returns the status; *@errp (if not NULL) gets the chain or NULL.
+ * Errors: -EINVAL, -EALREADY, -EDEADLK (inside a loop callback).
  */
 RSC_EXTERN int rsc_scope_close_wait(struct rsc_scope *scope,
 				    struct rsc_error **errp);
@@ -193,7 +200,7 @@ RSC_EXTERN int rsc_scope_close_wait(struct rsc_scope *scope,
 RSC_EXTERN const char *rsc_scope_name(const struct rsc_scope *scope);
 /* enum rsc_scope_state, or -EINVAL. */
 RSC_EXTERN int rsc_scope_state(const struct rsc_scope *scope);
-/* The error unwinding the scope now (NULL if none); valid until it closes. */
+/* The error unwinding the scope now (NULL if none); valid until the loop runs again. */
 RSC_EXTERN const struct rsc_error *rsc_scope_error(const struct rsc_scope *scope);
 
 /*
@@ -207,7 +214,11 @@ RSC_EXTERN const struct rsc_error *rsc_scope_error(const struct rsc_scope *scope
  * cause is the pending one. A hook that prepares no SQE still completes
  * from the loop. Custom exits are ordered: each starts only after every
  * release above it has completed. The manager struct and @arg must outlive
- * the entry.
+ * the entry. @enter runs inside rsc_push(); @exit runs from the loop, or
+ * inside rsc_entry_release(). An @exit that gets -EAGAIN, -EBUSY or -ENOMEM
+ * from rsc_entry_get_sqes() and returns it is called again on a later turn:
+ * a release is never dropped. One CQE per SQE: no multishot requests and no
+ * IOSQE_CQE_SKIP_SUCCESS in a hook.
  */
 #define RSC_EXIT_SUPPRESS 1
 #define RSC_ENTRY_SQES_MAX 8
@@ -227,7 +238,8 @@ struct rsc_manager {
  * enter or exit is refused with -EINVAL (rsc_last_error() names the missing
  * half) and nothing is acquired. If @enter returns -errno, the entry is not
  * pushed and that error is returned.
- * Errors: -EINVAL, -ESHUTDOWN (scope unwinding), -ENOMEM, @enter's own.
+ * Errors: -EINVAL, -ESHUTDOWN (scope closing), -ENOMEM, -EBUSY (the SQ was
+ * full and could not be flushed), @enter's own.
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_push(struct rsc_scope *scope,
 				       const struct rsc_manager *mgr, void *arg,
@@ -237,7 +249,9 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_push(struct rsc_scope *scope,
  * For a manager's enter or exit only: reserve @n (1..RSC_ENTRY_SQES_MAX)
  * consecutive SQEs routed to @entry; they go out in one submit, so they may
  * be linked. Do not change their user_data.
- * Errors: -EINVAL, -EPERM (not inside enter/exit), -EBUSY (ring failure).
+ * Errors: -EINVAL (also @n larger than the ring), -EPERM (not inside
+ * enter/exit), -EBUSY (called twice in one hook, or the SQ could not be
+ * flushed), -ENOMEM.
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_entry_get_sqes(struct rsc_entry *entry,
 						 unsigned n,
@@ -247,8 +261,9 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_entry_get_sqes(struct rsc_entry *entry,
  * Built-in managers. Descriptors are close-on-exec unless RSC_NO_CLOEXEC.
  * The release is IORING_OP_CLOSE; with RSC_FSYNC_ON_RELEASE an
  * IORING_OP_FSYNC hard-linked before it, and its failure is the entry's
- * exit error. Paths are copied. Errors: -EINVAL, -ENAMETOOLONG,
- * -ESHUTDOWN, -ENOMEM, -EOPNOTSUPP (kernel lacks the opcode).
+ * exit error. Paths are copied. Errors: -EINVAL, -ENAMETOOLONG (rsc_open),
+ * -EBADF (rsc_open: negative dirfd other than AT_FDCWD with a relative
+ * path), -ESHUTDOWN, -ENOMEM, -EBUSY, -EOPNOTSUPP (kernel lacks the opcode).
  */
 #define RSC_NO_CLOEXEC	     (1U << 0)
 #define RSC_FSYNC_ON_RELEASE (1U << 1)
@@ -290,7 +305,11 @@ RSC_EXTERN int rsc_entry_on_enter(struct rsc_entry *entry, rsc_entry_cb cb,
 RSC_EXTERN int rsc_entry_release(struct rsc_entry *entry, rsc_entry_cb cb,
 				 void *data);
 
-/* Blocking helper: run the loop until @entry is entered or failed. */
+/*
+ * Blocking helper: run the loop until @entry is entered or failed; returns
+ * rsc_entry_fd(). Errors: -EINVAL, -EDEADLK (inside a loop callback),
+ * -ESHUTDOWN (a scope above it is being closed).
+ */
 RSC_EXTERN int rsc_entry_wait(struct rsc_entry *entry);
 
 /*
@@ -350,7 +369,8 @@ enum rsc_finding_kind {
 
 /* Number of findings recorded (>= 0), or -EINVAL. */
 RSC_EXTERN int rsc_audit_count(const struct rsc_loop *loop);
-/* Finding @i (0-based), NULL if out of range; valid until rsc_audit_clear(). */
+/* Finding @i (0-based), NULL if out of range; valid until rsc_audit_clear()
+ * or the loop is freed. */
 RSC_EXTERN const struct rsc_finding *rsc_audit_finding(const struct rsc_loop *loop,
 						       unsigned i);
 RSC_EXTERN int rsc_audit_clear(struct rsc_loop *loop);

@@ -65,14 +65,17 @@ static void add_finding(struct rsc_loop *loop, int kind, int fd,
 
 	if (loop->n_findings == loop->cap_findings) {
 		unsigned cap = loop->cap_findings ? loop->cap_findings * 2 : 8;
+		struct rsc_finding **v = realloc(loop->findings, cap * sizeof(*v));
 
-		f = realloc(loop->findings, cap * sizeof(*f));
-		if (!f)
+		if (!v)
 			return;
-		loop->findings = f;
+		loop->findings = v;
 		loop->cap_findings = cap;
 	}
-	f = &loop->findings[loop->n_findings++];
+	f = malloc(sizeof(*f));
+	if (!f)
+		return;
+	loop->findings[loop->n_findings++] = f;
 	f->kind = kind;
 	f->fd = fd;
 	open_proc_dir(loop);
@@ -173,8 +176,9 @@ static bool held_by_entry(const struct rsc_scope *s, int fd)
 	const struct rsc_entry *e;
 
 	for (e = s->entries_head; e; e = e->next)
+		/* Custom entries too: their value is usually a descriptor. */
 		if ((e->state == RSC_ENTERED || e->state == RSC_EXITING) &&
-		    (e->flags & RSC__E_FD) && e->value == fd)
+		    e->value == fd)
 			return true;
 	for (c = s->children_head; c; c = c->next)
 		if (held_by_entry(c, fd))
@@ -213,6 +217,7 @@ void rsc__audit_free(struct rsc_loop *loop)
 	if (loop->proc_fd_dir >= 0)
 		close(loop->proc_fd_dir);
 	loop->proc_fd_dir = -1;
+	rsc_audit_clear(loop);
 	free(loop->findings);
 	loop->findings = NULL;
 	loop->n_findings = loop->cap_findings = 0;
@@ -241,13 +246,14 @@ int rsc_audit_count(const struct rsc_loop *loop)
 const struct rsc_finding *rsc_audit_finding(const struct rsc_loop *loop,
 					    unsigned i)
 {
-	return loop && i < loop->n_findings ? &loop->findings[i] : NULL;
+	return loop && i < loop->n_findings ? loop->findings[i] : NULL;
 }
 
 int rsc_audit_clear(struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_audit_clear: loop is NULL");
-	loop->n_findings = 0;
+	while (loop->n_findings)
+		free(loop->findings[--loop->n_findings]);
 	return 0;
 }
 
@@ -257,7 +263,7 @@ int rsc_audit_print(const struct rsc_loop *loop, FILE *out)
 
 	RSC__CHECK_ARG(loop && out, "rsc_audit_print: loop or out is NULL");
 	for (i = 0; i < loop->n_findings; i++) {
-		const struct rsc_finding *f = &loop->findings[i];
+		const struct rsc_finding *f = loop->findings[i];
 
 		if (fprintf(out, "ringscope audit: %s fd %d -> %s in scope '%s': expected %s\n",
 			    f->kind == RSC_FINDING_LEAKED ? "leaked" : "not released",

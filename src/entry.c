@@ -347,6 +347,54 @@ static void exit_done(struct rsc_entry *e)
 		rsc__scope_step(s);
 }
 
+/* A release that could not get an SQE now is queued, never dropped. */
+static void queue_retry(struct rsc_entry *e)
+{
+	struct rsc_loop *loop = e->scope->loop;
+
+	e->next_retry = loop->retry_head;
+	loop->retry_head = e;
+}
+
+static void settle_exit_failure(struct rsc_entry *e)
+{
+	/* The ring kept refusing SQEs: report it rather than wait forever. */
+	if (e->exit_res == 0) {
+		e->exit_res = -EBUSY;
+		e->exit_opcode = RSC__OPCODE_HOOK;
+	}
+	e->n_phase_sqes = 0;
+	e->phase_ops = 0;
+	exit_done(e);
+}
+
+unsigned rsc__retry_exits(struct rsc_loop *loop)
+{
+	struct rsc_entry *e, *list = loop->retry_head;
+	unsigned n = 0;
+
+	loop->retry_head = NULL;
+	while ((e = list)) {
+		list = e->next_retry;
+		n++;
+		if (++e->exit_retries > RSC__EXIT_RETRIES) {
+			e->state = RSC_EXITING;
+			e->phase = RSC__PHASE_EXIT;
+			settle_exit_failure(e);
+		} else if (e->flags & RSC__E_RETRY_NOP) {
+			if (ensure_phase_sqe(e) < 0) {
+				queue_retry(e);
+			} else {
+				e->flags &= ~RSC__E_RETRY_NOP;
+				stamp_phase_sqes(e);
+			}
+		} else {
+			rsc__entry_start_exit(e);
+		}
+	}
+	return n;
+}
+
 void rsc__entry_start_exit(struct rsc_entry *e)
 {
 	struct rsc_scope *s = e->scope;
@@ -362,6 +410,13 @@ void rsc__entry_start_exit(struct rsc_entry *e)
 	e->in_hook = true;
 	ret = e->mgr->exit(e, pending, e->arg);
 	e->in_hook = false;
+	if (!e->n_phase_sqes && (ret == -EBUSY || ret == -ENOMEM || ret == -EAGAIN)) {
+		/* No SQE to be had now: call the hook again on a later turn. */
+		e->state = RSC_ENTERED;
+		e->phase = RSC__PHASE_NONE;
+		queue_retry(e);
+		return;
+	}
 	if (ret == RSC_EXIT_SUPPRESS) {
 		e->flags |= RSC__E_SUPPRESS;
 	} else if (ret < 0) {
@@ -369,14 +424,8 @@ void rsc__entry_start_exit(struct rsc_entry *e)
 		e->exit_opcode = RSC__OPCODE_HOOK;
 	}
 	if (ensure_phase_sqe(e) < 0) {
-		/* The ring is broken: settle the exit here rather than never. */
-		e->n_phase_sqes = 0;
-		if (e->exit_res == 0) {
-			e->exit_res = -EBUSY;
-			e->exit_opcode = RSC__OPCODE_HOOK;
-		}
-		e->phase_ops = 0;
-		exit_done(e);
+		e->flags |= RSC__E_RETRY_NOP;
+		queue_retry(e);
 		return;
 	}
 	stamp_phase_sqes(e);

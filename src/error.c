@@ -115,14 +115,15 @@ struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
 
 struct rsc_error *rsc__error_ref(struct rsc_error *err)
 {
+	/* Atomic: a duplicated chain may be freed on another thread. */
 	if (err)
-		err->refs++;
+		__atomic_add_fetch(&err->refs, 1, __ATOMIC_RELAXED);
 	return err;
 }
 
 void rsc__error_unref(struct rsc_error *err)
 {
-	while (err && --err->refs == 0) {
+	while (err && __atomic_sub_fetch(&err->refs, 1, __ATOMIC_ACQ_REL) == 0) {
 		struct rsc_error *cause = err->cause;
 
 		free(err);

@@ -52,6 +52,10 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_REPORTED_ERR (1U << 8) /* its enter error is already pending */
 #define RSC__E_FSYNC	    (1U << 9) /* release = fsync, hard-linked to close */
 #define RSC__E_BUILTIN	    (1U << 10) /* arg was for the enter only */
+#define RSC__E_RETRY_NOP    (1U << 11) /* exit hook ran; only its NOP is missing */
+
+/* Turns a release may wait for an SQE before it is settled as failed. */
+#define RSC__EXIT_RETRIES 1000U
 
 struct rsc_entry {
 	struct rsc_scope *scope;
@@ -78,6 +82,8 @@ struct rsc_entry {
 	char *detail; /* points at detail_inline or a heap copy */
 	char detail_inline[RSC__DETAIL_INLINE];
 	struct rsc_entry *next_free;
+	struct rsc_entry *next_retry; /* exit waiting for an SQE (loop->retry_head) */
+	unsigned exit_retries;
 };
 
 enum rsc__closer { RSC__CLOSER_NONE = 0, RSC__CLOSER_USER, RSC__CLOSER_PARENT };
@@ -114,6 +120,7 @@ struct rsc_scope {
 	uint64_t *fd_snapshot; /* FULL audit: bitmap of fds open at scope open */
 	unsigned fd_snapshot_bits;
 	struct rsc_scope *next_ready;
+	bool in_ready;	   /* queued: to start its unwind, or to finish its close */
 	struct rsc_scope *next_free;
 	char name[RSC_NAME_MAX];
 };
@@ -149,6 +156,8 @@ struct rsc_loop {
 	struct rsc_entry *free_entries;
 	struct rsc_scope *free_scopes;
 	struct rsc_scope *ready_head, *ready_tail;
+	/* Releases that could not get an SQE yet: retried every turn. */
+	struct rsc_entry *retry_head;
 
 	/* CQEs set aside while submit needed room (-EBUSY): dispatched next turn */
 	struct rsc_cqe_copy *stash;
@@ -159,7 +168,7 @@ struct rsc_loop {
 	long long counters[RSC_CTR__COUNT];
 
 	int proc_fd_dir; /* O_DIRECTORY handle on /proc/self/fd, or -1 */
-	struct rsc_finding *findings;
+	struct rsc_finding **findings; /* each its own allocation: pointers stay valid */
 	unsigned n_findings, cap_findings;
 };
 
@@ -205,6 +214,7 @@ int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
 void rsc__entry_start_exit(struct rsc_entry *e);
 void rsc__entry_cancel(struct rsc_entry *e);
 void rsc__entry_free(struct rsc_loop *loop, struct rsc_entry *e);
+unsigned rsc__retry_exits(struct rsc_loop *loop);
 
 /* manager_fd.c: the release of every descriptor-owning built-in */
 int rsc__fd_exit(struct rsc_entry *e, const struct rsc_error *pending,
@@ -215,7 +225,7 @@ int rsc__scope_check_push(struct rsc_scope *s, const char *fn);
 void rsc__scope_begin_unwind(struct rsc_scope *s, struct rsc_error *pending);
 void rsc__scope_step(struct rsc_scope *s);
 void rsc__scope_report(struct rsc_scope *s);
-void rsc__scope_finish_close(struct rsc_scope *s);
+void rsc__scope_ready(struct rsc_scope *s);
 struct rsc_scope *rsc__scope_new_root(struct rsc_loop *loop);
 void rsc__scope_free_tree(struct rsc_scope *s);
 

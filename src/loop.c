@@ -75,6 +75,7 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 	int ret, audit;
 
 	RSC__CHECK_ARG(loopp, "rsc_loop_new: loopp is NULL");
+	*loopp = NULL;
 	RSC__CHECK_ARG(!(flags & ~RSC_LOOP_NO_DEFER_TASKRUN),
 		       "rsc_loop_new: unknown flags 0x%x", flags);
 	RSC__CHECK_ARG(entries <= RSC__MAX_ENTRIES,
@@ -83,6 +84,9 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 	*loopp = NULL;
 	if (entries == 0)
 		entries = RSC__DEFAULT_ENTRIES;
+	/* Room for the longest SQE chain a hook may reserve (fsync+close...). */
+	if (entries < RSC_ENTRY_SQES_MAX)
+		entries = RSC_ENTRY_SQES_MAX;
 	/* A mistyped RINGSCOPE_AUDIT must not silently mean "off". */
 	audit = rsc__audit_level_from_env();
 	if (audit < 0)
@@ -326,6 +330,9 @@ static unsigned reap(struct rsc_loop *loop)
 
 void rsc__ready_push(struct rsc_loop *loop, struct rsc_scope *s)
 {
+	if (s->in_ready)
+		return;
+	s->in_ready = true;
 	s->next_ready = NULL;
 	if (loop->ready_tail)
 		loop->ready_tail->next_ready = s;
@@ -344,7 +351,8 @@ static unsigned run_ready(struct rsc_loop *loop)
 		loop->ready_head = s->next_ready;
 		if (!loop->ready_head)
 			loop->ready_tail = NULL;
-		rsc__scope_finish_close(s);
+		s->in_ready = false;
+		rsc__scope_ready(s);
 		n++;
 	}
 	return n;
@@ -352,7 +360,8 @@ static unsigned run_ready(struct rsc_loop *loop)
 
 static bool loop_alive(const struct rsc_loop *loop)
 {
-	return loop->ops_inflight > 0 || loop->ready_head || loop->stash_len;
+	return loop->ops_inflight > 0 || loop->ready_head || loop->stash_len ||
+	       loop->retry_head;
 }
 
 int rsc_loop_alive(const struct rsc_loop *loop)
@@ -376,13 +385,14 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	}
 	loop->running = true;
 	for (;;) {
-		unsigned done = dispatch_stash(loop) + run_ready(loop);
+		unsigned done = dispatch_stash(loop) + run_ready(loop) +
+				rsc__retry_exits(loop);
 		bool wait;
 
 		if (!loop_alive(loop))
 			break;
 		wait = mode != RSC_RUN_NOWAIT && done == 0 && !loop->ready_head &&
-		       !loop->stash_len;
+		       !loop->stash_len && !loop->retry_head;
 		ret = ring_submit(loop, wait ? 1 : 0);
 		if (ret < 0)
 			break;
@@ -495,8 +505,12 @@ int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 	while (ret >= 0 && loop_alive(loop))
 		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
 	if (ret < 0) {
+		/* The ring failed: the loop is left for inspection, and our callback
+		 * must not outlive this frame. */
+		if (!r.done && loop->root)
+			loop->root->close_cb = NULL;
 		rsc__error_unref(r.err);
-		return ret; /* the ring failed: the loop is left for inspection */
+		return ret;
 	}
 	loop->root = NULL; /* freed by its close */
 	loop_free(loop);

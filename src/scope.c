@@ -47,9 +47,10 @@ int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent,
 	} else {
 		parent = loop->root;
 	}
-	if (!parent || parent->state != RSC_SCOPE_OPEN) {
+	if (!parent || parent->state != RSC_SCOPE_OPEN ||
+	    parent->closer != RSC__CLOSER_NONE) {
 		rsc__set_last_error("rsc_scope_open: the parent scope is %s",
-				    parent ? "unwinding" : "gone (loop shut down)");
+				    parent ? "closing" : "gone (loop shut down)");
 		return -ESHUTDOWN;
 	}
 	s = rsc__scope_get(loop);
@@ -76,7 +77,16 @@ void rsc__scope_begin_unwind(struct rsc_scope *s, struct rsc_error *pending)
 
 	assert(s->state == RSC_SCOPE_OPEN);
 	s->state = RSC_SCOPE_UNWINDING;
-	s->pending = pending; /* takes the caller's reference */
+	if (s->pending && pending) {
+		/* An early release failed before: keep it as the cause. */
+		struct rsc_error *both = rsc__error_append(pending, s->pending);
+
+		rsc__error_unref(pending);
+		rsc__error_unref(s->pending);
+		s->pending = both;
+	} else if (pending) {
+		s->pending = pending; /* takes the caller's reference */
+	}
 	s->step = RSC__U_CHILDREN;
 	s->child_cursor = s->children_tail;
 	/* Trio-style: everything started inside is told to stop at once. */
@@ -290,11 +300,13 @@ int rsc_scope_close(struct rsc_scope *s, rsc_scope_close_cb cb, void *data)
 	s->closer = RSC__CLOSER_USER;
 	s->close_cb = cb;
 	s->close_data = cb ? data : NULL;
-	if (s->state == RSC_SCOPE_OPEN)
-		rsc__scope_begin_unwind(s, NULL);
-	else if (s->state == RSC_SCOPE_UNWOUND)
+	/*
+	 * Only a request: the unwind starts on the loop's next turn, so no hook
+	 * or trace callback runs inside this call. UNWINDING: scope_unwound()
+	 * queues it when the unwind completes.
+	 */
+	if (s->state != RSC_SCOPE_UNWINDING)
 		rsc__ready_push(s->loop, s);
-	/* UNWINDING: scope_unwound() queues it when the unwind completes. */
 	return 0;
 }
 
@@ -336,7 +348,7 @@ static void detach(struct rsc_scope *s)
 		p->children_tail = s->prev;
 }
 
-void rsc__scope_finish_close(struct rsc_scope *s)
+static void finish_close(struct rsc_scope *s)
 {
 	struct rsc_loop *loop = s->loop;
 	struct rsc_scope *parent = s->parent;
@@ -352,6 +364,16 @@ void rsc__scope_finish_close(struct rsc_scope *s)
 	/* A parent unwinding may have been waiting for this child. */
 	if (parent && parent->state == RSC_SCOPE_UNWINDING)
 		rsc__scope_step(parent);
+}
+
+/* From the loop's ready queue: start a requested unwind, or finish a close. */
+void rsc__scope_ready(struct rsc_scope *s)
+{
+	if (s->state == RSC_SCOPE_OPEN)
+		rsc__scope_begin_unwind(s, NULL);
+	else if (s->state == RSC_SCOPE_UNWOUND)
+		finish_close(s);
+	/* UNWINDING (a failure started it meanwhile): queued again when done. */
 }
 
 const char *rsc_scope_name(const struct rsc_scope *s)

@@ -49,8 +49,12 @@ int rsc_scope_close_wait(struct rsc_scope *s, struct rsc_error **errp)
 		return ret;
 	while (!w.done) {
 		ret = rsc_loop_run(loop, RSC_RUN_ONCE);
-		if (ret < 0)
-			return ret; /* ring failure: the close stays requested */
+		if (ret < 0) {
+			/* Ring failure: the close stays requested, without our callback. */
+			s->close_cb = NULL;
+			s->close_data = NULL;
+			return ret;
+		}
 	}
 	if (errp)
 		*errp = w.err;
@@ -61,6 +65,7 @@ int rsc_scope_close_wait(struct rsc_scope *s, struct rsc_error **errp)
 
 int rsc_entry_wait(struct rsc_entry *e)
 {
+	const struct rsc_scope *s;
 	struct rsc_loop *loop;
 	int ret;
 
@@ -71,15 +76,18 @@ int rsc_entry_wait(struct rsc_entry *e)
 		rsc__set_last_error("rsc_entry_wait: cannot block inside a loop callback");
 		return -EDEADLK;
 	}
-	if (e->scope->closer == RSC__CLOSER_USER) {
-		/* Its scope may be freed by the turn we would run. */
-		rsc__set_last_error("rsc_entry_wait: the entry's scope is being closed");
-		return -ESHUTDOWN;
+	for (s = e->scope; s; s = s->parent) {
+		if (s->closer == RSC__CLOSER_USER) {
+			/* That close may free the entry during the turn we would run. */
+			rsc__set_last_error("rsc_entry_wait: scope '%s' above the entry is being closed",
+					    s->name);
+			return -ESHUTDOWN;
+		}
 	}
 	while (e->state == RSC_ENTERING) {
 		ret = rsc_loop_run(loop, RSC_RUN_ONCE);
 		if (ret < 0)
 			return ret;
 	}
-	return e->value;
+	return rsc_entry_fd(e);
 }

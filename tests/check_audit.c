@@ -45,6 +45,30 @@ START_TEST(full_audit_reports_fd_leaked_behind_the_runtime)
 }
 END_TEST
 
+START_TEST(finding_pointers_survive_later_findings)
+{
+	const struct rsc_finding *first;
+	struct rsc_scope *s;
+	int fds[10], i;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	for (i = 0; i < 10; i++) {
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, i ? "later" : "first", &s), 0);
+		fds[i] = open(t_path("f0"), O_RDONLY | O_CLOEXEC);
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+		if (i == 0)
+			first = rsc_audit_finding(t_loop, 0);
+	}
+	/* Ten findings grew the table; the first pointer is still the first. */
+	ck_assert_int_eq(rsc_audit_count(t_loop), 10);
+	ck_assert_int_eq(rsc_finding_fd(first), fds[0]);
+	ck_assert_str_eq(rsc_finding_scope(first), "first");
+	for (i = 0; i < 10; i++)
+		close(fds[i]);
+}
+END_TEST
+
 START_TEST(full_audit_is_silent_on_a_clean_scope)
 {
 	struct rsc_scope *outer, *inner;
@@ -165,6 +189,7 @@ Suite *make_audit_suite(void)
 	t_add_fixture(tc);
 	tcase_add_test(tc, full_audit_reports_fd_leaked_behind_the_runtime);
 	tcase_add_test(tc, full_audit_is_silent_on_a_clean_scope);
+	tcase_add_test(tc, finding_pointers_survive_later_findings);
 	tcase_add_test(tc, released_audit_is_silent_when_number_is_reused);
 	tcase_add_test(tc, released_audit_reports_same_file_still_open);
 	tcase_add_test(tc, audit_level_comes_from_environment);

@@ -183,6 +183,29 @@ START_TEST(full_submission_queue_flushes_and_keeps_going)
 }
 END_TEST
 
+START_TEST(tiny_ring_still_fits_fsync_then_close)
+{
+	struct rsc_loop *tiny;
+	struct rsc_scope *s;
+	int before;
+
+	t_make_files(3);
+	/* Asked for one SQE; an fsync+close chain needs two in one submit. */
+	ck_assert_int_eq(rsc_loop_new(&tiny, 1, 0), 0);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_scope_open(tiny, NULL, "tiny", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_WRONLY, 0, RSC_FSYNC_ON_RELEASE, NULL), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f1"), O_WRONLY, 0, RSC_FSYNC_ON_RELEASE, NULL), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f2"), O_RDONLY, 0, 0, NULL), 0);
+	ck_assert_int_eq(rsc_loop_run(tiny, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(t_fd_count(), before + 3);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(tiny, RSC_CTR_RELEASED), 3);
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(rsc_loop_close(tiny), 0);
+}
+END_TEST
+
 Suite *make_managers_suite(void)
 {
 	Suite *s = suite_create("managers");
@@ -197,6 +220,7 @@ Suite *make_managers_suite(void)
 	tcase_add_test(tc, hooks_without_sqes_complete_from_the_loop);
 	tcase_add_test(tc, get_sqes_only_inside_hooks);
 	tcase_add_test(tc, full_submission_queue_flushes_and_keeps_going);
+	tcase_add_test(tc, tiny_ring_still_fits_fsync_then_close);
 	suite_add_tcase(s, tc);
 	return s;
 }

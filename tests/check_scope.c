@@ -485,6 +485,75 @@ START_TEST(parent_error_flows_through_children_first)
 }
 END_TEST
 
+START_TEST(failed_early_release_without_callback_is_kept)
+{
+	struct tmgr badf = { .enter = TM_ENTER_NOP, .exit = TM_EXIT_BADF };
+	struct tmgr failing = { .enter = TM_ENTER_OPEN };
+	struct rsc_scope *s = open_scope(NULL, "kept");
+	struct rsc_error *err = NULL;
+	struct rsc_entry *e;
+
+	failing.path = t_path("missing");
+	ck_assert_int_eq(rsc_push(s, &tmgr_manager, &badf, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	/* No callback to hear the -EBADF: the scope's result must carry it. */
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_error_errno(rsc_scope_error(s)), -EBADF);
+	/* A later failure does not overwrite it: it becomes the cause. */
+	ck_assert_int_eq(rsc_push(s, &tmgr_manager, &failing, NULL), 0);
+	t_run();
+	ck_assert_int_eq(close_scope(s, &err), -ENOENT);
+	ck_assert_int_eq(rsc_error_depth(err), 2);
+	ck_assert_int_eq(rsc_error_errno(rsc_error_cause(err)), -EBADF);
+	rsc_error_free(err);
+}
+END_TEST
+
+START_TEST(close_request_runs_nothing_inside_the_call)
+{
+	struct tmgr m = { .enter = TM_ENTER_NOP };
+	struct rsc_scope *s = open_scope(NULL, "deferred"), *empty;
+	int events;
+
+	ck_assert_int_eq(rsc_push(s, &tmgr_manager, &m, NULL), 0);
+	empty = open_scope(NULL, "empty");
+	t_run();
+	events = t_rec->n;
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(empty, NULL, NULL), 0);
+	/* No exit hook, no trace event from inside rsc_scope_close(). */
+	ck_assert_int_eq(m.exit_calls, 0);
+	ck_assert_int_eq(t_rec->n, events);
+	t_run();
+	ck_assert_int_eq(m.exit_calls, 1);
+	ck_assert_int_eq(t_count_events(RSC_EV_SCOPE_CLOSED), 2);
+}
+END_TEST
+
+START_TEST(wait_reports_released_and_closing_entries)
+{
+	struct rsc_scope *p = open_scope(NULL, "outer"), *c;
+	struct rsc_entry *e, *inner;
+
+	t_make_files(2);
+	ck_assert_int_eq(rsc_open(p, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	t_run();
+	/* Released: the number is no longer ours to hand out. */
+	ck_assert_int_eq(rsc_entry_wait(e), -EBADF);
+	c = open_scope(p, "inner");
+	ck_assert_int_eq(rsc_open(c, AT_FDCWD, t_path("f1"), O_RDONLY, 0, 0, &inner), 0);
+	ck_assert_int_eq(rsc_scope_close(p, NULL, NULL), 0);
+	/* An enclosing close could free the entry during the wait. */
+	ck_assert_int_eq(rsc_entry_wait(inner), -ESHUTDOWN);
+	t_run();
+	ck_assert(!t_fd_open_to(t_dir));
+}
+END_TEST
+
 Suite *make_scope_suite(void)
 {
 	Suite *s = suite_create("scope");
@@ -513,6 +582,9 @@ Suite *make_scope_suite(void)
 	tcase_add_test(tc, unwinding_scope_refuses_pushes);
 	tcase_add_test(tc, failed_child_error_reaches_parent_result);
 	tcase_add_test(tc, parent_error_flows_through_children_first);
+	tcase_add_test(tc, failed_early_release_without_callback_is_kept);
+	tcase_add_test(tc, close_request_runs_nothing_inside_the_call);
+	tcase_add_test(tc, wait_reports_released_and_closing_entries);
 	suite_add_tcase(s, tc);
 	return s;
 }
