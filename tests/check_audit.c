@@ -47,7 +47,7 @@ END_TEST
 
 START_TEST(finding_pointers_survive_later_findings)
 {
-	const struct rsc_finding *first;
+	const struct rsc_finding *first = NULL;
 	struct rsc_scope *s;
 	int fds[10], i;
 

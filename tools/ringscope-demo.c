@@ -1,2 +1,556 @@
 /* SPDX-License-Identifier: MIT */
-int main(void) { return 0; }
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ringscope.h>
+
+#define N_FILES	    200
+#define FSYNC_EVERY 50 /* every 50th file is fsynced before its close */
+#define N_SOCKETS   64
+#define N_BROKEN    6 /* good opens around the missing path in "broken" */
+#define MISSING	    "does-not-exist"
+#define MAX_EVENTS  (2 * (1 + N_FILES + N_SOCKETS + N_BROKEN + 1) + 64)
+
+/* In the order they are opened: LIFO closes them in reverse. */
+enum { SC_DEMO, SC_FILES, SC_SOCKETS, SC_BROKEN, SC_COUNT };
+
+struct event {
+	enum rsc_event ev;
+	int scope_idx, entry_idx; /* -1 when not one of ours */
+	int res;
+	char scope[RSC_NAME_MAX];
+	char entry[16];
+	char detail[128];
+};
+
+struct dscope {
+	const char *name;
+	struct rsc_scope *s;
+	struct rsc_entry *entries[N_FILES]; /* in acquisition (push) order */
+	unsigned n, entered, failed, release_errors, n_order;
+	const struct event *order[N_FILES]; /* its RELEASED events, as settled */
+};
+
+struct demo {
+	bool json, ipv6, lifo_ok;
+	char dir[PATH_MAX - 32];
+	struct rsc_loop *loop;
+	struct dscope sc[SC_COUNT];
+	struct event ev[MAX_EVENTS];
+	unsigned n_ev, dropped;
+	int close_order[SC_COUNT], n_closed;
+	int fd_before, fd_during, fd_after;
+	int broken_state, status;
+	struct rsc_error *err;
+};
+
+static const char *const counter_names[RSC_CTR__COUNT] = {
+	[RSC_CTR_ENTER_CALLS] = "enter_calls",	   [RSC_CTR_SQES] = "sqes",
+	[RSC_CTR_CQES] = "cqes",		   [RSC_CTR_ACQUIRED] = "acquired",
+	[RSC_CTR_RELEASED] = "released",	   [RSC_CTR_ENTER_FAILED] = "enter_failed",
+	[RSC_CTR_LATE_ACQUIRES] = "late_acquires", [RSC_CTR_POOL_ALLOCS] = "pool_allocs",
+	[RSC_CTR_BUSY_RETRIES] = "busy_retries",   [RSC_CTR_SQ_FULL] = "sq_full",
+};
+
+static const char *tmp_to_remove; /* for atexit: the demo's own setup */
+
+static void die(const char *what, int ret)
+{
+	fprintf(stderr, "ringscope-demo: %s: %s (%s)\n", what, rsc_strerror(ret),
+		rsc_last_error());
+	exit(1);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: ringscope-demo [--json] [--help]\n"
+		     "Opens %d files and %d sockets in nested ringscope scopes, fails one\n"
+		     "open on purpose (a missing path) and shows the LIFO unwind.\n"
+		     "  --json  print the facts as one JSON object\n"
+		     "RINGSCOPE_AUDIT=off|released|full overrides the audit level (full).\n",
+		N_FILES, N_SOCKETS);
+}
+
+static void remove_tmpdir(void)
+{
+	char path[PATH_MAX];
+	int i;
+
+	for (i = 0; tmp_to_remove && i < N_FILES; i++) {
+		snprintf(path, sizeof(path), "%s/f%d", tmp_to_remove, i);
+		unlink(path);
+	}
+	if (tmp_to_remove)
+		rmdir(tmp_to_remove);
+}
+
+static void make_tmpdir(struct demo *d)
+{
+	const char *base = getenv("TMPDIR");
+	char path[PATH_MAX];
+	int i, fd;
+
+	snprintf(d->dir, sizeof(d->dir), "%s/ringscope-demo.XXXXXX",
+		 base && base[0] ? base : "/tmp");
+	if (!mkdtemp(d->dir)) {
+		perror("ringscope-demo: mkdtemp");
+		exit(1);
+	}
+	tmp_to_remove = d->dir;
+	atexit(remove_tmpdir); /* also on a failure's exit(1) */
+	for (i = 0; i < N_FILES; i++) {
+		snprintf(path, sizeof(path), "%s/f%d", d->dir, i);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 || dprintf(fd, "file %d\n", i) < 0 || close(fd) < 0) {
+			perror(path);
+			exit(1);
+		}
+	}
+}
+
+/* Some containers have no IPv6: the demo is about lifecycles, not families. */
+static bool have_ipv6(void)
+{
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	return fd >= 0 && close(fd) == 0;
+}
+
+static int fd_count(void)
+{
+	int n = rsc_audit_fd_count();
+
+	if (n < 0)
+		die("rsc_audit_fd_count", n);
+	return n;
+}
+
+/* Which of our scopes and entries an event is about (-1: not ours). */
+static void locate(const struct demo *d, const struct rsc_scope *s,
+		   const struct rsc_entry *e, struct event *t)
+{
+	unsigned i;
+	int k;
+
+	t->scope_idx = t->entry_idx = -1;
+	for (k = 0; s && k < SC_COUNT && t->scope_idx < 0; k++)
+		if (d->sc[k].s == s)
+			t->scope_idx = k;
+	for (i = 0; e && t->scope_idx >= 0 && i < d->sc[t->scope_idx].n; i++)
+		if (d->sc[t->scope_idx].entries[i] == e)
+			t->entry_idx = (int)i;
+}
+
+/* Runs inside the loop: copy what we need, the entry dies with its scope. */
+static void on_trace(struct rsc_loop *loop, enum rsc_event ev,
+		     const struct rsc_scope *scope, const struct rsc_entry *entry,
+		     int res, void *data)
+{
+	struct demo *d = data;
+	struct event *t;
+
+	(void)loop;
+	if (d->n_ev == MAX_EVENTS) {
+		d->dropped++;
+		return;
+	}
+	t = &d->ev[d->n_ev++];
+	t->ev = ev;
+	t->res = res;
+	locate(d, scope, entry, t);
+	snprintf(t->scope, sizeof(t->scope), "%s", rsc_scope_name(scope));
+	snprintf(t->entry, sizeof(t->entry), "%s", rsc_entry_name(entry));
+	snprintf(t->detail, sizeof(t->detail), "%s", rsc_entry_detail(entry));
+}
+
+static void new_loop(struct demo *d)
+{
+	int ret = rsc_loop_new(&d->loop, 0, 0);
+
+	if (ret < 0) {
+		fprintf(stderr, "ringscope-demo: cannot create a ringscope loop: %s\n  %s\n%s",
+			rsc_strerror(ret), rsc_last_error(),
+			ret == -EINVAL ? "" : "  the demo needs io_uring, which is not usable here\n");
+		exit(1);
+	}
+	/* An explicit RINGSCOPE_AUDIT is the user's choice: keep it. */
+	if (!getenv("RINGSCOPE_AUDIT") &&
+	    (ret = rsc_loop_set_audit(d->loop, RSC_AUDIT_FULL)) < 0)
+		die("rsc_loop_set_audit", ret);
+	if ((ret = rsc_loop_set_trace(d->loop, on_trace, d)) < 0)
+		die("rsc_loop_set_trace", ret);
+}
+
+static struct dscope *open_scope(struct demo *d, int idx, const char *name)
+{
+	struct dscope *s = &d->sc[idx];
+	int ret;
+
+	s->name = name;
+	ret = rsc_scope_open(d->loop, idx == SC_DEMO ? NULL : d->sc[SC_DEMO].s,
+			     name, &s->s);
+	if (ret < 0)
+		die("rsc_scope_open", ret);
+	return s;
+}
+
+/* Only prepares an SQE: nothing is open until the loop turns. */
+static void open_file(struct demo *d, struct dscope *s, const char *name,
+		      int oflags, unsigned flags)
+{
+	char path[PATH_MAX];
+	int ret;
+
+	snprintf(path, sizeof(path), "%s%s%s", d->dir, name[0] ? "/" : "", name);
+	ret = rsc_open(s->s, AT_FDCWD, path, oflags, 0, flags, &s->entries[s->n]);
+	if (ret < 0)
+		die("rsc_open", ret);
+	s->n++;
+}
+
+static void push_files(struct demo *d)
+{
+	struct dscope *s = open_scope(d, SC_FILES, "files");
+	char name[16];
+	int i;
+
+	for (i = 0; i < N_FILES; i++) {
+		bool sync = i % FSYNC_EVERY == FSYNC_EVERY - 1;
+
+		snprintf(name, sizeof(name), "f%d", i);
+		open_file(d, s, name, sync ? O_RDWR : O_RDONLY,
+			  sync ? RSC_FSYNC_ON_RELEASE : 0);
+	}
+}
+
+static void push_sockets(struct demo *d)
+{
+	static const int kinds[6][2] = {
+		{ AF_INET, SOCK_STREAM },  { AF_INET6, SOCK_DGRAM }, { AF_UNIX, SOCK_STREAM },
+		{ AF_INET, SOCK_DGRAM },   { AF_INET6, SOCK_STREAM }, { AF_UNIX, SOCK_DGRAM },
+	};
+	struct dscope *s = open_scope(d, SC_SOCKETS, "sockets");
+	int i, ret, domain;
+
+	for (i = 0; i < N_SOCKETS; i++) {
+		domain = kinds[i % 6][0] == AF_INET6 && !d->ipv6 ? AF_INET : kinds[i % 6][0];
+		ret = rsc_socket(s->s, domain, kinds[i % 6][1], 0, 0, &s->entries[s->n]);
+		if (ret < 0)
+			die("rsc_socket", ret);
+		s->n++;
+	}
+}
+
+/* Good opens, the missing path, more good opens: all go out in one submit. */
+static void push_broken(struct demo *d)
+{
+	struct dscope *s = open_scope(d, SC_BROKEN, "broken");
+	char name[16];
+	int i;
+
+	for (i = 0; i < N_BROKEN; i++) {
+		if (i == N_BROKEN / 2)
+			open_file(d, s, MISSING, O_RDONLY, 0);
+		snprintf(name, sizeof(name), "f%d", i);
+		open_file(d, s, name, O_RDONLY, 0);
+	}
+}
+
+static void run_demo(struct demo *d)
+{
+	int ret;
+
+	/* The parent's own entry: released only after every child scope. */
+	open_file(d, open_scope(d, SC_DEMO, "demo"), "", O_RDONLY | O_DIRECTORY, 0);
+	push_files(d);
+	push_sockets(d);
+	push_broken(d);
+	if ((ret = rsc_loop_run(d->loop, RSC_RUN_DEFAULT)) < 0)
+		die("rsc_loop_run", ret);
+	d->fd_during = fd_count();
+	if ((d->broken_state = rsc_scope_state(d->sc[SC_BROKEN].s)) < 0)
+		die("rsc_scope_state", d->broken_state);
+	d->status = rsc_scope_close_wait(d->sc[SC_DEMO].s, &d->err);
+	/* A status with no chain is the call itself failing, not an unwind. */
+	if (d->status < 0 && !d->err)
+		die("rsc_scope_close_wait", d->status);
+}
+
+/*
+ * A release in scope k must come after every scope opened after k has
+ * closed (children and newer siblings first) and before k itself closes.
+ */
+static bool release_in_place(const struct demo *d, int k)
+{
+	int i, newer = 0;
+
+	for (i = 0; i < d->n_closed; i++) {
+		if (d->close_order[i] == k)
+			return false;
+		newer += d->close_order[i] > k;
+	}
+	return newer == SC_COUNT - 1 - k;
+}
+
+static void tally(struct demo *d, const struct event *t)
+{
+	struct dscope *s = t->scope_idx >= 0 ? &d->sc[t->scope_idx] : NULL;
+
+	if (t->ev == RSC_EV_SCOPE_CLOSED && d->n_closed < SC_COUNT)
+		d->close_order[d->n_closed++] = t->scope_idx;
+	if (!s || t->entry_idx < 0)
+		return;
+	s->entered += t->ev == RSC_EV_ENTERED;
+	s->failed += t->ev == RSC_EV_ENTER_FAILED;
+	if (t->ev != RSC_EV_RELEASED)
+		return;
+	d->lifo_ok = d->lifo_ok && release_in_place(d, t->scope_idx) &&
+		     s->n_order < s->n;
+	/* Within a scope: strictly newest first. */
+	if (s->n_order && s->order[s->n_order - 1]->entry_idx <= t->entry_idx)
+		d->lifo_ok = false;
+	if (s->n_order < s->n)
+		s->order[s->n_order++] = t;
+	s->release_errors += t->res < 0;
+}
+
+static void analyse(struct demo *d)
+{
+	unsigned i;
+	int k;
+
+	d->lifo_ok = d->dropped == 0;
+	for (i = 0; i < d->n_ev; i++)
+		tally(d, &d->ev[i]);
+	/* Everything entered was released, and scopes closed newest first. */
+	d->lifo_ok = d->lifo_ok && d->n_closed == SC_COUNT;
+	for (k = 0; k < SC_COUNT; k++)
+		d->lifo_ok = d->lifo_ok && d->sc[k].n_order == d->sc[k].entered &&
+			     d->close_order[k] == SC_COUNT - 1 - k;
+}
+
+static const char *label(const struct event *t, char *buf, size_t len)
+{
+	const char *slash = strrchr(t->detail, '/');
+
+	/* A socket's detail ("AF_INET/SOCK_STREAM") names its kind, not it. */
+	if (strcmp(t->entry, "socket"))
+		return slash && slash[1] ? slash + 1 : t->detail;
+	snprintf(buf, len, "s%d", t->entry_idx);
+	return buf;
+}
+
+static void print_order(const struct dscope *s)
+{
+	char buf[16];
+	unsigned i;
+
+	printf("  %-8s entered %3u, failed %u, released %3u, newest first:", s->name,
+	       s->entered, s->failed, s->n_order);
+	for (i = 0; i < s->n_order; i++) {
+		if (i == 4 && s->n_order > 7) {
+			printf(" ...");
+			i = s->n_order - 3; /* the first four and the last three */
+		}
+		printf(" %s", label(s->order[i], buf, sizeof(buf)));
+	}
+	printf("\n");
+}
+
+static long long counter(const struct demo *d, int i)
+{
+	long long v = rsc_loop_counter(d->loop, (enum rsc_counter)i);
+
+	if (v < 0)
+		die("rsc_loop_counter", (int)v);
+	return v;
+}
+
+static void human_report(const struct demo *d)
+{
+	int k, ret;
+
+	printf("ringscope demo: %d files in %s, %d sockets%s, one missing path\n",
+	       N_FILES, d->dir, N_SOCKETS, d->ipv6 ? "" : " (no IPv6: AF_INET instead)");
+	printf("descriptors open before: %d, after one rsc_loop_run: %d\n"
+	       "scope 'broken' unwound by itself: %s\n\n", d->fd_before, d->fd_during,
+	       d->broken_state == RSC_SCOPE_UNWOUND ? "yes (RSC_SCOPE_UNWOUND)" : "NO");
+	printf("rsc_scope_close_wait(demo) = %d (%s); error chain:\n", d->status,
+	       rsc_err_name(d->status));
+	if (d->err && (ret = rsc_error_print(d->err, stdout)) < 0)
+		die("rsc_error_print", ret);
+	printf("\nreleases as they completed:\n");
+	for (k = SC_COUNT - 1; k >= 0; k--)
+		print_order(&d->sc[k]);
+	printf("scopes closed:");
+	for (k = 0; k < d->n_closed; k++)
+		printf(" %s", d->close_order[k] >= 0 ? d->sc[d->close_order[k]].name : "?");
+	printf("\nLIFO: %s\n\naudit (level %d): %d finding(s)\n",
+	       d->lifo_ok ? "ok" : "VIOLATED", rsc_loop_audit_level(d->loop),
+	       rsc_audit_count(d->loop));
+	if ((ret = rsc_audit_print(d->loop, stdout)) < 0)
+		die("rsc_audit_print", ret);
+	printf("counters:");
+	for (k = 0; k < RSC_CTR__COUNT; k++)
+		printf("%s %s=%lld", k == 5 ? "\n         " : "", counter_names[k],
+		       counter(d, k));
+	printf("\n");
+}
+
+/* JSON by hand: quote, backslash and control characters are escaped. */
+static void jstr(const char *s, const char *after)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", (unsigned char)*s);
+		else
+			putchar(*s);
+	}
+	printf("\"%s", after);
+}
+
+static void jkv(const char *key, const char *val, const char *after)
+{
+	printf("\"%s\": ", key);
+	jstr(val, after);
+}
+
+static void json_scope(const struct dscope *s, bool last)
+{
+	unsigned i;
+
+	printf("    {");
+	jkv("name", s->name, ", ");
+	printf("\"pushed\": %u, \"acquired\": %u, \"failed\": %u, \"released\": %u, "
+	       "\"release_errors\": %u, \"release_order\": [",
+	       s->n, s->entered, s->failed, s->n_order, s->release_errors);
+	for (i = 0; i < s->n_order; i++)
+		printf("%s%d", i ? ", " : "", s->order[i]->entry_idx);
+	printf("]}%s\n", last ? "" : ",");
+}
+
+static void json_errors(const struct rsc_error *e)
+{
+	printf("  \"error_chain\": [");
+	for (; e; e = rsc_error_cause(e)) {
+		printf("\n    {\"errno\": %d, ", -rsc_error_errno(e));
+		jkv("name", rsc_err_name(rsc_error_errno(e)), ", ");
+		jkv("op", rsc_error_op(e), ", ");
+		jkv("entry", rsc_error_entry(e), ", ");
+		jkv("detail", rsc_error_detail(e), ", ");
+		jkv("scope", rsc_error_scope(e), rsc_error_cause(e) ? "}," : "}\n  ");
+	}
+	printf("],\n");
+}
+
+static void json_findings(const struct demo *d)
+{
+	const struct rsc_finding *f;
+	unsigned i;
+
+	printf("  \"audit_level\": %d,\n  \"audit_findings\": [",
+	       rsc_loop_audit_level(d->loop));
+	for (i = 0; (f = rsc_audit_finding(d->loop, i)); i++) {
+		printf("%s\n    {\"kind\": \"%s\", \"fd\": %d, ", i ? "," : "",
+		       rsc_finding_kind(f) == RSC_FINDING_LEAKED ? "leaked" : "not_released",
+		       rsc_finding_fd(f));
+		jkv("target", rsc_finding_target(f), ", ");
+		jkv("scope", rsc_finding_scope(f), ", ");
+		jkv("expected", rsc_finding_expected(f), "}");
+	}
+	printf("%s],\n", i ? "\n  " : "");
+}
+
+/* Everything but what is known only once the loop is gone (see finish). */
+static void json_report(const struct demo *d)
+{
+	int k;
+
+	printf("{\n  ");
+	jkv("tmpdir", d->dir, ",\n");
+	printf("  \"ipv6\": %s,\n  \"fd_before\": %d,\n  \"fd_during\": %d,\n"
+	       "  \"broken_unwound_by_itself\": %s,\n  \"status\": %d,\n",
+	       d->ipv6 ? "true" : "false", d->fd_before, d->fd_during,
+	       d->broken_state == RSC_SCOPE_UNWOUND ? "true" : "false", d->status);
+	json_errors(d->err);
+	printf("  \"scopes\": [\n");
+	for (k = SC_COUNT - 1; k >= 0; k--)
+		json_scope(&d->sc[k], k == 0);
+	printf("  ],\n  \"scope_close_order\": [");
+	for (k = 0; k < d->n_closed; k++)
+		jstr(d->close_order[k] >= 0 ? d->sc[d->close_order[k]].name : "?",
+		     k + 1 < d->n_closed ? ", " : "");
+	printf("],\n  \"lifo_ok\": %s,\n", d->lifo_ok ? "true" : "false");
+	json_findings(d);
+	printf("  \"counters\": {");
+	for (k = 0; k < RSC_CTR__COUNT; k++)
+		printf("%s\"%s\": %lld", k ? ", " : "", counter_names[k], counter(d, k));
+	printf("},\n");
+}
+
+static int finish(struct demo *d)
+{
+	bool fd_ok, audit_ok = rsc_audit_count(d->loop) == 0;
+	int ret = rsc_loop_close(d->loop);
+
+	if (ret < 0)
+		die("rsc_loop_close", ret);
+	d->fd_after = fd_count();
+	fd_ok = d->fd_after == d->fd_before;
+	if (d->json)
+		printf("  \"fd_after\": %d,\n  \"fd_ok\": %s,\n  \"loop_close\": %d\n}\n",
+		       d->fd_after, fd_ok ? "true" : "false", ret);
+	else
+		printf("descriptors open after: %d (before: %d): %s\nrsc_loop_close: %d\n",
+		       d->fd_after, d->fd_before, fd_ok ? "ok" : "MISMATCH", ret);
+	rsc_error_free(d->err);
+	/* The demo's promise: exactly the ENOENT, in order, nothing left open. */
+	return d->lifo_ok && fd_ok && audit_ok && d->status == -ENOENT &&
+	       d->broken_state == RSC_SCOPE_UNWOUND ? 0 : 1;
+}
+
+static void parse_args(struct demo *d, int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			d->json = true;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			exit(0);
+		} else {
+			fprintf(stderr, "ringscope-demo: unknown option '%s'\n", argv[i]);
+			usage(stderr);
+			exit(2);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct demo d; /* large (the trace buffer): not on the stack */
+
+	parse_args(&d, argc, argv);
+	make_tmpdir(&d);
+	d.ipv6 = have_ipv6();
+	d.fd_before = fd_count();
+	new_loop(&d);
+	run_demo(&d);
+	analyse(&d);
+	if (d.json)
+		json_report(&d);
+	else
+		human_report(&d);
+	return finish(&d);
+}
