@@ -186,19 +186,32 @@ static bool held_by_entry(const struct rsc_scope *s, int fd)
 	return false;
 }
 
+/* The scope has unwound: queue its verdict (see struct rsc_audit_pending). */
 void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc_scope *s)
 {
-	char expected[192];
-	uint64_t *now = NULL;
-	unsigned nbits = 0, fd;
+	struct rsc_audit_pending *p = malloc(sizeof(*p));
 
-	if (!s->fd_snapshot && !s->fd_snapshot_bits)
+	if (!p)
 		return;
-	if (scan_fds(loop, &now, &nbits) < 0)
-		return;
+	p->fd_snapshot = s->fd_snapshot;
+	p->fd_snapshot_bits = s->fd_snapshot_bits;
+	s->fd_snapshot = NULL;
+	s->fd_snapshot_bits = 0;
+	snprintf(p->scope, sizeof(p->scope), "%s", s->name);
+	p->next = loop->audit_pending;
+	loop->audit_pending = p;
+	rsc__audit_flush(loop); /* at once, unless an acquire is in flight */
+}
+
+static void verdict(struct rsc_loop *loop, const struct rsc_audit_pending *p,
+		    const uint64_t *now, unsigned nbits)
+{
+	char expected[192];
+	unsigned fd;
+
 	for (fd = 0; fd < nbits; fd++) {
 		if (!bit_set(now, nbits, (int)fd) ||
-		    bit_set(s->fd_snapshot, s->fd_snapshot_bits, (int)fd))
+		    bit_set(p->fd_snapshot, p->fd_snapshot_bits, (int)fd))
 			continue;
 		if ((int)fd == loop->ring.ring_fd || (int)fd == loop->proc_fd_dir)
 			continue;
@@ -206,14 +219,52 @@ void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc_scope *s)
 			continue;
 		snprintf(expected, sizeof(expected),
 			 "closed: it was not open when scope '%s' opened, and the scope has unwound",
-			 s->name);
-		add_finding(loop, RSC_FINDING_LEAKED, (int)fd, s->name, expected);
+			 p->scope);
+		add_finding(loop, RSC_FINDING_LEAKED, (int)fd, p->scope, expected);
+	}
+}
+
+/* Settle the queued verdicts once no acquire is in flight: one scan for all. */
+void rsc__audit_flush(struct rsc_loop *loop)
+{
+	struct rsc_audit_pending *p, *list;
+	uint64_t *now = NULL;
+	unsigned nbits = 0;
+
+	if (!loop->audit_pending || loop->n_entering)
+		return;
+	list = loop->audit_pending;
+	loop->audit_pending = NULL;
+	if (scan_fds(loop, &now, &nbits) < 0)
+		nbits = 0; /* /proc unreadable: no verdict rather than a wrong one */
+	/* Oldest first, as the scopes unwound. */
+	for (p = NULL; list;) {
+		struct rsc_audit_pending *next = list->next;
+
+		list->next = p;
+		p = list;
+		list = next;
+	}
+	while ((list = p)) {
+		p = list->next;
+		if (nbits)
+			verdict(loop, list, now, nbits);
+		free(list->fd_snapshot);
+		free(list);
 	}
 	free(now);
 }
 
 void rsc__audit_free(struct rsc_loop *loop)
 {
+	rsc__audit_flush(loop);
+	while (loop->audit_pending) {
+		struct rsc_audit_pending *p = loop->audit_pending;
+
+		loop->audit_pending = p->next;
+		free(p->fd_snapshot);
+		free(p);
+	}
 	if (loop->proc_fd_dir >= 0)
 		close(loop->proc_fd_dir);
 	loop->proc_fd_dir = -1;

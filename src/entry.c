@@ -205,6 +205,7 @@ int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
 		s->entries_head = e;
 	s->entries_tail = e;
 	s->n_entering++;
+	loop->n_entering++;
 	if (entryp)
 		*entryp = e;
 	return 0;
@@ -278,8 +279,9 @@ static void enter_done(struct rsc_entry *e)
 	bool early = e->flags & RSC__E_RELEASE_REQ;
 
 	e->phase = RSC__PHASE_NONE;
-	assert(s->n_entering > 0);
+	assert(s->n_entering > 0 && loop->n_entering > 0);
 	s->n_entering--;
+	loop->n_entering--;
 	if (e->value >= 0) {
 		e->state = RSC_ENTERED;
 		loop->counters[RSC_CTR_ACQUIRED]++;
@@ -319,6 +321,8 @@ static void enter_done(struct rsc_entry *e)
 	}
 	if (s->state == RSC_SCOPE_UNWINDING)
 		rsc__scope_step(s);
+	if (loop->n_entering == 0 && loop->audit_pending)
+		rsc__audit_flush(loop); /* the last acquire in flight has settled */
 }
 
 static void exit_done(struct rsc_entry *e)

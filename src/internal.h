@@ -139,6 +139,13 @@ struct rsc_finding {
 	char expected[192];
 };
 
+struct rsc_audit_pending {
+	struct rsc_audit_pending *next;
+	uint64_t *fd_snapshot;
+	unsigned fd_snapshot_bits;
+	char scope[RSC_NAME_MAX];
+};
+
 struct rsc_loop {
 	struct io_uring ring;
 	unsigned features;
@@ -168,6 +175,10 @@ struct rsc_loop {
 	long long counters[RSC_CTR__COUNT];
 
 	int proc_fd_dir; /* O_DIRECTORY handle on /proc/self/fd, or -1 */
+	unsigned n_entering; /* acquires in flight, loop-wide */
+	/* FULL verdicts wait until no acquire is in flight: its fd may already
+	 * be open before its CQE is processed (a false leak otherwise). */
+	struct rsc_audit_pending *audit_pending;
 	struct rsc_finding **findings; /* each its own allocation: pointers stay valid */
 	unsigned n_findings, cap_findings;
 };
@@ -235,6 +246,7 @@ void rsc__audit_record(struct rsc_loop *loop, struct rsc_entry *e);
 void rsc__audit_check_released(struct rsc_loop *loop, struct rsc_entry *e);
 void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc_scope *s);
 void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc_scope *s);
+void rsc__audit_flush(struct rsc_loop *loop);
 void rsc__audit_free(struct rsc_loop *loop);
 
 /* Argument checks that also say what was wrong. */

@@ -389,6 +389,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 				rsc__retry_exits(loop);
 		bool wait;
 
+
 		if (!loop_alive(loop))
 			break;
 		wait = mode != RSC_RUN_NOWAIT && done == 0 && !loop->ready_head &&

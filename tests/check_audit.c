@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -66,6 +67,28 @@ START_TEST(finding_pointers_survive_later_findings)
 	ck_assert_str_eq(rsc_finding_scope(first), "first");
 	for (i = 0; i < 10; i++)
 		close(fds[i]);
+}
+END_TEST
+
+START_TEST(full_audit_waits_for_acquires_in_flight)
+{
+	struct rsc_scope *a, *b;
+	int i;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	/* 'a' fails inline and unwinds while b's sockets, already open in the
+	 * process, still wait for their CQEs to be processed. */
+	ck_assert_int_eq(rsc_socket(a, AF_INET, SOCK_STREAM, 99, 0, NULL), 0);
+	for (i = 0; i < 32; i++)
+		ck_assert_int_eq(rsc_socket(b, AF_INET, SOCK_DGRAM, 0, 0, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(a), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), -EPROTONOSUPPORT);
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
 }
 END_TEST
 
@@ -190,6 +213,10 @@ Suite *make_audit_suite(void)
 	tcase_add_test(tc, full_audit_reports_fd_leaked_behind_the_runtime);
 	tcase_add_test(tc, full_audit_is_silent_on_a_clean_scope);
 	tcase_add_test(tc, finding_pointers_survive_later_findings);
+	if (t_kernel_has(IORING_OP_SOCKET))
+		tcase_add_test(tc, full_audit_waits_for_acquires_in_flight);
+	else
+		printf("SKIP full_audit_waits_for_acquires_in_flight: kernel lacks IORING_OP_SOCKET\n");
 	tcase_add_test(tc, released_audit_is_silent_when_number_is_reused);
 	tcase_add_test(tc, released_audit_reports_same_file_still_open);
 	tcase_add_test(tc, audit_level_comes_from_environment);

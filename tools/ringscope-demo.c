@@ -44,7 +44,7 @@ struct demo {
 	struct rsc_loop *loop;
 	struct dscope sc[SC_COUNT];
 	struct event ev[MAX_EVENTS];
-	unsigned n_ev, dropped;
+	unsigned n_ev, dropped, n_settled; /* events before the root's close */
 	int close_order[SC_COUNT], n_closed;
 	int fd_before, fd_during, fd_after;
 	int broken_state, status;
@@ -61,9 +61,12 @@ static const char *const counter_names[RSC_CTR__COUNT] = {
 
 static const char *tmp_to_remove; /* for atexit: the demo's own setup */
 
-static void die(const char *what, int ret)
+/* Every ringscope call is checked: a failure says what and why, then exits. */
+static long long check(long long ret, const char *what)
 {
-	fprintf(stderr, "ringscope-demo: %s: %s (%s)\n", what, rsc_strerror(ret),
+	if (ret >= 0)
+		return ret;
+	fprintf(stderr, "ringscope-demo: %s: %s (%s)\n", what, rsc_strerror((int)ret),
 		rsc_last_error());
 	exit(1);
 }
@@ -83,12 +86,11 @@ static void remove_tmpdir(void)
 	char path[PATH_MAX];
 	int i;
 
-	for (i = 0; tmp_to_remove && i < N_FILES; i++) {
+	for (i = 0; i < N_FILES; i++) {
 		snprintf(path, sizeof(path), "%s/f%d", tmp_to_remove, i);
 		unlink(path);
 	}
-	if (tmp_to_remove)
-		rmdir(tmp_to_remove);
+	rmdir(tmp_to_remove);
 }
 
 static void make_tmpdir(struct demo *d)
@@ -121,15 +123,6 @@ static bool have_ipv6(void)
 	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	return fd >= 0 && close(fd) == 0;
-}
-
-static int fd_count(void)
-{
-	int n = rsc_audit_fd_count();
-
-	if (n < 0)
-		die("rsc_audit_fd_count", n);
-	return n;
 }
 
 /* Which of our scopes and entries an event is about (-1: not ours). */
@@ -181,23 +174,18 @@ static void new_loop(struct demo *d)
 		exit(1);
 	}
 	/* An explicit RINGSCOPE_AUDIT is the user's choice: keep it. */
-	if (!getenv("RINGSCOPE_AUDIT") &&
-	    (ret = rsc_loop_set_audit(d->loop, RSC_AUDIT_FULL)) < 0)
-		die("rsc_loop_set_audit", ret);
-	if ((ret = rsc_loop_set_trace(d->loop, on_trace, d)) < 0)
-		die("rsc_loop_set_trace", ret);
+	if (!getenv("RINGSCOPE_AUDIT"))
+		check(rsc_loop_set_audit(d->loop, RSC_AUDIT_FULL), "rsc_loop_set_audit");
+	check(rsc_loop_set_trace(d->loop, on_trace, d), "rsc_loop_set_trace");
 }
 
 static struct dscope *open_scope(struct demo *d, int idx, const char *name)
 {
 	struct dscope *s = &d->sc[idx];
-	int ret;
 
 	s->name = name;
-	ret = rsc_scope_open(d->loop, idx == SC_DEMO ? NULL : d->sc[SC_DEMO].s,
-			     name, &s->s);
-	if (ret < 0)
-		die("rsc_scope_open", ret);
+	check(rsc_scope_open(d->loop, idx == SC_DEMO ? NULL : d->sc[SC_DEMO].s,
+			     name, &s->s), "rsc_scope_open");
 	return s;
 }
 
@@ -206,13 +194,10 @@ static void open_file(struct demo *d, struct dscope *s, const char *name,
 		      int oflags, unsigned flags)
 {
 	char path[PATH_MAX];
-	int ret;
 
 	snprintf(path, sizeof(path), "%s%s%s", d->dir, name[0] ? "/" : "", name);
-	ret = rsc_open(s->s, AT_FDCWD, path, oflags, 0, flags, &s->entries[s->n]);
-	if (ret < 0)
-		die("rsc_open", ret);
-	s->n++;
+	check(rsc_open(s->s, AT_FDCWD, path, oflags, 0, flags, &s->entries[s->n++]),
+	      "rsc_open");
 }
 
 static void push_files(struct demo *d)
@@ -237,14 +222,12 @@ static void push_sockets(struct demo *d)
 		{ AF_INET, SOCK_DGRAM },   { AF_INET6, SOCK_STREAM }, { AF_UNIX, SOCK_DGRAM },
 	};
 	struct dscope *s = open_scope(d, SC_SOCKETS, "sockets");
-	int i, ret, domain;
+	int i, domain;
 
 	for (i = 0; i < N_SOCKETS; i++) {
 		domain = kinds[i % 6][0] == AF_INET6 && !d->ipv6 ? AF_INET : kinds[i % 6][0];
-		ret = rsc_socket(s->s, domain, kinds[i % 6][1], 0, 0, &s->entries[s->n]);
-		if (ret < 0)
-			die("rsc_socket", ret);
-		s->n++;
+		check(rsc_socket(s->s, domain, kinds[i % 6][1], 0, 0, &s->entries[s->n++]),
+		      "rsc_socket");
 	}
 }
 
@@ -265,29 +248,26 @@ static void push_broken(struct demo *d)
 
 static void run_demo(struct demo *d)
 {
-	int ret;
-
 	/* The parent's own entry: released only after every child scope. */
 	open_file(d, open_scope(d, SC_DEMO, "demo"), "", O_RDONLY | O_DIRECTORY, 0);
 	push_files(d);
 	push_sockets(d);
 	push_broken(d);
-	if ((ret = rsc_loop_run(d->loop, RSC_RUN_DEFAULT)) < 0)
-		die("rsc_loop_run", ret);
-	d->fd_during = fd_count();
-	if ((d->broken_state = rsc_scope_state(d->sc[SC_BROKEN].s)) < 0)
-		die("rsc_scope_state", d->broken_state);
+	check(rsc_loop_run(d->loop, RSC_RUN_DEFAULT), "rsc_loop_run");
+	d->n_settled = d->n_ev;
+	d->fd_during = (int)check(rsc_audit_fd_count(), "rsc_audit_fd_count");
+	d->broken_state = (int)check(rsc_scope_state(d->sc[SC_BROKEN].s), "rsc_scope_state");
 	d->status = rsc_scope_close_wait(d->sc[SC_DEMO].s, &d->err);
 	/* A status with no chain is the call itself failing, not an unwind. */
-	if (d->status < 0 && !d->err)
-		die("rsc_scope_close_wait", d->status);
+	if (!d->err)
+		check(d->status, "rsc_scope_close_wait");
 }
 
 /*
- * A release in scope k must come after every scope opened after k has
- * closed (children and newer siblings first) and before k itself closes.
+ * While the root closes, scope k may release or close only when it is the
+ * newest scope still open: children and newer siblings go first.
  */
-static bool release_in_place(const struct demo *d, int k)
+static bool newest_open(const struct demo *d, int k)
 {
 	int i, newer = 0;
 
@@ -299,10 +279,13 @@ static bool release_in_place(const struct demo *d, int k)
 	return newer == SC_COUNT - 1 - k;
 }
 
-static void tally(struct demo *d, const struct event *t)
+static void tally(struct demo *d, const struct event *t, bool closing)
 {
 	struct dscope *s = t->scope_idx >= 0 ? &d->sc[t->scope_idx] : NULL;
 
+	/* Only the root's close orders scopes: a failed one unwinds on its own. */
+	if (closing && (t->ev == RSC_EV_SCOPE_CLOSED || t->ev == RSC_EV_RELEASED))
+		d->lifo_ok = d->lifo_ok && s && newest_open(d, t->scope_idx);
 	if (t->ev == RSC_EV_SCOPE_CLOSED && d->n_closed < SC_COUNT)
 		d->close_order[d->n_closed++] = t->scope_idx;
 	if (!s || t->entry_idx < 0)
@@ -311,8 +294,7 @@ static void tally(struct demo *d, const struct event *t)
 	s->failed += t->ev == RSC_EV_ENTER_FAILED;
 	if (t->ev != RSC_EV_RELEASED)
 		return;
-	d->lifo_ok = d->lifo_ok && release_in_place(d, t->scope_idx) &&
-		     s->n_order < s->n;
+	d->lifo_ok = d->lifo_ok && s->n_order < s->n;
 	/* Within a scope: strictly newest first. */
 	if (s->n_order && s->order[s->n_order - 1]->entry_idx <= t->entry_idx)
 		d->lifo_ok = false;
@@ -328,12 +310,11 @@ static void analyse(struct demo *d)
 
 	d->lifo_ok = d->dropped == 0;
 	for (i = 0; i < d->n_ev; i++)
-		tally(d, &d->ev[i]);
-	/* Everything entered was released, and scopes closed newest first. */
+		tally(d, &d->ev[i], i >= d->n_settled);
+	/* Every scope closed, and everything entered was released. */
 	d->lifo_ok = d->lifo_ok && d->n_closed == SC_COUNT;
 	for (k = 0; k < SC_COUNT; k++)
-		d->lifo_ok = d->lifo_ok && d->sc[k].n_order == d->sc[k].entered &&
-			     d->close_order[k] == SC_COUNT - 1 - k;
+		d->lifo_ok = d->lifo_ok && d->sc[k].n_order == d->sc[k].entered;
 }
 
 static const char *label(const struct event *t, char *buf, size_t len)
@@ -366,16 +347,12 @@ static void print_order(const struct dscope *s)
 
 static long long counter(const struct demo *d, int i)
 {
-	long long v = rsc_loop_counter(d->loop, (enum rsc_counter)i);
-
-	if (v < 0)
-		die("rsc_loop_counter", (int)v);
-	return v;
+	return check(rsc_loop_counter(d->loop, (enum rsc_counter)i), "rsc_loop_counter");
 }
 
 static void human_report(const struct demo *d)
 {
-	int k, ret;
+	int k;
 
 	printf("ringscope demo: %d files in %s, %d sockets%s, one missing path\n",
 	       N_FILES, d->dir, N_SOCKETS, d->ipv6 ? "" : " (no IPv6: AF_INET instead)");
@@ -384,19 +361,19 @@ static void human_report(const struct demo *d)
 	       d->broken_state == RSC_SCOPE_UNWOUND ? "yes (RSC_SCOPE_UNWOUND)" : "NO");
 	printf("rsc_scope_close_wait(demo) = %d (%s); error chain:\n", d->status,
 	       rsc_err_name(d->status));
-	if (d->err && (ret = rsc_error_print(d->err, stdout)) < 0)
-		die("rsc_error_print", ret);
+	if (d->err)
+		check(rsc_error_print(d->err, stdout), "rsc_error_print");
 	printf("\nreleases as they completed:\n");
 	for (k = SC_COUNT - 1; k >= 0; k--)
 		print_order(&d->sc[k]);
 	printf("scopes closed:");
 	for (k = 0; k < d->n_closed; k++)
 		printf(" %s", d->close_order[k] >= 0 ? d->sc[d->close_order[k]].name : "?");
-	printf("\nLIFO: %s\n\naudit (level %d): %d finding(s)\n",
-	       d->lifo_ok ? "ok" : "VIOLATED", rsc_loop_audit_level(d->loop),
-	       rsc_audit_count(d->loop));
-	if ((ret = rsc_audit_print(d->loop, stdout)) < 0)
-		die("rsc_audit_print", ret);
+	printf("\nLIFO: %s\n\naudit (level %lld): %lld finding(s)\n",
+	       d->lifo_ok ? "ok" : "VIOLATED",
+	       check(rsc_loop_audit_level(d->loop), "rsc_loop_audit_level"),
+	       check(rsc_audit_count(d->loop), "rsc_audit_count"));
+	check(rsc_audit_print(d->loop, stdout), "rsc_audit_print");
 	printf("counters:");
 	for (k = 0; k < RSC_CTR__COUNT; k++)
 		printf("%s %s=%lld", k == 5 ? "\n         " : "", counter_names[k],
@@ -458,8 +435,8 @@ static void json_findings(const struct demo *d)
 	const struct rsc_finding *f;
 	unsigned i;
 
-	printf("  \"audit_level\": %d,\n  \"audit_findings\": [",
-	       rsc_loop_audit_level(d->loop));
+	printf("  \"audit_level\": %lld,\n  \"audit_findings\": [",
+	       check(rsc_loop_audit_level(d->loop), "rsc_loop_audit_level"));
 	for (i = 0; (f = rsc_audit_finding(d->loop, i)); i++) {
 		printf("%s\n    {\"kind\": \"%s\", \"fd\": %d, ", i ? "," : "",
 		       rsc_finding_kind(f) == RSC_FINDING_LEAKED ? "leaked" : "not_released",
@@ -500,23 +477,23 @@ static void json_report(const struct demo *d)
 
 static int finish(struct demo *d)
 {
-	bool fd_ok, audit_ok = rsc_audit_count(d->loop) == 0;
-	int ret = rsc_loop_close(d->loop);
+	bool ok = check(rsc_audit_count(d->loop), "rsc_audit_count") == 0;
+	int ret = (int)check(rsc_loop_close(d->loop), "rsc_loop_close");
 
-	if (ret < 0)
-		die("rsc_loop_close", ret);
-	d->fd_after = fd_count();
-	fd_ok = d->fd_after == d->fd_before;
+	d->fd_after = (int)check(rsc_audit_fd_count(), "rsc_audit_fd_count");
+	/* The demo's promise: only the ENOENT, all in order, nothing left open. */
+	ok = ok && d->lifo_ok && d->fd_after == d->fd_before &&
+	     d->status == -ENOENT && d->broken_state == RSC_SCOPE_UNWOUND;
 	if (d->json)
-		printf("  \"fd_after\": %d,\n  \"fd_ok\": %s,\n  \"loop_close\": %d\n}\n",
-		       d->fd_after, fd_ok ? "true" : "false", ret);
+		printf("  \"fd_after\": %d,\n  \"loop_close\": %d,\n  \"ok\": %s\n}\n",
+		       d->fd_after, ret, ok ? "true" : "false");
 	else
-		printf("descriptors open after: %d (before: %d): %s\nrsc_loop_close: %d\n",
-		       d->fd_after, d->fd_before, fd_ok ? "ok" : "MISMATCH", ret);
+		printf("descriptors open after: %d (before: %d): %s\nrsc_loop_close: %d\n"
+		       "demo: %s\n", d->fd_after, d->fd_before,
+		       d->fd_after == d->fd_before ? "ok" : "MISMATCH", ret,
+		       ok ? "ok" : "FAILED (expected: LIFO, only the ENOENT, no finding, no fd left)");
 	rsc_error_free(d->err);
-	/* The demo's promise: exactly the ENOENT, in order, nothing left open. */
-	return d->lifo_ok && fd_ok && audit_ok && d->status == -ENOENT &&
-	       d->broken_state == RSC_SCOPE_UNWOUND ? 0 : 1;
+	return ok ? 0 : 1;
 }
 
 static void parse_args(struct demo *d, int argc, char **argv)
@@ -544,7 +521,7 @@ int main(int argc, char **argv)
 	parse_args(&d, argc, argv);
 	make_tmpdir(&d);
 	d.ipv6 = have_ipv6();
-	d.fd_before = fd_count();
+	d.fd_before = (int)check(rsc_audit_fd_count(), "rsc_audit_fd_count");
 	new_loop(&d);
 	run_demo(&d);
 	analyse(&d);
