@@ -240,6 +240,10 @@ void rsc__scope_ready(struct rsc_scope *s);
 struct rsc_scope *rsc__scope_new_root(struct rsc_loop *loop);
 void rsc__scope_free_tree(struct rsc_scope *s);
 
+/* wait.c */
+int rsc__scope_close_and_wait(struct rsc_scope *s, int *status,
+			      struct rsc_error **errp);
+
 /* audit.c */
 int rsc__audit_level_from_env(void);
 void rsc__audit_record(struct rsc_loop *loop, struct rsc_entry *e);

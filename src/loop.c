@@ -455,7 +455,7 @@ int rsc_loop_close(struct rsc_loop *loop)
 		rsc__set_last_error("rsc_loop_close: called from inside rsc_loop_run");
 		return -EBUSY;
 	}
-	if (loop->root->children_head || loop_alive(loop)) {
+	if ((loop->root && loop->root->children_head) || loop_alive(loop)) {
 		rsc__set_last_error("rsc_loop_close: scopes still open or %u ops in flight; close them or call rsc_loop_shutdown",
 				    loop->ops_inflight);
 		return -EBUSY;
@@ -464,28 +464,10 @@ int rsc_loop_close(struct rsc_loop *loop)
 	return 0;
 }
 
-struct shutdown_result {
-	bool done;
-	int status;
-	struct rsc_error *err;
-};
-
-static void shutdown_closed(struct rsc_scope *scope, int status,
-			    const struct rsc_error *err, void *data)
-{
-	struct shutdown_result *r = data;
-
-	(void)scope;
-	r->done = true;
-	r->status = status;
-	if (err && rsc_error_dup(err, &r->err) < 0)
-		r->err = NULL;
-}
-
 int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 {
-	struct shutdown_result r = { false, 0, NULL };
-	int ret;
+	struct rsc_error *err = NULL;
+	int status = 0, ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_shutdown: loop is NULL");
 	if (errp)
@@ -494,30 +476,23 @@ int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 		rsc__set_last_error("rsc_loop_shutdown: called from inside rsc_loop_run");
 		return -EBUSY;
 	}
-	/* The root scope's children are the user's top scopes: LIFO, as any. */
-	ret = rsc_scope_close(loop->root, shutdown_closed, &r);
-	assert(ret == 0);
-	while (!r.done) {
-		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
-		if (ret < 0)
-			break;
+	if (!loop->root) {
+		rsc__set_last_error("rsc_loop_shutdown: a shutdown already failed on this loop");
+		return -EALREADY;
 	}
+	/* The root scope's children are the user's top scopes: LIFO, as any. */
+	ret = rsc__scope_close_and_wait(loop->root, &status, &err);
 	/* Drain: an unreaped CQE carrying a descriptor would be a leak. */
 	while (ret >= 0 && loop_alive(loop))
 		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
 	if (ret < 0) {
-		/* The ring failed: the loop is left for inspection, and our callback
-		 * must not outlive this frame. */
-		if (!r.done && loop->root)
-			loop->root->close_cb = NULL;
-		rsc__error_unref(r.err);
-		return ret;
+		rsc__error_unref(err);
+		return ret; /* the ring failed: the loop is left for inspection */
 	}
-	loop->root = NULL; /* freed by its close */
 	loop_free(loop);
 	if (errp)
-		*errp = r.err;
+		*errp = err;
 	else
-		rsc__error_unref(r.err);
-	return r.status;
+		rsc__error_unref(err);
+	return status;
 }

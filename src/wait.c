@@ -28,39 +28,57 @@ static void close_wait_cb(struct rsc_scope *scope, int status,
 		w->err = NULL;
 }
 
-int rsc_scope_close_wait(struct rsc_scope *s, struct rsc_error **errp)
+/*
+ * Close @s and turn the loop until its callback ran: returns 0 with the
+ * scope's status and chain, or the ring's -errno (the close then stays
+ * requested, without our callback, which must not outlive this frame).
+ */
+int rsc__scope_close_and_wait(struct rsc_scope *s, int *status,
+			      struct rsc_error **errp)
 {
 	struct close_wait w = { false, 0, NULL };
-	struct rsc_loop *loop;
+	struct rsc_loop *loop = s->loop;
 	int ret;
 
-	if (errp)
-		*errp = NULL;
-	RSC__CHECK_ARG(s && s->state >= RSC_SCOPE_OPEN && s->state <= RSC_SCOPE_UNWOUND,
-		       "rsc_scope_close_wait: not a live scope");
-	loop = s->loop;
-	if (loop->running) {
-		/* Our callback would outlive this stack frame. */
-		rsc__set_last_error("rsc_scope_close_wait: cannot block inside a loop callback");
-		return -EDEADLK;
-	}
+	*errp = NULL;
 	ret = rsc_scope_close(s, close_wait_cb, &w);
 	if (ret < 0)
 		return ret;
 	while (!w.done) {
 		ret = rsc_loop_run(loop, RSC_RUN_ONCE);
 		if (ret < 0) {
-			/* Ring failure: the close stays requested, without our callback. */
 			s->close_cb = NULL;
 			s->close_data = NULL;
 			return ret;
 		}
 	}
+	*status = w.status;
+	*errp = w.err;
+	return 0;
+}
+
+int rsc_scope_close_wait(struct rsc_scope *s, struct rsc_error **errp)
+{
+	struct rsc_error *err;
+	int status = 0, ret;
+
 	if (errp)
-		*errp = w.err;
+		*errp = NULL;
+	RSC__CHECK_ARG(s && s->state >= RSC_SCOPE_OPEN && s->state <= RSC_SCOPE_UNWOUND,
+		       "rsc_scope_close_wait: not a live scope");
+	if (s->loop->running) {
+		/* Our callback would outlive this stack frame. */
+		rsc__set_last_error("rsc_scope_close_wait: cannot block inside a loop callback");
+		return -EDEADLK;
+	}
+	ret = rsc__scope_close_and_wait(s, &status, &err);
+	if (ret < 0)
+		return ret;
+	if (errp)
+		*errp = err;
 	else
-		rsc__error_unref(w.err);
-	return w.status;
+		rsc__error_unref(err);
+	return status;
 }
 
 int rsc_entry_wait(struct rsc_entry *e)

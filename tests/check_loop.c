@@ -74,16 +74,10 @@ END_TEST
 START_TEST(counters_track_the_lifecycle)
 {
 	struct rsc_scope *s;
-	int i;
 
 	t_make_files(5);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "count", &s), 0);
-	for (i = 0; i < 5; i++) {
-		char name[8];
-
-		snprintf(name, sizeof(name), "f%d", i);
-		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, NULL), 0);
-	}
+	t_open_files(s, 0, 5);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("none"), O_RDONLY, 0, 0, NULL), 0);
 	t_run();
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ENOENT);
@@ -100,19 +94,14 @@ START_TEST(steady_state_makes_no_pool_allocations)
 {
 	struct rsc_scope *s;
 	long long allocs = 0;
-	int round, i;
+	int round;
 
 	t_make_files(32);
 	for (round = 0; round < 5; round++) {
 		if (round == 1)
 			allocs = rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS);
 		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "steady", &s), 0);
-		for (i = 0; i < 32; i++) {
-			char name[8];
-
-			snprintf(name, sizeof(name), "f%d", i);
-			ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, NULL), 0);
-		}
+		t_open_files(s, 0, 32);
 		t_run();
 		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	}

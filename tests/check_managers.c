@@ -159,18 +159,13 @@ START_TEST(full_submission_queue_flushes_and_keeps_going)
 	struct rsc_loop *small;
 	struct rsc_scope *s;
 	struct rsc_error *err = NULL;
-	int before, i;
+	int before;
 
 	t_make_files(100);
 	ck_assert_int_eq(rsc_loop_new(&small, 8, 0), 0);
 	before = t_fd_count();
 	ck_assert_int_eq(rsc_scope_open(small, NULL, "flood", &s), 0);
-	for (i = 0; i < 100; i++) {
-		char name[8];
-
-		snprintf(name, sizeof(name), "f%d", i);
-		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, NULL), 0);
-	}
+	t_open_files(s, 0, 100);
 	ck_assert_int_ge(rsc_loop_counter(small, RSC_CTR_SQ_FULL), 10);
 	ck_assert_int_eq(rsc_loop_run(small, RSC_RUN_DEFAULT), 0);
 	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_ACQUIRED), 100);

@@ -57,17 +57,12 @@ START_TEST(unwind_releases_newest_first)
 {
 	struct rsc_scope *s;
 	char got[512];
-	int before, i;
+	int before;
 
 	t_make_files(16);
 	before = t_fd_count();
 	s = open_scope(NULL, "lifo");
-	for (i = 0; i < 16; i++) {
-		char name[8];
-
-		snprintf(name, sizeof(name), "f%d", i);
-		push_file(s, name);
-	}
+	t_open_files(s, 0, 16);
 	t_run();
 	ck_assert_int_eq(t_fd_count(), before + 16);
 	ck_assert(t_fd_open_to(t_dir));
@@ -167,7 +162,7 @@ START_TEST(failed_enter_under_emfile_releases_the_rest)
 	struct rlimit old, low;
 	struct rsc_error *err = NULL;
 	struct rsc_scope *s;
-	int before, i;
+	int before;
 
 	t_make_files(8);
 	before = t_fd_count();
@@ -177,12 +172,7 @@ START_TEST(failed_enter_under_emfile_releases_the_rest)
 	low.rlim_cur = (rlim_t)before + 4;
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
 	s = open_scope(NULL, "emfile");
-	for (i = 0; i < 8; i++) {
-		char name[8];
-
-		snprintf(name, sizeof(name), "f%d", i);
-		push_file(s, name);
-	}
+	t_open_files(s, 0, 8);
 	t_run();
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
 	ck_assert_int_ge(rsc_loop_counter(t_loop, RSC_CTR_ENTER_FAILED), 1);
@@ -337,16 +327,10 @@ START_TEST(pushes_between_turns_share_one_submit)
 {
 	struct rsc_scope *s = open_scope(NULL, "batch");
 	long long calls;
-	int i;
 
 	t_make_files(48);
 	calls = rsc_loop_counter(t_loop, RSC_CTR_ENTER_CALLS);
-	for (i = 0; i < 48; i++) {
-		char name[8];
-
-		snprintf(name, sizeof(name), "f%d", i);
-		push_file(s, name);
-	}
+	t_open_files(s, 0, 48);
 	/* Nothing is submitted while pushing: SQEs wait for the loop's turn. */
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ENTER_CALLS), calls);
 	t_run();

@@ -104,6 +104,18 @@ void t_make_files(int n)
 	}
 }
 
+void t_open_files(struct rsc_scope *s, int first, int n)
+{
+	char name[32];
+	int i, ret;
+
+	for (i = first; i < first + n; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		ret = rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, NULL);
+		ck_assert_msg(ret == 0, "rsc_open %s: %s", name, rsc_last_error());
+	}
+}
+
 void t_run(void)
 {
 	int ret = rsc_loop_run(t_loop, RSC_RUN_DEFAULT);

@@ -38,6 +38,8 @@ void t_add_fixture(TCase *tc);
 /* A file of the fixture's temp directory: t_dir/name. */
 const char *t_path(const char *name);
 void t_make_files(int n);
+/* rsc_open() t_dir/f<first> .. f<first+n-1>, read-only, into @s. */
+void t_open_files(struct rsc_scope *s, int first, int n);
 
 /* Run the loop until nothing is alive. */
 void t_run(void);
