@@ -33,6 +33,7 @@
 #define REAP_BATCH     64U
 #define DEFAULT_ROUNDS 21U
 #define QUICK_ROUNDS   5U
+#define MAX_ROUNDS     1001U
 #define TARGET_MS      25.0 /* per variant per round: above the 20 ms floor */
 #define QUICK_MS       5.0
 #define WARMUP_MS      40.0 /* per variant, before calibration */
@@ -143,6 +144,7 @@ struct bench {
 	double target_ms;
 	bool quick, json, pin;
 	int cpu;
+	const char *only; /* comma-separated variant names, for profiling */
 
 	/* RSC_CTR_POOL_ALLOCS around the measured rounds */
 	long long pool_before, pool_after;
@@ -377,7 +379,8 @@ static void raise_nofile(void)
 
 /* ---- measuring ---- */
 
-static void run_batch(struct bench *b, const struct variant *v)
+/* Not inlined: profilers (callgrind --toggle-collect=run_batch) key on it. */
+__attribute__((noinline)) static void run_batch(struct bench *b, const struct variant *v)
 {
 	switch (v->impl) {
 	case IMPL_SYNC:
@@ -537,6 +540,34 @@ static struct variant *find(struct bench *b, enum impl impl, unsigned n,
 	abort();
 }
 
+/* "sync-64", "liburing-8", "ringscope-256", "audit-released", ... */
+static const char *variant_name(const struct variant *v, char *buf, size_t len)
+{
+	if (v->impl == IMPL_RSC && v->audit >= 0)
+		snprintf(buf, len, "audit-%s", audit_names[v->audit]);
+	else
+		snprintf(buf, len, "%s-%u", impl_names[v->impl], v->n);
+	return buf;
+}
+
+static bool selected(const struct bench *b, const struct variant *v)
+{
+	char name[32];
+	const char *p = b->only;
+	size_t len;
+
+	if (!p)
+		return true;
+	variant_name(v, name, sizeof(name));
+	len = strlen(name);
+	while ((p = strstr(p, name))) {
+		if ((p == b->only || p[-1] == ',') && (p[len] == ',' || !p[len]))
+			return true;
+		p += len;
+	}
+	return false;
+}
+
 static void add_variants(struct bench *b)
 {
 	unsigned i, k = 0;
@@ -554,6 +585,18 @@ static void add_variants(struct bench *b)
 	/* The audit rows carry their own "off" so its ratio compares like with like. */
 	for (a = RSC_AUDIT_OFF; a <= RSC_AUDIT_FULL; a++)
 		b->v[k++] = (struct variant){ .impl = IMPL_RSC, .n = AUDIT_N, .audit = a };
+	if (b->only) {
+		unsigned kept = 0;
+
+		for (k = 0; k < b->n_v; k++)
+			if (selected(b, &b->v[k]))
+				b->v[kept++] = b->v[k];
+		if (!kept) {
+			fprintf(stderr, "ringscope-bench: --only %s matches no variant\n", b->only);
+			exit(2);
+		}
+		b->n_v = kept;
+	}
 	for (k = 0; k < b->n_v; k++) {
 		b->v[k].samples = calloc(b->rounds, sizeof(double));
 		if (!b->v[k].samples)
@@ -583,6 +626,24 @@ static void steady_allocs(struct bench *b, unsigned long *allocs,
 static double per_pair(unsigned long allocs, unsigned long long pairs)
 {
 	return pairs ? (double)allocs / (double)pairs : 0.0;
+}
+
+/*
+ * Median over rounds of a/b within each round: the two ran seconds apart,
+ * so a slow spell of the machine cancels out. A cross-check of the ratio
+ * of medians, which is what the floors use.
+ */
+static double paired_ratio(const struct variant *a, const struct variant *b)
+{
+	double r[MAX_ROUNDS];
+	unsigned i, n = a->n_samples < b->n_samples ? a->n_samples : b->n_samples;
+
+	if (n == 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		r[i] = a->samples[i] / b->samples[i];
+	qsort(r, n, sizeof(r[0]), cmp_double);
+	return n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2;
 }
 
 struct floor {
@@ -664,14 +725,17 @@ static void print_table(struct bench *b, const struct utsname *u)
 		       sy->median, ur->median, rs->median, rs->median / ur->median,
 		       rs->median / sy->median);
 	}
-	printf("\nspread (p25-p75 ns/pair):\n");
+	printf("\nspread (p25-p75 ns/pair) and paired ratios (median over rounds of the"
+	       " ratio within a round):\n%6s %12s %12s %12s %14s %10s\n", "N", "sync",
+	       "liburing", "ringscope", "rsc/liburing", "rsc/sync");
 	for (i = 0; i < N_SIZES; i++) {
 		struct variant *sy = find(b, IMPL_SYNC, sizes[i], -1);
 		struct variant *ur = find(b, IMPL_URING, sizes[i], -1);
 		struct variant *rs = find(b, IMPL_RSC, sizes[i], -1);
 
-		printf("%6u %5.0f-%-5.0f %5.0f-%-5.0f %5.0f-%-5.0f\n", sizes[i],
-		       sy->p25, sy->p75, ur->p25, ur->p75, rs->p25, rs->p75);
+		printf("%6u %6.0f-%-5.0f %6.0f-%-5.0f %6.0f-%-5.0f %14.3f %10.3f\n", sizes[i],
+		       sy->p25, sy->p75, ur->p25, ur->p75, rs->p25, rs->p75,
+		       paired_ratio(rs, ur), paired_ratio(rs, sy));
 	}
 	printf("\naudit, ringscope N=%u:\n%10s %10s %12s %14s\n", AUDIT_N, "level",
 	       "ns/pair", "p25-p75", "ratio to off");
@@ -749,8 +813,10 @@ static void print_json(struct bench *b, const struct utsname *u)
 		struct variant *rs = find(b, IMPL_RSC, sizes[i], -1);
 
 		printf("    {\"n\": %u, \"ringscope_over_liburing\": %.4f,"
-		       " \"ringscope_over_sync\": %.4f}%s\n",
+		       " \"ringscope_over_sync\": %.4f, \"paired_over_liburing\": %.4f,"
+		       " \"paired_over_sync\": %.4f}%s\n",
 		       sizes[i], rs->median / ur->median, rs->median / sy->median,
+		       paired_ratio(rs, ur), paired_ratio(rs, sy),
 		       i + 1 < N_SIZES ? "," : "");
 	}
 	printf("  ],\n  \"audit_over_off\": {");
@@ -773,6 +839,23 @@ static void print_json(struct bench *b, const struct utsname *u)
 	printf("  ]\n}\n");
 }
 
+/* --only: no side-by-side table, just what ran (for profilers). */
+static void print_only(struct bench *b)
+{
+	char name[32];
+	unsigned i;
+
+	printf("%-16s %10s %14s %10s %12s\n", "variant", "ns/pair", "p25-p75", "allocs",
+	       "pairs");
+	for (i = 0; i < b->n_v; i++) {
+		struct variant *v = &b->v[i];
+
+		printf("%-16s %10.0f %7.0f-%-6.0f %10lu %12llu\n",
+		       variant_name(v, name, sizeof(name)), v->median, v->p25, v->p75,
+		       v->allocs, v->pairs);
+	}
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -781,7 +864,10 @@ static void usage(FILE *out)
 		"  --quick      %u rounds of ~%.0f ms per variant: a smoke run, not a result\n"
 		"  --json       print the results as JSON instead of a table\n"
 		"  --cpu N      pin to CPU N (default: the highest CPU allowed)\n"
-		"  --no-pin     do not pin\n",
+		"  --no-pin     do not pin\n"
+		"  --only LIST  run only these variants, e.g. ringscope-64,liburing-64\n"
+		"               (sync-N, liburing-N, ringscope-N for N in 1,8,64,256;\n"
+		"               audit-off, audit-released, audit-full): for profiling\n",
 		DEFAULT_ROUNDS, QUICK_ROUNDS, QUICK_MS);
 }
 
@@ -804,11 +890,13 @@ static void parse_args(struct bench *b, int argc, char **argv)
 			b->json = true;
 		} else if (!strcmp(a, "--no-pin")) {
 			b->pin = false;
+		} else if (!strcmp(a, "--only") && i + 1 < argc) {
+			b->only = argv[++i];
 		} else if ((!strcmp(a, "--rounds") || !strcmp(a, "--cpu")) && i + 1 < argc) {
 			long val = strtol(argv[++i], &end, 10);
 
 			if (*end || end == argv[i] || val < (a[2] == 'r' ? 1 : 0) ||
-			    val > (a[2] == 'r' ? 1001 : CPU_SETSIZE - 1)) {
+			    val > (a[2] == 'r' ? (long)MAX_ROUNDS : CPU_SETSIZE - 1)) {
 				fprintf(stderr, "ringscope-bench: bad value for %s: %s\n", a, argv[i]);
 				exit(2);
 			}
@@ -856,7 +944,9 @@ int main(int argc, char **argv)
 				"ringscope's ring were set up differently\n");
 	add_variants(b);
 	measure(b);
-	if (b->json)
+	if (b->only)
+		print_only(b);
+	else if (b->json)
 		print_json(b, &u);
 	else
 		print_table(b, &u);
