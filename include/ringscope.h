@@ -53,8 +53,8 @@ enum rsc_run_mode {
 
 enum rsc_audit_level {
 	RSC_AUDIT_OFF = 0,
-	RSC_AUDIT_RELEASED, /* each release: number closed or names another file */
-	RSC_AUDIT_FULL,	    /* also: /proc/self/fd diff around every scope */
+	RSC_AUDIT_RELEASED, /* each release's close: verified by its own CQE */
+	RSC_AUDIT_FULL,	    /* also: identity guard, /proc/self/fd diff per scope */
 };
 
 /* Counters a program can export; see rsc_loop_counter(). */
@@ -357,13 +357,18 @@ RSC_EXTERN void rsc_error_free(struct rsc_error *err);
 
 /*
  * Audit. Findings are recorded on the loop as data and can be printed.
- * RELEASED checks each completed release (closed, or the number now names
- * another file: st_dev/st_ino recorded at acquire). FULL also diffs
- * /proc/self/fd around every scope and reports descriptors that appeared
- * inside it and are still open after it closed.
+ * RELEASED checks every release that closes the entry's own descriptor
+ * through the ring by that close's CQE: 0 proves the number left the fd
+ * table (a number open again afterwards is someone else's: no false alarm
+ * on reuse, no syscall); a failure means it had been closed behind the
+ * runtime's back. FULL also records st_dev/st_ino at acquire and checks them
+ * before each built-in close, so a number closed behind the runtime's back
+ * and reused is never closed by it; and diffs /proc/self/fd around every
+ * scope, reporting descriptors that appeared inside it and are still open
+ * once no acquire is in flight.
  */
 enum rsc_finding_kind {
-	RSC_FINDING_NOT_RELEASED = 0, /* same file still open after its release */
+	RSC_FINDING_NOT_RELEASED = 0, /* its release could not close it: closed elsewhere */
 	RSC_FINDING_LEAKED,	      /* appeared inside a scope, open after it */
 };
 

@@ -24,7 +24,7 @@ int rsc__audit_level_from_env(void)
 	return -EINVAL;
 }
 
-/* Identity at acquire, so a number reused later is not taken for a leak. */
+/* FULL: identity at acquire, so the release can tell its own file from a reuse. */
 void rsc__audit_record(struct rsc_loop *loop, struct rsc_entry *e)
 {
 	struct stat st;
@@ -46,12 +46,18 @@ static void fd_target(struct rsc_loop *loop, int fd, char *buf, size_t len)
 
 	snprintf(name, sizeof(name), "%d", fd);
 	n = loop->proc_fd_dir >= 0 ? readlinkat(loop->proc_fd_dir, name, buf, len - 1) : -1;
-	if (n < 0)
-		n = snprintf(buf, len, "(unreadable: %s)", rsc_strerror(-errno)) < 0 ? 0 : (ssize_t)strlen(buf);
+	if (n < 0) {
+		snprintf(buf, len, "%s", errno == ENOENT ? "(not open)" : "(unreadable)");
+		return;
+	}
 	buf[n] = '\0';
 }
 
-static int open_proc_dir(struct rsc_loop *loop)
+/*
+ * Opened when auditing is switched on, not when a finding is made: opened
+ * lazily it would take the lowest free number, the very one being reported.
+ */
+int rsc__audit_open_proc_dir(struct rsc_loop *loop)
 {
 	if (loop->proc_fd_dir < 0)
 		loop->proc_fd_dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -78,7 +84,7 @@ static void add_finding(struct rsc_loop *loop, int kind, int fd,
 	loop->findings[loop->n_findings++] = f;
 	f->kind = kind;
 	f->fd = fd;
-	open_proc_dir(loop);
+	rsc__audit_open_proc_dir(loop);
 	fd_target(loop, fd, f->target, sizeof(f->target));
 	snprintf(f->scope, sizeof(f->scope), "%s", scope);
 	snprintf(f->expected, sizeof(f->expected), "%s", expected);
@@ -86,25 +92,43 @@ static void add_finding(struct rsc_loop *loop, int kind, int fd,
 }
 
 /*
- * After a release: the number is closed, or names another file (another
- * thread reused it). Same st_dev/st_ino means the release did not release.
+ * FULL, before a built-in close: the number still names the file acquired
+ * (st_dev/st_ino). If it was closed behind the runtime's back and perhaps
+ * reused, closing it would close someone else's descriptor: report instead.
+ */
+bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc_entry *e)
+{
+	char expected[192];
+	struct stat st;
+
+	if (loop->audit_level != RSC_AUDIT_FULL || !(e->flags & RSC__E_IDENTITY))
+		return true;
+	if (fstat(e->value, &st) == 0 && st.st_dev == e->dev && st.st_ino == e->ino)
+		return true;
+	snprintf(expected, sizeof(expected),
+		 "still open for the release of entry '%s' (%s); it was closed behind the runtime's back, so the runtime did not close it",
+		 e->mgr->name, e->detail);
+	add_finding(loop, RSC_FINDING_NOT_RELEASED, e->value, e->scope->name, expected);
+	return false;
+}
+
+/*
+ * After a release that closed the entry's own descriptor through the ring:
+ * the close's CQE is the kernel's word. 0 means that number left the fd
+ * table, so if it is open again it names someone else's file (no false
+ * alarm on reuse, and no syscall). A failed close means the number had
+ * already been closed behind the runtime's back: a double close.
  */
 void rsc__audit_check_released(struct rsc_loop *loop, struct rsc_entry *e)
 {
-	struct stat st;
-	char expected[160];
-	int fd = e->value;
+	char expected[192];
 
-	if (loop->audit_level == RSC_AUDIT_OFF || !(e->flags & RSC__E_IDENTITY))
+	if (loop->audit_level == RSC_AUDIT_OFF || e->close_res >= 0)
 		return;
-	if (fcntl(fd, F_GETFD) < 0)
-		return; /* EBADF: closed, as it should be */
-	if (fstat(fd, &st) < 0 || st.st_dev != e->dev || st.st_ino != e->ino)
-		return; /* reused by someone else: not ours any more */
 	snprintf(expected, sizeof(expected),
-		 "closed by the release of entry '%s' (%s), but the same file is still open",
-		 e->mgr->name, e->detail);
-	add_finding(loop, RSC_FINDING_NOT_RELEASED, fd, e->scope->name, expected);
+		 "closed by the release of entry '%s' (%s), but its close failed with %s: it had been closed behind the runtime's back",
+		 e->mgr->name, e->detail, rsc_err_name(e->close_res));
+	add_finding(loop, RSC_FINDING_NOT_RELEASED, e->value, e->scope->name, expected);
 }
 
 /* Bitmap of the descriptors open now, excluding the scan's own handle. */
@@ -114,7 +138,7 @@ static int scan_fds(struct rsc_loop *loop, uint64_t **bitsp, unsigned *nbitsp)
 	uint64_t *bits = NULL;
 	unsigned nbits = 0;
 	ssize_t n;
-	int dir = open_proc_dir(loop);
+	int dir = rsc__audit_open_proc_dir(loop);
 
 	if (dir < 0)
 		return -errno;

@@ -41,9 +41,13 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			e->value = res;
 			e->enter_op = NULL;
 		}
-	} else if (res < 0 && e->exit_res == 0) {
-		e->exit_res = res;
-		e->exit_opcode = op->opcode;
+	} else {
+		if (op->closes_value)
+			e->close_res = res; /* the kernel's word for the audit */
+		if (res < 0 && e->exit_res == 0) {
+			e->exit_res = res;
+			e->exit_opcode = op->opcode;
+		}
 	}
 	assert(e->phase_ops > 0);
 	if (--e->phase_ops)
@@ -92,9 +96,9 @@ static int reserve_sqes(struct rsc_entry *e, unsigned n,
 		ops[i]->primary = e->phase == RSC__PHASE_ENTER && !e->enter_op;
 		if (ops[i]->primary)
 			e->enter_op = ops[i];
-		e->phase_sqes[e->n_phase_sqes] = sqes[i];
-		e->phase_opv[e->n_phase_sqes] = ops[i];
-		e->n_phase_sqes++;
+		loop->hook_sqes[loop->n_hook_sqes] = sqes[i];
+		loop->hook_ops[loop->n_hook_sqes] = ops[i];
+		loop->n_hook_sqes++;
 	}
 	e->phase_ops += n;
 	return 0;
@@ -107,11 +111,11 @@ int rsc_entry_get_sqes(struct rsc_entry *e, unsigned n,
 	RSC__CHECK_ARG(n >= 1 && n <= RSC_ENTRY_SQES_MAX,
 		       "rsc_entry_get_sqes: n must be 1..%d, not %u",
 		       RSC_ENTRY_SQES_MAX, n);
-	if (!entry_is_live(e) || !e->in_hook) {
+	if (!entry_is_live(e) || e->scope->loop->hook_entry != e) {
 		rsc__set_last_error("rsc_entry_get_sqes: only a manager's enter or exit may prepare SQEs");
 		return -EPERM;
 	}
-	if (e->n_phase_sqes) {
+	if (e->scope->loop->n_hook_sqes) {
 		/* Two reservations could straddle a submit and split a chain. */
 		rsc__set_last_error("rsc_entry_get_sqes: call it once per enter/exit, for all the SQEs at once");
 		return -EBUSY;
@@ -122,17 +126,22 @@ int rsc_entry_get_sqes(struct rsc_entry *e, unsigned n,
 /* After a hook: name each SQE's op and route its CQE back to us. */
 static void stamp_phase_sqes(struct rsc_entry *e)
 {
+	struct rsc_loop *loop = e->scope->loop;
 	unsigned i;
 
-	for (i = 0; i < e->n_phase_sqes; i++) {
-		struct rsc_op *op = e->phase_opv[i];
+	for (i = 0; i < loop->n_hook_sqes; i++) {
+		struct io_uring_sqe *sqe = loop->hook_sqes[i];
+		struct rsc_op *op = loop->hook_ops[i];
 
-		op->opcode = e->phase_sqes[i]->opcode;
+		op->opcode = sqe->opcode;
+		op->closes_value = sqe->opcode == IORING_OP_CLOSE &&
+				   e->phase == RSC__PHASE_EXIT && sqe->fd == e->value &&
+				   !(sqe->flags & IOSQE_FIXED_FILE);
 		if (op->primary)
 			e->enter_opcode = op->opcode;
-		io_uring_sqe_set_data64(e->phase_sqes[i], rsc__op_user_data(op));
+		io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	}
-	e->n_phase_sqes = 0;
+	loop->n_hook_sqes = 0;
 }
 
 /* A hook that prepared nothing still completes from the loop. */
@@ -141,7 +150,7 @@ static int ensure_phase_sqe(struct rsc_entry *e)
 	struct io_uring_sqe *sqe;
 	int ret;
 
-	if (e->n_phase_sqes)
+	if (e->scope->loop->n_hook_sqes)
 		return 0;
 	ret = reserve_sqes(e, 1, &sqe);
 	if (ret < 0)
@@ -178,22 +187,24 @@ int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
 	e->state = RSC_ENTERING;
 	e->value = -EAGAIN;
 	e->phase = RSC__PHASE_ENTER;
-	e->in_hook = true;
+	e->close_res = 1;
+	loop->hook_entry = e;
 	ret = mgr->enter(e, arg);
-	e->in_hook = false;
+	loop->hook_entry = NULL;
 	if (eflags & RSC__E_BUILTIN)
 		e->arg = NULL; /* it pointed at the caller's stack */
 	if (ret >= 0)
 		ret = ensure_phase_sqe(e);
 	if (ret < 0) {
 		/* Not submitted yet (one reservation, no submit since): make them NOPs. */
-		for (i = 0; i < e->n_phase_sqes; i++) {
-			io_uring_prep_nop(e->phase_sqes[i]);
-			e->phase_opv[i]->entry = NULL;
-			e->phase_opv[i]->complete = discard_complete;
-			io_uring_sqe_set_data64(e->phase_sqes[i],
-						rsc__op_user_data(e->phase_opv[i]));
+		for (i = 0; i < loop->n_hook_sqes; i++) {
+			io_uring_prep_nop(loop->hook_sqes[i]);
+			loop->hook_ops[i]->entry = NULL;
+			loop->hook_ops[i]->complete = discard_complete;
+			io_uring_sqe_set_data64(loop->hook_sqes[i],
+						rsc__op_user_data(loop->hook_ops[i]));
 		}
+		loop->n_hook_sqes = 0;
 		rsc__entry_put(loop, e);
 		return ret;
 	}
@@ -217,6 +228,11 @@ int rsc__scope_check_push(struct rsc_scope *s, const char *fn)
 	RSC__CHECK_ARG(s, "%s: scope is NULL", fn);
 	RSC__CHECK_ARG(s->state >= RSC_SCOPE_OPEN && s->state <= RSC_SCOPE_UNWOUND,
 		       "%s: not a live scope (closed already?)", fn);
+	if (s->loop->hook_entry) {
+		/* Its SQEs would interleave with the running hook's reservation. */
+		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
+		return -EBUSY;
+	}
 	if (s->state != RSC_SCOPE_OPEN || s->closer != RSC__CLOSER_NONE) {
 		rsc__set_last_error("%s: scope '%s' is unwinding; nothing more can be pushed",
 				    fn, s->name);
@@ -287,7 +303,7 @@ static void enter_done(struct rsc_entry *e)
 		loop->counters[RSC_CTR_ACQUIRED]++;
 		if (e->flags & RSC__E_CANCEL_SENT)
 			loop->counters[RSC_CTR_LATE_ACQUIRES]++; /* won the race */
-		if (loop->audit_level != RSC_AUDIT_OFF)
+		if (loop->audit_level == RSC_AUDIT_FULL)
 			rsc__audit_record(loop, e);
 	} else {
 		e->state = RSC_FAILED;
@@ -367,7 +383,7 @@ static void settle_exit_failure(struct rsc_entry *e)
 		e->exit_res = -EBUSY;
 		e->exit_opcode = RSC__OPCODE_HOOK;
 	}
-	e->n_phase_sqes = 0;
+	e->scope->loop->n_hook_sqes = 0;
 	e->phase_ops = 0;
 	exit_done(e);
 }
@@ -402,6 +418,7 @@ unsigned rsc__retry_exits(struct rsc_loop *loop)
 void rsc__entry_start_exit(struct rsc_entry *e)
 {
 	struct rsc_scope *s = e->scope;
+	struct rsc_loop *loop = s->loop;
 	const struct rsc_error *pending;
 	int ret;
 
@@ -411,10 +428,11 @@ void rsc__entry_start_exit(struct rsc_entry *e)
 	e->state = RSC_EXITING;
 	e->phase = RSC__PHASE_EXIT;
 	e->exit_res = 0;
-	e->in_hook = true;
+	e->close_res = 1;
+	loop->hook_entry = e;
 	ret = e->mgr->exit(e, pending, e->arg);
-	e->in_hook = false;
-	if (!e->n_phase_sqes && (ret == -EBUSY || ret == -ENOMEM || ret == -EAGAIN)) {
+	loop->hook_entry = NULL;
+	if (!loop->n_hook_sqes && (ret == -EBUSY || ret == -ENOMEM || ret == -EAGAIN)) {
 		/* No SQE to be had now: call the hook again on a later turn. */
 		e->state = RSC_ENTERED;
 		e->phase = RSC__PHASE_NONE;
@@ -467,6 +485,10 @@ int rsc_entry_release(struct rsc_entry *e, rsc_entry_cb cb, void *data)
 		rsc__set_last_error("rsc_entry_release: entry '%s' failed to enter: it holds nothing",
 				    e->mgr->name);
 		return -EALREADY;
+	}
+	if (e->scope->loop->hook_entry) {
+		rsc__set_last_error("rsc_entry_release: not from inside a manager's enter or exit");
+		return -EBUSY;
 	}
 	e->flags |= RSC__E_RELEASE_REQ;
 	e->release_cb = cb;

@@ -35,6 +35,7 @@ struct rsc_op {
 	struct rsc_entry *entry;
 	uint8_t opcode;	 /* for naming the operation in errors */
 	bool primary;	 /* first SQE of an enter: its CQE decides the enter */
+	bool closes_value; /* IORING_OP_CLOSE of the entry's own descriptor */
 	struct rsc_op *next_free;
 };
 
@@ -48,7 +49,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_DONE	    (1U << 4) /* exit completed, not yet reported */
 #define RSC__E_CANCEL_SENT  (1U << 5)
 #define RSC__E_SUPPRESS	    (1U << 6) /* exit asked to suppress the pending error */
-#define RSC__E_IDENTITY	    (1U << 7) /* dev/ino recorded for the audit */
+#define RSC__E_IDENTITY	    (1U << 7) /* dev/ino recorded (FULL audit) */
 #define RSC__E_REPORTED_ERR (1U << 8) /* its enter error is already pending */
 #define RSC__E_FSYNC	    (1U << 9) /* release = fsync, hard-linked to close */
 #define RSC__E_BUILTIN	    (1U << 10) /* arg was for the enter only */
@@ -70,11 +71,8 @@ struct rsc_entry {
 	enum rsc__phase phase;
 	unsigned phase_ops; /* ops of the current phase still in flight */
 	struct rsc_op *enter_op;
-	struct io_uring_sqe *phase_sqes[RSC_ENTRY_SQES_MAX];
-	struct rsc_op *phase_opv[RSC_ENTRY_SQES_MAX];
-	unsigned n_phase_sqes;
-	bool in_hook; /* inside the manager's enter or exit */
 	uint8_t enter_opcode;
+	int close_res; /* CQE of the exit's IORING_OP_CLOSE of value; 1 if none */
 	rsc_entry_cb enter_cb, release_cb;
 	void *enter_data, *release_data;
 	dev_t dev;
@@ -174,6 +172,12 @@ struct rsc_loop {
 	void *trace_data;
 	long long counters[RSC_CTR__COUNT];
 
+	/* The SQEs of the hook running now; hooks never nest (rsc__push refuses). */
+	struct rsc_entry *hook_entry;
+	struct io_uring_sqe *hook_sqes[RSC_ENTRY_SQES_MAX];
+	struct rsc_op *hook_ops[RSC_ENTRY_SQES_MAX];
+	unsigned n_hook_sqes;
+
 	int proc_fd_dir; /* O_DIRECTORY handle on /proc/self/fd, or -1 */
 	unsigned n_entering; /* acquires in flight, loop-wide */
 	/* FULL verdicts wait until no acquire is in flight: its fd may already
@@ -247,10 +251,12 @@ int rsc__scope_close_and_wait(struct rsc_scope *s, int *status,
 /* audit.c */
 int rsc__audit_level_from_env(void);
 void rsc__audit_record(struct rsc_loop *loop, struct rsc_entry *e);
+bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc_entry *e);
 void rsc__audit_check_released(struct rsc_loop *loop, struct rsc_entry *e);
 void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc_scope *s);
 void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc_scope *s);
 void rsc__audit_flush(struct rsc_loop *loop);
+int rsc__audit_open_proc_dir(struct rsc_loop *loop);
 void rsc__audit_free(struct rsc_loop *loop);
 
 /* Argument checks that also say what was wrong. */

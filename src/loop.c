@@ -103,6 +103,8 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 	}
 	/* Opcodes are probed once; a missing one is named when first needed. */
 	loop->probe = io_uring_get_probe_ring(&loop->ring);
+	if (loop->audit_level != RSC_AUDIT_OFF)
+		rsc__audit_open_proc_dir(loop);
 	loop->root = rsc__scope_new_root(loop);
 	if (!loop->root) {
 		io_uring_free_probe(loop->probe);
@@ -413,6 +415,8 @@ int rsc_loop_set_audit(struct rsc_loop *loop, enum rsc_audit_level level)
 	RSC__CHECK_ARG(level >= RSC_AUDIT_OFF && level <= RSC_AUDIT_FULL,
 		       "rsc_loop_set_audit: unknown level %d", (int)level);
 	loop->audit_level = level;
+	if (level != RSC_AUDIT_OFF)
+		rsc__audit_open_proc_dir(loop);
 	return 0;
 }
 

@@ -20,6 +20,9 @@ int rsc__fd_exit(struct rsc_entry *e, const struct rsc_error *pending,
 
 	(void)pending;
 	(void)arg;
+	/* Never close a number that stopped being ours: it is someone else's now. */
+	if (!rsc__audit_still_ours(e->scope->loop, e))
+		return -EBADF;
 	if (e->flags & RSC__E_FSYNC) {
 		ret = rsc_entry_get_sqes(e, 2, sqe);
 		if (ret < 0)

@@ -105,11 +105,11 @@ void rsc__entry_put(struct rsc_loop *loop, struct rsc_entry *e)
 {
 	if (e->detail != e->detail_inline)
 		free(e->detail);
-#ifndef NDEBUG
+#ifdef RSC_DEBUG
 	/* Poison so a use after the scope closed shows up at once. */
 	memset(e, 0x6b, offsetof(struct rsc_entry, detail_inline));
-	e->state = -1;
 #endif
+	e->state = -1; /* dead: the API refuses it while the pool holds it */
 	e->next_free = loop->free_entries;
 	loop->free_entries = e;
 }
@@ -134,11 +134,11 @@ struct rsc_scope *rsc__scope_get(struct rsc_loop *loop)
 void rsc__scope_put(struct rsc_loop *loop, struct rsc_scope *s)
 {
 	free(s->fd_snapshot);
-#ifndef NDEBUG
+#ifdef RSC_DEBUG
 	memset(s, 0x6b, sizeof(*s));
-	s->state = -1;
 	s->name[0] = '\0';
 #endif
+	s->state = -1; /* dead: the API refuses it while the pool holds it */
 	s->next_free = loop->free_scopes;
 	loop->free_scopes = s;
 }

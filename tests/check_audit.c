@@ -116,13 +116,6 @@ START_TEST(full_audit_is_silent_on_a_clean_scope)
 }
 END_TEST
 
-/* Opens the released entry's file again: same number, same file. */
-static void reopen_same(struct recorder *r, const struct event *e)
-{
-	if (e->ev == RSC_EV_RELEASED && !strcmp(e->entry, "file"))
-		*(int *)r->user = open(e->detail, O_RDONLY | O_CLOEXEC);
-}
-
 /* Opens another file: the released number is reused for something else. */
 static void reuse_number(struct recorder *r, const struct event *e)
 {
@@ -130,56 +123,87 @@ static void reuse_number(struct recorder *r, const struct event *e)
 		*(int *)r->user = open(t_path("other"), O_RDONLY | O_CLOEXEC);
 }
 
-static int release_one_with_hook(void (*hook)(struct recorder *, const struct event *),
-				 int *fd_out)
+START_TEST(released_audit_is_silent_when_number_is_reused)
 {
 	struct rsc_scope *s;
 	struct rsc_entry *e;
-	int fd, reopened = -1;
+	int fd, other = -1;
 
+	t_make_files(1);
+	close(open(t_path("other"), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
 	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "reuse", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
 	fd = rsc_entry_wait(e);
 	ck_assert_int_ge(fd, 0);
 	/* The hook runs between the release's completion and the audit's check. */
-	t_rec->after = hook;
-	t_rec->user = &reopened;
+	t_rec->after = reuse_number;
+	t_rec->user = &other;
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	t_rec->after = NULL;
-	*fd_out = fd;
-	return reopened;
-}
-
-START_TEST(released_audit_is_silent_when_number_is_reused)
-{
-	int fd, other;
-
-	t_make_files(1);
-	close(open(t_path("other"), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-	other = release_one_with_hook(reuse_number, &fd);
-	/* The number was really reused, so only identity can tell them apart. */
+	/* The number was really reused: only the close's own result tells. */
 	ck_assert_int_eq(other, fd);
 	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
 	close(other);
 }
 END_TEST
 
-START_TEST(released_audit_reports_same_file_still_open)
+/* Closes the entry's descriptor with libc: the app's double-close bug. */
+static int acquire_then_close_behind(struct rsc_scope **sp, int level)
+{
+	struct rsc_entry *e;
+	int fd;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, level), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "behind", sp), 0);
+	ck_assert_int_eq(rsc_open(*sp, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	fd = rsc_entry_wait(e);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(close(fd), 0);
+	return fd;
+}
+
+START_TEST(released_audit_reports_close_behind_the_runtime)
 {
 	const struct rsc_finding *f;
-	int fd, again;
+	struct rsc_error *err = NULL;
+	struct rsc_scope *s;
+	int fd;
 
 	t_make_files(1);
-	again = release_one_with_hook(reopen_same, &fd);
-	ck_assert_int_eq(again, fd);
+	fd = acquire_then_close_behind(&s, RSC_AUDIT_RELEASED);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EBADF);
+	ck_assert_str_eq(rsc_error_op(err), "close");
+	rsc_error_free(err);
 	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
 	f = rsc_audit_finding(t_loop, 0);
 	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_NOT_RELEASED);
 	ck_assert_int_eq(rsc_finding_fd(f), fd);
-	ck_assert_str_eq(rsc_finding_target(f), t_path("f0"));
-	ck_assert_str_eq(rsc_finding_scope(f), "reuse");
-	close(again);
+	ck_assert_str_eq(rsc_finding_target(f), "(not open)");
+	ck_assert_str_eq(rsc_finding_scope(f), "behind");
+	ck_assert_ptr_nonnull(strstr(rsc_finding_expected(f), "behind the runtime's back"));
+}
+END_TEST
+
+START_TEST(full_audit_never_closes_a_reused_number)
+{
+	const struct rsc_finding *f;
+	struct rsc_scope *s;
+	int fd, other;
+
+	t_make_files(1);
+	close(open(t_path("other"), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+	fd = acquire_then_close_behind(&s, RSC_AUDIT_FULL);
+	other = open(t_path("other"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(other, fd); /* someone else owns the number now */
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EBADF);
+	/* The identity recorded at acquire differs: the runtime kept its hands off. */
+	ck_assert_int_eq(fcntl(other, F_GETFD), FD_CLOEXEC);
+	ck_assert_int_ge(rsc_audit_count(t_loop), 1);
+	f = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_NOT_RELEASED);
+	ck_assert_str_eq(rsc_finding_target(f), t_path("other"));
+	ck_assert_int_eq(close(other), 0);
 }
 END_TEST
 
@@ -218,7 +242,8 @@ Suite *make_audit_suite(void)
 	else
 		printf("SKIP full_audit_waits_for_acquires_in_flight: kernel lacks IORING_OP_SOCKET\n");
 	tcase_add_test(tc, released_audit_is_silent_when_number_is_reused);
-	tcase_add_test(tc, released_audit_reports_same_file_still_open);
+	tcase_add_test(tc, released_audit_reports_close_behind_the_runtime);
+	tcase_add_test(tc, full_audit_never_closes_a_reused_number);
 	tcase_add_test(tc, audit_level_comes_from_environment);
 	suite_add_tcase(s, tc);
 	return s;
