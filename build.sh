@@ -43,15 +43,18 @@ jobs=$(nproc 2>/dev/null || echo 2)
 case "${1:-}" in
 demo)
 	install_deps
-	configure_in build
+	configure_in build --enable-fault-injection
 	make -C build -j"$jobs" demo
 	;;
 check)
 	install_deps
-	configure_in build
+	configure_in build --enable-fault-injection
 	make -C build -j"$jobs" check
 	summary build
-	configure_in build-asan --enable-sanitizers
+	# The release configuration (no fault injection) must build warning-free too.
+	configure_in build-release
+	make -C build-release -j"$jobs"
+	configure_in build-asan --enable-sanitizers --enable-fault-injection
 	make -C build-asan -j"$jobs" check
 	summary build-asan
 	make -C build -j"$jobs" check-valgrind
@@ -59,8 +62,8 @@ check)
 	;;
 bench)
 	install_deps
-	configure_in build
-	make -C build -j"$jobs" bench
+	configure_in build-release
+	make -C build-release -j"$jobs" bench
 	;;
 *)
 	echo "usage: $0 demo|check|bench" >&2

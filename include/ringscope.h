@@ -69,6 +69,7 @@ enum rsc_counter {
 	RSC_CTR_POOL_ALLOCS,	 /* allocations made by the loop's object pools */
 	RSC_CTR_BUSY_RETRIES,	 /* submits retried after -EBUSY/-EAGAIN */
 	RSC_CTR_SQ_FULL,	 /* times the SQ was full and flushed early */
+	RSC_CTR_FAULTS_INJECTED, /* faults injected by rsc_fault_set() rules */
 	RSC_CTR__COUNT
 };
 
@@ -95,7 +96,8 @@ typedef void (*rsc_trace_cb)(struct rsc_loop *loop, enum rsc_event ev,
  * plain; rsc_loop_features() says which was used. The audit level starts at
  * the value of RINGSCOPE_AUDIT (off|released|full), or off.
  * Returns 0 or -errno (*@loopp is then NULL): -EINVAL (bad flags, entries,
- * or RINGSCOPE_AUDIT value), -ENOMEM, or io_uring_setup's error, with
+ * or RINGSCOPE_AUDIT / RINGSCOPE_FAULT value), -EOPNOTSUPP (RINGSCOPE_FAULT
+ * set in a build without fault injection), -ENOMEM, or io_uring_setup's error, with
  * rsc_last_error() saying why io_uring was unavailable.
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_loop_new(struct rsc_loop **loopp,
@@ -391,6 +393,24 @@ RSC_EXTERN const char *rsc_finding_target(const struct rsc_finding *f);
 RSC_EXTERN const char *rsc_finding_scope(const struct rsc_finding *f);
 /* What the audit expected instead, as a sentence. */
 RSC_EXTERN const char *rsc_finding_expected(const struct rsc_finding *f);
+
+/*
+ * Fault injection, for tests: deterministic, compiled in with configure
+ * --enable-fault-injection (elsewhere rsc_fault_set returns -EOPNOTSUPP and
+ * costs nothing). @spec lists KIND:N:ERRNO rules, comma-separated: fail the
+ * Nth occurrence (from 1, counted from this call) of KIND with ERRNO, e.g.
+ * "openat:3:EMFILE,close:1:EIO". Acquire kinds (openat, socket, accept,
+ * connect) replace the SQE by a NOP: nothing is acquired. Release kinds
+ * (close, fsync) run the op and replace its result. cancel: the cancel is
+ * not sent (as if it returned -EALREADY). Ring kinds: sq_full (flush as if
+ * the SQ were full), submit (io_uring_enter fails with ERRNO: EBUSY, EAGAIN
+ * or EINTR), wait (the wait is interrupted), cq_overflow (completions take
+ * the overflow path); ring kinds take the errno the ring would return
+ * (submit: EBUSY/EAGAIN/EINTR, wait: EINTR; sq_full and cq_overflow: any,
+ * e.g. EBUSY). NULL or "" clears. RINGSCOPE_FAULT sets the same at
+ * rsc_loop_new(). Errors: -EINVAL (bad rule), -EOPNOTSUPP.
+ */
+RSC_EXTERN int rsc_fault_set(struct rsc_loop *loop, const char *spec);
 
 #ifdef __cplusplus
 }

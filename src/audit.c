@@ -45,7 +45,11 @@ static void fd_target(struct rsc_loop *loop, int fd, char *buf, size_t len)
 	ssize_t n;
 
 	snprintf(name, sizeof(name), "%d", fd);
-	n = loop->proc_fd_dir >= 0 ? readlinkat(loop->proc_fd_dir, name, buf, len - 1) : -1;
+	if (loop->proc_fd_dir < 0) {
+		snprintf(buf, len, "(unreadable)");
+		return;
+	}
+	n = readlinkat(loop->proc_fd_dir, name, buf, len - 1);
 	if (n < 0) {
 		snprintf(buf, len, "%s", errno == ENOENT ? "(not open)" : "(unreadable)");
 		return;
@@ -98,7 +102,7 @@ static void add_finding(struct rsc_loop *loop, int kind, int fd,
  */
 bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc_entry *e)
 {
-	char expected[192];
+	char expected[320];
 	struct stat st;
 
 	if (loop->audit_level != RSC_AUDIT_FULL || !(e->flags & RSC__E_IDENTITY))
@@ -116,14 +120,15 @@ bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc_entry *e)
  * After a release that closed the entry's own descriptor through the ring:
  * the close's CQE is the kernel's word. 0 means that number left the fd
  * table, so if it is open again it names someone else's file (no false
- * alarm on reuse, and no syscall). A failed close means the number had
+ * alarm on reuse, and no syscall). -EBADF means the number had
  * already been closed behind the runtime's back: a double close.
  */
 void rsc__audit_check_released(struct rsc_loop *loop, struct rsc_entry *e)
 {
-	char expected[192];
+	char expected[320];
 
-	if (loop->audit_level == RSC_AUDIT_OFF || e->close_res >= 0)
+	/* close(2) releases the number even when it reports EIO or EINTR. */
+	if (loop->audit_level == RSC_AUDIT_OFF || e->close_res != -EBADF)
 		return;
 	snprintf(expected, sizeof(expected),
 		 "closed by the release of entry '%s' (%s), but its close failed with %s: it had been closed behind the runtime's back",
@@ -230,7 +235,7 @@ void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc_scope *s)
 static void verdict(struct rsc_loop *loop, const struct rsc_audit_pending *p,
 		    const uint64_t *now, unsigned nbits)
 {
-	char expected[192];
+	char expected[320];
 	unsigned fd;
 
 	for (fd = 0; fd < nbits; fd++) {

@@ -34,6 +34,8 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 
 	(void)loop;
 	(void)cqe_flags;
+	if (op->fault_res)
+		res = op->fault_res;
 	res = normalize_res(e, res);
 	if (e->phase == RSC__PHASE_ENTER) {
 		/* Ownership comes only from the acquire's own CQE. */
@@ -123,6 +125,26 @@ int rsc_entry_get_sqes(struct rsc_entry *e, unsigned n,
 	return reserve_sqes(e, n, sqes);
 }
 
+/*
+ * Fault injection (a no-op in release builds): an acquire becomes a NOP that
+ * reports the error, so nothing is acquired; a release still runs and only
+ * its result is replaced, as when close(2) reports EIO after closing.
+ */
+static void inject_fault(struct rsc_loop *loop, struct io_uring_sqe *sqe,
+			 struct rsc_op *op)
+{
+	int kind = rsc__fault_kind_of_opcode(sqe->opcode);
+	uint8_t links;
+
+	if (kind < 0 || !(op->fault_res = rsc__fault(loop, (enum rsc__fault_kind)kind)))
+		return;
+	if (kind == RSC__F_CLOSE || kind == RSC__F_FSYNC)
+		return;
+	links = sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
+	io_uring_prep_nop(sqe);
+	sqe->flags |= links;
+}
+
 /* After a hook: name each SQE's op and route its CQE back to us. */
 static void stamp_phase_sqes(struct rsc_entry *e)
 {
@@ -137,6 +159,7 @@ static void stamp_phase_sqes(struct rsc_entry *e)
 		op->closes_value = sqe->opcode == IORING_OP_CLOSE &&
 				   e->phase == RSC__PHASE_EXIT && sqe->fd == e->value &&
 				   !(sqe->flags & IOSQE_FIXED_FILE);
+		inject_fault(loop, sqe, op);
 		if (op->primary)
 			e->enter_opcode = op->opcode;
 		io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
@@ -422,7 +445,9 @@ void rsc__entry_start_exit(struct rsc_entry *e)
 	const struct rsc_error *pending;
 	int ret;
 
-	assert(e->state == RSC_ENTERED);
+	assert(e->state == RSC_ENTERED ||
+	       (e->state == RSC_EXITING && (e->flags & RSC__E_RETRY_HOOK)));
+	e->flags &= ~RSC__E_RETRY_HOOK;
 	/* An early release runs outside any unwind: nothing is pending for it. */
 	pending = (e->flags & RSC__E_RELEASE_REQ) ? NULL : s->pending;
 	e->state = RSC_EXITING;
@@ -433,9 +458,10 @@ void rsc__entry_start_exit(struct rsc_entry *e)
 	ret = e->mgr->exit(e, pending, e->arg);
 	loop->hook_entry = NULL;
 	if (!loop->n_hook_sqes && (ret == -EBUSY || ret == -ENOMEM || ret == -EAGAIN)) {
-		/* No SQE to be had now: call the hook again on a later turn. */
-		e->state = RSC_ENTERED;
+		/* No SQE to be had now: call the hook again on a later turn. The
+		 * entry stays EXITING, so nothing else can release it meanwhile. */
 		e->phase = RSC__PHASE_NONE;
+		e->flags |= RSC__E_RETRY_HOOK;
 		queue_retry(e);
 		return;
 	}

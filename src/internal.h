@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "ringscope.h"
+#include "fault.h"
 
 #define RSC__DEFAULT_ENTRIES 256U
 #define RSC__MAX_ENTRIES 32768U
@@ -36,6 +37,7 @@ struct rsc_op {
 	uint8_t opcode;	 /* for naming the operation in errors */
 	bool primary;	 /* first SQE of an enter: its CQE decides the enter */
 	bool closes_value; /* IORING_OP_CLOSE of the entry's own descriptor */
+	int fault_res;	   /* injected result replacing the CQE's, or 0 */
 	struct rsc_op *next_free;
 };
 
@@ -54,6 +56,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_FSYNC	    (1U << 9) /* release = fsync, hard-linked to close */
 #define RSC__E_BUILTIN	    (1U << 10) /* arg was for the enter only */
 #define RSC__E_RETRY_NOP    (1U << 11) /* exit hook ran; only its NOP is missing */
+#define RSC__E_RETRY_HOOK   (1U << 12) /* exit hook could not get SQEs: call again */
 
 /* Turns a release may wait for an SQE before it is settled as failed. */
 #define RSC__EXIT_RETRIES 1000U
@@ -134,7 +137,7 @@ struct rsc_finding {
 	int fd;
 	char target[256];
 	char scope[RSC_NAME_MAX];
-	char expected[192];
+	char expected[320];
 };
 
 struct rsc_audit_pending {
@@ -168,6 +171,7 @@ struct rsc_loop {
 	struct rsc_cqe_copy *stash;
 	unsigned stash_len, stash_cap;
 
+	struct rsc_fault_state faults;
 	rsc_trace_cb trace_cb;
 	void *trace_data;
 	long long counters[RSC_CTR__COUNT];

@@ -106,12 +106,18 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 	if (loop->audit_level != RSC_AUDIT_OFF)
 		rsc__audit_open_proc_dir(loop);
 	loop->root = rsc__scope_new_root(loop);
-	if (!loop->root) {
+	if (loop->root)
+		ret = rsc__fault_from_env(loop);
+	if (!loop->root || ret < 0) {
+		if (loop->root)
+			rsc__scope_free_tree(loop->root);
+		if (loop->proc_fd_dir >= 0)
+			close(loop->proc_fd_dir);
 		io_uring_free_probe(loop->probe);
 		io_uring_queue_exit(&loop->ring);
 		rsc__pools_free(loop);
 		free(loop);
-		return -ENOMEM;
+		return ret < 0 ? ret : -ENOMEM;
 	}
 	*loopp = loop;
 	return 0;
@@ -174,6 +180,14 @@ static unsigned stash_cqes(struct rsc_loop *loop)
 	return n;
 }
 
+/* Ops the kernel has: in flight minus those still waiting in the SQ. */
+static unsigned submitted_in_flight(const struct rsc_loop *loop)
+{
+	unsigned queued = io_uring_sq_ready(&loop->ring);
+
+	return loop->ops_inflight > queued ? loop->ops_inflight - queued : 0;
+}
+
 /*
  * Submit what is prepared, optionally waiting for one completion. -EBUSY
  * and -EAGAIN (CQ backlog, or kernel memory) mean: make room by reaping,
@@ -184,6 +198,13 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 	int tries, ret;
 
 	for (tries = 0; tries < SUBMIT_RETRIES; tries++) {
+		if (wait_nr && rsc__fault(loop, RSC__F_WAIT))
+			return 0; /* an interrupted wait: the caller's loop comes back */
+		ret = rsc__fault(loop, RSC__F_SUBMIT);
+		if (ret == -EINTR)
+			return 0;
+		if (ret == -EBUSY || ret == -EAGAIN)
+			goto busy;
 		loop->counters[RSC_CTR_ENTER_CALLS]++;
 		if (wait_nr)
 			ret = io_uring_submit_and_wait(&loop->ring, wait_nr);
@@ -200,8 +221,9 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 			return 0; /* a signal: the caller's loop comes back */
 		if (ret != -EBUSY && ret != -EAGAIN)
 			return ret;
+busy:
 		loop->counters[RSC_CTR_BUSY_RETRIES]++;
-		if (stash_cqes(loop) == 0) {
+		if (stash_cqes(loop) == 0 && submitted_in_flight(loop) > 0) {
 			struct io_uring_cqe *cqe;
 
 			/* Nothing to reap yet: wait for one completion, then retry. */
@@ -225,7 +247,8 @@ int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 	if (n == 0 || n > loop->ring.sq.ring_entries)
 		return -EINVAL;
 	/* Reserve all n before filling any, so a chain never crosses a submit. */
-	if (io_uring_sq_space_left(&loop->ring) < n) {
+	if (io_uring_sq_space_left(&loop->ring) < n ||
+	    rsc__fault(loop, RSC__F_SQ_FULL)) {
 		loop->counters[RSC_CTR_SQ_FULL]++;
 		if (ring_submit(loop, 0) < 0 ||
 		    io_uring_sq_space_left(&loop->ring) < n) {
@@ -265,6 +288,9 @@ struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target)
 		return NULL;
 	}
 	io_uring_prep_cancel64(sqe, rsc__op_user_data(target), 0);
+	/* Injected: the cancel never happens, as if it came too late. */
+	if (rsc__fault(loop, RSC__F_CANCEL))
+		io_uring_prep_nop(sqe);
 	op->complete = cancel_done;
 	op->opcode = IORING_OP_ASYNC_CANCEL;
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
@@ -312,6 +338,11 @@ static unsigned reap(struct rsc_loop *loop)
 	struct rsc_cqe_copy copy[REAP_BATCH];
 	unsigned i, n, total = 0;
 
+	/* Injected: take the overflow path, as after -EBUSY. */
+	if (rsc__fault(loop, RSC__F_CQ_OVERFLOW)) {
+		stash_cqes(loop);
+		return dispatch_stash(loop);
+	}
 	/* Copy and advance before dispatching: a callback may submit again. */
 	while ((n = io_uring_peek_batch_cqe(&loop->ring, cqes, REAP_BATCH)) > 0) {
 		for (i = 0; i < n; i++) {
@@ -394,8 +425,9 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 
 		if (!loop_alive(loop))
 			break;
-		wait = mode != RSC_RUN_NOWAIT && done == 0 && !loop->ready_head &&
-		       !loop->stash_len && !loop->retry_head;
+		/* A retry needs room that only a completion frees: wait for one. */
+		wait = mode != RSC_RUN_NOWAIT && !loop->ready_head && !loop->stash_len &&
+		       (loop->retry_head ? submitted_in_flight(loop) > 0 : done == 0);
 		ret = ring_submit(loop, wait ? 1 : 0);
 		if (ret < 0)
 			break;

@@ -52,6 +52,7 @@ struct rsc_op *rsc__op_get(struct rsc_loop *loop)
 	op->next_free = NULL;
 	op->entry = NULL;
 	op->primary = false;
+	op->fault_res = 0;
 	loop->ops_inflight++;
 	return op;
 }

@@ -178,6 +178,52 @@ START_TEST(full_submission_queue_flushes_and_keeps_going)
 }
 END_TEST
 
+static int busy_exit_calls;
+
+/* An exit that finds no SQE twice, then succeeds: it must be retried. */
+static int busy_twice_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct io_uring_sqe *sqe;
+
+	(void)p;
+	(void)arg;
+	if (++busy_exit_calls <= 2)
+		return -EAGAIN;
+	if (rsc_entry_get_sqes(e, 1, &sqe) < 0)
+		return -EBUSY;
+	io_uring_prep_nop(sqe);
+	return 0;
+}
+
+static int nop_enter(struct rsc_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 0;
+}
+
+START_TEST(exit_without_sqe_is_retried_exactly_once_released)
+{
+	static const struct rsc_manager m = { "busy", nop_enter, busy_twice_exit };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	busy_exit_calls = 0;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "retry", &s), 0);
+	ck_assert_int_eq(rsc_push(s, &m, NULL, &e), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_ge(busy_exit_calls, 1);
+	/* Queued for a retry, it is being released: no second release. */
+	ck_assert_int_eq(rsc_entry_state(e), RSC_EXITING);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), -EALREADY);
+	t_run();
+	ck_assert_int_eq(busy_exit_calls, 3);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 1);
+}
+END_TEST
+
 START_TEST(tiny_ring_still_fits_fsync_then_close)
 {
 	struct rsc_loop *tiny;
@@ -216,6 +262,7 @@ Suite *make_managers_suite(void)
 	tcase_add_test(tc, get_sqes_only_inside_hooks);
 	tcase_add_test(tc, full_submission_queue_flushes_and_keeps_going);
 	tcase_add_test(tc, tiny_ring_still_fits_fsync_then_close);
+	tcase_add_test(tc, exit_without_sqe_is_retried_exactly_once_released);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -59,5 +59,6 @@ Suite *make_managers_suite(void);
 Suite *make_cancel_suite(void);
 Suite *make_audit_suite(void);
 Suite *make_args_suite(void);
+Suite *make_faults_suite(void);
 
 #endif

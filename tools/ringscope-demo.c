@@ -57,6 +57,7 @@ static const char *const counter_names[RSC_CTR__COUNT] = {
 	[RSC_CTR_RELEASED] = "released",	   [RSC_CTR_ENTER_FAILED] = "enter_failed",
 	[RSC_CTR_LATE_ACQUIRES] = "late_acquires", [RSC_CTR_POOL_ALLOCS] = "pool_allocs",
 	[RSC_CTR_BUSY_RETRIES] = "busy_retries",   [RSC_CTR_SQ_FULL] = "sq_full",
+	[RSC_CTR_FAULTS_INJECTED] = "faults_injected",
 };
 
 static const char *tmp_to_remove; /* for atexit: the demo's own setup */
@@ -170,7 +171,8 @@ static void new_loop(struct demo *d)
 	if (ret < 0) {
 		fprintf(stderr, "ringscope-demo: cannot create a ringscope loop: %s\n  %s\n%s",
 			rsc_strerror(ret), rsc_last_error(),
-			ret == -EINVAL ? "" : "  the demo needs io_uring, which is not usable here\n");
+			ret == -EINVAL || ret == -EOPNOTSUPP ? "" :
+			"  the demo needs io_uring, which is not usable here\n");
 		exit(1);
 	}
 	/* An explicit RINGSCOPE_AUDIT is the user's choice: keep it. */

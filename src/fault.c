@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#ifdef RSC_FAULT_INJECTION
+static const char *const kind_names[RSC__F__COUNT] = {
+	[RSC__F_OPENAT] = "openat",	  [RSC__F_SOCKET] = "socket",
+	[RSC__F_ACCEPT] = "accept",	  [RSC__F_CONNECT] = "connect",
+	[RSC__F_CLOSE] = "close",	  [RSC__F_FSYNC] = "fsync",
+	[RSC__F_CANCEL] = "cancel",	  [RSC__F_SQ_FULL] = "sq_full",
+	[RSC__F_SUBMIT] = "submit",	  [RSC__F_WAIT] = "wait",
+	[RSC__F_CQ_OVERFLOW] = "cq_overflow",
+};
+#endif
+
+int rsc__fault_kind_of_opcode(unsigned opcode)
+{
+	switch (opcode) {
+	case IORING_OP_OPENAT:
+	case IORING_OP_OPENAT2:
+		return RSC__F_OPENAT;
+	case IORING_OP_SOCKET:
+		return RSC__F_SOCKET;
+	case IORING_OP_ACCEPT:
+		return RSC__F_ACCEPT;
+	case IORING_OP_CONNECT:
+		return RSC__F_CONNECT;
+	case IORING_OP_CLOSE:
+		return RSC__F_CLOSE;
+	case IORING_OP_FSYNC:
+		return RSC__F_FSYNC;
+	case IORING_OP_ASYNC_CANCEL:
+		return RSC__F_CANCEL;
+	default:
+		return -1;
+	}
+}
+
+#ifdef RSC_FAULT_INJECTION
+int rsc__fault(struct rsc_loop *loop, enum rsc__fault_kind kind)
+{
+	struct rsc_fault_state *f = &loop->faults;
+	unsigned long n;
+	unsigned i;
+
+	if (!f->n_rules)
+		return 0;
+	n = ++f->seen[kind];
+	for (i = 0; i < f->n_rules; i++) {
+		if (f->rules[i].kind == kind && f->rules[i].nth == n) {
+			loop->counters[RSC_CTR_FAULTS_INJECTED]++;
+			return f->rules[i].err;
+		}
+	}
+	return 0;
+}
+#endif
+
+#ifdef RSC_FAULT_INJECTION
+/* "EMFILE" -> -EMFILE, by the names glibc knows. */
+static int parse_errno(const char *s, size_t len)
+{
+	int e;
+
+	for (e = 1; e < 4096; e++) {
+		const char *name = strerrorname_np(e);
+
+		if (name && strlen(name) == len && !strncmp(name, s, len))
+			return -e;
+	}
+	return 0;
+}
+
+static int parse_rule(const char *s, size_t len, struct rsc_fault_rule *r)
+{
+	const char *c1 = memchr(s, ':', len), *c2;
+	char *end;
+	int k;
+
+	if (!c1)
+		return -EINVAL;
+	c2 = memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - s));
+	if (!c2)
+		return -EINVAL;
+	for (k = 0; k < RSC__F__COUNT; k++)
+		if (strlen(kind_names[k]) == (size_t)(c1 - s) &&
+		    !strncmp(kind_names[k], s, (size_t)(c1 - s)))
+			break;
+	if (k == RSC__F__COUNT)
+		return -EINVAL;
+	r->kind = (enum rsc__fault_kind)k;
+	errno = 0;
+	r->nth = strtoul(c1 + 1, &end, 10);
+	if (end != c2 || r->nth == 0 || errno)
+		return -EINVAL;
+	r->err = parse_errno(c2 + 1, len - (size_t)(c2 + 1 - s));
+	if (!r->err)
+		return -EINVAL;
+	/* Ring kinds only make sense with the errors the ring really returns. */
+	if (r->kind == RSC__F_SUBMIT)
+		return r->err == -EBUSY || r->err == -EAGAIN || r->err == -EINTR ? 0 : -EINVAL;
+	if (r->kind == RSC__F_WAIT)
+		return r->err == -EINTR ? 0 : -EINVAL;
+	return 0;
+}
+#endif
+
+int rsc_fault_set(struct rsc_loop *loop, const char *spec)
+{
+	struct rsc_fault_state next;
+	const char *p;
+
+	RSC__CHECK_ARG(loop, "rsc_fault_set: loop is NULL");
+#ifndef RSC_FAULT_INJECTION
+	(void)spec;
+	(void)next;
+	(void)p;
+	rsc__set_last_error("rsc_fault_set: this build has no fault injection (configure --enable-fault-injection)");
+	return -EOPNOTSUPP;
+#else
+	memset(&next, 0, sizeof(next));
+	for (p = spec ? spec : ""; *p;) {
+		size_t len = strcspn(p, ",");
+
+		if (next.n_rules == RSC__FAULT_RULES) {
+			rsc__set_last_error("rsc_fault_set: at most %d rules", RSC__FAULT_RULES);
+			return -EINVAL;
+		}
+		if (parse_rule(p, len, &next.rules[next.n_rules]) < 0) {
+			rsc__set_last_error("rsc_fault_set: bad rule '%.*s': expected KIND:N:ERRNO, e.g. openat:3:EMFILE",
+					    (int)len, p);
+			return -EINVAL;
+		}
+		next.n_rules++;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	/* Occurrences count from this call on. */
+	loop->faults = next;
+	return 0;
+#endif
+}
+
+int rsc__fault_from_env(struct rsc_loop *loop)
+{
+	const char *spec = getenv("RINGSCOPE_FAULT");
+	int ret;
+
+	if (!spec || !spec[0])
+		return 0;
+	ret = rsc_fault_set(loop, spec);
+	if (ret == -EOPNOTSUPP)
+		rsc__set_last_error("RINGSCOPE_FAULT is set, but this build has no fault injection (configure --enable-fault-injection)");
+	return ret;
+}

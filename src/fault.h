@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef RSC_FAULT_H
+#define RSC_FAULT_H
+
+/* Where a fault can be injected (see rsc_fault_set(3)). */
+enum rsc__fault_kind {
+	RSC__F_OPENAT = 0,
+	RSC__F_SOCKET,
+	RSC__F_ACCEPT,
+	RSC__F_CONNECT,
+	RSC__F_CLOSE,
+	RSC__F_FSYNC,
+	RSC__F_CANCEL,
+	RSC__F_SQ_FULL,
+	RSC__F_SUBMIT,
+	RSC__F_WAIT,
+	RSC__F_CQ_OVERFLOW,
+	RSC__F__COUNT
+};
+
+#define RSC__FAULT_RULES 16
+
+struct rsc_fault_rule {
+	enum rsc__fault_kind kind;
+	unsigned long nth; /* fail the nth occurrence, counted from 1 */
+	int err;	   /* -errno */
+};
+
+struct rsc_fault_state {
+	struct rsc_fault_rule rules[RSC__FAULT_RULES];
+	unsigned n_rules;
+	unsigned long seen[RSC__F__COUNT];
+};
+
+struct rsc_loop;
+
+#ifdef RSC_FAULT_INJECTION
+/* -errno to inject at this occurrence of @kind, or 0. */
+int rsc__fault(struct rsc_loop *loop, enum rsc__fault_kind kind);
+#else
+/* Release builds: no fault injection, and no cost at the call sites. */
+static inline int rsc__fault(struct rsc_loop *loop, enum rsc__fault_kind kind)
+{
+	(void)loop;
+	(void)kind;
+	return 0;
+}
+#endif
+
+int rsc__fault_from_env(struct rsc_loop *loop);
+int rsc__fault_kind_of_opcode(unsigned opcode);
+
+#endif

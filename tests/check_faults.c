@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/* Every injected failure ends with the documented error and nothing leaked. */
+
+static void set_faults(const char *spec)
+{
+	int ret = rsc_fault_set(t_loop, spec);
+
+	ck_assert_msg(ret == 0, "rsc_fault_set(%s): %s", spec, rsc_last_error());
+}
+
+/* Open 5 files in one scope; returns the scope's status after closing it. */
+static int five_files(struct rsc_error **errp)
+{
+	struct rsc_scope *s;
+
+	t_make_files(5);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "five", &s), 0);
+	t_open_files(s, 0, 5);
+	t_run();
+	return rsc_scope_close_wait(s, errp);
+}
+
+static const int acquire_errnos[] = { EMFILE, ENFILE, ENOMEM, EACCES };
+
+START_TEST(injected_openat_failure_unwinds_cleanly)
+{
+	int err = acquire_errnos[_i];
+	struct rsc_error *chain = NULL;
+	char spec[64];
+	int before = t_fd_count();
+
+	snprintf(spec, sizeof(spec), "openat:3:%s", rsc_err_name(-err));
+	set_faults(spec);
+	ck_assert_int_eq(five_files(&chain), -err);
+	ck_assert_str_eq(rsc_error_op(chain), "openat");
+	ck_assert_ptr_nonnull(strstr(rsc_error_detail(chain), "f2"));
+	rsc_error_free(chain);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), 1);
+	/* The other four were acquired and released: exactly once each. */
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED), 4);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED), 4);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(injected_socket_failure_unwinds_cleanly)
+{
+	int err = acquire_errnos[_i];
+	struct rsc_error *chain = NULL;
+	struct rsc_scope *s;
+	char spec[64];
+	int before = t_fd_count(), i;
+
+	snprintf(spec, sizeof(spec), "socket:2:%s", rsc_err_name(-err));
+	set_faults(spec);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "socks", &s), 0);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(rsc_socket(s, AF_UNIX, SOCK_STREAM, 0, 0, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, &chain), -err);
+	ck_assert_str_eq(rsc_error_op(chain), "socket");
+	rsc_error_free(chain);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED), 3);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(injected_close_eio_is_reported_and_still_closes)
+{
+	struct rsc_error *chain = NULL;
+	int before = t_fd_count();
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
+	before = t_fd_count(); /* the audit's /proc handle is open now */
+	set_faults("close:2:EIO");
+	ck_assert_int_eq(five_files(&chain), -EIO);
+	/* LIFO: the second close is f3's. */
+	ck_assert_str_eq(rsc_error_op(chain), "close");
+	ck_assert_ptr_nonnull(strstr(rsc_error_detail(chain), "f3"));
+	ck_assert_int_eq(rsc_error_depth(chain), 1);
+	rsc_error_free(chain);
+	/* close(2) releases the number even when it reports EIO. */
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+}
+END_TEST
+
+START_TEST(injected_fsync_eio_keeps_the_close)
+{
+	struct rsc_error *chain = NULL;
+	struct rsc_scope *s;
+	int before = t_fd_count();
+
+	t_make_files(2);
+	set_faults("fsync:1:EIO");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sync", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_WRONLY, 0, RSC_FSYNC_ON_RELEASE, NULL), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f1"), O_WRONLY, 0, RSC_FSYNC_ON_RELEASE, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, &chain), -EIO);
+	ck_assert_str_eq(rsc_error_op(chain), "fsync");
+	ck_assert_ptr_nonnull(strstr(rsc_error_detail(chain), "f1"));
+	rsc_error_free(chain);
+	/* Hard-linked: the failed fsync did not cancel its close. */
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(ring_faults_lose_nothing)
+{
+	static const char *const specs[] = {
+		"submit:1:EBUSY,submit:3:EAGAIN", "submit:2:EINTR", "wait:1:EINTR,wait:2:EINTR",
+		"sq_full:1:EBUSY,sq_full:4:EBUSY", "cq_overflow:1:EBUSY,cq_overflow:2:EBUSY",
+	};
+	const char *spec = specs[_i];
+	int before = t_fd_count();
+
+	set_faults(spec);
+	ck_assert_int_eq(five_files(NULL), 0);
+	ck_assert_int_ge(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), 1);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED), 5);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED), 5);
+	if (!strncmp(spec, "submit:1", 8))
+		ck_assert_int_ge(rsc_loop_counter(t_loop, RSC_CTR_BUSY_RETRIES), 2);
+	if (!strncmp(spec, "sq_full", 7))
+		ck_assert_int_ge(rsc_loop_counter(t_loop, RSC_CTR_SQ_FULL), 2);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(lost_cancel_still_releases_the_late_acquire)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int before = t_fd_count();
+
+	t_make_files(1);
+	set_faults("cancel:1:EALREADY");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "late", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	/* Closed before the acquire was even submitted; its cancel is lost. */
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), 1);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_LATE_ACQUIRES), 1);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED), 1);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(fault_spec_is_checked)
+{
+	struct rsc_loop *l;
+
+	ck_assert_int_eq(rsc_fault_set(NULL, "openat:1:EIO"), -EINVAL);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "bogus:1:EIO"), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "bogus:1:EIO"));
+	ck_assert_int_eq(rsc_fault_set(t_loop, "openat:0:EIO"), -EINVAL);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "openat:1:ENOTANERRNO"), -EINVAL);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "openat:1"), -EINVAL);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "submit:1:EIO"), -EINVAL);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "wait:1:EBUSY"), -EINVAL);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "openat:1:EIO,close:x:EIO"), -EINVAL);
+	ck_assert_int_eq(rsc_fault_set(t_loop, ""), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(setenv("RINGSCOPE_FAULT", "openat:1:EACCES", 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(setenv("RINGSCOPE_FAULT", "openat:1", 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), -EINVAL);
+	ck_assert_int_eq(unsetenv("RINGSCOPE_FAULT"), 0);
+}
+END_TEST
+
+START_TEST(environment_faults_apply_to_new_loops)
+{
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_error *chain = NULL;
+
+	t_make_files(2);
+	ck_assert_int_eq(setenv("RINGSCOPE_FAULT", "openat:2:EACCES", 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(unsetenv("RINGSCOPE_FAULT"), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "env", &s), 0);
+	t_open_files(s, 0, 2);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &chain), -EACCES);
+	rsc_error_free(chain);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+}
+END_TEST
+
+Suite *make_faults_suite(void)
+{
+	Suite *s = suite_create("faults");
+	TCase *tc = tcase_create("injected");
+	struct rsc_loop *probe;
+	int n = sizeof(acquire_errnos) / sizeof(acquire_errnos[0]);
+	bool have;
+
+	if (rsc_loop_new(&probe, 8, 0) < 0)
+		return s;
+	have = rsc_fault_set(probe, "") == 0;
+	(void)!rsc_loop_close(probe);
+	if (!have) {
+		printf("SKIP faults suite: this build has no fault injection (configure --enable-fault-injection)\n");
+		return s;
+	}
+	t_add_fixture(tc);
+	tcase_add_loop_test(tc, injected_openat_failure_unwinds_cleanly, 0, n);
+	if (t_kernel_has(IORING_OP_SOCKET))
+		tcase_add_loop_test(tc, injected_socket_failure_unwinds_cleanly, 0, n);
+	else
+		printf("SKIP injected_socket_failure_unwinds_cleanly: kernel lacks IORING_OP_SOCKET\n");
+	tcase_add_test(tc, injected_close_eio_is_reported_and_still_closes);
+	tcase_add_test(tc, injected_fsync_eio_keeps_the_close);
+	tcase_add_loop_test(tc, ring_faults_lose_nothing, 0, 5);
+	tcase_add_test(tc, lost_cancel_still_releases_the_late_acquire);
+	tcase_add_test(tc, fault_spec_is_checked);
+	tcase_add_test(tc, environment_faults_apply_to_new_loops);
+	suite_add_tcase(s, tc);
+	return s;
+}
