@@ -80,11 +80,12 @@ struct rsc_entry {
 	void *enter_data, *release_data;
 	dev_t dev;
 	ino_t ino;
-	char *detail; /* points at detail_inline or a heap copy */
-	char detail_inline[RSC__DETAIL_INLINE];
-	struct rsc_entry *next_free;
 	struct rsc_entry *next_retry; /* exit waiting for an SQE (loop->retry_head) */
 	unsigned exit_retries;
+	char *detail; /* points at detail_inline or a heap copy */
+	/* Everything above is cleared by rsc__entry_get(); nothing below is. */
+	char detail_inline[RSC__DETAIL_INLINE];
+	struct rsc_entry *next_free;
 };
 
 enum rsc__closer { RSC__CLOSER_NONE = 0, RSC__CLOSER_USER, RSC__CLOSER_PARENT };

@@ -418,9 +418,13 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	}
 	loop->running = true;
 	for (;;) {
-		unsigned done = dispatch_stash(loop) + run_ready(loop) +
-				rsc__retry_exits(loop);
+		unsigned done;
 		bool wait;
+
+		/* In this order: stashed completions, due callbacks, then retries. */
+		done = dispatch_stash(loop);
+		done += run_ready(loop);
+		done += rsc__retry_exits(loop);
 
 
 		if (!loop_alive(loop))
