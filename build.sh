@@ -1,7 +1,8 @@
 #!/bin/sh
 # One entry point for the README's quick start:
 #   ./build.sh demo   install build dependencies if missing, build, run the demo
-#   ./build.sh check  the same, then the whole test suite: plain, ASan+UBSan, valgrind
+#   ./build.sh check  the same, then the whole test suite: plain, ASan+UBSan,
+#                     valgrind, and a ThreadSanitizer run with one loop per thread
 #   ./build.sh bench  the benchmark harness (see bench/README.md)
 set -eu
 cd "$(dirname "$0")"
@@ -58,7 +59,8 @@ check)
 	make -C build-asan -j"$jobs" check
 	summary build-asan
 	make -C build -j"$jobs" check-valgrind
-	echo "build.sh: all test runs passed (plain, ASan+UBSan, valgrind)"
+	make -C build -j"$jobs" check-tsan
+	echo "build.sh: all test runs passed (plain, ASan+UBSan, valgrind, TSan)"
 	;;
 bench)
 	install_deps

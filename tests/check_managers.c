@@ -70,6 +70,39 @@ START_TEST(descriptors_are_cloexec_unless_asked)
 }
 END_TEST
 
+START_TEST(exec_child_sees_none_of_the_runtimes_descriptors)
+{
+	struct rsc_scope *s;
+	char listing[8192], *line;
+	int lines = 0;
+
+	t_make_files(8);
+	/* Everything the runtime holds: ring, /proc handle, files, sockets. */
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "forked", &s), 0);
+	t_open_files(s, 0, 8);
+	if (t_kernel_has(IORING_OP_SOCKET))
+		ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM, 0, 0, NULL), 0);
+	t_run();
+	exec_child_listing(listing, sizeof(listing));
+	/* The test framework may pass its own files on; the runtime passes nothing. */
+	for (line = strtok(listing, "\n"); line; line = strtok(NULL, "\n")) {
+		ck_assert_msg(!strstr(line, t_dir) && !strstr(line, "socket:") &&
+				      !strstr(line, "io_uring") && !strstr(line, "/fd"),
+			      "exec'd child inherited a runtime descriptor: %s", line);
+		lines++;
+	}
+	ck_assert_int_ge(lines, 2); /* at least the pipe it writes to, and stderr */
+	/* The parent's scopes keep working after the fork. */
+	t_open_files(s, 0, 2);
+	t_run();
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED),
+			 t_kernel_has(IORING_OP_SOCKET) ? 11 : 10);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+}
+END_TEST
+
 START_TEST(socket_entry_is_closed_on_unwind)
 {
 	struct rsc_scope *s;
@@ -258,6 +291,7 @@ Suite *make_managers_suite(void)
 
 	t_add_fixture(tc);
 	tcase_add_test(tc, descriptors_are_cloexec_unless_asked);
+	tcase_add_test(tc, exec_child_sees_none_of_the_runtimes_descriptors);
 	if (t_kernel_has(IORING_OP_SOCKET))
 		tcase_add_test(tc, socket_entry_is_closed_on_unwind);
 	else

@@ -187,6 +187,47 @@ START_TEST(failed_enter_under_emfile_releases_the_rest)
 }
 END_TEST
 
+START_TEST(exhausted_descriptors_fail_cleanly_then_recover)
+{
+	struct rlimit old, low;
+	struct rsc_error *err = NULL;
+	struct rsc_scope *s;
+	int fillers[64], n = 0, before, i;
+
+	t_make_files(4);
+	before = t_fd_count();
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)before + 16;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	/* Use every descriptor left: the table is at its limit. */
+	while (n < 64 && (fillers[n] = dup(0)) >= 0)
+		n++;
+	ck_assert_int_lt(n, 64);
+	ck_assert_int_eq(errno, EMFILE);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "full", &s), 0);
+	t_open_files(s, 0, 4);
+	t_run();
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ENTER_FAILED), 4);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EMFILE);
+	ck_assert_int_eq(rsc_error_depth(err), 4); /* every EMFILE is in the chain */
+	rsc_error_free(err);
+	/* Descriptors free up: the same acquires now succeed. */
+	while (n > 0)
+		close(fillers[--n]);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "again", &s), 0);
+	t_open_files(s, 0, 4);
+	t_run();
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED), 4);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	for (i = 0; i < 4; i++)
+		ck_assert(!t_fd_open_to(t_path("f0")));
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 START_TEST(exit_sees_pending_error_and_may_suppress)
 {
 	struct tmgr below = { .enter = TM_ENTER_NOP };
@@ -554,6 +595,8 @@ Suite *make_scope_suite(void)
 		printf("SKIP failed_enter_under_emfile_releases_the_rest: under valgrind, RLIMIT_NOFILE is not enforced on io_uring\n");
 	else
 		tcase_add_test(tc, failed_enter_under_emfile_releases_the_rest);
+	if (!(getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload")))
+		tcase_add_test(tc, exhausted_descriptors_fail_cleanly_then_recover);
 	tcase_add_test(tc, exit_sees_pending_error_and_may_suppress);
 	tcase_add_test(tc, unsuppressed_error_reaches_every_exit);
 	tcase_add_test(tc, exit_error_keeps_cause);

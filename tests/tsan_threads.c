@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One loop per thread, several threads at once: built with
+ * -fsanitize=thread by 'make check-tsan'. Each thread opens and releases
+ * scopes of files; the run fails on any data race, leak or wrong count.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "ringscope.h"
+
+#define THREADS 4
+#define ROUNDS 200
+#define FILES 16
+
+static const char *dir;
+
+static void *worker(void *arg)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	char path[512];
+	long id = (long)arg;
+	int round, i;
+
+	if (rsc_loop_new(&loop, 64, 0) < 0)
+		return (void *)"rsc_loop_new";
+	for (round = 0; round < ROUNDS; round++) {
+		if (rsc_scope_open(loop, NULL, "t", &s) < 0)
+			return (void *)"rsc_scope_open";
+		for (i = 0; i < FILES; i++) {
+			snprintf(path, sizeof(path), "%s/f%ld-%d", dir, id, i);
+			if (rsc_open(s, AT_FDCWD, path, O_RDWR | O_CREAT, 0600, 0, NULL) < 0)
+				return (void *)"rsc_open";
+		}
+		if (rsc_loop_run(loop, RSC_RUN_DEFAULT) < 0 ||
+		    rsc_scope_close_wait(s, NULL) != 0)
+			return (void *)"unwind";
+	}
+	if (rsc_loop_counter(loop, RSC_CTR_RELEASED) != ROUNDS * FILES)
+		return (void *)"released count";
+	if (rsc_loop_close(loop) < 0)
+		return (void *)"rsc_loop_close";
+	return NULL;
+}
+
+int main(void)
+{
+	char tmpl[] = "/tmp/rsc-tsan-XXXXXX";
+	pthread_t t[THREADS];
+	int before = rsc_audit_fd_count(), failed = 0;
+	long i;
+
+	dir = mkdtemp(tmpl);
+	if (!dir)
+		return 99;
+	for (i = 0; i < THREADS; i++)
+		pthread_create(&t[i], NULL, worker, (void *)i);
+	for (i = 0; i < THREADS; i++) {
+		void *err;
+
+		pthread_join(t[i], &err);
+		if (err) {
+			fprintf(stderr, "thread %ld: %s failed\n", i, (const char *)err);
+			failed = 1;
+		}
+	}
+	if (rsc_audit_fd_count() != before) {
+		fprintf(stderr, "descriptors: %d before, %d after\n", before, rsc_audit_fd_count());
+		failed = 1;
+	}
+	if (system("rm -rf /tmp/rsc-tsan-*") != 0)
+		failed = 1;
+	printf("tsan_threads: %d threads x %d scopes x %d files: %s\n", THREADS, ROUNDS,
+	       FILES, failed ? "FAILED" : "ok");
+	return failed;
+}
