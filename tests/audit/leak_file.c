@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Leaks one descriptor made by open(): "leak_file PATH [abort|fork]".
+ * Prints "fd N" for the test to compare. With "abort" it dies by SIGABRT
+ * after the leak; with "fork" the leak happens in a child that exits.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int open_config(const char *path);
+
+int open_config(const char *path)
+{
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int main(int argc, char **argv)
+{
+	int fd;
+
+	if (argc < 2)
+		return 2;
+	if (argc > 2 && strcmp(argv[2], "fork") == 0) {
+		pid_t pid = fork();
+		int st;
+
+		if (pid == 0) {
+			fd = open_config(argv[1]);
+			printf("fd %d\n", fd);
+			fflush(stdout);
+			exit(fd < 0);
+		}
+		waitpid(pid, &st, 0);
+		return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+	}
+	fd = open_config(argv[1]);
+	if (fd < 0)
+		return 1;
+	printf("fd %d\n", fd);
+	fflush(stdout);
+	if (argc > 2 && strcmp(argv[2], "abort") == 0)
+		abort();
+	return 0;
+}

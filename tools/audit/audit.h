@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef RINGSCOPE_AUDIT_TOOL_H
+#define RINGSCOPE_AUDIT_TOOL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "fdkind.h"
+
+/* One open descriptor of a process, as /proc/PID/fd and fdinfo show it. */
+struct fd_entry {
+	int fd;
+	const char *kind; /* static string from fdkind_of() */
+	char *target;	  /* the /proc/PID/fd link */
+	unsigned long long flags; /* fdinfo "flags:" (octal there) */
+	bool have_flags;
+	long long pos;	  /* fdinfo "pos:", -1 if unknown */
+	unsigned long long dev, ino; /* stat() of /proc/PID/fd/N, 0 if unknown */
+	int user_files;	  /* io_uring: "UserFiles:" count, -1 if none */
+	int n_direct;	  /* io_uring: registered slots in use */
+	struct direct_slot {
+		int slot;
+		char *target;
+	} *direct;
+};
+
+struct snapshot {
+	pid_t pid;
+	double time; /* CLOCK_REALTIME seconds */
+	int n, cap;
+	struct fd_entry *fds;
+};
+
+/* snapshot.c */
+/* 0 or -errno; on error, prints nothing (the caller names the pid). */
+int snapshot_take(pid_t pid, bool detail, struct snapshot *s);
+void snapshot_free(struct snapshot *s);
+void snapshot_print_table(const struct snapshot *s, FILE *out);
+void snapshot_print_json(const struct snapshot *s, FILE *out);
+/* Prints "ringscope-audit: ..." for a failed snapshot_take() of @pid. */
+void snapshot_perror(pid_t pid, int err);
+int snapshot_from_json(const char *path, struct snapshot *s);
+int cmd_snapshot(int argc, char **argv);
+
+/* diff.c */
+int cmd_diff(int argc, char **argv);
+
+/* run.c */
+int cmd_run(int argc, char **argv);
+
+/* watch.c, svg.c */
+int cmd_watch(int argc, char **argv);
+/*
+ * The timeline as a hand-written SVG: one line per kind (counts[i * stride
+ * + k] for sample i), the total in bold; growing[k] (and growing[stride]
+ * for the total) mark what grew steadily. Returns 0 or -errno.
+ */
+int svg_write(const char *path, pid_t pid, int n, const double *t, int n_kinds,
+	      const char *const *kinds, const int *counts, const int *total,
+	      const char *title, const bool *growing, int stride);
+
+/* util */
+void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int parse_pid(const char *s, pid_t *pid);
+
+#define PROG "ringscope-audit"
+
+#endif

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fdkind.h"
+
+static bool starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+const char *fdkind_of(const char *t, bool is_dir)
+{
+	static const struct {
+		const char *prefix, *kind;
+	} map[] = {
+		{ "socket:[", "socket" },
+		{ "pipe:[", "pipe" },
+		{ "anon_inode:[eventfd]", "eventfd" },
+		{ "anon_inode:[io_uring]", "io_uring" },
+		{ "anon_inode:[timerfd]", "timerfd" },
+		{ "anon_inode:[signalfd]", "signalfd" },
+		{ "anon_inode:[eventpoll]", "epoll" },
+		{ "anon_inode:inotify", "inotify" },
+		{ "anon_inode:[fanotify]", "fanotify" },
+		{ "anon_inode:[pidfd]", "pidfd" },
+		{ "anon_inode:[userfaultfd]", "userfaultfd" },
+		{ "anon_inode:", "anon_inode" },
+		{ "/memfd:", "memfd" },
+		{ "/dev/", "device" },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (starts(t, map[i].prefix))
+			return map[i].kind;
+	if (t[0] == '/')
+		return is_dir ? "dir" : "file";
+	return "other";
+}
+
+static const char *line_value(const char *line, const char *key)
+{
+	size_t n = strlen(key);
+
+	if (strncmp(line, key, n) != 0)
+		return NULL;
+	line += n;
+	while (*line == ' ' || *line == '\t')
+		line++;
+	return line;
+}
+
+void fdinfo_parse(const char *text, struct fdinfo_basic *out,
+		  void (*slot_cb)(void *arg, int slot, const char *path, int len),
+		  void *arg)
+{
+	bool in_files = false;
+	const char *v;
+
+	out->flags = 0;
+	out->have_flags = false;
+	out->pos = -1;
+	out->ino = 0;
+	out->user_files = -1;
+	for (const char *l = text; l && *l;) {
+		const char *end = strchr(l, '\n');
+		int len = end ? (int)(end - l) : (int)strlen(l);
+
+		if (in_files && (*l == ' ' || (*l >= '0' && *l <= '9'))) {
+			/* "%5u: path" */
+			char *colon;
+			long slot = strtol(l, &colon, 10);
+
+			if (colon != l && *colon == ':' && colon - l < len) {
+				const char *p = colon + 1;
+
+				while (*p == ' ')
+					p++;
+				int plen = len - (int)(p - l);
+				if (slot_cb && !(plen == 6 && !strncmp(p, "<none>", 6)))
+					slot_cb(arg, (int)slot, p, plen);
+			}
+		} else {
+			in_files = false;
+			if ((v = line_value(l, "flags:"))) {
+				out->flags = strtoull(v, NULL, 8);
+				out->have_flags = true;
+			} else if ((v = line_value(l, "pos:"))) {
+				out->pos = strtoll(v, NULL, 10);
+			} else if ((v = line_value(l, "ino:"))) {
+				out->ino = strtoull(v, NULL, 10);
+			} else if ((v = line_value(l, "UserFiles:"))) {
+				out->user_files = (int)strtol(v, NULL, 10);
+				in_files = true;
+			}
+		}
+		l = end ? end + 1 : NULL;
+	}
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pure helpers shared by source between the tool and the preload library
+ * (which must not link libringscope): no allocation, no I/O.
+ */
+#ifndef RINGSCOPE_AUDIT_FDKIND_H
+#define RINGSCOPE_AUDIT_FDKIND_H
+
+#include <stdbool.h>
+
+/* "file", "dir", "socket", "pipe", "eventfd", "io_uring", ... from a /proc/PID/fd link. */
+const char *fdkind_of(const char *target, bool is_dir);
+
+struct fdinfo_basic {
+	unsigned long long flags; /* "flags:" is octal */
+	bool have_flags;
+	long long pos;		  /* -1 if absent */
+	unsigned long long ino;	  /* "ino:" (Linux 5.14+), 0 if absent */
+	int user_files;		  /* io_uring "UserFiles:", -1 if absent */
+};
+
+/*
+ * Parse the text of /proc/PID/fdinfo/N (NUL-terminated). For an io_uring
+ * descriptor, @slot_cb is called for each registered file listed under
+ * "UserFiles:" ("%5u: path"; kernels before 5.19 print "<none>" for an empty
+ * slot and only the basename; contended rings list none at all).
+ */
+void fdinfo_parse(const char *text, struct fdinfo_basic *out,
+		  void (*slot_cb)(void *arg, int slot, const char *path, int len),
+		  void *arg);
+
+#endif

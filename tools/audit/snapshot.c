@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ringscope.h>
+
+#include "audit.h"
+#include "json.h"
+
+static int cmp_fd(const void *a, const void *b)
+{
+	const struct fd_entry *x = a, *y = b;
+	return (x->fd > y->fd) - (x->fd < y->fd);
+}
+
+static void add_slot(void *arg, int slot, const char *path, int len)
+{
+	struct fd_entry *e = arg;
+	struct direct_slot *d = realloc(e->direct, (size_t)(e->n_direct + 1) * sizeof(*d));
+
+	if (!d)
+		return;
+	e->direct = d;
+	d[e->n_direct].slot = slot;
+	d[e->n_direct].target = strndup(path, (size_t)len);
+	if (d[e->n_direct].target)
+		e->n_direct++;
+}
+
+/* Reads fdinfo/N relative to @info_dir; a descriptor closed meanwhile leaves it empty. */
+static void read_fdinfo(int info_dir, struct fd_entry *e)
+{
+	char name[16], buf[65536];
+	struct fdinfo_basic fi;
+	ssize_t n = 0, r;
+	int fd;
+
+	snprintf(name, sizeof(name), "%d", e->fd);
+	fd = openat(info_dir, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	while (n < (ssize_t)sizeof(buf) - 1 &&
+	       (r = read(fd, buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
+		n += r;
+	close(fd);
+	buf[n] = '\0';
+	fdinfo_parse(buf, &fi, add_slot, e);
+	e->flags = fi.flags;
+	e->have_flags = fi.have_flags;
+	e->pos = fi.pos;
+	e->user_files = fi.user_files;
+	if (!e->ino)
+		e->ino = fi.ino;
+}
+
+int snapshot_take(pid_t pid, bool detail, struct snapshot *s)
+{
+	char path[64], link[PATH_MAX + 1];
+	struct timespec ts;
+	struct dirent *de;
+	int dfd, info_dir = -1, ret = 0;
+	DIR *d;
+
+	memset(s, 0, sizeof(*s));
+	s->pid = pid;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s->time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	dfd = dirfd(d);
+	if (detail) {
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo", (int)pid);
+		info_dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	errno = 0;
+	while ((de = readdir(d))) {
+		struct fd_entry *e;
+		struct stat st;
+		ssize_t n;
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end)
+			continue;
+		/* Our own handle on /proc/self/fd is not the process's. */
+		if (pid == getpid() && (fd == dfd || fd == info_dir))
+			continue;
+		n = readlinkat(dfd, de->d_name, link, sizeof(link) - 1);
+		if (n < 0) {
+			if (errno == ENOENT)
+				continue; /* closed meanwhile */
+			ret = -errno;
+			break;
+		}
+		link[n] = '\0';
+		if (s->n == s->cap) {
+			int cap = s->cap ? s->cap * 2 : 32;
+			struct fd_entry *nf = realloc(s->fds, (size_t)cap * sizeof(*nf));
+			if (!nf) {
+				ret = -ENOMEM;
+				break;
+			}
+			s->fds = nf;
+			s->cap = cap;
+		}
+		e = &s->fds[s->n];
+		memset(e, 0, sizeof(*e));
+		e->fd = (int)fd;
+		e->pos = -1;
+		e->user_files = -1;
+		e->target = strdup(link);
+		if (!e->target) {
+			ret = -ENOMEM;
+			break;
+		}
+		s->n++;
+		if (!detail) {
+			e->kind = fdkind_of(link, false);
+			continue;
+		}
+		if (fstatat(dfd, de->d_name, &st, 0) == 0) {
+			e->dev = st.st_dev;
+			e->ino = st.st_ino;
+			e->kind = fdkind_of(link, S_ISDIR(st.st_mode));
+		} else {
+			e->kind = fdkind_of(link, false);
+		}
+		if (info_dir >= 0)
+			read_fdinfo(info_dir, e);
+		errno = 0;
+	}
+	if (!ret && errno)
+		ret = -errno;
+	if (info_dir >= 0)
+		close(info_dir);
+	closedir(d);
+	if (ret < 0) {
+		snapshot_free(s);
+		return ret;
+	}
+	if (s->n > 0)
+		qsort(s->fds, (size_t)s->n, sizeof(*s->fds), cmp_fd);
+	return 0;
+}
+
+void snapshot_free(struct snapshot *s)
+{
+	for (int i = 0; i < s->n; i++) {
+		for (int j = 0; j < s->fds[i].n_direct; j++)
+			free(s->fds[i].direct[j].target);
+		free(s->fds[i].direct);
+		free(s->fds[i].target);
+	}
+	free(s->fds);
+	memset(s, 0, sizeof(*s));
+}
+
+void snapshot_perror(pid_t pid, int err)
+{
+	if (err == -ENOENT || err == -ESRCH)
+		errmsg("no such process: %d", (int)pid);
+	else if (err == -EACCES || err == -EPERM)
+		errmsg("cannot read /proc/%d/fd: %s; reading another user's "
+		       "descriptors and fdinfo needs ptrace permission "
+		       "(the same user and a ptrace_scope that allows it, or CAP_SYS_PTRACE)",
+		       (int)pid, rsc_strerror(err));
+	else
+		errmsg("cannot read the descriptors of process %d: %s", (int)pid,
+		       rsc_strerror(err));
+}
+
+static const char *acc_mode(unsigned long long flags)
+{
+	switch (flags & O_ACCMODE) {
+	case O_RDONLY: return "r";
+	case O_WRONLY: return "w";
+	default: return "rw";
+	}
+}
+
+void snapshot_print_table(const struct snapshot *s, FILE *out)
+{
+	int nocloexec = 0;
+
+	fprintf(out, "process %d: %d open descriptor%s\n", (int)s->pid, s->n,
+		s->n == 1 ? "" : "s");
+	fprintf(out, "%5s  %-10s %-9s %-10s %12s  %s\n", "FD", "KIND", "CLOEXEC",
+		"FLAGS", "POS", "TARGET");
+	for (int i = 0; i < s->n; i++) {
+		const struct fd_entry *e = &s->fds[i];
+		char flags[32] = "?", pos[24] = "-";
+		const char *ce = "?";
+
+		if (e->have_flags) {
+			snprintf(flags, sizeof(flags), "%s 0%llo", acc_mode(e->flags), e->flags);
+			ce = (e->flags & O_CLOEXEC) ? "yes" : "NO";
+			if (!(e->flags & O_CLOEXEC))
+				nocloexec++;
+		}
+		if (e->pos >= 0)
+			snprintf(pos, sizeof(pos), "%lld", e->pos);
+		fprintf(out, "%5d  %-10s %-9s %-10s %12s  %s\n", e->fd, e->kind, ce,
+			flags, pos, e->target);
+		if (e->user_files >= 0) {
+			fprintf(out, "%5s  %d direct descriptor%s registered (UserFiles: %d)\n",
+				"", e->n_direct, e->n_direct == 1 ? "" : "s", e->user_files);
+			for (int j = 0; j < e->n_direct; j++)
+				fprintf(out, "%5s    slot %d: %s\n", "", e->direct[j].slot,
+					e->direct[j].target);
+		}
+	}
+	if (nocloexec)
+		fprintf(out, "%d descriptor%s without CLOEXEC: %s inherited by any program this process executes\n",
+			nocloexec, nocloexec == 1 ? "" : "s", nocloexec == 1 ? "it is" : "they are");
+}
+
+void snapshot_print_json(const struct snapshot *s, FILE *out)
+{
+	fprintf(out, "{\"pid\":%d,\"time\":%.6f,\"count\":%d,\"fds\":[", (int)s->pid,
+		s->time, s->n);
+	for (int i = 0; i < s->n; i++) {
+		const struct fd_entry *e = &s->fds[i];
+
+		fprintf(out, "%s\n {\"fd\":%d,\"kind\":", i ? "," : "", e->fd);
+		json_string(out, e->kind);
+		fputs(",\"target\":", out);
+		json_string(out, e->target);
+		if (e->have_flags)
+			fprintf(out, ",\"flags\":\"0%llo\",\"cloexec\":%s", e->flags,
+				(e->flags & O_CLOEXEC) ? "true" : "false");
+		fprintf(out, ",\"pos\":%lld,\"dev\":%llu,\"ino\":%llu", e->pos, e->dev, e->ino);
+		if (e->user_files >= 0) {
+			fprintf(out, ",\"user_files\":%d,\"direct\":[", e->user_files);
+			for (int j = 0; j < e->n_direct; j++) {
+				fprintf(out, "%s{\"slot\":%d,\"target\":", j ? "," : "",
+					e->direct[j].slot);
+				json_string(out, e->direct[j].target);
+				fputc('}', out);
+			}
+			fputc(']', out);
+		}
+		fputc('}', out);
+	}
+	fputs("\n]}\n", out);
+}
+
+static char *dup_or_empty(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+/* Kind strings are static: map a parsed one back to fdkind_of()'s. */
+static const char *intern_kind(const char *k)
+{
+	static const char *const kinds[] = {
+		"file", "dir", "socket", "pipe", "eventfd", "io_uring", "timerfd",
+		"signalfd", "epoll", "inotify", "fanotify", "pidfd", "userfaultfd",
+		"anon_inode", "memfd", "device", "other",
+	};
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (k && strcmp(k, kinds[i]) == 0)
+			return kinds[i];
+	return "other";
+}
+
+int snapshot_from_json(const char *path, struct snapshot *s)
+{
+	char err[256];
+	struct jv *root;
+	const struct jv *fds;
+	int ret = json_parse_file(path, &root, err, sizeof(err));
+
+	memset(s, 0, sizeof(*s));
+	if (ret == -EINVAL) {
+		errmsg("%s: malformed JSON: %s", path, err);
+		return ret;
+	}
+	if (ret < 0) {
+		errmsg("cannot read %s: %s", path, rsc_strerror(ret));
+		return ret;
+	}
+	fds = json_get(root, "fds");
+	if (!fds || fds->t != J_ARR) {
+		errmsg("%s: not a snapshot: no \"fds\" array (make one with '" PROG " snapshot --json PID')",
+		       path);
+		json_free(root);
+		return -EINVAL;
+	}
+	s->pid = (pid_t)json_num(root, "pid", 0);
+	s->time = json_num(root, "time", 0);
+	s->fds = calloc((size_t)fds->n + 1, sizeof(*s->fds));
+	if (!s->fds) {
+		json_free(root);
+		return -ENOMEM;
+	}
+	s->cap = fds->n;
+	for (int i = 0; i < fds->n; i++) {
+		const struct jv *o = &fds->items[i];
+		struct fd_entry *e = &s->fds[s->n];
+		const char *fl;
+
+		if (o->t != J_OBJ || !json_get(o, "fd") || json_get(o, "fd")->t != J_NUM) {
+			errmsg("%s: malformed snapshot: entry %d of \"fds\" has no numeric \"fd\"",
+			       path, i);
+			json_free(root);
+			snapshot_free(s);
+			return -EINVAL;
+		}
+		e->fd = (int)json_num(o, "fd", -1);
+		e->kind = intern_kind(json_str(o, "kind", NULL));
+		e->target = dup_or_empty(json_str(o, "target", ""));
+		e->pos = (long long)json_num(o, "pos", -1);
+		e->dev = (unsigned long long)json_num(o, "dev", 0);
+		e->ino = (unsigned long long)json_num(o, "ino", 0);
+		e->user_files = -1;
+		if ((fl = json_str(o, "flags", NULL))) {
+			e->flags = strtoull(fl, NULL, 8);
+			e->have_flags = true;
+		}
+		s->n++;
+		if (!e->target) {
+			json_free(root);
+			snapshot_free(s);
+			return -ENOMEM;
+		}
+	}
+	json_free(root);
+	if (s->n > 0)
+		qsort(s->fds, (size_t)s->n, sizeof(*s->fds), cmp_fd);
+	return 0;
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
+	bool json = false;
+	pid_t pid = getppid(); /* the shell or script that ran us */
+	struct snapshot s;
+	bool have_pid = false;
+	int ret;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (argv[i][0] == '-' && argv[i][1])
+			die_usage("snapshot: unknown option '%s'", argv[i]);
+		else if (have_pid)
+			die_usage("snapshot: one PID at most");
+		else if (parse_pid(argv[i], &pid) < 0)
+			die_usage("snapshot: '%s' is not a process id", argv[i]);
+		else
+			have_pid = true;
+	}
+	ret = snapshot_take(pid, true, &s);
+	if (ret < 0) {
+		snapshot_perror(pid, ret);
+		return 1;
+	}
+	if (json)
+		snapshot_print_json(&s, stdout);
+	else
+		snapshot_print_table(&s, stdout);
+	snapshot_free(&s);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
