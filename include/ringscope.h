@@ -386,6 +386,15 @@ RSC_EXTERN int rsc_audit_print(const struct rsc_loop *loop, FILE *out);
 /* Open descriptors of this process, from /proc/self/fd (>= 0), or -errno. */
 RSC_EXTERN int rsc_audit_fd_count(void);
 
+/*
+ * If an entry of any loop in this process holds @fd, write "ringscope entry
+ * 'file' (/path) in scope 'name', acquired at main+0x2a (/bin/prog)" into
+ * @buf (snprintf style) and return the length needed; -ENOENT if none does.
+ * For auditors running inside the process (ringscope-audit finds it with
+ * dlsym); call it while the loops are quiescent, e.g. at exit. -EINVAL.
+ */
+RSC_EXTERN int rsc_audit_describe_fd(int fd, char *buf, size_t len);
+
 RSC_EXTERN int rsc_finding_kind(const struct rsc_finding *f);
 RSC_EXTERN int rsc_finding_fd(const struct rsc_finding *f);
 /* The /proc/self/fd target: "/tmp/x", "socket:[1234]", ... */

@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -376,4 +378,84 @@ const char *rsc_finding_scope(const struct rsc_finding *f)
 const char *rsc_finding_expected(const struct rsc_finding *f)
 {
 	return f ? f->expected : "";
+}
+
+/*
+ * Loops alive in this process, so that an auditor running inside it
+ * (ringscope-audit's preload, through dlsym) can ask who holds a number.
+ */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rsc_loop *live_loops;
+
+void rsc__audit_register(struct rsc_loop *loop)
+{
+	pthread_mutex_lock(&live_lock);
+	loop->prev_live = NULL;
+	loop->next_live = live_loops;
+	if (live_loops)
+		live_loops->prev_live = loop;
+	live_loops = loop;
+	pthread_mutex_unlock(&live_lock);
+}
+
+void rsc__audit_unregister(struct rsc_loop *loop)
+{
+	pthread_mutex_lock(&live_lock);
+	if (loop->prev_live)
+		loop->prev_live->next_live = loop->next_live;
+	else if (live_loops == loop)
+		live_loops = loop->next_live;
+	if (loop->next_live)
+		loop->next_live->prev_live = loop->prev_live;
+	loop->next_live = loop->prev_live = NULL;
+	pthread_mutex_unlock(&live_lock);
+}
+
+static const struct rsc_entry *find_holder(const struct rsc_scope *s, int fd)
+{
+	const struct rsc_scope *c;
+	const struct rsc_entry *e;
+
+	for (e = s->entries_head; e; e = e->next)
+		if ((e->state == RSC_ENTERED || e->state == RSC_EXITING) &&
+		    e->value == fd)
+			return e;
+	for (c = s->children_head; c; c = c->next)
+		if ((e = find_holder(c, fd)))
+			return e;
+	return NULL;
+}
+
+int rsc_audit_describe_fd(int fd, char *buf, size_t len)
+{
+	const struct rsc_entry *e = NULL;
+	const struct rsc_loop *loop;
+	char site[160] = "an unknown site";
+	Dl_info di;
+	int n;
+
+	RSC__CHECK_ARG(fd >= 0 && (buf || !len), "rsc_audit_describe_fd: bad fd or buffer");
+	pthread_mutex_lock(&live_lock);
+	for (loop = live_loops; loop && !e; loop = loop->next_live)
+		if (loop->root)
+			e = find_holder(loop->root, fd);
+	if (!e) {
+		pthread_mutex_unlock(&live_lock);
+		return -ENOENT;
+	}
+	/* Symbolized only now: recording the site cost one return address. */
+	if (e->site && dladdr(e->site, &di) && di.dli_fname) {
+		if (di.dli_sname)
+			snprintf(site, sizeof(site), "%s+0x%lx (%s)", di.dli_sname,
+				 (unsigned long)((const char *)e->site - (const char *)di.dli_saddr),
+				 di.dli_fname);
+		else
+			snprintf(site, sizeof(site), "%s+0x%lx", di.dli_fname,
+				 (unsigned long)((const char *)e->site - (const char *)di.dli_fbase));
+	}
+	n = snprintf(buf, len, "ringscope entry '%s'%s%s%s in scope '%s', acquired at %s",
+		     e->mgr->name, e->detail[0] ? " (" : "", e->detail,
+		     e->detail[0] ? ")" : "", e->scope->name, site);
+	pthread_mutex_unlock(&live_lock);
+	return n < 0 ? -EIO : n;
 }

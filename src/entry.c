@@ -183,7 +183,8 @@ static int ensure_phase_sqe(struct rsc_entry *e)
 }
 
 int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
-	      unsigned eflags, const char *detail, struct rsc_entry **entryp)
+	      unsigned eflags, const char *detail, const void *site,
+	      struct rsc_entry **entryp)
 {
 	struct rsc_loop *loop = s->loop;
 	struct rsc_entry *e;
@@ -204,6 +205,7 @@ int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
 	}
 	memcpy(e->detail, detail ? detail : "", len + 1);
 	e->scope = s;
+	e->site = site;
 	e->mgr = mgr;
 	e->arg = arg;
 	e->flags = eflags;
@@ -285,7 +287,8 @@ int rsc_push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
 	ret = rsc__scope_check_push(s, "rsc_push");
 	if (ret < 0)
 		return ret;
-	return rsc__push(s, mgr, arg, RSC__E_ORDERED, NULL, entryp);
+	return rsc__push(s, mgr, arg, RSC__E_ORDERED, NULL,
+			 __builtin_return_address(0), entryp);
 }
 
 void rsc__entry_cancel(struct rsc_entry *e)

@@ -80,6 +80,7 @@ struct rsc_entry {
 	void *enter_data, *release_data;
 	dev_t dev;
 	ino_t ino;
+	const void *site; /* return address of the rsc_open/rsc_socket/rsc_push call */
 	struct rsc_entry *next_retry; /* exit waiting for an SQE (loop->retry_head) */
 	unsigned exit_retries;
 	char *detail; /* points at detail_inline or a heap copy */
@@ -150,6 +151,7 @@ struct rsc_audit_pending {
 
 struct rsc_loop {
 	struct io_uring ring;
+	struct rsc_loop *next_live, *prev_live; /* process-wide list: audit.c */
 	unsigned features;
 	int audit_level;
 	bool running;
@@ -230,7 +232,8 @@ struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target);
 
 /* entry.c */
 int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
-	      unsigned eflags, const char *detail, struct rsc_entry **entryp);
+	      unsigned eflags, const char *detail, const void *site,
+	      struct rsc_entry **entryp);
 void rsc__entry_start_exit(struct rsc_entry *e);
 void rsc__entry_cancel(struct rsc_entry *e);
 void rsc__entry_free(struct rsc_loop *loop, struct rsc_entry *e);
@@ -263,6 +266,8 @@ void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc_scope *s);
 void rsc__audit_flush(struct rsc_loop *loop);
 int rsc__audit_open_proc_dir(struct rsc_loop *loop);
 void rsc__audit_free(struct rsc_loop *loop);
+void rsc__audit_register(struct rsc_loop *loop);
+void rsc__audit_unregister(struct rsc_loop *loop);
 
 /* Argument checks that also say what was wrong. */
 #define RSC__CHECK_ARG(cond, ...)                   \

@@ -119,6 +119,7 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 		free(loop);
 		return ret < 0 ? ret : -ENOMEM;
 	}
+	rsc__audit_register(loop);
 	*loopp = loop;
 	return 0;
 }
@@ -478,6 +479,7 @@ long long rsc_loop_counter(const struct rsc_loop *loop, enum rsc_counter which)
 
 static void loop_free(struct rsc_loop *loop)
 {
+	rsc__audit_unregister(loop);
 	if (loop->root)
 		rsc__scope_free_tree(loop->root);
 	rsc__audit_free(loop);

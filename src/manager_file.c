@@ -86,5 +86,7 @@ int rsc_open(struct rsc_scope *s, int dirfd, const char *path, int oflags,
 	a.dirfd = dirfd;
 	a.oflags = oflags | ((flags & RSC_NO_CLOEXEC) ? 0 : O_CLOEXEC);
 	a.mode = mode;
-	return rsc__push(s, &file_manager, &a, eflags | RSC__E_BUILTIN, path, entryp);
+	/* The caller's address: where a leaked descriptor was acquired. */
+	return rsc__push(s, &file_manager, &a, eflags | RSC__E_BUILTIN, path,
+			 __builtin_return_address(0), entryp);
 }

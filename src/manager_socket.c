@@ -97,5 +97,5 @@ int rsc_socket(struct rsc_scope *s, int domain, int type, int protocol,
 	strcat(detail, "/");
 	strcat(detail, type_name(type));
 	return rsc__push(s, &socket_manager, &a, RSC__E_FD | RSC__E_BUILTIN, detail,
-			entryp);
+			 __builtin_return_address(0), entryp);
 }

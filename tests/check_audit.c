@@ -207,6 +207,44 @@ START_TEST(full_audit_never_closes_a_reused_number)
 }
 END_TEST
 
+int describe_holder(struct rsc_scope *s, struct rsc_entry **e);
+
+/* Not static and not inlined: the acquire site must name this function. */
+__attribute__((noinline, optimize("no-optimize-sibling-calls"), visibility("default"))) int describe_holder(struct rsc_scope *s, struct rsc_entry **e)
+{
+	return rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, e);
+}
+
+START_TEST(describe_fd_names_scope_entry_and_site)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char text[512], small[8];
+	int fd, n;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "holder", &s), 0);
+	ck_assert_int_eq(describe_holder(s, &e), 0);
+	fd = rsc_entry_wait(e);
+	ck_assert_int_ge(fd, 0);
+	n = rsc_audit_describe_fd(fd, text, sizeof(text));
+	ck_assert_int_gt(n, 0);
+	ck_assert_ptr_nonnull(strstr(text, "entry 'file'"));
+	ck_assert_ptr_nonnull(strstr(text, t_path("f0")));
+	ck_assert_ptr_nonnull(strstr(text, "scope 'holder'"));
+	ck_assert_msg(strstr(text, "describe_holder+"), "site not named: %s", text);
+	/* snprintf style: the length needed comes back even when cut short. */
+	ck_assert_int_eq(rsc_audit_describe_fd(fd, small, sizeof(small)), n);
+	ck_assert_int_eq(strlen(small), sizeof(small) - 1);
+	ck_assert_int_eq(rsc_audit_describe_fd(0, text, sizeof(text)), -ENOENT);
+	ck_assert_int_eq(rsc_audit_describe_fd(-1, text, sizeof(text)), -EINVAL);
+	ck_assert_int_eq(rsc_audit_describe_fd(fd, NULL, 4), -EINVAL);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	/* Released: nobody holds it any more. */
+	ck_assert_int_eq(rsc_audit_describe_fd(fd, text, sizeof(text)), -ENOENT);
+}
+END_TEST
+
 START_TEST(audit_level_comes_from_environment)
 {
 	struct rsc_loop *l;
@@ -245,6 +283,7 @@ Suite *make_audit_suite(void)
 	tcase_add_test(tc, released_audit_reports_close_behind_the_runtime);
 	tcase_add_test(tc, full_audit_never_closes_a_reused_number);
 	tcase_add_test(tc, audit_level_comes_from_environment);
+	tcase_add_test(tc, describe_fd_names_scope_entry_and_site);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -51,7 +51,7 @@ static int match_one(const struct jv *f, const char *key, const char *val)
 		return frame_names(json_get(f, "creation_backtrace"), val);
 	if (!strcmp(key, "slot"))
 		return has_slot(json_get(f, "slots"), val);
-	if (!strcmp(key, "note"))
+	if (!strcmp(key, "note") || !strcmp(key, "ringscope"))
 		return strstr(json_str(f, key, ""), val) != NULL;
 	return strcmp(json_str(f, key, ""), val) == 0;
 }

@@ -25,6 +25,14 @@ fd=$(fd_of "$TMP/leak")
 expect "$TMP/leak.json" --count 1 --status 0 \
 	--has "kind=leaked fd=$fd target=$TMP/f fdkind=file created_by=open bt=open_config event=exit"
 
+# A ringscope program's leak: made by IORING_OP_OPENAT, which the preload
+# never sees; the library names the scope and the acquire site.
+run "$TMP/scope" -- "$P/leak_scope" "$TMP/f"
+sfd=$(fd_of "$TMP/scope")
+expect "$TMP/scope.json" --count 2 \
+	--has "kind=leaked-unseen fd=$sfd target=$TMP/f ringscope='config', ringscope=acquire_config" \
+	--has "kind=leaked-unseen target=anon_inode:[io_uring]"
+
 # Exit status and allow-lists.
 run "$TMP/gate" --error-exitcode 42 -- "$P/leak_file" "$TMP/f"
 [ "$(cat "$TMP/gate.rc")" = 42 ] || fail "--error-exitcode 42 gave $(cat "$TMP/gate.rc")"

@@ -120,6 +120,8 @@ static void print_finding(FILE *out, const struct jv *doc, const struct jv *f)
 		fprintf(out, "leaked: fd %d -> %s (%s), open at exit of pid %d (%s)\n", fd, target,
 			fdkind, pid, prog);
 		fprintf(out, "    never seen created: %s\n", note ? note : "?");
+		if (json_str(f, "ringscope", NULL))
+			fprintf(out, "    held by %s\n", json_str(f, "ringscope", ""));
 	} else if (!strcmp(kind, "direct-registered")) {
 		const struct jv *slots = json_get(f, "slots");
 
@@ -244,11 +246,33 @@ static int parse_int(const char *s, int *v)
 	return 0;
 }
 
+/* $RINGSCOPE_PRELOAD, else the installed one, else the build tree's beside us. */
 static const char *find_preload(void)
 {
+	static char here[PATH_MAX + 64];
 	const char *p = getenv("RINGSCOPE_PRELOAD");
+	ssize_t n;
+	char *slash;
 
-	return p && *p ? p : RSC_PRELOAD_PATH;
+	if (p && *p)
+		return p;
+	if (access(RSC_PRELOAD_PATH, R_OK) == 0)
+		return RSC_PRELOAD_PATH;
+	/* libtool runs the real binary from .libs/; the module lives there too. */
+	n = readlink("/proc/self/exe", here, PATH_MAX);
+	if (n > 0) {
+		here[n] = '\0';
+		slash = strrchr(here, '/');
+		if (slash) {
+			strcpy(slash, "/libringscope-preload.so");
+			if (access(here, R_OK) == 0)
+				return here;
+			strcpy(slash, "/.libs/libringscope-preload.so");
+			if (access(here, R_OK) == 0)
+				return here;
+		}
+	}
+	return RSC_PRELOAD_PATH;
 }
 
 static void child_exec(char **cmd, const char *preload, const char *dir,

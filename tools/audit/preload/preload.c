@@ -564,6 +564,27 @@ static bool pre_existing(int fd, bool have, dev_t dev, ino_t ino, bool with_fork
 	       r->iino == ino;
 }
 
+/*
+ * A program that uses ringscope can say which scope and acquire site hold a
+ * descriptor we never saw created; looked up at run time, never linked.
+ */
+static void w_ringscope_label(struct wbuf *w, int fd)
+{
+	typedef int describe_fn(int fd, char *buf, size_t len);
+	static describe_fn *describe;
+	static bool looked;
+	char label[512];
+
+	if (!looked) {
+		describe = (describe_fn *)dlsym(RTLD_DEFAULT, "rsc_audit_describe_fd");
+		looked = true;
+	}
+	if (describe && describe(fd, label, sizeof(label)) > 0) {
+		w_key(w, "ringscope");
+		w_jstr(w, label);
+	}
+}
+
 static void w_leaks(struct wbuf *w, bool *first, int skip_fd)
 {
 	static int fds[MAX_FDS];
@@ -597,6 +618,7 @@ static void w_leaks(struct wbuf *w, bool *first, int skip_fd)
 				w_jstr(w, "not created through libc: by io_uring "
 					  "(IORING_OP_OPENAT, IORING_OP_SOCKET, IORING_OP_ACCEPT, ...) "
 					  "or a raw syscall");
+			w_ringscope_label(w, fd);
 		}
 		w_putc(w, '}');
 		if (strcmp(target, "anon_inode:[io_uring]") == 0)
