@@ -328,6 +328,35 @@ RSC_EXTERN struct rsc_scope *rsc_entry_scope(const struct rsc_entry *entry);
 RSC_EXTERN void *rsc_entry_arg(const struct rsc_entry *entry);
 
 /*
+ * Tracked I/O. Each op is bound to an entered entry: the entry knows its
+ * ops in flight, and its release (early or by an unwind) first cancels them
+ * and waits for their final CQEs, then releases: no I/O outlives its
+ * resource. @buf belongs to the runtime from the call until @cb runs (from
+ * the loop, with the op's result: bytes, or -errno, -ECANCELED if its
+ * release cancelled it). @off -1 means the file position. If the call
+ * fails, @cb is never called. Errors: -EINVAL, -EBADF (the entry is not
+ * entered, or is being released), -ESHUTDOWN (its scope is closing),
+ * -EBUSY (inside a hook, or the SQ could not be flushed), -ENOMEM.
+ */
+typedef void (*rsc_io_cb)(struct rsc_entry *entry, int res, void *buf,
+			  void *data);
+
+RSC_EXTERN RSC_MUST_CHECK int rsc_read(struct rsc_entry *entry, void *buf,
+				       unsigned len, long long off,
+				       rsc_io_cb cb, void *data);
+RSC_EXTERN RSC_MUST_CHECK int rsc_write(struct rsc_entry *entry,
+					const void *buf, unsigned len,
+					long long off, rsc_io_cb cb, void *data);
+RSC_EXTERN RSC_MUST_CHECK int rsc_recv(struct rsc_entry *entry, void *buf,
+				       unsigned len, int flags, rsc_io_cb cb,
+				       void *data);
+RSC_EXTERN RSC_MUST_CHECK int rsc_send(struct rsc_entry *entry,
+				       const void *buf, unsigned len,
+				       int flags, rsc_io_cb cb, void *data);
+/* Tracked ops in flight on @entry (>= 0), or -EINVAL. */
+RSC_EXTERN int rsc_entry_io_count(const struct rsc_entry *entry);
+
+/*
  * Errors. Every function returns 0 (or a count or descriptor) on success
  * and -errno on failure; errno is never set for the caller. An unwind's
  * errors form an immutable chain: each error keeps the one it replaced as

@@ -449,8 +449,18 @@ void rsc__entry_start_exit(struct rsc_entry *e)
 	int ret;
 
 	assert(e->state == RSC_ENTERED ||
-	       (e->state == RSC_EXITING && (e->flags & RSC__E_RETRY_HOOK)));
-	e->flags &= ~RSC__E_RETRY_HOOK;
+	       (e->state == RSC_EXITING &&
+		(e->flags & (RSC__E_RETRY_HOOK | RSC__E_DRAINING))));
+	if (e->n_io) {
+		/* No I/O outlives its resource: cancel it, release after its last CQE. */
+		e->state = RSC_EXITING;
+		if (!(e->flags & RSC__E_DRAINING)) {
+			e->flags |= RSC__E_DRAINING;
+			rsc__io_cancel_all(e);
+		}
+		return;
+	}
+	e->flags &= ~(RSC__E_RETRY_HOOK | RSC__E_DRAINING);
 	/* An early release runs outside any unwind: nothing is pending for it. */
 	pending = (e->flags & RSC__E_RELEASE_REQ) ? NULL : s->pending;
 	e->state = RSC_EXITING;

@@ -38,6 +38,10 @@ struct rsc_op {
 	bool primary;	 /* first SQE of an enter: its CQE decides the enter */
 	bool closes_value; /* IORING_OP_CLOSE of the entry's own descriptor */
 	int fault_res;	   /* injected result replacing the CQE's, or 0 */
+	/* Tracked I/O (io.c): the caller's buffer is ours until the final CQE. */
+	rsc_io_cb io_cb;
+	void *io_buf, *io_data;
+	struct rsc_op *io_prev, *io_next; /* the entry's ops in flight */
 	struct rsc_op *next_free;
 };
 
@@ -57,6 +61,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_BUILTIN	    (1U << 10) /* arg was for the enter only */
 #define RSC__E_RETRY_NOP    (1U << 11) /* exit hook ran; only its NOP is missing */
 #define RSC__E_RETRY_HOOK   (1U << 12) /* exit hook could not get SQEs: call again */
+#define RSC__E_DRAINING	    (1U << 13) /* release waits for its I/O to complete */
 
 /* Turns a release may wait for an SQE before it is settled as failed. */
 #define RSC__EXIT_RETRIES 1000U
@@ -81,6 +86,8 @@ struct rsc_entry {
 	dev_t dev;
 	ino_t ino;
 	const void *site; /* return address of the rsc_open/rsc_socket/rsc_push call */
+	unsigned n_io;	  /* tracked I/O in flight on this entry (io.c) */
+	struct rsc_op *io_head;
 	struct rsc_entry *next_retry; /* exit waiting for an SQE (loop->retry_head) */
 	unsigned exit_retries;
 	char *detail; /* points at detail_inline or a heap copy */
@@ -238,6 +245,9 @@ void rsc__entry_start_exit(struct rsc_entry *e);
 void rsc__entry_cancel(struct rsc_entry *e);
 void rsc__entry_free(struct rsc_loop *loop, struct rsc_entry *e);
 unsigned rsc__retry_exits(struct rsc_loop *loop);
+
+/* io.c */
+void rsc__io_cancel_all(struct rsc_entry *e);
 
 /* manager_fd.c: the release of every descriptor-owning built-in */
 int rsc__fd_exit(struct rsc_entry *e, const struct rsc_error *pending,

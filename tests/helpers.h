@@ -60,5 +60,6 @@ Suite *make_cancel_suite(void);
 Suite *make_audit_suite(void);
 Suite *make_args_suite(void);
 Suite *make_faults_suite(void);
+Suite *make_io_suite(void);
 
 #endif

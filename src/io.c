@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+/* A cancelled io-wq op may report -ERESTARTSYS & co (see entry.c). */
+static int normalize(const struct rsc_entry *e, int res)
+{
+	if (res > -512 || res < -516)
+		return res;
+	return (e->flags & RSC__E_DRAINING) ? -ECANCELED : -EINTR;
+}
+
+static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
+			unsigned cqe_flags)
+{
+	struct rsc_entry *e = op->entry;
+
+	(void)loop;
+	(void)cqe_flags;
+	if (op->io_prev)
+		op->io_prev->io_next = op->io_next;
+	else
+		e->io_head = op->io_next;
+	if (op->io_next)
+		op->io_next->io_prev = op->io_prev;
+	assert(e->n_io > 0);
+	e->n_io--;
+	/* The final CQE: the buffer goes back to the caller with the result. */
+	op->io_cb(e, normalize(e, res), op->io_buf, op->io_data);
+	if (e->n_io == 0 && (e->flags & RSC__E_DRAINING))
+		rsc__entry_start_exit(e); /* drained: now the release itself */
+}
+
+/* Checks every tracked op shares: a live, entered entry of an open scope. */
+static int check_io(struct rsc_entry *e, const void *buf, unsigned len,
+		    rsc_io_cb cb, const char *fn)
+{
+	RSC__CHECK_ARG(e && e->state >= RSC_ENTERING && e->state <= RSC_FAILED,
+		       "%s: not a live entry", fn);
+	RSC__CHECK_ARG(cb, "%s: cb is NULL (it hands the buffer back)", fn);
+	RSC__CHECK_ARG(buf || !len, "%s: buf is NULL", fn);
+	if (e->scope->loop->hook_entry) {
+		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
+		return -EBUSY;
+	}
+	if (e->state != RSC_ENTERED || (e->flags & RSC__E_RELEASE_REQ) || e->value < 0) {
+		rsc__set_last_error("%s: entry '%s' is not entered, or is being released",
+				    fn, e->mgr->name);
+		return -EBADF;
+	}
+	if (e->scope->state != RSC_SCOPE_OPEN || e->scope->closer != RSC__CLOSER_NONE) {
+		rsc__set_last_error("%s: scope '%s' is closing", fn, e->scope->name);
+		return -ESHUTDOWN;
+	}
+	return 0;
+}
+
+static int io_start(struct rsc_entry *e, unsigned opcode, void *buf,
+		    unsigned len, long long off, int flags, rsc_io_cb cb,
+		    void *data, const char *fn)
+{
+	struct rsc_loop *loop;
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+	int ret = check_io(e, buf, len, cb, fn);
+
+	if (ret < 0)
+		return ret;
+	loop = e->scope->loop;
+	op = rsc__op_get(loop);
+	if (!op)
+		return -ENOMEM;
+	ret = rsc__get_sqes(loop, 1, &sqe);
+	if (ret < 0) {
+		rsc__op_put(loop, op);
+		return ret;
+	}
+	io_uring_prep_rw((int)opcode, sqe, e->value, buf, len, (__u64)off);
+	sqe->msg_flags = (__u32)flags;
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	op->entry = e;
+	op->opcode = (uint8_t)opcode;
+	op->complete = io_complete;
+	op->io_cb = cb;
+	op->io_buf = buf;
+	op->io_data = data;
+	op->io_prev = NULL;
+	op->io_next = e->io_head;
+	if (e->io_head)
+		e->io_head->io_prev = op;
+	e->io_head = op;
+	e->n_io++;
+	return 0;
+}
+
+int rsc_read(struct rsc_entry *e, void *buf, unsigned len, long long off,
+	     rsc_io_cb cb, void *data)
+{
+	RSC__CHECK_ARG(off >= -1, "rsc_read: offset %lld", off);
+	return io_start(e, IORING_OP_READ, buf, len, off, 0, cb, data, "rsc_read");
+}
+
+int rsc_write(struct rsc_entry *e, const void *buf, unsigned len, long long off,
+	      rsc_io_cb cb, void *data)
+{
+	RSC__CHECK_ARG(off >= -1, "rsc_write: offset %lld", off);
+	/* The kernel only reads from it; the callback hands it back as given. */
+	return io_start(e, IORING_OP_WRITE, (void *)buf, len, off, 0, cb, data,
+			"rsc_write");
+}
+
+int rsc_recv(struct rsc_entry *e, void *buf, unsigned len, int flags,
+	     rsc_io_cb cb, void *data)
+{
+	RSC__CHECK_ARG(flags >= 0, "rsc_recv: flags 0x%x", (unsigned)flags);
+	return io_start(e, IORING_OP_RECV, buf, len, 0, flags, cb, data, "rsc_recv");
+}
+
+int rsc_send(struct rsc_entry *e, const void *buf, unsigned len, int flags,
+	     rsc_io_cb cb, void *data)
+{
+	RSC__CHECK_ARG(flags >= 0, "rsc_send: flags 0x%x", (unsigned)flags);
+	/* MSG_NOSIGNAL: a peer gone must be an -EPIPE, not a SIGPIPE. */
+	return io_start(e, IORING_OP_SEND, (void *)buf, len, 0, flags | MSG_NOSIGNAL,
+			cb, data, "rsc_send");
+}
+
+int rsc_entry_io_count(const struct rsc_entry *e)
+{
+	if (!e || e->state < RSC_ENTERING || e->state > RSC_FAILED)
+		return -EINVAL;
+	return (int)e->n_io;
+}
+
+/* A release with I/O in flight: cancel each op by its exact user_data. */
+void rsc__io_cancel_all(struct rsc_entry *e)
+{
+	struct rsc_op *op;
+
+	for (op = e->io_head; op; op = op->io_next)
+		rsc__submit_cancel(e->scope->loop, op);
+}

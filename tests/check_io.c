@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+struct io_seen {
+	int calls;
+	int res;
+	void *buf;
+	int events_before; /* trace events recorded when the callback ran */
+};
+
+static void on_io(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct io_seen *seen = data;
+
+	(void)e;
+	seen->calls++;
+	seen->res = res;
+	seen->buf = buf;
+	seen->events_before = t_count_events(RSC_EV_RELEASED);
+}
+
+static struct rsc_entry *open_entry(struct rsc_scope *s, const char *path, int oflags)
+{
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, path, oflags, 0600, 0, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	return e;
+}
+
+START_TEST(write_then_read_back_through_the_entry)
+{
+	static const char text[] = "ringscope";
+	struct io_seen w = { 0 }, r = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char back[32] = { 0 };
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "rw", &s), 0);
+	e = open_entry(s, t_path("data"), O_RDWR | O_CREAT);
+	ck_assert_int_eq(rsc_write(e, text, sizeof(text), 0, on_io, &w), 0);
+	ck_assert_int_eq(rsc_entry_io_count(e), 1);
+	ck_assert_int_eq(w.calls, 0); /* from the loop, never inside the call */
+	t_run();
+	ck_assert_int_eq(w.res, (int)sizeof(text));
+	ck_assert_ptr_eq(w.buf, text);
+	ck_assert_int_eq(rsc_read(e, back, sizeof(back), 0, on_io, &r), 0);
+	t_run();
+	ck_assert_int_eq(r.res, (int)sizeof(text));
+	ck_assert_str_eq(back, text);
+	ck_assert_int_eq(rsc_entry_io_count(e), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+/* O_RDWR on a FIFO opens at once, and a read on it waits for a writer. */
+static struct rsc_entry *blocked_read(struct rsc_scope *s, char *buf, unsigned len,
+				      struct io_seen *seen)
+{
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(mkfifo(t_path("fifo"), 0600), 0);
+	e = open_entry(s, t_path("fifo"), O_RDWR);
+	ck_assert_int_eq(rsc_read(e, buf, len, -1, on_io, seen), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(seen->calls, 0);
+	ck_assert_int_eq(rsc_entry_io_count(e), 1);
+	return e;
+}
+
+START_TEST(unwind_cancels_io_before_the_close)
+{
+	struct io_seen seen = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char buf[16];
+	int before = t_fd_count();
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "drain", &s), 0);
+	e = blocked_read(s, buf, sizeof(buf), &seen);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	/* The read ended (cancelled) and handed its buffer back first... */
+	ck_assert_int_eq(seen.calls, 1);
+	ck_assert_msg(seen.res == -ECANCELED || seen.res == -EINTR, "res %d", seen.res);
+	ck_assert_ptr_eq(seen.buf, buf);
+	/* ...and only then was the descriptor released. */
+	ck_assert_int_eq(seen.events_before, 0);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 1);
+	ck_assert_int_eq(t_fd_count(), before);
+	(void)e;
+}
+END_TEST
+
+START_TEST(early_release_drains_io_and_refuses_more)
+{
+	struct io_seen seen = { 0 }, late = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char buf[16];
+	int released = 0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "early", &s), 0);
+	e = blocked_read(s, buf, sizeof(buf), &seen);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	(void)released;
+	/* Being released: no new I/O may start on it. */
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), -1, on_io, &late), -EBADF);
+	t_run();
+	ck_assert_int_eq(seen.calls, 1);
+	ck_assert_int_eq(seen.events_before, 0);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_EXITED);
+	ck_assert_int_eq(late.calls, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(!t_fd_open_to("fifo"));
+}
+END_TEST
+
+START_TEST(io_arguments_are_checked)
+{
+	struct io_seen seen = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e, *failed;
+	char buf[8];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "args", &s), 0);
+	e = open_entry(s, t_path("x"), O_RDWR | O_CREAT);
+	ck_assert_int_eq(rsc_read(NULL, buf, 8, 0, on_io, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_read(e, NULL, 8, 0, on_io, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_read(e, buf, 8, 0, NULL, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_read(e, buf, 8, -2, on_io, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_write(e, buf, 8, -7, on_io, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_recv(e, buf, 8, -1, on_io, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_send(e, NULL, 8, 0, on_io, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_entry_io_count(NULL), -EINVAL);
+	/* A scope closing takes no new I/O, even on entries not yet released. */
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("missing/x"), O_RDONLY, 0, 0, &failed), 0);
+	t_run();
+	ck_assert_int_eq(rsc_read(failed, buf, 8, 0, on_io, &seen), -EBADF);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_write(e, buf, 8, 0, on_io, &seen), -EBADF);
+	t_run();
+	ck_assert_int_eq(seen.calls, 0);
+}
+END_TEST
+
+START_TEST(shutdown_drains_io_in_flight)
+{
+	struct io_seen seen = { 0 };
+	struct rsc_scope *s;
+	char buf[16];
+	int before = t_fd_count();
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "shutdown", &s), 0);
+	(void)blocked_read(s, buf, sizeof(buf), &seen);
+	ck_assert_int_eq(rsc_loop_shutdown(t_loop, NULL), 0);
+	t_loop = NULL;
+	ck_assert_int_eq(seen.calls, 1);
+	ck_assert_int_eq(seen.events_before, 0);
+	ck_assert_int_eq(t_fd_count(), before - 1); /* and the ring */
+	ck_assert_int_eq(rsc_loop_new(&t_loop, 8, 0), 0);
+}
+END_TEST
+
+Suite *make_io_suite(void)
+{
+	Suite *s = suite_create("io");
+	TCase *tc = tcase_create("tracked");
+
+	t_add_fixture(tc);
+	tcase_add_test(tc, write_then_read_back_through_the_entry);
+	tcase_add_test(tc, unwind_cancels_io_before_the_close);
+	tcase_add_test(tc, early_release_drains_io_and_refuses_more);
+	tcase_add_test(tc, io_arguments_are_checked);
+	tcase_add_test(tc, shutdown_drains_io_in_flight);
+	suite_add_tcase(s, tc);
+	return s;
+}
