@@ -3,6 +3,7 @@
 #define RINGSCOPE_H
 
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <liburing.h>
 
@@ -276,6 +277,30 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_open(struct rsc_scope *scope, int dirfd,
 				       struct rsc_entry **entryp);
 RSC_EXTERN RSC_MUST_CHECK int rsc_socket(struct rsc_scope *scope, int domain,
 					 int type, int protocol,
+					 unsigned flags,
+					 struct rsc_entry **entryp);
+
+/*
+ * Connections. Each is a compound acquire of two entries: a socket
+ * (IORING_OP_SOCKET, released by its close), then an entry that builds on
+ * it and starts once the socket has entered. rsc_connect's second entry is
+ * an IORING_OP_CONNECT, with @timeout_ms (0: none) as an IORING_OP_LINK_TIMEOUT
+ * linked to it in the same submit (a timeout fails it with -ETIMEDOUT).
+ * rsc_listen's sets SO_REUSEADDR (not for AF_UNIX), binds and listens: that
+ * is configuration, done with the syscalls. Either way a failure unwinds the
+ * scope and so closes the socket. *@entryp is the second entry: once
+ * entered, rsc_entry_fd() gives the socket, and tracked I/O may use it.
+ * AF_INET, AF_INET6 (SOCK_STREAM) and AF_UNIX stream sockets. Errors: as
+ * rsc_socket(), and -EINVAL for a bad address or backlog.
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_connect(struct rsc_scope *scope,
+					  const struct sockaddr *addr,
+					  socklen_t addrlen, unsigned timeout_ms,
+					  unsigned flags,
+					  struct rsc_entry **entryp);
+RSC_EXTERN RSC_MUST_CHECK int rsc_listen(struct rsc_scope *scope,
+					 const struct sockaddr *addr,
+					 socklen_t addrlen, int backlog,
 					 unsigned flags,
 					 struct rsc_entry **entryp);
 

@@ -42,6 +42,8 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 		if (op->primary) {
 			e->value = res;
 			e->enter_op = NULL;
+		} else if (op->opcode == IORING_OP_LINK_TIMEOUT && res == -ETIME) {
+			e->flags |= RSC__E_TIMED_OUT; /* the primary's -ECANCELED is a timeout */
 		}
 	} else {
 		if (op->closes_value)
@@ -182,25 +184,23 @@ static int ensure_phase_sqe(struct rsc_entry *e)
 	return 0;
 }
 
-int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
-	      unsigned eflags, const char *detail, const void *site,
-	      struct rsc_entry **entryp)
+/* Allocate and name an entry; it is linked by link_entry(). */
+static struct rsc_entry *new_entry(struct rsc_scope *s, const struct rsc_manager *mgr,
+				   void *arg, unsigned eflags, const char *detail,
+				   const void *site)
 {
 	struct rsc_loop *loop = s->loop;
-	struct rsc_entry *e;
 	size_t len = detail ? strlen(detail) : 0;
-	unsigned i;
-	int ret;
+	struct rsc_entry *e = rsc__entry_get(loop);
 
-	e = rsc__entry_get(loop);
 	if (!e)
-		return -ENOMEM;
+		return NULL;
 	if (len >= sizeof(e->detail_inline)) {
 		e->detail = malloc(len + 1);
 		if (!e->detail) {
 			e->detail = e->detail_inline;
 			rsc__entry_put(loop, e);
-			return -ENOMEM;
+			return NULL;
 		}
 	}
 	memcpy(e->detail, detail ? detail : "", len + 1);
@@ -211,29 +211,12 @@ int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
 	e->flags = eflags;
 	e->state = RSC_ENTERING;
 	e->value = -EAGAIN;
-	e->phase = RSC__PHASE_ENTER;
 	e->close_res = 1;
-	loop->hook_entry = e;
-	ret = mgr->enter(e, arg);
-	loop->hook_entry = NULL;
-	if (eflags & RSC__E_BUILTIN)
-		e->arg = NULL; /* it pointed at the caller's stack */
-	if (ret >= 0)
-		ret = ensure_phase_sqe(e);
-	if (ret < 0) {
-		/* Not submitted yet (one reservation, no submit since): make them NOPs. */
-		for (i = 0; i < loop->n_hook_sqes; i++) {
-			io_uring_prep_nop(loop->hook_sqes[i]);
-			loop->hook_ops[i]->entry = NULL;
-			loop->hook_ops[i]->complete = discard_complete;
-			io_uring_sqe_set_data64(loop->hook_sqes[i],
-						rsc__op_user_data(loop->hook_ops[i]));
-		}
-		loop->n_hook_sqes = 0;
-		rsc__entry_put(loop, e);
-		return ret;
-	}
-	stamp_phase_sqes(e);
+	return e;
+}
+
+static void link_entry(struct rsc_scope *s, struct rsc_entry *e)
+{
 	e->prev = s->entries_tail;
 	if (s->entries_tail)
 		s->entries_tail->next = e;
@@ -241,9 +224,99 @@ int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
 		s->entries_head = e;
 	s->entries_tail = e;
 	s->n_entering++;
-	loop->n_entering++;
+	s->loop->n_entering++;
+}
+
+/* Not submitted yet (one reservation, no submit since): make them NOPs. */
+static void discard_hook_sqes(struct rsc_loop *loop)
+{
+	unsigned i;
+
+	for (i = 0; i < loop->n_hook_sqes; i++) {
+		io_uring_prep_nop(loop->hook_sqes[i]);
+		loop->hook_ops[i]->entry = NULL;
+		loop->hook_ops[i]->complete = discard_complete;
+		io_uring_sqe_set_data64(loop->hook_sqes[i],
+					rsc__op_user_data(loop->hook_ops[i]));
+	}
+	loop->n_hook_sqes = 0;
+}
+
+/* Run the manager's enter: 0 with its SQEs stamped, or its -errno. */
+static int run_enter(struct rsc_entry *e)
+{
+	struct rsc_loop *loop = e->scope->loop;
+	int ret;
+
+	e->phase = RSC__PHASE_ENTER;
+	loop->hook_entry = e;
+	ret = e->mgr->enter(e, e->arg);
+	loop->hook_entry = NULL;
+	if (e->flags & RSC__E_BUILTIN)
+		e->arg = NULL; /* it pointed at the caller's stack */
+	if (ret >= 0)
+		ret = ensure_phase_sqe(e);
+	if (ret < 0) {
+		discard_hook_sqes(loop);
+		return ret;
+	}
+	stamp_phase_sqes(e);
+	return 0;
+}
+
+int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
+	      unsigned eflags, const char *detail, const void *site,
+	      struct rsc_entry **entryp)
+{
+	struct rsc_entry *e = new_entry(s, mgr, arg, eflags, detail, site);
+	int ret;
+
+	if (!e)
+		return -ENOMEM;
+	ret = run_enter(e);
+	if (ret < 0) {
+		rsc__entry_put(s->loop, e);
+		return ret;
+	}
+	link_entry(s, e);
 	if (entryp)
 		*entryp = e;
+	return 0;
+}
+
+int rsc__push_after(struct rsc_entry *dep, const struct rsc_manager *mgr,
+		    void *owned_arg, unsigned eflags, const char *detail,
+		    const void *site, struct rsc_entry **entryp)
+{
+	struct rsc_entry *e = new_entry(dep->scope, mgr, owned_arg, eflags, detail, site);
+
+	if (!e) {
+		free(owned_arg);
+		return -ENOMEM;
+	}
+	/* Its enter needs dep's descriptor: it runs when dep has entered. */
+	e->owned_arg = owned_arg;
+	e->dep = dep;
+	e->flags |= RSC__E_DEFERRED;
+	e->phase = RSC__PHASE_ENTER;
+	link_entry(dep->scope, e);
+	if (entryp)
+		*entryp = e;
+	return 0;
+}
+
+/* A hook that found its result itself (a syscall): report it from the loop. */
+int rsc__entry_complete_with(struct rsc_entry *e, int res, const char *op)
+{
+	struct io_uring_sqe *sqe;
+	int ret = reserve_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_nop(sqe);
+	e->scope->loop->hook_ops[e->scope->loop->n_hook_sqes - 1]->fault_res = res;
+	if (res < 0)
+		e->fail_op = op;
 	return 0;
 }
 
@@ -314,12 +387,18 @@ static void chain_error(struct rsc_scope *s, int err, unsigned opcode,
 	}
 }
 
+static void resolve_dependents(struct rsc_entry *dep);
+
 static void enter_done(struct rsc_entry *e)
 {
 	struct rsc_scope *s = e->scope;
 	struct rsc_loop *loop = s->loop;
 	bool early = e->flags & RSC__E_RELEASE_REQ;
 
+	if (e->value == -ECANCELED && (e->flags & RSC__E_TIMED_OUT))
+		e->value = -ETIMEDOUT;
+	if (e->value >= 0 && (e->flags & RSC__E_VALUE_OF_DEP))
+		e->value = e->dep->value; /* e.g. a connect: the connected socket */
 	e->phase = RSC__PHASE_NONE;
 	assert(s->n_entering > 0 && loop->n_entering > 0);
 	s->n_entering--;
@@ -340,7 +419,7 @@ static void enter_done(struct rsc_entry *e)
 		} else if (s->state == RSC_SCOPE_OPEN) {
 			/* A failed enter unwinds what was entered before it. */
 			struct rsc_error *err = rsc__error_new(
-				e->value, rsc__opcode_name(e->enter_opcode),
+				e->value, e->fail_op ? e->fail_op : rsc__opcode_name(e->enter_opcode),
 				e->mgr->name, e->detail, s->name, NULL);
 
 			e->flags |= RSC__E_REPORTED_ERR;
@@ -361,10 +440,47 @@ static void enter_done(struct rsc_entry *e)
 		else if (e->release_cb)
 			e->release_cb(e, e->value, e->release_data);
 	}
+	resolve_dependents(e);
 	if (s->state == RSC_SCOPE_UNWINDING)
 		rsc__scope_step(s);
 	if (loop->n_entering == 0 && loop->audit_pending)
 		rsc__audit_flush(loop); /* the last acquire in flight has settled */
+}
+
+/* Settle a deferred enter right now, as if its CQE said @res. */
+static void fail_deferred(struct rsc_entry *d, int res, bool cancelled)
+{
+	d->value = res;
+	if (cancelled)
+		d->flags |= RSC__E_CANCEL_SENT; /* not an error of its own */
+	if (!d->fail_op)
+		d->fail_op = "enter";
+	d->phase_ops = 0;
+	enter_done(d);
+}
+
+/*
+ * @dep settled: start the enters that were waiting for its descriptor, or
+ * cancel them if it failed or their scope is closing.
+ */
+static void resolve_dependents(struct rsc_entry *dep)
+{
+	struct rsc_entry *d;
+	int ret;
+
+	for (d = dep->next; d; d = d->next) {
+		if (!(d->flags & RSC__E_DEFERRED) || d->dep != dep)
+			continue;
+		d->flags &= ~RSC__E_DEFERRED;
+		if (dep->state != RSC_ENTERED || (d->flags & RSC__E_RELEASE_REQ) ||
+		    d->scope->state != RSC_SCOPE_OPEN || d->scope->closer != RSC__CLOSER_NONE) {
+			fail_deferred(d, -ECANCELED, true);
+			continue;
+		}
+		ret = run_enter(d);
+		if (ret < 0)
+			fail_deferred(d, ret, false);
+	}
 }
 
 static void exit_done(struct rsc_entry *e)

@@ -62,6 +62,9 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_RETRY_NOP    (1U << 11) /* exit hook ran; only its NOP is missing */
 #define RSC__E_RETRY_HOOK   (1U << 12) /* exit hook could not get SQEs: call again */
 #define RSC__E_DRAINING	    (1U << 13) /* release waits for its I/O to complete */
+#define RSC__E_DEFERRED	    (1U << 14) /* enter waits for entry 'dep' to enter */
+#define RSC__E_VALUE_OF_DEP (1U << 15) /* on success its value is dep's descriptor */
+#define RSC__E_TIMED_OUT    (1U << 16) /* its enter's linked timeout fired */
 
 /* Turns a release may wait for an SQE before it is settled as failed. */
 #define RSC__EXIT_RETRIES 1000U
@@ -87,6 +90,9 @@ struct rsc_entry {
 	ino_t ino;
 	const void *site; /* return address of the rsc_open/rsc_socket/rsc_push call */
 	unsigned n_io;	  /* tracked I/O in flight on this entry (io.c) */
+	struct rsc_entry *dep; /* RSC__E_DEFERRED: the entry this one builds on */
+	void *owned_arg;       /* freed with the entry: args a deferred enter needs */
+	const char *fail_op;   /* names a failure a hook found itself ("bind") */
 	struct rsc_op *io_head;
 	struct rsc_entry *next_retry; /* exit waiting for an SQE (loop->retry_head) */
 	unsigned exit_retries;
@@ -241,6 +247,14 @@ struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target);
 int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
 	      unsigned eflags, const char *detail, const void *site,
 	      struct rsc_entry **entryp);
+/* Push an entry whose enter runs when @dep has entered (fails if it fails). */
+int rsc__push_after(struct rsc_entry *dep, const struct rsc_manager *mgr,
+		    void *owned_arg, unsigned eflags, const char *detail,
+		    const void *site, struct rsc_entry **entryp);
+int rsc__socket_push(struct rsc_scope *s, int domain, int type, int protocol,
+		     unsigned flags, const void *site, struct rsc_entry **entryp);
+/* For a hook: complete this phase from the loop with @res (a NOP). */
+int rsc__entry_complete_with(struct rsc_entry *e, int res, const char *op);
 void rsc__entry_start_exit(struct rsc_entry *e);
 void rsc__entry_cancel(struct rsc_entry *e);
 void rsc__entry_free(struct rsc_loop *loop, struct rsc_entry *e);

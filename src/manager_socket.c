@@ -69,6 +69,14 @@ static const char *type_name(int type)
 int rsc_socket(struct rsc_scope *s, int domain, int type, int protocol,
 	       unsigned flags, struct rsc_entry **entryp)
 {
+	/* The caller's address: where a leaked descriptor was acquired. */
+	return rsc__socket_push(s, domain, type, protocol, flags,
+				__builtin_return_address(0), entryp);
+}
+
+int rsc__socket_push(struct rsc_scope *s, int domain, int type, int protocol,
+		     unsigned flags, const void *site, struct rsc_entry **entryp)
+{
 	struct socket_args a;
 	char detail[40];
 	int ret;
@@ -97,5 +105,5 @@ int rsc_socket(struct rsc_scope *s, int domain, int type, int protocol,
 	strcat(detail, "/");
 	strcat(detail, type_name(type));
 	return rsc__push(s, &socket_manager, &a, RSC__E_FD | RSC__E_BUILTIN, detail,
-			 __builtin_return_address(0), entryp);
+			 site, entryp);
 }

@@ -106,6 +106,7 @@ void rsc__entry_put(struct rsc_loop *loop, struct rsc_entry *e)
 {
 	if (e->detail != e->detail_inline)
 		free(e->detail);
+	free(e->owned_arg);
 #ifdef RSC_DEBUG
 	/* Poison so a use after the scope closed shows up at once. */
 	memset(e, 0x6b, offsetof(struct rsc_entry, detail_inline));

@@ -61,5 +61,6 @@ Suite *make_audit_suite(void);
 Suite *make_args_suite(void);
 Suite *make_faults_suite(void);
 Suite *make_io_suite(void);
+Suite *make_net_suite(void);
 
 #endif
