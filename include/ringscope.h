@@ -305,6 +305,33 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_listen(struct rsc_scope *scope,
 					 struct rsc_entry **entryp);
 
 /*
+ * Accepting. rsc_accept() starts an IORING_OP_ACCEPT on an entered
+ * listening entry (rsc_listen), tracked like its I/O: the listener's
+ * release cancels it and waits for its last CQE. Each connection arrives in
+ * a new child scope "conn" of the listener's scope, holding one entry
+ * "conn" that owns the descriptor (close-on-exec; released by its close):
+ * @cb gets (listener, fd, scope, entry). The scope is the caller's to close;
+ * otherwise it closes with its parent, newest connection first. A
+ * connection that arrives once that scope is closing is closed by the
+ * runtime. With RSC_ACCEPT_MULTISHOT it keeps accepting; if the kernel ends
+ * it on a shortage (EMFILE, ENFILE, ENOBUFS, ENOMEM) @cb hears the error
+ * (scope and entry NULL) and it is re-armed after a backoff that doubles
+ * from 10 ms to 1 s. It ends for good with a last @cb of -ECANCELED
+ * (released), or another -errno. If the call fails, @cb is never called.
+ * Errors: -EINVAL, -EBADF (not entered, or being released), -ESHUTDOWN,
+ * -EBUSY, -ENOMEM, -EOPNOTSUPP.
+ */
+#define RSC_ACCEPT_MULTISHOT (1U << 0)
+
+typedef void (*rsc_accept_cb)(struct rsc_entry *listener, int res,
+			      struct rsc_scope *conn_scope,
+			      struct rsc_entry *conn, void *data);
+
+RSC_EXTERN RSC_MUST_CHECK int rsc_accept(struct rsc_entry *listener,
+					 unsigned flags, rsc_accept_cb cb,
+					 void *data);
+
+/*
  * Entries. An entry is one pushed manager: ENTERING -> ENTERED -> EXITING
  * -> EXITED, or ENTERING -> FAILED.
  */

@@ -305,6 +305,33 @@ int rsc__push_after(struct rsc_entry *dep, const struct rsc_manager *mgr,
 	return 0;
 }
 
+/*
+ * Own a descriptor that arrived by other means (an accept's CQE): the entry
+ * is entered at once, as if its enter had just completed with @fd.
+ */
+struct rsc_entry *rsc__adopt(struct rsc_scope *s, const struct rsc_manager *mgr,
+			     int fd, const char *detail)
+{
+	struct rsc_loop *loop = s->loop;
+	struct rsc_entry *e = new_entry(s, mgr, NULL, RSC__E_FD, detail, NULL);
+
+	if (!e)
+		return NULL;
+	e->state = RSC_ENTERED;
+	e->value = fd;
+	e->prev = s->entries_tail;
+	if (s->entries_tail)
+		s->entries_tail->next = e;
+	else
+		s->entries_head = e;
+	s->entries_tail = e;
+	loop->counters[RSC_CTR_ACQUIRED]++;
+	if (loop->audit_level == RSC_AUDIT_FULL)
+		rsc__audit_record(loop, e);
+	rsc__trace(loop, RSC_EV_ENTERED, s, e, fd);
+	return e;
+}
+
 /* A hook that found its result itself (a syscall): report it from the loop. */
 int rsc__entry_complete_with(struct rsc_entry *e, int res, const char *op)
 {

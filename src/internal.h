@@ -42,6 +42,10 @@ struct rsc_op {
 	rsc_io_cb io_cb;
 	void *io_buf, *io_data;
 	struct rsc_op *io_prev, *io_next; /* the entry's ops in flight */
+	/* Accept (accept.c) */
+	rsc_accept_cb accept_cb;
+	unsigned accept_flags, backoff_ms;
+	struct __kernel_timespec ts; /* a backoff timer's, read at submit */
 	struct rsc_op *next_free;
 };
 
@@ -262,6 +266,13 @@ unsigned rsc__retry_exits(struct rsc_loop *loop);
 
 /* io.c */
 void rsc__io_cancel_all(struct rsc_entry *e);
+int rsc__io_check(struct rsc_entry *e, const char *fn);
+struct rsc_op *rsc__io_op(struct rsc_entry *e, struct io_uring_sqe **sqep);
+void rsc__io_unlink(struct rsc_op *op);
+
+/* entry.c: a descriptor someone else acquired, owned from now on */
+struct rsc_entry *rsc__adopt(struct rsc_scope *s, const struct rsc_manager *mgr,
+			     int fd, const char *detail);
 
 /* manager_fd.c: the release of every descriptor-owning built-in */
 int rsc__fd_exit(struct rsc_entry *e, const struct rsc_error *pending,

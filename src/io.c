@@ -15,13 +15,11 @@ static int normalize(const struct rsc_entry *e, int res)
 	return (e->flags & RSC__E_DRAINING) ? -ECANCELED : -EINTR;
 }
 
-static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
-			unsigned cqe_flags)
+/* The op's final CQE came: the entry stops tracking it. */
+void rsc__io_unlink(struct rsc_op *op)
 {
 	struct rsc_entry *e = op->entry;
 
-	(void)loop;
-	(void)cqe_flags;
 	if (op->io_prev)
 		op->io_prev->io_next = op->io_next;
 	else
@@ -30,6 +28,16 @@ static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 		op->io_next->io_prev = op->io_prev;
 	assert(e->n_io > 0);
 	e->n_io--;
+}
+
+static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
+			unsigned cqe_flags)
+{
+	struct rsc_entry *e = op->entry;
+
+	(void)loop;
+	(void)cqe_flags;
+	rsc__io_unlink(op);
 	/* The final CQE: the buffer goes back to the caller with the result. */
 	op->io_cb(e, normalize(e, res), op->io_buf, op->io_data);
 	if (e->n_io == 0 && (e->flags & RSC__E_DRAINING))
@@ -37,13 +45,10 @@ static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 }
 
 /* Checks every tracked op shares: a live, entered entry of an open scope. */
-static int check_io(struct rsc_entry *e, const void *buf, unsigned len,
-		    rsc_io_cb cb, const char *fn)
+int rsc__io_check(struct rsc_entry *e, const char *fn)
 {
 	RSC__CHECK_ARG(e && e->state >= RSC_ENTERING && e->state <= RSC_FAILED,
 		       "%s: not a live entry", fn);
-	RSC__CHECK_ARG(cb, "%s: cb is NULL (it hands the buffer back)", fn);
-	RSC__CHECK_ARG(buf || !len, "%s: buf is NULL", fn);
 	if (e->scope->loop->hook_entry) {
 		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
 		return -EBUSY;
@@ -60,41 +65,51 @@ static int check_io(struct rsc_entry *e, const void *buf, unsigned len,
 	return 0;
 }
 
-static int io_start(struct rsc_entry *e, unsigned opcode, void *buf,
-		    unsigned len, long long off, int flags, rsc_io_cb cb,
-		    void *data, const char *fn)
+/* A new op tracked by @e, with its SQE (to fill in), or NULL (-errno in *sqep). */
+struct rsc_op *rsc__io_op(struct rsc_entry *e, struct io_uring_sqe **sqep)
 {
-	struct rsc_loop *loop;
-	struct io_uring_sqe *sqe;
-	struct rsc_op *op;
-	int ret = check_io(e, buf, len, cb, fn);
+	struct rsc_loop *loop = e->scope->loop;
+	struct rsc_op *op = rsc__op_get(loop);
 
-	if (ret < 0)
-		return ret;
-	loop = e->scope->loop;
-	op = rsc__op_get(loop);
 	if (!op)
-		return -ENOMEM;
-	ret = rsc__get_sqes(loop, 1, &sqe);
-	if (ret < 0) {
+		return NULL;
+	if (rsc__get_sqes(loop, 1, sqep) < 0) {
 		rsc__op_put(loop, op);
-		return ret;
+		return NULL;
 	}
-	io_uring_prep_rw((int)opcode, sqe, e->value, buf, len, (__u64)off);
-	sqe->msg_flags = (__u32)flags;
-	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(op));
 	op->entry = e;
-	op->opcode = (uint8_t)opcode;
-	op->complete = io_complete;
-	op->io_cb = cb;
-	op->io_buf = buf;
-	op->io_data = data;
 	op->io_prev = NULL;
 	op->io_next = e->io_head;
 	if (e->io_head)
 		e->io_head->io_prev = op;
 	e->io_head = op;
 	e->n_io++;
+	return op;
+}
+
+static int io_start(struct rsc_entry *e, unsigned opcode, void *buf,
+		    unsigned len, long long off, int flags, rsc_io_cb cb,
+		    void *data, const char *fn)
+{
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+	int ret = rsc__io_check(e, fn);
+
+	if (ret < 0)
+		return ret;
+	RSC__CHECK_ARG(cb, "%s: cb is NULL (it hands the buffer back)", fn);
+	RSC__CHECK_ARG(buf || !len, "%s: buf is NULL", fn);
+	op = rsc__io_op(e, &sqe);
+	if (!op)
+		return -EBUSY;
+	io_uring_prep_rw((int)opcode, sqe, e->value, buf, len, (__u64)off);
+	sqe->msg_flags = (__u32)flags;
+	op->opcode = (uint8_t)opcode;
+	op->complete = io_complete;
+	op->io_cb = cb;
+	op->io_buf = buf;
+	op->io_data = data;
 	return 0;
 }
 

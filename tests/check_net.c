@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -191,6 +193,165 @@ START_TEST(net_arguments_are_checked)
 }
 END_TEST
 
+struct accepted {
+	int n, errors, last_err, finals;
+	int fds[64];
+	struct rsc_scope *scopes[64];
+};
+
+static void on_accept(struct rsc_entry *l, int res, struct rsc_scope *cs,
+		      struct rsc_entry *conn, void *data)
+{
+	struct accepted *a = data;
+
+	(void)l;
+	if (res >= 0) {
+		ck_assert_ptr_nonnull(cs);
+		ck_assert_int_eq(rsc_entry_fd(conn), res);
+		ck_assert_str_eq(rsc_scope_name(cs), "conn");
+		ck_assert_int_lt(a->n, 64);
+		a->fds[a->n] = res;
+		a->scopes[a->n++] = cs;
+	} else if (res == -ECANCELED) {
+		a->finals++;
+	} else {
+		a->errors++;
+		a->last_err = res;
+	}
+}
+
+static int client(const struct sockaddr_in *to)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (const struct sockaddr *)to, sizeof(*to)), 0);
+	return fd;
+}
+
+static void run_until(int *counter, int want)
+{
+	int turns = 0;
+
+	while (*counter < want && turns++ < 1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(*counter, want);
+}
+
+START_TEST(multishot_accept_gives_each_connection_its_scope)
+{
+	struct accepted a = { 0 };
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	char got[256], want[256] = "";
+	int before = t_fd_count(), clients[3], i;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = listen_on_loopback(srv, 16, &bound);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_accept, &a), 0);
+	for (i = 0; i < 3; i++)
+		clients[i] = client(&bound);
+	run_until(&a.n, 3);
+	ck_assert_int_eq(rsc_entry_io_count(l), 1); /* still armed */
+	ck_assert_int_eq(t_fd_count(), before + 1 + 3 + 3);
+	/* Closing the server closes connections newest first, then stops accepting. */
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	ck_assert_int_eq(a.finals, 1);
+	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "conn", got, sizeof(got)), 3);
+	for (i = 2; i >= 0; i--)
+		snprintf(want + strlen(want), sizeof(want) - strlen(want), "%sfd %d",
+			 i == 2 ? "" : ",", a.fds[i]);
+	ck_assert_str_eq(got, want);
+	for (i = 0; i < 3; i++)
+		close(clients[i]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(single_shot_accepts_one)
+{
+	struct accepted a = { 0 };
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	int c1, c2;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "once", &srv), 0);
+	l = listen_on_loopback(srv, 16, &bound);
+	ck_assert_int_eq(rsc_accept(l, 0, on_accept, &a), 0);
+	c1 = client(&bound);
+	c2 = client(&bound);
+	run_until(&a.n, 1);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(a.n, 1);
+	ck_assert_int_eq(rsc_entry_io_count(l), 0);
+	/* The caller closes a connection's scope when it is done with it. */
+	ck_assert_int_eq(rsc_scope_close_wait(a.scopes[0], NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	close(c1);
+	close(c2);
+}
+END_TEST
+
+START_TEST(closing_while_clients_connect_leaks_nothing)
+{
+	struct accepted a = { 0 };
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	int before = t_fd_count(), clients[40], i;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "storm", &srv), 0);
+	l = listen_on_loopback(srv, 64, &bound);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_accept, &a), 0);
+	for (i = 0; i < 20; i++)
+		clients[i] = client(&bound);
+	ck_assert_int_eq(rsc_scope_close(srv, NULL, NULL), 0);
+	/* More arrive while it closes: each is owned by a scope or closed. */
+	for (; i < 40; i++)
+		clients[i] = client(&bound);
+	t_run();
+	ck_assert_int_eq(a.finals, 1);
+	for (i = 0; i < 40; i++)
+		close(clients[i]);
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert(!t_fd_open_to("socket:["));
+}
+END_TEST
+
+START_TEST(accept_recovers_when_descriptors_free_up)
+{
+	struct accepted a = { 0 };
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	struct rlimit old, low;
+	int fillers[64], n = 0, c;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "emfile", &srv), 0);
+	l = listen_on_loopback(srv, 16, &bound);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_accept, &a), 0);
+	c = client(&bound); /* its socket first, then the table fills up */
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)t_fd_count() + 8;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (n < 64 && (fillers[n] = dup(0)) >= 0)
+		n++;
+	run_until(&a.errors, 1);
+	ck_assert_int_eq(a.last_err, -EMFILE);
+	ck_assert_int_eq(a.n, 0);
+	/* Descriptors free up: the backoff re-arms it and the client gets in. */
+	while (n > 0)
+		close(fillers[--n]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	run_until(&a.n, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	close(c);
+}
+END_TEST
+
 Suite *make_net_suite(void)
 {
 	Suite *s = suite_create("net");
@@ -208,6 +369,13 @@ Suite *make_net_suite(void)
 	tcase_add_test(tc, failed_bind_closes_its_socket);
 	tcase_add_test(tc, unix_stream_listen_and_connect);
 	tcase_add_test(tc, net_arguments_are_checked);
+	tcase_add_test(tc, multishot_accept_gives_each_connection_its_scope);
+	tcase_add_test(tc, single_shot_accepts_one);
+	tcase_add_test(tc, closing_while_clients_connect_leaks_nothing);
+	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+		printf("SKIP accept_recovers_when_descriptors_free_up: under valgrind, RLIMIT_NOFILE is not enforced on io_uring\n");
+	else
+		tcase_add_test(tc, accept_recovers_when_descriptors_free_up);
 	suite_add_tcase(s, tc);
 	return s;
 }

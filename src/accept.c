@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define BACKOFF_FIRST_MS 10U
+#define BACKOFF_MAX_MS 1000U
+
+/* An accepted connection's descriptor is only ever adopted, never entered. */
+static int conn_enter(struct rsc_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return -EINVAL;
+}
+
+static const struct rsc_manager conn_manager = {
+	.name = "conn",
+	.enter = conn_enter,
+	.exit = rsc__fd_exit,
+};
+
+static void orphan_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
+			  unsigned cqe_flags)
+{
+	(void)loop;
+	(void)op;
+	(void)res;
+	(void)cqe_flags;
+}
+
+/* No scope may own it any more: release it through the ring all the same. */
+static void close_orphan(struct rsc_loop *loop, int fd)
+{
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op = rsc__op_get(loop);
+
+	loop->counters[RSC_CTR_LATE_ACQUIRES]++;
+	if (op && rsc__get_sqes(loop, 1, &sqe) == 0) {
+		io_uring_prep_close(sqe, fd);
+		io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+		op->complete = orphan_closed;
+		op->opcode = IORING_OP_CLOSE;
+		return;
+	}
+	if (op)
+		rsc__op_put(loop, op);
+	close(fd); /* the ring is unusable: never leak the descriptor */
+}
+
+/* A connection arrived: a child scope of the listener's owns it. */
+static void deliver(struct rsc_op *op, int fd)
+{
+	struct rsc_entry *l = op->entry;
+	struct rsc_scope *parent = l->scope, *cs;
+	struct rsc_entry *conn;
+	char detail[32];
+
+	if (parent->state != RSC_SCOPE_OPEN || parent->closer != RSC__CLOSER_NONE ||
+	    rsc_scope_open(parent->loop, parent, "conn", &cs) < 0) {
+		close_orphan(parent->loop, fd);
+		return;
+	}
+	snprintf(detail, sizeof(detail), "fd %d", fd);
+	conn = rsc__adopt(cs, &conn_manager, fd, detail);
+	if (!conn) {
+		close_orphan(parent->loop, fd);
+		(void)rsc_scope_close(cs, NULL, NULL);
+		return;
+	}
+	op->accept_cb(l, fd, cs, conn, op->io_data);
+}
+
+static bool shortage(int res)
+{
+	return res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
+}
+
+static int arm(struct rsc_entry *l, rsc_accept_cb cb, void *data,
+	       unsigned flags, unsigned backoff_ms);
+
+static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
+			 unsigned cqe_flags)
+{
+	struct rsc_entry *l = op->entry;
+
+	(void)loop;
+	(void)cqe_flags;
+	rsc__io_unlink(op);
+	if (res == -ETIME && l->state == RSC_ENTERED &&
+	    !(l->flags & (RSC__E_DRAINING | RSC__E_RELEASE_REQ))) {
+		if (arm(l, op->accept_cb, op->io_data, op->accept_flags, op->backoff_ms) < 0)
+			op->accept_cb(l, -ENOMEM, NULL, NULL, op->io_data);
+	} else
+		op->accept_cb(l, -ECANCELED, NULL, NULL, op->io_data);
+	if (l->n_io == 0 && (l->flags & RSC__E_DRAINING))
+		rsc__entry_start_exit(l);
+}
+
+/* After a shortage: wait (doubling), then accept again, tracked meanwhile. */
+static void rearm_later(struct rsc_op *done)
+{
+	struct rsc_entry *l = done->entry;
+	unsigned ms = done->backoff_ms ? done->backoff_ms * 2 : BACKOFF_FIRST_MS;
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+
+	if (ms > BACKOFF_MAX_MS)
+		ms = BACKOFF_MAX_MS;
+	op = rsc__io_op(l, &sqe);
+	if (!op) {
+		done->accept_cb(l, -ENOMEM, NULL, NULL, done->io_data);
+		return;
+	}
+	op->ts.tv_sec = ms / 1000;
+	op->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
+	io_uring_prep_timeout(sqe, &op->ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	op->opcode = IORING_OP_TIMEOUT;
+	op->complete = backoff_done;
+	op->accept_cb = done->accept_cb;
+	op->io_data = done->io_data;
+	op->accept_flags = done->accept_flags;
+	op->backoff_ms = ms;
+}
+
+static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
+			unsigned cqe_flags)
+{
+	struct rsc_entry *l = op->entry;
+	bool last = !(cqe_flags & IORING_CQE_F_MORE);
+	bool stopping = l->state != RSC_ENTERED ||
+			(l->flags & (RSC__E_DRAINING | RSC__E_RELEASE_REQ));
+
+	(void)loop;
+	if (res >= 0)
+		deliver(op, res);
+	if (!last)
+		return;
+	/* Its last CQE: the listener stops tracking it (the op is freed after). */
+	rsc__io_unlink(op);
+	if (res >= -516 && res <= -512)
+		res = -EINTR; /* -ERESTARTSYS & co from io-wq: never shown as such */
+	if (res == -ECANCELED || (res < 0 && stopping)) {
+		op->accept_cb(l, -ECANCELED, NULL, NULL, op->io_data);
+	} else if (res < 0) {
+		op->accept_cb(l, res, NULL, NULL, op->io_data);
+		if (shortage(res) && (op->accept_flags & RSC_ACCEPT_MULTISHOT))
+			rearm_later(op);
+	} else if ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && !stopping) {
+		/* The kernel ended the multishot without an error: keep going. */
+		if (arm(l, op->accept_cb, op->io_data, op->accept_flags, 0) < 0)
+			op->accept_cb(l, -ENOMEM, NULL, NULL, op->io_data);
+	}
+	if (l->n_io == 0 && (l->flags & RSC__E_DRAINING))
+		rsc__entry_start_exit(l);
+}
+
+static int arm(struct rsc_entry *l, rsc_accept_cb cb, void *data,
+	       unsigned flags, unsigned backoff_ms)
+{
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op = rsc__io_op(l, &sqe);
+
+	if (!op)
+		return -EBUSY;
+	if (flags & RSC_ACCEPT_MULTISHOT)
+		io_uring_prep_multishot_accept(sqe, l->value, NULL, NULL, SOCK_CLOEXEC);
+	else
+		io_uring_prep_accept(sqe, l->value, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	op->opcode = IORING_OP_ACCEPT;
+	op->complete = accept_done;
+	op->accept_cb = cb;
+	op->io_data = data;
+	op->accept_flags = flags;
+	op->backoff_ms = backoff_ms; /* kept while a shortage lasts */
+	return 0;
+}
+
+int rsc_accept(struct rsc_entry *l, unsigned flags, rsc_accept_cb cb, void *data)
+{
+	int ret = rsc__io_check(l, "rsc_accept");
+
+	if (ret < 0)
+		return ret;
+	RSC__CHECK_ARG(cb, "rsc_accept: cb is NULL");
+	RSC__CHECK_ARG(!(flags & ~RSC_ACCEPT_MULTISHOT), "rsc_accept: unknown flags 0x%x", flags);
+	ret = rsc__need_opcode(l->scope->loop, IORING_OP_ACCEPT, "rsc_accept");
+	if (ret < 0)
+		return ret;
+	return arm(l, cb, data, flags, 0);
+}
