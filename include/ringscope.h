@@ -405,6 +405,20 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_recv(struct rsc_entry *entry, void *buf,
 RSC_EXTERN RSC_MUST_CHECK int rsc_send(struct rsc_entry *entry,
 				       const void *buf, unsigned len,
 				       int flags, rsc_io_cb cb, void *data);
+/*
+ * Timers as resources. rsc_timeout() is a tracked IORING_OP_TIMEOUT bound
+ * to @entry: @cb gets -ETIME when it fires, or -ECANCELED when the entry's
+ * release removed it first (buf is NULL). rsc_timer() pushes an entry that
+ * is only that: a timer whose release removes it (name "timer"). Errors:
+ * as rsc_read(); rsc_timer as rsc_push().
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_timeout(struct rsc_entry *entry,
+					  unsigned ms, rsc_io_cb cb,
+					  void *data);
+RSC_EXTERN RSC_MUST_CHECK int rsc_timer(struct rsc_scope *scope, unsigned ms,
+					rsc_io_cb cb, void *data,
+					struct rsc_entry **entryp);
+
 /* Tracked ops in flight on @entry (>= 0), or -EINVAL. */
 RSC_EXTERN int rsc_entry_io_count(const struct rsc_entry *entry);
 

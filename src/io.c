@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -159,4 +160,97 @@ void rsc__io_cancel_all(struct rsc_entry *e)
 
 	for (op = e->io_head; op; op = op->io_next)
 		rsc__submit_cancel(e->scope->loop, op);
+}
+
+int rsc_timeout(struct rsc_entry *e, unsigned ms, rsc_io_cb cb, void *data)
+{
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+	int ret = rsc__io_check(e, "rsc_timeout");
+
+	if (ret < 0)
+		return ret;
+	RSC__CHECK_ARG(cb, "rsc_timeout: cb is NULL");
+	op = rsc__io_op(e, &sqe);
+	if (!op)
+		return -EBUSY;
+	/* The op carries its timespec: the kernel reads it at submit. */
+	op->ts.tv_sec = ms / 1000;
+	op->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
+	io_uring_prep_timeout(sqe, &op->ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	op->opcode = IORING_OP_TIMEOUT;
+	op->complete = io_complete;
+	op->io_cb = cb;
+	op->io_buf = NULL;
+	op->io_data = data;
+	return 0;
+}
+
+struct timer_args {
+	unsigned ms;
+	rsc_io_cb cb;
+	void *data;
+};
+
+/* Entered at once (a NOP): the timer starts when the entry has entered. */
+static int timer_enter(struct rsc_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 0;
+}
+
+static int timer_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	(void)e;
+	(void)p;
+	(void)arg;
+	return 0; /* its timeout was removed by the drain before this runs */
+}
+
+static const struct rsc_manager timer_manager = {
+	.name = "timer",
+	.enter = timer_enter,
+	.exit = timer_exit,
+};
+
+static void timer_entered(struct rsc_entry *e, int res, void *data)
+{
+	struct timer_args *t = data;
+
+	if (res < 0 || rsc_timeout(e, t->ms, t->cb, t->data) < 0)
+		t->cb(e, res < 0 ? res : -EBUSY, NULL, t->data);
+}
+
+int rsc_timer(struct rsc_scope *s, unsigned ms, rsc_io_cb cb, void *data,
+	      struct rsc_entry **entryp)
+{
+	struct timer_args *t;
+	struct rsc_entry *e;
+	int ret;
+
+	if (entryp)
+		*entryp = NULL;
+	ret = rsc__scope_check_push(s, "rsc_timer");
+	if (ret < 0)
+		return ret;
+	RSC__CHECK_ARG(cb, "rsc_timer: cb is NULL");
+	t = malloc(sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->ms = ms;
+	t->cb = cb;
+	t->data = data;
+	ret = rsc__push(s, &timer_manager, NULL, 0, NULL, __builtin_return_address(0), &e);
+	if (ret < 0) {
+		free(t);
+		return ret;
+	}
+	e->owned_arg = t; /* freed with the entry */
+	e->enter_cb = timer_entered;
+	e->enter_data = t;
+	if (entryp)
+		*entryp = e;
+	return 0;
 }

@@ -169,6 +169,49 @@ START_TEST(shutdown_drains_io_in_flight)
 }
 END_TEST
 
+START_TEST(timer_fires_or_is_removed_by_its_release)
+{
+	struct io_seen fired = { 0 }, removed = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *t1, *t2;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "timers", &s), 0);
+	ck_assert_int_eq(rsc_timer(s, 20, on_io, &fired, &t1), 0);
+	ck_assert_int_eq(rsc_timer(s, 60000, on_io, &removed, &t2), 0);
+	ck_assert_str_eq(rsc_entry_name(t1), "timer");
+	while (fired.calls == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(fired.res, -ETIME);
+	ck_assert_int_eq(removed.calls, 0);
+	ck_assert_int_eq(rsc_entry_io_count(t2), 1);
+	/* A minute early: the release removes it, then the entry is released. */
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(removed.calls, 1);
+	ck_assert_int_eq(removed.res, -ECANCELED);
+	ck_assert_int_eq(removed.events_before, 0);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 2);
+}
+END_TEST
+
+START_TEST(timeout_on_an_entry_goes_with_it)
+{
+	struct io_seen seen = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "idle", &s), 0);
+	e = open_entry(s, t_path("x"), O_RDWR | O_CREAT);
+	ck_assert_int_eq(rsc_timeout(e, 60000, on_io, &seen), 0);
+	ck_assert_int_eq(rsc_timeout(NULL, 1, on_io, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_timeout(e, 1, NULL, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(seen.res, -ECANCELED);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_EXITED);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
 Suite *make_io_suite(void)
 {
 	Suite *s = suite_create("io");
@@ -180,6 +223,8 @@ Suite *make_io_suite(void)
 	tcase_add_test(tc, early_release_drains_io_and_refuses_more);
 	tcase_add_test(tc, io_arguments_are_checked);
 	tcase_add_test(tc, shutdown_drains_io_in_flight);
+	tcase_add_test(tc, timer_fires_or_is_removed_by_its_release);
+	tcase_add_test(tc, timeout_on_an_entry_goes_with_it);
 	suite_add_tcase(s, tc);
 	return s;
 }
