@@ -1,8 +1,8 @@
 #!/bin/sh
 # One entry point for the README's quick start:
 #   ./build.sh demo   install build dependencies if missing, build, run the demo
-#   ./build.sh check  the same, then the whole test suite: plain, ASan+UBSan,
-#                     valgrind, and a ThreadSanitizer run with one loop per thread
+#   ./build.sh check  the same, then the whole test suite: plain, a 20 s soak,
+#                     ASan+UBSan, valgrind, and a ThreadSanitizer run
 #   ./build.sh bench  the benchmark harness (see bench/README.md)
 set -eu
 cd "$(dirname "$0")"
@@ -52,6 +52,8 @@ check)
 	configure_in build --enable-fault-injection
 	make -C build -j"$jobs" check
 	summary build
+	# Random scope programs under injected faults, checked by an oracle.
+	make -C build soak SOAK_SECONDS=20
 	# The release configuration (no fault injection) must build warning-free too.
 	configure_in build-release
 	make -C build-release -j"$jobs"
@@ -60,7 +62,7 @@ check)
 	summary build-asan
 	make -C build -j"$jobs" check-valgrind
 	make -C build -j"$jobs" check-tsan
-	echo "build.sh: all test runs passed (plain, ASan+UBSan, valgrind, TSan)"
+	echo "build.sh: all test runs passed (plain, soak, ASan+UBSan, valgrind, TSan)"
 	;;
 bench)
 	install_deps

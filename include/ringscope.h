@@ -119,8 +119,9 @@ RSC_EXTERN int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode);
 RSC_EXTERN int rsc_loop_alive(const struct rsc_loop *loop);
 
 /*
- * Free a loop that has nothing left: no open scope, no op in flight.
- * Returns -EBUSY (and frees nothing) otherwise.
+ * Free a loop that has no open scope and no callback due. Ops the runtime
+ * still has in flight on its own (a cancel whose target completed first)
+ * are drained first. Returns -EBUSY (and frees nothing) otherwise.
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_loop_close(struct rsc_loop *loop);
 

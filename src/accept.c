@@ -38,18 +38,16 @@ static void orphan_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 static void close_orphan(struct rsc_loop *loop, int fd)
 {
 	struct io_uring_sqe *sqe;
-	struct rsc_op *op = rsc__op_get(loop);
+	struct rsc_op *op = rsc__op_with_sqe(loop, &sqe);
 
 	loop->counters[RSC_CTR_LATE_ACQUIRES]++;
-	if (op && rsc__get_sqes(loop, 1, &sqe) == 0) {
+	if (op) {
 		io_uring_prep_close(sqe, fd);
 		io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 		op->complete = orphan_closed;
 		op->opcode = IORING_OP_CLOSE;
 		return;
 	}
-	if (op)
-		rsc__op_put(loop, op);
 	close(fd); /* the ring is unusable: never leak the descriptor */
 }
 

@@ -80,19 +80,21 @@ static int reserve_sqes(struct rsc_entry *e, unsigned n,
 	unsigned i;
 	int ret;
 
+	/*
+	 * SQEs first: the flush that makes room may wait for completions, and
+	 * must not count ops that have no SQE yet as being in the kernel.
+	 */
+	ret = rsc__get_sqes(loop, n, sqes);
+	if (ret < 0)
+		return ret;
 	for (i = 0; i < n; i++) {
 		ops[i] = rsc__op_get(loop);
 		if (!ops[i]) {
 			while (i-- > 0)
 				rsc__op_put(loop, ops[i]);
+			rsc__nop_sqes(sqes, n);
 			return -ENOMEM;
 		}
-	}
-	ret = rsc__get_sqes(loop, n, sqes);
-	if (ret < 0) {
-		for (i = 0; i < n; i++)
-			rsc__op_put(loop, ops[i]);
-		return ret;
 	}
 	for (i = 0; i < n; i++) {
 		ops[i]->entry = e;
@@ -440,6 +442,11 @@ static void enter_done(struct rsc_entry *e)
 	} else {
 		e->state = RSC_FAILED;
 		loop->counters[RSC_CTR_ENTER_FAILED]++;
+	}
+	/* Traced before the unwind it may start, so the trace reads in order. */
+	rsc__trace(loop, e->value >= 0 ? RSC_EV_ENTERED : RSC_EV_ENTER_FAILED, s,
+		   e, e->value);
+	if (e->value < 0) {
 		if (early) {
 			/* Released while entering and nothing was acquired: done. */
 			s->n_early--;
@@ -457,8 +464,6 @@ static void enter_done(struct rsc_entry *e)
 			e->flags |= RSC__E_REPORTED_ERR;
 		}
 	}
-	rsc__trace(loop, e->value >= 0 ? RSC_EV_ENTERED : RSC_EV_ENTER_FAILED, s,
-		   e, e->value);
 	if (e->enter_cb)
 		e->enter_cb(e, e->value, e->enter_data);
 	if (early) {

@@ -113,6 +113,12 @@ struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
 	return e;
 }
 
+struct rsc_error *rsc__error_append(struct rsc_error *head,
+				    struct rsc_error *tail)
+{
+	return rsc__error_splice(head, NULL, tail);
+}
+
 struct rsc_error *rsc__error_ref(struct rsc_error *err)
 {
 	/* Atomic: a duplicated chain may be freed on another thread. */
@@ -132,19 +138,22 @@ void rsc__error_unref(struct rsc_error *err)
 }
 
 /*
- * A copy of @head's chain whose last cause is @tail: used when a child scope
- * that failed on its own is unwound by a parent that has its own error.
+ * A copy of @head's chain down to @stop (exclusive), continued by @tail.
+ * append (stop NULL): a child that failed on its own, unwound by a parent
+ * with its own error. With a stop: errors raised on a parent while its child
+ * unwound from the parent's pending error @stop, kept over the child's result.
  */
-struct rsc_error *rsc__error_append(struct rsc_error *head,
+struct rsc_error *rsc__error_splice(struct rsc_error *head,
+				    const struct rsc_error *stop,
 				    struct rsc_error *tail)
 {
 	struct rsc_error *rest, *copy;
 
-	if (!head)
+	if (!head || head == stop)
 		return rsc__error_ref(tail);
-	if (!tail)
+	if (!tail && !stop)
 		return rsc__error_ref(head);
-	rest = rsc__error_append(head->cause, tail);
+	rest = rsc__error_splice(head->cause, stop, tail);
 	copy = rsc__error_new(head->err, head->op, head->entry, head->detail,
 			      head->scope, rest);
 	rsc__error_unref(rest);

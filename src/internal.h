@@ -126,6 +126,7 @@ struct rsc_scope {
 	enum rsc__closer closer;
 	bool consumed;	   /* a parent took its result */
 	bool from_parent;  /* its unwind started from the parent's pending error */
+	struct rsc_error *started_from; /* that error (a reference), if from_parent */
 	bool in_step, step_again;
 	enum rsc__unwind_step step;
 	struct rsc_scope *child_cursor;
@@ -180,6 +181,7 @@ struct rsc_loop {
 	unsigned n_op_chunks;
 	struct rsc_op *free_ops;
 	unsigned ops_inflight;
+	unsigned undispatched; /* final CQEs copied off the ring, not yet dispatched */
 
 	struct rsc_entry *free_entries;
 	struct rsc_scope *free_scopes;
@@ -221,6 +223,9 @@ struct rsc_error *rsc__error_ref(struct rsc_error *err);
 void rsc__error_unref(struct rsc_error *err);
 struct rsc_error *rsc__error_append(struct rsc_error *head,
 				    struct rsc_error *tail);
+struct rsc_error *rsc__error_splice(struct rsc_error *head,
+				    const struct rsc_error *stop,
+				    struct rsc_error *tail);
 const char *rsc__opcode_name(unsigned opcode);
 
 /* pool.c */
@@ -240,6 +245,8 @@ static inline uint64_t rsc__op_user_data(const struct rsc_op *op)
 
 /* loop.c */
 int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes);
+void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n);
+struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqep);
 bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode);
 int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why);
 void rsc__ready_push(struct rsc_loop *loop, struct rsc_scope *s);

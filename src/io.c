@@ -69,16 +69,10 @@ int rsc__io_check(struct rsc_entry *e, const char *fn)
 /* A new op tracked by @e, with its SQE (to fill in), or NULL (-errno in *sqep). */
 struct rsc_op *rsc__io_op(struct rsc_entry *e, struct io_uring_sqe **sqep)
 {
-	struct rsc_loop *loop = e->scope->loop;
-	struct rsc_op *op = rsc__op_get(loop);
+	struct rsc_op *op = rsc__op_with_sqe(e->scope->loop, sqep);
 
 	if (!op)
 		return NULL;
-	if (rsc__get_sqes(loop, 1, sqep) < 0) {
-		rsc__op_put(loop, op);
-		return NULL;
-	}
-	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(op));
 	op->entry = e;
 	op->io_prev = NULL;
 	op->io_next = e->io_head;

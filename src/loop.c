@@ -153,6 +153,12 @@ void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
 		loop->trace_cb(loop, ev, s, e, res, loop->trace_data);
 }
 
+/* A CQE taken off the ring that completes an op, not yet dispatched. */
+static bool ends_an_op(uint64_t user_data, unsigned flags)
+{
+	return user_data != RSC__UD_NONE && !(flags & IORING_CQE_F_MORE);
+}
+
 /* Copy every CQE out of the ring so a retried submit has room. */
 static unsigned stash_cqes(struct rsc_loop *loop)
 {
@@ -175,19 +181,25 @@ static unsigned stash_cqes(struct rsc_loop *loop)
 		loop->stash[loop->stash_len].res = cqe->res;
 		loop->stash[loop->stash_len].flags = cqe->flags;
 		loop->stash_len++;
+		loop->undispatched += ends_an_op(cqe->user_data, cqe->flags);
 		io_uring_cqe_seen(&loop->ring, cqe);
 		n++;
 	}
 	return n;
 }
 
-/* Ops the kernel has: in flight minus those still waiting in the SQ. */
+/*
+ * Ops the kernel still has: in flight, minus those still waiting in the SQ,
+ * minus those whose final CQE is already set aside in the stash. Waiting for
+ * a completion when this is 0 would wait forever.
+ */
 static unsigned submitted_in_flight(const struct rsc_loop *loop)
 {
-	unsigned queued = io_uring_sq_ready(&loop->ring);
+	unsigned done = io_uring_sq_ready(&loop->ring) + loop->undispatched;
 
-	return loop->ops_inflight > queued ? loop->ops_inflight - queued : 0;
+	return loop->ops_inflight > done ? loop->ops_inflight - done : 0;
 }
+
 
 /*
  * Submit what is prepared, optionally waiting for one completion. -EBUSY
@@ -235,6 +247,9 @@ busy:
 				return ret;
 			stash_cqes(loop);
 		}
+		/* Completions set aside are what a waiting caller waits for. */
+		if (loop->stash_len)
+			wait_nr = 0;
 	}
 	rsc__set_last_error("io_uring_enter kept returning %s after %d retries",
 			    rsc_err_name(ret), SUBMIT_RETRIES);
@@ -266,6 +281,33 @@ int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 	return 0;
 }
 
+/* Taken SQEs that will carry nothing: NOPs whose CQEs nobody waits for. */
+void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		io_uring_prep_nop(sqes[i]);
+		io_uring_sqe_set_data64(sqes[i], RSC__UD_NONE);
+	}
+}
+
+/* One SQE and the op it completes, SQE first (see reserve_sqes). */
+struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqep)
+{
+	struct rsc_op *op;
+
+	if (rsc__get_sqes(loop, 1, sqep) < 0)
+		return NULL;
+	op = rsc__op_get(loop);
+	if (!op) {
+		rsc__nop_sqes(sqep, 1);
+		return NULL;
+	}
+	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(op));
+	return op;
+}
+
 static void cancel_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			unsigned cqe_flags)
 {
@@ -279,15 +321,10 @@ static void cancel_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target)
 {
 	struct io_uring_sqe *sqe;
-	struct rsc_op *op;
+	struct rsc_op *op = rsc__op_with_sqe(loop, &sqe);
 
-	op = rsc__op_get(loop);
 	if (!op)
 		return NULL;
-	if (rsc__get_sqes(loop, 1, &sqe) < 0) {
-		rsc__op_put(loop, op);
-		return NULL;
-	}
 	io_uring_prep_cancel64(sqe, rsc__op_user_data(target), 0);
 	/* Injected: the cancel never happens, as if it came too late. */
 	if (rsc__fault(loop, RSC__F_CANCEL))
@@ -309,12 +346,17 @@ static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
 		return;
 	op = rsc__op_lookup(loop, user_data);
 	assert(op && "CQE for an op that is not in flight");
-	if (!op)
+	if (!op) {
+		loop->undispatched -= !(flags & IORING_CQE_F_MORE);
 		return;
+	}
 	fn = op->complete;
 	fn(loop, op, res, flags);
-	if (!(flags & IORING_CQE_F_MORE))
+	/* Retired only now: while its callback ran, the kernel no longer had it. */
+	if (!(flags & IORING_CQE_F_MORE)) {
 		rsc__op_put(loop, op);
+		loop->undispatched--;
+	}
 }
 
 static unsigned dispatch_stash(struct rsc_loop *loop)
@@ -350,6 +392,8 @@ static unsigned reap(struct rsc_loop *loop)
 			copy[i].user_data = cqes[i]->user_data;
 			copy[i].res = cqes[i]->res;
 			copy[i].flags = cqes[i]->flags;
+			/* Off the ring but not dispatched: no longer the kernel's. */
+			loop->undispatched += ends_an_op(copy[i].user_data, copy[i].flags);
 		}
 		io_uring_cq_advance(&loop->ring, n);
 		for (i = 0; i < n; i++)
@@ -497,10 +541,20 @@ int rsc_loop_close(struct rsc_loop *loop)
 		rsc__set_last_error("rsc_loop_close: called from inside rsc_loop_run");
 		return -EBUSY;
 	}
-	if ((loop->root && loop->root->children_head) || loop_alive(loop)) {
-		rsc__set_last_error("rsc_loop_close: scopes still open or %u ops in flight; close them or call rsc_loop_shutdown",
-				    loop->ops_inflight);
+	if ((loop->root && loop->root->children_head) || loop->ready_head ||
+	    loop->retry_head) {
+		rsc__set_last_error("rsc_loop_close: scopes still open or callbacks due; close them or call rsc_loop_shutdown");
 		return -EBUSY;
+	}
+	/*
+	 * No scope is left, so what is in flight is the runtime's own (a cancel
+	 * whose target completed first, an orphan's close): drain it here.
+	 */
+	while (loop_alive(loop)) {
+		int ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
+
+		if (ret < 0)
+			return ret;
 	}
 	loop_free(loop);
 	return 0;

@@ -103,8 +103,9 @@ static void take_child_result(struct rsc_scope *s, struct rsc_scope *c)
 
 	c->consumed = true;
 	if (c->from_parent) {
-		/* The child started from our pending error and carried it on. */
-		next = rsc__error_ref(c->pending);
+		/* The child started from our pending error and carried it on; what
+		 * was raised on us meanwhile stays, on top of its result. */
+		next = rsc__error_splice(s->pending, c->started_from, c->pending);
 	} else {
 		/* It failed on its own first: keep both, ours as the cause. */
 		next = rsc__error_append(c->pending, s->pending);
@@ -153,6 +154,7 @@ static void step_children(struct rsc_scope *s, bool *wait)
 		if (c->state == RSC_SCOPE_OPEN) {
 			/* Like an exception: it flows through the inner scope first. */
 			c->from_parent = true;
+			c->started_from = rsc__error_ref(s->pending);
 			rsc__scope_begin_unwind(c, rsc__error_ref(s->pending));
 		} else if (c->state == RSC_SCOPE_UNWOUND) {
 			take_child_result(s, c);
@@ -327,6 +329,7 @@ void rsc__scope_free_tree(struct rsc_scope *s)
 		rsc__entry_free(loop, e);
 	}
 	rsc__error_unref(s->pending);
+	rsc__error_unref(s->started_from);
 	rsc__scope_put(loop, s);
 }
 

@@ -158,6 +158,43 @@ START_TEST(lost_cancel_still_releases_the_late_acquire)
 }
 END_TEST
 
+START_TEST(error_raised_while_a_child_unwinds_is_kept)
+{
+	struct rsc_error *chain = NULL;
+	struct rsc_scope *p, *c;
+
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "parent", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "child", &c), 0);
+	t_open_files(c, 0, 1);
+	t_run();
+	/* This acquire fails while the parent waits for its child to unwind. */
+	set_faults("openat:1:EMFILE");
+	t_open_files(p, 1, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(p, &chain), -EMFILE);
+	ck_assert_str_eq(rsc_error_op(chain), "openat");
+	rsc_error_free(chain);
+}
+END_TEST
+
+START_TEST(busy_flush_of_a_full_queue_does_not_hang)
+{
+	struct rsc_loop *small;
+	struct rsc_scope *s;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_new(&small, 8, 0), 0);
+	ck_assert_int_eq(rsc_fault_set(small, "sq_full:1:EBUSY,submit:1:EAGAIN"), 0);
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "busy", &s), 0);
+	/* Nothing is in the kernel yet: the flush must not wait for a CQE. */
+	t_open_files(s, 0, 1);
+	ck_assert_int_eq(rsc_loop_run(small, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_ACQUIRED), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(small), 0);
+}
+END_TEST
+
 START_TEST(fault_spec_is_checked)
 {
 	struct rsc_loop *l;
@@ -230,6 +267,8 @@ Suite *make_faults_suite(void)
 	tcase_add_loop_test(tc, ring_faults_lose_nothing, 0, 5);
 	tcase_add_test(tc, lost_cancel_still_releases_the_late_acquire);
 	tcase_add_test(tc, fault_spec_is_checked);
+	tcase_add_test(tc, error_raised_while_a_child_unwinds_is_kept);
+	tcase_add_test(tc, busy_flush_of_a_full_queue_does_not_hang);
 	tcase_add_test(tc, environment_faults_apply_to_new_loops);
 	suite_add_tcase(s, tc);
 	return s;

@@ -579,6 +579,25 @@ START_TEST(wait_reports_released_and_closing_entries)
 }
 END_TEST
 
+START_TEST(failed_enter_is_traced_before_the_unwind_it_starts)
+{
+	struct rsc_scope *s = open_scope(NULL, "order");
+	int i, failed = -1, closed = -1;
+
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("missing"), O_RDONLY, 0, 0, NULL), 0);
+	t_run();
+	for (i = 0; i < t_rec->n; i++) {
+		if (t_rec->ev[i].ev == RSC_EV_ENTER_FAILED)
+			failed = i;
+		if (t_rec->ev[i].ev == RSC_EV_SCOPE_CLOSED)
+			closed = i;
+	}
+	ck_assert_int_ge(failed, 0);
+	ck_assert_int_gt(closed, failed);
+	ck_assert_int_eq(close_scope(s, NULL), -ENOENT);
+}
+END_TEST
+
 Suite *make_scope_suite(void)
 {
 	Suite *s = suite_create("scope");
@@ -613,6 +632,7 @@ Suite *make_scope_suite(void)
 	tcase_add_test(tc, failed_early_release_without_callback_is_kept);
 	tcase_add_test(tc, close_request_runs_nothing_inside_the_call);
 	tcase_add_test(tc, wait_reports_released_and_closing_entries);
+	tcase_add_test(tc, failed_enter_is_traced_before_the_unwind_it_starts);
 	suite_add_tcase(s, tc);
 	return s;
 }

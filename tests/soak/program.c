@@ -1,0 +1,1359 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ringscope.h"
+#include "program.h"
+
+/*
+ * The interpreter keeps a model of every scope and entry it made, fed by
+ * the lifecycle trace, and checks each event against DESIGN.md section 2 as
+ * it arrives; what can only be judged at the end (exactly-once, descriptors,
+ * injected faults) is checked after the loop is gone.
+ */
+
+#define MAX_SCOPES  48
+#define MAX_ENTRIES 320
+#define MAX_OPS	    300
+#define MAX_ERRS    1024
+#define N_FILES	    8
+#define N_MISSING   4
+#define CHAIN_MAX   1024
+
+/* The hook's own failure: an errno nothing else in a program produces. */
+#define HOOK_ERRNO EPROTO
+
+enum ekind { K_FILE, K_SOCKET, K_CUSTOM };
+enum tenter { TE_NOP, TE_OPEN, TE_FAIL };
+enum texit { TX_CLOSE, TX_BADF, TX_SUPPRESS, TX_FAIL, TX_NONE };
+
+/* Custom managers, after tests/tmgr.c: each variant is its own named manager. */
+struct variant {
+	struct rsc_manager mgr;
+	enum tenter enter;
+	enum texit exit;
+};
+
+struct pscope {
+	struct rsc_scope *h;
+	int parent; /* index, or -1 for a top-level scope */
+	int depth;
+	char name[16];
+	bool valid;	    /* the handle may be used (not freed) */
+	bool close_req;	    /* a close of ours was accepted */
+	bool suppressed;    /* an unwind exit here suppressed (res >= 0) */
+	int n_closed;	    /* RSC_EV_SCOPE_CLOSED events */
+	int closed_res;
+	int last_unwind;    /* push order of the last unwind release, INT_MAX */
+	int n_pushed;
+	int n_cb;	    /* close callbacks */
+	bool closed_in_shutdown;
+	int late_entry;	    /* entry still entering at SCOPE_CLOSED, or -1 */
+	struct rsc_error *final; /* its chain at RSC_EV_SCOPE_CLOSED (a copy) */
+	char chain[CHAIN_MAX]; /* the same, formatted */
+};
+
+struct pentry {
+	struct rsc_entry *h;
+	int scope;
+	int seq; /* push order within its scope */
+	enum ekind kind;
+	const struct variant *v;
+	const char *name; /* its manager's name: entry names in chains */
+	char path[300];
+	bool fd_kind;	    /* its value is a real descriptor */
+	bool multi_release; /* its release is two SQEs of fault kinds */
+	bool early, early_cb;
+	int n_early_cb, early_cb_res;
+	int n_entered, n_failed, n_released;
+	int enter_res, release_res;
+};
+
+/* An error some event raised: what a chain may (or must) carry. */
+struct perr {
+	int err;
+	int scope, entry;
+	bool must; /* the scope must carry it (unless something suppressed) */
+	bool while_unwinding; /* raised in a scope already unwinding */
+	bool may_be_lost;     /* ... and a child's result replaced it (known bug) */
+};
+
+enum fclass { FC_NONE, FC_ACQ, FC_REL, FC_RING };
+
+struct prog {
+	const struct prog_env *env;
+	struct rsc_loop *loop;
+	struct pscope sc[MAX_SCOPES];
+	struct pentry en[MAX_ENTRIES];
+	struct perr errs[MAX_ERRS];
+	int n_sc, n_en, n_errs;
+	bool shutting_down;
+	int root_closed, root_res;
+	/* fault windows: rules of one class at a time */
+	enum fclass cur_class;
+	long long fault_mark;
+	long long fired[4];
+	int n_findings;
+	struct rsc_error *root_final; /* rsc_loop_shutdown's chain */
+	int root_status;
+	bool strict; /* default; PROG_STRICT=0 tolerates the bugs fixed since */
+	unsigned late_traces, lost_errors;
+	bool failed;
+	char *why;
+	size_t whylen;
+	int op_index;
+};
+
+static const char *const ev_names[] = { "ENTERED", "ENTER_FAILED", "RELEASED",
+					"SCOPE_CLOSED", "AUDIT_FINDING" };
+
+static void violation(struct prog *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void violation(struct prog *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (p->env->verbose) {
+		va_start(ap, fmt);
+		fprintf(stderr, "  VIOLATION: ");
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+		va_end(ap);
+	}
+	if (p->failed)
+		return; /* the first one is the one to look at */
+	p->failed = true;
+	n = snprintf(p->why, p->whylen, "op %d: ", p->op_index);
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < p->whylen)
+		vsnprintf(p->why + n, p->whylen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static void say(const struct prog *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void say(const struct prog *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!p->env->verbose)
+		return;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- custom managers ---------------------------------------------------- */
+
+static int tv_enter(struct rsc_entry *e, void *arg)
+{
+	struct pentry *pe = arg;
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	switch (pe->v->enter) {
+	case TE_FAIL:
+		return -HOOK_ERRNO;
+	case TE_OPEN:
+		ret = rsc_entry_get_sqes(e, 1, &sqe);
+		if (ret < 0)
+			return ret;
+		io_uring_prep_openat(sqe, AT_FDCWD, pe->path, O_RDONLY | O_CLOEXEC, 0);
+		return 0;
+	case TE_NOP:
+	default:
+		return 0; /* no SQE: the runtime completes it with a NOP */
+	}
+}
+
+static int tv_exit(struct rsc_entry *e, const struct rsc_error *pending,
+		   void *arg)
+{
+	struct pentry *pe = arg;
+	struct io_uring_sqe *sqe[2];
+	bool owns_fd = pe->v->enter == TE_OPEN;
+	int fd = rsc_entry_fd(e), ret;
+
+	(void)pending;
+	switch (pe->v->exit) {
+	case TX_FAIL:
+		return -HOOK_ERRNO; /* only for entries that own nothing */
+	case TX_NONE:
+		return 0;
+	case TX_BADF:
+		if (owns_fd) {
+			/* Close what it owns, then fail: HARDLINK keeps both. */
+			ret = rsc_entry_get_sqes(e, 2, sqe);
+			if (ret < 0)
+				return ret;
+			io_uring_prep_close(sqe[0], fd);
+			sqe[0]->flags |= IOSQE_IO_HARDLINK;
+			io_uring_prep_close(sqe[1], -1);
+			return 0;
+		}
+		ret = rsc_entry_get_sqes(e, 1, sqe);
+		if (ret < 0)
+			return ret;
+		io_uring_prep_close(sqe[0], -1);
+		return 0;
+	case TX_CLOSE:
+	case TX_SUPPRESS:
+	default:
+		ret = rsc_entry_get_sqes(e, 1, sqe);
+		if (ret < 0)
+			return ret;
+		if (owns_fd)
+			io_uring_prep_close(sqe[0], fd);
+		else
+			io_uring_prep_nop(sqe[0]);
+		return pe->v->exit == TX_SUPPRESS ? RSC_EXIT_SUPPRESS : 0;
+	}
+}
+
+static const struct variant variants[] = {
+	{ { "nop_close", tv_enter, tv_exit }, TE_NOP, TX_CLOSE },
+	{ { "nop_badf", tv_enter, tv_exit }, TE_NOP, TX_BADF },
+	{ { "nop_suppress", tv_enter, tv_exit }, TE_NOP, TX_SUPPRESS },
+	{ { "nop_hookfail", tv_enter, tv_exit }, TE_NOP, TX_FAIL },
+	{ { "nop_none", tv_enter, tv_exit }, TE_NOP, TX_NONE },
+	{ { "open_close", tv_enter, tv_exit }, TE_OPEN, TX_CLOSE },
+	{ { "open_badf", tv_enter, tv_exit }, TE_OPEN, TX_BADF },
+	{ { "open_suppress", tv_enter, tv_exit }, TE_OPEN, TX_SUPPRESS },
+	{ { "enter_fails", tv_enter, tv_exit }, TE_FAIL, TX_CLOSE },
+};
+#define N_VARIANTS (int)(sizeof(variants) / sizeof(variants[0]))
+
+static const struct rsc_manager half_manager = { "half", tv_enter, NULL };
+
+/* ---- model helpers ------------------------------------------------------ */
+
+static int scope_of(const struct prog *p, const struct rsc_scope *h)
+{
+	int i;
+
+	for (i = 0; i < p->n_sc; i++)
+		if (p->sc[i].valid && p->sc[i].h == h)
+			return i;
+	return -1;
+}
+
+static int entry_of(const struct prog *p, const struct rsc_entry *h)
+{
+	int i;
+
+	for (i = 0; i < p->n_en; i++)
+		if (p->en[i].h == h && p->sc[p->en[i].scope].valid)
+			return i;
+	return -1;
+}
+
+/* @x is @s or below it, reached only through scopes that pass their result up. */
+static bool in_flow(const struct prog *p, int s, int x)
+{
+	while (x != s) {
+		if (x < 0 || p->sc[x].close_req)
+			return false; /* a scope we closed keeps its result to itself */
+		x = p->sc[x].parent;
+	}
+	return true;
+}
+
+/* The shutdown's root takes the results of top-level scopes we did not close. */
+static bool flows_to_root(const struct prog *p, int x)
+{
+	while (p->sc[x].parent >= 0 && !p->sc[x].close_req)
+		x = p->sc[x].parent;
+	return p->sc[x].parent < 0 && !p->sc[x].close_req;
+}
+
+static bool in_tree(const struct prog *p, int s, int x)
+{
+	for (; x >= 0; x = p->sc[x].parent)
+		if (x == s)
+			return true;
+	return false;
+}
+
+static bool ancestor_closing(const struct prog *p, int s)
+{
+	int a;
+
+	for (a = p->sc[s].parent; a >= 0; a = p->sc[a].parent)
+		if (p->sc[a].close_req || rsc_scope_state(p->sc[a].h) != RSC_SCOPE_OPEN)
+			return true;
+	return false;
+}
+
+static bool self_or_ancestor_close_req(const struct prog *p, int s)
+{
+	for (; s >= 0; s = p->sc[s].parent)
+		if (p->sc[s].close_req)
+			return true;
+	return false;
+}
+
+static void invalidate_tree(struct prog *p, int s)
+{
+	int i;
+
+	for (i = 0; i < p->n_sc; i++)
+		if (in_tree(p, s, i))
+			p->sc[i].valid = false;
+}
+
+static void add_err(struct prog *p, int err, int scope, int entry, bool must,
+		    bool unwinding)
+{
+	if (p->n_errs == MAX_ERRS) {
+		violation(p, "more than %d errors in one program", MAX_ERRS);
+		return;
+	}
+	p->errs[p->n_errs++] = (struct perr){ err, scope, entry, must, unwinding, false };
+}
+
+/* Every link of a chain names an error that some event raised. */
+static void check_chain_links(struct prog *p, const struct rsc_error *chain,
+			      const char *where)
+{
+	const struct rsc_error *c;
+	int i;
+
+	for (c = chain; c; c = rsc_error_cause(c)) {
+		bool found = false;
+
+		for (i = 0; i < p->n_errs && !found; i++) {
+			const struct perr *x = &p->errs[i];
+
+			found = x->err == rsc_error_errno(c) &&
+				!strcmp(p->sc[x->scope].name, rsc_error_scope(c)) &&
+				!strcmp(p->en[x->entry].name, rsc_error_entry(c));
+		}
+		if (!found)
+			violation(p, "%s: chain link %s (op %s, entry '%s', scope '%s') matches no event",
+				  where, rsc_err_name(rsc_error_errno(c)), rsc_error_op(c),
+				  rsc_error_entry(c), rsc_error_scope(c));
+	}
+}
+
+static bool chain_has(const struct prog *p, const struct rsc_error *chain,
+		      const struct perr *x)
+{
+	const struct rsc_error *c;
+
+	for (c = chain; c; c = rsc_error_cause(c))
+		if (x->err == rsc_error_errno(c) &&
+		    !strcmp(p->sc[x->scope].name, rsc_error_scope(c)) &&
+		    !strcmp(p->en[x->entry].name, rsc_error_entry(c)))
+			return true;
+	return false;
+}
+
+/*
+ * The scope's result: errors raised in its flow (itself, and children whose
+ * result comes up to it) must all be in the chain unless an exit in that
+ * flow suppressed; with no error anywhere it could have come from, 0.
+ */
+static void check_result(struct prog *p, const char *what, int s_is_root,
+			 int s, int status, const struct rsc_error *chain)
+{
+	bool suppressed = false, any_source = false, any_must = false;
+	int i, x;
+
+	if (status != (chain ? rsc_error_errno(chain) : 0))
+		violation(p, "%s: status %s but chain head %s", what,
+			  rsc_err_name(status),
+			  chain ? rsc_err_name(rsc_error_errno(chain)) : "(none)");
+	check_chain_links(p, chain, what);
+	for (x = 0; x < p->n_sc; x++)
+		if (p->sc[x].suppressed &&
+		    (s_is_root ? flows_to_root(p, x) : in_flow(p, s, x)))
+			suppressed = true;
+	for (i = 0; i < p->n_errs; i++) {
+		const struct perr *e = &p->errs[i];
+		bool flows;
+
+		flows = s_is_root ? flows_to_root(p, e->scope) : in_flow(p, s, e->scope);
+		/* Where an error could have come from: a superset is safe here. */
+		if (s_is_root || p->sc[s].closed_in_shutdown)
+			any_source = true;
+		else {
+			int top = s;
+
+			while (p->sc[top].parent >= 0)
+				top = p->sc[top].parent;
+			if (in_tree(p, top, e->scope))
+				any_source = true;
+		}
+		if (!flows || !e->must)
+			continue;
+		if (!suppressed && !chain_has(p, chain, e)) {
+			if (e->may_be_lost && !p->strict) {
+				p->lost_errors++;
+				continue;
+			}
+			violation(p, "%s: %s raised by entry '%s' in scope '%s' is not in its chain (status %s)",
+				  what, rsc_err_name(e->err), p->en[e->entry].name,
+				  p->sc[e->scope].name, rsc_err_name(status));
+		}
+		any_must = true;
+	}
+	if (any_must && !suppressed && status >= 0)
+		violation(p, "%s: an error was raised and nothing suppressed it, but the status is 0", what);
+	if (!any_source && status != 0)
+		violation(p, "%s: status %s, but no error was raised anywhere it could come from",
+			  what, rsc_err_name(status));
+}
+
+/* ---- the trace: checked as it arrives ----------------------------------- */
+
+static void on_scope_closed(struct prog *p, const struct rsc_scope *h, int res)
+{
+	const struct rsc_error *chain = rsc_scope_error(h);
+	int s = scope_of(p, h), i;
+
+	if (s < 0) {
+		if (!strcmp(rsc_scope_name(h), "(loop)")) {
+			p->root_closed++;
+			p->root_res = res;
+			if (!p->shutting_down)
+				violation(p, "the loop's root scope closed outside rsc_loop_shutdown");
+			return;
+		}
+		violation(p, "SCOPE_CLOSED for an unknown scope '%s'", rsc_scope_name(h));
+		return;
+	}
+	if (p->sc[s].n_closed++) {
+		violation(p, "scope '%s' closed twice", p->sc[s].name);
+		return;
+	}
+	p->sc[s].closed_res = res;
+	p->sc[s].closed_in_shutdown = p->shutting_down;
+	p->sc[s].chain[0] = '\0';
+	if (chain) {
+		rsc_error_format(chain, p->sc[s].chain, sizeof(p->sc[s].chain));
+		if (rsc_error_dup(chain, &p->sc[s].final) < 0)
+			violation(p, "rsc_error_dup failed");
+	}
+	if (res != (chain ? rsc_error_errno(chain) : 0))
+		violation(p, "scope '%s' closed with %s, its chain starts with %s", p->sc[s].name,
+			  rsc_err_name(res), chain ? rsc_err_name(rsc_error_errno(chain)) : "nothing");
+	for (i = 0; i < p->n_sc; i++)
+		if (p->sc[i].parent == s && !p->sc[i].n_closed)
+			violation(p, "scope '%s' closed before its child '%s'",
+				  p->sc[s].name, p->sc[i].name);
+	/* A child passing its result up replaces what its parent raised while
+	 * it unwound (known bug: take_child_result, from_parent). */
+	if (p->sc[s].parent >= 0 && !p->sc[s].close_req)
+		for (i = 0; i < p->n_errs; i++)
+			if (p->errs[i].scope == p->sc[s].parent && p->errs[i].while_unwinding)
+				p->errs[i].may_be_lost = true;
+	p->sc[s].late_entry = -1;
+	for (i = 0; i < p->n_en; i++) {
+		const struct pentry *e = &p->en[i];
+
+		if (e->scope != s)
+			continue;
+		if (e->n_entered + e->n_failed == 0) {
+			/* Known: the failed acquire that started the unwind is
+			 * traced after the SCOPE_CLOSED it caused. At most one. */
+			if (p->sc[s].late_entry >= 0 || p->strict)
+				violation(p, "scope '%s' closed with entry %d still entering",
+					  p->sc[s].name, e->seq);
+			p->sc[s].late_entry = i;
+		} else if (e->n_released != e->n_entered) {
+			violation(p, "scope '%s' closed with entry %d ('%s') acquired and not released",
+				  p->sc[s].name, e->seq, e->name);
+		}
+	}
+}
+
+static void trace(struct rsc_loop *loop, enum rsc_event ev,
+		  const struct rsc_scope *sh, const struct rsc_entry *eh,
+		  int res, void *data)
+{
+	struct prog *p = data;
+	struct pentry *e;
+	struct pscope *s;
+	bool unwinding;
+	int i;
+
+	(void)loop;
+	if (p->env->verbose) {
+		i = eh ? entry_of(p, eh) : -1;
+		fprintf(stderr, "    ev %s scope '%s' entry %d %s res %d (%s)\n",
+			ev_names[ev], sh ? rsc_scope_name(sh) : "", i >= 0 ? p->en[i].seq : -1,
+			eh ? rsc_entry_name(eh) : "-", res, res < 0 ? rsc_err_name(res) : "");
+	}
+	if (ev == RSC_EV_SCOPE_CLOSED) {
+		on_scope_closed(p, sh, res);
+		return;
+	}
+	if (ev == RSC_EV_AUDIT_FINDING) {
+		p->n_findings++;
+		violation(p, "audit finding on fd %d", res);
+		return;
+	}
+	i = entry_of(p, eh);
+	if (i < 0) {
+		violation(p, "%s for an unknown entry", ev_names[ev]);
+		return;
+	}
+	e = &p->en[i];
+	s = &p->sc[e->scope];
+	if (s->n_closed) {
+		if (ev == RSC_EV_ENTER_FAILED && s->late_entry == i && !p->strict) {
+			p->late_traces++;
+			s->late_entry = -1;
+		} else {
+			violation(p, "%s for entry %d of scope '%s' after the scope closed",
+				  ev_names[ev], e->seq, s->name);
+		}
+	}
+	unwinding = s->n_closed || rsc_scope_state(sh) != RSC_SCOPE_OPEN;
+	switch (ev) {
+	case RSC_EV_ENTERED:
+	case RSC_EV_ENTER_FAILED:
+		if (e->n_entered + e->n_failed)
+			violation(p, "entry %d of '%s' entered twice", e->seq, s->name);
+		e->enter_res = res;
+		if (ev == RSC_EV_ENTER_FAILED) {
+			e->n_failed++;
+			if (res >= 0)
+				violation(p, "ENTER_FAILED with res %d", res);
+			/* A cancelled or early-released acquire raises nothing. */
+			add_err(p, res, e->scope, i, res != -ECANCELED && !e->early, unwinding);
+			break;
+		}
+		e->n_entered++;
+		if (res < 0) {
+			violation(p, "ENTERED with res %d", res);
+			break;
+		}
+		if (e->fd_kind) {
+			int fl = fcntl(res, F_GETFD);
+
+			if (fl < 0)
+				violation(p, "entry %d of '%s' entered with fd %d, which is not open",
+					  e->seq, s->name, res);
+			else if (!(fl & FD_CLOEXEC))
+				violation(p, "fd %d of entry %d ('%s') is not close-on-exec",
+					  res, e->seq, e->name);
+		}
+		break;
+	case RSC_EV_RELEASED:
+		if (e->n_entered != 1)
+			violation(p, "entry %d of '%s' released without being acquired",
+				  e->seq, s->name);
+		if (e->n_released++)
+			violation(p, "entry %d of '%s' released twice", e->seq, s->name);
+		e->release_res = res;
+		if (res < 0)
+			add_err(p, res, e->scope, i, !(e->early && e->early_cb), unwinding);
+		if (e->early)
+			break;
+		/* LIFO: newest first, and only after every child scope closed. */
+		if (e->seq >= s->last_unwind)
+			violation(p, "scope '%s' released entry %d after entry %d: not LIFO",
+				  s->name, e->seq, s->last_unwind);
+		s->last_unwind = e->seq;
+		for (i = 0; i < p->n_sc; i++)
+			if (p->sc[i].parent == e->scope && !p->sc[i].n_closed)
+				violation(p, "scope '%s' released entry %d before its child '%s' closed",
+					  s->name, e->seq, p->sc[i].name);
+		if (e->kind == K_CUSTOM && e->v->exit == TX_SUPPRESS && res >= 0)
+			s->suppressed = true;
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- callbacks of the API ------------------------------------------------ */
+
+struct close_ctx {
+	struct prog *p;
+	int s;
+};
+
+static struct close_ctx close_ctx[MAX_SCOPES];
+
+static void on_close(struct rsc_scope *h, int status, const struct rsc_error *err,
+		     void *data)
+{
+	struct close_ctx *c = data;
+	struct prog *p = c->p;
+	struct pscope *s = &p->sc[c->s];
+	char buf[CHAIN_MAX];
+
+	say(p, "    close callback '%s' status %s\n", s->name, rsc_err_name(status));
+	if (s->h != h || !s->valid)
+		violation(p, "close callback for the wrong or a dead scope '%s'", s->name);
+	if (s->n_cb++)
+		violation(p, "close callback for '%s' called twice", s->name);
+	if (!s->n_closed)
+		violation(p, "close callback for '%s' before it unwound", s->name);
+	if (status != s->closed_res)
+		violation(p, "close callback for '%s': status %s, SCOPE_CLOSED said %s",
+			  s->name, rsc_err_name(status), rsc_err_name(s->closed_res));
+	buf[0] = '\0';
+	if (err)
+		rsc_error_format(err, buf, sizeof(buf));
+	if (strcmp(buf, s->chain))
+		violation(p, "close callback for '%s': chain '%s', SCOPE_CLOSED had '%s'",
+			  s->name, buf, s->chain);
+	invalidate_tree(p, c->s); /* freed when we return */
+}
+
+static void release_cb(struct rsc_entry *h, int res, void *data)
+{
+	struct pentry *e = data;
+
+	(void)h;
+	e->n_early_cb++;
+	e->early_cb_res = res;
+}
+
+/* ---- decoding ------------------------------------------------------------ */
+
+struct rd {
+	const uint8_t *d;
+	size_t n, i;
+};
+
+static unsigned rd_u8(struct rd *r)
+{
+	return r->i < r->n ? r->d[r->i++] : 0;
+}
+
+static int pick_scope(const struct prog *p, struct rd *r)
+{
+	int live[MAX_SCOPES], n = 0, i;
+
+	for (i = 0; i < p->n_sc; i++)
+		if (p->sc[i].valid)
+			live[n++] = i;
+	return n ? live[rd_u8(r) % (unsigned)n] : -1;
+}
+
+static int pick_entry(const struct prog *p, struct rd *r)
+{
+	static int live[MAX_ENTRIES];
+	int n = 0, i;
+
+	for (i = 0; i < p->n_en; i++)
+		if (p->sc[p->en[i].scope].valid)
+			live[n++] = i;
+	return n ? live[rd_u8(r) % (unsigned)n] : -1;
+}
+
+/* ---- operations ---------------------------------------------------------- */
+
+static int op_open_scope(struct prog *p, int parent)
+{
+	struct pscope *s;
+	bool refuse = false;
+	int ret;
+
+	if (p->n_sc == MAX_SCOPES)
+		return -1;
+	if (parent >= 0)
+		refuse = p->sc[parent].close_req ||
+			 rsc_scope_state(p->sc[parent].h) != RSC_SCOPE_OPEN;
+	s = &p->sc[p->n_sc];
+	memset(s, 0, sizeof(*s));
+	snprintf(s->name, sizeof(s->name), "s%d", p->n_sc);
+	s->parent = parent;
+	s->depth = parent >= 0 ? p->sc[parent].depth + 1 : 1;
+	s->last_unwind = INT_MAX;
+	ret = rsc_scope_open(p->loop, parent >= 0 ? p->sc[parent].h : NULL, s->name, &s->h);
+	say(p, "  op %d: scope_open %s under %s -> %d\n", p->op_index, s->name,
+	    parent >= 0 ? p->sc[parent].name : "(top)", ret);
+	if (ret == -ESHUTDOWN && refuse)
+		return -1;
+	if (ret < 0 || refuse) {
+		violation(p, "rsc_scope_open under '%s': %s, expected %s",
+			  parent >= 0 ? p->sc[parent].name : "(top)", rsc_err_name(ret),
+			  refuse ? "ESHUTDOWN" : "success");
+		return -1;
+	}
+	s->valid = true;
+	return p->n_sc++;
+}
+
+/* Common tail of every push: refused only when the scope is closing. */
+static struct pentry *push_begin(struct prog *p, int s, enum ekind kind)
+{
+	struct pentry *e;
+
+	if (p->n_en == MAX_ENTRIES)
+		return NULL;
+	e = &p->en[p->n_en];
+	memset(e, 0, sizeof(*e));
+	e->scope = s;
+	e->kind = kind;
+	e->seq = p->sc[s].n_pushed;
+	return e;
+}
+
+static void push_end(struct prog *p, struct pentry *e, int ret, int expect_err,
+		     const char *what)
+{
+	int s = e->scope;
+	bool refuse = p->sc[s].close_req ||
+		      rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN;
+
+	say(p, "  op %d: %s in %s -> %d\n", p->op_index, what, p->sc[s].name, ret);
+	if (ret == 0 && !refuse && !expect_err) {
+		p->sc[s].n_pushed++;
+		p->n_en++;
+		return;
+	}
+	if (ret == -ESHUTDOWN && refuse)
+		return;
+	if (ret < 0 && ret == -expect_err && !refuse)
+		return;
+	if (ret == -EBUSY && !refuse) {
+		/* The SQ was full and could not be flushed (an injected EINTR). */
+		if (rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED) > 0)
+			return;
+	}
+	violation(p, "%s in '%s': %s, expected %s", what, p->sc[s].name,
+		  rsc_err_name(ret),
+		  refuse ? "ESHUTDOWN" : expect_err ? rsc_err_name(-expect_err) : "success");
+}
+
+static void op_file(struct prog *p, int s, struct rd *r)
+{
+	struct pentry *e = push_begin(p, s, K_FILE);
+	unsigned b = rd_u8(r);
+	bool missing = (b & 7) == 7, fsync = (b & 8) != 0;
+	unsigned k = (b >> 4) % (missing ? N_MISSING : N_FILES);
+	int ret;
+
+	if (!e)
+		return;
+	snprintf(e->path, sizeof(e->path), "%s/%c%u", p->env->dir, missing ? 'm' : 'f', k);
+	e->fd_kind = true;
+	e->name = "file";
+	e->multi_release = fsync;
+	ret = rsc_open(p->sc[s].h, AT_FDCWD, e->path, fsync ? O_WRONLY : O_RDONLY, 0,
+		       fsync ? RSC_FSYNC_ON_RELEASE : 0, &e->h);
+	push_end(p, e, ret, 0, fsync ? "rsc_open(fsync)" : "rsc_open");
+}
+
+static void op_socket(struct prog *p, int s, struct rd *r)
+{
+	struct pentry *e = push_begin(p, s, K_SOCKET);
+	int type = rd_u8(r) & 1 ? SOCK_DGRAM : SOCK_STREAM, ret;
+
+	if (!e || !p->env->have_socket)
+		return;
+	e->fd_kind = true;
+	e->name = "socket";
+	ret = rsc_socket(p->sc[s].h, AF_UNIX, type, 0, 0, &e->h);
+	push_end(p, e, ret, 0, "rsc_socket");
+}
+
+static void op_custom(struct prog *p, int s, struct rd *r)
+{
+	struct pentry *e = push_begin(p, s, K_CUSTOM);
+	unsigned b = rd_u8(r), vi = b % (N_VARIANTS + 1);
+	int ret;
+
+	if (!e)
+		return;
+	if (vi == N_VARIANTS) {
+		/* Both halves are required: refused before anything is acquired. */
+		ret = rsc_push(p->sc[s].h, &half_manager, e, &e->h);
+		say(p, "  op %d: push half manager in %s -> %d\n", p->op_index, p->sc[s].name, ret);
+		if (ret != -EINVAL)
+			violation(p, "rsc_push of a manager without exit: %s, expected EINVAL",
+				  rsc_err_name(ret));
+		return;
+	}
+	e->v = &variants[vi];
+	e->name = e->v->mgr.name;
+	e->fd_kind = e->v->enter == TE_OPEN;
+	e->multi_release = e->v->enter == TE_OPEN && e->v->exit == TX_BADF;
+	snprintf(e->path, sizeof(e->path), "%s/%c%u", p->env->dir,
+		 (b >> 4) == 15 ? 'm' : 'f', (b >> 4) % N_FILES % N_MISSING);
+	ret = rsc_push(p->sc[s].h, &e->v->mgr, e, &e->h);
+	push_end(p, e, ret, e->v->enter == TE_FAIL ? HOOK_ERRNO : 0, e->v->mgr.name);
+}
+
+static void op_release(struct prog *p, int i, struct rd *r)
+{
+	struct pentry *e = &p->en[i];
+	bool with_cb = rd_u8(r) & 1;
+	int state = rsc_entry_state(e->h), ret;
+	bool must_refuse = e->early || state == RSC_FAILED || state == RSC_EXITING ||
+			   state == RSC_EXITED;
+
+	ret = rsc_entry_release(e->h, with_cb ? release_cb : NULL, e);
+	say(p, "  op %d: release entry %d of %s (%s, state %d) -> %d\n", p->op_index,
+	    e->seq, p->sc[e->scope].name, with_cb ? "cb" : "no cb", state, ret);
+	if (must_refuse) {
+		if (ret != -EALREADY)
+			violation(p, "rsc_entry_release of a released or failed entry: %s, expected EALREADY",
+				  rsc_err_name(ret));
+		return;
+	}
+	if (ret != 0) {
+		violation(p, "rsc_entry_release of entry %d (state %d): %s", e->seq, state,
+			  rsc_err_name(ret));
+		return;
+	}
+	e->early = true;
+	e->early_cb = with_cb;
+}
+
+static void op_close(struct prog *p, int s)
+{
+	bool again = p->sc[s].close_req;
+	/* A parent's unwind may have claimed it already: -EALREADY then. */
+	bool maybe = ancestor_closing(p, s);
+	int ret;
+
+	close_ctx[s] = (struct close_ctx){ p, s };
+	ret = rsc_scope_close(p->sc[s].h, on_close, &close_ctx[s]);
+	say(p, "  op %d: scope_close %s -> %d\n", p->op_index, p->sc[s].name, ret);
+	if (again ? ret != -EALREADY : (ret != 0 && !(maybe && ret == -EALREADY)))
+		violation(p, "rsc_scope_close('%s'): %s", p->sc[s].name, rsc_err_name(ret));
+	if (ret == 0)
+		p->sc[s].close_req = true;
+}
+
+static void op_close_wait(struct prog *p, int s)
+{
+	struct rsc_error *err = NULL;
+	char buf[CHAIN_MAX];
+	int status;
+
+	if (p->sc[s].close_req) {
+		status = rsc_scope_close_wait(p->sc[s].h, &err);
+		say(p, "  op %d: close_wait %s again -> %d\n", p->op_index, p->sc[s].name, status);
+		if (status != -EALREADY || err)
+			violation(p, "rsc_scope_close_wait of a closing scope: %s", rsc_err_name(status));
+		rsc_error_free(err);
+		return;
+	}
+	if (ancestor_closing(p, s)) {
+		op_close(p, s); /* its answer is unambiguous */
+		return;
+	}
+	p->sc[s].close_req = true;
+	status = rsc_scope_close_wait(p->sc[s].h, &err);
+	say(p, "  op %d: close_wait %s -> %d\n", p->op_index, p->sc[s].name, status);
+	buf[0] = '\0';
+	if (err)
+		rsc_error_format(err, buf, sizeof(buf));
+	if (p->sc[s].n_closed != 1)
+		violation(p, "rsc_scope_close_wait('%s') returned before the scope unwound",
+			  p->sc[s].name);
+	else if (status != p->sc[s].closed_res || strcmp(buf, p->sc[s].chain))
+		violation(p, "rsc_scope_close_wait('%s'): %s '%s', SCOPE_CLOSED said %s '%s'",
+			  p->sc[s].name, rsc_err_name(status), buf,
+			  rsc_err_name(p->sc[s].closed_res), p->sc[s].chain);
+	rsc_error_free(err);
+	invalidate_tree(p, s);
+}
+
+static void op_run(struct prog *p, unsigned b)
+{
+	static const enum rsc_run_mode modes[] = { RSC_RUN_NOWAIT, RSC_RUN_ONCE,
+						   RSC_RUN_DEFAULT };
+	enum rsc_run_mode m = modes[b % 3];
+	int ret = rsc_loop_run(p->loop, m);
+
+	say(p, "  op %d: run %s -> %d\n", p->op_index,
+	    m == RSC_RUN_NOWAIT ? "NOWAIT" : m == RSC_RUN_ONCE ? "ONCE" : "DEFAULT", ret);
+	if (ret < 0)
+		violation(p, "rsc_loop_run: %s (%s)", rsc_err_name(ret), rsc_last_error());
+	else if (m == RSC_RUN_DEFAULT && ret != 0)
+		violation(p, "rsc_loop_run(DEFAULT) returned %d: still alive", ret);
+}
+
+static void op_entry_wait(struct prog *p, int i)
+{
+	struct pentry *e = &p->en[i];
+	bool closing = self_or_ancestor_close_req(p, e->scope);
+	int ret = rsc_entry_wait(e->h);
+
+	say(p, "  op %d: entry_wait %d of %s -> %d\n", p->op_index, e->seq,
+	    p->sc[e->scope].name, ret);
+	if (closing) {
+		if (ret != -ESHUTDOWN)
+			violation(p, "rsc_entry_wait under a closing scope: %s, expected ESHUTDOWN",
+				  rsc_err_name(ret));
+		return;
+	}
+	if (rsc_entry_state(e->h) == RSC_ENTERING)
+		violation(p, "rsc_entry_wait returned %d with the entry still entering", ret);
+	else if (ret != rsc_entry_fd(e->h))
+		violation(p, "rsc_entry_wait returned %d, rsc_entry_fd says %d", ret,
+			  rsc_entry_fd(e->h));
+}
+
+/* Close the window of the rules in force: what fired belongs to their class. */
+static void fault_window(struct prog *p)
+{
+	long long now = rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED);
+
+	p->fired[p->cur_class] += now - p->fault_mark;
+	p->fault_mark = now;
+}
+
+static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
+{
+	static const char *const acq_errnos[] = { "EMFILE", "ENFILE", "ENOMEM", "EACCES" };
+	/*
+	 * The last two are only generated with PROG_STRICT=1: a busy submit
+	 * while rsc__get_sqes() flushes a full SQ with nothing else in the
+	 * kernel waits forever for a completion (known bug, tests/README.md).
+	 */
+	static const char *const ring_rules[] = {
+		"sq_full:%u:EBUSY", "submit:%u:EINTR",	    "wait:%u:EINTR",
+		"cq_overflow:%u:EBUSY", "cancel:%u:EALREADY", "submit:%u:EBUSY",
+		"submit:%u:EAGAIN",
+	};
+	unsigned n_ring = p->strict ? 7 : 5;
+	unsigned b = rd_u8(r), n_rules = 1 + (b >> 2) % 3, i;
+	enum fclass cls = (enum fclass)(b & 3);
+	char spec[256];
+	size_t used = 0;
+	int ret;
+
+	spec[0] = '\0';
+	for (i = 0; cls != FC_NONE && i < n_rules; i++) {
+		unsigned x = rd_u8(r), nth = 1 + (x >> 4) % 6;
+		char rule[48];
+
+		switch (cls) {
+		case FC_ACQ:
+			snprintf(rule, sizeof(rule), "%s:%u:%s",
+				 (x & 4) && p->env->have_socket ? "socket" : "openat", nth,
+				 acq_errnos[x & 3]);
+			break;
+		case FC_REL:
+			snprintf(rule, sizeof(rule), "%s:%u:EIO", x & 1 ? "fsync" : "close", nth);
+			break;
+		default:
+			snprintf(rule, sizeof(rule), ring_rules[x % n_ring], nth);
+			break;
+		}
+		used += (size_t)snprintf(spec + used, sizeof(spec) - used, "%s%s",
+					 i ? "," : "", rule);
+	}
+	if (!p->env->have_faults)
+		return;
+	fault_window(p);
+	ret = rsc_fault_set(p->loop, spec);
+	say(p, "  op %d: fault_set \"%s\" -> %d\n", p->op_index, spec, ret);
+	if (ret != 0)
+		violation(p, "rsc_fault_set(\"%s\"): %s (%s)", spec, rsc_err_name(ret),
+			  rsc_last_error());
+	p->cur_class = cls;
+	st->fault_rules += cls == FC_NONE ? 0 : n_rules;
+}
+
+/* Entries' states as the API reports them agree with what the trace said. */
+static void check_states(struct prog *p)
+{
+	int i, st;
+
+	for (i = 0; i < p->n_en; i++) {
+		const struct pentry *e = &p->en[i];
+		bool ok;
+
+		if (!p->sc[e->scope].valid)
+			continue;
+		st = rsc_entry_state(e->h);
+		if (e->n_failed)
+			ok = st == RSC_FAILED;
+		else if (!e->n_entered)
+			ok = st == RSC_ENTERING;
+		else if (!e->n_released)
+			/* EXITED before the trace: a batch is reported newest first. */
+			ok = st == RSC_ENTERED || st == RSC_EXITING || st == RSC_EXITED;
+		else
+			ok = st == RSC_EXITED;
+		if (!ok)
+			violation(p, "entry %d of '%s' is in state %d, the trace says entered %d failed %d released %d",
+				  e->seq, p->sc[e->scope].name, st, e->n_entered, e->n_failed,
+				  e->n_released);
+	}
+	for (i = 0; i < p->n_sc; i++) {
+		if (!p->sc[i].valid)
+			continue;
+		st = rsc_scope_state(p->sc[i].h);
+		if ((st == RSC_SCOPE_UNWOUND) != (p->sc[i].n_closed == 1))
+			violation(p, "scope '%s' is in state %d, with %d SCOPE_CLOSED events",
+				  p->sc[i].name, st, p->sc[i].n_closed);
+	}
+}
+
+/* ---- the end: close everything, then judge ------------------------------- */
+
+static void end_by_shutdown(struct prog *p)
+{
+	struct rsc_error *err = NULL;
+	int status, i;
+
+	fault_window(p);
+	/* Rules stop here, so the counter read above is the final one. */
+	if (p->env->have_faults && rsc_fault_set(p->loop, "") < 0)
+		violation(p, "rsc_fault_set(\"\") failed");
+	p->cur_class = FC_NONE;
+	p->shutting_down = true;
+	status = rsc_loop_shutdown(p->loop, &err);
+	say(p, "  end: shutdown -> %d\n", status);
+	p->loop = NULL;
+	for (i = 0; i < p->n_sc; i++)
+		p->sc[i].valid = false;
+	if (p->root_closed != 1)
+		violation(p, "rsc_loop_shutdown: the root scope closed %d times", p->root_closed);
+	else if (p->root_res != status)
+		violation(p, "rsc_loop_shutdown returned %s, its root scope closed with %s",
+			  rsc_err_name(status), rsc_err_name(p->root_res));
+	p->root_final = err;
+	p->root_status = status;
+}
+
+static void end_by_close(struct prog *p)
+{
+	int i, ret, rounds;
+
+	for (i = p->n_sc - 1; i >= 0; i--)
+		if (p->sc[i].valid && p->sc[i].parent < 0 && !p->sc[i].close_req)
+			op_close_wait(p, i);
+	/* Closes requested earlier finish from the loop. */
+	for (rounds = 0; rounds < 100; rounds++) {
+		bool pending = false;
+
+		for (i = 0; i < p->n_sc; i++)
+			pending |= p->sc[i].valid;
+		if (!pending)
+			break;
+		ret = rsc_loop_run(p->loop, RSC_RUN_DEFAULT);
+		if (ret != 0) {
+			violation(p, "rsc_loop_run at the end: %d", ret);
+			break;
+		}
+	}
+	for (i = 0; i < p->n_sc; i++)
+		if (p->sc[i].valid)
+			violation(p, "scope '%s' never finished closing", p->sc[i].name);
+	fault_window(p);
+	if (!p->failed) {
+		long long acq = rsc_loop_counter(p->loop, RSC_CTR_ACQUIRED);
+		long long rel = rsc_loop_counter(p->loop, RSC_CTR_RELEASED);
+		long long n_acq = 0, n_rel = 0;
+
+		for (i = 0; i < p->n_en; i++) {
+			n_acq += p->en[i].n_entered;
+			n_rel += p->en[i].n_released;
+		}
+		if (acq != n_acq || rel != n_rel)
+			violation(p, "counters say %lld acquired, %lld released; the trace %lld, %lld",
+				  acq, rel, n_acq, n_rel);
+	}
+	ret = rsc_loop_close(p->loop);
+	say(p, "  end: rsc_loop_close -> %d\n", ret);
+	if (ret != 0) {
+		violation(p, "rsc_loop_close at the end: %s (%s)", rsc_err_name(ret),
+			  rsc_last_error());
+		/* Leave nothing behind for the next program. */
+		if (rsc_loop_shutdown(p->loop, NULL) < -1000)
+			abort();
+	}
+	p->loop = NULL;
+}
+
+static bool injected_acq(int res)
+{
+	return res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -EACCES;
+}
+
+static void final_checks(struct prog *p, int fds_before, struct prog_stats *st)
+{
+	long long acq_events = 0, rel_events = 0, slack = 0;
+	char what[64];
+	int i, fds;
+
+	/* Results, now that every event is in (see on_scope_closed). */
+	for (i = 0; i < p->n_sc; i++) {
+		if (p->sc[i].late_entry >= 0)
+			violation(p, "scope '%s' closed with an entry that never finished entering",
+				  p->sc[i].name);
+		if (p->sc[i].n_closed != 1)
+			continue;
+		snprintf(what, sizeof(what), "scope '%s'", p->sc[i].name);
+		check_result(p, what, 0, i, p->sc[i].closed_res, p->sc[i].final);
+		rsc_error_free(p->sc[i].final);
+		p->sc[i].final = NULL;
+	}
+	if (p->root_closed) {
+		check_result(p, "rsc_loop_shutdown", 1, -1, p->root_status, p->root_final);
+		rsc_error_free(p->root_final);
+		p->root_final = NULL;
+	}
+	st->known_trace_order += p->late_traces;
+	st->known_lost_errors += p->lost_errors;
+
+	for (i = 0; i < p->n_sc; i++)
+		if (p->sc[i].n_closed != 1)
+			violation(p, "scope '%s': %d SCOPE_CLOSED events", p->sc[i].name,
+				  p->sc[i].n_closed);
+	for (i = 0; i < p->n_en; i++) {
+		const struct pentry *e = &p->en[i];
+
+		if (e->n_entered + e->n_failed != 1)
+			violation(p, "entry %d of '%s': entered %d, failed %d", e->seq,
+				  p->sc[e->scope].name, e->n_entered, e->n_failed);
+		if (e->n_released != e->n_entered) {
+			violation(p, "entry %d of '%s' ('%s'): acquired %d, released %d",
+				  e->seq, p->sc[e->scope].name,
+				  e->name,
+				  e->n_entered, e->n_released);
+			st->leaks++;
+		}
+		if (e->early_cb && e->n_early_cb != 1)
+			violation(p, "entry %d of '%s': release callback called %d times",
+				  e->seq, p->sc[e->scope].name, e->n_early_cb);
+		else if (e->early_cb &&
+			 e->early_cb_res != (e->n_failed ? e->enter_res : e->release_res))
+			violation(p, "entry %d of '%s': release callback saw %s, the trace %s",
+				  e->seq, p->sc[e->scope].name, rsc_err_name(e->early_cb_res),
+				  rsc_err_name(e->n_failed ? e->enter_res : e->release_res));
+		if (e->n_failed && injected_acq(e->enter_res))
+			acq_events++;
+		if (e->n_released && e->release_res == -EIO) {
+			rel_events++;
+			slack += e->multi_release;
+		}
+		st->acquires += (unsigned)e->n_entered;
+		st->releases += (unsigned)e->n_released;
+		st->enter_failures += (unsigned)e->n_failed;
+		st->early_releases += e->early;
+	}
+	/* Every fired rule shows: acquires exactly, releases but for a second
+	 * fault on the same two-SQE release (the first error is the exit's). */
+	if (acq_events != p->fired[FC_ACQ])
+		violation(p, "%lld acquire faults fired, %lld acquires failed with an injected errno",
+			  p->fired[FC_ACQ], acq_events);
+	if (rel_events > p->fired[FC_REL] || p->fired[FC_REL] > rel_events + slack)
+		violation(p, "%lld release faults fired, %lld releases failed with EIO (%lld could hide one)",
+			  p->fired[FC_REL], rel_events, slack);
+	st->faults_injected += (unsigned long long)(p->fired[FC_ACQ] + p->fired[FC_REL] +
+						    p->fired[FC_RING] + p->fired[FC_NONE]);
+	if (p->fired[FC_NONE])
+		violation(p, "%lld faults fired with no rule set", p->fired[FC_NONE]);
+	fds = rsc_audit_fd_count();
+	if (fds != fds_before) {
+		violation(p, "%d descriptors open at the start, %d at the end", fds_before, fds);
+		st->leaks += (unsigned)abs(fds - fds_before);
+	}
+	st->audit_findings += (unsigned)p->n_findings;
+	st->leaks += (unsigned)p->n_findings;
+}
+
+int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
+	     struct prog_stats *st, char *why, size_t whylen)
+{
+	static const unsigned ring_sizes[] = { 8, 16, 64, 256 };
+	static struct prog prog; /* large: not on the stack */
+	struct prog *p = &prog;
+	struct rd r = { data, len, 0 };
+	unsigned h, flags;
+	bool shutdown_end;
+	int ret, fds_before, s, i;
+
+	memset(p, 0, sizeof(*p));
+	p->env = env;
+	p->strict = env->strict;
+	p->why = why;
+	p->whylen = whylen;
+	why[0] = '\0';
+	p->op_index = -1;
+	h = rd_u8(&r);
+	flags = h & 4 ? RSC_LOOP_NO_DEFER_TASKRUN : 0;
+	shutdown_end = !(h & 32);
+	fds_before = rsc_audit_fd_count();
+	ret = rsc_loop_new(&p->loop, ring_sizes[h & 3], flags);
+	if (ret < 0) {
+		snprintf(why, whylen, "rsc_loop_new: %s (%s)", rsc_err_name(ret), rsc_last_error());
+		return -1;
+	}
+	say(p, "program: ring %u%s, audit %u, end by %s\n", ring_sizes[h & 3],
+	    flags ? " no-defer" : "", (h >> 3) & 3, shutdown_end ? "shutdown" : "close");
+	if ((h >> 3) & 3) {
+		enum rsc_audit_level lvl = ((h >> 3) & 3) == 1 ? RSC_AUDIT_RELEASED : RSC_AUDIT_FULL;
+
+		if (rsc_loop_set_audit(p->loop, lvl) < 0)
+			violation(p, "rsc_loop_set_audit failed");
+	}
+	if (rsc_loop_set_trace(p->loop, trace, p) < 0)
+		violation(p, "rsc_loop_set_trace failed");
+	st->programs++;
+
+	for (p->op_index = 0; r.i < r.n && p->op_index < MAX_OPS && !p->failed; p->op_index++) {
+		unsigned op = rd_u8(&r) % 16;
+
+		st->ops++;
+		switch (op) {
+		case 0:
+		case 1: /* open a scope: top level, or under a live one */
+			s = rd_u8(&r) % 4 ? pick_scope(p, &r) : -1;
+			if (op_open_scope(p, s) >= 0)
+				st->scopes++;
+			break;
+		case 2:
+		case 3:
+		case 4:
+		case 5:
+		case 6:
+		case 7:
+		case 8:
+			s = pick_scope(p, &r);
+			if (s < 0) {
+				if (op_open_scope(p, -1) >= 0)
+					st->scopes++;
+				break;
+			}
+			if (op <= 4)
+				op_file(p, s, &r);
+			else if (op == 5)
+				op_socket(p, s, &r);
+			else
+				op_custom(p, s, &r);
+			break;
+		case 9:
+		case 10:
+			i = pick_entry(p, &r);
+			if (i >= 0)
+				op_release(p, i, &r);
+			break;
+		case 11:
+			s = pick_scope(p, &r);
+			if (s >= 0)
+				op_close(p, s);
+			break;
+		case 12:
+			s = pick_scope(p, &r);
+			if (s >= 0)
+				op_close_wait(p, s);
+			break;
+		case 13:
+			op_run(p, rd_u8(&r));
+			break;
+		case 14:
+			op_fault(p, &r, st);
+			break;
+		case 15:
+			i = pick_entry(p, &r);
+			if (i >= 0)
+				op_entry_wait(p, i);
+			break;
+		}
+		if (!p->failed)
+			check_states(p);
+	}
+	p->op_index = -1;
+	for (i = 0; i < p->n_sc; i++)
+		if (p->sc[i].depth > st->max_depth)
+			st->max_depth = p->sc[i].depth;
+	if (!p->failed) {
+		long long late = rsc_loop_counter(p->loop, RSC_CTR_LATE_ACQUIRES);
+
+		if (late > 0)
+			st->late_acquires += (unsigned long long)late;
+	}
+	if (shutdown_end)
+		end_by_shutdown(p);
+	else
+		end_by_close(p);
+	final_checks(p, fds_before, st);
+	return p->failed ? -1 : 0;
+}
+
+/* ---- environment ---------------------------------------------------------- */
+
+int prog_env_init(struct prog_env *env)
+{
+	struct io_uring_probe *probe;
+	struct rsc_loop *loop;
+	char path[300];
+	int i, fd;
+
+	memset(env, 0, sizeof(*env));
+	env->verbose = getenv("PROG_VERBOSE") && atoi(getenv("PROG_VERBOSE")) > 0;
+	/* Strict by default now that the bugs it once tolerated are fixed. */
+	env->strict = !(getenv("PROG_STRICT") && atoi(getenv("PROG_STRICT")) == 0);
+	snprintf(env->dir, sizeof(env->dir), "%s/rsc-soak-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(env->dir))
+		return -errno;
+	for (i = 0; i < N_FILES; i++) {
+		snprintf(path, sizeof(path), "%s/f%d", env->dir, i);
+		fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		close(fd);
+	}
+	probe = io_uring_get_probe();
+	env->have_socket = probe && io_uring_opcode_supported(probe, IORING_OP_SOCKET);
+	if (probe)
+		io_uring_free_probe(probe);
+	if (rsc_loop_new(&loop, 8, 0) < 0)
+		return -ENOSYS;
+	env->have_faults = rsc_fault_set(loop, "") == 0;
+	if (rsc_loop_close(loop) < 0)
+		return -EBUSY;
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void prog_env_fini(struct prog_env *env)
+{
+	if (env->dir[0])
+		nftw(env->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	env->dir[0] = '\0';
+}
+
+void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
+{
+	fprintf(out, "  programs run:     %llu (%.0f/s, %llu ops)\n", st->programs,
+		seconds > 0 ? (double)st->programs / seconds : 0.0, st->ops);
+	fprintf(out, "  scopes opened:    %llu (max depth %d)\n", st->scopes, st->max_depth);
+	fprintf(out, "  acquires:         %llu\n", st->acquires);
+	fprintf(out, "  releases:         %llu (%llu early)\n", st->releases, st->early_releases);
+	fprintf(out, "  failed acquires:  %llu\n", st->enter_failures);
+	fprintf(out, "  late acquires:    %llu (won the race against their cancel, released)\n",
+		st->late_acquires);
+	fprintf(out, "  fault rules set:  %llu\n", st->fault_rules);
+	fprintf(out, "  faults injected:  %llu\n", st->faults_injected);
+	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);
+	fprintf(out, "  leaks found:      %llu\n", st->leaks);
+	fprintf(out, "  known bugs seen:  %llu failed acquires traced after their scope's SCOPE_CLOSED, "
+		"%llu errors dropped by a child's result (PROG_STRICT=1 fails on them)\n",
+		st->known_trace_order, st->known_lost_errors);
+}

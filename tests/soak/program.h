@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef RSC_SOAK_PROGRAM_H
+#define RSC_SOAK_PROGRAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/*
+ * Scope programs: a byte string decoded into operations on one loop (open
+ * scopes, acquire files, sockets and custom entries, release early, close,
+ * run the loop, inject faults), run to the end, then checked by an oracle
+ * built from the lifecycle trace. Shared by the soak (tests/soak/soak.c,
+ * bytes from a seeded PRNG) and the fuzzer (tests/fuzz/fuzz_scopes.c).
+ */
+
+struct prog_env {
+	char dir[256];	  /* temp dir with the files the programs open */
+	bool have_socket; /* kernel has IORING_OP_SOCKET */
+	bool have_faults; /* rsc_fault_set() works (--enable-fault-injection) */
+	bool verbose;	  /* PROG_VERBOSE=1: print every op and event to stderr */
+	bool strict;	  /* PROG_STRICT=1: known library bugs fail too, and
+			   * the fault rules that trigger them are generated */
+};
+
+struct prog_stats {
+	unsigned long long programs, ops, scopes, acquires, releases,
+		enter_failures, early_releases, late_acquires, refused_pushes,
+		fault_rules, faults_injected, leaks, audit_findings,
+		known_trace_order, known_lost_errors;
+	int max_depth;
+};
+
+/* Make the temp dir and its files, probe the kernel. 0 or -errno. */
+int prog_env_init(struct prog_env *env);
+void prog_env_fini(struct prog_env *env);
+
+/*
+ * Decode @data into a program, run it on a fresh loop, close everything, and
+ * check the oracle. Returns 0, or -1 with the first violation in @why (the
+ * loop is still shut down, as far as it can be).
+ */
+int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
+	     struct prog_stats *st, char *why, size_t whylen);
+
+/* The figures: programs, acquires, releases, faults, leaks, depth... */
+void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out);
+
+#endif
