@@ -300,6 +300,7 @@ int rsc__push_after(struct rsc_entry *dep, const struct rsc_manager *mgr,
 	e->owned_arg = owned_arg;
 	e->dep = dep;
 	e->flags |= RSC__E_DEFERRED;
+	dep->flags |= RSC__E_HAS_DEPS; /* only such entries look for dependents */
 	e->phase = RSC__PHASE_ENTER;
 	link_entry(dep->scope, e);
 	if (entryp)
@@ -472,7 +473,8 @@ static void enter_done(struct rsc_entry *e)
 		else if (e->release_cb)
 			e->release_cb(e, e->value, e->release_data);
 	}
-	resolve_dependents(e);
+	if (e->flags & RSC__E_HAS_DEPS)
+		resolve_dependents(e);
 	if (s->state == RSC_SCOPE_UNWINDING)
 		rsc__scope_step(s);
 	if (loop->n_entering == 0 && loop->audit_pending)

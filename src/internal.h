@@ -69,6 +69,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_DEFERRED	    (1U << 14) /* enter waits for entry 'dep' to enter */
 #define RSC__E_VALUE_OF_DEP (1U << 15) /* on success its value is dep's descriptor */
 #define RSC__E_TIMED_OUT    (1U << 16) /* its enter's linked timeout fired */
+#define RSC__E_HAS_DEPS	    (1U << 17) /* some deferred entry waits for this one */
 
 /* Turns a release may wait for an SQE before it is settled as failed. */
 #define RSC__EXIT_RETRIES 1000U
