@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A fixed amount of work for instruction counting (callgrind): N rounds of
+ * one scope of 64 rsc_open()s, entered, then unwound. Wall-clock ratios live
+ * in bench.c; this one is immune to a busy machine.
+ *   pairs DIR N      (DIR holds files f0 .. f63)
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ringscope.h"
+
+int main(int argc, char **argv)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	char path[4096];
+	int round, i, n;
+
+	if (argc != 3 || (n = atoi(argv[2])) <= 0) {
+		fprintf(stderr, "usage: pairs DIR ROUNDS\n");
+		return 2;
+	}
+	if (rsc_loop_new(&loop, 512, 0) < 0)
+		return 1;
+	for (round = 0; round < n; round++) {
+		if (rsc_scope_open(loop, NULL, "pairs", &s) < 0)
+			return 1;
+		for (i = 0; i < 64; i++) {
+			snprintf(path, sizeof(path), "%s/f%d", argv[1], i);
+			if (rsc_open(s, AT_FDCWD, path, O_RDONLY, 0, 0, NULL) < 0)
+				return 1;
+		}
+		if (rsc_loop_run(loop, RSC_RUN_DEFAULT) < 0 || rsc_scope_close_wait(s, NULL) != 0)
+			return 1;
+	}
+	return rsc_loop_close(loop) < 0;
+}
