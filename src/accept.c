@@ -173,6 +173,7 @@ static int arm(struct rsc_entry *l, rsc_accept_cb cb, void *data,
 		io_uring_prep_accept(sqe, l->value, NULL, NULL, SOCK_CLOEXEC);
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	op->opcode = IORING_OP_ACCEPT;
+	rsc__inject_fault(l->scope->loop, sqe, op);
 	op->complete = accept_done;
 	op->accept_cb = cb;
 	op->io_data = data;

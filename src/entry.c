@@ -34,8 +34,6 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 
 	(void)loop;
 	(void)cqe_flags;
-	if (op->fault_res)
-		res = op->fault_res;
 	res = normalize_res(e, res);
 	if (e->phase == RSC__PHASE_ENTER) {
 		/* Ownership comes only from the acquire's own CQE. */
@@ -134,8 +132,8 @@ int rsc_entry_get_sqes(struct rsc_entry *e, unsigned n,
  * reports the error, so nothing is acquired; a release still runs and only
  * its result is replaced, as when close(2) reports EIO after closing.
  */
-static void inject_fault(struct rsc_loop *loop, struct io_uring_sqe *sqe,
-			 struct rsc_op *op)
+void rsc__inject_fault(struct rsc_loop *loop, struct io_uring_sqe *sqe,
+		       struct rsc_op *op)
 {
 #ifdef RSC_FAULT_INJECTION
 	int kind = rsc__fault_kind_of_opcode(sqe->opcode);
@@ -170,7 +168,7 @@ static void stamp_phase_sqes(struct rsc_entry *e)
 		op->closes_value = sqe->opcode == IORING_OP_CLOSE &&
 				   e->phase == RSC__PHASE_EXIT && sqe->fd == e->value &&
 				   !(sqe->flags & IOSQE_FIXED_FILE);
-		inject_fault(loop, sqe, op);
+		rsc__inject_fault(loop, sqe, op);
 		if (op->primary)
 			e->enter_opcode = op->opcode;
 		io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));

@@ -272,6 +272,9 @@ void rsc__entry_cancel(struct rsc_entry *e);
 void rsc__entry_free(struct rsc_loop *loop, struct rsc_entry *e);
 unsigned rsc__retry_exits(struct rsc_loop *loop);
 
+void rsc__inject_fault(struct rsc_loop *loop, struct io_uring_sqe *sqe,
+		       struct rsc_op *op);
+
 /* io.c */
 void rsc__io_cancel_all(struct rsc_entry *e);
 int rsc__io_check(struct rsc_entry *e, const char *fn);

@@ -350,6 +350,8 @@ static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
 		loop->undispatched -= !(flags & IORING_CQE_F_MORE);
 		return;
 	}
+	if (op->fault_res)
+		res = op->fault_res; /* injected (fault.c): the op's result is replaced */
 	fn = op->complete;
 	fn(loop, op, res, flags);
 	/* Retired only now: while its callback ran, the kernel no longer had it. */

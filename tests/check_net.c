@@ -352,6 +352,51 @@ START_TEST(accept_recovers_when_descriptors_free_up)
 }
 END_TEST
 
+START_TEST(injected_connect_failure_closes_its_socket)
+{
+	struct rsc_scope *srv, *cli;
+	struct rsc_error *err = NULL;
+	struct sockaddr_in bound;
+	int before;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	(void)listen_on_loopback(srv, 4, &bound);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_fault_set(t_loop, "connect:1:ECONNREFUSED"), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
+	ck_assert_int_eq(rsc_connect(cli, (struct sockaddr *)&bound, sizeof(bound), 0, 0, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(cli, &err), -ECONNREFUSED);
+	ck_assert_str_eq(rsc_error_op(err), "connect");
+	rsc_error_free(err);
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+}
+END_TEST
+
+START_TEST(injected_accept_shortage_backs_off_and_recovers)
+{
+	struct accepted a = { 0 };
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	int c;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = listen_on_loopback(srv, 16, &bound);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "accept:1:ENFILE"), 0);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_accept, &a), 0);
+	c = client(&bound);
+	/* The first accept fails as injected; the backoff re-arms it. */
+	run_until(&a.n, 1);
+	ck_assert_int_eq(a.errors, 1);
+	ck_assert_int_eq(a.last_err, -ENFILE);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	close(c);
+}
+END_TEST
+
 Suite *make_net_suite(void)
 {
 	Suite *s = suite_create("net");
@@ -372,6 +417,12 @@ Suite *make_net_suite(void)
 	tcase_add_test(tc, multishot_accept_gives_each_connection_its_scope);
 	tcase_add_test(tc, single_shot_accepts_one);
 	tcase_add_test(tc, closing_while_clients_connect_leaks_nothing);
+	if (rsc_fault_set(t_probe_loop(), "") == 0) {
+		tcase_add_test(tc, injected_connect_failure_closes_its_socket);
+		tcase_add_test(tc, injected_accept_shortage_backs_off_and_recovers);
+	} else {
+		printf("SKIP injected_connect/accept tests: this build has no fault injection\n");
+	}
 	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
 		printf("SKIP accept_recovers_when_descriptors_free_up: under valgrind, RLIMIT_NOFILE is not enforced on io_uring\n");
 	else

@@ -185,6 +185,20 @@ int t_count_events(enum rsc_event kind)
 	return n;
 }
 
+static struct rsc_loop *probe_loop;
+
+static void free_probe_loop(void)
+{
+	(void)!rsc_loop_close(probe_loop);
+}
+
+struct rsc_loop *t_probe_loop(void)
+{
+	if (!probe_loop && rsc_loop_new(&probe_loop, 8, 0) == 0)
+		atexit(free_probe_loop);
+	return probe_loop;
+}
+
 bool t_kernel_has(unsigned opcode)
 {
 	struct io_uring_probe *p = io_uring_get_probe();

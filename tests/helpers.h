@@ -51,6 +51,8 @@ int t_events(enum rsc_event kind, const char *scope, char *out, size_t len);
 int t_count_events(enum rsc_event kind);
 
 bool t_kernel_has(unsigned opcode);
+/* A loop for suite-build-time probes (freed at exit). */
+struct rsc_loop *t_probe_loop(void);
 
 Suite *make_loop_suite(void);
 Suite *make_scope_suite(void);
