@@ -1,0 +1,809 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Drives tools/httpd/ringscope-httpd from the outside, over loopback and a
+ * Unix socket: starts it on a kernel-chosen port, plays its clients, sends
+ * it SIGTERM, and checks its lifecycle summary and exit status. Every wait
+ * is bounded: reads have a timeout, and a condition is polled, never slept on.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <dirent.h>
+#include <limits.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BODY "Hello from ringscope\n"
+#define HEADER_MAX 8192
+#define TIMEOUT_MS 10000 /* for anything that should take milliseconds */
+
+struct server {
+	pid_t pid;
+	int out; /* its stdout */
+	char text[16384];
+	size_t len;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	int status;
+};
+
+struct client {
+	int fd;
+	char buf[16384];
+	size_t len;
+};
+
+struct response {
+	int status;
+	bool close; /* "Connection: close" */
+	char body[256];
+};
+
+static const char *test_name;
+static bool failed;
+static struct server *running; /* killed if a test gives up half-way */
+static char sock_dir[64]; /* short: a sun_path holds 108 bytes */
+
+#define CHECK(cond, ...)                                   \
+	do {                                               \
+		if (!(cond)) {                             \
+			fail(__LINE__, #cond, __VA_ARGS__); \
+			return;                            \
+		}                                          \
+	} while (0)
+
+static void fail(int line, const char *cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("FAIL %s: line %d: %s: ", test_name, line, cond);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	failed = true;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static const char *httpd_path(void)
+{
+	static char path[PATH_MAX + 64];
+	char self[PATH_MAX];
+	ssize_t n;
+
+	if (getenv("RINGSCOPE_HTTPD"))
+		return getenv("RINGSCOPE_HTTPD");
+	/* builddir/tests/httpd/check_httpd -> builddir/tools/httpd/ringscope-httpd */
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0)
+		return "ringscope-httpd";
+	self[n] = 0;
+	*strrchr(self, '/') = 0;
+	snprintf(path, sizeof(path), "%s/../../tools/httpd/ringscope-httpd", self);
+	return path;
+}
+
+/* Read what the server printed, until @until returns true or @deadline. */
+static bool read_output(struct server *s, long long deadline,
+			bool (*until)(struct server *s))
+{
+	while (!until(s)) {
+		struct pollfd p = { .fd = s->out, .events = POLLIN };
+		long long left = deadline - now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return false;
+		n = read(s->out, s->text + s->len, sizeof(s->text) - 1 - s->len);
+		if (n <= 0)
+			return until(s);
+		s->len += (size_t)n;
+		s->text[s->len] = 0;
+	}
+	return true;
+}
+
+static bool has_listening_line(struct server *s)
+{
+	const char *p = strstr(s->text, "listening on ");
+
+	return p && strchr(p, '\n');
+}
+
+static bool never(struct server *s)
+{
+	(void)s;
+	return false;
+}
+
+/* "listening on 127.0.0.1:PORT", "[::1]:PORT" or "unix:PATH" */
+static bool parse_listening(struct server *s)
+{
+	char line[256], *p, *colon;
+	struct sockaddr_in *in = (struct sockaddr_in *)&s->addr;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&s->addr;
+	struct sockaddr_un *un = (struct sockaddr_un *)&s->addr;
+
+	sscanf(strstr(s->text, "listening on ") + 13, "%255s", line);
+	memset(&s->addr, 0, sizeof(s->addr));
+	if (!strncmp(line, "unix:", 5)) {
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof(un->sun_path), "%.*s",
+			 (int)sizeof(un->sun_path) - 1, line + 5);
+		s->addrlen = sizeof(*un);
+		return true;
+	}
+	colon = strrchr(line, ':');
+	if (!colon)
+		return false;
+	*colon = 0;
+	if (line[0] == '[') {
+		p = line + 1;
+		p[strlen(p) - 1] = 0;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((unsigned short)atoi(colon + 1));
+		s->addrlen = sizeof(*in6);
+		return inet_pton(AF_INET6, p, &in6->sin6_addr) == 1;
+	}
+	in->sin_family = AF_INET;
+	in->sin_port = htons((unsigned short)atoi(colon + 1));
+	s->addrlen = sizeof(*in);
+	return inet_pton(AF_INET, line, &in->sin_addr) == 1;
+}
+
+/* Run the server with "--port 0" and @args (NULL-terminated); false if it did not listen. */
+static bool start(struct server *s, const char *const *args)
+{
+	const char *argv[24] = { "ringscope-httpd", "--addr", "127.0.0.1", "--port", "0" };
+	int pipefd[2], n = 5;
+
+	memset(s, 0, sizeof(*s));
+	while (args && *args && n < 22)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return false;
+	fflush(stdout);
+	s->pid = fork();
+	if (s->pid == 0) {
+		dup2(pipefd[1], STDOUT_FILENO);
+		execv(httpd_path(), (char *const *)argv);
+		fprintf(stderr, "exec %s: %s\n", httpd_path(), strerror(errno));
+		_exit(127);
+	}
+	close(pipefd[1]);
+	s->out = pipefd[0];
+	if (s->pid < 0)
+		return false;
+	running = s;
+	return read_output(s, now_ms() + TIMEOUT_MS, has_listening_line) && parse_listening(s);
+}
+
+/* Wait for the server's exit (it has been signalled); false if it hangs. */
+static bool reap(struct server *s)
+{
+	long long deadline = now_ms() + TIMEOUT_MS;
+	pid_t r;
+
+	/* Its stdout closes when it exits: read the summary up to there. */
+	(void)read_output(s, deadline, never);
+	while ((r = waitpid(s->pid, &s->status, WNOHANG)) == 0 && now_ms() < deadline) {
+		struct pollfd p = { .fd = -1 };
+
+		poll(&p, 0, 5);
+	}
+	close(s->out);
+	if (r != s->pid)
+		return false;
+	running = NULL;
+	return true;
+}
+
+static bool stop(struct server *s)
+{
+	return kill(s->pid, SIGTERM) == 0 && reap(s);
+}
+
+static void kill_running(void)
+{
+	if (running) {
+		kill(running->pid, SIGKILL);
+		waitpid(running->pid, NULL, 0);
+		close(running->out);
+		running = NULL;
+	}
+}
+
+/* A number that follows @label in the summary, or -1. */
+static long long summary_value(const struct server *s, const char *label)
+{
+	const char *p = strstr(s->text, label);
+
+	return p ? strtoll(p + strlen(label), NULL, 10) : -1;
+}
+
+/* The summary every clean exit ends with: all closed, audit silent, fds back. */
+#define CHECK_CLEAN_EXIT(s)                                                              \
+	do {                                                                             \
+		CHECK(WIFEXITED((s)->status) && WEXITSTATUS((s)->status) == 0,           \
+		      "exit status 0x%x; output:\n%s", (s)->status, (s)->text);          \
+		CHECK(summary_value(s, "accepted ") == summary_value(s, "closed ") &&    \
+			      summary_value(s, "accepted ") >= 0,                        \
+		      "%s", (s)->text);                                                  \
+		CHECK(strstr((s)->text, ": 0 findings"), "%s", (s)->text);               \
+	} while (0)
+
+static int connect_to(const struct server *s)
+{
+	struct timeval tv = { .tv_sec = TIMEOUT_MS / 1000 };
+	int fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (const struct sockaddr *)&s->addr, s->addrlen) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static bool dial(const struct server *s, struct client *c)
+{
+	c->len = 0;
+	c->fd = connect_to(s);
+	return c->fd >= 0;
+}
+
+static bool send_str(struct client *c, const char *str)
+{
+	size_t len = strlen(str), off = 0;
+
+	while (off < len) {
+		ssize_t n = send(c->fd, str + off, len - off, MSG_NOSIGNAL);
+
+		if (n <= 0)
+			return false;
+		off += (size_t)n;
+	}
+	return true;
+}
+
+/* One response off the connection (keeping what follows it); false on EOF or timeout. */
+static bool get_response(struct client *c, struct response *r)
+{
+	char *end, *cl, *p;
+	size_t head, body;
+
+	for (;;) {
+		c->buf[c->len] = 0;
+		end = strstr(c->buf, "\r\n\r\n");
+		if (end) {
+			head = (size_t)(end + 4 - c->buf);
+			cl = strcasestr(c->buf, "\r\nContent-Length: ");
+			body = cl && cl < end ? strtoul(cl + 18, NULL, 10) : 0;
+			if (c->len >= head + body)
+				break;
+		}
+		ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, 0);
+
+		if (n <= 0)
+			return false;
+		c->len += (size_t)n;
+	}
+	memset(r, 0, sizeof(*r));
+	if (sscanf(c->buf, "HTTP/1.1 %d ", &r->status) != 1)
+		return false;
+	*end = 0;
+	p = strcasestr(c->buf, "\r\nConnection: close");
+	r->close = p != NULL;
+	snprintf(r->body, sizeof(r->body), "%.*s", (int)body, end + 4);
+	c->len -= head + body;
+	memmove(c->buf, c->buf + head + body, c->len);
+	return true;
+}
+
+/* The server closed its end: EOF (or a reset) within @ms, and nothing else came. */
+static bool closed_within(struct client *c, int ms)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+	char byte;
+
+	if (c->len || poll(&p, 1, ms) != 1)
+		return false;
+	ssize_t n = recv(c->fd, &byte, 1, MSG_DONTWAIT);
+
+	return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+static void hang_up(struct client *c)
+{
+	close(c->fd);
+	c->fd = -1;
+}
+
+static const char get_root[] = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+
+/* Descriptors the server holds now, from /proc/PID/fd. */
+static int server_fds(const struct server *s)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)s->pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)))
+		n += d->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+static bool wait_server_fds(const struct server *s, int want)
+{
+	long long deadline = now_ms() + TIMEOUT_MS;
+
+	while (server_fds(s) != want) {
+		struct pollfd p = { .fd = -1 };
+
+		if (now_ms() > deadline)
+			return false;
+		poll(&p, 0, 5);
+	}
+	return true;
+}
+
+/* Stopping accepting follows the signal: new connections are refused once it has. */
+static bool wait_refused(const struct server *s)
+{
+	long long deadline = now_ms() + TIMEOUT_MS;
+	int fd;
+
+	while ((fd = connect_to(s)) >= 0 || fd != -ECONNREFUSED) {
+		struct pollfd p = { .fd = -1 };
+
+		if (fd >= 0)
+			close(fd);
+		if (now_ms() > deadline)
+			return false;
+		poll(&p, 0, 5);
+	}
+	return true;
+}
+
+static void get_root_answers_200(void)
+{
+	struct server s;
+	struct client c;
+	struct response r;
+
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect: %s", strerror(errno));
+	CHECK(send_str(&c, get_root) && get_response(&c, &r), "no response");
+	CHECK(r.status == 200 && !r.close, "status %d close %d", r.status, r.close);
+	CHECK(!strcmp(r.body, BODY), "body '%s'", r.body);
+	/* Parsable, but not GET /: answered, and the connection stays. */
+	CHECK(send_str(&c, "GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n") && get_response(&c, &r) &&
+		      r.status == 404 && !r.close, "status %d", r.status);
+	CHECK(send_str(&c, "DELETE / HTTP/1.1\r\nHost: t\r\n\r\n") && get_response(&c, &r) &&
+		      r.status == 405 && !r.close, "status %d", r.status);
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(strstr(s.text, "requests: 3 served (200: 1, 400: 0, 404: 1, 405: 1, 431: 0)"),
+	      "%s", s.text);
+}
+
+static void keep_alive_serves_several_requests(void)
+{
+	struct server s;
+	struct client c;
+	struct response r;
+	int i;
+
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect: %s", strerror(errno));
+	for (i = 0; i < 5; i++) {
+		CHECK(send_str(&c, get_root) && get_response(&c, &r), "request %d: no response", i);
+		CHECK(r.status == 200 && !r.close && !strcmp(r.body, BODY), "request %d", i);
+	}
+	/* Three pipelined in one write: three responses, in order. */
+	CHECK(send_str(&c, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /x HTTP/1.1\r\nHost: t\r\n\r\n"
+			   "GET / HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\n\r\n"),
+	      "send");
+	CHECK(get_response(&c, &r) && r.status == 200, "pipelined 1");
+	CHECK(get_response(&c, &r) && r.status == 404, "pipelined 2");
+	CHECK(get_response(&c, &r) && r.status == 200 && !r.close, "pipelined 3");
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "accepted ") == 1 && summary_value(&s, "requests: ") == 8,
+	      "%s", s.text);
+}
+
+static void connection_close_is_honoured(void)
+{
+	struct server s;
+	struct client c;
+	struct response r;
+
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect");
+	CHECK(send_str(&c, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n") &&
+		      get_response(&c, &r), "no response");
+	CHECK(r.status == 200 && r.close, "status %d close %d", r.status, r.close);
+	CHECK(closed_within(&c, TIMEOUT_MS), "the server kept the connection");
+	hang_up(&c);
+	/* HTTP/1.0 closes unless asked to keep alive. */
+	CHECK(dial(&s, &c), "connect");
+	CHECK(send_str(&c, "GET / HTTP/1.0\r\n\r\n") && get_response(&c, &r) && r.close,
+	      "1.0 response");
+	CHECK(closed_within(&c, TIMEOUT_MS), "HTTP/1.0 connection kept");
+	hang_up(&c);
+	CHECK(dial(&s, &c), "connect");
+	CHECK(send_str(&c, "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n") &&
+		      get_response(&c, &r) && !r.close, "1.0 keep-alive response");
+	CHECK(send_str(&c, get_root) && get_response(&c, &r) && r.status == 200, "again");
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+}
+
+static void bad_request_gets_400_and_close(void)
+{
+	static const char *const bad[] = {
+		"GARBAGE\r\n\r\n",
+		"GET / HTTP/1.1\r\n\r\n",				     /* no Host */
+		"GET / HTTP/2.0\r\nHost: t\r\n\r\n",			     /* version */
+		"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n",	     /* name */
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n", /* a body */
+	};
+	struct server s;
+	struct client c;
+	struct response r;
+	unsigned i;
+
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(dial(&s, &c), "connect");
+		/* One write, all read by the server: its close is a FIN, not a reset. */
+		CHECK(send_str(&c, bad[i]) && get_response(&c, &r), "request %u: no response", i);
+		CHECK(r.status == 400 && r.close, "request %u: status %d", i, r.status);
+		CHECK(closed_within(&c, TIMEOUT_MS), "request %u: connection kept", i);
+		hang_up(&c);
+	}
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "400: ") == 5, "%s", s.text);
+}
+
+static void oversize_headers_get_431(void)
+{
+	static char big[HEADER_MAX + 1];
+	struct server s;
+	struct client c;
+	struct response r;
+	size_t n;
+
+	/* Exactly the limit and no blank line: the server reads all of it, then answers. */
+	n = (size_t)snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: t\r\nX-Big: ");
+	memset(big + n, 'a', HEADER_MAX - n);
+	big[HEADER_MAX] = 0;
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect");
+	CHECK(send_str(&c, big) && get_response(&c, &r), "no response");
+	CHECK(r.status == 431 && r.close, "status %d", r.status);
+	CHECK(closed_within(&c, TIMEOUT_MS), "connection kept");
+	hang_up(&c);
+	/* Just under it is fine. */
+	n = (size_t)snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: t\r\nX-Big: ");
+	memset(big + n, 'a', HEADER_MAX - n - 4);
+	memcpy(big + HEADER_MAX - 4, "\r\n\r\n", 5);
+	CHECK(dial(&s, &c), "connect");
+	CHECK(send_str(&c, big) && get_response(&c, &r) && r.status == 200, "8 KiB request");
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+}
+
+static void idle_client_is_closed(void)
+{
+	static const char *const args[] = { "--idle-timeout", "200", NULL };
+	struct server s;
+	struct client c, d;
+	struct response r;
+	long long t0;
+
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	t0 = now_ms();
+	CHECK(dial(&s, &c), "connect");
+	CHECK(dial(&s, &d), "connect");
+	CHECK(send_str(&d, get_root) && get_response(&d, &r) && r.status == 200, "request");
+	CHECK(closed_within(&c, TIMEOUT_MS), "a silent client stayed");
+	CHECK(now_ms() - t0 >= 150, "closed after %lld ms only", now_ms() - t0);
+	CHECK(closed_within(&d, TIMEOUT_MS), "an idle keep-alive client stayed");
+	hang_up(&c);
+	hang_up(&d);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "idle timeouts ") == 2, "%s", s.text);
+}
+
+static void disconnect_mid_request_releases_its_scope(void)
+{
+	struct server s;
+	struct client c;
+	struct response r;
+	int base, i;
+
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	base = server_fds(&s);
+	for (i = 0; i < 5; i++) {
+		CHECK(dial(&s, &c), "connect");
+		CHECK(send_str(&c, "GET / HTTP/1.1\r\nHo"), "send");
+		CHECK(wait_server_fds(&s, base + 1), "not accepted: %d fds", server_fds(&s));
+		hang_up(&c);
+		/* Its recv ends (EOF), its scope closes, the descriptor goes. */
+		CHECK(wait_server_fds(&s, base), "still %d fds, %d before", server_fds(&s), base);
+	}
+	CHECK(dial(&s, &c), "connect");
+	CHECK(send_str(&c, get_root) && get_response(&c, &r) && r.status == 200, "still serving");
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "accepted ") == 6, "%s", s.text);
+}
+
+#define N_MID 8
+
+static void sigterm_mid_request_is_graceful(void)
+{
+	/* Long enough for the finishing half even on a slow, sanitized run. */
+	static const char *const args[] = { "--grace", "3000", NULL };
+	static const char first_and_half[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\n";
+	struct server s;
+	struct client c[N_MID], idle;
+	struct response r;
+	int i;
+
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	/*
+	 * One write each: a request and half of the next. Once the first
+	 * response is back, the server holds the half: mid-request.
+	 */
+	for (i = 0; i < N_MID; i++) {
+		CHECK(dial(&s, &c[i]), "connect %d", i);
+		CHECK(send_str(&c[i], first_and_half) && get_response(&c[i], &r) &&
+			      r.status == 200 && !r.close, "client %d", i);
+	}
+	CHECK(dial(&s, &idle), "connect");
+	CHECK(send_str(&idle, get_root) && get_response(&idle, &r), "idle client");
+	CHECK(kill(s.pid, SIGTERM) == 0, "kill");
+	CHECK(wait_refused(&s), "still accepting after SIGTERM");
+	/* Between requests: closed at once. */
+	CHECK(closed_within(&idle, TIMEOUT_MS), "idle connection kept");
+	/* Half finish their request: answered, with Connection: close. */
+	for (i = 0; i < N_MID / 2; i++) {
+		CHECK(send_str(&c[i], "Host: t\r\n\r\n") && get_response(&c[i], &r), "client %d", i);
+		CHECK(r.status == 200 && r.close, "client %d: status %d close %d", i, r.status,
+		      r.close);
+		CHECK(closed_within(&c[i], TIMEOUT_MS), "client %d kept", i);
+	}
+	/* The others never do: closed when the grace period ends. */
+	for (; i < N_MID; i++)
+		CHECK(closed_within(&c[i], TIMEOUT_MS), "client %d kept", i);
+	CHECK(reap(&s), "no exit");
+	for (i = 0; i < N_MID; i++)
+		hang_up(&c[i]);
+	hang_up(&idle);
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "cut at the deadline ") == N_MID / 2, "%s", s.text);
+	CHECK(summary_value(&s, "requests: ") == N_MID + 1 + N_MID / 2, "%s", s.text);
+}
+
+static void second_signal_closes_at_once(void)
+{
+	static const char *const args[] = { "--grace", "60000", NULL };
+	struct server s;
+	struct client c;
+	struct response r;
+	long long t0;
+
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect");
+	CHECK(send_str(&c, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\n") &&
+		      get_response(&c, &r), "first request");
+	t0 = now_ms();
+	CHECK(kill(s.pid, SIGTERM) == 0, "kill");
+	CHECK(wait_refused(&s), "still accepting after SIGTERM");
+	CHECK(kill(s.pid, SIGINT) == 0, "kill");
+	CHECK(reap(&s), "no exit after a second signal");
+	CHECK(now_ms() - t0 < TIMEOUT_MS, "took %lld ms", now_ms() - t0);
+	CHECK(closed_within(&c, TIMEOUT_MS), "connection kept");
+	hang_up(&c);
+	CHECK_CLEAN_EXIT(&s);
+}
+
+static void max_conns_closes_the_excess(void)
+{
+	static const char *const args[] = { "--max-conns", "2", NULL };
+	struct server s;
+	struct client c[3];
+	struct response r;
+	int i, base;
+
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	base = server_fds(&s);
+	for (i = 0; i < 2; i++) {
+		CHECK(dial(&s, &c[i]), "connect");
+		CHECK(send_str(&c[i], get_root) && get_response(&c[i], &r), "client %d", i);
+	}
+	CHECK(dial(&s, &c[2]), "connect");
+	CHECK(closed_within(&c[2], TIMEOUT_MS), "a third connection was kept");
+	hang_up(&c[2]);
+	CHECK(wait_server_fds(&s, base + 2), "%d fds, %d before", server_fds(&s), base);
+	/* Below the limit again (once the server has seen the hang-up): served. */
+	hang_up(&c[0]);
+	CHECK(wait_server_fds(&s, base + 1), "%d fds, %d before", server_fds(&s), base);
+	CHECK(dial(&s, &c[0]) && send_str(&c[0], get_root) && get_response(&c[0], &r) &&
+		      r.status == 200, "not served below the limit");
+	hang_up(&c[0]);
+	hang_up(&c[1]);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "refused ") >= 1, "%s", s.text);
+}
+
+static void serves_ipv6_and_unix_sockets(void)
+{
+	char path[128];
+	const char *args[] = { "--unix", path, NULL };
+	const char *args6[] = { "--addr", "::1", NULL };
+	struct server s;
+	struct client c;
+	struct response r;
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/httpd.sock", sock_dir);
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	CHECK(s.addr.ss_family == AF_UNIX, "%s", s.text);
+	CHECK(dial(&s, &c) && send_str(&c, get_root) && get_response(&c, &r) && r.status == 200,
+	      "unix GET");
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(stat(path, &st) < 0 && errno == ENOENT, "socket file left");
+
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		printf("SKIP %s (IPv6 part): no IPv6\n", test_name);
+		return;
+	}
+	close(fd);
+	if (!start(&s, args6)) {
+		kill_running();
+		printf("SKIP %s (IPv6 part): cannot listen on ::1\n", test_name);
+		return;
+	}
+	CHECK(s.addr.ss_family == AF_INET6, "%s", s.text);
+	CHECK(dial(&s, &c) && send_str(&c, get_root) && get_response(&c, &r) && r.status == 200,
+	      "IPv6 GET");
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+}
+
+static void full_audit_stays_silent(void)
+{
+	static const char *const args[] = { "--audit", "full", NULL };
+	struct server s;
+	struct client c[4];
+	struct response r;
+	int i;
+
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	for (i = 0; i < 4; i++)
+		CHECK(dial(&s, &c[i]) && send_str(&c[i], get_root) && get_response(&c[i], &r),
+		      "client %d", i);
+	hang_up(&c[0]);
+	CHECK(send_str(&c[1], "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n") &&
+		      get_response(&c[1], &r) && closed_within(&c[1], TIMEOUT_MS), "close");
+	CHECK(stop(&s), "no exit after SIGTERM");
+	for (i = 1; i < 4; i++)
+		hang_up(&c[i]);
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(strstr(s.text, "audit (full): 0 findings"), "%s", s.text);
+}
+
+static bool kernel_has(struct io_uring_probe *p, int op, const char *name)
+{
+	if (p && io_uring_opcode_supported(p, op))
+		return true;
+	printf("SKIP check_httpd: kernel lacks %s\n", name);
+	return false;
+}
+
+int main(void)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} tests[] = {
+#define T(f) { #f, f }
+		T(get_root_answers_200),
+		T(keep_alive_serves_several_requests),
+		T(connection_close_is_honoured),
+		T(bad_request_gets_400_and_close),
+		T(oversize_headers_get_431),
+		T(idle_client_is_closed),
+		T(disconnect_mid_request_releases_its_scope),
+		T(sigterm_mid_request_is_graceful),
+		T(second_signal_closes_at_once),
+		T(max_conns_closes_the_excess),
+		T(serves_ipv6_and_unix_sockets),
+		T(full_audit_stays_silent),
+	};
+	const char *only = getenv("HTTPD_TEST");
+	struct io_uring_probe *probe = io_uring_get_probe();
+	unsigned i, ran = 0, n_failed = 0;
+	bool ok;
+
+	ok = kernel_has(probe, IORING_OP_SOCKET, "IORING_OP_SOCKET") &&
+	     kernel_has(probe, IORING_OP_ACCEPT, "IORING_OP_ACCEPT");
+	if (probe)
+		io_uring_free_probe(probe);
+	if (!ok)
+		return 77;
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(sock_dir, sizeof(sock_dir), "/tmp/httpd-test.XXXXXX");
+	if (!mkdtemp(sock_dir)) {
+		perror("mkdtemp");
+		return 99;
+	}
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		long long t0 = now_ms();
+
+		if (only && strcmp(only, tests[i].name))
+			continue;
+		test_name = tests[i].name;
+		failed = false;
+		tests[i].fn();
+		kill_running();
+		ran++;
+		n_failed += failed;
+		printf("%s %s (%lld ms)\n", failed ? "FAIL" : "PASS", test_name, now_ms() - t0);
+		fflush(stdout);
+	}
+	rmdir(sock_dir);
+	printf("%u%%: httpd checks: %u, failures: %u\n", ran ? 100 * (ran - n_failed) / ran : 0,
+	       ran, n_failed);
+	return n_failed ? 1 : 0;
+}
