@@ -43,6 +43,11 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 		} else if (op->opcode == IORING_OP_LINK_TIMEOUT && res == -ETIME) {
 			e->flags |= RSC__E_TIMED_OUT; /* the primary's -ECANCELED is a timeout */
 		}
+		if (res < 0 && res != -ECANCELED && !e->enter_err &&
+		    (e->flags & RSC__E_ALL_OR_NONE)) {
+			e->enter_err = res; /* e.g. LISTEN failing after BIND succeeded */
+			e->enter_err_opcode = op->opcode;
+		}
 	} else {
 		if (op->closes_value)
 			e->close_res = res; /* the kernel's word for the audit */
@@ -432,6 +437,10 @@ static void enter_done(struct rsc_entry *e)
 
 	if (e->value == -ECANCELED && (e->flags & RSC__E_TIMED_OUT))
 		e->value = -ETIMEDOUT;
+	if (e->enter_err && (e->value >= 0 || e->value == -ECANCELED)) {
+		e->value = e->enter_err;
+		e->enter_opcode = e->enter_err_opcode;
+	}
 	if (e->value >= 0 && (e->flags & RSC__E_VALUE_OF_DEP))
 		e->value = e->dep->value; /* e.g. a connect: the connected socket */
 	e->phase = RSC__PHASE_NONE;

@@ -75,6 +75,8 @@ static const char *const opcode_names[] = {
 	[IORING_OP_OPENAT2] = "openat2",
 	[IORING_OP_SHUTDOWN] = "shutdown",
 	[IORING_OP_SOCKET] = "socket",
+	[RSC__OP_BIND] = "bind",
+	[RSC__OP_LISTEN] = "listen",
 };
 
 const char *rsc__opcode_name(unsigned opcode)

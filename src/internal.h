@@ -70,6 +70,11 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_VALUE_OF_DEP (1U << 15) /* on success its value is dep's descriptor */
 #define RSC__E_TIMED_OUT    (1U << 16) /* its enter's linked timeout fired */
 #define RSC__E_HAS_DEPS	    (1U << 17) /* some deferred entry waits for this one */
+#define RSC__E_ALL_OR_NONE  (1U << 18) /* its enter fails if any of its SQEs fails */
+
+/* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
+#define RSC__OP_BIND 56U
+#define RSC__OP_LISTEN 57U
 
 /* Turns a release may wait for an SQE before it is settled as failed. */
 #define RSC__EXIT_RETRIES 1000U
@@ -88,6 +93,8 @@ struct rsc_entry {
 	unsigned phase_ops; /* ops of the current phase still in flight */
 	struct rsc_op *enter_op;
 	uint8_t enter_opcode;
+	int enter_err;	      /* RSC__E_ALL_OR_NONE: first failure among its SQEs */
+	uint8_t enter_err_opcode;
 	int close_res; /* CQE of the exit's IORING_OP_CLOSE of value; 1 if none */
 	rsc_entry_cb enter_cb, release_cb;
 	void *enter_data, *release_data;

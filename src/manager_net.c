@@ -43,15 +43,40 @@ static int connect_enter(struct rsc_entry *e, void *arg)
 	return 0;
 }
 
-/* Configuration, not acquisition: the socket itself came through the ring. */
+/*
+ * Configuration, not acquisition: the socket itself came through the ring.
+ * SO_REUSEADDR is a syscall (liburing 2.3 has no setsockopt op); bind and
+ * listen are IORING_OP_BIND linked to IORING_OP_LISTEN where the kernel has
+ * them (Linux 6.11), else syscalls too.
+ */
 static int listen_enter(struct rsc_entry *e, void *arg)
 {
 	struct net_args *a = arg;
-	int fd = e->dep->value, one = 1;
+	struct rsc_loop *loop = e->scope->loop;
+	struct io_uring_sqe *sqe[2];
+	int fd = e->dep->value, one = 1, ret;
 
 	if (a->addr.ss_family != AF_UNIX &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		return rsc__entry_complete_with(e, -errno, "setsockopt");
+	if (rsc__opcode_supported(loop, RSC__OP_BIND) && loop->probe &&
+	    rsc__opcode_supported(loop, RSC__OP_LISTEN) &&
+	    loop->probe->last_op >= RSC__OP_LISTEN) {
+		ret = rsc_entry_get_sqes(e, 2, sqe);
+		if (ret < 0)
+			return ret;
+		/* By hand, as the kernel reads them (io_uring/net.c io_bind_prep). */
+		sqe[0]->opcode = RSC__OP_BIND;
+		sqe[0]->fd = fd;
+		sqe[0]->addr = (unsigned long)&a->addr;
+		sqe[0]->addr2 = a->addrlen;
+		sqe[0]->flags = IOSQE_IO_LINK;
+		sqe[1]->opcode = RSC__OP_LISTEN;
+		sqe[1]->fd = fd;
+		sqe[1]->len = (unsigned)a->backlog;
+		e->flags |= RSC__E_ALL_OR_NONE;
+		return 0;
+	}
 	if (bind(fd, (struct sockaddr *)&a->addr, a->addrlen) < 0)
 		return rsc__entry_complete_with(e, -errno, "bind");
 	if (listen(fd, a->backlog) < 0)
