@@ -96,8 +96,7 @@ static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			op->accept_cb(l, -ENOMEM, NULL, NULL, op->io_data);
 	} else
 		op->accept_cb(l, -ECANCELED, NULL, NULL, op->io_data);
-	if (l->n_io == 0 && (l->flags & RSC__E_DRAINING))
-		rsc__entry_start_exit(l);
+	rsc__io_settled(l);
 }
 
 /* After a shortage: wait (doubling), then accept again, tracked meanwhile. */
@@ -142,8 +141,7 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		return;
 	/* Its last CQE: the listener stops tracking it (the op is freed after). */
 	rsc__io_unlink(op);
-	if (res >= -516 && res <= -512)
-		res = -EINTR; /* -ERESTARTSYS & co from io-wq: never shown as such */
+	res = rsc__real_errno(res, false);
 	if (res == -ECANCELED || (res < 0 && stopping)) {
 		op->accept_cb(l, -ECANCELED, NULL, NULL, op->io_data);
 	} else if (res < 0) {
@@ -155,8 +153,7 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		if (arm(l, op->accept_cb, op->io_data, op->accept_flags, 0) < 0)
 			op->accept_cb(l, -ENOMEM, NULL, NULL, op->io_data);
 	}
-	if (l->n_io == 0 && (l->flags & RSC__E_DRAINING))
-		rsc__entry_start_exit(l);
+	rsc__io_settled(l);
 }
 
 static int arm(struct rsc_entry *l, rsc_accept_cb cb, void *data,

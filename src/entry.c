@@ -15,18 +15,6 @@ static bool entry_is_live(const struct rsc_entry *e)
 static void enter_done(struct rsc_entry *e);
 static void exit_done(struct rsc_entry *e);
 
-/*
- * An io-wq op interrupted by a cancel can complete with the kernel-internal
- * -ERESTARTSYS family (512..516: include/linux/errno.h), seen here on a
- * blocking FIFO openat. Callers only ever see real errnos.
- */
-static int normalize_res(const struct rsc_entry *e, int res)
-{
-	if (res > -512 || res < -516)
-		return res;
-	return (e->flags & RSC__E_CANCEL_SENT) ? -ECANCELED : -EINTR;
-}
-
 static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			      int res, unsigned cqe_flags)
 {
@@ -34,7 +22,7 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 
 	(void)loop;
 	(void)cqe_flags;
-	res = normalize_res(e, res);
+	res = rsc__real_errno(res, e->flags & RSC__E_CANCEL_SENT);
 	if (e->phase == RSC__PHASE_ENTER) {
 		/* Ownership comes only from the acquire's own CQE. */
 		if (op->primary) {
@@ -227,7 +215,8 @@ static struct rsc_entry *new_entry(struct rsc_scope *s, const struct rsc_manager
 	return e;
 }
 
-static void link_entry(struct rsc_scope *s, struct rsc_entry *e)
+/* Newest at the tail: the unwind walks back from there. */
+static void append_entry(struct rsc_scope *s, struct rsc_entry *e)
 {
 	e->prev = s->entries_tail;
 	if (s->entries_tail)
@@ -235,6 +224,11 @@ static void link_entry(struct rsc_scope *s, struct rsc_entry *e)
 	else
 		s->entries_head = e;
 	s->entries_tail = e;
+}
+
+static void link_entry(struct rsc_scope *s, struct rsc_entry *e)
+{
+	append_entry(s, e);
 	s->n_entering++;
 	s->loop->n_entering++;
 }
@@ -332,12 +326,7 @@ struct rsc_entry *rsc__adopt(struct rsc_scope *s, const struct rsc_manager *mgr,
 		return NULL;
 	e->state = RSC_ENTERED;
 	e->value = fd;
-	e->prev = s->entries_tail;
-	if (s->entries_tail)
-		s->entries_tail->next = e;
-	else
-		s->entries_head = e;
-	s->entries_tail = e;
+	append_entry(s, e);
 	loop->counters[RSC_CTR_ACQUIRED]++;
 	if (loop->audit_level == RSC_AUDIT_FULL)
 		rsc__audit_record(loop, e);

@@ -287,6 +287,7 @@ void rsc__io_cancel_all(struct rsc_entry *e);
 int rsc__io_check(struct rsc_entry *e, const char *fn);
 struct rsc_op *rsc__io_op(struct rsc_entry *e, struct io_uring_sqe **sqep);
 void rsc__io_unlink(struct rsc_op *op);
+void rsc__io_settled(struct rsc_entry *e);
 
 /* entry.c: a descriptor someone else acquired, owned from now on */
 struct rsc_entry *rsc__adopt(struct rsc_scope *s, const struct rsc_manager *mgr,
@@ -321,6 +322,18 @@ int rsc__audit_open_proc_dir(struct rsc_loop *loop);
 void rsc__audit_free(struct rsc_loop *loop);
 void rsc__audit_register(struct rsc_loop *loop);
 void rsc__audit_unregister(struct rsc_loop *loop);
+
+/*
+ * An io-wq op interrupted by a cancel can complete with the kernel-internal
+ * -ERESTARTSYS family (512..516: include/linux/errno.h), seen on a blocking
+ * FIFO openat. Callers only ever see real errnos.
+ */
+static inline int rsc__real_errno(int res, bool cancelled)
+{
+	if (res > -512 || res < -516)
+		return res;
+	return cancelled ? -ECANCELED : -EINTR;
+}
 
 /* Argument checks that also say what was wrong. */
 #define RSC__CHECK_ARG(cond, ...)                   \

@@ -8,14 +8,6 @@
 
 #include "internal.h"
 
-/* A cancelled io-wq op may report -ERESTARTSYS & co (see entry.c). */
-static int normalize(const struct rsc_entry *e, int res)
-{
-	if (res > -512 || res < -516)
-		return res;
-	return (e->flags & RSC__E_DRAINING) ? -ECANCELED : -EINTR;
-}
-
 /* The op's final CQE came: the entry stops tracking it. */
 void rsc__io_unlink(struct rsc_op *op)
 {
@@ -40,9 +32,16 @@ static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 	(void)cqe_flags;
 	rsc__io_unlink(op);
 	/* The final CQE: the buffer goes back to the caller with the result. */
-	op->io_cb(e, normalize(e, res), op->io_buf, op->io_data);
+	op->io_cb(e, rsc__real_errno(res, e->flags & RSC__E_DRAINING), op->io_buf,
+		  op->io_data);
+	rsc__io_settled(e);
+}
+
+/* After an op's final CQE: a release waiting for the last one goes on now. */
+void rsc__io_settled(struct rsc_entry *e)
+{
 	if (e->n_io == 0 && (e->flags & RSC__E_DRAINING))
-		rsc__entry_start_exit(e); /* drained: now the release itself */
+		rsc__entry_start_exit(e);
 }
 
 /* Checks every tracked op shares: a live, entered entry of an open scope. */
