@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include <liburing.h>
+
+/* Only custom managers fill SQEs: they include <liburing.h> themselves. */
+struct io_uring_sqe;
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,6 +27,15 @@ extern "C" {
 /* Longest scope name, including the terminating NUL. */
 #define RSC_NAME_MAX 64
 
+/*
+ * Handles. A loop is a pointer, freed by rsc_loop_close()/rsc_loop_shutdown().
+ * Scope and entry handles are opaque values, not pointers: each names one
+ * object for its whole life, and once that object is freed every call with
+ * the handle returns -ESTALE (man 7 ringscope, HANDLES), even after the
+ * runtime has reused its memory. Ownership of a descriptor moves only by
+ * the calls that say so: rsc_adopt, rsc_entry_detach, rsc_entry_move,
+ * rsc_scope_move.
+ */
 struct rsc_loop;
 struct rsc_scope;
 struct rsc_entry;
@@ -110,8 +121,9 @@ RSC_EXTERN int rsc_loop_features(const struct rsc_loop *loop);
 /*
  * Submit what is prepared and dispatch completions. Returns 1 if something
  * is still alive (ops in flight, scopes unwinding, callbacks due), 0 if not,
- * -EBUSY if called from one of the loop's callbacks, or -errno if the ring
- * failed.
+ * -EDEADLK if called from inside any of the loop's callbacks or manager
+ * hooks (wherever it runs: from the loop, or inside rsc_push() or
+ * rsc_entry_release()), or -errno if the ring failed.
  */
 RSC_EXTERN int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode);
 
@@ -121,7 +133,8 @@ RSC_EXTERN int rsc_loop_alive(const struct rsc_loop *loop);
 /*
  * Free a loop that has no open scope and no callback due. Ops the runtime
  * still has in flight on its own (a cancel whose target completed first)
- * are drained first. Returns -EBUSY (and frees nothing) otherwise.
+ * are drained first. Returns -EBUSY (and frees nothing) otherwise, or
+ * -EDEADLK from inside a callback or hook.
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_loop_close(struct rsc_loop *loop);
 
@@ -130,8 +143,8 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_loop_close(struct rsc_loop *loop);
  * run until every release has completed, drain the CQ, then free the loop.
  * Returns the combined status (0 or the -errno of the newest error left);
  * if @errp is not NULL it receives the error chain (free it with
- * rsc_error_free()), or NULL. -EBUSY from inside a callback; if the ring
- * fails, its -errno is returned and the loop is not freed.
+ * rsc_error_free()), or NULL. -EDEADLK from inside a callback or hook; if
+ * the ring fails, its -errno is returned and the loop is not freed.
  */
 RSC_EXTERN int rsc_loop_shutdown(struct rsc_loop *loop,
 				 struct rsc_error **errp);
@@ -149,6 +162,8 @@ RSC_EXTERN int rsc_loop_set_trace(struct rsc_loop *loop, rsc_trace_cb cb,
 /* Value of one counter (>= 0), or -EINVAL. */
 RSC_EXTERN long long rsc_loop_counter(const struct rsc_loop *loop,
 				      enum rsc_counter which);
+/* The counter's name, e.g. "sqes" for RSC_CTR_SQES; NULL if out of range. */
+RSC_EXTERN const char *rsc_counter_name(enum rsc_counter which);
 
 /*
  * Scopes. A scope is a chain of entries plus child scopes that unwinds
@@ -175,7 +190,8 @@ typedef void (*rsc_scope_close_cb)(struct rsc_scope *scope, int status,
 /*
  * Open a scope named @name (at most RSC_NAME_MAX - 1 bytes, copied) under
  * @parent, or at the top of the loop when @parent is NULL.
- * Errors: -EINVAL, -ENAMETOOLONG, -ESHUTDOWN (parent unwinding), -ENOMEM.
+ * Errors: -EINVAL, -ESTALE (@parent freed), -EXDEV (@parent on another
+ * loop), -ENAMETOOLONG, -ESHUTDOWN (parent unwinding), -ENOMEM.
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_scope_open(struct rsc_loop *loop,
 					     struct rsc_scope *parent,
@@ -188,7 +204,7 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_scope_open(struct rsc_loop *loop,
  * scopes newest first, then release entries newest first. @cb (may be NULL)
  * runs from the loop when everything has been released; after it returns
  * the scope is freed. If this call fails, @cb is never called.
- * Errors: -EINVAL, -EALREADY (close already requested).
+ * Errors: -EINVAL, -ESTALE, -EALREADY (close already requested).
  */
 RSC_EXTERN int rsc_scope_close(struct rsc_scope *scope, rsc_scope_close_cb cb,
 			       void *data);
@@ -196,10 +212,48 @@ RSC_EXTERN int rsc_scope_close(struct rsc_scope *scope, rsc_scope_close_cb cb,
 /*
  * Blocking helper: close @scope and run the loop until it has unwound.
  * Returns the status; *@errp (if not NULL) gets the chain or NULL.
- * Errors: -EINVAL, -EALREADY, -EDEADLK (inside a loop callback).
+ * Errors: -EINVAL, -ESTALE, -EALREADY, -EDEADLK (inside a callback or hook).
  */
 RSC_EXTERN int rsc_scope_close_wait(struct rsc_scope *scope,
 				    struct rsc_error **errp);
+
+/*
+ * The body failed (AsyncExitStack's body raising): start the unwind of
+ * @scope with @err (a -errno) pending, named by @op (copied; NULL: "fail")
+ * and the scope. It starts on the loop's next turn; every exit sees the
+ * error and may suppress it. The scope then waits for rsc_scope_close()
+ * (or its parent) like a scope whose acquire failed.
+ * Errors: -EINVAL (@err not negative), -ESTALE, -EALREADY (unwinding or
+ * closing already), -ENOMEM.
+ */
+RSC_EXTERN int rsc_scope_fail(struct rsc_scope *scope, int err, const char *op);
+
+/*
+ * Move @scope, with all it holds, to be the newest child of @new_parent
+ * (NULL: the top of the loop). Nobody stops owning anything meanwhile.
+ * Errors: -EINVAL (into itself or its own subtree, or into a scope that is
+ * unwinding or closing), -ESTALE, -EXDEV (another loop), -EALREADY (@scope
+ * is unwinding, closing, or inside a scope that is), -EDEADLK (inside a
+ * manager hook).
+ */
+RSC_EXTERN int rsc_scope_move(struct rsc_scope *scope,
+			      struct rsc_scope *new_parent);
+
+/*
+ * Call @cb from the loop once @scope has unwound, whoever closed it: the
+ * caller, its parent, a failed acquire or rsc_scope_fail(), or the loop's
+ * shutdown (a scope that unwinds after a failure calls it then, before it
+ * is closed). @cb gets the status and the chain as rsc_scope_close()'s
+ * callback does; the scope is still valid during the call. NULL removes it.
+ * Errors: -EINVAL, -ESTALE, -EALREADY (it has unwound already).
+ */
+RSC_EXTERN int rsc_scope_on_close(struct rsc_scope *scope,
+				  rsc_scope_close_cb cb, void *data);
+
+/* The caller's pointer on a scope (libuv's handle->data). -EINVAL, -ESTALE. */
+RSC_EXTERN int rsc_scope_set_data(struct rsc_scope *scope, void *data);
+/* The pointer set by rsc_scope_set_data(), or NULL (also for a bad handle). */
+RSC_EXTERN void *rsc_scope_data(const struct rsc_scope *scope);
 
 RSC_EXTERN const char *rsc_scope_name(const struct rsc_scope *scope);
 /* enum rsc_scope_state, or -EINVAL. */
@@ -217,9 +271,12 @@ RSC_EXTERN const struct rsc_error *rsc_scope_error(const struct rsc_scope *scope
  * could not start; a negative CQE on any exit SQE raises a new error whose
  * cause is the pending one. A hook that prepares no SQE still completes
  * from the loop. Custom exits are ordered: each starts only after every
- * release above it has completed. The manager struct and @arg must outlive
+ * release above it has completed, unless the manager says
+ * RSC_MANAGER_UNORDERED (its release depends on no release above it, so it
+ * may go out in the same batch). The manager struct and @arg must outlive
  * the entry. @enter runs inside rsc_push(); @exit runs from the loop, or
- * inside rsc_entry_release(). An @exit that gets -EAGAIN, -EBUSY or -ENOMEM
+ * inside rsc_entry_release(); neither may block or run the loop (such calls
+ * return -EDEADLK). An @exit that gets -EAGAIN, -EBUSY or -ENOMEM
  * from rsc_entry_get_sqes() and returns it is called again on a later turn:
  * a release is never dropped. One CQE per SQE: no multishot requests and no
  * IOSQE_CQE_SKIP_SUCCESS in a hook.
@@ -231,7 +288,16 @@ typedef int (*rsc_enter_fn)(struct rsc_entry *entry, void *arg);
 typedef int (*rsc_exit_fn)(struct rsc_entry *entry,
 			   const struct rsc_error *pending, void *arg);
 
+/* rsc_manager.flags */
+#define RSC_MANAGER_UNORDERED (1U << 0) /* release depends on none above it */
+
+/*
+ * Set @size to sizeof(struct rsc_manager): fields added later go after
+ * @exit, and the library reads only what the caller's size covers.
+ */
 struct rsc_manager {
+	unsigned size;
+	unsigned flags;
 	const char *name;
 	rsc_enter_fn enter;
 	rsc_exit_fn exit;
@@ -241,21 +307,33 @@ struct rsc_manager {
  * Push a manager onto @scope and call its @enter. A manager lacking a name,
  * enter or exit is refused with -EINVAL (rsc_last_error() names the missing
  * half) and nothing is acquired. If @enter returns -errno, the entry is not
- * pushed and that error is returned.
- * Errors: -EINVAL, -ESHUTDOWN (scope closing), -ENOMEM, -EBUSY (the SQ was
- * full and could not be flushed), @enter's own.
+ * pushed and that error is returned. @size must be sizeof(struct
+ * rsc_manager) of this or an earlier version, @flags only RSC_MANAGER_*.
+ * Errors: -EINVAL, -ESTALE, -ESHUTDOWN (scope closing), -ENOMEM, -EBUSY
+ * (the SQ was full and could not be flushed), -EDEADLK (inside a manager
+ * hook), @enter's own.
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_push(struct rsc_scope *scope,
 				       const struct rsc_manager *mgr, void *arg,
 				       struct rsc_entry **entryp);
 
 /*
+ * A release-only entry (AsyncExitStack.push_async_callback): entered at
+ * once, and @fn runs in its LIFO turn exactly as a manager's exit does,
+ * with the pending error; it may suppress it (RSC_EXIT_SUPPRESS), return
+ * -errno, or prepare SQEs with rsc_entry_get_sqes(). Its name is "defer".
+ * Errors: as rsc_push().
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_defer(struct rsc_scope *scope, rsc_exit_fn fn,
+					void *arg, struct rsc_entry **entryp);
+
+/*
  * For a manager's enter or exit only: reserve @n (1..RSC_ENTRY_SQES_MAX)
  * consecutive SQEs routed to @entry; they go out in one submit, so they may
  * be linked. Do not change their user_data.
- * Errors: -EINVAL (also @n larger than the ring), -EPERM (not inside
- * enter/exit), -EBUSY (called twice in one hook, or the SQ could not be
- * flushed), -ENOMEM.
+ * Errors: -EINVAL (also @n larger than the ring), -ESTALE, -EPERM (not
+ * inside enter/exit), -EBUSY (called twice in one hook, or the SQ could not
+ * be flushed), -ENOMEM.
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_entry_get_sqes(struct rsc_entry *entry,
 						 unsigned n,
@@ -289,8 +367,11 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_socket(struct rsc_scope *scope, int domain,
  * linked to it in the same submit (a timeout fails it with -ETIMEDOUT).
  * rsc_listen's sets SO_REUSEADDR (not for AF_UNIX), binds and listens: that
  * is configuration, done with the syscalls. Either way a failure unwinds the
- * scope and so closes the socket. *@entryp is the second entry: once
- * entered, rsc_entry_fd() gives the socket, and tracked I/O may use it.
+ * scope and so closes the socket. *@entryp is the second entry, and it
+ * stands for the connection: once it has entered it owns the socket (the
+ * socket entry hands it over and leaves the scope), rsc_entry_fd() gives
+ * it, tracked I/O may use it, and releasing, detaching or moving it does
+ * the same to the socket.
  * AF_INET, AF_INET6 (SOCK_STREAM) and AF_UNIX stream sockets. Errors: as
  * rsc_socket(), and -EINVAL for a bad address or backlog.
  */
@@ -314,13 +395,16 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_listen(struct rsc_scope *scope,
  * @cb gets (listener, fd, scope, entry). The scope is the caller's to close;
  * otherwise it closes with its parent, newest connection first. A
  * connection that arrives once that scope is closing is closed by the
- * runtime. With RSC_ACCEPT_MULTISHOT it keeps accepting; if the kernel ends
+ * runtime, and a single-shot accept then ends with one callback of
+ * -ECANCELED: a started single-shot accept always ends with exactly one
+ * callback. With RSC_ACCEPT_MULTISHOT it keeps accepting; if the kernel ends
  * it on a shortage (EMFILE, ENFILE, ENOBUFS, ENOMEM) @cb hears the error
  * (scope and entry NULL) and it is re-armed after a backoff that doubles
  * from 10 ms to 1 s. It ends for good with a last @cb of -ECANCELED
  * (released), or another -errno. If the call fails, @cb is never called.
- * Errors: -EINVAL, -EBADF (not entered, or being released), -ESHUTDOWN,
- * -EBUSY, -ENOMEM, -EOPNOTSUPP.
+ * Errors: -EINVAL, -ESTALE, -EBADF (not entered, or being released),
+ * -ESHUTDOWN, -EBUSY, -EDEADLK (inside a manager hook), -ENOMEM,
+ * -EOPNOTSUPP.
  */
 #define RSC_ACCEPT_MULTISHOT (1U << 0)
 
@@ -347,7 +431,11 @@ enum rsc_entry_state {
 /* res: the acquired value or -errno (enter); 0 or -errno (release). */
 typedef void (*rsc_entry_cb)(struct rsc_entry *entry, int res, void *data);
 
-/* Call @cb from the loop when the enter completes. -EINVAL, -EALREADY. */
+/*
+ * Call @cb from the loop when the enter completes (for rsc_adopt() and
+ * rsc_defer() entries: on the loop's next turn). -EINVAL, -ESTALE,
+ * -EALREADY (the enter has completed and its callback ran).
+ */
 RSC_EXTERN int rsc_entry_on_enter(struct rsc_entry *entry, rsc_entry_cb cb,
 				  void *data);
 
@@ -355,24 +443,76 @@ RSC_EXTERN int rsc_entry_on_enter(struct rsc_entry *entry, rsc_entry_cb cb,
  * Release @entry now and take it off its scope's unwind. An entry still
  * entering is cancelled and released if its acquire wins. @cb (may be
  * NULL) runs from the loop with the release's result.
- * Errors: -EINVAL, -EALREADY (released before, or its acquire failed).
+ * Errors: -EINVAL, -ESTALE, -EALREADY (released before, its acquire
+ * failed, or its scope's unwind has started and owns it: it is released in
+ * its LIFO turn), -EDEADLK (inside a manager hook).
  */
 RSC_EXTERN int rsc_entry_release(struct rsc_entry *entry, rsc_entry_cb cb,
 				 void *data);
 
 /*
+ * Blocking helper: release @entry as rsc_entry_release() does and run the
+ * loop until the release has completed. Returns its result (0 or -errno);
+ * *@errp (if not NULL) gets the error as a chain of one, or NULL. Errors:
+ * as rsc_entry_release(), and -EDEADLK inside a callback or hook.
+ */
+RSC_EXTERN int rsc_entry_release_wait(struct rsc_entry *entry,
+				      struct rsc_error **errp);
+
+/*
  * Blocking helper: run the loop until @entry is entered or failed; returns
- * rsc_entry_fd(). Errors: -EINVAL, -EDEADLK (inside a loop callback),
- * -ESHUTDOWN (a scope above it is being closed).
+ * rsc_entry_fd(). Errors: -EINVAL, -ESTALE, -EDEADLK (inside a callback or
+ * hook), -ESHUTDOWN (a scope above it is being closed).
  */
 RSC_EXTERN int rsc_entry_wait(struct rsc_entry *entry);
 
 /*
+ * Take ownership of @fd, a descriptor that is already open (pipe2,
+ * socketpair, eventfd, another library): a new entry "adopt" of @scope,
+ * entered at once (an on-enter callback still runs from the loop, never
+ * inside this call) and released like any other, by IORING_OP_CLOSE
+ * (RSC_FSYNC_ON_RELEASE: fsync first). It is made close-on-exec unless
+ * RSC_NO_CLOEXEC. Errors: -EINVAL, -ESTALE, -EBADF (@fd is not open),
+ * -EEXIST (a live entry of some loop in this process owns @fd, until its
+ * release has completed), -ESHUTDOWN, -EDEADLK (inside a manager hook),
+ * -ENOMEM. On failure the caller still owns @fd.
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_adopt(struct rsc_scope *scope, int fd,
+					unsigned flags,
+					struct rsc_entry **entryp);
+
+/*
+ * The reverse of rsc_adopt() (unique_fd::release()): @entry leaves its
+ * scope without a release and is freed; its descriptor is returned and is
+ * the caller's from now on. Errors: -EINVAL, -ESTALE, -EBUSY (tracked I/O
+ * in flight on it, or its enter is), -EALREADY (released, failed, or owned
+ * by its scope's unwind), -EDEADLK (inside a manager hook), -EBADF (the
+ * entry's value is not a descriptor: a custom or rsc_defer() entry).
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_entry_detach(struct rsc_entry *entry);
+
+/*
+ * Move @entry to @to, where it becomes the newest entry: it is released in
+ * @to's unwind from then on. Nobody stops owning it meanwhile. Tracked I/O
+ * stays in flight. Errors: -EINVAL (@to unwinding or closing), -ESTALE,
+ * -EXDEV (another loop), -EBUSY (its enter, or one that builds on it, is
+ * in flight), -EALREADY (released, failed, or owned by its scope's
+ * unwind), -EDEADLK (inside a manager hook).
+ */
+RSC_EXTERN int rsc_entry_move(struct rsc_entry *entry, struct rsc_scope *to);
+
+/* The caller's pointer on an entry. -EINVAL, -ESTALE. */
+RSC_EXTERN int rsc_entry_set_data(struct rsc_entry *entry, void *data);
+/* The pointer set by rsc_entry_set_data(), or NULL (also for a bad handle). */
+RSC_EXTERN void *rsc_entry_data(const struct rsc_entry *entry);
+
+/*
  * The acquired value: the descriptor while ENTERED or EXITING, -EAGAIN while
- * ENTERING, the enter's -errno when FAILED, -EBADF once released.
+ * ENTERING, the enter's -errno when FAILED, -EBADF once released; -EINVAL
+ * or -ESTALE for a bad handle.
  */
 RSC_EXTERN int rsc_entry_fd(const struct rsc_entry *entry);
-/* enum rsc_entry_state, or -EINVAL. */
+/* enum rsc_entry_state, or -EINVAL, -ESTALE. */
 RSC_EXTERN int rsc_entry_state(const struct rsc_entry *entry);
 RSC_EXTERN const char *rsc_entry_name(const struct rsc_entry *entry);
 /* What the entry acquires, e.g. the path of rsc_open() ("" if none). */
@@ -387,9 +527,10 @@ RSC_EXTERN void *rsc_entry_arg(const struct rsc_entry *entry);
  * resource. @buf belongs to the runtime from the call until @cb runs (from
  * the loop, with the op's result: bytes, or -errno, -ECANCELED if its
  * release cancelled it). @off -1 means the file position. If the call
- * fails, @cb is never called. Errors: -EINVAL, -EBADF (the entry is not
- * entered, or is being released), -ESHUTDOWN (its scope is closing),
- * -EBUSY (inside a hook, or the SQ could not be flushed), -ENOMEM.
+ * fails, @cb is never called. Errors: -EINVAL, -ESTALE, -EBADF (the entry
+ * is not entered, or is being released), -ESHUTDOWN (its scope is
+ * closing), -EDEADLK (inside a manager hook), -EBUSY (the SQ could not be
+ * flushed), -ENOMEM.
  */
 typedef void (*rsc_io_cb)(struct rsc_entry *entry, int res, void *buf,
 			  void *data);
@@ -420,7 +561,7 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_timer(struct rsc_scope *scope, unsigned ms,
 					rsc_io_cb cb, void *data,
 					struct rsc_entry **entryp);
 
-/* Tracked ops in flight on @entry (>= 0), or -EINVAL. */
+/* Tracked ops in flight on @entry (>= 0), or -EINVAL, -ESTALE. */
 RSC_EXTERN int rsc_entry_io_count(const struct rsc_entry *entry);
 
 /*
@@ -483,11 +624,15 @@ RSC_EXTERN int rsc_audit_print(const struct rsc_loop *loop, FILE *out);
 RSC_EXTERN int rsc_audit_fd_count(void);
 
 /*
- * If an entry of any loop in this process holds @fd, write "ringscope entry
- * 'file' (/path) in scope 'name', acquired at main+0x2a (/bin/prog)" into
- * @buf (snprintf style) and return the length needed; -ENOENT if none does.
- * For auditors running inside the process (ringscope-audit finds it with
- * dlsym); call it while the loops are quiescent, e.g. at exit. -EINVAL.
+ * For tools, not a stable promise (version node RINGSCOPE_TOOLS_0.1).
+ * If an entry of any loop in this process owns @fd (the ownership ledger),
+ * write "ringscope entry 'file' (/path) in scope 'name', acquired at
+ * main+0x2a (/bin/prog)" into @buf (snprintf style) and return the length
+ * needed; -ENOENT if none does. For auditors running inside the process
+ * (ringscope-audit finds it with dlsym). The ownership test is lock-free and
+ * may be called at any moment from any thread (inside a close() wrapper);
+ * the description is taken under a lock and is best effort while the
+ * owner's loop runs on another thread. -EINVAL.
  */
 RSC_EXTERN int rsc_audit_describe_fd(int fd, char *buf, size_t len);
 
@@ -500,7 +645,8 @@ RSC_EXTERN const char *rsc_finding_scope(const struct rsc_finding *f);
 RSC_EXTERN const char *rsc_finding_expected(const struct rsc_finding *f);
 
 /*
- * Fault injection, for tests: deterministic, compiled in with configure
+ * Fault injection, for tests and not a stable promise (version node
+ * RINGSCOPE_TOOLS_0.1): deterministic, compiled in with configure
  * --enable-fault-injection (elsewhere rsc_fault_set returns -EOPNOTSUPP and
  * costs nothing). @spec lists KIND:N:ERRNO rules, comma-separated: fail the
  * Nth occurrence (from 1, counted from this call) of KIND with ERRNO, e.g.

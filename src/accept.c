@@ -20,6 +20,7 @@ static int conn_enter(struct rsc_entry *e, void *arg)
 }
 
 static const struct rsc_manager conn_manager = {
+	.size = sizeof(struct rsc_manager),
 	.name = "conn",
 	.enter = conn_enter,
 	.exit = rsc__fd_exit,
@@ -51,27 +52,42 @@ static void close_orphan(struct rsc_loop *loop, int fd)
 	close(fd); /* the ring is unusable: never leak the descriptor */
 }
 
-/* A connection arrived: a child scope of the listener's owns it. */
-static void deliver(struct rsc_op *op, int fd)
+static void call_accept_cb(struct rsc_op *op, int res, struct rsc__scope *cs,
+			   struct rsc__entry *conn)
 {
-	struct rsc_entry *l = op->entry;
-	struct rsc_scope *parent = l->scope, *cs;
-	struct rsc_entry *conn;
+	struct rsc__entry *l = op->entry;
+	struct rsc_loop *loop = l->scope->loop;
+
+	rsc__cb_enter(loop);
+	op->accept_cb(rsc__eh(l), res, rsc__sh(cs), rsc__eh(conn), op->io_data);
+	rsc__cb_leave(loop);
+}
+
+/* A connection arrived: a child scope of the listener's owns it. False if
+ * nobody could own it any more (it was closed) and the caller heard nothing. */
+static bool deliver(struct rsc_op *op, int fd)
+{
+	struct rsc__entry *l = op->entry;
+	struct rsc__scope *parent = l->scope, *cs;
+	struct rsc_scope *csh;
+	struct rsc__entry *conn;
 	char detail[32];
 
-	if (parent->state != RSC_SCOPE_OPEN || parent->closer != RSC__CLOSER_NONE ||
-	    rsc_scope_open(parent->loop, parent, "conn", &cs) < 0) {
+	if (rsc__scope_unwind_owns(parent) ||
+	    rsc_scope_open(parent->loop, rsc__sh(parent), "conn", &csh) < 0) {
 		close_orphan(parent->loop, fd);
-		return;
+		return false;
 	}
+	(void)rsc__scope_from(csh, &cs, "accept");
 	snprintf(detail, sizeof(detail), "fd %d", fd);
 	conn = rsc__adopt(cs, &conn_manager, fd, detail);
 	if (!conn) {
 		close_orphan(parent->loop, fd);
-		(void)rsc_scope_close(cs, NULL, NULL);
-		return;
+		(void)rsc_scope_close(csh, NULL, NULL);
+		return false;
 	}
-	op->accept_cb(l, fd, cs, conn, op->io_data);
+	call_accept_cb(op, fd, cs, conn);
+	return true;
 }
 
 static bool shortage(int res)
@@ -79,13 +95,13 @@ static bool shortage(int res)
 	return res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
 }
 
-static int arm(struct rsc_entry *l, rsc_accept_cb cb, void *data,
+static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 	       unsigned flags, unsigned backoff_ms);
 
 static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			 unsigned cqe_flags)
 {
-	struct rsc_entry *l = op->entry;
+	struct rsc__entry *l = op->entry;
 
 	(void)loop;
 	(void)cqe_flags;
@@ -93,16 +109,16 @@ static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	if (res == -ETIME && l->state == RSC_ENTERED &&
 	    !(l->flags & (RSC__E_DRAINING | RSC__E_RELEASE_REQ))) {
 		if (arm(l, op->accept_cb, op->io_data, op->accept_flags, op->backoff_ms) < 0)
-			op->accept_cb(l, -ENOMEM, NULL, NULL, op->io_data);
+			call_accept_cb(op, -ENOMEM, NULL, NULL);
 	} else
-		op->accept_cb(l, -ECANCELED, NULL, NULL, op->io_data);
+		call_accept_cb(op, -ECANCELED, NULL, NULL);
 	rsc__io_settled(l);
 }
 
 /* After a shortage: wait (doubling), then accept again, tracked meanwhile. */
 static void rearm_later(struct rsc_op *done)
 {
-	struct rsc_entry *l = done->entry;
+	struct rsc__entry *l = done->entry;
 	unsigned ms = done->backoff_ms ? done->backoff_ms * 2 : BACKOFF_FIRST_MS;
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op;
@@ -111,7 +127,7 @@ static void rearm_later(struct rsc_op *done)
 		ms = BACKOFF_MAX_MS;
 	op = rsc__io_op(l, &sqe);
 	if (!op) {
-		done->accept_cb(l, -ENOMEM, NULL, NULL, done->io_data);
+		call_accept_cb(done, -ENOMEM, NULL, NULL);
 		return;
 	}
 	op->ts.tv_sec = ms / 1000;
@@ -129,34 +145,41 @@ static void rearm_later(struct rsc_op *done)
 static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			unsigned cqe_flags)
 {
-	struct rsc_entry *l = op->entry;
+	struct rsc__entry *l = op->entry;
 	bool last = !(cqe_flags & IORING_CQE_F_MORE);
 	bool stopping = l->state != RSC_ENTERED ||
 			(l->flags & (RSC__E_DRAINING | RSC__E_RELEASE_REQ));
 
 	(void)loop;
-	if (res >= 0)
-		deliver(op, res);
+	if (res >= 0) {
+		bool delivered = deliver(op, res);
+
+		/* Closed by the runtime, or the end of a stopping multishot: a
+		 * started accept always ends with a callback of its own. */
+		if (last && (!delivered ||
+			     ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && stopping)))
+			res = -ECANCELED;
+	}
 	if (!last)
 		return;
 	/* Its last CQE: the listener stops tracking it (the op is freed after). */
 	rsc__io_unlink(op);
 	res = rsc__real_errno(res, false);
 	if (res == -ECANCELED || (res < 0 && stopping)) {
-		op->accept_cb(l, -ECANCELED, NULL, NULL, op->io_data);
+		call_accept_cb(op, -ECANCELED, NULL, NULL);
 	} else if (res < 0) {
-		op->accept_cb(l, res, NULL, NULL, op->io_data);
+		call_accept_cb(op, res, NULL, NULL);
 		if (shortage(res) && (op->accept_flags & RSC_ACCEPT_MULTISHOT))
 			rearm_later(op);
 	} else if ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && !stopping) {
 		/* The kernel ended the multishot without an error: keep going. */
 		if (arm(l, op->accept_cb, op->io_data, op->accept_flags, 0) < 0)
-			op->accept_cb(l, -ENOMEM, NULL, NULL, op->io_data);
+			call_accept_cb(op, -ENOMEM, NULL, NULL);
 	}
 	rsc__io_settled(l);
 }
 
-static int arm(struct rsc_entry *l, rsc_accept_cb cb, void *data,
+static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 	       unsigned flags, unsigned backoff_ms)
 {
 	struct io_uring_sqe *sqe;
@@ -179,9 +202,10 @@ static int arm(struct rsc_entry *l, rsc_accept_cb cb, void *data,
 	return 0;
 }
 
-int rsc_accept(struct rsc_entry *l, unsigned flags, rsc_accept_cb cb, void *data)
+int rsc_accept(struct rsc_entry *h, unsigned flags, rsc_accept_cb cb, void *data)
 {
-	int ret = rsc__io_check(l, "rsc_accept");
+	struct rsc__entry *l;
+	int ret = rsc__io_check(h, &l, "rsc_accept");
 
 	if (ret < 0)
 		return ret;

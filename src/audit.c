@@ -27,7 +27,7 @@ int rsc__audit_level_from_env(void)
 }
 
 /* FULL: identity at acquire, so the release can tell its own file from a reuse. */
-void rsc__audit_record(struct rsc_loop *loop, struct rsc_entry *e)
+void rsc__audit_record(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	struct stat st;
 
@@ -102,7 +102,7 @@ static void add_finding(struct rsc_loop *loop, int kind, int fd,
  * (st_dev/st_ino). If it was closed behind the runtime's back and perhaps
  * reused, closing it would close someone else's descriptor: report instead.
  */
-bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc_entry *e)
+bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	char expected[320];
 	struct stat st;
@@ -125,7 +125,7 @@ bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc_entry *e)
  * alarm on reuse, and no syscall). -EBADF means the number had
  * already been closed behind the runtime's back: a double close.
  */
-void rsc__audit_check_released(struct rsc_loop *loop, struct rsc_entry *e)
+void rsc__audit_check_released(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	char expected[320];
 
@@ -192,7 +192,7 @@ static bool bit_set(const uint64_t *bits, unsigned nbits, int fd)
 	return fd >= 0 && (unsigned)fd < nbits && (bits[fd / 64] >> (fd % 64)) & 1;
 }
 
-void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc_scope *s)
+void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s)
 {
 	if (scan_fds(loop, &s->fd_snapshot, &s->fd_snapshot_bits) < 0) {
 		s->fd_snapshot = NULL; /* cannot read /proc: no verdict for this scope */
@@ -200,25 +200,29 @@ void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc_scope *s)
 	}
 }
 
-/* Descriptors still held by live entries anywhere on this loop are not leaks. */
-static bool held_by_entry(const struct rsc_scope *s, int fd)
+/* The live entry of @root's tree holding @fd, walked without recursion. */
+static const struct rsc__entry *find_holder(const struct rsc__scope *root, int fd)
 {
-	const struct rsc_scope *c;
-	const struct rsc_entry *e;
+	const struct rsc__scope *s;
+	const struct rsc__entry *e;
 
-	for (e = s->entries_head; e; e = e->next)
-		/* Custom entries too: their value is usually a descriptor. */
-		if ((e->state == RSC_ENTERED || e->state == RSC_EXITING) &&
-		    e->value == fd)
-			return true;
-	for (c = s->children_head; c; c = c->next)
-		if (held_by_entry(c, fd))
-			return true;
-	return false;
+	for (s = root; s; s = rsc__scope_next(root, s))
+		for (e = s->entries_head; e; e = e->next)
+			/* Custom entries too: their value is usually a descriptor. */
+			if ((e->state == RSC_ENTERED || e->state == RSC_EXITING) &&
+			    e->value == fd)
+				return e;
+	return NULL;
+}
+
+/* Descriptors still held by live entries anywhere on this loop are not leaks. */
+static bool held_by_entry(const struct rsc__scope *root, int fd)
+{
+	return find_holder(root, fd) != NULL;
 }
 
 /* The scope has unwound: queue its verdict (see struct rsc_audit_pending). */
-void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc_scope *s)
+void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc__scope *s)
 {
 	struct rsc_audit_pending *p = malloc(sizeof(*p));
 
@@ -411,35 +415,22 @@ void rsc__audit_unregister(struct rsc_loop *loop)
 	pthread_mutex_unlock(&live_lock);
 }
 
-static const struct rsc_entry *find_holder(const struct rsc_scope *s, int fd)
-{
-	const struct rsc_scope *c;
-	const struct rsc_entry *e;
-
-	for (e = s->entries_head; e; e = e->next)
-		if ((e->state == RSC_ENTERED || e->state == RSC_EXITING) &&
-		    e->value == fd)
-			return e;
-	for (c = s->children_head; c; c = c->next)
-		if ((e = find_holder(c, fd)))
-			return e;
-	return NULL;
-}
-
 int rsc_audit_describe_fd(int fd, char *buf, size_t len)
 {
-	const struct rsc_entry *e = NULL;
-	const struct rsc_loop *loop;
+	struct rsc__entry *e;
 	char site[160] = "an unknown site";
+	uint64_t h;
 	Dl_info di;
 	int n;
 
 	RSC__CHECK_ARG(fd >= 0 && (buf || !len), "rsc_audit_describe_fd: bad fd or buffer");
+	/* Lock-free first: the common answer (nobody owns it) costs one load. */
+	h = rsc__ledger_owner(fd);
+	if (!h)
+		return -ENOENT;
+	/* A loop is freed only after it leaves the live list, under this lock. */
 	pthread_mutex_lock(&live_lock);
-	for (loop = live_loops; loop && !e; loop = loop->next_live)
-		if (loop->root)
-			e = find_holder(loop->root, fd);
-	if (!e) {
+	if (rsc__handle_obj(h, RSC__K_ENTRY, (void **)&e) < 0 || rsc__ledger_owner(fd) != h) {
 		pthread_mutex_unlock(&live_lock);
 		return -ENOENT;
 	}

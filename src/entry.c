@@ -2,23 +2,32 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-static bool entry_is_live(const struct rsc_entry *e)
-{
-	return e->state >= RSC_ENTERING && e->state <= RSC_FAILED;
-}
+static void enter_done(struct rsc__entry *e);
+static void exit_done(struct rsc__entry *e);
 
-static void enter_done(struct rsc_entry *e);
-static void exit_done(struct rsc_entry *e);
+/*
+ * The one way an entry changes state (STYLE: states are data, every
+ * transition asserted): ENTERING -> ENTERED -> EXITING -> EXITED, or
+ * ENTERING -> FAILED. Adopted and deferred entries start at ENTERED.
+ */
+static void set_state(struct rsc__entry *e, int to)
+{
+	assert((e->state == RSC_ENTERING && (to == RSC_ENTERED || to == RSC_FAILED)) ||
+	       (e->state == RSC_ENTERED && to == RSC_EXITING) ||
+	       (e->state == RSC_EXITING && to == RSC_EXITED));
+	e->state = to;
+}
 
 static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			      int res, unsigned cqe_flags)
 {
-	struct rsc_entry *e = op->entry;
+	struct rsc__entry *e = op->entry;
 
 	(void)loop;
 	(void)cqe_flags;
@@ -63,7 +72,7 @@ static void discard_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 }
 
 /* Reserve @n SQEs for @e's current phase, each routed to its own op. */
-static int reserve_sqes(struct rsc_entry *e, unsigned n,
+static int reserve_sqes(struct rsc__entry *e, unsigned n,
 			struct io_uring_sqe **sqes)
 {
 	struct rsc_loop *loop = e->scope->loop;
@@ -101,14 +110,17 @@ static int reserve_sqes(struct rsc_entry *e, unsigned n,
 	return 0;
 }
 
-int rsc_entry_get_sqes(struct rsc_entry *e, unsigned n,
+int rsc_entry_get_sqes(struct rsc_entry *h, unsigned n,
 		       struct io_uring_sqe **sqes)
 {
-	RSC__CHECK_ARG(e && sqes, "rsc_entry_get_sqes: entry or sqes is NULL");
+	struct rsc__entry *e;
+
+	RSC__ENTRY(e, h, "rsc_entry_get_sqes");
+	RSC__CHECK_ARG(sqes, "rsc_entry_get_sqes: sqes is NULL");
 	RSC__CHECK_ARG(n >= 1 && n <= RSC_ENTRY_SQES_MAX,
 		       "rsc_entry_get_sqes: n must be 1..%d, not %u",
 		       RSC_ENTRY_SQES_MAX, n);
-	if (!entry_is_live(e) || e->scope->loop->hook_entry != e) {
+	if (e->scope->loop->hook_entry != e) {
 		rsc__set_last_error("rsc_entry_get_sqes: only a manager's enter or exit may prepare SQEs");
 		return -EPERM;
 	}
@@ -148,7 +160,7 @@ void rsc__inject_fault(struct rsc_loop *loop, struct io_uring_sqe *sqe,
 }
 
 /* After a hook: name each SQE's op and route its CQE back to us. */
-static void stamp_phase_sqes(struct rsc_entry *e)
+static void stamp_phase_sqes(struct rsc__entry *e)
 {
 	struct rsc_loop *loop = e->scope->loop;
 	unsigned i;
@@ -170,7 +182,7 @@ static void stamp_phase_sqes(struct rsc_entry *e)
 }
 
 /* A hook that prepared nothing still completes from the loop. */
-static int ensure_phase_sqe(struct rsc_entry *e)
+static int ensure_phase_sqe(struct rsc__entry *e)
 {
 	struct io_uring_sqe *sqe;
 	int ret;
@@ -185,13 +197,13 @@ static int ensure_phase_sqe(struct rsc_entry *e)
 }
 
 /* Allocate and name an entry; it is linked by link_entry(). */
-static struct rsc_entry *new_entry(struct rsc_scope *s, const struct rsc_manager *mgr,
-				   void *arg, unsigned eflags, const char *detail,
-				   const void *site)
+static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manager *mgr,
+				    void *arg, unsigned eflags, const char *detail,
+				    const void *site)
 {
 	struct rsc_loop *loop = s->loop;
 	size_t len = detail ? strlen(detail) : 0;
-	struct rsc_entry *e = rsc__entry_get(loop);
+	struct rsc__entry *e = rsc__entry_get(loop);
 
 	if (!e)
 		return NULL;
@@ -216,8 +228,10 @@ static struct rsc_entry *new_entry(struct rsc_scope *s, const struct rsc_manager
 }
 
 /* Newest at the tail: the unwind walks back from there. */
-static void append_entry(struct rsc_scope *s, struct rsc_entry *e)
+static void append_entry(struct rsc__scope *s, struct rsc__entry *e)
 {
+	e->scope = s;
+	e->next = NULL;
 	e->prev = s->entries_tail;
 	if (s->entries_tail)
 		s->entries_tail->next = e;
@@ -226,7 +240,22 @@ static void append_entry(struct rsc_scope *s, struct rsc_entry *e)
 	s->entries_tail = e;
 }
 
-static void link_entry(struct rsc_scope *s, struct rsc_entry *e)
+static void unlink_entry(struct rsc__entry *e)
+{
+	struct rsc__scope *s = e->scope;
+
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		s->entries_head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		s->entries_tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void link_entry(struct rsc__scope *s, struct rsc__entry *e)
 {
 	append_entry(s, e);
 	s->n_entering++;
@@ -248,16 +277,35 @@ static void discard_hook_sqes(struct rsc_loop *loop)
 	loop->n_hook_sqes = 0;
 }
 
+/* A manager hook runs: it may prepare SQEs for @e, and nothing may block. */
+static int call_hook(struct rsc__entry *e, bool enter)
+{
+	struct rsc_loop *loop = e->scope->loop;
+	const struct rsc_error *pending;
+	int ret;
+
+	loop->hook_entry = e;
+	rsc__cb_enter(loop);
+	if (enter) {
+		ret = e->mgr->enter(rsc__eh(e), e->arg);
+	} else {
+		/* An early release runs outside any unwind: nothing is pending for it. */
+		pending = (e->flags & RSC__E_RELEASE_REQ) ? NULL : e->scope->pending;
+		ret = e->mgr->exit(rsc__eh(e), pending, e->arg);
+	}
+	rsc__cb_leave(loop);
+	loop->hook_entry = NULL;
+	return ret;
+}
+
 /* Run the manager's enter: 0 with its SQEs stamped, or its -errno. */
-static int run_enter(struct rsc_entry *e)
+static int run_enter(struct rsc__entry *e)
 {
 	struct rsc_loop *loop = e->scope->loop;
 	int ret;
 
 	e->phase = RSC__PHASE_ENTER;
-	loop->hook_entry = e;
-	ret = e->mgr->enter(e, e->arg);
-	loop->hook_entry = NULL;
+	ret = call_hook(e, true);
 	if (e->flags & RSC__E_BUILTIN)
 		e->arg = NULL; /* it pointed at the caller's stack */
 	if (ret >= 0)
@@ -270,11 +318,11 @@ static int run_enter(struct rsc_entry *e)
 	return 0;
 }
 
-int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
+int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 	      unsigned eflags, const char *detail, const void *site,
-	      struct rsc_entry **entryp)
+	      struct rsc__entry **entryp)
 {
-	struct rsc_entry *e = new_entry(s, mgr, arg, eflags, detail, site);
+	struct rsc__entry *e = new_entry(s, mgr, arg, eflags, detail, site);
 	int ret;
 
 	if (!e)
@@ -290,11 +338,11 @@ int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
 	return 0;
 }
 
-int rsc__push_after(struct rsc_entry *dep, const struct rsc_manager *mgr,
+int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
 		    void *owned_arg, unsigned eflags, const char *detail,
-		    const void *site, struct rsc_entry **entryp)
+		    const void *site, struct rsc__entry **entryp)
 {
-	struct rsc_entry *e = new_entry(dep->scope, mgr, owned_arg, eflags, detail, site);
+	struct rsc__entry *e = new_entry(dep->scope, mgr, owned_arg, eflags, detail, site);
 
 	if (!e) {
 		free(owned_arg);
@@ -312,30 +360,99 @@ int rsc__push_after(struct rsc_entry *dep, const struct rsc_manager *mgr,
 	return 0;
 }
 
-/*
- * Own a descriptor that arrived by other means (an accept's CQE): the entry
- * is entered at once, as if its enter had just completed with @fd.
- */
-struct rsc_entry *rsc__adopt(struct rsc_scope *s, const struct rsc_manager *mgr,
-			     int fd, const char *detail)
+/* An entry that owns a descriptor from now on: in the ledger, and audited. */
+static void own_value(struct rsc_loop *loop, struct rsc__entry *e)
 {
-	struct rsc_loop *loop = s->loop;
-	struct rsc_entry *e = new_entry(s, mgr, NULL, RSC__E_FD, detail, NULL);
-
-	if (!e)
-		return NULL;
-	e->state = RSC_ENTERED;
-	e->value = fd;
-	append_entry(s, e);
-	loop->counters[RSC_CTR_ACQUIRED]++;
+	if (!(e->flags & RSC__E_FD) || e->value < 0)
+		return;
+	rsc__ledger_set(e->value, e->h);
+	e->flags |= RSC__E_LEDGER;
 	if (loop->audit_level == RSC_AUDIT_FULL)
 		rsc__audit_record(loop, e);
-	rsc__trace(loop, RSC_EV_ENTERED, s, e, fd);
+}
+
+/* Entered without an acquire of its own (accept, adopt, defer). */
+static void enter_at_once(struct rsc__entry *e, int value)
+{
+	struct rsc__scope *s = e->scope;
+
+	e->state = RSC_ENTERED;
+	e->value = value;
+	append_entry(s, e);
+	s->loop->counters[RSC_CTR_ACQUIRED]++;
+	own_value(s->loop, e);
+	rsc__trace(s->loop, RSC_EV_ENTERED, s, e, value);
+}
+
+static struct rsc__entry *new_entered(struct rsc__scope *s, const struct rsc_manager *mgr,
+				      void *arg, unsigned eflags, int value,
+				      const char *detail, const void *site)
+{
+	struct rsc__entry *e = new_entry(s, mgr, arg, eflags, detail, site);
+
+	if (e)
+		enter_at_once(e, value);
 	return e;
 }
 
+/* An accept's CQE gave us @fd: the entry is entered at once. */
+struct rsc__entry *rsc__adopt(struct rsc__scope *s, const struct rsc_manager *mgr,
+			      int fd, const char *detail)
+{
+	return new_entered(s, mgr, NULL, RSC__E_FD, fd, detail, NULL);
+}
+
+/* Its on-enter callback is due from the loop, never inside the call. */
+static void announce(struct rsc__entry *e)
+{
+	struct rsc_loop *loop = e->scope->loop;
+
+	e->flags |= RSC__E_ANNOUNCE;
+	e->next_announce = NULL;
+	if (loop->announce_tail)
+		loop->announce_tail->next_announce = e;
+	else
+		loop->announce_head = e;
+	loop->announce_tail = e;
+}
+
+static void unannounce(struct rsc_loop *loop, struct rsc__entry *e)
+{
+	struct rsc__entry **pp, *prev = NULL;
+
+	for (pp = &loop->announce_head; *pp; prev = *pp, pp = &(*pp)->next_announce) {
+		if (*pp != e)
+			continue;
+		*pp = e->next_announce;
+		if (loop->announce_tail == e)
+			loop->announce_tail = prev;
+		break;
+	}
+	e->flags &= ~RSC__E_ANNOUNCE;
+}
+
+unsigned rsc__announce_run(struct rsc_loop *loop)
+{
+	unsigned n = 0;
+	struct rsc__entry *e;
+
+	while ((e = loop->announce_head)) {
+		loop->announce_head = e->next_announce;
+		if (!loop->announce_head)
+			loop->announce_tail = NULL;
+		e->flags &= ~RSC__E_ANNOUNCE;
+		n++;
+		if (e->enter_cb) {
+			rsc__cb_enter(loop);
+			e->enter_cb(rsc__eh(e), e->value, e->enter_data);
+			rsc__cb_leave(loop);
+		}
+	}
+	return n;
+}
+
 /* A hook that found its result itself (a syscall): report it from the loop. */
-int rsc__entry_complete_with(struct rsc_entry *e, int res, const char *op)
+int rsc__entry_complete_with(struct rsc__entry *e, int res, const char *op)
 {
 	struct io_uring_sqe *sqe;
 	int ret = reserve_sqes(e, 1, &sqe);
@@ -349,18 +466,28 @@ int rsc__entry_complete_with(struct rsc_entry *e, int res, const char *op)
 	return 0;
 }
 
-/* Checks shared by every push: a live, open scope on a loop not in a hook. */
-int rsc__scope_check_push(struct rsc_scope *s, const char *fn)
+int rsc__check_not_in_callback(struct rsc_loop *loop, const char *fn)
 {
-	RSC__CHECK_ARG(s, "%s: scope is NULL", fn);
-	RSC__CHECK_ARG(s->state >= RSC_SCOPE_OPEN && s->state <= RSC_SCOPE_UNWOUND,
-		       "%s: not a live scope (closed already?)", fn);
+	if (!loop->running && !loop->cb_depth)
+		return 0;
+	rsc__set_last_error("%s: cannot block or run the loop from inside one of its callbacks or manager hooks",
+			    fn);
+	return -EDEADLK;
+}
+
+/* Checks shared by every push: a live, open scope on a loop not in a hook. */
+int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const char *fn)
+{
+	struct rsc__scope *s;
+
+	RSC__SCOPE(s, h, fn);
+	*sp = s;
 	if (s->loop->hook_entry) {
 		/* Its SQEs would interleave with the running hook's reservation. */
 		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
-		return -EBUSY;
+		return -EDEADLK;
 	}
-	if (s->state != RSC_SCOPE_OPEN || s->closer != RSC__CLOSER_NONE) {
+	if (rsc__scope_unwind_owns(s) || s == s->loop->root) {
 		rsc__set_last_error("%s: scope '%s' is unwinding; nothing more can be pushed",
 				    fn, s->name);
 		return -ESHUTDOWN;
@@ -368,14 +495,14 @@ int rsc__scope_check_push(struct rsc_scope *s, const char *fn)
 	return 0;
 }
 
-int rsc_push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
-	     struct rsc_entry **entryp)
+static int check_manager(const struct rsc_manager *mgr)
 {
-	int ret;
-
-	if (entryp)
-		*entryp = NULL;
 	RSC__CHECK_ARG(mgr, "rsc_push: manager is NULL");
+	RSC__CHECK_ARG(mgr->size == sizeof(struct rsc_manager),
+		       "rsc_push: manager size %u: set .size = sizeof(struct rsc_manager) (%zu)",
+		       mgr->size, sizeof(struct rsc_manager));
+	RSC__CHECK_ARG(!(mgr->flags & ~RSC_MANAGER_UNORDERED),
+		       "rsc_push: unknown manager flags 0x%x", mgr->flags);
 	/* Both halves are required, and checked before anything is acquired. */
 	if (!mgr->enter || !mgr->exit) {
 		rsc__set_last_error("rsc_push: manager '%s' has no %s: a manager needs both enter and exit",
@@ -386,14 +513,154 @@ int rsc_push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
 	}
 	RSC__CHECK_ARG(mgr->name && mgr->name[0],
 		       "rsc_push: a manager needs a name (it labels errors)");
-	ret = rsc__scope_check_push(s, "rsc_push");
-	if (ret < 0)
-		return ret;
-	return rsc__push(s, mgr, arg, RSC__E_ORDERED, NULL,
-			 __builtin_return_address(0), entryp);
+	return 0;
 }
 
-void rsc__entry_cancel(struct rsc_entry *e)
+int rsc_push(struct rsc_scope *h, const struct rsc_manager *mgr, void *arg,
+	     struct rsc_entry **entryp)
+{
+	struct rsc__scope *s;
+	struct rsc__entry *e;
+	int ret;
+
+	if (entryp)
+		*entryp = NULL;
+	ret = check_manager(mgr);
+	if (ret < 0)
+		return ret;
+	ret = rsc__scope_check_push(h, &s, "rsc_push");
+	if (ret < 0)
+		return ret;
+	ret = rsc__push(s, mgr, arg,
+			(mgr->flags & RSC_MANAGER_UNORDERED) ? 0 : RSC__E_ORDERED, NULL,
+			__builtin_return_address(0), &e);
+	if (ret == 0 && entryp)
+		*entryp = rsc__eh(e);
+	return ret;
+}
+
+/* rsc_defer(): the caller's exit, reached through the entry it runs for. */
+struct defer_fn {
+	rsc_exit_fn fn;
+};
+
+static int defer_enter(struct rsc_entry *h, void *arg)
+{
+	(void)h;
+	(void)arg;
+	return -EINVAL; /* never called: a deferred entry is entered at once */
+}
+
+static int defer_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
+{
+	struct rsc__entry *e;
+
+	if (rsc__entry_from(h, &e, "defer") < 0)
+		return -ESTALE;
+	return ((struct defer_fn *)e->owned_arg)->fn(h, pending, arg);
+}
+
+static const struct rsc_manager defer_manager = {
+	.size = sizeof(struct rsc_manager),
+	.name = "defer",
+	.enter = defer_enter,
+	.exit = defer_exit,
+};
+
+int rsc_defer(struct rsc_scope *h, rsc_exit_fn fn, void *arg,
+	      struct rsc_entry **entryp)
+{
+	struct rsc__scope *s;
+	struct rsc__entry *e;
+	struct defer_fn *d;
+	int ret;
+
+	if (entryp)
+		*entryp = NULL;
+	RSC__CHECK_ARG(fn, "rsc_defer: fn is NULL");
+	ret = rsc__scope_check_push(h, &s, "rsc_defer");
+	if (ret < 0)
+		return ret;
+	d = malloc(sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->fn = fn;
+	e = new_entered(s, &defer_manager, arg, RSC__E_ORDERED, 0, NULL,
+			__builtin_return_address(0));
+	if (!e) {
+		free(d);
+		return -ENOMEM;
+	}
+	e->owned_arg = d; /* freed with the entry */
+	announce(e);
+	if (entryp)
+		*entryp = rsc__eh(e);
+	return 0;
+}
+
+/* The release of an adopted descriptor: as for any built-in, a ring close. */
+static int adopt_enter(struct rsc_entry *h, void *arg)
+{
+	(void)h;
+	(void)arg;
+	return -EINVAL; /* never called: an adopted entry is entered at once */
+}
+
+static const struct rsc_manager adopt_manager = {
+	.size = sizeof(struct rsc_manager),
+	.name = "adopt",
+	.enter = adopt_enter,
+	.exit = rsc__fd_exit,
+};
+
+int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **entryp)
+{
+	struct rsc__scope *s;
+	struct rsc__entry *e;
+	unsigned eflags = RSC__E_FD;
+	char detail[32];
+	int fdflags, ret;
+
+	if (entryp)
+		*entryp = NULL;
+	ret = rsc__scope_check_push(h, &s, "rsc_adopt");
+	if (ret < 0)
+		return ret;
+	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_FSYNC_ON_RELEASE)),
+		       "rsc_adopt: unknown flags 0x%x", flags);
+	if (fd < 0 || (fdflags = fcntl(fd, F_GETFD)) < 0) {
+		rsc__set_last_error("rsc_adopt: %d is not an open descriptor", fd);
+		return -EBADF;
+	}
+	if (flags & RSC_FSYNC_ON_RELEASE) {
+		ret = rsc__need_opcode(s->loop, IORING_OP_FSYNC, "RSC_FSYNC_ON_RELEASE");
+		if (ret < 0)
+			return ret;
+		eflags |= RSC__E_FSYNC | RSC__E_ORDERED;
+	}
+	snprintf(detail, sizeof(detail), "fd %d", fd);
+	e = new_entry(s, &adopt_manager, NULL, eflags, detail, __builtin_return_address(0));
+	if (!e)
+		return -ENOMEM;
+	/* Two owners is the double-close bug: the ledger says who owns it. */
+	ret = rsc__ledger_claim(fd, e->h);
+	if (ret < 0) {
+		rsc__entry_put(s->loop, e);
+		rsc__set_last_error(ret == -EEXIST ?
+				    "rsc_adopt: descriptor %d is owned by a live entry already" :
+				    "rsc_adopt: no memory for the ownership ledger (descriptor %d)", fd);
+		return ret;
+	}
+	if (!(flags & RSC_NO_CLOEXEC) && !(fdflags & FD_CLOEXEC))
+		(void)fcntl(fd, F_SETFD, fdflags | FD_CLOEXEC);
+	enter_at_once(e, fd);
+	announce(e);
+	if (entryp)
+		*entryp = rsc__eh(e);
+	return 0;
+}
+
+void rsc__entry_cancel(struct rsc__entry *e)
 {
 	if (e->state != RSC_ENTERING || (e->flags & RSC__E_CANCEL_SENT) ||
 	    !e->enter_op)
@@ -403,24 +670,34 @@ void rsc__entry_cancel(struct rsc_entry *e)
 		e->flags |= RSC__E_CANCEL_SENT;
 }
 
-static void chain_error(struct rsc_scope *s, int err, unsigned opcode,
-			const struct rsc_entry *e)
-{
-	struct rsc_error *next = rsc__error_new(err, rsc__opcode_name(opcode),
-						e->mgr->name, e->detail,
-						s->name, s->pending);
+static void resolve_dependents(struct rsc__entry *dep);
 
-	if (next) {
-		rsc__error_unref(s->pending);
-		s->pending = next;
-	}
+/*
+ * A compound acquire's second entry entered: it takes over the socket, and
+ * the socket entry leaves the scope, so the entry the caller holds stands
+ * for the whole connection.
+ */
+static void take_over_dep(struct rsc__entry *e)
+{
+	struct rsc__entry *dep = e->dep;
+	struct rsc_loop *loop = e->scope->loop;
+
+	e->value = dep->value;
+	e->flags |= RSC__E_FD | (dep->flags & RSC__E_IDENTITY);
+	e->dev = dep->dev;
+	e->ino = dep->ino;
+	e->dep = NULL;
+	if (dep->flags & RSC__E_LEDGER)
+		rsc__ledger_set(e->value, e->h);
+	e->flags |= RSC__E_LEDGER;
+	dep->flags &= ~RSC__E_LEDGER;
+	unlink_entry(dep);
+	rsc__entry_free(loop, dep);
 }
 
-static void resolve_dependents(struct rsc_entry *dep);
-
-static void enter_done(struct rsc_entry *e)
+static void enter_done(struct rsc__entry *e)
 {
-	struct rsc_scope *s = e->scope;
+	struct rsc__scope *s = e->scope;
 	struct rsc_loop *loop = s->loop;
 	bool early = e->flags & RSC__E_RELEASE_REQ;
 
@@ -430,51 +707,53 @@ static void enter_done(struct rsc_entry *e)
 		e->value = e->enter_err;
 		e->enter_opcode = e->enter_err_opcode;
 	}
-	if (e->value >= 0 && (e->flags & RSC__E_VALUE_OF_DEP))
-		e->value = e->dep->value; /* e.g. a connect: the connected socket */
 	e->phase = RSC__PHASE_NONE;
 	assert(s->n_entering > 0 && loop->n_entering > 0);
 	s->n_entering--;
 	loop->n_entering--;
 	if (e->value >= 0) {
-		e->state = RSC_ENTERED;
+		if (e->flags & RSC__E_TAKES_DEP)
+			take_over_dep(e);
+		else
+			own_value(loop, e);
+		set_state(e, RSC_ENTERED);
 		loop->counters[RSC_CTR_ACQUIRED]++;
 		if (e->flags & RSC__E_CANCEL_SENT)
 			loop->counters[RSC_CTR_LATE_ACQUIRES]++; /* won the race */
-		if (loop->audit_level == RSC_AUDIT_FULL)
-			rsc__audit_record(loop, e);
 	} else {
-		e->state = RSC_FAILED;
+		set_state(e, RSC_FAILED);
 		loop->counters[RSC_CTR_ENTER_FAILED]++;
 	}
 	/* Traced before the unwind it may start, so the trace reads in order. */
 	rsc__trace(loop, e->value >= 0 ? RSC_EV_ENTERED : RSC_EV_ENTER_FAILED, s,
 		   e, e->value);
-	if (e->value < 0) {
-		if (early) {
-			/* Released while entering and nothing was acquired: done. */
-			s->n_early--;
-		} else if (s->state == RSC_SCOPE_OPEN) {
-			/* A failed enter unwinds what was entered before it. */
-			struct rsc_error *err = rsc__error_new(
-				e->value, e->fail_op ? e->fail_op : rsc__opcode_name(e->enter_opcode),
-				e->mgr->name, e->detail, s->name, NULL);
-
-			e->flags |= RSC__E_REPORTED_ERR;
-			rsc__scope_begin_unwind(s, err);
-		} else if (e->value != -ECANCELED || !(e->flags & RSC__E_CANCEL_SENT)) {
-			/* Failed on its own while the scope was unwinding: keep it. */
-			chain_error(s, e->value, e->enter_opcode, e);
-			e->flags |= RSC__E_REPORTED_ERR;
-		}
+	if (e->value < 0 && !early &&
+	    (s->state == RSC_SCOPE_OPEN || e->value != -ECANCELED ||
+	     !(e->flags & RSC__E_CANCEL_SENT))) {
+		/* A failure of its own (not our cancel): the scope hears it. */
+		rsc__scope_raise(s, e->value,
+				 e->fail_op ? e->fail_op : rsc__opcode_name(e->enter_opcode), e);
+		e->flags |= RSC__E_REPORTED_ERR;
+		/* A failed enter unwinds what was entered before it. */
+		if (s->state == RSC_SCOPE_OPEN)
+			rsc__scope_begin_unwind(s, NULL);
+	} else if (e->value < 0 && early) {
+		s->n_early--; /* released while entering and nothing was acquired: done */
 	}
+	rsc__cb_enter(loop);
+	if (e->entered_hook)
+		e->entered_hook(rsc__eh(e), e->value, e->entered_hook_data);
 	if (e->enter_cb)
-		e->enter_cb(e, e->value, e->enter_data);
+		e->enter_cb(rsc__eh(e), e->value, e->enter_data);
+	rsc__cb_leave(loop);
 	if (early) {
 		if (e->state == RSC_ENTERED)
 			rsc__entry_start_exit(e);
-		else if (e->release_cb)
-			e->release_cb(e, e->value, e->release_data);
+		else if (e->release_cb) {
+			rsc__cb_enter(loop);
+			e->release_cb(rsc__eh(e), e->value, e->release_data);
+			rsc__cb_leave(loop);
+		}
 	}
 	if (e->flags & RSC__E_HAS_DEPS)
 		resolve_dependents(e);
@@ -485,7 +764,7 @@ static void enter_done(struct rsc_entry *e)
 }
 
 /* Settle a deferred enter right now, as if its CQE said @res. */
-static void fail_deferred(struct rsc_entry *d, int res, bool cancelled)
+static void fail_deferred(struct rsc__entry *d, int res, bool cancelled)
 {
 	d->value = res;
 	if (cancelled)
@@ -500,12 +779,14 @@ static void fail_deferred(struct rsc_entry *d, int res, bool cancelled)
  * @dep settled: start the enters that were waiting for its descriptor, or
  * cancel them if it failed or their scope is closing.
  */
-static void resolve_dependents(struct rsc_entry *dep)
+static void resolve_dependents(struct rsc__entry *dep)
 {
-	struct rsc_entry *d;
+	struct rsc__entry *d, *next;
 	int ret;
 
-	for (d = dep->next; d; d = d->next) {
+	dep->flags &= ~RSC__E_HAS_DEPS;
+	for (d = dep->next; d; d = next) {
+		next = d->next; /* d may take dep over and free it */
 		if (!(d->flags & RSC__E_DEFERRED) || d->dep != dep)
 			continue;
 		d->flags &= ~RSC__E_DEFERRED;
@@ -520,34 +801,59 @@ static void resolve_dependents(struct rsc_entry *dep)
 	}
 }
 
-static void exit_done(struct rsc_entry *e)
+/*
+ * The one place a release is settled, early or in its unwind's LIFO turn:
+ * the ledger lets the number go, the error is raised on the scope (or told
+ * to an early release's callback), the trace and the audit see it.
+ */
+void rsc__entry_settle_release(struct rsc__entry *e)
 {
-	struct rsc_scope *s = e->scope;
+	struct rsc__scope *s = e->scope;
 	struct rsc_loop *loop = s->loop;
+	bool early = e->flags & RSC__E_RELEASE_REQ;
+
+	if (e->flags & RSC__E_LEDGER) {
+		rsc__ledger_forget(e->value, e->h);
+		e->flags &= ~RSC__E_LEDGER;
+	}
+	if (e->exit_res < 0 && !(early && e->release_cb)) {
+		/* No callback to hear it: the scope's result carries it. */
+		rsc__scope_raise(s, e->exit_res, rsc__opcode_name(e->exit_opcode), e);
+	} else if (!early && (e->flags & RSC__E_SUPPRESS)) {
+		rsc__error_unref(s->pending);
+		s->pending = NULL;
+	}
+	rsc__trace(loop, RSC_EV_RELEASED, s, e, e->exit_res);
+	rsc__audit_check_released(loop, e);
+	if (early && e->release_cb) {
+		rsc__cb_enter(loop);
+		e->release_cb(rsc__eh(e), e->exit_res, e->release_data);
+		rsc__cb_leave(loop);
+	}
+}
+
+static void exit_done(struct rsc__entry *e)
+{
+	struct rsc__scope *s = e->scope;
 
 	e->phase = RSC__PHASE_NONE;
-	e->state = RSC_EXITED;
-	loop->counters[RSC_CTR_RELEASED]++;
+	set_state(e, RSC_EXITED);
+	s->loop->counters[RSC_CTR_RELEASED]++;
 	if (!(e->flags & RSC__E_RELEASE_REQ)) {
+		/* Part of an unwind batch: settled in LIFO order by the scope. */
 		e->flags |= RSC__E_DONE;
 		rsc__scope_report(s);
 		return;
 	}
 	assert(s->n_early > 0);
 	s->n_early--;
-	rsc__trace(loop, RSC_EV_RELEASED, s, e, e->exit_res);
-	rsc__audit_check_released(loop, e);
-	if (e->release_cb)
-		e->release_cb(e, e->exit_res, e->release_data);
-	else if (e->exit_res < 0)
-		/* No callback to hear it: the scope's result carries it instead. */
-		chain_error(s, e->exit_res, e->exit_opcode, e);
+	rsc__entry_settle_release(e);
 	if (s->state == RSC_SCOPE_UNWINDING)
 		rsc__scope_step(s);
 }
 
 /* A release that could not get an SQE now is queued, never dropped. */
-static void queue_retry(struct rsc_entry *e)
+static void queue_retry(struct rsc__entry *e)
 {
 	struct rsc_loop *loop = e->scope->loop;
 
@@ -555,7 +861,7 @@ static void queue_retry(struct rsc_entry *e)
 	loop->retry_head = e;
 }
 
-static void settle_exit_failure(struct rsc_entry *e)
+static void settle_exit_failure(struct rsc__entry *e)
 {
 	/* The ring kept refusing SQEs: report it rather than wait forever. */
 	if (e->exit_res == 0) {
@@ -564,12 +870,13 @@ static void settle_exit_failure(struct rsc_entry *e)
 	}
 	e->scope->loop->n_hook_sqes = 0;
 	e->phase_ops = 0;
+	e->phase = RSC__PHASE_EXIT;
 	exit_done(e);
 }
 
 unsigned rsc__retry_exits(struct rsc_loop *loop)
 {
-	struct rsc_entry *e, *list = loop->retry_head;
+	struct rsc__entry *e, *list = loop->retry_head;
 	unsigned n = 0;
 
 	loop->retry_head = NULL;
@@ -577,8 +884,6 @@ unsigned rsc__retry_exits(struct rsc_loop *loop)
 		list = e->next_retry;
 		n++;
 		if (++e->exit_retries > RSC__EXIT_RETRIES) {
-			e->state = RSC_EXITING;
-			e->phase = RSC__PHASE_EXIT;
 			settle_exit_failure(e);
 		} else if (e->flags & RSC__E_RETRY_NOP) {
 			if (ensure_phase_sqe(e) < 0) {
@@ -594,19 +899,20 @@ unsigned rsc__retry_exits(struct rsc_loop *loop)
 	return n;
 }
 
-void rsc__entry_start_exit(struct rsc_entry *e)
+void rsc__entry_start_exit(struct rsc__entry *e)
 {
-	struct rsc_scope *s = e->scope;
-	struct rsc_loop *loop = s->loop;
-	const struct rsc_error *pending;
+	struct rsc_loop *loop = e->scope->loop;
 	int ret;
 
 	assert(e->state == RSC_ENTERED ||
 	       (e->state == RSC_EXITING &&
 		(e->flags & (RSC__E_RETRY_HOOK | RSC__E_DRAINING))));
+	if (e->state == RSC_ENTERED)
+		set_state(e, RSC_EXITING);
+	if (e->flags & RSC__E_ANNOUNCE)
+		unannounce(loop, e); /* released before the loop turned: no on-enter */
 	if (e->n_io) {
 		/* No I/O outlives its resource: cancel it, release after its last CQE. */
-		e->state = RSC_EXITING;
 		if (!(e->flags & RSC__E_DRAINING)) {
 			e->flags |= RSC__E_DRAINING;
 			rsc__io_cancel_all(e);
@@ -614,15 +920,10 @@ void rsc__entry_start_exit(struct rsc_entry *e)
 		return;
 	}
 	e->flags &= ~(RSC__E_RETRY_HOOK | RSC__E_DRAINING);
-	/* An early release runs outside any unwind: nothing is pending for it. */
-	pending = (e->flags & RSC__E_RELEASE_REQ) ? NULL : s->pending;
-	e->state = RSC_EXITING;
 	e->phase = RSC__PHASE_EXIT;
 	e->exit_res = 0;
 	e->close_res = 1;
-	loop->hook_entry = e;
-	ret = e->mgr->exit(e, pending, e->arg);
-	loop->hook_entry = NULL;
+	ret = call_hook(e, false);
 	if (!loop->n_hook_sqes && (ret == -EBUSY || ret == -ENOMEM || ret == -EAGAIN)) {
 		/* No SQE to be had now: call the hook again on a later turn. The
 		 * entry stays EXITING, so nothing else can release it meanwhile. */
@@ -645,16 +946,22 @@ void rsc__entry_start_exit(struct rsc_entry *e)
 	stamp_phase_sqes(e);
 }
 
-void rsc__entry_free(struct rsc_loop *loop, struct rsc_entry *e)
+void rsc__entry_free(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	assert(e->phase_ops == 0);
+	if (e->flags & RSC__E_ANNOUNCE)
+		unannounce(loop, e);
+	if (e->flags & RSC__E_LEDGER)
+		rsc__ledger_forget(e->value, e->h);
 	rsc__entry_put(loop, e);
 }
 
-int rsc_entry_on_enter(struct rsc_entry *e, rsc_entry_cb cb, void *data)
+int rsc_entry_on_enter(struct rsc_entry *h, rsc_entry_cb cb, void *data)
 {
-	RSC__CHECK_ARG(e && entry_is_live(e), "rsc_entry_on_enter: not a live entry");
-	if (e->state != RSC_ENTERING) {
+	struct rsc__entry *e;
+
+	RSC__ENTRY(e, h, "rsc_entry_on_enter");
+	if (e->state != RSC_ENTERING && !(e->flags & RSC__E_ANNOUNCE)) {
 		rsc__set_last_error("rsc_entry_on_enter: the enter has completed already");
 		return -EALREADY;
 	}
@@ -663,25 +970,35 @@ int rsc_entry_on_enter(struct rsc_entry *e, rsc_entry_cb cb, void *data)
 	return 0;
 }
 
-int rsc_entry_release(struct rsc_entry *e, rsc_entry_cb cb, void *data)
+/* Checks shared by release, detach and move: the caller may act on it. */
+static int check_owned_by_caller(struct rsc__entry *e, const char *fn)
 {
-	RSC__CHECK_ARG(e && entry_is_live(e), "rsc_entry_release: not a live entry");
+	if (e->scope->loop->hook_entry) {
+		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
+		return -EDEADLK;
+	}
 	/* Never touch the number again: it may belong to someone else by now. */
 	if ((e->flags & RSC__E_RELEASE_REQ) || e->state == RSC_EXITING ||
 	    e->state == RSC_EXITED) {
-		rsc__set_last_error("rsc_entry_release: entry '%s' is released already",
-				    e->mgr->name);
+		rsc__set_last_error("%s: entry '%s' is released already", fn, e->mgr->name);
 		return -EALREADY;
 	}
 	if (e->state == RSC_FAILED) {
-		rsc__set_last_error("rsc_entry_release: entry '%s' failed to enter: it holds nothing",
-				    e->mgr->name);
+		rsc__set_last_error("%s: entry '%s' failed to enter: it holds nothing",
+				    fn, e->mgr->name);
 		return -EALREADY;
 	}
-	if (e->scope->loop->hook_entry) {
-		rsc__set_last_error("rsc_entry_release: not from inside a manager's enter or exit");
-		return -EBUSY;
+	if (rsc__scope_unwind_owns(e->scope)) {
+		/* It goes in its LIFO turn, seeing the pending error like the rest. */
+		rsc__set_last_error("%s: scope '%s' is unwinding or closing: its unwind owns entry '%s'",
+				    fn, e->scope->name, e->mgr->name);
+		return -EALREADY;
 	}
+	return 0;
+}
+
+int rsc__entry_release(struct rsc__entry *e, rsc_entry_cb cb, void *data)
+{
 	e->flags |= RSC__E_RELEASE_REQ;
 	e->release_cb = cb;
 	e->release_data = cb ? data : NULL;
@@ -693,10 +1010,98 @@ int rsc_entry_release(struct rsc_entry *e, rsc_entry_cb cb, void *data)
 	return 0;
 }
 
-int rsc_entry_fd(const struct rsc_entry *e)
+int rsc_entry_release(struct rsc_entry *h, rsc_entry_cb cb, void *data)
 {
-	if (!e || !entry_is_live(e))
-		return -EINVAL;
+	struct rsc__entry *e;
+	int ret;
+
+	RSC__ENTRY(e, h, "rsc_entry_release");
+	ret = check_owned_by_caller(e, "rsc_entry_release");
+	if (ret < 0)
+		return ret;
+	return rsc__entry_release(e, cb, data);
+}
+
+int rsc_entry_detach(struct rsc_entry *h)
+{
+	struct rsc__entry *e;
+	struct rsc_loop *loop;
+	int ret, fd;
+
+	RSC__ENTRY(e, h, "rsc_entry_detach");
+	ret = check_owned_by_caller(e, "rsc_entry_detach");
+	if (ret < 0)
+		return ret;
+	if (e->state == RSC_ENTERING || e->n_io || (e->flags & RSC__E_HAS_DEPS)) {
+		rsc__set_last_error("rsc_entry_detach: entry '%s' has %s in flight",
+				    e->mgr->name, e->state == RSC_ENTERING ? "its enter" :
+				    e->n_io ? "tracked I/O" : "an enter that builds on it");
+		return -EBUSY;
+	}
+	if (!(e->flags & RSC__E_FD)) {
+		rsc__set_last_error("rsc_entry_detach: entry '%s' holds no descriptor of the runtime's",
+				    e->mgr->name);
+		return -EBADF;
+	}
+	loop = e->scope->loop;
+	fd = e->value;
+	/* The caller owns it from here: off the scope, out of the ledger. */
+	unlink_entry(e);
+	rsc__entry_free(loop, e);
+	return fd;
+}
+
+int rsc_entry_move(struct rsc_entry *h, struct rsc_scope *to_h)
+{
+	struct rsc__entry *e;
+	struct rsc__scope *to;
+	int ret;
+
+	RSC__ENTRY(e, h, "rsc_entry_move");
+	RSC__SCOPE(to, to_h, "rsc_entry_move");
+	if (to->loop != e->scope->loop) {
+		rsc__set_last_error("rsc_entry_move: scope '%s' belongs to another loop", to->name);
+		return -EXDEV;
+	}
+	ret = check_owned_by_caller(e, "rsc_entry_move");
+	if (ret < 0)
+		return ret;
+	RSC__CHECK_ARG(!rsc__scope_unwind_owns(to) && to != to->loop->root,
+		       "rsc_entry_move: scope '%s' is unwinding or closing", to->name);
+	if (e->state == RSC_ENTERING || (e->flags & RSC__E_HAS_DEPS)) {
+		rsc__set_last_error("rsc_entry_move: entry '%s' has %s in flight", e->mgr->name,
+				    e->state == RSC_ENTERING ? "its enter" :
+				    "an enter that builds on it");
+		return -EBUSY;
+	}
+	if (to == e->scope && e == to->entries_tail)
+		return 0;
+	unlink_entry(e);
+	append_entry(to, e);
+	return 0;
+}
+
+int rsc_entry_set_data(struct rsc_entry *h, void *data)
+{
+	struct rsc__entry *e;
+
+	RSC__ENTRY(e, h, "rsc_entry_set_data");
+	e->user_data = data;
+	return 0;
+}
+
+void *rsc_entry_data(const struct rsc_entry *h)
+{
+	struct rsc__entry *e;
+
+	return rsc__entry_from(h, &e, "rsc_entry_data") < 0 ? NULL : e->user_data;
+}
+
+int rsc_entry_fd(const struct rsc_entry *h)
+{
+	struct rsc__entry *e;
+
+	RSC__ENTRY(e, h, "rsc_entry_fd");
 	switch (e->state) {
 	case RSC_ENTERING:
 		return -EAGAIN;
@@ -709,29 +1114,38 @@ int rsc_entry_fd(const struct rsc_entry *e)
 	}
 }
 
-int rsc_entry_state(const struct rsc_entry *e)
+int rsc_entry_state(const struct rsc_entry *h)
 {
-	if (!e || !entry_is_live(e))
-		return -EINVAL;
+	struct rsc__entry *e;
+
+	RSC__ENTRY(e, h, "rsc_entry_state");
 	return e->state;
 }
 
-const char *rsc_entry_name(const struct rsc_entry *e)
+const char *rsc_entry_name(const struct rsc_entry *h)
 {
-	return e && entry_is_live(e) ? e->mgr->name : "";
+	struct rsc__entry *e;
+
+	return rsc__entry_from(h, &e, "rsc_entry_name") < 0 ? "" : e->mgr->name;
 }
 
-const char *rsc_entry_detail(const struct rsc_entry *e)
+const char *rsc_entry_detail(const struct rsc_entry *h)
 {
-	return e && entry_is_live(e) ? e->detail : "";
+	struct rsc__entry *e;
+
+	return rsc__entry_from(h, &e, "rsc_entry_detail") < 0 ? "" : e->detail;
 }
 
-struct rsc_scope *rsc_entry_scope(const struct rsc_entry *e)
+struct rsc_scope *rsc_entry_scope(const struct rsc_entry *h)
 {
-	return e && entry_is_live(e) ? e->scope : NULL;
+	struct rsc__entry *e;
+
+	return rsc__entry_from(h, &e, "rsc_entry_scope") < 0 ? NULL : rsc__sh(e->scope);
 }
 
-void *rsc_entry_arg(const struct rsc_entry *e)
+void *rsc_entry_arg(const struct rsc_entry *h)
 {
-	return e && entry_is_live(e) ? e->arg : NULL;
+	struct rsc__entry *e;
+
+	return rsc__entry_from(h, &e, "rsc_entry_arg") < 0 ? NULL : e->arg;
 }

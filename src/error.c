@@ -12,12 +12,12 @@
 struct rsc_error {
 	unsigned refs;
 	int err;
-	const char *op;
+	char *op;
 	struct rsc_error *cause;
 	char *entry;
 	char *detail;
 	char *scope;
-	char strings[]; /* entry, detail and scope, NUL-separated */
+	char strings[]; /* op, entry, detail and scope, NUL-separated */
 };
 
 static _Thread_local char last_error[256];
@@ -93,25 +93,27 @@ struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
 				 const char *detail, const char *scope,
 				 struct rsc_error *cause)
 {
-	size_t le, ld, ls;
+	size_t lo, le, ld, ls;
 	struct rsc_error *e;
 
+	op = op ? op : "";
 	entry = entry ? entry : "";
 	detail = detail ? detail : "";
 	scope = scope ? scope : "";
+	lo = strlen(op) + 1; /* copied: rsc_scope_fail's op is the caller's */
 	le = strlen(entry) + 1;
 	ld = strlen(detail) + 1;
 	ls = strlen(scope) + 1;
-	e = malloc(sizeof(*e) + le + ld + ls);
+	e = malloc(sizeof(*e) + lo + le + ld + ls);
 	if (!e)
 		return NULL; /* the caller keeps the previous pending error */
 	e->refs = 1;
 	e->err = err < 0 ? err : -err;
-	e->op = op ? op : "";
 	e->cause = cause ? rsc__error_ref(cause) : NULL;
-	e->entry = memcpy(e->strings, entry, le);
-	e->detail = memcpy(e->strings + le, detail, ld);
-	e->scope = memcpy(e->strings + le + ld, scope, ls);
+	e->op = memcpy(e->strings, op, lo);
+	e->entry = memcpy(e->strings + lo, entry, le);
+	e->detail = memcpy(e->strings + lo + le, detail, ld);
+	e->scope = memcpy(e->strings + lo + le + ld, scope, ls);
 	return e;
 }
 

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <liburing.h>
 
 #include "ringscope.h"
 #include "fault.h"
@@ -14,6 +15,10 @@
 #define RSC__MAX_ENTRIES 32768U
 #define RSC__OPS_PER_CHUNK 256U
 #define RSC__DETAIL_INLINE 96U
+#define RSC__SLOTS_PER_CHUNK 1024U
+/* The ledger covers descriptor numbers below this (the kernel's nr_open default). */
+#define RSC__LEDGER_MAX_FD (1U << 20)
+#define RSC__LEDGER_PAGE 4096U
 
 /* Opcode slot meaning "the manager's hook itself failed". */
 #define RSC__OPCODE_HOOK 255U
@@ -33,7 +38,7 @@ struct rsc_op {
 	uint32_t idx;
 	uint32_t gen;
 	rsc__op_fn complete;
-	struct rsc_entry *entry;
+	struct rsc__entry *entry;
 	uint8_t opcode;	 /* for naming the operation in errors */
 	bool primary;	 /* first SQE of an enter: its CQE decides the enter */
 	bool closes_value; /* IORING_OP_CLOSE of the entry's own descriptor */
@@ -67,10 +72,12 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_RETRY_HOOK   (1U << 12) /* exit hook could not get SQEs: call again */
 #define RSC__E_DRAINING	    (1U << 13) /* release waits for its I/O to complete */
 #define RSC__E_DEFERRED	    (1U << 14) /* enter waits for entry 'dep' to enter */
-#define RSC__E_VALUE_OF_DEP (1U << 15) /* on success its value is dep's descriptor */
 #define RSC__E_TIMED_OUT    (1U << 16) /* its enter's linked timeout fired */
 #define RSC__E_HAS_DEPS	    (1U << 17) /* some deferred entry waits for this one */
 #define RSC__E_ALL_OR_NONE  (1U << 18) /* its enter fails if any of its SQEs fails */
+#define RSC__E_LEDGER	    (1U << 19) /* its value is in the ownership ledger */
+#define RSC__E_ANNOUNCE	    (1U << 20) /* entered by adopt/defer: on-enter still due */
+#define RSC__E_TAKES_DEP    (1U << 21) /* on success it takes over dep's descriptor */
 
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U
@@ -79,9 +86,10 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 /* Turns a release may wait for an SQE before it is settled as failed. */
 #define RSC__EXIT_RETRIES 1000U
 
-struct rsc_entry {
-	struct rsc_scope *scope;
-	struct rsc_entry *prev, *next; /* scope's chain: prev is older */
+struct rsc__entry {
+	uint64_t h; /* its handle (handle.c) */
+	struct rsc__scope *scope;
+	struct rsc__entry *prev, *next; /* scope's chain: prev is older */
 	const struct rsc_manager *mgr;
 	void *arg;
 	int state;
@@ -98,20 +106,24 @@ struct rsc_entry {
 	int close_res; /* CQE of the exit's IORING_OP_CLOSE of value; 1 if none */
 	rsc_entry_cb enter_cb, release_cb;
 	void *enter_data, *release_data;
+	rsc_entry_cb entered_hook; /* the runtime's own (rsc_timer), beside enter_cb */
+	void *entered_hook_data;
+	void *user_data; /* rsc_entry_set_data() */
+	struct rsc__entry *next_announce; /* loop->announce_head */
 	dev_t dev;
 	ino_t ino;
 	const void *site; /* return address of the rsc_open/rsc_socket/rsc_push call */
 	unsigned n_io;	  /* tracked I/O in flight on this entry (io.c) */
-	struct rsc_entry *dep; /* RSC__E_DEFERRED: the entry this one builds on */
+	struct rsc__entry *dep; /* RSC__E_DEFERRED: the entry this one builds on */
 	void *owned_arg;       /* freed with the entry: args a deferred enter needs */
 	const char *fail_op;   /* names a failure a hook found itself ("bind") */
 	struct rsc_op *io_head;
-	struct rsc_entry *next_retry; /* exit waiting for an SQE (loop->retry_head) */
+	struct rsc__entry *next_retry; /* exit waiting for an SQE (loop->retry_head) */
 	unsigned exit_retries;
 	char *detail; /* points at detail_inline or a heap copy */
 	/* Everything above is cleared by rsc__entry_get(); nothing below is. */
 	char detail_inline[RSC__DETAIL_INLINE];
-	struct rsc_entry *next_free;
+	struct rsc__entry *next_free;
 };
 
 enum rsc__closer { RSC__CLOSER_NONE = 0, RSC__CLOSER_USER, RSC__CLOSER_PARENT };
@@ -124,33 +136,39 @@ enum rsc__unwind_step {
 	RSC__U_DONE,
 };
 
-struct rsc_scope {
+struct rsc__scope {
+	uint64_t h; /* its handle (handle.c) */
 	struct rsc_loop *loop;
-	struct rsc_scope *parent;
-	struct rsc_scope *prev, *next; /* siblings: prev is older */
-	struct rsc_scope *children_head, *children_tail;
-	struct rsc_entry *entries_head, *entries_tail;
+	struct rsc__scope *parent;
+	struct rsc__scope *prev, *next; /* siblings: prev is older */
+	struct rsc__scope *children_head, *children_tail;
+	struct rsc__entry *entries_head, *entries_tail;
 	int state;
 	enum rsc__closer closer;
 	bool consumed;	   /* a parent took its result */
 	bool from_parent;  /* its unwind started from the parent's pending error */
 	struct rsc_error *started_from; /* that error (a reference), if from_parent */
-	bool in_step, step_again;
+	bool in_step_queue; /* queued on loop->step_head: stepped iteratively */
+	bool fail_queued;   /* rsc_scope_fail(): its unwind starts next turn */
 	enum rsc__unwind_step step;
-	struct rsc_scope *child_cursor;
-	struct rsc_entry *cursor; /* next entry the unwind considers */
-	struct rsc_entry *report; /* next entry whose exit is reported */
+	struct rsc__scope *child_cursor;
+	struct rsc__entry *cursor; /* next entry the unwind considers */
+	struct rsc__entry *report; /* next entry whose exit is reported */
 	unsigned batch_outstanding;
 	unsigned n_entering;
 	unsigned n_early;	  /* early releases in flight */
 	struct rsc_error *pending;
 	rsc_scope_close_cb close_cb;
 	void *close_data;
+	rsc_scope_close_cb on_close_cb; /* rsc_scope_on_close(): whoever closed it */
+	void *on_close_data;
+	void *user_data; /* rsc_scope_set_data() */
 	uint64_t *fd_snapshot; /* FULL audit: bitmap of fds open at scope open */
 	unsigned fd_snapshot_bits;
-	struct rsc_scope *next_ready;
+	struct rsc__scope *next_step;
+	struct rsc__scope *next_ready;
 	bool in_ready;	   /* queued: to start its unwind, or to finish its close */
-	struct rsc_scope *next_free;
+	struct rsc__scope *next_free;
 	char name[RSC_NAME_MAX];
 };
 
@@ -182,7 +200,7 @@ struct rsc_loop {
 	int audit_level;
 	bool running;
 	struct io_uring_probe *probe;
-	struct rsc_scope *root;
+	struct rsc__scope *root;
 
 	/* op table: chunks of RSC__OPS_PER_CHUNK, indices stable for life */
 	struct rsc_op **op_chunks;
@@ -191,11 +209,23 @@ struct rsc_loop {
 	unsigned ops_inflight;
 	unsigned undispatched; /* final CQEs copied off the ring, not yet dispatched */
 
-	struct rsc_entry *free_entries;
-	struct rsc_scope *free_scopes;
-	struct rsc_scope *ready_head, *ready_tail;
+	/* Handle slots this loop holds (handle.c). */
+	uint32_t handle_free; /* slot index + 1, or 0 */
+	uint32_t *handle_chunks;
+	unsigned n_handle_chunks;
+	/* Hooks and callbacks running now, in or outside rsc_loop_run. */
+	unsigned cb_depth;
+	/* Adopted/deferred entries whose on-enter callback is due. */
+	struct rsc__entry *announce_head, *announce_tail;
+
+	struct rsc__entry *free_entries;
+	struct rsc__scope *free_scopes;
+	struct rsc__scope *ready_head, *ready_tail;
+	/* Scopes whose unwind must take a step: a queue, so depth never recurses. */
+	struct rsc__scope *step_head, *step_tail;
+	bool stepping;
 	/* Releases that could not get an SQE yet: retried every turn. */
-	struct rsc_entry *retry_head;
+	struct rsc__entry *retry_head;
 
 	/* CQEs set aside while submit needed room (-EBUSY): dispatched next turn */
 	struct rsc_cqe_copy *stash;
@@ -207,7 +237,7 @@ struct rsc_loop {
 	long long counters[RSC_CTR__COUNT];
 
 	/* The SQEs of the hook running now; hooks never nest (rsc__push refuses). */
-	struct rsc_entry *hook_entry;
+	struct rsc__entry *hook_entry;
 	struct io_uring_sqe *hook_sqes[RSC_ENTRY_SQES_MAX];
 	struct rsc_op *hook_ops[RSC_ENTRY_SQES_MAX];
 	unsigned n_hook_sqes;
@@ -220,6 +250,63 @@ struct rsc_loop {
 	struct rsc_finding **findings; /* each its own allocation: pointers stay valid */
 	unsigned n_findings, cap_findings;
 };
+
+/* handle.c */
+enum rsc__kind { RSC__K_SCOPE = 1, RSC__K_ENTRY = 2 };
+uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind);
+void rsc__handle_drop(struct rsc_loop *loop, uint64_t h);
+void rsc__handles_release(struct rsc_loop *loop);
+int rsc__handle_obj(uint64_t h, enum rsc__kind kind, void **objp);
+/* Decode a caller's handle: 0, -EINVAL (NULL, not a handle), -ESTALE (freed). */
+int rsc__scope_from(const struct rsc_scope *h, struct rsc__scope **sp,
+		    const char *fn);
+int rsc__entry_from(const struct rsc_entry *h, struct rsc__entry **ep,
+		    const char *fn);
+
+static inline struct rsc_entry *rsc__eh(const struct rsc__entry *e)
+{
+	return e ? (struct rsc_entry *)(uintptr_t)e->h : NULL;
+}
+
+static inline struct rsc_scope *rsc__sh(const struct rsc__scope *s)
+{
+	return s ? (struct rsc_scope *)(uintptr_t)s->h : NULL;
+}
+
+/* Decode @h into @var or return the error from the calling function. */
+#define RSC__ENTRY(var, h, fn)                                  \
+	do {                                                    \
+		int ret_ = rsc__entry_from((h), &(var), (fn));  \
+		if (ret_ < 0)                                   \
+			return ret_;                            \
+	} while (0)
+#define RSC__SCOPE(var, h, fn)                                  \
+	do {                                                    \
+		int ret_ = rsc__scope_from((h), &(var), (fn));  \
+		if (ret_ < 0)                                   \
+			return ret_;                            \
+	} while (0)
+
+/* A user's hook or callback runs: blocking calls inside it are refused. */
+static inline void rsc__cb_enter(struct rsc_loop *loop)
+{
+	loop->cb_depth++;
+}
+
+static inline void rsc__cb_leave(struct rsc_loop *loop)
+{
+	assert(loop->cb_depth > 0);
+	loop->cb_depth--;
+}
+
+/* -EDEADLK (and says why) when @fn would block or run the loop from inside it. */
+int rsc__check_not_in_callback(struct rsc_loop *loop, const char *fn);
+
+/* ledger.c */
+uint64_t rsc__ledger_owner(int fd);
+void rsc__ledger_set(int fd, uint64_t h);
+int rsc__ledger_claim(int fd, uint64_t h);
+void rsc__ledger_forget(int fd, uint64_t h);
 
 /* error.c */
 void rsc__set_last_error(const char *fmt, ...)
@@ -240,10 +327,10 @@ const char *rsc__opcode_name(unsigned opcode);
 struct rsc_op *rsc__op_get(struct rsc_loop *loop);
 void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op);
 struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user_data);
-struct rsc_entry *rsc__entry_get(struct rsc_loop *loop);
-void rsc__entry_put(struct rsc_loop *loop, struct rsc_entry *e);
-struct rsc_scope *rsc__scope_get(struct rsc_loop *loop);
-void rsc__scope_put(struct rsc_loop *loop, struct rsc_scope *s);
+struct rsc__entry *rsc__entry_get(struct rsc_loop *loop);
+void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e);
+struct rsc__scope *rsc__scope_get(struct rsc_loop *loop);
+void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__pools_free(struct rsc_loop *loop);
 
 static inline uint64_t rsc__op_user_data(const struct rsc_op *op)
@@ -257,66 +344,80 @@ void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n);
 struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqep);
 bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode);
 int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why);
-void rsc__ready_push(struct rsc_loop *loop, struct rsc_scope *s);
+void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
-		const struct rsc_scope *s, const struct rsc_entry *e, int res);
+		const struct rsc__scope *s, const struct rsc__entry *e, int res);
 struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target);
 
 /* entry.c */
-int rsc__push(struct rsc_scope *s, const struct rsc_manager *mgr, void *arg,
+int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 	      unsigned eflags, const char *detail, const void *site,
-	      struct rsc_entry **entryp);
+	      struct rsc__entry **entryp);
 /* Push an entry whose enter runs when @dep has entered (fails if it fails). */
-int rsc__push_after(struct rsc_entry *dep, const struct rsc_manager *mgr,
+int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
 		    void *owned_arg, unsigned eflags, const char *detail,
-		    const void *site, struct rsc_entry **entryp);
-int rsc__socket_push(struct rsc_scope *s, int domain, int type, int protocol,
-		     unsigned flags, const void *site, struct rsc_entry **entryp);
+		    const void *site, struct rsc__entry **entryp);
+int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
+		     unsigned flags, const void *site, struct rsc__entry **entryp);
 /* For a hook: complete this phase from the loop with @res (a NOP). */
-int rsc__entry_complete_with(struct rsc_entry *e, int res, const char *op);
-void rsc__entry_start_exit(struct rsc_entry *e);
-void rsc__entry_cancel(struct rsc_entry *e);
-void rsc__entry_free(struct rsc_loop *loop, struct rsc_entry *e);
+int rsc__entry_complete_with(struct rsc__entry *e, int res, const char *op);
+void rsc__entry_start_exit(struct rsc__entry *e);
+/* Release @e early (the caller checked it may): off its scope's unwind. */
+int rsc__entry_release(struct rsc__entry *e, rsc_entry_cb cb, void *data);
+void rsc__entry_settle_release(struct rsc__entry *e);
+/* Due on-enter callbacks of adopted and deferred entries; returns how many. */
+unsigned rsc__announce_run(struct rsc_loop *loop);
+void rsc__entry_cancel(struct rsc__entry *e);
+void rsc__entry_free(struct rsc_loop *loop, struct rsc__entry *e);
 unsigned rsc__retry_exits(struct rsc_loop *loop);
 
 void rsc__inject_fault(struct rsc_loop *loop, struct io_uring_sqe *sqe,
 		       struct rsc_op *op);
 
 /* io.c */
-void rsc__io_cancel_all(struct rsc_entry *e);
-int rsc__io_check(struct rsc_entry *e, const char *fn);
-struct rsc_op *rsc__io_op(struct rsc_entry *e, struct io_uring_sqe **sqep);
+void rsc__io_cancel_all(struct rsc__entry *e);
+int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn);
+struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep);
 void rsc__io_unlink(struct rsc_op *op);
-void rsc__io_settled(struct rsc_entry *e);
+void rsc__io_settled(struct rsc__entry *e);
 
 /* entry.c: a descriptor someone else acquired, owned from now on */
-struct rsc_entry *rsc__adopt(struct rsc_scope *s, const struct rsc_manager *mgr,
+struct rsc__entry *rsc__adopt(struct rsc__scope *s, const struct rsc_manager *mgr,
 			     int fd, const char *detail);
 
 /* manager_fd.c: the release of every descriptor-owning built-in */
-int rsc__fd_exit(struct rsc_entry *e, const struct rsc_error *pending,
+int rsc__fd_exit(struct rsc_entry *h, const struct rsc_error *pending,
 		 void *arg);
-int rsc__scope_check_push(struct rsc_scope *s, const char *fn);
+/* Decode @h for a push: -EINVAL, -ESTALE, -EDEADLK (in a hook), -ESHUTDOWN. */
+int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const char *fn);
 
 /* scope.c */
-void rsc__scope_begin_unwind(struct rsc_scope *s, struct rsc_error *pending);
-void rsc__scope_step(struct rsc_scope *s);
-void rsc__scope_report(struct rsc_scope *s);
-void rsc__scope_ready(struct rsc_scope *s);
-struct rsc_scope *rsc__scope_new_root(struct rsc_loop *loop);
-void rsc__scope_free_tree(struct rsc_scope *s);
+void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending);
+/* Raise an error on @s: it becomes the pending one, the old one its cause. */
+void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
+		      const struct rsc__entry *e);
+/* True once an unwind owns @s: it or a scope above it unwinds or is closing. */
+bool rsc__scope_unwind_owns(const struct rsc__scope *s);
+/* Pre-order walk of @root's subtree: the scope after @s, or NULL. */
+struct rsc__scope *rsc__scope_next(const struct rsc__scope *root,
+				   const struct rsc__scope *s);
+void rsc__scope_step(struct rsc__scope *s);
+void rsc__scope_report(struct rsc__scope *s);
+void rsc__scope_ready(struct rsc__scope *s);
+struct rsc__scope *rsc__scope_new_root(struct rsc_loop *loop);
+void rsc__scope_free_tree(struct rsc__scope *s);
 
 /* wait.c */
-int rsc__scope_close_and_wait(struct rsc_scope *s, int *status,
+int rsc__scope_close_and_wait(struct rsc__scope *s, int *status,
 			      struct rsc_error **errp);
 
 /* audit.c */
 int rsc__audit_level_from_env(void);
-void rsc__audit_record(struct rsc_loop *loop, struct rsc_entry *e);
-bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc_entry *e);
-void rsc__audit_check_released(struct rsc_loop *loop, struct rsc_entry *e);
-void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc_scope *s);
-void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc_scope *s);
+void rsc__audit_record(struct rsc_loop *loop, struct rsc__entry *e);
+bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc__entry *e);
+void rsc__audit_check_released(struct rsc_loop *loop, struct rsc__entry *e);
+void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s);
+void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__audit_flush(struct rsc_loop *loop);
 int rsc__audit_open_proc_dir(struct rsc_loop *loop);
 void rsc__audit_free(struct rsc_loop *loop);

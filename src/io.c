@@ -11,7 +11,7 @@
 /* The op's final CQE came: the entry stops tracking it. */
 void rsc__io_unlink(struct rsc_op *op)
 {
-	struct rsc_entry *e = op->entry;
+	struct rsc__entry *e = op->entry;
 
 	if (op->io_prev)
 		op->io_prev->io_next = op->io_next;
@@ -26,32 +26,35 @@ void rsc__io_unlink(struct rsc_op *op)
 static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 			unsigned cqe_flags)
 {
-	struct rsc_entry *e = op->entry;
+	struct rsc__entry *e = op->entry;
 
-	(void)loop;
 	(void)cqe_flags;
 	rsc__io_unlink(op);
 	/* The final CQE: the buffer goes back to the caller with the result. */
-	op->io_cb(e, rsc__real_errno(res, e->flags & RSC__E_DRAINING), op->io_buf,
-		  op->io_data);
+	rsc__cb_enter(loop);
+	op->io_cb(rsc__eh(e), rsc__real_errno(res, e->flags & RSC__E_DRAINING),
+		  op->io_buf, op->io_data);
+	rsc__cb_leave(loop);
 	rsc__io_settled(e);
 }
 
 /* After an op's final CQE: a release waiting for the last one goes on now. */
-void rsc__io_settled(struct rsc_entry *e)
+void rsc__io_settled(struct rsc__entry *e)
 {
 	if (e->n_io == 0 && (e->flags & RSC__E_DRAINING))
 		rsc__entry_start_exit(e);
 }
 
 /* Checks every tracked op shares: a live, entered entry of an open scope. */
-int rsc__io_check(struct rsc_entry *e, const char *fn)
+int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn)
 {
-	RSC__CHECK_ARG(e && e->state >= RSC_ENTERING && e->state <= RSC_FAILED,
-		       "%s: not a live entry", fn);
+	struct rsc__entry *e;
+
+	RSC__ENTRY(e, h, fn);
+	*ep = e;
 	if (e->scope->loop->hook_entry) {
 		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
-		return -EBUSY;
+		return -EDEADLK;
 	}
 	if (e->state != RSC_ENTERED || (e->flags & RSC__E_RELEASE_REQ) || e->value < 0) {
 		rsc__set_last_error("%s: entry '%s' is not entered, or is being released",
@@ -66,7 +69,7 @@ int rsc__io_check(struct rsc_entry *e, const char *fn)
 }
 
 /* A new op tracked by @e, with its SQE (to fill in), or NULL (-errno in *sqep). */
-struct rsc_op *rsc__io_op(struct rsc_entry *e, struct io_uring_sqe **sqep)
+struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep)
 {
 	struct rsc_op *op = rsc__op_with_sqe(e->scope->loop, sqep);
 
@@ -82,13 +85,14 @@ struct rsc_op *rsc__io_op(struct rsc_entry *e, struct io_uring_sqe **sqep)
 	return op;
 }
 
-static int io_start(struct rsc_entry *e, unsigned opcode, void *buf,
+static int io_start(struct rsc_entry *h, unsigned opcode, void *buf,
 		    unsigned len, long long off, int flags, rsc_io_cb cb,
 		    void *data, const char *fn)
 {
 	struct io_uring_sqe *sqe;
+	struct rsc__entry *e;
 	struct rsc_op *op;
-	int ret = rsc__io_check(e, fn);
+	int ret = rsc__io_check(h, &e, fn);
 
 	if (ret < 0)
 		return ret;
@@ -139,15 +143,16 @@ int rsc_send(struct rsc_entry *e, const void *buf, unsigned len, int flags,
 			cb, data, "rsc_send");
 }
 
-int rsc_entry_io_count(const struct rsc_entry *e)
+int rsc_entry_io_count(const struct rsc_entry *h)
 {
-	if (!e || e->state < RSC_ENTERING || e->state > RSC_FAILED)
-		return -EINVAL;
+	struct rsc__entry *e;
+
+	RSC__ENTRY(e, h, "rsc_entry_io_count");
 	return (int)e->n_io;
 }
 
 /* A release with I/O in flight: cancel each op by its exact user_data. */
-void rsc__io_cancel_all(struct rsc_entry *e)
+void rsc__io_cancel_all(struct rsc__entry *e)
 {
 	struct rsc_op *op;
 
@@ -155,11 +160,12 @@ void rsc__io_cancel_all(struct rsc_entry *e)
 		rsc__submit_cancel(e->scope->loop, op);
 }
 
-int rsc_timeout(struct rsc_entry *e, unsigned ms, rsc_io_cb cb, void *data)
+int rsc_timeout(struct rsc_entry *h, unsigned ms, rsc_io_cb cb, void *data)
 {
 	struct io_uring_sqe *sqe;
+	struct rsc__entry *e;
 	struct rsc_op *op;
-	int ret = rsc__io_check(e, "rsc_timeout");
+	int ret = rsc__io_check(h, &e, "rsc_timeout");
 
 	if (ret < 0)
 		return ret;
@@ -203,29 +209,32 @@ static int timer_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
 }
 
 static const struct rsc_manager timer_manager = {
+	.size = sizeof(struct rsc_manager),
 	.name = "timer",
 	.enter = timer_enter,
 	.exit = timer_exit,
 };
 
-static void timer_entered(struct rsc_entry *e, int res, void *data)
+/* The runtime's own hook: a user's rsc_entry_on_enter() is kept beside it. */
+static void timer_entered(struct rsc_entry *h, int res, void *data)
 {
 	struct timer_args *t = data;
 
-	if (res < 0 || rsc_timeout(e, t->ms, t->cb, t->data) < 0)
-		t->cb(e, res < 0 ? res : -EBUSY, NULL, t->data);
+	if (res < 0 || rsc_timeout(h, t->ms, t->cb, t->data) < 0)
+		t->cb(h, res < 0 ? res : -EBUSY, NULL, t->data);
 }
 
-int rsc_timer(struct rsc_scope *s, unsigned ms, rsc_io_cb cb, void *data,
+int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
 	      struct rsc_entry **entryp)
 {
 	struct timer_args *t;
-	struct rsc_entry *e;
+	struct rsc__scope *s;
+	struct rsc__entry *e;
 	int ret;
 
 	if (entryp)
 		*entryp = NULL;
-	ret = rsc__scope_check_push(s, "rsc_timer");
+	ret = rsc__scope_check_push(h, &s, "rsc_timer");
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(cb, "rsc_timer: cb is NULL");
@@ -241,9 +250,9 @@ int rsc_timer(struct rsc_scope *s, unsigned ms, rsc_io_cb cb, void *data,
 		return ret;
 	}
 	e->owned_arg = t; /* freed with the entry */
-	e->enter_cb = timer_entered;
-	e->enter_data = t;
+	e->entered_hook = timer_entered;
+	e->entered_hook_data = t;
 	if (entryp)
-		*entryp = e;
+		*entryp = rsc__eh(e);
 	return 0;
 }

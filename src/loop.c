@@ -147,10 +147,13 @@ int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why)
 }
 
 void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
-		const struct rsc_scope *s, const struct rsc_entry *e, int res)
+		const struct rsc__scope *s, const struct rsc__entry *e, int res)
 {
-	if (loop->trace_cb)
-		loop->trace_cb(loop, ev, s, e, res, loop->trace_data);
+	if (!loop->trace_cb)
+		return;
+	rsc__cb_enter(loop);
+	loop->trace_cb(loop, ev, rsc__sh(s), rsc__eh(e), res, loop->trace_data);
+	rsc__cb_leave(loop);
 }
 
 /* A CQE taken off the ring that completes an op, not yet dispatched. */
@@ -408,7 +411,7 @@ static unsigned reap(struct rsc_loop *loop)
 	return total;
 }
 
-void rsc__ready_push(struct rsc_loop *loop, struct rsc_scope *s)
+void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s)
 {
 	if (s->in_ready)
 		return;
@@ -423,10 +426,10 @@ void rsc__ready_push(struct rsc_loop *loop, struct rsc_scope *s)
 
 static unsigned run_ready(struct rsc_loop *loop)
 {
-	unsigned n = 0;
+	unsigned n = rsc__announce_run(loop);
 
 	while (loop->ready_head) {
-		struct rsc_scope *s = loop->ready_head;
+		struct rsc__scope *s = loop->ready_head;
 
 		loop->ready_head = s->next_ready;
 		if (!loop->ready_head)
@@ -441,7 +444,7 @@ static unsigned run_ready(struct rsc_loop *loop)
 static bool loop_alive(const struct rsc_loop *loop)
 {
 	return loop->ops_inflight > 0 || loop->ready_head || loop->stash_len ||
-	       loop->retry_head;
+	       loop->retry_head || loop->announce_head;
 }
 
 int rsc_loop_alive(const struct rsc_loop *loop)
@@ -459,10 +462,9 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	RSC__CHECK_ARG(mode == RSC_RUN_DEFAULT || mode == RSC_RUN_ONCE ||
 			       mode == RSC_RUN_NOWAIT,
 		       "rsc_loop_run: unknown mode %d", (int)mode);
-	if (loop->running) {
-		rsc__set_last_error("rsc_loop_run: the loop is already running (called from a callback?)");
-		return -EBUSY;
-	}
+	ret = rsc__check_not_in_callback(loop, "rsc_loop_run");
+	if (ret < 0)
+		return ret;
 	loop->running = true;
 	for (;;) {
 		unsigned done;
@@ -478,6 +480,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 			break;
 		/* A retry needs room that only a completion frees: wait for one. */
 		wait = mode != RSC_RUN_NOWAIT && !loop->ready_head && !loop->stash_len &&
+		       !loop->announce_head &&
 		       (loop->retry_head ? submitted_in_flight(loop) > 0 : done == 0);
 		ret = ring_submit(loop, wait ? 1 : 0);
 		if (ret < 0)
@@ -516,6 +519,25 @@ int rsc_loop_set_trace(struct rsc_loop *loop, rsc_trace_cb cb, void *data)
 	return 0;
 }
 
+const char *rsc_counter_name(enum rsc_counter which)
+{
+	static const char *const names[RSC_CTR__COUNT] = {
+		[RSC_CTR_ENTER_CALLS] = "enter_calls",
+		[RSC_CTR_SQES] = "sqes",
+		[RSC_CTR_CQES] = "cqes",
+		[RSC_CTR_ACQUIRED] = "acquired",
+		[RSC_CTR_RELEASED] = "released",
+		[RSC_CTR_ENTER_FAILED] = "enter_failed",
+		[RSC_CTR_LATE_ACQUIRES] = "late_acquires",
+		[RSC_CTR_POOL_ALLOCS] = "pool_allocs",
+		[RSC_CTR_BUSY_RETRIES] = "busy_retries",
+		[RSC_CTR_SQ_FULL] = "sq_full",
+		[RSC_CTR_FAULTS_INJECTED] = "faults_injected",
+	};
+
+	return (int)which >= 0 && which < RSC_CTR__COUNT ? names[which] : NULL;
+}
+
 long long rsc_loop_counter(const struct rsc_loop *loop, enum rsc_counter which)
 {
 	if (!loop || (int)which < 0 || which >= RSC_CTR__COUNT)
@@ -532,19 +554,21 @@ static void loop_free(struct rsc_loop *loop)
 	io_uring_free_probe(loop->probe);
 	io_uring_queue_exit(&loop->ring);
 	rsc__pools_free(loop);
+	rsc__handles_release(loop);
 	free(loop->stash);
 	free(loop);
 }
 
 int rsc_loop_close(struct rsc_loop *loop)
 {
+	int ret;
+
 	RSC__CHECK_ARG(loop, "rsc_loop_close: loop is NULL");
-	if (loop->running) {
-		rsc__set_last_error("rsc_loop_close: called from inside rsc_loop_run");
-		return -EBUSY;
-	}
+	ret = rsc__check_not_in_callback(loop, "rsc_loop_close");
+	if (ret < 0)
+		return ret;
 	if ((loop->root && loop->root->children_head) || loop->ready_head ||
-	    loop->retry_head) {
+	    loop->retry_head || loop->announce_head) {
 		rsc__set_last_error("rsc_loop_close: scopes still open or callbacks due; close them or call rsc_loop_shutdown");
 		return -EBUSY;
 	}
@@ -553,8 +577,7 @@ int rsc_loop_close(struct rsc_loop *loop)
 	 * whose target completed first, an orphan's close): drain it here.
 	 */
 	while (loop_alive(loop)) {
-		int ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
-
+		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
 		if (ret < 0)
 			return ret;
 	}
@@ -570,10 +593,9 @@ int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 	RSC__CHECK_ARG(loop, "rsc_loop_shutdown: loop is NULL");
 	if (errp)
 		*errp = NULL;
-	if (loop->running) {
-		rsc__set_last_error("rsc_loop_shutdown: called from inside rsc_loop_run");
-		return -EBUSY;
-	}
+	ret = rsc__check_not_in_callback(loop, "rsc_loop_shutdown");
+	if (ret < 0)
+		return ret;
 	if (!loop->root) {
 		rsc__set_last_error("rsc_loop_shutdown: a shutdown already failed on this loop");
 		return -EALREADY;

@@ -25,13 +25,15 @@ struct open_args {
 	 O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH |       \
 	 O_TMPFILE | FASYNC)
 
-static int file_enter(struct rsc_entry *e, void *arg)
+static int file_enter(struct rsc_entry *h, void *arg)
 {
 	const struct open_args *a = arg;
 	struct io_uring_sqe *sqe;
+	struct rsc__entry *e;
 	int ret;
 
-	ret = rsc_entry_get_sqes(e, 1, &sqe);
+	RSC__ENTRY(e, h, "openat");
+	ret = rsc_entry_get_sqes(h, 1, &sqe);
 	if (ret < 0)
 		return ret;
 	/* The path lives in the entry: valid until the kernel copies it at submit. */
@@ -40,21 +42,24 @@ static int file_enter(struct rsc_entry *e, void *arg)
 }
 
 static const struct rsc_manager file_manager = {
+	.size = sizeof(struct rsc_manager),
 	.name = "file",
 	.enter = file_enter,
 	.exit = rsc__fd_exit,
 };
 
-int rsc_open(struct rsc_scope *s, int dirfd, const char *path, int oflags,
+int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int oflags,
 	     mode_t mode, unsigned flags, struct rsc_entry **entryp)
 {
 	struct open_args a;
 	unsigned eflags = RSC__E_FD;
+	struct rsc__scope *s;
+	struct rsc__entry *e;
 	int ret;
 
 	if (entryp)
 		*entryp = NULL;
-	ret = rsc__scope_check_push(s, "rsc_open");
+	ret = rsc__scope_check_push(h, &s, "rsc_open");
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(path, "rsc_open: path is NULL");
@@ -87,6 +92,9 @@ int rsc_open(struct rsc_scope *s, int dirfd, const char *path, int oflags,
 	a.oflags = oflags | ((flags & RSC_NO_CLOEXEC) ? 0 : O_CLOEXEC);
 	a.mode = mode;
 	/* The caller's address: where a leaked descriptor was acquired. */
-	return rsc__push(s, &file_manager, &a, eflags | RSC__E_BUILTIN, path,
-			 __builtin_return_address(0), entryp);
+	ret = rsc__push(s, &file_manager, &a, eflags | RSC__E_BUILTIN, path,
+			__builtin_return_address(0), &e);
+	if (ret == 0 && entryp)
+		*entryp = rsc__eh(e);
+	return ret;
 }

@@ -14,7 +14,10 @@
 /*
  * Compound acquires (DESIGN.md semantic 2): a socket entry, then an entry
  * that builds on its descriptor, so a failed or timed-out connect, or a
- * failed bind, still closes the socket through the unwind.
+ * failed bind, still closes the socket through the unwind. Once the second
+ * entry has entered it takes the socket over (entry.c take_over_dep): the
+ * entry the caller holds stands for the connection, and its release is the
+ * socket's close.
  */
 struct net_args {
 	struct sockaddr_storage addr;
@@ -24,13 +27,15 @@ struct net_args {
 	bool has_deadline;
 };
 
-static int connect_enter(struct rsc_entry *e, void *arg)
+static int connect_enter(struct rsc_entry *h, void *arg)
 {
 	struct net_args *a = arg;
 	struct io_uring_sqe *sqe[2];
+	struct rsc__entry *e;
 	int ret;
 
-	ret = rsc_entry_get_sqes(e, a->has_deadline ? 2 : 1, sqe);
+	RSC__ENTRY(e, h, "connect");
+	ret = rsc_entry_get_sqes(h, a->has_deadline ? 2 : 1, sqe);
 	if (ret < 0)
 		return ret;
 	io_uring_prep_connect(sqe[0], e->dep->value, (struct sockaddr *)&a->addr,
@@ -49,12 +54,17 @@ static int connect_enter(struct rsc_entry *e, void *arg)
  * listen are IORING_OP_BIND linked to IORING_OP_LISTEN where the kernel has
  * them (Linux 6.11), else syscalls too.
  */
-static int listen_enter(struct rsc_entry *e, void *arg)
+static int listen_enter(struct rsc_entry *h, void *arg)
 {
 	struct net_args *a = arg;
-	struct rsc_loop *loop = e->scope->loop;
+	struct rsc_loop *loop;
 	struct io_uring_sqe *sqe[2];
-	int fd = e->dep->value, one = 1, ret;
+	struct rsc__entry *e;
+	int fd, one = 1, ret;
+
+	RSC__ENTRY(e, h, "listen");
+	loop = e->scope->loop;
+	fd = e->dep->value;
 
 	if (a->addr.ss_family != AF_UNIX &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
@@ -62,7 +72,7 @@ static int listen_enter(struct rsc_entry *e, void *arg)
 	if (rsc__opcode_supported(loop, RSC__OP_BIND) && loop->probe &&
 	    rsc__opcode_supported(loop, RSC__OP_LISTEN) &&
 	    loop->probe->last_op >= RSC__OP_LISTEN) {
-		ret = rsc_entry_get_sqes(e, 2, sqe);
+		ret = rsc_entry_get_sqes(h, 2, sqe);
 		if (ret < 0)
 			return ret;
 		/* By hand, as the kernel reads them (io_uring/net.c io_bind_prep). */
@@ -84,26 +94,19 @@ static int listen_enter(struct rsc_entry *e, void *arg)
 	return rsc__entry_complete_with(e, 0, NULL);
 }
 
-/* Nothing of its own to release: the socket entry below it closes the fd. */
-static int nothing_to_release(struct rsc_entry *e, const struct rsc_error *p,
-			      void *arg)
-{
-	(void)e;
-	(void)p;
-	(void)arg;
-	return 0;
-}
-
+/* Entered, they own the socket: their release is its close. */
 static const struct rsc_manager connect_manager = {
+	.size = sizeof(struct rsc_manager),
 	.name = "connect",
 	.enter = connect_enter,
-	.exit = nothing_to_release,
+	.exit = rsc__fd_exit,
 };
 
 static const struct rsc_manager listen_manager = {
+	.size = sizeof(struct rsc_manager),
 	.name = "listen",
 	.enter = listen_enter,
-	.exit = nothing_to_release,
+	.exit = rsc__fd_exit,
 };
 
 static int check_addr(const struct sockaddr *addr, socklen_t addrlen,
@@ -141,12 +144,12 @@ static void describe_addr(const struct sockaddr *addr, char *buf, size_t len)
 	}
 }
 
-static int push_pair(struct rsc_scope *s, const struct sockaddr *addr,
+static int push_pair(struct rsc__scope *s, const struct sockaddr *addr,
 		     socklen_t addrlen, unsigned flags, struct net_args *a,
 		     const struct rsc_manager *second, const void *site,
 		     struct rsc_entry **entryp)
 {
-	struct rsc_entry *sock = NULL;
+	struct rsc__entry *sock = NULL, *e;
 	char detail[160];
 	int ret;
 
@@ -158,22 +161,25 @@ static int push_pair(struct rsc_scope *s, const struct sockaddr *addr,
 		free(a);
 		return ret;
 	}
-	ret = rsc__push_after(sock, second, a, RSC__E_VALUE_OF_DEP, detail, site, entryp);
+	ret = rsc__push_after(sock, second, a, RSC__E_TAKES_DEP, detail, site, &e);
 	if (ret < 0)
-		(void)rsc_entry_release(sock, NULL, NULL); /* nothing half-made stays */
+		(void)rsc__entry_release(sock, NULL, NULL); /* nothing half-made stays */
+	else if (entryp)
+		*entryp = rsc__eh(e);
 	return ret;
 }
 
-int rsc_connect(struct rsc_scope *s, const struct sockaddr *addr,
+int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 		socklen_t addrlen, unsigned timeout_ms, unsigned flags,
 		struct rsc_entry **entryp)
 {
+	struct rsc__scope *s;
 	struct net_args *a;
 	int ret;
 
 	if (entryp)
 		*entryp = NULL;
-	ret = rsc__scope_check_push(s, "rsc_connect");
+	ret = rsc__scope_check_push(h, &s, "rsc_connect");
 	if (ret < 0)
 		return ret;
 	ret = check_addr(addr, addrlen, "rsc_connect");
@@ -200,16 +206,17 @@ int rsc_connect(struct rsc_scope *s, const struct sockaddr *addr,
 			 __builtin_return_address(0), entryp);
 }
 
-int rsc_listen(struct rsc_scope *s, const struct sockaddr *addr,
+int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 	       socklen_t addrlen, int backlog, unsigned flags,
 	       struct rsc_entry **entryp)
 {
+	struct rsc__scope *s;
 	struct net_args *a;
 	int ret;
 
 	if (entryp)
 		*entryp = NULL;
-	ret = rsc__scope_check_push(s, "rsc_listen");
+	ret = rsc__scope_check_push(h, &s, "rsc_listen");
 	if (ret < 0)
 		return ret;
 	ret = check_addr(addr, addrlen, "rsc_listen");

@@ -13,13 +13,13 @@ struct socket_args {
 	int protocol;
 };
 
-static int socket_enter(struct rsc_entry *e, void *arg)
+static int socket_enter(struct rsc_entry *h, void *arg)
 {
 	const struct socket_args *a = arg;
 	struct io_uring_sqe *sqe;
 	int ret;
 
-	ret = rsc_entry_get_sqes(e, 1, &sqe);
+	ret = rsc_entry_get_sqes(h, 1, &sqe);
 	if (ret < 0)
 		return ret;
 	io_uring_prep_socket(sqe, a->domain, a->type, a->protocol, 0);
@@ -27,6 +27,7 @@ static int socket_enter(struct rsc_entry *e, void *arg)
 }
 
 static const struct rsc_manager socket_manager = {
+	.size = sizeof(struct rsc_manager),
 	.name = "socket",
 	.enter = socket_enter,
 	.exit = rsc__fd_exit,
@@ -66,26 +67,35 @@ static const char *type_name(int type)
 	}
 }
 
-int rsc_socket(struct rsc_scope *s, int domain, int type, int protocol,
+int rsc_socket(struct rsc_scope *h, int domain, int type, int protocol,
 	       unsigned flags, struct rsc_entry **entryp)
 {
+	struct rsc__scope *s;
+	struct rsc__entry *e;
+	int ret;
+
+	if (entryp)
+		*entryp = NULL;
+	ret = rsc__scope_check_push(h, &s, "rsc_socket");
+	if (ret < 0)
+		return ret;
 	/* The caller's address: where a leaked descriptor was acquired. */
-	return rsc__socket_push(s, domain, type, protocol, flags,
-				__builtin_return_address(0), entryp);
+	ret = rsc__socket_push(s, domain, type, protocol, flags,
+			       __builtin_return_address(0), &e);
+	if (ret == 0 && entryp)
+		*entryp = rsc__eh(e);
+	return ret;
 }
 
-int rsc__socket_push(struct rsc_scope *s, int domain, int type, int protocol,
-		     unsigned flags, const void *site, struct rsc_entry **entryp)
+/* @s was checked by the caller (rsc__scope_check_push). */
+int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
+		     unsigned flags, const void *site, struct rsc__entry **entryp)
 {
 	struct socket_args a;
 	char detail[40];
 	int ret;
 
-	if (entryp)
-		*entryp = NULL;
-	ret = rsc__scope_check_push(s, "rsc_socket");
-	if (ret < 0)
-		return ret;
+	*entryp = NULL;
 	RSC__CHECK_ARG(!(flags & ~RSC_NO_CLOEXEC),
 		       "rsc_socket: unknown flags 0x%x (RSC_FSYNC_ON_RELEASE is for files)",
 		       flags);

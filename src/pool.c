@@ -83,9 +83,9 @@ struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user_data)
 	return op->gen == gen && op->complete ? op : NULL;
 }
 
-struct rsc_entry *rsc__entry_get(struct rsc_loop *loop)
+struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 {
-	struct rsc_entry *e = loop->free_entries;
+	struct rsc__entry *e = loop->free_entries;
 
 	if (e) {
 		loop->free_entries = e->next_free;
@@ -96,29 +96,37 @@ struct rsc_entry *rsc__entry_get(struct rsc_loop *loop)
 		loop->counters[RSC_CTR_POOL_ALLOCS]++;
 	}
 	/* Only the header is reset: detail_inline is written before use. */
-	memset(e, 0, offsetof(struct rsc_entry, detail_inline));
+	memset(e, 0, offsetof(struct rsc__entry, detail_inline));
 	e->detail = e->detail_inline;
 	e->detail_inline[0] = '\0';
+	/* A new handle every time: the old ones of this memory stay stale. */
+	e->h = rsc__handle_new(loop, e, RSC__K_ENTRY);
+	if (!e->h) {
+		e->next_free = loop->free_entries;
+		loop->free_entries = e;
+		return NULL;
+	}
 	return e;
 }
 
-void rsc__entry_put(struct rsc_loop *loop, struct rsc_entry *e)
+void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	if (e->detail != e->detail_inline)
 		free(e->detail);
 	free(e->owned_arg);
+	rsc__handle_drop(loop, e->h);
 #ifdef RSC_DEBUG
 	/* Poison so a use after the scope closed shows up at once. */
-	memset(e, 0x6b, offsetof(struct rsc_entry, detail_inline));
+	memset(e, 0x6b, offsetof(struct rsc__entry, detail_inline));
 #endif
 	e->state = -1; /* dead: the API refuses it while the pool holds it */
 	e->next_free = loop->free_entries;
 	loop->free_entries = e;
 }
 
-struct rsc_scope *rsc__scope_get(struct rsc_loop *loop)
+struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)
 {
-	struct rsc_scope *s = loop->free_scopes;
+	struct rsc__scope *s = loop->free_scopes;
 
 	if (s) {
 		loop->free_scopes = s->next_free;
@@ -130,12 +138,19 @@ struct rsc_scope *rsc__scope_get(struct rsc_loop *loop)
 	}
 	memset(s, 0, sizeof(*s));
 	s->loop = loop;
+	s->h = rsc__handle_new(loop, s, RSC__K_SCOPE);
+	if (!s->h) {
+		s->next_free = loop->free_scopes;
+		loop->free_scopes = s;
+		return NULL;
+	}
 	return s;
 }
 
-void rsc__scope_put(struct rsc_loop *loop, struct rsc_scope *s)
+void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s)
 {
 	free(s->fd_snapshot);
+	rsc__handle_drop(loop, s->h);
 #ifdef RSC_DEBUG
 	memset(s, 0x6b, sizeof(*s));
 	s->name[0] = '\0';
@@ -150,13 +165,13 @@ void rsc__pools_free(struct rsc_loop *loop)
 	unsigned i;
 
 	while (loop->free_entries) {
-		struct rsc_entry *e = loop->free_entries;
+		struct rsc__entry *e = loop->free_entries;
 
 		loop->free_entries = e->next_free;
 		free(e);
 	}
 	while (loop->free_scopes) {
-		struct rsc_scope *s = loop->free_scopes;
+		struct rsc__scope *s = loop->free_scopes;
 
 		loop->free_scopes = s->next_free;
 		free(s);

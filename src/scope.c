@@ -6,15 +6,9 @@
 
 #include "internal.h"
 
-/* Scopes in the pool's free list carry state -1 (see pool.c). */
-static bool scope_is_live(const struct rsc_scope *s)
+struct rsc__scope *rsc__scope_new_root(struct rsc_loop *loop)
 {
-	return s->state >= RSC_SCOPE_OPEN && s->state <= RSC_SCOPE_UNWOUND;
-}
-
-struct rsc_scope *rsc__scope_new_root(struct rsc_loop *loop)
-{
-	struct rsc_scope *s = rsc__scope_get(loop);
+	struct rsc__scope *s = rsc__scope_get(loop);
 
 	if (!s)
 		return NULL;
@@ -23,10 +17,67 @@ struct rsc_scope *rsc__scope_new_root(struct rsc_loop *loop)
 	return s;
 }
 
-int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent,
+static bool scope_closing(const struct rsc__scope *s)
+{
+	return s->state != RSC_SCOPE_OPEN || s->closer != RSC__CLOSER_NONE ||
+	       s->fail_queued;
+}
+
+bool rsc__scope_unwind_owns(const struct rsc__scope *s)
+{
+	for (; s; s = s->parent)
+		if (scope_closing(s))
+			return true;
+	return false;
+}
+
+struct rsc__scope *rsc__scope_next(const struct rsc__scope *root,
+				   const struct rsc__scope *s)
+{
+	if (s->children_head)
+		return s->children_head;
+	for (; s != root; s = s->parent)
+		if (s->next)
+			return s->next;
+	return NULL;
+}
+
+/* Newest at the tail: the unwind walks back from there. */
+static void link_child(struct rsc__scope *parent, struct rsc__scope *s)
+{
+	s->parent = parent;
+	s->next = NULL;
+	s->prev = parent->children_tail;
+	if (parent->children_tail)
+		parent->children_tail->next = s;
+	else
+		parent->children_head = s;
+	parent->children_tail = s;
+}
+
+static void unlink_child(struct rsc__scope *s)
+{
+	struct rsc__scope *p = s->parent;
+
+	if (!p)
+		return;
+	if (p->child_cursor == s)
+		p->child_cursor = s->prev;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		p->children_head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	else
+		p->children_tail = s->prev;
+	s->prev = s->next = NULL;
+}
+
+int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent_h,
 		   const char *name, struct rsc_scope **scopep)
 {
-	struct rsc_scope *s;
+	struct rsc__scope *s, *parent = NULL;
 	size_t len;
 
 	RSC__CHECK_ARG(loop, "rsc_scope_open: loop is NULL");
@@ -39,16 +90,16 @@ int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent,
 				    RSC_NAME_MAX - 1);
 		return -ENAMETOOLONG;
 	}
-	if (parent) {
-		RSC__CHECK_ARG(scope_is_live(parent),
-			       "rsc_scope_open: parent is not a live scope");
-		RSC__CHECK_ARG(parent->loop == loop,
-			       "rsc_scope_open: parent belongs to another loop");
+	if (parent_h) {
+		RSC__SCOPE(parent, parent_h, "rsc_scope_open");
+		if (parent->loop != loop) {
+			rsc__set_last_error("rsc_scope_open: parent belongs to another loop");
+			return -EXDEV;
+		}
 	} else {
 		parent = loop->root;
 	}
-	if (!parent || parent->state != RSC_SCOPE_OPEN ||
-	    parent->closer != RSC__CLOSER_NONE) {
+	if (!parent || scope_closing(parent)) {
 		rsc__set_last_error("rsc_scope_open: the parent scope is %s",
 				    parent ? "closing" : "gone (loop shut down)");
 		return -ESHUTDOWN;
@@ -58,27 +109,36 @@ int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent,
 		return -ENOMEM;
 	memcpy(s->name, name, len + 1);
 	s->state = RSC_SCOPE_OPEN;
-	s->parent = parent;
-	s->prev = parent->children_tail;
-	if (parent->children_tail)
-		parent->children_tail->next = s;
-	else
-		parent->children_head = s;
-	parent->children_tail = s;
+	link_child(parent, s);
 	if (loop->audit_level == RSC_AUDIT_FULL)
 		rsc__audit_scope_open(loop, s);
-	*scopep = s;
+	*scopep = rsc__sh(s);
 	return 0;
 }
 
-void rsc__scope_begin_unwind(struct rsc_scope *s, struct rsc_error *pending)
+void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
+		      const struct rsc__entry *e)
 {
-	struct rsc_entry *e;
+	/* The error it replaces stays reachable as its cause. */
+	struct rsc_error *next = rsc__error_new(err, op, e ? e->mgr->name : "",
+						e ? e->detail : "", s->name,
+						s->pending);
+
+	if (next) {
+		rsc__error_unref(s->pending);
+		s->pending = next;
+	}
+}
+
+void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending)
+{
+	struct rsc__entry *e;
 
 	assert(s->state == RSC_SCOPE_OPEN);
 	s->state = RSC_SCOPE_UNWINDING;
+	s->fail_queued = false;
 	if (s->pending && pending) {
-		/* An early release failed before: keep it as the cause. */
+		/* Raised on it before (an early release, rsc_scope_fail): kept as the cause. */
 		struct rsc_error *both = rsc__error_append(pending, s->pending);
 
 		rsc__error_unref(pending);
@@ -97,7 +157,7 @@ void rsc__scope_begin_unwind(struct rsc_scope *s, struct rsc_error *pending)
 }
 
 /* The parent takes a child's final error as its own pending error. */
-static void take_child_result(struct rsc_scope *s, struct rsc_scope *c)
+static void take_child_result(struct rsc__scope *s, struct rsc__scope *c)
 {
 	struct rsc_error *next;
 
@@ -114,15 +174,24 @@ static void take_child_result(struct rsc_scope *s, struct rsc_scope *c)
 	s->pending = next;
 }
 
-static void scope_unwound(struct rsc_scope *s)
+static void scope_unwound(struct rsc__scope *s)
 {
 	struct rsc_loop *loop = s->loop;
+	rsc_scope_close_cb on_close = s->on_close_cb;
 
 	s->state = RSC_SCOPE_UNWOUND;
 	if (s->fd_snapshot)
 		rsc__audit_scope_closed(loop, s);
 	rsc__trace(loop, RSC_EV_SCOPE_CLOSED, s, NULL,
 		   s->pending ? rsc_error_errno(s->pending) : 0);
+	if (on_close) {
+		/* Whoever closed it hears about it, once. */
+		s->on_close_cb = NULL;
+		rsc__cb_enter(loop);
+		on_close(rsc__sh(s), s->pending ? rsc_error_errno(s->pending) : 0,
+			 s->pending, s->on_close_data);
+		rsc__cb_leave(loop);
+	}
 	switch (s->closer) {
 	case RSC__CLOSER_USER:
 		/* The close callback always comes from the loop's ready queue. */
@@ -137,9 +206,9 @@ static void scope_unwound(struct rsc_scope *s)
 	}
 }
 
-static void step_children(struct rsc_scope *s, bool *wait)
+static void step_children(struct rsc__scope *s, bool *wait)
 {
-	struct rsc_scope *c;
+	struct rsc__scope *c;
 
 	while ((c = s->child_cursor)) {
 		if (c->consumed) {
@@ -166,9 +235,9 @@ static void step_children(struct rsc_scope *s, bool *wait)
 	}
 }
 
-static void step_exits(struct rsc_scope *s, bool *wait)
+static void step_exits(struct rsc__scope *s, bool *wait)
 {
-	struct rsc_entry *e;
+	struct rsc__entry *e;
 
 	while ((e = s->cursor)) {
 		if (e->state != RSC_ENTERED || (e->flags & RSC__E_RELEASE_REQ)) {
@@ -192,7 +261,7 @@ static void step_exits(struct rsc_scope *s, bool *wait)
 	*wait = s->batch_outstanding > 0;
 }
 
-static void step_once(struct rsc_scope *s)
+static void step_once(struct rsc__scope *s)
 {
 	bool wait = false;
 
@@ -227,52 +296,45 @@ static void step_once(struct rsc_scope *s)
 	}
 }
 
-void rsc__scope_step(struct rsc_scope *s)
-{
-	/* A child that finishes inside our step pokes us again: rerun, don't nest. */
-	if (s->in_step) {
-		s->step_again = true;
-		return;
-	}
-	s->in_step = true;
-	do {
-		s->step_again = false;
-		if (s->state == RSC_SCOPE_UNWINDING)
-			step_once(s);
-	} while (s->step_again);
-	s->in_step = false;
-}
-
-/* Settle one unwind release: trace it, audit it, and carry its error on. */
-static void report_exit(struct rsc_scope *s, struct rsc_entry *e)
+/*
+ * Steps go through one queue per loop, drained by the outermost caller: a
+ * child that finishes pokes its parent by queueing it, so 100,000 nested
+ * scopes unwind without 100,000 nested calls.
+ */
+void rsc__scope_step(struct rsc__scope *s)
 {
 	struct rsc_loop *loop = s->loop;
 
-	if (e->exit_res < 0) {
-		/* The error it replaces stays reachable as its cause. */
-		struct rsc_error *err = rsc__error_new(
-			e->exit_res, rsc__opcode_name(e->exit_opcode),
-			e->mgr->name, e->detail, s->name, s->pending);
-
-		if (err) {
-			rsc__error_unref(s->pending);
-			s->pending = err;
-		}
-	} else if (e->flags & RSC__E_SUPPRESS) {
-		rsc__error_unref(s->pending);
-		s->pending = NULL;
+	if (!s->in_step_queue) {
+		s->in_step_queue = true;
+		s->next_step = NULL;
+		if (loop->step_tail)
+			loop->step_tail->next_step = s;
+		else
+			loop->step_head = s;
+		loop->step_tail = s;
 	}
-	rsc__trace(loop, RSC_EV_RELEASED, s, e, e->exit_res);
-	rsc__audit_check_released(loop, e);
+	if (loop->stepping)
+		return;
+	loop->stepping = true;
+	while ((s = loop->step_head)) {
+		loop->step_head = s->next_step;
+		if (!loop->step_head)
+			loop->step_tail = NULL;
+		s->in_step_queue = false;
+		if (s->state == RSC_SCOPE_UNWINDING)
+			step_once(s);
+	}
+	loop->stepping = false;
 }
 
 /*
  * A batch's CQEs may arrive in any order; they are settled newest first, so
  * callbacks and the error chain see the releases in LIFO order.
  */
-void rsc__scope_report(struct rsc_scope *s)
+void rsc__scope_report(struct rsc__scope *s)
 {
-	struct rsc_entry *e;
+	struct rsc__entry *e;
 
 	while ((e = s->report) && e != s->cursor) {
 		if (e->flags & RSC__E_IN_BATCH) {
@@ -281,7 +343,7 @@ void rsc__scope_report(struct rsc_scope *s)
 			e->flags &= ~(RSC__E_IN_BATCH | RSC__E_DONE);
 			assert(s->batch_outstanding > 0);
 			s->batch_outstanding--;
-			report_exit(s, e);
+			rsc__entry_settle_release(e);
 		}
 		s->report = e->prev;
 	}
@@ -289,10 +351,11 @@ void rsc__scope_report(struct rsc_scope *s)
 		rsc__scope_step(s);
 }
 
-int rsc_scope_close(struct rsc_scope *s, rsc_scope_close_cb cb, void *data)
+int rsc_scope_close(struct rsc_scope *h, rsc_scope_close_cb cb, void *data)
 {
-	RSC__CHECK_ARG(s, "rsc_scope_close: scope is NULL");
-	RSC__CHECK_ARG(scope_is_live(s), "rsc_scope_close: not a live scope (closed already?)");
+	struct rsc__scope *s;
+
+	RSC__SCOPE(s, h, "rsc_scope_close");
 	if (s->closer != RSC__CLOSER_NONE) {
 		rsc__set_last_error("rsc_scope_close: scope '%s' is already being closed%s",
 				    s->name,
@@ -312,55 +375,143 @@ int rsc_scope_close(struct rsc_scope *s, rsc_scope_close_cb cb, void *data)
 	return 0;
 }
 
-void rsc__scope_free_tree(struct rsc_scope *s)
+int rsc_scope_fail(struct rsc_scope *h, int err, const char *op)
 {
-	struct rsc_loop *loop = s->loop;
+	struct rsc__scope *s;
 
-	while (s->children_head) {
-		struct rsc_scope *c = s->children_head;
-
-		s->children_head = c->next;
-		rsc__scope_free_tree(c);
+	RSC__SCOPE(s, h, "rsc_scope_fail");
+	RSC__CHECK_ARG(err < 0, "rsc_scope_fail: err must be a negative errno, not %d", err);
+	if (scope_closing(s)) {
+		rsc__set_last_error("rsc_scope_fail: scope '%s' is unwinding or closing already",
+				    s->name);
+		return -EALREADY;
 	}
-	while (s->entries_head) {
-		struct rsc_entry *e = s->entries_head;
-
-		s->entries_head = e->next;
-		rsc__entry_free(loop, e);
-	}
-	rsc__error_unref(s->pending);
-	rsc__error_unref(s->started_from);
-	rsc__scope_put(loop, s);
+	rsc__scope_raise(s, err, op ? op : "fail", NULL);
+	/* Like rsc_scope_close(): no exit runs inside this call. */
+	s->fail_queued = true;
+	rsc__ready_push(s->loop, s);
+	return 0;
 }
 
-static void detach(struct rsc_scope *s)
+static bool in_subtree(const struct rsc__scope *root, const struct rsc__scope *s)
 {
-	struct rsc_scope *p = s->parent;
-
-	if (!p)
-		return;
-	if (p->child_cursor == s)
-		p->child_cursor = s->prev;
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		p->children_head = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	else
-		p->children_tail = s->prev;
+	for (; s; s = s->parent)
+		if (s == root)
+			return true;
+	return false;
 }
 
-static void finish_close(struct rsc_scope *s)
+int rsc_scope_move(struct rsc_scope *h, struct rsc_scope *parent_h)
+{
+	struct rsc__scope *s, *to;
+
+	RSC__SCOPE(s, h, "rsc_scope_move");
+	if (parent_h) {
+		RSC__SCOPE(to, parent_h, "rsc_scope_move");
+	} else {
+		to = s->loop->root;
+	}
+	RSC__CHECK_ARG(s != s->loop->root, "rsc_scope_move: not a user scope");
+	if (to->loop != s->loop) {
+		rsc__set_last_error("rsc_scope_move: the new parent belongs to another loop");
+		return -EXDEV;
+	}
+	if (s->loop->hook_entry) {
+		rsc__set_last_error("rsc_scope_move: not from inside a manager's enter or exit");
+		return -EDEADLK;
+	}
+	if (rsc__scope_unwind_owns(s)) {
+		rsc__set_last_error("rsc_scope_move: scope '%s' is unwinding or closing: its unwind owns it",
+				    s->name);
+		return -EALREADY;
+	}
+	RSC__CHECK_ARG(!in_subtree(s, to),
+		       "rsc_scope_move: cannot move scope '%s' into itself or its own subtree",
+		       s->name);
+	RSC__CHECK_ARG(!rsc__scope_unwind_owns(to),
+		       "rsc_scope_move: scope '%s' is unwinding or closing", to->name);
+	unlink_child(s);
+	link_child(to, s);
+	return 0;
+}
+
+int rsc_scope_on_close(struct rsc_scope *h, rsc_scope_close_cb cb, void *data)
+{
+	struct rsc__scope *s;
+
+	RSC__SCOPE(s, h, "rsc_scope_on_close");
+	if (s->state == RSC_SCOPE_UNWOUND) {
+		rsc__set_last_error("rsc_scope_on_close: scope '%s' has unwound already", s->name);
+		return -EALREADY;
+	}
+	s->on_close_cb = cb;
+	s->on_close_data = cb ? data : NULL;
+	return 0;
+}
+
+int rsc_scope_set_data(struct rsc_scope *h, void *data)
+{
+	struct rsc__scope *s;
+
+	RSC__SCOPE(s, h, "rsc_scope_set_data");
+	s->user_data = data;
+	return 0;
+}
+
+void *rsc_scope_data(const struct rsc_scope *h)
+{
+	struct rsc__scope *s;
+
+	return rsc__scope_from(h, &s, "rsc_scope_data") < 0 ? NULL : s->user_data;
+}
+
+/* Post-order and iterative: a deep tree costs no stack. */
+void rsc__scope_free_tree(struct rsc__scope *root)
+{
+	struct rsc_loop *loop = root->loop;
+	struct rsc__scope *s = root;
+
+	for (;;) {
+		struct rsc__scope *parent;
+
+		while (s->children_head)
+			s = s->children_head;
+		parent = s->parent;
+		if (s != root) {
+			parent->children_head = s->next;
+			if (s->next)
+				s->next->prev = NULL;
+			else
+				parent->children_tail = NULL;
+		}
+		while (s->entries_head) {
+			struct rsc__entry *e = s->entries_head;
+
+			s->entries_head = e->next;
+			rsc__entry_free(loop, e);
+		}
+		rsc__error_unref(s->pending);
+		rsc__error_unref(s->started_from);
+		rsc__scope_put(loop, s);
+		if (s == root)
+			return;
+		s = parent;
+	}
+}
+
+static void finish_close(struct rsc__scope *s)
 {
 	struct rsc_loop *loop = s->loop;
-	struct rsc_scope *parent = s->parent;
+	struct rsc__scope *parent = s->parent;
 	int status = s->pending ? rsc_error_errno(s->pending) : 0;
 
 	assert(s->closer == RSC__CLOSER_USER && s->state == RSC_SCOPE_UNWOUND);
-	if (s->close_cb)
-		s->close_cb(s, status, s->pending, s->close_data);
-	detach(s);
+	if (s->close_cb) {
+		rsc__cb_enter(loop);
+		s->close_cb(rsc__sh(s), status, s->pending, s->close_data);
+		rsc__cb_leave(loop);
+	}
+	unlink_child(s);
 	if (s == loop->root)
 		loop->root = NULL;
 	rsc__scope_free_tree(s);
@@ -370,28 +521,33 @@ static void finish_close(struct rsc_scope *s)
 }
 
 /* From the loop's ready queue: start a requested unwind, or finish a close. */
-void rsc__scope_ready(struct rsc_scope *s)
+void rsc__scope_ready(struct rsc__scope *s)
 {
 	if (s->state == RSC_SCOPE_OPEN)
 		rsc__scope_begin_unwind(s, NULL);
-	else if (s->state == RSC_SCOPE_UNWOUND)
+	else if (s->state == RSC_SCOPE_UNWOUND && s->closer == RSC__CLOSER_USER)
 		finish_close(s);
 	/* UNWINDING (a failure started it meanwhile): queued again when done. */
 }
 
-const char *rsc_scope_name(const struct rsc_scope *s)
+const char *rsc_scope_name(const struct rsc_scope *h)
 {
-	return s && scope_is_live(s) ? s->name : "";
+	struct rsc__scope *s;
+
+	return rsc__scope_from(h, &s, "rsc_scope_name") < 0 ? "" : s->name;
 }
 
-int rsc_scope_state(const struct rsc_scope *s)
+int rsc_scope_state(const struct rsc_scope *h)
 {
-	if (!s || !scope_is_live(s))
-		return -EINVAL;
+	struct rsc__scope *s;
+
+	RSC__SCOPE(s, h, "rsc_scope_state");
 	return s->state;
 }
 
-const struct rsc_error *rsc_scope_error(const struct rsc_scope *s)
+const struct rsc_error *rsc_scope_error(const struct rsc_scope *h)
 {
-	return s && scope_is_live(s) ? s->pending : NULL;
+	struct rsc__scope *s;
+
+	return rsc__scope_from(h, &s, "rsc_scope_error") < 0 ? NULL : s->pending;
 }

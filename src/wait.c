@@ -7,7 +7,9 @@
 
 /*
  * Blocking helpers: a thin layer that turns the loop until one thing is
- * done. They add no second code path (DESIGN.md semantic 10).
+ * done. They add no second code path (DESIGN.md semantic 10). None of them
+ * may run from inside a callback or hook (-EDEADLK): the turn they would
+ * run could free what the caller is in the middle of.
  */
 
 struct close_wait {
@@ -33,7 +35,7 @@ static void close_wait_cb(struct rsc_scope *scope, int status,
  * scope's status and chain, or the ring's -errno (the close then stays
  * requested, without our callback, which must not outlive this frame).
  */
-int rsc__scope_close_and_wait(struct rsc_scope *s, int *status,
+int rsc__scope_close_and_wait(struct rsc__scope *s, int *status,
 			      struct rsc_error **errp)
 {
 	struct close_wait w = { false, 0, NULL };
@@ -41,7 +43,7 @@ int rsc__scope_close_and_wait(struct rsc_scope *s, int *status,
 	int ret;
 
 	*errp = NULL;
-	ret = rsc_scope_close(s, close_wait_cb, &w);
+	ret = rsc_scope_close(rsc__sh(s), close_wait_cb, &w);
 	if (ret < 0)
 		return ret;
 	while (!w.done) {
@@ -57,20 +59,18 @@ int rsc__scope_close_and_wait(struct rsc_scope *s, int *status,
 	return 0;
 }
 
-int rsc_scope_close_wait(struct rsc_scope *s, struct rsc_error **errp)
+int rsc_scope_close_wait(struct rsc_scope *h, struct rsc_error **errp)
 {
+	struct rsc__scope *s;
 	struct rsc_error *err;
 	int status = 0, ret;
 
 	if (errp)
 		*errp = NULL;
-	RSC__CHECK_ARG(s && s->state >= RSC_SCOPE_OPEN && s->state <= RSC_SCOPE_UNWOUND,
-		       "rsc_scope_close_wait: not a live scope");
-	if (s->loop->running) {
-		/* Our callback would outlive this stack frame. */
-		rsc__set_last_error("rsc_scope_close_wait: cannot block inside a loop callback");
-		return -EDEADLK;
-	}
+	RSC__SCOPE(s, h, "rsc_scope_close_wait");
+	ret = rsc__check_not_in_callback(s->loop, "rsc_scope_close_wait");
+	if (ret < 0)
+		return ret;
 	ret = rsc__scope_close_and_wait(s, &status, &err);
 	if (ret < 0)
 		return ret;
@@ -81,19 +81,18 @@ int rsc_scope_close_wait(struct rsc_scope *s, struct rsc_error **errp)
 	return status;
 }
 
-int rsc_entry_wait(struct rsc_entry *e)
+int rsc_entry_wait(struct rsc_entry *h)
 {
-	const struct rsc_scope *s;
+	const struct rsc__scope *s;
+	struct rsc__entry *e;
 	struct rsc_loop *loop;
 	int ret;
 
-	RSC__CHECK_ARG(e && e->state >= RSC_ENTERING && e->state <= RSC_FAILED,
-		       "rsc_entry_wait: not a live entry");
+	RSC__ENTRY(e, h, "rsc_entry_wait");
 	loop = e->scope->loop;
-	if (loop->running) {
-		rsc__set_last_error("rsc_entry_wait: cannot block inside a loop callback");
-		return -EDEADLK;
-	}
+	ret = rsc__check_not_in_callback(loop, "rsc_entry_wait");
+	if (ret < 0)
+		return ret;
 	for (s = e->scope; s; s = s->parent) {
 		if (s->closer == RSC__CLOSER_USER) {
 			/* That close may free the entry during the turn we would run. */
@@ -107,5 +106,61 @@ int rsc_entry_wait(struct rsc_entry *e)
 		if (ret < 0)
 			return ret;
 	}
-	return rsc_entry_fd(e);
+	return rsc_entry_fd(h);
+}
+
+struct release_wait {
+	bool done;
+	int res;
+	struct rsc_error *err;
+};
+
+/* The entry may be freed in the same turn: its error is made here. */
+static void release_wait_cb(struct rsc_entry *h, int res, void *data)
+{
+	struct release_wait *w = data;
+	struct rsc__entry *e;
+
+	w->done = true;
+	w->res = res;
+	if (res < 0 && rsc__entry_from(h, &e, "rsc_entry_release_wait") == 0)
+		w->err = rsc__error_new(res, rsc__opcode_name(e->state == RSC_FAILED ?
+							       e->enter_opcode : e->exit_opcode),
+					e->mgr->name, e->detail, e->scope->name, NULL);
+}
+
+int rsc_entry_release_wait(struct rsc_entry *h, struct rsc_error **errp)
+{
+	struct release_wait w = { false, 0, NULL };
+	struct rsc__entry *e;
+	struct rsc_loop *loop;
+	int ret;
+
+	if (errp)
+		*errp = NULL;
+	RSC__ENTRY(e, h, "rsc_entry_release_wait");
+	loop = e->scope->loop;
+	ret = rsc__check_not_in_callback(loop, "rsc_entry_release_wait");
+	if (ret < 0)
+		return ret;
+	ret = rsc_entry_release(h, release_wait_cb, &w);
+	if (ret < 0)
+		return ret;
+	/* The entry outlives its release: its scope waits for early releases. */
+	while (!w.done) {
+		ret = rsc_loop_run(loop, RSC_RUN_ONCE);
+		if (ret < 0) {
+			/* Our frame goes; the release does not. */
+			if (rsc__entry_from(h, &e, "rsc_entry_release_wait") == 0 && !w.done) {
+				e->release_cb = NULL;
+				e->release_data = NULL;
+			}
+			return ret;
+		}
+	}
+	if (errp)
+		*errp = w.err;
+	else
+		rsc__error_unref(w.err);
+	return w.res;
 }

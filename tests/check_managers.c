@@ -174,7 +174,7 @@ static int plain_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
 
 START_TEST(get_sqes_only_inside_hooks)
 {
-	static const struct rsc_manager m = { "strict", bad_enter, plain_exit };
+	static const struct rsc_manager m = { sizeof(struct rsc_manager), 0, "strict", bad_enter, plain_exit };
 	struct io_uring_sqe *sqe;
 	struct rsc_scope *s;
 	struct rsc_entry *e;
@@ -239,7 +239,7 @@ static int nop_enter(struct rsc_entry *e, void *arg)
 
 START_TEST(exit_without_sqe_is_retried_exactly_once_released)
 {
-	static const struct rsc_manager m = { "busy", nop_enter, busy_twice_exit };
+	static const struct rsc_manager m = { sizeof(struct rsc_manager), 0, "busy", nop_enter, busy_twice_exit };
 	struct rsc_scope *s;
 	struct rsc_entry *e;
 

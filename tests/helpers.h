@@ -5,6 +5,8 @@
 #include <check.h>
 #include <stdbool.h>
 
+#include <liburing.h>
+
 #include "ringscope.h"
 
 #define MAX_EVENTS 4096

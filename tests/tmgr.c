@@ -58,7 +58,7 @@ static int tm_exit(struct rsc_entry *e, const struct rsc_error *pending,
 	}
 }
 
-const struct rsc_manager tmgr_manager = { "tmgr", tm_enter, tm_exit };
-const struct rsc_manager tmgr_no_exit = { "half", tm_enter, NULL };
-const struct rsc_manager tmgr_no_enter = { "half", NULL, tm_exit };
-const struct rsc_manager tmgr_no_name = { NULL, tm_enter, tm_exit };
+const struct rsc_manager tmgr_manager = { sizeof(struct rsc_manager), 0, "tmgr", tm_enter, tm_exit };
+const struct rsc_manager tmgr_no_exit = { sizeof(struct rsc_manager), 0, "half", tm_enter, NULL };
+const struct rsc_manager tmgr_no_enter = { sizeof(struct rsc_manager), 0, "half", NULL, tm_exit };
+const struct rsc_manager tmgr_no_name = { sizeof(struct rsc_manager), 0, NULL, tm_enter, tm_exit };

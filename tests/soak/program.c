@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <liburing.h>
+
 #include "ringscope.h"
 #include "program.h"
 
@@ -223,19 +225,19 @@ static int tv_exit(struct rsc_entry *e, const struct rsc_error *pending,
 }
 
 static const struct variant variants[] = {
-	{ { "nop_close", tv_enter, tv_exit }, TE_NOP, TX_CLOSE },
-	{ { "nop_badf", tv_enter, tv_exit }, TE_NOP, TX_BADF },
-	{ { "nop_suppress", tv_enter, tv_exit }, TE_NOP, TX_SUPPRESS },
-	{ { "nop_hookfail", tv_enter, tv_exit }, TE_NOP, TX_FAIL },
-	{ { "nop_none", tv_enter, tv_exit }, TE_NOP, TX_NONE },
-	{ { "open_close", tv_enter, tv_exit }, TE_OPEN, TX_CLOSE },
-	{ { "open_badf", tv_enter, tv_exit }, TE_OPEN, TX_BADF },
-	{ { "open_suppress", tv_enter, tv_exit }, TE_OPEN, TX_SUPPRESS },
-	{ { "enter_fails", tv_enter, tv_exit }, TE_FAIL, TX_CLOSE },
+	{ { sizeof(struct rsc_manager), 0, "nop_close", tv_enter, tv_exit }, TE_NOP, TX_CLOSE },
+	{ { sizeof(struct rsc_manager), 0, "nop_badf", tv_enter, tv_exit }, TE_NOP, TX_BADF },
+	{ { sizeof(struct rsc_manager), 0, "nop_suppress", tv_enter, tv_exit }, TE_NOP, TX_SUPPRESS },
+	{ { sizeof(struct rsc_manager), 0, "nop_hookfail", tv_enter, tv_exit }, TE_NOP, TX_FAIL },
+	{ { sizeof(struct rsc_manager), 0, "nop_none", tv_enter, tv_exit }, TE_NOP, TX_NONE },
+	{ { sizeof(struct rsc_manager), 0, "open_close", tv_enter, tv_exit }, TE_OPEN, TX_CLOSE },
+	{ { sizeof(struct rsc_manager), 0, "open_badf", tv_enter, tv_exit }, TE_OPEN, TX_BADF },
+	{ { sizeof(struct rsc_manager), 0, "open_suppress", tv_enter, tv_exit }, TE_OPEN, TX_SUPPRESS },
+	{ { sizeof(struct rsc_manager), 0, "enter_fails", tv_enter, tv_exit }, TE_FAIL, TX_CLOSE },
 };
 #define N_VARIANTS (int)(sizeof(variants) / sizeof(variants[0]))
 
-static const struct rsc_manager half_manager = { "half", tv_enter, NULL };
+static const struct rsc_manager half_manager = { sizeof(struct rsc_manager), 0, "half", tv_enter, NULL };
 
 /* ---- model helpers ------------------------------------------------------ */
 
