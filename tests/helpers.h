@@ -66,5 +66,6 @@ Suite *make_args_suite(void);
 Suite *make_faults_suite(void);
 Suite *make_io_suite(void);
 Suite *make_net_suite(void);
+Suite *make_ownership_suite(void);
 
 #endif
