@@ -268,10 +268,21 @@ void rsc__audit_flush(struct rsc_loop *loop)
 
 	if (!loop->audit_pending || loop->n_entering)
 		return;
-	list = loop->audit_pending;
-	loop->audit_pending = NULL;
 	if (scan_fds(loop, &now, &nbits) < 0)
 		nbits = 0; /* /proc unreadable: no verdict rather than a wrong one */
+	/*
+	 * An accept (multishot above all) is never "in flight" in n_entering,
+	 * yet the kernel installs its descriptor and posts its CQE in the same
+	 * task work, which runs whenever this thread enters the kernel (the
+	 * scan's own getdents included). A CQE waiting now may name a number
+	 * the scan saw: settle nothing until it has been dispatched.
+	 */
+	if (io_uring_cq_ready(&loop->ring) || loop->stash_len || loop->undispatched) {
+		free(now);
+		return;
+	}
+	list = loop->audit_pending;
+	loop->audit_pending = NULL;
 	/* Oldest first, as the scopes unwound. */
 	for (p = NULL; list;) {
 		struct rsc_audit_pending *next = list->next;

@@ -488,6 +488,8 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		ret = 0;
 		done += reap(loop);
 		done += run_ready(loop);
+		if (loop->audit_pending)
+			rsc__audit_flush(loop); /* verdicts that waited for the CQ to empty */
 		if (mode == RSC_RUN_NOWAIT || (mode == RSC_RUN_ONCE && done))
 			break;
 	}

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,6 +295,92 @@ START_TEST(single_shot_accepts_one)
 }
 END_TEST
 
+START_TEST(single_shot_accept_ends_with_one_callback_when_its_scope_closes)
+{
+	struct accepted a = { 0 };
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	int before = t_fd_count(), c;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "once", &srv), 0);
+	l = listen_on_loopback(srv, 16, &bound);
+	/* A client is waiting when the accept starts and the scope closes. */
+	c = client(&bound);
+	ck_assert_int_eq(rsc_accept(l, 0, on_accept, &a), 0);
+	ck_assert_int_eq(rsc_scope_close(srv, NULL, NULL), 0);
+	t_run();
+	/* Either the connection was delivered, or the end was: never neither. */
+	ck_assert_int_eq(a.n + a.finals + a.errors, 1);
+	close(c);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* Four clients connecting and closing as fast as they can, in children. */
+static pid_t churn_clients(const struct sockaddr_in *to, int procs, int each)
+{
+	pid_t pid = fork();
+	int p, i;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid)
+		return pid;
+	for (p = 1; p < procs; p++)
+		if (fork() == 0)
+			break;
+	for (i = 0; i < each; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd >= 0 && connect(fd, (const struct sockaddr *)to, sizeof(*to)) < 0)
+			break;
+		if (fd >= 0)
+			close(fd);
+	}
+	while (wait(NULL) > 0)
+		;
+	_exit(0);
+}
+
+static void close_each(struct rsc_entry *l, int res, struct rsc_scope *cs,
+		       struct rsc_entry *conn, void *data)
+{
+	(void)l;
+	(void)conn;
+	if (res >= 0) {
+		(*(int *)data)++;
+		ck_assert_int_eq(rsc_scope_close(cs, NULL, NULL), 0);
+	}
+}
+
+START_TEST(full_audit_has_no_false_leaks_while_accepting)
+{
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	int n = 0, status, turns = 0;
+	pid_t pid;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, NULL, NULL), 0); /* thousands of events */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = listen_on_loopback(srv, 128, &bound);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, close_each, &n), 0);
+	pid = churn_clients(&bound, 4, 200);
+	/* NOWAIT: once the clients are gone no completion would wake a wait. */
+	while (waitpid(pid, &status, WNOHANG) == 0 && turns++ < 2000000) {
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		usleep(50);
+	}
+	ck_assert_msg(n >= 100, "%d connections, %d turns", n, turns);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	/* Every connection was owned by its scope until that scope closed it. */
+	if (rsc_audit_count(t_loop))
+		rsc_audit_print(t_loop, stderr);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+}
+END_TEST
+
 START_TEST(closing_while_clients_connect_leaks_nothing)
 {
 	struct accepted a = { 0 };
@@ -416,6 +503,8 @@ Suite *make_net_suite(void)
 	tcase_add_test(tc, net_arguments_are_checked);
 	tcase_add_test(tc, multishot_accept_gives_each_connection_its_scope);
 	tcase_add_test(tc, single_shot_accepts_one);
+	tcase_add_test(tc, single_shot_accept_ends_with_one_callback_when_its_scope_closes);
+	tcase_add_test(tc, full_audit_has_no_false_leaks_while_accepting);
 	tcase_add_test(tc, closing_while_clients_connect_leaks_nothing);
 	if (rsc_fault_set(t_probe_loop(), "") == 0) {
 		tcase_add_test(tc, injected_connect_failure_closes_its_socket);
