@@ -25,8 +25,8 @@
  * One loop, one thread, one tree of scopes:
  *
  *   scope "httpd"
- *     entry "file"       the read end of the signal pipe (a read always in flight)
- *     entries "socket", "listen"   the listener (a multishot accept in flight)
+ *     entry "adopt"      the read end of the signal pipe (a read always in flight)
+ *     entry "listen"     the listener (a multishot accept in flight)
  *     entry "timer"      the grace deadline, once shutting down
  *     scope "conn" ...   one per connection: entry "conn" owns its descriptor,
  *                        with its recv or send and its idle timeout in flight
@@ -279,15 +279,9 @@ static void on_listener_released(struct rsc_entry *e, int res, void *data)
 	(void)e;
 	(void)res;
 	srv->accepting = false;
-	/*
-	 * The listen entry's socket entry closes with "httpd"; until then refuse
-	 * new connections instead of leaving them in the backlog (a listening
-	 * socket shut down for reading is disconnected: tcp_disconnect, unix
-	 * stream connect checks RCV_SHUTDOWN). Configuration, not a release.
-	 */
+	/* Its release closed the listening socket: new clients are refused. */
 	if (srv->root_closing)
-		return; /* "httpd" is unwinding: the socket may be closed already */
-	(void)shutdown(srv->listen_fd, SHUT_RD);
+		return;
 	if (srv->unix_path)
 		unlink(srv->unix_path);
 	if (srv->conn_fds == 0)
@@ -476,26 +470,19 @@ static void print_bound(int fd, const char *path)
 /* Acquire the scope's first entries and start accepting; 0 or -errno. */
 static int start(struct server *srv, const struct sockaddr_storage *ss, socklen_t len)
 {
-	char path[64];
 	int ret;
 
-	/*
-	 * The signal pipe's read end, owned by the scope like any descriptor.
-	 * There is no call to adopt a descriptor made elsewhere, so open the
-	 * pipe again through /proc: a new read end, acquired on the ring.
-	 */
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", srv->sig_rfd);
-	if ((ret = rsc_open(srv->root, AT_FDCWD, path, O_RDONLY, 0, 0, &srv->sigpipe)) < 0 ||
-	    (ret = rsc_listen(srv->root, (const struct sockaddr *)ss, len, 4096, 0,
+	/* The signal pipe's read end, made by pipe2: the scope owns it from here. */
+	if ((ret = rsc_adopt(srv->root, srv->sig_rfd, 0, &srv->sigpipe)) < 0)
+		return ret;
+	srv->sig_rfd = -1;
+	if ((ret = rsc_listen(srv->root, (const struct sockaddr *)ss, len, 4096, 0,
 			      &srv->listener)) < 0)
 		return ret;
-	/* Both acquires went out in one submit; a failure unwinds "httpd". */
-	if ((ret = rsc_entry_wait(srv->sigpipe)) < 0 ||
-	    (ret = rsc_entry_wait(srv->listener)) < 0)
+	/* A failure unwinds "httpd", the pipe's read end with it. */
+	if ((ret = rsc_entry_wait(srv->listener)) < 0)
 		return ret;
 	srv->listen_fd = ret;
-	close(srv->sig_rfd); /* the pipe's first read end: the entry's is enough */
-	srv->sig_rfd = -1;
 	if ((ret = rsc_read(srv->sigpipe, srv->sigbuf, sizeof(srv->sigbuf), -1, on_signal,
 			    srv)) < 0 ||
 	    (ret = rsc_accept(srv->listener, RSC_ACCEPT_MULTISHOT, on_accept, srv)) < 0)
