@@ -474,7 +474,8 @@ RSC_EXTERN int rsc_entry_wait(struct rsc_entry *entry);
  * (RSC_FSYNC_ON_RELEASE: fsync first). It is made close-on-exec unless
  * RSC_NO_CLOEXEC. Errors: -EINVAL, -ESTALE, -EBADF (@fd is not open),
  * -EEXIST (a live entry of some loop in this process owns @fd, until its
- * release has completed), -ESHUTDOWN, -EDEADLK (inside a manager hook),
+ * release's close has been submitted), -ESHUTDOWN, -EDEADLK (inside a
+ * manager hook),
  * -ENOMEM. On failure the caller still owns @fd.
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_adopt(struct rsc_scope *scope, int fd,

@@ -46,8 +46,15 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			e->enter_err_opcode = op->opcode;
 		}
 	} else {
-		if (op->closes_value)
+		if (op->closes_value) {
 			e->close_res = res; /* the kernel's word for the audit */
+			/* The number left the table now (even on EIO): the next
+			 * open may get it before this release is settled LIFO. */
+			if (e->flags & RSC__E_LEDGER) {
+				rsc__ledger_forget(e->value, e->h);
+				e->flags &= ~RSC__E_LEDGER;
+			}
+		}
 		if (res < 0 && e->exit_res == 0) {
 			e->exit_res = res;
 			e->exit_opcode = op->opcode;
@@ -173,6 +180,8 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		op->closes_value = sqe->opcode == IORING_OP_CLOSE &&
 				   e->phase == RSC__PHASE_EXIT && sqe->fd == e->value &&
 				   !(sqe->flags & IOSQE_FIXED_FILE);
+		if (op->closes_value && (e->flags & RSC__E_LEDGER))
+			rsc__ledger_closing(e->value, e->h);
 		rsc__inject_fault(loop, sqe, op);
 		if (op->primary)
 			e->enter_opcode = op->opcode;
@@ -371,8 +380,14 @@ static void own_value(struct rsc_loop *loop, struct rsc__entry *e)
 		rsc__audit_record(loop, e);
 }
 
-/* Entered without an acquire of its own (accept, adopt, defer). */
-static void enter_at_once(struct rsc__entry *e, int value)
+/*
+ * Entered without an acquire of its own (accept, adopt, defer). Inside the
+ * loop (accept) it is traced at once; inside a caller's call (adopt, defer)
+ * it is announced from the loop's next turn, trace and on-enter both.
+ */
+static void announce(struct rsc__entry *e);
+
+static void enter_at_once(struct rsc__entry *e, int value, bool in_loop)
 {
 	struct rsc__scope *s = e->scope;
 
@@ -381,17 +396,20 @@ static void enter_at_once(struct rsc__entry *e, int value)
 	append_entry(s, e);
 	s->loop->counters[RSC_CTR_ACQUIRED]++;
 	own_value(s->loop, e);
-	rsc__trace(s->loop, RSC_EV_ENTERED, s, e, value);
+	if (in_loop)
+		rsc__trace(s->loop, RSC_EV_ENTERED, s, e, value);
+	else
+		announce(e);
 }
 
 static struct rsc__entry *new_entered(struct rsc__scope *s, const struct rsc_manager *mgr,
 				      void *arg, unsigned eflags, int value,
-				      const char *detail, const void *site)
+				      const char *detail, const void *site, bool in_loop)
 {
 	struct rsc__entry *e = new_entry(s, mgr, arg, eflags, detail, site);
 
 	if (e)
-		enter_at_once(e, value);
+		enter_at_once(e, value, in_loop);
 	return e;
 }
 
@@ -399,10 +417,10 @@ static struct rsc__entry *new_entered(struct rsc__scope *s, const struct rsc_man
 struct rsc__entry *rsc__adopt(struct rsc__scope *s, const struct rsc_manager *mgr,
 			      int fd, const char *detail)
 {
-	return new_entered(s, mgr, NULL, RSC__E_FD, fd, detail, NULL);
+	return new_entered(s, mgr, NULL, RSC__E_FD, fd, detail, NULL, true);
 }
 
-/* Its on-enter callback is due from the loop, never inside the call. */
+/* Its trace and on-enter callback are due from the loop, never inside the call. */
 static void announce(struct rsc__entry *e)
 {
 	struct rsc_loop *loop = e->scope->loop;
@@ -416,7 +434,7 @@ static void announce(struct rsc__entry *e)
 	loop->announce_tail = e;
 }
 
-static void unannounce(struct rsc_loop *loop, struct rsc__entry *e)
+static void unannounce(struct rsc_loop *loop, struct rsc__entry *e, bool traced)
 {
 	struct rsc__entry **pp, *prev = NULL;
 
@@ -429,6 +447,9 @@ static void unannounce(struct rsc_loop *loop, struct rsc__entry *e)
 		break;
 	}
 	e->flags &= ~RSC__E_ANNOUNCE;
+	/* Released before the loop turned: the trace still reads entered, then released. */
+	if (traced)
+		rsc__trace(loop, RSC_EV_ENTERED, e->scope, e, e->value);
 }
 
 unsigned rsc__announce_run(struct rsc_loop *loop)
@@ -442,6 +463,7 @@ unsigned rsc__announce_run(struct rsc_loop *loop)
 			loop->announce_tail = NULL;
 		e->flags &= ~RSC__E_ANNOUNCE;
 		n++;
+		rsc__trace(loop, RSC_EV_ENTERED, e->scope, e, e->value);
 		if (e->enter_cb) {
 			rsc__cb_enter(loop);
 			e->enter_cb(rsc__eh(e), e->value, e->enter_data);
@@ -487,7 +509,8 @@ int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const cha
 		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
 		return -EDEADLK;
 	}
-	if (rsc__scope_unwind_owns(s) || s == s->loop->root) {
+	if (s->state != RSC_SCOPE_OPEN || s->closer != RSC__CLOSER_NONE ||
+	    s->fail_queued || s == s->loop->root) {
 		rsc__set_last_error("%s: scope '%s' is unwinding; nothing more can be pushed",
 				    fn, s->name);
 		return -ESHUTDOWN;
@@ -586,13 +609,12 @@ int rsc_defer(struct rsc_scope *h, rsc_exit_fn fn, void *arg,
 		return -ENOMEM;
 	d->fn = fn;
 	e = new_entered(s, &defer_manager, arg, RSC__E_ORDERED, 0, NULL,
-			__builtin_return_address(0));
+			__builtin_return_address(0), false);
 	if (!e) {
 		free(d);
 		return -ENOMEM;
 	}
 	e->owned_arg = d; /* freed with the entry */
-	announce(e);
 	if (entryp)
 		*entryp = rsc__eh(e);
 	return 0;
@@ -653,8 +675,7 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 	}
 	if (!(flags & RSC_NO_CLOEXEC) && !(fdflags & FD_CLOEXEC))
 		(void)fcntl(fd, F_SETFD, fdflags | FD_CLOEXEC);
-	enter_at_once(e, fd);
-	announce(e);
+	enter_at_once(e, fd, false);
 	if (entryp)
 		*entryp = rsc__eh(e);
 	return 0;
@@ -910,7 +931,7 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 	if (e->state == RSC_ENTERED)
 		set_state(e, RSC_EXITING);
 	if (e->flags & RSC__E_ANNOUNCE)
-		unannounce(loop, e); /* released before the loop turned: no on-enter */
+		unannounce(loop, e, true); /* released before the loop turned: no on-enter */
 	if (e->n_io) {
 		/* No I/O outlives its resource: cancel it, release after its last CQE. */
 		if (!(e->flags & RSC__E_DRAINING)) {
@@ -950,7 +971,7 @@ void rsc__entry_free(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	assert(e->phase_ops == 0);
 	if (e->flags & RSC__E_ANNOUNCE)
-		unannounce(loop, e);
+		unannounce(loop, e, false);
 	if (e->flags & RSC__E_LEDGER)
 		rsc__ledger_forget(e->value, e->h);
 	rsc__entry_put(loop, e);

@@ -307,6 +307,8 @@ uint64_t rsc__ledger_owner(int fd);
 void rsc__ledger_set(int fd, uint64_t h);
 int rsc__ledger_claim(int fd, uint64_t h);
 void rsc__ledger_forget(int fd, uint64_t h);
+/* @h's close of @fd is submitted: a new open may get the number before its CQE. */
+void rsc__ledger_closing(int fd, uint64_t h);
 
 /* error.c */
 void rsc__set_last_error(const char *fmt, ...)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -75,6 +76,8 @@ struct pentry {
 	bool fd_kind;	    /* its value is a real descriptor */
 	bool multi_release; /* its release is two SQEs of fault kinds */
 	bool early, early_cb;
+	bool detached;	    /* rsc_entry_detach gave its fd back: no release */
+	bool adopted;	    /* entered inside rsc_adopt, traced from the loop */
 	int n_early_cb, early_cb_res;
 	int n_entered, n_failed, n_released;
 	int enter_res, release_res;
@@ -108,7 +111,8 @@ struct prog {
 	struct rsc_error *root_final; /* rsc_loop_shutdown's chain */
 	int root_status;
 	bool strict; /* default; PROG_STRICT=0 tolerates the bugs fixed since */
-	unsigned late_traces, lost_errors;
+	bool reenter;	 /* hooks and the trace try to block or run the loop */
+	unsigned reentry_probes;	unsigned late_traces, lost_errors;
 	bool failed;
 	char *why;
 	size_t whylen;
@@ -159,12 +163,41 @@ static void say(const struct prog *p, const char *fmt, ...)
 
 /* ---- custom managers ---------------------------------------------------- */
 
+static struct prog *g_prog; /* the program running now (the soak is single-threaded) */
+
+static void violation(struct prog *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Hooks and callbacks that call back into the library: every blocking call
+ * and every turn of the loop must be refused with -EDEADLK, wherever the
+ * hook runs (inside rsc_push, rsc_entry_release, or the loop).
+ */
+static void probe_reentry(struct rsc_entry *e, const char *where)
+{
+	struct prog *p = g_prog;
+	int ret[4], i;
+
+	if (!p || !p->reenter)
+		return;
+	ret[0] = rsc_loop_run(p->loop, RSC_RUN_NOWAIT);
+	ret[1] = rsc_loop_shutdown(p->loop, NULL);
+	ret[2] = e ? rsc_entry_wait(e) : -EDEADLK;
+	ret[3] = e ? rsc_scope_close_wait(rsc_entry_scope(e), NULL) : -EDEADLK;
+	p->reentry_probes++;
+	for (i = 0; i < 4; i++)
+		if (ret[i] != -EDEADLK)
+			violation(p, "call %d from %s returned %s, expected EDEADLK", i, where,
+				  rsc_err_name(ret[i]));
+}
+
 static int tv_enter(struct rsc_entry *e, void *arg)
 {
 	struct pentry *pe = arg;
 	struct io_uring_sqe *sqe;
 	int ret;
 
+	probe_reentry(e, "an enter hook");
 	switch (pe->v->enter) {
 	case TE_FAIL:
 		return -HOOK_ERRNO;
@@ -189,6 +222,7 @@ static int tv_exit(struct rsc_entry *e, const struct rsc_error *pending,
 	int fd = rsc_entry_fd(e), ret;
 
 	(void)pending;
+	probe_reentry(e, "an exit hook");
 	switch (pe->v->exit) {
 	case TX_FAIL:
 		return -HOOK_ERRNO; /* only for entries that own nothing */
@@ -465,7 +499,7 @@ static void on_scope_closed(struct prog *p, const struct rsc_scope *h, int res)
 	for (i = 0; i < p->n_en; i++) {
 		const struct pentry *e = &p->en[i];
 
-		if (e->scope != s)
+		if (e->scope != s || e->detached)
 			continue;
 		if (e->n_entered + e->n_failed == 0) {
 			/* Known: the failed acquire that started the unwind is
@@ -492,6 +526,7 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 	int i;
 
 	(void)loop;
+	probe_reentry(NULL, "the trace callback");
 	if (p->env->verbose) {
 		i = eh ? entry_of(p, eh) : -1;
 		fprintf(stderr, "    ev %s scope '%s' entry %d %s res %d (%s)\n",
@@ -655,7 +690,7 @@ static int pick_entry(const struct prog *p, struct rd *r)
 	int n = 0, i;
 
 	for (i = 0; i < p->n_en; i++)
-		if (p->sc[p->en[i].scope].valid)
+		if (p->sc[p->en[i].scope].valid && !p->en[i].detached)
 			live[n++] = i;
 	return n ? live[rd_u8(r) % (unsigned)n] : -1;
 }
@@ -795,13 +830,22 @@ static void op_custom(struct prog *p, int s, struct rd *r)
 	push_end(p, e, ret, e->v->enter == TE_FAIL ? HOOK_ERRNO : 0, e->v->mgr.name);
 }
 
+/* Its scope, or one above it, unwinds or is closing: that unwind owns its entries. */
+static bool unwind_owns(const struct prog *p, int s)
+{
+	for (; s >= 0; s = p->sc[s].parent)
+		if (p->sc[s].close_req || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
+			return true;
+	return false;
+}
+
 static void op_release(struct prog *p, int i, struct rd *r)
 {
 	struct pentry *e = &p->en[i];
 	bool with_cb = rd_u8(r) & 1;
 	int state = rsc_entry_state(e->h), ret;
 	bool must_refuse = e->early || state == RSC_FAILED || state == RSC_EXITING ||
-			   state == RSC_EXITED;
+			   state == RSC_EXITED || unwind_owns(p, e->scope);
 
 	ret = rsc_entry_release(e->h, with_cb ? release_cb : NULL, e);
 	say(p, "  op %d: release entry %d of %s (%s, state %d) -> %d\n", p->op_index,
@@ -908,6 +952,98 @@ static void op_entry_wait(struct prog *p, int i)
 			  rsc_entry_fd(e->h));
 }
 
+/* Handles of freed scopes and detached entries: refused, and nothing else moves. */
+static void op_stale(struct prog *p, struct rd *r)
+{
+	int dead[MAX_SCOPES + MAX_ENTRIES], n = 0, i, ret[3];
+	unsigned pick;
+
+	for (i = 0; i < p->n_sc; i++)
+		if (!p->sc[i].valid)
+			dead[n++] = i;
+	for (i = 0; i < p->n_en; i++)
+		if (!p->sc[p->en[i].scope].valid || p->en[i].detached)
+			dead[n++] = MAX_SCOPES + i;
+	if (!n)
+		return;
+	pick = (unsigned)dead[rd_u8(r) % (unsigned)n];
+	if (pick < MAX_SCOPES) {
+		struct pscope *s = &p->sc[pick];
+
+		ret[0] = rsc_scope_state(s->h);
+		ret[1] = rsc_scope_close(s->h, NULL, NULL);
+		ret[2] = rsc_open(s->h, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL);
+		say(p, "  op %d: stale scope %s -> %d %d %d\n", p->op_index, s->name, ret[0],
+		    ret[1], ret[2]);
+	} else {
+		struct pentry *e = &p->en[pick - MAX_SCOPES];
+
+		ret[0] = rsc_entry_state(e->h);
+		ret[1] = rsc_entry_release(e->h, NULL, NULL);
+		ret[2] = rsc_entry_detach(e->h);
+		say(p, "  op %d: stale entry %d -> %d %d %d\n", p->op_index, e->seq, ret[0],
+		    ret[1], ret[2]);
+	}
+	for (i = 0; i < 3; i++)
+		if (ret[i] != -ESTALE)
+			violation(p, "a stale handle's call %d returned %s, expected ESTALE", i,
+				  rsc_err_name(ret[i]));
+}
+
+/* A descriptor made elsewhere (an eventfd), owned by the scope from here. */
+static bool op_adopt(struct prog *p, int s)
+{
+	struct pentry *e = push_begin(p, s, K_FILE);
+	int fd, ret;
+
+	if (!e)
+		return false;
+	fd = eventfd(0, 0);
+	if (fd < 0)
+		return false;
+	e->fd_kind = true;
+	e->adopted = true;
+	e->name = "adopt";
+	ret = rsc_adopt(p->sc[s].h, fd, 0, &e->h);
+	if (ret < 0)
+		close(fd); /* refused: still ours */
+	push_end(p, e, ret, 0, "rsc_adopt");
+	return ret == 0;
+}
+
+/* Hand an entry's descriptor back: never released by the runtime after that. */
+static bool op_detach(struct prog *p, int i)
+{
+	struct pentry *e = &p->en[i];
+	int st = rsc_entry_state(e->h), fd = rsc_entry_fd(e->h), ret, want;
+	bool owned = e->early || st == RSC_FAILED || st == RSC_EXITING || st == RSC_EXITED ||
+		     unwind_owns(p, e->scope);
+
+	ret = rsc_entry_detach(e->h);
+	say(p, "  op %d: detach entry %d of %s (state %d) -> %d\n", p->op_index, e->seq,
+	    p->sc[e->scope].name, st, ret);
+	if (owned)
+		want = -EALREADY;
+	else if (st == RSC_ENTERING)
+		want = -EBUSY;
+	else if (e->kind == K_CUSTOM)
+		want = -EBADF; /* its value is the manager's, not the runtime's */
+	else
+		want = fd;
+	if (ret != want) {
+		violation(p, "rsc_entry_detach of entry %d (state %d): %d, expected %d", e->seq,
+			  st, ret, want);
+		return false;
+	}
+	if (ret < 0)
+		return false;
+	if (fcntl(ret, F_GETFD) < 0)
+		violation(p, "detached descriptor %d is not open", ret);
+	e->detached = true;
+	close(ret); /* ours now */
+	return true;
+}
+
 /* Close the window of the rules in force: what fired belongs to their class. */
 static void fault_window(struct prog *p)
 {
@@ -982,10 +1118,12 @@ static void check_states(struct prog *p)
 		if (!p->sc[e->scope].valid)
 			continue;
 		st = rsc_entry_state(e->h);
-		if (e->n_failed)
+		if (e->detached)
+			ok = st == -ESTALE; /* freed by its detach */
+		else if (e->n_failed)
 			ok = st == RSC_FAILED;
 		else if (!e->n_entered)
-			ok = st == RSC_ENTERING;
+			ok = st == RSC_ENTERING || (e->adopted && st == RSC_ENTERED);
 		else if (!e->n_released)
 			/* EXITED before the trace: a batch is reported newest first. */
 			ok = st == RSC_ENTERED || st == RSC_EXITING || st == RSC_EXITED;
@@ -1064,7 +1202,9 @@ static void end_by_close(struct prog *p)
 		long long n_acq = 0, n_rel = 0;
 
 		for (i = 0; i < p->n_en; i++) {
-			n_acq += p->en[i].n_entered;
+			/* Adopted, then detached before the loop turned: owned, never traced. */
+			n_acq += p->en[i].n_entered ? p->en[i].n_entered :
+				 p->en[i].adopted && p->en[i].detached;
 			n_rel += p->en[i].n_released;
 		}
 		if (acq != n_acq || rel != n_rel)
@@ -1121,6 +1261,13 @@ static void final_checks(struct prog *p, int fds_before, struct prog_stats *st)
 	for (i = 0; i < p->n_en; i++) {
 		const struct pentry *e = &p->en[i];
 
+		if (e->detached) {
+			/* Detached before or after its announce: never released. */
+			if (e->n_released || e->n_failed)
+				violation(p, "detached entry %d of '%s': released %d, failed %d",
+					  e->seq, p->sc[e->scope].name, e->n_released, e->n_failed);
+			continue;
+		}
 		if (e->n_entered + e->n_failed != 1)
 			violation(p, "entry %d of '%s': entered %d, failed %d", e->seq,
 				  p->sc[e->scope].name, e->n_entered, e->n_failed);
@@ -1184,6 +1331,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 
 	memset(p, 0, sizeof(*p));
 	p->env = env;
+	g_prog = p;
 	p->strict = env->strict;
 	p->why = why;
 	p->whylen = whylen;
@@ -1211,7 +1359,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	st->programs++;
 
 	for (p->op_index = 0; r.i < r.n && p->op_index < MAX_OPS && !p->failed; p->op_index++) {
-		unsigned op = rd_u8(&r) % 16;
+		unsigned op = rd_u8(&r) % 20;
 
 		st->ops++;
 		switch (op) {
@@ -1268,6 +1416,23 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 			if (i >= 0)
 				op_entry_wait(p, i);
 			break;
+		case 16:
+			op_stale(p, &r);
+			st->stale_probes++;
+			break;
+		case 17:
+			p->reenter = !p->reenter;
+			break;
+		case 18:
+			s = pick_scope(p, &r);
+			if (s >= 0 && op_adopt(p, s))
+				st->adopted++;
+			break;
+		case 19:
+			i = pick_entry(p, &r);
+			if (i >= 0 && op_detach(p, i))
+				st->detached++;
+			break;
 		}
 		if (!p->failed)
 			check_states(p);
@@ -1287,6 +1452,8 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	else
 		end_by_close(p);
 	final_checks(p, fds_before, st);
+	st->reentry_probes += p->reentry_probes;
+	g_prog = NULL;
 	return p->failed ? -1 : 0;
 }
 
@@ -1353,6 +1520,10 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->late_acquires);
 	fprintf(out, "  fault rules set:  %llu\n", st->fault_rules);
 	fprintf(out, "  faults injected:  %llu\n", st->faults_injected);
+	fprintf(out, "  adopted:          %llu (%llu detached)\n", st->adopted, st->detached);
+	fprintf(out, "  stale handles:    %llu probes, each refused with ESTALE\n", st->stale_probes);
+	fprintf(out, "  re-entry:         %llu hooks and callbacks that tried to block or run the loop\n",
+		st->reentry_probes);
 	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);
 	fprintf(out, "  leaks found:      %llu\n", st->leaks);
 	fprintf(out, "  known bugs seen:  %llu failed acquires traced after their scope's SCOPE_CLOSED, "
