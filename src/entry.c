@@ -46,15 +46,8 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			e->enter_err_opcode = op->opcode;
 		}
 	} else {
-		if (op->closes_value) {
+		if (op->closes_value)
 			e->close_res = res; /* the kernel's word for the audit */
-			/* The number left the table now (even on EIO): the next
-			 * open may get it before this release is settled LIFO. */
-			if (e->flags & RSC__E_LEDGER) {
-				rsc__ledger_forget(e->value, e->h);
-				e->flags &= ~RSC__E_LEDGER;
-			}
-		}
 		if (res < 0 && e->exit_res == 0) {
 			e->exit_res = res;
 			e->exit_opcode = op->opcode;
@@ -115,6 +108,14 @@ static int reserve_sqes(struct rsc__entry *e, unsigned n,
 	}
 	e->phase_ops += n;
 	return 0;
+}
+
+int rsc__hook_sqes(struct rsc__entry *e, unsigned n, struct io_uring_sqe **sqes)
+{
+	assert(e->scope->loop->hook_entry == e && n <= RSC_ENTRY_SQES_MAX);
+	if (e->scope->loop->n_hook_sqes)
+		return -EBUSY; /* one reservation per hook: a chain never straddles a submit */
+	return reserve_sqes(e, n, sqes);
 }
 
 int rsc_entry_get_sqes(struct rsc_entry *h, unsigned n,
@@ -180,8 +181,11 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		op->closes_value = sqe->opcode == IORING_OP_CLOSE &&
 				   e->phase == RSC__PHASE_EXIT && sqe->fd == e->value &&
 				   !(sqe->flags & IOSQE_FIXED_FILE);
-		if (op->closes_value && (e->flags & RSC__E_LEDGER))
-			rsc__ledger_closing(e->value, e->h);
+		if (op->closes_value && (e->flags & RSC__E_LEDGER)) {
+			/* The number may leave the table before its CQE is reaped. */
+			rsc__ledger_forget(e->value, e->h);
+			e->flags &= ~RSC__E_LEDGER;
+		}
 		rsc__inject_fault(loop, sqe, op);
 		if (op->primary)
 			e->enter_opcode = op->opcode;
@@ -293,14 +297,17 @@ static int call_hook(struct rsc__entry *e, bool enter)
 	const struct rsc_error *pending;
 	int ret;
 
+	/* Built-ins take the entry itself: no handle to decode on the hot path. */
+	void *arg = (e->flags & RSC__E_OWN_HOOKS) ? (void *)e : e->arg;
+
 	loop->hook_entry = e;
 	rsc__cb_enter(loop);
 	if (enter) {
-		ret = e->mgr->enter(rsc__eh(e), e->arg);
+		ret = e->mgr->enter(rsc__eh(e), arg);
 	} else {
 		/* An early release runs outside any unwind: nothing is pending for it. */
 		pending = (e->flags & RSC__E_RELEASE_REQ) ? NULL : e->scope->pending;
-		ret = e->mgr->exit(rsc__eh(e), pending, e->arg);
+		ret = e->mgr->exit(rsc__eh(e), pending, arg);
 	}
 	rsc__cb_leave(loop);
 	loop->hook_entry = NULL;
@@ -417,7 +424,7 @@ static struct rsc__entry *new_entered(struct rsc__scope *s, const struct rsc_man
 struct rsc__entry *rsc__adopt(struct rsc__scope *s, const struct rsc_manager *mgr,
 			      int fd, const char *detail)
 {
-	return new_entered(s, mgr, NULL, RSC__E_FD, fd, detail, NULL, true);
+	return new_entered(s, mgr, NULL, RSC__E_FD | RSC__E_OWN_HOOKS, fd, detail, NULL, true);
 }
 
 /* Its trace and on-enter callback are due from the loop, never inside the call. */
@@ -639,7 +646,7 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 {
 	struct rsc__scope *s;
 	struct rsc__entry *e;
-	unsigned eflags = RSC__E_FD;
+	unsigned eflags = RSC__E_FD | RSC__E_OWN_HOOKS;
 	char detail[32];
 	int fdflags, ret;
 

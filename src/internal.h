@@ -78,6 +78,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_LEDGER	    (1U << 19) /* its value is in the ownership ledger */
 #define RSC__E_ANNOUNCE	    (1U << 20) /* entered by adopt/defer: on-enter still due */
 #define RSC__E_TAKES_DEP    (1U << 21) /* on success it takes over dep's descriptor */
+#define RSC__E_OWN_HOOKS    (1U << 22) /* a built-in: its hooks get the entry as arg */
 
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U
@@ -87,7 +88,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__EXIT_RETRIES 1000U
 
 struct rsc__entry {
-	uint64_t h; /* its handle (handle.c) */
+	uint64_t h; /* its handle (handle.c): first, so a lookup can check it */
 	struct rsc__scope *scope;
 	struct rsc__entry *prev, *next; /* scope's chain: prev is older */
 	const struct rsc_manager *mgr;
@@ -137,7 +138,7 @@ enum rsc__unwind_step {
 };
 
 struct rsc__scope {
-	uint64_t h; /* its handle (handle.c) */
+	uint64_t h; /* its handle (handle.c): first, so a lookup can check it */
 	struct rsc_loop *loop;
 	struct rsc__scope *parent;
 	struct rsc__scope *prev, *next; /* siblings: prev is older */
@@ -251,17 +252,59 @@ struct rsc_loop {
 	unsigned n_findings, cap_findings;
 };
 
-/* handle.c */
-enum rsc__kind { RSC__K_SCOPE = 1, RSC__K_ENTRY = 2 };
+/*
+ * handle.c. A handle is gen << 32 | kind bit | slot + 1. The slot holds the
+ * live object, and every object starts with its own handle, so a lookup
+ * is one table load and one compare: the object must still say it is @h.
+ */
+enum rsc__kind { RSC__K_SCOPE = 1U << 29, RSC__K_ENTRY = 1U << 30 };
+#define RSC__H_SLOT_MASK ((1U << 26) - 1) /* 64M slots */
+#define RSC__H_KIND_MASK (RSC__K_SCOPE | RSC__K_ENTRY)
+
+struct rsc__slot {
+	void *obj;	    /* atomic: the live object, or NULL */
+	uint32_t gen;	    /* the generation the next handle of this slot gets */
+	uint32_t next_free; /* slot index + 1 in the loop's free list, or 0 */
+};
+
+extern struct rsc__slot *rsc__slot_chunks[RSC__H_SLOT_MASK / RSC__SLOTS_PER_CHUNK + 1];
+
 uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind);
 void rsc__handle_drop(struct rsc_loop *loop, uint64_t h);
 void rsc__handles_release(struct rsc_loop *loop);
-int rsc__handle_obj(uint64_t h, enum rsc__kind kind, void **objp);
+/* The slow path of a failed lookup: -EINVAL or -ESTALE, and says why. */
+int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn);
+
+/* The live object @h names, or NULL (not a handle of @kind, or freed). */
+static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
+{
+	uint32_t lo = (uint32_t)h, idx = (lo & RSC__H_SLOT_MASK) - 1;
+	const struct rsc__slot *chunk;
+	void *obj;
+
+	if ((lo & RSC__H_KIND_MASK) != kind || idx >= RSC__H_SLOT_MASK)
+		return NULL;
+	chunk = __atomic_load_n(&rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE);
+	if (!chunk)
+		return NULL;
+	obj = __atomic_load_n(&chunk[idx % RSC__SLOTS_PER_CHUNK].obj, __ATOMIC_ACQUIRE);
+	return obj && *(const uint64_t *)obj == h ? obj : NULL;
+}
+
 /* Decode a caller's handle: 0, -EINVAL (NULL, not a handle), -ESTALE (freed). */
-int rsc__scope_from(const struct rsc_scope *h, struct rsc__scope **sp,
-		    const char *fn);
-int rsc__entry_from(const struct rsc_entry *h, struct rsc__entry **ep,
-		    const char *fn);
+static inline int rsc__scope_from(const struct rsc_scope *h, struct rsc__scope **sp,
+				  const char *fn)
+{
+	*sp = (struct rsc__scope *)rsc__handle_lookup((uint64_t)(uintptr_t)h, RSC__K_SCOPE);
+	return *sp ? 0 : rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_SCOPE, fn);
+}
+
+static inline int rsc__entry_from(const struct rsc_entry *h, struct rsc__entry **ep,
+				  const char *fn)
+{
+	*ep = (struct rsc__entry *)rsc__handle_lookup((uint64_t)(uintptr_t)h, RSC__K_ENTRY);
+	return *ep ? 0 : rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_ENTRY, fn);
+}
 
 static inline struct rsc_entry *rsc__eh(const struct rsc__entry *e)
 {
@@ -307,8 +350,6 @@ uint64_t rsc__ledger_owner(int fd);
 void rsc__ledger_set(int fd, uint64_t h);
 int rsc__ledger_claim(int fd, uint64_t h);
 void rsc__ledger_forget(int fd, uint64_t h);
-/* @h's close of @fd is submitted: a new open may get the number before its CQE. */
-void rsc__ledger_closing(int fd, uint64_t h);
 
 /* error.c */
 void rsc__set_last_error(const char *fmt, ...)
@@ -361,6 +402,8 @@ int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
 		    const void *site, struct rsc__entry **entryp);
 int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 		     unsigned flags, const void *site, struct rsc__entry **entryp);
+/* rsc_entry_get_sqes() for built-in hooks, which hold the entry itself. */
+int rsc__hook_sqes(struct rsc__entry *e, unsigned n, struct io_uring_sqe **sqes);
 /* For a hook: complete this phase from the loop with @res (a NOP). */
 int rsc__entry_complete_with(struct rsc__entry *e, int res, const char *op);
 void rsc__entry_start_exit(struct rsc__entry *e);

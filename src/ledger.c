@@ -42,29 +42,11 @@ static uint64_t *cell(int fd, bool make)
 	return p ? &p[(unsigned)fd % RSC__LEDGER_PAGE] : NULL;
 }
 
-/*
- * A cell whose close is in flight carries CLOSING: the kernel may have
- * freed the number already (its CQE not reaped yet), and whoever got it
- * next from open(2) may adopt it. Handles never use bit 31 (slot indices
- * stay below 2^26).
- */
-#define CLOSING (1ULL << 31)
-
 uint64_t rsc__ledger_owner(int fd)
-{
-	uint64_t *c = cell(fd, false), h;
-
-	h = c ? __atomic_load_n(c, __ATOMIC_ACQUIRE) : 0;
-	return h & CLOSING ? 0 : h;
-}
-
-void rsc__ledger_closing(int fd, uint64_t h)
 {
 	uint64_t *c = cell(fd, false);
 
-	if (c)
-		__atomic_compare_exchange_n(c, &h, h | CLOSING, false, __ATOMIC_ACQ_REL,
-					    __ATOMIC_RELAXED);
+	return c ? __atomic_load_n(c, __ATOMIC_ACQUIRE) : 0;
 }
 
 /* The kernel just gave @fd to @h (an acquire's CQE): the kernel's word wins. */
@@ -83,25 +65,22 @@ int rsc__ledger_claim(int fd, uint64_t h)
 
 	if (!c)
 		return (fd < 0 || (unsigned)fd >= RSC__LEDGER_MAX_FD) ? 0 : -ENOMEM;
-	for (;;) {
-		if (__atomic_compare_exchange_n(c, &none, h, false, __ATOMIC_ACQ_REL,
-						__ATOMIC_ACQUIRE))
-			return 0;
-		if (none == h)
-			return 0;
-		if (!(none & CLOSING))
-			return -EEXIST;
-		/* Its owner's close is in flight: the number is free to be had. */
-	}
+	if (__atomic_compare_exchange_n(c, &none, h, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE))
+		return 0;
+	return none == h ? 0 : -EEXIST;
 }
 
-/* @h no longer owns @fd; a cell someone else claimed since stays theirs. */
+/*
+ * @h no longer owns @fd: called when its close is submitted, since the
+ * kernel may free the number before the CQE is reaped and the next open
+ * may get it. Only @h's own thread changes a cell @h holds, so a plain
+ * compare then store is enough; a cell someone else took since stays theirs.
+ */
 void rsc__ledger_forget(int fd, uint64_t h)
 {
-	uint64_t *c = cell(fd, false), closing = h | CLOSING;
+	uint64_t *c = cell(fd, false);
 
-	if (c && !__atomic_compare_exchange_n(c, &h, 0, false, __ATOMIC_ACQ_REL,
-					      __ATOMIC_RELAXED))
-		__atomic_compare_exchange_n(c, &closing, 0, false, __ATOMIC_ACQ_REL,
-					    __ATOMIC_RELAXED);
+	if (c && __atomic_load_n(c, __ATOMIC_RELAXED) == h)
+		__atomic_store_n(c, 0, __ATOMIC_RELEASE);
 }

@@ -15,18 +15,16 @@ int rsc__fd_exit(struct rsc_entry *h, const struct rsc_error *pending,
 		 void *arg)
 {
 	struct io_uring_sqe *sqe[2];
-	struct rsc__entry *e;
-	int fd, ret;
+	struct rsc__entry *e = arg; /* RSC__E_OWN_HOOKS */
+	int fd = e->value, ret;
 
+	(void)h;
 	(void)pending;
-	(void)arg;
-	RSC__ENTRY(e, h, "close");
-	fd = e->value;
 	/* Never close a number that stopped being ours: it is someone else's now. */
 	if (!rsc__audit_still_ours(e->scope->loop, e))
 		return -EBADF;
 	if (e->flags & RSC__E_FSYNC) {
-		ret = rsc_entry_get_sqes(h, 2, sqe);
+		ret = rsc__hook_sqes(e, 2, sqe);
 		if (ret < 0)
 			return ret;
 		io_uring_prep_fsync(sqe[0], fd, 0);
@@ -34,7 +32,7 @@ int rsc__fd_exit(struct rsc_entry *h, const struct rsc_error *pending,
 		io_uring_prep_close(sqe[1], fd);
 		return 0;
 	}
-	ret = rsc_entry_get_sqes(h, 1, sqe);
+	ret = rsc__hook_sqes(e, 1, sqe);
 	if (ret < 0)
 		return ret;
 	io_uring_prep_close(sqe[0], fd);

@@ -27,13 +27,13 @@ struct open_args {
 
 static int file_enter(struct rsc_entry *h, void *arg)
 {
-	const struct open_args *a = arg;
+	struct rsc__entry *e = arg; /* RSC__E_OWN_HOOKS */
+	const struct open_args *a = e->arg;
 	struct io_uring_sqe *sqe;
-	struct rsc__entry *e;
 	int ret;
 
-	RSC__ENTRY(e, h, "openat");
-	ret = rsc_entry_get_sqes(h, 1, &sqe);
+	(void)h;
+	ret = rsc__hook_sqes(e, 1, &sqe);
 	if (ret < 0)
 		return ret;
 	/* The path lives in the entry: valid until the kernel copies it at submit. */
@@ -52,7 +52,7 @@ int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int oflags,
 	     mode_t mode, unsigned flags, struct rsc_entry **entryp)
 {
 	struct open_args a;
-	unsigned eflags = RSC__E_FD;
+	unsigned eflags = RSC__E_FD | RSC__E_OWN_HOOKS;
 	struct rsc__scope *s;
 	struct rsc__entry *e;
 	int ret;

@@ -29,13 +29,13 @@ struct net_args {
 
 static int connect_enter(struct rsc_entry *h, void *arg)
 {
-	struct net_args *a = arg;
+	struct rsc__entry *e = arg; /* RSC__E_OWN_HOOKS */
+	struct net_args *a = e->arg;
 	struct io_uring_sqe *sqe[2];
-	struct rsc__entry *e;
 	int ret;
 
-	RSC__ENTRY(e, h, "connect");
-	ret = rsc_entry_get_sqes(h, a->has_deadline ? 2 : 1, sqe);
+	(void)h;
+	ret = rsc__hook_sqes(e, a->has_deadline ? 2 : 1, sqe);
 	if (ret < 0)
 		return ret;
 	io_uring_prep_connect(sqe[0], e->dep->value, (struct sockaddr *)&a->addr,
@@ -56,13 +56,13 @@ static int connect_enter(struct rsc_entry *h, void *arg)
  */
 static int listen_enter(struct rsc_entry *h, void *arg)
 {
-	struct net_args *a = arg;
+	struct rsc__entry *e = arg; /* RSC__E_OWN_HOOKS */
+	struct net_args *a = e->arg;
 	struct rsc_loop *loop;
 	struct io_uring_sqe *sqe[2];
-	struct rsc__entry *e;
 	int fd, one = 1, ret;
 
-	RSC__ENTRY(e, h, "listen");
+	(void)h;
 	loop = e->scope->loop;
 	fd = e->dep->value;
 
@@ -72,7 +72,7 @@ static int listen_enter(struct rsc_entry *h, void *arg)
 	if (rsc__opcode_supported(loop, RSC__OP_BIND) && loop->probe &&
 	    rsc__opcode_supported(loop, RSC__OP_LISTEN) &&
 	    loop->probe->last_op >= RSC__OP_LISTEN) {
-		ret = rsc_entry_get_sqes(h, 2, sqe);
+		ret = rsc__hook_sqes(e, 2, sqe);
 		if (ret < 0)
 			return ret;
 		/* By hand, as the kernel reads them (io_uring/net.c io_bind_prep). */
@@ -161,7 +161,8 @@ static int push_pair(struct rsc__scope *s, const struct sockaddr *addr,
 		free(a);
 		return ret;
 	}
-	ret = rsc__push_after(sock, second, a, RSC__E_TAKES_DEP, detail, site, &e);
+	ret = rsc__push_after(sock, second, a, RSC__E_TAKES_DEP | RSC__E_OWN_HOOKS, detail,
+			      site, &e);
 	if (ret < 0)
 		(void)rsc__entry_release(sock, NULL, NULL); /* nothing half-made stays */
 	else if (entryp)

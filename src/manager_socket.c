@@ -15,11 +15,13 @@ struct socket_args {
 
 static int socket_enter(struct rsc_entry *h, void *arg)
 {
-	const struct socket_args *a = arg;
+	struct rsc__entry *e = arg; /* RSC__E_OWN_HOOKS */
+	const struct socket_args *a = e->arg;
 	struct io_uring_sqe *sqe;
 	int ret;
 
-	ret = rsc_entry_get_sqes(h, 1, &sqe);
+	(void)h;
+	ret = rsc__hook_sqes(e, 1, &sqe);
 	if (ret < 0)
 		return ret;
 	io_uring_prep_socket(sqe, a->domain, a->type, a->protocol, 0);
@@ -114,6 +116,6 @@ int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 	strcpy(detail, domain_name(domain));
 	strcat(detail, "/");
 	strcat(detail, type_name(type));
-	return rsc__push(s, &socket_manager, &a, RSC__E_FD | RSC__E_BUILTIN, detail,
+	return rsc__push(s, &socket_manager, &a, RSC__E_FD | RSC__E_BUILTIN | RSC__E_OWN_HOOKS, detail,
 			 site, entryp);
 }
