@@ -224,7 +224,8 @@ RSC_EXTERN int rsc_scope_close_wait(struct rsc_scope *scope,
  * error and may suppress it. The scope then waits for rsc_scope_close()
  * (or its parent) like a scope whose acquire failed.
  * Errors: -EINVAL (@err not negative), -ESTALE, -EALREADY (unwinding or
- * closing already), -ENOMEM.
+ * closing already). If the error cannot be allocated, the unwind still
+ * starts, without it.
  */
 RSC_EXTERN int rsc_scope_fail(struct rsc_scope *scope, int err, const char *op);
 

@@ -29,7 +29,8 @@ static const struct rsc_manager conn_manager = {
 static void orphan_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 			  unsigned cqe_flags)
 {
-	(void)loop;
+	assert(loop->n_orphans > 0);
+	loop->n_orphans--;
 	(void)op;
 	(void)res;
 	(void)cqe_flags;
@@ -47,6 +48,7 @@ static void close_orphan(struct rsc_loop *loop, int fd)
 		io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 		op->complete = orphan_closed;
 		op->opcode = IORING_OP_CLOSE;
+		loop->n_orphans++; /* the full audit's verdicts wait for it */
 		return;
 	}
 	close(fd); /* the ring is unusable: never leak the descriptor */

@@ -266,7 +266,7 @@ void rsc__audit_flush(struct rsc_loop *loop)
 	uint64_t *now = NULL;
 	unsigned nbits = 0;
 
-	if (!loop->audit_pending || loop->n_entering)
+	if (!loop->audit_pending || loop->n_entering || loop->n_orphans)
 		return;
 	if (scan_fds(loop, &now, &nbits) < 0)
 		nbits = 0; /* /proc unreadable: no verdict rather than a wrong one */
@@ -274,10 +274,12 @@ void rsc__audit_flush(struct rsc_loop *loop)
 	 * An accept (multishot above all) is never "in flight" in n_entering,
 	 * yet the kernel installs its descriptor and posts its CQE in the same
 	 * task work, which runs whenever this thread enters the kernel (the
-	 * scan's own getdents included). A CQE waiting now may name a number
-	 * the scan saw: settle nothing until it has been dispatched.
+	 * scan's own getdents included). A CQE waiting now, in the CQ or in
+	 * the kernel's overflow list, may name a number the scan saw: settle
+	 * nothing until it has been dispatched.
 	 */
-	if (io_uring_cq_ready(&loop->ring) || loop->stash_len || loop->undispatched) {
+	if (io_uring_cq_ready(&loop->ring) || io_uring_cq_has_overflow(&loop->ring) ||
+	    loop->stash_len || loop->undispatched) {
 		free(now);
 		return;
 	}

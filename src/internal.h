@@ -245,6 +245,7 @@ struct rsc_loop {
 
 	int proc_fd_dir; /* O_DIRECTORY handle on /proc/self/fd, or -1 */
 	unsigned n_entering; /* acquires in flight, loop-wide */
+	unsigned n_orphans;  /* accepted descriptors nobody could own, their close in flight */
 	/* FULL verdicts wait until no acquire is in flight: its fd may already
 	 * be open before its CQE is processed (a false leak otherwise). */
 	struct rsc_audit_pending *audit_pending;
