@@ -82,6 +82,7 @@ enum rsc_counter {
 	RSC_CTR_BUSY_RETRIES,	 /* submits retried after -EBUSY/-EAGAIN */
 	RSC_CTR_SQ_FULL,	 /* times the SQ was full and flushed early */
 	RSC_CTR_FAULTS_INJECTED, /* faults injected by rsc_fault_set() rules */
+	RSC_CTR_DEADLINES,	 /* scopes whose deadline passed */
 	RSC_CTR__COUNT
 };
 
@@ -250,6 +251,21 @@ RSC_EXTERN int rsc_scope_move(struct rsc_scope *scope,
  */
 RSC_EXTERN int rsc_scope_on_close(struct rsc_scope *scope,
 				  rsc_scope_close_cb cb, void *data);
+
+/*
+ * Deadlines (Trio's cancel scopes, fail_after / move_on_after). In @ms
+ * milliseconds, everything still in flight in @scope and its children is
+ * cancelled and the scope unwinds with -ETIMEDOUT pending (op "deadline"),
+ * or with no error under RSC_DEADLINE_MOVE_ON; like a failed scope it then
+ * waits for rsc_scope_close() (rsc_scope_on_close() hears it). Setting it
+ * again re-arms it (no syscall, no SQE when it moves later); 0 clears it. A
+ * child's deadline never outlives its parent's: the parent's unwind takes
+ * the child along. Errors: -EINVAL, -ESTALE, -ESHUTDOWN (unwinding), -ENOMEM.
+ */
+#define RSC_DEADLINE_MOVE_ON (1U << 0)
+
+RSC_EXTERN int rsc_scope_set_deadline(struct rsc_scope *scope, unsigned ms,
+				      unsigned flags);
 
 /* The caller's pointer on a scope (libuv's handle->data). -EINVAL, -ESTALE. */
 RSC_EXTERN int rsc_scope_set_data(struct rsc_scope *scope, void *data);

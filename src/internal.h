@@ -19,6 +19,7 @@
 /* The ledger covers descriptor numbers below this (the kernel's nr_open default). */
 #define RSC__LEDGER_MAX_FD (1U << 20)
 #define RSC__LEDGER_PAGE 4096U
+#define RSC__NO_DEADLINE UINT32_MAX
 
 /* Opcode slot meaning "the manager's hook itself failed". */
 #define RSC__OPCODE_HOOK 255U
@@ -166,6 +167,9 @@ struct rsc__scope {
 	void *user_data; /* rsc_scope_set_data() */
 	uint64_t *fd_snapshot; /* FULL audit: bitmap of fds open at scope open */
 	unsigned fd_snapshot_bits;
+	uint64_t dl_ns;	   /* deadline, CLOCK_MONOTONIC ns (deadline.c) */
+	unsigned dl_index; /* in loop->dl_heap, or RSC__NO_DEADLINE */
+	unsigned dl_flags;
 	struct rsc__scope *next_step;
 	struct rsc__scope *next_ready;
 	bool in_ready;	   /* queued: to start its unwind, or to finish its close */
@@ -222,6 +226,12 @@ struct rsc_loop {
 	struct rsc__entry *free_entries;
 	struct rsc__scope *free_scopes;
 	struct rsc__scope *ready_head, *ready_tail;
+	/* Scope deadlines: a min-heap, one kernel timer for the earliest. */
+	struct rsc__scope **dl_heap;
+	unsigned dl_n, dl_cap;
+	struct rsc_op *dl_timer;
+	uint64_t dl_armed_ns;
+	struct __kernel_timespec dl_update_ts; /* read by the kernel at submit */
 	/* Scopes whose unwind must take a step: a queue, so depth never recurses. */
 	struct rsc__scope *step_head, *step_tail;
 	bool stepping;
@@ -452,6 +462,11 @@ void rsc__scope_report(struct rsc__scope *s);
 void rsc__scope_ready(struct rsc__scope *s);
 struct rsc__scope *rsc__scope_new_root(struct rsc_loop *loop);
 void rsc__scope_free_tree(struct rsc__scope *s);
+
+/* deadline.c */
+void rsc__deadline_forget(struct rsc__scope *s);
+void rsc__deadline_idle(struct rsc_loop *loop);
+void rsc__deadline_free(struct rsc_loop *loop);
 
 /* wait.c */
 int rsc__scope_close_and_wait(struct rsc__scope *s, int *status,

@@ -536,6 +536,7 @@ const char *rsc_counter_name(enum rsc_counter which)
 		[RSC_CTR_BUSY_RETRIES] = "busy_retries",
 		[RSC_CTR_SQ_FULL] = "sq_full",
 		[RSC_CTR_FAULTS_INJECTED] = "faults_injected",
+		[RSC_CTR_DEADLINES] = "deadlines",
 	};
 
 	return (int)which >= 0 && which < RSC_CTR__COUNT ? names[which] : NULL;
@@ -558,6 +559,7 @@ static void loop_free(struct rsc_loop *loop)
 	io_uring_queue_exit(&loop->ring);
 	rsc__pools_free(loop);
 	rsc__handles_release(loop);
+	rsc__deadline_free(loop);
 	free(loop->stash);
 	free(loop);
 }

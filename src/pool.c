@@ -138,6 +138,7 @@ struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)
 	}
 	memset(s, 0, sizeof(*s));
 	s->loop = loop;
+	s->dl_index = RSC__NO_DEADLINE;
 	s->h = rsc__handle_new(loop, s, RSC__K_SCOPE);
 	if (!s->h) {
 		s->next_free = loop->free_scopes;

@@ -180,6 +180,7 @@ static void scope_unwound(struct rsc__scope *s)
 	rsc_scope_close_cb on_close = s->on_close_cb;
 
 	s->state = RSC_SCOPE_UNWOUND;
+	rsc__deadline_forget(s);
 	if (s->fd_snapshot)
 		rsc__audit_scope_closed(loop, s);
 	rsc__trace(loop, RSC_EV_SCOPE_CLOSED, s, NULL,

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+
+/*
+ * Scope deadlines (Trio's cancel scopes). They live in user space, in one
+ * binary min-heap per loop, with one kernel timeout (IORING_TIMEOUT_ABS on
+ * CLOCK_MONOTONIC) armed for the earliest, as libuv and nginx keep timers.
+ * Moving a deadline later, which servers do on every request, touches only
+ * the heap: no syscall, no SQE. The kernel timer may then fire early; it is
+ * re-armed for the new earliest from its own completion. Only a deadline
+ * earlier than the armed one costs an SQE (IORING_OP_TIMEOUT_REMOVE with
+ * IORING_TIMEOUT_UPDATE, Linux 5.11).
+ */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void set_ts(struct __kernel_timespec *ts, uint64_t ns)
+{
+	ts->tv_sec = (long long)(ns / 1000000000ULL);
+	ts->tv_nsec = (long long)(ns % 1000000000ULL);
+}
+
+static void heap_swap(struct rsc_loop *loop, unsigned a, unsigned b)
+{
+	struct rsc__scope *t = loop->dl_heap[a];
+
+	loop->dl_heap[a] = loop->dl_heap[b];
+	loop->dl_heap[b] = t;
+	loop->dl_heap[a]->dl_index = a;
+	loop->dl_heap[b]->dl_index = b;
+}
+
+static void sift_up(struct rsc_loop *loop, unsigned i)
+{
+	while (i > 0) {
+		unsigned p = (i - 1) / 2;
+
+		if (loop->dl_heap[p]->dl_ns <= loop->dl_heap[i]->dl_ns)
+			break;
+		heap_swap(loop, i, p);
+		i = p;
+	}
+}
+
+static void sift_down(struct rsc_loop *loop, unsigned i)
+{
+	for (;;) {
+		unsigned l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < loop->dl_n && loop->dl_heap[l]->dl_ns < loop->dl_heap[m]->dl_ns)
+			m = l;
+		if (r < loop->dl_n && loop->dl_heap[r]->dl_ns < loop->dl_heap[m]->dl_ns)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(loop, i, m);
+		i = m;
+	}
+}
+
+static void heap_remove(struct rsc_loop *loop, struct rsc__scope *s)
+{
+	unsigned i = s->dl_index;
+
+	s->dl_index = RSC__NO_DEADLINE;
+	if (i != --loop->dl_n) {
+		loop->dl_heap[i] = loop->dl_heap[loop->dl_n];
+		loop->dl_heap[i]->dl_index = i;
+		sift_up(loop, i);
+		sift_down(loop, loop->dl_heap[i]->dl_index);
+	}
+}
+
+static void timer_done(struct rsc_loop *loop, struct rsc_op *op, int res,
+		       unsigned cqe_flags);
+
+/* One kernel timer for the earliest deadline; re-armed only when earlier. */
+static void arm(struct rsc_loop *loop)
+{
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+	uint64_t first;
+
+	if (!loop->dl_n)
+		return;
+	first = loop->dl_heap[0]->dl_ns;
+	if (loop->dl_timer && loop->dl_armed_ns <= first)
+		return; /* it fires early, and is re-armed then */
+	if (loop->dl_timer) {
+		op = rsc__op_with_sqe(loop, &sqe);
+		if (!op)
+			return; /* fires at the old time; expiry checks the clock */
+		set_ts(&loop->dl_update_ts, first);
+		io_uring_prep_timeout_update(sqe, &loop->dl_update_ts,
+					     rsc__op_user_data(loop->dl_timer), IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+		op->complete = timer_done;
+		op->opcode = IORING_OP_TIMEOUT_REMOVE;
+		loop->dl_armed_ns = first;
+		return;
+	}
+	op = rsc__op_with_sqe(loop, &sqe);
+	if (!op)
+		return; /* tried again at the next set or expiry */
+	set_ts(&op->ts, first);
+	io_uring_prep_timeout(sqe, &op->ts, 0, IORING_TIMEOUT_ABS);
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	op->complete = timer_done;
+	op->opcode = IORING_OP_TIMEOUT;
+	loop->dl_timer = op;
+	loop->dl_armed_ns = first;
+}
+
+/* The scope's time is up: its unwind starts now, everything in it cancelled. */
+static void expire(struct rsc_loop *loop, struct rsc__scope *s)
+{
+	heap_remove(loop, s);
+	if (s->state != RSC_SCOPE_OPEN)
+		return;
+	loop->counters[RSC_CTR_DEADLINES]++;
+	if (!(s->dl_flags & RSC_DEADLINE_MOVE_ON))
+		rsc__scope_raise(s, -ETIMEDOUT, "deadline", NULL);
+	rsc__scope_begin_unwind(s, NULL);
+}
+
+static void timer_done(struct rsc_loop *loop, struct rsc_op *op, int res,
+		       unsigned cqe_flags)
+{
+	uint64_t now;
+
+	(void)cqe_flags;
+	if (op != loop->dl_timer)
+		return; /* an update's own CQE */
+	if (res == -ECANCELED)
+		return; /* removed: the heap emptied */
+	loop->dl_timer = NULL;
+	now = now_ns();
+	while (loop->dl_n && loop->dl_heap[0]->dl_ns <= now)
+		expire(loop, loop->dl_heap[0]);
+	arm(loop);
+}
+
+int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
+{
+	struct rsc__scope *s;
+	struct rsc_loop *loop;
+	uint64_t when;
+
+	RSC__SCOPE(s, h, "rsc_scope_set_deadline");
+	RSC__CHECK_ARG(!(flags & ~RSC_DEADLINE_MOVE_ON),
+		       "rsc_scope_set_deadline: unknown flags 0x%x", flags);
+	loop = s->loop;
+	if (s->state != RSC_SCOPE_OPEN || s == loop->root) {
+		rsc__set_last_error("rsc_scope_set_deadline: scope '%s' is unwinding", s->name);
+		return -ESHUTDOWN;
+	}
+	if (ms == 0) {
+		if (s->dl_index != RSC__NO_DEADLINE)
+			heap_remove(loop, s);
+		rsc__deadline_idle(loop);
+		return 0;
+	}
+	when = now_ns() + (uint64_t)ms * 1000000ULL;
+	s->dl_flags = flags;
+	if (s->dl_index == RSC__NO_DEADLINE) {
+		if (loop->dl_n == loop->dl_cap) {
+			unsigned cap = loop->dl_cap ? loop->dl_cap * 2 : 64;
+			struct rsc__scope **v = realloc(loop->dl_heap, cap * sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			loop->dl_heap = v;
+			loop->dl_cap = cap;
+			loop->counters[RSC_CTR_POOL_ALLOCS]++;
+		}
+		s->dl_ns = when;
+		s->dl_index = loop->dl_n;
+		loop->dl_heap[loop->dl_n++] = s;
+		sift_up(loop, s->dl_index);
+	} else {
+		bool later = when > s->dl_ns;
+
+		s->dl_ns = when;
+		if (later)
+			sift_down(loop, s->dl_index);
+		else
+			sift_up(loop, s->dl_index);
+	}
+	arm(loop);
+	return 0;
+}
+
+/* A scope leaves the heap when it unwinds, however that started. */
+void rsc__deadline_forget(struct rsc__scope *s)
+{
+	if (s->dl_index != RSC__NO_DEADLINE) {
+		heap_remove(s->loop, s);
+		rsc__deadline_idle(s->loop);
+	}
+}
+
+/* No deadline left: remove the kernel timer, so it keeps nothing alive. */
+void rsc__deadline_idle(struct rsc_loop *loop)
+{
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+
+	if (loop->dl_n || !loop->dl_timer)
+		return;
+	op = rsc__op_with_sqe(loop, &sqe);
+	if (!op)
+		return; /* it fires and finds nothing due */
+	io_uring_prep_timeout_remove(sqe, rsc__op_user_data(loop->dl_timer), 0);
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	op->complete = timer_done;
+	op->opcode = IORING_OP_TIMEOUT_REMOVE;
+	loop->dl_timer = NULL; /* its -ECANCELED CQE is ignored */
+}
+
+void rsc__deadline_free(struct rsc_loop *loop)
+{
+	free(loop->dl_heap);
+	loop->dl_heap = NULL;
+	loop->dl_n = loop->dl_cap = 0;
+}

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static long long ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static int heard_status, heard;
+
+static void on_closed(struct rsc_scope *s, int status, const struct rsc_error *err,
+		      void *data)
+{
+	(void)s;
+	(void)err;
+	(void)data;
+	heard++;
+	heard_status = status;
+}
+
+static void io_done(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)buf;
+	*(int *)data = res;
+}
+
+START_TEST(deadline_cancels_io_and_unwinds_with_etimedout)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *r;
+	struct rsc_error *err = NULL;
+	char buf[8];
+	int sv[2], res = 1, before = t_fd_count();
+	long long t0;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "conn", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &r), 0);
+	ck_assert_int_eq(rsc_recv(r, buf, sizeof(buf), 0, io_done, &res), 0);
+	heard = 0;
+	ck_assert_int_eq(rsc_scope_on_close(s, on_closed, NULL), 0);
+	t0 = ms_now();
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 40, 0), 0);
+	while (!heard)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(ms_now() - t0, 39);
+	ck_assert_int_eq(heard_status, -ETIMEDOUT);
+	ck_assert_int_eq(res, -ECANCELED); /* the recv was cancelled, its buffer handed back */
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ETIMEDOUT);
+	ck_assert_str_eq(rsc_error_op(err), "deadline");
+	rsc_error_free(err);
+	close(sv[1]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(deadline_closes_an_acquire_that_completes_late)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	/* A FIFO with no writer: the open blocks in the kernel until cancelled. */
+	ck_assert_int_eq(mkfifo(t_path("fifo"), 0600), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("fifo"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 20, 0), 0);
+	heard = 0;
+	ck_assert_int_eq(rsc_scope_on_close(s, on_closed, NULL), 0);
+	while (!heard)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(heard_status, -ETIMEDOUT);
+	/* Cancelled (FAILED), or it won the race and was released at once (EXITED). */
+	ck_assert(rsc_entry_state(e) == RSC_FAILED || rsc_entry_state(e) == RSC_EXITED);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
+	ck_assert(!t_fd_open_to("fifo"));
+}
+END_TEST
+
+START_TEST(rearming_later_costs_no_sqe_and_never_fires)
+{
+	struct rsc_scope *s, *w;
+	struct rsc_entry *t;
+	long long sqes, t0 = ms_now();
+	int i, fired = 0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "wake", &w), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 60, 0), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	sqes = rsc_loop_counter(t_loop, RSC_CTR_SQES);
+	for (i = 0; i < 1000; i++)
+		ck_assert_int_eq(rsc_scope_set_deadline(s, 60, 0), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_SQES), sqes);
+	/* Re-armed every 10 ms for 150 ms: it never fires. */
+	while (ms_now() - t0 < 150) {
+		ck_assert_int_eq(rsc_timer(w, 10, io_done, &fired, &t), 0);
+		while (rsc_entry_state(t) != RSC_EXITED && fired != -ETIME)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		fired = 0;
+		ck_assert_int_eq(rsc_entry_release_wait(t, NULL), 0);
+		ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+		ck_assert_int_eq(rsc_scope_set_deadline(s, 60, 0), 0);
+	}
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 0);
+	/* Cleared: nothing keeps the loop alive. */
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 0, 0), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(w, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+START_TEST(move_on_deadline_unwinds_without_an_error)
+{
+	struct rsc_scope *s;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	t_open_files(s, 0, 1);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 5, RSC_DEADLINE_MOVE_ON), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 5, 0x10), -EINVAL);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	ck_assert(!t_fd_open_to(t_dir));
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 5, 0), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 5, 0), -ESTALE);
+	ck_assert_int_eq(rsc_scope_set_deadline(NULL, 5, 0), -EINVAL);
+}
+END_TEST
+
+START_TEST(parent_deadline_takes_the_child_along_the_earliest_wins)
+{
+	struct rsc_scope *parent, *child;
+	struct rsc_error *err = NULL;
+	char got[128];
+
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "parent", &parent), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, parent, "child", &child), 0);
+	t_open_files(parent, 0, 1);
+	t_open_files(child, 1, 1);
+	ck_assert_int_eq(rsc_scope_set_deadline(child, 10000, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(parent, 10, 0), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(parent), RSC_SCOPE_UNWOUND);
+	/* Children first, then the parent's own entries. */
+	ck_assert_int_eq(t_events(RSC_EV_RELEASED, NULL, got, sizeof(got)), 2);
+	ck_assert_msg(strstr(got, "f1") < strstr(got, "f0"), "order %s", got);
+	ck_assert_int_eq(rsc_scope_close_wait(parent, &err), -ETIMEDOUT);
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 1);
+}
+END_TEST
+
+Suite *make_deadline_suite(void)
+{
+	Suite *s = suite_create("deadline");
+	TCase *tc = tcase_create("deadlines");
+
+	t_add_fixture(tc);
+	tcase_add_test(tc, deadline_cancels_io_and_unwinds_with_etimedout);
+	tcase_add_test(tc, deadline_closes_an_acquire_that_completes_late);
+	tcase_add_test(tc, rearming_later_costs_no_sqe_and_never_fires);
+	tcase_add_test(tc, move_on_deadline_unwinds_without_an_error);
+	tcase_add_test(tc, parent_deadline_takes_the_child_along_the_earliest_wins);
+	suite_add_tcase(s, tc);
+	return s;
+}
