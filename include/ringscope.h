@@ -156,6 +156,19 @@ RSC_EXTERN int rsc_loop_set_audit(struct rsc_loop *loop,
 /* The current audit level, or -EINVAL. */
 RSC_EXTERN int rsc_loop_audit_level(const struct rsc_loop *loop);
 
+/*
+ * The one call that is safe from any thread: run @fn(@loop, @arg) on the
+ * loop's thread, from the loop, on one of its next turns (posts run in the
+ * order they were made). A loop blocked in rsc_loop_run() wakes for it (an
+ * eventfd the loop always reads). Posts still queued when the loop is
+ * closed run in rsc_loop_close()/rsc_loop_shutdown(); posting to a loop
+ * that is being freed is an error of the caller's. Errors: -EINVAL,
+ * -ENOMEM, -ESHUTDOWN (the loop is being freed).
+ */
+RSC_EXTERN int rsc_loop_post(struct rsc_loop *loop,
+			     void (*fn)(struct rsc_loop *loop, void *arg),
+			     void *arg);
+
 /* Install (or with NULL, remove) the lifecycle trace callback. */
 RSC_EXTERN int rsc_loop_set_trace(struct rsc_loop *loop, rsc_trace_cb cb,
 				  void *data);

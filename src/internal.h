@@ -3,6 +3,7 @@
 #define RSC_INTERNAL_H
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -26,6 +27,8 @@
 
 /* user_data 0 is never an op: CQEs carrying it are dropped. */
 #define RSC__UD_NONE 0ULL
+/* A MSG_RING from rsc_loop_post(): slot index 0 is never an op either. */
+#define RSC__UD_POST 0xffffffff00000000ULL
 
 struct rsc_op;
 typedef void (*rsc__op_fn)(struct rsc_loop *loop, struct rsc_op *op, int res,
@@ -220,6 +223,10 @@ struct rsc_loop {
 	unsigned n_handle_chunks;
 	/* Hooks and callbacks running now, in or outside rsc_loop_run. */
 	unsigned cb_depth;
+	/* rsc_loop_post() (post.c): any thread queues, a MSG_RING wakes the loop. */
+	pthread_mutex_t post_lock;
+	bool post_lock_ok, closing;
+	struct rsc__post *post_head; /* newest first; atomic outside the lock */
 	/* Adopted/deferred entries whose on-enter callback is due. */
 	struct rsc__entry *announce_head, *announce_tail;
 
@@ -462,6 +469,12 @@ void rsc__scope_report(struct rsc__scope *s);
 void rsc__scope_ready(struct rsc__scope *s);
 struct rsc__scope *rsc__scope_new_root(struct rsc_loop *loop);
 void rsc__scope_free_tree(struct rsc__scope *s);
+
+/* post.c */
+struct rsc__post;
+int rsc__post_init(struct rsc_loop *loop);
+unsigned rsc__post_run(struct rsc_loop *loop);
+void rsc__post_free(struct rsc_loop *loop);
 
 /* deadline.c */
 void rsc__deadline_forget(struct rsc__scope *s);

@@ -108,6 +108,8 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 	loop->root = rsc__scope_new_root(loop);
 	if (loop->root)
 		ret = rsc__fault_from_env(loop);
+	if (loop->root && ret >= 0)
+		ret = rsc__post_init(loop);
 	if (!loop->root || ret < 0) {
 		if (loop->root)
 			rsc__scope_free_tree(loop->root);
@@ -115,6 +117,7 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 			close(loop->proc_fd_dir);
 		io_uring_free_probe(loop->probe);
 		io_uring_queue_exit(&loop->ring);
+		rsc__post_free(loop);
 		rsc__pools_free(loop);
 		rsc__handles_release(loop);
 		free(loop);
@@ -160,7 +163,8 @@ void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
 /* A CQE taken off the ring that completes an op, not yet dispatched. */
 static bool ends_an_op(uint64_t user_data, unsigned flags)
 {
-	return user_data != RSC__UD_NONE && !(flags & IORING_CQE_F_MORE);
+	return user_data != RSC__UD_NONE && user_data != RSC__UD_POST &&
+	       !(flags & IORING_CQE_F_MORE);
 }
 
 /* Copy every CQE out of the ring so a retried submit has room. */
@@ -348,6 +352,10 @@ static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
 	loop->counters[RSC_CTR_CQES]++;
 	if (user_data == RSC__UD_NONE)
 		return;
+	if (user_data == RSC__UD_POST) {
+		rsc__post_run(loop); /* another thread posted and woke us */
+		return;
+	}
 	op = rsc__op_lookup(loop, user_data);
 	assert(op && "CQE for an op that is not in flight");
 	if (!op) {
@@ -445,7 +453,8 @@ static unsigned run_ready(struct rsc_loop *loop)
 static bool loop_alive(const struct rsc_loop *loop)
 {
 	return loop->ops_inflight > 0 || loop->ready_head || loop->stash_len ||
-	       loop->retry_head || loop->announce_head;
+	       loop->retry_head || loop->announce_head ||
+	       __atomic_load_n(&loop->post_head, __ATOMIC_ACQUIRE);
 }
 
 int rsc_loop_alive(const struct rsc_loop *loop)
@@ -472,7 +481,8 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		bool wait;
 
 		/* In this order: stashed completions, due callbacks, then retries. */
-		done = dispatch_stash(loop);
+		done = rsc__post_run(loop);
+		done += dispatch_stash(loop);
 		done += run_ready(loop);
 		done += rsc__retry_exits(loop);
 
@@ -555,6 +565,7 @@ static void loop_free(struct rsc_loop *loop)
 	if (loop->root)
 		rsc__scope_free_tree(loop->root);
 	rsc__audit_free(loop);
+	rsc__post_free(loop); /* first: no poster may aim at the ring once it goes */
 	io_uring_free_probe(loop->probe);
 	io_uring_queue_exit(&loop->ring);
 	rsc__pools_free(loop);
