@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Asserts on the --json report of 'ringscope-audit run':
- *   expect REPORT.json [--count N] [--status N] [--has 'key=value ...']...
+ *   expect REPORT.json [--count N] [--status N] [--processes N] [--has 'key=value ...']...
  * A --has spec matches one finding whose every key agrees: kind, fd,
  * target, fdkind, into, event, created_by (exact), note (substring),
  * bt (a frame of "backtrace" names that function), cbt (the same for
@@ -105,6 +105,12 @@ int main(int argc, char **argv)
 			if (json_num(doc, "status", -1) != atof(argv[i + 1])) {
 				fprintf(stderr, "expect: status %g, wanted %s\n",
 					json_num(doc, "status", -1), argv[i + 1]);
+				fails++;
+			}
+		} else if (!strcmp(argv[i], "--processes")) {
+			if (json_num(doc, "processes", -1) != atof(argv[i + 1])) {
+				fprintf(stderr, "expect: %g process reports, wanted %s\n",
+					json_num(doc, "processes", -1), argv[i + 1]);
 				fails++;
 			}
 		} else if (!strcmp(argv[i], "--has")) {

@@ -2,7 +2,8 @@
 /*
  * Leaks one descriptor made by open(): "leak_file PATH [abort|fork]".
  * Prints "fd N" for the test to compare. With "abort" it dies by SIGABRT
- * after the leak; with "fork" the leak happens in a child that exits.
+ * after the leak; with "fork" the leak happens in a child that exits; with
+ * "chdir" it moves to / first (PATH must then be absolute).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,6 +38,8 @@ int main(int argc, char **argv)
 		waitpid(pid, &st, 0);
 		return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 	}
+	if (argc > 2 && strcmp(argv[2], "chdir") == 0 && chdir("/") < 0)
+		return 1;
 	fd = open_config(argv[1]);
 	if (fd < 0)
 		return 1;

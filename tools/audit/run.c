@@ -380,6 +380,20 @@ int cmd_run(int argc, char **argv)
 		       rsc_strerror(-errno));
 		return 127;
 	}
+	/* The preload opens it once at start-up, but an exec'd image needs a path that survives chdir. */
+	if (dir[0] != '/') {
+		char *abs = realpath(dir, NULL);
+
+		if (!abs || strlen(abs) >= sizeof(dir)) {
+			errmsg("cannot resolve the report directory %s: %s", dir,
+			       rsc_strerror(abs ? -ENAMETOOLONG : -errno));
+			free(abs);
+			remove_dir(dir);
+			return 127;
+		}
+		strcpy(dir, abs);
+		free(abs);
+	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		errmsg("pipe: %s", rsc_strerror(-errno));
 		remove_dir(dir);

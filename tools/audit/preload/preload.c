@@ -30,8 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../fdkind.h"
@@ -84,6 +86,22 @@ static pthread_mutex_t bad_lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile int mode;
 static bool want_bt = true, follow;
 static char report_dir[PATH_MAX];
+
+/*
+ * Descriptors the preload keeps for itself, parked at high numbers: the
+ * report directory, resolved once at start-up (a relative TMPDIR and a
+ * program that calls chdir cannot lose it), and spares closed just before a
+ * report is written, so that a program that leaked up to EMFILE still gets
+ * its report (the report needs /proc/self/fd and the report file).
+ */
+#define N_SPARE 2
+struct own_fd {
+	int fd;
+	dev_t dev;
+	ino_t ino;
+};
+static struct own_fd dir_own = { .fd = -1 };
+static struct own_fd spare[N_SPARE] = { [0 ... N_SPARE - 1] = { .fd = -1 } };
 static int reported; /* atomic: the exit report is written once */
 static __thread int guard __attribute__((tls_model("initial-exec")));
 
@@ -94,6 +112,83 @@ static __thread int guard __attribute__((tls_model("initial-exec")));
 			real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name); \
 		real_##name;                                                   \
 	})
+
+static bool own_ok(const struct own_fd *o)
+{
+	struct stat st;
+
+	return o->fd >= 0 && fstat(o->fd, &st) == 0 && st.st_dev == o->dev && st.st_ino == o->ino;
+}
+
+static bool is_own(int fd)
+{
+	if (fd < 0)
+		return false;
+	if (fd == dir_own.fd)
+		return true;
+	for (int i = 0; i < N_SPARE; i++)
+		if (fd == spare[i].fd)
+			return true;
+	return false;
+}
+
+/* Moves @fd high (out of the program's way) and records what it is. */
+static void own_park(struct own_fd *o, int fd)
+{
+	struct rlimit rl;
+	struct stat st;
+	long lim = 1024;
+	int hi;
+
+	o->fd = -1;
+	if (fd < 0)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		lim = (long)rl.rlim_cur;
+	/* Not at the top of a 1M limit: the kernel would grow the table to reach it. */
+	if (lim > 4096)
+		lim = 4096;
+	if (lim > 16) {
+		hi = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, lim - 8);
+		if (hi >= 0) {
+			syscall(SYS_close, fd);
+			fd = hi;
+		}
+	}
+	if (fstat(fd, &st) < 0) {
+		syscall(SYS_close, fd);
+		return;
+	}
+	o->fd = fd;
+	o->dev = st.st_dev;
+	o->ino = st.st_ino;
+}
+
+static void spares_release(void)
+{
+	for (int i = 0; i < N_SPARE; i++) {
+		if (own_ok(&spare[i]))
+			syscall(SYS_close, spare[i].fd);
+		spare[i].fd = -1;
+	}
+}
+
+static void spares_take(void)
+{
+	for (int i = 0; i < N_SPARE; i++)
+		if (!own_ok(&spare[i]))
+			own_park(&spare[i], (int)syscall(SYS_openat, AT_FDCWD, "/dev/null",
+							O_RDONLY | O_CLOEXEC));
+}
+
+/* The report directory, reopened by its (absolute) path if the program closed ours. */
+static int report_dirfd(void)
+{
+	if (!own_ok(&dir_own))
+		own_park(&dir_own, (int)syscall(SYS_openat, AT_FDCWD, report_dir,
+						O_PATH | O_DIRECTORY | O_CLOEXEC));
+	return dir_own.fd;
+}
 
 static bool tracking(void)
 {
@@ -196,12 +291,15 @@ static void closing(int fd, int ret, int err, unsigned seq, const struct rec *sn
 {
 	if (ret == 0) {
 		if (fd >= 0 && fd < MAX_FDS) {
+			/* A signal handler that opens or closes must not wait for this lock. */
+			guard++;
 			pthread_mutex_lock(lock_of(fd));
 			if (tab[fd].seq == seq) {
 				tab[fd].state = R_CLOSED;
 				tab[fd].close_ra = ra;
 			}
 			pthread_mutex_unlock(lock_of(fd));
+			guard--;
 		}
 	} else if (err == EBADF) {
 		bad_close(fd, fd >= 0 && fd < MAX_FDS, snap);
@@ -214,10 +312,12 @@ static unsigned snap_rec(int fd, struct rec *snap)
 
 	if (fd < 0 || fd >= MAX_FDS)
 		return 0;
+	guard++;
 	pthread_mutex_lock(lock_of(fd));
 	*snap = tab[fd];
 	seq = tab[fd].seq;
 	pthread_mutex_unlock(lock_of(fd));
+	guard--;
 	return seq;
 }
 
@@ -383,7 +483,7 @@ static int list_fds(int *out, int max, int skip_fd)
 			if (name[0] < '0' || name[0] > '9')
 				continue;
 			int fd = atoi(name);
-			if (fd != dfd && fd != skip_fd && n < max)
+			if (fd != dfd && fd != skip_fd && !is_own(fd) && n < max)
 				out[n++] = fd;
 		}
 	}
@@ -391,18 +491,33 @@ static int list_fds(int *out, int max, int skip_fd)
 	return n;
 }
 
-static int open_report(struct wbuf *w, char *path, size_t len)
+/*
+ * report.<monotonic ns>.<pid>.<serial>.json: names sort in time order, never
+ * repeat across the images one process execs (the clock does not restart),
+ * and O_EXCL settles the rest.
+ */
+static int open_report(struct wbuf *w, char *path, size_t len, const char *prefix)
 {
 	static int serial;
+	struct timespec ts;
+	int dfd = report_dirfd();
 
-	for (int i = 0; i < 1000; i++) {
-		snprintf(path, len, "%s/report.%d.%d.json", report_dir, (int)getpid(),
-			 __atomic_fetch_add(&serial, 1, __ATOMIC_RELAXED));
-		w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	w->n = 0;
+	w->fd = -1;
+	path[0] = '\0';
+	if (dfd < 0)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	for (int i = 0; i < 1 << 16; i++) {
+		snprintf(path, len, "%s.%020llu.%010d.%d.json", prefix,
+			 (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec,
+			 (int)getpid(), __atomic_fetch_add(&serial, 1, __ATOMIC_RELAXED));
+		w->fd = openat(dfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (w->fd >= 0 || errno != EEXIST)
 			break;
 	}
-	w->n = 0;
+	if (w->fd < 0)
+		path[0] = '\0';
 	return w->fd;
 }
 
@@ -635,13 +750,15 @@ static void write_report(const char *event, int sig)
 
 	guard++;
 	w = &wb;
-	if (open_report(w, path, sizeof(path)) >= 0) {
+	/* The program may have used every descriptor: the spares make room. */
+	spares_release();
+	if (open_report(w, path, sizeof(path), "report") >= 0) {
 		w_header(w, event, sig);
 		w_leaks(w, &first, w->fd);
 		w_bad_closes(w, &first);
 		w_str(w, "\n]}\n");
 		w_flush(w);
-		close(w->fd);
+		syscall(SYS_close, w->fd);
 	}
 	guard--;
 }
@@ -655,17 +772,36 @@ static void report_exit(void)
 
 static void on_fatal(int sig)
 {
-	/* Best effort: the report uses dladdr and snprintf, not strictly async-signal-safe. */
+	/* Best effort: snprintf and the table walk are not strictly async-signal-safe. */
 	if (mode == M_ON && !__atomic_exchange_n(&reported, 1, __ATOMIC_SEQ_CST))
 		write_report("signal", sig);
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
 
+/* Created by this image (not inherited), without FD_CLOEXEC, not 0-2: crosses an exec. */
+static bool crosses_exec(int fd)
+{
+	bool have;
+	dev_t dev;
+	ino_t ino;
+	int fl;
+
+	/* 0-2 are meant to cross: a redirection (dup2 onto 1) is no leak. */
+	if (fd <= 2)
+		return false;
+	fl = fcntl(fd, F_GETFD);
+	if (fl < 0 || (fl & FD_CLOEXEC))
+		return false;
+	get_id(fd, &have, &dev, &ino);
+	return !pre_existing(fd, have, dev, ino, false);
+}
+
 /*
  * Before an exec: every descriptor without FD_CLOEXEC that this program
- * created (not inherited when it started) crosses into @prog. Returns the
- * report's path to unlink if the exec fails, or "" if none was written.
+ * created (not inherited when it started) crosses into @prog. Writes a
+ * report only if there is something to say (an exec loop must not fill the
+ * directory); @path gets its name, to unlink if the exec fails, or "".
  */
 static void check_exec(const char *prog, char *path, size_t len)
 {
@@ -674,37 +810,34 @@ static void check_exec(const char *prog, char *path, size_t len)
 	struct wbuf *w;
 	static struct wbuf wb;
 	bool first = true;
-	int n;
+	int n, n_cross = 0;
 
 	path[0] = '\0';
 	if (mode == M_OFF || guard)
 		return;
 	guard++;
 	w = &wb;
+	spares_release();
 	n = list_fds(fds, MAX_FDS, -1);
-	if (open_report(w, path, len) < 0) {
-		path[0] = '\0';
+	for (int i = 0; i < n; i++)
+		if (crosses_exec(fds[i]))
+			fds[n_cross++] = fds[i];
+	if ((n_cross == 0 && (mode != M_ON || __atomic_load_n(&n_bad, __ATOMIC_RELAXED) == 0)) ||
+	    open_report(w, path, len, "report") < 0) {
+		spares_take();
 		guard--;
 		return;
 	}
 	w_header(w, "exec", 0);
-	for (int i = 0; i < n; i++) {
-		int fd = fds[i], fl;
+	for (int i = 0; i < n_cross; i++) {
+		int fd = fds[i];
 		bool have;
 		dev_t dev;
 		ino_t ino;
 
-		/* 0-2 are meant to cross: a redirection (dup2 onto 1) is no leak. */
-		if (fd <= 2 || fd == w->fd)
-			continue;
-		fl = fcntl(fd, F_GETFD);
-		if (fl < 0 || (fl & FD_CLOEXEC))
+		if (fd == w->fd || read_link_fd(fd, target, sizeof(target)) < 0)
 			continue;
 		get_id(fd, &have, &dev, &ino);
-		if (pre_existing(fd, have, dev, ino, false))
-			continue;
-		if (read_link_fd(fd, target, sizeof(target)) < 0)
-			continue;
 		w_finding_start(w, &first, "exec-leak", fd);
 		w_target(w, fd, target);
 		w_key(w, "into");
@@ -718,7 +851,8 @@ static void check_exec(const char *prog, char *path, size_t len)
 		w_bad_closes(w, &first);
 	w_str(w, "\n]}\n");
 	w_flush(w);
-	close(w->fd);
+	syscall(SYS_close, w->fd);
+	spares_take();
 	guard--;
 }
 
@@ -728,7 +862,7 @@ static void exec_failed(const char *path)
 
 	if (path[0]) {
 		guard++;
-		unlink(path);
+		unlinkat(report_dirfd(), path, 0);
 		guard--;
 	}
 	errno = saved;
@@ -813,6 +947,8 @@ __attribute__((constructor)) static void preload_init(void)
 		get_id(fds[i], &have, &tab[fds[i]].idev, &tab[fds[i]].iino);
 		tab[fds[i]].inherited = have;
 	}
+	report_dirfd();
+	spares_take();
 	if (want_bt) {
 		/* The first backtrace() loads libgcc_s: do it now, not inside a hook. */
 		void *tmp[2];
@@ -1108,6 +1244,10 @@ EXPORT int close(int fd)
 
 	if (!tracking())
 		return REAL(close)(fd);
+	if (is_own(fd)) {
+		errno = EBADF; /* the preload's own: as if it were not open */
+		return -1;
+	}
 	seq = snap_rec(fd, &snap);
 	ret = REAL(close)(fd);
 	err = errno;
