@@ -86,7 +86,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: expect REPORT.json [--count N] [--status N] [--has SPEC]...\n");
 		return 2;
 	}
-	if (json_parse_file(argv[1], &doc, err, sizeof(err)) < 0) {
+	if (json_parse_file(argv[1], JSON_MAX_REPORT, &doc, err, sizeof(err)) < 0) {
 		fprintf(stderr, "expect: %s: cannot parse: %s\n", argv[1], err);
 		return 1;
 	}

@@ -33,7 +33,10 @@ struct snapshot {
 };
 
 /* snapshot.c */
-/* 0 or -errno; on error, prints nothing (the caller names the pid). */
+/*
+ * 0 or -errno (-ECHILD: the process has exited but is not reaped yet); on
+ * error, prints nothing (the caller names the pid).
+ */
 int snapshot_take(pid_t pid, bool detail, struct snapshot *s);
 void snapshot_free(struct snapshot *s);
 void snapshot_print_table(const struct snapshot *s, FILE *out);
@@ -64,6 +67,11 @@ int svg_write(const char *path, pid_t pid, int n, const double *t, int n_kinds,
 void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int parse_pid(const char *s, pid_t *pid);
+/*
+ * @s with control characters, invalid UTF-8 and backslashes escaped (\x1b,
+ * \\), for human-readable output; one of 8 rotating static buffers.
+ */
+const char *vis(const char *s);
 
 #define PROG "ringscope-audit"
 

@@ -7,7 +7,7 @@
 
 static void print_entry(FILE *out, char tag, const struct fd_entry *e)
 {
-	fprintf(out, "%c %5d  %-10s %s\n", tag, e->fd, e->kind, e->target);
+	fprintf(out, "%c %5d  %-10s %s\n", tag, e->fd, e->kind, vis(e->target));
 }
 
 static void json_entry(FILE *out, const char *change, const struct fd_entry *e,
@@ -94,7 +94,7 @@ int cmd_diff(int argc, char **argv)
 				} else {
 					print_entry(stdout, '~', y);
 					fprintf(stdout, "         was %s %s (ino %llu, now %llu)\n",
-						x->kind, x->target, x->ino, y->ino);
+						x->kind, vis(x->target), x->ino, y->ino);
 				}
 			}
 			i++;

@@ -97,31 +97,31 @@ static void print_bt(FILE *out, const char *title, const struct jv *bt)
 	fprintf(out, "    %s:\n", title);
 	for (int i = 0; i < bt->n; i++)
 		if (bt->items[i].t == J_STR)
-			fprintf(out, "      #%d %s\n", i, bt->items[i].str);
+			fprintf(out, "      #%d %s\n", i, vis(bt->items[i].str));
 }
 
 static void print_finding(FILE *out, const struct jv *doc, const struct jv *f)
 {
 	const char *kind = json_str(f, "kind", "?");
 	int fd = (int)json_num(f, "fd", -1);
-	const char *target = json_str(f, "target", "?");
-	const char *fdkind = json_str(f, "fdkind", "?");
+	const char *target = vis(json_str(f, "target", "?"));
+	const char *fdkind = vis(json_str(f, "fdkind", "?"));
 	const char *how = json_str(f, "created_by", NULL);
 	const char *note = json_str(f, "note", NULL);
-	const char *prog = json_str(doc, "exe", json_str(doc, "argv0", "?"));
+	const char *prog = vis(json_str(doc, "exe", json_str(doc, "argv0", "?")));
 	int pid = (int)json_num(doc, "pid", 0);
 
 	if (!strcmp(kind, "leaked")) {
 		fprintf(out, "leaked: fd %d -> %s (%s), open at exit of pid %d (%s)\n", fd, target,
 			fdkind, pid, prog);
-		fprintf(out, "    created by %s()\n", how ? how : "?");
+		fprintf(out, "    created by %s()\n", vis(how ? how : "?"));
 		print_bt(out, "created at", json_get(f, "backtrace"));
 	} else if (!strcmp(kind, "leaked-unseen")) {
 		fprintf(out, "leaked: fd %d -> %s (%s), open at exit of pid %d (%s)\n", fd, target,
 			fdkind, pid, prog);
-		fprintf(out, "    never seen created: %s\n", note ? note : "?");
+		fprintf(out, "    never seen created: %s\n", vis(note ? note : "?"));
 		if (json_str(f, "ringscope", NULL))
-			fprintf(out, "    held by %s\n", json_str(f, "ringscope", ""));
+			fprintf(out, "    held by %s\n", vis(json_str(f, "ringscope", "")));
 	} else if (!strcmp(kind, "direct-registered")) {
 		const struct jv *slots = json_get(f, "slots");
 
@@ -130,35 +130,35 @@ static void print_finding(FILE *out, const struct jv *doc, const struct jv *f)
 			pid, prog);
 		for (int i = 0; slots && slots->t == J_ARR && i < slots->n; i++)
 			fprintf(out, "    slot %d -> %s\n", (int)json_num(&slots->items[i], "slot", -1),
-				json_str(&slots->items[i], "target", "?"));
+				vis(json_str(&slots->items[i], "target", "?")));
 	} else if (!strcmp(kind, "double-close")) {
 		fprintf(out, "double close: close(%d) failed with EBADF in pid %d (%s)\n", fd, pid,
 			prog);
 		print_bt(out, "closed again at", json_get(f, "backtrace"));
 		if (json_str(f, "closed_before_at", NULL))
-			fprintf(out, "    closed before at %s\n", json_str(f, "closed_before_at", ""));
+			fprintf(out, "    closed before at %s\n", vis(json_str(f, "closed_before_at", "")));
 		if (note)
-			fprintf(out, "    %s\n", note);
+			fprintf(out, "    %s\n", vis(note));
 		if (how)
-			fprintf(out, "    created by %s()\n", how);
+			fprintf(out, "    created by %s()\n", vis(how));
 		print_bt(out, "created at", json_get(f, "creation_backtrace"));
 	} else if (!strcmp(kind, "close-unopened")) {
 		fprintf(out, "bad close: close(%d) failed with EBADF, a descriptor that was never open, in pid %d (%s)\n",
 			fd, pid, prog);
 		if (note)
-			fprintf(out, "    %s\n", note);
+			fprintf(out, "    %s\n", vis(note));
 		print_bt(out, "at", json_get(f, "backtrace"));
 	} else if (!strcmp(kind, "exec-leak")) {
 		fprintf(out, "exec leak (CWE-403): fd %d -> %s (%s) has no CLOEXEC and crossed exec from pid %d (%s) into %s\n",
-			fd, target, fdkind, pid, prog, json_str(f, "into", "?"));
+			fd, target, fdkind, pid, prog, vis(json_str(f, "into", "?")));
 		if (how) {
-			fprintf(out, "    created by %s()\n", how);
+			fprintf(out, "    created by %s()\n", vis(how));
 			print_bt(out, "created at", json_get(f, "backtrace"));
 		} else {
 			fprintf(out, "    never seen created (io_uring or a raw syscall)\n");
 		}
 	} else {
-		fprintf(out, "%s: fd %d in pid %d\n", kind, fd, pid);
+		fprintf(out, "%s: fd %d in pid %d\n", vis(kind), fd, pid);
 	}
 }
 
@@ -196,7 +196,7 @@ static int load_reports(const char *dir, struct report **out)
 		if (strncmp(de->d_name, "report.", 7) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (json_parse_file(path, &doc, err, sizeof(err)) < 0) {
+		if (json_parse_file(path, JSON_MAX_REPORT, &doc, err, sizeof(err)) < 0) {
 			/* A process killed while writing leaves a truncated report. */
 			errmsg("warning: unreadable report %s skipped", de->d_name);
 			continue;
@@ -428,7 +428,7 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 	if (r == sizeof(err)) {
-		errmsg("cannot start %s: %s", argv[i], rsc_strerror(-err));
+		errmsg("cannot start %s: %s", vis(argv[i]), rsc_strerror(-err));
 		remove_dir(dir);
 		return err == ENOENT ? 127 : 126;
 	}
@@ -457,7 +457,7 @@ int cmd_run(int argc, char **argv)
 				json_finding(out, reps[k].doc, &fs->items[j]);
 			} else {
 				if (count == 0)
-					fprintf(out, "==" PROG "== findings for %s:\n", argv[i]);
+					fprintf(out, "==" PROG "== findings for %s:\n", vis(argv[i]));
 				print_finding(out, reps[k].doc, &fs->items[j]);
 			}
 			count++;

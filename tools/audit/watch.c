@@ -119,7 +119,7 @@ int cmd_watch(int argc, char **argv)
 		int r = snapshot_take(pid, false, &s);
 
 		if (r < 0) {
-			if (n > 0 && (r == -ENOENT || r == -ESRCH)) {
+			if (n > 0 && (r == -ENOENT || r == -ESRCH || r == -ECHILD)) {
 				exited = true;
 				break;
 			}
@@ -187,7 +187,7 @@ int cmd_watch(int argc, char **argv)
 		}
 		printf("\n],\"growth\":[");
 	} else if (exited) {
-		printf("process %d exited\n", (int)pid);
+		printf("process %d has exited\n", (int)pid);
 	}
 	for (int k = 0, first = 1; k <= n_kinds; k++) {
 		int kk = k == n_kinds ? MAX_KINDS : k;
