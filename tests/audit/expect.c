@@ -21,7 +21,7 @@ static int frame_names(const struct jv *bt, const char *func)
 		return 0;
 	for (int i = 0; i < bt->n; i++)
 		if (bt->items[i].t == J_STR && strncmp(bt->items[i].str, func, n) == 0 &&
-		    bt->items[i].str[n] == '+')
+		    (bt->items[i].str[n] == '+' || bt->items[i].str[n] == ' '))
 			return 1;
 	return 0;
 }

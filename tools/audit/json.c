@@ -491,3 +491,25 @@ void json_write(FILE *out, const struct jv *v)
 		break;
 	}
 }
+
+void json_write_except(FILE *out, const struct jv *obj, const char *skip)
+{
+	bool first = true;
+
+	if (obj->t != J_OBJ) {
+		json_write(out, obj);
+		return;
+	}
+	fputc('{', out);
+	for (int i = 0; i < obj->n; i++) {
+		if (strcmp(obj->keys[i], skip) == 0)
+			continue;
+		if (!first)
+			fputc(',', out);
+		first = false;
+		json_string(out, obj->keys[i]);
+		fputc(':', out);
+		json_write(out, &obj->items[i]);
+	}
+	fputc('}', out);
+}

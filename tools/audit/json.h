@@ -44,4 +44,6 @@ void json_string(FILE *out, const char *s);
 
 /* Write @v back as compact JSON. */
 void json_write(FILE *out, const struct jv *v);
+/* The same for an object, leaving out member @skip. */
+void json_write_except(FILE *out, const struct jv *obj, const char *skip);
 #endif

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -433,15 +434,27 @@ int cmd_snapshot(int argc, char **argv)
 	bool have_pid = false;
 	int ret;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
+	static const struct option longs[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
+		if (c == 'j')
 			json = true;
-		else if (argv[i][0] == '-' && argv[i][1])
-			die_usage("snapshot: unknown option '%s'", argv[i]);
-		else if (have_pid)
+		else if (c == 'h')
+			return puts("usage: " PROG " snapshot [--json] [PID]") == EOF;
+		else
+			die_getopt("snapshot", c, argv, longs);
+	}
+	for (int i = optind; i < argc; i++) {
+		if (have_pid)
 			die_usage("snapshot: one PID at most");
 		else if (parse_pid(argv[i], &pid) < 0)
-			die_usage("snapshot: '%s' is not a process id", argv[i]);
+			die_usage("snapshot: '%s' is not a process id", vis(argv[i]));
 		else
 			have_pid = true;
 	}

@@ -85,6 +85,20 @@ static pthread_mutex_t bad_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static volatile int mode;
 static bool want_bt = true, follow;
+
+/* The library's ownership ledger, if the program uses ringscope (never linked). */
+typedef int describe_fn(int fd, char *buf, size_t len);
+static describe_fn *describe;
+enum { FOREIGN_OFF, FOREIGN_WARN, FOREIGN_ABORT };
+static int foreign_mode = FOREIGN_WARN;
+
+/* Live dumps: on a signal, on EMFILE/ENFILE, above a count (0: never). */
+static int dump_sig;
+static long dump_above;
+static long live_fds;		/* descriptors seen created and not closed, plus inherited */
+static int dump_armed = 1;	/* atomic: re-armed when the count falls back */
+static int dump_busy;		/* atomic: one dump at a time */
+static long long last_emfile_ns = -1;
 static char report_dir[PATH_MAX];
 
 /*
@@ -209,6 +223,8 @@ static void get_id(int fd, bool *have, dev_t *dev, ino_t *ino)
 	*ino = *have ? st.st_ino : 0;
 }
 
+static void write_dump(const char *why);
+
 /*
  * Record a descriptor the program created. Called directly from each hook,
  * so the backtrace's frames 0 and 1 are this function and the hook.
@@ -219,6 +235,7 @@ static NOINLINE void created(int fd, const char *how, void *ra)
 	void *bt[BT_DEPTH + 2];
 	int n = 0;
 	int saved = errno;
+	bool was_open;
 
 	if (fd < 0 || fd >= MAX_FDS || !tracking())
 		return;
@@ -227,6 +244,7 @@ static NOINLINE void created(int fd, const char *how, void *ra)
 		n = backtrace(bt, BT_DEPTH + 2) - 2;
 	r = &tab[fd];
 	pthread_mutex_lock(lock_of(fd));
+	was_open = r->state == R_OPEN;
 	r->seq++;
 	r->state = R_OPEN;
 	r->how = how;
@@ -248,6 +266,10 @@ static NOINLINE void created(int fd, const char *how, void *ra)
 	else
 		r->have_id = false;
 	pthread_mutex_unlock(lock_of(fd));
+	if (!was_open && dump_above &&
+	    __atomic_add_fetch(&live_fds, 1, __ATOMIC_RELAXED) > dump_above &&
+	    __atomic_exchange_n(&dump_armed, 0, __ATOMIC_RELAXED))
+		write_dump("above");
 	guard--;
 	errno = saved;
 }
@@ -293,12 +315,18 @@ static void closing(int fd, int ret, int err, unsigned seq, const struct rec *sn
 		if (fd >= 0 && fd < MAX_FDS) {
 			/* A signal handler that opens or closes must not wait for this lock. */
 			guard++;
+			bool was_open = false;
+
 			pthread_mutex_lock(lock_of(fd));
 			if (tab[fd].seq == seq) {
+				was_open = tab[fd].state == R_OPEN;
 				tab[fd].state = R_CLOSED;
 				tab[fd].close_ra = ra;
 			}
 			pthread_mutex_unlock(lock_of(fd));
+			if (was_open && dump_above &&
+			    __atomic_sub_fetch(&live_fds, 1, __ATOMIC_RELAXED) <= dump_above)
+				__atomic_store_n(&dump_armed, 1, __ATOMIC_RELAXED);
 			guard--;
 		}
 	} else if (err == EBADF) {
@@ -400,25 +428,55 @@ static void w_key(struct wbuf *w, const char *key)
 	w_putc(w, ':');
 }
 
-/* "func+0x1d (/path/module)", or "module+0xoff" for a symbol dladdr can't name. */
+/*
+ * A frame is written as its raw address ("0x55d0c0de1234"): the tool
+ * symbolizes it afterwards against the "maps" of the report, outside the
+ * program, and only for what it reports. Nothing here takes the loader's lock.
+ */
 static void w_frame(struct wbuf *w, void *addr)
 {
-	char text[PATH_MAX + 128];
-	Dl_info di;
-	/* A return address points after the call: look up the call itself. */
-	uintptr_t a = (uintptr_t)addr - 1;
+	static const char hex[] = "0123456789abcdef";
+	char text[2 + 2 * sizeof(uintptr_t) + 1], *p = text + sizeof(text) - 1;
+	uintptr_t a = (uintptr_t)addr;
 
-	if (dladdr((void *)a, &di) && di.dli_fname) {
-		if (di.dli_sname)
-			snprintf(text, sizeof(text), "%s+0x%lx (%s)", di.dli_sname,
-				 (unsigned long)(a + 1 - (uintptr_t)di.dli_saddr), di.dli_fname);
-		else
-			snprintf(text, sizeof(text), "%s+0x%lx", di.dli_fname,
-				 (unsigned long)(a + 1 - (uintptr_t)di.dli_fbase));
-	} else {
-		snprintf(text, sizeof(text), "%p", addr);
+	*p = '\0';
+	do {
+		*--p = hex[a & 15];
+		a >>= 4;
+	} while (a);
+	*--p = 'x';
+	*--p = '0';
+	w_jstr(w, p);
+}
+
+static ssize_t read_file(const char *path, char *buf, size_t len);
+
+/* The file-backed lines of /proc/self/maps: what the tool needs to symbolize. */
+static void w_maps(struct wbuf *w)
+{
+	static char maps[1 << 20];
+	ssize_t n = read_file("/proc/self/maps", maps, sizeof(maps));
+	char *line = maps, *end;
+
+	w_key(w, "maps");
+	w_putc(w, '"');
+	while (n > 0 && line < maps + n) {
+		end = strchr(line, '\n');
+		if (!end)
+			break;
+		*end = '\0';
+		if (strstr(line, " /")) {
+			for (char *c = line; *c; c++) {
+				if (*c == '"' || *c == '\\')
+					w_putc(w, '\\');
+				if ((unsigned char)*c >= 0x20)
+					w_putc(w, *c);
+			}
+			w_str(w, "\\n");
+		}
+		line = end + 1;
 	}
-	w_jstr(w, text);
+	w_putc(w, '"');
 }
 
 static void w_bt(struct wbuf *w, const char *key, void *const *bt, int n)
@@ -546,6 +604,7 @@ static void w_header(struct wbuf *w, const char *event, int sig)
 	}
 	w_key(w, "backtraces");
 	w_str(w, want_bt ? "true" : "false");
+	w_maps(w);
 	w_key(w, "findings");
 	w_putc(w, '[');
 }
@@ -685,15 +744,10 @@ static bool pre_existing(int fd, bool have, dev_t dev, ino_t ino, bool with_fork
  */
 static void w_ringscope_label(struct wbuf *w, int fd)
 {
-	typedef int describe_fn(int fd, char *buf, size_t len);
-	static describe_fn *describe;
-	static bool looked;
 	char label[512];
 
-	if (!looked) {
+	if (!describe)
 		describe = (describe_fn *)dlsym(RTLD_DEFAULT, "rsc_audit_describe_fd");
-		looked = true;
-	}
 	if (describe && describe(fd, label, sizeof(label)) > 0) {
 		w_key(w, "ringscope");
 		w_jstr(w, label);
@@ -777,6 +831,160 @@ static void on_fatal(int sig)
 		write_report("signal", sig);
 	signal(sig, SIG_DFL);
 	raise(sig);
+}
+
+/* ---- live dumps ---- */
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * Every open descriptor with its creation site, into dump.*.json (written
+ * under a dot name, then renamed, so the tool never reads half of one).
+ * Called from hooks and from the dump signal's handler: no allocation, no
+ * lock that the interrupted code may hold (table reads are racy, which a
+ * snapshot may be), the spares for room.
+ */
+static void write_dump(const char *why)
+{
+	static int fds[MAX_FDS];
+	static struct wbuf wb;
+	char path[PATH_MAX + 64], target[PATH_MAX];
+	struct wbuf *w = &wb;
+	bool first = true;
+	int n, saved = errno;
+
+	if (mode != M_ON || __atomic_exchange_n(&dump_busy, 1, __ATOMIC_ACQUIRE))
+		return;
+	guard++;
+	spares_release();
+	if (open_report(w, path, sizeof(path), ".dump") >= 0) {
+		n = list_fds(fds, MAX_FDS, w->fd);
+		w_header(w, "dump", 0);
+		w_str(w, "]");
+		w_key(w, "reason");
+		w_jstr(w, why);
+		w_key(w, "count");
+		w_long(w, n);
+		w_key(w, "fds");
+		w_putc(w, '[');
+		for (int i = 0; i < n; i++) {
+			int fd = fds[i];
+			bool have;
+			dev_t dev;
+			ino_t ino;
+			const struct rec *r = fd < MAX_FDS ? &tab[fd] : NULL;
+
+			if (read_link_fd(fd, target, sizeof(target)) < 0)
+				continue;
+			get_id(fd, &have, &dev, &ino);
+			w_str(w, first ? "\n{\"fd\":" : ",\n{\"fd\":");
+			first = false;
+			w_long(w, fd);
+			w_target(w, fd, target);
+			if (pre_existing(fd, have, dev, ino, true)) {
+				w_key(w, "inherited");
+				w_str(w, "true");
+			} else if (r && r->state == R_OPEN && same_id(r, dev, ino, have)) {
+				w_created(w, r, "backtrace");
+			} else {
+				w_ringscope_label(w, fd);
+			}
+			w_putc(w, '}');
+		}
+		w_str(w, "\n]}\n");
+		w_flush(w);
+		syscall(SYS_close, w->fd);
+		renameat(report_dirfd(), path, report_dirfd(), path + 1);
+	}
+	spares_take();
+	guard--;
+	__atomic_store_n(&dump_busy, 0, __ATOMIC_RELEASE);
+	errno = saved;
+}
+
+static void on_dump_signal(int sig)
+{
+	(void)sig;
+	write_dump("signal");
+}
+
+/* An acquire failed for want of descriptors: dump, at most once a second. */
+static void failed(const char *how)
+{
+	int err = errno;
+	long long now, last;
+
+	(void)how;
+	if ((err != EMFILE && err != ENFILE) || !tracking())
+		return;
+	now = now_ns();
+	last = __atomic_load_n(&last_emfile_ns, __ATOMIC_RELAXED);
+	if (last >= 0 && now - last < 1000000000LL)
+		return;
+	if (__atomic_compare_exchange_n(&last_emfile_ns, &last, now, false, __ATOMIC_RELAXED,
+					__ATOMIC_RELAXED))
+		write_dump(err == EMFILE ? "EMFILE" : "ENFILE");
+	errno = err;
+}
+
+/* ---- foreign closes ---- */
+
+/*
+ * @call (close, dup2, dup3, close_range, fclose) is about to close @fd: if a
+ * live ringscope entry owns it, report at once, with the closer's backtrace
+ * and the owner; under --foreign-close=abort, stop before the close happens.
+ * The ledger answers from any thread at any moment; this runs before the
+ * real call, so the owner is still the owner.
+ */
+static NOINLINE void foreign_check(int fd, const char *call)
+{
+	static struct wbuf wb;
+	char label[512], path[PATH_MAX + 64], target[PATH_MAX];
+	void *bt[BT_DEPTH + 2];
+	struct wbuf *w = &wb;
+	bool first = true;
+	int n, saved = errno;
+
+	if (!describe || foreign_mode == FOREIGN_OFF || fd < 0 || !tracking())
+		return;
+	guard++;
+	if (describe(fd, label, sizeof(label)) <= 0) {
+		guard--;
+		errno = saved;
+		return;
+	}
+	n = backtrace(bt, BT_DEPTH + 2) - 2;
+	pthread_mutex_lock(&bad_lock); /* one report writer at a time for this buffer */
+	spares_release();
+	if (open_report(w, path, sizeof(path), ".report") >= 0) {
+		w_header(w, "foreign-close", 0);
+		w_finding_start(w, &first, "foreign-close", fd);
+		if (read_link_fd(fd, target, sizeof(target)) >= 0)
+			w_target(w, fd, target);
+		w_key(w, "call");
+		w_jstr(w, call);
+		w_key(w, "owner");
+		w_jstr(w, label);
+		w_key(w, "action");
+		w_jstr(w, foreign_mode == FOREIGN_ABORT ? "abort" : "warn");
+		w_bt(w, "backtrace", bt + 2, n > 0 ? n : 0);
+		w_str(w, "}\n]}\n");
+		w_flush(w);
+		syscall(SYS_close, w->fd);
+		renameat(report_dirfd(), path, report_dirfd(), path + 1);
+	}
+	spares_take();
+	pthread_mutex_unlock(&bad_lock);
+	guard--;
+	if (foreign_mode == FOREIGN_ABORT)
+		abort();
+	errno = saved;
 }
 
 /* Created by this image (not inherited), without FD_CLOEXEC, not 0-2: crosses an exec. */
@@ -949,6 +1157,29 @@ __attribute__((constructor)) static void preload_init(void)
 	}
 	report_dirfd();
 	spares_take();
+	live_fds = n;
+	if (getenv("RINGSCOPE_AUDIT_FOREIGN")) {
+		const char *fm = getenv("RINGSCOPE_AUDIT_FOREIGN");
+
+		foreign_mode = !strcmp(fm, "abort") ? FOREIGN_ABORT :
+			       !strcmp(fm, "off")   ? FOREIGN_OFF :
+						      FOREIGN_WARN;
+	}
+	if (getenv("RINGSCOPE_AUDIT_DUMPABOVE"))
+		dump_above = atol(getenv("RINGSCOPE_AUDIT_DUMPABOVE"));
+	if (getenv("RINGSCOPE_AUDIT_DUMPSIG"))
+		dump_sig = atoi(getenv("RINGSCOPE_AUDIT_DUMPSIG"));
+	/* Resolved now, from the constructor: the ledger is then called from hooks only. */
+	describe = (describe_fn *)dlsym(RTLD_DEFAULT, "rsc_audit_describe_fd");
+	if (dump_sig > 0 && dump_sig < NSIG) {
+		struct sigaction old, sa = { .sa_handler = on_dump_signal, .sa_flags = SA_RESTART };
+
+		sigemptyset(&sa.sa_mask);
+		/* A program that handles this signal itself keeps it (and gets no dumps). */
+		if (sigaction(dump_sig, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+		    !(old.sa_flags & SA_SIGINFO))
+			sigaction(dump_sig, &sa, NULL);
+	}
 	if (want_bt) {
 		/* The first backtrace() loads libgcc_s: do it now, not inside a hook. */
 		void *tmp[2];
@@ -997,7 +1228,9 @@ static mode_t mode_arg(int flags, va_list ap)
 		va_end(ap);                                                    \
 		int fd = REAL(name)(path, flags, m);                           \
 		if (fd >= 0)                                                   \
-			created(fd, how, RA);                                  \
+			created(fd, how, RA);                                                   \
+			else                                                   \
+				failed(how);                                  \
 		return fd;                                                     \
 	}
 OPEN_HOOK(open, "open")
@@ -1012,7 +1245,9 @@ OPEN_HOOK(open64, "open")
 		va_end(ap);                                                    \
 		int fd = REAL(name)(dirfd, path, flags, m);                    \
 		if (fd >= 0)                                                   \
-			created(fd, how, RA);                                  \
+			created(fd, how, RA);                                                   \
+			else                                                   \
+				failed(how);                                  \
 		return fd;                                                     \
 	}
 OPENAT_HOOK(openat, "openat")
@@ -1028,7 +1263,9 @@ int __openat64_2(int dirfd, const char *path, int flags);
 	{                                                                      \
 		int fd = REAL(name)(path, flags);                              \
 		if (fd >= 0)                                                   \
-			created(fd, how, RA);                                  \
+			created(fd, how, RA);                                                   \
+			else                                                   \
+				failed(how);                                  \
 		return fd;                                                     \
 	}
 FORT_HOOK(__open_2, "open")
@@ -1038,7 +1275,9 @@ FORT_HOOK(__open64_2, "open")
 	{                                                                      \
 		int fd = REAL(name)(dirfd, path, flags);                       \
 		if (fd >= 0)                                                   \
-			created(fd, how, RA);                                  \
+			created(fd, how, RA);                                                   \
+			else                                                   \
+				failed(how);                                  \
 		return fd;                                                     \
 	}
 FORTAT_HOOK(__openat_2, "openat")
@@ -1049,7 +1288,9 @@ FORTAT_HOOK(__openat64_2, "openat")
 	{                                                                      \
 		int fd = REAL(name)(path, m);                                  \
 		if (fd >= 0)                                                   \
-			created(fd, "creat", RA);                              \
+			created(fd, "creat", RA);                                                   \
+			else                                                   \
+				failed("creat");                              \
 		return fd;                                                     \
 	}
 CREAT_HOOK(creat)
@@ -1061,6 +1302,8 @@ CREAT_HOOK(creat64)
 		FILE *f = REAL(name)(path, m);                                 \
 		if (f)                                                         \
 			created(fileno(f), "fopen", RA);                       \
+		else                                                           \
+			failed("fopen");                                       \
 		return f;                                                      \
 	}
 FOPEN_HOOK(fopen)
@@ -1075,6 +1318,7 @@ EXPORT int fclose(FILE *f)
 
 	if (!tracking() || fd < 0)
 		return REAL(fclose)(f);
+	foreign_check(fd, "fclose");
 	seq = snap_rec(fd, &snap);
 	ret = REAL(fclose)(f);
 	err = errno;
@@ -1090,6 +1334,8 @@ EXPORT int socket(int domain, int type, int proto)
 	int fd = REAL(socket)(domain, type, proto);
 	if (fd >= 0)
 		created(fd, "socket", RA);
+	else
+		failed("socket");
 	return fd;
 }
 
@@ -1099,6 +1345,8 @@ EXPORT int socketpair(int domain, int type, int proto, int sv[2])
 	if (ret == 0) {
 		created(sv[0], "socketpair", RA);
 		created(sv[1], "socketpair", RA);
+	} else {
+		failed("socketpair");
 	}
 	return ret;
 }
@@ -1108,6 +1356,8 @@ EXPORT int accept(int s, struct sockaddr *addr, socklen_t *len)
 	int fd = REAL(accept)(s, addr, len);
 	if (fd >= 0)
 		created(fd, "accept", RA);
+	else
+		failed("accept");
 	return fd;
 }
 
@@ -1116,6 +1366,8 @@ EXPORT int accept4(int s, struct sockaddr *addr, socklen_t *len, int flags)
 	int fd = REAL(accept4)(s, addr, len, flags);
 	if (fd >= 0)
 		created(fd, "accept4", RA);
+	else
+		failed("accept4");
 	return fd;
 }
 
@@ -1125,6 +1377,8 @@ EXPORT int pipe(int p[2])
 	if (ret == 0) {
 		created(p[0], "pipe", RA);
 		created(p[1], "pipe", RA);
+	} else {
+		failed("pipe");
 	}
 	return ret;
 }
@@ -1135,6 +1389,8 @@ EXPORT int pipe2(int p[2], int flags)
 	if (ret == 0) {
 		created(p[0], "pipe2", RA);
 		created(p[1], "pipe2", RA);
+	} else {
+		failed("pipe2");
 	}
 	return ret;
 }
@@ -1144,12 +1400,18 @@ EXPORT int dup(int old)
 	int fd = REAL(dup)(old);
 	if (fd >= 0)
 		created(fd, "dup", RA);
+	else
+		failed("dup");
 	return fd;
 }
 
 EXPORT int dup2(int old, int nfd)
 {
-	int fd = REAL(dup2)(old, nfd);
+	int fd;
+
+	if (old != nfd)
+		foreign_check(nfd, "dup2");
+	fd = REAL(dup2)(old, nfd);
 	if (fd >= 0 && old != nfd)
 		created(fd, "dup2", RA);
 	return fd;
@@ -1157,9 +1419,15 @@ EXPORT int dup2(int old, int nfd)
 
 EXPORT int dup3(int old, int nfd, int flags)
 {
-	int fd = REAL(dup3)(old, nfd, flags);
+	int fd;
+
+	if (old != nfd)
+		foreign_check(nfd, "dup3");
+	fd = REAL(dup3)(old, nfd, flags);
 	if (fd >= 0)
 		created(fd, "dup3", RA);
+	else
+		failed("dup3");
 	return fd;
 }
 
@@ -1184,7 +1452,9 @@ FCNTL_HOOK(fcntl64)
 	{                                                                      \
 		int fd = REAL(name) args;                                      \
 		if (fd >= 0)                                                   \
-			created(fd, how, RA);                                  \
+			created(fd, how, RA);                                                   \
+			else                                                   \
+				failed(how);                                  \
 		return fd;                                                     \
 	}
 #include <sys/epoll.h>
@@ -1248,6 +1518,7 @@ EXPORT int close(int fd)
 		errno = EBADF; /* the preload's own: as if it were not open */
 		return -1;
 	}
+	foreign_check(fd, "close");
 	seq = snap_rec(fd, &snap);
 	ret = REAL(close)(fd);
 	err = errno;
@@ -1259,10 +1530,20 @@ EXPORT int close(int fd)
 int close_range(unsigned int first, unsigned int last, int flags);
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
-	int ret = REAL(close_range)(first, last, flags);
+	/* CLOSE_RANGE_CLOEXEC (Linux 5.11) only marks them: no close. */
+	if (describe && foreign_mode != FOREIGN_OFF && tracking() && !(flags & 4)) {
+		static int fds[MAX_FDS];
+		int n;
 
-	/* The /proc check at exit sees what it closed; nothing else to do. */
-	return ret;
+		guard++;
+		n = list_fds(fds, MAX_FDS, -1);
+		guard--;
+		for (int i = 0; i < n; i++)
+			if ((unsigned)fds[i] >= first && (unsigned)fds[i] <= last)
+				foreign_check(fds[i], "close_range");
+	}
+	/* The /proc check at exit sees what it closed. */
+	return REAL(close_range)(first, last, flags);
 }
 
 /* ---- exec and exit ---- */
