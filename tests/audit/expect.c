@@ -3,7 +3,8 @@
  * Asserts on the --json report of 'ringscope-audit run':
  *   expect REPORT.json [--count N] [--status N] [--processes N] [--has 'key=value ...']...
  * A --has spec matches one finding whose every key agrees: kind, fd,
- * target, fdkind, into, event, created_by (exact), note (substring),
+ * target, fdkind, into, event, call, action, created_by (exact), note,
+ * ringscope and owner (substrings),
  * bt (a frame of "backtrace" names that function), cbt (the same for
  * "creation_backtrace"), slot (a "slots" entry "N:path").
  */
@@ -51,7 +52,7 @@ static int match_one(const struct jv *f, const char *key, const char *val)
 		return frame_names(json_get(f, "creation_backtrace"), val);
 	if (!strcmp(key, "slot"))
 		return has_slot(json_get(f, "slots"), val);
-	if (!strcmp(key, "note") || !strcmp(key, "ringscope"))
+	if (!strcmp(key, "note") || !strcmp(key, "ringscope") || !strcmp(key, "owner"))
 		return strstr(json_str(f, key, ""), val) != NULL;
 	return strcmp(json_str(f, key, ""), val) == 0;
 }

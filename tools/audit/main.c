@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "symbolize.h"
 
 static void usage(FILE *out)
 {
@@ -20,6 +21,7 @@ static void usage(FILE *out)
 	      "       " PROG " dump [--json] [--timeout=S] PID\n"
 	      "Options take their value as --opt=value or --opt value. See ringscope-audit(1).\n",
 	      out);
+	fprintf(out, "Backtraces are symbolized with: %s.\n", sym_backend());
 }
 
 static void verrmsg(const char *fmt, va_list ap)
