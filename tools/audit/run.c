@@ -226,10 +226,10 @@ static void poll_live(const char *dir, struct run_opts *o, FILE *out, struct see
 		struct jv *doc;
 		const struct jv *fs;
 
-		seen_add(seen, names[k]);
 		snprintf(path, sizeof(path), "%s/%s", dir, names[k]);
 		if (json_parse_file(path, JSON_MAX_REPORT, &doc, err, sizeof(err)) < 0)
-			continue;
+			continue; /* read again next time, or at the end */
+		seen_add(seen, names[k]);
 		if (!strncmp(names[k], "dump.", 5)) {
 			sym_report(doc);
 			dump_print(out, doc);

@@ -806,13 +806,15 @@ static void write_report(const char *event, int sig)
 	w = &wb;
 	/* The program may have used every descriptor: the spares make room. */
 	spares_release();
-	if (open_report(w, path, sizeof(path), "report") >= 0) {
+	/* Written under a dot name, then renamed: the tool reads only whole reports. */
+	if (open_report(w, path, sizeof(path), ".report") >= 0) {
 		w_header(w, event, sig);
 		w_leaks(w, &first, w->fd);
 		w_bad_closes(w, &first);
 		w_str(w, "\n]}\n");
 		w_flush(w);
 		syscall(SYS_close, w->fd);
+		renameat(report_dirfd(), path, report_dirfd(), path + 1);
 	}
 	guard--;
 }
@@ -1031,7 +1033,7 @@ static void check_exec(const char *prog, char *path, size_t len)
 		if (crosses_exec(fds[i]))
 			fds[n_cross++] = fds[i];
 	if ((n_cross == 0 && (mode != M_ON || __atomic_load_n(&n_bad, __ATOMIC_RELAXED) == 0)) ||
-	    open_report(w, path, len, "report") < 0) {
+	    open_report(w, path, len, ".report") < 0) {
 		spares_take();
 		guard--;
 		return;
@@ -1060,6 +1062,8 @@ static void check_exec(const char *prog, char *path, size_t len)
 	w_str(w, "\n]}\n");
 	w_flush(w);
 	syscall(SYS_close, w->fd);
+	if (renameat(report_dirfd(), path, report_dirfd(), path + 1) == 0)
+		memmove(path, path + 1, strlen(path));
 	spares_take();
 	guard--;
 }
