@@ -29,6 +29,7 @@ bad "run: --ignore-fd wants a whole number from 0 to 2147483647, not '-1'" run -
 bad "run: --dump-above wants a whole number from 1 to 2147483647, not '0'" run --dump-above 0 -- true
 bad "run: --dump-on wants a signal" run --dump-on=SIGNOPE -- true
 bad "run: --foreign-close wants warn, abort or off, not 'maybe'" run --foreign-close maybe -- true
+bad "run: --unwind wants fp or dwarf, not 'deep'" run --unwind=deep -- true
 bad "run: --gen-suppressions wants no, yes or all, not 'some'" run --gen-suppressions=some -- true
 bad "run: --suppressions: $TMP/none.supp:0: cannot read" run --suppressions "$TMP/none.supp" -- true
 bad "run: no command given" run --json
@@ -48,7 +49,7 @@ for form in eq sp; do
 	# shellcheck disable=SC2046
 	"$AUDIT" run --json $(o output "$TMP/$form.json") $(o error-exitcode 42) $(o ignore-fd 999) \
 		$(o ignore '*nothing*') $(o foreign-close warn) $(o dump-on SIGUSR1) $(o dump-above 1000) \
-		$(o gen-suppressions no) -- "$P/leak_file" "$TMP/f" > "$TMP/$form.out"
+		$(o gen-suppressions no) $(o unwind dwarf) -- "$P/leak_file" "$TMP/f" > "$TMP/$form.out"
 	rc=$?
 	[ $rc = 42 ] || fail "$form: --error-exitcode 42 gave $rc"
 	expect "$TMP/$form.json" --count 1 --has "kind=leaked bt=open_config"

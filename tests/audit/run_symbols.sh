@@ -34,4 +34,13 @@ ${CC:-cc} -O0 -fno-inline -rdynamic -o "$TMP/nodebug" "$S/leak_file.c" 2> /dev/n
 "$AUDIT" run -- "$TMP/nodebug" "$TMP/f" > /dev/null 2> "$TMP/nodebug.txt"
 grep -qE "#0 open_config\+0x[0-9a-f]+ \($TMP/nodebug\)" "$TMP/nodebug.txt" ||
 	{ fail "no 'open_config+0x.. ($TMP/nodebug)' fallback"; cat "$TMP/nodebug.txt"; }
+
+# A program built without frame pointers: --unwind=dwarf still walks
+# through it (glibc's backtrace(), by the DWARF unwind tables).
+${CC:-cc} -O2 -fomit-frame-pointer -fno-inline -fno-optimize-sibling-calls -g -o "$TMP/nofp" "$S/leak_file.c" 2> /dev/null ||
+	skip "no C compiler to build a program without frame pointers"
+"$AUDIT" run --unwind=dwarf -- "$TMP/nofp" "$TMP/f" > /dev/null 2> "$TMP/nofp.txt"
+grep -qF "#0 open_config (leak_file.c:$open_line)" "$TMP/nofp.txt" &&
+	grep -qE "#1 main \(leak_file.c:[0-9]+\)" "$TMP/nofp.txt" ||
+	{ fail "--unwind=dwarf: open_config and main not both named"; cat "$TMP/nofp.txt"; }
 finish

@@ -16,7 +16,7 @@ static void usage(FILE *out)
 	      "                     [--error-exitcode=N] [--no-backtrace] [--json] [--output=FILE]\n"
 	      "                     [--suppressions=FILE] [--gen-suppressions=no|yes|all]\n"
 	      "                     [--foreign-close=warn|abort|off] [--dump-on=SIGNAL|none]\n"
-	      "                     [--dump-above=N] -- CMD [ARGS...]\n"
+	      "                     [--dump-above=N] [--unwind=fp|dwarf] -- CMD [ARGS...]\n"
 	      "       " PROG " watch [--interval=S] [--for=S] [--plot=FILE.svg] [--json] PID\n"
 	      "       " PROG " dump [--json] [--timeout=S] PID\n"
 	      "Options take their value as --opt=value or --opt value. See ringscope-audit(1).\n",

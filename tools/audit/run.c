@@ -5,10 +5,12 @@
 #include <fnmatch.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,7 +29,7 @@
 #define MAX_RULES 64
 
 struct run_opts {
-	bool follow, json, backtrace, quiet, gen_supp;
+	bool follow, json, backtrace, quiet, gen_supp, unwind_dwarf;
 	int error_exitcode; /* -1: the command's own status */
 	const char *output;
 	const char *ignore[MAX_RULES];
@@ -318,7 +320,7 @@ static void child_exec(char **cmd, const char *preload, const char *dir,
 	snprintf(above, sizeof(above), "%ld", o->dump_above);
 	if (!ld || setenv("LD_PRELOAD", ld, 1) || setenv("RINGSCOPE_AUDIT_DIR", dir, 1) ||
 	    setenv("RINGSCOPE_AUDIT_ROOT", root, 1) ||
-	    setenv("RINGSCOPE_AUDIT_BT", o->backtrace ? "1" : "0", 1) ||
+	    setenv("RINGSCOPE_AUDIT_BT", !o->backtrace ? "0" : o->unwind_dwarf ? "dwarf" : "1", 1) ||
 	    setenv("RINGSCOPE_AUDIT_FOLLOW", o->follow ? "1" : "0", 1) ||
 	    setenv("RINGSCOPE_AUDIT_FOREIGN", o->foreign, 1) ||
 	    setenv("RINGSCOPE_AUDIT_DUMPSIG", sig, 1) ||
@@ -378,7 +380,7 @@ static int parse_signal(const char *s)
 static void parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
 	enum { O_FOLLOW = 256, O_IGNORE, O_IGNORE_FD, O_EXIT, O_NOBT, O_JSON, O_OUTPUT,
-	       O_SUPP, O_GEN, O_FOREIGN, O_DUMP_ON, O_DUMP_ABOVE };
+	       O_SUPP, O_GEN, O_FOREIGN, O_DUMP_ON, O_DUMP_ABOVE, O_UNWIND };
 	static const struct option longs[] = {
 		{ "follow-forks", no_argument, NULL, O_FOLLOW },
 		{ "trace-children", no_argument, NULL, O_FOLLOW }, /* valgrind's name */
@@ -386,6 +388,7 @@ static void parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ "ignore-fd", required_argument, NULL, O_IGNORE_FD },
 		{ "error-exitcode", required_argument, NULL, O_EXIT },
 		{ "no-backtrace", no_argument, NULL, O_NOBT },
+		{ "unwind", required_argument, NULL, O_UNWIND },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "output", required_argument, NULL, O_OUTPUT },
 		{ "log-file", required_argument, NULL, O_OUTPUT }, /* valgrind's name */
@@ -424,6 +427,11 @@ static void parse_run_opts(int argc, char **argv, struct run_opts *o)
 			break;
 		case O_NOBT:
 			o->backtrace = false;
+			break;
+		case O_UNWIND:
+			if (strcmp(optarg, "fp") && strcmp(optarg, "dwarf"))
+				die_usage("run: --unwind wants fp or dwarf, not '%s'", vis(optarg));
+			o->unwind_dwarf = !strcmp(optarg, "dwarf");
 			break;
 		case O_JSON:
 			o->json = true;
@@ -478,7 +486,7 @@ int cmd_run(int argc, char **argv)
 	const char *tmp = getenv("TMPDIR"), *preload;
 	struct report *reps = NULL, *dumps = NULL;
 	struct seen seen = { 0 };
-	int i, p[2], err = 0, status, count = 0, n_supp = 0, n_reps, n_dumps, ret;
+	int i, p[2], err = 0, status, count = 0, n_supp = 0, n_reps, n_dumps, ret, pfd;
 	FILE *out = stderr;
 	pid_t pid;
 	ssize_t r;
@@ -546,9 +554,12 @@ int cmd_run(int argc, char **argv)
 		r = read(p[0], &err, sizeof(err));
 	while (r < 0 && errno == EINTR);
 	close(p[0]);
+	/* A pidfd (Linux 5.3) wakes us the moment the command ends; else a 50 ms nap. */
+	pfd = r == sizeof(err) || o.json ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
 	for (;;) {
 		pid_t w = waitpid(pid, &status, r == sizeof(err) || o.json ? 0 : WNOHANG);
 		struct timespec nap = { 0, 50 * 1000 * 1000 };
+		struct pollfd pf = { .fd = pfd, .events = POLLIN };
 
 		if (w == pid)
 			break;
@@ -559,9 +570,12 @@ int cmd_run(int argc, char **argv)
 		}
 		if (w == 0) {
 			poll_live(dir, &o, out, &seen, argv[i]);
-			nanosleep(&nap, NULL);
+			if (pfd < 0 || poll(&pf, 1, 100) < 0)
+				nanosleep(&nap, NULL);
 		}
 	}
+	if (pfd >= 0)
+		close(pfd);
 	if (r == sizeof(err)) {
 		errmsg("cannot start %s: %s", vis(argv[i]), rsc_strerror(-err));
 		remove_dir(dir);
