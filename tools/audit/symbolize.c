@@ -27,6 +27,7 @@ struct symbolizer {
 	char *maps;
 #ifdef HAVE_LIBDW
 	Dwfl *dwfl;
+	bool tried; /* Dwfl is made at the first frame: a clean report costs nothing */
 #endif
 };
 
@@ -70,15 +71,24 @@ struct symbolizer *sym_open(const char *maps)
 		free(sy);
 		return NULL;
 	}
+	return sy;
+}
+
 #ifdef HAVE_LIBDW
+static Dwfl *sym_dwfl(struct symbolizer *sy)
+{
 	static char *debuginfo_path;
 	static const Dwfl_Callbacks cb = {
 		.find_elf = dwfl_linux_proc_find_elf,
 		.find_debuginfo = dwfl_standard_find_debuginfo,
 		.debuginfo_path = &debuginfo_path,
 	};
-	FILE *f = fmemopen(sy->maps, strlen(sy->maps), "r");
+	FILE *f;
 
+	if (sy->tried)
+		return sy->dwfl;
+	sy->tried = true;
+	f = fmemopen(sy->maps, strlen(sy->maps), "r");
 	sy->dwfl = f ? dwfl_begin(&cb) : NULL;
 	if (sy->dwfl) {
 		dwfl_report_begin(sy->dwfl);
@@ -90,9 +100,9 @@ struct symbolizer *sym_open(const char *maps)
 	}
 	if (f)
 		fclose(f);
-#endif
-	return sy;
+	return sy->dwfl;
 }
+#endif
 
 void sym_close(struct symbolizer *sy)
 {
@@ -176,7 +186,8 @@ int sym_frames(struct symbolizer *sy, uint64_t ra,
 	uint64_t a = ra ? ra - 1 : 0;
 
 #ifdef HAVE_LIBDW
-	Dwfl_Module *m = sy && sy->dwfl ? dwfl_addrmodule(sy->dwfl, a) : NULL;
+	Dwfl *dwfl = sy ? sym_dwfl(sy) : NULL;
+	Dwfl_Module *m = dwfl ? dwfl_addrmodule(dwfl, a) : NULL;
 
 	if (m) {
 		GElf_Off soff = 0;

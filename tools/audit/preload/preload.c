@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -78,7 +79,11 @@ enum mode {
 };
 
 static struct rec tab[MAX_FDS];
-static pthread_mutex_t locks[N_LOCKS] = { [0 ... N_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER };
+/* Spin locks, one cache line each: held for a few stores, and no futex in a hot path. */
+static struct {
+	char held;
+	char pad[63];
+} locks[N_LOCKS];
 static struct bad_close bad[MAX_BAD];
 static int n_bad, bad_dropped;
 static pthread_mutex_t bad_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -209,9 +214,18 @@ static bool tracking(void)
 	return mode != M_OFF && !guard;
 }
 
-static pthread_mutex_t *lock_of(int fd)
+static void lock_fd(int fd)
 {
-	return &locks[(unsigned)fd % N_LOCKS];
+	char *l = &locks[(unsigned)fd % N_LOCKS].held;
+
+	for (int spins = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); spins++)
+		if (spins > 100)
+			sched_yield(); /* the holder was preempted */
+}
+
+static void unlock_fd(int fd)
+{
+	__atomic_store_n(&locks[(unsigned)fd % N_LOCKS].held, 0, __ATOMIC_RELEASE);
 }
 
 static void get_id(int fd, bool *have, dev_t *dev, ino_t *ino)
@@ -305,9 +319,9 @@ static NOINLINE void created(int fd, const char *how, void *ra)
 	if (want_bt)
 		n = stack_trace(bt, BT_DEPTH + 2) - 2;
 	r = &tab[fd];
-	pthread_mutex_lock(lock_of(fd));
+	lock_fd(fd);
 	was_open = r->state == R_OPEN;
-	r->seq++;
+	__atomic_store_n(&r->seq, r->seq + 1, __ATOMIC_RELEASE);
 	r->state = R_OPEN;
 	r->how = how;
 	r->close_ra = NULL;
@@ -327,7 +341,7 @@ static NOINLINE void created(int fd, const char *how, void *ra)
 		get_id(fd, &r->have_id, &r->dev, &r->ino);
 	else
 		r->have_id = false;
-	pthread_mutex_unlock(lock_of(fd));
+	unlock_fd(fd);
 	if (!was_open && dump_above &&
 	    __atomic_add_fetch(&live_fds, 1, __ATOMIC_RELAXED) > dump_above &&
 	    __atomic_exchange_n(&dump_armed, 0, __ATOMIC_RELAXED))
@@ -379,13 +393,13 @@ static void closing(int fd, int ret, int err, unsigned seq, const struct rec *sn
 			guard++;
 			bool was_open = false;
 
-			pthread_mutex_lock(lock_of(fd));
+			lock_fd(fd);
 			if (tab[fd].seq == seq) {
 				was_open = tab[fd].state == R_OPEN;
 				tab[fd].state = R_CLOSED;
 				tab[fd].close_ra = ra;
 			}
-			pthread_mutex_unlock(lock_of(fd));
+			unlock_fd(fd);
 			if (was_open && dump_above &&
 			    __atomic_sub_fetch(&live_fds, 1, __ATOMIC_RELAXED) <= dump_above)
 				__atomic_store_n(&dump_armed, 1, __ATOMIC_RELAXED);
@@ -403,10 +417,10 @@ static unsigned snap_rec(int fd, struct rec *snap)
 	if (fd < 0 || fd >= MAX_FDS)
 		return 0;
 	guard++;
-	pthread_mutex_lock(lock_of(fd));
+	lock_fd(fd);
 	*snap = tab[fd];
 	seq = tab[fd].seq;
-	pthread_mutex_unlock(lock_of(fd));
+	unlock_fd(fd);
 	guard--;
 	return seq;
 }
@@ -1147,7 +1161,7 @@ static void exec_failed(const char *path)
 static void atfork_prepare(void)
 {
 	for (int i = 0; i < N_LOCKS; i++)
-		pthread_mutex_lock(&locks[i]);
+		lock_fd(i);
 	pthread_mutex_lock(&bad_lock);
 }
 
@@ -1155,7 +1169,7 @@ static void atfork_parent(void)
 {
 	pthread_mutex_unlock(&bad_lock);
 	for (int i = N_LOCKS - 1; i >= 0; i--)
-		pthread_mutex_unlock(&locks[i]);
+		unlock_fd(i);
 }
 
 static void atfork_child(void)
@@ -1588,9 +1602,16 @@ EXPORT int close(int fd)
 		return -1;
 	}
 	foreign_check(fd, "close");
-	seq = snap_rec(fd, &snap);
+	/*
+	 * The record's generation, read without the lock: a close that fails
+	 * changed nothing, so the record is copied (under the lock) only then,
+	 * one lock round trip fewer per close.
+	 */
+	seq = fd >= 0 && fd < MAX_FDS ? __atomic_load_n(&tab[fd].seq, __ATOMIC_ACQUIRE) : 0;
 	ret = REAL(close)(fd);
 	err = errno;
+	if (ret < 0 && err == EBADF && snap_rec(fd, &snap) != seq)
+		snap.state = R_NONE; /* re-created meanwhile by another thread: unknown */
 	closing(fd, ret, ret < 0 ? err : 0, seq, &snap, RA);
 	errno = err;
 	return ret;
