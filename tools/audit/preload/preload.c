@@ -1013,6 +1013,15 @@ static void failed(const char *how)
 
 /* ---- foreign closes ---- */
 
+static void foreign_slow(int fd, const char *call);
+
+/* Inlined into each closing hook: a program without ringscope pays a load and a branch. */
+static inline __attribute__((always_inline)) void foreign_check(int fd, const char *call)
+{
+	if (describe && foreign_mode != FOREIGN_OFF && fd >= 0 && tracking())
+		foreign_slow(fd, call);
+}
+
 /*
  * @call (close, dup2, dup3, close_range, fclose) is about to close @fd: if a
  * live ringscope entry owns it, report at once, with the closer's backtrace
@@ -1020,7 +1029,7 @@ static void failed(const char *how)
  * The ledger answers from any thread at any moment; this runs before the
  * real call, so the owner is still the owner.
  */
-static NOINLINE void foreign_check(int fd, const char *call)
+static NOINLINE void foreign_slow(int fd, const char *call)
 {
 	static struct wbuf wb;
 	char label[512], path[PATH_MAX + 64], target[PATH_MAX];
@@ -1029,8 +1038,6 @@ static NOINLINE void foreign_check(int fd, const char *call)
 	bool first = true;
 	int n, saved = errno;
 
-	if (!describe || foreign_mode == FOREIGN_OFF || fd < 0 || !tracking())
-		return;
 	guard++;
 	if (describe(fd, label, sizeof(label)) <= 0) {
 		guard--;
