@@ -32,7 +32,7 @@ if "$AUDIT" --help | grep -q "symbolized with: libdw"; then
 fi
 grep -q "^foreign close: close($fd) in pid [0-9]* .* closes a descriptor that ringscope owns" "$TMP/fc.txt" ||
 	{ fail "no foreign close line"; cat "$TMP/fc.txt"; }
-grep -qF "owner: ringscope entry 'file' ($TMP/f) in scope 'copy'" "$TMP/fc.txt" ||
+grep -qF "entry 'file' ($TMP/f) in scope 'copy'" "$TMP/fc.txt" ||
 	{ fail "the owner is not named"; cat "$TMP/fc.txt"; }
 
 # dup2 over an owned descriptor.

@@ -151,6 +151,16 @@ static bool is_own(int fd)
 	return false;
 }
 
+/* A close_range(2) took ours: forget the numbers, which the program may now reuse. */
+static void own_lost(unsigned first, unsigned last)
+{
+	if (dir_own.fd >= 0 && (unsigned)dir_own.fd >= first && (unsigned)dir_own.fd <= last)
+		dir_own.fd = -1;
+	for (int i = 0; i < N_SPARE; i++)
+		if (spare[i].fd >= 0 && (unsigned)spare[i].fd >= first && (unsigned)spare[i].fd <= last)
+			spare[i].fd = -1;
+}
+
 /* Moves @fd high (out of the program's way) and records what it is. */
 static void own_park(struct own_fd *o, int fd)
 {
@@ -1499,6 +1509,10 @@ EXPORT int dup2(int old, int nfd)
 {
 	int fd;
 
+	if (tracking() && is_own(nfd)) {
+		errno = EBADF; /* the preload's own: not the program's to replace */
+		return -1;
+	}
 	if (old != nfd)
 		foreign_check(nfd, "dup2");
 	fd = REAL(dup2)(old, nfd);
@@ -1511,6 +1525,10 @@ EXPORT int dup3(int old, int nfd, int flags)
 {
 	int fd;
 
+	if (tracking() && is_own(nfd)) {
+		errno = EBADF;
+		return -1;
+	}
 	if (old != nfd)
 		foreign_check(nfd, "dup3");
 	fd = REAL(dup3)(old, nfd, flags);
@@ -1627,6 +1645,8 @@ EXPORT int close(int fd)
 int close_range(unsigned int first, unsigned int last, int flags);
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
+	int ret;
+
 	/* CLOSE_RANGE_CLOEXEC (Linux 5.11) only marks them: no close. */
 	if (describe && foreign_mode != FOREIGN_OFF && tracking() && !(flags & 4)) {
 		static int fds[MAX_FDS];
@@ -1640,7 +1660,10 @@ EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 				foreign_check(fds[i], "close_range");
 	}
 	/* The /proc check at exit sees what it closed. */
-	return REAL(close_range)(first, last, flags);
+	ret = REAL(close_range)(first, last, flags);
+	if (ret == 0 && !(flags & 4))
+		own_lost(first, last);
+	return ret;
 }
 
 /* ---- exec and exit ---- */
