@@ -28,6 +28,15 @@ close_line=$(grep -n 'close(fd)' "$S/double_close.c" | tail -1 | cut -d: -f1)
 grep -qF "#0 close_twice (double_close.c:$close_line)" "$TMP/dc.txt" ||
 	{ fail "double close: no '#0 close_twice (double_close.c:$close_line)'"; cat "$TMP/dc.txt"; }
 
+# An inlined function: its own frame, then the function it was inlined into,
+# at the line of the inlined call.
+in_line=$(line_of leak_inline.c 'return open(path')
+call_line=$(line_of leak_inline.c 'fd = open_inline(argv')
+"$AUDIT" run -- "$P/leak_inline" "$TMP/f" > /dev/null 2> "$TMP/inline.txt"
+grep -qF "#0 open_inline (leak_inline.c:$in_line)" "$TMP/inline.txt" &&
+	grep -qF "#1 main (leak_inline.c:$call_line)" "$TMP/inline.txt" ||
+	{ fail "no inlined frame open_inline:$in_line above main:$call_line"; cat "$TMP/inline.txt"; }
+
 # Without debug information: symbol+offset (module).
 ${CC:-cc} -O0 -fno-inline -rdynamic -o "$TMP/nodebug" "$S/leak_file.c" 2> /dev/null ||
 	skip "no C compiler to build a program without -g"

@@ -150,6 +150,21 @@ static int dwarf_frames(Dwfl_Module *m, Dwarf_Addr a,
 	n = dwarf_getscopes(cu, a - bias, &scopes);
 	if (n <= 0)
 		return 0;
+	/*
+	 * Past an inlined instance, dwarf_getscopes() continues with the scopes
+	 * of the inline's abstract definition; the caller is among the parents
+	 * of the instance itself, which dwarf_getscopes_die() walks.
+	 */
+	{
+		Dwarf_Die *chain = NULL;
+		int m2 = dwarf_getscopes_die(&scopes[0], &chain);
+
+		if (m2 > 0) {
+			free(scopes);
+			scopes = chain;
+			n = m2;
+		}
+	}
 	dwarf_getsrcfiles(cu, &files, &nfiles);
 	for (int i = 0; i < n; i++) {
 		int tag = dwarf_tag(&scopes[i]);
