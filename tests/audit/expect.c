@@ -34,7 +34,7 @@ static int has_slot(const struct jv *slots, const char *want)
 	if (!slots || slots->t != J_ARR)
 		return 0;
 	for (int i = 0; i < slots->n; i++) {
-		snprintf(buf, sizeof(buf), "%d:%s", (int)json_num(&slots->items[i], "slot", -1),
+		snprintf(buf, sizeof(buf), "%d:%s", json_int(&slots->items[i], "slot", -1),
 			 json_str(&slots->items[i], "target", ""));
 		if (strcmp(buf, want) == 0)
 			return 1;

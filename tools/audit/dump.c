@@ -113,13 +113,13 @@ void dump_print(FILE *out, const struct jv *doc)
 			free(k);
 		}
 		if (sites[j].count < 8)
-			sites[j].fds[sites[j].count] = (int)json_num(&fds->items[i], "fd", -1);
+			sites[j].fds[sites[j].count] = json_int(&fds->items[i], "fd", -1);
 		sites[j].count++;
 	}
 	if (n_sites)
 		qsort(sites, (size_t)n_sites, sizeof(*sites), cmp_site);
 	fprintf(out, "==" PROG "== dump of pid %d (%s), %s: %d open descriptor%s, %d site%s\n",
-		(int)json_num(doc, "pid", 0), vis(json_str(doc, "exe", json_str(doc, "argv0", "?"))),
+		json_int(doc, "pid", 0), vis(json_str(doc, "exe", json_str(doc, "argv0", "?"))),
 		vis(reason_text(json_str(doc, "reason", "?"))), n, n == 1 ? "" : "s", n_sites,
 		n_sites == 1 ? "" : "s");
 	for (int i = 0; i < n_sites; i++) {

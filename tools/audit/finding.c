@@ -22,13 +22,13 @@ static void print_bt(FILE *out, const char *title, const struct jv *bt)
 void finding_print(FILE *out, const struct jv *doc, const struct jv *f)
 {
 	const char *kind = json_str(f, "kind", "?");
-	int fd = (int)json_num(f, "fd", -1);
+	int fd = json_int(f, "fd", -1);
 	const char *target = vis(json_str(f, "target", "?"));
 	const char *fdkind = vis(json_str(f, "fdkind", "?"));
 	const char *how = json_str(f, "created_by", NULL);
 	const char *note = json_str(f, "note", NULL);
 	const char *prog = vis(json_str(doc, "exe", json_str(doc, "argv0", "?")));
-	int pid = (int)json_num(doc, "pid", 0);
+	int pid = json_int(doc, "pid", 0);
 
 	if (!strcmp(kind, "leaked")) {
 		fprintf(out, "leaked: fd %d -> %s (%s), open at exit of pid %d (%s)\n", fd, target,
@@ -45,10 +45,10 @@ void finding_print(FILE *out, const struct jv *doc, const struct jv *f)
 		const struct jv *slots = json_get(f, "slots");
 
 		fprintf(out, "direct descriptors: ring fd %d still has %d registered file%s at exit of pid %d (%s)\n",
-			fd, (int)json_num(f, "count", 0), json_num(f, "count", 0) == 1 ? "" : "s",
+			fd, json_int(f, "count", 0), json_num(f, "count", 0) == 1 ? "" : "s",
 			pid, prog);
 		for (int i = 0; slots && slots->t == J_ARR && i < slots->n; i++)
-			fprintf(out, "    slot %d -> %s\n", (int)json_num(&slots->items[i], "slot", -1),
+			fprintf(out, "    slot %d -> %s\n", json_int(&slots->items[i], "slot", -1),
 				vis(json_str(&slots->items[i], "target", "?")));
 	} else if (!strcmp(kind, "double-close")) {
 		fprintf(out, "double close: close(%d) failed with EBADF in pid %d (%s)\n", fd, pid,
@@ -92,7 +92,7 @@ void finding_print(FILE *out, const struct jv *doc, const struct jv *f)
 
 void finding_json(FILE *out, const struct jv *doc, const struct jv *f, const char *suppression)
 {
-	fprintf(out, "{\"pid\":%d,\"exe\":", (int)json_num(doc, "pid", 0));
+	fprintf(out, "{\"pid\":%d,\"exe\":", json_int(doc, "pid", 0));
 	json_string(out, json_str(doc, "exe", json_str(doc, "argv0", "?")));
 	fputs(",\"event\":", out);
 	json_string(out, json_str(doc, "event", "?"));

@@ -431,6 +431,13 @@ double json_num(const struct jv *obj, const char *key, double dflt)
 	return v && v->t == J_NUM ? v->num : dflt;
 }
 
+int json_int(const struct jv *obj, const char *key, int dflt)
+{
+	double v = json_num(obj, key, dflt);
+
+	return v >= -2147483648.0 && v <= 2147483647.0 && v == (double)(int)v ? (int)v : dflt;
+}
+
 bool json_bool(const struct jv *obj, const char *key, bool dflt)
 {
 	const struct jv *v = json_get(obj, key);

@@ -37,6 +37,8 @@ const struct jv *json_get(const struct jv *obj, const char *key);
 /* Typed getters with a default when absent or of another type. */
 const char *json_str(const struct jv *obj, const char *key, const char *dflt);
 double json_num(const struct jv *obj, const char *key, double dflt);
+/* An integral number within int's range, else @dflt (never a double-to-int overflow). */
+int json_int(const struct jv *obj, const char *key, int dflt);
 bool json_bool(const struct jv *obj, const char *key, bool dflt);
 
 /* Write @s as a JSON string literal (quotes included). */

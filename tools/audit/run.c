@@ -89,7 +89,7 @@ static bool bt_matches(const char *pat, const struct jv *bt)
 
 static bool ignored(const struct run_opts *o, const struct jv *f)
 {
-	int fd = (int)json_num(f, "fd", -1);
+	int fd = json_int(f, "fd", -1);
 	const char *target = json_str(f, "target", NULL);
 	const char *into = json_str(f, "into", NULL);
 
