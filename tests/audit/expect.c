@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Asserts on the --json report of 'ringscope-audit run':
- *   expect REPORT.json [--count N] [--status N] [--has 'key=value ...']...
+ *   expect REPORT.json [--count N] [--status N] [--processes N] [--has 'key=value ...']...
  * A --has spec matches one finding whose every key agrees: kind, fd,
- * target, fdkind, into, event, created_by (exact), note (substring),
+ * target, fdkind, into, event, call, action, created_by (exact), note,
+ * ringscope and owner (substrings),
  * bt (a frame of "backtrace" names that function), cbt (the same for
  * "creation_backtrace"), slot (a "slots" entry "N:path").
  */
@@ -21,7 +22,7 @@ static int frame_names(const struct jv *bt, const char *func)
 		return 0;
 	for (int i = 0; i < bt->n; i++)
 		if (bt->items[i].t == J_STR && strncmp(bt->items[i].str, func, n) == 0 &&
-		    bt->items[i].str[n] == '+')
+		    (bt->items[i].str[n] == '+' || bt->items[i].str[n] == ' '))
 			return 1;
 	return 0;
 }
@@ -33,7 +34,7 @@ static int has_slot(const struct jv *slots, const char *want)
 	if (!slots || slots->t != J_ARR)
 		return 0;
 	for (int i = 0; i < slots->n; i++) {
-		snprintf(buf, sizeof(buf), "%d:%s", (int)json_num(&slots->items[i], "slot", -1),
+		snprintf(buf, sizeof(buf), "%d:%s", json_int(&slots->items[i], "slot", -1),
 			 json_str(&slots->items[i], "target", ""));
 		if (strcmp(buf, want) == 0)
 			return 1;
@@ -51,7 +52,7 @@ static int match_one(const struct jv *f, const char *key, const char *val)
 		return frame_names(json_get(f, "creation_backtrace"), val);
 	if (!strcmp(key, "slot"))
 		return has_slot(json_get(f, "slots"), val);
-	if (!strcmp(key, "note") || !strcmp(key, "ringscope"))
+	if (!strcmp(key, "note") || !strcmp(key, "ringscope") || !strcmp(key, "owner"))
 		return strstr(json_str(f, key, ""), val) != NULL;
 	return strcmp(json_str(f, key, ""), val) == 0;
 }
@@ -86,7 +87,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: expect REPORT.json [--count N] [--status N] [--has SPEC]...\n");
 		return 2;
 	}
-	if (json_parse_file(argv[1], &doc, err, sizeof(err)) < 0) {
+	if (json_parse_file(argv[1], JSON_MAX_REPORT, &doc, err, sizeof(err)) < 0) {
 		fprintf(stderr, "expect: %s: cannot parse: %s\n", argv[1], err);
 		return 1;
 	}
@@ -105,6 +106,12 @@ int main(int argc, char **argv)
 			if (json_num(doc, "status", -1) != atof(argv[i + 1])) {
 				fprintf(stderr, "expect: status %g, wanted %s\n",
 					json_num(doc, "status", -1), argv[i + 1]);
+				fails++;
+			}
+		} else if (!strcmp(argv[i], "--processes")) {
+			if (json_num(doc, "processes", -1) != atof(argv[i + 1])) {
+				fprintf(stderr, "expect: %g process reports, wanted %s\n",
+					json_num(doc, "processes", -1), argv[i + 1]);
 				fails++;
 			}
 		} else if (!strcmp(argv[i], "--has")) {

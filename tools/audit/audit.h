@@ -33,7 +33,10 @@ struct snapshot {
 };
 
 /* snapshot.c */
-/* 0 or -errno; on error, prints nothing (the caller names the pid). */
+/*
+ * 0 or -errno (-ECHILD: the process has exited but is not reaped yet); on
+ * error, prints nothing (the caller names the pid).
+ */
 int snapshot_take(pid_t pid, bool detail, struct snapshot *s);
 void snapshot_free(struct snapshot *s);
 void snapshot_print_table(const struct snapshot *s, FILE *out);
@@ -49,6 +52,11 @@ int cmd_diff(int argc, char **argv);
 /* run.c */
 int cmd_run(int argc, char **argv);
 
+/* finding.c: a finding @f of the (symbolized) report @doc, as text or JSON */
+struct jv;
+void finding_print(FILE *out, const struct jv *doc, const struct jv *f);
+void finding_json(FILE *out, const struct jv *doc, const struct jv *f, const char *suppression);
+
 /* watch.c, svg.c */
 int cmd_watch(int argc, char **argv);
 /*
@@ -60,10 +68,25 @@ int svg_write(const char *path, pid_t pid, int n, const double *t, int n_kinds,
 	      const char *const *kinds, const int *counts, const int *total,
 	      const char *title, const bool *growing, int stride);
 
-/* util */
+/* dump.c */
+/* A live dump (dump.*.json, symbolized): descriptors grouped by creation site, most first. */
+void dump_print(FILE *out, const struct jv *doc);
+int cmd_dump(int argc, char **argv);
+
+/* util (main.c): every bad option is one line on stderr and exit status 2 */
+struct option;
 void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* After getopt_long returned '?' or ':' (optstring starting with ':'). */
+void die_getopt(const char *cmd, int c, char **argv, const struct option *longs)
+	__attribute__((noreturn));
+int parse_number_opt(const char *cmd, const char *opt, const char *v, long lo, long hi);
 void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int parse_pid(const char *s, pid_t *pid);
+/*
+ * @s with control characters, invalid UTF-8 and backslashes escaped (\x1b,
+ * \\), for human-readable output; one of 8 rotating static buffers.
+ */
+const char *vis(const char *s);
 
 #define PROG "ringscope-audit"
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,7 +8,7 @@
 
 static void print_entry(FILE *out, char tag, const struct fd_entry *e)
 {
-	fprintf(out, "%c %5d  %-10s %s\n", tag, e->fd, e->kind, e->target);
+	fprintf(out, "%c %5d  %-10s %s\n", tag, e->fd, e->kind, vis(e->target));
 }
 
 static void json_entry(FILE *out, const char *change, const struct fd_entry *e,
@@ -45,12 +46,24 @@ int cmd_diff(int argc, char **argv)
 	int n_app = 0, n_gone = 0, n_chg = 0;
 	bool json = false, first = true;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
+	static const struct option longs[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
+		if (c == 'j')
 			json = true;
-		else if (argv[i][0] == '-' && argv[i][1])
-			die_usage("diff: unknown option '%s'", argv[i]);
-		else if (!pa)
+		else if (c == 'h')
+			return puts("usage: " PROG " diff [--json] A.json B.json") == EOF;
+		else
+			die_getopt("diff", c, argv, longs);
+	}
+	for (int i = optind; i < argc; i++) {
+		if (!pa)
 			pa = argv[i];
 		else if (!pb)
 			pb = argv[i];
@@ -94,7 +107,7 @@ int cmd_diff(int argc, char **argv)
 				} else {
 					print_entry(stdout, '~', y);
 					fprintf(stdout, "         was %s %s (ino %llu, now %llu)\n",
-						x->kind, x->target, x->ino, y->ino);
+						x->kind, vis(x->target), x->ino, y->ino);
 				}
 			}
 			i++;

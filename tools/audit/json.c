@@ -154,6 +154,59 @@ static int parse_string(struct parser *ps, char **out)
 
 static int parse_value(struct parser *ps, struct jv *v);
 
+static bool digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
+ * RFC 8259's grammar, checked before strtod sees it: strtod alone takes
+ * "-nan", "-inf", "0x10" and leading zeros, none of which is JSON.
+ */
+static int parse_number(struct parser *ps, struct jv *v)
+{
+	const char *q = ps->p, *start = ps->p;
+	char *end;
+
+	if (*q == '-')
+		q++;
+	if (*q == '0')
+		q++;
+	else if (digit(*q))
+		while (digit(*q))
+			q++;
+	else
+		return fail(ps, "bad number: a digit must follow '-'");
+	if (*q == '.') {
+		q++;
+		if (!digit(*q))
+			return fail(ps, "bad number: a digit must follow '.'");
+		while (digit(*q))
+			q++;
+	}
+	if (*q == 'e' || *q == 'E') {
+		q++;
+		if (*q == '+' || *q == '-')
+			q++;
+		if (!digit(*q))
+			return fail(ps, "bad number: a digit must follow the exponent");
+		while (digit(*q))
+			q++;
+	}
+	if (digit(*q) || *q == 'x' || *q == 'X' || (*q >= 'a' && *q <= 'z') ||
+	    (*q >= 'A' && *q <= 'Z') || *q == '.')
+		return fail(ps, "bad number (JSON numbers are decimal, without leading zeros)");
+	errno = 0;
+	v->t = J_NUM;
+	v->num = strtod(start, &end);
+	if (end != q)
+		return fail(ps, "bad number");
+	if (errno == ERANGE && (v->num > 1 || v->num < -1))
+		return fail(ps, "number out of range");
+	ps->p = q;
+	return 0;
+}
+
 static int grow(struct jv *v, int *cap, bool keys)
 {
 	if (v->n < *cap)
@@ -261,16 +314,8 @@ static int parse_value(struct parser *ps, struct jv *v)
 	case '\0':
 		return fail(ps, "unexpected end of input");
 	default:
-		if (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9')) {
-			char *end;
-
-			v->t = J_NUM;
-			v->num = strtod(ps->p, &end);
-			if (end == ps->p)
-				break;
-			ps->p = end;
-			return 0;
-		}
+		if (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9'))
+			return parse_number(ps, v);
 	}
 	return fail(ps, "unexpected character '%c'", *ps->p);
 }
@@ -298,12 +343,12 @@ int json_parse(const char *text, struct jv **out, char *err, size_t errlen)
 	return 0;
 }
 
-int json_parse_file(const char *path, struct jv **out, char *err, size_t errlen)
+int json_parse_file(const char *path, size_t max, struct jv **out, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
 	char *buf = NULL;
 	size_t len = 0, cap = 0, r;
-	int ret;
+	int ret = 0;
 
 	*out = NULL;
 	if (!f)
@@ -319,18 +364,26 @@ int json_parse_file(const char *path, struct jv **out, char *err, size_t errlen)
 			buf = nb;
 		}
 		r = fread(buf + len, 1, cap - len - 1, f);
+		/* Stop at once on what cannot be JSON text: /dev/zero is read no further. */
+		if (r && memchr(buf + len, '\0', r)) {
+			snprintf(err, errlen, "NUL byte in input");
+			ret = -EINVAL;
+			break;
+		}
 		len += r;
+		if (len > max) {
+			snprintf(err, errlen, "larger than %zu MiB", max >> 20);
+			ret = -EFBIG;
+			break;
+		}
 	} while (r > 0);
-	ret = ferror(f) ? -EIO : 0;
+	if (ret == 0 && ferror(f))
+		ret = -EIO;
 	fclose(f);
 	if (ret == 0) {
 		buf[len] = '\0';
-		if (strlen(buf) != len) {
-			snprintf(err, errlen, "NUL byte in input");
+		if (json_parse(buf, out, err, errlen) < 0)
 			ret = -EINVAL;
-		} else if (json_parse(buf, out, err, errlen) < 0) {
-			ret = -EINVAL;
-		}
 	}
 	free(buf);
 	return ret;
@@ -376,6 +429,13 @@ double json_num(const struct jv *obj, const char *key, double dflt)
 {
 	const struct jv *v = json_get(obj, key);
 	return v && v->t == J_NUM ? v->num : dflt;
+}
+
+int json_int(const struct jv *obj, const char *key, int dflt)
+{
+	double v = json_num(obj, key, dflt);
+
+	return v >= -2147483648.0 && v <= 2147483647.0 && v == (double)(int)v ? (int)v : dflt;
 }
 
 bool json_bool(const struct jv *obj, const char *key, bool dflt)
@@ -437,4 +497,26 @@ void json_write(FILE *out, const struct jv *v)
 		fputc(v->t == J_ARR ? ']' : '}', out);
 		break;
 	}
+}
+
+void json_write_except(FILE *out, const struct jv *obj, const char *skip)
+{
+	bool first = true;
+
+	if (obj->t != J_OBJ) {
+		json_write(out, obj);
+		return;
+	}
+	fputc('{', out);
+	for (int i = 0; i < obj->n; i++) {
+		if (strcmp(obj->keys[i], skip) == 0)
+			continue;
+		if (!first)
+			fputc(',', out);
+		first = false;
+		json_string(out, obj->keys[i]);
+		fputc(':', out);
+		json_write(out, &obj->items[i]);
+	}
+	fputc('}', out);
 }

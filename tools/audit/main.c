@@ -1,21 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
+#include "symbolize.h"
 
 static void usage(FILE *out)
 {
 	fputs("usage: " PROG " snapshot [--json] [PID]\n"
 	      "       " PROG " diff [--json] A.json B.json\n"
-	      "       " PROG " run [--follow-forks] [--ignore PATTERN] [--ignore-fd N]\n"
-	      "                     [--error-exitcode N] [--no-backtrace] [--json]\n"
-	      "                     [--output FILE] -- CMD [ARGS...]\n"
-	      "       " PROG " watch [--interval S] [--for S] [--plot FILE.svg] [--json] PID\n"
-	      "See ringscope-audit(1).\n",
+	      "       " PROG " run [-q] [--follow-forks] [--ignore=PATTERN] [--ignore-fd=N]\n"
+	      "                     [--error-exitcode=N] [--no-backtrace] [--json] [--output=FILE]\n"
+	      "                     [--suppressions=FILE] [--gen-suppressions=no|yes|all]\n"
+	      "                     [--foreign-close=warn|abort|off] [--dump-on=SIGNAL|none]\n"
+	      "                     [--dump-above=N] [--unwind=fp|dwarf] -- CMD [ARGS...]\n"
+	      "       " PROG " watch [--interval=S] [--for=S] [--plot=FILE.svg] [--json] PID\n"
+	      "       " PROG " dump [--json] [--timeout=S] PID\n"
+	      "Options take their value as --opt=value or --opt value. See ringscope-audit(1).\n",
 	      out);
+	fprintf(out, "Backtraces are symbolized with: %s.\n", sym_backend());
 }
 
 static void verrmsg(const char *fmt, va_list ap)
@@ -34,15 +40,52 @@ void errmsg(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* One line, exit 2: the error and where to read more. */
 void die_usage(const char *fmt, ...)
 {
 	va_list ap;
 
+	fputs(PROG ": ", stderr);
 	va_start(ap, fmt);
-	verrmsg(fmt, ap);
+	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	usage(stderr);
+	fputs(" (see '" PROG " --help')\n", stderr);
 	exit(2);
+}
+
+void die_getopt(const char *cmd, int c, char **argv, const struct option *longs)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+	const char *eq = strchr(arg, '=');
+
+	if (c == ':') {
+		if (arg[0] == '-' && arg[1] != '-')
+			die_usage("%s: option '-%c' needs a value", cmd, optopt);
+		die_usage("%s: option '%s' needs a value", cmd, vis(arg));
+	}
+	/* --flag=value on an option that takes none: getopt says '?' with optopt set. */
+	if (arg[0] == '-' && arg[1] == '-' && eq) {
+		for (const struct option *o = longs; o && o->name; o++)
+			if (o->has_arg == no_argument && strlen(o->name) == (size_t)(eq - arg - 2) &&
+			    strncmp(o->name, arg + 2, (size_t)(eq - arg - 2)) == 0)
+				die_usage("%s: option '--%s' takes no value", cmd, o->name);
+	}
+	if (optopt && optopt < 256 && !(arg[0] == '-' && arg[1] == '-'))
+		die_usage("%s: unknown option '-%c'", cmd, optopt);
+	die_usage("%s: unknown option '%s'", cmd, vis(arg));
+}
+
+int parse_number_opt(const char *cmd, const char *opt, const char *v, long lo, long hi)
+{
+	char *end;
+	long l;
+
+	errno = 0;
+	l = strtol(v, &end, 10);
+	if (errno || end == v || *end || l < lo || l > hi)
+		die_usage("%s: %s wants a whole number from %ld to %ld, not '%s'", cmd, opt, lo, hi,
+			  vis(v));
+	return (int)l;
 }
 
 int parse_pid(const char *s, pid_t *pid)
@@ -74,5 +117,7 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "watch"))
 		return cmd_watch(argc - 1, argv + 1);
-	die_usage("unknown command '%s'", argv[1]);
+	if (!strcmp(argv[1], "dump"))
+		return cmd_dump(argc - 1, argv + 1);
+	die_usage("unknown command '%s'", vis(argv[1]));
 }

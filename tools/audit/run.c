@@ -3,18 +3,24 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ringscope.h>
 
 #include "audit.h"
 #include "json.h"
+#include "suppress.h"
+#include "symbolize.h"
 
 #ifndef RSC_PRELOAD_PATH
 #define RSC_PRELOAD_PATH "/usr/local/lib/ringscope/libringscope-preload.so"
@@ -23,19 +29,34 @@
 #define MAX_RULES 64
 
 struct run_opts {
-	bool follow, json, backtrace;
+	bool follow, json, backtrace, quiet, gen_supp, unwind_dwarf;
 	int error_exitcode; /* -1: the command's own status */
 	const char *output;
 	const char *ignore[MAX_RULES];
 	int n_ignore;
 	int ignore_fd[MAX_RULES];
 	int n_ignore_fd;
+	struct supp_set supp;
+	const char *foreign; /* warn, abort, off */
+	int dump_sig;	     /* 0: none */
+	long dump_above;     /* 0: never */
 };
 
 struct report {
 	char *name;
 	struct jv *doc;
 };
+
+/* Names of the live files (dumps, foreign closes) already printed while the command ran. */
+struct seen {
+	char **names;
+	int n;
+};
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static int cmp_report(const void *a, const void *b)
 {
@@ -68,7 +89,7 @@ static bool bt_matches(const char *pat, const struct jv *bt)
 
 static bool ignored(const struct run_opts *o, const struct jv *f)
 {
-	int fd = (int)json_num(f, "fd", -1);
+	int fd = json_int(f, "fd", -1);
 	const char *target = json_str(f, "target", NULL);
 	const char *into = json_str(f, "into", NULL);
 
@@ -86,103 +107,13 @@ static bool ignored(const struct run_opts *o, const struct jv *f)
 	return false;
 }
 
-static void print_bt(FILE *out, const char *title, const struct jv *bt)
-{
-	if (!bt || bt->t != J_ARR)
-		return;
-	if (bt->n == 0) {
-		fprintf(out, "    %s: (no backtrace)\n", title);
-		return;
-	}
-	fprintf(out, "    %s:\n", title);
-	for (int i = 0; i < bt->n; i++)
-		if (bt->items[i].t == J_STR)
-			fprintf(out, "      #%d %s\n", i, bt->items[i].str);
-}
-
-static void print_finding(FILE *out, const struct jv *doc, const struct jv *f)
-{
-	const char *kind = json_str(f, "kind", "?");
-	int fd = (int)json_num(f, "fd", -1);
-	const char *target = json_str(f, "target", "?");
-	const char *fdkind = json_str(f, "fdkind", "?");
-	const char *how = json_str(f, "created_by", NULL);
-	const char *note = json_str(f, "note", NULL);
-	const char *prog = json_str(doc, "exe", json_str(doc, "argv0", "?"));
-	int pid = (int)json_num(doc, "pid", 0);
-
-	if (!strcmp(kind, "leaked")) {
-		fprintf(out, "leaked: fd %d -> %s (%s), open at exit of pid %d (%s)\n", fd, target,
-			fdkind, pid, prog);
-		fprintf(out, "    created by %s()\n", how ? how : "?");
-		print_bt(out, "created at", json_get(f, "backtrace"));
-	} else if (!strcmp(kind, "leaked-unseen")) {
-		fprintf(out, "leaked: fd %d -> %s (%s), open at exit of pid %d (%s)\n", fd, target,
-			fdkind, pid, prog);
-		fprintf(out, "    never seen created: %s\n", note ? note : "?");
-		if (json_str(f, "ringscope", NULL))
-			fprintf(out, "    held by %s\n", json_str(f, "ringscope", ""));
-	} else if (!strcmp(kind, "direct-registered")) {
-		const struct jv *slots = json_get(f, "slots");
-
-		fprintf(out, "direct descriptors: ring fd %d still has %d registered file%s at exit of pid %d (%s)\n",
-			fd, (int)json_num(f, "count", 0), json_num(f, "count", 0) == 1 ? "" : "s",
-			pid, prog);
-		for (int i = 0; slots && slots->t == J_ARR && i < slots->n; i++)
-			fprintf(out, "    slot %d -> %s\n", (int)json_num(&slots->items[i], "slot", -1),
-				json_str(&slots->items[i], "target", "?"));
-	} else if (!strcmp(kind, "double-close")) {
-		fprintf(out, "double close: close(%d) failed with EBADF in pid %d (%s)\n", fd, pid,
-			prog);
-		print_bt(out, "closed again at", json_get(f, "backtrace"));
-		if (json_str(f, "closed_before_at", NULL))
-			fprintf(out, "    closed before at %s\n", json_str(f, "closed_before_at", ""));
-		if (note)
-			fprintf(out, "    %s\n", note);
-		if (how)
-			fprintf(out, "    created by %s()\n", how);
-		print_bt(out, "created at", json_get(f, "creation_backtrace"));
-	} else if (!strcmp(kind, "close-unopened")) {
-		fprintf(out, "bad close: close(%d) failed with EBADF, a descriptor that was never open, in pid %d (%s)\n",
-			fd, pid, prog);
-		if (note)
-			fprintf(out, "    %s\n", note);
-		print_bt(out, "at", json_get(f, "backtrace"));
-	} else if (!strcmp(kind, "exec-leak")) {
-		fprintf(out, "exec leak (CWE-403): fd %d -> %s (%s) has no CLOEXEC and crossed exec from pid %d (%s) into %s\n",
-			fd, target, fdkind, pid, prog, json_str(f, "into", "?"));
-		if (how) {
-			fprintf(out, "    created by %s()\n", how);
-			print_bt(out, "created at", json_get(f, "backtrace"));
-		} else {
-			fprintf(out, "    never seen created (io_uring or a raw syscall)\n");
-		}
-	} else {
-		fprintf(out, "%s: fd %d in pid %d\n", kind, fd, pid);
-	}
-}
-
-static void json_finding(FILE *out, const struct jv *doc, const struct jv *f)
-{
-	fprintf(out, "{\"pid\":%d,\"exe\":", (int)json_num(doc, "pid", 0));
-	json_string(out, json_str(doc, "exe", json_str(doc, "argv0", "?")));
-	fputs(",\"event\":", out);
-	json_string(out, json_str(doc, "event", "?"));
-	for (int i = 0; i < f->n; i++) {
-		fputc(',', out);
-		json_string(out, f->keys[i]);
-		fputc(':', out);
-		json_write(out, &f->items[i]);
-	}
-	fputc('}', out);
-}
-
-/* Read every report the preload wrote into @dir; returns the count or -errno. */
-static int load_reports(const char *dir, struct report **out)
+/* Read every @prefix* file the preload wrote into @dir, symbolized; returns the count or -errno. */
+static int load_reports(const char *dir, const char *prefix, struct report **out)
 {
 	struct report *r = NULL;
 	struct dirent *de;
 	int n = 0;
+	size_t pl = strlen(prefix);
 	DIR *d = opendir(dir);
 
 	*out = NULL;
@@ -193,16 +124,16 @@ static int load_reports(const char *dir, struct report **out)
 		struct jv *doc;
 		struct report *nr;
 
-		if (strncmp(de->d_name, "report.", 7) != 0)
+		if (strncmp(de->d_name, prefix, pl) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (json_parse_file(path, &doc, err, sizeof(err)) < 0) {
+		if (json_parse_file(path, JSON_MAX_REPORT, &doc, err, sizeof(err)) < 0) {
 			/* A process killed while writing leaves a truncated report. */
-			errmsg("warning: unreadable report %s skipped", de->d_name);
+			errmsg("warning: unreadable report %s skipped", vis(de->d_name));
 			continue;
 		}
 		nr = realloc(r, (size_t)(n + 1) * sizeof(*r));
-		if (!nr) {
+		if (!nr || sym_report(doc) < 0) {
 			json_free(doc);
 			break;
 		}
@@ -218,6 +149,114 @@ static int load_reports(const char *dir, struct report **out)
 	return n;
 }
 
+static void free_reports(struct report *r, int n)
+{
+	for (int k = 0; k < n; k++) {
+		json_free(r[k].doc);
+		free(r[k].name);
+	}
+	free(r);
+}
+
+static bool seen_has(const struct seen *s, const char *name)
+{
+	for (int i = 0; i < s->n; i++)
+		if (strcmp(s->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void seen_add(struct seen *s, const char *name)
+{
+	char **nn = realloc(s->names, (size_t)(s->n + 1) * sizeof(*nn));
+
+	if (!nn)
+		return;
+	s->names = nn;
+	if ((s->names[s->n] = strdup(name)))
+		s->n++;
+}
+
+/* Dropped by --ignore, --ignore-fd or a suppression. */
+static bool dropped(struct run_opts *o, const struct jv *f)
+{
+	return ignored(o, f) || supp_match(&o->supp, f);
+}
+
+static void print_one(struct run_opts *o, FILE *out, const struct jv *doc, const struct jv *f)
+{
+	finding_print(out, doc, f);
+	if (o->gen_supp) {
+		char *g = supp_generate(f);
+
+		if (g)
+			fputs(g, out);
+		free(g);
+	}
+}
+
+/*
+ * While the command runs: print each new dump, and each foreign close the
+ * moment its report appears (text output only; --json gathers them at the
+ * end). Each file is read once.
+ */
+static void poll_live(const char *dir, struct run_opts *o, FILE *out, struct seen *seen,
+		      const char *cmd)
+{
+	struct dirent *de;
+	char **names = NULL;
+	int n = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char **nn;
+
+		if ((strncmp(de->d_name, "dump.", 5) && strncmp(de->d_name, "report.", 7)) ||
+		    seen_has(seen, de->d_name) || !(nn = realloc(names, (size_t)(n + 1) * sizeof(*nn))))
+			continue;
+		names = nn;
+		if ((names[n] = strdup(de->d_name)))
+			n++;
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(names, (size_t)n, sizeof(*names), cmp_name);
+	for (int k = 0; k < n; k++) {
+		char path[PATH_MAX + 512], err[256];
+		struct jv *doc;
+		const struct jv *fs;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[k]);
+		if (json_parse_file(path, JSON_MAX_REPORT, &doc, err, sizeof(err)) < 0)
+			continue; /* read again next time, or at the end */
+		seen_add(seen, names[k]);
+		if (!strncmp(names[k], "dump.", 5)) {
+			sym_report(doc);
+			dump_print(out, doc);
+		} else if (!strcmp(json_str(doc, "event", ""), "foreign-close")) {
+			sym_report(doc);
+			fs = json_get(doc, "findings");
+			for (int j = 0; fs && fs->t == J_ARR && j < fs->n; j++) {
+				if (dropped(o, &fs->items[j]))
+					continue;
+				fprintf(out, "==" PROG "== live finding in %s:\n", vis(cmd));
+				print_one(o, out, doc, &fs->items[j]);
+			}
+			fflush(out);
+		} else {
+			/* An exit or exec report: handled once the command has ended. */
+			seen->n--;
+			free(seen->names[seen->n]);
+		}
+		json_free(doc);
+	}
+	for (int k = 0; k < n; k++)
+		free(names[k]);
+	free(names);
+}
+
 static void remove_dir(const char *dir)
 {
 	struct dirent *de;
@@ -231,19 +270,6 @@ static void remove_dir(const char *dir)
 		closedir(d);
 	}
 	rmdir(dir);
-}
-
-static int parse_int(const char *s, int *v)
-{
-	char *end;
-	long l;
-
-	errno = 0;
-	l = strtol(s, &end, 10);
-	if (errno || end == s || *end || l < INT_MIN || l > INT_MAX)
-		return -1;
-	*v = (int)l;
-	return 0;
 }
 
 /* $RINGSCOPE_PRELOAD, else the installed one, else the build tree's beside us. */
@@ -278,7 +304,7 @@ static const char *find_preload(void)
 static void child_exec(char **cmd, const char *preload, const char *dir,
 		       const struct run_opts *o, int errpipe)
 {
-	char root[16], *ld;
+	char root[16], sig[16], above[24], *ld;
 	const char *old = getenv("LD_PRELOAD");
 	int err;
 
@@ -290,10 +316,15 @@ static void child_exec(char **cmd, const char *preload, const char *dir,
 	} else {
 		ld = strdup(preload);
 	}
+	snprintf(sig, sizeof(sig), "%d", o->dump_sig);
+	snprintf(above, sizeof(above), "%ld", o->dump_above);
 	if (!ld || setenv("LD_PRELOAD", ld, 1) || setenv("RINGSCOPE_AUDIT_DIR", dir, 1) ||
 	    setenv("RINGSCOPE_AUDIT_ROOT", root, 1) ||
-	    setenv("RINGSCOPE_AUDIT_BT", o->backtrace ? "1" : "0", 1) ||
-	    setenv("RINGSCOPE_AUDIT_FOLLOW", o->follow ? "1" : "0", 1)) {
+	    setenv("RINGSCOPE_AUDIT_BT", !o->backtrace ? "0" : o->unwind_dwarf ? "dwarf" : "1", 1) ||
+	    setenv("RINGSCOPE_AUDIT_FOLLOW", o->follow ? "1" : "0", 1) ||
+	    setenv("RINGSCOPE_AUDIT_FOREIGN", o->foreign, 1) ||
+	    setenv("RINGSCOPE_AUDIT_DUMPSIG", sig, 1) ||
+	    setenv("RINGSCOPE_AUDIT_DUMPABOVE", above, 1)) {
 		err = ENOMEM;
 	} else {
 		signal(SIGINT, SIG_DFL);
@@ -306,79 +337,196 @@ static void child_exec(char **cmd, const char *preload, const char *dir,
 	_exit(127);
 }
 
+/* "SIGUSR2", "USR2", "12", "SIGRTMIN+3", "RTMAX-1", or "none" (0); -1 if not a signal. */
+static int parse_signal(const char *s)
+{
+	static const struct {
+		const char *name;
+		int sig;
+	} names[] = {
+		{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "USR1", SIGUSR1 },
+		{ "USR2", SIGUSR2 }, { "TERM", SIGTERM }, { "CONT", SIGCONT }, { "WINCH", SIGWINCH },
+		{ "PROF", SIGPROF }, { "VTALRM", SIGVTALRM }, { "URG", SIGURG }, { "ALRM", SIGALRM },
+	};
+	char *end;
+	long v;
+
+	if (!strcmp(s, "none"))
+		return 0;
+	if (!strncmp(s, "SIG", 3))
+		s += 3;
+	if (!strncmp(s, "RTMIN", 5) || !strncmp(s, "RTMAX", 5)) {
+		int base = s[4] == 'N' ? SIGRTMIN : SIGRTMAX;
+
+		v = 0;
+		if (s[5]) {
+			v = strtol(s + 5, &end, 10);
+			if (*end || (s[5] != '+' && s[5] != '-'))
+				return -1;
+		}
+		v += base;
+		return v >= SIGRTMIN && v <= SIGRTMAX ? (int)v : -1;
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s, names[i].name))
+			return names[i].sig;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v <= 0 || v >= NSIG || v == SIGKILL || v == SIGSTOP)
+		return -1;
+	return (int)v;
+}
+
+static void parse_run_opts(int argc, char **argv, struct run_opts *o)
+{
+	enum { O_FOLLOW = 256, O_IGNORE, O_IGNORE_FD, O_EXIT, O_NOBT, O_JSON, O_OUTPUT,
+	       O_SUPP, O_GEN, O_FOREIGN, O_DUMP_ON, O_DUMP_ABOVE, O_UNWIND };
+	static const struct option longs[] = {
+		{ "follow-forks", no_argument, NULL, O_FOLLOW },
+		{ "trace-children", no_argument, NULL, O_FOLLOW }, /* valgrind's name */
+		{ "ignore", required_argument, NULL, O_IGNORE },
+		{ "ignore-fd", required_argument, NULL, O_IGNORE_FD },
+		{ "error-exitcode", required_argument, NULL, O_EXIT },
+		{ "no-backtrace", no_argument, NULL, O_NOBT },
+		{ "unwind", required_argument, NULL, O_UNWIND },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "output", required_argument, NULL, O_OUTPUT },
+		{ "log-file", required_argument, NULL, O_OUTPUT }, /* valgrind's name */
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "suppressions", required_argument, NULL, O_SUPP },
+		{ "gen-suppressions", required_argument, NULL, O_GEN },
+		{ "foreign-close", required_argument, NULL, O_FOREIGN },
+		{ "dump-on", required_argument, NULL, O_DUMP_ON },
+		{ "dump-above", required_argument, NULL, O_DUMP_ABOVE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char err[512];
+	int c;
+
+	opterr = 0;
+	/* '+': the command's own options are not ours. */
+	while ((c = getopt_long(argc, argv, "+:qh", longs, NULL)) != -1) {
+		switch (c) {
+		case O_FOLLOW:
+			o->follow = true;
+			break;
+		case O_IGNORE:
+			if (o->n_ignore == MAX_RULES)
+				die_usage("run: at most %d --ignore", MAX_RULES);
+			o->ignore[o->n_ignore++] = optarg;
+			break;
+		case O_IGNORE_FD:
+			if (o->n_ignore_fd == MAX_RULES)
+				die_usage("run: at most %d --ignore-fd", MAX_RULES);
+			o->ignore_fd[o->n_ignore_fd++] =
+				parse_number_opt("run", "--ignore-fd", optarg, 0, INT_MAX);
+			break;
+		case O_EXIT:
+			o->error_exitcode = parse_number_opt("run", "--error-exitcode", optarg, 0, 255);
+			break;
+		case O_NOBT:
+			o->backtrace = false;
+			break;
+		case O_UNWIND:
+			if (strcmp(optarg, "fp") && strcmp(optarg, "dwarf"))
+				die_usage("run: --unwind wants fp or dwarf, not '%s'", vis(optarg));
+			o->unwind_dwarf = !strcmp(optarg, "dwarf");
+			break;
+		case O_JSON:
+			o->json = true;
+			break;
+		case O_OUTPUT:
+			o->output = optarg;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case O_SUPP:
+			if (supp_load(&o->supp, optarg, err, sizeof(err)) < 0)
+				die_usage("run: --suppressions: %s", vis(err));
+			break;
+		case O_GEN:
+			if (!strcmp(optarg, "yes") || !strcmp(optarg, "all"))
+				o->gen_supp = true;
+			else if (!strcmp(optarg, "no"))
+				o->gen_supp = false;
+			else
+				die_usage("run: --gen-suppressions wants no, yes or all, not '%s'", vis(optarg));
+			break;
+		case O_FOREIGN:
+			if (strcmp(optarg, "warn") && strcmp(optarg, "abort") && strcmp(optarg, "off"))
+				die_usage("run: --foreign-close wants warn, abort or off, not '%s'", vis(optarg));
+			o->foreign = optarg;
+			break;
+		case O_DUMP_ON:
+			o->dump_sig = parse_signal(optarg);
+			if (o->dump_sig < 0)
+				die_usage("run: --dump-on wants a signal (SIGUSR2, USR2, 12, SIGRTMIN+1) or none, not '%s'",
+					  vis(optarg));
+			break;
+		case O_DUMP_ABOVE:
+			o->dump_above = parse_number_opt("run", "--dump-above", optarg, 1, INT_MAX);
+			break;
+		case 'h':
+			printf("usage: " PROG " run [options] -- CMD [ARGS...]; see " PROG "(1)\n");
+			exit(0);
+		default:
+			die_getopt("run", c, argv, longs);
+		}
+	}
+}
+
 int cmd_run(int argc, char **argv)
 {
-	struct run_opts o = { .backtrace = true, .error_exitcode = -1 };
+	/* The default dump signal: a real-time one that programs seldom use; theirs wins. */
+	struct run_opts o = { .backtrace = true, .error_exitcode = -1, .foreign = "warn",
+			      .dump_sig = SIGRTMAX - 3 };
 	char dir[PATH_MAX];
 	const char *tmp = getenv("TMPDIR"), *preload;
-	struct report *reps = NULL;
-	int i, p[2], err = 0, status, count = 0, n_reps, ret;
+	struct report *reps = NULL, *dumps = NULL;
+	struct seen seen = { 0 };
+	int i, p[2], err = 0, status, count = 0, n_supp = 0, n_reps, n_dumps, ret, pfd;
 	FILE *out = stderr;
 	pid_t pid;
 	ssize_t r;
 
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (!strcmp(a, "--")) {
-			i++;
-			break;
-		} else if (!strcmp(a, "--follow-forks")) {
-			o.follow = true;
-		} else if (!strcmp(a, "--json")) {
-			o.json = true;
-		} else if (!strcmp(a, "--no-backtrace")) {
-			o.backtrace = false;
-		} else if (!strcmp(a, "--ignore") || !strcmp(a, "--ignore-fd") ||
-			   !strcmp(a, "--error-exitcode") || !strcmp(a, "--output")) {
-			if (i + 1 >= argc)
-				die_usage("run: %s needs a value", a);
-			const char *v = argv[++i];
-			int n;
-
-			if (!strcmp(a, "--ignore")) {
-				if (o.n_ignore == MAX_RULES)
-					die_usage("run: at most %d --ignore", MAX_RULES);
-				o.ignore[o.n_ignore++] = v;
-			} else if (!strcmp(a, "--output")) {
-				o.output = v;
-			} else if (parse_int(v, &n) < 0 || n < 0 ||
-				   (!strcmp(a, "--error-exitcode") && n > 255)) {
-				die_usage("run: %s wants a number%s, not '%s'", a,
-					  strcmp(a, "--ignore-fd") ? " from 0 to 255" : "", v);
-			} else if (!strcmp(a, "--ignore-fd")) {
-				if (o.n_ignore_fd == MAX_RULES)
-					die_usage("run: at most %d --ignore-fd", MAX_RULES);
-				o.ignore_fd[o.n_ignore_fd++] = n;
-			} else {
-				o.error_exitcode = n;
-			}
-		} else if (a[0] == '-') {
-			die_usage("run: unknown option '%s'", a);
-		} else {
-			break;
-		}
-	}
+	parse_run_opts(argc, argv, &o);
+	i = optind;
 	if (i >= argc)
 		die_usage("run: no command given (run [options] -- CMD ARGS...)");
 	preload = find_preload();
 	if (access(preload, R_OK) < 0) {
 		errmsg("cannot use the preload library %s: %s (set RINGSCOPE_PRELOAD to its path)",
-		       preload, rsc_strerror(-errno));
+		       vis(preload), rsc_strerror(-errno));
 		return 127;
 	}
 	if (o.output) {
 		out = fopen(o.output, "we");
 		if (!out) {
-			errmsg("cannot write %s: %s", o.output, rsc_strerror(-errno));
+			errmsg("cannot write %s: %s", vis(o.output), rsc_strerror(-errno));
 			return 127;
 		}
 	}
 	snprintf(dir, sizeof(dir), "%s/ringscope-audit.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir)) {
-		errmsg("cannot create a directory for the reports (%s): %s", dir,
+		errmsg("cannot create a directory for the reports (%s): %s", vis(dir),
 		       rsc_strerror(-errno));
 		return 127;
+	}
+	/* The preload opens it once at start-up, but an exec'd image needs a path that survives chdir. */
+	if (dir[0] != '/') {
+		char *abs = realpath(dir, NULL);
+
+		if (!abs || strlen(abs) >= sizeof(dir)) {
+			errmsg("cannot resolve the report directory %s: %s", vis(dir),
+			       rsc_strerror(abs ? -ENAMETOOLONG : -errno));
+			free(abs);
+			remove_dir(dir);
+			return 127;
+		}
+		strcpy(dir, abs);
+		free(abs);
 	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		errmsg("pipe: %s", rsc_strerror(-errno));
@@ -406,23 +554,43 @@ int cmd_run(int argc, char **argv)
 		r = read(p[0], &err, sizeof(err));
 	while (r < 0 && errno == EINTR);
 	close(p[0]);
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
+	/* A pidfd (Linux 5.3) wakes us the moment the command ends; else a 50 ms nap. */
+	pfd = r == sizeof(err) || o.json ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
+	for (;;) {
+		pid_t w = waitpid(pid, &status, r == sizeof(err) || o.json ? 0 : WNOHANG);
+		struct timespec nap = { 0, 50 * 1000 * 1000 };
+		struct pollfd pf = { .fd = pfd, .events = POLLIN };
+
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR) {
 			errmsg("waitpid: %s", rsc_strerror(-errno));
 			remove_dir(dir);
 			return 127;
 		}
+		if (w == 0) {
+			poll_live(dir, &o, out, &seen, argv[i]);
+			if (pfd < 0 || poll(&pf, 1, 100) < 0)
+				nanosleep(&nap, NULL);
+		}
 	}
+	if (pfd >= 0)
+		close(pfd);
 	if (r == sizeof(err)) {
-		errmsg("cannot start %s: %s", argv[i], rsc_strerror(-err));
+		errmsg("cannot start %s: %s", vis(argv[i]), rsc_strerror(-err));
 		remove_dir(dir);
 		return err == ENOENT ? 127 : 126;
 	}
 	ret = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (!o.json)
+		poll_live(dir, &o, out, &seen, argv[i]); /* what came just before the end */
 
-	n_reps = load_reports(dir, &reps);
+	n_reps = load_reports(dir, "report.", &reps);
 	if (n_reps < 0)
 		n_reps = 0;
+	n_dumps = o.json ? load_reports(dir, "dump.", &dumps) : 0;
+	if (n_dumps < 0)
+		n_dumps = 0;
 	if (o.json) {
 		fputs("{\"command\":[", out);
 		for (int k = i; k < argc; k++) {
@@ -434,37 +602,54 @@ int cmd_run(int argc, char **argv)
 	}
 	for (int k = 0; k < n_reps; k++) {
 		const struct jv *fs = json_get(reps[k].doc, "findings");
+		bool live = seen_has(&seen, reps[k].name);
 
 		for (int j = 0; fs && fs->t == J_ARR && j < fs->n; j++) {
-			if (ignored(&o, &fs->items[j]))
+			if (dropped(&o, &fs->items[j])) {
+				n_supp++;
 				continue;
+			}
 			if (o.json) {
+				char *g = o.gen_supp ? supp_generate(&fs->items[j]) : NULL;
+
 				fputs(count ? ",\n" : "\n", out);
-				json_finding(out, reps[k].doc, &fs->items[j]);
-			} else {
-				if (count == 0)
-					fprintf(out, "==" PROG "== findings for %s:\n", argv[i]);
-				print_finding(out, reps[k].doc, &fs->items[j]);
+				finding_json(out, reps[k].doc, &fs->items[j], g);
+				free(g);
+			} else if (!live) {
+				if (count == 0 && !o.quiet)
+					fprintf(out, "==" PROG "== findings for %s:\n", vis(argv[i]));
+				print_one(&o, out, reps[k].doc, &fs->items[j]);
 			}
 			count++;
 		}
 	}
-	if (o.json)
-		fprintf(out, "\n],\"count\":%d,\"processes\":%d}\n", count, n_reps);
-	else
-		fprintf(out, "==" PROG "== %d finding%s (%d process report%s), command exited with %d\n",
-			count, count == 1 ? "" : "s", n_reps, n_reps == 1 ? "" : "s", ret);
+	if (o.json) {
+		fprintf(out, "\n],\"count\":%d,\"suppressed\":%d,\"processes\":%d,\"dumps\":[", count,
+			n_supp, n_reps);
+		for (int k = 0; k < n_dumps; k++) {
+			fputs(k ? ",\n" : "\n", out);
+			json_write_except(out, dumps[k].doc, "maps");
+		}
+		fputs("]}\n", out);
+	} else if (!o.quiet) {
+		fprintf(out, "==" PROG "== %d finding%s", count, count == 1 ? "" : "s");
+		if (n_supp)
+			fprintf(out, " (%d suppressed)", n_supp);
+		fprintf(out, " (%d process report%s), command exited with %d\n", n_reps,
+			n_reps == 1 ? "" : "s", ret);
+	}
 	if (n_reps == 0 && !o.json)
 		fprintf(out, "==" PROG "== warning: no report: the command did not load %s "
-			     "(a static or setuid program?) or did not exit\n", preload);
-	for (int k = 0; k < n_reps; k++) {
-		json_free(reps[k].doc);
-		free(reps[k].name);
-	}
-	free(reps);
+			     "(a static or setuid program?) or did not exit\n", vis(preload));
+	free_reports(reps, n_reps);
+	free_reports(dumps, n_dumps);
+	for (int k = 0; k < seen.n; k++)
+		free(seen.names[k]);
+	free(seen.names);
+	supp_free(&o.supp);
 	remove_dir(dir);
 	if (out != stderr && fclose(out) != 0)
-		errmsg("cannot write %s", o.output);
+		errmsg("cannot write %s", vis(o.output));
 	if (count > 0 && o.error_exitcode >= 0)
 		return o.error_exitcode;
 	return ret;

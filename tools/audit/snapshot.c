@@ -2,7 +2,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -58,6 +60,30 @@ static void read_fdinfo(int info_dir, struct fd_entry *e)
 	e->user_files = fi.user_files;
 	if (!e->ino)
 		e->ino = fi.ino;
+}
+
+/*
+ * A zombie keeps its /proc entry but has no descriptor table left: its
+ * empty fd/ directory would read as "0 open descriptors". State from
+ * /proc/PID/stat, after the last ')' (the command name may hold one).
+ */
+static bool has_exited(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X' || p[2] == 'x');
 }
 
 int snapshot_take(pid_t pid, bool detail, struct snapshot *s)
@@ -143,6 +169,9 @@ int snapshot_take(pid_t pid, bool detail, struct snapshot *s)
 	if (info_dir >= 0)
 		close(info_dir);
 	closedir(d);
+	/* Checked after the listing: a process that exited meanwhile is not "0 descriptors". */
+	if (!ret && has_exited(pid))
+		ret = -ECHILD;
 	if (ret < 0) {
 		snapshot_free(s);
 		return ret;
@@ -168,6 +197,9 @@ void snapshot_perror(pid_t pid, int err)
 {
 	if (err == -ENOENT || err == -ESRCH)
 		errmsg("no such process: %d", (int)pid);
+	else if (err == -ECHILD)
+		errmsg("process %d has exited (a zombie its parent has not reaped): it holds no descriptors",
+		       (int)pid);
 	else if (err == -EACCES || err == -EPERM)
 		errmsg("cannot read /proc/%d/fd: %s; reading another user's "
 		       "descriptors and fdinfo needs ptrace permission "
@@ -209,13 +241,13 @@ void snapshot_print_table(const struct snapshot *s, FILE *out)
 		if (e->pos >= 0)
 			snprintf(pos, sizeof(pos), "%lld", e->pos);
 		fprintf(out, "%5d  %-10s %-9s %-10s %12s  %s\n", e->fd, e->kind, ce,
-			flags, pos, e->target);
+			flags, pos, vis(e->target));
 		if (e->user_files >= 0) {
 			fprintf(out, "%5s  %d direct descriptor%s registered (UserFiles: %d)\n",
 				"", e->n_direct, e->n_direct == 1 ? "" : "s", e->user_files);
 			for (int j = 0; j < e->n_direct; j++)
 				fprintf(out, "%5s    slot %d: %s\n", "", e->direct[j].slot,
-					e->direct[j].target);
+					vis(e->direct[j].target));
 		}
 	}
 	if (nocloexec)
@@ -272,31 +304,100 @@ static const char *intern_kind(const char *k)
 	return "other";
 }
 
+/* An integral JSON number within [lo, hi], or absent (@dflt). */
+static int get_int(const struct jv *o, const char *key, double lo, double hi, double dflt,
+		   double *out)
+{
+	const struct jv *v = json_get(o, key);
+
+	*out = dflt;
+	if (!v)
+		return 0;
+	if (v->t != J_NUM || v->num != v->num || v->num < lo || v->num > hi ||
+	    v->num != (double)(long long)v->num)
+		return -1;
+	*out = v->num;
+	return 0;
+}
+
+static int bad_field(const char *path, int i, const char *key, const char *range)
+{
+	errmsg("%s: malformed snapshot: entry %d of \"fds\": \"%s\" must be an integer %s",
+	       vis(path), i, key, range);
+	return -EINVAL;
+}
+
+/* One entry of "fds"; returns 0 or -EINVAL after saying what is wrong. */
+static int entry_from_json(const char *path, int i, const struct jv *o, struct fd_entry *e)
+{
+	const char *fl;
+	double fd, pos, dev, ino;
+	char *end;
+
+	if (o->t != J_OBJ || !json_get(o, "fd"))
+		return bad_field(path, i, "fd", "from 0 to 2147483647 (it is missing)");
+	if (get_int(o, "fd", 0, 2147483647.0, -1, &fd) < 0)
+		return bad_field(path, i, "fd", "from 0 to 2147483647");
+	if (get_int(o, "pos", -1, 9223372036854775807.0, -1, &pos) < 0)
+		return bad_field(path, i, "pos", "from -1 up");
+	if (get_int(o, "dev", 0, 18446744073709551615.0, 0, &dev) < 0)
+		return bad_field(path, i, "dev", "from 0 up");
+	if (get_int(o, "ino", 0, 18446744073709551615.0, 0, &ino) < 0)
+		return bad_field(path, i, "ino", "from 0 up");
+	e->fd = (int)fd;
+	e->pos = pos >= 9223372036854775807.0 ? INT64_MAX : (long long)pos;
+	e->dev = dev >= 18446744073709551615.0 ? UINT64_MAX : (unsigned long long)dev;
+	e->ino = ino >= 18446744073709551615.0 ? UINT64_MAX : (unsigned long long)ino;
+	e->kind = intern_kind(json_str(o, "kind", NULL));
+	e->user_files = -1;
+	if ((fl = json_str(o, "flags", NULL))) {
+		errno = 0;
+		e->flags = strtoull(fl, &end, 8);
+		if (errno || end == fl || *end || fl[0] == '-') {
+			errmsg("%s: malformed snapshot: entry %d of \"fds\": \"flags\" must be octal digits",
+			       vis(path), i);
+			return -EINVAL;
+		}
+		e->have_flags = true;
+	}
+	return 0;
+}
+
 int snapshot_from_json(const char *path, struct snapshot *s)
 {
 	char err[256];
 	struct jv *root;
 	const struct jv *fds;
-	int ret = json_parse_file(path, &root, err, sizeof(err));
+	double pid, t;
+	int ret = json_parse_file(path, JSON_MAX_SNAPSHOT, &root, err, sizeof(err));
 
 	memset(s, 0, sizeof(*s));
-	if (ret == -EINVAL) {
-		errmsg("%s: malformed JSON: %s", path, err);
+	if (ret == -EINVAL || ret == -EFBIG) {
+		errmsg("%s: %s: %s", vis(path), ret == -EFBIG ? "too large for a snapshot" : "malformed JSON",
+		       err);
 		return ret;
 	}
 	if (ret < 0) {
-		errmsg("cannot read %s: %s", path, rsc_strerror(ret));
+		errmsg("cannot read %s: %s", vis(path), rsc_strerror(ret));
 		return ret;
 	}
 	fds = json_get(root, "fds");
 	if (!fds || fds->t != J_ARR) {
 		errmsg("%s: not a snapshot: no \"fds\" array (make one with '" PROG " snapshot --json PID')",
-		       path);
+		       vis(path));
 		json_free(root);
 		return -EINVAL;
 	}
-	s->pid = (pid_t)json_num(root, "pid", 0);
-	s->time = json_num(root, "time", 0);
+	if (get_int(root, "pid", 0, 4194304, 0, &pid) < 0 ||
+	    !(json_num(root, "time", 0) >= 0 && json_num(root, "time", 0) < 1e12)) {
+		errmsg("%s: malformed snapshot: \"pid\" must be an integer from 0 to 4194304 and \"time\" a number of seconds",
+		       vis(path));
+		json_free(root);
+		return -EINVAL;
+	}
+	t = json_num(root, "time", 0);
+	s->pid = (pid_t)pid;
+	s->time = t;
 	s->fds = calloc((size_t)fds->n + 1, sizeof(*s->fds));
 	if (!s->fds) {
 		json_free(root);
@@ -304,34 +405,20 @@ int snapshot_from_json(const char *path, struct snapshot *s)
 	}
 	s->cap = fds->n;
 	for (int i = 0; i < fds->n; i++) {
-		const struct jv *o = &fds->items[i];
 		struct fd_entry *e = &s->fds[s->n];
-		const char *fl;
 
-		if (o->t != J_OBJ || !json_get(o, "fd") || json_get(o, "fd")->t != J_NUM) {
-			errmsg("%s: malformed snapshot: entry %d of \"fds\" has no numeric \"fd\"",
-			       path, i);
+		if (entry_from_json(path, i, &fds->items[i], e) < 0) {
 			json_free(root);
 			snapshot_free(s);
 			return -EINVAL;
 		}
-		e->fd = (int)json_num(o, "fd", -1);
-		e->kind = intern_kind(json_str(o, "kind", NULL));
-		e->target = dup_or_empty(json_str(o, "target", ""));
-		e->pos = (long long)json_num(o, "pos", -1);
-		e->dev = (unsigned long long)json_num(o, "dev", 0);
-		e->ino = (unsigned long long)json_num(o, "ino", 0);
-		e->user_files = -1;
-		if ((fl = json_str(o, "flags", NULL))) {
-			e->flags = strtoull(fl, NULL, 8);
-			e->have_flags = true;
-		}
-		s->n++;
+		e->target = dup_or_empty(json_str(&fds->items[i], "target", ""));
 		if (!e->target) {
 			json_free(root);
 			snapshot_free(s);
 			return -ENOMEM;
 		}
+		s->n++;
 	}
 	json_free(root);
 	if (s->n > 0)
@@ -347,15 +434,27 @@ int cmd_snapshot(int argc, char **argv)
 	bool have_pid = false;
 	int ret;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
+	static const struct option longs[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
+		if (c == 'j')
 			json = true;
-		else if (argv[i][0] == '-' && argv[i][1])
-			die_usage("snapshot: unknown option '%s'", argv[i]);
-		else if (have_pid)
+		else if (c == 'h')
+			return puts("usage: " PROG " snapshot [--json] [PID]") == EOF;
+		else
+			die_getopt("snapshot", c, argv, longs);
+	}
+	for (int i = optind; i < argc; i++) {
+		if (have_pid)
 			die_usage("snapshot: one PID at most");
 		else if (parse_pid(argv[i], &pid) < 0)
-			die_usage("snapshot: '%s' is not a process id", argv[i]);
+			die_usage("snapshot: '%s' is not a process id", vis(argv[i]));
 		else
 			have_pid = true;
 	}

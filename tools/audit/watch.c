@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -84,27 +85,41 @@ int cmd_watch(int argc, char **argv)
 	bool growing[MAX_KINDS + 1] = { false };
 	char path[64];
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+	static const struct option longs[] = {
+		{ "interval", required_argument, NULL, 'i' },
+		{ "for", required_argument, NULL, 'f' },
+		{ "plot", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
 
-		if (!strcmp(a, "--json")) {
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
 			json = true;
-		} else if (!strcmp(a, "--interval") || !strcmp(a, "--for") || !strcmp(a, "--plot")) {
-			if (i + 1 >= argc)
-				die_usage("watch: %s needs a value", a);
-			const char *v = argv[++i];
-
-			if (!strcmp(a, "--plot"))
-				plot = v;
-			else if (parse_seconds(v, !strcmp(a, "--for") ? &duration : &interval) < 0)
-				die_usage("watch: %s wants a positive number of seconds, not '%s'", a, v);
-		} else if (a[0] == '-') {
-			die_usage("watch: unknown option '%s'", a);
-		} else if (have_pid || parse_pid(a, &pid) < 0) {
-			die_usage("watch: '%s' is not a process id", a);
-		} else {
-			have_pid = true;
+			break;
+		case 'p':
+			plot = optarg;
+			break;
+		case 'i':
+		case 'f':
+			if (parse_seconds(optarg, opt == 'f' ? &duration : &interval) < 0)
+				die_usage("watch: --%s wants a positive number of seconds, not '%s'",
+					  opt == 'f' ? "for" : "interval", vis(optarg));
+			break;
+		case 'h':
+			return puts("usage: " PROG " watch [--interval=S] [--for=S] [--plot=FILE.svg] [--json] PID") == EOF;
+		default:
+			die_getopt("watch", opt, argv, longs);
 		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (have_pid || parse_pid(argv[i], &pid) < 0)
+			die_usage("watch: '%s' is not a process id", vis(argv[i]));
+		have_pid = true;
 	}
 	if (!have_pid)
 		die_usage("watch: which PID?");
@@ -119,7 +134,7 @@ int cmd_watch(int argc, char **argv)
 		int r = snapshot_take(pid, false, &s);
 
 		if (r < 0) {
-			if (n > 0 && (r == -ENOENT || r == -ESRCH)) {
+			if (n > 0 && (r == -ENOENT || r == -ESRCH || r == -ECHILD)) {
 				exited = true;
 				break;
 			}
@@ -187,7 +202,7 @@ int cmd_watch(int argc, char **argv)
 		}
 		printf("\n],\"growth\":[");
 	} else if (exited) {
-		printf("process %d exited\n", (int)pid);
+		printf("process %d has exited\n", (int)pid);
 	}
 	for (int k = 0, first = 1; k <= n_kinds; k++) {
 		int kk = k == n_kinds ? MAX_KINDS : k;

@@ -1,0 +1,93 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# snapshot, diff, watch and run facing hostile input: what is not JSON,
+# values out of range, unbounded input, a zombie process, and file names
+# holding terminal escape sequences.
+. "$(dirname "$0")/lib.sh"
+
+ESC=$(printf '\033')
+echo '{"pid":1,"time":0,"fds":[{"fd":3,"kind":"file","target":"/x"}]}' > "$TMP/ok.json"
+
+# diff_bad NAME TEXT MESSAGE: diff refuses TEXT with exit 2 and a one-line MESSAGE.
+diff_bad() {
+	printf '%s\n' "$2" > "$TMP/$1.json"
+	"$AUDIT" diff "$TMP/$1.json" "$TMP/ok.json" > "$TMP/$1.out" 2> "$TMP/$1.err"
+	rc=$?
+	[ $rc = 2 ] || fail "diff of $1: exit status $rc, wanted 2"
+	grep -q "$3" "$TMP/$1.err" || fail "diff of $1: message was: $(cat "$TMP/$1.err")"
+	[ "$(wc -l < "$TMP/$1.err")" = 1 ] || fail "diff of $1: not a one-line error"
+}
+diff_bad nan '{"pid":1,"fds":[{"fd":-nan}]}' "malformed JSON: line 1, column 23: bad number"
+diff_bad inf '{"pid":1,"fds":[{"fd":-inf}]}' "malformed JSON: line 1, column 23: bad number"
+diff_bad hex '{"pid":1,"fds":[{"fd":0x10}]}' "malformed JSON: line 1, column 23: bad number"
+diff_bad lead0 '{"pid":1,"fds":[{"fd":010}]}' "malformed JSON: line 1, column 23: bad number"
+diff_bad huge '{"pid":1,"fds":[{"fd":1e999}]}' "malformed JSON: line 1, column 23: number out of range"
+diff_bad big '{"pid":1,"fds":[{"fd":3000000000}]}' '"fd" must be an integer from 0 to 2147483647'
+diff_bad neg '{"pid":1,"fds":[{"fd":-1}]}' '"fd" must be an integer from 0 to 2147483647'
+diff_bad frac '{"pid":1,"fds":[{"fd":3.5}]}' '"fd" must be an integer from 0 to 2147483647'
+diff_bad pid '{"pid":1e300,"fds":[]}' '"pid" must be an integer'
+diff_bad ino '{"pid":1,"fds":[{"fd":3,"ino":-5}]}' '"ino" must be an integer from 0 up'
+diff_bad flags '{"pid":1,"fds":[{"fd":3,"flags":"9z"}]}' '"flags" must be octal digits'
+
+# Unbounded input: /dev/zero, and 80 MiB of blanks, refused at once.
+timeout 10 "$AUDIT" diff /dev/zero "$TMP/ok.json" 2> "$TMP/zero.err"
+rc=$?
+[ $rc = 2 ] || fail "diff /dev/zero: exit status $rc, wanted 2 (124: it did not stop)"
+grep -q "/dev/zero: malformed JSON: NUL byte in input" "$TMP/zero.err" ||
+	fail "diff /dev/zero: message was: $(cat "$TMP/zero.err")"
+yes ' ' 2> /dev/null | head -c 83886080 > "$TMP/blank.json"
+timeout 20 "$AUDIT" diff "$TMP/blank.json" "$TMP/ok.json" 2> "$TMP/blank.err"
+rc=$?
+rm -f "$TMP/blank.json"
+[ $rc = 2 ] || fail "diff of 80 MiB of blanks: exit status $rc, wanted 2"
+grep -q "blank.json: too large for a snapshot: larger than 64 MiB" "$TMP/blank.err" ||
+	fail "diff of 80 MiB: message was: $(cat "$TMP/blank.err")"
+
+# A zombie: its parent (sleep) never reaps it.
+sh -c 'sleep 0.2 & echo $! > "$1"; exec sleep 30' zombie "$TMP/zpid" &
+parent=$!
+wait_for "$TMP/zpid" '[0-9]' || fail "no zombie pid"
+z=$(cat "$TMP/zpid")
+i=0
+while ! grep -q '^State:.*Z' "/proc/$z/status" 2> /dev/null; do
+	i=$((i + 1))
+	[ $i -gt 100 ] && break
+	sleep 0.1
+done
+if grep -q '^State:.*Z' "/proc/$z/status" 2> /dev/null; then
+	"$AUDIT" snapshot "$z" > "$TMP/z.out" 2> "$TMP/z.err"
+	rc=$?
+	[ $rc = 1 ] || fail "snapshot of a zombie: exit status $rc, wanted 1"
+	grep -q "process $z has exited" "$TMP/z.err" || fail "snapshot of a zombie said: $(cat "$TMP/z.out" "$TMP/z.err")"
+	timeout 10 "$AUDIT" watch --interval 0.1 --for 1 "$z" > "$TMP/zw.out" 2> "$TMP/zw.err"
+	rc=$?
+	[ $rc = 2 ] || fail "watch of a zombie: exit status $rc, wanted 2"
+	grep -q "process $z has exited" "$TMP/zw.err" || fail "watch of a zombie said: $(cat "$TMP/zw.out" "$TMP/zw.err")"
+else
+	fail "the zombie did not appear"
+fi
+kill "$parent" 2> /dev/null
+wait "$parent" 2> /dev/null
+
+# A file name that holds an escape sequence: escaped in human output, exact in JSON.
+evil="$TMP/x${ESC}[2J${ESC}]0;owned$(printf '\007')"
+echo data > "$evil"
+sh -c 'exec 7<"$1"; echo ready; exec sleep 30' evil "$evil" > "$TMP/evil.out" &
+holder=$!
+wait_for "$TMP/evil.out" ready || fail "the holder did not start"
+"$AUDIT" snapshot "$holder" > "$TMP/evil.txt"
+"$AUDIT" snapshot --json "$holder" > "$TMP/evil.json"
+kill "$holder"
+wait "$holder" 2> /dev/null
+grep -q "$ESC" "$TMP/evil.txt" && fail "snapshot printed a raw ESC"
+grep -qF 'x\x1b[2J\x1b]0;owned\x07' "$TMP/evil.txt" || { fail "snapshot did not escape the name"; cat -v "$TMP/evil.txt"; }
+grep -qF 'x\u001b[2J\u001b]0;owned\u0007' "$TMP/evil.json" || fail "snapshot --json lost the exact name"
+"$AUDIT" diff "$TMP/ok.json" "$TMP/evil.json" > "$TMP/evildiff.txt"
+grep -q "$ESC" "$TMP/evildiff.txt" && fail "diff printed a raw ESC"
+grep -qF 'x\x1b[2J' "$TMP/evildiff.txt" || fail "diff did not show the escaped name"
+if [ -f "$RINGSCOPE_PRELOAD" ]; then
+	"$AUDIT" run -- "$P/leak_file" "$evil" > /dev/null 2> "$TMP/evilrun.txt"
+	grep -q "$ESC" "$TMP/evilrun.txt" && fail "run printed a raw ESC"
+	grep -qF 'x\x1b[2J' "$TMP/evilrun.txt" || { fail "run did not show the escaped name"; cat -v "$TMP/evilrun.txt"; }
+fi
+finish
