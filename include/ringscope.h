@@ -83,6 +83,7 @@ enum rsc_counter {
 	RSC_CTR_SQ_FULL,	 /* times the SQ was full and flushed early */
 	RSC_CTR_FAULTS_INJECTED, /* faults injected by rsc_fault_set() rules */
 	RSC_CTR_DEADLINES,	 /* scopes whose deadline passed */
+	RSC_CTR_CANCEL_FD,	 /* releases that cancelled their I/O with one SQE */
 	RSC_CTR__COUNT
 };
 
@@ -232,6 +233,32 @@ RSC_EXTERN int rsc_scope_close_wait(struct rsc_scope *scope,
 				    struct rsc_error **errp);
 
 /*
+ * Close @scope gracefully: stop acquiring at once (accepts in flight in the
+ * subtree are cancelled, and connections that still arrive are closed by
+ * the runtime; nothing more can be pushed into @scope), let the tracked I/O
+ * in flight in the subtree finish (new I/O may still start there: a reply
+ * to a request already received), and unwind as soon as none is in flight,
+ * or when @grace_ms (0: no bound) ends, cancelling what remains. @cb runs
+ * as rsc_scope_close()'s does; during it, rsc_scope_close_stats() reports
+ * the grace's outcome. A scope already unwinding is simply closed. If this
+ * call fails, @cb is never called. Errors: as rsc_scope_close().
+ */
+RSC_EXTERN int rsc_scope_close_graceful(struct rsc_scope *scope,
+					unsigned grace_ms,
+					rsc_scope_close_cb cb, void *data);
+
+/*
+ * For a scope closing (in its close callback, say): entries of its subtree
+ * that had tracked I/O in flight when its graceful close began and saw it
+ * finish (@drained), entries still with I/O in flight when the grace ended
+ * (@cancelled, by the unwind), and releases in the subtree that failed
+ * (@exits_failed). Any pointer may be NULL. Errors: -EINVAL, -ESTALE.
+ */
+RSC_EXTERN int rsc_scope_close_stats(const struct rsc_scope *scope,
+				     unsigned *drained, unsigned *cancelled,
+				     unsigned *exits_failed);
+
+/*
  * The body failed (AsyncExitStack's body raising): start the unwind of
  * @scope with @err (a -errno) pending, named by @op (copied; NULL: "fail")
  * and the scope. It starts on the loop's next turn; every exit sees the
@@ -379,6 +406,14 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_entry_get_sqes(struct rsc_entry *entry,
  */
 #define RSC_NO_CLOEXEC	     (1U << 0)
 #define RSC_FSYNC_ON_RELEASE (1U << 1)
+/*
+ * Sockets (rsc_socket, rsc_connect, rsc_listen, rsc_adopt, and rsc_accept
+ * for its connections): an IORING_OP_SHUTDOWN (SHUT_RDWR) hard-linked before
+ * the close, so the peer sees a FIN even while another descriptor of the
+ * socket exists (a close alone does not send one then). -ENOTCONN from it
+ * is not an error.
+ */
+#define RSC_SHUTDOWN_ON_RELEASE (1U << 2)
 
 RSC_EXTERN RSC_MUST_CHECK int rsc_open(struct rsc_scope *scope, int dirfd,
 				       const char *path, int oflags,

@@ -83,6 +83,8 @@ static bool deliver(struct rsc_op *op, int fd)
 	(void)rsc__scope_from(csh, &cs, "accept");
 	snprintf(detail, sizeof(detail), "fd %d", fd);
 	conn = rsc__adopt(cs, &conn_manager, fd, detail);
+	if (conn && (op->accept_flags & RSC_SHUTDOWN_ON_RELEASE))
+		conn->flags |= RSC__E_SHUTDOWN;
 	if (!conn) {
 		close_orphan(parent->loop, fd);
 		(void)rsc_scope_close(csh, NULL, NULL);
@@ -212,7 +214,8 @@ int rsc_accept(struct rsc_entry *h, unsigned flags, rsc_accept_cb cb, void *data
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(cb, "rsc_accept: cb is NULL");
-	RSC__CHECK_ARG(!(flags & ~RSC_ACCEPT_MULTISHOT), "rsc_accept: unknown flags 0x%x", flags);
+	RSC__CHECK_ARG(!(flags & ~(RSC_ACCEPT_MULTISHOT | RSC_SHUTDOWN_ON_RELEASE)),
+		       "rsc_accept: unknown flags 0x%x", flags);
 	ret = rsc__need_opcode(l->scope->loop, IORING_OP_ACCEPT, "rsc_accept");
 	if (ret < 0)
 		return ret;

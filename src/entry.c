@@ -48,7 +48,9 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 	} else {
 		if (op->closes_value)
 			e->close_res = res; /* the kernel's word for the audit */
-		if (res < 0 && e->exit_res == 0) {
+		/* A socket that was never connected has nothing to shut down. */
+		if (res < 0 && e->exit_res == 0 &&
+		    !(op->opcode == IORING_OP_SHUTDOWN && res == -ENOTCONN)) {
 			e->exit_res = res;
 			e->exit_opcode = op->opcode;
 		}
@@ -655,7 +657,8 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 	ret = rsc__scope_check_push(h, &s, "rsc_adopt");
 	if (ret < 0)
 		return ret;
-	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_FSYNC_ON_RELEASE)),
+	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_FSYNC_ON_RELEASE |
+				   RSC_SHUTDOWN_ON_RELEASE)),
 		       "rsc_adopt: unknown flags 0x%x", flags);
 	if (fd < 0 || (fdflags = fcntl(fd, F_GETFD)) < 0) {
 		rsc__set_last_error("rsc_adopt: %d is not an open descriptor", fd);
@@ -666,6 +669,12 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 		if (ret < 0)
 			return ret;
 		eflags |= RSC__E_FSYNC | RSC__E_ORDERED;
+	}
+	if (flags & RSC_SHUTDOWN_ON_RELEASE) {
+		ret = rsc__need_opcode(s->loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE");
+		if (ret < 0)
+			return ret;
+		eflags |= RSC__E_SHUTDOWN;
 	}
 	snprintf(detail, sizeof(detail), "fd %d", fd);
 	e = new_entry(s, &adopt_manager, NULL, eflags, detail, __builtin_return_address(0));
@@ -711,7 +720,7 @@ static void take_over_dep(struct rsc__entry *e)
 	struct rsc_loop *loop = e->scope->loop;
 
 	e->value = dep->value;
-	e->flags |= RSC__E_FD | (dep->flags & RSC__E_IDENTITY);
+	e->flags |= RSC__E_FD | (dep->flags & (RSC__E_IDENTITY | RSC__E_SHUTDOWN));
 	e->dev = dep->dev;
 	e->ino = dep->ino;
 	e->dep = NULL;

@@ -83,6 +83,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_ANNOUNCE	    (1U << 20) /* entered by adopt/defer: on-enter still due */
 #define RSC__E_TAKES_DEP    (1U << 21) /* on success it takes over dep's descriptor */
 #define RSC__E_OWN_HOOKS    (1U << 22) /* a built-in: its hooks get the entry as arg */
+#define RSC__E_SHUTDOWN	    (1U << 23) /* release = shutdown, hard-linked to close */
 
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U
@@ -173,6 +174,11 @@ struct rsc__scope {
 	uint64_t dl_ns;	   /* deadline, CLOCK_MONOTONIC ns (deadline.c) */
 	unsigned dl_index; /* in loop->dl_heap, or RSC__NO_DEADLINE */
 	unsigned dl_flags;
+	/* Graceful close (graceful.c) */
+	bool grace;
+	unsigned g_busy_at_start, g_drained, g_cancelled;
+	struct rsc_op *grace_timer;
+	struct rsc__scope *next_graceful;
 	struct rsc__scope *next_step;
 	struct rsc__scope *next_ready;
 	bool in_ready;	   /* queued: to start its unwind, or to finish its close */
@@ -233,6 +239,7 @@ struct rsc_loop {
 	struct rsc__entry *free_entries;
 	struct rsc__scope *free_scopes;
 	struct rsc__scope *ready_head, *ready_tail;
+	struct rsc__scope *graceful_head; /* scopes in their grace period */
 	/* Scope deadlines: a min-heap, one kernel timer for the earliest. */
 	struct rsc__scope **dl_heap;
 	unsigned dl_n, dl_cap;
@@ -409,6 +416,8 @@ void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
 		const struct rsc__scope *s, const struct rsc__entry *e, int res);
 struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target);
+/* One IORING_ASYNC_CANCEL_FD|ALL for every op on @fd (Linux 5.19). */
+struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd);
 
 /* entry.c */
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
@@ -475,6 +484,9 @@ struct rsc__post;
 int rsc__post_init(struct rsc_loop *loop);
 unsigned rsc__post_run(struct rsc_loop *loop);
 void rsc__post_free(struct rsc_loop *loop);
+
+/* graceful.c: scopes whose grace has ended start their unwind; how many. */
+unsigned rsc__graceful_poll(struct rsc_loop *loop);
 
 /* deadline.c */
 void rsc__deadline_forget(struct rsc__scope *s);

@@ -151,13 +151,36 @@ int rsc_entry_io_count(const struct rsc_entry *h)
 	return (int)e->n_io;
 }
 
-/* A release with I/O in flight: cancel each op by its exact user_data. */
+/* Ops keyed by the entry's descriptor (not timers): one cancel can take them all. */
+static bool on_fd(const struct rsc_op *op)
+{
+	return op->opcode != IORING_OP_TIMEOUT;
+}
+
+/*
+ * A release with I/O in flight: one IORING_ASYNC_CANCEL_FD|ALL SQE for
+ * every op on the descriptor where the kernel has it (Linux 5.19, as
+ * IORING_OP_SOCKET, which the probe can see), timers by their exact
+ * user_data; op by op on older kernels. Only this entry's ops use its
+ * descriptor on this ring: the entry owns it.
+ */
 void rsc__io_cancel_all(struct rsc__entry *e)
 {
+	struct rsc_loop *loop = e->scope->loop;
 	struct rsc_op *op;
+	unsigned n_fd = 0;
 
 	for (op = e->io_head; op; op = op->io_next)
-		rsc__submit_cancel(e->scope->loop, op);
+		n_fd += on_fd(op);
+	if (n_fd > 1 && e->value >= 0 && rsc__opcode_supported(loop, IORING_OP_SOCKET) &&
+	    rsc__submit_cancel_fd(loop, e->value)) {
+		for (op = e->io_head; op; op = op->io_next)
+			if (!on_fd(op))
+				rsc__submit_cancel(loop, op);
+		return;
+	}
+	for (op = e->io_head; op; op = op->io_next)
+		rsc__submit_cancel(loop, op);
 }
 
 int rsc_timeout(struct rsc_entry *h, unsigned ms, rsc_io_cb cb, void *data)

@@ -343,6 +343,23 @@ struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target)
 	return op;
 }
 
+struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd)
+{
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op = rsc__op_with_sqe(loop, &sqe);
+
+	if (!op)
+		return NULL;
+	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+	if (rsc__fault(loop, RSC__F_CANCEL))
+		io_uring_prep_nop(sqe); /* injected: as if it came too late */
+	op->complete = cancel_done;
+	op->opcode = IORING_OP_ASYNC_CANCEL;
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	loop->counters[RSC_CTR_CANCEL_FD]++;
+	return op;
+}
+
 static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
 		     unsigned flags)
 {
@@ -453,7 +470,7 @@ static unsigned run_ready(struct rsc_loop *loop)
 static bool loop_alive(const struct rsc_loop *loop)
 {
 	return loop->ops_inflight > 0 || loop->ready_head || loop->stash_len ||
-	       loop->retry_head || loop->announce_head ||
+	       loop->retry_head || loop->announce_head || loop->graceful_head ||
 	       __atomic_load_n(&loop->post_head, __ATOMIC_ACQUIRE);
 }
 
@@ -483,6 +500,8 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		/* In this order: stashed completions, due callbacks, then retries. */
 		done = rsc__post_run(loop);
 		done += dispatch_stash(loop);
+		if (loop->graceful_head)
+			done += rsc__graceful_poll(loop);
 		done += run_ready(loop);
 		done += rsc__retry_exits(loop);
 
@@ -547,6 +566,7 @@ const char *rsc_counter_name(enum rsc_counter which)
 		[RSC_CTR_SQ_FULL] = "sq_full",
 		[RSC_CTR_FAULTS_INJECTED] = "faults_injected",
 		[RSC_CTR_DEADLINES] = "deadlines",
+		[RSC_CTR_CANCEL_FD] = "cancel_fd",
 	};
 
 	return (int)which >= 0 && which < RSC_CTR__COUNT ? names[which] : NULL;

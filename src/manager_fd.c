@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 
 #include "internal.h"
 
@@ -14,27 +15,29 @@
 int rsc__fd_exit(struct rsc_entry *h, const struct rsc_error *pending,
 		 void *arg)
 {
-	struct io_uring_sqe *sqe[2];
+	struct io_uring_sqe *sqe[3];
 	struct rsc__entry *e = arg; /* RSC__E_OWN_HOOKS */
 	int fd = e->value, ret;
+	unsigned n, i = 0;
 
 	(void)h;
 	(void)pending;
 	/* Never close a number that stopped being ours: it is someone else's now. */
 	if (!rsc__audit_still_ours(e->scope->loop, e))
 		return -EBADF;
-	if (e->flags & RSC__E_FSYNC) {
-		ret = rsc__hook_sqes(e, 2, sqe);
-		if (ret < 0)
-			return ret;
-		io_uring_prep_fsync(sqe[0], fd, 0);
-		sqe[0]->flags |= IOSQE_IO_HARDLINK;
-		io_uring_prep_close(sqe[1], fd);
-		return 0;
-	}
-	ret = rsc__hook_sqes(e, 1, sqe);
+	n = 1 + !!(e->flags & RSC__E_FSYNC) + !!(e->flags & RSC__E_SHUTDOWN);
+	ret = rsc__hook_sqes(e, n, sqe);
 	if (ret < 0)
 		return ret;
-	io_uring_prep_close(sqe[0], fd);
+	if (e->flags & RSC__E_SHUTDOWN) {
+		/* A FIN for the peer even if another descriptor keeps the socket. */
+		io_uring_prep_shutdown(sqe[i], fd, SHUT_RDWR);
+		sqe[i++]->flags |= IOSQE_IO_HARDLINK;
+	}
+	if (e->flags & RSC__E_FSYNC) {
+		io_uring_prep_fsync(sqe[i], fd, 0);
+		sqe[i++]->flags |= IOSQE_IO_HARDLINK;
+	}
+	io_uring_prep_close(sqe[i], fd);
 	return 0;
 }

@@ -186,7 +186,8 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 	ret = check_addr(addr, addrlen, "rsc_connect");
 	if (ret < 0)
 		return ret;
-	RSC__CHECK_ARG(!(flags & ~RSC_NO_CLOEXEC), "rsc_connect: unknown flags 0x%x", flags);
+	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE)),
+		       "rsc_connect: unknown flags 0x%x", flags);
 	ret = rsc__need_opcode(s->loop, IORING_OP_CONNECT, "rsc_connect");
 	if (ret < 0)
 		return ret;
@@ -223,7 +224,8 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 	ret = check_addr(addr, addrlen, "rsc_listen");
 	if (ret < 0)
 		return ret;
-	RSC__CHECK_ARG(!(flags & ~RSC_NO_CLOEXEC), "rsc_listen: unknown flags 0x%x", flags);
+	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE)),
+		       "rsc_listen: unknown flags 0x%x", flags);
 	RSC__CHECK_ARG(backlog >= 0, "rsc_listen: backlog %d", backlog);
 	a = calloc(1, sizeof(*a));
 	if (!a)

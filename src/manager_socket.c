@@ -98,7 +98,7 @@ int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 	int ret;
 
 	*entryp = NULL;
-	RSC__CHECK_ARG(!(flags & ~RSC_NO_CLOEXEC),
+	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE)),
 		       "rsc_socket: unknown flags 0x%x (RSC_FSYNC_ON_RELEASE is for files)",
 		       flags);
 	RSC__CHECK_ARG(domain >= 0 && domain < AF_MAX, "rsc_socket: invalid domain %d", domain);
@@ -116,6 +116,12 @@ int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 	strcpy(detail, domain_name(domain));
 	strcat(detail, "/");
 	strcat(detail, type_name(type));
-	return rsc__push(s, &socket_manager, &a, RSC__E_FD | RSC__E_BUILTIN | RSC__E_OWN_HOOKS, detail,
+	if (flags & RSC_SHUTDOWN_ON_RELEASE) {
+		ret = rsc__need_opcode(s->loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE");
+		if (ret < 0)
+			return ret;
+	}
+	return rsc__push(s, &socket_manager, &a, RSC__E_FD | RSC__E_BUILTIN | RSC__E_OWN_HOOKS |
+			 ((flags & RSC_SHUTDOWN_ON_RELEASE) ? RSC__E_SHUTDOWN : 0), detail,
 			 site, entryp);
 }

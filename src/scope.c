@@ -524,6 +524,8 @@ static void finish_close(struct rsc__scope *s)
 /* From the loop's ready queue: start a requested unwind, or finish a close. */
 void rsc__scope_ready(struct rsc__scope *s)
 {
+	if (s->state == RSC_SCOPE_OPEN && s->grace)
+		return; /* graceful: its grace's end queues it again */
 	if (s->state == RSC_SCOPE_OPEN)
 		rsc__scope_begin_unwind(s, NULL);
 	else if (s->state == RSC_SCOPE_UNWOUND && s->closer == RSC__CLOSER_USER)

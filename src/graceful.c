@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+
+#include "internal.h"
+
+/*
+ * Graceful close: stop acquiring now (accepts in flight are cancelled;
+ * connections that still arrive are closed by the runtime), let the tracked
+ * I/O in flight in the subtree finish, then unwind. The grace period
+ * bounds the wait: when it ends, what is still in flight is cancelled by
+ * the unwind's releases. The loop checks the subtree once per turn while a
+ * grace runs (a walk only while one does), and an internal timeout ends it.
+ */
+
+static bool subtree_idle(struct rsc__scope *root, unsigned *busy)
+{
+	struct rsc__scope *s;
+	struct rsc__entry *e;
+	unsigned n = 0;
+
+	for (s = root; s; s = rsc__scope_next(root, s))
+		for (e = s->entries_head; e; e = e->next)
+			n += e->n_io > 0;
+	if (busy)
+		*busy = n;
+	return n == 0;
+}
+
+static void unlink_graceful(struct rsc_loop *loop, struct rsc__scope *s)
+{
+	struct rsc__scope **pp;
+
+	for (pp = &loop->graceful_head; *pp; pp = &(*pp)->next_graceful) {
+		if (*pp == s) {
+			*pp = s->next_graceful;
+			break;
+		}
+	}
+	s->next_graceful = NULL;
+}
+
+/* The grace is over, one way or the other: the unwind starts on this turn. */
+static void end_grace(struct rsc__scope *s, bool timed_out)
+{
+	struct rsc_loop *loop = s->loop;
+	unsigned busy = 0;
+
+	unlink_graceful(loop, s);
+	s->grace = false;
+	if (s->grace_timer) {
+		if (!timed_out)
+			rsc__submit_cancel(loop, s->grace_timer);
+		s->grace_timer = NULL;
+	}
+	if (s->state != RSC_SCOPE_OPEN)
+		return; /* a failure or a deadline started the unwind already */
+	(void)subtree_idle(s, &busy);
+	s->g_cancelled = busy;
+	s->g_drained = s->g_busy_at_start > busy ? s->g_busy_at_start - busy : 0;
+	rsc__ready_push(loop, s);
+}
+
+static void grace_timer_done(struct rsc_loop *loop, struct rsc_op *op, int res,
+			     unsigned cqe_flags)
+{
+	struct rsc__scope *s;
+
+	(void)cqe_flags;
+	if (res == -ECANCELED)
+		return;
+	s = rsc__handle_lookup((uint64_t)(uintptr_t)op->io_data, RSC__K_SCOPE);
+	if (s && s->grace && s->grace_timer == op) {
+		s->grace_timer = NULL;
+		end_grace(s, true);
+	}
+	(void)loop;
+}
+
+unsigned rsc__graceful_poll(struct rsc_loop *loop)
+{
+	struct rsc__scope *s, *next;
+	unsigned n = 0;
+
+	for (s = loop->graceful_head; s; s = next) {
+		next = s->next_graceful;
+		if (s->state != RSC_SCOPE_OPEN || subtree_idle(s, NULL)) {
+			end_grace(s, false);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Stop acquiring: every accept in the subtree is cancelled, its late
+ * connections closed by the runtime (accept.c). */
+static void stop_accepting(struct rsc__scope *root)
+{
+	struct rsc__scope *s;
+	struct rsc__entry *e;
+	struct rsc_op *op;
+
+	for (s = root; s; s = rsc__scope_next(root, s))
+		for (e = s->entries_head; e; e = e->next)
+			for (op = e->io_head; op; op = op->io_next)
+				if (op->accept_cb && op->opcode == IORING_OP_ACCEPT)
+					rsc__submit_cancel(root->loop, op);
+}
+
+int rsc_scope_close_graceful(struct rsc_scope *h, unsigned grace_ms,
+			     rsc_scope_close_cb cb, void *data)
+{
+	struct rsc__scope *s;
+	struct rsc_loop *loop;
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+	int ret;
+
+	RSC__SCOPE(s, h, "rsc_scope_close_graceful");
+	if (s->state != RSC_SCOPE_OPEN || s->fail_queued)
+		return rsc_scope_close(h, cb, data); /* unwinding already: nothing to let finish */
+	ret = rsc_scope_close(h, cb, data);
+	if (ret < 0)
+		return ret;
+	loop = s->loop;
+	/* rsc_scope_close queued the unwind: hold it for the grace instead. */
+	(void)subtree_idle(s, &s->g_busy_at_start);
+	s->g_drained = s->g_cancelled = 0;
+	stop_accepting(s);
+	s->grace = true;
+	s->next_graceful = loop->graceful_head;
+	loop->graceful_head = s;
+	if (grace_ms) {
+		op = rsc__op_with_sqe(loop, &sqe);
+		if (op) {
+			op->ts.tv_sec = grace_ms / 1000;
+			op->ts.tv_nsec = (long long)(grace_ms % 1000) * 1000000;
+			io_uring_prep_timeout(sqe, &op->ts, 0, 0);
+			io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+			op->complete = grace_timer_done;
+			op->opcode = IORING_OP_TIMEOUT;
+			op->io_data = (void *)(uintptr_t)s->h;
+			s->grace_timer = op;
+		}
+	}
+	return 0;
+}
+
+int rsc_scope_close_stats(const struct rsc_scope *h, unsigned *drained,
+			  unsigned *cancelled, unsigned *exits_failed)
+{
+	struct rsc__scope *root, *s;
+	struct rsc__entry *e;
+	unsigned failed = 0;
+
+	RSC__SCOPE(root, h, "rsc_scope_close_stats");
+	for (s = root; s; s = rsc__scope_next(root, s))
+		for (e = s->entries_head; e; e = e->next)
+			failed += e->state == RSC_EXITED && e->exit_res < 0;
+	if (drained)
+		*drained = root->g_drained;
+	if (cancelled)
+		*cancelled = root->g_cancelled;
+	if (exits_failed)
+		*exits_failed = failed;
+	return 0;
+}
