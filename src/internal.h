@@ -231,8 +231,9 @@ struct rsc_loop {
 	unsigned cb_depth;
 	/* rsc_loop_post() (post.c): any thread queues, a MSG_RING wakes the loop. */
 	pthread_mutex_t post_lock;
-	bool post_lock_ok, closing;
+	bool post_lock_ok, closing, waker_ok;
 	struct rsc__post *post_head; /* newest first; atomic outside the lock */
+	struct io_uring waker; /* posts' MSG_RING goes out here, under post_lock */
 	/* Adopted/deferred entries whose on-enter callback is due. */
 	struct rsc__entry *announce_head, *announce_tail;
 

@@ -12,10 +12,10 @@
  * IORING_OP_MSG_RING (Linux 5.18) aimed at the loop's ring, carrying
  * RSC__UD_POST: a completion the loop sees as "run your posts", which
  * wakes it from a wait (also with DEFER_TASKRUN: the kernel queues it as
- * the target's task work). The MSG_RING goes out on one small process-wide
- * "waker" ring, made at the first post and serialized by a mutex, since a
- * posting thread need not have a ring of its own. The loop keeps nothing
- * in flight for it: no descriptor, no op, nothing alive.
+ * the target's task work). The MSG_RING goes out on a small "waker" ring of
+ * the loop's, made at its first post and used under the post mutex, since a
+ * posting thread need not have a ring of its own; it goes with the loop.
+ * The loop keeps nothing in flight for it: no op, nothing alive.
  */
 
 struct rsc__post {
@@ -23,11 +23,6 @@ struct rsc__post {
 	void (*fn)(struct rsc_loop *, void *);
 	void *arg;
 };
-
-static struct io_uring waker;
-static bool waker_ok;
-static int waker_err;
-static pthread_mutex_t waker_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int rsc__post_init(struct rsc_loop *loop)
 {
@@ -67,34 +62,32 @@ unsigned rsc__post_run(struct rsc_loop *loop)
 	return n;
 }
 
-/* Wake @loop: one MSG_RING from the waker ring. Under waker_lock. */
+/* Wake @loop: one MSG_RING from its waker ring. Under the post mutex. */
 static int wake(struct rsc_loop *loop)
 {
 	struct io_uring_sqe *sqe;
 	struct io_uring_cqe *cqe;
 	int ret;
 
-	if (!waker_ok && !waker_err) {
-		ret = io_uring_queue_init(8, &waker, 0);
+	if (!loop->waker_ok) {
+		ret = rsc__need_opcode(loop, IORING_OP_MSG_RING, "rsc_loop_post");
 		if (ret < 0)
-			waker_err = ret;
-		else if (rsc__need_opcode(loop, IORING_OP_MSG_RING, "rsc_loop_post") < 0)
-			waker_err = -EOPNOTSUPP;
-		else
-			waker_ok = true;
+			return ret;
+		ret = io_uring_queue_init(4, &loop->waker, 0);
+		if (ret < 0)
+			return ret;
+		loop->waker_ok = true;
 	}
-	if (!waker_ok)
-		return waker_err;
 	/* Completions of earlier wakes: only failures are posted (CQE_SKIP_SUCCESS). */
-	while (io_uring_peek_cqe(&waker, &cqe) == 0 && cqe)
-		io_uring_cqe_seen(&waker, cqe);
-	sqe = io_uring_get_sqe(&waker);
+	while (io_uring_peek_cqe(&loop->waker, &cqe) == 0 && cqe)
+		io_uring_cqe_seen(&loop->waker, cqe);
+	sqe = io_uring_get_sqe(&loop->waker);
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_msg_ring(sqe, loop->ring.ring_fd, 0, RSC__UD_POST, 0);
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 	io_uring_sqe_set_data64(sqe, 0);
-	ret = io_uring_submit(&waker);
+	ret = io_uring_submit(&loop->waker);
 	return ret < 0 ? ret : 0;
 }
 
@@ -121,11 +114,8 @@ int rsc_loop_post(struct rsc_loop *loop, void (*fn)(struct rsc_loop *, void *), 
 	first = !p->next;
 	__atomic_store_n(&loop->post_head, p, __ATOMIC_RELEASE);
 	/* Woken under the loop's lock, so the loop cannot be freed meanwhile. */
-	if (first) {
-		pthread_mutex_lock(&waker_lock);
+	if (first)
 		ret = wake(loop);
-		pthread_mutex_unlock(&waker_lock);
-	}
 	if (ret < 0) {
 		/* Not queued after all: the caller hears it, and fn never runs. */
 		__atomic_store_n(&loop->post_head, p->next, __ATOMIC_RELEASE);
@@ -156,4 +146,7 @@ void rsc__post_free(struct rsc_loop *loop)
 	}
 	pthread_mutex_destroy(&loop->post_lock);
 	loop->post_lock_ok = false;
+	if (loop->waker_ok)
+		io_uring_queue_exit(&loop->waker);
+	loop->waker_ok = false;
 }

@@ -68,5 +68,6 @@ Suite *make_io_suite(void);
 Suite *make_net_suite(void);
 Suite *make_ownership_suite(void);
 Suite *make_deadline_suite(void);
+Suite *make_server_suite(void);
 
 #endif

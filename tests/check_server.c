@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static long long ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* ---- rsc_loop_post ----------------------------------------------------- */
+
+#define POSTERS 4
+#define POSTS 500
+
+struct post_state {
+	struct rsc_loop *loop;
+	pthread_t self;
+	int id;
+	int last[POSTERS]; /* the last sequence number seen from each poster */
+	int ran, out_of_order, off_thread;
+};
+
+struct post_msg {
+	struct post_state *st;
+	int from, seq;
+};
+
+static struct post_msg msgs[POSTERS][POSTS];
+
+static void posted(struct rsc_loop *loop, void *arg)
+{
+	struct post_msg *m = arg;
+	struct post_state *st = m->st;
+
+	(void)loop;
+	if (!pthread_equal(pthread_self(), st->self))
+		st->off_thread++;
+	if (m->seq != st->last[m->from] + 1)
+		st->out_of_order++;
+	st->last[m->from] = m->seq;
+	st->ran++;
+}
+
+struct poster {
+	struct post_state *st;
+	int from, failed;
+};
+
+static void *poster_main(void *arg)
+{
+	struct poster *p = arg;
+	int i;
+
+	for (i = 0; i < POSTS; i++) {
+		msgs[p->from][i] = (struct post_msg){ p->st, p->from, i };
+		if (rsc_loop_post(p->st->loop, posted, &msgs[p->from][i]) < 0)
+			p->failed++;
+	}
+	return NULL;
+}
+
+START_TEST(posts_from_four_threads_run_on_the_loop_in_order)
+{
+	struct post_state st = { 0 };
+	struct poster p[POSTERS];
+	pthread_t t[POSTERS];
+	long long t0;
+	int i;
+
+	st.loop = t_loop;
+	st.self = pthread_self();
+	for (i = 0; i < POSTERS; i++)
+		st.last[i] = -1;
+	for (i = 0; i < POSTERS; i++) {
+		p[i] = (struct poster){ &st, i, 0 };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, poster_main, &p[i]), 0);
+	}
+	/* The loop blocks in its wait: only the posts' wake-ups end it. */
+	t0 = ms_now();
+	while (st.ran < POSTERS * POSTS && ms_now() - t0 < 10000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	for (i = 0; i < POSTERS; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(p[i].failed, 0);
+	}
+	t_run();
+	ck_assert_int_eq(st.ran, POSTERS * POSTS);
+	ck_assert_int_eq(st.out_of_order, 0);
+	ck_assert_int_eq(st.off_thread, 0);
+	ck_assert_int_eq(rsc_loop_post(NULL, posted, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_post(t_loop, NULL, NULL), -EINVAL);
+}
+END_TEST
+
+static void count_post(struct rsc_loop *loop, void *arg)
+{
+	(void)loop;
+	(*(int *)arg)++;
+}
+
+START_TEST(a_post_never_run_is_run_when_the_loop_closes)
+{
+	struct rsc_loop *l;
+	int n = 0;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_post(l, count_post, &n), 0);
+	ck_assert_int_eq(rsc_loop_alive(l), 1);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(n, 1);
+}
+END_TEST
+
+/* ---- graceful close ------------------------------------------------------ */
+
+struct gconn {
+	char buf[16];
+	int res;
+};
+
+static void on_echo_recv(struct rsc_entry *e, int res, void *buf, void *data);
+
+static void on_echo_sent(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct gconn *c = data;
+
+	(void)buf;
+	if (res > 0)
+		ck_assert_int_eq(rsc_recv(e, c->buf, sizeof(c->buf), 0, on_echo_recv, c), 0);
+}
+
+static void on_echo_recv(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct gconn *c = data;
+
+	(void)buf;
+	c->res = res;
+	/* The reply to a request received during the grace may still start. */
+	if (res > 0)
+		ck_assert_int_eq(rsc_send(e, c->buf, (unsigned)res, 0, on_echo_sent, c), 0);
+}
+
+static int g_calls, g_status;
+static unsigned g_drained, g_cancelled, g_failed;
+
+static void on_graceful(struct rsc_scope *s, int status, const struct rsc_error *err,
+			void *data)
+{
+	(void)err;
+	(void)data;
+	g_calls++;
+	g_status = status;
+	ck_assert_int_eq(rsc_scope_close_stats(s, &g_drained, &g_cancelled, &g_failed), 0);
+}
+
+START_TEST(graceful_close_lets_io_finish_then_cuts_the_rest)
+{
+	struct rsc_scope *srv, *busy, *idle;
+	struct rsc_entry *b, *i;
+	struct gconn cb = { .res = 1 }, ci = { .res = 1 };
+	int sb[2], si[2], before = t_fd_count();
+	long long t0;
+	char got[16];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sb), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, si), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, srv, "busy", &busy), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, srv, "idle", &idle), 0);
+	ck_assert_int_eq(rsc_adopt(busy, sb[0], 0, &b), 0);
+	ck_assert_int_eq(rsc_adopt(idle, si[0], 0, &i), 0);
+	ck_assert_int_eq(rsc_recv(b, cb.buf, sizeof(cb.buf), 0, on_echo_recv, &cb), 0);
+	ck_assert_int_eq(rsc_recv(i, ci.buf, sizeof(ci.buf), 0, on_echo_recv, &ci), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	g_calls = 0;
+	t0 = ms_now();
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 200, on_graceful, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 200, on_graceful, NULL), -EALREADY);
+	/* Nothing more is acquired in it. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, srv, "late", &busy), -ESHUTDOWN);
+	/* A request arrives during the grace: it is received and answered. */
+	ck_assert_int_eq(write(sb[1], "ping", 4), 4);
+	while (!g_calls)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(ms_now() - t0, 190); /* the idle recv held it to the end */
+	ck_assert_int_lt(ms_now() - t0, 2000);
+	ck_assert_int_eq(read(sb[1], got, sizeof(got)), 4);
+	ck_assert_int_eq(memcmp(got, "ping", 4), 0);
+	ck_assert_int_eq(g_status, 0);
+	ck_assert_int_eq(ci.res, -ECANCELED);
+	ck_assert_uint_eq(g_cancelled, 2); /* both recvs (the echo's next one too) */
+	ck_assert_uint_eq(g_failed, 0);
+	close(sb[1]);
+	close(si[1]);
+	t_run();
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(graceful_close_of_an_idle_scope_unwinds_at_once)
+{
+	struct rsc_scope *s;
+	long long t0 = ms_now();
+
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	t_open_files(s, 0, 2);
+	t_run();
+	g_calls = 0;
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 5000, on_graceful, NULL), 0);
+	ck_assert_int_eq(g_calls, 0); /* never inside the call */
+	t_run();
+	ck_assert_int_eq(g_calls, 1);
+	ck_assert_int_lt(ms_now() - t0, 1000);
+	ck_assert_uint_eq(g_drained, 0);
+	ck_assert_uint_eq(g_cancelled, 0);
+	ck_assert(!t_fd_open_to(t_dir));
+	ck_assert_int_eq(rsc_scope_close_graceful(NULL, 1, NULL, NULL), -EINVAL);
+}
+END_TEST
+
+static struct sockaddr_in bound_listener(struct rsc_scope *s, unsigned flags, struct rsc_entry **lp)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&a, sizeof(a), 16, flags, lp), 0);
+	ck_assert_int_ge(rsc_entry_wait(*lp), 0);
+	ck_assert_int_eq(getsockname(rsc_entry_fd(*lp), (struct sockaddr *)&a, &len), 0);
+	return a;
+}
+
+static int accepted_n, accept_end;
+
+static void on_conn(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *e,
+		    void *data)
+{
+	(void)l;
+	(void)cs;
+	(void)e;
+	(void)data;
+	if (res >= 0)
+		accepted_n++;
+	else if (res == -ECANCELED)
+		accept_end++;
+}
+
+START_TEST(graceful_close_stops_accepting_at_once)
+{
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in a;
+	int c, before = t_fd_count();
+
+	if (!t_kernel_has(IORING_OP_SOCKET)) {
+		printf("SKIP graceful_close_stops_accepting_at_once: kernel lacks IORING_OP_SOCKET\n");
+		return;
+	}
+	accepted_n = accept_end = 0;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	a = bound_listener(srv, 0, &l);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_conn, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	g_calls = 0;
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 5000, on_graceful, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	(void)connect(c, (struct sockaddr *)&a, sizeof(a)); /* refused, or closed by the runtime */
+	t_run();
+	ck_assert_int_eq(g_calls, 1);
+	ck_assert_int_eq(accept_end, 1);
+	ck_assert_int_eq(accepted_n, 0);
+	close(c);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* ---- shutdown on release, one cancel for all ----------------------------- */
+
+START_TEST(shutdown_on_release_sends_a_fin_despite_a_dup)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int sv[2], dup_fd;
+	char b;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	dup_fd = dup(sv[0]); /* another descriptor keeps the socket alive */
+	ck_assert_int_ge(dup_fd, 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], RSC_SHUTDOWN_ON_RELEASE, &e), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	/* The peer sees end-of-file although dup_fd is still open. */
+	ck_assert_int_eq(read(sv[1], &b, 1), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(dup_fd);
+	close(sv[1]);
+}
+END_TEST
+
+START_TEST(a_listener_shut_down_on_release_is_no_error)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *l;
+
+	if (!t_kernel_has(IORING_OP_SOCKET)) {
+		printf("SKIP a_listener_shut_down_on_release_is_no_error: kernel lacks IORING_OP_SOCKET\n");
+		return;
+	}
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	(void)bound_listener(s, RSC_SHUTDOWN_ON_RELEASE, &l);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+static void io_res(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)buf;
+	*(int *)data = res;
+}
+
+START_TEST(a_release_cancels_all_its_io_with_one_sqe)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char b1[4], b2[4];
+	int sv[2], r1 = 1, r2 = 1, t = 1;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_recv(e, b1, sizeof(b1), 0, io_res, &r1), 0);
+	ck_assert_int_eq(rsc_recv(e, b2, sizeof(b2), 0, io_res, &r2), 0);
+	ck_assert_int_eq(rsc_timeout(e, 100000, io_res, &t), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	ck_assert_int_eq(r1, -ECANCELED);
+	ck_assert_int_eq(r2, -ECANCELED);
+	ck_assert_int_eq(t, -ECANCELED);
+	if (t_kernel_has(IORING_OP_SOCKET))
+		ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_CANCEL_FD), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(sv[1]);
+}
+END_TEST
+
+Suite *make_server_suite(void)
+{
+	Suite *s = suite_create("server");
+	TCase *tc = tcase_create("servers");
+
+	t_add_fixture(tc);
+	tcase_add_test(tc, posts_from_four_threads_run_on_the_loop_in_order);
+	tcase_add_test(tc, a_post_never_run_is_run_when_the_loop_closes);
+	tcase_add_test(tc, graceful_close_lets_io_finish_then_cuts_the_rest);
+	tcase_add_test(tc, graceful_close_of_an_idle_scope_unwinds_at_once);
+	tcase_add_test(tc, graceful_close_stops_accepting_at_once);
+	tcase_add_test(tc, shutdown_on_release_sends_a_fin_despite_a_dup);
+	tcase_add_test(tc, a_listener_shut_down_on_release_is_no_error);
+	tcase_add_test(tc, a_release_cancels_all_its_io_with_one_sqe);
+	suite_add_tcase(s, tc);
+	return s;
+}
