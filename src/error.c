@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,8 @@ const char *rsc_strerror(int err)
 
 	if (err == 0)
 		return "Success";
+	if (err == INT_MIN)	/* -INT_MIN is undefined; no errno is that large */
+		return "Unknown error";
 	/* strerrordesc_np (glibc 2.32) is thread-safe and never formats. */
 	s = strerrordesc_np(err < 0 ? -err : err);
 	return s ? s : "Unknown error";
@@ -53,6 +56,8 @@ const char *rsc_err_name(int err)
 
 	if (err == 0)
 		return "OK";
+	if (err == INT_MIN)	/* -INT_MIN is undefined; no errno is that large */
+		return "E?";
 	s = strerrorname_np(err < 0 ? -err : err);
 	return s ? s : "E?";
 }

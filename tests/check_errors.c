@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,16 @@ START_TEST(strerror_names_negative_errnos)
 	ck_assert_str_eq(rsc_err_name(-EMFILE), "EMFILE");
 	ck_assert_str_eq(rsc_err_name(-ESHUTDOWN), "ESHUTDOWN");
 	ck_assert_str_eq(rsc_err_name(-999999), "E?");
+}
+END_TEST
+
+START_TEST(strerror_of_int_min_is_unknown)
+{
+	/* -INT_MIN does not exist: UBSan aborted here once. */
+	ck_assert_str_eq(rsc_strerror(INT_MIN), "Unknown error");
+	ck_assert_str_eq(rsc_err_name(INT_MIN), "E?");
+	ck_assert_str_eq(rsc_strerror(INT_MAX), "Unknown error");
+	ck_assert_str_eq(rsc_err_name(-INT_MAX), "E?");
 }
 END_TEST
 
@@ -91,6 +102,7 @@ Suite *make_errors_suite(void)
 
 	t_add_fixture(tc);
 	tcase_add_test(tc, strerror_names_negative_errnos);
+	tcase_add_test(tc, strerror_of_int_min_is_unknown);
 	tcase_add_test(tc, last_error_describes_the_failed_call);
 	tcase_add_test(tc, error_chain_outlives_callback_when_duplicated);
 	tcase_add_test(tc, error_getters_reject_null);
