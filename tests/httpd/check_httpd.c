@@ -504,6 +504,55 @@ static void bad_request_gets_400_and_close(void)
 	CHECK(summary_value(&s, "400: ") == 5, "%s", s.text);
 }
 
+static void content_length_must_be_a_single_zero(void)
+{
+	/* Each would leave body bytes to be parsed as the next request: smuggling. */
+	static const char *const bad[] = {
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 0\r\n\r\nGET /",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0, 5\r\n\r\nGET /",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0,0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\nGET /",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 0\r\n\r\nGET /",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nGET /",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: +0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0x0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length:\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0 0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+	};
+	static const char *const good[] = {
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\ncontent-length:\t00 \r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+	};
+	struct server s;
+	struct client c;
+	struct response r;
+	unsigned i;
+
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(dial(&s, &c), "connect");
+		CHECK(send_str(&c, bad[i]) && get_response(&c, &r), "request %u: no response", i);
+		CHECK(r.status == 400 && r.close, "request %u: status %d close %d", i, r.status,
+		      r.close);
+		/* Nothing after the 400: the body was not taken for a request. */
+		CHECK(closed_within(&c, TIMEOUT_MS), "request %u: connection kept", i);
+		hang_up(&c);
+	}
+	CHECK(dial(&s, &c), "connect");
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		CHECK(send_str(&c, good[i]) && get_response(&c, &r) && r.status == 200 && !r.close,
+		      "request %u: status %d", i, r.status);
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "400: ") == (long long)(sizeof(bad) / sizeof(bad[0])), "%s",
+	      s.text);
+}
+
 static void oversize_headers_get_431(void)
 {
 	static char big[HEADER_MAX + 1];
@@ -762,6 +811,7 @@ int main(void)
 		T(keep_alive_serves_several_requests),
 		T(connection_close_is_honoured),
 		T(bad_request_gets_400_and_close),
+		T(content_length_must_be_a_single_zero),
 		T(oversize_headers_get_431),
 		T(idle_client_is_closed),
 		T(disconnect_mid_request_releases_its_scope),
