@@ -28,7 +28,8 @@ struct prog_stats {
 	unsigned long long programs, ops, scopes, acquires, releases,
 		enter_failures, early_releases, late_acquires, refused_pushes,
 		fault_rules, faults_injected, leaks, audit_findings,
-		known_trace_order, known_lost_errors;
+		known_trace_order, known_lost_errors,
+		addr_pushes, addr_refused, bad_rule_sets;
 	int max_depth;
 };
 
