@@ -843,6 +843,8 @@ static void op_custom(struct prog *p, int s, struct rd *r)
 
 /* ---- addresses for rsc_connect and rsc_listen ------------------------------ */
 
+static void op_run(struct prog *p, unsigned b);
+
 #define ADDR_ROOM 160 /* past sockaddr_storage, for lengths that are too long */
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
 
@@ -970,9 +972,14 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 		len = (unsigned)(off - 1);
 	refuse = p->sc[s].close_req || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN;
 	valid = addr_valid(family, len, !listening);
-	/* One pair's socket at a time waits for its handle in a scope. */
-	if (valid && !refuse && waits_for_handle(p, s))
-		return;
+	/* One pair's socket at a time waits for its handle in a scope: a turn of
+	 * the loop usually brings its first event. */
+	if (valid && !refuse && waits_for_handle(p, s)) {
+		op_run(p, 0);
+		if (!p->sc[s].valid || waits_for_handle(p, s))
+			return;
+		refuse = p->sc[s].close_req || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN;
+	}
 	sock = &p->en[p->n_en];
 	e = &p->en[p->n_en + 1];
 	memset(sock, 0, 2 * sizeof(*sock));
