@@ -22,6 +22,8 @@ struct prog_env {
 	bool verbose;	  /* PROG_VERBOSE=1: print every op and event to stderr */
 	bool strict;	  /* PROG_STRICT=1: known library bugs fail too, and
 			   * the fault rules that trigger them are generated */
+	bool unix_backlog_full; /* PROG_UNIX_BACKLOG_FULL=1: AF_UNIX listeners keep
+				 * the small backlog, so connects block (known hang) */
 };
 
 struct prog_stats {
