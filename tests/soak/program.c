@@ -81,6 +81,9 @@ struct pentry {
 	 * for it, so it is bound to its handle at its first event. */
 	bool hidden;
 	bool maybe_absent; /* the pair's push failed: it may never have existed */
+	/* Its connect/listen entry entered: that entry may own the socket from
+	 * now on (and close it), so this one need not be released on its own. */
+	bool taken_over;
 	int n_early_cb, early_cb_res;
 	int n_entered, n_failed, n_released;
 	int enter_res, release_res;
@@ -513,7 +516,7 @@ static void on_scope_closed(struct prog *p, const struct rsc_scope *h, int res)
 				violation(p, "scope '%s' closed with entry %d still entering",
 					  p->sc[s].name, e->seq);
 			p->sc[s].late_entry = i;
-		} else if (e->n_released != e->n_entered) {
+		} else if (e->n_released != e->n_entered && !e->taken_over) {
 			violation(p, "scope '%s' closed with entry %d ('%s') acquired and not released",
 				  p->sc[s].name, e->seq, e->name);
 		}
@@ -580,6 +583,8 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 			break;
 		}
 		e->n_entered++;
+		if (e->kind == K_NET && i > 0 && p->en[i - 1].hidden)
+			p->en[i - 1].taken_over = true; /* its socket, pushed just before it */
 		if (res < 0) {
 			violation(p, "ENTERED with res %d", res);
 			break;
@@ -1271,6 +1276,8 @@ static void check_states(struct prog *p)
 
 		if (!p->sc[e->scope].valid || !e->h)
 			continue; /* a pair's socket not yet bound to its handle */
+		if (e->taken_over && !e->n_released)
+			continue; /* its handle may be gone with what it owned */
 		st = rsc_entry_state(e->h);
 		if (e->n_failed)
 			ok = st == RSC_FAILED;
@@ -1416,7 +1423,7 @@ static void final_checks(struct prog *p, int fds_before, struct prog_stats *st)
 		if (e->n_entered + e->n_failed != 1)
 			violation(p, "entry %d of '%s': entered %d, failed %d", e->seq,
 				  p->sc[e->scope].name, e->n_entered, e->n_failed);
-		if (e->n_released != e->n_entered) {
+		if (e->n_released != e->n_entered && !e->taken_over) {
 			violation(p, "entry %d of '%s' ('%s'): acquired %d, released %d",
 				  e->seq, p->sc[e->scope].name,
 				  e->name,
