@@ -112,7 +112,9 @@ static int eio_exit(struct rsc_entry *e, const struct rsc_error *pending, void *
 	return -EIO; /* one more link on the chain */
 }
 
-static const struct rsc_manager failing_exit = { "link", nop_enter, eio_exit };
+static const struct rsc_manager failing_exit = {
+	.name = "link", .enter = nop_enter, .exit = eio_exit,
+};
 
 struct chain_run {
 	int links, status, depth, formatted, printed;
