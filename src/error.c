@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,8 @@ const char *rsc_strerror(int err)
 
 	if (err == 0)
 		return "Success";
+	if (err == INT_MIN)	/* -INT_MIN is undefined; no errno is that large */
+		return "Unknown error";
 	/* strerrordesc_np (glibc 2.32) is thread-safe and never formats. */
 	s = strerrordesc_np(err < 0 ? -err : err);
 	return s ? s : "Unknown error";
@@ -53,6 +56,8 @@ const char *rsc_err_name(int err)
 
 	if (err == 0)
 		return "OK";
+	if (err == INT_MIN)	/* -INT_MIN is undefined; no errno is that large */
+		return "E?";
 	s = strerrorname_np(err < 0 ? -err : err);
 	return s ? s : "E?";
 }
@@ -151,17 +156,27 @@ struct rsc_error *rsc__error_splice(struct rsc_error *head,
 				    const struct rsc_error *stop,
 				    struct rsc_error *tail)
 {
-	struct rsc_error *rest, *copy;
+	struct rsc_error *first = NULL, **link = &first, *copy;
 
-	if (!head || head == stop)
-		return rsc__error_ref(tail);
 	if (!tail && !stop)
 		return rsc__error_ref(head);
-	rest = rsc__error_splice(head->cause, stop, tail);
-	copy = rsc__error_new(head->err, head->op, head->entry, head->detail,
-			      head->scope, rest);
-	rsc__error_unref(rest);
-	return copy ? copy : rsc__error_ref(head);
+	/*
+	 * A loop, not recursion: a chain may be a million links long. Copies are
+	 * made top down and linked while still private to us; where a copy
+	 * cannot be made, the rest of @head's own chain is kept instead.
+	 */
+	for (; head && head != stop; head = head->cause) {
+		copy = rsc__error_new(head->err, head->op, head->entry, head->detail,
+				      head->scope, NULL);
+		if (!copy) {
+			*link = rsc__error_ref(head);
+			return first;
+		}
+		*link = copy;
+		link = &copy->cause;
+	}
+	*link = rsc__error_ref(tail);
+	return first;
 }
 
 int rsc_error_errno(const struct rsc_error *err)

@@ -94,9 +94,12 @@ static int parse_rule(const char *s, size_t len, struct rsc_fault_rule *r)
 	if (k == RSC__F__COUNT)
 		return -EINVAL;
 	r->kind = (enum rsc__fault_kind)k;
+	/* Digits only: strtoul alone takes "-1" (as ULONG_MAX), " 1" and "+1". */
+	if (c1 + 1 == c2 || strspn(c1 + 1, "0123456789") != (size_t)(c2 - c1 - 1))
+		return -EINVAL;
 	errno = 0;
 	r->nth = strtoul(c1 + 1, &end, 10);
-	if (end != c2 || r->nth == 0 || errno)
+	if (end != c2 || r->nth == 0 || r->nth > RSC__FAULT_NTH_MAX || errno)
 		return -EINVAL;
 	r->err = parse_errno(c2 + 1, len - (size_t)(c2 + 1 - s));
 	if (!r->err)

@@ -19,6 +19,8 @@ enum rsc__fault_kind {
 };
 
 #define RSC__FAULT_RULES 16
+/* The same range on every ABI: N is an int-sized count, as the man page says. */
+#define RSC__FAULT_NTH_MAX 2147483647UL
 
 struct rsc_fault_rule {
 	enum rsc__fault_kind kind;

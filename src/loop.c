@@ -29,6 +29,8 @@ static const char *setup_error_reason(int err)
 	}
 }
 
+#define RSC__MAX_CQ_ENTRIES 65536U
+
 /* Newest setup first; the kernel says -EINVAL to flags it does not know. */
 static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 {
@@ -55,7 +57,8 @@ static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 		memset(&p, 0, sizeof(p));
 		/* A deep CQ keeps a burst of inline completions out of overflow. */
 		p.flags = tries[i].setup | IORING_SETUP_CQSIZE;
-		p.cq_entries = entries * 4;
+		/* At most the kernel's IORING_MAX_CQ_ENTRIES (65536, io_uring/io_uring.c). */
+		p.cq_entries = entries * 4 < RSC__MAX_CQ_ENTRIES ? entries * 4 : RSC__MAX_CQ_ENTRIES;
 		ret = io_uring_queue_init_params(entries, &loop->ring, &p);
 		if (ret == 0) {
 			loop->features = tries[i].feats;

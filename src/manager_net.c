@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -109,28 +110,95 @@ static const struct rsc_manager listen_manager = {
 	.exit = rsc__fd_exit,
 };
 
+/*
+ * Per family, as the kernel reads it (net/ipv4/af_inet.c, net/ipv6/af_inet6.c,
+ * net/unix/af_unix.c unix_validate_addr): never a byte beyond @addrlen.
+ */
 static int check_addr(const struct sockaddr *addr, socklen_t addrlen,
-		      const char *fn)
+		      bool connecting, const char *fn)
 {
+	const size_t unix_min = offsetof(struct sockaddr_un, sun_path);
+
 	RSC__CHECK_ARG(addr, "%s: addr is NULL", fn);
-	RSC__CHECK_ARG(addrlen >= sizeof(sa_family_t) &&
-			       addrlen <= sizeof(struct sockaddr_storage),
-		       "%s: addrlen %u", fn, (unsigned)addrlen);
-	RSC__CHECK_ARG(addr->sa_family == AF_INET || addr->sa_family == AF_INET6 ||
-			       addr->sa_family == AF_UNIX,
-		       "%s: address family %d (AF_INET, AF_INET6 or AF_UNIX)", fn,
-		       addr->sa_family);
-	return 0;
+	RSC__CHECK_ARG(addrlen >= sizeof(sa_family_t),
+		       "%s: addrlen %u is too short to hold an address family", fn,
+		       (unsigned)addrlen);
+	switch (addr->sa_family) {
+	case AF_INET:
+		RSC__CHECK_ARG(addrlen >= sizeof(struct sockaddr_in) &&
+				       addrlen <= sizeof(struct sockaddr_storage),
+			       "%s: addrlen %u for AF_INET (%zu to %zu)", fn,
+			       (unsigned)addrlen, sizeof(struct sockaddr_in),
+			       sizeof(struct sockaddr_storage));
+		return 0;
+	case AF_INET6:
+		RSC__CHECK_ARG(addrlen >= sizeof(struct sockaddr_in6) &&
+				       addrlen <= sizeof(struct sockaddr_storage),
+			       "%s: addrlen %u for AF_INET6 (%zu to %zu)", fn,
+			       (unsigned)addrlen, sizeof(struct sockaddr_in6),
+			       sizeof(struct sockaddr_storage));
+		return 0;
+	case AF_UNIX:
+		RSC__CHECK_ARG(addrlen <= sizeof(struct sockaddr_un),
+			       "%s: addrlen %u for AF_UNIX (%zu to %zu)", fn,
+			       (unsigned)addrlen, unix_min, sizeof(struct sockaddr_un));
+		/* Only the family: bind autobinds an abstract name; connect has no peer. */
+		RSC__CHECK_ARG(!connecting || addrlen > unix_min,
+			       "%s: an AF_UNIX address of addrlen %u is unnamed: nothing to connect to",
+			       fn, (unsigned)addrlen);
+		return 0;
+	default:
+		rsc__set_last_error("%s: address family %d (AF_INET, AF_INET6 or AF_UNIX)",
+				    fn, addr->sa_family);
+		return -EINVAL;
+	}
 }
 
-/* "127.0.0.1:80", "[::1]:80" or the socket path, for errors and the audit. */
-static void describe_addr(const struct sockaddr *addr, char *buf, size_t len)
+/* Bytes as text: control bytes, backslash (and, in an abstract name, non-ASCII) as \xNN. */
+static void escape_bytes(char *buf, size_t len, const unsigned char *p, size_t n,
+			 bool ascii_only)
+{
+	size_t used = 0, i;
+
+	for (i = 0; i < n && used + 1 < len; i++) {
+		bool raw = p[i] >= 0x20 && p[i] != 0x7f && p[i] != '\\' &&
+			   (!ascii_only || p[i] < 0x7f);
+		int w = raw ? snprintf(buf + used, len - used, "%c", p[i])
+			    : snprintf(buf + used, len - used, "\\x%02x", p[i]);
+
+		if (w < 0 || (size_t)w >= len - used)
+			break; /* no half escape at the end */
+		used += (size_t)w;
+	}
+	buf[used] = '\0';
+}
+
+/*
+ * "127.0.0.1:80", "[::1]:80", the socket path, "@name" for an abstract
+ * name or "(unnamed)", for errors and the audit; reads @addrlen bytes at most.
+ */
+static void describe_addr(const struct sockaddr *addr, socklen_t addrlen,
+			  char *buf, size_t len)
 {
 	char host[64] = "?";
 
 	if (addr->sa_family == AF_UNIX) {
-		snprintf(buf, len, "%.*s", (int)sizeof(((struct sockaddr_un *)0)->sun_path),
-			 ((const struct sockaddr_un *)addr)->sun_path);
+		const unsigned char *path =
+			(const unsigned char *)((const struct sockaddr_un *)addr)->sun_path;
+		size_t n = addrlen - offsetof(struct sockaddr_un, sun_path);
+
+		if (n == 0) {
+			snprintf(buf, len, "(unnamed)");
+		} else if (path[0] == '\0') {
+			/* Abstract (unix(7)): every byte up to addrlen is the name, NULs too. */
+			buf[0] = '@';
+			escape_bytes(buf + 1, len - 1, path + 1, n - 1, true);
+		} else {
+			/* A path need not be NUL-terminated within addrlen (unix(7)). */
+			const unsigned char *nul = memchr(path, '\0', n);
+
+			escape_bytes(buf, len, path, nul ? (size_t)(nul - path) : n, false);
+		}
 	} else if (addr->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const void *)addr;
 
@@ -150,12 +218,12 @@ static int push_pair(struct rsc__scope *s, const struct sockaddr *addr,
 		     struct rsc_entry **entryp)
 {
 	struct rsc__entry *sock = NULL, *e;
-	char detail[160];
+	char detail[4 * sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 	int ret;
 
 	memcpy(&a->addr, addr, addrlen);
 	a->addrlen = addrlen;
-	describe_addr(addr, detail, sizeof(detail));
+	describe_addr(addr, addrlen, detail, sizeof(detail));
 	ret = rsc__socket_push(s, addr->sa_family, SOCK_STREAM, 0, flags, site, &sock);
 	if (ret < 0) {
 		free(a);
@@ -183,7 +251,7 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 	ret = rsc__scope_check_push(h, &s, "rsc_connect");
 	if (ret < 0)
 		return ret;
-	ret = check_addr(addr, addrlen, "rsc_connect");
+	ret = check_addr(addr, addrlen, true, "rsc_connect");
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE)),
@@ -221,7 +289,7 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 	ret = rsc__scope_check_push(h, &s, "rsc_listen");
 	if (ret < 0)
 		return ret;
-	ret = check_addr(addr, addrlen, "rsc_listen");
+	ret = check_addr(addr, addrlen, false, "rsc_listen");
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE)),

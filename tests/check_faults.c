@@ -219,6 +219,26 @@ START_TEST(fault_spec_is_checked)
 }
 END_TEST
 
+START_TEST(fault_rule_count_must_be_a_positive_number)
+{
+	static const char *const bad[] = {
+		"openat:-1:EIO",  "openat:1x:EIO",	 "openat: 1:EIO",
+		"openat:+1:EIO",  "openat::EIO",	 "openat:0x10:EIO",
+		"openat:2147483648:EIO", "openat:18446744073709551616:EIO",
+		"close:1:EIO,openat:-5:EMFILE",
+	};
+	unsigned i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(rsc_fault_set(t_loop, bad[i]) == -EINVAL, "accepted %s", bad[i]);
+		ck_assert_ptr_nonnull(strstr(rsc_last_error(), "bad rule"));
+	}
+	ck_assert_int_eq(rsc_fault_set(t_loop, "openat:2147483647:EIO"), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "openat:007:EIO"), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, ""), 0);
+}
+END_TEST
+
 START_TEST(environment_faults_apply_to_new_loops)
 {
 	struct rsc_loop *l;
@@ -267,6 +287,7 @@ Suite *make_faults_suite(void)
 	tcase_add_loop_test(tc, ring_faults_lose_nothing, 0, 5);
 	tcase_add_test(tc, lost_cancel_still_releases_the_late_acquire);
 	tcase_add_test(tc, fault_spec_is_checked);
+	tcase_add_test(tc, fault_rule_count_must_be_a_positive_number);
 	tcase_add_test(tc, error_raised_while_a_child_unwinds_is_kept);
 	tcase_add_test(tc, busy_flush_of_a_full_queue_does_not_hang);
 	tcase_add_test(tc, environment_faults_apply_to_new_loops);

@@ -22,6 +22,23 @@ START_TEST(loop_reports_its_ring_setup)
 }
 END_TEST
 
+START_TEST(largest_documented_rings_can_be_created)
+{
+	static const unsigned sizes[] = { 16384, 16385, 20000, 32768 };
+	struct rsc_loop *l;
+	unsigned i;
+	int ret;
+
+	/* The CQ is asked for at 4x; past 16384 that is beyond the kernel's 65536. */
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		ret = rsc_loop_new(&l, sizes[i], 0);
+		ck_assert_msg(ret == 0, "%u entries: %s", sizes[i], rsc_last_error());
+		ck_assert_int_eq(rsc_loop_close(l), 0);
+	}
+	ck_assert_int_eq(rsc_loop_new(&l, 32769, 0), -EINVAL);
+}
+END_TEST
+
 START_TEST(empty_loop_is_not_alive)
 {
 	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
@@ -118,6 +135,7 @@ Suite *make_loop_suite(void)
 
 	t_add_fixture(tc);
 	tcase_add_test(tc, loop_reports_its_ring_setup);
+	tcase_add_test(tc, largest_documented_rings_can_be_created);
 	tcase_add_test(tc, empty_loop_is_not_alive);
 	tcase_add_test(tc, loop_is_not_reentrant);
 	tcase_add_test(tc, loop_with_open_scope_refuses_to_close);

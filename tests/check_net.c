@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,6 +192,149 @@ START_TEST(net_arguments_are_checked)
 	t_run();
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_SQES), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+/* @len bytes of @a in a heap block of exactly that size, so ASan sees any read past it. */
+static struct sockaddr *exact_copy(const void *a, size_t len)
+{
+	struct sockaddr *p = malloc(len);
+
+	ck_assert_ptr_nonnull(p);
+	memcpy(p, a, len);
+	return p;
+}
+
+START_TEST(connect_refuses_short_inet_address)
+{
+	struct sockaddr_in a = loopback(1);
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(1),
+				   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	static const socklen_t short4[] = { 2, 3, 8, sizeof(struct sockaddr_in) - 1 };
+	static const socklen_t short6[] = { 3, sizeof(struct sockaddr_in), 24,
+					    sizeof(struct sockaddr_in6) - 1 };
+	struct rsc_scope *s;
+	struct sockaddr *p;
+	unsigned i;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "short", &s), 0);
+	for (i = 0; i < sizeof(short4) / sizeof(short4[0]); i++) {
+		p = exact_copy(&a, short4[i]);
+		ck_assert_int_eq(rsc_connect(s, p, short4[i], 0, 0, NULL), -EINVAL);
+		ck_assert_ptr_nonnull(strstr(rsc_last_error(), "AF_INET"));
+		ck_assert_int_eq(rsc_listen(s, p, short4[i], 4, 0, NULL), -EINVAL);
+		free(p);
+	}
+	for (i = 0; i < sizeof(short6) / sizeof(short6[0]); i++) {
+		p = exact_copy(&a6, short6[i]);
+		ck_assert_int_eq(rsc_connect(s, p, short6[i], 0, 0, NULL), -EINVAL);
+		ck_assert_ptr_nonnull(strstr(rsc_last_error(), "AF_INET6"));
+		ck_assert_int_eq(rsc_listen(s, p, short6[i], 4, 0, NULL), -EINVAL);
+		free(p);
+	}
+	/* One byte of family only, and more than any address holds. */
+	p = exact_copy(&a, 1);
+	ck_assert_int_eq(rsc_connect(s, p, 1, 0, 0, NULL), -EINVAL);
+	free(p);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&a, sizeof(struct sockaddr_storage) + 1, 0, 0, NULL), -EINVAL);
+	t_run();
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_SQES), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+START_TEST(unix_path_without_nul_is_read_within_addrlen)
+{
+	struct sockaddr_un sun;
+	struct rsc_scope *s;
+	struct rsc_entry *l, *c;
+	struct sockaddr *p;
+	socklen_t len;
+	int before = t_fd_count();
+
+	/* Bytes after the path that are not part of it: no NUL within addrlen. */
+	memset(&sun, 'X', sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, t_path("s"), strlen(t_path("s")));
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(t_path("s")));
+	p = exact_copy(&sun, len);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "nonul", &s), 0);
+	ck_assert_int_eq(rsc_listen(s, p, len, 4, 0, &l), 0);
+	ck_assert_str_eq(rsc_entry_detail(l), t_path("s"));
+	ck_assert_int_ge(rsc_entry_wait(l), 0);
+	ck_assert_int_eq(rsc_connect(s, p, len, 1000, 0, &c), 0);
+	ck_assert_str_eq(rsc_entry_detail(c), t_path("s"));
+	ck_assert_int_ge(rsc_entry_wait(c), 0);
+	free(p);
+	/* The longest path, sun_path full and unterminated. */
+	memset(sun.sun_path, 'y', sizeof(sun.sun_path));
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 0, 0, &c), 0);
+	ck_assert_int_eq(strlen(rsc_entry_detail(c)), sizeof(sun.sun_path));
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun) + 1, 0, 0, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_entry_wait(c), -ENOENT); /* no such path */
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ENOENT);
+	ck_assert_int_eq(t_fd_count(), before);
+	unlink(t_path("s"));
+}
+END_TEST
+
+START_TEST(abstract_unix_name_is_escaped_in_details)
+{
+	static const char name[] = "\0rsc-\x01\n\\\xff-abstract";
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct rsc_scope *s;
+	struct rsc_entry *l, *c;
+	struct sockaddr *p;
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + sizeof(name) - 1);
+	char want[64];
+	int before = t_fd_count();
+
+	snprintf(want, sizeof(want), "@rsc-\\x01\\x0a\\x5c\\xff-abstract.%d", (int)getpid());
+	memcpy(sun.sun_path, name, sizeof(name) - 1);
+	/* A name of this process only: the pid, after the fixed bytes. */
+	len += (socklen_t)sprintf(sun.sun_path + sizeof(name) - 1, ".%d", (int)getpid());
+	p = exact_copy(&sun, len);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "abstract", &s), 0);
+	ck_assert_int_eq(rsc_listen(s, p, len, 4, 0, &l), 0);
+	ck_assert_str_eq(rsc_entry_detail(l), want);
+	ck_assert_int_ge(rsc_entry_wait(l), 0);
+	ck_assert_int_eq(rsc_connect(s, p, len, 1000, 0, &c), 0);
+	ck_assert_int_ge(rsc_entry_wait(c), 0);
+	ck_assert_str_eq(rsc_entry_detail(c), want);
+	free(p);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(unnamed_unix_address_autobinds_and_cannot_be_connected)
+{
+	struct sockaddr_un got;
+	struct rsc_scope *s;
+	struct rsc_entry *l, *c;
+	struct sockaddr *p;
+	socklen_t len = sizeof(got);
+	sa_family_t fam = AF_UNIX;
+	int fd, before = t_fd_count();
+
+	p = exact_copy(&fam, sizeof(fam));
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "unnamed", &s), 0);
+	ck_assert_int_eq(rsc_connect(s, p, sizeof(fam), 0, 0, NULL), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "unnamed"));
+	/* Listening on it binds a kernel-chosen abstract name (unix(7) autobind). */
+	ck_assert_int_eq(rsc_listen(s, p, sizeof(fam), 4, 0, &l), 0);
+	ck_assert_str_eq(rsc_entry_detail(l), "(unnamed)");
+	fd = rsc_entry_wait(l);
+	ck_assert_msg(fd >= 0, "listen: %s", rsc_strerror(fd));
+	free(p);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&got, &len), 0);
+	ck_assert_int_gt(len, offsetof(struct sockaddr_un, sun_path) + 1);
+	ck_assert_int_eq(got.sun_path[0], '\0');
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&got, len, 1000, 0, &c), 0);
+	ck_assert_int_ge(rsc_entry_wait(c), 0);
+	ck_assert_int_eq(rsc_entry_detail(c)[0], '@');
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
 }
 END_TEST
 
@@ -501,6 +645,10 @@ Suite *make_net_suite(void)
 	tcase_add_test(tc, failed_bind_closes_its_socket);
 	tcase_add_test(tc, unix_stream_listen_and_connect);
 	tcase_add_test(tc, net_arguments_are_checked);
+	tcase_add_test(tc, connect_refuses_short_inet_address);
+	tcase_add_test(tc, unix_path_without_nul_is_read_within_addrlen);
+	tcase_add_test(tc, abstract_unix_name_is_escaped_in_details);
+	tcase_add_test(tc, unnamed_unix_address_autobinds_and_cannot_be_connected);
 	tcase_add_test(tc, multishot_accept_gives_each_connection_its_scope);
 	tcase_add_test(tc, single_shot_accepts_one);
 	tcase_add_test(tc, single_shot_accept_ends_with_one_callback_when_its_scope_closes);

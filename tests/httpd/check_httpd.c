@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -56,6 +57,7 @@ static const char *test_name;
 static bool failed;
 static struct server *running; /* killed if a test gives up half-way */
 static char sock_dir[64]; /* short: a sun_path holds 108 bytes */
+static rlim_t server_nofile; /* RLIMIT_NOFILE for the next server, 0: inherited */
 
 #define CHECK(cond, ...)                                   \
 	do {                                               \
@@ -187,7 +189,11 @@ static bool start(struct server *s, const char *const *args)
 	fflush(stdout);
 	s->pid = fork();
 	if (s->pid == 0) {
+		struct rlimit rl = { server_nofile, server_nofile };
+
 		dup2(pipefd[1], STDOUT_FILENO);
+		if (server_nofile && setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(126);
 		execv(httpd_path(), (char *const *)argv);
 		fprintf(stderr, "exec %s: %s\n", httpd_path(), strerror(errno));
 		_exit(127);
@@ -504,6 +510,55 @@ static void bad_request_gets_400_and_close(void)
 	CHECK(summary_value(&s, "400: ") == 5, "%s", s.text);
 }
 
+static void content_length_must_be_a_single_zero(void)
+{
+	/* Each would leave body bytes to be parsed as the next request: smuggling. */
+	static const char *const bad[] = {
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 0\r\n\r\nGET /",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0, 5\r\n\r\nGET /",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0,0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\nGET /",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 0\r\n\r\nGET /",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nGET /",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: +0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0x0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length:\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0 0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+	};
+	static const char *const good[] = {
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\ncontent-length:\t00 \r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+	};
+	struct server s;
+	struct client c;
+	struct response r;
+	unsigned i;
+
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(dial(&s, &c), "connect");
+		CHECK(send_str(&c, bad[i]) && get_response(&c, &r), "request %u: no response", i);
+		CHECK(r.status == 400 && r.close, "request %u: status %d close %d", i, r.status,
+		      r.close);
+		/* Nothing after the 400: the body was not taken for a request. */
+		CHECK(closed_within(&c, TIMEOUT_MS), "request %u: connection kept", i);
+		hang_up(&c);
+	}
+	CHECK(dial(&s, &c), "connect");
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		CHECK(send_str(&c, good[i]) && get_response(&c, &r) && r.status == 200 && !r.close,
+		      "request %u: status %d", i, r.status);
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "400: ") == (long long)(sizeof(bad) / sizeof(bad[0])), "%s",
+	      s.text);
+}
+
 static void oversize_headers_get_431(void)
 {
 	static char big[HEADER_MAX + 1];
@@ -743,6 +798,37 @@ static void full_audit_stays_silent(void)
 	CHECK(strstr(s.text, "audit (full): 0 findings"), "%s", s.text);
 }
 
+#define LOW_NOFILE 48
+
+static void peak_descriptors_are_counted_at_the_limit(void)
+{
+	struct server s;
+	struct client c[LOW_NOFILE + 8];
+	long long deadline = now_ms() + TIMEOUT_MS;
+	int i, n = 0, most = 0;
+
+	/* A table full to RLIMIT_NOFILE leaves no descriptor to open /proc/self/fd with. */
+	server_nofile = LOW_NOFILE;
+	i = start(&s, NULL);
+	server_nofile = 0;
+	CHECK(i, "no 'listening on' line: %s", s.text);
+	for (n = 0; n < LOW_NOFILE + 8; n++)
+		CHECK(dial(&s, &c[n]), "connect %d", n);
+	/* Full: as many as the limit allows (more, if a descriptor predates it). */
+	while ((most = server_fds(&s)) < LOW_NOFILE && now_ms() < deadline) {
+		struct pollfd p = { .fd = -1 };
+
+		poll(&p, 0, 5);
+	}
+	CHECK(most >= LOW_NOFILE, "%d fds, never the limit %d", most, LOW_NOFILE);
+	for (i = 0; i < n; i++)
+		hang_up(&c[i]);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK(summary_value(&s, "at start, ") == most ||
+		      strstr(s.text, "could not count"),
+	      "/proc showed %d; summary:\n%s", most, s.text);
+}
+
 static bool kernel_has(struct io_uring_probe *p, int op, const char *name)
 {
 	if (p && io_uring_opcode_supported(p, op))
@@ -762,6 +848,7 @@ int main(void)
 		T(keep_alive_serves_several_requests),
 		T(connection_close_is_honoured),
 		T(bad_request_gets_400_and_close),
+		T(content_length_must_be_a_single_zero),
 		T(oversize_headers_get_431),
 		T(idle_client_is_closed),
 		T(disconnect_mid_request_releases_its_scope),
@@ -770,6 +857,7 @@ int main(void)
 		T(max_conns_closes_the_excess),
 		T(serves_ipv6_and_unix_sockets),
 		T(full_audit_stays_silent),
+		T(peak_descriptors_are_counted_at_the_limit),
 	};
 	const char *only = getenv("HTTPD_TEST");
 	struct io_uring_probe *probe = io_uring_get_probe();

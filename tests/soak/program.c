@@ -9,7 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -35,7 +39,7 @@
 /* The hook's own failure: an errno nothing else in a program produces. */
 #define HOOK_ERRNO EPROTO
 
-enum ekind { K_FILE, K_SOCKET, K_CUSTOM };
+enum ekind { K_FILE, K_SOCKET, K_CUSTOM, K_NET };
 enum tenter { TE_NOP, TE_OPEN, TE_FAIL };
 enum texit { TX_CLOSE, TX_BADF, TX_SUPPRESS, TX_FAIL, TX_NONE };
 
@@ -78,6 +82,13 @@ struct pentry {
 	bool early, early_cb;
 	bool detached;	    /* rsc_entry_detach gave its fd back: no release */
 	bool adopted;	    /* entered inside rsc_adopt, traced from the loop */
+	/* The socket entry under rsc_connect/rsc_listen: no handle is returned
+	 * for it, so it is bound to its handle at its first event. */
+	bool hidden;
+	bool maybe_absent; /* the pair's push failed: it may never have existed */
+	/* Its connect/listen entry entered: that entry may own the socket from
+	 * now on (and close it), so this one need not be released on its own. */
+	bool taken_over;
 	int n_early_cb, early_cb_res;
 	int n_entered, n_failed, n_released;
 	int enter_res, release_res;
@@ -108,6 +119,8 @@ struct prog {
 	long long fault_mark;
 	long long fired[4];
 	int n_findings;
+	bool addresses;	  /* header bit 6: op 5 also makes connect/listen addresses */
+	bool bad_rules;	  /* header bit 7: op_fault also sets malformed rules */
 	struct rsc_error *root_final; /* rsc_loop_shutdown's chain */
 	int root_status;
 	bool strict; /* default; PROG_STRICT=0 tolerates the bugs fixed since */
@@ -293,6 +306,37 @@ static int entry_of(const struct prog *p, const struct rsc_entry *h)
 		if (p->en[i].h == h && p->sc[p->en[i].scope].valid)
 			return i;
 	return -1;
+}
+
+/*
+ * An event for an entry we hold no handle for: the socket entry of a
+ * connect/listen pair, pushed by the library and never returned. At most one
+ * waits for its handle per scope (op_address), so the first unknown "socket"
+ * of that scope is it.
+ */
+static int bind_hidden(struct prog *p, const struct rsc_scope *sh,
+		       const struct rsc_entry *eh)
+{
+	int s, i;
+
+	if (!eh || (s = scope_of(p, sh)) < 0 || strcmp(rsc_entry_name(eh), "socket"))
+		return -1;
+	for (i = 0; i < p->n_en; i++)
+		if (p->en[i].scope == s && p->en[i].hidden && !p->en[i].h) {
+			p->en[i].h = (struct rsc_entry *)eh;
+			return i;
+		}
+	return -1;
+}
+
+static bool waits_for_handle(const struct prog *p, int s)
+{
+	int i;
+
+	for (i = 0; i < p->n_en; i++)
+		if (p->en[i].scope == s && p->en[i].hidden && !p->en[i].h)
+			return true;
+	return false;
 }
 
 /* @x is @s or below it, reached only through scopes that pass their result up. */
@@ -499,7 +543,7 @@ static void on_scope_closed(struct prog *p, const struct rsc_scope *h, int res)
 	for (i = 0; i < p->n_en; i++) {
 		const struct pentry *e = &p->en[i];
 
-		if (e->scope != s || e->detached)
+		if (e->scope != s || e->detached || (e->maybe_absent && !e->h))
 			continue;
 		if (e->n_entered + e->n_failed == 0) {
 			/* Known: the failed acquire that started the unwind is
@@ -508,7 +552,7 @@ static void on_scope_closed(struct prog *p, const struct rsc_scope *h, int res)
 				violation(p, "scope '%s' closed with entry %d still entering",
 					  p->sc[s].name, e->seq);
 			p->sc[s].late_entry = i;
-		} else if (e->n_released != e->n_entered) {
+		} else if (e->n_released != e->n_entered && !e->taken_over) {
 			violation(p, "scope '%s' closed with entry %d ('%s') acquired and not released",
 				  p->sc[s].name, e->seq, e->name);
 		}
@@ -543,6 +587,8 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 		return;
 	}
 	i = entry_of(p, eh);
+	if (i < 0)
+		i = bind_hidden(p, sh, eh);
 	if (i < 0) {
 		violation(p, "%s for an unknown entry", ev_names[ev]);
 		return;
@@ -574,6 +620,8 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 			break;
 		}
 		e->n_entered++;
+		if (e->kind == K_NET && i > 0 && p->en[i - 1].hidden)
+			p->en[i - 1].taken_over = true; /* its socket, pushed just before it */
 		if (res < 0) {
 			violation(p, "ENTERED with res %d", res);
 			break;
@@ -690,7 +738,7 @@ static int pick_entry(const struct prog *p, struct rd *r)
 	int n = 0, i;
 
 	for (i = 0; i < p->n_en; i++)
-		if (p->sc[p->en[i].scope].valid && !p->en[i].detached)
+		if (p->sc[p->en[i].scope].valid && !p->en[i].detached && !p->en[i].hidden)
 			live[n++] = i;
 	return n ? live[rd_u8(r) % (unsigned)n] : -1;
 }
@@ -790,10 +838,10 @@ static void op_file(struct prog *p, int s, struct rd *r)
 	push_end(p, e, ret, 0, fsync ? "rsc_open(fsync)" : "rsc_open");
 }
 
-static void op_socket(struct prog *p, int s, struct rd *r)
+static void op_socket_of_type(struct prog *p, int s, int type)
 {
 	struct pentry *e = push_begin(p, s, K_SOCKET);
-	int type = rd_u8(r) & 1 ? SOCK_DGRAM : SOCK_STREAM, ret;
+	int ret;
 
 	if (!e || !p->env->have_socket)
 		return;
@@ -801,6 +849,11 @@ static void op_socket(struct prog *p, int s, struct rd *r)
 	e->name = "socket";
 	ret = rsc_socket(p->sc[s].h, AF_UNIX, type, 0, 0, &e->h);
 	push_end(p, e, ret, 0, "rsc_socket");
+}
+
+static void op_socket(struct prog *p, int s, struct rd *r)
+{
+	op_socket_of_type(p, s, rd_u8(r) & 1 ? SOCK_DGRAM : SOCK_STREAM);
 }
 
 static void op_custom(struct prog *p, int s, struct rd *r)
@@ -828,6 +881,218 @@ static void op_custom(struct prog *p, int s, struct rd *r)
 		 (b >> 4) == 15 ? 'm' : 'f', (b >> 4) % N_FILES % N_MISSING);
 	ret = rsc_push(p->sc[s].h, &e->v->mgr, e, &e->h);
 	push_end(p, e, ret, e->v->enter == TE_FAIL ? HOOK_ERRNO : 0, e->v->mgr.name);
+}
+
+/* ---- addresses for rsc_connect and rsc_listen ------------------------------ */
+
+static void op_run(struct prog *p, unsigned b);
+
+#define ADDR_ROOM 160 /* past sockaddr_storage, for lengths that are too long */
+#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
+
+/* The documented rule (man 3 rsc_connect), written out again on purpose. */
+static bool addr_valid(int family, unsigned len, bool connecting)
+{
+	if (len < sizeof(sa_family_t))
+		return false;
+	switch (family) {
+	case AF_INET:
+		return len >= sizeof(struct sockaddr_in) && len <= sizeof(struct sockaddr_storage);
+	case AF_INET6:
+		return len >= sizeof(struct sockaddr_in6) && len <= sizeof(struct sockaddr_storage);
+	case AF_UNIX:
+		return len <= sizeof(struct sockaddr_un) &&
+		       (!connecting || len > offsetof(struct sockaddr_un, sun_path));
+	default:
+		return false;
+	}
+}
+
+/* A socket path of the program's directory; @full: 108 bytes, no NUL fits. */
+static void unix_path(const struct prog_env *env, unsigned k, bool full,
+		      char out[SUN_PATH_MAX + 1])
+{
+	int n = snprintf(out, SUN_PATH_MAX + 1, "%s/u%u", env->dir, k);
+
+	if (full && n >= 0 && (size_t)n < SUN_PATH_MAX) {
+		memset(out + n, 'z', SUN_PATH_MAX - (size_t)n);
+		out[SUN_PATH_MAX] = '\0';
+	}
+}
+
+/*
+ * rsc_connect or rsc_listen on an address of any family and length: the
+ * documented -EINVAL for a length the family does not allow (the address is
+ * in a heap block of exactly that length, so ASan sees any read past it),
+ * else a socket entry and a connect/listen entry, modelled like the rest.
+ */
+static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
+		       struct prog_stats *st)
+{
+	static const int odd_families[] = { AF_UNSPEC, AF_PACKET, AF_NETLINK, 255 };
+	unsigned x = rd_u8(r), y = rd_u8(r), k = (b >> 2) & 3;
+	unsigned timeout_ms = 2 + 4 * ((b >> 4) & 3), backlog = b >> 6;
+	unsigned exact, min, max, len;
+	bool listening = b & 2, refuse, valid, busy;
+	unsigned char raw[ADDR_ROOM];
+	struct sockaddr_in *in = (struct sockaddr_in *)raw;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)raw;
+	struct sockaddr_un *un = (struct sockaddr_un *)raw;
+	const size_t off = offsetof(struct sockaddr_un, sun_path);
+	char path[SUN_PATH_MAX + 1], name[40];
+	struct pentry *sock, *e;
+	struct sockaddr *a;
+	const char *d;
+	int family, ret;
+
+	if (!p->env->have_socket || p->n_en + 2 > MAX_ENTRIES)
+		return;
+	memset(raw, 0, sizeof(raw));
+	min = off;
+	max = sizeof(struct sockaddr_un);
+	switch (x % 8) {
+	case 0:
+		in->sin_family = family = AF_INET;
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		in->sin_port = htons(listening ? 0 : 1); /* port 1: refused at once */
+		exact = min = sizeof(*in);
+		max = sizeof(struct sockaddr_storage);
+		break;
+	case 1:
+		in6->sin6_family = family = AF_INET6;
+		in6->sin6_addr = in6addr_loopback;
+		in6->sin6_port = htons(listening ? 0 : 1);
+		exact = min = sizeof(*in6);
+		max = sizeof(struct sockaddr_storage);
+		break;
+	case 2: /* a path, with or without its NUL within addrlen */
+	case 6: /* 108 bytes: no room for a NUL at all */
+		un->sun_family = family = AF_UNIX;
+		unix_path(p->env, k, x % 8 == 6, path);
+		memcpy(un->sun_path, path, strlen(path));
+		exact = (unsigned)(off + strlen(path) + ((x >> 3) & 1 && x % 8 == 2));
+		break;
+	case 3: /* abstract: every byte up to addrlen is the name */
+		un->sun_family = family = AF_UNIX;
+		snprintf(name, sizeof(name), "rsc-soak\x01%d\n%u", (int)getpid(), k);
+		memcpy(un->sun_path + 1, name, strlen(name));
+		exact = (unsigned)(off + 1 + strlen(name));
+		break;
+	case 4: /* unnamed: only the family */
+		un->sun_family = family = AF_UNIX;
+		exact = (unsigned)off;
+		break;
+	case 5: /* a path whose directory does not exist */
+		un->sun_family = family = AF_UNIX;
+		if (snprintf(path, sizeof(path), "%s/nodir/u%u", p->env->dir, k) >= (int)sizeof(path))
+			return; /* a TMPDIR too long for sun_path */
+		memcpy(un->sun_path, path, strlen(path));
+		exact = (unsigned)(off + strlen(path));
+		break;
+	default:
+		family = odd_families[(x >> 3) % 4];
+		memcpy(raw, &(sa_family_t){ (sa_family_t)family }, sizeof(sa_family_t));
+		exact = min = max = sizeof(struct sockaddr_in);
+		break;
+	}
+	switch (y % 4) {
+	case 0:
+		len = exact;
+		break;
+	case 1: /* longer, within what the family allows (zeros after it) */
+		len = exact + (y >> 2) % (max - exact + 1);
+		break;
+	case 2: /* shorter than the family needs */
+		len = min ? (y >> 2) % min : 0;
+		break;
+	default: /* longer than the family allows */
+		len = max + 1 + (y >> 2) % 16;
+		break;
+	}
+	/* A path's prefix would name a file outside the program's directory. */
+	if (family == AF_UNIX && un->sun_path[0] && len > off && len < exact)
+		len = (unsigned)(off - 1);
+	refuse = p->sc[s].close_req || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN;
+	valid = addr_valid(family, len, !listening);
+	/* One pair's socket at a time waits for its handle in a scope: a turn of
+	 * the loop usually brings its first event. */
+	if (valid && !refuse && waits_for_handle(p, s)) {
+		op_run(p, 0);
+		if (!p->sc[s].valid || waits_for_handle(p, s))
+			return;
+		refuse = p->sc[s].close_req || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN;
+	}
+	sock = &p->en[p->n_en];
+	e = &p->en[p->n_en + 1];
+	memset(sock, 0, 2 * sizeof(*sock));
+	sock->scope = e->scope = s;
+	sock->kind = K_SOCKET;
+	sock->seq = p->sc[s].n_pushed;
+	sock->name = "socket";
+	sock->fd_kind = sock->hidden = true;
+	e->kind = K_NET;
+	e->seq = p->sc[s].n_pushed + 1;
+	e->name = listening ? "listen" : "connect";
+	e->fd_kind = true; /* its value is its socket's descriptor */
+	a = malloc(len ? len : 1);
+	if (!a)
+		abort();
+	memcpy(a, raw, len);
+	/*
+	 * A connect that finds an AF_UNIX backlog full blocks in an io-wq worker;
+	 * its deadline sometimes fails to end it, and the program hangs (known,
+	 * tests/README.md). Unless asked for, AF_UNIX backlogs never fill.
+	 */
+	if (family == AF_UNIX && !p->env->unix_backlog_full)
+		backlog = 4096;
+	if (listening)
+		ret = rsc_listen(p->sc[s].h, a, len, (int)backlog, 0, &e->h);
+	else
+		ret = rsc_connect(p->sc[s].h, a, len, timeout_ms, 0, &e->h);
+	free(a); /* the library copied it */
+	st->addr_pushes++;
+	say(p, "  op %d: %s family %d addrlen %u (%s) in %s -> %d\n", p->op_index,
+	    e->name, family, len, valid ? "valid" : "invalid", p->sc[s].name, ret);
+	busy = ret == -EBUSY && rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED) > 0;
+	if (refuse) {
+		if (ret != -ESHUTDOWN)
+			violation(p, "rsc_%s in closing '%s': %s, expected ESHUTDOWN", e->name,
+				  p->sc[s].name, rsc_err_name(ret));
+		return;
+	}
+	if (!valid) {
+		if (ret != -EINVAL || e->h)
+			violation(p, "rsc_%s, family %d, addrlen %u: %s, expected EINVAL", e->name,
+				  family, len, rsc_err_name(ret));
+		else if (!strstr(rsc_last_error(), listening ? "rsc_listen" : "rsc_connect"))
+			violation(p, "rsc_%s: EINVAL without its message: '%s'", e->name,
+				  rsc_last_error());
+		st->addr_refused++;
+		return;
+	}
+	if (busy) {
+		/* The socket may have been pushed, and then released at once. */
+		sock->maybe_absent = sock->early = true;
+		p->sc[s].n_pushed++;
+		p->n_en++;
+		return;
+	}
+	if (ret != 0 || !e->h) {
+		violation(p, "rsc_%s, family %d, addrlen %u: %s (%s), expected success", e->name,
+			  family, len, rsc_err_name(ret), rsc_last_error());
+		return;
+	}
+	p->sc[s].n_pushed += 2;
+	p->n_en += 2;
+	/* The detail never carries a raw control byte (abstract names are escaped). */
+	for (d = rsc_entry_detail(e->h); *d; d++)
+		if ((unsigned char)*d < 0x20 || (unsigned char)*d > 0x7e) {
+			violation(p, "rsc_%s: detail '%s' has byte 0x%02x", e->name,
+				  rsc_entry_detail(e->h), (unsigned char)*d);
+			break;
+		}
+	if (family == AF_UNIX && len == off && strcmp(rsc_entry_detail(e->h), "(unnamed)"))
+		violation(p, "rsc_listen, unnamed: detail '%s'", rsc_entry_detail(e->h));
 }
 
 /* Its scope, or one above it, unwinds or is closing: that unwind owns its entries. */
@@ -1053,6 +1318,34 @@ static void fault_window(struct prog *p)
 	p->fault_mark = now;
 }
 
+/* A malformed rule, alone or after a good one: -EINVAL, and the rules in force stay. */
+static void op_bad_rule(struct prog *p, struct rd *r, struct prog_stats *st)
+{
+	static const char *const bad[] = {
+		"openat:-1:EIO",	  "close:0:EIO",	"socket:1x:EMFILE",
+		"openat:+1:EMFILE",	  "close: 1:EIO",	"openat:2147483648:EIO",
+		"fsync:18446744073709551617:EIO", "openat::EIO", "openat:-0:EIO",
+		"close:0x1:EIO",	  "submit:1:EIO",	"openat:1:ENOTANERRNO",
+		"bogus:1:EIO",		  "openat:1",		"openat:1:EIO:",
+		"close:99999999999999999999:EIO",
+	};
+	unsigned x = rd_u8(r);
+	char spec[96];
+	int ret;
+
+	snprintf(spec, sizeof(spec), "%s%s", x & 0x80 ? "close:1:EIO," : "",
+		 bad[x % (sizeof(bad) / sizeof(bad[0]))]);
+	if (!p->env->have_faults)
+		return;
+	ret = rsc_fault_set(p->loop, spec);
+	say(p, "  op %d: fault_set \"%s\" (malformed) -> %d\n", p->op_index, spec, ret);
+	if (ret != -EINVAL)
+		violation(p, "rsc_fault_set(\"%s\"): %s, expected EINVAL", spec, rsc_err_name(ret));
+	else if (!strstr(rsc_last_error(), "bad rule"))
+		violation(p, "rsc_fault_set(\"%s\"): message '%s'", spec, rsc_last_error());
+	st->bad_rule_sets++;
+}
+
 static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 {
 	static const char *const acq_errnos[] = { "EMFILE", "ENFILE", "ENOMEM", "EACCES" };
@@ -1073,6 +1366,10 @@ static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 	size_t used = 0;
 	int ret;
 
+	if (p->bad_rules && cls == FC_NONE && (b & 4)) {
+		op_bad_rule(p, r, st);
+		return;
+	}
 	spec[0] = '\0';
 	for (i = 0; cls != FC_NONE && i < n_rules; i++) {
 		unsigned x = rd_u8(r), nth = 1 + (x >> 4) % 6;
@@ -1115,8 +1412,10 @@ static void check_states(struct prog *p)
 		const struct pentry *e = &p->en[i];
 		bool ok;
 
-		if (!p->sc[e->scope].valid)
-			continue;
+		if (!p->sc[e->scope].valid || !e->h)
+			continue; /* a pair's socket not yet bound to its handle */
+		if (e->taken_over && !e->n_released)
+			continue; /* its handle may be gone with what it owned */
 		st = rsc_entry_state(e->h);
 		if (e->detached)
 			ok = st == -ESTALE; /* freed by its detach */
@@ -1268,10 +1567,12 @@ static void final_checks(struct prog *p, int fds_before, struct prog_stats *st)
 					  e->seq, p->sc[e->scope].name, e->n_released, e->n_failed);
 			continue;
 		}
+		if (e->maybe_absent && !e->h)
+			continue; /* its pair's push failed before the socket was made */
 		if (e->n_entered + e->n_failed != 1)
 			violation(p, "entry %d of '%s': entered %d, failed %d", e->seq,
 				  p->sc[e->scope].name, e->n_entered, e->n_failed);
-		if (e->n_released != e->n_entered) {
+		if (e->n_released != e->n_entered && !e->taken_over) {
 			violation(p, "entry %d of '%s' ('%s'): acquired %d, released %d",
 				  e->seq, p->sc[e->scope].name,
 				  e->name,
@@ -1340,14 +1641,24 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	h = rd_u8(&r);
 	flags = h & 4 ? RSC_LOOP_NO_DEFER_TASKRUN : 0;
 	shutdown_end = !(h & 32);
+	p->addresses = h & 64;
+	p->bad_rules = h & 128;
+	/* Socket files of the last program: each program starts from the same state. */
+	for (i = 0; i < 8; i++) {
+		char path[SUN_PATH_MAX + 1];
+
+		unix_path(env, (unsigned)i / 2, i & 1, path);
+		unlink(path);
+	}
 	fds_before = rsc_audit_fd_count();
 	ret = rsc_loop_new(&p->loop, ring_sizes[h & 3], flags);
 	if (ret < 0) {
 		snprintf(why, whylen, "rsc_loop_new: %s (%s)", rsc_err_name(ret), rsc_last_error());
 		return -1;
 	}
-	say(p, "program: ring %u%s, audit %u, end by %s\n", ring_sizes[h & 3],
-	    flags ? " no-defer" : "", (h >> 3) & 3, shutdown_end ? "shutdown" : "close");
+	say(p, "program: ring %u%s, audit %u, end by %s%s%s\n", ring_sizes[h & 3],
+	    flags ? " no-defer" : "", (h >> 3) & 3, shutdown_end ? "shutdown" : "close",
+	    p->addresses ? ", addresses" : "", p->bad_rules ? ", bad fault rules" : "");
 	if ((h >> 3) & 3) {
 		enum rsc_audit_level lvl = ((h >> 3) & 3) == 1 ? RSC_AUDIT_RELEASED : RSC_AUDIT_FULL;
 
@@ -1382,10 +1693,18 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 					st->scopes++;
 				break;
 			}
-			if (op <= 4)
+			if (op <= 4) {
 				op_file(p, s, &r);
-			else if (op == 5)
+			} else if (op == 5 && p->addresses) {
+				unsigned b = rd_u8(&r);
+
+				if (b & 1)
+					op_address(p, s, b, &r, st);
+				else
+					op_socket_of_type(p, s, b & 2 ? SOCK_DGRAM : SOCK_STREAM);
+			} else if (op == 5) {
 				op_socket(p, s, &r);
+			}
 			else
 				op_custom(p, s, &r);
 			break;
@@ -1470,6 +1789,8 @@ int prog_env_init(struct prog_env *env)
 	env->verbose = getenv("PROG_VERBOSE") && atoi(getenv("PROG_VERBOSE")) > 0;
 	/* Strict by default now that the bugs it once tolerated are fixed. */
 	env->strict = !(getenv("PROG_STRICT") && atoi(getenv("PROG_STRICT")) == 0);
+	env->unix_backlog_full = getenv("PROG_UNIX_BACKLOG_FULL") &&
+				 atoi(getenv("PROG_UNIX_BACKLOG_FULL")) > 0;
 	snprintf(env->dir, sizeof(env->dir), "%s/rsc-soak-XXXXXX",
 		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(env->dir))
@@ -1524,6 +1845,10 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 	fprintf(out, "  stale handles:    %llu probes, each refused with ESTALE\n", st->stale_probes);
 	fprintf(out, "  re-entry:         %llu hooks and callbacks that tried to block or run the loop\n",
 		st->reentry_probes);
+	fprintf(out, "  malformed rules:  %llu (refused with EINVAL, the rules in force kept)\n",
+		st->bad_rule_sets);
+	fprintf(out, "  addresses:        %llu connect/listen pushes (%llu refused with EINVAL)\n",
+		st->addr_pushes, st->addr_refused);
 	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);
 	fprintf(out, "  leaks found:      %llu\n", st->leaks);
 	fprintf(out, "  known bugs seen:  %llu failed acquires traced after their scope's SCOPE_CLOSED, "

@@ -22,6 +22,8 @@ struct prog_env {
 	bool verbose;	  /* PROG_VERBOSE=1: print every op and event to stderr */
 	bool strict;	  /* PROG_STRICT=1: known library bugs fail too, and
 			   * the fault rules that trigger them are generated */
+	bool unix_backlog_full; /* PROG_UNIX_BACKLOG_FULL=1: AF_UNIX listeners keep
+				 * the small backlog, so connects block (known hang) */
 };
 
 struct prog_stats {
@@ -29,7 +31,7 @@ struct prog_stats {
 		enter_failures, early_releases, late_acquires, refused_pushes,
 		fault_rules, faults_injected, leaks, audit_findings,
 		known_trace_order, known_lost_errors, stale_probes, reentry_probes,
-		adopted, detached;
+		adopted, detached, addr_pushes, addr_refused, bad_rule_sets;
 	int max_depth;
 };
 

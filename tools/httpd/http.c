@@ -84,6 +84,25 @@ static bool list_has(const char *v, const char *end, const char *token)
 	return false;
 }
 
+/*
+ * Is [v, end) one Content-Length of zero (1*DIGIT, all '0', OWS around)?
+ * A list ("0, 5"), a sign or any other length is not: with no bodies read
+ * here, the bytes it announces would be taken for the next request.
+ */
+static bool is_zero_length(const char *v, const char *end)
+{
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (v == end)
+		return false;
+	for (; v < end; v++)
+		if (*v != '0')
+			return false;
+	return true;
+}
+
 static bool name_is(const char *name, size_t len, const char *want)
 {
 	return len == strlen(want) && !strncasecmp(name, want, len);
@@ -146,8 +165,12 @@ int http_parse(const char *buf, size_t len, struct http_request *req)
 			req->close |= list_has(v, eol, "close");
 			keep_alive |= list_has(v, eol, "keep-alive");
 		} else if (name_is(name, n, "transfer-encoding") ||
-			   (name_is(name, n, "content-length") && !list_has(v, eol, "0"))) {
-			/* No request bodies here: unread, one would be taken for the next request. */
+			   (name_is(name, n, "content-length") && !is_zero_length(v, eol))) {
+			/*
+			 * No request bodies here: unread, one would be taken for the
+			 * next request (RFC 9112 6.3). Repeated zeros agree; any other
+			 * length, a list, or Transfer-Encoding at all is refused.
+			 */
 			return bad(req, HTTP_400, req->len);
 		}
 		p = eol + 2;
