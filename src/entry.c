@@ -738,7 +738,10 @@ static void enter_done(struct rsc__entry *e)
 	struct rsc_loop *loop = s->loop;
 	bool early = e->flags & RSC__E_RELEASE_REQ;
 
-	if (e->value == -ECANCELED && (e->flags & RSC__E_TIMED_OUT))
+	/* Its linked timeout fired: the op ends -ECANCELED, or -EINTR when the
+	 * kernel interrupted a worker blocked in it (an AF_UNIX connect waiting
+	 * for backlog room): either way, it timed out. */
+	if ((e->value == -ECANCELED || e->value == -EINTR) && (e->flags & RSC__E_TIMED_OUT))
 		e->value = -ETIMEDOUT;
 	if (e->enter_err && (e->value >= 0 || e->value == -ECANCELED)) {
 		e->value = e->enter_err;
