@@ -260,6 +260,7 @@ static void link_entry(struct rsc__scope *s, struct rsc__entry *e)
 	append_entry(s, e);
 	s->n_entering++;
 	s->loop->n_entering++;
+	rsc__obs_acquire(s->loop, e);
 }
 
 /* Not submitted yet (one reservation, no submit since): make them NOPs. */
@@ -382,6 +383,7 @@ static void enter_at_once(struct rsc__entry *e, int value)
 	s->loop->counters[RSC_CTR_ACQUIRED]++;
 	own_value(s->loop, e);
 	rsc__trace(s->loop, RSC_EV_ENTERED, s, e, value);
+	rsc__obs_entered(s->loop, e);
 }
 
 static struct rsc__entry *new_entered(struct rsc__scope *s, const struct rsc_manager *mgr,
@@ -727,6 +729,7 @@ static void enter_done(struct rsc__entry *e)
 	/* Traced before the unwind it may start, so the trace reads in order. */
 	rsc__trace(loop, e->value >= 0 ? RSC_EV_ENTERED : RSC_EV_ENTER_FAILED, s,
 		   e, e->value);
+	rsc__obs_enter_done(loop, e);
 	if (e->value < 0 && !early &&
 	    (s->state == RSC_SCOPE_OPEN || e->value != -ECANCELED ||
 	     !(e->flags & RSC__E_CANCEL_SENT))) {
@@ -812,6 +815,7 @@ void rsc__entry_settle_release(struct rsc__entry *e)
 	struct rsc_loop *loop = s->loop;
 	bool early = e->flags & RSC__E_RELEASE_REQ;
 
+	rsc__obs_released(loop, e); /* first: it names the error it may suppress */
 	if (e->flags & RSC__E_LEDGER) {
 		rsc__ledger_forget(e->value, e->h);
 		e->flags &= ~RSC__E_LEDGER;
@@ -907,8 +911,10 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 	assert(e->state == RSC_ENTERED ||
 	       (e->state == RSC_EXITING &&
 		(e->flags & (RSC__E_RETRY_HOOK | RSC__E_DRAINING))));
-	if (e->state == RSC_ENTERED)
+	if (e->state == RSC_ENTERED) {
 		set_state(e, RSC_EXITING);
+		rsc__obs_release_started(loop, e);
+	}
 	if (e->flags & RSC__E_ANNOUNCE)
 		unannounce(loop, e); /* released before the loop turned: no on-enter */
 	if (e->n_io) {
@@ -949,6 +955,7 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 void rsc__entry_free(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	assert(e->phase_ops == 0);
+	rsc__obs_entry_freed(loop, e);
 	if (e->flags & RSC__E_ANNOUNCE)
 		unannounce(loop, e);
 	if (e->flags & RSC__E_LEDGER)

@@ -108,6 +108,8 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 	loop->root = rsc__scope_new_root(loop);
 	if (loop->root)
 		ret = rsc__fault_from_env(loop);
+	if (loop->root && ret == 0)
+		ret = rsc__obs_loop_new(loop); /* RINGSCOPE_TRACE; cleans up after itself */
 	if (!loop->root || ret < 0) {
 		if (loop->root)
 			rsc__scope_free_tree(loop->root);
@@ -231,6 +233,7 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 			ret = io_uring_submit(&loop->ring);
 		if (ret >= 0) {
 			loop->counters[RSC_CTR_SQES] += ret;
+			rsc__obs_submit(loop, ret);
 			return ret;
 		}
 		if (ret == -EINTR)
@@ -552,6 +555,7 @@ static void loop_free(struct rsc_loop *loop)
 	rsc__audit_unregister(loop);
 	if (loop->root)
 		rsc__scope_free_tree(loop->root);
+	rsc__obs_loop_free(loop); /* after the last event: flushes the trace */
 	rsc__audit_free(loop);
 	io_uring_free_probe(loop->probe);
 	io_uring_queue_exit(&loop->ring);
