@@ -233,9 +233,9 @@ static void entry_end(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
 	if (!tj)
 		return;
 	entry_name(tj, e);
-	put(tj, ",\"args\":{");
-	put_str(tj, "end", why, NAME_MAX_OUT);
-	put(tj, "}}");
+	put(tj, ",\"args\":{\"end\":\"");
+	put_esc(tj, why, NAME_MAX_OUT);
+	put(tj, "\"}}");
 }
 
 static void entry_instant(struct rsc_loop *loop, struct rsc__entry *e,
