@@ -24,7 +24,7 @@
  */
 
 #define BUF_CAP	  (64U * 1024U)
-#define EVENT_MAX 4096U /* an event never grows past this: strings are capped */
+#define EVENT_MAX 6144U /* an event never grows past this: strings are capped */
 #define NAME_MAX_OUT 200U
 #define TEXT_MAX_OUT 1024U
 static const char TAIL[] = "\n]}\n";
@@ -37,8 +37,192 @@ struct rsc__trace_json {
 	size_t len;	       /* bytes of events buffered */
 	unsigned pid;
 	unsigned open_entries; /* entries entered and not yet released, in this trace */
+	size_t track_len;
+	char track[48];	       /* ","pid":P,"tid":L,"ts": (the same for every event) */
+	/* Each entry's ,"name":"file","id":"0x.." formatted once, by handle. */
+	struct {
+		uint64_t h;
+		unsigned len, id_off;
+		char text[64];
+	} tags[256];
+	uint64_t ts_sec;       /* the second whose digits are in ts_prefix */
+	size_t ts_prefix_len;
+	char ts_prefix[24];    /* its microseconds' leading digits */
 	char buf[BUF_CAP];
 };
+
+/*
+ * The hot path formats by hand (memcpy and digit loops, no printf): the
+ * trace costs what it writes, and the floor is 10% at N = 64 (bench/).
+ */
+/* Unchecked: begin() keeps EVENT_MAX free, and no event is longer. */
+static inline __attribute__((always_inline)) void
+put_mem(struct rsc__trace_json *tj, const char *p, size_t n)
+{
+	assert(n <= BUF_CAP - TAIL_LEN - tj->len);
+	memcpy(tj->buf + tj->len, p, n);
+	tj->len += n;
+}
+
+/*
+ * Copy @n (<= @max, a constant) bytes of @p as a fixed-size copy of @max:
+ * a few moves instead of a call; the bytes past @n are overwritten next.
+ */
+#define PUT_UPTO(tj, p, n, max)                                  \
+	do {                                                     \
+		memcpy((tj)->buf + (tj)->len, (p), (max));       \
+		(tj)->len += (n);                                \
+	} while (0)
+
+#define PUT_LIT(tj, lit) put_mem((tj), (lit), sizeof(lit) - 1)
+
+static const char digits2[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
+/* Two digits per division: the timestamps are 13 digits long. */
+static void put_u64(struct rsc__trace_json *tj, uint64_t v)
+{
+	char d[24];
+	unsigned i = sizeof(d);
+
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100) * 2;
+
+		v /= 100;
+		d[--i] = digits2[r + 1];
+		d[--i] = digits2[r];
+	}
+	if (v >= 10) {
+		d[--i] = digits2[v * 2 + 1];
+		d[--i] = digits2[v * 2];
+	} else {
+		d[--i] = (char)('0' + v);
+	}
+	put_mem(tj, d + i, sizeof(d) - i);
+}
+
+static void put_int(struct rsc__trace_json *tj, int v)
+{
+	if (v < 0) {
+		PUT_LIT(tj, "-");
+		put_u64(tj, (uint64_t)-(int64_t)v);
+	} else {
+		put_u64(tj, (uint64_t)v);
+	}
+}
+
+/* Nanoseconds as microseconds with three decimals: 1234.567 */
+static void put_usec(struct rsc__trace_json *tj, uint64_t ns)
+{
+	unsigned frac = (unsigned)(ns % 1000);
+	char f[4] = { '.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+		      (char)('0' + frac % 10) };
+
+	put_u64(tj, ns / 1000);
+	put_mem(tj, f, 4);
+}
+
+/* Two digits of @v (< 100) at @p. */
+static inline void two_digits(char *p, unsigned v)
+{
+	p[0] = digits2[v * 2];
+	p[1] = digits2[v * 2 + 1];
+}
+
+/*
+ * An event's timestamp, CLOCK_MONOTONIC in microseconds with three decimals.
+ * The leading digits change once a second: they are formatted then, and
+ * each event writes only its last six digits and the decimals.
+ */
+static void put_ts(struct rsc__trace_json *tj, uint64_t ns)
+{
+	uint64_t sec = ns / 1000000000ULL;
+	unsigned sub = (unsigned)(ns % 1000000000ULL), us = sub / 1000, frac = sub % 1000;
+	char *p;
+
+	if (sec != tj->ts_sec || !tj->ts_prefix_len) {
+		size_t len = tj->len;
+
+		tj->ts_sec = sec;
+		put_u64(tj, sec); /* borrow the buffer to format it */
+		tj->ts_prefix_len = tj->len - len;
+		memcpy(tj->ts_prefix, tj->buf + len, tj->ts_prefix_len);
+		tj->len = len;
+	}
+	PUT_UPTO(tj, tj->ts_prefix, tj->ts_prefix_len, sizeof(tj->ts_prefix));
+	p = tj->buf + tj->len;
+	two_digits(p, us / 10000);
+	two_digits(p + 2, us / 100 % 100);
+	two_digits(p + 4, us % 100);
+	p[6] = '.';
+	p[7] = (char)('0' + frac / 100);
+	two_digits(p + 8, frac % 100);
+	tj->len += 10;
+}
+
+/* "0x1f": an id (a handle: its generation, then its slot) */
+static void put_id(struct rsc__trace_json *tj, uint64_t v)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned n = v ? (unsigned)(67 - __builtin_clzll(v)) / 4 : 1; /* hex digits */
+	char *p = tj->buf + tj->len;
+	unsigned i;
+
+	p[0] = '"';
+	p[1] = '0';
+	p[2] = 'x';
+	for (i = n; i > 0; i--, v >>= 4)
+		p[2 + i] = hex[v & 15];
+	p[3 + n] = '"';
+	tj->len += 4 + n;
+}
+
+static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max);
+
+/*
+ * ,"name":"file","id":"0x100000003" for @e: its b formats it, its instants
+ * and its e copy it (a direct-mapped cache by handle; live entries rarely
+ * collide, since their slots are consecutive).
+ */
+static void entry_name(struct rsc__trace_json *tj, const struct rsc__entry *e)
+{
+	unsigned k = (unsigned)(e->h & 255);
+	size_t start = tj->len, len;
+
+	unsigned id_off;
+
+	if (tj->tags[k].h == e->h) {
+		PUT_UPTO(tj, tj->tags[k].text, tj->tags[k].len, sizeof(tj->tags[k].text));
+		return;
+	}
+	PUT_LIT(tj, ",\"name\":\"");
+	put_esc(tj, e->mgr->name, NAME_MAX_OUT);
+	PUT_LIT(tj, "\",\"id\":");
+	id_off = (unsigned)(tj->len - start);
+	put_id(tj, e->h);
+	len = tj->len - start;
+	/* Room for a fixed 24-byte copy of the id (at most 20) from id_off. */
+	if (id_off + 24 <= sizeof(tj->tags[k].text)) {
+		tj->tags[k].h = e->h;
+		tj->tags[k].len = (unsigned)len;
+		tj->tags[k].id_off = id_off;
+		memcpy(tj->tags[k].text, tj->buf + start, len);
+	}
+}
+
+/* "0x100000003": @e's id, from the cache its b filled. */
+static void entry_id(struct rsc__trace_json *tj, const struct rsc__entry *e)
+{
+	unsigned k = (unsigned)(e->h & 255);
+
+	if (tj->tags[k].h == e->h)
+		PUT_UPTO(tj, tj->tags[k].text + tj->tags[k].id_off,
+			 tj->tags[k].len - tj->tags[k].id_off, 24);
+	else
+		put_id(tj, e->h);
+}
 
 static void put(struct rsc__trace_json *tj, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -72,12 +256,24 @@ static size_t utf8_len(const unsigned char *s)
 	return n;
 }
 
+/* Bytes a JSON string may hold as they are (NUL ends the string: not plain). */
+static const bool plain[256] = {
+	[0x20] = 1, [0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1,
+};
+
 /* @s escaped for a JSON string, at most @max bytes; bad UTF-8 becomes U+FFFD. */
 static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max)
 {
 	const unsigned char *s = (const unsigned char *)(str ? str : "");
 	size_t out = 0, n;
 
+	/* Names and paths are plain ASCII: copy them whole. */
+	for (n = 0; n < max && plain[s[n]]; n++)
+		;
+	if (!s[n] || n == max) {
+		put_mem(tj, (const char *)s, n);
+		return;
+	}
 	while (*s && out + 6 <= max) {
 		if (*s == '"' || *s == '\\') {
 			put(tj, "\\%c", *s++);
@@ -97,19 +293,18 @@ static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max)
 	}
 }
 
-static void put_str(struct rsc__trace_json *tj, const char *key, const char *val,
-		    size_t max)
-{
-	put(tj, ",\"%s\":\"", key);
-	put_esc(tj, val, max);
-	put(tj, "\"");
-}
-
-static void put_us(struct rsc__trace_json *tj, const char *key, uint64_t ns)
-{
-	put(tj, ",\"%s\":%llu.%03u", key, (unsigned long long)(ns / 1000),
-	    (unsigned)(ns % 1000));
-}
+/* ,"key":"value" and ,"key":1.234 with a literal key */
+#define put_str(tj, key, val, max)                  \
+	do {                                        \
+		PUT_LIT(tj, ",\"" key "\":\"");      \
+		put_esc(tj, val, max);              \
+		PUT_LIT(tj, "\"");                   \
+	} while (0)
+#define put_us(tj, key, ns)                         \
+	do {                                        \
+		PUT_LIT(tj, ",\"" key "\":");         \
+		put_usec(tj, ns);                   \
+	} while (0)
 
 static int write_all(int fd, const char *p, size_t n, off_t off)
 {
@@ -148,39 +343,45 @@ static int flush(struct rsc_loop *loop)
 }
 
 /* Start an event: flush first if it might not fit. */
-static struct rsc__trace_json *begin(struct rsc_loop *loop, char ph,
-				     const char *cat, uint64_t now)
+static struct rsc__trace_json *begin_cat(struct rsc_loop *loop, char ph,
+					 const char *cat, size_t cat_len, uint64_t now)
 {
 	struct rsc__trace_json *tj = loop->tj;
 
+	char head[10] = { ',', '\n', '{', '"', 'p', 'h', '"', ':', '"', ph };
+
 	if (BUF_CAP - TAIL_LEN - tj->len < EVENT_MAX && flush(loop) < 0)
 		return NULL;
-	put(tj, ",\n{\"ph\":\"%c\",\"pid\":%u,\"tid\":%u", ph, tj->pid, loop->obs_id);
-	put_us(tj, "ts", now);
-	if (cat)
-		put(tj, ",\"cat\":\"%s\"", cat);
+	put_mem(tj, head, sizeof(head));
+	PUT_UPTO(tj, tj->track, tj->track_len, sizeof(tj->track));
+	put_ts(tj, now);
+	if (cat_len) {
+		PUT_LIT(tj, ",\"cat\":\"");
+		put_mem(tj, cat, cat_len);
+		PUT_LIT(tj, "\"");
+	}
 	return tj;
 }
 
-static void entry_name(struct rsc__trace_json *tj, const struct rsc__entry *e)
+/* Start an event of category @cat (a literal, or NULL). */
+#define begin(loop, ph, cat, now) \
+	begin_cat((loop), (ph), (cat) ? (cat) : "", (cat) ? sizeof(cat) - 1 : 0, (now))
+
+
+static void put_errno_op(struct rsc__trace_json *tj, int res, unsigned opcode,
+			 const char *op)
 {
-	put(tj, ",\"name\":\"");
-	put_esc(tj, e->mgr->name, NAME_MAX_OUT);
-	if (e->detail[0]) {
-		put(tj, " ");
-		put_esc(tj, e->detail, NAME_MAX_OUT);
-	}
-	put(tj, "\",\"id\":\"0x%llx\"", (unsigned long long)e->h);
+	put_str(tj, "errno", rsc_err_name(res), NAME_MAX_OUT);
+	put_str(tj, "op", op ? op : rsc__opcode_name(opcode), NAME_MAX_OUT);
 }
 
 static void put_result(struct rsc__trace_json *tj, int res, unsigned opcode,
 		       const char *op)
 {
-	put(tj, ",\"result\":%d", res);
-	if (res >= 0)
-		return;
-	put_str(tj, "errno", rsc_err_name(res), NAME_MAX_OUT);
-	put_str(tj, "op", op ? op : rsc__opcode_name(opcode), NAME_MAX_OUT);
+	PUT_LIT(tj, ",\"result\":");
+	put_int(tj, res);
+	if (res < 0)
+		put_errno_op(tj, res, opcode, op);
 }
 
 /* "openat file 'in.dat': No such file or directory (ENOENT)" */
@@ -202,7 +403,9 @@ static void put_chain(struct rsc__trace_json *tj, const char *key,
 	if (!err)
 		return;
 	rsc_error_format(err, text, sizeof(text));
-	put_str(tj, key, text, TEXT_MAX_OUT);
+	put(tj, ",\"%s\":\"", key);
+	put_esc(tj, text, TEXT_MAX_OUT);
+	PUT_LIT(tj, "\"");
 }
 
 static void entry_begin(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
@@ -213,15 +416,17 @@ static void entry_begin(struct rsc_loop *loop, struct rsc__entry *e, uint64_t no
 	if (!tj)
 		return;
 	entry_name(tj, e);
-	put(tj, ",\"args\":{\"scope_id\":\"0x%llx\"", (unsigned long long)e->scope->h);
-	put_str(tj, "scope", e->scope->name, NAME_MAX_OUT);
+	PUT_LIT(tj, ",\"args\":{\"scope_id\":");
+	put_id(tj, e->scope->h);
+	if (e->detail[0])
+		put_str(tj, "detail", e->detail, NAME_MAX_OUT);
 	if (!acquires)
-		put(tj, ",\"op\":\"none: entered at once\"");
+		PUT_LIT(tj, ",\"op\":\"none: entered at once\"");
 	else if (e->flags & RSC__E_DEFERRED)
-		put(tj, ",\"op\":\"after its dependency entered\"");
+		PUT_LIT(tj, ",\"op\":\"after its dependency entered\"");
 	else
 		put_str(tj, "op", rsc__opcode_name(e->enter_opcode), NAME_MAX_OUT);
-	put(tj, "}}");
+	PUT_LIT(tj, "}}");
 	e->obs_state |= RSC__OBS_BEGUN;
 }
 
@@ -233,9 +438,9 @@ static void entry_end(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
 	if (!tj)
 		return;
 	entry_name(tj, e);
-	put(tj, ",\"args\":{\"end\":\"");
+	PUT_LIT(tj, ",\"args\":{\"end\":\"");
 	put_esc(tj, why, NAME_MAX_OUT);
-	put(tj, "\"}}");
+	PUT_LIT(tj, "\"}}");
 }
 
 static void entry_instant(struct rsc_loop *loop, struct rsc__entry *e,
@@ -245,7 +450,8 @@ static void entry_instant(struct rsc_loop *loop, struct rsc__entry *e,
 
 	if (!tj)
 		return;
-	put(tj, ",\"name\":\"%s\",\"id\":\"0x%llx\"", name, (unsigned long long)e->h);
+	put_mem(tj, name, strlen(name)); /* ,"name":"entered","id": */
+	entry_id(tj, e);
 }
 
 static void entered(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
@@ -254,13 +460,14 @@ static void entered(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 
 	if (!(e->obs_state & RSC__OBS_BEGUN))
 		entry_begin(loop, e, now, false); /* adopted, deferred, accepted */
-	entry_instant(loop, e, now, "entered");
+	entry_instant(loop, e, now, ",\"name\":\"entered\",\"id\":");
 	if (!(tj = loop->tj) || tj->err)
 		return;
-	put(tj, ",\"args\":{\"fd\":%d", e->value);
+	PUT_LIT(tj, ",\"args\":{\"fd\":");
+	put_int(tj, e->value);
 	if (e->obs_t_acquire)
 		put_us(tj, "acquire_us", now - e->obs_t_acquire);
-	put(tj, "}}");
+	PUT_LIT(tj, "}}");
 	e->obs_state |= RSC__OBS_OPEN;
 	tj->open_entries++;
 }
@@ -276,7 +483,7 @@ static void enter_failed(struct rsc_loop *loop, struct rsc__entry *e, uint64_t n
 	/* The same args on the instant (a marker) and on the slice's end. */
 	for (pass = 0; pass < 2; pass++) {
 		if (pass == 0)
-			entry_instant(loop, e, now, "failed");
+			entry_instant(loop, e, now, ",\"name\":\"failed\",\"id\":");
 		else if ((tj = begin(loop, 'e', "entry", now)))
 			entry_name(tj, e);
 		if (!(tj = loop->tj) || tj->err)
@@ -300,11 +507,13 @@ static void release_started(struct rsc_loop *loop, struct rsc__entry *e,
 
 	if (!(e->obs_state & RSC__OBS_BEGUN))
 		return;
-	entry_instant(loop, e, now, "release started");
+	entry_instant(loop, e, now, ",\"name\":\"release started\",\"id\":");
 	if (!(tj = loop->tj) || tj->err)
 		return;
-	put(tj, ",\"args\":{\"fd\":%d%s}}", e->value,
-	    (e->flags & RSC__E_RELEASE_REQ) ? ",\"early\":true" : "");
+	if (e->flags & RSC__E_RELEASE_REQ)
+		PUT_LIT(tj, ",\"args\":{\"early\":true}}");
+	else
+		PUT_LIT(tj, "}");
 }
 
 static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
@@ -318,8 +527,10 @@ static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 	if ((tj = begin(loop, 'e', "entry", now)) == NULL)
 		return;
 	entry_name(tj, e);
-	put(tj, ",\"args\":{\"end\":\"released\"");
-	put_result(tj, e->exit_res, e->exit_opcode, NULL);
+	PUT_LIT(tj, ",\"args\":{\"result\":");
+	put_int(tj, e->exit_res);
+	if (e->exit_res < 0)
+		put_errno_op(tj, e->exit_res, e->exit_opcode, NULL);
 	if (e->exit_res < 0) {
 		put_error(tj, e, e->exit_res, rsc__opcode_name(e->exit_opcode));
 		if (!early)
@@ -328,12 +539,10 @@ static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 		put_chain(tj, "suppressed", s->pending);
 	}
 	if (early)
-		put(tj, ",\"early\":true");
+		PUT_LIT(tj, ",\"early\":true");
 	if (e->obs_t_release)
 		put_us(tj, "release_us", now - e->obs_t_release);
-	if (e->obs_t_acquire)
-		put_us(tj, "lifetime_us", now - e->obs_t_acquire);
-	put(tj, "}}");
+	PUT_LIT(tj, "}}");
 	if ((e->obs_state & RSC__OBS_OPEN) && tj->open_entries)
 		tj->open_entries--;
 	e->obs_state = 0;
@@ -376,7 +585,9 @@ static void scope_slice(struct rsc_loop *loop, struct rsc__scope *s, char ph,
 	if (!tj)
 		return;
 	put_str(tj, "name", s->name[0] ? s->name : "(unnamed)", NAME_MAX_OUT);
-	put(tj, ",\"id\":\"0x%llx\",\"args\":{", (unsigned long long)s->h);
+	PUT_LIT(tj, ",\"id\":");
+	put_id(tj, s->h);
+	PUT_LIT(tj, ",\"args\":{");
 }
 
 void rsc__tj_scope(struct rsc_loop *loop, struct rsc__scope *s, bool open,
@@ -389,9 +600,10 @@ void rsc__tj_scope(struct rsc_loop *loop, struct rsc__scope *s, bool open,
 		scope_slice(loop, s, 'b', now);
 		if (!(tj = loop->tj) || tj->err)
 			return;
-		put(tj, "\"parent_id\":\"0x%llx\"", (unsigned long long)s->parent->h);
+		PUT_LIT(tj, "\"parent_id\":");
+		put_id(tj, s->parent->h);
 		put_str(tj, "parent", s->parent->name, NAME_MAX_OUT);
-		put(tj, "}}");
+		PUT_LIT(tj, "}}");
 		s->obs_t_open = now;
 		return;
 	}
@@ -401,12 +613,13 @@ void rsc__tj_scope(struct rsc_loop *loop, struct rsc__scope *s, bool open,
 	if (!(tj = loop->tj) || tj->err)
 		return;
 	status = s->pending ? rsc_error_errno(s->pending) : 0;
-	put(tj, "\"status\":%d", status);
+	PUT_LIT(tj, "\"status\":");
+	put_int(tj, status);
 	if (status < 0)
 		put_str(tj, "errno", rsc_err_name(status), NAME_MAX_OUT);
 	put_chain(tj, "error", s->pending);
 	put_us(tj, "open_us", now - s->obs_t_open);
-	put(tj, "}}");
+	PUT_LIT(tj, "}}");
 	s->obs_t_open = 0;
 }
 
@@ -432,9 +645,15 @@ void rsc__tj_submit(struct rsc_loop *loop, int sqes, uint64_t now)
 
 	if (!tj)
 		return;
-	put(tj, ",\"name\":\"loop %u\",\"args\":{\"sqes per submit\":%d,"
-		"\"ops in flight\":%u,\"open entries\":%u}}",
-	    loop->obs_id, sqes, loop->ops_inflight, tj->open_entries);
+	PUT_LIT(tj, ",\"name\":\"loop ");
+	put_u64(tj, loop->obs_id);
+	PUT_LIT(tj, "\",\"args\":{\"sqes per submit\":");
+	put_int(tj, sqes);
+	PUT_LIT(tj, ",\"ops in flight\":");
+	put_u64(tj, loop->ops_inflight);
+	PUT_LIT(tj, ",\"open entries\":");
+	put_u64(tj, tj->open_entries);
+	PUT_LIT(tj, "}}");
 }
 
 /* What began in this trace and is still open: end it (stop) or forget it (start). */
@@ -486,6 +705,9 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	memset(tj, 0, offsetof(struct rsc__trace_json, buf));
 	tj->fd = fd;
 	tj->pid = (unsigned)getpid();
+	tj->track_len = (size_t)snprintf(tj->track, sizeof(tj->track),
+					 "\",\"pid\":%u,\"tid\":%u,\"ts\":", tj->pid,
+					 loop->obs_id);
 	loop->tj = tj;
 	settle_open_slices(loop, false, 0);
 	/* The header and the track names; no comma before the first event. */

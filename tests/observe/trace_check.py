@@ -81,9 +81,10 @@ def enclosure(done, label):
 
 def releases_of(done, scope_name):
     """Names of the entries of a scope released in its unwind, in release order."""
-    rel = [s for (cat, _), s in done.items() if cat == "entry" and s["bargs"].get("scope") == scope_name
-           and s["eargs"].get("end") == "released" and not s["eargs"].get("early")]
-    return [s["name"] for s in sorted(rel, key=lambda s: s["e"])]
+    scope_ids = {k[1] for k, s in done.items() if k[0] == "scope" and s["name"] == scope_name}
+    rel = [s for (cat, _), s in done.items() if cat == "entry" and s["bargs"].get("scope_id") in scope_ids
+           and "result" in s["eargs"] and "end" not in s["eargs"] and not s["eargs"].get("early")]
+    return [s["bargs"].get("detail", "") for s in sorted(rel, key=lambda s: s["e"])]
 
 
 def scenario(tmp):
@@ -102,7 +103,7 @@ def scenario(tmp):
           and sup[0]["name"].startswith("defer"),
           f"scenario: the suppressed error is not in the defer's args: {sup}")
     early = [s for s in done.values() if s["eargs"].get("early")]
-    check(len(early) == 1 and early[0]["name"].endswith("/f4"), f"scenario: early release: {early}")
+    check(len(early) == 1 and early[0]["bargs"]["detail"].endswith("/f4"), f"scenario: early release: {early}")
     child = [s for (c, _), s in done.items() if c == "scope" and s["name"] == "child"]
     check(child and child[0]["eargs"].get("errno") == "ENOENT"
           and "missing" in child[0]["eargs"].get("error", ""),
@@ -129,7 +130,8 @@ def demo(tmp):
           f"demo: files released out of LIFO order: {names[:4]}...")
     # Children unwind before the parent's own entry.
     files = [s for (c, _), s in done.items() if c == "scope" and s["name"] == "files"][0]
-    own = [s for (c, _), s in done.items() if c == "entry" and s["bargs"].get("scope") == "demo"]
+    demo_id = [k[1] for k, s in done.items() if k[0] == "scope" and s["name"] == "demo"]
+    own = [s for (c, _), s in done.items() if c == "entry" and s["bargs"].get("scope_id") in demo_id]
     check(own and own[0]["e"] >= files["e"], "demo: the parent's entry was released before a child closed")
 
 
