@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 
 PROG = os.environ.get("OBSERVE_PROG", "tests/observe/observe_prog")
 DEMO = os.environ.get("RINGSCOPE_DEMO", "tools/ringscope-demo")
@@ -133,6 +134,14 @@ def demo(tmp):
     demo_id = [k[1] for k, s in done.items() if k[0] == "scope" and s["name"] == "demo"]
     own = [s for (c, _), s in done.items() if c == "entry" and s["bargs"].get("scope_id") in demo_id]
     check(own and own[0]["e"] >= files["e"], "demo: the parent's entry was released before a child closed")
+    # The README's picture is drawn from this trace: it must render.
+    svg = os.path.join(tmp, "demo.svg")
+    tool = os.path.join(os.environ.get("srcdir", "."), "tools", "trace2svg.py")
+    r = subprocess.run([sys.executable, tool, path, svg], stderr=subprocess.PIPE, text=True)
+    if check(r.returncode == 0, f"trace2svg: {r.stderr}"):
+        root = ET.parse(svg).getroot()
+        texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+        check("failed acquire" in texts and "scope files" in texts, "trace2svg: no failed acquire or scope in the SVG")
 
 
 def killed(tmp):
