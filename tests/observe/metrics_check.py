@@ -77,5 +77,46 @@ check(samples.get(("ringscope_open_entries", second, None)) == 1, "loop 2: 1 ope
 check(samples.get(("ringscope_open_scopes", second, None)) == 1, "loop 2: 1 open scope")
 check(samples.get(("ringscope_open_entries", first, None)) == 0, "loop 1: no open entry")
 check(samples.get(("ringscope_enter_failed_total", second, None)) == 1, "loop 2: 1 failed acquire")
+
+
+def scrape_httpd():
+    """ringscope-httpd --metrics: GET /metrics from a running server parses too."""
+    import http.client
+    import signal
+    httpd = os.environ.get("RINGSCOPE_HTTPD", "tools/httpd/ringscope-httpd")
+    if not os.path.exists(httpd):
+        print("note: no ringscope-httpd here; its /metrics is not checked")
+        return
+    p = subprocess.Popen([httpd, "--metrics", "--port", "0"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        if not check(line.startswith("listening on 127.0.0.1:"), f"httpd: {line!r} {p.poll()}"):
+            return
+        port = int(line.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for path in ("/", "/metrics"):
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read().decode()
+        check(resp.status == 200 and resp.getheader("Content-Type", "").startswith("text/plain"),
+              f"httpd /metrics: {resp.status} {resp.getheader('Content-Type')}")
+        fams = {f.name: f for f in text_string_to_metric_families(body)}
+        got = {s.name: s.value for f in fams.values() for s in f.samples}
+        check(got.get("ringscope_acquired_total", 0) >= 2, f"httpd: acquired {got.get('ringscope_acquired_total')}")
+        check(got.get("ringscope_open_entries", 0) >= 2, "httpd: the listener and this connection are open entries")
+        check("ringscope_acquire_latency_seconds" in fams, "httpd --metrics: no latency histogram")
+        conn.close()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    check(p.returncode == 0, f"httpd exit status {p.returncode}: {p.stderr.read()[-300:]}")
+
+
+scrape_httpd()
 print("metrics_check: %d families, %s" % (len(families), "FAILED" if failures else "ok"))
 sys.exit(1 if failures else 0)
