@@ -118,6 +118,7 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 		io_uring_free_probe(loop->probe);
 		io_uring_queue_exit(&loop->ring);
 		rsc__pools_free(loop);
+		rsc__handles_release(loop); /* the root scope's handle chunk */
 		free(loop);
 		return ret < 0 ? ret : -ENOMEM;
 	}
@@ -553,9 +554,9 @@ long long rsc_loop_counter(const struct rsc_loop *loop, enum rsc_counter which)
 static void loop_free(struct rsc_loop *loop)
 {
 	rsc__audit_unregister(loop);
+	rsc__obs_loop_free(loop); /* flushes the trace; it walks the tree, so first */
 	if (loop->root)
 		rsc__scope_free_tree(loop->root);
-	rsc__obs_loop_free(loop); /* after the last event: flushes the trace */
 	rsc__audit_free(loop);
 	io_uring_free_probe(loop->probe);
 	io_uring_queue_exit(&loop->ring);
