@@ -693,6 +693,8 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	struct rsc__trace_json *tj;
 	int fd, ret;
 
+	/* The old trace first: it may be this very file, which O_TRUNC empties. */
+	rsc__tj_close(loop);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -701,7 +703,6 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 		close(fd);
 		return -ENOMEM;
 	}
-	rsc__tj_close(loop);
 	memset(tj, 0, offsetof(struct rsc__trace_json, buf));
 	tj->fd = fd;
 	tj->pid = (unsigned)getpid();

@@ -88,6 +88,15 @@ START_TEST(trace_file_is_a_complete_document_after_each_flush)
 	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 8);
 	ck_assert_int_eq(count_of(text, "\"name\":\"second\""), 2);
 	free(text);
+	/* Starting over on the same file while it is open: a new document. */
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	scope_of_files(4, "third");
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = slurp(file);
+	assert_complete(text);
+	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 0);
+	free(text);
 }
 END_TEST
 
