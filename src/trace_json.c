@@ -42,7 +42,7 @@ struct rsc__trace_json {
 	/* Each entry's ,"name":"file","id":"0x.." formatted once, by handle. */
 	struct {
 		uint64_t h;
-		unsigned len, id_off;
+		unsigned len;
 		char text[64];
 	} tags[256];
 	uint64_t ts_sec;       /* the second whose digits are in ts_prefix */
@@ -191,8 +191,6 @@ static void entry_name(struct rsc__trace_json *tj, const struct rsc__entry *e)
 	unsigned k = (unsigned)(e->h & 255);
 	size_t start = tj->len, len;
 
-	unsigned id_off;
-
 	if (tj->tags[k].h == e->h) {
 		PUT_UPTO(tj, tj->tags[k].text, tj->tags[k].len, sizeof(tj->tags[k].text));
 		return;
@@ -200,28 +198,13 @@ static void entry_name(struct rsc__trace_json *tj, const struct rsc__entry *e)
 	PUT_LIT(tj, ",\"name\":\"");
 	put_esc(tj, e->mgr->name, NAME_MAX_OUT);
 	PUT_LIT(tj, "\",\"id\":");
-	id_off = (unsigned)(tj->len - start);
 	put_id(tj, e->h);
 	len = tj->len - start;
-	/* Room for a fixed 24-byte copy of the id (at most 20) from id_off. */
-	if (id_off + 24 <= sizeof(tj->tags[k].text)) {
+	if (len <= sizeof(tj->tags[k].text)) {
 		tj->tags[k].h = e->h;
 		tj->tags[k].len = (unsigned)len;
-		tj->tags[k].id_off = id_off;
 		memcpy(tj->tags[k].text, tj->buf + start, len);
 	}
-}
-
-/* "0x100000003": @e's id, from the cache its b filled. */
-static void entry_id(struct rsc__trace_json *tj, const struct rsc__entry *e)
-{
-	unsigned k = (unsigned)(e->h & 255);
-
-	if (tj->tags[k].h == e->h)
-		PUT_UPTO(tj, tj->tags[k].text + tj->tags[k].id_off,
-			 tj->tags[k].len - tj->tags[k].id_off, 24);
-	else
-		put_id(tj, e->h);
 }
 
 static void put(struct rsc__trace_json *tj, const char *fmt, ...)
@@ -443,15 +426,25 @@ static void entry_end(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
 	PUT_LIT(tj, "\"}}");
 }
 
-static void entry_instant(struct rsc_loop *loop, struct rsc__entry *e,
-			  uint64_t now, const char *name)
+/*
+ * An instant on @e's slice. It carries the slice's name, not its own:
+ * Perfetto puts legacy async events on tracks keyed by name and id, so an
+ * instant named otherwise would get a track of its own. What happened is
+ * args.event: "entered", "release started", "failed".
+ */
+#define entry_instant(loop, e, now, what)                                       \
+	entry_instant_((loop), (e), (now), ",\"args\":{\"event\":\"" what "\"", \
+		       sizeof(",\"args\":{\"event\":\"" what "\"") - 1)
+
+static void entry_instant_(struct rsc_loop *loop, struct rsc__entry *e,
+			   uint64_t now, const char *args, size_t len)
 {
 	struct rsc__trace_json *tj = begin(loop, 'n', "entry", now);
 
 	if (!tj)
 		return;
-	put_mem(tj, name, strlen(name)); /* ,"name":"entered","id": */
-	entry_id(tj, e);
+	entry_name(tj, e);
+	put_mem(tj, args, len);
 }
 
 static void entered(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
@@ -460,10 +453,10 @@ static void entered(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 
 	if (!(e->obs_state & RSC__OBS_BEGUN))
 		entry_begin(loop, e, now, false); /* adopted, deferred, accepted */
-	entry_instant(loop, e, now, ",\"name\":\"entered\",\"id\":");
+	entry_instant(loop, e, now, "entered");
 	if (!(tj = loop->tj) || tj->err)
 		return;
-	PUT_LIT(tj, ",\"args\":{\"fd\":");
+	PUT_LIT(tj, ",\"fd\":");
 	put_int(tj, e->value);
 	if (e->obs_t_acquire)
 		put_us(tj, "acquire_us", now - e->obs_t_acquire);
@@ -483,12 +476,13 @@ static void enter_failed(struct rsc_loop *loop, struct rsc__entry *e, uint64_t n
 	/* The same args on the instant (a marker) and on the slice's end. */
 	for (pass = 0; pass < 2; pass++) {
 		if (pass == 0)
-			entry_instant(loop, e, now, ",\"name\":\"failed\",\"id\":");
-		else if ((tj = begin(loop, 'e', "entry", now)))
+			entry_instant(loop, e, now, "failed");
+		else if ((tj = begin(loop, 'e', "entry", now))) {
 			entry_name(tj, e);
+			PUT_LIT(tj, ",\"args\":{\"end\":\"failed\"");
+		}
 		if (!(tj = loop->tj) || tj->err)
 			return;
-		put(tj, ",\"args\":{\"end\":\"failed\"");
 		put_result(tj, e->value, e->enter_opcode, op);
 		put_error(tj, e, e->value, op);
 		if (e->flags & RSC__E_CANCEL_SENT)
@@ -507,13 +501,12 @@ static void release_started(struct rsc_loop *loop, struct rsc__entry *e,
 
 	if (!(e->obs_state & RSC__OBS_BEGUN))
 		return;
-	entry_instant(loop, e, now, ",\"name\":\"release started\",\"id\":");
+	entry_instant(loop, e, now, "release started");
 	if (!(tj = loop->tj) || tj->err)
 		return;
 	if (e->flags & RSC__E_RELEASE_REQ)
-		PUT_LIT(tj, ",\"args\":{\"early\":true}}");
-	else
-		PUT_LIT(tj, "}");
+		PUT_LIT(tj, ",\"early\":true");
+	PUT_LIT(tj, "}}");
 }
 
 static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)

@@ -53,7 +53,11 @@ def slices(events, complete=True, label=""):
                 check(key not in open_ and key not in done, f"{label}: {key} begins twice")
                 open_[key] = {"b": ev["ts"], "name": ev["name"], "bargs": ev.get("args", {})}
             elif ph == "n":
-                check(key in open_, f"{label}: instant {ev['name']} outside its slice {key}")
+                # Perfetto keys async tracks by name and id: an instant named
+                # otherwise than its slice would get a track of its own.
+                if check(key in open_, f"{label}: instant {ev['name']} outside its slice {key}"):
+                    check(ev["name"] == open_[key]["name"], f"{label}: instant named apart from its slice: {ev}")
+                    open_[key].setdefault("events", []).append(ev.get("args", {}).get("event"))
             else:
                 if check(key in open_, f"{label}: e without b: {ev}"):
                     s = open_.pop(key)
@@ -114,6 +118,9 @@ def scenario(tmp):
                            and "ops in flight" in e["args"] for e in counters),
           "scenario: no counter events with sqes per submit / open entries / ops in flight")
     check(sum(e["args"]["sqes per submit"] for e in counters) > 0, "scenario: no SQE counted")
+    kinds = [s.get("events") for s in done.values() if s["name"] == "file"]
+    check(["entered", "release started"] in kinds and ["failed"] in kinds,
+          f"scenario: the instants entered, release started, failed are missing: {kinds[:6]}")
     # f0 acquired first in app, released last among app's unwind.
     check(releases_of(done, "child")[-1:] and releases_of(done, "child")[-1].endswith("/f1"),
           f"scenario: child's releases not LIFO: {releases_of(done, 'child')}")
