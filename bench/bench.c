@@ -42,6 +42,7 @@
 #define FLOOR_VS_LIBURING 1.15
 #define FLOOR_VS_SYNC	  1.10
 #define FLOOR_AUDIT	  1.20
+#define FLOOR_TRACE	  1.10 /* issue: tracing on costs at most 10% at N = 64 */
 
 /*
  * Allocation counter. The bench binary interposes malloc and friends (the
@@ -112,11 +113,16 @@ enum impl { IMPL_SYNC = 0, IMPL_URING, IMPL_RSC };
 
 static const char *const impl_names[] = { "sync", "liburing", "ringscope" };
 static const char *const audit_names[] = { "off", "released", "full" };
+/* The observability rows at N = OBS_N, each with its own "off". */
+enum { OBS_NONE = 0, OBS_OFF, OBS_TRACE, OBS_LATENCY, OBS__COUNT };
+static const char *const obs_names[] = { "", "trace-off", "trace-on", "metrics-on" };
+#define OBS_N 64U
 
 struct variant {
 	enum impl impl;
 	unsigned n;	   /* files per batch */
 	int audit;	   /* ringscope only; -1 for the size rows */
+	int obs;	   /* OBS_*: tracing/metrics rows; OBS_NONE elsewhere */
 	unsigned reps;	   /* batches per sample */
 	double *samples;   /* ns per pair, one per measured round */
 	unsigned n_samples;
@@ -146,6 +152,7 @@ struct bench {
 	int cpu;
 	const char *only; /* comma-separated variant names, for profiling */
 
+	char trace_path[PATH_MAX]; /* the trace-on rows write here, in dir */
 	/* RSC_CTR_POOL_ALLOCS around the measured rounds */
 	long long pool_before, pool_after;
 };
@@ -286,6 +293,7 @@ static void remove_dir(void)
 		return;
 	for (i = 0; i < N_FILES; i++)
 		unlinkat(b->dirfd, b->names[i], 0);
+	unlinkat(b->dirfd, "trace.json", 0);
 	close(b->dirfd);
 	b->dirfd = -1;
 	rmdir(b->dir);
@@ -303,6 +311,7 @@ static void make_files(struct bench *b)
 	b->dirfd = open(b->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (b->dirfd < 0)
 		die("open temp directory", -errno);
+	snprintf(b->trace_path, sizeof(b->trace_path), "%s/trace.json", b->dir);
 	cleanup_bench = b;
 	atexit(remove_dir);
 	for (i = 0; i < N_FILES; i++) {
@@ -395,12 +404,29 @@ __attribute__((noinline)) static void run_batch(struct bench *b, const struct va
 	}
 }
 
+/* Trace to a file in the bench directory, or collect latency, or neither. */
+static void set_obs(struct bench *b, const struct variant *v)
+{
+	int ret;
+
+	if (v->impl != IMPL_RSC)
+		return;
+	/* Outside the timed window: the previous trace's last flush and close. */
+	ret = rsc_loop_trace_file(b->loop, v->obs == OBS_TRACE ? b->trace_path : NULL);
+	if (ret < 0)
+		die("rsc_loop_trace_file", ret);
+	ret = rsc_loop_set_metrics(b->loop, v->obs == OBS_LATENCY ? RSC_METRICS_LATENCY : 0);
+	if (ret < 0)
+		die("rsc_loop_set_metrics", ret);
+}
+
 static void set_audit(struct bench *b, const struct variant *v)
 {
 	int ret;
 
 	if (v->impl != IMPL_RSC)
 		return;
+	set_obs(b, v);
 	ret = rsc_loop_set_audit(b->loop, v->audit < 0 ? RSC_AUDIT_OFF :
 				 (enum rsc_audit_level)v->audit);
 	if (ret < 0)
@@ -535,7 +561,18 @@ static struct variant *find(struct bench *b, enum impl impl, unsigned n,
 	unsigned i;
 
 	for (i = 0; i < b->n_v; i++)
-		if (b->v[i].impl == impl && b->v[i].n == n && b->v[i].audit == audit)
+		if (b->v[i].impl == impl && b->v[i].n == n && b->v[i].audit == audit &&
+		    b->v[i].obs == OBS_NONE)
+			return &b->v[i];
+	abort();
+}
+
+static struct variant *find_obs(struct bench *b, int obs)
+{
+	unsigned i;
+
+	for (i = 0; i < b->n_v; i++)
+		if (b->v[i].obs == obs)
 			return &b->v[i];
 	abort();
 }
@@ -543,7 +580,9 @@ static struct variant *find(struct bench *b, enum impl impl, unsigned n,
 /* "sync-64", "liburing-8", "ringscope-256", "audit-released", ... */
 static const char *variant_name(const struct variant *v, char *buf, size_t len)
 {
-	if (v->impl == IMPL_RSC && v->audit >= 0)
+	if (v->obs != OBS_NONE)
+		snprintf(buf, len, "%s", obs_names[v->obs]);
+	else if (v->impl == IMPL_RSC && v->audit >= 0)
 		snprintf(buf, len, "audit-%s", audit_names[v->audit]);
 	else
 		snprintf(buf, len, "%s-%u", impl_names[v->impl], v->n);
@@ -573,7 +612,7 @@ static void add_variants(struct bench *b)
 	unsigned i, k = 0;
 	int a;
 
-	b->n_v = N_SIZES * 3 + 3;
+	b->n_v = N_SIZES * 3 + 3 + OBS__COUNT - 1;
 	b->v = calloc(b->n_v, sizeof(*b->v));
 	if (!b->v)
 		die("calloc", -ENOMEM);
@@ -585,6 +624,8 @@ static void add_variants(struct bench *b)
 	/* The audit rows carry their own "off" so its ratio compares like with like. */
 	for (a = RSC_AUDIT_OFF; a <= RSC_AUDIT_FULL; a++)
 		b->v[k++] = (struct variant){ .impl = IMPL_RSC, .n = AUDIT_N, .audit = a };
+	for (a = OBS_OFF; a < OBS__COUNT; a++)
+		b->v[k++] = (struct variant){ .impl = IMPL_RSC, .n = OBS_N, .audit = -1, .obs = a };
 	if (b->only) {
 		unsigned kept = 0;
 
@@ -680,6 +721,10 @@ static unsigned make_floors(struct bench *b, struct floor *f)
 	f[n].value = rel->median / off->median;
 	f[n].limit = FLOOR_AUDIT;
 	n++;
+	snprintf(f[n].what, sizeof(f[n].what), "N=%u trace on/off", OBS_N);
+	f[n].value = find_obs(b, OBS_TRACE)->median / find_obs(b, OBS_OFF)->median;
+	f[n].limit = FLOOR_TRACE;
+	n++;
 	snprintf(f[n].what, sizeof(f[n].what), "ringscope allocations per pair (steady state, audit off)");
 	f[n].value = per_pair(allocs, pairs);
 	f[n].limit = 0;
@@ -746,6 +791,14 @@ static void print_table(struct bench *b, const struct utsname *u)
 		printf("%10s %10.0f %6.0f-%-5.0f %14.3f\n", audit_names[i], v->median,
 		       v->p25, v->p75, v->median / off->median);
 	}
+	printf("\nobservability, ringscope N=%u:\n%12s %10s %12s %14s %10s\n", OBS_N, "row",
+	       "ns/pair", "p25-p75", "ratio to off", "paired");
+	for (i = OBS_OFF; i < OBS__COUNT; i++) {
+		struct variant *v = find_obs(b, (int)i), *off = find_obs(b, OBS_OFF);
+
+		printf("%12s %10.0f %6.0f-%-5.0f %14.3f %10.3f\n", obs_names[i], v->median,
+		       v->p25, v->p75, v->median / off->median, paired_ratio(v, off));
+	}
 	steady_allocs(b, &allocs, &pairs);
 	printf("\nallocations (malloc/calloc/realloc/memalign calls) during the measured samples:\n");
 	printf("  ringscope, audit off (N=1,8,64,256 and the audit-off row): %lu over %llu pairs"
@@ -796,12 +849,12 @@ static void print_json(struct bench *b, const struct utsname *u)
 	for (i = 0; i < b->n_v; i++) {
 		struct variant *v = &b->v[i];
 
-		printf("    {\"impl\": \"%s\", \"n\": %u, \"audit\": \"%s\", \"reps\": %u,"
+		printf("    {\"impl\": \"%s\", \"n\": %u, \"audit\": \"%s\", \"obs\": \"%s\", \"reps\": %u,"
 		       " \"median_ns\": %.1f, \"p25_ns\": %.1f, \"p75_ns\": %.1f, \"min_ns\": %.1f,"
 		       " \"allocs\": %lu, \"pairs\": %llu, \"samples_ns\": [",
 		       impl_names[v->impl], v->n,
 		       v->impl != IMPL_RSC ? "n/a" : audit_names[v->audit < 0 ? 0 : v->audit],
-		       v->reps, v->median, v->p25, v->p75, v->min, v->allocs, v->pairs);
+		       obs_names[v->obs], v->reps, v->median, v->p25, v->p75, v->min, v->allocs, v->pairs);
 		for (k = 0; k < v->n_samples; k++)
 			printf("%s%.1f", k ? ", " : "", v->samples[k]);
 		printf("]}%s\n", i + 1 < b->n_v ? "," : "");
@@ -824,6 +877,10 @@ static void print_json(struct bench *b, const struct utsname *u)
 		printf("%s\"%s\": %.4f", i ? ", " : "", audit_names[i],
 		       find(b, IMPL_RSC, AUDIT_N, (int)i)->median /
 			       find(b, IMPL_RSC, AUDIT_N, RSC_AUDIT_OFF)->median);
+	printf("},\n  \"observability_over_off\": {");
+	for (i = OBS_OFF; i < OBS__COUNT; i++)
+		printf("%s\"%s\": %.4f", i > OBS_OFF ? ", " : "", obs_names[i],
+		       find_obs(b, (int)i)->median / find_obs(b, OBS_OFF)->median);
 	steady_allocs(b, &allocs, &pairs);
 	printf("},\n  \"allocations\": {\"steady_calls\": %lu, \"steady_pairs\": %llu,"
 	       " \"steady_per_pair\": %.6f, \"pool_allocs_before\": %lld,"

@@ -711,6 +711,49 @@ RSC_EXTERN const char *rsc_finding_scope(const struct rsc_finding *f);
 RSC_EXTERN const char *rsc_finding_expected(const struct rsc_finding *f);
 
 /*
+ * Observability. A loop can write its lifecycle as Chrome trace-event JSON
+ * (open it in Perfetto or chrome://tracing): each entry an async slice from
+ * the submit of its acquire to the completion of its release, with instants
+ * for entered, release started and failed; each scope a slice from open to
+ * close; a counter per submit. Events are buffered and written when the
+ * buffer fills, on rsc_loop_trace_flush() and when the trace or the loop is
+ * closed; each write leaves a complete JSON document. RINGSCOPE_TRACE=FILE
+ * starts one at rsc_loop_new(). Metrics are written in Prometheus' text
+ * format, one series per loop labelled loop="ID". USDT probes (provider
+ * "ringscope") fire when the library was built with <sys/sdt.h>; man 7
+ * ringscope lists them. With no trace and no latency metrics, all of this
+ * costs one branch per event.
+ */
+
+/* rsc_loop_set_metrics() flags. */
+#define RSC_METRICS_LATENCY (1U << 0) /* acquire and release latency histograms */
+
+/*
+ * Write the lifecycle of @loop to @path (created or truncated; "%p" and "%l"
+ * are not expanded here) from now on, replacing any trace it was writing;
+ * NULL closes the trace. Slices still open when a trace closes end there.
+ * Returns 0, or -EINVAL, the open's -errno, or (NULL @path) the -errno of
+ * a failed write.
+ */
+RSC_EXTERN int rsc_loop_trace_file(struct rsc_loop *loop, const char *path);
+/* Write the buffered events now. 0, -EINVAL, or the write's -errno. */
+RSC_EXTERN int rsc_loop_trace_flush(struct rsc_loop *loop);
+/* Collect what @flags asks for (RSC_METRICS_*; 0 stops). -EINVAL, -ENOMEM. */
+RSC_EXTERN int rsc_loop_set_metrics(struct rsc_loop *loop, unsigned flags);
+/*
+ * Write the metrics of @loop (rsc_metrics_write: of @n loops, each family
+ * once) to @out in the Prometheus text exposition format. The loops are read
+ * without a lock: call it on the thread that runs them. 0, -EINVAL, -ENOMEM,
+ * -EIO (@out failed).
+ */
+RSC_EXTERN int rsc_loop_metrics(struct rsc_loop *loop, FILE *out);
+RSC_EXTERN int rsc_metrics_write(struct rsc_loop *const *loops, unsigned n,
+				 FILE *out);
+/* The loop's number (>= 1, in creation order in this process): the metrics'
+ * loop label, the trace's track, the probes' first argument. Or -EINVAL. */
+RSC_EXTERN int rsc_loop_id(const struct rsc_loop *loop);
+
+/*
  * Fault injection, for tests and not a stable promise (version node
  * RINGSCOPE_TOOLS_0.1): deterministic, compiled in with configure
  * --enable-fault-injection (elsewhere rsc_fault_set returns -EOPNOTSUPP and

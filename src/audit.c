@@ -95,6 +95,7 @@ static void add_finding(struct rsc_loop *loop, int kind, int fd,
 	snprintf(f->scope, sizeof(f->scope), "%s", scope);
 	snprintf(f->expected, sizeof(f->expected), "%s", expected);
 	rsc__trace(loop, RSC_EV_AUDIT_FINDING, NULL, NULL, fd);
+	rsc__obs_audit_finding(loop, f);
 }
 
 /*

@@ -275,6 +275,7 @@ static void link_entry(struct rsc__scope *s, struct rsc__entry *e)
 	append_entry(s, e);
 	s->n_entering++;
 	s->loop->n_entering++;
+	rsc__obs_acquire(s->loop, e);
 }
 
 /* Not submitted yet (one reservation, no submit since): make them NOPs. */
@@ -405,10 +406,12 @@ static void enter_at_once(struct rsc__entry *e, int value, bool in_loop)
 	append_entry(s, e);
 	s->loop->counters[RSC_CTR_ACQUIRED]++;
 	own_value(s->loop, e);
-	if (in_loop)
+	if (in_loop) {
 		rsc__trace(s->loop, RSC_EV_ENTERED, s, e, value);
-	else
+		rsc__obs_entered(s->loop, e);
+	} else {
 		announce(e);
+	}
 }
 
 static struct rsc__entry *new_entered(struct rsc__scope *s, const struct rsc_manager *mgr,
@@ -457,8 +460,10 @@ static void unannounce(struct rsc_loop *loop, struct rsc__entry *e, bool traced)
 	}
 	e->flags &= ~RSC__E_ANNOUNCE;
 	/* Released before the loop turned: the trace still reads entered, then released. */
-	if (traced)
+	if (traced) {
 		rsc__trace(loop, RSC_EV_ENTERED, e->scope, e, e->value);
+		rsc__obs_entered(loop, e);
+	}
 }
 
 unsigned rsc__announce_run(struct rsc_loop *loop)
@@ -473,6 +478,7 @@ unsigned rsc__announce_run(struct rsc_loop *loop)
 		e->flags &= ~RSC__E_ANNOUNCE;
 		n++;
 		rsc__trace(loop, RSC_EV_ENTERED, e->scope, e, e->value);
+		rsc__obs_entered(loop, e);
 		if (e->enter_cb) {
 			rsc__cb_enter(loop);
 			e->enter_cb(rsc__eh(e), e->value, e->enter_data);
@@ -767,6 +773,7 @@ static void enter_done(struct rsc__entry *e)
 	/* Traced before the unwind it may start, so the trace reads in order. */
 	rsc__trace(loop, e->value >= 0 ? RSC_EV_ENTERED : RSC_EV_ENTER_FAILED, s,
 		   e, e->value);
+	rsc__obs_enter_done(loop, e);
 	if (e->value < 0 && !early &&
 	    (s->state == RSC_SCOPE_OPEN || e->value != -ECANCELED ||
 	     !(e->flags & RSC__E_CANCEL_SENT))) {
@@ -852,6 +859,7 @@ void rsc__entry_settle_release(struct rsc__entry *e)
 	struct rsc_loop *loop = s->loop;
 	bool early = e->flags & RSC__E_RELEASE_REQ;
 
+	rsc__obs_released(loop, e); /* first: it names the error it may suppress */
 	if (e->flags & RSC__E_LEDGER) {
 		rsc__ledger_forget(e->value, e->h);
 		e->flags &= ~RSC__E_LEDGER;
@@ -947,8 +955,10 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 	assert(e->state == RSC_ENTERED ||
 	       (e->state == RSC_EXITING &&
 		(e->flags & (RSC__E_RETRY_HOOK | RSC__E_DRAINING))));
-	if (e->state == RSC_ENTERED)
+	if (e->state == RSC_ENTERED) {
 		set_state(e, RSC_EXITING);
+		rsc__obs_release_started(loop, e);
+	}
 	if (e->flags & RSC__E_ANNOUNCE)
 		unannounce(loop, e, true); /* released before the loop turned: no on-enter */
 	if (e->n_io) {
@@ -989,6 +999,7 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 void rsc__entry_free(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	assert(e->phase_ops == 0);
+	rsc__obs_entry_freed(loop, e);
 	if (e->flags & RSC__E_ANNOUNCE)
 		unannounce(loop, e, false);
 	if (e->flags & RSC__E_LEDGER)

@@ -127,6 +127,8 @@ struct rsc__entry {
 	struct rsc__entry *next_retry; /* exit waiting for an SQE (loop->retry_head) */
 	unsigned exit_retries;
 	char *detail; /* points at detail_inline or a heap copy */
+	uint64_t obs_t_acquire, obs_t_release; /* ns, only while observed (observe.h) */
+	unsigned obs_state;		       /* RSC__OBS_BEGUN, RSC__OBS_OPEN */
 	/* Everything above is cleared by rsc__entry_get(); nothing below is. */
 	char detail_inline[RSC__DETAIL_INLINE];
 	struct rsc__entry *next_free;
@@ -184,6 +186,7 @@ struct rsc__scope {
 	bool in_ready;	   /* queued: to start its unwind, or to finish its close */
 	struct rsc__scope *next_free;
 	char name[RSC_NAME_MAX];
+	uint64_t obs_t_open; /* ns when its trace slice began, 0 if none (observe.h) */
 };
 
 struct rsc_cqe_copy {
@@ -276,6 +279,11 @@ struct rsc_loop {
 	struct rsc_audit_pending *audit_pending;
 	struct rsc_finding **findings; /* each its own allocation: pointers stay valid */
 	unsigned n_findings, cap_findings;
+
+	/* Observability (observe.h): the label, and what is switched on. */
+	unsigned obs_id, obs_flags;
+	struct rsc__trace_json *tj;
+	struct rsc__latency *lat;
 };
 
 /*
@@ -531,5 +539,7 @@ static inline int rsc__real_errno(int res, bool cancelled)
 			return -EINVAL;             \
 		}                                   \
 	} while (0)
+
+#include "observe.h"
 
 #endif /* RSC_INTERNAL_H */

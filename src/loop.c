@@ -113,6 +113,8 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 		ret = rsc__fault_from_env(loop);
 	if (loop->root && ret >= 0)
 		ret = rsc__post_init(loop);
+	if (loop->root && ret == 0)
+		ret = rsc__obs_loop_new(loop); /* RINGSCOPE_TRACE; cleans up after itself */
 	if (!loop->root || ret < 0) {
 		if (loop->root)
 			rsc__scope_free_tree(loop->root);
@@ -122,7 +124,7 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 		io_uring_queue_exit(&loop->ring);
 		rsc__post_free(loop);
 		rsc__pools_free(loop);
-		rsc__handles_release(loop);
+		rsc__handles_release(loop); /* the root scope's handle chunk */
 		free(loop);
 		return ret < 0 ? ret : -ENOMEM;
 	}
@@ -239,6 +241,7 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 			ret = io_uring_submit(&loop->ring);
 		if (ret >= 0) {
 			loop->counters[RSC_CTR_SQES] += ret;
+			rsc__obs_submit(loop, ret);
 			return ret;
 		}
 		if (ret == -EINTR)
@@ -585,6 +588,7 @@ long long rsc_loop_counter(const struct rsc_loop *loop, enum rsc_counter which)
 static void loop_free(struct rsc_loop *loop)
 {
 	rsc__audit_unregister(loop);
+	rsc__obs_loop_free(loop); /* flushes the trace; it walks the tree, so first */
 	if (loop->root)
 		rsc__scope_free_tree(loop->root);
 	rsc__audit_free(loop);

@@ -110,6 +110,7 @@ int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent_h,
 	memcpy(s->name, name, len + 1);
 	s->state = RSC_SCOPE_OPEN;
 	link_child(parent, s);
+	rsc__obs_scope_opened(loop, s);
 	if (loop->audit_level == RSC_AUDIT_FULL)
 		rsc__audit_scope_open(loop, s);
 	*scopep = rsc__sh(s);
@@ -185,6 +186,7 @@ static void scope_unwound(struct rsc__scope *s)
 		rsc__audit_scope_closed(loop, s);
 	rsc__trace(loop, RSC_EV_SCOPE_CLOSED, s, NULL,
 		   s->pending ? rsc_error_errno(s->pending) : 0);
+	rsc__obs_scope_closed(loop, s);
 	if (on_close) {
 		/* Whoever closed it hears about it, once. */
 		s->on_close_cb = NULL;

@@ -32,6 +32,7 @@ int main(void)
 	srunner_add_suite(sr, make_ownership_suite());
 	srunner_add_suite(sr, make_deadline_suite());
 	srunner_add_suite(sr, make_server_suite());
+	srunner_add_suite(sr, make_observe_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

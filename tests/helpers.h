@@ -69,5 +69,6 @@ Suite *make_net_suite(void);
 Suite *make_ownership_suite(void);
 Suite *make_deadline_suite(void);
 Suite *make_server_suite(void);
+Suite *make_observe_suite(void);
 
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@ struct dscope {
 
 struct demo {
 	bool json, ipv6, lifo_ok;
+	const char *trace_path; /* --trace: the lifecycle as Chrome trace JSON */
 	char dir[PATH_MAX - 32];
 	struct rsc_loop *loop;
 	struct dscope sc[SC_COUNT];
@@ -74,10 +76,11 @@ static long long check(long long ret, const char *what)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: ringscope-demo [--json] [--help]\n"
+	fprintf(out, "usage: ringscope-demo [--json] [--trace FILE] [--help]\n"
 		     "Opens %d files and %d sockets in nested ringscope scopes, fails one\n"
 		     "open on purpose (a missing path) and shows the LIFO unwind.\n"
-		     "  --json  print the facts as one JSON object\n"
+		     "  --json        print the facts as one JSON object\n"
+		     "  --trace FILE  write the lifecycle as Chrome trace-event JSON (Perfetto)\n"
 		     "RINGSCOPE_AUDIT=off|released|full overrides the audit level (full).\n",
 		N_FILES, N_SOCKETS);
 }
@@ -179,6 +182,9 @@ static void new_loop(struct demo *d)
 	if (!getenv("RINGSCOPE_AUDIT"))
 		check(rsc_loop_set_audit(d->loop, RSC_AUDIT_FULL), "rsc_loop_set_audit");
 	check(rsc_loop_set_trace(d->loop, on_trace, d), "rsc_loop_set_trace");
+	/* Opened before any scope, so the full audit does not count it as a leak. */
+	if (d->trace_path)
+		check(rsc_loop_trace_file(d->loop, d->trace_path), "rsc_loop_trace_file");
 }
 
 static struct dscope *open_scope(struct demo *d, int idx, const char *name)
@@ -500,19 +506,34 @@ static int finish(struct demo *d)
 
 static void parse_args(struct demo *d, int argc, char **argv)
 {
-	int i;
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "trace", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
 
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
 			d->json = true;
-		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			break;
+		case 't':
+			d->trace_path = optarg;
+			break;
+		case 'h':
 			usage(stdout);
 			exit(0);
-		} else {
-			fprintf(stderr, "ringscope-demo: unknown option '%s'\n", argv[i]);
+		default:
 			usage(stderr);
 			exit(2);
 		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ringscope-demo: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		exit(2);
 	}
 }
 

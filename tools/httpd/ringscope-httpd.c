@@ -47,6 +47,7 @@ struct conn {
 	bool closing, close_after, sending;
 	const char *out; /* the response being sent, and how far */
 	unsigned out_len, out_off;
+	char *metrics_out; /* GET /metrics: the response, ours until it is sent */
 	char buf[HTTP_HEADER_MAX];
 };
 
@@ -58,7 +59,7 @@ struct server {
 	int listen_fd, sig_rfd;
 	unsigned idle_ms, grace_ms, max_conns;
 	const char *unix_path;
-	bool stopping, accepting, root_closing;
+	bool stopping, accepting, root_closing, metrics;
 	int root_status;
 	unsigned char sigbuf[16];
 	/* For the summary. */
@@ -103,6 +104,7 @@ static void on_conn_closed(struct rsc_scope *scope, int status,
 		srv->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	free(c->metrics_out);
 	free(c);
 	srv->closed++;
 	srv->conn_fds--;
@@ -175,6 +177,29 @@ static void on_recv(struct rsc_entry *e, int res, void *buf, void *data)
 	conn_serve(c);
 }
 
+/* --metrics: the loop's metrics (rsc_loop_metrics) as a response, or NULL. */
+static char *metrics_response(struct conn *c, unsigned *len)
+{
+	char *body = NULL, *resp = NULL;
+	size_t blen = 0;
+	FILE *f = open_memstream(&body, &blen);
+	int n;
+
+	if (!f)
+		return NULL;
+	n = rsc_loop_metrics(c->srv->loop, f);
+	fclose(f);
+	if (n == 0)
+		n = asprintf(&resp, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+			     "Content-Length: %zu\r\n%s\r\n%s", blen,
+			     c->close_after ? "Connection: close\r\n" : "", body);
+	free(body);
+	if (n < 0)
+		return NULL;
+	*len = (unsigned)n;
+	return resp;
+}
+
 /* Answer the request at the head of buf, or wait for more of it. */
 static void conn_serve(struct conn *c)
 {
@@ -193,11 +218,19 @@ static void conn_serve(struct conn *c)
 		return;
 	}
 	srv->served++;
-	srv->by_status[req.status]++;
 	c->close_after = req.close || srv->stopping;
+	free(c->metrics_out);
+	c->metrics_out = NULL;
+	if (srv->metrics && req.status == HTTP_404 && !strncmp(c->buf, "GET /metrics ", 13) &&
+	    (c->metrics_out = metrics_response(c, &c->out_len)))
+		req.status = HTTP_200;
+	srv->by_status[req.status]++;
 	c->len -= (unsigned)req.len;
 	memmove(c->buf, c->buf + req.len, c->len);
-	c->out = http_response(req.status, c->close_after, &c->out_len);
+	if (c->metrics_out)
+		c->out = c->metrics_out;
+	else
+		c->out = http_response(req.status, c->close_after, &c->out_len);
 	c->out_off = 0;
 	if (rsc_send(c->e, c->out, c->out_len, 0, on_sent, c) < 0)
 		conn_close(c);
@@ -407,7 +440,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: ringscope-httpd [--addr ADDR] [--port PORT] [--unix PATH]\n"
 		"           [--audit off|released|full] [--max-conns N]\n"
-		"           [--idle-timeout MS] [--grace MS]\n"
+		"           [--idle-timeout MS] [--grace MS] [--metrics]\n"
 		"A small HTTP/1.1 server on ringscope: GET / answers 200 with a fixed body.\n"
 		"  --addr ADDR        IPv4 or IPv6 address to listen on (127.0.0.1)\n"
 		"  --port PORT        TCP port, 0 for one the kernel picks (8080)\n"
@@ -416,6 +449,7 @@ static void usage(FILE *out)
 		"  --max-conns N      connections beyond N are closed at once (1024)\n"
 		"  --idle-timeout MS  close a connection idle that long, 0: never (30000)\n"
 		"  --grace MS         on SIGINT/SIGTERM, let requests finish this long (5000)\n"
+		"  --metrics          GET /metrics answers ringscope's metrics (Prometheus text)\n"
 		"Prints 'listening on ADDR:PORT', and a lifecycle summary at exit.\n");
 }
 
@@ -550,6 +584,7 @@ int main(int argc, char **argv)
 		{ "max-conns", required_argument, NULL, 'm' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "grace", required_argument, NULL, 'g' },
+		{ "metrics", no_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -574,6 +609,7 @@ int main(int argc, char **argv)
 		case 'm': srv.max_conns = number(optarg, "--max-conns"); break;
 		case 'i': srv.idle_ms = number(optarg, "--idle-timeout"); break;
 		case 'g': srv.grace_ms = number(optarg, "--grace"); break;
+		case 'M': srv.metrics = true; break;
 		case 'A':
 			if (!strcmp(optarg, "off"))
 				level = RSC_AUDIT_OFF;
@@ -617,6 +653,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if ((ret = rsc_loop_set_audit(srv.loop, level)) < 0 ||
+	    (srv.metrics && (ret = rsc_loop_set_metrics(srv.loop, RSC_METRICS_LATENCY)) < 0) ||
 	    (ret = rsc_scope_open(srv.loop, NULL, "httpd", &srv.root)) < 0) {
 		warn("setup", ret);
 		return 1;

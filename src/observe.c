@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Loops are numbered in creation order, process-wide: the metrics' label. */
+static unsigned next_loop_id;
+/* The loop writing to RINGSCOPE_TRACE's plain name; others add ".ID". */
+static unsigned env_trace_owner;
+
+uint64_t rsc__obs_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* "%p" is the pid, "%l" the loop id, "%%" a percent sign. */
+static int expand_path(const struct rsc_loop *loop, const char *tmpl, char *out,
+		       size_t len, bool *has_loop)
+{
+	size_t n = 0;
+	int w;
+
+	*has_loop = false;
+	for (; *tmpl; tmpl++) {
+		if (tmpl[0] == '%' && (tmpl[1] == 'p' || tmpl[1] == 'l')) {
+			*has_loop |= tmpl[1] == 'l';
+			w = snprintf(out + n, n < len ? len - n : 0, "%u",
+				     tmpl[1] == 'p' ? (unsigned)getpid() : loop->obs_id);
+			n += w > 0 ? (size_t)w : 0;
+			tmpl++;
+			continue;
+		}
+		if (tmpl[0] == '%' && tmpl[1] == '%')
+			tmpl++;
+		if (n + 1 < len)
+			out[n] = *tmpl;
+		n++;
+	}
+	if (n >= len)
+		return -ENAMETOOLONG;
+	out[n] = '\0';
+	return 0;
+}
+
+static int trace_from_env(struct rsc_loop *loop)
+{
+	const char *tmpl = getenv("RINGSCOPE_TRACE");
+	char path[4096];
+	size_t n;
+	bool has_loop;
+	unsigned none = 0;
+	int ret;
+
+	if (!tmpl || !*tmpl)
+		return 0;
+	ret = expand_path(loop, tmpl, path, sizeof(path) - 16, &has_loop);
+	if (ret < 0) {
+		rsc__set_last_error("RINGSCOPE_TRACE: the file name is too long");
+		return ret;
+	}
+	/* Two live loops must not write one file: the second gets ".ID". */
+	if (!has_loop &&
+	    !__atomic_compare_exchange_n(&env_trace_owner, &none, loop->obs_id, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		n = strlen(path);
+		snprintf(path + n, sizeof(path) - n, ".%u", loop->obs_id);
+	}
+	ret = rsc__tj_open(loop, path);
+	if (ret < 0) {
+		unsigned me = loop->obs_id;
+
+		__atomic_compare_exchange_n(&env_trace_owner, &me, 0, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+		rsc__set_last_error("RINGSCOPE_TRACE: cannot write %s: %s", path,
+				    rsc_strerror(ret));
+	}
+	return ret;
+}
+
+int rsc__obs_loop_new(struct rsc_loop *loop)
+{
+	loop->obs_id = __atomic_add_fetch(&next_loop_id, 1, __ATOMIC_RELAXED);
+	/* A RINGSCOPE_TRACE that cannot be written must not silently mean "off". */
+	return trace_from_env(loop);
+}
+
+void rsc__obs_loop_free(struct rsc_loop *loop)
+{
+	unsigned me = loop->obs_id;
+
+	rsc__tj_close(loop);
+	rsc__metrics_free(loop);
+	loop->obs_flags = 0;
+	__atomic_compare_exchange_n(&env_trace_owner, &me, 0, false,
+				    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+void rsc__obs_entry(struct rsc_loop *loop, struct rsc__entry *e,
+		    enum rsc__obs_ev ev)
+{
+	uint64_t now = rsc__obs_now();
+
+	switch (ev) {
+	case RSC__OBS_ACQUIRE:
+		e->obs_t_acquire = now;
+		break;
+	case RSC__OBS_ENTERED:
+		if ((loop->obs_flags & RSC__OBS_LATENCY) && e->obs_t_acquire)
+			rsc__metrics_record(loop, true, now - e->obs_t_acquire);
+		break;
+	case RSC__OBS_RELEASE_STARTED:
+		e->obs_t_release = now;
+		break;
+	case RSC__OBS_RELEASED:
+		if ((loop->obs_flags & RSC__OBS_LATENCY) && e->obs_t_release)
+			rsc__metrics_record(loop, false, now - e->obs_t_release);
+		break;
+	default:
+		break;
+	}
+	if (loop->obs_flags & RSC__OBS_TRACE)
+		rsc__tj_entry(loop, e, ev, now);
+}
+
+void rsc__obs_scope(struct rsc_loop *loop, struct rsc__scope *s, bool open)
+{
+	if (loop->obs_flags & RSC__OBS_TRACE)
+		rsc__tj_scope(loop, s, open, rsc__obs_now());
+}
+
+void rsc__obs_finding(struct rsc_loop *loop, const struct rsc_finding *f)
+{
+	if (loop->obs_flags & RSC__OBS_TRACE)
+		rsc__tj_finding(loop, f, rsc__obs_now());
+}
+
+void rsc__obs_submitted(struct rsc_loop *loop, int sqes)
+{
+	if (loop->obs_flags & RSC__OBS_TRACE)
+		rsc__tj_submit(loop, sqes, rsc__obs_now());
+}
+
+int rsc_loop_id(const struct rsc_loop *loop)
+{
+	return loop ? (int)loop->obs_id : -EINVAL;
+}

@@ -1,0 +1,771 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/*
+ * The lifecycle as Chrome trace-event JSON (the JSON Object Format, which
+ * Perfetto and chrome://tracing both read): each entry an async slice
+ * (b/e, id = its handle) from the submit of its acquire to the completion of
+ * its release, with instants (n) for entered, release started and failed;
+ * each scope an async slice from open to close; a counter (C) per submit.
+ * Events are buffered; every flush writes them, then the closing "]}",
+ * over the previous closing "]}" in one pwrite, so the file on disk is
+ * always a complete document up to its last flush.
+ */
+
+#define BUF_CAP	  (64U * 1024U)
+#define EVENT_MAX 6144U /* an event never grows past this: strings are capped */
+#define NAME_MAX_OUT 200U
+#define TEXT_MAX_OUT 1024U
+static const char TAIL[] = "\n]}\n";
+#define TAIL_LEN (sizeof(TAIL) - 1)
+
+struct rsc__trace_json {
+	int fd;
+	int err;	       /* first write error: tracing stops there */
+	off_t pos;	       /* where the next flush writes (the old tail) */
+	size_t len;	       /* bytes of events buffered */
+	unsigned pid;
+	unsigned open_entries; /* entries entered and not yet released, in this trace */
+	size_t track_len;
+	char track[48];	       /* ","pid":P,"tid":L,"ts": (the same for every event) */
+	/* Each entry's ,"name":"file","id":"0x.." formatted once, by handle. */
+	struct {
+		uint64_t h;
+		unsigned len;
+		char text[64];
+	} tags[256];
+	uint64_t ts_sec;       /* the second whose digits are in ts_prefix */
+	size_t ts_prefix_len;
+	char ts_prefix[24];    /* its microseconds' leading digits */
+	char buf[BUF_CAP];
+};
+
+/*
+ * The hot path formats by hand (memcpy and digit loops, no printf): the
+ * trace costs what it writes, and the floor is 10% at N = 64 (bench/).
+ */
+/* Unchecked: begin() keeps EVENT_MAX free, and no event is longer. */
+static inline __attribute__((always_inline)) void
+put_mem(struct rsc__trace_json *tj, const char *p, size_t n)
+{
+	assert(n <= BUF_CAP - TAIL_LEN - tj->len);
+	memcpy(tj->buf + tj->len, p, n);
+	tj->len += n;
+}
+
+/*
+ * Copy @n (<= @max, a constant) bytes of @p as a fixed-size copy of @max:
+ * a few moves instead of a call; the bytes past @n are overwritten next.
+ */
+#define PUT_UPTO(tj, p, n, max)                                  \
+	do {                                                     \
+		memcpy((tj)->buf + (tj)->len, (p), (max));       \
+		(tj)->len += (n);                                \
+	} while (0)
+
+#define PUT_LIT(tj, lit) put_mem((tj), (lit), sizeof(lit) - 1)
+
+static const char digits2[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
+/* Two digits per division: the timestamps are 13 digits long. */
+static void put_u64(struct rsc__trace_json *tj, uint64_t v)
+{
+	char d[24];
+	unsigned i = sizeof(d);
+
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100) * 2;
+
+		v /= 100;
+		d[--i] = digits2[r + 1];
+		d[--i] = digits2[r];
+	}
+	if (v >= 10) {
+		d[--i] = digits2[v * 2 + 1];
+		d[--i] = digits2[v * 2];
+	} else {
+		d[--i] = (char)('0' + v);
+	}
+	put_mem(tj, d + i, sizeof(d) - i);
+}
+
+static void put_int(struct rsc__trace_json *tj, int v)
+{
+	if (v < 0) {
+		PUT_LIT(tj, "-");
+		put_u64(tj, (uint64_t)-(int64_t)v);
+	} else {
+		put_u64(tj, (uint64_t)v);
+	}
+}
+
+/* Nanoseconds as microseconds with three decimals: 1234.567 */
+static void put_usec(struct rsc__trace_json *tj, uint64_t ns)
+{
+	unsigned frac = (unsigned)(ns % 1000);
+	char f[4] = { '.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+		      (char)('0' + frac % 10) };
+
+	put_u64(tj, ns / 1000);
+	put_mem(tj, f, 4);
+}
+
+/* Two digits of @v (< 100) at @p. */
+static inline void two_digits(char *p, unsigned v)
+{
+	p[0] = digits2[v * 2];
+	p[1] = digits2[v * 2 + 1];
+}
+
+/*
+ * An event's timestamp, CLOCK_MONOTONIC in microseconds with three decimals.
+ * The leading digits change once a second: they are formatted then, and
+ * each event writes only its last six digits and the decimals.
+ */
+static void put_ts(struct rsc__trace_json *tj, uint64_t ns)
+{
+	uint64_t sec = ns / 1000000000ULL;
+	unsigned sub = (unsigned)(ns % 1000000000ULL), us = sub / 1000, frac = sub % 1000;
+	char *p;
+
+	if (sec != tj->ts_sec || !tj->ts_prefix_len) {
+		size_t len = tj->len;
+
+		tj->ts_sec = sec;
+		put_u64(tj, sec); /* borrow the buffer to format it */
+		tj->ts_prefix_len = tj->len - len;
+		memcpy(tj->ts_prefix, tj->buf + len, tj->ts_prefix_len);
+		tj->len = len;
+	}
+	PUT_UPTO(tj, tj->ts_prefix, tj->ts_prefix_len, sizeof(tj->ts_prefix));
+	p = tj->buf + tj->len;
+	two_digits(p, us / 10000);
+	two_digits(p + 2, us / 100 % 100);
+	two_digits(p + 4, us % 100);
+	p[6] = '.';
+	p[7] = (char)('0' + frac / 100);
+	two_digits(p + 8, frac % 100);
+	tj->len += 10;
+}
+
+/* "0x1f": an id (a handle: its generation, then its slot) */
+static void put_id(struct rsc__trace_json *tj, uint64_t v)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned n = v ? (unsigned)(67 - __builtin_clzll(v)) / 4 : 1; /* hex digits */
+	char *p = tj->buf + tj->len;
+	unsigned i;
+
+	p[0] = '"';
+	p[1] = '0';
+	p[2] = 'x';
+	for (i = n; i > 0; i--, v >>= 4)
+		p[2 + i] = hex[v & 15];
+	p[3 + n] = '"';
+	tj->len += 4 + n;
+}
+
+static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max);
+
+/*
+ * ,"name":"file","id":"0x100000003" for @e: its b formats it, its instants
+ * and its e copy it (a direct-mapped cache by handle; live entries rarely
+ * collide, since their slots are consecutive).
+ */
+static void entry_name(struct rsc__trace_json *tj, const struct rsc__entry *e)
+{
+	unsigned k = (unsigned)(e->h & 255);
+	size_t start = tj->len, len;
+
+	if (tj->tags[k].h == e->h) {
+		PUT_UPTO(tj, tj->tags[k].text, tj->tags[k].len, sizeof(tj->tags[k].text));
+		return;
+	}
+	PUT_LIT(tj, ",\"name\":\"");
+	put_esc(tj, e->mgr->name, NAME_MAX_OUT);
+	PUT_LIT(tj, "\",\"id\":");
+	put_id(tj, e->h);
+	len = tj->len - start;
+	if (len <= sizeof(tj->tags[k].text)) {
+		tj->tags[k].h = e->h;
+		tj->tags[k].len = (unsigned)len;
+		memcpy(tj->tags[k].text, tj->buf + start, len);
+	}
+}
+
+static void put(struct rsc__trace_json *tj, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void put(struct rsc__trace_json *tj, const char *fmt, ...)
+{
+	size_t room = BUF_CAP - TAIL_LEN - tj->len;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tj->buf + tj->len, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		tj->len += (size_t)n < room ? (size_t)n : room - 1;
+}
+
+/* Length of the valid UTF-8 sequence at @s, or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	n = s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	if (s[0] >= 0xf5)
+		n = 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* Bytes a JSON string may hold as they are (NUL ends the string: not plain). */
+static const bool plain[256] = {
+	[0x20] = 1, [0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1,
+};
+
+/* @s escaped for a JSON string, at most @max bytes; bad UTF-8 becomes U+FFFD. */
+static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max)
+{
+	const unsigned char *s = (const unsigned char *)(str ? str : "");
+	size_t out = 0, n;
+
+	/* Names and paths are plain ASCII: copy them whole. */
+	for (n = 0; n < max && plain[s[n]]; n++)
+		;
+	if (!s[n] || n == max) {
+		put_mem(tj, (const char *)s, n);
+		return;
+	}
+	while (*s && out + 6 <= max) {
+		if (*s == '"' || *s == '\\') {
+			put(tj, "\\%c", *s++);
+			out += 2;
+		} else if (*s < 0x20) {
+			put(tj, "\\u%04x", *s++);
+			out += 6;
+		} else if ((n = utf8_len(s)) == 0) {
+			put(tj, "\\ufffd");
+			s++;
+			out += 6;
+		} else {
+			put(tj, "%.*s", (int)n, (const char *)s);
+			s += n;
+			out += n;
+		}
+	}
+}
+
+/* ,"key":"value" and ,"key":1.234 with a literal key */
+#define put_str(tj, key, val, max)                  \
+	do {                                        \
+		PUT_LIT(tj, ",\"" key "\":\"");      \
+		put_esc(tj, val, max);              \
+		PUT_LIT(tj, "\"");                   \
+	} while (0)
+#define put_us(tj, key, ns)                         \
+	do {                                        \
+		PUT_LIT(tj, ",\"" key "\":");         \
+		put_usec(tj, ns);                   \
+	} while (0)
+
+static int write_all(int fd, const char *p, size_t n, off_t off)
+{
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+static int flush(struct rsc_loop *loop)
+{
+	struct rsc__trace_json *tj = loop->tj;
+	int ret;
+
+	if (tj->err)
+		return tj->err;
+	/* Events and the new tail in one write, over the old tail. */
+	memcpy(tj->buf + tj->len, TAIL, TAIL_LEN);
+	ret = write_all(tj->fd, tj->buf, tj->len + TAIL_LEN, tj->pos);
+	if (ret < 0) {
+		tj->err = ret; /* a full disk must not fail the program: stop tracing */
+		loop->obs_flags &= ~RSC__OBS_TRACE;
+		return ret;
+	}
+	tj->pos += (off_t)tj->len;
+	tj->len = 0;
+	return 0;
+}
+
+/* Start an event: flush first if it might not fit. */
+static struct rsc__trace_json *begin_cat(struct rsc_loop *loop, char ph,
+					 const char *cat, size_t cat_len, uint64_t now)
+{
+	struct rsc__trace_json *tj = loop->tj;
+
+	char head[10] = { ',', '\n', '{', '"', 'p', 'h', '"', ':', '"', ph };
+
+	if (BUF_CAP - TAIL_LEN - tj->len < EVENT_MAX && flush(loop) < 0)
+		return NULL;
+	put_mem(tj, head, sizeof(head));
+	PUT_UPTO(tj, tj->track, tj->track_len, sizeof(tj->track));
+	put_ts(tj, now);
+	if (cat_len) {
+		PUT_LIT(tj, ",\"cat\":\"");
+		put_mem(tj, cat, cat_len);
+		PUT_LIT(tj, "\"");
+	}
+	return tj;
+}
+
+/* Start an event of category @cat (a literal, or NULL). */
+#define begin(loop, ph, cat, now) \
+	begin_cat((loop), (ph), (cat) ? (cat) : "", (cat) ? sizeof(cat) - 1 : 0, (now))
+
+
+static void put_errno_op(struct rsc__trace_json *tj, int res, unsigned opcode,
+			 const char *op)
+{
+	put_str(tj, "errno", rsc_err_name(res), NAME_MAX_OUT);
+	put_str(tj, "op", op ? op : rsc__opcode_name(opcode), NAME_MAX_OUT);
+}
+
+static void put_result(struct rsc__trace_json *tj, int res, unsigned opcode,
+		       const char *op)
+{
+	PUT_LIT(tj, ",\"result\":");
+	put_int(tj, res);
+	if (res < 0)
+		put_errno_op(tj, res, opcode, op);
+}
+
+/* "openat file 'in.dat': No such file or directory (ENOENT)" */
+static void put_error(struct rsc__trace_json *tj, const struct rsc__entry *e,
+		      int res, const char *op)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "%s %s '%s': %s (%s)", op, e->mgr->name, e->detail,
+		 rsc_strerror(res), rsc_err_name(res));
+	put_str(tj, "error", text, TEXT_MAX_OUT);
+}
+
+static void put_chain(struct rsc__trace_json *tj, const char *key,
+		      const struct rsc_error *err)
+{
+	char text[TEXT_MAX_OUT];
+
+	if (!err)
+		return;
+	rsc_error_format(err, text, sizeof(text));
+	put(tj, ",\"%s\":\"", key);
+	put_esc(tj, text, TEXT_MAX_OUT);
+	PUT_LIT(tj, "\"");
+}
+
+static void entry_begin(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
+			bool acquires)
+{
+	struct rsc__trace_json *tj = begin(loop, 'b', "entry", now);
+
+	if (!tj)
+		return;
+	entry_name(tj, e);
+	PUT_LIT(tj, ",\"args\":{\"scope_id\":");
+	put_id(tj, e->scope->h);
+	if (e->detail[0])
+		put_str(tj, "detail", e->detail, NAME_MAX_OUT);
+	if (!acquires)
+		PUT_LIT(tj, ",\"op\":\"none: entered at once\"");
+	else if (e->flags & RSC__E_DEFERRED)
+		PUT_LIT(tj, ",\"op\":\"after its dependency entered\"");
+	else
+		put_str(tj, "op", rsc__opcode_name(e->enter_opcode), NAME_MAX_OUT);
+	PUT_LIT(tj, "}}");
+	e->obs_state |= RSC__OBS_BEGUN;
+}
+
+static void entry_end(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
+		      const char *why)
+{
+	struct rsc__trace_json *tj = begin(loop, 'e', "entry", now);
+
+	if (!tj)
+		return;
+	entry_name(tj, e);
+	PUT_LIT(tj, ",\"args\":{\"end\":\"");
+	put_esc(tj, why, NAME_MAX_OUT);
+	PUT_LIT(tj, "\"}}");
+}
+
+/*
+ * An instant on @e's slice. It carries the slice's name, not its own:
+ * Perfetto puts legacy async events on tracks keyed by name and id, so an
+ * instant named otherwise would get a track of its own. What happened is
+ * args.event: "entered", "release started", "failed".
+ */
+#define entry_instant(loop, e, now, what)                                       \
+	entry_instant_((loop), (e), (now), ",\"args\":{\"event\":\"" what "\"", \
+		       sizeof(",\"args\":{\"event\":\"" what "\"") - 1)
+
+static void entry_instant_(struct rsc_loop *loop, struct rsc__entry *e,
+			   uint64_t now, const char *args, size_t len)
+{
+	struct rsc__trace_json *tj = begin(loop, 'n', "entry", now);
+
+	if (!tj)
+		return;
+	entry_name(tj, e);
+	put_mem(tj, args, len);
+}
+
+static void entered(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
+{
+	struct rsc__trace_json *tj;
+
+	if (!(e->obs_state & RSC__OBS_BEGUN))
+		entry_begin(loop, e, now, false); /* adopted, deferred, accepted */
+	entry_instant(loop, e, now, "entered");
+	if (!(tj = loop->tj) || tj->err)
+		return;
+	PUT_LIT(tj, ",\"fd\":");
+	put_int(tj, e->value);
+	if (e->obs_t_acquire)
+		put_us(tj, "acquire_us", now - e->obs_t_acquire);
+	PUT_LIT(tj, "}}");
+	e->obs_state |= RSC__OBS_OPEN;
+	tj->open_entries++;
+}
+
+static void enter_failed(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
+{
+	const char *op = e->fail_op ? e->fail_op : rsc__opcode_name(e->enter_opcode);
+	struct rsc__trace_json *tj;
+	int pass;
+
+	if (!(e->obs_state & RSC__OBS_BEGUN))
+		return;
+	/* The same args on the instant (a marker) and on the slice's end. */
+	for (pass = 0; pass < 2; pass++) {
+		if (pass == 0)
+			entry_instant(loop, e, now, "failed");
+		else if ((tj = begin(loop, 'e', "entry", now))) {
+			entry_name(tj, e);
+			PUT_LIT(tj, ",\"args\":{\"end\":\"failed\"");
+		}
+		if (!(tj = loop->tj) || tj->err)
+			return;
+		put_result(tj, e->value, e->enter_opcode, op);
+		put_error(tj, e, e->value, op);
+		if (e->flags & RSC__E_CANCEL_SENT)
+			put(tj, ",\"cancelled\":true");
+		if (e->obs_t_acquire)
+			put_us(tj, "acquire_us", now - e->obs_t_acquire);
+		put(tj, "}}");
+	}
+	e->obs_state = 0;
+}
+
+static void release_started(struct rsc_loop *loop, struct rsc__entry *e,
+			    uint64_t now)
+{
+	struct rsc__trace_json *tj;
+
+	if (!(e->obs_state & RSC__OBS_BEGUN))
+		return;
+	entry_instant(loop, e, now, "release started");
+	if (!(tj = loop->tj) || tj->err)
+		return;
+	if (e->flags & RSC__E_RELEASE_REQ)
+		PUT_LIT(tj, ",\"early\":true");
+	PUT_LIT(tj, "}}");
+}
+
+static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
+{
+	const struct rsc__scope *s = e->scope;
+	bool early = e->flags & RSC__E_RELEASE_REQ;
+	struct rsc__trace_json *tj;
+
+	if (!(e->obs_state & RSC__OBS_BEGUN))
+		return;
+	if ((tj = begin(loop, 'e', "entry", now)) == NULL)
+		return;
+	entry_name(tj, e);
+	PUT_LIT(tj, ",\"args\":{\"result\":");
+	put_int(tj, e->exit_res);
+	if (e->exit_res < 0)
+		put_errno_op(tj, e->exit_res, e->exit_opcode, NULL);
+	if (e->exit_res < 0) {
+		put_error(tj, e, e->exit_res, rsc__opcode_name(e->exit_opcode));
+		if (!early)
+			put_chain(tj, "cause", s->pending); /* it stays the new error's cause */
+	} else if (!early && (e->flags & RSC__E_SUPPRESS) && s->pending) {
+		put_chain(tj, "suppressed", s->pending);
+	}
+	if (early)
+		PUT_LIT(tj, ",\"early\":true");
+	if (e->obs_t_release)
+		put_us(tj, "release_us", now - e->obs_t_release);
+	PUT_LIT(tj, "}}");
+	if ((e->obs_state & RSC__OBS_OPEN) && tj->open_entries)
+		tj->open_entries--;
+	e->obs_state = 0;
+}
+
+void rsc__tj_entry(struct rsc_loop *loop, struct rsc__entry *e,
+		   enum rsc__obs_ev ev, uint64_t now)
+{
+	switch (ev) {
+	case RSC__OBS_ACQUIRE:
+		entry_begin(loop, e, now, true);
+		break;
+	case RSC__OBS_ENTERED:
+		entered(loop, e, now);
+		break;
+	case RSC__OBS_ENTER_FAILED:
+		enter_failed(loop, e, now);
+		break;
+	case RSC__OBS_RELEASE_STARTED:
+		release_started(loop, e, now);
+		break;
+	case RSC__OBS_RELEASED:
+		released(loop, e, now);
+		break;
+	case RSC__OBS_ENTRY_FREED:
+		if (e->obs_state & RSC__OBS_BEGUN)
+			entry_end(loop, e, now, "freed without a release: detached or handed over");
+		if ((e->obs_state & RSC__OBS_OPEN) && loop->tj && loop->tj->open_entries)
+			loop->tj->open_entries--;
+		e->obs_state = 0;
+		break;
+	}
+}
+
+static void scope_slice(struct rsc_loop *loop, struct rsc__scope *s, char ph,
+			uint64_t now)
+{
+	struct rsc__trace_json *tj = begin(loop, ph, "scope", now);
+
+	if (!tj)
+		return;
+	put_str(tj, "name", s->name[0] ? s->name : "(unnamed)", NAME_MAX_OUT);
+	PUT_LIT(tj, ",\"id\":");
+	put_id(tj, s->h);
+	PUT_LIT(tj, ",\"args\":{");
+}
+
+void rsc__tj_scope(struct rsc_loop *loop, struct rsc__scope *s, bool open,
+		   uint64_t now)
+{
+	struct rsc__trace_json *tj;
+	int status;
+
+	if (open) {
+		scope_slice(loop, s, 'b', now);
+		if (!(tj = loop->tj) || tj->err)
+			return;
+		PUT_LIT(tj, "\"parent_id\":");
+		put_id(tj, s->parent->h);
+		put_str(tj, "parent", s->parent->name, NAME_MAX_OUT);
+		PUT_LIT(tj, "}}");
+		s->obs_t_open = now;
+		return;
+	}
+	if (!s->obs_t_open)
+		return;
+	scope_slice(loop, s, 'e', now);
+	if (!(tj = loop->tj) || tj->err)
+		return;
+	status = s->pending ? rsc_error_errno(s->pending) : 0;
+	PUT_LIT(tj, "\"status\":");
+	put_int(tj, status);
+	if (status < 0)
+		put_str(tj, "errno", rsc_err_name(status), NAME_MAX_OUT);
+	put_chain(tj, "error", s->pending);
+	put_us(tj, "open_us", now - s->obs_t_open);
+	PUT_LIT(tj, "}}");
+	s->obs_t_open = 0;
+}
+
+void rsc__tj_finding(struct rsc_loop *loop, const struct rsc_finding *f,
+		     uint64_t now)
+{
+	struct rsc__trace_json *tj = begin(loop, 'i', "audit", now);
+
+	if (!tj)
+		return;
+	put(tj, ",\"s\":\"t\",\"name\":\"audit finding\",\"args\":{\"fd\":%d", f->fd);
+	put_str(tj, "kind", f->kind == RSC_FINDING_LEAKED ? "leaked" : "not released",
+		NAME_MAX_OUT);
+	put_str(tj, "target", f->target, NAME_MAX_OUT);
+	put_str(tj, "scope", f->scope, NAME_MAX_OUT);
+	put_str(tj, "expected", f->expected, TEXT_MAX_OUT);
+	put(tj, "}}");
+}
+
+void rsc__tj_submit(struct rsc_loop *loop, int sqes, uint64_t now)
+{
+	struct rsc__trace_json *tj = begin(loop, 'C', NULL, now);
+
+	if (!tj)
+		return;
+	PUT_LIT(tj, ",\"name\":\"loop ");
+	put_u64(tj, loop->obs_id);
+	PUT_LIT(tj, "\",\"args\":{\"sqes per submit\":");
+	put_int(tj, sqes);
+	PUT_LIT(tj, ",\"ops in flight\":");
+	put_u64(tj, loop->ops_inflight);
+	PUT_LIT(tj, ",\"open entries\":");
+	put_u64(tj, tj->open_entries);
+	PUT_LIT(tj, "}}");
+}
+
+/* What began in this trace and is still open: end it (stop) or forget it (start). */
+static void settle_open_slices(struct rsc_loop *loop, bool end, uint64_t now)
+{
+	struct rsc__scope *s;
+	struct rsc__entry *e;
+
+	if (!loop->root)
+		return;
+	for (s = loop->root; s; s = rsc__scope_next(loop->root, s)) {
+		for (e = s->entries_head; e; e = e->next) {
+			if (end && (e->obs_state & RSC__OBS_BEGUN))
+				entry_end(loop, e, now, "trace stopped");
+			e->obs_state = 0;
+		}
+	}
+	for (s = loop->root; s; s = rsc__scope_next(loop->root, s)) {
+		if (end && s->obs_t_open) {
+			scope_slice(loop, s, 'e', now);
+			if (loop->tj && !loop->tj->err)
+				put(loop->tj, "\"end\":\"trace stopped\"}}");
+		}
+		s->obs_t_open = 0;
+	}
+}
+
+static const char *program_name(void)
+{
+	extern char *program_invocation_short_name;
+
+	return program_invocation_short_name ? program_invocation_short_name : "?";
+}
+
+int rsc__tj_open(struct rsc_loop *loop, const char *path)
+{
+	struct rsc__trace_json *tj;
+	int fd, ret;
+
+	/* The old trace first: it may be this very file, which O_TRUNC empties. */
+	rsc__tj_close(loop);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	tj = malloc(sizeof(*tj));
+	if (!tj) {
+		close(fd);
+		return -ENOMEM;
+	}
+	memset(tj, 0, offsetof(struct rsc__trace_json, buf));
+	tj->fd = fd;
+	tj->pid = (unsigned)getpid();
+	tj->track_len = (size_t)snprintf(tj->track, sizeof(tj->track),
+					 "\",\"pid\":%u,\"tid\":%u,\"ts\":", tj->pid,
+					 loop->obs_id);
+	loop->tj = tj;
+	settle_open_slices(loop, false, 0);
+	/* The header and the track names; no comma before the first event. */
+	put(tj, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"producer\":\"%s\","
+		"\"clock\":\"CLOCK_MONOTONIC\"},\"traceEvents\":[\n",
+	    PACKAGE_STRING);
+	put(tj, "{\"ph\":\"M\",\"pid\":%u,\"name\":\"process_name\",\"args\":{\"name\":\"",
+	    tj->pid);
+	put_esc(tj, program_name(), NAME_MAX_OUT);
+	put(tj, "\"}}");
+	put(tj, ",\n{\"ph\":\"M\",\"pid\":%u,\"tid\":%u,\"name\":\"thread_name\","
+		"\"args\":{\"name\":\"ringscope loop %u\"}}",
+	    tj->pid, loop->obs_id, loop->obs_id);
+	ret = flush(loop);
+	if (ret < 0) {
+		loop->tj = NULL;
+		close(fd);
+		free(tj);
+		return ret;
+	}
+	loop->obs_flags |= RSC__OBS_TRACE;
+	return 0;
+}
+
+void rsc__tj_close(struct rsc_loop *loop)
+{
+	struct rsc__trace_json *tj = loop->tj;
+
+	if (!tj)
+		return;
+	if (!tj->err)
+		settle_open_slices(loop, true, rsc__obs_now());
+	(void)flush(loop);
+	close(tj->fd);
+	free(tj);
+	loop->tj = NULL;
+	loop->obs_flags &= ~RSC__OBS_TRACE;
+}
+
+int rsc__tj_flush(struct rsc_loop *loop)
+{
+	return loop->tj ? flush(loop) : 0;
+}
+
+int rsc_loop_trace_file(struct rsc_loop *loop, const char *path)
+{
+	int ret;
+
+	RSC__CHECK_ARG(loop, "rsc_loop_trace_file: loop is NULL");
+	if (!path) {
+		ret = loop->tj ? loop->tj->err : 0;
+		rsc__tj_close(loop);
+		return ret;
+	}
+	RSC__CHECK_ARG(*path, "rsc_loop_trace_file: the path is empty");
+	ret = rsc__tj_open(loop, path);
+	if (ret < 0)
+		rsc__set_last_error("rsc_loop_trace_file: cannot write %s: %s", path,
+				    rsc_strerror(ret));
+	return ret;
+}
+
+int rsc_loop_trace_flush(struct rsc_loop *loop)
+{
+	RSC__CHECK_ARG(loop, "rsc_loop_trace_flush: loop is NULL");
+	return rsc__tj_flush(loop);
+}

@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/* The trace, the metrics and the probes' labels; the deep checks of the
+ * trace and the exposition are done by real parsers in tests/observe/. */
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	long n;
+
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(fread(buf, 1, (size_t)n, f), n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (; (hay = strstr(hay, needle)); hay += strlen(needle))
+		n++;
+	return n;
+}
+
+/* A complete document: the header, then events, then the closing "]}". */
+static void assert_complete(const char *text)
+{
+	size_t n = strlen(text);
+
+	ck_assert_msg(strncmp(text, "{\"displayTimeUnit\"", 18) == 0, "header: %.40s", text);
+	ck_assert_msg(n > 4 && strcmp(text + n - 4, "\n]}\n") == 0, "tail: %s",
+		      text + (n > 16 ? n - 16 : 0));
+}
+
+static void scope_of_files(int n, const char *name)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), 0);
+	t_open_files(s, 0, n);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+
+START_TEST(trace_file_is_a_complete_document_after_each_flush)
+{
+	char file[512];
+	char *text;
+
+	snprintf(file, sizeof(file), "%s", t_path("trace.json")); /* t_path's buffers rotate */
+	t_make_files(4);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	text = slurp(file);
+	assert_complete(text); /* from the start: header and track names */
+	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 0);
+	free(text);
+	scope_of_files(4, "first");
+	ck_assert_int_eq(rsc_loop_trace_flush(t_loop), 0);
+	text = slurp(file);
+	assert_complete(text);
+	/* One scope and four entries began and ended. */
+	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 5);
+	ck_assert_int_eq(count_of(text, "\"ph\":\"e\""), 5);
+	free(text);
+	scope_of_files(2, "second");
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = slurp(file);
+	assert_complete(text);
+	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 8);
+	ck_assert_int_eq(count_of(text, "\"name\":\"second\""), 2);
+	free(text);
+	/* Starting over on the same file while it is open: a new document. */
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	scope_of_files(4, "third");
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = slurp(file);
+	assert_complete(text);
+	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 0);
+	free(text);
+}
+END_TEST
+
+START_TEST(stopping_a_trace_ends_the_slices_it_began)
+{
+	char file[512];
+	struct rsc_scope *s;
+	char *text;
+
+	snprintf(file, sizeof(file), "%s", t_path("trace.json"));
+	t_make_files(3);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "held", &s), 0);
+	t_open_files(s, 0, 3);
+	t_run();
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = slurp(file);
+	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 4);
+	ck_assert_int_eq(count_of(text, "\"ph\":\"e\""), 4);
+	ck_assert_int_eq(count_of(text, "trace stopped"), 4);
+	free(text);
+	/* A new trace does not end, in its file, what began in the old one. */
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = slurp(file);
+	assert_complete(text);
+	ck_assert_int_eq(count_of(text, "\"ph\":\"e\""), 0);
+	free(text);
+}
+END_TEST
+
+START_TEST(trace_arguments_are_checked)
+{
+	ck_assert_int_eq(rsc_loop_trace_file(NULL, "x"), -EINVAL);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, ""), -EINVAL);
+	ck_assert_int_eq(rsc_loop_trace_flush(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_path("no/such/dir")), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "no/such/dir"));
+	/* No trace: stopping and flushing are no-ops. */
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_loop_trace_flush(t_loop), 0);
+}
+END_TEST
+
+START_TEST(trace_env_gives_each_live_loop_its_own_file)
+{
+	struct rsc_loop *a, *b;
+	char name[64];
+	char *text;
+
+	ck_assert_int_eq(setenv("RINGSCOPE_TRACE", t_path("env.json"), 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&a, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_new(&b, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_close(b), 0);
+	ck_assert_int_eq(rsc_loop_close(a), 0);
+	text = slurp(t_path("env.json"));
+	assert_complete(text);
+	snprintf(name, sizeof(name), "ringscope loop %d", rsc_loop_id(t_loop) + 1);
+	ck_assert_ptr_nonnull(strstr(text, name));
+	free(text);
+	snprintf(name, sizeof(name), "env.json.%d", rsc_loop_id(t_loop) + 2);
+	text = slurp(t_path(name));
+	assert_complete(text);
+	free(text);
+	/* %l names the file by loop id. */
+	ck_assert_int_eq(setenv("RINGSCOPE_TRACE", t_path("loop-%l.json"), 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&a, 8, 0), 0);
+	snprintf(name, sizeof(name), "loop-%d.json", rsc_loop_id(a));
+	ck_assert_int_eq(rsc_loop_close(a), 0);
+	free(slurp(t_path(name)));
+	/* A file that cannot be written fails the loop: it must not mean "off". */
+	ck_assert_int_eq(setenv("RINGSCOPE_TRACE", t_path("no/such/dir"), 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&a, 8, 0), -ENOENT);
+	ck_assert_ptr_null(a);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "RINGSCOPE_TRACE"));
+	unsetenv("RINGSCOPE_TRACE");
+}
+END_TEST
+
+/* A child that flushes, adds events, and dies by SIGKILL. */
+START_TEST(killed_program_leaves_a_complete_trace_up_to_its_last_flush)
+{
+	char file[512];
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	char *text;
+	pid_t pid;
+	int st, i;
+
+	snprintf(file, sizeof(file), "%s", t_path("killed.json"));
+	t_make_files(8);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (rsc_loop_new(&loop, 64, 0) < 0 || rsc_loop_trace_file(loop, file) < 0)
+			_exit(1);
+		/* Enough to fill the buffer several times over. */
+		for (i = 0; i < 300; i++) {
+			if (rsc_scope_open(loop, NULL, "round", &s) < 0)
+				_exit(1);
+			t_open_files(s, 0, 8);
+			if (rsc_loop_run(loop, RSC_RUN_DEFAULT) < 0 ||
+			    rsc_scope_close_wait(s, NULL) < 0)
+				_exit(1);
+		}
+		if (rsc_loop_trace_flush(loop) < 0 ||
+		    rsc_scope_open(loop, NULL, "unflushed", &s) < 0)
+			_exit(1);
+		raise(SIGKILL);
+		_exit(1);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	text = slurp(file);
+	assert_complete(text);
+	ck_assert_int_eq(count_of(text, "\"name\":\"round\""), 600);
+	ck_assert_int_eq(count_of(text, "unflushed"), 0);
+	free(text);
+}
+END_TEST
+
+/* The value of the series @name{loop="@id"} in @text, or -1. */
+static long long series(const char *text, const char *name, int id)
+{
+	char key[160];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\n%s{loop=\"%d\"} ", name, id);
+	p = strstr(text, key);
+	return p ? atoll(p + strlen(key)) : -1;
+}
+
+static char *metrics_text(struct rsc_loop *const *loops, unsigned n)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(rsc_metrics_write(loops, n, out), 0);
+	fclose(out);
+	return buf;
+}
+
+START_TEST(metrics_counters_match_rsc_loop_counter)
+{
+	char name[96], *text;
+	int c;
+
+	t_make_files(4);
+	scope_of_files(4, "counted");
+	text = metrics_text(&t_loop, 1);
+	for (c = 0; c < RSC_CTR__COUNT; c++) {
+		snprintf(name, sizeof(name), "ringscope_%s_total", rsc_counter_name(c));
+		ck_assert_int_eq(count_of(text, "# HELP ") > 0, 1);
+		ck_assert_msg(strstr(text, name), "no %s", name);
+		ck_assert_int_eq(series(text, name, rsc_loop_id(t_loop)),
+				 rsc_loop_counter(t_loop, c));
+	}
+	ck_assert_int_eq(series(text, "ringscope_acquired_total", rsc_loop_id(t_loop)), 4);
+	free(text);
+}
+END_TEST
+
+START_TEST(metrics_gauges_count_what_is_open)
+{
+	struct rsc_scope *a, *b;
+	int id = rsc_loop_id(t_loop);
+	char *text;
+
+	t_make_files(3);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "b", &b), 0);
+	t_open_files(b, 0, 3);
+	text = metrics_text(&t_loop, 1);
+	ck_assert_int_eq(series(text, "ringscope_open_scopes", id), 2);
+	ck_assert_int_eq(series(text, "ringscope_open_entries", id), 0);
+	ck_assert_int_eq(series(text, "ringscope_acquires_in_flight", id), 3);
+	ck_assert_int_eq(series(text, "ringscope_ops_in_flight", id), 3);
+	free(text);
+	t_run();
+	text = metrics_text(&t_loop, 1);
+	ck_assert_int_eq(series(text, "ringscope_open_entries", id), 3);
+	ck_assert_int_eq(series(text, "ringscope_acquires_in_flight", id), 0);
+	ck_assert_int_eq(series(text, "ringscope_ops_in_flight", id), 0);
+	free(text);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0);
+	text = metrics_text(&t_loop, 1);
+	ck_assert_int_eq(series(text, "ringscope_open_scopes", id), 0);
+	ck_assert_int_eq(series(text, "ringscope_open_entries", id), 0);
+	free(text);
+}
+END_TEST
+
+START_TEST(latency_histograms_count_each_acquire_and_release)
+{
+	int id = rsc_loop_id(t_loop);
+	char *text;
+
+	t_make_files(6);
+	text = metrics_text(&t_loop, 1);
+	/* Not asked for: no histogram family at all. */
+	ck_assert_ptr_null(strstr(text, "latency"));
+	free(text);
+	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, RSC_METRICS_LATENCY), 0);
+	scope_of_files(6, "timed");
+	text = metrics_text(&t_loop, 1);
+	ck_assert_ptr_nonnull(strstr(text, "# TYPE ringscope_acquire_latency_seconds histogram"));
+	ck_assert_int_eq(series(text, "ringscope_acquire_latency_seconds_count", id), 6);
+	ck_assert_int_eq(series(text, "ringscope_release_latency_seconds_count", id), 6);
+	free(text);
+	/* Stopped: the counts stay, and grow no more. */
+	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, 0), 0);
+	scope_of_files(2, "untimed");
+	text = metrics_text(&t_loop, 1);
+	ck_assert_int_eq(series(text, "ringscope_acquire_latency_seconds_count", id), 6);
+	free(text);
+	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, 2), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_metrics(NULL, 0), -EINVAL);
+}
+END_TEST
+
+START_TEST(metrics_tell_loops_apart_by_a_label)
+{
+	struct rsc_loop *loops[2] = { t_loop, NULL };
+	char *text;
+
+	ck_assert_int_eq(rsc_loop_new(&loops[1], 8, 0), 0);
+	ck_assert_int_gt(rsc_loop_id(loops[1]), rsc_loop_id(t_loop));
+	t_make_files(2);
+	scope_of_files(2, "first loop only");
+	text = metrics_text(loops, 2);
+	/* Each family once, a series per loop. */
+	ck_assert_int_eq(count_of(text, "# HELP ringscope_acquired_total "), 1);
+	ck_assert_int_eq(count_of(text, "# TYPE ringscope_acquired_total counter"), 1);
+	ck_assert_int_eq(series(text, "ringscope_acquired_total", rsc_loop_id(t_loop)), 2);
+	ck_assert_int_eq(series(text, "ringscope_acquired_total", rsc_loop_id(loops[1])), 0);
+	free(text);
+	ck_assert_int_eq(rsc_loop_close(loops[1]), 0);
+	ck_assert_int_eq(rsc_metrics_write(NULL, 1, stdout), -EINVAL);
+	ck_assert_int_eq(rsc_metrics_write(loops, 0, stdout), -EINVAL);
+	ck_assert_int_eq(rsc_loop_metrics(NULL, stdout), -EINVAL);
+	ck_assert_int_eq(rsc_loop_metrics(t_loop, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_id(NULL), -EINVAL);
+}
+END_TEST
+
+Suite *make_observe_suite(void)
+{
+	Suite *s = suite_create("observe");
+	TCase *tc = tcase_create("trace");
+
+	t_add_fixture(tc);
+	tcase_add_test(tc, trace_file_is_a_complete_document_after_each_flush);
+	tcase_add_test(tc, stopping_a_trace_ends_the_slices_it_began);
+	tcase_add_test(tc, trace_arguments_are_checked);
+	tcase_add_test(tc, trace_env_gives_each_live_loop_its_own_file);
+	tcase_add_test(tc, killed_program_leaves_a_complete_trace_up_to_its_last_flush);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("metrics");
+	t_add_fixture(tc);
+	tcase_add_test(tc, metrics_counters_match_rsc_loop_counter);
+	tcase_add_test(tc, metrics_gauges_count_what_is_open);
+	tcase_add_test(tc, latency_histograms_count_each_acquire_and_release);
+	tcase_add_test(tc, metrics_tell_loops_apart_by_a_label);
+	suite_add_tcase(s, tc);
+	return s;
+}
