@@ -414,6 +414,8 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_entry_get_sqes(struct rsc_entry *entry,
  * is not an error.
  */
 #define RSC_SHUTDOWN_ON_RELEASE (1U << 2)
+/* rsc_listen: SO_REUSEPORT, so one listener per loop can share a port. */
+#define RSC_REUSEPORT (1U << 3)
 
 RSC_EXTERN RSC_MUST_CHECK int rsc_open(struct rsc_scope *scope, int dirfd,
 				       const char *path, int oflags,

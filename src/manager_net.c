@@ -26,6 +26,7 @@ struct net_args {
 	int backlog;
 	struct __kernel_timespec deadline; /* read by the kernel at submit */
 	bool has_deadline;
+	bool reuseport;
 };
 
 static int connect_enter(struct rsc_entry *h, void *arg)
@@ -69,6 +70,9 @@ static int listen_enter(struct rsc_entry *h, void *arg)
 
 	if (a->addr.ss_family != AF_UNIX &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		return rsc__entry_complete_with(e, -errno, "setsockopt");
+	/* One listener per loop on one port: the kernel spreads connections. */
+	if (a->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		return rsc__entry_complete_with(e, -errno, "setsockopt");
 	if (rsc__opcode_supported(loop, RSC__OP_BIND) && loop->probe &&
 	    rsc__opcode_supported(loop, RSC__OP_LISTEN) &&
@@ -292,13 +296,15 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 	ret = check_addr(addr, addrlen, false, "rsc_listen");
 	if (ret < 0)
 		return ret;
-	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE)),
+	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE | RSC_REUSEPORT)),
 		       "rsc_listen: unknown flags 0x%x", flags);
 	RSC__CHECK_ARG(backlog >= 0, "rsc_listen: backlog %d", backlog);
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->backlog = backlog;
+	a->reuseport = flags & RSC_REUSEPORT;
+	flags &= ~RSC_REUSEPORT; /* the listener's own, not the socket's */
 	return push_pair(s, addr, addrlen, flags, a, &listen_manager,
 			 __builtin_return_address(0), entryp);
 }
