@@ -51,11 +51,14 @@ struct rsc_finding;
 
 /* rsc_loop_new() flags. */
 #define RSC_LOOP_NO_DEFER_TASKRUN (1U << 0) /* don't try SINGLE_ISSUER|DEFER_TASKRUN */
+#define RSC_LOOP_POLLABLE	  (1U << 1) /* driven by a host loop: rsc_loop_fd() */
 
 /* rsc_loop_features() bits: which ring setup the kernel accepted. */
 #define RSC_FEAT_SINGLE_ISSUER (1U << 0)
 #define RSC_FEAT_DEFER_TASKRUN (1U << 1)
 #define RSC_FEAT_COOP_TASKRUN  (1U << 2)
+#define RSC_FEAT_POLLABLE      (1U << 3) /* rsc_loop_fd() works (no DEFER_TASKRUN) */
+#define RSC_FEAT_SHARED_RING   (1U << 4) /* the application's ring: rsc_loop_dispatch() */
 
 enum rsc_run_mode {
 	RSC_RUN_DEFAULT = 0, /* until nothing is alive */
@@ -116,6 +119,38 @@ typedef void (*rsc_trace_cb)(struct rsc_loop *loop, enum rsc_event ev,
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_loop_new(struct rsc_loop **loopp,
 					   unsigned entries, unsigned flags);
+
+/*
+ * A loop that another event loop drives. rsc_loop_fd() (loops made with
+ * RSC_LOOP_POLLABLE) is a descriptor that polls readable whenever the loop
+ * has completions or work due; the host then calls
+ * rsc_loop_run(RSC_RUN_NOWAIT). DEFER_TASKRUN would hold completions until
+ * the ring is entered and never wake a host asleep in its own poll, so a
+ * pollable loop is set up without it (rsc_loop_features() says
+ * RSC_FEAT_POLLABLE). Errors: -EINVAL, -EOPNOTSUPP (not pollable).
+ */
+RSC_EXTERN int rsc_loop_fd(const struct rsc_loop *loop);
+
+/*
+ * A loop on the application's own liburing ring: scopes without a second
+ * ring. ringscope's user_data always has bit 63 set, which pointers never
+ * have in user space; the application's must not. The application submits,
+ * waits and reaps as before, and hands each CQE to rsc_loop_dispatch(),
+ * which returns 1 if it was ringscope's (then dispatched, with the
+ * callbacks it makes due) and 0 if it is the application's (untouched).
+ * rsc_loop_run() takes only RSC_RUN_NOWAIT on such a loop (submit and run
+ * what is due), so the blocking helpers return -EOPNOTSUPP; closing a scope
+ * and reaping until rsc_loop_alive() is 0 ends its work. The ring outlives
+ * the loop: rsc_loop_close() leaves it open. Errors: -EINVAL, -ENOMEM,
+ * -EDEADLK (dispatch from inside a callback).
+ */
+struct io_uring;
+struct io_uring_cqe;
+RSC_EXTERN RSC_MUST_CHECK int rsc_loop_new_from_ring(struct rsc_loop **loopp,
+						     struct io_uring *ring,
+						     unsigned flags);
+RSC_EXTERN int rsc_loop_dispatch(struct rsc_loop *loop,
+				 const struct io_uring_cqe *cqe);
 
 /* Which RSC_FEAT_* the ring was set up with, or -EINVAL. */
 RSC_EXTERN int rsc_loop_features(const struct rsc_loop *loop);

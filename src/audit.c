@@ -249,7 +249,7 @@ static void verdict(struct rsc_loop *loop, const struct rsc_audit_pending *p,
 		if (!bit_set(now, nbits, (int)fd) ||
 		    bit_set(p->fd_snapshot, p->fd_snapshot_bits, (int)fd))
 			continue;
-		if ((int)fd == loop->ring.ring_fd || (int)fd == loop->proc_fd_dir)
+		if ((int)fd == loop->ring->ring_fd || (int)fd == loop->proc_fd_dir)
 			continue;
 		if (loop->root && held_by_entry(loop->root, (int)fd))
 			continue;
@@ -279,7 +279,7 @@ void rsc__audit_flush(struct rsc_loop *loop)
 	 * the kernel's overflow list, may name a number the scan saw: settle
 	 * nothing until it has been dispatched.
 	 */
-	if (io_uring_cq_ready(&loop->ring) || io_uring_cq_has_overflow(&loop->ring) ||
+	if (io_uring_cq_ready(loop->ring) || io_uring_cq_has_overflow(loop->ring) ||
 	    loop->stash_len || loop->undispatched) {
 		free(now);
 		return;

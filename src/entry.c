@@ -439,6 +439,8 @@ static void announce(struct rsc__entry *e)
 
 	e->flags |= RSC__E_ANNOUNCE;
 	e->next_announce = NULL;
+	if (loop->pollable)
+		rsc__kick(loop);
 	if (loop->announce_tail)
 		loop->announce_tail->next_announce = e;
 	else
@@ -501,6 +503,19 @@ int rsc__entry_complete_with(struct rsc__entry *e, int res, const char *op)
 	if (res < 0)
 		e->fail_op = op;
 	return 0;
+}
+
+int rsc__check_can_block(struct rsc_loop *loop, const char *fn)
+{
+	int ret = rsc__check_not_in_callback(loop, fn);
+
+	if (ret == 0 && loop->shared) {
+		/* Waiting would reap the application's ring. */
+		rsc__set_last_error("%s: a loop on the application's ring cannot wait; the application reaps",
+				    fn);
+		return -EOPNOTSUPP;
+	}
+	return ret;
 }
 
 int rsc__check_not_in_callback(struct rsc_loop *loop, const char *fn)

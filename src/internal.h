@@ -25,10 +25,16 @@
 /* Opcode slot meaning "the manager's hook itself failed". */
 #define RSC__OPCODE_HOOK 255U
 
-/* user_data 0 is never an op: CQEs carrying it are dropped. */
-#define RSC__UD_NONE 0ULL
-/* A MSG_RING from rsc_loop_post(): slot index 0 is never an op either. */
+/*
+ * Every user_data of ours has bit 63 set: an application sharing the ring
+ * (rsc_loop_new_from_ring) keeps its own, which are pointers or small
+ * numbers, and rsc_loop_dispatch() tells them apart. Op index 0 is never
+ * an op: NONE is dropped, POST is rsc_loop_post()'s wake-up.
+ */
+#define RSC__UD_TAG (1ULL << 63)
+#define RSC__UD_NONE RSC__UD_TAG
 #define RSC__UD_POST 0xffffffff00000000ULL
+#define RSC__OP_GEN_MASK 0x7fffffffU
 
 struct rsc_op;
 typedef void (*rsc__op_fn)(struct rsc_loop *loop, struct rsc_op *op, int res,
@@ -211,7 +217,12 @@ struct rsc_audit_pending {
 };
 
 struct rsc_loop {
-	struct io_uring ring;
+	struct io_uring *ring; /* own_ring, or the application's (rsc_loop_new_from_ring) */
+	struct io_uring own_ring;
+	bool shared;	 /* the application reaps: dispatch only through rsc_loop_dispatch */
+	bool pollable;	 /* RSC_LOOP_POLLABLE: poll_efd tells a host loop there is work */
+	bool kicked;	 /* poll_efd written since the last run */
+	int poll_efd;
 	struct rsc_loop *next_live, *prev_live; /* process-wide list: audit.c */
 	unsigned features;
 	int audit_level;
@@ -378,6 +389,8 @@ static inline void rsc__cb_leave(struct rsc_loop *loop)
 
 /* -EDEADLK (and says why) when @fn would block or run the loop from inside it. */
 int rsc__check_not_in_callback(struct rsc_loop *loop, const char *fn);
+/* The same, and -EOPNOTSUPP on a shared ring, which a blocking helper cannot wait on. */
+int rsc__check_can_block(struct rsc_loop *loop, const char *fn);
 
 /* ledger.c */
 uint64_t rsc__ledger_owner(int fd);
@@ -412,7 +425,7 @@ void rsc__pools_free(struct rsc_loop *loop);
 
 static inline uint64_t rsc__op_user_data(const struct rsc_op *op)
 {
-	return ((uint64_t)op->gen << 32) | (uint64_t)(op->idx + 1);
+	return RSC__UD_TAG | ((uint64_t)op->gen << 32) | (uint64_t)(op->idx + 1);
 }
 
 /* loop.c */
@@ -501,6 +514,15 @@ unsigned rsc__graceful_poll(struct rsc_loop *loop);
 void rsc__deadline_forget(struct rsc__scope *s);
 void rsc__deadline_idle(struct rsc_loop *loop);
 void rsc__deadline_free(struct rsc_loop *loop);
+
+/* host.c */
+int rsc__pollable_init(struct rsc_loop *loop);
+void rsc__pollable_free(struct rsc_loop *loop);
+void rsc__kick(struct rsc_loop *loop);
+void rsc__unkick(struct rsc_loop *loop);
+/* loop.c, for host.c: one CQE the application reaped, then what is due. */
+void rsc__dispatch_one(struct rsc_loop *loop, uint64_t user_data, int res, unsigned flags);
+unsigned rsc__run_due(struct rsc_loop *loop);
 
 /* wait.c */
 int rsc__scope_close_and_wait(struct rsc__scope *s, int *status,

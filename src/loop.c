@@ -51,7 +51,10 @@ static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 	int ret = -EINVAL;
 
 	for (i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
-		if ((flags & RSC_LOOP_NO_DEFER_TASKRUN) &&
+		/* A pollable loop needs completions posted while its thread sleeps in
+		 * the host loop's poll: DEFER_TASKRUN holds them until the ring is
+		 * entered (io_uring_setup(2)), so it is not tried then. */
+		if ((flags & (RSC_LOOP_NO_DEFER_TASKRUN | RSC_LOOP_POLLABLE)) &&
 		    (tries[i].setup & IORING_SETUP_DEFER_TASKRUN))
 			continue;
 		memset(&p, 0, sizeof(p));
@@ -59,9 +62,10 @@ static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 		p.flags = tries[i].setup | IORING_SETUP_CQSIZE;
 		/* At most the kernel's IORING_MAX_CQ_ENTRIES (65536, io_uring/io_uring.c). */
 		p.cq_entries = entries * 4 < RSC__MAX_CQ_ENTRIES ? entries * 4 : RSC__MAX_CQ_ENTRIES;
-		ret = io_uring_queue_init_params(entries, &loop->ring, &p);
+		ret = io_uring_queue_init_params(entries, &loop->own_ring, &p);
 		if (ret == 0) {
 			loop->features = tries[i].feats;
+			loop->ring = &loop->own_ring;
 			return 0;
 		}
 		if (ret != -EINVAL)
@@ -72,14 +76,103 @@ static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 	return ret;
 }
 
+/* The ring is set up (ours or the application's): the rest of a loop. */
+static int loop_finish(struct rsc_loop *loop, unsigned flags)
+{
+	int ret = 0;
+
+	/* Opcodes are probed once; a missing one is named when first needed. */
+	loop->probe = io_uring_get_probe_ring(loop->ring);
+	if (loop->audit_level != RSC_AUDIT_OFF)
+		rsc__audit_open_proc_dir(loop);
+	loop->root = rsc__scope_new_root(loop);
+	if (loop->root)
+		ret = rsc__fault_from_env(loop);
+	if (loop->root && ret >= 0)
+		ret = rsc__post_init(loop);
+	if (loop->root && ret >= 0 && (flags & RSC_LOOP_POLLABLE))
+		ret = rsc__pollable_init(loop);
+	if (loop->root && ret == 0)
+		ret = rsc__obs_loop_new(loop); /* RINGSCOPE_TRACE; cleans up after itself */
+	if (!loop->root || ret < 0) {
+		if (loop->root)
+			rsc__scope_free_tree(loop->root);
+		if (loop->proc_fd_dir >= 0)
+			close(loop->proc_fd_dir);
+		io_uring_free_probe(loop->probe);
+		rsc__pollable_free(loop);
+		if (!loop->shared)
+			io_uring_queue_exit(loop->ring);
+		rsc__post_free(loop);
+		rsc__pools_free(loop);
+		rsc__handles_release(loop); /* the root scope's handle chunk */
+		return ret < 0 ? ret : -ENOMEM;
+	}
+	rsc__audit_register(loop);
+	return 0;
+}
+
+static struct rsc_loop *loop_alloc(int *retp)
+{
+	struct rsc_loop *loop;
+	int audit;
+
+	/* A mistyped RINGSCOPE_AUDIT must not silently mean "off". */
+	audit = rsc__audit_level_from_env();
+	if (audit < 0) {
+		*retp = audit;
+		return NULL;
+	}
+	loop = calloc(1, sizeof(*loop));
+	if (!loop) {
+		*retp = -ENOMEM;
+		return NULL;
+	}
+	loop->proc_fd_dir = -1;
+	loop->poll_efd = -1;
+	loop->audit_level = audit;
+	return loop;
+}
+
+int rsc_loop_new_from_ring(struct rsc_loop **loopp, struct io_uring *ring, unsigned flags)
+{
+	struct rsc_loop *loop;
+	int ret;
+
+	RSC__CHECK_ARG(loopp, "rsc_loop_new_from_ring: loopp is NULL");
+	*loopp = NULL;
+	RSC__CHECK_ARG(ring && ring->ring_fd >= 0, "rsc_loop_new_from_ring: ring is NULL");
+	RSC__CHECK_ARG(!flags, "rsc_loop_new_from_ring: unknown flags 0x%x", flags);
+	RSC__CHECK_ARG(ring->sq.ring_entries >= RSC_ENTRY_SQES_MAX,
+		       "rsc_loop_new_from_ring: a ring of %u SQEs is less than %d",
+		       ring->sq.ring_entries, RSC_ENTRY_SQES_MAX);
+	loop = loop_alloc(&ret);
+	if (!loop)
+		return ret;
+	loop->ring = ring;
+	loop->shared = true;
+	if (ring->flags & IORING_SETUP_DEFER_TASKRUN)
+		loop->features |= RSC_FEAT_DEFER_TASKRUN | RSC_FEAT_SINGLE_ISSUER;
+	else if (ring->flags & IORING_SETUP_COOP_TASKRUN)
+		loop->features |= RSC_FEAT_COOP_TASKRUN;
+	loop->features |= RSC_FEAT_SHARED_RING;
+	ret = loop_finish(loop, 0);
+	if (ret < 0) {
+		free(loop);
+		return ret;
+	}
+	*loopp = loop;
+	return 0;
+}
+
 int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 {
 	struct rsc_loop *loop;
-	int ret, audit;
+	int ret;
 
 	RSC__CHECK_ARG(loopp, "rsc_loop_new: loopp is NULL");
 	*loopp = NULL;
-	RSC__CHECK_ARG(!(flags & ~RSC_LOOP_NO_DEFER_TASKRUN),
+	RSC__CHECK_ARG(!(flags & ~(RSC_LOOP_NO_DEFER_TASKRUN | RSC_LOOP_POLLABLE)),
 		       "rsc_loop_new: unknown flags 0x%x", flags);
 	RSC__CHECK_ARG(entries <= RSC__MAX_ENTRIES,
 		       "rsc_loop_new: %u entries is more than %u", entries,
@@ -90,45 +183,16 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 	/* Room for the longest SQE chain a hook may reserve (fsync+close...). */
 	if (entries < RSC_ENTRY_SQES_MAX)
 		entries = RSC_ENTRY_SQES_MAX;
-	/* A mistyped RINGSCOPE_AUDIT must not silently mean "off". */
-	audit = rsc__audit_level_from_env();
-	if (audit < 0)
-		return audit;
-	loop = calloc(1, sizeof(*loop));
+	loop = loop_alloc(&ret);
 	if (!loop)
-		return -ENOMEM;
-	loop->proc_fd_dir = -1;
-	loop->audit_level = audit;
+		return ret;
 	ret = ring_setup(loop, entries, flags);
+	if (ret == 0)
+		ret = loop_finish(loop, flags);
 	if (ret < 0) {
 		free(loop);
 		return ret;
 	}
-	/* Opcodes are probed once; a missing one is named when first needed. */
-	loop->probe = io_uring_get_probe_ring(&loop->ring);
-	if (loop->audit_level != RSC_AUDIT_OFF)
-		rsc__audit_open_proc_dir(loop);
-	loop->root = rsc__scope_new_root(loop);
-	if (loop->root)
-		ret = rsc__fault_from_env(loop);
-	if (loop->root && ret >= 0)
-		ret = rsc__post_init(loop);
-	if (loop->root && ret == 0)
-		ret = rsc__obs_loop_new(loop); /* RINGSCOPE_TRACE; cleans up after itself */
-	if (!loop->root || ret < 0) {
-		if (loop->root)
-			rsc__scope_free_tree(loop->root);
-		if (loop->proc_fd_dir >= 0)
-			close(loop->proc_fd_dir);
-		io_uring_free_probe(loop->probe);
-		io_uring_queue_exit(&loop->ring);
-		rsc__post_free(loop);
-		rsc__pools_free(loop);
-		rsc__handles_release(loop); /* the root scope's handle chunk */
-		free(loop);
-		return ret < 0 ? ret : -ENOMEM;
-	}
-	rsc__audit_register(loop);
 	*loopp = loop;
 	return 0;
 }
@@ -178,7 +242,7 @@ static unsigned stash_cqes(struct rsc_loop *loop)
 	struct io_uring_cqe *cqe;
 	unsigned n = 0;
 
-	while (io_uring_peek_cqe(&loop->ring, &cqe) == 0 && cqe) {
+	while (io_uring_peek_cqe(loop->ring, &cqe) == 0 && cqe) {
 		if (loop->stash_len == loop->stash_cap) {
 			unsigned cap = loop->stash_cap ? loop->stash_cap * 2 : 64;
 			struct rsc_cqe_copy *s;
@@ -195,7 +259,7 @@ static unsigned stash_cqes(struct rsc_loop *loop)
 		loop->stash[loop->stash_len].flags = cqe->flags;
 		loop->stash_len++;
 		loop->undispatched += ends_an_op(cqe->user_data, cqe->flags);
-		io_uring_cqe_seen(&loop->ring, cqe);
+		io_uring_cqe_seen(loop->ring, cqe);
 		n++;
 	}
 	return n;
@@ -208,7 +272,7 @@ static unsigned stash_cqes(struct rsc_loop *loop)
  */
 static unsigned submitted_in_flight(const struct rsc_loop *loop)
 {
-	unsigned done = io_uring_sq_ready(&loop->ring) + loop->undispatched;
+	unsigned done = io_uring_sq_ready(loop->ring) + loop->undispatched;
 
 	return loop->ops_inflight > done ? loop->ops_inflight - done : 0;
 }
@@ -223,6 +287,15 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 {
 	int tries, ret;
 
+	if (loop->shared) {
+		/* Never reap the application's ring: submit, and that is all. */
+		ret = io_uring_submit(loop->ring);
+		loop->counters[RSC_CTR_ENTER_CALLS]++;
+		if (ret >= 0)
+			loop->counters[RSC_CTR_SQES] += ret;
+		return ret;
+	}
+
 	for (tries = 0; tries < SUBMIT_RETRIES; tries++) {
 		if (wait_nr && rsc__fault(loop, RSC__F_WAIT))
 			return 0; /* an interrupted wait: the caller's loop comes back */
@@ -233,12 +306,12 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 			goto busy;
 		loop->counters[RSC_CTR_ENTER_CALLS]++;
 		if (wait_nr)
-			ret = io_uring_submit_and_wait(&loop->ring, wait_nr);
+			ret = io_uring_submit_and_wait(loop->ring, wait_nr);
 		else if (loop->features & RSC_FEAT_DEFER_TASKRUN)
 			/* Deferred task work only runs when we ask for events. */
-			ret = io_uring_submit_and_get_events(&loop->ring);
+			ret = io_uring_submit_and_get_events(loop->ring);
 		else
-			ret = io_uring_submit(&loop->ring);
+			ret = io_uring_submit(loop->ring);
 		if (ret >= 0) {
 			loop->counters[RSC_CTR_SQES] += ret;
 			rsc__obs_submit(loop, ret);
@@ -255,7 +328,7 @@ busy:
 
 			/* Nothing to reap yet: wait for one completion, then retry. */
 			loop->counters[RSC_CTR_ENTER_CALLS]++;
-			ret = io_uring_wait_cqe(&loop->ring, &cqe);
+			ret = io_uring_wait_cqe(loop->ring, &cqe);
 			if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
 			    ret != -EBUSY)
 				return ret;
@@ -274,20 +347,22 @@ int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 {
 	unsigned i;
 
-	if (n == 0 || n > loop->ring.sq.ring_entries)
+	if (n == 0 || n > loop->ring->sq.ring_entries)
 		return -EINVAL;
+	if (loop->pollable)
+		rsc__kick(loop); /* prepared outside a run: the host must run us */
 	/* Reserve all n before filling any, so a chain never crosses a submit. */
-	if (io_uring_sq_space_left(&loop->ring) < n ||
+	if (io_uring_sq_space_left(loop->ring) < n ||
 	    rsc__fault(loop, RSC__F_SQ_FULL)) {
 		loop->counters[RSC_CTR_SQ_FULL]++;
 		if (ring_submit(loop, 0) < 0 ||
-		    io_uring_sq_space_left(&loop->ring) < n) {
+		    io_uring_sq_space_left(loop->ring) < n) {
 			rsc__set_last_error("the submission queue is full and could not be flushed");
 			return -EBUSY;
 		}
 	}
 	for (i = 0; i < n; i++) {
-		sqes[i] = io_uring_get_sqe(&loop->ring);
+		sqes[i] = io_uring_get_sqe(loop->ring);
 		assert(sqes[i]);
 		/* liburing 2.3 hands SQEs out dirty; start every one from zero. */
 		memset(sqes[i], 0, sizeof(*sqes[i]));
@@ -367,6 +442,16 @@ struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd)
 }
 
 static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
+		     unsigned flags);
+
+/* A CQE the application reaped from a shared ring (host.c). */
+void rsc__dispatch_one(struct rsc_loop *loop, uint64_t user_data, int res, unsigned flags)
+{
+	loop->undispatched += ends_an_op(user_data, flags);
+	dispatch(loop, user_data, res, flags);
+}
+
+static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
 		     unsigned flags)
 {
 	struct rsc_op *op;
@@ -424,7 +509,7 @@ static unsigned reap(struct rsc_loop *loop)
 		return dispatch_stash(loop);
 	}
 	/* Copy and advance before dispatching: a callback may submit again. */
-	while ((n = io_uring_peek_batch_cqe(&loop->ring, cqes, REAP_BATCH)) > 0) {
+	while ((n = io_uring_peek_batch_cqe(loop->ring, cqes, REAP_BATCH)) > 0) {
 		for (i = 0; i < n; i++) {
 			copy[i].user_data = cqes[i]->user_data;
 			copy[i].res = cqes[i]->res;
@@ -432,7 +517,7 @@ static unsigned reap(struct rsc_loop *loop)
 			/* Off the ring but not dispatched: no longer the kernel's. */
 			loop->undispatched += ends_an_op(copy[i].user_data, copy[i].flags);
 		}
-		io_uring_cq_advance(&loop->ring, n);
+		io_uring_cq_advance(loop->ring, n);
 		for (i = 0; i < n; i++)
 			dispatch(loop, copy[i].user_data, copy[i].res,
 				 copy[i].flags);
@@ -447,6 +532,8 @@ void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s)
 {
 	if (s->in_ready)
 		return;
+	if (loop->pollable)
+		rsc__kick(loop); /* a host loop must run us for it */
 	s->in_ready = true;
 	s->next_ready = NULL;
 	if (loop->ready_tail)
@@ -487,6 +574,40 @@ int rsc_loop_alive(const struct rsc_loop *loop)
 	return loop_alive(loop);
 }
 
+/* What is due after completions were dispatched: callbacks, verdicts. */
+unsigned rsc__run_due(struct rsc_loop *loop)
+{
+	unsigned done = run_ready(loop);
+
+	if (loop->graceful_head)
+		done += rsc__graceful_poll(loop);
+	done += run_ready(loop);
+	done += rsc__retry_exits(loop);
+	if (loop->audit_pending)
+		rsc__audit_flush(loop); /* verdicts that waited for the CQ to empty */
+	return done;
+}
+
+/* A shared ring: submit and run what is due; the application reaps. */
+static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
+{
+	int ret;
+
+	if (mode != RSC_RUN_NOWAIT) {
+		rsc__set_last_error("rsc_loop_run: a loop on the application's ring only runs RSC_RUN_NOWAIT (the application waits and reaps)");
+		return -EOPNOTSUPP;
+	}
+	loop->running = true;
+	rsc__post_run(loop);
+	rsc__run_due(loop);
+	ret = io_uring_submit(loop->ring);
+	if (ret >= 0)
+		loop->counters[RSC_CTR_SQES] += ret;
+	loop->counters[RSC_CTR_ENTER_CALLS]++;
+	loop->running = false;
+	return ret < 0 ? ret : loop_alive(loop);
+}
+
 int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 {
 	int ret = 0;
@@ -498,6 +619,10 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	ret = rsc__check_not_in_callback(loop, "rsc_loop_run");
 	if (ret < 0)
 		return ret;
+	if (loop->shared)
+		return run_shared(loop, mode);
+	if (loop->pollable)
+		rsc__unkick(loop);
 	loop->running = true;
 	for (;;) {
 		unsigned done;
@@ -594,7 +719,9 @@ static void loop_free(struct rsc_loop *loop)
 	rsc__audit_free(loop);
 	rsc__post_free(loop); /* first: no poster may aim at the ring once it goes */
 	io_uring_free_probe(loop->probe);
-	io_uring_queue_exit(&loop->ring);
+	rsc__pollable_free(loop);
+	if (!loop->shared)
+		io_uring_queue_exit(loop->ring); /* the application's ring stays its own */
 	rsc__pools_free(loop);
 	rsc__handles_release(loop);
 	rsc__deadline_free(loop);
@@ -610,6 +737,10 @@ int rsc_loop_close(struct rsc_loop *loop)
 	ret = rsc__check_not_in_callback(loop, "rsc_loop_close");
 	if (ret < 0)
 		return ret;
+	if (loop->shared && loop_alive(loop)) {
+		rsc__set_last_error("rsc_loop_close: ops still in flight on the application's ring: reap and dispatch them first");
+		return -EBUSY;
+	}
 	if ((loop->root && loop->root->children_head) || loop->ready_head ||
 	    loop->retry_head || loop->announce_head) {
 		rsc__set_last_error("rsc_loop_close: scopes still open or callbacks due; close them or call rsc_loop_shutdown");
@@ -636,7 +767,7 @@ int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 	RSC__CHECK_ARG(loop, "rsc_loop_shutdown: loop is NULL");
 	if (errp)
 		*errp = NULL;
-	ret = rsc__check_not_in_callback(loop, "rsc_loop_shutdown");
+	ret = rsc__check_can_block(loop, "rsc_loop_shutdown");
 	if (ret < 0)
 		return ret;
 	if (!loop->root) {

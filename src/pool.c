@@ -61,7 +61,7 @@ void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op)
 {
 	assert(loop->ops_inflight > 0);
 	loop->ops_inflight--;
-	op->gen++;
+	op->gen = (op->gen + 1) & RSC__OP_GEN_MASK; /* bit 63 of user_data is the tag */
 	if (op->gen == 0)
 		op->gen = 1;
 	op->complete = NULL;
@@ -72,8 +72,10 @@ void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op)
 
 struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user_data)
 {
+	if (!(user_data & RSC__UD_TAG))
+		return NULL;
 	uint32_t idx = (uint32_t)(user_data & 0xffffffffu);
-	uint32_t gen = (uint32_t)(user_data >> 32);
+	uint32_t gen = (uint32_t)(user_data >> 32) & RSC__OP_GEN_MASK;
 	struct rsc_op *op;
 
 	if (idx == 0 || idx - 1 >= loop->n_op_chunks * RSC__OPS_PER_CHUNK)

@@ -84,7 +84,7 @@ static int wake(struct rsc_loop *loop)
 	sqe = io_uring_get_sqe(&loop->waker);
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_msg_ring(sqe, loop->ring.ring_fd, 0, RSC__UD_POST, 0);
+	io_uring_prep_msg_ring(sqe, loop->ring->ring_fd, 0, RSC__UD_POST, 0);
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 	io_uring_sqe_set_data64(sqe, 0);
 	ret = io_uring_submit(&loop->waker);

@@ -68,7 +68,7 @@ int rsc_scope_close_wait(struct rsc_scope *h, struct rsc_error **errp)
 	if (errp)
 		*errp = NULL;
 	RSC__SCOPE(s, h, "rsc_scope_close_wait");
-	ret = rsc__check_not_in_callback(s->loop, "rsc_scope_close_wait");
+	ret = rsc__check_can_block(s->loop, "rsc_scope_close_wait");
 	if (ret < 0)
 		return ret;
 	ret = rsc__scope_close_and_wait(s, &status, &err);
@@ -90,7 +90,7 @@ int rsc_entry_wait(struct rsc_entry *h)
 
 	RSC__ENTRY(e, h, "rsc_entry_wait");
 	loop = e->scope->loop;
-	ret = rsc__check_not_in_callback(loop, "rsc_entry_wait");
+	ret = rsc__check_can_block(loop, "rsc_entry_wait");
 	if (ret < 0)
 		return ret;
 	for (s = e->scope; s; s = s->parent) {
@@ -140,7 +140,7 @@ int rsc_entry_release_wait(struct rsc_entry *h, struct rsc_error **errp)
 		*errp = NULL;
 	RSC__ENTRY(e, h, "rsc_entry_release_wait");
 	loop = e->scope->loop;
-	ret = rsc__check_not_in_callback(loop, "rsc_entry_release_wait");
+	ret = rsc__check_can_block(loop, "rsc_entry_release_wait");
 	if (ret < 0)
 		return ret;
 	ret = rsc_entry_release(h, release_wait_cb, &w);

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -358,6 +360,116 @@ START_TEST(a_release_cancels_all_its_io_with_one_sqe)
 }
 END_TEST
 
+/* ---- a loop another loop drives ------------------------------------------ */
+
+START_TEST(pollable_loop_wakes_a_host_poll_for_its_work)
+{
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct pollfd pfd;
+	int turns = 0;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_fd(t_loop), -EOPNOTSUPP);
+	ck_assert_int_eq(rsc_loop_new(&l, 16, RSC_LOOP_POLLABLE), 0);
+	ck_assert(rsc_loop_features(l) & RSC_FEAT_POLLABLE);
+	ck_assert(!(rsc_loop_features(l) & RSC_FEAT_DEFER_TASKRUN));
+	pfd.fd = rsc_loop_fd(l);
+	pfd.events = POLLIN;
+	ck_assert_int_ge(pfd.fd, 0);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0); /* nothing to do yet */
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	/* A host loop sleeps in its poll; the loop's fd wakes it for every step. */
+	while (rsc_entry_state(e) == RSC_ENTERING && turns++ < 100) {
+		ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	while (rsc_loop_alive(l) && turns++ < 200) {
+		ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert(!t_fd_open_to(t_dir));
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+}
+END_TEST
+
+START_TEST(shared_ring_never_takes_the_applications_completions)
+{
+	struct io_uring ring;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char buf[8], marker;
+	int p[2], mine = 0, ours = 0, app_res = 0, i;
+
+	t_make_files(3);
+	ck_assert_int_eq(io_uring_queue_init(64, &ring, 0), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
+	ck_assert(rsc_loop_features(l) & RSC_FEAT_SHARED_RING);
+	/* The application's own read, in flight on the same ring. */
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_read(sqe, p[0], buf, sizeof(buf), 0);
+	io_uring_sqe_set_data(sqe, &marker);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	t_open_files(s, 0, 3);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_ONCE), -EOPNOTSUPP);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EOPNOTSUPP);
+	ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(write(p[1], "hi", 2), 2);
+	for (i = 0; i < 1000 && (!mine || rsc_entry_state(e) == RSC_ENTERING); i++) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&ring, 1), 0);
+		while (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe) {
+			int r = rsc_loop_dispatch(l, cqe);
+
+			ck_assert_int_ge(r, 0);
+			if (r == 0) {
+				ck_assert_ptr_eq(io_uring_cqe_get_data(cqe), &marker);
+				mine++;
+				app_res = cqe->res;
+			} else {
+				ours++;
+			}
+			io_uring_cqe_seen(&ring, cqe);
+		}
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(mine, 1);
+	ck_assert_int_eq(app_res, 2);
+	ck_assert_int_ge(ours, 4);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	/* Closing: the application reaps until the loop has nothing in flight. */
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	for (i = 0; i < 1000 && rsc_loop_alive(l); i++) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&ring, 1), 0);
+		while (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe) {
+			ck_assert_int_eq(rsc_loop_dispatch(l, cqe), 1);
+			io_uring_cqe_seen(&ring, cqe);
+		}
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert(!t_fd_open_to(t_dir));
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	/* The ring is still the application's. */
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_nop(sqe);
+	ck_assert_int_eq(io_uring_submit_and_wait(&ring, 1), 1);
+	io_uring_queue_exit(&ring);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
 Suite *make_server_suite(void)
 {
 	Suite *s = suite_create("server");
@@ -372,6 +484,8 @@ Suite *make_server_suite(void)
 	tcase_add_test(tc, shutdown_on_release_sends_a_fin_despite_a_dup);
 	tcase_add_test(tc, a_listener_shut_down_on_release_is_no_error);
 	tcase_add_test(tc, a_release_cancels_all_its_io_with_one_sqe);
+	tcase_add_test(tc, pollable_loop_wakes_a_host_poll_for_its_work);
+	tcase_add_test(tc, shared_ring_never_takes_the_applications_completions);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/*
+ * A loop that another event loop drives (libuv, GLib, asyncio).
+ *
+ * Pollable (RSC_LOOP_POLLABLE): an eventfd registered with the ring
+ * (io_uring_register_eventfd(3)) turns readable whenever a completion is
+ * posted, and the runtime writes it too when work becomes due outside
+ * rsc_loop_run() (a prepared SQE, a close requested, an adopted entry to
+ * announce). The host polls rsc_loop_fd() and calls
+ * rsc_loop_run(RSC_RUN_NOWAIT) when it is readable. Such a ring is set up
+ * without DEFER_TASKRUN, which would hold completions (and the eventfd)
+ * until this thread enters the ring, and so never wake a host asleep in
+ * its own poll.
+ *
+ * Shared (rsc_loop_new_from_ring): the application's own ring. ringscope's
+ * user_data always has bit 63 set (pointers never do, in user space), so
+ * rsc_loop_dispatch() can tell its completions from the application's, and
+ * never consumes one that is not its own: the application reaps.
+ */
+
+int rsc__pollable_init(struct rsc_loop *loop)
+{
+	int ret;
+
+	loop->poll_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->poll_efd < 0)
+		return -errno;
+	ret = io_uring_register_eventfd(loop->ring, loop->poll_efd);
+	if (ret < 0) {
+		rsc__set_last_error("RSC_LOOP_POLLABLE: io_uring_register_eventfd: %s",
+				    rsc_strerror(ret));
+		close(loop->poll_efd);
+		loop->poll_efd = -1;
+		return ret;
+	}
+	loop->pollable = true;
+	loop->features |= RSC_FEAT_POLLABLE;
+	return 0;
+}
+
+void rsc__pollable_free(struct rsc_loop *loop)
+{
+	if (loop->poll_efd < 0)
+		return;
+	if (!loop->shared)
+		(void)io_uring_unregister_eventfd(loop->ring);
+	close(loop->poll_efd);
+	loop->poll_efd = -1;
+	loop->pollable = false;
+}
+
+/* Work became due outside a run: tell the host loop, once until it runs us. */
+void rsc__kick(struct rsc_loop *loop)
+{
+	uint64_t one = 1;
+
+	if (loop->kicked || loop->running)
+		return;
+	loop->kicked = true;
+	(void)!write(loop->poll_efd, &one, sizeof(one));
+}
+
+/* A run begins: what the eventfd said is being handled now. */
+void rsc__unkick(struct rsc_loop *loop)
+{
+	uint64_t n;
+
+	loop->kicked = false;
+	(void)!read(loop->poll_efd, &n, sizeof(n));
+}
+
+int rsc_loop_fd(const struct rsc_loop *loop)
+{
+	RSC__CHECK_ARG(loop, "rsc_loop_fd: loop is NULL");
+	if (!loop->pollable) {
+		rsc__set_last_error("rsc_loop_fd: create the loop with RSC_LOOP_POLLABLE");
+		return -EOPNOTSUPP;
+	}
+	return loop->poll_efd;
+}
+
+int rsc_loop_dispatch(struct rsc_loop *loop, const struct io_uring_cqe *cqe)
+{
+	RSC__CHECK_ARG(loop && cqe, "rsc_loop_dispatch: loop or cqe is NULL");
+	if (!(cqe->user_data & RSC__UD_TAG))
+		return 0; /* the application's */
+	if (!loop->shared) {
+		rsc__set_last_error("rsc_loop_dispatch: the loop reaps its own ring");
+		return -EINVAL;
+	}
+	if (rsc__check_not_in_callback(loop, "rsc_loop_dispatch") < 0)
+		return -EDEADLK;
+	loop->running = true;
+	rsc__dispatch_one(loop, cqe->user_data, cqe->res, cqe->flags);
+	rsc__run_due(loop);
+	loop->running = false;
+	return 1;
+}
