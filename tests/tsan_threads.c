@@ -47,6 +47,55 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* rsc_loop_post from several threads into one loop, run by the main thread. */
+#define POSTS 1000
+
+static struct rsc_loop *target;
+static int posted_ran; /* only the loop's thread touches it */
+
+static void on_post(struct rsc_loop *loop, void *arg)
+{
+	(void)loop;
+	(void)arg;
+	posted_ran++;
+}
+
+static void *poster(void *arg)
+{
+	int i;
+
+	(void)arg;
+	for (i = 0; i < POSTS; i++)
+		if (rsc_loop_post(target, on_post, NULL) < 0)
+			return (void *)"rsc_loop_post";
+	return NULL;
+}
+
+static int posts_from_threads(void)
+{
+	pthread_t t[THREADS];
+	long i;
+	int failed = 0;
+
+	if (rsc_loop_new(&target, 16, 0) < 0)
+		return 1;
+	for (i = 0; i < THREADS; i++)
+		pthread_create(&t[i], NULL, poster, NULL);
+	while (posted_ran < THREADS * POSTS)
+		if (rsc_loop_run(target, RSC_RUN_ONCE) < 0)
+			return 1;
+	for (i = 0; i < THREADS; i++) {
+		void *err;
+
+		pthread_join(t[i], &err);
+		failed |= err != NULL;
+	}
+	failed |= rsc_loop_close(target) < 0;
+	printf("tsan_threads: %d threads x %d posts into one loop: %s\n", THREADS, POSTS,
+	       failed ? "FAILED" : "ok");
+	return failed;
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/rsc-tsan-XXXXXX";
@@ -68,6 +117,7 @@ int main(void)
 			failed = 1;
 		}
 	}
+	failed |= posts_from_threads();
 	if (rsc_audit_fd_count() != before) {
 		fprintf(stderr, "descriptors: %d before, %d after\n", before, rsc_audit_fd_count());
 		failed = 1;
