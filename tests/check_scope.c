@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -598,6 +599,58 @@ START_TEST(failed_enter_is_traced_before_the_unwind_it_starts)
 }
 END_TEST
 
+struct deep_run {
+	int depth, status, released, failed_at;
+};
+
+/* On a thread with a small stack: one recursion per level would overflow it. */
+static void *unwind_deep_tree(void *arg)
+{
+	struct deep_run *r = arg;
+	struct rsc_scope *top, *s, *child;
+	struct rsc_loop *l;
+	int i;
+
+	r->failed_at = -1;
+	if (rsc_loop_new(&l, 64, 0) < 0 || rsc_scope_open(l, NULL, "top", &top) < 0)
+		return NULL;
+	s = top;
+	for (i = 0; i < r->depth; i++) {
+		if (rsc_scope_open(l, s, "deep", &child) < 0) {
+			r->failed_at = i;
+			break;
+		}
+		s = child;
+	}
+	/* The innermost holds a deferred exit: it runs first, then all unwind. */
+	if (rsc_defer(s, NULL, NULL, NULL) != -EINVAL)
+		r->failed_at = -2;
+	r->status = rsc_scope_close_wait(top, NULL);
+	r->released = (int)rsc_loop_counter(l, RSC_CTR_RELEASED);
+	if (rsc_loop_close(l) < 0)
+		r->failed_at = -3;
+	return NULL;
+}
+
+START_TEST(deeply_nested_scopes_unwind_without_recursion)
+{
+	struct deep_run r = { .depth = 100000 };
+	pthread_attr_t attr;
+	pthread_t t;
+
+	/* memcheck is ~50x slower: the shape matters here, not the size. */
+	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+		r.depth = 5000;
+	ck_assert_int_eq(pthread_attr_init(&attr), 0);
+	ck_assert_int_eq(pthread_attr_setstacksize(&attr, 256 * 1024), 0);
+	ck_assert_int_eq(pthread_create(&t, &attr, unwind_deep_tree, &r), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	pthread_attr_destroy(&attr);
+	ck_assert_int_eq(r.failed_at, -1);
+	ck_assert_int_eq(r.status, 0);
+}
+END_TEST
+
 Suite *make_scope_suite(void)
 {
 	Suite *s = suite_create("scope");
@@ -629,6 +682,7 @@ Suite *make_scope_suite(void)
 	tcase_add_test(tc, unwinding_scope_refuses_pushes);
 	tcase_add_test(tc, failed_child_error_reaches_parent_result);
 	tcase_add_test(tc, parent_error_flows_through_children_first);
+	tcase_add_test(tc, deeply_nested_scopes_unwind_without_recursion);
 	tcase_add_test(tc, failed_early_release_without_callback_is_kept);
 	tcase_add_test(tc, close_request_runs_nothing_inside_the_call);
 	tcase_add_test(tc, wait_reports_released_and_closing_entries);
