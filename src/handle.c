@@ -73,35 +73,42 @@ static int take_chunk(struct rsc_loop *loop)
 	return 0;
 }
 
-uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind)
+uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
+			 uint32_t *slot)
 {
 	struct rsc__slot *sl;
 	uint32_t idx;
 
-	while (!loop->handle_free)
-		if (take_chunk(loop) < 0)
-			return 0;
-	idx = loop->handle_free - 1;
-	sl = slot_at(idx);
-	loop->handle_free = sl->next_free;
-	sl->next_free = 0;
+	if (*slot) {
+		/* A pooled object keeps its slot: its generation moved on at the drop. */
+		idx = *slot - 1;
+		sl = slot_at(idx);
+	} else {
+		while (!loop->handle_free)
+			if (take_chunk(loop) < 0)
+				return 0;
+		idx = loop->handle_free - 1;
+		sl = slot_at(idx);
+		loop->handle_free = sl->next_free;
+		sl->next_free = 0;
+		*slot = idx + 1;
+	}
 	/* The object stores the handle first (its caller does), then it is published. */
 	__atomic_store_n(&sl->obj, obj, __ATOMIC_RELEASE);
 	return ((uint64_t)sl->gen << 32) | kind | (idx + 1);
 }
 
-void rsc__handle_drop(struct rsc_loop *loop, uint64_t h)
+void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
 {
 	uint32_t idx = ((uint32_t)h & RSC__H_SLOT_MASK) - 1;
 	struct rsc__slot *sl = slot_at(idx);
 
-	assert(sl->gen == (uint32_t)(h >> 32));
+	(void)loop;
+	assert(sl->gen == (uint32_t)(h >> 32) && *slot == idx + 1);
 	/* Every handle made from this slot so far is stale from now on. */
 	__atomic_store_n(&sl->obj, NULL, __ATOMIC_RELEASE);
 	if (++sl->gen == RETIRED_GEN)
-		return; /* never handed out again: no generation is reused */
-	sl->next_free = loop->handle_free;
-	loop->handle_free = idx + 1;
+		*slot = 0; /* never handed out again: no generation is reused */
 }
 
 /* The loop is gone: its slots (all free by now) serve other loops. */

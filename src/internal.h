@@ -137,6 +137,7 @@ struct rsc__entry {
 	unsigned obs_state;		       /* RSC__OBS_BEGUN, RSC__OBS_OPEN */
 	/* Everything above is cleared by rsc__entry_get(); nothing below is. */
 	char detail_inline[RSC__DETAIL_INLINE];
+	uint32_t slot; /* its handle slot + 1, kept across reuse by the pool (0: none) */
 	struct rsc__entry *next_free;
 };
 
@@ -191,6 +192,7 @@ struct rsc__scope {
 	struct rsc__scope *next_ready;
 	bool in_ready;	   /* queued: to start its unwind, or to finish its close */
 	struct rsc__scope *next_free;
+	uint32_t slot; /* as rsc__entry's */
 	char name[RSC_NAME_MAX];
 	uint64_t obs_t_open; /* ns when its trace slice began, 0 if none (observe.h) */
 };
@@ -314,8 +316,11 @@ struct rsc__slot {
 
 extern struct rsc__slot *rsc__slot_chunks[RSC__H_SLOT_MASK / RSC__SLOTS_PER_CHUNK + 1];
 
-uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind);
-void rsc__handle_drop(struct rsc_loop *loop, uint64_t h);
+/* A handle for @obj in slot *@slot (+1), taken from the loop if 0; dropped,
+ * the slot stays with the object for its next life (unless retired). */
+uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
+			 uint32_t *slot);
+void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot);
 void rsc__handles_release(struct rsc_loop *loop);
 /* The slow path of a failed lookup: -EINVAL or -ESTALE, and says why. */
 int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn);

@@ -545,7 +545,7 @@ void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s)
 
 static unsigned run_ready(struct rsc_loop *loop)
 {
-	unsigned n = rsc__announce_run(loop);
+	unsigned n = loop->announce_head ? rsc__announce_run(loop) : 0;
 
 	while (loop->ready_head) {
 		struct rsc__scope *s = loop->ready_head;
@@ -582,7 +582,7 @@ unsigned rsc__run_due(struct rsc_loop *loop)
 	if (loop->graceful_head)
 		done += rsc__graceful_poll(loop);
 	done += run_ready(loop);
-	done += rsc__retry_exits(loop);
+	done += loop->retry_head ? rsc__retry_exits(loop) : 0;
 	if (loop->audit_pending)
 		rsc__audit_flush(loop); /* verdicts that waited for the CQ to empty */
 	return done;
@@ -629,12 +629,12 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		bool wait;
 
 		/* In this order: stashed completions, due callbacks, then retries. */
-		done = rsc__post_run(loop);
-		done += dispatch_stash(loop);
+		done = __atomic_load_n(&loop->post_head, __ATOMIC_RELAXED) ? rsc__post_run(loop) : 0;
+		done += loop->stash_len ? dispatch_stash(loop) : 0;
 		if (loop->graceful_head)
 			done += rsc__graceful_poll(loop);
 		done += run_ready(loop);
-		done += rsc__retry_exits(loop);
+		done += loop->retry_head ? rsc__retry_exits(loop) : 0;
 
 
 		if (!loop_alive(loop))

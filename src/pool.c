@@ -95,6 +95,7 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 		e = malloc(sizeof(*e));
 		if (!e)
 			return NULL;
+		e->slot = 0;
 		loop->counters[RSC_CTR_POOL_ALLOCS]++;
 	}
 	/* Only the header is reset: detail_inline is written before use. */
@@ -102,7 +103,7 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 	e->detail = e->detail_inline;
 	e->detail_inline[0] = '\0';
 	/* A new handle every time: the old ones of this memory stay stale. */
-	e->h = rsc__handle_new(loop, e, RSC__K_ENTRY);
+	e->h = rsc__handle_new(loop, e, RSC__K_ENTRY, &e->slot);
 	if (!e->h) {
 		e->next_free = loop->free_entries;
 		loop->free_entries = e;
@@ -116,7 +117,7 @@ void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e)
 	if (e->detail != e->detail_inline)
 		free(e->detail);
 	free(e->owned_arg);
-	rsc__handle_drop(loop, e->h);
+	rsc__handle_drop(loop, e->h, &e->slot);
 #ifdef RSC_DEBUG
 	/* Poison so a use after the scope closed shows up at once. */
 	memset(e, 0x6b, offsetof(struct rsc__entry, detail_inline));
@@ -129,19 +130,23 @@ void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e)
 struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)
 {
 	struct rsc__scope *s = loop->free_scopes;
+	uint32_t slot = 0;
 
 	if (s) {
 		loop->free_scopes = s->next_free;
+		slot = s->slot;
 	} else {
 		s = malloc(sizeof(*s));
 		if (!s)
 			return NULL;
 		loop->counters[RSC_CTR_POOL_ALLOCS]++;
 	}
-	memset(s, 0, sizeof(*s));
+	memset(s, 0, offsetof(struct rsc__scope, name)); /* the name is written by the opener */
+	s->name[0] = '\0';
+	s->slot = slot;
 	s->loop = loop;
 	s->dl_index = RSC__NO_DEADLINE;
-	s->h = rsc__handle_new(loop, s, RSC__K_SCOPE);
+	s->h = rsc__handle_new(loop, s, RSC__K_SCOPE, &s->slot);
 	if (!s->h) {
 		s->next_free = loop->free_scopes;
 		loop->free_scopes = s;
@@ -153,10 +158,15 @@ struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)
 void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s)
 {
 	free(s->fd_snapshot);
-	rsc__handle_drop(loop, s->h);
+	rsc__handle_drop(loop, s->h, &s->slot);
 #ifdef RSC_DEBUG
-	memset(s, 0x6b, sizeof(*s));
-	s->name[0] = '\0';
+	{
+		uint32_t slot = s->slot; /* the handle slot stays with the memory */
+
+		memset(s, 0x6b, sizeof(*s));
+		s->name[0] = '\0';
+		s->slot = slot;
+	}
 #endif
 	s->state = -1; /* dead: the API refuses it while the pool holds it */
 	s->next_free = loop->free_scopes;

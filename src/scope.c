@@ -308,25 +308,29 @@ void rsc__scope_step(struct rsc__scope *s)
 {
 	struct rsc_loop *loop = s->loop;
 
-	if (!s->in_step_queue) {
-		s->in_step_queue = true;
-		s->next_step = NULL;
-		if (loop->step_tail)
-			loop->step_tail->next_step = s;
-		else
-			loop->step_head = s;
-		loop->step_tail = s;
-	}
-	if (loop->stepping)
+	if (loop->stepping) {
+		/* Inside a step: queue it, the outermost caller runs it next. */
+		if (!s->in_step_queue) {
+			s->in_step_queue = true;
+			s->next_step = NULL;
+			if (loop->step_tail)
+				loop->step_tail->next_step = s;
+			else
+				loop->step_head = s;
+			loop->step_tail = s;
+		}
 		return;
+	}
 	loop->stepping = true;
-	while ((s = loop->step_head)) {
+	for (;;) {
+		if (s->state == RSC_SCOPE_UNWINDING)
+			step_once(s);
+		if (!(s = loop->step_head))
+			break;
 		loop->step_head = s->next_step;
 		if (!loop->step_head)
 			loop->step_tail = NULL;
 		s->in_step_queue = false;
-		if (s->state == RSC_SCOPE_UNWINDING)
-			step_once(s);
 	}
 	loop->stepping = false;
 }
