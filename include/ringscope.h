@@ -195,11 +195,15 @@ RSC_EXTERN int rsc_loop_audit_level(const struct rsc_loop *loop);
 /*
  * The one call that is safe from any thread: run @fn(@loop, @arg) on the
  * loop's thread, from the loop, on one of its next turns (posts run in the
- * order they were made). A loop blocked in rsc_loop_run() wakes for it (an
- * eventfd the loop always reads). Posts still queued when the loop is
- * closed run in rsc_loop_close()/rsc_loop_shutdown(); posting to a loop
- * that is being freed is an error of the caller's. Errors: -EINVAL,
- * -ENOMEM, -ESHUTDOWN (the loop is being freed).
+ * order they were made). A loop blocked in rsc_loop_run() wakes for it:
+ * an IORING_OP_MSG_RING (Linux 5.18) from a small waker ring of the
+ * loop's, made at its first post. Posts still queued run in
+ * rsc_loop_close()/rsc_loop_shutdown() (on a shared ring, the application
+ * runs the loop until rsc_loop_alive() is 0 first). Stop posting threads
+ * before closing the loop: a post racing the free is the caller's error.
+ * If this call fails, @fn never runs. Errors: -EINVAL, -ENOMEM,
+ * -ESHUTDOWN (the loop is being freed), -EOPNOTSUPP (no IORING_OP_MSG_RING),
+ * or the waker ring's setup or submit error.
  */
 RSC_EXTERN int rsc_loop_post(struct rsc_loop *loop,
 			     void (*fn)(struct rsc_loop *loop, void *arg),
@@ -269,11 +273,12 @@ RSC_EXTERN int rsc_scope_close_wait(struct rsc_scope *scope,
 
 /*
  * Close @scope gracefully: stop acquiring at once (accepts in flight in the
- * subtree are cancelled, and connections that still arrive are closed by
- * the runtime; nothing more can be pushed into @scope), let the tracked I/O
- * in flight in the subtree finish (new I/O may still start there: a reply
- * to a request already received), and unwind as soon as none is in flight,
- * or when @grace_ms (0: no bound) ends, cancelling what remains. @cb runs
+ * subtree are cancelled, connections that still arrive are closed by the
+ * runtime, rsc_accept() is refused, and nothing more can be pushed into
+ * @scope), let the tracked I/O in flight in the subtree finish (new I/O may
+ * still start there: a reply to a request already received), and unwind as
+ * soon as none is in flight, or when @grace_ms (0: no bound) ends,
+ * cancelling what remains. @cb runs
  * as rsc_scope_close()'s does; during it, rsc_scope_close_stats() reports
  * the grace's outcome. A scope already unwinding is simply closed. If this
  * call fails, @cb is never called. Errors: as rsc_scope_close().
@@ -284,8 +289,9 @@ RSC_EXTERN int rsc_scope_close_graceful(struct rsc_scope *scope,
 
 /*
  * For a scope closing (in its close callback, say): entries of its subtree
- * that had tracked I/O in flight when its graceful close began and saw it
- * finish (@drained), entries still with I/O in flight when the grace ended
+ * that had tracked I/O in flight when its graceful close began and saw all
+ * of it finish during the grace (@drained, even if they started more, a
+ * reply say), entries still with I/O in flight when the grace ended
  * (@cancelled, by the unwind), and releases in the subtree that failed
  * (@exits_failed). Any pointer may be NULL. Errors: -EINVAL, -ESTALE.
  */
@@ -335,7 +341,9 @@ RSC_EXTERN int rsc_scope_on_close(struct rsc_scope *scope,
  * waits for rsc_scope_close() (rsc_scope_on_close() hears it). Setting it
  * again re-arms it (no syscall, no SQE when it moves later); 0 clears it. A
  * child's deadline never outlives its parent's: the parent's unwind takes
- * the child along. Errors: -EINVAL, -ESTALE, -ESHUTDOWN (unwinding), -ENOMEM.
+ * the child along. Errors: -EINVAL, -ESTALE, -ESHUTDOWN (unwinding), -ENOMEM,
+ * -EBUSY (no SQE for the kernel timer: the SQ could not be flushed; the
+ * deadline is not set).
  */
 #define RSC_DEADLINE_MOVE_ON (1U << 0)
 

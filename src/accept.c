@@ -216,8 +216,18 @@ int rsc_accept(struct rsc_entry *h, unsigned flags, rsc_accept_cb cb, void *data
 	RSC__CHECK_ARG(cb, "rsc_accept: cb is NULL");
 	RSC__CHECK_ARG(!(flags & ~(RSC_ACCEPT_MULTISHOT | RSC_SHUTDOWN_ON_RELEASE)),
 		       "rsc_accept: unknown flags 0x%x", flags);
+	if (rsc__scope_unwind_owns(l->scope)) {
+		/* Stop acquiring: a scope closing (gracefully too) accepts no more. */
+		rsc__set_last_error("rsc_accept: scope '%s' is closing", l->scope->name);
+		return -ESHUTDOWN;
+	}
 	ret = rsc__need_opcode(l->scope->loop, IORING_OP_ACCEPT, "rsc_accept");
 	if (ret < 0)
 		return ret;
+	if (flags & RSC_SHUTDOWN_ON_RELEASE) {
+		ret = rsc__need_opcode(l->scope->loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE");
+		if (ret < 0)
+			return ret;
+	}
 	return arm(l, cb, data, flags, 0);
 }

@@ -86,22 +86,29 @@ static void heap_remove(struct rsc_loop *loop, struct rsc__scope *s)
 static void timer_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		       unsigned cqe_flags);
 
-/* One kernel timer for the earliest deadline; re-armed only when earlier. */
-static void arm(struct rsc_loop *loop)
+/*
+ * One kernel timer for the earliest deadline; re-armed only when earlier.
+ * -EBUSY when no SQE could be had: the caller decides (set refuses the
+ * deadline; an expiry retries on the next turn).
+ */
+static int arm(struct rsc_loop *loop)
 {
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op;
 	uint64_t first;
 
+	loop->dl_rearm = false;
 	if (!loop->dl_n)
-		return;
+		return 0;
 	first = loop->dl_heap[0]->dl_ns;
 	if (loop->dl_timer && loop->dl_armed_ns <= first)
-		return; /* it fires early, and is re-armed then */
+		return 0; /* it fires early, and is re-armed then */
 	if (loop->dl_timer) {
 		op = rsc__op_with_sqe(loop, &sqe);
-		if (!op)
-			return; /* fires at the old time; expiry checks the clock */
+		if (!op) {
+			loop->dl_rearm = true; /* it fires at the old time, later than due */
+			return -EBUSY;
+		}
 		set_ts(&loop->dl_update_ts, first);
 		io_uring_prep_timeout_update(sqe, &loop->dl_update_ts,
 					     rsc__op_user_data(loop->dl_timer), IORING_TIMEOUT_ABS);
@@ -109,11 +116,13 @@ static void arm(struct rsc_loop *loop)
 		op->complete = timer_done;
 		op->opcode = IORING_OP_TIMEOUT_REMOVE;
 		loop->dl_armed_ns = first;
-		return;
+		return 0;
 	}
 	op = rsc__op_with_sqe(loop, &sqe);
-	if (!op)
-		return; /* tried again at the next set or expiry */
+	if (!op) {
+		loop->dl_rearm = true;
+		return -EBUSY;
+	}
 	set_ts(&op->ts, first);
 	io_uring_prep_timeout(sqe, &op->ts, 0, IORING_TIMEOUT_ABS);
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
@@ -121,6 +130,13 @@ static void arm(struct rsc_loop *loop)
 	op->opcode = IORING_OP_TIMEOUT;
 	loop->dl_timer = op;
 	loop->dl_armed_ns = first;
+	return 0;
+}
+
+/* A turn of the loop: a timer that could not be armed is tried again. */
+void rsc__deadline_rearm(struct rsc_loop *loop)
+{
+	(void)arm(loop);
 }
 
 /* The scope's time is up: its unwind starts now, everything in it cancelled. */
@@ -149,7 +165,7 @@ static void timer_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	now = now_ns();
 	while (loop->dl_n && loop->dl_heap[0]->dl_ns <= now)
 		expire(loop, loop->dl_heap[0]);
-	arm(loop);
+	(void)arm(loop); /* on -EBUSY, dl_rearm makes the next turn try again */
 }
 
 int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
@@ -198,7 +214,12 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 		else
 			sift_up(loop, s->dl_index);
 	}
-	arm(loop);
+	if (arm(loop) < 0 && !loop->dl_timer) {
+		/* No timer at all would let it pass unnoticed: refuse it. */
+		heap_remove(loop, s);
+		rsc__set_last_error("rsc_scope_set_deadline: no SQE for the kernel timer (the SQ could not be flushed)");
+		return -EBUSY;
+	}
 	return 0;
 }
 

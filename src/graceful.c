@@ -14,7 +14,8 @@
  * grace runs (a walk only while one does), and an internal timeout ends it.
  */
 
-static bool subtree_idle(struct rsc__scope *root, unsigned *busy)
+/* Entries of the subtree with I/O in flight; with @mark, flagged to count their drain. */
+static unsigned subtree_busy(struct rsc__scope *root, bool mark)
 {
 	struct rsc__scope *s;
 	struct rsc__entry *e;
@@ -22,10 +23,30 @@ static bool subtree_idle(struct rsc__scope *root, unsigned *busy)
 
 	for (s = root; s; s = rsc__scope_next(root, s))
 		for (e = s->entries_head; e; e = e->next)
-			n += e->n_io > 0;
-	if (busy)
-		*busy = n;
-	return n == 0;
+			if (e->n_io > 0) {
+				struct rsc_op *op;
+
+				n++;
+				if (!mark)
+					continue;
+				e->flags |= RSC__E_GRACE_BUSY;
+				e->n_grace_ops = e->n_io;
+				for (op = e->io_head; op; op = op->io_next)
+					op->grace_mark = true;
+			}
+	return n;
+}
+
+void rsc__graceful_drained(struct rsc__entry *e)
+{
+	struct rsc__scope *s;
+
+	e->flags &= ~RSC__E_GRACE_BUSY;
+	for (s = e->scope; s; s = s->parent)
+		if (s->grace) {
+			s->g_drained++;
+			return;
+		}
 }
 
 static void unlink_graceful(struct rsc_loop *loop, struct rsc__scope *s)
@@ -56,9 +77,8 @@ static void end_grace(struct rsc__scope *s, bool timed_out)
 	}
 	if (s->state != RSC_SCOPE_OPEN)
 		return; /* a failure or a deadline started the unwind already */
-	(void)subtree_idle(s, &busy);
+	busy = subtree_busy(s, false);
 	s->g_cancelled = busy;
-	s->g_drained = s->g_busy_at_start > busy ? s->g_busy_at_start - busy : 0;
 	rsc__ready_push(loop, s);
 }
 
@@ -85,7 +105,7 @@ unsigned rsc__graceful_poll(struct rsc_loop *loop)
 
 	for (s = loop->graceful_head; s; s = next) {
 		next = s->next_graceful;
-		if (s->state != RSC_SCOPE_OPEN || subtree_idle(s, NULL)) {
+		if (s->state != RSC_SCOPE_OPEN || !subtree_busy(s, false)) {
 			end_grace(s, false);
 			n++;
 		}
@@ -120,31 +140,36 @@ int rsc_scope_close_graceful(struct rsc_scope *h, unsigned grace_ms,
 	RSC__SCOPE(s, h, "rsc_scope_close_graceful");
 	if (s->state != RSC_SCOPE_OPEN || s->fail_queued)
 		return rsc_scope_close(h, cb, data); /* unwinding already: nothing to let finish */
-	ret = rsc_scope_close(h, cb, data);
-	if (ret < 0)
-		return ret;
+	if (s->closer != RSC__CLOSER_NONE)
+		return rsc_scope_close(h, cb, data); /* -EALREADY, with its message */
 	loop = s->loop;
+	op = NULL;
+	if (grace_ms) {
+		/* The bound first: a grace with no timer could last forever. */
+		op = rsc__op_with_sqe(loop, &sqe);
+		if (!op) {
+			rsc__set_last_error("rsc_scope_close_graceful: no SQE for the grace timer (the SQ could not be flushed)");
+			return -EBUSY;
+		}
+		op->ts.tv_sec = grace_ms / 1000;
+		op->ts.tv_nsec = (long long)(grace_ms % 1000) * 1000000;
+		io_uring_prep_timeout(sqe, &op->ts, 0, 0);
+		io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+		op->complete = grace_timer_done;
+		op->opcode = IORING_OP_TIMEOUT;
+		op->io_data = (void *)(uintptr_t)s->h;
+	}
+	ret = rsc_scope_close(h, cb, data);
+	assert(ret == 0);
 	/* rsc_scope_close queued the unwind: hold it for the grace instead. */
-	(void)subtree_idle(s, &s->g_busy_at_start);
+	s->g_busy_at_start = subtree_busy(s, true);
 	s->g_drained = s->g_cancelled = 0;
+	s->grace_timer = op;
 	stop_accepting(s);
 	s->grace = true;
 	s->next_graceful = loop->graceful_head;
 	loop->graceful_head = s;
-	if (grace_ms) {
-		op = rsc__op_with_sqe(loop, &sqe);
-		if (op) {
-			op->ts.tv_sec = grace_ms / 1000;
-			op->ts.tv_nsec = (long long)(grace_ms % 1000) * 1000000;
-			io_uring_prep_timeout(sqe, &op->ts, 0, 0);
-			io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
-			op->complete = grace_timer_done;
-			op->opcode = IORING_OP_TIMEOUT;
-			op->io_data = (void *)(uintptr_t)s->h;
-			s->grace_timer = op;
-		}
-	}
-	return 0;
+	return ret;
 }
 
 int rsc_scope_close_stats(const struct rsc_scope *h, unsigned *drained,

@@ -53,6 +53,7 @@ struct rsc_op {
 	bool primary;	 /* first SQE of an enter: its CQE decides the enter */
 	bool closes_value; /* IORING_OP_CLOSE of the entry's own descriptor */
 	int fault_res;	   /* injected result replacing the CQE's, or 0 */
+	bool grace_mark;   /* in flight when a graceful close began (graceful.c) */
 	/* Tracked I/O (io.c): the caller's buffer is ours until the final CQE. */
 	rsc_io_cb io_cb;
 	void *io_buf, *io_data;
@@ -90,6 +91,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_TAKES_DEP    (1U << 21) /* on success it takes over dep's descriptor */
 #define RSC__E_OWN_HOOKS    (1U << 22) /* a built-in: its hooks get the entry as arg */
 #define RSC__E_SHUTDOWN	    (1U << 23) /* release = shutdown, hard-linked to close */
+#define RSC__E_GRACE_BUSY   (1U << 24) /* had I/O in flight when a graceful close began */
 
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U
@@ -126,6 +128,7 @@ struct rsc__entry {
 	ino_t ino;
 	const void *site; /* return address of the rsc_open/rsc_socket/rsc_push call */
 	unsigned n_io;	  /* tracked I/O in flight on this entry (io.c) */
+	unsigned n_grace_ops; /* of those, in flight when a graceful close began */
 	struct rsc__entry *dep; /* RSC__E_DEFERRED: the entry this one builds on */
 	void *owned_arg;       /* freed with the entry: args a deferred enter needs */
 	const char *fail_op;   /* names a failure a hook found itself ("bind") */
@@ -262,6 +265,7 @@ struct rsc_loop {
 	unsigned dl_n, dl_cap;
 	struct rsc_op *dl_timer;
 	uint64_t dl_armed_ns;
+	bool dl_rearm; /* the kernel timer could not be armed: tried again each turn */
 	struct __kernel_timespec dl_update_ts; /* read by the kernel at submit */
 	/* Scopes whose unwind must take a step: a queue, so depth never recurses. */
 	struct rsc__scope *step_head, *step_tail;
@@ -514,8 +518,11 @@ void rsc__post_free(struct rsc_loop *loop);
 
 /* graceful.c: scopes whose grace has ended start their unwind; how many. */
 unsigned rsc__graceful_poll(struct rsc_loop *loop);
+/* @e's last tracked op finished: a graceful close above it counts a drain. */
+void rsc__graceful_drained(struct rsc__entry *e);
 
 /* deadline.c */
+void rsc__deadline_rearm(struct rsc_loop *loop);
 void rsc__deadline_forget(struct rsc__scope *s);
 void rsc__deadline_idle(struct rsc_loop *loop);
 void rsc__deadline_free(struct rsc_loop *loop);

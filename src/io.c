@@ -21,6 +21,9 @@ void rsc__io_unlink(struct rsc_op *op)
 		op->io_next->io_prev = op->io_prev;
 	assert(e->n_io > 0);
 	e->n_io--;
+	/* The last op of those in flight when a graceful close began: drained. */
+	if (op->grace_mark && --e->n_grace_ops == 0 && (e->flags & RSC__E_GRACE_BUSY))
+		rsc__graceful_drained(e);
 }
 
 static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
@@ -61,7 +64,9 @@ int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn)
 				    fn, e->mgr->name);
 		return -EBADF;
 	}
-	if (e->scope->state != RSC_SCOPE_OPEN || e->scope->closer != RSC__CLOSER_NONE) {
+	/* A scope in its grace lets I/O start: a reply to a request received. */
+	if (e->scope->state != RSC_SCOPE_OPEN ||
+	    (e->scope->closer != RSC__CLOSER_NONE && !e->scope->grace)) {
 		rsc__set_last_error("%s: scope '%s' is closing", fn, e->scope->name);
 		return -ESHUTDOWN;
 	}

@@ -635,7 +635,8 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 			done += rsc__graceful_poll(loop);
 		done += run_ready(loop);
 		done += loop->retry_head ? rsc__retry_exits(loop) : 0;
-
+		if (loop->dl_rearm)
+			rsc__deadline_rearm(loop);
 
 		if (!loop_alive(loop))
 			break;
@@ -655,6 +656,12 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 			break;
 	}
 	loop->running = false;
+	/* A callback of the last reap may have left work (an SQE, a close):
+	 * a host loop polling us must hear of it, or it sleeps forever. */
+	if (loop->pollable && (io_uring_sq_ready(loop->ring) || loop->ready_head ||
+			       loop->announce_head || loop->retry_head || loop->stash_len ||
+			       loop->graceful_head))
+		rsc__kick(loop);
 	return ret < 0 ? ret : loop_alive(loop);
 }
 

@@ -53,6 +53,7 @@ struct rsc_op *rsc__op_get(struct rsc_loop *loop)
 	op->entry = NULL;
 	op->primary = false;
 	op->fault_res = 0;
+	op->grace_mark = false;
 	loop->ops_inflight++;
 	return op;
 }

@@ -203,6 +203,7 @@ START_TEST(graceful_close_lets_io_finish_then_cuts_the_rest)
 	ck_assert_int_eq(g_status, 0);
 	ck_assert_int_eq(ci.res, -ECANCELED);
 	ck_assert_uint_eq(g_cancelled, 2); /* both recvs (the echo's next one too) */
+	ck_assert_uint_eq(g_drained, 1);   /* the busy one's recv finished in the grace */
 	ck_assert_uint_eq(g_failed, 0);
 	close(sb[1]);
 	close(si[1]);
@@ -398,6 +399,57 @@ START_TEST(pollable_loop_wakes_a_host_poll_for_its_work)
 }
 END_TEST
 
+static int pollable_msgs;
+static char pollable_buf[8];
+
+/* Re-armed from its own callback, inside the host's NOWAIT run. */
+static void on_pollable_recv(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)buf;
+	(void)data;
+	if (res <= 0)
+		return;
+	pollable_msgs++;
+	ck_assert_int_eq(rsc_recv(e, pollable_buf, sizeof(pollable_buf), 0, on_pollable_recv, NULL), 0);
+}
+
+START_TEST(pollable_loop_wakes_the_host_for_io_started_in_a_callback)
+{
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct pollfd pfd;
+	int sv[2], i, turns = 0;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_loop_new(&l, 16, RSC_LOOP_POLLABLE), 0);
+	pfd.fd = rsc_loop_fd(l);
+	pfd.events = POLLIN;
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &e), 0);
+	pollable_msgs = 0;
+	ck_assert_int_eq(rsc_recv(e, pollable_buf, sizeof(pollable_buf), 0, on_pollable_recv, NULL), 0);
+	for (i = 1; i <= 3; i++) {
+		/* Let the host settle with nothing to do, then send the next one. */
+		while (poll(&pfd, 1, 20) == 1)
+			ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_eq(write(sv[1], "m", 1), 1);
+		while (pollable_msgs < i && turns++ < 100) {
+			ck_assert_int_eq(poll(&pfd, 1, 5000), 1); /* it must wake */
+			ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+		}
+		ck_assert_int_eq(pollable_msgs, i);
+	}
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	while (rsc_loop_alive(l) && turns++ < 200) {
+		ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	close(sv[1]);
+}
+END_TEST
+
 START_TEST(shared_ring_never_takes_the_applications_completions)
 {
 	struct io_uring ring;
@@ -485,6 +537,7 @@ Suite *make_server_suite(void)
 	tcase_add_test(tc, a_listener_shut_down_on_release_is_no_error);
 	tcase_add_test(tc, a_release_cancels_all_its_io_with_one_sqe);
 	tcase_add_test(tc, pollable_loop_wakes_a_host_poll_for_its_work);
+	tcase_add_test(tc, pollable_loop_wakes_the_host_for_io_started_in_a_callback);
 	tcase_add_test(tc, shared_ring_never_takes_the_applications_completions);
 	suite_add_tcase(s, tc);
 	return s;
