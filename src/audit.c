@@ -65,8 +65,10 @@ static void fd_target(struct rsc_loop *loop, int fd, char *buf, size_t len)
  */
 int rsc__audit_open_proc_dir(struct rsc_loop *loop)
 {
-	if (loop->proc_fd_dir < 0)
+	if (loop->proc_fd_dir < 0) {
 		loop->proc_fd_dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		rsc__ledger_set(loop->proc_fd_dir, RSC__LEDGER_RUNTIME);
+	}
 	return loop->proc_fd_dir;
 }
 
@@ -314,8 +316,10 @@ void rsc__audit_free(struct rsc_loop *loop)
 		free(p->fd_snapshot);
 		free(p);
 	}
-	if (loop->proc_fd_dir >= 0)
+	if (loop->proc_fd_dir >= 0) {
+		rsc__ledger_forget(loop->proc_fd_dir, RSC__LEDGER_RUNTIME);
 		close(loop->proc_fd_dir);
+	}
 	loop->proc_fd_dir = -1;
 	rsc_audit_clear(loop);
 	free(loop->findings);

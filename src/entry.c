@@ -706,7 +706,7 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 	if (ret < 0) {
 		rsc__entry_put(s->loop, e);
 		rsc__set_last_error(ret == -EEXIST ?
-				    "rsc_adopt: descriptor %d is owned by a live entry already" :
+				    "rsc_adopt: descriptor %d is owned by a live entry, or is the runtime's own" :
 				    "rsc_adopt: no memory for the ownership ledger (descriptor %d)", fd);
 		return ret;
 	}

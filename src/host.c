@@ -43,6 +43,7 @@ int rsc__pollable_init(struct rsc_loop *loop)
 	}
 	loop->pollable = true;
 	loop->features |= RSC_FEAT_POLLABLE;
+	rsc__ledger_set(loop->poll_efd, RSC__LEDGER_RUNTIME);
 	return 0;
 }
 
@@ -52,6 +53,7 @@ void rsc__pollable_free(struct rsc_loop *loop)
 		return;
 	if (!loop->shared)
 		(void)io_uring_unregister_eventfd(loop->ring);
+	rsc__ledger_forget(loop->poll_efd, RSC__LEDGER_RUNTIME);
 	close(loop->poll_efd);
 	loop->poll_efd = -1;
 	loop->pollable = false;

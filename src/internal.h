@@ -402,6 +402,8 @@ int rsc__check_not_in_callback(struct rsc_loop *loop, const char *fn);
 int rsc__check_can_block(struct rsc_loop *loop, const char *fn);
 
 /* ledger.c */
+/* The runtime's own descriptors (rings, eventfds, /proc/self/fd): adopting one is refused. */
+#define RSC__LEDGER_RUNTIME 1ULL
 uint64_t rsc__ledger_owner(int fd);
 void rsc__ledger_set(int fd, uint64_t h);
 int rsc__ledger_claim(int fd, uint64_t h);

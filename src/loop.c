@@ -97,8 +97,10 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 	if (!loop->root || ret < 0) {
 		if (loop->root)
 			rsc__scope_free_tree(loop->root);
-		if (loop->proc_fd_dir >= 0)
+		if (loop->proc_fd_dir >= 0) {
+			rsc__ledger_forget(loop->proc_fd_dir, RSC__LEDGER_RUNTIME);
 			close(loop->proc_fd_dir);
+		}
 		io_uring_free_probe(loop->probe);
 		rsc__pollable_free(loop);
 		if (!loop->shared)
@@ -109,6 +111,8 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 		return ret < 0 ? ret : -ENOMEM;
 	}
 	rsc__audit_register(loop);
+	if (!loop->shared)
+		rsc__ledger_set(loop->ring->ring_fd, RSC__LEDGER_RUNTIME); /* never adopted */
 	return 0;
 }
 
@@ -727,8 +731,10 @@ static void loop_free(struct rsc_loop *loop)
 	rsc__post_free(loop); /* first: no poster may aim at the ring once it goes */
 	io_uring_free_probe(loop->probe);
 	rsc__pollable_free(loop);
-	if (!loop->shared)
+	if (!loop->shared) {
+		rsc__ledger_forget(loop->ring->ring_fd, RSC__LEDGER_RUNTIME);
 		io_uring_queue_exit(loop->ring); /* the application's ring stays its own */
+	}
 	rsc__pools_free(loop);
 	rsc__handles_release(loop);
 	rsc__deadline_free(loop);

@@ -77,6 +77,7 @@ static int wake(struct rsc_loop *loop)
 		if (ret < 0)
 			return ret;
 		loop->waker_ok = true;
+		rsc__ledger_set(loop->waker.ring_fd, RSC__LEDGER_RUNTIME);
 	}
 	/* Completions of earlier wakes: only failures are posted (CQE_SKIP_SUCCESS). */
 	while (io_uring_peek_cqe(&loop->waker, &cqe) == 0 && cqe)
@@ -146,7 +147,9 @@ void rsc__post_free(struct rsc_loop *loop)
 	}
 	pthread_mutex_destroy(&loop->post_lock);
 	loop->post_lock_ok = false;
-	if (loop->waker_ok)
+	if (loop->waker_ok) {
+		rsc__ledger_forget(loop->waker.ring_fd, RSC__LEDGER_RUNTIME);
 		io_uring_queue_exit(&loop->waker);
+	}
 	loop->waker_ok = false;
 }

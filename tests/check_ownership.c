@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -162,6 +163,18 @@ START_TEST(adopt_refuses_a_closed_or_owned_descriptor)
 	fd = rsc_entry_wait(f);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(rsc_adopt(o, fd, 0, NULL), -EEXIST);
+	/* The runtime's own descriptors are not for adopting: a release would close a ring. */
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
+	for (fd = 0; fd < 64; fd++) {
+		char target[64] = "";
+		char link[32];
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0 && strstr(target, "io_uring"))
+			ck_assert_int_eq(rsc_adopt(s, fd, 0, NULL), -EEXIST);
+	}
 	ck_assert_int_eq(rsc_loop_shutdown(other, NULL), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert(!fd_is_open(efd));
