@@ -134,12 +134,7 @@ static void rearm_later(struct rsc_op *done)
 		call_accept_cb(done, -ENOMEM, NULL, NULL);
 		return;
 	}
-	op->ts.tv_sec = ms / 1000;
-	op->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
-	io_uring_prep_timeout(sqe, &op->ts, 0, 0);
-	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
-	op->opcode = IORING_OP_TIMEOUT;
-	op->complete = backoff_done;
+	rsc__prep_timeout_ms(op, sqe, ms, backoff_done);
 	op->accept_cb = done->accept_cb;
 	op->io_data = done->io_data;
 	op->accept_flags = done->accept_flags;

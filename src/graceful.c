@@ -151,12 +151,7 @@ int rsc_scope_close_graceful(struct rsc_scope *h, unsigned grace_ms,
 			rsc__set_last_error("rsc_scope_close_graceful: no SQE for the grace timer (the SQ could not be flushed)");
 			return -EBUSY;
 		}
-		op->ts.tv_sec = grace_ms / 1000;
-		op->ts.tv_nsec = (long long)(grace_ms % 1000) * 1000000;
-		io_uring_prep_timeout(sqe, &op->ts, 0, 0);
-		io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
-		op->complete = grace_timer_done;
-		op->opcode = IORING_OP_TIMEOUT;
+		rsc__prep_timeout_ms(op, sqe, grace_ms, grace_timer_done);
 		op->io_data = (void *)(uintptr_t)s->h;
 	}
 	ret = rsc_scope_close(h, cb, data);

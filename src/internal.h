@@ -449,6 +449,9 @@ void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
 		const struct rsc__scope *s, const struct rsc__entry *e, int res);
 struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target);
+/* @sqe becomes a relative IORING_OP_TIMEOUT of @ms routed to @op (its own timespec). */
+void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned ms,
+			  rsc__op_fn complete);
 /* One IORING_ASYNC_CANCEL_FD|ALL for every op on @fd (Linux 5.19). */
 struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd);
 

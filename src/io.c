@@ -201,13 +201,7 @@ int rsc_timeout(struct rsc_entry *h, unsigned ms, rsc_io_cb cb, void *data)
 	op = rsc__io_op(e, &sqe);
 	if (!op)
 		return -EBUSY;
-	/* The op carries its timespec: the kernel reads it at submit. */
-	op->ts.tv_sec = ms / 1000;
-	op->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
-	io_uring_prep_timeout(sqe, &op->ts, 0, 0);
-	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
-	op->opcode = IORING_OP_TIMEOUT;
-	op->complete = io_complete;
+	rsc__prep_timeout_ms(op, sqe, ms, io_complete);
 	op->io_cb = cb;
 	op->io_buf = NULL;
 	op->io_data = data;

@@ -428,6 +428,18 @@ struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target)
 	return op;
 }
 
+void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned ms,
+			  rsc__op_fn complete)
+{
+	/* The op carries its timespec: the kernel reads it at submit. */
+	op->ts.tv_sec = ms / 1000;
+	op->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
+	io_uring_prep_timeout(sqe, &op->ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	op->opcode = IORING_OP_TIMEOUT;
+	op->complete = complete;
+}
+
 struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd)
 {
 	struct io_uring_sqe *sqe;
