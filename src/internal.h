@@ -27,6 +27,7 @@
 #define RSC__UD_NONE 0ULL
 
 struct rsc_op;
+struct rsc__direct;
 typedef void (*rsc__op_fn)(struct rsc_loop *loop, struct rsc_op *op, int res,
 			   unsigned cqe_flags);
 
@@ -53,6 +54,9 @@ struct rsc_op {
 	struct __kernel_timespec ts; /* a backoff timer's, read at submit */
 	struct rsc_op *next_free;
 };
+
+/* What an entry's value names (struct rsc__entry.fd_kind). */
+enum rsc__fd_kind { RSC__FD_PROCESS = 0, RSC__FD_DIRECT };
 
 enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 
@@ -82,6 +86,9 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U
 #define RSC__OP_LISTEN 57U
+#define RSC__OP_FIXED_FD_INSTALL 54U /* Linux 6.8 */
+#define RSC__OP_PIPE 62U	     /* Linux 6.16 */
+#define RSC__FIXED_FD_NO_CLOEXEC (1U << 0)
 
 /* Turns a release may wait for an SQE before it is settled as failed. */
 #define RSC__EXIT_RETRIES 1000U
@@ -121,6 +128,11 @@ struct rsc__entry {
 	struct rsc__entry *next_retry; /* exit waiting for an SQE (loop->retry_head) */
 	unsigned exit_retries;
 	char *detail; /* points at detail_inline or a heap copy */
+	/* Descriptor kind (direct.c): a process descriptor (the ledger's) or a
+	 * slot of the loop's direct table (the table's, never the ledger's). */
+	uint8_t fd_kind;  /* enum rsc__fd_kind */
+	bool has_value2;  /* value2 holds a second end (rsc_pipe's write end) */
+	int value2;
 	/* Everything above is cleared by rsc__entry_get(); nothing below is. */
 	char detail_inline[RSC__DETAIL_INLINE];
 	struct rsc__entry *next_free;
@@ -249,6 +261,7 @@ struct rsc_loop {
 	struct rsc_audit_pending *audit_pending;
 	struct rsc_finding **findings; /* each its own allocation: pointers stay valid */
 	unsigned n_findings, cap_findings;
+	struct rsc__direct *direct; /* the registered file table (direct.c), or NULL */
 };
 
 /* handle.c */
@@ -406,6 +419,53 @@ void rsc__scope_report(struct rsc__scope *s);
 void rsc__scope_ready(struct rsc__scope *s);
 struct rsc__scope *rsc__scope_new_root(struct rsc_loop *loop);
 void rsc__scope_free_tree(struct rsc__scope *s);
+
+/* direct.c: the loop's registered file table */
+int rsc__direct_setup(struct rsc_loop *loop, unsigned slots, unsigned chain_slots);
+void rsc__direct_free(struct rsc_loop *loop);
+/* -ENXIO (and why) if the loop has no table. */
+int rsc__direct_need(struct rsc_loop *loop, const char *fn);
+/* Room for @n more kernel-allocated slots, or -ENFILE naming the table size. */
+int rsc__direct_check_room(struct rsc_loop *loop, unsigned n, const char *fn);
+/* A slot of the runtime's range, held for an acquire (chains), or -ENFILE. */
+int rsc__direct_reserve(struct rsc_loop *loop, const char *fn);
+void rsc__direct_unreserve(struct rsc_loop *loop, int slot);
+void rsc__direct_pending(struct rsc_loop *loop, int delta);
+/* The kernel put something in @slot for @e: the table says @e owns it. */
+void rsc__direct_own(struct rsc_loop *loop, int slot, const struct rsc__entry *e);
+/* Ownership of @e's slot(s) moves to @to (a compound acquire's take-over). */
+void rsc__direct_move(struct rsc_loop *loop, const struct rsc__entry *e,
+		      const struct rsc__entry *to);
+/* @e's release settled: its slots are free again, or findings if not. */
+void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e);
+/* A slot nobody can own any more (a connection after its scope closed). */
+void rsc__direct_close_orphan(struct rsc_loop *loop, int slot);
+/* manager_direct.c */
+struct rsc__entry *rsc__adopt_slot(struct rsc__scope *s, int slot, const char *detail);
+int rsc__direct_open(struct rsc__scope *s, int dirfd, const char *path, int oflags,
+		     mode_t mode, unsigned flags, const void *site,
+		     struct rsc__entry **entryp);
+int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
+		       unsigned flags, const void *site, struct rsc__entry **entryp);
+int rsc__direct_connect(struct rsc__scope *s, const struct sockaddr *addr,
+			socklen_t addrlen, unsigned timeout_ms, const char *detail,
+			const void *site, struct rsc_entry **entryp);
+void rsc__direct_prep_accept(struct rsc__entry *l, struct io_uring_sqe *sqe,
+			     bool multishot);
+/* entry.c, for entries the runtime makes itself (direct accepts, chains) */
+struct rsc__entry *rsc__entry_new_entered(struct rsc__scope *s,
+					  const struct rsc_manager *mgr,
+					  unsigned eflags, int value, uint8_t fd_kind,
+					  const char *detail);
+struct rsc__entry *rsc__entry_new_entering(struct rsc__scope *s,
+					   const struct rsc_manager *mgr,
+					   void *owned_arg, unsigned eflags,
+					   const char *detail, const void *site);
+void rsc__entry_link_entering(struct rsc__entry *e);
+void rsc__entry_op_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
+			    unsigned cqe_flags);
+/* direct.c: a slot an installed descriptor left (its close_direct completed) */
+void rsc__direct_drop(struct rsc_loop *loop, int slot, int res);
 
 /* wait.c */
 int rsc__scope_close_and_wait(struct rsc__scope *s, int *status,

@@ -76,7 +76,7 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 
 	RSC__CHECK_ARG(loopp, "rsc_loop_new: loopp is NULL");
 	*loopp = NULL;
-	RSC__CHECK_ARG(!(flags & ~RSC_LOOP_NO_DEFER_TASKRUN),
+	RSC__CHECK_ARG(!(flags & ~(RSC_LOOP_NO_DEFER_TASKRUN | RSC_LOOP_DIRECT)),
 		       "rsc_loop_new: unknown flags 0x%x", flags);
 	RSC__CHECK_ARG(entries <= RSC__MAX_ENTRIES,
 		       "rsc_loop_new: %u entries is more than %u", entries,
@@ -108,6 +108,10 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 	loop->root = rsc__scope_new_root(loop);
 	if (loop->root)
 		ret = rsc__fault_from_env(loop);
+	/* RSC_LOOP_DIRECT: the direct table, registered sparse now (direct.c). */
+	if (loop->root && ret >= 0 && (flags & RSC_LOOP_DIRECT))
+		ret = rsc__direct_setup(loop, RSC_DIRECT_SLOTS_DEFAULT,
+					RSC_DIRECT_CHAIN_SLOTS_DEFAULT);
 	if (!loop->root || ret < 0) {
 		if (loop->root)
 			rsc__scope_free_tree(loop->root);
@@ -553,6 +557,7 @@ static void loop_free(struct rsc_loop *loop)
 	if (loop->root)
 		rsc__scope_free_tree(loop->root);
 	rsc__audit_free(loop);
+	rsc__direct_free(loop);
 	io_uring_free_probe(loop->probe);
 	io_uring_queue_exit(&loop->ring);
 	rsc__pools_free(loop);

@@ -185,7 +185,7 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 	ret = check_addr(addr, addrlen, "rsc_connect");
 	if (ret < 0)
 		return ret;
-	RSC__CHECK_ARG(!(flags & ~RSC_NO_CLOEXEC), "rsc_connect: unknown flags 0x%x", flags);
+	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_DIRECT)), "rsc_connect: unknown flags 0x%x", flags);
 	ret = rsc__need_opcode(s->loop, IORING_OP_CONNECT, "rsc_connect");
 	if (ret < 0)
 		return ret;
@@ -193,6 +193,14 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 		ret = rsc__need_opcode(s->loop, IORING_OP_LINK_TIMEOUT, "a connect deadline");
 		if (ret < 0)
 			return ret;
+	}
+	if (flags & RSC_DIRECT) {
+		/* Socket into a slot + connect (+ deadline): one chain, one submit (chain.c). */
+		char detail[160];
+
+		describe_addr(addr, detail, sizeof(detail));
+		return rsc__direct_connect(s, addr, addrlen, timeout_ms, detail,
+					   __builtin_return_address(0), entryp);
 	}
 	a = calloc(1, sizeof(*a));
 	if (!a)
