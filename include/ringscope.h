@@ -583,7 +583,7 @@ RSC_EXTERN int rsc_entry_io_count(const struct rsc_entry *entry);
  * gives the slot (and rsc_entry_wait() returns it). A full table fails the
  * acquire with -ENFILE (the kernel's errno) and a message naming its size.
  */
-#define RSC_DIRECT (1U << 8) /* rsc_open/socket/connect/accept/pipe: into a slot */
+#define RSC_DIRECT (1U << 5) /* rsc_open/socket/connect/accept/pipe: into a slot */
 #define RSC_DIRECT_SLOTS_DEFAULT       1024U
 #define RSC_DIRECT_CHAIN_SLOTS_DEFAULT 256U
 #define RSC_DIRECT_SLOTS_MAX	       (1U << 20)

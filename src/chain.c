@@ -207,6 +207,8 @@ static int direct_close_exit(struct rsc_entry *h, const struct rsc_error *pendin
 	(void)pending;
 	(void)arg;
 	RSC__ENTRY(e, h, "close_direct");
+	if (e->fd_kind == RSC__FD_PROCESS) /* installed: a descriptor now */
+		return rsc__fd_exit(h, pending, arg);
 	ret = rsc_entry_get_sqes(h, 1, &sqe);
 	if (ret < 0)
 		return ret;

@@ -48,6 +48,8 @@ static int direct_exit(struct rsc_entry *h, const struct rsc_error *pending, voi
 	(void)pending;
 	(void)arg;
 	RSC__ENTRY(e, h, "close_direct");
+	if (e->fd_kind == RSC__FD_PROCESS) /* installed: a descriptor now */
+		return rsc__fd_exit(h, pending, arg);
 	if (e->has_value2) {
 		ret = rsc_entry_get_sqes(h, 2, sqe);
 		if (ret < 0)

@@ -30,6 +30,7 @@ int main(void)
 	srunner_add_suite(sr, make_io_suite());
 	srunner_add_suite(sr, make_net_suite());
 	srunner_add_suite(sr, make_ownership_suite());
+	srunner_add_suite(sr, make_direct_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -67,5 +67,6 @@ Suite *make_faults_suite(void);
 Suite *make_io_suite(void);
 Suite *make_net_suite(void);
 Suite *make_ownership_suite(void);
+Suite *make_direct_suite(void);
 
 #endif
