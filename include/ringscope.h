@@ -490,7 +490,8 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_adopt(struct rsc_scope *scope, int fd,
  * the caller's from now on. Errors: -EINVAL, -ESTALE, -EBUSY (tracked I/O
  * in flight on it, or its enter is), -EALREADY (released, failed, or owned
  * by its scope's unwind), -EDEADLK (inside a manager hook), -EBADF (the
- * entry's value is not a descriptor: a custom or rsc_defer() entry).
+ * entry's value is not a descriptor: a custom or rsc_defer() entry, a
+ * pipe, or a direct slot, which rsc_entry_install() turns into one).
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_entry_detach(struct rsc_entry *entry);
 

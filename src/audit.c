@@ -214,9 +214,11 @@ static const struct rsc__entry *find_holder(const struct rsc__scope *root, int f
 
 	for (s = root; s; s = rsc__scope_next(root, s))
 		for (e = s->entries_head; e; e = e->next)
-			/* Custom entries too: their value is usually a descriptor. */
+			/* Custom entries too: their value is usually a descriptor.
+			 * A direct entry's value is a slot, never a descriptor. */
 			if ((e->state == RSC_ENTERED || e->state == RSC_EXITING) &&
-			    e->value == fd)
+			    e->fd_kind == RSC__FD_PROCESS &&
+			    (e->value == fd || (e->has_value2 && e->value2 == fd)))
 				return e;
 	return NULL;
 }

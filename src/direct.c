@@ -287,6 +287,7 @@ static void release_slot(struct rsc_loop *loop, struct rsc__entry *e, int slot)
 	sl = &d->slots[slot];
 	if (sl->owner != e->h)
 		return; /* not this entry's (released twice cannot happen; be safe) */
+	snprintf(sl->scope, sizeof(sl->scope), "%s", e->scope->name); /* moved since? */
 	if (res == 0 || res == -EBADF) {
 		if (res == -EBADF && loop->audit_level != RSC_AUDIT_OFF) {
 			snprintf(expected, sizeof(expected),

@@ -146,6 +146,27 @@ START_TEST(direct_slots_are_free_after_a_clean_unwind)
 }
 END_TEST
 
+START_TEST(direct_fsync_on_release_goes_before_close_direct)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int res = 1;
+
+	direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("out"), O_WRONLY | O_CREAT, 0600,
+				  RSC_DIRECT | RSC_FSYNC_ON_RELEASE, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_write(e, "data", 4, 0, io_done, &res), 0);
+	while (res == 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(res, 4);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 1);
+}
+END_TEST
+
 START_TEST(direct_slots_are_free_after_a_failed_acquire)
 {
 	struct rsc_scope *s;
@@ -302,21 +323,27 @@ START_TEST(direct_connect_sends_on_its_slot_and_releases_it)
 	struct sockaddr_in bound;
 	char got[128], buf[8] = "";
 	int before, slot, peer, res = 1;
-	long long sqes;
+	long long sqes, calls;
 
 	direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
 	l = listen_on_loopback(srv, 8, &bound);
 	before = t_fd_count();
-	sqes = rsc_loop_counter(t_loop, RSC_CTR_ENTER_CALLS);
+	calls = rsc_loop_counter(t_loop, RSC_CTR_ENTER_CALLS);
+	sqes = rsc_loop_counter(t_loop, RSC_CTR_SQES);
 	ck_assert_int_eq(rsc_connect(cli, (struct sockaddr *)&bound, sizeof(bound), 1000,
 				     RSC_DIRECT, &c), 0);
+	/* Socket, connect and its deadline: three SQEs, one io_uring_enter. */
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ENTER_CALLS), calls + 1);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_SQES), sqes + 3);
 	slot = rsc_entry_wait(c);
 	ck_assert_msg(slot >= 0, "direct connect: %s", rsc_strerror(slot));
 	ck_assert_str_eq(rsc_entry_name(c), "connect");
 	ck_assert_int_eq(rsc_entry_slot(c), slot);
-	(void)sqes;
+	ck_assert_int_ge(slot, 12); /* a slot the runtime chose: the chain range */
+	ck_assert_int_eq(rsc_entry_detach(c), -EBADF); /* a slot is no descriptor */
 	/* The socket's entry handed its slot over: one slot, no descriptor. */
 	ck_assert_int_eq(used(), 1);
 	ck_assert_int_eq(t_fd_count(), before);
@@ -391,6 +418,43 @@ START_TEST(direct_connect_deadline_times_out_and_releases_its_slot)
 	ck_assert_str_eq(rsc_error_op(err), "connect");
 	rsc_error_free(err);
 	ck_assert_int_eq(used(), 0);
+	for (i = 0; i < 4; i++)
+		close(fill[i]);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+}
+END_TEST
+
+START_TEST(closing_a_scope_mid_chain_releases_the_steps_that_entered)
+{
+	struct rsc_scope *srv, *cli;
+	struct rsc_error *err = NULL;
+	struct sockaddr_in bound;
+	char got[128];
+	int fill[4], i, ret;
+
+	direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "blackhole", &srv), 0);
+	(void)listen_on_loopback(srv, 0, &bound);
+	for (i = 0; i < 4; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		ck_assert_int_ge(fill[i], 0);
+		(void)connect(fill[i], (struct sockaddr *)&bound, sizeof(bound));
+	}
+	usleep(50000);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
+	/* No deadline: the connect hangs until the close cancels it. */
+	ck_assert_int_eq(rsc_connect(cli, (struct sockaddr *)&bound, sizeof(bound), 0,
+				     RSC_DIRECT, NULL), 0);
+	for (i = 0; i < 10; i++)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(used(), 1); /* the socket step entered */
+	ret = rsc_scope_close_wait(cli, &err);
+	ck_assert_msg(ret == 0, "close: %s", rsc_strerror(ret));
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "cli", got, sizeof(got)), 1);
+	ck_assert_str_eq(got, "AF_INET/socket");
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(audit_slots(), 0);
 	for (i = 0; i < 4; i++)
 		close(fill[i]);
 	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
@@ -715,6 +779,7 @@ Suite *make_direct_suite(void)
 	tcase_add_test(tc, direct_open_fills_a_slot_not_a_descriptor);
 	tcase_add_test(tc, direct_slots_are_free_after_a_clean_unwind);
 	tcase_add_test(tc, direct_slots_are_free_after_a_failed_acquire);
+	tcase_add_test(tc, direct_fsync_on_release_goes_before_close_direct);
 	tcase_add_test(tc, direct_acquire_cancelled_by_close_frees_its_slot);
 	tcase_add_test(tc, shutdown_releases_every_direct_slot);
 	tcase_add_test(tc, chain_middle_step_failure_unwinds_exactly_the_successful_steps);
@@ -725,6 +790,7 @@ Suite *make_direct_suite(void)
 		tcase_add_test(tc, direct_connect_sends_on_its_slot_and_releases_it);
 		tcase_add_test(tc, refused_direct_connect_releases_its_slot);
 		tcase_add_test(tc, direct_connect_deadline_times_out_and_releases_its_slot);
+		tcase_add_test(tc, closing_a_scope_mid_chain_releases_the_steps_that_entered);
 		tcase_add_test(tc, direct_accept_gives_each_connection_a_slot);
 	} else {
 		printf("SKIP direct connect/accept tests: kernel lacks IORING_OP_SOCKET or IORING_OP_CONNECT\n");
