@@ -120,6 +120,7 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 		io_uring_free_probe(loop->probe);
 		io_uring_queue_exit(&loop->ring);
 		rsc__pools_free(loop);
+		rsc__handles_release(loop); /* the root scope's handle chunk */
 		free(loop);
 		return ret < 0 ? ret : -ENOMEM;
 	}
