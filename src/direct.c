@@ -27,7 +27,9 @@ enum dslot_state { DSLOT_FREE = 0, DSLOT_RESERVED, DSLOT_USED, DSLOT_ORPHAN };
 
 struct rsc__dslot {
 	uint8_t state;
-	uint64_t owner; /* entry handle while USED */
+	uint64_t owner; /* entry handle while USED: names come from the entry */
+	/* Written only when the slot outlives its owner (ORPHAN): nothing is
+	 * formatted on the acquire/release path. */
 	char scope[RSC_NAME_MAX];
 	char what[80];	/* "file /tmp/x", "socket AF_INET/SOCK_STREAM" */
 };
@@ -205,10 +207,19 @@ void rsc__direct_pending(struct rsc_loop *loop, int delta)
 
 static void describe(struct rsc__dslot *sl, const struct rsc__entry *e)
 {
-	sl->owner = e->h;
 	snprintf(sl->scope, sizeof(sl->scope), "%s", e->scope->name);
 	snprintf(sl->what, sizeof(sl->what), "%s%s%s", e->mgr->name,
 		 e->detail[0] ? " " : "", e->detail);
+}
+
+/* A USED slot's names, from its live owner (for a finding). */
+static void describe_owner(struct rsc__dslot *sl)
+{
+	struct rsc__entry *e;
+
+	if (sl->state == DSLOT_USED &&
+	    rsc__handle_obj(sl->owner, RSC__K_ENTRY, (void **)&e) == 0)
+		describe(sl, e);
 }
 
 void rsc__direct_own(struct rsc_loop *loop, int slot, const struct rsc__entry *e)
@@ -225,7 +236,7 @@ void rsc__direct_own(struct rsc_loop *loop, int slot, const struct rsc__entry *e
 			d->used_alloc++;
 	}
 	sl->state = DSLOT_USED;
-	describe(sl, e);
+	sl->owner = e->h;
 }
 
 void rsc__direct_move(struct rsc_loop *loop, const struct rsc__entry *e,
@@ -235,10 +246,10 @@ void rsc__direct_move(struct rsc_loop *loop, const struct rsc__entry *e,
 
 	if (d && e->value >= 0 && (unsigned)e->value < d->size &&
 	    d->slots[e->value].owner == e->h)
-		describe(&d->slots[e->value], to);
+		d->slots[e->value].owner = to->h;
 	if (d && e->has_value2 && e->value2 >= 0 && (unsigned)e->value2 < d->size &&
 	    d->slots[e->value2].owner == e->h)
-		describe(&d->slots[e->value2], to);
+		d->slots[e->value2].owner = to->h;
 }
 
 static void add_slot_finding(struct rsc_loop *loop, int kind, int slot,
@@ -287,9 +298,13 @@ static void release_slot(struct rsc_loop *loop, struct rsc__entry *e, int slot)
 	sl = &d->slots[slot];
 	if (sl->owner != e->h)
 		return; /* not this entry's (released twice cannot happen; be safe) */
-	snprintf(sl->scope, sizeof(sl->scope), "%s", e->scope->name); /* moved since? */
-	if (res == 0 || res == -EBADF) {
-		if (res == -EBADF && loop->audit_level != RSC_AUDIT_OFF) {
+	if (res == 0) {
+		slot_free(d, (unsigned)slot);
+		return;
+	}
+	describe(sl, e); /* a finding follows: name it while the entry lives */
+	if (res == -EBADF) {
+		if (loop->audit_level != RSC_AUDIT_OFF) {
 			snprintf(expected, sizeof(expected),
 				 "in use until the release of entry '%s' (%s), but close_direct found the slot empty: it was emptied behind the runtime's back",
 				 e->mgr->name, e->detail);
@@ -339,6 +354,7 @@ void rsc__direct_drop(struct rsc_loop *loop, int slot, int res)
 		slot_free(d, (unsigned)slot);
 		return;
 	}
+	describe_owner(sl);
 	sl->state = DSLOT_ORPHAN;
 	sl->owner = 0;
 	snprintf(expected, sizeof(expected),
@@ -364,7 +380,8 @@ void rsc__direct_close_orphan(struct rsc_loop *loop, int slot)
 	}
 	d->slots[slot].state = DSLOT_ORPHAN;
 	d->slots[slot].owner = 0;
-	snprintf(d->slots[slot].what, sizeof(d->slots[slot].what), "orphan");
+	snprintf(d->slots[slot].what, sizeof(d->slots[slot].what), "connection");
+	d->slots[slot].scope[0] = '\0'; /* its scope was closing: nobody's */
 	op = rsc__op_with_sqe(loop, &sqe);
 	if (!op)
 		return; /* stays an orphan: the audit names it */
@@ -474,6 +491,7 @@ int rsc_audit_slots(struct rsc_loop *loop)
 		if (!ours && d->pending && i < d->alloc_n)
 			continue; /* a kernel-allocated acquire whose CQE is not in yet */
 		mismatches++;
+		describe_owner(sl);
 		if (ours)
 			snprintf(expected, sizeof(expected),
 				 "in use (entry %s in scope '%s'), but the kernel's table has it empty",
