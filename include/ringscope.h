@@ -677,6 +677,35 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_chain_submit(struct rsc_chain *chain);
 RSC_EXTERN void rsc_chain_free(struct rsc_chain *chain);
 
 /*
+ * Hand-over between loops (an acceptor loop giving connections to worker
+ * loops, one loop per thread). rsc_inbox() pushes an entry "inbox" on a loop
+ * with a direct table: while it lives, the loop stays alive (rsc_loop_run
+ * waits) and receives slots handed to it; each arrives in a new child scope
+ * "handed" of @scope, held by an entry "conn" that owns it from the
+ * arrival's completion on, and @cb gets (inbox, slot, scope, entry). Its
+ * release stops it; a slot arriving after that is closed by the runtime.
+ * rsc_inbox_address() gives a value naming the inbox (its ring and a token),
+ * to be passed to the sending thread. rsc_entry_hand_over() gives a direct
+ * entry's slot to that inbox (IORING_OP_MSG_RING, IORING_MSG_SEND_FD, Linux
+ * 6.0) linked to the close_direct of its own slot: @cb (may be NULL) runs
+ * from the sender's loop once that is done, with the slot the receiver's
+ * table gave it (>= 0; the receiver's, not to be used here), or the -errno of a
+ * hand-over that failed (the receiver's table full, no such ring...), and
+ * then the entry still holds its slot. After a hand-over the entry holds
+ * nothing (rsc_entry_slot() is -EXDEV) and its release completes at once.
+ * Errors: as rsc_read(), -ENXIO (no direct table), -EBADF (not a direct
+ * entry, or a pipe), -EOPNOTSUPP; rsc_inbox_address: -EINVAL (not an inbox).
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_inbox(struct rsc_scope *scope,
+					rsc_accept_cb cb, void *data,
+					struct rsc_entry **entryp);
+RSC_EXTERN int rsc_inbox_address(const struct rsc_entry *inbox,
+				 unsigned long long *addrp);
+RSC_EXTERN RSC_MUST_CHECK int rsc_entry_hand_over(struct rsc_entry *entry,
+						  unsigned long long inbox_addr,
+						  rsc_entry_cb cb, void *data);
+
+/*
  * Cross-check @loop's direct table against the kernel's own view (the
  * UserFiles: list of /proc/self/fdinfo/<ring fd>): each slot on which they
  * disagree is recorded as an RSC_FINDING_SLOT_MISMATCH. Returns the number

@@ -209,6 +209,8 @@ static int direct_close_exit(struct rsc_entry *h, const struct rsc_error *pendin
 	RSC__ENTRY(e, h, "close_direct");
 	if (e->fd_kind == RSC__FD_PROCESS) /* installed: a descriptor now */
 		return rsc__fd_exit(h, pending, arg);
+	if (e->value < 0)
+		return 0; /* handed over to another loop (handover.c) */
 	ret = rsc_entry_get_sqes(h, 1, &sqe);
 	if (ret < 0)
 		return ret;

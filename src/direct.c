@@ -42,7 +42,13 @@ struct rsc__direct {
 	unsigned *free_stack; /* runtime range: free slots, lowest on top */
 	unsigned n_free;
 	struct rsc__dslot *slots;
+	struct rsc__inbox *inboxes; /* handover.c: where other loops send slots */
 };
+
+struct rsc__inbox **rsc__direct_inboxes(struct rsc_loop *loop)
+{
+	return loop->direct ? &loop->direct->inboxes : NULL;
+}
 
 static void table_free(struct rsc__direct *d)
 {
@@ -121,9 +127,9 @@ int rsc_loop_set_direct(struct rsc_loop *loop, unsigned slots, unsigned chain_sl
 		struct rsc__direct *d = loop->direct;
 		unsigned chain_n = d->size - d->alloc_n;
 
-		if (d->used || d->pending || d->n_free != chain_n) {
-			rsc__set_last_error("rsc_loop_set_direct: %u of the table's %u slots are in use",
-					    d->used, d->size);
+		if (d->used || d->pending || d->n_free != chain_n || d->inboxes) {
+			rsc__set_last_error("rsc_loop_set_direct: %u of the table's %u slots are in use%s",
+					    d->used, d->size, d->inboxes ? ", and an inbox is open" : "");
 			return -EBUSY;
 		}
 		ret = io_uring_unregister_files(&loop->ring);

@@ -440,7 +440,12 @@ void rsc__direct_move(struct rsc_loop *loop, const struct rsc__entry *e,
 void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e);
 /* A slot nobody can own any more (a connection after its scope closed). */
 void rsc__direct_close_orphan(struct rsc_loop *loop, int slot);
+struct rsc__inbox;
+struct rsc__inbox **rsc__direct_inboxes(struct rsc_loop *loop);
+/* handover.c: a CQE another loop's IORING_OP_MSG_RING posted (user_data token << 32) */
+void rsc__handover_message(struct rsc_loop *loop, uint32_t token, int res);
 /* manager_direct.c */
+struct rsc_op *rsc__direct_track(struct rsc__entry *e, struct io_uring_sqe *sqe);
 struct rsc__entry *rsc__adopt_slot(struct rsc__scope *s, int slot, const char *detail);
 int rsc__direct_open(struct rsc__scope *s, int dirfd, const char *path, int oflags,
 		     mode_t mode, unsigned flags, const void *site,

@@ -164,7 +164,9 @@ void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
 /* A CQE taken off the ring that completes an op, not yet dispatched. */
 static bool ends_an_op(uint64_t user_data, unsigned flags)
 {
-	return user_data != RSC__UD_NONE && !(flags & IORING_CQE_F_MORE);
+	/* Low half 0: no op of ours, a message from another loop (handover.c). */
+	return user_data != RSC__UD_NONE && (uint32_t)user_data != 0 &&
+	       !(flags & IORING_CQE_F_MORE);
 }
 
 /* Copy every CQE out of the ring so a retried submit has room. */
@@ -352,6 +354,11 @@ static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
 	loop->counters[RSC_CTR_CQES]++;
 	if (user_data == RSC__UD_NONE)
 		return;
+	if ((uint32_t)user_data == 0) {
+		/* An op's user_data has idx + 1 there: this is another loop's MSG_RING. */
+		rsc__handover_message(loop, (uint32_t)(user_data >> 32), res);
+		return;
+	}
 	op = rsc__op_lookup(loop, user_data);
 	assert(op && "CQE for an op that is not in flight");
 	if (!op) {

@@ -50,6 +50,8 @@ static int direct_exit(struct rsc_entry *h, const struct rsc_error *pending, voi
 	RSC__ENTRY(e, h, "close_direct");
 	if (e->fd_kind == RSC__FD_PROCESS) /* installed: a descriptor now */
 		return rsc__fd_exit(h, pending, arg);
+	if (e->value < 0)
+		return 0; /* handed over to another loop (handover.c): nothing to close */
 	if (e->has_value2) {
 		ret = rsc_entry_get_sqes(h, 2, sqe);
 		if (ret < 0)
@@ -424,7 +426,8 @@ struct install_req {
 	int res; /* the install's CQE */
 };
 
-static struct rsc_op *track(struct rsc__entry *e, struct io_uring_sqe *sqe)
+/* An op on @e's I/O list, so that its release waits for it (also handover.c). */
+struct rsc_op *rsc__direct_track(struct rsc__entry *e, struct io_uring_sqe *sqe)
 {
 	struct rsc_op *op = rsc__op_get(e->scope->loop);
 
@@ -514,8 +517,8 @@ int rsc_entry_install(struct rsc_entry *h, unsigned flags, rsc_entry_cb cb, void
 		free(r);
 		return -EBUSY;
 	}
-	op[0] = track(e, sqe[0]);
-	op[1] = op[0] ? track(e, sqe[1]) : NULL;
+	op[0] = rsc__direct_track(e, sqe[0]);
+	op[1] = op[0] ? rsc__direct_track(e, sqe[1]) : NULL;
 	if (!op[1]) {
 		if (op[0]) {
 			rsc__io_unlink(op[0]);

@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -758,6 +761,175 @@ START_TEST(direct_arguments_are_checked)
 }
 END_TEST
 
+/* The receiving side of a hand-over: a worker thread with a loop of its own. */
+#define HANDOVERS 192
+#define WAVE 32
+
+struct receiver {
+	pthread_t th;
+	unsigned long long addr; /* published, atomically, once the inbox exists */
+	int received, twice, used_after, mismatches, status;
+	unsigned char live[RSC_DIRECT_SLOTS_DEFAULT];
+	struct rsc_entry *inbox;
+};
+
+static void handed_closed(struct rsc_scope *s, int status, const struct rsc_error *err,
+			  void *data)
+{
+	struct receiver *r = rsc_scope_data(s);
+
+	(void)err;
+	r->live[(intptr_t)data] = 0;
+	if (status < 0)
+		r->status = status;
+}
+
+static void on_handed(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
+		      struct rsc_entry *e, void *data)
+{
+	struct receiver *r = data;
+
+	if (slot < 0) {
+		r->status = slot;
+		return;
+	}
+	/* Owned from its arrival by the entry here, and by nobody else here. */
+	if (rsc_entry_slot(e) != slot || r->live[slot])
+		r->twice++;
+	r->live[slot] = 1;
+	(void)rsc_scope_set_data(cs, r);
+	if (rsc_scope_close(cs, handed_closed, (void *)(intptr_t)slot) < 0)
+		r->status = -EIO;
+	if (++r->received == HANDOVERS && rsc_entry_release(inbox, NULL, NULL) < 0)
+		r->status = -EIO;
+}
+
+static void *receiver_main(void *arg)
+{
+	struct receiver *r = arg;
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	unsigned long long addr;
+	int ret, i;
+
+	if (rsc_loop_new(&loop, 64, RSC_LOOP_DIRECT) < 0 ||
+	    rsc_scope_open(loop, NULL, "worker", &s) < 0 ||
+	    rsc_inbox(s, on_handed, r, &r->inbox) < 0 || rsc_inbox_address(r->inbox, &addr) < 0) {
+		r->status = -EIO;
+		__atomic_store_n(&r->addr, 1ULL, __ATOMIC_RELEASE);
+		return NULL;
+	}
+	__atomic_store_n(&r->addr, addr, __ATOMIC_RELEASE);
+	/* The inbox keeps the loop waiting until the last slot came in. */
+	ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
+	if (ret < 0)
+		r->status = ret;
+	r->used_after = rsc_loop_direct_used(loop);
+	for (i = 0, ret = -EAGAIN; i < 100 && ret == -EAGAIN; i++)
+		ret = rsc_audit_slots(loop);
+	r->mismatches = ret;
+	if (rsc_scope_close_wait(s, NULL) < 0 || rsc_loop_close(loop) < 0)
+		r->status = -EIO;
+	return NULL;
+}
+
+static void handed_over(struct rsc_entry *e, int res, void *data)
+{
+	int *n = data;
+
+	(void)e;
+	if (res >= 0) /* the slot it got in the receiver's table */
+		n[0]++;
+	else
+		n[1] = res;
+}
+
+START_TEST(hand_over_under_load_loses_no_slot_and_owns_none_twice)
+{
+	struct receiver *r = calloc(1, sizeof(*r));
+	struct rsc_entry *e[WAVE];
+	struct timespec until;
+	struct rsc_scope *s;
+	int wave, i, n[2] = { 0, 0 }, before = t_fd_count();
+	unsigned long long addr;
+
+	ck_assert_ptr_nonnull(r);
+	direct_table(64, 8);
+	t_make_files(WAVE);
+	ck_assert_int_eq(pthread_create(&r->th, NULL, receiver_main, r), 0);
+	while (!(addr = __atomic_load_n(&r->addr, __ATOMIC_ACQUIRE)))
+		sched_yield();
+	ck_assert_int_eq(r->status, 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "acceptor", &s), 0);
+	for (wave = 0; wave < HANDOVERS / WAVE; wave++) {
+		for (i = 0; i < WAVE; i++) {
+			char name[16];
+
+			snprintf(name, sizeof(name), "f%d", i);
+			ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, RSC_DIRECT,
+						  &e[i]), 0);
+		}
+		for (i = 0; i < WAVE; i++) {
+			ck_assert_int_ge(rsc_entry_wait(e[i]), 0);
+			ck_assert_int_eq(rsc_entry_hand_over(e[i], addr, handed_over, n), 0);
+		}
+		while (n[0] < (wave + 1) * WAVE && !n[1])
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		ck_assert_msg(!n[1], "hand-over: %s", rsc_strerror(n[1]));
+		/* Given away: the sender's slots are free, its entries hold nothing. */
+		ck_assert_int_eq(used(), 0);
+		ck_assert_int_eq(rsc_entry_slot(e[0]), -EXDEV);
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	ck_assert_int_eq(pthread_timedjoin_np(r->th, NULL, &until), 0);
+	ck_assert_int_eq(r->status, 0);
+	ck_assert_int_eq(r->received, HANDOVERS);
+	ck_assert_int_eq(r->twice, 0);
+	ck_assert_int_eq(r->used_after, 0);
+	ck_assert_int_eq(r->mismatches, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+	free(r);
+}
+END_TEST
+
+START_TEST(failed_hand_over_leaves_the_slot_with_the_sender)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2], n[2] = { 0, 0 }, slot;
+	char buf[4];
+	int res = 1;
+
+	direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	slot = rsc_entry_wait(e);
+	ck_assert_int_ge(slot, 0);
+	/* Not a ring: the MSG_RING fails, the link cancels the close. */
+	ck_assert_int_eq(rsc_entry_hand_over(e, (unsigned long long)p[0] << 32 | 7, handed_over, n), 0);
+	while (!n[1])
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_lt(n[1], 0);
+	ck_assert_int_eq(n[0], 0);
+	ck_assert_int_eq(rsc_entry_slot(e), slot);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), 0, io_done, &res), 0);
+	while (res == 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(res, 0); /* the empty file, read through the kept slot */
+	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
 Suite *make_direct_suite(void)
 {
 	Suite *s = suite_create("direct");
@@ -806,6 +978,12 @@ Suite *make_direct_suite(void)
 		tcase_add_test(tc, direct_pipe_fills_two_slots_and_frees_both);
 	} else {
 		printf("SKIP pipe_through_the_ring_is_one_entry_for_both_ends, direct_pipe_fills_two_slots_and_frees_both: kernel lacks IORING_OP_PIPE (Linux 6.16)\n");
+	}
+	if (t_kernel_has(IORING_OP_MSG_RING)) {
+		tcase_add_test(tc, hand_over_under_load_loses_no_slot_and_owns_none_twice);
+		tcase_add_test(tc, failed_hand_over_leaves_the_slot_with_the_sender);
+	} else {
+		printf("SKIP hand_over_under_load_loses_no_slot_and_owns_none_twice, failed_hand_over_leaves_the_slot_with_the_sender: kernel lacks IORING_OP_MSG_RING (Linux 5.18; IORING_MSG_SEND_FD 6.0)\n");
 	}
 	if (rsc_fault_set(t_probe_loop(), "") == 0)
 		tcase_add_test(tc, slot_whose_close_fails_is_reported_with_its_scope);
