@@ -330,6 +330,13 @@ static void release_slot(struct rsc_loop *loop, struct rsc__entry *e, int slot)
 
 void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e)
 {
+	if (e->fd_kind == RSC__FD_PROCESS) {
+		/* A pipe of process descriptors: the ledger lets its write end go
+		 * (the read end is settled with RSC__E_LEDGER as any). */
+		if (e->has_value2)
+			rsc__ledger_forget(e->value2, e->h);
+		return;
+	}
 	release_slot(loop, e, e->value);
 	if (e->has_value2)
 		release_slot(loop, e, e->value2);

@@ -484,6 +484,30 @@ static void on_conn(struct rsc_entry *l, int res, struct rsc_scope *cs,
 	}
 }
 
+START_TEST(single_shot_direct_accept_gives_one_slot)
+{
+	struct accepted acc = { 0 };
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	int cl;
+
+	direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = listen_on_loopback(srv, 8, &bound);
+	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, on_conn, &acc), 0);
+	cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(connect(cl, (struct sockaddr *)&bound, sizeof(bound)), 0);
+	while (acc.n < 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(rsc_entry_io_count(l), 0); /* single-shot: done */
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	close(cl);
+}
+END_TEST
+
 START_TEST(direct_accept_gives_each_connection_a_slot)
 {
 	struct accepted acc = { 0 };
@@ -679,9 +703,14 @@ START_TEST(pipe_through_the_ring_is_one_entry_for_both_ends)
 	ck_assert_int_eq(write(ends[1], "ok", 2), 2);
 	ck_assert_int_eq(read(ends[0], buf, sizeof(buf)), 2);
 	ck_assert_str_eq(buf, "ok");
+	/* Both ends are owned: the ledger names the pipe for each. */
+	ck_assert_int_gt(rsc_audit_describe_fd(ends[0], NULL, 0), 0);
+	ck_assert_int_gt(rsc_audit_describe_fd(ends[1], NULL, 0), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 1);
 	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(rsc_audit_describe_fd(ends[0], NULL, 0), -ENOENT);
+	ck_assert_int_eq(rsc_audit_describe_fd(ends[1], NULL, 0), -ENOENT);
 }
 END_TEST
 
@@ -773,15 +802,15 @@ struct receiver {
 	struct rsc_entry *inbox;
 };
 
-static void handed_closed(struct rsc_scope *s, int status, const struct rsc_error *err,
-			  void *data)
-{
-	struct receiver *r = rsc_scope_data(s);
+static struct receiver *the_receiver;
 
-	(void)err;
-	r->live[(intptr_t)data] = 0;
-	if (status < 0)
-		r->status = status;
+/* Settled with its close_direct's CQE: the slot is free from here on. */
+static void handed_released(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	the_receiver->live[(intptr_t)data] = 0;
+	if (res < 0)
+		the_receiver->status = res;
 }
 
 static void on_handed(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
@@ -797,8 +826,8 @@ static void on_handed(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
 	if (rsc_entry_slot(e) != slot || r->live[slot])
 		r->twice++;
 	r->live[slot] = 1;
-	(void)rsc_scope_set_data(cs, r);
-	if (rsc_scope_close(cs, handed_closed, (void *)(intptr_t)slot) < 0)
+	(void)cs; /* closes with the worker's scope, empty by then */
+	if (rsc_entry_release(e, handed_released, (void *)(intptr_t)slot) < 0)
 		r->status = -EIO;
 	if (++r->received == HANDOVERS && rsc_entry_release(inbox, NULL, NULL) < 0)
 		r->status = -EIO;
@@ -854,6 +883,7 @@ START_TEST(hand_over_under_load_loses_no_slot_and_owns_none_twice)
 	unsigned long long addr;
 
 	ck_assert_ptr_nonnull(r);
+	the_receiver = r;
 	direct_table(64, 8);
 	t_make_files(WAVE);
 	ck_assert_int_eq(pthread_create(&r->th, NULL, receiver_main, r), 0);
@@ -964,6 +994,7 @@ Suite *make_direct_suite(void)
 		tcase_add_test(tc, direct_connect_deadline_times_out_and_releases_its_slot);
 		tcase_add_test(tc, closing_a_scope_mid_chain_releases_the_steps_that_entered);
 		tcase_add_test(tc, direct_accept_gives_each_connection_a_slot);
+		tcase_add_test(tc, single_shot_direct_accept_gives_one_slot);
 	} else {
 		printf("SKIP direct connect/accept tests: kernel lacks IORING_OP_SOCKET or IORING_OP_CONNECT\n");
 	}
