@@ -645,8 +645,9 @@ RSC_EXTERN int rsc_pipe_ends(const struct rsc_entry *entry, int ends[2]);
  * slot the runtime chose from the chain range; a connect step connects the
  * socket of the step just before it (with @timeout_ms, 0: none, as a linked
  * deadline) and, once entered, takes its slot over as rsc_connect()'s entry
- * does. Each step is an entry of the scope, in step order; *@entryp (may be
- * NULL) is set by a successful rsc_chain_submit(). If step k fails, the
+ * does (so that socket step's *@entryp is left NULL). Each step is an
+ * entry of the scope, in step order; *@entryp (may be NULL) is set by a
+ * successful rsc_chain_submit(). If step k fails, the
  * kernel completes the steps after it with -ECANCELED (no error of theirs),
  * and the unwind k's failure starts releases exactly the steps before it,
  * newest first. At most RSC_ENTRY_SQES_MAX SQEs (a deadline takes one).

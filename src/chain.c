@@ -184,6 +184,9 @@ int rsc_chain_connect(struct rsc_chain *c, const struct sockaddr *addr,
 	if (ret < 0)
 		return ret;
 	st->kind = STEP_CONNECT;
+	/* The socket step is taken over (and freed) when the connect enters: its
+	 * handle is never handed out, so nobody can release it under the connect. */
+	c->steps[dep].entryp = NULL;
 	memcpy(&st->addr, addr, addrlen);
 	st->addrlen = addrlen;
 	st->timeout_ms = timeout_ms;
