@@ -650,7 +650,12 @@ RSC_EXTERN int rsc_pipe_ends(const struct rsc_entry *entry, int ends[2]);
  * successful rsc_chain_submit(). If step k fails, the
  * kernel completes the steps after it with -ECANCELED (no error of theirs),
  * and the unwind k's failure starts releases exactly the steps before it,
- * newest first. At most RSC_ENTRY_SQES_MAX SQEs (a deadline takes one).
+ * newest first. rsc_chain_send() links a first send (MSG_NOSIGNAL) behind
+ * the connect step just added, on its slot: @buf is the runtime's until
+ * @cb runs from the loop with the send's result, -ECANCELED if a step before
+ * it failed, before that connect's enter settles; if the chain is never
+ * submitted, @cb is never called. At most RSC_ENTRY_SQES_MAX SQEs (a
+ * deadline and a send take one each).
  * rsc_chain_submit() consumes the chain, whether it succeeds or not;
  * rsc_chain_free() drops one never submitted. Errors: -EINVAL, -E2BIG (too
  * many steps), -ENAMETOOLONG, -ENOMEM; rsc_chain_submit: those of
@@ -674,6 +679,9 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_chain_connect(struct rsc_chain *chain,
 						socklen_t addrlen,
 						unsigned timeout_ms,
 						struct rsc_entry **entryp);
+RSC_EXTERN RSC_MUST_CHECK int rsc_chain_send(struct rsc_chain *chain,
+					     const void *buf, unsigned len,
+					     rsc_io_cb cb, void *data);
 RSC_EXTERN RSC_MUST_CHECK int rsc_chain_submit(struct rsc_chain *chain);
 RSC_EXTERN void rsc_chain_free(struct rsc_chain *chain);
 

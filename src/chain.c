@@ -37,6 +37,11 @@ struct chain_step {
 	unsigned timeout_ms;
 	char *detail;
 	unsigned dep; /* STEP_CONNECT: index of the socket step */
+	/* STEP_CONNECT: a first send linked behind it (rsc_chain_send) */
+	const void *send_buf;
+	unsigned send_len;
+	rsc_io_cb send_cb;
+	void *send_data;
 	struct rsc_entry **entryp;
 };
 
@@ -63,6 +68,9 @@ struct chain_run {
 	struct rsc_op held[RSC_ENTRY_SQES_MAX]; /* -ECANCELED set aside */
 	int held_res[RSC_ENTRY_SQES_MAX];
 	unsigned n_held;
+	/* A connect step's first send (rsc_chain_send), by step */
+	rsc_io_cb send_cb[RSC_ENTRY_SQES_MAX];
+	void *send_buf[RSC_ENTRY_SQES_MAX], *send_data[RSC_ENTRY_SQES_MAX];
 };
 
 int rsc_chain_new(struct rsc_scope *scope, struct rsc_chain **chainp)
@@ -194,6 +202,31 @@ int rsc_chain_connect(struct rsc_chain *c, const struct sockaddr *addr,
 	return 0;
 }
 
+int rsc_chain_send(struct rsc_chain *c, const void *buf, unsigned len, rsc_io_cb cb,
+		   void *data)
+{
+	struct chain_step *st;
+
+	RSC__CHECK_ARG(c, "rsc_chain_send: chain is NULL");
+	RSC__CHECK_ARG(cb, "rsc_chain_send: cb is NULL (it hands the buffer back)");
+	RSC__CHECK_ARG(buf || !len, "rsc_chain_send: buf is NULL");
+	RSC__CHECK_ARG(c->n && c->steps[c->n - 1].kind == STEP_CONNECT &&
+			       !c->steps[c->n - 1].send_cb,
+		       "rsc_chain_send: a send follows a connect step, once");
+	if (c->n_sqes + 1 > RSC_ENTRY_SQES_MAX) {
+		rsc__set_last_error("rsc_chain_send: a chain holds at most %d SQEs",
+				    RSC_ENTRY_SQES_MAX);
+		return -E2BIG;
+	}
+	st = &c->steps[c->n - 1];
+	st->send_buf = buf;
+	st->send_len = len;
+	st->send_cb = cb;
+	st->send_data = data;
+	c->n_sqes++;
+	return 0;
+}
+
 static int chain_manager_enter(struct rsc_entry *h, void *arg)
 {
 	(void)h;
@@ -264,6 +297,14 @@ static void deliver(struct rsc_loop *loop, struct chain_run *run,
 		op->entry->flags |= RSC__E_CANCEL_SENT;
 	if (op->primary && res < 0)
 		run->step_failed[step] = true;
+	if (op->opcode == IORING_OP_SEND && run->send_cb[step]) {
+		/* A first send: its buffer goes back with its result (-ECANCELED if
+		 * a step before it failed), before its connect's enter settles. */
+		rsc__cb_enter(loop);
+		run->send_cb[step](rsc__eh(op->entry), rsc__real_errno(res, false),
+				   run->send_buf[step], run->send_data[step]);
+		rsc__cb_leave(loop);
+	}
 	rsc__entry_op_complete(loop, op, res, 0);
 }
 
@@ -319,13 +360,23 @@ static void fill_step(struct rsc_chain *c, unsigned i, struct rsc__entry **es,
 	case STEP_CONNECT: {
 		struct step_arg *sa = es[st->dep]->owned_arg;
 
+		unsigned k = 1;
+
 		io_uring_prep_connect(sqe[0], sa->slot, (struct sockaddr *)&a->addr, a->addrlen);
 		/* The socket's slot, filled by the step before: resolved at issue. */
 		sqe[0]->flags |= IOSQE_FIXED_FILE;
-		if (nsqe == 2) {
+		if (st->timeout_ms) {
 			sqe[0]->flags |= IOSQE_IO_LINK;
-			io_uring_prep_link_timeout(sqe[1], &a->ts, 0);
+			io_uring_prep_link_timeout(sqe[k++], &a->ts, 0);
 		}
+		if (st->send_cb) {
+			/* The chain goes on behind the deadline: send once connected. */
+			sqe[k - 1]->flags |= IOSQE_IO_LINK;
+			io_uring_prep_send(sqe[k], sa->slot, st->send_buf, st->send_len,
+					   MSG_NOSIGNAL);
+			sqe[k]->flags |= IOSQE_FIXED_FILE;
+		}
+		(void)nsqe;
 		break;
 	}
 	}
@@ -425,7 +476,8 @@ int rsc_chain_submit(struct rsc_chain *c)
 	for (i = 0, q = 0; i < c->n; i++) {
 		struct chain_step *st = &c->steps[i];
 		struct rsc__entry *e = es[i];
-		unsigned nsqe = (st->kind == STEP_CONNECT && st->timeout_ms) ? 2 : 1;
+		unsigned nsqe = 1 + (st->kind == STEP_CONNECT && st->timeout_ms) +
+				(st->kind == STEP_CONNECT && st->send_cb);
 
 		fill_step(c, i, es, &sqes[q], nsqe);
 		for (k = 0; k < nsqe; k++, q++) {
@@ -437,6 +489,11 @@ int rsc_chain_submit(struct rsc_chain *c)
 			op->io_data = run;
 			op->accept_flags = i; /* its step */
 			op->opcode = sqes[q]->opcode;
+			if (op->opcode == IORING_OP_SEND) {
+				run->send_cb[i] = st->send_cb;
+				run->send_buf[i] = (void *)st->send_buf;
+				run->send_data[i] = st->send_data;
+			}
 			io_uring_sqe_set_data64(sqes[q], rsc__op_user_data(op));
 			e->phase_ops++;
 		}

@@ -367,6 +367,91 @@ START_TEST(direct_connect_sends_on_its_slot_and_releases_it)
 }
 END_TEST
 
+static void first_sent(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	int *got = data;
+
+	/* Before the connect's own enter has settled. */
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERING);
+	ck_assert_str_eq(buf, "hello");
+	*got = res;
+}
+
+START_TEST(chain_socket_connect_and_first_send_go_in_one_submit)
+{
+	struct rsc_scope *srv, *cli;
+	struct rsc_entry *l, *c, *sock = (void *)1;
+	struct sockaddr_in bound;
+	struct rsc_chain *ch;
+	static char msg[] = "hello";
+	char buf[8] = "";
+	long long calls, sqes;
+	int peer, sent = 1;
+
+	direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
+	l = listen_on_loopback(srv, 8, &bound);
+	ck_assert_int_eq(rsc_chain_new(cli, &ch), 0);
+	ck_assert_int_eq(rsc_chain_socket(ch, AF_INET, SOCK_STREAM, 0, &sock), 0);
+	ck_assert_int_eq(rsc_chain_connect(ch, (struct sockaddr *)&bound, sizeof(bound), 1000, &c), 0);
+	ck_assert_ptr_null(sock); /* taken over by the connect: never handed out */
+	ck_assert_int_eq(rsc_chain_send(ch, msg, 5, first_sent, &sent), 0);
+	calls = rsc_loop_counter(t_loop, RSC_CTR_ENTER_CALLS);
+	sqes = rsc_loop_counter(t_loop, RSC_CTR_SQES);
+	ck_assert_int_eq(rsc_chain_submit(ch), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	/* socket, connect, its deadline, the send: one io_uring_enter. */
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ENTER_CALLS), calls + 1);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_SQES), sqes + 4);
+	ck_assert_int_ge(rsc_entry_wait(c), 0);
+	ck_assert_int_eq(sent, 5);
+	peer = accept4(rsc_entry_fd(l), NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(peer, 0);
+	ck_assert_int_eq(recv(peer, buf, sizeof(buf), 0), 5);
+	ck_assert_str_eq(buf, "hello");
+	close(peer);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(cli, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+}
+END_TEST
+
+START_TEST(refused_chain_cancels_its_first_send)
+{
+	struct sockaddr_in a = loopback(0);
+	struct rsc_error *err = NULL;
+	struct rsc_scope *cli;
+	struct rsc_chain *ch;
+	socklen_t len = sizeof(a);
+	static char msg[] = "hello";
+	char got[128];
+	int fd, sent = 1;
+
+	direct_table(16, 4);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
+	ck_assert_int_eq(rsc_chain_new(cli, &ch), 0);
+	ck_assert_int_eq(rsc_chain_socket(ch, AF_INET, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(ch, (struct sockaddr *)&a, sizeof(a), 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_send(ch, msg, 5, first_sent, &sent), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), 0);
+	t_run();
+	ck_assert_int_eq(sent, -ECANCELED);
+	ck_assert_int_eq(rsc_scope_close_wait(cli, &err), -ECONNREFUSED);
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	rsc_error_free(err);
+	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "cli", got, sizeof(got)), 1);
+	ck_assert_str_eq(got, "AF_INET/socket");
+	ck_assert_int_eq(used(), 0);
+	close(fd);
+}
+END_TEST
+
 START_TEST(refused_direct_connect_releases_its_slot)
 {
 	struct sockaddr_in a = loopback(0);
@@ -991,6 +1076,8 @@ Suite *make_direct_suite(void)
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
 		tcase_add_test(tc, direct_connect_sends_on_its_slot_and_releases_it);
 		tcase_add_test(tc, refused_direct_connect_releases_its_slot);
+		tcase_add_test(tc, chain_socket_connect_and_first_send_go_in_one_submit);
+		tcase_add_test(tc, refused_chain_cancels_its_first_send);
 		tcase_add_test(tc, direct_connect_deadline_times_out_and_releases_its_slot);
 		tcase_add_test(tc, closing_a_scope_mid_chain_releases_the_steps_that_entered);
 		tcase_add_test(tc, direct_accept_gives_each_connection_a_slot);
