@@ -6,10 +6,11 @@
  *   read         64-byte rsc_read of a held file, 64 in flight (per read);
  *   send         64-byte rsc_send on a held loopback TCP connection, 64 in
  *                flight, the peer drained outside the timing (per send);
- *   connect      rsc_connect + 64-byte rsc_send + release on loopback, 32 at
- *                once (normal: socket, then connect after its CQE; direct: one
- *                linked chain), the listener's side drained outside the
- *                timing (per connection);
+ *   connect      connect + 64-byte send + release on loopback, 32 at once
+ *                (normal: rsc_connect, socket then connect after its CQE,
+ *                then rsc_send; direct: one linked chain, socket into a slot
+ *                + connect + send, rsc_chain_send), the listener's side
+ *                drained outside the timing (per connection);
  * each single-threaded and with 2 threads, each thread with its own loop, in
  * one process (where the process descriptor table's lock is shared).
  * Interleaved rounds, medians, ratio direct/normal. See bench/README.md.
@@ -167,16 +168,28 @@ static void batch_connect(struct worker *w)
 
 	if ((ret = rsc_scope_open(w->loop, NULL, "b", &s)) < 0)
 		die("rsc_scope_open", ret);
-	for (i = 0; i < CONN_BATCH; i++) {
-		ret = rsc_connect(s, (struct sockaddr *)&w->addr, sizeof(w->addr), 0,
-				  w->direct ? RSC_DIRECT : 0, &c[i]);
+	for (i = 0; w->direct && i < CONN_BATCH; i++) {
+		/* Direct: socket into a slot, connect, first send: one chain. */
+		struct rsc_chain *ch;
+
+		if ((ret = rsc_chain_new(s, &ch)) < 0 ||
+		    (ret = rsc_chain_socket(ch, AF_INET, SOCK_STREAM, 0, NULL)) < 0 ||
+		    (ret = rsc_chain_connect(ch, (struct sockaddr *)&w->addr, sizeof(w->addr),
+					     0, &c[i])) < 0 ||
+		    (ret = rsc_chain_send(ch, bufs[w->id][i], 64, io_done, &left)) < 0 ||
+		    (ret = rsc_chain_submit(ch)) < 0)
+			die("chain", ret);
+	}
+	for (i = 0; !w->direct && i < CONN_BATCH; i++) {
+		/* Normal: socket, then the connect after its CQE, then the send. */
+		ret = rsc_connect(s, (struct sockaddr *)&w->addr, sizeof(w->addr), 0, 0, &c[i]);
 		if (ret < 0)
 			die("rsc_connect", ret);
 	}
 	for (i = 0; i < CONN_BATCH; i++) {
 		if ((ret = rsc_entry_wait(c[i])) < 0)
 			die("connect", ret);
-		if ((ret = rsc_send(c[i], bufs[w->id][i], 64, 0, io_done, &left)) < 0)
+		if (!w->direct && (ret = rsc_send(c[i], bufs[w->id][i], 64, 0, io_done, &left)) < 0)
 			die("rsc_send", ret);
 	}
 	while (left)
