@@ -28,11 +28,9 @@
 /* The CQE of a kernel-allocated acquire is the slot: the table records it. */
 static void slot_entered(struct rsc_entry *h, int res, void *data)
 {
-	struct rsc__entry *e;
+	struct rsc__entry *e = data; /* the runtime's own hook: no handle to decode */
 
-	(void)data;
-	if (rsc__entry_from(h, &e, "direct") < 0)
-		return;
+	(void)h;
 	rsc__direct_pending(e->scope->loop, -1);
 	if (res >= 0)
 		rsc__direct_own(e->scope->loop, res, e);
@@ -111,6 +109,7 @@ static void mark_direct(struct rsc__entry *e)
 {
 	e->fd_kind = RSC__FD_DIRECT;
 	e->entered_hook = slot_entered;
+	e->entered_hook_data = e;
 	rsc__direct_pending(e->scope->loop, 1);
 }
 
