@@ -4,6 +4,7 @@
  * one scope of 64 rsc_open()s, entered, then unwound. Wall-clock ratios live
  * in bench.c; this one is immune to a busy machine.
  *   pairs DIR N      (DIR holds files f0 .. f63)
+ * With PAIRS_DIRECT=1 in the environment, into direct slots (RSC_DIRECT).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,19 +18,20 @@ int main(int argc, char **argv)
 	struct rsc_scope *s;
 	char path[4096];
 	int round, i, n;
+	unsigned flags = getenv("PAIRS_DIRECT") ? RSC_DIRECT : 0;
 
 	if (argc != 3 || (n = atoi(argv[2])) <= 0) {
 		fprintf(stderr, "usage: pairs DIR ROUNDS\n");
 		return 2;
 	}
-	if (rsc_loop_new(&loop, 512, 0) < 0)
+	if (rsc_loop_new(&loop, 512, flags ? RSC_LOOP_DIRECT : 0) < 0)
 		return 1;
 	for (round = 0; round < n; round++) {
 		if (rsc_scope_open(loop, NULL, "pairs", &s) < 0)
 			return 1;
 		for (i = 0; i < 64; i++) {
 			snprintf(path, sizeof(path), "%s/f%d", argv[1], i);
-			if (rsc_open(s, AT_FDCWD, path, O_RDONLY, 0, 0, NULL) < 0)
+			if (rsc_open(s, AT_FDCWD, path, O_RDONLY, 0, flags, NULL) < 0)
 				return 1;
 		}
 		if (rsc_loop_run(loop, RSC_RUN_DEFAULT) < 0 || rsc_scope_close_wait(s, NULL) != 0)

@@ -52,6 +52,7 @@ struct rsc_finding;
 /* rsc_loop_new() flags. */
 #define RSC_LOOP_NO_DEFER_TASKRUN (1U << 0) /* don't try SINGLE_ISSUER|DEFER_TASKRUN */
 #define RSC_LOOP_POLLABLE	  (1U << 1) /* driven by a host loop: rsc_loop_fd() */
+#define RSC_LOOP_DIRECT		  (1U << 2) /* register a direct table (see Direct descriptors) */
 
 /* rsc_loop_features() bits: which ring setup the kernel accepted. */
 #define RSC_FEAT_SINGLE_ISSUER (1U << 0)
@@ -110,7 +111,9 @@ typedef void (*rsc_trace_cb)(struct rsc_loop *loop, enum rsc_event ev,
  * Create a loop with a ring of @entries SQEs (0 picks 256; fewer than
  * RSC_ENTRY_SQES_MAX are rounded up to it; at most 32768).
  * Tries IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN, then
- * plain; rsc_loop_features() says which was used. The audit level starts at
+ * plain; rsc_loop_features() says which was used. RSC_LOOP_DIRECT also
+ * registers a direct table of RSC_DIRECT_SLOTS_DEFAULT slots (its errors:
+ * those of rsc_loop_set_direct()). The audit level starts at
  * the value of RINGSCOPE_AUDIT (off|released|full), or off.
  * Returns 0 or -errno (*@loopp is then NULL): -EINVAL (bad flags, entries,
  * or RINGSCOPE_AUDIT / RINGSCOPE_FAULT value), -EOPNOTSUPP (RINGSCOPE_FAULT
@@ -598,7 +601,8 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_adopt(struct rsc_scope *scope, int fd,
  * the caller's from now on. Errors: -EINVAL, -ESTALE, -EBUSY (tracked I/O
  * in flight on it, or its enter is), -EALREADY (released, failed, or owned
  * by its scope's unwind), -EDEADLK (inside a manager hook), -EBADF (the
- * entry's value is not a descriptor: a custom or rsc_defer() entry).
+ * entry's value is not a descriptor: a custom or rsc_defer() entry, a
+ * pipe, or a direct slot, which rsc_entry_install() turns into one).
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_entry_detach(struct rsc_entry *entry);
 
@@ -676,6 +680,161 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_timer(struct rsc_scope *scope, unsigned ms,
 RSC_EXTERN int rsc_entry_io_count(const struct rsc_entry *entry);
 
 /*
+ * Direct descriptors and linked chains. A loop's direct table is io_uring's
+ * registered file table, registered sparse (RSC_LOOP_DIRECT at
+ * rsc_loop_new(), or rsc_loop_set_direct()) and split in two: the kernel
+ * allocates slots from the first part (IORING_FILE_INDEX_ALLOC: rsc_open,
+ * rsc_socket, rsc_accept, rsc_pipe with RSC_DIRECT), the runtime hands out
+ * the last @chain_slots for linked chains, whose later steps name a slot
+ * before it is filled. A slot is no process descriptor: it never appears in
+ * /proc/self/fd, is never inherited (so no O_CLOEXEC/SOCK_CLOEXEC with one:
+ * -EINVAL) and is not in the ownership ledger; the loop's table records who
+ * owns each. A direct entry is owned, released (by close_direct), moved and
+ * audited like any other; tracked I/O on it sets IOSQE_FIXED_FILE itself.
+ * rsc_entry_fd() on an entered direct entry returns -EBADFD; rsc_entry_slot()
+ * gives the slot (and rsc_entry_wait() returns it). A full table fails the
+ * acquire with -ENFILE (the kernel's errno) and a message naming its size.
+ */
+#define RSC_DIRECT (1U << 5) /* rsc_open/socket/connect/accept/pipe: into a slot */
+#define RSC_DIRECT_SLOTS_DEFAULT       1024U
+#define RSC_DIRECT_CHAIN_SLOTS_DEFAULT 256U
+#define RSC_DIRECT_SLOTS_MAX	       (1U << 20)
+
+/*
+ * (Re)register @loop's direct table with @slots slots, the last
+ * @chain_slots of them for chains; 0 slots unregisters it. Only while no
+ * slot is in use. Errors: -EINVAL, -EBUSY (slots in use), -EDEADLK (inside
+ * a callback or hook), -EMFILE (more than RLIMIT_NOFILE), io_uring_register's
+ * errno (-EINVAL: the kernel lacks sparse tables, 5.19, or allocation
+ * ranges, 6.0), -ENOMEM.
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_loop_set_direct(struct rsc_loop *loop,
+						  unsigned slots,
+						  unsigned chain_slots);
+/* Slots in use in @loop's table (>= 0), -ENXIO (no table), -EINVAL. */
+RSC_EXTERN int rsc_loop_direct_used(const struct rsc_loop *loop);
+
+/*
+ * The slot of a direct entry while ENTERED or EXITING, -EAGAIN while
+ * ENTERING, the enter's -errno when FAILED, -EBADF once released, -EBADFD
+ * for an entry holding a process descriptor; -EINVAL, -ESTALE.
+ */
+RSC_EXTERN int rsc_entry_slot(const struct rsc_entry *entry);
+
+/*
+ * Turn a direct entry into one holding a process descriptor
+ * (IORING_OP_FIXED_FD_INSTALL, Linux 6.8, close-on-exec unless
+ * RSC_NO_CLOEXEC), linked to the close_direct of its slot. Tracked like I/O:
+ * a release waits for it. The entry owns the slot until the install's CQE
+ * and the descriptor from then on; @cb (may be NULL) runs from the loop once
+ * the slot is free, with the descriptor or the install's -errno (the entry
+ * then keeps its slot). If the call fails, @cb is never called. Errors: as
+ * rsc_read(), -EBADF (not a direct entry, or a pipe), -EOPNOTSUPP.
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_entry_install(struct rsc_entry *entry,
+						unsigned flags,
+						rsc_entry_cb cb, void *data);
+
+/*
+ * A pipe through the ring (IORING_OP_PIPE, Linux 6.16): one entry "pipe"
+ * holding both ends, descriptors (close-on-exec unless RSC_NO_CLOEXEC) or,
+ * with RSC_DIRECT, two slots; its release closes the write end, then the
+ * read end. There is no pipe2(2) fallback: an older kernel gets -EOPNOTSUPP
+ * naming the opcode. rsc_entry_fd()/rsc_entry_slot() give the read end;
+ * rsc_pipe_ends() both ([0] read, [1] write). A pipe entry cannot be
+ * detached. Errors: as rsc_open(), -ENXIO (RSC_DIRECT without a table),
+ * -ENFILE (table full); rsc_pipe_ends: -EINVAL (not a pipe), and as
+ * rsc_entry_slot().
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_pipe(struct rsc_scope *scope, unsigned flags,
+				       struct rsc_entry **entryp);
+RSC_EXTERN int rsc_pipe_ends(const struct rsc_entry *entry, int ends[2]);
+
+/*
+ * A linked acquire chain, built step by step and sent by rsc_chain_submit()
+ * as one IOSQE_IO_LINK chain in one submit: each open or socket step fills a
+ * slot the runtime chose from the chain range; a connect step connects the
+ * socket of the step just before it (with @timeout_ms, 0: none, as a linked
+ * deadline) and, once entered, takes its slot over as rsc_connect()'s entry
+ * does (so that socket step's *@entryp is left NULL). Each step is an
+ * entry of the scope, in step order; *@entryp (may be NULL) is set by a
+ * successful rsc_chain_submit(). If step k fails, the
+ * kernel completes the steps after it with -ECANCELED (no error of theirs),
+ * and the unwind k's failure starts releases exactly the steps before it,
+ * newest first. rsc_chain_send() links a first send (MSG_NOSIGNAL) behind
+ * the connect step just added, on its slot: @buf is the runtime's until
+ * @cb runs from the loop with the send's result, -ECANCELED if a step before
+ * it failed, before that connect's enter settles; if the chain is never
+ * submitted, @cb is never called. At most RSC_ENTRY_SQES_MAX SQEs (a
+ * deadline and a send take one each).
+ * rsc_chain_submit() consumes the chain, whether it succeeds or not;
+ * rsc_chain_free() drops one never submitted. Errors: -EINVAL, -E2BIG (too
+ * many steps), -ENAMETOOLONG, -ENOMEM; rsc_chain_submit: those of
+ * rsc_push(), -ENXIO (no direct table), -ENFILE (no free chain slot),
+ * -EOPNOTSUPP.
+ */
+struct rsc_chain;
+
+RSC_EXTERN RSC_MUST_CHECK int rsc_chain_new(struct rsc_scope *scope,
+					    struct rsc_chain **chainp);
+RSC_EXTERN RSC_MUST_CHECK int rsc_chain_open(struct rsc_chain *chain, int dirfd,
+					     const char *path, int oflags,
+					     mode_t mode,
+					     struct rsc_entry **entryp);
+RSC_EXTERN RSC_MUST_CHECK int rsc_chain_socket(struct rsc_chain *chain,
+					       int domain, int type,
+					       int protocol,
+					       struct rsc_entry **entryp);
+RSC_EXTERN RSC_MUST_CHECK int rsc_chain_connect(struct rsc_chain *chain,
+						const struct sockaddr *addr,
+						socklen_t addrlen,
+						unsigned timeout_ms,
+						struct rsc_entry **entryp);
+RSC_EXTERN RSC_MUST_CHECK int rsc_chain_send(struct rsc_chain *chain,
+					     const void *buf, unsigned len,
+					     rsc_io_cb cb, void *data);
+RSC_EXTERN RSC_MUST_CHECK int rsc_chain_submit(struct rsc_chain *chain);
+RSC_EXTERN void rsc_chain_free(struct rsc_chain *chain);
+
+/*
+ * Hand-over between loops (an acceptor loop giving connections to worker
+ * loops, one loop per thread). rsc_inbox() pushes an entry "inbox" on a loop
+ * with a direct table: while it lives, the loop stays alive (rsc_loop_run
+ * waits) and receives slots handed to it; each arrives in a new child scope
+ * "handed" of @scope, held by an entry "conn" that owns it from the
+ * arrival's completion on, and @cb gets (inbox, slot, scope, entry). Its
+ * release stops it; a slot arriving after that is closed by the runtime.
+ * rsc_inbox_address() gives a value naming the inbox (its ring and a token),
+ * to be passed to the sending thread. rsc_entry_hand_over() gives a direct
+ * entry's slot to that inbox (IORING_OP_MSG_RING, IORING_MSG_SEND_FD, Linux
+ * 6.0) linked to the close_direct of its own slot: @cb (may be NULL) runs
+ * from the sender's loop once that is done, with the slot the receiver's
+ * table gave it (>= 0; the receiver's, not to be used here), or the -errno of a
+ * hand-over that failed (the receiver's table full, no such ring...), and
+ * then the entry still holds its slot. After a hand-over the entry holds
+ * nothing (rsc_entry_slot() is -EXDEV) and its release completes at once.
+ * Errors: as rsc_read(), -ENXIO (no direct table), -EBADF (not a direct
+ * entry, or a pipe), -EOPNOTSUPP; rsc_inbox_address: -EINVAL (not an inbox).
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_inbox(struct rsc_scope *scope,
+					rsc_accept_cb cb, void *data,
+					struct rsc_entry **entryp);
+RSC_EXTERN int rsc_inbox_address(const struct rsc_entry *inbox,
+				 unsigned long long *addrp);
+RSC_EXTERN RSC_MUST_CHECK int rsc_entry_hand_over(struct rsc_entry *entry,
+						  unsigned long long inbox_addr,
+						  rsc_entry_cb cb, void *data);
+
+/*
+ * Cross-check @loop's direct table against the kernel's own view (the
+ * UserFiles: list of /proc/self/fdinfo/<ring fd>): each slot on which they
+ * disagree is recorded as an RSC_FINDING_SLOT_MISMATCH. Returns the number
+ * of mismatches (>= 0), -EAGAIN (the kernel left the list out: the ring was
+ * busy; try again), -ENXIO (no table), -EINVAL, or -errno reading /proc.
+ */
+RSC_EXTERN int rsc_audit_slots(struct rsc_loop *loop);
+
+/*
  * Errors. Every function returns 0 (or a count or descriptor) on success
  * and -errno on failure; errno is never set for the caller. An unwind's
  * errors form an immutable chain: each error keeps the one it replaced as
@@ -720,6 +879,8 @@ RSC_EXTERN void rsc_error_free(struct rsc_error *err);
 enum rsc_finding_kind {
 	RSC_FINDING_NOT_RELEASED = 0, /* its release could not close it: closed elsewhere */
 	RSC_FINDING_LEAKED,	      /* appeared inside a scope, open after it */
+	RSC_FINDING_SLOT_LEAKED,      /* a direct slot still in use after its scope released it */
+	RSC_FINDING_SLOT_MISMATCH,    /* the runtime's table and the kernel's disagree on a slot */
 };
 
 /* Number of findings recorded (>= 0), or -EINVAL. */
@@ -748,6 +909,8 @@ RSC_EXTERN int rsc_audit_fd_count(void);
 RSC_EXTERN int rsc_audit_describe_fd(int fd, char *buf, size_t len);
 
 RSC_EXTERN int rsc_finding_kind(const struct rsc_finding *f);
+/* The descriptor, or for RSC_FINDING_SLOT_* (and a direct entry's
+ * RSC_FINDING_NOT_RELEASED) the slot. */
 RSC_EXTERN int rsc_finding_fd(const struct rsc_finding *f);
 /* The /proc/self/fd target: "/tmp/x", "socket:[1234]", ... */
 RSC_EXTERN const char *rsc_finding_target(const struct rsc_finding *f);

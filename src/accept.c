@@ -37,10 +37,16 @@ static void orphan_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 }
 
 /* No scope may own it any more: release it through the ring all the same. */
-static void close_orphan(struct rsc_loop *loop, int fd)
+static void close_orphan(struct rsc_loop *loop, int fd, bool direct)
 {
 	struct io_uring_sqe *sqe;
-	struct rsc_op *op = rsc__op_with_sqe(loop, &sqe);
+	struct rsc_op *op;
+
+	if (direct) {
+		rsc__direct_close_orphan(loop, fd); /* a slot: close_direct */
+		return;
+	}
+	op = rsc__op_with_sqe(loop, &sqe);
 
 	loop->counters[RSC_CTR_LATE_ACQUIRES]++;
 	if (op) {
@@ -77,16 +83,22 @@ static bool deliver(struct rsc_op *op, int fd)
 
 	if (rsc__scope_unwind_owns(parent) ||
 	    rsc_scope_open(parent->loop, rsc__sh(parent), "conn", &csh) < 0) {
-		close_orphan(parent->loop, fd);
+		close_orphan(parent->loop, fd, op->accept_flags & RSC_DIRECT);
 		return false;
 	}
 	(void)rsc__scope_from(csh, &cs, "accept");
-	snprintf(detail, sizeof(detail), "fd %d", fd);
-	conn = rsc__adopt(cs, &conn_manager, fd, detail);
+	if (op->accept_flags & RSC_DIRECT) {
+		/* A slot of the loop's table (manager_direct.c), not a descriptor. */
+		snprintf(detail, sizeof(detail), "slot %d", fd);
+		conn = rsc__adopt_slot(cs, fd, detail);
+	} else {
+		snprintf(detail, sizeof(detail), "fd %d", fd);
+		conn = rsc__adopt(cs, &conn_manager, fd, detail);
+	}
 	if (conn && (op->accept_flags & RSC_SHUTDOWN_ON_RELEASE))
 		conn->flags |= RSC__E_SHUTDOWN;
 	if (!conn) {
-		close_orphan(parent->loop, fd);
+		close_orphan(parent->loop, fd, op->accept_flags & RSC_DIRECT);
 		(void)rsc_scope_close(csh, NULL, NULL);
 		return false;
 	}
@@ -186,10 +198,14 @@ static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 
 	if (!op)
 		return -EBUSY;
-	if (flags & RSC_ACCEPT_MULTISHOT)
+	if (flags & RSC_DIRECT) /* into a slot (manager_direct.c) */
+		rsc__direct_prep_accept(l, sqe, flags & RSC_ACCEPT_MULTISHOT);
+	else if (flags & RSC_ACCEPT_MULTISHOT)
 		io_uring_prep_multishot_accept(sqe, l->value, NULL, NULL, SOCK_CLOEXEC);
 	else
 		io_uring_prep_accept(sqe, l->value, NULL, NULL, SOCK_CLOEXEC);
+	if (l->fd_kind == RSC__FD_DIRECT) /* a direct listener is named by its slot */
+		sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	op->opcode = IORING_OP_ACCEPT;
 	rsc__inject_fault(l->scope->loop, sqe, op);
@@ -209,7 +225,7 @@ int rsc_accept(struct rsc_entry *h, unsigned flags, rsc_accept_cb cb, void *data
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(cb, "rsc_accept: cb is NULL");
-	RSC__CHECK_ARG(!(flags & ~(RSC_ACCEPT_MULTISHOT | RSC_SHUTDOWN_ON_RELEASE)),
+	RSC__CHECK_ARG(!(flags & ~(RSC_ACCEPT_MULTISHOT | RSC_SHUTDOWN_ON_RELEASE | RSC_DIRECT)),
 		       "rsc_accept: unknown flags 0x%x", flags);
 	if (rsc__scope_unwind_owns(l->scope)) {
 		/* Stop acquiring: a scope closing (gracefully too) accepts no more. */
@@ -221,6 +237,11 @@ int rsc_accept(struct rsc_entry *h, unsigned flags, rsc_accept_cb cb, void *data
 		return ret;
 	if (flags & RSC_SHUTDOWN_ON_RELEASE) {
 		ret = rsc__need_opcode(l->scope->loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE");
+		if (ret < 0)
+			return ret;
+	}
+	if (flags & RSC_DIRECT) {
+		ret = rsc__direct_need(l->scope->loop, "rsc_accept");
 		if (ret < 0)
 			return ret;
 	}

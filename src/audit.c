@@ -132,6 +132,12 @@ void rsc__audit_check_released(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	char expected[320];
 
+	/* Slots (and a pipe's second end) are settled by the loop's table. */
+	if (e->fd_kind == RSC__FD_DIRECT || e->has_value2) {
+		rsc__direct_released(loop, e);
+		if (e->fd_kind == RSC__FD_DIRECT)
+			return;
+	}
 	/* close(2) releases the number even when it reports EIO or EINTR. */
 	if (loop->audit_level == RSC_AUDIT_OFF || e->close_res != -EBADF)
 		return;
@@ -211,9 +217,11 @@ static const struct rsc__entry *find_holder(const struct rsc__scope *root, int f
 
 	for (s = root; s; s = rsc__scope_next(root, s))
 		for (e = s->entries_head; e; e = e->next)
-			/* Custom entries too: their value is usually a descriptor. */
+			/* Custom entries too: their value is usually a descriptor.
+			 * A direct entry's value is a slot, never a descriptor. */
 			if ((e->state == RSC_ENTERED || e->state == RSC_EXITING) &&
-			    e->value == fd)
+			    e->fd_kind == RSC__FD_PROCESS &&
+			    (e->value == fd || (e->has_value2 && e->value2 == fd)))
 				return e;
 	return NULL;
 }
@@ -369,8 +377,11 @@ int rsc_audit_print(const struct rsc_loop *loop, FILE *out)
 	for (i = 0; i < loop->n_findings; i++) {
 		const struct rsc_finding *f = loop->findings[i];
 
-		if (fprintf(out, "ringscope audit: %s fd %d -> %s in scope '%s': expected %s\n",
-			    f->kind == RSC_FINDING_LEAKED ? "leaked" : "not released",
+		if (fprintf(out, "ringscope audit: %s %s %d -> %s in scope '%s': expected %s\n",
+			    f->kind == RSC_FINDING_LEAKED || f->kind == RSC_FINDING_SLOT_LEAKED ?
+			    "leaked" : f->kind == RSC_FINDING_SLOT_MISMATCH ? "mismatched" :
+			    "not released",
+			    f->kind >= RSC_FINDING_SLOT_LEAKED ? "slot" : "fd",
 			    f->fd, f->target, f->scope, f->expected) < 0)
 			return -EIO;
 	}

@@ -740,6 +740,16 @@ static void take_over_dep(struct rsc__entry *e)
 	struct rsc__entry *dep = e->dep;
 	struct rsc_loop *loop = e->scope->loop;
 
+	if (dep->fd_kind == RSC__FD_DIRECT) {
+		/* A slot: the loop's table names its new owner; no ledger. */
+		e->value = dep->value;
+		e->fd_kind = RSC__FD_DIRECT;
+		e->dep = NULL;
+		rsc__direct_move(loop, dep, e);
+		unlink_entry(dep);
+		rsc__entry_free(loop, dep);
+		return;
+	}
 	e->value = dep->value;
 	e->flags |= RSC__E_FD | (dep->flags & (RSC__E_IDENTITY | RSC__E_SHUTDOWN));
 	e->dev = dep->dev;
@@ -1173,6 +1183,10 @@ int rsc_entry_fd(const struct rsc_entry *h)
 		return -EAGAIN;
 	case RSC_ENTERED:
 	case RSC_EXITING:
+		/* A slot of the loop's direct table is no descriptor: rsc_entry_slot(). */
+		if (e->fd_kind == RSC__FD_DIRECT)
+			return -EBADFD;
+		return e->value;
 	case RSC_FAILED:
 		return e->value;
 	default:
@@ -1214,4 +1228,52 @@ void *rsc_entry_arg(const struct rsc_entry *h)
 	struct rsc__entry *e;
 
 	return rsc__entry_from(h, &e, "rsc_entry_arg") < 0 ? NULL : e->arg;
+}
+
+/*
+ * Entries the runtime makes itself (manager_direct.c, chain.c). An entered
+ * one holds @value (a descriptor or, for RSC__FD_DIRECT, a slot the loop's
+ * table records; never the ledger's). An entering one is made unlinked (so
+ * that a chain can give up before any of its steps exists); its caller
+ * reserves the SQEs, routes each to an op completed through
+ * rsc__entry_op_complete(), counts them in phase_ops, then links it.
+ */
+struct rsc__entry *rsc__entry_new_entered(struct rsc__scope *s,
+					  const struct rsc_manager *mgr,
+					  unsigned eflags, int value, uint8_t fd_kind,
+					  const char *detail)
+{
+	struct rsc__entry *e = new_entry(s, mgr, NULL, eflags, detail, NULL);
+
+	if (e) {
+		e->fd_kind = fd_kind;
+		enter_at_once(e, value, true); /* made inside the loop: traced now */
+	}
+	return e;
+}
+
+struct rsc__entry *rsc__entry_new_entering(struct rsc__scope *s,
+					   const struct rsc_manager *mgr,
+					   void *owned_arg, unsigned eflags,
+					   const char *detail, const void *site)
+{
+	struct rsc__entry *e = new_entry(s, mgr, owned_arg, eflags, detail, site);
+
+	if (!e)
+		return NULL;
+	e->owned_arg = owned_arg;
+	e->phase = RSC__PHASE_ENTER;
+	return e;
+}
+
+/* Its SQEs are reserved and its ops routed: it is entering from now on. */
+void rsc__entry_link_entering(struct rsc__entry *e)
+{
+	link_entry(e->scope, e);
+}
+
+void rsc__entry_op_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
+			    unsigned cqe_flags)
+{
+	entry_op_complete(loop, op, res, cqe_flags);
 }

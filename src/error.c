@@ -82,6 +82,10 @@ static const char *const opcode_names[] = {
 	[IORING_OP_SOCKET] = "socket",
 	[RSC__OP_BIND] = "bind",
 	[RSC__OP_LISTEN] = "listen",
+	/* Direct descriptors (manager_direct.c, handover.c) */
+	[IORING_OP_MSG_RING] = "msg_ring",
+	[RSC__OP_FIXED_FD_INSTALL] = "fixed_fd_install",
+	[RSC__OP_PIPE] = "pipe",
 };
 
 const char *rsc__opcode_name(unsigned opcode)

@@ -37,6 +37,7 @@
 #define RSC__OP_GEN_MASK 0x7fffffffU
 
 struct rsc_op;
+struct rsc__direct;
 typedef void (*rsc__op_fn)(struct rsc_loop *loop, struct rsc_op *op, int res,
 			   unsigned cqe_flags);
 
@@ -64,6 +65,9 @@ struct rsc_op {
 	struct __kernel_timespec ts; /* a backoff timer's, read at submit */
 	struct rsc_op *next_free;
 };
+
+/* What an entry's value names (struct rsc__entry.fd_kind). */
+enum rsc__fd_kind { RSC__FD_PROCESS = 0, RSC__FD_DIRECT };
 
 enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 
@@ -96,6 +100,9 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U
 #define RSC__OP_LISTEN 57U
+#define RSC__OP_FIXED_FD_INSTALL 54U /* Linux 6.8 */
+#define RSC__OP_PIPE 62U	     /* Linux 6.16 */
+#define RSC__FIXED_FD_NO_CLOEXEC (1U << 0)
 
 /* Turns a release may wait for an SQE before it is settled as failed. */
 #define RSC__EXIT_RETRIES 1000U
@@ -138,6 +145,11 @@ struct rsc__entry {
 	char *detail; /* points at detail_inline or a heap copy */
 	uint64_t obs_t_acquire, obs_t_release; /* ns, only while observed (observe.h) */
 	unsigned obs_state;		       /* RSC__OBS_BEGUN, RSC__OBS_OPEN */
+	/* Descriptor kind (direct.c): a process descriptor (the ledger's) or a
+	 * slot of the loop's direct table (the table's, never the ledger's). */
+	uint8_t fd_kind;  /* enum rsc__fd_kind */
+	bool has_value2;  /* value2 holds a second end (rsc_pipe's write end) */
+	int value2;
 	/* Everything above is cleared by rsc__entry_get(); nothing below is. */
 	char detail_inline[RSC__DETAIL_INLINE];
 	uint32_t slot; /* its handle slot + 1, kept across reuse by the pool (0: none) */
@@ -301,6 +313,7 @@ struct rsc_loop {
 	unsigned obs_id, obs_flags;
 	struct rsc__trace_json *tj;
 	struct rsc__latency *lat;
+	struct rsc__direct *direct; /* the registered file table (direct.c), or NULL */
 };
 
 /*
@@ -540,6 +553,57 @@ void rsc__unkick(struct rsc_loop *loop);
 /* loop.c, for host.c: one CQE the application reaped, then what is due. */
 void rsc__dispatch_one(struct rsc_loop *loop, uint64_t user_data, int res, unsigned flags);
 unsigned rsc__run_due(struct rsc_loop *loop);
+/* direct.c: the loop's registered file table */
+int rsc__direct_setup(struct rsc_loop *loop, unsigned slots, unsigned chain_slots);
+void rsc__direct_free(struct rsc_loop *loop);
+/* -ENXIO (and why) if the loop has no table. */
+int rsc__direct_need(struct rsc_loop *loop, const char *fn);
+/* Room for @n more kernel-allocated slots, or -ENFILE naming the table size. */
+int rsc__direct_check_room(struct rsc_loop *loop, unsigned n, const char *fn);
+/* A slot of the runtime's range, held for an acquire (chains), or -ENFILE. */
+int rsc__direct_reserve(struct rsc_loop *loop, const char *fn);
+void rsc__direct_unreserve(struct rsc_loop *loop, int slot);
+void rsc__direct_pending(struct rsc_loop *loop, int delta);
+/* The kernel put something in @slot for @e: the table says @e owns it. */
+void rsc__direct_own(struct rsc_loop *loop, int slot, const struct rsc__entry *e);
+/* Ownership of @e's slot(s) moves to @to (a compound acquire's take-over). */
+void rsc__direct_move(struct rsc_loop *loop, const struct rsc__entry *e,
+		      const struct rsc__entry *to);
+/* @e's release settled: its slots are free again, or findings if not. */
+void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e);
+/* A slot nobody can own any more (a connection after its scope closed). */
+void rsc__direct_close_orphan(struct rsc_loop *loop, int slot);
+struct rsc__inbox;
+struct rsc__inbox **rsc__direct_inboxes(struct rsc_loop *loop);
+/* handover.c: a CQE another loop's IORING_OP_MSG_RING posted (user_data token << 32) */
+void rsc__handover_message(struct rsc_loop *loop, uint32_t token, int res);
+/* manager_direct.c */
+struct rsc_op *rsc__direct_track(struct rsc__entry *e, struct io_uring_sqe *sqe);
+struct rsc__entry *rsc__adopt_slot(struct rsc__scope *s, int slot, const char *detail);
+int rsc__direct_open(struct rsc__scope *s, int dirfd, const char *path, int oflags,
+		     mode_t mode, unsigned flags, const void *site,
+		     struct rsc__entry **entryp);
+int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
+		       unsigned flags, const void *site, struct rsc__entry **entryp);
+int rsc__direct_connect(struct rsc__scope *s, const struct sockaddr *addr,
+			socklen_t addrlen, unsigned timeout_ms, const char *detail,
+			const void *site, struct rsc_entry **entryp);
+void rsc__direct_prep_accept(struct rsc__entry *l, struct io_uring_sqe *sqe,
+			     bool multishot);
+/* entry.c, for entries the runtime makes itself (direct accepts, chains) */
+struct rsc__entry *rsc__entry_new_entered(struct rsc__scope *s,
+					  const struct rsc_manager *mgr,
+					  unsigned eflags, int value, uint8_t fd_kind,
+					  const char *detail);
+struct rsc__entry *rsc__entry_new_entering(struct rsc__scope *s,
+					   const struct rsc_manager *mgr,
+					   void *owned_arg, unsigned eflags,
+					   const char *detail, const void *site);
+void rsc__entry_link_entering(struct rsc__entry *e);
+void rsc__entry_op_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
+			    unsigned cqe_flags);
+/* direct.c: a slot an installed descriptor left (its close_direct completed) */
+void rsc__direct_drop(struct rsc_loop *loop, int slot, int res);
 
 /* wait.c */
 int rsc__scope_close_and_wait(struct rsc__scope *s, int *status,

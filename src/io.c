@@ -108,6 +108,9 @@ static int io_start(struct rsc_entry *h, unsigned opcode, void *buf,
 		return -EBUSY;
 	io_uring_prep_rw((int)opcode, sqe, e->value, buf, len, (__u64)off);
 	sqe->msg_flags = (__u32)flags;
+	/* A direct entry's value is a slot of the loop's table (direct.c). */
+	if (e->fd_kind == RSC__FD_DIRECT)
+		sqe->flags |= IOSQE_FIXED_FILE;
 	op->opcode = (uint8_t)opcode;
 	op->complete = io_complete;
 	op->io_cb = cb;

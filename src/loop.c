@@ -88,6 +88,10 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 	loop->root = rsc__scope_new_root(loop);
 	if (loop->root)
 		ret = rsc__fault_from_env(loop);
+	/* RSC_LOOP_DIRECT: the direct table, registered sparse now (direct.c). */
+	if (loop->root && ret >= 0 && (flags & RSC_LOOP_DIRECT))
+		ret = rsc__direct_setup(loop, RSC_DIRECT_SLOTS_DEFAULT,
+					RSC_DIRECT_CHAIN_SLOTS_DEFAULT);
 	if (loop->root && ret >= 0)
 		ret = rsc__post_init(loop);
 	if (loop->root && ret >= 0 && (flags & RSC_LOOP_POLLABLE))
@@ -103,6 +107,7 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 		}
 		io_uring_free_probe(loop->probe);
 		rsc__pollable_free(loop);
+		rsc__direct_free(loop);
 		if (!loop->shared)
 			io_uring_queue_exit(loop->ring);
 		rsc__post_free(loop);
@@ -176,7 +181,7 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 
 	RSC__CHECK_ARG(loopp, "rsc_loop_new: loopp is NULL");
 	*loopp = NULL;
-	RSC__CHECK_ARG(!(flags & ~(RSC_LOOP_NO_DEFER_TASKRUN | RSC_LOOP_POLLABLE)),
+	RSC__CHECK_ARG(!(flags & ~(RSC_LOOP_NO_DEFER_TASKRUN | RSC_LOOP_POLLABLE | RSC_LOOP_DIRECT)),
 		       "rsc_loop_new: unknown flags 0x%x", flags);
 	RSC__CHECK_ARG(entries <= RSC__MAX_ENTRIES,
 		       "rsc_loop_new: %u entries is more than %u", entries,
@@ -236,7 +241,8 @@ void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
 /* A CQE taken off the ring that completes an op, not yet dispatched. */
 static bool ends_an_op(uint64_t user_data, unsigned flags)
 {
-	return user_data != RSC__UD_NONE && user_data != RSC__UD_POST &&
+	/* Low half 0: no op of ours (a post's wake-up, another loop's hand-over). */
+	return user_data != RSC__UD_NONE && (uint32_t)user_data != 0 &&
 	       !(flags & IORING_CQE_F_MORE);
 }
 
@@ -478,6 +484,11 @@ static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
 		return;
 	if (user_data == RSC__UD_POST) {
 		rsc__post_run(loop); /* another thread posted and woke us */
+		return;
+	}
+	if ((uint32_t)user_data == 0) {
+		/* An op's user_data has idx + 1 there: this is another loop's MSG_RING. */
+		rsc__handover_message(loop, (uint32_t)(user_data >> 32) & RSC__OP_GEN_MASK, res);
 		return;
 	}
 	op = rsc__op_lookup(loop, user_data);
@@ -741,6 +752,7 @@ static void loop_free(struct rsc_loop *loop)
 		rsc__scope_free_tree(loop->root);
 	rsc__audit_free(loop);
 	rsc__post_free(loop); /* first: no poster may aim at the ring once it goes */
+	rsc__direct_free(loop);
 	io_uring_free_probe(loop->probe);
 	rsc__pollable_free(loop);
 	if (!loop->shared) {

@@ -67,7 +67,7 @@ int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int oflags,
 		rsc__set_last_error("rsc_open: path is %d bytes or longer", PATH_MAX);
 		return -ENAMETOOLONG;
 	}
-	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_FSYNC_ON_RELEASE)),
+	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_FSYNC_ON_RELEASE | RSC_DIRECT)),
 		       "rsc_open: unknown flags 0x%x", flags);
 	RSC__CHECK_ARG(!(oflags & ~KNOWN_OFLAGS) && (oflags & O_ACCMODE) != O_ACCMODE,
 		       "rsc_open: invalid open flags 0%o", (unsigned)oflags);
@@ -87,6 +87,14 @@ int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int oflags,
 			return ret;
 		/* An fsync before a close is a release something may depend on. */
 		eflags |= RSC__E_FSYNC | RSC__E_ORDERED;
+	}
+	if (flags & RSC_DIRECT) {
+		/* Into a slot of the loop's table (manager_direct.c). */
+		ret = rsc__direct_open(s, dirfd, path, oflags, mode, flags,
+				       __builtin_return_address(0), &e);
+		if (ret == 0 && entryp)
+			*entryp = rsc__eh(e);
+		return ret;
 	}
 	a.dirfd = dirfd;
 	a.oflags = oflags | ((flags & RSC_NO_CLOEXEC) ? 0 : O_CLOEXEC);

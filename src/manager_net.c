@@ -258,7 +258,7 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 	ret = check_addr(addr, addrlen, true, "rsc_connect");
 	if (ret < 0)
 		return ret;
-	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE)),
+	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE | RSC_DIRECT)),
 		       "rsc_connect: unknown flags 0x%x", flags);
 	ret = rsc__need_opcode(s->loop, IORING_OP_CONNECT, "rsc_connect");
 	if (ret < 0)
@@ -267,6 +267,14 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 		ret = rsc__need_opcode(s->loop, IORING_OP_LINK_TIMEOUT, "a connect deadline");
 		if (ret < 0)
 			return ret;
+	}
+	if (flags & RSC_DIRECT) {
+		/* Socket into a slot + connect (+ deadline): one chain, one submit (chain.c). */
+		char detail[4 * sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+
+		describe_addr(addr, addrlen, detail, sizeof(detail));
+		return rsc__direct_connect(s, addr, addrlen, timeout_ms, detail,
+					   __builtin_return_address(0), entryp);
 	}
 	a = calloc(1, sizeof(*a));
 	if (!a)

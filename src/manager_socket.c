@@ -98,7 +98,7 @@ int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 	int ret;
 
 	*entryp = NULL;
-	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE)),
+	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE | RSC_DIRECT)),
 		       "rsc_socket: unknown flags 0x%x (RSC_FSYNC_ON_RELEASE is for files)",
 		       flags);
 	RSC__CHECK_ARG(domain >= 0 && domain < AF_MAX, "rsc_socket: invalid domain %d", domain);
@@ -110,6 +110,8 @@ int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 	ret = rsc__need_opcode(s->loop, IORING_OP_SOCKET, "rsc_socket (Linux 5.19+)");
 	if (ret < 0)
 		return ret;
+	if (flags & RSC_DIRECT) /* into a slot (manager_direct.c) */
+		return rsc__direct_socket(s, domain, type, protocol, flags, site, entryp);
 	a.domain = domain;
 	a.type = type | ((flags & RSC_NO_CLOEXEC) ? 0 : SOCK_CLOEXEC);
 	a.protocol = protocol;

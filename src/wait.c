@@ -106,7 +106,8 @@ int rsc_entry_wait(struct rsc_entry *h)
 		if (ret < 0)
 			return ret;
 	}
-	return rsc_entry_fd(h);
+	ret = rsc_entry_fd(h);
+	return ret == -EBADFD ? rsc_entry_slot(h) : ret; /* a direct entry: its slot */
 }
 
 struct release_wait {

@@ -70,5 +70,6 @@ Suite *make_ownership_suite(void);
 Suite *make_deadline_suite(void);
 Suite *make_server_suite(void);
 Suite *make_observe_suite(void);
+Suite *make_direct_suite(void);
 
 #endif

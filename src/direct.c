@@ -1,0 +1,522 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/*
+ * The loop's direct descriptor table: io_uring's registered file table,
+ * registered sparse (io_uring_register_files_sparse(3), Linux 5.19) and
+ * split by io_uring_register_file_alloc_range(3) (Linux 6.0) in two:
+ *   [0, alloc_n)     the kernel allocates from it (IORING_FILE_INDEX_ALLOC):
+ *                    direct open, socket and accept;
+ *   [alloc_n, size)  the runtime hands slots out, so that a linked chain can
+ *                    name a slot before the step that fills it has run.
+ * A slot never appears in /proc/self/fd, so no outside tool sees one leak:
+ * the table records who owns each slot (an entry handle, its scope's name and
+ * what it acquired), and the audit reports what is still in use after its
+ * owner is gone. Slots are per loop: the process-wide ledger (ledger.c)
+ * never holds one.
+ */
+
+enum dslot_state { DSLOT_FREE = 0, DSLOT_RESERVED, DSLOT_USED, DSLOT_ORPHAN };
+
+struct rsc__dslot {
+	uint8_t state;
+	uint64_t owner; /* entry handle while USED: names come from the entry */
+	/* Written only when the slot outlives its owner (ORPHAN): nothing is
+	 * formatted on the acquire/release path. */
+	char scope[RSC_NAME_MAX];
+	char what[80];	/* "file /tmp/x", "socket AF_INET/SOCK_STREAM" */
+};
+
+struct rsc__direct {
+	unsigned size, alloc_n;
+	unsigned used;	  /* USED or ORPHAN, both ranges */
+	unsigned used_alloc; /* USED or ORPHAN in the kernel's range */
+	unsigned pending;    /* kernel-range acquires in flight */
+	unsigned *free_stack; /* runtime range: free slots, lowest on top */
+	unsigned n_free;
+	struct rsc__dslot *slots;
+	struct rsc__inbox *inboxes; /* handover.c: where other loops send slots */
+};
+
+struct rsc__inbox **rsc__direct_inboxes(struct rsc_loop *loop)
+{
+	return loop->direct ? &loop->direct->inboxes : NULL;
+}
+
+static void table_free(struct rsc__direct *d)
+{
+	if (!d)
+		return;
+	free(d->free_stack);
+	free(d->slots);
+	free(d);
+}
+
+int rsc__direct_setup(struct rsc_loop *loop, unsigned slots, unsigned chain_slots)
+{
+	struct rsc__direct *d;
+	unsigned i;
+	int ret;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->size = slots;
+	d->alloc_n = slots - chain_slots;
+	d->slots = calloc(slots, sizeof(*d->slots));
+	d->free_stack = calloc(chain_slots ? chain_slots : 1, sizeof(*d->free_stack));
+	if (!d->slots || !d->free_stack) {
+		table_free(d);
+		return -ENOMEM;
+	}
+	for (i = 0; i < chain_slots; i++)
+		d->free_stack[i] = slots - 1 - i; /* the lowest is handed out first */
+	d->n_free = chain_slots;
+	ret = io_uring_register_files_sparse(loop->ring, slots);
+	if (ret < 0) {
+		rsc__set_last_error("cannot register a direct table of %u slots: %s%s", slots,
+				    rsc_strerror(ret),
+				    ret == -EMFILE ? " (more than RLIMIT_NOFILE)" :
+				    ret == -EINVAL ? " (sparse tables need Linux 5.19)" : "");
+		table_free(d);
+		return ret;
+	}
+	/* Linux 6.0: where IORING_FILE_INDEX_ALLOC may allocate. */
+	ret = io_uring_register_file_alloc_range(loop->ring, 0, d->alloc_n);
+	if (ret < 0) {
+		rsc__set_last_error("cannot split the direct table (%u slots, %u for chains): io_uring_register_file_alloc_range: %s%s",
+				    slots, chain_slots, rsc_strerror(ret),
+				    ret == -EINVAL ? " (needs Linux 6.0)" : "");
+		(void)io_uring_unregister_files(loop->ring);
+		table_free(d);
+		return ret;
+	}
+	loop->direct = d;
+	return 0;
+}
+
+void rsc__direct_free(struct rsc_loop *loop)
+{
+	/* The ring's exit drops what the kernel still holds in it. */
+	table_free(loop->direct);
+	loop->direct = NULL;
+}
+
+int rsc_loop_set_direct(struct rsc_loop *loop, unsigned slots, unsigned chain_slots)
+{
+	int ret;
+
+	RSC__CHECK_ARG(loop, "rsc_loop_set_direct: loop is NULL");
+	RSC__CHECK_ARG(chain_slots <= slots,
+		       "rsc_loop_set_direct: %u chain slots is more than the table's %u",
+		       chain_slots, slots);
+	RSC__CHECK_ARG(slots <= RSC_DIRECT_SLOTS_MAX,
+		       "rsc_loop_set_direct: %u slots is more than %u", slots,
+		       RSC_DIRECT_SLOTS_MAX);
+	ret = rsc__check_not_in_callback(loop, "rsc_loop_set_direct");
+	if (ret < 0)
+		return ret;
+	if (loop->direct) {
+		struct rsc__direct *d = loop->direct;
+		unsigned chain_n = d->size - d->alloc_n;
+
+		if (d->used || d->pending || d->n_free != chain_n || d->inboxes) {
+			rsc__set_last_error("rsc_loop_set_direct: %u of the table's %u slots are in use%s",
+					    d->used, d->size, d->inboxes ? ", and an inbox is open" : "");
+			return -EBUSY;
+		}
+		ret = io_uring_unregister_files(loop->ring);
+		if (ret < 0) {
+			rsc__set_last_error("rsc_loop_set_direct: io_uring_unregister_files: %s",
+					    rsc_strerror(ret));
+			return ret;
+		}
+		rsc__direct_free(loop);
+	}
+	return slots ? rsc__direct_setup(loop, slots, chain_slots) : 0;
+}
+
+int rsc__direct_need(struct rsc_loop *loop, const char *fn)
+{
+	if (loop->direct)
+		return 0;
+	rsc__set_last_error("%s: RSC_DIRECT on a loop without a direct table (create it with RSC_LOOP_DIRECT, or call rsc_loop_set_direct)",
+			    fn);
+	return -ENXIO;
+}
+
+/* ENFILE is what the kernel answers when its range is full (io_file_bitmap_get). */
+int rsc__direct_check_room(struct rsc_loop *loop, unsigned n, const char *fn)
+{
+	struct rsc__direct *d = loop->direct;
+
+	if (d->used_alloc + d->pending + n <= d->alloc_n)
+		return 0;
+	rsc__set_last_error("%s: the direct table is full: %u of its %u kernel-allocated slots in use or being acquired (table of %u slots, %u for chains)",
+			    fn, d->used_alloc + d->pending, d->alloc_n, d->size,
+			    d->size - d->alloc_n);
+	return -ENFILE;
+}
+
+int rsc__direct_reserve(struct rsc_loop *loop, const char *fn)
+{
+	struct rsc__direct *d = loop->direct;
+	unsigned slot;
+
+	if (!d->n_free) {
+		rsc__set_last_error("%s: no free slot in the direct table's chain range (%u of %u slots, table of %u)",
+				    fn, d->size - d->alloc_n, d->size - d->alloc_n, d->size);
+		return -ENFILE;
+	}
+	slot = d->free_stack[--d->n_free];
+	assert(d->slots[slot].state == DSLOT_FREE);
+	d->slots[slot].state = DSLOT_RESERVED;
+	return (int)slot;
+}
+
+static void slot_free(struct rsc__direct *d, unsigned slot)
+{
+	struct rsc__dslot *sl = &d->slots[slot];
+
+	if (sl->state == DSLOT_USED || sl->state == DSLOT_ORPHAN) {
+		d->used--;
+		if (slot < d->alloc_n)
+			d->used_alloc--;
+	}
+	sl->state = DSLOT_FREE;
+	sl->owner = 0;
+	if (slot >= d->alloc_n)
+		d->free_stack[d->n_free++] = slot;
+}
+
+void rsc__direct_unreserve(struct rsc_loop *loop, int slot)
+{
+	struct rsc__direct *d = loop->direct;
+
+	assert(d && slot >= 0 && (unsigned)slot < d->size &&
+	       d->slots[slot].state == DSLOT_RESERVED);
+	slot_free(d, (unsigned)slot);
+}
+
+void rsc__direct_pending(struct rsc_loop *loop, int delta)
+{
+	if (loop->direct)
+		loop->direct->pending += delta;
+}
+
+static void describe(struct rsc__dslot *sl, const struct rsc__entry *e)
+{
+	snprintf(sl->scope, sizeof(sl->scope), "%s", e->scope->name);
+	snprintf(sl->what, sizeof(sl->what), "%s%s%s", e->mgr->name,
+		 e->detail[0] ? " " : "", e->detail);
+}
+
+/* A USED slot's names, from its live owner (for a finding). */
+static void describe_owner(struct rsc__dslot *sl)
+{
+	struct rsc__entry *e;
+
+	if (sl->state == DSLOT_USED &&
+	    (e = rsc__handle_lookup(sl->owner, RSC__K_ENTRY)))
+		describe(sl, e);
+}
+
+void rsc__direct_own(struct rsc_loop *loop, int slot, const struct rsc__entry *e)
+{
+	struct rsc__direct *d = loop->direct;
+	struct rsc__dslot *sl;
+
+	if (!d || slot < 0 || (unsigned)slot >= d->size)
+		return;
+	sl = &d->slots[slot];
+	if (sl->state != DSLOT_USED && sl->state != DSLOT_ORPHAN) {
+		d->used++;
+		if ((unsigned)slot < d->alloc_n)
+			d->used_alloc++;
+	}
+	sl->state = DSLOT_USED;
+	sl->owner = e->h;
+}
+
+void rsc__direct_move(struct rsc_loop *loop, const struct rsc__entry *e,
+		      const struct rsc__entry *to)
+{
+	struct rsc__direct *d = loop->direct;
+
+	if (d && e->value >= 0 && (unsigned)e->value < d->size &&
+	    d->slots[e->value].owner == e->h)
+		d->slots[e->value].owner = to->h;
+	if (d && e->has_value2 && e->value2 >= 0 && (unsigned)e->value2 < d->size &&
+	    d->slots[e->value2].owner == e->h)
+		d->slots[e->value2].owner = to->h;
+}
+
+static void add_slot_finding(struct rsc_loop *loop, int kind, int slot,
+			     const char *target, const char *scope,
+			     const char *expected)
+{
+	struct rsc_finding *f;
+
+	if (loop->n_findings == loop->cap_findings) {
+		unsigned cap = loop->cap_findings ? loop->cap_findings * 2 : 8;
+		struct rsc_finding **v = realloc(loop->findings, cap * sizeof(*v));
+
+		if (!v)
+			return;
+		loop->findings = v;
+		loop->cap_findings = cap;
+	}
+	f = malloc(sizeof(*f));
+	if (!f)
+		return;
+	loop->findings[loop->n_findings++] = f;
+	f->kind = kind;
+	f->fd = slot;
+	snprintf(f->target, sizeof(f->target), "%s", target);
+	snprintf(f->scope, sizeof(f->scope), "%s", scope);
+	snprintf(f->expected, sizeof(f->expected), "%s", expected);
+	rsc__trace(loop, RSC_EV_AUDIT_FINDING, NULL, NULL, slot);
+}
+
+/*
+ * After a direct entry's release: close_direct's CQE is the kernel's word
+ * (io_uring/filetable.c io_fixed_fd_remove: 0 removed, -EBADF empty). 0: the
+ * slot is free again. -EBADF: it had been emptied behind the runtime's back.
+ * Anything else: the kernel did not remove it, so it stays in use with no
+ * owner, and its scope is named in a finding.
+ */
+static void release_slot(struct rsc_loop *loop, struct rsc__entry *e, int slot)
+{
+	struct rsc__direct *d = loop->direct;
+	struct rsc__dslot *sl;
+	char expected[320];
+	int res = e->exit_res;
+
+	if (!d || slot < 0 || (unsigned)slot >= d->size)
+		return;
+	sl = &d->slots[slot];
+	if (sl->owner != e->h)
+		return; /* not this entry's (released twice cannot happen; be safe) */
+	if (res == 0) {
+		slot_free(d, (unsigned)slot);
+		return;
+	}
+	describe(sl, e); /* a finding follows: name it while the entry lives */
+	if (res == -EBADF) {
+		if (loop->audit_level != RSC_AUDIT_OFF) {
+			snprintf(expected, sizeof(expected),
+				 "in use until the release of entry '%s' (%s), but close_direct found the slot empty: it was emptied behind the runtime's back",
+				 e->mgr->name, e->detail);
+			add_slot_finding(loop, RSC_FINDING_NOT_RELEASED, slot, sl->what,
+					 sl->scope, expected);
+		}
+		slot_free(d, (unsigned)slot);
+		return;
+	}
+	sl->state = DSLOT_ORPHAN;
+	sl->owner = 0;
+	snprintf(expected, sizeof(expected),
+		 "free once scope '%s' released it, but its close_direct failed with %s: the slot is still in use",
+		 sl->scope, rsc_err_name(res));
+	add_slot_finding(loop, RSC_FINDING_SLOT_LEAKED, slot, sl->what, sl->scope, expected);
+}
+
+void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e)
+{
+	if (e->fd_kind == RSC__FD_PROCESS) {
+		/* A pipe of process descriptors: the ledger lets its write end go
+		 * (the read end is settled with RSC__E_LEDGER as any). */
+		if (e->has_value2)
+			rsc__ledger_forget(e->value2, e->h);
+		return;
+	}
+	release_slot(loop, e, e->value);
+	if (e->has_value2)
+		release_slot(loop, e, e->value2);
+}
+
+static void orphan_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
+			  unsigned cqe_flags)
+{
+	(void)cqe_flags;
+	/* The slot came back to us only to be closed: now it is free. */
+	if (loop->direct && op->backoff_ms < loop->direct->size &&
+	    loop->direct->slots[op->backoff_ms].state == DSLOT_ORPHAN &&
+	    (res == 0 || res == -EBADF))
+		slot_free(loop->direct, op->backoff_ms);
+}
+
+/* rsc_entry_install(): the descriptor owns the file now; the slot's close came. */
+void rsc__direct_drop(struct rsc_loop *loop, int slot, int res)
+{
+	struct rsc__direct *d = loop->direct;
+	struct rsc__dslot *sl;
+	char expected[320];
+
+	if (!d || slot < 0 || (unsigned)slot >= d->size)
+		return;
+	sl = &d->slots[slot];
+	if (res == 0 || res == -EBADF) {
+		slot_free(d, (unsigned)slot);
+		return;
+	}
+	describe_owner(sl);
+	sl->state = DSLOT_ORPHAN;
+	sl->owner = 0;
+	snprintf(expected, sizeof(expected),
+		 "free once its file was installed as a descriptor, but its close_direct failed with %s",
+		 rsc_err_name(res));
+	add_slot_finding(loop, RSC_FINDING_SLOT_LEAKED, slot, sl->what, sl->scope, expected);
+}
+
+void rsc__direct_close_orphan(struct rsc_loop *loop, int slot)
+{
+	struct rsc__direct *d = loop->direct;
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+
+	loop->counters[RSC_CTR_LATE_ACQUIRES]++;
+	if (!d || slot < 0 || (unsigned)slot >= d->size)
+		return;
+	/* Counted in use until its close completes: nothing may reuse it. */
+	if (d->slots[slot].state != DSLOT_USED && d->slots[slot].state != DSLOT_ORPHAN) {
+		d->used++;
+		if ((unsigned)slot < d->alloc_n)
+			d->used_alloc++;
+	}
+	d->slots[slot].state = DSLOT_ORPHAN;
+	d->slots[slot].owner = 0;
+	snprintf(d->slots[slot].what, sizeof(d->slots[slot].what), "connection");
+	d->slots[slot].scope[0] = '\0'; /* its scope was closing: nobody's */
+	op = rsc__op_with_sqe(loop, &sqe);
+	if (!op)
+		return; /* stays an orphan: the audit names it */
+	/* Never IOSQE_FIXED_FILE on a close: the slot is named by file_index. */
+	io_uring_prep_close_direct(sqe, (unsigned)slot);
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	op->complete = orphan_closed;
+	op->opcode = IORING_OP_CLOSE;
+	op->backoff_ms = (unsigned)slot; /* the slot, for its completion */
+}
+
+int rsc_loop_direct_used(const struct rsc_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	if (!loop->direct)
+		return -ENXIO;
+	return (int)loop->direct->used;
+}
+
+/*
+ * The kernel's own view of the table: the "UserFiles:" section of
+ * /proc/self/fdinfo/<ring fd> (io_uring/fdinfo.c), a count line and then
+ * "%5u: <path>" for each slot in use. The kernel leaves the section out
+ * when it cannot take the ring's lock (a submit in progress on another
+ * thread), and versions differ in what comes after: read it tolerantly.
+ * Returns the number of kernel slots read into @in_use (>= 0), or -EAGAIN
+ * if the section was missing, or -errno.
+ */
+static int read_kernel_slots(struct rsc_loop *loop, unsigned char *in_use,
+			     char (*paths)[256], unsigned size)
+{
+	char name[64], line[512];
+	bool in_section = false, seen = false;
+	FILE *f;
+	int n = 0;
+
+	snprintf(name, sizeof(name), "/proc/self/fdinfo/%d", loop->ring->ring_fd);
+	f = fopen(name, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *end;
+		unsigned long slot;
+
+		if (!strncmp(line, "UserFiles:", 10)) {
+			in_section = seen = true;
+			continue;
+		}
+		if (!in_section)
+			continue;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		slot = strtoul(p, &end, 10);
+		if (end == p || *end != ':') {
+			in_section = false; /* the next section began */
+			continue;
+		}
+		if (slot >= size)
+			continue;
+		in_use[slot] = 1;
+		p = end + 1;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		p[strcspn(p, "\n")] = '\0';
+		snprintf(paths[slot], sizeof(paths[slot]), "%s", p);
+		n++;
+	}
+	fclose(f);
+	return seen ? n : -EAGAIN;
+}
+
+int rsc_audit_slots(struct rsc_loop *loop)
+{
+	struct rsc__direct *d;
+	unsigned char *in_use;
+	char (*paths)[256];
+	char expected[320];
+	unsigned i;
+	int ret, mismatches = 0;
+
+	RSC__CHECK_ARG(loop, "rsc_audit_slots: loop is NULL");
+	ret = rsc__direct_need(loop, "rsc_audit_slots");
+	if (ret < 0)
+		return ret;
+	d = loop->direct;
+	in_use = calloc(d->size, 1);
+	paths = calloc(d->size, sizeof(*paths));
+	if (!in_use || !paths) {
+		free(in_use);
+		free(paths);
+		return -ENOMEM;
+	}
+	ret = read_kernel_slots(loop, in_use, paths, d->size);
+	if (ret == -EAGAIN)
+		rsc__set_last_error("rsc_audit_slots: the kernel left UserFiles out of the ring's fdinfo (ring busy): try again");
+	else if (ret < 0)
+		rsc__set_last_error("rsc_audit_slots: cannot read the ring's fdinfo: %s",
+				    rsc_strerror(ret));
+	for (i = 0; ret >= 0 && i < d->size; i++) {
+		struct rsc__dslot *sl = &d->slots[i];
+		bool ours = sl->state == DSLOT_USED || sl->state == DSLOT_ORPHAN;
+
+		/* RESERVED: a chain step in flight may fill it at any moment. */
+		if (sl->state == DSLOT_RESERVED || ours == (bool)in_use[i])
+			continue;
+		if (!ours && d->pending && i < d->alloc_n)
+			continue; /* a kernel-allocated acquire whose CQE is not in yet */
+		mismatches++;
+		describe_owner(sl);
+		if (ours)
+			snprintf(expected, sizeof(expected),
+				 "in use (entry %s in scope '%s'), but the kernel's table has it empty",
+				 sl->what, sl->scope);
+		else
+			snprintf(expected, sizeof(expected),
+				 "free, but the kernel's table holds %s there: acquired outside the runtime, or leaked",
+				 paths[i]);
+		add_slot_finding(loop, RSC_FINDING_SLOT_MISMATCH, (int)i,
+				 ours ? sl->what : paths[i], ours ? sl->scope : "", expected);
+	}
+	free(in_use);
+	free(paths);
+	return ret < 0 ? ret : mismatches;
+}

@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+
+/*
+ * Hand-over of a direct slot to another loop (an acceptor loop giving
+ * connections to worker loops, one loop per thread): IORING_OP_MSG_RING with
+ * IORING_MSG_SEND_FD (Linux 6.0, io_uring/msg_ring.c io_msg_send_fd). The
+ * kernel installs the sender's file in a slot of the receiver's table
+ * (IORING_FILE_INDEX_ALLOC) and posts a CQE to the receiver whose user_data is
+ * the one the sender chose, with the slot as its result; for a receiver set
+ * up with DEFER_TASKRUN that happens in the receiver's task, and the sender's
+ * own CQE (0, or why the install failed) comes after. The sender's slot is
+ * not touched: a close_direct linked behind the MSG_RING releases it once
+ * the hand-over succeeded, and is cancelled by the link if it failed, so the
+ * sender keeps what it could not give.
+ *
+ * The receiver is an inbox: an entry whose address (its ring's fd and a
+ * token) the sender uses. A received slot is owned from its CQE on by a new
+ * entry in a child scope of the inbox's scope, as an accepted connection is.
+ * The user_data of a message has 0 in its low half, which no op of ours has
+ * (idx + 1 there), so the loop's dispatch tells the two apart.
+ */
+
+#define KEEPALIVE_MS (3600U * 1000U)
+
+struct rsc__inbox {
+	struct rsc__inbox *next;
+	uint32_t token;
+	struct rsc__entry *e;
+	rsc_accept_cb cb;
+	void *data;
+	bool open; /* messages are delivered (cleared by the inbox's release) */
+};
+
+static uint32_t next_token(void)
+{
+	static uint32_t seq;
+	uint32_t t;
+
+	/* Unique in the process, and never 0: a message's token is never an op's. */
+	/* 31 bits: the receiver's user_data is RSC__UD_TAG | token << 32 (loop.c);
+	 * all ones is rsc_loop_post's wake-up. */
+	do {
+		t = (__atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) * 2654435761U) & RSC__OP_GEN_MASK;
+	} while (!t || t == RSC__OP_GEN_MASK);
+	return t;
+}
+
+static struct rsc__inbox *find_inbox(struct rsc_loop *loop, uint32_t token)
+{
+	struct rsc__inbox **list = rsc__direct_inboxes(loop), *in;
+
+	for (in = list ? *list : NULL; in; in = in->next)
+		if (in->token == token)
+			return in;
+	return NULL;
+}
+
+static void unregister(struct rsc_loop *loop, struct rsc__inbox *in)
+{
+	struct rsc__inbox **pp = rsc__direct_inboxes(loop);
+
+	for (; pp && *pp; pp = &(*pp)->next) {
+		if (*pp == in) {
+			*pp = in->next;
+			break;
+		}
+	}
+	in->open = false;
+}
+
+void rsc__handover_message(struct rsc_loop *loop, uint32_t token, int res)
+{
+	struct rsc__inbox *in = find_inbox(loop, token);
+	struct rsc__scope *parent, *cs;
+	struct rsc__entry *e;
+	struct rsc_scope *csh;
+	char detail[48];
+
+	if (res < 0)
+		return; /* the kernel posts no failure here; the sender hears it */
+	if (!in || !in->open || rsc__scope_unwind_owns(in->e->scope) ||
+	    rsc_scope_open(loop, rsc__sh(in->e->scope), "handed", &csh) < 0) {
+		/* Nobody here may own it any more: never leak it. */
+		rsc__direct_close_orphan(loop, res);
+		return;
+	}
+	parent = in->e->scope;
+	(void)parent;
+	(void)rsc__scope_from(csh, &cs, "hand-over");
+	snprintf(detail, sizeof(detail), "slot %d (handed over)", res);
+	e = rsc__adopt_slot(cs, res, detail);
+	if (!e) {
+		rsc__direct_close_orphan(loop, res);
+		(void)rsc_scope_close(csh, NULL, NULL);
+		return;
+	}
+	rsc__cb_enter(loop);
+	in->cb(rsc__eh(in->e), res, csh, rsc__eh(e), in->data);
+	rsc__cb_leave(loop);
+}
+
+/* An inbox enters at once (a NOP) and holds nothing but its registration. */
+static int inbox_enter(struct rsc_entry *h, void *arg)
+{
+	(void)h;
+	(void)arg;
+	return 0;
+}
+
+static int inbox_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
+{
+	struct rsc__entry *e;
+
+	(void)pending;
+	(void)arg;
+	RSC__ENTRY(e, h, "inbox");
+	/* Its keep-alive was drained first; a message arriving now is closed. */
+	unregister(e->scope->loop, e->owned_arg);
+	return 0;
+}
+
+static const struct rsc_manager inbox_manager = {
+	.size = sizeof(struct rsc_manager),
+	.name = "inbox",
+	.enter = inbox_enter,
+	.exit = inbox_exit,
+	.flags = RSC_MANAGER_UNORDERED,
+};
+
+/*
+ * While the inbox lives the loop must wait in io_uring_enter, where a
+ * DEFER_TASKRUN ring runs the sender's install: a long tracked timeout keeps
+ * it alive, re-armed when it fires, removed by the inbox's release.
+ */
+static void keepalive(struct rsc_entry *h, int res, void *buf, void *data)
+{
+	struct rsc__inbox *in = data;
+
+	(void)buf;
+	if (res == -ETIME && in->open && rsc_timeout(h, KEEPALIVE_MS, keepalive, in) < 0)
+		rsc__set_last_error("inbox: could not re-arm its keep-alive");
+}
+
+static void inbox_entered(struct rsc_entry *h, int res, void *data)
+{
+	if (res >= 0 && rsc_timeout(h, KEEPALIVE_MS, keepalive, data) < 0)
+		rsc__set_last_error("inbox: could not arm its keep-alive");
+}
+
+int rsc_inbox(struct rsc_scope *h, rsc_accept_cb cb, void *data,
+	      struct rsc_entry **entryp)
+{
+	struct rsc__inbox *in, **list;
+	struct rsc__scope *s;
+	struct rsc__entry *e;
+	int ret;
+
+	if (entryp)
+		*entryp = NULL;
+	ret = rsc__scope_check_push(h, &s, "rsc_inbox");
+	if (ret < 0)
+		return ret;
+	RSC__CHECK_ARG(cb, "rsc_inbox: cb is NULL");
+	ret = rsc__direct_need(s->loop, "rsc_inbox");
+	if (ret < 0)
+		return ret;
+	in = calloc(1, sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	ret = rsc__push(s, &inbox_manager, NULL, 0, "", __builtin_return_address(0), &e);
+	if (ret < 0) {
+		free(in);
+		return ret;
+	}
+	in->token = next_token();
+	in->e = e;
+	in->cb = cb;
+	in->data = data;
+	in->open = true;
+	e->owned_arg = in; /* freed with the entry */
+	e->entered_hook = inbox_entered;
+	e->entered_hook_data = in;
+	list = rsc__direct_inboxes(s->loop);
+	in->next = *list;
+	*list = in;
+	if (entryp)
+		*entryp = rsc__eh(e);
+	return 0;
+}
+
+int rsc_inbox_address(const struct rsc_entry *h, unsigned long long *addrp)
+{
+	struct rsc__entry *e;
+
+	RSC__ENTRY(e, h, "rsc_inbox_address");
+	RSC__CHECK_ARG(addrp, "rsc_inbox_address: addrp is NULL");
+	if (e->mgr != &inbox_manager) {
+		rsc__set_last_error("rsc_inbox_address: entry '%s' is not an inbox", e->mgr->name);
+		return -EINVAL;
+	}
+	*addrp = (unsigned long long)(unsigned)e->scope->loop->ring->ring_fd << 32 |
+		 ((struct rsc__inbox *)e->owned_arg)->token;
+	return 0;
+}
+
+struct handover_req {
+	rsc_entry_cb cb;
+	void *data;
+	int slot;
+	int res; /* the MSG_RING's CQE */
+};
+
+static void sent(struct rsc_loop *loop, struct rsc_op *op, int res, unsigned cqe_flags)
+{
+	struct handover_req *r = op->io_data;
+	struct rsc__entry *e = op->entry;
+
+	(void)loop;
+	(void)cqe_flags;
+	rsc__io_unlink(op);
+	r->res = rsc__real_errno(res, e->flags & RSC__E_DRAINING);
+	/* >= 0: the slot the receiver got (msg_ring.c returns the install's result). */
+	if (r->res >= 0)
+		e->value = -EXDEV; /* the receiver's entry owns the file from now on */
+	rsc__io_settled(e);
+}
+
+static void sender_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
+			  unsigned cqe_flags)
+{
+	struct handover_req *r = op->io_data;
+	struct rsc__entry *e = op->entry;
+
+	(void)cqe_flags;
+	rsc__io_unlink(op);
+	if (r->res >= 0)
+		rsc__direct_drop(loop, r->slot, res);
+	if (r->cb) {
+		rsc__cb_enter(loop);
+		r->cb(rsc__eh(e), r->res, r->data);
+		rsc__cb_leave(loop);
+	}
+	free(r);
+	rsc__io_settled(e);
+}
+
+int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
+			rsc_entry_cb cb, void *data)
+{
+	struct io_uring_sqe *sqe[2];
+	struct handover_req *r;
+	struct rsc_op *op[2];
+	struct rsc__entry *e;
+	struct rsc_loop *loop;
+	int ret = rsc__io_check(h, &e, "rsc_entry_hand_over");
+
+	if (ret < 0)
+		return ret;
+	RSC__CHECK_ARG((uint32_t)inbox_addr != 0, "rsc_entry_hand_over: not an inbox address");
+	loop = e->scope->loop;
+	if (e->fd_kind != RSC__FD_DIRECT || e->has_value2) {
+		rsc__set_last_error("rsc_entry_hand_over: entry '%s' %s", e->mgr->name,
+				    e->has_value2 ? "is a pipe (two slots)" : "holds no slot");
+		return -EBADF;
+	}
+	ret = rsc__need_opcode(loop, IORING_OP_MSG_RING, "rsc_entry_hand_over (Linux 6.0)");
+	if (ret < 0)
+		return ret;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->cb = cb;
+	r->data = data;
+	r->slot = e->value;
+	/* Both at once: the linked pair never crosses a submit. */
+	if (rsc__get_sqes(loop, 2, sqe) < 0) {
+		free(r);
+		return -EBUSY;
+	}
+	op[0] = rsc__direct_track(e, sqe[0]);
+	op[1] = op[0] ? rsc__direct_track(e, sqe[1]) : NULL;
+	if (!op[1]) {
+		if (op[0]) {
+			rsc__io_unlink(op[0]);
+			rsc__op_put(loop, op[0]);
+		}
+		rsc__nop_sqes(sqe, 2);
+		free(r);
+		return -ENOMEM;
+	}
+	/* By hand, as io_msg_ring_prep reads it (liburing 2.3 has no send-fd prep). */
+	sqe[0]->opcode = IORING_OP_MSG_RING;
+	sqe[0]->fd = (int)(inbox_addr >> 32);
+	sqe[0]->addr = IORING_MSG_SEND_FD;
+	sqe[0]->addr3 = (unsigned)e->value; /* our slot: not IOSQE_FIXED_FILE */
+	sqe[0]->file_index = IORING_FILE_INDEX_ALLOC; /* the receiver's kernel range */
+	sqe[0]->off = RSC__UD_TAG | (inbox_addr & 0xffffffffULL) << 32; /* the receiver's user_data */
+	sqe[0]->flags = IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe[0], rsc__op_user_data(op[0]));
+	op[0]->opcode = IORING_OP_MSG_RING;
+	op[0]->complete = sent;
+	op[0]->io_data = r;
+	io_uring_prep_close_direct(sqe[1], (unsigned)e->value);
+	io_uring_sqe_set_data64(sqe[1], rsc__op_user_data(op[1]));
+	op[1]->opcode = IORING_OP_CLOSE;
+	op[1]->complete = sender_closed;
+	op[1]->io_data = r;
+	return 0;
+}
