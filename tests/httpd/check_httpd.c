@@ -860,7 +860,7 @@ static void slowloris_clients_are_cut_at_the_idle_deadline(void)
 	struct response r;
 	long long t0, next_tick, next_good, end;
 	unsigned sent = 0;
-	int i, base, open_n = N_SLOW, good_n = 0;
+	int i, base, open_n = N_SLOW, good_n;
 
 	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
 	base = server_fds(&s);
@@ -872,10 +872,12 @@ static void slowloris_clients_are_cut_at_the_idle_deadline(void)
 	}
 	sent = 1;
 	/* A client that completes a request every 300 ms: each answer re-arms its deadline. */
-	CHECK(dial(&s, &good), "connect");
+	CHECK(dial(&s, &good) && send_str(&good, get_root) && get_response(&good, &r) &&
+		      r.status == 200, "the answered client's first request");
+	good_n = 1;
 	t0 = now_ms();
 	next_tick = t0 + SLOW_TICK_MS;
-	next_good = t0;
+	next_good = t0 + 300;
 	end = t0 + SLOW_IDLE_MS + 3000;
 	while (open_n > 0 && now_ms() < end) {
 		struct pollfd p[N_SLOW];
@@ -988,7 +990,8 @@ static void graceful_close_with_1000_connections_mid_request(void)
 	CHECK_CLEAN_EXIT(&s);
 	CHECK(took <= GRACE_MS + 100, "exited %lld ms after SIGTERM, grace %d ms", took, GRACE_MS);
 	CHECK(fds_back_at_exit(&s), "%s", s.text);
-	CHECK(summary_value(&s, "accepted ") == N_GRACE, "%s", s.text);
+	/* More if a probe of wait_refused() reached a loop that had not stopped yet. */
+	CHECK(summary_value(&s, "accepted ") >= N_GRACE, "%s", s.text);
 	CHECK(summary_value(&s, "cut at the deadline ") == N_GRACE - 2 * third, "%s", s.text);
 	CHECK(summary_value(&s, "requests: ") == N_GRACE + 2 * third, "%s", s.text);
 }

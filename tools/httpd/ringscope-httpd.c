@@ -209,11 +209,15 @@ static void conn_close(struct conn *c)
 static bool conn_move(struct conn *c, bool idle)
 {
 	struct worker *w = c->w;
+	int ret;
 
 	if (c->idle == idle)
 		return true;
-	if (rsc_scope_move(c->scope, idle ? w->idle : w->httpd) < 0)
+	if ((ret = rsc_scope_move(c->scope, idle ? w->idle : w->httpd)) < 0) {
+		if (!w->stopping)
+			warn("rsc_scope_move", ret);
 		return false;
+	}
 	c->idle = idle;
 	return true;
 }
