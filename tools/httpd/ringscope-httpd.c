@@ -214,7 +214,8 @@ static bool conn_move(struct conn *c, bool idle)
 	if (c->idle == idle)
 		return true;
 	if ((ret = rsc_scope_move(c->scope, idle ? w->idle : w->httpd)) < 0) {
-		if (!w->stopping)
+		/* -EALREADY: its deadline or a shutdown has started its unwind this turn. */
+		if (ret != -EALREADY)
 			warn("rsc_scope_move", ret);
 		return false;
 	}
@@ -441,6 +442,9 @@ static void begin_shutdown(struct rsc_loop *loop, void *arg)
 	/* Accepts cancelled now; what is in flight may finish for --grace. */
 	if ((ret = rsc_scope_close_graceful(w->httpd, w->srv->grace_ms, on_httpd_closed, w)) < 0) {
 		warn("rsc_scope_close_graceful", ret);
+		/* Not gracefully, then: the main thread waits for every loop's "httpd". */
+		if ((ret = rsc_scope_close(w->httpd, on_httpd_closed, w)) < 0)
+			warn("rsc_scope_close", ret);
 		return;
 	}
 	/* The listener (its socket closes: clients are refused) and the connections between requests. */
