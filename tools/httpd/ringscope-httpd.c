@@ -82,6 +82,7 @@ struct worker {
 	int listen_fd;
 	int start_err; /* set under srv->lock before srv->ready counts it */
 	bool stopping, closed;
+	bool count_posted; /* count_peak() is due on this loop */
 	unsigned open; /* connections open on this loop */
 	int status;    /* of "httpd" */
 	struct stats st;
@@ -143,25 +144,42 @@ static int count_open_fds(void)
 	return errno ? -errno : n;
 }
 
-/* One more connection open in the process; false if over --max-conns. */
-static bool count_conn(struct server *srv)
+/* On the loop's thread, a turn after a new peak: count what is really open, from /proc/self/fd. */
+static void count_peak(struct rsc_loop *loop, void *arg)
 {
+	struct worker *w = arg;
+	struct server *srv = w->srv;
+	int fds;
+
+	(void)loop;
+	w->count_posted = false;
+	pthread_mutex_lock(&srv->lock);
+	fds = count_open_fds();
+	if (fds < 0)
+		srv->fds_peak_err = fds;
+	else if (fds > srv->fds_peak)
+		srv->fds_peak = fds;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/*
+ * One more connection open in the process; false if over --max-conns. A new
+ * peak is counted once per loop turn, not once per connection: 10,000
+ * connections arriving together would read a 10,000-entry directory 10,000
+ * times.
+ */
+static bool count_conn(struct worker *w)
+{
+	struct server *srv = w->srv;
 	unsigned n = __atomic_add_fetch(&srv->conn_fds, 1, __ATOMIC_RELAXED);
 	unsigned peak = __atomic_load_n(&srv->peak_conn_fds, __ATOMIC_RELAXED);
-	int fds;
 
 	while (n > peak) {
 		if (!__atomic_compare_exchange_n(&srv->peak_conn_fds, &peak, n, false,
 						 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 			continue;
-		/* A new peak: count what is really open, from /proc/self/fd. */
-		pthread_mutex_lock(&srv->lock);
-		fds = count_open_fds();
-		if (fds < 0)
-			srv->fds_peak_err = fds;
-		else if (fds > srv->fds_peak)
-			srv->fds_peak = fds;
-		pthread_mutex_unlock(&srv->lock);
+		if (!w->count_posted && rsc_loop_post(w->loop, count_peak, w) == 0)
+			w->count_posted = true;
 		break;
 	}
 	return n <= srv->max_conns;
@@ -357,7 +375,7 @@ static void on_accept(struct rsc_entry *l, int fd, struct rsc_scope *cs,
 		return;
 	}
 	w->st.accepted++;
-	if (count_conn(w->srv) && !w->stopping)
+	if (count_conn(w) && !w->stopping)
 		c = malloc(sizeof(*c));
 	if (!c) {
 		/* Over --max-conns, or stopping: accepted, then closed at once. */
