@@ -7,13 +7,16 @@
  * per connection, checked against the last activity). Closing cancels the
  * connection's ops, closes through the ring, and frees the connection when
  * its last CQE is in. Not a server to deploy: SIGTERM simply ends it.
+ * --threads N: N threads, each with its own ring and its own SO_REUSEPORT
+ * listener on the port, as ringscope-httpd --threads does.
  *
- *   uring_responder [PORT [ADDR]]   prints "listening on ADDR:PORT"
+ *   uring_responder [--threads N] [PORT [ADDR]]   prints "listening on ADDR:PORT"
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
@@ -42,8 +45,11 @@ struct conn {
 	char buf[HTTP_HEADER_MAX];
 };
 
-static struct io_uring ring;
-static int listen_fd;
+/* Each thread's own: a ring and a listener. */
+static __thread struct io_uring ring;
+static __thread int listen_fd;
+static struct sockaddr_in addr; /* the first listener's, port included */
+static int nthreads = 1;
 
 static long long now_ms(void)
 {
@@ -198,29 +204,27 @@ static void setup_ring(void)
 	exit(1);
 }
 
-int main(int argc, char **argv)
+/* A listener on addr; the first one learns the port, if it was 0. */
+static int open_listener(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int one = 1;
+	socklen_t len = sizeof(addr);
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	a.sin_port = htons((unsigned short)(argc > 1 ? atoi(argv[1]) : 8080));
-	if (inet_pton(AF_INET, argc > 2 ? argv[2] : "127.0.0.1", &a.sin_addr) != 1) {
-		fprintf(stderr, "usage: uring_responder [PORT [IPV4]]\n");
-		return 2;
-	}
-	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (listen_fd < 0 || setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(listen_fd, (struct sockaddr *)&a, sizeof(a)) || listen(listen_fd, 4096) ||
-	    getsockname(listen_fd, (struct sockaddr *)&a, &len)) {
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (nthreads > 1 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
+	    bind(fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(fd, 4096) ||
+	    getsockname(fd, (struct sockaddr *)&addr, &len)) {
 		perror("uring_responder: listen");
-		return 1;
+		exit(1);
 	}
-	signal(SIGPIPE, SIG_IGN);
+	return fd;
+}
+
+static void *serve_loop(void *arg)
+{
+	listen_fd = (int)(intptr_t)arg;
 	setup_ring();
 	arm_accept();
-	printf("listening on 127.0.0.1:%u\n", ntohs(a.sin_port));
-	fflush(stdout);
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
@@ -228,7 +232,7 @@ int main(int argc, char **argv)
 
 		if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN) {
 			fprintf(stderr, "uring_responder: io_uring_enter: %s\n", strerror(-ret));
-			return 1;
+			exit(1);
 		}
 		io_uring_for_each_cqe(&ring, head, cqe) {
 			uint64_t ud = cqe->user_data;
@@ -239,4 +243,37 @@ int main(int argc, char **argv)
 		}
 		io_uring_cq_advance(&ring, n);
 	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1, fd0, ret;
+	pthread_t t;
+
+	if (argc > 2 && !strcmp(argv[1], "--threads")) {
+		nthreads = atoi(argv[2]);
+		i = 3;
+	}
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons((unsigned short)(argc > i ? atoi(argv[i]) : 8080));
+	if (nthreads < 1 ||
+	    inet_pton(AF_INET, argc > i + 1 ? argv[i + 1] : "127.0.0.1", &addr.sin_addr) != 1) {
+		fprintf(stderr, "usage: uring_responder [--threads N] [PORT [IPV4]]\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	/* The first binds the port (maybe one the kernel picks); the others share it. */
+	fd0 = open_listener();
+	for (i = 1; i < nthreads; i++) {
+		if ((ret = pthread_create(&t, NULL, serve_loop,
+					  (void *)(intptr_t)open_listener())) != 0) {
+			fprintf(stderr, "uring_responder: pthread_create: %s\n", strerror(ret));
+			return 1;
+		}
+	}
+	printf("listening on 127.0.0.1:%u\n", ntohs(addr.sin_port));
+	fflush(stdout);
+	serve_loop((void *)(intptr_t)fd0);
+	return 0;
 }

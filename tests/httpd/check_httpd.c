@@ -58,6 +58,7 @@ static bool failed;
 static struct server *running; /* killed if a test gives up half-way */
 static char sock_dir[64]; /* short: a sun_path holds 108 bytes */
 static rlim_t server_nofile; /* RLIMIT_NOFILE for the next server, 0: inherited */
+static char *extra_args[2]; /* HTTPD_ARGS="--opt value": appended to every server's arguments */
 
 #define CHECK(cond, ...)                                   \
 	do {                                               \
@@ -183,6 +184,10 @@ static bool start(struct server *s, const char *const *args)
 	memset(s, 0, sizeof(*s));
 	while (args && *args && n < 22)
 		argv[n++] = *args++;
+	if (extra_args[0] && n < 22)
+		argv[n++] = extra_args[0];
+	if (extra_args[1] && n < 22)
+		argv[n++] = extra_args[1];
 	argv[n] = NULL;
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return false;
@@ -829,11 +834,242 @@ static void peak_descriptors_are_counted_at_the_limit(void)
 	      "/proc showed %d; summary:\n%s", most, s.text);
 }
 
+/* Descriptors "at start" and "at exit" in the summary are the same number. */
+static bool fds_back_at_exit(const struct server *s)
+{
+	const char *p = strstr(s->text, "descriptors: ");
+	int start, peak, end;
+
+	return p && sscanf(p, "descriptors: %d at start, %d at peak, %d at exit", &start, &peak,
+			   &end) == 3 && start == end;
+}
+
+#define N_SLOW 200
+#define SLOW_IDLE_MS 1000
+#define SLOW_TICK_MS 400
+
+static void slowloris_clients_are_cut_at_the_idle_deadline(void)
+{
+	static const char *const args[] = { "--idle-timeout", "1000", "--max-conns", "4096", NULL };
+	/* One byte per tick, never the blank line that ends the headers. */
+	static const char slow[] = "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	static struct client c[N_SLOW];
+	static long long connected[N_SLOW], cut[N_SLOW];
+	struct server s;
+	struct client good;
+	struct response r;
+	long long t0, next_tick, next_good, end;
+	unsigned sent = 0;
+	int i, base, open_n = N_SLOW, good_n;
+
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	base = server_fds(&s);
+	for (i = 0; i < N_SLOW; i++) {
+		CHECK(dial(&s, &c[i]), "connect %d: %s", i, strerror(errno));
+		connected[i] = now_ms();
+		cut[i] = 0;
+		CHECK(send(c[i].fd, slow, 1, MSG_NOSIGNAL) == 1, "first byte %d", i);
+	}
+	sent = 1;
+	/* A client that completes a request every 300 ms: each answer re-arms its deadline. */
+	CHECK(dial(&s, &good) && send_str(&good, get_root) && get_response(&good, &r) &&
+		      r.status == 200, "the answered client's first request");
+	good_n = 1;
+	t0 = now_ms();
+	next_tick = t0 + SLOW_TICK_MS;
+	next_good = t0 + 300;
+	end = t0 + SLOW_IDLE_MS + 3000;
+	while (open_n > 0 && now_ms() < end) {
+		struct pollfd p[N_SLOW];
+		long long now = now_ms(), wake = next_tick < next_good ? next_tick : next_good;
+		int n;
+
+		if (now >= next_good) {
+			CHECK(send_str(&good, get_root) && get_response(&good, &r) && r.status == 200,
+			      "the answered client was cut after %lld ms", now - t0);
+			good_n++;
+			next_good += 300;
+			continue;
+		}
+		if (now >= next_tick) {
+			for (i = 0; i < N_SLOW; i++)
+				if (!cut[i] && send(c[i].fd, slow + sent % (sizeof(slow) - 1), 1,
+						    MSG_NOSIGNAL) != 1)
+					cut[i] = now; /* reset: it was closed */
+			sent++;
+			next_tick += SLOW_TICK_MS;
+			continue;
+		}
+		for (i = 0; i < N_SLOW; i++)
+			p[i] = (struct pollfd){ .fd = cut[i] ? -1 : c[i].fd, .events = POLLIN };
+		n = poll(p, N_SLOW, (int)(wake - now));
+		for (i = 0; n > 0 && i < N_SLOW; i++) {
+			char byte;
+
+			if (!p[i].revents)
+				continue;
+			/* The server sends nothing to a client it cuts: EOF or a reset. */
+			CHECK(recv(c[i].fd, &byte, 1, MSG_DONTWAIT) <= 0, "client %d got bytes", i);
+			cut[i] = now_ms();
+		}
+		for (open_n = 0, i = 0; i < N_SLOW; i++)
+			open_n += !cut[i];
+	}
+	CHECK(open_n == 0, "%d of %d slow clients still connected after %lld ms", open_n, N_SLOW,
+	      now_ms() - t0);
+	for (i = 0; i < N_SLOW; i++) {
+		/* Not before the deadline (CLOCK_MONOTONIC_COARSE slack), nor long after it. */
+		CHECK(cut[i] - connected[i] >= SLOW_IDLE_MS - 20, "client %d cut after %lld ms", i,
+		      cut[i] - connected[i]);
+		CHECK(cut[i] - connected[i] <= SLOW_IDLE_MS + 1500, "client %d cut after %lld ms", i,
+		      cut[i] - connected[i]);
+		hang_up(&c[i]);
+	}
+	CHECK(good_n >= 4, "the answered client made %d requests", good_n);
+	CHECK(send_str(&good, get_root) && get_response(&good, &r) && r.status == 200,
+	      "the answered client was cut");
+	hang_up(&good);
+	/* Nothing leaks: the server is back to its descriptors before the clients came. */
+	CHECK(wait_server_fds(&s, base), "still %d fds, %d before", server_fds(&s), base);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "idle timeouts ") == N_SLOW, "%s", s.text);
+	CHECK(fds_back_at_exit(&s), "%s", s.text);
+}
+
+#define N_GRACE 1000
+#define GRACE_MS 2000
+
+static void graceful_close_with_1000_connections_mid_request(void)
+{
+	static const char *const args[] = { "--grace", "2000", "--max-conns", "4096", NULL };
+	static const char first_and_half[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\n";
+	static const char rest[] = "Host: t\r\n\r\n";
+	static struct client c[N_GRACE];
+	struct server s;
+	struct response r;
+	long long t_kill, took;
+	int i, third = N_GRACE / 3;
+
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	/*
+	 * Each sends a request and half of the next in one write; once the
+	 * first response is back, the server holds the half: mid-request.
+	 */
+	for (i = 0; i < N_GRACE; i++) {
+		CHECK(dial(&s, &c[i]), "connect %d: %s", i, strerror(errno));
+		CHECK(send_str(&c[i], first_and_half), "send %d", i);
+	}
+	for (i = 0; i < N_GRACE; i++)
+		CHECK(get_response(&c[i], &r) && r.status == 200 && !r.close, "client %d", i);
+	/* A third complete their request right before the signal, */
+	for (i = 0; i < third; i++)
+		CHECK(send_str(&c[i], rest), "client %d", i);
+	t_kill = now_ms();
+	CHECK(kill(s.pid, SIGTERM) == 0, "kill");
+	/* a third once the server has stopped accepting, on every loop, */
+	CHECK(wait_refused(&s), "still accepting after SIGTERM");
+	for (i = third; i < 2 * third; i++)
+		CHECK(send_str(&c[i], rest), "client %d", i);
+	/* and all of those get their whole response, then the server closes. */
+	for (i = 0; i < 2 * third; i++) {
+		CHECK(get_response(&c[i], &r), "client %d: no response", i);
+		CHECK(r.status == 200 && !strcmp(r.body, BODY), "client %d: status %d", i,
+		      r.status);
+		CHECK(r.close || i < third, "client %d: no Connection: close", i);
+		CHECK(closed_within(&c[i], TIMEOUT_MS), "client %d kept", i);
+	}
+	/* The last third never finish: cut when the grace ends, with nothing sent. */
+	for (; i < N_GRACE; i++)
+		CHECK(closed_within(&c[i], TIMEOUT_MS), "client %d kept", i);
+	CHECK(reap(&s), "no exit");
+	took = now_ms() - t_kill;
+	printf("INFO %s: exited %lld ms after SIGTERM, grace %d ms\n", test_name, took, GRACE_MS);
+	for (i = 0; i < N_GRACE; i++)
+		hang_up(&c[i]);
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(took <= GRACE_MS + 100, "exited %lld ms after SIGTERM, grace %d ms", took, GRACE_MS);
+	CHECK(fds_back_at_exit(&s), "%s", s.text);
+	/* More if a probe of wait_refused() reached a loop that had not stopped yet. */
+	CHECK(summary_value(&s, "accepted ") >= N_GRACE, "%s", s.text);
+	CHECK(summary_value(&s, "cut at the deadline ") == N_GRACE - 2 * third, "%s", s.text);
+	CHECK(summary_value(&s, "requests: ") == N_GRACE + 2 * third, "%s", s.text);
+}
+
+#define N_SPREAD 64
+
+static void threads_serve_from_every_loop(void)
+{
+	static const char *const args[] = { "--threads", "4", NULL };
+	static struct client c[N_SPREAD];
+	struct server s;
+	struct response r;
+	char path[64], *p;
+	long long served[4];
+	int i, tasks = 0;
+	struct dirent *d;
+	DIR *dir;
+
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	/* A thread per loop (a sanitizer may add one of its own). */
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)s.pid);
+	dir = opendir(path);
+	CHECK(dir, "%s: %s", path, strerror(errno));
+	while ((d = readdir(dir)))
+		tasks += d->d_name[0] != '.';
+	closedir(dir);
+	CHECK(tasks >= 4, "%d threads", tasks);
+	/* SO_REUSEPORT spreads connections by their ports: each listener gets some of 64. */
+	/*
+	 * Half send a request and half of the next in one write: once the first
+	 * response is back, the server holds the half (mid-request). The others
+	 * are idle when the signal comes.
+	 */
+	for (i = 0; i < N_SPREAD; i++) {
+		CHECK(dial(&s, &c[i]), "connect %d", i);
+		CHECK(send_str(&c[i], i < N_SPREAD / 2 ? "GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+							 "GET / HTTP/1.1\r\n" : get_root) &&
+			      get_response(&c[i], &r) && r.status == 200, "client %d", i);
+	}
+	CHECK(kill(s.pid, SIGTERM) == 0, "kill");
+	CHECK(wait_refused(&s), "a loop still accepts after SIGTERM");
+	for (i = N_SPREAD / 2; i < N_SPREAD; i++)
+		CHECK(closed_within(&c[i], TIMEOUT_MS), "idle client %d kept", i);
+	for (i = 0; i < N_SPREAD / 2; i++) {
+		CHECK(send_str(&c[i], "Host: t\r\n\r\n") && get_response(&c[i], &r) &&
+			      r.status == 200 && r.close, "client %d", i);
+		CHECK(closed_within(&c[i], TIMEOUT_MS), "client %d kept", i);
+	}
+	CHECK(reap(&s), "no exit");
+	for (i = 0; i < N_SPREAD; i++)
+		hang_up(&c[i]);
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(fds_back_at_exit(&s), "%s", s.text);
+	CHECK(summary_value(&s, "requests: ") == N_SPREAD + N_SPREAD / 2, "%s", s.text);
+	p = strstr(s.text, "requests served by each: ");
+	CHECK(p && sscanf(p, "requests served by each: %lld, %lld, %lld, %lld", &served[0],
+			  &served[1], &served[2], &served[3]) == 4, "%s", s.text);
+	for (i = 0; i < 4; i++)
+		CHECK(served[i] > 0, "loop %d served nothing: %s", i, s.text);
+}
+
 static bool kernel_has(struct io_uring_probe *p, int op, const char *name)
 {
 	if (p && io_uring_opcode_supported(p, op))
 		return true;
 	printf("SKIP check_httpd: kernel lacks %s\n", name);
+	return false;
+}
+
+/* @name is one of the comma-separated names in @list. */
+static bool listed(const char *list, const char *name)
+{
+	size_t len = strlen(name);
+	const char *p;
+
+	for (p = list; (p = strstr(p, name)); p += len)
+		if ((p == list || p[-1] == ',') && (p[len] == 0 || p[len] == ','))
+			return true;
 	return false;
 }
 
@@ -858,9 +1094,13 @@ int main(void)
 		T(serves_ipv6_and_unix_sockets),
 		T(full_audit_stays_silent),
 		T(peak_descriptors_are_counted_at_the_limit),
+		T(slowloris_clients_are_cut_at_the_idle_deadline),
+		T(graceful_close_with_1000_connections_mid_request),
+		T(threads_serve_from_every_loop),
 	};
 	const char *only = getenv("HTTPD_TEST");
 	struct io_uring_probe *probe = io_uring_get_probe();
+	struct rlimit rl;
 	unsigned i, ran = 0, n_failed = 0;
 	bool ok;
 
@@ -871,6 +1111,14 @@ int main(void)
 	if (!ok)
 		return 77;
 	signal(SIGPIPE, SIG_IGN);
+	/* 1,000 clients and their server: more descriptors than the usual soft limit. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096 && rl.rlim_max > rl.rlim_cur) {
+		rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getenv("HTTPD_ARGS") && (extra_args[0] = strdup(getenv("HTTPD_ARGS"))) &&
+	    (extra_args[1] = strchr(extra_args[0], ' ')))
+		*extra_args[1]++ = 0;
 	snprintf(sock_dir, sizeof(sock_dir), "/tmp/httpd-test.XXXXXX");
 	if (!mkdtemp(sock_dir)) {
 		perror("mkdtemp");
@@ -879,7 +1127,7 @@ int main(void)
 	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
 		long long t0 = now_ms();
 
-		if (only && strcmp(only, tests[i].name))
+		if (only && !listed(only, tests[i].name))
 			continue;
 		test_name = tests[i].name;
 		failed = false;

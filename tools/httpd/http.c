@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE /* memmem */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -22,23 +23,33 @@ static const struct {
 	[HTTP_431] = { "431", "Request Header Fields Too Large", "headers too large\n" },
 };
 
-/* Built once: every response is a constant, sent straight from here. */
+/*
+ * Built once, before the first is sent, whichever thread asks first (the
+ * servers run a loop per thread): every response is a constant, sent
+ * straight from here.
+ */
 static char responses[HTTP__COUNT][2][256];
 static unsigned response_len[HTTP__COUNT][2];
+static pthread_once_t responses_once = PTHREAD_ONCE_INIT;
+
+static void build_responses(void)
+{
+	int st, close;
+
+	for (st = 0; st < HTTP__COUNT; st++)
+		for (close = 0; close < 2; close++)
+			response_len[st][close] = (unsigned)snprintf(
+				responses[st][close], sizeof(responses[st][close]),
+				"HTTP/1.1 %s %s\r\nContent-Type: text/plain\r\n"
+				"Content-Length: %zu\r\n%s%s\r\n%s",
+				statuses[st].code, statuses[st].reason, strlen(statuses[st].body),
+				st == HTTP_405 ? "Allow: GET\r\n" : "",
+				close ? "Connection: close\r\n" : "", statuses[st].body);
+}
 
 const char *http_response(enum http_status st, bool close, unsigned *len)
 {
-	if (!response_len[st][close]) {
-		int n = snprintf(responses[st][close], sizeof(responses[st][close]),
-				 "HTTP/1.1 %s %s\r\nContent-Type: text/plain\r\n"
-				 "Content-Length: %zu\r\n%s%s\r\n%s",
-				 statuses[st].code, statuses[st].reason,
-				 strlen(statuses[st].body),
-				 st == HTTP_405 ? "Allow: GET\r\n" : "",
-				 close ? "Connection: close\r\n" : "", statuses[st].body);
-
-		response_len[st][close] = (unsigned)n;
-	}
+	pthread_once(&responses_once, build_responses);
 	*len = response_len[st][close];
 	return responses[st][close];
 }

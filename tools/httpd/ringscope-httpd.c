@@ -7,6 +7,8 @@
 #include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdbool.h>
@@ -15,7 +17,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ringscope.h>
@@ -23,64 +24,98 @@
 #include "http.h"
 
 /*
- * One loop, one thread, one tree of scopes:
+ * One loop per thread (--threads), each with its own SO_REUSEPORT listener
+ * on the same port, and one tree of scopes per loop:
  *
- *   scope "httpd"
- *     entry "adopt"      the read end of the signal pipe (a read always in flight)
- *     entry "listen"     the listener (a multishot accept in flight)
- *     entry "timer"      the grace deadline, once shutting down
- *     scope "conn" ...   one per connection: entry "conn" owns its descriptor,
- *                        with its recv or send and its idle timeout in flight
+ *   scope "httpd"          closed gracefully on SIGINT/SIGTERM
+ *     scope "idle"         closed at once on SIGINT/SIGTERM
+ *       entry "listen"     the listener (a multishot accept in flight)
+ *       scope "conn" ...   connections waiting for a request: new ones arrive
+ *                          here, and come back after each answer
+ *     scope "conn" ...     connections with part of a request received, or
+ *                          a response in flight
  *
- * Closing a connection's scope cancels its I/O, waits for it, then closes the
- * descriptor; closing "httpd" does that for everything left. No code here
- * closes a descriptor that the runtime owns.
+ * A connection's scope holds entry "conn" (its descriptor, with its recv or
+ * send in flight) and its idle deadline (rsc_scope_set_deadline), set at
+ * accept and re-armed only when a request has been answered: bytes alone
+ * never extend it (nginx's client_header_timeout), so a client that trickles
+ * a request is cut when the deadline passes. The scope tree is the
+ * connection list: "idle" is what SIGTERM can close without cutting a
+ * request. The main thread's loop also has scope "signals": the read end of
+ * the signal pipe, with a read in flight; it fans a signal out to every
+ * loop with rsc_loop_post(). No code here closes a descriptor that the
+ * runtime owns, nor keeps its own timers.
  */
 
+struct worker;
+
 struct conn {
-	struct server *srv;
-	struct conn *prev, *next;
+	struct worker *w;
 	struct rsc_scope *scope;
 	struct rsc_entry *e;
-	long long last_ms; /* last activity, for the idle timeout */
 	unsigned len;	   /* bytes in buf */
-	bool closing, close_after, sending;
-	const char *out; /* the response being sent, and how far */
+	bool closing;	   /* its scope's close has been requested */
+	bool idle;	   /* its scope is in "idle" */
+	bool close_after;  /* close once the response is sent */
+	const char *out;   /* the response being sent, and how far */
 	unsigned out_len, out_off;
 	char *metrics_out; /* GET /metrics: the response, ours until it is sent */
 	char buf[HTTP_HEADER_MAX];
 };
 
-struct server {
-	struct rsc_loop *loop;
-	struct rsc_scope *root;
-	struct rsc_entry *listener, *sigpipe;
-	struct conn *conns; /* open, newest first */
-	int listen_fd, sig_rfd;
-	unsigned idle_ms, grace_ms, max_conns;
-	const char *unix_path;
-	bool stopping, accepting, root_closing, metrics;
-	int root_status;
-	unsigned char sigbuf[16];
-	/* For the summary. */
+/* What one loop counts; the summary adds them up. */
+struct stats {
 	unsigned long long accepted, closed, refused, idle_closed, cut, served,
 		by_status[HTTP__COUNT];
-	unsigned conn_fds, peak_conn_fds;
+	long long ctr[RSC_CTR__COUNT];
+	int findings;
+};
+
+/* One thread, one loop. Everything here is its thread's alone, but for start_err. */
+struct worker {
+	struct server *srv;
+	unsigned id;
+	pthread_t thread;
+	struct rsc_loop *loop;
+	struct rsc_scope *httpd, *idle;
+	struct rsc_entry *listener;
+	int listen_fd;
+	int start_err; /* set under srv->lock before srv->ready counts it */
+	bool stopping, closed;
+	bool count_posted; /* count_peak() is due on this loop */
+	unsigned open; /* connections open on this loop */
+	int status;    /* of "httpd" */
+	struct stats st;
+};
+
+struct server {
+	/* Options: read-only once the threads start. */
+	unsigned idle_ms, grace_ms, max_conns, nthreads;
+	const char *unix_path;
+	bool metrics;
+	enum rsc_audit_level level;
+	struct sockaddr_storage ss; /* the first listener's address, port included */
+	socklen_t sslen;
+	struct worker *workers; /* [0] is the main thread's */
+	/* The main thread's alone. */
+	struct rsc_scope *signals;
+	struct rsc_entry *sigpipe;
+	int sig_rfd;
+	unsigned char sigbuf[16];
+	unsigned signals_seen, done;
+	/* Shared: under lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned ready;	 /* workers that have started (or failed to) */
+	bool finish;	 /* no post will be aimed at a worker's loop any more */
 	int fds_start, fds_peak, fds_peak_err; /* the error of a count that failed, or 0 */
+	/* Shared: atomics. */
+	unsigned conn_fds, peak_conn_fds;
 };
 
 static int sig_wfd = -1; /* the signal handler's end of the pipe */
 
 static void conn_serve(struct conn *c);
-static void close_root(struct server *srv);
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static void warn(const char *what, int err)
 {
@@ -88,160 +123,10 @@ static void warn(const char *what, int err)
 		rsc_last_error());
 }
 
-/* Its close callback frees it: by then its I/O has completed and handed its buffer back. */
-static void on_conn_closed(struct rsc_scope *scope, int status,
-			   const struct rsc_error *err, void *data)
-{
-	struct conn *c = data;
-	struct server *srv = c->srv;
-
-	(void)scope;
-	if (status < 0 && err)
-		rsc_error_print(err, stderr);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		srv->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	free(c->metrics_out);
-	free(c);
-	srv->closed++;
-	srv->conn_fds--;
-	if (srv->stopping && !srv->accepting && srv->conn_fds == 0)
-		close_root(srv);
-}
-
-static void conn_close(struct conn *c)
-{
-	if (c->closing)
-		return;
-	c->closing = true;
-	/* -EALREADY: "httpd" is unwinding and takes it along; counted at the end. */
-	(void)rsc_scope_close(c->scope, on_conn_closed, c);
-}
-
-static void on_idle(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	struct conn *c = data;
-	long long idle = now_ms() - c->last_ms;
-
-	(void)buf;
-	if (res != -ETIME || c->closing)
-		return; /* -ECANCELED: the connection's release removed it */
-	if (idle >= c->srv->idle_ms) {
-		c->srv->idle_closed++;
-		conn_close(c);
-	} else if ((res = rsc_timeout(e, (unsigned)(c->srv->idle_ms - idle), on_idle, c)) < 0) {
-		warn("rsc_timeout", res);
-		conn_close(c);
-	}
-}
-
-static void on_sent(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	struct conn *c = data;
-
-	(void)buf;
-	c->sending = false;
-	if (res <= 0 || c->closing) {
-		conn_close(c);
-		return;
-	}
-	c->last_ms = now_ms();
-	c->out_off += (unsigned)res;
-	if (c->out_off < c->out_len) { /* a short send: the rest */
-		if (rsc_send(e, c->out + c->out_off, c->out_len - c->out_off, 0, on_sent, c) < 0)
-			conn_close(c);
-		else
-			c->sending = true;
-	} else if (c->close_after) {
-		conn_close(c);
-	} else {
-		conn_serve(c); /* a pipelined request may be waiting in buf */
-	}
-}
-
-static void on_recv(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	struct conn *c = data;
-
-	(void)e;
-	(void)buf;
-	if (res <= 0 || c->closing) { /* the peer left, an error, or cancelled */
-		conn_close(c);
-		return;
-	}
-	c->last_ms = now_ms();
-	c->len += (unsigned)res;
-	conn_serve(c);
-}
-
-/* --metrics: the loop's metrics (rsc_loop_metrics) as a response, or NULL. */
-static char *metrics_response(struct conn *c, unsigned *len)
-{
-	char *body = NULL, *resp = NULL;
-	size_t blen = 0;
-	FILE *f = open_memstream(&body, &blen);
-	int n;
-
-	if (!f)
-		return NULL;
-	n = rsc_loop_metrics(c->srv->loop, f);
-	fclose(f);
-	if (n == 0)
-		n = asprintf(&resp, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-			     "Content-Length: %zu\r\n%s\r\n%s", blen,
-			     c->close_after ? "Connection: close\r\n" : "", body);
-	free(body);
-	if (n < 0)
-		return NULL;
-	*len = (unsigned)n;
-	return resp;
-}
-
-/* Answer the request at the head of buf, or wait for more of it. */
-static void conn_serve(struct conn *c)
-{
-	struct server *srv = c->srv;
-	struct http_request req;
-	int ret;
-
-	if (!http_parse(c->buf, c->len, &req)) {
-		if (srv->stopping && c->len == 0) {
-			conn_close(c); /* between requests: nothing in flight to finish */
-			return;
-		}
-		ret = rsc_recv(c->e, c->buf + c->len, sizeof(c->buf) - c->len, 0, on_recv, c);
-		if (ret < 0)
-			conn_close(c);
-		return;
-	}
-	srv->served++;
-	c->close_after = req.close || srv->stopping;
-	free(c->metrics_out);
-	c->metrics_out = NULL;
-	if (srv->metrics && req.status == HTTP_404 && !strncmp(c->buf, "GET /metrics ", 13) &&
-	    (c->metrics_out = metrics_response(c, &c->out_len)))
-		req.status = HTTP_200;
-	srv->by_status[req.status]++;
-	c->len -= (unsigned)req.len;
-	memmove(c->buf, c->buf + req.len, c->len);
-	if (c->metrics_out)
-		c->out = c->metrics_out;
-	else
-		c->out = http_response(req.status, c->close_after, &c->out_len);
-	c->out_off = 0;
-	if (rsc_send(c->e, c->out, c->out_len, 0, on_sent, c) < 0)
-		conn_close(c);
-	else
-		c->sending = true;
-}
-
 /*
  * /proc/self/fd, opened once at start and kept (counted like any descriptor):
  * at the peak, the table may be full to RLIMIT_NOFILE, with no descriptor left
- * to open it then.
+ * to open it then. Read under srv->lock: loops count from their own threads.
  */
 static DIR *fd_dir;
 
@@ -259,40 +144,227 @@ static int count_open_fds(void)
 	return errno ? -errno : n;
 }
 
-static void count_fds(struct server *srv)
+/* On the loop's thread, a turn after a new peak: count what is really open, from /proc/self/fd. */
+static void count_peak(struct rsc_loop *loop, void *arg)
 {
-	int n;
+	struct worker *w = arg;
+	struct server *srv = w->srv;
+	int fds;
 
-	if (++srv->conn_fds <= srv->peak_conn_fds)
-		return;
-	/* A new peak: count what is really open, from /proc/self/fd. */
-	srv->peak_conn_fds = srv->conn_fds;
-	n = count_open_fds();
-	if (n < 0)
-		srv->fds_peak_err = n;
-	else if (n > srv->fds_peak)
-		srv->fds_peak = n;
+	(void)loop;
+	w->count_posted = false;
+	pthread_mutex_lock(&srv->lock);
+	fds = count_open_fds();
+	if (fds < 0)
+		srv->fds_peak_err = fds;
+	else if (fds > srv->fds_peak)
+		srv->fds_peak = fds;
+	pthread_mutex_unlock(&srv->lock);
 }
 
-static void on_refused_closed(struct rsc_scope *scope, int status,
-			      const struct rsc_error *err, void *data)
+/*
+ * One more connection open in the process; false if over --max-conns. A new
+ * peak is counted once per loop turn, not once per connection: 10,000
+ * connections arriving together would read a 10,000-entry directory 10,000
+ * times.
+ */
+static bool count_conn(struct worker *w)
 {
-	struct server *srv = data;
+	struct server *srv = w->srv;
+	unsigned n = __atomic_add_fetch(&srv->conn_fds, 1, __ATOMIC_RELAXED);
+	unsigned peak = __atomic_load_n(&srv->peak_conn_fds, __ATOMIC_RELAXED);
+
+	while (n > peak) {
+		if (!__atomic_compare_exchange_n(&srv->peak_conn_fds, &peak, n, false,
+						 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			continue;
+		if (!w->count_posted && rsc_loop_post(w->loop, count_peak, w) == 0)
+			w->count_posted = true;
+		break;
+	}
+	return n <= srv->max_conns;
+}
+
+static void uncount_conn(struct server *srv)
+{
+	__atomic_sub_fetch(&srv->conn_fds, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * A connection's scope has unwound, whoever started it: this program, its
+ * idle deadline, or a parent's unwind. Its I/O has completed and handed its
+ * buffer back, so it is freed here.
+ */
+static void on_conn_unwound(struct rsc_scope *scope, int status,
+			    const struct rsc_error *err, void *data)
+{
+	struct conn *c = data;
+	struct worker *w = c->w;
+
+	if (status == -ETIMEDOUT && err && !strcmp(rsc_error_op(err), "deadline"))
+		w->st.idle_closed++; /* its deadline passed (it cancelled the recv: c->closing) */
+	else if (status < 0 && err)
+		rsc_error_print(err, stderr);
+	/* Unwound by its deadline: it waits for a close (-EALREADY: a parent's unwind has it). */
+	(void)rsc_scope_close(scope, NULL, NULL);
+	free(c->metrics_out);
+	free(c);
+	w->st.closed++;
+	w->open--;
+	uncount_conn(w->srv);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	/* -EALREADY: a parent is unwinding and takes it along. */
+	(void)rsc_scope_close(c->scope, NULL, NULL);
+}
+
+/* Between "idle" and "httpd": fails only once shutting down, when it is closed anyway. */
+static bool conn_move(struct conn *c, bool idle)
+{
+	struct worker *w = c->w;
+	int ret;
+
+	if (c->idle == idle)
+		return true;
+	if ((ret = rsc_scope_move(c->scope, idle ? w->idle : w->httpd)) < 0) {
+		/* -EALREADY: its deadline or a shutdown has started its unwind this turn. */
+		if (ret != -EALREADY)
+			warn("rsc_scope_move", ret);
+		return false;
+	}
+	c->idle = idle;
+	return true;
+}
+
+static void on_sent(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct conn *c = data;
+	struct worker *w = c->w;
+	int ret;
+
+	(void)buf;
+	if (res <= 0 || c->closing) {
+		conn_close(c);
+		return;
+	}
+	c->out_off += (unsigned)res;
+	if (c->out_off < c->out_len) { /* a short send: the rest */
+		if (rsc_send(e, c->out + c->out_off, c->out_len - c->out_off, 0, on_sent, c) < 0)
+			conn_close(c);
+		return;
+	}
+	if (c->close_after || w->stopping) {
+		conn_close(c);
+		return;
+	}
+	/* Answered: the only event that moves the idle deadline. */
+	if (w->srv->idle_ms && (ret = rsc_scope_set_deadline(c->scope, w->srv->idle_ms, 0)) < 0) {
+		warn("rsc_scope_set_deadline", ret);
+		conn_close(c);
+		return;
+	}
+	/* Nothing pipelined: waiting for a request, which SIGTERM may close at once. */
+	if (c->len == 0 && !conn_move(c, true)) {
+		conn_close(c);
+		return;
+	}
+	conn_serve(c); /* a pipelined request may be waiting in buf */
+}
+
+static void on_recv(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct conn *c = data;
+
+	(void)e;
+	(void)buf;
+	if (res <= 0 || c->closing) { /* the peer left, an error, or cancelled */
+		conn_close(c);
+		return;
+	}
+	/* Part of a request is in: from now on SIGTERM lets it finish. */
+	if (!conn_move(c, false)) {
+		conn_close(c);
+		return;
+	}
+	c->len += (unsigned)res;
+	conn_serve(c);
+}
+
+/* --metrics: the loop's metrics (rsc_loop_metrics) as a response, or NULL. */
+static char *metrics_response(struct conn *c, unsigned *len)
+{
+	char *body = NULL, *resp = NULL;
+	size_t blen = 0;
+	FILE *f = open_memstream(&body, &blen);
+	int n;
+
+	if (!f)
+		return NULL;
+	n = rsc_loop_metrics(c->w->loop, f);
+	fclose(f);
+	if (n == 0)
+		n = asprintf(&resp, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+			     "Content-Length: %zu\r\n%s\r\n%s", blen,
+			     c->close_after ? "Connection: close\r\n" : "", body);
+	free(body);
+	if (n < 0)
+		return NULL;
+	*len = (unsigned)n;
+	return resp;
+}
+
+/* Answer the request at the head of buf, or wait for more of it. */
+static void conn_serve(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct http_request req;
+
+	if (!http_parse(c->buf, c->len, &req)) {
+		if (rsc_recv(c->e, c->buf + c->len, sizeof(c->buf) - c->len, 0, on_recv, c) < 0)
+			conn_close(c);
+		return;
+	}
+	w->st.served++;
+	c->close_after = req.close || w->stopping;
+	free(c->metrics_out);
+	c->metrics_out = NULL;
+	if (w->srv->metrics && req.status == HTTP_404 && !strncmp(c->buf, "GET /metrics ", 13) &&
+	    (c->metrics_out = metrics_response(c, &c->out_len)))
+		req.status = HTTP_200;
+	w->st.by_status[req.status]++;
+	c->len -= (unsigned)req.len;
+	memmove(c->buf, c->buf + req.len, c->len);
+	if (c->metrics_out)
+		c->out = c->metrics_out;
+	else
+		c->out = http_response(req.status, c->close_after, &c->out_len);
+	c->out_off = 0;
+	if (rsc_send(c->e, c->out, c->out_len, 0, on_sent, c) < 0)
+		conn_close(c);
+}
+
+static void on_refused_unwound(struct rsc_scope *scope, int status,
+			       const struct rsc_error *err, void *data)
+{
+	struct worker *w = data;
 
 	(void)scope;
 	(void)status;
 	(void)err;
-	srv->closed++;
-	srv->conn_fds--;
-	if (srv->stopping && !srv->accepting && srv->conn_fds == 0)
-		close_root(srv);
+	w->st.closed++;
+	uncount_conn(w->srv);
 }
 
 static void on_accept(struct rsc_entry *l, int fd, struct rsc_scope *cs,
 		      struct rsc_entry *ce, void *data)
 {
-	struct server *srv = data;
-	struct conn *c;
+	struct worker *w = data;
+	struct conn *c = NULL;
 	int ret;
 
 	(void)l;
@@ -302,110 +374,155 @@ static void on_accept(struct rsc_entry *l, int fd, struct rsc_scope *cs,
 			warn("accept", fd);
 		return;
 	}
-	srv->accepted++;
-	count_fds(srv);
-	c = NULL;
-	if (!srv->stopping && srv->conn_fds <= srv->max_conns)
+	w->st.accepted++;
+	if (count_conn(w) && !w->stopping)
 		c = malloc(sizeof(*c));
 	if (!c) {
-		/* Over --max-conns, or stopping: accept, then close at once. */
-		if (!srv->stopping)
-			srv->refused++;
-		(void)rsc_scope_close(cs, on_refused_closed, srv);
+		/* Over --max-conns, or stopping: accepted, then closed at once. */
+		if (!w->stopping)
+			w->st.refused++;
+		(void)rsc_scope_on_close(cs, on_refused_unwound, w);
+		(void)rsc_scope_close(cs, NULL, NULL);
 		return;
 	}
 	memset(c, 0, offsetof(struct conn, buf)); /* not the 8 KiB buffer: 4% of a short connection */
-	c->srv = srv;
+	c->w = w;
 	c->scope = cs;
 	c->e = ce;
-	c->last_ms = now_ms();
-	c->next = srv->conns;
-	if (c->next)
-		c->next->prev = c;
-	srv->conns = c;
-	if (srv->idle_ms && (ret = rsc_timeout(ce, srv->idle_ms, on_idle, c)) < 0)
-		warn("rsc_timeout", ret);
+	c->idle = true; /* it arrived in "idle", the listener's scope */
+	w->open++;
+	if ((ret = rsc_scope_on_close(cs, on_conn_unwound, c)) < 0) {
+		/* Cannot happen to a scope just accepted; if it did, c would leak. */
+		warn("rsc_scope_on_close", ret);
+		free(c);
+		w->open--;
+		(void)rsc_scope_on_close(cs, on_refused_unwound, w);
+		(void)rsc_scope_close(cs, NULL, NULL);
+		return;
+	}
+	if (w->srv->idle_ms && (ret = rsc_scope_set_deadline(cs, w->srv->idle_ms, 0)) < 0) {
+		warn("rsc_scope_set_deadline", ret);
+		conn_close(c);
+		return;
+	}
 	conn_serve(c);
 }
 
-/* The listener's accept has ended: nothing more comes in. */
-static void on_listener_released(struct rsc_entry *e, int res, void *data)
+static void post_done(struct rsc_loop *loop, void *arg);
+
+/* "idle" has closed: the listener with it, so new clients are refused. */
+static void on_idle_closed(struct rsc_scope *scope, int status, const struct rsc_error *err,
+			   void *data)
 {
-	struct server *srv = data;
-
-	(void)e;
-	(void)res;
-	srv->accepting = false;
-	/* Its release closed the listening socket: new clients are refused. */
-	if (srv->root_closing)
-		return;
-	if (srv->unix_path)
-		unlink(srv->unix_path);
-	if (srv->conn_fds == 0)
-		close_root(srv);
-}
-
-static void on_grace_over(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	struct server *srv = data;
-	struct conn *c;
-
-	(void)e;
-	(void)buf;
-	if (res != -ETIME)
-		return;
-	for (c = srv->conns; c; c = c->next)
-		srv->cut++;
-	if (srv->cut)
-		fprintf(stderr, "ringscope-httpd: grace period over: closing %llu connections\n",
-			srv->cut);
-	close_root(srv);
-}
-
-static void begin_shutdown(struct server *srv)
-{
-	struct conn *c, *next;
-	int ret;
-
-	srv->stopping = true;
-	if ((ret = rsc_entry_release(srv->listener, on_listener_released, srv)) < 0)
-		warn("releasing the listener", ret);
-	/* Idle ones close now; one mid-request gets its response, then closes. */
-	for (c = srv->conns; c; c = next) {
-		next = c->next;
-		if (c->len == 0 && !c->sending)
-			conn_close(c);
-	}
-	if ((ret = rsc_timer(srv->root, srv->grace_ms, on_grace_over, srv, NULL)) < 0) {
-		warn("rsc_timer", ret);
-		close_root(srv);
-	}
-}
-
-static void on_root_closed(struct rsc_scope *scope, int status,
-			   const struct rsc_error *err, void *data)
-{
-	struct server *srv = data;
+	struct worker *w = data;
 
 	(void)scope;
-	srv->root_status = status;
-	if (err)
+	if (status < 0 && err)
 		rsc_error_print(err, stderr);
+	if (w->srv->unix_path)
+		unlink(w->srv->unix_path);
 }
 
-/* Last: the connections left (their own callbacks count them), then the rest. */
-static void close_root(struct server *srv)
+/* "httpd" has unwound: the grace ended or nothing was left in flight. */
+static void on_httpd_closed(struct rsc_scope *scope, int status, const struct rsc_error *err,
+			    void *data)
 {
-	struct conn *c, *next;
+	struct worker *w = data;
+	unsigned cancelled = 0;
+	int ret;
 
-	if (srv->root_closing)
+	w->status = status;
+	if (err)
+		rsc_error_print(err, stderr);
+	/* Connections whose I/O was still in flight when the grace ended. */
+	(void)rsc_scope_close_stats(scope, NULL, &cancelled, NULL);
+	if (cancelled)
+		fprintf(stderr, "ringscope-httpd: loop %u: grace period over: closed %u connections\n",
+			w->id, cancelled);
+	w->st.cut += cancelled;
+	w->closed = true;
+	if (w->id == 0)
+		post_done(w->loop, w);
+	else if ((ret = rsc_loop_post(w->srv->workers[0].loop, post_done, w)) < 0)
+		warn("rsc_loop_post", ret); /* cannot happen once warmed up; the main loop would wait */
+}
+
+/* From a signal: stop accepting, close the idle, let requests finish. */
+static void begin_shutdown(struct rsc_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+	int ret;
+
+	(void)loop;
+	if (w->stopping || w->closed)
 		return;
-	srv->root_closing = true;
-	for (c = srv->conns; c; c = next) {
-		next = c->next;
-		conn_close(c);
+	w->stopping = true;
+	/* Accepts cancelled now; what is in flight may finish for --grace. */
+	if ((ret = rsc_scope_close_graceful(w->httpd, w->srv->grace_ms, on_httpd_closed, w)) < 0) {
+		warn("rsc_scope_close_graceful", ret);
+		/* Not gracefully, then: the main thread waits for every loop's "httpd". */
+		if ((ret = rsc_scope_close(w->httpd, on_httpd_closed, w)) < 0)
+			warn("rsc_scope_close", ret);
+		return;
 	}
-	(void)rsc_scope_close(srv->root, on_root_closed, srv);
+	/* The listener (its socket closes: clients are refused) and the connections between requests. */
+	if ((ret = rsc_scope_close(w->idle, on_idle_closed, w)) < 0)
+		warn("closing the idle connections", ret);
+}
+
+/* A second signal: close now. The grace holds "httpd" open; a deadline of 1 ms ends it. */
+static void close_now(struct rsc_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+	int ret;
+
+	(void)loop;
+	if (w->closed)
+		return;
+	w->st.cut += w->open;
+	if ((ret = rsc_scope_set_deadline(w->httpd, 1, RSC_DEADLINE_MOVE_ON)) < 0)
+		warn("closing now", ret);
+}
+
+static void post_noop(struct rsc_loop *loop, void *arg)
+{
+	(void)loop;
+	(void)arg;
+}
+
+/* Run @fn for every loop that is serving, on its own thread. */
+static void fan_out(struct server *srv, void (*fn)(struct rsc_loop *, void *))
+{
+	unsigned i;
+	int ret;
+
+	for (i = 0; i < srv->nthreads; i++) {
+		struct worker *w = &srv->workers[i];
+
+		if (!w->loop || w->start_err)
+			continue;
+		if (i == 0)
+			fn(w->loop, w); /* this thread's own */
+		else if ((ret = rsc_loop_post(w->loop, fn, w)) < 0)
+			warn("rsc_loop_post", ret);
+	}
+}
+
+/* On the main thread: a loop's "httpd" has closed. After the last, stop reading signals. */
+static void post_done(struct rsc_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+	struct server *srv = w->srv;
+
+	(void)loop;
+	if (++srv->done < srv->nthreads)
+		return;
+	/* From here on nothing is posted to the workers' loops: they may free them. */
+	pthread_mutex_lock(&srv->lock);
+	srv->finish = true;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+	(void)rsc_scope_close(srv->signals, NULL, NULL);
 }
 
 static void on_signal(struct rsc_entry *e, int res, void *buf, void *data)
@@ -413,15 +530,11 @@ static void on_signal(struct rsc_entry *e, int res, void *buf, void *data)
 	struct server *srv = data;
 
 	(void)buf;
-	if (res <= 0 || srv->root_closing)
-		return; /* -ECANCELED: "httpd" is closing */
+	if (res <= 0)
+		return; /* -ECANCELED: "signals" is closing */
 	fprintf(stderr, "ringscope-httpd: %s: %s\n", strsignal(srv->sigbuf[res - 1]),
-		srv->stopping ? "closing now" : "shutting down");
-	if (srv->stopping) {
-		close_root(srv);
-		return;
-	}
-	begin_shutdown(srv);
+		srv->signals_seen ? "closing now" : "shutting down");
+	fan_out(srv, srv->signals_seen++ ? close_now : begin_shutdown);
 	if ((res = rsc_read(e, srv->sigbuf, sizeof(srv->sigbuf), -1, on_signal, srv)) < 0)
 		warn("rsc_read", res);
 }
@@ -439,20 +552,22 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: ringscope-httpd [--addr ADDR] [--port PORT] [--unix PATH]\n"
-		"           [--audit off|released|full] [--max-conns N]\n"
+		"           [--threads N] [--audit off|released|full] [--max-conns N]\n"
 		"           [--idle-timeout MS] [--grace MS] [--metrics]\n"
 		"A small HTTP/1.1 server on ringscope: GET / answers 200 with a fixed body.\n"
 		"  --addr ADDR        IPv4 or IPv6 address to listen on (127.0.0.1)\n"
 		"  --port PORT        TCP port, 0 for one the kernel picks (8080)\n"
-		"  --unix PATH        listen on a Unix stream socket instead\n"
+		"  --unix PATH        listen on a Unix stream socket instead (one thread)\n"
+		"  --threads N        loops, one per thread, each with its own listener\n"
+		"                     (SO_REUSEPORT) on the port (the CPUs it may run on)\n"
 		"  --audit LEVEL      ringscope's audit level (released)\n"
 		"  --max-conns N      connections beyond N are closed at once (1024)\n"
-		"  --idle-timeout MS  close a connection idle that long, 0: never (30000)\n"
+		"  --idle-timeout MS  close a connection that has not completed a request\n"
+		"                     that long after accept or its last response, 0: never (30000)\n"
 		"  --grace MS         on SIGINT/SIGTERM, let requests finish this long (5000)\n"
-		"  --metrics          GET /metrics answers ringscope's metrics (Prometheus text)\n"
+		"  --metrics          GET /metrics answers the loop's metrics (Prometheus text)\n"
 		"Prints 'listening on ADDR:PORT', and a lifecycle summary at exit.\n");
 }
-
 static unsigned number(const char *s, const char *opt)
 {
 	char *end;
@@ -525,42 +640,175 @@ static void print_bound(int fd, const char *path)
 	fflush(stdout);
 }
 
-/* Acquire the scope's first entries and start accepting; 0 or -errno. */
-static int start(struct server *srv, const struct sockaddr_storage *ss, socklen_t len)
+
+/* Set up @w's loop on the calling thread and start accepting; 0 or -errno (nothing left open). */
+static int worker_start(struct worker *w)
+{
+	struct server *srv = w->srv;
+	unsigned flags = srv->nthreads > 1 ? RSC_REUSEPORT : 0;
+	struct rsc_error *err = NULL;
+	int ret;
+
+	if ((ret = rsc_loop_new(&w->loop, 4096, 0)) < 0) {
+		warn("no io_uring", ret);
+		w->loop = NULL;
+		return ret;
+	}
+	/*
+	 * A loop's first post makes the small ring that carries its wake-ups:
+	 * made now, before any scope (the full audit would count it), a table
+	 * full to RLIMIT_NOFILE cannot stop the shutdown's fan-out later.
+	 */
+	if ((ret = rsc_loop_post(w->loop, post_noop, NULL)) < 0) {
+		warn("rsc_loop_post", ret);
+		goto fail;
+	}
+	if ((ret = rsc_loop_set_audit(w->loop, srv->level)) < 0 ||
+	    (srv->metrics && (ret = rsc_loop_set_metrics(w->loop, RSC_METRICS_LATENCY)) < 0) ||
+	    (ret = rsc_scope_open(w->loop, NULL, "httpd", &w->httpd)) < 0 ||
+	    (ret = rsc_scope_open(w->loop, w->httpd, "idle", &w->idle)) < 0) {
+		warn("setup", ret);
+		goto fail;
+	}
+	if ((ret = rsc_listen(w->idle, (const struct sockaddr *)&srv->ss, srv->sslen, 4096, flags,
+			      &w->listener)) < 0 ||
+	    /* A failure unwinds "idle": the socket is closed. */
+	    (ret = rsc_entry_wait(w->listener)) < 0)
+		goto fail;
+	w->listen_fd = ret;
+	if ((ret = rsc_accept(w->listener, RSC_ACCEPT_MULTISHOT, on_accept, w)) < 0)
+		goto fail;
+	return 0;
+fail:
+	/* Say what failed: the unwind's error chain, or the call's. */
+	if (rsc_loop_shutdown(w->loop, &err) < 0 && err)
+		rsc_error_print(err, stderr);
+	else
+		warn("start", ret);
+	rsc_error_free(err);
+	w->loop = NULL;
+	return ret;
+}
+
+/* On the loop's thread, once nothing will be posted to it: count, audit, free. */
+static void worker_finish(struct worker *w)
+{
+	int i, ret;
+
+	if (!w->loop)
+		return;
+	(void)rsc_loop_run(w->loop, RSC_RUN_NOWAIT); /* a post that came after the loop ran dry */
+	for (i = 0; i < RSC_CTR__COUNT; i++)
+		w->st.ctr[i] = rsc_loop_counter(w->loop, i);
+	w->st.findings = rsc_audit_count(w->loop);
+	if (w->st.findings > 0)
+		rsc_audit_print(w->loop, stderr);
+	if ((ret = rsc_loop_close(w->loop)) < 0) {
+		warn("rsc_loop_close", ret);
+		if (w->status == 0)
+			w->status = ret;
+	}
+	w->loop = NULL;
+}
+
+/* Run the loop until "httpd" has closed and nothing is left in flight. */
+static void worker_run(struct worker *w)
 {
 	int ret;
 
-	/* The signal pipe's read end, made by pipe2: the scope owns it from here. */
-	if ((ret = rsc_adopt(srv->root, srv->sig_rfd, 0, &srv->sigpipe)) < 0)
-		return ret;
-	srv->sig_rfd = -1;
-	if ((ret = rsc_listen(srv->root, (const struct sockaddr *)ss, len, 4096, 0,
-			      &srv->listener)) < 0)
-		return ret;
-	/* A failure unwinds "httpd", the pipe's read end with it. */
-	if ((ret = rsc_entry_wait(srv->listener)) < 0)
-		return ret;
-	srv->listen_fd = ret;
-	if ((ret = rsc_read(srv->sigpipe, srv->sigbuf, sizeof(srv->sigbuf), -1, on_signal,
-			    srv)) < 0 ||
-	    (ret = rsc_accept(srv->listener, RSC_ACCEPT_MULTISHOT, on_accept, srv)) < 0)
-		return ret;
-	srv->accepting = true;
-	return 0;
+	while ((ret = rsc_loop_run(w->loop, RSC_RUN_DEFAULT)) > 0)
+		;
+	if (ret < 0) {
+		warn("rsc_loop_run", ret);
+		w->status = ret;
+		if (!w->closed && w->id != 0)
+			(void)rsc_loop_post(w->srv->workers[0].loop, post_done, w);
+	}
 }
 
-static void summary(struct server *srv, const long long *ctr, int fds_exit, int findings,
-		    int level)
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct server *srv = w->srv;
+	int ret = worker_start(w);
+
+	pthread_mutex_lock(&srv->lock);
+	w->start_err = ret;
+	srv->ready++;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+	if (ret < 0)
+		return NULL;
+	worker_run(w);
+	/* The main thread may still post (a second signal) until every loop is done. */
+	pthread_mutex_lock(&srv->lock);
+	while (!srv->finish)
+		pthread_cond_wait(&srv->cond, &srv->lock);
+	pthread_mutex_unlock(&srv->lock);
+	worker_finish(w);
+	return NULL;
+}
+
+/* The main thread's part: the signal pipe's read end, owned by scope "signals". */
+static int start_signals(struct server *srv)
+{
+	struct worker *w = &srv->workers[0];
+	int ret;
+
+	if ((ret = rsc_scope_open(w->loop, NULL, "signals", &srv->signals)) < 0)
+		return ret;
+	if ((ret = rsc_adopt(srv->signals, srv->sig_rfd, 0, &srv->sigpipe)) < 0)
+		return ret;
+	srv->sig_rfd = -1;
+	return rsc_read(srv->sigpipe, srv->sigbuf, sizeof(srv->sigbuf), -1, on_signal, srv);
+}
+
+/* The port the first listener got, for the others to share. */
+static void take_bound_address(struct server *srv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (srv->unix_path)
+		return;
+	if (getsockname(srv->workers[0].listen_fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    len <= sizeof(srv->ss)) {
+		srv->ss = ss;
+		srv->sslen = len;
+	}
+}
+
+static void summary(struct server *srv, int fds_exit)
 {
 	static const char *const levels[] = { "off", "released", "full" };
-	int i;
+	struct stats t = { 0 };
+	unsigned i;
+	int j;
 
+	for (i = 0; i < srv->nthreads; i++) {
+		const struct stats *s = &srv->workers[i].st;
+
+		t.accepted += s->accepted;
+		t.closed += s->closed;
+		t.refused += s->refused;
+		t.idle_closed += s->idle_closed;
+		t.cut += s->cut;
+		t.served += s->served;
+		for (j = 0; j < HTTP__COUNT; j++)
+			t.by_status[j] += s->by_status[j];
+		for (j = 0; j < RSC_CTR__COUNT; j++)
+			t.ctr[j] += s->ctr[j];
+		t.findings += s->findings;
+	}
 	printf("connections: accepted %llu, closed %llu, refused %llu (--max-conns), "
 	       "idle timeouts %llu, cut at the deadline %llu\n",
-	       srv->accepted, srv->closed, srv->refused, srv->idle_closed, srv->cut);
-	printf("requests: %llu served (", srv->served);
-	for (i = 0; i < HTTP__COUNT; i++)
-		printf("%s%s: %llu", i ? ", " : "", http_status_code(i), srv->by_status[i]);
+	       t.accepted, t.closed, t.refused, t.idle_closed, t.cut);
+	printf("requests: %llu served (", t.served);
+	for (j = 0; j < HTTP__COUNT; j++)
+		printf("%s%s: %llu", j ? ", " : "", http_status_code(j), t.by_status[j]);
+	printf(")\nloops: %u (requests served by each:", srv->nthreads);
+	for (i = 0; i < srv->nthreads; i++)
+		printf("%s %llu", i ? "," : "", srv->workers[i].st.served);
 	if (srv->fds_peak_err)
 		printf(")\ndescriptors: %d at start, at least %d at peak (could not count: %s), "
 		       "%d at exit\n", srv->fds_start, srv->fds_peak,
@@ -568,10 +816,23 @@ static void summary(struct server *srv, const long long *ctr, int fds_exit, int 
 	else
 		printf(")\ndescriptors: %d at start, %d at peak, %d at exit\n", srv->fds_start,
 		       srv->fds_peak, fds_exit);
-	printf("ring: %lld io_uring_enter calls, %lld SQEs, %lld CQEs, %lld acquired, %lld released\n",
-	       ctr[RSC_CTR_ENTER_CALLS], ctr[RSC_CTR_SQES], ctr[RSC_CTR_CQES],
-	       ctr[RSC_CTR_ACQUIRED], ctr[RSC_CTR_RELEASED]);
-	printf("audit (%s): %d findings\n", levels[level], findings);
+	printf("ring: %lld io_uring_enter calls, %lld SQEs, %lld CQEs, %lld acquired, %lld released, "
+	       "%lld deadlines passed\n",
+	       t.ctr[RSC_CTR_ENTER_CALLS], t.ctr[RSC_CTR_SQES], t.ctr[RSC_CTR_CQES],
+	       t.ctr[RSC_CTR_ACQUIRED], t.ctr[RSC_CTR_RELEASED], t.ctr[RSC_CTR_DEADLINES]);
+	printf("audit (%s): %d findings\n", levels[srv->level], t.findings);
+}
+
+/* How many CPUs this process may run on (as nproc counts them), at least 1. */
+static unsigned cpus(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && (n = CPU_COUNT(&set)) > 0)
+		return (unsigned)n;
+	n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
 }
 
 int main(int argc, char **argv)
@@ -580,6 +841,7 @@ int main(int argc, char **argv)
 		{ "addr", required_argument, NULL, 'a' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "unix", required_argument, NULL, 'u' },
+		{ "threads", required_argument, NULL, 't' },
 		{ "audit", required_argument, NULL, 'A' },
 		{ "max-conns", required_argument, NULL, 'm' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
@@ -588,35 +850,38 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct server srv = { .idle_ms = 30000, .grace_ms = 5000, .max_conns = 1024,
-			      .listen_fd = -1 };
-	enum rsc_audit_level level = RSC_AUDIT_RELEASED;
+	static struct server srv = { .idle_ms = 30000, .grace_ms = 5000, .max_conns = 1024,
+				     .level = RSC_AUDIT_RELEASED, .sig_rfd = -1,
+				     .lock = PTHREAD_MUTEX_INITIALIZER,
+				     .cond = PTHREAD_COND_INITIALIZER };
 	const char *addr = "127.0.0.1";
 	struct sigaction sa = { .sa_handler = on_signal_raised };
-	struct sockaddr_storage ss;
-	struct rsc_error *err = NULL;
-	struct conn *c;
-	long long ctr[RSC_CTR__COUNT];
-	unsigned port = 8080;
-	int opt, pipefd[2], ret, findings, fds_exit, i;
-	socklen_t len;
+	sigset_t block, old;
+	unsigned port = 8080, threads = 0, i, started = 1, failed = 0;
+	unsigned long long accepted = 0, closed = 0;
+	int opt, pipefd[2], ret, fds_exit, status = 0, findings = 0;
+	bool threads_set = false;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'a': addr = optarg; break;
 		case 'p': port = number(optarg, "--port"); break;
 		case 'u': srv.unix_path = optarg; break;
+		case 't':
+			threads = number(optarg, "--threads");
+			threads_set = true;
+			break;
 		case 'm': srv.max_conns = number(optarg, "--max-conns"); break;
 		case 'i': srv.idle_ms = number(optarg, "--idle-timeout"); break;
 		case 'g': srv.grace_ms = number(optarg, "--grace"); break;
 		case 'M': srv.metrics = true; break;
 		case 'A':
 			if (!strcmp(optarg, "off"))
-				level = RSC_AUDIT_OFF;
+				srv.level = RSC_AUDIT_OFF;
 			else if (!strcmp(optarg, "released"))
-				level = RSC_AUDIT_RELEASED;
+				srv.level = RSC_AUDIT_RELEASED;
 			else if (!strcmp(optarg, "full"))
-				level = RSC_AUDIT_FULL;
+				srv.level = RSC_AUDIT_FULL;
 			else {
 				fprintf(stderr, "ringscope-httpd: --audit: off, released or full\n");
 				return 2;
@@ -630,7 +895,32 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	len = parse_addr(addr, port, srv.unix_path, &ss);
+	if (threads_set && (threads == 0 || threads > 1024)) {
+		fprintf(stderr, "ringscope-httpd: --threads: 1 to 1024\n");
+		return 2;
+	}
+	if (srv.unix_path && threads > 1) {
+		/* SO_REUSEPORT has no meaning for a path: one listener, one loop. */
+		fprintf(stderr, "ringscope-httpd: --unix serves from one thread: --threads must be 1\n");
+		return 2;
+	}
+	if (srv.level == RSC_AUDIT_FULL && threads > 1) {
+		/* Its /proc/self/fd diff would count the other threads' descriptors as leaks. */
+		fprintf(stderr, "ringscope-httpd: --audit full runs one thread: --threads must be 1\n");
+		return 2;
+	}
+	srv.nthreads = threads ? threads : srv.unix_path || srv.level == RSC_AUDIT_FULL ? 1 : cpus();
+	srv.sslen = parse_addr(addr, port, srv.unix_path, &srv.ss);
+	srv.workers = calloc(srv.nthreads, sizeof(*srv.workers));
+	if (!srv.workers) {
+		perror("ringscope-httpd");
+		return 1;
+	}
+	for (i = 0; i < srv.nthreads; i++) {
+		srv.workers[i].srv = &srv;
+		srv.workers[i].id = i;
+		srv.workers[i].listen_fd = -1;
+	}
 
 	fd_dir = opendir("/proc/self/fd");
 	srv.fds_start = srv.fds_peak = count_open_fds();
@@ -648,59 +938,64 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((ret = rsc_loop_new(&srv.loop, 4096, 0)) < 0) {
-		warn("no io_uring", ret);
+	/* The first listener binds the port (maybe one the kernel picks); the others share it. */
+	if (worker_start(&srv.workers[0]) < 0)
+		return 1;
+	if ((ret = start_signals(&srv)) < 0) {
+		warn("the signal pipe", ret);
+		(void)rsc_loop_shutdown(srv.workers[0].loop, NULL);
 		return 1;
 	}
-	if ((ret = rsc_loop_set_audit(srv.loop, level)) < 0 ||
-	    (srv.metrics && (ret = rsc_loop_set_metrics(srv.loop, RSC_METRICS_LATENCY)) < 0) ||
-	    (ret = rsc_scope_open(srv.loop, NULL, "httpd", &srv.root)) < 0) {
-		warn("setup", ret);
-		return 1;
+	take_bound_address(&srv);
+	/* Signals go to the main thread: the workers start with them blocked. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	for (; started < srv.nthreads; started++) {
+		if ((ret = pthread_create(&srv.workers[started].thread, NULL, worker_main,
+					  &srv.workers[started])) != 0) {
+			warn("pthread_create", -ret);
+			break;
+		}
 	}
-	if ((ret = start(&srv, &ss, len)) < 0) {
-		/* The unwind has closed what was acquired; say what failed. */
-		if (rsc_scope_close_wait(srv.root, &err) < 0 && err)
-			rsc_error_print(err, stderr);
-		else
-			warn("start", ret);
-		rsc_error_free(err);
-		if (rsc_loop_close(srv.loop) < 0)
-			warn("rsc_loop_close", -EBUSY);
-		return 1;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_lock(&srv.lock);
+	while (srv.ready < started - 1)
+		pthread_cond_wait(&srv.cond, &srv.lock);
+	pthread_mutex_unlock(&srv.lock);
+	for (i = 1; i < srv.nthreads; i++)
+		if (i >= started || srv.workers[i].start_err)
+			failed++;
+	srv.done = failed;
+	if (failed) {
+		fan_out(&srv, begin_shutdown);
+		status = 1;
+	} else {
+		print_bound(srv.workers[0].listen_fd, srv.unix_path);
 	}
-	print_bound(srv.listen_fd, srv.unix_path);
 
-	while ((ret = rsc_loop_run(srv.loop, RSC_RUN_DEFAULT)) > 0)
-		;
-	if (ret < 0) {
-		warn("rsc_loop_run", ret);
-		return 1;
-	}
-	/* Connections "httpd" closed itself (the deadline came first): all released now. */
-	while ((c = srv.conns)) {
-		srv.conns = c->next;
-		free(c);
-		srv.closed++;
-	}
-	for (i = 0; i < RSC_CTR__COUNT; i++)
-		ctr[i] = rsc_loop_counter(srv.loop, i);
-	findings = rsc_audit_count(srv.loop);
-	if (findings > 0)
-		rsc_audit_print(srv.loop, stderr);
-	if ((ret = rsc_loop_close(srv.loop)) < 0) {
-		warn("rsc_loop_close", ret);
-		return 1;
-	}
+	worker_run(&srv.workers[0]);
+	for (i = 1; i < started; i++)
+		pthread_join(srv.workers[i].thread, NULL);
+	worker_finish(&srv.workers[0]);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	close(sig_wfd);
 	if (srv.unix_path)
 		unlink(srv.unix_path);
 	fds_exit = count_open_fds();
-	summary(&srv, ctr, fds_exit, findings, level);
+	summary(&srv, fds_exit);
 	if (fd_dir)
 		closedir(fd_dir);
-	return srv.root_status == 0 && findings == 0 && fds_exit == srv.fds_start &&
-			       srv.accepted == srv.closed ? 0 : 1;
+	for (i = 0; i < srv.nthreads; i++) {
+		accepted += srv.workers[i].st.accepted;
+		closed += srv.workers[i].st.closed;
+		findings += srv.workers[i].st.findings;
+		if (srv.workers[i].status)
+			status = 1;
+	}
+	free(srv.workers);
+	return status == 0 && findings == 0 && fds_exit == srv.fds_start && accepted == closed ?
+		       0 : 1;
 }
