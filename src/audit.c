@@ -261,6 +261,10 @@ static void verdict(struct rsc_loop *loop, const struct rsc_audit_pending *p,
 			continue;
 		if ((int)fd == loop->ring->ring_fd || (int)fd == loop->proc_fd_dir)
 			continue;
+		/* Owned, by a live entry of any loop or by the runtime itself (the
+		 * ledger): another thread's loop, a waker ring, is no leak of ours. */
+		if (rsc__ledger_owner((int)fd))
+			continue;
 		if (loop->root && held_by_entry(loop->root, (int)fd))
 			continue;
 		snprintf(expected, sizeof(expected),

@@ -11,11 +11,14 @@
  * Scope deadlines (Trio's cancel scopes). They live in user space, in one
  * binary min-heap per loop, with one kernel timeout (IORING_TIMEOUT_ABS on
  * CLOCK_MONOTONIC) armed for the earliest, as libuv and nginx keep timers.
- * Moving a deadline later, which servers do on every request, touches only
- * the heap: no syscall, no SQE. The kernel timer may then fire early; it is
- * re-armed for the new earliest from its own completion. Only a deadline
- * earlier than the armed one costs an SQE (IORING_OP_TIMEOUT_REMOVE with
- * IORING_TIMEOUT_UPDATE, Linux 5.11).
+ * Each heap slot holds its key, the time to look at the scope, beside the
+ * scope, so sifting reads one array and no scope. Moving a deadline later,
+ * which servers do on every request, only stores the new time in the
+ * scope: the key stays, and when it comes due the scope is put back at its
+ * true deadline (a lazy re-arm: no sift, no syscall, no SQE). The kernel
+ * timer may thus fire early; it is re-armed for the new earliest from its
+ * own completion. Only a deadline earlier than the armed one costs an SQE
+ * (IORING_OP_TIMEOUT_REMOVE with IORING_TIMEOUT_UPDATE, Linux 5.11).
  */
 
 static uint64_t now_ns(void)
@@ -34,12 +37,12 @@ static void set_ts(struct __kernel_timespec *ts, uint64_t ns)
 
 static void heap_swap(struct rsc_loop *loop, unsigned a, unsigned b)
 {
-	struct rsc__scope *t = loop->dl_heap[a];
+	struct rsc__dl_slot t = loop->dl_heap[a];
 
 	loop->dl_heap[a] = loop->dl_heap[b];
 	loop->dl_heap[b] = t;
-	loop->dl_heap[a]->dl_index = a;
-	loop->dl_heap[b]->dl_index = b;
+	loop->dl_heap[a].s->dl_index = a;
+	loop->dl_heap[b].s->dl_index = b;
 }
 
 static void sift_up(struct rsc_loop *loop, unsigned i)
@@ -47,7 +50,7 @@ static void sift_up(struct rsc_loop *loop, unsigned i)
 	while (i > 0) {
 		unsigned p = (i - 1) / 2;
 
-		if (loop->dl_heap[p]->dl_ns <= loop->dl_heap[i]->dl_ns)
+		if (loop->dl_heap[p].key <= loop->dl_heap[i].key)
 			break;
 		heap_swap(loop, i, p);
 		i = p;
@@ -59,9 +62,9 @@ static void sift_down(struct rsc_loop *loop, unsigned i)
 	for (;;) {
 		unsigned l = 2 * i + 1, r = l + 1, m = i;
 
-		if (l < loop->dl_n && loop->dl_heap[l]->dl_ns < loop->dl_heap[m]->dl_ns)
+		if (l < loop->dl_n && loop->dl_heap[l].key < loop->dl_heap[m].key)
 			m = l;
-		if (r < loop->dl_n && loop->dl_heap[r]->dl_ns < loop->dl_heap[m]->dl_ns)
+		if (r < loop->dl_n && loop->dl_heap[r].key < loop->dl_heap[m].key)
 			m = r;
 		if (m == i)
 			return;
@@ -77,9 +80,9 @@ static void heap_remove(struct rsc_loop *loop, struct rsc__scope *s)
 	s->dl_index = RSC__NO_DEADLINE;
 	if (i != --loop->dl_n) {
 		loop->dl_heap[i] = loop->dl_heap[loop->dl_n];
-		loop->dl_heap[i]->dl_index = i;
+		loop->dl_heap[i].s->dl_index = i;
 		sift_up(loop, i);
-		sift_down(loop, loop->dl_heap[i]->dl_index);
+		sift_down(loop, loop->dl_heap[i].s->dl_index);
 	}
 }
 
@@ -100,7 +103,7 @@ static int arm(struct rsc_loop *loop)
 	loop->dl_rearm = false;
 	if (!loop->dl_n)
 		return 0;
-	first = loop->dl_heap[0]->dl_ns;
+	first = loop->dl_heap[0].key;
 	if (loop->dl_timer && loop->dl_armed_ns <= first)
 		return 0; /* it fires early, and is re-armed then */
 	if (loop->dl_timer) {
@@ -163,8 +166,17 @@ static void timer_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		return; /* removed: the heap emptied */
 	loop->dl_timer = NULL;
 	now = now_ns();
-	while (loop->dl_n && loop->dl_heap[0]->dl_ns <= now)
-		expire(loop, loop->dl_heap[0]);
+	while (loop->dl_n && loop->dl_heap[0].key <= now) {
+		struct rsc__scope *s = loop->dl_heap[0].s;
+
+		if (s->dl_ns <= now) {
+			expire(loop, s);
+		} else {
+			/* Moved later meanwhile: back in at its true deadline. */
+			loop->dl_heap[0].key = s->dl_ns;
+			sift_down(loop, 0);
+		}
+	}
 	(void)arm(loop); /* on -EBUSY, dl_rearm makes the next turn try again */
 }
 
@@ -190,10 +202,11 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 	}
 	when = now_ns() + (uint64_t)ms * 1000000ULL;
 	s->dl_flags = flags;
+	s->dl_ns = when;
 	if (s->dl_index == RSC__NO_DEADLINE) {
 		if (loop->dl_n == loop->dl_cap) {
 			unsigned cap = loop->dl_cap ? loop->dl_cap * 2 : 64;
-			struct rsc__scope **v = realloc(loop->dl_heap, cap * sizeof(*v));
+			struct rsc__dl_slot *v = realloc(loop->dl_heap, cap * sizeof(*v));
 
 			if (!v)
 				return -ENOMEM;
@@ -201,18 +214,14 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 			loop->dl_cap = cap;
 			loop->counters[RSC_CTR_POOL_ALLOCS]++;
 		}
-		s->dl_ns = when;
 		s->dl_index = loop->dl_n;
-		loop->dl_heap[loop->dl_n++] = s;
+		loop->dl_heap[loop->dl_n++] = (struct rsc__dl_slot){ when, s };
+		sift_up(loop, s->dl_index);
+	} else if (when < loop->dl_heap[s->dl_index].key) {
+		loop->dl_heap[s->dl_index].key = when;
 		sift_up(loop, s->dl_index);
 	} else {
-		bool later = when > s->dl_ns;
-
-		s->dl_ns = when;
-		if (later)
-			sift_down(loop, s->dl_index);
-		else
-			sift_up(loop, s->dl_index);
+		return 0; /* later: its key comes due first and puts it back (lazy) */
 	}
 	if (arm(loop) < 0 && !loop->dl_timer) {
 		/* No timer at all would let it pass unnoticed: refuse it. */

@@ -75,11 +75,12 @@ static void end_grace(struct rsc__scope *s, bool timed_out)
 			rsc__submit_cancel(loop, s->grace_timer);
 		s->grace_timer = NULL;
 	}
-	if (s->state != RSC_SCOPE_OPEN)
-		return; /* a failure or a deadline started the unwind already */
+	/* What is still in flight now is cut, by this unwind or one a failure or
+	 * a deadline started already (its releases are draining it now). */
 	busy = subtree_busy(s, false);
 	s->g_cancelled = busy;
-	rsc__ready_push(loop, s);
+	if (s->state == RSC_SCOPE_OPEN)
+		rsc__ready_push(loop, s);
 }
 
 static void grace_timer_done(struct rsc_loop *loop, struct rsc_op *op, int res,

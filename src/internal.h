@@ -195,7 +195,7 @@ struct rsc__scope {
 	void *user_data; /* rsc_scope_set_data() */
 	uint64_t *fd_snapshot; /* FULL audit: bitmap of fds open at scope open */
 	unsigned fd_snapshot_bits;
-	uint64_t dl_ns;	   /* deadline, CLOCK_MONOTONIC ns (deadline.c) */
+	uint64_t dl_ns;	   /* deadline, CLOCK_MONOTONIC ns (deadline.c): its heap key may be earlier */
 	unsigned dl_index; /* in loop->dl_heap, or RSC__NO_DEADLINE */
 	unsigned dl_flags;
 	/* Graceful close (graceful.c) */
@@ -273,7 +273,10 @@ struct rsc_loop {
 	struct rsc__scope *ready_head, *ready_tail;
 	struct rsc__scope *graceful_head; /* scopes in their grace period */
 	/* Scope deadlines: a min-heap, one kernel timer for the earliest. */
-	struct rsc__scope **dl_heap;
+	struct rsc__dl_slot {
+		uint64_t key;	      /* when to look at s: at or before its deadline */
+		struct rsc__scope *s;
+	} *dl_heap;
 	unsigned dl_n, dl_cap;
 	struct rsc_op *dl_timer;
 	uint64_t dl_armed_ns;

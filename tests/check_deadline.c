@@ -127,6 +127,29 @@ START_TEST(rearming_later_costs_no_sqe_and_never_fires)
 }
 END_TEST
 
+START_TEST(a_deadline_moved_earlier_fires_then_not_at_the_old_time)
+{
+	struct rsc_scope *s, *t;
+	long long t0 = ms_now();
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "t", &t), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 10000, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(t, 20000, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 30, 0), 0); /* earlier: the kernel timer moves */
+	heard = 0;
+	ck_assert_int_eq(rsc_scope_on_close(s, on_closed, NULL), 0);
+	while (!heard)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(ms_now() - t0, 29);
+	ck_assert_int_lt(ms_now() - t0, 5000);
+	ck_assert_int_eq(heard_status, -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_state(t), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
+}
+END_TEST
+
 START_TEST(move_on_deadline_unwinds_without_an_error)
 {
 	struct rsc_scope *s;
@@ -180,6 +203,7 @@ Suite *make_deadline_suite(void)
 	tcase_add_test(tc, deadline_closes_an_acquire_that_completes_late);
 	tcase_add_test(tc, rearming_later_costs_no_sqe_and_never_fires);
 	tcase_add_test(tc, move_on_deadline_unwinds_without_an_error);
+	tcase_add_test(tc, a_deadline_moved_earlier_fires_then_not_at_the_old_time);
 	tcase_add_test(tc, parent_deadline_takes_the_child_along_the_earliest_wins);
 	suite_add_tcase(s, tc);
 	return s;
