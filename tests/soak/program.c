@@ -1227,7 +1227,8 @@ static void op_stale(struct prog *p, struct rd *r)
 		if (!p->sc[i].valid)
 			dead[n++] = i;
 	for (i = 0; i < p->n_en; i++)
-		if (!p->sc[p->en[i].scope].valid || p->en[i].detached)
+		/* A pair's hidden socket entry may never have been given a handle. */
+		if ((!p->sc[p->en[i].scope].valid || p->en[i].detached) && p->en[i].h)
 			dead[n++] = MAX_SCOPES + i;
 	if (!n)
 		return;
