@@ -24,6 +24,7 @@
  */
 
 #define BUF_CAP	  (64U * 1024U)
+#define PREALLOC  ((off_t)1024 * 1024) /* blocks reserved ahead of the writes */
 #define EVENT_MAX 6144U /* an event never grows past this: strings are capped */
 #define NAME_MAX_OUT 200U
 #define TEXT_MAX_OUT 1024U
@@ -37,14 +38,32 @@ struct rsc__trace_json {
 	size_t len;	       /* bytes of events buffered */
 	unsigned pid;
 	unsigned open_entries; /* entries entered and not yet released, in this trace */
-	size_t track_len;
-	char track[48];	       /* ","pid":P,"tid":L,"ts": (the same for every event) */
-	/* Each entry's ,"name":"file","id":"0x.." formatted once, by handle. */
+	off_t prealloc_end;    /* blocks reserved (past EOF) up to here */
+	bool no_prealloc;      /* the file system cannot fallocate() */
+	size_t head_len;
+	char head[64];	       /* ,\n{"ph":"?","pid":P,"tid":L,"ts": (ph patched per event) */
+	/* Each entry's ,"cat":"entry","name":"file","id":"0x.." formatted once, by handle. */
 	struct {
 		uint64_t h;
 		unsigned len;
-		char text[64];
+		char text[84];
 	} tags[256];
+	/* The last manager's ,"cat":"entry","name":"file","id": */
+	struct {
+		const void *mgr;
+		unsigned len;
+		char text[60];
+	} mgr_tag;
+	/* The last scope's ,"args":{"scope_id":"0x..", for its entries' b events. */
+	struct {
+		uint64_t h;
+		unsigned len;
+		char text[52];
+	} scope_tag;
+	/* The last acquire opcode's ,"op":"name"}} */
+	unsigned op_code;
+	unsigned op_len;
+	char op_text[52];
 	uint64_t ts_sec;       /* the second whose digits are in ts_prefix */
 	size_t ts_prefix_len;
 	char ts_prefix[24];    /* its microseconds' leading digits */
@@ -81,26 +100,37 @@ static const char digits2[201] =
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
 
-/* Two digits per division: the timestamps are 13 digits long. */
+static const uint64_t pow10_u64[20] = {
+	1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+	100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
+	1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
+	1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+	1000000000000000000ULL, 10000000000000000000ULL,
+};
+
+/* In place, backwards from its last digit, two digits per division. */
 static void put_u64(struct rsc__trace_json *tj, uint64_t v)
 {
-	char d[24];
-	unsigned i = sizeof(d);
+	unsigned n = 1;
+	char *p;
 
+	while (n < 20 && v >= pow10_u64[n])
+		n++;
+	p = tj->buf + tj->len + n;
+	tj->len += n;
 	while (v >= 100) {
 		unsigned r = (unsigned)(v % 100) * 2;
 
 		v /= 100;
-		d[--i] = digits2[r + 1];
-		d[--i] = digits2[r];
+		*--p = digits2[r + 1];
+		*--p = digits2[r];
 	}
 	if (v >= 10) {
-		d[--i] = digits2[v * 2 + 1];
-		d[--i] = digits2[v * 2];
+		*--p = digits2[v * 2 + 1];
+		*--p = digits2[v * 2];
 	} else {
-		d[--i] = (char)('0' + v);
+		*--p = (char)('0' + v);
 	}
-	put_mem(tj, d + i, sizeof(d) - i);
 }
 
 static void put_int(struct rsc__trace_json *tj, int v)
@@ -114,21 +144,24 @@ static void put_int(struct rsc__trace_json *tj, int v)
 }
 
 /* Nanoseconds as microseconds with three decimals: 1234.567 */
-static void put_usec(struct rsc__trace_json *tj, uint64_t ns)
-{
-	unsigned frac = (unsigned)(ns % 1000);
-	char f[4] = { '.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
-		      (char)('0' + frac % 10) };
-
-	put_u64(tj, ns / 1000);
-	put_mem(tj, f, 4);
-}
-
 /* Two digits of @v (< 100) at @p. */
 static inline void two_digits(char *p, unsigned v)
 {
 	p[0] = digits2[v * 2];
 	p[1] = digits2[v * 2 + 1];
+}
+
+static void put_usec(struct rsc__trace_json *tj, uint64_t ns)
+{
+	unsigned frac = (unsigned)(ns % 1000);
+	char *p;
+
+	put_u64(tj, ns / 1000);
+	p = tj->buf + tj->len;
+	p[0] = '.';
+	p[1] = (char)('0' + frac / 100);
+	two_digits(p + 2, frac % 100);
+	tj->len += 4;
 }
 
 /*
@@ -162,27 +195,40 @@ static void put_ts(struct rsc__trace_json *tj, uint64_t ns)
 	tj->len += 10;
 }
 
+static const char hex2[513] =
+	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+	"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+	"606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+	"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+	"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+	"c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+	"e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 /* "0x1f": an id (a handle: its generation, then its slot) */
 static void put_id(struct rsc__trace_json *tj, uint64_t v)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned n = v ? (unsigned)(67 - __builtin_clzll(v)) / 4 : 1; /* hex digits */
-	char *p = tj->buf + tj->len;
-	unsigned i;
+	char *p = tj->buf + tj->len, *q = p + 3 + n; /* q: past the last digit */
 
 	p[0] = '"';
 	p[1] = '0';
 	p[2] = 'x';
-	for (i = n; i > 0; i--, v >>= 4)
-		p[2 + i] = hex[v & 15];
 	p[3 + n] = '"';
 	tj->len += 4 + n;
+	for (; n >= 2; n -= 2, v >>= 8) { /* two digits a step */
+		q -= 2;
+		memcpy(q, hex2 + (v & 255) * 2, 2);
+	}
+	if (n)
+		q[-1] = hex[v & 15];
 }
 
 static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max);
 
 /*
- * ,"name":"file","id":"0x100000003" for @e: its b formats it, its instants
+ * ,"cat":"entry","name":"file","id":"0x100000003" for @e: its b formats it, its instants
  * and its e copy it (a direct-mapped cache by handle; live entries rarely
  * collide, since their slots are consecutive).
  */
@@ -195,9 +241,20 @@ static void entry_name(struct rsc__trace_json *tj, const struct rsc__entry *e)
 		PUT_UPTO(tj, tj->tags[k].text, tj->tags[k].len, sizeof(tj->tags[k].text));
 		return;
 	}
-	PUT_LIT(tj, ",\"name\":\"");
-	put_esc(tj, e->mgr->name, NAME_MAX_OUT);
-	PUT_LIT(tj, "\",\"id\":");
+	/* ,"cat":"entry","name":"file","id": by manager (one at a time, mostly) */
+	if (tj->mgr_tag.mgr == e->mgr) {
+		PUT_UPTO(tj, tj->mgr_tag.text, tj->mgr_tag.len, sizeof(tj->mgr_tag.text));
+	} else {
+		PUT_LIT(tj, ",\"cat\":\"entry\",\"name\":\"");
+		put_esc(tj, e->mgr->name, NAME_MAX_OUT);
+		PUT_LIT(tj, "\",\"id\":");
+		len = tj->len - start;
+		if (len <= sizeof(tj->mgr_tag.text)) {
+			tj->mgr_tag.mgr = e->mgr;
+			tj->mgr_tag.len = (unsigned)len;
+			memcpy(tj->mgr_tag.text, tj->buf + start, len);
+		}
+	}
 	put_id(tj, e->h);
 	len = tj->len - start;
 	if (len <= sizeof(tj->tags[k].text)) {
@@ -312,6 +369,20 @@ static int flush(struct rsc_loop *loop)
 
 	if (tj->err)
 		return tj->err;
+	/*
+	 * Reserve the file's blocks ahead, past its end (its size stays what was
+	 * written): writes into reserved blocks skip ext4's delayed-allocation
+	 * bookkeeping, about a third of what a write costs (bench/README.md).
+	 * Closing the trace gives back what was not used.
+	 */
+	if (!tj->no_prealloc && tj->pos + (off_t)(tj->len + TAIL_LEN) > tj->prealloc_end) {
+		off_t from = tj->prealloc_end > tj->pos ? tj->prealloc_end : tj->pos;
+
+		if (fallocate(tj->fd, FALLOC_FL_KEEP_SIZE, from, PREALLOC) == 0)
+			tj->prealloc_end = from + PREALLOC;
+		else
+			tj->no_prealloc = true; /* tmpfs-like or no support: write as is */
+	}
 	/* Events and the new tail in one write, over the old tail. */
 	memcpy(tj->buf + tj->len, TAIL, TAIL_LEN);
 	ret = write_all(tj->fd, tj->buf, tj->len + TAIL_LEN, tj->pos);
@@ -331,12 +402,12 @@ static struct rsc__trace_json *begin_cat(struct rsc_loop *loop, char ph,
 {
 	struct rsc__trace_json *tj = loop->tj;
 
-	char head[10] = { ',', '\n', '{', '"', 'p', 'h', '"', ':', '"', ph };
-
 	if (BUF_CAP - TAIL_LEN - tj->len < EVENT_MAX && flush(loop) < 0)
 		return NULL;
-	put_mem(tj, head, sizeof(head));
-	PUT_UPTO(tj, tj->track, tj->track_len, sizeof(tj->track));
+	/* ,\n{"ph":"?","pid":P,"tid":L,"ts": with this event's ph */
+	memcpy(tj->buf + tj->len, tj->head, sizeof(tj->head));
+	tj->buf[tj->len + 9] = ph;
+	tj->len += tj->head_len;
 	put_ts(tj, now);
 	if (cat_len) {
 		PUT_LIT(tj, ",\"cat\":\"");
@@ -394,29 +465,50 @@ static void put_chain(struct rsc__trace_json *tj, const char *key,
 static void entry_begin(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
 			bool acquires)
 {
-	struct rsc__trace_json *tj = begin(loop, 'b', "entry", now);
+	struct rsc__trace_json *tj = begin(loop, 'b', NULL, now);
 
 	if (!tj)
 		return;
 	entry_name(tj, e);
-	PUT_LIT(tj, ",\"args\":{\"scope_id\":");
-	put_id(tj, e->scope->h);
+	/* ,"args":{"scope_id":"0x..": its scope's siblings come in a row */
+	if (tj->scope_tag.h != e->scope->h) {
+		size_t start = tj->len;
+
+		PUT_LIT(tj, ",\"args\":{\"scope_id\":");
+		put_id(tj, e->scope->h);
+		tj->scope_tag.h = e->scope->h;
+		tj->scope_tag.len = (unsigned)(tj->len - start);
+		memcpy(tj->scope_tag.text, tj->buf + start, tj->scope_tag.len);
+	} else {
+		PUT_UPTO(tj, tj->scope_tag.text, tj->scope_tag.len, sizeof(tj->scope_tag.text));
+	}
 	if (e->detail[0])
 		put_str(tj, "detail", e->detail, NAME_MAX_OUT);
-	if (!acquires)
-		PUT_LIT(tj, ",\"op\":\"none: entered at once\"");
-	else if (e->flags & RSC__E_DEFERRED)
-		PUT_LIT(tj, ",\"op\":\"after its dependency entered\"");
-	else
+	if (!acquires) {
+		PUT_LIT(tj, ",\"op\":\"none: entered at once\"}}");
+	} else if (e->flags & RSC__E_DEFERRED) {
+		PUT_LIT(tj, ",\"op\":\"after its dependency entered\"}}");
+	} else if (tj->op_len && tj->op_code == e->enter_opcode) {
+		PUT_UPTO(tj, tj->op_text, tj->op_len, sizeof(tj->op_text));
+	} else {
+		size_t start = tj->len, len;
+
 		put_str(tj, "op", rsc__opcode_name(e->enter_opcode), NAME_MAX_OUT);
-	PUT_LIT(tj, "}}");
+		PUT_LIT(tj, "}}");
+		len = tj->len - start;
+		if (len <= sizeof(tj->op_text)) {
+			tj->op_code = e->enter_opcode;
+			tj->op_len = (unsigned)len;
+			memcpy(tj->op_text, tj->buf + start, len);
+		}
+	}
 	e->obs_state |= RSC__OBS_BEGUN;
 }
 
 static void entry_end(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
 		      const char *why)
 {
-	struct rsc__trace_json *tj = begin(loop, 'e', "entry", now);
+	struct rsc__trace_json *tj = begin(loop, 'e', NULL, now);
 
 	if (!tj)
 		return;
@@ -436,10 +528,11 @@ static void entry_end(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
 	entry_instant_((loop), (e), (now), ",\"args\":{\"event\":\"" what "\"", \
 		       sizeof(",\"args\":{\"event\":\"" what "\"") - 1)
 
-static void entry_instant_(struct rsc_loop *loop, struct rsc__entry *e,
-			   uint64_t now, const char *args, size_t len)
+static inline __attribute__((always_inline)) void
+entry_instant_(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
+	       const char *args, size_t len)
 {
-	struct rsc__trace_json *tj = begin(loop, 'n', "entry", now);
+	struct rsc__trace_json *tj = begin(loop, 'n', NULL, now);
 
 	if (!tj)
 		return;
@@ -477,7 +570,7 @@ static void enter_failed(struct rsc_loop *loop, struct rsc__entry *e, uint64_t n
 	for (pass = 0; pass < 2; pass++) {
 		if (pass == 0)
 			entry_instant(loop, e, now, "failed");
-		else if ((tj = begin(loop, 'e', "entry", now))) {
+		else if ((tj = begin(loop, 'e', NULL, now))) {
 			entry_name(tj, e);
 			PUT_LIT(tj, ",\"args\":{\"end\":\"failed\"");
 		}
@@ -517,7 +610,7 @@ static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 
 	if (!(e->obs_state & RSC__OBS_BEGUN))
 		return;
-	if ((tj = begin(loop, 'e', "entry", now)) == NULL)
+	if ((tj = begin(loop, 'e', NULL, now)) == NULL)
 		return;
 	entry_name(tj, e);
 	PUT_LIT(tj, ",\"args\":{\"result\":");
@@ -699,9 +792,9 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	memset(tj, 0, offsetof(struct rsc__trace_json, buf));
 	tj->fd = fd;
 	tj->pid = (unsigned)getpid();
-	tj->track_len = (size_t)snprintf(tj->track, sizeof(tj->track),
-					 "\",\"pid\":%u,\"tid\":%u,\"ts\":", tj->pid,
-					 loop->obs_id);
+	tj->head_len = (size_t)snprintf(tj->head, sizeof(tj->head),
+					",\n{\"ph\":\"?\",\"pid\":%u,\"tid\":%u,\"ts\":",
+					tj->pid, loop->obs_id);
 	loop->tj = tj;
 	settle_open_slices(loop, false, 0);
 	/* The header and the track names; no comma before the first event. */
@@ -735,6 +828,9 @@ void rsc__tj_close(struct rsc_loop *loop)
 	if (!tj->err)
 		settle_open_slices(loop, true, rsc__obs_now());
 	(void)flush(loop);
+	/* Give back the reserved blocks past the end (the size stays). */
+	if (tj->prealloc_end && !tj->err)
+		(void)!ftruncate(tj->fd, tj->pos + (off_t)TAIL_LEN);
 	close(tj->fd);
 	free(tj);
 	loop->tj = NULL;
