@@ -28,8 +28,8 @@
  * always a complete document up to its last flush.
  */
 
-#define BUF_CAP	  (64U * 1024U)
-#define PREALLOC  ((off_t)1024 * 1024) /* blocks reserved ahead of the writes */
+#define BUF_CAP	  (1024U * 1024U)
+#define PREALLOC  ((off_t)4 * 1024 * 1024) /* blocks reserved ahead of the writes */
 #define EVENT_MAX 6144U /* an event never grows past this: strings are capped */
 #define NAME_MAX_OUT 200U
 #define TEXT_MAX_OUT 1024U
@@ -94,6 +94,7 @@ struct rsc__trace_json {
 	unsigned op_len;
 	char op_text[52];
 	uint64_t ts_sec;       /* the second whose digits are in ts_prefix */
+	uint64_t ts_sec_ns;    /* ts_sec * 10^9 */
 	size_t ts_prefix_len;
 	char ts_prefix[24];    /* its microseconds' leading digits */
 	char buf[BUF_CAP];
@@ -140,11 +141,13 @@ static const uint64_t pow10_u64[20] = {
 /* In place, backwards from its last digit, two digits per division. */
 static void put_u64(struct rsc__trace_json *tj, uint64_t v)
 {
-	unsigned n = 1;
+	/* digits: from the bit length (log10(2) ~ 1233/4096), then one compare */
+	unsigned t = ((64U - (unsigned)__builtin_clzll(v | 1)) * 1233U) >> 12;
+	unsigned n = t + (t < 20 && v >= pow10_u64[t]);
 	char *p;
 
-	while (n < 20 && v >= pow10_u64[n])
-		n++;
+	if (!n)
+		n = 1;
 	p = tj->buf + tj->len + n;
 	tj->len += n;
 	while (v >= 100) {
@@ -200,19 +203,24 @@ static void put_usec(struct rsc__trace_json *tj, uint64_t ns)
  */
 static void put_ts(struct rsc__trace_json *tj, uint64_t ns)
 {
-	uint64_t sec = ns / 1000000000ULL;
-	unsigned sub = (unsigned)(ns % 1000000000ULL), us = sub / 1000, frac = sub % 1000;
+	unsigned sub, us, frac;
 	char *p;
 
-	if (sec != tj->ts_sec || !tj->ts_prefix_len) {
+	/* Within the second of the last event: 32-bit arithmetic only. */
+	if (ns - tj->ts_sec_ns >= 1000000000ULL || !tj->ts_prefix_len) {
 		size_t len = tj->len;
+		uint64_t sec = ns / 1000000000ULL;
 
 		tj->ts_sec = sec;
+		tj->ts_sec_ns = sec * 1000000000ULL;
 		put_u64(tj, sec); /* borrow the buffer to format it */
 		tj->ts_prefix_len = tj->len - len;
 		memcpy(tj->ts_prefix, tj->buf + len, tj->ts_prefix_len);
 		tj->len = len;
 	}
+	sub = (unsigned)(ns - tj->ts_sec_ns);
+	us = sub / 1000;
+	frac = sub % 1000;
 	PUT_UPTO(tj, tj->ts_prefix, tj->ts_prefix_len, sizeof(tj->ts_prefix));
 	p = tj->buf + tj->len;
 	two_digits(p, us / 10000);
