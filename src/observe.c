@@ -114,7 +114,21 @@ static inline uint64_t obs_now(struct rsc_loop *loop)
 void rsc__obs_entry(struct rsc_loop *loop, struct rsc__entry *e,
 		    enum rsc__obs_ev ev)
 {
-	uint64_t now = obs_now(loop);
+	uint64_t now;
+
+	/*
+	 * A completion (entered, failed, released) is stamped with the time its
+	 * CQE was reaped: one clock reading for the batch (loop.c reap()), which
+	 * leaves out the time spent dispatching the CQEs ahead of it. Not for
+	 * what began during this dispatch (a release with no CQE of its own).
+	 */
+	if (loop->obs_reap_ns &&
+	    (ev == RSC__OBS_RELEASED ? loop->obs_reap_ns >= e->obs_t_release
+	     : (ev == RSC__OBS_ENTERED || ev == RSC__OBS_ENTER_FAILED) &&
+		       loop->obs_reap_ns >= e->obs_t_acquire))
+		now = loop->obs_reap_ns;
+	else
+		now = obs_now(loop);
 
 	switch (ev) {
 	case RSC__OBS_ACQUIRE:
