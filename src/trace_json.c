@@ -165,9 +165,11 @@ static void put_u64(struct rsc__trace_json *tj, uint64_t v)
 	}
 }
 
-static void put_int(struct rsc__trace_json *tj, int v)
+static inline void put_int(struct rsc__trace_json *tj, int v)
 {
-	if (v < 0) {
+	if ((unsigned)v < 10) { /* a result of 0, a low descriptor */
+		tj->buf[tj->len++] = (char)('0' + v);
+	} else if (v < 0) {
 		PUT_LIT(tj, "-");
 		put_u64(tj, (uint64_t)-(int64_t)v);
 	} else {
@@ -196,28 +198,34 @@ static void put_usec(struct rsc__trace_json *tj, uint64_t ns)
 	tj->len += 4;
 }
 
+/* The digits of the second @ns is in, for the events in it. */
+static void __attribute__((noinline)) new_second(struct rsc__trace_json *tj, uint64_t ns)
+{
+	size_t len = tj->len;
+	uint64_t sec = ns / 1000000000ULL;
+
+	tj->ts_sec = sec;
+	tj->ts_sec_ns = sec * 1000000000ULL;
+	put_u64(tj, sec); /* borrow the buffer to format it */
+	tj->ts_prefix_len = tj->len - len;
+	memcpy(tj->ts_prefix, tj->buf + len, tj->ts_prefix_len);
+	tj->len = len;
+}
+
 /*
  * An event's timestamp, CLOCK_MONOTONIC in microseconds with three decimals.
  * The leading digits change once a second: they are formatted then, and
  * each event writes only its last six digits and the decimals.
  */
-static void put_ts(struct rsc__trace_json *tj, uint64_t ns)
+static inline __attribute__((always_inline)) void
+put_ts(struct rsc__trace_json *tj, uint64_t ns)
 {
 	unsigned sub, us, frac;
 	char *p;
 
 	/* Within the second of the last event: 32-bit arithmetic only. */
-	if (ns - tj->ts_sec_ns >= 1000000000ULL || !tj->ts_prefix_len) {
-		size_t len = tj->len;
-		uint64_t sec = ns / 1000000000ULL;
-
-		tj->ts_sec = sec;
-		tj->ts_sec_ns = sec * 1000000000ULL;
-		put_u64(tj, sec); /* borrow the buffer to format it */
-		tj->ts_prefix_len = tj->len - len;
-		memcpy(tj->ts_prefix, tj->buf + len, tj->ts_prefix_len);
-		tj->len = len;
-	}
+	if (__builtin_expect(ns - tj->ts_sec_ns >= 1000000000ULL || !tj->ts_prefix_len, 0))
+		new_second(tj, ns);
 	sub = (unsigned)(ns - tj->ts_sec_ns);
 	us = sub / 1000;
 	frac = sub % 1000;
@@ -269,15 +277,12 @@ static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max);
  * and its e copy it (a direct-mapped cache by handle; live entries rarely
  * collide, since their slots are consecutive).
  */
-static void entry_name(struct rsc__trace_json *tj, const struct rsc__entry *e)
+static void __attribute__((noinline))
+entry_name_new(struct rsc__trace_json *tj, const struct rsc__entry *e)
 {
 	unsigned k = (unsigned)(e->h & 255);
 	size_t start = tj->len, len;
 
-	if (tj->tags[k].h == e->h) {
-		PUT_UPTO(tj, tj->tags[k].text, tj->tags[k].len, sizeof(tj->tags[k].text));
-		return;
-	}
 	/* ,"cat":"entry","name":"file","id": by manager (one at a time, mostly) */
 	if (tj->mgr_tag.mgr == e->mgr) {
 		PUT_UPTO(tj, tj->mgr_tag.text, tj->mgr_tag.len, sizeof(tj->mgr_tag.text));
@@ -299,6 +304,17 @@ static void entry_name(struct rsc__trace_json *tj, const struct rsc__entry *e)
 		tj->tags[k].len = (unsigned)len;
 		memcpy(tj->tags[k].text, tj->buf + start, len);
 	}
+}
+
+static inline __attribute__((always_inline)) void
+entry_name(struct rsc__trace_json *tj, const struct rsc__entry *e)
+{
+	unsigned k = (unsigned)(e->h & 255);
+
+	if (__builtin_expect(tj->tags[k].h == e->h, 1))
+		PUT_UPTO(tj, tj->tags[k].text, tj->tags[k].len, sizeof(tj->tags[k].text));
+	else
+		entry_name_new(tj, e);
 }
 
 static void put(struct rsc__trace_json *tj, const char *fmt, ...)
@@ -504,7 +520,7 @@ static int flush(struct rsc_loop *loop)
 }
 
 /* Start an event: flush first if it might not fit. */
-static struct rsc__trace_json *begin_cat(struct rsc_loop *loop, char ph,
+static inline __attribute__((always_inline)) struct rsc__trace_json *begin_cat(struct rsc_loop *loop, char ph,
 					 const char *cat, size_t cat_len, uint64_t now)
 {
 	struct rsc__trace_json *tj = loop->tj;
