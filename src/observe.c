@@ -121,8 +121,12 @@ void rsc__obs_entry(struct rsc_loop *loop, struct rsc__entry *e,
 	 * CQE was reaped: one clock reading for the batch (loop.c reap()), which
 	 * leaves out the time spent dispatching the CQEs ahead of it. Not for
 	 * what began during this dispatch (a release with no CQE of its own).
+	 * Likewise the releases a scope's unwind starts together (scope.c).
 	 */
-	if (loop->obs_reap_ns &&
+	if (ev == RSC__OBS_RELEASE_STARTED && loop->obs_exit_ns &&
+	    loop->obs_exit_ns >= e->obs_t_acquire)
+		now = loop->obs_exit_ns;
+	else if (loop->obs_reap_ns &&
 	    (ev == RSC__OBS_RELEASED ? loop->obs_reap_ns >= e->obs_t_release
 	     : (ev == RSC__OBS_ENTERED || ev == RSC__OBS_ENTER_FAILED) &&
 		       loop->obs_reap_ns >= e->obs_t_acquire))
