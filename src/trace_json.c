@@ -108,8 +108,25 @@ struct rsc__trace_json {
 static inline __attribute__((always_inline)) void
 put_mem(struct rsc__trace_json *tj, const char *p, size_t n)
 {
+	char *d = tj->buf + tj->len;
+
 	assert(n <= BUF_CAP - TAIL_LEN - tj->len);
-	memcpy(tj->buf + tj->len, p, n);
+	if (__builtin_constant_p(n) || n > 32) {
+		memcpy(d, p, n);
+	} else if (n >= 16) { /* two overlapping copies: reads stay in p[0, n) */
+		memcpy(d, p, 16);
+		memcpy(d + n - 16, p + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(d, p, 8);
+		memcpy(d + n - 8, p + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(d, p, 4);
+		memcpy(d + n - 4, p + n - 4, 4);
+	} else if (n) {
+		d[0] = p[0];
+		d[n / 2] = p[n / 2];
+		d[n - 1] = p[n - 1];
+	}
 	tj->len += n;
 }
 
@@ -187,10 +204,37 @@ static inline void two_digits(char *p, unsigned v)
 
 static void put_usec(struct rsc__trace_json *tj, uint64_t ns)
 {
-	unsigned frac = (unsigned)(ns % 1000);
+	unsigned frac;
 	char *p;
 
-	put_u64(tj, ns / 1000);
+	if (ns < 4000000000ULL) { /* under 4 s: 32-bit arithmetic */
+		unsigned n32 = (unsigned)ns, us = n32 / 1000;
+
+		frac = n32 % 1000;
+		if (us < 10000) { /* up to 4 digits: the common latencies */
+			p = tj->buf + tj->len;
+			if (us >= 1000) {
+				two_digits(p, us / 100);
+				two_digits(p + 2, us % 100);
+				p += 4;
+			} else if (us >= 100) {
+				p[0] = (char)('0' + us / 100);
+				two_digits(p + 1, us % 100);
+				p += 3;
+			} else if (us >= 10) {
+				two_digits(p, us);
+				p += 2;
+			} else {
+				*p++ = (char)('0' + us);
+			}
+			tj->len = (size_t)(p - tj->buf);
+		} else {
+			put_u64(tj, us);
+		}
+	} else {
+		frac = (unsigned)(ns % 1000);
+		put_u64(tj, ns / 1000);
+	}
 	p = tj->buf + tj->len;
 	p[0] = '.';
 	p[1] = (char)('0' + frac / 100);
