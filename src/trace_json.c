@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__) /* rdtsc, and unsigned __int128 for the scaling */
 #include <x86intrin.h>
 #define HAVE_TSC 1
 #endif
