@@ -314,6 +314,8 @@ struct rsc_loop {
 
 	/* Observability (observe.h): the label, and what is switched on. */
 	unsigned obs_id, obs_flags;
+	uint64_t obs_reap_ns; /* the trace's clock when this batch of CQEs was reaped, or 0 */
+	uint64_t obs_exit_ns; /* ... when this batch of releases started, or 0 */
 	struct rsc__trace_json *tj;
 	struct rsc__latency *lat;
 	struct rsc__direct *direct; /* the registered file table (direct.c), or NULL */

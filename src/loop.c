@@ -545,9 +545,13 @@ static unsigned reap(struct rsc_loop *loop)
 			loop->undispatched += ends_an_op(copy[i].user_data, copy[i].flags);
 		}
 		io_uring_cq_advance(loop->ring, n);
+		/* Traced: the batch's completions are stamped with one clock reading. */
+		if (RSC__OBS_ON(loop) && (loop->obs_flags & RSC__OBS_TRACE))
+			loop->obs_reap_ns = rsc__tj_now(loop->tj);
 		for (i = 0; i < n; i++)
 			dispatch(loop, copy[i].user_data, copy[i].res,
 				 copy[i].flags);
+		loop->obs_reap_ns = 0;
 		total += n;
 		if (loop->stash_len)
 			total += dispatch_stash(loop);

@@ -105,10 +105,34 @@ void rsc__obs_loop_free(struct rsc_loop *loop)
 				    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
+/* The trace's clock while it runs (TSC-read, trace_json.c), else clock_gettime. */
+static inline uint64_t obs_now(struct rsc_loop *loop)
+{
+	return (loop->obs_flags & RSC__OBS_TRACE) ? rsc__tj_now(loop->tj) : rsc__obs_now();
+}
+
 void rsc__obs_entry(struct rsc_loop *loop, struct rsc__entry *e,
 		    enum rsc__obs_ev ev)
 {
-	uint64_t now = rsc__obs_now();
+	uint64_t now;
+
+	/*
+	 * A completion (entered, failed, released) is stamped with the time its
+	 * CQE was reaped: one clock reading for the batch (loop.c reap()), which
+	 * leaves out the time spent dispatching the CQEs ahead of it. Not for
+	 * what began during this dispatch (a release with no CQE of its own).
+	 * Likewise the releases a scope's unwind starts together (scope.c).
+	 */
+	if (ev == RSC__OBS_RELEASE_STARTED && loop->obs_exit_ns &&
+	    loop->obs_exit_ns >= e->obs_t_acquire)
+		now = loop->obs_exit_ns;
+	else if (loop->obs_reap_ns &&
+	    (ev == RSC__OBS_RELEASED ? loop->obs_reap_ns >= e->obs_t_release
+	     : (ev == RSC__OBS_ENTERED || ev == RSC__OBS_ENTER_FAILED) &&
+		       loop->obs_reap_ns >= e->obs_t_acquire))
+		now = loop->obs_reap_ns;
+	else
+		now = obs_now(loop);
 
 	switch (ev) {
 	case RSC__OBS_ACQUIRE:
@@ -116,14 +140,16 @@ void rsc__obs_entry(struct rsc_loop *loop, struct rsc__entry *e,
 		break;
 	case RSC__OBS_ENTERED:
 		if ((loop->obs_flags & RSC__OBS_LATENCY) && e->obs_t_acquire)
-			rsc__metrics_record(loop, true, now - e->obs_t_acquire);
+			rsc__metrics_record(loop, true,
+					    now > e->obs_t_acquire ? now - e->obs_t_acquire : 0);
 		break;
 	case RSC__OBS_RELEASE_STARTED:
 		e->obs_t_release = now;
 		break;
 	case RSC__OBS_RELEASED:
 		if ((loop->obs_flags & RSC__OBS_LATENCY) && e->obs_t_release)
-			rsc__metrics_record(loop, false, now - e->obs_t_release);
+			rsc__metrics_record(loop, false,
+					    now > e->obs_t_release ? now - e->obs_t_release : 0);
 		break;
 	default:
 		break;
@@ -135,19 +161,19 @@ void rsc__obs_entry(struct rsc_loop *loop, struct rsc__entry *e,
 void rsc__obs_scope(struct rsc_loop *loop, struct rsc__scope *s, bool open)
 {
 	if (loop->obs_flags & RSC__OBS_TRACE)
-		rsc__tj_scope(loop, s, open, rsc__obs_now());
+		rsc__tj_scope(loop, s, open, rsc__tj_now(loop->tj));
 }
 
 void rsc__obs_finding(struct rsc_loop *loop, const struct rsc_finding *f)
 {
 	if (loop->obs_flags & RSC__OBS_TRACE)
-		rsc__tj_finding(loop, f, rsc__obs_now());
+		rsc__tj_finding(loop, f, rsc__tj_now(loop->tj));
 }
 
 void rsc__obs_submitted(struct rsc_loop *loop, int sqes)
 {
 	if (loop->obs_flags & RSC__OBS_TRACE)
-		rsc__tj_submit(loop, sqes, rsc__obs_now());
+		rsc__tj_submit(loop, sqes, rsc__tj_now(loop->tj));
 }
 
 int rsc_loop_id(const struct rsc_loop *loop)

@@ -130,6 +130,7 @@ struct rsc__trace_json;
 int rsc__tj_open(struct rsc_loop *loop, const char *path);
 void rsc__tj_close(struct rsc_loop *loop);
 int rsc__tj_flush(struct rsc_loop *loop);
+uint64_t rsc__tj_now(struct rsc__trace_json *tj);
 void rsc__tj_entry(struct rsc_loop *loop, struct rsc__entry *e,
 		   enum rsc__obs_ev ev, uint64_t now);
 void rsc__tj_scope(struct rsc_loop *loop, struct rsc__scope *s, bool open,

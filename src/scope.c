@@ -264,6 +264,20 @@ static void step_exits(struct rsc__scope *s, bool *wait)
 	*wait = s->batch_outstanding > 0;
 }
 
+/* Traced: the releases started together share one clock reading. */
+static void step_exits_stamped(struct rsc__scope *s, bool *wait)
+{
+	struct rsc_loop *loop = s->loop;
+	bool stamp = RSC__OBS_ON(loop) && (loop->obs_flags & RSC__OBS_TRACE) &&
+		     !loop->obs_exit_ns;
+
+	if (stamp)
+		loop->obs_exit_ns = rsc__tj_now(loop->tj);
+	step_exits(s, wait);
+	if (stamp)
+		loop->obs_exit_ns = 0;
+}
+
 static void step_once(struct rsc__scope *s)
 {
 	bool wait = false;
@@ -283,7 +297,7 @@ static void step_once(struct rsc__scope *s)
 		s->report = s->entries_tail;
 		/* fall through */
 	case RSC__U_EXITS:
-		step_exits(s, &wait);
+		step_exits_stamped(s, &wait);
 		if (wait)
 			return;
 		s->step = RSC__U_WAIT_EARLY;

@@ -8,7 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__) /* rdtsc, and unsigned __int128 for the scaling */
+#include <x86intrin.h>
+#define HAVE_TSC 1
+#endif
 
 #include "internal.h"
 
@@ -23,29 +28,73 @@
  * always a complete document up to its last flush.
  */
 
-#define BUF_CAP	  (64U * 1024U)
+#define BUF_CAP	  (1024U * 1024U)
+#define PREALLOC  ((off_t)4 * 1024 * 1024) /* blocks reserved ahead of the writes */
 #define EVENT_MAX 6144U /* an event never grows past this: strings are capped */
 #define NAME_MAX_OUT 200U
 #define TEXT_MAX_OUT 1024U
 static const char TAIL[] = "\n]}\n";
 #define TAIL_LEN (sizeof(TAIL) - 1)
 
+/*
+ * The trace's clock: CLOCK_MONOTONIC, read through the TSC between readings
+ * of the real thing. clock_gettime() is ~21 ns in this VM's vDSO, rdtsc ~9;
+ * four readings a pair made ~6% of the trace's cost (bench/README.md). Only
+ * where the kernel itself keeps time with the TSC (its clocksource is "tsc",
+ * so the TSC is constant and synchronized across CPUs); otherwise every
+ * reading is clock_gettime(). The scale (ns per tick) is measured against
+ * CLOCK_MONOTONIC over the whole trace so far, and the TSC is re-anchored to
+ * CLOCK_MONOTONIC every millisecond: an extrapolation is off by a few ns.
+ */
+#define CLK_CAL_NS    1000000ULL /* measure the scale over at least this */
+#define CLK_ANCHOR_NS 1000000ULL /* re-anchor after this much time */
+
+struct trace_clock {
+	bool tsc;	     /* the TSC may be read */
+	bool calibrated;     /* mult is known */
+	uint64_t c0, t0;     /* the first reading: TSC, ns */
+	uint64_t ca, ta;     /* the last anchor */
+	uint64_t mult;	     /* ns per tick, 32.32 fixed point */
+	uint64_t max_dt;     /* ticks in CLK_ANCHOR_NS */
+};
+
 struct rsc__trace_json {
+	struct trace_clock clk;
+	uint64_t last_ts;      /* timestamps never go back on the track */
 	int fd;
 	int err;	       /* first write error: tracing stops there */
 	off_t pos;	       /* where the next flush writes (the old tail) */
 	size_t len;	       /* bytes of events buffered */
 	unsigned pid;
 	unsigned open_entries; /* entries entered and not yet released, in this trace */
-	size_t track_len;
-	char track[48];	       /* ","pid":P,"tid":L,"ts": (the same for every event) */
-	/* Each entry's ,"name":"file","id":"0x.." formatted once, by handle. */
+	off_t prealloc_end;    /* blocks reserved (past EOF) up to here */
+	bool no_prealloc;      /* the file system cannot fallocate() */
+	size_t head_len;
+	char head[64];	       /* ,\n{"ph":"?","pid":P,"tid":L,"ts": (ph patched per event) */
+	/* Each entry's ,"cat":"entry","name":"file","id":"0x.." formatted once, by handle. */
 	struct {
 		uint64_t h;
 		unsigned len;
-		char text[64];
+		char text[84];
 	} tags[256];
+	/* The last manager's ,"cat":"entry","name":"file","id": */
+	struct {
+		const void *mgr;
+		unsigned len;
+		char text[60];
+	} mgr_tag;
+	/* The last scope's ,"args":{"scope_id":"0x..", for its entries' b events. */
+	struct {
+		uint64_t h;
+		unsigned len;
+		char text[52];
+	} scope_tag;
+	/* The last acquire opcode's ,"op":"name"}} */
+	unsigned op_code;
+	unsigned op_len;
+	char op_text[52];
 	uint64_t ts_sec;       /* the second whose digits are in ts_prefix */
+	uint64_t ts_sec_ns;    /* ts_sec * 10^9 */
 	size_t ts_prefix_len;
 	char ts_prefix[24];    /* its microseconds' leading digits */
 	char buf[BUF_CAP];
@@ -59,8 +108,25 @@ struct rsc__trace_json {
 static inline __attribute__((always_inline)) void
 put_mem(struct rsc__trace_json *tj, const char *p, size_t n)
 {
+	char *d = tj->buf + tj->len;
+
 	assert(n <= BUF_CAP - TAIL_LEN - tj->len);
-	memcpy(tj->buf + tj->len, p, n);
+	if (__builtin_constant_p(n) || n > 32) {
+		memcpy(d, p, n);
+	} else if (n >= 16) { /* two overlapping copies: reads stay in p[0, n) */
+		memcpy(d, p, 16);
+		memcpy(d + n - 16, p + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(d, p, 8);
+		memcpy(d + n - 8, p + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(d, p, 4);
+		memcpy(d + n - 4, p + n - 4, 4);
+	} else if (n) {
+		d[0] = p[0];
+		d[n / 2] = p[n / 2];
+		d[n - 1] = p[n - 1];
+	}
 	tj->len += n;
 }
 
@@ -81,31 +147,46 @@ static const char digits2[201] =
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
 
-/* Two digits per division: the timestamps are 13 digits long. */
+static const uint64_t pow10_u64[20] = {
+	1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+	100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
+	1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
+	1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+	1000000000000000000ULL, 10000000000000000000ULL,
+};
+
+/* In place, backwards from its last digit, two digits per division. */
 static void put_u64(struct rsc__trace_json *tj, uint64_t v)
 {
-	char d[24];
-	unsigned i = sizeof(d);
+	/* digits: from the bit length (log10(2) ~ 1233/4096), then one compare */
+	unsigned t = ((64U - (unsigned)__builtin_clzll(v | 1)) * 1233U) >> 12;
+	unsigned n = t + (t < 20 && v >= pow10_u64[t]);
+	char *p;
 
+	if (!n)
+		n = 1;
+	p = tj->buf + tj->len + n;
+	tj->len += n;
 	while (v >= 100) {
 		unsigned r = (unsigned)(v % 100) * 2;
 
 		v /= 100;
-		d[--i] = digits2[r + 1];
-		d[--i] = digits2[r];
+		*--p = digits2[r + 1];
+		*--p = digits2[r];
 	}
 	if (v >= 10) {
-		d[--i] = digits2[v * 2 + 1];
-		d[--i] = digits2[v * 2];
+		*--p = digits2[v * 2 + 1];
+		*--p = digits2[v * 2];
 	} else {
-		d[--i] = (char)('0' + v);
+		*--p = (char)('0' + v);
 	}
-	put_mem(tj, d + i, sizeof(d) - i);
 }
 
-static void put_int(struct rsc__trace_json *tj, int v)
+static inline void put_int(struct rsc__trace_json *tj, int v)
 {
-	if (v < 0) {
+	if ((unsigned)v < 10) { /* a result of 0, a low descriptor */
+		tj->buf[tj->len++] = (char)('0' + v);
+	} else if (v < 0) {
 		PUT_LIT(tj, "-");
 		put_u64(tj, (uint64_t)-(int64_t)v);
 	} else {
@@ -114,16 +195,6 @@ static void put_int(struct rsc__trace_json *tj, int v)
 }
 
 /* Nanoseconds as microseconds with three decimals: 1234.567 */
-static void put_usec(struct rsc__trace_json *tj, uint64_t ns)
-{
-	unsigned frac = (unsigned)(ns % 1000);
-	char f[4] = { '.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
-		      (char)('0' + frac % 10) };
-
-	put_u64(tj, ns / 1000);
-	put_mem(tj, f, 4);
-}
-
 /* Two digits of @v (< 100) at @p. */
 static inline void two_digits(char *p, unsigned v)
 {
@@ -131,26 +202,77 @@ static inline void two_digits(char *p, unsigned v)
 	p[1] = digits2[v * 2 + 1];
 }
 
+static void put_usec(struct rsc__trace_json *tj, uint64_t ns)
+{
+	unsigned frac;
+	char *p;
+
+	if (ns < 4000000000ULL) { /* under 4 s: 32-bit arithmetic */
+		unsigned n32 = (unsigned)ns, us = n32 / 1000;
+
+		frac = n32 % 1000;
+		if (us < 10000) { /* up to 4 digits: the common latencies */
+			p = tj->buf + tj->len;
+			if (us >= 1000) {
+				two_digits(p, us / 100);
+				two_digits(p + 2, us % 100);
+				p += 4;
+			} else if (us >= 100) {
+				p[0] = (char)('0' + us / 100);
+				two_digits(p + 1, us % 100);
+				p += 3;
+			} else if (us >= 10) {
+				two_digits(p, us);
+				p += 2;
+			} else {
+				*p++ = (char)('0' + us);
+			}
+			tj->len = (size_t)(p - tj->buf);
+		} else {
+			put_u64(tj, us);
+		}
+	} else {
+		frac = (unsigned)(ns % 1000);
+		put_u64(tj, ns / 1000);
+	}
+	p = tj->buf + tj->len;
+	p[0] = '.';
+	p[1] = (char)('0' + frac / 100);
+	two_digits(p + 2, frac % 100);
+	tj->len += 4;
+}
+
+/* The digits of the second @ns is in, for the events in it. */
+static void __attribute__((noinline)) new_second(struct rsc__trace_json *tj, uint64_t ns)
+{
+	size_t len = tj->len;
+	uint64_t sec = ns / 1000000000ULL;
+
+	tj->ts_sec = sec;
+	tj->ts_sec_ns = sec * 1000000000ULL;
+	put_u64(tj, sec); /* borrow the buffer to format it */
+	tj->ts_prefix_len = tj->len - len;
+	memcpy(tj->ts_prefix, tj->buf + len, tj->ts_prefix_len);
+	tj->len = len;
+}
+
 /*
  * An event's timestamp, CLOCK_MONOTONIC in microseconds with three decimals.
  * The leading digits change once a second: they are formatted then, and
  * each event writes only its last six digits and the decimals.
  */
-static void put_ts(struct rsc__trace_json *tj, uint64_t ns)
+static inline __attribute__((always_inline)) void
+put_ts(struct rsc__trace_json *tj, uint64_t ns)
 {
-	uint64_t sec = ns / 1000000000ULL;
-	unsigned sub = (unsigned)(ns % 1000000000ULL), us = sub / 1000, frac = sub % 1000;
+	unsigned sub, us, frac;
 	char *p;
 
-	if (sec != tj->ts_sec || !tj->ts_prefix_len) {
-		size_t len = tj->len;
-
-		tj->ts_sec = sec;
-		put_u64(tj, sec); /* borrow the buffer to format it */
-		tj->ts_prefix_len = tj->len - len;
-		memcpy(tj->ts_prefix, tj->buf + len, tj->ts_prefix_len);
-		tj->len = len;
-	}
+	/* Within the second of the last event: 32-bit arithmetic only. */
+	if (__builtin_expect(ns - tj->ts_sec_ns >= 1000000000ULL || !tj->ts_prefix_len, 0))
+		new_second(tj, ns);
+	sub = (unsigned)(ns - tj->ts_sec_ns);
+	us = sub / 1000;
+	frac = sub % 1000;
 	PUT_UPTO(tj, tj->ts_prefix, tj->ts_prefix_len, sizeof(tj->ts_prefix));
 	p = tj->buf + tj->len;
 	two_digits(p, us / 10000);
@@ -162,42 +284,63 @@ static void put_ts(struct rsc__trace_json *tj, uint64_t ns)
 	tj->len += 10;
 }
 
+static const char hex2[513] =
+	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+	"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+	"606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+	"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+	"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+	"c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+	"e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 /* "0x1f": an id (a handle: its generation, then its slot) */
 static void put_id(struct rsc__trace_json *tj, uint64_t v)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned n = v ? (unsigned)(67 - __builtin_clzll(v)) / 4 : 1; /* hex digits */
-	char *p = tj->buf + tj->len;
-	unsigned i;
+	char *p = tj->buf + tj->len, *q = p + 3 + n; /* q: past the last digit */
 
 	p[0] = '"';
 	p[1] = '0';
 	p[2] = 'x';
-	for (i = n; i > 0; i--, v >>= 4)
-		p[2 + i] = hex[v & 15];
 	p[3 + n] = '"';
 	tj->len += 4 + n;
+	for (; n >= 2; n -= 2, v >>= 8) { /* two digits a step */
+		q -= 2;
+		memcpy(q, hex2 + (v & 255) * 2, 2);
+	}
+	if (n)
+		q[-1] = hex[v & 15];
 }
 
 static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max);
 
 /*
- * ,"name":"file","id":"0x100000003" for @e: its b formats it, its instants
+ * ,"cat":"entry","name":"file","id":"0x100000003" for @e: its b formats it, its instants
  * and its e copy it (a direct-mapped cache by handle; live entries rarely
  * collide, since their slots are consecutive).
  */
-static void entry_name(struct rsc__trace_json *tj, const struct rsc__entry *e)
+static void __attribute__((noinline))
+entry_name_new(struct rsc__trace_json *tj, const struct rsc__entry *e)
 {
 	unsigned k = (unsigned)(e->h & 255);
 	size_t start = tj->len, len;
 
-	if (tj->tags[k].h == e->h) {
-		PUT_UPTO(tj, tj->tags[k].text, tj->tags[k].len, sizeof(tj->tags[k].text));
-		return;
+	/* ,"cat":"entry","name":"file","id": by manager (one at a time, mostly) */
+	if (tj->mgr_tag.mgr == e->mgr) {
+		PUT_UPTO(tj, tj->mgr_tag.text, tj->mgr_tag.len, sizeof(tj->mgr_tag.text));
+	} else {
+		PUT_LIT(tj, ",\"cat\":\"entry\",\"name\":\"");
+		put_esc(tj, e->mgr->name, NAME_MAX_OUT);
+		PUT_LIT(tj, "\",\"id\":");
+		len = tj->len - start;
+		if (len <= sizeof(tj->mgr_tag.text)) {
+			tj->mgr_tag.mgr = e->mgr;
+			tj->mgr_tag.len = (unsigned)len;
+			memcpy(tj->mgr_tag.text, tj->buf + start, len);
+		}
 	}
-	PUT_LIT(tj, ",\"name\":\"");
-	put_esc(tj, e->mgr->name, NAME_MAX_OUT);
-	PUT_LIT(tj, "\",\"id\":");
 	put_id(tj, e->h);
 	len = tj->len - start;
 	if (len <= sizeof(tj->tags[k].text)) {
@@ -205,6 +348,17 @@ static void entry_name(struct rsc__trace_json *tj, const struct rsc__entry *e)
 		tj->tags[k].len = (unsigned)len;
 		memcpy(tj->tags[k].text, tj->buf + start, len);
 	}
+}
+
+static inline __attribute__((always_inline)) void
+entry_name(struct rsc__trace_json *tj, const struct rsc__entry *e)
+{
+	unsigned k = (unsigned)(e->h & 255);
+
+	if (__builtin_expect(tj->tags[k].h == e->h, 1))
+		PUT_UPTO(tj, tj->tags[k].text, tj->tags[k].len, sizeof(tj->tags[k].text));
+	else
+		entry_name_new(tj, e);
 }
 
 static void put(struct rsc__trace_json *tj, const char *fmt, ...)
@@ -283,11 +437,81 @@ static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max)
 		put_esc(tj, val, max);              \
 		PUT_LIT(tj, "\"");                   \
 	} while (0)
-#define put_us(tj, key, ns)                         \
-	do {                                        \
-		PUT_LIT(tj, ",\"" key "\":");         \
-		put_usec(tj, ns);                   \
+/* A duration: @now - @then, 0 if the clock's re-anchoring put them the wrong way. */
+#define put_us(tj, key, now, then)                              \
+	do {                                                    \
+		PUT_LIT(tj, ",\"" key "\":");                     \
+		put_usec(tj, (now) > (then) ? (now) - (then) : 0); \
 	} while (0)
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+#ifdef HAVE_TSC
+/* A CLOCK_MONOTONIC reading, and the TSC at about its moment: the anchor. */
+static uint64_t clk_anchor(struct trace_clock *k)
+{
+	uint64_t a = __rdtsc(), t = mono_ns(), b = __rdtsc(), c = a + (b - a) / 2;
+
+	if (!k->t0) {
+		k->t0 = t;
+		k->c0 = c;
+	} else if (t - k->t0 >= CLK_CAL_NS && c > k->c0) {
+		k->mult = (uint64_t)(((unsigned __int128)(t - k->t0) << 32) / (c - k->c0));
+		if (k->mult) {
+			k->max_dt = (uint64_t)(((unsigned __int128)CLK_ANCHOR_NS << 32) / k->mult);
+			k->calibrated = true;
+		}
+	}
+	k->ta = t;
+	k->ca = c;
+	return t;
+}
+#endif
+
+/* Now, in CLOCK_MONOTONIC ns (see struct trace_clock). */
+uint64_t rsc__tj_now(struct rsc__trace_json *tj)
+{
+#ifdef HAVE_TSC
+	struct trace_clock *k = &tj->clk;
+
+	if (__builtin_expect(k->calibrated, 1)) {
+		uint64_t dt = __rdtsc() - k->ca; /* behind the anchor: wraps, re-anchors */
+
+		if (dt < k->max_dt)
+			return k->ta + (uint64_t)(((unsigned __int128)dt * k->mult) >> 32);
+	}
+	if (k->tsc)
+		return clk_anchor(k);
+#else
+	(void)tj;
+#endif
+	return mono_ns();
+}
+
+/* The kernel keeps time with the TSC: it is constant and synchronized. */
+static bool tsc_is_clocksource(void)
+{
+#ifdef HAVE_TSC
+	char cs[16] = "";
+	int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+		      O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = read(fd, cs, sizeof(cs) - 1);
+	close(fd);
+	return n >= 3 && !strncmp(cs, "tsc\n", 4);
+#else
+	return false;
+#endif
+}
 
 static int write_all(int fd, const char *p, size_t n, off_t off)
 {
@@ -312,6 +536,20 @@ static int flush(struct rsc_loop *loop)
 
 	if (tj->err)
 		return tj->err;
+	/*
+	 * Reserve the file's blocks ahead, past its end (its size stays what was
+	 * written): writes into reserved blocks skip ext4's delayed-allocation
+	 * bookkeeping, about a third of what a write costs (bench/README.md).
+	 * Closing the trace gives back what was not used.
+	 */
+	if (!tj->no_prealloc && tj->pos + (off_t)(tj->len + TAIL_LEN) > tj->prealloc_end) {
+		off_t from = tj->prealloc_end > tj->pos ? tj->prealloc_end : tj->pos;
+
+		if (fallocate(tj->fd, FALLOC_FL_KEEP_SIZE, from, PREALLOC) == 0)
+			tj->prealloc_end = from + PREALLOC;
+		else
+			tj->no_prealloc = true; /* tmpfs-like or no support: write as is */
+	}
 	/* Events and the new tail in one write, over the old tail. */
 	memcpy(tj->buf + tj->len, TAIL, TAIL_LEN);
 	ret = write_all(tj->fd, tj->buf, tj->len + TAIL_LEN, tj->pos);
@@ -326,17 +564,20 @@ static int flush(struct rsc_loop *loop)
 }
 
 /* Start an event: flush first if it might not fit. */
-static struct rsc__trace_json *begin_cat(struct rsc_loop *loop, char ph,
+static inline __attribute__((always_inline)) struct rsc__trace_json *begin_cat(struct rsc_loop *loop, char ph,
 					 const char *cat, size_t cat_len, uint64_t now)
 {
 	struct rsc__trace_json *tj = loop->tj;
 
-	char head[10] = { ',', '\n', '{', '"', 'p', 'h', '"', ':', '"', ph };
-
 	if (BUF_CAP - TAIL_LEN - tj->len < EVENT_MAX && flush(loop) < 0)
 		return NULL;
-	put_mem(tj, head, sizeof(head));
-	PUT_UPTO(tj, tj->track, tj->track_len, sizeof(tj->track));
+	if (now < tj->last_ts) /* a re-anchored clock a few ns behind */
+		now = tj->last_ts;
+	tj->last_ts = now;
+	/* ,\n{"ph":"?","pid":P,"tid":L,"ts": with this event's ph */
+	memcpy(tj->buf + tj->len, tj->head, sizeof(tj->head));
+	tj->buf[tj->len + 9] = ph;
+	tj->len += tj->head_len;
 	put_ts(tj, now);
 	if (cat_len) {
 		PUT_LIT(tj, ",\"cat\":\"");
@@ -394,29 +635,50 @@ static void put_chain(struct rsc__trace_json *tj, const char *key,
 static void entry_begin(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
 			bool acquires)
 {
-	struct rsc__trace_json *tj = begin(loop, 'b', "entry", now);
+	struct rsc__trace_json *tj = begin(loop, 'b', NULL, now);
 
 	if (!tj)
 		return;
 	entry_name(tj, e);
-	PUT_LIT(tj, ",\"args\":{\"scope_id\":");
-	put_id(tj, e->scope->h);
+	/* ,"args":{"scope_id":"0x..": its scope's siblings come in a row */
+	if (tj->scope_tag.h != e->scope->h) {
+		size_t start = tj->len;
+
+		PUT_LIT(tj, ",\"args\":{\"scope_id\":");
+		put_id(tj, e->scope->h);
+		tj->scope_tag.h = e->scope->h;
+		tj->scope_tag.len = (unsigned)(tj->len - start);
+		memcpy(tj->scope_tag.text, tj->buf + start, tj->scope_tag.len);
+	} else {
+		PUT_UPTO(tj, tj->scope_tag.text, tj->scope_tag.len, sizeof(tj->scope_tag.text));
+	}
 	if (e->detail[0])
 		put_str(tj, "detail", e->detail, NAME_MAX_OUT);
-	if (!acquires)
-		PUT_LIT(tj, ",\"op\":\"none: entered at once\"");
-	else if (e->flags & RSC__E_DEFERRED)
-		PUT_LIT(tj, ",\"op\":\"after its dependency entered\"");
-	else
+	if (!acquires) {
+		PUT_LIT(tj, ",\"op\":\"none: entered at once\"}}");
+	} else if (e->flags & RSC__E_DEFERRED) {
+		PUT_LIT(tj, ",\"op\":\"after its dependency entered\"}}");
+	} else if (tj->op_len && tj->op_code == e->enter_opcode) {
+		PUT_UPTO(tj, tj->op_text, tj->op_len, sizeof(tj->op_text));
+	} else {
+		size_t start = tj->len, len;
+
 		put_str(tj, "op", rsc__opcode_name(e->enter_opcode), NAME_MAX_OUT);
-	PUT_LIT(tj, "}}");
+		PUT_LIT(tj, "}}");
+		len = tj->len - start;
+		if (len <= sizeof(tj->op_text)) {
+			tj->op_code = e->enter_opcode;
+			tj->op_len = (unsigned)len;
+			memcpy(tj->op_text, tj->buf + start, len);
+		}
+	}
 	e->obs_state |= RSC__OBS_BEGUN;
 }
 
 static void entry_end(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
 		      const char *why)
 {
-	struct rsc__trace_json *tj = begin(loop, 'e', "entry", now);
+	struct rsc__trace_json *tj = begin(loop, 'e', NULL, now);
 
 	if (!tj)
 		return;
@@ -436,10 +698,11 @@ static void entry_end(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
 	entry_instant_((loop), (e), (now), ",\"args\":{\"event\":\"" what "\"", \
 		       sizeof(",\"args\":{\"event\":\"" what "\"") - 1)
 
-static void entry_instant_(struct rsc_loop *loop, struct rsc__entry *e,
-			   uint64_t now, const char *args, size_t len)
+static inline __attribute__((always_inline)) void
+entry_instant_(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
+	       const char *args, size_t len)
 {
-	struct rsc__trace_json *tj = begin(loop, 'n', "entry", now);
+	struct rsc__trace_json *tj = begin(loop, 'n', NULL, now);
 
 	if (!tj)
 		return;
@@ -459,7 +722,7 @@ static void entered(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 	PUT_LIT(tj, ",\"fd\":");
 	put_int(tj, e->value);
 	if (e->obs_t_acquire)
-		put_us(tj, "acquire_us", now - e->obs_t_acquire);
+		put_us(tj, "acquire_us", now, e->obs_t_acquire);
 	PUT_LIT(tj, "}}");
 	e->obs_state |= RSC__OBS_OPEN;
 	tj->open_entries++;
@@ -477,7 +740,7 @@ static void enter_failed(struct rsc_loop *loop, struct rsc__entry *e, uint64_t n
 	for (pass = 0; pass < 2; pass++) {
 		if (pass == 0)
 			entry_instant(loop, e, now, "failed");
-		else if ((tj = begin(loop, 'e', "entry", now))) {
+		else if ((tj = begin(loop, 'e', NULL, now))) {
 			entry_name(tj, e);
 			PUT_LIT(tj, ",\"args\":{\"end\":\"failed\"");
 		}
@@ -488,7 +751,7 @@ static void enter_failed(struct rsc_loop *loop, struct rsc__entry *e, uint64_t n
 		if (e->flags & RSC__E_CANCEL_SENT)
 			put(tj, ",\"cancelled\":true");
 		if (e->obs_t_acquire)
-			put_us(tj, "acquire_us", now - e->obs_t_acquire);
+			put_us(tj, "acquire_us", now, e->obs_t_acquire);
 		put(tj, "}}");
 	}
 	e->obs_state = 0;
@@ -517,7 +780,7 @@ static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 
 	if (!(e->obs_state & RSC__OBS_BEGUN))
 		return;
-	if ((tj = begin(loop, 'e', "entry", now)) == NULL)
+	if ((tj = begin(loop, 'e', NULL, now)) == NULL)
 		return;
 	entry_name(tj, e);
 	PUT_LIT(tj, ",\"args\":{\"result\":");
@@ -534,7 +797,7 @@ static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 	if (early)
 		PUT_LIT(tj, ",\"early\":true");
 	if (e->obs_t_release)
-		put_us(tj, "release_us", now - e->obs_t_release);
+		put_us(tj, "release_us", now, e->obs_t_release);
 	PUT_LIT(tj, "}}");
 	if ((e->obs_state & RSC__OBS_OPEN) && tj->open_entries)
 		tj->open_entries--;
@@ -611,7 +874,7 @@ void rsc__tj_scope(struct rsc_loop *loop, struct rsc__scope *s, bool open,
 	if (status < 0)
 		put_str(tj, "errno", rsc_err_name(status), NAME_MAX_OUT);
 	put_chain(tj, "error", s->pending);
-	put_us(tj, "open_us", now - s->obs_t_open);
+	put_us(tj, "open_us", now, s->obs_t_open);
 	PUT_LIT(tj, "}}");
 	s->obs_t_open = 0;
 }
@@ -699,9 +962,10 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	memset(tj, 0, offsetof(struct rsc__trace_json, buf));
 	tj->fd = fd;
 	tj->pid = (unsigned)getpid();
-	tj->track_len = (size_t)snprintf(tj->track, sizeof(tj->track),
-					 "\",\"pid\":%u,\"tid\":%u,\"ts\":", tj->pid,
-					 loop->obs_id);
+	tj->clk.tsc = tsc_is_clocksource();
+	tj->head_len = (size_t)snprintf(tj->head, sizeof(tj->head),
+					",\n{\"ph\":\"?\",\"pid\":%u,\"tid\":%u,\"ts\":",
+					tj->pid, loop->obs_id);
 	loop->tj = tj;
 	settle_open_slices(loop, false, 0);
 	/* The header and the track names; no comma before the first event. */
@@ -733,8 +997,11 @@ void rsc__tj_close(struct rsc_loop *loop)
 	if (!tj)
 		return;
 	if (!tj->err)
-		settle_open_slices(loop, true, rsc__obs_now());
+		settle_open_slices(loop, true, rsc__tj_now(tj));
 	(void)flush(loop);
+	/* Give back the reserved blocks past the end (the size stays). */
+	if (tj->prealloc_end && !tj->err)
+		(void)!ftruncate(tj->fd, tj->pos + (off_t)TAIL_LEN);
 	close(tj->fd);
 	free(tj);
 	loop->tj = NULL;
