@@ -897,7 +897,10 @@ void rsc__entry_settle_release(struct rsc__entry *e)
 		s->pending = NULL;
 	}
 	rsc__trace(loop, RSC_EV_RELEASED, s, e, e->exit_res);
-	rsc__audit_check_released(loop, e);
+	/* Only slots, a pipe's second end, or a close that found the number gone. */
+	if (e->fd_kind == RSC__FD_DIRECT || e->has_value2 ||
+	    (loop->audit_level != RSC_AUDIT_OFF && e->close_res == -EBADF))
+		rsc__audit_check_released(loop, e);
 	if (early && e->release_cb) {
 		rsc__cb_enter(loop);
 		e->release_cb(rsc__eh(e), e->exit_res, e->release_data);

@@ -423,9 +423,40 @@ int rsc__check_can_block(struct rsc_loop *loop, const char *fn);
 /* The runtime's own descriptors (rings, eventfds, /proc/self/fd): adopting one is refused. */
 #define RSC__LEDGER_RUNTIME 1ULL
 uint64_t rsc__ledger_owner(int fd);
-void rsc__ledger_set(int fd, uint64_t h);
 int rsc__ledger_claim(int fd, uint64_t h);
-void rsc__ledger_forget(int fd, uint64_t h);
+void rsc__ledger_set_slow(int fd, uint64_t h);
+extern uint64_t *rsc__ledger_pages[RSC__LEDGER_MAX_FD / RSC__LEDGER_PAGE];
+
+/* The cell of @fd if its page exists (the hot path: one load), else NULL. */
+static inline uint64_t *rsc__ledger_cell(int fd)
+{
+	uint64_t *p;
+
+	if ((unsigned)fd >= RSC__LEDGER_MAX_FD)
+		return NULL;
+	p = __atomic_load_n(&rsc__ledger_pages[(unsigned)fd / RSC__LEDGER_PAGE], __ATOMIC_ACQUIRE);
+	return p ? &p[(unsigned)fd % RSC__LEDGER_PAGE] : NULL;
+}
+
+/* The kernel just gave @fd to @h (an acquire's CQE): the kernel's word wins. */
+static inline void rsc__ledger_set(int fd, uint64_t h)
+{
+	uint64_t *c = rsc__ledger_cell(fd);
+
+	if (c)
+		__atomic_store_n(c, h, __ATOMIC_RELEASE);
+	else
+		rsc__ledger_set_slow(fd, h);
+}
+
+/* @h no longer owns @fd (its close is submitted); a cell someone else took stays theirs. */
+static inline void rsc__ledger_forget(int fd, uint64_t h)
+{
+	uint64_t *c = rsc__ledger_cell(fd);
+
+	if (c && __atomic_load_n(c, __ATOMIC_RELAXED) == h)
+		__atomic_store_n(c, 0, __ATOMIC_RELEASE);
+}
 
 /* error.c */
 void rsc__set_last_error(const char *fmt, ...)

@@ -17,7 +17,9 @@
 
 #define LEDGER_PAGES (RSC__LEDGER_MAX_FD / RSC__LEDGER_PAGE)
 
-static uint64_t *pages[LEDGER_PAGES];
+/* Read inline by internal.h's fast paths; a page is made here only. */
+uint64_t *rsc__ledger_pages[LEDGER_PAGES];
+#define pages rsc__ledger_pages
 
 static uint64_t *cell(int fd, bool make)
 {
@@ -49,8 +51,8 @@ uint64_t rsc__ledger_owner(int fd)
 	return c ? __atomic_load_n(c, __ATOMIC_ACQUIRE) : 0;
 }
 
-/* The kernel just gave @fd to @h (an acquire's CQE): the kernel's word wins. */
-void rsc__ledger_set(int fd, uint64_t h)
+/* The kernel just gave @fd to @h, on a page not made yet (internal.h's fast path). */
+void rsc__ledger_set_slow(int fd, uint64_t h)
 {
 	uint64_t *c = cell(fd, true);
 
@@ -71,16 +73,3 @@ int rsc__ledger_claim(int fd, uint64_t h)
 	return none == h ? 0 : -EEXIST;
 }
 
-/*
- * @h no longer owns @fd: called when its close is submitted, since the
- * kernel may free the number before the CQE is reaped and the next open
- * may get it. Only @h's own thread changes a cell @h holds, so a plain
- * compare then store is enough; a cell someone else took since stays theirs.
- */
-void rsc__ledger_forget(int fd, uint64_t h)
-{
-	uint64_t *c = cell(fd, false);
-
-	if (c && __atomic_load_n(c, __ATOMIC_RELAXED) == h)
-		__atomic_store_n(c, 0, __ATOMIC_RELEASE);
-}
