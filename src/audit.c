@@ -72,8 +72,9 @@ int rsc__audit_open_proc_dir(struct rsc_loop *loop)
 	return loop->proc_fd_dir;
 }
 
-static void add_finding(struct rsc_loop *loop, int kind, int fd,
-			const char *scope, const char *expected)
+/* Record a finding; @target NULL: what /proc/self/fd says @fd names now. */
+void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char *target,
+			    const char *scope, const char *expected)
 {
 	struct rsc_finding *f;
 
@@ -92,8 +93,12 @@ static void add_finding(struct rsc_loop *loop, int kind, int fd,
 	loop->findings[loop->n_findings++] = f;
 	f->kind = kind;
 	f->fd = fd;
-	rsc__audit_open_proc_dir(loop);
-	fd_target(loop, fd, f->target, sizeof(f->target));
+	if (target) {
+		snprintf(f->target, sizeof(f->target), "%s", target);
+	} else {
+		rsc__audit_open_proc_dir(loop);
+		fd_target(loop, fd, f->target, sizeof(f->target));
+	}
 	snprintf(f->scope, sizeof(f->scope), "%s", scope);
 	snprintf(f->expected, sizeof(f->expected), "%s", expected);
 	rsc__trace(loop, RSC_EV_AUDIT_FINDING, NULL, NULL, fd);
@@ -117,7 +122,7 @@ bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc__entry *e)
 	snprintf(expected, sizeof(expected),
 		 "still open for the release of entry '%s' (%s); it was closed behind the runtime's back, so the runtime did not close it",
 		 e->mgr->name, e->detail);
-	add_finding(loop, RSC_FINDING_NOT_RELEASED, e->value, e->scope->name, expected);
+	rsc__audit_add_finding(loop, RSC_FINDING_NOT_RELEASED, e->value, NULL, e->scope->name, expected);
 	return false;
 }
 
@@ -144,7 +149,7 @@ void rsc__audit_check_released(struct rsc_loop *loop, struct rsc__entry *e)
 	snprintf(expected, sizeof(expected),
 		 "closed by the release of entry '%s' (%s), but its close failed with %s: it had been closed behind the runtime's back",
 		 e->mgr->name, e->detail, rsc_err_name(e->close_res));
-	add_finding(loop, RSC_FINDING_NOT_RELEASED, e->value, e->scope->name, expected);
+	rsc__audit_add_finding(loop, RSC_FINDING_NOT_RELEASED, e->value, NULL, e->scope->name, expected);
 }
 
 /* Bitmap of the descriptors open now, excluding the scan's own handle. */
@@ -270,7 +275,7 @@ static void verdict(struct rsc_loop *loop, const struct rsc_audit_pending *p,
 		snprintf(expected, sizeof(expected),
 			 "closed: it was not open when scope '%s' opened, and the scope has unwound",
 			 p->scope);
-		add_finding(loop, RSC_FINDING_LEAKED, (int)fd, p->scope, expected);
+		rsc__audit_add_finding(loop, RSC_FINDING_LEAKED, (int)fd, NULL, p->scope, expected);
 	}
 }
 

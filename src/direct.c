@@ -258,33 +258,6 @@ void rsc__direct_move(struct rsc_loop *loop, const struct rsc__entry *e,
 		d->slots[e->value2].owner = to->h;
 }
 
-static void add_slot_finding(struct rsc_loop *loop, int kind, int slot,
-			     const char *target, const char *scope,
-			     const char *expected)
-{
-	struct rsc_finding *f;
-
-	if (loop->n_findings == loop->cap_findings) {
-		unsigned cap = loop->cap_findings ? loop->cap_findings * 2 : 8;
-		struct rsc_finding **v = realloc(loop->findings, cap * sizeof(*v));
-
-		if (!v)
-			return;
-		loop->findings = v;
-		loop->cap_findings = cap;
-	}
-	f = malloc(sizeof(*f));
-	if (!f)
-		return;
-	loop->findings[loop->n_findings++] = f;
-	f->kind = kind;
-	f->fd = slot;
-	snprintf(f->target, sizeof(f->target), "%s", target);
-	snprintf(f->scope, sizeof(f->scope), "%s", scope);
-	snprintf(f->expected, sizeof(f->expected), "%s", expected);
-	rsc__trace(loop, RSC_EV_AUDIT_FINDING, NULL, NULL, slot);
-}
-
 /*
  * After a direct entry's release: close_direct's CQE is the kernel's word
  * (io_uring/filetable.c io_fixed_fd_remove: 0 removed, -EBADF empty). 0: the
@@ -314,7 +287,7 @@ static void release_slot(struct rsc_loop *loop, struct rsc__entry *e, int slot)
 			snprintf(expected, sizeof(expected),
 				 "in use until the release of entry '%s' (%s), but close_direct found the slot empty: it was emptied behind the runtime's back",
 				 e->mgr->name, e->detail);
-			add_slot_finding(loop, RSC_FINDING_NOT_RELEASED, slot, sl->what,
+			rsc__audit_add_finding(loop, RSC_FINDING_NOT_RELEASED, slot, sl->what,
 					 sl->scope, expected);
 		}
 		slot_free(d, (unsigned)slot);
@@ -325,7 +298,7 @@ static void release_slot(struct rsc_loop *loop, struct rsc__entry *e, int slot)
 	snprintf(expected, sizeof(expected),
 		 "free once scope '%s' released it, but its close_direct failed with %s: the slot is still in use",
 		 sl->scope, rsc_err_name(res));
-	add_slot_finding(loop, RSC_FINDING_SLOT_LEAKED, slot, sl->what, sl->scope, expected);
+	rsc__audit_add_finding(loop, RSC_FINDING_SLOT_LEAKED, slot, sl->what, sl->scope, expected);
 }
 
 void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e)
@@ -373,7 +346,7 @@ void rsc__direct_drop(struct rsc_loop *loop, int slot, int res)
 	snprintf(expected, sizeof(expected),
 		 "free once its file was installed as a descriptor, but its close_direct failed with %s",
 		 rsc_err_name(res));
-	add_slot_finding(loop, RSC_FINDING_SLOT_LEAKED, slot, sl->what, sl->scope, expected);
+	rsc__audit_add_finding(loop, RSC_FINDING_SLOT_LEAKED, slot, sl->what, sl->scope, expected);
 }
 
 void rsc__direct_close_orphan(struct rsc_loop *loop, int slot)
@@ -513,8 +486,8 @@ int rsc_audit_slots(struct rsc_loop *loop)
 			snprintf(expected, sizeof(expected),
 				 "free, but the kernel's table holds %s there: acquired outside the runtime, or leaked",
 				 paths[i]);
-		add_slot_finding(loop, RSC_FINDING_SLOT_MISMATCH, (int)i,
-				 ours ? sl->what : paths[i], ours ? sl->scope : "", expected);
+		rsc__audit_add_finding(loop, RSC_FINDING_SLOT_MISMATCH, (int)i,
+				       ours ? sl->what : paths[i], ours ? sl->scope : "", expected);
 	}
 	free(in_use);
 	free(paths);

@@ -650,6 +650,9 @@ int rsc__audit_level_from_env(void);
 void rsc__audit_record(struct rsc_loop *loop, struct rsc__entry *e);
 bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc__entry *e);
 void rsc__audit_check_released(struct rsc_loop *loop, struct rsc__entry *e);
+/* A finding on @loop (a descriptor or a slot); @target NULL: read from /proc/self/fd. */
+void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char *target,
+			    const char *scope, const char *expected);
 void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__audit_flush(struct rsc_loop *loop);
