@@ -211,16 +211,9 @@ int rsc_inbox_address(const struct rsc_entry *h, unsigned long long *addrp)
 	return 0;
 }
 
-struct handover_req {
-	rsc_entry_cb cb;
-	void *data;
-	int slot;
-	int res; /* the MSG_RING's CQE */
-};
-
 static void sent(struct rsc_loop *loop, struct rsc_op *op, int res, unsigned cqe_flags)
 {
-	struct handover_req *r = op->io_data;
+	struct rsc__slot_move *r = op->io_data;
 	struct rsc__entry *e = op->entry;
 
 	(void)loop;
@@ -233,30 +226,11 @@ static void sent(struct rsc_loop *loop, struct rsc_op *op, int res, unsigned cqe
 	rsc__io_settled(e);
 }
 
-static void sender_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
-			  unsigned cqe_flags)
-{
-	struct handover_req *r = op->io_data;
-	struct rsc__entry *e = op->entry;
-
-	(void)cqe_flags;
-	rsc__io_unlink(op);
-	if (r->res >= 0)
-		rsc__direct_drop(loop, r->slot, res);
-	if (r->cb) {
-		rsc__cb_enter(loop);
-		r->cb(rsc__eh(e), r->res, r->data);
-		rsc__cb_leave(loop);
-	}
-	free(r);
-	rsc__io_settled(e);
-}
-
 int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 			rsc_entry_cb cb, void *data)
 {
 	struct io_uring_sqe *sqe[2];
-	struct handover_req *r;
+	struct rsc__slot_move *r;
 	struct rsc_op *op[2];
 	struct rsc__entry *e;
 	struct rsc_loop *loop;
@@ -311,7 +285,7 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	io_uring_prep_close_direct(sqe[1], (unsigned)e->value);
 	io_uring_sqe_set_data64(sqe[1], rsc__op_user_data(op[1]));
 	op[1]->opcode = IORING_OP_CLOSE;
-	op[1]->complete = sender_closed;
+	op[1]->complete = rsc__direct_moved_closed; /* as an install's (manager_direct.c) */
 	op[1]->io_data = r;
 	return 0;
 }

@@ -418,13 +418,6 @@ int rsc_pipe_ends(const struct rsc_entry *h, int ends[2])
  * never nobody, never two entries. If the install fails, the link cancels the
  * close and the entry keeps its slot.
  */
-struct install_req {
-	rsc_entry_cb cb;
-	void *data;
-	int slot;
-	int res; /* the install's CQE */
-};
-
 /* An op on @e's I/O list, so that its release waits for it (also handover.c). */
 struct rsc_op *rsc__direct_track(struct rsc__entry *e, struct io_uring_sqe *sqe)
 {
@@ -446,7 +439,7 @@ struct rsc_op *rsc__direct_track(struct rsc__entry *e, struct io_uring_sqe *sqe)
 static void install_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			 unsigned cqe_flags)
 {
-	struct install_req *r = op->io_data;
+	struct rsc__slot_move *r = op->io_data;
 	struct rsc__entry *e = op->entry;
 
 	(void)cqe_flags;
@@ -464,10 +457,10 @@ static void install_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	rsc__io_settled(e);
 }
 
-static void install_close_done(struct rsc_loop *loop, struct rsc_op *op, int res,
-			       unsigned cqe_flags)
+void rsc__direct_moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
+			      unsigned cqe_flags)
 {
-	struct install_req *r = op->io_data;
+	struct rsc__slot_move *r = op->io_data;
 	struct rsc__entry *e = op->entry;
 
 	(void)cqe_flags;
@@ -486,7 +479,7 @@ static void install_close_done(struct rsc_loop *loop, struct rsc_op *op, int res
 int rsc_entry_install(struct rsc_entry *h, unsigned flags, rsc_entry_cb cb, void *data)
 {
 	struct io_uring_sqe *sqe[2];
-	struct install_req *r;
+	struct rsc__slot_move *r;
 	struct rsc_op *op[2];
 	struct rsc__entry *e;
 	struct rsc_loop *loop;
@@ -538,7 +531,7 @@ int rsc_entry_install(struct rsc_entry *h, unsigned flags, rsc_entry_cb cb, void
 	io_uring_prep_close_direct(sqe[1], (unsigned)e->value);
 	io_uring_sqe_set_data64(sqe[1], rsc__op_user_data(op[1]));
 	op[1]->opcode = IORING_OP_CLOSE;
-	op[1]->complete = install_close_done;
+	op[1]->complete = rsc__direct_moved_closed;
 	op[1]->io_data = r;
 	return 0;
 }
