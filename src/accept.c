@@ -11,18 +11,10 @@
 #define BACKOFF_FIRST_MS 10U
 #define BACKOFF_MAX_MS 1000U
 
-/* An accepted connection's descriptor is only ever adopted, never entered. */
-static int conn_enter(struct rsc_entry *e, void *arg)
-{
-	(void)e;
-	(void)arg;
-	return -EINVAL;
-}
-
 static const struct rsc_manager conn_manager = {
 	.size = sizeof(struct rsc_manager),
 	.name = "conn",
-	.enter = conn_enter,
+	.enter = rsc__enter_never,
 	.exit = rsc__fd_exit,
 };
 

@@ -227,13 +227,6 @@ int rsc_chain_send(struct rsc_chain *c, const void *buf, unsigned len, rsc_io_cb
 	return 0;
 }
 
-static int chain_manager_enter(struct rsc_entry *h, void *arg)
-{
-	(void)h;
-	(void)arg;
-	return -EINVAL; /* never called: a chain prepares its steps itself */
-}
-
 static int direct_close_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
 {
 	struct io_uring_sqe *sqe;
@@ -256,9 +249,9 @@ static int direct_close_exit(struct rsc_entry *h, const struct rsc_error *pendin
 }
 
 static const struct rsc_manager step_managers[] = {
-	[STEP_OPEN] = { sizeof(struct rsc_manager), 0, "file", chain_manager_enter, direct_close_exit },
-	[STEP_SOCKET] = { sizeof(struct rsc_manager), 0, "socket", chain_manager_enter, direct_close_exit },
-	[STEP_CONNECT] = { sizeof(struct rsc_manager), 0, "connect", chain_manager_enter, direct_close_exit },
+	[STEP_OPEN] = { sizeof(struct rsc_manager), 0, "file", rsc__enter_never, direct_close_exit },
+	[STEP_SOCKET] = { sizeof(struct rsc_manager), 0, "socket", rsc__enter_never, direct_close_exit },
+	[STEP_CONNECT] = { sizeof(struct rsc_manager), 0, "connect", rsc__enter_never, direct_close_exit },
 };
 
 /* An acquiring step's CQE is 0 for a chosen slot: the entry names the slot. */

@@ -592,17 +592,22 @@ int rsc_push(struct rsc_scope *h, const struct rsc_manager *mgr, void *arg,
 	return ret;
 }
 
+/*
+ * The enter of entries that are entered at once and never pushed through
+ * it (accepted connections, adopt, defer, chain steps): a manager must have
+ * both halves, and this one is never called.
+ */
+int rsc__enter_never(struct rsc_entry *h, void *arg)
+{
+	(void)h;
+	(void)arg;
+	return -EINVAL;
+}
+
 /* rsc_defer(): the caller's exit, reached through the entry it runs for. */
 struct defer_fn {
 	rsc_exit_fn fn;
 };
-
-static int defer_enter(struct rsc_entry *h, void *arg)
-{
-	(void)h;
-	(void)arg;
-	return -EINVAL; /* never called: a deferred entry is entered at once */
-}
 
 static int defer_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
 {
@@ -616,7 +621,7 @@ static int defer_exit(struct rsc_entry *h, const struct rsc_error *pending, void
 static const struct rsc_manager defer_manager = {
 	.size = sizeof(struct rsc_manager),
 	.name = "defer",
-	.enter = defer_enter,
+	.enter = rsc__enter_never,
 	.exit = defer_exit,
 };
 
@@ -651,17 +656,10 @@ int rsc_defer(struct rsc_scope *h, rsc_exit_fn fn, void *arg,
 }
 
 /* The release of an adopted descriptor: as for any built-in, a ring close. */
-static int adopt_enter(struct rsc_entry *h, void *arg)
-{
-	(void)h;
-	(void)arg;
-	return -EINVAL; /* never called: an adopted entry is entered at once */
-}
-
 static const struct rsc_manager adopt_manager = {
 	.size = sizeof(struct rsc_manager),
 	.name = "adopt",
-	.enter = adopt_enter,
+	.enter = rsc__enter_never,
 	.exit = rsc__fd_exit,
 };
 

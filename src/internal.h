@@ -516,6 +516,8 @@ int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 		     unsigned flags, const void *site, struct rsc__entry **entryp);
 /* rsc_entry_get_sqes() for built-in hooks, which hold the entry itself. */
 int rsc__hook_sqes(struct rsc__entry *e, unsigned n, struct io_uring_sqe **sqes);
+/* The enter hook of managers whose entries are entered at once: never called. */
+int rsc__enter_never(struct rsc_entry *h, void *arg);
 /* For a hook: complete this phase from the loop with @res (a NOP). */
 int rsc__entry_complete_with(struct rsc__entry *e, int res, const char *op);
 void rsc__entry_start_exit(struct rsc__entry *e);

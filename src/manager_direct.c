@@ -194,18 +194,10 @@ int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
 	return ret;
 }
 
-/* An accepted connection's slot is only ever adopted, never entered. */
-static int conn_enter(struct rsc_entry *e, void *arg)
-{
-	(void)e;
-	(void)arg;
-	return -EINVAL;
-}
-
 static const struct rsc_manager conn_manager = {
 	.size = sizeof(struct rsc_manager),
 	.name = "conn",
-	.enter = conn_enter,
+	.enter = rsc__enter_never,
 	.exit = direct_exit,
 };
 
