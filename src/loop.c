@@ -524,9 +524,50 @@ static unsigned dispatch_stash(struct rsc_loop *loop)
 	return n;
 }
 
+/*
+ * Copy up to REAP_BATCH CQEs out of the ring and advance past them: what
+ * io_uring_peek_batch_cqe() and io_uring_cq_advance() do, without a call
+ * into liburing on every turn. An empty ring whose kernel side holds an
+ * overflow or task work still goes through liburing, which flushes it.
+ */
+static unsigned take_cqes(struct rsc_loop *loop, struct rsc_cqe_copy *copy)
+{
+	struct io_uring *ring = loop->ring;
+	unsigned shift = (ring->flags & IORING_SETUP_CQE32) ? 1 : 0;
+	unsigned head = *ring->cq.khead, i, n;
+
+	n = io_uring_smp_load_acquire(ring->cq.ktail) - head;
+	if (n == 0) {
+		struct io_uring_cqe *cqes[REAP_BATCH];
+
+		if (!(IO_URING_READ_ONCE(*ring->sq.kflags) &
+		      (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
+			return 0;
+		n = io_uring_peek_batch_cqe(ring, cqes, REAP_BATCH);
+		for (i = 0; i < n; i++) {
+			copy[i].user_data = cqes[i]->user_data;
+			copy[i].res = cqes[i]->res;
+			copy[i].flags = cqes[i]->flags;
+		}
+	} else {
+		if (n > REAP_BATCH)
+			n = REAP_BATCH;
+		for (i = 0; i < n; i++) {
+			const struct io_uring_cqe *cqe =
+				&ring->cq.cqes[((head + i) & ring->cq.ring_mask) << shift];
+
+			copy[i].user_data = cqe->user_data;
+			copy[i].res = cqe->res;
+			copy[i].flags = cqe->flags;
+		}
+	}
+	if (n)
+		io_uring_cq_advance(ring, n);
+	return n;
+}
+
 static unsigned reap(struct rsc_loop *loop)
 {
-	struct io_uring_cqe *cqes[REAP_BATCH];
 	struct rsc_cqe_copy copy[REAP_BATCH];
 	unsigned i, n, total = 0;
 
@@ -536,15 +577,10 @@ static unsigned reap(struct rsc_loop *loop)
 		return dispatch_stash(loop);
 	}
 	/* Copy and advance before dispatching: a callback may submit again. */
-	while ((n = io_uring_peek_batch_cqe(loop->ring, cqes, REAP_BATCH)) > 0) {
-		for (i = 0; i < n; i++) {
-			copy[i].user_data = cqes[i]->user_data;
-			copy[i].res = cqes[i]->res;
-			copy[i].flags = cqes[i]->flags;
-			/* Off the ring but not dispatched: no longer the kernel's. */
+	while ((n = take_cqes(loop, copy)) > 0) {
+		/* Off the ring but not dispatched: no longer the kernel's. */
+		for (i = 0; i < n; i++)
 			loop->undispatched += ends_an_op(copy[i].user_data, copy[i].flags);
-		}
-		io_uring_cq_advance(loop->ring, n);
 		/* Traced: the batch's completions are stamped with one clock reading. */
 		if (RSC__OBS_ON(loop) && (loop->obs_flags & RSC__OBS_TRACE))
 			loop->obs_reap_ns = rsc__tj_now(loop->tj);
