@@ -60,6 +60,7 @@ struct rsc_finding;
 #define RSC_FEAT_COOP_TASKRUN  (1U << 2)
 #define RSC_FEAT_POLLABLE      (1U << 3) /* rsc_loop_fd() works (no DEFER_TASKRUN) */
 #define RSC_FEAT_SHARED_RING   (1U << 4) /* the application's ring: rsc_loop_dispatch() */
+#define RSC_FEAT_POST_EVENTFD  (1U << 5) /* rsc_loop_post() wakes it by an eventfd (no MSG_RING) */
 
 enum rsc_run_mode {
 	RSC_RUN_DEFAULT = 0, /* until nothing is alive */
@@ -200,13 +201,14 @@ RSC_EXTERN int rsc_loop_audit_level(const struct rsc_loop *loop);
  * loop's thread, from the loop, on one of its next turns (posts run in the
  * order they were made). A loop blocked in rsc_loop_run() wakes for it:
  * an IORING_OP_MSG_RING (Linux 5.18) from a small waker ring of the
- * loop's, made at its first post. Posts still queued run in
+ * loop's, made at its first post; on older kernels a write to an eventfd
+ * the loop polls (RSC_FEAT_POST_EVENTFD). Posts still queued run in
  * rsc_loop_close()/rsc_loop_shutdown() (on a shared ring, the application
  * runs the loop until rsc_loop_alive() is 0 first). Stop posting threads
  * before closing the loop: a post racing the free is the caller's error.
  * If this call fails, @fn never runs. Errors: -EINVAL, -ENOMEM,
- * -ESHUTDOWN (the loop is being freed), -EOPNOTSUPP (no IORING_OP_MSG_RING),
- * or the waker ring's setup or submit error.
+ * -ESHUTDOWN (the loop is being freed), -EOPNOTSUPP (a shared ring on a
+ * kernel without IORING_OP_MSG_RING), or the wake-up's own error.
  */
 RSC_EXTERN int rsc_loop_post(struct rsc_loop *loop,
 			     void (*fn)(struct rsc_loop *loop, void *arg),

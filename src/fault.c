@@ -14,7 +14,7 @@ static const char *const kind_names[RSC__F__COUNT] = {
 	[RSC__F_CLOSE] = "close",	  [RSC__F_FSYNC] = "fsync",
 	[RSC__F_CANCEL] = "cancel",	  [RSC__F_SQ_FULL] = "sq_full",
 	[RSC__F_SUBMIT] = "submit",	  [RSC__F_WAIT] = "wait",
-	[RSC__F_CQ_OVERFLOW] = "cq_overflow",
+	[RSC__F_CQ_OVERFLOW] = "cq_overflow",	  [RSC__F_MSG_RING] = "msg_ring",
 };
 #endif
 
@@ -109,6 +109,8 @@ static int parse_rule(const char *s, size_t len, struct rsc_fault_rule *r)
 		return r->err == -EBUSY || r->err == -EAGAIN || r->err == -EINTR ? 0 : -EINVAL;
 	if (r->kind == RSC__F_WAIT)
 		return r->err == -EINTR ? 0 : -EINVAL;
+	if (r->kind == RSC__F_MSG_RING)
+		return r->err == -EOPNOTSUPP ? 0 : -EINVAL;
 	return 0;
 }
 #endif

@@ -15,6 +15,7 @@ enum rsc__fault_kind {
 	RSC__F_SUBMIT,
 	RSC__F_WAIT,
 	RSC__F_CQ_OVERFLOW,
+	RSC__F_MSG_RING, /* a look-up of IORING_OP_MSG_RING: as if the kernel lacked it */
 	RSC__F__COUNT
 };
 

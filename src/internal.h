@@ -29,7 +29,8 @@
  * Every user_data of ours has bit 63 set: an application sharing the ring
  * (rsc_loop_new_from_ring) keeps its own, which are pointers or small
  * numbers, and rsc_loop_dispatch() tells them apart. Op index 0 is never
- * an op: NONE is dropped, POST is rsc_loop_post()'s wake-up.
+ * an op: NONE is dropped, POST is rsc_loop_post()'s wake-up (the MSG_RING's
+ * completion, or the eventfd poll's).
  */
 #define RSC__UD_TAG (1ULL << 63)
 #define RSC__UD_NONE RSC__UD_TAG
@@ -260,11 +261,16 @@ struct rsc_loop {
 	unsigned n_handle_chunks;
 	/* Hooks and callbacks running now, in or outside rsc_loop_run. */
 	unsigned cb_depth;
-	/* rsc_loop_post() (post.c): any thread queues, a MSG_RING wakes the loop. */
+	/* rsc_loop_post() (post.c): any thread queues; a MSG_RING, or an
+	 * eventfd the loop polls, wakes the loop. */
 	pthread_mutex_t post_lock;
 	bool post_lock_ok, closing, waker_ok;
+	uint8_t post_wake; /* enum rsc__post_wake, chosen when the loop is made */
 	struct rsc__post *post_head; /* newest first; atomic outside the lock */
 	struct io_uring waker; /* posts' MSG_RING goes out here, under post_lock */
+	int post_efd;	     /* RSC__WAKE_EVENTFD: written by posters, or -1 */
+	bool post_armed;     /* its poll is prepared or in flight (loop's thread only) */
+	bool post_multishot; /* armed with IORING_POLL_ADD_MULTI (Linux 5.13) */
 	/* Adopted/deferred entries whose on-enter callback is due. */
 	struct rsc__entry *announce_head, *announce_tail;
 
@@ -568,7 +574,17 @@ void rsc__scope_free_tree(struct rsc__scope *s);
 
 /* post.c */
 struct rsc__post;
+/* How rsc_loop_post() wakes the loop (struct rsc_loop.post_wake). */
+enum rsc__post_wake {
+	RSC__WAKE_MSG_RING = 0, /* IORING_OP_MSG_RING from the waker ring (Linux 5.18) */
+	RSC__WAKE_EVENTFD,	/* post_efd, polled by the loop (RSC_FEAT_POST_EVENTFD) */
+	RSC__WAKE_NONE,		/* a shared ring on a kernel without MSG_RING: refused */
+};
 int rsc__post_init(struct rsc_loop *loop);
+/* RSC__WAKE_EVENTFD: prepare the eventfd's poll if it is not armed (the loop's thread). */
+void rsc__post_arm(struct rsc_loop *loop);
+/* A CQE tagged RSC__UD_POST: a wake-up, then the posts run. */
+void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags);
 unsigned rsc__post_run(struct rsc_loop *loop);
 void rsc__post_free(struct rsc_loop *loop);
 

@@ -96,6 +96,21 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 		ret = rsc__post_init(loop);
 	if (loop->root && ret >= 0 && (flags & RSC_LOOP_POLLABLE))
 		ret = rsc__pollable_init(loop);
+	if (loop->root && ret >= 0) {
+		rsc__post_arm(loop);
+		/* A host loop sleeps in its poll before it ever runs us: the
+		 * posts' eventfd poll must be in the kernel by then. */
+		if (loop->pollable && io_uring_sq_ready(loop->ring)) {
+			ret = io_uring_submit(loop->ring);
+			loop->counters[RSC_CTR_ENTER_CALLS]++;
+			if (ret >= 0)
+				loop->counters[RSC_CTR_SQES] += ret;
+			else
+				rsc__set_last_error("cannot submit the eventfd poll that wakes the loop for rsc_loop_post: %s",
+						    rsc_strerror(ret));
+			ret = ret < 0 ? ret : 0;
+		}
+	}
 	if (loop->root && ret == 0)
 		ret = rsc__obs_loop_new(loop); /* RINGSCOPE_TRACE; cleans up after itself */
 	if (!loop->root || ret < 0) {
@@ -139,6 +154,7 @@ static struct rsc_loop *loop_alloc(int *retp)
 	}
 	loop->proc_fd_dir = -1;
 	loop->poll_efd = -1;
+	loop->post_efd = -1;
 	loop->audit_level = audit;
 	return loop;
 }
@@ -215,6 +231,9 @@ int rsc_loop_features(const struct rsc_loop *loop)
 
 bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode)
 {
+	/* Injected (fault.c): as on a kernel before 5.18. */
+	if (opcode == IORING_OP_MSG_RING && rsc__fault(loop, RSC__F_MSG_RING))
+		return false;
 	/* No probe (kernel < 5.6) means we cannot tell: let the CQE say. */
 	return !loop->probe || io_uring_opcode_supported(loop->probe, (int)opcode);
 }
@@ -483,7 +502,7 @@ static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
 	if (user_data == RSC__UD_NONE)
 		return;
 	if (user_data == RSC__UD_POST) {
-		rsc__post_run(loop); /* another thread posted and woke us */
+		rsc__post_woken(loop, res, flags); /* another thread posted and woke us */
 		return;
 	}
 	if ((uint32_t)user_data == 0) {
@@ -705,8 +724,24 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		if (loop->dl_rearm)
 			rsc__deadline_rearm(loop);
 
-		if (!loop_alive(loop))
+		/* Posts' eventfd poll, if it found no SQE when it was due: before any wait. */
+		if (loop->post_efd >= 0 && !loop->post_armed)
+			rsc__post_arm(loop);
+		if (!loop_alive(loop)) {
+			/* Posts' eventfd poll: a completion of it that ran no post (it
+			 * ran at the top) still drains the eventfd, or ends the poll,
+			 * which is armed again. Nothing else can be in the CQ now. */
+			if (loop->post_efd >= 0 && io_uring_cq_ready(loop->ring) && reap(loop))
+				continue;
+			/* A host loop sleeps next, not us: what is prepared (the posts'
+			 * eventfd poll, or NOPs) goes to the kernel first, or its kick
+			 * would only bring the host back here. */
+			if (loop->pollable && io_uring_sq_ready(loop->ring)) {
+				ret = ring_submit(loop, 0);
+				ret = ret < 0 ? ret : 0;
+			}
 			break;
+		}
 		/* A retry needs room that only a completion frees: wait for one. */
 		wait = mode != RSC_RUN_NOWAIT && !loop->ready_head && !loop->stash_len &&
 		       !loop->announce_head &&

@@ -2,20 +2,38 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "internal.h"
 
 /*
  * rsc_loop_post(): the one call that is safe from any thread. Posts queue
- * under the loop's mutex; the first post of a batch wakes the loop with an
- * IORING_OP_MSG_RING (Linux 5.18) aimed at the loop's ring, carrying
- * RSC__UD_POST: a completion the loop sees as "run your posts", which
- * wakes it from a wait (also with DEFER_TASKRUN: the kernel queues it as
- * the target's task work). The MSG_RING goes out on a small "waker" ring of
- * the loop's, made at its first post and used under the post mutex, since a
- * posting thread need not have a ring of its own; it goes with the loop.
- * The loop keeps nothing in flight for it: no op, nothing alive.
+ * under the loop's mutex; the first post of a batch wakes the loop, by one
+ * of two means chosen when the loop is made (rsc__post_init):
+ *
+ * - IORING_OP_MSG_RING (Linux 5.18) aimed at the loop's ring, carrying
+ *   RSC__UD_POST: a completion the loop sees as "run your posts", which
+ *   wakes it from a wait (also with DEFER_TASKRUN: the kernel queues it as
+ *   the target's task work). The MSG_RING goes out on a small "waker" ring
+ *   of the loop's, made at its first post and used under the post mutex,
+ *   since a posting thread need not have a ring of its own; it goes with
+ *   the loop. The loop keeps nothing in flight for it.
+ *
+ * - Without MSG_RING: an eventfd the poster writes, and a poll on it that
+ *   the loop keeps armed with the same RSC__UD_POST (multishot where the
+ *   kernel has IORING_POLL_ADD_MULTI, Linux 5.13; else one shot, armed
+ *   again after each completion). Only the loop's thread submits to its
+ *   ring (SINGLE_ISSUER), so the poll is prepared there: when the loop is
+ *   made, from the dispatch of its completion, and before a wait if neither
+ *   found an SQE. The poll is no op: it keeps nothing alive, is in no
+ *   count of ops in flight, and goes with the ring when the loop is freed.
+ *   A shared ring has no such poll: the application would be left with a
+ *   poll of ours it cannot reap once the loop is freed, so posts to it are
+ *   refused on such a kernel.
  */
 
 struct rsc__post {
@@ -31,7 +49,68 @@ int rsc__post_init(struct rsc_loop *loop)
 	if (ret)
 		return -ret;
 	loop->post_lock_ok = true;
+	/* No probe (kernel < 5.6) means no MSG_RING either (5.18). Asked first,
+	 * so a "msg_ring" fault rule counts this look-up on every kernel. */
+	if (rsc__opcode_supported(loop, IORING_OP_MSG_RING) && loop->probe) {
+		loop->post_wake = RSC__WAKE_MSG_RING;
+		return 0;
+	}
+	if (loop->shared) {
+		loop->post_wake = RSC__WAKE_NONE;
+		return 0;
+	}
+	loop->post_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->post_efd < 0) {
+		ret = -errno;
+		rsc__set_last_error("cannot create the eventfd that wakes the loop for rsc_loop_post: %s",
+				    rsc_strerror(ret));
+		return ret;
+	}
+	rsc__ledger_set(loop->post_efd, RSC__LEDGER_RUNTIME);
+	loop->post_wake = RSC__WAKE_EVENTFD;
+	loop->post_multishot = true;
+	loop->features |= RSC_FEAT_POST_EVENTFD;
 	return 0;
+}
+
+void rsc__post_arm(struct rsc_loop *loop)
+{
+	struct io_uring_sqe *sqe;
+
+	if (loop->post_efd < 0 || loop->post_armed)
+		return;
+	/* Not rsc__get_sqes(): no flush, no kick. Every caller's SQ is submitted
+	 * next (a new loop, a dispatch, a turn of rsc_loop_run). */
+	sqe = io_uring_get_sqe(loop->ring);
+	if (!sqe)
+		return; /* the SQ is full: rsc_loop_run tries again before it waits */
+	memset(sqe, 0, sizeof(*sqe)); /* liburing 2.3 hands SQEs out dirty */
+	if (loop->post_multishot)
+		io_uring_prep_poll_multishot(sqe, loop->post_efd, POLLIN);
+	else
+		io_uring_prep_poll_add(sqe, loop->post_efd, POLLIN);
+	io_uring_sqe_set_data64(sqe, RSC__UD_POST);
+	loop->post_armed = true;
+}
+
+void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags)
+{
+	uint64_t n;
+
+	if (loop->post_efd >= 0) {
+		if (!(cqe_flags & IORING_CQE_F_MORE)) {
+			/* Before Linux 5.13, IORING_POLL_ADD_MULTI is -EINVAL. Any other
+			 * end (one shot, a full CQ, an error) is armed again as it was. */
+			if (res == -EINVAL && loop->post_multishot)
+				loop->post_multishot = false;
+			loop->post_armed = false;
+			rsc__post_arm(loop); /* now: a pollable loop's host must see it */
+		}
+		/* Drained before the posts are taken: a post made after this
+		 * writes the eventfd again, and its wake-up is not lost. */
+		(void)!read(loop->post_efd, &n, sizeof(n));
+	}
+	rsc__post_run(loop);
 }
 
 /* Run what was posted, oldest first, from the loop. */
@@ -62,20 +141,31 @@ unsigned rsc__post_run(struct rsc_loop *loop)
 	return n;
 }
 
-/* Wake @loop: one MSG_RING from its waker ring. Under the post mutex. */
+/* Wake @loop: one MSG_RING from its waker ring, or its eventfd. Under the post mutex. */
 static int wake(struct rsc_loop *loop)
 {
 	struct io_uring_sqe *sqe;
 	struct io_uring_cqe *cqe;
+	uint64_t one = 1;
 	int ret;
 
-	if (!loop->waker_ok) {
-		ret = rsc__need_opcode(loop, IORING_OP_MSG_RING, "rsc_loop_post");
-		if (ret < 0)
+	if (loop->post_wake == RSC__WAKE_EVENTFD) {
+		if (write(loop->post_efd, &one, sizeof(one)) < 0) {
+			ret = -errno;
+			rsc__set_last_error("rsc_loop_post: cannot wake the loop: write to its eventfd: %s",
+					    rsc_strerror(ret));
 			return ret;
+		}
+		return 0;
+	}
+	if (loop->post_wake == RSC__WAKE_NONE) {
+		rsc__set_last_error("rsc_loop_post: the kernel lacks IORING_OP_MSG_RING (Linux 5.18), which a loop on the application's ring needs to be woken");
+		return -EOPNOTSUPP;
+	}
+	if (!loop->waker_ok) {
 		ret = io_uring_queue_init(4, &loop->waker, 0);
 		if (ret < 0)
-			return ret;
+			goto fail;
 		loop->waker_ok = true;
 		rsc__ledger_set(loop->waker.ring_fd, RSC__LEDGER_RUNTIME);
 	}
@@ -83,13 +173,19 @@ static int wake(struct rsc_loop *loop)
 	while (io_uring_peek_cqe(&loop->waker, &cqe) == 0 && cqe)
 		io_uring_cqe_seen(&loop->waker, cqe);
 	sqe = io_uring_get_sqe(&loop->waker);
-	if (!sqe)
-		return -EBUSY;
+	if (!sqe) {
+		ret = -EBUSY;
+		goto fail;
+	}
 	io_uring_prep_msg_ring(sqe, loop->ring->ring_fd, 0, RSC__UD_POST, 0);
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 	io_uring_sqe_set_data64(sqe, 0);
 	ret = io_uring_submit(&loop->waker);
-	return ret < 0 ? ret : 0;
+	if (ret >= 0)
+		return 0;
+fail:
+	rsc__set_last_error("rsc_loop_post: cannot wake the loop: %s", rsc_strerror(ret));
+	return ret;
 }
 
 int rsc_loop_post(struct rsc_loop *loop, void (*fn)(struct rsc_loop *, void *), void *arg)
@@ -120,8 +216,7 @@ int rsc_loop_post(struct rsc_loop *loop, void (*fn)(struct rsc_loop *, void *), 
 	if (ret < 0) {
 		/* Not queued after all: the caller hears it, and fn never runs. */
 		__atomic_store_n(&loop->post_head, p->next, __ATOMIC_RELEASE);
-		free(p);
-		rsc__set_last_error("rsc_loop_post: cannot wake the loop: %s", rsc_strerror(ret));
+		free(p); /* wake() said why */
 	}
 	pthread_mutex_unlock(&loop->post_lock);
 	return ret;
@@ -135,7 +230,7 @@ void rsc__post_free(struct rsc_loop *loop)
 	if (!loop->post_lock_ok)
 		return;
 	pthread_mutex_lock(&loop->post_lock);
-	loop->closing = true;
+	loop->closing = true; /* no poster touches the eventfd or the waker any more */
 	p = loop->post_head;
 	loop->post_head = NULL;
 	pthread_mutex_unlock(&loop->post_lock);
@@ -152,4 +247,11 @@ void rsc__post_free(struct rsc_loop *loop)
 		io_uring_queue_exit(&loop->waker);
 	}
 	loop->waker_ok = false;
+	/* Its poll, if armed, holds the file until the ring goes; the number is free now. */
+	if (loop->post_efd >= 0) {
+		rsc__ledger_forget(loop->post_efd, RSC__LEDGER_RUNTIME);
+		close(loop->post_efd);
+		loop->post_efd = -1;
+	}
+	loop->post_armed = false;
 }

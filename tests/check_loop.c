@@ -102,7 +102,9 @@ START_TEST(counters_track_the_lifecycle)
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED), 5);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ENTER_FAILED), 1);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED), 5);
-	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_SQES),
+	/* On a kernel without MSG_RING, the posts' eventfd poll is one SQE more (no post, no CQE). */
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_SQES) -
+				 !!(rsc_loop_features(t_loop) & RSC_FEAT_POST_EVENTFD),
 			 rsc_loop_counter(t_loop, RSC_CTR_CQES));
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR__COUNT), -EINVAL);
 }

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -58,17 +60,21 @@ static void posted(struct rsc_loop *loop, void *arg)
 struct poster {
 	struct post_state *st;
 	int from, failed;
+	int pause_every; /* posts between two short sleeps (the loop waits then), or 0 */
 };
 
 static void *poster_main(void *arg)
 {
 	struct poster *p = arg;
+	struct timespec pause = { 0, 300 * 1000L };
 	int i;
 
 	for (i = 0; i < POSTS; i++) {
 		msgs[p->from][i] = (struct post_msg){ p->st, p->from, i };
 		if (rsc_loop_post(p->st->loop, posted, &msgs[p->from][i]) < 0)
 			p->failed++;
+		if (p->pause_every && i % p->pause_every == 0)
+			nanosleep(&pause, NULL);
 	}
 	return NULL;
 }
@@ -86,7 +92,7 @@ START_TEST(posts_from_four_threads_run_on_the_loop_in_order)
 	for (i = 0; i < POSTERS; i++)
 		st.last[i] = -1;
 	for (i = 0; i < POSTERS; i++) {
-		p[i] = (struct poster){ &st, i, 0 };
+		p[i] = (struct poster){ &st, i, 0, 0 };
 		ck_assert_int_eq(pthread_create(&t[i], NULL, poster_main, &p[i]), 0);
 	}
 	/* The loop blocks in its wait: only the posts' wake-ups end it. */
@@ -122,6 +128,300 @@ START_TEST(a_post_never_run_is_run_when_the_loop_closes)
 	ck_assert_int_eq(rsc_loop_alive(l), 1);
 	ck_assert_int_eq(rsc_loop_close(l), 0);
 	ck_assert_int_eq(n, 1);
+}
+END_TEST
+
+/* ---- rsc_loop_post by eventfd (a kernel without IORING_OP_MSG_RING) ------- */
+
+/* A loop made as on a kernel before 5.18: a "msg_ring" fault rule at its birth. */
+static struct rsc_loop *eventfd_loop(unsigned flags)
+{
+	struct rsc_loop *l;
+	int ret;
+
+	ck_assert_int_eq(setenv("RINGSCOPE_FAULT", "msg_ring:1:EOPNOTSUPP", 1), 0);
+	ret = rsc_loop_new(&l, 16, flags);
+	ck_assert_int_eq(unsetenv("RINGSCOPE_FAULT"), 0);
+	ck_assert_msg(ret == 0, "rsc_loop_new: %s", rsc_last_error());
+	ck_assert(rsc_loop_features(l) & RSC_FEAT_POST_EVENTFD);
+	return l;
+}
+
+/* The eventfds open now, up to @max of them: their numbers in @fds. */
+static int eventfds(int *fds, int max)
+{
+	char path[64], target[128];
+	int fd, n = 0;
+	ssize_t len;
+
+	for (fd = 0; fd < 1024 && n < max; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len < 0)
+			continue;
+		target[len] = '\0';
+		if (strstr(target, "eventfd"))
+			fds[n++] = fd;
+	}
+	return n;
+}
+
+static void never_fires(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)buf;
+	(void)data;
+	ck_assert_int_eq(res, -ECANCELED);
+}
+
+/*
+ * valgrind (3.19) runs one thread at a time and keeps a thread waiting in
+ * io_uring_enter(2) as the one running: no other thread runs until the wait
+ * ends, so a loop waiting for another thread's post waits forever.
+ */
+static bool under_valgrind(void)
+{
+	return getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload");
+}
+
+/* A scope whose 60 s timer keeps the loop waiting in the kernel (not under valgrind). */
+static struct rsc_scope *long_wait(struct rsc_loop *l)
+{
+	struct rsc_scope *s;
+
+	if (under_valgrind())
+		return NULL;
+
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "wait", &s), 0);
+	ck_assert_int_eq(rsc_timer(s, 60000, never_fires, NULL, NULL), 0);
+	return s;
+}
+
+START_TEST(eventfd_posts_from_four_threads_run_once_each_in_order)
+{
+	struct post_state st = { 0 };
+	struct poster p[POSTERS];
+	pthread_t t[POSTERS];
+	struct rsc_scope *s;
+	long long t0;
+	int before = t_fd_count(), i;
+
+	st.loop = eventfd_loop(0);
+	st.self = pthread_self();
+	for (i = 0; i < POSTERS; i++)
+		st.last[i] = -1;
+	s = long_wait(st.loop);
+	for (i = 0; i < POSTERS; i++) {
+		p[i] = (struct poster){ &st, i, 0, 10 };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, poster_main, &p[i]), 0);
+	}
+	/* The timer keeps the loop in its wait: only the eventfd's poll wakes it
+	 * (without one, under valgrind, the loop only turns until all ran). */
+	t0 = ms_now();
+	while (st.ran < POSTERS * POSTS && ms_now() - t0 < 10000)
+		ck_assert_int_ge(rsc_loop_run(st.loop, RSC_RUN_ONCE), s ? 1 : 0);
+	for (i = 0; i < POSTERS; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(p[i].failed, 0);
+	}
+	ck_assert_int_eq(st.ran, POSTERS * POSTS);
+	ck_assert_int_eq(st.out_of_order, 0);
+	ck_assert_int_eq(st.off_thread, 0);
+	if (s) {
+		/* Woken for them more than once: the poll stayed armed across wake-ups. */
+		ck_assert_int_gt(rsc_loop_counter(st.loop, RSC_CTR_CQES), 2);
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	}
+	ck_assert_int_eq(rsc_loop_run(st.loop, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(st.ran, POSTERS * POSTS); /* each once */
+	ck_assert_int_eq(rsc_loop_close(st.loop), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+struct late_post {
+	struct rsc_loop *loop;
+	int ran, ret;
+};
+
+static void late_posted(struct rsc_loop *loop, void *arg)
+{
+	(void)loop;
+	((struct late_post *)arg)->ran++;
+}
+
+static void *post_later(void *arg)
+{
+	struct late_post *lp = arg;
+	struct timespec ts = { 0, 100 * 1000000L };
+
+	nanosleep(&ts, NULL);
+	lp->ret = rsc_loop_post(lp->loop, late_posted, lp);
+	return NULL;
+}
+
+START_TEST(eventfd_post_wakes_a_loop_waiting_in_run_once)
+{
+	struct late_post lp = { 0 };
+	struct rsc_scope *s;
+	pthread_t t;
+	long long t0;
+	int i;
+
+	lp.loop = eventfd_loop(0);
+	s = long_wait(lp.loop);
+	/* Twice: the second wake-up comes through the poll the first left armed. */
+	for (i = 1; i <= 2; i++) {
+		ck_assert_int_eq(pthread_create(&t, NULL, post_later, &lp), 0);
+		t0 = ms_now();
+		while (lp.ran < i && ms_now() - t0 < 5000)
+			ck_assert_int_eq(rsc_loop_run(lp.loop, RSC_RUN_ONCE), 1);
+		pthread_join(t, NULL);
+		ck_assert_int_eq(lp.ret, 0);
+		ck_assert_int_eq(lp.ran, i);
+		ck_assert_int_lt(ms_now() - t0, 5000);
+	}
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_alive(lp.loop), 0);
+	ck_assert_int_eq(rsc_loop_close(lp.loop), 0);
+}
+END_TEST
+
+START_TEST(eventfd_loop_with_nothing_else_returns_from_run_default)
+{
+	struct rsc_loop *l = eventfd_loop(0);
+	struct late_post lp = { l, 0, 0 };
+	pthread_t t;
+
+	/* The armed poll is no work: the loop is not alive for it. */
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, post_later, &lp), 0);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(lp.ret, 0);
+	ck_assert_int_eq(rsc_loop_alive(l), 1);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(lp.ran, 1);
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(lp.ran, 1);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+}
+END_TEST
+
+START_TEST(closing_an_eventfd_loop_leaves_proc_fd_as_it_was)
+{
+	int before = t_fd_count(), efd_before[16], efd_after[16], n_before, n_after, efd = -1;
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int n = 0, i, j, sv[2];
+
+	n_before = eventfds(efd_before, 16);
+	/* Made while a fully audited scope is open: its eventfd is no leak. */
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "audited", &s), 0);
+	before = t_fd_count();
+	l = eventfd_loop(0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	/* Its ring and its eventfd, close-on-exec, and the runtime's own. */
+	ck_assert_int_eq(t_fd_count(), before + 2);
+	n_after = eventfds(efd_after, 16);
+	ck_assert_int_eq(n_after, n_before + 1);
+	for (i = 0; i < n_after && efd < 0; i++) {
+		for (j = 0; j < n_before && efd_before[j] != efd_after[i]; j++)
+			;
+		if (j == n_before)
+			efd = efd_after[i];
+	}
+	ck_assert_int_ge(efd, 0);
+	ck_assert_int_eq(fcntl(efd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "thief", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, efd, 0, &e), -EEXIST);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_post(l, count_post, &n), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(n, 1);
+	/* A post never run, and its poll armed, when the loop closes. */
+	ck_assert_int_eq(rsc_loop_post(l, count_post, &n), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(eventfds(efd_after, 16), n_before);
+	/* Its number left the ledger: a descriptor that gets it can be adopted. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(dup3(sv[0], efd, O_CLOEXEC), efd);
+	close(sv[0]);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "heir", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, efd, 0, &e), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(sv[1]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(eventfd_post_wakes_a_host_polling_a_pollable_loop)
+{
+	struct rsc_loop *l = eventfd_loop(RSC_LOOP_POLLABLE);
+	struct late_post lp = { l, 0, 0 };
+	struct pollfd pfd;
+	pthread_t t;
+	int i, turns = 0;
+
+	pfd.fd = rsc_loop_fd(l);
+	pfd.events = POLLIN;
+	ck_assert_int_ge(pfd.fd, 0);
+	for (i = 1; i <= 2; i++) {
+		/* Let the host settle with nothing to do (the poll is submitted). */
+		while (poll(&pfd, 1, 20) == 1 && turns++ < 100)
+			ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_eq(pthread_create(&t, NULL, post_later, &lp), 0);
+		while (lp.ran < i && turns++ < 100) {
+			ck_assert_int_eq(poll(&pfd, 1, 5000), 1); /* it must wake */
+			ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+		}
+		pthread_join(t, NULL);
+		ck_assert_int_eq(lp.ret, 0);
+		ck_assert_int_eq(lp.ran, i);
+	}
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+}
+END_TEST
+
+START_TEST(post_to_a_shared_ring_without_msg_ring_is_refused)
+{
+	int before = t_fd_count(), n = 0, ret;
+	struct io_uring ring;
+	struct rsc_loop *l;
+
+	ck_assert_int_eq(io_uring_queue_init(64, &ring, 0), 0);
+	ck_assert_int_eq(setenv("RINGSCOPE_FAULT", "msg_ring:1:EOPNOTSUPP", 1), 0);
+	ret = rsc_loop_new_from_ring(&l, &ring, 0);
+	ck_assert_int_eq(unsetenv("RINGSCOPE_FAULT"), 0);
+	ck_assert_int_eq(ret, 0);
+	ck_assert(!(rsc_loop_features(l) & RSC_FEAT_POST_EVENTFD));
+	ck_assert_int_eq(t_fd_count(), before + 1); /* the application's ring only */
+	ck_assert_int_eq(rsc_loop_post(l, count_post, &n), -EOPNOTSUPP);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "IORING_OP_MSG_RING"));
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(n, 0);
+	io_uring_queue_exit(&ring);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(msg_ring_fault_rule_takes_only_eopnotsupp)
+{
+	ck_assert_int_eq(rsc_fault_set(t_loop, "msg_ring:1:EIO"), -EINVAL);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "msg_ring:1:EOPNOTSUPP"), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, ""), 0);
+	/* Without the rule, a loop on this kernel wakes by MSG_RING if it can. */
+	if (t_kernel_has(IORING_OP_MSG_RING))
+		ck_assert(!(rsc_loop_features(t_loop) & RSC_FEAT_POST_EVENTFD));
 }
 END_TEST
 
@@ -539,6 +839,24 @@ Suite *make_server_suite(void)
 	tcase_add_test(tc, pollable_loop_wakes_a_host_poll_for_its_work);
 	tcase_add_test(tc, pollable_loop_wakes_the_host_for_io_started_in_a_callback);
 	tcase_add_test(tc, shared_ring_never_takes_the_applications_completions);
+	suite_add_tcase(s, tc);
+	/* The eventfd wake-up is reached on any kernel through a fault rule. */
+	if (rsc_fault_set(t_probe_loop(), "") < 0) {
+		printf("SKIP eventfd post tests: this build has no fault injection (configure --enable-fault-injection)\n");
+		return s;
+	}
+	tc = tcase_create("posts by eventfd");
+	t_add_fixture(tc);
+	tcase_add_test(tc, eventfd_posts_from_four_threads_run_once_each_in_order);
+	if (under_valgrind())
+		printf("SKIP eventfd_post_wakes_a_loop_waiting_in_run_once: under valgrind, a thread waiting in io_uring_enter(2) keeps the posting thread from running\n");
+	else
+		tcase_add_test(tc, eventfd_post_wakes_a_loop_waiting_in_run_once);
+	tcase_add_test(tc, eventfd_loop_with_nothing_else_returns_from_run_default);
+	tcase_add_test(tc, closing_an_eventfd_loop_leaves_proc_fd_as_it_was);
+	tcase_add_test(tc, eventfd_post_wakes_a_host_polling_a_pollable_loop);
+	tcase_add_test(tc, post_to_a_shared_ring_without_msg_ring_is_refused);
+	tcase_add_test(tc, msg_ring_fault_rule_takes_only_eopnotsupp);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,6 +4,7 @@
  * -fsanitize=thread by 'make check-tsan'. Each thread opens and releases
  * scopes of files; the run fails on any data race, leak or wrong count.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -71,14 +72,40 @@ static void *poster(void *arg)
 	return NULL;
 }
 
-static int posts_from_threads(void)
+static void on_timer(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)buf;
+	(void)data;
+}
+
+/*
+ * @eventfd: the loop is made as on a kernel without IORING_OP_MSG_RING (a
+ * fault rule), so the posters write its eventfd instead. A long timer keeps
+ * the loop waiting in the kernel between the wake-ups.
+ */
+static int posts_from_threads(int eventfd)
 {
 	pthread_t t[THREADS];
+	struct rsc_scope *s;
 	long i;
-	int failed = 0;
+	int failed = 0, ret;
 
-	if (rsc_loop_new(&target, 16, 0) < 0)
+	if (eventfd && setenv("RINGSCOPE_FAULT", "msg_ring:1:EOPNOTSUPP", 1) < 0)
 		return 1;
+	ret = rsc_loop_new(&target, 16, 0);
+	unsetenv("RINGSCOPE_FAULT");
+	if (eventfd && ret == -EOPNOTSUPP) {
+		printf("SKIP tsan_threads: eventfd posts: this build has no fault injection\n");
+		return 0;
+	}
+	if (ret < 0 || (eventfd && !(rsc_loop_features(target) & RSC_FEAT_POST_EVENTFD)))
+		return 1;
+	if (rsc_scope_open(target, NULL, "wait", &s) < 0 ||
+	    rsc_timer(s, 60000, on_timer, NULL, NULL) < 0)
+		return 1;
+	posted_ran = 0;
 	for (i = 0; i < THREADS; i++)
 		pthread_create(&t[i], NULL, poster, NULL);
 	while (posted_ran < THREADS * POSTS)
@@ -90,9 +117,11 @@ static int posts_from_threads(void)
 		pthread_join(t[i], &err);
 		failed |= err != NULL;
 	}
+	failed |= rsc_scope_close_wait(s, NULL) != 0;
+	failed |= posted_ran != THREADS * POSTS;
 	failed |= rsc_loop_close(target) < 0;
-	printf("tsan_threads: %d threads x %d posts into one loop: %s\n", THREADS, POSTS,
-	       failed ? "FAILED" : "ok");
+	printf("tsan_threads: %d threads x %d posts into one loop (%s): %s\n", THREADS, POSTS,
+	       eventfd ? "eventfd" : "MSG_RING", failed ? "FAILED" : "ok");
 	return failed;
 }
 
@@ -117,7 +146,8 @@ int main(void)
 			failed = 1;
 		}
 	}
-	failed |= posts_from_threads();
+	failed |= posts_from_threads(0);
+	failed |= posts_from_threads(1);
 	if (rsc_audit_fd_count() != before) {
 		fprintf(stderr, "descriptors: %d before, %d after\n", before, rsc_audit_fd_count());
 		failed = 1;
