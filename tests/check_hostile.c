@@ -13,7 +13,9 @@
 #include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tmgr.h"
@@ -647,6 +649,664 @@ START_TEST(loop_fd_is_the_runtimes_own)
 }
 END_TEST
 
+/* --------------------------------------------------------------- accept */
+
+static struct rsc_entry *listen_lo(struct rsc_scope *s, struct sockaddr_in *bound)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(*bound);
+	struct rsc_entry *l;
+	int fd;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&a, sizeof(a), 16, 0, &l), 0);
+	fd = rsc_entry_wait(l);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)bound, &len), 0);
+	return l;
+}
+
+static int plain_connect(const struct sockaddr_in *a)
+{
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(c, 0);
+	ck_assert_int_eq(connect(c, (const struct sockaddr *)a, sizeof(*a)), 0);
+	return c;
+}
+
+struct acc {
+	int calls, last, fds;
+	struct rsc_scope *close_in_cb;
+};
+
+static void on_acc(struct rsc_entry *l, int res, struct rsc_scope *cs,
+		   struct rsc_entry *ce, void *data)
+{
+	struct acc *a = data;
+
+	(void)l;
+	(void)ce;
+	a->calls++;
+	a->last = res;
+	if (res >= 0) {
+		a->fds++;
+		ck_assert_ptr_nonnull(cs);
+	} else {
+		ck_assert_ptr_null(cs);
+	}
+	if (a->close_in_cb) {
+		ck_assert_int_eq(rsc_scope_close(a->close_in_cb, NULL, NULL), 0);
+		a->close_in_cb = NULL;
+	}
+}
+
+/* mode 0: close before the accept is submitted; 1: after; 2: after the
+ * kernel completed it, before the loop saw it. */
+static void accept_close_race(int mode)
+{
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in b;
+	struct acc a = { 0 };
+	int c, before = t_fd_count();
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = listen_lo(srv, &b);
+	ck_assert_int_eq(rsc_accept(l, 0, on_acc, &a), 0);
+	if (mode >= 1)
+		ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	c = plain_connect(&b);
+	if (mode >= 2)
+		usleep(20000);
+	ck_assert_int_eq(rsc_scope_close(srv, NULL, NULL), 0);
+	t_run();
+	ck_assert_msg(a.calls == 1, "mode %d: %d callbacks", mode, a.calls);
+	ck_assert_msg(a.last == -ECANCELED || a.last >= 0, "mode %d: %s", mode,
+		      rsc_err_name(a.last));
+	close(c);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+
+START_TEST(single_shot_accept_racing_its_scopes_close_calls_back_once)
+{
+	int mode;
+
+	if (!t_kernel_has(IORING_OP_SOCKET))
+		return;
+	for (mode = 0; mode < 3; mode++)
+		accept_close_race(mode);
+}
+END_TEST
+
+START_TEST(accept_callback_closing_the_listeners_scope)
+{
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in b;
+	struct acc a = { 0 }, m = { 0 };
+	int c1, c2, before = t_fd_count();
+
+	if (!t_kernel_has(IORING_OP_SOCKET))
+		return;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = listen_lo(srv, &b);
+	a.close_in_cb = srv;
+	ck_assert_int_eq(rsc_accept(l, 0, on_acc, &a), 0);
+	if (t_kernel_has(IORING_OP_SOCKET))
+		ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_acc, &m), 0);
+	c1 = plain_connect(&b);
+	c2 = plain_connect(&b);
+	t_run();
+	ck_assert_int_eq(a.calls, 1);
+	/* The multishot one ends with exactly one last -ECANCELED. */
+	ck_assert_int_eq(m.last, -ECANCELED);
+	ck_assert_int_eq(a.fds + m.fds + 1, m.calls + a.calls);
+	ck_assert_int_eq(rsc_accept(l, 0, on_acc, &a), -ESTALE);
+	close(c1);
+	close(c2);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(connect_entry_release_detach_and_move_act_on_the_socket)
+{
+	struct rsc_scope *s, *keep;
+	struct rsc_entry *c, *c2;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int lfd, fd, fd2, sfd, before;
+	char ch;
+
+	if (!t_kernel_has(IORING_OP_SOCKET))
+		return;
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(lfd, 8), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "keep", &keep), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&a, sizeof(a), 1000, 0, &c), 0);
+	ck_assert_int_eq(rsc_entry_detach(c), -EBUSY);
+	ck_assert_int_eq(rsc_entry_move(c, keep), -EBUSY);
+	fd = rsc_entry_wait(c);
+	ck_assert_int_ge(fd, 0);
+	sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(sfd, 0);
+	ck_assert_int_eq(t_fd_count(), before + 2);
+	ck_assert_int_eq(rsc_entry_release_wait(c, NULL), 0);
+	ck_assert(!fd_open(fd) || fd == sfd);
+	ck_assert_int_eq(recv(sfd, &ch, 1, 0), 0);
+	close(sfd);
+	ck_assert_int_eq(t_fd_count(), before);
+
+	/* Detached: the socket is the caller's, still connected. */
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&a, sizeof(a), 1000, 0, &c2), 0);
+	fd2 = rsc_entry_wait(c2);
+	ck_assert_int_ge(fd2, 0);
+	sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_eq(rsc_entry_move(c2, keep), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(fd_open(fd2));
+	ck_assert_int_eq(rsc_entry_detach(c2), fd2);
+	ck_assert_int_eq(rsc_scope_close_wait(keep, NULL), 0);
+	ck_assert(fd_open(fd2));
+	ck_assert_int_eq(send(fd2, "y", 1, MSG_NOSIGNAL), 1);
+	ck_assert_int_eq(recv(sfd, &ch, 1, 0), 1);
+	close(fd2);
+	close(sfd);
+	close(lfd);
+}
+END_TEST
+
+/* ------------------------------------------------------------- deadlines */
+
+static void note_close(struct rsc_scope *s, int status, const struct rsc_error *err,
+		       void *data)
+{
+	int *st = data;
+
+	(void)s;
+	st[0]++;
+	st[1] = status;
+	st[2] = err ? strcmp(rsc_error_op(err), "deadline") == 0 : -1;
+}
+
+START_TEST(deadline_arguments_and_states)
+{
+	struct rsc_scope *s, *u;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(NULL, 10, 0), -EINVAL);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 10, 0x10), -EINVAL);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 0, 0), 0); /* nothing to clear */
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 100000, 0), 0);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 1);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 0, 0), 0);
+	t_run(); /* returns: the cleared deadline keeps nothing alive */
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	/* Close requested, not started: setting it is still allowed. */
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 100000, 0), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 10, 0), -ESTALE);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "u", &u), 0);
+	ck_assert_int_eq(rsc_scope_fail(u, -EIO, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(u), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_set_deadline(u, 10, 0), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_close_wait(u, NULL), -EIO);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
+}
+END_TEST
+
+START_TEST(parent_deadline_takes_the_child_and_ends_its_deadline)
+{
+	struct rsc_scope *p, *c;
+	int pst[3] = { 0 }, cst[3] = { 0 };
+	long long before = rsc_loop_counter(t_loop, RSC_CTR_DEADLINES);
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_on_close(p, note_close, pst), 0);
+	ck_assert_int_eq(rsc_scope_on_close(c, note_close, cst), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(c, 60000, RSC_DEADLINE_MOVE_ON), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(p, 20, 0), 0);
+	/* Runs until the parent's deadline, not the child's 60 s. */
+	t_run();
+	ck_assert_int_eq(pst[0], 1);
+	ck_assert_int_eq(pst[1], -ETIMEDOUT);
+	ck_assert_int_eq(pst[2], 1);
+	ck_assert_int_eq(cst[0], 1);
+	ck_assert_int_eq(cst[1], -ETIMEDOUT);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), before + 1);
+	ck_assert_int_eq(rsc_scope_state(p), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
+}
+END_TEST
+
+START_TEST(child_deadline_unwinds_alone_and_rearm_moves_it)
+{
+	struct rsc_scope *p, *c;
+	int cst[3] = { 0 };
+	struct timespec t0, t1;
+	long ms;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_on_close(c, note_close, cst), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(p, 60000, 0), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(rsc_scope_set_deadline(c, 10, RSC_DEADLINE_MOVE_ON), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(c, 120, RSC_DEADLINE_MOVE_ON), 0);
+	while (cst[0] == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	ck_assert_msg(ms >= 120, "the re-armed deadline passed after %ld ms", ms);
+	ck_assert_int_eq(cst[1], 0); /* move on: no error */
+	ck_assert_int_eq(cst[2], -1);
+	ck_assert_int_eq(rsc_scope_state(p), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_state(c), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), 0);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
+}
+END_TEST
+
+/* An AF_UNIX connect to a full backlog blocks in the kernel until room is
+ * made: an acquire the deadline finds in flight. */
+static void *make_room_later(void *arg)
+{
+	int lfd = *(int *)arg, c;
+
+	usleep(150000);
+	c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	usleep(100000);
+	if (c >= 0)
+		close(c);
+	return NULL;
+}
+
+START_TEST(deadline_with_an_acquire_in_flight_closes_the_late_descriptor)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	pthread_t th;
+	int before, ret, st[3] = { 0 }, lfd, fill[64], nfill = 0, i;
+
+	if (!t_kernel_has(IORING_OP_SOCKET))
+		return;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", t_path("sock"));
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	ck_assert_int_eq(listen(lfd, 0), 0);
+	for (i = 0; i < 64; i++) {
+		fill[nfill] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (connect(fill[nfill], (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+			close(fill[nfill]);
+			break;
+		}
+		nfill++;
+	}
+	ck_assert_int_lt(nfill, 64);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ret = rsc_fault_set(t_loop, "cancel:1:EALREADY");
+	if (ret == -EOPNOTSUPP)
+		goto out;
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 20, 0), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, note_close, st), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, make_room_later, &lfd), 0);
+	/* Not closed by us: a close would end the deadline before it passed. */
+	while (st[0] == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(st[1], -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
+	pthread_join(th, NULL);
+	ck_assert_msg(rsc_loop_counter(t_loop, RSC_CTR_LATE_ACQUIRES) == 1,
+		      "late %lld faults %lld acquired %lld failed %lld",
+		      rsc_loop_counter(t_loop, RSC_CTR_LATE_ACQUIRES),
+		      rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED),
+		      rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED),
+		      rsc_loop_counter(t_loop, RSC_CTR_ENTER_FAILED));
+	ck_assert_int_eq(t_fd_count(), before);
+out:
+	for (i = 0; i < nfill; i++)
+		close(fill[i]);
+	close(lfd);
+	unlink(t_path("sock"));
+}
+END_TEST
+
+/* --------------------------------------------------------------- graceful */
+
+START_TEST(graceful_close_states_and_stats)
+{
+	struct rsc_scope *s, *u, *c;
+	struct rsc_entry *a, *b;
+	unsigned dr = 9, ca = 9, ef = 9;
+	int sv[2], sv2[2], calls = 0, st[3] = { 0 };
+	static char buf[16], buf2[16];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv2), 0);
+	ck_assert_int_eq(rsc_scope_close_stats(NULL, &dr, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_close_graceful(NULL, 0, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_close_stats(s, &dr, &ca, &ef), 0);
+	ck_assert(dr == 0 && ca == 0 && ef == 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "c", &c), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_adopt(c, sv2[0], 0, &b), 0);
+	ck_assert_int_eq(rsc_recv(a, buf, sizeof(buf), 0, io_ignore, &calls), 0);
+	ck_assert_int_eq(rsc_recv(b, buf2, sizeof(buf2), 0, io_ignore, &calls), 0);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 50, note_close, st), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 50, note_close, st), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), -EALREADY);
+	/* The graceful scope's own entries may still start I/O (a reply). */
+	ck_assert_int_eq(rsc_send(a, "r", 1, MSG_NOSIGNAL, io_ignore, &calls), 0);
+	ck_assert_int_eq(rsc_defer(s, defer_nop, NULL, NULL), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "x", &u), -ESHUTDOWN);
+	/* b's recv finishes during the grace; a's is cut off. */
+	ck_assert_int_eq(write(sv2[1], "hi", 2), 2);
+	t_run();
+	ck_assert_int_eq(calls, 3);
+	ck_assert_int_eq(st[0], 1);
+	ck_assert_int_eq(st[1], 0);
+	close(sv[1]);
+	close(sv2[1]);
+
+	/* Stats from inside the close callback. */
+	(void)dr;
+}
+END_TEST
+
+struct gstats {
+	unsigned dr, ca, ef;
+	int ret;
+};
+
+static void stats_in_cb(struct rsc_scope *s, int status, const struct rsc_error *err,
+			void *data)
+{
+	struct gstats *g = data;
+
+	(void)status;
+	(void)err;
+	g->ret = rsc_scope_close_stats(s, &g->dr, &g->ca, &g->ef);
+}
+
+START_TEST(graceful_stats_count_drained_and_cancelled)
+{
+	struct rsc_scope *s, *c;
+	struct rsc_entry *a, *b;
+	struct gstats g = { 9, 9, 9, 9 };
+	int sv[2], sv2[2], calls = 0;
+	static char buf[16], buf2[16];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv2), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "c", &c), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_adopt(c, sv2[0], 0, &b), 0);
+	ck_assert_int_eq(rsc_recv(a, buf, sizeof(buf), 0, io_ignore, &calls), 0);
+	ck_assert_int_eq(rsc_recv(b, buf2, sizeof(buf2), 0, io_ignore, &calls), 0);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 50, stats_in_cb, &g), 0);
+	ck_assert_int_eq(write(sv2[1], "hi", 2), 2);
+	t_run();
+	ck_assert_int_eq(g.ret, 0);
+	ck_assert_int_eq(g.dr, 1);
+	ck_assert_int_eq(g.ca, 1);
+	ck_assert_int_eq(g.ef, 0);
+	close(sv[1]);
+	close(sv2[1]);
+}
+END_TEST
+
+/* A recv whose callback starts another (a reply's worth of new I/O). */
+static char reply_buf[16];
+
+static void recv_again(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(*(int *)data)++;
+	if (res > 0)
+		ck_assert_int_eq(rsc_recv(e, reply_buf, sizeof(reply_buf), 0, recv_again, data), 0);
+	(void)buf;
+}
+
+START_TEST(graceful_stats_when_drained_entries_start_more_or_a_deadline_cuts_in)
+{
+	struct rsc_scope *s, *d;
+	struct rsc_entry *a, *b;
+	struct gstats g = { 9, 9, 9, 9 }, h = { 9, 9, 9, 9 };
+	int sv[2], sv2[2], calls = 0, calls2 = 0;
+	static char buf[16];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv2), 0);
+	/* Drained, then busy again with the next request's recv. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_recv(a, reply_buf, sizeof(reply_buf), 0, recv_again, &calls), 0);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 50, stats_in_cb, &g), 0);
+	ck_assert_int_eq(write(sv[1], "hi", 2), 2);
+	t_run();
+	ck_assert_int_eq(calls, 2);
+	ck_assert_int_eq(g.ret, 0);
+	/* Header: drained "even if they started more"; cut off after that too. */
+	ck_assert_int_eq(g.dr, 1);
+	ck_assert_int_eq(g.ca, 1);
+
+	/* A deadline starts the unwind before the grace ends. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "d", &d), 0);
+	ck_assert_int_eq(rsc_adopt(d, sv2[0], 0, &b), 0);
+	ck_assert_int_eq(rsc_recv(b, buf, sizeof(buf), 0, io_ignore, &calls2), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(d, 20, 0), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(d, 0, stats_in_cb, &h), 0);
+	t_run();
+	ck_assert_int_eq(calls2, 1);
+	ck_assert_int_eq(h.ret, 0);
+	ck_assert_int_eq(h.dr, 0);
+	ck_assert_int_eq(h.ca, 1);
+	close(sv[1]);
+	close(sv2[1]);
+}
+END_TEST
+
+START_TEST(graceful_close_of_a_failed_scope_is_a_plain_close)
+{
+	struct rsc_scope *s;
+	int st[3] = { 0 };
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 0, note_close, st), 0);
+	t_run();
+	ck_assert_int_eq(st[0], 1);
+	ck_assert_int_eq(st[1], -EPIPE);
+}
+END_TEST
+
+/* --------------------------------------------------------- shared ring */
+
+START_TEST(shared_ring_never_consumes_the_applications_cqes)
+{
+	struct io_uring ring;
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe, fake = { .user_data = 1ULL << 63 };
+	unsigned head, n;
+	int mine = 0, i, ret;
+
+	t_make_files(1);
+	ck_assert_int_eq(io_uring_queue_init(32, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 1), -EINVAL);
+	ck_assert_ptr_null(l);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
+	ck_assert(rsc_loop_features(l) & RSC_FEAT_SHARED_RING);
+	ck_assert_int_eq(rsc_loop_fd(l), -EOPNOTSUPP);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_ONCE), -EOPNOTSUPP);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), -EOPNOTSUPP);
+	ck_assert_int_eq(rsc_loop_dispatch(NULL, &fake), -EINVAL);
+	ck_assert_int_eq(rsc_loop_dispatch(l, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_dispatch(t_loop, &fake), -EINVAL);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_wait(e), -EOPNOTSUPP);
+	for (i = 0; i < 4; i++) {
+		sqe = io_uring_get_sqe(&ring);
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, 1000 + i);
+	}
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EOPNOTSUPP);
+	ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	while (mine < 4 || rsc_loop_alive(l) > 0) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&ring, 1), 0);
+		n = 0;
+		io_uring_for_each_cqe(&ring, head, cqe) {
+			ret = rsc_loop_dispatch(l, cqe);
+			ck_assert_int_ge(ret, 0);
+			if (ret == 0) {
+				ck_assert_int_eq(cqe->user_data, 1000 + mine);
+				mine++;
+			}
+			n++;
+		}
+		io_uring_cq_advance(&ring, n);
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(mine, 4);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	io_uring_queue_exit(&ring);
+	ck_assert(!t_fd_open_to(t_dir));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ post */
+
+#define POSTERS 4
+#define POSTS	200
+
+struct postrec {
+	int seen[POSTERS];
+	int bad, total;
+	struct rsc_loop *loop;
+};
+
+struct postarg {
+	struct postrec *r;
+	int thread, i;
+};
+
+static struct postarg post_args[POSTERS][POSTS];
+
+static void posted(struct rsc_loop *loop, void *arg)
+{
+	struct postarg *p = arg;
+
+	if (loop != p->r->loop || p->r->seen[p->thread] != p->i)
+		p->r->bad++;
+	p->r->seen[p->thread] = p->i + 1;
+	p->r->total++;
+	if (rsc_loop_run(loop, RSC_RUN_NOWAIT) != -EDEADLK)
+		p->r->bad++;
+}
+
+static void *poster(void *arg)
+{
+	struct postarg *row = arg;
+	int i;
+
+	for (i = 0; i < POSTS; i++)
+		if (rsc_loop_post(row[i].r->loop, posted, &row[i]) < 0)
+			row[i].r->bad += 1000;
+	return NULL;
+}
+
+START_TEST(posts_from_threads_run_once_each_in_order)
+{
+	struct postrec r = { .loop = t_loop };
+	pthread_t th[POSTERS];
+	int t, i, ret;
+
+	ck_assert_int_eq(rsc_loop_post(NULL, posted, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_post(t_loop, NULL, NULL), -EINVAL);
+	for (t = 0; t < POSTERS; t++)
+		for (i = 0; i < POSTS; i++)
+			post_args[t][i] = (struct postarg){ &r, t, i };
+	ret = rsc_loop_post(t_loop, posted, &post_args[0][0]);
+	if (ret == -EOPNOTSUPP)
+		return;
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(r.total, 0); /* never inside the call */
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 1);
+	t_run();
+	ck_assert_int_eq(r.total, 1);
+	r.seen[0] = 0;
+	r.total = 0;
+	for (t = 0; t < POSTERS; t++)
+		ck_assert_int_eq(pthread_create(&th[t], NULL, poster, post_args[t]), 0);
+	while (r.total < POSTERS * POSTS)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	for (t = 0; t < POSTERS; t++)
+		pthread_join(th[t], NULL);
+	t_run();
+	ck_assert_int_eq(r.bad, 0);
+	ck_assert_int_eq(r.total, POSTERS * POSTS);
+}
+END_TEST
+
+/* --------------------------------------------------- stale across loops */
+
+START_TEST(stale_scope_of_a_freed_loop_is_refused_everywhere)
+{
+	struct rsc_loop *other;
+	struct rsc_scope *a, *b, *x;
+	struct rsc_entry *e, *d;
+	unsigned u;
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	ck_assert_int_eq(rsc_loop_new(&other, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(other, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_defer(a, defer_nop, NULL, &d), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(other, NULL), 0);
+	/* The next loop may reuse the freed memory and the handle slots. */
+	ck_assert_int_eq(rsc_loop_new(&other, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(other, NULL, "b", &b), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(a, 10, 0), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_graceful(a, 10, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_stats(a, &u, &u, &u), -ESTALE);
+	ck_assert_int_eq(rsc_scope_on_close(a, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_set_data(a, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_move(a, b), -ESTALE);
+	ck_assert_int_eq(rsc_scope_move(b, a), -ESTALE);
+	ck_assert_int_eq(rsc_scope_open(other, a, "x", &x), -ESTALE);
+	ck_assert_int_eq(rsc_defer(a, defer_nop, NULL, &e), -ESTALE);
+	ck_assert_int_eq(rsc_adopt(a, efd, 0, &e), -ESTALE);
+	ck_assert_int_eq(rsc_entry_move(d, b), -ESTALE);
+	ck_assert_int_eq(rsc_entry_release_wait(d, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_state(b), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_loop_shutdown(other, NULL), 0);
+	ck_assert(fd_open(efd));
+	close(efd);
+}
+END_TEST
+
 Suite *make_hostile_suite(void)
 {
 	Suite *s = suite_create("hostile");
@@ -673,6 +1333,20 @@ Suite *make_hostile_suite(void)
 	tcase_add_test(tc, data_survives_moves_and_is_there_in_on_close);
 	tcase_add_test(tc, counter_names_are_total_and_distinct);
 	tcase_add_test(tc, loop_fd_is_the_runtimes_own);
+	tcase_add_test(tc, single_shot_accept_racing_its_scopes_close_calls_back_once);
+	tcase_add_test(tc, accept_callback_closing_the_listeners_scope);
+	tcase_add_test(tc, connect_entry_release_detach_and_move_act_on_the_socket);
+	tcase_add_test(tc, deadline_arguments_and_states);
+	tcase_add_test(tc, parent_deadline_takes_the_child_and_ends_its_deadline);
+	tcase_add_test(tc, child_deadline_unwinds_alone_and_rearm_moves_it);
+	tcase_add_test(tc, deadline_with_an_acquire_in_flight_closes_the_late_descriptor);
+	tcase_add_test(tc, graceful_close_states_and_stats);
+	tcase_add_test(tc, graceful_stats_count_drained_and_cancelled);
+	tcase_add_test(tc, graceful_close_of_a_failed_scope_is_a_plain_close);
+	tcase_add_test(tc, graceful_stats_when_drained_entries_start_more_or_a_deadline_cuts_in);
+	tcase_add_test(tc, shared_ring_never_consumes_the_applications_cqes);
+	tcase_add_test(tc, posts_from_threads_run_once_each_in_order);
+	tcase_add_test(tc, stale_scope_of_a_freed_loop_is_refused_everywhere);
 	suite_add_tcase(s, tc);
 	return s;
 }
