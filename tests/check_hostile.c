@@ -1307,6 +1307,199 @@ START_TEST(stale_scope_of_a_freed_loop_is_refused_everywhere)
 }
 END_TEST
 
+/* ----------------------------------------------------- posts and closing */
+
+struct late_post {
+	const char *path;
+	int opened, ret;
+	struct rsc_scope *s;
+};
+
+static void post_opens_a_scope(struct rsc_loop *loop, void *arg)
+{
+	struct late_post *lp = arg;
+	struct rsc_entry *e;
+
+	lp->ret = rsc_scope_open(loop, NULL, "late", &lp->s);
+	if (lp->ret == 0)
+		lp->opened = rsc_open(lp->s, AT_FDCWD, lp->path, O_RDONLY, 0, 0, &e) == 0;
+}
+
+START_TEST(a_post_run_by_loop_close_cannot_leave_a_scope_behind)
+{
+	struct rsc_loop *l;
+	struct late_post lp = { 0 };
+	int before, ret;
+
+	t_make_files(1);
+	lp.path = t_path("f0");
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ret = rsc_loop_post(l, post_opens_a_scope, &lp);
+	if (ret == -EOPNOTSUPP) {
+		ck_assert_int_eq(rsc_loop_close(l), 0);
+		return;
+	}
+	ck_assert_int_eq(ret, 0);
+	/* The post runs in here and opens a scope: the loop is not free to go. */
+	ret = rsc_loop_close(l);
+	if (ret == 0) {
+		/* Freed anyway: then nothing it opened may be left open. */
+		ck_assert_msg(t_fd_count() == before,
+			      "rsc_loop_close freed a loop whose post opened scope 'late' (%d): %d fd(s) left open",
+			      lp.ret, t_fd_count() - before);
+		return;
+	}
+	ck_assert_int_eq(ret, -EBUSY);
+	ck_assert_int_eq(lp.ret, 0);
+	ck_assert_int_eq(lp.opened, 1);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+static void post_after_shutdown(struct rsc_scope *s, int status, const struct rsc_error *err,
+				void *data)
+{
+	(void)s;
+	(void)status;
+	(void)err;
+	*(int *)data = rsc_scope_open(t_loop, NULL, "again", &s);
+}
+
+START_TEST(on_close_during_shutdown_cannot_open_new_scopes)
+{
+	struct rsc_loop *l = t_loop;
+	struct rsc_scope *s;
+	int ret = 1;
+
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, post_after_shutdown, &ret), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	t_loop = NULL;
+	ck_assert_int_eq(ret, -ESHUTDOWN);
+}
+END_TEST
+
+/* ---------------------------------------------------- shared ring, deadlk */
+
+struct disp {
+	struct rsc_loop *l;
+	int calls, r;
+};
+
+static void enter_cb_dispatches(struct rsc_entry *e, int res, void *data)
+{
+	struct disp *d = data;
+	struct io_uring_cqe fake = { .user_data = 1ULL << 63 };
+
+	(void)e;
+	(void)res;
+	d->calls++;
+	d->r = rsc_loop_dispatch(d->l, &fake);
+}
+
+START_TEST(dispatch_from_a_callback_is_refused)
+{
+	struct io_uring ring;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct io_uring_cqe *cqe;
+	struct disp d = { 0 };
+	unsigned head, n;
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	ck_assert_int_eq(io_uring_queue_init(16, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&d.l, &ring, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(d.l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, efd, 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, enter_cb_dispatches, &d), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), -EOPNOTSUPP);
+	ck_assert_int_ge(rsc_loop_run(d.l, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_int_eq(d.r, -EDEADLK);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(d.l, RSC_RUN_NOWAIT), 0);
+	while (rsc_loop_alive(d.l) > 0) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&ring, 1), 0);
+		n = 0;
+		io_uring_for_each_cqe(&ring, head, cqe) {
+			ck_assert_int_eq(rsc_loop_dispatch(d.l, cqe), 1);
+			n++;
+		}
+		io_uring_cq_advance(&ring, n);
+		ck_assert_int_ge(rsc_loop_run(d.l, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(rsc_loop_close(d.l), 0);
+	ck_assert(!fd_open(efd));
+	io_uring_queue_exit(&ring);
+}
+END_TEST
+
+/* ------------------------------------------------------------- pollable */
+
+#include <poll.h>
+
+static bool readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+START_TEST(pollable_fd_turns_readable_for_work_due)
+{
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int fd, efd = eventfd(0, EFD_CLOEXEC), i;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 16, RSC_LOOP_POLLABLE), 0);
+	fd = rsc_loop_fd(l);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, efd, 0, &e), 0);
+	ck_assert_msg(readable(fd), "an adopted entry's enter is due, the fd is not readable");
+	for (i = 0; i < 10 && rsc_loop_run(l, RSC_RUN_NOWAIT) > 0; i++)
+		;
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert(!readable(fd));
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_msg(readable(fd), "a close was requested, the fd is not readable");
+	while (rsc_loop_alive(l) > 0) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		ck_assert_int_eq(poll(&p, 1, 2000), 1);
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert(!fd_open(efd));
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+}
+END_TEST
+
+/* ------------------------------------------------- release of an acquire */
+
+START_TEST(release_wait_of_an_acquire_that_fails_reports_the_acquire)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	int ret;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("nope"), O_RDONLY, 0, 0, &e), 0);
+	ret = rsc_entry_release_wait(e, &err);
+	ck_assert_msg(ret == -ENOENT || ret == -ECANCELED, "%s", rsc_err_name(ret));
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_errno(err), ret);
+	ck_assert_str_eq(rsc_error_op(err), "openat");
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), -EALREADY);
+	/* Released early: its failure is not the scope's. */
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
 Suite *make_hostile_suite(void)
 {
 	Suite *s = suite_create("hostile");
@@ -1347,6 +1540,11 @@ Suite *make_hostile_suite(void)
 	tcase_add_test(tc, shared_ring_never_consumes_the_applications_cqes);
 	tcase_add_test(tc, posts_from_threads_run_once_each_in_order);
 	tcase_add_test(tc, stale_scope_of_a_freed_loop_is_refused_everywhere);
+	tcase_add_test(tc, a_post_run_by_loop_close_cannot_leave_a_scope_behind);
+	tcase_add_test(tc, on_close_during_shutdown_cannot_open_new_scopes);
+	tcase_add_test(tc, dispatch_from_a_callback_is_refused);
+	tcase_add_test(tc, pollable_fd_turns_readable_for_work_due);
+	tcase_add_test(tc, release_wait_of_an_acquire_that_fails_reports_the_acquire);
 	suite_add_tcase(s, tc);
 	return s;
 }
