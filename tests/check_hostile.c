@@ -1500,6 +1500,65 @@ START_TEST(release_wait_of_an_acquire_that_fails_reports_the_acquire)
 }
 END_TEST
 
+/* ------------------------------------------------- reuse and self-moves */
+
+static int order_log[8], order_n;
+
+static int log_order(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	(void)e;
+	(void)p;
+	order_log[order_n++] = (int)(long)arg;
+	return 0;
+}
+
+START_TEST(moving_an_entry_to_its_own_scope_makes_it_released_first)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *a, *b, *c;
+
+	order_n = 0;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_defer(s, log_order, (void *)1L, &a), 0);
+	ck_assert_int_eq(rsc_defer(s, log_order, (void *)2L, &b), 0);
+	ck_assert_int_eq(rsc_defer(s, log_order, (void *)3L, &c), 0);
+	ck_assert_int_eq(rsc_entry_move(c, s), 0); /* newest already: no change */
+	ck_assert_int_eq(rsc_entry_move(a, s), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(order_n, 3);
+	ck_assert_int_eq(order_log[0], 1);
+	ck_assert_int_eq(order_log[1], 3);
+	ck_assert_int_eq(order_log[2], 2);
+}
+END_TEST
+
+START_TEST(detached_entry_handle_stays_stale_when_its_memory_is_reused)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *old, *fresh;
+	int p[2], i;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(rsc_adopt(s, p[0], 0, &old), 0);
+		ck_assert_int_eq(rsc_entry_detach(old), p[0]);
+		ck_assert_int_eq(rsc_adopt(s, p[0], 0, &fresh), 0);
+		ck_assert_ptr_ne(old, fresh);
+		ck_assert_int_eq(rsc_entry_detach(old), -ESTALE);
+		ck_assert_int_eq(rsc_entry_release(old, NULL, NULL), -ESTALE);
+		ck_assert_int_eq(rsc_entry_move(old, s), -ESTALE);
+		ck_assert_int_eq(rsc_entry_fd(old), -ESTALE);
+		ck_assert_int_eq(rsc_entry_fd(fresh), p[0]);
+		ck_assert_int_eq(rsc_entry_detach(fresh), p[0]);
+	}
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(fd_open(p[0]));
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
 Suite *make_hostile_suite(void)
 {
 	Suite *s = suite_create("hostile");
@@ -1545,6 +1604,8 @@ Suite *make_hostile_suite(void)
 	tcase_add_test(tc, dispatch_from_a_callback_is_refused);
 	tcase_add_test(tc, pollable_fd_turns_readable_for_work_due);
 	tcase_add_test(tc, release_wait_of_an_acquire_that_fails_reports_the_acquire);
+	tcase_add_test(tc, moving_an_entry_to_its_own_scope_makes_it_released_first);
+	tcase_add_test(tc, detached_entry_handle_stays_stale_when_its_memory_is_reused);
 	suite_add_tcase(s, tc);
 	return s;
 }
