@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -1559,6 +1560,13 @@ START_TEST(detached_entry_handle_stays_stale_when_its_memory_is_reused)
 }
 END_TEST
 
+static bool under_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+
+	return p && strstr(p, "vgpreload");
+}
+
 Suite *make_hostile_suite(void)
 {
 	Suite *s = suite_create("hostile");
@@ -1591,13 +1599,21 @@ Suite *make_hostile_suite(void)
 	tcase_add_test(tc, deadline_arguments_and_states);
 	tcase_add_test(tc, parent_deadline_takes_the_child_and_ends_its_deadline);
 	tcase_add_test(tc, child_deadline_unwinds_alone_and_rearm_moves_it);
-	tcase_add_test(tc, deadline_with_an_acquire_in_flight_closes_the_late_descriptor);
+	/* valgrind holds its lock across io_uring_enter: a thread the loop waits for never runs. */
+	if (under_valgrind())
+		printf("SKIP deadline_with_an_acquire_in_flight_closes_the_late_descriptor: under valgrind, the loop's wait starves the helper thread\n");
+	else
+		tcase_add_test(tc, deadline_with_an_acquire_in_flight_closes_the_late_descriptor);
 	tcase_add_test(tc, graceful_close_states_and_stats);
 	tcase_add_test(tc, graceful_stats_count_drained_and_cancelled);
 	tcase_add_test(tc, graceful_close_of_a_failed_scope_is_a_plain_close);
 	tcase_add_test(tc, graceful_stats_when_drained_entries_start_more_or_a_deadline_cuts_in);
 	tcase_add_test(tc, shared_ring_never_consumes_the_applications_cqes);
-	tcase_add_test(tc, posts_from_threads_run_once_each_in_order);
+	/* valgrind holds its lock across io_uring_enter: a thread the loop waits for never runs. */
+	if (under_valgrind())
+		printf("SKIP posts_from_threads_run_once_each_in_order: under valgrind, the loop's wait starves the helper thread\n");
+	else
+		tcase_add_test(tc, posts_from_threads_run_once_each_in_order);
 	tcase_add_test(tc, stale_scope_of_a_freed_loop_is_refused_everywhere);
 	tcase_add_test(tc, a_post_run_by_loop_close_cannot_leave_a_scope_behind);
 	tcase_add_test(tc, on_close_during_shutdown_cannot_open_new_scopes);
