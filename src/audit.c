@@ -214,6 +214,36 @@ void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s)
 	}
 }
 
+/*
+ * rsc_entry_detach() gave @fd to the caller: to the scopes around its entry
+ * it is now as foreign as a descriptor that was open when they opened, so
+ * their /proc diff must not call it a leak. Marked in each snapshot up the
+ * tree (grown if need be; without memory, that scope gives no verdict).
+ */
+void rsc__audit_disown(struct rsc__scope *s, int fd)
+{
+	for (; s && fd >= 0; s = s->parent) {
+		if (!s->fd_snapshot)
+			continue;
+		if ((unsigned)fd >= s->fd_snapshot_bits) {
+			unsigned want = ((unsigned)fd / 64 + 1) * 64;
+			uint64_t *nb = realloc(s->fd_snapshot, want / 8);
+
+			if (!nb) {
+				free(s->fd_snapshot);
+				s->fd_snapshot = NULL;
+				s->fd_snapshot_bits = 0;
+				continue;
+			}
+			memset((char *)nb + s->fd_snapshot_bits / 8, 0,
+			       (want - s->fd_snapshot_bits) / 8);
+			s->fd_snapshot = nb;
+			s->fd_snapshot_bits = want;
+		}
+		s->fd_snapshot[fd / 64] |= 1ULL << (fd % 64);
+	}
+}
+
 /* The live entry of @root's tree holding @fd, walked without recursion. */
 static const struct rsc__entry *find_holder(const struct rsc__scope *root, int fd)
 {

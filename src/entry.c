@@ -1122,7 +1122,9 @@ int rsc_entry_detach(struct rsc_entry *h)
 	}
 	loop = e->scope->loop;
 	fd = e->value;
-	/* The caller owns it from here: off the scope, out of the ledger. */
+	/* The caller owns it from here: off the scope, out of the ledger, and
+	 * no leak of the scopes around it (FULL audit). */
+	rsc__audit_disown(e->scope, fd);
 	unlink_entry(e);
 	rsc__entry_free(loop, e);
 	return fd;

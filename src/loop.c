@@ -853,16 +853,21 @@ int rsc_loop_close(struct rsc_loop *loop)
 		rsc__set_last_error("rsc_loop_close: ops still in flight on the application's ring: reap and dispatch them first");
 		return -EBUSY;
 	}
-	if ((loop->root && loop->root->children_head) || loop->ready_head ||
-	    loop->retry_head || loop->announce_head) {
-		rsc__set_last_error("rsc_loop_close: scopes still open or callbacks due; close them or call rsc_loop_shutdown");
-		return -EBUSY;
-	}
 	/*
 	 * No scope is left, so what is in flight is the runtime's own (a cancel
-	 * whose target completed first, an orphan's close): drain it here.
+	 * whose target completed first, an orphan's close): drain it here. The
+	 * posts still queued run too, and one may open a scope (rsc_loop_post:
+	 * they may): checked again after each run, so that no scope, and no
+	 * descriptor, is freed unreleased with the loop.
 	 */
-	while (loop_alive(loop)) {
+	for (;;) {
+		if ((loop->root && loop->root->children_head) || loop->ready_head ||
+		    loop->retry_head || loop->announce_head) {
+			rsc__set_last_error("rsc_loop_close: scopes still open or callbacks due; close them or call rsc_loop_shutdown");
+			return -EBUSY;
+		}
+		if (!loop_alive(loop))
+			break;
 		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
 		if (ret < 0)
 			return ret;
