@@ -478,6 +478,8 @@ struct rsc_error *rsc__error_splice(struct rsc_error *head,
 				    const struct rsc_error *stop,
 				    struct rsc_error *tail);
 const char *rsc__opcode_name(unsigned opcode);
+/* Text for a terminal or a log: control bytes (< 0x20, 0x7f) as \xNN. */
+int rsc__fput_text(const char *s, FILE *out);
 
 /* pool.c */
 struct rsc_op *rsc__op_get(struct rsc_loop *loop);
