@@ -963,6 +963,306 @@ START_TEST(five_thousand_opens_on_a_small_ring_lose_nothing)
 }
 END_TEST
 
+/* ------------------------------------------------- more exits and releases */
+
+START_TEST(early_release_whose_exit_returns_eagain_is_retried)
+{
+	struct rm a = { .name = "a", .enter = RM_ENTER_OPEN, .path = "/dev/null", .again = 2 };
+	struct rsc_scope *s = open_scope(NULL, "early-again");
+	int res[2] = { 0, 1 }, fd;
+
+	rm_reset();
+	rm_push(s, &a, &rm_ordered);
+	fd = rsc_entry_wait(a.self);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_entry_release(a.self, count_cb, res), 0);
+	ck_assert_int_eq(a.exit_calls, 1); /* inside the call: -EAGAIN */
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 1);
+	ck_assert_int_eq(rsc_entry_release(a.self, NULL, NULL), -EALREADY);
+	t_run();
+	ck_assert_int_eq(a.exit_calls, 3);
+	ck_assert_int_eq(res[0], 1);
+	ck_assert_int_eq(res[1], 0);
+	ck_assert(!fd_open(fd));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(a.exit_calls, 3);
+}
+END_TEST
+
+START_TEST(release_while_entering_releases_a_winning_acquire_once)
+{
+	struct rm a = { .name = "a", .enter = RM_ENTER_READ },
+		  b = { .name = "b", .enter = RM_ENTER_READ };
+	struct rsc_scope *s = open_scope(NULL, "entering");
+	int p[2], ra[2] = { 0, 1 }, rb[2] = { 0, 1 };
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	a.rfd = b.rfd = p[0];
+	rm_reset();
+	rm_push(s, &a, &rm_ordered);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_eq(rsc_entry_release(a.self, count_cb, ra), 0);
+	ck_assert_int_eq(rsc_entry_release(a.self, count_cb, ra), -EALREADY);
+	t_run();
+	ck_assert_int_eq(ra[0], 1);
+	ck_assert_int_eq(ra[1], -ECANCELED);
+	ck_assert_int_eq(a.exit_calls, 0);
+	ck_assert_int_eq(rsc_entry_fd(a.self), -ECANCELED);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+
+	/* The cancel is lost and the read wins: released once, by its exit. */
+	ck_assert_int_eq(rsc_fault_set(t_loop, "cancel:1:EALREADY"), 0);
+	rm_push(s, &b, &rm_ordered);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_eq(rsc_entry_release(b.self, count_cb, rb), 0);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_eq(write(p[1], "y", 1), 1);
+	t_run();
+	ck_assert_int_eq(b.exit_calls, 1);
+	ck_assert_int_eq(rb[0], 1);
+	ck_assert_int_eq(rb[1], 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(b.exit_calls, 1);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+START_TEST(release_wait_reports_a_failed_release_as_a_chain_of_one)
+{
+	struct rm a = { .name = "a", .exit = RM_EXIT_BADF }, b = { .name = "b" };
+	struct rsc_scope *s = open_scope(NULL, "rw");
+	struct rsc_error *err = NULL;
+
+	rm_reset();
+	rm_push(s, &b, &rm_ordered);
+	rm_push(s, &a, &rm_ordered);
+	t_run();
+	ck_assert_int_eq(rsc_entry_release_wait(a.self, &err), -EBADF);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	ck_assert_str_eq(rsc_error_op(err), "close");
+	ck_assert_str_eq(rsc_error_scope(err), "rw");
+	rsc_error_free(err);
+	/* Reported to the caller: not again in the scope's result. */
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(b.pending, 0);
+}
+END_TEST
+
+/* An exit of several SQEs: the first negative result in SQE order is the error. */
+static int dirfd_for_exit = -1;
+
+static int multi_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct io_uring_sqe *sqe[3];
+	static char buf[8];
+	int ret = rsc_entry_get_sqes(e, 3, sqe);
+
+	(void)pending;
+	++*(int *)arg;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_nop(sqe[0]);
+	io_uring_prep_read(sqe[1], dirfd_for_exit, buf, sizeof(buf), 0);
+	io_uring_prep_close(sqe[2], -1);
+	return 0;
+}
+
+static int nop_enter(struct rsc_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 0;
+}
+
+static int too_many_sqes_enter(struct rsc_entry *e, void *arg)
+{
+	struct io_uring_sqe *sqe[RSC_ENTRY_SQES_MAX + 1];
+	int *r = arg;
+
+	r[0] = rsc_entry_get_sqes(e, RSC_ENTRY_SQES_MAX + 1, sqe);
+	r[1] = rsc_entry_get_sqes(e, 0, sqe);
+	r[2] = rsc_entry_get_sqes(e, RSC_ENTRY_SQES_MAX, sqe);
+	if (r[2] == 0) {
+		int i;
+
+		for (i = 0; i < RSC_ENTRY_SQES_MAX; i++)
+			io_uring_prep_nop(sqe[i]);
+	}
+	r[3] = rsc_entry_get_sqes(e, 1, sqe);
+	return 0;
+}
+
+static int max_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct io_uring_sqe *sqe[RSC_ENTRY_SQES_MAX];
+	int i, ret = rsc_entry_get_sqes(e, RSC_ENTRY_SQES_MAX, sqe);
+
+	(void)pending;
+	(void)arg;
+	if (ret < 0)
+		return ret;
+	for (i = 0; i < RSC_ENTRY_SQES_MAX; i++) {
+		io_uring_prep_nop(sqe[i]);
+		if (i + 1 < RSC_ENTRY_SQES_MAX)
+			sqe[i]->flags |= IOSQE_IO_HARDLINK;
+	}
+	return 0;
+}
+
+START_TEST(multi_sqe_hooks_on_a_tiny_ring)
+{
+	struct rsc_manager multi = { sizeof(struct rsc_manager), 0, "multi", nop_enter, multi_exit };
+	struct rsc_manager big = { sizeof(struct rsc_manager), RSC_MANAGER_UNORDERED, "big",
+				   too_many_sqes_enter, max_exit };
+	struct rsc_loop *saved = t_loop, *small;
+	struct rsc_scope *s;
+	struct rsc_error *err = NULL;
+	int calls = 0, r[64][4], i;
+
+	dirfd_for_exit = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ck_assert_int_ge(dirfd_for_exit, 0);
+	s = open_scope(NULL, "multi");
+	ck_assert_int_eq(rsc_push(s, &multi, &calls, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EISDIR);
+	ck_assert_str_eq(rsc_error_op(err), "read");
+	ck_assert_int_eq(calls, 1);
+	rsc_error_free(err);
+	close(dirfd_for_exit);
+
+	/* Hooks of RSC_ENTRY_SQES_MAX SQEs each, 64 of them, on the smallest ring. */
+	ck_assert_int_eq(rsc_loop_new(&small, 1, 0), 0);
+	t_loop = small;
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "big", &s), 0);
+	for (i = 0; i < 64; i++) {
+		int ret = rsc_push(s, &big, r[i], NULL);
+
+		ck_assert_msg(ret == 0, "push %d: %d %s", i, ret, rsc_last_error());
+		ck_assert_int_eq(r[i][0], -EINVAL);
+		ck_assert_int_eq(r[i][1], -EINVAL);
+		ck_assert_int_eq(r[i][2], 0);
+		ck_assert_int_eq(r[i][3], -EBUSY);
+	}
+	while ((i = rsc_loop_run(small, RSC_RUN_DEFAULT)) > 0)
+		;
+	ck_assert_int_eq(i, 0);
+	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_ACQUIRED), 64);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_RELEASED), 64);
+	t_loop = saved;
+	ck_assert_int_eq(rsc_loop_close(small), 0);
+}
+END_TEST
+
+/* ---------------------------------------------------- the audit and custom */
+
+START_TEST(full_audit_names_what_a_custom_exit_forgot_to_close)
+{
+	struct rm a = { .name = "a", .enter = RM_ENTER_OPEN, .exit = RM_EXIT_RETURN, .ret = 0 },
+		  b = { .name = "b", .enter = RM_ENTER_OPEN };
+	struct rsc_scope *s;
+	const struct rsc_finding *f;
+	int fd;
+
+	t_make_files(2);
+	a.path = t_path("f0");
+	b.path = t_path("f1");
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	s = open_scope(NULL, "forgetful");
+	rm_reset();
+	rm_push(s, &a, &rm_ordered);
+	rm_push(s, &b, &rm_unordered);
+	t_run();
+	fd = rsc_entry_fd(a.self);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	f = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_LEAKED);
+	ck_assert_int_eq(rsc_finding_fd(f), fd);
+	ck_assert_str_eq(rsc_finding_target(f), t_path("f0"));
+	ck_assert_str_eq(rsc_finding_scope(f), "forgetful");
+	close(fd);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------- shutdown */
+
+START_TEST(shutdown_chains_errors_from_newer_scopes_to_older)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *old, *mid, *young;
+	struct rsc_error *err = NULL;
+	struct rm o = { .name = "o" }, m = { .name = "m", .exit = RM_EXIT_RETURN, .ret = -EIO },
+		  y = { .name = "y", .exit = RM_EXIT_BADF };
+	int ret;
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "old", &old), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "mid", &mid), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "young", &young), 0);
+	rm_reset();
+	ck_assert_int_eq(rsc_push(old, &rm_ordered, &o, &o.self), 0);
+	ck_assert_int_eq(rsc_push(mid, &rm_ordered, &m, &m.self), 0);
+	ck_assert_int_eq(rsc_push(young, &rm_ordered, &y, &y.self), 0);
+	while (rsc_loop_run(loop, RSC_RUN_NOWAIT) > 0)
+		;
+	ret = rsc_loop_shutdown(loop, &err);
+	ck_assert_str_eq(rm_order, "y,m,o");
+	ck_assert_int_eq(m.pending, -EBADF);
+	ck_assert_int_eq(o.pending, -EIO);
+	ck_assert_int_eq(ret, -EIO);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_depth(err), 2);
+	ck_assert_str_eq(rsc_error_scope(err), "mid");
+	ck_assert_int_eq(rsc_error_errno(rsc_error_cause(err)), -EBADF);
+	ck_assert_str_eq(rsc_error_scope(rsc_error_cause(err)), "young");
+	rsc_error_free(err);
+}
+END_TEST
+
+/* ---------------------------------------------------------- huge and long */
+
+START_TEST(huge_and_long_arguments_are_refused)
+{
+	struct rsc_scope *s = open_scope(NULL, "big"), *c;
+	struct rsc_entry *e = NULL;
+	char name[RSC_NAME_MAX + 1], *path;
+	char buf[16];
+	int ret;
+
+	memset(name, 'n', sizeof(name));
+	name[RSC_NAME_MAX] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, name, &c), -ENAMETOOLONG);
+	name[RSC_NAME_MAX - 1] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, name, &c), 0);
+	ck_assert_str_eq(rsc_scope_name(c), name);
+	path = malloc(1 << 20);
+	ck_assert_ptr_nonnull(path);
+	memset(path, 'p', (1 << 20) - 1);
+	path[(1 << 20) - 1] = '\0';
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, path, O_RDONLY, 0, 0, &e), -ENAMETOOLONG);
+	ck_assert_ptr_null(e);
+	free(path);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, NULL, O_RDONLY, 0, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ret = rsc_read(e, buf, 0xffffffffu, 0, NULL, NULL);
+	ck_assert_msg(ret == -EINVAL, "read of 4 GiB into 16 bytes without a callback: %d", ret);
+	ret = rsc_timer(s, 0xffffffffu, NULL, NULL, NULL);
+	ck_assert_msg(ret == 0 || ret == -EINVAL, "timer: %d", ret);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, RSC_DIRECT_SLOTS_MAX + 1, 0), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 8, 9), -EINVAL);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
 /* -------------------------------------------------------- the test suite */
 
 Suite *make_hostile_core_suite(void)
@@ -990,6 +1290,13 @@ Suite *make_hostile_core_suite(void)
 	tcase_add_test(tc, pipe_socket_open_are_cloexec_unless_asked);
 	tcase_add_test(tc, direct_entries_have_slots_not_fds_and_a_full_table_is_enfile);
 	tcase_add_test(tc, five_thousand_opens_on_a_small_ring_lose_nothing);
+	tcase_add_test(tc, early_release_whose_exit_returns_eagain_is_retried);
+	tcase_add_test(tc, release_while_entering_releases_a_winning_acquire_once);
+	tcase_add_test(tc, release_wait_reports_a_failed_release_as_a_chain_of_one);
+	tcase_add_test(tc, multi_sqe_hooks_on_a_tiny_ring);
+	tcase_add_test(tc, full_audit_names_what_a_custom_exit_forgot_to_close);
+	tcase_add_test(tc, shutdown_chains_errors_from_newer_scopes_to_older);
+	tcase_add_test(tc, huge_and_long_arguments_are_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
