@@ -1263,6 +1263,86 @@ START_TEST(huge_and_long_arguments_are_refused)
 }
 END_TEST
 
+/* ------------------------------------------------- full audit, nested scopes */
+
+START_TEST(full_audit_reports_a_leak_per_scope_and_never_blames_live_owners)
+{
+	struct rsc_scope *p, *c, *sib;
+	struct rsc_entry *owned;
+	const struct rsc_finding *f;
+	int fd, n;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	p = open_scope(NULL, "outer");
+	c = open_scope(p, "inner");
+	sib = open_scope(NULL, "sibling");
+	/* Opened by a live entry of another scope during their lives: no leak. */
+	ck_assert_int_eq(rsc_open(sib, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &owned), 0);
+	ck_assert_int_ge(rsc_entry_wait(owned), 0);
+	fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(c, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	f = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_LEAKED);
+	ck_assert_int_eq(rsc_finding_fd(f), fd);
+	ck_assert_str_eq(rsc_finding_target(f), "/dev/zero");
+	ck_assert_str_eq(rsc_finding_scope(f), "inner");
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), 0);
+	/* It appeared inside 'outer' too: one finding per scope that saw it
+	 * appear (ringscope_audit(7)), innermost first. */
+	n = rsc_audit_count(t_loop);
+	ck_assert_int_eq(n, 2);
+	f = rsc_audit_finding(t_loop, 1);
+	ck_assert_int_eq(rsc_finding_fd(f), fd);
+	ck_assert_str_eq(rsc_finding_scope(f), "outer");
+	/* The sibling was open when it appeared too: the table is the process's. */
+	ck_assert_int_eq(rsc_scope_close_wait(sib, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 3);
+	f = rsc_audit_finding(t_loop, 2);
+	ck_assert_int_eq(rsc_finding_fd(f), fd);
+	ck_assert_str_eq(rsc_finding_scope(f), "sibling");
+	close(fd);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
+START_TEST(early_release_racing_the_scope_close_releases_once)
+{
+	struct rm m[6];
+	struct rsc_scope *s = open_scope(NULL, "race");
+	char name[6][4];
+	int res[6][2], i, before = t_fd_count();
+
+	memset(m, 0, sizeof(m));
+	memset(res, 0, sizeof(res));
+	rm_reset();
+	for (i = 0; i < 6; i++) {
+		snprintf(name[i], sizeof(name[i]), "r%d", i);
+		m[i].name = name[i];
+		m[i].enter = RM_ENTER_OPEN;
+		m[i].path = "/dev/null";
+		rm_push(s, &m[i], i % 2 ? &rm_ordered : &rm_unordered);
+	}
+	t_run();
+	ck_assert_int_eq(t_fd_count(), before + 6);
+	/* Two released early, then the close before the loop turns. */
+	ck_assert_int_eq(rsc_entry_release(m[1].self, count_cb, res[1]), 0);
+	ck_assert_int_eq(rsc_entry_release(m[4].self, count_cb, res[4]), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_release(m[2].self, count_cb, res[2]), -EALREADY);
+	ck_assert_int_eq(rsc_entry_release(m[1].self, count_cb, res[1]), -EALREADY);
+	t_run();
+	for (i = 0; i < 6; i++)
+		ck_assert_int_eq(m[i].exit_calls, 1);
+	ck_assert_int_eq(res[1][0], 1);
+	ck_assert_int_eq(res[4][0], 1);
+	ck_assert_int_eq(res[2][0], 0);
+	ck_assert_str_eq(rm_order, "r1,r4,r5,r3,r2,r0");
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* -------------------------------------------------------- the test suite */
 
 Suite *make_hostile_core_suite(void)
@@ -1297,6 +1377,8 @@ Suite *make_hostile_core_suite(void)
 	tcase_add_test(tc, full_audit_names_what_a_custom_exit_forgot_to_close);
 	tcase_add_test(tc, shutdown_chains_errors_from_newer_scopes_to_older);
 	tcase_add_test(tc, huge_and_long_arguments_are_refused);
+	tcase_add_test(tc, full_audit_reports_a_leak_per_scope_and_never_blames_live_owners);
+	tcase_add_test(tc, early_release_racing_the_scope_close_releases_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
