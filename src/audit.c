@@ -416,12 +416,14 @@ int rsc_audit_print(const struct rsc_loop *loop, FILE *out)
 	for (i = 0; i < loop->n_findings; i++) {
 		const struct rsc_finding *f = loop->findings[i];
 
-		if (fprintf(out, "ringscope audit: %s %s %d -> %s in scope '%s': expected %s\n",
+		if (fprintf(out, "ringscope audit: %s %s %d -> ",
 			    f->kind == RSC_FINDING_LEAKED || f->kind == RSC_FINDING_SLOT_LEAKED ?
 			    "leaked" : f->kind == RSC_FINDING_SLOT_MISMATCH ? "mismatched" :
 			    "not released",
-			    f->kind >= RSC_FINDING_SLOT_LEAKED ? "slot" : "fd",
-			    f->fd, f->target, f->scope, f->expected) < 0)
+			    f->kind >= RSC_FINDING_SLOT_LEAKED ? "slot" : "fd", f->fd) < 0 ||
+		    rsc__fput_text(f->target, out) < 0 || fputs(" in scope '", out) == EOF ||
+		    rsc__fput_text(f->scope, out) < 0 || fputs("': expected ", out) == EOF ||
+		    rsc__fput_text(f->expected, out) < 0 || putc('\n', out) == EOF)
 			return -EIO;
 	}
 	return (int)loop->n_findings;

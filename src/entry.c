@@ -48,11 +48,18 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 	} else {
 		if (op->closes_value)
 			e->close_res = res; /* the kernel's word for the audit */
-		/* A socket that was never connected has nothing to shut down. */
-		if (res < 0 && e->exit_res == 0 &&
-		    !(op->opcode == IORING_OP_SHUTDOWN && res == -ENOTCONN)) {
+		/*
+		 * A socket that was never connected has nothing to shut down.
+		 * Unlinked SQEs complete in any order: the error is the first
+		 * in SQE order (rsc_entry_get_sqes(3)), whatever came first, and
+		 * a hook's own -errno (set before any CQE) stays.
+		 */
+		if (res < 0 && !(op->opcode == IORING_OP_SHUTDOWN && res == -ENOTCONN) &&
+		    (e->exit_res == 0 ||
+		     (e->exit_opcode != RSC__OPCODE_HOOK && op->sqe_idx < e->exit_sqe_idx))) {
 			e->exit_res = res;
 			e->exit_opcode = op->opcode;
+			e->exit_sqe_idx = op->sqe_idx;
 		}
 	}
 	assert(e->phase_ops > 0);
@@ -101,6 +108,7 @@ static int reserve_sqes(struct rsc__entry *e, unsigned n,
 	for (i = 0; i < n; i++) {
 		ops[i]->entry = e;
 		ops[i]->complete = entry_op_complete;
+		ops[i]->sqe_idx = (uint8_t)i;
 		ops[i]->primary = e->phase == RSC__PHASE_ENTER && !e->enter_op;
 		if (ops[i]->primary)
 			e->enter_op = ops[i];

@@ -224,28 +224,82 @@ int rsc_error_depth(const struct rsc_error *err)
 	return n;
 }
 
+static bool is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+/*
+ * Names and paths come from the caller and the file system: a file name may
+ * hold a newline or an escape sequence. The accessors return the bytes as
+ * they are; the text made for a terminal or a log shows each control byte
+ * as \xNN, so one error is one line and nothing is sent to the terminal.
+ */
+static size_t put_text(char *buf, size_t len, size_t used, const char *s)
+{
+	char esc[5];
+	size_t n, i;
+
+	for (; *s; s++) {
+		if (is_control((unsigned char)*s)) {
+			snprintf(esc, sizeof(esc), "\\x%02x", (unsigned char)*s);
+			n = 4;
+		} else {
+			esc[0] = *s;
+			n = 1;
+		}
+		for (i = 0; i < n; i++, used++)
+			if (used + 1 < len)
+				buf[used] = esc[i];
+	}
+	if (len)
+		buf[used < len ? used : len - 1] = '\0';
+	return used;
+}
+
+int rsc__fput_text(const char *s, FILE *out)
+{
+	for (; *s; s++) {
+		if (is_control((unsigned char)*s) ?
+			    fprintf(out, "\\x%02x", (unsigned char)*s) < 0 :
+			    putc(*s, out) == EOF)
+			return -EIO;
+	}
+	return 0;
+}
+
+static size_t put_error(char *buf, size_t len, size_t used,
+			const struct rsc_error *err, bool first)
+{
+	used = put_text(buf, len, used, first ? "" : "; caused by ");
+	used = put_text(buf, len, used, err->op);
+	used = put_text(buf, len, used, err->detail[0] ? " " : "");
+	used = put_text(buf, len, used, err->detail);
+	used = put_text(buf, len, used, ": ");
+	used = put_text(buf, len, used, rsc_strerror(err->err));
+	used = put_text(buf, len, used, " (");
+	used = put_text(buf, len, used, rsc_err_name(err->err));
+	used = put_text(buf, len, used, ") [entry '");
+	used = put_text(buf, len, used, err->entry);
+	used = put_text(buf, len, used, "' in scope '");
+	used = put_text(buf, len, used, err->scope);
+	return put_text(buf, len, used, "']");
+}
+
 int rsc_error_format(const struct rsc_error *err, char *buf, size_t len)
 {
 	size_t used = 0;
-	int n;
 
 	if (!err || (!buf && len))
 		return -EINVAL;
 	if (len)
 		buf[0] = '\0';
 	for (; err; err = err->cause) {
-		n = snprintf(used < len ? buf + used : NULL,
-			     used < len ? len - used : 0,
-			     "%s%s%s%s: %s (%s) [entry '%s' in scope '%s']",
-			     used ? "; caused by " : "", err->op,
-			     err->detail[0] ? " " : "", err->detail,
-			     rsc_strerror(err->err), rsc_err_name(err->err),
-			     err->entry, err->scope);
-		if (n < 0)
-			return -EIO;
-		used += (size_t)n;
+		used = put_error(buf, len, used, err, used == 0);
+		if (used > INT32_MAX)
+			return -EOVERFLOW;
 	}
-	return used > INT32_MAX ? -EOVERFLOW : (int)used;
+	return (int)used;
 }
 
 int rsc_error_print(const struct rsc_error *err, FILE *out)
@@ -255,11 +309,15 @@ int rsc_error_print(const struct rsc_error *err, FILE *out)
 	if (!err || !out)
 		return -EINVAL;
 	for (; err; err = err->cause, depth++) {
-		if (fprintf(out, "%s%s%s%s: %s (%s) [entry '%s' in scope '%s']\n",
-			    depth ? "  caused by: " : "error: ", err->op,
-			    err->detail[0] ? " " : "", err->detail,
-			    rsc_strerror(err->err), rsc_err_name(err->err),
-			    err->entry, err->scope) < 0)
+		if (fputs(depth ? "  caused by: " : "error: ", out) == EOF ||
+		    rsc__fput_text(err->op, out) < 0 ||
+		    fputs(err->detail[0] ? " " : "", out) == EOF ||
+		    rsc__fput_text(err->detail, out) < 0 ||
+		    fprintf(out, ": %s (%s) [entry '", rsc_strerror(err->err),
+			    rsc_err_name(err->err)) < 0 ||
+		    rsc__fput_text(err->entry, out) < 0 ||
+		    fputs("' in scope '", out) == EOF ||
+		    rsc__fput_text(err->scope, out) < 0 || fputs("']\n", out) == EOF)
 			return -EIO;
 	}
 	return 0;

@@ -54,6 +54,7 @@ struct rsc_op {
 	uint8_t opcode;	 /* for naming the operation in errors */
 	bool primary;	 /* first SQE of an enter: its CQE decides the enter */
 	bool closes_value; /* IORING_OP_CLOSE of the entry's own descriptor */
+	uint8_t sqe_idx;   /* its place among the SQEs its hook reserved */
 	int fault_res;	   /* injected result replacing the CQE's, or 0 */
 	bool grace_mark;   /* in flight when a graceful close began (graceful.c) */
 	/* Tracked I/O (io.c): the caller's buffer is ours until the final CQE. */
@@ -116,8 +117,9 @@ struct rsc__entry {
 	void *arg;
 	int state;
 	int value;    /* enter's CQE res: descriptor or -errno */
-	int exit_res; /* first negative CQE of the exit, or 0 */
+	int exit_res; /* first negative CQE of the exit in SQE order, or 0 */
 	uint8_t exit_opcode;
+	uint8_t exit_sqe_idx; /* the SQE that raised exit_res: the first in SQE order wins */
 	unsigned flags;
 	enum rsc__phase phase;
 	unsigned phase_ops; /* ops of the current phase still in flight */
@@ -478,6 +480,8 @@ struct rsc_error *rsc__error_splice(struct rsc_error *head,
 				    const struct rsc_error *stop,
 				    struct rsc_error *tail);
 const char *rsc__opcode_name(unsigned opcode);
+/* Text for a terminal or a log: control bytes (< 0x20, 0x7f) as \xNN. */
+int rsc__fput_text(const char *s, FILE *out);
 
 /* pool.c */
 struct rsc_op *rsc__op_get(struct rsc_loop *loop);

@@ -72,5 +72,6 @@ Suite *make_server_suite(void);
 Suite *make_observe_suite(void);
 Suite *make_direct_suite(void);
 Suite *make_hostile_suite(void);
+Suite *make_hostile_core_suite(void);
 
 #endif
