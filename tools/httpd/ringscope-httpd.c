@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -83,7 +84,10 @@ struct worker {
 	int start_err; /* set under srv->lock before srv->ready counts it */
 	bool stopping, closed;
 	bool count_posted; /* count_peak() is due on this loop */
+	bool direct;	   /* connections accepted into the loop's direct table */
+	int direct_err;	   /* why not, when --no-direct did not say so: 0 or -errno */
 	unsigned open; /* connections open on this loop */
+	int slots_peak, slots_exit; /* direct slots in use: most seen, and at the loop's close */
 	int status;    /* of "httpd" */
 	struct stats st;
 };
@@ -92,7 +96,7 @@ struct server {
 	/* Options: read-only once the threads start. */
 	unsigned idle_ms, grace_ms, max_conns, nthreads;
 	const char *unix_path;
-	bool metrics;
+	bool metrics, no_direct;
 	enum rsc_audit_level level;
 	struct sockaddr_storage ss; /* the first listener's address, port included */
 	socklen_t sslen;
@@ -375,6 +379,8 @@ static void on_accept(struct rsc_entry *l, int fd, struct rsc_scope *cs,
 		return;
 	}
 	w->st.accepted++;
+	if (w->direct && (ret = rsc_loop_direct_used(w->loop)) > w->slots_peak)
+		w->slots_peak = ret;
 	if (count_conn(w) && !w->stopping)
 		c = malloc(sizeof(*c));
 	if (!c) {
@@ -553,7 +559,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: ringscope-httpd [--addr ADDR] [--port PORT] [--unix PATH]\n"
 		"           [--threads N] [--audit off|released|full] [--max-conns N]\n"
-		"           [--idle-timeout MS] [--grace MS] [--metrics]\n"
+		"           [--idle-timeout MS] [--grace MS] [--metrics] [--no-direct]\n"
 		"A small HTTP/1.1 server on ringscope: GET / answers 200 with a fixed body.\n"
 		"  --addr ADDR        IPv4 or IPv6 address to listen on (127.0.0.1)\n"
 		"  --port PORT        TCP port, 0 for one the kernel picks (8080)\n"
@@ -566,6 +572,7 @@ static void usage(FILE *out)
 		"                     that long after accept or its last response, 0: never (30000)\n"
 		"  --grace MS         on SIGINT/SIGTERM, let requests finish this long (5000)\n"
 		"  --metrics          GET /metrics answers the loop's metrics (Prometheus text)\n"
+		"  --no-direct        connections as process descriptors, not direct slots\n"
 		"Prints 'listening on ADDR:PORT', and a lifecycle summary at exit.\n");
 }
 static unsigned number(const char *s, const char *opt)
@@ -642,6 +649,31 @@ static void print_bound(int fd, const char *path)
 
 
 /* Set up @w's loop on the calling thread and start accepting; 0 or -errno (nothing left open). */
+/*
+ * Connections into the loop's direct table (io_uring's registered files):
+ * its I/O then names a slot (no descriptor lookup, no file reference taken
+ * per op), and accept and close touch no descriptor table shared between
+ * threads. A slot per connection this loop may hold, and some for those
+ * accepted over --max-conns until their close; the kernel caps a table at
+ * RLIMIT_NOFILE. False, with the reason in w->direct_err, where the kernel
+ * cannot (before Linux 6.0): the loop then accepts process descriptors.
+ */
+static bool direct_table(struct worker *w)
+{
+	struct rlimit rl;
+	unsigned long long slots = (unsigned long long)w->srv->max_conns + 64;
+	int ret;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    slots > rl.rlim_cur)
+		slots = rl.rlim_cur;
+	if (slots > RSC_DIRECT_SLOTS_MAX)
+		slots = RSC_DIRECT_SLOTS_MAX;
+	ret = rsc_loop_set_direct(w->loop, (unsigned)slots, 0);
+	w->direct_err = ret;
+	return ret == 0;
+}
+
 static int worker_start(struct worker *w)
 {
 	struct server *srv = w->srv;
@@ -676,7 +708,9 @@ static int worker_start(struct worker *w)
 	    (ret = rsc_entry_wait(w->listener)) < 0)
 		goto fail;
 	w->listen_fd = ret;
-	if ((ret = rsc_accept(w->listener, RSC_ACCEPT_MULTISHOT, on_accept, w)) < 0)
+	w->direct = !srv->no_direct && direct_table(w);
+	if ((ret = rsc_accept(w->listener, RSC_ACCEPT_MULTISHOT | (w->direct ? RSC_DIRECT : 0),
+			      on_accept, w)) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -701,6 +735,8 @@ static void worker_finish(struct worker *w)
 	for (i = 0; i < RSC_CTR__COUNT; i++)
 		w->st.ctr[i] = rsc_loop_counter(w->loop, i);
 	w->st.findings = rsc_audit_count(w->loop);
+	if (w->direct)
+		w->slots_exit = rsc_loop_direct_used(w->loop);
 	if (w->st.findings > 0)
 		rsc_audit_print(w->loop, stderr);
 	if ((ret = rsc_loop_close(w->loop)) < 0) {
@@ -778,6 +814,31 @@ static void take_bound_address(struct server *srv)
 	}
 }
 
+/* Where connections were held: the loops' direct tables, or process descriptors. */
+static void summary_direct(struct server *srv)
+{
+	int peak = 0, at_exit = 0, err = 0;
+	unsigned i, n = 0;
+
+	for (i = 0; i < srv->nthreads; i++) {
+		const struct worker *w = &srv->workers[i];
+
+		if (w->direct) {
+			n++;
+			peak += w->slots_peak;
+			at_exit += w->slots_exit;
+		} else if (w->direct_err) {
+			err = w->direct_err;
+		}
+	}
+	if (n)
+		printf("direct slots: %d at peak, %d at exit (%u of %u loops)\n", peak, at_exit, n,
+		       srv->nthreads);
+	else
+		printf("direct slots: none (%s)\n",
+		       srv->no_direct ? "--no-direct" : err ? rsc_strerror(err) : "not set up");
+}
+
 static void summary(struct server *srv, int fds_exit)
 {
 	static const char *const levels[] = { "off", "released", "full" };
@@ -816,6 +877,7 @@ static void summary(struct server *srv, int fds_exit)
 	else
 		printf(")\ndescriptors: %d at start, %d at peak, %d at exit\n", srv->fds_start,
 		       srv->fds_peak, fds_exit);
+	summary_direct(srv);
 	printf("ring: %lld io_uring_enter calls, %lld SQEs, %lld CQEs, %lld acquired, %lld released, "
 	       "%lld deadlines passed\n",
 	       t.ctr[RSC_CTR_ENTER_CALLS], t.ctr[RSC_CTR_SQES], t.ctr[RSC_CTR_CQES],
@@ -847,6 +909,7 @@ int main(int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "grace", required_argument, NULL, 'g' },
 		{ "metrics", no_argument, NULL, 'M' },
+		{ "no-direct", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -859,7 +922,7 @@ int main(int argc, char **argv)
 	sigset_t block, old;
 	unsigned port = 8080, threads = 0, i, started = 1, failed = 0;
 	unsigned long long accepted = 0, closed = 0;
-	int opt, pipefd[2], ret, fds_exit, status = 0, findings = 0;
+	int opt, pipefd[2], ret, fds_exit, status = 0, findings = 0, slots_exit = 0;
 	bool threads_set = false;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -875,6 +938,7 @@ int main(int argc, char **argv)
 		case 'i': srv.idle_ms = number(optarg, "--idle-timeout"); break;
 		case 'g': srv.grace_ms = number(optarg, "--grace"); break;
 		case 'M': srv.metrics = true; break;
+		case 'D': srv.no_direct = true; break;
 		case 'A':
 			if (!strcmp(optarg, "off"))
 				srv.level = RSC_AUDIT_OFF;
@@ -992,10 +1056,11 @@ int main(int argc, char **argv)
 		accepted += srv.workers[i].st.accepted;
 		closed += srv.workers[i].st.closed;
 		findings += srv.workers[i].st.findings;
+		slots_exit += srv.workers[i].slots_exit;
 		if (srv.workers[i].status)
 			status = 1;
 	}
 	free(srv.workers);
-	return status == 0 && findings == 0 && fds_exit == srv.fds_start && accepted == closed ?
-		       0 : 1;
+	return status == 0 && findings == 0 && fds_exit == srv.fds_start && slots_exit == 0 &&
+			       accepted == closed ? 0 : 1;
 }
