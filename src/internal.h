@@ -501,8 +501,9 @@ struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target);
 /* @sqe becomes a relative IORING_OP_TIMEOUT of @ms routed to @op (its own timespec). */
 void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned ms,
 			  rsc__op_fn complete);
-/* One IORING_ASYNC_CANCEL_FD|ALL for every op on @fd (Linux 5.19). */
-struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd);
+/* One IORING_ASYNC_CANCEL_FD|ALL for every op on @fd (Linux 5.19), or on
+ * slot @fd of the direct table with @fixed (IORING_ASYNC_CANCEL_FD_FIXED, 6.0). */
+struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed);
 
 /* entry.c */
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,

@@ -181,7 +181,7 @@ void rsc__io_cancel_all(struct rsc__entry *e)
 	for (op = e->io_head; op; op = op->io_next)
 		n_fd += on_fd(op);
 	if (n_fd > 1 && e->value >= 0 && rsc__opcode_supported(loop, IORING_OP_SOCKET) &&
-	    rsc__submit_cancel_fd(loop, e->value)) {
+	    rsc__submit_cancel_fd(loop, e->value, e->fd_kind == RSC__FD_DIRECT)) {
 		for (op = e->io_head; op; op = op->io_next)
 			if (!on_fd(op))
 				rsc__submit_cancel(loop, op);

@@ -446,14 +446,17 @@ void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned 
 	op->complete = complete;
 }
 
-struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd)
+struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed)
 {
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op = rsc__op_with_sqe(loop, &sqe);
 
 	if (!op)
 		return NULL;
-	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+	/* A slot is no process descriptor: without FD_FIXED the kernel would look
+	 * up the process's descriptor of that number (io_uring/cancel.c). */
+	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL |
+					 (fixed ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
 	if (rsc__fault(loop, RSC__F_CANCEL))
 		io_uring_prep_nop(sqe); /* injected: as if it came too late */
 	op->complete = cancel_done;
