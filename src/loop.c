@@ -739,6 +739,7 @@ const char *rsc_counter_name(enum rsc_counter which)
 		[RSC_CTR_FAULTS_INJECTED] = "faults_injected",
 		[RSC_CTR_DEADLINES] = "deadlines",
 		[RSC_CTR_CANCEL_FD] = "cancel_fd",
+		[RSC_CTR_RECV_REARMS] = "recv_rearms",
 	};
 
 	return (int)which >= 0 && which < RSC_CTR__COUNT ? names[which] : NULL;
@@ -760,6 +761,7 @@ static void loop_free(struct rsc_loop *loop)
 	rsc__audit_free(loop);
 	rsc__post_free(loop); /* first: no poster may aim at the ring once it goes */
 	rsc__direct_free(loop);
+	rsc__recv_buffers_free(loop, true);
 	io_uring_free_probe(loop->probe);
 	rsc__pollable_free(loop);
 	if (!loop->shared) {

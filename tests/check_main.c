@@ -34,6 +34,7 @@ int main(void)
 	srunner_add_suite(sr, make_server_suite());
 	srunner_add_suite(sr, make_observe_suite());
 	srunner_add_suite(sr, make_direct_suite());
+	srunner_add_suite(sr, make_multishot_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

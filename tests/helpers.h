@@ -71,5 +71,6 @@ Suite *make_deadline_suite(void);
 Suite *make_server_suite(void);
 Suite *make_observe_suite(void);
 Suite *make_direct_suite(void);
+Suite *make_multishot_suite(void);
 
 #endif
