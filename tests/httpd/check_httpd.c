@@ -527,6 +527,91 @@ static void keep_alive_serves_several_requests(void)
 	      "%s", s.text);
 }
 
+static bool extra_arg(const char *arg)
+{
+	return (extra_args[0] && !strcmp(extra_args[0], arg)) ||
+	       (extra_args[1] && !strcmp(extra_args[1], arg));
+}
+
+/* "ring: N io_uring_enter calls, M SQEs, ...": M, or -1. */
+static long long summary_sqes(const struct server *s)
+{
+	const char *p = strstr(s->text, "ring: ");
+	long long calls, sqes;
+
+	return p && sscanf(p, "ring: %lld io_uring_enter calls, %lld SQEs", &calls, &sqes) == 2 ?
+		       sqes : -1;
+}
+
+#define N_KEEP 100
+
+/*
+ * A keep-alive connection's requests after the first are received by one
+ * multishot receive: about one SQE per request (its send), not two. With
+ * --no-multishot, a recv and a send each.
+ */
+static void keep_alive_requests_share_one_receive(void)
+{
+	struct server s;
+	struct client c;
+	struct response r;
+	long long sqes;
+	bool multishot = !extra_arg("--no-multishot");
+	int i;
+
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect: %s", strerror(errno));
+	for (i = 0; i < N_KEEP; i++)
+		CHECK(send_str(&c, get_root) && get_response(&c, &r) && r.status == 200 && !r.close,
+		      "request %d", i);
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	sqes = summary_sqes(&s);
+	if (multishot) {
+		CHECK(strstr(s.text, "receives: multishot"), "%s", s.text);
+		/* The sends, two receives, and the few of each loop's setup and shutdown. */
+		CHECK(sqes >= N_KEEP && sqes <= N_KEEP + 40, "%lld SQEs: %s", sqes, s.text);
+	} else {
+		CHECK(strstr(s.text, "receives: a recv per request (--no-multishot)"), "%s", s.text);
+		CHECK(sqes >= 2 * N_KEEP, "%lld SQEs: %s", sqes, s.text);
+	}
+}
+
+#define N_PIPE 400
+
+/*
+ * More pipelined requests in one write than the 8 KiB request buffer holds:
+ * all answered, in order (the multishot receive takes them as they come and
+ * keeps what does not fit; a recv takes what fits).
+ */
+static void pipelined_requests_beyond_the_buffer_are_answered_in_order(void)
+{
+	static char burst[N_PIPE * 40];
+	struct server s;
+	struct client c;
+	struct response r;
+	size_t len = 0;
+	int i;
+
+	for (i = 0; i < N_PIPE; i++)
+		len += (size_t)sprintf(burst + len, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n",
+				       i % 3 ? "/" : "/x");
+	CHECK(len > HEADER_MAX, "%zu bytes", len);
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect: %s", strerror(errno));
+	/* Keep-alive first, so that the burst comes to a connection that has been answered. */
+	CHECK(send_str(&c, get_root) && get_response(&c, &r) && r.status == 200, "first");
+	CHECK(send_str(&c, burst), "send");
+	for (i = 0; i < N_PIPE; i++)
+		CHECK(get_response(&c, &r) && r.status == (i % 3 ? 200 : 404) && !r.close,
+		      "pipelined %d: status %d", i, r.status);
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "requests: ") == N_PIPE + 1, "%s", s.text);
+}
+
 static void connection_close_is_honoured(void)
 {
 	struct server s;
@@ -929,8 +1014,7 @@ static int summary_slots(const struct server *s, int *at_exit)
 
 static bool no_direct_run(void)
 {
-	return (extra_args[0] && !strcmp(extra_args[0], "--no-direct")) ||
-	       (extra_args[1] && !strcmp(extra_args[1], "--no-direct"));
+	return extra_arg("--no-direct");
 }
 
 /*
@@ -1232,6 +1316,8 @@ int main(void)
 #define T(f) { #f, f }
 		T(get_root_answers_200),
 		T(keep_alive_serves_several_requests),
+		T(keep_alive_requests_share_one_receive),
+		T(pipelined_requests_beyond_the_buffer_are_answered_in_order),
 		T(connection_close_is_honoured),
 		T(bad_request_gets_400_and_close),
 		T(content_length_must_be_a_single_zero),
