@@ -789,8 +789,8 @@ static bool direct_table(struct worker *w)
 	return ret == 0;
 }
 
-/* Per loop: 512 KiB, more than a loop's keep-alive connections send between two turns. */
-#define RECV_BUFFERS 512
+/* Per loop: 256 KiB; more receives than this between two turns of a loop are re-armed. */
+#define RECV_BUFFERS 256
 #define RECV_BUFFER_SIZE 1024
 
 static int worker_start(struct worker *w)
