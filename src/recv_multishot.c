@@ -200,8 +200,14 @@ static void recv_done(struct rsc_loop *loop, struct rsc_op *op, int res, unsigne
 		/* Ended by the kernel, not by the peer: again, while the entry stays. */
 		int ret = stays ? arm(e, op->io_cb, op->io_data) : -ECANCELED;
 
-		if (ret == 0)
+		if (ret == 0) {
 			loop->counters[RSC_CTR_RECV_REARMS]++;
+			/* The same receive for a graceful close's count (graceful.c): not drained. */
+			if (op->grace_mark) {
+				e->io_head->grace_mark = true; /* arm() put it first */
+				e->n_grace_ops++;
+			}
+		}
 		rsc__io_unlink(op);
 		if (ret < 0)
 			final_cb(loop, op, ret);
