@@ -89,6 +89,7 @@ enum rsc_counter {
 	RSC_CTR_FAULTS_INJECTED, /* faults injected by rsc_fault_set() rules */
 	RSC_CTR_DEADLINES,	 /* scopes whose deadline passed */
 	RSC_CTR_CANCEL_FD,	 /* releases that cancelled their I/O with one SQE */
+	RSC_CTR_RECV_REARMS,	 /* multishot receives re-armed after the kernel ended them */
 	RSC_CTR__COUNT
 };
 
@@ -677,6 +678,48 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_timeout(struct rsc_entry *entry,
 RSC_EXTERN RSC_MUST_CHECK int rsc_timer(struct rsc_scope *scope, unsigned ms,
 					rsc_io_cb cb, void *data,
 					struct rsc_entry **entryp);
+
+/*
+ * Multishot receive (IORING_RECV_MULTISHOT, Linux 6.0): one tracked op that
+ * keeps receiving on @entry's socket, each time into a buffer the runtime
+ * provides from the loop's ring of receive buffers (set up at the first call,
+ * or by rsc_loop_set_recv_buffers()): one SQE for many receives, and no poll
+ * armed and disarmed per receive. @cb runs from the loop for each receive with
+ * res > 0 bytes at buf, which stays the runtime's: valid during the call only,
+ * back in the ring when @cb returns (copy what you keep). The last call has
+ * res <= 0 and buf NULL: 0 (end of stream), -ECANCELED (the entry's release
+ * cancelled it, and waited for this), or another -errno; receives already
+ * made may still arrive after a release was asked for, before it. When the
+ * kernel ends it while the entry stays (the ring ran out of buffers:
+ * -ENOBUFS), the runtime arms it again (RSC_CTR_RECV_REARMS), with no call;
+ * if it cannot, the last call says why (-EBUSY). A graceful close waits for it
+ * as for any tracked I/O. One per entry, and no rsc_recv() beside it (-EBUSY
+ * from either): the bytes would lose their order. @flags must be 0. If the
+ * call fails, @cb is never called. Errors: as rsc_recv(), -EBUSY,
+ * -EOPNOTSUPP (a kernel before 6.0: rsc_recv() is the fallback), and those
+ * of rsc_loop_set_recv_buffers() when it sets the ring up.
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_recv_multishot(struct rsc_entry *entry,
+						 unsigned flags, rsc_io_cb cb,
+						 void *data);
+
+/*
+ * The loop's receive buffers for rsc_recv_multishot(): @count (a power of
+ * two, at most 32768) buffers of @size (at most 1 MiB) bytes, registered with
+ * the ring now as a provided-buffer ring (io_uring_register_buf_ring(3), Linux
+ * 5.19) in a buffer group of the runtime's choosing; 0 @count frees them. A
+ * buffer is in the kernel's hands except during the callback it is handed to.
+ * Without this call, the first rsc_recv_multishot() sets up
+ * RSC_RECV_BUFFERS_DEFAULT of RSC_RECV_BUFFER_SIZE_DEFAULT bytes. Errors:
+ * -EINVAL, -EBUSY (a multishot receive is in flight), -EDEADLK (inside a
+ * callback or hook), -ENOMEM, -EOPNOTSUPP (no provided-buffer rings), or the
+ * registration's -errno.
+ */
+#define RSC_RECV_BUFFERS_DEFAULT     256U
+#define RSC_RECV_BUFFER_SIZE_DEFAULT 4096U
+
+RSC_EXTERN int rsc_loop_set_recv_buffers(struct rsc_loop *loop, unsigned count,
+					 unsigned size);
 
 /* Tracked ops in flight on @entry (>= 0), or -EINVAL, -ESTALE. */
 RSC_EXTERN int rsc_entry_io_count(const struct rsc_entry *entry);

@@ -39,6 +39,7 @@
 
 struct rsc_op;
 struct rsc__direct;
+struct rsc__bufring;
 typedef void (*rsc__op_fn)(struct rsc_loop *loop, struct rsc_op *op, int res,
 			   unsigned cqe_flags);
 
@@ -327,6 +328,7 @@ struct rsc_loop {
 	struct rsc__trace_json *tj;
 	struct rsc__latency *lat;
 	struct rsc__direct *direct; /* the registered file table (direct.c), or NULL */
+	struct rsc__bufring *bufring; /* receive buffers (recv_multishot.c), or NULL */
 };
 
 /*
@@ -511,8 +513,9 @@ struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target);
 /* @sqe becomes a relative IORING_OP_TIMEOUT of @ms routed to @op (its own timespec). */
 void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned ms,
 			  rsc__op_fn complete);
-/* One IORING_ASYNC_CANCEL_FD|ALL for every op on @fd (Linux 5.19). */
-struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd);
+/* One IORING_ASYNC_CANCEL_FD|ALL for every op on @fd (Linux 5.19), or on
+ * slot @fd of the direct table with @fixed (IORING_ASYNC_CANCEL_FD_FIXED, 6.0). */
+struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed);
 
 /* entry.c */
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
@@ -549,6 +552,11 @@ int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn);
 struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep);
 void rsc__io_unlink(struct rsc_op *op);
 void rsc__io_settled(struct rsc__entry *e);
+
+/* recv_multishot.c */
+bool rsc__recv_multishot_active(const struct rsc__entry *e);
+/* Free the receive buffers; @ring_alive: unregister them from the ring first. */
+void rsc__recv_buffers_free(struct rsc_loop *loop, bool ring_alive);
 
 /* entry.c: a descriptor someone else acquired, owned from now on */
 struct rsc__entry *rsc__adopt(struct rsc__scope *s, const struct rsc_manager *mgr,

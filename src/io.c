@@ -135,11 +135,20 @@ int rsc_write(struct rsc_entry *e, const void *buf, unsigned len, long long off,
 			"rsc_write");
 }
 
-int rsc_recv(struct rsc_entry *e, void *buf, unsigned len, int flags,
+int rsc_recv(struct rsc_entry *h, void *buf, unsigned len, int flags,
 	     rsc_io_cb cb, void *data)
 {
+	struct rsc__entry *e;
+
 	RSC__CHECK_ARG(flags >= 0, "rsc_recv: flags 0x%x", (unsigned)flags);
-	return io_start(e, IORING_OP_RECV, buf, len, 0, flags, cb, data, "rsc_recv");
+	/* Beside a multishot receive, which of the two gets which bytes is chance. */
+	if (rsc__entry_from(h, &e, "rsc_recv") == 0 && e->io_head &&
+	    rsc__recv_multishot_active(e)) {
+		rsc__set_last_error("rsc_recv: entry '%s' has a multishot receive (rsc_recv_multishot)",
+				    e->mgr->name);
+		return -EBUSY;
+	}
+	return io_start(h, IORING_OP_RECV, buf, len, 0, flags, cb, data, "rsc_recv");
 }
 
 int rsc_send(struct rsc_entry *e, const void *buf, unsigned len, int flags,
@@ -181,7 +190,7 @@ void rsc__io_cancel_all(struct rsc__entry *e)
 	for (op = e->io_head; op; op = op->io_next)
 		n_fd += on_fd(op);
 	if (n_fd > 1 && e->value >= 0 && rsc__opcode_supported(loop, IORING_OP_SOCKET) &&
-	    rsc__submit_cancel_fd(loop, e->value)) {
+	    rsc__submit_cancel_fd(loop, e->value, e->fd_kind == RSC__FD_DIRECT)) {
 		for (op = e->io_head; op; op = op->io_next)
 			if (!on_fd(op))
 				rsc__submit_cancel(loop, op);

@@ -465,14 +465,17 @@ void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned 
 	op->complete = complete;
 }
 
-struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd)
+struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed)
 {
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op = rsc__op_with_sqe(loop, &sqe);
 
 	if (!op)
 		return NULL;
-	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+	/* A slot is no process descriptor: without FD_FIXED the kernel would look
+	 * up the process's descriptor of that number (io_uring/cancel.c). */
+	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL |
+					 (fixed ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
 	if (rsc__fault(loop, RSC__F_CANCEL))
 		io_uring_prep_nop(sqe); /* injected: as if it came too late */
 	op->complete = cancel_done;
@@ -807,6 +810,7 @@ const char *rsc_counter_name(enum rsc_counter which)
 		[RSC_CTR_FAULTS_INJECTED] = "faults_injected",
 		[RSC_CTR_DEADLINES] = "deadlines",
 		[RSC_CTR_CANCEL_FD] = "cancel_fd",
+		[RSC_CTR_RECV_REARMS] = "recv_rearms",
 	};
 
 	return (int)which >= 0 && which < RSC_CTR__COUNT ? names[which] : NULL;
@@ -828,6 +832,7 @@ static void loop_free(struct rsc_loop *loop)
 	rsc__audit_free(loop);
 	rsc__post_free(loop); /* first: no poster may aim at the ring once it goes */
 	rsc__direct_free(loop);
+	rsc__recv_buffers_free(loop, true);
 	io_uring_free_probe(loop->probe);
 	rsc__pollable_free(loop);
 	if (!loop->shared) {

@@ -84,6 +84,7 @@ static const char *counter_help(enum rsc_counter c)
 	case RSC_CTR_FAULTS_INJECTED: return "Faults injected by rsc_fault_set() rules.";
 	case RSC_CTR_DEADLINES: return "Scopes whose deadline passed.";
 	case RSC_CTR_CANCEL_FD: return "Releases that cancelled their I/O with one SQE.";
+	case RSC_CTR_RECV_REARMS: return "Multishot receives armed again after the kernel ended them (-ENOBUFS).";
 	default: return "";
 	}
 }

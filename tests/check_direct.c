@@ -551,6 +551,7 @@ END_TEST
 
 struct accepted {
 	int n, slots[8], ended;
+	struct rsc_entry *last;
 };
 
 static void on_conn(struct rsc_entry *l, int res, struct rsc_scope *cs,
@@ -564,6 +565,7 @@ static void on_conn(struct rsc_entry *l, int res, struct rsc_scope *cs,
 		ck_assert_int_eq(rsc_entry_slot(conn), res);
 		ck_assert_int_eq(rsc_entry_fd(conn), -EBADFD);
 		a->slots[a->n++] = res;
+		a->last = conn;
 	} else {
 		a->ended = res;
 	}
@@ -621,6 +623,63 @@ START_TEST(direct_accept_gives_each_connection_a_slot)
 	ck_assert_int_eq(used(), 0);
 	for (i = 0; i < 3; i++)
 		close(cl[i]);
+}
+END_TEST
+
+static void release_done(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+static void recv_done(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	int *ends = data; /* [0]: how many came, then their results */
+
+	(void)e;
+	(void)buf;
+	ends[1 + ends[0]++] = res;
+}
+
+/*
+ * Two receives in flight on a direct connection: its release cancels both
+ * with one IORING_ASYNC_CANCEL_FD|ALL naming the slot (FD_FIXED), not the
+ * process descriptor of the same number, and completes.
+ */
+START_TEST(release_cancels_every_op_of_a_slot_by_the_slot)
+{
+	struct accepted acc = { 0 };
+	struct rsc_scope *srv;
+	struct rsc_entry *l, *conn;
+	struct sockaddr_in bound;
+	long long by_fd = rsc_loop_counter(t_loop, RSC_CTR_CANCEL_FD);
+	char b1[8], b2[8];
+	int ends[3] = { 0, 1, 1 }, cl, released = 1;
+
+	direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = listen_on_loopback(srv, 8, &bound);
+	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, on_conn, &acc), 0);
+	cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(connect(cl, (struct sockaddr *)&bound, sizeof(bound)), 0);
+	while (acc.n < 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	conn = acc.last;
+	ck_assert_int_eq(rsc_recv(conn, b1, sizeof(b1), 0, recv_done, ends), 0);
+	ck_assert_int_eq(rsc_recv(conn, b2, sizeof(b2), 0, recv_done, ends), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_io_count(conn), 2);
+	ck_assert_int_eq(rsc_entry_release(conn, release_done, &released), 0);
+	while (released == 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(released, 0);
+	ck_assert_int_eq(ends[0], 2);
+	ck_assert_int_eq(ends[1], -ECANCELED);
+	ck_assert_int_eq(ends[2], -ECANCELED);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_CANCEL_FD) - by_fd, 1);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	close(cl);
 }
 END_TEST
 
@@ -1082,6 +1141,7 @@ Suite *make_direct_suite(void)
 		tcase_add_test(tc, closing_a_scope_mid_chain_releases_the_steps_that_entered);
 		tcase_add_test(tc, direct_accept_gives_each_connection_a_slot);
 		tcase_add_test(tc, single_shot_direct_accept_gives_one_slot);
+		tcase_add_test(tc, release_cancels_every_op_of_a_slot_by_the_slot);
 	} else {
 		printf("SKIP direct connect/accept tests: kernel lacks IORING_OP_SOCKET or IORING_OP_CONNECT\n");
 	}

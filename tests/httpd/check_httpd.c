@@ -359,22 +359,90 @@ static void hang_up(struct client *c)
 
 static const char get_root[] = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
 
-/* Descriptors the server holds now, from /proc/PID/fd. */
+/*
+ * Slots in use in the direct table of the server's ring @fd: the lines after
+ * "UserFiles:" in its fdinfo (io_uring/fdinfo.c), one per slot in use. -1 if
+ * the kernel left that section out (it could not take the ring's lock).
+ */
+static int ring_slots(const struct server *s, const char *fd)
+{
+	char path[300], line[512];
+	bool in_section = false, seen = false;
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", (int)s->pid, fd);
+	f = fopen(path, "re");
+	if (!f)
+		return 0; /* closed meanwhile */
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *end;
+
+		if (!strncmp(line, "UserFiles:", 10)) {
+			in_section = seen = true;
+			continue;
+		}
+		if (!in_section)
+			continue;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		strtoul(p, &end, 10);
+		if (end == p || *end != ':')
+			in_section = false;
+		else
+			n++;
+	}
+	fclose(f);
+	return seen ? n : -1;
+}
+
+/*
+ * Descriptors the server holds now: /proc/PID/fd, plus the slots in use in
+ * its rings' direct tables (connections are direct slots unless --no-direct),
+ * which /proc/PID/fd never shows.
+ */
 static int server_fds(const struct server *s)
 {
-	char path[64];
+	char path[300], link[64];
 	struct dirent *d;
-	DIR *dir;
-	int n = 0;
+	int tries;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)s->pid);
-	dir = opendir(path);
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir)))
-		n += d->d_name[0] != '.';
-	closedir(dir);
-	return n;
+	for (tries = 0; tries < 1000; tries++) {
+		struct pollfd p = { .fd = -1 };
+		bool busy = false;
+		int n = 0;
+		DIR *dir;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd", (int)s->pid);
+		dir = opendir(path);
+		if (!dir)
+			return -1;
+		while ((d = readdir(dir))) {
+			ssize_t len;
+			int slots;
+
+			if (d->d_name[0] == '.')
+				continue;
+			n++;
+			snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)s->pid, d->d_name);
+			len = readlink(path, link, sizeof(link) - 1);
+			if (len <= 0)
+				continue;
+			link[len] = 0;
+			if (strcmp(link, "anon_inode:[io_uring]"))
+				continue;
+			slots = ring_slots(s, d->d_name);
+			if (slots < 0)
+				busy = true;
+			else
+				n += slots;
+		}
+		closedir(dir);
+		if (!busy)
+			return n;
+		poll(&p, 0, 1);
+	}
+	return -1;
 }
 
 static bool wait_server_fds(const struct server *s, int want)
@@ -457,6 +525,94 @@ static void keep_alive_serves_several_requests(void)
 	CHECK_CLEAN_EXIT(&s);
 	CHECK(summary_value(&s, "accepted ") == 1 && summary_value(&s, "requests: ") == 8,
 	      "%s", s.text);
+}
+
+static bool extra_arg(const char *arg)
+{
+	return (extra_args[0] && !strcmp(extra_args[0], arg)) ||
+	       (extra_args[1] && !strcmp(extra_args[1], arg));
+}
+
+/* "ring: N io_uring_enter calls, M SQEs, ...": M, or -1. */
+static long long summary_sqes(const struct server *s)
+{
+	const char *p = strstr(s->text, "ring: ");
+	long long calls, sqes;
+
+	return p && sscanf(p, "ring: %lld io_uring_enter calls, %lld SQEs", &calls, &sqes) == 2 ?
+		       sqes : -1;
+}
+
+#define N_KEEP 100
+
+/*
+ * A keep-alive connection's requests after the first are received by one
+ * multishot receive: about one SQE per request (its send), not two. With
+ * --no-multishot, a recv and a send each.
+ */
+static void keep_alive_requests_share_one_receive(void)
+{
+	struct server s;
+	struct client c;
+	struct response r;
+	long long sqes, loops;
+	bool multishot = !extra_arg("--no-multishot");
+	int i;
+
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect: %s", strerror(errno));
+	for (i = 0; i < N_KEEP; i++)
+		CHECK(send_str(&c, get_root) && get_response(&c, &r) && r.status == 200 && !r.close,
+		      "request %d", i);
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	sqes = summary_sqes(&s);
+	loops = summary_value(&s, "loops: ");
+	CHECK(loops >= 1, "%s", s.text);
+	if (multishot) {
+		CHECK(strstr(s.text, "receives: multishot"), "%s", s.text);
+		/* The sends, two receives, and the dozen of each loop's setup and shutdown. */
+		CHECK(sqes >= N_KEEP && sqes <= N_KEEP + 8 + 14 * loops, "%lld SQEs: %s", sqes,
+		      s.text);
+	} else {
+		CHECK(strstr(s.text, "receives: a recv per request (--no-multishot)"), "%s", s.text);
+		CHECK(sqes >= 2 * N_KEEP, "%lld SQEs: %s", sqes, s.text);
+	}
+}
+
+#define N_PIPE 400
+
+/*
+ * More pipelined requests in one write than the 8 KiB request buffer holds:
+ * all answered, in order (the multishot receive takes them as they come and
+ * keeps what does not fit; a recv takes what fits).
+ */
+static void pipelined_requests_beyond_the_buffer_are_answered_in_order(void)
+{
+	static char burst[N_PIPE * 40];
+	struct server s;
+	struct client c;
+	struct response r;
+	size_t len = 0;
+	int i;
+
+	for (i = 0; i < N_PIPE; i++)
+		len += (size_t)sprintf(burst + len, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n",
+				       i % 3 ? "/" : "/x");
+	CHECK(len > HEADER_MAX, "%zu bytes", len);
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect: %s", strerror(errno));
+	/* Keep-alive first, so that the burst comes to a connection that has been answered. */
+	CHECK(send_str(&c, get_root) && get_response(&c, &r) && r.status == 200, "first");
+	CHECK(send_str(&c, burst), "send");
+	for (i = 0; i < N_PIPE; i++)
+		CHECK(get_response(&c, &r) && r.status == (i % 3 ? 200 : 404) && !r.close,
+		      "pipelined %d: status %d", i, r.status);
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "requests: ") == N_PIPE + 1, "%s", s.text);
 }
 
 static void connection_close_is_honoured(void)
@@ -813,8 +969,9 @@ static void peak_descriptors_are_counted_at_the_limit(void)
 	int i, n = 0, most = 0;
 
 	/* A table full to RLIMIT_NOFILE leaves no descriptor to open /proc/self/fd with.
-	 * One loop: the count is the point here, not how threads share the table. */
-	static const char *const one_thread[] = { "--threads", "1", NULL };
+	 * One loop: the count is the point here, not how threads share the table.
+	 * Process descriptors: direct slots never fill the process's table. */
+	static const char *const one_thread[] = { "--threads", "1", "--no-direct", NULL };
 
 	server_nofile = LOW_NOFILE;
 	i = start(&s, one_thread);
@@ -845,6 +1002,83 @@ static bool fds_back_at_exit(const struct server *s)
 
 	return p && sscanf(p, "descriptors: %d at start, %d at peak, %d at exit", &start, &peak,
 			   &end) == 3 && start == end;
+}
+
+/* "direct slots: P at peak, E at exit (...)": P, or -1 (none: --no-direct). */
+static int summary_slots(const struct server *s, int *at_exit)
+{
+	const char *p = strstr(s->text, "direct slots: ");
+	int peak;
+
+	if (!p || sscanf(p, "direct slots: %d at peak, %d at exit", &peak, at_exit) != 2)
+		return -1;
+	return peak;
+}
+
+static bool no_direct_run(void)
+{
+	return extra_arg("--no-direct");
+}
+
+/*
+ * Connections are slots of each loop's direct table: the process's own table
+ * does not grow with them, the kernel caps the table at RLIMIT_NOFILE (and
+ * closes a connection that finds it full, as --max-conns would), and the
+ * summary counts the slots and finds them all free at exit.
+ */
+static void connections_are_direct_slots_capped_by_the_limit(void)
+{
+	static const char *const one_thread[] = { "--threads", "1", NULL };
+	struct server s;
+	struct client c[LOW_NOFILE], extra;
+	struct response r;
+	int i, n, base, peak, at_exit = -1;
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+
+	if (no_direct_run()) {
+		printf("SKIP %s: run with --no-direct\n", test_name);
+		return;
+	}
+	server_nofile = LOW_NOFILE;
+	i = start(&s, one_thread);
+	server_nofile = 0;
+	CHECK(i, "no 'listening on' line: %s", s.text);
+	base = server_fds(&s);
+	for (n = 0; n < LOW_NOFILE; n++)
+		CHECK(dial(&s, &c[n]), "connect %d", n);
+	CHECK(wait_server_fds(&s, base + LOW_NOFILE), "%d descriptors and slots, %d before",
+	      server_fds(&s), base);
+	/* None of them in /proc/PID/fd. */
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)s.pid);
+	dir = opendir(path);
+	CHECK(dir, "%s", path);
+	for (i = 0; (d = readdir(dir));)
+		i += d->d_name[0] != '.';
+	closedir(dir);
+	CHECK(i < LOW_NOFILE / 2, "%d descriptors in /proc/PID/fd", i);
+	/* The table is full: one more is closed at once, unanswered. */
+	CHECK(dial(&s, &extra), "connect");
+	CHECK(closed_within(&extra, TIMEOUT_MS), "a connection beyond the table was kept");
+	hang_up(&extra);
+	/* Slots free again: served. */
+	for (i = 0; i < 8; i++)
+		hang_up(&c[i]);
+	CHECK(wait_server_fds(&s, base + LOW_NOFILE - 8), "%d descriptors and slots, %d before",
+	      server_fds(&s), base);
+	CHECK(dial(&s, &extra) && send_str(&extra, get_root) && get_response(&extra, &r) &&
+		      r.status == 200, "not served once slots were free");
+	CHECK(send_str(&c[8], get_root) && get_response(&c[8], &r) && r.status == 200, "client 8");
+	hang_up(&extra);
+	for (i = 8; i < n; i++)
+		hang_up(&c[i]);
+	CHECK(wait_server_fds(&s, base), "still %d, %d before", server_fds(&s), base);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	peak = summary_slots(&s, &at_exit);
+	CHECK(peak == LOW_NOFILE && at_exit == 0, "%s", s.text);
+	CHECK(fds_back_at_exit(&s), "%s", s.text);
 }
 
 #define N_SLOW 200
@@ -1085,6 +1319,8 @@ int main(void)
 #define T(f) { #f, f }
 		T(get_root_answers_200),
 		T(keep_alive_serves_several_requests),
+		T(keep_alive_requests_share_one_receive),
+		T(pipelined_requests_beyond_the_buffer_are_answered_in_order),
 		T(connection_close_is_honoured),
 		T(bad_request_gets_400_and_close),
 		T(content_length_must_be_a_single_zero),
@@ -1097,6 +1333,7 @@ int main(void)
 		T(serves_ipv6_and_unix_sockets),
 		T(full_audit_stays_silent),
 		T(peak_descriptors_are_counted_at_the_limit),
+		T(connections_are_direct_slots_capped_by_the_limit),
 		T(slowloris_clients_are_cut_at_the_idle_deadline),
 		T(graceful_close_with_1000_connections_mid_request),
 		T(threads_serve_from_every_loop),

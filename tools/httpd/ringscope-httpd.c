@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -35,8 +36,9 @@
  *     scope "conn" ...     connections with part of a request received, or
  *                          a response in flight
  *
- * A connection's scope holds entry "conn" (its descriptor, with its recv or
- * send in flight) and its idle deadline (rsc_scope_set_deadline), set at
+ * A connection's scope holds entry "conn" (its descriptor or direct slot,
+ * with its receive or send in flight) and its idle deadline
+ * (rsc_scope_set_deadline), set at
  * accept and re-armed only when a request has been answered: bytes alone
  * never extend it (nginx's client_header_timeout), so a client that trickles
  * a request is cut when the deadline passes. The scope tree is the
@@ -57,6 +59,11 @@ struct conn {
 	bool closing;	   /* its scope's close has been requested */
 	bool idle;	   /* its scope is in "idle" */
 	bool close_after;  /* close once the response is sent */
+	bool answered;	   /* a response has been sent in full: a keep-alive client */
+	bool multishot;	   /* its rsc_recv_multishot() is in flight */
+	bool sending;	   /* a response is in flight */
+	char *spill;	   /* received beyond buf (multishot), ours; spill_len bytes */
+	unsigned spill_len;
 	const char *out;   /* the response being sent, and how far */
 	unsigned out_len, out_off;
 	char *metrics_out; /* GET /metrics: the response, ours until it is sent */
@@ -83,7 +90,12 @@ struct worker {
 	int start_err; /* set under srv->lock before srv->ready counts it */
 	bool stopping, closed;
 	bool count_posted; /* count_peak() is due on this loop */
+	bool direct;	   /* connections accepted into the loop's direct table */
+	int direct_err;	   /* why not, when --no-direct did not say so: 0 or -errno */
+	bool multishot;	   /* keep-alive connections receive with rsc_recv_multishot() */
+	int multishot_err; /* why not, when --no-multishot did not say so: 0 or -errno */
 	unsigned open; /* connections open on this loop */
+	int slots_peak, slots_exit; /* direct slots in use: most seen, and at the loop's close */
 	int status;    /* of "httpd" */
 	struct stats st;
 };
@@ -92,7 +104,7 @@ struct server {
 	/* Options: read-only once the threads start. */
 	unsigned idle_ms, grace_ms, max_conns, nthreads;
 	const char *unix_path;
-	bool metrics;
+	bool metrics, no_direct, no_multishot;
 	enum rsc_audit_level level;
 	struct sockaddr_storage ss; /* the first listener's address, port included */
 	socklen_t sslen;
@@ -208,6 +220,7 @@ static void on_conn_unwound(struct rsc_scope *scope, int status,
 	/* Unwound by its deadline: it waits for a close (-EALREADY: a parent's unwind has it). */
 	(void)rsc_scope_close(scope, NULL, NULL);
 	free(c->metrics_out);
+	free(c->spill);
 	free(c);
 	w->st.closed++;
 	w->open--;
@@ -249,6 +262,7 @@ static void on_sent(struct rsc_entry *e, int res, void *buf, void *data)
 
 	(void)buf;
 	if (res <= 0 || c->closing) {
+		c->sending = false;
 		conn_close(c);
 		return;
 	}
@@ -258,6 +272,8 @@ static void on_sent(struct rsc_entry *e, int res, void *buf, void *data)
 			conn_close(c);
 		return;
 	}
+	c->sending = false;
+	c->answered = true;
 	if (c->close_after || w->stopping) {
 		conn_close(c);
 		return;
@@ -295,6 +311,101 @@ static void on_recv(struct rsc_entry *e, int res, void *buf, void *data)
 	conn_serve(c);
 }
 
+/* At most this much received beyond buf (pipelined requests), or the client is cut. */
+#define SPILL_MAX (64 * 1024)
+
+/* @len bytes received: into buf, and what does not fit after what spilled already. */
+static bool conn_take(struct conn *c, const char *p, unsigned len)
+{
+	unsigned n = 0;
+	char *spill;
+
+	if (!c->spill_len) {
+		n = sizeof(c->buf) - c->len < len ? (unsigned)sizeof(c->buf) - c->len : len;
+		memcpy(c->buf + c->len, p, n);
+		c->len += n;
+	}
+	if (n == len)
+		return true;
+	if (c->spill_len + (len - n) > SPILL_MAX)
+		return false;
+	spill = realloc(c->spill, c->spill_len + (len - n));
+	if (!spill)
+		return false;
+	memcpy(spill + c->spill_len, p + n, len - n);
+	c->spill = spill;
+	c->spill_len += len - n;
+	return true;
+}
+
+/* A request left buf: what spilled moves up behind what is still there. */
+static void conn_unspill(struct conn *c)
+{
+	unsigned n = sizeof(c->buf) - c->len < c->spill_len ? (unsigned)sizeof(c->buf) - c->len :
+							       c->spill_len;
+
+	memcpy(c->buf + c->len, c->spill, n);
+	c->len += n;
+	c->spill_len -= n;
+	memmove(c->spill, c->spill + n, c->spill_len);
+}
+
+/*
+ * A keep-alive connection's receives (rsc_recv_multishot): bytes come as the
+ * client sends them, into the runtime's buffer, which is copied; a request
+ * is served once whole and no response is in flight (on_sent serves what
+ * came meanwhile). The last call (res <= 0: the peer left, an error, or its
+ * release) ends it.
+ */
+static void on_recv_multishot(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct conn *c = data;
+
+	(void)e;
+	if (res <= 0) {
+		c->multishot = false;
+		conn_close(c);
+		return;
+	}
+	if (c->closing)
+		return;
+	if (!conn_take(c, buf, (unsigned)res)) {
+		conn_close(c); /* pipelining faster than it is answered */
+		return;
+	}
+	if (c->sending)
+		return;
+	/* Part of a request is in: from now on SIGTERM lets it finish. */
+	if (!conn_move(c, false)) {
+		conn_close(c);
+		return;
+	}
+	conn_serve(c);
+}
+
+/* Wait for (more of) a request: one multishot receive per keep-alive connection, else a recv. */
+static int conn_receive(struct conn *c)
+{
+	struct worker *w = c->w;
+	int ret;
+
+	if (c->multishot)
+		return 0; /* in flight: its next bytes come to on_recv_multishot */
+	/* Not for the first request: a client that sends one and closes costs no cancel. */
+	if (w->multishot && c->answered) {
+		ret = rsc_recv_multishot(c->e, 0, on_recv_multishot, c);
+		if (ret == 0) {
+			c->multishot = true;
+			return 0;
+		}
+		if (ret != -EOPNOTSUPP)
+			return ret;
+		w->multishot = false; /* the kernel lacks it: rsc_recv from now on */
+		w->multishot_err = ret;
+	}
+	return rsc_recv(c->e, c->buf + c->len, sizeof(c->buf) - c->len, 0, on_recv, c);
+}
+
 /* --metrics: the loop's metrics (rsc_loop_metrics) as a response, or NULL. */
 static char *metrics_response(struct conn *c, unsigned *len)
 {
@@ -325,7 +436,7 @@ static void conn_serve(struct conn *c)
 	struct http_request req;
 
 	if (!http_parse(c->buf, c->len, &req)) {
-		if (rsc_recv(c->e, c->buf + c->len, sizeof(c->buf) - c->len, 0, on_recv, c) < 0)
+		if (conn_receive(c) < 0)
 			conn_close(c);
 		return;
 	}
@@ -339,13 +450,18 @@ static void conn_serve(struct conn *c)
 	w->st.by_status[req.status]++;
 	c->len -= (unsigned)req.len;
 	memmove(c->buf, c->buf + req.len, c->len);
+	if (c->spill_len)
+		conn_unspill(c);
 	if (c->metrics_out)
 		c->out = c->metrics_out;
 	else
 		c->out = http_response(req.status, c->close_after, &c->out_len);
 	c->out_off = 0;
-	if (rsc_send(c->e, c->out, c->out_len, 0, on_sent, c) < 0)
+	if (rsc_send(c->e, c->out, c->out_len, 0, on_sent, c) < 0) {
 		conn_close(c);
+		return;
+	}
+	c->sending = true;
 }
 
 static void on_refused_unwound(struct rsc_scope *scope, int status,
@@ -375,6 +491,8 @@ static void on_accept(struct rsc_entry *l, int fd, struct rsc_scope *cs,
 		return;
 	}
 	w->st.accepted++;
+	if (w->direct && (ret = rsc_loop_direct_used(w->loop)) > w->slots_peak)
+		w->slots_peak = ret;
 	if (count_conn(w) && !w->stopping)
 		c = malloc(sizeof(*c));
 	if (!c) {
@@ -553,7 +671,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: ringscope-httpd [--addr ADDR] [--port PORT] [--unix PATH]\n"
 		"           [--threads N] [--audit off|released|full] [--max-conns N]\n"
-		"           [--idle-timeout MS] [--grace MS] [--metrics]\n"
+		"           [--idle-timeout MS] [--grace MS] [--metrics] [--no-direct]\n"
+		"           [--no-multishot]\n"
 		"A small HTTP/1.1 server on ringscope: GET / answers 200 with a fixed body.\n"
 		"  --addr ADDR        IPv4 or IPv6 address to listen on (127.0.0.1)\n"
 		"  --port PORT        TCP port, 0 for one the kernel picks (8080)\n"
@@ -566,6 +685,9 @@ static void usage(FILE *out)
 		"                     that long after accept or its last response, 0: never (30000)\n"
 		"  --grace MS         on SIGINT/SIGTERM, let requests finish this long (5000)\n"
 		"  --metrics          GET /metrics answers the loop's metrics (Prometheus text)\n"
+		"  --no-direct        connections as process descriptors, not direct slots\n"
+		"  --no-multishot     a recv per request, not one multishot receive per\n"
+		"                     keep-alive connection\n"
 		"Prints 'listening on ADDR:PORT', and a lifecycle summary at exit.\n");
 }
 static unsigned number(const char *s, const char *opt)
@@ -642,6 +764,35 @@ static void print_bound(int fd, const char *path)
 
 
 /* Set up @w's loop on the calling thread and start accepting; 0 or -errno (nothing left open). */
+/*
+ * Connections into the loop's direct table (io_uring's registered files):
+ * its I/O then names a slot (no descriptor lookup, no file reference taken
+ * per op), and accept and close touch no descriptor table shared between
+ * threads. A slot per connection this loop may hold, and some for those
+ * accepted over --max-conns until their close; the kernel caps a table at
+ * RLIMIT_NOFILE. False, with the reason in w->direct_err, where the kernel
+ * cannot (before Linux 6.0): the loop then accepts process descriptors.
+ */
+static bool direct_table(struct worker *w)
+{
+	struct rlimit rl;
+	unsigned long long slots = (unsigned long long)w->srv->max_conns + 64;
+	int ret;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    slots > rl.rlim_cur)
+		slots = rl.rlim_cur;
+	if (slots > RSC_DIRECT_SLOTS_MAX)
+		slots = RSC_DIRECT_SLOTS_MAX;
+	ret = rsc_loop_set_direct(w->loop, (unsigned)slots, 0);
+	w->direct_err = ret;
+	return ret == 0;
+}
+
+/* Per loop: 256 KiB; more receives than this between two turns of a loop are re-armed. */
+#define RECV_BUFFERS 256
+#define RECV_BUFFER_SIZE 1024
+
 static int worker_start(struct worker *w)
 {
 	struct server *srv = w->srv;
@@ -676,7 +827,14 @@ static int worker_start(struct worker *w)
 	    (ret = rsc_entry_wait(w->listener)) < 0)
 		goto fail;
 	w->listen_fd = ret;
-	if ((ret = rsc_accept(w->listener, RSC_ACCEPT_MULTISHOT, on_accept, w)) < 0)
+	w->direct = !srv->no_direct && direct_table(w);
+	/* Keep-alive connections' receives land in the loop's buffers, copied at once. */
+	if (!srv->no_multishot) {
+		w->multishot_err = rsc_loop_set_recv_buffers(w->loop, RECV_BUFFERS, RECV_BUFFER_SIZE);
+		w->multishot = w->multishot_err == 0;
+	}
+	if ((ret = rsc_accept(w->listener, RSC_ACCEPT_MULTISHOT | (w->direct ? RSC_DIRECT : 0),
+			      on_accept, w)) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -701,6 +859,8 @@ static void worker_finish(struct worker *w)
 	for (i = 0; i < RSC_CTR__COUNT; i++)
 		w->st.ctr[i] = rsc_loop_counter(w->loop, i);
 	w->st.findings = rsc_audit_count(w->loop);
+	if (w->direct)
+		w->slots_exit = rsc_loop_direct_used(w->loop);
 	if (w->st.findings > 0)
 		rsc_audit_print(w->loop, stderr);
 	if ((ret = rsc_loop_close(w->loop)) < 0) {
@@ -778,6 +938,51 @@ static void take_bound_address(struct server *srv)
 	}
 }
 
+/* Where connections were held: the loops' direct tables, or process descriptors. */
+static void summary_direct(struct server *srv)
+{
+	int peak = 0, at_exit = 0, err = 0;
+	unsigned i, n = 0;
+
+	for (i = 0; i < srv->nthreads; i++) {
+		const struct worker *w = &srv->workers[i];
+
+		if (w->direct) {
+			n++;
+			peak += w->slots_peak;
+			at_exit += w->slots_exit;
+		} else if (w->direct_err) {
+			err = w->direct_err;
+		}
+	}
+	if (n)
+		printf("direct slots: %d at peak, %d at exit (%u of %u loops)\n", peak, at_exit, n,
+		       srv->nthreads);
+	else
+		printf("direct slots: none (%s)\n",
+		       srv->no_direct ? "--no-direct" : err ? rsc_strerror(err) : "not set up");
+}
+
+/* How keep-alive connections received: one multishot receive each, or a recv per request. */
+static void summary_receives(struct server *srv, long long rearms)
+{
+	unsigned i, n = 0;
+	int err = 0;
+
+	for (i = 0; i < srv->nthreads; i++) {
+		if (srv->workers[i].multishot)
+			n++;
+		else if (srv->workers[i].multishot_err)
+			err = srv->workers[i].multishot_err;
+	}
+	if (n)
+		printf("receives: multishot from a connection's second request (%u of %u loops), "
+		       "%lld re-armed\n", n, srv->nthreads, rearms);
+	else
+		printf("receives: a recv per request (%s)\n",
+		       srv->no_multishot ? "--no-multishot" : err ? rsc_strerror(err) : "not set up");
+}
+
 static void summary(struct server *srv, int fds_exit)
 {
 	static const char *const levels[] = { "off", "released", "full" };
@@ -816,6 +1021,8 @@ static void summary(struct server *srv, int fds_exit)
 	else
 		printf(")\ndescriptors: %d at start, %d at peak, %d at exit\n", srv->fds_start,
 		       srv->fds_peak, fds_exit);
+	summary_direct(srv);
+	summary_receives(srv, t.ctr[RSC_CTR_RECV_REARMS]);
 	printf("ring: %lld io_uring_enter calls, %lld SQEs, %lld CQEs, %lld acquired, %lld released, "
 	       "%lld deadlines passed\n",
 	       t.ctr[RSC_CTR_ENTER_CALLS], t.ctr[RSC_CTR_SQES], t.ctr[RSC_CTR_CQES],
@@ -847,6 +1054,8 @@ int main(int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "grace", required_argument, NULL, 'g' },
 		{ "metrics", no_argument, NULL, 'M' },
+		{ "no-direct", no_argument, NULL, 'D' },
+		{ "no-multishot", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -859,7 +1068,7 @@ int main(int argc, char **argv)
 	sigset_t block, old;
 	unsigned port = 8080, threads = 0, i, started = 1, failed = 0;
 	unsigned long long accepted = 0, closed = 0;
-	int opt, pipefd[2], ret, fds_exit, status = 0, findings = 0;
+	int opt, pipefd[2], ret, fds_exit, status = 0, findings = 0, slots_exit = 0;
 	bool threads_set = false;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -875,6 +1084,8 @@ int main(int argc, char **argv)
 		case 'i': srv.idle_ms = number(optarg, "--idle-timeout"); break;
 		case 'g': srv.grace_ms = number(optarg, "--grace"); break;
 		case 'M': srv.metrics = true; break;
+		case 'D': srv.no_direct = true; break;
+		case 'R': srv.no_multishot = true; break;
 		case 'A':
 			if (!strcmp(optarg, "off"))
 				srv.level = RSC_AUDIT_OFF;
@@ -992,10 +1203,11 @@ int main(int argc, char **argv)
 		accepted += srv.workers[i].st.accepted;
 		closed += srv.workers[i].st.closed;
 		findings += srv.workers[i].st.findings;
+		slots_exit += srv.workers[i].slots_exit;
 		if (srv.workers[i].status)
 			status = 1;
 	}
 	free(srv.workers);
-	return status == 0 && findings == 0 && fds_exit == srv.fds_start && accepted == closed ?
-		       0 : 1;
+	return status == 0 && findings == 0 && fds_exit == srv.fds_start && slots_exit == 0 &&
+			       accepted == closed ? 0 : 1;
 }
