@@ -1024,9 +1024,10 @@ static void summary(struct server *srv, int fds_exit)
 	summary_direct(srv);
 	summary_receives(srv, t.ctr[RSC_CTR_RECV_REARMS]);
 	printf("ring: %lld io_uring_enter calls, %lld SQEs, %lld CQEs, %lld acquired, %lld released, "
-	       "%lld deadlines passed\n",
+	       "%lld deadlines passed, %lld releases cancelled their I/O with one SQE\n",
 	       t.ctr[RSC_CTR_ENTER_CALLS], t.ctr[RSC_CTR_SQES], t.ctr[RSC_CTR_CQES],
-	       t.ctr[RSC_CTR_ACQUIRED], t.ctr[RSC_CTR_RELEASED], t.ctr[RSC_CTR_DEADLINES]);
+	       t.ctr[RSC_CTR_ACQUIRED], t.ctr[RSC_CTR_RELEASED], t.ctr[RSC_CTR_DEADLINES],
+	       t.ctr[RSC_CTR_CANCEL_FD]);
 	printf("audit (%s): %d findings\n", levels[srv->level], t.findings);
 }
 
