@@ -4,6 +4,14 @@
  * Unix socket: starts it on a kernel-chosen port, plays its clients, sends
  * it SIGTERM, and checks its lifecycle summary and exit status. Every wait
  * is bounded: reads have a timeout, and a condition is polled, never slept on.
+ *
+ * A blocking socket call with a timeout (SO_RCVTIMEO, SO_SNDTIMEO) fails with
+ * EINTR, not restarted, when the task is interrupted, and that happens here
+ * without any signal: main() probes io_uring with a ring it then closes, and
+ * the kernel's teardown of that ring (io_ring_exit_work) runs task_work on
+ * this task with TWA_SIGNAL some milliseconds later, under load much later,
+ * often during a test's first recv. So every one of those calls retries on
+ * EINTR: an interrupted recv is not the server closing the connection.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -107,18 +115,32 @@ static const char *httpd_path(void)
 	return path;
 }
 
+/* poll(2) on one descriptor until @deadline (ms), EINTR retried: 1, 0 on timeout or -1. */
+static int poll_until(struct pollfd *p, long long deadline)
+{
+	long long left;
+	int r;
+
+	do {
+		left = deadline - now_ms();
+		r = poll(p, 1, left > 0 ? (int)left : 0);
+	} while (r < 0 && errno == EINTR);
+	return r;
+}
+
 /* Read what the server printed, until @until returns true or @deadline. */
 static bool read_output(struct server *s, long long deadline,
 			bool (*until)(struct server *s))
 {
 	while (!until(s)) {
 		struct pollfd p = { .fd = s->out, .events = POLLIN };
-		long long left = deadline - now_ms();
 		ssize_t n;
 
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+		if (poll_until(&p, deadline) <= 0)
 			return false;
 		n = read(s->out, s->text + s->len, sizeof(s->text) - 1 - s->len);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			return until(s);
 		s->len += (size_t)n;
@@ -265,6 +287,20 @@ static long long summary_value(const struct server *s, const char *label)
 		CHECK(strstr((s)->text, ": 0 findings"), "%s", (s)->text);               \
 	} while (0)
 
+/* 0 once the connect in progress on @fd has succeeded, or -errno. */
+static int connect_outcome(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	socklen_t len = sizeof(int);
+	int err = 0, r = poll_until(&p, now_ms() + TIMEOUT_MS);
+
+	if (r <= 0)
+		return r < 0 ? -errno : -ETIMEDOUT;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -errno;
+	return -err;
+}
+
 static int connect_to(const struct server *s)
 {
 	struct timeval tv = { .tv_sec = TIMEOUT_MS / 1000 };
@@ -277,8 +313,13 @@ static int connect_to(const struct server *s)
 	if (connect(fd, (const struct sockaddr *)&s->addr, s->addrlen) < 0) {
 		int err = -errno;
 
-		close(fd);
-		return err;
+		/* Interrupted, the connect goes on: its outcome is SO_ERROR once writable. */
+		if (err == -EINTR)
+			err = connect_outcome(fd);
+		if (err < 0) {
+			close(fd);
+			return err;
+		}
 	}
 	return fd;
 }
@@ -297,6 +338,8 @@ static bool send_str(struct client *c, const char *str)
 	while (off < len) {
 		ssize_t n = send(c->fd, str + off, len - off, MSG_NOSIGNAL);
 
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			return false;
 		off += (size_t)n;
@@ -322,6 +365,8 @@ static bool get_response(struct client *c, struct response *r)
 		}
 		ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, 0);
 
+		if (n < 0 && errno == EINTR)
+			continue; /* not the server's doing: see the top of this file */
 		if (n <= 0)
 			return false;
 		c->len += (size_t)n;
@@ -344,7 +389,7 @@ static bool closed_within(struct client *c, int ms)
 	struct pollfd p = { .fd = c->fd, .events = POLLIN };
 	char byte;
 
-	if (c->len || poll(&p, 1, ms) != 1)
+	if (c->len || poll_until(&p, now_ms() + ms) != 1)
 		return false;
 	ssize_t n = recv(c->fd, &byte, 1, MSG_DONTWAIT);
 
