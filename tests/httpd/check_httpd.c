@@ -944,7 +944,12 @@ static void slowloris_clients_are_cut_at_the_idle_deadline(void)
 	next_tick = t0 + SLOW_TICK_MS;
 	next_good = t0 + 300;
 	end = t0 + SLOW_IDLE_MS + 3000;
-	while (open_n > 0 && now_ms() < end) {
+	/*
+	 * Until every slow client is cut, and the answered one has made a request
+	 * past the deadline its first answer armed (its fifth, at t0 + 1200 ms):
+	 * the slow ones connected before it, and may all be cut sooner.
+	 */
+	while ((open_n > 0 || good_n < 5) && now_ms() < end) {
 		struct pollfd p[N_SLOW];
 		long long now = now_ms(), wake = next_tick < next_good ? next_tick : next_good;
 		int n;
