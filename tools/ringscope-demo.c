@@ -53,15 +53,6 @@ struct demo {
 	struct rsc_error *err;
 };
 
-static const char *const counter_names[RSC_CTR__COUNT] = {
-	[RSC_CTR_ENTER_CALLS] = "enter_calls",	   [RSC_CTR_SQES] = "sqes",
-	[RSC_CTR_CQES] = "cqes",		   [RSC_CTR_ACQUIRED] = "acquired",
-	[RSC_CTR_RELEASED] = "released",	   [RSC_CTR_ENTER_FAILED] = "enter_failed",
-	[RSC_CTR_LATE_ACQUIRES] = "late_acquires", [RSC_CTR_POOL_ALLOCS] = "pool_allocs",
-	[RSC_CTR_BUSY_RETRIES] = "busy_retries",   [RSC_CTR_SQ_FULL] = "sq_full",
-	[RSC_CTR_FAULTS_INJECTED] = "faults_injected",
-};
-
 static const char *tmp_to_remove; /* for atexit: the demo's own setup */
 
 /* Every ringscope call is checked: a failure says what and why, then exits. */
@@ -384,7 +375,7 @@ static void human_report(const struct demo *d)
 	check(rsc_audit_print(d->loop, stdout), "rsc_audit_print");
 	printf("counters:");
 	for (k = 0; k < RSC_CTR__COUNT; k++)
-		printf("%s %s=%lld", k == 5 ? "\n         " : "", counter_names[k],
+		printf("%s %s=%lld", k && k % 5 == 0 ? "\n         " : "", rsc_counter_name((enum rsc_counter)k),
 		       counter(d, k));
 	printf("\n");
 }
@@ -479,7 +470,7 @@ static void json_report(const struct demo *d)
 	json_findings(d);
 	printf("  \"counters\": {");
 	for (k = 0; k < RSC_CTR__COUNT; k++)
-		printf("%s\"%s\": %lld", k ? ", " : "", counter_names[k], counter(d, k));
+		printf("%s\"%s\": %lld", k ? ", " : "", rsc_counter_name((enum rsc_counter)k), counter(d, k));
 	printf("},\n");
 }
 

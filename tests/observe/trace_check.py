@@ -141,6 +141,16 @@ def demo(tmp):
     demo_id = [k[1] for k, s in done.items() if k[0] == "scope" and s["name"] == "demo"]
     own = [s for (c, _), s in done.items() if c == "entry" and s["bargs"].get("scope_id") in demo_id]
     check(own and own[0]["e"] >= files["e"], "demo: the parent's entry was released before a child closed")
+    # Its counters are the library's, by the library's names: every one, none "(null)".
+    text = r.stdout
+    check("(null)" not in text, "demo: a counter without a name in its output")
+    r = run([DEMO, "--json"])
+    if check(r.returncode == 0, f"ringscope-demo --json: {r.returncode}"):
+        counters = json.loads(r.stdout).get("counters", {})
+        check(len(counters) >= 14 and all(k and k != "(null)" for k in counters),
+              f"demo --json: counters unnamed or missing: {sorted(counters)}")
+        check("recv_rearms" in counters and "cancel_fd" in counters,
+              f"demo --json: the newest counters are missing: {sorted(counters)}")
     # The README's picture is drawn from this trace: it must render.
     svg = os.path.join(tmp, "demo.svg")
     tool = os.path.join(os.environ.get("srcdir", "."), "tools", "trace2svg.py")
