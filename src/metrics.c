@@ -115,6 +115,18 @@ static void family(FILE *out, const char *name, const char *type, const char *he
 	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/*
+ * Seconds from nanoseconds, "S.NNNNNNNNN", with integers: printf's %g and %f
+ * follow LC_NUMERIC, and a program that set a locale with a decimal comma
+ * would get "0,5", which no Prometheus parser reads.
+ */
+static const char *seconds(char *buf, size_t len, uint64_t ns)
+{
+	snprintf(buf, len, "%llu.%09llu", (unsigned long long)(ns / 1000000000u),
+		 (unsigned long long)(ns % 1000000000u));
+	return buf;
+}
+
 static void histogram(FILE *out, struct rsc_loop *const *loops, unsigned n,
 		      bool acquire)
 {
@@ -133,20 +145,21 @@ static void histogram(FILE *out, struct rsc_loop *const *loops, unsigned n,
 	for (i = 0; i < n; i++) {
 		const struct rsc__hist *h;
 		uint64_t cum = 0;
+		char num[32];
 
 		if (!loops[i]->lat)
 			continue;
 		h = acquire ? &loops[i]->lat->acquire : &loops[i]->lat->release;
 		for (b = 0; b < N_BOUNDS; b++) {
 			cum += h->buckets[b];
-			fprintf(out, "%s_bucket{loop=\"%u\",le=\"%g\"} %llu\n", name,
-				loops[i]->obs_id, (double)bounds_ns[b] / 1e9,
+			fprintf(out, "%s_bucket{loop=\"%u\",le=\"%s\"} %llu\n", name,
+				loops[i]->obs_id, seconds(num, sizeof(num), bounds_ns[b]),
 				(unsigned long long)cum);
 		}
 		fprintf(out, "%s_bucket{loop=\"%u\",le=\"+Inf\"} %llu\n", name,
 			loops[i]->obs_id, (unsigned long long)h->count);
-		fprintf(out, "%s_sum{loop=\"%u\"} %.9f\n", name, loops[i]->obs_id,
-			(double)h->sum_ns / 1e9);
+		fprintf(out, "%s_sum{loop=\"%u\"} %s\n", name, loops[i]->obs_id,
+			seconds(num, sizeof(num), h->sum_ns));
 		fprintf(out, "%s_count{loop=\"%u\"} %llu\n", name, loops[i]->obs_id,
 			(unsigned long long)h->count);
 	}

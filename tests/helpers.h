@@ -73,6 +73,7 @@ Suite *make_observe_suite(void);
 Suite *make_direct_suite(void);
 Suite *make_hostile_suite(void);
 Suite *make_hostile_core_suite(void);
+Suite *make_hostile_tools_suite(void);
 Suite *make_multishot_suite(void);
 
 #endif

@@ -39,7 +39,7 @@ bad "diff: unknown option '-z'" diff -z a b
 bad "watch: option '--interval' needs a value" watch --interval
 bad "watch: --interval wants a positive number of seconds, not '0'" watch --interval=0 1
 bad "watch: --for wants a positive number of seconds, not 'x'" watch --for x 1
-bad "dump: --timeout wants seconds from 0 to 3600, not '-1'" dump --timeout=-1 1
+bad "dump: --timeout wants seconds above 0 and up to 3600, not '-1'" dump --timeout=-1 1
 bad "dump: unknown option '--now'" dump --now 1
 bad "unknown command 'frobnicate'" frobnicate
 

@@ -87,6 +87,8 @@ int parse_pid(const char *s, pid_t *pid);
  * \\), for human-readable output; one of 8 rotating static buffers.
  */
 const char *vis(const char *s);
+/* Length of the valid UTF-8 sequence at @p that encodes no C1 control, or 0. */
+size_t vis_utf8_len(const unsigned char *p);
 
 #define PROG "ringscope-audit"
 

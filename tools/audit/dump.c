@@ -237,7 +237,7 @@ int cmd_dump(int argc, char **argv)
 			errno = 0;
 			timeout = strtod(optarg, &end);
 			if (errno || end == optarg || *end || !(timeout > 0) || timeout > 3600)
-				die_usage("dump: --timeout wants seconds from 0 to 3600, not '%s'",
+				die_usage("dump: --timeout wants seconds above 0 and up to 3600, not '%s'",
 					  vis(optarg));
 			break;
 		}

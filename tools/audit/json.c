@@ -137,7 +137,10 @@ static int parse_string(struct parser *ps, char **out)
 				ps->p += 6;
 			}
 			/* 6 escape bytes give at most 4 output bytes. */
-			put_utf8(&o, cp);
+			if (cp >= 0xdc80 && cp <= 0xdcff)
+				*o++ = (char)(cp & 0xff); /* a byte that was not UTF-8 (json_string) */
+			else
+				put_utf8(&o, cp);
 			break;
 		}
 		default:
@@ -444,10 +447,47 @@ bool json_bool(const struct jv *obj, const char *key, bool dflt)
 	return v && v->t == J_BOOL ? v->b : dflt;
 }
 
+/* Length of the valid UTF-8 sequence at @p (not ASCII, not a C1 control), or 0. */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t n;
+	unsigned cp;
+
+	if (p[0] < 0xc2 || p[0] > 0xf4)
+		return 0;
+	n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+	cp = p[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if (cp < 0xa0 || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp < 0xe000))
+		return 0;
+	return n;
+}
+
+/*
+ * File names are bytes, JSON is UTF-8: a byte that is not part of a valid
+ * UTF-8 sequence is written as the lone surrogate \udc80-\udcff (Python's
+ * "surrogateescape"), which the parser above reads back as that byte.
+ */
 void json_string(FILE *out, const char *s)
 {
 	fputc('"', out);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p >= 0x80) {
+			size_t n = utf8_len(p);
+
+			if (n) {
+				fwrite(p, 1, n, out);
+				p += n - 1;
+			} else {
+				fprintf(out, "\\udc%02x", *p);
+			}
+			continue;
+		}
 		switch (*p) {
 		case '"': fputs("\\\"", out); break;
 		case '\\': fputs("\\\\", out); break;
@@ -455,7 +495,7 @@ void json_string(FILE *out, const char *s)
 		case '\t': fputs("\\t", out); break;
 		case '\r': fputs("\\r", out); break;
 		default:
-			if (*p < 0x20)
+			if (*p < 0x20 || *p == 0x7f)
 				fprintf(out, "\\u%04x", *p);
 			else
 				fputc(*p, out);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "json.h"
 #include "suppress.h"
 
@@ -63,9 +64,17 @@ int supp_load(struct supp_set *set, const char *path, char *err, size_t errlen)
 	if (!f)
 		return perr(err, errlen, path, 0, "cannot read: %s", strerror(errno));
 	while (fgets(buf, sizeof(buf), f)) {
-		char *l = trim(buf);
+		char *l;
+		size_t len = strlen(buf);
 
 		line++;
+		if (len == sizeof(buf) - 1 && buf[len - 1] != '\n') {
+			supp_clear(&cur);
+			fclose(f);
+			return perr(err, errlen, path, line, "line longer than %zu bytes",
+				    sizeof(buf) - 2);
+		}
+		l = trim(buf);
 		if (*l == '\0' || *l == '#')
 			continue;
 		if (state == 0) {
@@ -174,20 +183,42 @@ static bool frame_matches(const char *pat, const char *frame)
 	return obj[0] && fnmatch(pat + 4, obj, 0) == 0;
 }
 
-/* Frame patterns match from the innermost frame; "..." matches any number of frames. */
+/*
+ * Frame patterns match from the innermost frame; "..." matches any number of
+ * frames. Dynamic programming over (pattern, frame) suffixes: a file of many
+ * "..." lines costs np * nf steps, not an exponential backtrack.
+ */
 static bool frames_match(char *const *p, int np, const struct jv *fr, int nf)
 {
+	bool *row, *next, r;
+
 	if (np == 0)
 		return true;
-	if (strcmp(p[0], "...") == 0) {
-		for (int k = 0; k <= nf; k++)
-			if (frames_match(p + 1, np - 1, fr + k, nf - k))
-				return true;
+	row = calloc((size_t)(nf + 1) * 2, sizeof(*row));
+	if (!row)
 		return false;
+	next = row + nf + 1;
+	/* next[j]: patterns i+1.. match frames j.. (trailing frames are not looked at). */
+	for (int j = 0; j <= nf; j++)
+		next[j] = true;
+	for (int i = np - 1; i >= 0; i--) {
+		if (strcmp(p[i], "...") == 0) {
+			row[nf] = next[nf];
+			for (int j = nf - 1; j >= 0; j--)
+				row[j] = next[j] || row[j + 1];
+		} else {
+			row[nf] = false;
+			for (int j = 0; j < nf; j++)
+				row[j] = fr[j].t == J_STR && next[j + 1] &&
+					 frame_matches(p[i], fr[j].str);
+		}
+		bool *t = row;
+		row = next;
+		next = t;
 	}
-	if (nf == 0 || fr[0].t != J_STR || !frame_matches(p[0], fr[0].str))
-		return false;
-	return frames_match(p + 1, np - 1, fr + 1, nf - 1);
+	r = next[0];
+	free(row < next ? row : next);
+	return r;
 }
 
 struct supp *supp_match(const struct supp_set *set, const struct jv *f)
@@ -225,9 +256,20 @@ static void put_glob(char **b, size_t *n, size_t *cap, const char *s)
 			*b = nb;
 			*cap *= 2;
 		}
-		if (*s == '*' || *s == '?' || *s == '[' || *s == '\\')
+		unsigned char c = (unsigned char)*s;
+		size_t u = c >= 0x80 ? vis_utf8_len((const unsigned char *)s) : 0;
+
+		if (u > 1 && *n + u + 2 < *cap) {
+			/* A whole valid UTF-8 character, copied as it is. */
+			memcpy(*b + *n, s, u);
+			*n += u;
+			s += u - 1;
+			continue;
+		}
+		if (c == '*' || c == '?' || c == '[' || c == '\\')
 			(*b)[(*n)++] = '\\';
-		(*b)[(*n)++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+		/* Controls and invalid UTF-8 never reach the terminal: '?' matches the byte. */
+		(*b)[(*n)++] = c < 0x20 || c >= 0x7f ? '?' : *s;
 	}
 	(*b)[*n] = '\0';
 }

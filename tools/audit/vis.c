@@ -13,7 +13,7 @@
 #define VIS_LEN	 (4 * 4096 + 64)
 
 /* Length of the valid UTF-8 sequence at @p that encodes no C1 control, or 0. */
-static size_t utf8_ok(const unsigned char *p)
+size_t vis_utf8_len(const unsigned char *p)
 {
 	size_t n;
 	unsigned cp;
@@ -51,7 +51,7 @@ const char *vis(const char *s)
 			p++;
 		} else if (*p >= 0x20 && *p < 0x7f) {
 			*o++ = (char)*p++;
-		} else if (*p >= 0x80 && (n = utf8_ok(p))) {
+		} else if (*p >= 0x80 && (n = vis_utf8_len(p))) {
 			memcpy(o, p, n);
 			o += n;
 			p += n;

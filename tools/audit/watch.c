@@ -234,7 +234,7 @@ int cmd_watch(int argc, char **argv)
 		r = svg_write(plot, pid, n, t, n_kinds, kinds, counts, total, title,
 			      growing, MAX_KINDS);
 		if (r < 0) {
-			errmsg("cannot write %s: %s", plot, rsc_strerror(r));
+			errmsg("cannot write %s: %s", vis(plot), rsc_strerror(r));
 			ret = 2;
 			goto out;
 		}
