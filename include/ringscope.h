@@ -855,11 +855,12 @@ RSC_EXTERN void rsc_chain_free(struct rsc_chain *chain);
  * 6.0) linked to the close_direct of its own slot: @cb (may be NULL) runs
  * from the sender's loop once that is done, with the slot the receiver's
  * table gave it (>= 0; the receiver's, not to be used here), or the -errno of a
- * hand-over that failed (the receiver's table full, no such ring...), and
- * then the entry still holds its slot. After a hand-over the entry holds
- * nothing (rsc_entry_slot() is -EXDEV) and its release completes at once.
+ * hand-over that failed (the receiver's table full...), and then the entry
+ * still holds its slot. After a hand-over the entry holds nothing
+ * (rsc_entry_slot() is -EXDEV) and its release completes at once.
  * Errors: as rsc_read(), -ENXIO (no direct table), -EBADF (not a direct
- * entry, or a pipe), -EOPNOTSUPP; rsc_inbox_address: -EINVAL (not an inbox).
+ * entry, or a pipe), -EOPNOTSUPP, -ESTALE (@inbox_addr names no live inbox:
+ * nothing is sent); rsc_inbox_address: -EINVAL (not an inbox).
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_inbox(struct rsc_scope *scope,
 					rsc_accept_cb cb, void *data,

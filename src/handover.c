@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -53,6 +54,76 @@ static uint32_t next_token(void)
 	return t;
 }
 
+/*
+ * The inboxes alive in the process, by token and ring descriptor. An address
+ * names a ring by its number, which a loop made after the inbox's loop closed
+ * may have again: a sender checks the address here first, so that a hand-over
+ * to a gone inbox fails with -ESTALE instead of reaching whatever ring holds
+ * that number now. Few entries (an inbox per loop), hence a locked array.
+ */
+struct live_inbox {
+	uint32_t token;
+	int ring_fd;
+};
+
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct live_inbox *live;
+static unsigned n_live, cap_live;
+
+static int live_add(uint32_t token, int ring_fd)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&live_lock);
+	if (n_live == cap_live) {
+		unsigned cap = cap_live ? cap_live * 2 : 16;
+		struct live_inbox *l = realloc(live, cap * sizeof(*l));
+
+		if (l) {
+			live = l;
+			cap_live = cap;
+		} else {
+			ret = -ENOMEM;
+		}
+	}
+	if (ret == 0)
+		live[n_live++] = (struct live_inbox){ token, ring_fd };
+	pthread_mutex_unlock(&live_lock);
+	return ret;
+}
+
+static void live_remove(uint32_t token)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&live_lock);
+	for (i = 0; i < n_live; i++) {
+		if (live[i].token == token) {
+			live[i] = live[--n_live];
+			break;
+		}
+	}
+	if (n_live == 0) {
+		/* Nothing left behind for a leak checker at exit. */
+		free(live);
+		live = NULL;
+		cap_live = 0;
+	}
+	pthread_mutex_unlock(&live_lock);
+}
+
+static bool live_at(uint32_t token, int ring_fd)
+{
+	bool found = false;
+	unsigned i;
+
+	pthread_mutex_lock(&live_lock);
+	for (i = 0; i < n_live && !found; i++)
+		found = live[i].token == token && live[i].ring_fd == ring_fd;
+	pthread_mutex_unlock(&live_lock);
+	return found;
+}
+
 static struct rsc__inbox *find_inbox(struct rsc_loop *loop, uint32_t token)
 {
 	struct rsc__inbox **list = rsc__direct_inboxes(loop), *in;
@@ -73,6 +144,8 @@ static void unregister(struct rsc_loop *loop, struct rsc__inbox *in)
 			break;
 		}
 	}
+	if (in->open)
+		live_remove(in->token);
 	in->open = false;
 }
 
@@ -175,12 +248,18 @@ int rsc_inbox(struct rsc_scope *h, rsc_accept_cb cb, void *data,
 	in = calloc(1, sizeof(*in));
 	if (!in)
 		return -ENOMEM;
-	ret = rsc__push(s, &inbox_manager, NULL, 0, "", __builtin_return_address(0), &e);
+	in->token = next_token();
+	ret = live_add(in->token, s->loop->ring->ring_fd);
 	if (ret < 0) {
 		free(in);
 		return ret;
 	}
-	in->token = next_token();
+	ret = rsc__push(s, &inbox_manager, NULL, 0, "", __builtin_return_address(0), &e);
+	if (ret < 0) {
+		live_remove(in->token);
+		free(in);
+		return ret;
+	}
 	in->e = e;
 	in->cb = cb;
 	in->data = data;
@@ -248,6 +327,11 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	ret = rsc__need_opcode(loop, IORING_OP_MSG_RING, "rsc_entry_hand_over (Linux 6.0)");
 	if (ret < 0)
 		return ret;
+	if (!live_at((uint32_t)inbox_addr, (int)(inbox_addr >> 32))) {
+		rsc__set_last_error("rsc_entry_hand_over: no inbox at address 0x%llx any more "
+				    "(its loop or its inbox was released)", inbox_addr);
+		return -ESTALE;
+	}
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;

@@ -1069,13 +1069,69 @@ START_TEST(hand_over_under_load_loses_no_slot_and_owns_none_twice)
 }
 END_TEST
 
+static void arrived_count(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
+			  struct rsc_entry *e, void *data)
+{
+	(void)inbox;
+	(void)slot;
+	(void)cs;
+	(void)e;
+	(*(int *)data)++;
+}
+
 START_TEST(failed_hand_over_leaves_the_slot_with_the_sender)
+{
+	struct rsc_loop *b;
+	struct rsc_scope *s, *bs;
+	struct rsc_entry *e, *inbox, *filler;
+	unsigned long long addr;
+	int n[2] = { 0, 0 }, slot, arrived = 0;
+	char buf[4];
+	int res = 1;
+
+	direct_table(16, 4);
+	t_make_files(2);
+	/* A real inbox whose table has no free slot: the install in it fails,
+	 * the sender's MSG_RING says so, and the link cancels the close. */
+	ck_assert_int_eq(rsc_loop_new(&b, 16, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(b, 2, 1), 0); /* one slot the kernel hands out */
+	ck_assert_int_eq(rsc_scope_open(b, NULL, "full", &bs), 0);
+	ck_assert_int_eq(rsc_open(bs, AT_FDCWD, t_path("f1"), O_RDONLY, 0, RSC_DIRECT, &filler), 0);
+	ck_assert_int_ge(rsc_entry_wait(filler), 0);
+	ck_assert_int_eq(rsc_inbox(bs, arrived_count, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	slot = rsc_entry_wait(e);
+	ck_assert_int_ge(slot, 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, handed_over, n), 0);
+	/* One thread: the receiver's ring installs (DEFER_TASKRUN) when it is entered. */
+	while (!n[0] && !n[1]) {
+		ck_assert_int_ge(rsc_loop_run(b, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(n[1], -ENFILE);
+	ck_assert_int_eq(n[0], 0);
+	ck_assert_int_eq(arrived, 0);
+	ck_assert_int_eq(rsc_entry_slot(e), slot);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), 0, io_done, &res), 0);
+	while (res == 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(res, 0); /* the empty file, read through the kept slot */
+	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(bs, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(b), 0);
+}
+END_TEST
+
+START_TEST(hand_over_to_a_non_inbox_address_is_refused)
 {
 	struct rsc_scope *s;
 	struct rsc_entry *e;
 	int p[2], n[2] = { 0, 0 }, slot;
-	char buf[4];
-	int res = 1;
 
 	direct_table(16, 4);
 	t_make_files(1);
@@ -1084,19 +1140,12 @@ START_TEST(failed_hand_over_leaves_the_slot_with_the_sender)
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
 	slot = rsc_entry_wait(e);
 	ck_assert_int_ge(slot, 0);
-	/* Not a ring: the MSG_RING fails, the link cancels the close. */
-	ck_assert_int_eq(rsc_entry_hand_over(e, (unsigned long long)p[0] << 32 | 7, handed_over, n), 0);
-	while (!n[1])
-		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
-	ck_assert_int_lt(n[1], 0);
-	ck_assert_int_eq(n[0], 0);
+	/* A descriptor that is no inbox's ring, and a token no inbox has: nothing is sent. */
+	ck_assert_int_eq(rsc_entry_hand_over(e, (unsigned long long)p[0] << 32 | 7, handed_over, n),
+			 -ESTALE);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(n[0] + n[1], 0); /* its callback never runs */
 	ck_assert_int_eq(rsc_entry_slot(e), slot);
-	ck_assert_int_eq(used(), 1);
-	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), 0, io_done, &res), 0);
-	while (res == 1)
-		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
-	ck_assert_int_eq(res, 0); /* the empty file, read through the kept slot */
-	ck_assert_int_eq(audit_slots(), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(used(), 0);
 	close(p[0]);
@@ -1163,6 +1212,7 @@ Suite *make_direct_suite(void)
 		else
 			tcase_add_test(tc, hand_over_under_load_loses_no_slot_and_owns_none_twice);
 		tcase_add_test(tc, failed_hand_over_leaves_the_slot_with_the_sender);
+		tcase_add_test(tc, hand_over_to_a_non_inbox_address_is_refused);
 	} else {
 		printf("SKIP hand_over_under_load_loses_no_slot_and_owns_none_twice, failed_hand_over_leaves_the_slot_with_the_sender: kernel lacks IORING_OP_MSG_RING (Linux 5.18; IORING_MSG_SEND_FD 6.0)\n");
 	}
