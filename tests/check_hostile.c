@@ -955,11 +955,13 @@ START_TEST(deadline_with_an_acquire_in_flight_closes_the_late_descriptor)
 	}
 	ck_assert_int_lt(nfill, 64);
 	before = t_fd_count();
-	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ret = rsc_fault_set(t_loop, "cancel:1:EALREADY");
-	if (ret == -EOPNOTSUPP)
+	if (ret == -EOPNOTSUPP) {
+		printf("SKIP deadline_with_an_acquire_in_flight_closes_the_late_descriptor: this build has no fault injection\n");
 		goto out;
+	}
 	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 0, 0, &e), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(s, 20, 0), 0);
 	ck_assert_int_eq(rsc_scope_on_close(s, note_close, st), 0);

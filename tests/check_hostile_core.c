@@ -942,7 +942,16 @@ START_TEST(five_thousand_opens_on_a_small_ring_lose_nothing)
 	for (k = 0; k < 2; k++) {
 		ck_assert_int_eq(rsc_loop_new(&loop, 8, 0), 0);
 		before = t_fd_count();
-		ck_assert_int_eq(rsc_fault_set(loop, faults[k]), 0);
+		ret = rsc_fault_set(loop, faults[k]);
+		if (ret == -EOPNOTSUPP && k == 0)
+			ret = 0; /* no rules asked for: nothing missing */
+		if (ret == -EOPNOTSUPP) {
+			printf("SKIP five_thousand_opens_on_a_small_ring_lose_nothing (under faults): "
+			       "this build has no fault injection\n");
+			ck_assert_int_eq(rsc_loop_close(loop), 0);
+			break;
+		}
+		ck_assert_int_eq(ret, 0);
 		ck_assert_int_eq(rsc_scope_open(loop, NULL, "flood", &s), 0);
 		for (i = 0; i < 5000; i++) {
 			ret = rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL);
@@ -1359,7 +1368,10 @@ Suite *make_hostile_core_suite(void)
 	tcase_add_test(tc, exit_returning_eagain_or_ebusy_is_called_again_never_dropped);
 	tcase_add_test(tc, nested_children_unwind_newest_first_and_their_errors_reach_the_parent);
 	tcase_add_test(tc, early_release_leaves_the_unwind_and_is_exactly_once);
-	tcase_add_test(tc, custom_acquire_that_wins_its_cancel_is_exited_once);
+	if (rsc_fault_set(t_probe_loop(), "") == 0)
+		tcase_add_test(tc, custom_acquire_that_wins_its_cancel_is_exited_once);
+	else
+		printf("SKIP custom_acquire_that_wins_its_cancel_is_exited_once: this build has no fault injection\n");
 	tcase_add_test(tc, blocking_helpers_return_results_and_refuse_reentry);
 	tcase_add_test(tc, loop_close_refuses_and_shutdown_releases_work_in_flight);
 	tcase_add_test(tc, released_audit_checks_a_custom_exits_own_close);
@@ -1371,7 +1383,10 @@ Suite *make_hostile_core_suite(void)
 	tcase_add_test(tc, direct_entries_have_slots_not_fds_and_a_full_table_is_enfile);
 	tcase_add_test(tc, five_thousand_opens_on_a_small_ring_lose_nothing);
 	tcase_add_test(tc, early_release_whose_exit_returns_eagain_is_retried);
-	tcase_add_test(tc, release_while_entering_releases_a_winning_acquire_once);
+	if (rsc_fault_set(t_probe_loop(), "") == 0)
+		tcase_add_test(tc, release_while_entering_releases_a_winning_acquire_once);
+	else
+		printf("SKIP release_while_entering_releases_a_winning_acquire_once: this build has no fault injection\n");
 	tcase_add_test(tc, release_wait_reports_a_failed_release_as_a_chain_of_one);
 	tcase_add_test(tc, multi_sqe_hooks_on_a_tiny_ring);
 	tcase_add_test(tc, full_audit_names_what_a_custom_exit_forgot_to_close);
