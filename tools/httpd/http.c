@@ -119,6 +119,18 @@ static bool name_is(const char *name, size_t len, const char *want)
 	return len == strlen(want) && !strncasecmp(name, want, len);
 }
 
+static bool has_bare_lf(const char *buf, size_t len)
+{
+	const char *p = buf, *lf;
+
+	while ((lf = memchr(p, '\n', len - (size_t)(p - buf)))) {
+		if (lf == buf || lf[-1] != '\r')
+			return true;
+		p = lf + 1;
+	}
+	return false;
+}
+
 static int bad(struct http_request *req, enum http_status st, size_t len)
 {
 	req->status = st;
@@ -133,6 +145,12 @@ int http_parse(const char *buf, size_t len, struct http_request *req)
 	bool http10, keep_alive = false, host = false, is_get;
 	size_t n;
 
+	/*
+	 * A bare LF (not after a CR) is no line end here: waiting for the CRLF
+	 * CRLF it will never send would hold the client until its deadline.
+	 */
+	if (has_bare_lf(buf, end ? (size_t)(end + 4 - buf) : len))
+		return bad(req, HTTP_400, end ? (size_t)(end + 4 - buf) : len);
 	if (!end)
 		return len >= HTTP_HEADER_MAX ? bad(req, HTTP_431, len) : 0;
 	end += 2; /* the blank line's CRLF ends the last header line */
