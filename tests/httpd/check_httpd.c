@@ -767,6 +767,85 @@ static void content_length_must_be_a_single_zero(void)
 	      s.text);
 }
 
+/*
+ * Lines end with CRLF here: a bare LF is a malformed request, answered with
+ * 400 at once, not left waiting for a CRLF CRLF until the idle deadline.
+ */
+static void bare_lf_line_ends_get_400(void)
+{
+	static const char *const bad[] = {
+		"GET / HTTP/1.1\nHost: t\n\n",
+		"GET / HTTP/1.1\r\nHost: t\n\n",
+		"GET / HTTP/1.1\r\nHost: t\nX: y\r\n\r\n",
+	};
+	struct server s;
+	struct client c;
+	struct response r;
+	unsigned i;
+
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(dial(&s, &c), "connect");
+		CHECK(send_str(&c, bad[i]) && get_response(&c, &r), "request %u: no response", i);
+		CHECK(r.status == 400 && r.close, "request %u: status %d", i, r.status);
+		CHECK(closed_within(&c, TIMEOUT_MS), "request %u: connection kept", i);
+		hang_up(&c);
+	}
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "400: ") == 3, "%s", s.text);
+}
+
+/*
+ * A keep-alive client that pipelines requests and then shuts its side
+ * (shutdown(SHUT_WR)) gets every answer before the close, whether its
+ * requests come by a multishot receive or by rsc_recv.
+ */
+static void half_closed_client_gets_every_answer(void)
+{
+	struct server s;
+	struct client c;
+	struct response r;
+	int i;
+
+	CHECK(start(&s, NULL), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect");
+	CHECK(send_str(&c, get_root) && get_response(&c, &r) && r.status == 200, "first");
+	CHECK(send_str(&c, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /x HTTP/1.1\r\nHost: t\r\n\r\n"
+			   "GET / HTTP/1.1\r\nHost: t\r\n\r\n"),
+	      "send");
+	CHECK(shutdown(c.fd, SHUT_WR) == 0, "shutdown: %s", strerror(errno));
+	for (i = 0; i < 3; i++)
+		CHECK(get_response(&c, &r) && r.status == (i == 1 ? 404 : 200),
+		      "pipelined %d: status %d", i, r.status);
+	CHECK(closed_within(&c, TIMEOUT_MS), "connection kept after the peer's FIN");
+	hang_up(&c);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "requests: ") == 4, "%s", s.text);
+}
+
+/* Bad option values: a usage error, exit status 2, never a listener. */
+static void option_errors_exit_2(void)
+{
+	static const char *const bad[][3] = {
+		{ "--port", "70000" },	 { "--port", " 80" },	   { "--port", "+0" },
+		{ "--port", "-1" },	 { "--port", "" },	   { "--threads", "0" },
+		{ "--threads", "x" },	 { "--max-conns", "-5" },  { "--idle-timeout", "1e3" },
+		{ "--grace", "5s" },	 { "--audit", "FULL" },	   { "--addr", "1.2.3" },
+		{ "--unix", "" },	 { "--bogus" },		   { "stray" },
+	};
+	struct server s;
+	unsigned i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(!start(&s, bad[i]), "%s %s: it listened", bad[i][0], bad[i][1]);
+		CHECK(reap(&s), "%s: no exit", bad[i][0]);
+		CHECK(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 2,
+		      "%s '%s': status %#x", bad[i][0], bad[i][1] ? bad[i][1] : "", s.status);
+	}
+}
+
 static void oversize_headers_get_431(void)
 {
 	static char big[HEADER_MAX + 1];
@@ -1442,6 +1521,9 @@ int main(void)
 		T(bad_request_gets_400_and_close),
 		T(content_length_must_be_a_single_zero),
 		T(oversize_headers_get_431),
+		T(bare_lf_line_ends_get_400),
+		T(half_closed_client_gets_every_answer),
+		T(option_errors_exit_2),
 		T(idle_client_is_closed),
 		T(disconnect_mid_request_releases_its_scope),
 		T(sigterm_mid_request_is_graceful),

@@ -62,6 +62,7 @@ struct conn {
 	bool answered;	   /* a response has been sent in full: a keep-alive client */
 	bool multishot;	   /* its rsc_recv_multishot() is in flight */
 	bool sending;	   /* a response is in flight */
+	bool eof;	   /* the peer has shut its side: answer what came, then close */
 	char *spill;	   /* received beyond buf (multishot), ours; spill_len bytes */
 	unsigned spill_len;
 	const char *out;   /* the response being sent, and how far */
@@ -362,6 +363,18 @@ static void on_recv_multishot(struct rsc_entry *e, int res, void *buf, void *dat
 	struct conn *c = data;
 
 	(void)e;
+	if (res == 0 && !c->closing) {
+		/*
+		 * The peer has shut its side (shutdown(SHUT_WR), or a close): the
+		 * requests it sent before are answered all the same, as with
+		 * rsc_recv, which is posted only once they have been. Then it closes.
+		 */
+		c->multishot = false;
+		c->eof = true;
+		if (!c->sending)
+			conn_serve(c);
+		return;
+	}
 	if (res <= 0) {
 		c->multishot = false;
 		conn_close(c);
@@ -391,6 +404,8 @@ static int conn_receive(struct conn *c)
 
 	if (c->multishot)
 		return 0; /* in flight: its next bytes come to on_recv_multishot */
+	if (c->eof)
+		return -ECONNRESET; /* nothing more will come: close */
 	/* Not for the first request: a client that sends one and closes costs no cancel. */
 	if (w->multishot && c->answered) {
 		ret = rsc_recv_multishot(c->e, 0, on_recv_multishot, c);
@@ -695,9 +710,10 @@ static unsigned number(const char *s, const char *opt)
 	char *end;
 	unsigned long v;
 
+	/* Digits only: strtoul would also take " 5", "+5", and "-1" as ULONG_MAX. */
 	errno = 0;
 	v = strtoul(s, &end, 10);
-	if (errno || !*s || *end || v > UINT_MAX) {
+	if (errno || *s < '0' || *s > '9' || *end || v > UINT_MAX) {
 		fprintf(stderr, "ringscope-httpd: %s: not a number: %s\n", opt, s);
 		exit(2);
 	}
@@ -713,6 +729,10 @@ static socklen_t parse_addr(const char *addr, unsigned port, const char *path,
 
 	memset(ss, 0, sizeof(*ss));
 	if (path) {
+		if (!*path) {
+			fprintf(stderr, "ringscope-httpd: --unix: empty path\n");
+			exit(2);
+		}
 		if (strlen(path) >= sizeof(un->sun_path)) {
 			fprintf(stderr, "ringscope-httpd: --unix: path too long\n");
 			exit(2);
