@@ -41,7 +41,7 @@
 
 enum ekind { K_FILE, K_SOCKET, K_CUSTOM, K_NET };
 enum tenter { TE_NOP, TE_OPEN, TE_FAIL };
-enum texit { TX_CLOSE, TX_BADF, TX_SUPPRESS, TX_FAIL, TX_NONE };
+enum texit { TX_CLOSE, TX_BADF, TX_SUPPRESS, TX_FAIL, TX_NONE, TX_TWO_ERRORS };
 
 /* Custom managers, after tests/tmgr.c: each variant is its own named manager. */
 struct variant {
@@ -226,6 +226,11 @@ static int tv_enter(struct rsc_entry *e, void *arg)
 	}
 }
 
+/* A directory to read from: the read fails (-EISDIR) in io-wq, so its CQE
+ * comes after a close(-1)'s (-EBADF) made inline (prog_env_init). */
+static int dir_fd = -1;
+static char scratch[64]; /* never written: a directory gives no bytes */
+
 static int tv_exit(struct rsc_entry *e, const struct rsc_error *pending,
 		   void *arg)
 {
@@ -240,6 +245,15 @@ static int tv_exit(struct rsc_entry *e, const struct rsc_error *pending,
 	case TX_FAIL:
 		return -HOOK_ERRNO; /* only for entries that own nothing */
 	case TX_NONE:
+		return 0;
+	case TX_TWO_ERRORS:
+		/* Two failures, the first SQE's arriving last: the release's error is
+		 * the first SQE's, whatever the completion order (rsc_entry_get_sqes). */
+		ret = rsc_entry_get_sqes(e, 2, sqe);
+		if (ret < 0)
+			return ret;
+		io_uring_prep_read(sqe[0], dir_fd, scratch, sizeof(scratch), 0);
+		io_uring_prep_close(sqe[1], -1);
 		return 0;
 	case TX_BADF:
 		if (owns_fd) {
@@ -281,6 +295,7 @@ static const struct variant variants[] = {
 	{ { sizeof(struct rsc_manager), 0, "open_badf", tv_enter, tv_exit }, TE_OPEN, TX_BADF },
 	{ { sizeof(struct rsc_manager), 0, "open_suppress", tv_enter, tv_exit }, TE_OPEN, TX_SUPPRESS },
 	{ { sizeof(struct rsc_manager), 0, "enter_fails", tv_enter, tv_exit }, TE_FAIL, TX_CLOSE },
+	{ { sizeof(struct rsc_manager), 0, "nop_two_errors", tv_enter, tv_exit }, TE_NOP, TX_TWO_ERRORS },
 };
 #define N_VARIANTS (int)(sizeof(variants) / sizeof(variants[0]))
 
@@ -659,6 +674,9 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 					  s->name, e->seq, p->sc[i].name);
 		if (e->kind == K_CUSTOM && e->v->exit == TX_SUPPRESS && res >= 0)
 			s->suppressed = true;
+		if (e->kind == K_CUSTOM && e->v->exit == TX_TWO_ERRORS && res != -EISDIR)
+			violation(p, "entry %d of '%s' released with %s, not its first SQE's EISDIR",
+				  e->seq, s->name, rsc_err_name(res));
 		break;
 	default:
 		break;
@@ -1594,13 +1612,17 @@ static void final_checks(struct prog *p, int fds_before, struct prog_stats *st)
 			rel_events++;
 			slack += e->multi_release;
 		}
+		/* Its close's injected EIO never shows: the read before it fails first. */
+		if (e->n_released && e->kind == K_CUSTOM && e->v->exit == TX_TWO_ERRORS)
+			slack++;
 		st->acquires += (unsigned)e->n_entered;
 		st->releases += (unsigned)e->n_released;
 		st->enter_failures += (unsigned)e->n_failed;
 		st->early_releases += e->early;
 	}
 	/* Every fired rule shows: acquires exactly, releases but for a second
-	 * fault on the same two-SQE release (the first error is the exit's). */
+	 * fault on the same two-SQE release, or one behind an earlier SQE's error
+	 * (the first error in SQE order is the exit's). */
 	if (acq_events != p->fired[FC_ACQ])
 		violation(p, "%lld acquire faults fired, %lld acquires failed with an injected errno",
 			  p->fired[FC_ACQ], acq_events);
@@ -1803,6 +1825,10 @@ int prog_env_init(struct prog_env *env)
 			return -errno;
 		close(fd);
 	}
+	if (dir_fd < 0)
+		dir_fd = open(env->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0)
+		return -errno;
 	probe = io_uring_get_probe();
 	env->have_socket = probe && io_uring_opcode_supported(probe, IORING_OP_SOCKET);
 	if (probe)
@@ -1825,6 +1851,9 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 void prog_env_fini(struct prog_env *env)
 {
+	if (dir_fd >= 0)
+		close(dir_fd);
+	dir_fd = -1;
 	if (env->dir[0])
 		nftw(env->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	env->dir[0] = '\0';
