@@ -308,23 +308,17 @@ static void sent(struct rsc_loop *loop, struct rsc_op *op, int res, unsigned cqe
 int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 			rsc_entry_cb cb, void *data)
 {
-	struct io_uring_sqe *sqe[2];
-	struct rsc__slot_move *r;
-	struct rsc_op *op[2];
+	struct io_uring_sqe *sqe;
 	struct rsc__entry *e;
-	struct rsc_loop *loop;
 	int ret = rsc__io_check(h, &e, "rsc_entry_hand_over");
 
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG((uint32_t)inbox_addr != 0, "rsc_entry_hand_over: not an inbox address");
-	loop = e->scope->loop;
-	if (e->fd_kind != RSC__FD_DIRECT || e->has_value2) {
-		rsc__set_last_error("rsc_entry_hand_over: entry '%s' %s", e->mgr->name,
-				    e->has_value2 ? "is a pipe (two slots)" : "holds no slot");
-		return -EBADF;
-	}
-	ret = rsc__need_opcode(loop, IORING_OP_MSG_RING, "rsc_entry_hand_over (Linux 6.0)");
+	ret = rsc__slot_move_check(e, "rsc_entry_hand_over");
+	if (ret < 0)
+		return ret;
+	ret = rsc__need_opcode(e->scope->loop, IORING_OP_MSG_RING, "rsc_entry_hand_over (Linux 6.0)");
 	if (ret < 0)
 		return ret;
 	if (!live_at((uint32_t)inbox_addr, (int)(inbox_addr >> 32))) {
@@ -332,44 +326,16 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 				    "(its loop or its inbox was released)", inbox_addr);
 		return -ESTALE;
 	}
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	r->cb = cb;
-	r->data = data;
-	r->slot = e->value;
-	/* Both at once: the linked pair never crosses a submit. */
-	if (rsc__get_sqes(loop, 2, sqe) < 0) {
-		free(r);
-		return -EBUSY;
-	}
-	op[0] = rsc__direct_track(e, sqe[0]);
-	op[1] = op[0] ? rsc__direct_track(e, sqe[1]) : NULL;
-	if (!op[1]) {
-		if (op[0]) {
-			rsc__io_unlink(op[0]);
-			rsc__op_put(loop, op[0]);
-		}
-		rsc__nop_sqes(sqe, 2);
-		free(r);
-		return -ENOMEM;
-	}
+	ret = rsc__slot_move_start(e, IORING_OP_MSG_RING, sent, cb, data, &sqe);
+	if (ret < 0)
+		return ret;
 	/* By hand, as io_msg_ring_prep reads it (liburing 2.3 has no send-fd prep). */
-	sqe[0]->opcode = IORING_OP_MSG_RING;
-	sqe[0]->fd = (int)(inbox_addr >> 32);
-	sqe[0]->addr = IORING_MSG_SEND_FD;
-	sqe[0]->addr3 = (unsigned)e->value; /* our slot: not IOSQE_FIXED_FILE */
-	sqe[0]->file_index = IORING_FILE_INDEX_ALLOC; /* the receiver's kernel range */
-	sqe[0]->off = RSC__UD_TAG | (inbox_addr & 0xffffffffULL) << 32; /* the receiver's user_data */
-	sqe[0]->flags = IOSQE_IO_LINK;
-	io_uring_sqe_set_data64(sqe[0], rsc__op_user_data(op[0]));
-	op[0]->opcode = IORING_OP_MSG_RING;
-	op[0]->complete = sent;
-	op[0]->io_data = r;
-	io_uring_prep_close_direct(sqe[1], (unsigned)e->value);
-	io_uring_sqe_set_data64(sqe[1], rsc__op_user_data(op[1]));
-	op[1]->opcode = IORING_OP_CLOSE;
-	op[1]->complete = rsc__direct_moved_closed; /* as an install's (manager_direct.c) */
-	op[1]->io_data = r;
+	sqe->opcode = IORING_OP_MSG_RING;
+	sqe->fd = (int)(inbox_addr >> 32);
+	sqe->addr = IORING_MSG_SEND_FD;
+	sqe->addr3 = (unsigned)e->value; /* our slot: not IOSQE_FIXED_FILE */
+	sqe->file_index = IORING_FILE_INDEX_ALLOC; /* the receiver's kernel range */
+	sqe->off = RSC__UD_TAG | (inbox_addr & 0xffffffffULL) << 32; /* the receiver's user_data */
+	sqe->flags = IOSQE_IO_LINK;
 	return 0;
 }

@@ -644,11 +644,10 @@ struct rsc__inbox **rsc__direct_inboxes(struct rsc_loop *loop);
 /* handover.c: a CQE another loop's IORING_OP_MSG_RING posted (user_data token << 32) */
 void rsc__handover_message(struct rsc_loop *loop, uint32_t token, int res);
 /* manager_direct.c */
-struct rsc_op *rsc__direct_track(struct rsc__entry *e, struct io_uring_sqe *sqe);
 /*
  * A slot's file moving on (install, hand-over): the moving op's result in
- * @res, then the slot's close_direct, linked behind it, completes through
- * rsc__direct_moved_closed(), which frees the slot and tells @cb.
+ * @res, then the slot's close_direct, linked behind it, frees the slot and
+ * tells @cb (rsc__slot_move_start()).
  */
 struct rsc__slot_move {
 	rsc_entry_cb cb;
@@ -656,8 +655,9 @@ struct rsc__slot_move {
 	int slot;
 	int res; /* the moving op's CQE */
 };
-void rsc__direct_moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
-			      unsigned cqe_flags);
+int rsc__slot_move_check(struct rsc__entry *e, const char *fn);
+int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
+			 rsc_entry_cb cb, void *data, struct io_uring_sqe **first);
 struct rsc__entry *rsc__adopt_slot(struct rsc__scope *s, int slot, const char *detail);
 int rsc__direct_open(struct rsc__scope *s, int dirfd, const char *path, int oflags,
 		     mode_t mode, unsigned flags, const void *site,

@@ -410,8 +410,8 @@ int rsc_pipe_ends(const struct rsc_entry *h, int ends[2])
  * never nobody, never two entries. If the install fails, the link cancels the
  * close and the entry keeps its slot.
  */
-/* An op on @e's I/O list, so that its release waits for it (also handover.c). */
-struct rsc_op *rsc__direct_track(struct rsc__entry *e, struct io_uring_sqe *sqe)
+/* An op on @e's I/O list, so that its release waits for it. */
+static struct rsc_op *direct_track(struct rsc__entry *e, struct io_uring_sqe *sqe)
 {
 	struct rsc_op *op = rsc__op_get(e->scope->loop);
 
@@ -449,8 +449,8 @@ static void install_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	rsc__io_settled(e);
 }
 
-void rsc__direct_moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
-			      unsigned cqe_flags)
+static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
+			 unsigned cqe_flags)
 {
 	struct rsc__slot_move *r = op->io_data;
 	struct rsc__entry *e = op->entry;
@@ -468,41 +468,45 @@ void rsc__direct_moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 	rsc__io_settled(e);
 }
 
-int rsc_entry_install(struct rsc_entry *h, unsigned flags, rsc_entry_cb cb, void *data)
+/* Install and hand-over: -EBADF unless @e holds exactly one slot. */
+int rsc__slot_move_check(struct rsc__entry *e, const char *fn)
 {
-	struct io_uring_sqe *sqe[2];
-	struct rsc__slot_move *r;
-	struct rsc_op *op[2];
-	struct rsc__entry *e;
-	struct rsc_loop *loop;
-	int ret = rsc__io_check(h, &e, "rsc_entry_install");
-
-	if (ret < 0)
-		return ret;
-	RSC__CHECK_ARG(!(flags & ~RSC_NO_CLOEXEC), "rsc_entry_install: unknown flags 0x%x", flags);
-	loop = e->scope->loop;
 	if (e->fd_kind != RSC__FD_DIRECT || e->has_value2) {
-		rsc__set_last_error("rsc_entry_install: entry '%s' %s", e->mgr->name,
+		rsc__set_last_error("%s: entry '%s' %s", fn, e->mgr->name,
 				    e->has_value2 ? "is a pipe (two slots)" : "holds no slot");
 		return -EBADF;
 	}
-	ret = rsc__need_opcode(loop, RSC__OP_FIXED_FD_INSTALL, "rsc_entry_install (Linux 6.8)");
-	if (ret < 0)
-		return ret;
+	return 0;
+}
+
+/*
+ * Start moving @e's slot on: two SQEs reserved together (the linked pair
+ * never crosses a submit), both tracked ops of @e. The second is the slot's
+ * close_direct, prepared here; *@first is the moving op's, tracked as
+ * @opcode completing through @done, for the caller to fill in by hand and
+ * link (its user_data is set: no prep that clears it). 0, -ENOMEM or
+ * -EBUSY, with nothing left behind.
+ */
+int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
+			 rsc_entry_cb cb, void *data, struct io_uring_sqe **first)
+{
+	struct rsc_loop *loop = e->scope->loop;
+	struct io_uring_sqe *sqe[2];
+	struct rsc__slot_move *r;
+	struct rsc_op *op[2];
+
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->cb = cb;
 	r->data = data;
 	r->slot = e->value;
-	/* Both at once: the linked pair never crosses a submit. */
-	ret = rsc__get_sqes(loop, 2, sqe);
-	if (ret < 0) {
+	if (rsc__get_sqes(loop, 2, sqe) < 0) {
 		free(r);
 		return -EBUSY;
 	}
-	op[0] = rsc__direct_track(e, sqe[0]);
-	op[1] = op[0] ? rsc__direct_track(e, sqe[1]) : NULL;
+	op[0] = direct_track(e, sqe[0]);
+	op[1] = op[0] ? direct_track(e, sqe[1]) : NULL;
 	if (!op[1]) {
 		if (op[0]) {
 			rsc__io_unlink(op[0]);
@@ -512,18 +516,40 @@ int rsc_entry_install(struct rsc_entry *h, unsigned flags, rsc_entry_cb cb, void
 		free(r);
 		return -ENOMEM;
 	}
-	sqe[0]->opcode = RSC__OP_FIXED_FD_INSTALL;
-	sqe[0]->fd = e->value;
-	sqe[0]->flags = IOSQE_FIXED_FILE | IOSQE_IO_LINK;
-	sqe[0]->rw_flags = (flags & RSC_NO_CLOEXEC) ? (int)RSC__FIXED_FD_NO_CLOEXEC : 0;
-	io_uring_sqe_set_data64(sqe[0], rsc__op_user_data(op[0]));
-	op[0]->opcode = RSC__OP_FIXED_FD_INSTALL;
-	op[0]->complete = install_done;
+	op[0]->opcode = opcode;
+	op[0]->complete = done;
 	op[0]->io_data = r;
 	io_uring_prep_close_direct(sqe[1], (unsigned)e->value);
 	io_uring_sqe_set_data64(sqe[1], rsc__op_user_data(op[1]));
 	op[1]->opcode = IORING_OP_CLOSE;
-	op[1]->complete = rsc__direct_moved_closed;
+	op[1]->complete = moved_closed;
 	op[1]->io_data = r;
+	*first = sqe[0];
+	return 0;
+}
+
+int rsc_entry_install(struct rsc_entry *h, unsigned flags, rsc_entry_cb cb, void *data)
+{
+	struct io_uring_sqe *sqe;
+	struct rsc__entry *e;
+	int ret = rsc__io_check(h, &e, "rsc_entry_install");
+
+	if (ret < 0)
+		return ret;
+	RSC__CHECK_ARG(!(flags & ~RSC_NO_CLOEXEC), "rsc_entry_install: unknown flags 0x%x", flags);
+	ret = rsc__slot_move_check(e, "rsc_entry_install");
+	if (ret < 0)
+		return ret;
+	ret = rsc__need_opcode(e->scope->loop, RSC__OP_FIXED_FD_INSTALL,
+			       "rsc_entry_install (Linux 6.8)");
+	if (ret < 0)
+		return ret;
+	ret = rsc__slot_move_start(e, RSC__OP_FIXED_FD_INSTALL, install_done, cb, data, &sqe);
+	if (ret < 0)
+		return ret;
+	sqe->opcode = RSC__OP_FIXED_FD_INSTALL;
+	sqe->fd = e->value;
+	sqe->flags = IOSQE_FIXED_FILE | IOSQE_IO_LINK;
+	sqe->rw_flags = (flags & RSC_NO_CLOEXEC) ? (int)RSC__FIXED_FD_NO_CLOEXEC : 0;
 	return 0;
 }
