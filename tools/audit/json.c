@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h" /* vis_utf8_len */
 #include "json.h"
 
 struct parser {
@@ -447,27 +448,6 @@ bool json_bool(const struct jv *obj, const char *key, bool dflt)
 	return v && v->t == J_BOOL ? v->b : dflt;
 }
 
-/* Length of the valid UTF-8 sequence at @p (not ASCII, not a C1 control), or 0. */
-static size_t utf8_len(const unsigned char *p)
-{
-	size_t n;
-	unsigned cp;
-
-	if (p[0] < 0xc2 || p[0] > 0xf4)
-		return 0;
-	n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
-	cp = p[0] & (0x7f >> n);
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if (cp < 0xa0 || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp < 0xe000))
-		return 0;
-	return n;
-}
-
 /*
  * File names are bytes, JSON is UTF-8: a byte that is not part of a valid
  * UTF-8 sequence is written as the lone surrogate \udc80-\udcff (Python's
@@ -478,7 +458,7 @@ void json_string(FILE *out, const char *s)
 	fputc('"', out);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p >= 0x80) {
-			size_t n = utf8_len(p);
+			size_t n = vis_utf8_len(p);
 
 			if (n) {
 				fwrite(p, 1, n, out);
