@@ -38,32 +38,6 @@ static int used(void)
 	return rsc_loop_direct_used(t_loop);
 }
 
-static struct sockaddr_in loopback(unsigned short port)
-{
-	struct sockaddr_in a;
-
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons(port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return a;
-}
-
-static struct rsc_entry *listen_on_loopback(struct rsc_scope *s, int backlog,
-					    struct sockaddr_in *bound)
-{
-	struct sockaddr_in a = loopback(0);
-	socklen_t len = sizeof(*bound);
-	struct rsc_entry *l;
-	int fd;
-
-	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&a, sizeof(a), backlog, 0, &l), 0);
-	fd = rsc_entry_wait(l);
-	ck_assert_msg(fd >= 0, "listen: %s", rsc_strerror(fd));
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)bound, &len), 0);
-	return l;
-}
-
 /* The kernel left UserFiles out while busy: the check says so, try again. */
 static int audit_slots(void)
 {
@@ -331,7 +305,7 @@ START_TEST(direct_connect_sends_on_its_slot_and_releases_it)
 	direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
-	l = listen_on_loopback(srv, 8, &bound);
+	l = t_listen_on_loopback(srv, 8, &bound);
 	before = t_fd_count();
 	calls = rsc_loop_counter(t_loop, RSC_CTR_ENTER_CALLS);
 	sqes = rsc_loop_counter(t_loop, RSC_CTR_SQES);
@@ -391,7 +365,7 @@ START_TEST(chain_socket_connect_and_first_send_go_in_one_submit)
 	direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
-	l = listen_on_loopback(srv, 8, &bound);
+	l = t_listen_on_loopback(srv, 8, &bound);
 	ck_assert_int_eq(rsc_chain_new(cli, &ch), 0);
 	ck_assert_int_eq(rsc_chain_socket(ch, AF_INET, SOCK_STREAM, 0, &sock), 0);
 	ck_assert_int_eq(rsc_chain_connect(ch, (struct sockaddr *)&bound, sizeof(bound), 1000, &c), 0);
@@ -420,7 +394,7 @@ END_TEST
 
 START_TEST(refused_chain_cancels_its_first_send)
 {
-	struct sockaddr_in a = loopback(0);
+	struct sockaddr_in a = t_loopback(0);
 	struct rsc_error *err = NULL;
 	struct rsc_scope *cli;
 	struct rsc_chain *ch;
@@ -454,7 +428,7 @@ END_TEST
 
 START_TEST(refused_direct_connect_releases_its_slot)
 {
-	struct sockaddr_in a = loopback(0);
+	struct sockaddr_in a = t_loopback(0);
 	struct rsc_error *err = NULL;
 	struct rsc_scope *cli;
 	socklen_t len = sizeof(a);
@@ -491,7 +465,7 @@ START_TEST(direct_connect_deadline_times_out_and_releases_its_slot)
 
 	direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "blackhole", &srv), 0);
-	(void)listen_on_loopback(srv, 0, &bound);
+	(void)t_listen_on_loopback(srv, 0, &bound);
 	for (i = 0; i < 4; i++) {
 		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		ck_assert_int_ge(fill[i], 0);
@@ -522,7 +496,7 @@ START_TEST(closing_a_scope_mid_chain_releases_the_steps_that_entered)
 
 	direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "blackhole", &srv), 0);
-	(void)listen_on_loopback(srv, 0, &bound);
+	(void)t_listen_on_loopback(srv, 0, &bound);
 	for (i = 0; i < 4; i++) {
 		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		ck_assert_int_ge(fill[i], 0);
@@ -581,7 +555,7 @@ START_TEST(single_shot_direct_accept_gives_one_slot)
 
 	direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
-	l = listen_on_loopback(srv, 8, &bound);
+	l = t_listen_on_loopback(srv, 8, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, on_conn, &acc), 0);
 	cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_eq(connect(cl, (struct sockaddr *)&bound, sizeof(bound)), 0);
@@ -605,7 +579,7 @@ START_TEST(direct_accept_gives_each_connection_a_slot)
 
 	direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
-	l = listen_on_loopback(srv, 8, &bound);
+	l = t_listen_on_loopback(srv, 8, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, on_conn, &acc), 0);
 	before = t_fd_count();
 	for (i = 0; i < 3; i++) {
@@ -658,7 +632,7 @@ START_TEST(release_cancels_every_op_of_a_slot_by_the_slot)
 
 	direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
-	l = listen_on_loopback(srv, 8, &bound);
+	l = t_listen_on_loopback(srv, 8, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, on_conn, &acc), 0);
 	cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_eq(connect(cl, (struct sockaddr *)&bound, sizeof(bound)), 0);

@@ -652,21 +652,6 @@ END_TEST
 
 /* --------------------------------------------------------------- accept */
 
-static struct rsc_entry *listen_lo(struct rsc_scope *s, struct sockaddr_in *bound)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(*bound);
-	struct rsc_entry *l;
-	int fd;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&a, sizeof(a), 16, 0, &l), 0);
-	fd = rsc_entry_wait(l);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)bound, &len), 0);
-	return l;
-}
-
 static int plain_connect(const struct sockaddr_in *a)
 {
 	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -713,7 +698,7 @@ static void accept_close_race(int mode)
 	int c, before = t_fd_count();
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
-	l = listen_lo(srv, &b);
+	l = t_listen_on_loopback(srv, 16, &b);
 	ck_assert_int_eq(rsc_accept(l, 0, on_acc, &a), 0);
 	if (mode >= 1)
 		ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
@@ -751,7 +736,7 @@ START_TEST(accept_callback_closing_the_listeners_scope)
 	if (!t_kernel_has(IORING_OP_SOCKET))
 		return;
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
-	l = listen_lo(srv, &b);
+	l = t_listen_on_loopback(srv, 16, &b);
 	a.close_in_cb = srv;
 	ck_assert_int_eq(rsc_accept(l, 0, on_acc, &a), 0);
 	if (t_kernel_has(IORING_OP_SOCKET))

@@ -18,33 +18,6 @@
 
 /* Loopback and Unix sockets in the fixture's directory only. */
 
-static struct sockaddr_in loopback(unsigned short port)
-{
-	struct sockaddr_in a;
-
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons(port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return a;
-}
-
-/* A listener entry on 127.0.0.1 with a kernel-chosen port. */
-static struct rsc_entry *listen_on_loopback(struct rsc_scope *s, int backlog,
-					    struct sockaddr_in *bound)
-{
-	struct sockaddr_in a = loopback(0);
-	socklen_t len = sizeof(*bound);
-	struct rsc_entry *l;
-	int fd;
-
-	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&a, sizeof(a), backlog, 0, &l), 0);
-	fd = rsc_entry_wait(l);
-	ck_assert_msg(fd >= 0, "listen: %s", rsc_strerror(fd));
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)bound, &len), 0);
-	return l;
-}
-
 START_TEST(connect_reaches_a_listener_and_both_release)
 {
 	struct rsc_scope *srv, *cli;
@@ -55,7 +28,7 @@ START_TEST(connect_reaches_a_listener_and_both_release)
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
-	l = listen_on_loopback(srv, 8, &bound);
+	l = t_listen_on_loopback(srv, 8, &bound);
 	ck_assert_int_eq(rsc_connect(cli, (struct sockaddr *)&bound, sizeof(bound), 0, 0, &c), 0);
 	fd = rsc_entry_wait(c);
 	ck_assert_msg(fd >= 0, "connect: %s", rsc_strerror(fd));
@@ -85,7 +58,7 @@ START_TEST(refused_connect_closes_its_socket)
 
 	/* A port that was just listening and is closed now. */
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "gone", &srv), 0);
-	(void)listen_on_loopback(srv, 1, &bound);
+	(void)t_listen_on_loopback(srv, 1, &bound);
 	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
 	ck_assert_int_eq(rsc_connect(cli, (struct sockaddr *)&bound, sizeof(bound), 0, 0, NULL), 0);
@@ -110,7 +83,7 @@ START_TEST(connect_deadline_times_out_and_closes)
 
 	/* A listener that never accepts, its queue full: SYNs are dropped. */
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "blackhole", &srv), 0);
-	(void)listen_on_loopback(srv, 0, &bound);
+	(void)t_listen_on_loopback(srv, 0, &bound);
 	for (i = 0; i < 4; i++) {
 		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		ck_assert_int_ge(fill[i], 0);
@@ -139,7 +112,7 @@ START_TEST(failed_bind_closes_its_socket)
 	int before;
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "first", &a), 0);
-	(void)listen_on_loopback(a, 4, &bound);
+	(void)t_listen_on_loopback(a, 4, &bound);
 	before = t_fd_count();
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "second", &b), 0);
 	ck_assert_int_eq(rsc_listen(b, (struct sockaddr *)&bound, sizeof(bound), 4, 0, NULL), 0);
@@ -176,7 +149,7 @@ END_TEST
 
 START_TEST(net_arguments_are_checked)
 {
-	struct sockaddr_in a = loopback(1);
+	struct sockaddr_in a = t_loopback(1);
 	struct sockaddr bad = { .sa_family = AF_PACKET };
 	struct rsc_scope *s;
 
@@ -207,7 +180,7 @@ static struct sockaddr *exact_copy(const void *a, size_t len)
 
 START_TEST(connect_refuses_short_inet_address)
 {
-	struct sockaddr_in a = loopback(1);
+	struct sockaddr_in a = t_loopback(1);
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(1),
 				   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 	static const socklen_t short4[] = { 2, 3, 8, sizeof(struct sockaddr_in) - 1 };
@@ -393,7 +366,7 @@ START_TEST(multishot_accept_gives_each_connection_its_scope)
 	int before = t_fd_count(), clients[3], i;
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
-	l = listen_on_loopback(srv, 16, &bound);
+	l = t_listen_on_loopback(srv, 16, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_accept, &a), 0);
 	for (i = 0; i < 3; i++)
 		clients[i] = client(&bound);
@@ -423,7 +396,7 @@ START_TEST(single_shot_accepts_one)
 	int c1, c2;
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "once", &srv), 0);
-	l = listen_on_loopback(srv, 16, &bound);
+	l = t_listen_on_loopback(srv, 16, &bound);
 	ck_assert_int_eq(rsc_accept(l, 0, on_accept, &a), 0);
 	c1 = client(&bound);
 	c2 = client(&bound);
@@ -448,7 +421,7 @@ START_TEST(single_shot_accept_ends_with_one_callback_when_its_scope_closes)
 	int before = t_fd_count(), c;
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "once", &srv), 0);
-	l = listen_on_loopback(srv, 16, &bound);
+	l = t_listen_on_loopback(srv, 16, &bound);
 	/* A client is waiting when the accept starts and the scope closes. */
 	c = client(&bound);
 	ck_assert_int_eq(rsc_accept(l, 0, on_accept, &a), 0);
@@ -508,7 +481,7 @@ START_TEST(full_audit_has_no_false_leaks_while_accepting)
 	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
 	ck_assert_int_eq(rsc_loop_set_trace(t_loop, NULL, NULL), 0); /* thousands of events */
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
-	l = listen_on_loopback(srv, 128, &bound);
+	l = t_listen_on_loopback(srv, 128, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, close_each, &n), 0);
 	pid = churn_clients(&bound, 4, 200);
 	/* NOWAIT: once the clients are gone no completion would wake a wait. */
@@ -534,7 +507,7 @@ START_TEST(closing_while_clients_connect_leaks_nothing)
 	int before = t_fd_count(), clients[40], i;
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "storm", &srv), 0);
-	l = listen_on_loopback(srv, 64, &bound);
+	l = t_listen_on_loopback(srv, 64, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_accept, &a), 0);
 	for (i = 0; i < 20; i++)
 		clients[i] = client(&bound);
@@ -561,7 +534,7 @@ START_TEST(accept_recovers_when_descriptors_free_up)
 	int fillers[64], n = 0, c;
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "emfile", &srv), 0);
-	l = listen_on_loopback(srv, 16, &bound);
+	l = t_listen_on_loopback(srv, 16, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_accept, &a), 0);
 	c = client(&bound); /* its socket first, then the table fills up */
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -591,7 +564,7 @@ START_TEST(injected_connect_failure_closes_its_socket)
 	int before;
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
-	(void)listen_on_loopback(srv, 4, &bound);
+	(void)t_listen_on_loopback(srv, 4, &bound);
 	before = t_fd_count();
 	ck_assert_int_eq(rsc_fault_set(t_loop, "connect:1:ECONNREFUSED"), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
@@ -614,7 +587,7 @@ START_TEST(injected_accept_shortage_backs_off_and_recovers)
 	int c;
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
-	l = listen_on_loopback(srv, 16, &bound);
+	l = t_listen_on_loopback(srv, 16, &bound);
 	ck_assert_int_eq(rsc_fault_set(t_loop, "accept:1:ENFILE"), 0);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_accept, &a), 0);
 	c = client(&bound);

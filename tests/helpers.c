@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -207,4 +209,29 @@ bool t_kernel_has(unsigned opcode)
 	if (p)
 		io_uring_free_probe(p);
 	return ok;
+}
+
+struct sockaddr_in t_loopback(unsigned short port)
+{
+	struct sockaddr_in a;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons(port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return a;
+}
+
+struct rsc_entry *t_listen_on_loopback(struct rsc_scope *s, int backlog, struct sockaddr_in *bound)
+{
+	struct sockaddr_in a = t_loopback(0);
+	socklen_t len = sizeof(*bound);
+	struct rsc_entry *l;
+	int fd;
+
+	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&a, sizeof(a), backlog, 0, &l), 0);
+	fd = rsc_entry_wait(l);
+	ck_assert_msg(fd >= 0, "listen: %s", rsc_strerror(fd));
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)bound, &len), 0);
+	return l;
 }

@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <stdbool.h>
+#include <netinet/in.h>
 
 #include <liburing.h>
 
@@ -55,6 +56,9 @@ int t_count_events(enum rsc_event kind);
 bool t_kernel_has(unsigned opcode);
 /* A loop for suite-build-time probes (freed at exit). */
 struct rsc_loop *t_probe_loop(void);
+/* 127.0.0.1:@port, and a listener entry there on a kernel-chosen port (its address in @bound). */
+struct sockaddr_in t_loopback(unsigned short port);
+struct rsc_entry *t_listen_on_loopback(struct rsc_scope *s, int backlog, struct sockaddr_in *bound);
 
 Suite *make_loop_suite(void);
 Suite *make_scope_suite(void);
