@@ -227,31 +227,10 @@ int rsc_chain_send(struct rsc_chain *c, const void *buf, unsigned len, rsc_io_cb
 	return 0;
 }
 
-static int direct_close_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
-{
-	struct io_uring_sqe *sqe;
-	struct rsc__entry *e;
-	int ret;
-
-	(void)pending;
-	(void)arg;
-	RSC__ENTRY(e, h, "close_direct");
-	if (e->fd_kind == RSC__FD_PROCESS) /* installed: a descriptor now */
-		return rsc__fd_exit(h, pending, e); /* it takes the entry itself */
-	if (e->value < 0)
-		return 0; /* handed over to another loop (handover.c) */
-	ret = rsc_entry_get_sqes(h, 1, &sqe);
-	if (ret < 0)
-		return ret;
-	/* Never IOSQE_FIXED_FILE on the close itself: file_index names the slot. */
-	io_uring_prep_close_direct(sqe, (unsigned)e->value);
-	return 0;
-}
-
 static const struct rsc_manager step_managers[] = {
-	[STEP_OPEN] = { sizeof(struct rsc_manager), 0, "file", rsc__enter_never, direct_close_exit },
-	[STEP_SOCKET] = { sizeof(struct rsc_manager), 0, "socket", rsc__enter_never, direct_close_exit },
-	[STEP_CONNECT] = { sizeof(struct rsc_manager), 0, "connect", rsc__enter_never, direct_close_exit },
+	[STEP_OPEN] = { sizeof(struct rsc_manager), 0, "file", rsc__enter_never, rsc__direct_exit },
+	[STEP_SOCKET] = { sizeof(struct rsc_manager), 0, "socket", rsc__enter_never, rsc__direct_exit },
+	[STEP_CONNECT] = { sizeof(struct rsc_manager), 0, "connect", rsc__enter_never, rsc__direct_exit },
 };
 
 /* An acquiring step's CQE is 0 for a chosen slot: the entry names the slot. */

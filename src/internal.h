@@ -656,6 +656,7 @@ struct rsc__slot_move {
 	int res; /* the moving op's CQE */
 };
 int rsc__slot_move_check(struct rsc__entry *e, const char *fn);
+int rsc__direct_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg);
 int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
 			 rsc_entry_cb cb, void *data, struct io_uring_sqe **first);
 struct rsc__entry *rsc__adopt_slot(struct rsc__scope *s, int slot, const char *detail);

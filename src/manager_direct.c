@@ -36,8 +36,8 @@ static void slot_entered(struct rsc_entry *h, int res, void *data)
 		rsc__direct_own(e->scope->loop, res, e);
 }
 
-/* The release of every direct entry: close_direct, fsync first if asked. */
-static int direct_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
+/* The release of every direct entry (chain steps too): close_direct, fsync first if asked. */
+int rsc__direct_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
 {
 	struct io_uring_sqe *sqe[2];
 	struct rsc__entry *e;
@@ -101,7 +101,7 @@ static const struct rsc_manager file_manager = {
 	.size = sizeof(struct rsc_manager),
 	.name = "file",
 	.enter = open_enter,
-	.exit = direct_exit,
+	.exit = rsc__direct_exit,
 };
 
 /* After a push: the entry names a slot, recorded when its CQE comes. */
@@ -163,7 +163,7 @@ static const struct rsc_manager socket_manager = {
 	.size = sizeof(struct rsc_manager),
 	.name = "socket",
 	.enter = socket_enter,
-	.exit = direct_exit,
+	.exit = rsc__direct_exit,
 };
 
 int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
@@ -198,7 +198,7 @@ static const struct rsc_manager conn_manager = {
 	.size = sizeof(struct rsc_manager),
 	.name = "conn",
 	.enter = rsc__enter_never,
-	.exit = direct_exit,
+	.exit = rsc__direct_exit,
 };
 
 /* A direct accept's CQE gave us @slot (kernel-allocated): entered at once. */
@@ -291,7 +291,7 @@ static int pipe_exit(struct rsc_entry *h, const struct rsc_error *pending, void 
 	(void)arg;
 	RSC__ENTRY(e, h, "close");
 	if (e->fd_kind == RSC__FD_DIRECT)
-		return direct_exit(h, pending, arg);
+		return rsc__direct_exit(h, pending, arg);
 	ret = rsc_entry_get_sqes(h, 2, sqe);
 	if (ret < 0)
 		return ret;
