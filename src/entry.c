@@ -85,8 +85,8 @@ static int reserve_sqes(struct rsc__entry *e, unsigned n,
 			struct io_uring_sqe **sqes)
 {
 	struct rsc_loop *loop = e->scope->loop;
-	struct rsc_op *ops[RSC_ENTRY_SQES_MAX];
-	unsigned i;
+	struct rsc_op *enter_op = e->enter_op;
+	unsigned i, k = loop->n_hook_sqes;
 	int ret;
 
 	/*
@@ -97,25 +97,26 @@ static int reserve_sqes(struct rsc__entry *e, unsigned n,
 	if (ret < 0)
 		return ret;
 	for (i = 0; i < n; i++) {
-		ops[i] = rsc__op_get(loop);
-		if (!ops[i]) {
+		struct rsc_op *op = rsc__op_get(loop);
+
+		if (__builtin_expect(!op, 0)) {
 			while (i-- > 0)
-				rsc__op_put(loop, ops[i]);
+				rsc__op_put(loop, loop->hook_ops[k + i]);
+			e->enter_op = enter_op;
 			rsc__nop_sqes(sqes, n);
 			return -ENOMEM;
 		}
+		op->entry = e;
+		op->complete = entry_op_complete;
+		op->sqe_idx = (uint8_t)i;
+		op->primary = e->phase == RSC__PHASE_ENTER && !e->enter_op;
+		if (op->primary)
+			e->enter_op = op;
+		loop->hook_sqes[k + i] = sqes[i];
+		loop->hook_ops[k + i] = op;
 	}
-	for (i = 0; i < n; i++) {
-		ops[i]->entry = e;
-		ops[i]->complete = entry_op_complete;
-		ops[i]->sqe_idx = (uint8_t)i;
-		ops[i]->primary = e->phase == RSC__PHASE_ENTER && !e->enter_op;
-		if (ops[i]->primary)
-			e->enter_op = ops[i];
-		loop->hook_sqes[loop->n_hook_sqes] = sqes[i];
-		loop->hook_ops[loop->n_hook_sqes] = ops[i];
-		loop->n_hook_sqes++;
-	}
+	/* Counted only now: a failure above leaves the hook's reservation empty. */
+	loop->n_hook_sqes = k + n;
 	e->phase_ops += n;
 	return 0;
 }
@@ -526,10 +527,8 @@ int rsc__check_can_block(struct rsc_loop *loop, const char *fn)
 	return ret;
 }
 
-int rsc__check_not_in_callback(struct rsc_loop *loop, const char *fn)
+int rsc__in_callback_error(const char *fn)
 {
-	if (!loop->running && !loop->cb_depth)
-		return 0;
 	rsc__set_last_error("%s: cannot block or run the loop from inside one of its callbacks or manager hooks",
 			    fn);
 	return -EDEADLK;

@@ -12,6 +12,9 @@
 #include "ringscope.h"
 #include "fault.h"
 
+/* Error paths are cold: GCC moves the code that leads to them out of the hot path. */
+#define RSC__COLD __attribute__((cold))
+
 #define RSC__DEFAULT_ENTRIES 256U
 #define RSC__MAX_ENTRIES 32768U
 #define RSC__OPS_PER_CHUNK 256U
@@ -355,7 +358,7 @@ uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
 void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot);
 void rsc__handles_release(struct rsc_loop *loop);
 /* The slow path of a failed lookup: -EINVAL or -ESTALE, and says why. */
-int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn);
+int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn) RSC__COLD;
 
 /* The live object @h names, or NULL (not a handle of @kind, or freed). */
 static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
@@ -425,7 +428,11 @@ static inline void rsc__cb_leave(struct rsc_loop *loop)
 }
 
 /* -EDEADLK (and says why) when @fn would block or run the loop from inside it. */
-int rsc__check_not_in_callback(struct rsc_loop *loop, const char *fn);
+int rsc__in_callback_error(const char *fn) RSC__COLD;
+static inline int rsc__check_not_in_callback(const struct rsc_loop *loop, const char *fn)
+{
+	return !loop->running && !loop->cb_depth ? 0 : rsc__in_callback_error(fn);
+}
 /* The same, and -EOPNOTSUPP on a shared ring, which a blocking helper cannot wait on. */
 int rsc__check_can_block(struct rsc_loop *loop, const char *fn);
 
@@ -470,7 +477,7 @@ static inline void rsc__ledger_forget(int fd, uint64_t h)
 
 /* error.c */
 void rsc__set_last_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+	__attribute__((format(printf, 1, 2))) RSC__COLD;
 struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
 				 const char *detail, const char *scope,
 				 struct rsc_error *cause);
@@ -486,9 +493,7 @@ const char *rsc__opcode_name(unsigned opcode);
 int rsc__fput_text(const char *s, FILE *out);
 
 /* pool.c */
-struct rsc_op *rsc__op_get(struct rsc_loop *loop);
-void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op);
-struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user_data);
+int rsc__op_chunk_grow(struct rsc_loop *loop);
 struct rsc__entry *rsc__entry_get(struct rsc_loop *loop);
 void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e);
 struct rsc__scope *rsc__scope_get(struct rsc_loop *loop);
@@ -498,6 +503,52 @@ void rsc__pools_free(struct rsc_loop *loop);
 static inline uint64_t rsc__op_user_data(const struct rsc_op *op)
 {
 	return RSC__UD_TAG | ((uint64_t)op->gen << 32) | (uint64_t)(op->idx + 1);
+}
+
+/* The op pool is on every acquire's and release's path: inline. */
+static inline struct rsc_op *rsc__op_get(struct rsc_loop *loop)
+{
+	struct rsc_op *op;
+
+	if (__builtin_expect(!loop->free_ops, 0) && rsc__op_chunk_grow(loop) < 0)
+		return NULL;
+	op = loop->free_ops;
+	loop->free_ops = op->next_free;
+	op->next_free = NULL;
+	op->entry = NULL;
+	op->primary = false;
+	op->fault_res = 0;
+	op->grace_mark = false;
+	loop->ops_inflight++;
+	return op;
+}
+
+static inline void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op)
+{
+	assert(loop->ops_inflight > 0);
+	loop->ops_inflight--;
+	op->gen = (op->gen + 1) & RSC__OP_GEN_MASK; /* bit 63 of user_data is the tag */
+	if (op->gen == 0)
+		op->gen = 1;
+	op->complete = NULL;
+	op->entry = NULL;
+	op->next_free = loop->free_ops;
+	loop->free_ops = op;
+}
+
+/* The op a CQE's user_data names, or NULL if it is not one in flight. */
+static inline struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user_data)
+{
+	uint32_t idx = (uint32_t)(user_data & 0xffffffffu);
+	uint32_t gen = (uint32_t)(user_data >> 32) & RSC__OP_GEN_MASK;
+	struct rsc_op *op;
+
+	if (!(user_data & RSC__UD_TAG) || idx == 0 ||
+	    idx - 1 >= loop->n_op_chunks * RSC__OPS_PER_CHUNK)
+		return NULL;
+	idx--;
+	op = &loop->op_chunks[idx / RSC__OPS_PER_CHUNK][idx % RSC__OPS_PER_CHUNK];
+	return op->gen == gen && op->complete ? op : NULL;
 }
 
 /* loop.c */
@@ -721,7 +772,7 @@ static inline int rsc__real_errno(int res, bool cancelled)
 /* Argument checks that also say what was wrong. */
 #define RSC__CHECK_ARG(cond, ...)                   \
 	do {                                        \
-		if (!(cond)) {                      \
+		if (__builtin_expect(!(cond), 0)) { \
 			rsc__set_last_error(__VA_ARGS__); \
 			return -EINVAL;             \
 		}                                   \

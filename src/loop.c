@@ -374,7 +374,8 @@ busy:
 
 int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 {
-	unsigned i;
+	struct io_uring_sq *sq = &loop->ring->sq;
+	unsigned shift = (loop->ring->flags & IORING_SETUP_SQE128) ? 1 : 0, tail, i;
 
 	if (n == 0 || n > loop->ring->sq.ring_entries)
 		return -EINVAL;
@@ -390,12 +391,14 @@ int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 			return -EBUSY;
 		}
 	}
+	/* Room for all n is checked: take them as io_uring_get_sqe() would, at once. */
+	tail = sq->sqe_tail;
 	for (i = 0; i < n; i++) {
-		sqes[i] = io_uring_get_sqe(loop->ring);
-		assert(sqes[i]);
+		sqes[i] = &sq->sqes[((tail + i) & sq->ring_mask) << shift];
 		/* liburing 2.3 hands SQEs out dirty; start every one from zero. */
 		memset(sqes[i], 0, sizeof(*sqes[i]));
 	}
+	sq->sqe_tail = tail + n;
 	return 0;
 }
 
@@ -758,6 +761,10 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		if (loop->audit_pending)
 			rsc__audit_flush(loop); /* verdicts that waited for the CQ to empty */
 		if (mode == RSC_RUN_NOWAIT || (mode == RSC_RUN_ONCE && done))
+			break;
+		/* Idle, and nothing that the top of the loop would still do: what
+		 * another turn would find, without taking it. */
+		if (!loop_alive(loop) && !loop->dl_rearm && loop->post_efd < 0 && !loop->pollable)
 			break;
 	}
 	loop->running = false;

@@ -13,7 +13,7 @@
  * allocation they make is counted in RSC_CTR_POOL_ALLOCS.
  */
 
-static int op_chunk_grow(struct rsc_loop *loop)
+int rsc__op_chunk_grow(struct rsc_loop *loop)
 {
 	struct rsc_op **chunks, *chunk;
 	unsigned i, base;
@@ -39,51 +39,6 @@ static int op_chunk_grow(struct rsc_loop *loop)
 		loop->free_ops = &chunk[i];
 	}
 	return 0;
-}
-
-struct rsc_op *rsc__op_get(struct rsc_loop *loop)
-{
-	struct rsc_op *op;
-
-	if (!loop->free_ops && op_chunk_grow(loop) < 0)
-		return NULL;
-	op = loop->free_ops;
-	loop->free_ops = op->next_free;
-	op->next_free = NULL;
-	op->entry = NULL;
-	op->primary = false;
-	op->fault_res = 0;
-	op->grace_mark = false;
-	loop->ops_inflight++;
-	return op;
-}
-
-void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op)
-{
-	assert(loop->ops_inflight > 0);
-	loop->ops_inflight--;
-	op->gen = (op->gen + 1) & RSC__OP_GEN_MASK; /* bit 63 of user_data is the tag */
-	if (op->gen == 0)
-		op->gen = 1;
-	op->complete = NULL;
-	op->entry = NULL;
-	op->next_free = loop->free_ops;
-	loop->free_ops = op;
-}
-
-struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user_data)
-{
-	if (!(user_data & RSC__UD_TAG))
-		return NULL;
-	uint32_t idx = (uint32_t)(user_data & 0xffffffffu);
-	uint32_t gen = (uint32_t)(user_data >> 32) & RSC__OP_GEN_MASK;
-	struct rsc_op *op;
-
-	if (idx == 0 || idx - 1 >= loop->n_op_chunks * RSC__OPS_PER_CHUNK)
-		return NULL;
-	idx--;
-	op = &loop->op_chunks[idx / RSC__OPS_PER_CHUNK][idx % RSC__OPS_PER_CHUNK];
-	return op->gen == gen && op->complete ? op : NULL;
 }
 
 struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
