@@ -140,6 +140,7 @@ struct bench {
 
 	struct io_uring ring;
 	unsigned ring_setup_flags;
+	bool ring_registered; /* io_uring_register_ring_fd(), as ringscope's loop */
 	struct rsc_loop *loop;
 
 	struct variant *v;
@@ -347,6 +348,10 @@ static void uring_setup(struct bench *b)
 		ret = io_uring_queue_init_params(RING_ENTRIES, &b->ring, &p);
 		if (ret == 0) {
 			b->ring_setup_flags = tries[i];
+			/* As ringscope does (src/loop.c ring_setup): like for like. */
+			if ((tries[i] & IORING_SETUP_SINGLE_ISSUER) &&
+			    io_uring_register_ring_fd(&b->ring) > 0)
+				b->ring_registered = true;
 			return;
 		}
 		if (ret != -EINVAL)
@@ -736,6 +741,8 @@ static unsigned make_floors(struct bench *b, struct floor *f)
 
 static const char *features_str(int feats)
 {
+	if ((feats & RSC_FEAT_DEFER_TASKRUN) && (feats & RSC_FEAT_REGISTERED_RING))
+		return "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL, ring fd registered";
 	if (feats & RSC_FEAT_DEFER_TASKRUN)
 		return "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL";
 	if (feats & RSC_FEAT_COOP_TASKRUN)
@@ -996,7 +1003,8 @@ int main(int argc, char **argv)
 	if (ret < 0)
 		die("rsc_loop_new", ret);
 	if ((rsc_loop_features(b->loop) & RSC_FEAT_DEFER_TASKRUN) !=
-	    ((b->ring_setup_flags & IORING_SETUP_DEFER_TASKRUN) ? RSC_FEAT_DEFER_TASKRUN : 0))
+		    ((b->ring_setup_flags & IORING_SETUP_DEFER_TASKRUN) ? RSC_FEAT_DEFER_TASKRUN : 0) ||
+	    !(rsc_loop_features(b->loop) & RSC_FEAT_REGISTERED_RING) != !b->ring_registered)
 		fprintf(stderr, "ringscope-bench: warning: the liburing baseline ring and "
 				"ringscope's ring were set up differently\n");
 	add_variants(b);

@@ -61,6 +61,7 @@ struct rsc_finding;
 #define RSC_FEAT_POLLABLE      (1U << 3) /* rsc_loop_fd() works (no DEFER_TASKRUN) */
 #define RSC_FEAT_SHARED_RING   (1U << 4) /* the application's ring: rsc_loop_dispatch() */
 #define RSC_FEAT_POST_EVENTFD  (1U << 5) /* rsc_loop_post() wakes it by an eventfd (no MSG_RING) */
+#define RSC_FEAT_REGISTERED_RING (1U << 6) /* the ring's descriptor is registered with the loop's thread */
 
 enum rsc_run_mode {
 	RSC_RUN_DEFAULT = 0, /* until nothing is alive */

@@ -66,6 +66,13 @@ static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 		if (ret == 0) {
 			loop->features = tries[i].feats;
 			loop->ring = &loop->own_ring;
+			/* Only its creator enters a single-issuer ring: registered with
+			 * that thread, io_uring_enter(2) skips the descriptor lookup
+			 * (Linux 5.18). A thread has 16 such slots; without one, the
+			 * loop enters the ring by its descriptor, as before. */
+			if ((loop->features & RSC_FEAT_SINGLE_ISSUER) &&
+			    io_uring_register_ring_fd(loop->ring) > 0)
+				loop->features |= RSC_FEAT_REGISTERED_RING;
 			return 0;
 		}
 		if (ret != -EINVAL)

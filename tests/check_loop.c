@@ -22,6 +22,59 @@ START_TEST(loop_reports_its_ring_setup)
 }
 END_TEST
 
+/* One open and close through @l: the ring works, whether registered or not. */
+static void open_and_close_through(struct rsc_loop *l)
+{
+	struct rsc_scope *s;
+	int before = t_fd_count();
+
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "reg", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(t_fd_count(), before + 1);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+
+/*
+ * A single-issuer ring is registered with its thread (Linux 5.18); a thread
+ * has 16 such slots. Closing a loop gives its slot back, and loops beyond
+ * the 16 run by their descriptor, the same.
+ */
+START_TEST(ring_registration_is_given_back_and_optional)
+{
+	struct rsc_loop *l[20];
+	int i, registered = 0, base = rsc_loop_features(t_loop);
+
+	if (!(base & RSC_FEAT_SINGLE_ISSUER) || !(base & RSC_FEAT_REGISTERED_RING)) {
+		printf("SKIP ring_registration_is_given_back_and_optional: kernel cannot register a ring descriptor (Linux 5.18)\n");
+		return;
+	}
+	for (i = 0; i < 40; i++) {
+		ck_assert_int_eq(rsc_loop_new(&l[0], 8, 0), 0);
+		ck_assert_msg(rsc_loop_features(l[0]) & RSC_FEAT_REGISTERED_RING,
+			      "loop %d in a row has no slot: a closed loop kept its own", i);
+		ck_assert_int_eq(rsc_loop_close(l[0]), 0);
+	}
+	for (i = 0; i < 20; i++) {
+		ck_assert_int_eq(rsc_loop_new(&l[i], 8, 0), 0);
+		registered += !!(rsc_loop_features(l[i]) & RSC_FEAT_REGISTERED_RING);
+	}
+	ck_assert_int_gt(registered, 0);
+	ck_assert_int_lt(registered, 20); /* t_loop holds one of the 16 */
+	for (i = 0; i < 20; i++)
+		open_and_close_through(l[i]);
+	for (i = 0; i < 20; i++)
+		ck_assert_int_eq(rsc_loop_close(l[i]), 0);
+	/* A loop that other threads may enter is not tied to this one. */
+	ck_assert_int_eq(rsc_loop_new(&l[0], 8, RSC_LOOP_NO_DEFER_TASKRUN), 0);
+	ck_assert_int_eq(rsc_loop_features(l[0]) & RSC_FEAT_REGISTERED_RING, 0);
+	open_and_close_through(l[0]);
+	ck_assert_int_eq(rsc_loop_close(l[0]), 0);
+}
+END_TEST
+
 START_TEST(largest_documented_rings_can_be_created)
 {
 	static const unsigned sizes[] = { 16384, 16385, 20000, 32768 };
@@ -137,6 +190,7 @@ Suite *make_loop_suite(void)
 
 	t_add_fixture(tc);
 	tcase_add_test(tc, loop_reports_its_ring_setup);
+	tcase_add_test(tc, ring_registration_is_given_back_and_optional);
 	tcase_add_test(tc, largest_documented_rings_can_be_created);
 	tcase_add_test(tc, empty_loop_is_not_alive);
 	tcase_add_test(tc, loop_is_not_reentrant);

@@ -197,8 +197,12 @@ static void setup_ring(void)
 		};
 
 		ret = io_uring_queue_init_params(4096, &ring, &p);
-		if (ret == 0)
+		if (ret == 0) {
+			/* As ringscope registers a single-issuer ring with its thread. */
+			if (tries[i] & IORING_SETUP_SINGLE_ISSUER)
+				io_uring_register_ring_fd(&ring);
 			return;
+		}
 	}
 	fprintf(stderr, "uring_responder: io_uring: %s\n", strerror(-ret));
 	exit(1);
