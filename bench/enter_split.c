@@ -18,6 +18,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,9 +127,26 @@ static void die(const char *what, int err)
 	exit(1);
 }
 
-static void uring_batch(struct ctx *c, unsigned n, unsigned calls)
+/* Submit what is prepared, run the control's user code, and reap @n CQEs. */
+static void submit_and_reap(struct ctx *c, unsigned n, unsigned calls, bool opening)
 {
 	struct io_uring_cqe *cqe;
+	unsigned i;
+
+	if (io_uring_submit_and_wait(&c->ring, n) < 0)
+		die("submit", -EIO);
+	user_code(calls);
+	for (i = 0; i < n; i++) {
+		if (io_uring_peek_cqe(&c->ring, &cqe) < 0 || cqe->res < 0)
+			die(opening ? "openat" : "close", cqe ? cqe->res : -EIO);
+		if (opening)
+			c->fds[cqe->user_data] = cqe->res;
+		io_uring_cqe_seen(&c->ring, cqe);
+	}
+}
+
+static void uring_batch(struct ctx *c, unsigned n, unsigned calls)
+{
 	unsigned i;
 
 	for (i = 0; i < n; i++) {
@@ -137,29 +155,14 @@ static void uring_batch(struct ctx *c, unsigned n, unsigned calls)
 		io_uring_prep_openat(sqe, c->dirfd, c->paths[i], O_RDONLY | O_CLOEXEC, 0);
 		io_uring_sqe_set_data64(sqe, i);
 	}
-	if (io_uring_submit_and_wait(&c->ring, n) < 0)
-		die("submit", -EIO);
-	user_code(calls);
-	for (i = 0; i < n; i++) {
-		if (io_uring_peek_cqe(&c->ring, &cqe) < 0 || cqe->res < 0)
-			die("openat", cqe ? cqe->res : -EIO);
-		c->fds[cqe->user_data] = cqe->res;
-		io_uring_cqe_seen(&c->ring, cqe);
-	}
+	submit_and_reap(c, n, calls, true);
 	for (i = n; i-- > 0;) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
 
 		io_uring_prep_close(sqe, c->fds[i]);
 		io_uring_sqe_set_data64(sqe, i);
 	}
-	if (io_uring_submit_and_wait(&c->ring, n) < 0)
-		die("submit", -EIO);
-	user_code(calls);
-	for (i = 0; i < n; i++) {
-		if (io_uring_peek_cqe(&c->ring, &cqe) < 0 || cqe->res < 0)
-			die("close", cqe ? cqe->res : -EIO);
-		io_uring_cqe_seen(&c->ring, cqe);
-	}
+	submit_and_reap(c, n, calls, false);
 }
 
 static void rsc_batch(struct ctx *c, unsigned n)
