@@ -372,6 +372,11 @@ busy:
 	return ret;
 }
 
+int rsc__submit_now(struct rsc_loop *loop)
+{
+	return ring_submit(loop, 0);
+}
+
 int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 {
 	unsigned i;
@@ -593,10 +598,15 @@ static unsigned reap(struct rsc_loop *loop)
 	struct rsc_cqe_copy copy[REAP_BATCH];
 	unsigned i, n, total = 0;
 
+	/* Set aside by a busy submit since the last reap: older than anything
+	 * still in the ring, so first (the CQE of a link's head before its
+	 * next's: a hand-over's MSG_RING before the close behind it). */
+	if (loop->stash_len)
+		total += dispatch_stash(loop);
 	/* Injected: take the overflow path, as after -EBUSY. */
 	if (rsc__fault(loop, RSC__F_CQ_OVERFLOW)) {
 		stash_cqes(loop);
-		return dispatch_stash(loop);
+		return total + dispatch_stash(loop);
 	}
 	/* Copy and advance before dispatching: a callback may submit again. */
 	while ((n = take_cqes(loop, copy)) > 0) {
