@@ -666,6 +666,13 @@ static bool loop_alive(const struct rsc_loop *loop)
 	       __atomic_load_n(&loop->post_head, __ATOMIC_ACQUIRE);
 }
 
+/* Completions in our own CQ that nothing in flight accounts for (a shared
+ * ring's are the application's to reap). */
+static bool has_cqes(const struct rsc_loop *loop)
+{
+	return !loop->shared && io_uring_cq_ready(loop->ring);
+}
+
 int rsc_loop_alive(const struct rsc_loop *loop)
 {
 	if (!loop)
@@ -741,10 +748,12 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		if (loop->post_efd >= 0 && !loop->post_armed)
 			rsc__post_arm(loop);
 		if (!loop_alive(loop)) {
-			/* Posts' eventfd poll: a completion of it that ran no post (it
-			 * ran at the top) still drains the eventfd, or ends the poll,
-			 * which is armed again. Nothing else can be in the CQ now. */
-			if (loop->post_efd >= 0 && io_uring_cq_ready(loop->ring) && reap(loop))
+			/* What is in the CQ now is no op of ours but is read all the
+			 * same: the posts' eventfd poll (a completion that ran no post
+			 * still drains the eventfd, or ends the poll, armed again), or
+			 * another loop's hand-over that came after our inbox went (a
+			 * slot that must be closed, not left in the table). */
+			if (has_cqes(loop) && reap(loop))
 				continue;
 			/* A host loop sleeps next, not us: what is prepared (the posts'
 			 * eventfd poll, or NOPs) goes to the kernel first, or its kick
@@ -881,7 +890,7 @@ int rsc_loop_close(struct rsc_loop *loop)
 			rsc__set_last_error("rsc_loop_close: scopes still open or callbacks due; close them or call rsc_loop_shutdown");
 			return -EBUSY;
 		}
-		if (!loop_alive(loop))
+		if (!loop_alive(loop) && !has_cqes(loop))
 			break;
 		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
 		if (ret < 0)
@@ -909,7 +918,7 @@ int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 	/* The root scope's children are the user's top scopes: LIFO, as any. */
 	ret = rsc__scope_close_and_wait(loop->root, &status, &err);
 	/* Drain: an unreaped CQE carrying a descriptor would be a leak. */
-	while (ret >= 0 && loop_alive(loop))
+	while (ret >= 0 && (loop_alive(loop) || has_cqes(loop)))
 		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
 	if (ret < 0) {
 		rsc__error_unref(err);
