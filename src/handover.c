@@ -159,7 +159,10 @@ void rsc__handover_message(struct rsc_loop *loop, uint32_t token, int res)
 
 	if (res < 0)
 		return; /* the kernel posts no failure here; the sender hears it */
-	if (!in || !in->open || rsc__scope_unwind_owns(in->e->scope) ||
+	/* Stopped from its release request on, as a listener is (accept.c): the
+	 * exit that unregisters it waits for its keep-alive's cancel first. */
+	if (!in || !in->open || (in->e->flags & (RSC__E_DRAINING | RSC__E_RELEASE_REQ)) ||
+	    rsc__scope_unwind_owns(in->e->scope) ||
 	    rsc_scope_open(loop, rsc__sh(in->e->scope), "handed", &csh) < 0) {
 		/* Nobody here may own it any more: never leak it. */
 		rsc__direct_close_orphan(loop, res);
@@ -337,5 +340,14 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	sqe->file_index = IORING_FILE_INDEX_ALLOC; /* the receiver's kernel range */
 	sqe->off = RSC__UD_TAG | (inbox_addr & 0xffffffffULL) << 32; /* the receiver's user_data */
 	sqe->flags = IOSQE_IO_LINK;
+	/*
+	 * Sent now, while the address is known to be live: on this thread the
+	 * kernel installs the file before the call returns (inline, or as task
+	 * work run on the way out of io_uring_enter for a DEFER_TASKRUN
+	 * receiver, msg_ring.c), so a receiver closed after it has it already,
+	 * and a later ring on that descriptor number never gets it. A submit
+	 * that fails leaves the pair to the loop's next turn.
+	 */
+	(void)rsc__submit_now(e->scope->loop);
 	return 0;
 }

@@ -553,6 +553,8 @@ static inline struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user
 
 /* loop.c */
 int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes);
+/* Submit what is prepared now, outside a turn of the loop (>= 0 or -errno). */
+int rsc__submit_now(struct rsc_loop *loop);
 void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n);
 struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqep);
 bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode);

@@ -379,6 +379,11 @@ busy:
 	return ret;
 }
 
+int rsc__submit_now(struct rsc_loop *loop)
+{
+	return ring_submit(loop, 0);
+}
+
 int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 {
 	struct io_uring_sq *sq = &loop->ring->sq;
@@ -603,10 +608,15 @@ static unsigned reap(struct rsc_loop *loop)
 	struct rsc_cqe_copy copy[REAP_BATCH];
 	unsigned i, n, total = 0;
 
+	/* Set aside by a busy submit since the last reap: older than anything
+	 * still in the ring, so first (the CQE of a link's head before its
+	 * next's: a hand-over's MSG_RING before the close behind it). */
+	if (loop->stash_len)
+		total += dispatch_stash(loop);
 	/* Injected: take the overflow path, as after -EBUSY. */
 	if (rsc__fault(loop, RSC__F_CQ_OVERFLOW)) {
 		stash_cqes(loop);
-		return dispatch_stash(loop);
+		return total + dispatch_stash(loop);
 	}
 	/* Copy and advance before dispatching: a callback may submit again. */
 	while ((n = take_cqes(loop, copy)) > 0) {
@@ -664,6 +674,13 @@ static bool loop_alive(const struct rsc_loop *loop)
 	return loop->ops_inflight > 0 || loop->ready_head || loop->stash_len ||
 	       loop->retry_head || loop->announce_head || loop->graceful_head ||
 	       __atomic_load_n(&loop->post_head, __ATOMIC_ACQUIRE);
+}
+
+/* Completions in our own CQ that nothing in flight accounts for (a shared
+ * ring's are the application's to reap). */
+static bool has_cqes(const struct rsc_loop *loop)
+{
+	return !loop->shared && io_uring_cq_ready(loop->ring);
 }
 
 int rsc_loop_alive(const struct rsc_loop *loop)
@@ -741,10 +758,12 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		if (loop->post_efd >= 0 && !loop->post_armed)
 			rsc__post_arm(loop);
 		if (!loop_alive(loop)) {
-			/* Posts' eventfd poll: a completion of it that ran no post (it
-			 * ran at the top) still drains the eventfd, or ends the poll,
-			 * which is armed again. Nothing else can be in the CQ now. */
-			if (loop->post_efd >= 0 && io_uring_cq_ready(loop->ring) && reap(loop))
+			/* What is in the CQ now is no op of ours but is read all the
+			 * same: the posts' eventfd poll (a completion that ran no post
+			 * still drains the eventfd, or ends the poll, armed again), or
+			 * another loop's hand-over that came after our inbox went (a
+			 * slot that must be closed, not left in the table). */
+			if (has_cqes(loop) && reap(loop))
 				continue;
 			/* A host loop sleeps next, not us: what is prepared (the posts'
 			 * eventfd poll, or NOPs) goes to the kernel first, or its kick
@@ -885,7 +904,7 @@ int rsc_loop_close(struct rsc_loop *loop)
 			rsc__set_last_error("rsc_loop_close: scopes still open or callbacks due; close them or call rsc_loop_shutdown");
 			return -EBUSY;
 		}
-		if (!loop_alive(loop))
+		if (!loop_alive(loop) && !has_cqes(loop))
 			break;
 		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
 		if (ret < 0)
@@ -913,7 +932,7 @@ int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 	/* The root scope's children are the user's top scopes: LIFO, as any. */
 	ret = rsc__scope_close_and_wait(loop->root, &status, &err);
 	/* Drain: an unreaped CQE carrying a descriptor would be a leak. */
-	while (ret >= 0 && loop_alive(loop))
+	while (ret >= 0 && (loop_alive(loop) || has_cqes(loop)))
 		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
 	if (ret < 0) {
 		rsc__error_unref(err);

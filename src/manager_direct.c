@@ -468,13 +468,26 @@ static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 	rsc__io_settled(e);
 }
 
-/* Install and hand-over: -EBADF unless @e holds exactly one slot. */
+/*
+ * Install and hand-over: -EBADF unless @e holds exactly one slot, -EBUSY
+ * while a move of it is in flight: until its close_direct, the slot still
+ * holds the file, and a second move would give it to a second owner.
+ */
 int rsc__slot_move_check(struct rsc__entry *e, const char *fn)
 {
+	const struct rsc_op *op;
+
 	if (e->fd_kind != RSC__FD_DIRECT || e->has_value2) {
 		rsc__set_last_error("%s: entry '%s' %s", fn, e->mgr->name,
 				    e->has_value2 ? "is a pipe (two slots)" : "holds no slot");
 		return -EBADF;
+	}
+	for (op = e->io_head; op; op = op->io_next) {
+		if (op->complete == moved_closed) {
+			rsc__set_last_error("%s: entry '%s' has a hand-over or install of its slot in flight",
+					    fn, e->mgr->name);
+			return -EBUSY;
+		}
 	}
 	return 0;
 }

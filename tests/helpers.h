@@ -78,6 +78,7 @@ Suite *make_direct_suite(void);
 Suite *make_hostile_suite(void);
 Suite *make_hostile_core_suite(void);
 Suite *make_hostile_tools_suite(void);
+Suite *make_handover_suite(void);
 Suite *make_multishot_suite(void);
 
 #endif

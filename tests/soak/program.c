@@ -19,7 +19,7 @@
 #include <liburing.h>
 
 #include "ringscope.h"
-#include "program.h"
+#include "model.h"
 
 /*
  * The interpreter keeps a model of every scope and entry it made, fed by
@@ -28,117 +28,11 @@
  * injected faults) is checked after the loop is gone.
  */
 
-#define MAX_SCOPES  48
-#define MAX_ENTRIES 320
-#define MAX_OPS	    300
-#define MAX_ERRS    1024
-#define N_FILES	    8
-#define N_MISSING   4
-#define CHAIN_MAX   1024
-
-/* The hook's own failure: an errno nothing else in a program produces. */
-#define HOOK_ERRNO EPROTO
-
-enum ekind { K_FILE, K_SOCKET, K_CUSTOM, K_NET };
-enum tenter { TE_NOP, TE_OPEN, TE_FAIL };
-enum texit { TX_CLOSE, TX_BADF, TX_SUPPRESS, TX_FAIL, TX_NONE, TX_TWO_ERRORS };
-
-/* Custom managers, after tests/tmgr.c: each variant is its own named manager. */
-struct variant {
-	struct rsc_manager mgr;
-	enum tenter enter;
-	enum texit exit;
-};
-
-struct pscope {
-	struct rsc_scope *h;
-	int parent; /* index, or -1 for a top-level scope */
-	int depth;
-	char name[16];
-	bool valid;	    /* the handle may be used (not freed) */
-	bool close_req;	    /* a close of ours was accepted */
-	bool suppressed;    /* an unwind exit here suppressed (res >= 0) */
-	int n_closed;	    /* RSC_EV_SCOPE_CLOSED events */
-	int closed_res;
-	int last_unwind;    /* push order of the last unwind release, INT_MAX */
-	int n_pushed;
-	int n_cb;	    /* close callbacks */
-	bool closed_in_shutdown;
-	int late_entry;	    /* entry still entering at SCOPE_CLOSED, or -1 */
-	struct rsc_error *final; /* its chain at RSC_EV_SCOPE_CLOSED (a copy) */
-	char chain[CHAIN_MAX]; /* the same, formatted */
-};
-
-struct pentry {
-	struct rsc_entry *h;
-	int scope;
-	int seq; /* push order within its scope */
-	enum ekind kind;
-	const struct variant *v;
-	const char *name; /* its manager's name: entry names in chains */
-	char path[300];
-	bool fd_kind;	    /* its value is a real descriptor */
-	bool multi_release; /* its release is two SQEs of fault kinds */
-	bool early, early_cb;
-	bool detached;	    /* rsc_entry_detach gave its fd back: no release */
-	bool adopted;	    /* entered inside rsc_adopt, traced from the loop */
-	/* The socket entry under rsc_connect/rsc_listen: no handle is returned
-	 * for it, so it is bound to its handle at its first event. */
-	bool hidden;
-	bool maybe_absent; /* the pair's push failed: it may never have existed */
-	/* Its connect/listen entry entered: that entry may own the socket from
-	 * now on (and close it), so this one need not be released on its own. */
-	bool taken_over;
-	int n_early_cb, early_cb_res;
-	int n_entered, n_failed, n_released;
-	int enter_res, release_res;
-};
-
-/* An error some event raised: what a chain may (or must) carry. */
-struct perr {
-	int err;
-	int scope, entry;
-	bool must; /* the scope must carry it (unless something suppressed) */
-	bool while_unwinding; /* raised in a scope already unwinding */
-	bool may_be_lost;     /* ... and a child's result replaced it (known bug) */
-};
-
-enum fclass { FC_NONE, FC_ACQ, FC_REL, FC_RING };
-
-struct prog {
-	const struct prog_env *env;
-	struct rsc_loop *loop;
-	struct pscope sc[MAX_SCOPES];
-	struct pentry en[MAX_ENTRIES];
-	struct perr errs[MAX_ERRS];
-	int n_sc, n_en, n_errs;
-	bool shutting_down;
-	int root_closed, root_res;
-	/* fault windows: rules of one class at a time */
-	enum fclass cur_class;
-	long long fault_mark;
-	long long fired[4];
-	int n_findings;
-	bool addresses;	  /* header bit 6: op 5 also makes connect/listen addresses */
-	bool bad_rules;	  /* header bit 7: op_fault also sets malformed rules */
-	struct rsc_error *root_final; /* rsc_loop_shutdown's chain */
-	int root_status;
-	bool strict; /* default; PROG_STRICT=0 tolerates the bugs fixed since */
-	bool reenter;	 /* hooks and the trace try to block or run the loop */
-	unsigned reentry_probes;	unsigned late_traces, lost_errors;
-	bool failed;
-	char *why;
-	size_t whylen;
-	int op_index;
-};
 
 static const char *const ev_names[] = { "ENTERED", "ENTER_FAILED", "RELEASED",
 					"SCOPE_CLOSED", "AUDIT_FINDING" };
 
-static void violation(struct prog *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void violation(struct prog *p, const char *fmt, ...)
+void violation(struct prog *p, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -160,10 +54,7 @@ static void violation(struct prog *p, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void say(const struct prog *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void say(const struct prog *p, const char *fmt, ...)
+void say(const struct prog *p, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -174,12 +65,16 @@ static void say(const struct prog *p, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * An op byte below EXT_OPS is one of the 20 first kinds (b % 20, evenly);
+ * from EXT_OPS on, hand-overs (handover.c) and then posts (post.c).
+ */
+#define EXT_OPS	 240
+#define POST_OPS 10
+
 /* ---- custom managers ---------------------------------------------------- */
 
 static struct prog *g_prog; /* the program running now (the soak is single-threaded) */
-
-static void violation(struct prog *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 
 /*
  * Hooks and callbacks that call back into the library: every blocking call
@@ -661,6 +556,8 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 		e->release_res = res;
 		if (res < 0)
 			add_err(p, res, e->scope, i, !(e->early && e->early_cb), unwinding);
+		if (e->kind == K_DIRECT)
+			ho_released(p, i);
 		if (e->early)
 			break;
 		/* LIFO: newest first, and only after every child scope closed. */
@@ -730,17 +627,13 @@ static void release_cb(struct rsc_entry *h, int res, void *data)
 
 /* ---- decoding ------------------------------------------------------------ */
 
-struct rd {
-	const uint8_t *d;
-	size_t n, i;
-};
 
-static unsigned rd_u8(struct rd *r)
+unsigned rd_u8(struct rd *r)
 {
 	return r->i < r->n ? r->d[r->i++] : 0;
 }
 
-static int pick_scope(const struct prog *p, struct rd *r)
+int pick_scope(const struct prog *p, struct rd *r)
 {
 	int live[MAX_SCOPES], n = 0, i;
 
@@ -750,7 +643,7 @@ static int pick_scope(const struct prog *p, struct rd *r)
 	return n ? live[rd_u8(r) % (unsigned)n] : -1;
 }
 
-static int pick_entry(const struct prog *p, struct rd *r)
+int pick_entry(const struct prog *p, struct rd *r)
 {
 	static int live[MAX_ENTRIES];
 	int n = 0, i;
@@ -763,7 +656,7 @@ static int pick_entry(const struct prog *p, struct rd *r)
 
 /* ---- operations ---------------------------------------------------------- */
 
-static int op_open_scope(struct prog *p, int parent)
+int op_open_scope(struct prog *p, int parent)
 {
 	struct pscope *s;
 	bool refuse = false;
@@ -774,6 +667,8 @@ static int op_open_scope(struct prog *p, int parent)
 	if (parent >= 0)
 		refuse = p->sc[parent].close_req ||
 			 rsc_scope_state(p->sc[parent].h) != RSC_SCOPE_OPEN;
+	else
+		refuse = p->shutting_down; /* a post run by rsc_loop_shutdown */
 	s = &p->sc[p->n_sc];
 	memset(s, 0, sizeof(*s));
 	snprintf(s->name, sizeof(s->name), "s%d", p->n_sc);
@@ -796,7 +691,7 @@ static int op_open_scope(struct prog *p, int parent)
 }
 
 /* Common tail of every push: refused only when the scope is closing. */
-static struct pentry *push_begin(struct prog *p, int s, enum ekind kind)
+struct pentry *push_begin(struct prog *p, int s, enum ekind kind)
 {
 	struct pentry *e;
 
@@ -810,8 +705,7 @@ static struct pentry *push_begin(struct prog *p, int s, enum ekind kind)
 	return e;
 }
 
-static void push_end(struct prog *p, struct pentry *e, int ret, int expect_err,
-		     const char *what)
+void push_end(struct prog *p, struct pentry *e, int ret, int expect_err, const char *what)
 {
 	int s = e->scope;
 	bool refuse = p->sc[s].close_req ||
@@ -837,7 +731,7 @@ static void push_end(struct prog *p, struct pentry *e, int ret, int expect_err,
 		  refuse ? "ESHUTDOWN" : expect_err ? rsc_err_name(-expect_err) : "success");
 }
 
-static void op_file(struct prog *p, int s, struct rd *r)
+void op_file(struct prog *p, int s, struct rd *r)
 {
 	struct pentry *e = push_begin(p, s, K_FILE);
 	unsigned b = rd_u8(r);
@@ -902,8 +796,6 @@ static void op_custom(struct prog *p, int s, struct rd *r)
 }
 
 /* ---- addresses for rsc_connect and rsc_listen ------------------------------ */
-
-static void op_run(struct prog *p, unsigned b);
 
 #define ADDR_ROOM 160 /* past sockaddr_storage, for lengths that are too long */
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
@@ -1114,15 +1006,17 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 }
 
 /* Its scope, or one above it, unwinds or is closing: that unwind owns its entries. */
-static bool unwind_owns(const struct prog *p, int s)
+bool unwind_owns(const struct prog *p, int s)
 {
+	if (p->shutting_down)
+		return true; /* a post run by rsc_loop_shutdown: the root unwinds */
 	for (; s >= 0; s = p->sc[s].parent)
 		if (p->sc[s].close_req || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
 			return true;
 	return false;
 }
 
-static void op_release(struct prog *p, int i, struct rd *r)
+void op_release(struct prog *p, int i, struct rd *r)
 {
 	struct pentry *e = &p->en[i];
 	bool with_cb = rd_u8(r) & 1;
@@ -1148,7 +1042,7 @@ static void op_release(struct prog *p, int i, struct rd *r)
 	e->early_cb = with_cb;
 }
 
-static void op_close(struct prog *p, int s)
+void op_close(struct prog *p, int s)
 {
 	bool again = p->sc[s].close_req;
 	/* A parent's unwind may have claimed it already: -EALREADY then. */
@@ -1199,7 +1093,7 @@ static void op_close_wait(struct prog *p, int s)
 	invalidate_tree(p, s);
 }
 
-static void op_run(struct prog *p, unsigned b)
+void op_run(struct prog *p, unsigned b)
 {
 	static const enum rsc_run_mode modes[] = { RSC_RUN_NOWAIT, RSC_RUN_ONCE,
 						   RSC_RUN_DEFAULT };
@@ -1230,9 +1124,10 @@ static void op_entry_wait(struct prog *p, int i)
 	}
 	if (rsc_entry_state(e->h) == RSC_ENTERING)
 		violation(p, "rsc_entry_wait returned %d with the entry still entering", ret);
-	else if (ret != rsc_entry_fd(e->h))
-		violation(p, "rsc_entry_wait returned %d, rsc_entry_fd says %d", ret,
-			  rsc_entry_fd(e->h));
+	else if (ret != (e->kind == K_DIRECT ? rsc_entry_slot(e->h) : rsc_entry_fd(e->h)))
+		violation(p, "rsc_entry_wait returned %d, rsc_entry_%s says %d", ret,
+			  e->kind == K_DIRECT ? "slot" : "fd",
+			  e->kind == K_DIRECT ? rsc_entry_slot(e->h) : rsc_entry_fd(e->h));
 }
 
 /* Handles of freed scopes and detached entries: refused, and nothing else moves. */
@@ -1308,10 +1203,10 @@ static bool op_detach(struct prog *p, int i)
 	    p->sc[e->scope].name, st, ret);
 	if (owned)
 		want = -EALREADY;
-	else if (st == RSC_ENTERING)
-		want = -EBUSY;
-	else if (e->kind == K_CUSTOM)
-		want = -EBADF; /* its value is the manager's, not the runtime's */
+	else if (st == RSC_ENTERING || e->n_handing)
+		want = -EBUSY; /* its acquire, or a hand-over, is in flight */
+	else if (e->kind == K_CUSTOM || e->kind == K_DIRECT)
+		want = -EBADF; /* the manager's value, or a slot: no descriptor */
 	else
 		want = fd;
 	if (ret != want) {
@@ -1329,7 +1224,7 @@ static bool op_detach(struct prog *p, int i)
 }
 
 /* Close the window of the rules in force: what fired belongs to their class. */
-static void fault_window(struct prog *p)
+void fault_window(struct prog *p)
 {
 	long long now = rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED);
 
@@ -1401,7 +1296,10 @@ static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 				 acq_errnos[x & 3]);
 			break;
 		case FC_REL:
-			snprintf(rule, sizeof(rule), "%s:%u:EIO", x & 1 ? "fsync" : "close", nth);
+			/* Not a slot's close_direct: it cannot fail after closing, and an
+			 * injected EIO leaves the runtime counting a free slot (handover.c). */
+			snprintf(rule, sizeof(rule), "%s:%u:EIO",
+				 x & 1 || p->n_direct ? "fsync" : "close", nth);
 			break;
 		default:
 			snprintf(rule, sizeof(rule), ring_rules[x % n_ring], nth);
@@ -1419,6 +1317,7 @@ static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 		violation(p, "rsc_fault_set(\"%s\"): %s (%s)", spec, rsc_err_name(ret),
 			  rsc_last_error());
 	p->cur_class = cls;
+	p->msg_armed = false;
 	st->fault_rules += cls == FC_NONE ? 0 : n_rules;
 }
 
@@ -1474,7 +1373,9 @@ static void end_by_shutdown(struct prog *p)
 	if (p->env->have_faults && rsc_fault_set(p->loop, "") < 0)
 		violation(p, "rsc_fault_set(\"\") failed");
 	p->cur_class = FC_NONE;
+	p->msg_armed = false;
 	p->shutting_down = true;
+	post_before_end(p);
 	status = rsc_loop_shutdown(p->loop, &err);
 	say(p, "  end: shutdown -> %d\n", status);
 	p->loop = NULL;
@@ -1489,17 +1390,18 @@ static void end_by_shutdown(struct prog *p)
 	p->root_status = status;
 }
 
-static void end_by_close(struct prog *p)
+/* Close every scope left, those that posts run meanwhile open included. */
+static void close_all(struct prog *p)
 {
 	int i, ret, rounds;
 
-	for (i = p->n_sc - 1; i >= 0; i--)
-		if (p->sc[i].valid && p->sc[i].parent < 0 && !p->sc[i].close_req)
-			op_close_wait(p, i);
-	/* Closes requested earlier finish from the loop. */
 	for (rounds = 0; rounds < 100; rounds++) {
 		bool pending = false;
 
+		for (i = p->n_sc - 1; i >= 0; i--)
+			if (p->sc[i].valid && p->sc[i].parent < 0 && !p->sc[i].close_req)
+				op_close_wait(p, i);
+		/* Closes requested earlier finish from the loop. */
 		for (i = 0; i < p->n_sc; i++)
 			pending |= p->sc[i].valid;
 		if (!pending)
@@ -1513,6 +1415,30 @@ static void end_by_close(struct prog *p)
 	for (i = 0; i < p->n_sc; i++)
 		if (p->sc[i].valid)
 			violation(p, "scope '%s' never finished closing", p->sc[i].name);
+}
+
+static bool any_scope_left(const struct prog *p)
+{
+	int i;
+
+	for (i = 0; i < p->n_sc; i++)
+		if (p->sc[i].valid)
+			return true;
+	return false;
+}
+
+static void end_by_close(struct prog *p, struct prog_stats *st)
+{
+	int i, ret;
+
+	close_all(p);
+	/* Posts still queued run now, under the rules of the last window. */
+	for (i = 0; i < 100 && rsc_loop_alive(p->loop) > 0 && !p->failed; i++) {
+		ret = rsc_loop_run(p->loop, RSC_RUN_DEFAULT);
+		if (ret != 0)
+			violation(p, "rsc_loop_run at the end: %d", ret);
+		close_all(p);
+	}
 	fault_window(p);
 	if (!p->failed) {
 		long long acq = rsc_loop_counter(p->loop, RSC_CTR_ACQUIRED);
@@ -1529,8 +1455,34 @@ static void end_by_close(struct prog *p)
 			violation(p, "counters say %lld acquired, %lld released; the trace %lld, %lld",
 				  acq, rel, n_acq, n_rel);
 	}
+	ho_end_main(p);
+	if (post_at_end() && p->env->have_faults) {
+		/* What the posts run inside rsc_loop_close must not meet a rule. */
+		if (rsc_fault_set(p->loop, "") < 0)
+			violation(p, "rsc_fault_set(\"\") failed");
+		p->cur_class = FC_NONE;
+		p->msg_armed = false;
+	}
+	post_before_end(p);
 	ret = rsc_loop_close(p->loop);
 	say(p, "  end: rsc_loop_close -> %d\n", ret);
+	if (any_scope_left(p)) {
+		/* A post run in there opened a scope: the loop must still be there. */
+		if (ret != -EBUSY) {
+			violation(p, "rsc_loop_close returned %s with a scope a post opened still open",
+				  rsc_err_name(ret));
+			if (ret == 0) {
+				for (i = 0; i < p->n_sc; i++)
+					p->sc[i].valid = false;
+				p->loop = NULL;
+				return;
+			}
+		}
+		st->close_busy++;
+		close_all(p);
+		ret = rsc_loop_close(p->loop);
+		say(p, "  end: rsc_loop_close again -> %d\n", ret);
+	}
 	if (ret != 0) {
 		violation(p, "rsc_loop_close at the end: %s (%s)", rsc_err_name(ret),
 			  rsc_last_error());
@@ -1630,7 +1582,8 @@ static void final_checks(struct prog *p, int fds_before, struct prog_stats *st)
 		violation(p, "%lld release faults fired, %lld releases failed with EIO (%lld could hide one)",
 			  p->fired[FC_REL], rel_events, slack);
 	st->faults_injected += (unsigned long long)(p->fired[FC_ACQ] + p->fired[FC_REL] +
-						    p->fired[FC_RING] + p->fired[FC_NONE]);
+						    p->fired[FC_RING] + p->fired[FC_MSG] +
+						    p->fired[FC_NONE]);
 	if (p->fired[FC_NONE])
 		violation(p, "%lld faults fired with no rule set", p->fired[FC_NONE]);
 	fds = rsc_audit_fd_count();
@@ -1649,7 +1602,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	static struct prog prog; /* large: not on the stack */
 	struct prog *p = &prog;
 	struct rd r = { data, len, 0 };
-	unsigned h, flags;
+	unsigned h, flags, audit;
 	bool shutdown_end;
 	int ret, fds_before, s, i;
 
@@ -1666,6 +1619,16 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	shutdown_end = !(h & 32);
 	p->addresses = h & 64;
 	p->bad_rules = h & 128;
+	audit = (h >> 3) & 3;
+	if (audit == 3) {
+		/* An extension byte: the audit level, and how posts wake the loop. */
+		unsigned x = rd_u8(&r);
+
+		audit = x & 3;
+		p->eventfd_wake = (x & 4) && env->have_faults;
+	}
+	ho_begin();
+	post_begin();
 	/* Socket files of the last program: each program starts from the same state. */
 	for (i = 0; i < 8; i++) {
 		char path[SUN_PATH_MAX + 1];
@@ -1674,16 +1637,17 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		unlink(path);
 	}
 	fds_before = rsc_audit_fd_count();
-	ret = rsc_loop_new(&p->loop, ring_sizes[h & 3], flags);
+	ret = post_loop_new(p, ring_sizes[h & 3], flags);
 	if (ret < 0) {
 		snprintf(why, whylen, "rsc_loop_new: %s (%s)", rsc_err_name(ret), rsc_last_error());
 		return -1;
 	}
-	say(p, "program: ring %u%s, audit %u, end by %s%s%s\n", ring_sizes[h & 3],
-	    flags ? " no-defer" : "", (h >> 3) & 3, shutdown_end ? "shutdown" : "close",
-	    p->addresses ? ", addresses" : "", p->bad_rules ? ", bad fault rules" : "");
-	if ((h >> 3) & 3) {
-		enum rsc_audit_level lvl = ((h >> 3) & 3) == 1 ? RSC_AUDIT_RELEASED : RSC_AUDIT_FULL;
+	say(p, "program: ring %u%s, audit %u, end by %s%s%s%s\n", ring_sizes[h & 3],
+	    flags ? " no-defer" : "", audit, shutdown_end ? "shutdown" : "close",
+	    p->addresses ? ", addresses" : "", p->bad_rules ? ", bad fault rules" : "",
+	    p->eventfd_wake ? ", posts wake by eventfd" : "");
+	if (audit) {
+		enum rsc_audit_level lvl = audit == 1 ? RSC_AUDIT_RELEASED : RSC_AUDIT_FULL;
 
 		if (rsc_loop_set_audit(p->loop, lvl) < 0)
 			violation(p, "rsc_loop_set_audit failed");
@@ -1693,9 +1657,17 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	st->programs++;
 
 	for (p->op_index = 0; r.i < r.n && p->op_index < MAX_OPS && !p->failed; p->op_index++) {
-		unsigned op = rd_u8(&r) % 20;
+		unsigned byte = rd_u8(&r), op = byte % 20;
 
 		st->ops++;
+		if (byte >= EXT_OPS) {
+			/* 16 more kinds: hand-overs between loops, and posts. */
+			if (byte - EXT_OPS < POST_OPS)
+				ho_op(p, byte - EXT_OPS, &r, st);
+			else
+				post_op(p, byte - EXT_OPS - POST_OPS, &r, st);
+			op = 20;
+		}
 		switch (op) {
 		case 0:
 		case 1: /* open a scope: top level, or under a live one */
@@ -1792,7 +1764,9 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	if (shutdown_end)
 		end_by_shutdown(p);
 	else
-		end_by_close(p);
+		end_by_close(p, st);
+	ho_end(p, st);
+	post_end(p, st);
 	final_checks(p, fds_before, st);
 	st->reentry_probes += p->reentry_probes;
 	g_prog = NULL;
@@ -1879,6 +1853,12 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->bad_rule_sets);
 	fprintf(out, "  addresses:        %llu connect/listen pushes (%llu refused with EINVAL)\n",
 		st->addr_pushes, st->addr_refused);
+	fprintf(out, "  direct slots:     %llu peer loops; %llu hand-overs accepted (%llu done, %llu failed), %llu arrived\n",
+		st->peers, st->handovers, st->handovers_done, st->handovers_failed, st->arrivals);
+	fprintf(out, "  refused:          %llu hand-overs (%llu ESTALE: no live inbox; %llu EOPNOTSUPP: msg_ring fault)\n",
+		st->handovers_refused, st->handovers_stale, st->handovers_unsupported);
+	fprintf(out, "  posts:            %llu run (%llu queued for the end; %llu closes refused with EBUSY); %llu programs woken by eventfd\n",
+		st->posts_run, st->posts_at_end, st->close_busy, st->eventfd_programs);
 	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);
 	fprintf(out, "  leaks found:      %llu\n", st->leaks);
 	fprintf(out, "  known bugs seen:  %llu failed acquires traced after their scope's SCOPE_CLOSED, "

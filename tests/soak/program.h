@@ -10,8 +10,9 @@
 /*
  * Scope programs: a byte string decoded into operations on one loop (open
  * scopes, acquire files, sockets and custom entries, release early, close,
- * run the loop, inject faults), run to the end, then checked by an oracle
- * built from the lifecycle trace. Shared by the soak (tests/soak/soak.c,
+ * run the loop, inject faults, post functions to it, hand slots over to a
+ * second loop), run to the end, then checked by an oracle built from the
+ * lifecycle trace. Shared by the soak (tests/soak/soak.c,
  * bytes from a seeded PRNG) and the fuzzer (tests/fuzz/fuzz_scopes.c).
  */
 
@@ -31,7 +32,10 @@ struct prog_stats {
 		enter_failures, early_releases, late_acquires, refused_pushes,
 		fault_rules, faults_injected, leaks, audit_findings,
 		known_trace_order, known_lost_errors, stale_probes, reentry_probes,
-		adopted, detached, addr_pushes, addr_refused, bad_rule_sets;
+		adopted, detached, addr_pushes, addr_refused, bad_rule_sets,
+		peers, handovers, handovers_done, handovers_failed, handovers_refused,
+		handovers_stale, handovers_unsupported, arrivals, posts, posts_run,
+		posts_at_end, close_busy, eventfd_programs;
 	int max_depth;
 };
 

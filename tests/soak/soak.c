@@ -22,6 +22,9 @@
  *   SOAK_SECONDS (default 60) and SOAK_SEED (default: time) do the same.
  *   -p INDEX runs program INDEX of SEED alone (PROG_VERBOSE=1 to see it);
  *   -o FILE writes that program's bytes (a fuzzer input); -r FILE runs one.
+ *   PROG_VERBOSE_FROM=INDEX prints every op and event from program INDEX on,
+ *   for a failure that shows only after the programs before it (a token, a
+ *   descriptor number, a loop's ring left as they were).
  */
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -211,7 +214,7 @@ int main(int argc, char **argv)
 	struct prog_stats st;
 	const char *replay = NULL, *out = NULL;
 	double seconds = 60, t0, elapsed;
-	uint64_t seed, index, only = UINT64_MAX;
+	uint64_t seed, index, only = UINT64_MAX, verbose_from = UINT64_MAX;
 	long long base = 0;
 	char why[1024];
 	size_t len;
@@ -222,6 +225,8 @@ int main(int argc, char **argv)
 		seconds = atof(getenv("SOAK_SECONDS"));
 	if (getenv("SOAK_SEED") && getenv("SOAK_SEED")[0])
 		seed = strtoull(getenv("SOAK_SEED"), NULL, 0);
+	if (getenv("PROG_VERBOSE_FROM") && getenv("PROG_VERBOSE_FROM")[0])
+		verbose_from = strtoull(getenv("PROG_VERBOSE_FROM"), NULL, 0);
 	while ((opt = getopt(argc, argv, "t:s:p:o:r:")) != -1) {
 		switch (opt) {
 		case 't':
@@ -303,6 +308,8 @@ int main(int argc, char **argv)
 		long long before = live_blocks;
 #endif
 		len = make_program(seed, index, buf);
+		if (verbose_from != UINT64_MAX)
+			env.verbose = index >= verbose_from;
 		arm_watchdog(seed, index);
 		ret = prog_run(&env, buf, len, &st, why, sizeof(why));
 #if SOAK_COUNT_ALLOCS
@@ -326,7 +333,8 @@ int main(int argc, char **argv)
 			printf("soak: VIOLATION in program %" PRIu64 " of seed 0x%016" PRIx64 ": %s\n",
 			       index, seed, why);
 			printf("soak: replay: PROG_VERBOSE=1 ringscope-soak -s 0x%016" PRIx64 " -p %" PRIu64
-			       " (its bytes: %s, a fuzzer input)\n", seed, index, path);
+			       " (its bytes: %s, a fuzzer input); if that passes, PROG_VERBOSE_FROM=%" PRIu64
+			       " ringscope-soak -s 0x%016" PRIx64 "\n", seed, index, path, index, seed);
 			failed = 1;
 			break;
 		}

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "helpers.h"
+
+/*
+ * Hand-overs of direct slots between two loops run by one thread, as the
+ * soak runs them (tests/soak/handover.c): when the slot leaves the sender,
+ * where it arrives, and that it arrives once. The fixture's loop sends; each
+ * test makes the receiving loop with an inbox and closes it.
+ */
+
+struct receiver {
+	struct rsc_loop *loop;
+	struct rsc_scope *scope;
+	struct rsc_entry *inbox;
+	unsigned long long addr;
+	int arrived;
+};
+
+static void on_arrival(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
+		       struct rsc_entry *e, void *data)
+{
+	(void)inbox;
+	(void)slot;
+	(void)cs;
+	(void)e;
+	((struct receiver *)data)->arrived++;
+}
+
+static void receiver_new(struct receiver *r)
+{
+	r->arrived = 0;
+	ck_assert_int_eq(rsc_loop_new(&r->loop, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(r->loop, NULL, "receiver", &r->scope), 0);
+	ck_assert_int_eq(rsc_inbox(r->scope, on_arrival, r, &r->inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(r->inbox, &r->addr), 0);
+}
+
+/* Turns of the receiver only: what the kernel delivered reaches its inbox. */
+static void receiver_run(struct receiver *r)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		ck_assert_int_ge(rsc_loop_run(r->loop, RSC_RUN_NOWAIT), 0);
+}
+
+/* Slots on which the loop's table and the kernel's disagree (the kernel may
+ * leave its list out while busy: asked again then). */
+static int slots_disagreeing(struct rsc_loop *loop)
+{
+	int ret;
+
+	while ((ret = rsc_audit_slots(loop)) == -EAGAIN)
+		;
+	return ret;
+}
+
+/* Closed with nothing left in its table, as the kernel sees it too. */
+static void receiver_close(struct receiver *r)
+{
+	ck_assert_int_eq(rsc_scope_close_wait(r->scope, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(r->loop), 0);
+	ck_assert_int_eq(slots_disagreeing(r->loop), 0);
+	ck_assert_int_eq(rsc_loop_close(r->loop), 0);
+}
+
+/* A receiver, and a direct entry of the fixture's loop, entered, in a new scope. */
+static struct rsc_entry *pair_new(struct receiver *r, struct rsc_scope **s)
+{
+	struct rsc_entry *e;
+
+	receiver_new(r);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", s), 0);
+	ck_assert_int_eq(rsc_open(*s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	return e;
+}
+
+/* The end of every test: the sender's scope, then the receiver, leave no slot. */
+static void close_both(struct rsc_scope *s, struct receiver *r)
+{
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	receiver_close(r);
+}
+
+struct sent {
+	int n, res, slot; /* callbacks, their result, the sender's slot then */
+};
+
+static void on_sent(struct rsc_entry *e, int res, void *data)
+{
+	struct sent *s = data;
+
+	s->n++;
+	s->res = res;
+	s->slot = rsc_entry_slot(e);
+}
+
+static void run_until_sent(struct sent *s)
+{
+	while (!s->n)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+}
+
+/* On one thread, nothing the program does after the call can misdirect it. */
+START_TEST(hand_over_has_reached_the_inbox_when_the_call_returns)
+{
+	struct receiver r;
+	struct sent sent = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e = pair_new(&r, &s);
+
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_sent, &sent), 0);
+	receiver_run(&r); /* and not the sender */
+	ck_assert_int_eq(r.arrived, 1);
+	run_until_sent(&sent);
+	ck_assert_int_ge(sent.res, 0);
+	ck_assert_int_eq(sent.slot, -EXDEV);
+	ck_assert_int_eq(rsc_loop_direct_used(r.loop), 1);
+	close_both(s, &r);
+}
+END_TEST
+
+/*
+ * The receiver closes right after the call, and a new loop (whose ring likely
+ * has the old one's descriptor number) opens an inbox: the slot went to the
+ * closed receiver, never to the new loop, whichever the sender says.
+ */
+START_TEST(hand_over_never_reaches_a_loop_made_after_its_receiver_closed)
+{
+	struct receiver r, later;
+	struct sent sent = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e = pair_new(&r, &s);
+
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_sent, &sent), 0);
+	receiver_close(&r); /* its unwind closes what arrived */
+	ck_assert_int_eq(r.arrived, 0);
+	receiver_new(&later);
+	run_until_sent(&sent);
+	receiver_run(&later);
+	ck_assert_int_eq(later.arrived, 0);
+	/* Not even closed there as a stray: it never reached that ring. */
+	ck_assert_int_eq(rsc_loop_counter(later.loop, RSC_CTR_LATE_ACQUIRES), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(later.loop), 0);
+	ck_assert_int_ge(sent.res, 0); /* delivered, to the receiver it named */
+	close_both(s, &later);
+}
+END_TEST
+
+/* rsc_inbox(3): "Releasing the inbox stops it; a slot that arrives after that ... is closed". */
+START_TEST(slot_handed_to_a_released_inbox_is_closed_not_delivered)
+{
+	struct receiver r;
+	struct sent sent = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e = pair_new(&r, &s);
+	int slot = rsc_entry_slot(e), ret;
+
+	receiver_run(&r);
+	ck_assert_int_eq(rsc_entry_release(r.inbox, NULL, NULL), 0);
+	/* Its release is not done yet (its keep-alive is cancelled first). */
+	ret = rsc_entry_hand_over(e, r.addr, on_sent, &sent);
+	ck_assert_msg(ret == 0 || ret == -ESTALE, "rsc_entry_hand_over: %s", rsc_strerror(ret));
+	if (ret == 0)
+		run_until_sent(&sent);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 0);
+	ck_assert_int_eq(rsc_loop_direct_used(r.loop), 0);
+	/* Given and closed by the receiver, or never sent: owned once either way. */
+	ck_assert_int_eq(rsc_entry_slot(e), ret == 0 && sent.res >= 0 ? -EXDEV : slot);
+	close_both(s, &r);
+}
+END_TEST
+
+/* Until the first one's close_direct, the slot still holds the file. */
+START_TEST(second_hand_over_of_a_slot_in_flight_is_refused)
+{
+	struct receiver r;
+	struct sent sent[2] = { { 0 }, { 0 } };
+	struct rsc_scope *s;
+	struct rsc_entry *e = pair_new(&r, &s);
+
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_sent, &sent[0]), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_sent, &sent[1]), -EBUSY);
+	run_until_sent(&sent[0]);
+	receiver_run(&r);
+	ck_assert_int_ge(sent[0].res, 0);
+	ck_assert_int_eq(sent[1].n, 0);
+	ck_assert_int_eq(r.arrived, 1);
+	ck_assert_int_eq(rsc_loop_direct_used(r.loop), 1);
+	close_both(s, &r);
+}
+END_TEST
+
+/*
+ * A busy submit sets completions aside; a reap that followed took newer ones
+ * from the ring first: the close behind a hand-over reported the hand-over
+ * (as not yet done) before the hand-over's own completion said it was.
+ */
+START_TEST(completions_set_aside_by_a_busy_submit_are_dispatched_first)
+{
+	struct receiver r;
+	struct sent sent = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e = pair_new(&r, &s);
+
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_sent, &sent), 0);
+	/* The sender's completions wait in its task work (DEFER_TASKRUN): the
+	 * next submit is refused, and the wait behind it sets the first aside. */
+	ck_assert_int_eq(rsc_fault_set(t_loop, "submit:1:EBUSY"), 0);
+	run_until_sent(&sent);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), 1);
+	ck_assert_int_ge(sent.res, 0);
+	ck_assert_int_eq(sent.slot, -EXDEV);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 1);
+	close_both(s, &r);
+}
+END_TEST
+
+/*
+ * The hand-over left after its inbox went (here a submit interrupted inside
+ * the call leaves it to the sender's next turn; on two threads, the race of
+ * rsc_inbox(3) BUGS): the receiver, with nothing alive, still reads its CQ and
+ * closes the slot instead of leaving it in its table, owned by nobody.
+ */
+START_TEST(slot_arriving_after_the_inbox_went_is_closed_by_an_idle_loop)
+{
+	struct receiver r;
+	struct sent sent = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e = pair_new(&r, &s);
+
+	ck_assert_int_eq(rsc_fault_set(t_loop, "submit:1:EINTR"), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_sent, &sent), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), 1);
+	ck_assert_int_eq(rsc_entry_release(r.inbox, NULL, NULL), 0);
+	receiver_run(&r); /* its release is done: the receiver has nothing alive */
+	ck_assert_int_eq(rsc_loop_alive(r.loop), 0);
+	run_until_sent(&sent);
+	ck_assert_int_ge(sent.res, 0);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 0);
+	/* The kernel's table holds nothing either: it was closed. */
+	ck_assert_int_eq(slots_disagreeing(r.loop), 0);
+	close_both(s, &r);
+}
+END_TEST
+
+Suite *make_handover_suite(void)
+{
+	Suite *s = suite_create("handover");
+	TCase *tc = tcase_create("handover");
+
+	t_add_fixture(tc);
+	tcase_set_timeout(tc, 30);
+	if (!t_kernel_has(IORING_OP_MSG_RING)) {
+		printf("SKIP handover suite: kernel lacks IORING_OP_MSG_RING (Linux 5.18; IORING_MSG_SEND_FD 6.0)\n");
+	} else {
+		tcase_add_test(tc, hand_over_has_reached_the_inbox_when_the_call_returns);
+		tcase_add_test(tc, hand_over_never_reaches_a_loop_made_after_its_receiver_closed);
+		tcase_add_test(tc, slot_handed_to_a_released_inbox_is_closed_not_delivered);
+		tcase_add_test(tc, second_hand_over_of_a_slot_in_flight_is_refused);
+		if (rsc_fault_set(t_probe_loop(), "") == 0) {
+			tcase_add_test(tc, completions_set_aside_by_a_busy_submit_are_dispatched_first);
+			tcase_add_test(tc, slot_arriving_after_the_inbox_went_is_closed_by_an_idle_loop);
+		} else {
+			printf("SKIP completions_set_aside_by_a_busy_submit_are_dispatched_first, slot_arriving_after_the_inbox_went_is_closed_by_an_idle_loop: this build has no fault injection\n");
+		}
+	}
+	suite_add_tcase(s, tc);
+	return s;
+}

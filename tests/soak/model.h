@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef RSC_SOAK_MODEL_H
+#define RSC_SOAK_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringscope.h"
+#include "program.h"
+
+/*
+ * The interpreter's model of one program (program.c), shared with the files
+ * that add kinds of operation to it: hand-overs between loops (handover.c)
+ * and posts (post.c). Not part of program.h: only the interpreter uses it.
+ */
+
+#define MAX_SCOPES  48
+#define MAX_ENTRIES 320
+#define MAX_OPS	    300
+#define MAX_ERRS    1024
+#define N_FILES	    8
+#define N_MISSING   4
+#define CHAIN_MAX   1024
+
+/* The hook's own failure: an errno nothing else in a program produces. */
+#define HOOK_ERRNO EPROTO
+
+enum ekind { K_FILE, K_SOCKET, K_CUSTOM, K_NET, K_DIRECT };
+enum tenter { TE_NOP, TE_OPEN, TE_FAIL };
+enum texit { TX_CLOSE, TX_BADF, TX_SUPPRESS, TX_FAIL, TX_NONE, TX_TWO_ERRORS };
+
+/* Custom managers, after tests/tmgr.c: each variant is its own named manager. */
+struct variant {
+	struct rsc_manager mgr;
+	enum tenter enter;
+	enum texit exit;
+};
+
+struct pscope {
+	struct rsc_scope *h;
+	int parent; /* index, or -1 for a top-level scope */
+	int depth;
+	char name[16];
+	bool valid;	    /* the handle may be used (not freed) */
+	bool close_req;	    /* a close of ours was accepted */
+	bool suppressed;    /* an unwind exit here suppressed (res >= 0) */
+	int n_closed;	    /* RSC_EV_SCOPE_CLOSED events */
+	int closed_res;
+	int last_unwind;    /* push order of the last unwind release, INT_MAX */
+	int n_pushed;
+	int n_cb;	    /* close callbacks */
+	bool closed_in_shutdown;
+	int late_entry;	    /* entry still entering at SCOPE_CLOSED, or -1 */
+	struct rsc_error *final; /* its chain at RSC_EV_SCOPE_CLOSED (a copy) */
+	char chain[CHAIN_MAX]; /* the same, formatted */
+};
+
+struct pentry {
+	struct rsc_entry *h;
+	int scope;
+	int seq; /* push order within its scope */
+	enum ekind kind;
+	const struct variant *v;
+	const char *name; /* its manager's name: entry names in chains */
+	char path[300];
+	bool fd_kind;	    /* its value is a real descriptor */
+	bool multi_release; /* its release is two SQEs of fault kinds */
+	bool early, early_cb;
+	bool detached;	    /* rsc_entry_detach gave its fd back: no release */
+	bool adopted;	    /* entered inside rsc_adopt, traced from the loop */
+	/* The socket entry under rsc_connect/rsc_listen: no handle is returned
+	 * for it, so it is bound to its handle at its first event. */
+	bool hidden;
+	bool maybe_absent; /* the pair's push failed: it may never have existed */
+	/* Its connect/listen entry entered: that entry may own the socket from
+	 * now on (and close it), so this one need not be released on its own. */
+	bool taken_over;
+	int n_early_cb, early_cb_res;
+	int n_entered, n_failed, n_released;
+	int enter_res, release_res;
+	/* K_DIRECT (handover.c): a slot of the loop's direct table. */
+	int n_handing;	    /* hand-overs called whose callback has not run */
+	bool handed;	    /* a hand-over succeeded: it holds nothing now */
+};
+
+/* An error some event raised: what a chain may (or must) carry. */
+struct perr {
+	int err;
+	int scope, entry;
+	bool must; /* the scope must carry it (unless something suppressed) */
+	bool while_unwinding; /* raised in a scope already unwinding */
+	bool may_be_lost;     /* ... and a child's result replaced it (known bug) */
+};
+
+/* FC_MSG: a "msg_ring" rule set for one hand-over (handover.c), not by op_fault. */
+enum fclass { FC_NONE, FC_ACQ, FC_REL, FC_RING, FC_MSG, FC__COUNT };
+
+struct prog {
+	const struct prog_env *env;
+	struct rsc_loop *loop;
+	struct pscope sc[MAX_SCOPES];
+	struct pentry en[MAX_ENTRIES];
+	struct perr errs[MAX_ERRS];
+	int n_sc, n_en, n_errs;
+	bool shutting_down;
+	int root_closed, root_res;
+	/* fault windows: rules of one class at a time */
+	enum fclass cur_class;
+	long long fault_mark;
+	long long fired[FC__COUNT];
+	int n_findings;
+	bool addresses;	  /* header bit 6: op 5 also makes connect/listen addresses */
+	bool bad_rules;	  /* header bit 7: op_fault also sets malformed rules */
+	struct rsc_error *root_final; /* rsc_loop_shutdown's chain */
+	int root_status;
+	bool strict; /* default; PROG_STRICT=0 tolerates the bugs fixed since */
+	bool reenter;	 /* hooks and the trace try to block or run the loop */
+	unsigned reentry_probes;	unsigned late_traces, lost_errors;
+	bool failed;
+	char *why;
+	size_t whylen;
+	int op_index;
+	bool eventfd_wake; /* made as on a kernel without MSG_RING (post.c) */
+	bool msg_armed;	   /* a msg_ring rule waits for a hand-over's look-up */
+	int n_direct;	   /* direct acquires: the loop has a direct table */
+	int peer_gen;	   /* peer loops made (handover.c) */
+};
+
+/* The bytes of a program, read one at a time (0 past the end). */
+struct rd {
+	const uint8_t *d;
+	size_t n, i;
+};
+
+unsigned rd_u8(struct rd *r);
+
+/* program.c: what the other files build on. */
+void violation(struct prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void say(const struct prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int pick_scope(const struct prog *p, struct rd *r);
+int pick_entry(const struct prog *p, struct rd *r);
+int op_open_scope(struct prog *p, int parent);
+struct pentry *push_begin(struct prog *p, int s, enum ekind kind);
+void push_end(struct prog *p, struct pentry *e, int ret, int expect_err, const char *what);
+void op_file(struct prog *p, int s, struct rd *r);
+void op_release(struct prog *p, int i, struct rd *r);
+void op_close(struct prog *p, int s);
+void op_run(struct prog *p, unsigned b);
+bool unwind_owns(const struct prog *p, int s);
+void fault_window(struct prog *p);
+
+/* handover.c: direct acquires, a peer loop with an inbox, hand-overs to it. */
+void ho_begin(void);
+void ho_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
+void ho_direct(struct prog *p, int s, struct rd *r);
+void ho_released(struct prog *p, int i);
+void ho_end_main(struct prog *p);
+void ho_end(struct prog *p, struct prog_stats *st);
+
+/* post.c: rsc_loop_post from the program, and at the loop's end. */
+void post_begin(void);
+void post_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
+int post_loop_new(struct prog *p, unsigned ring, unsigned flags);
+void post_before_end(struct prog *p);
+bool post_at_end(void);
+void post_end(struct prog *p, struct prog_stats *st);
+
+#endif
