@@ -318,6 +318,12 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG((uint32_t)inbox_addr != 0, "rsc_entry_hand_over: not an inbox address");
+	/* A move of ownership: like detach and move, not out of a running unwind (DESIGN 7). */
+	if (rsc__scope_unwind_owns(e->scope)) {
+		rsc__set_last_error("rsc_entry_hand_over: a scope above '%s' is unwinding or closing: its unwind owns entry '%s'",
+				    e->scope->name, e->mgr->name);
+		return -EALREADY;
+	}
 	ret = rsc__slot_move_check(e, "rsc_entry_hand_over");
 	if (ret < 0)
 		return ret;

@@ -790,7 +790,8 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 			break;
 		/* Idle, and nothing that the top of the loop would still do: what
 		 * another turn would find, without taking it. */
-		if (!loop_alive(loop) && !loop->dl_rearm && loop->post_efd < 0 && !loop->pollable)
+		if (!loop_alive(loop) && !loop->dl_rearm && loop->post_efd < 0 && !loop->pollable &&
+		    !has_cqes(loop))
 			break;
 	}
 	loop->running = false;

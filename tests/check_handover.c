@@ -257,6 +257,35 @@ START_TEST(slot_arriving_after_the_inbox_went_is_closed_by_an_idle_loop)
 }
 END_TEST
 
+/* DESIGN 7: once an unwind owns an entry, nobody moves it out, not to another loop either. */
+START_TEST(hand_over_out_of_an_unwinding_ancestor_is_refused)
+{
+	struct receiver r;
+	struct sent sent = { 0 };
+	struct rsc_scope *s, *child;
+	struct rsc_entry *e;
+	int before;
+
+	receiver_new(&r);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "child", &child), 0);
+	ck_assert_int_eq(rsc_open(child, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	before = t_count_events(RSC_EV_RELEASED);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_sent, &sent), -EALREADY);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_DEFAULT), 0);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 0);
+	ck_assert_int_eq(sent.n, 0);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), before + 1); /* in its LIFO turn */
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	receiver_close(&r);
+}
+END_TEST
+
 Suite *make_handover_suite(void)
 {
 	Suite *s = suite_create("handover");
@@ -271,6 +300,7 @@ Suite *make_handover_suite(void)
 		tcase_add_test(tc, hand_over_never_reaches_a_loop_made_after_its_receiver_closed);
 		tcase_add_test(tc, slot_handed_to_a_released_inbox_is_closed_not_delivered);
 		tcase_add_test(tc, second_hand_over_of_a_slot_in_flight_is_refused);
+		tcase_add_test(tc, hand_over_out_of_an_unwinding_ancestor_is_refused);
 		if (rsc_fault_set(t_probe_loop(), "") == 0) {
 			tcase_add_test(tc, completions_set_aside_by_a_busy_submit_are_dispatched_first);
 			tcase_add_test(tc, slot_arriving_after_the_inbox_went_is_closed_by_an_idle_loop);

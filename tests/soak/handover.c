@@ -380,9 +380,9 @@ static void hand_done(struct rsc_entry *h, int res, void *data)
 
 /* Why a hand-over must be refused (W_MUST), or may be (the rest), as a mask. */
 enum { W_BADF = 1, W_SHUTDOWN = 2, W_STALE = 4, W_INVAL = 8, W_BUSY = 16,
-       W_ANCESTOR = 32, /* an ancestor's unwind owns it: refused, or released after */
+       W_ANCESTOR = 32, /* an ancestor's unwind owns it: refused (DESIGN 7) */
        W_STOPPED = 64 /* the inbox stops: refused, or closed when it arrives */ };
-#define W_MUST (W_BADF | W_SHUTDOWN | W_STALE | W_INVAL | W_BUSY)
+#define W_MUST (W_BADF | W_SHUTDOWN | W_STALE | W_INVAL | W_BUSY | W_ANCESTOR)
 
 static unsigned hand_refusals(const struct prog *p, const struct pentry *e, int target,
 			      unsigned long long addr)
