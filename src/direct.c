@@ -265,12 +265,18 @@ void rsc__direct_move(struct rsc_loop *loop, const struct rsc__entry *e,
  * Anything else: the kernel did not remove it, so it stays in use with no
  * owner, and its scope is named in a finding.
  */
-static void release_slot(struct rsc_loop *loop, struct rsc__entry *e, int slot)
+/*
+ * @close_res: the CQE of the slot's own close_direct (1: none was seen, then
+ * the release's error). Not the release's error alone: an fsync linked before
+ * the close, or the other end of a pipe, may have failed while this close
+ * emptied the slot.
+ */
+static void release_slot(struct rsc_loop *loop, struct rsc__entry *e, int slot, int close_res)
 {
 	struct rsc__direct *d = loop->direct;
 	struct rsc__dslot *sl;
 	char expected[320];
-	int res = e->exit_res;
+	int res = close_res == 1 ? e->exit_res : close_res;
 
 	if (!d || slot < 0 || (unsigned)slot >= d->size)
 		return;
@@ -310,9 +316,9 @@ void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e)
 			rsc__ledger_forget(e->value2, e->h);
 		return;
 	}
-	release_slot(loop, e, e->value);
+	release_slot(loop, e, e->value, e->close_res);
 	if (e->has_value2)
-		release_slot(loop, e, e->value2);
+		release_slot(loop, e, e->value2, e->close_res2);
 }
 
 static void orphan_closed(struct rsc_loop *loop, struct rsc_op *op, int res,

@@ -46,8 +46,11 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			e->enter_err_opcode = op->opcode;
 		}
 	} else {
-		if (op->closes_value)
-			e->close_res = res; /* the kernel's word for the audit */
+		/* The kernel's word for the audit and the slot table: the close's own CQE. */
+		if (op->closes == RSC__CLOSES_VALUE)
+			e->close_res = res;
+		else if (op->closes == RSC__CLOSES_VALUE2)
+			e->close_res2 = res;
 		/*
 		 * A socket that was never connected has nothing to shut down.
 		 * Unlinked SQEs complete in any order: the error is the first
@@ -178,6 +181,19 @@ void rsc__inject_fault(struct rsc_loop *loop, struct io_uring_sqe *sqe,
 #endif
 }
 
+/* Which of @e's own an IORING_OP_CLOSE names: a slot by its file_index, a descriptor by its fd. */
+static uint8_t closes_which(const struct rsc__entry *e, const struct io_uring_sqe *sqe)
+{
+	bool direct = sqe->file_index != 0;
+	int target = direct ? (int)sqe->file_index - 1 : sqe->fd;
+
+	if (direct != (e->fd_kind == RSC__FD_DIRECT) || (!direct && (sqe->flags & IOSQE_FIXED_FILE)))
+		return RSC__CLOSES_NONE;
+	if (target == e->value)
+		return RSC__CLOSES_VALUE;
+	return e->has_value2 && target == e->value2 ? RSC__CLOSES_VALUE2 : RSC__CLOSES_NONE;
+}
+
 /* After a hook: name each SQE's op and route its CQE back to us. */
 static void stamp_phase_sqes(struct rsc__entry *e)
 {
@@ -189,10 +205,9 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		struct rsc_op *op = loop->hook_ops[i];
 
 		op->opcode = sqe->opcode;
-		op->closes_value = sqe->opcode == IORING_OP_CLOSE &&
-				   e->phase == RSC__PHASE_EXIT && sqe->fd == e->value &&
-				   !(sqe->flags & IOSQE_FIXED_FILE);
-		if (op->closes_value && (e->flags & RSC__E_LEDGER)) {
+		op->closes = sqe->opcode == IORING_OP_CLOSE && e->phase == RSC__PHASE_EXIT ?
+				     closes_which(e, sqe) : RSC__CLOSES_NONE;
+		if (op->closes == RSC__CLOSES_VALUE && (e->flags & RSC__E_LEDGER)) {
 			/* The number may leave the table before its CQE is reaped. */
 			rsc__ledger_forget(e->value, e->h);
 			e->flags &= ~RSC__E_LEDGER;
@@ -248,6 +263,7 @@ static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manag
 	e->state = RSC_ENTERING;
 	e->value = -EAGAIN;
 	e->close_res = 1;
+	e->close_res2 = 1;
 	return e;
 }
 
@@ -1006,6 +1022,7 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 	e->phase = RSC__PHASE_EXIT;
 	e->exit_res = 0;
 	e->close_res = 1;
+	e->close_res2 = 1;
 	ret = call_hook(e, false);
 	if (!loop->n_hook_sqes && (ret == -EBUSY || ret == -ENOMEM || ret == -EAGAIN)) {
 		/* No SQE to be had now: call the hook again on a later turn. The

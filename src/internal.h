@@ -57,7 +57,7 @@ struct rsc_op {
 	struct rsc__entry *entry;
 	uint8_t opcode;	 /* for naming the operation in errors */
 	bool primary;	 /* first SQE of an enter: its CQE decides the enter */
-	bool closes_value; /* IORING_OP_CLOSE of the entry's own descriptor */
+	uint8_t closes;	   /* RSC__CLOSES_*: an IORING_OP_CLOSE of one of the entry's own */
 	uint8_t sqe_idx;   /* its place among the SQEs its hook reserved */
 	int fault_res;	   /* injected result replacing the CQE's, or 0 */
 	bool grace_mark;   /* in flight when a graceful close began (graceful.c) */
@@ -71,6 +71,9 @@ struct rsc_op {
 	struct __kernel_timespec ts; /* a backoff timer's, read at submit */
 	struct rsc_op *next_free;
 };
+
+/* Which of its entry's own an op closes (struct rsc_op.closes). */
+enum { RSC__CLOSES_NONE = 0, RSC__CLOSES_VALUE, RSC__CLOSES_VALUE2 };
 
 /* What an entry's value names (struct rsc__entry.fd_kind). */
 enum rsc__fd_kind { RSC__FD_PROCESS = 0, RSC__FD_DIRECT };
@@ -131,7 +134,8 @@ struct rsc__entry {
 	uint8_t enter_opcode;
 	int enter_err;	      /* RSC__E_ALL_OR_NONE: first failure among its SQEs */
 	uint8_t enter_err_opcode;
-	int close_res; /* CQE of the exit's IORING_OP_CLOSE of value; 1 if none */
+	int close_res;	/* CQE of the exit's IORING_OP_CLOSE of value; 1 if none */
+	int close_res2; /* ... of value2 (has_value2); 1 if none */
 	rsc_entry_cb enter_cb, release_cb;
 	void *enter_data, *release_data;
 	rsc_entry_cb entered_hook; /* the runtime's own (rsc_timer), beside enter_cb */

@@ -747,6 +747,32 @@ START_TEST(slot_whose_close_fails_is_reported_with_its_scope)
 }
 END_TEST
 
+/*
+ * The slot's own close_direct decides whether the slot is free, not the
+ * release's error: fsync(2) of /dev/null fails (-EINVAL) and the hard-linked
+ * close_direct behind it still empties the slot.
+ */
+START_TEST(failed_fsync_before_a_slot_close_frees_the_slot)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+
+	direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "synced", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0,
+				  RSC_DIRECT | RSC_FSYNC_ON_RELEASE, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EINVAL);
+	ck_assert_str_eq(rsc_error_op(err), "fsync");
+	rsc_error_free(err);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	ck_assert_int_eq(audit_slots(), 0);
+}
+END_TEST
+
 static void installed(struct rsc_entry *e, int res, void *data)
 {
 	(void)e;
@@ -1149,6 +1175,7 @@ Suite *make_direct_suite(void)
 	tcase_add_test(tc, direct_slots_are_free_after_a_clean_unwind);
 	tcase_add_test(tc, direct_slots_are_free_after_a_failed_acquire);
 	tcase_add_test(tc, direct_fsync_on_release_goes_before_close_direct);
+	tcase_add_test(tc, failed_fsync_before_a_slot_close_frees_the_slot);
 	tcase_add_test(tc, direct_acquire_cancelled_by_close_frees_its_slot);
 	tcase_add_test(tc, shutdown_releases_every_direct_slot);
 	tcase_add_test(tc, chain_middle_step_failure_unwinds_exactly_the_successful_steps);

@@ -343,8 +343,19 @@ void ho_direct(struct prog *p, int s, struct rd *r)
 	if (!e)
 		return;
 	p->n_direct++;
-	snprintf(e->path, sizeof(e->path), "%s/f%u", p->env->dir, b % N_FILES);
 	e->name = "file";
+	if (b % 16 == 15) {
+		/* fsync(2) of /dev/null fails (-EINVAL) and the hard-linked
+		 * close_direct behind it still empties the slot: the table must
+		 * follow the close's own CQE, not the release's error. */
+		snprintf(e->path, sizeof(e->path), "/dev/null");
+		e->fsync_fails = true;
+		ret = rsc_open(p->sc[s].h, AT_FDCWD, e->path, O_RDONLY, 0,
+			       RSC_DIRECT | RSC_FSYNC_ON_RELEASE, &e->h);
+		push_end(p, e, ret, 0, "rsc_open(direct, fsync)");
+		return;
+	}
+	snprintf(e->path, sizeof(e->path), "%s/f%u", p->env->dir, b % N_FILES);
 	ret = rsc_open(p->sc[s].h, AT_FDCWD, e->path, O_RDONLY, 0, RSC_DIRECT, &e->h);
 	push_end(p, e, ret, 0, "rsc_open(direct)");
 }

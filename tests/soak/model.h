@@ -66,6 +66,7 @@ struct pentry {
 	char path[300];
 	bool fd_kind;	    /* its value is a real descriptor */
 	bool multi_release; /* its release is two SQEs of fault kinds */
+	bool fsync_fails;   /* its release's fsync fails (-EINVAL) before its close */
 	bool early, early_cb;
 	bool detached;	    /* rsc_entry_detach gave its fd back: no release */
 	bool adopted;	    /* entered inside rsc_adopt, traced from the loop */

@@ -571,6 +571,9 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 					  s->name, e->seq, p->sc[i].name);
 		if (e->kind == K_CUSTOM && e->v->exit == TX_SUPPRESS && res >= 0)
 			s->suppressed = true;
+		if (e->fsync_fails && res >= 0 && !e->handed)
+			violation(p, "entry %d of '%s' released cleanly: its fsync of /dev/null cannot succeed",
+				  e->seq, s->name);
 		if (e->kind == K_CUSTOM && e->v->exit == TX_TWO_ERRORS && res != -EISDIR)
 			violation(p, "entry %d of '%s' released with %s, not its first SQE's EISDIR",
 				  e->seq, s->name, rsc_err_name(res));
