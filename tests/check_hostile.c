@@ -652,15 +652,6 @@ END_TEST
 
 /* --------------------------------------------------------------- accept */
 
-static int plain_connect(const struct sockaddr_in *a)
-{
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	ck_assert_int_ge(c, 0);
-	ck_assert_int_eq(connect(c, (const struct sockaddr *)a, sizeof(*a)), 0);
-	return c;
-}
-
 struct acc {
 	int calls, last, fds;
 	struct rsc_scope *close_in_cb;
@@ -702,7 +693,7 @@ static void accept_close_race(int mode)
 	ck_assert_int_eq(rsc_accept(l, 0, on_acc, &a), 0);
 	if (mode >= 1)
 		ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
-	c = plain_connect(&b);
+	c = t_connect(&b);
 	if (mode >= 2)
 		usleep(20000);
 	ck_assert_int_eq(rsc_scope_close(srv, NULL, NULL), 0);
@@ -741,8 +732,8 @@ START_TEST(accept_callback_closing_the_listeners_scope)
 	ck_assert_int_eq(rsc_accept(l, 0, on_acc, &a), 0);
 	if (t_kernel_has(IORING_OP_SOCKET))
 		ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_acc, &m), 0);
-	c1 = plain_connect(&b);
-	c2 = plain_connect(&b);
+	c1 = t_connect(&b);
+	c2 = t_connect(&b);
 	t_run();
 	ck_assert_int_eq(a.calls, 1);
 	/* The multishot one ends with exactly one last -ECANCELED. */

@@ -50,18 +50,6 @@ static void on_bytes(struct rsc_entry *e, int res, void *buf, void *data)
 	st->len += (unsigned)res;
 }
 
-/* A connected pair: @peer is the test's, the other end an entry of @s. */
-static struct rsc_entry *adopted_pair(struct rsc_scope *s, int *peer)
-{
-	struct rsc_entry *e;
-	int sv[2];
-
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &e), 0);
-	*peer = sv[1];
-	return e;
-}
-
 static void run_until(struct stream *st, unsigned len)
 {
 	while (st->len < len && !st->ended)
@@ -100,7 +88,7 @@ START_TEST(multishot_receives_in_order_with_one_sqe)
 	ck_assert_ptr_nonnull(st);
 	pattern(sent, sizeof(sent));
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "ms", &s), 0);
-	st->entry = adopted_pair(s, &peer);
+	st->entry = t_adopted_pair(s, &peer);
 	t_run(); /* the adopt's announcement */
 	sqes = rsc_loop_counter(t_loop, RSC_CTR_SQES);
 	ck_assert_int_eq(rsc_recv_multishot(st->entry, 0, on_bytes, st), 0);
@@ -142,7 +130,7 @@ START_TEST(release_cancels_it_and_the_last_call_comes_first)
 
 	ck_assert_ptr_nonnull(st);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "ms", &s), 0);
-	st->entry = adopted_pair(s, &peer);
+	st->entry = t_adopted_pair(s, &peer);
 	ck_assert_int_eq(rsc_recv_multishot(st->entry, 0, on_bytes, st), 0);
 	send_all(peer, "hello", 5);
 	run_until(st, 5);
@@ -174,7 +162,7 @@ START_TEST(scope_unwind_cancels_it_before_the_close)
 
 	ck_assert_ptr_nonnull(st);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "ms", &s), 0);
-	st->entry = adopted_pair(s, &peer);
+	st->entry = t_adopted_pair(s, &peer);
 	ck_assert_int_eq(rsc_recv_multishot(st->entry, 0, on_bytes, st), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(st->ended, 1);
@@ -199,7 +187,7 @@ START_TEST(ring_running_dry_is_rearmed_inside)
 	pattern(sent, sizeof(sent));
 	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 2, 16), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "ms", &s), 0);
-	st->entry = adopted_pair(s, &peer);
+	st->entry = t_adopted_pair(s, &peer);
 	ck_assert_int_eq(rsc_recv_multishot(st->entry, 0, on_bytes, st), 0);
 	send_all(peer, sent, sizeof(sent));
 	run_until(st, sizeof(sent));
@@ -304,7 +292,7 @@ START_TEST(multishot_arguments_are_checked)
 	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 0, 0), 0);
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "args", &s), 0);
-	st->entry = adopted_pair(s, &peer);
+	st->entry = t_adopted_pair(s, &peer);
 	ck_assert_int_eq(rsc_recv_multishot(NULL, 0, on_bytes, st), -EINVAL);
 	ck_assert_int_eq(rsc_recv_multishot(st->entry, 0, NULL, st), -EINVAL);
 	ck_assert_int_eq(rsc_recv_multishot(st->entry, 1, on_bytes, st), -EINVAL);
@@ -321,7 +309,7 @@ START_TEST(multishot_arguments_are_checked)
 	close(peer);
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "inside", &s), 0);
-	st->entry = adopted_pair(s, &peer);
+	st->entry = t_adopted_pair(s, &peer);
 	ck_assert_int_eq(rsc_recv_multishot(st->entry, 0, set_buffers_inside, &inside), 0);
 	send_all(peer, "x", 1);
 	while (inside == 1)
@@ -331,7 +319,7 @@ START_TEST(multishot_arguments_are_checked)
 	close(peer);
 	/* A closing scope's entries take no new receive. */
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "closing", &s), 0);
-	st->entry = adopted_pair(s, &peer);
+	st->entry = t_adopted_pair(s, &peer);
 	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
 	ck_assert_int_eq(rsc_recv_multishot(st->entry, 0, on_bytes, st), -ESHUTDOWN);
 	t_run();

@@ -338,15 +338,6 @@ static void on_accept(struct rsc_entry *l, int res, struct rsc_scope *cs,
 	}
 }
 
-static int client(const struct sockaddr_in *to)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(connect(fd, (const struct sockaddr *)to, sizeof(*to)), 0);
-	return fd;
-}
-
 static void run_until(int *counter, int want)
 {
 	int turns = 0;
@@ -369,7 +360,7 @@ START_TEST(multishot_accept_gives_each_connection_its_scope)
 	l = t_listen_on_loopback(srv, 16, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_accept, &a), 0);
 	for (i = 0; i < 3; i++)
-		clients[i] = client(&bound);
+		clients[i] = t_connect(&bound);
 	run_until(&a.n, 3);
 	ck_assert_int_eq(rsc_entry_io_count(l), 1); /* still armed */
 	ck_assert_int_eq(t_fd_count(), before + 1 + 3 + 3);
@@ -398,8 +389,8 @@ START_TEST(single_shot_accepts_one)
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "once", &srv), 0);
 	l = t_listen_on_loopback(srv, 16, &bound);
 	ck_assert_int_eq(rsc_accept(l, 0, on_accept, &a), 0);
-	c1 = client(&bound);
-	c2 = client(&bound);
+	c1 = t_connect(&bound);
+	c2 = t_connect(&bound);
 	run_until(&a.n, 1);
 	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	ck_assert_int_eq(a.n, 1);
@@ -423,7 +414,7 @@ START_TEST(single_shot_accept_ends_with_one_callback_when_its_scope_closes)
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "once", &srv), 0);
 	l = t_listen_on_loopback(srv, 16, &bound);
 	/* A client is waiting when the accept starts and the scope closes. */
-	c = client(&bound);
+	c = t_connect(&bound);
 	ck_assert_int_eq(rsc_accept(l, 0, on_accept, &a), 0);
 	ck_assert_int_eq(rsc_scope_close(srv, NULL, NULL), 0);
 	t_run();
@@ -510,11 +501,11 @@ START_TEST(closing_while_clients_connect_leaks_nothing)
 	l = t_listen_on_loopback(srv, 64, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_accept, &a), 0);
 	for (i = 0; i < 20; i++)
-		clients[i] = client(&bound);
+		clients[i] = t_connect(&bound);
 	ck_assert_int_eq(rsc_scope_close(srv, NULL, NULL), 0);
 	/* More arrive while it closes: each is owned by a scope or closed. */
 	for (; i < 40; i++)
-		clients[i] = client(&bound);
+		clients[i] = t_connect(&bound);
 	t_run();
 	ck_assert_int_eq(a.finals, 1);
 	for (i = 0; i < 40; i++)
@@ -536,7 +527,7 @@ START_TEST(accept_recovers_when_descriptors_free_up)
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "emfile", &srv), 0);
 	l = t_listen_on_loopback(srv, 16, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_accept, &a), 0);
-	c = client(&bound); /* its socket first, then the table fills up */
+	c = t_connect(&bound); /* its socket first, then the table fills up */
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
 	low = old;
 	low.rlim_cur = (rlim_t)t_fd_count() + 8;
@@ -590,7 +581,7 @@ START_TEST(injected_accept_shortage_backs_off_and_recovers)
 	l = t_listen_on_loopback(srv, 16, &bound);
 	ck_assert_int_eq(rsc_fault_set(t_loop, "accept:1:ENFILE"), 0);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_accept, &a), 0);
-	c = client(&bound);
+	c = t_connect(&bound);
 	/* The first accept fails as injected; the backoff re-arms it. */
 	run_until(&a.n, 1);
 	ck_assert_int_eq(a.errors, 1);

@@ -235,3 +235,23 @@ struct rsc_entry *t_listen_on_loopback(struct rsc_scope *s, int backlog, struct 
 	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)bound, &len), 0);
 	return l;
 }
+
+int t_connect(const struct sockaddr_in *to)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (const struct sockaddr *)to, sizeof(*to)), 0);
+	return fd;
+}
+
+struct rsc_entry *t_adopted_pair(struct rsc_scope *s, int *peer)
+{
+	struct rsc_entry *e;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &e), 0);
+	*peer = sv[1];
+	return e;
+}

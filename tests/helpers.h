@@ -59,6 +59,10 @@ struct rsc_loop *t_probe_loop(void);
 /* 127.0.0.1:@port, and a listener entry there on a kernel-chosen port (its address in @bound). */
 struct sockaddr_in t_loopback(unsigned short port);
 struct rsc_entry *t_listen_on_loopback(struct rsc_scope *s, int backlog, struct sockaddr_in *bound);
+/* A blocking, close-on-exec TCP client connected to @to (the test's to close). */
+int t_connect(const struct sockaddr_in *to);
+/* A connected AF_UNIX pair: *@peer is the test's, the other end an entry adopted into @s. */
+struct rsc_entry *t_adopted_pair(struct rsc_scope *s, int *peer);
 
 Suite *make_loop_suite(void);
 Suite *make_scope_suite(void);
@@ -79,6 +83,7 @@ Suite *make_hostile_suite(void);
 Suite *make_hostile_core_suite(void);
 Suite *make_hostile_tools_suite(void);
 Suite *make_handover_suite(void);
+Suite *make_hostile_servers_suite(void);
 Suite *make_multishot_suite(void);
 
 #endif
