@@ -223,6 +223,17 @@ static bool is_multishot(const struct rsc_op *op)
 	return op->complete == recv_done;
 }
 
+/* Any receive, multishot or rsc_recv: beside one, which gets which bytes is chance. */
+static bool recv_in_flight(const struct rsc__entry *e)
+{
+	const struct rsc_op *op;
+
+	for (op = e->io_head; op; op = op->io_next)
+		if (op->opcode == IORING_OP_RECV)
+			return true;
+	return false;
+}
+
 static int arm(struct rsc__entry *e, rsc_io_cb cb, void *data)
 {
 	struct rsc_loop *loop = e->scope->loop;
@@ -263,9 +274,10 @@ int rsc_recv_multishot(struct rsc_entry *h, unsigned flags, rsc_io_cb cb, void *
 		rsc__set_last_error("rsc_recv_multishot: the kernel lacks IORING_RECV_MULTISHOT (Linux 6.0); use rsc_recv");
 		return -EOPNOTSUPP;
 	}
-	if (rsc__recv_multishot_active(e)) {
-		rsc__set_last_error("rsc_recv_multishot: entry '%s' has a multishot receive already",
-				    e->mgr->name);
+	if (recv_in_flight(e)) {
+		rsc__set_last_error("rsc_recv_multishot: entry '%s' has a %s in flight already",
+				    e->mgr->name, rsc__recv_multishot_active(e) ?
+				    "multishot receive" : "receive (rsc_recv)");
 		return -EBUSY;
 	}
 	if (!loop->bufring) {

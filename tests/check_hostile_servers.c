@@ -739,6 +739,32 @@ END_TEST
 
 /* ------------------------------------------------------ multishot recv */
 
+START_TEST(multishot_beside_a_plain_recv_is_busy)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct io_seen r = { 0 }, m = { 0 };
+	static char buf[8];
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, note_io, &r), 0);
+	ck_assert_int_eq(rsc_recv_multishot(e, 0, note_io, &m), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "rsc_recv_multishot"));
+	ck_assert_int_eq(rsc_entry_io_count(e), 1);
+	ck_assert_int_eq(write(peer, "abc", 3), 3);
+	while (r.calls == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(r.last, 3);
+	ck_assert_int_eq(m.calls, 0); /* a refused call never calls back */
+	/* Once the plain one has finished, the multishot one may start. */
+	ck_assert_int_eq(rsc_recv_multishot(e, 0, note_io, &m), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(m.calls, 1);
+	ck_assert_int_eq(m.last, -ECANCELED);
+	close(peer);
+}
 END_TEST
 
 struct ms {
@@ -1331,6 +1357,7 @@ Suite *make_hostile_servers_suite(void)
 		printf("SKIP deadline, accept, listen and connect probes of sockets: kernel lacks IORING_OP_SOCKET or IORING_OP_CONNECT\n");
 	}
 	if (multishot) {
+		tcase_add_test(tc, multishot_beside_a_plain_recv_is_busy);
 		tcase_add_test(tc, multishot_callback_releases_its_own_entry);
 		tcase_add_test(tc, recv_buffers_bound_each_receive_and_can_be_replaced);
 		tcase_add_test(tc, multishot_refuses_stale_unentered_and_hook_calls);
