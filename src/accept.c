@@ -98,6 +98,14 @@ static bool deliver(struct rsc_op *op, int fd)
 	return true;
 }
 
+/* The accept ends rather than goes on: its listener is going, or its scope
+ * (or one above) is closing, gracefully too, and so acquires nothing more. */
+static bool stopping(const struct rsc__entry *l)
+{
+	return l->state != RSC_ENTERED || (l->flags & (RSC__E_DRAINING | RSC__E_RELEASE_REQ)) ||
+	       rsc__scope_unwind_owns(l->scope);
+}
+
 static bool shortage(int res)
 {
 	return res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
@@ -114,8 +122,7 @@ static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	(void)loop;
 	(void)cqe_flags;
 	rsc__io_unlink(op);
-	if (res == -ETIME && l->state == RSC_ENTERED &&
-	    !(l->flags & (RSC__E_DRAINING | RSC__E_RELEASE_REQ))) {
+	if (res == -ETIME && !stopping(l)) {
 		if (arm(l, op->accept_cb, op->io_data, op->accept_flags, op->backoff_ms) < 0)
 			call_accept_cb(op, -ENOMEM, NULL, NULL);
 	} else
@@ -133,6 +140,11 @@ static void rearm_later(struct rsc_op *done)
 
 	if (ms > BACKOFF_MAX_MS)
 		ms = BACKOFF_MAX_MS;
+	if (stopping(l)) {
+		/* Its callback, just told of the shortage, may have closed the scope. */
+		call_accept_cb(done, -ECANCELED, NULL, NULL);
+		return;
+	}
 	op = rsc__io_op(l, &sqe);
 	if (!op) {
 		call_accept_cb(done, -ENOMEM, NULL, NULL);
@@ -150,8 +162,7 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 {
 	struct rsc__entry *l = op->entry;
 	bool last = !(cqe_flags & IORING_CQE_F_MORE);
-	bool stopping = l->state != RSC_ENTERED ||
-			(l->flags & (RSC__E_DRAINING | RSC__E_RELEASE_REQ));
+	bool stop = stopping(l);
 
 	(void)loop;
 	if (res >= 0) {
@@ -160,7 +171,7 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		/* Closed by the runtime, or the end of a stopping multishot: a
 		 * started accept always ends with a callback of its own. */
 		if (last && (!delivered ||
-			     ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && stopping)))
+			     ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && stop)))
 			res = -ECANCELED;
 	}
 	if (!last)
@@ -168,18 +179,24 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	/* Its last CQE: the listener stops tracking it (the op is freed after). */
 	rsc__io_unlink(op);
 	res = rsc__real_errno(res, false);
-	if (res == -ECANCELED || (res < 0 && stopping)) {
+	if (res == -ECANCELED || (res < 0 && stop)) {
 		call_accept_cb(op, -ECANCELED, NULL, NULL);
 	} else if (res < 0) {
 		call_accept_cb(op, res, NULL, NULL);
 		if (shortage(res) && (op->accept_flags & RSC_ACCEPT_MULTISHOT))
 			rearm_later(op);
-	} else if ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && !stopping) {
+	} else if ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && !stop) {
 		/* The kernel ended the multishot without an error: keep going. */
 		if (arm(l, op->accept_cb, op->io_data, op->accept_flags, 0) < 0)
 			call_accept_cb(op, -ENOMEM, NULL, NULL);
 	}
 	rsc__io_settled(l);
+}
+
+/* An accept in flight: its op, or the timer of its backoff after a shortage. */
+bool rsc__op_is_accept(const struct rsc_op *op)
+{
+	return op->complete == accept_done || op->complete == backoff_done;
 }
 
 static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,

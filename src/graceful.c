@@ -114,8 +114,9 @@ unsigned rsc__graceful_poll(struct rsc_loop *loop)
 	return n;
 }
 
-/* Stop acquiring: every accept in the subtree is cancelled, its late
- * connections closed by the runtime (accept.c). */
+/* Stop acquiring: every accept in the subtree is cancelled, a multishot one
+ * waiting out a shortage too (its backoff timer), its late connections
+ * closed by the runtime (accept.c). */
 static void stop_accepting(struct rsc__scope *root)
 {
 	struct rsc__scope *s;
@@ -125,7 +126,7 @@ static void stop_accepting(struct rsc__scope *root)
 	for (s = root; s; s = rsc__scope_next(root, s))
 		for (e = s->entries_head; e; e = e->next)
 			for (op = e->io_head; op; op = op->io_next)
-				if (op->accept_cb && op->opcode == IORING_OP_ACCEPT)
+				if (rsc__op_is_accept(op))
 					rsc__submit_cancel(root->loop, op);
 }
 

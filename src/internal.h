@@ -657,6 +657,8 @@ void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags);
 unsigned rsc__post_run(struct rsc_loop *loop);
 void rsc__post_free(struct rsc_loop *loop);
 
+/* accept.c: an op of an accept in flight (the accept, or its backoff timer). */
+bool rsc__op_is_accept(const struct rsc_op *op);
 /* graceful.c: scopes whose grace has ended start their unwind; how many. */
 unsigned rsc__graceful_poll(struct rsc_loop *loop);
 /* @e's last tracked op finished: a graceful close above it counts a drain. */

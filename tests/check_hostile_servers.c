@@ -44,6 +44,11 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
+static bool has_fault_injection(void)
+{
+	return rsc_fault_set(t_probe_loop(), "") == 0;
+}
+
 /* ------------------------------------------------------------- the guard */
 
 struct guard {
@@ -638,6 +643,85 @@ END_TEST
 
 END_TEST
 
+struct acc {
+	int calls, conns, errors, last, finals;
+	int fds[16];
+	struct rsc_scope *graceful;
+	unsigned grace_ms;
+	struct closed *gc;
+};
+
+static void on_acc(struct rsc_entry *l, int res, struct rsc_scope *cs,
+		   struct rsc_entry *ce, void *data)
+{
+	struct acc *a = data;
+
+	(void)l;
+	a->calls++;
+	a->last = res;
+	if (res >= 0) {
+		ck_assert_ptr_nonnull(cs);
+		ck_assert_ptr_nonnull(ce);
+		ck_assert_int_lt(a->conns, 16);
+		a->fds[a->conns++] = res;
+		return;
+	}
+	ck_assert_ptr_null(cs);
+	ck_assert_ptr_null(ce);
+	if (res == -ECANCELED)
+		a->finals++;
+	else
+		a->errors++;
+	/* Stop the server from the callback that heard of the shortage. */
+	if (a->graceful && res != -ECANCELED) {
+		ck_assert_int_eq(rsc_scope_close_graceful(a->graceful, a->grace_ms, note_closed, a->gc), 0);
+		a->graceful = NULL;
+	}
+}
+
+/* A multishot accept waiting out a shortage is an accept in flight: a
+ * graceful close stops it (its last call is -ECANCELED) and does not wait
+ * for it, whether the close comes from its callback or later. */
+START_TEST(graceful_close_stops_an_accept_backing_off_a_shortage)
+{
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in b;
+	struct closed gc = { 0 };
+	struct acc a = { 0 };
+	struct guard g;
+	int before = t_fd_count(), round;
+
+	if (!has_fault_injection()) {
+		printf("SKIP graceful_close_stops_an_accept_backing_off_a_shortage: this build has no fault injection\n");
+		return;
+	}
+	for (round = 0; round < 2; round++) {
+		memset(&a, 0, sizeof(a));
+		memset(&gc, 0, sizeof(gc));
+		guard_start(&g, t_loop, 3000);
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+		l = t_listen_on_loopback(srv, 16, &b);
+		ck_assert_int_eq(rsc_fault_set(t_loop, "accept:1:ENFILE,accept:2:ENFILE,accept:3:ENFILE,accept:4:ENFILE"), 0);
+		if (round == 0) {
+			/* From inside the callback of the shortage. */
+			a.graceful = srv;
+			a.gc = &gc;
+		}
+		ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_acc, &a), 0);
+		run_until(&g, &a.errors, 1, "the injected shortage");
+		if (round == 1)
+			ck_assert_int_eq(rsc_scope_close_graceful(srv, 0, note_closed, &gc), 0);
+		run_until(&g, &gc.calls, 1, "the graceful close");
+		ck_assert_msg(a.finals == 1, "round %d: %d last calls, %d calls", round, a.finals, a.calls);
+		ck_assert_int_eq(a.last, -ECANCELED);
+		ck_assert_int_eq(gc.status, 0);
+		ck_assert_int_eq(rsc_fault_set(t_loop, ""), 0);
+		guard_stop(&g);
+		t_run();
+		ck_assert_int_eq(t_fd_count(), before);
+	}
+}
 END_TEST
 
 /* ------------------------------------------------------- listen, connect */
@@ -1350,6 +1434,7 @@ Suite *make_hostile_servers_suite(void)
 	if (net) {
 		tcase_add_test(tc, accepted_connections_are_cloexec_and_owned_by_their_own_scope);
 		tcase_add_test(tc, accept_callback_releasing_the_listener);
+		tcase_add_test(tc, graceful_close_stops_an_accept_backing_off_a_shortage);
 		tcase_add_test(tc, listen_and_connect_sockets_are_cloexec_unless_asked);
 		tcase_add_test(tc, reuseport_shares_a_port_and_without_it_bind_fails_cleanly);
 		tcase_add_test(tc, releasing_a_connect_in_flight_cancels_it);
