@@ -151,6 +151,7 @@ static void expire(struct rsc_loop *loop, struct rsc__scope *s)
 	loop->counters[RSC_CTR_DEADLINES]++;
 	if (!(s->dl_flags & RSC_DEADLINE_MOVE_ON))
 		rsc__scope_raise(s, -ETIMEDOUT, "deadline", NULL);
+	s->cancelling = true; /* also when its close was requested (a grace) */
 	rsc__scope_begin_unwind(s, NULL);
 }
 

@@ -99,6 +99,35 @@ static void grace_timer_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	(void)loop;
 }
 
+static bool in_subtree(const struct rsc__scope *root, const struct rsc__scope *s)
+{
+	for (; s; s = s->parent)
+		if (s == root)
+			return true;
+	return false;
+}
+
+/* A cancelling unwind reaches every scope below it: none waits out a grace.
+ * (The root's own grace ends on the next poll: it is unwinding now.) */
+void rsc__graceful_cut_below(struct rsc__scope *root)
+{
+	struct rsc__scope *s, *next;
+
+	for (s = root->loop->graceful_head; s; s = next) {
+		next = s->next_graceful;
+		if (s != root && in_subtree(root, s))
+			end_grace(s, false);
+	}
+}
+
+bool rsc__scope_cancelled(const struct rsc__scope *s)
+{
+	for (; s; s = s->parent)
+		if (s->fail_queued || (s->state != RSC_SCOPE_OPEN && s->cancelling))
+			return true;
+	return false;
+}
+
 unsigned rsc__graceful_poll(struct rsc_loop *loop)
 {
 	struct rsc__scope *s, *next;
@@ -140,8 +169,8 @@ int rsc_scope_close_graceful(struct rsc_scope *h, unsigned grace_ms,
 	int ret;
 
 	RSC__SCOPE(s, h, "rsc_scope_close_graceful");
-	if (s->state != RSC_SCOPE_OPEN || s->fail_queued)
-		return rsc_scope_close(h, cb, data); /* unwinding already: nothing to let finish */
+	if (s->state != RSC_SCOPE_OPEN || rsc__scope_cancelled(s))
+		return rsc_scope_close(h, cb, data); /* unwinding, or cancelled from above: nothing to let finish */
 	if (s->closer != RSC__CLOSER_NONE)
 		return rsc_scope_close(h, cb, data); /* -EALREADY, with its message */
 	loop = s->loop;

@@ -211,6 +211,9 @@ struct rsc__scope {
 	unsigned dl_flags;
 	/* Graceful close (graceful.c) */
 	bool grace;
+	/* Its unwind cancels (a deadline, a failure, a failed acquire, or an
+	 * ancestor's such unwind): it cuts the graces below it (graceful.c). */
+	bool cancelling;
 	unsigned g_busy_at_start, g_drained, g_cancelled;
 	struct rsc_op *grace_timer;
 	struct rsc__scope *next_graceful;
@@ -661,6 +664,10 @@ void rsc__post_free(struct rsc_loop *loop);
 bool rsc__op_is_accept(const struct rsc_op *op);
 /* graceful.c: scopes whose grace has ended start their unwind; how many. */
 unsigned rsc__graceful_poll(struct rsc_loop *loop);
+/* @root begins an unwind that cancels: the graces in its subtree end now. */
+void rsc__graceful_cut_below(struct rsc__scope *root);
+/* @s or an ancestor is unwinding by cancellation: no grace to give. */
+bool rsc__scope_cancelled(const struct rsc__scope *s);
 /* @e's last tracked op finished: a graceful close above it counts a drain. */
 void rsc__graceful_drained(struct rsc__entry *e);
 

@@ -136,6 +136,11 @@ void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending)
 	struct rsc__entry *e;
 
 	assert(s->state == RSC_SCOPE_OPEN);
+	/* Anything but a close (a failure, a deadline, a failed acquire) cancels:
+	 * a graceful close below is cut, not waited for (Trio: cancellation
+	 * reaches all of it). A close waits for the graces, as a shutdown does. */
+	if (s->fail_queued || s->closer == RSC__CLOSER_NONE)
+		s->cancelling = true;
 	s->state = RSC_SCOPE_UNWINDING;
 	s->fail_queued = false;
 	if (s->pending && pending) {
@@ -150,6 +155,8 @@ void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending)
 	}
 	s->step = RSC__U_CHILDREN;
 	s->child_cursor = s->children_tail;
+	if (s->cancelling && s->loop->graceful_head)
+		rsc__graceful_cut_below(s);
 	/* Trio-style: everything started inside is told to stop at once. */
 	for (e = s->entries_tail; e; e = e->prev)
 		if (e->state == RSC_ENTERING)
@@ -224,6 +231,7 @@ static void step_children(struct rsc__scope *s, bool *wait)
 		}
 		c->closer = RSC__CLOSER_PARENT;
 		if (c->state == RSC_SCOPE_OPEN) {
+			c->cancelling = s->cancelling;
 			/* Like an exception: it flows through the inner scope first. */
 			c->from_parent = true;
 			c->started_from = rsc__error_ref(s->pending);

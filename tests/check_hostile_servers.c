@@ -384,8 +384,74 @@ END_TEST
 
 /* ------------------------------------------------------ graceful closes */
 
+/* The parent's deadline cancels everything in flight below it: a child's
+ * graceful close with no bound does not hold it off. */
+START_TEST(ancestor_deadline_cuts_a_childs_unbounded_grace)
+{
+	struct rsc_scope *p, *c;
+	struct closed pc = { 0 }, cc = { 0 };
+	struct io_seen r = { 0 };
+	struct guard g;
+	int peer;
+
+	guard_start(&g, t_loop, 3000);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	(void)idle_recv(c, &peer, &r);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_eq(rsc_scope_close_graceful(c, 0, note_closed, &cc), 0);
+	ck_assert_int_eq(rsc_scope_on_close(p, note_closed, &pc), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(p, 30, 0), 0);
+	run_until(&g, &pc.calls, 1, "the parent's deadline");
+	ck_assert_int_eq(r.last, -ECANCELED);
+	ck_assert_int_eq(cc.calls, 1);
+	ck_assert_int_eq(cc.cut, 1);
+	ck_assert_int_eq(cc.drained, 0);
+	ck_assert_int_eq(pc.status, -ETIMEDOUT);
+	ck_assert_str_eq(pc.op, "deadline");
+	/* The child was cut, not drained, and its callbacks came in order. */
+	ck_assert_int_lt(r.order, cc.order);
+	ck_assert_int_lt(cc.order, pc.order);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -ETIMEDOUT);
+	guard_stop(&g);
+	close(peer);
+}
 END_TEST
 
+/* The same for an ancestor's rsc_scope_fail: a failure cancels, it does not wait. */
+START_TEST(ancestor_failure_cuts_a_grandchilds_grace)
+{
+	struct rsc_scope *p, *m, *c, *c2;
+	struct closed cc = { 0 }, cc2 = { 0 };
+	struct io_seen r = { 0 }, r2 = { 0 };
+	struct guard g;
+	int peer, peer2;
+
+	guard_start(&g, t_loop, 3000);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "m", &m), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, m, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, m, "c2", &c2), 0);
+	(void)idle_recv(c, &peer, &r);
+	(void)idle_recv(c2, &peer2, &r2);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_eq(rsc_scope_close_graceful(c, 0, note_closed, &cc), 0);
+	ck_assert_int_eq(rsc_scope_fail(p, -EPROTO, "body"), 0);
+	/* Asked after the failure: there is nothing to let finish. */
+	ck_assert_int_eq(rsc_scope_close_graceful(c2, 0, note_closed, &cc2), 0);
+	run_until(&g, &cc.calls, 1, "the grandchild's close");
+	run_until(&g, &cc2.calls, 1, "the second grandchild's close");
+	ck_assert_int_eq(r.last, -ECANCELED);
+	ck_assert_int_eq(r2.last, -ECANCELED);
+	ck_assert_int_eq(cc.cut, 1);
+	ck_assert_int_eq(cc2.cut, 0); /* no grace given: a plain close */
+	ck_assert_int_eq(rsc_scope_close_stats(c, NULL, NULL, NULL), -ESTALE); /* freed after its callback */
+	ck_assert_int_eq(rsc_scope_state(p), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -EPROTO);
+	guard_stop(&g);
+	close(peer);
+	close(peer2);
+}
 END_TEST
 
 END_TEST
@@ -1429,6 +1495,8 @@ Suite *make_hostile_servers_suite(void)
 	if (net)
 		tcase_add_test(tc, deadline_cancels_a_connect_in_flight_and_closes_its_socket);
 	tcase_add_test(tc, deadline_on_a_shared_ring);
+	tcase_add_test(tc, ancestor_deadline_cuts_a_childs_unbounded_grace);
+	tcase_add_test(tc, ancestor_failure_cuts_a_grandchilds_grace);
 	tcase_add_test(tc, graceful_close_of_a_scope_whose_children_are_already_closing);
 	tcase_add_test(tc, graceful_close_arguments_and_what_the_grace_still_refuses);
 	if (net) {
