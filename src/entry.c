@@ -1074,7 +1074,7 @@ int rsc_entry_on_enter(struct rsc_entry *h, rsc_entry_cb cb, void *data)
 }
 
 /* Checks shared by release, detach and move: the caller may act on it. */
-static int check_owned_by_caller(struct rsc__entry *e, const char *fn)
+static int check_owned_by_caller(struct rsc__entry *e, bool release, const char *fn)
 {
 	if (e->scope->loop->hook_entry) {
 		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
@@ -1091,7 +1091,10 @@ static int check_owned_by_caller(struct rsc__entry *e, const char *fn)
 				    fn, e->mgr->name);
 		return -EALREADY;
 	}
-	if (rsc__scope_unwind_owns(e->scope)) {
+	/* During a grace nothing has started unwinding: the work let finish may
+	 * end its connection, so a release is the caller's still. */
+	if (release ? rsc__scope_unwind_owns_past_grace(e->scope) :
+		      rsc__scope_unwind_owns(e->scope)) {
 		/* It goes in its LIFO turn, seeing the pending error like the rest. */
 		rsc__set_last_error("%s: scope '%s' is unwinding or closing: its unwind owns entry '%s'",
 				    fn, e->scope->name, e->mgr->name);
@@ -1119,7 +1122,7 @@ int rsc_entry_release(struct rsc_entry *h, rsc_entry_cb cb, void *data)
 	int ret;
 
 	RSC__ENTRY(e, h, "rsc_entry_release");
-	ret = check_owned_by_caller(e, "rsc_entry_release");
+	ret = check_owned_by_caller(e, true, "rsc_entry_release");
 	if (ret < 0)
 		return ret;
 	return rsc__entry_release(e, cb, data);
@@ -1132,7 +1135,7 @@ int rsc_entry_detach(struct rsc_entry *h)
 	int ret, fd;
 
 	RSC__ENTRY(e, h, "rsc_entry_detach");
-	ret = check_owned_by_caller(e, "rsc_entry_detach");
+	ret = check_owned_by_caller(e, false, "rsc_entry_detach");
 	if (ret < 0)
 		return ret;
 	if (e->state == RSC_ENTERING || e->n_io || (e->flags & RSC__E_HAS_DEPS)) {
@@ -1168,7 +1171,7 @@ int rsc_entry_move(struct rsc_entry *h, struct rsc_scope *to_h)
 		rsc__set_last_error("rsc_entry_move: scope '%s' belongs to another loop", to->name);
 		return -EXDEV;
 	}
-	ret = check_owned_by_caller(e, "rsc_entry_move");
+	ret = check_owned_by_caller(e, false, "rsc_entry_move");
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(!rsc__scope_unwind_owns(to) && to != to->loop->root,

@@ -635,6 +635,8 @@ void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
 		      const struct rsc__entry *e);
 /* True once an unwind owns @s: it or a scope above it unwinds or is closing. */
 bool rsc__scope_unwind_owns(const struct rsc__scope *s);
+/* The same, but a scope in the grace of a graceful close does not count. */
+bool rsc__scope_unwind_owns_past_grace(const struct rsc__scope *s);
 /* Pre-order walk of @root's subtree: the scope after @s, or NULL. */
 struct rsc__scope *rsc__scope_next(const struct rsc__scope *root,
 				   const struct rsc__scope *s);

@@ -31,6 +31,14 @@ bool rsc__scope_unwind_owns(const struct rsc__scope *s)
 	return false;
 }
 
+bool rsc__scope_unwind_owns_past_grace(const struct rsc__scope *s)
+{
+	for (; s; s = s->parent)
+		if (scope_closing(s) && !(s->grace && s->state == RSC_SCOPE_OPEN && !s->fail_queued))
+			return true;
+	return false;
+}
+
 struct rsc__scope *rsc__scope_next(const struct rsc__scope *root,
 				   const struct rsc__scope *s)
 {

@@ -454,6 +454,47 @@ START_TEST(ancestor_failure_cuts_a_grandchilds_grace)
 }
 END_TEST
 
+/* rsc_recv_multishot(3): "A graceful close waits for it as for any tracked
+ * I/O: release the entry, or close its scope, once no more input is wanted."
+ * So both must work during the grace. */
+START_TEST(release_during_a_grace_ends_a_multishot_receive)
+{
+	struct rsc_scope *srv, *conn;
+	struct rsc_entry *a, *b;
+	struct closed gc = { 0 };
+	struct io_seen ra = { 0 }, rb = { 0 };
+	struct rsc_error *err = (struct rsc_error *)1;
+	struct guard g;
+	int pa, pb;
+	long t0;
+
+	guard_start(&g, t_loop, 4000);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, srv, "conn", &conn), 0);
+	a = t_adopted_pair(srv, &pa);
+	b = t_adopted_pair(conn, &pb);
+	ck_assert_int_eq(rsc_recv_multishot(a, 0, note_io, &ra), 0);
+	ck_assert_int_eq(rsc_recv_multishot(b, 0, note_io, &rb), 0);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	t0 = now_ms();
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 3000, note_closed, &gc), 0);
+	/* An entry of the graceful scope, and one of its child. */
+	ck_assert_msg(rsc_entry_release(a, NULL, NULL) == 0, "release during the grace: %s",
+		      rsc_last_error());
+	ck_assert_int_eq(rsc_entry_release(a, NULL, NULL), -EALREADY);
+	ck_assert_msg(rsc_entry_release_wait(b, &err) == 0, "release_wait during the grace: %s",
+		      rsc_last_error());
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(rb.last, -ECANCELED);
+	run_until(&g, &gc.calls, 1, "the graceful close");
+	ck_assert_int_eq(ra.last, -ECANCELED);
+	ck_assert_msg(now_ms() - t0 < 2500, "the grace ran out instead of ending with the releases");
+	ck_assert_int_eq(gc.status, 0);
+	ck_assert_int_eq(gc.cut, 0); /* ended by the releases, not by the bound */
+	guard_stop(&g);
+	close(pa);
+	close(pb);
+}
 END_TEST
 
 END_TEST
@@ -1497,6 +1538,8 @@ Suite *make_hostile_servers_suite(void)
 	tcase_add_test(tc, deadline_on_a_shared_ring);
 	tcase_add_test(tc, ancestor_deadline_cuts_a_childs_unbounded_grace);
 	tcase_add_test(tc, ancestor_failure_cuts_a_grandchilds_grace);
+	if (multishot)
+		tcase_add_test(tc, release_during_a_grace_ends_a_multishot_receive);
 	tcase_add_test(tc, graceful_close_of_a_scope_whose_children_are_already_closing);
 	tcase_add_test(tc, graceful_close_arguments_and_what_the_grace_still_refuses);
 	if (net) {
