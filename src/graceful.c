@@ -128,6 +128,18 @@ bool rsc__scope_cancelled(const struct rsc__scope *s)
 	return false;
 }
 
+/* A grace would end on the next poll: its I/O finished, or an unwind began.
+ * (One still waiting ends by a completion, which wakes a host by itself.) */
+bool rsc__graceful_due(const struct rsc_loop *loop)
+{
+	struct rsc__scope *s;
+
+	for (s = loop->graceful_head; s; s = s->next_graceful)
+		if (s->state != RSC_SCOPE_OPEN || !subtree_busy(s, false))
+			return true;
+	return false;
+}
+
 unsigned rsc__graceful_poll(struct rsc_loop *loop)
 {
 	struct rsc__scope *s, *next;

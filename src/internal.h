@@ -666,6 +666,8 @@ void rsc__post_free(struct rsc_loop *loop);
 bool rsc__op_is_accept(const struct rsc_op *op);
 /* graceful.c: scopes whose grace has ended start their unwind; how many. */
 unsigned rsc__graceful_poll(struct rsc_loop *loop);
+/* True if a grace ends on the next poll (a host loop must run us for it). */
+bool rsc__graceful_due(const struct rsc_loop *loop);
 /* @root begins an unwind that cancels: the graces in its subtree end now. */
 void rsc__graceful_cut_below(struct rsc__scope *root);
 /* @s or an ancestor is unwinding by cancellation: no grace to give. */

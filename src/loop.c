@@ -799,7 +799,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	 * a host loop polling us must hear of it, or it sleeps forever. */
 	if (loop->pollable && (io_uring_sq_ready(loop->ring) || loop->ready_head ||
 			       loop->announce_head || loop->retry_head || loop->stash_len ||
-			       loop->graceful_head))
+			       (loop->graceful_head && rsc__graceful_due(loop))))
 		rsc__kick(loop);
 	return ret < 0 ? ret : loop_alive(loop);
 }

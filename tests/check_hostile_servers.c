@@ -497,6 +497,41 @@ START_TEST(release_during_a_grace_ends_a_multishot_receive)
 }
 END_TEST
 
+/* A host polling a pollable loop sleeps while a grace waits on idle I/O:
+ * nothing is due until a completion arrives. */
+START_TEST(pollable_host_sleeps_through_an_idle_grace)
+{
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct closed gc = { 0 };
+	struct io_seen r = { 0 };
+	struct pollfd pfd = { .events = POLLIN };
+	int peer, wakeups = 0;
+	long t0;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 16, RSC_LOOP_POLLABLE), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	(void)idle_recv(s, &peer, &r);
+	pfd.fd = rsc_loop_fd(l);
+	while (poll(&pfd, 1, 0) == 1)
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 300, note_closed, &gc), 0);
+	t0 = now_ms();
+	while (gc.calls == 0 && now_ms() - t0 < 5000) {
+		if (poll(&pfd, 1, 1000) == 1) {
+			wakeups++;
+			ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+		}
+	}
+	ck_assert_int_eq(gc.calls, 1);
+	ck_assert_int_eq(r.last, -ECANCELED);
+	ck_assert_msg(wakeups < 30, "the host woke %d times during a grace of 300 ms with nothing to do",
+		      wakeups);
+	while (rsc_loop_alive(l) > 0 && poll(&pfd, 1, 2000) == 1)
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	close(peer);
+}
 END_TEST
 
 /* Children already closing when their parent's graceful close begins: one
@@ -1540,6 +1575,7 @@ Suite *make_hostile_servers_suite(void)
 	tcase_add_test(tc, ancestor_failure_cuts_a_grandchilds_grace);
 	if (multishot)
 		tcase_add_test(tc, release_during_a_grace_ends_a_multishot_receive);
+	tcase_add_test(tc, pollable_host_sleeps_through_an_idle_grace);
 	tcase_add_test(tc, graceful_close_of_a_scope_whose_children_are_already_closing);
 	tcase_add_test(tc, graceful_close_arguments_and_what_the_grace_still_refuses);
 	if (net) {
