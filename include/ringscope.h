@@ -282,10 +282,12 @@ RSC_EXTERN int rsc_scope_close_wait(struct rsc_scope *scope,
  * Close @scope gracefully: stop acquiring at once (accepts in flight in the
  * subtree are cancelled, connections that still arrive are closed by the
  * runtime, rsc_accept() is refused, and nothing more can be pushed into
- * @scope), let the tracked I/O in flight in the subtree finish (new I/O may
- * still start there: a reply to a request already received), and unwind as
- * soon as none is in flight, or when @grace_ms (0: no bound) ends,
- * cancelling what remains. @cb runs
+ * @scope or below it), let the tracked I/O in flight in the subtree finish
+ * (new I/O may still start there: a reply to a request already received;
+ * entries may still be released early), and unwind as soon as none is in
+ * flight, or when @grace_ms (0: no bound) ends, cancelling what remains. A
+ * deadline or failure of @scope or of a scope above it ends the grace at
+ * once; an ancestor's close waits for it. @cb runs
  * as rsc_scope_close()'s does; during it, rsc_scope_close_stats() reports
  * the grace's outcome. A scope already unwinding is simply closed. If this
  * call fails, @cb is never called. Errors: as rsc_scope_close().

@@ -562,10 +562,13 @@ int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const cha
 		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
 		return -EDEADLK;
 	}
-	if (s->state != RSC_SCOPE_OPEN || s->closer != RSC__CLOSER_NONE ||
-	    s->fail_queued || s == s->loop->root) {
-		rsc__set_last_error("%s: scope '%s' is unwinding; nothing more can be pushed",
-				    fn, s->name);
+	/* An ancestor's close or failure requested counts too: its unwind will
+	 * cancel what this would acquire (and a graceful one acquires nothing). */
+	if (s == s->loop->root || rsc__scope_unwind_owns(s)) {
+		rsc__set_last_error("%s: scope '%s' %s; nothing more can be pushed", fn, s->name,
+				    s->state != RSC_SCOPE_OPEN || s->closer != RSC__CLOSER_NONE ||
+				    s->fail_queued || s == s->loop->root ?
+				    "is unwinding or closing" : "is in a scope that is closing");
 		return -ESHUTDOWN;
 	}
 	return 0;

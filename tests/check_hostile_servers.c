@@ -783,6 +783,62 @@ START_TEST(accept_callback_releasing_the_listener)
 }
 END_TEST
 
+static int accept_from_hook(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	(void)e;
+	(void)p;
+	*(int *)arg = rsc_accept(*(struct rsc_entry **)((int *)arg + 2), 0, on_acc2, NULL);
+	return 0;
+}
+
+/* Bad arguments and states, each with its errno and a message. */
+START_TEST(accept_arguments_and_states)
+{
+	struct rsc_scope *srv, *gone;
+	struct rsc_entry *l, *pending, *ev, *d;
+	struct sockaddr_in b, a0 = t_loopback(0);
+	struct acc2 a = { 0 }, nb = { 0 };
+	struct { int r; int pad; struct rsc_entry *l; } hook = { 1, 0, NULL };
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = t_listen_on_loopback(srv, 16, &b);
+	a.listener = l;
+	ck_assert_int_eq(rsc_accept(NULL, 0, on_acc2, &a), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "rsc_accept"));
+	ck_assert_int_eq(rsc_accept(l, 0, NULL, &a), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "cb"));
+	ck_assert_int_eq(rsc_accept(l, 0x4000, on_acc2, &a), -EINVAL);
+	ck_assert_int_eq(rsc_accept((struct rsc_entry *)srv, 0, on_acc2, &a), -EINVAL);
+	/* Not entered yet: a listen still in flight. */
+	ck_assert_int_eq(rsc_listen(srv, (struct sockaddr *)&a0, sizeof(a0), 4, 0, &pending), 0);
+	ck_assert_int_eq(rsc_accept(pending, 0, on_acc2, &a), -EBADF);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "not entered"));
+	/* Not a socket: the kernel's error, once, with no scope. */
+	ck_assert_int_eq(rsc_adopt(srv, efd, 0, &ev), 0);
+	t_run();
+	nb.listener = ev;
+	ck_assert_int_eq(rsc_accept(ev, 0, on_acc2, &nb), 0);
+	t_run();
+	ck_assert_int_eq(nb.calls, 1);
+	ck_assert_int_eq(nb.last, -ENOTSOCK);
+	/* From a manager's exit hook. */
+	hook.l = l;
+	ck_assert_int_eq(rsc_defer(srv, accept_from_hook, &hook, &d), 0);
+	ck_assert_int_eq(rsc_entry_release(d, NULL, NULL), 0);
+	ck_assert_int_eq(hook.r, -EDEADLK);
+	/* The scope closing, then freed. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, srv, "gone", &gone), 0);
+	ck_assert_int_eq(rsc_scope_close(srv, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_accept(l, 0, on_acc2, &a), -ESHUTDOWN);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "closing"));
+	ck_assert_int_eq(rsc_listen(gone, (struct sockaddr *)&a0, sizeof(a0), 4, 0, &pending), -ESHUTDOWN);
+	t_run();
+	ck_assert_int_eq(rsc_accept(l, 0, on_acc2, &a), -ESTALE);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "rsc_accept"));
+	ck_assert_int_eq(a.calls, 0);
+	ck_assert(!fd_open(efd));
+}
 END_TEST
 
 struct acc {
@@ -928,6 +984,47 @@ START_TEST(reuseport_shares_a_port_and_without_it_bind_fails_cleanly)
 }
 END_TEST
 
+static int listen_from_hook(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct sockaddr_in a = t_loopback(0);
+	struct rsc_entry *x;
+	int *r = arg;
+
+	(void)p;
+	r[0] = rsc_listen(rsc_entry_scope(e), (struct sockaddr *)&a, sizeof(a), 1, 0, &x);
+	r[1] = rsc_connect(rsc_entry_scope(e), (struct sockaddr *)&a, sizeof(a), 0, 0, &x);
+	return 0;
+}
+
+START_TEST(listen_and_connect_refuse_closing_scopes_hooks_and_bad_flags)
+{
+	struct rsc_scope *p, *c;
+	struct rsc_entry *e, *d;
+	struct sockaddr_in a = t_loopback(1);
+	int r[2] = { 1, 1 };
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_connect(c, (struct sockaddr *)&a, sizeof(a), 0, RSC_REUSEPORT, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "rsc_connect"));
+	ck_assert_int_eq(rsc_listen(c, (struct sockaddr *)&a, sizeof(a), -1, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_listen(c, NULL, sizeof(a), 1, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_listen(c, (struct sockaddr *)&a, sizeof(a) - 1, 1, 0, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "16"));
+	ck_assert_int_eq(rsc_listen((struct rsc_scope *)t_loop, (struct sockaddr *)&a, sizeof(a), 1, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_defer(c, listen_from_hook, r, &d), 0);
+	ck_assert_int_eq(rsc_entry_release(d, NULL, NULL), 0);
+	ck_assert_int_eq(r[0], -EDEADLK);
+	ck_assert_int_eq(r[1], -EDEADLK);
+	/* An ancestor's close requested: the child accepts no new acquire. */
+	ck_assert_int_eq(rsc_scope_close(p, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_listen(c, (struct sockaddr *)&a, sizeof(a), 1, 0, &e), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_connect(c, (struct sockaddr *)&a, sizeof(a), 0, 0, &e), -ESHUTDOWN);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "rsc_connect"));
+	t_run();
+	ck_assert_int_eq(rsc_connect(c, (struct sockaddr *)&a, sizeof(a), 0, 0, &e), -ESTALE);
+	ck_assert_int_eq(rsc_listen(p, (struct sockaddr *)&a, sizeof(a), 1, 0, &e), -ESTALE);
+}
 END_TEST
 
 /* Releasing the connect entry while it connects cancels the connect; the
@@ -1581,9 +1678,11 @@ Suite *make_hostile_servers_suite(void)
 	if (net) {
 		tcase_add_test(tc, accepted_connections_are_cloexec_and_owned_by_their_own_scope);
 		tcase_add_test(tc, accept_callback_releasing_the_listener);
+		tcase_add_test(tc, accept_arguments_and_states);
 		tcase_add_test(tc, graceful_close_stops_an_accept_backing_off_a_shortage);
 		tcase_add_test(tc, listen_and_connect_sockets_are_cloexec_unless_asked);
 		tcase_add_test(tc, reuseport_shares_a_port_and_without_it_bind_fails_cleanly);
+		tcase_add_test(tc, listen_and_connect_refuse_closing_scopes_hooks_and_bad_flags);
 		tcase_add_test(tc, releasing_a_connect_in_flight_cancels_it);
 	} else {
 		printf("SKIP deadline, accept, listen and connect probes of sockets: kernel lacks IORING_OP_SOCKET or IORING_OP_CONNECT\n");

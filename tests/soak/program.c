@@ -286,6 +286,14 @@ static bool ancestor_closing(const struct prog *p, int s)
 	return false;
 }
 
+/* A push into @s is refused: it, a scope above it, or the loop's root (a
+ * shutdown) is closing, as rsc_push(3) says. */
+static bool push_refused(const struct prog *p, int s)
+{
+	return p->sc[s].close_req || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN ||
+	       ancestor_closing(p, s) || p->shutting_down;
+}
+
 static bool self_or_ancestor_close_req(const struct prog *p, int s)
 {
 	for (; s >= 0; s = p->sc[s].parent)
@@ -693,7 +701,7 @@ int op_open_scope(struct prog *p, int parent)
 	return p->n_sc++;
 }
 
-/* Common tail of every push: refused only when the scope is closing. */
+/* Common tail of every push: refused when the scope, or one above it, is closing. */
 struct pentry *push_begin(struct prog *p, int s, enum ekind kind)
 {
 	struct pentry *e;
@@ -711,8 +719,7 @@ struct pentry *push_begin(struct prog *p, int s, enum ekind kind)
 void push_end(struct prog *p, struct pentry *e, int ret, int expect_err, const char *what)
 {
 	int s = e->scope;
-	bool refuse = p->sc[s].close_req ||
-		      rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN;
+	bool refuse = push_refused(p, s);
 
 	say(p, "  op %d: %s in %s -> %d\n", p->op_index, what, p->sc[s].name, ret);
 	if (ret == 0 && !refuse && !expect_err) {
@@ -925,7 +932,7 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 	/* A path's prefix would name a file outside the program's directory. */
 	if (family == AF_UNIX && un->sun_path[0] && len > off && len < exact)
 		len = (unsigned)(off - 1);
-	refuse = p->sc[s].close_req || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN;
+	refuse = push_refused(p, s);
 	valid = addr_valid(family, len, !listening);
 	/* One pair's socket at a time waits for its handle in a scope: a turn of
 	 * the loop usually brings its first event. */
@@ -933,7 +940,7 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 		op_run(p, 0);
 		if (!p->sc[s].valid || waits_for_handle(p, s))
 			return;
-		refuse = p->sc[s].close_req || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN;
+		refuse = push_refused(p, s);
 	}
 	sock = &p->en[p->n_en];
 	e = &p->en[p->n_en + 1];
