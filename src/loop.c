@@ -183,9 +183,13 @@ int rsc_loop_new_from_ring(struct rsc_loop **loopp, struct io_uring *ring, unsig
 		return ret;
 	loop->ring = ring;
 	loop->shared = true;
+	/* The application's choice, flag by flag: SINGLE_ISSUER also comes
+	 * without DEFER_TASKRUN (which the kernel refuses without it). */
+	if (ring->flags & IORING_SETUP_SINGLE_ISSUER)
+		loop->features |= RSC_FEAT_SINGLE_ISSUER;
 	if (ring->flags & IORING_SETUP_DEFER_TASKRUN)
-		loop->features |= RSC_FEAT_DEFER_TASKRUN | RSC_FEAT_SINGLE_ISSUER;
-	else if (ring->flags & IORING_SETUP_COOP_TASKRUN)
+		loop->features |= RSC_FEAT_DEFER_TASKRUN;
+	if (ring->flags & IORING_SETUP_COOP_TASKRUN)
 		loop->features |= RSC_FEAT_COOP_TASKRUN;
 	loop->features |= RSC_FEAT_SHARED_RING;
 	ret = loop_finish(loop, 0);

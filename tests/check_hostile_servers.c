@@ -1357,6 +1357,69 @@ END_TEST
 
 /* -------------------------------------------------- the application's ring */
 
+START_TEST(new_from_ring_checks_its_ring_and_reports_its_setup)
+{
+	struct io_uring small, ring, zero;
+	struct io_uring_params p = { 0 };
+	struct rsc_loop *l = (struct rsc_loop *)1;
+	const char *old = getenv("RINGSCOPE_AUDIT");
+	char *saved = old ? strdup(old) : NULL;
+	int before = t_fd_count(), f;
+
+	memset(&zero, 0, sizeof(zero));
+	ck_assert_int_eq(rsc_loop_new_from_ring(NULL, &small, 0), -EINVAL);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, NULL, 0), -EINVAL);
+	ck_assert_ptr_null(l);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "rsc_loop_new_from_ring"));
+	l = (struct rsc_loop *)1;
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &zero, 0), -EINVAL);
+	ck_assert_ptr_null(l);
+	ck_assert_int_eq(io_uring_queue_init(4, &small, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &small, 0), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "8"));
+	io_uring_queue_exit(&small);
+	/* The setup the application chose, flag by flag. */
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
+	if (io_uring_queue_init_params(16, &ring, &p) == 0) {
+		ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
+		f = rsc_loop_features(l);
+		ck_assert_msg(f & RSC_FEAT_SINGLE_ISSUER, "features 0x%x lack SINGLE_ISSUER", f);
+		ck_assert(f & RSC_FEAT_COOP_TASKRUN);
+		ck_assert(f & RSC_FEAT_SHARED_RING);
+		ck_assert(!(f & (RSC_FEAT_DEFER_TASKRUN | RSC_FEAT_POLLABLE)));
+		ck_assert_int_eq(rsc_loop_close(l), 0);
+		io_uring_queue_exit(&ring);
+	}
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	if (io_uring_queue_init_params(16, &ring, &p) == 0) {
+		ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
+		f = rsc_loop_features(l);
+		ck_assert(f & RSC_FEAT_SINGLE_ISSUER);
+		ck_assert(f & RSC_FEAT_DEFER_TASKRUN);
+		ck_assert(!(f & RSC_FEAT_COOP_TASKRUN));
+		ck_assert_int_eq(rsc_loop_close(l), 0);
+		io_uring_queue_exit(&ring);
+	}
+	/* A mistyped audit level is refused, not taken as "off". */
+	ck_assert_int_eq(io_uring_queue_init(16, &ring, 0), 0);
+	setenv("RINGSCOPE_AUDIT", "loud", 1);
+	l = (struct rsc_loop *)1;
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), -EINVAL);
+	ck_assert_ptr_null(l);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "RINGSCOPE_AUDIT"));
+	setenv("RINGSCOPE_AUDIT", "full", 1);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_audit_level(l), RSC_AUDIT_FULL);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	if (saved)
+		setenv("RINGSCOPE_AUDIT", saved, 1);
+	else
+		unsetenv("RINGSCOPE_AUDIT");
+	free(saved);
+	io_uring_queue_exit(&ring);
+	ck_assert_int_eq(t_fd_count(), before);
+}
 END_TEST
 
 /* A post that counts its runs. */
@@ -1696,6 +1759,7 @@ Suite *make_hostile_servers_suite(void)
 	} else {
 		printf("SKIP multishot probes: kernel lacks IORING_RECV_MULTISHOT (Linux 6.0)\n");
 	}
+	tcase_add_test(tc, new_from_ring_checks_its_ring_and_reports_its_setup);
 	tcase_add_test(tc, post_to_a_shared_ring_runs_from_dispatch);
 	tcase_add_test(tc, pollable_fd_wakes_for_a_deadline_and_a_post);
 	tcase_add_test(tc, post_chains_run_one_by_one_and_drain_at_shutdown);
