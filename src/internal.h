@@ -280,6 +280,10 @@ struct rsc_loop {
 	bool post_lock_ok, closing, waker_ok;
 	uint8_t post_wake; /* enum rsc__post_wake, chosen when the loop is made */
 	struct rsc__post *post_head; /* newest first; atomic outside the lock */
+	/* A shared ring: MSG_RING wakes sent whose CQE the application has not
+	 * yet dispatched (atomic). The loop is alive, and not to be freed, until
+	 * then: the CQE is ours, on a ring that outlives us. */
+	unsigned wakes_unreaped;
 	struct io_uring waker; /* posts' MSG_RING goes out here, under post_lock */
 	int post_efd;	     /* RSC__WAKE_EVENTFD: written by posters, or -1 */
 	bool post_armed;     /* its poll is prepared or in flight (loop's thread only) */

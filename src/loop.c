@@ -677,7 +677,8 @@ static bool loop_alive(const struct rsc_loop *loop)
 {
 	return loop->ops_inflight > 0 || loop->ready_head || loop->stash_len ||
 	       loop->retry_head || loop->announce_head || loop->graceful_head ||
-	       __atomic_load_n(&loop->post_head, __ATOMIC_ACQUIRE);
+	       __atomic_load_n(&loop->post_head, __ATOMIC_ACQUIRE) ||
+	       (loop->shared && __atomic_load_n(&loop->wakes_unreaped, __ATOMIC_ACQUIRE));
 }
 
 /* Completions in our own CQ that nothing in flight accounts for (a shared

@@ -97,6 +97,8 @@ void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags)
 {
 	uint64_t n;
 
+	if (loop->shared) /* a MSG_RING wake, reaped by the application */
+		__atomic_sub_fetch(&loop->wakes_unreaped, 1, __ATOMIC_RELEASE);
 	if (loop->post_efd >= 0) {
 		if (!(cqe_flags & IORING_CQE_F_MORE)) {
 			/* Before Linux 5.13, IORING_POLL_ADD_MULTI is -EINVAL. Any other
@@ -169,9 +171,13 @@ static int wake(struct rsc_loop *loop)
 		loop->waker_ok = true;
 		rsc__ledger_set(loop->waker.ring_fd, RSC__LEDGER_RUNTIME);
 	}
-	/* Completions of earlier wakes: only failures are posted (CQE_SKIP_SUCCESS). */
-	while (io_uring_peek_cqe(&loop->waker, &cqe) == 0 && cqe)
+	/* Completions of earlier wakes: only failures are posted (CQE_SKIP_SUCCESS),
+	 * and a failed wake never reaches the loop's ring. */
+	while (io_uring_peek_cqe(&loop->waker, &cqe) == 0 && cqe) {
+		if (loop->shared)
+			__atomic_sub_fetch(&loop->wakes_unreaped, 1, __ATOMIC_RELEASE);
 		io_uring_cqe_seen(&loop->waker, cqe);
+	}
 	sqe = io_uring_get_sqe(&loop->waker);
 	if (!sqe) {
 		ret = -EBUSY;
@@ -180,9 +186,14 @@ static int wake(struct rsc_loop *loop)
 	io_uring_prep_msg_ring(sqe, loop->ring->ring_fd, 0, RSC__UD_POST, 0);
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 	io_uring_sqe_set_data64(sqe, 0);
+	/* Counted before it can arrive: the application may dispatch it at once. */
+	if (loop->shared)
+		__atomic_add_fetch(&loop->wakes_unreaped, 1, __ATOMIC_RELEASE);
 	ret = io_uring_submit(&loop->waker);
 	if (ret >= 0)
 		return 0;
+	if (loop->shared)
+		__atomic_sub_fetch(&loop->wakes_unreaped, 1, __ATOMIC_RELEASE);
 fail:
 	rsc__set_last_error("rsc_loop_post: cannot wake the loop: %s", rsc_strerror(ret));
 	return ret;

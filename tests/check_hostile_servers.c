@@ -1429,6 +1429,45 @@ static void count_post(struct rsc_loop *loop, void *arg)
 	(*(int *)arg)++;
 }
 
+/* The post runs from rsc_loop_run() before its wake-up was reaped: the wake
+ * is still ringscope's, on the application's ring, so the loop must not go
+ * before it has been dispatched. */
+START_TEST(shared_ring_post_run_early_still_holds_the_loop)
+{
+	struct io_uring ring;
+	struct io_uring_cqe *cqe;
+	struct rsc_loop *l;
+	unsigned head;
+	int ran = 0, ret, tagged = 0;
+
+	ck_assert_int_eq(io_uring_queue_init(16, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
+	ret = rsc_loop_post(l, count_post, &ran);
+	if (ret == -EOPNOTSUPP) {
+		ck_assert_int_eq(rsc_loop_close(l), 0);
+		io_uring_queue_exit(&ring);
+		return;
+	}
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(ran, 1);
+	ret = rsc_loop_close(l);
+	if (ret == 0) {
+		/* Freed: then nothing of ringscope's may reach the application. */
+		usleep(10000);
+		io_uring_for_each_cqe(&ring, head, cqe)
+			tagged += (cqe->user_data >> 63) != 0;
+		ck_assert_msg(tagged == 0, "rsc_loop_close freed the loop with %d of its CQEs left on the application's ring",
+			      tagged);
+		io_uring_queue_exit(&ring);
+		return;
+	}
+	ck_assert_int_eq(ret, -EBUSY);
+	ck_assert_int_eq(rsc_loop_alive(l), 1);
+	app_drain_and_close(&ring, l);
+	ck_assert_int_eq(ran, 1);
+	io_uring_queue_exit(&ring);
+}
 END_TEST
 
 /* A post to a loop on the application's ring arrives as one of ringscope's
@@ -1760,6 +1799,7 @@ Suite *make_hostile_servers_suite(void)
 		printf("SKIP multishot probes: kernel lacks IORING_RECV_MULTISHOT (Linux 6.0)\n");
 	}
 	tcase_add_test(tc, new_from_ring_checks_its_ring_and_reports_its_setup);
+	tcase_add_test(tc, shared_ring_post_run_early_still_holds_the_loop);
 	tcase_add_test(tc, post_to_a_shared_ring_runs_from_dispatch);
 	tcase_add_test(tc, pollable_fd_wakes_for_a_deadline_and_a_post);
 	tcase_add_test(tc, post_chains_run_one_by_one_and_drain_at_shutdown);
