@@ -35,7 +35,10 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 	if (e->phase == RSC__PHASE_ENTER) {
 		/* Ownership comes only from the acquire's own CQE. */
 		if (op->primary) {
-			e->value = res;
+			/* An io-wq worker blocked in the acquire (an AF_UNIX connect
+			 * waiting for backlog room) is ended by our cancel with a
+			 * signal: -EINTR is the cancel's doing, not an error. */
+			e->value = res == -EINTR && (e->flags & RSC__E_CANCEL_SENT) ? -ECANCELED : res;
 			e->enter_op = NULL;
 		} else if (op->opcode == IORING_OP_LINK_TIMEOUT && res == -ETIME) {
 			e->flags |= RSC__E_TIMED_OUT; /* the primary's -ECANCELED is a timeout */

@@ -340,6 +340,69 @@ START_TEST(deadline_cancels_a_connect_in_flight_and_closes_its_socket)
 }
 END_TEST
 
+/* An AF_UNIX listener with a full backlog: a connect to it waits in the
+ * kernel (in an io-wq worker) until room is made, here never. */
+static int full_unix_listener(struct sockaddr_un *sun, int fill[64], int *nfill)
+{
+	int lfd, i;
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", t_path("full"));
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)sun, sizeof(*sun)), 0);
+	ck_assert_int_eq(listen(lfd, 0), 0);
+	for (*nfill = 0, i = 0; i < 64; i++) {
+		fill[*nfill] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (connect(fill[*nfill], (struct sockaddr *)sun, sizeof(*sun)) < 0) {
+			close(fill[*nfill]);
+			break;
+		}
+		(*nfill)++;
+	}
+	ck_assert_int_lt(*nfill, 64);
+	return lfd;
+}
+
+static void full_unix_listener_close(int lfd, int fill[64], int nfill)
+{
+	while (nfill > 0)
+		close(fill[--nfill]);
+	close(lfd);
+	unlink(t_path("full"));
+}
+
+/* A connect that only a cancel ends (DESIGN 2.6: acquires in flight are
+ * cancelled): the deadline cancels it, and the connect the cancel
+ * interrupted is no error of its own. */
+START_TEST(deadline_cancels_a_unix_connect_waiting_for_room)
+{
+	struct sockaddr_un sun;
+	struct rsc_scope *s;
+	struct rsc_error *err = NULL;
+	struct closed st = { 0 };
+	struct guard g;
+	int lfd, fill[64], nfill, before;
+
+	lfd = full_unix_listener(&sun, fill, &nfill);
+	before = t_fd_count();
+	guard_start(&g, t_loop, 3000);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, note_closed, &st), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 0, 0, NULL), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 50, 0), 0);
+	run_until(&g, &st.calls, 1, "the deadline of a scope whose connect waits");
+	ck_assert_int_eq(st.status, -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	ck_assert_str_eq(rsc_error_op(err), "deadline");
+	rsc_error_free(err);
+	ck_assert_int_eq(t_fd_count(), before);
+	guard_stop(&g);
+	full_unix_listener_close(lfd, fill, nfill);
+}
+END_TEST
+
 /* Deadlines on a loop sharing the application's ring: the timer's CQE is
  * dispatched by the application, which learns of the deadline from on_close. */
 START_TEST(deadline_on_a_shared_ring)
@@ -1767,8 +1830,10 @@ Suite *make_hostile_servers_suite(void)
 	t_add_fixture(tc);
 	tcase_add_test(tc, expiry_callback_rearms_and_clears_deadlines_due_with_it);
 	tcase_add_test(tc, deadline_passing_during_release_wait);
-	if (net)
+	if (net) {
 		tcase_add_test(tc, deadline_cancels_a_connect_in_flight_and_closes_its_socket);
+		tcase_add_test(tc, deadline_cancels_a_unix_connect_waiting_for_room);
+	}
 	tcase_add_test(tc, deadline_on_a_shared_ring);
 	tcase_add_test(tc, ancestor_deadline_cuts_a_childs_unbounded_grace);
 	tcase_add_test(tc, ancestor_failure_cuts_a_grandchilds_grace);
