@@ -69,6 +69,9 @@ struct rsc_op {
 	rsc_accept_cb accept_cb;
 	unsigned accept_flags, backoff_ms;
 	struct __kernel_timespec ts; /* a backoff timer's, read at submit */
+	/* A cancel (loop.c): its target's user_data, and how often it was sent. */
+	uint64_t cancel_ud;
+	unsigned cancel_tries;
 	struct rsc_op *next_free;
 };
 

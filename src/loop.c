@@ -445,24 +445,63 @@ struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqe
 	return op;
 }
 
+/* Sent again at most this often, 1 ms apart and doubling (255 ms in all): a
+ * target that stays out of reach still completes by itself, and its own CQE
+ * decides then. */
+#define RSC__CANCEL_TRIES 8
+
+static struct rsc_op *submit_cancel_ud(struct rsc_loop *loop, uint64_t target_ud,
+				       unsigned tries);
+
+/* The pause is over: the target, if still in flight, is where a cancel sees it. */
+static void cancel_retry_done(struct rsc_loop *loop, struct rsc_op *op, int res,
+			      unsigned cqe_flags)
+{
+	(void)res;
+	(void)cqe_flags;
+	if (rsc__op_lookup(loop, op->cancel_ud))
+		(void)submit_cancel_ud(loop, op->cancel_ud, op->cancel_tries + 1);
+}
+
 static void cancel_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			unsigned cqe_flags)
 {
-	/* A cancel's result proves nothing: only the target's own CQE decides. */
-	(void)loop;
-	(void)op;
-	(void)res;
+	struct io_uring_sqe *sqe;
+	struct rsc_op *pause;
+
 	(void)cqe_flags;
+	/*
+	 * A cancel's result proves nothing: only the target's own CQE decides.
+	 * But -ENOENT while the target is still in flight means the kernel held
+	 * it where no cancel looks: on a DEFER_TASKRUN ring, an op whose poll
+	 * fired waits in the ring's task work, and an AF_UNIX connect waiting for
+	 * backlog room goes round poll and task work until the thread sleeps in
+	 * the ring, then blocks in an io-wq worker; sent again at once, the
+	 * cancel misses it again (the cancel's own CQE ends the wait first). So
+	 * the loop waits a moment, in the kernel, and sends it again.
+	 */
+	if (res != -ENOENT || op->cancel_tries >= RSC__CANCEL_TRIES ||
+	    !rsc__op_lookup(loop, op->cancel_ud))
+		return;
+	pause = rsc__op_with_sqe(loop, &sqe);
+	if (!pause)
+		return;
+	rsc__prep_timeout_ms(pause, sqe, 1U << (op->cancel_tries - 1), cancel_retry_done);
+	pause->cancel_ud = op->cancel_ud;
+	pause->cancel_tries = op->cancel_tries;
 }
 
-struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target)
+static struct rsc_op *submit_cancel_ud(struct rsc_loop *loop, uint64_t target_ud,
+				       unsigned tries)
 {
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op = rsc__op_with_sqe(loop, &sqe);
 
 	if (!op)
 		return NULL;
-	io_uring_prep_cancel64(sqe, rsc__op_user_data(target), 0);
+	io_uring_prep_cancel64(sqe, target_ud, 0);
+	op->cancel_ud = target_ud;
+	op->cancel_tries = tries;
 	/* Injected: the cancel never happens, as if it came too late. */
 	if (rsc__fault(loop, RSC__F_CANCEL))
 		io_uring_prep_nop(sqe);
@@ -470,6 +509,11 @@ struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target)
 	op->opcode = IORING_OP_ASYNC_CANCEL;
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	return op;
+}
+
+struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target)
+{
+	return submit_cancel_ud(loop, rsc__op_user_data(target), 1);
 }
 
 void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned ms,

@@ -403,6 +403,41 @@ START_TEST(deadline_cancels_a_unix_connect_waiting_for_room)
 }
 END_TEST
 
+/* The same connect released as soon as it was submitted: the cancel may
+ * reach the kernel before the connect is anywhere a cancel looks (on a
+ * DEFER_TASKRUN ring, in the task work that moves it to an io-wq worker);
+ * it must be cancelled all the same, not left waiting for room. */
+START_TEST(release_cancels_a_unix_connect_just_submitted)
+{
+	struct sockaddr_un sun;
+	struct rsc_scope *t;
+	struct rsc_entry *c;
+	struct guard g;
+	int lfd, fill[64], nfill, before, round;
+
+	lfd = full_unix_listener(&sun, fill, &nfill);
+	before = t_fd_count();
+	for (round = 0; round < 3; round++) {
+		guard_start(&g, t_loop, 3000);
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "t", &t), 0);
+		ck_assert_int_eq(rsc_connect(t, (struct sockaddr *)&sun, sizeof(sun), 0, 0, &c), 0);
+		while (t_fd_count() == before)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1); /* the connect goes out */
+		ck_assert_int_eq(rsc_entry_release(c, NULL, NULL), 0);
+		while (rsc_entry_state(c) == RSC_ENTERING && !g.fired)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		ck_assert_msg(rsc_entry_state(c) == RSC_FAILED,
+			      "round %d: the released connect is still in flight after 3 s", round);
+		ck_assert_int_eq(rsc_entry_fd(c), -ECANCELED);
+		guard_stop(&g);
+		ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
+		ck_assert_int_eq(t_fd_count(), before);
+	}
+	full_unix_listener_close(lfd, fill, nfill);
+}
+END_TEST
+
 /* Deadlines on a loop sharing the application's ring: the timer's CQE is
  * dispatched by the application, which learns of the deadline from on_close. */
 START_TEST(deadline_on_a_shared_ring)
@@ -1833,6 +1868,7 @@ Suite *make_hostile_servers_suite(void)
 	if (net) {
 		tcase_add_test(tc, deadline_cancels_a_connect_in_flight_and_closes_its_socket);
 		tcase_add_test(tc, deadline_cancels_a_unix_connect_waiting_for_room);
+		tcase_add_test(tc, release_cancels_a_unix_connect_just_submitted);
 	}
 	tcase_add_test(tc, deadline_on_a_shared_ring);
 	tcase_add_test(tc, ancestor_deadline_cuts_a_childs_unbounded_grace);
