@@ -40,8 +40,17 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			 * signal: -EINTR is the cancel's doing, not an error. */
 			e->value = res == -EINTR && (e->flags & RSC__E_CANCEL_SENT) ? -ECANCELED : res;
 			e->enter_op = NULL;
-		} else if (op->opcode == IORING_OP_LINK_TIMEOUT && res == -ETIME) {
-			e->flags |= RSC__E_TIMED_OUT; /* the primary's -ECANCELED is a timeout */
+		} else if (op->opcode == IORING_OP_LINK_TIMEOUT &&
+			   (res == -ETIME || res == -EALREADY || res == -ENOENT)) {
+			/* It fired: -ETIME, it cancelled the primary (now -ECANCELED);
+			 * -EALREADY, the primary blocks in an io-wq worker, which it
+			 * interrupted (-EINTR); -ENOENT, it found the primary nowhere
+			 * (in a DEFER_TASKRUN ring's task work) and left it be, so a
+			 * cancel of ours goes after it (sent again until it finds it).
+			 * Any way, the primary's end is a timeout. */
+			e->flags |= RSC__E_TIMED_OUT;
+			if (res == -ENOENT)
+				rsc__entry_cancel(e);
 		}
 		if (res < 0 && res != -ECANCELED && !e->enter_err &&
 		    (e->flags & RSC__E_ALL_OR_NONE)) {

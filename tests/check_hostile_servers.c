@@ -438,6 +438,38 @@ START_TEST(release_cancels_a_unix_connect_just_submitted)
 }
 END_TEST
 
+/* rsc_connect(3): "when [timeout_ms] fires, the connect fails with
+ * -ETIMEDOUT", also for a connect blocked in an io-wq worker, whichever way
+ * the kernel's linked timeout finds it. */
+START_TEST(connect_timeout_ends_a_unix_connect_waiting_for_room)
+{
+	struct sockaddr_un sun;
+	struct rsc_scope *s;
+	struct rsc_entry *c;
+	struct guard g;
+	int lfd, fill[64], nfill, before, round, ret;
+
+	lfd = full_unix_listener(&sun, fill, &nfill);
+	before = t_fd_count();
+	for (round = 0; round < 20; round++) {
+		guard_start(&g, t_loop, 3000);
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+		ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 1 + round % 4, 0, &c), 0);
+		while (rsc_entry_state(c) == RSC_ENTERING && !g.fired)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		ck_assert_msg(rsc_entry_state(c) == RSC_FAILED,
+			      "round %d: the connect outlived its timeout by 3 s", round);
+		ret = rsc_entry_fd(c);
+		ck_assert_msg(ret == -ETIMEDOUT, "round %d: the connect failed with %s", round,
+			      rsc_err_name(ret));
+		guard_stop(&g);
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
+		ck_assert_int_eq(t_fd_count(), before);
+	}
+	full_unix_listener_close(lfd, fill, nfill);
+}
+END_TEST
+
 /* Deadlines on a loop sharing the application's ring: the timer's CQE is
  * dispatched by the application, which learns of the deadline from on_close. */
 START_TEST(deadline_on_a_shared_ring)
@@ -1869,6 +1901,7 @@ Suite *make_hostile_servers_suite(void)
 		tcase_add_test(tc, deadline_cancels_a_connect_in_flight_and_closes_its_socket);
 		tcase_add_test(tc, deadline_cancels_a_unix_connect_waiting_for_room);
 		tcase_add_test(tc, release_cancels_a_unix_connect_just_submitted);
+		tcase_add_test(tc, connect_timeout_ends_a_unix_connect_waiting_for_room);
 	}
 	tcase_add_test(tc, deadline_on_a_shared_ring);
 	tcase_add_test(tc, ancestor_deadline_cuts_a_childs_unbounded_grace);
