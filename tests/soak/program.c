@@ -959,9 +959,9 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 		abort();
 	memcpy(a, raw, len);
 	/*
-	 * A connect that finds an AF_UNIX backlog full blocks in an io-wq worker;
-	 * its deadline sometimes fails to end it, and the program hangs (known,
-	 * tests/README.md). Unless asked for, AF_UNIX backlogs never fill.
+	 * A connect that finds an AF_UNIX backlog full blocks in an io-wq worker
+	 * until its deadline or a cancel ends it (it once hung: tests/README.md).
+	 * Unless asked for, AF_UNIX backlogs never fill.
 	 */
 	if (family == AF_UNIX && !p->env->unix_backlog_full)
 		backlog = 4096;
