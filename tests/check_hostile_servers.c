@@ -364,6 +364,20 @@ static int full_unix_listener(struct sockaddr_un *sun, int fill[64], int *nfill)
 	return lfd;
 }
 
+/* Turn the loop until @e's acquire settles: it must fail with @want, within the guard. */
+static void settles_failed(struct guard *g, struct rsc_entry *e, int want, int round)
+{
+	int ret;
+
+	while (rsc_entry_state(e) == RSC_ENTERING && !g->fired)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_msg(rsc_entry_state(e) == RSC_FAILED,
+		      "round %d: the connect is still in flight after the guard's 3 s", round);
+	ret = rsc_entry_fd(e);
+	ck_assert_msg(ret == want, "round %d: the connect failed with %s, not %s", round,
+		      rsc_err_name(ret), rsc_err_name(want));
+}
+
 static void full_unix_listener_close(int lfd, int fill[64], int nfill)
 {
 	while (nfill > 0)
@@ -425,11 +439,7 @@ START_TEST(release_cancels_a_unix_connect_just_submitted)
 			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 		ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1); /* the connect goes out */
 		ck_assert_int_eq(rsc_entry_release(c, NULL, NULL), 0);
-		while (rsc_entry_state(c) == RSC_ENTERING && !g.fired)
-			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
-		ck_assert_msg(rsc_entry_state(c) == RSC_FAILED,
-			      "round %d: the released connect is still in flight after 3 s", round);
-		ck_assert_int_eq(rsc_entry_fd(c), -ECANCELED);
+		settles_failed(&g, c, -ECANCELED, round);
 		guard_stop(&g);
 		ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
 		ck_assert_int_eq(t_fd_count(), before);
@@ -447,7 +457,7 @@ START_TEST(connect_timeout_ends_a_unix_connect_waiting_for_room)
 	struct rsc_scope *s;
 	struct rsc_entry *c;
 	struct guard g;
-	int lfd, fill[64], nfill, before, round, ret;
+	int lfd, fill[64], nfill, before, round;
 
 	lfd = full_unix_listener(&sun, fill, &nfill);
 	before = t_fd_count();
@@ -455,13 +465,7 @@ START_TEST(connect_timeout_ends_a_unix_connect_waiting_for_room)
 		guard_start(&g, t_loop, 3000);
 		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 		ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 1 + round % 4, 0, &c), 0);
-		while (rsc_entry_state(c) == RSC_ENTERING && !g.fired)
-			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
-		ck_assert_msg(rsc_entry_state(c) == RSC_FAILED,
-			      "round %d: the connect outlived its timeout by 3 s", round);
-		ret = rsc_entry_fd(c);
-		ck_assert_msg(ret == -ETIMEDOUT, "round %d: the connect failed with %s", round,
-			      rsc_err_name(ret));
+		settles_failed(&g, c, -ETIMEDOUT, round);
 		guard_stop(&g);
 		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
 		ck_assert_int_eq(t_fd_count(), before);
