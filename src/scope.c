@@ -107,9 +107,11 @@ int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent_h,
 	} else {
 		parent = loop->root;
 	}
-	if (!parent || scope_closing(parent)) {
+	/* As pushes: nothing new below a scope an unwind already owns. */
+	if (!parent || rsc__scope_unwind_owns(parent)) {
 		rsc__set_last_error("rsc_scope_open: the parent scope is %s",
-				    parent ? "closing" : "gone (loop shut down)");
+				    !parent ? "gone (loop shut down)" :
+				    scope_closing(parent) ? "closing" : "below a scope that is closing");
 		return -ESHUTDOWN;
 	}
 	s = rsc__scope_get(loop);

@@ -467,6 +467,20 @@ START_TEST(unwinding_scope_refuses_pushes)
 }
 END_TEST
 
+/* Nothing new below a scope whose unwind is coming: not a push, not a scope, at any depth. */
+START_TEST(scope_below_a_closing_ancestor_refuses_new_scopes)
+{
+	struct rsc_scope *top = open_scope(NULL, "top"), *mid = open_scope(top, "mid"), *c;
+
+	ck_assert_int_eq(rsc_scope_close(top, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, mid, "late", &c), -ESHUTDOWN);
+	ck_assert_ptr_null(c);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "below a scope that is closing"));
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(mid), -ESTALE);
+}
+END_TEST
+
 START_TEST(failed_child_error_reaches_parent_result)
 {
 	struct rsc_scope *p = open_scope(NULL, "parent"), *c;
@@ -680,6 +694,7 @@ Suite *make_scope_suite(void)
 	tcase_add_test(tc, early_release_is_exactly_once);
 	tcase_add_test(tc, close_callback_comes_from_the_loop);
 	tcase_add_test(tc, unwinding_scope_refuses_pushes);
+	tcase_add_test(tc, scope_below_a_closing_ancestor_refuses_new_scopes);
 	tcase_add_test(tc, failed_child_error_reaches_parent_result);
 	tcase_add_test(tc, parent_error_flows_through_children_first);
 	tcase_add_test(tc, deeply_nested_scopes_unwind_without_recursion);

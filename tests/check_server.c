@@ -822,6 +822,65 @@ START_TEST(shared_ring_never_takes_the_applications_completions)
 }
 END_TEST
 
+static void count_entered(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *s,
+			  const struct rsc_entry *e, int res, void *data)
+{
+	(void)loop;
+	(void)s;
+	(void)e;
+	(void)res;
+	*(int *)data += ev == RSC_EV_ENTERED;
+}
+
+/* A CQE dispatched twice, or made up with ringscope's tag, is refused: nothing runs twice. */
+START_TEST(shared_ring_refuses_a_cqe_given_twice_or_made_up)
+{
+	struct io_uring ring;
+	struct io_uring_cqe *cqe, copy, fake = { 0 };
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int i, enters = 0, dispatched = 0;
+
+	t_make_files(1);
+	ck_assert_int_eq(io_uring_queue_init(16, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_trace(l, count_entered, &enters), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	for (i = 0; i < 1000 && !dispatched; i++) {
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_ge(io_uring_submit_and_wait(&ring, 1), 0);
+		if (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe) {
+			copy = *cqe;
+			ck_assert_int_eq(rsc_loop_dispatch(l, cqe), 1);
+			io_uring_cqe_seen(&ring, cqe);
+			dispatched = 1;
+		}
+	}
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	ck_assert_int_eq(enters, 1);
+	ck_assert_int_eq(rsc_loop_dispatch(l, &copy), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "in flight"));
+	fake.user_data = (1ULL << 63) | (7ULL << 32) | 12345;
+	ck_assert_int_eq(rsc_loop_dispatch(l, &fake), -EINVAL);
+	ck_assert_int_eq(enters, 1);
+	/* The loop goes on as if neither had come. */
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	for (i = 0; i < 1000 && (rsc_loop_run(l, RSC_RUN_NOWAIT), rsc_loop_alive(l)); i++) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&ring, 1), 0);
+		while (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe) {
+			ck_assert_int_eq(rsc_loop_dispatch(l, cqe), 1);
+			io_uring_cqe_seen(&ring, cqe);
+		}
+	}
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert(!t_fd_open_to(t_dir));
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	io_uring_queue_exit(&ring);
+}
+END_TEST
+
 Suite *make_server_suite(void)
 {
 	Suite *s = suite_create("server");
@@ -839,6 +898,7 @@ Suite *make_server_suite(void)
 	tcase_add_test(tc, pollable_loop_wakes_a_host_poll_for_its_work);
 	tcase_add_test(tc, pollable_loop_wakes_the_host_for_io_started_in_a_callback);
 	tcase_add_test(tc, shared_ring_never_takes_the_applications_completions);
+	tcase_add_test(tc, shared_ring_refuses_a_cqe_given_twice_or_made_up);
 	suite_add_tcase(s, tc);
 	/* The eventfd wake-up is reached on any kernel through a fault rule. */
 	if (rsc_fault_set(t_probe_loop(), "") < 0) {

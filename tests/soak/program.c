@@ -675,11 +675,8 @@ int op_open_scope(struct prog *p, int parent)
 
 	if (p->n_sc == MAX_SCOPES)
 		return -1;
-	if (parent >= 0)
-		refuse = p->sc[parent].close_req ||
-			 rsc_scope_state(p->sc[parent].h) != RSC_SCOPE_OPEN;
-	else
-		refuse = p->shutting_down; /* a post run by rsc_loop_shutdown */
+	/* Refused below any scope whose unwind is coming, as pushes are. */
+	refuse = parent >= 0 ? unwind_owns(p, parent) : p->shutting_down;
 	s = &p->sc[p->n_sc];
 	memset(s, 0, sizeof(*s));
 	snprintf(s->name, sizeof(s->name), "s%d", p->n_sc);
