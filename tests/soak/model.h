@@ -163,6 +163,7 @@ void ho_end(struct prog *p, struct prog_stats *st);
 void post_begin(void);
 void post_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
 int post_loop_new(struct prog *p, unsigned ring, unsigned flags);
+void post_env_settle(void);
 void post_before_end(struct prog *p);
 bool post_at_end(void);
 void post_end(struct prog *p, struct prog_stats *st);

@@ -150,23 +150,50 @@ void post_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st)
 	st->posts++;
 }
 
+/* RINGSCOPE_FAULT as on a kernel without MSG_RING, for the next rsc_loop_new; *saved restores it. */
+static int eventfd_env_push(char **saved)
+{
+	const char *env = getenv("RINGSCOPE_FAULT");
+
+	*saved = env ? strdup(env) : NULL;
+	return setenv("RINGSCOPE_FAULT", "msg_ring:1:EOPNOTSUPP", 1) < 0 ? -errno : 0;
+}
+
+static void eventfd_env_pop(char *saved)
+{
+	if (saved)
+		setenv("RINGSCOPE_FAULT", saved, 1);
+	else
+		unsetenv("RINGSCOPE_FAULT");
+	free(saved);
+}
+
+/* glibc's setenv(3) keeps every value it ever set (a tree, never freed):
+ * set and restore once before the heap is counted, so no program adds to it. */
+void post_env_settle(void)
+{
+	char *saved;
+	int ret = eventfd_env_push(&saved);
+
+	if (ret == 0)
+		eventfd_env_pop(saved);
+	else
+		free(saved);
+}
+
 /* Make the program's loop; an eventfd_wake one as on a kernel without MSG_RING. */
 int post_loop_new(struct prog *p, unsigned entries, unsigned flags)
 {
-	const char *env = getenv("RINGSCOPE_FAULT");
-	char *saved = env ? strdup(env) : NULL;
+	char *saved = NULL;
 	int ret;
 
-	if (p->eventfd_wake && setenv("RINGSCOPE_FAULT", "msg_ring:1:EOPNOTSUPP", 1) < 0)
-		return -errno;
-	ret = rsc_loop_new(&p->loop, entries, flags);
-	if (p->eventfd_wake) {
-		if (saved)
-			setenv("RINGSCOPE_FAULT", saved, 1);
-		else
-			unsetenv("RINGSCOPE_FAULT");
+	if (p->eventfd_wake && (ret = eventfd_env_push(&saved)) < 0) {
+		free(saved);
+		return ret;
 	}
-	free(saved);
+	ret = rsc_loop_new(&p->loop, entries, flags);
+	if (p->eventfd_wake)
+		eventfd_env_pop(saved);
 	if (ret < 0)
 		return ret;
 	if (p->eventfd_wake && !(rsc_loop_features(p->loop) & RSC_FEAT_POST_EVENTFD))

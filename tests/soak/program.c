@@ -1819,6 +1819,7 @@ int prog_env_init(struct prog_env *env)
 	env->have_faults = rsc_fault_set(loop, "") == 0;
 	if (rsc_loop_close(loop) < 0)
 		return -EBUSY;
+	post_env_settle();
 	return 0;
 }
 
