@@ -194,6 +194,8 @@ struct rsc__scope {
 	struct rsc_error *started_from; /* that error (a reference), if from_parent */
 	bool in_step_queue; /* queued on loop->step_head: stepped iteratively */
 	bool fail_queued;   /* rsc_scope_fail(): its unwind starts next turn */
+	bool owns_cached;   /* rsc__scope_unwind_owns()'s answer, valid at owns_epoch */
+	uint64_t owns_epoch;
 	enum rsc__unwind_step step;
 	struct rsc__scope *child_cursor;
 	struct rsc__entry *cursor; /* next entry the unwind considers */
@@ -263,6 +265,7 @@ struct rsc_loop {
 	bool running;
 	struct io_uring_probe *probe;
 	struct rsc__scope *root;
+	uint64_t closing_epoch; /* bumped when a scope's closing state changes (scope.c) */
 
 	/* op table: chunks of RSC__OPS_PER_CHUNK, indices stable for life */
 	struct rsc_op **op_chunks;

@@ -160,6 +160,7 @@ static struct rsc_loop *loop_alloc(int *retp)
 		return NULL;
 	}
 	loop->proc_fd_dir = -1;
+	loop->closing_epoch = 1; /* a scope's owns_epoch starts at 0: nothing remembered */
 	loop->poll_efd = -1;
 	loop->post_efd = -1;
 	loop->audit_level = audit;

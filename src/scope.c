@@ -23,12 +23,33 @@ static bool scope_closing(const struct rsc__scope *s)
 	       s->fail_queued;
 }
 
+/* A scope's closing state, or its place in the tree, changed: forget what unwind_owns remembered. */
+static void closing_changed(struct rsc__scope *s)
+{
+	s->loop->closing_epoch++;
+}
+
 bool rsc__scope_unwind_owns(const struct rsc__scope *s)
 {
-	for (; s; s = s->parent)
-		if (scope_closing(s))
-			return true;
-	return false;
+	uint64_t epoch = s->loop->closing_epoch;
+	const struct rsc__scope *p;
+	bool owns = false;
+
+	for (p = s; p; p = p->parent) {
+		if (p->owns_epoch == epoch) {
+			owns = p->owns_cached;
+			break;
+		}
+		if (scope_closing(p)) {
+			owns = true;
+			break;
+		}
+	}
+	/* Remembered until a closing state changes: a push into a scope 100,000
+	 * deep looks at its parent's answer, not at 100,000 ancestors. */
+	((struct rsc__scope *)s)->owns_epoch = epoch;
+	((struct rsc__scope *)s)->owns_cached = owns;
+	return owns;
 }
 
 bool rsc__scope_unwind_owns_past_grace(const struct rsc__scope *s)
@@ -153,6 +174,7 @@ void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending)
 		s->cancelling = true;
 	s->state = RSC_SCOPE_UNWINDING;
 	s->fail_queued = false;
+	closing_changed(s);
 	if (s->pending && pending) {
 		/* Raised on it before (an early release, rsc_scope_fail): kept as the cause. */
 		struct rsc_error *both = rsc__error_append(pending, s->pending);
@@ -240,6 +262,7 @@ static void step_children(struct rsc__scope *s, bool *wait)
 			return;
 		}
 		c->closer = RSC__CLOSER_PARENT;
+		closing_changed(c);
 		if (c->state == RSC_SCOPE_OPEN) {
 			c->cancelling = s->cancelling;
 			/* Like an exception: it flows through the inner scope first. */
@@ -402,6 +425,7 @@ int rsc_scope_close(struct rsc_scope *h, rsc_scope_close_cb cb, void *data)
 		return -EALREADY;
 	}
 	s->closer = RSC__CLOSER_USER;
+	closing_changed(s);
 	s->close_cb = cb;
 	s->close_data = cb ? data : NULL;
 	/*
@@ -428,6 +452,7 @@ int rsc_scope_fail(struct rsc_scope *h, int err, const char *op)
 	rsc__scope_raise(s, err, op ? op : "fail", NULL);
 	/* Like rsc_scope_close(): no exit runs inside this call. */
 	s->fail_queued = true;
+	closing_changed(s);
 	rsc__ready_push(s->loop, s);
 	return 0;
 }
@@ -471,6 +496,7 @@ int rsc_scope_move(struct rsc_scope *h, struct rsc_scope *parent_h)
 		       "rsc_scope_move: scope '%s' is unwinding or closing", to->name);
 	unlink_child(s);
 	link_child(to, s);
+	closing_changed(s); /* its ancestors are others now */
 	return 0;
 }
 
