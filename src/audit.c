@@ -251,7 +251,7 @@ static const struct rsc__entry *find_holder(const struct rsc__scope *root, int f
 	const struct rsc__entry *e;
 
 	for (s = root; s; s = rsc__scope_next(root, s))
-		for (e = s->entries_head; e; e = e->next)
+		RSC__LIST_FOR_EACH(e, &s->entries, scope_node)
 			/* Custom entries too: their value is usually a descriptor.
 			 * A direct entry's value is a slot, never a descriptor. */
 			if ((e->state == RSC_ENTERED || e->state == RSC_EXITING) &&
@@ -279,8 +279,8 @@ void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc__scope *s)
 	s->fd_snapshot = NULL;
 	s->fd_snapshot_bits = 0;
 	snprintf(p->scope, sizeof(p->scope), "%s", s->name);
-	p->next = loop->audit_pending;
-	loop->audit_pending = p;
+	/* Oldest first, as the scopes unwound. */
+	rsc__list_push_back(&loop->audit_pending, &p->node);
 	rsc__audit_flush(loop); /* at once, unless an acquire is in flight */
 }
 
@@ -312,11 +312,12 @@ static void verdict(struct rsc_loop *loop, const struct rsc_audit_pending *p,
 /* Settle the queued verdicts once no acquire is in flight: one scan for all. */
 void rsc__audit_flush(struct rsc_loop *loop)
 {
-	struct rsc_audit_pending *p, *list;
+	struct rsc_audit_pending *p;
+	struct rsc__list list;
 	uint64_t *now = NULL;
 	unsigned nbits = 0;
 
-	if (!loop->audit_pending || loop->n_entering || loop->n_orphans)
+	if (rsc__list_empty(&loop->audit_pending) || loop->n_entering || loop->n_orphans)
 		return;
 	if (scan_fds(loop, &now, &nbits) < 0)
 		nbits = 0; /* /proc unreadable: no verdict rather than a wrong one */
@@ -333,36 +334,26 @@ void rsc__audit_flush(struct rsc_loop *loop)
 		free(now);
 		return;
 	}
-	list = loop->audit_pending;
-	loop->audit_pending = NULL;
-	/* Oldest first, as the scopes unwound. */
-	for (p = NULL; list;) {
-		struct rsc_audit_pending *next = list->next;
-
-		list->next = p;
-		p = list;
-		list = next;
-	}
-	while ((list = p)) {
-		p = list->next;
+	rsc__list_move_all(&list, &loop->audit_pending);
+	RSC__LIST_FOR_EACH_SAFE(p, &list, node) {
 		if (nbits)
-			verdict(loop, list, now, nbits);
-		free(list->fd_snapshot);
-		free(list);
+			verdict(loop, p, now, nbits);
+		free(p->fd_snapshot);
+		free(p);
 	}
 	free(now);
 }
 
 void rsc__audit_free(struct rsc_loop *loop)
 {
-	rsc__audit_flush(loop);
-	while (loop->audit_pending) {
-		struct rsc_audit_pending *p = loop->audit_pending;
+	struct rsc_audit_pending *p;
 
-		loop->audit_pending = p->next;
+	rsc__audit_flush(loop);
+	RSC__LIST_FOR_EACH_SAFE(p, &loop->audit_pending, node) {
 		free(p->fd_snapshot);
 		free(p);
 	}
+	rsc__list_init(&loop->audit_pending);
 	if (loop->proc_fd_dir >= 0) {
 		rsc__ledger_forget(loop->proc_fd_dir, RSC__LEDGER_RUNTIME);
 		close(loop->proc_fd_dir);
@@ -459,29 +450,19 @@ const char *rsc_finding_expected(const struct rsc_finding *f)
  * (ringscope-audit's preload, through dlsym) can ask who holds a number.
  */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct rsc_loop *live_loops;
+static struct rsc__list live_loops = RSC__LIST_INIT(live_loops);
 
 void rsc__audit_register(struct rsc_loop *loop)
 {
 	pthread_mutex_lock(&live_lock);
-	loop->prev_live = NULL;
-	loop->next_live = live_loops;
-	if (live_loops)
-		live_loops->prev_live = loop;
-	live_loops = loop;
+	rsc__list_push_front(&live_loops, &loop->live_node);
 	pthread_mutex_unlock(&live_lock);
 }
 
 void rsc__audit_unregister(struct rsc_loop *loop)
 {
 	pthread_mutex_lock(&live_lock);
-	if (loop->prev_live)
-		loop->prev_live->next_live = loop->next_live;
-	else if (live_loops == loop)
-		live_loops = loop->next_live;
-	if (loop->next_live)
-		loop->next_live->prev_live = loop->prev_live;
-	loop->next_live = loop->prev_live = NULL;
+	rsc__list_remove(&loop->live_node);
 	pthread_mutex_unlock(&live_lock);
 }
 

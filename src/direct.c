@@ -42,10 +42,10 @@ struct rsc__direct {
 	unsigned *free_stack; /* runtime range: free slots, lowest on top */
 	unsigned n_free;
 	struct rsc__dslot *slots;
-	struct rsc__inbox *inboxes; /* handover.c: where other loops send slots */
+	struct rsc__list inboxes; /* handover.c: where other loops send slots */
 };
 
-struct rsc__inbox **rsc__direct_inboxes(struct rsc_loop *loop)
+struct rsc__list *rsc__direct_inboxes(struct rsc_loop *loop)
 {
 	return loop->direct ? &loop->direct->inboxes : NULL;
 }
@@ -68,6 +68,7 @@ int rsc__direct_setup(struct rsc_loop *loop, unsigned slots, unsigned chain_slot
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
+	rsc__list_init(&d->inboxes);
 	d->size = slots;
 	d->alloc_n = slots - chain_slots;
 	d->slots = calloc(slots, sizeof(*d->slots));
@@ -127,9 +128,11 @@ int rsc_loop_set_direct(struct rsc_loop *loop, unsigned slots, unsigned chain_sl
 		struct rsc__direct *d = loop->direct;
 		unsigned chain_n = d->size - d->alloc_n;
 
-		if (d->used || d->pending || d->n_free != chain_n || d->inboxes) {
+		bool inboxes = !rsc__list_empty(&d->inboxes);
+
+		if (d->used || d->pending || d->n_free != chain_n || inboxes) {
 			rsc__set_last_error("rsc_loop_set_direct: %u of the table's %u slots are in use%s",
-					    d->used, d->size, d->inboxes ? ", and an inbox is open" : "");
+					    d->used, d->size, inboxes ? ", and an inbox is open" : "");
 			return -EBUSY;
 		}
 		ret = io_uring_unregister_files(loop->ring);

@@ -283,28 +283,12 @@ static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manag
 static void append_entry(struct rsc__scope *s, struct rsc__entry *e)
 {
 	e->scope = s;
-	e->next = NULL;
-	e->prev = s->entries_tail;
-	if (s->entries_tail)
-		s->entries_tail->next = e;
-	else
-		s->entries_head = e;
-	s->entries_tail = e;
+	rsc__list_push_back(&s->entries, &e->scope_node);
 }
 
 static void unlink_entry(struct rsc__entry *e)
 {
-	struct rsc__scope *s = e->scope;
-
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		s->entries_head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		s->entries_tail = e->prev;
-	e->prev = e->next = NULL;
+	rsc__list_remove(&e->scope_node);
 }
 
 static void link_entry(struct rsc__scope *s, struct rsc__entry *e)
@@ -475,28 +459,14 @@ static void announce(struct rsc__entry *e)
 	struct rsc_loop *loop = e->scope->loop;
 
 	e->flags |= RSC__E_ANNOUNCE;
-	e->next_announce = NULL;
 	if (loop->pollable)
 		rsc__kick(loop);
-	if (loop->announce_tail)
-		loop->announce_tail->next_announce = e;
-	else
-		loop->announce_head = e;
-	loop->announce_tail = e;
+	rsc__list_push_back(&loop->announce_queue, &e->announce_node);
 }
 
 static void unannounce(struct rsc_loop *loop, struct rsc__entry *e, bool traced)
 {
-	struct rsc__entry **pp, *prev = NULL;
-
-	for (pp = &loop->announce_head; *pp; prev = *pp, pp = &(*pp)->next_announce) {
-		if (*pp != e)
-			continue;
-		*pp = e->next_announce;
-		if (loop->announce_tail == e)
-			loop->announce_tail = prev;
-		break;
-	}
+	rsc__list_remove(&e->announce_node); /* RSC__E_ANNOUNCE: it is queued */
 	e->flags &= ~RSC__E_ANNOUNCE;
 	/* Released before the loop turned: the trace still reads entered, then released. */
 	if (traced) {
@@ -508,12 +478,11 @@ static void unannounce(struct rsc_loop *loop, struct rsc__entry *e, bool traced)
 unsigned rsc__announce_run(struct rsc_loop *loop)
 {
 	unsigned n = 0;
-	struct rsc__entry *e;
+	struct rsc__list *next;
 
-	while ((e = loop->announce_head)) {
-		loop->announce_head = e->next_announce;
-		if (!loop->announce_head)
-			loop->announce_tail = NULL;
+	while ((next = rsc__list_pop_front(&loop->announce_queue))) {
+		struct rsc__entry *e = RSC__LIST_ITEM(next, struct rsc__entry, announce_node);
+
 		e->flags &= ~RSC__E_ANNOUNCE;
 		n++;
 		rsc__trace(loop, RSC_EV_ENTERED, e->scope, e, e->value);
@@ -869,7 +838,7 @@ static void enter_done(struct rsc__entry *e)
 		resolve_dependents(e);
 	if (s->state == RSC_SCOPE_UNWINDING)
 		rsc__scope_step(s);
-	if (loop->n_entering == 0 && loop->audit_pending)
+	if (loop->n_entering == 0 && !rsc__list_empty(&loop->audit_pending))
 		rsc__audit_flush(loop); /* the last acquire in flight has settled */
 }
 
@@ -891,12 +860,14 @@ static void fail_deferred(struct rsc__entry *d, int res, bool cancelled)
  */
 static void resolve_dependents(struct rsc__entry *dep)
 {
-	struct rsc__entry *d, *next;
+	struct rsc__list *head = &dep->scope->entries, *pos, *next;
+	struct rsc__entry *d;
 	int ret;
 
 	dep->flags &= ~RSC__E_HAS_DEPS;
-	for (d = dep->next; d; d = next) {
-		next = d->next; /* d may take dep over and free it */
+	for (pos = dep->scope_node.next; pos != head; pos = next) {
+		next = pos->next; /* d may take dep over and free it */
+		d = RSC__LIST_ITEM(pos, struct rsc__entry, scope_node);
 		if (!(d->flags & RSC__E_DEFERRED) || d->dep != dep)
 			continue;
 		d->flags &= ~RSC__E_DEFERRED;
@@ -969,10 +940,7 @@ static void exit_done(struct rsc__entry *e)
 /* A release that could not get an SQE now is queued, never dropped. */
 static void queue_retry(struct rsc__entry *e)
 {
-	struct rsc_loop *loop = e->scope->loop;
-
-	e->next_retry = loop->retry_head;
-	loop->retry_head = e;
+	rsc__list_push_front(&e->scope->loop->retry_list, &e->retry_node);
 }
 
 static void settle_exit_failure(struct rsc__entry *e)
@@ -990,12 +958,14 @@ static void settle_exit_failure(struct rsc__entry *e)
 
 unsigned rsc__retry_exits(struct rsc_loop *loop)
 {
-	struct rsc__entry *e, *list = loop->retry_head;
+	struct rsc__list list, *next;
 	unsigned n = 0;
 
-	loop->retry_head = NULL;
-	while ((e = list)) {
-		list = e->next_retry;
+	/* Those queued again meanwhile wait for the next turn. */
+	rsc__list_move_all(&list, &loop->retry_list);
+	while ((next = rsc__list_pop_front(&list))) {
+		struct rsc__entry *e = RSC__LIST_ITEM(next, struct rsc__entry, retry_node);
+
 		n++;
 		if (++e->exit_retries > RSC__EXIT_RETRIES) {
 			settle_exit_failure(e);
@@ -1197,7 +1167,7 @@ int rsc_entry_move(struct rsc_entry *h, struct rsc_scope *to_h)
 				    "an enter that builds on it");
 		return -EBUSY;
 	}
-	if (to == e->scope && e == to->entries_tail)
+	if (to == e->scope && to->entries.prev == &e->scope_node)
 		return 0;
 	unlink_entry(e);
 	append_entry(to, e);

@@ -22,7 +22,7 @@ static unsigned subtree_busy(struct rsc__scope *root, bool mark)
 	unsigned n = 0;
 
 	for (s = root; s; s = rsc__scope_next(root, s))
-		for (e = s->entries_head; e; e = e->next)
+		RSC__LIST_FOR_EACH(e, &s->entries, scope_node)
 			if (e->n_io > 0) {
 				struct rsc_op *op;
 
@@ -31,7 +31,7 @@ static unsigned subtree_busy(struct rsc__scope *root, bool mark)
 					continue;
 				e->flags |= RSC__E_GRACE_BUSY;
 				e->n_grace_ops = e->n_io;
-				for (op = e->io_head; op; op = op->io_next)
+				RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 					op->grace_mark = true;
 			}
 	return n;
@@ -49,26 +49,13 @@ void rsc__graceful_drained(struct rsc__entry *e)
 		}
 }
 
-static void unlink_graceful(struct rsc_loop *loop, struct rsc__scope *s)
-{
-	struct rsc__scope **pp;
-
-	for (pp = &loop->graceful_head; *pp; pp = &(*pp)->next_graceful) {
-		if (*pp == s) {
-			*pp = s->next_graceful;
-			break;
-		}
-	}
-	s->next_graceful = NULL;
-}
-
 /* The grace is over, one way or the other: the unwind starts on this turn. */
 static void end_grace(struct rsc__scope *s, bool timed_out)
 {
 	struct rsc_loop *loop = s->loop;
 	unsigned busy = 0;
 
-	unlink_graceful(loop, s);
+	rsc__list_remove(&s->graceful_node); /* in the list while its grace lasts */
 	s->grace = false;
 	if (s->grace_timer) {
 		if (!timed_out)
@@ -111,10 +98,9 @@ static bool in_subtree(const struct rsc__scope *root, const struct rsc__scope *s
  * (The root's own grace ends on the next poll: it is unwinding now.) */
 void rsc__graceful_cut_below(struct rsc__scope *root)
 {
-	struct rsc__scope *s, *next;
+	struct rsc__scope *s;
 
-	for (s = root->loop->graceful_head; s; s = next) {
-		next = s->next_graceful;
+	RSC__LIST_FOR_EACH_SAFE(s, &root->loop->graceful_list, graceful_node) {
 		if (s != root && in_subtree(root, s))
 			end_grace(s, false);
 	}
@@ -134,7 +120,7 @@ bool rsc__graceful_due(const struct rsc_loop *loop)
 {
 	struct rsc__scope *s;
 
-	for (s = loop->graceful_head; s; s = s->next_graceful)
+	RSC__LIST_FOR_EACH(s, &loop->graceful_list, graceful_node)
 		if (s->state != RSC_SCOPE_OPEN || !subtree_busy(s, false))
 			return true;
 	return false;
@@ -142,11 +128,10 @@ bool rsc__graceful_due(const struct rsc_loop *loop)
 
 unsigned rsc__graceful_poll(struct rsc_loop *loop)
 {
-	struct rsc__scope *s, *next;
+	struct rsc__scope *s;
 	unsigned n = 0;
 
-	for (s = loop->graceful_head; s; s = next) {
-		next = s->next_graceful;
+	RSC__LIST_FOR_EACH_SAFE(s, &loop->graceful_list, graceful_node) {
 		if (s->state != RSC_SCOPE_OPEN || !subtree_busy(s, false)) {
 			end_grace(s, false);
 			n++;
@@ -165,8 +150,8 @@ static void stop_accepting(struct rsc__scope *root)
 	struct rsc_op *op;
 
 	for (s = root; s; s = rsc__scope_next(root, s))
-		for (e = s->entries_head; e; e = e->next)
-			for (op = e->io_head; op; op = op->io_next)
+		RSC__LIST_FOR_EACH(e, &s->entries, scope_node)
+			RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 				if (rsc__op_is_accept(op))
 					rsc__submit_cancel(root->loop, op);
 }
@@ -205,8 +190,7 @@ int rsc_scope_close_graceful(struct rsc_scope *h, unsigned grace_ms,
 	s->grace_timer = op;
 	stop_accepting(s);
 	s->grace = true;
-	s->next_graceful = loop->graceful_head;
-	loop->graceful_head = s;
+	rsc__list_push_front(&loop->graceful_list, &s->graceful_node);
 	return ret;
 }
 
@@ -219,7 +203,7 @@ int rsc_scope_close_stats(const struct rsc_scope *h, unsigned *drained,
 
 	RSC__SCOPE(root, h, "rsc_scope_close_stats");
 	for (s = root; s; s = rsc__scope_next(root, s))
-		for (e = s->entries_head; e; e = e->next)
+		RSC__LIST_FOR_EACH(e, &s->entries, scope_node)
 			failed += e->state == RSC_EXITED && e->exit_res < 0;
 	if (drained)
 		*drained = root->g_drained;

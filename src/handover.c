@@ -32,7 +32,7 @@
 #define KEEPALIVE_MS (3600U * 1000U)
 
 struct rsc__inbox {
-	struct rsc__inbox *next;
+	struct rsc__list node; /* in the loop's inboxes (rsc__direct_inboxes) */
 	uint32_t token;
 	struct rsc__entry *e;
 	rsc_accept_cb cb;
@@ -126,24 +126,19 @@ static bool live_at(uint32_t token, int ring_fd)
 
 static struct rsc__inbox *find_inbox(struct rsc_loop *loop, uint32_t token)
 {
-	struct rsc__inbox **list = rsc__direct_inboxes(loop), *in;
+	struct rsc__list *list = rsc__direct_inboxes(loop);
+	struct rsc__inbox *in;
 
-	for (in = list ? *list : NULL; in; in = in->next)
-		if (in->token == token)
-			return in;
+	if (list)
+		RSC__LIST_FOR_EACH(in, list, node)
+			if (in->token == token)
+				return in;
 	return NULL;
 }
 
-static void unregister(struct rsc_loop *loop, struct rsc__inbox *in)
+static void unregister(struct rsc__inbox *in)
 {
-	struct rsc__inbox **pp = rsc__direct_inboxes(loop);
-
-	for (; pp && *pp; pp = &(*pp)->next) {
-		if (*pp == in) {
-			*pp = in->next;
-			break;
-		}
-	}
+	rsc__list_remove(&in->node);
 	if (in->open)
 		live_remove(in->token);
 	in->open = false;
@@ -199,7 +194,7 @@ static int inbox_exit(struct rsc_entry *h, const struct rsc_error *pending, void
 	(void)arg;
 	RSC__ENTRY(e, h, "inbox");
 	/* Its keep-alive was drained first; a message arriving now is closed. */
-	unregister(e->scope->loop, e->owned_arg);
+	unregister(e->owned_arg);
 	return 0;
 }
 
@@ -234,7 +229,7 @@ static void inbox_entered(struct rsc_entry *h, int res, void *data)
 int rsc_inbox(struct rsc_scope *h, rsc_accept_cb cb, void *data,
 	      struct rsc_entry **entryp)
 {
-	struct rsc__inbox *in, **list;
+	struct rsc__inbox *in;
 	struct rsc__scope *s;
 	struct rsc__entry *e;
 	int ret;
@@ -270,9 +265,7 @@ int rsc_inbox(struct rsc_scope *h, rsc_accept_cb cb, void *data,
 	e->owned_arg = in; /* freed with the entry */
 	e->entered_hook = inbox_entered;
 	e->entered_hook_data = in;
-	list = rsc__direct_inboxes(s->loop);
-	in->next = *list;
-	*list = in;
+	rsc__list_push_front(rsc__direct_inboxes(s->loop), &in->node);
 	if (entryp)
 		*entryp = rsc__eh(e);
 	return 0;

@@ -11,6 +11,7 @@
 
 #include "ringscope.h"
 #include "fault.h"
+#include "list.h"
 
 /* Error paths are cold: GCC moves the code that leads to them out of the hot path. */
 #define RSC__COLD __attribute__((cold))
@@ -64,7 +65,7 @@ struct rsc_op {
 	/* Tracked I/O (io.c): the caller's buffer is ours until the final CQE. */
 	rsc_io_cb io_cb;
 	void *io_buf, *io_data;
-	struct rsc_op *io_prev, *io_next; /* the entry's ops in flight */
+	struct rsc__list io_node; /* in its entry's io_ops while in flight */
 	/* Accept (accept.c) */
 	rsc_accept_cb accept_cb;
 	unsigned accept_flags, backoff_ms;
@@ -122,7 +123,6 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 struct rsc__entry {
 	uint64_t h; /* its handle (handle.c): first, so a lookup can check it */
 	struct rsc__scope *scope;
-	struct rsc__entry *prev, *next; /* scope's chain: prev is older */
 	const struct rsc_manager *mgr;
 	void *arg;
 	int state;
@@ -144,7 +144,6 @@ struct rsc__entry {
 	rsc_entry_cb entered_hook; /* the runtime's own (rsc_timer), beside enter_cb */
 	void *entered_hook_data;
 	void *user_data; /* rsc_entry_set_data() */
-	struct rsc__entry *next_announce; /* loop->announce_head */
 	dev_t dev;
 	ino_t ino;
 	const void *site; /* return address of the rsc_open/rsc_socket/rsc_push call */
@@ -153,8 +152,6 @@ struct rsc__entry {
 	struct rsc__entry *dep; /* RSC__E_DEFERRED: the entry this one builds on */
 	void *owned_arg;       /* freed with the entry: args a deferred enter needs */
 	const char *fail_op;   /* names a failure a hook found itself ("bind") */
-	struct rsc_op *io_head;
-	struct rsc__entry *next_retry; /* exit waiting for an SQE (loop->retry_head) */
 	unsigned exit_retries;
 	char *detail; /* points at detail_inline or a heap copy */
 	uint64_t obs_t_acquire, obs_t_release; /* ns, only while observed (observe.h) */
@@ -166,6 +163,11 @@ struct rsc__entry {
 	int value2;
 	/* Everything above is cleared by rsc__entry_get(); nothing below is. */
 	char detail_inline[RSC__DETAIL_INLINE];
+	/* Lists: rsc__entry_get() sets the head; links are read only while on their list. */
+	struct rsc__list io_ops;	/* its tracked ops in flight (rsc_op.io_node), newest first */
+	struct rsc__list scope_node;	/* in its scope's entries, after the older ones */
+	struct rsc__list announce_node; /* in loop->announce_queue */
+	struct rsc__list retry_node;	/* exit waiting for an SQE (loop->retry_list) */
 	uint32_t slot; /* its handle slot + 1, kept across reuse by the pool (0: none) */
 	struct rsc__entry *next_free;
 };
@@ -184,22 +186,20 @@ struct rsc__scope {
 	uint64_t h; /* its handle (handle.c): first, so a lookup can check it */
 	struct rsc_loop *loop;
 	struct rsc__scope *parent;
-	struct rsc__scope *prev, *next; /* siblings: prev is older */
-	struct rsc__scope *children_head, *children_tail;
-	struct rsc__entry *entries_head, *entries_tail;
 	int state;
 	enum rsc__closer closer;
 	bool consumed;	   /* a parent took its result */
 	bool from_parent;  /* its unwind started from the parent's pending error */
 	struct rsc_error *started_from; /* that error (a reference), if from_parent */
-	bool in_step_queue; /* queued on loop->step_head: stepped iteratively */
+	bool in_step_queue; /* queued on loop->step_queue: stepped iteratively */
 	bool fail_queued;   /* rsc_scope_fail(): its unwind starts next turn */
 	bool owns_cached;   /* rsc__scope_unwind_owns()'s answer, valid at owns_epoch */
 	uint64_t owns_epoch;
 	enum rsc__unwind_step step;
-	struct rsc__scope *child_cursor;
-	struct rsc__entry *cursor; /* next entry the unwind considers */
-	struct rsc__entry *report; /* next entry whose exit is reported */
+	/* Positions in children and entries; the list's head when none is left. */
+	struct rsc__list *child_cursor;
+	struct rsc__list *cursor; /* next entry the unwind considers */
+	struct rsc__list *report; /* next entry whose exit is reported */
 	unsigned batch_outstanding;
 	unsigned n_entering;
 	unsigned n_early;	  /* early releases in flight */
@@ -221,13 +221,17 @@ struct rsc__scope {
 	bool cancelling;
 	unsigned g_busy_at_start, g_drained, g_cancelled;
 	struct rsc_op *grace_timer;
-	struct rsc__scope *next_graceful;
-	struct rsc__scope *next_step;
-	struct rsc__scope *next_ready;
 	bool in_ready;	   /* queued: to start its unwind, or to finish its close */
 	struct rsc__scope *next_free;
 	uint32_t slot; /* as rsc__entry's */
 	char name[RSC_NAME_MAX];
+	/* Lists: rsc__scope_get() sets the heads; links are read only while on their list. */
+	struct rsc__list children;	/* rsc__scope.child_node, oldest first */
+	struct rsc__list entries;	/* rsc__entry.scope_node, oldest first */
+	struct rsc__list child_node;	/* in its parent's children, after the older ones */
+	struct rsc__list graceful_node; /* in loop->graceful_list */
+	struct rsc__list step_node;	/* in loop->step_queue */
+	struct rsc__list ready_node;	/* in loop->ready_queue */
 	uint64_t obs_t_open; /* ns when its trace slice began, 0 if none (observe.h) */
 };
 
@@ -246,7 +250,7 @@ struct rsc_finding {
 };
 
 struct rsc_audit_pending {
-	struct rsc_audit_pending *next;
+	struct rsc__list node; /* in loop->audit_pending */
 	uint64_t *fd_snapshot;
 	unsigned fd_snapshot_bits;
 	char scope[RSC_NAME_MAX];
@@ -259,7 +263,7 @@ struct rsc_loop {
 	bool pollable;	 /* RSC_LOOP_POLLABLE: poll_efd tells a host loop there is work */
 	bool kicked;	 /* poll_efd written since the last run */
 	int poll_efd;
-	struct rsc_loop *next_live, *prev_live; /* process-wide list: audit.c */
+	struct rsc__list live_node; /* process-wide list: audit.c */
 	unsigned features;
 	int audit_level;
 	bool running;
@@ -270,6 +274,8 @@ struct rsc_loop {
 	/* op table: chunks of RSC__OPS_PER_CHUNK, indices stable for life */
 	struct rsc_op **op_chunks;
 	unsigned n_op_chunks;
+	/* Free lists are stacks, not rsc__lists: on every acquire and release,
+	 * a list costs ~1% more instructions a pair (make bench-instr). */
 	struct rsc_op *free_ops;
 	unsigned ops_inflight;
 	unsigned undispatched; /* final CQEs copied off the ring, not yet dispatched */
@@ -285,6 +291,7 @@ struct rsc_loop {
 	pthread_mutex_t post_lock;
 	bool post_lock_ok, closing, waker_ok;
 	uint8_t post_wake; /* enum rsc__post_wake, chosen when the loop is made */
+	/* Not an rsc__list: other threads push it, and the loop reads it lock-free. */
 	struct rsc__post *post_head; /* newest first; atomic outside the lock */
 	/* A shared ring: MSG_RING wakes sent whose CQE the application has not
 	 * yet dispatched (atomic). The loop is alive, and not to be freed, until
@@ -295,12 +302,12 @@ struct rsc_loop {
 	bool post_armed;     /* its poll is prepared or in flight (loop's thread only) */
 	bool post_multishot; /* armed with IORING_POLL_ADD_MULTI (Linux 5.13) */
 	/* Adopted/deferred entries whose on-enter callback is due. */
-	struct rsc__entry *announce_head, *announce_tail;
+	struct rsc__list announce_queue; /* rsc__entry.announce_node, FIFO */
 
-	struct rsc__entry *free_entries;
+	struct rsc__entry *free_entries; /* stacks, as free_ops */
 	struct rsc__scope *free_scopes;
-	struct rsc__scope *ready_head, *ready_tail;
-	struct rsc__scope *graceful_head; /* scopes in their grace period */
+	struct rsc__list ready_queue;	  /* rsc__scope.ready_node, FIFO */
+	struct rsc__list graceful_list; /* scopes in their grace period, newest first */
 	/* Scope deadlines: a min-heap, one kernel timer for the earliest. */
 	struct rsc__dl_slot {
 		uint64_t key;	      /* when to look at s: at or before its deadline */
@@ -312,10 +319,10 @@ struct rsc_loop {
 	bool dl_rearm; /* the kernel timer could not be armed: tried again each turn */
 	struct __kernel_timespec dl_update_ts; /* read by the kernel at submit */
 	/* Scopes whose unwind must take a step: a queue, so depth never recurses. */
-	struct rsc__scope *step_head, *step_tail;
+	struct rsc__list step_queue; /* rsc__scope.step_node, FIFO */
 	bool stepping;
 	/* Releases that could not get an SQE yet: retried every turn. */
-	struct rsc__entry *retry_head;
+	struct rsc__list retry_list; /* rsc__entry.retry_node, newest first */
 
 	/* CQEs set aside while submit needed room (-EBUSY): dispatched next turn */
 	struct rsc_cqe_copy *stash;
@@ -337,7 +344,7 @@ struct rsc_loop {
 	unsigned n_orphans;  /* accepted descriptors nobody could own, their close in flight */
 	/* FULL verdicts wait until no acquire is in flight: its fd may already
 	 * be open before its CQE is processed (a false leak otherwise). */
-	struct rsc_audit_pending *audit_pending;
+	struct rsc__list audit_pending; /* rsc_audit_pending.node, oldest first */
 	struct rsc_finding **findings; /* each its own allocation: pointers stay valid */
 	unsigned n_findings, cap_findings;
 
@@ -363,6 +370,7 @@ enum rsc__kind { RSC__K_SCOPE = 1U << 29, RSC__K_ENTRY = 1U << 30 };
 struct rsc__slot {
 	void *obj;	    /* atomic: the live object, or NULL */
 	uint32_t gen;	    /* the generation the next handle of this slot gets */
+	/* An index stack, not an rsc__list: two links would double the slot. */
 	uint32_t next_free; /* slot index + 1 in the loop's free list, or 0 */
 };
 
@@ -720,7 +728,7 @@ void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e);
 /* A slot nobody can own any more (a connection after its scope closed). */
 void rsc__direct_close_orphan(struct rsc_loop *loop, int slot);
 struct rsc__inbox;
-struct rsc__inbox **rsc__direct_inboxes(struct rsc_loop *loop);
+struct rsc__list *rsc__direct_inboxes(struct rsc_loop *loop);
 /* handover.c: a CQE another loop's IORING_OP_MSG_RING posted (user_data token << 32) */
 void rsc__handover_message(struct rsc_loop *loop, uint32_t token, int res);
 /* manager_direct.c */

@@ -13,12 +13,7 @@ void rsc__io_unlink(struct rsc_op *op)
 {
 	struct rsc__entry *e = op->entry;
 
-	if (op->io_prev)
-		op->io_prev->io_next = op->io_next;
-	else
-		e->io_head = op->io_next;
-	if (op->io_next)
-		op->io_next->io_prev = op->io_prev;
+	rsc__list_remove(&op->io_node);
 	assert(e->n_io > 0);
 	e->n_io--;
 	/* The last op of those in flight when a graceful close began: drained. */
@@ -81,11 +76,7 @@ struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep)
 	if (!op)
 		return NULL;
 	op->entry = e;
-	op->io_prev = NULL;
-	op->io_next = e->io_head;
-	if (e->io_head)
-		e->io_head->io_prev = op;
-	e->io_head = op;
+	rsc__list_push_front(&e->io_ops, &op->io_node);
 	e->n_io++;
 	return op;
 }
@@ -142,7 +133,7 @@ int rsc_recv(struct rsc_entry *h, void *buf, unsigned len, int flags,
 
 	RSC__CHECK_ARG(flags >= 0, "rsc_recv: flags 0x%x", (unsigned)flags);
 	/* Beside a multishot receive, which of the two gets which bytes is chance. */
-	if (rsc__entry_from(h, &e, "rsc_recv") == 0 && e->io_head &&
+	if (rsc__entry_from(h, &e, "rsc_recv") == 0 && !rsc__list_empty(&e->io_ops) &&
 	    rsc__recv_multishot_active(e)) {
 		rsc__set_last_error("rsc_recv: entry '%s' has a multishot receive (rsc_recv_multishot)",
 				    e->mgr->name);
@@ -187,16 +178,16 @@ void rsc__io_cancel_all(struct rsc__entry *e)
 	struct rsc_op *op;
 	unsigned n_fd = 0;
 
-	for (op = e->io_head; op; op = op->io_next)
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 		n_fd += on_fd(op);
 	if (n_fd > 1 && e->value >= 0 && rsc__opcode_supported(loop, IORING_OP_SOCKET) &&
 	    rsc__submit_cancel_fd(loop, e->value, e->fd_kind == RSC__FD_DIRECT)) {
-		for (op = e->io_head; op; op = op->io_next)
+		RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 			if (!on_fd(op))
 				rsc__submit_cancel(loop, op);
 		return;
 	}
-	for (op = e->io_head; op; op = op->io_next)
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 		rsc__submit_cancel(loop, op);
 }
 

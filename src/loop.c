@@ -159,6 +159,12 @@ static struct rsc_loop *loop_alloc(int *retp)
 		*retp = -ENOMEM;
 		return NULL;
 	}
+	rsc__list_init(&loop->announce_queue);
+	rsc__list_init(&loop->ready_queue);
+	rsc__list_init(&loop->graceful_list);
+	rsc__list_init(&loop->step_queue);
+	rsc__list_init(&loop->retry_list);
+	rsc__list_init(&loop->audit_pending);
 	loop->proc_fd_dir = -1;
 	loop->closing_epoch = 1; /* a scope's owns_epoch starts at 0: nothing remembered */
 	loop->poll_efd = -1;
@@ -693,24 +699,17 @@ void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s)
 	if (loop->pollable)
 		rsc__kick(loop); /* a host loop must run us for it */
 	s->in_ready = true;
-	s->next_ready = NULL;
-	if (loop->ready_tail)
-		loop->ready_tail->next_ready = s;
-	else
-		loop->ready_head = s;
-	loop->ready_tail = s;
+	rsc__list_push_back(&loop->ready_queue, &s->ready_node);
 }
 
-static unsigned run_ready(struct rsc_loop *loop)
+static inline unsigned run_ready(struct rsc_loop *loop)
 {
-	unsigned n = loop->announce_head ? rsc__announce_run(loop) : 0;
+	unsigned n = !rsc__list_empty(&loop->announce_queue) ? rsc__announce_run(loop) : 0;
+	struct rsc__list *next;
 
-	while (loop->ready_head) {
-		struct rsc__scope *s = loop->ready_head;
+	while ((next = rsc__list_pop_front(&loop->ready_queue))) {
+		struct rsc__scope *s = RSC__LIST_ITEM(next, struct rsc__scope, ready_node);
 
-		loop->ready_head = s->next_ready;
-		if (!loop->ready_head)
-			loop->ready_tail = NULL;
 		s->in_ready = false;
 		rsc__scope_ready(s);
 		n++;
@@ -720,8 +719,9 @@ static unsigned run_ready(struct rsc_loop *loop)
 
 static bool loop_alive(const struct rsc_loop *loop)
 {
-	return loop->ops_inflight > 0 || loop->ready_head || loop->stash_len ||
-	       loop->retry_head || loop->announce_head || loop->graceful_head ||
+	return loop->ops_inflight > 0 || !rsc__list_empty(&loop->ready_queue) ||
+	       loop->stash_len || !rsc__list_empty(&loop->retry_list) ||
+	       !rsc__list_empty(&loop->announce_queue) || !rsc__list_empty(&loop->graceful_list) ||
 	       __atomic_load_n(&loop->post_head, __ATOMIC_ACQUIRE) ||
 	       (loop->shared && __atomic_load_n(&loop->wakes_unreaped, __ATOMIC_ACQUIRE));
 }
@@ -745,11 +745,11 @@ unsigned rsc__run_due(struct rsc_loop *loop)
 {
 	unsigned done = run_ready(loop);
 
-	if (loop->graceful_head)
+	if (!rsc__list_empty(&loop->graceful_list))
 		done += rsc__graceful_poll(loop);
 	done += run_ready(loop);
-	done += loop->retry_head ? rsc__retry_exits(loop) : 0;
-	if (loop->audit_pending)
+	done += !rsc__list_empty(&loop->retry_list) ? rsc__retry_exits(loop) : 0;
+	if (!rsc__list_empty(&loop->audit_pending))
 		rsc__audit_flush(loop); /* verdicts that waited for the CQ to empty */
 	return done;
 }
@@ -797,10 +797,10 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		/* In this order: stashed completions, due callbacks, then retries. */
 		done = __atomic_load_n(&loop->post_head, __ATOMIC_RELAXED) ? rsc__post_run(loop) : 0;
 		done += loop->stash_len ? dispatch_stash(loop) : 0;
-		if (loop->graceful_head)
+		if (!rsc__list_empty(&loop->graceful_list))
 			done += rsc__graceful_poll(loop);
 		done += run_ready(loop);
-		done += loop->retry_head ? rsc__retry_exits(loop) : 0;
+		done += !rsc__list_empty(&loop->retry_list) ? rsc__retry_exits(loop) : 0;
 		if (loop->dl_rearm)
 			rsc__deadline_rearm(loop);
 
@@ -825,16 +825,17 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 			break;
 		}
 		/* A retry needs room that only a completion frees: wait for one. */
-		wait = mode != RSC_RUN_NOWAIT && !loop->ready_head && !loop->stash_len &&
-		       !loop->announce_head &&
-		       (loop->retry_head ? submitted_in_flight(loop) > 0 : done == 0);
+		wait = mode != RSC_RUN_NOWAIT && rsc__list_empty(&loop->ready_queue) &&
+		       !loop->stash_len && rsc__list_empty(&loop->announce_queue) &&
+		       (!rsc__list_empty(&loop->retry_list) ? submitted_in_flight(loop) > 0 :
+							      done == 0);
 		ret = ring_submit(loop, wait ? 1 : 0);
 		if (ret < 0)
 			break;
 		ret = 0;
 		done += reap(loop);
 		done += run_ready(loop);
-		if (loop->audit_pending)
+		if (!rsc__list_empty(&loop->audit_pending))
 			rsc__audit_flush(loop); /* verdicts that waited for the CQ to empty */
 		if (mode == RSC_RUN_NOWAIT || (mode == RSC_RUN_ONCE && done))
 			break;
@@ -847,9 +848,11 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	loop->running = false;
 	/* A callback of the last reap may have left work (an SQE, a close):
 	 * a host loop polling us must hear of it, or it sleeps forever. */
-	if (loop->pollable && (io_uring_sq_ready(loop->ring) || loop->ready_head ||
-			       loop->announce_head || loop->retry_head || loop->stash_len ||
-			       (loop->graceful_head && rsc__graceful_due(loop))))
+	if (loop->pollable && (io_uring_sq_ready(loop->ring) ||
+			       !rsc__list_empty(&loop->ready_queue) ||
+			       !rsc__list_empty(&loop->announce_queue) ||
+			       !rsc__list_empty(&loop->retry_list) || loop->stash_len ||
+			       (!rsc__list_empty(&loop->graceful_list) && rsc__graceful_due(loop))))
 		rsc__kick(loop);
 	return ret < 0 ? ret : loop_alive(loop);
 }
@@ -950,8 +953,10 @@ int rsc_loop_close(struct rsc_loop *loop)
 	 * descriptor, is freed unreleased with the loop.
 	 */
 	for (;;) {
-		if ((loop->root && loop->root->children_head) || loop->ready_head ||
-		    loop->retry_head || loop->announce_head) {
+		if ((loop->root && !rsc__list_empty(&loop->root->children)) ||
+		    !rsc__list_empty(&loop->ready_queue) ||
+		    !rsc__list_empty(&loop->retry_list) ||
+		    !rsc__list_empty(&loop->announce_queue)) {
 			rsc__set_last_error("rsc_loop_close: scopes still open or callbacks due; close them or call rsc_loop_shutdown");
 			return -EBUSY;
 		}

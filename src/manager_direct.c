@@ -418,11 +418,7 @@ static struct rsc_op *direct_track(struct rsc__entry *e, struct io_uring_sqe *sq
 	if (!op)
 		return NULL;
 	op->entry = e;
-	op->io_prev = NULL;
-	op->io_next = e->io_head;
-	if (e->io_head)
-		e->io_head->io_prev = op;
-	e->io_head = op;
+	rsc__list_push_front(&e->io_ops, &op->io_node);
 	e->n_io++;
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	return op;
@@ -482,7 +478,7 @@ int rsc__slot_move_check(struct rsc__entry *e, const char *fn)
 				    e->has_value2 ? "is a pipe (two slots)" : "holds no slot");
 		return -EBADF;
 	}
-	for (op = e->io_head; op; op = op->io_next) {
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node) {
 		if (op->complete == moved_closed) {
 			rsc__set_last_error("%s: entry '%s' has a hand-over or install of its slot in flight",
 					    fn, e->mgr->name);

@@ -104,7 +104,7 @@ static struct gauges count_open(const struct rsc_loop *loop)
 		return g;
 	for (s = loop->root; s; s = rsc__scope_next(loop->root, s)) {
 		g.scopes += s != loop->root;
-		for (e = s->entries_head; e; e = e->next)
+		RSC__LIST_FOR_EACH(e, &s->entries, scope_node)
 			g.entries += e->state == RSC_ENTERED || e->state == RSC_EXITING;
 	}
 	return g;

@@ -58,6 +58,7 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 	memset(e, 0, offsetof(struct rsc__entry, detail_inline));
 	e->detail = e->detail_inline;
 	e->detail_inline[0] = '\0';
+	rsc__list_init(&e->io_ops);
 	/* A new handle every time: the old ones of this memory stay stale. */
 	e->h = rsc__handle_new(loop, e, RSC__K_ENTRY, &e->slot);
 	if (!e->h) {
@@ -102,6 +103,8 @@ struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)
 	s->slot = slot;
 	s->loop = loop;
 	s->dl_index = RSC__NO_DEADLINE;
+	rsc__list_init(&s->children);
+	rsc__list_init(&s->entries);
 	s->h = rsc__handle_new(loop, s, RSC__K_SCOPE, &s->slot);
 	if (!s->h) {
 		s->next_free = loop->free_scopes;

@@ -152,7 +152,7 @@ bool rsc__recv_multishot_active(const struct rsc__entry *e)
 {
 	const struct rsc_op *op;
 
-	for (op = e->io_head; op; op = op->io_next)
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 		if (is_multishot(op))
 			return true;
 	return false;
@@ -204,7 +204,9 @@ static void recv_done(struct rsc_loop *loop, struct rsc_op *op, int res, unsigne
 			loop->counters[RSC_CTR_RECV_REARMS]++;
 			/* The same receive for a graceful close's count (graceful.c): not drained. */
 			if (op->grace_mark) {
-				e->io_head->grace_mark = true; /* arm() put it first */
+				struct rsc__list *armed = e->io_ops.next; /* arm() put it first */
+
+				RSC__LIST_ITEM(armed, struct rsc_op, io_node)->grace_mark = true;
 				e->n_grace_ops++;
 			}
 		}
@@ -228,7 +230,7 @@ static bool recv_in_flight(const struct rsc__entry *e)
 {
 	const struct rsc_op *op;
 
-	for (op = e->io_head; op; op = op->io_next)
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 		if (op->opcode == IORING_OP_RECV)
 			return true;
 	return false;

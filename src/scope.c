@@ -63,25 +63,18 @@ bool rsc__scope_unwind_owns_past_grace(const struct rsc__scope *s)
 struct rsc__scope *rsc__scope_next(const struct rsc__scope *root,
 				   const struct rsc__scope *s)
 {
-	if (s->children_head)
-		return s->children_head;
-	for (; s != root; s = s->parent)
-		if (s->next)
-			return s->next;
-	return NULL;
+	const struct rsc__list *n = rsc__list_first(&s->children);
+
+	for (; !n && s != root; s = s->parent)
+		n = rsc__list_next(&s->parent->children, &s->child_node);
+	return n ? RSC__LIST_ITEM(n, struct rsc__scope, child_node) : NULL;
 }
 
 /* Newest at the tail: the unwind walks back from there. */
 static void link_child(struct rsc__scope *parent, struct rsc__scope *s)
 {
 	s->parent = parent;
-	s->next = NULL;
-	s->prev = parent->children_tail;
-	if (parent->children_tail)
-		parent->children_tail->next = s;
-	else
-		parent->children_head = s;
-	parent->children_tail = s;
+	rsc__list_push_back(&parent->children, &s->child_node);
 }
 
 static void unlink_child(struct rsc__scope *s)
@@ -90,17 +83,9 @@ static void unlink_child(struct rsc__scope *s)
 
 	if (!p)
 		return;
-	if (p->child_cursor == s)
-		p->child_cursor = s->prev;
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		p->children_head = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	else
-		p->children_tail = s->prev;
-	s->prev = s->next = NULL;
+	if (p->child_cursor == &s->child_node)
+		p->child_cursor = s->child_node.prev;
+	rsc__list_remove(&s->child_node);
 }
 
 int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent_h,
@@ -186,11 +171,11 @@ void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending)
 		s->pending = pending; /* takes the caller's reference */
 	}
 	s->step = RSC__U_CHILDREN;
-	s->child_cursor = s->children_tail;
-	if (s->cancelling && s->loop->graceful_head)
+	s->child_cursor = s->children.prev;
+	if (s->cancelling && !rsc__list_empty(&s->loop->graceful_list))
 		rsc__graceful_cut_below(s);
 	/* Trio-style: everything started inside is told to stop at once. */
-	for (e = s->entries_tail; e; e = e->prev)
+	RSC__LIST_FOR_EACH_REVERSE(e, &s->entries, scope_node)
 		if (e->state == RSC_ENTERING)
 			rsc__entry_cancel(e);
 	rsc__scope_step(s);
@@ -252,9 +237,10 @@ static void step_children(struct rsc__scope *s, bool *wait)
 {
 	struct rsc__scope *c;
 
-	while ((c = s->child_cursor)) {
+	while (s->child_cursor != &s->children) {
+		c = RSC__LIST_ITEM(s->child_cursor, struct rsc__scope, child_node);
 		if (c->consumed) {
-			s->child_cursor = c->prev;
+			s->child_cursor = c->child_node.prev;
 			continue;
 		}
 		if (c->closer == RSC__CLOSER_USER) {
@@ -283,9 +269,10 @@ static void step_exits(struct rsc__scope *s, bool *wait)
 {
 	struct rsc__entry *e;
 
-	while ((e = s->cursor)) {
+	while (s->cursor != &s->entries) {
+		e = RSC__LIST_ITEM(s->cursor, struct rsc__entry, scope_node);
 		if (e->state != RSC_ENTERED || (e->flags & RSC__E_RELEASE_REQ)) {
-			s->cursor = e->prev;
+			s->cursor = e->scope_node.prev;
 			continue;
 		}
 		/* An ordered release starts only after every release above it. */
@@ -295,7 +282,7 @@ static void step_exits(struct rsc__scope *s, bool *wait)
 		}
 		e->flags |= RSC__E_IN_BATCH;
 		s->batch_outstanding++;
-		s->cursor = e->prev;
+		s->cursor = e->scope_node.prev;
 		rsc__entry_start_exit(e);
 		if (e->flags & RSC__E_ORDERED) {
 			*wait = true;
@@ -334,8 +321,8 @@ static void step_once(struct rsc__scope *s)
 		if (s->n_entering)
 			return;
 		s->step = RSC__U_EXITS;
-		s->cursor = s->entries_tail;
-		s->report = s->entries_tail;
+		s->cursor = s->entries.prev;
+		s->report = s->entries.prev;
 		/* fall through */
 	case RSC__U_EXITS:
 		step_exits_stamped(s, &wait);
@@ -367,24 +354,19 @@ void rsc__scope_step(struct rsc__scope *s)
 		/* Inside a step: queue it, the outermost caller runs it next. */
 		if (!s->in_step_queue) {
 			s->in_step_queue = true;
-			s->next_step = NULL;
-			if (loop->step_tail)
-				loop->step_tail->next_step = s;
-			else
-				loop->step_head = s;
-			loop->step_tail = s;
+			rsc__list_push_back(&loop->step_queue, &s->step_node);
 		}
 		return;
 	}
 	loop->stepping = true;
 	for (;;) {
+		struct rsc__list *next;
+
 		if (s->state == RSC_SCOPE_UNWINDING)
 			step_once(s);
-		if (!(s = loop->step_head))
+		if (!(next = rsc__list_pop_front(&loop->step_queue)))
 			break;
-		loop->step_head = s->next_step;
-		if (!loop->step_head)
-			loop->step_tail = NULL;
+		s = RSC__LIST_ITEM(next, struct rsc__scope, step_node);
 		s->in_step_queue = false;
 	}
 	loop->stepping = false;
@@ -398,7 +380,8 @@ void rsc__scope_report(struct rsc__scope *s)
 {
 	struct rsc__entry *e;
 
-	while ((e = s->report) && e != s->cursor) {
+	while (s->report != &s->entries && s->report != s->cursor) {
+		e = RSC__LIST_ITEM(s->report, struct rsc__entry, scope_node);
 		if (e->flags & RSC__E_IN_BATCH) {
 			if (!(e->flags & RSC__E_DONE))
 				break;
@@ -407,7 +390,7 @@ void rsc__scope_report(struct rsc__scope *s)
 			s->batch_outstanding--;
 			rsc__entry_settle_release(e);
 		}
-		s->report = e->prev;
+		s->report = e->scope_node.prev;
 	}
 	if (s->batch_outstanding == 0)
 		rsc__scope_step(s);
@@ -538,23 +521,16 @@ void rsc__scope_free_tree(struct rsc__scope *root)
 
 	for (;;) {
 		struct rsc__scope *parent;
+		struct rsc__entry *e;
 
-		while (s->children_head)
-			s = s->children_head;
+		while (!rsc__list_empty(&s->children))
+			s = RSC__LIST_ITEM(s->children.next, struct rsc__scope, child_node);
 		parent = s->parent;
-		if (s != root) {
-			parent->children_head = s->next;
-			if (s->next)
-				s->next->prev = NULL;
-			else
-				parent->children_tail = NULL;
-		}
-		while (s->entries_head) {
-			struct rsc__entry *e = s->entries_head;
-
-			s->entries_head = e->next;
+		if (s != root)
+			rsc__list_remove(&s->child_node);
+		/* They go with the scope: nobody walks its entries any more. */
+		RSC__LIST_FOR_EACH_SAFE(e, &s->entries, scope_node)
 			rsc__entry_free(loop, e);
-		}
 		rsc__error_unref(s->pending);
 		rsc__error_unref(s->started_from);
 		rsc__scope_put(loop, s);

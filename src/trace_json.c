@@ -932,7 +932,7 @@ static void settle_open_slices(struct rsc_loop *loop, bool end, uint64_t now)
 	if (!loop->root)
 		return;
 	for (s = loop->root; s; s = rsc__scope_next(loop->root, s)) {
-		for (e = s->entries_head; e; e = e->next) {
+		RSC__LIST_FOR_EACH(e, &s->entries, scope_node) {
 			if (end && (e->obs_state & RSC__OBS_BEGUN))
 				entry_end(loop, e, now, "trace stopped");
 			e->obs_state = 0;
