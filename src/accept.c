@@ -88,7 +88,7 @@ static bool deliver(struct rsc_op *op, int fd)
 		conn = rsc__adopt(cs, &conn_manager, fd, detail);
 	}
 	if (conn && (op->accept_flags & RSC_SHUTDOWN_ON_RELEASE))
-		conn->flags |= RSC__E_SHUTDOWN;
+		conn->config |= RSC__CFG_SHUTDOWN;
 	if (!conn) {
 		close_orphan(parent->loop, fd, op->accept_flags & RSC_DIRECT);
 		(void)rsc_scope_close(csh, NULL, NULL);

@@ -32,7 +32,7 @@ void rsc__audit_record(struct rsc_loop *loop, struct rsc__entry *e)
 	struct stat st;
 
 	(void)loop;
-	if (!(e->flags & RSC__E_FD) || e->value < 0)
+	if (!(e->config & RSC__CFG_FD) || e->value < 0)
 		return;
 	if (fstat(e->value, &st) == 0) {
 		e->dev = st.st_dev;

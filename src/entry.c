@@ -53,7 +53,7 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 				rsc__entry_cancel(e);
 		}
 		if (res < 0 && res != -ECANCELED && !e->enter_err &&
-		    (e->flags & RSC__E_ALL_OR_NONE)) {
+		    (e->config & RSC__CFG_ALL_OR_NONE)) {
 			e->enter_err = res; /* e.g. LISTEN failing after BIND succeeded */
 			e->enter_err_opcode = op->opcode;
 		}
@@ -249,7 +249,7 @@ static int ensure_phase_sqe(struct rsc__entry *e)
 
 /* Allocate and name an entry; it is linked by link_entry(). */
 static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manager *mgr,
-				    void *arg, unsigned eflags, const char *detail,
+				    void *arg, unsigned config, const char *detail,
 				    const void *site)
 {
 	struct rsc_loop *loop = s->loop;
@@ -271,7 +271,7 @@ static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manag
 	e->site = site;
 	e->mgr = mgr;
 	e->arg = arg;
-	e->flags = eflags;
+	e->config = config;
 	e->state = RSC_ENTERING;
 	e->value = -EAGAIN;
 	e->close_res = 1;
@@ -322,7 +322,7 @@ static int call_hook(struct rsc__entry *e, bool enter)
 	int ret;
 
 	/* Built-ins take the entry itself: no handle to decode on the hot path. */
-	void *arg = (e->flags & RSC__E_OWN_HOOKS) ? (void *)e : e->arg;
+	void *arg = (e->config & RSC__CFG_OWN_HOOKS) ? (void *)e : e->arg;
 
 	loop->hook_entry = e;
 	rsc__cb_enter(loop);
@@ -346,7 +346,7 @@ static int run_enter(struct rsc__entry *e)
 
 	e->phase = RSC__PHASE_ENTER;
 	ret = call_hook(e, true);
-	if (e->flags & RSC__E_BUILTIN)
+	if (e->config & RSC__CFG_BUILTIN)
 		e->arg = NULL; /* it pointed at the caller's stack */
 	if (ret >= 0)
 		ret = ensure_phase_sqe(e);
@@ -359,10 +359,10 @@ static int run_enter(struct rsc__entry *e)
 }
 
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
-	      unsigned eflags, const char *detail, const void *site,
+	      unsigned config, const char *detail, const void *site,
 	      struct rsc__entry **entryp)
 {
-	struct rsc__entry *e = new_entry(s, mgr, arg, eflags, detail, site);
+	struct rsc__entry *e = new_entry(s, mgr, arg, config, detail, site);
 	int ret;
 
 	if (!e)
@@ -379,10 +379,10 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 }
 
 int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
-		    void *owned_arg, unsigned eflags, const char *detail,
+		    void *owned_arg, unsigned config, const char *detail,
 		    const void *site, struct rsc__entry **entryp)
 {
-	struct rsc__entry *e = new_entry(dep->scope, mgr, owned_arg, eflags, detail, site);
+	struct rsc__entry *e = new_entry(dep->scope, mgr, owned_arg, config, detail, site);
 
 	if (!e) {
 		free(owned_arg);
@@ -403,7 +403,7 @@ int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
 /* An entry that owns a descriptor from now on: in the ledger, and audited. */
 static void own_value(struct rsc_loop *loop, struct rsc__entry *e)
 {
-	if (!(e->flags & RSC__E_FD) || e->value < 0)
+	if (!(e->config & RSC__CFG_FD) || e->value < 0)
 		return;
 	rsc__ledger_set(e->value, e->h);
 	e->flags |= RSC__E_LEDGER;
@@ -422,7 +422,7 @@ static void enter_at_once(struct rsc__entry *e, int value, bool in_loop)
 {
 	struct rsc__scope *s = e->scope;
 
-	e->state = RSC_ENTERED;
+	set_state(e, RSC_ENTERED);
 	e->value = value;
 	append_entry(s, e);
 	s->loop->counters[RSC_CTR_ACQUIRED]++;
@@ -436,10 +436,10 @@ static void enter_at_once(struct rsc__entry *e, int value, bool in_loop)
 }
 
 static struct rsc__entry *new_entered(struct rsc__scope *s, const struct rsc_manager *mgr,
-				      void *arg, unsigned eflags, int value,
+				      void *arg, unsigned config, int value,
 				      const char *detail, const void *site, bool in_loop)
 {
-	struct rsc__entry *e = new_entry(s, mgr, arg, eflags, detail, site);
+	struct rsc__entry *e = new_entry(s, mgr, arg, config, detail, site);
 
 	if (e)
 		enter_at_once(e, value, in_loop);
@@ -450,7 +450,8 @@ static struct rsc__entry *new_entered(struct rsc__scope *s, const struct rsc_man
 struct rsc__entry *rsc__adopt(struct rsc__scope *s, const struct rsc_manager *mgr,
 			      int fd, const char *detail)
 {
-	return new_entered(s, mgr, NULL, RSC__E_FD | RSC__E_OWN_HOOKS, fd, detail, NULL, true);
+	return new_entered(s, mgr, NULL, RSC__CFG_FD | RSC__CFG_OWN_HOOKS, fd, detail, NULL,
+			   true);
 }
 
 /* Its trace and on-enter callback are due from the loop, never inside the call. */
@@ -592,7 +593,7 @@ int rsc_push(struct rsc_scope *h, const struct rsc_manager *mgr, void *arg,
 	if (ret < 0)
 		return ret;
 	ret = rsc__push(s, mgr, arg,
-			(mgr->flags & RSC_MANAGER_UNORDERED) ? 0 : RSC__E_ORDERED, NULL,
+			(mgr->flags & RSC_MANAGER_UNORDERED) ? 0 : RSC__CFG_ORDERED, NULL,
 			__builtin_return_address(0), &e);
 	if (ret == 0 && entryp)
 		*entryp = rsc__eh(e);
@@ -650,7 +651,7 @@ int rsc_defer(struct rsc_scope *h, rsc_exit_fn fn, void *arg,
 	if (!d)
 		return -ENOMEM;
 	d->fn = fn;
-	e = new_entered(s, &defer_manager, arg, RSC__E_ORDERED, 0, NULL,
+	e = new_entered(s, &defer_manager, arg, RSC__CFG_ORDERED, 0, NULL,
 			__builtin_return_address(0), false);
 	if (!e) {
 		free(d);
@@ -674,7 +675,7 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 {
 	struct rsc__scope *s;
 	struct rsc__entry *e;
-	unsigned eflags = RSC__E_FD | RSC__E_OWN_HOOKS;
+	unsigned config = RSC__CFG_FD | RSC__CFG_OWN_HOOKS;
 	char detail[32];
 	int fdflags, ret;
 
@@ -694,16 +695,16 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 		ret = rsc__need_opcode(s->loop, IORING_OP_FSYNC, "RSC_FSYNC_ON_RELEASE");
 		if (ret < 0)
 			return ret;
-		eflags |= RSC__E_FSYNC | RSC__E_ORDERED;
+		config |= RSC__CFG_FSYNC | RSC__CFG_ORDERED;
 	}
 	if (flags & RSC_SHUTDOWN_ON_RELEASE) {
 		ret = rsc__need_opcode(s->loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE");
 		if (ret < 0)
 			return ret;
-		eflags |= RSC__E_SHUTDOWN;
+		config |= RSC__CFG_SHUTDOWN;
 	}
 	snprintf(detail, sizeof(detail), "fd %d", fd);
-	e = new_entry(s, &adopt_manager, NULL, eflags, detail, __builtin_return_address(0));
+	e = new_entry(s, &adopt_manager, NULL, config, detail, __builtin_return_address(0));
 	if (!e)
 		return -ENOMEM;
 	/* Two owners is the double-close bug: the ledger says who owns it. */
@@ -756,7 +757,9 @@ static void take_over_dep(struct rsc__entry *e)
 		return;
 	}
 	e->value = dep->value;
-	e->flags |= RSC__E_FD | (dep->flags & (RSC__E_IDENTITY | RSC__E_SHUTDOWN));
+	/* It holds the socket now: released as the socket would have been. */
+	e->config |= RSC__CFG_FD | (dep->config & RSC__CFG_SHUTDOWN);
+	e->flags |= dep->flags & RSC__E_IDENTITY;
 	e->dev = dep->dev;
 	e->ino = dep->ino;
 	e->dep = NULL;
@@ -788,7 +791,7 @@ static void enter_done(struct rsc__entry *e)
 	s->n_entering--;
 	loop->n_entering--;
 	if (e->value >= 0) {
-		if (e->flags & RSC__E_TAKES_DEP)
+		if (e->config & RSC__CFG_TAKES_DEP)
 			take_over_dep(e);
 		else
 			own_value(loop, e);
@@ -1129,7 +1132,7 @@ int rsc_entry_detach(struct rsc_entry *h)
 				    e->n_io ? "tracked I/O" : "an enter that builds on it");
 		return -EBUSY;
 	}
-	if (!(e->flags & RSC__E_FD)) {
+	if (!(e->config & RSC__CFG_FD)) {
 		rsc__set_last_error("rsc_entry_detach: entry '%s' holds no descriptor of the runtime's",
 				    e->mgr->name);
 		return -EBADF;
@@ -1257,10 +1260,10 @@ void *rsc_entry_arg(const struct rsc_entry *h)
  */
 struct rsc__entry *rsc__entry_new_entered(struct rsc__scope *s,
 					  const struct rsc_manager *mgr,
-					  unsigned eflags, int value, uint8_t fd_kind,
+					  unsigned config, int value, uint8_t fd_kind,
 					  const char *detail)
 {
-	struct rsc__entry *e = new_entry(s, mgr, NULL, eflags, detail, NULL);
+	struct rsc__entry *e = new_entry(s, mgr, NULL, config, detail, NULL);
 
 	if (e) {
 		e->fd_kind = fd_kind;
@@ -1271,10 +1274,10 @@ struct rsc__entry *rsc__entry_new_entered(struct rsc__scope *s,
 
 struct rsc__entry *rsc__entry_new_entering(struct rsc__scope *s,
 					   const struct rsc_manager *mgr,
-					   void *owned_arg, unsigned eflags,
+					   void *owned_arg, unsigned config,
 					   const char *detail, const void *site)
 {
-	struct rsc__entry *e = new_entry(s, mgr, owned_arg, eflags, detail, site);
+	struct rsc__entry *e = new_entry(s, mgr, owned_arg, config, detail, site);
 
 	if (!e)
 		return NULL;

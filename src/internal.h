@@ -84,9 +84,22 @@ enum rsc__fd_kind { RSC__FD_PROCESS = 0, RSC__FD_DIRECT };
 
 enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 
-/* Entry flags (internal). */
-#define RSC__E_FD	    (1U << 0) /* value is a descriptor the audit may check */
-#define RSC__E_ORDERED	    (1U << 1) /* release waits for every release above it */
+/*
+ * Entry configuration (struct rsc__entry.config): what the entry is, fixed
+ * before its first SQE goes out (by its maker, or by its own enter hook),
+ * changed later only where ownership moves to it (take_over_dep(), a slot
+ * installed as a descriptor).
+ */
+#define RSC__CFG_FD	     (1U << 0) /* value is a descriptor the audit may check */
+#define RSC__CFG_ORDERED     (1U << 1) /* release waits for every release above it */
+#define RSC__CFG_FSYNC	     (1U << 2) /* release = fsync, hard-linked to close */
+#define RSC__CFG_SHUTDOWN    (1U << 3) /* release = shutdown, hard-linked to close */
+#define RSC__CFG_BUILTIN     (1U << 4) /* arg was for the enter only */
+#define RSC__CFG_OWN_HOOKS   (1U << 5) /* a built-in: its hooks get the entry as arg */
+#define RSC__CFG_ALL_OR_NONE (1U << 6) /* its enter fails if any of its SQEs fails */
+#define RSC__CFG_TAKES_DEP   (1U << 7) /* on success it takes over dep's descriptor */
+
+/* Entry lifecycle flags (struct rsc__entry.flags): set and cleared as it runs. */
 #define RSC__E_RELEASE_REQ  (1U << 2) /* released early: off the unwind */
 #define RSC__E_IN_BATCH	    (1U << 3) /* part of the unwind batch in flight */
 #define RSC__E_DONE	    (1U << 4) /* exit completed, not yet reported */
@@ -94,20 +107,14 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_SUPPRESS	    (1U << 6) /* exit asked to suppress the pending error */
 #define RSC__E_IDENTITY	    (1U << 7) /* dev/ino recorded (FULL audit) */
 #define RSC__E_REPORTED_ERR (1U << 8) /* its enter error is already pending */
-#define RSC__E_FSYNC	    (1U << 9) /* release = fsync, hard-linked to close */
-#define RSC__E_BUILTIN	    (1U << 10) /* arg was for the enter only */
 #define RSC__E_RETRY_NOP    (1U << 11) /* exit hook ran; only its NOP is missing */
 #define RSC__E_RETRY_HOOK   (1U << 12) /* exit hook could not get SQEs: call again */
 #define RSC__E_DRAINING	    (1U << 13) /* release waits for its I/O to complete */
 #define RSC__E_DEFERRED	    (1U << 14) /* enter waits for entry 'dep' to enter */
 #define RSC__E_TIMED_OUT    (1U << 16) /* its enter's linked timeout fired */
 #define RSC__E_HAS_DEPS	    (1U << 17) /* some deferred entry waits for this one */
-#define RSC__E_ALL_OR_NONE  (1U << 18) /* its enter fails if any of its SQEs fails */
 #define RSC__E_LEDGER	    (1U << 19) /* its value is in the ownership ledger */
 #define RSC__E_ANNOUNCE	    (1U << 20) /* entered by adopt/defer: on-enter still due */
-#define RSC__E_TAKES_DEP    (1U << 21) /* on success it takes over dep's descriptor */
-#define RSC__E_OWN_HOOKS    (1U << 22) /* a built-in: its hooks get the entry as arg */
-#define RSC__E_SHUTDOWN	    (1U << 23) /* release = shutdown, hard-linked to close */
 #define RSC__E_GRACE_BUSY   (1U << 24) /* had I/O in flight when a graceful close began */
 
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
@@ -130,12 +137,13 @@ struct rsc__entry {
 	int exit_res; /* first negative CQE of the exit in SQE order, or 0 */
 	uint8_t exit_opcode;
 	uint8_t exit_sqe_idx; /* the SQE that raised exit_res: the first in SQE order wins */
-	unsigned flags;
+	unsigned config; /* RSC__CFG_* */
+	unsigned flags;	 /* RSC__E_* */
 	enum rsc__phase phase;
 	unsigned phase_ops; /* ops of the current phase still in flight */
 	struct rsc_op *enter_op;
 	uint8_t enter_opcode;
-	int enter_err;	      /* RSC__E_ALL_OR_NONE: first failure among its SQEs */
+	int enter_err;	      /* RSC__CFG_ALL_OR_NONE: first failure among its SQEs */
 	uint8_t enter_err_opcode;
 	int close_res;	/* CQE of the exit's IORING_OP_CLOSE of value; 1 if none */
 	int close_res2; /* ... of value2 (has_value2); 1 if none */
@@ -597,11 +605,11 @@ struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed);
 
 /* entry.c */
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
-	      unsigned eflags, const char *detail, const void *site,
+	      unsigned config, const char *detail, const void *site,
 	      struct rsc__entry **entryp);
 /* Push an entry whose enter runs when @dep has entered (fails if it fails). */
 int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
-		    void *owned_arg, unsigned eflags, const char *detail,
+		    void *owned_arg, unsigned config, const char *detail,
 		    const void *site, struct rsc__entry **entryp);
 int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 		     unsigned flags, const void *site, struct rsc__entry **entryp);
@@ -761,11 +769,11 @@ void rsc__direct_prep_accept(struct rsc__entry *l, struct io_uring_sqe *sqe,
 /* entry.c, for entries the runtime makes itself (direct accepts, chains) */
 struct rsc__entry *rsc__entry_new_entered(struct rsc__scope *s,
 					  const struct rsc_manager *mgr,
-					  unsigned eflags, int value, uint8_t fd_kind,
+					  unsigned config, int value, uint8_t fd_kind,
 					  const char *detail);
 struct rsc__entry *rsc__entry_new_entering(struct rsc__scope *s,
 					   const struct rsc_manager *mgr,
-					   void *owned_arg, unsigned eflags,
+					   void *owned_arg, unsigned config,
 					   const char *detail, const void *site);
 void rsc__entry_link_entering(struct rsc__entry *e);
 void rsc__entry_op_complete(struct rsc_loop *loop, struct rsc_op *op, int res,

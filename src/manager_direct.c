@@ -59,7 +59,7 @@ int rsc__direct_exit(struct rsc_entry *h, const struct rsc_error *pending, void 
 		io_uring_prep_close_direct(sqe[1], (unsigned)e->value);
 		return 0;
 	}
-	if (e->flags & RSC__E_FSYNC) {
+	if (e->config & RSC__CFG_FSYNC) {
 		ret = rsc_entry_get_sqes(h, 2, sqe);
 		if (ret < 0)
 			return ret;
@@ -117,7 +117,7 @@ int rsc__direct_open(struct rsc__scope *s, int dirfd, const char *path, int ofla
 		     mode_t mode, unsigned flags, const void *site,
 		     struct rsc__entry **entryp)
 {
-	unsigned eflags = RSC__E_BUILTIN;
+	unsigned config = RSC__CFG_BUILTIN;
 	struct open_args a;
 	int ret;
 
@@ -131,11 +131,11 @@ int rsc__direct_open(struct rsc__scope *s, int dirfd, const char *path, int ofla
 	if (ret < 0)
 		return ret;
 	if (flags & RSC_FSYNC_ON_RELEASE)
-		eflags |= RSC__E_FSYNC | RSC__E_ORDERED;
+		config |= RSC__CFG_FSYNC | RSC__CFG_ORDERED;
 	a.dirfd = dirfd;
 	a.oflags = oflags;
 	a.mode = mode;
-	ret = rsc__push(s, &file_manager, &a, eflags, path, site, entryp);
+	ret = rsc__push(s, &file_manager, &a, config, path, site, entryp);
 	if (ret == 0)
 		mark_direct(*entryp);
 	return ret;
@@ -188,7 +188,7 @@ int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
 		 domain == AF_UNIX ? "AF_UNIX" : "AF_?",
 		 (type & 0xf) == SOCK_STREAM ? "SOCK_STREAM" :
 		 (type & 0xf) == SOCK_DGRAM ? "SOCK_DGRAM" : "SOCK_?");
-	ret = rsc__push(s, &socket_manager, &a, RSC__E_BUILTIN, detail, site, entryp);
+	ret = rsc__push(s, &socket_manager, &a, RSC__CFG_BUILTIN, detail, site, entryp);
 	if (ret == 0)
 		mark_direct(*entryp);
 	return ret;
@@ -437,7 +437,8 @@ static void install_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		/* The descriptor's owner from this CQE on; the slot's close follows. */
 		e->fd_kind = RSC__FD_PROCESS;
 		e->value = r->res;
-		e->flags |= RSC__E_FD | RSC__E_LEDGER;
+		e->config |= RSC__CFG_FD;
+		e->flags |= RSC__E_LEDGER;
 		rsc__ledger_set(r->res, e->h);
 		if (loop->audit_level == RSC_AUDIT_FULL)
 			rsc__audit_record(loop, e);

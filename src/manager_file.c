@@ -27,7 +27,7 @@ struct open_args {
 
 static int file_enter(struct rsc_entry *h, void *arg)
 {
-	struct rsc__entry *e = arg; /* RSC__E_OWN_HOOKS */
+	struct rsc__entry *e = arg; /* RSC__CFG_OWN_HOOKS */
 	const struct open_args *a = e->arg;
 	struct io_uring_sqe *sqe;
 	int ret;
@@ -52,7 +52,7 @@ int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int oflags,
 	     mode_t mode, unsigned flags, struct rsc_entry **entryp)
 {
 	struct open_args a;
-	unsigned eflags = RSC__E_FD | RSC__E_OWN_HOOKS;
+	unsigned config = RSC__CFG_FD | RSC__CFG_OWN_HOOKS;
 	struct rsc__scope *s;
 	struct rsc__entry *e;
 	int ret;
@@ -86,7 +86,7 @@ int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int oflags,
 		if (ret < 0)
 			return ret;
 		/* An fsync before a close is a release something may depend on. */
-		eflags |= RSC__E_FSYNC | RSC__E_ORDERED;
+		config |= RSC__CFG_FSYNC | RSC__CFG_ORDERED;
 	}
 	if (flags & RSC_DIRECT) {
 		/* Into a slot of the loop's table (manager_direct.c). */
@@ -100,7 +100,7 @@ int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int oflags,
 	a.oflags = oflags | ((flags & RSC_NO_CLOEXEC) ? 0 : O_CLOEXEC);
 	a.mode = mode;
 	/* The caller's address: where a leaked descriptor was acquired. */
-	ret = rsc__push(s, &file_manager, &a, eflags | RSC__E_BUILTIN, path,
+	ret = rsc__push(s, &file_manager, &a, config | RSC__CFG_BUILTIN, path,
 			__builtin_return_address(0), &e);
 	if (ret == 0 && entryp)
 		*entryp = rsc__eh(e);

@@ -31,7 +31,7 @@ struct net_args {
 
 static int connect_enter(struct rsc_entry *h, void *arg)
 {
-	struct rsc__entry *e = arg; /* RSC__E_OWN_HOOKS */
+	struct rsc__entry *e = arg; /* RSC__CFG_OWN_HOOKS */
 	struct net_args *a = e->arg;
 	struct io_uring_sqe *sqe[2];
 	int ret;
@@ -58,7 +58,7 @@ static int connect_enter(struct rsc_entry *h, void *arg)
  */
 static int listen_enter(struct rsc_entry *h, void *arg)
 {
-	struct rsc__entry *e = arg; /* RSC__E_OWN_HOOKS */
+	struct rsc__entry *e = arg; /* RSC__CFG_OWN_HOOKS */
 	struct net_args *a = e->arg;
 	struct rsc_loop *loop;
 	struct io_uring_sqe *sqe[2];
@@ -89,7 +89,7 @@ static int listen_enter(struct rsc_entry *h, void *arg)
 		sqe[1]->opcode = RSC__OP_LISTEN;
 		sqe[1]->fd = fd;
 		sqe[1]->len = (unsigned)a->backlog;
-		e->flags |= RSC__E_ALL_OR_NONE;
+		e->config |= RSC__CFG_ALL_OR_NONE;
 		return 0;
 	}
 	if (bind(fd, (struct sockaddr *)&a->addr, a->addrlen) < 0)
@@ -233,8 +233,8 @@ static int push_pair(struct rsc__scope *s, const struct sockaddr *addr,
 		free(a);
 		return ret;
 	}
-	ret = rsc__push_after(sock, second, a, RSC__E_TAKES_DEP | RSC__E_OWN_HOOKS, detail,
-			      site, &e);
+	ret = rsc__push_after(sock, second, a, RSC__CFG_TAKES_DEP | RSC__CFG_OWN_HOOKS,
+			      detail, site, &e);
 	if (ret < 0)
 		(void)rsc__entry_release(sock, NULL, NULL); /* nothing half-made stays */
 	else if (entryp)

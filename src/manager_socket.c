@@ -15,7 +15,7 @@ struct socket_args {
 
 static int socket_enter(struct rsc_entry *h, void *arg)
 {
-	struct rsc__entry *e = arg; /* RSC__E_OWN_HOOKS */
+	struct rsc__entry *e = arg; /* RSC__CFG_OWN_HOOKS */
 	const struct socket_args *a = e->arg;
 	struct io_uring_sqe *sqe;
 	int ret;
@@ -123,7 +123,8 @@ int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 		if (ret < 0)
 			return ret;
 	}
-	return rsc__push(s, &socket_manager, &a, RSC__E_FD | RSC__E_BUILTIN | RSC__E_OWN_HOOKS |
-			 ((flags & RSC_SHUTDOWN_ON_RELEASE) ? RSC__E_SHUTDOWN : 0), detail,
+	return rsc__push(s, &socket_manager, &a,
+			 RSC__CFG_FD | RSC__CFG_BUILTIN | RSC__CFG_OWN_HOOKS |
+			 ((flags & RSC_SHUTDOWN_ON_RELEASE) ? RSC__CFG_SHUTDOWN : 0), detail,
 			 site, entryp);
 }

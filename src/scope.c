@@ -276,7 +276,7 @@ static void step_exits(struct rsc__scope *s, bool *wait)
 			continue;
 		}
 		/* An ordered release starts only after every release above it. */
-		if ((e->flags & RSC__E_ORDERED) && s->batch_outstanding) {
+		if ((e->config & RSC__CFG_ORDERED) && s->batch_outstanding) {
 			*wait = true;
 			return;
 		}
@@ -284,7 +284,7 @@ static void step_exits(struct rsc__scope *s, bool *wait)
 		s->batch_outstanding++;
 		s->cursor = e->scope_node.prev;
 		rsc__entry_start_exit(e);
-		if (e->flags & RSC__E_ORDERED) {
+		if (e->config & RSC__CFG_ORDERED) {
 			*wait = true;
 			return;
 		}
