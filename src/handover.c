@@ -222,7 +222,10 @@ static void keepalive(struct rsc_entry *h, int res, void *buf, void *data)
 
 static void inbox_entered(struct rsc_entry *h, int res, void *data)
 {
-	if (res >= 0 && rsc_timeout(h, KEEPALIVE_MS, keepalive, data) < 0)
+	/* A failed enter has no exit to unregister it, and its memory goes with the entry. */
+	if (res < 0)
+		unregister(data);
+	else if (rsc_timeout(h, KEEPALIVE_MS, keepalive, data) < 0)
 		rsc__set_last_error("inbox: could not arm its keep-alive");
 }
 
