@@ -776,6 +776,7 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 
 int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 {
+	bool idle = false; /* left because nothing is alive: returns 0 */
 	int ret = 0;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_run: loop is NULL");
@@ -822,6 +823,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 				ret = ring_submit(loop, 0);
 				ret = ret < 0 ? ret : 0;
 			}
+			idle = true;
 			break;
 		}
 		/* A retry needs room that only a completion frees: wait for one. */
@@ -842,8 +844,10 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		/* Idle, and nothing that the top of the loop would still do: what
 		 * another turn would find, without taking it. */
 		if (!loop_alive(loop) && !loop->dl_rearm && loop->post_efd < 0 && !loop->pollable &&
-		    !has_cqes(loop))
+		    !has_cqes(loop)) {
+			idle = true;
 			break;
+		}
 	}
 	loop->running = false;
 	/* A callback of the last reap may have left work (an SQE, a close):
@@ -854,7 +858,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 			       !rsc__list_empty(&loop->retry_list) || loop->stash_len ||
 			       (!rsc__list_empty(&loop->graceful_list) && rsc__graceful_due(loop))))
 		rsc__kick(loop);
-	return ret < 0 ? ret : loop_alive(loop);
+	return ret < 0 ? ret : idle ? 0 : loop_alive(loop);
 }
 
 int rsc_loop_set_audit(struct rsc_loop *loop, enum rsc_audit_level level)
