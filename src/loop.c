@@ -550,6 +550,9 @@ struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed)
 		io_uring_prep_nop(sqe); /* injected: as if it came too late */
 	op->complete = cancel_done;
 	op->opcode = IORING_OP_ASYNC_CANCEL;
+	/* No one target to send again to (a pooled op keeps its last one). */
+	op->cancel_ud = 0;
+	op->cancel_tries = 0;
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	loop->counters[RSC_CTR_CANCEL_FD]++;
 	return op;
