@@ -49,19 +49,31 @@ void rsc__graceful_drained(struct rsc__entry *e)
 		}
 }
 
+/* Off the loop's graceful list (on it while its grace lasts), its timer stopped. */
+static void leave_grace(struct rsc__scope *s, bool timed_out)
+{
+	rsc__list_remove(&s->graceful_node);
+	s->grace = false;
+	if (s->grace_timer) {
+		if (!timed_out)
+			rsc__submit_cancel(s->loop, s->grace_timer);
+		s->grace_timer = NULL;
+	}
+}
+
+void rsc__graceful_forget(struct rsc__scope *s)
+{
+	if (s->grace)
+		leave_grace(s, false);
+}
+
 /* The grace is over, one way or the other: the unwind starts on this turn. */
 static void end_grace(struct rsc__scope *s, bool timed_out)
 {
 	struct rsc_loop *loop = s->loop;
 	unsigned busy = 0;
 
-	rsc__list_remove(&s->graceful_node); /* in the list while its grace lasts */
-	s->grace = false;
-	if (s->grace_timer) {
-		if (!timed_out)
-			rsc__submit_cancel(loop, s->grace_timer);
-		s->grace_timer = NULL;
-	}
+	leave_grace(s, timed_out);
 	/* What is still in flight now is cut, by this unwind or one a failure or
 	 * a deadline started already (its releases are draining it now). */
 	busy = subtree_busy(s, false);

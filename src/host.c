@@ -101,8 +101,7 @@ int rsc_loop_dispatch(struct rsc_loop *loop, const struct io_uring_cqe *cqe)
 	if (rsc__check_not_in_callback(loop, "rsc_loop_dispatch") < 0)
 		return -EDEADLK;
 	/* Ours by its tag, but no op of this loop in flight: given twice, or made up. */
-	if (cqe->user_data != RSC__UD_NONE && cqe->user_data != RSC__UD_POST &&
-	    (uint32_t)cqe->user_data != 0 && !rsc__op_lookup(loop, cqe->user_data)) {
+	if (rsc__ud_names_op(cqe->user_data) && !rsc__op_lookup(loop, cqe->user_data)) {
 		rsc__set_last_error("rsc_loop_dispatch: the CQE (user_data 0x%llx) names no operation of this loop in flight: dispatched twice, or not this loop's",
 				    (unsigned long long)cqe->user_data);
 		return -EINVAL;

@@ -538,6 +538,13 @@ static inline uint64_t rsc__op_user_data(const struct rsc_op *op)
 	return RSC__UD_TAG | ((uint64_t)op->gen << 32) | (uint64_t)(op->idx + 1);
 }
 
+/* A user_data of ours that names an op; low half 0 is none (a post's
+ * wake-up, another loop's hand-over), RSC__UD_NONE is dropped. */
+static inline bool rsc__ud_names_op(uint64_t user_data)
+{
+	return user_data != RSC__UD_NONE && (uint32_t)user_data != 0;
+}
+
 /* The op pool is on every acquire's and release's path: inline. */
 static inline struct rsc_op *rsc__op_get(struct rsc_loop *loop)
 {
@@ -700,6 +707,8 @@ void rsc__graceful_cut_below(struct rsc__scope *root);
 bool rsc__scope_cancelled(const struct rsc__scope *s);
 /* @e's last tracked op finished: a graceful close above it counts a drain. */
 void rsc__graceful_drained(struct rsc__entry *e);
+/* @s is freed: never left on the loop's graceful list, whatever ended its grace. */
+void rsc__graceful_forget(struct rsc__scope *s);
 
 /* deadline.c */
 void rsc__deadline_rearm(struct rsc_loop *loop);

@@ -278,9 +278,7 @@ void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
 /* A CQE taken off the ring that completes an op, not yet dispatched. */
 static bool ends_an_op(uint64_t user_data, unsigned flags)
 {
-	/* Low half 0: no op of ours (a post's wake-up, another loop's hand-over). */
-	return user_data != RSC__UD_NONE && (uint32_t)user_data != 0 &&
-	       !(flags & IORING_CQE_F_MORE);
+	return rsc__ud_names_op(user_data) && !(flags & IORING_CQE_F_MORE);
 }
 
 /* Copy every CQE out of the ring so a retried submit has room. */
@@ -400,7 +398,7 @@ int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 	struct io_uring_sq *sq = &loop->ring->sq;
 	unsigned shift = (loop->ring->flags & IORING_SETUP_SQE128) ? 1 : 0, tail, i;
 
-	if (n == 0 || n > loop->ring->sq.ring_entries)
+	if (n == 0 || n > sq->ring_entries)
 		return -EINVAL;
 	if (loop->pollable)
 		rsc__kick(loop); /* prepared outside a run: the host must run us */

@@ -533,12 +533,7 @@ void rsc__scope_free_tree(struct rsc__scope *root)
 			rsc__entry_free(loop, e);
 		rsc__error_unref(s->pending);
 		rsc__error_unref(s->started_from);
-		/* Never left on the loop's graceful list, whatever ended its grace
-		 * (its timer, if any, finds the handle stale). */
-		if (s->grace) {
-			rsc__list_remove(&s->graceful_node);
-			s->grace = false;
-		}
+		rsc__graceful_forget(s);
 		rsc__scope_put(loop, s);
 		if (s == root)
 			return;
