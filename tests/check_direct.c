@@ -38,17 +38,6 @@ static int used(void)
 	return rsc_loop_direct_used(t_loop);
 }
 
-/* The kernel left UserFiles out while busy: the check says so, try again. */
-static int audit_slots(void)
-{
-	int i, ret = -EAGAIN;
-
-	for (i = 0; i < 100 && ret == -EAGAIN; i++)
-		ret = rsc_audit_slots(t_loop);
-	ck_assert_msg(ret >= 0, "rsc_audit_slots: %s: %s", rsc_strerror(ret), rsc_last_error());
-	return ret;
-}
-
 static void io_done(struct rsc_entry *e, int res, void *buf, void *data)
 {
 	(void)e;
@@ -114,12 +103,12 @@ START_TEST(direct_slots_are_free_after_a_clean_unwind)
 	t_run();
 	ck_assert_int_eq(used(), 4);
 	ck_assert_int_eq(t_fd_count(), before);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "s", got, sizeof(got)), 4);
 	ck_assert_str_eq(got, "f2,AF_INET/SOCK_STREAM,f1,f0");
 	ck_assert_int_eq(used(), 0);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 }
 END_TEST
 
@@ -163,7 +152,7 @@ START_TEST(direct_slots_are_free_after_a_failed_acquire)
 	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "s", got, sizeof(got)), 2);
 	ck_assert_str_eq(got, "f1,f0");
 	ck_assert_int_eq(used(), 0);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 }
 END_TEST
 
@@ -182,7 +171,7 @@ START_TEST(direct_acquire_cancelled_by_close_frees_its_slot)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	(void)rsc_scope_close_wait(s, NULL);
 	ck_assert_int_eq(used(), 0);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 }
 END_TEST
 
@@ -263,7 +252,7 @@ START_TEST(chain_middle_step_failure_unwinds_exactly_the_successful_steps)
 	ck_assert_int_eq(t_count_events(RSC_EV_ENTER_FAILED), 2);
 	ck_assert_int_eq(used(), 0);
 	ck_assert_int_eq(t_fd_count(), before);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 }
 END_TEST
 
@@ -285,7 +274,7 @@ START_TEST(chain_slots_are_the_runtimes_and_all_are_released)
 	ck_assert_int_ge(rsc_entry_wait(a), 12);
 	ck_assert_int_ne(rsc_entry_slot(a), rsc_entry_slot(b));
 	ck_assert_int_eq(used(), 2);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "s", got, sizeof(got)), 2);
 	ck_assert_str_eq(got, "f1,f0");
@@ -516,7 +505,7 @@ START_TEST(closing_a_scope_mid_chain_releases_the_steps_that_entered)
 	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "cli", got, sizeof(got)), 1);
 	ck_assert_str_eq(got, "AF_INET/socket");
 	ck_assert_int_eq(used(), 0);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	for (i = 0; i < 4; i++)
 		close(fill[i]);
 	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
@@ -591,7 +580,7 @@ START_TEST(direct_accept_gives_each_connection_a_slot)
 	/* Three connections, three slots, and only the clients' descriptors. */
 	ck_assert_int_eq(used(), 3);
 	ck_assert_int_eq(t_fd_count(), before + 3);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
 	ck_assert_int_eq(acc.ended, -ECANCELED);
 	ck_assert_int_eq(used(), 0);
@@ -703,19 +692,19 @@ START_TEST(fdinfo_cross_check_agrees_with_the_runtime_table)
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
 	ck_assert_int_ge(rsc_entry_wait(e), 0);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
 	ck_assert_int_eq(rsc_push(s, &foreign, path, &e), 0);
 	ck_assert_int_eq(rsc_entry_wait(e), 0);
 	/* The kernel holds f1 in slot 5; the runtime's table does not. */
-	ck_assert_int_eq(audit_slots(), 1);
+	ck_assert_int_eq(t_audit_slots(t_loop), 1);
 	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
 	f = rsc_audit_finding(t_loop, 0);
 	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_SLOT_MISMATCH);
 	ck_assert_int_eq(rsc_finding_fd(f), 5);
 	ck_assert_msg(strstr(rsc_finding_target(f), "/f1"), "target %s", rsc_finding_target(f));
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(used(), 0);
 }
 END_TEST
@@ -742,7 +731,7 @@ START_TEST(slot_whose_close_fails_is_reported_with_its_scope)
 	ck_assert_msg(strstr(rsc_finding_target(f), "file") && strstr(rsc_finding_target(f), "/f0"),
 		      "target %s", rsc_finding_target(f));
 	/* The injected result lied: the kernel's table says the slot is empty. */
-	ck_assert_int_eq(audit_slots(), 1);
+	ck_assert_int_eq(t_audit_slots(t_loop), 1);
 	ck_assert_int_eq(rsc_finding_kind(rsc_audit_finding(t_loop, 1)), RSC_FINDING_SLOT_MISMATCH);
 }
 END_TEST
@@ -769,7 +758,7 @@ START_TEST(failed_fsync_before_a_slot_close_frees_the_slot)
 	rsc_error_free(err);
 	ck_assert_int_eq(used(), 0);
 	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 }
 END_TEST
 
@@ -802,7 +791,7 @@ START_TEST(installed_descriptor_is_cloexec_listed_and_its_slot_freed)
 	ck_assert_int_eq(t_fd_count(), before + 1);
 	ck_assert(t_fd_open_to("/f0"));
 	ck_assert_int_eq(used(), 0);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(t_fd_count(), before);
 }
@@ -872,10 +861,10 @@ START_TEST(direct_pipe_fills_two_slots_and_frees_both)
 	ck_assert_int_ne(ends[0], ends[1]);
 	ck_assert_int_eq(used(), 2);
 	ck_assert_int_eq(t_fd_count(), before);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(used(), 0);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 }
 END_TEST
 
@@ -1063,21 +1052,11 @@ START_TEST(hand_over_under_load_loses_no_slot_and_owns_none_twice)
 	ck_assert_int_eq(r->used_after, 0);
 	ck_assert_int_eq(r->mismatches, 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(t_fd_count(), before);
 	free(r);
 }
 END_TEST
-
-static void arrived_count(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
-			  struct rsc_entry *e, void *data)
-{
-	(void)inbox;
-	(void)slot;
-	(void)cs;
-	(void)e;
-	(*(int *)data)++;
-}
 
 START_TEST(failed_hand_over_leaves_the_slot_with_the_sender)
 {
@@ -1098,7 +1077,7 @@ START_TEST(failed_hand_over_leaves_the_slot_with_the_sender)
 	ck_assert_int_eq(rsc_scope_open(b, NULL, "full", &bs), 0);
 	ck_assert_int_eq(rsc_open(bs, AT_FDCWD, t_path("f1"), O_RDONLY, 0, RSC_DIRECT, &filler), 0);
 	ck_assert_int_ge(rsc_entry_wait(filler), 0);
-	ck_assert_int_eq(rsc_inbox(bs, arrived_count, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox(bs, t_count_arrival, &arrived, &inbox), 0);
 	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
@@ -1119,7 +1098,7 @@ START_TEST(failed_hand_over_leaves_the_slot_with_the_sender)
 	while (res == 1)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 	ck_assert_int_eq(res, 0); /* the empty file, read through the kept slot */
-	ck_assert_int_eq(audit_slots(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(used(), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(bs, NULL), 0);

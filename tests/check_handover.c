@@ -22,22 +22,12 @@ struct receiver {
 	int arrived;
 };
 
-static void on_arrival(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
-		       struct rsc_entry *e, void *data)
-{
-	(void)inbox;
-	(void)slot;
-	(void)cs;
-	(void)e;
-	((struct receiver *)data)->arrived++;
-}
-
 static void receiver_new(struct receiver *r)
 {
 	r->arrived = 0;
 	ck_assert_int_eq(rsc_loop_new(&r->loop, 16, RSC_LOOP_DIRECT), 0);
 	ck_assert_int_eq(rsc_scope_open(r->loop, NULL, "receiver", &r->scope), 0);
-	ck_assert_int_eq(rsc_inbox(r->scope, on_arrival, r, &r->inbox), 0);
+	ck_assert_int_eq(rsc_inbox(r->scope, t_count_arrival, &r->arrived, &r->inbox), 0);
 	ck_assert_int_eq(rsc_inbox_address(r->inbox, &r->addr), 0);
 }
 
@@ -50,23 +40,12 @@ static void receiver_run(struct receiver *r)
 		ck_assert_int_ge(rsc_loop_run(r->loop, RSC_RUN_NOWAIT), 0);
 }
 
-/* Slots on which the loop's table and the kernel's disagree (the kernel may
- * leave its list out while busy: asked again then). */
-static int slots_disagreeing(struct rsc_loop *loop)
-{
-	int ret;
-
-	while ((ret = rsc_audit_slots(loop)) == -EAGAIN)
-		;
-	return ret;
-}
-
 /* Closed with nothing left in its table, as the kernel sees it too. */
 static void receiver_close(struct receiver *r)
 {
 	ck_assert_int_eq(rsc_scope_close_wait(r->scope, NULL), 0);
 	ck_assert_int_eq(rsc_loop_direct_used(r->loop), 0);
-	ck_assert_int_eq(slots_disagreeing(r->loop), 0);
+	ck_assert_int_eq(t_audit_slots(r->loop), 0);
 	ck_assert_int_eq(rsc_loop_close(r->loop), 0);
 }
 
@@ -252,7 +231,7 @@ START_TEST(slot_arriving_after_the_inbox_went_is_closed_by_an_idle_loop)
 	receiver_run(&r);
 	ck_assert_int_eq(r.arrived, 0);
 	/* The kernel's table holds nothing either: it was closed. */
-	ck_assert_int_eq(slots_disagreeing(r.loop), 0);
+	ck_assert_int_eq(t_audit_slots(r.loop), 0);
 	close_both(s, &r);
 }
 END_TEST

@@ -425,16 +425,6 @@ START_TEST(released_direct_entry_never_acts_on_its_reused_slot)
 }
 END_TEST
 
-static void on_arrival(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
-		       struct rsc_entry *e, void *data)
-{
-	(void)inbox;
-	(void)slot;
-	(void)cs;
-	(void)e;
-	(*(int *)data)++;
-}
-
 /*
  * The target loop closed after giving out its inbox address; then another
  * loop is made (its ring likely on the same descriptor number) with an
@@ -452,13 +442,13 @@ START_TEST(hand_over_to_a_loop_that_has_closed)
 	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
 	ck_assert_int_eq(rsc_loop_new(&b, 16, RSC_LOOP_DIRECT), 0);
 	ck_assert_int_eq(rsc_scope_open(b, NULL, "worker", &bs), 0);
-	ck_assert_int_eq(rsc_inbox(bs, on_arrival, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox(bs, t_count_arrival, &arrived, &inbox), 0);
 	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(bs, NULL), 0);
 	ck_assert_int_eq(rsc_loop_close(b), 0);
 	ck_assert_int_eq(rsc_loop_new(&c, 16, RSC_LOOP_DIRECT), 0);
 	ck_assert_int_eq(rsc_scope_open(c, NULL, "other", &cs), 0);
-	ck_assert_int_eq(rsc_inbox(cs, on_arrival, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox(cs, t_count_arrival, &arrived, &inbox), 0);
 	ck_assert_int_eq(rsc_inbox_address(inbox, &addr_c), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, RSC_DIRECT, &e), 0);

@@ -63,6 +63,11 @@ struct rsc_entry *t_listen_on_loopback(struct rsc_scope *s, int backlog, struct 
 int t_connect(const struct sockaddr_in *to);
 /* A connected AF_UNIX pair: *@peer is the test's, the other end an entry adopted into @s. */
 struct rsc_entry *t_adopted_pair(struct rsc_scope *s, int *peer);
+/* rsc_audit_slots(@loop), asked again while the kernel is busy (-EAGAIN); never an error. */
+int t_audit_slots(struct rsc_loop *loop);
+/* An inbox callback (rsc_inbox) that counts arrivals in the int at @data. */
+void t_count_arrival(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
+		     struct rsc_entry *e, void *data);
 
 Suite *make_loop_suite(void);
 Suite *make_scope_suite(void);
