@@ -545,6 +545,13 @@ static inline bool rsc__ud_names_op(uint64_t user_data)
 	return user_data != RSC__UD_NONE && (uint32_t)user_data != 0;
 }
 
+/* Another loop's MSG_RING carrying a slot (handover.c): 0 in the low half. */
+static inline bool rsc__ud_is_message(uint64_t user_data)
+{
+	return (user_data & RSC__UD_TAG) && (uint32_t)user_data == 0 &&
+	       user_data != RSC__UD_NONE && user_data != RSC__UD_POST;
+}
+
 /* The op pool is on every acquire's and release's path: inline. */
 static inline struct rsc_op *rsc__op_get(struct rsc_loop *loop)
 {
@@ -744,6 +751,8 @@ void rsc__direct_move(struct rsc_loop *loop, const struct rsc__entry *e,
 void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e);
 /* A slot nobody can own any more (a connection after its scope closed). */
 void rsc__direct_close_orphan(struct rsc_loop *loop, int slot);
+/* Whether a hand-over may have put a file in @slot now: the kernel's range, free here. */
+bool rsc__direct_can_arrive(const struct rsc_loop *loop, int slot);
 struct rsc__inbox;
 struct rsc__list *rsc__direct_inboxes(struct rsc_loop *loop);
 /* handover.c: a CQE another loop's IORING_OP_MSG_RING posted (user_data token << 32) */
