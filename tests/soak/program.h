@@ -35,7 +35,8 @@ struct prog_stats {
 		adopted, detached, addr_pushes, addr_refused, bad_rule_sets,
 		peers, handovers, handovers_done, handovers_failed, handovers_refused,
 		handovers_stale, handovers_unsupported, arrivals, posts, posts_run,
-		posts_at_end, close_busy, eventfd_programs;
+		posts_at_end, close_busy, eventfd_programs,
+		shared_programs, shared_loops, app_cqes, shared_rsc_cqes, dispatch_refused;
 	int max_depth;
 };
 
