@@ -923,6 +923,10 @@ static void loop_free(struct rsc_loop *loop)
 		rsc__scope_free_tree(loop->root);
 	rsc__audit_free(loop);
 	rsc__post_free(loop); /* first: no poster may aim at the ring once it goes */
+	/* The application's ring stays: our table must not (it would refuse the
+	 * application's own, or a later loop's, with EBUSY). */
+	if (loop->shared && loop->direct)
+		(void)io_uring_unregister_files(loop->ring);
 	rsc__direct_free(loop);
 	rsc__recv_buffers_free(loop, true);
 	io_uring_free_probe(loop->probe);

@@ -189,6 +189,69 @@ START_TEST(made_up_arrival_is_refused)
 }
 END_TEST
 
+/* CQEs of ringscope's still on the application's ring, reaped and not dispatched. */
+static int tagged_left(struct io_uring *ring)
+{
+	struct io_uring_cqe *cqe;
+	int n = 0;
+
+	io_uring_submit_and_get_events(ring);
+	while (io_uring_peek_cqe(ring, &cqe) == 0 && cqe) {
+		n += (cqe->user_data >> 63) != 0;
+		io_uring_cqe_seen(ring, cqe);
+	}
+	return n;
+}
+
+/* A slot handed over while the inbox's scope was closing arrives behind the
+ * completions that end the inbox. An application that reaps one CQE at a
+ * time and stops once the loop says it is idle (rsc_loop_new_from_ring(3))
+ * must not be told so while that arrival is still on its ring. */
+START_TEST(arrival_behind_the_inbox_end_keeps_the_loop_alive)
+{
+	struct shared_receiver r;
+	struct io_uring_cqe *cqe;
+	struct rsc_entry *second;
+	int turns = 0;
+
+	hand_one_over(&r);
+	ck_assert_int_eq(rsc_open(r.sender, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT,
+				  &second), 0);
+	ck_assert_int_ge(rsc_entry_wait(second), 0);
+	ck_assert_int_eq(rsc_scope_close(r.scope, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(r.a.loop, RSC_RUN_NOWAIT), 0); /* the keep-alive's cancel goes out */
+	ck_assert_int_eq(rsc_entry_hand_over(second, r.addr, NULL, NULL), 0);
+	while (rsc_loop_alive(r.a.loop) > 0 && turns++ < 100) {
+		ck_assert_int_eq(io_uring_wait_cqe(&r.a.ring, &cqe), 0);
+		ck_assert_int_eq(rsc_loop_dispatch(r.a.loop, cqe), 1);
+		io_uring_cqe_seen(&r.a.ring, cqe);
+		ck_assert_int_ge(rsc_loop_run(r.a.loop, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(rsc_loop_close(r.a.loop), 0);
+	ck_assert_int_eq(tagged_left(&r.a.ring), 0);
+	io_uring_queue_exit(&r.a.ring);
+	ck_assert_int_eq(r.arrived, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(r.sender, NULL), 0);
+}
+END_TEST
+
+/* The direct table a loop registered on the application's ring goes with the
+ * loop: the ring is the application's again, and a later loop can have one. */
+START_TEST(closed_loop_leaves_no_table_on_the_ring)
+{
+	struct app a;
+
+	app_new(&a);
+	ck_assert_int_eq(rsc_loop_set_direct(a.loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_loop_close(a.loop), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&a.loop, &a.ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(a.loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_loop_close(a.loop), 0);
+	ck_assert_int_eq(io_uring_register_files_sparse(&a.ring, 4), 0);
+	io_uring_queue_exit(&a.ring);
+}
+END_TEST
+
 Suite *make_shared_ring_suite(void)
 {
 	Suite *s = suite_create("shared_ring");
@@ -202,6 +265,8 @@ Suite *make_shared_ring_suite(void)
 		tcase_add_test(tc, wake_dispatched_twice_or_made_up_is_refused);
 		tcase_add_test(tc, arrival_dispatched_twice_is_refused);
 		tcase_add_test(tc, made_up_arrival_is_refused);
+		tcase_add_test(tc, arrival_behind_the_inbox_end_keeps_the_loop_alive);
+		tcase_add_test(tc, closed_loop_leaves_no_table_on_the_ring);
 	}
 	suite_add_tcase(s, tc);
 	return s;
