@@ -33,8 +33,10 @@
 #define UD_POST	     0xffffffff00000000ULL /* rsc_loop_post's wake (src/internal.h) */
 #define MAX_APP_OPS  48
 #define READ_MAX     32
-#define WAIT_MS	     20 /* a turn that waits: longer than any timeout of a program */
-#define AFTER_CLOSE  2	/* 1 ms passes over the ring once the loop is gone */
+/* A turn that waits, short: what keeps a loop alive may need only a turn, no CQE. */
+#define WAIT_MS	     1
+#define MAX_PASSES   10000 /* 10 s of waits: beyond any timer of a program */
+#define AFTER_CLOSE  2	/* passes over the ring once the loop is gone, then until the application's are in */
 
 enum app_kind { AK_READ, AK_NOP, AK_TIMEOUT };
 
@@ -151,7 +153,7 @@ static void app_start(struct prog *p, struct app *a, enum app_kind kind)
 		io_uring_prep_nop(sqe);
 		break;
 	default:
-		op->ts.tv_nsec = (long long)(1 + next(a) % 4) * 1000000;
+		op->ts.tv_nsec = (long long)(1 + next(a) % 1000) * 1000; /* up to 1 ms */
 		io_uring_prep_timeout(sqe, &op->ts, 0, 0);
 		op->expect = -ETIME;
 		break;
@@ -251,14 +253,19 @@ static void handle(struct prog *p, struct app *a, const struct io_uring_cqe *cqe
 	probe_again(p, a, cqe);
 }
 
-/* Reap what the ring has, in one batch or one CQE at a time; how many were ringscope's. */
+/*
+ * Reap what the ring has: in one batch, one CQE at a time, or one at a time
+ * until the loop says it is idle, leaving the rest for later (as an
+ * application that ends its loop then would: what it leaves must be its own).
+ * How many were ringscope's.
+ */
 static unsigned app_reap(struct prog *p, struct app *a)
 {
 	unsigned long long before = a->rsc_cqes;
 	struct io_uring_cqe *cqe;
-	unsigned head, n = 0;
+	unsigned head, n = 0, how = next(a) % 3;
 
-	if (next(a) & 1) {
+	if (how == 0) {
 		io_uring_for_each_cqe(&a->ring, head, cqe) {
 			handle(p, a, cqe);
 			n++;
@@ -268,6 +275,8 @@ static unsigned app_reap(struct prog *p, struct app *a)
 		while (io_uring_peek_cqe(&a->ring, &cqe) == 0 && cqe) {
 			handle(p, a, cqe);
 			io_uring_cqe_seen(&a->ring, cqe);
+			if (how == 2 && a->loop && rsc_loop_run(a->loop, RSC_RUN_NOWAIT) == 0)
+				break;
 		}
 	}
 	return (unsigned)(a->rsc_cqes - before);
@@ -361,7 +370,7 @@ int sh_run(struct prog *p, struct rsc_loop *loop, enum rsc_run_mode mode)
 	if (mode != RSC_RUN_NOWAIT && (ret = rsc_loop_run(loop, mode)) != -EOPNOTSUPP)
 		violation(p, "rsc_loop_run(%d) on the application's ring: %s, expected EOPNOTSUPP",
 			  (int)mode, rsc_err_name(ret));
-	for (i = 0; i < 3000 && !p->failed; i++) {
+	for (i = 0; i < MAX_PASSES && !p->failed; i++) {
 		ret = rsc_loop_run(loop, RSC_RUN_NOWAIT);
 		if (ret < 0)
 			return ret;
@@ -454,8 +463,8 @@ static void app_end(struct prog *p, struct app *a, struct prog_stats *st)
 	int i, files;
 
 	for (i = 0; i < AFTER_CLOSE; i++)
-		app_pass(p, a, 1);
-	for (i = 0; i < 200 && a->n_done < a->n_ops && !p->failed; i++) {
+		app_pass(p, a, 0);
+	for (i = 0; i < MAX_PASSES && a->n_done < a->n_ops && !p->failed; i++) {
 		app_write(p, a);
 		app_pass(p, a, WAIT_MS);
 	}
