@@ -751,6 +751,8 @@ void rsc__direct_move(struct rsc_loop *loop, const struct rsc__entry *e,
 void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e);
 /* A slot nobody can own any more (a connection after its scope closed). */
 void rsc__direct_close_orphan(struct rsc_loop *loop, int slot);
+/* loop.c: a CQE of ours waits in the CQ (on a shared ring, not the application's). */
+bool rsc__cq_holds_ours(struct rsc_loop *loop);
 /* Whether a hand-over may have put a file in @slot now: the kernel's range, free here. */
 bool rsc__direct_can_arrive(const struct rsc_loop *loop, int slot);
 struct rsc__inbox;

@@ -734,6 +734,20 @@ static bool has_cqes(const struct rsc_loop *loop)
 	return !loop->shared && io_uring_cq_ready(loop->ring);
 }
 
+bool rsc__cq_holds_ours(struct rsc_loop *loop)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head;
+
+	if (!loop->shared)
+		return io_uring_cq_ready(loop->ring) > 0;
+	/* The application's CQEs name nothing of ours: only tagged ones count. */
+	io_uring_for_each_cqe(loop->ring, head, cqe)
+		if (cqe->user_data & RSC__UD_TAG)
+			return true;
+	return false;
+}
+
 int rsc_loop_alive(const struct rsc_loop *loop)
 {
 	if (!loop)

@@ -252,6 +252,68 @@ START_TEST(closed_loop_leaves_no_table_on_the_ring)
 }
 END_TEST
 
+/* An application whose own I/O keeps flowing: one CQE of its own always waits. */
+static void app_nop(struct app *a)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
+
+	ck_assert_ptr_nonnull(sqe);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, 7);
+	ck_assert_int_ge(io_uring_submit(&a->ring), 1);
+}
+
+/* Ringscope's CQEs dispatched, the application's left where they are. */
+static void app_turn_leaving_its_own(struct app *a)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0, own = 0;
+
+	app_nop(a);
+	io_uring_for_each_cqe(&a->ring, head, cqe) {
+		if (rsc_loop_dispatch(a->loop, cqe) == 0)
+			own++;
+		n++;
+	}
+	/* Its own last, unseen: it will handle them on its next turn. */
+	ck_assert_uint_ge(own, 1);
+	io_uring_cq_advance(&a->ring, n - 1);
+	ck_assert_int_ge(rsc_loop_run(a->loop, RSC_RUN_NOWAIT), 0);
+}
+
+/* The full audit settles a scope once no CQE that may name a descriptor is
+ * waiting: on the application's ring, its own CQEs name none of ours, and
+ * must not hold the verdict back until the loop is gone. */
+START_TEST(full_audit_verdict_ignores_the_applications_cqes)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct app a;
+	int leaked, turns;
+
+	t_make_files(2);
+	app_new(&a);
+	ck_assert_int_eq(rsc_loop_set_audit(a.loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "leaky", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	for (turns = 0; rsc_entry_state(e) == RSC_ENTERING && turns < 100; turns++)
+		app_turn_leaving_its_own(&a);
+	leaked = open(t_path("f1"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(leaked, 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	for (turns = 0; rsc_loop_alive(a.loop) > 0 && turns < 100; turns++)
+		app_turn_leaving_its_own(&a);
+	ck_assert_int_eq(rsc_loop_alive(a.loop), 0);
+	app_turn_leaving_its_own(&a);
+	ck_assert_int_eq(rsc_audit_count(a.loop), 1);
+	ck_assert_int_eq(rsc_finding_fd(rsc_audit_finding(a.loop, 0)), leaked);
+	close(leaked);
+	ck_assert_int_eq(rsc_loop_close(a.loop), 0);
+	io_uring_queue_exit(&a.ring);
+}
+END_TEST
+
 Suite *make_shared_ring_suite(void)
 {
 	Suite *s = suite_create("shared_ring");
@@ -267,6 +329,7 @@ Suite *make_shared_ring_suite(void)
 		tcase_add_test(tc, made_up_arrival_is_refused);
 		tcase_add_test(tc, arrival_behind_the_inbox_end_keeps_the_loop_alive);
 		tcase_add_test(tc, closed_loop_leaves_no_table_on_the_ring);
+		tcase_add_test(tc, full_audit_verdict_ignores_the_applications_cqes);
 	}
 	suite_add_tcase(s, tc);
 	return s;
