@@ -285,6 +285,9 @@ struct rsc_loop {
 	/* Free lists are stacks, not rsc__lists: on every acquire and release,
 	 * a list costs ~1% more instructions a pair (make bench-instr). */
 	struct rsc_op *free_ops;
+	/* The first generation of every op: the loop's own, so that another
+	 * loop's CQE (same index, as many reuses) names no op of this one. */
+	uint32_t op_gen_base;
 	unsigned ops_inflight;
 	unsigned undispatched; /* final CQEs copied off the ring, not yet dispatched */
 

@@ -314,6 +314,44 @@ START_TEST(full_audit_verdict_ignores_the_applications_cqes)
 }
 END_TEST
 
+/* Two loops on two rings of the application's, each with an open in flight:
+ * the first's CQE names an op by index and generation, which the second's
+ * op in flight must not share, or it completes with the other's descriptor. */
+START_TEST(another_loops_cqe_is_refused)
+{
+	struct rsc_scope *sa, *sb;
+	struct rsc_entry *ea, *eb;
+	struct io_uring_cqe *cqe;
+	struct app a, b;
+
+	t_make_files(2);
+	app_new(&a);
+	app_new(&b);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "a", &sa), 0);
+	ck_assert_int_eq(rsc_scope_open(b.loop, NULL, "b", &sb), 0);
+	ck_assert_int_eq(rsc_open(sa, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &ea), 0);
+	ck_assert_int_eq(rsc_open(sb, AT_FDCWD, t_path("f1"), O_RDONLY, 0, 0, &eb), 0);
+	ck_assert_int_eq(io_uring_submit_and_wait(&a.ring, 1), 1);
+	ck_assert_int_eq(io_uring_peek_cqe(&a.ring, &cqe), 0);
+	ck_assert_int_eq(rsc_loop_dispatch(b.loop, cqe), -EINVAL);
+	ck_assert_int_eq(rsc_entry_state(eb), RSC_ENTERING);
+	ck_assert_int_eq(rsc_loop_dispatch(a.loop, cqe), 1);
+	io_uring_cqe_seen(&a.ring, cqe);
+	ck_assert_int_eq(rsc_entry_state(ea), RSC_ENTERED);
+	while (rsc_entry_state(eb) == RSC_ENTERING) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&b.ring, 1), 0);
+		app_reap(&b);
+	}
+	ck_assert_int_ne(rsc_entry_fd(eb), rsc_entry_fd(ea));
+	ck_assert_int_eq(rsc_scope_close(sa, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(sb, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_ge(rsc_loop_run(b.loop, RSC_RUN_NOWAIT), 0);
+	app_drain_and_close(&a);
+	app_drain_and_close(&b);
+}
+END_TEST
+
 Suite *make_shared_ring_suite(void)
 {
 	Suite *s = suite_create("shared_ring");
@@ -330,6 +368,7 @@ Suite *make_shared_ring_suite(void)
 		tcase_add_test(tc, arrival_behind_the_inbox_end_keeps_the_loop_alive);
 		tcase_add_test(tc, closed_loop_leaves_no_table_on_the_ring);
 		tcase_add_test(tc, full_audit_verdict_ignores_the_applications_cqes);
+		tcase_add_test(tc, another_loops_cqe_is_refused);
 	}
 	suite_add_tcase(s, tc);
 	return s;
