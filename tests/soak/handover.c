@@ -247,8 +247,8 @@ static void peer_close(struct prog *p, bool drain, struct prog_stats *st)
 			violation(p, "peer %d: its inbox scope closed with %s", peer.gen,
 				  rsc_err_name(ret));
 	}
-	while ((ret = sh_run(p, peer.loop, RSC_RUN_DEFAULT)) > 0)
-		;
+	for (i = 0; i < 100 && (ret = sh_run(p, peer.loop, RSC_RUN_DEFAULT)) > 0; i++)
+		; /* bounded: after a violation a loop on the application's ring may never idle */
 	if (ret < 0)
 		violation(p, "peer %d: rsc_loop_run: %s", peer.gen, rsc_err_name(ret));
 	if (peer.n_scope_closed != 1)

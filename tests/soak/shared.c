@@ -225,6 +225,24 @@ static void probe_again(struct prog *p, struct app *a, const struct io_uring_cqe
 	a->refused++;
 }
 
+/* An op's CQE handed to the other loop on an application's ring: not its op. */
+static void probe_other_loop(struct prog *p, struct app *a, const struct io_uring_cqe *cqe)
+{
+	struct app *o = &apps[a == &apps[0]];
+	int ret;
+
+	if (!o->used || !o->loop || (uint32_t)cqe->user_data == 0 ||
+	    (cqe->flags & IORING_CQE_F_MORE) || next(a) % 4)
+		return;
+	ret = rsc_loop_dispatch(o->loop, cqe);
+	say(p, "    app %d: 0x%llx (res %d) given to the other loop -> %d\n", (int)(a - apps),
+	    (unsigned long long)cqe->user_data, cqe->res, ret);
+	if (ret != -EINVAL)
+		violation(p, "rsc_loop_dispatch of another loop's CQE (user_data 0x%llx, res %d): %s, expected EINVAL",
+			  (unsigned long long)cqe->user_data, cqe->res, rsc_err_name(ret));
+	a->refused++;
+}
+
 static void handle(struct prog *p, struct app *a, const struct io_uring_cqe *cqe)
 {
 	bool tagged = cqe->user_data & TAG;
@@ -251,6 +269,7 @@ static void handle(struct prog *p, struct app *a, const struct io_uring_cqe *cqe
 	}
 	a->rsc_cqes++;
 	probe_again(p, a, cqe);
+	probe_other_loop(p, a, cqe);
 }
 
 /*
