@@ -703,6 +703,7 @@ void rsc__post_arm(struct rsc_loop *loop);
 /* A CQE tagged RSC__UD_POST: a wake-up, then the posts run. */
 void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags);
 unsigned rsc__post_run(struct rsc_loop *loop);
+void rsc__post_forget_failed(struct rsc_loop *loop);
 void rsc__post_free(struct rsc_loop *loop);
 
 /* accept.c: an op of an accept in flight (the accept, or its backoff timer). */

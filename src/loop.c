@@ -779,6 +779,7 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 		return -EOPNOTSUPP;
 	}
 	loop->running = true;
+	rsc__post_forget_failed(loop);
 	rsc__post_run(loop);
 	rsc__run_due(loop);
 	ret = io_uring_submit(loop->ring);

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <liburing.h>
 
@@ -352,6 +354,33 @@ START_TEST(another_loops_cqe_is_refused)
 }
 END_TEST
 
+/* A wake the kernel refused (a ring still disabled, IORING_SETUP_R_DISABLED:
+ * the MSG_RING fails with EBADFD) never reaches the ring: the loop must not
+ * wait for its CQE, once a turn has run the post. */
+START_TEST(failed_wake_does_not_keep_the_loop_alive)
+{
+	struct io_uring ring;
+	struct rsc_loop *l;
+	int ran = 0, turns;
+
+	ck_assert_int_eq(io_uring_queue_init(16, &ring, IORING_SETUP_R_DISABLED), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_post(l, count_post, &ran), 0);
+	/* io_uring_enable_rings(3): not exported by liburing 2.3's library. */
+	ck_assert_int_eq(syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+				  NULL, 0), 0);
+	for (turns = 0; turns < 10 && rsc_loop_alive(l) > 0; turns++) {
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+		usleep(1000);
+	}
+	ck_assert_int_eq(ran, 1);
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(tagged_left(&ring), 0);
+	io_uring_queue_exit(&ring);
+}
+END_TEST
+
 Suite *make_shared_ring_suite(void)
 {
 	Suite *s = suite_create("shared_ring");
@@ -369,6 +398,7 @@ Suite *make_shared_ring_suite(void)
 		tcase_add_test(tc, closed_loop_leaves_no_table_on_the_ring);
 		tcase_add_test(tc, full_audit_verdict_ignores_the_applications_cqes);
 		tcase_add_test(tc, another_loops_cqe_is_refused);
+		tcase_add_test(tc, failed_wake_does_not_keep_the_loop_alive);
 	}
 	suite_add_tcase(s, tc);
 	return s;
