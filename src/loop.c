@@ -782,6 +782,8 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 	rsc__post_forget_failed(loop);
 	rsc__post_run(loop);
 	rsc__run_due(loop);
+	if (loop->dl_rearm)
+		rsc__deadline_rearm(loop); /* a timer that found no SQE, as rsc_loop_run's turns do */
 	ret = io_uring_submit(loop->ring);
 	if (ret >= 0)
 		loop->counters[RSC_CTR_SQES] += ret;

@@ -381,6 +381,59 @@ START_TEST(failed_wake_does_not_keep_the_loop_alive)
 }
 END_TEST
 
+/* An earlier deadline whose timer could not be moved for want of an SQE (the
+ * application's SQ full, and no submit possible on a ring still disabled) is
+ * moved on a later turn, on the application's ring as on the loop's own. */
+START_TEST(deadline_timer_moved_on_a_later_turn)
+{
+	struct rsc_scope *late, *soon;
+	struct io_uring ring;
+	struct rsc_loop *l;
+	int st_soon = 1, st_late = 1, turns;
+
+	ck_assert_int_eq(io_uring_queue_init(16, &ring, IORING_SETUP_R_DISABLED), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "late", &late), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "soon", &soon), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(late, 20000, 0), 0);
+	while (io_uring_get_sqe(&ring))
+		; /* the application's, not submitted yet */
+	ck_assert_int_eq(rsc_scope_set_deadline(soon, 20, 0), 0);
+	ck_assert_int_eq(syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+				  NULL, 0), 0);
+	ck_assert_int_ge(io_uring_submit(&ring), 0);
+	ck_assert_int_eq(rsc_scope_close(late, on_closed, &st_late), 0);
+	for (turns = 0; turns < 100 && (st_soon == 1 || st_late == 1); turns++) {
+		struct __kernel_timespec ts = { 0, 10 * 1000000 };
+		struct io_uring_cqe *cqe;
+
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+		(void)io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
+		while (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe) {
+			ck_assert_int_ge(rsc_loop_dispatch(l, cqe), 0);
+			io_uring_cqe_seen(&ring, cqe);
+		}
+		if (rsc_scope_state(soon) == RSC_SCOPE_UNWOUND && st_soon == 1)
+			ck_assert_int_eq(rsc_scope_close(soon, on_closed, &st_soon), 0);
+	}
+	/* Within a second, not at the 20 s of the timer set first. */
+	ck_assert_int_eq(st_soon, -ETIMEDOUT);
+	ck_assert_int_eq(st_late, 0);
+	for (turns = 0; turns < 100 && rsc_loop_alive(l) > 0; turns++) {
+		struct io_uring_cqe *cqe;
+
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_ge(io_uring_submit_and_wait(&ring, 1), 0);
+		while (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe) {
+			ck_assert_int_ge(rsc_loop_dispatch(l, cqe), 0);
+			io_uring_cqe_seen(&ring, cqe);
+		}
+	}
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	io_uring_queue_exit(&ring);
+}
+END_TEST
+
 Suite *make_shared_ring_suite(void)
 {
 	Suite *s = suite_create("shared_ring");
@@ -399,6 +452,7 @@ Suite *make_shared_ring_suite(void)
 		tcase_add_test(tc, full_audit_verdict_ignores_the_applications_cqes);
 		tcase_add_test(tc, another_loops_cqe_is_refused);
 		tcase_add_test(tc, failed_wake_does_not_keep_the_loop_alive);
+		tcase_add_test(tc, deadline_timer_moved_on_a_later_turn);
 	}
 	suite_add_tcase(s, tc);
 	return s;
