@@ -73,6 +73,9 @@ struct rsc_op {
 	/* A cancel (loop.c): its target's user_data, and how often it was sent. */
 	uint64_t cancel_ud;
 	unsigned cancel_tries;
+	/* A cancel by descriptor: whose ops (an entry handle), and how many it should find. */
+	uint64_t cancel_entry;
+	unsigned cancel_expect;
 	struct rsc_op *next_free;
 };
 
@@ -609,6 +612,8 @@ void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned 
 /* One IORING_ASYNC_CANCEL_FD|ALL for every op on @fd (Linux 5.19), or on
  * slot @fd of the direct table with @fixed (IORING_ASYNC_CANCEL_FD_FIXED, 6.0). */
 struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed);
+/* A cancel by descriptor found fewer ops than it was sent for (io.c). */
+void rsc__io_cancel_fd_short(struct rsc_loop *loop, const struct rsc_op *cancel, int res);
 
 /* entry.c */
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,

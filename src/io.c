@@ -175,13 +175,15 @@ static bool on_fd(const struct rsc_op *op)
 void rsc__io_cancel_all(struct rsc__entry *e)
 {
 	struct rsc_loop *loop = e->scope->loop;
-	struct rsc_op *op;
+	struct rsc_op *op, *by_fd;
 	unsigned n_fd = 0;
 
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 		n_fd += on_fd(op);
 	if (n_fd > 1 && e->value >= 0 && rsc__opcode_supported(loop, IORING_OP_SOCKET) &&
-	    rsc__submit_cancel_fd(loop, e->value, e->fd_kind == RSC__FD_DIRECT)) {
+	    (by_fd = rsc__submit_cancel_fd(loop, e->value, e->fd_kind == RSC__FD_DIRECT))) {
+		by_fd->cancel_entry = e->h;
+		by_fd->cancel_expect = n_fd;
 		RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 			if (!on_fd(op))
 				rsc__submit_cancel(loop, op);
@@ -189,6 +191,28 @@ void rsc__io_cancel_all(struct rsc__entry *e)
 	}
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 		rsc__submit_cancel(loop, op);
+}
+
+/*
+ * The one cancel found fewer ops than were in flight. Some may have ended
+ * on their own; others the kernel held where no cancel looks (task work
+ * after their poll fired) and may wait there again. Those still in flight
+ * get a cancel each, which is sent again while it misses (loop.c): a
+ * release never waits on an op nobody cancelled.
+ */
+void rsc__io_cancel_fd_short(struct rsc_loop *loop, const struct rsc_op *cancel, int res)
+{
+	struct rsc__entry *e;
+	struct rsc_op *op;
+
+	if (res >= 0 && (unsigned)res >= cancel->cancel_expect)
+		return;
+	e = rsc__handle_lookup(cancel->cancel_entry, RSC__K_ENTRY);
+	if (!e)
+		return; /* every op ended, and the entry with them */
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+		if (on_fd(op))
+			rsc__submit_cancel(loop, op);
 }
 
 int rsc_timeout(struct rsc_entry *h, unsigned ms, rsc_io_cb cb, void *data)

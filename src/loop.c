@@ -475,6 +475,10 @@ static void cancel_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	struct rsc_op *pause;
 
 	(void)cqe_flags;
+	if (op->cancel_entry) {
+		rsc__io_cancel_fd_short(loop, op, res);
+		return;
+	}
 	/*
 	 * A cancel's result proves nothing: only the target's own CQE decides.
 	 * But -ENOENT while the target is still in flight means the kernel held
@@ -507,6 +511,7 @@ static struct rsc_op *submit_cancel_ud(struct rsc_loop *loop, uint64_t target_ud
 	io_uring_prep_cancel64(sqe, target_ud, 0);
 	op->cancel_ud = target_ud;
 	op->cancel_tries = tries;
+	op->cancel_entry = 0;
 	/* Injected: the cancel never happens, as if it came too late. */
 	if (rsc__fault(loop, RSC__F_CANCEL))
 		io_uring_prep_nop(sqe);
@@ -548,9 +553,12 @@ struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed)
 		io_uring_prep_nop(sqe); /* injected: as if it came too late */
 	op->complete = cancel_done;
 	op->opcode = IORING_OP_ASYNC_CANCEL;
-	/* No one target to send again to (a pooled op keeps its last one). */
+	/* No one target to send again to (a pooled op keeps its last one):
+	 * the caller names the entry whose ops it should find. */
 	op->cancel_ud = 0;
 	op->cancel_tries = 0;
+	op->cancel_entry = 0;
+	op->cancel_expect = 0;
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	loop->counters[RSC_CTR_CANCEL_FD]++;
 	return op;
