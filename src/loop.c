@@ -369,13 +369,16 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 busy:
 		loop->counters[RSC_CTR_BUSY_RETRIES]++;
 		if (stash_cqes(loop) == 0 && submitted_in_flight(loop) > 0) {
+			struct __kernel_timespec ms = { .tv_sec = 0, .tv_nsec = 1000000 };
 			struct io_uring_cqe *cqe;
 
-			/* Nothing to reap yet: wait for one completion, then retry. */
+			/* Nothing to reap yet: wait for one completion, then retry. A
+			 * moment at most: what is in flight may never end by itself (an
+			 * idle connection's receive), and the retry may succeed anyway. */
 			loop->counters[RSC_CTR_ENTER_CALLS]++;
-			ret = io_uring_wait_cqe(loop->ring, &cqe);
+			ret = io_uring_wait_cqe_timeout(loop->ring, &cqe, &ms);
 			if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
-			    ret != -EBUSY)
+			    ret != -EBUSY && ret != -ETIME)
 				return ret;
 			stash_cqes(loop);
 		}
@@ -500,11 +503,24 @@ static void cancel_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	pause->cancel_tries = op->cancel_tries;
 }
 
+/*
+ * An injected lost cancel: a no-op whose result is the rule's errno, as the
+ * kernel answers a cancel that found nothing (-ENOENT: a target still in
+ * flight is sent a cancel again) or one whose target already runs and will
+ * complete by itself (-EALREADY: nothing more is sent).
+ */
+static void cancel_misses(struct rsc_op *op, struct io_uring_sqe *sqe, int err)
+{
+	io_uring_prep_nop(sqe);
+	op->fault_res = err;
+}
+
 static struct rsc_op *submit_cancel_ud(struct rsc_loop *loop, uint64_t target_ud,
 				       unsigned tries)
 {
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op = rsc__op_with_sqe(loop, &sqe);
+	int err;
 
 	if (!op)
 		return NULL;
@@ -512,9 +528,9 @@ static struct rsc_op *submit_cancel_ud(struct rsc_loop *loop, uint64_t target_ud
 	op->cancel_ud = target_ud;
 	op->cancel_tries = tries;
 	op->cancel_entry = 0;
-	/* Injected: the cancel never happens, as if it came too late. */
-	if (rsc__fault(loop, RSC__F_CANCEL))
-		io_uring_prep_nop(sqe);
+	/* Injected: the cancel misses its target, as if it came too late. */
+	if ((err = rsc__fault(loop, RSC__F_CANCEL)))
+		cancel_misses(op, sqe, err);
 	op->complete = cancel_done;
 	op->opcode = IORING_OP_ASYNC_CANCEL;
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
@@ -542,6 +558,7 @@ struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed)
 {
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op = rsc__op_with_sqe(loop, &sqe);
+	int err;
 
 	if (!op)
 		return NULL;
@@ -549,8 +566,8 @@ struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed)
 	 * up the process's descriptor of that number (io_uring/cancel.c). */
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL |
 					 (fixed ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
-	if (rsc__fault(loop, RSC__F_CANCEL))
-		io_uring_prep_nop(sqe); /* injected: as if it came too late */
+	if ((err = rsc__fault(loop, RSC__F_CANCEL)))
+		cancel_misses(op, sqe, err); /* injected: as if it came too late */
 	op->complete = cancel_done;
 	op->opcode = IORING_OP_ASYNC_CANCEL;
 	/* No one target to send again to (a pooled op keeps its last one):

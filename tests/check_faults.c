@@ -235,6 +235,35 @@ START_TEST(busy_flush_of_a_full_queue_does_not_hang)
 }
 END_TEST
 
+START_TEST(busy_submit_beside_an_idle_receive_does_not_hang)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char b[4];
+	int peer, r = 1, before = t_fd_count();
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "idle", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	/* In the kernel, and it never ends by itself: no byte ever comes. */
+	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, io_res, &r), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	/* The kernel refuses the next submit: room must come from a retry, not that receive. */
+	set_faults("submit:1:EBUSY");
+	alarm(20); /* a hang fails the test */
+	t_open_files(s, 0, 1);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_ge(rsc_loop_counter(t_loop, RSC_CTR_BUSY_RETRIES), 1);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED), 2);
+	ck_assert_int_eq(r, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	alarm(0);
+	ck_assert_int_eq(r, -ECANCELED);
+	close(peer);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 START_TEST(fault_spec_is_checked)
 {
 	struct rsc_loop *l;
@@ -331,6 +360,7 @@ Suite *make_faults_suite(void)
 	tcase_add_test(tc, fault_rule_count_must_be_a_positive_number);
 	tcase_add_test(tc, error_raised_while_a_child_unwinds_is_kept);
 	tcase_add_test(tc, busy_flush_of_a_full_queue_does_not_hang);
+	tcase_add_test(tc, busy_submit_beside_an_idle_receive_does_not_hang);
 	tcase_add_test(tc, environment_faults_apply_to_new_loops);
 	suite_add_tcase(s, tc);
 	return s;

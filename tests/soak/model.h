@@ -147,8 +147,9 @@ void push_end(struct prog *p, struct pentry *e, int ret, int expect_err, const c
 void op_file(struct prog *p, int s, struct rd *r);
 void op_release(struct prog *p, int i, struct rd *r);
 void op_close(struct prog *p, int s);
-void op_run(struct prog *p, unsigned b);
+void op_run(struct prog *p, unsigned b, struct prog_stats *st);
 bool unwind_owns(const struct prog *p, int s);
+bool self_or_ancestor_close_req(const struct prog *p, int s);
 void fault_window(struct prog *p);
 
 /* handover.c: direct acquires, a peer loop with an inbox, hand-overs to it. */
@@ -167,5 +168,13 @@ void post_env_settle(void);
 void post_before_end(struct prog *p);
 bool post_at_end(void);
 void post_end(struct prog *p, struct prog_stats *st);
+
+/* io.c: tracked I/O on adopted sockets (receives, sends, timeouts). */
+void io_begin(void);
+void io_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
+bool io_busy(const struct prog *p, int i);
+void io_released(struct prog *p, int i);
+bool io_before_wait(struct prog *p, struct prog_stats *st);
+void io_end(struct prog *p, struct prog_stats *st);
 
 #endif

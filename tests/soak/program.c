@@ -69,7 +69,8 @@ void say(const struct prog *p, const char *fmt, ...)
  * An op byte below EXT_OPS is one of the 20 first kinds (b % 20, evenly);
  * from EXT_OPS on, hand-overs (handover.c) and then posts (post.c).
  */
-#define EXT_OPS	 240
+#define EXT_OPS	 232
+#define IO_OPS	 8
 #define POST_OPS 10
 
 /* ---- custom managers ---------------------------------------------------- */
@@ -294,7 +295,7 @@ static bool push_refused(const struct prog *p, int s)
 	       ancestor_closing(p, s) || p->shutting_down;
 }
 
-static bool self_or_ancestor_close_req(const struct prog *p, int s)
+bool self_or_ancestor_close_req(const struct prog *p, int s)
 {
 	for (; s >= 0; s = p->sc[s].parent)
 		if (p->sc[s].close_req)
@@ -566,6 +567,7 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 			add_err(p, res, e->scope, i, !(e->early && e->early_cb), unwinding);
 		if (e->kind == K_DIRECT)
 			ho_released(p, i);
+		io_released(p, i);
 		if (e->early)
 			break;
 		/* LIFO: newest first, and only after every child scope closed. */
@@ -934,7 +936,7 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 	/* One pair's socket at a time waits for its handle in a scope: a turn of
 	 * the loop usually brings its first event. */
 	if (valid && !refuse && waits_for_handle(p, s)) {
-		op_run(p, 0);
+		op_run(p, 0, NULL);
 		if (!p->sc[s].valid || waits_for_handle(p, s))
 			return;
 		refuse = push_refused(p, s);
@@ -1100,12 +1102,17 @@ static void op_close_wait(struct prog *p, int s)
 	invalidate_tree(p, s);
 }
 
-void op_run(struct prog *p, unsigned b)
+void op_run(struct prog *p, unsigned b, struct prog_stats *st)
 {
 	static const enum rsc_run_mode modes[] = { RSC_RUN_NOWAIT, RSC_RUN_ONCE,
 						   RSC_RUN_DEFAULT };
 	enum rsc_run_mode m = modes[b % 3];
-	int ret = rsc_loop_run(p->loop, m);
+	int ret;
+
+	/* A blocking run must end: I/O that only a release would end keeps it NOWAIT. */
+	if (m != RSC_RUN_NOWAIT && io_before_wait(p, st))
+		m = RSC_RUN_NOWAIT;
+	ret = rsc_loop_run(p->loop, m);
 
 	say(p, "  op %d: run %s -> %d\n", p->op_index,
 	    m == RSC_RUN_NOWAIT ? "NOWAIT" : m == RSC_RUN_ONCE ? "ONCE" : "DEFAULT", ret);
@@ -1210,8 +1217,8 @@ static bool op_detach(struct prog *p, int i)
 	    p->sc[e->scope].name, st, ret);
 	if (owned)
 		want = -EALREADY;
-	else if (st == RSC_ENTERING || e->n_handing)
-		want = -EBUSY; /* its acquire, or a hand-over, is in flight */
+	else if (st == RSC_ENTERING || e->n_handing || io_busy(p, i))
+		want = -EBUSY; /* its acquire, a hand-over, or its I/O is in flight */
 	else if (e->kind == K_CUSTOM || e->kind == K_DIRECT)
 		want = -EBADF; /* the manager's value, or a slot: no descriptor */
 	else
@@ -1277,7 +1284,7 @@ static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 	 */
 	static const char *const ring_rules[] = {
 		"sq_full:%u:EBUSY", "submit:%u:EINTR",	    "wait:%u:EINTR",
-		"cq_overflow:%u:EBUSY", "cancel:%u:EALREADY", "submit:%u:EBUSY",
+		"cq_overflow:%u:EBUSY", "cancel:%u:ENOENT",   "submit:%u:EBUSY",
 		"submit:%u:EAGAIN",
 	};
 	unsigned n_ring = p->strict ? 7 : 5;
@@ -1636,6 +1643,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	}
 	ho_begin();
 	post_begin();
+	io_begin();
 	/* Socket files of the last program: each program starts from the same state. */
 	for (i = 0; i < 8; i++) {
 		char path[SUN_PATH_MAX + 1];
@@ -1668,11 +1676,15 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 
 		st->ops++;
 		if (byte >= EXT_OPS) {
-			/* 16 more kinds: hand-overs between loops, and posts. */
-			if (byte - EXT_OPS < POST_OPS)
-				ho_op(p, byte - EXT_OPS, &r, st);
+			/* 24 more kinds: tracked I/O, hand-overs between loops, and posts. */
+			unsigned sub = byte - EXT_OPS;
+
+			if (sub < IO_OPS)
+				io_op(p, sub, &r, st);
+			else if (sub - IO_OPS < POST_OPS)
+				ho_op(p, sub - IO_OPS, &r, st);
 			else
-				post_op(p, byte - EXT_OPS - POST_OPS, &r, st);
+				post_op(p, sub - IO_OPS - POST_OPS, &r, st);
 			op = 20;
 		}
 		switch (op) {
@@ -1727,7 +1739,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 				op_close_wait(p, s);
 			break;
 		case 13:
-			op_run(p, rd_u8(&r));
+			op_run(p, rd_u8(&r), st);
 			break;
 		case 14:
 			op_fault(p, &r, st);
@@ -1774,6 +1786,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		end_by_close(p, st);
 	ho_end(p, st);
 	post_end(p, st);
+	io_end(p, st);
 	final_checks(p, fds_before, st);
 	st->reentry_probes += p->reentry_probes;
 	g_prog = NULL;
@@ -1865,6 +1878,8 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->peers, st->handovers, st->handovers_done, st->handovers_failed, st->arrivals);
 	fprintf(out, "  refused:          %llu hand-overs (%llu ESTALE: no live inbox; %llu EOPNOTSUPP: msg_ring fault)\n",
 		st->handovers_refused, st->handovers_stale, st->handovers_unsupported);
+	fprintf(out, "  tracked I/O:      %llu started on %llu adopted sockets (%llu cancelled by their release), %llu refused\n",
+		st->io_started, st->io_entries, st->io_cancelled, st->io_refused);
 	fprintf(out, "  posts:            %llu run (%llu queued for the end; %llu closes refused with EBUSY); %llu programs woken by eventfd\n",
 		st->posts_run, st->posts_at_end, st->close_busy, st->eventfd_programs);
 	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);

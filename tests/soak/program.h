@@ -35,7 +35,8 @@ struct prog_stats {
 		adopted, detached, addr_pushes, addr_refused, bad_rule_sets,
 		peers, handovers, handovers_done, handovers_failed, handovers_refused,
 		handovers_stale, handovers_unsupported, arrivals, posts, posts_run,
-		posts_at_end, close_busy, eventfd_programs;
+		posts_at_end, close_busy, eventfd_programs,
+		io_entries, io_started, io_refused, io_cancelled;
 	int max_depth;
 };
 
