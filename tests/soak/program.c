@@ -1278,9 +1278,11 @@ static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 {
 	static const char *const acq_errnos[] = { "EMFILE", "ENFILE", "ENOMEM", "EACCES" };
 	/*
-	 * The last two are only generated with PROG_STRICT=1: a busy submit
-	 * while rsc__get_sqes() flushes a full SQ with nothing else in the
-	 * kernel waits forever for a completion (known bug, tests/README.md).
+	 * The last two are left out with PROG_STRICT=0: a busy submit once
+	 * waited forever for a completion, with nothing in the kernel (a full
+	 * SQ's flush), or only I/O that never ends by itself (io.c); fixed.
+	 * A lost cancel reports ENOENT, as a real miss does: EALREADY would
+	 * claim a target that never ends (an idle receive) will end.
 	 */
 	static const char *const ring_rules[] = {
 		"sq_full:%u:EBUSY", "submit:%u:EINTR",	    "wait:%u:EINTR",
