@@ -158,13 +158,6 @@ START_TEST(lost_cancel_still_releases_the_late_acquire)
 }
 END_TEST
 
-static void io_res(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	(void)e;
-	(void)buf;
-	*(int *)data = res;
-}
-
 START_TEST(lost_cancel_by_descriptor_still_ends_the_io)
 {
 	struct rsc_scope *s;
@@ -177,9 +170,9 @@ START_TEST(lost_cancel_by_descriptor_still_ends_the_io)
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	e = t_adopted_pair(s, &peer);
 	guard = t_adopted_pair(s, &guard_peer);
-	ck_assert_int_eq(rsc_recv(e, b1, sizeof(b1), 0, io_res, &r1), 0);
-	ck_assert_int_eq(rsc_recv(e, b2, sizeof(b2), 0, io_res, &r2), 0);
-	ck_assert_int_eq(rsc_timeout(guard, 5000, io_res, &g), 0);
+	ck_assert_int_eq(rsc_recv(e, b1, sizeof(b1), 0, t_store_res, &r1), 0);
+	ck_assert_int_eq(rsc_recv(e, b2, sizeof(b2), 0, t_store_res, &r2), 0);
+	ck_assert_int_eq(rsc_timeout(guard, 5000, t_store_res, &g), 0);
 	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	/* The one SQE that cancels both receives finds neither, as if they had ended. */
 	set_faults("cancel:1:EALREADY");
@@ -246,7 +239,7 @@ START_TEST(busy_submit_beside_an_idle_receive_does_not_hang)
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "idle", &s), 0);
 	e = t_adopted_pair(s, &peer);
 	/* In the kernel, and it never ends by itself: no byte ever comes. */
-	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, io_res, &r), 0);
+	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, t_store_res, &r), 0);
 	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	/* The kernel refuses the next submit: room must come from a retry, not that receive. */
 	set_faults("submit:1:EBUSY");

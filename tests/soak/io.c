@@ -126,13 +126,7 @@ static int adopt_end(struct prog *p, int s, int fd, struct prog_stats *st)
 		close(fd);
 		return -1;
 	}
-	e->fd_kind = true;
-	e->adopted = true;
-	e->name = "adopt";
-	ret = rsc_adopt(p->sc[s].h, fd, 0, &e->h);
-	if (ret < 0)
-		close(fd); /* refused: still ours */
-	push_end(p, e, ret, 0, "rsc_adopt (for I/O)");
+	ret = adopt_fd(p, e, s, fd, "rsc_adopt (for I/O)");
 	if (ret < 0)
 		return -1;
 	st->io_entries++;

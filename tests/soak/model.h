@@ -144,6 +144,7 @@ int pick_entry(const struct prog *p, struct rd *r);
 int op_open_scope(struct prog *p, int parent);
 struct pentry *push_begin(struct prog *p, int s, enum ekind kind);
 void push_end(struct prog *p, struct pentry *e, int ret, int expect_err, const char *what);
+int adopt_fd(struct prog *p, struct pentry *e, int s, int fd, const char *what);
 void op_file(struct prog *p, int s, struct rd *r);
 void op_release(struct prog *p, int i, struct rd *r);
 void op_close(struct prog *p, int s);

@@ -1184,6 +1184,21 @@ static void op_stale(struct prog *p, struct rd *r)
 }
 
 /* A descriptor made elsewhere (an eventfd), owned by the scope from here. */
+/* @fd adopted into @s as @e (from push_begin); closed again if refused. */
+int adopt_fd(struct prog *p, struct pentry *e, int s, int fd, const char *what)
+{
+	int ret;
+
+	e->fd_kind = true;
+	e->adopted = true;
+	e->name = "adopt";
+	ret = rsc_adopt(p->sc[s].h, fd, 0, &e->h);
+	if (ret < 0)
+		close(fd); /* refused: still ours */
+	push_end(p, e, ret, 0, what);
+	return ret;
+}
+
 static bool op_adopt(struct prog *p, int s)
 {
 	struct pentry *e = push_begin(p, s, K_FILE);
@@ -1194,13 +1209,7 @@ static bool op_adopt(struct prog *p, int s)
 	fd = eventfd(0, 0);
 	if (fd < 0)
 		return false;
-	e->fd_kind = true;
-	e->adopted = true;
-	e->name = "adopt";
-	ret = rsc_adopt(p->sc[s].h, fd, 0, &e->h);
-	if (ret < 0)
-		close(fd); /* refused: still ours */
-	push_end(p, e, ret, 0, "rsc_adopt");
+	ret = adopt_fd(p, e, s, fd, "rsc_adopt");
 	return ret == 0;
 }
 
