@@ -329,7 +329,7 @@ void rsc__audit_flush(struct rsc_loop *loop)
 	 * the kernel's overflow list, may name a number the scan saw: settle
 	 * nothing until it has been dispatched.
 	 */
-	if (io_uring_cq_ready(loop->ring) || io_uring_cq_has_overflow(loop->ring) ||
+	if (rsc__cq_holds_ours(loop) || io_uring_cq_has_overflow(loop->ring) ||
 	    loop->stash_len || loop->undispatched) {
 		free(now);
 		return;

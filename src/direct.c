@@ -388,6 +388,15 @@ void rsc__direct_close_orphan(struct rsc_loop *loop, int slot)
 	op->backoff_ms = (unsigned)slot; /* the slot, for its completion */
 }
 
+bool rsc__direct_can_arrive(const struct rsc_loop *loop, int slot)
+{
+	const struct rsc__direct *d = loop->direct;
+
+	/* IORING_FILE_INDEX_ALLOC installs in the alloc range only (direct_setup). */
+	return d && slot >= 0 && (unsigned)slot < d->alloc_n &&
+	       d->slots[slot].state == DSLOT_FREE;
+}
+
 int rsc_loop_direct_used(const struct rsc_loop *loop)
 {
 	if (!loop)

@@ -288,6 +288,9 @@ struct rsc_loop {
 	/* Free lists are stacks, not rsc__lists: on every acquire and release,
 	 * a list costs ~1% more instructions a pair (make bench-instr). */
 	struct rsc_op *free_ops;
+	/* The first generation of every op: the loop's own, so that another
+	 * loop's CQE (same index, as many reuses) names no op of this one. */
+	uint32_t op_gen_base;
 	unsigned ops_inflight;
 	unsigned undispatched; /* final CQEs copied off the ring, not yet dispatched */
 
@@ -548,6 +551,13 @@ static inline bool rsc__ud_names_op(uint64_t user_data)
 	return user_data != RSC__UD_NONE && (uint32_t)user_data != 0;
 }
 
+/* Another loop's MSG_RING carrying a slot (handover.c): 0 in the low half. */
+static inline bool rsc__ud_is_message(uint64_t user_data)
+{
+	return (user_data & RSC__UD_TAG) && (uint32_t)user_data == 0 &&
+	       user_data != RSC__UD_NONE && user_data != RSC__UD_POST;
+}
+
 /* The op pool is on every acquire's and release's path: inline. */
 static inline struct rsc_op *rsc__op_get(struct rsc_loop *loop)
 {
@@ -698,6 +708,7 @@ void rsc__post_arm(struct rsc_loop *loop);
 /* A CQE tagged RSC__UD_POST: a wake-up, then the posts run. */
 void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags);
 unsigned rsc__post_run(struct rsc_loop *loop);
+void rsc__post_forget_failed(struct rsc_loop *loop);
 void rsc__post_free(struct rsc_loop *loop);
 
 /* accept.c: an op of an accept in flight (the accept, or its backoff timer). */
@@ -749,6 +760,10 @@ void rsc__direct_move(struct rsc_loop *loop, const struct rsc__entry *e,
 void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e);
 /* A slot nobody can own any more (a connection after its scope closed). */
 void rsc__direct_close_orphan(struct rsc_loop *loop, int slot);
+/* loop.c: a CQE of ours waits in the CQ (on a shared ring, not the application's). */
+bool rsc__cq_holds_ours(struct rsc_loop *loop);
+/* Whether a hand-over may have put a file in @slot now: the kernel's range, free here. */
+bool rsc__direct_can_arrive(const struct rsc_loop *loop, int slot);
 struct rsc__inbox;
 struct rsc__list *rsc__direct_inboxes(struct rsc_loop *loop);
 /* handover.c: a CQE another loop's IORING_OP_MSG_RING posted (user_data token << 32) */

@@ -759,6 +759,20 @@ static bool has_cqes(const struct rsc_loop *loop)
 	return !loop->shared && io_uring_cq_ready(loop->ring);
 }
 
+bool rsc__cq_holds_ours(struct rsc_loop *loop)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head;
+
+	if (!loop->shared)
+		return io_uring_cq_ready(loop->ring) > 0;
+	/* The application's CQEs name nothing of ours: only tagged ones count. */
+	io_uring_for_each_cqe(loop->ring, head, cqe)
+		if (cqe->user_data & RSC__UD_TAG)
+			return true;
+	return false;
+}
+
 int rsc_loop_alive(const struct rsc_loop *loop)
 {
 	if (!loop)
@@ -790,6 +804,7 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 		return -EOPNOTSUPP;
 	}
 	loop->running = true;
+	rsc__post_forget_failed(loop);
 	rsc__post_run(loop);
 	rsc__run_due(loop);
 	ret = io_uring_submit(loop->ring);
@@ -948,6 +963,10 @@ static void loop_free(struct rsc_loop *loop)
 		rsc__scope_free_tree(loop->root);
 	rsc__audit_free(loop);
 	rsc__post_free(loop); /* first: no poster may aim at the ring once it goes */
+	/* The application's ring stays: our table must not (it would refuse the
+	 * application's own, or a later loop's, with EBUSY). */
+	if (loop->shared && loop->direct)
+		(void)io_uring_unregister_files(loop->ring);
 	rsc__direct_free(loop);
 	rsc__recv_buffers_free(loop, true);
 	io_uring_free_probe(loop->probe);

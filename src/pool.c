@@ -13,6 +13,18 @@
  * allocation they make is counted in RSC_CTR_POOL_ALLOCS.
  */
 
+/* Spread over the 31 bits of a generation, and never 0 (rsc__op_put skips it). */
+static uint32_t new_gen_base(void)
+{
+	static uint32_t seq;
+	uint32_t g;
+
+	do {
+		g = (__atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) * 2654435761U) & RSC__OP_GEN_MASK;
+	} while (!g);
+	return g;
+}
+
 int rsc__op_chunk_grow(struct rsc_loop *loop)
 {
 	struct rsc_op **chunks, *chunk;
@@ -30,11 +42,13 @@ int rsc__op_chunk_grow(struct rsc_loop *loop)
 	if (!chunk)
 		return -ENOMEM;
 	loop->counters[RSC_CTR_POOL_ALLOCS] += 2;
+	if (!loop->op_gen_base)
+		loop->op_gen_base = new_gen_base();
 	base = loop->n_op_chunks * RSC__OPS_PER_CHUNK;
 	chunks[loop->n_op_chunks++] = chunk;
 	for (i = RSC__OPS_PER_CHUNK; i-- > 0;) {
 		chunk[i].idx = base + i;
-		chunk[i].gen = 1;
+		chunk[i].gen = loop->op_gen_base;
 		chunk[i].next_free = loop->free_ops;
 		loop->free_ops = &chunk[i];
 	}

@@ -143,11 +143,34 @@ unsigned rsc__post_run(struct rsc_loop *loop)
 	return n;
 }
 
+/* Completions of earlier wakes: only failures are posted (CQE_SKIP_SUCCESS),
+ * and a failed wake never reaches the loop's ring. Under the post mutex. */
+static void drain_failed_wakes(struct rsc_loop *loop)
+{
+	struct io_uring_cqe *cqe;
+
+	while (io_uring_peek_cqe(&loop->waker, &cqe) == 0 && cqe) {
+		if (loop->shared)
+			__atomic_sub_fetch(&loop->wakes_unreaped, 1, __ATOMIC_RELEASE);
+		io_uring_cqe_seen(&loop->waker, cqe);
+	}
+}
+
+/* A shared ring: a wake the kernel refused is not waited for (rsc_loop_alive). */
+void rsc__post_forget_failed(struct rsc_loop *loop)
+{
+	if (!__atomic_load_n(&loop->wakes_unreaped, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&loop->post_lock);
+	if (loop->waker_ok)
+		drain_failed_wakes(loop);
+	pthread_mutex_unlock(&loop->post_lock);
+}
+
 /* Wake @loop: one MSG_RING from its waker ring, or its eventfd. Under the post mutex. */
 static int wake(struct rsc_loop *loop)
 {
 	struct io_uring_sqe *sqe;
-	struct io_uring_cqe *cqe;
 	uint64_t one = 1;
 	int ret;
 
@@ -171,13 +194,7 @@ static int wake(struct rsc_loop *loop)
 		loop->waker_ok = true;
 		rsc__ledger_set(loop->waker.ring_fd, RSC__LEDGER_RUNTIME);
 	}
-	/* Completions of earlier wakes: only failures are posted (CQE_SKIP_SUCCESS),
-	 * and a failed wake never reaches the loop's ring. */
-	while (io_uring_peek_cqe(&loop->waker, &cqe) == 0 && cqe) {
-		if (loop->shared)
-			__atomic_sub_fetch(&loop->wakes_unreaped, 1, __ATOMIC_RELEASE);
-		io_uring_cqe_seen(&loop->waker, cqe);
-	}
+	drain_failed_wakes(loop);
 	sqe = io_uring_get_sqe(&loop->waker);
 	if (!sqe) {
 		ret = -EBUSY;

@@ -90,6 +90,7 @@ Suite *make_hostile_suite(void);
 Suite *make_hostile_core_suite(void);
 Suite *make_hostile_tools_suite(void);
 Suite *make_handover_suite(void);
+Suite *make_shared_ring_suite(void);
 Suite *make_hostile_servers_suite(void);
 Suite *make_multishot_suite(void);
 

@@ -169,7 +169,7 @@ static void peer_drain(struct prog *p)
 	int i, ret;
 
 	for (i = 0; i < 2 && peer.loop; i++) {
-		ret = rsc_loop_run(peer.loop, RSC_RUN_NOWAIT);
+		ret = sh_run(p, peer.loop, RSC_RUN_NOWAIT);
 		if (ret < 0)
 			violation(p, "rsc_loop_run of the peer: %s", rsc_err_name(ret));
 	}
@@ -197,7 +197,13 @@ static bool peer_new(struct prog *p, unsigned cfg, struct prog_stats *st)
 		return false;
 	memset(&peer, 0, sizeof(peer));
 	peer.gen = n_gens;
-	ret = rsc_loop_new(&peer.loop, 16, flags);
+	/* In a program on the application's ring, every other peer is on one too. */
+	/* (Not at the full audit: the program's loop would report the ring the
+	 * application opened meanwhile, as it does any descriptor that appeared.) */
+	if (p->shared && !(n_gens & 1) && !p->audit_full)
+		ret = sh_loop_new(p, 1, 16, !flags, &peer.loop);
+	else
+		ret = rsc_loop_new(&peer.loop, 16, flags);
 	if (ret < 0) {
 		violation(p, "rsc_loop_new of a peer: %s", rsc_err_name(ret));
 		peer.loop = NULL;
@@ -222,21 +228,27 @@ static bool peer_new(struct prog *p, unsigned cfg, struct prog_stats *st)
 }
 
 /* Close the peer and judge it: every arrival entered and released once, no slot left. */
-static void peer_close(struct prog *p, bool drain)
+static void peer_close(struct prog *p, bool drain, struct prog_stats *st)
 {
 	int i, ret;
 
 	if (!peer.loop)
 		return;
 	peer_stop(p, drain);
-	if (!peer.scope_closing) {
+	if (!peer.scope_closing && sh_is_shared(peer.loop)) {
+		/* The application reaps: no blocking close, a close and the turns below. */
+		ret = rsc_scope_close(peer.scope, NULL, NULL);
+		if (ret != 0)
+			violation(p, "peer %d: rsc_scope_close of its inbox scope: %s", peer.gen,
+				  rsc_err_name(ret));
+	} else if (!peer.scope_closing) {
 		ret = rsc_scope_close_wait(peer.scope, NULL);
 		if (ret != 0)
 			violation(p, "peer %d: its inbox scope closed with %s", peer.gen,
 				  rsc_err_name(ret));
 	}
-	while ((ret = rsc_loop_run(peer.loop, RSC_RUN_DEFAULT)) > 0)
-		;
+	for (i = 0; i < 100 && (ret = sh_run(p, peer.loop, RSC_RUN_DEFAULT)) > 0; i++)
+		; /* bounded: after a violation a loop on the application's ring may never idle */
 	if (ret < 0)
 		violation(p, "peer %d: rsc_loop_run: %s", peer.gen, rsc_err_name(ret));
 	if (peer.n_scope_closed != 1)
@@ -254,7 +266,7 @@ static void peer_close(struct prog *p, bool drain)
 		;
 	if (ret != 0)
 		violation(p, "peer %d: rsc_audit_slots: %d (the kernel's table disagrees)", peer.gen, ret);
-	ret = rsc_loop_close(peer.loop);
+	ret = sh_loop_close(p, peer.loop, st);
 	if (ret != 0) {
 		violation(p, "peer %d: rsc_loop_close: %s (%s)", peer.gen, rsc_err_name(ret),
 			  rsc_last_error());
@@ -309,7 +321,7 @@ static void peer_op(struct prog *p, unsigned x, struct prog_stats *st)
 	case 7: /* a new peer: the old address names no inbox any more */
 		if (n_gens == MAX_GENS)
 			break;
-		peer_close(p, x & 8);
+		peer_close(p, x & 8, st);
 		peer_new(p, x >> 4, st);
 		break;
 	default:
@@ -477,7 +489,7 @@ static void op_hand_over(struct prog *p, struct rd *r, bool msg_fault, struct pr
 				  (peer.loop && n_gens < MAX_GENS))) {
 		/* A peer that has closed: close this one first if none has. */
 		if (n_gens == 1 && peer.loop) {
-			peer_close(p, y & 1);
+			peer_close(p, y & 1, st);
 			peer_new(p, y >> 1, st);
 		}
 		target = -1;
@@ -596,7 +608,7 @@ void ho_end(struct prog *p, struct prog_stats *st)
 {
 	int must[MAX_GENS] = { 0 }, done[MAX_GENS] = { 0 }, i;
 
-	peer_close(p, true);
+	peer_close(p, true, st);
 	for (i = 0; i < n_hands; i++) {
 		const struct hand *hd = &hands[i];
 

@@ -126,6 +126,9 @@ struct prog {
 	bool msg_armed;	   /* a msg_ring rule waits for a hand-over's look-up */
 	int n_direct;	   /* direct acquires: the loop has a direct table */
 	int peer_gen;	   /* peer loops made (handover.c) */
+	bool shared;	   /* the loop is on an application's ring (shared.c) */
+	bool audit_full;   /* the program's loop audits at RSC_AUDIT_FULL */
+	uint64_t sh_seed;  /* what the application does: a hash of the program */
 };
 
 /* The bytes of a program, read one at a time (0 past the end). */
@@ -177,5 +180,12 @@ bool io_busy(const struct prog *p, int i);
 void io_released(struct prog *p, int i);
 bool io_before_wait(struct prog *p, struct prog_stats *st);
 void io_end(struct prog *p, struct prog_stats *st);
+
+/* shared.c: loops on an application's own ring (rsc_loop_new_from_ring). */
+int sh_loop_new(struct prog *p, int app, unsigned entries, bool defer, struct rsc_loop **loopp);
+bool sh_is_shared(const struct rsc_loop *loop);
+int sh_run(struct prog *p, struct rsc_loop *loop, enum rsc_run_mode mode);
+int sh_loop_close(struct prog *p, struct rsc_loop *loop, struct prog_stats *st);
+void sh_cleanup(void);
 
 #endif

@@ -124,6 +124,13 @@ static void post_queue(struct prog *p, enum post_kind kind, const uint8_t arg[4]
 	memcpy(po->arg, arg, sizeof(po->arg));
 	ret = rsc_loop_post(p->loop, posted, po);
 	say(p, "  op %d: post %d (kind %d) -> %d\n", p->op_index, po->seq, (int)kind, ret);
+	if (p->shared && p->eventfd_wake) {
+		/* No MSG_RING to wake it, and no eventfd poll left on the application's ring. */
+		if (ret != -EOPNOTSUPP)
+			violation(p, "rsc_loop_post to a shared loop without MSG_RING: %s, expected EOPNOTSUPP",
+				  rsc_err_name(ret));
+		return;
+	}
 	if (ret != 0) {
 		violation(p, "rsc_loop_post: %s (%s)", rsc_err_name(ret), rsc_last_error());
 		return;
@@ -191,12 +198,15 @@ int post_loop_new(struct prog *p, unsigned entries, unsigned flags)
 		free(saved);
 		return ret;
 	}
-	ret = rsc_loop_new(&p->loop, entries, flags);
+	if (p->shared)
+		ret = sh_loop_new(p, 0, entries, !(flags & RSC_LOOP_NO_DEFER_TASKRUN), &p->loop);
+	else
+		ret = rsc_loop_new(&p->loop, entries, flags);
 	if (p->eventfd_wake)
 		eventfd_env_pop(saved);
 	if (ret < 0)
 		return ret;
-	if (p->eventfd_wake && !(rsc_loop_features(p->loop) & RSC_FEAT_POST_EVENTFD))
+	if (p->eventfd_wake && !p->shared && !(rsc_loop_features(p->loop) & RSC_FEAT_POST_EVENTFD))
 		violation(p, "a loop made under msg_ring:1:EOPNOTSUPP does not wake by eventfd");
 	/* The rule that chose the eventfd fired in rsc_loop_new: no window's. */
 	p->fault_mark = rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED);

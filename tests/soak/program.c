@@ -67,7 +67,7 @@ void say(const struct prog *p, const char *fmt, ...)
 
 /*
  * An op byte below EXT_OPS is one of the 20 first kinds (b % 20, evenly);
- * from EXT_OPS on, hand-overs (handover.c) and then posts (post.c).
+ * from EXT_OPS on, tracked I/O (io.c), hand-overs (handover.c), then posts (post.c).
  */
 #define EXT_OPS	 232
 #define IO_OPS	 8
@@ -85,7 +85,9 @@ static struct prog *g_prog; /* the program running now (the soak is single-threa
 static void probe_reentry(struct rsc_entry *e, const char *where)
 {
 	struct prog *p = g_prog;
-	int ret[4], i;
+	/* Tagged, as a CQE of ringscope's the application reaped meanwhile. */
+	const struct io_uring_cqe cqe = { .user_data = (1ULL << 63) | 1 };
+	int ret[5], i;
 
 	if (!p || !p->reenter)
 		return;
@@ -93,8 +95,9 @@ static void probe_reentry(struct rsc_entry *e, const char *where)
 	ret[1] = rsc_loop_shutdown(p->loop, NULL);
 	ret[2] = e ? rsc_entry_wait(e) : -EDEADLK;
 	ret[3] = e ? rsc_scope_close_wait(rsc_entry_scope(e), NULL) : -EDEADLK;
+	ret[4] = p->shared ? rsc_loop_dispatch(p->loop, &cqe) : -EDEADLK;
 	p->reentry_probes++;
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 5; i++)
 		if (ret[i] != -EDEADLK)
 			violation(p, "call %d from %s returned %s, expected EDEADLK", i, where,
 				  rsc_err_name(ret[i]));
@@ -1073,6 +1076,19 @@ static void op_close_wait(struct prog *p, int s)
 	char buf[CHAIN_MAX];
 	int status;
 
+	if (p->shared) {
+		/* It would have to reap the application's ring: refused, nothing done. */
+		status = rsc_scope_close_wait(p->sc[s].h, &err);
+		say(p, "  op %d: close_wait %s on a shared ring -> %d\n", p->op_index,
+		    p->sc[s].name, status);
+		if (status != -EOPNOTSUPP || err)
+			violation(p, "rsc_scope_close_wait on the application's ring: %s, expected EOPNOTSUPP",
+				  rsc_err_name(status));
+		rsc_error_free(err);
+		if (!p->sc[s].close_req)
+			op_close(p, s);
+		return;
+	}
 	if (p->sc[s].close_req) {
 		status = rsc_scope_close_wait(p->sc[s].h, &err);
 		say(p, "  op %d: close_wait %s again -> %d\n", p->op_index, p->sc[s].name, status);
@@ -1112,7 +1128,7 @@ void op_run(struct prog *p, unsigned b, struct prog_stats *st)
 	/* A blocking run must end: I/O that only a release would end keeps it NOWAIT. */
 	if (m != RSC_RUN_NOWAIT && io_before_wait(p, st))
 		m = RSC_RUN_NOWAIT;
-	ret = rsc_loop_run(p->loop, m);
+	ret = sh_run(p, p->loop, m);
 
 	say(p, "  op %d: run %s -> %d\n", p->op_index,
 	    m == RSC_RUN_NOWAIT ? "NOWAIT" : m == RSC_RUN_ONCE ? "ONCE" : "DEFAULT", ret);
@@ -1130,6 +1146,12 @@ static void op_entry_wait(struct prog *p, int i)
 
 	say(p, "  op %d: entry_wait %d of %s -> %d\n", p->op_index, e->seq,
 	    p->sc[e->scope].name, ret);
+	if (p->shared) {
+		if (ret != -EOPNOTSUPP)
+			violation(p, "rsc_entry_wait on the application's ring: %s, expected EOPNOTSUPP",
+				  rsc_err_name(ret));
+		return;
+	}
 	if (closing) {
 		if (ret != -ESHUTDOWN)
 			violation(p, "rsc_entry_wait under a closing scope: %s, expected ESHUTDOWN",
@@ -1431,7 +1453,7 @@ static void close_all(struct prog *p)
 			pending |= p->sc[i].valid;
 		if (!pending)
 			break;
-		ret = rsc_loop_run(p->loop, RSC_RUN_DEFAULT);
+		ret = sh_run(p, p->loop, RSC_RUN_DEFAULT);
 		if (ret != 0) {
 			violation(p, "rsc_loop_run at the end: %d", ret);
 			break;
@@ -1452,6 +1474,31 @@ static bool any_scope_left(const struct prog *p)
 	return false;
 }
 
+/*
+ * A loop on the application's ring runs nothing inside rsc_loop_close: with
+ * posts queued it is busy, and frees nothing; the application turns it until
+ * they ran (and what they opened closed).
+ */
+static void shared_end_posts(struct prog *p, struct prog_stats *st)
+{
+	int i, ret = rsc_loop_close(p->loop);
+
+	say(p, "  end: rsc_loop_close with posts queued -> %d\n", ret);
+	if (ret != -EBUSY) {
+		violation(p, "rsc_loop_close of a shared loop with posts queued: %s, expected EBUSY",
+			  rsc_err_name(ret));
+		if (ret == 0)
+			abort(); /* the model's loop is gone: nothing more can be judged */
+		return;
+	}
+	st->close_busy++;
+	for (i = 0; i < 100 && !p->failed && (rsc_loop_alive(p->loop) > 0 || any_scope_left(p)); i++) {
+		if (sh_run(p, p->loop, RSC_RUN_DEFAULT) < 0)
+			violation(p, "rsc_loop_run at the end: %s", rsc_last_error());
+		close_all(p);
+	}
+}
+
 static void end_by_close(struct prog *p, struct prog_stats *st)
 {
 	int i, ret;
@@ -1459,7 +1506,7 @@ static void end_by_close(struct prog *p, struct prog_stats *st)
 	close_all(p);
 	/* Posts still queued run now, under the rules of the last window. */
 	for (i = 0; i < 100 && rsc_loop_alive(p->loop) > 0 && !p->failed; i++) {
-		ret = rsc_loop_run(p->loop, RSC_RUN_DEFAULT);
+		ret = sh_run(p, p->loop, RSC_RUN_DEFAULT);
 		if (ret != 0)
 			violation(p, "rsc_loop_run at the end: %d", ret);
 		close_all(p);
@@ -1489,7 +1536,9 @@ static void end_by_close(struct prog *p, struct prog_stats *st)
 		p->msg_armed = false;
 	}
 	post_before_end(p);
-	ret = rsc_loop_close(p->loop);
+	if (p->shared && post_at_end() && !p->eventfd_wake)
+		shared_end_posts(p, st);
+	ret = sh_loop_close(p, p->loop, st);
 	say(p, "  end: rsc_loop_close -> %d\n", ret);
 	if (any_scope_left(p)) {
 		/* A post run in there opened a scope: the loop must still be there. */
@@ -1505,7 +1554,7 @@ static void end_by_close(struct prog *p, struct prog_stats *st)
 		}
 		st->close_busy++;
 		close_all(p);
-		ret = rsc_loop_close(p->loop);
+		ret = sh_loop_close(p, p->loop, st);
 		say(p, "  end: rsc_loop_close again -> %d\n", ret);
 	}
 	if (ret != 0) {
@@ -1651,7 +1700,10 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 
 		audit = x & 3;
 		p->eventfd_wake = (x & 4) && env->have_faults;
+		p->shared = x & 8;
 	}
+	for (i = 0; i < (int)len; i++) /* FNV-1a: what the application does, per program */
+		p->sh_seed = (p->sh_seed ^ data[i]) * 0x100000001b3ULL;
 	ho_begin();
 	post_begin();
 	io_begin();
@@ -1668,13 +1720,15 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		snprintf(why, whylen, "rsc_loop_new: %s (%s)", rsc_err_name(ret), rsc_last_error());
 		return -1;
 	}
-	say(p, "program: ring %u%s, audit %u, end by %s%s%s%s\n", ring_sizes[h & 3],
-	    flags ? " no-defer" : "", audit, shutdown_end ? "shutdown" : "close",
+	say(p, "program: ring %u%s%s, audit %u, end by %s%s%s%s\n", ring_sizes[h & 3],
+	    flags ? " no-defer" : "", p->shared ? " (the application's)" : "", audit,
+	    shutdown_end ? "shutdown" : "close",
 	    p->addresses ? ", addresses" : "", p->bad_rules ? ", bad fault rules" : "",
 	    p->eventfd_wake ? ", posts wake by eventfd" : "");
 	if (audit) {
 		enum rsc_audit_level lvl = audit == 1 ? RSC_AUDIT_RELEASED : RSC_AUDIT_FULL;
 
+		p->audit_full = lvl == RSC_AUDIT_FULL;
 		if (rsc_loop_set_audit(p->loop, lvl) < 0)
 			violation(p, "rsc_loop_set_audit failed");
 	}
@@ -1791,7 +1845,14 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		if (late > 0)
 			st->late_acquires += (unsigned long long)late;
 	}
-	if (shutdown_end)
+	if (shutdown_end && p->shared) {
+		/* It would have to reap the application's ring. */
+		ret = rsc_loop_shutdown(p->loop, NULL);
+		if (ret != -EOPNOTSUPP)
+			violation(p, "rsc_loop_shutdown on the application's ring: %s, expected EOPNOTSUPP",
+				  rsc_err_name(ret));
+	}
+	if (shutdown_end && !p->shared)
 		end_by_shutdown(p);
 	else
 		end_by_close(p, st);
@@ -1800,6 +1861,8 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	io_end(p, st);
 	final_checks(p, fds_before, st);
 	st->reentry_probes += p->reentry_probes;
+	st->shared_programs += p->shared;
+	sh_cleanup();
 	g_prog = NULL;
 	return p->failed ? -1 : 0;
 }
@@ -1893,6 +1956,9 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->io_started, st->io_entries, st->io_cancelled, st->io_refused);
 	fprintf(out, "  posts:            %llu run (%llu queued for the end; %llu closes refused with EBUSY); %llu programs woken by eventfd\n",
 		st->posts_run, st->posts_at_end, st->close_busy, st->eventfd_programs);
+	fprintf(out, "  shared rings:     %llu programs, %llu loops on the application's ring; %llu application CQEs, %llu of ringscope's dispatched, %llu given again or made up (refused with EINVAL)\n",
+		st->shared_programs, st->shared_loops, st->app_cqes, st->shared_rsc_cqes,
+		st->dispatch_refused);
 	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);
 	fprintf(out, "  leaks found:      %llu\n", st->leaks);
 	fprintf(out, "  known bugs seen:  %llu failed acquires traced after their scope's SCOPE_CLOSED, "

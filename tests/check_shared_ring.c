@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "helpers.h"
+
+/*
+ * Loops on the application's own ring (rsc_loop_new_from_ring(3)), as the
+ * soak's shared-ring programs run them (tests/soak/shared.c): what
+ * rsc_loop_dispatch(3) must refuse, and what may reach the application's ring
+ * once the loop is closed. Each test makes its ring and closes it.
+ */
+
+#define UD_POST 0xffffffff00000000ULL /* rsc_loop_post's wake (src/internal.h) */
+
+struct app {
+	struct io_uring ring;
+	struct rsc_loop *loop;
+	struct io_uring_cqe last; /* the last CQE of ringscope's dispatched */
+	int tagged;		  /* CQEs of ringscope's dispatched */
+};
+
+static void app_new(struct app *a)
+{
+	memset(a, 0, sizeof(*a));
+	ck_assert_int_eq(io_uring_queue_init(16, &a->ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&a->loop, &a->ring, 0), 0);
+}
+
+/* One reap of whatever is there, each CQE dispatched; ringscope's are kept. */
+static void app_reap(struct app *a)
+{
+	struct io_uring_cqe *cqe;
+
+	ck_assert_int_ge(io_uring_submit_and_get_events(&a->ring), 0);
+	while (io_uring_peek_cqe(&a->ring, &cqe) == 0 && cqe) {
+		ck_assert_int_eq(rsc_loop_dispatch(a->loop, cqe), 1);
+		a->last = *cqe;
+		a->tagged++;
+		io_uring_cqe_seen(&a->ring, cqe);
+	}
+	ck_assert_int_ge(rsc_loop_run(a->loop, RSC_RUN_NOWAIT), 0);
+}
+
+static void app_drain_and_close(struct app *a)
+{
+	int turns;
+
+	for (turns = 0; rsc_loop_alive(a->loop) > 0 && turns < 1000; turns++) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&a->ring, 1), 0);
+		app_reap(a);
+	}
+	ck_assert_int_eq(rsc_loop_alive(a->loop), 0);
+	ck_assert_int_eq(rsc_loop_close(a->loop), 0);
+	io_uring_queue_exit(&a->ring);
+}
+
+static void count_post(struct rsc_loop *loop, void *arg)
+{
+	(void)loop;
+	(*(int *)arg)++;
+}
+
+/* A wake-up given twice, or one no post sent, is not the loop's to count down:
+ * refused, the loop stays idle and closes. */
+START_TEST(wake_dispatched_twice_or_made_up_is_refused)
+{
+	struct io_uring_cqe made_up = { .user_data = UD_POST };
+	struct app a;
+	int ran = 0;
+
+	app_new(&a);
+	ck_assert_int_eq(rsc_loop_dispatch(a.loop, &made_up), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "rsc_loop_dispatch"));
+	ck_assert_int_eq(rsc_loop_alive(a.loop), 0);
+	ck_assert_int_eq(rsc_loop_post(a.loop, count_post, &ran), 0);
+	while (rsc_loop_alive(a.loop) > 0) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&a.ring, 1), 0);
+		app_reap(&a);
+	}
+	ck_assert_int_eq(ran, 1);
+	ck_assert_uint_eq(a.last.user_data, UD_POST);
+	ck_assert_int_eq(rsc_loop_dispatch(a.loop, &a.last), -EINVAL);
+	ck_assert_int_eq(ran, 1);
+	ck_assert_int_eq(rsc_loop_alive(a.loop), 0);
+	app_drain_and_close(&a);
+}
+END_TEST
+
+/* A receiver on the application's ring with an inbox, and a direct entry of
+ * the fixture's loop handed to it: the arrival's CQE is kept. */
+struct shared_receiver {
+	struct app a;
+	struct rsc_scope *scope, *sender;
+	struct rsc_entry *inbox, *sent;
+	unsigned long long addr;
+	int arrived;
+};
+
+static void hand_one_over(struct shared_receiver *r)
+{
+	memset(r, 0, sizeof(*r));
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	app_new(&r->a);
+	ck_assert_int_eq(rsc_loop_set_direct(r->a.loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(r->a.loop, NULL, "receiver", &r->scope), 0);
+	ck_assert_int_eq(rsc_inbox(r->scope, t_count_arrival, &r->arrived, &r->inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(r->inbox, &r->addr), 0);
+	app_reap(&r->a); /* the inbox enters */
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &r->sender), 0);
+	ck_assert_int_eq(rsc_open(r->sender, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT,
+				  &r->sent), 0);
+	ck_assert_int_ge(rsc_entry_wait(r->sent), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(r->sent, r->addr, NULL, NULL), 0);
+	while (!r->arrived)
+		app_reap(&r->a);
+	ck_assert_int_eq(r->arrived, 1);
+	ck_assert_uint_eq((uint32_t)r->a.last.user_data, 0); /* a message, not an op */
+}
+
+static void on_closed(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)err;
+	*(int *)data = status;
+}
+
+/* Both scopes close clean: the arrival's owner still had its file to close. */
+static void receiver_end(struct shared_receiver *r)
+{
+	int status = 1;
+
+	ck_assert_int_eq(rsc_scope_close_wait(r->sender, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(r->scope, on_closed, &status), 0);
+	ck_assert_int_ge(rsc_loop_run(r->a.loop, RSC_RUN_NOWAIT), 0);
+	while (rsc_loop_alive(r->a.loop) > 0) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&r->a.ring, 1), 0);
+		app_reap(&r->a);
+	}
+	ck_assert_int_eq(status, 0);
+	ck_assert_int_eq(rsc_loop_direct_used(r->a.loop), 0);
+	ck_assert_int_eq(t_audit_slots(r->a.loop), 0);
+	app_drain_and_close(&r->a);
+}
+
+/* The arrival's CQE given again: its slot has an owner already, and a second
+ * one (or a close of it as an orphan) would take it from under that owner. */
+START_TEST(arrival_dispatched_twice_is_refused)
+{
+	struct shared_receiver r;
+	struct io_uring_cqe again;
+
+	hand_one_over(&r);
+	again = r.a.last;
+	ck_assert_int_eq(rsc_loop_dispatch(r.a.loop, &again), -EINVAL);
+	ck_assert_int_eq(r.arrived, 1);
+	ck_assert_int_eq(rsc_loop_direct_used(r.a.loop), 1);
+	ck_assert_int_eq(t_audit_slots(r.a.loop), 0);
+	receiver_end(&r);
+}
+END_TEST
+
+/* A made-up arrival naming a slot an entry holds, or none at all: refused, and
+ * the holder's release still finds its file. */
+START_TEST(made_up_arrival_is_refused)
+{
+	struct shared_receiver r;
+	struct io_uring_cqe fake;
+	int slot;
+
+	hand_one_over(&r);
+	slot = r.a.last.res;
+	fake = (struct io_uring_cqe){ .user_data = (1ULL << 63) | 0x1234ULL << 32, .res = slot };
+	ck_assert_int_eq(rsc_loop_dispatch(r.a.loop, &fake), -EINVAL);
+	fake.res = -1;
+	ck_assert_int_eq(rsc_loop_dispatch(r.a.loop, &fake), -EINVAL);
+	fake.res = 1 << 20;
+	ck_assert_int_eq(rsc_loop_dispatch(r.a.loop, &fake), -EINVAL);
+	ck_assert_int_eq(rsc_loop_alive(r.a.loop), 1); /* the inbox's keep-alive only */
+	ck_assert_int_eq(r.arrived, 1);
+	receiver_end(&r);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 1); /* the sender's entry */
+}
+END_TEST
+
+/* CQEs of ringscope's still on the application's ring, reaped and not dispatched. */
+static int tagged_left(struct io_uring *ring)
+{
+	struct io_uring_cqe *cqe;
+	int n = 0;
+
+	io_uring_submit_and_get_events(ring);
+	while (io_uring_peek_cqe(ring, &cqe) == 0 && cqe) {
+		n += (cqe->user_data >> 63) != 0;
+		io_uring_cqe_seen(ring, cqe);
+	}
+	return n;
+}
+
+/* A slot handed over while the inbox's scope was closing arrives behind the
+ * completions that end the inbox. An application that reaps one CQE at a
+ * time and stops once the loop says it is idle (rsc_loop_new_from_ring(3))
+ * must not be told so while that arrival is still on its ring. */
+START_TEST(arrival_behind_the_inbox_end_keeps_the_loop_alive)
+{
+	struct shared_receiver r;
+	struct io_uring_cqe *cqe;
+	struct rsc_entry *second;
+	int turns = 0;
+
+	hand_one_over(&r);
+	ck_assert_int_eq(rsc_open(r.sender, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT,
+				  &second), 0);
+	ck_assert_int_ge(rsc_entry_wait(second), 0);
+	ck_assert_int_eq(rsc_scope_close(r.scope, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(r.a.loop, RSC_RUN_NOWAIT), 0); /* the keep-alive's cancel goes out */
+	ck_assert_int_eq(rsc_entry_hand_over(second, r.addr, NULL, NULL), 0);
+	while (rsc_loop_alive(r.a.loop) > 0 && turns++ < 100) {
+		ck_assert_int_eq(io_uring_wait_cqe(&r.a.ring, &cqe), 0);
+		ck_assert_int_eq(rsc_loop_dispatch(r.a.loop, cqe), 1);
+		io_uring_cqe_seen(&r.a.ring, cqe);
+		ck_assert_int_ge(rsc_loop_run(r.a.loop, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(rsc_loop_close(r.a.loop), 0);
+	ck_assert_int_eq(tagged_left(&r.a.ring), 0);
+	io_uring_queue_exit(&r.a.ring);
+	ck_assert_int_eq(r.arrived, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(r.sender, NULL), 0);
+}
+END_TEST
+
+/* The direct table a loop registered on the application's ring goes with the
+ * loop: the ring is the application's again, and a later loop can have one. */
+START_TEST(closed_loop_leaves_no_table_on_the_ring)
+{
+	struct app a;
+
+	app_new(&a);
+	ck_assert_int_eq(rsc_loop_set_direct(a.loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_loop_close(a.loop), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&a.loop, &a.ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(a.loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_loop_close(a.loop), 0);
+	ck_assert_int_eq(io_uring_register_files_sparse(&a.ring, 4), 0);
+	io_uring_queue_exit(&a.ring);
+}
+END_TEST
+
+/* An application whose own I/O keeps flowing: one CQE of its own always waits. */
+static void app_nop(struct app *a)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
+
+	ck_assert_ptr_nonnull(sqe);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, 7);
+	ck_assert_int_ge(io_uring_submit(&a->ring), 1);
+}
+
+/* Ringscope's CQEs dispatched, the application's left where they are. */
+static void app_turn_leaving_its_own(struct app *a)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0, own = 0;
+
+	app_nop(a);
+	io_uring_for_each_cqe(&a->ring, head, cqe) {
+		if (rsc_loop_dispatch(a->loop, cqe) == 0)
+			own++;
+		n++;
+	}
+	/* Its own last, unseen: it will handle them on its next turn. */
+	ck_assert_uint_ge(own, 1);
+	io_uring_cq_advance(&a->ring, n - 1);
+	ck_assert_int_ge(rsc_loop_run(a->loop, RSC_RUN_NOWAIT), 0);
+}
+
+/* The full audit settles a scope once no CQE that may name a descriptor is
+ * waiting: on the application's ring, its own CQEs name none of ours, and
+ * must not hold the verdict back until the loop is gone. */
+START_TEST(full_audit_verdict_ignores_the_applications_cqes)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct app a;
+	int leaked, turns;
+
+	t_make_files(2);
+	app_new(&a);
+	ck_assert_int_eq(rsc_loop_set_audit(a.loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "leaky", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	for (turns = 0; rsc_entry_state(e) == RSC_ENTERING && turns < 100; turns++)
+		app_turn_leaving_its_own(&a);
+	leaked = open(t_path("f1"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(leaked, 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	for (turns = 0; rsc_loop_alive(a.loop) > 0 && turns < 100; turns++)
+		app_turn_leaving_its_own(&a);
+	ck_assert_int_eq(rsc_loop_alive(a.loop), 0);
+	app_turn_leaving_its_own(&a);
+	ck_assert_int_eq(rsc_audit_count(a.loop), 1);
+	ck_assert_int_eq(rsc_finding_fd(rsc_audit_finding(a.loop, 0)), leaked);
+	close(leaked);
+	ck_assert_int_eq(rsc_loop_close(a.loop), 0);
+	io_uring_queue_exit(&a.ring);
+}
+END_TEST
+
+/* Two loops on two rings of the application's, each with an open in flight:
+ * the first's CQE names an op by index and generation, which the second's
+ * op in flight must not share, or it completes with the other's descriptor. */
+START_TEST(another_loops_cqe_is_refused)
+{
+	struct rsc_scope *sa, *sb;
+	struct rsc_entry *ea, *eb;
+	struct io_uring_cqe *cqe;
+	struct app a, b;
+
+	t_make_files(2);
+	app_new(&a);
+	app_new(&b);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "a", &sa), 0);
+	ck_assert_int_eq(rsc_scope_open(b.loop, NULL, "b", &sb), 0);
+	ck_assert_int_eq(rsc_open(sa, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &ea), 0);
+	ck_assert_int_eq(rsc_open(sb, AT_FDCWD, t_path("f1"), O_RDONLY, 0, 0, &eb), 0);
+	ck_assert_int_eq(io_uring_submit_and_wait(&a.ring, 1), 1);
+	ck_assert_int_eq(io_uring_peek_cqe(&a.ring, &cqe), 0);
+	ck_assert_int_eq(rsc_loop_dispatch(b.loop, cqe), -EINVAL);
+	ck_assert_int_eq(rsc_entry_state(eb), RSC_ENTERING);
+	ck_assert_int_eq(rsc_loop_dispatch(a.loop, cqe), 1);
+	io_uring_cqe_seen(&a.ring, cqe);
+	ck_assert_int_eq(rsc_entry_state(ea), RSC_ENTERED);
+	while (rsc_entry_state(eb) == RSC_ENTERING) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&b.ring, 1), 0);
+		app_reap(&b);
+	}
+	ck_assert_int_ne(rsc_entry_fd(eb), rsc_entry_fd(ea));
+	ck_assert_int_eq(rsc_scope_close(sa, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(sb, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_ge(rsc_loop_run(b.loop, RSC_RUN_NOWAIT), 0);
+	app_drain_and_close(&a);
+	app_drain_and_close(&b);
+}
+END_TEST
+
+/* A wake the kernel refused (a ring still disabled, IORING_SETUP_R_DISABLED:
+ * the MSG_RING fails with EBADFD) never reaches the ring: the loop must not
+ * wait for its CQE, once a turn has run the post. */
+START_TEST(failed_wake_does_not_keep_the_loop_alive)
+{
+	struct io_uring ring;
+	struct rsc_loop *l;
+	int ran = 0, turns;
+
+	ck_assert_int_eq(io_uring_queue_init(16, &ring, IORING_SETUP_R_DISABLED), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_post(l, count_post, &ran), 0);
+	/* io_uring_enable_rings(3): not exported by liburing 2.3's library. */
+	ck_assert_int_eq(syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+				  NULL, 0), 0);
+	for (turns = 0; turns < 10 && rsc_loop_alive(l) > 0; turns++) {
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+		usleep(1000);
+	}
+	ck_assert_int_eq(ran, 1);
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(tagged_left(&ring), 0);
+	io_uring_queue_exit(&ring);
+}
+END_TEST
+
+Suite *make_shared_ring_suite(void)
+{
+	Suite *s = suite_create("shared_ring");
+	TCase *tc = tcase_create("shared_ring");
+
+	t_add_fixture(tc);
+	tcase_set_timeout(tc, 30);
+	if (!t_kernel_has(IORING_OP_MSG_RING)) {
+		printf("SKIP shared_ring suite: kernel lacks IORING_OP_MSG_RING (Linux 5.18; IORING_MSG_SEND_FD 6.0)\n");
+	} else {
+		tcase_add_test(tc, wake_dispatched_twice_or_made_up_is_refused);
+		tcase_add_test(tc, arrival_dispatched_twice_is_refused);
+		tcase_add_test(tc, made_up_arrival_is_refused);
+		tcase_add_test(tc, arrival_behind_the_inbox_end_keeps_the_loop_alive);
+		tcase_add_test(tc, closed_loop_leaves_no_table_on_the_ring);
+		tcase_add_test(tc, full_audit_verdict_ignores_the_applications_cqes);
+		tcase_add_test(tc, another_loops_cqe_is_refused);
+		tcase_add_test(tc, failed_wake_does_not_keep_the_loop_alive);
+	}
+	suite_add_tcase(s, tc);
+	return s;
+}
