@@ -776,6 +776,7 @@ static void enter_done(struct rsc__entry *e)
 	struct rsc__scope *s = e->scope;
 	struct rsc_loop *loop = s->loop;
 	bool early = e->flags & RSC__E_RELEASE_REQ;
+	uint64_t h = e->h;
 
 	/* Its linked timeout fired: the op ends -ECANCELED, or -EINTR when the
 	 * kernel interrupted a worker blocked in it (an AF_UNIX connect waiting
@@ -828,7 +829,9 @@ static void enter_done(struct rsc__entry *e)
 	if (e->enter_cb)
 		e->enter_cb(rsc__eh(e), e->value, e->enter_data);
 	rsc__cb_leave(loop);
-	if (early) {
+	/* The callback may have detached it: one with no early release and no dependents. */
+	e = rsc__entry_live(h);
+	if (e && early) {
 		if (e->state == RSC_ENTERED)
 			rsc__entry_start_exit(e);
 		else if (e->release_cb) {
@@ -837,7 +840,7 @@ static void enter_done(struct rsc__entry *e)
 			rsc__cb_leave(loop);
 		}
 	}
-	if (e->flags & RSC__E_HAS_DEPS)
+	if (e && (e->flags & RSC__E_HAS_DEPS))
 		resolve_dependents(e);
 	if (s->state == RSC_SCOPE_UNWINDING)
 		rsc__scope_step(s);

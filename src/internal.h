@@ -437,6 +437,12 @@ static inline struct rsc_scope *rsc__sh(const struct rsc__scope *s)
 	return s ? (struct rsc_scope *)(uintptr_t)s->h : NULL;
 }
 
+/* The entry @h names after a callback, or NULL: the callback may have detached (freed) it. */
+static inline struct rsc__entry *rsc__entry_live(uint64_t h)
+{
+	return (struct rsc__entry *)rsc__handle_lookup(h, RSC__K_ENTRY);
+}
+
 /* Decode @h into @var or return the error from the calling function. */
 #define RSC__ENTRY(var, h, fn)                                  \
 	do {                                                    \
@@ -649,7 +655,8 @@ void rsc__io_cancel_all(struct rsc__entry *e);
 int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn);
 struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep);
 void rsc__io_unlink(struct rsc_op *op);
-void rsc__io_settled(struct rsc__entry *e);
+/* After an op's final callback, by handle: the callback may have detached the entry. */
+void rsc__io_settled(uint64_t h);
 
 /* recv_multishot.c */
 bool rsc__recv_multishot_active(const struct rsc__entry *e);

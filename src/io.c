@@ -25,6 +25,7 @@ static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 			unsigned cqe_flags)
 {
 	struct rsc__entry *e = op->entry;
+	uint64_t h = e->h;
 
 	(void)cqe_flags;
 	rsc__io_unlink(op);
@@ -33,13 +34,16 @@ static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 	op->io_cb(rsc__eh(e), rsc__real_errno(res, e->flags & RSC__E_DRAINING),
 		  op->io_buf, op->io_data);
 	rsc__cb_leave(loop);
-	rsc__io_settled(e);
+	rsc__io_settled(h);
 }
 
-/* After an op's final CQE: a release waiting for the last one goes on now. */
-void rsc__io_settled(struct rsc__entry *e)
+/* After an op's final CQE: a release waiting for the last one goes on now.
+ * Its callback may have detached the entry (its I/O was over): then nothing waits. */
+void rsc__io_settled(uint64_t h)
 {
-	if (e->n_io == 0 && (e->flags & RSC__E_DRAINING))
+	struct rsc__entry *e = rsc__entry_live(h);
+
+	if (e && e->n_io == 0 && (e->flags & RSC__E_DRAINING))
 		rsc__entry_start_exit(e);
 }
 

@@ -92,5 +92,6 @@ Suite *make_hostile_tools_suite(void);
 Suite *make_handover_suite(void);
 Suite *make_hostile_servers_suite(void);
 Suite *make_multishot_suite(void);
+Suite *make_reentry_suite(void);
 
 #endif

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Callbacks that call back into the library: every kind of user code the
+ * runtime calls (on-enter, I/O, accept, release, close, on-close, trace,
+ * post, timer) acting on its own entry or scope and on others, checked
+ * against what the man pages promise: the documented errno, one callback,
+ * nothing leaked, no descriptor closed twice, and no use of freed memory
+ * (the ASan build poisons pooled objects).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/* What one callback did and saw. */
+struct reent {
+	struct rsc_scope *self, *other;
+	struct rsc_entry *entry, *other_entry;
+	int calls;
+	int res;
+	int r[8];
+	int fd;
+	struct sockaddr_in *addr;
+};
+
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+static struct rsc_scope *open_scope(struct rsc_scope *parent, const char *name)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, parent, name, &s), 0);
+	return s;
+}
+
+/* ------------------------------------------------- detaching from inside */
+
+static void on_enter_detaches(struct rsc_entry *e, int res, void *data)
+{
+	struct reent *x = data;
+
+	x->calls++;
+	x->res = res;
+	x->fd = rsc_entry_detach(e);
+	x->r[0] = rsc_entry_state(e);
+	/* Its memory goes to the next entry: a socket that a connect builds on. */
+	x->r[1] = rsc_connect(x->self, (struct sockaddr *)x->addr, sizeof(*x->addr), 0, 0,
+			      &x->other_entry);
+}
+
+START_TEST(on_enter_callback_detaches_its_own_entry)
+{
+	struct rsc_scope *srv = open_scope(NULL, "srv"), *s = open_scope(NULL, "s");
+	struct rsc_entry *e;
+	struct sockaddr_in bound;
+	struct reent x = { .fd = -1, .self = s, .addr = &bound };
+
+	t_listen_on_loopback(srv, 4, &bound);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, on_enter_detaches, &x), 0);
+	t_run();
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_ge(x.res, 0);
+	ck_assert_int_eq(x.fd, x.res);
+	ck_assert_int_eq(x.r[0], -ESTALE);
+	/* The connect pushed from the callback is untouched by the entry that went. */
+	ck_assert_int_eq(x.r[1], 0);
+	ck_assert_int_eq(rsc_entry_state(x.other_entry), RSC_ENTERED);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	/* The caller's now: the scope's close left it alone. */
+	ck_assert(fd_open(x.fd));
+	ck_assert_int_eq(close(x.fd), 0);
+}
+END_TEST
+
+static void io_cb_detaches(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct reent *x = data;
+
+	(void)buf;
+	x->calls++;
+	x->res = res;
+	x->fd = rsc_entry_detach(e);
+	x->r[0] = rsc_entry_state(e);
+}
+
+START_TEST(io_callback_detaches_its_own_entry)
+{
+	struct rsc_scope *s = open_scope(NULL, "s");
+	struct rsc_entry *e;
+	struct reent x = { .fd = -1 };
+	char buf[8];
+	int peer;
+
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(write(peer, "x", 1), 1);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, io_cb_detaches, &x), 0);
+	t_run();
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.res, 1);
+	ck_assert_int_ge(x.fd, 0);
+	ck_assert_int_eq(x.r[0], -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(fd_open(x.fd));
+	close(x.fd);
+	close(peer);
+}
+END_TEST
+
+static void accept_cb_detaches_listener(struct rsc_entry *l, int res, struct rsc_scope *cs,
+					struct rsc_entry *conn, void *data)
+{
+	struct reent *x = data;
+
+	(void)cs;
+	(void)conn;
+	x->r[x->calls++ & 7] = res;
+	if (res < 0 && x->fd < 0)
+		x->fd = rsc_entry_detach(l);
+}
+
+/* The accept's error callback comes after it stopped being tracked: the listener may go. */
+static void accept_error_detaches(unsigned flags)
+{
+	struct rsc_scope *s = open_scope(NULL, "server");
+	struct rsc_entry *l;
+	struct reent x = { .fd = -1 };
+	struct sockaddr_in bound;
+
+	l = t_listen_on_loopback(s, 4, &bound);
+	ck_assert_int_ge(rsc_entry_wait(l), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "accept:1:EMFILE"), 0);
+	ck_assert_int_eq(rsc_accept(l, flags, accept_cb_detaches_listener, &x), 0);
+	t_run();
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.r[0], -EMFILE);
+	ck_assert_int_ge(x.fd, 0);
+	ck_assert_int_eq(rsc_entry_state(l), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(fd_open(x.fd));
+	close(x.fd);
+}
+
+START_TEST(accept_error_callback_detaches_its_listener)
+{
+	accept_error_detaches(0);
+}
+END_TEST
+
+START_TEST(multishot_accept_shortage_callback_detaches_its_listener)
+{
+	accept_error_detaches(RSC_ACCEPT_MULTISHOT);
+}
+END_TEST
+
+static void recv_cb_detaches_at_the_end(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct reent *x = data;
+
+	x->calls++;
+	if (buf)
+		return;
+	x->res = res;
+	x->fd = rsc_entry_detach(e);
+}
+
+START_TEST(multishot_receive_final_callback_detaches_its_entry)
+{
+	struct rsc_scope *s = open_scope(NULL, "s");
+	struct rsc_entry *e;
+	struct reent x = { .fd = -1 };
+	int peer;
+
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv_multishot(e, 0, recv_cb_detaches_at_the_end, &x), 0);
+	ck_assert_int_eq(write(peer, "ab", 2), 2);
+	ck_assert_int_eq(close(peer), 0); /* end of stream: the last callback */
+	t_run();
+	ck_assert_int_ge(x.calls, 2);
+	ck_assert_int_eq(x.res, 0);
+	ck_assert_int_ge(x.fd, 0);
+	ck_assert_int_eq(rsc_entry_state(e), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(fd_open(x.fd));
+	close(x.fd);
+}
+END_TEST
+
+static void install_cb_detaches(struct rsc_entry *e, int res, void *data)
+{
+	struct reent *x = data;
+
+	x->calls++;
+	x->res = res;
+	x->fd = rsc_entry_detach(e);
+}
+
+START_TEST(install_callback_detaches_its_entry)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct reent x = { .fd = -1 };
+
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	t_make_files(1);
+	s = open_scope(NULL, "s");
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_install(e, 0, install_cb_detaches, &x), 0);
+	t_run();
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_ge(x.res, 0);
+	ck_assert_int_eq(x.fd, x.res);
+	ck_assert_int_eq(rsc_entry_state(e), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert(t_fd_open_to("/f0"));
+	close(x.fd);
+}
+END_TEST
+
+Suite *make_reentry_suite(void)
+{
+	Suite *s = suite_create("reentry");
+	TCase *tc = tcase_create("reentry");
+
+	t_add_fixture(tc);
+	tcase_add_test(tc, on_enter_callback_detaches_its_own_entry);
+	tcase_add_test(tc, io_callback_detaches_its_own_entry);
+	tcase_add_test(tc, accept_error_callback_detaches_its_listener);
+	tcase_add_test(tc, multishot_accept_shortage_callback_detaches_its_listener);
+	tcase_add_test(tc, multishot_receive_final_callback_detaches_its_entry);
+	tcase_add_test(tc, install_callback_detaches_its_entry);
+	suite_add_tcase(s, tc);
+	return s;
+}
