@@ -409,7 +409,9 @@ int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 	if (io_uring_sq_space_left(loop->ring) < n ||
 	    rsc__fault(loop, RSC__F_SQ_FULL)) {
 		loop->counters[RSC_CTR_SQ_FULL]++;
-		if (ring_submit(loop, 0) < 0 ||
+		/* A hook's reserved SQEs are stamped only when it returns: a flush
+		 * now (a deadline set from inside it) would send them unfinished. */
+		if (loop->n_hook_sqes || ring_submit(loop, 0) < 0 ||
 		    io_uring_sq_space_left(loop->ring) < n) {
 			rsc__set_last_error("the submission queue is full and could not be flushed");
 			return -EBUSY;

@@ -231,6 +231,47 @@ START_TEST(install_callback_detaches_its_entry)
 }
 END_TEST
 
+/* ------------------------------------------- a hook whose SQEs are reserved */
+
+/* A defer fn that prepares its NOP, then sets a deadline while the SQ must be flushed. */
+static int defer_sets_deadline(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct reent *x = arg;
+	struct io_uring_sqe *sqe;
+
+	(void)p;
+	x->calls++;
+	x->r[0] = rsc_entry_get_sqes(e, 1, &sqe);
+	if (x->r[0] < 0)
+		return x->r[0];
+	io_uring_prep_nop(sqe);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "sq_full:1:EBUSY"), 0);
+	x->r[1] = rsc_scope_set_deadline(x->other, 60000, 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "sq_full:1:EBUSY"), 0);
+	x->r[2] = rsc_scope_close_graceful(x->other, 60000, NULL, NULL);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	return 0;
+}
+
+START_TEST(hook_with_sqes_reserved_never_flushes_them_unfinished)
+{
+	struct rsc_scope *s = open_scope(NULL, "s"), *o = open_scope(NULL, "o");
+	struct rsc_entry *d;
+	struct reent x = { .other = o };
+
+	ck_assert_int_eq(rsc_defer(s, defer_sets_deadline, &x, &d), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.r[0], 0);
+	/* No room without sending the hook's SQE before it is complete: refused. */
+	ck_assert_int_eq(x.r[1], -EBUSY);
+	ck_assert_int_eq(x.r[2], -EBUSY);
+	ck_assert_int_eq(rsc_scope_state(o), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED), 1);
+}
+END_TEST
+
 Suite *make_reentry_suite(void)
 {
 	Suite *s = suite_create("reentry");
@@ -243,6 +284,7 @@ Suite *make_reentry_suite(void)
 	tcase_add_test(tc, multishot_accept_shortage_callback_detaches_its_listener);
 	tcase_add_test(tc, multishot_receive_final_callback_detaches_its_entry);
 	tcase_add_test(tc, install_callback_detaches_its_entry);
+	tcase_add_test(tc, hook_with_sqes_reserved_never_flushes_them_unfinished);
 	suite_add_tcase(s, tc);
 	return s;
 }
