@@ -539,9 +539,10 @@ int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const cha
 
 	RSC__SCOPE(s, h, fn);
 	*sp = s;
-	if (s->loop->hook_entry) {
+	if (rsc__in_hook(s->loop)) {
 		/* Its SQEs would interleave with the running hook's reservation. */
-		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
+		rsc__set_last_error("%s: not from inside a manager's enter or exit, or the trace callback",
+				    fn);
 		return -EDEADLK;
 	}
 	/* An ancestor's close or failure requested counts too: its unwind will
@@ -1067,8 +1068,9 @@ int rsc_entry_on_enter(struct rsc_entry *h, rsc_entry_cb cb, void *data)
 /* Checks shared by release, detach and move: the caller may act on it. */
 static int check_owned_by_caller(struct rsc__entry *e, bool release, const char *fn)
 {
-	if (e->scope->loop->hook_entry) {
-		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
+	if (rsc__in_hook(e->scope->loop)) {
+		rsc__set_last_error("%s: not from inside a manager's enter or exit, or the trace callback",
+				    fn);
 		return -EDEADLK;
 	}
 	/* Never touch the number again: it may belong to someone else by now. */

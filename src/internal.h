@@ -346,6 +346,7 @@ struct rsc_loop {
 
 	/* The SQEs of the hook running now; hooks never nest (rsc__push refuses). */
 	struct rsc__entry *hook_entry;
+	bool tracing; /* the trace callback runs: it observes, as a hook it changes nothing */
 	struct io_uring_sqe *hook_sqes[RSC_ENTRY_SQES_MAX];
 	struct rsc_op *hook_ops[RSC_ENTRY_SQES_MAX];
 	unsigned n_hook_sqes;
@@ -467,6 +468,16 @@ static inline void rsc__cb_leave(struct rsc_loop *loop)
 {
 	assert(loop->cb_depth > 0);
 	loop->cb_depth--;
+}
+
+/*
+ * A manager hook or the trace callback runs: pushing, I/O and moving ownership
+ * are refused (-EDEADLK). Both run in the middle of the runtime's own step,
+ * which must find the entry it is settling still there.
+ */
+static inline bool rsc__in_hook(const struct rsc_loop *loop)
+{
+	return loop->hook_entry || loop->tracing;
 }
 
 /* -EDEADLK (and says why) when @fn would block or run the loop from inside it. */

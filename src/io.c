@@ -54,8 +54,9 @@ int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn)
 
 	RSC__ENTRY(e, h, fn);
 	*ep = e;
-	if (e->scope->loop->hook_entry) {
-		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
+	if (rsc__in_hook(e->scope->loop)) {
+		rsc__set_last_error("%s: not from inside a manager's enter or exit, or the trace callback",
+				    fn);
 		return -EDEADLK;
 	}
 	if (e->state != RSC_ENTERED || (e->flags & RSC__E_RELEASE_REQ) || e->value < 0) {

@@ -272,6 +272,73 @@ START_TEST(hook_with_sqes_reserved_never_flushes_them_unfinished)
 }
 END_TEST
 
+/* ------------------------------------------------------ the trace callback */
+
+struct trace_act {
+	struct rsc_entry *target;
+	struct rsc_scope *to;
+	enum rsc_event on;
+	int calls, r[8];
+	char buf[4];
+};
+
+static void io_nop(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)buf;
+	(void)data;
+}
+
+static void trace_tries_everything(struct rsc_loop *loop, enum rsc_event ev,
+				   const struct rsc_scope *s, const struct rsc_entry *e,
+				   int res, void *data)
+{
+	struct trace_act *t = data;
+	struct rsc_entry *tmp;
+
+	(void)s;
+	(void)res;
+	if (ev != t->on || (t->target && e != t->target) || t->calls++)
+		return;
+	t->r[0] = rsc_entry_detach(t->target);
+	t->r[1] = rsc_entry_move(t->target, t->to);
+	t->r[2] = rsc_entry_release(t->target, NULL, NULL);
+	t->r[3] = rsc_open(t->to, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &tmp);
+	t->r[4] = rsc_read(t->target, t->buf, 1, 0, io_nop, NULL);
+	t->r[5] = rsc_scope_move(t->to, NULL);
+	t->r[6] = rsc_loop_run(loop, RSC_RUN_NOWAIT);
+	/* A request is only queued: it stays allowed. */
+	t->r[7] = rsc_scope_close(t->to, NULL, NULL);
+}
+
+START_TEST(trace_callback_cannot_change_the_entry_it_reports)
+{
+	struct rsc_scope *s = open_scope(NULL, "s"), *o = open_scope(NULL, "o");
+	struct rsc_entry *e;
+	struct trace_act t = { .on = RSC_EV_ENTERED, .to = o };
+	int i;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	t.target = e;
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, trace_tries_everything, &t), 0);
+	t_run();
+	ck_assert_int_eq(t.calls, 1);
+	for (i = 0; i < 7; i++)
+		ck_assert_msg(t.r[i] == -EDEADLK, "call %d: %s", i, rsc_err_name(t.r[i]));
+	ck_assert_int_eq(t.r[7], 0);
+	ck_assert_int_eq(rsc_scope_state(o), -ESTALE);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	ck_assert_ptr_eq(rsc_entry_scope(e), s);
+	ck_assert(t_fd_open_to("/f0"));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(!t_fd_open_to("/f0"));
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED), 1);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED), 1);
+}
+END_TEST
+
 Suite *make_reentry_suite(void)
 {
 	Suite *s = suite_create("reentry");
@@ -285,6 +352,7 @@ Suite *make_reentry_suite(void)
 	tcase_add_test(tc, multishot_receive_final_callback_detaches_its_entry);
 	tcase_add_test(tc, install_callback_detaches_its_entry);
 	tcase_add_test(tc, hook_with_sqes_reserved_never_flushes_them_unfinished);
+	tcase_add_test(tc, trace_callback_cannot_change_the_entry_it_reports);
 	suite_add_tcase(s, tc);
 	return s;
 }
