@@ -85,7 +85,7 @@ static struct prog *g_prog; /* the program running now (the soak is single-threa
 static void probe_reentry(struct rsc_entry *e, const char *where)
 {
 	struct prog *p = g_prog;
-	int ret[4], i;
+	int ret[6], i;
 
 	if (!p || !p->reenter)
 		return;
@@ -93,8 +93,11 @@ static void probe_reentry(struct rsc_entry *e, const char *where)
 	ret[1] = rsc_loop_shutdown(p->loop, NULL);
 	ret[2] = e ? rsc_entry_wait(e) : -EDEADLK;
 	ret[3] = e ? rsc_scope_close_wait(rsc_entry_scope(e), NULL) : -EDEADLK;
+	/* A hook, or the trace, in the middle of the runtime's step: it changes nothing. */
+	ret[4] = e ? rsc_entry_detach(e) : -EDEADLK;
+	ret[5] = e ? rsc_entry_release(e, NULL, NULL) : -EDEADLK;
 	p->reentry_probes++;
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 6; i++)
 		if (ret[i] != -EDEADLK)
 			violation(p, "call %d from %s returned %s, expected EDEADLK", i, where,
 				  rsc_err_name(ret[i]));
@@ -489,7 +492,7 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 	int i;
 
 	(void)loop;
-	probe_reentry(NULL, "the trace callback");
+	probe_reentry((struct rsc_entry *)eh, "the trace callback");
 	if (p->env->verbose) {
 		i = eh ? entry_of(p, eh) : -1;
 		fprintf(stderr, "    ev %s scope '%s' entry %d %s res %d (%s)\n",
