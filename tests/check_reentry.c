@@ -231,6 +231,277 @@ START_TEST(install_callback_detaches_its_entry)
 }
 END_TEST
 
+/* -------------------------------------------------- acting on others from inside */
+
+static void close_cb_counts(struct rsc_scope *s, int status, const struct rsc_error *err,
+			    void *data)
+{
+	struct reent *x = data;
+
+	(void)err;
+	x->calls++;
+	x->res = status;
+	x->r[1] = rsc_scope_close(s, NULL, NULL);
+	x->r[2] = rsc_scope_open(t_loop, s, "late", &x->other);
+}
+
+static void on_close_closes_failed_scope(struct rsc_scope *s, int status,
+					 const struct rsc_error *err, void *data)
+{
+	struct reent *x = data;
+
+	(void)err;
+	x->r[0] = status;
+	x->r[3] = rsc_scope_close(s, close_cb_counts, x);
+	x->r[4] = rsc_scope_state(s);
+}
+
+START_TEST(on_close_of_a_failed_scope_closes_it_once)
+{
+	struct rsc_scope *s = open_scope(NULL, "s");
+	struct reent x = { 0 };
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	ck_assert_int_eq(rsc_adopt(s, efd, 0, NULL), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, on_close_closes_failed_scope, &x), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "body"), 0);
+	t_run();
+	ck_assert_int_eq(x.r[0], -EPROTO);
+	ck_assert_int_eq(x.r[3], 0);
+	ck_assert_int_eq(x.r[4], RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.res, -EPROTO);
+	ck_assert_int_eq(x.r[1], -EALREADY);
+	ck_assert_int_eq(x.r[2], -ESHUTDOWN);
+	ck_assert_ptr_null(x.other);
+	ck_assert_int_eq(rsc_scope_state(s), -ESTALE);
+	ck_assert(!fd_open(efd));
+}
+END_TEST
+
+static void release_cb_goes_on(struct rsc_entry *e, int res, void *data)
+{
+	struct reent *x = data;
+
+	(void)e;
+	x->r[x->calls++] = res;
+	if (x->calls > 1)
+		return;
+	x->r[4] = rsc_entry_release(x->other_entry, release_cb_goes_on, x);
+	x->r[5] = rsc_scope_close(x->self, NULL, NULL);
+	x->r[6] = rsc_entry_release(x->entry, NULL, NULL);
+}
+
+START_TEST(release_callback_releases_a_sibling_and_closes_its_scope)
+{
+	struct rsc_scope *s = open_scope(NULL, "s");
+	struct rsc_entry *a, *b, *c;
+	struct reent x = { .self = s };
+	int fa = eventfd(0, EFD_CLOEXEC), fb = eventfd(0, EFD_CLOEXEC),
+	    fc = eventfd(0, EFD_CLOEXEC);
+
+	ck_assert_int_eq(rsc_adopt(s, fa, 0, &a), 0);
+	ck_assert_int_eq(rsc_adopt(s, fb, 0, &b), 0);
+	ck_assert_int_eq(rsc_adopt(s, fc, 0, &c), 0);
+	x.entry = a;
+	x.other_entry = b;
+	ck_assert_int_eq(rsc_entry_release(a, release_cb_goes_on, &x), 0);
+	t_run();
+	ck_assert_int_eq(x.calls, 2);
+	ck_assert_int_eq(x.r[0], 0);
+	ck_assert_int_eq(x.r[1], 0);
+	ck_assert_int_eq(x.r[4], 0);
+	ck_assert_int_eq(x.r[5], 0);
+	ck_assert_int_eq(x.r[6], -EALREADY);
+	ck_assert_int_eq(rsc_scope_state(s), -ESTALE);
+	ck_assert(!fd_open(fa) && !fd_open(fb) && !fd_open(fc));
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED), 3);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 3);
+}
+END_TEST
+
+static void timer_cb_releases_itself(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct reent *x = data;
+
+	(void)buf;
+	x->calls++;
+	x->res = res;
+	x->r[0] = rsc_entry_detach(e);
+	x->r[1] = rsc_entry_release(e, NULL, NULL);
+	x->r[2] = rsc_timeout(e, 1, timer_cb_releases_itself, x);
+	x->r[3] = rsc_entry_release(e, NULL, NULL);
+}
+
+START_TEST(timer_callback_releases_its_own_timer)
+{
+	struct rsc_scope *s = open_scope(NULL, "s");
+	struct rsc_entry *t;
+	struct reent x = { 0 };
+
+	ck_assert_int_eq(rsc_timer(s, 1, timer_cb_releases_itself, &x, &t), 0);
+	t_run();
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.res, -ETIME);
+	ck_assert_int_eq(x.r[0], -EBADF); /* a timer holds no descriptor */
+	ck_assert_int_eq(x.r[1], 0);
+	ck_assert_int_eq(x.r[2], -EBADF);
+	ck_assert_int_eq(x.r[3], -EALREADY);
+	ck_assert_int_eq(rsc_entry_state(t), RSC_EXITED);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+static void accept_cb_moves_conn(struct rsc_entry *l, int res, struct rsc_scope *cs,
+				 struct rsc_entry *conn, void *data)
+{
+	struct reent *x = data;
+
+	(void)l;
+	x->r[x->calls++ & 7] = res;
+	if (res < 0)
+		return;
+	x->fd = res;
+	x->r[4] = rsc_scope_move(cs, x->other);
+	x->r[5] = rsc_scope_close(x->self, NULL, NULL);
+	x->entry = conn;
+}
+
+START_TEST(accept_callback_moves_its_connection_out_and_closes_the_server)
+{
+	struct rsc_scope *srv = open_scope(NULL, "srv"), *keep = open_scope(NULL, "keep");
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	struct reent x = { .self = srv, .other = keep, .fd = -1 };
+	int peer;
+
+	l = t_listen_on_loopback(srv, 4, &bound);
+	ck_assert_int_eq(rsc_accept(l, 0, accept_cb_moves_conn, &x), 0);
+	peer = t_connect(&bound);
+	t_run();
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_ge(x.r[0], 0);
+	ck_assert_int_eq(x.r[4], 0);
+	ck_assert_int_eq(x.r[5], 0);
+	ck_assert_int_eq(rsc_scope_state(srv), -ESTALE);
+	/* The connection went with the scope it was moved to, not with the server. */
+	ck_assert_int_eq(rsc_entry_state(x.entry), RSC_ENTERED);
+	ck_assert(fd_open(x.fd));
+	ck_assert_int_eq(rsc_scope_close_wait(keep, NULL), 0);
+	ck_assert(!fd_open(x.fd));
+	close(peer);
+}
+END_TEST
+
+/* An arrival: stop the inbox, and hand the connection's scope back at once. */
+static void arrival_stops_the_inbox(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
+				    struct rsc_entry *e, void *data)
+{
+	struct reent *x = data;
+
+	x->calls++;
+	x->res = slot;
+	x->r[0] = rsc_entry_release(inbox, NULL, NULL);
+	x->r[1] = rsc_entry_detach(e); /* a slot: no descriptor to give */
+	x->r[2] = rsc_scope_close(cs, NULL, NULL);
+	x->r[3] = rsc_entry_release(inbox, NULL, NULL);
+}
+
+static void hand_over_cb(struct rsc_entry *e, int res, void *data)
+{
+	struct reent *x = data;
+
+	x->r[4] = res;
+	x->r[5] = rsc_entry_detach(e); /* it holds nothing any more */
+	x->r[6] = rsc_entry_release(e, NULL, NULL);
+}
+
+START_TEST(arrival_callback_stops_its_inbox_and_closes_the_arrival)
+{
+	struct rsc_loop *rl;
+	struct rsc_scope *rs, *s;
+	struct rsc_entry *inbox, *e;
+	unsigned long long addr;
+	struct reent x = { 0 };
+	int i;
+
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "receiver", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, arrival_stops_the_inbox, &x, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	t_make_files(1);
+	s = open_scope(NULL, "sender");
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, hand_over_cb, &x), 0);
+	for (i = 0; i < 8; i++) {
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_ge(x.res, 0);
+	ck_assert_int_eq(x.r[0], 0);
+	ck_assert_int_eq(x.r[1], -EBADF);
+	ck_assert_int_eq(x.r[2], 0);
+	ck_assert_int_eq(x.r[3], -EALREADY);
+	ck_assert_int_ge(x.r[4], 0);
+	ck_assert_int_eq(x.r[5], -EBADF);
+	ck_assert_int_eq(x.r[6], 0);
+	/* Stopped: nothing keeps the receiver alive, and nothing was left in its table. */
+	ck_assert_int_eq(rsc_loop_run(rl, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert(!t_fd_open_to("/f0"));
+}
+END_TEST
+
+/* A chain's first send is reported before its connect settles: act on both. */
+static void first_send_acts(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct reent *x = data;
+
+	(void)buf;
+	x->calls++;
+	x->res = res;
+	x->r[0] = rsc_entry_state(e);
+	x->r[1] = rsc_entry_detach(e);
+	x->r[2] = rsc_entry_release(e, NULL, NULL);
+	x->r[3] = rsc_scope_close(x->self, NULL, NULL);
+}
+
+START_TEST(chain_send_callback_releases_its_connect_and_closes_the_scope)
+{
+	struct rsc_scope *srv = open_scope(NULL, "srv"), *cli = open_scope(NULL, "cli");
+	struct rsc_entry *c;
+	struct sockaddr_in bound;
+	struct rsc_chain *ch;
+	static char msg[] = "hello";
+	struct reent x = { .self = cli };
+
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	t_listen_on_loopback(srv, 8, &bound);
+	ck_assert_int_eq(rsc_chain_new(cli, &ch), 0);
+	ck_assert_int_eq(rsc_chain_socket(ch, AF_INET, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(ch, (struct sockaddr *)&bound, sizeof(bound), 1000, &c), 0);
+	ck_assert_int_eq(rsc_chain_send(ch, msg, 5, first_send_acts, &x), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), 0);
+	t_run();
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.res, 5);
+	ck_assert_int_eq(x.r[0], RSC_ENTERING);
+	ck_assert_int_eq(x.r[1], -EBUSY);
+	ck_assert_int_eq(x.r[2], 0);
+	ck_assert_int_eq(x.r[3], 0);
+	ck_assert_int_eq(rsc_scope_state(cli), -ESTALE);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+}
+END_TEST
+
 /* ------------------------------------------- a hook whose SQEs are reserved */
 
 /* A defer fn that prepares its NOP, then sets a deadline while the SQ must be flushed. */
@@ -351,6 +622,12 @@ Suite *make_reentry_suite(void)
 	tcase_add_test(tc, multishot_accept_shortage_callback_detaches_its_listener);
 	tcase_add_test(tc, multishot_receive_final_callback_detaches_its_entry);
 	tcase_add_test(tc, install_callback_detaches_its_entry);
+	tcase_add_test(tc, on_close_of_a_failed_scope_closes_it_once);
+	tcase_add_test(tc, release_callback_releases_a_sibling_and_closes_its_scope);
+	tcase_add_test(tc, timer_callback_releases_its_own_timer);
+	tcase_add_test(tc, accept_callback_moves_its_connection_out_and_closes_the_server);
+	tcase_add_test(tc, arrival_callback_stops_its_inbox_and_closes_the_arrival);
+	tcase_add_test(tc, chain_send_callback_releases_its_connect_and_closes_the_scope);
 	tcase_add_test(tc, hook_with_sqes_reserved_never_flushes_them_unfinished);
 	tcase_add_test(tc, trace_callback_cannot_change_the_entry_it_reports);
 	suite_add_tcase(s, tc);
