@@ -502,6 +502,63 @@ START_TEST(chain_send_callback_releases_its_connect_and_closes_the_scope)
 }
 END_TEST
 
+/* Events the trace saw while the test was inside a call of its own. */
+static int inside_call, traced_inside;
+
+static void note_inside(struct recorder *r, const struct event *e)
+{
+	(void)r;
+	(void)e;
+	traced_inside += inside_call;
+}
+
+static void on_enter_counts(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	(void)res;
+	++*(int *)data;
+}
+
+/* The events of entry @name, in order, as "E" (entered) and "R" (released). */
+static void events_of(const char *name, char *out, size_t len)
+{
+	int i;
+
+	out[0] = '\0';
+	for (i = 0; i < t_rec->n; i++)
+		if (!strcmp(t_rec->ev[i].entry, name) &&
+		    (t_rec->ev[i].ev == RSC_EV_ENTERED || t_rec->ev[i].ev == RSC_EV_RELEASED))
+			snprintf(out + strlen(out), len - strlen(out), "%s",
+				 t_rec->ev[i].ev == RSC_EV_ENTERED ? "E" : "R");
+}
+
+/* rsc_entry_release(3): its only trace from inside the call is an audit finding. */
+START_TEST(release_of_an_adopted_entry_before_the_loop_turns_traces_from_the_loop)
+{
+	struct rsc_scope *s = open_scope(NULL, "s");
+	struct rsc_entry *a;
+	char order[16];
+	int efd = eventfd(0, EFD_CLOEXEC), entered = 0;
+
+	ck_assert_int_eq(rsc_adopt(s, efd, 0, &a), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(a, on_enter_counts, &entered), 0);
+	traced_inside = 0;
+	t_rec->after = note_inside;
+	inside_call = 1;
+	ck_assert_int_eq(rsc_entry_release(a, NULL, NULL), 0);
+	inside_call = 0;
+	ck_assert_int_eq(traced_inside, 0);
+	t_run();
+	t_rec->after = NULL;
+	ck_assert(!fd_open(efd));
+	/* The trace still reads entered, then released; no on-enter callback. */
+	events_of("adopt", order, sizeof(order));
+	ck_assert_str_eq(order, "ER");
+	ck_assert_int_eq(entered, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
 /* ------------------------------------------- a hook whose SQEs are reserved */
 
 /* A defer fn that prepares its NOP, then sets a deadline while the SQ must be flushed. */
@@ -628,6 +685,7 @@ Suite *make_reentry_suite(void)
 	tcase_add_test(tc, accept_callback_moves_its_connection_out_and_closes_the_server);
 	tcase_add_test(tc, arrival_callback_stops_its_inbox_and_closes_the_arrival);
 	tcase_add_test(tc, chain_send_callback_releases_its_connect_and_closes_the_scope);
+	tcase_add_test(tc, release_of_an_adopted_entry_before_the_loop_turns_traces_from_the_loop);
 	tcase_add_test(tc, hook_with_sqes_reserved_never_flushes_them_unfinished);
 	tcase_add_test(tc, trace_callback_cannot_change_the_entry_it_reports);
 	suite_add_tcase(s, tc);
