@@ -559,6 +559,143 @@ START_TEST(release_of_an_adopted_entry_before_the_loop_turns_traces_from_the_loo
 }
 END_TEST
 
+/* ------------------------------------------- blocking from every callback */
+
+/* Which callbacks ran, and which blocking call did not say EDEADLK in one. */
+struct blockers {
+	struct rsc_entry *entry; /* one to wait on */
+	struct rsc_scope *scope; /* one to close-wait */
+	unsigned ran, wrong;
+	char what[256];
+};
+
+static void try_blocking(struct blockers *b, unsigned kind, const char *name)
+{
+	int ret[8], i;
+
+	ret[0] = rsc_loop_run(t_loop, RSC_RUN_NOWAIT);
+	ret[1] = rsc_loop_close(t_loop);
+	ret[2] = rsc_loop_shutdown(t_loop, NULL);
+	ret[3] = rsc_scope_close_wait(b->scope, NULL);
+	ret[4] = rsc_entry_wait(b->entry);
+	ret[5] = rsc_entry_release_wait(b->entry, NULL);
+	ret[6] = rsc_loop_set_direct(t_loop, 8, 0);
+	ret[7] = rsc_loop_set_recv_buffers(t_loop, 8, 64);
+	b->ran |= kind;
+	for (i = 0; i < 8; i++)
+		if (ret[i] != -EDEADLK) {
+			b->wrong |= kind;
+			snprintf(b->what + strlen(b->what), sizeof(b->what) - strlen(b->what),
+				 "%s:%d=%s ", name, i, rsc_err_name(ret[i]));
+		}
+}
+
+enum { B_ENTER = 1, B_MULTI_END = 2, B_TIMER = 4, B_RELEASE = 8, B_POST = 16, B_ON_CLOSE = 32,
+       B_CLOSE = 64, B_ACCEPT = 128, B_MULTI = 256, B_GRACE = 512, B_TRACE = 1024 };
+
+static void blk_enter(struct rsc_entry *e, int res, void *d)
+{
+	(void)e, (void)res;
+	try_blocking(d, B_ENTER, "on-enter");
+}
+
+static void blk_io(struct rsc_entry *e, int res, void *buf, void *d)
+{
+	(void)e, (void)res, (void)buf;
+	try_blocking(d, buf ? B_MULTI : B_MULTI_END, buf ? "multishot" : "multishot end");
+}
+
+static void blk_timer(struct rsc_entry *e, int res, void *buf, void *d)
+{
+	(void)e, (void)res, (void)buf;
+	try_blocking(d, B_TIMER, "timer");
+}
+
+static void blk_release(struct rsc_entry *e, int res, void *d)
+{
+	(void)e, (void)res;
+	try_blocking(d, B_RELEASE, "release");
+}
+
+static void blk_post(struct rsc_loop *loop, void *d)
+{
+	(void)loop;
+	try_blocking(d, B_POST, "post");
+}
+
+static void blk_on_close(struct rsc_scope *s, int st, const struct rsc_error *err, void *d)
+{
+	(void)s, (void)st, (void)err;
+	try_blocking(d, B_ON_CLOSE, "on-close");
+}
+
+static void blk_close(struct rsc_scope *s, int st, const struct rsc_error *err, void *d)
+{
+	(void)s, (void)st, (void)err;
+	try_blocking(d, B_CLOSE, "close");
+}
+
+static void blk_grace(struct rsc_scope *s, int st, const struct rsc_error *err, void *d)
+{
+	(void)s, (void)st, (void)err;
+	try_blocking(d, B_GRACE, "graceful close");
+}
+
+static void blk_accept(struct rsc_entry *l, int res, struct rsc_scope *cs,
+		       struct rsc_entry *conn, void *d)
+{
+	(void)l, (void)res, (void)cs, (void)conn;
+	try_blocking(d, B_ACCEPT, "accept");
+}
+
+static void blk_trace(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *s,
+		      const struct rsc_entry *e, int res, void *d)
+{
+	(void)loop, (void)ev, (void)s, (void)e, (void)res;
+	try_blocking(d, B_TRACE, "trace");
+}
+
+START_TEST(every_kind_of_callback_refuses_to_block)
+{
+	struct rsc_scope *s = open_scope(NULL, "s"), *g = open_scope(NULL, "g"),
+			 *k = open_scope(NULL, "k");
+	struct rsc_entry *a, *p, *t, *l;
+	struct sockaddr_in bound;
+	struct blockers b = { .scope = k };
+	int fa = eventfd(0, EFD_CLOEXEC), peer, cli;
+
+	ck_assert_int_eq(rsc_adopt(k, fa, 0, &b.entry), 0);
+	ck_assert_int_eq(rsc_adopt(s, eventfd(0, EFD_CLOEXEC), 0, &a), 0);
+	/* Released before the loop turns: its on-enter never runs (B_ENTER stays clear). */
+	ck_assert_int_eq(rsc_entry_on_enter(a, blk_enter, &b), 0);
+	ck_assert_int_eq(rsc_entry_release(a, blk_release, &b), 0);
+	p = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv_multishot(p, 0, blk_io, &b), 0);
+	ck_assert_int_eq(write(peer, "x", 1), 1);
+	ck_assert_int_eq(rsc_timer(s, 1, blk_timer, &b, &t), 0);
+	ck_assert_int_eq(rsc_loop_post(t_loop, blk_post, &b), 0);
+	l = t_listen_on_loopback(g, 4, &bound);
+	ck_assert_int_eq(rsc_accept(l, 0, blk_accept, &b), 0);
+	cli = t_connect(&bound);
+	ck_assert_int_eq(rsc_scope_on_close(s, blk_on_close, &b), 0);
+	while ((b.ran & (B_MULTI | B_TIMER | B_POST | B_ACCEPT | B_RELEASE)) !=
+	       (B_MULTI | B_TIMER | B_POST | B_ACCEPT | B_RELEASE))
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(close(peer), 0); /* the multishot's last call: end of stream */
+	ck_assert_int_eq(rsc_scope_close(s, blk_close, &b), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(g, 0, blk_grace, &b), 0);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, blk_trace, &b), 0);
+	t_run();
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, NULL, NULL), 0);
+	ck_assert_int_eq(b.ran, (B_MULTI_END | B_MULTI | B_TIMER | B_RELEASE | B_POST | B_ON_CLOSE |
+				 B_CLOSE | B_ACCEPT | B_GRACE | B_TRACE));
+	ck_assert_msg(b.wrong == 0, "not EDEADLK: %s", b.what);
+	ck_assert_int_eq(rsc_scope_close_wait(k, NULL), 0);
+	ck_assert(!fd_open(fa));
+	close(cli);
+}
+END_TEST
+
 /* ------------------------------------------- a hook whose SQEs are reserved */
 
 /* A defer fn that prepares its NOP, then sets a deadline while the SQ must be flushed. */
@@ -686,6 +823,7 @@ Suite *make_reentry_suite(void)
 	tcase_add_test(tc, arrival_callback_stops_its_inbox_and_closes_the_arrival);
 	tcase_add_test(tc, chain_send_callback_releases_its_connect_and_closes_the_scope);
 	tcase_add_test(tc, release_of_an_adopted_entry_before_the_loop_turns_traces_from_the_loop);
+	tcase_add_test(tc, every_kind_of_callback_refuses_to_block);
 	tcase_add_test(tc, hook_with_sqes_reserved_never_flushes_them_unfinished);
 	tcase_add_test(tc, trace_callback_cannot_change_the_entry_it_reports);
 	suite_add_tcase(s, tc);
