@@ -696,6 +696,94 @@ START_TEST(every_kind_of_callback_refuses_to_block)
 }
 END_TEST
 
+/* ------------------------------------------- blocking helpers outliving their object */
+
+static void on_enter_only_detaches(struct rsc_entry *e, int res, void *data)
+{
+	struct reent *x = data;
+
+	(void)res;
+	x->calls++;
+	x->fd = rsc_entry_detach(e);
+}
+
+START_TEST(entry_wait_for_an_entry_its_on_enter_detaches)
+{
+	struct rsc_scope *s = open_scope(NULL, "s");
+	struct rsc_entry *e;
+	struct reent x = { .fd = -1 };
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, on_enter_only_detaches, &x), 0);
+	/* Gone while it waited: the handle says so. */
+	ck_assert_int_eq(rsc_entry_wait(e), -ESTALE);
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_ge(x.fd, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(fd_open(x.fd));
+	close(x.fd);
+}
+END_TEST
+
+/* An acquire that stays in flight until it is cancelled: a read of an empty pipe. */
+static int read_enter(struct rsc_entry *e, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+	static char byte;
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_read(sqe, *(int *)arg, &byte, 1, 0);
+	return 0;
+}
+
+static int nop_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	(void)e;
+	(void)p;
+	(void)arg;
+	return 0;
+}
+
+static const struct rsc_manager reader = {
+	sizeof(struct rsc_manager), 0, "reader", read_enter, nop_exit
+};
+
+static void timer_closes_scope(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct reent *x = data;
+
+	(void)e;
+	(void)res;
+	(void)buf;
+	x->calls++;
+	x->r[0] = rsc_scope_close(x->self, NULL, NULL);
+}
+
+START_TEST(entry_wait_while_a_callback_closes_its_scope)
+{
+	struct rsc_scope *s = open_scope(NULL, "s"), *o = open_scope(NULL, "o");
+	struct rsc_entry *e;
+	struct reent x = { .self = s };
+
+	int pfd[2];
+
+	ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_push(s, &reader, &pfd[0], &e), 0);
+	ck_assert_int_eq(rsc_timer(o, 5, timer_closes_scope, &x, NULL), 0);
+	/* The close cancels the acquire, and frees the scope and the entry in one turn. */
+	ck_assert_int_eq(rsc_entry_wait(e), -ESTALE);
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.r[0], 0);
+	ck_assert_int_eq(rsc_scope_state(s), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+END_TEST
+
 /* ------------------------------------------- a hook whose SQEs are reserved */
 
 /* A defer fn that prepares its NOP, then sets a deadline while the SQ must be flushed. */
@@ -824,6 +912,8 @@ Suite *make_reentry_suite(void)
 	tcase_add_test(tc, chain_send_callback_releases_its_connect_and_closes_the_scope);
 	tcase_add_test(tc, release_of_an_adopted_entry_before_the_loop_turns_traces_from_the_loop);
 	tcase_add_test(tc, every_kind_of_callback_refuses_to_block);
+	tcase_add_test(tc, entry_wait_for_an_entry_its_on_enter_detaches);
+	tcase_add_test(tc, entry_wait_while_a_callback_closes_its_scope);
 	tcase_add_test(tc, hook_with_sqes_reserved_never_flushes_them_unfinished);
 	tcase_add_test(tc, trace_callback_cannot_change_the_entry_it_reports);
 	suite_add_tcase(s, tc);
