@@ -273,9 +273,14 @@ static const struct rsc_manager timer_manager = {
 static void timer_entered(struct rsc_entry *h, int res, void *data)
 {
 	struct timer_args *t = data;
+	int ret = res < 0 ? res : rsc_timeout(h, t->ms, t->cb, t->data);
 
-	if (res < 0 || rsc_timeout(h, t->ms, t->cb, t->data) < 0)
-		t->cb(h, res < 0 ? res : -EBUSY, NULL, t->data);
+	/* Released, or its scope closed, before it could start: cancelled, as a
+	 * timer removed by its release is (-EBADF, -ESHUTDOWN from rsc_timeout). */
+	if (ret == -EBADF || ret == -ESHUTDOWN)
+		ret = -ECANCELED;
+	if (ret < 0)
+		t->cb(h, ret, NULL, t->data);
 }
 
 int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,

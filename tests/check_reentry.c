@@ -784,6 +784,29 @@ START_TEST(entry_wait_while_a_callback_closes_its_scope)
 }
 END_TEST
 
+static void timer_result(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct reent *x = data;
+
+	(void)e;
+	(void)buf;
+	x->r[x->calls++ & 7] = res;
+}
+
+/* rsc_timer(3): its callback hears -ECANCELED when the entry goes before it fires. */
+START_TEST(timer_whose_scope_closes_before_it_starts_is_cancelled)
+{
+	struct rsc_scope *s = open_scope(NULL, "s");
+	struct reent x = { 0 };
+
+	ck_assert_int_eq(rsc_timer(s, 60000, timer_result, &x, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.r[0], -ECANCELED);
+}
+END_TEST
+
 /* ------------------------------------------- a hook whose SQEs are reserved */
 
 /* A defer fn that prepares its NOP, then sets a deadline while the SQ must be flushed. */
@@ -914,6 +937,7 @@ Suite *make_reentry_suite(void)
 	tcase_add_test(tc, every_kind_of_callback_refuses_to_block);
 	tcase_add_test(tc, entry_wait_for_an_entry_its_on_enter_detaches);
 	tcase_add_test(tc, entry_wait_while_a_callback_closes_its_scope);
+	tcase_add_test(tc, timer_whose_scope_closes_before_it_starts_is_cancelled);
 	tcase_add_test(tc, hook_with_sqes_reserved_never_flushes_them_unfinished);
 	tcase_add_test(tc, trace_callback_cannot_change_the_entry_it_reports);
 	suite_add_tcase(s, tc);
