@@ -796,14 +796,20 @@ static void timer_result(struct rsc_entry *e, int res, void *buf, void *data)
 /* rsc_timer(3): its callback hears -ECANCELED when the entry goes before it fires. */
 START_TEST(timer_whose_scope_closes_before_it_starts_is_cancelled)
 {
-	struct rsc_scope *s = open_scope(NULL, "s");
-	struct reent x = { 0 };
+	struct rsc_scope *s = open_scope(NULL, "s"), *o = open_scope(NULL, "o");
+	struct reent x = { 0 }, y = { 0 };
+	struct rsc_entry *t;
 
 	ck_assert_int_eq(rsc_timer(s, 60000, timer_result, &x, NULL), 0);
 	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_timer(o, 60000, timer_result, &y, &t), 0);
+	ck_assert_int_eq(rsc_entry_release(t, NULL, NULL), 0);
 	t_run();
 	ck_assert_int_eq(x.calls, 1);
 	ck_assert_int_eq(x.r[0], -ECANCELED);
+	ck_assert_int_eq(y.calls, 1);
+	ck_assert_int_eq(y.r[0], -ECANCELED);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
 }
 END_TEST
 
