@@ -813,6 +813,167 @@ START_TEST(timer_whose_scope_closes_before_it_starts_is_cancelled)
 }
 END_TEST
 
+static void close_cb_status(struct rsc_scope *s, int status, const struct rsc_error *err,
+			    void *data)
+{
+	struct reent *x = data;
+
+	(void)s;
+	(void)err;
+	x->r[6]++;
+	x->r[7] = status;
+}
+
+/* Each connection: the server drains gracefully, from inside the accept's callback. */
+static void accept_cb_drains_server(struct rsc_entry *l, int res, struct rsc_scope *cs,
+				    struct rsc_entry *conn, void *data)
+{
+	struct reent *x = data;
+
+	(void)l;
+	(void)conn;
+	x->calls++;
+	if (res < 0) {
+		x->r[0]++;
+		x->r[1] = res;
+		return;
+	}
+	x->fd = res;
+	x->r[2] = rsc_scope_close_graceful(x->self, 0, close_cb_status, x);
+	x->r[3] = rsc_scope_state(cs);
+}
+
+START_TEST(multishot_accept_callback_drains_its_server)
+{
+	struct rsc_scope *srv = open_scope(NULL, "srv");
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	struct reent x = { .self = srv, .fd = -1 };
+	int peer;
+
+	l = t_listen_on_loopback(srv, 4, &bound);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, accept_cb_drains_server, &x), 0);
+	peer = t_connect(&bound);
+	t_run();
+	ck_assert_int_eq(x.r[2], 0);
+	ck_assert_int_eq(x.r[3], RSC_SCOPE_OPEN);
+	/* The accept ends with one last call; the connection went with the server. */
+	ck_assert_int_eq(x.r[0], 1);
+	ck_assert_int_eq(x.r[1], -ECANCELED);
+	ck_assert_int_eq(x.calls, 2);
+	ck_assert_int_eq(x.r[6], 1);
+	ck_assert_int_eq(x.r[7], 0);
+	ck_assert_int_eq(rsc_scope_state(srv), -ESTALE);
+	close(peer);
+	ck_assert(!t_fd_open_to("socket:["));
+}
+END_TEST
+
+static void recv_cb_fails_scope(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct reent *x = data;
+
+	(void)buf;
+	x->r[x->calls++ & 3] = res;
+	if (res > 0)
+		x->r[4] = rsc_scope_fail(rsc_entry_scope(e), -EPROTO, "parse");
+}
+
+static int defer_sees(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct reent *x = arg;
+
+	(void)e;
+	x->r[5] = p ? rsc_error_errno(p) : 0;
+	return 0;
+}
+
+START_TEST(io_callback_fails_its_scope_and_its_siblings_io_is_cancelled)
+{
+	struct rsc_scope *s = open_scope(NULL, "s");
+	struct rsc_entry *a, *b;
+	struct reent x = { 0 };
+	char ba[4], bb[4];
+	int pa, pb;
+
+	ck_assert_int_eq(rsc_defer(s, defer_sees, &x, NULL), 0);
+	a = t_adopted_pair(s, &pa);
+	b = t_adopted_pair(s, &pb);
+	ck_assert_int_eq(rsc_recv(b, bb, sizeof(bb), 0, recv_cb_fails_scope, &x), 0);
+	ck_assert_int_eq(rsc_recv(a, ba, sizeof(ba), 0, recv_cb_fails_scope, &x), 0);
+	ck_assert_int_eq(write(pa, "x", 1), 1);
+	ck_assert_int_eq(rsc_scope_on_close(s, close_cb_status, &x), 0);
+	t_run();
+	ck_assert_int_eq(x.calls, 2);
+	ck_assert_int_eq(x.r[0], 1);
+	ck_assert_int_eq(x.r[1], -ECANCELED);
+	ck_assert_int_eq(x.r[4], 0);
+	ck_assert_int_eq(x.r[5], -EPROTO); /* the exits below saw the body's error */
+	ck_assert_int_eq(x.r[6], 1);
+	ck_assert_int_eq(x.r[7], -EPROTO);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EPROTO);
+	close(pa);
+	close(pb);
+}
+END_TEST
+
+/* An enter hook that closes, or fails, the scope it is pushing into. */
+static int enter_closes_own_scope(struct rsc_entry *e, void *arg)
+{
+	struct reent *x = arg;
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	x->calls++;
+	x->r[0] = x->res ? rsc_scope_fail(rsc_entry_scope(e), -EPROTO, NULL) :
+			   rsc_scope_close(rsc_entry_scope(e), close_cb_status, x);
+	ret = rsc_entry_get_sqes(e, 1, &sqe);
+	if (ret < 0)
+		return ret;
+	io_uring_prep_openat(sqe, AT_FDCWD, t_path("f0"), O_RDONLY | O_CLOEXEC, 0);
+	return 0;
+}
+
+static int exit_closes(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct reent *x = arg;
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	(void)p;
+	if (ret < 0)
+		return ret;
+	x->r[1]++;
+	io_uring_prep_close(sqe, rsc_entry_fd(e));
+	return 0;
+}
+
+static const struct rsc_manager self_closer = {
+	sizeof(struct rsc_manager), 0, "self-closer", enter_closes_own_scope, exit_closes
+};
+
+START_TEST(enter_hook_closing_its_own_scope_leaks_nothing)
+{
+	struct rsc_scope *s = open_scope(NULL, "s"), *f = open_scope(NULL, "f");
+	struct reent x = { 0 }, y = { .res = 1 };
+	struct rsc_entry *e;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_push(s, &self_closer, &x, &e), 0);
+	ck_assert_int_eq(rsc_push(f, &self_closer, &y, NULL), 0);
+	t_run();
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.r[0], 0);
+	ck_assert_int_eq(x.r[6], 1); /* closed once */
+	ck_assert_int_eq(x.r[7], 0);
+	ck_assert_int_le(x.r[1], 1); /* exited only if its open won the cancel */
+	ck_assert_int_eq(y.r[0], 0);
+	ck_assert_int_eq(rsc_scope_state(f), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_close_wait(f, NULL), -EPROTO);
+	ck_assert(!t_fd_open_to("/f0"));
+}
+END_TEST
+
 /* ------------------------------------------- a hook whose SQEs are reserved */
 
 /* A defer fn that prepares its NOP, then sets a deadline while the SQ must be flushed. */
@@ -944,6 +1105,9 @@ Suite *make_reentry_suite(void)
 	tcase_add_test(tc, entry_wait_for_an_entry_its_on_enter_detaches);
 	tcase_add_test(tc, entry_wait_while_a_callback_closes_its_scope);
 	tcase_add_test(tc, timer_whose_scope_closes_before_it_starts_is_cancelled);
+	tcase_add_test(tc, multishot_accept_callback_drains_its_server);
+	tcase_add_test(tc, io_callback_fails_its_scope_and_its_siblings_io_is_cancelled);
+	tcase_add_test(tc, enter_hook_closing_its_own_scope_leaks_nothing);
 	tcase_add_test(tc, hook_with_sqes_reserved_never_flushes_them_unfinished);
 	tcase_add_test(tc, trace_callback_cannot_change_the_entry_it_reports);
 	suite_add_tcase(s, tc);
