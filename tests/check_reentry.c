@@ -974,6 +974,66 @@ START_TEST(enter_hook_closing_its_own_scope_leaks_nothing)
 }
 END_TEST
 
+/* Observability switched from inside callbacks, in the middle of a batch. */
+static void io_cb_switches_trace(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct reent *x = data;
+
+	(void)e;
+	(void)res;
+	(void)buf;
+	x->calls++;
+	x->r[0] = rsc_loop_trace_file(t_loop, NULL);
+	x->r[1] = rsc_loop_trace_file(t_loop, t_path("trace2.json"));
+	x->r[2] = rsc_loop_set_metrics(t_loop, 0);
+}
+
+static int exit_switches_trace(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct reent *x = arg;
+
+	(void)e;
+	(void)p;
+	x->r[3] = rsc_loop_trace_file(t_loop, NULL);
+	x->r[4] = rsc_loop_set_metrics(t_loop, RSC_METRICS_LATENCY);
+	x->r[5] = rsc_loop_trace_file(t_loop, t_path("trace3.json"));
+	return 0;
+}
+
+START_TEST(observability_switched_from_callbacks_and_hooks)
+{
+	struct rsc_scope *s = open_scope(NULL, "s");
+	struct rsc_entry *a, *b;
+	struct reent x = { 0 };
+	char buf[4];
+	int pa, pb, i;
+
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_path("trace1.json")), 0);
+	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, RSC_METRICS_LATENCY), 0);
+	t_make_files(4);
+	t_open_files(s, 0, 4);
+	ck_assert_int_eq(rsc_defer(s, exit_switches_trace, &x, NULL), 0);
+	t_open_files(s, 0, 4);
+	a = t_adopted_pair(s, &pa);
+	b = t_adopted_pair(s, &pb);
+	ck_assert_int_eq(rsc_recv(a, buf, 1, 0, io_cb_switches_trace, &x), 0);
+	ck_assert_int_eq(rsc_recv(b, buf + 1, 1, 0, io_cb_switches_trace, &x), 0);
+	ck_assert_int_eq(write(pa, "x", 1), 1);
+	ck_assert_int_eq(write(pb, "y", 1), 1);
+	while (x.calls < 2)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(x.r[i], 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	for (i = 3; i < 6; i++)
+		ck_assert_int_eq(x.r[i], 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, 0), 0);
+	close(pa);
+	close(pb);
+}
+END_TEST
+
 /* ------------------------------------------- a hook whose SQEs are reserved */
 
 /* A defer fn that prepares its NOP, then sets a deadline while the SQ must be flushed. */
@@ -1108,6 +1168,7 @@ Suite *make_reentry_suite(void)
 	tcase_add_test(tc, multishot_accept_callback_drains_its_server);
 	tcase_add_test(tc, io_callback_fails_its_scope_and_its_siblings_io_is_cancelled);
 	tcase_add_test(tc, enter_hook_closing_its_own_scope_leaks_nothing);
+	tcase_add_test(tc, observability_switched_from_callbacks_and_hooks);
 	tcase_add_test(tc, hook_with_sqes_reserved_never_flushes_them_unfinished);
 	tcase_add_test(tc, trace_callback_cannot_change_the_entry_it_reports);
 	suite_add_tcase(s, tc);
