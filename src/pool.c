@@ -13,12 +13,14 @@
  * it: a pool hides a use after free from ASan, which would see no free().
  * The pool's own links (next_free, slot) stay readable.
  */
-#if !defined(__SANITIZE_ADDRESS__) && defined(__has_feature)
-#if __has_feature(address_sanitizer) /* clang */
-#define __SANITIZE_ADDRESS__ 1
-#endif
-#endif
 #if defined(__SANITIZE_ADDRESS__)
+#define RSC__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define RSC__ASAN 1
+#endif
+#endif
+#ifdef RSC__ASAN
 #include <sanitizer/asan_interface.h>
 #define POOL_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
 #define POOL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
