@@ -488,8 +488,7 @@ unsigned rsc__announce_run(struct rsc_loop *loop)
 		n++;
 		rsc__trace(loop, RSC_EV_ENTERED, e->scope, e, e->value);
 		rsc__obs_entered(loop, e);
-		/* Released before the loop turned: traced, but no on-enter. */
-		if (e->enter_cb && e->state == RSC_ENTERED) {
+		if (e->enter_cb) {
 			rsc__cb_enter(loop);
 			e->enter_cb(rsc__eh(e), e->value, e->enter_data);
 			rsc__cb_leave(loop);
@@ -901,10 +900,6 @@ void rsc__entry_settle_release(struct rsc__entry *e)
 	struct rsc_loop *loop = s->loop;
 	bool early = e->flags & RSC__E_RELEASE_REQ;
 
-	/* Released before its announcement: traced entered here, from the loop,
-	 * never from inside the rsc_entry_release() that started it. */
-	if (e->flags & RSC__E_ANNOUNCE)
-		unannounce(loop, e, true);
 	rsc__obs_released(loop, e); /* first: it names the error it may suppress */
 	if (e->flags & RSC__E_LEDGER) {
 		rsc__ledger_forget(e->value, e->h);
@@ -1007,6 +1002,8 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 		set_state(e, RSC_EXITING);
 		rsc__obs_release_started(loop, e);
 	}
+	if (e->flags & RSC__E_ANNOUNCE)
+		unannounce(loop, e, true); /* released before the loop turned: no on-enter */
 	if (e->n_io) {
 		/* No I/O outlives its resource: cancel it, release after its last CQE. */
 		if (!(e->flags & RSC__E_DRAINING)) {
