@@ -1249,6 +1249,17 @@ static bool op_detach(struct prog *p, int i)
 	return true;
 }
 
+/* The same from the entry's on-enter callback: the runtime must not touch it after. */
+static void detach_on_enter(struct rsc_entry *h, int res, void *data)
+{
+	struct prog *p = g_prog;
+	int i = (int)(intptr_t)data;
+
+	(void)res;
+	if (p && !p->failed && p->en[i].h == h && !p->en[i].detached)
+		op_detach(p, i);
+}
+
 /* Close the window of the rules in force: what fired belongs to their class. */
 void fault_window(struct prog *p)
 {
@@ -1777,7 +1788,9 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 			break;
 		case 19:
 			i = pick_entry(p, &r);
-			if (i >= 0 && op_detach(p, i))
+			if (i >= 0 && rd_u8(&r) % 2 && rsc_entry_state(p->en[i].h) == RSC_ENTERING)
+				(void)rsc_entry_on_enter(p->en[i].h, detach_on_enter, (void *)(intptr_t)i);
+			else if (i >= 0 && op_detach(p, i))
 				st->detached++;
 			break;
 		}
