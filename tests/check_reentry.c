@@ -1039,6 +1039,48 @@ START_TEST(observability_switched_from_callbacks_and_hooks)
 }
 END_TEST
 
+/* A trace callback that logs each finding and clears it, as a monitor would. */
+static void trace_clears_findings(struct rsc_loop *loop, enum rsc_event ev,
+				  const struct rsc_scope *s, const struct rsc_entry *e,
+				  int res, void *data)
+{
+	struct reent *x = data;
+	const struct rsc_finding *f;
+
+	(void)s;
+	(void)e;
+	if (ev != RSC_EV_AUDIT_FINDING)
+		return;
+	f = rsc_audit_finding(loop, (unsigned)rsc_audit_count(loop) - 1);
+	x->calls++;
+	x->r[0] = f ? rsc_finding_fd(f) : -1;
+	x->r[1] = res;
+	x->r[2] = rsc_audit_clear(loop);
+}
+
+START_TEST(trace_callback_clears_the_finding_it_reports)
+{
+	struct rsc_scope *s = open_scope(NULL, "s");
+	struct rsc_entry *a;
+	struct reent x = { 0 };
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_path("trace.json")), 0);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, trace_clears_findings, &x), 0);
+	ck_assert_int_eq(rsc_adopt(s, efd, 0, &a), 0);
+	t_run();
+	ck_assert_int_eq(close(efd), 0); /* behind the runtime's back */
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EBADF);
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.r[0], efd);
+	ck_assert_int_eq(x.r[1], efd);
+	ck_assert_int_eq(x.r[2], 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+}
+END_TEST
+
 /* ------------------------------------------- a hook whose SQEs are reserved */
 
 /* A defer fn that prepares its NOP, then sets a deadline while the SQ must be flushed. */
@@ -1174,6 +1216,7 @@ Suite *make_reentry_suite(void)
 	tcase_add_test(tc, io_callback_fails_its_scope_and_its_siblings_io_is_cancelled);
 	tcase_add_test(tc, enter_hook_closing_its_own_scope_leaks_nothing);
 	tcase_add_test(tc, observability_switched_from_callbacks_and_hooks);
+	tcase_add_test(tc, trace_callback_clears_the_finding_it_reports);
 	tcase_add_test(tc, hook_with_sqes_reserved_never_flushes_them_unfinished);
 	tcase_add_test(tc, trace_callback_cannot_change_the_entry_it_reports);
 	suite_add_tcase(s, tc);
