@@ -1249,6 +1249,19 @@ static bool op_detach(struct prog *p, int i)
 	return true;
 }
 
+/* An early release from the entry's on-enter callback, with a release callback. */
+static void release_on_enter(struct rsc_entry *h, int res, void *data)
+{
+	struct prog *p = g_prog;
+	int i = (int)(intptr_t)data;
+	uint8_t with_cb = 1;
+	struct rd r = { &with_cb, 1, 0 };
+
+	(void)res;
+	if (p && !p->failed && p->en[i].h == h && !p->en[i].detached)
+		op_release(p, i, &r);
+}
+
 /* The same from the entry's on-enter callback: the runtime must not touch it after. */
 static void detach_on_enter(struct rsc_entry *h, int res, void *data)
 {
@@ -1750,7 +1763,9 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		case 9:
 		case 10:
 			i = pick_entry(p, &r);
-			if (i >= 0)
+			if (i >= 0 && rd_u8(&r) % 4 == 0 && rsc_entry_state(p->en[i].h) == RSC_ENTERING)
+				(void)rsc_entry_on_enter(p->en[i].h, release_on_enter, (void *)(intptr_t)i);
+			else if (i >= 0)
 				op_release(p, i, &r);
 			break;
 		case 11:
