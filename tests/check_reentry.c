@@ -1081,6 +1081,52 @@ START_TEST(trace_callback_clears_the_finding_it_reports)
 }
 END_TEST
 
+static void on_close_fails_sibling(struct rsc_scope *s, int status,
+				   const struct rsc_error *err, void *data)
+{
+	struct reent *x = data;
+
+	(void)s;
+	(void)status;
+	(void)err;
+	x->r[0] = rsc_scope_fail(x->other, -EPROTO, "sibling");
+}
+
+static void on_close_status(struct rsc_scope *s, int status, const struct rsc_error *err,
+			    void *data)
+{
+	struct reent *x = data;
+
+	(void)s;
+	(void)err;
+	x->calls++;
+	x->res = status;
+}
+
+/* A child's on-close, inside its parent's unwind, fails a sibling not reached yet. */
+START_TEST(on_close_fails_a_sibling_the_parents_unwind_has_not_reached)
+{
+	struct rsc_scope *p = open_scope(NULL, "p"), *b = open_scope(p, "b"),
+			 *a = open_scope(p, "a");
+	struct reent x = { .other = b }, y = { 0 };
+	struct rsc_error *err = NULL;
+	int fb = eventfd(0, EFD_CLOEXEC);
+
+	ck_assert_int_eq(rsc_adopt(b, fb, 0, NULL), 0);
+	ck_assert_int_eq(rsc_scope_on_close(a, on_close_fails_sibling, &x), 0);
+	ck_assert_int_eq(rsc_scope_on_close(b, on_close_status, &y), 0);
+	/* Its result reaches the parent, as any child's failure does. */
+	ck_assert_int_eq(rsc_scope_close_wait(p, &err), -EPROTO);
+	ck_assert_int_eq(x.r[0], 0);
+	ck_assert_int_eq(y.calls, 1);
+	ck_assert_int_eq(y.res, -EPROTO);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "sibling");
+	rsc_error_free(err);
+	ck_assert(!fd_open(fb));
+}
+END_TEST
+
 /* ------------------------------------------- a hook whose SQEs are reserved */
 
 /* A defer fn that prepares its NOP, then sets a deadline while the SQ must be flushed. */
@@ -1217,6 +1263,7 @@ Suite *make_reentry_suite(void)
 	tcase_add_test(tc, enter_hook_closing_its_own_scope_leaks_nothing);
 	tcase_add_test(tc, observability_switched_from_callbacks_and_hooks);
 	tcase_add_test(tc, trace_callback_clears_the_finding_it_reports);
+	tcase_add_test(tc, on_close_fails_a_sibling_the_parents_unwind_has_not_reached);
 	tcase_add_test(tc, hook_with_sqes_reserved_never_flushes_them_unfinished);
 	tcase_add_test(tc, trace_callback_cannot_change_the_entry_it_reports);
 	suite_add_tcase(s, tc);
