@@ -301,7 +301,7 @@ static void sent(struct rsc_loop *loop, struct rsc_op *op, int res, unsigned cqe
 	/* >= 0: the slot the receiver got (msg_ring.c returns the install's result). */
 	if (r->res >= 0)
 		e->value = -EXDEV; /* the receiver's entry owns the file from now on */
-	rsc__io_settled(e);
+	rsc__io_settled(e->h);
 }
 
 int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,

@@ -349,6 +349,7 @@ struct rsc_loop {
 
 	/* The SQEs of the hook running now; hooks never nest (rsc__push refuses). */
 	struct rsc__entry *hook_entry;
+	bool tracing; /* the trace callback runs: it observes, as a hook it changes nothing */
 	struct io_uring_sqe *hook_sqes[RSC_ENTRY_SQES_MAX];
 	struct rsc_op *hook_ops[RSC_ENTRY_SQES_MAX];
 	unsigned n_hook_sqes;
@@ -440,6 +441,12 @@ static inline struct rsc_scope *rsc__sh(const struct rsc__scope *s)
 	return s ? (struct rsc_scope *)(uintptr_t)s->h : NULL;
 }
 
+/* The entry @h names after a callback, or NULL: the callback may have detached (freed) it. */
+static inline struct rsc__entry *rsc__entry_live(uint64_t h)
+{
+	return (struct rsc__entry *)rsc__handle_lookup(h, RSC__K_ENTRY);
+}
+
 /* Decode @h into @var or return the error from the calling function. */
 #define RSC__ENTRY(var, h, fn)                                  \
 	do {                                                    \
@@ -464,6 +471,16 @@ static inline void rsc__cb_leave(struct rsc_loop *loop)
 {
 	assert(loop->cb_depth > 0);
 	loop->cb_depth--;
+}
+
+/*
+ * A manager hook or the trace callback runs: pushing, I/O and moving ownership
+ * are refused (-EDEADLK). Both run in the middle of the runtime's own step,
+ * which must find the entry it is settling still there.
+ */
+static inline bool rsc__in_hook(const struct rsc_loop *loop)
+{
+	return loop->hook_entry || loop->tracing;
 }
 
 /* -EDEADLK (and says why) when @fn would block or run the loop from inside it. */
@@ -659,7 +676,8 @@ void rsc__io_cancel_all(struct rsc__entry *e);
 int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn);
 struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep);
 void rsc__io_unlink(struct rsc_op *op);
-void rsc__io_settled(struct rsc__entry *e);
+/* After an op's final callback, by handle: the callback may have detached the entry. */
+void rsc__io_settled(uint64_t h);
 
 /* recv_multishot.c */
 bool rsc__recv_multishot_active(const struct rsc__entry *e);

@@ -25,6 +25,7 @@ static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 			unsigned cqe_flags)
 {
 	struct rsc__entry *e = op->entry;
+	uint64_t h = e->h;
 
 	(void)cqe_flags;
 	rsc__io_unlink(op);
@@ -33,13 +34,16 @@ static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 	op->io_cb(rsc__eh(e), rsc__real_errno(res, e->flags & RSC__E_DRAINING),
 		  op->io_buf, op->io_data);
 	rsc__cb_leave(loop);
-	rsc__io_settled(e);
+	rsc__io_settled(h);
 }
 
-/* After an op's final CQE: a release waiting for the last one goes on now. */
-void rsc__io_settled(struct rsc__entry *e)
+/* After an op's final CQE: a release waiting for the last one goes on now.
+ * Its callback may have detached the entry (its I/O was over): then nothing waits. */
+void rsc__io_settled(uint64_t h)
 {
-	if (e->n_io == 0 && (e->flags & RSC__E_DRAINING))
+	struct rsc__entry *e = rsc__entry_live(h);
+
+	if (e && e->n_io == 0 && (e->flags & RSC__E_DRAINING))
 		rsc__entry_start_exit(e);
 }
 
@@ -50,8 +54,9 @@ int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn)
 
 	RSC__ENTRY(e, h, fn);
 	*ep = e;
-	if (e->scope->loop->hook_entry) {
-		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
+	if (rsc__in_hook(e->scope->loop)) {
+		rsc__set_last_error("%s: not from inside a manager's enter or exit, or the trace callback",
+				    fn);
 		return -EDEADLK;
 	}
 	if (e->state != RSC_ENTERED || (e->flags & RSC__E_RELEASE_REQ) || e->value < 0) {
@@ -268,9 +273,14 @@ static const struct rsc_manager timer_manager = {
 static void timer_entered(struct rsc_entry *h, int res, void *data)
 {
 	struct timer_args *t = data;
+	int ret = res < 0 ? res : rsc_timeout(h, t->ms, t->cb, t->data);
 
-	if (res < 0 || rsc_timeout(h, t->ms, t->cb, t->data) < 0)
-		t->cb(h, res < 0 ? res : -EBUSY, NULL, t->data);
+	/* Released, or its scope closed, before it could start: cancelled, as a
+	 * timer removed by its release is (-EBADF, -ESHUTDOWN from rsc_timeout). */
+	if (ret == -EBADF || ret == -ESHUTDOWN)
+		ret = -ECANCELED;
+	if (ret < 0)
+		t->cb(h, ret, NULL, t->data);
 }
 
 int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,

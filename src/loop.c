@@ -268,10 +268,14 @@ int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why)
 void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
 		const struct rsc__scope *s, const struct rsc__entry *e, int res)
 {
+	bool was = loop->tracing; /* an audit finding it asks for traces again */
+
 	if (!loop->trace_cb)
 		return;
 	rsc__cb_enter(loop);
+	loop->tracing = true;
 	loop->trace_cb(loop, ev, rsc__sh(s), rsc__eh(e), res, loop->trace_data);
+	loop->tracing = was;
 	rsc__cb_leave(loop);
 }
 
@@ -409,7 +413,9 @@ int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 	if (io_uring_sq_space_left(loop->ring) < n ||
 	    rsc__fault(loop, RSC__F_SQ_FULL)) {
 		loop->counters[RSC_CTR_SQ_FULL]++;
-		if (ring_submit(loop, 0) < 0 ||
+		/* A hook's reserved SQEs are stamped only when it returns: a flush
+		 * now (a deadline set from inside it) would send them unfinished. */
+		if (loop->n_hook_sqes || ring_submit(loop, 0) < 0 ||
 		    io_uring_sq_space_left(loop->ring) < n) {
 			rsc__set_last_error("the submission queue is full and could not be flushed");
 			return -EBUSY;

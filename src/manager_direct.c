@@ -443,7 +443,7 @@ static void install_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		if (loop->audit_level == RSC_AUDIT_FULL)
 			rsc__audit_record(loop, e);
 	}
-	rsc__io_settled(e);
+	rsc__io_settled(e->h);
 }
 
 static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
@@ -451,6 +451,7 @@ static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 {
 	struct rsc__slot_move *r = op->io_data;
 	struct rsc__entry *e = op->entry;
+	uint64_t h = e->h;
 
 	(void)cqe_flags;
 	rsc__io_unlink(op);
@@ -462,7 +463,7 @@ static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 		rsc__cb_leave(loop);
 	}
 	free(r);
-	rsc__io_settled(e);
+	rsc__io_settled(h);
 }
 
 /*

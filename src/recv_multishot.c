@@ -172,6 +172,7 @@ static void recv_done(struct rsc_loop *loop, struct rsc_op *op, int res, unsigne
 {
 	struct rsc__bufring *b = loop->bufring;
 	struct rsc__entry *e = op->entry;
+	uint64_t h = e->h;
 	bool last = !(cqe_flags & IORING_CQE_F_MORE);
 	bool stays;
 
@@ -217,7 +218,7 @@ static void recv_done(struct rsc_loop *loop, struct rsc_op *op, int res, unsigne
 		rsc__io_unlink(op);
 		final_cb(loop, op, res);
 	}
-	rsc__io_settled(e);
+	rsc__io_settled(h);
 }
 
 static bool is_multishot(const struct rsc_op *op)

@@ -93,5 +93,6 @@ Suite *make_handover_suite(void);
 Suite *make_shared_ring_suite(void);
 Suite *make_hostile_servers_suite(void);
 Suite *make_multishot_suite(void);
+Suite *make_reentry_suite(void);
 
 #endif

@@ -87,7 +87,7 @@ static void probe_reentry(struct rsc_entry *e, const char *where)
 	struct prog *p = g_prog;
 	/* Tagged, as a CQE of ringscope's the application reaped meanwhile. */
 	const struct io_uring_cqe cqe = { .user_data = (1ULL << 63) | 1 };
-	int ret[5], i;
+	int ret[7], i;
 
 	if (!p || !p->reenter)
 		return;
@@ -96,8 +96,11 @@ static void probe_reentry(struct rsc_entry *e, const char *where)
 	ret[2] = e ? rsc_entry_wait(e) : -EDEADLK;
 	ret[3] = e ? rsc_scope_close_wait(rsc_entry_scope(e), NULL) : -EDEADLK;
 	ret[4] = p->shared ? rsc_loop_dispatch(p->loop, &cqe) : -EDEADLK;
+	/* A hook, or the trace, in the middle of the runtime's step: it changes nothing. */
+	ret[5] = e ? rsc_entry_detach(e) : -EDEADLK;
+	ret[6] = e ? rsc_entry_release(e, NULL, NULL) : -EDEADLK;
 	p->reentry_probes++;
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 7; i++)
 		if (ret[i] != -EDEADLK)
 			violation(p, "call %d from %s returned %s, expected EDEADLK", i, where,
 				  rsc_err_name(ret[i]));
@@ -492,7 +495,7 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 	int i;
 
 	(void)loop;
-	probe_reentry(NULL, "the trace callback");
+	probe_reentry((struct rsc_entry *)eh, "the trace callback");
 	if (p->env->verbose) {
 		i = eh ? entry_of(p, eh) : -1;
 		fprintf(stderr, "    ev %s scope '%s' entry %d %s res %d (%s)\n",
@@ -1268,6 +1271,30 @@ static bool op_detach(struct prog *p, int i)
 	return true;
 }
 
+/* An early release from the entry's on-enter callback, with a release callback. */
+static void release_on_enter(struct rsc_entry *h, int res, void *data)
+{
+	struct prog *p = g_prog;
+	int i = (int)(intptr_t)data;
+	uint8_t with_cb = 1;
+	struct rd r = { &with_cb, 1, 0 };
+
+	(void)res;
+	if (p && !p->failed && p->en[i].h == h && !p->en[i].detached)
+		op_release(p, i, &r);
+}
+
+/* The same from the entry's on-enter callback: the runtime must not touch it after. */
+static void detach_on_enter(struct rsc_entry *h, int res, void *data)
+{
+	struct prog *p = g_prog;
+	int i = (int)(intptr_t)data;
+
+	(void)res;
+	if (p && !p->failed && p->en[i].h == h && !p->en[i].detached)
+		op_detach(p, i);
+}
+
 /* Close the window of the rules in force: what fired belongs to their class. */
 void fault_window(struct prog *p)
 {
@@ -1790,7 +1817,9 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		case 9:
 		case 10:
 			i = pick_entry(p, &r);
-			if (i >= 0)
+			if (i >= 0 && rd_u8(&r) % 4 == 0 && rsc_entry_state(p->en[i].h) == RSC_ENTERING)
+				(void)rsc_entry_on_enter(p->en[i].h, release_on_enter, (void *)(intptr_t)i);
+			else if (i >= 0)
 				op_release(p, i, &r);
 			break;
 		case 11:
@@ -1828,7 +1857,9 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 			break;
 		case 19:
 			i = pick_entry(p, &r);
-			if (i >= 0 && op_detach(p, i))
+			if (i >= 0 && rd_u8(&r) % 2 && rsc_entry_state(p->en[i].h) == RSC_ENTERING)
+				(void)rsc_entry_on_enter(p->en[i].h, detach_on_enter, (void *)(intptr_t)i);
+			else if (i >= 0 && op_detach(p, i))
 				st->detached++;
 			break;
 		}
