@@ -16,9 +16,8 @@ void rsc__io_unlink(struct rsc_op *op)
 	rsc__list_remove(&op->io_node);
 	assert(e->n_io > 0);
 	e->n_io--;
-	/* The last op of those in flight when a graceful close began: drained. */
-	if (op->grace_mark && --e->n_grace_ops == 0 && (e->flags & RSC__E_GRACE_BUSY))
-		rsc__graceful_drained(e);
+	if (!rsc__list_empty(&e->scope->loop->graceful_list))
+		rsc__graceful_op_done(e, op->grace_seq);
 }
 
 static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,

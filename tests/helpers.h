@@ -90,5 +90,6 @@ Suite *make_hostile_tools_suite(void);
 Suite *make_handover_suite(void);
 Suite *make_hostile_servers_suite(void);
 Suite *make_multishot_suite(void);
+Suite *make_pages_suite(void);
 
 #endif
