@@ -147,6 +147,390 @@ START_TEST(close_stats_counts_an_early_release_as_drained)
 }
 END_TEST
 
+/* ---- rsc_adopt(3) --------------------------------------------------------- */
+
+static int pipe_pair(int p[2])
+{
+	return pipe2(p, O_CLOEXEC);
+}
+
+static bool fd_is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* rsc_adopt(3): "On failure nothing changes hands: the caller still owns fd,
+ * and nothing is closed", and *entryp is set to NULL. */
+START_TEST(adopt_failure_leaves_fd_with_the_caller)
+{
+	struct rsc_entry *e = (struct rsc_entry *)&e;
+	struct rsc_scope *s, *c;
+	int p[2];
+
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 1U << 9, &e), -EINVAL);
+	ck_assert_ptr_null(e);
+	e = (struct rsc_entry *)&e;
+	ck_assert_int_eq(rsc_adopt(NULL, p[0], 0, &e), -EINVAL);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_adopt(s, -1, 0, &e), -EBADF);
+	ck_assert_int_eq(rsc_adopt(s, 1000000, 0, &e), -EBADF);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	/* The close (or an ancestor's) was requested: -ESHUTDOWN. */
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_adopt(c, p[0], 0, &e), -ESHUTDOWN);
+	ck_assert_ptr_null(e);
+	t_run();
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), -ESTALE);
+	ck_assert(fd_is_open(p[0]));
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* rsc_adopt(3): "A descriptor already owned by a live entry, of this loop or
+ * any other loop of the process, is refused with -EEXIST". */
+START_TEST(adopt_refuses_an_owned_descriptor_in_any_loop)
+{
+	struct rsc_loop *other;
+	struct rsc_scope *s, *o;
+	struct rsc_entry *e, *e2;
+	int p[2];
+
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e2), -EEXIST);
+	ck_assert_int_eq(rsc_loop_new(&other, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(other, NULL, "o", &o), 0);
+	ck_assert_int_eq(rsc_adopt(o, p[0], 0, &e2), -EEXIST);
+	/* Detached, it has no owner: another loop may adopt it. */
+	ck_assert_int_eq(rsc_entry_detach(e), p[0]);
+	ck_assert_int_eq(rsc_adopt(o, p[0], 0, &e2), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(other), 0);
+	ck_assert(!fd_is_open(p[0]));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(p[1]);
+}
+END_TEST
+
+/* rsc_adopt(3): "made close-on-exec unless flags has RSC_NO_CLOEXEC, in which
+ * case its flag is left as it is"; the entry is RSC_ENTERED with its fd at once. */
+START_TEST(adopt_sets_cloexec_unless_asked_not_to)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *a, *b;
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_entry_state(a), RSC_ENTERED);
+	ck_assert_int_eq(rsc_entry_fd(a), p[0]);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	ck_assert_int_eq(rsc_adopt(s, p[1], RSC_NO_CLOEXEC, &b), 0);
+	ck_assert_int_eq(fcntl(p[1], F_GETFD) & FD_CLOEXEC, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(!fd_is_open(p[0]) && !fd_is_open(p[1]));
+}
+END_TEST
+
+static void note_entered(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res + 1000;
+}
+
+/* rsc_adopt(3): the enter callback "come[s] from the loop, on its next turn,
+ * never from inside this call". */
+START_TEST(adopt_enter_callback_comes_from_the_loop)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2], seen = 0;
+
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, note_entered, &seen), 0);
+	ck_assert_int_eq(seen, 0);
+	ck_assert_int_eq(t_count_events(RSC_EV_ENTERED), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(seen, 1000 + p[0]);
+	ck_assert_int_eq(t_count_events(RSC_EV_ENTERED), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(p[1]);
+}
+END_TEST
+
+/* rsc_adopt(3): with RSC_SHUTDOWN_ON_RELEASE, "-ENOTSOCK for a descriptor that
+ * is not a socket, is the release's error, with the operation "shutdown"";
+ * "The close runs even if the shutdown fails". A never-connected socket's
+ * -ENOTCONN is no error. */
+START_TEST(adopt_shutdown_on_release_errors)
+{
+	struct rsc_error *err = NULL;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2], sk;
+
+	if (!t_kernel_has(IORING_OP_SHUTDOWN)) {
+		printf("SKIP adopt_shutdown_on_release_errors: kernel lacks IORING_OP_SHUTDOWN\n");
+		return;
+	}
+	ck_assert_int_eq(pipe_pair(p), 0);
+	sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(sk, 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, sk, RSC_SHUTDOWN_ON_RELEASE, &e), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert(!fd_is_open(sk));
+	ck_assert_int_eq(rsc_adopt(s, p[0], RSC_SHUTDOWN_ON_RELEASE, &e), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), -ENOTSOCK);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "shutdown");
+	rsc_error_free(err);
+	ck_assert(!fd_is_open(p[0]));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(p[1]);
+}
+END_TEST
+
+/* ---- rsc_entry_detach(3) ---------------------------------------------------- */
+
+static int defer_nothing(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	return 0;
+}
+
+/* rsc_entry_detach(3): the descriptor is "the caller's: the runtime never
+ * closes it"; "The entry is freed inside this call"; "No exit hook, no
+ * release callback and no trace event runs for it". */
+START_TEST(detach_hands_the_fd_back_with_no_release)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2], fd;
+
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	t_run();
+	fd = rsc_entry_detach(e);
+	ck_assert_int_eq(fd, p[0]);
+	ck_assert_int_eq(rsc_entry_state(e), -ESTALE);
+	ck_assert_int_eq(rsc_entry_detach(e), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 0);
+	ck_assert(fd_is_open(fd));
+	close(fd);
+	close(p[1]);
+}
+END_TEST
+
+/* rsc_entry_detach(3): ERRORS -EBADF (custom or deferred), -EBUSY (acquire or
+ * I/O in flight), -EALREADY (released, acquire failed, unwind owns it), -EINVAL. */
+START_TEST(detach_errors_by_state)
+{
+	struct rsc_scope *s, *c, *f;
+	struct rsc_entry *d, *o, *bad, *r, *io, *m;
+	int peer, p[2], res = 1;
+	char buf[8];
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_entry_detach(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_entry_detach((struct rsc_entry *)&s), -EINVAL);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_defer(s, defer_nothing, NULL, &d), 0);
+	ck_assert_int_eq(rsc_entry_detach(d), -EBADF);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &o), 0);
+	ck_assert_int_eq(rsc_entry_detach(o), -EBUSY); /* its acquire is in flight */
+	/* A failed acquire fails its scope: in one of its own. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "f", &f), 0);
+	ck_assert_int_eq(rsc_open(f, AT_FDCWD, t_path("none"), O_RDONLY, 0, 0, &bad), 0);
+	io = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(io, buf, sizeof(buf), 0, on_recv_note, &res), 0);
+	ck_assert_int_eq(rsc_entry_detach(io), -EBUSY);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_ge(rsc_entry_wait(o), 0);
+	ck_assert_int_lt(rsc_entry_wait(bad), 0);
+	ck_assert_int_eq(rsc_entry_detach(bad), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close_wait(f, NULL), -ENOENT);
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &r), 0);
+	ck_assert_int_eq(rsc_entry_release(r, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_detach(r), -EALREADY);
+	/* The close of an ancestor was requested: its unwind owns the entry. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "c", &c), 0);
+	ck_assert_int_eq(rsc_adopt(c, p[1], 0, &m), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_detach(m), -EALREADY);
+	ck_assert_int_eq(rsc_entry_detach(o), -EALREADY);
+	t_run();
+	ck_assert_int_eq(res, -ECANCELED);
+	close(peer);
+}
+END_TEST
+
+/* rsc_entry_detach(3): "or failure of the scope ... has been requested":
+ * a pending rsc_scope_fail owns the entry too. */
+START_TEST(detach_refused_after_scope_fail)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2];
+
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "x"), 0);
+	ck_assert_int_eq(rsc_entry_detach(e), -EALREADY);
+	ck_assert_int_eq(rsc_entry_move(e, s), -EALREADY);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EIO);
+	ck_assert(!fd_is_open(p[0]));
+	close(p[1]);
+}
+END_TEST
+
+/* ---- rsc_entry_move(3) ------------------------------------------------------ */
+
+/* rsc_entry_move(3): "Moving it to its own scope makes it that scope's newest
+ * entry, so that it is released first"; into another scope it is released in
+ * to's unwind, "in LIFO order there". */
+START_TEST(entry_move_changes_the_release_order)
+{
+	struct rsc_scope *a, *b;
+	struct rsc_entry *e0;
+	char order[64];
+
+	t_make_files(4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	ck_assert_int_eq(rsc_open(a, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e0), 0);
+	t_open_files(a, 1, 2);
+	t_open_files(b, 3, 1);
+	t_run();
+	ck_assert_int_eq(rsc_entry_move(e0, a), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0);
+	t_events(RSC_EV_RELEASED, "a", order, sizeof(order));
+	ck_assert_str_eq(order, "f0,f2,f1");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a2", &a), 0);
+	ck_assert_int_eq(rsc_open(a, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e0), 0);
+	t_run();
+	ck_assert_int_eq(rsc_entry_move(e0, b), 0);
+	ck_assert_ptr_eq(rsc_entry_scope(e0), b);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0);
+	ck_assert(t_fd_open_to("f0"));
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), 0);
+	t_events(RSC_EV_RELEASED, "b", order, sizeof(order));
+	ck_assert_str_eq(order, "f0,f3");
+}
+END_TEST
+
+/* rsc_entry_move(3): ERRORS -EINVAL (to closing), -EXDEV, -ESTALE, -EBUSY, -EALREADY. */
+START_TEST(entry_move_errors_by_state)
+{
+	struct rsc_loop *other;
+	struct rsc_scope *a, *b, *c, *o;
+	struct rsc_entry *e, *busy, *r;
+	int p[2];
+
+	t_make_files(1);
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, b, "c", &c), 0);
+	ck_assert_int_eq(rsc_adopt(a, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_move(NULL, b), -EINVAL);
+	ck_assert_int_eq(rsc_entry_move(e, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_new(&other, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(other, NULL, "o", &o), 0);
+	ck_assert_int_eq(rsc_entry_move(e, o), -EXDEV);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(other), 0);
+	ck_assert_int_eq(rsc_open(a, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &busy), 0);
+	ck_assert_int_eq(rsc_entry_move(busy, b), -EBUSY);
+	ck_assert_int_eq(rsc_adopt(a, p[1], 0, &r), 0);
+	ck_assert_int_eq(rsc_entry_release(r, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_move(r, b), -EALREADY);
+	/* A scope below one whose close was requested cannot receive an entry. */
+	ck_assert_int_eq(rsc_scope_close(b, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_move(e, c), -EINVAL);
+	ck_assert_int_eq(rsc_entry_move(e, b), -EINVAL);
+	t_run();
+	ck_assert_int_eq(rsc_entry_move(e, b), -ESTALE);
+	ck_assert_ptr_eq(rsc_entry_scope(e), a);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0);
+	ck_assert(!fd_is_open(p[0]));
+}
+END_TEST
+
+/* ---- rsc_scope_move(3) ------------------------------------------------------ */
+
+/* rsc_scope_move(3): "From then on it is closed by new_parent's unwind
+ * (first, being the newest child)"; NULL makes it top-level, out of any unwind. */
+START_TEST(scope_move_changes_who_closes_it)
+{
+	struct rsc_scope *p, *x, *y, *z;
+	char order[64];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "x", &x), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "y", &y), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "z", &z), 0);
+	ck_assert_int_eq(rsc_scope_move(x, p), 0); /* now the newest: closed first */
+	ck_assert_int_eq(rsc_scope_move(z, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), 0);
+	order[0] = '\0';
+	for (int i = 0; i < t_rec->n; i++)
+		if (t_rec->ev[i].ev == RSC_EV_SCOPE_CLOSED)
+			strcat(order, t_rec->ev[i].scope);
+	ck_assert_str_eq(order, "xyp");
+	ck_assert_int_eq(rsc_scope_state(z), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(z, NULL), 0);
+}
+END_TEST
+
+/* rsc_scope_move(3): ERRORS -EINVAL (self, below, closing new parent),
+ * -EXDEV, -EALREADY (closing, failing, or an ancestor closing), -ESTALE. */
+START_TEST(scope_move_errors_by_state)
+{
+	struct rsc_loop *other;
+	struct rsc_scope *a, *b, *c, *d, *o;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "b", &b), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, b, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "d", &d), 0);
+	ck_assert_int_eq(rsc_scope_move(NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(a, (struct rsc_scope *)&a), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(a, a), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(a, c), -EINVAL);
+	ck_assert_int_eq(rsc_loop_new(&other, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(other, NULL, "o", &o), 0);
+	ck_assert_int_eq(rsc_scope_move(b, o), -EXDEV);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(other), 0);
+	ck_assert_int_eq(rsc_scope_fail(d, -EIO, NULL), 0);
+	ck_assert_int_eq(rsc_scope_move(d, a), -EALREADY);
+	ck_assert_int_eq(rsc_scope_move(b, d), -EINVAL); /* new parent failing */
+	ck_assert_int_eq(rsc_scope_close(a, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_move(c, NULL), -EALREADY); /* an ancestor closing */
+	ck_assert_int_eq(rsc_scope_move(a, NULL), -EALREADY);
+	t_run();
+	ck_assert_int_eq(rsc_scope_move(b, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_wait(d, NULL), -EIO);
+}
+END_TEST
+
 Suite *make_pages_suite(void)
 {
 	Suite *s = suite_create("pages");
@@ -157,6 +541,21 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, close_stats_drained_counts_a_child_graceful_inside);
 	tcase_add_test(tc, close_stats_exits_failed_counts_a_childs_release);
 	tcase_add_test(tc, close_stats_counts_an_early_release_as_drained);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("ownership");
+	t_add_fixture(tc);
+	tcase_add_test(tc, adopt_failure_leaves_fd_with_the_caller);
+	tcase_add_test(tc, adopt_refuses_an_owned_descriptor_in_any_loop);
+	tcase_add_test(tc, adopt_sets_cloexec_unless_asked_not_to);
+	tcase_add_test(tc, adopt_enter_callback_comes_from_the_loop);
+	tcase_add_test(tc, adopt_shutdown_on_release_errors);
+	tcase_add_test(tc, detach_hands_the_fd_back_with_no_release);
+	tcase_add_test(tc, detach_errors_by_state);
+	tcase_add_test(tc, detach_refused_after_scope_fail);
+	tcase_add_test(tc, entry_move_changes_the_release_order);
+	tcase_add_test(tc, entry_move_errors_by_state);
+	tcase_add_test(tc, scope_move_changes_who_closes_it);
+	tcase_add_test(tc, scope_move_errors_by_state);
 	suite_add_tcase(s, tc);
 	return s;
 }
