@@ -531,6 +531,340 @@ START_TEST(scope_move_errors_by_state)
 }
 END_TEST
 
+/* ---- rsc_defer(3) ------------------------------------------------------------ */
+
+struct deferred {
+	int calls, ret;
+	bool had_pending;
+	int pending_errno;
+	int push_ret, release_ret, detach_ret, move_ret;
+	struct rsc_scope *scope;
+};
+
+static int defer_note(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct deferred *d = arg;
+	struct rsc_entry *x;
+
+	d->calls++;
+	d->had_pending = pending != NULL;
+	d->pending_errno = pending ? rsc_error_errno(pending) : 0;
+	/* "from inside it the calls that push, release, detach or move return -EDEADLK" */
+	d->push_ret = rsc_defer(d->scope, defer_nothing, NULL, &x);
+	d->release_ret = rsc_entry_release(e, NULL, NULL);
+	d->detach_ret = rsc_entry_detach(e);
+	d->move_ret = rsc_entry_move(e, d->scope);
+	return d->ret;
+}
+
+/* rsc_defer(3): "If this call fails, the callback is never called: nothing is
+ * pushed"; *entryp is NULL; ERRORS -EINVAL, -ESHUTDOWN, -ESTALE. */
+START_TEST(defer_failure_pushes_nothing)
+{
+	struct deferred d = { 0 };
+	struct rsc_entry *e = (struct rsc_entry *)&e;
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_defer(s, NULL, &d, &e), -EINVAL);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_defer(NULL, defer_note, &d, &e), -EINVAL);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	e = (struct rsc_entry *)&e;
+	ck_assert_int_eq(rsc_defer(s, defer_note, &d, &e), -ESHUTDOWN);
+	ck_assert_ptr_null(e);
+	t_run();
+	ck_assert_int_eq(rsc_defer(s, defer_note, &d, &e), -ESTALE);
+	ck_assert_int_eq(d.calls, 0);
+}
+END_TEST
+
+/* rsc_defer(3): "RSC_ENTERED when the call returns, with the value 0"; fn runs
+ * "once, in the entry's LIFO turn", with NULL pending on a clean close;
+ * rsc_entry_arg returns arg; the blocked calls return -EDEADLK inside it. */
+START_TEST(defer_runs_once_in_its_lifo_turn)
+{
+	struct deferred d = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char order[64];
+
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	d.scope = s;
+	t_open_files(s, 0, 1);
+	ck_assert_int_eq(rsc_defer(s, defer_note, &d, &e), 0);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	ck_assert_int_eq(rsc_entry_fd(e), 0);
+	ck_assert_ptr_eq(rsc_entry_arg(e), &d);
+	t_open_files(s, 1, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert(!d.had_pending);
+	t_events(RSC_EV_RELEASED, "s", order, sizeof(order));
+	ck_assert_str_eq(order, "f1,defer,f0");
+	ck_assert_int_eq(d.push_ret, -EDEADLK);
+	ck_assert_int_eq(d.release_ret, -EDEADLK);
+	ck_assert_int_eq(d.detach_ret, -EDEADLK);
+	ck_assert_int_eq(d.move_ret, -EDEADLK);
+}
+END_TEST
+
+/* rsc_defer(3): fn "receives the error pending in the unwind", may return
+ * RSC_EXIT_SUPPRESS to suppress it, or -errno: "a new error (operation "exit")
+ * whose cause is the pending one". */
+START_TEST(defer_sees_suppresses_or_raises_the_pending_error)
+{
+	struct deferred sup = { .ret = RSC_EXIT_SUPPRESS }, raise = { .ret = -EPIPE };
+	struct rsc_error *err = NULL;
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	sup.scope = raise.scope = s;
+	ck_assert_int_eq(rsc_defer(s, defer_note, &sup, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(sup.pending_errno, -EIO);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s2", &s), 0);
+	raise.scope = s;
+	ck_assert_int_eq(rsc_defer(s, defer_note, &raise, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EPIPE);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "exit");
+	ck_assert_ptr_nonnull(rsc_error_cause(err));
+	ck_assert_int_eq(rsc_error_errno(rsc_error_cause(err)), -EIO);
+	ck_assert_str_eq(rsc_error_op(rsc_error_cause(err)), "body");
+	rsc_error_free(err);
+}
+END_TEST
+
+/* rsc_defer(3): fn runs "inside rsc_entry_release(3) when the entry is released
+ * early", with NULL pending, and never again at the unwind. */
+START_TEST(defer_runs_inside_an_early_release)
+{
+	struct deferred d = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	d.scope = s;
+	ck_assert_int_eq(rsc_defer(s, defer_note, &d, &e), 0);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert(!d.had_pending);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(d.calls, 1);
+}
+END_TEST
+
+/* ---- rsc_scope_fail(3) ------------------------------------------------------- */
+
+static void note_on_close(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	int *seen = data;
+
+	(void)s;
+	(void)err;
+	seen[0]++;
+	seen[1] = status;
+	seen[2] = rsc_loop_run(t_loop, RSC_RUN_NOWAIT); /* "they return -EDEADLK there" */
+	seen[3] = rsc_scope_state(s);
+}
+
+/* rsc_scope_fail(3): ERRORS -EINVAL (err not negative), -EALREADY; "Nothing is
+ * released inside this call"; -ESHUTDOWN and -EALREADY from then on; op NULL
+ * means "fail"; the error names the scope and no entry; UNWOUND, on_close first. */
+START_TEST(scope_fail_promises)
+{
+	struct rsc_error *err = NULL;
+	struct rsc_scope *s, *c;
+	struct rsc_entry *e, *x;
+	int seen[4] = { 0 }, p[2];
+
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, 0, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_fail(s, EIO, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_fail(NULL, -EIO, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_on_close(s, note_on_close, seen), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, NULL), 0);
+	ck_assert(fd_is_open(p[0]));
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_adopt(s, p[1], 0, &x), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "c", &c), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), -EALREADY);
+	t_run();
+	ck_assert(!fd_is_open(p[0]));
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(seen[0], 1);
+	ck_assert_int_eq(seen[1], -EPROTO);
+	ck_assert_int_eq(seen[2], -EDEADLK);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_scope_on_close(s, note_on_close, seen), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EPROTO);
+	ck_assert_str_eq(rsc_error_op(err), "fail");
+	ck_assert_str_eq(rsc_error_scope(err), "s");
+	ck_assert(rsc_error_entry(err) == NULL || rsc_error_entry(err)[0] == '\0');
+	rsc_error_free(err);
+	ck_assert_int_eq(seen[0], 1);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, NULL), -ESTALE);
+	close(p[1]);
+}
+END_TEST
+
+/* rsc_scope_fail(3): "-EALREADY ... its close ... was requested already". */
+START_TEST(scope_fail_after_close_is_already)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, NULL), -EALREADY);
+	t_run();
+}
+END_TEST
+
+/* ---- rsc_scope_on_close(3) --------------------------------------------------- */
+
+static void note_order(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	char *log = data;
+
+	(void)err;
+	(void)status;
+	strcat(log, rsc_scope_name(s));
+}
+
+static void note_close_cb(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	char *log = data;
+
+	(void)err;
+	(void)status;
+	strcat(log, "!");
+	strcat(log, rsc_scope_name(s));
+}
+
+/* rsc_scope_on_close(3): called "whatever started the unwind", an ancestor's
+ * too; "It replaces any callback set before; NULL removes it"; "once, from the
+ * loop"; the close callback "comes after it". */
+START_TEST(on_close_runs_once_whoever_closes)
+{
+	struct rsc_scope *p, *a, *b;
+	char log[64] = "", other[64] = "";
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "b", &b), 0);
+	ck_assert_int_eq(rsc_scope_on_close(a, note_order, other), 0);
+	ck_assert_int_eq(rsc_scope_on_close(a, note_order, log), 0); /* replaces */
+	ck_assert_int_eq(rsc_scope_on_close(b, note_order, log), 0);
+	ck_assert_int_eq(rsc_scope_on_close(b, NULL, NULL), 0); /* removes */
+	ck_assert_int_eq(rsc_scope_on_close(p, note_order, log), 0);
+	ck_assert_int_eq(rsc_scope_close(p, note_close_cb, log), 0);
+	ck_assert_str_eq(log, "");
+	t_run();
+	ck_assert_str_eq(log, "ap!p");
+	ck_assert_str_eq(other, "");
+	ck_assert_int_eq(rsc_scope_on_close(NULL, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_on_close(p, NULL, NULL), -ESTALE);
+}
+END_TEST
+
+/* ---- rsc_entry_release_wait(3) ----------------------------------------------- */
+
+/* rsc_entry_release_wait(3): *errp is "an error chain of one: its errno, its
+ * operation ("close" ...), the entry's name and detail, and its scope"; "A
+ * failed release is reported here only"; rsc_entry_fd then returns -EBADF. */
+START_TEST(release_wait_reports_a_failed_close_here_only)
+{
+	struct rsc_error *err = NULL;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2];
+
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "close:1:EIO"), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), -EIO);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_errno(err), -EIO);
+	ck_assert_str_eq(rsc_error_op(err), "close");
+	ck_assert_str_eq(rsc_error_entry(err), "adopt");
+	ck_assert_ptr_nonnull(strstr(rsc_error_detail(err), "fd"));
+	ck_assert_str_eq(rsc_error_scope(err), "s");
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_entry_fd(e), -EBADF);
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), -EALREADY);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+	close(p[1]);
+}
+END_TEST
+
+static void release_wait_inside(struct rsc_entry *e, int res, void *data)
+{
+	int *ret = data;
+
+	(void)res;
+	*ret = rsc_entry_release_wait(e, NULL);
+}
+
+/* rsc_entry_release_wait(3): -EDEADLK inside a loop callback, "Nothing is
+ * released"; -EALREADY once the close of an ancestor was requested. */
+START_TEST(release_wait_refusals)
+{
+	struct rsc_error *err = (struct rsc_error *)&err;
+	struct rsc_scope *p, *c;
+	struct rsc_entry *e;
+	int fds[2], ret = 1;
+
+	ck_assert_int_eq(pipe_pair(fds), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_adopt(c, fds[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, release_wait_inside, &ret), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(ret, -EDEADLK);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	ck_assert(fd_is_open(fds[0]));
+	ck_assert_int_eq(rsc_entry_release_wait(NULL, &err), -EINVAL);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(rsc_scope_close(p, NULL, NULL), 0);
+	err = (struct rsc_error *)&err;
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), -EALREADY);
+	ck_assert_ptr_null(err);
+	t_run();
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), -ESTALE);
+	close(fds[1]);
+}
+END_TEST
+
+/* rsc_entry_release_wait(3): "An entry still entering has its acquire
+ * cancelled; if the acquire wins the race anyway, what it produced is released
+ * before the call returns." */
+START_TEST(release_wait_of_an_entering_entry_leaves_nothing_open)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int ret;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ret = rsc_entry_release_wait(e, NULL);
+	ck_assert_msg(ret == 0 || ret == -ECANCELED, "release_wait: %d", ret);
+	ck_assert(!t_fd_open_to(t_dir));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
 Suite *make_pages_suite(void)
 {
 	Suite *s = suite_create("pages");
@@ -556,6 +890,19 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, entry_move_errors_by_state);
 	tcase_add_test(tc, scope_move_changes_who_closes_it);
 	tcase_add_test(tc, scope_move_errors_by_state);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("release");
+	t_add_fixture(tc);
+	tcase_add_test(tc, defer_failure_pushes_nothing);
+	tcase_add_test(tc, defer_runs_once_in_its_lifo_turn);
+	tcase_add_test(tc, defer_sees_suppresses_or_raises_the_pending_error);
+	tcase_add_test(tc, defer_runs_inside_an_early_release);
+	tcase_add_test(tc, scope_fail_promises);
+	tcase_add_test(tc, scope_fail_after_close_is_already);
+	tcase_add_test(tc, on_close_runs_once_whoever_closes);
+	tcase_add_test(tc, release_wait_reports_a_failed_close_here_only);
+	tcase_add_test(tc, release_wait_refusals);
+	tcase_add_test(tc, release_wait_of_an_entering_entry_leaves_nothing_open);
 	suite_add_tcase(s, tc);
 	return s;
 }
