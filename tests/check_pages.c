@@ -10,6 +10,9 @@
 
 #include "helpers.h"
 
+#define OP_FIXED_FD_INSTALL 54U /* Linux 6.8 */
+#define OP_PIPE 62U		/* Linux 6.16 */
+
 /*
  * The man pages' promises, page by page: each test names its page and the
  * sentence it checks. What other suites already check is not repeated.
@@ -277,10 +280,6 @@ START_TEST(adopt_shutdown_on_release_errors)
 	struct rsc_entry *e;
 	int p[2], sk;
 
-	if (!t_kernel_has(IORING_OP_SHUTDOWN)) {
-		printf("SKIP adopt_shutdown_on_release_errors: kernel lacks IORING_OP_SHUTDOWN\n");
-		return;
-	}
 	ck_assert_int_eq(pipe_pair(p), 0);
 	sk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(sk, 0);
@@ -865,24 +864,164 @@ START_TEST(release_wait_of_an_entering_entry_leaves_nothing_open)
 }
 END_TEST
 
+/* ---- rsc_inbox(3), rsc_entry_hand_over(3), rsc_entry_install(3) -------------- */
+
+static void note_res(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+/* A direct entry of the fixture's loop, entered, in a new scope "s". */
+static struct rsc_entry *direct_entry(struct rsc_scope **s)
+{
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", s), 0);
+	ck_assert_int_eq(rsc_open(*s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	return e;
+}
+
+/* rsc_inbox(3): -ENXIO "The loop has no direct table"; "While it lives the loop
+ * stays alive"; rsc_inbox_address: -EINVAL "not an inbox". */
+START_TEST(inbox_needs_a_table_and_keeps_the_loop_alive)
+{
+	struct rsc_entry *in = (struct rsc_entry *)&in, *e;
+	unsigned long long addr = 7;
+	struct rsc_scope *s;
+	int n = 0, p[2];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_inbox(s, t_count_arrival, &n, &in), -ENXIO);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_inbox(s, t_count_arrival, &n, &in), 0);
+	ck_assert_int_eq(rsc_inbox_address(in, &addr), 0);
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_inbox_address(e, &addr), -EINVAL);
+	ck_assert_int_eq(rsc_inbox_address(NULL, &addr), -EINVAL);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_gt(rsc_loop_alive(t_loop), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(in, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
+	ck_assert_int_eq(n, 0);
+	close(p[1]);
+}
+END_TEST
+
+/* rsc_entry_hand_over(3): -ESTALE: "inbox_addr names no inbox alive ... or it
+ * was never an address. Nothing is sent, the slot stays with entry, and cb is
+ * never called"; -EBADF for an entry that "holds no slot". */
+START_TEST(hand_over_to_no_inbox_sends_nothing)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e, *in, *a;
+	unsigned long long addr;
+	int res = 1, slot, n = 0, p[2];
+
+	e = direct_entry(&s);
+	slot = rsc_entry_slot(e);
+	ck_assert_int_eq(rsc_entry_hand_over(e, 0, note_res, &res), -ESTALE);
+	ck_assert_int_eq(rsc_entry_hand_over(e, 0x123456789ULL, note_res, &res), -ESTALE);
+	ck_assert_int_eq(rsc_inbox(s, t_count_arrival, &n, &in), 0);
+	ck_assert_int_eq(rsc_inbox_address(in, &addr), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(in, NULL), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, note_res, &res), -ESTALE);
+	ck_assert_int_eq(rsc_entry_slot(e), slot);
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(a, addr, note_res, &res), -EBADF);
+	t_run();
+	ck_assert_int_eq(res, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	close(p[1]);
+}
+END_TEST
+
+/* rsc_entry_install(3): -EBADF "holds a process descriptor already, or is a
+ * pipe"; -EBUSY "An install ... of the entry is in flight"; the descriptor
+ * "enters the ownership ledger". */
+START_TEST(install_refusals_and_the_ledger)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e, *a, *x;
+	int fd = -1000, res = 1, p[2];
+
+	e = direct_entry(&s);
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_entry_install(a, 0, note_res, &res), -EBADF);
+	ck_assert_int_eq(rsc_entry_install(NULL, 0, note_res, &res), -EINVAL);
+	ck_assert_int_eq(rsc_entry_install(e, 0, note_res, &fd), 0);
+	ck_assert_int_eq(rsc_entry_install(e, 0, note_res, &res), -EBUSY);
+	while (fd == -1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_entry_install(e, 0, note_res, &res), -EBADF);
+	ck_assert_int_eq(rsc_adopt(s, fd, 0, &x), -EEXIST);
+	ck_assert_int_eq(res, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(!fd_is_open(fd));
+	close(p[1]);
+}
+END_TEST
+
+/* rsc_entry_install(3) and rsc_entry_hand_over(3): -EBADF for a pipe, "(two slots)". */
+START_TEST(install_and_hand_over_refuse_a_pipe)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int res = 1;
+
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_pipe(s, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_install(e, 0, note_res, &res), -EBADF);
+	ck_assert_int_eq(rsc_entry_hand_over(e, 0, note_res, &res), -EBADF);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(res, 1);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+}
+END_TEST
+
+/* A test needing @op, left out with a SKIP line when the kernel lacks it. */
+static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
+			      const char *what)
+{
+	if (t_kernel_has(op))
+		tcase_add_test(tc, t);
+	else
+		printf("SKIP %s: kernel lacks %s\n", name, what);
+}
+
+#define ADD_IF(tc, test, op, what) add_if_kernel_has(tc, test, op, #test, what)
+
 Suite *make_pages_suite(void)
 {
 	Suite *s = suite_create("pages");
 	TCase *tc = tcase_create("graceful");
+	struct rsc_loop *probe;
+	bool faults = rsc_fault_set(t_probe_loop(), "") == 0;
 
 	t_add_fixture(tc);
 	tcase_add_test(tc, close_stats_drained_counts_a_child_graceful_first);
 	tcase_add_test(tc, close_stats_drained_counts_a_child_graceful_inside);
-	tcase_add_test(tc, close_stats_exits_failed_counts_a_childs_release);
 	tcase_add_test(tc, close_stats_counts_an_early_release_as_drained);
 	suite_add_tcase(s, tc);
+
 	tc = tcase_create("ownership");
 	t_add_fixture(tc);
 	tcase_add_test(tc, adopt_failure_leaves_fd_with_the_caller);
 	tcase_add_test(tc, adopt_refuses_an_owned_descriptor_in_any_loop);
 	tcase_add_test(tc, adopt_sets_cloexec_unless_asked_not_to);
 	tcase_add_test(tc, adopt_enter_callback_comes_from_the_loop);
-	tcase_add_test(tc, adopt_shutdown_on_release_errors);
+	ADD_IF(tc, adopt_shutdown_on_release_errors, IORING_OP_SHUTDOWN, "IORING_OP_SHUTDOWN (Linux 5.11)");
 	tcase_add_test(tc, detach_hands_the_fd_back_with_no_release);
 	tcase_add_test(tc, detach_errors_by_state);
 	tcase_add_test(tc, detach_refused_after_scope_fail);
@@ -891,6 +1030,7 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, scope_move_changes_who_closes_it);
 	tcase_add_test(tc, scope_move_errors_by_state);
 	suite_add_tcase(s, tc);
+
 	tc = tcase_create("release");
 	t_add_fixture(tc);
 	tcase_add_test(tc, defer_failure_pushes_nothing);
@@ -900,9 +1040,32 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, scope_fail_promises);
 	tcase_add_test(tc, scope_fail_after_close_is_already);
 	tcase_add_test(tc, on_close_runs_once_whoever_closes);
-	tcase_add_test(tc, release_wait_reports_a_failed_close_here_only);
 	tcase_add_test(tc, release_wait_refusals);
 	tcase_add_test(tc, release_wait_of_an_entering_entry_leaves_nothing_open);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("faults");
+	t_add_fixture(tc);
+	if (faults) {
+		tcase_add_test(tc, close_stats_exits_failed_counts_a_childs_release);
+		tcase_add_test(tc, release_wait_reports_a_failed_close_here_only);
+	} else {
+		printf("SKIP close_stats_exits_failed_counts_a_childs_release, release_wait_reports_a_failed_close_here_only: this build has no fault injection\n");
+	}
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("direct");
+	t_add_fixture(tc);
+	if (rsc_loop_new(&probe, 8, RSC_LOOP_DIRECT) < 0) {
+		printf("SKIP pages/direct: kernel lacks a sparse direct table with allocation ranges (Linux 6.0)\n");
+	} else {
+		if (rsc_loop_close(probe) < 0)
+			printf("probe loop did not close: %s\n", rsc_last_error());
+		tcase_add_test(tc, inbox_needs_a_table_and_keeps_the_loop_alive);
+		ADD_IF(tc, hand_over_to_no_inbox_sends_nothing, IORING_OP_MSG_RING, "IORING_OP_MSG_RING (Linux 5.18)");
+		ADD_IF(tc, install_refusals_and_the_ledger, OP_FIXED_FD_INSTALL, "IORING_OP_FIXED_FD_INSTALL (Linux 6.8)");
+		ADD_IF(tc, install_and_hand_over_refuse_a_pipe, OP_PIPE, "IORING_OP_PIPE (Linux 6.16)");
+	}
 	suite_add_tcase(s, tc);
 	return s;
 }
