@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "tmgr.h"
 
 #define OP_FIXED_FD_INSTALL 54U /* Linux 6.8 */
 #define OP_PIPE 62U		/* Linux 6.16 */
@@ -990,6 +990,307 @@ START_TEST(install_and_hand_over_refuse_a_pipe)
 }
 END_TEST
 
+/* ---- rsc_scope_open(3), rsc_scope_close(3), rsc_scope_close_wait(3) ---------- */
+
+static int open_on_close_ret;
+
+static void open_on_close(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct rsc_scope *x;
+
+	(void)s;
+	(void)status;
+	(void)err;
+	open_on_close_ret = rsc_scope_open(data, NULL, "late", &x);
+}
+
+/* rsc_scope_open(3): ERRORS -ENAMETOOLONG (64 bytes or longer), -ESHUTDOWN
+ * (an ancestor closing or failing, or the loop shut down), -ESTALE; *scopep NULL. */
+START_TEST(scope_open_refusals)
+{
+	struct rsc_scope *a, *b, *c, *x = (struct rsc_scope *)&x;
+	char name[RSC_NAME_MAX + 1];
+	struct rsc_loop *l;
+
+	memset(name, 'n', RSC_NAME_MAX);
+	name[RSC_NAME_MAX] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &x), -ENAMETOOLONG);
+	ck_assert_ptr_null(x);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "b", &b), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, b, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_fail(a, -EIO, NULL), 0);
+	x = (struct rsc_scope *)&x;
+	ck_assert_int_eq(rsc_scope_open(t_loop, c, "x", &x), -ESHUTDOWN);
+	ck_assert_ptr_null(x);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), -EIO);
+	ck_assert_int_eq(rsc_scope_open(t_loop, b, "x", &x), -ESTALE);
+	/* A top-level scope asked for while the loop is shut down. */
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "last", &a), 0);
+	open_on_close_ret = 1;
+	ck_assert_int_eq(rsc_scope_on_close(a, open_on_close, l), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	ck_assert_int_eq(open_on_close_ret, -ESHUTDOWN);
+}
+END_TEST
+
+/* rsc_scope_close(3): "Nothing is released inside this call: no exit hook, no
+ * callback and no trace event runs in it"; "rsc_scope_state(3) still reports
+ * RSC_SCOPE_OPEN until the unwind has started"; -ESHUTDOWN from then on. */
+START_TEST(scope_close_does_nothing_inside_the_call)
+{
+	struct tmgr m = { .enter = TM_ENTER_NOP, .exit = TM_EXIT_CLOSE };
+	struct rsc_scope *s, *x;
+	struct rsc_entry *e;
+	int events, seen[4] = { 0 };
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_push(s, &tmgr_manager, &m, &e), 0);
+	t_run();
+	events = t_rec->n;
+	ck_assert_int_eq(rsc_scope_on_close(s, note_on_close, seen), 0);
+	ck_assert_int_eq(rsc_scope_close(s, note_on_close, seen), 0);
+	ck_assert_int_eq(m.exit_calls, 0);
+	ck_assert_int_eq(seen[0], 0);
+	ck_assert_int_eq(t_rec->n, events);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_push(s, &tmgr_manager, &m, NULL), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "x", &x), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close((struct rsc_scope *)e, NULL, NULL), -EINVAL);
+	t_run();
+	ck_assert_int_eq(m.exit_calls, 1);
+	ck_assert_int_eq(seen[0], 2); /* on_close, then the close callback */
+	ck_assert_int_eq(rsc_entry_state(e), -ESTALE);
+}
+END_TEST
+
+static void note_status(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	int *st = data;
+
+	(void)s;
+	st[0]++;
+	st[1] = status;
+	st[2] = err ? rsc_error_errno(err) : 0;
+}
+
+/* rsc_scope_close(3): "A child whose close was requested earlier is waited for;
+ * its result goes to its own callback, not to this scope." */
+START_TEST(scope_close_leaves_a_closing_childs_result_to_it)
+{
+	struct rsc_scope *p, *c, *g;
+	int pst[3] = { 0 }, cst[3] = { 0 };
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, c, "g", &g), 0);
+	ck_assert_int_eq(rsc_scope_fail(c, -EPROTO, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(c, note_status, cst), 0);
+	ck_assert_int_eq(rsc_scope_close(p, note_status, pst), 0);
+	t_run();
+	ck_assert_int_eq(cst[0], 1);
+	ck_assert_int_eq(cst[1], -EPROTO);
+	ck_assert_int_eq(pst[0], 1);
+	ck_assert_int_eq(pst[1], 0);
+	ck_assert_int_eq(pst[2], 0);
+	ck_assert_int_eq(rsc_scope_state(g), -ESTALE);
+}
+END_TEST
+
+/* rsc_scope_close(3): -ESTALE "or the loop itself has been freed". */
+START_TEST(scope_close_after_its_loop_is_freed_is_stale)
+{
+	struct rsc_scope *s;
+	struct rsc_loop *l;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_state(s), -ESTALE);
+}
+END_TEST
+
+static void close_wait_inside(struct rsc_entry *e, int res, void *data)
+{
+	int *ret = data;
+	struct rsc_error *err = (struct rsc_error *)&err;
+
+	(void)res;
+	ret[0] = rsc_scope_close_wait(rsc_entry_scope(e), &err);
+	ret[1] = err == NULL;
+}
+
+/* rsc_scope_close_wait(3): -EDEADLK from a callback, "Nothing is closed";
+ * "*errp is set to NULL first"; -EALREADY when the close was requested. */
+START_TEST(scope_close_wait_refusals)
+{
+	struct rsc_error *err = (struct rsc_error *)&err;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2], ret[2] = { 0 };
+
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, close_wait_inside, ret), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(ret[0], -EDEADLK);
+	ck_assert_int_eq(ret[1], 1);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert(fd_is_open(p[0]));
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EALREADY);
+	ck_assert_ptr_null(err);
+	err = (struct rsc_error *)&err;
+	ck_assert_int_eq(rsc_scope_close_wait(NULL, &err), -EINVAL);
+	ck_assert_ptr_null(err);
+	t_run();
+	close(p[1]);
+}
+END_TEST
+
+/* ---- rsc_entry_release(3), rsc_entry_on_enter(3) ----------------------------- */
+
+static void note_release(struct rsc_entry *e, int res, void *data)
+{
+	int *r = data;
+
+	(void)e;
+	r[0]++;
+	r[1] = res;
+}
+
+/* rsc_entry_release(3): "An entered entry's exit runs inside this call";
+ * cb "runs only from rsc_loop_run(3)"; "a second call fails with -EALREADY";
+ * rsc_entry_fd is the number while RSC_EXITING, -EBADF once released. */
+START_TEST(entry_release_exit_inside_callback_from_the_loop)
+{
+	struct tmgr m = { .enter = TM_ENTER_NOP, .exit = TM_EXIT_CLOSE };
+	struct rsc_scope *s;
+	struct rsc_entry *e, *a;
+	int r[2] = { 0 }, p[2];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_push(s, &tmgr_manager, &m, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_release(e, note_release, r), 0);
+	ck_assert_int_eq(m.exit_calls, 1);
+	ck_assert_int_eq(r[0], 0);
+	t_run();
+	ck_assert_int_eq(r[0], 1);
+	ck_assert_int_eq(r[1], 0);
+	ck_assert_int_eq(rsc_entry_release(e, note_release, r), -EALREADY);
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_entry_release(a, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_state(a), RSC_EXITING);
+	ck_assert_int_eq(rsc_entry_fd(a), p[0]); /* in flight: still its number */
+	ck_assert_int_eq(rsc_entry_release(a, NULL, NULL), -EALREADY);
+	t_run();
+	ck_assert_int_eq(rsc_entry_state(a), RSC_EXITED);
+	ck_assert_int_eq(rsc_entry_fd(a), -EBADF);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(m.exit_calls, 1);
+	ck_assert_int_eq(r[0], 1);
+	close(p[1]);
+}
+END_TEST
+
+/* rsc_entry_release(3): "A failed release is reported to cb only; without a
+ * callback, it joins the scope's error chain." */
+START_TEST(entry_release_failure_goes_to_cb_or_to_the_scope)
+{
+	struct tmgr m1 = { .exit = TM_EXIT_BADF }, m2 = { .exit = TM_EXIT_BADF };
+	struct rsc_scope *s;
+	struct rsc_entry *a, *b;
+	struct rsc_error *err = NULL;
+	int r[2] = { 0 };
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_push(s, &tmgr_manager, &m1, &a), 0);
+	ck_assert_int_eq(rsc_push(s, &tmgr_manager, &m2, &b), 0);
+	t_run();
+	ck_assert_int_eq(rsc_entry_release(a, note_release, r), 0);
+	t_run();
+	ck_assert_int_eq(r[1], -EBADF);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_entry_release(b, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EBADF);
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	rsc_error_free(err);
+}
+END_TEST
+
+/* rsc_entry_release(3): for an entry still entering, "res is the acquire's
+ * negative errno (-ECANCELED); its enter callback, if any, runs first";
+ * rsc_entry_on_enter(3): -ECANCELED "when ... the entry was released early". */
+START_TEST(entry_release_while_entering_reports_the_acquire)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int r[2] = { 0 }, entered = 0;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, note_entered, &entered), 0);
+	ck_assert_int_eq(rsc_entry_release(e, note_release, r), 0);
+	t_run();
+	ck_assert_int_eq(r[0], 1);
+	if (r[1] == -ECANCELED)
+		ck_assert_int_eq(entered, 1000 - ECANCELED);
+	else /* the open won the race: it was released then */
+		ck_assert_int_eq(r[1], 0);
+	ck_assert(!t_fd_open_to(t_dir));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+static void enter_then_wait(struct rsc_entry *e, int res, void *data)
+{
+	int *r = data;
+
+	r[0] = res;
+	r[1] = rsc_entry_state(e);
+	r[2] = rsc_entry_wait(e);
+	r[3] = rsc_scope_state(rsc_entry_scope(e));
+}
+
+/* rsc_entry_on_enter(3): "the entry is already RSC_ENTERED or RSC_FAILED, and,
+ * after a failure in an open scope, the scope's unwind has started"; the
+ * blocking helpers "return -EDEADLK there"; -EALREADY once it has run. */
+START_TEST(on_enter_sees_the_settled_state)
+{
+	struct rsc_scope *s, *f;
+	struct rsc_entry *e, *bad;
+	int r[4] = { 0 }, rb[4] = { 0 };
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "f", &f), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_open(f, AT_FDCWD, t_path("none"), O_RDONLY, 0, 0, &bad), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, enter_then_wait, rb), 0); /* replaced next */
+	ck_assert_int_eq(rsc_entry_on_enter(e, enter_then_wait, r), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(bad, enter_then_wait, rb), 0);
+	t_run();
+	ck_assert_int_ge(r[0], 0);
+	ck_assert_int_eq(r[1], RSC_ENTERED);
+	ck_assert_int_eq(r[2], -EDEADLK);
+	ck_assert_int_eq(rb[0], -ENOENT);
+	ck_assert_int_eq(rb[1], RSC_FAILED);
+	ck_assert_int_ne(rb[3], RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_entry_on_enter(e, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close_wait(f, NULL), -ENOENT);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -1042,6 +1343,19 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, on_close_runs_once_whoever_closes);
 	tcase_add_test(tc, release_wait_refusals);
 	tcase_add_test(tc, release_wait_of_an_entering_entry_leaves_nothing_open);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("scope-entry");
+	t_add_fixture(tc);
+	tcase_add_test(tc, scope_open_refusals);
+	tcase_add_test(tc, scope_close_does_nothing_inside_the_call);
+	tcase_add_test(tc, scope_close_leaves_a_closing_childs_result_to_it);
+	tcase_add_test(tc, scope_close_after_its_loop_is_freed_is_stale);
+	tcase_add_test(tc, scope_close_wait_refusals);
+	tcase_add_test(tc, entry_release_exit_inside_callback_from_the_loop);
+	tcase_add_test(tc, entry_release_failure_goes_to_cb_or_to_the_scope);
+	tcase_add_test(tc, entry_release_while_entering_reports_the_acquire);
+	tcase_add_test(tc, on_enter_sees_the_settled_state);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("faults");
