@@ -1291,6 +1291,106 @@ START_TEST(on_enter_sees_the_settled_state)
 }
 END_TEST
 
+/* ---- rsc_scope_set_deadline(3) ------------------------------------------------ */
+
+static void run_until_called(const int *calls)
+{
+	int turns = 0;
+
+	/* Bounded: a deadline of a few ms passes within a few turns. */
+	while (*calls == 0 && turns++ < 1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_gt(*calls, 0);
+}
+
+/* rsc_scope_set_deadline(3): ERRORS -EINVAL (bad flags), -ESHUTDOWN
+ * (unwinding or unwound), -ESTALE; "an ms of 0 clears it (then
+ * RSC_DEADLINE_MOVE_ON is ignored)"; "When the last deadline of the loop ends, the timer is removed". */
+START_TEST(deadline_refusals_and_clearing)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(NULL, 10, 0), -EINVAL);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 10, 1U << 5), -EINVAL);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 60000, 0), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 1);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 0, 0xff), -EINVAL);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 1); /* left as it was */
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 0, RSC_DEADLINE_MOVE_ON), 0);
+	t_run(); /* returns: the timer is gone */
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 10, 0), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EIO);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 10, 0), -ESTALE);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 0);
+}
+END_TEST
+
+/* rsc_scope_set_deadline(3): "A child whose earlier deadline passes unwinds
+ * alone; the parent stays open, and the child's -ETIMEDOUT reaches the parent
+ * only if the child is still waiting for its close when the parent unwinds";
+ * its error "names the operation "deadline" and the scope, and no entry";
+ * each passing deadline adds one to RSC_CTR_DEADLINES, "with or without
+ * RSC_DEADLINE_MOVE_ON". */
+START_TEST(deadline_of_a_child_unwinds_it_alone)
+{
+	struct rsc_error *err = NULL;
+	struct rsc_scope *p, *c, *m;
+	int cst[3] = { 0 }, mst[3] = { 0 };
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "m", &m), 0);
+	ck_assert_int_eq(rsc_scope_on_close(c, note_status, cst), 0);
+	ck_assert_int_eq(rsc_scope_on_close(m, note_status, mst), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(c, 5, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(m, 5, RSC_DEADLINE_MOVE_ON), 0);
+	run_until_called(cst);
+	run_until_called(mst);
+	ck_assert_int_eq(cst[1], -ETIMEDOUT);
+	ck_assert_int_eq(mst[1], 0);
+	ck_assert_int_eq(rsc_scope_state(p), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_state(c), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 2);
+	ck_assert_int_eq(rsc_scope_close_wait(p, &err), -ETIMEDOUT);
+	ck_assert_str_eq(rsc_error_op(err), "deadline");
+	ck_assert_str_eq(rsc_error_scope(err), "c");
+	ck_assert(rsc_error_entry(err) == NULL || rsc_error_entry(err)[0] == '\0');
+	rsc_error_free(err);
+}
+END_TEST
+
+/* rsc_scope_set_deadline(3): "A deadline that passes while the scope's close is
+ * requested but has not yet started, for instance during the grace of
+ * rsc_scope_close_graceful(3), still starts the unwind, with -ETIMEDOUT". */
+START_TEST(deadline_set_during_a_grace_ends_it)
+{
+	struct gstats g = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int peer, res = 1;
+	char buf[8];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, on_recv_note, &res), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 0, on_gclose, &g), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 5, 0), 0);
+	run_until_called(&g.calls);
+	ck_assert_int_eq(g.status, -ETIMEDOUT);
+	ck_assert_int_eq(res, -ECANCELED);
+	ck_assert_uint_eq(g.cancelled, 1);
+	ck_assert_uint_eq(g.drained, 0);
+	close(peer);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -1356,6 +1456,13 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, entry_release_failure_goes_to_cb_or_to_the_scope);
 	tcase_add_test(tc, entry_release_while_entering_reports_the_acquire);
 	tcase_add_test(tc, on_enter_sees_the_settled_state);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("deadline");
+	t_add_fixture(tc);
+	tcase_add_test(tc, deadline_refusals_and_clearing);
+	tcase_add_test(tc, deadline_of_a_child_unwinds_it_alone);
+	tcase_add_test(tc, deadline_set_during_a_grace_ends_it);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("faults");
