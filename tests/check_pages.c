@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1391,6 +1392,212 @@ START_TEST(deadline_set_during_a_grace_ends_it)
 }
 END_TEST
 
+/* ---- rsc_loop_fd(3), rsc_loop_post(3), rsc_loop_features(3) ------------------- */
+
+static bool readable(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 1;
+}
+
+/* Runs a pollable loop until its descriptor is quiet (bounded). */
+static void quiet(struct rsc_loop *l)
+{
+	int i;
+
+	for (i = 0; i < 100 && readable(rsc_loop_fd(l)); i++)
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	ck_assert(!readable(rsc_loop_fd(l)));
+}
+
+/* rsc_loop_fd(3): readable when "work became due outside rsc_loop_run(3)": "a
+ * close was requested", "an adopted entry's enter callback is due"; "It is
+ * level-triggered in effect: it stays readable until the loop runs." */
+START_TEST(loop_fd_turns_readable_for_work_due_outside_the_loop)
+{
+	struct rsc_scope *s, *c;
+	struct rsc_entry *e;
+	struct rsc_loop *l;
+	int p[2];
+
+	ck_assert_int_eq(rsc_loop_new(&l, 16, RSC_LOOP_POLLABLE), 0);
+	ck_assert(rsc_loop_features(l) & RSC_FEAT_POLLABLE);
+	ck_assert(!(rsc_loop_features(l) & RSC_FEAT_DEFER_TASKRUN));
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "c", &c), 0);
+	quiet(l);
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert(readable(rsc_loop_fd(l)));
+	ck_assert(readable(rsc_loop_fd(l))); /* still: nothing ran */
+	quiet(l);
+	ck_assert_int_eq(rsc_scope_close(c, NULL, NULL), 0);
+	ck_assert(readable(rsc_loop_fd(l)));
+	quiet(l);
+	ck_assert_int_eq(rsc_scope_state(c), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	quiet(l);
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert(!fd_is_open(p[0]));
+	close(p[1]);
+}
+END_TEST
+
+struct posts {
+	char order[16];
+	int n, run_ret;
+};
+
+static void post_a(struct rsc_loop *l, void *arg)
+{
+	struct posts *p = arg;
+
+	p->order[p->n++] = 'a';
+	p->run_ret = rsc_loop_run(l, RSC_RUN_NOWAIT);
+}
+
+static void post_b(struct rsc_loop *l, void *arg)
+{
+	struct posts *p = arg;
+
+	(void)l;
+	p->order[p->n++] = 'b';
+}
+
+/* rsc_loop_post(3): "it never runs inside this call, even on the loop's
+ * thread"; "Posts run in the order they were queued ... each once";
+ * rsc_loop_run fails inside fn with -EDEADLK; "While a post is queued,
+ * rsc_loop_alive(3) returns 1"; -EINVAL for a NULL fn. */
+START_TEST(loop_post_runs_later_in_order_once)
+{
+	struct posts p = { .run_ret = 1 };
+
+	ck_assert_int_eq(rsc_loop_post(t_loop, NULL, &p), -EINVAL);
+	ck_assert_int_eq(rsc_loop_post(NULL, post_a, &p), -EINVAL);
+	ck_assert_int_eq(rsc_loop_post(t_loop, post_a, &p), 0);
+	ck_assert_int_eq(rsc_loop_post(t_loop, post_b, &p), 0);
+	ck_assert_int_eq(rsc_loop_post(t_loop, post_b, &p), 0);
+	ck_assert_int_eq(p.n, 0);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 1);
+	t_run();
+	ck_assert_str_eq(p.order, "abb");
+	ck_assert_int_eq(p.run_ret, -EDEADLK);
+	t_run();
+	ck_assert_int_eq(p.n, 3);
+}
+END_TEST
+
+/* rsc_loop_post(3): "Posts still queued when the loop is closed run in
+ * rsc_loop_close(3) or rsc_loop_shutdown(3), before the loop is freed." */
+START_TEST(loop_post_still_queued_runs_at_close)
+{
+	struct posts p = { 0 }, q = { 0 };
+	struct rsc_loop *l;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_post(l, post_b, &p), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(p.n, 1);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_post(l, post_b, &q), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	ck_assert_int_eq(q.n, 1);
+}
+END_TEST
+
+/* rsc_loop_features(3): "The value never changes during the life of the
+ * loop"; RSC_FEAT_DEFER_TASKRUN is "Always set together with
+ * RSC_FEAT_SINGLE_ISSUER"; RSC_LOOP_NO_DEFER_TASKRUN gives none. */
+START_TEST(loop_features_are_consistent)
+{
+	struct rsc_loop *l;
+	int f = rsc_loop_features(t_loop);
+
+	ck_assert_int_ge(f, 0);
+	if (f & RSC_FEAT_DEFER_TASKRUN)
+		ck_assert(f & RSC_FEAT_SINGLE_ISSUER);
+	ck_assert(!(f & RSC_FEAT_SHARED_RING));
+	ck_assert(!(f & RSC_FEAT_POLLABLE));
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_features(t_loop), f);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, RSC_LOOP_NO_DEFER_TASKRUN), 0);
+	ck_assert(!(rsc_loop_features(l) & RSC_FEAT_DEFER_TASKRUN));
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(rsc_loop_features(NULL), -EINVAL);
+}
+END_TEST
+
+/* ---- rsc_loop_new_from_ring(3), rsc_loop_dispatch(3) -------------------------- */
+
+/* Submit the ring and hand every CQE to the loop until it has nothing alive. */
+static void app_turns(struct io_uring *ring, struct rsc_loop *l)
+{
+	struct io_uring_cqe *cqe;
+	int i;
+
+	for (i = 0; i < 200 && rsc_loop_alive(l) > 0; i++) {
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_ge(io_uring_submit(ring), 0);
+		if (io_uring_wait_cqe(ring, &cqe) == 0) {
+			ck_assert_int_ge(rsc_loop_dispatch(l, cqe), 0);
+			io_uring_cqe_seen(ring, cqe);
+		}
+	}
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+}
+
+/* rsc_loop_new_from_ring(3): a CQE "without it is the application's:
+ * rsc_loop_dispatch() leaves it untouched and returns 0"; a tagged CQE that
+ * "was dispatched already" is -EINVAL, "Nothing is dispatched"; the blocking
+ * helpers "fail with -EOPNOTSUPP"; rsc_loop_close "fails with -EBUSY as long
+ * as anything of ringscope's is in flight on the ring". */
+START_TEST(shared_ring_dispatch_promises)
+{
+	struct io_uring_cqe *cqe, copy;
+	struct io_uring_sqe *sqe;
+	struct io_uring ring;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_loop *l;
+	int before = t_fd_count();
+
+	t_make_files(1);
+	ck_assert_int_eq(io_uring_queue_init(16, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
+	ck_assert(rsc_loop_features(l) & RSC_FEAT_SHARED_RING);
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, 42);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_wait(e), -EOPNOTSUPP);
+	ck_assert_int_eq(rsc_loop_close(l), -EBUSY);
+	ck_assert_int_eq(io_uring_submit_and_wait(&ring, 2), 2);
+	for (int n = 0; n < 2; n++) {
+		ck_assert_int_eq(io_uring_peek_cqe(&ring, &cqe), 0);
+		copy = *cqe;
+		if (cqe->user_data == 42) {
+			ck_assert_int_eq(rsc_loop_dispatch(l, cqe), 0);
+			ck_assert_int_eq(cqe->user_data, 42);
+		} else {
+			ck_assert_int_eq(rsc_loop_dispatch(l, cqe), 1);
+			ck_assert_int_eq(rsc_loop_dispatch(l, &copy), -EINVAL);
+		}
+		io_uring_cqe_seen(&ring, cqe);
+	}
+	ck_assert_int_ge(rsc_entry_fd(e), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), -EOPNOTSUPP);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), -EOPNOTSUPP);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	app_turns(&ring, l);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	io_uring_queue_exit(&ring);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -1463,6 +1670,15 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, deadline_refusals_and_clearing);
 	tcase_add_test(tc, deadline_of_a_child_unwinds_it_alone);
 	tcase_add_test(tc, deadline_set_during_a_grace_ends_it);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("loop");
+	t_add_fixture(tc);
+	tcase_add_test(tc, loop_fd_turns_readable_for_work_due_outside_the_loop);
+	tcase_add_test(tc, loop_post_runs_later_in_order_once);
+	tcase_add_test(tc, loop_post_still_queued_runs_at_close);
+	tcase_add_test(tc, loop_features_are_consistent);
+	tcase_add_test(tc, shared_ring_dispatch_promises);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("faults");
