@@ -98,6 +98,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__CFG_OWN_HOOKS   (1U << 5) /* a built-in: its hooks get the entry as arg */
 #define RSC__CFG_ALL_OR_NONE (1U << 6) /* its enter fails if any of its SQEs fails */
 #define RSC__CFG_TAKES_DEP   (1U << 7) /* on success it takes over dep's descriptor */
+#define RSC__CFG_NO_FD	     (1U << 8) /* its value is no descriptor (defer, timer): no I/O on it */
 
 /* Entry lifecycle flags (struct rsc__entry.flags): set and cleared as it runs. */
 #define RSC__E_RELEASE_REQ  (1U << 2) /* released early: off the unwind */
@@ -642,6 +643,9 @@ void rsc__inject_fault(struct rsc_loop *loop, struct io_uring_sqe *sqe,
 /* io.c */
 void rsc__io_cancel_all(struct rsc__entry *e);
 int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn);
+/* The same for tracked I/O: an entry with a descriptor if @uses_fd, no closing scope above. */
+int rsc__io_check_tracked(struct rsc_entry *h, struct rsc__entry **ep, bool uses_fd,
+			  const char *fn);
 struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep);
 void rsc__io_unlink(struct rsc_op *op);
 void rsc__io_settled(struct rsc__entry *e);

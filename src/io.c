@@ -67,6 +67,30 @@ int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn)
 	return 0;
 }
 
+/* rsc__io_check, for tracked I/O (rsc_read(3) and its kin): an op on a
+ * descriptor needs an entry that holds one (not a defer's or a timer's 0),
+ * and none starts in a scope whose unwind is owed already by an ancestor's
+ * close or failure, save during a grace (it lets the work under way go on). */
+int rsc__io_check_tracked(struct rsc_entry *h, struct rsc__entry **ep, bool uses_fd,
+			  const char *fn)
+{
+	int ret = rsc__io_check(h, ep, fn);
+	struct rsc__entry *e = *ep;
+
+	if (ret < 0)
+		return ret;
+	if (uses_fd && (e->config & RSC__CFG_NO_FD)) {
+		rsc__set_last_error("%s: entry '%s' holds no descriptor", fn, e->mgr->name);
+		return -EBADF;
+	}
+	/* The cached walk first: the exact one only when some scope above is closing. */
+	if (rsc__scope_unwind_owns(e->scope) && rsc__scope_unwind_owns_past_grace(e->scope)) {
+		rsc__set_last_error("%s: a scope above '%s' is closing", fn, e->scope->name);
+		return -ESHUTDOWN;
+	}
+	return 0;
+}
+
 /* A new op tracked by @e, with its SQE (to fill in), or NULL (-errno in *sqep). */
 struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep)
 {
@@ -87,7 +111,7 @@ static int io_start(struct rsc_entry *h, unsigned opcode, void *buf,
 	struct io_uring_sqe *sqe;
 	struct rsc__entry *e;
 	struct rsc_op *op;
-	int ret = rsc__io_check(h, &e, fn);
+	int ret = rsc__io_check_tracked(h, &e, true, fn);
 
 	if (ret < 0)
 		return ret;
@@ -195,7 +219,7 @@ int rsc_timeout(struct rsc_entry *h, unsigned ms, rsc_io_cb cb, void *data)
 	struct io_uring_sqe *sqe;
 	struct rsc__entry *e;
 	struct rsc_op *op;
-	int ret = rsc__io_check(h, &e, "rsc_timeout");
+	int ret = rsc__io_check_tracked(h, &e, false, "rsc_timeout");
 
 	if (ret < 0)
 		return ret;
@@ -244,8 +268,13 @@ static void timer_entered(struct rsc_entry *h, int res, void *data)
 {
 	struct timer_args *t = data;
 
-	if (res < 0 || rsc_timeout(h, t->ms, t->cb, t->data) < 0)
-		t->cb(h, res < 0 ? res : -EBUSY, NULL, t->data);
+	int ret = res < 0 ? res : rsc_timeout(h, t->ms, t->cb, t->data);
+
+	/* A scope closing (or a release) before the timer could start: cancelled. */
+	if (ret == -ESHUTDOWN || ret == -EBADF)
+		ret = -ECANCELED;
+	if (ret < 0)
+		t->cb(h, res < 0 ? res : ret == -ECANCELED ? ret : -EBUSY, NULL, t->data);
 }
 
 int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
@@ -268,7 +297,7 @@ int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
 	t->ms = ms;
 	t->cb = cb;
 	t->data = data;
-	ret = rsc__push(s, &timer_manager, NULL, 0, NULL, __builtin_return_address(0), &e);
+	ret = rsc__push(s, &timer_manager, NULL, RSC__CFG_NO_FD, NULL, __builtin_return_address(0), &e);
 	if (ret < 0) {
 		free(t);
 		return ret;

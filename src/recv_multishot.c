@@ -260,7 +260,7 @@ int rsc_recv_multishot(struct rsc_entry *h, unsigned flags, rsc_io_cb cb, void *
 {
 	struct rsc__entry *e;
 	struct rsc_loop *loop;
-	int ret = rsc__io_check(h, &e, "rsc_recv_multishot");
+	int ret = rsc__io_check_tracked(h, &e, true, "rsc_recv_multishot");
 
 	if (ret < 0)
 		return ret;

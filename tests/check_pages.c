@@ -1598,6 +1598,138 @@ START_TEST(shared_ring_dispatch_promises)
 }
 END_TEST
 
+/* ---- rsc_read(3) and its kin, rsc_timeout(3), rsc_timer(3) ------------------------ */
+
+static void io_note(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	int *r = data;
+
+	(void)e;
+	r[0]++;
+	r[1] = res;
+	r[2] = buf == NULL;
+}
+
+/* rsc_read(3): ERRORS -EINVAL: "cb is NULL, buf is NULL with a non-zero len,
+ * off is below -1, or flags is negative"; "If the call fails, the callback is
+ * never called". */
+START_TEST(io_argument_refusals)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int peer, r[3] = { 0 };
+	char buf[4];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_read(e, NULL, 4, 0, io_note, r), -EINVAL);
+	ck_assert_int_eq(rsc_write(e, buf, 4, -2, io_note, r), -EINVAL);
+	ck_assert_int_eq(rsc_read(e, buf, 4, -1, NULL, r), -EINVAL);
+	ck_assert_int_eq(rsc_recv(e, buf, 4, -1, io_note, r), -EINVAL);
+	ck_assert_int_eq(rsc_send(e, buf, 4, -1, io_note, r), -EINVAL);
+	ck_assert_int_eq(rsc_send(e, NULL, 4, 0, io_note, r), -EINVAL);
+	ck_assert_int_eq(rsc_timer(s, 1, NULL, r, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_timer(NULL, 1, io_note, r, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_entry_io_count(e), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(r[0], 0);
+	ck_assert_int_eq(rsc_entry_io_count(e), -ESTALE);
+	ck_assert_int_eq(rsc_read(e, buf, 4, 0, io_note, r), -ESTALE);
+	close(peer);
+}
+END_TEST
+
+/* rsc_read(3): -EBADF "The entry is not entered (still entering, failed,
+ * released), or its release has started"; -ESHUTDOWN "The entry's scope is
+ * closing"; rsc_timer: -ESHUTDOWN when "an ancestor's [close] was requested". */
+START_TEST(io_state_refusals)
+{
+	struct rsc_scope *s, *c, *f;
+	struct rsc_entry *o, *bad, *a, *b;
+	int peer, peer2, r[3] = { 0 };
+	char buf[4];
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "f", &f), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &o), 0);
+	ck_assert_int_eq(rsc_read(o, buf, 4, 0, io_note, r), -EBADF);
+	ck_assert_int_eq(rsc_open(f, AT_FDCWD, t_path("none"), O_RDONLY, 0, 0, &bad), 0);
+	ck_assert_int_lt(rsc_entry_wait(bad), 0);
+	ck_assert_int_eq(rsc_read(bad, buf, 4, 0, io_note, r), -EBADF);
+	ck_assert_int_eq(rsc_scope_close_wait(f, NULL), -ENOENT);
+	a = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_entry_release(a, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_send(a, "x", 1, 0, io_note, r), -EBADF);
+	ck_assert_int_eq(rsc_timeout(a, 1, io_note, r), -EBADF);
+	b = t_adopted_pair(c, &peer2);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_send(b, "x", 1, 0, io_note, r), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_timer(c, 1, io_note, r, NULL), -ESHUTDOWN);
+	t_run();
+	ck_assert_int_eq(r[0], 0);
+	close(peer);
+	close(peer2);
+}
+END_TEST
+
+/* rsc_read(3): the calls work "on the descriptor that entry holds": an entry
+ * that holds none (rsc_defer(3), rsc_timer(3)) is refused with -EBADF, not
+ * read as descriptor 0; rsc_timeout() needs no descriptor and works there. */
+START_TEST(io_on_an_entry_without_a_descriptor_is_refused)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *d, *t;
+	int r[3] = { 0 }, tr[3] = { 0 }, to[3] = { 0 };
+	char buf[4];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_defer(s, defer_nothing, NULL, &d), 0);
+	ck_assert_int_eq(rsc_timer(s, 60000, io_note, tr, &t), 0);
+	ck_assert_int_ge(rsc_entry_wait(t), 0);
+	ck_assert_int_eq(rsc_read(d, buf, sizeof(buf), -1, io_note, r), -EBADF);
+	ck_assert_int_eq(rsc_recv(d, buf, sizeof(buf), 0, io_note, r), -EBADF);
+	ck_assert_int_eq(rsc_write(t, "x", 1, -1, io_note, r), -EBADF);
+	ck_assert_int_eq(rsc_send(t, "x", 1, 0, io_note, r), -EBADF);
+	ck_assert_int_eq(rsc_timeout(d, 60000, io_note, to), 0);
+	ck_assert_int_eq(rsc_entry_io_count(d), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(r[0], 0);
+	ck_assert_int_eq(to[0], 1);
+	ck_assert_int_eq(to[1], -ECANCELED);
+	ck_assert_int_eq(to[2], 1); /* buf is NULL */
+	ck_assert_int_eq(tr[0], 1);
+	ck_assert_int_eq(tr[1], -ECANCELED);
+}
+END_TEST
+
+/* rsc_timer(3): "If the entry never enters (its scope closed first) ... cb is
+ * called once with the entry's negative errno (-ECANCELED)"; a timer fires
+ * with -ETIME; replacing its on-enter callback "does not stop the timer". */
+START_TEST(timer_ends_with_exactly_one_call)
+{
+	struct rsc_scope *s, *s2;
+	struct rsc_entry *t;
+	int never[3] = { 0 }, fired[3] = { 0 }, entered = 0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_timer(s, 1, io_note, never, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(never[0], 1);
+	ck_assert_int_eq(never[1], -ECANCELED);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s2", &s2), 0);
+	ck_assert_int_eq(rsc_timer(s2, 2, io_note, fired, &t), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(t, note_entered, &entered), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(t, NULL, NULL), 0);
+	run_until_called(fired);
+	ck_assert_int_eq(fired[1], -ETIME);
+	ck_assert_int_eq(entered, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s2, NULL), 0);
+	ck_assert_int_eq(fired[0], 1);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -1679,6 +1811,14 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, loop_post_still_queued_runs_at_close);
 	tcase_add_test(tc, loop_features_are_consistent);
 	tcase_add_test(tc, shared_ring_dispatch_promises);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("io");
+	t_add_fixture(tc);
+	tcase_add_test(tc, io_argument_refusals);
+	tcase_add_test(tc, io_state_refusals);
+	tcase_add_test(tc, io_on_an_entry_without_a_descriptor_is_refused);
+	tcase_add_test(tc, timer_ends_with_exactly_one_call);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("faults");
