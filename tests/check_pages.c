@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <limits.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "tmgr.h"
@@ -1730,6 +1733,180 @@ START_TEST(timer_ends_with_exactly_one_call)
 }
 END_TEST
 
+/* ---- rsc_open(3), rsc_socket(3), rsc_connect(3), rsc_accept(3) -------------------- */
+
+/* rsc_open(3): each ERRORS entry for an argument; *entryp is NULL on failure. */
+START_TEST(open_argument_refusals)
+{
+	struct rsc_entry *e = (struct rsc_entry *)&e;
+	static char longpath[PATH_MAX + 1];
+	struct rsc_scope *s;
+
+	t_make_files(1);
+	memset(longpath, 'a', PATH_MAX);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, NULL, O_RDONLY, 0, 0, &e), -EINVAL);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_WRONLY | O_RDWR, 0, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 010000, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY | O_CLOEXEC, 0, RSC_NO_CLOEXEC, &e),
+			 -EINVAL);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_SHUTDOWN_ON_RELEASE, &e),
+			 -EINVAL);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, longpath, O_RDONLY, 0, 0, &e), -ENAMETOOLONG);
+	ck_assert_int_eq(rsc_open(s, -5, "f0", O_RDONLY, 0, 0, &e), -EBADF);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), -ESTALE);
+	ck_assert(!t_fd_open_to(t_dir));
+}
+END_TEST
+
+/* rsc_open(3): "An error of the open itself ... is not returned here: the
+ * entry fails and its scope unwinds with that error pending, its operation
+ * named "openat""; "O_CLOEXEC is added to oflags unless flags has RSC_NO_CLOEXEC". */
+START_TEST(open_failure_unwinds_with_openat)
+{
+	struct rsc_error *err = NULL;
+	struct rsc_scope *s;
+	struct rsc_entry *a, *b;
+
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &a), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f1"), O_RDONLY, 0, RSC_NO_CLOEXEC, &b), 0);
+	ck_assert(fcntl(rsc_entry_wait(a), F_GETFD) & FD_CLOEXEC);
+	ck_assert(!(fcntl(rsc_entry_wait(b), F_GETFD) & FD_CLOEXEC));
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("none"), O_RDONLY, 0, 0, &a), 0);
+	ck_assert_int_eq(rsc_entry_wait(a), -ENOENT); /* not cancelled by the close below */
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ENOENT);
+	ck_assert_str_eq(rsc_error_op(err), "openat");
+	ck_assert_str_eq(rsc_error_entry(err), "file");
+	rsc_error_free(err);
+	ck_assert(!t_fd_open_to(t_dir));
+}
+END_TEST
+
+/* rsc_socket(3): each ERRORS -EINVAL entry; the detail names "the domain and
+ * type, for example AF_INET/SOCK_STREAM"; SOCK_CLOEXEC is added. */
+START_TEST(socket_argument_refusals_and_detail)
+{
+	struct rsc_entry *e = (struct rsc_entry *)&e;
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_socket(s, -1, SOCK_STREAM, 0, 0, &e), -EINVAL);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_socket(s, AF_MAX, SOCK_STREAM, 0, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, 0, 0, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM | 0x100000, 0, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM, -1, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM, 0, RSC_FSYNC_ON_RELEASE, &e), -EINVAL);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0, RSC_NO_CLOEXEC, &e),
+			 -EINVAL);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0, 0, &e), 0);
+	ck_assert_str_eq(rsc_entry_detail(e), "AF_INET/SOCK_STREAM");
+	ck_assert(fcntl(rsc_entry_wait(e), F_GETFD) & FD_CLOEXEC);
+	ck_assert(fcntl(rsc_entry_fd(e), F_GETFL) & O_NONBLOCK);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+/* rsc_connect(3): ERRORS -EINVAL for the lengths each family needs or allows,
+ * an unnamed AF_UNIX address to rsc_connect, RSC_REUSEPORT outside
+ * rsc_listen, a negative backlog, another family. */
+START_TEST(connect_and_listen_argument_refusals)
+{
+	struct sockaddr_in in = t_loopback(9);
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	struct sockaddr_storage big = { .ss_family = AF_INET };
+	struct sockaddr_nl { unsigned short f; char pad[14]; } nl = { .f = AF_NETLINK };
+	struct rsc_entry *e;
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_connect(s, NULL, sizeof(in), 0, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&in, sizeof(in) - 1, 0, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&in6, sizeof(in6) - 1, 0, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&big, sizeof(big) + 1, 0, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&un, sizeof(sa_family_t), 0, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&un, sizeof(un) + 1, 0, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&nl, sizeof(nl), 0, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&in, sizeof(in), 0, RSC_REUSEPORT, &e), -EINVAL);
+	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&in, sizeof(in), -1, 0, &e), -EINVAL);
+	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&in, sizeof(in), 1, RSC_FSYNC_ON_RELEASE, &e),
+			 -EINVAL);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_count_events(RSC_EV_ENTERED), 0);
+}
+END_TEST
+
+/* rsc_connect(3): "Failures of the connect ... arrive as the scope's pending
+ * error, for example -ECONNREFUSED"; "The error's detail is the address". */
+START_TEST(refused_connect_is_the_scopes_error_naming_the_address)
+{
+	struct rsc_error *err = NULL;
+	struct sockaddr_in a;
+	struct rsc_scope *s, *ls;
+	struct rsc_entry *l, *e;
+	char want[32];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "ls", &ls), 0);
+	l = t_listen_on_loopback(ls, 1, &a);
+	ck_assert_int_eq(rsc_scope_close_wait(ls, NULL), 0); /* the port is free again */
+	(void)l;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&a, sizeof(a), 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_wait(e), -ECONNREFUSED);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ECONNREFUSED);
+	snprintf(want, sizeof(want), "127.0.0.1:%u", ntohs(a.sin_port));
+	ck_assert_str_eq(rsc_error_detail(err), want);
+	rsc_error_free(err);
+}
+END_TEST
+
+static void accept_note(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *e,
+			void *data)
+{
+	int *r = data;
+
+	(void)l;
+	r[0]++;
+	r[1] = res;
+	r[2] = cs == NULL && e == NULL;
+}
+
+/* rsc_accept(3): ERRORS -EINVAL (cb NULL, bad flags), -EBADF (not entered),
+ * -ESHUTDOWN ("or a scope above it, is closing"); a single-shot accept "always
+ * ends with exactly one call of cb": -ECANCELED with NULL scope and entry. */
+START_TEST(accept_refusals_and_its_one_call)
+{
+	struct sockaddr_in a = t_loopback(0);
+	struct rsc_scope *p, *s;
+	struct rsc_entry *l;
+	int r[3] = { 0 };
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "s", &s), 0);
+	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&a, sizeof(a), 4, 0, &l), 0);
+	ck_assert_int_eq(rsc_accept(l, 0, accept_note, r), -EBADF); /* still entering */
+	ck_assert_int_ge(rsc_entry_wait(l), 0);
+	ck_assert_int_eq(rsc_accept(l, 0, NULL, r), -EINVAL);
+	ck_assert_int_eq(rsc_accept(l, 1U << 9, accept_note, r), -EINVAL);
+	ck_assert_int_eq(rsc_accept(l, 0, accept_note, r), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(l, NULL), 0);
+	ck_assert_int_eq(r[0], 1);
+	ck_assert_int_eq(r[1], -ECANCELED);
+	ck_assert_int_eq(r[2], 1);
+	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&a, sizeof(a), 4, 0, &l), 0);
+	ck_assert_int_ge(rsc_entry_wait(l), 0);
+	ck_assert_int_eq(rsc_scope_close(p, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_accept(l, 0, accept_note, r), -ESHUTDOWN);
+	t_run();
+	ck_assert_int_eq(r[0], 1);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -1819,6 +1996,20 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, io_state_refusals);
 	tcase_add_test(tc, io_on_an_entry_without_a_descriptor_is_refused);
 	tcase_add_test(tc, timer_ends_with_exactly_one_call);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("net");
+	t_add_fixture(tc);
+	tcase_add_test(tc, open_argument_refusals);
+	tcase_add_test(tc, open_failure_unwinds_with_openat);
+	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
+		tcase_add_test(tc, socket_argument_refusals_and_detail);
+		tcase_add_test(tc, connect_and_listen_argument_refusals);
+		tcase_add_test(tc, refused_connect_is_the_scopes_error_naming_the_address);
+		tcase_add_test(tc, accept_refusals_and_its_one_call);
+	} else {
+		printf("SKIP pages/net socket tests: kernel lacks IORING_OP_SOCKET or IORING_OP_CONNECT\n");
+	}
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("faults");
