@@ -1907,6 +1907,237 @@ START_TEST(accept_refusals_and_its_one_call)
 }
 END_TEST
 
+/* ---- rsc_push(3), rsc_entry_get_sqes(3) ------------------------------------------ */
+
+struct hookprobe {
+	struct rsc_scope *scope, *other;
+	struct rsc_entry *victim;
+	int enter_ret;
+	int sqes_zero, sqes_big, sqes_null, sqes_twice, move, timer, listen, emove, run, release;
+	int enter_calls, exit_calls;
+};
+
+static int probe_enter(struct rsc_entry *e, void *arg)
+{
+	struct hookprobe *h = arg;
+	struct sockaddr_in a = t_loopback(0);
+	struct io_uring_sqe *sqe[RSC_ENTRY_SQES_MAX + 1];
+	struct rsc_entry *x;
+
+	h->enter_calls++;
+	if (h->enter_ret)
+		return h->enter_ret;
+	h->sqes_zero = rsc_entry_get_sqes(e, 0, sqe);
+	h->sqes_big = rsc_entry_get_sqes(e, RSC_ENTRY_SQES_MAX + 1, sqe);
+	h->sqes_null = rsc_entry_get_sqes(e, 1, NULL);
+	h->move = rsc_scope_move(h->other, NULL);
+	h->timer = rsc_timer(h->scope, 1, io_note, NULL, NULL);
+	h->listen = rsc_listen(h->scope, (struct sockaddr *)&a, sizeof(a), 1, 0, &x);
+	h->emove = rsc_entry_move(h->victim, h->other);
+	h->release = rsc_entry_release(h->victim, NULL, NULL);
+	h->run = rsc_loop_run(t_loop, RSC_RUN_NOWAIT);
+	if (rsc_entry_get_sqes(e, 1, sqe) == 0) {
+		io_uring_prep_nop(sqe[0]);
+		h->sqes_twice = rsc_entry_get_sqes(e, 1, sqe);
+	}
+	return 0;
+}
+
+static int probe_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct hookprobe *h = arg;
+
+	(void)e;
+	(void)pending;
+	h->exit_calls++;
+	return -ENOLINK;
+}
+
+static const struct rsc_manager probe_mgr = { sizeof(struct rsc_manager), 0, "probe", probe_enter,
+					      probe_exit };
+
+/* rsc_push(3): -EINVAL for a bad manager, "checked before anything is
+ * acquired"; "Any negative errno returned by enter is returned as is", and
+ * then "exit is never called"; *entryp is NULL on failure. */
+START_TEST(push_refusals_and_a_failing_enter)
+{
+	struct hookprobe h = { .enter_ret = -ENOTTY };
+	struct rsc_manager bad = probe_mgr;
+	struct rsc_entry *e = (struct rsc_entry *)&e;
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_push(s, NULL, &h, &e), -EINVAL);
+	ck_assert_ptr_null(e);
+	bad.size = 4;
+	ck_assert_int_eq(rsc_push(s, &bad, &h, &e), -EINVAL);
+	bad = probe_mgr;
+	bad.flags = 1U << 7;
+	ck_assert_int_eq(rsc_push(s, &bad, &h, &e), -EINVAL);
+	bad = probe_mgr;
+	bad.name = "";
+	ck_assert_int_eq(rsc_push(s, &bad, &h, &e), -EINVAL);
+	ck_assert_int_eq(h.enter_calls, 0);
+	ck_assert_int_eq(rsc_push(s, &probe_mgr, &h, &e), -ENOTTY);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(h.enter_calls, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(h.exit_calls, 0);
+}
+END_TEST
+
+/* rsc_push(3): "from inside an enter or exit hook, every call that pushes ...,
+ * starts tracked I/O ..., or moves ownership ... is refused with -EDEADLK, and
+ * so are rsc_loop_run(3)"; rsc_entry_get_sqes(3): -EINVAL (n 0, too many, sqes
+ * NULL), -EBUSY "Called a second time in the same hook", -EPERM outside one;
+ * an exit's negative return "raises a new error (its operation named ...
+ * "exit" for the return)". */
+START_TEST(hooks_refuse_what_would_nest)
+{
+	struct hookprobe h = { 0 };
+	struct rsc_error *err = NULL;
+	struct io_uring_sqe *sqe;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2];
+
+	ck_assert_int_eq(pipe_pair(p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "o", &h.other), 0);
+	h.scope = s;
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &h.victim), 0);
+	ck_assert_int_eq(rsc_push(s, &probe_mgr, &h, &e), 0);
+	ck_assert_int_eq(h.sqes_zero, -EINVAL);
+	ck_assert_int_eq(h.sqes_big, -EINVAL);
+	ck_assert_int_eq(h.sqes_null, -EINVAL);
+	ck_assert_int_eq(h.sqes_twice, -EBUSY);
+	ck_assert_int_eq(h.move, -EDEADLK);
+	ck_assert_int_eq(h.timer, -EDEADLK);
+	ck_assert_int_eq(h.listen, -EDEADLK);
+	ck_assert_int_eq(h.emove, -EDEADLK);
+	ck_assert_int_eq(h.release, -EDEADLK);
+	ck_assert_int_eq(h.run, -EDEADLK);
+	ck_assert_int_eq(rsc_entry_get_sqes(e, 1, &sqe), -EPERM);
+	ck_assert_int_eq(rsc_entry_wait(e), 0); /* the NOP's result */
+	ck_assert_int_eq(rsc_scope_close_wait(h.other, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ENOLINK);
+	ck_assert_str_eq(rsc_error_op(err), "exit");
+	ck_assert_str_eq(rsc_error_entry(err), "probe");
+	rsc_error_free(err);
+	ck_assert_int_eq(h.exit_calls, 1);
+	ck_assert(!fd_is_open(p[0]));
+	close(p[1]);
+}
+END_TEST
+
+/* ---- rsc_entry_wait(3) ------------------------------------------------------------- */
+
+/* rsc_entry_wait(3): "If the acquire has completed already, it returns at
+ * once"; -EBADF once released; -ESHUTDOWN "The close of the entry's scope, or
+ * of any scope above it, was requested". */
+START_TEST(entry_wait_states)
+{
+	struct rsc_scope *p, *c;
+	struct rsc_entry *a, *o;
+	int fds[2];
+
+	t_make_files(1);
+	ck_assert_int_eq(pipe_pair(fds), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_adopt(c, fds[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_entry_wait(a), fds[0]);
+	ck_assert_int_eq(rsc_entry_release_wait(a, NULL), 0);
+	ck_assert_int_eq(rsc_entry_wait(a), -EBADF);
+	ck_assert_int_eq(rsc_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &o), 0);
+	ck_assert_int_eq(rsc_scope_close(p, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_wait(o), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_entry_wait(NULL), -EINVAL);
+	t_run();
+	ck_assert_int_eq(rsc_entry_wait(o), -ESTALE);
+	ck_assert(!t_fd_open_to(t_dir));
+	close(fds[1]);
+}
+END_TEST
+
+/* ---- rsc_loop_close(3), rsc_loop_shutdown(3) ----------------------------------------- */
+
+static void post_open_scope(struct rsc_loop *l, void *arg)
+{
+	struct rsc_scope **s = arg;
+
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "posted", s), 0);
+}
+
+/* rsc_loop_close(3): -EBUSY while a scope exists, "unwound and waiting for its
+ * close" too, and "Nothing is freed"; "A post that opens a scope there leaves
+ * the loop busy: the call then returns -EBUSY ... (the post has run...)". */
+START_TEST(loop_close_refuses_while_a_scope_is_left)
+{
+	struct rsc_scope *s = NULL;
+	struct rsc_loop *l;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_loop_close(l), -EBUSY);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, NULL), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_loop_close(l), -EBUSY);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EIO);
+	s = NULL;
+	ck_assert_int_eq(rsc_loop_post(l, post_open_scope, &s), 0);
+	ck_assert_int_eq(rsc_loop_close(l), -EBUSY);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(rsc_loop_close(NULL), -EINVAL);
+}
+END_TEST
+
+static void shutdown_inside(struct rsc_loop *l, void *arg)
+{
+	int *r = arg;
+
+	r[0] = rsc_loop_shutdown(l, NULL);
+	r[1] = rsc_loop_close(l);
+}
+
+/* rsc_loop_shutdown(3): "an error left by a newer scope is the pending error
+ * for the older ones"; a scope already closed "keeps its own callback, which
+ * runs during the shutdown and receives that scope's result"; -EDEADLK inside
+ * a callback, "Nothing is closed and the loop is not freed". */
+START_TEST(loop_shutdown_combines_and_keeps_callbacks)
+{
+	struct deferred older = { 0 };
+	struct rsc_error *err = NULL;
+	struct rsc_scope *a, *b, *c;
+	int cst[3] = { 0 }, r[2] = { 1, 1 };
+	struct rsc_loop *l;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_post(l, shutdown_inside, r), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(r[0], -EDEADLK);
+	ck_assert_int_eq(r[1], -EDEADLK);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "a", &a), 0);
+	older.scope = a;
+	ck_assert_int_eq(rsc_defer(a, defer_note, &older, NULL), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "b", &b), 0);
+	ck_assert_int_eq(rsc_scope_fail(b, -EPROTO, NULL), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_fail(c, -ENOLINK, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(c, note_status, cst), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l, &err), -EPROTO);
+	ck_assert_int_eq(older.pending_errno, -EPROTO);
+	ck_assert_int_eq(cst[0], 1);
+	ck_assert_int_eq(cst[1], -ENOLINK);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_errno(err), -EPROTO);
+	rsc_error_free(err);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -2010,6 +2241,15 @@ Suite *make_pages_suite(void)
 	} else {
 		printf("SKIP pages/net socket tests: kernel lacks IORING_OP_SOCKET or IORING_OP_CONNECT\n");
 	}
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("push-loop");
+	t_add_fixture(tc);
+	tcase_add_test(tc, push_refusals_and_a_failing_enter);
+	tcase_add_test(tc, hooks_refuse_what_would_nest);
+	tcase_add_test(tc, entry_wait_states);
+	tcase_add_test(tc, loop_close_refuses_while_a_scope_is_left);
+	tcase_add_test(tc, loop_shutdown_combines_and_keeps_callbacks);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("faults");
