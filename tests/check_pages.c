@@ -2138,6 +2138,144 @@ START_TEST(loop_shutdown_combines_and_keeps_callbacks)
 }
 END_TEST
 
+/* ---- rsc_scope_name(3), rsc_scope_set_data(3), rsc_entry_set_data(3) ---------------- */
+
+struct seen_in_exit {
+	struct rsc_scope *scope;
+	int state, err;
+	int calls;
+};
+
+static int exit_looks(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct seen_in_exit *x = arg;
+	const struct rsc_error *err = rsc_scope_error(x->scope);
+
+	(void)e;
+	(void)pending;
+	x->calls++;
+	x->state = rsc_scope_state(x->scope);
+	x->err = err ? rsc_error_errno(err) : 0;
+	return 0;
+}
+
+/* rsc_scope_name(3): RSC_SCOPE_UNWINDING while its exits run, with
+ * rsc_scope_error() "the chain its next exit receives"; RSC_SCOPE_UNWOUND
+ * "after a failed acquire, it waits for rsc_scope_close(3)", its error "the
+ * chain its close callback will receive"; "" and NULL for a stale handle. */
+START_TEST(scope_state_and_error_through_an_unwind)
+{
+	struct seen_in_exit x = { 0 };
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	x.scope = s;
+	ck_assert_ptr_null(rsc_scope_error(s));
+	ck_assert_int_eq(rsc_defer(s, exit_looks, &x, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, NULL), 0);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	t_run();
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.state, RSC_SCOPE_UNWINDING);
+	ck_assert_int_eq(x.err, -EPIPE);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	ck_assert_ptr_nonnull(rsc_scope_error(s));
+	ck_assert_int_eq(rsc_error_errno(rsc_scope_error(s)), -EPIPE);
+	ck_assert_str_eq(rsc_scope_name(s), "s");
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EPIPE);
+	ck_assert_str_eq(rsc_scope_name(s), "");
+	ck_assert_ptr_null(rsc_scope_error(s));
+	ck_assert_int_eq(rsc_scope_state(s), -ESTALE);
+	ck_assert_int_eq(rsc_scope_state(NULL), -EINVAL);
+	ck_assert_str_eq(rsc_scope_name(NULL), "");
+}
+END_TEST
+
+static void data_in_callbacks(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	int *n = data;
+
+	(void)status;
+	(void)err;
+	if (rsc_scope_data(s) == data)
+		(*n)++;
+}
+
+/* rsc_scope_set_data(3): "a new scope's pointer is NULL"; kept "during its
+ * close callback and rsc_scope_on_close(3) callback"; "A scope moved with
+ * rsc_scope_move(3) keeps it"; rsc_entry_set_data(3): likewise for an entry
+ * moved with rsc_entry_move(3); -ESTALE and NULL once freed. */
+START_TEST(data_pointers_survive_moves_and_last_callbacks)
+{
+	struct rsc_scope *p, *s;
+	struct rsc_entry *e;
+	int n = 0, fds[2];
+
+	ck_assert_int_eq(pipe_pair(fds), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_ptr_null(rsc_scope_data(s));
+	ck_assert_int_eq(rsc_scope_set_data(s, &n), 0);
+	ck_assert_int_eq(rsc_adopt(s, fds[0], 0, &e), 0);
+	ck_assert_ptr_null(rsc_entry_data(e));
+	ck_assert_int_eq(rsc_entry_set_data(e, &fds), 0);
+	ck_assert_int_eq(rsc_scope_move(s, p), 0);
+	ck_assert_ptr_eq(rsc_scope_data(s), &n);
+	ck_assert_int_eq(rsc_entry_move(e, p), 0);
+	ck_assert_ptr_eq(rsc_entry_data(e), &fds);
+	ck_assert_int_eq(rsc_scope_on_close(s, data_in_callbacks, &n), 0);
+	ck_assert_int_eq(rsc_scope_close(s, data_in_callbacks, &n), 0);
+	t_run();
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(rsc_scope_set_data(s, &n), -ESTALE);
+	ck_assert_ptr_null(rsc_scope_data(s));
+	ck_assert_int_eq(rsc_scope_set_data(NULL, &n), -EINVAL);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), 0);
+	ck_assert_int_eq(rsc_entry_set_data(e, &n), -ESTALE);
+	ck_assert_ptr_null(rsc_entry_data(e));
+	close(fds[1]);
+}
+END_TEST
+
+/* ---- rsc_loop_run(3), rsc_loop_counter(3) -------------------------------------------- */
+
+/* rsc_loop_counter(3): "Counters start at 0" (but pool_allocs); RSC_CTR_ACQUIRED, RELEASED,
+ * ENTER_FAILED ("cancelled acquires included") count entries; every counter
+ * has a name, RSC_CTR__COUNT none; -EINVAL out of range. rsc_loop_run(3):
+ * -EINVAL for a bad mode; "returns 1 if the loop still has work, 0 if not". */
+START_TEST(counters_count_entries_and_run_reports_work)
+{
+	struct rsc_scope *s, *f;
+	struct rsc_entry *ok;
+	struct rsc_loop *l;
+	int i;
+
+	t_make_files(2);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	for (i = 0; i < RSC_CTR__COUNT; i++) {
+		ck_assert_ptr_nonnull(rsc_counter_name(i));
+		if (i != RSC_CTR_POOL_ALLOCS) /* the pools' first allocations, by rsc_loop_new */
+			ck_assert_int_eq(rsc_loop_counter(l, i), 0);
+	}
+	ck_assert_ptr_null(rsc_counter_name(RSC_CTR__COUNT));
+	ck_assert_int_eq(rsc_loop_counter(l, RSC_CTR__COUNT), -EINVAL);
+	ck_assert_str_eq(rsc_counter_name(RSC_CTR_SQES), "sqes");
+	ck_assert_int_eq(rsc_loop_run(l, (enum rsc_run_mode)7), -EINVAL);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "f", &f), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &ok), 0);
+	ck_assert_int_eq(rsc_open(f, AT_FDCWD, t_path("f1"), O_RDONLY, 0, 0, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(f, NULL, NULL), 0); /* cancels its acquire, or releases it */
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_NOWAIT) >= 0, 1);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_loop_counter(l, RSC_CTR_ACQUIRED) + rsc_loop_counter(l, RSC_CTR_ENTER_FAILED), 2);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(l, RSC_CTR_RELEASED), rsc_loop_counter(l, RSC_CTR_ACQUIRED));
+	ck_assert_int_gt(rsc_loop_counter(l, RSC_CTR_SQES), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -2250,6 +2388,13 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, entry_wait_states);
 	tcase_add_test(tc, loop_close_refuses_while_a_scope_is_left);
 	tcase_add_test(tc, loop_shutdown_combines_and_keeps_callbacks);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("getters");
+	t_add_fixture(tc);
+	tcase_add_test(tc, scope_state_and_error_through_an_unwind);
+	tcase_add_test(tc, data_pointers_survive_moves_and_last_callbacks);
+	tcase_add_test(tc, counters_count_entries_and_run_reports_work);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("faults");
