@@ -78,6 +78,10 @@ static void end_grace(struct rsc__scope *s, bool timed_out)
 	 * a deadline started already (its releases are draining it now). */
 	busy = subtree_busy(s);
 	s->g_cancelled = busy;
+	/* The bound covers the subtree: a grace below, even an unbounded one,
+	 * ends with it rather than hold this unwind past its bound. */
+	if (timed_out)
+		rsc__graceful_cut_below(s);
 	if (s->state == RSC_SCOPE_OPEN)
 		rsc__ready_push(loop, s);
 }

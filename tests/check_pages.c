@@ -24,6 +24,33 @@
 
 /* ---- rsc_scope_close_graceful(3), rsc_scope_close_stats(3) --------------- */
 
+/* A timer in a scope of its own, so that a wait for a hang ends (bounded tests). */
+struct guard {
+	struct rsc_scope *s;
+	int fired;
+};
+
+static void guard_fired(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)buf;
+	if (res == -ETIME)
+		((struct guard *)data)->fired = 1;
+}
+
+static void guard_start(struct guard *g, unsigned ms)
+{
+	g->fired = 0;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "guard", &g->s), 0);
+	ck_assert_int_eq(rsc_timer(g->s, ms, guard_fired, g, NULL), 0);
+}
+
+static void guard_stop(struct guard *g)
+{
+	ck_assert_int_eq(rsc_scope_close(g->s, NULL, NULL), 0);
+	ck_assert_msg(!g->fired, "the guard fired: the loop hung");
+}
+
 /* What one scope's close callback saw. */
 struct gstats {
 	int calls, status, ret;
@@ -150,6 +177,33 @@ START_TEST(close_stats_counts_an_early_release_as_drained)
 	ck_assert_int_eq(gp.calls, 1);
 	ck_assert_uint_eq(gp.drained, 1);
 	ck_assert_uint_eq(gp.cancelled, 0);
+	close(peer);
+}
+END_TEST
+
+/* rsc_scope_close_graceful(3): when grace_ms passes, "the unwind starts
+ * anyway; each release then cancels its entry's remaining I/O": the I/O of a
+ * child in an unbounded grace of its own too, which *cancelled counts. */
+START_TEST(parent_grace_bound_cuts_a_childs_unbounded_grace)
+{
+	struct gstats gp = { 0 }, gc = { 0 };
+	struct rsc_scope *p, *c;
+	struct guard g;
+	int peer, res = 1;
+	char buf[8];
+
+	parent_and_busy_child(&p, &c, &peer, buf, &res);
+	ck_assert_int_eq(rsc_scope_close_graceful(c, 0, on_gclose, &gc), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(p, 20, on_gclose, &gp), 0);
+	guard_start(&g, 2000);
+	while (gp.calls == 0 && !g.fired)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	guard_stop(&g);
+	ck_assert_int_eq(gp.calls, 1);
+	ck_assert_int_eq(res, -ECANCELED);
+	ck_assert_int_eq(gc.calls, 1);
+	ck_assert_uint_eq(gp.cancelled, 1);
+	ck_assert_uint_eq(gp.drained, 0);
 	close(peer);
 }
 END_TEST
@@ -2299,6 +2353,7 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, close_stats_drained_counts_a_child_graceful_first);
 	tcase_add_test(tc, close_stats_drained_counts_a_child_graceful_inside);
 	tcase_add_test(tc, close_stats_counts_an_early_release_as_drained);
+	tcase_add_test(tc, parent_grace_bound_cuts_a_childs_unbounded_grace);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("ownership");
