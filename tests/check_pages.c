@@ -22,6 +22,25 @@
  * sentence it checks. What other suites already check is not repeated.
  */
 
+/* Helpers shared by the pages below. */
+static int pipe_pair(int p[2])
+{
+	return pipe2(p, O_CLOEXEC);
+}
+
+static bool fd_is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+static int defer_nothing(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	return 0;
+}
+
 /* ---- rsc_scope_close_graceful(3), rsc_scope_close_stats(3) --------------- */
 
 /* A timer in a scope of its own, so that a wait for a hang ends (bounded tests). */
@@ -208,17 +227,68 @@ START_TEST(parent_grace_bound_cuts_a_childs_unbounded_grace)
 }
 END_TEST
 
+/* rsc_scope_close_graceful(3): "Nothing more can be pushed into scope or a
+ * scope below it" (-ESHUTDOWN); the entries of the subtree "cannot be detached
+ * or moved (-EALREADY)" but "may still be released early"; "While the grace
+ * lasts the loop is alive". */
+START_TEST(grace_refuses_pushes_and_moves_below)
+{
+	struct gstats gp = { 0 };
+	struct rsc_scope *p, *c, *x, *o;
+	struct rsc_entry *e, *y;
+	int peer, res = 1, fds[2];
+	char buf[8];
+
+	ck_assert_int_eq(pipe_pair(fds), 0);
+	e = parent_and_busy_child(&p, &c, &peer, buf, &res);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "o", &o), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(p, 0, on_gclose, &gp), 0);
+	ck_assert_int_eq(rsc_adopt(c, fds[0], 0, &y), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_defer(c, defer_nothing, NULL, NULL), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_open(t_loop, c, "x", &x), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_entry_move(e, o), -EALREADY);
+	ck_assert_int_eq(rsc_entry_detach(e), -EALREADY);
+	ck_assert_int_eq(rsc_scope_move(c, o), -EALREADY);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 1);
+	ck_assert_int_eq(gp.calls, 0);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(gp.calls, 1);
+	ck_assert_int_eq(res, -ECANCELED);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	close(fds[0]);
+	close(fds[1]);
+	close(peer);
+}
+END_TEST
+
+/* rsc_scope_close_graceful(3): a scope "whose rsc_scope_fail(3) is pending ...
+ * is simply closed ... and grace_ms is ignored"; *drained and *cancelled "are
+ * 0 for a scope closed any other way". */
+START_TEST(graceful_close_after_a_failure_is_a_plain_close)
+{
+	struct gstats g = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int peer, res = 1;
+	char buf[8];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, on_recv_note, &res), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 0, on_gclose, &g), 0);
+	t_run(); /* an unbounded grace would never end: the recv is idle */
+	ck_assert_int_eq(g.calls, 1);
+	ck_assert_int_eq(g.status, -EIO);
+	ck_assert_int_eq(res, -ECANCELED);
+	ck_assert_uint_eq(g.drained + g.cancelled, 0);
+	close(peer);
+}
+END_TEST
+
 /* ---- rsc_adopt(3) --------------------------------------------------------- */
-
-static int pipe_pair(int p[2])
-{
-	return pipe2(p, O_CLOEXEC);
-}
-
-static bool fd_is_open(int fd)
-{
-	return fcntl(fd, F_GETFD) >= 0;
-}
 
 /* rsc_adopt(3): "On failure nothing changes hands: the caller still owns fd,
  * and nothing is closed", and *entryp is set to NULL. */
@@ -358,14 +428,6 @@ START_TEST(adopt_shutdown_on_release_errors)
 END_TEST
 
 /* ---- rsc_entry_detach(3) ---------------------------------------------------- */
-
-static int defer_nothing(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
-{
-	(void)e;
-	(void)pending;
-	(void)arg;
-	return 0;
-}
 
 /* rsc_entry_detach(3): the descriptor is "the caller's: the runtime never
  * closes it"; "The entry is freed inside this call"; "No exit hook, no
@@ -2354,6 +2416,8 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, close_stats_drained_counts_a_child_graceful_inside);
 	tcase_add_test(tc, close_stats_counts_an_early_release_as_drained);
 	tcase_add_test(tc, parent_grace_bound_cuts_a_childs_unbounded_grace);
+	tcase_add_test(tc, grace_refuses_pushes_and_moves_below);
+	tcase_add_test(tc, graceful_close_after_a_failure_is_a_plain_close);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("ownership");
