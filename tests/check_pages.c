@@ -2392,6 +2392,113 @@ START_TEST(counters_count_entries_and_run_reports_work)
 }
 END_TEST
 
+/* ---- rsc_recv_multishot(3), rsc_loop_set_recv_buffers(3), rsc_pipe(3) -------------- */
+
+struct stream {
+	char got[64];
+	int len, calls, last, last_buf_null;
+};
+
+static void stream_note(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct stream *st = data;
+
+	(void)e;
+	st->calls++;
+	if (res > 0) {
+		memcpy(st->got + st->len, buf, (size_t)res);
+		st->len += res;
+		return;
+	}
+	st->last = res;
+	st->last_buf_null = buf == NULL;
+}
+
+/* rsc_recv_multishot(3): -EINVAL (cb NULL, flags not 0), -EBUSY for a second
+ * receive "in either order"; "The last call has res <= 0 and buf NULL": 0 when
+ * "the peer shut down its side", after the bytes "in the order of the stream". */
+START_TEST(multishot_receive_promises)
+{
+	struct stream st = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *a, *b;
+	int pa, pb, r[3] = { 0 };
+	char buf[8];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	a = t_adopted_pair(s, &pa);
+	b = t_adopted_pair(s, &pb);
+	ck_assert_int_eq(rsc_recv_multishot(a, 0, NULL, &st), -EINVAL);
+	ck_assert_int_eq(rsc_recv_multishot(a, 1, stream_note, &st), -EINVAL);
+	ck_assert_int_eq(rsc_recv_multishot(a, 0, stream_note, &st), 0);
+	ck_assert_int_eq(rsc_recv_multishot(a, 0, stream_note, &st), -EBUSY);
+	ck_assert_int_eq(rsc_recv(a, buf, sizeof(buf), 0, io_note, r), -EBUSY);
+	ck_assert_int_eq(rsc_recv(b, buf, sizeof(buf), 0, io_note, r), 0);
+	ck_assert_int_eq(rsc_recv_multishot(b, 0, stream_note, &st), -EBUSY);
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 16, 4096), -EBUSY);
+	ck_assert_int_eq(write(pa, "one", 3), 3);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(write(pa, "two", 3), 3);
+	ck_assert_int_eq(shutdown(pa, SHUT_WR), 0);
+	ck_assert_int_eq(write(pb, "x", 1), 1);
+	t_run();
+	ck_assert_int_eq(st.len, 6);
+	ck_assert(memcmp(st.got, "onetwo", 6) == 0);
+	ck_assert_int_eq(st.last, 0);
+	ck_assert_int_eq(st.last_buf_null, 1);
+	ck_assert_int_eq(r[1], 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(pa);
+	close(pb);
+}
+END_TEST
+
+/* rsc_loop_set_recv_buffers(3): -EINVAL "count is not a power of two or is
+ * above 32768, or size is 0 or above 1 MiB (with a non-zero count)"; "A count
+ * of 0 frees them". */
+START_TEST(recv_buffers_argument_refusals)
+{
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(NULL, 16, 4096), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 12, 4096), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 65536, 4096), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 16, 0), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 16, (1U << 20) + 1), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 0, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 16, 1U << 20), 0);
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 0, 0), 0);
+}
+END_TEST
+
+/* rsc_pipe(3): rsc_pipe_ends() "returns -EAGAIN while the pipe is being
+ * acquired ... and -EBADF once released", -EINVAL "not a pipe entry"; the
+ * release "closes the write end, then the read end"; "A pipe entry cannot be
+ * detached". */
+START_TEST(pipe_ends_through_the_lifecycle)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e, *a;
+	int ends[2], fds[2];
+
+	ck_assert_int_eq(pipe_pair(fds), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_pipe(s, 1U << 9, &e), -EINVAL);
+	ck_assert_int_eq(rsc_pipe(s, 0, &e), 0);
+	ck_assert_int_eq(rsc_pipe_ends(e, ends), -EAGAIN);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_pipe_ends(e, ends), 0);
+	ck_assert_int_eq(ends[0], rsc_entry_fd(e));
+	ck_assert(fcntl(ends[1], F_GETFD) & FD_CLOEXEC);
+	ck_assert_int_eq(rsc_entry_detach(e), -EBADF);
+	ck_assert_int_eq(rsc_adopt(s, fds[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_pipe_ends(a, ends), -EINVAL);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	ck_assert(!fd_is_open(ends[0]) && !fd_is_open(ends[1]));
+	ck_assert_int_eq(rsc_pipe_ends(e, ends), -EBADF);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(fds[1]);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -2514,6 +2621,13 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, scope_state_and_error_through_an_unwind);
 	tcase_add_test(tc, data_pointers_survive_moves_and_last_callbacks);
 	tcase_add_test(tc, counters_count_entries_and_run_reports_work);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("multishot-pipe");
+	t_add_fixture(tc);
+	ADD_IF(tc, multishot_receive_promises, IORING_OP_SEND_ZC, "IORING_RECV_MULTISHOT (Linux 6.0)");
+	ADD_IF(tc, recv_buffers_argument_refusals, IORING_OP_SEND_ZC, "provided-buffer rings (Linux 5.19)");
+	ADD_IF(tc, pipe_ends_through_the_lifecycle, OP_PIPE, "IORING_OP_PIPE (Linux 6.16)");
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("faults");
