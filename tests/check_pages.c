@@ -2499,6 +2499,59 @@ START_TEST(pipe_ends_through_the_lifecycle)
 }
 END_TEST
 
+/* ---- rsc_error_errno(3), rsc_error_format(3), rsc_error_dup(3) ----------------------- */
+
+static void dup_chain(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)status;
+	ck_assert_int_eq(rsc_error_dup(err, data), 0);
+}
+
+/* rsc_error_errno(3): "When a child scope that failed on its own is closed by
+ * a parent that has an error of its own, the child's chain comes first and the
+ * parent's follows it"; rsc_error_dup(3): a chain held lives on "after that
+ * loop is freed"; rsc_error_format(3): "; caused by ", each control byte "shown
+ * as \xNN"; -EINVAL for a NULL dupp. */
+START_TEST(error_chain_order_format_and_dup)
+{
+	struct rsc_error *err = NULL, *bad = NULL;
+	struct rsc_scope *p, *c;
+	struct rsc_loop *l;
+	char name[32], text[512];
+
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(l, p, "c", &c), 0);
+	snprintf(name, sizeof(name), "%s/x\nline", t_dir);
+	ck_assert_int_eq(rsc_open(c, AT_FDCWD, name, O_RDONLY, 0, 0, NULL), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_scope_state(c), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_fail(p, -EPROTO, "parse"), 0);
+	ck_assert_int_eq(rsc_scope_close(p, dup_chain, &err), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	ck_assert_ptr_nonnull(err); /* held past the loop */
+	ck_assert_int_eq(rsc_error_depth(err), 2);
+	ck_assert_int_eq(rsc_error_errno(err), -ENOENT);
+	ck_assert_str_eq(rsc_error_scope(err), "c");
+	ck_assert_int_eq(rsc_error_errno(rsc_error_cause(err)), -EPROTO);
+	ck_assert_str_eq(rsc_error_op(rsc_error_cause(err)), "parse");
+	ck_assert_ptr_null(rsc_error_cause(rsc_error_cause(err)));
+	ck_assert_int_gt(rsc_error_format(err, text, sizeof(text)), 0);
+	ck_assert_ptr_nonnull(strstr(text, "x\\x0aline"));
+	ck_assert_ptr_null(strchr(text, '\n'));
+	ck_assert_ptr_nonnull(strstr(text, "; caused by parse"));
+	ck_assert_ptr_nonnull(strstr(text, "(ENOENT) [entry 'file' in scope 'c']"));
+	ck_assert_ptr_nonnull(strchr(rsc_error_detail(err), '\n')); /* the getters give the bytes */
+	ck_assert_int_eq(rsc_error_dup(err, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_error_dup(NULL, &bad), -EINVAL);
+	ck_assert_int_eq(rsc_error_format(err, NULL, 5), -EINVAL);
+	ck_assert_int_eq(rsc_error_print(err, NULL), -EINVAL);
+	rsc_error_free(err);
+	rsc_error_free(NULL);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -2621,6 +2674,7 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, scope_state_and_error_through_an_unwind);
 	tcase_add_test(tc, data_pointers_survive_moves_and_last_callbacks);
 	tcase_add_test(tc, counters_count_entries_and_run_reports_work);
+	tcase_add_test(tc, error_chain_order_format_and_dup);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("multishot-pipe");
