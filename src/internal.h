@@ -619,6 +619,9 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
 		    void *owned_arg, unsigned config, const char *detail,
 		    const void *site, struct rsc__entry **entryp);
+/* manager_net.c: an address rsc_connect (@connecting) or rsc_listen takes, or -EINVAL. */
+int rsc__check_addr(const struct sockaddr *addr, socklen_t addrlen, bool connecting,
+		    const char *fn);
 int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 		     unsigned flags, const void *site, struct rsc__entry **entryp);
 /* rsc_entry_get_sqes() for built-in hooks, which hold the entry itself. */

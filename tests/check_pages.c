@@ -2552,6 +2552,47 @@ START_TEST(error_chain_order_format_and_dup)
 }
 END_TEST
 
+/* ---- rsc_chain_new(3) ------------------------------------------------------------------ */
+
+/* rsc_chain_new(3): -E2BIG "more than RSC_ENTRY_SQES_MAX SQEs"; -EINVAL for a
+ * send not behind a connect step; -ENXIO "The loop has no direct table", and
+ * the submit "consumes the chain whether it succeeds or not"; "If the chain is
+ * never submitted, cb is never called"; -ESHUTDOWN at the submit. */
+START_TEST(chain_refusals)
+{
+	struct rsc_scope *s;
+	struct rsc_chain *ch;
+	int r[3] = { 0 }, i, ret = 0;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), -ENXIO);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 8), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
+	for (i = 0; i <= RSC_ENTRY_SQES_MAX && ret == 0; i++)
+		ret = rsc_chain_open(ch, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL);
+	ck_assert_int_eq(ret, -E2BIG);
+	ck_assert_int_eq(i, RSC_ENTRY_SQES_MAX + 1);
+	ck_assert_int_eq(rsc_chain_send(ch, "x", 1, io_note, r), -EINVAL);
+	rsc_chain_free(ch);
+	rsc_chain_free(NULL);
+	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
+	ck_assert_int_eq(rsc_chain_socket(ch, AF_INET, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(ch, (struct sockaddr *)&(struct sockaddr_in){ 0 },
+					   sizeof(struct sockaddr_in), 0, NULL), -EINVAL); /* AF_UNSPEC */
+	rsc_chain_free(ch);
+	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), -ESHUTDOWN);
+	t_run();
+	ck_assert_int_eq(r[0], 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -2705,6 +2746,7 @@ Suite *make_pages_suite(void)
 		ADD_IF(tc, hand_over_to_no_inbox_sends_nothing, IORING_OP_MSG_RING, "IORING_OP_MSG_RING (Linux 5.18)");
 		ADD_IF(tc, install_refusals_and_the_ledger, OP_FIXED_FD_INSTALL, "IORING_OP_FIXED_FD_INSTALL (Linux 6.8)");
 		ADD_IF(tc, install_and_hand_over_refuse_a_pipe, OP_PIPE, "IORING_OP_PIPE (Linux 6.16)");
+		tcase_add_test(tc, chain_refusals);
 	}
 	suite_add_tcase(s, tc);
 	return s;
