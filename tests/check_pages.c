@@ -2593,6 +2593,158 @@ START_TEST(chain_refusals)
 }
 END_TEST
 
+/* ---- rsc_loop_new(3), rsc_loop_set_direct(3), rsc_entry_slot(3), rsc_loop_set_trace(3) */
+
+struct wide { int got; };
+
+static int wide_enter(struct rsc_entry *e, void *arg)
+{
+	struct io_uring_sqe *sqe[RSC_ENTRY_SQES_MAX];
+	struct wide *w = arg;
+	int i;
+
+	w->got = rsc_entry_get_sqes(e, RSC_ENTRY_SQES_MAX, sqe);
+	if (w->got < 0)
+		return w->got;
+	for (i = 0; i < RSC_ENTRY_SQES_MAX; i++)
+		io_uring_prep_nop(sqe[i]);
+	return 0;
+}
+
+static int wide_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	return 0;
+}
+
+static const struct rsc_manager wide_mgr = { sizeof(struct rsc_manager), RSC_MANAGER_UNORDERED, "wide",
+					     wide_enter, wide_exit };
+
+/* rsc_loop_new(3): -EINVAL (unknown flag, more than 32768 entries, a bad
+ * RINGSCOPE_AUDIT, quoted by rsc_last_error) with *loopp NULL; "fewer than
+ * RSC_ENTRY_SQES_MAX (8) are rounded up to it so that any SQE chain a hook
+ * reserves fits". */
+START_TEST(loop_new_promises)
+{
+	struct rsc_loop *l = (struct rsc_loop *)&l;
+	struct wide w = { 0 };
+	struct rsc_scope *s;
+	int ret;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 1U << 15), -EINVAL);
+	ck_assert_ptr_null(l);
+	l = (struct rsc_loop *)&l;
+	ck_assert_int_eq(rsc_loop_new(&l, 32769, 0), -EINVAL);
+	ck_assert_ptr_null(l);
+	ck_assert_int_eq(setenv("RINGSCOPE_AUDIT", "loud", 1), 0);
+	ret = rsc_loop_new(&l, 8, 0);
+	ck_assert_int_eq(unsetenv("RINGSCOPE_AUDIT"), 0);
+	ck_assert_int_eq(ret, -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "loud"));
+	ck_assert_int_eq(setenv("RINGSCOPE_AUDIT", "2", 1), 0);
+	ret = rsc_loop_new(&l, 1, 0);
+	ck_assert_int_eq(unsetenv("RINGSCOPE_AUDIT"), 0);
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(rsc_loop_audit_level(l), RSC_AUDIT_FULL);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_push(s, &wide_mgr, &w, NULL), 0);
+	ck_assert_int_eq(w.got, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+}
+END_TEST
+
+/* rsc_loop_set_direct(3): -EINVAL (chain_slots more than slots, slots above
+ * RSC_DIRECT_SLOTS_MAX), -EBUSY while a slot is in use, 0 unregisters (then
+ * -ENXIO); rsc_entry_slot(3): -EAGAIN while entering, the slot, -EBADF once
+ * released, -EBADFD for a process descriptor; rsc_entry_fd -EBADFD on a slot. */
+START_TEST(direct_table_and_slot_states)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e, *a;
+	int slot, fds[2];
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 4, 5), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, RSC_DIRECT_SLOTS_MAX + 1, 0), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_direct(NULL, 4, 0), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_eq(rsc_entry_slot(e), -EAGAIN);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 8, 0), -EBUSY); /* being acquired */
+	slot = rsc_entry_wait(e);
+	ck_assert_int_ge(slot, 0);
+	ck_assert_int_lt(slot, 12); /* from the range the kernel allocates */
+	ck_assert_int_eq(rsc_entry_slot(e), slot);
+	ck_assert_int_eq(rsc_entry_fd(e), -EBADFD);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 1);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 8, 0), -EBUSY);
+	ck_assert_int_eq(pipe_pair(fds), 0);
+	ck_assert_int_eq(rsc_adopt(s, fds[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_entry_slot(a), -EBADFD);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	ck_assert_int_eq(rsc_entry_slot(e), -EBADF);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 0, 0), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), -ENXIO);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(fds[1]);
+}
+END_TEST
+
+struct tracelog {
+	int scope_closed, closed_res, closed_entry_null, failed_res, run_ret;
+};
+
+static void trace_note(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *s,
+		       const struct rsc_entry *e, int res, void *data)
+{
+	struct tracelog *t = data;
+
+	(void)s;
+	if (ev == RSC_EV_SCOPE_CLOSED) {
+		t->scope_closed++;
+		t->closed_res = res;
+		t->closed_entry_null = e == NULL;
+	} else if (ev == RSC_EV_ENTER_FAILED) {
+		t->failed_res = res;
+	}
+	t->run_ret = rsc_loop_run(loop, RSC_RUN_NOWAIT);
+}
+
+/* rsc_loop_set_trace(3): RSC_EV_SCOPE_CLOSED has "entry ... NULL and res is its
+ * status"; RSC_EV_ENTER_FAILED "-ECANCELED for an acquire cancelled by its
+ * scope's close"; never "from inside rsc_scope_close(3)"; rsc_loop_run
+ * "return[s] -EDEADLK from inside it". */
+START_TEST(trace_events_promises)
+{
+	struct tracelog t = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_set_trace(NULL, trace_note, &t), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, trace_note, &t), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(t.scope_closed, 0);
+	t_run();
+	ck_assert_int_eq(t.scope_closed, 1);
+	ck_assert_int_eq(t.closed_res, -EIO);
+	ck_assert_int_eq(t.closed_entry_null, 1);
+	if (t.failed_res) /* the open may complete before its cancel lands */
+		ck_assert_int_eq(t.failed_res, -ECANCELED);
+	ck_assert_int_eq(t.run_ret, -EDEADLK);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, NULL, NULL), 0);
+	ck_assert(!t_fd_open_to(t_dir));
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -2716,6 +2868,8 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, data_pointers_survive_moves_and_last_callbacks);
 	tcase_add_test(tc, counters_count_entries_and_run_reports_work);
 	tcase_add_test(tc, error_chain_order_format_and_dup);
+	tcase_add_test(tc, loop_new_promises);
+	tcase_add_test(tc, trace_events_promises);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("multishot-pipe");
@@ -2747,6 +2901,7 @@ Suite *make_pages_suite(void)
 		ADD_IF(tc, install_refusals_and_the_ledger, OP_FIXED_FD_INSTALL, "IORING_OP_FIXED_FD_INSTALL (Linux 6.8)");
 		ADD_IF(tc, install_and_hand_over_refuse_a_pipe, OP_PIPE, "IORING_OP_PIPE (Linux 6.16)");
 		tcase_add_test(tc, chain_refusals);
+		tcase_add_test(tc, direct_table_and_slot_states);
 	}
 	suite_add_tcase(s, tc);
 	return s;
