@@ -2745,6 +2745,69 @@ START_TEST(trace_events_promises)
 }
 END_TEST
 
+/* rsc_loop_id(3): "1 for the first loop the process created, 2 for the next,
+ * and so on; numbers are not reused"; -EINVAL for NULL. */
+START_TEST(loop_ids_grow_and_are_not_reused)
+{
+	struct rsc_loop *a, *b;
+	int ia, ib;
+
+	ck_assert_int_eq(rsc_loop_new(&a, 8, 0), 0);
+	ia = rsc_loop_id(a);
+	ck_assert_int_gt(ia, rsc_loop_id(t_loop));
+	ck_assert_int_eq(rsc_loop_close(a), 0);
+	ck_assert_int_eq(rsc_loop_new(&b, 8, 0), 0);
+	ib = rsc_loop_id(b);
+	ck_assert_int_eq(ib, ia + 1);
+	ck_assert_int_eq(rsc_loop_close(b), 0);
+	ck_assert_int_eq(rsc_loop_id(NULL), -EINVAL);
+}
+END_TEST
+
+/* rsc_entry_fd(3): the names "adopt", "defer", "timer", "file"; an adopted
+ * entry's detail is "fd N" (rsc_adopt(3)); rsc_entry_arg() is "NULL for
+ * built-in entries"; rsc_entry_scope() "follows the entry when it is moved";
+ * for a stale handle "the string getters return """. */
+START_TEST(entry_getters_name_what_they_hold)
+{
+	struct rsc_scope *s, *o;
+	struct rsc_entry *a, *d, *t, *f;
+	char detail[32];
+	int fds[2], r[3] = { 0 };
+
+	t_make_files(1);
+	ck_assert_int_eq(pipe_pair(fds), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "o", &o), 0);
+	ck_assert_int_eq(rsc_adopt(s, fds[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_defer(s, defer_nothing, &r, &d), 0);
+	ck_assert_int_eq(rsc_timer(s, 60000, io_note, r, &t), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &f), 0);
+	ck_assert_str_eq(rsc_entry_name(a), "adopt");
+	ck_assert_str_eq(rsc_entry_name(d), "defer");
+	ck_assert_str_eq(rsc_entry_name(t), "timer");
+	ck_assert_str_eq(rsc_entry_name(f), "file");
+	snprintf(detail, sizeof(detail), "fd %d", fds[0]);
+	ck_assert_str_eq(rsc_entry_detail(a), detail);
+	ck_assert_str_eq(rsc_entry_detail(f), t_path("f0"));
+	ck_assert_ptr_null(rsc_entry_arg(a));
+	ck_assert_ptr_null(rsc_entry_arg(f));
+	ck_assert_ptr_eq(rsc_entry_arg(d), &r);
+	ck_assert_ptr_eq(rsc_entry_scope(a), s);
+	ck_assert_int_ge(rsc_entry_wait(f), 0);
+	ck_assert_int_eq(rsc_entry_move(f, o), 0);
+	ck_assert_ptr_eq(rsc_entry_scope(f), o);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_str_eq(rsc_entry_name(a), "");
+	ck_assert_str_eq(rsc_entry_detail(a), "");
+	ck_assert_ptr_null(rsc_entry_scope(a));
+	ck_assert_int_eq(rsc_entry_fd(a), -ESTALE);
+	ck_assert_int_eq(rsc_entry_fd((struct rsc_entry *)s), -EINVAL);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	close(fds[1]);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -2870,6 +2933,8 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, error_chain_order_format_and_dup);
 	tcase_add_test(tc, loop_new_promises);
 	tcase_add_test(tc, trace_events_promises);
+	tcase_add_test(tc, loop_ids_grow_and_are_not_reused);
+	tcase_add_test(tc, entry_getters_name_what_they_hold);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("multishot-pipe");
