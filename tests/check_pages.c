@@ -592,6 +592,109 @@ START_TEST(entry_move_errors_by_state)
 }
 END_TEST
 
+/* rsc_entry_move(3): "Tracked I/O in flight on the entry ... stays in flight
+ * and stays bound to it": the old scope's close does not cancel it, the new
+ * one's does; "its errors reach to's error chain". */
+START_TEST(entry_move_takes_its_io_and_its_errors_along)
+{
+	struct rsc_error *err = NULL;
+	struct rsc_scope *a, *b;
+	struct rsc_entry *e;
+	int peer, res = 1;
+	char buf[8];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	e = t_adopted_pair(a, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, on_recv_note, &res), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_move(e, b), 0);
+	ck_assert_int_eq(rsc_entry_io_count(e), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0);
+	ck_assert_int_eq(res, 1);
+	ck_assert_int_eq(rsc_entry_io_count(e), 1);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "close:1:EIO"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(b, &err), -EIO);
+	ck_assert_int_eq(res, -ECANCELED);
+	ck_assert_str_eq(rsc_error_scope(err), "b");
+	rsc_error_free(err);
+	close(peer);
+}
+END_TEST
+
+/* rsc_scope_move(3): "Its entries, child scopes, acquires and I/O in flight go
+ * with it, untouched": the old parent's close cancels none of them. */
+START_TEST(scope_move_takes_its_acquires_along)
+{
+	struct rsc_scope *p, *q, *s;
+	struct rsc_entry *e;
+	int fd;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "q", &q), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_scope_move(s, q), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), 0);
+	fd = rsc_entry_wait(e);
+	ck_assert_int_ge(fd, 0);
+	ck_assert(t_fd_open_to("f0"));
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(q, NULL), 0);
+	ck_assert_int_eq(rsc_scope_state(s), -ESTALE);
+	ck_assert(!t_fd_open_to(t_dir));
+}
+END_TEST
+
+/* rsc_entry_detach(3): "Under the full audit level ... a detached descriptor
+ * is never reported as leaked". */
+START_TEST(detached_descriptor_is_no_leak_under_full_audit)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int fd, fds[2];
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(pipe_pair(fds), 0); /* opened inside the scope's life */
+	ck_assert_int_eq(rsc_adopt(s, fds[0], 0, &e), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	fd = rsc_entry_detach(e);
+	ck_assert_int_eq(fd, fds[0]);
+	close(fds[1]);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	close(fd);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_OFF), 0);
+}
+END_TEST
+
+static int defer_counts_releases(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	*(int *)arg = t_count_events(RSC_EV_RELEASED);
+	return 0;
+}
+
+/* rsc_defer(3): "The release is ordered: it starts only after every release
+ * above it in the unwind has completed". */
+START_TEST(defer_waits_for_the_releases_above_it)
+{
+	struct rsc_scope *s;
+	int seen = -1;
+
+	t_make_files(3);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	t_open_files(s, 0, 1);
+	ck_assert_int_eq(rsc_defer(s, defer_counts_releases, &seen, NULL), 0);
+	t_open_files(s, 1, 2);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(seen, 2); /* f2 and f1 released before it ran */
+}
+END_TEST
+
 /* ---- rsc_scope_move(3) ------------------------------------------------------ */
 
 /* rsc_scope_move(3): "From then on it is closed by new_parent's unwind
@@ -2850,6 +2953,8 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, entry_move_errors_by_state);
 	tcase_add_test(tc, scope_move_changes_who_closes_it);
 	tcase_add_test(tc, scope_move_errors_by_state);
+	tcase_add_test(tc, scope_move_takes_its_acquires_along);
+	tcase_add_test(tc, detached_descriptor_is_no_leak_under_full_audit);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("release");
@@ -2858,6 +2963,7 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, defer_runs_once_in_its_lifo_turn);
 	tcase_add_test(tc, defer_sees_suppresses_or_raises_the_pending_error);
 	tcase_add_test(tc, defer_runs_inside_an_early_release);
+	tcase_add_test(tc, defer_waits_for_the_releases_above_it);
 	tcase_add_test(tc, scope_fail_promises);
 	tcase_add_test(tc, scope_fail_after_close_is_already);
 	tcase_add_test(tc, on_close_runs_once_whoever_closes);
@@ -2949,8 +3055,9 @@ Suite *make_pages_suite(void)
 	if (faults) {
 		tcase_add_test(tc, close_stats_exits_failed_counts_a_childs_release);
 		tcase_add_test(tc, release_wait_reports_a_failed_close_here_only);
+		tcase_add_test(tc, entry_move_takes_its_io_and_its_errors_along);
 	} else {
-		printf("SKIP close_stats_exits_failed_counts_a_childs_release, release_wait_reports_a_failed_close_here_only: this build has no fault injection\n");
+		printf("SKIP close_stats_exits_failed_counts_a_childs_release, release_wait_reports_a_failed_close_here_only, entry_move_takes_its_io_and_its_errors_along: this build has no fault injection\n");
 	}
 	suite_add_tcase(s, tc);
 
