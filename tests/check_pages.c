@@ -200,6 +200,27 @@ START_TEST(close_stats_counts_an_early_release_as_drained)
 }
 END_TEST
 
+/* rsc_scope_close_stats(3): an entry whose I/O ended because "the close of a
+ * scope below" released it during the grace counts as drained. */
+START_TEST(close_stats_counts_a_child_closed_in_the_grace_as_drained)
+{
+	struct gstats gp = { 0 };
+	struct rsc_scope *p, *c;
+	int peer, res = 1;
+	char buf[8];
+
+	parent_and_busy_child(&p, &c, &peer, buf, &res);
+	ck_assert_int_eq(rsc_scope_close_graceful(p, 0, on_gclose, &gp), 0);
+	ck_assert_int_eq(rsc_scope_close(c, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(res, -ECANCELED);
+	ck_assert_int_eq(gp.calls, 1);
+	ck_assert_uint_eq(gp.drained, 1);
+	ck_assert_uint_eq(gp.cancelled, 0);
+	close(peer);
+}
+END_TEST
+
 /* rsc_scope_close_graceful(3): when grace_ms passes, "the unwind starts
  * anyway; each release then cancels its entry's remaining I/O": the I/O of a
  * child in an unbounded grace of its own too, which *cancelled counts. */
@@ -2934,6 +2955,7 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, close_stats_drained_counts_a_child_graceful_first);
 	tcase_add_test(tc, close_stats_drained_counts_a_child_graceful_inside);
 	tcase_add_test(tc, close_stats_counts_an_early_release_as_drained);
+	tcase_add_test(tc, close_stats_counts_a_child_closed_in_the_grace_as_drained);
 	tcase_add_test(tc, parent_grace_bound_cuts_a_childs_unbounded_grace);
 	tcase_add_test(tc, grace_refuses_pushes_and_moves_below);
 	tcase_add_test(tc, graceful_close_after_a_failure_is_a_plain_close);
