@@ -2932,6 +2932,70 @@ START_TEST(entry_getters_name_what_they_hold)
 }
 END_TEST
 
+/* rsc_loop_metrics(3): "ringscope_name_total for each counter of
+ * rsc_loop_counter(3)", gauges counted when written (ringscope_open_scopes);
+ * -EINVAL for n 0, a NULL out, unknown flags. */
+START_TEST(metrics_name_every_counter)
+{
+	char *body = NULL, want[64], scopes[64];
+	struct rsc_loop *loops[1] = { t_loop };
+	struct rsc_scope *s;
+	size_t len = 0;
+	FILE *f;
+	int i;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	f = open_memstream(&body, &len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_loop_metrics(t_loop, f), 0);
+	fclose(f);
+	for (i = 0; i < RSC_CTR__COUNT; i++) {
+		snprintf(want, sizeof(want), "\nringscope_%s_total{loop=", rsc_counter_name(i));
+		ck_assert_msg(strstr(body, want), "no %s", want + 1);
+	}
+	snprintf(scopes, sizeof(scopes), "\nringscope_open_scopes{loop=\"%d\"} 1\n", rsc_loop_id(t_loop));
+	ck_assert_msg(strstr(body, scopes), "%s", body);
+	free(body);
+	ck_assert_int_eq(rsc_metrics_write(loops, 0, stdout), -EINVAL);
+	ck_assert_int_eq(rsc_loop_metrics(t_loop, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, 1U << 9), -EINVAL);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+/* rsc_audit_describe_fd(3): -ENOENT when "No live entry ... owns fd" (a
+ * detached one, a number at or above 2^20 too), -EINVAL for a negative fd or
+ * a NULL buf with a len; "The length of the whole sentence (which may exceed
+ * len)". */
+START_TEST(describe_fd_owner_or_enoent)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char small[8], full[512];
+	int fds[2], n;
+
+	ck_assert_int_eq(pipe_pair(fds), 0);
+	ck_assert_int_eq(rsc_audit_describe_fd(fds[0], full, sizeof(full)), -ENOENT);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "owner", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, fds[0], 0, &e), 0);
+	n = rsc_audit_describe_fd(fds[0], small, sizeof(small));
+	ck_assert_int_ge(n, (int)sizeof(small));
+	ck_assert_int_eq(strlen(small), sizeof(small) - 1);
+	ck_assert_int_eq(rsc_audit_describe_fd(fds[0], full, sizeof(full)), n);
+	ck_assert_ptr_nonnull(strstr(full, "'adopt'"));
+	ck_assert_ptr_nonnull(strstr(full, "'owner'"));
+	ck_assert_int_eq(rsc_audit_describe_fd(fds[0], NULL, 0), n);
+	ck_assert_int_eq(rsc_audit_describe_fd(fds[0], NULL, 4), -EINVAL);
+	ck_assert_int_eq(rsc_audit_describe_fd(-1, full, sizeof(full)), -EINVAL);
+	ck_assert_int_eq(rsc_audit_describe_fd(1 << 20, full, sizeof(full)), -ENOENT);
+	ck_assert_int_eq(rsc_entry_detach(e), fds[0]);
+	ck_assert_int_eq(rsc_audit_describe_fd(fds[0], full, sizeof(full)), -ENOENT);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -3063,6 +3127,8 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, trace_events_promises);
 	tcase_add_test(tc, loop_ids_grow_and_are_not_reused);
 	tcase_add_test(tc, entry_getters_name_what_they_hold);
+	tcase_add_test(tc, metrics_name_every_counter);
+	tcase_add_test(tc, describe_fd_owner_or_enoent);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("multishot-pipe");
