@@ -298,6 +298,7 @@ struct rsc_loop {
 	 * eventfd the loop polls, wakes the loop. */
 	pthread_mutex_t post_lock;
 	bool post_lock_ok, closing, waker_ok;
+	bool posts_refused; /* rsc_loop_close/shutdown drain: a new post would keep them going */
 	uint8_t post_wake; /* enum rsc__post_wake, chosen when the loop is made */
 	/* Not an rsc__list: other threads push it, and the loop reads it lock-free. */
 	struct rsc__post *post_head; /* newest first; atomic outside the lock */
@@ -701,6 +702,8 @@ void rsc__post_arm(struct rsc_loop *loop);
 void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags);
 unsigned rsc__post_run(struct rsc_loop *loop);
 void rsc__post_free(struct rsc_loop *loop);
+/* While a close or shutdown drains the loop, new posts fail with -ESHUTDOWN. */
+void rsc__post_refuse(struct rsc_loop *loop, bool refuse);
 
 /* accept.c: an op of an accept in flight (the accept, or its backoff timer). */
 bool rsc__op_is_accept(const struct rsc_op *op);

@@ -2330,6 +2330,11 @@ START_TEST(loop_close_refuses_while_a_scope_is_left)
 	ck_assert_int_eq(rsc_loop_close(l), -EBUSY);
 	ck_assert_ptr_nonnull(s);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	/* The loop stays: posts are welcome again. */
+	s = NULL;
+	ck_assert_int_eq(rsc_loop_post(l, post_open_scope, &s), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(rsc_loop_close(l), 0);
 	ck_assert_int_eq(rsc_loop_close(NULL), -EINVAL);
 }
@@ -2996,6 +3001,89 @@ START_TEST(describe_fd_owner_or_enoent)
 }
 END_TEST
 
+static void post_again(struct rsc_loop *l, void *arg)
+{
+	int *r = arg;
+
+	r[0]++;
+	r[1] = rsc_loop_post(l, post_again, arg);
+}
+
+/* rsc_loop_post(3): "Once the loop is being freed, a post fails with
+ * -ESHUTDOWN" (a post made by a post that rsc_loop_close(3) runs), and "If the
+ * call fails, fn is never called". */
+START_TEST(loop_post_while_the_loop_is_freed_is_refused)
+{
+	struct rsc_loop *l;
+	int r[2] = { 0, 1 };
+
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_post(l, post_again, r), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(r[0], 1);
+	ck_assert_int_eq(r[1], -ESHUTDOWN);
+	r[0] = 0;
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_post(l, post_again, r), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	ck_assert_int_eq(r[1], -ESHUTDOWN);
+	ck_assert_int_ge(r[0], 1);
+}
+END_TEST
+
+struct slow_exit {
+	char *log;
+};
+
+static int slow_exit_fn(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	static struct __kernel_timespec ts = { .tv_nsec = 20 * 1000 * 1000 };
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	(void)pending;
+	(void)arg;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_timeout(sqe, &ts, 0, 0); /* a release that takes 20 ms */
+	return 0;
+}
+
+static void log_release(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	(void)res;
+	strcat(data, "R");
+}
+
+static void log_close(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)status;
+	(void)err;
+	strcat(data, "C");
+}
+
+/* rsc_entry_release(3): "The scope's unwind, if any, waits for early releases
+ * in flight before it finishes"; rsc_entry_on_enter(3): -EALREADY once "The
+ * acquire has completed and its callback has run". */
+START_TEST(unwind_waits_for_an_early_release_in_flight)
+{
+	char log[8] = "";
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_defer(s, slow_exit_fn, NULL, &e), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_entry_release(e, log_release, log), 0);
+	ck_assert_int_eq(rsc_scope_close(s, log_close, log), 0);
+	t_run();
+	ck_assert_str_eq(log, "RC");
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -3082,6 +3170,8 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, loop_fd_turns_readable_for_work_due_outside_the_loop);
 	tcase_add_test(tc, loop_post_runs_later_in_order_once);
 	tcase_add_test(tc, loop_post_still_queued_runs_at_close);
+	tcase_add_test(tc, loop_post_while_the_loop_is_freed_is_refused);
+	tcase_add_test(tc, unwind_waits_for_an_early_release_in_flight);
 	tcase_add_test(tc, loop_features_are_consistent);
 	tcase_add_test(tc, shared_ring_dispatch_promises);
 	suite_add_tcase(s, tc);
