@@ -716,6 +716,80 @@ START_TEST(defer_waits_for_the_releases_above_it)
 }
 END_TEST
 
+/* rsc_scope_move(3) and rsc_entry_move(3): a scope in the grace of a graceful
+ * close, or below one, has had its close requested: it receives no scope
+ * (-EINVAL) and no entry (-EINVAL). */
+START_TEST(nothing_moves_into_a_grace)
+{
+	struct gstats g = { 0 };
+	struct rsc_scope *p, *c, *x;
+	struct rsc_entry *e, *a;
+	int peer, res = 1, fds[2];
+	char buf[8];
+
+	ck_assert_int_eq(pipe_pair(fds), 0);
+	e = parent_and_busy_child(&p, &c, &peer, buf, &res);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "x", &x), 0);
+	ck_assert_int_eq(rsc_adopt(x, fds[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(p, 0, on_gclose, &g), 0);
+	ck_assert_int_eq(rsc_scope_move(x, p), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(x, c), -EINVAL);
+	ck_assert_int_eq(rsc_entry_move(a, p), -EINVAL);
+	ck_assert_int_eq(rsc_entry_move(a, c), -EINVAL);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(g.calls, 1);
+	ck_assert_ptr_eq(rsc_entry_scope(a), x);
+	ck_assert_int_eq(rsc_scope_close_wait(x, NULL), 0);
+	close(fds[1]);
+	close(peer);
+}
+END_TEST
+
+static void detach_on_enter(struct rsc_entry *e, int res, void *data)
+{
+	(void)res;
+	*(int *)data = rsc_entry_detach(e);
+}
+
+static void detach_on_enter_after_close(struct rsc_entry *e, int res, void *data)
+{
+	int *r = data;
+
+	(void)res;
+	r[1] = rsc_scope_close(rsc_entry_scope(e), NULL, NULL);
+	r[0] = rsc_entry_detach(e); /* -EALREADY now: the close owns it */
+}
+
+/* rsc_entry_detach(3) from an enter callback (allowed there, ringscope(7)):
+ * once that callback has closed the entry's scope, the unwind owns the entry
+ * (-EALREADY) and releases it. */
+START_TEST(detach_from_an_enter_callback)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int fds[2], r[2] = { -1, -1 };
+
+	ck_assert_int_eq(pipe_pair(fds), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, fds[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, detach_on_enter_after_close, r), 0);
+	t_run();
+	ck_assert_int_eq(r[1], 0);
+	ck_assert_int_eq(r[0], -EALREADY);
+	ck_assert(!fd_is_open(fds[0]));
+	/* Without the close, the detach hands the descriptor back. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s2", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, fds[1], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, detach_on_enter, r), 0);
+	t_run();
+	ck_assert_int_eq(r[0], fds[1]);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(fd_is_open(fds[1]));
+	close(fds[1]);
+}
+END_TEST
+
 /* ---- rsc_scope_move(3) ------------------------------------------------------ */
 
 /* rsc_scope_move(3): "From then on it is closed by new_parent's unwind
@@ -3129,6 +3203,8 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, scope_move_errors_by_state);
 	tcase_add_test(tc, scope_move_takes_its_acquires_along);
 	tcase_add_test(tc, detached_descriptor_is_no_leak_under_full_audit);
+	tcase_add_test(tc, nothing_moves_into_a_grace);
+	tcase_add_test(tc, detach_from_an_enter_callback);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("release");
