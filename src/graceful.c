@@ -168,8 +168,11 @@ static void stop_accepting(struct rsc__scope *root)
 	for (s = root; s; s = rsc__scope_next(root, s))
 		RSC__LIST_FOR_EACH(e, &s->entries, scope_node)
 			RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-				if (rsc__op_is_accept(op))
+				if (rsc__op_is_accept(op)) {
 					rsc__submit_cancel(root->loop, op);
+					/* Cut here, not let finish: no grace counts it drained. */
+					op->grace_seq = UINT64_MAX;
+				}
 }
 
 int rsc_scope_close_graceful(struct rsc_scope *h, unsigned grace_ms,

@@ -221,6 +221,50 @@ START_TEST(close_stats_counts_a_child_closed_in_the_grace_as_drained)
 }
 END_TEST
 
+static void accept_keep(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *e,
+			void *data)
+{
+	struct rsc_entry **conn = data;
+
+	(void)l;
+	(void)cs;
+	if (res >= 0)
+		*conn = e;
+}
+
+/* rsc_scope_close_stats(3): *drained counts "those that were let finish": a
+ * listener whose accept the graceful close itself cancelled ("It stops
+ * acquiring at once") was not let finish, and is not counted. */
+START_TEST(close_stats_does_not_count_the_cancelled_accept)
+{
+	struct sockaddr_in a;
+	struct gstats g = { 0 };
+	struct rsc_entry *l, *conn = NULL;
+	struct rsc_scope *srv;
+	int client, res = 1, turns = 0;
+	char buf[8];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = t_listen_on_loopback(srv, 4, &a);
+	ck_assert_int_eq(rsc_accept(l, 0, accept_keep, &conn), 0);
+	client = t_connect(&a);
+	while (!conn && turns++ < 100)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_ptr_nonnull(conn);
+	ck_assert_int_eq(rsc_accept(l, 0, accept_keep, &conn), 0);
+	ck_assert_int_eq(rsc_recv(conn, buf, sizeof(buf), 0, on_recv_note, &res), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 0, on_gclose, &g), 0);
+	ck_assert_int_eq(write(client, "x", 1), 1);
+	t_run();
+	ck_assert_int_eq(res, 1);
+	ck_assert_int_eq(g.calls, 1);
+	ck_assert_uint_eq(g.drained, 1); /* the connection, not the listener */
+	ck_assert_uint_eq(g.cancelled, 0);
+	close(client);
+}
+END_TEST
+
 /* rsc_scope_close_graceful(3): when grace_ms passes, "the unwind starts
  * anyway; each release then cancels its entry's remaining I/O": the I/O of a
  * child in an unbounded grace of its own too, which *cancelled counts. */
@@ -3182,6 +3226,7 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, close_stats_drained_counts_a_child_graceful_inside);
 	tcase_add_test(tc, close_stats_counts_an_early_release_as_drained);
 	tcase_add_test(tc, close_stats_counts_a_child_closed_in_the_grace_as_drained);
+	tcase_add_test(tc, close_stats_does_not_count_the_cancelled_accept);
 	tcase_add_test(tc, parent_grace_bound_cuts_a_childs_unbounded_grace);
 	tcase_add_test(tc, grace_refuses_pushes_and_moves_below);
 	tcase_add_test(tc, graceful_close_after_a_failure_is_a_plain_close);
