@@ -2065,6 +2065,39 @@ START_TEST(io_on_an_entry_without_a_descriptor_is_refused)
 }
 END_TEST
 
+/* rsc_read(3): "rsc_send() adds MSG_NOSIGNAL, so that a peer gone is -EPIPE
+ * rather than a signal"; off "-1 for the file position"; "The callback gets
+ * buf back as it was passed". */
+START_TEST(send_to_a_gone_peer_is_epipe_and_reads_follow_the_position)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e, *f;
+	int peer, r[3] = { 0 }, fd;
+	char buf[4] = "";
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	close(peer);
+	ck_assert_int_eq(rsc_send(e, "x", 1, 0, io_note, r), 0);
+	t_run();
+	ck_assert_int_eq(r[1], -EPIPE);
+	fd = open(t_path("pos"), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "abcdef", 6), 6);
+	ck_assert_int_eq(lseek(fd, 2, SEEK_SET), 2);
+	ck_assert_int_eq(rsc_adopt(s, fd, 0, &f), 0);
+	ck_assert_int_eq(rsc_read(f, buf, 2, -1, io_note, r), 0);
+	t_run();
+	ck_assert_int_eq(r[1], 2);
+	ck_assert(memcmp(buf, "cd", 2) == 0);
+	ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), 4);
+	ck_assert_int_eq(rsc_read(f, buf, 2, 0, io_note, r), 0);
+	t_run();
+	ck_assert(memcmp(buf, "ab", 2) == 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
 /* rsc_timer(3): "If the entry never enters (its scope closed first) ... cb is
  * called once with the entry's negative errno (-ECANCELED)"; a timer fires
  * with -ETIME; replacing its on-enter callback "does not stop the timer". */
@@ -3303,6 +3336,7 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, io_state_refusals);
 	tcase_add_test(tc, io_on_an_entry_without_a_descriptor_is_refused);
 	tcase_add_test(tc, timer_ends_with_exactly_one_call);
+	tcase_add_test(tc, send_to_a_gone_peer_is_epipe_and_reads_follow_the_position);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("net");
