@@ -3235,6 +3235,31 @@ START_TEST(unwind_waits_for_an_early_release_in_flight)
 }
 END_TEST
 
+/* rsc_accept(3): "a started accept always ends with exactly one call of cb
+ * ... with -ECANCELED when ... the runtime had to close the connection because
+ * its scope was closing"; "every descriptor the accept delivers is owned by a
+ * scope or closed" (the fixture counts them). */
+START_TEST(accept_racing_its_scopes_close_calls_back_once)
+{
+	struct sockaddr_in a;
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	int r[3] = { 0 }, client;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = t_listen_on_loopback(srv, 4, &a);
+	ck_assert_int_eq(rsc_accept(l, 0, accept_note, r), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	client = t_connect(&a); /* the kernel may complete the accept now */
+	ck_assert_int_eq(rsc_scope_close(srv, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(r[0], 1);
+	ck_assert_int_eq(r[1], -ECANCELED);
+	ck_assert_int_eq(r[2], 1);
+	close(client);
+}
+END_TEST
+
 /* A test needing @op, left out with a SKIP line when the kernel lacks it. */
 static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
 			      const char *what)
@@ -3348,6 +3373,7 @@ Suite *make_pages_suite(void)
 		tcase_add_test(tc, connect_and_listen_argument_refusals);
 		tcase_add_test(tc, refused_connect_is_the_scopes_error_naming_the_address);
 		tcase_add_test(tc, accept_refusals_and_its_one_call);
+		tcase_add_test(tc, accept_racing_its_scopes_close_calls_back_once);
 	} else {
 		printf("SKIP pages/net socket tests: kernel lacks IORING_OP_SOCKET or IORING_OP_CONNECT\n");
 	}
