@@ -1212,6 +1212,7 @@ END_TEST
  * before the call returns." */
 START_TEST(release_wait_of_an_entering_entry_leaves_nothing_open)
 {
+	struct rsc_error *err = NULL;
 	struct rsc_scope *s;
 	struct rsc_entry *e;
 	int ret;
@@ -1219,8 +1220,17 @@ START_TEST(release_wait_of_an_entering_entry_leaves_nothing_open)
 	t_make_files(1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
-	ret = rsc_entry_release_wait(e, NULL);
+	ret = rsc_entry_release_wait(e, &err);
 	ck_assert_msg(ret == 0 || ret == -ECANCELED, "release_wait: %d", ret);
+	/* *errp names "the acquire's opcode when the acquire failed or was cancelled" */
+	if (ret == -ECANCELED) {
+		ck_assert_ptr_nonnull(err);
+		ck_assert_str_eq(rsc_error_op(err), "openat");
+		ck_assert_int_eq(rsc_error_errno(err), -ECANCELED);
+		rsc_error_free(err);
+	} else {
+		ck_assert_ptr_null(err);
+	}
 	ck_assert(!t_fd_open_to(t_dir));
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 }
