@@ -267,14 +267,16 @@ static const struct rsc_manager timer_manager = {
 static void timer_entered(struct rsc_entry *h, int res, void *data)
 {
 	struct timer_args *t = data;
+	int ret;
 
-	int ret = res < 0 ? res : rsc_timeout(h, t->ms, t->cb, t->data);
-
+	if (res < 0) {
+		t->cb(h, res, NULL, t->data);
+		return;
+	}
+	ret = rsc_timeout(h, t->ms, t->cb, t->data);
 	/* A scope closing (or a release) before the timer could start: cancelled. */
-	if (ret == -ESHUTDOWN || ret == -EBADF)
-		ret = -ECANCELED;
 	if (ret < 0)
-		t->cb(h, res < 0 ? res : ret == -ECANCELED ? ret : -EBUSY, NULL, t->data);
+		t->cb(h, ret == -ESHUTDOWN || ret == -EBADF ? -ECANCELED : -EBUSY, NULL, t->data);
 }
 
 int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
