@@ -492,6 +492,23 @@ START_TEST(adopt_shutdown_on_release_errors)
 }
 END_TEST
 
+/* rsc_adopt(3): -EEXIST also when "fd is one of the runtime's own
+ * descriptors": the descriptor of rsc_loop_fd(3), which closing would break. */
+START_TEST(adopt_refuses_the_runtimes_own_descriptor)
+{
+	struct rsc_entry *e = (struct rsc_entry *)&e;
+	struct rsc_scope *s;
+	struct rsc_loop *l;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 8, RSC_LOOP_POLLABLE), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, rsc_loop_fd(l), 0, &e), -EEXIST);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+}
+END_TEST
+
 /* ---- rsc_entry_detach(3) ---------------------------------------------------- */
 
 /* rsc_entry_detach(3): the descriptor is "the caller's: the runtime never
@@ -3305,6 +3322,7 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, adopt_failure_leaves_fd_with_the_caller);
 	tcase_add_test(tc, adopt_refuses_an_owned_descriptor_in_any_loop);
 	tcase_add_test(tc, adopt_sets_cloexec_unless_asked_not_to);
+	tcase_add_test(tc, adopt_refuses_the_runtimes_own_descriptor);
 	tcase_add_test(tc, adopt_enter_callback_comes_from_the_loop);
 	ADD_IF(tc, adopt_shutdown_on_release_errors, IORING_OP_SHUTDOWN, "IORING_OP_SHUTDOWN (Linux 5.11)");
 	tcase_add_test(tc, detach_hands_the_fd_back_with_no_release);
