@@ -2992,6 +2992,8 @@ START_TEST(direct_table_and_slot_states)
 	ck_assert_int_eq(pipe_pair(fds), 0);
 	ck_assert_int_eq(rsc_adopt(s, fds[0], 0, &a), 0);
 	ck_assert_int_eq(rsc_entry_slot(a), -EBADFD);
+	ck_assert_int_eq(rsc_entry_detach(e), -EBADF); /* rsc_entry_detach(3): a slot is no descriptor */
+	ck_assert_int_eq(rsc_entry_slot(e), slot);
 	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
 	ck_assert_int_eq(rsc_entry_slot(e), -EBADF);
 	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
