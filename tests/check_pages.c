@@ -1360,6 +1360,29 @@ START_TEST(install_refusals_and_the_ledger)
 }
 END_TEST
 
+/* rsc_entry_install(3): -ESHUTDOWN "As for rsc_read(3)": the entry's scope, or
+ * a scope above it, is closing; nothing is installed and cb never runs. */
+START_TEST(install_below_a_closing_scope_is_refused)
+{
+	struct rsc_scope *p, *c;
+	struct rsc_entry *e;
+	int res = 1;
+
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_scope_close(p, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_install(e, 0, note_res, &res), -ESHUTDOWN);
+	t_run();
+	ck_assert_int_eq(res, 1);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert(!t_fd_open_to(t_dir));
+}
+END_TEST
+
 /* rsc_entry_install(3) and rsc_entry_hand_over(3): -EBADF for a pipe, "(two slots)". */
 START_TEST(install_and_hand_over_refuse_a_pipe)
 {
@@ -3460,6 +3483,8 @@ Suite *make_pages_suite(void)
 		tcase_add_test(tc, inbox_needs_a_table_and_keeps_the_loop_alive);
 		ADD_IF(tc, hand_over_to_no_inbox_sends_nothing, IORING_OP_MSG_RING, "IORING_OP_MSG_RING (Linux 5.18)");
 		ADD_IF(tc, install_refusals_and_the_ledger, OP_FIXED_FD_INSTALL, "IORING_OP_FIXED_FD_INSTALL (Linux 6.8)");
+		ADD_IF(tc, install_below_a_closing_scope_is_refused, OP_FIXED_FD_INSTALL,
+		       "IORING_OP_FIXED_FD_INSTALL (Linux 6.8)");
 		ADD_IF(tc, install_and_hand_over_refuse_a_pipe, OP_PIPE, "IORING_OP_PIPE (Linux 6.16)");
 		tcase_add_test(tc, chain_refusals);
 		tcase_add_test(tc, direct_table_and_slot_states);
