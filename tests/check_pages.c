@@ -41,6 +41,16 @@ static int defer_nothing(struct rsc_entry *e, const struct rsc_error *pending, v
 	return 0;
 }
 
+static void note_status(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	int *st = data;
+
+	(void)s;
+	st[0]++;
+	st[1] = status;
+	st[2] = err ? rsc_error_errno(err) : 0;
+}
+
 /* ---- rsc_scope_close_graceful(3), rsc_scope_close_stats(3) --------------- */
 
 /* A timer in a scope of its own, so that a wait for a hang ends (bounded tests). */
@@ -289,6 +299,59 @@ START_TEST(parent_grace_bound_cuts_a_childs_unbounded_grace)
 	ck_assert_uint_eq(gp.cancelled, 1);
 	ck_assert_uint_eq(gp.drained, 0);
 	close(peer);
+}
+END_TEST
+
+/* rsc_scope_close_graceful(3): "An ancestor's close (rsc_scope_close(3),
+ * rsc_loop_shutdown(3)) is no cancellation: it waits for the grace to end." */
+START_TEST(ancestor_close_waits_for_a_childs_grace)
+{
+	struct gstats gc = { 0 };
+	struct rsc_scope *p, *c;
+	int peer, res = 1, pst[3] = { 0 }, i;
+	char buf[8];
+
+	parent_and_busy_child(&p, &c, &peer, buf, &res);
+	ck_assert_int_eq(rsc_scope_close_graceful(c, 0, on_gclose, &gc), 0);
+	ck_assert_int_eq(rsc_scope_close(p, note_status, pst), 0);
+	for (i = 0; i < 5; i++)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(res, 1); /* still let finish */
+	ck_assert_int_eq(pst[0], 0);
+	ck_assert_int_eq(write(peer, "x", 1), 1);
+	t_run();
+	ck_assert_int_eq(res, 1);
+	ck_assert_int_eq(gc.calls, 1);
+	ck_assert_uint_eq(gc.drained, 1);
+	ck_assert_int_eq(pst[0], 1);
+	ck_assert_int_eq(pst[1], 0);
+	close(peer);
+}
+END_TEST
+
+/* rsc_loop_shutdown(3): "a graceful close ... already requested is waited
+ * for, grace included": a bounded one ends by its bound, its callback runs. */
+START_TEST(shutdown_waits_for_a_bounded_grace)
+{
+	struct gstats g = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_loop *l;
+	int sv[2], res = 1;
+	char buf[8];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_loop_new(&l, 16, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, on_recv_note, &res), 0);
+	ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 20, on_gclose, &g), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	ck_assert_int_eq(g.calls, 1);
+	ck_assert_int_eq(res, -ECANCELED);
+	ck_assert_uint_eq(g.cancelled, 1);
+	close(sv[1]);
 }
 END_TEST
 
@@ -1477,16 +1540,6 @@ START_TEST(scope_close_does_nothing_inside_the_call)
 	ck_assert_int_eq(rsc_entry_state(e), -ESTALE);
 }
 END_TEST
-
-static void note_status(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
-{
-	int *st = data;
-
-	(void)s;
-	st[0]++;
-	st[1] = status;
-	st[2] = err ? rsc_error_errno(err) : 0;
-}
 
 /* rsc_scope_close(3): "A child whose close was requested earlier is waited for;
  * its result goes to its own callback, not to this scope." */
@@ -3339,6 +3392,8 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, close_stats_does_not_count_the_cancelled_accept);
 	tcase_add_test(tc, parent_grace_bound_cuts_a_childs_unbounded_grace);
 	tcase_add_test(tc, grace_refuses_pushes_and_moves_below);
+	tcase_add_test(tc, ancestor_close_waits_for_a_childs_grace);
+	tcase_add_test(tc, shutdown_waits_for_a_bounded_grace);
 	tcase_add_test(tc, graceful_close_after_a_failure_is_a_plain_close);
 	suite_add_tcase(s, tc);
 
