@@ -1411,6 +1411,8 @@ START_TEST(install_refusals_and_the_ledger)
 	ck_assert_int_eq(rsc_entry_install(NULL, 0, note_res, &res), -EINVAL);
 	ck_assert_int_eq(rsc_entry_install(e, 0, note_res, &fd), 0);
 	ck_assert_int_eq(rsc_entry_install(e, 0, note_res, &res), -EBUSY);
+	if (t_kernel_has(IORING_OP_MSG_RING)) /* rsc_entry_hand_over(3): "or an install" */
+		ck_assert_int_eq(rsc_entry_hand_over(e, 0, note_res, &res), -EBUSY);
 	while (fd == -1000)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 	ck_assert_int_ge(fd, 0);
