@@ -18,8 +18,9 @@
 #define OP_PIPE 62U		/* Linux 6.16 */
 
 /*
- * The man pages' promises, page by page: each test names its page and the
- * sentence it checks. What other suites already check is not repeated.
+ * The man pages' promises, page by page, as an acceptance test written from
+ * the pages would check them: each test names its page and the sentences it
+ * checks, by what the caller can observe (errnos, descriptors, order, stats).
  */
 
 /* Helpers shared by the pages below. */
