@@ -1513,6 +1513,46 @@ START_TEST(scope_open_refusals)
 }
 END_TEST
 
+struct still_valid {
+	struct rsc_scope *child;
+	struct rsc_entry *entry;
+	int child_state, entry_state;
+};
+
+static void look_at_child(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct still_valid *v = data;
+
+	(void)s;
+	(void)status;
+	(void)err;
+	v->child_state = rsc_scope_state(v->child);
+	v->entry_state = rsc_entry_state(v->entry);
+}
+
+/* rsc_scope_open(3): a scope "closed by its parent's unwind" is freed "with the
+ * scope whose close callback ends that unwind. Until then the scope, its child
+ * scopes and its entries stay valid." */
+START_TEST(child_stays_valid_until_the_parents_callback_returns)
+{
+	struct still_valid v = { 0 };
+	struct rsc_scope *p;
+	int fds[2];
+
+	ck_assert_int_eq(pipe_pair(fds), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &v.child), 0);
+	ck_assert_int_eq(rsc_adopt(v.child, fds[0], 0, &v.entry), 0);
+	ck_assert_int_eq(rsc_scope_close(p, look_at_child, &v), 0);
+	t_run();
+	ck_assert_int_eq(v.child_state, RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(v.entry_state, RSC_EXITED);
+	ck_assert_int_eq(rsc_scope_state(v.child), -ESTALE);
+	ck_assert_int_eq(rsc_entry_state(v.entry), -ESTALE);
+	close(fds[1]);
+}
+END_TEST
+
 /* rsc_scope_close(3): "Nothing is released inside this call: no exit hook, no
  * callback and no trace event runs in it"; "rsc_scope_state(3) still reports
  * RSC_SCOPE_OPEN until the unwind has started"; -ESHUTDOWN from then on. */
@@ -3438,6 +3478,7 @@ Suite *make_pages_suite(void)
 	tc = tcase_create("scope-entry");
 	t_add_fixture(tc);
 	tcase_add_test(tc, scope_open_refusals);
+	tcase_add_test(tc, child_stays_valid_until_the_parents_callback_returns);
 	tcase_add_test(tc, scope_close_does_nothing_inside_the_call);
 	tcase_add_test(tc, scope_close_leaves_a_closing_childs_result_to_it);
 	tcase_add_test(tc, scope_close_after_its_loop_is_freed_is_stale);
