@@ -3408,26 +3408,34 @@ START_TEST(accept_racing_its_scopes_close_calls_back_once)
 }
 END_TEST
 
-/* A test needing @op, left out with a SKIP line when the kernel lacks it. */
-static void add_if_kernel_has(TCase *tc, const TTest *t, unsigned op, const char *name,
-			      const char *what)
+/* A test left out, with a SKIP line naming it and why, unless @ok. */
+static void add_if(TCase *tc, const TTest *t, bool ok, const char *name, const char *why)
 {
-	if (t_kernel_has(op))
+	if (ok)
 		tcase_add_test(tc, t);
 	else
-		printf("SKIP %s: kernel lacks %s\n", name, what);
+		printf("SKIP %s: %s\n", name, why);
 }
 
-#define ADD_IF(tc, test, op, what) add_if_kernel_has(tc, test, op, #test, what)
+#define ADD_IF(tc, test, op, what) add_if(tc, test, t_kernel_has(op), #test, "kernel lacks " what)
+#define ADD_IF_FAULTS(tc, test)                                                               \
+	add_if(tc, test, rsc_fault_set(t_probe_loop(), "") == 0, #test,                       \
+	       "this build has no fault injection")
 
-Suite *make_pages_suite(void)
+/* A test case of the suite, with the checked fixture. */
+static TCase *checked_case(Suite *s, const char *name)
 {
-	Suite *s = suite_create("pages");
-	TCase *tc = tcase_create("graceful");
-	struct rsc_loop *probe;
-	bool faults = rsc_fault_set(t_probe_loop(), "") == 0;
+	TCase *tc = tcase_create(name);
 
 	t_add_fixture(tc);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+static void add_graceful_cases(Suite *s)
+{
+	TCase *tc = checked_case(s, "graceful");
+
 	tcase_add_test(tc, close_stats_drained_counts_a_child_graceful_first);
 	tcase_add_test(tc, close_stats_drained_counts_a_child_graceful_inside);
 	tcase_add_test(tc, close_stats_counts_an_early_release_as_drained);
@@ -3438,10 +3446,13 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, ancestor_close_waits_for_a_childs_grace);
 	tcase_add_test(tc, shutdown_waits_for_a_bounded_grace);
 	tcase_add_test(tc, graceful_close_after_a_failure_is_a_plain_close);
-	suite_add_tcase(s, tc);
+	ADD_IF_FAULTS(tc, close_stats_exits_failed_counts_a_childs_release);
+}
 
-	tc = tcase_create("ownership");
-	t_add_fixture(tc);
+static void add_ownership_cases(Suite *s)
+{
+	TCase *tc = checked_case(s, "ownership");
+
 	tcase_add_test(tc, adopt_failure_leaves_fd_with_the_caller);
 	tcase_add_test(tc, adopt_refuses_an_owned_descriptor_in_any_loop);
 	tcase_add_test(tc, adopt_sets_cloexec_unless_asked_not_to);
@@ -3453,16 +3464,15 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, detach_refused_after_scope_fail);
 	tcase_add_test(tc, entry_move_changes_the_release_order);
 	tcase_add_test(tc, entry_move_errors_by_state);
+	ADD_IF_FAULTS(tc, entry_move_takes_its_io_and_its_errors_along);
 	tcase_add_test(tc, scope_move_changes_who_closes_it);
 	tcase_add_test(tc, scope_move_errors_by_state);
 	tcase_add_test(tc, scope_move_takes_its_acquires_along);
 	tcase_add_test(tc, detached_descriptor_is_no_leak_under_full_audit);
 	tcase_add_test(tc, nothing_moves_into_a_grace);
 	tcase_add_test(tc, detach_from_an_enter_callback);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("release");
-	t_add_fixture(tc);
+	tc = checked_case(s, "release");
 	tcase_add_test(tc, defer_failure_pushes_nothing);
 	tcase_add_test(tc, defer_runs_once_in_its_lifo_turn);
 	tcase_add_test(tc, defer_sees_suppresses_or_raises_the_pending_error);
@@ -3473,10 +3483,13 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, on_close_runs_once_whoever_closes);
 	tcase_add_test(tc, release_wait_refusals);
 	tcase_add_test(tc, release_wait_of_an_entering_entry_leaves_nothing_open);
-	suite_add_tcase(s, tc);
+	ADD_IF_FAULTS(tc, release_wait_reports_a_failed_close_here_only);
+}
 
-	tc = tcase_create("scope-entry");
-	t_add_fixture(tc);
+static void add_scope_and_loop_cases(Suite *s)
+{
+	TCase *tc = checked_case(s, "scope-entry");
+
 	tcase_add_test(tc, scope_open_refusals);
 	tcase_add_test(tc, child_stays_valid_until_the_parents_callback_returns);
 	tcase_add_test(tc, scope_close_does_nothing_inside_the_call);
@@ -3487,17 +3500,13 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, entry_release_failure_goes_to_cb_or_to_the_scope);
 	tcase_add_test(tc, entry_release_while_entering_reports_the_acquire);
 	tcase_add_test(tc, on_enter_sees_the_settled_state);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("deadline");
-	t_add_fixture(tc);
+	tc = checked_case(s, "deadline");
 	tcase_add_test(tc, deadline_refusals_and_clearing);
 	tcase_add_test(tc, deadline_of_a_child_unwinds_it_alone);
 	tcase_add_test(tc, deadline_set_during_a_grace_ends_it);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("loop");
-	t_add_fixture(tc);
+	tc = checked_case(s, "loop");
 	tcase_add_test(tc, loop_fd_turns_readable_for_work_due_outside_the_loop);
 	tcase_add_test(tc, loop_post_runs_later_in_order_once);
 	tcase_add_test(tc, loop_post_still_queued_runs_at_close);
@@ -3505,43 +3514,15 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, unwind_waits_for_an_early_release_in_flight);
 	tcase_add_test(tc, loop_features_are_consistent);
 	tcase_add_test(tc, shared_ring_dispatch_promises);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("io");
-	t_add_fixture(tc);
-	tcase_add_test(tc, io_argument_refusals);
-	tcase_add_test(tc, io_state_refusals);
-	tcase_add_test(tc, io_on_an_entry_without_a_descriptor_is_refused);
-	tcase_add_test(tc, timer_ends_with_exactly_one_call);
-	tcase_add_test(tc, send_to_a_gone_peer_is_epipe_and_reads_follow_the_position);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("net");
-	t_add_fixture(tc);
-	tcase_add_test(tc, open_argument_refusals);
-	tcase_add_test(tc, open_failure_unwinds_with_openat);
-	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
-		tcase_add_test(tc, socket_argument_refusals_and_detail);
-		tcase_add_test(tc, connect_and_listen_argument_refusals);
-		tcase_add_test(tc, refused_connect_is_the_scopes_error_naming_the_address);
-		tcase_add_test(tc, accept_refusals_and_its_one_call);
-		tcase_add_test(tc, accept_racing_its_scopes_close_calls_back_once);
-	} else {
-		printf("SKIP pages/net socket tests: kernel lacks IORING_OP_SOCKET or IORING_OP_CONNECT\n");
-	}
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("push-loop");
-	t_add_fixture(tc);
+	tc = checked_case(s, "push-loop");
 	tcase_add_test(tc, push_refusals_and_a_failing_enter);
 	tcase_add_test(tc, hooks_refuse_what_would_nest);
 	tcase_add_test(tc, entry_wait_states);
 	tcase_add_test(tc, loop_close_refuses_while_a_scope_is_left);
 	tcase_add_test(tc, loop_shutdown_combines_and_keeps_callbacks);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("getters");
-	t_add_fixture(tc);
+	tc = checked_case(s, "getters");
 	tcase_add_test(tc, scope_state_and_error_through_an_unwind);
 	tcase_add_test(tc, data_pointers_survive_moves_and_last_callbacks);
 	tcase_add_test(tc, counters_count_entries_and_run_reports_work);
@@ -3552,42 +3533,74 @@ Suite *make_pages_suite(void)
 	tcase_add_test(tc, entry_getters_name_what_they_hold);
 	tcase_add_test(tc, metrics_name_every_counter);
 	tcase_add_test(tc, describe_fd_owner_or_enoent);
-	suite_add_tcase(s, tc);
+}
 
-	tc = tcase_create("multishot-pipe");
-	t_add_fixture(tc);
+static void add_io_and_net_cases(Suite *s)
+{
+	TCase *tc = checked_case(s, "io");
+	bool sockets = t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT);
+	const char *no_sockets = "kernel lacks IORING_OP_SOCKET or IORING_OP_CONNECT (Linux 5.19)";
+
+	tcase_add_test(tc, io_argument_refusals);
+	tcase_add_test(tc, io_state_refusals);
+	tcase_add_test(tc, io_on_an_entry_without_a_descriptor_is_refused);
+	tcase_add_test(tc, timer_ends_with_exactly_one_call);
+	tcase_add_test(tc, send_to_a_gone_peer_is_epipe_and_reads_follow_the_position);
 	ADD_IF(tc, multishot_receive_promises, IORING_OP_SEND_ZC, "IORING_RECV_MULTISHOT (Linux 6.0)");
 	ADD_IF(tc, recv_buffers_argument_refusals, IORING_OP_SEND_ZC, "provided-buffer rings (Linux 5.19)");
 	ADD_IF(tc, pipe_ends_through_the_lifecycle, OP_PIPE, "IORING_OP_PIPE (Linux 6.16)");
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("faults");
-	t_add_fixture(tc);
-	if (faults) {
-		tcase_add_test(tc, close_stats_exits_failed_counts_a_childs_release);
-		tcase_add_test(tc, release_wait_reports_a_failed_close_here_only);
-		tcase_add_test(tc, entry_move_takes_its_io_and_its_errors_along);
-	} else {
-		printf("SKIP close_stats_exits_failed_counts_a_childs_release, release_wait_reports_a_failed_close_here_only, entry_move_takes_its_io_and_its_errors_along: this build has no fault injection\n");
-	}
-	suite_add_tcase(s, tc);
+	tc = checked_case(s, "net");
+	tcase_add_test(tc, open_argument_refusals);
+	tcase_add_test(tc, open_failure_unwinds_with_openat);
+	add_if(tc, socket_argument_refusals_and_detail, sockets, "socket_argument_refusals_and_detail", no_sockets);
+	add_if(tc, connect_and_listen_argument_refusals, sockets, "connect_and_listen_argument_refusals",
+	       no_sockets);
+	add_if(tc, refused_connect_is_the_scopes_error_naming_the_address, sockets,
+	       "refused_connect_is_the_scopes_error_naming_the_address", no_sockets);
+	add_if(tc, accept_refusals_and_its_one_call, sockets, "accept_refusals_and_its_one_call", no_sockets);
+	add_if(tc, accept_racing_its_scopes_close_calls_back_once, sockets,
+	       "accept_racing_its_scopes_close_calls_back_once", no_sockets);
+}
 
-	tc = tcase_create("direct");
-	t_add_fixture(tc);
-	if (rsc_loop_new(&probe, 8, RSC_LOOP_DIRECT) < 0) {
+/* The direct table needs Linux 6.0 (sparse, with allocation ranges): probed once. */
+static bool direct_tables_work(void)
+{
+	struct rsc_loop *probe;
+
+	if (rsc_loop_new(&probe, 8, RSC_LOOP_DIRECT) < 0)
+		return false;
+	if (rsc_loop_close(probe) < 0)
+		printf("probe loop did not close: %s\n", rsc_last_error());
+	return true;
+}
+
+static void add_direct_cases(Suite *s)
+{
+	TCase *tc = checked_case(s, "direct");
+
+	if (!direct_tables_work()) {
 		printf("SKIP pages/direct: kernel lacks a sparse direct table with allocation ranges (Linux 6.0)\n");
-	} else {
-		if (rsc_loop_close(probe) < 0)
-			printf("probe loop did not close: %s\n", rsc_last_error());
-		tcase_add_test(tc, inbox_needs_a_table_and_keeps_the_loop_alive);
-		ADD_IF(tc, hand_over_to_no_inbox_sends_nothing, IORING_OP_MSG_RING, "IORING_OP_MSG_RING (Linux 5.18)");
-		ADD_IF(tc, install_refusals_and_the_ledger, OP_FIXED_FD_INSTALL, "IORING_OP_FIXED_FD_INSTALL (Linux 6.8)");
-		ADD_IF(tc, install_below_a_closing_scope_is_refused, OP_FIXED_FD_INSTALL,
-		       "IORING_OP_FIXED_FD_INSTALL (Linux 6.8)");
-		ADD_IF(tc, install_and_hand_over_refuse_a_pipe, OP_PIPE, "IORING_OP_PIPE (Linux 6.16)");
-		tcase_add_test(tc, chain_refusals);
-		tcase_add_test(tc, direct_table_and_slot_states);
+		return;
 	}
-	suite_add_tcase(s, tc);
+	tcase_add_test(tc, inbox_needs_a_table_and_keeps_the_loop_alive);
+	ADD_IF(tc, hand_over_to_no_inbox_sends_nothing, IORING_OP_MSG_RING, "IORING_OP_MSG_RING (Linux 5.18)");
+	ADD_IF(tc, install_refusals_and_the_ledger, OP_FIXED_FD_INSTALL, "IORING_OP_FIXED_FD_INSTALL (Linux 6.8)");
+	ADD_IF(tc, install_below_a_closing_scope_is_refused, OP_FIXED_FD_INSTALL,
+	       "IORING_OP_FIXED_FD_INSTALL (Linux 6.8)");
+	ADD_IF(tc, install_and_hand_over_refuse_a_pipe, OP_PIPE, "IORING_OP_PIPE (Linux 6.16)");
+	tcase_add_test(tc, chain_refusals);
+	tcase_add_test(tc, direct_table_and_slot_states);
+}
+
+Suite *make_pages_suite(void)
+{
+	Suite *s = suite_create("pages");
+
+	add_graceful_cases(s);
+	add_ownership_cases(s);
+	add_scope_and_loop_cases(s);
+	add_io_and_net_cases(s);
+	add_direct_cases(s);
 	return s;
 }
