@@ -652,7 +652,7 @@ int rsc_defer(struct rsc_scope *h, rsc_exit_fn fn, void *arg,
 	if (!d)
 		return -ENOMEM;
 	d->fn = fn;
-	e = new_entered(s, &defer_manager, arg, RSC__CFG_ORDERED, 0, NULL,
+	e = new_entered(s, &defer_manager, arg, RSC__CFG_ORDERED | RSC__CFG_NO_FD, 0, NULL,
 			__builtin_return_address(0), false);
 	if (!e) {
 		free(d);

@@ -16,9 +16,8 @@ void rsc__io_unlink(struct rsc_op *op)
 	rsc__list_remove(&op->io_node);
 	assert(e->n_io > 0);
 	e->n_io--;
-	/* The last op of those in flight when a graceful close began: drained. */
-	if (op->grace_mark && --e->n_grace_ops == 0 && (e->flags & RSC__E_GRACE_BUSY))
-		rsc__graceful_drained(e);
+	if (!rsc__list_empty(&e->scope->loop->graceful_list))
+		rsc__graceful_op_done(e, op->grace_seq);
 }
 
 static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
@@ -73,6 +72,30 @@ int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn)
 	return 0;
 }
 
+/* rsc__io_check, for tracked I/O (rsc_read(3) and its kin): an op on a
+ * descriptor needs an entry that holds one (not a defer's or a timer's 0),
+ * and none starts in a scope whose unwind is owed already by an ancestor's
+ * close or failure, save during a grace (it lets the work under way go on). */
+int rsc__io_check_tracked(struct rsc_entry *h, struct rsc__entry **ep, bool uses_fd,
+			  const char *fn)
+{
+	int ret = rsc__io_check(h, ep, fn);
+	struct rsc__entry *e = *ep;
+
+	if (ret < 0)
+		return ret;
+	if (uses_fd && (e->config & RSC__CFG_NO_FD)) {
+		rsc__set_last_error("%s: entry '%s' holds no descriptor", fn, e->mgr->name);
+		return -EBADF;
+	}
+	/* The cached walk first: the exact one only when some scope above is closing. */
+	if (rsc__scope_unwind_owns(e->scope) && rsc__scope_unwind_owns_past_grace(e->scope)) {
+		rsc__set_last_error("%s: a scope above '%s' is closing", fn, e->scope->name);
+		return -ESHUTDOWN;
+	}
+	return 0;
+}
+
 /* A new op tracked by @e, with its SQE (to fill in), or NULL (-errno in *sqep). */
 struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep)
 {
@@ -93,7 +116,7 @@ static int io_start(struct rsc_entry *h, unsigned opcode, void *buf,
 	struct io_uring_sqe *sqe;
 	struct rsc__entry *e;
 	struct rsc_op *op;
-	int ret = rsc__io_check(h, &e, fn);
+	int ret = rsc__io_check_tracked(h, &e, true, fn);
 
 	if (ret < 0)
 		return ret;
@@ -225,7 +248,7 @@ int rsc_timeout(struct rsc_entry *h, unsigned ms, rsc_io_cb cb, void *data)
 	struct io_uring_sqe *sqe;
 	struct rsc__entry *e;
 	struct rsc_op *op;
-	int ret = rsc__io_check(h, &e, "rsc_timeout");
+	int ret = rsc__io_check_tracked(h, &e, false, "rsc_timeout");
 
 	if (ret < 0)
 		return ret;
@@ -273,14 +296,16 @@ static const struct rsc_manager timer_manager = {
 static void timer_entered(struct rsc_entry *h, int res, void *data)
 {
 	struct timer_args *t = data;
-	int ret = res < 0 ? res : rsc_timeout(h, t->ms, t->cb, t->data);
+	int ret;
 
-	/* Released, or its scope closed, before it could start: cancelled, as a
-	 * timer removed by its release is (-EBADF, -ESHUTDOWN from rsc_timeout). */
-	if (ret == -EBADF || ret == -ESHUTDOWN)
-		ret = -ECANCELED;
+	if (res < 0) {
+		t->cb(h, res, NULL, t->data);
+		return;
+	}
+	ret = rsc_timeout(h, t->ms, t->cb, t->data);
+	/* A scope closing (or a release) before the timer could start: cancelled. */
 	if (ret < 0)
-		t->cb(h, ret, NULL, t->data);
+		t->cb(h, ret == -ESHUTDOWN || ret == -EBADF ? -ECANCELED : -EBUSY, NULL, t->data);
 }
 
 int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
@@ -303,7 +328,7 @@ int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
 	t->ms = ms;
 	t->cb = cb;
 	t->data = data;
-	ret = rsc__push(s, &timer_manager, NULL, 0, NULL, __builtin_return_address(0), &e);
+	ret = rsc__push(s, &timer_manager, NULL, RSC__CFG_NO_FD, NULL, __builtin_return_address(0), &e);
 	if (ret < 0) {
 		free(t);
 		return ret;

@@ -988,6 +988,35 @@ static void loop_free(struct rsc_loop *loop)
 	free(loop);
 }
 
+/* rsc_loop_close's drain. The posts queued run, but one posted meanwhile is
+ * refused (-ESHUTDOWN: the loop is being freed), or a post that posts again
+ * would keep the loop alive forever; if the loop stays (-EBUSY), posts are
+ * welcome again. */
+static int close_drain(struct rsc_loop *loop)
+{
+	int ret = 0;
+
+	rsc__post_refuse(loop, true);
+	for (;;) {
+		if ((loop->root && !rsc__list_empty(&loop->root->children)) ||
+		    !rsc__list_empty(&loop->ready_queue) ||
+		    !rsc__list_empty(&loop->retry_list) ||
+		    !rsc__list_empty(&loop->announce_queue)) {
+			rsc__set_last_error("rsc_loop_close: scopes still open or callbacks due; close them or call rsc_loop_shutdown");
+			ret = -EBUSY;
+			break;
+		}
+		if (!loop_alive(loop) && !has_cqes(loop))
+			break;
+		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
+		if (ret < 0)
+			break;
+	}
+	if (ret < 0)
+		rsc__post_refuse(loop, false);
+	return ret < 0 ? ret : 0;
+}
+
 int rsc_loop_close(struct rsc_loop *loop)
 {
 	int ret;
@@ -1007,20 +1036,9 @@ int rsc_loop_close(struct rsc_loop *loop)
 	 * they may): checked again after each run, so that no scope, and no
 	 * descriptor, is freed unreleased with the loop.
 	 */
-	for (;;) {
-		if ((loop->root && !rsc__list_empty(&loop->root->children)) ||
-		    !rsc__list_empty(&loop->ready_queue) ||
-		    !rsc__list_empty(&loop->retry_list) ||
-		    !rsc__list_empty(&loop->announce_queue)) {
-			rsc__set_last_error("rsc_loop_close: scopes still open or callbacks due; close them or call rsc_loop_shutdown");
-			return -EBUSY;
-		}
-		if (!loop_alive(loop) && !has_cqes(loop))
-			break;
-		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
-		if (ret < 0)
-			return ret;
-	}
+	ret = close_drain(loop);
+	if (ret < 0)
+		return ret;
 	loop_free(loop);
 	return 0;
 }
@@ -1042,10 +1060,14 @@ int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 	}
 	/* The root scope's children are the user's top scopes: LIFO, as any. */
 	ret = rsc__scope_close_and_wait(loop->root, &status, &err);
-	/* Drain: an unreaped CQE carrying a descriptor would be a leak. */
+	/* Drain: an unreaped CQE carrying a descriptor would be a leak. A post
+	 * made now is refused, as in rsc_loop_close, or one that posts again
+	 * would keep this going forever. */
+	rsc__post_refuse(loop, true);
 	while (ret >= 0 && (loop_alive(loop) || has_cqes(loop)))
 		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
 	if (ret < 0) {
+		rsc__post_refuse(loop, false);
 		rsc__error_unref(err);
 		return ret; /* the ring failed: the loop is left for inspection */
 	}

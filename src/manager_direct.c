@@ -543,7 +543,7 @@ int rsc_entry_install(struct rsc_entry *h, unsigned flags, rsc_entry_cb cb, void
 {
 	struct io_uring_sqe *sqe;
 	struct rsc__entry *e;
-	int ret = rsc__io_check(h, &e, "rsc_entry_install");
+	int ret = rsc__io_check_tracked(h, &e, true, "rsc_entry_install"); /* as rsc_read */
 
 	if (ret < 0)
 		return ret;

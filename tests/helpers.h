@@ -94,5 +94,6 @@ Suite *make_shared_ring_suite(void);
 Suite *make_hostile_servers_suite(void);
 Suite *make_multishot_suite(void);
 Suite *make_reentry_suite(void);
+Suite *make_pages_suite(void);
 
 #endif
