@@ -644,6 +644,30 @@ START_TEST(detach_errors_by_state)
 }
 END_TEST
 
+/* rsc_entry_detach(3): "the second entry of rsc_connect(3) or rsc_listen(3),
+ * which owns the socket once it has entered" can be detached: the socket is
+ * the caller's, still listening after the scope has gone. */
+START_TEST(detach_a_listener_keeps_its_socket)
+{
+	struct sockaddr_in a;
+	struct rsc_scope *s;
+	struct rsc_entry *l;
+	int fd, client, conn;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	l = t_listen_on_loopback(s, 4, &a);
+	fd = rsc_entry_detach(l);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	client = t_connect(&a);
+	conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(conn, 0);
+	close(conn);
+	close(client);
+	close(fd);
+}
+END_TEST
+
 /* rsc_entry_detach(3): "or failure of the scope ... has been requested":
  * a pending rsc_scope_fail owns the entry too. */
 START_TEST(detach_refused_after_scope_fail)
@@ -3561,6 +3585,8 @@ static void add_io_and_net_cases(Suite *s)
 	add_if(tc, accept_refusals_and_its_one_call, sockets, "accept_refusals_and_its_one_call", no_sockets);
 	add_if(tc, accept_racing_its_scopes_close_calls_back_once, sockets,
 	       "accept_racing_its_scopes_close_calls_back_once", no_sockets);
+	add_if(tc, detach_a_listener_keeps_its_socket, sockets, "detach_a_listener_keeps_its_socket",
+	       no_sockets);
 }
 
 /* The direct table needs Linux 6.0 (sparse, with allocation ranges): probed once. */
