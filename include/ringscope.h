@@ -216,7 +216,11 @@ RSC_EXTERN int rsc_loop_post(struct rsc_loop *loop,
 			     void (*fn)(struct rsc_loop *loop, void *arg),
 			     void *arg);
 
-/* Install (or with NULL, remove) the lifecycle trace callback. */
+/*
+ * Install (or with NULL, remove) the lifecycle trace callback. It observes:
+ * from inside it, pushing, I/O, release, detach and move return -EDEADLK, as
+ * from a manager hook; closing or failing a scope (a request) is allowed.
+ */
 RSC_EXTERN int rsc_loop_set_trace(struct rsc_loop *loop, rsc_trace_cb cb,
 				  void *data);
 

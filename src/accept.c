@@ -118,6 +118,7 @@ static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			 unsigned cqe_flags)
 {
 	struct rsc__entry *l = op->entry;
+	uint64_t lh = l->h;
 
 	(void)loop;
 	(void)cqe_flags;
@@ -127,7 +128,7 @@ static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			call_accept_cb(op, -ENOMEM, NULL, NULL);
 	} else
 		call_accept_cb(op, -ECANCELED, NULL, NULL);
-	rsc__io_settled(l);
+	rsc__io_settled(lh);
 }
 
 /* After a shortage: wait (doubling), then accept again, tracked meanwhile. */
@@ -161,6 +162,7 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			unsigned cqe_flags)
 {
 	struct rsc__entry *l = op->entry;
+	uint64_t lh = l->h;
 	bool last = !(cqe_flags & IORING_CQE_F_MORE);
 	bool stop = stopping(l);
 
@@ -183,14 +185,16 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		call_accept_cb(op, -ECANCELED, NULL, NULL);
 	} else if (res < 0) {
 		call_accept_cb(op, res, NULL, NULL);
-		if (shortage(res) && (op->accept_flags & RSC_ACCEPT_MULTISHOT))
+		/* Unless the callback detached the listener: that error ended it. */
+		if (shortage(res) && (op->accept_flags & RSC_ACCEPT_MULTISHOT) &&
+		    rsc__entry_live(lh))
 			rearm_later(op);
 	} else if ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && !stop) {
 		/* The kernel ended the multishot without an error: keep going. */
 		if (arm(l, op->accept_cb, op->io_data, op->accept_flags, 0) < 0)
 			call_accept_cb(op, -ENOMEM, NULL, NULL);
 	}
-	rsc__io_settled(l);
+	rsc__io_settled(lh);
 }
 
 /* An accept in flight: its op, or the timer of its backoff after a shortage. */

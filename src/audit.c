@@ -101,8 +101,9 @@ void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char 
 	}
 	snprintf(f->scope, sizeof(f->scope), "%s", scope);
 	snprintf(f->expected, sizeof(f->expected), "%s", expected);
-	rsc__trace(loop, RSC_EV_AUDIT_FINDING, NULL, NULL, fd);
 	rsc__obs_audit_finding(loop, f);
+	/* Last: the trace callback may clear the findings (rsc_audit_clear), this one too. */
+	rsc__trace(loop, RSC_EV_AUDIT_FINDING, NULL, NULL, fd);
 }
 
 /*

@@ -182,9 +182,10 @@ int rsc_chain_connect(struct rsc_chain *c, const struct sockaddr *addr,
 	int ret;
 
 	RSC__CHECK_ARG(c, "rsc_chain_connect: chain is NULL");
-	RSC__CHECK_ARG(addr && addrlen >= sizeof(sa_family_t) &&
-			       addrlen <= sizeof(struct sockaddr_storage),
-		       "rsc_chain_connect: bad address");
+	/* The address rules of rsc_connect: a family it knows, a length that fits it. */
+	ret = rsc__check_addr(addr, addrlen, true, "rsc_chain_connect");
+	if (ret < 0)
+		return ret;
 	RSC__CHECK_ARG(c->n && c->steps[c->n - 1].kind == STEP_SOCKET,
 		       "rsc_chain_connect: the step before a connect must be rsc_chain_socket");
 	dep = c->n - 1;

@@ -539,9 +539,10 @@ int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const cha
 
 	RSC__SCOPE(s, h, fn);
 	*sp = s;
-	if (s->loop->hook_entry) {
+	if (rsc__in_hook(s->loop)) {
 		/* Its SQEs would interleave with the running hook's reservation. */
-		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
+		rsc__set_last_error("%s: not from inside a manager's enter or exit, or the trace callback",
+				    fn);
 		return -EDEADLK;
 	}
 	/* An ancestor's close or failure requested counts too: its unwind will
@@ -651,7 +652,7 @@ int rsc_defer(struct rsc_scope *h, rsc_exit_fn fn, void *arg,
 	if (!d)
 		return -ENOMEM;
 	d->fn = fn;
-	e = new_entered(s, &defer_manager, arg, RSC__CFG_ORDERED, 0, NULL,
+	e = new_entered(s, &defer_manager, arg, RSC__CFG_ORDERED | RSC__CFG_NO_FD, 0, NULL,
 			__builtin_return_address(0), false);
 	if (!e) {
 		free(d);
@@ -776,6 +777,7 @@ static void enter_done(struct rsc__entry *e)
 	struct rsc__scope *s = e->scope;
 	struct rsc_loop *loop = s->loop;
 	bool early = e->flags & RSC__E_RELEASE_REQ;
+	uint64_t h = e->h;
 
 	/* Its linked timeout fired: the op ends -ECANCELED, or -EINTR when the
 	 * kernel interrupted a worker blocked in it (an AF_UNIX connect waiting
@@ -828,7 +830,9 @@ static void enter_done(struct rsc__entry *e)
 	if (e->enter_cb)
 		e->enter_cb(rsc__eh(e), e->value, e->enter_data);
 	rsc__cb_leave(loop);
-	if (early) {
+	/* The callback may have detached it: one with no early release and no dependents. */
+	e = rsc__entry_live(h);
+	if (e && early) {
 		if (e->state == RSC_ENTERED)
 			rsc__entry_start_exit(e);
 		else if (e->release_cb) {
@@ -837,7 +841,7 @@ static void enter_done(struct rsc__entry *e)
 			rsc__cb_leave(loop);
 		}
 	}
-	if (e->flags & RSC__E_HAS_DEPS)
+	if (e && (e->flags & RSC__E_HAS_DEPS))
 		resolve_dependents(e);
 	if (s->state == RSC_SCOPE_UNWINDING)
 		rsc__scope_step(s);
@@ -1064,8 +1068,9 @@ int rsc_entry_on_enter(struct rsc_entry *h, rsc_entry_cb cb, void *data)
 /* Checks shared by release, detach and move: the caller may act on it. */
 static int check_owned_by_caller(struct rsc__entry *e, bool release, const char *fn)
 {
-	if (e->scope->loop->hook_entry) {
-		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
+	if (rsc__in_hook(e->scope->loop)) {
+		rsc__set_last_error("%s: not from inside a manager's enter or exit, or the trace callback",
+				    fn);
 		return -EDEADLK;
 	}
 	/* Never touch the number again: it may belong to someone else by now. */

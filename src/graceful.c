@@ -14,8 +14,8 @@
  * grace runs (a walk only while one does), and an internal timeout ends it.
  */
 
-/* Entries of the subtree with I/O in flight; with @mark, flagged to count their drain. */
-static unsigned subtree_busy(struct rsc__scope *root, bool mark)
+/* Entries of the subtree with I/O in flight. */
+static unsigned subtree_busy(struct rsc__scope *root)
 {
 	struct rsc__scope *s;
 	struct rsc__entry *e;
@@ -23,30 +23,30 @@ static unsigned subtree_busy(struct rsc__scope *root, bool mark)
 
 	for (s = root; s; s = rsc__scope_next(root, s))
 		RSC__LIST_FOR_EACH(e, &s->entries, scope_node)
-			if (e->n_io > 0) {
-				struct rsc_op *op;
-
-				n++;
-				if (!mark)
-					continue;
-				e->flags |= RSC__E_GRACE_BUSY;
-				e->n_grace_ops = e->n_io;
-				RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-					op->grace_mark = true;
-			}
+			n += e->n_io > 0;
 	return n;
 }
 
-void rsc__graceful_drained(struct rsc__entry *e)
+/* @e still has an op in flight that began before the grace stamped @g_seq. */
+static bool busy_since(const struct rsc__entry *e, uint64_t g_seq)
+{
+	const struct rsc_op *op;
+
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+		if (op->grace_seq < g_seq)
+			return true;
+	return false;
+}
+
+/* Every grace above @e counts it, a child's own grace and its parent's
+ * alike: each waited on the ops older than its start. */
+void rsc__graceful_op_done(struct rsc__entry *e, uint64_t seq)
 {
 	struct rsc__scope *s;
 
-	e->flags &= ~RSC__E_GRACE_BUSY;
 	for (s = e->scope; s; s = s->parent)
-		if (s->grace) {
+		if (s->grace && seq < s->g_seq && !busy_since(e, s->g_seq))
 			s->g_drained++;
-			return;
-		}
 }
 
 /* Off the loop's graceful list (on it while its grace lasts), its timer stopped. */
@@ -76,8 +76,12 @@ static void end_grace(struct rsc__scope *s, bool timed_out)
 	leave_grace(s, timed_out);
 	/* What is still in flight now is cut, by this unwind or one a failure or
 	 * a deadline started already (its releases are draining it now). */
-	busy = subtree_busy(s, false);
+	busy = subtree_busy(s);
 	s->g_cancelled = busy;
+	/* The bound covers the subtree: a grace below, even an unbounded one,
+	 * ends with it rather than hold this unwind past its bound. */
+	if (timed_out)
+		rsc__graceful_cut_below(s);
 	if (s->state == RSC_SCOPE_OPEN)
 		rsc__ready_push(loop, s);
 }
@@ -133,7 +137,7 @@ bool rsc__graceful_due(const struct rsc_loop *loop)
 	struct rsc__scope *s;
 
 	RSC__LIST_FOR_EACH(s, &loop->graceful_list, graceful_node)
-		if (s->state != RSC_SCOPE_OPEN || !subtree_busy(s, false))
+		if (s->state != RSC_SCOPE_OPEN || !subtree_busy(s))
 			return true;
 	return false;
 }
@@ -144,7 +148,7 @@ unsigned rsc__graceful_poll(struct rsc_loop *loop)
 	unsigned n = 0;
 
 	RSC__LIST_FOR_EACH_SAFE(s, &loop->graceful_list, graceful_node) {
-		if (s->state != RSC_SCOPE_OPEN || !subtree_busy(s, false)) {
+		if (s->state != RSC_SCOPE_OPEN || !subtree_busy(s)) {
 			end_grace(s, false);
 			n++;
 		}
@@ -164,8 +168,11 @@ static void stop_accepting(struct rsc__scope *root)
 	for (s = root; s; s = rsc__scope_next(root, s))
 		RSC__LIST_FOR_EACH(e, &s->entries, scope_node)
 			RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-				if (rsc__op_is_accept(op))
+				if (rsc__op_is_accept(op)) {
 					rsc__submit_cancel(root->loop, op);
+					/* Cut here, not let finish: no grace counts it drained. */
+					op->grace_seq = UINT64_MAX;
+				}
 }
 
 int rsc_scope_close_graceful(struct rsc_scope *h, unsigned grace_ms,
@@ -197,7 +204,7 @@ int rsc_scope_close_graceful(struct rsc_scope *h, unsigned grace_ms,
 	ret = rsc_scope_close(h, cb, data);
 	assert(ret == 0);
 	/* rsc_scope_close queued the unwind: hold it for the grace instead. */
-	s->g_busy_at_start = subtree_busy(s, true);
+	s->g_seq = ++loop->grace_seq; /* the ops in flight now are older */
 	s->g_drained = s->g_cancelled = 0;
 	s->grace_timer = op;
 	stop_accepting(s);

@@ -301,7 +301,7 @@ static void sent(struct rsc_loop *loop, struct rsc_op *op, int res, unsigned cqe
 	/* >= 0: the slot the receiver got (msg_ring.c returns the install's result). */
 	if (r->res >= 0)
 		e->value = -EXDEV; /* the receiver's entry owns the file from now on */
-	rsc__io_settled(e);
+	rsc__io_settled(e->h);
 }
 
 int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
@@ -313,7 +313,6 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 
 	if (ret < 0)
 		return ret;
-	RSC__CHECK_ARG((uint32_t)inbox_addr != 0, "rsc_entry_hand_over: not an inbox address");
 	/* A move of ownership: like detach and move, not out of a running unwind (DESIGN 7). */
 	if (rsc__scope_unwind_owns(e->scope)) {
 		rsc__set_last_error("rsc_entry_hand_over: a scope above '%s' is unwinding or closing: its unwind owns entry '%s'",
@@ -326,6 +325,7 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	ret = rsc__need_opcode(e->scope->loop, IORING_OP_MSG_RING, "rsc_entry_hand_over (Linux 6.0)");
 	if (ret < 0)
 		return ret;
+	/* No live inbox has token 0 either: a value never an address is -ESTALE too. */
 	if (!live_at((uint32_t)inbox_addr, (int)(inbox_addr >> 32))) {
 		rsc__set_last_error("rsc_entry_hand_over: no inbox at address 0x%llx any more "
 				    "(its loop or its inbox was released)", inbox_addr);

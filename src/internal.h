@@ -61,7 +61,7 @@ struct rsc_op {
 	uint8_t closes;	   /* RSC__CLOSES_*: an IORING_OP_CLOSE of one of the entry's own */
 	uint8_t sqe_idx;   /* its place among the SQEs its hook reserved */
 	int fault_res;	   /* injected result replacing the CQE's, or 0 */
-	bool grace_mark;   /* in flight when a graceful close began (graceful.c) */
+	uint64_t grace_seq; /* loop->grace_seq when it began: graceful.c orders it with a grace's start */
 	/* Tracked I/O (io.c): the caller's buffer is ours until the final CQE. */
 	rsc_io_cb io_cb;
 	void *io_buf, *io_data;
@@ -73,6 +73,9 @@ struct rsc_op {
 	/* A cancel (loop.c): its target's user_data, and how often it was sent. */
 	uint64_t cancel_ud;
 	unsigned cancel_tries;
+	/* A cancel by descriptor: whose ops (an entry handle), and how many it should find. */
+	uint64_t cancel_entry;
+	unsigned cancel_expect;
 	struct rsc_op *next_free;
 };
 
@@ -98,6 +101,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__CFG_OWN_HOOKS   (1U << 5) /* a built-in: its hooks get the entry as arg */
 #define RSC__CFG_ALL_OR_NONE (1U << 6) /* its enter fails if any of its SQEs fails */
 #define RSC__CFG_TAKES_DEP   (1U << 7) /* on success it takes over dep's descriptor */
+#define RSC__CFG_NO_FD	     (1U << 8) /* its value is no descriptor (defer, timer): no I/O on it */
 
 /* Entry lifecycle flags (struct rsc__entry.flags): set and cleared as it runs. */
 #define RSC__E_RELEASE_REQ  (1U << 2) /* released early: off the unwind */
@@ -115,7 +119,6 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_HAS_DEPS	    (1U << 17) /* some deferred entry waits for this one */
 #define RSC__E_LEDGER	    (1U << 19) /* its value is in the ownership ledger */
 #define RSC__E_ANNOUNCE	    (1U << 20) /* entered by adopt/defer: on-enter still due */
-#define RSC__E_GRACE_BUSY   (1U << 24) /* had I/O in flight when a graceful close began */
 
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U
@@ -156,7 +159,6 @@ struct rsc__entry {
 	ino_t ino;
 	const void *site; /* return address of the rsc_open/rsc_socket/rsc_push call */
 	unsigned n_io;	  /* tracked I/O in flight on this entry (io.c) */
-	unsigned n_grace_ops; /* of those, in flight when a graceful close began */
 	struct rsc__entry *dep; /* RSC__E_DEFERRED: the entry this one builds on */
 	void *owned_arg;       /* freed with the entry: args a deferred enter needs */
 	const char *fail_op;   /* names a failure a hook found itself ("bind") */
@@ -227,7 +229,8 @@ struct rsc__scope {
 	/* Its unwind cancels (a deadline, a failure, a failed acquire, or an
 	 * ancestor's such unwind): it cuts the graces below it (graceful.c). */
 	bool cancelling;
-	unsigned g_busy_at_start, g_drained, g_cancelled;
+	uint64_t g_seq; /* loop->grace_seq its grace began with: older ops were in flight then */
+	unsigned g_drained, g_cancelled;
 	struct rsc_op *grace_timer;
 	bool in_ready;	   /* queued: to start its unwind, or to finish its close */
 	struct rsc__scope *next_free;
@@ -301,6 +304,7 @@ struct rsc_loop {
 	 * eventfd the loop polls, wakes the loop. */
 	pthread_mutex_t post_lock;
 	bool post_lock_ok, closing, waker_ok;
+	bool posts_refused; /* rsc_loop_close/shutdown drain: a new post would keep them going */
 	uint8_t post_wake; /* enum rsc__post_wake, chosen when the loop is made */
 	/* Not an rsc__list: other threads push it, and the loop reads it lock-free. */
 	struct rsc__post *post_head; /* newest first; atomic outside the lock */
@@ -319,6 +323,7 @@ struct rsc_loop {
 	struct rsc__scope *free_scopes;
 	struct rsc__list ready_queue;	  /* rsc__scope.ready_node, FIFO */
 	struct rsc__list graceful_list; /* scopes in their grace period, newest first */
+	uint64_t grace_seq; /* graceful closes begun: ops are stamped with it (graceful.c) */
 	/* Scope deadlines: a min-heap, one kernel timer for the earliest. */
 	struct rsc__dl_slot {
 		uint64_t key;	      /* when to look at s: at or before its deadline */
@@ -346,6 +351,7 @@ struct rsc_loop {
 
 	/* The SQEs of the hook running now; hooks never nest (rsc__push refuses). */
 	struct rsc__entry *hook_entry;
+	bool tracing; /* the trace callback runs: it observes, as a hook it changes nothing */
 	struct io_uring_sqe *hook_sqes[RSC_ENTRY_SQES_MAX];
 	struct rsc_op *hook_ops[RSC_ENTRY_SQES_MAX];
 	unsigned n_hook_sqes;
@@ -437,6 +443,12 @@ static inline struct rsc_scope *rsc__sh(const struct rsc__scope *s)
 	return s ? (struct rsc_scope *)(uintptr_t)s->h : NULL;
 }
 
+/* The entry @h names after a callback, or NULL: the callback may have detached (freed) it. */
+static inline struct rsc__entry *rsc__entry_live(uint64_t h)
+{
+	return (struct rsc__entry *)rsc__handle_lookup(h, RSC__K_ENTRY);
+}
+
 /* Decode @h into @var or return the error from the calling function. */
 #define RSC__ENTRY(var, h, fn)                                  \
 	do {                                                    \
@@ -461,6 +473,16 @@ static inline void rsc__cb_leave(struct rsc_loop *loop)
 {
 	assert(loop->cb_depth > 0);
 	loop->cb_depth--;
+}
+
+/*
+ * A manager hook or the trace callback runs: pushing, I/O and moving ownership
+ * are refused (-EDEADLK). Both run in the middle of the runtime's own step,
+ * which must find the entry it is settling still there.
+ */
+static inline bool rsc__in_hook(const struct rsc_loop *loop)
+{
+	return loop->hook_entry || loop->tracing;
 }
 
 /* -EDEADLK (and says why) when @fn would block or run the loop from inside it. */
@@ -568,7 +590,7 @@ static inline struct rsc_op *rsc__op_get(struct rsc_loop *loop)
 	op->entry = NULL;
 	op->primary = false;
 	op->fault_res = 0;
-	op->grace_mark = false;
+	op->grace_seq = loop->grace_seq;
 	loop->ops_inflight++;
 	return op;
 }
@@ -619,6 +641,8 @@ void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned 
 /* One IORING_ASYNC_CANCEL_FD|ALL for every op on @fd (Linux 5.19), or on
  * slot @fd of the direct table with @fixed (IORING_ASYNC_CANCEL_FD_FIXED, 6.0). */
 struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed);
+/* A cancel by descriptor found fewer ops than it was sent for (io.c). */
+void rsc__io_cancel_fd_short(struct rsc_loop *loop, const struct rsc_op *cancel, int res);
 
 /* entry.c */
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
@@ -628,6 +652,9 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
 		    void *owned_arg, unsigned config, const char *detail,
 		    const void *site, struct rsc__entry **entryp);
+/* manager_net.c: an address rsc_connect (@connecting) or rsc_listen takes, or -EINVAL. */
+int rsc__check_addr(const struct sockaddr *addr, socklen_t addrlen, bool connecting,
+		    const char *fn);
 int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 		     unsigned flags, const void *site, struct rsc__entry **entryp);
 /* rsc_entry_get_sqes() for built-in hooks, which hold the entry itself. */
@@ -652,9 +679,13 @@ void rsc__inject_fault(struct rsc_loop *loop, struct io_uring_sqe *sqe,
 /* io.c */
 void rsc__io_cancel_all(struct rsc__entry *e);
 int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn);
+/* The same for tracked I/O: an entry with a descriptor if @uses_fd, no closing scope above. */
+int rsc__io_check_tracked(struct rsc_entry *h, struct rsc__entry **ep, bool uses_fd,
+			  const char *fn);
 struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep);
 void rsc__io_unlink(struct rsc_op *op);
-void rsc__io_settled(struct rsc__entry *e);
+/* After an op's final callback, by handle: the callback may have detached the entry. */
+void rsc__io_settled(uint64_t h);
 
 /* recv_multishot.c */
 bool rsc__recv_multishot_active(const struct rsc__entry *e);
@@ -705,6 +736,8 @@ void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags);
 unsigned rsc__post_run(struct rsc_loop *loop);
 void rsc__post_forget_failed(struct rsc_loop *loop);
 void rsc__post_free(struct rsc_loop *loop);
+/* While a close or shutdown drains the loop, new posts fail with -ESHUTDOWN. */
+void rsc__post_refuse(struct rsc_loop *loop, bool refuse);
 
 /* accept.c: an op of an accept in flight (the accept, or its backoff timer). */
 bool rsc__op_is_accept(const struct rsc_op *op);
@@ -716,8 +749,9 @@ bool rsc__graceful_due(const struct rsc_loop *loop);
 void rsc__graceful_cut_below(struct rsc__scope *root);
 /* @s or an ancestor is unwinding by cancellation: no grace to give. */
 bool rsc__scope_cancelled(const struct rsc__scope *s);
-/* @e's last tracked op finished: a graceful close above it counts a drain. */
-void rsc__graceful_drained(struct rsc__entry *e);
+/* A tracked op of @e, stamped @seq, finished: each grace above it that waited on
+ * it counts a drain when it was @e's last such op. */
+void rsc__graceful_op_done(struct rsc__entry *e, uint64_t seq);
 /* @s is freed: never left on the loop's graceful list, whatever ended its grace. */
 void rsc__graceful_forget(struct rsc__scope *s);
 

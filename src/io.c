@@ -16,15 +16,15 @@ void rsc__io_unlink(struct rsc_op *op)
 	rsc__list_remove(&op->io_node);
 	assert(e->n_io > 0);
 	e->n_io--;
-	/* The last op of those in flight when a graceful close began: drained. */
-	if (op->grace_mark && --e->n_grace_ops == 0 && (e->flags & RSC__E_GRACE_BUSY))
-		rsc__graceful_drained(e);
+	if (!rsc__list_empty(&e->scope->loop->graceful_list))
+		rsc__graceful_op_done(e, op->grace_seq);
 }
 
 static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 			unsigned cqe_flags)
 {
 	struct rsc__entry *e = op->entry;
+	uint64_t h = e->h;
 
 	(void)cqe_flags;
 	rsc__io_unlink(op);
@@ -33,13 +33,16 @@ static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 	op->io_cb(rsc__eh(e), rsc__real_errno(res, e->flags & RSC__E_DRAINING),
 		  op->io_buf, op->io_data);
 	rsc__cb_leave(loop);
-	rsc__io_settled(e);
+	rsc__io_settled(h);
 }
 
-/* After an op's final CQE: a release waiting for the last one goes on now. */
-void rsc__io_settled(struct rsc__entry *e)
+/* After an op's final CQE: a release waiting for the last one goes on now.
+ * Its callback may have detached the entry (its I/O was over): then nothing waits. */
+void rsc__io_settled(uint64_t h)
 {
-	if (e->n_io == 0 && (e->flags & RSC__E_DRAINING))
+	struct rsc__entry *e = rsc__entry_live(h);
+
+	if (e && e->n_io == 0 && (e->flags & RSC__E_DRAINING))
 		rsc__entry_start_exit(e);
 }
 
@@ -50,8 +53,9 @@ int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn)
 
 	RSC__ENTRY(e, h, fn);
 	*ep = e;
-	if (e->scope->loop->hook_entry) {
-		rsc__set_last_error("%s: not from inside a manager's enter or exit", fn);
+	if (rsc__in_hook(e->scope->loop)) {
+		rsc__set_last_error("%s: not from inside a manager's enter or exit, or the trace callback",
+				    fn);
 		return -EDEADLK;
 	}
 	if (e->state != RSC_ENTERED || (e->flags & RSC__E_RELEASE_REQ) || e->value < 0) {
@@ -63,6 +67,30 @@ int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn)
 	if (e->scope->state != RSC_SCOPE_OPEN ||
 	    (e->scope->closer != RSC__CLOSER_NONE && !e->scope->grace)) {
 		rsc__set_last_error("%s: scope '%s' is closing", fn, e->scope->name);
+		return -ESHUTDOWN;
+	}
+	return 0;
+}
+
+/* rsc__io_check, for tracked I/O (rsc_read(3) and its kin): an op on a
+ * descriptor needs an entry that holds one (not a defer's or a timer's 0),
+ * and none starts in a scope whose unwind is owed already by an ancestor's
+ * close or failure, save during a grace (it lets the work under way go on). */
+int rsc__io_check_tracked(struct rsc_entry *h, struct rsc__entry **ep, bool uses_fd,
+			  const char *fn)
+{
+	int ret = rsc__io_check(h, ep, fn);
+	struct rsc__entry *e = *ep;
+
+	if (ret < 0)
+		return ret;
+	if (uses_fd && (e->config & RSC__CFG_NO_FD)) {
+		rsc__set_last_error("%s: entry '%s' holds no descriptor", fn, e->mgr->name);
+		return -EBADF;
+	}
+	/* The cached walk first: the exact one only when some scope above is closing. */
+	if (rsc__scope_unwind_owns(e->scope) && rsc__scope_unwind_owns_past_grace(e->scope)) {
+		rsc__set_last_error("%s: a scope above '%s' is closing", fn, e->scope->name);
 		return -ESHUTDOWN;
 	}
 	return 0;
@@ -88,7 +116,7 @@ static int io_start(struct rsc_entry *h, unsigned opcode, void *buf,
 	struct io_uring_sqe *sqe;
 	struct rsc__entry *e;
 	struct rsc_op *op;
-	int ret = rsc__io_check(h, &e, fn);
+	int ret = rsc__io_check_tracked(h, &e, true, fn);
 
 	if (ret < 0)
 		return ret;
@@ -175,13 +203,15 @@ static bool on_fd(const struct rsc_op *op)
 void rsc__io_cancel_all(struct rsc__entry *e)
 {
 	struct rsc_loop *loop = e->scope->loop;
-	struct rsc_op *op;
+	struct rsc_op *op, *by_fd;
 	unsigned n_fd = 0;
 
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 		n_fd += on_fd(op);
 	if (n_fd > 1 && e->value >= 0 && rsc__opcode_supported(loop, IORING_OP_SOCKET) &&
-	    rsc__submit_cancel_fd(loop, e->value, e->fd_kind == RSC__FD_DIRECT)) {
+	    (by_fd = rsc__submit_cancel_fd(loop, e->value, e->fd_kind == RSC__FD_DIRECT))) {
+		by_fd->cancel_entry = e->h;
+		by_fd->cancel_expect = n_fd;
 		RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 			if (!on_fd(op))
 				rsc__submit_cancel(loop, op);
@@ -191,12 +221,34 @@ void rsc__io_cancel_all(struct rsc__entry *e)
 		rsc__submit_cancel(loop, op);
 }
 
+/*
+ * The one cancel found fewer ops than were in flight. Some may have ended
+ * on their own; others the kernel held where no cancel looks (task work
+ * after their poll fired) and may wait there again. Those still in flight
+ * get a cancel each, which is sent again while it misses (loop.c): a
+ * release never waits on an op nobody cancelled.
+ */
+void rsc__io_cancel_fd_short(struct rsc_loop *loop, const struct rsc_op *cancel, int res)
+{
+	struct rsc__entry *e;
+	struct rsc_op *op;
+
+	if (res >= 0 && (unsigned)res >= cancel->cancel_expect)
+		return;
+	e = rsc__handle_lookup(cancel->cancel_entry, RSC__K_ENTRY);
+	if (!e)
+		return; /* every op ended, and the entry with them */
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+		if (on_fd(op))
+			rsc__submit_cancel(loop, op);
+}
+
 int rsc_timeout(struct rsc_entry *h, unsigned ms, rsc_io_cb cb, void *data)
 {
 	struct io_uring_sqe *sqe;
 	struct rsc__entry *e;
 	struct rsc_op *op;
-	int ret = rsc__io_check(h, &e, "rsc_timeout");
+	int ret = rsc__io_check_tracked(h, &e, false, "rsc_timeout");
 
 	if (ret < 0)
 		return ret;
@@ -244,9 +296,16 @@ static const struct rsc_manager timer_manager = {
 static void timer_entered(struct rsc_entry *h, int res, void *data)
 {
 	struct timer_args *t = data;
+	int ret;
 
-	if (res < 0 || rsc_timeout(h, t->ms, t->cb, t->data) < 0)
-		t->cb(h, res < 0 ? res : -EBUSY, NULL, t->data);
+	if (res < 0) {
+		t->cb(h, res, NULL, t->data);
+		return;
+	}
+	ret = rsc_timeout(h, t->ms, t->cb, t->data);
+	/* A scope closing (or a release) before the timer could start: cancelled. */
+	if (ret < 0)
+		t->cb(h, ret == -ESHUTDOWN || ret == -EBADF ? -ECANCELED : -EBUSY, NULL, t->data);
 }
 
 int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
@@ -269,7 +328,7 @@ int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
 	t->ms = ms;
 	t->cb = cb;
 	t->data = data;
-	ret = rsc__push(s, &timer_manager, NULL, 0, NULL, __builtin_return_address(0), &e);
+	ret = rsc__push(s, &timer_manager, NULL, RSC__CFG_NO_FD, NULL, __builtin_return_address(0), &e);
 	if (ret < 0) {
 		free(t);
 		return ret;

@@ -268,10 +268,14 @@ int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why)
 void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
 		const struct rsc__scope *s, const struct rsc__entry *e, int res)
 {
+	bool was = loop->tracing; /* an audit finding it asks for traces again */
+
 	if (!loop->trace_cb)
 		return;
 	rsc__cb_enter(loop);
+	loop->tracing = true;
 	loop->trace_cb(loop, ev, rsc__sh(s), rsc__eh(e), res, loop->trace_data);
+	loop->tracing = was;
 	rsc__cb_leave(loop);
 }
 
@@ -369,13 +373,16 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 busy:
 		loop->counters[RSC_CTR_BUSY_RETRIES]++;
 		if (stash_cqes(loop) == 0 && submitted_in_flight(loop) > 0) {
+			struct __kernel_timespec ms = { .tv_sec = 0, .tv_nsec = 1000000 };
 			struct io_uring_cqe *cqe;
 
-			/* Nothing to reap yet: wait for one completion, then retry. */
+			/* Nothing to reap yet: wait for one completion, then retry. A
+			 * moment at most: what is in flight may never end by itself (an
+			 * idle connection's receive), and the retry may succeed anyway. */
 			loop->counters[RSC_CTR_ENTER_CALLS]++;
-			ret = io_uring_wait_cqe(loop->ring, &cqe);
+			ret = io_uring_wait_cqe_timeout(loop->ring, &cqe, &ms);
 			if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
-			    ret != -EBUSY)
+			    ret != -EBUSY && ret != -ETIME)
 				return ret;
 			stash_cqes(loop);
 		}
@@ -406,7 +413,9 @@ int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 	if (io_uring_sq_space_left(loop->ring) < n ||
 	    rsc__fault(loop, RSC__F_SQ_FULL)) {
 		loop->counters[RSC_CTR_SQ_FULL]++;
-		if (ring_submit(loop, 0) < 0 ||
+		/* A hook's reserved SQEs are stamped only when it returns: a flush
+		 * now (a deadline set from inside it) would send them unfinished. */
+		if (loop->n_hook_sqes || ring_submit(loop, 0) < 0 ||
 		    io_uring_sq_space_left(loop->ring) < n) {
 			rsc__set_last_error("the submission queue is full and could not be flushed");
 			return -EBUSY;
@@ -475,6 +484,10 @@ static void cancel_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	struct rsc_op *pause;
 
 	(void)cqe_flags;
+	if (op->cancel_entry) {
+		rsc__io_cancel_fd_short(loop, op, res);
+		return;
+	}
 	/*
 	 * A cancel's result proves nothing: only the target's own CQE decides.
 	 * But -ENOENT while the target is still in flight means the kernel held
@@ -496,20 +509,34 @@ static void cancel_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	pause->cancel_tries = op->cancel_tries;
 }
 
+/*
+ * An injected lost cancel: a no-op whose result is the rule's errno, as the
+ * kernel answers a cancel that found nothing (-ENOENT: a target still in
+ * flight is sent a cancel again) or one whose target already runs and will
+ * complete by itself (-EALREADY: nothing more is sent).
+ */
+static void cancel_misses(struct rsc_op *op, struct io_uring_sqe *sqe, int err)
+{
+	io_uring_prep_nop(sqe);
+	op->fault_res = err;
+}
+
 static struct rsc_op *submit_cancel_ud(struct rsc_loop *loop, uint64_t target_ud,
 				       unsigned tries)
 {
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op = rsc__op_with_sqe(loop, &sqe);
+	int err;
 
 	if (!op)
 		return NULL;
 	io_uring_prep_cancel64(sqe, target_ud, 0);
 	op->cancel_ud = target_ud;
 	op->cancel_tries = tries;
-	/* Injected: the cancel never happens, as if it came too late. */
-	if (rsc__fault(loop, RSC__F_CANCEL))
-		io_uring_prep_nop(sqe);
+	op->cancel_entry = 0;
+	/* Injected: the cancel misses its target, as if it came too late. */
+	if ((err = rsc__fault(loop, RSC__F_CANCEL)))
+		cancel_misses(op, sqe, err);
 	op->complete = cancel_done;
 	op->opcode = IORING_OP_ASYNC_CANCEL;
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
@@ -537,6 +564,7 @@ struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed)
 {
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op = rsc__op_with_sqe(loop, &sqe);
+	int err;
 
 	if (!op)
 		return NULL;
@@ -544,13 +572,16 @@ struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed)
 	 * up the process's descriptor of that number (io_uring/cancel.c). */
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL |
 					 (fixed ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
-	if (rsc__fault(loop, RSC__F_CANCEL))
-		io_uring_prep_nop(sqe); /* injected: as if it came too late */
+	if ((err = rsc__fault(loop, RSC__F_CANCEL)))
+		cancel_misses(op, sqe, err); /* injected: as if it came too late */
 	op->complete = cancel_done;
 	op->opcode = IORING_OP_ASYNC_CANCEL;
-	/* No one target to send again to (a pooled op keeps its last one). */
+	/* No one target to send again to (a pooled op keeps its last one):
+	 * the caller names the entry whose ops it should find. */
 	op->cancel_ud = 0;
 	op->cancel_tries = 0;
+	op->cancel_entry = 0;
+	op->cancel_expect = 0;
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	loop->counters[RSC_CTR_CANCEL_FD]++;
 	return op;
@@ -959,6 +990,35 @@ static void loop_free(struct rsc_loop *loop)
 	free(loop);
 }
 
+/* rsc_loop_close's drain. The posts queued run, but one posted meanwhile is
+ * refused (-ESHUTDOWN: the loop is being freed), or a post that posts again
+ * would keep the loop alive forever; if the loop stays (-EBUSY), posts are
+ * welcome again. */
+static int close_drain(struct rsc_loop *loop)
+{
+	int ret = 0;
+
+	rsc__post_refuse(loop, true);
+	for (;;) {
+		if ((loop->root && !rsc__list_empty(&loop->root->children)) ||
+		    !rsc__list_empty(&loop->ready_queue) ||
+		    !rsc__list_empty(&loop->retry_list) ||
+		    !rsc__list_empty(&loop->announce_queue)) {
+			rsc__set_last_error("rsc_loop_close: scopes still open or callbacks due; close them or call rsc_loop_shutdown");
+			ret = -EBUSY;
+			break;
+		}
+		if (!loop_alive(loop) && !has_cqes(loop))
+			break;
+		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
+		if (ret < 0)
+			break;
+	}
+	if (ret < 0)
+		rsc__post_refuse(loop, false);
+	return ret < 0 ? ret : 0;
+}
+
 int rsc_loop_close(struct rsc_loop *loop)
 {
 	int ret;
@@ -978,20 +1038,9 @@ int rsc_loop_close(struct rsc_loop *loop)
 	 * they may): checked again after each run, so that no scope, and no
 	 * descriptor, is freed unreleased with the loop.
 	 */
-	for (;;) {
-		if ((loop->root && !rsc__list_empty(&loop->root->children)) ||
-		    !rsc__list_empty(&loop->ready_queue) ||
-		    !rsc__list_empty(&loop->retry_list) ||
-		    !rsc__list_empty(&loop->announce_queue)) {
-			rsc__set_last_error("rsc_loop_close: scopes still open or callbacks due; close them or call rsc_loop_shutdown");
-			return -EBUSY;
-		}
-		if (!loop_alive(loop) && !has_cqes(loop))
-			break;
-		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
-		if (ret < 0)
-			return ret;
-	}
+	ret = close_drain(loop);
+	if (ret < 0)
+		return ret;
 	loop_free(loop);
 	return 0;
 }
@@ -1013,10 +1062,14 @@ int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 	}
 	/* The root scope's children are the user's top scopes: LIFO, as any. */
 	ret = rsc__scope_close_and_wait(loop->root, &status, &err);
-	/* Drain: an unreaped CQE carrying a descriptor would be a leak. */
+	/* Drain: an unreaped CQE carrying a descriptor would be a leak. A post
+	 * made now is refused, as in rsc_loop_close, or one that posts again
+	 * would keep this going forever. */
+	rsc__post_refuse(loop, true);
 	while (ret >= 0 && (loop_alive(loop) || has_cqes(loop)))
 		ret = rsc_loop_run(loop, RSC_RUN_DEFAULT);
 	if (ret < 0) {
+		rsc__post_refuse(loop, false);
 		rsc__error_unref(err);
 		return ret; /* the ring failed: the loop is left for inspection */
 	}

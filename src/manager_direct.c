@@ -443,7 +443,7 @@ static void install_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		if (loop->audit_level == RSC_AUDIT_FULL)
 			rsc__audit_record(loop, e);
 	}
-	rsc__io_settled(e);
+	rsc__io_settled(e->h);
 }
 
 static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
@@ -451,6 +451,7 @@ static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 {
 	struct rsc__slot_move *r = op->io_data;
 	struct rsc__entry *e = op->entry;
+	uint64_t h = e->h;
 
 	(void)cqe_flags;
 	rsc__io_unlink(op);
@@ -462,7 +463,7 @@ static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 		rsc__cb_leave(loop);
 	}
 	free(r);
-	rsc__io_settled(e);
+	rsc__io_settled(h);
 }
 
 /*
@@ -542,7 +543,7 @@ int rsc_entry_install(struct rsc_entry *h, unsigned flags, rsc_entry_cb cb, void
 {
 	struct io_uring_sqe *sqe;
 	struct rsc__entry *e;
-	int ret = rsc__io_check(h, &e, "rsc_entry_install");
+	int ret = rsc__io_check_tracked(h, &e, true, "rsc_entry_install"); /* as rsc_read */
 
 	if (ret < 0)
 		return ret;

@@ -118,8 +118,8 @@ static const struct rsc_manager listen_manager = {
  * Per family, as the kernel reads it (net/ipv4/af_inet.c, net/ipv6/af_inet6.c,
  * net/unix/af_unix.c unix_validate_addr): never a byte beyond @addrlen.
  */
-static int check_addr(const struct sockaddr *addr, socklen_t addrlen,
-		      bool connecting, const char *fn)
+int rsc__check_addr(const struct sockaddr *addr, socklen_t addrlen,
+		    bool connecting, const char *fn)
 {
 	const size_t unix_min = offsetof(struct sockaddr_un, sun_path);
 
@@ -255,7 +255,7 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 	ret = rsc__scope_check_push(h, &s, "rsc_connect");
 	if (ret < 0)
 		return ret;
-	ret = check_addr(addr, addrlen, true, "rsc_connect");
+	ret = rsc__check_addr(addr, addrlen, true, "rsc_connect");
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE | RSC_DIRECT)),
@@ -301,7 +301,7 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 	ret = rsc__scope_check_push(h, &s, "rsc_listen");
 	if (ret < 0)
 		return ret;
-	ret = check_addr(addr, addrlen, false, "rsc_listen");
+	ret = rsc__check_addr(addr, addrlen, false, "rsc_listen");
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE | RSC_REUSEPORT)),

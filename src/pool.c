@@ -9,6 +9,27 @@
 #include "internal.h"
 
 /*
+ * Under AddressSanitizer a pooled object is poisoned while the pool holds
+ * it: a pool hides a use after free from ASan, which would see no free().
+ * The pool's own links (next_free, slot) stay readable.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSC__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define RSC__ASAN 1
+#endif
+#endif
+#ifdef RSC__ASAN
+#include <sanitizer/asan_interface.h>
+#define POOL_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define POOL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POOL_POISON(p, n)   ((void)(p), (void)(n))
+#define POOL_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/*
  * Free lists keep acquire/release free of malloc in steady state; every
  * allocation they make is counted in RSC_CTR_POOL_ALLOCS.
  */
@@ -61,6 +82,7 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 
 	if (e) {
 		loop->free_entries = e->next_free;
+		POOL_UNPOISON(e, offsetof(struct rsc__entry, detail_inline));
 	} else {
 		e = malloc(sizeof(*e));
 		if (!e)
@@ -96,6 +118,7 @@ void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e)
 	e->state = -1; /* dead: the API refuses it while the pool holds it */
 	e->next_free = loop->free_entries;
 	loop->free_entries = e;
+	POOL_POISON(e, offsetof(struct rsc__entry, detail_inline));
 }
 
 struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)
@@ -106,6 +129,7 @@ struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)
 	if (s) {
 		loop->free_scopes = s->next_free;
 		slot = s->slot;
+		POOL_UNPOISON(s, offsetof(struct rsc__scope, next_free));
 	} else {
 		s = malloc(sizeof(*s));
 		if (!s)
@@ -144,6 +168,7 @@ void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s)
 	s->state = -1; /* dead: the API refuses it while the pool holds it */
 	s->next_free = loop->free_scopes;
 	loop->free_scopes = s;
+	POOL_POISON(s, offsetof(struct rsc__scope, next_free));
 }
 
 void rsc__pools_free(struct rsc_loop *loop)

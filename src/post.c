@@ -229,7 +229,7 @@ int rsc_loop_post(struct rsc_loop *loop, void (*fn)(struct rsc_loop *, void *), 
 	p->fn = fn;
 	p->arg = arg;
 	pthread_mutex_lock(&loop->post_lock);
-	if (loop->closing) {
+	if (loop->closing || loop->posts_refused) {
 		pthread_mutex_unlock(&loop->post_lock);
 		free(p);
 		rsc__set_last_error("rsc_loop_post: the loop is being freed");
@@ -248,6 +248,15 @@ int rsc_loop_post(struct rsc_loop *loop, void (*fn)(struct rsc_loop *, void *), 
 	}
 	pthread_mutex_unlock(&loop->post_lock);
 	return ret;
+}
+
+void rsc__post_refuse(struct rsc_loop *loop, bool refuse)
+{
+	if (!loop->post_lock_ok)
+		return;
+	pthread_mutex_lock(&loop->post_lock);
+	loop->posts_refused = refuse;
+	pthread_mutex_unlock(&loop->post_lock);
 }
 
 /* The loop is being freed: refuse new posts, free the ones never run. */

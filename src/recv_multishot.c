@@ -172,6 +172,7 @@ static void recv_done(struct rsc_loop *loop, struct rsc_op *op, int res, unsigne
 {
 	struct rsc__bufring *b = loop->bufring;
 	struct rsc__entry *e = op->entry;
+	uint64_t h = e->h;
 	bool last = !(cqe_flags & IORING_CQE_F_MORE);
 	bool stays;
 
@@ -201,14 +202,10 @@ static void recv_done(struct rsc_loop *loop, struct rsc_op *op, int res, unsigne
 		int ret = stays ? arm(e, op->io_cb, op->io_data) : -ECANCELED;
 
 		if (ret == 0) {
+			/* The same receive for a graceful close's count (graceful.c): not
+			 * drained. arm() put the new op first. */
+			RSC__LIST_ITEM(e->io_ops.next, struct rsc_op, io_node)->grace_seq = op->grace_seq;
 			loop->counters[RSC_CTR_RECV_REARMS]++;
-			/* The same receive for a graceful close's count (graceful.c): not drained. */
-			if (op->grace_mark) {
-				struct rsc__list *armed = e->io_ops.next; /* arm() put it first */
-
-				RSC__LIST_ITEM(armed, struct rsc_op, io_node)->grace_mark = true;
-				e->n_grace_ops++;
-			}
 		}
 		rsc__io_unlink(op);
 		if (ret < 0)
@@ -217,7 +214,7 @@ static void recv_done(struct rsc_loop *loop, struct rsc_op *op, int res, unsigne
 		rsc__io_unlink(op);
 		final_cb(loop, op, res);
 	}
-	rsc__io_settled(e);
+	rsc__io_settled(h);
 }
 
 static bool is_multishot(const struct rsc_op *op)
@@ -264,7 +261,7 @@ int rsc_recv_multishot(struct rsc_entry *h, unsigned flags, rsc_io_cb cb, void *
 {
 	struct rsc__entry *e;
 	struct rsc_loop *loop;
-	int ret = rsc__io_check(h, &e, "rsc_recv_multishot");
+	int ret = rsc__io_check_tracked(h, &e, true, "rsc_recv_multishot");
 
 	if (ret < 0)
 		return ret;

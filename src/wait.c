@@ -101,7 +101,9 @@ int rsc_entry_wait(struct rsc_entry *h)
 			return -ESHUTDOWN;
 		}
 	}
-	while (e->state == RSC_ENTERING) {
+	/* By handle each turn: a callback may detach it, or close its scope,
+	 * and a cancelled acquire frees both in the turn it settles. */
+	while ((e = rsc__entry_live((uint64_t)(uintptr_t)h)) && e->state == RSC_ENTERING) {
 		ret = rsc_loop_run(loop, RSC_RUN_ONCE);
 		if (ret < 0)
 			return ret;

@@ -30,13 +30,6 @@ static void on_closed(struct rsc_scope *s, int status, const struct rsc_error *e
 	heard_status = status;
 }
 
-static void io_done(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	(void)e;
-	(void)buf;
-	*(int *)data = res;
-}
-
 START_TEST(deadline_cancels_io_and_unwinds_with_etimedout)
 {
 	struct rsc_scope *s;
@@ -49,7 +42,7 @@ START_TEST(deadline_cancels_io_and_unwinds_with_etimedout)
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "conn", &s), 0);
 	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &r), 0);
-	ck_assert_int_eq(rsc_recv(r, buf, sizeof(buf), 0, io_done, &res), 0);
+	ck_assert_int_eq(rsc_recv(r, buf, sizeof(buf), 0, t_store_res, &res), 0);
 	heard = 0;
 	ck_assert_int_eq(rsc_scope_on_close(s, on_closed, NULL), 0);
 	t0 = ms_now();
@@ -110,7 +103,7 @@ START_TEST(rearming_later_costs_no_sqe_and_never_fires)
 	/* Re-armed every 10 ms for 450 ms, past the first kernel timer (lazy
 	 * re-insert): it never fires. 200 ms of slack for a loaded machine. */
 	while (ms_now() - t0 < 450) {
-		ck_assert_int_eq(rsc_timer(w, 10, io_done, &fired, &t), 0);
+		ck_assert_int_eq(rsc_timer(w, 10, t_store_res, &fired, &t), 0);
 		while (rsc_entry_state(t) != RSC_EXITED && fired != -ETIME)
 			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 		fired = 0;

@@ -38,13 +38,6 @@ static int used(void)
 	return rsc_loop_direct_used(t_loop);
 }
 
-static void io_done(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	(void)e;
-	(void)buf;
-	*(int *)data = res;
-}
-
 /*
  * liburing 2.3's io_uring_prep_openat_direct(..., IORING_FILE_INDEX_ALLOC)
  * wraps the index to 0 and opens a normal descriptor: the runtime sets
@@ -74,7 +67,7 @@ START_TEST(direct_open_fills_a_slot_not_a_descriptor)
 	ck_assert(!t_fd_open_to("/f0"));
 	ck_assert_int_eq(used(), 1);
 	/* Tracked I/O on a slot: IOSQE_FIXED_FILE, the same call. */
-	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), 0, io_done, &res), 0);
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), 0, t_store_res, &res), 0);
 	while (res == 1)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 	ck_assert_int_eq(res, 3);
@@ -123,7 +116,7 @@ START_TEST(direct_fsync_on_release_goes_before_close_direct)
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("out"), O_WRONLY | O_CREAT, 0600,
 				  RSC_DIRECT | RSC_FSYNC_ON_RELEASE, &e), 0);
 	ck_assert_int_ge(rsc_entry_wait(e), 0);
-	ck_assert_int_eq(rsc_write(e, "data", 4, 0, io_done, &res), 0);
+	ck_assert_int_eq(rsc_write(e, "data", 4, 0, t_store_res, &res), 0);
 	while (res == 1)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 	ck_assert_int_eq(res, 4);
@@ -315,7 +308,7 @@ START_TEST(direct_connect_sends_on_its_slot_and_releases_it)
 	ck_assert_int_eq(t_fd_count(), before);
 	peer = accept4(rsc_entry_fd(l), NULL, NULL, SOCK_CLOEXEC);
 	ck_assert_int_ge(peer, 0);
-	ck_assert_int_eq(rsc_send(c, "hi!", 3, 0, io_done, &res), 0);
+	ck_assert_int_eq(rsc_send(c, "hi!", 3, 0, t_store_res, &res), 0);
 	while (res == 1)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 	ck_assert_int_eq(res, 3);
@@ -1094,7 +1087,7 @@ START_TEST(failed_hand_over_leaves_the_slot_with_the_sender)
 	ck_assert_int_eq(arrived, 0);
 	ck_assert_int_eq(rsc_entry_slot(e), slot);
 	ck_assert_int_eq(used(), 1);
-	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), 0, io_done, &res), 0);
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), 0, t_store_res, &res), 0);
 	while (res == 1)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 	ck_assert_int_eq(res, 0); /* the empty file, read through the kept slot */

@@ -158,6 +158,39 @@ START_TEST(lost_cancel_still_releases_the_late_acquire)
 }
 END_TEST
 
+START_TEST(lost_cancel_by_descriptor_still_ends_the_io)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e, *guard;
+	char b1[4], b2[4];
+	int peer, guard_peer, r1 = 1, r2 = 1, g = 1, before = t_fd_count();
+
+	if (!t_kernel_has(IORING_OP_SOCKET))
+		return; /* op by op there: no cancel by descriptor to lose */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	guard = t_adopted_pair(s, &guard_peer);
+	ck_assert_int_eq(rsc_recv(e, b1, sizeof(b1), 0, t_store_res, &r1), 0);
+	ck_assert_int_eq(rsc_recv(e, b2, sizeof(b2), 0, t_store_res, &r2), 0);
+	ck_assert_int_eq(rsc_timeout(guard, 5000, t_store_res, &g), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	/* The one SQE that cancels both receives finds neither, as if they had ended. */
+	set_faults("cancel:1:EALREADY");
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	while ((r1 == 1 || r2 == 1) && g == 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(r1, -ECANCELED);
+	ck_assert_int_eq(r2, -ECANCELED);
+	ck_assert_int_eq(g, 1); /* not the guard's 5 s: the release did not wait for it */
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_CANCEL_FD), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(g, -ECANCELED);
+	close(peer);
+	close(guard_peer);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 START_TEST(error_raised_while_a_child_unwinds_is_kept)
 {
 	struct rsc_error *chain = NULL;
@@ -192,6 +225,35 @@ START_TEST(busy_flush_of_a_full_queue_does_not_hang)
 	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_ACQUIRED), 1);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(rsc_loop_close(small), 0);
+}
+END_TEST
+
+START_TEST(busy_submit_beside_an_idle_receive_does_not_hang)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char b[4];
+	int peer, r = 1, before = t_fd_count();
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "idle", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	/* In the kernel, and it never ends by itself: no byte ever comes. */
+	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, t_store_res, &r), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	/* The kernel refuses the next submit: room must come from a retry, not that receive. */
+	set_faults("submit:1:EBUSY");
+	alarm(20); /* a hang fails the test */
+	t_open_files(s, 0, 1);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_ge(rsc_loop_counter(t_loop, RSC_CTR_BUSY_RETRIES), 1);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED), 2);
+	ck_assert_int_eq(r, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	alarm(0);
+	ck_assert_int_eq(r, -ECANCELED);
+	close(peer);
+	ck_assert_int_eq(t_fd_count(), before);
 }
 END_TEST
 
@@ -286,10 +348,12 @@ Suite *make_faults_suite(void)
 	tcase_add_test(tc, injected_fsync_eio_keeps_the_close);
 	tcase_add_loop_test(tc, ring_faults_lose_nothing, 0, 5);
 	tcase_add_test(tc, lost_cancel_still_releases_the_late_acquire);
+	tcase_add_test(tc, lost_cancel_by_descriptor_still_ends_the_io);
 	tcase_add_test(tc, fault_spec_is_checked);
 	tcase_add_test(tc, fault_rule_count_must_be_a_positive_number);
 	tcase_add_test(tc, error_raised_while_a_child_unwinds_is_kept);
 	tcase_add_test(tc, busy_flush_of_a_full_queue_does_not_hang);
+	tcase_add_test(tc, busy_submit_beside_an_idle_receive_does_not_hang);
 	tcase_add_test(tc, environment_faults_apply_to_new_loops);
 	suite_add_tcase(s, tc);
 	return s;

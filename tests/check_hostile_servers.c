@@ -1709,7 +1709,8 @@ static void chained(struct rsc_loop *loop, void *arg)
 /* A post that posts again: the new one runs on a later turn, never inside
  * the call, and the loop stays alive while one is queued. Posts still
  * queued at rsc_loop_shutdown() run before the loop is freed, and can open
- * nothing there. */
+ * nothing there; once its drain has begun, a new post is refused
+ * (-ESHUTDOWN), so that a chain of posts cannot hold the shutdown forever. */
 START_TEST(post_chains_run_one_by_one_and_drain_at_shutdown)
 {
 	struct chain_post c = { .loop = t_loop };
@@ -1732,7 +1733,9 @@ START_TEST(post_chains_run_one_by_one_and_drain_at_shutdown)
 	c.loop = l;
 	ck_assert_int_eq(rsc_loop_post(l, chained, &c), 0);
 	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
-	ck_assert_int_eq(c.ran, 5);
+	ck_assert_int_ge(c.ran, 1);
+	ck_assert_int_lt(c.ran, 5);
+	ck_assert_int_eq(c.r_post, -ESHUTDOWN);
 	ck_assert_int_eq(c.r_open, -ESHUTDOWN);
 	ck_assert_int_eq(t_fd_count(), before);
 }

@@ -373,13 +373,6 @@ END_TEST
 
 /* ---------------------------------------------------- direct descriptors */
 
-static void io_res(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	(void)e;
-	(void)buf;
-	*(int *)data = res;
-}
-
 static void entry_res(struct rsc_entry *e, int res, void *data)
 {
 	(void)e;
@@ -408,14 +401,14 @@ START_TEST(released_direct_entry_never_acts_on_its_reused_slot)
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("data"), O_RDONLY, 0, RSC_DIRECT, &b), 0);
 	ck_assert_int_eq(rsc_entry_wait(b), slot);
 	/* Every call through the old handle is refused; the new owner is untouched. */
-	ck_assert_int_lt(rsc_read(a, buf, sizeof(buf), 0, io_res, &res), 0);
+	ck_assert_int_lt(rsc_read(a, buf, sizeof(buf), 0, t_store_res, &res), 0);
 	ck_assert_int_lt(rsc_entry_install(a, 0, entry_res, &res), 0);
 	ck_assert_int_lt(rsc_entry_hand_over(a, 1ULL << 32, entry_res, &res), 0);
 	ck_assert_int_lt(rsc_entry_release(a, NULL, NULL), 0);
 	ck_assert_int_eq(res, 1);
 	ck_assert_int_eq(rsc_entry_slot(b), slot);
 	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 1);
-	ck_assert_int_eq(rsc_read(b, buf, sizeof(buf), 0, io_res, &res), 0);
+	ck_assert_int_eq(rsc_read(b, buf, sizeof(buf), 0, t_store_res, &res), 0);
 	while (res == 1)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 	ck_assert_int_eq(res, 3);

@@ -210,13 +210,6 @@ START_TEST(detach_hands_the_descriptor_back_and_never_closes_it)
 }
 END_TEST
 
-static void read_done(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	(void)e;
-	(void)buf;
-	*(int *)data = res;
-}
-
 START_TEST(detach_refuses_while_io_is_in_flight)
 {
 	struct rsc_scope *s;
@@ -227,7 +220,7 @@ START_TEST(detach_refuses_while_io_is_in_flight)
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "io", &s), 0);
 	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &r), 0);
-	ck_assert_int_eq(rsc_read(r, buf, sizeof(buf), -1, read_done, &res), 0);
+	ck_assert_int_eq(rsc_read(r, buf, sizeof(buf), -1, t_store_res, &res), 0);
 	ck_assert_int_eq(rsc_entry_detach(r), -EBUSY);
 	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "tracked I/O"));
 	ck_assert_int_eq(write(p[1], "x", 1), 1);

@@ -629,13 +629,6 @@ START_TEST(a_listener_shut_down_on_release_is_no_error)
 }
 END_TEST
 
-static void io_res(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	(void)e;
-	(void)buf;
-	*(int *)data = res;
-}
-
 START_TEST(a_release_cancels_all_its_io_with_one_sqe)
 {
 	struct rsc_scope *s;
@@ -646,9 +639,9 @@ START_TEST(a_release_cancels_all_its_io_with_one_sqe)
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &e), 0);
-	ck_assert_int_eq(rsc_recv(e, b1, sizeof(b1), 0, io_res, &r1), 0);
-	ck_assert_int_eq(rsc_recv(e, b2, sizeof(b2), 0, io_res, &r2), 0);
-	ck_assert_int_eq(rsc_timeout(e, 100000, io_res, &t), 0);
+	ck_assert_int_eq(rsc_recv(e, b1, sizeof(b1), 0, t_store_res, &r1), 0);
+	ck_assert_int_eq(rsc_recv(e, b2, sizeof(b2), 0, t_store_res, &r2), 0);
+	ck_assert_int_eq(rsc_timeout(e, 100000, t_store_res, &t), 0);
 	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
 	ck_assert_int_eq(r1, -ECANCELED);

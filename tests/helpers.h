@@ -63,6 +63,8 @@ struct rsc_entry *t_listen_on_loopback(struct rsc_scope *s, int backlog, struct 
 int t_connect(const struct sockaddr_in *to);
 /* A connected AF_UNIX pair: *@peer is the test's, the other end an entry adopted into @s. */
 struct rsc_entry *t_adopted_pair(struct rsc_scope *s, int *peer);
+/* An I/O callback (rsc_read(3)) that stores its result in the int @data points to. */
+void t_store_res(struct rsc_entry *e, int res, void *buf, void *data);
 /* rsc_audit_slots(@loop), asked again while the kernel is busy (-EAGAIN); never an error. */
 int t_audit_slots(struct rsc_loop *loop);
 /* An inbox callback (rsc_inbox) that counts arrivals in the int at @data. */
@@ -91,5 +93,7 @@ Suite *make_handover_suite(void);
 Suite *make_shared_ring_suite(void);
 Suite *make_hostile_servers_suite(void);
 Suite *make_multishot_suite(void);
+Suite *make_reentry_suite(void);
+Suite *make_pages_suite(void);
 
 #endif

@@ -474,7 +474,7 @@ static void op_hand_over(struct prog *p, struct rd *r, bool msg_fault, struct pr
 	if (i < 0 && (s = pick_scope(p, r)) >= 0) {
 		/* Nothing to hand over yet: acquire a slot, and let it enter. */
 		ho_direct(p, s, r);
-		op_run(p, 0);
+		op_run(p, 0, NULL);
 		i = pick_sender(p, r);
 	}
 	if (i < 0 || n_hands == MAX_HANDS)

@@ -147,11 +147,13 @@ int pick_entry(const struct prog *p, struct rd *r);
 int op_open_scope(struct prog *p, int parent);
 struct pentry *push_begin(struct prog *p, int s, enum ekind kind);
 void push_end(struct prog *p, struct pentry *e, int ret, int expect_err, const char *what);
+int adopt_fd(struct prog *p, struct pentry *e, int s, int fd, const char *what);
 void op_file(struct prog *p, int s, struct rd *r);
 void op_release(struct prog *p, int i, struct rd *r);
 void op_close(struct prog *p, int s);
-void op_run(struct prog *p, unsigned b);
+void op_run(struct prog *p, unsigned b, struct prog_stats *st);
 bool unwind_owns(const struct prog *p, int s);
+bool self_or_ancestor_close_req(const struct prog *p, int s);
 void fault_window(struct prog *p);
 
 /* handover.c: direct acquires, a peer loop with an inbox, hand-overs to it. */
@@ -170,6 +172,14 @@ void post_env_settle(void);
 void post_before_end(struct prog *p);
 bool post_at_end(void);
 void post_end(struct prog *p, struct prog_stats *st);
+
+/* io.c: tracked I/O on adopted sockets (receives, sends, timeouts). */
+void io_begin(void);
+void io_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
+bool io_busy(const struct prog *p, int i);
+void io_released(struct prog *p, int i);
+bool io_before_wait(struct prog *p, struct prog_stats *st);
+void io_end(struct prog *p, struct prog_stats *st);
 
 /* shared.c: loops on an application's own ring (rsc_loop_new_from_ring). */
 int sh_loop_new(struct prog *p, int app, unsigned entries, bool defer, struct rsc_loop **loopp);

@@ -36,6 +36,7 @@ struct prog_stats {
 		peers, handovers, handovers_done, handovers_failed, handovers_refused,
 		handovers_stale, handovers_unsupported, arrivals, posts, posts_run,
 		posts_at_end, close_busy, eventfd_programs,
+		io_entries, io_started, io_refused, io_cancelled,
 		shared_programs, shared_loops, app_cqes, shared_rsc_cqes, dispatch_refused;
 	int max_depth;
 };

@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ringscope.h"
+#include "model.h"
+
+/*
+ * Tracked I/O (rsc_read(3)) in the program: both ends of a socket pair
+ * adopted (into one scope or two), with receives, sends and timeouts in
+ * flight on them while the rest of the program releases, detaches, closes
+ * and injects faults. The program's own descriptors would be audit findings
+ * of the scopes open when they were made: the runtime owns both ends.
+ *
+ * The model: a call that fails never calls back; an op started calls back
+ * exactly once, with its own buffer, before its entry's release is traced
+ * (DESIGN 2.8: a release cancels its I/O and waits for it), and with a
+ * result its kind can have; an entry with I/O in flight refuses a detach
+ * with EBUSY; when the program ends every op has called back.
+ */
+
+#define MAX_IO	   256
+#define IO_BUF	   8
+#define MAX_PAIRS  16
+
+enum io_kind { IO_RECV, IO_SEND, IO_TIMEOUT, IO__COUNT };
+
+struct pio {
+	struct prog *p;
+	int entry;
+	enum io_kind kind;
+	unsigned len;
+	int n_cb, res;
+	bool long_wait; /* a timeout only a release ends */
+	char buf[IO_BUF];
+};
+
+static struct pio ios[MAX_IO];
+static int n_io;
+static int partner[MAX_ENTRIES]; /* the entry holding the other end, or -1 */
+static int n_pairs;
+
+void io_begin(void)
+{
+	int i;
+
+	n_io = n_pairs = 0;
+	for (i = 0; i < MAX_ENTRIES; i++)
+		partner[i] = -1;
+}
+
+/* Ops of entry @i that have not called back. */
+static int in_flight(int i)
+{
+	int k, n = 0;
+
+	for (k = 0; k < n_io; k++)
+		n += ios[k].entry == i && ios[k].n_cb == 0;
+	return n;
+}
+
+bool io_busy(const struct prog *p, int i)
+{
+	(void)p;
+	return in_flight(i) > 0;
+}
+
+static bool result_ok(const struct pio *io, int res)
+{
+	if (res == -ECANCELED || res == -EINTR)
+		return io->kind != IO_TIMEOUT || res == -ECANCELED;
+	switch (io->kind) {
+	case IO_RECV: /* 0, or ECONNRESET with bytes it never read: the other end was closed */
+		return (res >= 0 && (unsigned)res <= io->len) || res == -ECONNRESET;
+	case IO_SEND:
+		return res == (int)io->len || res == -EPIPE || res == -ECONNRESET;
+	default:
+		return res == -ETIME;
+	}
+}
+
+static void io_done(struct rsc_entry *h, int res, void *buf, void *data)
+{
+	struct pio *io = data;
+	struct prog *p = io->p;
+	const struct pentry *e = &p->en[io->entry];
+
+	say(p, "    io %d (kind %d) of entry %d -> %d\n", (int)(io - ios), (int)io->kind,
+	    e->seq, res);
+	if (io->n_cb++)
+		violation(p, "io %d of entry %d called back twice", (int)(io - ios), e->seq);
+	io->res = res;
+	if (h != e->h)
+		violation(p, "io %d called back with another entry's handle", (int)(io - ios));
+	if (buf != (io->kind == IO_TIMEOUT ? NULL : (void *)io->buf))
+		violation(p, "io %d called back with another buffer", (int)(io - ios));
+	if (e->n_released)
+		violation(p, "io %d of entry %d called back after the entry's release: I/O outlived its resource",
+			  (int)(io - ios), e->seq);
+	if (!result_ok(io, res))
+		violation(p, "io %d (kind %d) of entry %d: result %d", (int)(io - ios),
+			  (int)io->kind, e->seq, res);
+}
+
+/* A release traced: nothing of the entry may still be in flight. */
+void io_released(struct prog *p, int i)
+{
+	int n = in_flight(i);
+
+	if (n)
+		violation(p, "entry %d released with %d ops of its I/O still in flight",
+			  p->en[i].seq, n);
+}
+
+/* One end of the pair, adopted into @s: its entry's index, or -1. */
+static int adopt_end(struct prog *p, int s, int fd, struct prog_stats *st)
+{
+	struct pentry *e = push_begin(p, s, K_SOCKET);
+	int ret, i = p->n_en;
+
+	if (!e) {
+		close(fd);
+		return -1;
+	}
+	ret = adopt_fd(p, e, s, fd, "rsc_adopt (for I/O)");
+	if (ret < 0)
+		return -1;
+	st->io_entries++;
+	return i;
+}
+
+/* A socket pair for I/O, its ends in scope @s and in @s2 (maybe the same). */
+static void io_pair(struct prog *p, int s, int s2, struct prog_stats *st)
+{
+	int sv[2], a, b;
+
+	if (n_pairs == MAX_PAIRS || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	a = adopt_end(p, s, sv[0], st);
+	if (a < 0) {
+		close(sv[1]);
+		return;
+	}
+	b = adopt_end(p, s2, sv[1], st);
+	if (b < 0) {
+		partner[a] = a; /* a receive on it waits forever: only a release ends it */
+		return;
+	}
+	partner[a] = b;
+	partner[b] = a;
+	n_pairs++;
+}
+
+/* Entry @i may start I/O, as far as the model knows. */
+static bool io_live(const struct prog *p, int i)
+{
+	const struct pentry *e = &p->en[i];
+
+	return p->sc[e->scope].valid && !e->early && !e->detached &&
+	       !self_or_ancestor_close_req(p, e->scope);
+}
+
+/* An I/O entry of the program, picked by the next byte (mostly a live one), or -1. */
+static int pick_io_entry(const struct prog *p, struct rd *r)
+{
+	int cand[MAX_ENTRIES], n = 0, i;
+	unsigned b = rd_u8(r);
+	bool live = b & 3;
+
+	for (i = 0; i < p->n_en; i++)
+		if (partner[i] >= 0 && (!live || io_live(p, i)))
+			cand[n++] = i;
+	return n ? cand[(b >> 2) % n] : -1;
+}
+
+/* What starting I/O on entry @i may return, from the model's view of it. */
+static bool start_ok(const struct prog *p, int i, int ret)
+{
+	const struct pentry *e = &p->en[i];
+	int state = rsc_entry_state(e->h);
+	int s = e->scope;
+	bool closing = p->sc[s].close_req || unwind_owns(p, s);
+
+	if (state == -ESTALE || !p->sc[s].valid)
+		return ret == -ESTALE;
+	if (state != RSC_ENTERED || e->early || e->detached)
+		return ret == -EBADF;
+	if (ret == -ESHUTDOWN)
+		return closing || p->shutting_down;
+	if (ret == -EBUSY)
+		return rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED) > 0;
+	return ret == 0 && !p->sc[s].close_req;
+}
+
+static int io_start(struct prog *p, int i, enum io_kind kind, unsigned b,
+		    struct prog_stats *st)
+{
+	struct pio *io;
+	int ret;
+
+	if (n_io == MAX_IO)
+		return -ENOSPC;
+	io = &ios[n_io];
+	memset(io, 0, sizeof(*io));
+	io->p = p;
+	io->entry = i;
+	io->kind = kind;
+	io->len = 1 + b % IO_BUF;
+	switch (kind) {
+	case IO_RECV:
+		ret = rsc_recv(p->en[i].h, io->buf, io->len, 0, io_done, io);
+		break;
+	case IO_SEND:
+		memset(io->buf, 'x', sizeof(io->buf));
+		ret = rsc_send(p->en[i].h, io->buf, io->len, 0, io_done, io);
+		break;
+	default: /* expired soon, or only ever cancelled */
+		io->long_wait = b & 1;
+		ret = rsc_timeout(p->en[i].h, io->long_wait ? 100000 : b % 8, io_done, io);
+		break;
+	}
+	say(p, "  op %d: io %d (kind %d) on entry %d -> %d\n", p->op_index, n_io, (int)kind,
+	    p->en[i].seq, ret);
+	if (!start_ok(p, i, ret))
+		violation(p, "starting io (kind %d) on entry %d of '%s' (state %d): %s",
+			  (int)kind, p->en[i].seq, p->sc[p->en[i].scope].name,
+			  rsc_entry_state(p->en[i].h), rsc_err_name(ret));
+	if (ret == 0) {
+		n_io++;
+		st->io_started++;
+	} else {
+		st->io_refused++;
+	}
+	return ret;
+}
+
+/* The other end of entry @i can send, or is going: a receive on @i ends by itself. */
+static bool other_end_sends(struct prog *p, int i, struct prog_stats *st)
+{
+	int j = partner[i], ret;
+
+	if (j == i)
+		return false; /* no other end */
+	ret = io_start(p, j, IO_SEND, IO_BUF - 1, st);
+	/* Refused because it is released, detached or unwinding: its close ends the receive. */
+	return ret == 0 || ret == -EBADF || ret == -ESTALE || ret == -ESHUTDOWN;
+}
+
+/*
+ * Before a blocking run: the other end of each receive in flight sends as
+ * much as a receive takes, so that it ends. True if something in flight
+ * ends only by a release (a long timeout, a receive with no other end): the
+ * run must not wait for it.
+ */
+bool io_before_wait(struct prog *p, struct prog_stats *st)
+{
+	bool stuck = false;
+	int k, n = n_io;
+
+	for (k = 0; k < n; k++) {
+		if (ios[k].n_cb)
+			continue;
+		if (ios[k].kind == IO_TIMEOUT)
+			stuck |= ios[k].long_wait;
+		else if (ios[k].kind == IO_RECV)
+			stuck |= !other_end_sends(p, ios[k].entry, st);
+	}
+	return stuck;
+}
+
+void io_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st)
+{
+	static const enum io_kind kinds[] = { IO_RECV, IO_RECV, IO_SEND, IO_SEND, IO_TIMEOUT };
+	int s, s2, i;
+
+	if (sub < 2 || sub == 7) {
+		s = pick_scope(p, r);
+		if (s < 0)
+			return;
+		s2 = rd_u8(r) & 1 ? pick_scope(p, r) : s;
+		io_pair(p, s, s2 < 0 ? s : s2, st);
+		return;
+	}
+	i = pick_io_entry(p, r);
+	if (i >= 0)
+		io_start(p, i, kinds[sub - 2], rd_u8(r), st);
+}
+
+/* Every op started has called back. */
+void io_end(struct prog *p, struct prog_stats *st)
+{
+	int k;
+
+	for (k = 0; k < n_io; k++) {
+		if (ios[k].n_cb != 1)
+			violation(p, "io %d (kind %d) of entry %d: %d callbacks by the end", k,
+				  (int)ios[k].kind, p->en[ios[k].entry].seq, ios[k].n_cb);
+		else if (ios[k].res == -ECANCELED || ios[k].res == -EINTR)
+			st->io_cancelled++;
+	}
+}
