@@ -128,6 +128,8 @@ struct prog {
 	int peer_gen;	   /* peer loops made (handover.c) */
 	bool shared;	   /* the loop is on an application's ring (shared.c) */
 	bool audit_full;   /* the program's loop audits at RSC_AUDIT_FULL */
+	bool loop_draining; /* inside rsc_loop_close or rsc_loop_shutdown of the program's loop */
+	bool in_post;	    /* a posted function of the program runs */
 	uint64_t sh_seed;  /* what the application does: a hash of the program */
 };
 

@@ -77,6 +77,7 @@ static void posted(struct rsc_loop *loop, void *arg)
 	if (po->seq != n_ran)
 		violation(p, "post %d ran after %d others: not in the order posted", po->seq, n_ran);
 	n_ran++;
+	p->in_post = true;
 	post_reentry(p, loop);
 	switch (po->kind) {
 	case PK_OPEN:
@@ -110,6 +111,7 @@ static void posted(struct rsc_loop *loop, void *arg)
 	default:
 		break;
 	}
+	p->in_post = false;
 }
 
 static void post_queue(struct prog *p, enum post_kind kind, const uint8_t arg[4])
@@ -129,6 +131,11 @@ static void post_queue(struct prog *p, enum post_kind kind, const uint8_t arg[4]
 		if (ret != -EOPNOTSUPP)
 			violation(p, "rsc_loop_post to a shared loop without MSG_RING: %s, expected EOPNOTSUPP",
 				  rsc_err_name(ret));
+		return;
+	}
+	if (ret == -ESHUTDOWN && p->loop_draining && p->in_post) {
+		/* rsc_loop_post(3): a post made by a post run while the loop is closed. */
+		say(p, "    post %d refused: the loop is being freed\n", po->seq);
 		return;
 	}
 	if (ret != 0) {
