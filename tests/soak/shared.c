@@ -43,7 +43,7 @@ enum app_kind { AK_READ, AK_NOP, AK_TIMEOUT };
 struct app_op {
 	enum app_kind kind;
 	uint64_t ud;
-	int expect; /* INT_MIN: a read nothing was written for yet */
+	int expect; /* INT32_MIN: a read nothing was written for yet */
 	int n_cqe;
 	struct __kernel_timespec ts;
 	char buf[READ_MAX];
