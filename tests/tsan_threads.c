@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <liburing.h>
+
 #include "ringscope.h"
 
 #define THREADS 4
@@ -125,6 +127,65 @@ static int posts_from_threads(int eventfd)
 	return failed;
 }
 
+/* The application's reap: every CQE dispatched; how many were ringscope's, or -1. */
+static int app_reap(struct io_uring *ring, struct rsc_loop *loop)
+{
+	struct __kernel_timespec ts = { 0, 1000000 };
+	struct io_uring_cqe *cqe;
+	int n = 0;
+
+	(void)io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+	while (io_uring_peek_cqe(ring, &cqe) == 0 && cqe) {
+		int ret = loop ? rsc_loop_dispatch(loop, cqe) : (cqe->user_data >> 63 ? 1 : 0);
+
+		io_uring_cqe_seen(ring, cqe);
+		if (ret != 1)
+			return -1; /* nothing but ringscope's is on this ring */
+		n++;
+	}
+	if (loop && rsc_loop_run(loop, RSC_RUN_NOWAIT) < 0)
+		return -1;
+	return n;
+}
+
+/*
+ * The same into a loop on the application's ring (rsc_loop_new_from_ring):
+ * each wake is a CQE the application reaps and dispatches; once the posters
+ * are joined and the loop is closed, none may be left on the ring.
+ */
+static int posts_into_shared_ring(unsigned setup)
+{
+	pthread_t t[THREADS];
+	struct io_uring ring;
+	int failed = 0, turns, after = 0;
+	long i;
+
+	if (io_uring_queue_init(16, &ring, setup) < 0 || rsc_loop_new_from_ring(&target, &ring, 0) < 0)
+		return 1;
+	posted_ran = 0;
+	for (i = 0; i < THREADS; i++)
+		pthread_create(&t[i], NULL, poster, NULL);
+	while (posted_ran < THREADS * POSTS && !failed)
+		failed |= app_reap(&ring, target) < 0;
+	for (i = 0; i < THREADS; i++) {
+		void *err;
+
+		pthread_join(t[i], &err);
+		failed |= err != NULL;
+	}
+	for (turns = 0; turns < 1000 && rsc_loop_alive(target) > 0 && !failed; turns++)
+		failed |= app_reap(&ring, target) < 0;
+	failed |= posted_ran != THREADS * POSTS;
+	failed |= rsc_loop_close(target) < 0;
+	for (turns = 0; turns < 3 && !failed; turns++)
+		after += app_reap(&ring, NULL);
+	failed |= after != 0;
+	io_uring_queue_exit(&ring);
+	printf("tsan_threads: %d threads x %d posts into a loop on the application's ring (%s): %s\n",
+	       THREADS, POSTS, setup ? "DEFER_TASKRUN" : "no defer", failed ? "FAILED" : "ok");
+	return failed;
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/rsc-tsan-XXXXXX";
@@ -148,6 +209,8 @@ int main(void)
 	}
 	failed |= posts_from_threads(0);
 	failed |= posts_from_threads(1);
+	failed |= posts_into_shared_ring(0);
+	failed |= posts_into_shared_ring(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
 	if (rsc_audit_fd_count() != before) {
 		fprintf(stderr, "descriptors: %d before, %d after\n", before, rsc_audit_fd_count());
 		failed = 1;
