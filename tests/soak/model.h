@@ -150,6 +150,8 @@ void push_end(struct prog *p, struct pentry *e, int ret, int expect_err, const c
 int adopt_fd(struct prog *p, struct pentry *e, int s, int fd, const char *what);
 void op_file(struct prog *p, int s, struct rd *r);
 void op_release(struct prog *p, int i, struct rd *r);
+/* Detach entry @i, checked against the model; true if it was detached. */
+bool op_detach(struct prog *p, int i);
 void op_close(struct prog *p, int s);
 void op_run(struct prog *p, unsigned b, struct prog_stats *st);
 bool unwind_owns(const struct prog *p, int s);

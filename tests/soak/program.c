@@ -1239,7 +1239,7 @@ static bool op_adopt(struct prog *p, int s)
 }
 
 /* Hand an entry's descriptor back: never released by the runtime after that. */
-static bool op_detach(struct prog *p, int i)
+bool op_detach(struct prog *p, int i)
 {
 	struct pentry *e = &p->en[i];
 	int st = rsc_entry_state(e->h), fd = rsc_entry_fd(e->h), ret, want;
