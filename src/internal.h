@@ -119,6 +119,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_HAS_DEPS	    (1U << 17) /* some deferred entry waits for this one */
 #define RSC__E_LEDGER	    (1U << 19) /* its value is in the ownership ledger */
 #define RSC__E_ANNOUNCE	    (1U << 20) /* entered by adopt/defer: on-enter still due */
+#define RSC__E_BUILT_ON	    (1U << 25) /* an enter in flight builds on its value (a connect on its socket) */
 
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U

@@ -16,8 +16,9 @@
  * "msg_ring" rule in RINGSCOPE_FAULT while the loop is made (rsc_fault_set(3)).
  *
  * The model: a post never runs inside rsc_loop_post; each runs once, in the
- * order posted, before the loop is freed; inside it the blocking calls fail
- * with EDEADLK; what it opens and acquires is modelled like the rest of the
+ * order posted, before the loop is freed (only a post made while the loop
+ * is being freed may be refused, with ESHUTDOWN, and then never runs);
+ * inside it the blocking calls fail with EDEADLK; what it opens and acquires is modelled like the rest of the
  * program. rsc_loop_close returns EBUSY exactly when a post it ran left a
  * scope behind, frees nothing then, and succeeds once that scope is closed.
  */
@@ -131,6 +132,8 @@ static void post_queue(struct prog *p, enum post_kind kind, const uint8_t arg[4]
 				  rsc_err_name(ret));
 		return;
 	}
+	if (ret == -ESHUTDOWN && p->draining)
+		return; /* the loop is being freed: refused, and it never runs */
 	if (ret != 0) {
 		violation(p, "rsc_loop_post: %s (%s)", rsc_err_name(ret), rsc_last_error());
 		return;
