@@ -344,6 +344,9 @@ struct rsc_loop {
 	/* CQEs set aside while submit needed room (-EBUSY): dispatched next turn */
 	struct rsc_cqe_copy *stash;
 	unsigned stash_len, stash_cap;
+	/* Cancels that found no SQE: their targets' user_data, sent on the next turn. */
+	uint64_t *cancel_backlog;
+	unsigned n_cancel_backlog, cancel_backlog_cap;
 
 	struct rsc_fault_state faults;
 	rsc_trace_cb trace_cb;
@@ -644,6 +647,8 @@ void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned 
 struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed);
 /* A cancel by descriptor found fewer ops than it was sent for (io.c). */
 void rsc__io_cancel_fd_short(struct rsc_loop *loop, const struct rsc_op *cancel, int res);
+/* Cancels kept for want of an SQE, sent now (from the loop's turn). */
+void rsc__cancel_backlog_send(struct rsc_loop *loop);
 
 /* entry.c */
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
