@@ -568,8 +568,9 @@ RSC_EXTERN int rsc_entry_on_enter(struct rsc_entry *entry, rsc_entry_cb cb,
  * NULL) runs from the loop with the release's result.
  * Errors: -EINVAL, -ESTALE, -EALREADY (released before, its acquire
  * failed, or its scope's unwind has started and owns it: it is released in
- * its LIFO turn; the grace of a graceful close does not count), -EDEADLK
- * (inside a manager hook).
+ * its LIFO turn; the grace of a graceful close does not count), -EBUSY (an
+ * acquire that builds on it is in flight: a connect's socket entry), -EDEADLK
+ * (inside a manager hook or the trace callback).
  */
 RSC_EXTERN int rsc_entry_release(struct rsc_entry *entry, rsc_entry_cb cb,
 				 void *data);

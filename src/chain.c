@@ -478,6 +478,7 @@ int rsc_chain_submit(struct rsc_chain *c)
 		if (st->kind == STEP_CONNECT) {
 			/* Entered, it takes the socket's slot over (entry.c take_over_dep). */
 			e->dep = es[st->dep];
+			e->dep->flags |= RSC__E_BUILT_ON; /* until this step settles */
 			e->config |= RSC__CFG_TAKES_DEP;
 		} else {
 			e->fd_kind = RSC__FD_DIRECT;

@@ -779,6 +779,9 @@ static void enter_done(struct rsc__entry *e)
 	bool early = e->flags & RSC__E_RELEASE_REQ;
 	uint64_t h = e->h;
 
+	/* Settled: what it built on is its own entry's again (or taken over below). */
+	if (e->dep)
+		e->dep->flags &= ~RSC__E_BUILT_ON;
 	/* Its linked timeout fired: the op ends -ECANCELED, or -EINTR when the
 	 * kernel interrupted a worker blocked in it (an AF_UNIX connect waiting
 	 * for backlog room): either way, it timed out. */
@@ -886,6 +889,8 @@ static void resolve_dependents(struct rsc__entry *dep)
 		ret = run_enter(d);
 		if (ret < 0)
 			fail_deferred(d, ret, false);
+		else
+			dep->flags |= RSC__E_BUILT_ON; /* until d settles: released or moved by nobody */
 	}
 }
 
@@ -1118,6 +1123,12 @@ int rsc_entry_release(struct rsc_entry *h, rsc_entry_cb cb, void *data)
 	ret = check_owned_by_caller(e, true, "rsc_entry_release");
 	if (ret < 0)
 		return ret;
+	if (e->flags & RSC__E_BUILT_ON) {
+		/* Its close would pull the descriptor from under that enter. */
+		rsc__set_last_error("rsc_entry_release: entry '%s' has an enter that builds on it in flight",
+				    e->mgr->name);
+		return -EBUSY;
+	}
 	return rsc__entry_release(e, cb, data);
 }
 
@@ -1131,7 +1142,7 @@ int rsc_entry_detach(struct rsc_entry *h)
 	ret = check_owned_by_caller(e, false, "rsc_entry_detach");
 	if (ret < 0)
 		return ret;
-	if (e->state == RSC_ENTERING || e->n_io || (e->flags & RSC__E_HAS_DEPS)) {
+	if (e->state == RSC_ENTERING || e->n_io || (e->flags & (RSC__E_HAS_DEPS | RSC__E_BUILT_ON))) {
 		rsc__set_last_error("rsc_entry_detach: entry '%s' has %s in flight",
 				    e->mgr->name, e->state == RSC_ENTERING ? "its enter" :
 				    e->n_io ? "tracked I/O" : "an enter that builds on it");
@@ -1169,7 +1180,7 @@ int rsc_entry_move(struct rsc_entry *h, struct rsc_scope *to_h)
 		return ret;
 	RSC__CHECK_ARG(!rsc__scope_unwind_owns(to) && to != to->loop->root,
 		       "rsc_entry_move: scope '%s' is unwinding or closing", to->name);
-	if (e->state == RSC_ENTERING || (e->flags & RSC__E_HAS_DEPS)) {
+	if (e->state == RSC_ENTERING || (e->flags & (RSC__E_HAS_DEPS | RSC__E_BUILT_ON))) {
 		rsc__set_last_error("rsc_entry_move: entry '%s' has %s in flight", e->mgr->name,
 				    e->state == RSC_ENTERING ? "its enter" :
 				    "an enter that builds on it");

@@ -119,6 +119,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_HAS_DEPS	    (1U << 17) /* some deferred entry waits for this one */
 #define RSC__E_LEDGER	    (1U << 19) /* its value is in the ownership ledger */
 #define RSC__E_ANNOUNCE	    (1U << 20) /* entered by adopt/defer: on-enter still due */
+#define RSC__E_BUILT_ON	    (1U << 25) /* an enter in flight builds on its value (a connect on its socket) */
 
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U
@@ -343,6 +344,9 @@ struct rsc_loop {
 	/* CQEs set aside while submit needed room (-EBUSY): dispatched next turn */
 	struct rsc_cqe_copy *stash;
 	unsigned stash_len, stash_cap;
+	/* Cancels that found no SQE: their targets' user_data, sent on the next turn. */
+	uint64_t *cancel_backlog;
+	unsigned n_cancel_backlog, cancel_backlog_cap;
 
 	struct rsc_fault_state faults;
 	rsc_trace_cb trace_cb;
@@ -643,6 +647,8 @@ void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned 
 struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed);
 /* A cancel by descriptor found fewer ops than it was sent for (io.c). */
 void rsc__io_cancel_fd_short(struct rsc_loop *loop, const struct rsc_op *cancel, int res);
+/* Cancels kept for want of an SQE, sent now (from the loop's turn). */
+void rsc__cancel_backlog_send(struct rsc_loop *loop);
 
 /* entry.c */
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,

@@ -521,6 +521,37 @@ static void cancel_misses(struct rsc_op *op, struct io_uring_sqe *sqe, int err)
 	op->fault_res = err;
 }
 
+/*
+ * A cancel that found no SQE (a full queue that may not be flushed inside a
+ * hook, no memory for its op) is not dropped: its target could otherwise
+ * stay in flight forever (an idle receive) and hold its release. The next
+ * turn of the loop sends it.
+ */
+static void backlog_cancel(struct rsc_loop *loop, uint64_t target_ud)
+{
+	if (loop->n_cancel_backlog == loop->cancel_backlog_cap) {
+		unsigned cap = loop->cancel_backlog_cap ? 2 * loop->cancel_backlog_cap : 16;
+		uint64_t *b = realloc(loop->cancel_backlog, cap * sizeof(*b));
+
+		if (!b)
+			return; /* no memory even for this: a later release sends it again */
+		loop->cancel_backlog = b;
+		loop->cancel_backlog_cap = cap;
+	}
+	loop->cancel_backlog[loop->n_cancel_backlog++] = target_ud;
+}
+
+/* The cancels that waited for an SQE, to targets still in flight. */
+void rsc__cancel_backlog_send(struct rsc_loop *loop)
+{
+	unsigned i, n = loop->n_cancel_backlog;
+
+	loop->n_cancel_backlog = 0;
+	for (i = 0; i < n; i++)
+		if (rsc__op_lookup(loop, loop->cancel_backlog[i]))
+			(void)submit_cancel_ud(loop, loop->cancel_backlog[i], 1);
+}
+
 static struct rsc_op *submit_cancel_ud(struct rsc_loop *loop, uint64_t target_ud,
 				       unsigned tries)
 {
@@ -528,8 +559,10 @@ static struct rsc_op *submit_cancel_ud(struct rsc_loop *loop, uint64_t target_ud
 	struct rsc_op *op = rsc__op_with_sqe(loop, &sqe);
 	int err;
 
-	if (!op)
+	if (!op) {
+		backlog_cancel(loop, target_ud);
 		return NULL;
+	}
 	io_uring_prep_cancel64(sqe, target_ud, 0);
 	op->cancel_ud = target_ud;
 	op->cancel_tries = tries;
@@ -810,6 +843,8 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 		return -EOPNOTSUPP;
 	}
 	loop->running = true;
+	if (loop->n_cancel_backlog)
+		rsc__cancel_backlog_send(loop);
 	rsc__post_forget_failed(loop);
 	rsc__post_run(loop);
 	rsc__run_due(loop);
@@ -844,6 +879,8 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		unsigned done;
 		bool wait;
 
+		if (loop->n_cancel_backlog)
+			rsc__cancel_backlog_send(loop);
 		/* In this order: stashed completions, due callbacks, then retries. */
 		done = __atomic_load_n(&loop->post_head, __ATOMIC_RELAXED) ? rsc__post_run(loop) : 0;
 		done += loop->stash_len ? dispatch_stash(loop) : 0;
@@ -987,6 +1024,7 @@ static void loop_free(struct rsc_loop *loop)
 	rsc__handles_release(loop);
 	rsc__deadline_free(loop);
 	free(loop->stash);
+	free(loop->cancel_backlog);
 	free(loop);
 }
 

@@ -257,6 +257,45 @@ START_TEST(busy_submit_beside_an_idle_receive_does_not_hang)
 }
 END_TEST
 
+START_TEST(cancel_with_no_room_is_sent_on_the_next_turn)
+{
+	struct rsc_loop *small;
+	struct rsc_scope *o, *s, *g;
+	struct rsc_entry *e, *guard;
+	int peer, guard_peer, r = 1, timer = 1, i, before = t_fd_count();
+	char b[4];
+
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_new(&small, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "o", &o), 0);
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "guard", &g), 0);
+	e = t_adopted_pair(o, &peer);
+	guard = t_adopted_pair(g, &guard_peer);
+	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, t_store_res, &r), 0);
+	ck_assert_int_eq(rsc_timeout(guard, 5000, t_store_res, &timer), 0);
+	ck_assert_int_ge(rsc_loop_run(small, RSC_RUN_NOWAIT), 0);
+	/* The SQ full for real, and its flush interrupted: the receive's cancel finds no SQE. */
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "s", &s), 0);
+	for (i = 0; i < 8; i++)
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(i ? "f1" : "f0"), O_RDONLY, 0, 0, NULL), 0);
+	ck_assert_int_eq(rsc_fault_set(small, "submit:1:EINTR"), 0);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_FAULTS_INJECTED), 1);
+	/* Kept, not dropped: the loop's next turn sends it. */
+	while (r == 1 && timer == 1)
+		ck_assert_int_ge(rsc_loop_run(small, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(r, -ECANCELED);
+	ck_assert_int_eq(timer, 1); /* not the guard's 5 s */
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(g, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(small), 0);
+	close(peer);
+	close(guard_peer);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 START_TEST(fault_spec_is_checked)
 {
 	struct rsc_loop *l;
@@ -354,6 +393,7 @@ Suite *make_faults_suite(void)
 	tcase_add_test(tc, error_raised_while_a_child_unwinds_is_kept);
 	tcase_add_test(tc, busy_flush_of_a_full_queue_does_not_hang);
 	tcase_add_test(tc, busy_submit_beside_an_idle_receive_does_not_hang);
+	tcase_add_test(tc, cancel_with_no_room_is_sent_on_the_next_turn);
 	tcase_add_test(tc, environment_faults_apply_to_new_loops);
 	suite_add_tcase(s, tc);
 	return s;

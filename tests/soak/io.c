@@ -36,6 +36,7 @@ struct pio {
 	unsigned len;
 	int n_cb, res;
 	bool long_wait; /* a timeout only a release ends */
+	bool detach;	/* its callback detaches the entry if it was the entry's last op */
 	char buf[IO_BUF];
 };
 
@@ -104,6 +105,9 @@ static void io_done(struct rsc_entry *h, int res, void *buf, void *data)
 	if (!result_ok(io, res))
 		violation(p, "io %d (kind %d) of entry %d: result %d", (int)(io - ios),
 			  (int)io->kind, e->seq, res);
+	/* A callback calling back: the entry's last op over, it takes the descriptor. */
+	if (io->detach && !in_flight(io->entry) && !e->detached)
+		op_detach(p, io->entry);
 }
 
 /* A release traced: nothing of the entry may still be in flight. */
@@ -210,6 +214,7 @@ static int io_start(struct prog *p, int i, enum io_kind kind, unsigned b,
 	io->entry = i;
 	io->kind = kind;
 	io->len = 1 + b % IO_BUF;
+	io->detach = b & 0x80;
 	switch (kind) {
 	case IO_RECV:
 		ret = rsc_recv(p->en[i].h, io->buf, io->len, 0, io_done, io);

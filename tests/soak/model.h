@@ -105,6 +105,7 @@ struct prog {
 	struct perr errs[MAX_ERRS];
 	int n_sc, n_en, n_errs;
 	bool shutting_down;
+	bool draining; /* in rsc_loop_close or rsc_loop_shutdown: a post may be refused */
 	int root_closed, root_res;
 	/* fault windows: rules of one class at a time */
 	enum fclass cur_class;
@@ -128,8 +129,6 @@ struct prog {
 	int peer_gen;	   /* peer loops made (handover.c) */
 	bool shared;	   /* the loop is on an application's ring (shared.c) */
 	bool audit_full;   /* the program's loop audits at RSC_AUDIT_FULL */
-	bool loop_draining; /* inside rsc_loop_close or rsc_loop_shutdown of the program's loop */
-	bool in_post;	    /* a posted function of the program runs */
 	uint64_t sh_seed;  /* what the application does: a hash of the program */
 };
 
@@ -152,6 +151,8 @@ void push_end(struct prog *p, struct pentry *e, int ret, int expect_err, const c
 int adopt_fd(struct prog *p, struct pentry *e, int s, int fd, const char *what);
 void op_file(struct prog *p, int s, struct rd *r);
 void op_release(struct prog *p, int i, struct rd *r);
+/* Detach entry @i, checked against the model; true if it was detached. */
+bool op_detach(struct prog *p, int i);
 void op_close(struct prog *p, int s);
 void op_run(struct prog *p, unsigned b, struct prog_stats *st);
 bool unwind_owns(const struct prog *p, int s);

@@ -16,8 +16,9 @@
  * "msg_ring" rule in RINGSCOPE_FAULT while the loop is made (rsc_fault_set(3)).
  *
  * The model: a post never runs inside rsc_loop_post; each runs once, in the
- * order posted, before the loop is freed; inside it the blocking calls fail
- * with EDEADLK; what it opens and acquires is modelled like the rest of the
+ * order posted, before the loop is freed (only a post made while the loop
+ * is being freed may be refused, with ESHUTDOWN, and then never runs);
+ * inside it the blocking calls fail with EDEADLK; what it opens and acquires is modelled like the rest of the
  * program. rsc_loop_close returns EBUSY exactly when a post it ran left a
  * scope behind, frees nothing then, and succeeds once that scope is closed.
  */
@@ -77,7 +78,6 @@ static void posted(struct rsc_loop *loop, void *arg)
 	if (po->seq != n_ran)
 		violation(p, "post %d ran after %d others: not in the order posted", po->seq, n_ran);
 	n_ran++;
-	p->in_post = true;
 	post_reentry(p, loop);
 	switch (po->kind) {
 	case PK_OPEN:
@@ -111,7 +111,6 @@ static void posted(struct rsc_loop *loop, void *arg)
 	default:
 		break;
 	}
-	p->in_post = false;
 }
 
 static void post_queue(struct prog *p, enum post_kind kind, const uint8_t arg[4])
@@ -133,11 +132,8 @@ static void post_queue(struct prog *p, enum post_kind kind, const uint8_t arg[4]
 				  rsc_err_name(ret));
 		return;
 	}
-	if (ret == -ESHUTDOWN && p->loop_draining && p->in_post) {
-		/* rsc_loop_post(3): a post made by a post run while the loop is closed. */
-		say(p, "    post %d refused: the loop is being freed\n", po->seq);
-		return;
-	}
+	if (ret == -ESHUTDOWN && p->draining)
+		return; /* the loop is being freed: refused, and it never runs */
 	if (ret != 0) {
 		violation(p, "rsc_loop_post: %s (%s)", rsc_err_name(ret), rsc_last_error());
 		return;

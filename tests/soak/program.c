@@ -1239,7 +1239,7 @@ static bool op_adopt(struct prog *p, int s)
 }
 
 /* Hand an entry's descriptor back: never released by the runtime after that. */
-static bool op_detach(struct prog *p, int i)
+bool op_detach(struct prog *p, int i)
 {
 	struct pentry *e = &p->en[i];
 	int st = rsc_entry_state(e->h), fd = rsc_entry_fd(e->h), ret, want;
@@ -1450,9 +1450,9 @@ static void end_by_shutdown(struct prog *p)
 	p->msg_armed = false;
 	p->shutting_down = true;
 	post_before_end(p);
-	p->loop_draining = true;
+	p->draining = true;
 	status = rsc_loop_shutdown(p->loop, &err);
-	p->loop_draining = false;
+	p->draining = false;
 	say(p, "  end: shutdown -> %d\n", status);
 	p->loop = NULL;
 	for (i = 0; i < p->n_sc; i++)
@@ -1567,9 +1567,9 @@ static void end_by_close(struct prog *p, struct prog_stats *st)
 	post_before_end(p);
 	if (p->shared && post_at_end() && !p->eventfd_wake)
 		shared_end_posts(p, st);
-	p->loop_draining = true;
+	p->draining = true;
 	ret = sh_loop_close(p, p->loop, st);
-	p->loop_draining = false;
+	p->draining = false;
 	say(p, "  end: rsc_loop_close -> %d\n", ret);
 	if (any_scope_left(p)) {
 		/* A post run in there opened a scope: the loop must still be there. */
@@ -1585,9 +1585,9 @@ static void end_by_close(struct prog *p, struct prog_stats *st)
 		}
 		st->close_busy++;
 		close_all(p);
-		p->loop_draining = true;
+		p->draining = true;
 		ret = sh_loop_close(p, p->loop, st);
-		p->loop_draining = false;
+		p->draining = false;
 		say(p, "  end: rsc_loop_close again -> %d\n", ret);
 	}
 	if (ret != 0) {
