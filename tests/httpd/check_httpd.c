@@ -1130,6 +1130,14 @@ static void peak_descriptors_are_counted_at_the_limit(void)
 		poll(&p, 0, 5);
 	}
 	CHECK(most >= LOW_NOFILE, "%d fds, never the limit %d", most, LOW_NOFILE);
+	/* A descriptor older than the limit lets one more in, maybe a moment later: the most seen. */
+	for (deadline = now_ms() + 200; now_ms() < deadline;) {
+		struct pollfd p = { .fd = -1 };
+		int fds = server_fds(&s);
+
+		most = fds > most ? fds : most;
+		poll(&p, 0, 5);
+	}
 	for (i = 0; i < n; i++)
 		hang_up(&c[i]);
 	CHECK(stop(&s), "no exit after SIGTERM");
