@@ -26,6 +26,61 @@
  * never consumes one that is not its own: the application reaps.
  */
 
+/*
+ * The rings that carry a loop (by their kernel descriptor): two loops on one
+ * ring could not tell whose a wake-up is, so a second is refused. Loops are
+ * made and freed on any thread: under a lock.
+ */
+#define MAX_SHARED_RINGS 64
+
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static int shared_fds[MAX_SHARED_RINGS];
+static unsigned n_shared;
+
+/* What a loop on the application's @ring needs of it; 0, or -errno said. */
+int rsc__shared_ring_claim(struct io_uring *ring)
+{
+	unsigned i;
+	int ret = 0;
+
+	/* IOPOLL runs only polled reads and writes of O_DIRECT files: no open, no close. */
+	if (ring->flags & (IORING_SETUP_IOPOLL | IORING_SETUP_SQPOLL)) {
+		rsc__set_last_error("rsc_loop_new_from_ring: a ring set up with %s is not supported",
+				    ring->flags & IORING_SETUP_IOPOLL ? "IORING_SETUP_IOPOLL" :
+									"IORING_SETUP_SQPOLL");
+		return -EOPNOTSUPP;
+	}
+	pthread_mutex_lock(&shared_lock);
+	for (i = 0; i < n_shared && shared_fds[i] != ring->ring_fd; i++)
+		;
+	if (i < n_shared) {
+		rsc__set_last_error("rsc_loop_new_from_ring: the ring carries a loop already");
+		ret = -EBUSY;
+	} else if (n_shared == MAX_SHARED_RINGS) {
+		rsc__set_last_error("rsc_loop_new_from_ring: %d rings carry a loop already",
+				    MAX_SHARED_RINGS);
+		ret = -ENOMEM;
+	} else {
+		shared_fds[n_shared++] = ring->ring_fd;
+	}
+	pthread_mutex_unlock(&shared_lock);
+	return ret;
+}
+
+/* The loop on @ring is gone: another may be made on it. */
+void rsc__shared_ring_release(const struct io_uring *ring)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&shared_lock);
+	for (i = 0; i < n_shared; i++)
+		if (shared_fds[i] == ring->ring_fd) {
+			shared_fds[i] = shared_fds[--n_shared];
+			break;
+		}
+	pthread_mutex_unlock(&shared_lock);
+}
+
 int rsc__pollable_init(struct rsc_loop *loop)
 {
 	int ret;

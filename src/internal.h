@@ -647,6 +647,9 @@ void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned 
 struct rsc_op *rsc__submit_cancel_fd(struct rsc_loop *loop, int fd, bool fixed);
 /* A cancel by descriptor found fewer ops than it was sent for (io.c). */
 void rsc__io_cancel_fd_short(struct rsc_loop *loop, const struct rsc_op *cancel, int res);
+/* A loop on the application's ring (host.c): the ring's setup checked, one loop per ring. */
+int rsc__shared_ring_claim(struct io_uring *ring);
+void rsc__shared_ring_release(const struct io_uring *ring);
 /* Cancels kept for want of an SQE, sent now (from the loop's turn). */
 void rsc__cancel_backlog_send(struct rsc_loop *loop);
 

@@ -185,9 +185,14 @@ int rsc_loop_new_from_ring(struct rsc_loop **loopp, struct io_uring *ring, unsig
 	RSC__CHECK_ARG(ring->sq.ring_entries >= RSC_ENTRY_SQES_MAX,
 		       "rsc_loop_new_from_ring: a ring of %u SQEs is less than %d",
 		       ring->sq.ring_entries, RSC_ENTRY_SQES_MAX);
-	loop = loop_alloc(&ret);
-	if (!loop)
+	ret = rsc__shared_ring_claim(ring);
+	if (ret < 0)
 		return ret;
+	loop = loop_alloc(&ret);
+	if (!loop) {
+		rsc__shared_ring_release(ring);
+		return ret;
+	}
 	loop->ring = ring;
 	loop->shared = true;
 	/* The application's choice, flag by flag: SINGLE_ISSUER also comes
@@ -201,6 +206,7 @@ int rsc_loop_new_from_ring(struct rsc_loop **loopp, struct io_uring *ring, unsig
 	loop->features |= RSC_FEAT_SHARED_RING;
 	ret = loop_finish(loop, 0);
 	if (ret < 0) {
+		rsc__shared_ring_release(ring);
 		free(loop);
 		return ret;
 	}
@@ -1019,6 +1025,8 @@ static void loop_free(struct rsc_loop *loop)
 	if (!loop->shared) {
 		rsc__ledger_forget(loop->ring->ring_fd, RSC__LEDGER_RUNTIME);
 		io_uring_queue_exit(loop->ring); /* the application's ring stays its own */
+	} else {
+		rsc__shared_ring_release(loop->ring);
 	}
 	rsc__pools_free(loop);
 	rsc__handles_release(loop);

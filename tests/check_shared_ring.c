@@ -434,6 +434,37 @@ START_TEST(deadline_timer_moved_on_a_later_turn)
 }
 END_TEST
 
+/* rsc_loop_new_from_ring(3): one loop per ring, and no ring whose setup it cannot work with. */
+START_TEST(a_ring_carries_one_loop_and_no_polled_ring_any)
+{
+	struct io_uring ring, polled;
+	struct io_uring_params p = { .flags = IORING_SETUP_SQPOLL };
+	struct rsc_loop *a, *b;
+
+	ck_assert_int_eq(io_uring_queue_init(16, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&a, &ring, 0), 0);
+	/* A second loop could not tell a wake-up of its own from the first's. */
+	ck_assert_int_eq(rsc_loop_new_from_ring(&b, &ring, 0), -EBUSY);
+	ck_assert_ptr_null(b);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "carries a loop"));
+	ck_assert_int_eq(rsc_loop_close(a), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&b, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_close(b), 0);
+	io_uring_queue_exit(&ring);
+	/* IOPOLL: no open, socket or close could ever complete on it. */
+	ck_assert_int_eq(io_uring_queue_init(16, &polled, IORING_SETUP_IOPOLL), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&a, &polled, 0), -EOPNOTSUPP);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "IORING_SETUP_IOPOLL"));
+	io_uring_queue_exit(&polled);
+	/* SQPOLL: a submit only wakes the kernel's thread, so nothing is sent inside a call. */
+	if (io_uring_queue_init_params(16, &polled, &p) == 0) {
+		ck_assert_int_eq(rsc_loop_new_from_ring(&a, &polled, 0), -EOPNOTSUPP);
+		ck_assert_ptr_nonnull(strstr(rsc_last_error(), "IORING_SETUP_SQPOLL"));
+		io_uring_queue_exit(&polled);
+	}
+}
+END_TEST
+
 Suite *make_shared_ring_suite(void)
 {
 	Suite *s = suite_create("shared_ring");
@@ -453,6 +484,7 @@ Suite *make_shared_ring_suite(void)
 		tcase_add_test(tc, another_loops_cqe_is_refused);
 		tcase_add_test(tc, failed_wake_does_not_keep_the_loop_alive);
 		tcase_add_test(tc, deadline_timer_moved_on_a_later_turn);
+		tcase_add_test(tc, a_ring_carries_one_loop_and_no_polled_ring_any);
 	}
 	suite_add_tcase(s, tc);
 	return s;
