@@ -1073,9 +1073,15 @@ int rsc_loop_close(struct rsc_loop *loop)
 	ret = rsc__check_not_in_callback(loop, "rsc_loop_close");
 	if (ret < 0)
 		return ret;
-	if (loop->shared && loop_alive(loop)) {
-		rsc__set_last_error("rsc_loop_close: ops still in flight on the application's ring: reap and dispatch them first");
-		return -EBUSY;
+	if (loop->shared) {
+		/* Refused before the check: a post after it would find a loop
+		 * that cannot wait for it (only the application reaps). */
+		rsc__post_refuse(loop, true);
+		if (loop_alive(loop)) {
+			rsc__post_refuse(loop, false);
+			rsc__set_last_error("rsc_loop_close: ops still in flight on the application's ring: reap and dispatch them first");
+			return -EBUSY;
+		}
 	}
 	/*
 	 * No scope is left, so what is in flight is the runtime's own (a cancel
