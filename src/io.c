@@ -122,6 +122,13 @@ static int io_start(struct rsc_entry *h, unsigned opcode, void *buf,
 		return ret;
 	RSC__CHECK_ARG(cb, "%s: cb is NULL (it hands the buffer back)", fn);
 	RSC__CHECK_ARG(buf || !len, "%s: buf is NULL", fn);
+	/* Beside a multishot receive, which of the two gets which bytes is chance. */
+	if (opcode == IORING_OP_RECV && !rsc__list_empty(&e->io_ops) &&
+	    rsc__recv_multishot_active(e)) {
+		rsc__set_last_error("%s: entry '%s' has a multishot receive (rsc_recv_multishot)",
+				    fn, e->mgr->name);
+		return -EBUSY;
+	}
 	op = rsc__io_op(e, &sqe);
 	if (!op)
 		return -EBUSY;
@@ -157,16 +164,7 @@ int rsc_write(struct rsc_entry *e, const void *buf, unsigned len, long long off,
 int rsc_recv(struct rsc_entry *h, void *buf, unsigned len, int flags,
 	     rsc_io_cb cb, void *data)
 {
-	struct rsc__entry *e;
-
 	RSC__CHECK_ARG(flags >= 0, "rsc_recv: flags 0x%x", (unsigned)flags);
-	/* Beside a multishot receive, which of the two gets which bytes is chance. */
-	if (rsc__entry_from(h, &e, "rsc_recv") == 0 && !rsc__list_empty(&e->io_ops) &&
-	    rsc__recv_multishot_active(e)) {
-		rsc__set_last_error("rsc_recv: entry '%s' has a multishot receive (rsc_recv_multishot)",
-				    e->mgr->name);
-		return -EBUSY;
-	}
 	return io_start(h, IORING_OP_RECV, buf, len, 0, flags, cb, data, "rsc_recv");
 }
 

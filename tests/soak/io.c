@@ -27,14 +27,15 @@
 #define IO_BUF	   8
 #define MAX_PAIRS  16
 
-enum io_kind { IO_RECV, IO_SEND, IO_TIMEOUT, IO__COUNT };
+enum io_kind { IO_RECV, IO_SEND, IO_TIMEOUT, IO_MULTISHOT, IO__COUNT };
 
 struct pio {
 	struct prog *p;
 	int entry;
 	enum io_kind kind;
 	unsigned len;
-	int n_cb, res;
+	int n_cb, res;	/* its last call (a multishot receive's may follow calls with bytes) */
+	int n_bytes_cb;	/* a multishot receive's calls with bytes */
 	bool long_wait; /* a timeout only a release ends */
 	bool detach;	/* its callback detaches the entry if it was the entry's last op */
 	char buf[IO_BUF];
@@ -54,7 +55,7 @@ void io_begin(void)
 		partner[i] = -1;
 }
 
-/* Ops of entry @i that have not called back. */
+/* Ops of entry @i that have not made their last call. */
 static int in_flight(int i)
 {
 	int k, n = 0;
@@ -70,6 +71,25 @@ bool io_busy(const struct prog *p, int i)
 	return in_flight(i) > 0;
 }
 
+/* A receive of @kind in flight on entry @i. */
+static bool receiving(int i, enum io_kind kind)
+{
+	int k;
+
+	for (k = 0; k < n_io; k++)
+		if (ios[k].entry == i && ios[k].n_cb == 0 && ios[k].kind == kind)
+			return true;
+	return false;
+}
+
+/* A multishot receive beside any other receive is refused (EBUSY); two plain ones are not. */
+static bool receive_refused(int i, enum io_kind kind)
+{
+	if (kind == IO_MULTISHOT)
+		return receiving(i, IO_MULTISHOT) || receiving(i, IO_RECV);
+	return kind == IO_RECV && receiving(i, IO_MULTISHOT);
+}
+
 static bool result_ok(const struct pio *io, int res)
 {
 	if (res == -ECANCELED || res == -EINTR)
@@ -79,9 +99,28 @@ static bool result_ok(const struct pio *io, int res)
 		return (res >= 0 && (unsigned)res <= io->len) || res == -ECONNRESET;
 	case IO_SEND:
 		return res == (int)io->len || res == -EPIPE || res == -ECONNRESET;
+	case IO_MULTISHOT: /* the last call: the end of the stream, a failure, or no SQE to re-arm */
+		return res == 0 || res == -ECONNRESET || res == -EBUSY;
 	default:
 		return res == -ETIME;
 	}
+}
+
+/* A multishot receive's call with bytes: in the buffer ring's memory, never the last. */
+static void io_bytes(struct pio *io, int res, void *buf)
+{
+	struct prog *p = io->p;
+	const struct pentry *e = &p->en[io->entry];
+
+	io->n_bytes_cb++;
+	if (io->n_cb)
+		violation(p, "io %d of entry %d: bytes after its last call", (int)(io - ios), e->seq);
+	if (!buf || buf == io->buf)
+		violation(p, "io %d: bytes without a buffer of the loop's ring", (int)(io - ios));
+	if (e->n_released)
+		violation(p, "io %d of entry %d: bytes after the entry's release", (int)(io - ios),
+			  e->seq);
+	(void)res;
 }
 
 static void io_done(struct rsc_entry *h, int res, void *buf, void *data)
@@ -90,6 +129,10 @@ static void io_done(struct rsc_entry *h, int res, void *buf, void *data)
 	struct prog *p = io->p;
 	const struct pentry *e = &p->en[io->entry];
 
+	if (io->kind == IO_MULTISHOT && res > 0) {
+		io_bytes(io, res, buf);
+		return;
+	}
 	say(p, "    io %d (kind %d) of entry %d -> %d\n", (int)(io - ios), (int)io->kind,
 	    e->seq, res);
 	if (io->n_cb++)
@@ -97,7 +140,7 @@ static void io_done(struct rsc_entry *h, int res, void *buf, void *data)
 	io->res = res;
 	if (h != e->h)
 		violation(p, "io %d called back with another entry's handle", (int)(io - ios));
-	if (buf != (io->kind == IO_TIMEOUT ? NULL : (void *)io->buf))
+	if (buf != (io->kind == IO_TIMEOUT || io->kind == IO_MULTISHOT ? NULL : (void *)io->buf))
 		violation(p, "io %d called back with another buffer", (int)(io - ios));
 	if (e->n_released)
 		violation(p, "io %d of entry %d called back after the entry's release: I/O outlived its resource",
@@ -182,7 +225,7 @@ static int pick_io_entry(const struct prog *p, struct rd *r)
 }
 
 /* What starting I/O on entry @i may return, from the model's view of it. */
-static bool start_ok(const struct prog *p, int i, int ret)
+static bool start_ok(const struct prog *p, int i, int ret, bool busy)
 {
 	const struct pentry *e = &p->en[i];
 	int state = rsc_entry_state(e->h);
@@ -196,14 +239,15 @@ static bool start_ok(const struct prog *p, int i, int ret)
 	if (ret == -ESHUTDOWN)
 		return closing || p->shutting_down;
 	if (ret == -EBUSY)
-		return rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED) > 0;
-	return ret == 0 && !p->sc[s].close_req;
+		return busy || rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED) > 0;
+	return ret == 0 && !p->sc[s].close_req && !busy;
 }
 
 static int io_start(struct prog *p, int i, enum io_kind kind, unsigned b,
 		    struct prog_stats *st)
 {
 	struct pio *io;
+	bool busy = receive_refused(i, kind);
 	int ret;
 
 	if (n_io == MAX_IO)
@@ -223,6 +267,9 @@ static int io_start(struct prog *p, int i, enum io_kind kind, unsigned b,
 		memset(io->buf, 'x', sizeof(io->buf));
 		ret = rsc_send(p->en[i].h, io->buf, io->len, 0, io_done, io);
 		break;
+	case IO_MULTISHOT: /* into the loop's buffer ring, set up by its first */
+		ret = rsc_recv_multishot(p->en[i].h, 0, io_done, io);
+		break;
 	default: /* expired soon, or only ever cancelled */
 		io->long_wait = b & 1;
 		ret = rsc_timeout(p->en[i].h, io->long_wait ? 100000 : b % 8, io_done, io);
@@ -230,7 +277,7 @@ static int io_start(struct prog *p, int i, enum io_kind kind, unsigned b,
 	}
 	say(p, "  op %d: io %d (kind %d) on entry %d -> %d\n", p->op_index, n_io, (int)kind,
 	    p->en[i].seq, ret);
-	if (!start_ok(p, i, ret))
+	if (!start_ok(p, i, ret, busy))
 		violation(p, "starting io (kind %d) on entry %d of '%s' (state %d): %s",
 			  (int)kind, p->en[i].seq, p->sc[p->en[i].scope].name,
 			  rsc_entry_state(p->en[i].h), rsc_err_name(ret));
@@ -273,13 +320,15 @@ bool io_before_wait(struct prog *p, struct prog_stats *st)
 			stuck |= ios[k].long_wait;
 		else if (ios[k].kind == IO_RECV)
 			stuck |= !other_end_sends(p, ios[k].entry, st);
+		else if (ios[k].kind == IO_MULTISHOT)
+			stuck = true; /* armed until a release, or the other end's close */
 	}
 	return stuck;
 }
 
 void io_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st)
 {
-	static const enum io_kind kinds[] = { IO_RECV, IO_RECV, IO_SEND, IO_SEND, IO_TIMEOUT };
+	static const enum io_kind kinds[] = { IO_RECV, IO_MULTISHOT, IO_SEND, IO_SEND, IO_TIMEOUT };
 	int s, s2, i;
 
 	if (sub < 2 || sub == 7) {
