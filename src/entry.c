@@ -827,14 +827,16 @@ static void enter_done(struct rsc__entry *e)
 	} else if (e->value < 0 && early) {
 		s->n_early--; /* released while entering and nothing was acquired: done */
 	}
-	rsc__cb_enter(loop);
-	if (e->entered_hook)
-		e->entered_hook(rsc__eh(e), e->value, e->entered_hook_data);
-	if (e->enter_cb)
-		e->enter_cb(rsc__eh(e), e->value, e->enter_data);
-	rsc__cb_leave(loop);
-	/* The callback may have detached it: one with no early release and no dependents. */
-	e = rsc__entry_live(h);
+	if (e->entered_hook || e->enter_cb) {
+		rsc__cb_enter(loop);
+		if (e->entered_hook)
+			e->entered_hook(rsc__eh(e), e->value, e->entered_hook_data);
+		if (e->enter_cb)
+			e->enter_cb(rsc__eh(e), e->value, e->enter_data);
+		rsc__cb_leave(loop);
+		/* The callback may have detached it: one with no early release and no dependents. */
+		e = rsc__entry_live(h);
+	}
 	if (e && early) {
 		if (e->state == RSC_ENTERED)
 			rsc__entry_start_exit(e);

@@ -636,8 +636,15 @@ struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqe
 bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode);
 int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why);
 void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s);
-void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
-		const struct rsc__scope *s, const struct rsc__entry *e, int res);
+void rsc__trace_call(struct rsc_loop *loop, enum rsc_event ev,
+		     const struct rsc__scope *s, const struct rsc__entry *e, int res);
+/* An event to the trace callback, if there is one: no call on the hot path without. */
+static inline void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
+			      const struct rsc__scope *s, const struct rsc__entry *e, int res)
+{
+	if (__builtin_expect(loop->trace_cb != NULL, 0))
+		rsc__trace_call(loop, ev, s, e, res);
+}
 struct rsc_op *rsc__submit_cancel(struct rsc_loop *loop, struct rsc_op *target);
 /* @sqe becomes a relative IORING_OP_TIMEOUT of @ms routed to @op (its own timespec). */
 void rsc__prep_timeout_ms(struct rsc_op *op, struct io_uring_sqe *sqe, unsigned ms,

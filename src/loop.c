@@ -271,13 +271,11 @@ int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why)
 	return -EOPNOTSUPP;
 }
 
-void rsc__trace(struct rsc_loop *loop, enum rsc_event ev,
-		const struct rsc__scope *s, const struct rsc__entry *e, int res)
+void rsc__trace_call(struct rsc_loop *loop, enum rsc_event ev,
+		     const struct rsc__scope *s, const struct rsc__entry *e, int res)
 {
 	bool was = loop->tracing; /* an audit finding it asks for traces again */
 
-	if (!loop->trace_cb)
-		return;
 	rsc__cb_enter(loop);
 	loop->tracing = true;
 	loop->trace_cb(loop, ev, rsc__sh(s), rsc__eh(e), res, loop->trace_data);
