@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <liburing.h>
 
@@ -628,7 +629,32 @@ static inline struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user
 }
 
 /* loop.c */
-int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes);
+int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes,
+		       bool injected_full);
+
+/*
+ * Take @n consecutive SQEs, zeroed, or -errno. Inline for the common case
+ * (room in the SQ, no host to kick, 64-byte SQEs); anything else, a flush
+ * that makes room included, is rsc__get_sqes_slow() (loop.c).
+ */
+static inline int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
+{
+	struct io_uring_sq *sq = &loop->ring->sq;
+	unsigned tail = sq->sqe_tail, i;
+
+	if (__builtin_expect(n == 0 || loop->pollable || (loop->ring->flags & IORING_SETUP_SQE128) ||
+			     io_uring_sq_space_left(loop->ring) < n, 0))
+		return rsc__get_sqes_slow(loop, n, sqes, false);
+	if (rsc__fault(loop, RSC__F_SQ_FULL)) /* injected: as if full (fault.c) */
+		return rsc__get_sqes_slow(loop, n, sqes, true);
+	for (i = 0; i < n; i++) {
+		sqes[i] = &sq->sqes[(tail + i) & sq->ring_mask];
+		/* liburing 2.3 hands SQEs out dirty; start every one from zero. */
+		memset(sqes[i], 0, sizeof(*sqes[i]));
+	}
+	sq->sqe_tail = tail + n;
+	return 0;
+}
 /* Submit what is prepared now, outside a turn of the loop (>= 0 or -errno). */
 int rsc__submit_now(struct rsc_loop *loop);
 void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n);

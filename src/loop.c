@@ -404,7 +404,9 @@ int rsc__submit_now(struct rsc_loop *loop)
 	return ring_submit(loop, 0);
 }
 
-int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
+/* What rsc__get_sqes() does not do inline: kick a host, make room, refuse. */
+int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes,
+		       bool injected_full)
 {
 	struct io_uring_sq *sq = &loop->ring->sq;
 	unsigned shift = (loop->ring->flags & IORING_SETUP_SQE128) ? 1 : 0, tail, i;
@@ -413,8 +415,10 @@ int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 		return -EINVAL;
 	if (loop->pollable)
 		rsc__kick(loop); /* prepared outside a run: the host must run us */
-	/* Reserve all n before filling any, so a chain never crosses a submit. */
-	if (io_uring_sq_space_left(loop->ring) < n ||
+	/* Reserve all n before filling any, so a chain never crosses a submit.
+	 * An injected sq_full is drawn once: inline, or here when the inline
+	 * path did not get that far. */
+	if (injected_full || io_uring_sq_space_left(loop->ring) < n ||
 	    rsc__fault(loop, RSC__F_SQ_FULL)) {
 		loop->counters[RSC_CTR_SQ_FULL]++;
 		/* A hook's reserved SQEs are stamped only when it returns: a flush
