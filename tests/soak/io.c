@@ -199,7 +199,7 @@ static bool start_ok(const struct prog *p, int i, int ret)
 		return closing || p->shutting_down;
 	if (ret == -EBUSY)
 		return rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED) > 0;
-	return ret == 0 && !p->sc[s].close_req;
+	return ret == 0 && (!p->sc[s].close_req || own_in_grace(p, s));
 }
 
 static int io_start(struct prog *p, int i, enum io_kind kind, unsigned b,

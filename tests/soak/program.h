@@ -36,7 +36,10 @@ struct prog_stats {
 		peers, handovers, handovers_done, handovers_failed, handovers_refused,
 		handovers_stale, handovers_unsupported, arrivals, posts, posts_run,
 		posts_at_end, close_busy, eventfd_programs,
-		io_entries, io_started, io_refused, io_cancelled;
+		io_entries, io_started, io_refused, io_cancelled,
+		entry_moves, entry_moves_refused, scope_moves, scope_moves_refused,
+		fails, defers, defer_runs, defer_suppressed, on_close_calls,
+		deadlines_set, deadlines_passed, graceful, timers, timers_fired;
 	int max_depth;
 };
 
