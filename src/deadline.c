@@ -145,9 +145,17 @@ void rsc__deadline_rearm(struct rsc_loop *loop)
 /* The scope's time is up: its unwind starts now, everything in it cancelled. */
 static void expire(struct rsc_loop *loop, struct rsc__scope *s)
 {
+	const struct rsc__scope *a;
+
 	heap_remove(loop, s);
 	if (s->state != RSC_SCOPE_OPEN)
 		return;
+	/* An ancestor's unwind has started: it owns this scope, whose deadline
+	 * ended with it, though its cursor has not reached it yet (an older
+	 * child of a parent whose own deadline passed in the same batch). */
+	for (a = s->parent; a; a = a->parent)
+		if (a->state != RSC_SCOPE_OPEN)
+			return;
 	loop->counters[RSC_CTR_DEADLINES]++;
 	if (!(s->dl_flags & RSC_DEADLINE_MOVE_ON))
 		rsc__scope_raise(s, -ETIMEDOUT, "deadline", NULL);

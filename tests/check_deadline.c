@@ -194,6 +194,33 @@ START_TEST(parent_deadline_takes_the_child_along_the_earliest_wins)
 }
 END_TEST
 
+/* The parent's unwind waits for its newest child's release; an older child's
+ * deadline that passes meanwhile has ended with the parent's, and never passes. */
+START_TEST(parent_deadline_ends_every_child_deadline_at_once)
+{
+	struct rsc_scope *parent, *older, *newer;
+	struct rsc_error *err = NULL;
+	const struct rsc_error *c;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "parent", &parent), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, parent, "older", &older), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, parent, "newer", &newer), 0);
+	t_open_files(newer, 0, 1);
+	ck_assert_int_eq(rsc_scope_set_deadline(parent, 5, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(older, 6, 0), 0);
+	usleep(20000); /* both due when the one timer fires */
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(parent, &err), -ETIMEDOUT);
+	for (c = err; c; c = rsc_error_cause(c))
+		ck_assert_msg(strcmp(rsc_error_scope(c), "older"),
+			      "the older child's deadline passed after its parent's: %s %s",
+			      rsc_error_op(c), rsc_error_scope(c));
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 1);
+}
+END_TEST
+
 Suite *make_deadline_suite(void)
 {
 	Suite *s = suite_create("deadline");
@@ -206,6 +233,7 @@ Suite *make_deadline_suite(void)
 	tcase_add_test(tc, move_on_deadline_unwinds_without_an_error);
 	tcase_add_test(tc, a_deadline_moved_earlier_fires_then_not_at_the_old_time);
 	tcase_add_test(tc, parent_deadline_takes_the_child_along_the_earliest_wins);
+	tcase_add_test(tc, parent_deadline_ends_every_child_deadline_at_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
