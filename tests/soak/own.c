@@ -500,25 +500,12 @@ static void op_on_close(struct prog *p, struct rd *r)
 
 /* ---- deadlines ----------------------------------------------------------- */
 
-static void op_deadline(struct prog *p, struct rd *r, struct prog_stats *st)
+static void set_deadline(struct prog *p, int s, unsigned ms, unsigned flags,
+			 struct prog_stats *st)
 {
-	int s = pick_scope(p, r), ret, want;
-	unsigned b = rd_u8(r), ms, flags = b & 1 ? RSC_DEADLINE_MOVE_ON : 0;
 	long long before, after;
+	int ret, want;
 
-	if (s < 0)
-		return;
-	switch ((b >> 1) % 8) {
-	case 0:
-		ms = 0; /* cleared */
-		break;
-	case 1:
-		ms = LONG_MS;
-		break;
-	default:
-		ms = 1 + (b >> 4) % 20;
-		break;
-	}
 	want = rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN ? -ESHUTDOWN : 0;
 	before = now_ns();
 	ret = rsc_scope_set_deadline(p->sc[s].h, ms, flags);
@@ -552,6 +539,34 @@ static void op_deadline(struct prog *p, struct rd *r, struct prog_stats *st)
 	}
 }
 
+static void op_deadline(struct prog *p, struct rd *r, struct prog_stats *st)
+{
+	int s = pick_scope(p, r), c;
+	unsigned b = rd_u8(r), flags = b & 1 ? RSC_DEADLINE_MOVE_ON : 0;
+
+	if (s < 0)
+		return;
+	switch ((b >> 1) % 8) {
+	case 0: /* cleared */
+		set_deadline(p, s, 0, 0, st);
+		break;
+	case 1:
+		set_deadline(p, s, LONG_MS, flags, st);
+		break;
+	case 7: /* nested: the scope's first, then its children's a moment later */
+		if (p->sc[s].parent >= 0)
+			s = p->sc[s].parent; /* one that has a child */
+		set_deadline(p, s, 1 + (b >> 4) % 8, flags, st);
+		for (c = 0; c < p->n_sc; c++)
+			if (p->sc[c].valid && p->sc[c].parent == s)
+				set_deadline(p, c, 2 + (b >> 4) % 8, 0, st);
+		break;
+	default:
+		set_deadline(p, s, 1 + (b >> 4) % 20, flags, st);
+		break;
+	}
+}
+
 /* ---- graceful closes ---------------------------------------------------------- */
 
 /* A scope above @s is closing or failing: its unwind may have claimed @s. */
@@ -578,7 +593,7 @@ static bool cancelled(const struct prog *p, int s)
 			return true;
 		if (rsc_scope_state(p->sc[s].h) == RSC_SCOPE_OPEN)
 			continue;
-		if (!p->sc[s].close_req || (osc[s].dl_armed && osc[s].dl_lo <= now))
+		if (!self_or_ancestor_close_req(p, s) || (osc[s].dl_armed && osc[s].dl_lo <= now))
 			return true;
 		for (k = 0; k < p->n_errs; k++)
 			if (p->errs[k].scope == s && p->errs[k].must && !p->errs[k].op)
@@ -754,6 +769,11 @@ void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain)
 			else if (now < osc[s].dl_lo)
 				violation(p, "scope '%s' timed out %lld us before its deadline",
 					  p->sc[s].name, (osc[s].dl_lo - now) / 1000);
+			/* The earliest wins: an ancestor's earlier deadline ended this one. */
+			for (a = p->sc[s].parent; a >= 0; a = p->sc[a].parent)
+				if (osc[a].dl_armed && osc[a].dl_hi < osc[s].dl_lo)
+					violation(p, "scope '%s' timed out after its ancestor '%s', whose deadline was earlier",
+						  p->sc[s].name, p->sc[a].name);
 			break;
 		}
 	if (other_cause(p, s))
