@@ -57,6 +57,7 @@ struct oscope {
 	bool dl_armed, dl_move_on, dl_long;
 	long long dl_lo, dl_hi; /* bounds of when it passes (ns) */
 	int oc_gen;	    /* the on-close callback in force, 0: none */
+	int moved_key;	    /* its place among its siblings once moved, 0: by its index */
 };
 
 struct ocb {
@@ -70,6 +71,7 @@ static struct ocb ocbs[MAX_OC];
 static int n_ocb;
 static struct prog *g_p;	   /* the program (own_op sets it: callbacks come after) */
 static struct prog_stats *g_st;
+static int move_seq;	    /* scope moves so far: a moved scope is the newest child */
 static long long dl_passed; /* RSC_CTR_DEADLINES, last read while the loop was there */
 
 static long long now_ns(void)
@@ -95,6 +97,7 @@ void own_begin(void)
 	for (i = 0; i < MAX_SCOPES; i++)
 		osc[i].fail_err = osc[i].dl_err = -1;
 	n_ocb = 0;
+	move_seq = 0;
 	dl_passed = 0;
 }
 
@@ -157,9 +160,40 @@ static void fix_depths(struct prog *p)
 
 /* ---- moves ------------------------------------------------------------------ */
 
+/* Mostly a scope no unwind owns (a move may succeed), else any live one. */
+static int pick_open_scope(const struct prog *p, struct rd *r)
+{
+	int cand[MAX_SCOPES], n = 0, i;
+	unsigned b = rd_u8(r);
+
+	for (i = 0; i < p->n_sc; i++)
+		if (p->sc[i].valid && (!(b & 3) || !unwind_owns(p, i)))
+			cand[n++] = i;
+	return n ? cand[(b >> 2) % (unsigned)n] : -1;
+}
+
+/* Mostly an entered entry of such a scope, else any live one. */
+static int pick_movable(const struct prog *p, struct rd *r)
+{
+	static int cand[MAX_ENTRIES];
+	unsigned b = rd_u8(r);
+	int n = 0, i;
+
+	for (i = 0; i < p->n_en; i++) {
+		const struct pentry *e = &p->en[i];
+
+		if (!p->sc[e->scope].valid || e->detached || e->hidden)
+			continue;
+		if ((b & 3) && (e->early || !e->n_entered || e->n_released || unwind_owns(p, e->scope)))
+			continue;
+		cand[n++] = i;
+	}
+	return n ? cand[(b >> 2) % (unsigned)n] : -1;
+}
+
 static void op_entry_move(struct prog *p, struct rd *r, struct prog_stats *st)
 {
-	int i = pick_entry(p, r), to = pick_scope(p, r), state, ret, want;
+	int i = pick_movable(p, r), to = pick_open_scope(p, r), state, ret, want;
 	struct pentry *e;
 
 	if (i < 0 || to < 0)
@@ -204,7 +238,7 @@ static bool in_subtree(const struct prog *p, int root, int x)
 
 static void op_scope_move(struct prog *p, struct rd *r, struct prog_stats *st)
 {
-	int s = pick_scope(p, r), np = rd_u8(r) & 3 ? pick_scope(p, r) : -1, ret, want;
+	int s = pick_open_scope(p, r), np = rd_u8(r) & 3 ? pick_open_scope(p, r) : -1, ret, want;
 
 	if (s < 0)
 		return;
@@ -227,6 +261,8 @@ static void op_scope_move(struct prog *p, struct rd *r, struct prog_stats *st)
 		return;
 	}
 	p->sc[s].parent = np;
+	/* After every scope open now, before any opened later. */
+	osc[s].moved_key = (p->n_sc - 1) * 1000 + ++move_seq;
 	fix_depths(p);
 	st->scope_moves++;
 }
@@ -746,6 +782,31 @@ static bool other_cause(const struct prog *p, int s)
 	return false;
 }
 
+static int child_key(int s)
+{
+	return osc[s].moved_key ? osc[s].moved_key : s * 1000;
+}
+
+/* Closed by its parent's unwind, which closes its children newest first one
+ * at a time: every newer sibling has closed by now. */
+static void check_sibling_order(struct prog *p, int s, long long now)
+{
+	int par = p->sc[s].parent, k;
+
+	if (par < 0 || p->sc[s].close_req || p->sc[s].fail_req ||
+	    rsc_scope_state(p->sc[par].h) != RSC_SCOPE_UNWINDING ||
+	    (osc[s].dl_armed && osc[s].dl_lo <= now))
+		return;
+	for (k = 0; k < p->n_errs; k++)
+		if (p->errs[k].scope == s)
+			return; /* a failed acquire may have unwound it on its own */
+	for (k = 0; k < p->n_sc; k++)
+		if (k != s && p->sc[k].parent == par && !p->sc[k].n_closed &&
+		    child_key(k) > child_key(s))
+			violation(p, "scope '%s' closed before its newer sibling '%s': not newest first",
+				  p->sc[s].name, p->sc[k].name);
+}
+
 void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain)
 {
 	long long now = now_ns();
@@ -755,6 +816,7 @@ void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain)
 
 	if (p->loop)
 		dl_passed = rsc_loop_counter(p->loop, RSC_CTR_DEADLINES);
+	check_sibling_order(p, s, now);
 
 	for (a = p->sc[s].parent; a >= 0; a = p->sc[a].parent)
 		due_above |= osc[a].dl_armed && osc[a].dl_lo <= now;
