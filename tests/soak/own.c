@@ -63,7 +63,11 @@ struct oscope {
 struct ocb {
 	struct prog *p;
 	int s, gen, n_calls;
+	bool close_it; /* closes its scope, as the man page's example does */
 };
+
+static int defer_fn(struct rsc_entry *h, const struct rsc_error *pending, void *arg);
+static void timer_cb(struct rsc_entry *h, int res, void *buf, void *data);
 
 static struct oentry oen[MAX_ENTRIES];
 static struct oscope osc[MAX_SCOPES];
@@ -411,6 +415,23 @@ static void check_pending(struct prog *p, int i, const struct rsc_error *pending
 			  e->seq, p->sc[s].name, rsc_err_name(rsc_error_errno(pending)));
 }
 
+/* Inside a defer's fn, as in any exit: the calls that push, release or move are refused. */
+static void probe_hook(struct prog *p, struct rsc_entry *h, int s)
+{
+	struct rsc_scope *sh = p->sc[s].h;
+	int ret[5], i;
+
+	ret[0] = rsc_entry_move(h, sh);
+	ret[1] = rsc_scope_move(sh, sh);
+	ret[2] = rsc_defer(sh, defer_fn, NULL, NULL);
+	ret[3] = rsc_timer(sh, 1, timer_cb, NULL, NULL);
+	ret[4] = rsc_entry_release(h, NULL, NULL);
+	for (i = 0; i < 5; i++)
+		if (ret[i] != -EDEADLK)
+			violation(p, "call %d from a defer's fn returned %s, expected EDEADLK", i,
+				  rsc_err_name(ret[i]));
+}
+
 static int defer_fn(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
 {
 	struct prog *p = g_p;
@@ -426,6 +447,7 @@ static int defer_fn(struct rsc_entry *h, const struct rsc_error *pending, void *
 	if (oen[i].n_calls++)
 		violation(p, "defer %d of '%s' ran twice", e->seq, p->sc[e->scope].name);
 	g_st->defer_runs++;
+	probe_hook(p, h, e->scope);
 	if (st == RSC_SCOPE_OPEN) {
 		/* Early, inside rsc_entry_release (or in a grace): nothing is pending. */
 		if (pending)
@@ -507,6 +529,12 @@ static void on_close_cb(struct rsc_scope *h, int status, const struct rsc_error 
 	if (rsc_scope_state(h) != RSC_SCOPE_UNWOUND)
 		violation(p, "on-close callback of '%s': the scope is in state %d", s->name,
 			  rsc_scope_state(h));
+	/* From the loop: it must not run the loop or block. */
+	if (rsc_loop_run(p->loop, RSC_RUN_NOWAIT) != -EDEADLK ||
+	    rsc_scope_close_wait(h, NULL) != -EDEADLK)
+		violation(p, "on-close callback of '%s': a blocking call was not refused", s->name);
+	if (o->close_it && !s->close_req && !p->shutting_down) /* the root claims it in a shutdown */
+		op_close(p, o->s);
 }
 
 static void op_on_close(struct prog *p, struct rd *r)
@@ -519,7 +547,7 @@ static void op_on_close(struct prog *p, struct rd *r)
 		return;
 	want = p->sc[s].n_closed ? -EALREADY : 0;
 	o = &ocbs[n_ocb];
-	*o = (struct ocb){ p, s, n_ocb + 1, 0 };
+	*o = (struct ocb){ p, s, n_ocb + 1, 0, rd_u8(r) & 1 };
 	ret = rsc_scope_on_close(p->sc[s].h, clear ? NULL : on_close_cb, o);
 	say(p, "  op %d: on_close %s%s -> %d\n", p->op_index, p->sc[s].name,
 	    clear ? " (removed)" : "", ret);
