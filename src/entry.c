@@ -1004,7 +1004,12 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 		/* No I/O outlives its resource: cancel it, release after its last CQE. */
 		if (!(e->flags & RSC__E_DRAINING)) {
 			e->flags |= RSC__E_DRAINING;
-			rsc__io_cancel_all(e);
+			if (!rsc__io_cancel_all(e)) {
+				/* A cancel found no SQE: all are sent again on a later turn,
+				 * or the release would wait for an op nobody cancelled. */
+				e->flags = (e->flags & ~RSC__E_DRAINING) | RSC__E_RETRY_HOOK;
+				queue_retry(e);
+			}
 		}
 		return;
 	}

@@ -645,7 +645,8 @@ void rsc__inject_fault(struct rsc_loop *loop, struct io_uring_sqe *sqe,
 		       struct rsc_op *op);
 
 /* io.c */
-void rsc__io_cancel_all(struct rsc__entry *e);
+/* False if a cancel found no SQE now (the SQ full and not flushed). */
+bool rsc__io_cancel_all(struct rsc__entry *e);
 int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn);
 struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep);
 void rsc__io_unlink(struct rsc_op *op);

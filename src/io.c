@@ -172,11 +172,12 @@ static bool on_fd(const struct rsc_op *op)
  * user_data; op by op on older kernels. Only this entry's ops use its
  * descriptor on this ring: the entry owns it.
  */
-void rsc__io_cancel_all(struct rsc__entry *e)
+bool rsc__io_cancel_all(struct rsc__entry *e)
 {
 	struct rsc_loop *loop = e->scope->loop;
 	struct rsc_op *op, *by_fd;
 	unsigned n_fd = 0;
+	bool sent = true;
 
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 		n_fd += on_fd(op);
@@ -186,11 +187,12 @@ void rsc__io_cancel_all(struct rsc__entry *e)
 		by_fd->cancel_expect = n_fd;
 		RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 			if (!on_fd(op))
-				rsc__submit_cancel(loop, op);
-		return;
+				sent &= rsc__submit_cancel(loop, op) != NULL;
+		return sent;
 	}
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-		rsc__submit_cancel(loop, op);
+		sent &= rsc__submit_cancel(loop, op) != NULL;
+	return sent;
 }
 
 /*
