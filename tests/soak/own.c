@@ -736,6 +736,7 @@ static void op_timer(struct prog *p, int s, struct rd *r, struct prog_stats *st)
 	oen[i].long_ms = ms == LONG_MS;
 	oen[i].fire_lo = now_ns() + (long long)ms * 1000000;
 	ret = rsc_timer(p->sc[s].h, ms, timer_cb, e, &e->h);
+	say(p, "  op %d: (a timer of %u ms)\n", p->op_index, ms);
 	push_end(p, e, ret, 0, "rsc_timer");
 	if (p->n_en > i)
 		st->timers++;
