@@ -666,6 +666,40 @@ static bool cancelled(const struct prog *p, int s)
 	return false;
 }
 
+static int scope_ids[MAX_SCOPES]; /* a graceful close's data: its scope's index */
+
+/* Entries of @s's subtree whose release completed with an error. */
+static bool in_flow_of(const struct prog *p, int s, int x);
+static unsigned failed_releases(const struct prog *p, int s)
+{
+	unsigned n = 0;
+	int i;
+
+	for (i = 0; i < p->n_en; i++)
+		/* A scope below closed by us left the subtree when it was freed. */
+		n += in_flow_of(p, s, p->en[i].scope) && !p->en[i].detached &&
+		     p->en[i].n_released && p->en[i].release_res < 0;
+	return n;
+}
+
+/* rsc_scope_close_stats(3) from its close callback, the last moment it may be asked. */
+static void graceful_cb(struct rsc_scope *h, int status, const struct rsc_error *err, void *data)
+{
+	struct prog *p = g_p;
+	int s = *(int *)data, ret;
+	unsigned drained, cancelled, failed;
+
+	ret = rsc_scope_close_stats(h, &drained, &cancelled, &failed);
+	say(p, "    graceful '%s': drained %u, cancelled %u, exits failed %u\n", p->sc[s].name,
+	    drained, cancelled, failed);
+	if (ret != 0)
+		violation(p, "rsc_scope_close_stats('%s'): %s", p->sc[s].name, rsc_err_name(ret));
+	else if (failed != failed_releases(p, s))
+		violation(p, "rsc_scope_close_stats('%s'): %u exits failed, the trace says %u",
+			  p->sc[s].name, failed, failed_releases(p, s));
+	scope_close_cb(h, status, err, close_data(p, s));
+}
+
 static void op_graceful(struct prog *p, struct rd *r, struct prog_stats *st)
 {
 	int s = pick_scope(p, r), ret;
@@ -676,7 +710,8 @@ static void op_graceful(struct prog *p, struct rd *r, struct prog_stats *st)
 		return;
 	again = p->sc[s].close_req;
 	maybe = !again && ancestor_closing_any(p, s);
-	ret = rsc_scope_close_graceful(p->sc[s].h, grace, scope_close_cb, close_data(p, s));
+	scope_ids[s] = s;
+	ret = rsc_scope_close_graceful(p->sc[s].h, grace, graceful_cb, &scope_ids[s]);
 	say(p, "  op %d: close_graceful %s %u ms -> %d\n", p->op_index, p->sc[s].name, grace,
 	    ret);
 	if (ret == -EBUSY && !again && faults_fired(p))
