@@ -139,6 +139,11 @@ static int arm(struct rsc_loop *loop)
 /* A turn of the loop: a timer that could not be armed is tried again. */
 void rsc__deadline_rearm(struct rsc_loop *loop)
 {
+	if (!loop->dl_n) {
+		loop->dl_rearm = false;
+		rsc__deadline_idle(loop); /* a removal that found no SQE */
+		return;
+	}
 	(void)arm(loop);
 }
 
@@ -259,8 +264,12 @@ void rsc__deadline_idle(struct rsc_loop *loop)
 	if (loop->dl_n || !loop->dl_timer)
 		return;
 	op = rsc__op_with_sqe(loop, &sqe);
-	if (!op)
-		return; /* it fires and finds nothing due */
+	if (!op) {
+		/* Tried again next turn: left to fire, a long one would keep the
+		 * loop alive (RSC_RUN_DEFAULT waiting) until its time. */
+		loop->dl_rearm = true;
+		return;
+	}
 	io_uring_prep_timeout_remove(sqe, rsc__op_user_data(loop->dl_timer), 0);
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	op->complete = timer_done;

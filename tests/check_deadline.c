@@ -221,6 +221,40 @@ START_TEST(parent_deadline_ends_every_child_deadline_at_once)
 }
 END_TEST
 
+/* The last deadline cleared while no SQE can be had (the SQ full, its flush
+ * interrupted): the kernel timer is removed on a later turn, not left to
+ * keep the loop alive until its time. */
+START_TEST(timer_of_a_cleared_deadline_is_removed_when_an_sqe_frees)
+{
+	struct rsc_loop *small = NULL;
+	struct rsc_scope *s, *fill;
+	long long t0;
+
+	if (rsc_loop_new(&small, 8, 0) < 0 || rsc_fault_set(small, "") < 0) {
+		printf("SKIP timer_of_a_cleared_deadline_is_removed_when_an_sqe_frees: no fault injection\n");
+		if (small)
+			ck_assert_int_eq(rsc_loop_close(small), 0);
+		return;
+	}
+	t_make_files(8);
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "fill", &fill), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 3000, 0), 0);
+	ck_assert_int_ge(rsc_loop_run(small, RSC_RUN_NOWAIT), 0); /* the timer is in the kernel */
+	t_open_files(fill, 0, 8); /* the SQ is full */
+	ck_assert_int_eq(rsc_fault_set(small, "submit:1:EINTR"), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 0, 0), 0);
+	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_FAULTS_INJECTED), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(fill, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	t0 = ms_now();
+	ck_assert_int_eq(rsc_loop_run(small, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_lt(ms_now() - t0, 1000); /* 3 s is the timer's own time */
+	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_DEADLINES), 0);
+	ck_assert_int_eq(rsc_loop_close(small), 0);
+}
+END_TEST
+
 Suite *make_deadline_suite(void)
 {
 	Suite *s = suite_create("deadline");
@@ -234,6 +268,7 @@ Suite *make_deadline_suite(void)
 	tcase_add_test(tc, a_deadline_moved_earlier_fires_then_not_at_the_old_time);
 	tcase_add_test(tc, parent_deadline_takes_the_child_along_the_earliest_wins);
 	tcase_add_test(tc, parent_deadline_ends_every_child_deadline_at_once);
+	tcase_add_test(tc, timer_of_a_cleared_deadline_is_removed_when_an_sqe_frees);
 	suite_add_tcase(s, tc);
 	return s;
 }
