@@ -92,6 +92,13 @@ static bool faults_fired(const struct prog *p)
 	return rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED) > 0;
 }
 
+/* 1 to @max ms, mostly 1: a blocking run waits for them (a program takes
+ * about a millisecond), and the other kinds must keep their pace. */
+static unsigned short_ms(unsigned x, unsigned max)
+{
+	return x % 4 ? 1 : 1 + x / 4 % max;
+}
+
 void own_begin(void)
 {
 	int i;
@@ -615,18 +622,20 @@ static void op_deadline(struct prog *p, struct rd *r, struct prog_stats *st)
 		set_deadline(p, s, 0, 0, st);
 		break;
 	case 1:
+	case 2:
+	case 3: /* long: only a clear or an unwind ends it */
 		set_deadline(p, s, LONG_MS, flags, st);
 		break;
 	case 7: /* nested: the scope's first, then its children's a moment later */
 		if (p->sc[s].parent >= 0)
 			s = p->sc[s].parent; /* one that has a child */
-		set_deadline(p, s, 1 + (b >> 4) % 8, flags, st);
+		set_deadline(p, s, 1 + (b >> 4) % 2, flags, st);
 		for (c = 0; c < p->n_sc; c++)
 			if (p->sc[c].valid && p->sc[c].parent == s)
-				set_deadline(p, c, 2 + (b >> 4) % 8, 0, st);
+				set_deadline(p, c, 2 + (b >> 4) % 2, 0, st);
 		break;
 	default:
-		set_deadline(p, s, 1 + (b >> 4) % 20, flags, st);
+		set_deadline(p, s, short_ms(b >> 4, 20), flags, st);
 		break;
 	}
 }
@@ -703,7 +712,7 @@ static void graceful_cb(struct rsc_scope *h, int status, const struct rsc_error 
 static void op_graceful(struct prog *p, struct rd *r, struct prog_stats *st)
 {
 	int s = pick_scope(p, r), ret;
-	unsigned grace = 1 + rd_u8(r) % 16;
+	unsigned grace = short_ms(rd_u8(r), 16);
 	bool again, maybe;
 
 	if (s < 0)
@@ -761,7 +770,7 @@ static void timer_cb(struct rsc_entry *h, int res, void *buf, void *data)
 static void op_timer(struct prog *p, int s, struct rd *r, struct prog_stats *st)
 {
 	struct pentry *e = push_begin(p, s, K_TIMER);
-	unsigned b = rd_u8(r), ms = b & 1 ? LONG_MS : 1 + (b >> 1) % 20;
+	unsigned b = rd_u8(r), ms = b & 1 ? LONG_MS : short_ms(b >> 1, 20);
 	int i = p->n_en, ret;
 
 	if (!e)
