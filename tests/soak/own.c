@@ -669,7 +669,8 @@ static bool cancelled(const struct prog *p, int s)
 		if (!self_or_ancestor_close_req(p, s) || (osc[s].dl_armed && osc[s].dl_lo <= now))
 			return true;
 		for (k = 0; k < p->n_errs; k++)
-			if (p->errs[k].scope == s && p->errs[k].must && !p->errs[k].op)
+			if (p->errs[k].scope == s && p->errs[k].must && !p->errs[k].op &&
+			    p->en[p->errs[k].entry].n_failed)
 				return true; /* a failed acquire may have come before the close */
 	}
 	return false;
