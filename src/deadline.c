@@ -139,15 +139,28 @@ static int arm(struct rsc_loop *loop)
 /* A turn of the loop: a timer that could not be armed is tried again. */
 void rsc__deadline_rearm(struct rsc_loop *loop)
 {
+	if (!loop->dl_n) {
+		loop->dl_rearm = false;
+		rsc__deadline_idle(loop); /* a removal that found no SQE */
+		return;
+	}
 	(void)arm(loop);
 }
 
 /* The scope's time is up: its unwind starts now, everything in it cancelled. */
 static void expire(struct rsc_loop *loop, struct rsc__scope *s)
 {
+	const struct rsc__scope *a;
+
 	heap_remove(loop, s);
 	if (s->state != RSC_SCOPE_OPEN)
 		return;
+	/* An ancestor's unwind has started: it owns this scope, whose deadline
+	 * ended with it, though its cursor has not reached it yet (an older
+	 * child of a parent whose own deadline passed in the same batch). */
+	for (a = s->parent; a; a = a->parent)
+		if (a->state != RSC_SCOPE_OPEN)
+			return;
 	loop->counters[RSC_CTR_DEADLINES]++;
 	if (!(s->dl_flags & RSC_DEADLINE_MOVE_ON))
 		rsc__scope_raise(s, -ETIMEDOUT, "deadline", NULL);
@@ -251,8 +264,12 @@ void rsc__deadline_idle(struct rsc_loop *loop)
 	if (loop->dl_n || !loop->dl_timer)
 		return;
 	op = rsc__op_with_sqe(loop, &sqe);
-	if (!op)
-		return; /* it fires and finds nothing due */
+	if (!op) {
+		/* Tried again next turn: left to fire, a long one would keep the
+		 * loop alive (RSC_RUN_DEFAULT waiting) until its time. */
+		loop->dl_rearm = true;
+		return;
+	}
 	io_uring_prep_timeout_remove(sqe, rsc__op_user_data(loop->dl_timer), 0);
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	op->complete = timer_done;

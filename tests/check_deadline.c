@@ -187,6 +187,67 @@ START_TEST(parent_deadline_takes_the_child_along_the_earliest_wins)
 }
 END_TEST
 
+/* The parent's unwind waits for its newest child's release; an older child's
+ * deadline that passes meanwhile has ended with the parent's, and never passes. */
+START_TEST(parent_deadline_ends_every_child_deadline_at_once)
+{
+	struct rsc_scope *parent, *older, *newer;
+	struct rsc_error *err = NULL;
+	const struct rsc_error *c;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "parent", &parent), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, parent, "older", &older), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, parent, "newer", &newer), 0);
+	t_open_files(newer, 0, 1);
+	ck_assert_int_eq(rsc_scope_set_deadline(parent, 5, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(older, 6, 0), 0);
+	usleep(20000); /* both due when the one timer fires */
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(parent, &err), -ETIMEDOUT);
+	for (c = err; c; c = rsc_error_cause(c))
+		ck_assert_msg(strcmp(rsc_error_scope(c), "older"),
+			      "the older child's deadline passed after its parent's: %s %s",
+			      rsc_error_op(c), rsc_error_scope(c));
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 1);
+}
+END_TEST
+
+/* The last deadline cleared while no SQE can be had (the SQ full, its flush
+ * interrupted): the kernel timer is removed on a later turn, not left to
+ * keep the loop alive until its time. */
+START_TEST(timer_of_a_cleared_deadline_is_removed_when_an_sqe_frees)
+{
+	struct rsc_loop *small = NULL;
+	struct rsc_scope *s, *fill;
+	long long t0;
+
+	if (rsc_loop_new(&small, 8, 0) < 0 || rsc_fault_set(small, "") < 0) {
+		printf("SKIP timer_of_a_cleared_deadline_is_removed_when_an_sqe_frees: no fault injection\n");
+		if (small)
+			ck_assert_int_eq(rsc_loop_close(small), 0);
+		return;
+	}
+	t_make_files(8);
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "fill", &fill), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 3000, 0), 0);
+	ck_assert_int_ge(rsc_loop_run(small, RSC_RUN_NOWAIT), 0); /* the timer is in the kernel */
+	t_open_files(fill, 0, 8); /* the SQ is full */
+	ck_assert_int_eq(rsc_fault_set(small, "submit:1:EINTR"), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 0, 0), 0);
+	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_FAULTS_INJECTED), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(fill, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	t0 = ms_now();
+	ck_assert_int_eq(rsc_loop_run(small, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_lt(ms_now() - t0, 1000); /* 3 s is the timer's own time */
+	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_DEADLINES), 0);
+	ck_assert_int_eq(rsc_loop_close(small), 0);
+}
+END_TEST
+
 Suite *make_deadline_suite(void)
 {
 	Suite *s = suite_create("deadline");
@@ -199,6 +260,8 @@ Suite *make_deadline_suite(void)
 	tcase_add_test(tc, move_on_deadline_unwinds_without_an_error);
 	tcase_add_test(tc, a_deadline_moved_earlier_fires_then_not_at_the_old_time);
 	tcase_add_test(tc, parent_deadline_takes_the_child_along_the_earliest_wins);
+	tcase_add_test(tc, parent_deadline_ends_every_child_deadline_at_once);
+	tcase_add_test(tc, timer_of_a_cleared_deadline_is_removed_when_an_sqe_frees);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -359,6 +359,42 @@ START_TEST(environment_faults_apply_to_new_loops)
 }
 END_TEST
 
+/* A release whose cancel finds no SQE (the SQ full, its flush interrupted)
+ * sends it on a later turn: it never waits for an op nobody cancelled. */
+START_TEST(release_whose_cancel_finds_no_sqe_cancels_on_a_later_turn)
+{
+	struct rsc_loop *small;
+	struct rsc_scope *s, *fill;
+	struct rsc_entry *t;
+	struct timespec t0, t1;
+	int r = 1, i;
+
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_new(&small, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "timers", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "fill", &fill), 0);
+	ck_assert_int_eq(rsc_timer(s, 3000, t_store_res, &r, &t), 0);
+	/* Entered, then its timeout submitted: in the kernel. */
+	ck_assert_int_ge(rsc_loop_run(small, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_ge(rsc_loop_run(small, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_io_count(t), 1);
+	t_open_files(fill, 0, 8); /* the SQ is full */
+	ck_assert_int_eq(rsc_fault_set(small, "submit:1:EINTR"), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(rsc_entry_release(t, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(small, RSC_CTR_FAULTS_INJECTED), 1);
+	for (i = 0; i < 5000 && r == 1; i++)
+		ck_assert_int_ge(rsc_loop_run(small, RSC_RUN_ONCE), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* Cancelled, not waited out: 3 s is the timer's own time. */
+	ck_assert_int_eq(r, -ECANCELED);
+	ck_assert_int_lt((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000, 1000);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(fill, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(small), 0);
+}
+END_TEST
+
 Suite *make_faults_suite(void)
 {
 	Suite *s = suite_create("faults");
@@ -394,6 +430,7 @@ Suite *make_faults_suite(void)
 	tcase_add_test(tc, busy_flush_of_a_full_queue_does_not_hang);
 	tcase_add_test(tc, busy_submit_beside_an_idle_receive_does_not_hang);
 	tcase_add_test(tc, cancel_with_no_room_is_sent_on_the_next_turn);
+	tcase_add_test(tc, release_whose_cancel_finds_no_sqe_cancels_on_a_later_turn);
 	tcase_add_test(tc, environment_faults_apply_to_new_loops);
 	suite_add_tcase(s, tc);
 	return s;

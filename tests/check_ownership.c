@@ -505,6 +505,35 @@ START_TEST(releasing_a_listener_closes_its_socket)
 }
 END_TEST
 
+START_TEST(moved_listener_keeps_its_socket_when_its_old_scope_closes)
+{
+	struct rsc_scope *setup, *owner;
+	struct rsc_entry *l;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	int before = t_fd_count(), fd;
+
+	if (!t_kernel_has(IORING_OP_SOCKET)) {
+		printf("SKIP moved_listener_keeps_its_socket_when_its_old_scope_closes: kernel lacks IORING_OP_SOCKET\n");
+		return;
+	}
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "owner", &owner), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "setup", &setup), 0);
+	ck_assert_int_eq(rsc_listen(setup, (struct sockaddr *)&a, sizeof(a), 8, 0, &l), 0);
+	fd = rsc_entry_wait(l);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_entry_move(l, owner), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(setup, NULL), 0);
+	ck_assert(fd_is_open(fd));
+	ck_assert_int_eq(rsc_entry_fd(l), fd);
+	ck_assert_int_eq(t_fd_count(), before + 1);
+	ck_assert_int_eq(rsc_scope_close_wait(owner, NULL), 0);
+	ck_assert(!fd_is_open(fd));
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 1);
+}
+END_TEST
+
 static int timer_fired;
 
 static void timer_cb(struct rsc_entry *e, int res, void *buf, void *data)
@@ -673,6 +702,7 @@ Suite *make_ownership_suite(void)
 	tcase_add_test(tc, on_close_hears_every_way_a_scope_ends);
 	tcase_add_test(tc, release_wait_returns_the_release_result);
 	tcase_add_test(tc, releasing_a_listener_closes_its_socket);
+	tcase_add_test(tc, moved_listener_keeps_its_socket_when_its_old_scope_closes);
 	tcase_add_test(tc, timer_keeps_firing_with_a_users_on_enter);
 	tcase_add_test(tc, hooks_outside_the_loop_cannot_block_or_run_it);
 	tcase_add_test(tc, trace_callback_cannot_run_the_loop);

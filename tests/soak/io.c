@@ -240,7 +240,7 @@ static bool start_ok(const struct prog *p, int i, int ret, bool busy)
 		return closing || p->shutting_down;
 	if (ret == -EBUSY)
 		return busy || rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED) > 0;
-	return ret == 0 && !p->sc[s].close_req && !busy;
+	return ret == 0 && (!p->sc[s].close_req || own_in_grace(p, s)) && !busy;
 }
 
 static int io_start(struct prog *p, int i, enum io_kind kind, unsigned b,

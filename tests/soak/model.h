@@ -26,7 +26,7 @@
 /* The hook's own failure: an errno nothing else in a program produces. */
 #define HOOK_ERRNO EPROTO
 
-enum ekind { K_FILE, K_SOCKET, K_CUSTOM, K_NET, K_DIRECT };
+enum ekind { K_FILE, K_SOCKET, K_CUSTOM, K_NET, K_DIRECT, K_DEFER, K_TIMER };
 enum tenter { TE_NOP, TE_OPEN, TE_FAIL };
 enum texit { TX_CLOSE, TX_BADF, TX_SUPPRESS, TX_FAIL, TX_NONE, TX_TWO_ERRORS };
 
@@ -44,6 +44,8 @@ struct pscope {
 	char name[16];
 	bool valid;	    /* the handle may be used (not freed) */
 	bool close_req;	    /* a close of ours was accepted */
+	bool fail_req;	    /* rsc_scope_fail of ours was accepted (own.c) */
+	bool graceful;	    /* its close is graceful: early releases allowed in the grace */
 	bool suppressed;    /* an unwind exit here suppressed (res >= 0) */
 	int n_closed;	    /* RSC_EV_SCOPE_CLOSED events */
 	int closed_res;
@@ -92,6 +94,7 @@ struct perr {
 	bool must; /* the scope must carry it (unless something suppressed) */
 	bool while_unwinding; /* raised in a scope already unwinding */
 	bool may_be_lost;     /* ... and a child's result replaced it (known bug) */
+	const char *op;	      /* a scope's own error (own.c): this op, no entry */
 };
 
 /* FC_MSG: a "msg_ring" rule set for one hand-over (handover.c), not by op_fault. */
@@ -157,6 +160,10 @@ void op_close(struct prog *p, int s);
 void op_run(struct prog *p, unsigned b, struct prog_stats *st);
 bool unwind_owns(const struct prog *p, int s);
 bool self_or_ancestor_close_req(const struct prog *p, int s);
+bool link_is(const struct prog *p, const struct perr *x, const struct rsc_error *c);
+void add_err(struct prog *p, int err, int scope, int entry, bool must, bool unwinding);
+void *close_data(struct prog *p, int s);
+void scope_close_cb(struct rsc_scope *h, int status, const struct rsc_error *err, void *data);
 void fault_window(struct prog *p);
 
 /* handover.c: direct acquires, a peer loop with an inbox, hand-overs to it. */
@@ -190,5 +197,16 @@ bool sh_is_shared(const struct rsc_loop *loop);
 int sh_run(struct prog *p, struct rsc_loop *loop, enum rsc_run_mode mode);
 int sh_loop_close(struct prog *p, struct rsc_loop *loop, struct prog_stats *st);
 void sh_cleanup(void);
+
+/* own.c: moves, failures, defers, on-close callbacks, deadlines, graceful closes, timers. */
+void own_begin(void);
+void own_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
+bool own_busy(const struct prog *p, int i);
+bool own_before_wait(const struct prog *p);
+bool own_owns_release(const struct prog *p, int s);
+bool own_in_grace(const struct prog *p, int s);
+void own_released(struct prog *p, int i);
+void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain);
+void own_end(struct prog *p, struct prog_stats *st);
 
 #endif

@@ -67,11 +67,13 @@ void say(const struct prog *p, const char *fmt, ...)
 
 /*
  * An op byte below EXT_OPS is one of the 20 first kinds (b % 20, evenly);
- * from EXT_OPS on, tracked I/O (io.c), hand-overs (handover.c), then posts (post.c).
+ * from EXT_OPS on, tracked I/O (io.c), hand-overs (handover.c), posts
+ * (post.c), then moves, failures, deadlines and the rest of own.c.
  */
-#define EXT_OPS	 232
+#define EXT_OPS	 224
 #define IO_OPS	 8
 #define POST_OPS 10
+#define OWN_AT	 24 /* own.c's 8 kinds come after the posts' 6 */
 
 /* ---- custom managers ---------------------------------------------------- */
 
@@ -288,7 +290,8 @@ static bool ancestor_closing(const struct prog *p, int s)
 	int a;
 
 	for (a = p->sc[s].parent; a >= 0; a = p->sc[a].parent)
-		if (p->sc[a].close_req || rsc_scope_state(p->sc[a].h) != RSC_SCOPE_OPEN)
+		if (p->sc[a].close_req || p->sc[a].fail_req ||
+		    rsc_scope_state(p->sc[a].h) != RSC_SCOPE_OPEN)
 			return true;
 	return false;
 }
@@ -297,8 +300,9 @@ static bool ancestor_closing(const struct prog *p, int s)
  * shutdown) is closing, as rsc_push(3) says. */
 static bool push_refused(const struct prog *p, int s)
 {
-	return p->sc[s].close_req || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN ||
-	       ancestor_closing(p, s) || p->shutting_down;
+	return p->sc[s].close_req || p->sc[s].fail_req ||
+	       rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN || ancestor_closing(p, s) ||
+	       p->shutting_down;
 }
 
 bool self_or_ancestor_close_req(const struct prog *p, int s)
@@ -318,14 +322,24 @@ static void invalidate_tree(struct prog *p, int s)
 			p->sc[i].valid = false;
 }
 
-static void add_err(struct prog *p, int err, int scope, int entry, bool must,
-		    bool unwinding)
+void add_err(struct prog *p, int err, int scope, int entry, bool must,
+	     bool unwinding)
 {
 	if (p->n_errs == MAX_ERRS) {
 		violation(p, "more than %d errors in one program", MAX_ERRS);
 		return;
 	}
-	p->errs[p->n_errs++] = (struct perr){ err, scope, entry, must, unwinding, false };
+	p->errs[p->n_errs++] = (struct perr){ err, scope, entry, must, unwinding, false, NULL };
+}
+
+/* Link @c is error @x: an entry's by its name, a scope's own (own.c) by its op. */
+bool link_is(const struct prog *p, const struct perr *x, const struct rsc_error *c)
+{
+	if (x->err != rsc_error_errno(c) || strcmp(p->sc[x->scope].name, rsc_error_scope(c)))
+		return false;
+	if (x->op)
+		return !strcmp(x->op, rsc_error_op(c)) && !*rsc_error_entry(c);
+	return !strcmp(p->en[x->entry].name, rsc_error_entry(c));
 }
 
 /* Every link of a chain names an error that some event raised. */
@@ -338,13 +352,8 @@ static void check_chain_links(struct prog *p, const struct rsc_error *chain,
 	for (c = chain; c; c = rsc_error_cause(c)) {
 		bool found = false;
 
-		for (i = 0; i < p->n_errs && !found; i++) {
-			const struct perr *x = &p->errs[i];
-
-			found = x->err == rsc_error_errno(c) &&
-				!strcmp(p->sc[x->scope].name, rsc_error_scope(c)) &&
-				!strcmp(p->en[x->entry].name, rsc_error_entry(c));
-		}
+		for (i = 0; i < p->n_errs && !found; i++)
+			found = link_is(p, &p->errs[i], c);
 		if (!found)
 			violation(p, "%s: chain link %s (op %s, entry '%s', scope '%s') matches no event",
 				  where, rsc_err_name(rsc_error_errno(c)), rsc_error_op(c),
@@ -358,9 +367,7 @@ static bool chain_has(const struct prog *p, const struct rsc_error *chain,
 	const struct rsc_error *c;
 
 	for (c = chain; c; c = rsc_error_cause(c))
-		if (x->err == rsc_error_errno(c) &&
-		    !strcmp(p->sc[x->scope].name, rsc_error_scope(c)) &&
-		    !strcmp(p->en[x->entry].name, rsc_error_entry(c)))
+		if (link_is(p, x, c))
 			return true;
 	return false;
 }
@@ -409,7 +416,7 @@ static void check_result(struct prog *p, const char *what, int s_is_root,
 				continue;
 			}
 			violation(p, "%s: %s raised by entry '%s' in scope '%s' is not in its chain (status %s)",
-				  what, rsc_err_name(e->err), p->en[e->entry].name,
+				  what, rsc_err_name(e->err), e->op ? e->op : p->en[e->entry].name,
 				  p->sc[e->scope].name, rsc_err_name(status));
 		}
 		any_must = true;
@@ -482,6 +489,7 @@ static void on_scope_closed(struct prog *p, const struct rsc_scope *h, int res)
 				  p->sc[s].name, e->seq, e->name);
 		}
 	}
+	own_scope_closed(p, s, chain);
 }
 
 static void trace(struct rsc_loop *loop, enum rsc_event ev,
@@ -574,6 +582,7 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 		if (e->kind == K_DIRECT)
 			ho_released(p, i);
 		io_released(p, i);
+		own_released(p, i);
 		if (e->early)
 			break;
 		/* LIFO: newest first, and only after every child scope closed. */
@@ -608,7 +617,14 @@ struct close_ctx {
 
 static struct close_ctx close_ctx[MAX_SCOPES];
 
-static void on_close(struct rsc_scope *h, int status, const struct rsc_error *err,
+/* The close callback's data for scope @s: own.c's graceful closes use it too. */
+void *close_data(struct prog *p, int s)
+{
+	close_ctx[s] = (struct close_ctx){ p, s };
+	return &close_ctx[s];
+}
+
+void scope_close_cb(struct rsc_scope *h, int status, const struct rsc_error *err,
 		     void *data)
 {
 	struct close_ctx *c = data;
@@ -1026,7 +1042,8 @@ bool unwind_owns(const struct prog *p, int s)
 	if (p->shutting_down)
 		return true; /* a post run by rsc_loop_shutdown: the root unwinds */
 	for (; s >= 0; s = p->sc[s].parent)
-		if (p->sc[s].close_req || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
+		if (p->sc[s].close_req || p->sc[s].fail_req ||
+		    rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
 			return true;
 	return false;
 }
@@ -1037,7 +1054,7 @@ void op_release(struct prog *p, int i, struct rd *r)
 	bool with_cb = rd_u8(r) & 1;
 	int state = rsc_entry_state(e->h), ret;
 	bool must_refuse = e->early || state == RSC_FAILED || state == RSC_EXITING ||
-			   state == RSC_EXITED || unwind_owns(p, e->scope);
+			   state == RSC_EXITED || own_owns_release(p, e->scope);
 
 	ret = rsc_entry_release(e->h, with_cb ? release_cb : NULL, e);
 	say(p, "  op %d: release entry %d of %s (%s, state %d) -> %d\n", p->op_index,
@@ -1064,8 +1081,7 @@ void op_close(struct prog *p, int s)
 	bool maybe = ancestor_closing(p, s);
 	int ret;
 
-	close_ctx[s] = (struct close_ctx){ p, s };
-	ret = rsc_scope_close(p->sc[s].h, on_close, &close_ctx[s]);
+	ret = rsc_scope_close(p->sc[s].h, scope_close_cb, close_data(p, s));
 	say(p, "  op %d: scope_close %s -> %d\n", p->op_index, p->sc[s].name, ret);
 	if (again ? ret != -EALREADY : (ret != 0 && !(maybe && ret == -EALREADY)))
 		violation(p, "rsc_scope_close('%s'): %s", p->sc[s].name, rsc_err_name(ret));
@@ -1129,7 +1145,7 @@ void op_run(struct prog *p, unsigned b, struct prog_stats *st)
 	int ret;
 
 	/* A blocking run must end: I/O that only a release would end keeps it NOWAIT. */
-	if (m != RSC_RUN_NOWAIT && io_before_wait(p, st))
+	if (m != RSC_RUN_NOWAIT && (io_before_wait(p, st) | own_before_wait(p)))
 		m = RSC_RUN_NOWAIT;
 	ret = sh_run(p, p->loop, m);
 
@@ -1251,9 +1267,10 @@ bool op_detach(struct prog *p, int i)
 	    p->sc[e->scope].name, st, ret);
 	if (owned)
 		want = -EALREADY;
-	else if (st == RSC_ENTERING || e->n_handing || io_busy(p, i))
+	else if (st == RSC_ENTERING || e->n_handing || io_busy(p, i) || own_busy(p, i))
 		want = -EBUSY; /* its acquire, a hand-over, or its I/O is in flight */
-	else if (e->kind == K_CUSTOM || e->kind == K_DIRECT)
+	else if (e->kind == K_CUSTOM || e->kind == K_DIRECT || e->kind == K_DEFER ||
+		 e->kind == K_TIMER)
 		want = -EBADF; /* the manager's value, or a slot: no descriptor */
 	else
 		want = fd;
@@ -1740,6 +1757,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	ho_begin();
 	post_begin();
 	io_begin();
+	own_begin();
 	/* Socket files of the last program: each program starts from the same state. */
 	for (i = 0; i < 8; i++) {
 		char path[SUN_PATH_MAX + 1];
@@ -1774,10 +1792,12 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 
 		st->ops++;
 		if (byte >= EXT_OPS) {
-			/* 24 more kinds: tracked I/O, hand-overs between loops, and posts. */
+			/* 32 more kinds: tracked I/O, hand-overs, posts, and own.c's. */
 			unsigned sub = byte - EXT_OPS;
 
-			if (sub < IO_OPS)
+			if (sub >= OWN_AT)
+				own_op(p, sub - OWN_AT, &r, st);
+			else if (sub < IO_OPS)
 				io_op(p, sub, &r, st);
 			else if (sub - IO_OPS < POST_OPS)
 				ho_op(p, sub - IO_OPS, &r, st);
@@ -1896,6 +1916,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	ho_end(p, st);
 	post_end(p, st);
 	io_end(p, st);
+	own_end(p, st);
 	final_checks(p, fds_before, st);
 	st->reentry_probes += p->reentry_probes;
 	st->shared_programs += p->shared;
@@ -1996,6 +2017,12 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 	fprintf(out, "  shared rings:     %llu programs, %llu loops on the application's ring; %llu application CQEs, %llu of ringscope's dispatched, %llu given again or made up (refused with EINVAL)\n",
 		st->shared_programs, st->shared_loops, st->app_cqes, st->shared_rsc_cqes,
 		st->dispatch_refused);
+	fprintf(out, "  moves:            %llu entries (%llu refused), %llu scopes (%llu refused)\n",
+		st->entry_moves, st->entry_moves_refused, st->scope_moves, st->scope_moves_refused);
+	fprintf(out, "  own unwinds:      %llu fails, %llu deadlines set (%llu passed), %llu graceful closes; %llu on-close callbacks\n",
+		st->fails, st->deadlines_set, st->deadlines_passed, st->graceful, st->on_close_calls);
+	fprintf(out, "  defers, timers:   %llu defers (%llu ran, %llu suppressed), %llu timers (%llu fired)\n",
+		st->defers, st->defer_runs, st->defer_suppressed, st->timers, st->timers_fired);
 	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);
 	fprintf(out, "  leaks found:      %llu\n", st->leaks);
 	fprintf(out, "  known bugs seen:  %llu failed acquires traced after their scope's SCOPE_CLOSED, "

@@ -37,7 +37,10 @@ struct prog_stats {
 		handovers_stale, handovers_unsupported, arrivals, posts, posts_run,
 		posts_at_end, close_busy, eventfd_programs,
 		io_entries, io_started, io_refused, io_cancelled,
-		shared_programs, shared_loops, app_cqes, shared_rsc_cqes, dispatch_refused;
+		shared_programs, shared_loops, app_cqes, shared_rsc_cqes, dispatch_refused,
+		entry_moves, entry_moves_refused, scope_moves, scope_moves_refused,
+		fails, defers, defer_runs, defer_suppressed, on_close_calls,
+		deadlines_set, deadlines_passed, graceful, timers, timers_fired;
 	int max_depth;
 };
 
