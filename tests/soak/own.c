@@ -642,18 +642,6 @@ static void op_deadline(struct prog *p, struct rd *r, struct prog_stats *st)
 
 /* ---- graceful closes ---------------------------------------------------------- */
 
-/* A scope above @s is closing or failing: its unwind may have claimed @s. */
-static bool ancestor_closing_any(const struct prog *p, int s)
-{
-	int a;
-
-	for (a = p->sc[s].parent; a >= 0; a = p->sc[a].parent)
-		if (p->sc[a].close_req || p->sc[a].fail_req ||
-		    rsc_scope_state(p->sc[a].h) != RSC_SCOPE_OPEN)
-			return true;
-	return false;
-}
-
 /* An unwind that cancels (a failure, a deadline, a failed acquire: not a
  * close) has started at @s or above, or a failure is pending: no grace. */
 static bool cancelled(const struct prog *p, int s)
@@ -719,7 +707,7 @@ static void op_graceful(struct prog *p, struct rd *r, struct prog_stats *st)
 	if (s < 0)
 		return;
 	again = p->sc[s].close_req;
-	maybe = !again && ancestor_closing_any(p, s);
+	maybe = !again && ancestor_closing(p, s);
 	scope_ids[s] = s;
 	ret = rsc_scope_close_graceful(p->sc[s].h, grace, graceful_cb, &scope_ids[s]);
 	say(p, "  op %d: close_graceful %s %u ms -> %d\n", p->op_index, p->sc[s].name, grace,

@@ -285,7 +285,8 @@ static bool in_tree(const struct prog *p, int s, int x)
 	return false;
 }
 
-static bool ancestor_closing(const struct prog *p, int s)
+/* A scope above @s is closing or failing: its unwind may have claimed @s. */
+bool ancestor_closing(const struct prog *p, int s)
 {
 	int a;
 
