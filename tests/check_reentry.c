@@ -1169,6 +1169,50 @@ START_TEST(hook_with_sqes_reserved_never_flushes_them_unfinished)
 }
 END_TEST
 
+/* A defer fn (an exit hook) that fails and times its own scope and two others. */
+static int defer_fails_and_times(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct reent *x = arg;
+
+	(void)p;
+	x->calls++;
+	x->r[0] = rsc_scope_fail(rsc_entry_scope(e), -EPIPE, "own");
+	x->r[1] = rsc_scope_set_deadline(rsc_entry_scope(e), 1, 0);
+	x->r[2] = rsc_scope_fail(x->other, -EPROTO, "from an exit");
+	x->r[3] = rsc_scope_set_deadline(x->self, 1, 0);
+	return 0;
+}
+
+/* rsc_scope_fail(3), rsc_scope_set_deadline(3) from inside an exit: the
+ * unwinding scope refuses (EALREADY, ESHUTDOWN); other scopes take them. */
+START_TEST(exit_hook_fails_and_times_other_scopes)
+{
+	struct rsc_scope *s = open_scope(NULL, "s"), *o = open_scope(NULL, "o"),
+			 *d = open_scope(NULL, "d");
+	struct reent x = { .other = o, .self = d };
+	struct rsc_error *err = NULL;
+
+	ck_assert_int_eq(rsc_defer(s, defer_fails_and_times, &x, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.r[0], -EALREADY);
+	ck_assert_int_eq(x.r[1], -ESHUTDOWN);
+	ck_assert_int_eq(x.r[2], 0);
+	ck_assert_int_eq(x.r[3], 0);
+	ck_assert_int_eq(rsc_scope_close_wait(o, &err), -EPROTO);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "from an exit");
+	rsc_error_free(err);
+	err = NULL;
+	/* The deadline passes without any close of ours: the scope unwinds by itself. */
+	while (rsc_scope_state(d) == RSC_SCOPE_OPEN)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(d, &err), -ETIMEDOUT);
+	rsc_error_free(err);
+}
+END_TEST
+
 /* ------------------------------------------------------ the trace callback */
 
 struct trace_act {
@@ -1360,6 +1404,7 @@ Suite *make_reentry_suite(void)
 		tcase_add_test(tc, hook_with_sqes_reserved_never_flushes_them_unfinished);
 	else
 		printf("SKIP hook_with_sqes_reserved_never_flushes_them_unfinished: this build has no fault injection\n");
+	tcase_add_test(tc, exit_hook_fails_and_times_other_scopes);
 	suite_add_tcase(s, tc);
 	return s;
 }
