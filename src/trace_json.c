@@ -540,6 +540,17 @@ static int write_all(int fd, const char *p, size_t n, off_t off)
 	return 0;
 }
 
+/*
+ * A short write (a full disk, RLIMIT_FSIZE) left part of the events over the
+ * old tail: put the tail back where it was, whose blocks the file has, and cut
+ * what follows, so the file stays the document of the last good write.
+ */
+static void restore_tail(struct rsc__trace_json *tj)
+{
+	if (write_all(tj->fd, TAIL, TAIL_LEN, tj->pos) == 0)
+		(void)!ftruncate(tj->fd, tj->pos + (off_t)TAIL_LEN);
+}
+
 static int flush(struct rsc_loop *loop)
 {
 	struct rsc__trace_json *tj = loop->tj;
@@ -567,6 +578,7 @@ static int flush(struct rsc_loop *loop)
 	if (ret < 0) {
 		tj->err = ret; /* a full disk must not fail the program: stop tracing */
 		loop->obs_flags &= ~RSC__OBS_TRACE;
+		restore_tail(tj);
 		return ret;
 	}
 	tj->pos += (off_t)tj->len;
@@ -961,7 +973,7 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	int fd, ret;
 
 	/* The old trace first: it may be this very file, which O_TRUNC empties. */
-	rsc__tj_close(loop);
+	(void)rsc__tj_close(loop);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -1001,15 +1013,16 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	return 0;
 }
 
-void rsc__tj_close(struct rsc_loop *loop)
+int rsc__tj_close(struct rsc_loop *loop)
 {
 	struct rsc__trace_json *tj = loop->tj;
+	int ret;
 
 	if (!tj)
-		return;
+		return 0;
 	if (!tj->err)
 		settle_open_slices(loop, true, rsc__tj_now(tj));
-	(void)flush(loop);
+	ret = flush(loop); /* the last write's error too, not only an earlier one */
 	/* Give back the reserved blocks past the end (the size stays). */
 	if (tj->prealloc_end && !tj->err)
 		(void)!ftruncate(tj->fd, tj->pos + (off_t)TAIL_LEN);
@@ -1017,6 +1030,7 @@ void rsc__tj_close(struct rsc_loop *loop)
 	free(tj);
 	loop->tj = NULL;
 	loop->obs_flags &= ~RSC__OBS_TRACE;
+	return ret;
 }
 
 int rsc__tj_flush(struct rsc_loop *loop)
@@ -1029,11 +1043,8 @@ int rsc_loop_trace_file(struct rsc_loop *loop, const char *path)
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_trace_file: loop is NULL");
-	if (!path) {
-		ret = loop->tj ? loop->tj->err : 0;
-		rsc__tj_close(loop);
-		return ret;
-	}
+	if (!path)
+		return rsc__tj_close(loop);
 	RSC__CHECK_ARG(*path, "rsc_loop_trace_file: the path is empty");
 	ret = rsc__tj_open(loop, path);
 	if (ret < 0)

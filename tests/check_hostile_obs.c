@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/* Hostile use of the trace, the metrics and the in-library audit, as the man
+ * pages promise them to someone who never read the code. */
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	long n;
+
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(fread(buf, 1, (size_t)n, f), n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* The header, nothing after the closing "]}" but its newline. */
+static void assert_complete(const char *path)
+{
+	char *text = slurp(path);
+	size_t n = strlen(text);
+
+	ck_assert_msg(strncmp(text, "{\"displayTimeUnit\"", 18) == 0, "header: %.40s", text);
+	ck_assert_msg(n > 4 && strcmp(text + n - 4, "\n]}\n") == 0, "tail: %s",
+		      text + (n > 16 ? n - 16 : 0));
+	free(text);
+}
+
+static off_t size_of(const char *path)
+{
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/*
+ * A full disk, made by RLIMIT_FSIZE: writes past @bytes are cut short, then
+ * fail with EFBIG (SIGXFSZ ignored). Check's own messages go to a file too,
+ * so no assertion may run until disk_free_again().
+ */
+static struct rlimit disk_full_at(off_t bytes)
+{
+	struct rlimit old, lim;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)bytes;
+	signal(SIGXFSZ, SIG_IGN);
+	(void)setrlimit(RLIMIT_FSIZE, &lim);
+	return old;
+}
+
+static void disk_free_again(struct rlimit old)
+{
+	int ret = setrlimit(RLIMIT_FSIZE, &old);
+
+	signal(SIGXFSZ, SIG_DFL);
+	ck_assert_int_eq(ret, 0);
+}
+
+static void scope_of_files(int n, const char *name)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), 0);
+	t_open_files(s, 0, n);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+
+/* The events of 8 files (~600 bytes each) stay in the buffer until the close,
+ * whose one write the full disk cuts: its error is the close's answer. */
+START_TEST(trace_write_failing_at_its_close_is_returned)
+{
+	char file[512];
+	struct rlimit old;
+	off_t empty;
+	int ret;
+
+	snprintf(file, sizeof(file), "%s", t_path("full.json"));
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	empty = size_of(file);
+	scope_of_files(8, "cut");
+	old = disk_full_at(empty + 512);
+	ret = rsc_loop_trace_file(t_loop, NULL);
+	disk_free_again(old);
+	ck_assert_int_eq(ret, -EFBIG);
+	/* The document of the last good write: the header alone. */
+	assert_complete(file);
+	ck_assert_int_eq(size_of(file), empty);
+}
+END_TEST
+
+/* A flush cut short leaves the previous document, not half an event; the
+ * error stays, the loop goes on, and a new trace starts clean. */
+START_TEST(trace_cut_short_by_a_full_disk_stays_a_document)
+{
+	char file[512], again[512];
+	struct rlimit old;
+	off_t good;
+	int ret[2];
+
+	snprintf(file, sizeof(file), "%s", t_path("full.json"));
+	snprintf(again, sizeof(again), "%s", t_path("again.json"));
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	scope_of_files(2, "fits");
+	ck_assert_int_eq(rsc_loop_trace_flush(t_loop), 0);
+	good = size_of(file);
+	scope_of_files(8, "cut");
+	old = disk_full_at(good + 512);
+	ret[0] = rsc_loop_trace_flush(t_loop);
+	ret[1] = rsc_loop_trace_flush(t_loop);
+	disk_free_again(old);
+	ck_assert_int_eq(ret[0], -EFBIG);
+	ck_assert_int_eq(ret[1], -EFBIG);
+	scope_of_files(8, "untraced");
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), -EFBIG);
+	assert_complete(file);
+	ck_assert_int_eq(size_of(file), good);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, again), 0);
+	scope_of_files(2, "on again");
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	assert_complete(again);
+}
+END_TEST
+
+Suite *make_hostile_obs_suite(void)
+{
+	Suite *s = suite_create("hostile_obs");
+	TCase *tc = tcase_create("hostile_obs");
+
+	t_add_fixture(tc);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, trace_write_failing_at_its_close_is_returned);
+	tcase_add_test(tc, trace_cut_short_by_a_full_disk_stays_a_document);
+	suite_add_tcase(s, tc);
+	return s;
+}
