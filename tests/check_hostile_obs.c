@@ -146,6 +146,33 @@ START_TEST(trace_cut_short_by_a_full_disk_stays_a_document)
 }
 END_TEST
 
+/* Two samples of one series make Prometheus drop the whole scrape: a loop
+ * listed twice is refused before anything is written. */
+START_TEST(metrics_of_a_loop_listed_twice_are_refused)
+{
+	struct rsc_loop *other, *loops[3];
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	ck_assert_int_eq(rsc_loop_new(&other, 0, 0), 0);
+	loops[0] = t_loop;
+	loops[1] = other;
+	loops[2] = t_loop;
+	f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_metrics_write(loops, 3, f), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "loops[2] is loops[0]"));
+	fflush(f);
+	ck_assert_uint_eq(len, 0);
+	ck_assert_int_eq(rsc_metrics_write(loops, 2, f), 0);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(text, "ringscope_sqes_total{loop="));
+	free(text);
+	ck_assert_int_eq(rsc_loop_close(other), 0);
+}
+END_TEST
+
 Suite *make_hostile_obs_suite(void)
 {
 	Suite *s = suite_create("hostile_obs");
@@ -155,6 +182,7 @@ Suite *make_hostile_obs_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, trace_write_failing_at_its_close_is_returned);
 	tcase_add_test(tc, trace_cut_short_by_a_full_disk_stays_a_document);
+	tcase_add_test(tc, metrics_of_a_loop_listed_twice_are_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
