@@ -377,33 +377,6 @@ static void put(struct rsc__trace_json *tj, const char *fmt, ...)
 		tj->len += (size_t)n < room ? (size_t)n : room - 1;
 }
 
-/*
- * Length of the valid UTF-8 sequence at @s, or 0 if it is not one: no
- * overlong form, no surrogate (U+D800-U+DFFF), nothing above U+10FFFF,
- * which strict decoders (Python's, Perfetto's) refuse.
- */
-static size_t utf8_len(const unsigned char *s)
-{
-	size_t n, i;
-	unsigned cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	n = s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-	if (s[0] >= 0xf5)
-		n = 0;
-	cp = s[0] & (0x7f >> n);
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3fu);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
 /* Bytes a JSON string may hold as they are (NUL ends the string: not plain). */
 static const bool plain[256] = {
 	[0x20] = 1, [0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1,
@@ -429,7 +402,7 @@ static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max)
 		} else if (*s < 0x20) {
 			put(tj, "\\u%04x", *s++);
 			out += 6;
-		} else if ((n = utf8_len(s)) == 0) {
+		} else if ((n = rsc__utf8_len(s)) == 0) {
 			put(tj, "\\ufffd");
 			s++;
 			out += 6;

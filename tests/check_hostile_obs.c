@@ -173,6 +173,61 @@ START_TEST(metrics_of_a_loop_listed_twice_are_refused)
 }
 END_TEST
 
+/* No byte of @text may drive a terminal: no C0 or C1 control, no byte that is
+ * not part of valid UTF-8 (a lone 0x9b is CSI to an 8-bit terminal). */
+static void assert_terminal_safe(const char *text, const char *what)
+{
+	const unsigned char *p = (const unsigned char *)text;
+
+	for (; *p; p++) {
+		ck_assert_msg((*p >= 0x20 && *p != 0x7f) || *p == '\n', "%s: raw byte 0x%02x", what, *p);
+		if (*p == 0xc3 && p[1] == 0xa9) /* é, as a name may hold it */
+			p++;
+		else
+			ck_assert_msg(*p < 0x80, "%s: raw byte 0x%02x in: %s", what, *p, text);
+	}
+}
+
+/* A path and a scope name holding a C1 CSI (U+009B, c2 9b), a lone 0x9b and
+ * 0xff: the error's text and the audit's lines show them as \xNN, and keep
+ * valid UTF-8 (é) as it is; the getters return the bytes. */
+START_TEST(printed_errors_and_findings_escape_c1_controls_and_bad_utf8)
+{
+	static const char name[] = "s\xc2\x9b" "31m\x9b\xff\xc3\xa9";
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	char line[512], *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int p[2];
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, &e), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(rsc_error_detail(err), name));
+	ck_assert_int_gt(rsc_error_format(err, line, sizeof(line)), 0);
+	assert_terminal_safe(line, "rsc_error_format");
+	ck_assert_ptr_nonnull(strstr(line, "s\\xc2\\x9b31m\\x9b\\xff\xc3\xa9"));
+	f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_error_print(err, f), 0);
+	ck_assert_int_eq(rsc_audit_print(t_loop, f), 2); /* both ends of the pipe, leaked */
+	fclose(f);
+	assert_terminal_safe(text, "rsc_error_print and rsc_audit_print");
+	ck_assert_int_eq(strstr(strstr(text, "\\xc2\\x9b") + 1, "in scope 's\\xc2\\x9b31m\\x9b\\xff\xc3\xa9'") != NULL, 1);
+	ck_assert_str_eq(rsc_finding_scope(rsc_audit_finding(t_loop, 0)), name);
+	free(text);
+	rsc_error_free(err);
+	close(p[0]);
+	close(p[1]);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
 Suite *make_hostile_obs_suite(void)
 {
 	Suite *s = suite_create("hostile_obs");
@@ -183,6 +238,7 @@ Suite *make_hostile_obs_suite(void)
 	tcase_add_test(tc, trace_write_failing_at_its_close_is_returned);
 	tcase_add_test(tc, trace_cut_short_by_a_full_disk_stays_a_document);
 	tcase_add_test(tc, metrics_of_a_loop_listed_twice_are_refused);
+	tcase_add_test(tc, printed_errors_and_findings_escape_c1_controls_and_bad_utf8);
 	suite_add_tcase(s, tc);
 	return s;
 }
