@@ -1,0 +1,18 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# ringscope-audit run facing input it cannot read and output it cannot
+# write: a suppressions file that opens but fails to read (a directory,
+# /proc/self/mem) is refused like a missing one.
+. "$(dirname "$0")/lib.sh"
+
+# unreadable_supp FILE: run refuses FILE with exit 2, in one line naming it.
+unreadable_supp() {
+	"$AUDIT" run --suppressions "$1" -- true > /dev/null 2> "$TMP/supp.err"
+	rc=$?
+	[ $rc = 2 ] || fail "suppressions $1: exit status $rc, wanted 2"
+	[ "$(wc -l < "$TMP/supp.err")" = 1 ] || fail "suppressions $1: not one line: $(cat "$TMP/supp.err")"
+	grep -qF -- "$1:0: cannot read:" "$TMP/supp.err" || fail "suppressions $1: message was: $(cat "$TMP/supp.err")"
+}
+unreadable_supp "$TMP"
+[ -r /proc/self/mem ] && unreadable_supp /proc/self/mem
+finish
