@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # ringscope-audit run facing input it cannot read and output it cannot
 # write: a suppressions file that opens but fails to read (a directory,
-# /proc/self/mem) is refused like a missing one.
+# /proc/self/mem) is refused like a missing one; a report lost to a full
+# disk (/dev/full) is exit status 127, not the command's 0.
 . "$(dirname "$0")/lib.sh"
 
 # unreadable_supp FILE: run refuses FILE with exit 2, in one line naming it.
@@ -15,4 +16,17 @@ unreadable_supp() {
 }
 unreadable_supp "$TMP"
 [ -r /proc/self/mem ] && unreadable_supp /proc/self/mem
+
+if [ -c /dev/full ] && [ -w /dev/full ]; then
+	for fmt in "" --json; do
+		"$AUDIT" run $fmt --output /dev/full -- true 2> "$TMP/full.err"
+		rc=$?
+		[ $rc = 127 ] || fail "run $fmt --output /dev/full: exit status $rc, wanted 127"
+		grep -qF "cannot write /dev/full: No space left on device" "$TMP/full.err" ||
+			fail "run $fmt --output /dev/full: message was: $(cat "$TMP/full.err")"
+		"$AUDIT" run $fmt -- true 2> /dev/full
+		rc=$?
+		[ $rc = 127 ] || fail "run $fmt with standard error full: exit status $rc, wanted 127"
+	done
+fi
 finish
