@@ -520,7 +520,9 @@ static int write_all(int fd, const char *p, size_t n, off_t off)
  */
 static void restore_tail(struct rsc__trace_json *tj)
 {
-	if (write_all(tj->fd, TAIL, TAIL_LEN, tj->pos) == 0)
+	if (tj->pos == 0) /* the header itself failed: no document to keep */
+		(void)!ftruncate(tj->fd, 0);
+	else if (write_all(tj->fd, TAIL, TAIL_LEN, tj->pos) == 0)
 		(void)!ftruncate(tj->fd, tj->pos + (off_t)TAIL_LEN);
 }
 
@@ -947,9 +949,15 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 
 	/* The old trace first: it may be this very file, which O_TRUNC empties. */
 	(void)rsc__tj_close(loop);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/*
+	 * O_NONBLOCK: a FIFO with no reader would block the open forever
+	 * (fifo(7)); it fails with ENXIO instead, and one with a reader at the
+	 * first pwrite (ESPIPE): a trace is rewritten in place.
+	 */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
 	if (fd < 0)
 		return -errno;
+	(void)fcntl(fd, F_SETFL, 0);
 	tj = malloc(sizeof(*tj));
 	if (!tj) {
 		close(fd);

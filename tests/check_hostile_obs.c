@@ -228,6 +228,27 @@ START_TEST(printed_errors_and_findings_escape_c1_controls_and_bad_utf8)
 }
 END_TEST
 
+/* A FIFO nobody reads: open(2) without O_NONBLOCK waits for a reader forever
+ * (fifo(7)), in rsc_loop_trace_file() and in rsc_loop_new() under
+ * RINGSCOPE_TRACE; both must fail at once instead. */
+START_TEST(trace_to_a_fifo_nobody_reads_fails_at_once)
+{
+	char fifo[512];
+	struct rsc_loop *loop = NULL;
+
+	snprintf(fifo, sizeof(fifo), "%s", t_path("fifo"));
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, fifo), -ENXIO);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), fifo));
+	ck_assert_int_eq(rsc_loop_trace_flush(t_loop), 0); /* no trace */
+	ck_assert_int_eq(setenv("RINGSCOPE_TRACE", fifo, 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&loop, 0, 0), -ENXIO);
+	unsetenv("RINGSCOPE_TRACE");
+	ck_assert_ptr_null(loop);
+	scope_of_files(0, "untraced");
+}
+END_TEST
+
 Suite *make_hostile_obs_suite(void)
 {
 	Suite *s = suite_create("hostile_obs");
@@ -239,6 +260,7 @@ Suite *make_hostile_obs_suite(void)
 	tcase_add_test(tc, trace_cut_short_by_a_full_disk_stays_a_document);
 	tcase_add_test(tc, metrics_of_a_loop_listed_twice_are_refused);
 	tcase_add_test(tc, printed_errors_and_findings_escape_c1_controls_and_bad_utf8);
+	tcase_add_test(tc, trace_to_a_fifo_nobody_reads_fails_at_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
