@@ -23,13 +23,18 @@ struct rsc_error {
 
 static _Thread_local char last_error[256];
 
+static size_t put_text(char *buf, size_t len, size_t used, const char *str);
+
 void rsc__set_last_error(const char *fmt, ...)
 {
+	char raw[sizeof(last_error)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/* A sentence to print: a path or a variable's value in it must not drive a terminal. */
+	put_text(last_error, sizeof(last_error), 0, raw);
 }
 
 const char *rsc_last_error(void)

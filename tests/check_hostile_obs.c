@@ -249,6 +249,24 @@ START_TEST(trace_to_a_fifo_nobody_reads_fails_at_once)
 }
 END_TEST
 
+/* rsc_last_error() is a sentence to print, like rsc_error_format()'s: a path
+ * or a variable's value in it shows its control bytes, C1 controls and bad
+ * UTF-8 as \xNN, never raw. */
+START_TEST(last_error_never_carries_raw_control_bytes)
+{
+	struct rsc_loop *loop = NULL;
+
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, "/nonexistent-dir/\x1b[31mred\xc2\x9b\xff\n.json"), -ENOENT);
+	assert_terminal_safe(rsc_last_error(), "rsc_last_error");
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "/nonexistent-dir/\\x1b[31mred\\xc2\\x9b\\xff\\x0a.json"));
+	ck_assert_int_eq(setenv("RINGSCOPE_AUDIT", "full\x1b]0;owned\x07", 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&loop, 0, 0), -EINVAL);
+	unsetenv("RINGSCOPE_AUDIT");
+	assert_terminal_safe(rsc_last_error(), "rsc_last_error");
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "full\\x1b]0;owned\\x07"));
+}
+END_TEST
+
 Suite *make_hostile_obs_suite(void)
 {
 	Suite *s = suite_create("hostile_obs");
@@ -261,6 +279,7 @@ Suite *make_hostile_obs_suite(void)
 	tcase_add_test(tc, metrics_of_a_loop_listed_twice_are_refused);
 	tcase_add_test(tc, printed_errors_and_findings_escape_c1_controls_and_bad_utf8);
 	tcase_add_test(tc, trace_to_a_fifo_nobody_reads_fails_at_once);
+	tcase_add_test(tc, last_error_never_carries_raw_control_bytes);
 	suite_add_tcase(s, tc);
 	return s;
 }
