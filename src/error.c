@@ -343,6 +343,9 @@ int rsc_error_print(const struct rsc_error *err, FILE *out)
 		    rsc__fput_text(err->scope, out) < 0 || fputs("']\n", out) == EOF)
 			return -EIO;
 	}
+	/* A buffered FILE fails only when it writes: a full disk shows here. */
+	if (fflush(out) == EOF || ferror(out))
+		return -EIO;
 	return 0;
 }
 

@@ -267,6 +267,41 @@ START_TEST(last_error_never_carries_raw_control_bytes)
 }
 END_TEST
 
+/* A FILE on a full disk takes fprintf's bytes into its buffer and fails
+ * only when it writes them: the print calls must say -EIO, as
+ * rsc_loop_metrics() does, not "printed". */
+START_TEST(prints_to_a_full_disk_are_eio)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	FILE *full = fopen("/dev/full", "we");
+	int fd;
+
+	if (!full) {
+		printf("SKIP prints_to_a_full_disk_are_eio: no /dev/full\n");
+		return;
+	}
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "leaky", &s), 0);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	ck_assert_int_eq(rsc_audit_print(t_loop, full), -EIO);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "failing", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("missing"), O_RDONLY, 0, 0, &e), 0);
+	t_run(); /* the failure first: a close would cancel the open */
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ENOENT);
+	ck_assert_int_eq(rsc_error_print(err, full), -EIO);
+	ck_assert_int_eq(rsc_loop_metrics(t_loop, full), -EIO);
+	rsc_error_free(err);
+	fclose(full);
+	close(fd);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
 Suite *make_hostile_obs_suite(void)
 {
 	Suite *s = suite_create("hostile_obs");
@@ -280,6 +315,7 @@ Suite *make_hostile_obs_suite(void)
 	tcase_add_test(tc, printed_errors_and_findings_escape_c1_controls_and_bad_utf8);
 	tcase_add_test(tc, trace_to_a_fifo_nobody_reads_fails_at_once);
 	tcase_add_test(tc, last_error_never_carries_raw_control_bytes);
+	tcase_add_test(tc, prints_to_a_full_disk_are_eio);
 	suite_add_tcase(s, tc);
 	return s;
 }
