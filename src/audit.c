@@ -418,6 +418,9 @@ int rsc_audit_print(const struct rsc_loop *loop, FILE *out)
 		    rsc__fput_text(f->expected, out) < 0 || putc('\n', out) == EOF)
 			return -EIO;
 	}
+	/* A buffered FILE fails only when it writes: a full disk shows here. */
+	if (fflush(out) == EOF || ferror(out))
+		return -EIO;
 	return (int)loop->n_findings;
 }
 

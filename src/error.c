@@ -23,13 +23,18 @@ struct rsc_error {
 
 static _Thread_local char last_error[256];
 
+static size_t put_text(char *buf, size_t len, size_t used, const char *str);
+
 void rsc__set_last_error(const char *fmt, ...)
 {
+	char raw[sizeof(last_error)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/* A sentence to print: a path or a variable's value in it must not drive a terminal. */
+	put_text(last_error, sizeof(last_error), 0, raw);
 }
 
 const char *rsc_last_error(void)
@@ -224,31 +229,47 @@ int rsc_error_depth(const struct rsc_error *err)
 	return n;
 }
 
-static bool is_control(unsigned char c)
+/*
+ * Bytes at @s shown as they are: printable ASCII, or one valid UTF-8
+ * character but a C1 control (c2 80-c2 9f: U+009B is CSI to a UTF-8
+ * terminal, as a lone 0x9b is to an 8-bit one). 0: show one byte as \xNN.
+ */
+static size_t shown_len(const unsigned char *s)
 {
-	return c < 0x20 || c == 0x7f;
+	size_t n;
+
+	if (*s >= 0x20 && *s < 0x7f)
+		return 1;
+	if (*s < 0x80 || !(n = rsc__utf8_len(s)))
+		return 0;
+	return s[0] == 0xc2 && s[1] < 0xa0 ? 0 : n;
 }
 
 /*
  * Names and paths come from the caller and the file system: a file name may
  * hold a newline or an escape sequence. The accessors return the bytes as
- * they are; the text made for a terminal or a log shows each control byte
- * as \xNN, so one error is one line and nothing is sent to the terminal.
+ * they are; the text made for a terminal or a log shows each byte that could
+ * drive it as \xNN, so one error is one line and nothing is sent to the
+ * terminal. A character that does not fit is left out whole.
  */
-static size_t put_text(char *buf, size_t len, size_t used, const char *s)
+static size_t put_text(char *buf, size_t len, size_t used, const char *str)
 {
+	const unsigned char *s = (const unsigned char *)str;
 	char esc[5];
 	size_t n, i;
 
-	for (; *s; s++) {
-		if (is_control((unsigned char)*s)) {
-			snprintf(esc, sizeof(esc), "\\x%02x", (unsigned char)*s);
-			n = 4;
-		} else {
-			esc[0] = *s;
-			n = 1;
+	while (*s) {
+		if ((n = shown_len(s))) {
+			if (used + n < len)
+				memcpy(buf + used, s, n);
+			else if (used < len)
+				buf[used] = '\0'; /* the string ends before the cut character */
+			used += n;
+			s += n;
+			continue;
 		}
-		for (i = 0; i < n; i++, used++)
+		snprintf(esc, sizeof(esc), "\\x%02x", *s++);
+		for (i = 0; i < 4; i++, used++)
 			if (used + 1 < len)
 				buf[used] = esc[i];
 	}
@@ -257,13 +278,15 @@ static size_t put_text(char *buf, size_t len, size_t used, const char *s)
 	return used;
 }
 
-int rsc__fput_text(const char *s, FILE *out)
+int rsc__fput_text(const char *str, FILE *out)
 {
-	for (; *s; s++) {
-		if (is_control((unsigned char)*s) ?
-			    fprintf(out, "\\x%02x", (unsigned char)*s) < 0 :
-			    putc(*s, out) == EOF)
+	const unsigned char *s = (const unsigned char *)str;
+	size_t n;
+
+	while (*s) {
+		if ((n = shown_len(s)) ? fwrite(s, 1, n, out) != n : fprintf(out, "\\x%02x", *s) < 0)
 			return -EIO;
+		s += n ? n : 1;
 	}
 	return 0;
 }
@@ -320,6 +343,9 @@ int rsc_error_print(const struct rsc_error *err, FILE *out)
 		    rsc__fput_text(err->scope, out) < 0 || fputs("']\n", out) == EOF)
 			return -EIO;
 	}
+	/* A buffered FILE fails only when it writes: a full disk shows here. */
+	if (fflush(out) == EOF || ferror(out))
+		return -EIO;
 	return 0;
 }
 

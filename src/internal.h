@@ -552,7 +552,37 @@ struct rsc_error *rsc__error_splice(struct rsc_error *head,
 				    const struct rsc_error *stop,
 				    struct rsc_error *tail);
 const char *rsc__opcode_name(unsigned opcode);
-/* Text for a terminal or a log: control bytes (< 0x20, 0x7f) as \xNN. */
+/*
+ * Length of the valid UTF-8 sequence at @s, or 0 if it is not one: no
+ * overlong form, no surrogate (U+D800-U+DFFF), nothing above U+10FFFF,
+ * which strict decoders (Python's, Perfetto's) refuse.
+ */
+static inline size_t rsc__utf8_len(const unsigned char *s)
+{
+	size_t n, i;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	n = s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	if (s[0] >= 0xf5)
+		n = 0;
+	cp = s[0] & (0x7f >> n);
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/*
+ * Text for a terminal or a log: control bytes (< 0x20, 0x7f), C1 controls
+ * (U+0080-U+009F) and bytes not part of valid UTF-8 as \xNN.
+ */
 int rsc__fput_text(const char *s, FILE *out);
 
 /* pool.c */

@@ -181,8 +181,13 @@ int rsc_metrics_write(struct rsc_loop *const *loops, unsigned n, FILE *out)
 	unsigned i, c, k;
 
 	RSC__CHECK_ARG(loops && n > 0 && out, "rsc_metrics_write: no loops, or out is NULL");
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		RSC__CHECK_ARG(loops[i], "rsc_metrics_write: loops[%u] is NULL", i);
+		/* A loop twice is two samples of one series: Prometheus drops the scrape. */
+		for (k = 0; k < i; k++)
+			RSC__CHECK_ARG(loops[k] != loops[i], "rsc_metrics_write: loops[%u] is loops[%u]",
+				       i, k);
+	}
 	open = calloc(n, sizeof(*open));
 	if (!open)
 		return -ENOMEM;

@@ -98,7 +98,7 @@ void rsc__obs_loop_free(struct rsc_loop *loop)
 {
 	unsigned me = loop->obs_id;
 
-	rsc__tj_close(loop);
+	(void)rsc__tj_close(loop);
 	rsc__metrics_free(loop);
 	loop->obs_flags = 0;
 	__atomic_compare_exchange_n(&env_trace_owner, &me, 0, false,

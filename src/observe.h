@@ -128,7 +128,7 @@ static inline void rsc__obs_submit(struct rsc_loop *loop, int sqes)
 /* trace_json.c */
 struct rsc__trace_json;
 int rsc__tj_open(struct rsc_loop *loop, const char *path);
-void rsc__tj_close(struct rsc_loop *loop);
+int rsc__tj_close(struct rsc_loop *loop);
 int rsc__tj_flush(struct rsc_loop *loop);
 uint64_t rsc__tj_now(struct rsc__trace_json *tj);
 void rsc__tj_entry(struct rsc_loop *loop, struct rsc__entry *e,

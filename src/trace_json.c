@@ -377,33 +377,6 @@ static void put(struct rsc__trace_json *tj, const char *fmt, ...)
 		tj->len += (size_t)n < room ? (size_t)n : room - 1;
 }
 
-/*
- * Length of the valid UTF-8 sequence at @s, or 0 if it is not one: no
- * overlong form, no surrogate (U+D800-U+DFFF), nothing above U+10FFFF,
- * which strict decoders (Python's, Perfetto's) refuse.
- */
-static size_t utf8_len(const unsigned char *s)
-{
-	size_t n, i;
-	unsigned cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	n = s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-	if (s[0] >= 0xf5)
-		n = 0;
-	cp = s[0] & (0x7f >> n);
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3fu);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
 /* Bytes a JSON string may hold as they are (NUL ends the string: not plain). */
 static const bool plain[256] = {
 	[0x20] = 1, [0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1,
@@ -429,7 +402,7 @@ static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max)
 		} else if (*s < 0x20) {
 			put(tj, "\\u%04x", *s++);
 			out += 6;
-		} else if ((n = utf8_len(s)) == 0) {
+		} else if ((n = rsc__utf8_len(s)) == 0) {
 			put(tj, "\\ufffd");
 			s++;
 			out += 6;
@@ -540,6 +513,19 @@ static int write_all(int fd, const char *p, size_t n, off_t off)
 	return 0;
 }
 
+/*
+ * A short write (a full disk, RLIMIT_FSIZE) left part of the events over the
+ * old tail: put the tail back where it was, whose blocks the file has, and cut
+ * what follows, so the file stays the document of the last good write.
+ */
+static void restore_tail(struct rsc__trace_json *tj)
+{
+	if (tj->pos == 0) /* the header itself failed: no document to keep */
+		(void)!ftruncate(tj->fd, 0);
+	else if (write_all(tj->fd, TAIL, TAIL_LEN, tj->pos) == 0)
+		(void)!ftruncate(tj->fd, tj->pos + (off_t)TAIL_LEN);
+}
+
 static int flush(struct rsc_loop *loop)
 {
 	struct rsc__trace_json *tj = loop->tj;
@@ -567,6 +553,7 @@ static int flush(struct rsc_loop *loop)
 	if (ret < 0) {
 		tj->err = ret; /* a full disk must not fail the program: stop tracing */
 		loop->obs_flags &= ~RSC__OBS_TRACE;
+		restore_tail(tj);
 		return ret;
 	}
 	tj->pos += (off_t)tj->len;
@@ -961,10 +948,16 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	int fd, ret;
 
 	/* The old trace first: it may be this very file, which O_TRUNC empties. */
-	rsc__tj_close(loop);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	(void)rsc__tj_close(loop);
+	/*
+	 * O_NONBLOCK: a FIFO with no reader would block the open forever
+	 * (fifo(7)); it fails with ENXIO instead, and one with a reader at the
+	 * first pwrite (ESPIPE): a trace is rewritten in place.
+	 */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
 	if (fd < 0)
 		return -errno;
+	(void)fcntl(fd, F_SETFL, 0);
 	tj = malloc(sizeof(*tj));
 	if (!tj) {
 		close(fd);
@@ -1001,15 +994,16 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	return 0;
 }
 
-void rsc__tj_close(struct rsc_loop *loop)
+int rsc__tj_close(struct rsc_loop *loop)
 {
 	struct rsc__trace_json *tj = loop->tj;
+	int ret;
 
 	if (!tj)
-		return;
+		return 0;
 	if (!tj->err)
 		settle_open_slices(loop, true, rsc__tj_now(tj));
-	(void)flush(loop);
+	ret = flush(loop); /* the last write's error too, not only an earlier one */
 	/* Give back the reserved blocks past the end (the size stays). */
 	if (tj->prealloc_end && !tj->err)
 		(void)!ftruncate(tj->fd, tj->pos + (off_t)TAIL_LEN);
@@ -1017,6 +1011,7 @@ void rsc__tj_close(struct rsc_loop *loop)
 	free(tj);
 	loop->tj = NULL;
 	loop->obs_flags &= ~RSC__OBS_TRACE;
+	return ret;
 }
 
 int rsc__tj_flush(struct rsc_loop *loop)
@@ -1029,11 +1024,8 @@ int rsc_loop_trace_file(struct rsc_loop *loop, const char *path)
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_trace_file: loop is NULL");
-	if (!path) {
-		ret = loop->tj ? loop->tj->err : 0;
-		rsc__tj_close(loop);
-		return ret;
-	}
+	if (!path)
+		return rsc__tj_close(loop);
 	RSC__CHECK_ARG(*path, "rsc_loop_trace_file: the path is empty");
 	ret = rsc__tj_open(loop, path);
 	if (ret < 0)

@@ -95,5 +95,6 @@ Suite *make_hostile_servers_suite(void);
 Suite *make_multishot_suite(void);
 Suite *make_reentry_suite(void);
 Suite *make_pages_suite(void);
+Suite *make_hostile_obs_suite(void);
 
 #endif

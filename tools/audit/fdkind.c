@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fdkind.h"
 
@@ -9,7 +10,23 @@ static bool starts(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-const char *fdkind_of(const char *t, bool is_dir)
+/* A path's kind by what the file is (0: unknown, guess from the name). */
+static const char *path_kind(const char *t, mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "dir";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "device";
+	if (S_ISFIFO(mode))
+		return "pipe"; /* a named one */
+	if (S_ISSOCK(mode))
+		return "socket";
+	if (mode)
+		return "file"; /* a shm_open(3) file in /dev/shm too */
+	return starts(t, "/dev/") ? "device" : "file";
+}
+
+const char *fdkind_of(const char *t, mode_t mode)
 {
 	static const struct {
 		const char *prefix, *kind;
@@ -27,14 +44,13 @@ const char *fdkind_of(const char *t, bool is_dir)
 		{ "anon_inode:[userfaultfd]", "userfaultfd" },
 		{ "anon_inode:", "anon_inode" },
 		{ "/memfd:", "memfd" },
-		{ "/dev/", "device" },
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (starts(t, map[i].prefix))
 			return map[i].kind;
 	if (t[0] == '/')
-		return is_dir ? "dir" : "file";
+		return path_kind(t, mode);
 	return "other";
 }
 

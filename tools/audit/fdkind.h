@@ -7,9 +7,14 @@
 #define RINGSCOPE_AUDIT_FDKIND_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
-/* "file", "dir", "socket", "pipe", "eventfd", "io_uring", ... from a /proc/PID/fd link. */
-const char *fdkind_of(const char *target, bool is_dir);
+/*
+ * "file", "dir", "socket", "pipe", "eventfd", "io_uring", ... from a
+ * /proc/PID/fd link and, for a path, the st_mode of what it opens (0 if
+ * unknown: then a name under /dev/ is a device).
+ */
+const char *fdkind_of(const char *target, mode_t mode);
 
 struct fdinfo_basic {
 	unsigned long long flags; /* "flags:" is octal */

@@ -101,7 +101,7 @@ int parse_pid(const char *s, pid_t *pid)
 	return 0;
 }
 
-int main(int argc, char **argv)
+static int dispatch(int argc, char **argv)
 {
 	if (argc < 2)
 		die_usage("a command is needed");
@@ -120,4 +120,16 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "dump"))
 		return cmd_dump(argc - 1, argv + 1);
 	die_usage("unknown command '%s'", vis(argv[1]));
+}
+
+int main(int argc, char **argv)
+{
+	int ret = dispatch(argc, argv);
+
+	/* Output lost to a full disk must not exit as "nothing changed" (diff, watch: 0). */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		errmsg("cannot write standard output: %s", strerror(errno));
+		return 2;
+	}
+	return ret;
 }

@@ -648,8 +648,12 @@ int cmd_run(int argc, char **argv)
 	free(seen.names);
 	supp_free(&o.supp);
 	remove_dir(dir);
-	if (out != stderr && fclose(out) != 0)
-		errmsg("cannot write %s", vis(o.output));
+	/* A report lost to a full disk or a dead stderr must not pass for a clean run. */
+	if (out == stderr ? fflush(out) != 0 || ferror(out) : fclose(out) != 0) {
+		if (out != stderr)
+			errmsg("cannot write %s: %s", vis(o.output), rsc_strerror(-errno));
+		return 127;
+	}
 	if (count > 0 && o.error_exitcode >= 0)
 		return o.error_exitcode;
 	return ret;

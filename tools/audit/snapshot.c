@@ -150,15 +150,15 @@ int snapshot_take(pid_t pid, bool detail, struct snapshot *s)
 		}
 		s->n++;
 		if (!detail) {
-			e->kind = fdkind_of(link, false);
+			e->kind = fdkind_of(link, 0);
 			continue;
 		}
 		if (fstatat(dfd, de->d_name, &st, 0) == 0) {
 			e->dev = st.st_dev;
 			e->ino = st.st_ino;
-			e->kind = fdkind_of(link, S_ISDIR(st.st_mode));
+			e->kind = fdkind_of(link, st.st_mode);
 		} else {
-			e->kind = fdkind_of(link, false);
+			e->kind = fdkind_of(link, 0);
 		}
 		if (info_dir >= 0)
 			read_fdinfo(info_dir, e);

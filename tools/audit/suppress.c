@@ -141,6 +141,14 @@ int supp_load(struct supp_set *set, const char *path, char *err, size_t errlen)
 				    "expected 'target:GLOB', 'fun:GLOB', 'obj:GLOB', '...' or '}'");
 		}
 	}
+	/* fgets() also stops on a read error (a directory opens, then EISDIR): not an end. */
+	if (ferror(f)) {
+		int e = errno;
+
+		supp_clear(&cur);
+		fclose(f);
+		return perr(err, errlen, path, line, "cannot read: %s", strerror(e));
+	}
 	fclose(f);
 	if (state != 0) {
 		supp_clear(&cur);

@@ -279,12 +279,12 @@ void w_finding_start(struct wbuf *w, bool *first, const char *kind, int fd)
 void w_target(struct wbuf *w, int fd, const char *target)
 {
 	struct stat st;
-	bool dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+	mode_t what = fstat(fd, &st) == 0 ? st.st_mode : 0;
 
 	w_key(w, "target");
 	w_jstr(w, target);
 	w_key(w, "fdkind");
-	w_jstr(w, fdkind_of(target, dir));
+	w_jstr(w, fdkind_of(target, what));
 }
 
 void w_created(struct wbuf *w, const struct rec *r, const char *key)

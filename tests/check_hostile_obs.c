@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/* Hostile use of the trace, the metrics and the in-library audit, as the man
+ * pages promise them to someone who never read the code. */
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	long n;
+
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(fread(buf, 1, (size_t)n, f), n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* The header, nothing after the closing "]}" but its newline. */
+static void assert_complete(const char *path)
+{
+	char *text = slurp(path);
+	size_t n = strlen(text);
+
+	ck_assert_msg(strncmp(text, "{\"displayTimeUnit\"", 18) == 0, "header: %.40s", text);
+	ck_assert_msg(n > 4 && strcmp(text + n - 4, "\n]}\n") == 0, "tail: %s",
+		      text + (n > 16 ? n - 16 : 0));
+	free(text);
+}
+
+static off_t size_of(const char *path)
+{
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/*
+ * A full disk, made by RLIMIT_FSIZE: writes past @bytes are cut short, then
+ * fail with EFBIG (SIGXFSZ ignored). Check's own messages go to a file too,
+ * so no assertion may run until disk_free_again().
+ */
+static struct rlimit disk_full_at(off_t bytes)
+{
+	struct rlimit old, lim;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)bytes;
+	signal(SIGXFSZ, SIG_IGN);
+	(void)setrlimit(RLIMIT_FSIZE, &lim);
+	return old;
+}
+
+static void disk_free_again(struct rlimit old)
+{
+	int ret = setrlimit(RLIMIT_FSIZE, &old);
+
+	signal(SIGXFSZ, SIG_DFL);
+	ck_assert_int_eq(ret, 0);
+}
+
+static void scope_of_files(int n, const char *name)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), 0);
+	t_open_files(s, 0, n);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+
+/* The events of 8 files (~600 bytes each) stay in the buffer until the close,
+ * whose one write the full disk cuts: its error is the close's answer. */
+START_TEST(trace_write_failing_at_its_close_is_returned)
+{
+	char file[512];
+	struct rlimit old;
+	off_t empty;
+	int ret;
+
+	snprintf(file, sizeof(file), "%s", t_path("full.json"));
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	empty = size_of(file);
+	scope_of_files(8, "cut");
+	old = disk_full_at(empty + 512);
+	ret = rsc_loop_trace_file(t_loop, NULL);
+	disk_free_again(old);
+	ck_assert_int_eq(ret, -EFBIG);
+	/* The document of the last good write: the header alone. */
+	assert_complete(file);
+	ck_assert_int_eq(size_of(file), empty);
+}
+END_TEST
+
+/* A flush cut short leaves the previous document, not half an event; the
+ * error stays, the loop goes on, and a new trace starts clean. */
+START_TEST(trace_cut_short_by_a_full_disk_stays_a_document)
+{
+	char file[512], again[512];
+	struct rlimit old;
+	off_t good;
+	int ret[2];
+
+	snprintf(file, sizeof(file), "%s", t_path("full.json"));
+	snprintf(again, sizeof(again), "%s", t_path("again.json"));
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	scope_of_files(2, "fits");
+	ck_assert_int_eq(rsc_loop_trace_flush(t_loop), 0);
+	good = size_of(file);
+	scope_of_files(8, "cut");
+	old = disk_full_at(good + 512);
+	ret[0] = rsc_loop_trace_flush(t_loop);
+	ret[1] = rsc_loop_trace_flush(t_loop);
+	disk_free_again(old);
+	ck_assert_int_eq(ret[0], -EFBIG);
+	ck_assert_int_eq(ret[1], -EFBIG);
+	scope_of_files(8, "untraced");
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), -EFBIG);
+	assert_complete(file);
+	ck_assert_int_eq(size_of(file), good);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, again), 0);
+	scope_of_files(2, "on again");
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	assert_complete(again);
+}
+END_TEST
+
+/* Two samples of one series make Prometheus drop the whole scrape: a loop
+ * listed twice is refused before anything is written. */
+START_TEST(metrics_of_a_loop_listed_twice_are_refused)
+{
+	struct rsc_loop *other, *loops[3];
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	ck_assert_int_eq(rsc_loop_new(&other, 0, 0), 0);
+	loops[0] = t_loop;
+	loops[1] = other;
+	loops[2] = t_loop;
+	f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_metrics_write(loops, 3, f), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "loops[2] is loops[0]"));
+	fflush(f);
+	ck_assert_uint_eq(len, 0);
+	ck_assert_int_eq(rsc_metrics_write(loops, 2, f), 0);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(text, "ringscope_sqes_total{loop="));
+	free(text);
+	ck_assert_int_eq(rsc_loop_close(other), 0);
+}
+END_TEST
+
+/* No byte of @text may drive a terminal: no C0 or C1 control, no byte that is
+ * not part of valid UTF-8 (a lone 0x9b is CSI to an 8-bit terminal). */
+static void assert_terminal_safe(const char *text, const char *what)
+{
+	const unsigned char *p = (const unsigned char *)text;
+
+	for (; *p; p++) {
+		ck_assert_msg((*p >= 0x20 && *p != 0x7f) || *p == '\n', "%s: raw byte 0x%02x", what, *p);
+		if (*p == 0xc3 && p[1] == 0xa9) /* é, as a name may hold it */
+			p++;
+		else
+			ck_assert_msg(*p < 0x80, "%s: raw byte 0x%02x in: %s", what, *p, text);
+	}
+}
+
+/* A path and a scope name holding a C1 CSI (U+009B, c2 9b), a lone 0x9b and
+ * 0xff: the error's text and the audit's lines show them as \xNN, and keep
+ * valid UTF-8 (é) as it is; the getters return the bytes. */
+START_TEST(printed_errors_and_findings_escape_c1_controls_and_bad_utf8)
+{
+	static const char name[] = "s\xc2\x9b" "31m\x9b\xff\xc3\xa9";
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	char line[512], *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int p[2];
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, &e), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(rsc_error_detail(err), name));
+	ck_assert_int_gt(rsc_error_format(err, line, sizeof(line)), 0);
+	assert_terminal_safe(line, "rsc_error_format");
+	ck_assert_ptr_nonnull(strstr(line, "s\\xc2\\x9b31m\\x9b\\xff\xc3\xa9"));
+	f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_error_print(err, f), 0);
+	ck_assert_int_eq(rsc_audit_print(t_loop, f), 2); /* both ends of the pipe, leaked */
+	fclose(f);
+	assert_terminal_safe(text, "rsc_error_print and rsc_audit_print");
+	ck_assert_int_eq(strstr(strstr(text, "\\xc2\\x9b") + 1, "in scope 's\\xc2\\x9b31m\\x9b\\xff\xc3\xa9'") != NULL, 1);
+	ck_assert_str_eq(rsc_finding_scope(rsc_audit_finding(t_loop, 0)), name);
+	free(text);
+	rsc_error_free(err);
+	close(p[0]);
+	close(p[1]);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
+/* A FIFO nobody reads: open(2) without O_NONBLOCK waits for a reader forever
+ * (fifo(7)), in rsc_loop_trace_file() and in rsc_loop_new() under
+ * RINGSCOPE_TRACE; both must fail at once instead. */
+START_TEST(trace_to_a_fifo_nobody_reads_fails_at_once)
+{
+	char fifo[512];
+	struct rsc_loop *loop = NULL;
+
+	snprintf(fifo, sizeof(fifo), "%s", t_path("fifo"));
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, fifo), -ENXIO);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), fifo));
+	ck_assert_int_eq(rsc_loop_trace_flush(t_loop), 0); /* no trace */
+	ck_assert_int_eq(setenv("RINGSCOPE_TRACE", fifo, 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&loop, 0, 0), -ENXIO);
+	unsetenv("RINGSCOPE_TRACE");
+	ck_assert_ptr_null(loop);
+	scope_of_files(0, "untraced");
+}
+END_TEST
+
+/* rsc_last_error() is a sentence to print, like rsc_error_format()'s: a path
+ * or a variable's value in it shows its control bytes, C1 controls and bad
+ * UTF-8 as \xNN, never raw. */
+START_TEST(last_error_never_carries_raw_control_bytes)
+{
+	struct rsc_loop *loop = NULL;
+
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, "/nonexistent-dir/\x1b[31mred\xc2\x9b\xff\n.json"), -ENOENT);
+	assert_terminal_safe(rsc_last_error(), "rsc_last_error");
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "/nonexistent-dir/\\x1b[31mred\\xc2\\x9b\\xff\\x0a.json"));
+	ck_assert_int_eq(setenv("RINGSCOPE_AUDIT", "full\x1b]0;owned\x07", 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&loop, 0, 0), -EINVAL);
+	unsetenv("RINGSCOPE_AUDIT");
+	assert_terminal_safe(rsc_last_error(), "rsc_last_error");
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "full\\x1b]0;owned\\x07"));
+}
+END_TEST
+
+/* A FILE on a full disk takes fprintf's bytes into its buffer and fails
+ * only when it writes them: the print calls must say -EIO, as
+ * rsc_loop_metrics() does, not "printed". */
+START_TEST(prints_to_a_full_disk_are_eio)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	FILE *full = fopen("/dev/full", "we");
+	int fd;
+
+	if (!full) {
+		printf("SKIP prints_to_a_full_disk_are_eio: no /dev/full\n");
+		return;
+	}
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "leaky", &s), 0);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	ck_assert_int_eq(rsc_audit_print(t_loop, full), -EIO);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "failing", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("missing"), O_RDONLY, 0, 0, &e), 0);
+	t_run(); /* the failure first: a close would cancel the open */
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ENOENT);
+	ck_assert_int_eq(rsc_error_print(err, full), -EIO);
+	ck_assert_int_eq(rsc_loop_metrics(t_loop, full), -EIO);
+	rsc_error_free(err);
+	fclose(full);
+	close(fd);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
+Suite *make_hostile_obs_suite(void)
+{
+	Suite *s = suite_create("hostile_obs");
+	TCase *tc = tcase_create("hostile_obs");
+
+	t_add_fixture(tc);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, trace_write_failing_at_its_close_is_returned);
+	tcase_add_test(tc, trace_cut_short_by_a_full_disk_stays_a_document);
+	tcase_add_test(tc, metrics_of_a_loop_listed_twice_are_refused);
+	tcase_add_test(tc, printed_errors_and_findings_escape_c1_controls_and_bad_utf8);
+	tcase_add_test(tc, trace_to_a_fifo_nobody_reads_fails_at_once);
+	tcase_add_test(tc, last_error_never_carries_raw_control_bytes);
+	tcase_add_test(tc, prints_to_a_full_disk_are_eio);
+	suite_add_tcase(s, tc);
+	return s;
+}
