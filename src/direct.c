@@ -418,8 +418,9 @@ int rsc_loop_direct_used(const struct rsc_loop *loop)
 static int read_kernel_slots(struct rsc_loop *loop, unsigned char *in_use,
 			     char (*paths)[256], unsigned size)
 {
-	char name[64], line[512];
+	char name[64], *line = NULL;
 	bool in_section = false, seen = false;
+	size_t cap = 0;
 	FILE *f;
 	int n = 0;
 
@@ -427,7 +428,9 @@ static int read_kernel_slots(struct rsc_loop *loop, unsigned char *in_use,
 	f = fopen(name, "re");
 	if (!f)
 		return -errno;
-	while (fgets(line, sizeof(line), f)) {
+	/* Whole lines: a path up to PATH_MAX split in two would end the section
+	 * early (hiding the slots after it) or start a line of its own. */
+	while (getline(&line, &cap, f) >= 0) {
 		char *p = line, *end;
 		unsigned long slot;
 
@@ -454,6 +457,7 @@ static int read_kernel_slots(struct rsc_loop *loop, unsigned char *in_use,
 		snprintf(paths[slot], sizeof(paths[slot]), "%s", p);
 		n++;
 	}
+	free(line);
 	fclose(f);
 	return seen ? n : -EAGAIN;
 }
