@@ -39,6 +39,7 @@ struct rsc__direct {
 	unsigned used;	  /* USED or ORPHAN, both ranges */
 	unsigned used_alloc; /* USED or ORPHAN in the kernel's range */
 	unsigned pending;    /* kernel-range acquires in flight */
+	unsigned armed;	     /* direct accepts armed or backing off: they acquire into it */
 	unsigned *free_stack; /* runtime range: free slots, lowest on top */
 	unsigned n_free;
 	struct rsc__dslot *slots;
@@ -130,9 +131,10 @@ int rsc_loop_set_direct(struct rsc_loop *loop, unsigned slots, unsigned chain_sl
 
 		bool inboxes = !rsc__list_empty(&d->inboxes);
 
-		if (d->used || d->pending || d->n_free != chain_n || inboxes) {
-			rsc__set_last_error("rsc_loop_set_direct: %u of the table's %u slots are in use%s",
-					    d->used, d->size, inboxes ? ", and an inbox is open" : "");
+		if (d->used || d->pending || d->armed || d->n_free != chain_n || inboxes) {
+			rsc__set_last_error("rsc_loop_set_direct: %u of the table's %u slots are in use%s%s",
+					    d->used, d->size, inboxes ? ", and an inbox is open" : "",
+					    d->armed ? ", and a direct accept is armed" : "");
 			return -EBUSY;
 		}
 		ret = io_uring_unregister_files(loop->ring);
@@ -212,6 +214,12 @@ void rsc__direct_pending(struct rsc_loop *loop, int delta)
 {
 	if (loop->direct)
 		loop->direct->pending += delta;
+}
+
+void rsc__direct_armed(struct rsc_loop *loop, int delta)
+{
+	if (loop->direct)
+		loop->direct->armed += delta;
 }
 
 static void describe(struct rsc__dslot *sl, const struct rsc__entry *e)

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -79,6 +81,60 @@ START_TEST(audit_slots_reads_long_paths_whole)
 }
 END_TEST
 
+struct accepted {
+	int n, ended;
+};
+
+static void on_conn(struct rsc_entry *l, int res, struct rsc_scope *cs,
+		    struct rsc_entry *conn, void *data)
+{
+	struct accepted *a = data;
+
+	(void)l;
+	(void)cs;
+	(void)conn;
+	if (res >= 0)
+		a->n++;
+	else
+		a->ended = res;
+}
+
+/*
+ * An armed direct accept is an acquire into the table: the table cannot be
+ * unregistered or replaced under it (rsc_loop_set_direct(3): -EBUSY while
+ * slots are being acquired), and the connection still lands in a slot.
+ */
+START_TEST(table_is_busy_while_a_direct_accept_is_armed)
+{
+	struct accepted acc = { 0 };
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	int cl;
+
+	direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = t_listen_on_loopback(srv, 8, &bound);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, on_conn, &acc), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 0, 0), -EBUSY);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 32, 8), -EBUSY);
+	ck_assert_int_eq(used(), 0);
+	cl = t_connect(&bound);
+	while (acc.n < 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	ck_assert_int_eq(acc.ended, -ECANCELED);
+	ck_assert_int_eq(used(), 0);
+	/* Once the accept has ended, the table is free to change. */
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 0, 0), 0);
+	ck_assert_int_eq(used(), -ENXIO);
+	close(cl);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -95,5 +151,9 @@ Suite *make_hostile_direct_suite(void)
 	if (rsc_loop_close(probe) < 0)
 		printf("probe loop did not close: %s\n", rsc_last_error());
 	tcase_add_test(tc, audit_slots_reads_long_paths_whole);
+	if (t_kernel_has(IORING_OP_ACCEPT))
+		tcase_add_test(tc, table_is_busy_while_a_direct_accept_is_armed);
+	else
+		printf("SKIP table_is_busy_while_a_direct_accept_is_armed: kernel lacks IORING_OP_ACCEPT\n");
 	return s;
 }
