@@ -135,6 +135,272 @@ START_TEST(table_is_busy_while_a_direct_accept_is_armed)
 }
 END_TEST
 
+static void note(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+static void note_io(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)buf;
+	*(int *)data = res;
+}
+
+static struct rsc_entry *direct_file(struct rsc_scope *s, const char *name)
+{
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	return e;
+}
+
+/* rsc_entry_install(3): a release waits for the install it races, and then closes whichever it owns. */
+START_TEST(install_then_release_at_once_leaves_nothing)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int before = t_fd_count(), fd = 1000, rel = 1000;
+
+	direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = direct_file(s, "f0");
+	ck_assert_int_eq(rsc_entry_install(e, 0, note, &fd), 0);
+	ck_assert_int_eq(rsc_entry_release(e, note, &rel), 0);
+	t_run();
+	/* The release waited for the install: it closed the descriptor, not the slot. */
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rel, 0);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * A pipe entry holds both ends: rsc_read(3) reads its read end, and
+ * rsc_write(3) writes its write end (it wrote the read end: -EBADF). Moved to
+ * another scope it keeps both; closing that scope with a write blocked on
+ * the full pipe cancels it, then closes both ends.
+ */
+static void pipe_io_through_the_entry(unsigned flags)
+{
+	struct rsc_scope *s1, *s2;
+	struct rsc_entry *e;
+	static char chunk[4096];
+	char buf[8] = "";
+	int before = t_fd_count(), r = 1000, w = 1000, n;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s1", &s1), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s2", &s2), 0);
+	ck_assert_int_eq(rsc_pipe(s1, flags, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_move(e, s2), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s1, NULL), 0);
+	ck_assert_int_eq(rsc_write(e, "ab", 2, -1, note_io, &w), 0);
+	while (w == 1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(w, 2);
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), -1, note_io, &r), 0);
+	while (r == 1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(r, 2);
+	ck_assert_str_eq(buf, "ab");
+	/* Fill the pipe until a write has to wait for room. */
+	for (n = 0; n < 1024; n++) {
+		w = 1000;
+		ck_assert_int_eq(rsc_write(e, chunk, sizeof(chunk), -1, note_io, &w), 0);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		if (w == 1000)
+			break;
+		ck_assert_int_eq(w, (int)sizeof(chunk));
+	}
+	ck_assert_int_eq(w, 1000);
+	ck_assert_int_eq(rsc_entry_io_count(e), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s2, NULL), 0);
+	ck_assert_int_eq(w, -ECANCELED);
+	ck_assert_int_eq(t_fd_count(), before);
+	if (flags & RSC_DIRECT) {
+		ck_assert_int_eq(used(), 0);
+		ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	}
+}
+
+START_TEST(pipe_entry_writes_its_write_end)
+{
+	if (_i)
+		direct_table(16, 4);
+	pipe_io_through_the_entry(_i ? RSC_DIRECT : 0);
+}
+END_TEST
+
+/* rsc_pipe(3): the states of rsc_pipe_ends and rsc_entry_slot; a second release is -EALREADY; the table cannot change under a slot. */
+START_TEST(pipe_released_twice_and_its_states)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e, *f;
+	int ends[2], r = 1000, r2 = 1000;
+
+	direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_pipe(s, RSC_DIRECT, &e), 0);
+	ck_assert_int_eq(rsc_pipe_ends(e, ends), -EAGAIN);
+	ck_assert_int_eq(rsc_entry_slot(e), -EAGAIN);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	f = direct_file(s, "f0");
+	ck_assert_int_eq(rsc_pipe_ends(f, ends), -EINVAL);
+	ck_assert_int_eq(rsc_pipe_ends(NULL, ends), -EINVAL);
+	ck_assert_int_eq(rsc_pipe_ends(e, NULL), -EINVAL);
+	ck_assert_int_eq(used(), 3);
+	ck_assert_int_eq(rsc_entry_release(e, note, &r), 0);
+	ck_assert_int_eq(rsc_entry_release(e, note, &r2), -EALREADY);
+	t_run();
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(r2, 1000);
+	ck_assert_int_eq(rsc_pipe_ends(e, ends), -EBADF);
+	ck_assert_int_eq(rsc_entry_slot(e), -EBADF);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 8, 2), -EBUSY);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 0, 0), -EBUSY);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 8, 2), 0);
+	ck_assert_int_eq(used(), 0);
+}
+END_TEST
+
+/* rsc_chain_new(3): a chain short of slots goes out not at all, and gives back what it reserved. */
+START_TEST(chain_short_of_slots_reserves_none)
+{
+	struct rsc_scope *s;
+	struct rsc_chain *c;
+	struct rsc_entry *a = NULL, *b = NULL;
+	int i;
+
+	direct_table(8, 2);
+	t_make_files(3);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, i ? NULL : &a), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), -ENFILE);
+	ck_assert_ptr_null(a);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &a), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f1"), O_RDONLY, 0, &b), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	ck_assert_int_ge(rsc_entry_wait(b), 0);
+	ck_assert_int_eq(used(), 2);
+	ck_assert_int_ge(rsc_entry_slot(a), 6);
+	ck_assert_int_ge(rsc_entry_slot(b), 6);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 4, 1), 0);
+}
+END_TEST
+
+/* rsc_chain_new(3): after step k fails, each step's entry says what it is. */
+START_TEST(chain_step_states_after_a_middle_failure)
+{
+	struct rsc_scope *s;
+	struct rsc_chain *c;
+	struct rsc_entry *a = NULL, *b = NULL, *d = NULL;
+	int before = t_fd_count();
+
+	direct_table(8, 4);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &a), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("missing"), O_RDONLY, 0, &b), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f1"), O_RDONLY, 0, &d), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	ck_assert_int_eq(rsc_entry_slot(a), -EAGAIN);
+	t_run();
+	/* Released by the unwind, failed on its own, cancelled by the link. */
+	ck_assert_int_eq(rsc_entry_slot(a), -EBADF);
+	ck_assert_int_eq(rsc_entry_slot(b), -ENOENT);
+	ck_assert_int_eq(rsc_entry_slot(d), -ECANCELED);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ENOENT);
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 4, 1), 0);
+}
+END_TEST
+
+/* rsc_chain_submit(3) consumes the chain when it refuses it (ASan sees a leak otherwise). */
+START_TEST(chain_refusals_consume_the_chain)
+{
+	struct rsc_scope *s;
+	struct rsc_chain *c;
+	struct rsc_entry *a = (void *)1;
+	int i, ret;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	/* no table */
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &a), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), -ENXIO);
+	ck_assert_ptr_null(a);
+	direct_table(64, 40);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	for (i = 0; (ret = rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL)) == 0; i++)
+		;
+	ck_assert_int_eq(ret, -E2BIG);
+	ck_assert_int_eq(i, RSC_ENTRY_SQES_MAX);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	t_run();
+	ck_assert_int_eq(used(), i);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), -ESHUTDOWN);
+	t_run();
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 0, 0), 0);
+}
+END_TEST
+
+static int cb_ret = 1000;
+static void set_direct_in_cb(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)data;
+	cb_ret = rsc_loop_set_direct(t_loop, 0, 0);
+}
+
+/* rsc_loop_set_direct(3): -EDEADLK from a callback, and nothing changes. */
+START_TEST(set_direct_in_a_callback_is_edeadlk)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = direct_file(s, "f0");
+	ck_assert_int_eq(rsc_entry_release(e, set_direct_in_cb, NULL), 0);
+	t_run();
+	ck_assert_int_eq(cb_ret, -EDEADLK);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -155,5 +421,15 @@ Suite *make_hostile_direct_suite(void)
 		tcase_add_test(tc, table_is_busy_while_a_direct_accept_is_armed);
 	else
 		printf("SKIP table_is_busy_while_a_direct_accept_is_armed: kernel lacks IORING_OP_ACCEPT\n");
+	tcase_add_test(tc, install_then_release_at_once_leaves_nothing);
+	if (t_kernel_has(62U /* IORING_OP_PIPE, Linux 6.16 */))
+		tcase_add_loop_test(tc, pipe_entry_writes_its_write_end, 0, 2);
+	else
+		printf("SKIP pipe_entry_writes_its_write_end: kernel lacks IORING_OP_PIPE (Linux 6.16)\n");
+	tcase_add_test(tc, pipe_released_twice_and_its_states);
+	tcase_add_test(tc, chain_short_of_slots_reserves_none);
+	tcase_add_test(tc, chain_step_states_after_a_middle_failure);
+	tcase_add_test(tc, chain_refusals_consume_the_chain);
+	tcase_add_test(tc, set_direct_in_a_callback_is_edeadlk);
 	return s;
 }
