@@ -113,6 +113,7 @@ void rsc__direct_free(struct rsc_loop *loop)
 
 int rsc_loop_set_direct(struct rsc_loop *loop, unsigned slots, unsigned chain_slots)
 {
+	unsigned old_size = 0, old_chain = 0;
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_set_direct: loop is NULL");
@@ -143,9 +144,17 @@ int rsc_loop_set_direct(struct rsc_loop *loop, unsigned slots, unsigned chain_sl
 					    rsc_strerror(ret));
 			return ret;
 		}
+		old_size = d->size;
+		old_chain = chain_n;
 		rsc__direct_free(loop);
 	}
-	return slots ? rsc__direct_setup(loop, slots, chain_slots) : 0;
+	ret = slots ? rsc__direct_setup(loop, slots, chain_slots) : 0;
+	/* Refused (-EMFILE, -ENOMEM): the loop keeps the table it had, empty as it
+	 * was; the kernel allows one table at a time, so it is registered again. */
+	if (ret < 0 && old_size && rsc__direct_setup(loop, old_size, old_chain) < 0)
+		rsc__set_last_error("rsc_loop_set_direct: a table of %u slots was refused (%s), and the old table of %u could not be registered again: the loop has none",
+				    slots, rsc_strerror(ret), old_size);
+	return ret;
 }
 
 int rsc__direct_need(struct rsc_loop *loop, const char *fn)

@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -401,6 +403,40 @@ START_TEST(set_direct_in_a_callback_is_edeadlk)
 }
 END_TEST
 
+/*
+ * rsc_loop_set_direct(3): a table that cannot be registered (-EMFILE, more
+ * slots than RLIMIT_NOFILE) changes nothing: the loop keeps the table it had
+ * (it had none left), and acquires into it go on.
+ */
+START_TEST(refused_new_table_keeps_the_old_one)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rlimit low;
+
+	direct_table(16, 4);
+	t_make_files(1);
+	/* Both limits: liburing raises the soft one to the hard one and retries. */
+	low.rlim_cur = low.rlim_max = 512;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	/* Never raised again: the test runs in a child of its own (CK_FORK). */
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 1024, 4), -EMFILE);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_lt(rsc_entry_slot(e), 12); /* the old table's kernel range */
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	/* Out of range: refused before anything is touched. */
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, RSC_DIRECT_SLOTS_MAX + 1, 0), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 8, 9), -EINVAL);
+	ck_assert_int_eq(used(), 0);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -417,6 +453,11 @@ Suite *make_hostile_direct_suite(void)
 	if (rsc_loop_close(probe) < 0)
 		printf("probe loop did not close: %s\n", rsc_last_error());
 	tcase_add_test(tc, audit_slots_reads_long_paths_whole);
+	/* A lowered hard limit cannot be raised again: only in a child of its own. */
+	if (!getenv("CK_FORK") || strcmp(getenv("CK_FORK"), "no"))
+		tcase_add_test(tc, refused_new_table_keeps_the_old_one);
+	else
+		printf("SKIP refused_new_table_keeps_the_old_one: it lowers RLIMIT_NOFILE's hard limit for good, so it runs only forked\n");
 	if (t_kernel_has(IORING_OP_ACCEPT))
 		tcase_add_test(tc, table_is_busy_while_a_direct_accept_is_armed);
 	else
