@@ -12,6 +12,9 @@
 
 #include "helpers.h"
 
+#define OP_PIPE 62U		/* Linux 6.16 */
+#define OP_FIXED_FD_INSTALL 54U /* Linux 6.8 */
+
 /*
  * Hostile tests of the direct table, linked acquire chains and pipes,
  * written from the man pages: each one once broke the library.
@@ -437,6 +440,49 @@ START_TEST(refused_new_table_keeps_the_old_one)
 }
 END_TEST
 
+/*
+ * rsc_entry_install(3): an install the kernel refuses (-EMFILE: no
+ * descriptor under RLIMIT_NOFILE) leaves the slot with its entry: the link
+ * cancels its close, and the entry stays usable and is released as a slot.
+ */
+START_TEST(refused_install_keeps_the_slot)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rlimit old, none;
+	int before = t_fd_count(), res = 1000, slot, r = 1000;
+	char buf[4];
+
+	direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = direct_file(s, "f0");
+	slot = rsc_entry_slot(e);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	none = old;
+	none.rlim_cur = 0;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &none), 0);
+	ck_assert_int_eq(rsc_entry_install(e, 0, note, &res), 0);
+	while (res == 1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ck_assert_int_eq(res, -EMFILE);
+	ck_assert_int_eq(rsc_entry_slot(e), slot);
+	ck_assert_int_eq(rsc_entry_fd(e), -EBADFD);
+	ck_assert_int_eq(rsc_entry_io_count(e), 0);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), 0, note_io, &r), 0);
+	while (r == 1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(r, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -462,12 +508,18 @@ Suite *make_hostile_direct_suite(void)
 		tcase_add_test(tc, table_is_busy_while_a_direct_accept_is_armed);
 	else
 		printf("SKIP table_is_busy_while_a_direct_accept_is_armed: kernel lacks IORING_OP_ACCEPT\n");
-	tcase_add_test(tc, install_then_release_at_once_leaves_nothing);
-	if (t_kernel_has(62U /* IORING_OP_PIPE, Linux 6.16 */))
+	if (t_kernel_has(OP_FIXED_FD_INSTALL)) {
+		tcase_add_test(tc, install_then_release_at_once_leaves_nothing);
+		tcase_add_test(tc, refused_install_keeps_the_slot);
+	} else {
+		printf("SKIP install_then_release_at_once_leaves_nothing, refused_install_keeps_the_slot: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
+	}
+	if (t_kernel_has(OP_PIPE)) {
 		tcase_add_loop_test(tc, pipe_entry_writes_its_write_end, 0, 2);
-	else
-		printf("SKIP pipe_entry_writes_its_write_end: kernel lacks IORING_OP_PIPE (Linux 6.16)\n");
-	tcase_add_test(tc, pipe_released_twice_and_its_states);
+		tcase_add_test(tc, pipe_released_twice_and_its_states);
+	} else {
+		printf("SKIP pipe_entry_writes_its_write_end, pipe_released_twice_and_its_states: kernel lacks IORING_OP_PIPE (Linux 6.16)\n");
+	}
 	tcase_add_test(tc, chain_short_of_slots_reserves_none);
 	tcase_add_test(tc, chain_step_states_after_a_middle_failure);
 	tcase_add_test(tc, chain_refusals_consume_the_chain);
