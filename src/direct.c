@@ -479,6 +479,22 @@ static int read_kernel_slots(struct rsc_loop *loop, unsigned char *in_use,
 	return seen ? n : -EAGAIN;
 }
 
+/*
+ * A USED slot whose owner is releasing it, installing it or handing it over:
+ * its close_direct may have emptied it in the kernel before the CQE that
+ * frees it here is dispatched (an audit from a callback, or after a run
+ * whose last submit completed inline).
+ */
+static bool slot_leaving(const struct rsc__dslot *sl)
+{
+	const struct rsc__entry *e;
+
+	if (sl->state != DSLOT_USED ||
+	    !(e = rsc__handle_lookup(sl->owner, RSC__K_ENTRY)))
+		return false;
+	return e->state == RSC_EXITING || rsc__slot_move_in_flight(e);
+}
+
 int rsc_audit_slots(struct rsc_loop *loop)
 {
 	struct rsc__direct *d;
@@ -513,6 +529,8 @@ int rsc_audit_slots(struct rsc_loop *loop)
 		/* RESERVED: a chain step in flight may fill it at any moment. */
 		if (sl->state == DSLOT_RESERVED || ours == (bool)in_use[i])
 			continue;
+		if (ours && slot_leaving(sl))
+			continue; /* its close may have run, its CQE not dispatched yet */
 		if (!ours && d->pending && i < d->alloc_n)
 			continue; /* a kernel-allocated acquire whose CQE is not in yet */
 		mismatches++;

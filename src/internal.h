@@ -854,6 +854,8 @@ struct rsc__slot_move {
 	int res; /* the moving op's CQE */
 };
 int rsc__slot_move_check(struct rsc__entry *e, const char *fn);
+/* An install or hand-over of @e's slot is in flight (its close_direct not yet settled). */
+bool rsc__slot_move_in_flight(const struct rsc__entry *e);
 int rsc__direct_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg);
 int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
 			 rsc_entry_cb cb, void *data, struct io_uring_sqe **first);

@@ -471,21 +471,27 @@ static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
  * while a move of it is in flight: until its close_direct, the slot still
  * holds the file, and a second move would give it to a second owner.
  */
-int rsc__slot_move_check(struct rsc__entry *e, const char *fn)
+bool rsc__slot_move_in_flight(const struct rsc__entry *e)
 {
 	const struct rsc_op *op;
 
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+		if (op->complete == moved_closed)
+			return true;
+	return false;
+}
+
+int rsc__slot_move_check(struct rsc__entry *e, const char *fn)
+{
 	if (e->fd_kind != RSC__FD_DIRECT || e->has_value2) {
 		rsc__set_last_error("%s: entry '%s' %s", fn, e->mgr->name,
 				    e->has_value2 ? "is a pipe (two slots)" : "holds no slot");
 		return -EBADF;
 	}
-	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node) {
-		if (op->complete == moved_closed) {
-			rsc__set_last_error("%s: entry '%s' has a hand-over or install of its slot in flight",
-					    fn, e->mgr->name);
-			return -EBUSY;
-		}
+	if (rsc__slot_move_in_flight(e)) {
+		rsc__set_last_error("%s: entry '%s' has a hand-over or install of its slot in flight",
+				    fn, e->mgr->name);
+		return -EBUSY;
 	}
 	return 0;
 }
