@@ -521,6 +521,58 @@ START_TEST(audit_from_a_release_callback_sees_no_false_slot)
 }
 END_TEST
 
+/*
+ * A direct accept that finds the kernel's range full hears -ENFILE and
+ * waits (rsc_accept(3)); the table stays busy meanwhile. That connection is
+ * gone (the kernel accepted it before it looked for a slot); the next one
+ * is accepted once a slot is free, and every count is back to zero after.
+ */
+START_TEST(direct_accept_into_a_full_table_waits_for_a_slot)
+{
+	struct accepted acc = { 0 };
+	struct rsc_scope *srv, *files;
+	struct rsc_entry *l, *f[2];
+	struct sockaddr_in bound;
+	int cl, cl2, p_res = 1000;
+
+	direct_table(4, 2);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "files", &files), 0);
+	f[0] = direct_file(files, "f0");
+	f[1] = direct_file(files, "f1");
+	ck_assert_int_eq(used(), 2);
+	if (t_kernel_has(OP_PIPE)) { /* full: a pipe is refused at once, nothing taken */
+		ck_assert_int_eq(rsc_pipe(files, RSC_DIRECT, NULL), -ENFILE);
+		ck_assert_int_eq(used(), 2);
+	}
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = t_listen_on_loopback(srv, 8, &bound);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, on_conn, &acc), 0);
+	cl = t_connect(&bound);
+	while (acc.ended == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(acc.ended, -ENFILE);
+	ck_assert_int_eq(acc.n, 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 0, 0), -EBUSY); /* it will try again */
+	ck_assert_int_eq(rsc_entry_release(f[0], note, &p_res), 0);
+	while (p_res == 1000) /* a slot is free before the next client comes */
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(p_res, 0);
+	cl2 = t_connect(&bound);
+	while (acc.n < 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(used(), 2);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	ck_assert_int_eq(acc.ended, -ECANCELED);
+	ck_assert_int_eq(rsc_scope_close_wait(files, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 0, 0), 0);
+	close(cl);
+	close(cl2);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -542,10 +594,12 @@ Suite *make_hostile_direct_suite(void)
 		tcase_add_test(tc, refused_new_table_keeps_the_old_one);
 	else
 		printf("SKIP refused_new_table_keeps_the_old_one: it lowers RLIMIT_NOFILE's hard limit for good, so it runs only forked\n");
-	if (t_kernel_has(IORING_OP_ACCEPT))
+	if (t_kernel_has(IORING_OP_ACCEPT)) {
 		tcase_add_test(tc, table_is_busy_while_a_direct_accept_is_armed);
-	else
-		printf("SKIP table_is_busy_while_a_direct_accept_is_armed: kernel lacks IORING_OP_ACCEPT\n");
+		tcase_add_test(tc, direct_accept_into_a_full_table_waits_for_a_slot);
+	} else {
+		printf("SKIP table_is_busy_while_a_direct_accept_is_armed, direct_accept_into_a_full_table_waits_for_a_slot: kernel lacks IORING_OP_ACCEPT\n");
+	}
 	if (t_kernel_has(OP_FIXED_FD_INSTALL)) {
 		tcase_add_test(tc, install_then_release_at_once_leaves_nothing);
 		tcase_add_test(tc, refused_install_keeps_the_slot);
