@@ -573,6 +573,66 @@ START_TEST(direct_accept_into_a_full_table_waits_for_a_slot)
 }
 END_TEST
 
+struct in_cb {
+	struct rsc_scope *s;
+	struct rsc_entry *step;
+	int ret;
+};
+
+static void chain_in_cb(struct rsc_entry *e, int res, void *data)
+{
+	struct in_cb *c = data;
+	struct rsc_chain *ch;
+
+	(void)e;
+	(void)res;
+	c->ret = rsc_chain_new(c->s, &ch);
+	if (c->ret == 0)
+		c->ret = rsc_chain_open(ch, AT_FDCWD, t_path("f1"), O_RDONLY, 0, &c->step);
+	if (c->ret == 0)
+		c->ret = rsc_chain_submit(ch);
+}
+
+/* rsc_chain_submit(3) from a release callback: the chain goes out and is released with its scope; a direct connect needs a table. */
+START_TEST(chain_from_a_callback_and_slot_of_every_kind)
+{
+	struct in_cb c = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e, *t, *p = NULL, *conn = (void *)1;
+	struct sockaddr_in to = t_loopback(9);
+	int r = 1000;
+
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&to, sizeof(to), 0, RSC_DIRECT, &conn), -ENXIO);
+	direct_table(16, 4);
+	c.s = s;
+	e = direct_file(s, "f0");
+	ck_assert_int_eq(rsc_timer(s, 60000, note_io, &r, &t), 0);
+	ck_assert_int_eq(rsc_entry_wait(t), 0);
+	ck_assert_int_eq(rsc_entry_slot(t), -EBADFD);
+	if (t_kernel_has(OP_PIPE)) {
+		ck_assert_int_eq(rsc_pipe(s, 0, &p), 0);
+		ck_assert_int_ge(rsc_entry_wait(p), 0);
+		ck_assert_int_eq(rsc_entry_slot(p), -EBADFD);
+	}
+	ck_assert_int_eq(rsc_entry_slot(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_entry_slot((struct rsc_entry *)s), -EINVAL);
+	ck_assert_int_eq(rsc_entry_release(e, chain_in_cb, &c), 0);
+	while (!c.step || rsc_entry_state(c.step) == RSC_ENTERING)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(c.ret, 0);
+	ck_assert_int_ge(rsc_entry_slot(c.step), 12);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(r, -ECANCELED);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_entry_slot(c.step), -ESTALE);
+	ck_assert_int_eq(rsc_entry_slot(e), -ESTALE);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -616,6 +676,7 @@ Suite *make_hostile_direct_suite(void)
 	tcase_add_test(tc, chain_step_states_after_a_middle_failure);
 	tcase_add_test(tc, chain_refusals_consume_the_chain);
 	tcase_add_test(tc, set_direct_in_a_callback_is_edeadlk);
+	tcase_add_test(tc, chain_from_a_callback_and_slot_of_every_kind);
 	tcase_add_test(tc, audit_from_a_release_callback_sees_no_false_slot);
 	return s;
 }
