@@ -633,6 +633,35 @@ START_TEST(chain_from_a_callback_and_slot_of_every_kind)
 }
 END_TEST
 
+/* rsc_loop_set_direct(3): acquires in flight keep the table busy; closed before their completion, they give back every slot and count. */
+START_TEST(acquires_closed_in_flight_leave_the_table_free)
+{
+	struct rsc_scope *s, *c;
+	struct rsc_entry *e;
+	struct rsc_chain *ch;
+
+	direct_table(16, 4);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "c", &c), 0);
+	ck_assert_int_eq(rsc_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	if (t_kernel_has(OP_PIPE))
+		ck_assert_int_eq(rsc_pipe(c, RSC_DIRECT, NULL), 0);
+	ck_assert_int_eq(rsc_chain_new(c, &ch), 0);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f1"), O_RDONLY, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 8, 2), -EBUSY);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 0, 0), -EBUSY);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 8, 2), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 0, 0), 0);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -676,6 +705,7 @@ Suite *make_hostile_direct_suite(void)
 	tcase_add_test(tc, chain_step_states_after_a_middle_failure);
 	tcase_add_test(tc, chain_refusals_consume_the_chain);
 	tcase_add_test(tc, set_direct_in_a_callback_is_edeadlk);
+	tcase_add_test(tc, acquires_closed_in_flight_leave_the_table_free);
 	tcase_add_test(tc, chain_from_a_callback_and_slot_of_every_kind);
 	tcase_add_test(tc, audit_from_a_release_callback_sees_no_false_slot);
 	return s;
