@@ -662,6 +662,47 @@ START_TEST(acquires_closed_in_flight_leave_the_table_free)
 }
 END_TEST
 
+/* Handles of another loop: a slot is its loop's; nothing moves it to another loop but a hand-over. */
+START_TEST(slots_stay_with_their_loop)
+{
+	struct rsc_loop *other;
+	struct rsc_scope *s, *o;
+	struct rsc_entry *e;
+	struct rsc_chain *ch;
+	int slot;
+
+	direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_new(&other, 8, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(other, NULL, "o", &o), 0);
+	e = direct_file(s, "f0");
+	slot = rsc_entry_slot(e);
+	ck_assert_int_eq(rsc_entry_move(e, o), -EXDEV);
+	ck_assert_int_eq(rsc_entry_slot(e), slot);
+	ck_assert_int_eq(rsc_loop_direct_used(other), 0);
+	ck_assert_int_eq(t_audit_slots(other), 0);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	/* A chain of the other loop's scope fills the other loop's table. */
+	ck_assert_int_eq(rsc_chain_new(o, &ch), 0);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &e), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(other), 1);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(t_audit_slots(other), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(other, 0, 0), -EBUSY);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(other), 0);
+	ck_assert_int_eq(rsc_loop_close(other), 0);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -705,6 +746,7 @@ Suite *make_hostile_direct_suite(void)
 	tcase_add_test(tc, chain_step_states_after_a_middle_failure);
 	tcase_add_test(tc, chain_refusals_consume_the_chain);
 	tcase_add_test(tc, set_direct_in_a_callback_is_edeadlk);
+	tcase_add_test(tc, slots_stay_with_their_loop);
 	tcase_add_test(tc, acquires_closed_in_flight_leave_the_table_free);
 	tcase_add_test(tc, chain_from_a_callback_and_slot_of_every_kind);
 	tcase_add_test(tc, audit_from_a_release_callback_sees_no_false_slot);
