@@ -703,6 +703,40 @@ START_TEST(slots_stay_with_their_loop)
 }
 END_TEST
 
+static void detach_on_install(struct rsc_entry *e, int res, void *data)
+{
+	int *fd = data;
+
+	*fd = res >= 0 ? rsc_entry_detach(e) : res;
+}
+
+/* rsc_entry_detach(3) from the install's callback: the descriptor becomes the caller's, the slot is free. */
+START_TEST(detach_from_the_install_callback)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int before = t_fd_count(), fd = -1000;
+
+	direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = direct_file(s, "f0");
+	ck_assert_int_eq(rsc_entry_detach(e), -EBADF); /* a slot: install it first */
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(rsc_entry_install(e, 0, detach_on_install, &fd), 0);
+	while (fd == -1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_entry_slot(e), -ESTALE);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	ck_assert_int_eq(t_fd_count(), before + 1);
+	ck_assert_int_eq(close(fd), 0);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -733,6 +767,7 @@ Suite *make_hostile_direct_suite(void)
 	if (t_kernel_has(OP_FIXED_FD_INSTALL)) {
 		tcase_add_test(tc, install_then_release_at_once_leaves_nothing);
 		tcase_add_test(tc, refused_install_keeps_the_slot);
+		tcase_add_test(tc, detach_from_the_install_callback);
 	} else {
 		printf("SKIP install_then_release_at_once_leaves_nothing, refused_install_keeps_the_slot: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	}
