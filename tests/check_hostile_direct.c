@@ -737,6 +737,40 @@ START_TEST(detach_from_the_install_callback)
 }
 END_TEST
 
+/* rsc_loop_set_direct(3) at its edges: a table all for chains, or with none for them; each acquire of the missing range is -ENFILE and takes nothing. */
+START_TEST(table_with_one_range_only)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_chain *ch;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	direct_table(4, 4);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), -ENFILE);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &e), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	direct_table(4, 0);
+	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &e), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), -ENFILE);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -781,6 +815,7 @@ Suite *make_hostile_direct_suite(void)
 	tcase_add_test(tc, chain_step_states_after_a_middle_failure);
 	tcase_add_test(tc, chain_refusals_consume_the_chain);
 	tcase_add_test(tc, set_direct_in_a_callback_is_edeadlk);
+	tcase_add_test(tc, table_with_one_range_only);
 	tcase_add_test(tc, slots_stay_with_their_loop);
 	tcase_add_test(tc, acquires_closed_in_flight_leave_the_table_free);
 	tcase_add_test(tc, chain_from_a_callback_and_slot_of_every_kind);
