@@ -220,8 +220,7 @@ static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 		rsc__direct_prep_accept(l, sqe, flags & RSC_ACCEPT_MULTISHOT);
 		/* The table may not change under it (rsc_loop_set_direct: -EBUSY). */
 		rsc__direct_armed(l->scope->loop, 1);
-	}
-	else if (flags & RSC_ACCEPT_MULTISHOT)
+	} else if (flags & RSC_ACCEPT_MULTISHOT)
 		io_uring_prep_multishot_accept(sqe, l->value, NULL, NULL, SOCK_CLOEXEC);
 	else
 		io_uring_prep_accept(sqe, l->value, NULL, NULL, SOCK_CLOEXEC);
