@@ -771,6 +771,33 @@ START_TEST(table_with_one_range_only)
 }
 END_TEST
 
+/* rsc_loop_new(3) keeps room for the longest chain: on the smallest ring one goes out whole, in one submit, and fills every slot it named. */
+START_TEST(longest_chain_fits_the_smallest_ring)
+{
+	struct rsc_loop *small;
+	struct rsc_scope *s;
+	struct rsc_chain *ch;
+	struct rsc_entry *last = NULL;
+	int i;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_new(&small, 1, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(small, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
+	for (i = 0; i < RSC_ENTRY_SQES_MAX; i++)
+		ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f0"), O_RDONLY, 0,
+						i == RSC_ENTRY_SQES_MAX - 1 ? &last : NULL), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), 0);
+	ck_assert_int_ge(rsc_entry_wait(last), 0); /* linked: the last enters last */
+	ck_assert_int_eq(rsc_loop_direct_used(small), RSC_ENTRY_SQES_MAX);
+	ck_assert_int_eq(t_audit_slots(small), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(small), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(small, 0, 0), 0);
+	ck_assert_int_eq(rsc_loop_close(small), 0);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -815,6 +842,7 @@ Suite *make_hostile_direct_suite(void)
 	tcase_add_test(tc, chain_step_states_after_a_middle_failure);
 	tcase_add_test(tc, chain_refusals_consume_the_chain);
 	tcase_add_test(tc, set_direct_in_a_callback_is_edeadlk);
+	tcase_add_test(tc, longest_chain_fits_the_smallest_ring);
 	tcase_add_test(tc, table_with_one_range_only);
 	tcase_add_test(tc, slots_stay_with_their_loop);
 	tcase_add_test(tc, acquires_closed_in_flight_leave_the_table_free);
