@@ -86,7 +86,8 @@ int rsc__direct_setup(struct rsc_loop *loop, unsigned slots, unsigned chain_slot
 		rsc__set_last_error("cannot register a direct table of %u slots: %s%s", slots,
 				    rsc_strerror(ret),
 				    ret == -EMFILE ? " (more than RLIMIT_NOFILE)" :
-				    ret == -EINVAL ? " (sparse tables need Linux 5.19)" : "");
+				    ret == -EINVAL ? " (sparse tables need Linux 5.19)" :
+				    ret == -EBUSY ? " (the ring has a file table already: the application's own)" : "");
 		table_free(d);
 		return ret;
 	}

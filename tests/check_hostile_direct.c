@@ -798,6 +798,25 @@ START_TEST(longest_chain_fits_the_smallest_ring)
 }
 END_TEST
 
+/* rsc_loop_set_direct(3) on the application's ring that has a file table of its own: -EBUSY naming it, and the application's table left as it was. */
+START_TEST(application_table_is_left_alone)
+{
+	struct io_uring ring;
+	struct rsc_loop *loop;
+
+	ck_assert_int_eq(io_uring_queue_init(64, &ring, 0), 0);
+	ck_assert_int_eq(io_uring_register_files_sparse(&ring, 8), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&loop, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(loop, 16, 4), -EBUSY);
+	ck_assert_msg(strstr(rsc_last_error(), "application"), "%s", rsc_last_error());
+	ck_assert_int_eq(rsc_loop_direct_used(loop), -ENXIO);
+	ck_assert_int_eq(rsc_loop_set_direct(loop, 0, 0), 0); /* it has none to drop */
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	ck_assert_int_eq(io_uring_unregister_files(&ring), 0); /* still there */
+	io_uring_queue_exit(&ring);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -842,6 +861,7 @@ Suite *make_hostile_direct_suite(void)
 	tcase_add_test(tc, chain_step_states_after_a_middle_failure);
 	tcase_add_test(tc, chain_refusals_consume_the_chain);
 	tcase_add_test(tc, set_direct_in_a_callback_is_edeadlk);
+	tcase_add_test(tc, application_table_is_left_alone);
 	tcase_add_test(tc, longest_chain_fits_the_smallest_ring);
 	tcase_add_test(tc, table_with_one_range_only);
 	tcase_add_test(tc, slots_stay_with_their_loop);
