@@ -866,8 +866,8 @@ int rsc__direct_open(struct rsc__scope *s, int dirfd, const char *path, int ofla
 int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
 		       unsigned flags, const void *site, struct rsc__entry **entryp);
 int rsc__direct_connect(struct rsc__scope *s, const struct sockaddr *addr,
-			socklen_t addrlen, unsigned timeout_ms, const char *detail,
-			const void *site, struct rsc_entry **entryp);
+			socklen_t addrlen, unsigned timeout_ms, unsigned flags,
+			const char *detail, const void *site, struct rsc_entry **entryp);
 void rsc__direct_prep_accept(struct rsc__entry *l, struct io_uring_sqe *sqe,
 			     bool multishot);
 /* entry.c, for entries the runtime makes itself (direct accepts, chains) */

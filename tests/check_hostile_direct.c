@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -817,6 +818,64 @@ START_TEST(application_table_is_left_alone)
 }
 END_TEST
 
+/* The peer's end of @fd has seen the end of the connection (bounded wait). */
+static bool peer_sees_eof(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+
+	return poll(&p, 1, 5000) == 1 && recv(fd, &c, 1, MSG_DONTWAIT) == 0;
+}
+
+/*
+ * RSC_SHUTDOWN_ON_RELEASE with RSC_DIRECT (rsc_connect(3), rsc_socket(3)):
+ * the release shuts the connection down, so the peer sees its end even
+ * while another descriptor of the socket lives (installed, then dup'ed by
+ * other code). The flag was dropped for a slot: the peer waited forever.
+ */
+START_TEST(direct_connect_shuts_down_on_release)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	struct sockaddr_in bound;
+	int lfd, peer, fd = -1000, copy = -1, rel = 1000;
+	socklen_t len = sizeof(bound);
+
+	direct_table(16, 4);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bound = t_loopback(0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&bound, sizeof(bound)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&bound, &len), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&bound, sizeof(bound), 0,
+				     RSC_DIRECT | RSC_SHUTDOWN_ON_RELEASE, &conn), 0);
+	ck_assert_int_ge(rsc_entry_wait(conn), 0);
+	peer = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(peer, 0);
+	if (_i) { /* a descriptor of it, and a second one the entry does not own */
+		ck_assert_int_eq(rsc_entry_install(conn, 0, note, &fd), 0);
+		while (fd == -1000)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		ck_assert_int_ge(fd, 0);
+		copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		ck_assert_int_ge(copy, 0);
+	}
+	ck_assert_int_eq(rsc_entry_release(conn, note, &rel), 0);
+	while (rel == 1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rel, 0);
+	ck_assert(peer_sees_eof(peer));
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	if (_i)
+		close(copy);
+	close(peer);
+	close(lfd);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
 Suite *make_hostile_direct_suite(void)
 {
 	Suite *s = suite_create("hostile_direct");
@@ -848,6 +907,8 @@ Suite *make_hostile_direct_suite(void)
 		tcase_add_test(tc, install_then_release_at_once_leaves_nothing);
 		tcase_add_test(tc, refused_install_keeps_the_slot);
 		tcase_add_test(tc, detach_from_the_install_callback);
+		if (t_kernel_has(IORING_OP_SHUTDOWN) && t_kernel_has(IORING_OP_SOCKET))
+			tcase_add_loop_test(tc, direct_connect_shuts_down_on_release, 0, 2);
 	} else {
 		printf("SKIP install_then_release_at_once_leaves_nothing, refused_install_keeps_the_slot: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	}
