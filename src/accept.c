@@ -120,9 +120,10 @@ static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	struct rsc__entry *l = op->entry;
 	uint64_t lh = l->h;
 
-	(void)loop;
 	(void)cqe_flags;
 	rsc__io_unlink(op);
+	if (op->accept_flags & RSC_DIRECT)
+		rsc__direct_armed(loop, -1);
 	if (res == -ETIME && !stopping(l)) {
 		if (arm(l, op->accept_cb, op->io_data, op->accept_flags, op->backoff_ms) < 0)
 			call_accept_cb(op, -ENOMEM, NULL, NULL);
@@ -152,6 +153,8 @@ static void rearm_later(struct rsc_op *done)
 		return;
 	}
 	rsc__prep_timeout_ms(op, sqe, ms, backoff_done);
+	if (done->accept_flags & RSC_DIRECT) /* it will acquire into the table again */
+		rsc__direct_armed(l->scope->loop, 1);
 	op->accept_cb = done->accept_cb;
 	op->io_data = done->io_data;
 	op->accept_flags = done->accept_flags;
@@ -180,6 +183,8 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		return;
 	/* Its last CQE: the listener stops tracking it (the op is freed after). */
 	rsc__io_unlink(op);
+	if (op->accept_flags & RSC_DIRECT)
+		rsc__direct_armed(loop, -1);
 	res = rsc__real_errno(res, false);
 	if (res == -ECANCELED || (res < 0 && stop)) {
 		call_accept_cb(op, -ECANCELED, NULL, NULL);
@@ -211,9 +216,11 @@ static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 
 	if (!op)
 		return -EBUSY;
-	if (flags & RSC_DIRECT) /* into a slot (manager_direct.c) */
+	if (flags & RSC_DIRECT) { /* into a slot (manager_direct.c) */
 		rsc__direct_prep_accept(l, sqe, flags & RSC_ACCEPT_MULTISHOT);
-	else if (flags & RSC_ACCEPT_MULTISHOT)
+		/* The table may not change under it (rsc_loop_set_direct: -EBUSY). */
+		rsc__direct_armed(l->scope->loop, 1);
+	} else if (flags & RSC_ACCEPT_MULTISHOT)
 		io_uring_prep_multishot_accept(sqe, l->value, NULL, NULL, SOCK_CLOEXEC);
 	else
 		io_uring_prep_accept(sqe, l->value, NULL, NULL, SOCK_CLOEXEC);

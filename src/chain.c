@@ -37,6 +37,7 @@ struct chain_step {
 	unsigned timeout_ms;
 	char *detail;
 	unsigned dep; /* STEP_CONNECT: index of the socket step */
+	unsigned config; /* STEP_SOCKET: RSC__CFG_SHUTDOWN (rsc_connect's flag) */
 	/* STEP_CONNECT: a first send linked behind it (rsc_chain_send) */
 	const void *send_buf;
 	unsigned send_len;
@@ -473,6 +474,7 @@ int rsc_chain_submit(struct rsc_chain *c)
 		/* Every step but the last links to the next: one chain, one submit. */
 		if (i + 1 < c->n)
 			sqes[q - 1]->flags |= IOSQE_IO_LINK;
+		e->config |= st->config;
 		e->enter_op = ops[q - nsqe];
 		e->enter_opcode = ops[q - nsqe]->opcode;
 		if (st->kind == STEP_CONNECT) {
@@ -510,8 +512,8 @@ out:
 
 /* rsc_connect(..., RSC_DIRECT): socket into a slot + connect, one submit. */
 int rsc__direct_connect(struct rsc__scope *s, const struct sockaddr *addr,
-			socklen_t addrlen, unsigned timeout_ms, const char *detail,
-			const void *site, struct rsc_entry **entryp)
+			socklen_t addrlen, unsigned timeout_ms, unsigned flags,
+			const char *detail, const void *site, struct rsc_entry **entryp)
 {
 	struct rsc_entry *conn = NULL;
 	struct rsc_chain *c;
@@ -522,6 +524,8 @@ int rsc__direct_connect(struct rsc__scope *s, const struct sockaddr *addr,
 		return ret;
 	c->site = site;
 	ret = rsc_chain_socket(c, addr->sa_family, SOCK_STREAM, 0, NULL);
+	if (ret == 0 && (flags & RSC_SHUTDOWN_ON_RELEASE)) /* taken over by the connect */
+		c->steps[0].config = RSC__CFG_SHUTDOWN;
 	if (ret == 0)
 		ret = rsc_chain_connect(c, addr, addrlen, timeout_ms, &conn);
 	if (ret == 0) {

@@ -39,6 +39,7 @@ struct rsc__direct {
 	unsigned used;	  /* USED or ORPHAN, both ranges */
 	unsigned used_alloc; /* USED or ORPHAN in the kernel's range */
 	unsigned pending;    /* kernel-range acquires in flight */
+	unsigned armed;	     /* direct accepts armed or backing off: they acquire into it */
 	unsigned *free_stack; /* runtime range: free slots, lowest on top */
 	unsigned n_free;
 	struct rsc__dslot *slots;
@@ -85,7 +86,8 @@ int rsc__direct_setup(struct rsc_loop *loop, unsigned slots, unsigned chain_slot
 		rsc__set_last_error("cannot register a direct table of %u slots: %s%s", slots,
 				    rsc_strerror(ret),
 				    ret == -EMFILE ? " (more than RLIMIT_NOFILE)" :
-				    ret == -EINVAL ? " (sparse tables need Linux 5.19)" : "");
+				    ret == -EINVAL ? " (sparse tables need Linux 5.19)" :
+				    ret == -EBUSY ? " (the ring has a file table already: the application's own)" : "");
 		table_free(d);
 		return ret;
 	}
@@ -112,6 +114,7 @@ void rsc__direct_free(struct rsc_loop *loop)
 
 int rsc_loop_set_direct(struct rsc_loop *loop, unsigned slots, unsigned chain_slots)
 {
+	unsigned old_size = 0, old_chain = 0;
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_set_direct: loop is NULL");
@@ -130,9 +133,10 @@ int rsc_loop_set_direct(struct rsc_loop *loop, unsigned slots, unsigned chain_sl
 
 		bool inboxes = !rsc__list_empty(&d->inboxes);
 
-		if (d->used || d->pending || d->n_free != chain_n || inboxes) {
-			rsc__set_last_error("rsc_loop_set_direct: %u of the table's %u slots are in use%s",
-					    d->used, d->size, inboxes ? ", and an inbox is open" : "");
+		if (d->used || d->pending || d->armed || d->n_free != chain_n || inboxes) {
+			rsc__set_last_error("rsc_loop_set_direct: %u of the table's %u slots are in use%s%s",
+					    d->used, d->size, inboxes ? ", and an inbox is open" : "",
+					    d->armed ? ", and a direct accept is armed" : "");
 			return -EBUSY;
 		}
 		ret = io_uring_unregister_files(loop->ring);
@@ -141,9 +145,17 @@ int rsc_loop_set_direct(struct rsc_loop *loop, unsigned slots, unsigned chain_sl
 					    rsc_strerror(ret));
 			return ret;
 		}
+		old_size = d->size;
+		old_chain = chain_n;
 		rsc__direct_free(loop);
 	}
-	return slots ? rsc__direct_setup(loop, slots, chain_slots) : 0;
+	ret = slots ? rsc__direct_setup(loop, slots, chain_slots) : 0;
+	/* Refused (-EMFILE, -ENOMEM): the loop keeps the table it had, empty as it
+	 * was; the kernel allows one table at a time, so it is registered again. */
+	if (ret < 0 && old_size && rsc__direct_setup(loop, old_size, old_chain) < 0)
+		rsc__set_last_error("rsc_loop_set_direct: a table of %u slots was refused (%s), and the old table of %u could not be registered again: the loop has none",
+				    slots, rsc_strerror(ret), old_size);
+	return ret;
 }
 
 int rsc__direct_need(struct rsc_loop *loop, const char *fn)
@@ -212,6 +224,12 @@ void rsc__direct_pending(struct rsc_loop *loop, int delta)
 {
 	if (loop->direct)
 		loop->direct->pending += delta;
+}
+
+void rsc__direct_armed(struct rsc_loop *loop, int delta)
+{
+	if (loop->direct)
+		loop->direct->armed += delta;
 }
 
 static void describe(struct rsc__dslot *sl, const struct rsc__entry *e)
@@ -418,8 +436,9 @@ int rsc_loop_direct_used(const struct rsc_loop *loop)
 static int read_kernel_slots(struct rsc_loop *loop, unsigned char *in_use,
 			     char (*paths)[256], unsigned size)
 {
-	char name[64], line[512];
+	char name[64], *line = NULL;
 	bool in_section = false, seen = false;
+	size_t cap = 0;
 	FILE *f;
 	int n = 0;
 
@@ -427,7 +446,9 @@ static int read_kernel_slots(struct rsc_loop *loop, unsigned char *in_use,
 	f = fopen(name, "re");
 	if (!f)
 		return -errno;
-	while (fgets(line, sizeof(line), f)) {
+	/* Whole lines: a path up to PATH_MAX split in two would end the section
+	 * early (hiding the slots after it) or start a line of its own. */
+	while (getline(&line, &cap, f) >= 0) {
 		char *p = line, *end;
 		unsigned long slot;
 
@@ -454,8 +475,25 @@ static int read_kernel_slots(struct rsc_loop *loop, unsigned char *in_use,
 		snprintf(paths[slot], sizeof(paths[slot]), "%s", p);
 		n++;
 	}
+	free(line);
 	fclose(f);
 	return seen ? n : -EAGAIN;
+}
+
+/*
+ * A USED slot whose owner is releasing it, installing it or handing it over:
+ * its close_direct may have emptied it in the kernel before the CQE that
+ * frees it here is dispatched (an audit from a callback, or after a run
+ * whose last submit completed inline).
+ */
+static bool slot_leaving(const struct rsc__dslot *sl)
+{
+	const struct rsc__entry *e;
+
+	if (sl->state != DSLOT_USED ||
+	    !(e = rsc__handle_lookup(sl->owner, RSC__K_ENTRY)))
+		return false;
+	return e->state == RSC_EXITING || rsc__slot_move_in_flight(e);
 }
 
 int rsc_audit_slots(struct rsc_loop *loop)
@@ -492,6 +530,8 @@ int rsc_audit_slots(struct rsc_loop *loop)
 		/* RESERVED: a chain step in flight may fill it at any moment. */
 		if (sl->state == DSLOT_RESERVED || ours == (bool)in_use[i])
 			continue;
+		if (ours && slot_leaving(sl))
+			continue; /* its close may have run, its CQE not dispatched yet */
 		if (!ours && d->pending && i < d->alloc_n)
 			continue; /* a kernel-allocated acquire whose CQE is not in yet */
 		mismatches++;

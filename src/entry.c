@@ -751,6 +751,7 @@ static void take_over_dep(struct rsc__entry *e)
 		/* A slot: the loop's table names its new owner; no ledger. */
 		e->value = dep->value;
 		e->fd_kind = RSC__FD_DIRECT;
+		e->config |= dep->config & RSC__CFG_SHUTDOWN;
 		e->dep = NULL;
 		rsc__direct_move(loop, dep, e);
 		unlink_entry(dep);

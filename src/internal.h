@@ -852,6 +852,8 @@ int rsc__direct_check_room(struct rsc_loop *loop, unsigned n, const char *fn);
 int rsc__direct_reserve(struct rsc_loop *loop, const char *fn);
 void rsc__direct_unreserve(struct rsc_loop *loop, int slot);
 void rsc__direct_pending(struct rsc_loop *loop, int delta);
+/* A direct accept armed (+1) or ended (-1), its backoff included (accept.c). */
+void rsc__direct_armed(struct rsc_loop *loop, int delta);
 /* The kernel put something in @slot for @e: the table says @e owns it. */
 void rsc__direct_own(struct rsc_loop *loop, int slot, const struct rsc__entry *e);
 /* Ownership of @e's slot(s) moves to @to (a compound acquire's take-over). */
@@ -882,6 +884,8 @@ struct rsc__slot_move {
 	int res; /* the moving op's CQE */
 };
 int rsc__slot_move_check(struct rsc__entry *e, const char *fn);
+/* An install or hand-over of @e's slot is in flight (its close_direct not yet settled). */
+bool rsc__slot_move_in_flight(const struct rsc__entry *e);
 int rsc__direct_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg);
 int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
 			 rsc_entry_cb cb, void *data, struct io_uring_sqe **first);
@@ -892,8 +896,8 @@ int rsc__direct_open(struct rsc__scope *s, int dirfd, const char *path, int ofla
 int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
 		       unsigned flags, const void *site, struct rsc__entry **entryp);
 int rsc__direct_connect(struct rsc__scope *s, const struct sockaddr *addr,
-			socklen_t addrlen, unsigned timeout_ms, const char *detail,
-			const void *site, struct rsc_entry **entryp);
+			socklen_t addrlen, unsigned timeout_ms, unsigned flags,
+			const char *detail, const void *site, struct rsc_entry **entryp);
 void rsc__direct_prep_accept(struct rsc__entry *l, struct io_uring_sqe *sqe,
 			     bool multishot);
 /* entry.c, for entries the runtime makes itself (direct accepts, chains) */

@@ -132,7 +132,10 @@ static int io_start(struct rsc_entry *h, unsigned opcode, void *buf,
 	op = rsc__io_op(e, &sqe);
 	if (!op)
 		return -EBUSY;
-	io_uring_prep_rw((int)opcode, sqe, e->value, buf, len, (__u64)off);
+	/* A pipe (rsc_pipe) holds both ends: a write goes to its write end. */
+	io_uring_prep_rw((int)opcode, sqe,
+			 opcode == IORING_OP_WRITE && e->has_value2 ? e->value2 : e->value,
+			 buf, len, (__u64)off);
 	sqe->msg_flags = (__u32)flags;
 	/* A direct entry's value is a slot of the loop's table (direct.c). */
 	if (e->fd_kind == RSC__FD_DIRECT)
@@ -206,7 +209,9 @@ void rsc__io_cancel_all(struct rsc__entry *e)
 
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 		n_fd += on_fd(op);
-	if (n_fd > 1 && e->value >= 0 && rsc__opcode_supported(loop, IORING_OP_SOCKET) &&
+	/* A pipe's ops are on two descriptors: one cancel by fd would miss some. */
+	if (n_fd > 1 && e->value >= 0 && !e->has_value2 &&
+	    rsc__opcode_supported(loop, IORING_OP_SOCKET) &&
 	    (by_fd = rsc__submit_cancel_fd(loop, e->value, e->fd_kind == RSC__FD_DIRECT))) {
 		by_fd->cancel_entry = e->h;
 		by_fd->cancel_expect = n_fd;

@@ -59,6 +59,16 @@ int rsc__direct_exit(struct rsc_entry *h, const struct rsc_error *pending, void 
 		io_uring_prep_close_direct(sqe[1], (unsigned)e->value);
 		return 0;
 	}
+	if (e->config & RSC__CFG_SHUTDOWN) {
+		ret = rsc_entry_get_sqes(h, 2, sqe);
+		if (ret < 0)
+			return ret;
+		/* RSC_SHUTDOWN_ON_RELEASE: a FIN for the peer, as for a descriptor. */
+		io_uring_prep_shutdown(sqe[0], e->value, SHUT_RDWR);
+		sqe[0]->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
+		io_uring_prep_close_direct(sqe[1], (unsigned)e->value);
+		return 0;
+	}
 	if (e->config & RSC__CFG_FSYNC) {
 		ret = rsc_entry_get_sqes(h, 2, sqe);
 		if (ret < 0)
@@ -170,10 +180,10 @@ int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
 		       unsigned flags, const void *site, struct rsc__entry **entryp)
 {
 	struct socket_args a = { domain, type, protocol };
+	unsigned config = RSC__CFG_BUILTIN;
 	char detail[40];
 	int ret;
 
-	(void)flags;
 	*entryp = NULL;
 	RSC__CHECK_ARG(!(type & SOCK_CLOEXEC),
 		       "rsc_socket: SOCK_CLOEXEC with RSC_DIRECT (the kernel refuses it for a slot)");
@@ -183,12 +193,18 @@ int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
 	ret = rsc__direct_check_room(s->loop, 1, "rsc_socket");
 	if (ret < 0)
 		return ret;
+	if (flags & RSC_SHUTDOWN_ON_RELEASE) {
+		ret = rsc__need_opcode(s->loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE");
+		if (ret < 0)
+			return ret;
+		config |= RSC__CFG_SHUTDOWN;
+	}
 	snprintf(detail, sizeof(detail), "%s/%s",
 		 domain == AF_INET ? "AF_INET" : domain == AF_INET6 ? "AF_INET6" :
 		 domain == AF_UNIX ? "AF_UNIX" : "AF_?",
 		 (type & 0xf) == SOCK_STREAM ? "SOCK_STREAM" :
 		 (type & 0xf) == SOCK_DGRAM ? "SOCK_DGRAM" : "SOCK_?");
-	ret = rsc__push(s, &socket_manager, &a, RSC__CFG_BUILTIN, detail, site, entryp);
+	ret = rsc__push(s, &socket_manager, &a, config, detail, site, entryp);
 	if (ret == 0)
 		mark_direct(*entryp);
 	return ret;
@@ -471,21 +487,27 @@ static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
  * while a move of it is in flight: until its close_direct, the slot still
  * holds the file, and a second move would give it to a second owner.
  */
-int rsc__slot_move_check(struct rsc__entry *e, const char *fn)
+bool rsc__slot_move_in_flight(const struct rsc__entry *e)
 {
 	const struct rsc_op *op;
 
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+		if (op->complete == moved_closed)
+			return true;
+	return false;
+}
+
+int rsc__slot_move_check(struct rsc__entry *e, const char *fn)
+{
 	if (e->fd_kind != RSC__FD_DIRECT || e->has_value2) {
 		rsc__set_last_error("%s: entry '%s' %s", fn, e->mgr->name,
 				    e->has_value2 ? "is a pipe (two slots)" : "holds no slot");
 		return -EBADF;
 	}
-	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node) {
-		if (op->complete == moved_closed) {
-			rsc__set_last_error("%s: entry '%s' has a hand-over or install of its slot in flight",
-					    fn, e->mgr->name);
-			return -EBUSY;
-		}
+	if (rsc__slot_move_in_flight(e)) {
+		rsc__set_last_error("%s: entry '%s' has a hand-over or install of its slot in flight",
+				    fn, e->mgr->name);
+		return -EBUSY;
 	}
 	return 0;
 }

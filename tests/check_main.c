@@ -38,6 +38,7 @@ int main(void)
 	srunner_add_suite(sr, make_hostile_core_suite());
 	srunner_add_suite(sr, make_hostile_tools_suite());
 	srunner_add_suite(sr, make_hostile_servers_suite());
+	srunner_add_suite(sr, make_hostile_direct_suite());
 	srunner_add_suite(sr, make_multishot_suite());
 	srunner_add_suite(sr, make_handover_suite());
 	srunner_add_suite(sr, make_shared_ring_suite());

@@ -92,6 +92,7 @@ Suite *make_hostile_tools_suite(void);
 Suite *make_handover_suite(void);
 Suite *make_shared_ring_suite(void);
 Suite *make_hostile_servers_suite(void);
+Suite *make_hostile_direct_suite(void);
 Suite *make_multishot_suite(void);
 Suite *make_reentry_suite(void);
 Suite *make_pages_suite(void);
