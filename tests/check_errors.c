@@ -164,7 +164,7 @@ START_TEST(long_error_chain_is_handled_without_recursion)
 	pthread_t t;
 
 	/* memcheck is ~50x slower: the shape matters here, not the size. */
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+	if (t_under_valgrind())
 		r.links = 5000;
 	ck_assert_int_eq(pthread_attr_init(&attr), 0);
 	ck_assert_int_eq(pthread_attr_setstacksize(&attr, 256 * 1024), 0);

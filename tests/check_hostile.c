@@ -1537,13 +1537,6 @@ START_TEST(detached_entry_handle_stays_stale_when_its_memory_is_reused)
 }
 END_TEST
 
-static bool under_valgrind(void)
-{
-	const char *p = getenv("LD_PRELOAD");
-
-	return p && strstr(p, "vgpreload");
-}
-
 Suite *make_hostile_suite(void)
 {
 	Suite *s = suite_create("hostile");
@@ -1577,7 +1570,7 @@ Suite *make_hostile_suite(void)
 	tcase_add_test(tc, parent_deadline_takes_the_child_and_ends_its_deadline);
 	tcase_add_test(tc, child_deadline_unwinds_alone_and_rearm_moves_it);
 	/* valgrind holds its lock across io_uring_enter: a thread the loop waits for never runs. */
-	if (under_valgrind())
+	if (t_under_valgrind())
 		printf("SKIP deadline_with_an_acquire_in_flight_closes_the_late_descriptor: under valgrind, the loop's wait starves the helper thread\n");
 	else
 		tcase_add_test(tc, deadline_with_an_acquire_in_flight_closes_the_late_descriptor);
@@ -1587,7 +1580,7 @@ Suite *make_hostile_suite(void)
 	tcase_add_test(tc, graceful_stats_when_drained_entries_start_more_or_a_deadline_cuts_in);
 	tcase_add_test(tc, shared_ring_never_consumes_the_applications_cqes);
 	/* valgrind holds its lock across io_uring_enter: a thread the loop waits for never runs. */
-	if (under_valgrind())
+	if (t_under_valgrind())
 		printf("SKIP posts_from_threads_run_once_each_in_order: under valgrind, the loop's wait starves the helper thread\n");
 	else
 		tcase_add_test(tc, posts_from_threads_run_once_each_in_order);

@@ -624,7 +624,7 @@ Suite *make_net_suite(void)
 	} else {
 		printf("SKIP injected_connect/accept tests: this build has no fault injection\n");
 	}
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+	if (t_under_valgrind())
 		printf("SKIP accept_recovers_when_descriptors_free_up: under valgrind, RLIMIT_NOFILE is not enforced on io_uring\n");
 	else
 		tcase_add_test(tc, accept_recovers_when_descriptors_free_up);

@@ -653,7 +653,7 @@ START_TEST(deeply_nested_scopes_unwind_without_recursion)
 	pthread_t t;
 
 	/* memcheck is ~50x slower: the shape matters here, not the size. */
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+	if (t_under_valgrind())
 		r.depth = 5000;
 	ck_assert_int_eq(pthread_attr_init(&attr), 0);
 	ck_assert_int_eq(pthread_attr_setstacksize(&attr, 256 * 1024), 0);
@@ -677,7 +677,7 @@ Suite *make_scope_suite(void)
 	tcase_add_test(tc, failed_enter_unwinds_what_came_before);
 	tcase_add_test(tc, sync_enter_failure_pushes_nothing);
 	/* valgrind emulates RLIMIT_NOFILE in user space; io_uring sees the real one. */
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload")) {
+	if (t_under_valgrind()) {
 		printf("SKIP failed_enter_under_emfile_releases_the_rest: under valgrind, RLIMIT_NOFILE is not enforced on io_uring\n");
 		printf("SKIP exhausted_descriptors_fail_cleanly_then_recover: under valgrind, RLIMIT_NOFILE is not enforced on io_uring\n");
 	} else {

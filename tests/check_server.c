@@ -174,22 +174,12 @@ static void never_fires(struct rsc_entry *e, int res, void *buf, void *data)
 	ck_assert_int_eq(res, -ECANCELED);
 }
 
-/*
- * valgrind (3.19) runs one thread at a time and keeps a thread waiting in
- * io_uring_enter(2) as the one running: no other thread runs until the wait
- * ends, so a loop waiting for another thread's post waits forever.
- */
-static bool under_valgrind(void)
-{
-	return getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload");
-}
-
 /* A scope whose 60 s timer keeps the loop waiting in the kernel (not under valgrind). */
 static struct rsc_scope *long_wait(struct rsc_loop *l)
 {
 	struct rsc_scope *s;
 
-	if (under_valgrind())
+	if (t_under_valgrind())
 		return NULL;
 
 	ck_assert_int_eq(rsc_scope_open(l, NULL, "wait", &s), 0);
@@ -901,7 +891,7 @@ Suite *make_server_suite(void)
 	tc = tcase_create("posts by eventfd");
 	t_add_fixture(tc);
 	tcase_add_test(tc, eventfd_posts_from_four_threads_run_once_each_in_order);
-	if (under_valgrind())
+	if (t_under_valgrind())
 		printf("SKIP eventfd_post_wakes_a_loop_waiting_in_run_once: under valgrind, a thread waiting in io_uring_enter(2) keeps the posting thread from running\n");
 	else
 		tcase_add_test(tc, eventfd_post_wakes_a_loop_waiting_in_run_once);

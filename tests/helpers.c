@@ -256,6 +256,13 @@ struct rsc_entry *t_adopted_pair(struct rsc_scope *s, int *peer)
 	return e;
 }
 
+bool t_under_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+
+	return p && strstr(p, "vgpreload");
+}
+
 void t_store_res(struct rsc_entry *e, int res, void *buf, void *data)
 {
 	(void)e;

@@ -65,6 +65,12 @@ int t_connect(const struct sockaddr_in *to);
 struct rsc_entry *t_adopted_pair(struct rsc_scope *s, int *peer);
 /* An I/O callback (rsc_read(3)) that stores its result in the int @data points to. */
 void t_store_res(struct rsc_entry *e, int res, void *buf, void *data);
+/*
+ * Run under valgrind (its preload is there). valgrind 3.19 does not apply
+ * RLIMIT_NOFILE to io_uring's descriptors, and runs one thread at a time,
+ * keeping one that waits in io_uring_enter(2) as the one running.
+ */
+bool t_under_valgrind(void);
 /* rsc_audit_slots(@loop), asked again while the kernel is busy (-EAGAIN); never an error. */
 int t_audit_slots(struct rsc_loop *loop);
 /* An inbox callback (rsc_inbox) that counts arrivals in the int at @data. */
