@@ -22,17 +22,6 @@
  * process table (unchanged) and the loop's own (rsc_loop_direct_used).
  */
 
-#define OP_PIPE 62U		/* Linux 6.16 */
-#define OP_FIXED_FD_INSTALL 54U /* Linux 6.8 */
-
-static void direct_table(unsigned slots, unsigned chain_slots)
-{
-	int ret = rsc_loop_set_direct(t_loop, slots, chain_slots);
-
-	ck_assert_msg(ret == 0, "rsc_loop_set_direct: %s: %s", rsc_strerror(ret),
-		      rsc_last_error());
-}
-
 static int used(void)
 {
 	return rsc_loop_direct_used(t_loop);
@@ -50,7 +39,7 @@ START_TEST(direct_open_fills_a_slot_not_a_descriptor)
 	char buf[8] = "";
 	int before, slot, fd, res = 1;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	fd = open(t_path("f0"), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
 	ck_assert_int_eq(write(fd, "abc", 3), 3);
 	close(fd);
@@ -85,7 +74,7 @@ START_TEST(direct_slots_are_free_after_a_clean_unwind)
 	char got[256];
 	int before = t_fd_count();
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(3);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, NULL), 0);
@@ -111,7 +100,7 @@ START_TEST(direct_fsync_on_release_goes_before_close_direct)
 	struct rsc_entry *e;
 	int res = 1;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("out"), O_WRONLY | O_CREAT, 0600,
 				  RSC_DIRECT | RSC_FSYNC_ON_RELEASE, &e), 0);
@@ -132,7 +121,7 @@ START_TEST(direct_slots_are_free_after_a_failed_acquire)
 	struct rsc_error *err = NULL;
 	char got[256];
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(2);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, NULL), 0);
@@ -155,7 +144,7 @@ START_TEST(direct_acquire_cancelled_by_close_frees_its_slot)
 	const char *fifo = t_path("fifo");
 	int i;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	/* No writer: the open blocks in io-wq until the close cancels it. */
@@ -218,7 +207,7 @@ START_TEST(chain_middle_step_failure_unwinds_exactly_the_successful_steps)
 	char got[256];
 	int before = t_fd_count();
 
-	direct_table(16, 8);
+	t_direct_table(16, 8);
 	t_make_files(3);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
@@ -256,7 +245,7 @@ START_TEST(chain_slots_are_the_runtimes_and_all_are_released)
 	struct rsc_scope *s;
 	char got[256];
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(2);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
@@ -284,7 +273,7 @@ START_TEST(direct_connect_sends_on_its_slot_and_releases_it)
 	int before, slot, peer, res = 1;
 	long long sqes, calls;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
 	l = t_listen_on_loopback(srv, 8, &bound);
@@ -344,7 +333,7 @@ START_TEST(chain_socket_connect_and_first_send_go_in_one_submit)
 	long long calls, sqes;
 	int peer, sent = 1;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
 	l = t_listen_on_loopback(srv, 8, &bound);
@@ -385,7 +374,7 @@ START_TEST(refused_chain_cancels_its_first_send)
 	char got[128];
 	int fd, sent = 1;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -417,7 +406,7 @@ START_TEST(refused_direct_connect_releases_its_slot)
 	char got[128];
 	int fd;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	/* A port nobody listens on: bound, never listening. */
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(fd, 0);
@@ -445,7 +434,7 @@ START_TEST(direct_connect_deadline_times_out_and_releases_its_slot)
 	struct sockaddr_in bound;
 	int fill[4], i;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "blackhole", &srv), 0);
 	(void)t_listen_on_loopback(srv, 0, &bound);
 	for (i = 0; i < 4; i++) {
@@ -476,7 +465,7 @@ START_TEST(closing_a_scope_mid_chain_releases_the_steps_that_entered)
 	char got[128];
 	int fill[4], i, ret;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "blackhole", &srv), 0);
 	(void)t_listen_on_loopback(srv, 0, &bound);
 	for (i = 0; i < 4; i++) {
@@ -535,7 +524,7 @@ START_TEST(single_shot_direct_accept_gives_one_slot)
 	struct sockaddr_in bound;
 	int cl;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	l = t_listen_on_loopback(srv, 8, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, on_conn, &acc), 0);
@@ -559,7 +548,7 @@ START_TEST(direct_accept_gives_each_connection_a_slot)
 	struct sockaddr_in bound;
 	int before, cl[3], i;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	l = t_listen_on_loopback(srv, 8, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, on_conn, &acc), 0);
@@ -612,7 +601,7 @@ START_TEST(release_cancels_every_op_of_a_slot_by_the_slot)
 	char b1[8], b2[8];
 	int ends[3] = { 0, 1, 1 }, cl, released = 1;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	l = t_listen_on_loopback(srv, 8, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, on_conn, &acc), 0);
@@ -679,7 +668,7 @@ START_TEST(fdinfo_cross_check_agrees_with_the_runtime_table)
 	char path[512];
 	const struct rsc_finding *f;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(2);
 	snprintf(path, sizeof(path), "%s", t_path("f1"));
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
@@ -708,7 +697,7 @@ START_TEST(slot_whose_close_fails_is_reported_with_its_scope)
 	struct rsc_entry *e;
 	const struct rsc_finding *f;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "leaky", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
@@ -740,7 +729,7 @@ START_TEST(failed_fsync_before_a_slot_close_frees_the_slot)
 	struct rsc_entry *e;
 	struct rsc_error *err = NULL;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "synced", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0,
 				  RSC_DIRECT | RSC_FSYNC_ON_RELEASE, &e), 0);
@@ -767,7 +756,7 @@ START_TEST(installed_descriptor_is_cloexec_listed_and_its_slot_freed)
 	struct rsc_entry *e;
 	int before = t_fd_count(), fd = -1000, slot;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
@@ -796,7 +785,7 @@ START_TEST(install_without_cloexec_when_asked)
 	struct rsc_entry *e;
 	int fd = -1000;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
@@ -846,7 +835,7 @@ START_TEST(direct_pipe_fills_two_slots_and_frees_both)
 	struct rsc_entry *e;
 	int before = t_fd_count(), ends[2];
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_pipe(s, RSC_DIRECT, &e), 0);
 	ck_assert_int_ge(rsc_entry_wait(e), 0);
@@ -868,7 +857,7 @@ START_TEST(full_direct_table_fails_with_enfile_naming_its_size)
 	struct rsc_scope *s;
 	int i;
 
-	direct_table(4, 1); /* 3 for the kernel, 1 for chains */
+	t_direct_table(4, 1); /* 3 for the kernel, 1 for chains */
 	t_make_files(4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	for (i = 0; i < 3; i++)
@@ -902,7 +891,7 @@ START_TEST(direct_arguments_are_checked)
 	ck_assert_int_eq(rsc_loop_direct_used(t_loop), -ENXIO);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, NULL), -ENXIO);
 	ck_assert_msg(strstr(rsc_last_error(), "RSC_LOOP_DIRECT"), "%s", rsc_last_error());
-	direct_table(8, 2);
+	t_direct_table(8, 2);
 	/* A slot is never inherited: the kernel refuses CLOEXEC with one. */
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY | O_CLOEXEC, 0, RSC_DIRECT, NULL), -EINVAL);
 	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0, RSC_DIRECT, NULL), -EINVAL);
@@ -1010,7 +999,7 @@ START_TEST(hand_over_under_load_loses_no_slot_and_owns_none_twice)
 
 	ck_assert_ptr_nonnull(r);
 	the_receiver = r;
-	direct_table(64, 8);
+	t_direct_table(64, 8);
 	t_make_files(WAVE);
 	ck_assert_int_eq(pthread_create(&r->th, NULL, receiver_main, r), 0);
 	while (!(addr = __atomic_load_n(&r->addr, __ATOMIC_ACQUIRE)))
@@ -1061,7 +1050,7 @@ START_TEST(failed_hand_over_leaves_the_slot_with_the_sender)
 	char buf[4];
 	int res = 1;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(2);
 	/* A real inbox whose table has no free slot: the install in it fails,
 	 * the sender's MSG_RING says so, and the link cancels the close. */
@@ -1105,7 +1094,7 @@ START_TEST(hand_over_to_a_non_inbox_address_is_refused)
 	struct rsc_entry *e;
 	int p[2], n[2] = { 0, 0 }, slot;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(1);
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);

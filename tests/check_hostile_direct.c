@@ -13,21 +13,10 @@
 
 #include "helpers.h"
 
-#define OP_PIPE 62U		/* Linux 6.16 */
-#define OP_FIXED_FD_INSTALL 54U /* Linux 6.8 */
-
 /*
  * Hostile tests of the direct table, linked acquire chains and pipes,
  * written from the man pages: each one once broke the library.
  */
-
-static void direct_table(unsigned slots, unsigned chain_slots)
-{
-	int ret = rsc_loop_set_direct(t_loop, slots, chain_slots);
-
-	ck_assert_msg(ret == 0, "rsc_loop_set_direct: %s: %s", rsc_strerror(ret),
-		      rsc_last_error());
-}
 
 static int used(void)
 {
@@ -67,7 +56,7 @@ START_TEST(audit_slots_reads_long_paths_whole)
 	char deep[2048];
 	int i;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	make_deep_file(deep, sizeof(deep), 6);
 	t_make_files(3);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
@@ -118,7 +107,7 @@ START_TEST(table_is_busy_while_a_direct_accept_is_armed)
 	struct sockaddr_in bound;
 	int cl;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	l = t_listen_on_loopback(srv, 8, &bound);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, on_conn, &acc), 0);
@@ -170,7 +159,7 @@ START_TEST(install_then_release_at_once_leaves_nothing)
 	struct rsc_entry *e;
 	int before = t_fd_count(), fd = 1000, rel = 1000;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	e = direct_file(s, "f0");
@@ -239,7 +228,7 @@ static void pipe_io_through_the_entry(unsigned flags)
 START_TEST(pipe_entry_writes_its_write_end)
 {
 	if (_i)
-		direct_table(16, 4);
+		t_direct_table(16, 4);
 	pipe_io_through_the_entry(_i ? RSC_DIRECT : 0);
 }
 END_TEST
@@ -251,7 +240,7 @@ START_TEST(pipe_released_twice_and_its_states)
 	struct rsc_entry *e, *f;
 	int ends[2], r = 1000, r2 = 1000;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_pipe(s, RSC_DIRECT, &e), 0);
@@ -290,7 +279,7 @@ START_TEST(chain_short_of_slots_reserves_none)
 	struct rsc_entry *a = NULL, *b = NULL;
 	int i;
 
-	direct_table(8, 2);
+	t_direct_table(8, 2);
 	t_make_files(3);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
@@ -322,7 +311,7 @@ START_TEST(chain_step_states_after_a_middle_failure)
 	struct rsc_entry *a = NULL, *b = NULL, *d = NULL;
 	int before = t_fd_count();
 
-	direct_table(8, 4);
+	t_direct_table(8, 4);
 	t_make_files(2);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
@@ -359,7 +348,7 @@ START_TEST(chain_refusals_consume_the_chain)
 	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &a), 0);
 	ck_assert_int_eq(rsc_chain_submit(c), -ENXIO);
 	ck_assert_ptr_null(a);
-	direct_table(64, 40);
+	t_direct_table(64, 40);
 	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
 	for (i = 0; (ret = rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL)) == 0; i++)
 		;
@@ -395,7 +384,7 @@ START_TEST(set_direct_in_a_callback_is_edeadlk)
 	struct rsc_scope *s;
 	struct rsc_entry *e;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	e = direct_file(s, "f0");
@@ -418,7 +407,7 @@ START_TEST(refused_new_table_keeps_the_old_one)
 	struct rsc_entry *e;
 	struct rlimit low;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(1);
 	/* Both limits: liburing raises the soft one to the hard one and retries. */
 	low.rlim_cur = low.rlim_max = 512;
@@ -454,7 +443,7 @@ START_TEST(refused_install_keeps_the_slot)
 	int before = t_fd_count(), res = 1000, slot, r = 1000;
 	char buf[4];
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	e = direct_file(s, "f0");
@@ -507,7 +496,7 @@ START_TEST(audit_from_a_release_callback_sees_no_false_slot)
 	struct rsc_entry *e[4];
 	int i;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	for (i = 0; i < 4; i++)
@@ -536,7 +525,7 @@ START_TEST(direct_accept_into_a_full_table_waits_for_a_slot)
 	struct sockaddr_in bound;
 	int cl, cl2, p_res = 1000;
 
-	direct_table(4, 2);
+	t_direct_table(4, 2);
 	t_make_files(2);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "files", &files), 0);
 	f[0] = direct_file(files, "f0");
@@ -606,7 +595,7 @@ START_TEST(chain_from_a_callback_and_slot_of_every_kind)
 	t_make_files(2);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&to, sizeof(to), 0, RSC_DIRECT, &conn), -ENXIO);
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	c.s = s;
 	e = direct_file(s, "f0");
 	ck_assert_int_eq(rsc_timer(s, 60000, note_io, &r, &t), 0);
@@ -641,7 +630,7 @@ START_TEST(acquires_closed_in_flight_leave_the_table_free)
 	struct rsc_entry *e;
 	struct rsc_chain *ch;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(2);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, s, "c", &c), 0);
@@ -672,7 +661,7 @@ START_TEST(slots_stay_with_their_loop)
 	struct rsc_chain *ch;
 	int slot;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(1);
 	ck_assert_int_eq(rsc_loop_new(&other, 8, RSC_LOOP_DIRECT), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
@@ -718,7 +707,7 @@ START_TEST(detach_from_the_install_callback)
 	struct rsc_entry *e;
 	int before = t_fd_count(), fd = -1000;
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	t_make_files(1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	e = direct_file(s, "f0");
@@ -747,7 +736,7 @@ START_TEST(table_with_one_range_only)
 
 	t_make_files(1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
-	direct_table(4, 4);
+	t_direct_table(4, 4);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), -ENFILE);
 	ck_assert_ptr_null(e);
 	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
@@ -758,7 +747,7 @@ START_TEST(table_with_one_range_only)
 	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
 	ck_assert_int_eq(used(), 0);
-	direct_table(4, 0);
+	t_direct_table(4, 0);
 	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
 	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &e), 0);
 	ck_assert_int_eq(rsc_chain_submit(ch), -ENFILE);
@@ -841,7 +830,7 @@ START_TEST(direct_connect_shuts_down_on_release)
 	int lfd, peer, fd = -1000, copy = -1, rel = 1000;
 	socklen_t len = sizeof(bound);
 
-	direct_table(16, 4);
+	t_direct_table(16, 4);
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	bound = t_loopback(0);
 	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&bound, sizeof(bound)), 0);

@@ -14,9 +14,6 @@
 
 #include "tmgr.h"
 
-#define OP_FIXED_FD_INSTALL 54U /* Linux 6.8 */
-#define OP_PIPE 62U		/* Linux 6.16 */
-
 /*
  * The man pages' promises, page by page, as an acceptance test written from
  * the pages would check them: each test names its page and the sentences it

@@ -256,6 +256,14 @@ struct rsc_entry *t_adopted_pair(struct rsc_scope *s, int *peer)
 	return e;
 }
 
+void t_direct_table(unsigned slots, unsigned chain_slots)
+{
+	int ret = rsc_loop_set_direct(t_loop, slots, chain_slots);
+
+	ck_assert_msg(ret == 0, "rsc_loop_set_direct: %s: %s", rsc_strerror(ret),
+		      rsc_last_error());
+}
+
 bool t_under_valgrind(void)
 {
 	const char *p = getenv("LD_PRELOAD");

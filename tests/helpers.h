@@ -71,6 +71,13 @@ void t_store_res(struct rsc_entry *e, int res, void *buf, void *data);
  * keeping one that waits in io_uring_enter(2) as the one running.
  */
 bool t_under_valgrind(void);
+
+/* Opcodes newer than liburing 2.3's header, for t_kernel_has(). */
+#define OP_FIXED_FD_INSTALL 54U /* Linux 6.8 */
+#define OP_PIPE 62U		/* Linux 6.16 */
+
+/* The test loop's direct table: @slots in all, @chain_slots of them for chains (asserted). */
+void t_direct_table(unsigned slots, unsigned chain_slots);
 /* rsc_audit_slots(@loop), asked again while the kernel is busy (-EAGAIN); never an error. */
 int t_audit_slots(struct rsc_loop *loop);
 /* An inbox callback (rsc_inbox) that counts arrivals in the int at @data. */
