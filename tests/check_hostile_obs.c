@@ -15,28 +15,10 @@
 /* Hostile use of the trace, the metrics and the in-library audit, as the man
  * pages promise them to someone who never read the code. */
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	char *buf;
-	long n;
-
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(buf);
-	ck_assert_int_eq(fread(buf, 1, (size_t)n, f), n);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
 /* The header, nothing after the closing "]}" but its newline. */
 static void assert_complete(const char *path)
 {
-	char *text = slurp(path);
+	char *text = t_slurp(path, NULL);
 	size_t n = strlen(text);
 
 	ck_assert_msg(strncmp(text, "{\"displayTimeUnit\"", 18) == 0, "header: %.40s", text);

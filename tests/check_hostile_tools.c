@@ -30,26 +30,6 @@ static const char *const hostile_names[] = {
 };
 #define N_HOSTILE (sizeof(hostile_names) / sizeof(hostile_names[0]))
 
-static char *slurp(const char *path, size_t *lenp)
-{
-	FILE *f = fopen(path, "re");
-	char *buf;
-	long n;
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_ge(n, 0);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(buf);
-	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*lenp = (size_t)n;
-	return buf;
-}
-
 /* Offset of the first byte that breaks strict UTF-8 (RFC 3629), or -1. */
 static long bad_utf8_at(const unsigned char *s, size_t len)
 {
@@ -108,7 +88,7 @@ static int python_json_ok(const char *path)
 static void check_json_file(const char *path)
 {
 	size_t len;
-	char *buf = slurp(path, &len);
+	char *buf = t_slurp(path, &len);
 	long at = bad_utf8_at((const unsigned char *)buf, len);
 
 	ck_assert_msg(at < 0, "%s: invalid UTF-8 at byte %ld: ...%.40s", path, at,

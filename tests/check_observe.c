@@ -14,24 +14,6 @@
 /* The trace, the metrics and the probes' labels; the deep checks of the
  * trace and the exposition are done by real parsers in tests/observe/. */
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	char *buf;
-	long n;
-
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	ck_assert_ptr_nonnull(buf);
-	ck_assert_int_eq(fread(buf, 1, (size_t)n, f), n);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static int count_of(const char *hay, const char *needle)
 {
 	int n = 0;
@@ -69,13 +51,13 @@ START_TEST(trace_file_is_a_complete_document_after_each_flush)
 	snprintf(file, sizeof(file), "%s", t_path("trace.json")); /* t_path's buffers rotate */
 	t_make_files(4);
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
-	text = slurp(file);
+	text = t_slurp(file, NULL);
 	assert_complete(text); /* from the start: header and track names */
 	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 0);
 	free(text);
 	scope_of_files(4, "first");
 	ck_assert_int_eq(rsc_loop_trace_flush(t_loop), 0);
-	text = slurp(file);
+	text = t_slurp(file, NULL);
 	assert_complete(text);
 	/* One scope and four entries began and ended. */
 	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 5);
@@ -83,7 +65,7 @@ START_TEST(trace_file_is_a_complete_document_after_each_flush)
 	free(text);
 	scope_of_files(2, "second");
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
-	text = slurp(file);
+	text = t_slurp(file, NULL);
 	assert_complete(text);
 	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 8);
 	ck_assert_int_eq(count_of(text, "\"name\":\"second\""), 2);
@@ -93,7 +75,7 @@ START_TEST(trace_file_is_a_complete_document_after_each_flush)
 	scope_of_files(4, "third");
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
-	text = slurp(file);
+	text = t_slurp(file, NULL);
 	assert_complete(text);
 	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 0);
 	free(text);
@@ -113,7 +95,7 @@ START_TEST(stopping_a_trace_ends_the_slices_it_began)
 	t_open_files(s, 0, 3);
 	t_run();
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
-	text = slurp(file);
+	text = t_slurp(file, NULL);
 	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 4);
 	ck_assert_int_eq(count_of(text, "\"ph\":\"e\""), 4);
 	ck_assert_int_eq(count_of(text, "trace stopped"), 4);
@@ -122,7 +104,7 @@ START_TEST(stopping_a_trace_ends_the_slices_it_began)
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
-	text = slurp(file);
+	text = t_slurp(file, NULL);
 	assert_complete(text);
 	ck_assert_int_eq(count_of(text, "\"ph\":\"e\""), 0);
 	free(text);
@@ -153,13 +135,13 @@ START_TEST(trace_env_gives_each_live_loop_its_own_file)
 	ck_assert_int_eq(rsc_loop_new(&b, 8, 0), 0);
 	ck_assert_int_eq(rsc_loop_close(b), 0);
 	ck_assert_int_eq(rsc_loop_close(a), 0);
-	text = slurp(t_path("env.json"));
+	text = t_slurp(t_path("env.json"), NULL);
 	assert_complete(text);
 	snprintf(name, sizeof(name), "ringscope loop %d", rsc_loop_id(t_loop) + 1);
 	ck_assert_ptr_nonnull(strstr(text, name));
 	free(text);
 	snprintf(name, sizeof(name), "env.json.%d", rsc_loop_id(t_loop) + 2);
-	text = slurp(t_path(name));
+	text = t_slurp(t_path(name), NULL);
 	assert_complete(text);
 	free(text);
 	/* %l names the file by loop id. */
@@ -167,7 +149,7 @@ START_TEST(trace_env_gives_each_live_loop_its_own_file)
 	ck_assert_int_eq(rsc_loop_new(&a, 8, 0), 0);
 	snprintf(name, sizeof(name), "loop-%d.json", rsc_loop_id(a));
 	ck_assert_int_eq(rsc_loop_close(a), 0);
-	free(slurp(t_path(name)));
+	free(t_slurp(t_path(name), NULL));
 	/* A file that cannot be written fails the loop: it must not mean "off". */
 	ck_assert_int_eq(setenv("RINGSCOPE_TRACE", t_path("no/such/dir"), 1), 0);
 	ck_assert_int_eq(rsc_loop_new(&a, 8, 0), -ENOENT);
@@ -211,7 +193,7 @@ START_TEST(killed_program_leaves_a_complete_trace_up_to_its_last_flush)
 	}
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	text = slurp(file);
+	text = t_slurp(file, NULL);
 	assert_complete(text);
 	ck_assert_int_eq(count_of(text, "\"name\":\"round\""), 600);
 	ck_assert_int_eq(count_of(text, "unflushed"), 0);

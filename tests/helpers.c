@@ -256,6 +256,27 @@ struct rsc_entry *t_adopted_pair(struct rsc_scope *s, int *peer)
 	return e;
 }
 
+char *t_slurp(const char *path, size_t *lenp)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	long n;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	ck_assert_int_ge(n, 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	if (lenp)
+		*lenp = (size_t)n;
+	return buf;
+}
+
 void t_direct_table(unsigned slots, unsigned chain_slots)
 {
 	int ret = rsc_loop_set_direct(t_loop, slots, chain_slots);

@@ -76,6 +76,9 @@ bool t_under_valgrind(void);
 #define OP_FIXED_FD_INSTALL 54U /* Linux 6.8 */
 #define OP_PIPE 62U		/* Linux 6.16 */
 
+/* A whole file, NUL-terminated, malloc'd (asserted); its length in *@lenp if not NULL. */
+char *t_slurp(const char *path, size_t *lenp);
+
 /* The test loop's direct table: @slots in all, @chain_slots of them for chains (asserted). */
 void t_direct_table(unsigned slots, unsigned chain_slots);
 /* rsc_audit_slots(@loop), asked again while the kernel is busy (-EAGAIN); never an error. */
