@@ -55,7 +55,7 @@ struct app {
 	struct rsc_loop *loop;
 	struct io_uring ring;
 	int pipe[2];
-	int reading; /* the read in flight, or -1: one at a time keeps results exact */
+	int reading; /* the read in flight until its CQE, or -1: one at a time keeps results exact */
 	struct app_op ops[MAX_APP_OPS];
 	int n_ops, n_done;
 	uint64_t rng;
@@ -170,8 +170,8 @@ static void app_write(struct prog *p, struct app *a)
 	char bytes[READ_MAX];
 	int n;
 
-	if (a->reading < 0)
-		return;
+	if (a->reading < 0 || a->ops[a->reading].expect != INT32_MIN)
+		return; /* no read, or its bytes are written already */
 	n = 1 + (int)(next(a) % READ_MAX);
 	memset(bytes, 'a' + n % 26, (size_t)n);
 	if (write(a->pipe[1], bytes, (size_t)n) != n) {
@@ -179,7 +179,6 @@ static void app_write(struct prog *p, struct app *a)
 		return;
 	}
 	a->ops[a->reading].expect = n;
-	a->reading = -1;
 }
 
 static void app_cqe(struct prog *p, struct app *a, const struct io_uring_cqe *cqe)
@@ -194,6 +193,10 @@ static void app_cqe(struct prog *p, struct app *a, const struct io_uring_cqe *cq
 		op->n_cqe++;
 		a->n_done++;
 		a->app_cqes++;
+		/* Over only now: a read started while this one's bytes wait in the
+		 * pipe (its SQE not yet submitted) would take them too. */
+		if (i == a->reading)
+			a->reading = -1;
 		if (op->expect == INT32_MIN)
 			violation(p, "app: read %d completed with %d before anything was written",
 				  i, cqe->res);
