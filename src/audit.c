@@ -485,7 +485,7 @@ int rsc_audit_describe_fd(int fd, char *buf, size_t len)
 		return -ENOENT;
 	/* A loop is freed only after it leaves the live list, under this lock. */
 	pthread_mutex_lock(&live_lock);
-	if (!(e = rsc__handle_lookup(h, RSC__K_ENTRY)) || rsc__ledger_owner(fd) != h) {
+	if (!(e = rsc__entry_live(h)) || rsc__ledger_owner(fd) != h) {
 		pthread_mutex_unlock(&live_lock);
 		return -ENOENT;
 	}

@@ -245,7 +245,7 @@ static void describe_owner(struct rsc__dslot *sl)
 	struct rsc__entry *e;
 
 	if (sl->state == DSLOT_USED &&
-	    (e = rsc__handle_lookup(sl->owner, RSC__K_ENTRY)))
+	    (e = rsc__entry_live(sl->owner)))
 		describe(sl, e);
 }
 
@@ -491,7 +491,7 @@ static bool slot_leaving(const struct rsc__dslot *sl)
 	const struct rsc__entry *e;
 
 	if (sl->state != DSLOT_USED ||
-	    !(e = rsc__handle_lookup(sl->owner, RSC__K_ENTRY)))
+	    !(e = rsc__entry_live(sl->owner)))
 		return false;
 	return e->state == RSC_EXITING || rsc__slot_move_in_flight(e);
 }

@@ -525,6 +525,13 @@ int rsc__check_can_block(struct rsc_loop *loop, const char *fn)
 	return ret;
 }
 
+int rsc__in_hook_error(const char *fn)
+{
+	rsc__set_last_error("%s: not from inside a manager's enter or exit, or the trace callback",
+			    fn);
+	return -EDEADLK;
+}
+
 int rsc__in_callback_error(const char *fn)
 {
 	rsc__set_last_error("%s: cannot block or run the loop from inside one of its callbacks or manager hooks",
@@ -539,12 +546,9 @@ int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const cha
 
 	RSC__SCOPE(s, h, fn);
 	*sp = s;
-	if (rsc__in_hook(s->loop)) {
-		/* Its SQEs would interleave with the running hook's reservation. */
-		rsc__set_last_error("%s: not from inside a manager's enter or exit, or the trace callback",
-				    fn);
+	/* Its SQEs would interleave with the running hook's reservation. */
+	if (rsc__check_not_in_hook(s->loop, fn) < 0)
 		return -EDEADLK;
-	}
 	/* An ancestor's close or failure requested counts too: its unwind will
 	 * cancel what this would acquire (and a graceful one acquires nothing). */
 	if (s == s->loop->root || rsc__scope_unwind_owns(s)) {
@@ -1076,11 +1080,8 @@ int rsc_entry_on_enter(struct rsc_entry *h, rsc_entry_cb cb, void *data)
 /* Checks shared by release, detach and move: the caller may act on it. */
 static int check_owned_by_caller(struct rsc__entry *e, bool release, const char *fn)
 {
-	if (rsc__in_hook(e->scope->loop)) {
-		rsc__set_last_error("%s: not from inside a manager's enter or exit, or the trace callback",
-				    fn);
+	if (rsc__check_not_in_hook(e->scope->loop, fn) < 0)
 		return -EDEADLK;
-	}
 	/* Never touch the number again: it may belong to someone else by now. */
 	if ((e->flags & RSC__E_RELEASE_REQ) || e->state == RSC_EXITING ||
 	    e->state == RSC_EXITED) {

@@ -490,6 +490,13 @@ static inline bool rsc__in_hook(const struct rsc_loop *loop)
 	return loop->hook_entry || loop->tracing;
 }
 
+/* -EDEADLK (and says why) when @fn would push, start I/O or move ownership from inside one. */
+int rsc__in_hook_error(const char *fn) RSC__COLD;
+static inline int rsc__check_not_in_hook(const struct rsc_loop *loop, const char *fn)
+{
+	return __builtin_expect(rsc__in_hook(loop), 0) ? rsc__in_hook_error(fn) : 0;
+}
+
 /* -EDEADLK (and says why) when @fn would block or run the loop from inside it. */
 int rsc__in_callback_error(const char *fn) RSC__COLD;
 static inline int rsc__check_not_in_callback(const struct rsc_loop *loop, const char *fn)
@@ -667,22 +674,29 @@ int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **
  * (room in the SQ, no host to kick, 64-byte SQEs); anything else, a flush
  * that makes room included, is rsc__get_sqes_slow() (loop.c).
  */
-static inline int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
+/* Room for @n is checked: take them as io_uring_get_sqe() would, at once
+ * (@shift 1 for 128-byte SQEs). */
+static inline void rsc__take_sqes(struct io_uring_sq *sq, unsigned n, struct io_uring_sqe **sqes,
+				  unsigned shift)
 {
-	struct io_uring_sq *sq = &loop->ring->sq;
 	unsigned tail = sq->sqe_tail, i;
 
+	for (i = 0; i < n; i++) {
+		sqes[i] = &sq->sqes[((tail + i) & sq->ring_mask) << shift];
+		/* liburing 2.3 hands SQEs out dirty; start every one from zero. */
+		memset(sqes[i], 0, sizeof(*sqes[i]));
+	}
+	sq->sqe_tail = tail + n;
+}
+
+static inline int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
+{
 	if (__builtin_expect(n == 0 || loop->pollable || (loop->ring->flags & IORING_SETUP_SQE128) ||
 			     io_uring_sq_space_left(loop->ring) < n, 0))
 		return rsc__get_sqes_slow(loop, n, sqes, false);
 	if (rsc__fault(loop, RSC__F_SQ_FULL)) /* injected: as if full (fault.c) */
 		return rsc__get_sqes_slow(loop, n, sqes, true);
-	for (i = 0; i < n; i++) {
-		sqes[i] = &sq->sqes[(tail + i) & sq->ring_mask];
-		/* liburing 2.3 hands SQEs out dirty; start every one from zero. */
-		memset(sqes[i], 0, sizeof(*sqes[i]));
-	}
-	sq->sqe_tail = tail + n;
+	rsc__take_sqes(&loop->ring->sq, n, sqes, 0);
 	return 0;
 }
 /* Submit what is prepared now, outside a turn of the loop (>= 0 or -errno). */
@@ -713,8 +727,6 @@ void rsc__io_cancel_fd_short(struct rsc_loop *loop, const struct rsc_op *cancel,
 /* A loop on the application's ring (host.c): the ring's setup checked, one loop per ring. */
 int rsc__shared_ring_claim(struct io_uring *ring);
 void rsc__shared_ring_release(const struct io_uring *ring);
-/* Cancels kept for want of an SQE, sent now (from the loop's turn). */
-void rsc__cancel_backlog_send(struct rsc_loop *loop);
 
 /* entry.c */
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,

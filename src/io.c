@@ -53,11 +53,8 @@ int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn)
 
 	RSC__ENTRY(e, h, fn);
 	*ep = e;
-	if (rsc__in_hook(e->scope->loop)) {
-		rsc__set_last_error("%s: not from inside a manager's enter or exit, or the trace callback",
-				    fn);
+	if (rsc__check_not_in_hook(e->scope->loop, fn) < 0)
 		return -EDEADLK;
-	}
 	if (e->state != RSC_ENTERED || (e->flags & RSC__E_RELEASE_REQ) || e->value < 0) {
 		rsc__set_last_error("%s: entry '%s' is not entered, or is being released",
 				    fn, e->mgr->name);
@@ -238,7 +235,7 @@ void rsc__io_cancel_fd_short(struct rsc_loop *loop, const struct rsc_op *cancel,
 
 	if (res >= 0 && (unsigned)res >= cancel->cancel_expect)
 		return;
-	e = rsc__handle_lookup(cancel->cancel_entry, RSC__K_ENTRY);
+	e = rsc__entry_live(cancel->cancel_entry);
 	if (!e)
 		return; /* every op ended, and the entry with them */
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)

@@ -409,8 +409,6 @@ int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **
 		       bool injected_full)
 {
 	struct io_uring_sq *sq = &loop->ring->sq;
-	unsigned shift = (loop->ring->flags & IORING_SETUP_SQE128) ? 1 : 0, tail, i;
-
 	if (n == 0 || n > sq->ring_entries)
 		return -EINVAL;
 	if (loop->pollable)
@@ -429,14 +427,7 @@ int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **
 			return -EBUSY;
 		}
 	}
-	/* Room for all n is checked: take them as io_uring_get_sqe() would, at once. */
-	tail = sq->sqe_tail;
-	for (i = 0; i < n; i++) {
-		sqes[i] = &sq->sqes[((tail + i) & sq->ring_mask) << shift];
-		/* liburing 2.3 hands SQEs out dirty; start every one from zero. */
-		memset(sqes[i], 0, sizeof(*sqes[i]));
-	}
-	sq->sqe_tail = tail + n;
+	rsc__take_sqes(sq, n, sqes, (loop->ring->flags & IORING_SETUP_SQE128) ? 1 : 0);
 	return 0;
 }
 
@@ -550,7 +541,7 @@ static void backlog_cancel(struct rsc_loop *loop, uint64_t target_ud)
 }
 
 /* The cancels that waited for an SQE, to targets still in flight. */
-void rsc__cancel_backlog_send(struct rsc_loop *loop)
+static void cancel_backlog_send(struct rsc_loop *loop)
 {
 	unsigned i, n = loop->n_cancel_backlog;
 
@@ -852,7 +843,7 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 	}
 	loop->running = true;
 	if (loop->n_cancel_backlog)
-		rsc__cancel_backlog_send(loop);
+		cancel_backlog_send(loop);
 	rsc__post_forget_failed(loop);
 	rsc__post_run(loop);
 	rsc__run_due(loop);
@@ -888,7 +879,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		bool wait;
 
 		if (loop->n_cancel_backlog)
-			rsc__cancel_backlog_send(loop);
+			cancel_backlog_send(loop);
 		/* In this order: stashed completions, due callbacks, then retries. */
 		done = __atomic_load_n(&loop->post_head, __ATOMIC_RELAXED) ? rsc__post_run(loop) : 0;
 		done += loop->stash_len ? dispatch_stash(loop) : 0;

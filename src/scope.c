@@ -463,10 +463,8 @@ int rsc_scope_move(struct rsc_scope *h, struct rsc_scope *parent_h)
 		rsc__set_last_error("rsc_scope_move: the new parent belongs to another loop");
 		return -EXDEV;
 	}
-	if (rsc__in_hook(s->loop)) {
-		rsc__set_last_error("rsc_scope_move: not from inside a manager's enter or exit, or the trace callback");
+	if (rsc__check_not_in_hook(s->loop, "rsc_scope_move") < 0)
 		return -EDEADLK;
-	}
 	if (rsc__scope_unwind_owns(s)) {
 		rsc__set_last_error("rsc_scope_move: scope '%s' is unwinding or closing: its unwind owns it",
 				    s->name);
