@@ -15,15 +15,12 @@
 /* Hostile use of the trace, the metrics and the in-library audit, as the man
  * pages promise them to someone who never read the code. */
 
-/* The header, nothing after the closing "]}" but its newline. */
+/* The trace file at @path is a complete document (t_assert_trace_complete). */
 static void assert_complete(const char *path)
 {
 	char *text = t_slurp(path, NULL);
-	size_t n = strlen(text);
 
-	ck_assert_msg(strncmp(text, "{\"displayTimeUnit\"", 18) == 0, "header: %.40s", text);
-	ck_assert_msg(n > 4 && strcmp(text + n - 4, "\n]}\n") == 0, "tail: %s",
-		      text + (n > 16 ? n - 16 : 0));
+	t_assert_trace_complete(text);
 	free(text);
 }
 
@@ -60,16 +57,6 @@ static void disk_free_again(struct rlimit old)
 	ck_assert_int_eq(ret, 0);
 }
 
-static void scope_of_files(int n, const char *name)
-{
-	struct rsc_scope *s;
-
-	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), 0);
-	t_open_files(s, 0, n);
-	t_run();
-	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
-}
-
 /* The events of 8 files (~600 bytes each) stay in the buffer until the close,
  * whose one write the full disk cuts: its error is the close's answer. */
 START_TEST(trace_write_failing_at_its_close_is_returned)
@@ -83,7 +70,7 @@ START_TEST(trace_write_failing_at_its_close_is_returned)
 	t_make_files(8);
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
 	empty = size_of(file);
-	scope_of_files(8, "cut");
+	t_scope_of_files(8, "cut");
 	old = disk_full_at(empty + 512);
 	ret = rsc_loop_trace_file(t_loop, NULL);
 	disk_free_again(old);
@@ -107,22 +94,22 @@ START_TEST(trace_cut_short_by_a_full_disk_stays_a_document)
 	snprintf(again, sizeof(again), "%s", t_path("again.json"));
 	t_make_files(8);
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
-	scope_of_files(2, "fits");
+	t_scope_of_files(2, "fits");
 	ck_assert_int_eq(rsc_loop_trace_flush(t_loop), 0);
 	good = size_of(file);
-	scope_of_files(8, "cut");
+	t_scope_of_files(8, "cut");
 	old = disk_full_at(good + 512);
 	ret[0] = rsc_loop_trace_flush(t_loop);
 	ret[1] = rsc_loop_trace_flush(t_loop);
 	disk_free_again(old);
 	ck_assert_int_eq(ret[0], -EFBIG);
 	ck_assert_int_eq(ret[1], -EFBIG);
-	scope_of_files(8, "untraced");
+	t_scope_of_files(8, "untraced");
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), -EFBIG);
 	assert_complete(file);
 	ck_assert_int_eq(size_of(file), good);
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, again), 0);
-	scope_of_files(2, "on again");
+	t_scope_of_files(2, "on again");
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
 	assert_complete(again);
 }
@@ -227,7 +214,7 @@ START_TEST(trace_to_a_fifo_nobody_reads_fails_at_once)
 	ck_assert_int_eq(rsc_loop_new(&loop, 0, 0), -ENXIO);
 	unsetenv("RINGSCOPE_TRACE");
 	ck_assert_ptr_null(loop);
-	scope_of_files(0, "untraced");
+	t_scope_of_files(0, "untraced");
 }
 END_TEST
 

@@ -23,26 +23,6 @@ static int count_of(const char *hay, const char *needle)
 	return n;
 }
 
-/* A complete document: the header, then events, then the closing "]}". */
-static void assert_complete(const char *text)
-{
-	size_t n = strlen(text);
-
-	ck_assert_msg(strncmp(text, "{\"displayTimeUnit\"", 18) == 0, "header: %.40s", text);
-	ck_assert_msg(n > 4 && strcmp(text + n - 4, "\n]}\n") == 0, "tail: %s",
-		      text + (n > 16 ? n - 16 : 0));
-}
-
-static void scope_of_files(int n, const char *name)
-{
-	struct rsc_scope *s;
-
-	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), 0);
-	t_open_files(s, 0, n);
-	t_run();
-	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
-}
-
 START_TEST(trace_file_is_a_complete_document_after_each_flush)
 {
 	char file[512];
@@ -52,31 +32,31 @@ START_TEST(trace_file_is_a_complete_document_after_each_flush)
 	t_make_files(4);
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
 	text = t_slurp(file, NULL);
-	assert_complete(text); /* from the start: header and track names */
+	t_assert_trace_complete(text); /* from the start: header and track names */
 	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 0);
 	free(text);
-	scope_of_files(4, "first");
+	t_scope_of_files(4, "first");
 	ck_assert_int_eq(rsc_loop_trace_flush(t_loop), 0);
 	text = t_slurp(file, NULL);
-	assert_complete(text);
+	t_assert_trace_complete(text);
 	/* One scope and four entries began and ended. */
 	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 5);
 	ck_assert_int_eq(count_of(text, "\"ph\":\"e\""), 5);
 	free(text);
-	scope_of_files(2, "second");
+	t_scope_of_files(2, "second");
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
 	text = t_slurp(file, NULL);
-	assert_complete(text);
+	t_assert_trace_complete(text);
 	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 8);
 	ck_assert_int_eq(count_of(text, "\"name\":\"second\""), 2);
 	free(text);
 	/* Starting over on the same file while it is open: a new document. */
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
-	scope_of_files(4, "third");
+	t_scope_of_files(4, "third");
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
 	text = t_slurp(file, NULL);
-	assert_complete(text);
+	t_assert_trace_complete(text);
 	ck_assert_int_eq(count_of(text, "\"ph\":\"b\""), 0);
 	free(text);
 }
@@ -105,7 +85,7 @@ START_TEST(stopping_a_trace_ends_the_slices_it_began)
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
 	text = t_slurp(file, NULL);
-	assert_complete(text);
+	t_assert_trace_complete(text);
 	ck_assert_int_eq(count_of(text, "\"ph\":\"e\""), 0);
 	free(text);
 }
@@ -136,13 +116,13 @@ START_TEST(trace_env_gives_each_live_loop_its_own_file)
 	ck_assert_int_eq(rsc_loop_close(b), 0);
 	ck_assert_int_eq(rsc_loop_close(a), 0);
 	text = t_slurp(t_path("env.json"), NULL);
-	assert_complete(text);
+	t_assert_trace_complete(text);
 	snprintf(name, sizeof(name), "ringscope loop %d", rsc_loop_id(t_loop) + 1);
 	ck_assert_ptr_nonnull(strstr(text, name));
 	free(text);
 	snprintf(name, sizeof(name), "env.json.%d", rsc_loop_id(t_loop) + 2);
 	text = t_slurp(t_path(name), NULL);
-	assert_complete(text);
+	t_assert_trace_complete(text);
 	free(text);
 	/* %l names the file by loop id. */
 	ck_assert_int_eq(setenv("RINGSCOPE_TRACE", t_path("loop-%l.json"), 1), 0);
@@ -194,7 +174,7 @@ START_TEST(killed_program_leaves_a_complete_trace_up_to_its_last_flush)
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 	text = t_slurp(file, NULL);
-	assert_complete(text);
+	t_assert_trace_complete(text);
 	ck_assert_int_eq(count_of(text, "\"name\":\"round\""), 600);
 	ck_assert_int_eq(count_of(text, "unflushed"), 0);
 	free(text);
@@ -230,7 +210,7 @@ START_TEST(metrics_counters_match_rsc_loop_counter)
 	int c;
 
 	t_make_files(4);
-	scope_of_files(4, "counted");
+	t_scope_of_files(4, "counted");
 	text = metrics_text(&t_loop, 1);
 	for (c = 0; c < RSC_CTR__COUNT; c++) {
 		snprintf(name, sizeof(name), "ringscope_%s_total", rsc_counter_name(c));
@@ -285,7 +265,7 @@ START_TEST(latency_histograms_count_each_acquire_and_release)
 	ck_assert_ptr_null(strstr(text, "latency"));
 	free(text);
 	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, RSC_METRICS_LATENCY), 0);
-	scope_of_files(6, "timed");
+	t_scope_of_files(6, "timed");
 	text = metrics_text(&t_loop, 1);
 	ck_assert_ptr_nonnull(strstr(text, "# TYPE ringscope_acquire_latency_seconds histogram"));
 	ck_assert_int_eq(series(text, "ringscope_acquire_latency_seconds_count", id), 6);
@@ -293,7 +273,7 @@ START_TEST(latency_histograms_count_each_acquire_and_release)
 	free(text);
 	/* Stopped: the counts stay, and grow no more. */
 	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, 0), 0);
-	scope_of_files(2, "untimed");
+	t_scope_of_files(2, "untimed");
 	text = metrics_text(&t_loop, 1);
 	ck_assert_int_eq(series(text, "ringscope_acquire_latency_seconds_count", id), 6);
 	free(text);
@@ -310,7 +290,7 @@ START_TEST(metrics_tell_loops_apart_by_a_label)
 	ck_assert_int_eq(rsc_loop_new(&loops[1], 8, 0), 0);
 	ck_assert_int_gt(rsc_loop_id(loops[1]), rsc_loop_id(t_loop));
 	t_make_files(2);
-	scope_of_files(2, "first loop only");
+	t_scope_of_files(2, "first loop only");
 	text = metrics_text(loops, 2);
 	/* Each family once, a series per loop. */
 	ck_assert_int_eq(count_of(text, "# HELP ringscope_acquired_total "), 1);

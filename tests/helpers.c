@@ -277,6 +277,25 @@ char *t_slurp(const char *path, size_t *lenp)
 	return buf;
 }
 
+void t_scope_of_files(int n, const char *name)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), 0);
+	t_open_files(s, 0, n);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+
+void t_assert_trace_complete(const char *text)
+{
+	size_t n = strlen(text);
+
+	ck_assert_msg(strncmp(text, "{\"displayTimeUnit\"", 18) == 0, "header: %.40s", text);
+	ck_assert_msg(n > 4 && strcmp(text + n - 4, "\n]}\n") == 0, "tail: %s",
+		      text + (n > 16 ? n - 16 : 0));
+}
+
 void t_direct_table(unsigned slots, unsigned chain_slots)
 {
 	int ret = rsc_loop_set_direct(t_loop, slots, chain_slots);

@@ -79,6 +79,11 @@ bool t_under_valgrind(void);
 /* A whole file, NUL-terminated, malloc'd (asserted); its length in *@lenp if not NULL. */
 char *t_slurp(const char *path, size_t *lenp);
 
+/* A scope of @n files on the test loop, entered, then closed (asserted). */
+void t_scope_of_files(int n, const char *name);
+/* A complete trace document: the header, then events, nothing after the closing "]}" but its newline. */
+void t_assert_trace_complete(const char *text);
+
 /* The test loop's direct table: @slots in all, @chain_slots of them for chains (asserted). */
 void t_direct_table(unsigned slots, unsigned chain_slots);
 /* rsc_audit_slots(@loop), asked again while the kernel is busy (-EAGAIN); never an error. */
