@@ -114,6 +114,14 @@ static bool shortage(int res)
 static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 	       unsigned flags, unsigned backoff_ms);
 
+/* Its last CQE: the listener stops tracking it (the op is freed after). */
+static void unlink_accept(struct rsc_loop *loop, struct rsc_op *op)
+{
+	rsc__io_unlink(op);
+	if (op->accept_flags & RSC_DIRECT)
+		rsc__direct_armed(loop, -1);
+}
+
 static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			 unsigned cqe_flags)
 {
@@ -121,9 +129,7 @@ static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	uint64_t lh = l->h;
 
 	(void)cqe_flags;
-	rsc__io_unlink(op);
-	if (op->accept_flags & RSC_DIRECT)
-		rsc__direct_armed(loop, -1);
+	unlink_accept(loop, op);
 	if (res == -ETIME && !stopping(l)) {
 		if (arm(l, op->accept_cb, op->io_data, op->accept_flags, op->backoff_ms) < 0)
 			call_accept_cb(op, -ENOMEM, NULL, NULL);
@@ -169,22 +175,27 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	bool last = !(cqe_flags & IORING_CQE_F_MORE);
 	bool stop = stopping(l);
 
-	(void)loop;
+	if (res >= 0 && !(op->accept_flags & RSC_ACCEPT_MULTISHOT)) {
+		/* A single-shot accept's connection is its last call: the listener
+		 * stops tracking it first, so that the callback may detach the
+		 * listener, as after any final call (rsc_entry_detach(3)). */
+		unlink_accept(loop, op);
+		if (!deliver(op, res)) /* closed by the runtime: the end, all the same */
+			call_accept_cb(op, -ECANCELED, NULL, NULL);
+		rsc__io_settled(lh);
+		return;
+	}
 	if (res >= 0) {
 		bool delivered = deliver(op, res);
 
 		/* Closed by the runtime, or the end of a stopping multishot: a
 		 * started accept always ends with a callback of its own. */
-		if (last && (!delivered ||
-			     ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && stop)))
+		if (last && (!delivered || stop))
 			res = -ECANCELED;
 	}
 	if (!last)
 		return;
-	/* Its last CQE: the listener stops tracking it (the op is freed after). */
-	rsc__io_unlink(op);
-	if (op->accept_flags & RSC_DIRECT)
-		rsc__direct_armed(loop, -1);
+	unlink_accept(loop, op);
 	res = rsc__real_errno(res, false);
 	if (res == -ECANCELED || (res < 0 && stop)) {
 		call_accept_cb(op, -ECANCELED, NULL, NULL);

@@ -425,6 +425,55 @@ START_TEST(single_shot_accept_ends_with_one_callback_when_its_scope_closes)
 }
 END_TEST
 
+struct detach_in_cb {
+	struct rsc_entry *l;
+	int n, res, detached, conn_fd;
+	struct rsc_scope *cs;
+};
+
+/* The connection, a single-shot accept's last call: it takes the listener back. */
+static void detach_listener(struct rsc_entry *l, int res, struct rsc_scope *cs,
+			    struct rsc_entry *conn, void *data)
+{
+	struct detach_in_cb *d = data;
+
+	(void)conn;
+	ck_assert_ptr_eq(l, d->l);
+	d->n++;
+	d->res = res;
+	d->cs = cs;
+	d->detached = rsc_entry_detach(l);
+}
+
+START_TEST(single_shot_connection_callback_may_detach_the_listener)
+{
+	struct detach_in_cb d = { 0 };
+	struct rsc_scope *srv;
+	struct sockaddr_in bound;
+	int before = t_fd_count(), c, lfd;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	d.l = t_listen_on_loopback(srv, 16, &bound);
+	lfd = rsc_entry_fd(d.l);
+	ck_assert_int_eq(rsc_accept(d.l, 0, detach_listener, &d), 0);
+	c = t_connect(&bound);
+	run_until(&d.n, 1);
+	ck_assert_int_ge(d.res, 0);
+	/* rsc_entry_detach(3): an op's final callback may detach the entry it
+	 * reports. It was -EBUSY: the accept was still counted on the listener. */
+	ck_assert_msg(d.detached == lfd, "detach from the callback: %s", rsc_strerror(d.detached));
+	ck_assert_int_eq(rsc_entry_state(d.l), -ESTALE);
+	t_run();
+	ck_assert_int_eq(d.n, 1);
+	/* The connection is still its scope's; the listener is ours. */
+	ck_assert_int_eq(fcntl(lfd, F_GETFD) >= 0, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	ck_assert_int_eq(close(lfd), 0);
+	ck_assert_int_eq(close(c), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* Four clients connecting and closing as fast as they can, in children. */
 static pid_t churn_clients(const struct sockaddr_in *to, int procs, int each)
 {
@@ -616,6 +665,7 @@ Suite *make_net_suite(void)
 	tcase_add_test(tc, multishot_accept_gives_each_connection_its_scope);
 	tcase_add_test(tc, single_shot_accepts_one);
 	tcase_add_test(tc, single_shot_accept_ends_with_one_callback_when_its_scope_closes);
+	tcase_add_test(tc, single_shot_connection_callback_may_detach_the_listener);
 	tcase_add_test(tc, full_audit_has_no_false_leaks_while_accepting);
 	tcase_add_test(tc, closing_while_clients_connect_leaks_nothing);
 	if (rsc_fault_set(t_probe_loop(), "") == 0) {
