@@ -251,7 +251,9 @@ static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 int rsc_accept(struct rsc_entry *h, unsigned flags, rsc_accept_cb cb, void *data)
 {
 	struct rsc__entry *l;
-	int ret = rsc__io_check(h, &l, "rsc_accept");
+	/* A defer's or a timer's value is no descriptor: accept(2) on it would
+	 * take descriptor 0's connections (rsc_read(3) refuses it likewise). */
+	int ret = rsc__io_check_tracked(h, &l, true, "rsc_accept");
 
 	if (ret < 0)
 		return ret;

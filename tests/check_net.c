@@ -474,6 +474,47 @@ START_TEST(single_shot_connection_callback_may_detach_the_listener)
 }
 END_TEST
 
+static int defer_nothing(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	return 0;
+}
+
+static void timer_cb(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)buf;
+	(void)data;
+}
+
+/* rsc_accept(3): -EBADF for an entry that holds no descriptor. It was
+ * accepted, and an accept(2) on descriptor 0 (the timer's and the defer's
+ * value) went out: whatever listened there would have been taken over. */
+START_TEST(accept_on_an_entry_without_a_descriptor_is_refused)
+{
+	struct accepted a = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *d, *t;
+	int before = t_fd_count();
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_defer(s, defer_nothing, NULL, &d), 0);
+	ck_assert_int_eq(rsc_timer(s, 60000, timer_cb, NULL, &t), 0);
+	ck_assert_int_ge(rsc_entry_wait(t), 0);
+	ck_assert_int_eq(rsc_accept(d, 0, on_accept, &a), -EBADF);
+	ck_assert_int_eq(rsc_accept(t, RSC_ACCEPT_MULTISHOT, on_accept, &a), -EBADF);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "no descriptor"));
+	ck_assert_int_eq(rsc_entry_io_count(d), 0);
+	ck_assert_int_eq(rsc_entry_io_count(t), 1); /* its own timeout only */
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(a.n + a.finals + a.errors, 0); /* a refused call never calls back */
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* Four clients connecting and closing as fast as they can, in children. */
 static pid_t churn_clients(const struct sockaddr_in *to, int procs, int each)
 {
@@ -666,6 +707,7 @@ Suite *make_net_suite(void)
 	tcase_add_test(tc, single_shot_accepts_one);
 	tcase_add_test(tc, single_shot_accept_ends_with_one_callback_when_its_scope_closes);
 	tcase_add_test(tc, single_shot_connection_callback_may_detach_the_listener);
+	tcase_add_test(tc, accept_on_an_entry_without_a_descriptor_is_refused);
 	tcase_add_test(tc, full_audit_has_no_false_leaks_while_accepting);
 	tcase_add_test(tc, closing_while_clients_connect_leaks_nothing);
 	if (rsc_fault_set(t_probe_loop(), "") == 0) {
