@@ -65,6 +65,12 @@ static int in_flight(int i)
 	return n;
 }
 
+/* Entry @i holds an end of a pair: I/O may start on it. */
+bool io_has_pair(int i)
+{
+	return partner[i] >= 0;
+}
+
 bool io_busy(const struct prog *p, int i)
 {
 	(void)p;

@@ -15,8 +15,13 @@
  * and posts (post.c). Not part of program.h: only the interpreter uses it.
  */
 
-#define MAX_SCOPES  48
-#define MAX_ENTRIES 320
+/* The program's own scopes and entries; room beyond them for the
+ * connections its accepts deliver (accept.c: at most ACC_CONNS). */
+#define PROG_SCOPES  48
+#define PROG_ENTRIES 320
+#define ACC_CONNS    16
+#define MAX_SCOPES  (PROG_SCOPES + ACC_CONNS)
+#define MAX_ENTRIES (PROG_ENTRIES + ACC_CONNS)
 #define MAX_OPS	    300
 #define MAX_ERRS    1024
 #define N_FILES	    8
@@ -98,7 +103,8 @@ struct perr {
 };
 
 /* FC_MSG: a "msg_ring" rule set for one hand-over (handover.c), not by op_fault. */
-enum fclass { FC_NONE, FC_ACQ, FC_REL, FC_RING, FC_MSG, FC__COUNT };
+/* FC_ACC: "accept" rules (accept.c): they fail accepts, not entries. */
+enum fclass { FC_NONE, FC_ACQ, FC_REL, FC_RING, FC_MSG, FC_ACC, FC__COUNT };
 
 struct prog {
 	const struct prog_env *env;
@@ -209,5 +215,27 @@ bool own_in_grace(const struct prog *p, int s);
 void own_released(struct prog *p, int i);
 void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain);
 void own_end(struct prog *p, struct prog_stats *st);
+void own_set_deadline(struct prog *p, int s, unsigned ms, bool move_on, struct prog_stats *st);
+void own_fail_scope(struct prog *p, int s, unsigned b, struct prog_stats *st);
+void own_close_graceful(struct prog *p, int s, unsigned grace_ms, struct prog_stats *st);
+void own_move_scope(struct prog *p, int s, int np, struct prog_stats *st);
+
+/* io.c */
+bool io_has_pair(int i);
+
+/* program.c: rsc_connect or rsc_listen of a valid or invalid address, modelled. */
+int net_pair(struct prog *p, int s, bool listening, const void *raw, unsigned len,
+	     unsigned timeout_ms, int backlog, struct prog_stats *st);
+bool acc_kind_on(const struct prog_env *env, unsigned kind);
+
+/* accept.c: a listener, single-shot and multishot accepts, the program's own clients. */
+void acc_begin(void);
+void acc_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
+int acc_bind(struct prog *p, const struct rsc_scope *sh, const struct rsc_entry *eh);
+bool acc_busy(const struct prog *p, int i);
+bool acc_before_wait(const struct prog *p);
+void acc_entered(struct prog *p, int i);
+void acc_released(struct prog *p, int i);
+void acc_end(struct prog *p, struct prog_stats *st);
 
 #endif

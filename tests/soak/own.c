@@ -249,10 +249,20 @@ static bool in_subtree(const struct prog *p, int root, int x)
 
 static void op_scope_move(struct prog *p, struct rd *r, struct prog_stats *st)
 {
-	int s = pick_open_scope(p, r), np = rd_u8(r) & 3 ? pick_open_scope(p, r) : -1, ret, want;
+	int s = pick_open_scope(p, r), np = rd_u8(r) & 3 ? pick_open_scope(p, r) : -1;
 
-	if (s < 0)
-		return;
+	if (s >= 0)
+		own_move_scope(p, s, np, st);
+}
+
+/* Scope @s under @np (-1: to the top), the answer worked out first. */
+void own_move_scope(struct prog *p, int s, int np, struct prog_stats *st)
+{
+	int ret, want;
+
+	g_p = p;
+	g_st = st;
+
 	if (unwind_owns(p, s))
 		want = -EALREADY;
 	else if (np >= 0 && (in_subtree(p, s, np) || unwind_owns(p, np)))
@@ -284,12 +294,21 @@ static void op_fail(struct prog *p, struct rd *r, struct prog_stats *st)
 {
 	int s = pick_scope(p, r);
 	unsigned b = rd_u8(r);
+
+	if (s >= 0)
+		own_fail_scope(p, s, b, st);
+}
+
+/* rsc_scope_fail of @s with the errno and op @b picks. */
+void own_fail_scope(struct prog *p, int s, unsigned b, struct prog_stats *st)
+{
 	int err = fail_errs[b % 3], ret;
 	const char *op = fail_ops[(b >> 2) % FAIL_OPS];
 	bool again, maybe;
 
-	if (s < 0)
-		return;
+	g_p = p;
+	g_st = st;
+
 	again = p->sc[s].close_req || p->sc[s].fail_req ||
 		rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN;
 	/* A parent's unwind may have claimed it already, as for a close. */
@@ -700,12 +719,23 @@ static void graceful_cb(struct rsc_scope *h, int status, const struct rsc_error 
 
 static void op_graceful(struct prog *p, struct rd *r, struct prog_stats *st)
 {
-	int s = pick_scope(p, r), ret;
+	int s = pick_scope(p, r);
 	unsigned grace = short_ms(rd_u8(r), 16);
+
+	if (s >= 0)
+		own_close_graceful(p, s, grace, st);
+}
+
+/* A graceful close of @s; a @grace_ms of 0 sets no bound (the caller knows
+ * nothing in the subtree would hold it for ever). */
+void own_close_graceful(struct prog *p, int s, unsigned grace, struct prog_stats *st)
+{
+	int ret;
 	bool again, maybe;
 
-	if (s < 0)
-		return;
+	g_p = p;
+	g_st = st;
+
 	again = p->sc[s].close_req;
 	maybe = !again && ancestor_closing(p, s);
 	scope_ids[s] = s;
@@ -723,6 +753,13 @@ static void op_graceful(struct prog *p, struct rd *r, struct prog_stats *st)
 	p->sc[s].close_req = true;
 	p->sc[s].graceful = !cancelled(p, s);
 	st->graceful++;
+}
+
+void own_set_deadline(struct prog *p, int s, unsigned ms, bool move_on, struct prog_stats *st)
+{
+	g_p = p;
+	g_st = st;
+	set_deadline(p, s, ms, move_on ? RSC_DEADLINE_MOVE_ON : 0, st);
 }
 
 /* ---- timers ----------------------------------------------------------------- */

@@ -66,10 +66,14 @@ void say(const struct prog *p, const char *fmt, ...)
 }
 
 /*
- * An op byte below EXT_OPS is one of the 20 first kinds (b % 20, evenly);
- * from EXT_OPS on, tracked I/O (io.c), hand-overs (handover.c), posts
- * (post.c), then moves, failures, deadlines and the rest of own.c.
+ * An op byte below ACC_OPS is one of the 20 first kinds (b % 20, evenly:
+ * 11 bytes each); ACC_OPS to EXT_OPS, listeners, accepts and their clients
+ * (accept.c); from EXT_OPS on, tracked I/O (io.c), hand-overs
+ * (handover.c), posts (post.c), then moves, failures, deadlines and the
+ * rest of own.c. Without the accept kind (PROG_KINDS), the four bytes of
+ * ACC_OPS decode as the first kinds again, as they did before it.
  */
+#define ACC_OPS	 220
 #define EXT_OPS	 224
 #define IO_OPS	 8
 #define POST_OPS 10
@@ -523,6 +527,8 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 	i = entry_of(p, eh);
 	if (i < 0)
 		i = bind_hidden(p, sh, eh);
+	if (i < 0 && ev == RSC_EV_ENTERED)
+		i = acc_bind(p, sh, eh); /* an accepted connection, before its callback */
 	if (i < 0) {
 		violation(p, "%s for an unknown entry", ev_names[ev]);
 		return;
@@ -556,6 +562,8 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 		e->n_entered++;
 		if (e->kind == K_NET && i > 0 && p->en[i - 1].hidden)
 			p->en[i - 1].taken_over = true; /* its socket, pushed just before it */
+		if (e->kind == K_NET)
+			acc_entered(p, i);
 		if (res < 0) {
 			violation(p, "ENTERED with res %d", res);
 			break;
@@ -584,6 +592,7 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 			ho_released(p, i);
 		io_released(p, i);
 		own_released(p, i);
+		acc_released(p, i);
 		if (e->early)
 			break;
 		/* LIFO: newest first, and only after every child scope closed. */
@@ -698,7 +707,7 @@ int op_open_scope(struct prog *p, int parent)
 	bool refuse = false;
 	int ret;
 
-	if (p->n_sc == MAX_SCOPES)
+	if (p->n_sc >= PROG_SCOPES)
 		return -1;
 	/* Refused below any scope whose unwind is coming, as pushes are. */
 	refuse = parent >= 0 ? unwind_owns(p, parent) : p->shutting_down;
@@ -728,7 +737,7 @@ struct pentry *push_begin(struct prog *p, int s, enum ekind kind)
 {
 	struct pentry *e;
 
-	if (p->n_en == MAX_ENTRIES)
+	if (p->n_en >= PROG_ENTRIES)
 		return NULL;
 	e = &p->en[p->n_en];
 	memset(e, 0, sizeof(*e));
@@ -875,19 +884,16 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 	unsigned x = rd_u8(r), y = rd_u8(r), k = (b >> 2) & 3;
 	unsigned timeout_ms = 2 + 4 * ((b >> 4) & 3), backlog = b >> 6;
 	unsigned exact, min, max, len;
-	bool listening = b & 2, refuse, valid, busy;
+	bool listening = b & 2;
 	unsigned char raw[ADDR_ROOM];
 	struct sockaddr_in *in = (struct sockaddr_in *)raw;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)raw;
 	struct sockaddr_un *un = (struct sockaddr_un *)raw;
 	const size_t off = offsetof(struct sockaddr_un, sun_path);
 	char path[SUN_PATH_MAX + 1], name[40];
-	struct pentry *sock, *e;
-	struct sockaddr *a;
-	const char *d;
-	int family, ret;
+	int family;
 
-	if (!p->env->have_socket || p->n_en + 2 > MAX_ENTRIES)
+	if (!p->env->have_socket || p->n_en + 2 > PROG_ENTRIES)
 		return;
 	memset(raw, 0, sizeof(raw));
 	min = off;
@@ -954,6 +960,30 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 	/* A path's prefix would name a file outside the program's directory. */
 	if (family == AF_UNIX && un->sun_path[0] && len > off && len < exact)
 		len = (unsigned)(off - 1);
+	net_pair(p, s, listening, raw, len, timeout_ms, (int)backlog, st);
+}
+
+/*
+ * The pushes of op_address, for an address already made (the accept kind's
+ * listeners too): the documented EINVAL for a length its family does not
+ * allow, else a socket entry and a connect/listen entry, modelled like the
+ * rest. Returns the index of the connect/listen entry, or -1.
+ */
+int net_pair(struct prog *p, int s, bool listening, const void *raw, unsigned len,
+	     unsigned timeout_ms, int backlog, struct prog_stats *st)
+{
+	const size_t off = offsetof(struct sockaddr_un, sun_path);
+	sa_family_t fam;
+	struct pentry *sock, *e;
+	struct sockaddr *a;
+	bool refuse, valid, busy;
+	const char *d;
+	int family, ret;
+
+	if (p->n_en + 2 > PROG_ENTRIES)
+		return -1;
+	memcpy(&fam, raw, sizeof(fam));
+	family = fam;
 	refuse = push_refused(p, s);
 	valid = addr_valid(family, len, !listening);
 	/* One pair's socket at a time waits for its handle in a scope: a turn of
@@ -961,7 +991,7 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 	if (valid && !refuse && waits_for_handle(p, s)) {
 		op_run(p, 0, NULL);
 		if (!p->sc[s].valid || waits_for_handle(p, s))
-			return;
+			return -1;
 		refuse = push_refused(p, s);
 	}
 	sock = &p->en[p->n_en];
@@ -988,7 +1018,7 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 	if (family == AF_UNIX && !p->env->unix_backlog_full)
 		backlog = 4096;
 	if (listening)
-		ret = rsc_listen(p->sc[s].h, a, len, (int)backlog, 0, &e->h);
+		ret = rsc_listen(p->sc[s].h, a, len, backlog, 0, &e->h);
 	else
 		ret = rsc_connect(p->sc[s].h, a, len, timeout_ms, 0, &e->h);
 	free(a); /* the library copied it */
@@ -1000,7 +1030,7 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 		if (ret != -ESHUTDOWN)
 			violation(p, "rsc_%s in closing '%s': %s, expected ESHUTDOWN", e->name,
 				  p->sc[s].name, rsc_err_name(ret));
-		return;
+		return -1;
 	}
 	if (!valid) {
 		if (ret != -EINVAL || e->h)
@@ -1010,22 +1040,23 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 			violation(p, "rsc_%s: EINVAL without its message: '%s'", e->name,
 				  rsc_last_error());
 		st->addr_refused++;
-		return;
+		return -1;
 	}
 	if (busy) {
 		/* The socket may have been pushed, and then released at once. */
 		sock->maybe_absent = sock->early = true;
 		p->sc[s].n_pushed++;
 		p->n_en++;
-		return;
+		return -1;
 	}
 	if (ret != 0 || !e->h) {
 		violation(p, "rsc_%s, family %d, addrlen %u: %s (%s), expected success", e->name,
 			  family, len, rsc_err_name(ret), rsc_last_error());
-		return;
+		return -1;
 	}
 	p->sc[s].n_pushed += 2;
 	p->n_en += 2;
+	ret = p->n_en - 1;
 	/* The detail never carries a raw control byte (abstract names are escaped). */
 	for (d = rsc_entry_detail(e->h); *d; d++)
 		if ((unsigned char)*d < 0x20 || (unsigned char)*d > 0x7e) {
@@ -1035,6 +1066,7 @@ static void op_address(struct prog *p, int s, unsigned b, struct rd *r,
 		}
 	if (family == AF_UNIX && len == off && strcmp(rsc_entry_detail(e->h), "(unnamed)"))
 		violation(p, "rsc_listen, unnamed: detail '%s'", rsc_entry_detail(e->h));
+	return ret;
 }
 
 /* Its scope, or one above it, unwinds or is closing: that unwind owns its entries. */
@@ -1146,7 +1178,7 @@ void op_run(struct prog *p, unsigned b, struct prog_stats *st)
 	int ret;
 
 	/* A blocking run must end: I/O that only a release would end keeps it NOWAIT. */
-	if (m != RSC_RUN_NOWAIT && (io_before_wait(p, st) | own_before_wait(p)))
+	if (m != RSC_RUN_NOWAIT && (io_before_wait(p, st) | own_before_wait(p) | acc_before_wait(p)))
 		m = RSC_RUN_NOWAIT;
 	ret = sh_run(p, p->loop, m);
 
@@ -1268,7 +1300,8 @@ bool op_detach(struct prog *p, int i)
 	    p->sc[e->scope].name, st, ret);
 	if (owned)
 		want = -EALREADY;
-	else if (st == RSC_ENTERING || e->n_handing || io_busy(p, i) || own_busy(p, i))
+	else if (st == RSC_ENTERING || e->n_handing || io_busy(p, i) || own_busy(p, i) ||
+		 acc_busy(p, i))
 		want = -EBUSY; /* its acquire, a hand-over, or its I/O is in flight */
 	else if (e->kind == K_CUSTOM || e->kind == K_DIRECT || e->kind == K_DEFER ||
 		 e->kind == K_TIMER)
@@ -1708,7 +1741,7 @@ static void final_checks(struct prog *p, int fds_before, struct prog_stats *st)
 			  p->fired[FC_REL], rel_events, slack);
 	st->faults_injected += (unsigned long long)(p->fired[FC_ACQ] + p->fired[FC_REL] +
 						    p->fired[FC_RING] + p->fired[FC_MSG] +
-						    p->fired[FC_NONE]);
+						    p->fired[FC_ACC] + p->fired[FC_NONE]);
 	if (p->fired[FC_NONE])
 		violation(p, "%lld faults fired with no rule set", p->fired[FC_NONE]);
 	fds = rsc_audit_fd_count();
@@ -1718,6 +1751,25 @@ static void final_checks(struct prog *p, int fds_before, struct prog_stats *st)
 	}
 	st->audit_findings += (unsigned)p->n_findings;
 	st->leaks += (unsigned)p->n_findings;
+}
+
+/* The kind of op byte @b (EXT_OPS or more) is one PROG_KINDS keeps. */
+static bool kind_in_use(const struct prog_env *env, unsigned b)
+{
+	unsigned sub = b - EXT_OPS, kind;
+
+	if (sub >= OWN_AT)
+		kind = KIND_OWN;
+	else if (sub < IO_OPS)
+		kind = KIND_IO;
+	else
+		kind = sub - IO_OPS < POST_OPS ? KIND_HANDOVER : KIND_POST;
+	return env->kinds & kind;
+}
+
+bool acc_kind_on(const struct prog_env *env, unsigned kind)
+{
+	return env->kinds & kind;
 }
 
 int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
@@ -1751,7 +1803,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 
 		audit = x & 3;
 		p->eventfd_wake = (x & 4) && env->have_faults;
-		p->shared = x & 8;
+		p->shared = (x & 8) && (env->kinds & KIND_SHARED);
 	}
 	for (i = 0; i < (int)len; i++) /* FNV-1a: what the application does, per program */
 		p->sh_seed = (p->sh_seed ^ data[i]) * 0x100000001b3ULL;
@@ -1759,6 +1811,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	post_begin();
 	io_begin();
 	own_begin();
+	acc_begin();
 	/* Socket files of the last program: each program starts from the same state. */
 	for (i = 0; i < 8; i++) {
 		char path[SUN_PATH_MAX + 1];
@@ -1789,10 +1842,19 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	st->programs++;
 
 	for (p->op_index = 0; r.i < r.n && p->op_index < MAX_OPS && !p->failed; p->op_index++) {
-		unsigned byte = rd_u8(&r), op = byte % 20;
+		unsigned byte = rd_u8(&r), op;
 
 		st->ops++;
-		if (byte >= EXT_OPS) {
+		if (byte >= EXT_OPS && !kind_in_use(env, byte)) {
+			if (!(env->kinds & KIND_ACCEPT))
+				continue; /* a kind left out: nothing */
+			byte = ACC_OPS + byte % 4; /* the accept kind in its place */
+		}
+		op = byte % 20;
+		if (byte >= ACC_OPS && byte < EXT_OPS && (env->kinds & KIND_ACCEPT)) {
+			acc_op(p, byte - ACC_OPS, &r, st);
+			op = 20;
+		} else if (byte >= EXT_OPS) {
 			/* 32 more kinds: tracked I/O, hand-overs, posts, and own.c's. */
 			unsigned sub = byte - EXT_OPS;
 
@@ -1915,6 +1977,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	else
 		end_by_close(p, st);
 	ho_end(p, st);
+	acc_end(p, st);
 	post_end(p, st);
 	io_end(p, st);
 	own_end(p, st);
@@ -1927,6 +1990,33 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 }
 
 /* ---- environment ---------------------------------------------------------- */
+
+static const char *const kind_names[] = { "io", "handover", "post", "own", "shared", "accept" };
+
+/* "io,own,accept": those kinds of op (the first 20 are always in); unset or
+ * "all": every kind; 0 for a name that is none. */
+static unsigned parse_kinds(const char *list)
+{
+	unsigned kinds = 0, k;
+	size_t n;
+
+	if (!list || !*list || !strcmp(list, "all"))
+		return KIND_ALL;
+	while (*list) {
+		n = strcspn(list, ",");
+		for (k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++)
+			if (strlen(kind_names[k]) == n && !strncmp(kind_names[k], list, n))
+				break;
+		if (k == sizeof(kind_names) / sizeof(kind_names[0])) {
+			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept)\n",
+				(int)n, list);
+			return 0;
+		}
+		kinds |= 1U << k;
+		list += n + (list[n] == ',');
+	}
+	return kinds ? kinds : KIND_ALL;
+}
 
 int prog_env_init(struct prog_env *env)
 {
@@ -1941,6 +2031,9 @@ int prog_env_init(struct prog_env *env)
 	env->strict = !(getenv("PROG_STRICT") && atoi(getenv("PROG_STRICT")) == 0);
 	env->unix_backlog_full = getenv("PROG_UNIX_BACKLOG_FULL") &&
 				 atoi(getenv("PROG_UNIX_BACKLOG_FULL")) > 0;
+	env->kinds = parse_kinds(getenv("PROG_KINDS"));
+	if (!env->kinds)
+		return -EINVAL;
 	snprintf(env->dir, sizeof(env->dir), "%s/rsc-soak-XXXXXX",
 		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(env->dir))
@@ -2024,6 +2117,11 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->fails, st->deadlines_set, st->deadlines_passed, st->graceful, st->on_close_calls);
 	fprintf(out, "  defers, timers:   %llu defers (%llu ran, %llu suppressed), %llu timers (%llu fired)\n",
 		st->defers, st->defer_runs, st->defer_suppressed, st->timers, st->timers_fired);
+	fprintf(out, "  accepts:          %llu listeners; %llu accepts started (%llu multishot, %llu direct), %llu refused; %llu connections delivered; %llu accept faults\n",
+		st->listeners, st->accepts, st->accepts_multishot, st->accepts_direct,
+		st->accepts_refused, st->conns, st->acc_faults);
+	fprintf(out, "  clients:          %llu connected (%llu accepted and matched by port); at the end %llu reset or refused, %llu at EOF with no callback of theirs (closed by the runtime, or a slot)\n",
+		st->clients, st->clients_accepted, st->clients_reset, st->conns_orphaned);
 	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);
 	fprintf(out, "  leaks found:      %llu\n", st->leaks);
 	fprintf(out, "  known bugs seen:  %llu failed acquires traced after their scope's SCOPE_CLOSED, "

@@ -25,7 +25,12 @@ struct prog_env {
 			   * the fault rules that trigger them are generated */
 	bool unix_backlog_full; /* PROG_UNIX_BACKLOG_FULL=1: AF_UNIX listeners keep
 				 * the small backlog, so connects block (known hang) */
+	unsigned kinds;	  /* PROG_KINDS: the kinds of op in use (KIND_* bits), all by default */
 };
+
+/* Kinds of operation beyond the first 20 (PROG_KINDS=io,own,... selects them). */
+enum { KIND_IO = 1, KIND_HANDOVER = 2, KIND_POST = 4, KIND_OWN = 8, KIND_SHARED = 16, KIND_ACCEPT = 32,
+       KIND_ALL = 63 };
 
 struct prog_stats {
 	unsigned long long programs, ops, scopes, acquires, releases,
@@ -40,7 +45,9 @@ struct prog_stats {
 		shared_programs, shared_loops, app_cqes, shared_rsc_cqes, dispatch_refused,
 		entry_moves, entry_moves_refused, scope_moves, scope_moves_refused,
 		fails, defers, defer_runs, defer_suppressed, on_close_calls,
-		deadlines_set, deadlines_passed, graceful, timers, timers_fired;
+		deadlines_set, deadlines_passed, graceful, timers, timers_fired,
+		listeners, accepts, accepts_multishot, accepts_direct, accepts_refused,
+		conns, conns_orphaned, clients, clients_accepted, clients_reset, acc_faults;
 	int max_depth;
 };
 

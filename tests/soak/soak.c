@@ -18,8 +18,11 @@
  * each checked by the oracle, and the heap checked after each: the number of
  * live allocations must come back to where it was before the program.
  *
- *   ringscope-soak [-t SECONDS] [-s SEED] [-p INDEX] [-o FILE] [-r FILE]
- *   SOAK_SECONDS (default 60) and SOAK_SEED (default: time) do the same.
+ *   ringscope-soak [-t SECONDS] [-s SEED] [-k KINDS] [-p INDEX] [-o FILE] [-r FILE]
+ *   SOAK_SECONDS (default 60) and SOAK_SEED (default: time) do the same;
+ *   -k io,handover,post,own,shared,accept (or PROG_KINDS) keeps those kinds
+ *   of op beside the first 20: the bytes of the others become accepts when
+ *   "accept" is one of them, and do nothing otherwise.
  *   -p INDEX runs program INDEX of SEED alone (PROG_VERBOSE=1 to see it);
  *   -o FILE writes that program's bytes (a fuzzer input); -r FILE runs one.
  *   PROG_VERBOSE_FROM=INDEX prints every op and event from program INDEX on,
@@ -203,7 +206,7 @@ static void arm_watchdog(uint64_t seed, uint64_t index)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ringscope-soak [-t SECONDS] [-s SEED] [-p INDEX [-o FILE]] [-r FILE]\n");
+	fprintf(stderr, "usage: ringscope-soak [-t SECONDS] [-s SEED] [-k KINDS] [-p INDEX [-o FILE]] [-r FILE]\n");
 	exit(2);
 }
 
@@ -227,8 +230,11 @@ int main(int argc, char **argv)
 		seed = strtoull(getenv("SOAK_SEED"), NULL, 0);
 	if (getenv("PROG_VERBOSE_FROM") && getenv("PROG_VERBOSE_FROM")[0])
 		verbose_from = strtoull(getenv("PROG_VERBOSE_FROM"), NULL, 0);
-	while ((opt = getopt(argc, argv, "t:s:p:o:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:s:k:p:o:r:")) != -1) {
 		switch (opt) {
+		case 'k': /* read by prog_env_init, as the fuzzer reads it */
+			setenv("PROG_KINDS", optarg, 1);
+			break;
 		case 't':
 			seconds = atof(optarg);
 			break;
@@ -249,14 +255,17 @@ int main(int argc, char **argv)
 		}
 	}
 	/* First, so that a failure can always be replayed. */
-	printf("soak: seed 0x%016" PRIx64 " (replay: SOAK_SEED=0x%016" PRIx64 "), %.0f s\n",
-	       seed, seed, seconds);
+	printf("soak: seed 0x%016" PRIx64 " (replay: SOAK_SEED=0x%016" PRIx64 "), %.0f s%s%s\n",
+	       seed, seed, seconds, getenv("PROG_KINDS") && *getenv("PROG_KINDS") ? ", kinds " : "",
+	       getenv("PROG_KINDS") && *getenv("PROG_KINDS") ? getenv("PROG_KINDS") : "");
 	fflush(stdout);
 	ret = prog_env_init(&env);
 	if (ret == -ENOSYS) {
 		printf("SKIP soak: no io_uring: %s\n", rsc_last_error());
 		return 77;
 	}
+	if (ret == -EINVAL)
+		return 2; /* PROG_KINDS named no kind: said why */
 	if (ret < 0) {
 		fprintf(stderr, "soak: setup: %s\n", strerror(-ret));
 		return 99;
