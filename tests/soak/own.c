@@ -331,6 +331,19 @@ void own_fail_scope(struct prog *p, int s, unsigned b, struct prog_stats *st)
 
 /* ---- defers -------------------------------------------------------------- */
 
+/* Another scope has @s's name: the connections' scopes are all "conn"
+ * (accept.c), and a chain names scopes by name only, so a link of one may
+ * be another's. */
+static bool name_shared(const struct prog *p, int s)
+{
+	int k;
+
+	for (k = 0; k < p->n_sc; k++)
+		if (k != s && !strcmp(p->sc[k].name, p->sc[s].name))
+			return true;
+	return false;
+}
+
 static bool chain_holds(const struct prog *p, const struct rsc_error *c, int x)
 {
 	for (; c; c = rsc_error_cause(c))
@@ -432,7 +445,7 @@ static void check_pending(struct prog *p, int i, const struct rsc_error *pending
 		if (!supp && !chain_holds(p, pending, f))
 			violation(p, "defer %d of '%s' does not see its scope's failure %s '%s'",
 				  e->seq, p->sc[s].name, rsc_err_name(p->errs[f].err), p->errs[f].op);
-		if (supp == 1 && chain_holds(p, pending, f))
+		if (supp == 1 && chain_holds(p, pending, f) && !name_shared(p, s))
 			violation(p, "defer %d of '%s' sees its scope's failure after an exit suppressed it",
 				  e->seq, p->sc[s].name);
 	}
@@ -920,7 +933,7 @@ void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain)
 	for (a = p->sc[s].parent; a >= 0; a = p->sc[a].parent)
 		due_above |= osc[a].dl_armed && osc[a].dl_lo <= now;
 	due_own = osc[s].dl_armed && osc[s].dl_lo <= now;
-	if (osc[s].dl_err >= 0)
+	if (osc[s].dl_err >= 0 && !name_shared(p, s))
 		for (c = chain; c; c = rsc_error_cause(c)) {
 			if (!link_is(p, &p->errs[osc[s].dl_err], c))
 				continue;
