@@ -183,10 +183,13 @@ static void timer_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	while (loop->dl_n && loop->dl_heap[0].key <= now) {
 		struct rsc__scope *s = loop->dl_heap[0].s;
 
-		if (s->dl_ns <= now) {
+		if (s->dl_ns == loop->dl_heap[0].key) {
 			expire(loop, s);
 		} else {
-			/* Moved later meanwhile: back in at its true deadline. */
+			/* Moved later meanwhile: back in at its true deadline, even
+			 * one due already, so that the batch expires in true order
+			 * and an ancestor's earlier deadline ends this one (a child
+			 * moved later once passed first, with an ETIMEDOUT of its own). */
 			loop->dl_heap[0].key = s->dl_ns;
 			sift_down(loop, 0);
 		}

@@ -214,6 +214,34 @@ START_TEST(parent_deadline_ends_every_child_deadline_at_once)
 }
 END_TEST
 
+/* A child's deadline moved later keeps its old key in the heap (moving later
+ * costs nothing). When that key and the parent's earlier deadline come due in
+ * one batch, the parent's passes first and ends the child's: the child once
+ * passed first, with an ETIMEDOUT of its own, by its stale key's place. */
+START_TEST(child_deadline_moved_later_never_passes_before_its_parent)
+{
+	struct rsc_scope *parent, *child;
+	struct rsc_error *err = NULL;
+	const struct rsc_error *c;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "parent", &parent), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, parent, "child", &child), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(child, 1, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(child, 30, 0), 0); /* later: lazy */
+	ck_assert_int_eq(rsc_scope_set_deadline(parent, 20, 0), 0);
+	usleep(50000); /* all due when the loop next looks */
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(parent, &err), -ETIMEDOUT);
+	for (c = err; c; c = rsc_error_cause(c))
+		ck_assert_msg(strcmp(rsc_error_scope(c), "child"),
+			      "the child's deadline passed before its parent's earlier one: %s %s",
+			      rsc_error_op(c), rsc_error_scope(c));
+	ck_assert_str_eq(rsc_error_scope(err), "parent");
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 1);
+}
+END_TEST
+
 /* The last deadline cleared while no SQE can be had (the SQ full, its flush
  * interrupted): the kernel timer is removed on a later turn, not left to
  * keep the loop alive until its time. */
@@ -261,6 +289,7 @@ Suite *make_deadline_suite(void)
 	tcase_add_test(tc, a_deadline_moved_earlier_fires_then_not_at_the_old_time);
 	tcase_add_test(tc, parent_deadline_takes_the_child_along_the_earliest_wins);
 	tcase_add_test(tc, parent_deadline_ends_every_child_deadline_at_once);
+	tcase_add_test(tc, child_deadline_moved_later_never_passes_before_its_parent);
 	tcase_add_test(tc, timer_of_a_cleared_deadline_is_removed_when_an_sqe_frees);
 	suite_add_tcase(s, tc);
 	return s;
