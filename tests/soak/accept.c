@@ -264,10 +264,14 @@ static void client_close(struct prog *p, struct cli *c, unsigned how);
 static void client_new(struct prog *p, int l)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
+	const struct pentry *e = &p->en[liss[l].entry];
 	struct cli *c = &clis[n_cli];
 	int fd, ret;
 
-	if (n_cli == MAX_CLI || !liss[l].port || !clients_ready(p))
+	/* Only to a listening socket: a port of one that has gone may be bound
+	 * again by another process by now (a soak beside this one). */
+	if (n_cli == MAX_CLI || !liss[l].port || !p->sc[e->scope].valid || e->detached ||
+	    e->early || rsc_entry_state(e->h) != RSC_ENTERED || !clients_ready(p))
 		return;
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -286,8 +290,10 @@ static void client_new(struct prog *p, int l)
 	c->connect_err = connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ? errno : 0;
 	c->port = sock_port(fd, false);
 	if (c->port == c->to) {
-		/* Its listener has gone, and the kernel picked the same port for
-		 * the client: TCP connected it to itself (simultaneous open). */
+		/* The kernel picked the listener's port for the client: TCP
+		 * connected it to itself (simultaneous open). Never while the
+		 * port listens, but said rather than left to hang. */
+		violation(p, "client %d got its listener's port %u as its own", n_cli, c->to);
 		c->fd = fd;
 		client_close(p, c, 0);
 		return;
