@@ -131,8 +131,10 @@ static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	(void)cqe_flags;
 	unlink_accept(loop, op);
 	if (res == -ETIME && !stopping(l)) {
-		if (arm(l, op->accept_cb, op->io_data, op->accept_flags, op->backoff_ms) < 0)
-			call_accept_cb(op, -ENOMEM, NULL, NULL);
+		int ret = arm(l, op->accept_cb, op->io_data, op->accept_flags, op->backoff_ms);
+
+		if (ret < 0) /* no shortage's errno: nothing re-arms it after this call */
+			call_accept_cb(op, ret, NULL, NULL);
 	} else
 		call_accept_cb(op, -ECANCELED, NULL, NULL);
 	rsc__io_settled(lh);
@@ -155,7 +157,9 @@ static void rearm_later(struct rsc_op *done)
 	}
 	op = rsc__io_op(l, &sqe);
 	if (!op) {
-		call_accept_cb(done, -ENOMEM, NULL, NULL);
+		/* No SQE (or op) for the timer: the end, with an errno that says
+		 * so, not a shortage's, which promises a re-arm (rsc_accept(3)). */
+		call_accept_cb(done, -EBUSY, NULL, NULL);
 		return;
 	}
 	rsc__prep_timeout_ms(op, sqe, ms, backoff_done);
@@ -207,8 +211,10 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			rearm_later(op);
 	} else if ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && !stop) {
 		/* The kernel ended the multishot without an error: keep going. */
-		if (arm(l, op->accept_cb, op->io_data, op->accept_flags, 0) < 0)
-			call_accept_cb(op, -ENOMEM, NULL, NULL);
+		int ret = arm(l, op->accept_cb, op->io_data, op->accept_flags, 0);
+
+		if (ret < 0)
+			call_accept_cb(op, ret, NULL, NULL);
 	}
 	rsc__io_settled(lh);
 }

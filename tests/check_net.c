@@ -682,6 +682,69 @@ START_TEST(injected_accept_shortage_backs_off_and_recovers)
 }
 END_TEST
 
+struct rearm {
+	struct rsc_loop *loop;
+	struct rsc_scope *fill;
+	int n, res[8];
+};
+
+/* The shortage's call leaves no SQE for the re-arm: the SQ of 8 filled by
+ * 8 opens not yet submitted, and its flush interrupted (submit:EINTR). */
+static void shortage_then_no_sqe(struct rsc_entry *l, int res, struct rsc_scope *cs,
+				 struct rsc_entry *conn, void *data)
+{
+	struct rearm *r = data;
+
+	(void)l;
+	(void)cs;
+	(void)conn;
+	ck_assert_int_lt(r->n, 8);
+	r->res[r->n++] = res;
+	if (res == -EMFILE) {
+		t_open_files(r->fill, 0, 8);
+		ck_assert_int_eq(rsc_fault_set(r->loop, "submit:1:EINTR"), 0);
+	}
+}
+
+/* rsc_accept(3): after a shortage a multishot accept is re-armed; when it
+ * cannot be (no SQE), its last call must say so with an errno that is no
+ * shortage. It said -ENOMEM, a shortage: the caller waited for calls that
+ * never came, with nothing armed. */
+START_TEST(multishot_accept_that_cannot_be_rearmed_ends_with_ebusy)
+{
+	struct rearm r = { 0 };
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	int turns = 0;
+
+	if (rsc_loop_new(&r.loop, 8, 0) < 0 || rsc_fault_set(r.loop, "") < 0) {
+		printf("SKIP multishot_accept_that_cannot_be_rearmed_ends_with_ebusy: no fault injection\n");
+		if (r.loop)
+			ck_assert_int_eq(rsc_loop_close(r.loop), 0);
+		return;
+	}
+	t_make_files(8);
+	ck_assert_int_eq(rsc_scope_open(r.loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_scope_open(r.loop, NULL, "fill", &r.fill), 0);
+	l = t_listen_on_loopback(srv, 16, &bound);
+	ck_assert_int_eq(rsc_fault_set(r.loop, "accept:1:EMFILE"), 0);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, shortage_then_no_sqe, &r), 0);
+	while (r.n < 2 && turns++ < 100)
+		ck_assert_int_ge(rsc_loop_run(r.loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(r.n, 2);
+	ck_assert_int_eq(r.res[0], -EMFILE);
+	ck_assert_int_eq(r.res[1], -EBUSY); /* the last call, and no shortage */
+	ck_assert_int_eq(rsc_entry_io_count(l), 0);
+	ck_assert_int_eq(rsc_loop_counter(r.loop, RSC_CTR_FAULTS_INJECTED), 2);
+	ck_assert_int_eq(rsc_fault_set(r.loop, ""), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(r.fill, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	ck_assert_int_eq(r.n, 2);
+	ck_assert_int_eq(rsc_loop_close(r.loop), 0);
+}
+END_TEST
+
 Suite *make_net_suite(void)
 {
 	Suite *s = suite_create("net");
@@ -713,6 +776,7 @@ Suite *make_net_suite(void)
 	if (rsc_fault_set(t_probe_loop(), "") == 0) {
 		tcase_add_test(tc, injected_connect_failure_closes_its_socket);
 		tcase_add_test(tc, injected_accept_shortage_backs_off_and_recovers);
+		tcase_add_test(tc, multishot_accept_that_cannot_be_rearmed_ends_with_ebusy);
 	} else {
 		printf("SKIP injected_connect/accept tests: this build has no fault injection\n");
 	}
