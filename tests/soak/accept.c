@@ -720,11 +720,12 @@ static void op_race(struct prog *p, struct rd *r, struct prog_stats *st)
 	op_run(p, y & 0x80 ? 1 : 0, st);
 }
 
-/* "accept" rules of their own window: they fail accepts, which no entry counts. */
+/* "accept" rules of their own window: they fail accepts, which no entry
+ * counts (ring rules beside them, whose faults no event shows either). */
 static void op_acc_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 {
 	unsigned b = rd_u8(r), n = 1 + b % 2, i, x;
-	char spec[96];
+	char spec[160];
 	size_t used = 0;
 	int ret;
 
@@ -737,6 +738,10 @@ static void op_acc_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 					 i ? "," : "", 1 + (x >> 4) % 4,
 					 acc_errnos[x % (sizeof(acc_errnos) / sizeof(acc_errnos[0]))]);
 	}
+	/* And, at times, no SQE for a re-arm after a shortage: the last call must say so. */
+	if (b & 4)
+		snprintf(spec + used, sizeof(spec) - used, ",submit:%u:EINTR,sq_full:%u:EBUSY",
+			 1 + (b >> 3) % 4, 1 + (b >> 5) % 4);
 	fault_window(p);
 	ret = rsc_fault_set(p->loop, spec);
 	say(p, "  op %d: fault_set \"%s\" -> %d\n", p->op_index, spec, ret);
