@@ -748,6 +748,7 @@ static void op_acc_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 	if (ret != 0)
 		violation(p, "rsc_fault_set(\"%s\"): %s", spec, rsc_err_name(ret));
 	p->cur_class = FC_ACC;
+	p->ring_rules = b & 4;
 	p->msg_armed = false;
 	st->fault_rules += n;
 }

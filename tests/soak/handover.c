@@ -507,6 +507,7 @@ static void op_hand_over(struct prog *p, struct rd *r, bool msg_fault, struct pr
 		if (rsc_fault_set(p->loop, "msg_ring:1:EOPNOTSUPP") < 0)
 			violation(p, "rsc_fault_set(msg_ring): %s", rsc_last_error());
 		p->cur_class = FC_MSG;
+		p->ring_rules = false;
 		p->msg_armed = true;
 	}
 	w = hand_refusals(p, e, target, addr);
@@ -545,7 +546,7 @@ static void op_hand_over(struct prog *p, struct rd *r, bool msg_fault, struct pr
 		return;
 	}
 	/* Ring faults may keep the hand-over in the SQ past this call. */
-	hd->must = target >= 0 && peer.open && p->cur_class != FC_RING;
+	hd->must = target >= 0 && peer.open && !p->ring_rules;
 	e->n_handing++;
 	st->handovers++;
 }

@@ -118,6 +118,7 @@ struct prog {
 	int root_closed, root_res;
 	/* fault windows: rules of one class at a time */
 	enum fclass cur_class;
+	bool ring_rules; /* ring rules in force: FC_RING's, or beside accept rules (accept.c) */
 	long long fault_mark;
 	long long fired[FC__COUNT];
 	int n_findings;

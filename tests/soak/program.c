@@ -1442,6 +1442,7 @@ static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 		violation(p, "rsc_fault_set(\"%s\"): %s (%s)", spec, rsc_err_name(ret),
 			  rsc_last_error());
 	p->cur_class = cls;
+	p->ring_rules = cls == FC_RING;
 	p->msg_armed = false;
 	st->fault_rules += cls == FC_NONE ? 0 : n_rules;
 }
@@ -1498,6 +1499,7 @@ static void end_by_shutdown(struct prog *p)
 	if (p->env->have_faults && rsc_fault_set(p->loop, "") < 0)
 		violation(p, "rsc_fault_set(\"\") failed");
 	p->cur_class = FC_NONE;
+	p->ring_rules = false;
 	p->msg_armed = false;
 	p->shutting_down = true;
 	post_before_end(p);
@@ -1613,6 +1615,7 @@ static void end_by_close(struct prog *p, struct prog_stats *st)
 		if (rsc_fault_set(p->loop, "") < 0)
 			violation(p, "rsc_fault_set(\"\") failed");
 		p->cur_class = FC_NONE;
+		p->ring_rules = false;
 		p->msg_armed = false;
 	}
 	post_before_end(p);
