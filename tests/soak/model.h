@@ -227,7 +227,6 @@ bool io_has_pair(int i);
 /* program.c: rsc_connect or rsc_listen of a valid or invalid address, modelled. */
 int net_pair(struct prog *p, int s, bool listening, const void *raw, unsigned len,
 	     unsigned timeout_ms, int backlog, struct prog_stats *st);
-bool acc_kind_on(const struct prog_env *env, unsigned kind);
 
 /* accept.c: a listener, single-shot and multishot accepts, the program's own clients. */
 void acc_begin(void);

@@ -1770,11 +1770,6 @@ static bool kind_in_use(const struct prog_env *env, unsigned b)
 	return env->kinds & kind;
 }
 
-bool acc_kind_on(const struct prog_env *env, unsigned kind)
-{
-	return env->kinds & kind;
-}
-
 int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	     struct prog_stats *st, char *why, size_t whylen)
 {
@@ -2024,7 +2019,7 @@ static unsigned parse_kinds(const char *list)
 int prog_env_init(struct prog_env *env)
 {
 	struct io_uring_probe *probe;
-	struct rsc_loop *loop;
+	struct rsc_loop *loop, *warm[4];
 	char path[300];
 	int i, fd;
 
@@ -2061,6 +2056,19 @@ int prog_env_init(struct prog_env *env)
 	env->have_faults = rsc_fault_set(loop, "") == 0;
 	if (rsc_loop_close(loop) < 0)
 		return -EBUSY;
+	/*
+	 * The handle table's chunks are process-wide and kept for later loops,
+	 * one at least for each loop alive: take now as many as a program can
+	 * have loops at once (its own, a peer, its clients' in accept.c, and
+	 * one to spare), or the first program to reach that many would seem
+	 * to keep an allocation.
+	 */
+	for (i = 0; i < 4; i++)
+		if (rsc_loop_new(&warm[i], 8, 0) < 0)
+			return -ENOSYS;
+	for (i = 0; i < 4; i++)
+		if (rsc_loop_close(warm[i]) < 0)
+			return -EBUSY;
 	post_env_settle();
 	return 0;
 }
