@@ -197,6 +197,41 @@ START_TEST(printed_errors_and_findings_escape_c1_controls_and_bad_utf8)
 }
 END_TEST
 
+/* A name holding the text "\x1b" and one holding the byte ESC must not print alike. */
+START_TEST(printed_backslashes_are_doubled)
+{
+	static const char literal[] = "lit\\x1b", raw[] = "raw\x1b";
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	char line[512], cut[512], *text = NULL;
+	size_t len = 0, at;
+	FILE *f;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, literal, &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(raw), O_RDONLY, 0, 0, &e), 0);
+	t_run(); /* failed, not cancelled by the close */
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ENOENT);
+	ck_assert_int_gt(rsc_error_format(err, line, sizeof(line)), 0);
+	ck_assert_ptr_nonnull(strstr(line, "raw\\x1b"));
+	ck_assert_ptr_nonnull(strstr(line, "in scope 'lit\\\\x1b'"));
+	/* Cut inside an escape: the escape is left out whole. */
+	at = (size_t)(strstr(line, "raw\\x1b") - line) + 3;
+	ck_assert_uint_lt(at + 3, sizeof(cut));
+	ck_assert_int_eq(rsc_error_format(err, cut, at + 3), (int)strlen(line));
+	ck_assert_uint_eq(strlen(cut), at);
+	ck_assert_int_eq(strncmp(line, cut, at), 0);
+	f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_error_print(err, f), 0);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(text, "in scope 'lit\\\\x1b'"));
+	ck_assert_ptr_nonnull(strstr(text, "raw\\x1b"));
+	free(text);
+	rsc_error_free(err);
+}
+END_TEST
+
 /* A FIFO nobody reads: open(2) without O_NONBLOCK waits for a reader forever
  * (fifo(7)), in rsc_loop_trace_file() and in rsc_loop_new() under
  * RINGSCOPE_TRACE; both must fail at once instead. */
@@ -282,6 +317,7 @@ Suite *make_hostile_obs_suite(void)
 	tcase_add_test(tc, trace_cut_short_by_a_full_disk_stays_a_document);
 	tcase_add_test(tc, metrics_of_a_loop_listed_twice_are_refused);
 	tcase_add_test(tc, printed_errors_and_findings_escape_c1_controls_and_bad_utf8);
+	tcase_add_test(tc, printed_backslashes_are_doubled);
 	tcase_add_test(tc, trace_to_a_fifo_nobody_reads_fails_at_once);
 	tcase_add_test(tc, last_error_never_carries_raw_control_bytes);
 	tcase_add_test(tc, prints_to_a_full_disk_are_eio);
