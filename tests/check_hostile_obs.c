@@ -81,6 +81,47 @@ START_TEST(trace_write_failing_at_its_close_is_returned)
 }
 END_TEST
 
+/* A trace still open when its loop is freed: the failing last write has
+ * nobody to return to, so it is said on stderr rather than lost. */
+START_TEST(trace_write_failing_at_loop_free_is_said)
+{
+	char file[512], said[512] = "";
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rlimit old;
+	int i, err_fd, saved;
+
+	snprintf(file, sizeof(file), "%s", t_path("freed.json"));
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, 0), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(loop, file), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "cut", &s), 0);
+	for (i = 0; i < 8; i++) {
+		snprintf(said, sizeof(said), "f%d", i);
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(said), O_RDONLY, 0, 0, &e), 0);
+	}
+	ck_assert_int_eq(rsc_loop_run(loop, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	err_fd = open(t_path("stderr"), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(err_fd, 0);
+	fflush(stderr);
+	saved = dup(2);
+	ck_assert_int_eq(dup2(err_fd, 2), 2);
+	old = disk_full_at(size_of(file) + 512);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	disk_free_again(old);
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	close(saved);
+	memset(said, 0, sizeof(said));
+	ck_assert_int_gt(pread(err_fd, said, sizeof(said) - 1, 0), 0);
+	close(err_fd);
+	ck_assert_ptr_nonnull(strstr(said, "the trace's last write failed"));
+	ck_assert_ptr_nonnull(strstr(said, "EFBIG"));
+	assert_complete(file);
+}
+END_TEST
+
 /* A flush cut short leaves the previous document, not half an event; the
  * error stays, the loop goes on, and a new trace starts clean. */
 START_TEST(trace_cut_short_by_a_full_disk_stays_a_document)
@@ -315,6 +356,7 @@ Suite *make_hostile_obs_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, trace_write_failing_at_its_close_is_returned);
 	tcase_add_test(tc, trace_cut_short_by_a_full_disk_stays_a_document);
+	tcase_add_test(tc, trace_write_failing_at_loop_free_is_said);
 	tcase_add_test(tc, metrics_of_a_loop_listed_twice_are_refused);
 	tcase_add_test(tc, printed_errors_and_findings_escape_c1_controls_and_bad_utf8);
 	tcase_add_test(tc, printed_backslashes_are_doubled);
