@@ -496,6 +496,21 @@ static bool slot_leaving(const struct rsc__dslot *sl)
 	return e->state == RSC_EXITING || rsc__slot_move_in_flight(e);
 }
 
+/* A mismatch that lasts is one finding, however often it is audited. */
+static bool already_found(const struct rsc_loop *loop, int slot, const char *expected)
+{
+	unsigned i;
+
+	for (i = 0; i < loop->n_findings; i++) {
+		const struct rsc_finding *f = loop->findings[i];
+
+		if (f->kind == RSC_FINDING_SLOT_MISMATCH && f->fd == slot &&
+		    strncmp(f->expected, expected, sizeof(f->expected) - 1) == 0)
+			return true;
+	}
+	return false;
+}
+
 int rsc_audit_slots(struct rsc_loop *loop)
 {
 	struct rsc__direct *d;
@@ -544,8 +559,10 @@ int rsc_audit_slots(struct rsc_loop *loop)
 			snprintf(expected, sizeof(expected),
 				 "free, but the kernel's table holds %s there: acquired outside the runtime, or leaked",
 				 paths[i]);
-		rsc__audit_add_finding(loop, RSC_FINDING_SLOT_MISMATCH, (int)i,
-				       ours ? sl->what : paths[i], ours ? sl->scope : "", expected);
+		if (!already_found(loop, (int)i, expected))
+			rsc__audit_add_finding(loop, RSC_FINDING_SLOT_MISMATCH, (int)i,
+					       ours ? sl->what : paths[i], ours ? sl->scope : "",
+					       expected);
 	}
 	free(in_use);
 	free(paths);
