@@ -292,8 +292,9 @@ static void step_exits(struct rsc__scope *s, bool *wait)
 			s->cursor = e->scope_node.prev;
 			continue;
 		}
-		/* An ordered release starts only after every release above it. */
-		if ((e->config & RSC__CFG_ORDERED) && s->batch_outstanding) {
+		/* An ordered release starts only after every release above it,
+		 * early releases still in flight included. */
+		if ((e->config & RSC__CFG_ORDERED) && (s->batch_outstanding || s->n_early)) {
 			*wait = true;
 			return;
 		}
