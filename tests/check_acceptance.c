@@ -694,6 +694,44 @@ START_TEST(child_and_parent_errors_meet_in_the_parents_chain)
 END_TEST
 
 /*
+ * The parent's error flows through its children first, as an exception
+ * through inner blocks (DESIGN 2.4): a child that suppresses it clears it for
+ * the parent's own exits; a child that raises keeps it as the cause, once.
+ */
+START_TEST(child_suppressing_or_raising_over_the_parents_error)
+{
+	struct am px, ca;
+	struct rsc_scope *p, *c;
+	struct rsc_error *err = (struct rsc_error *)&px;
+
+	am_init(&px, "px", 0, AM_NOP, AM_CLOSE);
+	am_init(&ca, "ca", 0, AM_NOP, _i ? AM_RAISE : AM_SUPPRESS);
+	p = scope(NULL, "p");
+	am_push(p, &px);
+	c = scope(p, "c");
+	am_push(c, &ca);
+	t_run();
+	ck_assert_int_eq(rsc_scope_fail(p, -EPROTO, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(p, &err), _i ? -EBADF : 0);
+	ck_assert_int_eq(ca.seen_err, -EPROTO);
+	ck_assert_str_eq(ca.seen_op, "body");
+	if (!_i) {
+		ck_assert_ptr_null(err);
+		ck_assert_int_eq(px.seen_err, 0);
+		return;
+	}
+	ck_assert_int_eq(px.seen_err, -EBADF);
+	ck_assert_int_eq(px.seen_depth, 2);
+	ck_assert_int_eq(rsc_error_depth(err), 2);
+	ck_assert_str_eq(rsc_error_scope(err), "c");
+	ck_assert_str_eq(rsc_error_entry(err), "ca");
+	ck_assert_str_eq(rsc_error_op(rsc_error_cause(err)), "body");
+	ck_assert_str_eq(rsc_error_scope(rsc_error_cause(err)), "p");
+	rsc_error_free(err);
+}
+END_TEST
+
+/*
  * rsc_defer functions that raise (by return and by a failed SQE) and
  * suppress, in LIFO order, each seeing exactly the chain of its turn.
  */
@@ -921,7 +959,7 @@ static void nop_entry_cb(struct rsc_entry *e, int res, void *data)
 }
 
 /* Every public call taking a scope handle, with a stale one: -ESTALE, "" or NULL, and no effect. */
-static void walk_stale_scope(struct rsc_scope *st, struct rsc_scope *live)
+static void walk_stale_scope(struct rsc_scope *st, struct rsc_scope *live, struct rsc_entry *live_e)
 {
 	struct sockaddr_in a = t_loopback(1);
 	struct rsc_entry *e = (struct rsc_entry *)&a;
@@ -944,6 +982,8 @@ static void walk_stale_scope(struct rsc_scope *st, struct rsc_scope *live)
 	ck_assert_int_eq(rsc_scope_move(st, live), -ESTALE);
 	if (live)
 		ck_assert_int_eq(rsc_scope_move(live, st), -ESTALE);
+	if (live_e)
+		ck_assert_int_eq(rsc_entry_move(live_e, st), -ESTALE);
 	ck_assert_int_eq(rsc_scope_on_close(st, NULL, NULL), -ESTALE);
 	ck_assert_int_eq(rsc_scope_set_deadline(st, 10, 0), -ESTALE);
 	ck_assert_int_eq(rsc_scope_set_data(st, &u), -ESTALE);
@@ -1042,7 +1082,7 @@ START_TEST(every_call_with_a_stale_handle_is_estale_and_inert)
 	n = t_rec->n;
 	ck_assert_int_eq(rsc_chain_new((struct rsc_scope *)fe, &ch), -EINVAL); /* not a scope */
 	ck_assert_ptr_null(ch);
-	walk_stale_scope(old, fresh);
+	walk_stale_scope(old, fresh, fe);
 	walk_stale_entry(oe, fresh);
 	walk_stale_entry(od, fresh);
 	t_run();
@@ -1059,7 +1099,7 @@ START_TEST(every_call_with_a_stale_handle_is_estale_and_inert)
 	ck_assert_int_eq(rsc_scope_close_wait(detached_in, NULL), 0);
 	ck_assert_int_eq(rsc_loop_shutdown(other, NULL), 0);
 	/* Stale again, now that these are gone too: a freed loop's handle. */
-	walk_stale_scope(far, NULL);
+	walk_stale_scope(far, NULL, NULL);
 	walk_stale_entry(ge, NULL);
 }
 END_TEST
@@ -1184,6 +1224,12 @@ END_TEST
 
 /* ------------------------------------------------------------------ audit */
 
+static void nop_release_store(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
 /*
  * released: a number closed behind the runtime's back inside a nested
  * scope is reported by its release's -EBADF, naming that scope; the rest of
@@ -1223,6 +1269,40 @@ START_TEST(close_behind_the_back_in_a_child_is_reported_by_its_scope)
 	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_NOT_RELEASED);
 	ck_assert_int_eq(rsc_finding_fd(f), fd);
 	ck_assert_str_eq(rsc_finding_scope(f), "inner");
+}
+END_TEST
+
+/*
+ * released, early release with a callback: the callback hears the close's
+ * -EBADF, the finding names the scope, and the scope's result stays clean
+ * (the failure went to the callback, rsc_entry_release(3)).
+ */
+START_TEST(close_behind_the_back_of_an_early_release_goes_to_its_callback)
+{
+	const struct rsc_finding *f;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = (struct rsc_error *)&e;
+	int fd, res = 1;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
+	s = scope(NULL, "early");
+	e = file(s, "f0");
+	t_run();
+	fd = rsc_entry_fd(e);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_int_eq(rsc_entry_release(e, nop_release_store, &res), 0);
+	ck_assert_int_eq(rsc_entry_release(e, nop_release_store, &res), -EALREADY);
+	t_run();
+	ck_assert_int_eq(res, -EBADF);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	f = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_NOT_RELEASED);
+	ck_assert_int_eq(rsc_finding_fd(f), fd);
+	ck_assert_str_eq(rsc_finding_scope(f), "early");
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
 }
 END_TEST
 
@@ -1369,6 +1449,7 @@ Suite *make_acceptance_suite(void)
 	tcase_add_test(tc, failed_closes_of_one_batch_chain_in_lifo_order);
 	tcase_add_test(tc, scope_fail_twice_after_a_failed_acquire_and_from_its_exits);
 	tcase_add_test(tc, child_and_parent_errors_meet_in_the_parents_chain);
+	tcase_add_loop_test(tc, child_suppressing_or_raising_over_the_parents_error, 0, 2);
 	tcase_add_test(tc, defers_raise_and_suppress_in_lifo_order);
 	tcase_add_test(tc, release_wait_and_close_wait_chains_stay_apart);
 	tcase_add_test(tc, failed_enter_in_the_middle_of_a_batch);
@@ -1385,6 +1466,7 @@ Suite *make_acceptance_suite(void)
 		printf("SKIP adopt_of_owned_connection_numbers_is_eexist_anywhere, close_with_opens_and_an_accept_in_flight_leaks_nothing: kernel lacks IORING_OP_SOCKET or IORING_OP_ACCEPT\n");
 	}
 	tcase_add_loop_test(tc, close_behind_the_back_in_a_child_is_reported_by_its_scope, 0, 2);
+	tcase_add_test(tc, close_behind_the_back_of_an_early_release_goes_to_its_callback);
 	tcase_add_test(tc, full_audit_guards_reuse_and_names_the_leaking_child);
 	return s;
 }
