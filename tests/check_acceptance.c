@@ -878,6 +878,82 @@ START_TEST(release_wait_and_close_wait_chains_stay_apart)
 }
 END_TEST
 
+/*
+ * Inside its own close callback a scope is still valid (ringscope(7), Memory)
+ * but has unwound: every call that would change it is refused with the
+ * errno its page gives, and nothing is acquired; its handles go stale once
+ * the callback returns.
+ */
+static int nop_exit(struct rsc_entry *e, const struct rsc_error *p, void *a);
+
+struct inside_close {
+	struct rsc_entry *e;
+	struct rsc_scope *child;
+	int close, fail, open, child_open, on_close, move, release, detach, entry_move, defer,
+		deadline, graceful, state, fd, calls;
+};
+
+static void refuse_inside_close(struct rsc_scope *s, int status, const struct rsc_error *err,
+				void *data)
+{
+	struct inside_close *ic = data;
+	struct rsc_scope *x = NULL;
+
+	(void)status;
+	(void)err;
+	ic->calls++;
+	ic->state = rsc_scope_state(s);
+	ic->close = rsc_scope_close(s, NULL, NULL);
+	ic->fail = rsc_scope_fail(s, -EIO, NULL);
+	ic->open = rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, NULL);
+	ic->child_open = rsc_scope_open(t_loop, s, "late", &x);
+	ic->on_close = rsc_scope_on_close(s, log_closed, NULL);
+	ic->move = rsc_scope_move(ic->child, NULL);
+	ic->release = rsc_entry_release(ic->e, NULL, NULL);
+	ic->detach = rsc_entry_detach(ic->e);
+	ic->entry_move = rsc_entry_move(ic->e, s);
+	ic->defer = rsc_defer(s, nop_exit, NULL, NULL);
+	ic->deadline = rsc_scope_set_deadline(s, 10, 0);
+	ic->graceful = rsc_scope_close_graceful(s, 10, NULL, NULL);
+	ic->fd = rsc_entry_fd(ic->e);
+}
+
+START_TEST(a_scope_refuses_everything_inside_its_own_close_callback)
+{
+	struct inside_close ic = { 0 };
+	struct rsc_scope *s;
+	int before;
+
+	t_make_files(2);
+	before = t_fd_count();
+	s = scope(NULL, "closing");
+	ic.e = file(s, "f1");
+	ic.child = scope(s, "child");
+	t_run();
+	ck_assert_int_eq(rsc_scope_close(s, refuse_inside_close, &ic), 0);
+	t_run();
+	ck_assert_int_eq(ic.calls, 1);
+	ck_assert_int_eq(ic.state, RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(ic.close, -EALREADY);
+	ck_assert_int_eq(ic.fail, -EALREADY);
+	ck_assert_int_eq(ic.open, -ESHUTDOWN);
+	ck_assert_int_eq(ic.child_open, -ESHUTDOWN);
+	ck_assert_int_eq(ic.on_close, -EALREADY);
+	ck_assert_int_eq(ic.move, -EALREADY);
+	ck_assert_int_eq(ic.release, -EALREADY);
+	ck_assert_int_eq(ic.detach, -EALREADY);
+	ck_assert_int_eq(ic.entry_move, -EALREADY);
+	ck_assert_int_eq(ic.defer, -ESHUTDOWN);
+	ck_assert_int_eq(ic.deadline, -ESHUTDOWN);
+	ck_assert_int_eq(ic.graceful, -EALREADY);
+	ck_assert_int_eq(ic.fd, -EBADF);
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(rsc_scope_state(s), -ESTALE);
+	ck_assert_int_eq(rsc_scope_state(ic.child), -ESTALE);
+	ck_assert_int_eq(rsc_entry_state(ic.e), -ESTALE);
+}
+END_TEST
+
 /* ---------------------------------------------------- a failed enter mid-batch */
 
 /*
@@ -1509,6 +1585,7 @@ Suite *make_acceptance_suite(void)
 	tcase_add_loop_test(tc, child_suppressing_or_raising_over_the_parents_error, 0, 2);
 	tcase_add_test(tc, defers_raise_and_suppress_in_lifo_order);
 	tcase_add_test(tc, release_wait_and_close_wait_chains_stay_apart);
+	tcase_add_test(tc, a_scope_refuses_everything_inside_its_own_close_callback);
 	if (faults) {
 		tcase_add_test(tc, failed_closes_of_one_batch_chain_in_lifo_order);
 		tcase_add_test(tc, failed_enter_in_the_middle_of_a_batch);
