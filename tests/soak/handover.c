@@ -420,7 +420,8 @@ static unsigned hand_refusals(const struct prog *p, const struct pentry *e, int 
 	if ((p->sc[s].close_req && !own_in_grace(p, s)) ||
 	    rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
 		w |= W_SHUTDOWN;
-	else if (unwind_owns(p, s))
+	/* Both may hold: a scope in its grace (open to I/O) under a closing parent. */
+	if (unwind_owns(p, s))
 		w |= W_ANCESTOR;
 	if (!(uint32_t)addr)
 		w |= W_INVAL;
