@@ -286,6 +286,13 @@ static void step_exits(struct rsc__scope *s, bool *wait)
 {
 	struct rsc__entry *e;
 
+	/* Held whoever steps the scope before the batch completes: a failed
+	 * acquire's completion steps it again right after starting its unwind. */
+	if (s->batch_held && s->batch_outstanding) {
+		*wait = true;
+		return;
+	}
+	s->batch_held = false;
 	while (s->cursor != &s->entries) {
 		e = RSC__LIST_ITEM(s->cursor, struct rsc__entry, scope_node);
 		if (e->state != RSC_ENTERED || (e->flags & RSC__E_RELEASE_REQ)) {
@@ -303,6 +310,7 @@ static void step_exits(struct rsc__scope *s, bool *wait)
 		s->cursor = e->scope_node.prev;
 		rsc__entry_start_exit(e);
 		if ((e->config & RSC__CFG_ORDERED) || exit_changes_what_below_sees(e)) {
+			s->batch_held = true;
 			*wait = true;
 			return;
 		}

@@ -261,6 +261,42 @@ START_TEST(ordered_and_unordered_exits_across_a_batch)
 }
 END_TEST
 
+/*
+ * An ordered exit's release completes before any exit below it starts
+ * (DESIGN 2.3), also when the unwind is started by an acquire that fails in
+ * the same batch of completions as the entries above it entered: the step
+ * that follows the failure must not start the unordered exit below.
+ */
+START_TEST(ordered_exit_holds_the_exits_below_when_a_failed_acquire_starts_the_unwind)
+{
+	struct am u, o, f;
+	struct rsc_scope *s;
+	struct rsc_error *err = NULL;
+	char got[256];
+
+	am_init(&u, "u", RSC_MANAGER_UNORDERED, AM_NOP, AM_CLOSE);
+	am_init(&o, "o", 0, AM_NOP, AM_CLOSE);
+	am_init(&f, "f", 0, AM_OPEN, AM_CLOSE);
+	f.path = t_path("missing");
+	s = scope(NULL, "fail");
+	am_push(s, &u);
+	am_push(s, &o);
+	am_push(s, &f);
+	t_run(); /* u and o enter, then f fails: the unwind starts from its completion */
+	ck_assert_int_eq(f.enter_res, -ENOENT);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ENOENT);
+	ck_assert_str_eq(rsc_error_entry(err), "f");
+	rsc_error_free(err);
+	ck_assert_int_eq(t_events(RSC_EV_RELEASED, NULL, got, sizeof(got)), 2);
+	ck_assert_str_eq(got, "o,u");
+	ck_assert_str_eq(order, "o,u");
+	ck_assert_int_eq(o.released_before, 0);
+	ck_assert_msg(u.released_before == 1, "u's exit started with %d releases completed, not after o's",
+		      u.released_before);
+	ck_assert_int_eq(u.seen_err, -ENOENT);
+}
+END_TEST
+
 /* --------------------------------------------------------- the pending error */
 
 /*
@@ -1572,6 +1608,7 @@ Suite *make_acceptance_suite(void)
 	suite_add_tcase(s, tc);
 	tcase_add_test(tc, lifo_across_children_opened_between_entries);
 	tcase_add_test(tc, ordered_and_unordered_exits_across_a_batch);
+	tcase_add_test(tc, ordered_exit_holds_the_exits_below_when_a_failed_acquire_starts_the_unwind);
 	tcase_add_loop_test(tc, suppressed_error_is_not_seen_below_even_unordered, 0, 4);
 	tcase_add_test(tc, error_returned_by_an_unordered_exit_is_seen_below);
 	tcase_add_test(tc, unordered_exits_stay_lifo_while_io_drains);
