@@ -362,6 +362,7 @@ void ho_direct(struct prog *p, int s, struct rd *r)
 		 * follow the close's own CQE, not the release's error. */
 		snprintf(e->path, sizeof(e->path), "/dev/null");
 		e->fsync_fails = true;
+		e->ordered = true; /* fsync, then close_direct */
 		ret = rsc_open(p->sc[s].h, AT_FDCWD, e->path, O_RDONLY, 0,
 			       RSC_DIRECT | RSC_FSYNC_ON_RELEASE, &e->h);
 		push_end(p, e, ret, 0, "rsc_open(direct, fsync)");

@@ -78,6 +78,7 @@ void say(const struct prog *p, const char *fmt, ...)
 /* ---- custom managers ---------------------------------------------------- */
 
 static struct prog *g_prog; /* the program running now (the soak is single-threaded) */
+static struct prog_stats *g_st; /* its figures, for hooks and callbacks */
 
 /*
  * Hooks and callbacks that call back into the library: every blocking call
@@ -135,16 +136,30 @@ static int tv_enter(struct rsc_entry *e, void *arg)
 static int dir_fd = -1;
 static char scratch[64]; /* never written: a directory gives no bytes */
 
+static int tv_exit_do(struct rsc_entry *e, struct pentry *pe);
+
+/* The pending error it sees and what it returns go to the model (unwind.c). */
 static int tv_exit(struct rsc_entry *e, const struct rsc_error *pending,
 		   void *arg)
 {
 	struct pentry *pe = arg;
+	int ret;
+
+	probe_reentry(e, "an exit hook");
+	if (g_prog && pe->h == e)
+		uw_exit_called(g_prog, (int)(pe - g_prog->en), pending, g_st);
+	ret = tv_exit_do(e, pe);
+	if (g_prog && pe->h == e)
+		uw_exit_returned(g_prog, (int)(pe - g_prog->en), ret);
+	return ret;
+}
+
+static int tv_exit_do(struct rsc_entry *e, struct pentry *pe)
+{
 	struct io_uring_sqe *sqe[2];
 	bool owns_fd = pe->v->enter == TE_OPEN;
 	int fd = rsc_entry_fd(e), ret;
 
-	(void)pending;
-	probe_reentry(e, "an exit hook");
 	switch (pe->v->exit) {
 	case TX_FAIL:
 		return -HOOK_ERRNO; /* only for entries that own nothing */
@@ -202,6 +217,21 @@ static const struct variant variants[] = {
 	{ { sizeof(struct rsc_manager), 0, "nop_two_errors", tv_enter, tv_exit }, TE_NOP, TX_TWO_ERRORS },
 };
 #define N_VARIANTS (int)(sizeof(variants) / sizeof(variants[0]))
+
+/* The same, each exit in the unwind's unlinked batch (rsc_push(3)). */
+#define UNORD RSC_MANAGER_UNORDERED
+static const struct variant unordered_variants[N_VARIANTS] = {
+	{ { sizeof(struct rsc_manager), UNORD, "u_nop_close", tv_enter, tv_exit }, TE_NOP, TX_CLOSE },
+	{ { sizeof(struct rsc_manager), UNORD, "u_nop_badf", tv_enter, tv_exit }, TE_NOP, TX_BADF },
+	{ { sizeof(struct rsc_manager), UNORD, "u_nop_suppress", tv_enter, tv_exit }, TE_NOP, TX_SUPPRESS },
+	{ { sizeof(struct rsc_manager), UNORD, "u_nop_hookfail", tv_enter, tv_exit }, TE_NOP, TX_FAIL },
+	{ { sizeof(struct rsc_manager), UNORD, "u_nop_none", tv_enter, tv_exit }, TE_NOP, TX_NONE },
+	{ { sizeof(struct rsc_manager), UNORD, "u_open_close", tv_enter, tv_exit }, TE_OPEN, TX_CLOSE },
+	{ { sizeof(struct rsc_manager), UNORD, "u_open_badf", tv_enter, tv_exit }, TE_OPEN, TX_BADF },
+	{ { sizeof(struct rsc_manager), UNORD, "u_open_suppress", tv_enter, tv_exit }, TE_OPEN, TX_SUPPRESS },
+	{ { sizeof(struct rsc_manager), UNORD, "u_enter_fails", tv_enter, tv_exit }, TE_FAIL, TX_CLOSE },
+	{ { sizeof(struct rsc_manager), UNORD, "u_nop_two_errors", tv_enter, tv_exit }, TE_NOP, TX_TWO_ERRORS },
+};
 
 static const struct rsc_manager half_manager = { sizeof(struct rsc_manager), 0, "half", tv_enter, NULL };
 
@@ -551,6 +581,7 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 				violation(p, "ENTER_FAILED with res %d", res);
 			/* A cancelled or early-released acquire raises nothing. */
 			add_err(p, res, e->scope, i, res != -ECANCELED && !e->early, unwinding);
+			uw_enter_failed(p, i, res);
 			break;
 		}
 		e->n_entered++;
@@ -580,6 +611,7 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 		e->release_res = res;
 		if (res < 0)
 			add_err(p, res, e->scope, i, !(e->early && e->early_cb), unwinding);
+		uw_released(p, i, res);
 		if (e->kind == K_DIRECT)
 			ho_released(p, i);
 		io_released(p, i);
@@ -777,6 +809,7 @@ void op_file(struct prog *p, int s, struct rd *r)
 	e->fd_kind = true;
 	e->name = "file";
 	e->multi_release = fsync;
+	e->ordered = fsync; /* fsync, then close: ordered (DESIGN 2.3) */
 	ret = rsc_open(p->sc[s].h, AT_FDCWD, e->path, fsync ? O_WRONLY : O_RDONLY, 0,
 		       fsync ? RSC_FSYNC_ON_RELEASE : 0, &e->h);
 	push_end(p, e, ret, 0, fsync ? "rsc_open(fsync)" : "rsc_open");
@@ -800,11 +833,30 @@ static void op_socket(struct prog *p, int s, struct rd *r)
 	op_socket_of_type(p, s, rd_u8(r) & 1 ? SOCK_DGRAM : SOCK_STREAM);
 }
 
+/* A tracked timeout on a custom entry once it entered: its exit waits for it to drain. */
+static void timeout_on_enter(struct rsc_entry *h, int res, void *data)
+{
+	struct prog *p = g_prog;
+	int i = (int)((intptr_t)data >> 8);
+
+	if (res < 0 || !p || p->failed || p->en[i].h != h || p->en[i].detached)
+		return;
+	/* 4 or 6 ms: a blocking run may have begun before it, and must end. */
+	if (io_timeout_on(p, i, ((unsigned)(intptr_t)data | 4) & 0xfe, g_st) == 0)
+		g_st->custom_io++;
+}
+
+/*
+ * The byte picks the variant (b % 11) as it always did; the quotient picks
+ * its exit's order (odd: RSC_MANAGER_UNORDERED) and, for one unordered entry
+ * in two, a tracked timeout started once it entered, which an unwind that
+ * starts meanwhile cancels and waits for.
+ */
 static void op_custom(struct prog *p, int s, struct rd *r)
 {
 	struct pentry *e = push_begin(p, s, K_CUSTOM);
-	unsigned b = rd_u8(r), vi = b % (N_VARIANTS + 1);
-	int ret;
+	unsigned b = rd_u8(r), vi = b % (N_VARIANTS + 1), q = b / (N_VARIANTS + 1);
+	int i = p->n_en, ret;
 
 	if (!e)
 		return;
@@ -817,7 +869,9 @@ static void op_custom(struct prog *p, int s, struct rd *r)
 				  rsc_err_name(ret));
 		return;
 	}
-	e->v = &variants[vi];
+	e->unordered = q & 1;
+	e->ordered = !e->unordered;
+	e->v = e->unordered ? &unordered_variants[vi] : &variants[vi];
 	e->name = e->v->mgr.name;
 	e->fd_kind = e->v->enter == TE_OPEN;
 	e->multi_release = e->v->enter == TE_OPEN && e->v->exit == TX_BADF;
@@ -825,6 +879,12 @@ static void op_custom(struct prog *p, int s, struct rd *r)
 		 (b >> 4) == 15 ? 'm' : 'f', (b >> 4) % N_FILES % N_MISSING);
 	ret = rsc_push(p->sc[s].h, &e->v->mgr, e, &e->h);
 	push_end(p, e, ret, e->v->enter == TE_FAIL ? HOOK_ERRNO : 0, e->v->mgr.name);
+	if (p->n_en > i && e->unordered) {
+		g_st->unordered++;
+		if (q & 2 && rsc_entry_state(e->h) == RSC_ENTERING &&
+		    rsc_entry_on_enter(e->h, timeout_on_enter, (void *)(intptr_t)(i << 8 | (int)b)) < 0)
+			violation(p, "rsc_entry_on_enter of an entering custom entry failed");
+	}
 }
 
 /* ---- addresses for rsc_connect and rsc_listen ------------------------------ */
@@ -1057,7 +1117,9 @@ void op_release(struct prog *p, int i, struct rd *r)
 	bool must_refuse = e->early || state == RSC_FAILED || state == RSC_EXITING ||
 			   state == RSC_EXITED || own_owns_release(p, e->scope);
 
+	p->releasing = e; /* its exit runs inside: an early one */
 	ret = rsc_entry_release(e->h, with_cb ? release_cb : NULL, e);
+	p->releasing = NULL;
 	say(p, "  op %d: release entry %d of %s (%s, state %d) -> %d\n", p->op_index,
 	    e->seq, p->sc[e->scope].name, with_cb ? "cb" : "no cb", state, ret);
 	if (must_refuse) {
@@ -1734,6 +1796,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	memset(p, 0, sizeof(*p));
 	p->env = env;
 	g_prog = p;
+	g_st = st;
 	p->strict = env->strict;
 	p->why = why;
 	p->whylen = whylen;
@@ -1759,6 +1822,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	post_begin();
 	io_begin();
 	own_begin();
+	uw_begin();
 	/* Socket files of the last program: each program starts from the same state. */
 	for (i = 0; i < 8; i++) {
 		char path[SUN_PATH_MAX + 1];
@@ -2024,6 +2088,8 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->fails, st->deadlines_set, st->deadlines_passed, st->graceful, st->on_close_calls);
 	fprintf(out, "  defers, timers:   %llu defers (%llu ran, %llu suppressed), %llu timers (%llu fired)\n",
 		st->defers, st->defer_runs, st->defer_suppressed, st->timers, st->timers_fired);
+	fprintf(out, "  unordered exits:  %llu custom entries pushed unordered (%llu with a tracked timeout); %llu pending errors matched the model\n",
+		st->unordered, st->custom_io, st->pending_checked);
 	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);
 	fprintf(out, "  leaks found:      %llu\n", st->leaks);
 	fprintf(out, "  known bugs seen:  %llu failed acquires traced after their scope's SCOPE_CLOSED, "

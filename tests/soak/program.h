@@ -40,7 +40,8 @@ struct prog_stats {
 		shared_programs, shared_loops, app_cqes, shared_rsc_cqes, dispatch_refused,
 		entry_moves, entry_moves_refused, scope_moves, scope_moves_refused,
 		fails, defers, defer_runs, defer_suppressed, on_close_calls,
-		deadlines_set, deadlines_passed, graceful, timers, timers_fired;
+		deadlines_set, deadlines_passed, graceful, timers, timers_fired,
+		unordered, custom_io, pending_checked;
 	int max_depth;
 };
 
