@@ -1248,10 +1248,179 @@ static void op_entry_wait(struct prog *p, int i)
 			  e->kind == K_DIRECT ? rsc_entry_slot(e->h) : rsc_entry_fd(e->h));
 }
 
-/* Handles of freed scopes and detached entries: refused, and nothing else moves. */
+/* ---- stale handles -------------------------------------------------------- */
+
+/* Hooks and callbacks a stale call must never reach. */
+static void stale_reached(const char *what)
+{
+	if (g_prog)
+		violation(g_prog, "a call with a stale handle reached its %s", what);
+}
+
+static int stale_enter(struct rsc_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	stale_reached("enter hook");
+	return -HOOK_ERRNO;
+}
+
+static int stale_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	stale_reached("exit hook");
+	return 0;
+}
+
+static void stale_io_cb(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)buf;
+	(void)data;
+	stale_reached("I/O callback");
+}
+
+static void stale_entry_cb(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)data;
+	stale_reached("entry callback");
+}
+
+static void stale_accept_cb(struct rsc_entry *l, int res, struct rsc_scope *cs,
+			    struct rsc_entry *c, void *data)
+{
+	(void)l;
+	(void)res;
+	(void)cs;
+	(void)c;
+	(void)data;
+	stale_reached("accept callback");
+}
+
+static const struct rsc_manager stale_manager = { sizeof(struct rsc_manager), 0, "stale",
+						  stale_enter, stale_exit };
+
+#define N_STALE_SCOPE 30
+#define N_STALE_ENTRY 29
+
+/*
+ * Every public call of include/ringscope.h that takes a scope handle, with a
+ * stale one (DESIGN 7): -ESTALE, or NULL and "" for the getters, and no
+ * callback ever; @live and @live_e (may be NULL) are live objects the moves
+ * name beside it.
+ */
+static int stale_scope_calls(struct prog *p, struct rsc_scope *st, struct rsc_scope *live,
+			     struct rsc_entry *live_e, int ret[N_STALE_SCOPE])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(1),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct rsc_scope *x = (struct rsc_scope *)&a;
+	struct rsc_entry *e = (struct rsc_entry *)&a;
+	struct rsc_chain *ch = (struct rsc_chain *)&a;
+	unsigned u;
+	int n = 0, efd = eventfd(0, EFD_CLOEXEC);
+
+	ret[n++] = rsc_scope_open(p->loop, st, "x", &x);
+	ret[n++] = x ? -EFAULT : -ESTALE; /* *scopep left NULL */
+	ret[n++] = rsc_scope_close(st, NULL, NULL);
+	ret[n++] = rsc_scope_close_wait(st, NULL);
+	ret[n++] = rsc_scope_close_graceful(st, 0, NULL, NULL);
+	ret[n++] = rsc_scope_close_stats(st, &u, &u, &u);
+	ret[n++] = rsc_scope_fail(st, -EIO, NULL);
+	ret[n++] = rsc_scope_move(st, NULL);
+	ret[n++] = live ? rsc_scope_move(live, st) : -ESTALE;
+	ret[n++] = live_e ? rsc_entry_move(live_e, st) : -ESTALE;
+	ret[n++] = rsc_scope_on_close(st, NULL, NULL);
+	ret[n++] = rsc_scope_set_deadline(st, 10, 0);
+	ret[n++] = rsc_scope_set_data(st, &u);
+	ret[n++] = rsc_scope_data(st) || *rsc_scope_name(st) || rsc_scope_error(st) ? -EFAULT :
+										       -ESTALE;
+	ret[n++] = rsc_scope_state(st);
+	ret[n++] = rsc_push(st, &stale_manager, NULL, &e);
+	ret[n++] = e ? -EFAULT : -ESTALE; /* *entryp left NULL */
+	ret[n++] = rsc_defer(st, stale_exit, NULL, NULL);
+	ret[n++] = rsc_open(st, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL);
+	ret[n++] = rsc_socket(st, AF_UNIX, SOCK_STREAM, 0, 0, NULL);
+	ret[n++] = rsc_connect(st, (struct sockaddr *)&a, sizeof(a), 0, 0, NULL);
+	ret[n++] = rsc_listen(st, (struct sockaddr *)&a, sizeof(a), 1, 0, NULL);
+	ret[n++] = efd >= 0 ? rsc_adopt(st, efd, 0, NULL) : -ESTALE;
+	ret[n++] = efd >= 0 && fcntl(efd, F_GETFD) != FD_CLOEXEC ? -EFAULT : -ESTALE;
+	ret[n++] = rsc_timer(st, 10, stale_io_cb, NULL, NULL);
+	ret[n++] = rsc_pipe(st, 0, NULL);
+	ret[n++] = rsc_chain_new(st, &ch);
+	ret[n++] = ch ? -EFAULT : -ESTALE; /* *chainp left NULL */
+	ret[n++] = rsc_inbox(st, stale_accept_cb, NULL, NULL);
+	ret[n++] = rsc_scope_close_wait(st, NULL);
+	if (efd >= 0)
+		close(efd);
+	return n;
+}
+
+/* The same for an entry handle. */
+static int stale_entry_calls(struct rsc_entry *st, struct rsc_scope *live, int ret[N_STALE_ENTRY])
+{
+	struct io_uring_sqe *sqe;
+	unsigned long long addr = 0;
+	char buf[8];
+	int ends[2] = { -1, -1 }, n = 0;
+
+	ret[n++] = rsc_entry_get_sqes(st, 1, &sqe);
+	ret[n++] = rsc_accept(st, 0, stale_accept_cb, NULL);
+	ret[n++] = rsc_entry_on_enter(st, stale_entry_cb, NULL);
+	ret[n++] = rsc_entry_release(st, stale_entry_cb, NULL);
+	ret[n++] = rsc_entry_release_wait(st, NULL);
+	ret[n++] = rsc_entry_wait(st);
+	ret[n++] = rsc_entry_detach(st);
+	ret[n++] = live ? rsc_entry_move(st, live) : -ESTALE;
+	ret[n++] = rsc_entry_set_data(st, buf);
+	ret[n++] = rsc_entry_data(st) || *rsc_entry_name(st) || *rsc_entry_detail(st) ||
+			   rsc_entry_scope(st) || rsc_entry_arg(st) ? -EFAULT : -ESTALE;
+	ret[n++] = rsc_entry_fd(st);
+	ret[n++] = rsc_entry_state(st);
+	ret[n++] = rsc_read(st, buf, sizeof(buf), 0, stale_io_cb, NULL);
+	ret[n++] = rsc_write(st, buf, sizeof(buf), 0, stale_io_cb, NULL);
+	ret[n++] = rsc_recv(st, buf, sizeof(buf), 0, stale_io_cb, NULL);
+	ret[n++] = rsc_send(st, buf, sizeof(buf), 0, stale_io_cb, NULL);
+	ret[n++] = rsc_timeout(st, 10, stale_io_cb, NULL);
+	ret[n++] = rsc_recv_multishot(st, 0, stale_io_cb, NULL);
+	ret[n++] = rsc_entry_io_count(st);
+	ret[n++] = rsc_entry_slot(st);
+	ret[n++] = rsc_entry_install(st, 0, stale_entry_cb, NULL);
+	ret[n++] = rsc_pipe_ends(st, ends);
+	ret[n++] = ends[0] != -1 || ends[1] != -1 ? -EFAULT : -ESTALE;
+	ret[n++] = rsc_inbox_address(st, &addr);
+	ret[n++] = addr ? -EFAULT : -ESTALE;
+	ret[n++] = rsc_entry_hand_over(st, 1, stale_entry_cb, NULL);
+	ret[n++] = rsc_entry_fd(st);
+	ret[n++] = rsc_entry_state(st);
+	ret[n++] = rsc_entry_detach(st);
+	return n;
+}
+
+/* A live scope and entry for the moves beside a stale handle, or NULL. */
+static struct rsc_scope *any_live_scope(const struct prog *p)
+{
+	int i;
+
+	for (i = p->n_sc - 1; i >= 0; i--)
+		if (p->sc[i].valid)
+			return p->sc[i].h;
+	return NULL;
+}
+
+/*
+ * Handles of freed scopes and detached entries: every call that takes one is
+ * refused, and nothing else moves (releases counted per entry, the
+ * descriptor count, the moves' live objects would show it).
+ */
 static void op_stale(struct prog *p, struct rd *r)
 {
-	int dead[MAX_SCOPES + MAX_ENTRIES], n = 0, i, ret[3];
+	int dead[MAX_SCOPES + MAX_ENTRIES], n = 0, i, k, ret[N_STALE_SCOPE];
 	unsigned pick;
 
 	for (i = 0; i < p->n_sc; i++)
@@ -1266,25 +1435,32 @@ static void op_stale(struct prog *p, struct rd *r)
 	pick = (unsigned)dead[rd_u8(r) % (unsigned)n];
 	if (pick < MAX_SCOPES) {
 		struct pscope *s = &p->sc[pick];
+		/* A move of a live entry would be refused first while it enters. */
+		struct rsc_entry *live_e = NULL;
 
-		ret[0] = rsc_scope_state(s->h);
-		ret[1] = rsc_scope_close(s->h, NULL, NULL);
-		ret[2] = rsc_open(s->h, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL);
-		say(p, "  op %d: stale scope %s -> %d %d %d\n", p->op_index, s->name, ret[0],
-		    ret[1], ret[2]);
+		for (i = p->n_en - 1; i >= 0 && !live_e; i--)
+			if (p->sc[p->en[i].scope].valid && !p->en[i].detached && p->en[i].h &&
+			    !p->en[i].hidden && rsc_entry_state(p->en[i].h) == RSC_ENTERED &&
+			    !p->en[i].early && !unwind_owns(p, p->en[i].scope))
+				live_e = p->en[i].h;
+		k = stale_scope_calls(p, s->h, any_live_scope(p), live_e, ret);
+		say(p, "  op %d: stale scope %s -> %d %d %d ...\n", p->op_index, s->name, ret[0],
+		    ret[2], ret[3]);
+		for (i = 0; i < k; i++)
+			if (ret[i] != -ESTALE)
+				violation(p, "stale scope '%s': call %d returned %s, expected ESTALE",
+					  s->name, i, rsc_err_name(ret[i]));
 	} else {
 		struct pentry *e = &p->en[pick - MAX_SCOPES];
 
-		ret[0] = rsc_entry_state(e->h);
-		ret[1] = rsc_entry_release(e->h, NULL, NULL);
-		ret[2] = rsc_entry_detach(e->h);
-		say(p, "  op %d: stale entry %d -> %d %d %d\n", p->op_index, e->seq, ret[0],
+		k = stale_entry_calls(e->h, any_live_scope(p), ret);
+		say(p, "  op %d: stale entry %d -> %d %d %d ...\n", p->op_index, e->seq, ret[0],
 		    ret[1], ret[2]);
+		for (i = 0; i < k; i++)
+			if (ret[i] != -ESTALE)
+				violation(p, "stale entry %d ('%s'): call %d returned %s, expected ESTALE",
+					  e->seq, e->name, i, rsc_err_name(ret[i]));
 	}
-	for (i = 0; i < 3; i++)
-		if (ret[i] != -ESTALE)
-			violation(p, "a stale handle's call %d returned %s, expected ESTALE", i,
-				  rsc_err_name(ret[i]));
 }
 
 /* A descriptor made elsewhere (an eventfd), owned by the scope from here. */
