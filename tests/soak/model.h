@@ -125,6 +125,7 @@ struct prog {
 	bool reenter;	 /* hooks and the trace try to block or run the loop */
 	unsigned reentry_probes;	unsigned late_traces, lost_errors;
 	struct pentry *releasing; /* inside rsc_entry_release of this entry */
+	bool nowait_run;	  /* in op_run's rsc_loop_run(NOWAIT): it waits for nothing */
 	bool failed;
 	char *why;
 	size_t whylen;

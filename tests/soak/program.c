@@ -837,12 +837,16 @@ static void op_socket(struct prog *p, int s, struct rd *r)
 static void timeout_on_enter(struct rsc_entry *h, int res, void *data)
 {
 	struct prog *p = g_prog;
-	int i = (int)((intptr_t)data >> 8);
+	int i = (int)(intptr_t)data;
 
 	if (res < 0 || !p || p->failed || p->en[i].h != h || p->en[i].detached)
 		return;
-	/* 4 or 6 ms: a blocking run may have begun before it, and must end. */
-	if (io_timeout_on(p, i, ((unsigned)(intptr_t)data | 4) & 0xfe, g_st) == 0)
+	/*
+	 * One only a release ends (io.c's long wait) when this turn of the loop
+	 * cannot be waiting for it; else 2 ms, for a blocking run (or a blocking
+	 * helper) that began before it must end.
+	 */
+	if (io_timeout_on(p, i, p->nowait_run ? 1 : 2, g_st) == 0)
 		g_st->custom_io++;
 }
 
@@ -882,7 +886,7 @@ static void op_custom(struct prog *p, int s, struct rd *r)
 	if (p->n_en > i && e->unordered) {
 		g_st->unordered++;
 		if (q & 2 && rsc_entry_state(e->h) == RSC_ENTERING &&
-		    rsc_entry_on_enter(e->h, timeout_on_enter, (void *)(intptr_t)(i << 8 | (int)b)) < 0)
+		    rsc_entry_on_enter(e->h, timeout_on_enter, (void *)(intptr_t)i) < 0)
 			violation(p, "rsc_entry_on_enter of an entering custom entry failed");
 	}
 }
@@ -1210,7 +1214,9 @@ void op_run(struct prog *p, unsigned b, struct prog_stats *st)
 	/* A blocking run must end: I/O that only a release would end keeps it NOWAIT. */
 	if (m != RSC_RUN_NOWAIT && (io_before_wait(p, st) | own_before_wait(p)))
 		m = RSC_RUN_NOWAIT;
+	p->nowait_run = m == RSC_RUN_NOWAIT;
 	ret = sh_run(p, p->loop, m);
+	p->nowait_run = false;
 
 	say(p, "  op %d: run %s -> %d\n", p->op_index,
 	    m == RSC_RUN_NOWAIT ? "NOWAIT" : m == RSC_RUN_ONCE ? "ONCE" : "DEFAULT", ret);
