@@ -237,12 +237,39 @@ void uw_exit_returned(struct prog *p, int i, int ret)
 	uen[i].hook_ret = ret;
 }
 
+/*
+ * An early release completed: no ordered release below it in its scope may
+ * have started yet, whether the program sees its hook run or not (an
+ * fsync-then-close). Its scope was open when it was asked for, so such a
+ * release started while it was in flight.
+ */
+static void early_done(struct prog *p, int i)
+{
+	const struct pentry *e = &p->en[i];
+	int k, st;
+
+	for (k = 0; k < p->n_en; k++) {
+		const struct pentry *y = &p->en[k];
+
+		if (y->scope != e->scope || y->seq >= e->seq || !y->ordered || y->early ||
+		    !y->n_entered || y->detached || y->taken_over || y->handed || y->n_handing ||
+		    !y->h)
+			continue;
+		st = rsc_entry_state(y->h);
+		if (st == RSC_EXITING || st == RSC_EXITED)
+			violation(p, "ordered release of entry %d ('%s') of '%s' started while the early release of entry %d ('%s') above it was in flight",
+				  y->seq, y->name, p->sc[e->scope].name, e->seq, e->name);
+	}
+}
+
 /* Entry @i's release completed (RELEASED @res): the pending error it leaves. */
 void uw_released(struct prog *p, int i, int res)
 {
 	const struct pentry *e = &p->en[i];
 	struct uscope *u = &usc[e->scope];
 
+	if (e->early)
+		early_done(p, i);
 	if (!u->valid)
 		return;
 	if (res < 0 && !(e->early && e->early_cb)) {
