@@ -76,11 +76,13 @@ struct chain_run {
 
 int rsc_chain_new(struct rsc_scope *scope, struct rsc_chain **chainp)
 {
+	struct rsc__scope *s;
 	struct rsc_chain *c;
 
 	RSC__CHECK_ARG(chainp, "rsc_chain_new: chainp is NULL");
 	*chainp = NULL;
-	RSC__CHECK_ARG(scope, "rsc_chain_new: scope is NULL");
+	/* A handle never lies: a freed scope is -ESTALE here, not at the submit. */
+	RSC__SCOPE(s, scope, "rsc_chain_new");
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

@@ -27,6 +27,7 @@ enum dslot_state { DSLOT_FREE = 0, DSLOT_RESERVED, DSLOT_USED, DSLOT_ORPHAN };
 
 struct rsc__dslot {
 	uint8_t state;
+	bool closing;	/* ORPHAN: its close_direct is in flight */
 	uint64_t owner; /* entry handle while USED: names come from the entry */
 	/* Written only when the slot outlives its owner (ORPHAN): nothing is
 	 * formatted on the acquire/release path. */
@@ -206,6 +207,7 @@ static void slot_free(struct rsc__direct *d, unsigned slot)
 			d->used_alloc--;
 	}
 	sl->state = DSLOT_FREE;
+	sl->closing = false;
 	sl->owner = 0;
 	if (slot >= d->alloc_n)
 		d->free_stack[d->n_free++] = slot;
@@ -347,9 +349,11 @@ static void orphan_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 {
 	(void)cqe_flags;
 	/* The slot came back to us only to be closed: now it is free. */
-	if (loop->direct && op->backoff_ms < loop->direct->size &&
-	    loop->direct->slots[op->backoff_ms].state == DSLOT_ORPHAN &&
-	    (res == 0 || res == -EBADF))
+	if (!loop->direct || op->backoff_ms >= loop->direct->size ||
+	    loop->direct->slots[op->backoff_ms].state != DSLOT_ORPHAN)
+		return;
+	loop->direct->slots[op->backoff_ms].closing = false;
+	if (res == 0 || res == -EBADF)
 		slot_free(loop->direct, op->backoff_ms);
 }
 
@@ -403,6 +407,7 @@ void rsc__direct_close_orphan(struct rsc_loop *loop, int slot)
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	op->complete = orphan_closed;
 	op->opcode = IORING_OP_CLOSE;
+	d->slots[slot].closing = true;
 	op->backoff_ms = (unsigned)slot; /* the slot, for its completion */
 }
 
@@ -481,7 +486,8 @@ static int read_kernel_slots(struct rsc_loop *loop, unsigned char *in_use,
 }
 
 /*
- * A USED slot whose owner is releasing it, installing it or handing it over:
+ * A slot whose owner is releasing it, installing it or handing it over, or
+ * an orphan the runtime is closing (a connection that came too late):
  * its close_direct may have emptied it in the kernel before the CQE that
  * frees it here is dispatched (an audit from a callback, or after a run
  * whose last submit completed inline).
@@ -490,10 +496,27 @@ static bool slot_leaving(const struct rsc__dslot *sl)
 {
 	const struct rsc__entry *e;
 
+	if (sl->state == DSLOT_ORPHAN)
+		return sl->closing; /* the runtime's own close of a late arrival */
 	if (sl->state != DSLOT_USED ||
 	    !(e = rsc__entry_live(sl->owner)))
 		return false;
 	return e->state == RSC_EXITING || rsc__slot_move_in_flight(e);
+}
+
+/* A mismatch that lasts is one finding, however often it is audited. */
+static bool already_found(const struct rsc_loop *loop, int slot, const char *expected)
+{
+	unsigned i;
+
+	for (i = 0; i < loop->n_findings; i++) {
+		const struct rsc_finding *f = loop->findings[i];
+
+		if (f->kind == RSC_FINDING_SLOT_MISMATCH && f->fd == slot &&
+		    strncmp(f->expected, expected, sizeof(f->expected) - 1) == 0)
+			return true;
+	}
+	return false;
 }
 
 int rsc_audit_slots(struct rsc_loop *loop)
@@ -544,8 +567,10 @@ int rsc_audit_slots(struct rsc_loop *loop)
 			snprintf(expected, sizeof(expected),
 				 "free, but the kernel's table holds %s there: acquired outside the runtime, or leaked",
 				 paths[i]);
-		rsc__audit_add_finding(loop, RSC_FINDING_SLOT_MISMATCH, (int)i,
-				       ours ? sl->what : paths[i], ours ? sl->scope : "", expected);
+		if (!already_found(loop, (int)i, expected))
+			rsc__audit_add_finding(loop, RSC_FINDING_SLOT_MISMATCH, (int)i,
+					       ours ? sl->what : paths[i], ours ? sl->scope : "",
+					       expected);
 	}
 	free(in_use);
 	free(paths);

@@ -230,33 +230,43 @@ int rsc_error_depth(const struct rsc_error *err)
 }
 
 /*
- * Bytes at @s shown as they are: printable ASCII, or one valid UTF-8
- * character but a C1 control (c2 80-c2 9f: U+009B is CSI to a UTF-8
- * terminal, as a lone 0x9b is to an 8-bit one). 0: show one byte as \xNN.
+ * Bytes at @s shown as they are: printable ASCII but the backslash, or one
+ * valid UTF-8 character but a C1 control (c2 80-c2 9f: U+009B is CSI to a
+ * UTF-8 terminal, as a lone 0x9b is to an 8-bit one). 0: show one byte
+ * escaped (escape_byte).
  */
 static size_t shown_len(const unsigned char *s)
 {
 	size_t n;
 
 	if (*s >= 0x20 && *s < 0x7f)
-		return 1;
+		return *s != '\\';
 	if (*s < 0x80 || !(n = rsc__utf8_len(s)))
 		return 0;
 	return s[0] == 0xc2 && s[1] < 0xa0 ? 0 : n;
+}
+
+/* A backslash is doubled, so that a name holding the text "\\x1b" never reads as an escape. */
+static void escape_byte(char esc[5], unsigned char c)
+{
+	if (c == '\\')
+		memcpy(esc, "\\\\", 3);
+	else
+		snprintf(esc, 5, "\\x%02x", c);
 }
 
 /*
  * Names and paths come from the caller and the file system: a file name may
  * hold a newline or an escape sequence. The accessors return the bytes as
  * they are; the text made for a terminal or a log shows each byte that could
- * drive it as \xNN, so one error is one line and nothing is sent to the
- * terminal. A character that does not fit is left out whole.
+ * drive it as \xNN (a backslash as \\), so one error is one line and
+ * nothing is sent to the terminal. A character that does not fit is left out whole.
  */
 static size_t put_text(char *buf, size_t len, size_t used, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	char esc[5];
-	size_t n, i;
+	size_t n;
 
 	while (*s) {
 		if ((n = shown_len(s))) {
@@ -268,10 +278,13 @@ static size_t put_text(char *buf, size_t len, size_t used, const char *str)
 			s += n;
 			continue;
 		}
-		snprintf(esc, sizeof(esc), "\\x%02x", *s++);
-		for (i = 0; i < 4; i++, used++)
-			if (used + 1 < len)
-				buf[used] = esc[i];
+		escape_byte(esc, *s++);
+		n = strlen(esc);
+		if (used + n < len)
+			memcpy(buf + used, esc, n);
+		else if (used < len)
+			buf[used] = '\0'; /* no half escape at the cut */
+		used += n;
 	}
 	if (len)
 		buf[used < len ? used : len - 1] = '\0';
@@ -281,10 +294,12 @@ static size_t put_text(char *buf, size_t len, size_t used, const char *str)
 int rsc__fput_text(const char *str, FILE *out)
 {
 	const unsigned char *s = (const unsigned char *)str;
+	char esc[5];
 	size_t n;
 
 	while (*s) {
-		if ((n = shown_len(s)) ? fwrite(s, 1, n, out) != n : fprintf(out, "\\x%02x", *s) < 0)
+		if ((n = shown_len(s)) ? fwrite(s, 1, n, out) != n :
+		    (escape_byte(esc, *s), fputs(esc, out) == EOF))
 			return -EIO;
 		s += n ? n : 1;
 	}

@@ -213,6 +213,7 @@ struct rsc__scope {
 	struct rsc__list *cursor; /* next entry the unwind considers */
 	struct rsc__list *report; /* next entry whose exit is reported */
 	unsigned batch_outstanding;
+	bool batch_held; /* the batch's last exit holds the exits below until the batch completes */
 	unsigned n_entering;
 	unsigned n_early;	  /* early releases in flight */
 	struct rsc_error *pending;

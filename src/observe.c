@@ -97,8 +97,13 @@ int rsc__obs_loop_new(struct rsc_loop *loop)
 void rsc__obs_loop_free(struct rsc_loop *loop)
 {
 	unsigned me = loop->obs_id;
+	int ret = rsc__tj_close(loop);
 
-	(void)rsc__tj_close(loop);
+	/* Nobody is left to return it to: a trace cut short must not pass unseen. */
+	if (ret < 0)
+		fprintf(stderr, "ringscope: loop %u: the trace's last write failed when the loop was freed (%s): "
+				"the file stops at its last complete event\n",
+			me, rsc_err_name(ret));
 	rsc__metrics_free(loop);
 	loop->obs_flags = 0;
 	__atomic_compare_exchange_n(&env_trace_owner, &me, 0, false,

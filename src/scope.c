@@ -265,18 +265,43 @@ static void step_children(struct rsc__scope *s, bool *wait)
 	}
 }
 
+/*
+ * An unordered exit that has just started, but whose effect on the pending
+ * error the exits below must see before they start (DESIGN 2.3-2.5): its hook
+ * suppressed or raised, or a custom hook has not run yet because its entry's
+ * I/O drains first or it found no SQE (it may still suppress, and exits go
+ * newest first). An
+ * error that only its SQE's result raises is not known yet: that is what
+ * RSC_MANAGER_UNORDERED trades away.
+ */
+static bool exit_changes_what_below_sees(const struct rsc__entry *e)
+{
+	if (e->flags & (RSC__E_DRAINING | RSC__E_RETRY_HOOK))
+		return !(e->config & RSC__CFG_OWN_HOOKS);
+	return (e->flags & RSC__E_SUPPRESS) ||
+	       (e->exit_res < 0 && e->exit_opcode == RSC__OPCODE_HOOK);
+}
+
 static void step_exits(struct rsc__scope *s, bool *wait)
 {
 	struct rsc__entry *e;
 
+	/* Held whoever steps the scope before the batch completes: a failed
+	 * acquire's completion steps it again right after starting its unwind. */
+	if (s->batch_held && s->batch_outstanding) {
+		*wait = true;
+		return;
+	}
+	s->batch_held = false;
 	while (s->cursor != &s->entries) {
 		e = RSC__LIST_ITEM(s->cursor, struct rsc__entry, scope_node);
 		if (e->state != RSC_ENTERED || (e->flags & RSC__E_RELEASE_REQ)) {
 			s->cursor = e->scope_node.prev;
 			continue;
 		}
-		/* An ordered release starts only after every release above it. */
-		if ((e->config & RSC__CFG_ORDERED) && s->batch_outstanding) {
+		/* An ordered release starts only after every release above it,
+		 * early releases still in flight included. */
+		if ((e->config & RSC__CFG_ORDERED) && (s->batch_outstanding || s->n_early)) {
 			*wait = true;
 			return;
 		}
@@ -284,7 +309,8 @@ static void step_exits(struct rsc__scope *s, bool *wait)
 		s->batch_outstanding++;
 		s->cursor = e->scope_node.prev;
 		rsc__entry_start_exit(e);
-		if (e->config & RSC__CFG_ORDERED) {
+		if ((e->config & RSC__CFG_ORDERED) || exit_changes_what_below_sees(e)) {
+			s->batch_held = true;
 			*wait = true;
 			return;
 		}

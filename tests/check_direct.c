@@ -685,6 +685,10 @@ START_TEST(fdinfo_cross_check_agrees_with_the_runtime_table)
 	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_SLOT_MISMATCH);
 	ck_assert_int_eq(rsc_finding_fd(f), 5);
 	ck_assert_msg(strstr(rsc_finding_target(f), "/f1"), "target %s", rsc_finding_target(f));
+	/* Audited again while it lasts: counted, not recorded twice (an audit run
+	 * periodically must not grow the list). */
+	ck_assert_int_eq(t_audit_slots(t_loop), 1);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(used(), 0);

@@ -512,6 +512,56 @@ START_TEST(audit_from_a_release_callback_sees_no_false_slot)
 END_TEST
 
 /*
+ * The same from the runtime's own close of a connection that came too late:
+ * F3's enter callback asks for the server's close and releases F2 (its close
+ * goes out first), then the batch's accept finds its scope closing and the
+ * runtime closes the slot. F2's release callback audits after both closes
+ * ran in the kernel and before the orphan's completion is dispatched.
+ */
+static struct rsc_scope *late_srv;
+static struct rsc_entry *late_f2;
+static void close_srv_and_release(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	(void)data;
+	ck_assert_int_ge(res, 0);
+	ck_assert_int_eq(rsc_scope_close(late_srv, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_release(late_f2, audit_in_cb, NULL), 0);
+}
+
+START_TEST(audit_sees_no_false_slot_while_a_late_connection_is_closed)
+{
+	struct accepted acc = { 0 };
+	struct rsc_scope *files;
+	struct rsc_entry *l, *f3;
+	struct sockaddr_in bound;
+	int cl, i;
+
+	t_direct_table(16, 4);
+	t_make_files(3);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "files", &files), 0);
+	late_f2 = direct_file(files, "f1");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &late_srv), 0);
+	l = t_listen_on_loopback(late_srv, 8, &bound);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, on_conn, &acc), 0);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	audit_worst = -1000;
+	cl = t_connect(&bound); /* its accept completes at the ring's next enter */
+	ck_assert_int_eq(rsc_open(files, AT_FDCWD, t_path("f2"), O_RDONLY, 0, RSC_DIRECT, &f3), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(f3, close_srv_and_release, NULL), 0);
+	t_run();
+	ck_assert_int_eq(audit_worst, 0);
+	ck_assert_int_eq(acc.n, 0);
+	ck_assert_int_ge(rsc_loop_counter(t_loop, RSC_CTR_LATE_ACQUIRES), 1);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(files, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	close(cl);
+}
+END_TEST
+
+/*
  * A direct accept that finds the kernel's range full hears -ENFILE and
  * waits (rsc_accept(3)); the table stays busy meanwhile. That connection is
  * gone (the kernel accepted it before it looked for a slot); the next one
@@ -921,5 +971,6 @@ Suite *make_hostile_direct_suite(void)
 	tcase_add_test(tc, acquires_closed_in_flight_leave_the_table_free);
 	tcase_add_test(tc, chain_from_a_callback_and_slot_of_every_kind);
 	tcase_add_test(tc, audit_from_a_release_callback_sees_no_false_slot);
+	tcase_add_test(tc, audit_sees_no_false_slot_while_a_late_connection_is_closed);
 	return s;
 }

@@ -81,6 +81,47 @@ START_TEST(trace_write_failing_at_its_close_is_returned)
 }
 END_TEST
 
+/* A trace still open when its loop is freed: the failing last write has
+ * nobody to return to, so it is said on stderr rather than lost. */
+START_TEST(trace_write_failing_at_loop_free_is_said)
+{
+	char file[512], said[512] = "";
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rlimit old;
+	int i, err_fd, saved;
+
+	snprintf(file, sizeof(file), "%s", t_path("freed.json"));
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, 0), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(loop, file), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "cut", &s), 0);
+	for (i = 0; i < 8; i++) {
+		snprintf(said, sizeof(said), "f%d", i);
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(said), O_RDONLY, 0, 0, &e), 0);
+	}
+	ck_assert_int_eq(rsc_loop_run(loop, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	err_fd = open(t_path("stderr"), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(err_fd, 0);
+	fflush(stderr);
+	saved = dup(2);
+	ck_assert_int_eq(dup2(err_fd, 2), 2);
+	old = disk_full_at(size_of(file) + 512);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	disk_free_again(old);
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	close(saved);
+	memset(said, 0, sizeof(said));
+	ck_assert_int_gt(pread(err_fd, said, sizeof(said) - 1, 0), 0);
+	close(err_fd);
+	ck_assert_ptr_nonnull(strstr(said, "the trace's last write failed"));
+	ck_assert_ptr_nonnull(strstr(said, "EFBIG"));
+	assert_complete(file);
+}
+END_TEST
+
 /* A flush cut short leaves the previous document, not half an event; the
  * error stays, the loop goes on, and a new trace starts clean. */
 START_TEST(trace_cut_short_by_a_full_disk_stays_a_document)
@@ -197,6 +238,41 @@ START_TEST(printed_errors_and_findings_escape_c1_controls_and_bad_utf8)
 }
 END_TEST
 
+/* A name holding the text "\x1b" and one holding the byte ESC must not print alike. */
+START_TEST(printed_backslashes_are_doubled)
+{
+	static const char literal[] = "lit\\x1b", raw[] = "raw\x1b";
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	char line[512], cut[512], *text = NULL;
+	size_t len = 0, at;
+	FILE *f;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, literal, &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(raw), O_RDONLY, 0, 0, &e), 0);
+	t_run(); /* failed, not cancelled by the close */
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ENOENT);
+	ck_assert_int_gt(rsc_error_format(err, line, sizeof(line)), 0);
+	ck_assert_ptr_nonnull(strstr(line, "raw\\x1b"));
+	ck_assert_ptr_nonnull(strstr(line, "in scope 'lit\\\\x1b'"));
+	/* Cut inside an escape: the escape is left out whole. */
+	at = (size_t)(strstr(line, "raw\\x1b") - line) + 3;
+	ck_assert_uint_lt(at + 3, sizeof(cut));
+	ck_assert_int_eq(rsc_error_format(err, cut, at + 3), (int)strlen(line));
+	ck_assert_uint_eq(strlen(cut), at);
+	ck_assert_int_eq(strncmp(line, cut, at), 0);
+	f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_error_print(err, f), 0);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(text, "in scope 'lit\\\\x1b'"));
+	ck_assert_ptr_nonnull(strstr(text, "raw\\x1b"));
+	free(text);
+	rsc_error_free(err);
+}
+END_TEST
+
 /* A FIFO nobody reads: open(2) without O_NONBLOCK waits for a reader forever
  * (fifo(7)), in rsc_loop_trace_file() and in rsc_loop_new() under
  * RINGSCOPE_TRACE; both must fail at once instead. */
@@ -280,8 +356,10 @@ Suite *make_hostile_obs_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, trace_write_failing_at_its_close_is_returned);
 	tcase_add_test(tc, trace_cut_short_by_a_full_disk_stays_a_document);
+	tcase_add_test(tc, trace_write_failing_at_loop_free_is_said);
 	tcase_add_test(tc, metrics_of_a_loop_listed_twice_are_refused);
 	tcase_add_test(tc, printed_errors_and_findings_escape_c1_controls_and_bad_utf8);
+	tcase_add_test(tc, printed_backslashes_are_doubled);
 	tcase_add_test(tc, trace_to_a_fifo_nobody_reads_fails_at_once);
 	tcase_add_test(tc, last_error_never_carries_raw_control_bytes);
 	tcase_add_test(tc, prints_to_a_full_disk_are_eio);

@@ -118,5 +118,6 @@ Suite *make_multishot_suite(void);
 Suite *make_reentry_suite(void);
 Suite *make_pages_suite(void);
 Suite *make_hostile_obs_suite(void);
+Suite *make_acceptance_suite(void);
 
 #endif

@@ -362,6 +362,7 @@ void ho_direct(struct prog *p, int s, struct rd *r)
 		 * follow the close's own CQE, not the release's error. */
 		snprintf(e->path, sizeof(e->path), "/dev/null");
 		e->fsync_fails = true;
+		e->ordered = true; /* fsync, then close_direct */
 		ret = rsc_open(p->sc[s].h, AT_FDCWD, e->path, O_RDONLY, 0,
 			       RSC_DIRECT | RSC_FSYNC_ON_RELEASE, &e->h);
 		push_end(p, e, ret, 0, "rsc_open(direct, fsync)");
@@ -420,7 +421,8 @@ static unsigned hand_refusals(const struct prog *p, const struct pentry *e, int 
 	if ((p->sc[s].close_req && !own_in_grace(p, s)) ||
 	    rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
 		w |= W_SHUTDOWN;
-	else if (unwind_owns(p, s))
+	/* Both may hold: a scope in its grace (open to I/O) under a closing parent. */
+	if (unwind_owns(p, s))
 		w |= W_ANCESTOR;
 	if (!(uint32_t)addr)
 		w |= W_INVAL;

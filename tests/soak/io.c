@@ -296,6 +296,12 @@ static int io_start(struct prog *p, int i, enum io_kind kind, unsigned b,
 	return ret;
 }
 
+/* A timeout on entry @i, any entry (a custom one: its exit waits for it to drain). */
+int io_timeout_on(struct prog *p, int i, unsigned b, struct prog_stats *st)
+{
+	return io_start(p, i, IO_TIMEOUT, b, st);
+}
+
 /* The other end of entry @i can send, or is going: a receive on @i ends by itself. */
 static bool other_end_sends(struct prog *p, int i, struct prog_stats *st)
 {

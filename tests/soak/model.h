@@ -75,6 +75,8 @@ struct pentry {
 	bool multi_release; /* its release is two SQEs of fault kinds */
 	bool fsync_fails;   /* its release's fsync fails (-EINVAL) before its close */
 	bool early, early_cb;
+	bool ordered;	    /* its release waits for every release above it (unwind.c) */
+	bool unordered;	    /* K_CUSTOM: pushed with RSC_MANAGER_UNORDERED */
 	bool detached;	    /* rsc_entry_detach gave its fd back: no release */
 	bool adopted;	    /* entered inside rsc_adopt, traced from the loop */
 	/* The socket entry under rsc_connect/rsc_listen: no handle is returned
@@ -129,6 +131,8 @@ struct prog {
 	bool strict; /* default; PROG_STRICT=0 tolerates the bugs fixed since */
 	bool reenter;	 /* hooks and the trace try to block or run the loop */
 	unsigned reentry_probes;	unsigned late_traces, lost_errors;
+	struct pentry *releasing; /* inside rsc_entry_release of this entry */
+	bool nowait_run;	  /* in op_run's rsc_loop_run(NOWAIT): it waits for nothing */
 	bool failed;
 	char *why;
 	size_t whylen;
@@ -197,6 +201,7 @@ void io_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
 bool io_busy(const struct prog *p, int i);
 void io_released(struct prog *p, int i);
 bool io_before_wait(struct prog *p, struct prog_stats *st);
+int io_timeout_on(struct prog *p, int i, unsigned b, struct prog_stats *st);
 void io_end(struct prog *p, struct prog_stats *st);
 
 /* shared.c: loops on an application's own ring (rsc_loop_new_from_ring). */
@@ -237,5 +242,12 @@ bool acc_before_wait(const struct prog *p);
 void acc_entered(struct prog *p, int i);
 void acc_released(struct prog *p, int i);
 void acc_end(struct prog *p, struct prog_stats *st);
+
+/* unwind.c: the order exits start and complete in, and the pending error each sees. */
+void uw_begin(void);
+void uw_exit_called(struct prog *p, int i, const struct rsc_error *pending, struct prog_stats *st);
+void uw_exit_returned(struct prog *p, int i, int ret);
+void uw_released(struct prog *p, int i, int res);
+void uw_enter_failed(struct prog *p, int i, int res);
 
 #endif

@@ -471,7 +471,22 @@ static void probe_hook(struct prog *p, struct rsc_entry *h, int s)
 				  rsc_err_name(ret[i]));
 }
 
+static int defer_run(struct rsc_entry *h, const struct rsc_error *pending, void *arg);
+
+/* The pending error it sees and what it returns go to the model (unwind.c). */
 static int defer_fn(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
+{
+	struct prog *p = g_p;
+	int i = (int)((struct pentry *)arg - p->en), ret;
+
+	if (h == p->en[i].h)
+		uw_exit_called(p, i, pending, g_st);
+	ret = defer_run(h, pending, arg);
+	uw_exit_returned(p, i, ret);
+	return ret;
+}
+
+static int defer_run(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
 {
 	struct prog *p = g_p;
 	struct pentry *e = arg;
@@ -526,6 +541,7 @@ static void op_defer(struct prog *p, int s, struct rd *r, struct prog_stats *st)
 	if (!e)
 		return;
 	e->name = "defer";
+	e->ordered = true;
 	e->adopted = true; /* entered inside the call, traced from the loop */
 	memset(&oen[i], 0, sizeof(oen[i]));
 	oen[i].mode = (enum dmode)(rd_u8(r) % DM__COUNT);

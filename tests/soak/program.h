@@ -46,6 +46,7 @@ struct prog_stats {
 		entry_moves, entry_moves_refused, scope_moves, scope_moves_refused,
 		fails, defers, defer_runs, defer_suppressed, on_close_calls,
 		deadlines_set, deadlines_passed, graceful, timers, timers_fired,
+		unordered, custom_io, pending_checked,
 		listeners, accepts, accepts_multishot, accepts_direct, accepts_refused,
 		conns, conns_orphaned, clients, clients_accepted, clients_reset, acc_faults;
 	int max_depth;
