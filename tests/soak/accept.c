@@ -652,15 +652,22 @@ static void op_probe(struct prog *p, struct rd *r, struct prog_stats *st)
 	start_accept(p, i, rd_u8(r) & ~0x18U, true, st);
 }
 
-/* Nothing in @s's subtree holds a grace for ever: no I/O pair, no timer. */
+/* Nothing in @s's subtree holds a grace for ever: no I/O in flight, and no
+ * entry that may start some (an I/O pair, a timer, a custom entry whose
+ * hooks may). */
 static bool grace_ends(const struct prog *p, int s)
 {
+	const struct pentry *e;
 	int i;
 
-	for (i = 0; i < p->n_en; i++)
-		if (in_subtree(p, s, p->en[i].scope) && p->sc[p->en[i].scope].valid &&
-		    (io_has_pair(i) || p->en[i].kind == K_TIMER))
+	for (i = 0; i < p->n_en; i++) {
+		e = &p->en[i];
+		if (!in_subtree(p, s, e->scope) || !p->sc[e->scope].valid || e->detached)
+			continue;
+		if (io_has_pair(i) || e->kind == K_TIMER || e->kind == K_CUSTOM ||
+		    (e->h && rsc_entry_io_count(e->h) > 0))
 			return false;
+	}
 	return true;
 }
 
