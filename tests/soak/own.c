@@ -502,8 +502,10 @@ static int defer_run(struct rsc_entry *h, const struct rsc_error *pending, void 
 		violation(p, "defer %d of '%s' ran twice", e->seq, p->sc[e->scope].name);
 	g_st->defer_runs++;
 	probe_hook(p, h, e->scope);
-	if (st == RSC_SCOPE_OPEN) {
-		/* Early, inside rsc_entry_release (or in a grace): nothing is pending. */
+	if (st == RSC_SCOPE_OPEN || e->early) {
+		/* Early, inside rsc_entry_release (or in a grace), or called again on
+		 * a later turn for want of an SQE, maybe once its scope unwinds for
+		 * another reason: nothing is pending, and it is no unwind's turn. */
 		if (pending)
 			violation(p, "defer %d of '%s' released early sees %s", e->seq,
 				  p->sc[e->scope].name, rsc_err_name(rsc_error_errno(pending)));
