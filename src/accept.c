@@ -274,11 +274,9 @@ int rsc_accept(struct rsc_entry *h, unsigned flags, rsc_accept_cb cb, void *data
 	ret = rsc__need_opcode(l->scope->loop, IORING_OP_ACCEPT, "rsc_accept");
 	if (ret < 0)
 		return ret;
-	if (flags & RSC_SHUTDOWN_ON_RELEASE) {
-		ret = rsc__need_opcode(l->scope->loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE");
-		if (ret < 0)
-			return ret;
-	}
+	ret = rsc__need_shutdown(l->scope->loop, flags);
+	if (ret < 0)
+		return ret;
 	if (flags & RSC_DIRECT) {
 		ret = rsc__direct_need(l->scope->loop, "rsc_accept");
 		if (ret < 0)

@@ -347,12 +347,16 @@ void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e)
 static void orphan_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 			  unsigned cqe_flags)
 {
+	struct rsc__dslot *sl;
+
 	(void)cqe_flags;
-	/* The slot came back to us only to be closed: now it is free. */
-	if (!loop->direct || op->backoff_ms >= loop->direct->size ||
-	    loop->direct->slots[op->backoff_ms].state != DSLOT_ORPHAN)
+	if (!loop->direct || op->backoff_ms >= loop->direct->size)
 		return;
-	loop->direct->slots[op->backoff_ms].closing = false;
+	sl = &loop->direct->slots[op->backoff_ms];
+	if (sl->state != DSLOT_ORPHAN)
+		return;
+	sl->closing = false;
+	/* The slot came back to us only to be closed: now it is free. */
 	if (res == 0 || res == -EBADF)
 		slot_free(loop->direct, op->backoff_ms);
 }

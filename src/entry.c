@@ -702,12 +702,11 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 			return ret;
 		config |= RSC__CFG_FSYNC | RSC__CFG_ORDERED;
 	}
-	if (flags & RSC_SHUTDOWN_ON_RELEASE) {
-		ret = rsc__need_opcode(s->loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE");
-		if (ret < 0)
-			return ret;
+	ret = rsc__need_shutdown(s->loop, flags);
+	if (ret < 0)
+		return ret;
+	if (flags & RSC_SHUTDOWN_ON_RELEASE)
 		config |= RSC__CFG_SHUTDOWN;
-	}
 	snprintf(detail, sizeof(detail), "fd %d", fd);
 	e = new_entry(s, &adopt_manager, NULL, config, detail, __builtin_return_address(0));
 	if (!e)

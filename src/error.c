@@ -233,7 +233,7 @@ int rsc_error_depth(const struct rsc_error *err)
  * Bytes at @s shown as they are: printable ASCII but the backslash, or one
  * valid UTF-8 character but a C1 control (c2 80-c2 9f: U+009B is CSI to a
  * UTF-8 terminal, as a lone 0x9b is to an 8-bit one). 0: show one byte
- * escaped (escape_byte).
+ * escaped (next_shown).
  */
 static size_t shown_len(const unsigned char *s)
 {
@@ -246,13 +246,26 @@ static size_t shown_len(const unsigned char *s)
 	return s[0] == 0xc2 && s[1] < 0xa0 ? 0 : n;
 }
 
-/* A backslash is doubled, so that a name holding the text "\\x1b" never reads as an escape. */
-static void escape_byte(char esc[5], unsigned char c)
+/*
+ * The bytes *@s starts with as they are shown, *@s moved past them: the
+ * bytes themselves, or one byte's escape written in @esc (a backslash
+ * doubled, so that a name holding the text "\\x1b" never reads as one).
+ */
+static const char *next_shown(const unsigned char **s, char esc[5], size_t *n)
 {
-	if (c == '\\')
+	const unsigned char *p = *s;
+
+	if ((*n = shown_len(p))) {
+		*s = p + *n;
+		return (const char *)p;
+	}
+	if (*p == '\\')
 		memcpy(esc, "\\\\", 3);
 	else
-		snprintf(esc, 5, "\\x%02x", c);
+		snprintf(esc, 5, "\\x%02x", *p);
+	*s = p + 1;
+	*n = strlen(esc);
+	return esc;
 }
 
 /*
@@ -269,21 +282,12 @@ static size_t put_text(char *buf, size_t len, size_t used, const char *str)
 	size_t n;
 
 	while (*s) {
-		if ((n = shown_len(s))) {
-			if (used + n < len)
-				memcpy(buf + used, s, n);
-			else if (used < len)
-				buf[used] = '\0'; /* the string ends before the cut character */
-			used += n;
-			s += n;
-			continue;
-		}
-		escape_byte(esc, *s++);
-		n = strlen(esc);
+		const char *piece = next_shown(&s, esc, &n);
+
 		if (used + n < len)
-			memcpy(buf + used, esc, n);
+			memcpy(buf + used, piece, n);
 		else if (used < len)
-			buf[used] = '\0'; /* no half escape at the cut */
+			buf[used] = '\0'; /* it ends before the cut character or escape */
 		used += n;
 	}
 	if (len)
@@ -298,10 +302,10 @@ int rsc__fput_text(const char *str, FILE *out)
 	size_t n;
 
 	while (*s) {
-		if ((n = shown_len(s)) ? fwrite(s, 1, n, out) != n :
-		    (escape_byte(esc, *s), fputs(esc, out) == EOF))
+		const char *piece = next_shown(&s, esc, &n);
+
+		if (fwrite(piece, 1, n, out) != n)
 			return -EIO;
-		s += n ? n : 1;
 	}
 	return 0;
 }

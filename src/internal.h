@@ -670,11 +670,6 @@ static inline struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user
 int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes,
 		       bool injected_full);
 
-/*
- * Take @n consecutive SQEs, zeroed, or -errno. Inline for the common case
- * (room in the SQ, no host to kick, 64-byte SQEs); anything else, a flush
- * that makes room included, is rsc__get_sqes_slow() (loop.c).
- */
 /* Room for @n is checked: take them as io_uring_get_sqe() would, at once
  * (@shift 1 for 128-byte SQEs). */
 static inline void rsc__take_sqes(struct io_uring_sq *sq, unsigned n, struct io_uring_sqe **sqes,
@@ -690,6 +685,11 @@ static inline void rsc__take_sqes(struct io_uring_sq *sq, unsigned n, struct io_
 	sq->sqe_tail = tail + n;
 }
 
+/*
+ * Take @n consecutive SQEs, zeroed, or -errno. Inline for the common case
+ * (room in the SQ, no host to kick, 64-byte SQEs); anything else, a flush
+ * that makes room included, is rsc__get_sqes_slow() (loop.c).
+ */
 static inline int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 {
 	if (__builtin_expect(n == 0 || loop->pollable || (loop->ring->flags & IORING_SETUP_SQE128) ||
@@ -706,6 +706,8 @@ void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n);
 struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqep);
 bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode);
 int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why);
+/* RSC_SHUTDOWN_ON_RELEASE in @flags needs IORING_OP_SHUTDOWN (Linux 5.11): 0 without it. */
+int rsc__need_shutdown(struct rsc_loop *loop, unsigned flags);
 void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__trace_call(struct rsc_loop *loop, enum rsc_event ev,
 		     const struct rsc__scope *s, const struct rsc__entry *e, int res);

@@ -262,6 +262,12 @@ bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode)
 	return !loop->probe || io_uring_opcode_supported(loop->probe, (int)opcode);
 }
 
+int rsc__need_shutdown(struct rsc_loop *loop, unsigned flags)
+{
+	return (flags & RSC_SHUTDOWN_ON_RELEASE) ?
+		       rsc__need_opcode(loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE") : 0;
+}
+
 int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why)
 {
 	if (rsc__opcode_supported(loop, opcode))

@@ -39,8 +39,9 @@ static void slot_entered(struct rsc_entry *h, int res, void *data)
 /* The release of every direct entry (chain steps too): close_direct, fsync first if asked. */
 int rsc__direct_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
 {
-	struct io_uring_sqe *sqe[2];
+	struct io_uring_sqe *sqe[3];
 	struct rsc__entry *e;
+	unsigned n, i = 0;
 	int ret;
 
 	(void)pending;
@@ -59,29 +60,22 @@ int rsc__direct_exit(struct rsc_entry *h, const struct rsc_error *pending, void 
 		io_uring_prep_close_direct(sqe[1], (unsigned)e->value);
 		return 0;
 	}
-	if (e->config & RSC__CFG_SHUTDOWN) {
-		ret = rsc_entry_get_sqes(h, 2, sqe);
-		if (ret < 0)
-			return ret;
-		/* RSC_SHUTDOWN_ON_RELEASE: a FIN for the peer, as for a descriptor. */
-		io_uring_prep_shutdown(sqe[0], e->value, SHUT_RDWR);
-		sqe[0]->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
-		io_uring_prep_close_direct(sqe[1], (unsigned)e->value);
-		return 0;
-	}
-	if (e->config & RSC__CFG_FSYNC) {
-		ret = rsc_entry_get_sqes(h, 2, sqe);
-		if (ret < 0)
-			return ret;
-		io_uring_prep_fsync(sqe[0], e->value, 0);
-		sqe[0]->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
-		io_uring_prep_close_direct(sqe[1], (unsigned)e->value);
-		return 0;
-	}
-	ret = rsc_entry_get_sqes(h, 1, sqe);
+	/* The chain rsc__fd_exit builds, on the slot: hard links, so a failed
+	 * shutdown or fsync does not cancel the close_direct. */
+	n = 1 + !!(e->config & RSC__CFG_FSYNC) + !!(e->config & RSC__CFG_SHUTDOWN);
+	ret = rsc_entry_get_sqes(h, n, sqe);
 	if (ret < 0)
 		return ret;
-	io_uring_prep_close_direct(sqe[0], (unsigned)e->value);
+	if (e->config & RSC__CFG_SHUTDOWN) {
+		/* RSC_SHUTDOWN_ON_RELEASE: a FIN for the peer, as for a descriptor. */
+		io_uring_prep_shutdown(sqe[i], e->value, SHUT_RDWR);
+		sqe[i++]->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
+	}
+	if (e->config & RSC__CFG_FSYNC) {
+		io_uring_prep_fsync(sqe[i], e->value, 0);
+		sqe[i++]->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
+	}
+	io_uring_prep_close_direct(sqe[i], (unsigned)e->value);
 	return 0;
 }
 
@@ -193,12 +187,11 @@ int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
 	ret = rsc__direct_check_room(s->loop, 1, "rsc_socket");
 	if (ret < 0)
 		return ret;
-	if (flags & RSC_SHUTDOWN_ON_RELEASE) {
-		ret = rsc__need_opcode(s->loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE");
-		if (ret < 0)
-			return ret;
+	ret = rsc__need_shutdown(s->loop, flags);
+	if (ret < 0)
+		return ret;
+	if (flags & RSC_SHUTDOWN_ON_RELEASE)
 		config |= RSC__CFG_SHUTDOWN;
-	}
 	snprintf(detail, sizeof(detail), "%s/%s",
 		 domain == AF_INET ? "AF_INET" : domain == AF_INET6 ? "AF_INET6" :
 		 domain == AF_UNIX ? "AF_UNIX" : "AF_?",

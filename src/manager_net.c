@@ -272,11 +272,9 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 		/* Socket into a slot + connect (+ deadline): one chain, one submit (chain.c). */
 		char detail[4 * sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 
-		if (flags & RSC_SHUTDOWN_ON_RELEASE) {
-			ret = rsc__need_opcode(s->loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE");
-			if (ret < 0)
-				return ret;
-		}
+		ret = rsc__need_shutdown(s->loop, flags);
+		if (ret < 0)
+			return ret;
 		describe_addr(addr, addrlen, detail, sizeof(detail));
 		return rsc__direct_connect(s, addr, addrlen, timeout_ms, flags, detail,
 					   __builtin_return_address(0), entryp);

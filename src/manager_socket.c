@@ -118,11 +118,9 @@ int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 	strcpy(detail, domain_name(domain));
 	strcat(detail, "/");
 	strcat(detail, type_name(type));
-	if (flags & RSC_SHUTDOWN_ON_RELEASE) {
-		ret = rsc__need_opcode(s->loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE");
-		if (ret < 0)
-			return ret;
-	}
+	ret = rsc__need_shutdown(s->loop, flags);
+	if (ret < 0)
+		return ret;
 	return rsc__push(s, &socket_manager, &a,
 			 RSC__CFG_FD | RSC__CFG_BUILTIN | RSC__CFG_OWN_HOOKS |
 			 ((flags & RSC_SHUTDOWN_ON_RELEASE) ? RSC__CFG_SHUTDOWN : 0), detail,

@@ -270,9 +270,8 @@ static void step_children(struct rsc__scope *s, bool *wait)
  * error the exits below must see before they start (DESIGN 2.3-2.5): its hook
  * suppressed or raised, or a custom hook has not run yet because its entry's
  * I/O drains first or it found no SQE (it may still suppress, and exits go
- * newest first). An
- * error that only its SQE's result raises is not known yet: that is what
- * RSC_MANAGER_UNORDERED trades away.
+ * newest first). An error that only its SQE's result raises is not known
+ * yet: that is what RSC_MANAGER_UNORDERED trades away.
  */
 static bool exit_changes_what_below_sees(const struct rsc__entry *e)
 {
