@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/* Hostile tests of the loop's own promises (rsc_loop_new(3), rsc_loop_run(3)...). */
+
+/* ---- rsc_loop_run(3): -EEXIST from a thread other than a single-issuer loop's creator -- */
+
+struct foreign {
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	bool own_loop;		/* the thread makes a loop of its own first */
+	int own_feats, nowait, dflt, close_wait, shutdown, own_close;
+	char why[256];
+};
+
+static void *foreign_thread(void *arg)
+{
+	struct foreign *f = arg;
+	struct rsc_loop *own = NULL;
+
+	if (f->own_loop) {
+		if (rsc_loop_new(&own, 8, 0) < 0)
+			return NULL;
+		f->own_feats = rsc_loop_features(own);
+	}
+	f->nowait = rsc_loop_run(f->l, RSC_RUN_NOWAIT);
+	snprintf(f->why, sizeof(f->why), "%s", rsc_last_error());
+	/* Only once refused: entered from here, the waits would wait on the
+	 * wrong ring (this thread's own) for good. */
+	if (f->nowait == -EEXIST) {
+		f->dflt = rsc_loop_run(f->l, RSC_RUN_DEFAULT);
+		f->close_wait = rsc_scope_close_wait(f->s, NULL);
+		f->shutdown = rsc_loop_shutdown(f->l, NULL);
+	}
+	if (own)
+		f->own_close = rsc_loop_close(own);
+	return NULL;
+}
+
+static void run_from_another_thread(struct foreign *f)
+{
+	pthread_t t;
+
+	ck_assert_int_eq(pthread_create(&t, NULL, foreign_thread, f), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+
+/*
+ * rsc_loop_run(3): "-EEXIST when a loop set up with RSC_FEAT_SINGLE_ISSUER is
+ * run from a thread other than the one that created it". The ring's
+ * descriptor is registered with its creator (RSC_FEAT_REGISTERED_RING), and
+ * the registered index means nothing in another thread: the run answered
+ * -EINVAL there, and in a thread with a loop of its own it entered that
+ * loop's ring instead (returned 1, or waited on it for good). Refused, nothing
+ * is run, closed or freed: the creator then runs the loop as if nothing
+ * happened.
+ */
+START_TEST(single_issuer_loop_run_from_another_thread_is_eexist)
+{
+	struct foreign bare = { 0 }, owner = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	if (!(rsc_loop_features(t_loop) & RSC_FEAT_SINGLE_ISSUER)) {
+		printf("SKIP single_issuer_loop_run_from_another_thread_is_eexist: kernel lacks IORING_SETUP_SINGLE_ISSUER (Linux 6.0)\n");
+		return;
+	}
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+
+	bare.l = owner.l = t_loop;
+	bare.s = owner.s = s;
+	run_from_another_thread(&bare);
+	ck_assert_msg(bare.nowait == -EEXIST, "run from a thread with no ring: %d (%s), not -EEXIST",
+		      bare.nowait, rsc_err_name(bare.nowait));
+	ck_assert_ptr_nonnull(strstr(bare.why, "single-issuer"));
+	ck_assert_int_eq(bare.dflt, -EEXIST);
+	ck_assert_int_eq(bare.close_wait, -EEXIST);
+	ck_assert_int_eq(bare.shutdown, -EEXIST);
+
+	owner.own_loop = true;
+	run_from_another_thread(&owner);
+	ck_assert_int_ge(owner.own_feats, 0);
+	ck_assert_msg(owner.nowait == -EEXIST,
+		      "run from a thread with a loop of its own: %d (%s), not -EEXIST",
+		      owner.nowait, rsc_err_name(owner.nowait));
+	ck_assert_int_eq(owner.dflt, -EEXIST);
+	ck_assert_int_eq(owner.close_wait, -EEXIST);
+	ck_assert_int_eq(owner.shutdown, -EEXIST);
+	ck_assert_int_eq(owner.own_close, 0);
+
+	/* Nothing was run, closed or freed over there. */
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERING);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_ge(rsc_entry_fd(e), 0);
+	ck_assert(t_fd_open_to(t_path("f0")));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(!t_fd_open_to(t_path("f0")));
+}
+END_TEST
+
+Suite *make_hostile_loop_suite(void)
+{
+	Suite *s = suite_create("hostile_loop");
+	TCase *tc = tcase_create("hostile_loop");
+
+	t_add_fixture(tc);
+	tcase_add_test(tc, single_issuer_loop_run_from_another_thread_is_eexist);
+	suite_add_tcase(s, tc);
+	return s;
+}
