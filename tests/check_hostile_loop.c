@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -110,6 +111,62 @@ START_TEST(single_issuer_loop_run_from_another_thread_is_eexist)
 }
 END_TEST
 
+/* ---- rsc_loop_new(3): RSC_LOOP_POLLABLE's errors name their step ------------------------ */
+
+/*
+ * rsc_loop_new(3): "With RSC_LOOP_POLLABLE, the errors of eventfd(2) and of
+ * io_uring_register_eventfd(3) too; rsc_last_error(3) names the step that
+ * failed." With one descriptor left, the ring takes it and the eventfd
+ * fails: the call said nothing, and rsc_last_error() still told of an older
+ * failure.
+ */
+START_TEST(pollable_loop_without_a_descriptor_for_its_eventfd_says_so)
+{
+	static const char *const env[] = { "RINGSCOPE_AUDIT", "RINGSCOPE_FAULT", "RINGSCOPE_TRACE" };
+	char *saved[3];
+	struct rlimit old, low;
+	struct rsc_loop *l = (struct rsc_loop *)&l;
+	int fillers[64], n = 0, before, ret;
+	unsigned i;
+
+	if (t_under_valgrind()) {
+		printf("SKIP pollable_loop_without_a_descriptor_for_its_eventfd_says_so: under valgrind, RLIMIT_NOFILE is not enforced on io_uring\n");
+		return;
+	}
+	/* Nothing but the ring and the eventfd may want a descriptor. */
+	for (i = 0; i < 3; i++) {
+		saved[i] = getenv(env[i]) ? strdup(getenv(env[i])) : NULL;
+		ck_assert_int_eq(unsetenv(env[i]), 0);
+	}
+	before = t_fd_count();
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)before + 16;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (n < 64 && (fillers[n] = dup(0)) >= 0)
+		n++;
+	ck_assert_int_lt(n, 64);
+	ck_assert_int_gt(n, 0);
+	close(fillers[--n]); /* one left: the ring's */
+	(void)rsc_loop_run(NULL, RSC_RUN_DEFAULT); /* an older failure's sentence */
+	ret = rsc_loop_new(&l, 8, RSC_LOOP_POLLABLE);
+	while (n > 0)
+		close(fillers[--n]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	for (i = 0; i < 3; i++) {
+		if (saved[i])
+			ck_assert_int_eq(setenv(env[i], saved[i], 1), 0);
+		free(saved[i]);
+	}
+	ck_assert_int_eq(ret, -EMFILE);
+	ck_assert_ptr_null(l);
+	ck_assert_msg(strstr(rsc_last_error(), "eventfd") != NULL,
+		      "rsc_last_error() after a pollable loop's eventfd failed: \"%s\"",
+		      rsc_last_error());
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_loop_suite(void)
 {
 	Suite *s = suite_create("hostile_loop");
@@ -117,6 +174,7 @@ Suite *make_hostile_loop_suite(void)
 
 	t_add_fixture(tc);
 	tcase_add_test(tc, single_issuer_loop_run_from_another_thread_is_eexist);
+	tcase_add_test(tc, pollable_loop_without_a_descriptor_for_its_eventfd_says_so);
 	suite_add_tcase(s, tc);
 	return s;
 }
