@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,69 @@ START_TEST(pollable_loop_without_a_descriptor_for_its_eventfd_says_so)
 }
 END_TEST
 
+/* ---- rsc_adopt(3), ringscope_audit(7): the trace file is the runtime's own descriptor --- */
+
+/* The descriptor whose /proc/self/fd target is @path, or -1. */
+static int fd_to(const char *path)
+{
+	char link[300], target[512];
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/fd");
+	int fd = -1;
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d))) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			if (!strcmp(target, path) && atoi(de->d_name) != dirfd(d))
+				fd = atoi(de->d_name);
+		}
+	}
+	closedir(d);
+	return fd;
+}
+
+/*
+ * rsc_adopt(3): -EEXIST for "one of the runtime's own descriptors" (DESIGN 7:
+ * one owner at every moment). The trace file of rsc_loop_trace_file(3) was
+ * adopted: the entry's release closed it under the trace, the number went to
+ * the next file opened, and the trace's writes landed in that file. And under
+ * the full audit a trace opened inside a scope was reported leaked when the
+ * scope unwound, as if it were the program's.
+ */
+START_TEST(trace_file_is_the_runtimes_own_descriptor)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e = NULL;
+	int fd, i;
+
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_path("trace.json")), 0);
+	fd = fd_to(t_path("trace.json"));
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, fd, 0, &e), -EEXIST);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(fd_to(t_path("trace.json")), fd); /* still the trace's */
+
+	/* Opened inside a scope under the full audit: no leak of the scope's. */
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &s), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_path("trace2.json")), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	t_run();
+	for (i = 0; i < rsc_audit_count(t_loop); i++)
+		ck_assert_msg(!strstr(rsc_finding_target(rsc_audit_finding(t_loop, i)), "trace2.json"),
+			      "the loop's own trace file reported as leaked by scope 'a'");
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	ck_assert_int_lt(fd_to(t_path("trace2.json")), 0);
+}
+END_TEST
+
 Suite *make_hostile_loop_suite(void)
 {
 	Suite *s = suite_create("hostile_loop");
@@ -175,6 +239,7 @@ Suite *make_hostile_loop_suite(void)
 	t_add_fixture(tc);
 	tcase_add_test(tc, single_issuer_loop_run_from_another_thread_is_eexist);
 	tcase_add_test(tc, pollable_loop_without_a_descriptor_for_its_eventfd_says_so);
+	tcase_add_test(tc, trace_file_is_the_runtimes_own_descriptor);
 	suite_add_tcase(s, tc);
 	return s;
 }
