@@ -516,6 +516,8 @@ int rsc__check_can_block(struct rsc_loop *loop, const char *fn)
 {
 	int ret = rsc__check_not_in_callback(loop, fn);
 
+	if (ret == 0)
+		ret = rsc__check_issuer(loop, fn); /* before anything is closed or released */
 	if (ret == 0 && loop->shared) {
 		/* Waiting would reap the application's ring. */
 		rsc__set_last_error("%s: a loop on the application's ring cannot wait; the application reaps",
@@ -537,6 +539,13 @@ int rsc__in_callback_error(const char *fn)
 	rsc__set_last_error("%s: cannot block or run the loop from inside one of its callbacks or manager hooks",
 			    fn);
 	return -EDEADLK;
+}
+
+int rsc__issuer_error(const char *fn)
+{
+	rsc__set_last_error("%s: the loop's ring is single-issuer (RSC_FEAT_SINGLE_ISSUER): only the thread that created the loop may run it (RSC_LOOP_NO_DEFER_TASKRUN makes a loop any thread may run, one at a time)",
+			    fn);
+	return -EEXIST;
 }
 
 /* Checks shared by every push: a live, open scope on a loop not in a hook. */

@@ -86,8 +86,12 @@ int rsc__pollable_init(struct rsc_loop *loop)
 	int ret;
 
 	loop->poll_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (loop->poll_efd < 0)
-		return -errno;
+	if (loop->poll_efd < 0) {
+		ret = -errno;
+		rsc__set_last_error("RSC_LOOP_POLLABLE: cannot create the eventfd a host loop polls: %s",
+				    rsc_strerror(ret));
+		return ret;
+	}
 	ret = io_uring_register_eventfd(loop->ring, loop->poll_efd);
 	if (ret < 0) {
 		rsc__set_last_error("RSC_LOOP_POLLABLE: io_uring_register_eventfd: %s",

@@ -279,6 +279,9 @@ struct rsc_loop {
 	int poll_efd;
 	struct rsc__list live_node; /* process-wide list: audit.c */
 	unsigned features;
+	/* RSC_FEAT_SINGLE_ISSUER: the thread that made the ring, the only one the
+	 * kernel lets enter it (and whose table holds its registered index). */
+	pthread_t issuer;
 	int audit_level;
 	bool running;
 	struct io_uring_probe *probe;
@@ -506,6 +509,22 @@ static inline int rsc__check_not_in_callback(const struct rsc_loop *loop, const 
 }
 /* The same, and -EOPNOTSUPP on a shared ring, which a blocking helper cannot wait on. */
 int rsc__check_can_block(struct rsc_loop *loop, const char *fn);
+
+/*
+ * -EEXIST (and says why) when @fn would enter the loop's own single-issuer
+ * ring from a thread other than its creator: the kernel's answer to such an
+ * enter. Said here, because a registered ring index names a ring only in the
+ * thread that registered it: entered from another thread it is refused as
+ * -EINVAL, or names a ring of that thread's own.
+ */
+int rsc__issuer_error(const char *fn) RSC__COLD;
+static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
+{
+	return !(loop->features & RSC_FEAT_SINGLE_ISSUER) || loop->shared ||
+			       __builtin_expect(pthread_equal(loop->issuer, pthread_self()), 1) ?
+		       0 :
+		       rsc__issuer_error(fn);
+}
 
 /* ledger.c */
 /* The runtime's own descriptors (rings, eventfds, /proc/self/fd): adopting one is refused. */

@@ -66,6 +66,7 @@ static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 		if (ret == 0) {
 			loop->features = tries[i].feats;
 			loop->ring = &loop->own_ring;
+			loop->issuer = pthread_self(); /* the ring's submitter_task */
 			/* Only its creator enters a single-issuer ring: registered with
 			 * that thread, io_uring_enter(2) skips the descriptor lookup
 			 * (Linux 5.18). A thread has 16 such slots; without one, the
@@ -355,6 +356,10 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 		return ret;
 	}
 
+	/* A push's flush from another thread (rsc__get_sqes_slow) comes here too. */
+	ret = rsc__check_issuer(loop, "io_uring_enter");
+	if (ret < 0)
+		return ret;
 	for (tries = 0; tries < SUBMIT_RETRIES; tries++) {
 		if (wait_nr && rsc__fault(loop, RSC__F_WAIT))
 			return 0; /* an interrupted wait: the caller's loop comes back */
@@ -873,6 +878,8 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 			       mode == RSC_RUN_NOWAIT,
 		       "rsc_loop_run: unknown mode %d", (int)mode);
 	ret = rsc__check_not_in_callback(loop, "rsc_loop_run");
+	if (ret == 0)
+		ret = rsc__check_issuer(loop, "rsc_loop_run"); /* before anything runs */
 	if (ret < 0)
 		return ret;
 	if (loop->shared)

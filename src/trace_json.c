@@ -958,8 +958,12 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	if (fd < 0)
 		return -errno;
 	(void)fcntl(fd, F_SETFL, 0);
+	/* The runtime's own: an entry adopting it would close it under the trace,
+	 * whose next write would land in whatever file took the number next. */
+	rsc__ledger_set(fd, RSC__LEDGER_RUNTIME);
 	tj = malloc(sizeof(*tj));
 	if (!tj) {
+		rsc__ledger_forget(fd, RSC__LEDGER_RUNTIME);
 		close(fd);
 		return -ENOMEM;
 	}
@@ -986,6 +990,7 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	ret = flush(loop);
 	if (ret < 0) {
 		loop->tj = NULL;
+		rsc__ledger_forget(fd, RSC__LEDGER_RUNTIME);
 		close(fd);
 		free(tj);
 		return ret;
@@ -1007,6 +1012,7 @@ int rsc__tj_close(struct rsc_loop *loop)
 	/* Give back the reserved blocks past the end (the size stays). */
 	if (tj->prealloc_end && !tj->err)
 		(void)!ftruncate(tj->fd, tj->pos + (off_t)TAIL_LEN);
+	rsc__ledger_forget(tj->fd, RSC__LEDGER_RUNTIME);
 	close(tj->fd);
 	free(tj);
 	loop->tj = NULL;
