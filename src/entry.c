@@ -1159,8 +1159,8 @@ int rsc_entry_detach(struct rsc_entry *h)
 	loop = e->scope->loop;
 	fd = e->value;
 	/* The caller owns it from here: off the scope, out of the ledger, and
-	 * no leak of the scopes around it (FULL audit). */
-	rsc__audit_disown(e->scope, fd);
+	 * no leak of any scope of the loop (FULL audit). */
+	rsc__audit_disown(loop, fd);
 	unlink_entry(e);
 	rsc__entry_free(loop, e);
 	return fd;

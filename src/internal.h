@@ -944,7 +944,7 @@ void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char 
 			    const char *scope, const char *expected);
 void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc__scope *s);
-void rsc__audit_disown(struct rsc__scope *s, int fd);
+void rsc__audit_disown(struct rsc_loop *loop, int fd);
 void rsc__audit_flush(struct rsc_loop *loop);
 int rsc__audit_open_proc_dir(struct rsc_loop *loop);
 void rsc__audit_free(struct rsc_loop *loop);

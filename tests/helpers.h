@@ -119,5 +119,6 @@ Suite *make_reentry_suite(void);
 Suite *make_pages_suite(void);
 Suite *make_hostile_obs_suite(void);
 Suite *make_acceptance_suite(void);
+Suite *make_pages_entries_suite(void);
 
 #endif
