@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -113,6 +114,161 @@ START_TEST(release_wait_of_a_connect_before_its_socket_names_connect)
 }
 END_TEST
 
+/* ---- rsc_read(3) and its kin on the socket a connect builds on ------------ */
+
+/* The trace callback is the one place the socket entry of a connect shows. */
+static void keep_socket_entry(struct rsc_loop *loop, enum rsc_event ev,
+			      const struct rsc_scope *s, const struct rsc_entry *e, int res,
+			      void *data)
+{
+	(void)loop;
+	(void)s;
+	(void)res;
+	if (ev == RSC_EV_ENTERED && !strcmp(rsc_entry_name(e), "socket"))
+		*(struct rsc_entry **)data = (struct rsc_entry *)e;
+}
+
+static void count_io(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)buf;
+	(*(int *)data)++;
+}
+
+static void count_accept(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *c,
+			 void *data)
+{
+	(void)l;
+	(void)res;
+	(void)cs;
+	(void)c;
+	(*(int *)data)++;
+}
+
+static void count_entry_cb(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	(void)res;
+	(*(int *)data)++;
+}
+
+/* Run until the socket of @c has entered and @c's connect is in flight on it. */
+static struct rsc_entry *socket_under_connect(struct rsc_entry *c, struct rsc_entry **sockp)
+{
+	while (!*sockp)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_entry_state(c), RSC_ENTERING);
+	ck_assert_int_eq(rsc_entry_state(*sockp), RSC_ENTERED);
+	ck_assert_int_eq(rsc_entry_release(*sockp, NULL, NULL), -EBUSY);
+	return *sockp;
+}
+
+/*
+ * rsc_entry_release(3) refuses the socket entry of a connect in flight with
+ * -EBUSY ("whose handle only the trace callback shows"); the connect then
+ * takes the socket over and frees that entry. Tracked I/O bound to it was
+ * accepted: a 60 s timeout started on it outlived its entry, the scope closed
+ * without cancelling it (DESIGN 2.8), the loop stayed alive for it, and its
+ * callback would name a freed entry. Every tracked op is -EBUSY there now,
+ * and no callback ever comes.
+ */
+START_TEST(io_on_the_socket_a_connect_builds_on_is_busy)
+{
+	struct rsc_entry *sock = NULL, *c, *l;
+	struct rsc_scope *srv, *s;
+	struct sockaddr_in bound;
+	char buf[8] = "x";
+	int calls = 0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = t_listen_on_loopback(srv, 8, &bound);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, keep_socket_entry, &sock), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&bound, sizeof(bound), 0, 0, &c), 0);
+	socket_under_connect(c, &sock);
+	ck_assert_int_eq(rsc_timeout(sock, 60000, count_io, &calls), -EBUSY);
+	ck_assert_int_eq(rsc_recv(sock, buf, sizeof(buf), 0, count_io, &calls), -EBUSY);
+	ck_assert_int_eq(rsc_send(sock, buf, 1, 0, count_io, &calls), -EBUSY);
+	ck_assert_int_eq(rsc_read(sock, buf, sizeof(buf), -1, count_io, &calls), -EBUSY);
+	ck_assert_int_eq(rsc_accept(sock, 0, count_accept, &calls), -EBUSY);
+	ck_assert_int_eq(rsc_entry_io_count(sock), 0);
+	ck_assert_int_ge(rsc_entry_wait(c), 0);
+	/* Taken over: the socket entry is gone, the connection's entry holds it. */
+	ck_assert_int_eq(rsc_entry_state(sock), -ESTALE);
+	ck_assert_int_eq(rsc_entry_io_count(c), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_entry_release(l, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
+	ck_assert_int_eq(calls, 0);
+}
+END_TEST
+
+/* A listener whose backlog is full: a blocking connect to it waits in the kernel. */
+static int full_unix_listener(struct sockaddr_un *sun, int fill[64], int *nfill)
+{
+	int lfd;
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", t_path("full"));
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)sun, sizeof(*sun)), 0);
+	ck_assert_int_eq(listen(lfd, 0), 0);
+	for (*nfill = 0; *nfill < 64; (*nfill)++) {
+		fill[*nfill] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (connect(fill[*nfill], (struct sockaddr *)sun, sizeof(*sun)) < 0) {
+			close(fill[*nfill]);
+			break;
+		}
+	}
+	ck_assert_int_lt(*nfill, 64);
+	return lfd;
+}
+
+/*
+ * The same for a chain's socket step (rsc_chain_connect(3), rsc_connect(3)
+ * with RSC_DIRECT): installing or handing over its slot under the connect
+ * would give the file a second owner, and the connect's entry, taking the
+ * slot over, a slot it no longer holds. The connect waits for room in a full
+ * AF_UNIX backlog meanwhile; one accept makes room.
+ */
+START_TEST(install_of_the_slot_a_chain_connect_builds_on_is_busy)
+{
+	struct rsc_entry *sock = NULL, *c;
+	struct sockaddr_un sun;
+	struct rsc_scope *s;
+	int calls = 0, lfd, fill[64], nfill, a;
+
+	t_direct_table(16, 4);
+	lfd = full_unix_listener(&sun, fill, &nfill);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, keep_socket_entry, &sock), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 10000, RSC_DIRECT, &c),
+			 0);
+	socket_under_connect(c, &sock);
+	ck_assert_int_eq(rsc_entry_install(sock, 0, count_entry_cb, &calls), -EBUSY);
+	ck_assert_int_eq(rsc_entry_hand_over(sock, 1ULL << 32, count_entry_cb, &calls), -EBUSY);
+	ck_assert_int_eq(rsc_timeout(sock, 60000, count_io, &calls), -EBUSY);
+	a = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(a, 0);
+	ck_assert_int_ge(rsc_entry_wait(c), 0);
+	ck_assert_int_eq(rsc_entry_state(sock), -ESTALE);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 1); /* the connection's slot, once */
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
+	ck_assert_int_eq(calls, 0);
+	close(a);
+	while (nfill > 0)
+		close(fill[--nfill]);
+	close(lfd);
+	unlink(t_path("full"));
+}
+END_TEST
+
 Suite *make_pages_entries_suite(void)
 {
 	Suite *s = suite_create("pages_entries");
@@ -124,6 +280,16 @@ Suite *make_pages_entries_suite(void)
 		tcase_add_test(tc, release_wait_of_a_connect_before_its_socket_names_connect);
 	else
 		printf("SKIP release_wait_of_a_connect_before_its_socket_names_connect: kernel lacks IORING_OP_SOCKET (Linux 5.19)\n");
+	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
+		tcase_add_test(tc, io_on_the_socket_a_connect_builds_on_is_busy);
+	} else {
+		printf("SKIP io_on_the_socket_a_connect_builds_on_is_busy: kernel lacks IORING_OP_SOCKET (Linux 5.19)\n");
+	}
+	/* A direct table with an allocation range: Linux 6.0, as IORING_OP_SEND_ZC. */
+	if (t_kernel_has(IORING_OP_SEND_ZC) && t_kernel_has(IORING_OP_SOCKET))
+		tcase_add_test(tc, install_of_the_slot_a_chain_connect_builds_on_is_busy);
+	else
+		printf("SKIP install_of_the_slot_a_chain_connect_builds_on_is_busy: kernel lacks direct allocation ranges (Linux 6.0)\n");
 	suite_add_tcase(s, tc);
 	return s;
 }
