@@ -269,6 +269,76 @@ START_TEST(install_of_the_slot_a_chain_connect_builds_on_is_busy)
 }
 END_TEST
 
+/* ---- rsc_entry_move(3) of a listener with a multishot accept armed -------- */
+
+struct accepts {
+	int conns, last, calls_after_last;
+	struct rsc_scope *conn_scope;
+};
+
+static void note_accept(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *c,
+			void *data)
+{
+	struct accepts *a = data;
+
+	(void)l;
+	(void)c;
+	if (a->last)
+		a->calls_after_last++;
+	if (res >= 0) {
+		a->conns++;
+		a->conn_scope = cs;
+	} else {
+		a->last = res;
+	}
+}
+
+/*
+ * rsc_entry_move(3): "Tracked I/O in flight on the entry stays in flight and
+ * stays bound to it"; rsc_accept(3): each connection arrives in a child scope
+ * of the listener's scope, which closes with it. Moved out of 'a' with its
+ * multishot accept armed, the listener outlives a's close, still accepts, and
+ * its connection belongs to 'b': b's close ends the accept with one last
+ * -ECANCELED and closes the connection (the client reads EOF).
+ */
+START_TEST(listener_moved_with_its_accept_armed_accepts_for_its_new_scope)
+{
+	struct accepts acc = { 0, 0, 0, NULL };
+	struct rsc_scope *a, *b;
+	struct sockaddr_in bound;
+	struct rsc_entry *l;
+	char got[128], byte;
+	int cfd;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	l = t_listen_on_loopback(a, 8, &bound);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, note_accept, &acc), 0);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_eq(rsc_entry_move(l, b), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0);
+	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "a", got, sizeof(got)), 0);
+	ck_assert_int_eq(rsc_entry_state(l), RSC_ENTERED);
+	ck_assert_int_eq(rsc_entry_io_count(l), 1);
+	ck_assert_int_eq(acc.last, 0);
+	cfd = t_connect(&bound);
+	while (acc.conns == 0 && acc.last == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(acc.conns, 1);
+	ck_assert_int_eq(rsc_scope_state(acc.conn_scope), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), 0);
+	/* The connection went with b: its scope is freed, the client sees the end. */
+	ck_assert_int_eq(rsc_scope_state(acc.conn_scope), -ESTALE);
+	ck_assert_int_eq(acc.last, -ECANCELED);
+	ck_assert_int_eq(acc.calls_after_last, 0);
+	ck_assert_int_eq(read(cfd, &byte, 1), 0);
+	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "b", got, sizeof(got)), 1);
+	ck_assert_str_eq(got, "127.0.0.1:0"); /* the listener, released by b */
+	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "conn", got, sizeof(got)), 1);
+	close(cfd);
+}
+END_TEST
+
 Suite *make_pages_entries_suite(void)
 {
 	Suite *s = suite_create("pages_entries");
@@ -282,8 +352,9 @@ Suite *make_pages_entries_suite(void)
 		printf("SKIP release_wait_of_a_connect_before_its_socket_names_connect: kernel lacks IORING_OP_SOCKET (Linux 5.19)\n");
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
 		tcase_add_test(tc, io_on_the_socket_a_connect_builds_on_is_busy);
+		tcase_add_test(tc, listener_moved_with_its_accept_armed_accepts_for_its_new_scope);
 	} else {
-		printf("SKIP io_on_the_socket_a_connect_builds_on_is_busy: kernel lacks IORING_OP_SOCKET (Linux 5.19)\n");
+		printf("SKIP io_on_the_socket_a_connect_builds_on_is_busy, listener_moved_with_its_accept_armed_accepts_for_its_new_scope: kernel lacks IORING_OP_SOCKET (Linux 5.19)\n");
 	}
 	/* A direct table with an allocation range: Linux 6.0, as IORING_OP_SEND_ZC. */
 	if (t_kernel_has(IORING_OP_SEND_ZC) && t_kernel_has(IORING_OP_SOCKET))
