@@ -215,34 +215,48 @@ void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s)
 	}
 }
 
-/*
- * rsc_entry_detach() gave @fd to the caller: to the scopes around its entry
- * it is now as foreign as a descriptor that was open when they opened, so
- * their /proc diff must not call it a leak. Marked in each snapshot up the
- * tree (grown if need be; without memory, that scope gives no verdict).
- */
-void rsc__audit_disown(struct rsc__scope *s, int fd)
+/* Mark @fd in one snapshot as open before it (grown if need be; without
+ * memory, the snapshot is dropped and that scope gives no verdict). */
+static void mark_foreign(uint64_t **bitsp, unsigned *nbitsp, int fd)
 {
-	for (; s && fd >= 0; s = s->parent) {
-		if (!s->fd_snapshot)
-			continue;
-		if ((unsigned)fd >= s->fd_snapshot_bits) {
-			unsigned want = ((unsigned)fd / 64 + 1) * 64;
-			uint64_t *nb = realloc(s->fd_snapshot, want / 8);
+	if (!*bitsp)
+		return;
+	if ((unsigned)fd >= *nbitsp) {
+		unsigned want = ((unsigned)fd / 64 + 1) * 64;
+		uint64_t *nb = realloc(*bitsp, want / 8);
 
-			if (!nb) {
-				free(s->fd_snapshot);
-				s->fd_snapshot = NULL;
-				s->fd_snapshot_bits = 0;
-				continue;
-			}
-			memset((char *)nb + s->fd_snapshot_bits / 8, 0,
-			       (want - s->fd_snapshot_bits) / 8);
-			s->fd_snapshot = nb;
-			s->fd_snapshot_bits = want;
+		if (!nb) {
+			free(*bitsp);
+			*bitsp = NULL;
+			*nbitsp = 0;
+			return;
 		}
-		s->fd_snapshot[fd / 64] |= 1ULL << (fd % 64);
+		memset((char *)nb + *nbitsp / 8, 0, (want - *nbitsp) / 8);
+		*bitsp = nb;
+		*nbitsp = want;
 	}
+	(*bitsp)[fd / 64] |= 1ULL << (fd % 64);
+}
+
+/*
+ * rsc_entry_detach() gave @fd to the caller: to every scope of @loop it is
+ * now as foreign as a descriptor that was open when they opened, so their
+ * /proc diff must not call it a leak. Not only the entry's scope and its
+ * ancestors: the scope it was acquired in (before an rsc_entry_move), a
+ * sibling open meanwhile, and a closed scope whose verdict waits for an
+ * acquire in flight all saw it appear.
+ */
+void rsc__audit_disown(struct rsc_loop *loop, int fd)
+{
+	struct rsc_audit_pending *p;
+	struct rsc__scope *s;
+
+	if (fd < 0 || !loop->root)
+		return;
+	for (s = loop->root; s; s = rsc__scope_next(loop->root, s))
+		mark_foreign(&s->fd_snapshot, &s->fd_snapshot_bits, fd);
+	RSC__LIST_FOR_EACH(p, &loop->audit_pending, node)
+		mark_foreign(&p->fd_snapshot, &p->fd_snapshot_bits, fd);
 }
 
 /* The live entry of @root's tree holding @fd, walked without recursion. */

@@ -379,7 +379,7 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 }
 
 int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
-		    void *owned_arg, unsigned config, const char *detail,
+		    uint8_t opcode, void *owned_arg, unsigned config, const char *detail,
 		    const void *site, struct rsc__entry **entryp)
 {
 	struct rsc__entry *e = new_entry(dep->scope, mgr, owned_arg, config, detail, site);
@@ -390,6 +390,7 @@ int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
 	}
 	/* Its enter needs dep's descriptor: it runs when dep has entered. */
 	e->owned_arg = owned_arg;
+	e->enter_opcode = opcode; /* its run_enter stamps the real one */
 	e->dep = dep;
 	e->flags |= RSC__E_DEFERRED;
 	dep->flags |= RSC__E_HAS_DEPS; /* only such entries look for dependents */
@@ -829,8 +830,7 @@ static void enter_done(struct rsc__entry *e)
 	    (s->state == RSC_SCOPE_OPEN || e->value != -ECANCELED ||
 	     !(e->flags & RSC__E_CANCEL_SENT))) {
 		/* A failure of its own (not our cancel): the scope hears it. */
-		rsc__scope_raise(s, e->value,
-				 e->fail_op ? e->fail_op : rsc__opcode_name(e->enter_opcode), e);
+		rsc__scope_raise(s, e->value, rsc__entry_fail_op(e), e);
 		e->flags |= RSC__E_REPORTED_ERR;
 		/* A failed enter unwinds what was entered before it. */
 		if (s->state == RSC_SCOPE_OPEN) {
@@ -867,13 +867,19 @@ static void enter_done(struct rsc__entry *e)
 		rsc__audit_flush(loop); /* the last acquire in flight has settled */
 }
 
+const char *rsc__entry_fail_op(const struct rsc__entry *e)
+{
+	return e->fail_op ? e->fail_op : rsc__opcode_name(e->enter_opcode);
+}
+
 /* Settle a deferred enter right now, as if its CQE said @res. */
 static void fail_deferred(struct rsc__entry *d, int res, bool cancelled)
 {
 	d->value = res;
+	/* Cancelled, it is named by the op it never sent; its enter failing, by "enter". */
 	if (cancelled)
 		d->flags |= RSC__E_CANCEL_SENT; /* not an error of its own */
-	if (!d->fail_op)
+	else if (!d->fail_op)
 		d->fail_op = "enter";
 	d->phase_ops = 0;
 	enter_done(d);
@@ -1168,8 +1174,8 @@ int rsc_entry_detach(struct rsc_entry *h)
 	loop = e->scope->loop;
 	fd = e->value;
 	/* The caller owns it from here: off the scope, out of the ledger, and
-	 * no leak of the scopes around it (FULL audit). */
-	rsc__audit_disown(e->scope, fd);
+	 * no leak of any scope of the loop (FULL audit). */
+	rsc__audit_disown(loop, fd);
 	unlink_entry(e);
 	rsc__entry_free(loop, e);
 	return fd;

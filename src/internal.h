@@ -754,10 +754,13 @@ void rsc__shared_ring_release(const struct io_uring *ring);
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 	      unsigned config, const char *detail, const void *site,
 	      struct rsc__entry **entryp);
-/* Push an entry whose enter runs when @dep has entered (fails if it fails). */
+/* Push an entry whose enter runs when @dep has entered (fails if it fails);
+ * @opcode is what that enter will submit, naming a cancel before it starts. */
 int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
-		    void *owned_arg, unsigned config, const char *detail,
+		    uint8_t opcode, void *owned_arg, unsigned config, const char *detail,
 		    const void *site, struct rsc__entry **entryp);
+/* The operation a failed acquire is named by: the hook's own word, or its opcode. */
+const char *rsc__entry_fail_op(const struct rsc__entry *e);
 /* manager_net.c: an address rsc_connect (@connecting) or rsc_listen takes, or -EINVAL. */
 int rsc__check_addr(const struct sockaddr *addr, socklen_t addrlen, bool connecting,
 		    const char *fn);
@@ -963,7 +966,7 @@ void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char 
 			    const char *scope, const char *expected);
 void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc__scope *s);
-void rsc__audit_disown(struct rsc__scope *s, int fd);
+void rsc__audit_disown(struct rsc_loop *loop, int fd);
 void rsc__audit_flush(struct rsc_loop *loop);
 int rsc__audit_open_proc_dir(struct rsc_loop *loop);
 void rsc__audit_free(struct rsc_loop *loop);

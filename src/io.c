@@ -60,6 +60,13 @@ int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn)
 				    fn, e->mgr->name);
 		return -EBADF;
 	}
+	/* A connect's socket (its handle only the trace shows): the connect
+	 * takes it over and frees its entry, which must then track nothing. */
+	if (e->flags & (RSC__E_HAS_DEPS | RSC__E_BUILT_ON)) {
+		rsc__set_last_error("%s: entry '%s' has an enter that builds on it in flight",
+				    fn, e->mgr->name);
+		return -EBUSY;
+	}
 	/* A scope in its grace lets I/O start: a reply to a request received. */
 	if (e->scope->state != RSC_SCOPE_OPEN ||
 	    (e->scope->closer != RSC__CLOSER_NONE && !e->scope->grace)) {

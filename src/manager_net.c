@@ -233,7 +233,9 @@ static int push_pair(struct rsc__scope *s, const struct sockaddr *addr,
 		free(a);
 		return ret;
 	}
-	ret = rsc__push_after(sock, second, a, RSC__CFG_TAKES_DEP | RSC__CFG_OWN_HOOKS,
+	ret = rsc__push_after(sock, second,
+			      second == &connect_manager ? IORING_OP_CONNECT : RSC__OP_LISTEN,
+			      a, RSC__CFG_TAKES_DEP | RSC__CFG_OWN_HOOKS,
 			      detail, site, &e);
 	if (ret < 0)
 		(void)rsc__entry_release(sock, NULL, NULL); /* nothing half-made stays */

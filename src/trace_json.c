@@ -728,7 +728,7 @@ static void entered(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 
 static void enter_failed(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 {
-	const char *op = e->fail_op ? e->fail_op : rsc__opcode_name(e->enter_opcode);
+	const char *op = rsc__entry_fail_op(e);
 	struct rsc__trace_json *tj;
 	int pass;
 
