@@ -822,7 +822,9 @@ RSC_EXTERN int rsc_pipe_ends(const struct rsc_entry *entry, int ends[2]);
  * submitted, @cb is never called. At most RSC_ENTRY_SQES_MAX SQEs (a
  * deadline and a send take one each).
  * rsc_chain_submit() consumes the chain, whether it succeeds or not;
- * rsc_chain_free() drops one never submitted. Errors: -EINVAL, -E2BIG (too
+ * rsc_chain_free() drops one never submitted. A chain is a handle: once
+ * submitted or freed (or its loop closed) every call with it is -ESTALE, and
+ * rsc_chain_free() of it does nothing. Errors: -EINVAL, -E2BIG (too
  * many steps), -ENAMETOOLONG, -ENOMEM; rsc_chain_submit: those of
  * rsc_push(), -ENXIO (no direct table), -ENFILE (no free chain slot),
  * -EOPNOTSUPP.

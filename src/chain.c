@@ -46,7 +46,16 @@ struct chain_step {
 	struct rsc_entry **entryp;
 };
 
-struct rsc_chain {
+/*
+ * The caller's struct rsc_chain * is a handle (handle.c), not this object's
+ * address: a chain used again after its submit or free is -ESTALE, never a
+ * double free. Its handle comes first, as every handle's object.
+ */
+struct rsc__chain {
+	uint64_t h;
+	uint32_t slot;
+	struct rsc_loop *loop;
+	struct rsc__list node; /* loop->chains */
 	struct rsc_scope *scope;
 	struct chain_step steps[RSC_ENTRY_SQES_MAX];
 	unsigned n, n_sqes;
@@ -74,10 +83,30 @@ struct chain_run {
 	void *send_buf[RSC_ENTRY_SQES_MAX], *send_data[RSC_ENTRY_SQES_MAX];
 };
 
+/* The chain @h names: -EINVAL (NULL, not a chain handle) or -ESTALE (gone). */
+static int chain_from(struct rsc_chain *h, struct rsc__chain **cp, const char *fn)
+{
+	*cp = rsc__handle_lookup((uint64_t)(uintptr_t)h, RSC__K_CHAIN);
+	if (*cp)
+		return 0;
+	if (!h) {
+		rsc__set_last_error("%s: chain is NULL", fn);
+		return -EINVAL;
+	}
+	return rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_CHAIN, fn);
+}
+
+#define RSC__CHAIN(var, h, fn)                                \
+	do {                                                  \
+		int ret_ = chain_from((h), &(var), (fn));     \
+		if (ret_ < 0)                                 \
+			return ret_;                          \
+	} while (0)
+
 int rsc_chain_new(struct rsc_scope *scope, struct rsc_chain **chainp)
 {
 	struct rsc__scope *s;
-	struct rsc_chain *c;
+	struct rsc__chain *c;
 
 	RSC__CHECK_ARG(chainp, "rsc_chain_new: chainp is NULL");
 	*chainp = NULL;
@@ -86,29 +115,52 @@ int rsc_chain_new(struct rsc_scope *scope, struct rsc_chain **chainp)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	c->h = rsc__handle_new(s->loop, c, RSC__K_CHAIN, &c->slot);
+	if (!c->h) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->loop = s->loop;
+	rsc__list_push_back(&s->loop->chains, &c->node);
 	c->scope = scope;
 	c->site = __builtin_return_address(0);
-	*chainp = c;
+	*chainp = (struct rsc_chain *)(uintptr_t)c->h;
 	return 0;
 }
 
-void rsc_chain_free(struct rsc_chain *c)
+static void chain_destroy(struct rsc__chain *c)
 {
 	unsigned i;
 
-	if (!c)
-		return;
 	for (i = 0; i < c->n; i++)
 		free(c->steps[i].detail);
+	rsc__list_remove(&c->node);
+	rsc__handle_free(c->loop, c->h, &c->slot);
 	free(c);
 }
 
-static int add_step(struct rsc_chain *c, unsigned sqes, const char *detail,
+void rsc_chain_free(struct rsc_chain *h)
+{
+	struct rsc__chain *c;
+
+	/* NULL, submitted or freed before: nothing of the caller's is left to drop. */
+	if (chain_from(h, &c, "rsc_chain_free") == 0)
+		chain_destroy(c);
+}
+
+void rsc__chains_free(struct rsc_loop *loop)
+{
+	struct rsc__list *n;
+
+	while ((n = rsc__list_first(&loop->chains)))
+		chain_destroy(RSC__LIST_ITEM(n, struct rsc__chain, node));
+}
+
+static int add_step(struct rsc__chain *c, unsigned sqes, const char *detail,
 		    struct rsc_entry **entryp, struct chain_step **stepp, const char *fn)
 {
 	struct chain_step *st;
 
-	RSC__CHECK_ARG(c, "%s: chain is NULL", fn);
 	if (c->n_sqes + sqes > RSC_ENTRY_SQES_MAX) {
 		rsc__set_last_error("%s: a chain holds at most %d SQEs", fn, RSC_ENTRY_SQES_MAX);
 		return -E2BIG;
@@ -127,12 +179,14 @@ static int add_step(struct rsc_chain *c, unsigned sqes, const char *detail,
 	return 0;
 }
 
-int rsc_chain_open(struct rsc_chain *c, int dirfd, const char *path, int oflags,
+int rsc_chain_open(struct rsc_chain *h, int dirfd, const char *path, int oflags,
 		   mode_t mode, struct rsc_entry **entryp)
 {
+	struct rsc__chain *c;
 	struct chain_step *st;
 	int ret;
 
+	RSC__CHAIN(c, h, "rsc_chain_open");
 	RSC__CHECK_ARG(path, "rsc_chain_open: path is NULL");
 	if (strnlen(path, PATH_MAX) >= PATH_MAX) {
 		rsc__set_last_error("rsc_chain_open: path is %d bytes or longer", PATH_MAX);
@@ -153,12 +207,14 @@ int rsc_chain_open(struct rsc_chain *c, int dirfd, const char *path, int oflags,
 	return 0;
 }
 
-int rsc_chain_socket(struct rsc_chain *c, int domain, int type, int protocol,
+int rsc_chain_socket(struct rsc_chain *h, int domain, int type, int protocol,
 		     struct rsc_entry **entryp)
 {
+	struct rsc__chain *c;
 	struct chain_step *st;
 	int ret;
 
+	RSC__CHAIN(c, h, "rsc_chain_socket");
 	RSC__CHECK_ARG(domain >= 0 && domain < AF_MAX, "rsc_chain_socket: invalid domain %d", domain);
 	RSC__CHECK_ARG(!(type & ~(0xf | SOCK_NONBLOCK)) && (type & 0xf),
 		       "rsc_chain_socket: invalid type 0x%x (no SOCK_CLOEXEC with a slot)",
@@ -177,14 +233,15 @@ int rsc_chain_socket(struct rsc_chain *c, int domain, int type, int protocol,
 	return 0;
 }
 
-int rsc_chain_connect(struct rsc_chain *c, const struct sockaddr *addr,
+int rsc_chain_connect(struct rsc_chain *h, const struct sockaddr *addr,
 		      socklen_t addrlen, unsigned timeout_ms, struct rsc_entry **entryp)
 {
+	struct rsc__chain *c;
 	struct chain_step *st;
 	unsigned dep;
 	int ret;
 
-	RSC__CHECK_ARG(c, "rsc_chain_connect: chain is NULL");
+	RSC__CHAIN(c, h, "rsc_chain_connect");
 	/* The address rules of rsc_connect: a family it knows, a length that fits it. */
 	ret = rsc__check_addr(addr, addrlen, true, "rsc_chain_connect");
 	if (ret < 0)
@@ -206,12 +263,13 @@ int rsc_chain_connect(struct rsc_chain *c, const struct sockaddr *addr,
 	return 0;
 }
 
-int rsc_chain_send(struct rsc_chain *c, const void *buf, unsigned len, rsc_io_cb cb,
+int rsc_chain_send(struct rsc_chain *h, const void *buf, unsigned len, rsc_io_cb cb,
 		   void *data)
 {
+	struct rsc__chain *c;
 	struct chain_step *st;
 
-	RSC__CHECK_ARG(c, "rsc_chain_send: chain is NULL");
+	RSC__CHAIN(c, h, "rsc_chain_send");
 	RSC__CHECK_ARG(cb, "rsc_chain_send: cb is NULL (it hands the buffer back)");
 	RSC__CHECK_ARG(buf || !len, "rsc_chain_send: buf is NULL");
 	RSC__CHECK_ARG(c->n && c->steps[c->n - 1].kind == STEP_CONNECT &&
@@ -316,7 +374,7 @@ static void chain_op_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 		free(run);
 }
 
-static void fill_step(struct rsc_chain *c, unsigned i, struct rsc__entry **es,
+static void fill_step(struct rsc__chain *c, unsigned i, struct rsc__entry **es,
 		      struct io_uring_sqe **sqe, unsigned nsqe)
 {
 	struct chain_step *st = &c->steps[i];
@@ -362,8 +420,9 @@ static void fill_step(struct rsc_chain *c, unsigned i, struct rsc__entry **es,
  * Reserve every slot, entry, SQE and op first; only then fill and link, so
  * a chain either goes out whole or not at all.
  */
-int rsc_chain_submit(struct rsc_chain *c)
+int rsc_chain_submit(struct rsc_chain *h)
 {
+	struct rsc__chain *c;
 	struct io_uring_sqe *sqes[RSC_ENTRY_SQES_MAX];
 	struct rsc__entry *es[RSC_ENTRY_SQES_MAX] = { 0 };
 	struct rsc_op *ops[RSC_ENTRY_SQES_MAX] = { 0 };
@@ -373,7 +432,7 @@ int rsc_chain_submit(struct rsc_chain *c)
 	unsigned i, k, q;
 	int ret;
 
-	RSC__CHECK_ARG(c, "rsc_chain_submit: chain is NULL");
+	RSC__CHAIN(c, h, "rsc_chain_submit");
 	ret = rsc__scope_check_push(c->scope, &s, "rsc_chain_submit");
 	if (ret < 0)
 		goto out;
@@ -493,7 +552,7 @@ int rsc_chain_submit(struct rsc_chain *c)
 		if (st->entryp)
 			*st->entryp = rsc__eh(e);
 	}
-	rsc_chain_free(c);
+	chain_destroy(c);
 	return 0;
 undo:
 	for (i = 0; i < c->n; i++) {
@@ -508,7 +567,7 @@ undo:
 	}
 	free(run);
 out:
-	rsc_chain_free(c);
+	chain_destroy(c);
 	return ret;
 }
 
@@ -518,31 +577,33 @@ int rsc__direct_connect(struct rsc__scope *s, const struct sockaddr *addr,
 			const char *detail, const void *site, struct rsc_entry **entryp)
 {
 	struct rsc_entry *conn = NULL;
-	struct rsc_chain *c;
+	struct rsc_chain *h;
+	struct rsc__chain *c;
 	int ret;
 
-	ret = rsc_chain_new(rsc__sh(s), &c);
+	ret = rsc_chain_new(rsc__sh(s), &h);
 	if (ret < 0)
 		return ret;
+	c = rsc__handle_lookup((uint64_t)(uintptr_t)h, RSC__K_CHAIN);
 	c->site = site;
-	ret = rsc_chain_socket(c, addr->sa_family, SOCK_STREAM, 0, NULL);
+	ret = rsc_chain_socket(h, addr->sa_family, SOCK_STREAM, 0, NULL);
 	if (ret == 0 && (flags & RSC_SHUTDOWN_ON_RELEASE)) /* taken over by the connect */
 		c->steps[0].config = RSC__CFG_SHUTDOWN;
 	if (ret == 0)
-		ret = rsc_chain_connect(c, addr, addrlen, timeout_ms, &conn);
+		ret = rsc_chain_connect(h, addr, addrlen, timeout_ms, &conn);
 	if (ret == 0) {
 		free(c->steps[1].detail);
 		c->steps[1].detail = strdup(detail);
 		if (!c->steps[1].detail) {
-			rsc_chain_free(c);
+			chain_destroy(c);
 			return -ENOMEM;
 		}
 	}
 	if (ret < 0) {
-		rsc_chain_free(c);
+		chain_destroy(c);
 		return ret;
 	}
-	ret = rsc_chain_submit(c);
+	ret = rsc_chain_submit(h);
 	if (ret == 0 && entryp)
 		*entryp = conn;
 	return ret;

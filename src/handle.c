@@ -111,6 +111,16 @@ void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
 		*slot = 0; /* never handed out again: no generation is reused */
 }
 
+void rsc__handle_free(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
+{
+	rsc__handle_drop(loop, h, slot);
+	if (!*slot)
+		return; /* retired */
+	slot_at(*slot - 1)->next_free = loop->handle_free;
+	loop->handle_free = *slot;
+	*slot = 0;
+}
+
 /* The loop is gone: its slots (all free by now) serve other loops. */
 void rsc__handles_release(struct rsc_loop *loop)
 {
@@ -128,7 +138,7 @@ void rsc__handles_release(struct rsc_loop *loop)
 
 int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn)
 {
-	const char *what = kind == RSC__K_SCOPE ? "scope" : "entry";
+	const char *what = kind == RSC__K_SCOPE ? "scope" : kind == RSC__K_ENTRY ? "entry" : "chain";
 	uint32_t lo = (uint32_t)h, idx = (lo & RSC__H_SLOT_MASK) - 1;
 
 	if (!h) {
@@ -143,6 +153,7 @@ int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn)
 	}
 	rsc__set_last_error("%s: stale %s handle: that %s was freed%s", fn, what, what,
 			    kind == RSC__K_ENTRY ? " with its scope, or detached" :
-			    " when its close completed");
+			    kind == RSC__K_SCOPE ? " when its close completed" :
+			    " when it was submitted, freed, or its loop closed");
 	return -ESTALE;
 }

@@ -344,6 +344,7 @@ struct rsc_loop {
 	struct rsc__list step_queue; /* rsc__scope.step_node, FIFO */
 	bool stepping;
 	/* Releases that could not get an SQE yet: retried every turn. */
+	struct rsc__list chains; /* rsc__chain.node: made, neither submitted nor freed */
 	struct rsc__list retry_list; /* rsc__entry.retry_node, newest first */
 
 	/* CQEs set aside while submit needed room (-EBUSY): dispatched next turn */
@@ -389,7 +390,11 @@ struct rsc_loop {
  * live object, and every object starts with its own handle, so a lookup
  * is one table load and one compare: the object must still say it is @h.
  */
-enum rsc__kind { RSC__K_SCOPE = 1U << 29, RSC__K_ENTRY = 1U << 30 };
+enum rsc__kind {
+	RSC__K_SCOPE = 1U << 29,
+	RSC__K_ENTRY = 1U << 30,
+	RSC__K_CHAIN = RSC__K_SCOPE | RSC__K_ENTRY, /* chain.c: never pooled */
+};
 #define RSC__H_SLOT_MASK ((1U << 26) - 1) /* 64M slots */
 #define RSC__H_KIND_MASK (RSC__K_SCOPE | RSC__K_ENTRY)
 
@@ -407,6 +412,8 @@ extern struct rsc__slot *rsc__slot_chunks[RSC__H_SLOT_MASK / RSC__SLOTS_PER_CHUN
 uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
 			 uint32_t *slot);
 void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot);
+/* Dropped, and the slot back to the loop: for objects that are not pooled. */
+void rsc__handle_free(struct rsc_loop *loop, uint64_t h, uint32_t *slot);
 void rsc__handles_release(struct rsc_loop *loop);
 /* The slow path of a failed lookup: -EINVAL or -ESTALE, and says why. */
 int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn) RSC__COLD;
@@ -932,6 +939,8 @@ int rsc__direct_open(struct rsc__scope *s, int dirfd, const char *path, int ofla
 		     struct rsc__entry **entryp);
 int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
 		       unsigned flags, const void *site, struct rsc__entry **entryp);
+/* chain.c: a closing loop frees the chains never submitted (their handles go stale). */
+void rsc__chains_free(struct rsc_loop *loop);
 int rsc__direct_connect(struct rsc__scope *s, const struct sockaddr *addr,
 			socklen_t addrlen, unsigned timeout_ms, unsigned flags,
 			const char *detail, const void *site, struct rsc_entry **entryp);

@@ -165,6 +165,7 @@ static struct rsc_loop *loop_alloc(int *retp)
 	rsc__list_init(&loop->graceful_list);
 	rsc__list_init(&loop->step_queue);
 	rsc__list_init(&loop->retry_list);
+	rsc__list_init(&loop->chains);
 	rsc__list_init(&loop->audit_pending);
 	loop->proc_fd_dir = -1;
 	loop->closing_epoch = 1; /* a scope's owns_epoch starts at 0: nothing remembered */
@@ -1034,6 +1035,7 @@ static void loop_free(struct rsc_loop *loop)
 	} else {
 		rsc__shared_ring_release(loop->ring);
 	}
+	rsc__chains_free(loop); /* their handles say -ESTALE from now on */
 	rsc__pools_free(loop);
 	rsc__handles_release(loop);
 	rsc__deadline_free(loop);

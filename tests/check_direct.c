@@ -1118,6 +1118,68 @@ START_TEST(hand_over_to_a_non_inbox_address_is_refused)
 }
 END_TEST
 
+/* A chain is a handle too (man 3 rsc_chain_new): used again after its submit
+ * or free it is -ESTALE, never a double free, also once a new chain took its slot. */
+START_TEST(chain_handle_is_stale_after_its_submit_or_free)
+{
+	struct rsc_chain *gone, *ch;
+	struct rsc_entry *a;
+	struct rsc_scope *s;
+	char got[256];
+
+	t_direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &gone), 0);
+	ck_assert_int_eq(rsc_chain_open(gone, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), 0);
+	rsc_chain_free(gone);
+	rsc_chain_free(gone); /* twice: nothing left to drop */
+	ck_assert_int_eq(rsc_chain_open(gone, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), -ESTALE);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "stale chain"));
+	ck_assert_int_eq(rsc_chain_submit(gone), -ESTALE);
+	/* Its slot serves the next chain: the old handle still names nothing. */
+	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
+	ck_assert_ptr_ne(ch, gone);
+	ck_assert_int_eq(rsc_chain_socket(gone, AF_INET, SOCK_STREAM, 0, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &a), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), 0);
+	/* Consumed by its submit: what went out is untouched by these. */
+	rsc_chain_free(ch);
+	ck_assert_int_eq(rsc_chain_submit(ch), -ESTALE);
+	ck_assert_int_eq(rsc_chain_send(ch, "x", 1, first_sent, NULL), -ESTALE);
+	ck_assert_int_ge(rsc_entry_wait(a), 12);
+	ck_assert_int_eq(used(), 1);
+	/* Not a chain at all. */
+	ck_assert_int_eq(rsc_chain_submit((struct rsc_chain *)s), -EINVAL);
+	ck_assert_int_eq(rsc_chain_submit(NULL), -EINVAL);
+	rsc_chain_free((struct rsc_chain *)s);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "s", got, sizeof(got)), 1);
+	ck_assert_int_eq(used(), 0);
+}
+END_TEST
+
+/* A chain never submitted goes with its loop (no leak under valgrind), and its
+ * handle says so afterwards. */
+START_TEST(chain_never_submitted_is_freed_with_its_loop)
+{
+	struct rsc_loop *loop;
+	struct rsc_chain *ch;
+	struct rsc_scope *s;
+	int fds = t_fd_count();
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, "/", O_RDONLY, 0, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), -ESTALE);
+	rsc_chain_free(ch);
+	ck_assert_int_eq(t_fd_count(), fds);
+}
+END_TEST
+
 Suite *make_direct_suite(void)
 {
 	Suite *s = suite_create("direct");
@@ -1145,6 +1207,8 @@ Suite *make_direct_suite(void)
 	tcase_add_test(tc, shutdown_releases_every_direct_slot);
 	tcase_add_test(tc, chain_middle_step_failure_unwinds_exactly_the_successful_steps);
 	tcase_add_test(tc, chain_slots_are_the_runtimes_and_all_are_released);
+	tcase_add_test(tc, chain_handle_is_stale_after_its_submit_or_free);
+	tcase_add_test(tc, chain_never_submitted_is_freed_with_its_loop);
 	tcase_add_test(tc, fdinfo_cross_check_agrees_with_the_runtime_table);
 	tcase_add_test(tc, full_direct_table_fails_with_enfile_naming_its_size);
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
