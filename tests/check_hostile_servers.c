@@ -340,29 +340,6 @@ START_TEST(deadline_cancels_a_connect_in_flight_and_closes_its_socket)
 }
 END_TEST
 
-/* An AF_UNIX listener with a full backlog: a connect to it waits in the
- * kernel (in an io-wq worker) until room is made, here never. */
-static int full_unix_listener(struct sockaddr_un *sun, int fill[64], int *nfill)
-{
-	int lfd, i;
-
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", t_path("full"));
-	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)sun, sizeof(*sun)), 0);
-	ck_assert_int_eq(listen(lfd, 0), 0);
-	for (*nfill = 0, i = 0; i < 64; i++) {
-		fill[*nfill] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (connect(fill[*nfill], (struct sockaddr *)sun, sizeof(*sun)) < 0) {
-			close(fill[*nfill]);
-			break;
-		}
-		(*nfill)++;
-	}
-	ck_assert_int_lt(*nfill, 64);
-	return lfd;
-}
 
 /* Turn the loop until @e's acquire settles: it must fail with @want, within the guard. */
 static void settles_failed(struct guard *g, struct rsc_entry *e, int want, int round)
@@ -378,13 +355,6 @@ static void settles_failed(struct guard *g, struct rsc_entry *e, int want, int r
 		      rsc_err_name(ret), rsc_err_name(want));
 }
 
-static void full_unix_listener_close(int lfd, int fill[64], int nfill)
-{
-	while (nfill > 0)
-		close(fill[--nfill]);
-	close(lfd);
-	unlink(t_path("full"));
-}
 
 /* A connect that only a cancel ends (DESIGN 2.6: acquires in flight are
  * cancelled): the deadline cancels it, and the connect the cancel
@@ -398,7 +368,7 @@ START_TEST(deadline_cancels_a_unix_connect_waiting_for_room)
 	struct guard g;
 	int lfd, fill[64], nfill, before;
 
-	lfd = full_unix_listener(&sun, fill, &nfill);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
 	before = t_fd_count();
 	guard_start(&g, t_loop, 3000);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
@@ -413,7 +383,7 @@ START_TEST(deadline_cancels_a_unix_connect_waiting_for_room)
 	rsc_error_free(err);
 	ck_assert_int_eq(t_fd_count(), before);
 	guard_stop(&g);
-	full_unix_listener_close(lfd, fill, nfill);
+	t_full_unix_listener_close(lfd, fill, nfill);
 }
 END_TEST
 
@@ -429,7 +399,7 @@ START_TEST(release_cancels_a_unix_connect_just_submitted)
 	struct guard g;
 	int lfd, fill[64], nfill, before, round;
 
-	lfd = full_unix_listener(&sun, fill, &nfill);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
 	before = t_fd_count();
 	for (round = 0; round < 3; round++) {
 		guard_start(&g, t_loop, 3000);
@@ -444,7 +414,7 @@ START_TEST(release_cancels_a_unix_connect_just_submitted)
 		ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
 		ck_assert_int_eq(t_fd_count(), before);
 	}
-	full_unix_listener_close(lfd, fill, nfill);
+	t_full_unix_listener_close(lfd, fill, nfill);
 }
 END_TEST
 
@@ -459,7 +429,7 @@ START_TEST(connect_timeout_ends_a_unix_connect_waiting_for_room)
 	struct guard g;
 	int lfd, fill[64], nfill, before, round;
 
-	lfd = full_unix_listener(&sun, fill, &nfill);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
 	before = t_fd_count();
 	for (round = 0; round < 20; round++) {
 		guard_start(&g, t_loop, 3000);
@@ -470,7 +440,7 @@ START_TEST(connect_timeout_ends_a_unix_connect_waiting_for_room)
 		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
 		ck_assert_int_eq(t_fd_count(), before);
 	}
-	full_unix_listener_close(lfd, fill, nfill);
+	t_full_unix_listener_close(lfd, fill, nfill);
 }
 END_TEST
 

@@ -205,28 +205,6 @@ START_TEST(io_on_the_socket_a_connect_builds_on_is_busy)
 }
 END_TEST
 
-/* A listener whose backlog is full: a blocking connect to it waits in the kernel. */
-static int full_unix_listener(struct sockaddr_un *sun, int fill[64], int *nfill)
-{
-	int lfd;
-
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", t_path("full"));
-	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(lfd, 0);
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)sun, sizeof(*sun)), 0);
-	ck_assert_int_eq(listen(lfd, 0), 0);
-	for (*nfill = 0; *nfill < 64; (*nfill)++) {
-		fill[*nfill] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (connect(fill[*nfill], (struct sockaddr *)sun, sizeof(*sun)) < 0) {
-			close(fill[*nfill]);
-			break;
-		}
-	}
-	ck_assert_int_lt(*nfill, 64);
-	return lfd;
-}
 
 /*
  * The same for a chain's socket step (rsc_chain_connect(3), rsc_connect(3)
@@ -243,7 +221,7 @@ START_TEST(install_of_the_slot_a_chain_connect_builds_on_is_busy)
 	int calls = 0, lfd, fill[64], nfill, a;
 
 	t_direct_table(16, 4);
-	lfd = full_unix_listener(&sun, fill, &nfill);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
 	ck_assert_int_eq(rsc_loop_set_trace(t_loop, keep_socket_entry, &sock), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 10000, RSC_DIRECT, &c),
@@ -262,10 +240,7 @@ START_TEST(install_of_the_slot_a_chain_connect_builds_on_is_busy)
 	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
 	ck_assert_int_eq(calls, 0);
 	close(a);
-	while (nfill > 0)
-		close(fill[--nfill]);
-	close(lfd);
-	unlink(t_path("full"));
+	t_full_unix_listener_close(lfd, fill, nfill);
 }
 END_TEST
 

@@ -1294,27 +1294,6 @@ static void trace_keeps_socket(struct rsc_loop *loop, enum rsc_event ev,
 		*(struct rsc_entry **)data = (struct rsc_entry *)e;
 }
 
-/* A listener whose backlog is full: a connect to it waits in the kernel. */
-static int full_listener(struct sockaddr_un *sun, int fill[64], int *nfill)
-{
-	int lfd;
-
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", t_path("full"));
-	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)sun, sizeof(*sun)), 0);
-	ck_assert_int_eq(listen(lfd, 0), 0);
-	for (*nfill = 0; *nfill < 64; (*nfill)++) {
-		fill[*nfill] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (connect(fill[*nfill], (struct sockaddr *)sun, sizeof(*sun)) < 0) {
-			close(fill[*nfill]);
-			break;
-		}
-	}
-	ck_assert_int_lt(*nfill, 64);
-	return lfd;
-}
 
 /* rsc_entry_detach(3): an entry an acquire in flight builds on stays (-EBUSY). */
 START_TEST(socket_a_connect_in_flight_builds_on_stays_its)
@@ -1324,7 +1303,7 @@ START_TEST(socket_a_connect_in_flight_builds_on_stays_its)
 	struct sockaddr_un sun;
 	int lfd, fill[64], nfill, ret[3];
 
-	lfd = full_listener(&sun, fill, &nfill);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
 	ck_assert_int_eq(rsc_loop_set_trace(t_loop, trace_keeps_socket, &sock), 0);
 	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 300, 0, &c), 0);
 	while (!sock)
@@ -1340,10 +1319,7 @@ START_TEST(socket_a_connect_in_flight_builds_on_stays_its)
 	ck_assert_int_eq(rsc_entry_wait(c), -ETIMEDOUT);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
 	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
-	while (nfill > 0)
-		close(fill[--nfill]);
-	close(lfd);
-	unlink(t_path("full"));
+	t_full_unix_listener_close(lfd, fill, nfill);
 }
 END_TEST
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -337,4 +338,37 @@ void t_count_arrival(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
 	(void)cs;
 	(void)e;
 	(*(int *)data)++;
+}
+
+/* An AF_UNIX listener with a full backlog: a connect to it waits in the
+ * kernel (in an io-wq worker) until room is made. */
+int t_full_unix_listener(struct sockaddr_un *sun, int fill[64], int *nfill)
+{
+	int lfd, i;
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", t_path("full"));
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)sun, sizeof(*sun)), 0);
+	ck_assert_int_eq(listen(lfd, 0), 0);
+	for (*nfill = 0, i = 0; i < 64; i++) {
+		fill[*nfill] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (connect(fill[*nfill], (struct sockaddr *)sun, sizeof(*sun)) < 0) {
+			close(fill[*nfill]);
+			break;
+		}
+		(*nfill)++;
+	}
+	ck_assert_int_lt(*nfill, 64);
+	return lfd;
+}
+
+void t_full_unix_listener_close(int lfd, int fill[64], int nfill)
+{
+	while (nfill > 0)
+		close(fill[--nfill]);
+	close(lfd);
+	unlink(t_path("full"));
 }

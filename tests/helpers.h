@@ -48,6 +48,11 @@ void t_open_files(struct rsc_scope *s, int first, int n);
 void t_run(void);
 /* Descriptors open now; true if any /proc/self/fd target contains @needle. */
 int t_fd_count(void);
+/* An AF_UNIX listener at t_path("full") whose backlog is full (fill[] holds
+ * the connected fillers): a connect to it waits in the kernel. */
+struct sockaddr_un;
+int t_full_unix_listener(struct sockaddr_un *sun, int fill[64], int *nfill);
+void t_full_unix_listener_close(int lfd, int fill[64], int nfill);
 bool t_fd_open_to(const char *needle);
 /* Events of @kind in order, as "detail" strings joined by ','. */
 int t_events(enum rsc_event kind, const char *scope, char *out, size_t len);
