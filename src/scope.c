@@ -69,10 +69,12 @@ static bool ancestor_unwinding(const struct rsc__scope *s)
 	return false;
 }
 
-/* ... and has not reached it yet: @s must not start beside the newer children. */
+/* ... and has not reached it yet: @s must not start beside the newer children.
+ * (A graceful close asked before already runs beside them: its grace's end,
+ * or a failure, starts its unwind at once, as rsc_scope_close_graceful(3) says.) */
 static bool waits_for_its_turn(const struct rsc__scope *s)
 {
-	return ancestor_unwinding(s) && s->parent->child_cursor != &s->child_node;
+	return !s->g_seq && ancestor_unwinding(s) && s->parent->child_cursor != &s->child_node;
 }
 
 struct rsc__scope *rsc__scope_next(const struct rsc__scope *root,
