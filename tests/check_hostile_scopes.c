@@ -366,6 +366,244 @@ START_TEST(child_acquire_failing_inside_its_parents_unwind_waits_its_turn)
 }
 END_TEST
 
+
+/* ------------------------------------------------- rsc_scope_fail's errnos */
+
+/* rsc_scope_fail(3): -EINVAL for an err that is not negative, the scope left as it was. */
+START_TEST(scope_fail_refuses_zero_and_positive_and_keeps_odd_negatives)
+{
+	static const int odd[] = { -ECANCELED, INT_MIN, -100000, -4095 };
+	struct rsc_scope *s = open_scope(NULL, "s");
+	struct rsc_error *err = NULL;
+	struct hm m = { 0 };
+	char text[256];
+	unsigned i;
+
+	ck_assert_int_eq(rsc_scope_fail(s, 0, "zero"), -EINVAL);
+	ck_assert_int_eq(rsc_scope_fail(s, 1, "one"), -EINVAL);
+	ck_assert_int_eq(rsc_scope_fail(s, EPROTO, "positive"), -EINVAL);
+	ck_assert_int_eq(rsc_scope_fail(s, INT_MAX, "huge"), -EINVAL);
+	/* Left as it was: open, pushes work, and a clean close has no error. */
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	hm_push(s, &m, "m");
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(m.exit_calls, 1);
+	ck_assert_int_eq(m.pending, 0);
+	for (i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		struct hm x = { 0 };
+
+		s = open_scope(NULL, "odd");
+		hm_push(s, &x, "x");
+		ck_assert_int_eq(rsc_scope_fail(s, odd[i], NULL), 0);
+		ck_assert_int_eq(rsc_scope_fail(s, odd[i], NULL), -EALREADY);
+		ck_assert_int_eq(rsc_scope_close_wait(s, &err), odd[i]);
+		ck_assert_int_eq(x.pending, odd[i]);
+		ck_assert_int_eq(x.pending_depth, 1);
+		ck_assert_int_eq(rsc_error_errno(err), odd[i]);
+		ck_assert_str_eq(rsc_error_op(err), "fail");
+		ck_assert_str_eq(rsc_error_scope(err), "odd");
+		ck_assert_str_eq(rsc_error_entry(err), "");
+		ck_assert_int_gt(rsc_error_format(err, text, sizeof(text)), 0);
+		ck_assert_ptr_nonnull(rsc_strerror(odd[i]));
+		rsc_error_free(err);
+		err = NULL;
+	}
+}
+END_TEST
+
+/*
+ * rsc_scope_set_deadline(3): "A deadline ends when the scope starts
+ * unwinding for any reason: ... its parent's unwind". A child's deadline
+ * that comes due while the parent's unwind, busy with a newer child, has
+ * not reached it yet: no -ETIMEDOUT, no count, the parent's error only.
+ */
+START_TEST(child_deadline_inside_its_parents_unwind_does_not_pass)
+{
+	struct rsc_scope *p = open_scope(NULL, "p"), *c1, *c2;
+	struct hm x1 = { 0 }, x2 = { 0 };
+	struct rsc_error *err = NULL;
+	struct timespec ts = { 0, 60 * 1000000L };
+	struct hold h;
+
+	c1 = open_scope(p, "c1");
+	hm_push(c1, &x1, "x1");
+	c2 = open_scope(p, "c2");
+	hold_init(&h, &x2);
+	hm_push(c2, &x2, "x2");
+	t_run();
+	ck_assert_int_eq(rsc_scope_set_deadline(c1, 20, 0), 0);
+	ck_assert_int_eq(rsc_scope_fail(p, -EPROTO, "body"), 0);
+	run_until_exit_called(&x2);
+	nanosleep(&ts, NULL);
+	run_idle_turns();
+	ck_assert_int_eq(x1.exit_calls, 0);
+	hold_let_go(&h);
+	ck_assert_int_eq(rsc_scope_close_wait(p, &err), -EPROTO);
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	ck_assert_int_eq(x1.pending, -EPROTO);
+	ck_assert(!hm_saw(&x1, ETIMEDOUT));
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 0);
+	rsc_error_free(err);
+	hold_free(&h);
+}
+END_TEST
+
+/* A long deadline of a child its parent closes keeps nothing alive afterwards. */
+START_TEST(parent_close_ends_a_childs_long_deadline_at_once)
+{
+	struct rsc_scope *p = open_scope(NULL, "p"), *c = open_scope(p, "c");
+	struct timespec a, b;
+
+	ck_assert_int_eq(rsc_scope_set_deadline(c, 10000, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(p, 20000, RSC_DEADLINE_MOVE_ON), 0);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), 0);
+	t_run();
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
+	ck_assert_int_lt(b.tv_sec - a.tv_sec, 2);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 0);
+}
+END_TEST
+
+/* ------------------------------------------------ closing from the middle */
+
+struct oc {
+	int calls;
+	int status;
+	char *log;
+	const char *name;
+};
+
+static char oc_log[256];
+
+static void oc_cb(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct oc *o = data;
+
+	(void)s;
+	(void)err;
+	o->calls++;
+	o->status = status;
+	snprintf(oc_log + strlen(oc_log), sizeof(oc_log) - strlen(oc_log), "%s%s",
+		 oc_log[0] ? "," : "", o->name);
+}
+
+/*
+ * Six scopes nested, each with an entry: closing the third closes the three
+ * below it (innermost first, each scope's on-close once, as it unwinds),
+ * the two above stay open and usable, and their close later hears nothing
+ * of the first close.
+ */
+START_TEST(closing_the_middle_of_a_deep_tree_leaves_the_top_open)
+{
+	static const char *names[6] = { "l0", "l1", "l2", "l3", "l4", "l5" };
+	struct rsc_scope *l[6];
+	struct hm m[6];
+	struct oc oc[6];
+	struct closed cl = { 0 };
+	struct rsc_scope *late;
+	struct hm extra = { 0 };
+	int i, before = t_fd_count();
+
+	memset(m, 0, sizeof(m));
+	memset(oc, 0, sizeof(oc));
+	oc_log[0] = '\0';
+	for (i = 0; i < 6; i++) {
+		l[i] = open_scope(i ? l[i - 1] : NULL, names[i]);
+		hm_push(l[i], &m[i], names[i]);
+		oc[i].name = names[i];
+		ck_assert_int_eq(rsc_scope_on_close(l[i], oc_cb, &oc[i]), 0);
+	}
+	t_run();
+	ck_assert_int_eq(rsc_scope_fail(l[4], -EIO, "deep"), 0);
+	ck_assert_int_eq(rsc_scope_close(l[2], on_closed, &cl), 0);
+	t_run();
+	ck_assert_str_eq(order, "l5,l4,l3,l2");
+	ck_assert_str_eq(oc_log, "l5,l4,l3,l2");
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, -EIO);
+	ck_assert_int_eq(m[3].pending, -EIO);
+	ck_assert_int_eq(rsc_scope_state(l[2]), -ESTALE);
+	ck_assert_int_eq(rsc_scope_state(l[5]), -ESTALE);
+	ck_assert_int_eq(rsc_scope_state(l[1]), RSC_SCOPE_OPEN);
+	/* The top is untouched: it takes new children and entries. */
+	late = open_scope(l[1], "late");
+	hm_push(late, &extra, "extra");
+	t_run();
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_close_wait(l[0], NULL), 0);
+	ck_assert_str_eq(order, "extra,l1,l0");
+	ck_assert_int_eq(m[1].pending, 0);
+	for (i = 0; i < 6; i++)
+		ck_assert_int_eq(oc[i].calls, 1);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+
+/* ------------------------------------------------------ during a shutdown */
+
+struct sib {
+	struct rsc_scope *other;
+	int calls;
+	int r[3];
+};
+
+/* The newest top scope's on-close, inside the shutdown, acts on an older one. */
+static void on_close_acts_on_older(struct rsc_scope *s, int status, const struct rsc_error *err,
+				   void *data)
+{
+	struct sib *x = data;
+
+	(void)s;
+	(void)status;
+	(void)err;
+	x->calls++;
+	x->r[0] = rsc_scope_close(x->other, on_closed, NULL);
+	x->r[1] = rsc_scope_fail(x->other, -EPROTO, "late");
+	x->r[2] = rsc_scope_close_graceful(x->other, 100, on_closed, NULL);
+}
+
+/*
+ * rsc_scope_close(3): -EALREADY when the close was requested by "the unwind
+ * of an ancestor (including rsc_loop_shutdown(3))". A failure is still
+ * allowed; it reaches the shutdown's result, and the older scope's exits
+ * see it, in their turn, each on-close running once.
+ */
+START_TEST(shutdown_owns_the_older_scopes_a_callback_would_close)
+{
+	struct rsc_scope *a = open_scope(NULL, "a"), *b = open_scope(NULL, "b");
+	struct hm xa = { 0 }, xb = { 0 };
+	struct sib x = { .other = a };
+	struct oc oa = { .name = "a" };
+	struct rsc_error *err = NULL;
+
+	oc_log[0] = '\0';
+	hm_push(a, &xa, "xa");
+	hm_push(b, &xb, "xb");
+	ck_assert_int_eq(rsc_scope_on_close(a, oc_cb, &oa), 0);
+	ck_assert_int_eq(rsc_scope_on_close(b, on_close_acts_on_older, &x), 0);
+	t_run();
+	ck_assert_int_eq(rsc_loop_shutdown(t_loop, &err), -EPROTO);
+	t_loop = NULL;
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.r[0], -EALREADY);
+	ck_assert_int_eq(x.r[1], 0);
+	ck_assert_int_eq(x.r[2], -EALREADY);
+	ck_assert_int_eq(oa.calls, 1);
+	ck_assert_int_eq(oa.status, -EPROTO);
+	ck_assert_str_eq(order, "xb,xa");
+	ck_assert_int_eq(xa.pending, -EPROTO);
+	ck_assert_int_eq(xb.pending, 0);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "late");
+	ck_assert_str_eq(rsc_error_scope(err), "a");
+	rsc_error_free(err);
+}
+END_TEST
+
 /* ------------------------------------------------------------- the suite */
 
 static void reset_order(void)
@@ -385,6 +623,11 @@ Suite *make_hostile_scopes_suite(void)
 	tcase_add_test(tc, child_closed_after_its_parents_close_request_goes_in_its_turn);
 	tcase_add_test(tc, child_failed_inside_its_parents_unwind_waits_its_turn);
 	tcase_add_test(tc, child_acquire_failing_inside_its_parents_unwind_waits_its_turn);
+	tcase_add_test(tc, scope_fail_refuses_zero_and_positive_and_keeps_odd_negatives);
+	tcase_add_test(tc, child_deadline_inside_its_parents_unwind_does_not_pass);
+	tcase_add_test(tc, parent_close_ends_a_childs_long_deadline_at_once);
+	tcase_add_test(tc, closing_the_middle_of_a_deep_tree_leaves_the_top_open);
+	tcase_add_test(tc, shutdown_owns_the_older_scopes_a_callback_would_close);
 	suite_add_tcase(s, tc);
 	return s;
 }
