@@ -833,10 +833,8 @@ static void enter_done(struct rsc__entry *e)
 		rsc__scope_raise(s, e->value, rsc__entry_fail_op(e), e);
 		e->flags |= RSC__E_REPORTED_ERR;
 		/* A failed enter unwinds what was entered before it. */
-		if (s->state == RSC_SCOPE_OPEN) {
-			s->cancelling = true;
-			rsc__scope_begin_unwind(s, NULL);
-		}
+		if (s->state == RSC_SCOPE_OPEN)
+			rsc__scope_fail_acquire(s);
 	} else if (e->value < 0 && early) {
 		s->n_early--; /* released while entering and nothing was acquired: done */
 	}

@@ -187,8 +187,9 @@ int rsc_scope_close_graceful(struct rsc_scope *h, unsigned grace_ms,
 	RSC__SCOPE(s, h, "rsc_scope_close_graceful");
 	if (s->state != RSC_SCOPE_OPEN || rsc__scope_cancelled(s))
 		return rsc_scope_close(h, cb, data); /* unwinding, or cancelled from above: nothing to let finish */
-	if (s->closer != RSC__CLOSER_NONE)
-		return rsc_scope_close(h, cb, data); /* -EALREADY, with its message */
+	ret = rsc__scope_check_close(s, "rsc_scope_close_graceful");
+	if (ret < 0)
+		return ret;
 	loop = s->loop;
 	op = NULL;
 	if (grace_ms) {

@@ -827,6 +827,10 @@ void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
 bool rsc__scope_unwind_owns(const struct rsc__scope *s);
 /* The same, but a scope in the grace of a graceful close does not count. */
 bool rsc__scope_unwind_owns_past_grace(const struct rsc__scope *s);
+/* 0, or -EALREADY (and why) if @s may not be closed by its caller now. */
+int rsc__scope_check_close(const struct rsc__scope *s, const char *fn);
+/* An acquire of @s failed: its unwind starts, or waits for an ancestor's to reach it. */
+void rsc__scope_fail_acquire(struct rsc__scope *s);
 /* Pre-order walk of @root's subtree: the scope after @s, or NULL. */
 struct rsc__scope *rsc__scope_next(const struct rsc__scope *root,
 				   const struct rsc__scope *s);

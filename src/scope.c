@@ -60,6 +60,23 @@ bool rsc__scope_unwind_owns_past_grace(const struct rsc__scope *s)
 	return false;
 }
 
+/* An ancestor's unwind has started: it owns @s, and reaches it in its LIFO turn. */
+static bool ancestor_unwinding(const struct rsc__scope *s)
+{
+	for (s = s->parent; s; s = s->parent)
+		if (s->state != RSC_SCOPE_OPEN)
+			return true;
+	return false;
+}
+
+/* ... and has not reached it yet: @s must not start beside the newer children.
+ * (A graceful close asked before already runs beside them: its grace's end,
+ * or a failure, starts its unwind at once, as rsc_scope_close_graceful(3) says.) */
+static bool waits_for_its_turn(const struct rsc__scope *s)
+{
+	return !s->g_seq && ancestor_unwinding(s) && s->parent->child_cursor != &s->child_node;
+}
+
 struct rsc__scope *rsc__scope_next(const struct rsc__scope *root,
 				   const struct rsc__scope *s)
 {
@@ -244,6 +261,9 @@ static void step_children(struct rsc__scope *s, bool *wait)
 			continue;
 		}
 		if (c->closer == RSC__CLOSER_USER) {
+			/* Asked before we began, it waited for its turn (rsc__scope_ready). */
+			if (c->state == RSC_SCOPE_OPEN && !c->grace)
+				rsc__scope_begin_unwind(c, NULL);
 			*wait = true; /* detaches when its own close completes */
 			return;
 		}
@@ -421,17 +441,33 @@ void rsc__scope_report(struct rsc__scope *s)
 		rsc__scope_step(s);
 }
 
-int rsc_scope_close(struct rsc_scope *h, rsc_scope_close_cb cb, void *data)
+int rsc__scope_check_close(const struct rsc__scope *s, const char *fn)
 {
-	struct rsc__scope *s;
-
-	RSC__SCOPE(s, h, "rsc_scope_close");
 	if (s->closer != RSC__CLOSER_NONE) {
-		rsc__set_last_error("rsc_scope_close: scope '%s' is already being closed%s",
-				    s->name,
+		rsc__set_last_error("%s: scope '%s' is already being closed%s", fn, s->name,
 				    s->closer == RSC__CLOSER_PARENT ? " by its parent" : "");
 		return -EALREADY;
 	}
+	/* An ancestor's unwind owns the subtree once it has started: closed now,
+	 * this would unwind without its pending error, its result kept from the
+	 * ancestor (DESIGN 7). */
+	if (s->state == RSC_SCOPE_OPEN && ancestor_unwinding(s)) {
+		rsc__set_last_error("%s: scope '%s' is below a scope whose unwind has started: that unwind closes it",
+				    fn, s->name);
+		return -EALREADY;
+	}
+	return 0;
+}
+
+int rsc_scope_close(struct rsc_scope *h, rsc_scope_close_cb cb, void *data)
+{
+	struct rsc__scope *s;
+	int ret;
+
+	RSC__SCOPE(s, h, "rsc_scope_close");
+	ret = rsc__scope_check_close(s, "rsc_scope_close");
+	if (ret < 0)
+		return ret;
 	s->closer = RSC__CLOSER_USER;
 	closing_changed(s);
 	s->close_cb = cb;
@@ -585,11 +621,30 @@ static void finish_close(struct rsc__scope *s)
 		rsc__scope_step(parent);
 }
 
+void rsc__scope_fail_acquire(struct rsc__scope *s)
+{
+	if (waits_for_its_turn(s)) {
+		/* That unwind starts ours in its turn, this error pending. */
+		if (!s->fail_queued) {
+			s->fail_queued = true;
+			closing_changed(s);
+		}
+		return;
+	}
+	s->cancelling = true;
+	rsc__scope_begin_unwind(s, NULL);
+}
+
 /* From the loop's ready queue: start a requested unwind, or finish a close. */
 void rsc__scope_ready(struct rsc__scope *s)
 {
 	if (s->state == RSC_SCOPE_OPEN && s->grace)
 		return; /* graceful: its grace's end queues it again */
+	/* Below an unwind that has not reached it (a failure, or a close asked
+	 * just before that unwind began): it starts in its LIFO turn, not beside
+	 * the newer children (DESIGN 2.3). */
+	if (s->state == RSC_SCOPE_OPEN && waits_for_its_turn(s))
+		return;
 	if (s->state == RSC_SCOPE_OPEN)
 		rsc__scope_begin_unwind(s, NULL);
 	else if (s->state == RSC_SCOPE_UNWOUND && s->closer == RSC__CLOSER_USER)

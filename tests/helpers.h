@@ -126,5 +126,6 @@ Suite *make_hostile_obs_suite(void);
 Suite *make_acceptance_suite(void);
 Suite *make_hostile_loop_suite(void);
 Suite *make_pages_entries_suite(void);
+Suite *make_hostile_scopes_suite(void);
 
 #endif
