@@ -36,24 +36,44 @@ static void add_slot(void *arg, int slot, const char *path, int len)
 		e->n_direct++;
 }
 
-/* Reads fdinfo/N relative to @info_dir; a descriptor closed meanwhile leaves it empty. */
+/*
+ * Reads fdinfo/N relative to @info_dir, whole: a ring's lists every
+ * registered file (1,000 long names pass 64 KiB). A descriptor closed
+ * meanwhile leaves it empty.
+ */
 static void read_fdinfo(int info_dir, struct fd_entry *e)
 {
-	char name[16], buf[65536];
+	char name[16], *buf;
 	struct fdinfo_basic fi;
-	ssize_t n = 0, r;
+	size_t n = 0, cap = 65536;
+	ssize_t r;
 	int fd;
 
 	snprintf(name, sizeof(name), "%d", e->fd);
 	fd = openat(info_dir, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	while (n < (ssize_t)sizeof(buf) - 1 &&
-	       (r = read(fd, buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
-		n += r;
+	buf = malloc(cap);
+	while (buf) {
+		if (n == cap - 1) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb)
+				break; /* what was read so far */
+			buf = nb;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
 	close(fd);
+	if (!buf)
+		return;
 	buf[n] = '\0';
 	fdinfo_parse(buf, &fi, add_slot, e);
+	free(buf);
 	e->flags = fi.flags;
 	e->have_flags = fi.have_flags;
 	e->pos = fi.pos;
@@ -107,20 +127,28 @@ int snapshot_take(pid_t pid, bool detail, struct snapshot *s)
 		snprintf(path, sizeof(path), "/proc/%d/fdinfo", (int)pid);
 		info_dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
-	errno = 0;
-	while ((de = readdir(d))) {
+	for (;;) {
 		struct fd_entry *e;
 		struct stat st;
 		ssize_t n;
 		char *end;
-		long fd = strtol(de->d_name, &end, 10);
+		long fd;
 
+		/* errno is readdir's verdict only if nothing in the last turn set it. */
+		errno = 0;
+		if (!(de = readdir(d))) {
+			ret = -errno;
+			break;
+		}
+		fd = strtol(de->d_name, &end, 10);
 		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end)
 			continue;
 		/* Our own handle on /proc/self/fd is not the process's. */
 		if (pid == getpid() && (fd == dfd || fd == info_dir))
 			continue;
 		n = readlinkat(dfd, de->d_name, link, sizeof(link) - 1);
+		if (n < 0 && errno == ENAMETOOLONG) /* a path longer than PATH_MAX */
+			n = (ssize_t)strlen(strcpy(link, FD_TARGET_TOO_LONG));
 		if (n < 0) {
 			if (errno == ENOENT)
 				continue; /* closed meanwhile */
@@ -162,10 +190,7 @@ int snapshot_take(pid_t pid, bool detail, struct snapshot *s)
 		}
 		if (info_dir >= 0)
 			read_fdinfo(info_dir, e);
-		errno = 0;
 	}
-	if (!ret && errno)
-		ret = -errno;
 	if (info_dir >= 0)
 		close(info_dir);
 	closedir(d);
