@@ -26,15 +26,13 @@
 #define RSC_PRELOAD_PATH "/usr/local/lib/ringscope/libringscope-preload.so"
 #endif
 
-#define MAX_RULES 64
-
 struct run_opts {
 	bool follow, json, backtrace, quiet, gen_supp, unwind_dwarf;
 	int error_exitcode; /* -1: the command's own status */
 	const char *output;
-	const char *ignore[MAX_RULES];
+	const char **ignore; /* --ignore and --ignore-fd: as many as given */
 	int n_ignore;
-	int ignore_fd[MAX_RULES];
+	int *ignore_fd;
 	int n_ignore_fd;
 	struct supp_set supp;
 	const char *foreign; /* warn, abort, off */
@@ -402,26 +400,34 @@ static void parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	char err[512];
-	int c;
+	int c, li = 0;
 
 	opterr = 0;
 	/* '+': the command's own options are not ours. */
-	while ((c = getopt_long(argc, argv, "+:qh", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:qh", longs, &li)) != -1) {
 		switch (c) {
 		case O_FOLLOW:
 			o->follow = true;
 			break;
-		case O_IGNORE:
-			if (o->n_ignore == MAX_RULES)
-				die_usage("run: at most %d --ignore", MAX_RULES);
+		case O_IGNORE: {
+			const char **ni = realloc(o->ignore, (size_t)(o->n_ignore + 1) * sizeof(*ni));
+
+			if (!ni)
+				die_usage("run: out of memory for --ignore");
+			o->ignore = ni;
 			o->ignore[o->n_ignore++] = optarg;
 			break;
-		case O_IGNORE_FD:
-			if (o->n_ignore_fd == MAX_RULES)
-				die_usage("run: at most %d --ignore-fd", MAX_RULES);
+		}
+		case O_IGNORE_FD: {
+			int *ni = realloc(o->ignore_fd, (size_t)(o->n_ignore_fd + 1) * sizeof(*ni));
+
+			if (!ni)
+				die_usage("run: out of memory for --ignore-fd");
+			o->ignore_fd = ni;
 			o->ignore_fd[o->n_ignore_fd++] =
 				parse_number_opt("run", "--ignore-fd", optarg, 0, INT_MAX);
 			break;
+		}
 		case O_EXIT:
 			o->error_exitcode = parse_number_opt("run", "--error-exitcode", optarg, 0, 255);
 			break;
@@ -437,6 +443,8 @@ static void parse_run_opts(int argc, char **argv, struct run_opts *o)
 			o->json = true;
 			break;
 		case O_OUTPUT:
+			if (!*optarg)
+				die_usage("run: option '--%s' needs a value", longs[li].name);
 			o->output = optarg;
 			break;
 		case 'q':
@@ -647,6 +655,8 @@ int cmd_run(int argc, char **argv)
 		free(seen.names[k]);
 	free(seen.names);
 	supp_free(&o.supp);
+	free(o.ignore);
+	free(o.ignore_fd);
 	remove_dir(dir);
 	/* A report lost to a full disk or a dead stderr must not pass for a clean run. */
 	if (out == stderr ? fflush(out) != 0 || ferror(out) : fclose(out) != 0) {
