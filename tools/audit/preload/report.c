@@ -123,11 +123,19 @@ static void w_maps(struct wbuf *w)
 			break;
 		*end = '\0';
 		if (strstr(line, " /")) {
+			/* A control byte in a module's path (an ESC) is kept: the path must open. */
 			for (char *c = line; *c; c++) {
+				if ((unsigned char)*c < 0x20) {
+					static const char hex[] = "0123456789abcdef";
+
+					w_str(w, "\\u00");
+					w_putc(w, hex[(unsigned char)*c >> 4]);
+					w_putc(w, hex[*c & 15]);
+					continue;
+				}
 				if (*c == '"' || *c == '\\')
 					w_putc(w, '\\');
-				if ((unsigned char)*c >= 0x20)
-					w_putc(w, *c);
+				w_putc(w, *c);
 			}
 			w_str(w, "\\n");
 		}
