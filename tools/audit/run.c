@@ -632,8 +632,16 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 	if (o.json) {
-		fprintf(out, "\n],\"count\":%d,\"suppressed\":%d,\"processes\":%d,\"dumps\":[", count,
-			n_supp, n_reps);
+		fprintf(out, "\n],\"count\":%d,\"suppressed\":%d,\"processes\":%d,", count, n_supp,
+			n_reps);
+		/* Nothing audited is not "nothing found": said in JSON too. */
+		if (n_reps == 0) {
+			fputs("\"warning\":", out);
+			json_string(out, "no report: the command did not load the preload library "
+					 "(a static or setuid program?) or did not exit");
+			fputc(',', out);
+		}
+		fputs("\"dumps\":[", out);
 		for (int k = 0; k < n_dumps; k++) {
 			fputs(k ? ",\n" : "\n", out);
 			json_write_except(out, dumps[k].doc, "maps");
