@@ -28,6 +28,8 @@ bad "run: --error-exitcode wants a whole number from 0 to 255, not 'abc'" run --
 bad "run: --ignore-fd wants a whole number from 0 to 2147483647, not '-1'" run --ignore-fd=-1 -- true
 bad "run: --dump-above wants a whole number from 1 to 2147483647, not '0'" run --dump-above 0 -- true
 bad "run: --dump-on wants a signal" run --dump-on=SIGNOPE -- true
+# A fault as the dump signal: a crash would dump for ever (it once did).
+for sig in 11 7 8 4; do bad "run: --dump-on wants a signal" run --dump-on=$sig -- true; done
 bad "run: --foreign-close wants warn, abort or off, not 'maybe'" run --foreign-close maybe -- true
 bad "run: --unwind wants fp or dwarf, not 'deep'" run --unwind=deep -- true
 bad "run: --gen-suppressions wants no, yes or all, not 'some'" run --gen-suppressions=some -- true

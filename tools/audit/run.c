@@ -372,6 +372,12 @@ static int parse_signal(const char *s)
 	v = strtol(s, &end, 10);
 	if (errno || end == s || *end || v <= 0 || v >= NSIG || v == SIGKILL || v == SIGSTOP)
 		return -1;
+	/*
+	 * A fault: a handler that returns runs the faulting instruction again,
+	 * so a crash would dump for ever instead of ending.
+	 */
+	if (v == SIGSEGV || v == SIGBUS || v == SIGFPE || v == SIGILL)
+		return -1;
 	return (int)v;
 }
 
@@ -470,7 +476,7 @@ static void parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case O_DUMP_ON:
 			o->dump_sig = parse_signal(optarg);
 			if (o->dump_sig < 0)
-				die_usage("run: --dump-on wants a signal (SIGUSR2, USR2, 12, SIGRTMIN+1) or none, not '%s'",
+				die_usage("run: --dump-on wants a signal (SIGUSR2, USR2, 12, SIGRTMIN+1; not KILL, STOP or a fault: SEGV, BUS, FPE, ILL) or none, not '%s'",
 					  vis(optarg));
 			break;
 		case O_DUMP_ABOVE:
