@@ -29,6 +29,32 @@ diff_bad pid '{"pid":1e300,"fds":[]}' '"pid" must be an integer'
 diff_bad ino '{"pid":1,"fds":[{"fd":3,"ino":-5}]}' '"ino" must be an integer from 0 up'
 diff_bad flags '{"pid":1,"fds":[{"fd":3,"flags":"9z"}]}' '"flags" must be octal digits'
 
+diff_bad twice '{"pid":1,"fds":[{"fd":3,"target":"/x"},{"fd":3,"target":"/x"}]}' 'descriptor 3 appears twice in "fds"'
+diff_bad esc "$(printf '{"pid":1,"fds":[\033[2J]}')" "column 17: unexpected character '.x1b'"
+grep -q "$(printf '\033')" "$TMP/esc.err" && fail "diff printed a raw ESC from the file"
+diff_bad escq "$(printf '{"pid":1,"fds":[{"fd":3,"target":"\\\033"}]}')" "bad escape"
+grep -q "$(printf '\033')" "$TMP/escq.err" && fail "diff printed a raw ESC from a bad escape"
+"$AUDIT" diff "$TMP" "$TMP/ok.json" 2> "$TMP/dir.err"
+[ $? = 2 ] || fail "diff of a directory: wanted exit status 2"
+grep -q "cannot read $TMP: Is a directory" "$TMP/dir.err" || fail "diff of a directory said: $(cat "$TMP/dir.err")"
+
+# 64-bit identities, exactly: inode numbers past 2^53 and 2^63 (overlayfs,
+# NFS) are read as digits, not through a double.
+id_pair() {
+	echo '{"pid":1,"time":0,"fds":[{"fd":3,"kind":"file","target":"/x","pos":'"$3"',"dev":1,"ino":'"$1"'}]}' > "$TMP/ia.json"
+	echo '{"pid":1,"time":0,"fds":[{"fd":3,"kind":"file","target":"/x","pos":0,"dev":1,"ino":'"$2"'}]}' > "$TMP/ib.json"
+	"$AUDIT" diff "$TMP/ia.json" "$TMP/ib.json" > "$TMP/id.out" 2>&1
+}
+id_pair 18446744073709551615 18446744073709551614 0
+[ $? = 1 ] || fail "ino 2^64-1 against 2^64-2: $(cat "$TMP/id.out")"
+grep -q "ino 18446744073709551615, now 18446744073709551614" "$TMP/id.out" || fail "ino 2^64-1: $(cat "$TMP/id.out")"
+id_pair 9007199254740993 9007199254740992 0
+[ $? = 1 ] || fail "ino 2^53+1 against 2^53 (one double): $(cat "$TMP/id.out")"
+id_pair 9223372036854775808 9223372036854775808 9223372036854775807
+[ $? = 0 ] || fail "ino 2^63, pos 2^63-1: $(cat "$TMP/id.out")"
+id_pair 18446744073709551616 1 0
+[ $? = 2 ] || fail "ino 2^64 accepted: $(cat "$TMP/id.out")"
+
 # Unbounded input: /dev/zero, and 80 MiB of blanks, refused at once.
 timeout 10 "$AUDIT" diff /dev/zero "$TMP/ok.json" 2> "$TMP/zero.err"
 rc=$?

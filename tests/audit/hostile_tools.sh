@@ -78,6 +78,15 @@ rm -rf "$TMP/d" && mkdir "$TMP/d"
 expect "$TMP/gen.json" --count 5 --has "fdkind=pipe" --has "fdkind=socket"
 grep -q '"suppressed":5' "$TMP/gen.json" || fail "generated suppressions: $(cat "$TMP/gen.json")"
 
+# A name that ends in blanks (trimmed from a suppression line): the generated
+# block still matches it.
+echo data > "$TMP/trail  "
+"$AUDIT" run -q --gen-suppressions=all -- "$P/leak_file" "$TMP/trail  " 2> "$TMP/trail.txt" > /dev/null
+awk '/^\{$/{f=1} f{print} /^\}$/{f=0}' "$TMP/trail.txt" > "$TMP/trail.supp"
+"$AUDIT" run --json --suppressions "$TMP/trail.supp" --output "$TMP/trail.json" -- "$P/leak_file" "$TMP/trail  " > /dev/null
+grep -q '"count":0,"suppressed":1' "$TMP/trail.json" ||
+	{ fail "a generated suppression does not match a name ending in blanks"; cat "$TMP/trail.supp"; }
+
 # bad_supp NAME MESSAGE: run refuses $TMP/NAME.supp with exit 2, in one line.
 bad_supp() {
 	"$AUDIT" run --suppressions "$TMP/$1.supp" -- true > /dev/null 2> "$TMP/$1.err"

@@ -28,6 +28,8 @@ bad "run: --error-exitcode wants a whole number from 0 to 255, not 'abc'" run --
 bad "run: --ignore-fd wants a whole number from 0 to 2147483647, not '-1'" run --ignore-fd=-1 -- true
 bad "run: --dump-above wants a whole number from 1 to 2147483647, not '0'" run --dump-above 0 -- true
 bad "run: --dump-on wants a signal" run --dump-on=SIGNOPE -- true
+# A fault as the dump signal: a crash would dump for ever (it once did).
+for sig in 11 7 8 4; do bad "run: --dump-on wants a signal" run --dump-on=$sig -- true; done
 bad "run: --foreign-close wants warn, abort or off, not 'maybe'" run --foreign-close maybe -- true
 bad "run: --unwind wants fp or dwarf, not 'deep'" run --unwind=deep -- true
 bad "run: --gen-suppressions wants no, yes or all, not 'some'" run --gen-suppressions=some -- true
@@ -42,6 +44,23 @@ bad "watch: --for wants a positive number of seconds, not 'x'" watch --for x 1
 bad "dump: --timeout wants seconds above 0 and up to 3600, not '-1'" dump --timeout=-1 1
 bad "dump: unknown option '--now'" dump --now 1
 bad "unknown command 'frobnicate'" frobnicate
+# An empty value is a missing one.
+bad "run: option '--output' needs a value" run --output= -- true
+bad "run: option '--log-file' needs a value" run --log-file "" -- true
+bad "watch: option '--plot' needs a value" watch --for 0.2 --plot= $$
+# A plot that cannot be written is said at once, not after --for's 30 s.
+timeout 10 "$AUDIT" watch --for 30 --plot "$TMP/no/such/dir.svg" $$ > /dev/null 2> "$TMP/plot.err"
+rc=$?
+[ $rc = 2 ] || fail "watch --plot into a missing directory: exit status $rc, wanted 2 at once (124: it sampled first)"
+# Repeatable means as often as wanted: 100 of each, the last one matching.
+many=""
+for i in $(seq 100); do many="$many --ignore-fd=$((1000 + i)) --ignore=nomatch$i"; done
+# shellcheck disable=SC2086
+"$AUDIT" run --json --output "$TMP/many.json" $many --ignore-fd 3 --ignore-fd 4 --ignore-fd 5 \
+	-- "$P/leak_file" "$TMP/f" > /dev/null
+rc=$?
+[ $rc = 0 ] || fail "100 --ignore and --ignore-fd: exit status $rc"
+expect "$TMP/many.json" --count 0
 
 # run, both syntaxes: the effect is the same.
 for form in eq sp; do

@@ -19,4 +19,12 @@ grep -q "^uring yes" "$TMP/clean.out" ||
 # The same without backtraces.
 "$AUDIT" run --json --output "$TMP/clean2.json" --no-backtrace -- "$P/clean" "$TMP" "$TRUE" > /dev/null
 expect "$TMP/clean2.json" --count 0 --status 0
+
+# Nothing audited (the program drops LD_PRELOAD before it runs) is not a
+# clean run: the warning is in the JSON too, not only in the text.
+"$AUDIT" run --json --output "$TMP/none.json" -- env -u LD_PRELOAD "$TRUE"
+expect "$TMP/none.json" --count 0 --processes 0
+grep -q '"warning":"no report: ' "$TMP/none.json" || fail "run --json of an unaudited program: $(cat "$TMP/none.json")"
+"$AUDIT" run -- env -u LD_PRELOAD "$TRUE" 2> "$TMP/none.txt"
+grep -q "warning: no report" "$TMP/none.txt" || fail "run of an unaudited program: $(cat "$TMP/none.txt")"
 finish

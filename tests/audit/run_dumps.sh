@@ -50,6 +50,22 @@ kill "$plain"
 grep -q "process $plain is not running under 'ringscope-audit run'" "$TMP/plain.err" ||
 	fail "dump of an unaudited process said: $(cat "$TMP/plain.err")"
 
+# A process with run's environment but no dump handler (a child that run
+# does not follow): refused, not killed by the signal's default action.
+"$AUDIT" run --output "$TMP/nf.txt" -- sh -c 'sleep 30 & echo $! > "$1"; wait $!; echo "status $?" > "$2"' \
+	sh "$TMP/nf.pid" "$TMP/nf.status" 2> /dev/null &
+nf_runner=$!
+wait_for "$TMP/nf.pid" '[0-9]' || fail "the unfollowed child did not start"
+nf=$(cat "$TMP/nf.pid")
+"$AUDIT" dump --timeout 2 "$nf" 2> "$TMP/nf.err"
+rc=$?
+[ $rc = 2 ] || fail "dump of an unfollowed child: exit status $rc, wanted 2"
+grep -q "process $nf is not running under 'ringscope-audit run'.*does not catch the dump signal" "$TMP/nf.err" ||
+	fail "dump of an unfollowed child said: $(cat "$TMP/nf.err")"
+kill -0 "$nf" 2> /dev/null || fail "dump killed a process that does not catch its signal: $(cat "$TMP/nf.status")"
+kill "$nf" 2> /dev/null
+wait "$nf_runner"
+
 # On EMFILE under a lowered RLIMIT_NOFILE: then the program goes on.
 (ulimit -n 64 && "$AUDIT" run --output "$TMP/e.txt" -- "$P/emfile_leak" "$TMP/f" > "$TMP/e.out")
 n=$(sed -n 's/^leaked //p' "$TMP/e.out")

@@ -20,6 +20,14 @@ grep -qF "#1 main (leak_file.c:" "$TMP/leak.txt" || fail "no '#1 main (leak_file
 grep -qE "#1 main \(leak_file.c:$main_line\)" "$TMP/leak.txt" ||
 	fail "main's frame is not the line of its call to open_config ($main_line)"
 
+# A program whose file name holds an ESC is symbolized all the same (the
+# preload once dropped the byte from its maps, and the module did not open).
+evil="$TMP/leak$(printf '\033')[2J"
+cp "$P/leak_file" "$evil"
+"$AUDIT" run --json --output "$TMP/evil.json" -- "$evil" "$TMP/f" > /dev/null
+grep -qF "\"open_config (leak_file.c:$open_line)\"" "$TMP/evil.json" ||
+	{ fail "a program named with an ESC is not symbolized"; cat "$TMP/evil.json"; }
+
 # The same in JSON, and for the closer of a double close.
 "$AUDIT" run --json --output "$TMP/leak.json" -- "$P/leak_file" "$TMP/f" > /dev/null
 grep -qF "\"open_config (leak_file.c:$open_line)\"" "$TMP/leak.json" || fail "JSON frame not symbolized"

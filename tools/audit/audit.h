@@ -60,11 +60,12 @@ void finding_json(FILE *out, const struct jv *doc, const struct jv *f, const cha
 /* watch.c, svg.c */
 int cmd_watch(int argc, char **argv);
 /*
- * The timeline as a hand-written SVG: one line per kind (counts[i * stride
- * + k] for sample i), the total in bold; growing[k] (and growing[stride]
- * for the total) mark what grew steadily. Returns 0 or -errno.
+ * The timeline as a hand-written SVG into @f, which it closes: one line per
+ * kind (counts[i * stride + k] for sample i), the total in bold; growing[k]
+ * (and growing[stride] for the total) mark what grew steadily. Returns 0
+ * or -errno.
  */
-int svg_write(const char *path, pid_t pid, int n, const double *t, int n_kinds,
+int svg_write(FILE *f, pid_t pid, int n, const double *t, int n_kinds,
 	      const char *const *kinds, const int *counts, const int *total,
 	      const char *title, const bool *growing, int stride);
 

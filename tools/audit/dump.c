@@ -192,6 +192,34 @@ static int env_of(pid_t pid, const char *key, char *val, size_t len)
 	return ret;
 }
 
+/*
+ * Whether @pid has a handler for @sig (SigCgt in /proc/PID/status): 1, 0,
+ * or -errno. A process with run's environment but no preload in it (a
+ * child run does not follow, a static or setuid program) has none, and the
+ * signal's default action would kill it.
+ */
+static int catches(pid_t pid, int sig)
+{
+	char path[64], buf[4096], *p;
+	unsigned long long mask;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	buf[n] = '\0';
+	p = strstr(buf, "\nSigCgt:");
+	if (!p || sscanf(p + 8, "%llx", &mask) != 1)
+		return -EIO;
+	return sig >= 1 && sig <= 64 && (mask >> (sig - 1) & 1);
+}
+
 /* The newest dump.*.<pid>.*.json in @dir not older than @after (a name), or "". */
 static void newest_dump(const char *dir, pid_t pid, char *name, size_t len)
 {
@@ -266,6 +294,14 @@ int cmd_dump(int argc, char **argv)
 	if (env_of(pid, "RINGSCOPE_AUDIT_DUMPSIG", sig, sizeof(sig)) < 0 ||
 	    (signo = atoi(sig)) <= 0) {
 		errmsg("process %d was started with --dump-on=none: it takes no dump requests", (int)pid);
+		return 2;
+	}
+	r = catches(pid, signo);
+	if (r == 0) {
+		errmsg("process %d is not running under '" PROG " run': it has run's environment but does "
+		       "not catch the dump signal %d (a child that run does not follow, or a static or "
+		       "setuid program); not signalled, since that would kill it",
+		       (int)pid, signo);
 		return 2;
 	}
 	newest_dump(dir, pid, before, sizeof(before));

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -49,7 +50,7 @@ const char *fdkind_of(const char *t, mode_t mode)
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (starts(t, map[i].prefix))
 			return map[i].kind;
-	if (t[0] == '/')
+	if (t[0] == '/' || strcmp(t, FD_TARGET_TOO_LONG) == 0)
 		return path_kind(t, mode);
 	return "other";
 }
@@ -64,6 +65,34 @@ static const char *line_value(const char *line, const char *key)
 	while (*line == ' ' || *line == '\t')
 		line++;
 	return line;
+}
+
+static bool octal(char c)
+{
+	return c >= '0' && c <= '7';
+}
+
+/*
+ * A slot's path as the kernel prints it with seq_file_path(m, f, " \t\n\\")
+ * (io_uring/fdinfo.c): a space, tab, newline or backslash in the name is
+ * written as a backslash and three octal digits. Decodes @len bytes of @s
+ * into @out (at most @cap - 1 bytes, NUL-terminated); returns the length.
+ */
+static int unmangle(const char *s, int len, char *out, int cap)
+{
+	int n = 0;
+
+	for (int i = 0; i < len && n < cap - 1; i++) {
+		if (s[i] == '\\' && i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' &&
+		    octal(s[i + 2]) && octal(s[i + 3])) {
+			out[n++] = (char)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 | (s[i + 3] - '0'));
+			i += 3;
+		} else {
+			out[n++] = s[i];
+		}
+	}
+	out[n] = '\0';
+	return n;
 }
 
 void fdinfo_parse(const char *text, struct fdinfo_basic *out,
@@ -93,8 +122,12 @@ void fdinfo_parse(const char *text, struct fdinfo_basic *out,
 				while (*p == ' ')
 					p++;
 				int plen = len - (int)(p - l);
-				if (slot_cb && !(plen == 6 && !strncmp(p, "<none>", 6)))
-					slot_cb(arg, (int)slot, p, plen);
+				if (slot_cb && !(plen == 6 && !strncmp(p, "<none>", 6))) {
+					char path[PATH_MAX];
+					int n = unmangle(p, plen, path, (int)sizeof(path));
+
+					slot_cb(arg, (int)slot, path, n);
+				}
 			}
 		} else {
 			in_files = false;

@@ -16,6 +16,14 @@
  */
 const char *fdkind_of(const char *target, mode_t mode);
 
+/*
+ * The target of a descriptor whose path the kernel cannot name: readlink(2)
+ * of /proc/PID/fd/N fails with ENAMETOOLONG when the path is longer than
+ * PATH_MAX (a deep directory reached by relative names). Still a path:
+ * fdkind_of() judges it by its st_mode.
+ */
+#define FD_TARGET_TOO_LONG "(path longer than PATH_MAX)"
+
 struct fdinfo_basic {
 	unsigned long long flags; /* "flags:" is octal */
 	bool have_flags;

@@ -37,6 +37,18 @@ static int fail(struct parser *ps, const char *fmt, ...)
 	return -1;
 }
 
+/* @c for a message: itself if printable ASCII, else \xNN (the input is not to reach a terminal raw). */
+static const char *show(char c, char buf[8])
+{
+	unsigned char u = (unsigned char)c;
+
+	if (u >= 0x20 && u < 0x7f && u != '\\')
+		snprintf(buf, 8, "%c", c);
+	else
+		snprintf(buf, 8, "\\x%02x", u);
+	return buf;
+}
+
 static void skip_ws(struct parser *ps)
 {
 	while (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r')
@@ -144,9 +156,12 @@ static int parse_string(struct parser *ps, char **out)
 				put_utf8(&o, cp);
 			break;
 		}
-		default:
+		default: {
+			char b[8];
+
 			free(buf);
-			return fail(ps, "bad escape '\\%c'", *ps->p ? *ps->p : '?');
+			return fail(ps, "bad escape '\\%s'", show(*ps->p ? *ps->p : '?', b));
+		}
 		}
 		ps->p++;
 	}
@@ -207,6 +222,12 @@ static int parse_number(struct parser *ps, struct jv *v)
 		return fail(ps, "bad number");
 	if (errno == ERANGE && (v->num > 1 || v->num < -1))
 		return fail(ps, "number out of range");
+	/* A double holds 53 bits: an inode number above 2^53 needs its digits. */
+	if (digit(*start) && strspn(start, "0123456789") == (size_t)(q - start)) {
+		errno = 0;
+		v->u64 = strtoull(start, &end, 10);
+		v->is_u64 = errno == 0 && end == q;
+	}
 	ps->p = q;
 	return 0;
 }
@@ -321,7 +342,9 @@ static int parse_value(struct parser *ps, struct jv *v)
 		if (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9'))
 			return parse_number(ps, v);
 	}
-	return fail(ps, "unexpected character '%c'", *ps->p);
+	char b[8];
+
+	return fail(ps, "unexpected character '%s'", show(*ps->p, b));
 }
 
 int json_parse(const char *text, struct jv **out, char *err, size_t errlen)
@@ -367,6 +390,7 @@ int json_parse_file(const char *path, size_t max, struct jv **out, char *err, si
 			}
 			buf = nb;
 		}
+		errno = 0;
 		r = fread(buf + len, 1, cap - len - 1, f);
 		/* Stop at once on what cannot be JSON text: /dev/zero is read no further. */
 		if (r && memchr(buf + len, '\0', r)) {
@@ -380,9 +404,9 @@ int json_parse_file(const char *path, size_t max, struct jv **out, char *err, si
 			ret = -EFBIG;
 			break;
 		}
+		if (r == 0 && ferror(f))
+			ret = errno ? -errno : -EIO; /* a directory opens, then EISDIR */
 	} while (r > 0);
-	if (ret == 0 && ferror(f))
-		ret = -EIO;
 	fclose(f);
 	if (ret == 0) {
 		buf[len] = '\0';
@@ -494,7 +518,9 @@ void json_write(FILE *out, const struct jv *v)
 		fputs(v->b ? "true" : "false", out);
 		break;
 	case J_NUM:
-		if (v->num == (double)(long long)v->num)
+		if (v->is_u64)
+			fprintf(out, "%llu", v->u64);
+		else if (v->num > -9.2e18 && v->num < 9.2e18 && v->num == (double)(long long)v->num)
 			fprintf(out, "%lld", (long long)v->num);
 		else
 			fprintf(out, "%.17g", v->num);

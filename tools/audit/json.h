@@ -13,6 +13,9 @@ struct jv {
 	enum jtype t;
 	bool b;
 	double num;
+	/* A number written as digits alone (no sign, fraction or exponent) that fits: exact. */
+	bool is_u64;
+	unsigned long long u64;
 	char *str;
 	int n;		 /* items of an array or object */
 	struct jv *items;

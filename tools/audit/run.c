@@ -26,15 +26,13 @@
 #define RSC_PRELOAD_PATH "/usr/local/lib/ringscope/libringscope-preload.so"
 #endif
 
-#define MAX_RULES 64
-
 struct run_opts {
 	bool follow, json, backtrace, quiet, gen_supp, unwind_dwarf;
 	int error_exitcode; /* -1: the command's own status */
 	const char *output;
-	const char *ignore[MAX_RULES];
+	const char **ignore; /* --ignore and --ignore-fd: as many as given */
 	int n_ignore;
-	int ignore_fd[MAX_RULES];
+	int *ignore_fd;
 	int n_ignore_fd;
 	struct supp_set supp;
 	const char *foreign; /* warn, abort, off */
@@ -374,6 +372,12 @@ static int parse_signal(const char *s)
 	v = strtol(s, &end, 10);
 	if (errno || end == s || *end || v <= 0 || v >= NSIG || v == SIGKILL || v == SIGSTOP)
 		return -1;
+	/*
+	 * A fault: a handler that returns runs the faulting instruction again,
+	 * so a crash would dump for ever instead of ending.
+	 */
+	if (v == SIGSEGV || v == SIGBUS || v == SIGFPE || v == SIGILL)
+		return -1;
 	return (int)v;
 }
 
@@ -402,26 +406,34 @@ static void parse_run_opts(int argc, char **argv, struct run_opts *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	char err[512];
-	int c;
+	int c, li = 0;
 
 	opterr = 0;
 	/* '+': the command's own options are not ours. */
-	while ((c = getopt_long(argc, argv, "+:qh", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:qh", longs, &li)) != -1) {
 		switch (c) {
 		case O_FOLLOW:
 			o->follow = true;
 			break;
-		case O_IGNORE:
-			if (o->n_ignore == MAX_RULES)
-				die_usage("run: at most %d --ignore", MAX_RULES);
+		case O_IGNORE: {
+			const char **ni = realloc(o->ignore, (size_t)(o->n_ignore + 1) * sizeof(*ni));
+
+			if (!ni)
+				die_usage("run: out of memory for --ignore");
+			o->ignore = ni;
 			o->ignore[o->n_ignore++] = optarg;
 			break;
-		case O_IGNORE_FD:
-			if (o->n_ignore_fd == MAX_RULES)
-				die_usage("run: at most %d --ignore-fd", MAX_RULES);
+		}
+		case O_IGNORE_FD: {
+			int *ni = realloc(o->ignore_fd, (size_t)(o->n_ignore_fd + 1) * sizeof(*ni));
+
+			if (!ni)
+				die_usage("run: out of memory for --ignore-fd");
+			o->ignore_fd = ni;
 			o->ignore_fd[o->n_ignore_fd++] =
 				parse_number_opt("run", "--ignore-fd", optarg, 0, INT_MAX);
 			break;
+		}
 		case O_EXIT:
 			o->error_exitcode = parse_number_opt("run", "--error-exitcode", optarg, 0, 255);
 			break;
@@ -437,6 +449,8 @@ static void parse_run_opts(int argc, char **argv, struct run_opts *o)
 			o->json = true;
 			break;
 		case O_OUTPUT:
+			if (!*optarg)
+				die_usage("run: option '--%s' needs a value", longs[li].name);
 			o->output = optarg;
 			break;
 		case 'q':
@@ -462,7 +476,7 @@ static void parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case O_DUMP_ON:
 			o->dump_sig = parse_signal(optarg);
 			if (o->dump_sig < 0)
-				die_usage("run: --dump-on wants a signal (SIGUSR2, USR2, 12, SIGRTMIN+1) or none, not '%s'",
+				die_usage("run: --dump-on wants a signal (SIGUSR2, USR2, 12, SIGRTMIN+1; not KILL, STOP or a fault: SEGV, BUS, FPE, ILL) or none, not '%s'",
 					  vis(optarg));
 			break;
 		case O_DUMP_ABOVE:
@@ -624,8 +638,16 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 	if (o.json) {
-		fprintf(out, "\n],\"count\":%d,\"suppressed\":%d,\"processes\":%d,\"dumps\":[", count,
-			n_supp, n_reps);
+		fprintf(out, "\n],\"count\":%d,\"suppressed\":%d,\"processes\":%d,", count, n_supp,
+			n_reps);
+		/* Nothing audited is not "nothing found": said in JSON too. */
+		if (n_reps == 0) {
+			fputs("\"warning\":", out);
+			json_string(out, "no report: the command did not load the preload library "
+					 "(a static or setuid program?) or did not exit");
+			fputc(',', out);
+		}
+		fputs("\"dumps\":[", out);
 		for (int k = 0; k < n_dumps; k++) {
 			fputs(k ? ",\n" : "\n", out);
 			json_write_except(out, dumps[k].doc, "maps");
@@ -647,6 +669,8 @@ int cmd_run(int argc, char **argv)
 		free(seen.names[k]);
 	free(seen.names);
 	supp_free(&o.supp);
+	free(o.ignore);
+	free(o.ignore_fd);
 	remove_dir(dir);
 	/* A report lost to a full disk or a dead stderr must not pass for a clean run. */
 	if (out == stderr ? fflush(out) != 0 || ferror(out) : fclose(out) != 0) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,24 +37,44 @@ static void add_slot(void *arg, int slot, const char *path, int len)
 		e->n_direct++;
 }
 
-/* Reads fdinfo/N relative to @info_dir; a descriptor closed meanwhile leaves it empty. */
+/*
+ * Reads fdinfo/N relative to @info_dir, whole: a ring's lists every
+ * registered file (1,000 long names pass 64 KiB). A descriptor closed
+ * meanwhile leaves it empty.
+ */
 static void read_fdinfo(int info_dir, struct fd_entry *e)
 {
-	char name[16], buf[65536];
+	char name[16], *buf;
 	struct fdinfo_basic fi;
-	ssize_t n = 0, r;
+	size_t n = 0, cap = 65536;
+	ssize_t r;
 	int fd;
 
 	snprintf(name, sizeof(name), "%d", e->fd);
 	fd = openat(info_dir, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	while (n < (ssize_t)sizeof(buf) - 1 &&
-	       (r = read(fd, buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
-		n += r;
+	buf = malloc(cap);
+	while (buf) {
+		if (n == cap - 1) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb)
+				break; /* what was read so far */
+			buf = nb;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
 	close(fd);
+	if (!buf)
+		return;
 	buf[n] = '\0';
 	fdinfo_parse(buf, &fi, add_slot, e);
+	free(buf);
 	e->flags = fi.flags;
 	e->have_flags = fi.have_flags;
 	e->pos = fi.pos;
@@ -107,20 +128,28 @@ int snapshot_take(pid_t pid, bool detail, struct snapshot *s)
 		snprintf(path, sizeof(path), "/proc/%d/fdinfo", (int)pid);
 		info_dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
-	errno = 0;
-	while ((de = readdir(d))) {
+	for (;;) {
 		struct fd_entry *e;
 		struct stat st;
 		ssize_t n;
 		char *end;
-		long fd = strtol(de->d_name, &end, 10);
+		long fd;
 
+		/* errno is readdir's verdict only if nothing in the last turn set it. */
+		errno = 0;
+		if (!(de = readdir(d))) {
+			ret = -errno;
+			break;
+		}
+		fd = strtol(de->d_name, &end, 10);
 		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end)
 			continue;
 		/* Our own handle on /proc/self/fd is not the process's. */
 		if (pid == getpid() && (fd == dfd || fd == info_dir))
 			continue;
 		n = readlinkat(dfd, de->d_name, link, sizeof(link) - 1);
+		if (n < 0 && errno == ENAMETOOLONG) /* a path longer than PATH_MAX */
+			n = (ssize_t)strlen(strcpy(link, FD_TARGET_TOO_LONG));
 		if (n < 0) {
 			if (errno == ENOENT)
 				continue; /* closed meanwhile */
@@ -162,10 +191,7 @@ int snapshot_take(pid_t pid, bool detail, struct snapshot *s)
 		}
 		if (info_dir >= 0)
 			read_fdinfo(info_dir, e);
-		errno = 0;
 	}
-	if (!ret && errno)
-		ret = -errno;
 	if (info_dir >= 0)
 		close(info_dir);
 	closedir(d);
@@ -313,10 +339,34 @@ static int get_int(const struct jv *o, const char *key, double lo, double hi, do
 	*out = dflt;
 	if (!v)
 		return 0;
-	if (v->t != J_NUM || v->num != v->num || v->num < lo || v->num > hi ||
-	    v->num != (double)(long long)v->num)
+	if (v->t != J_NUM || !(v->num >= lo && v->num <= hi) || v->num != floor(v->num))
 		return -1;
 	*out = v->num;
+	return 0;
+}
+
+/*
+ * The same for a 64-bit field (dev, ino, pos), exactly: digits alone are read
+ * as digits (an overlayfs or NFS inode number passes 2^53, and 2^63), any
+ * other integral number within range through its double.
+ */
+static int get_u64(const struct jv *o, const char *key, unsigned long long hi,
+		   unsigned long long *out)
+{
+	const struct jv *v = json_get(o, key);
+
+	if (!v)
+		return 0;
+	if (v->t == J_NUM && v->is_u64) {
+		if (v->u64 > hi)
+			return -1;
+		*out = v->u64;
+		return 0;
+	}
+	if (v->t != J_NUM || !(v->num >= 0 && v->num < 18446744073709551616.0) ||
+	    v->num != floor(v->num) || (unsigned long long)v->num > hi)
+		return -1;
+	*out = (unsigned long long)v->num;
 	return 0;
 }
 
@@ -330,24 +380,27 @@ static int bad_field(const char *path, int i, const char *key, const char *range
 /* One entry of "fds"; returns 0 or -EINVAL after saying what is wrong. */
 static int entry_from_json(const char *path, int i, const struct jv *o, struct fd_entry *e)
 {
+	const struct jv *pv;
 	const char *fl;
-	double fd, pos, dev, ino;
+	unsigned long long pos = 0, dev = 0, ino = 0;
+	double fd;
 	char *end;
 
 	if (o->t != J_OBJ || !json_get(o, "fd"))
 		return bad_field(path, i, "fd", "from 0 to 2147483647 (it is missing)");
 	if (get_int(o, "fd", 0, 2147483647.0, -1, &fd) < 0)
 		return bad_field(path, i, "fd", "from 0 to 2147483647");
-	if (get_int(o, "pos", -1, 9223372036854775807.0, -1, &pos) < 0)
+	pv = json_get(o, "pos");
+	if (pv && !(pv->t == J_NUM && pv->num == -1) && get_u64(o, "pos", INT64_MAX, &pos) < 0)
 		return bad_field(path, i, "pos", "from -1 up");
-	if (get_int(o, "dev", 0, 18446744073709551615.0, 0, &dev) < 0)
+	if (get_u64(o, "dev", UINT64_MAX, &dev) < 0)
 		return bad_field(path, i, "dev", "from 0 up");
-	if (get_int(o, "ino", 0, 18446744073709551615.0, 0, &ino) < 0)
+	if (get_u64(o, "ino", UINT64_MAX, &ino) < 0)
 		return bad_field(path, i, "ino", "from 0 up");
 	e->fd = (int)fd;
-	e->pos = pos >= 9223372036854775807.0 ? INT64_MAX : (long long)pos;
-	e->dev = dev >= 18446744073709551615.0 ? UINT64_MAX : (unsigned long long)dev;
-	e->ino = ino >= 18446744073709551615.0 ? UINT64_MAX : (unsigned long long)ino;
+	e->pos = !pv || pv->num == -1 ? -1 : (long long)pos;
+	e->dev = dev;
+	e->ino = ino;
 	e->kind = intern_kind(json_str(o, "kind", NULL));
 	e->user_files = -1;
 	if ((fl = json_str(o, "flags", NULL))) {
@@ -423,6 +476,15 @@ int snapshot_from_json(const char *path, struct snapshot *s)
 	json_free(root);
 	if (s->n > 0)
 		qsort(s->fds, (size_t)s->n, sizeof(*s->fds), cmp_fd);
+	/* One entry per number: diff merges two sorted lists and would misread a second one. */
+	for (int i = 1; i < s->n; i++) {
+		if (s->fds[i].fd == s->fds[i - 1].fd) {
+			errmsg("%s: malformed snapshot: descriptor %d appears twice in \"fds\"", vis(path),
+			       s->fds[i].fd);
+			snapshot_free(s);
+			return -EINVAL;
+		}
+	}
 	return 0;
 }
 

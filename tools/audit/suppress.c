@@ -274,6 +274,12 @@ static void put_glob(char **b, size_t *n, size_t *cap, const char *s)
 			s += u - 1;
 			continue;
 		}
+		/* Trailing blanks are trimmed when the file is read: a class keeps them. */
+		if (c == ' ' && s[strspn(s, " ")] == '\0') {
+			memcpy(*b + *n, "[ ]", 3);
+			*n += 3;
+			continue;
+		}
 		if (c == '*' || c == '?' || c == '[' || c == '\\')
 			(*b)[(*n)++] = '\\';
 		/* Controls and invalid UTF-8 never reach the terminal: '?' matches the byte. */

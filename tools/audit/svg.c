@@ -50,17 +50,14 @@ static void series(FILE *f, int n, const double *t, const int *c, int stride,
 	fputs("\"/>\n", f);
 }
 
-int svg_write(const char *path, pid_t pid, int n, const double *t, int n_kinds,
+int svg_write(FILE *f, pid_t pid, int n, const double *t, int n_kinds,
 	      const char *const *kinds, const int *counts, const int *total,
 	      const char *title, const bool *growing, int stride)
 {
 	double tmax = n > 0 && t[n - 1] > 0 ? t[n - 1] : 1, xs, ys, step;
 	int ymax = 1, ly = TOP + 10;
-	FILE *f = fopen(path, "we");
 
 	(void)pid;
-	if (!f)
-		return -errno;
 	for (int i = 0; i < n; i++)
 		if (total[i] > ymax)
 			ymax = total[i];
@@ -123,6 +120,6 @@ int svg_write(const char *path, pid_t pid, int n, const double *t, int n_kinds,
 		growing[stride] ? " growing" : "");
 	fputs("</svg>\n", f);
 	if (fclose(f) != 0)
-		return -EIO;
+		return errno ? -errno : -EIO;
 	return 0;
 }

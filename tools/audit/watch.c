@@ -77,6 +77,7 @@ int cmd_watch(int argc, char **argv)
 {
 	double interval = 1, duration = 0, start;
 	const char *plot = NULL;
+	FILE *svg = NULL;
 	bool json = false, have_pid = false, exited = false;
 	pid_t pid = 0;
 	int cap = 0, n = 0, ret = 0, n_growth = 0;
@@ -123,6 +124,13 @@ int cmd_watch(int argc, char **argv)
 	}
 	if (!have_pid)
 		die_usage("watch: which PID?");
+	if (plot && !*plot)
+		die_usage("watch: option '--plot' needs a value");
+	/* Opened now: a plot that cannot be written is said before the samples, not after. */
+	if (plot && !(svg = fopen(plot, "we"))) {
+		errmsg("cannot write %s: %s", vis(plot), rsc_strerror(-errno));
+		return 2;
+	}
 	signal(SIGINT, on_stop);
 	signal(SIGTERM, on_stop);
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
@@ -231,8 +239,9 @@ int cmd_watch(int argc, char **argv)
 		int r;
 
 		snprintf(title, sizeof(title), "open descriptors of process %d", (int)pid);
-		r = svg_write(plot, pid, n, t, n_kinds, kinds, counts, total, title,
+		r = svg_write(svg, pid, n, t, n_kinds, kinds, counts, total, title,
 			      growing, MAX_KINDS);
+		svg = NULL;
 		if (r < 0) {
 			errmsg("cannot write %s: %s", vis(plot), rsc_strerror(r));
 			ret = 2;
@@ -241,6 +250,10 @@ int cmd_watch(int argc, char **argv)
 	}
 	ret = (growing[MAX_KINDS] || n_growth) ? 1 : 0;
 out:
+	if (svg) {
+		fclose(svg);
+		unlink(plot); /* nothing to draw: no empty file left behind */
+	}
 	free(t);
 	free(total);
 	free(counts);

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -122,11 +123,19 @@ static void w_maps(struct wbuf *w)
 			break;
 		*end = '\0';
 		if (strstr(line, " /")) {
+			/* A control byte in a module's path (an ESC) is kept: the path must open. */
 			for (char *c = line; *c; c++) {
+				if ((unsigned char)*c < 0x20) {
+					static const char hex[] = "0123456789abcdef";
+
+					w_str(w, "\\u00");
+					w_putc(w, hex[(unsigned char)*c >> 4]);
+					w_putc(w, hex[*c & 15]);
+					continue;
+				}
 				if (*c == '"' || *c == '\\')
 					w_putc(w, '\\');
-				if ((unsigned char)*c >= 0x20)
-					w_putc(w, *c);
+				w_putc(w, *c);
 			}
 			w_str(w, "\\n");
 		}
@@ -154,6 +163,9 @@ ssize_t read_link_fd(int fd, char *buf, size_t len)
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	n = readlink(path, buf, len - 1);
+	/* Open, but its path is too long for the kernel to name: still reported. */
+	if (n < 0 && errno == ENAMETOOLONG && len > sizeof(FD_TARGET_TOO_LONG))
+		n = (ssize_t)strlen(strcpy(buf, FD_TARGET_TOO_LONG));
 	buf[n < 0 ? 0 : n] = '\0';
 	return n;
 }
@@ -350,20 +362,62 @@ static void w_slot(void *arg, int slot, const char *path, int len)
 	w_putc(sl->w, '}');
 }
 
+/*
+ * The whole of a /proc file however long it is (a ring's fdinfo has a line
+ * per registered file: 1,000 long names pass 64 KiB), NUL-terminated, in
+ * memory from mmap (no malloc: this may run in a signal handler); the caller
+ * unmaps *@cap bytes. NULL if it cannot be read.
+ */
+static char *read_file_all(const char *path, size_t *cap)
+{
+	size_t n = 0;
+	ssize_t r;
+	char *buf;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*cap = 65536;
+	if (fd < 0)
+		return NULL;
+	buf = mmap(NULL, *cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	while (buf != MAP_FAILED) {
+		if (n == *cap - 1) {
+			char *nb = mremap(buf, *cap, *cap * 2, MREMAP_MAYMOVE);
+
+			if (nb == MAP_FAILED)
+				break; /* what was read so far */
+			buf = nb;
+			*cap *= 2;
+		}
+		r = read(fd, buf + n, *cap - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (buf == MAP_FAILED)
+		return NULL;
+	buf[n] = '\0';
+	return buf;
+}
+
 /* A ring left open: list the direct descriptors still registered in it. */
 static void w_direct(struct wbuf *w, bool *first, int fd, const char *target)
 {
-	char path[48];
-	static char info[65536];
+	char path[48], *info;
 	struct fdinfo_basic fi;
 	struct slot_list count = { 0 }, sl = { .w = w };
+	size_t cap;
 
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	if (read_file(path, info, sizeof(info)) <= 0)
+	if (!(info = read_file_all(path, &cap)))
 		return;
 	fdinfo_parse(info, &fi, w_slot, &count); /* count only: w is NULL */
-	if (count.n == 0)
+	if (count.n == 0) {
+		munmap(info, cap);
 		return;
+	}
 	w_finding_start(w, first, "direct-registered", fd);
 	w_key(w, "target");
 	w_jstr(w, target);
@@ -375,6 +429,7 @@ static void w_direct(struct wbuf *w, bool *first, int fd, const char *target)
 	w_putc(w, '[');
 	fdinfo_parse(info, &fi, w_slot, &sl);
 	w_str(w, "]}");
+	munmap(info, cap);
 }
 
 bool same_id(const struct rec *r, dev_t dev, ino_t ino, bool have)
