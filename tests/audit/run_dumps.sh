@@ -83,4 +83,21 @@ touch "$TMP/gate2"
 	{ fail "--dump-above 20: not exactly one dump"; cat "$TMP/a.txt"; }
 grep -q "the count crossed --dump-above: 21 open descriptors" "$TMP/a.txt" ||
 	{ fail "--dump-above 20: dumped at the wrong count"; cat "$TMP/a.txt"; }
+# SIGTERM (or SIGHUP) sent to `run` stops the command, not only `run`: it is
+# forwarded, the report still comes, the status is the command's (143), and
+# neither the command nor the report directory is left behind.
+: > "$TMP/f"
+mkdir "$TMP/rt"
+TMPDIR="$TMP/rt" "$AUDIT" run --output "$TMP/t.txt" -- "$P/hold" "$TMP/f" 3 "$TMP/never" > "$TMP/t.out" &
+runpid=$!
+wait_for "$TMP/t.out" "^ready" || fail "hold did not start under run"
+hpid=$(sed -n 's/^ready //p' "$TMP/t.out")
+kill -TERM "$runpid"
+wait "$runpid"
+rc=$?
+[ $rc = 143 ] || fail "run after SIGTERM: exit status $rc, not the command's 143"
+grep -q "command exited with 143" "$TMP/t.txt" || { fail "run after SIGTERM: no report"; cat "$TMP/t.txt"; }
+grep -q "leaked: fd .* -> $TMP/f" "$TMP/t.txt" || { fail "run after SIGTERM: the held descriptors not reported"; cat "$TMP/t.txt"; }
+[ -n "$hpid" ] && kill -0 "$hpid" 2>/dev/null && { fail "the command outlived run's SIGTERM"; kill -9 "$hpid"; }
+[ -z "$(ls -A "$TMP/rt")" ] || fail "run after SIGTERM left its report directory: $(ls -A "$TMP/rt")"
 finish

@@ -255,6 +255,29 @@ static void poll_live(const char *dir, struct run_opts *o, FILE *out, struct see
 	free(names);
 }
 
+/* The command `run` waits for: a SIGTERM or SIGHUP sent to us goes to it. */
+static volatile pid_t forward_to;
+
+static void forward_signal(int sig)
+{
+	if (forward_to > 0)
+		kill(forward_to, sig);
+}
+
+/* A service manager stopping us stops the command, and still gets the report
+ * (no SA_RESTART: the wait below sees EINTR and goes round). */
+static void forward_stop_signals(pid_t pid)
+{
+	struct sigaction sa;
+
+	forward_to = pid;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
 static void remove_dir(const char *dir)
 {
 	struct dirent *de;
@@ -502,6 +525,7 @@ int cmd_run(int argc, char **argv)
 	struct seen seen = { 0 };
 	int i, p[2], err = 0, status, count = 0, n_supp = 0, n_reps, n_dumps, ret, pfd;
 	FILE *out = stderr;
+	sigset_t stops, old_mask;
 	pid_t pid;
 	ssize_t r;
 
@@ -548,13 +572,21 @@ int cmd_run(int argc, char **argv)
 		return 127;
 	}
 	fflush(NULL);
+	/* Held until the handler that forwards them is in place (no moment in
+	 * which a SIGTERM kills us and leaves the command running). */
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stops, &old_mask);
 	pid = fork();
 	if (pid < 0) {
 		errmsg("fork: %s", rsc_strerror(-errno));
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 		remove_dir(dir);
 		return 127;
 	}
 	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 		close(p[0]);
 		if (out != stderr)
 			fclose(out);
@@ -563,6 +595,8 @@ int cmd_run(int argc, char **argv)
 	/* The terminal's ^C goes to the command; we wait for it and report. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGQUIT, SIG_IGN);
+	forward_stop_signals(pid);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	close(p[1]);
 	do
 		r = read(p[0], &err, sizeof(err));
