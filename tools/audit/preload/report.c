@@ -491,7 +491,10 @@ static void w_leaks(struct wbuf *w, bool *first, int skip_fd)
 			w_finding_start(w, first, "leaked-unseen", fd);
 			w_target(w, fd, target);
 			w_key(w, "note");
-			if (strcmp(target, "anon_inode:[io_uring]") == 0)
+			if (!r)
+				w_jstr(w, "number 65536 or above: the preload records creation "
+					  "sites only below it, so how it was made is unknown");
+			else if (strcmp(target, "anon_inode:[io_uring]") == 0)
 				w_jstr(w, "an io_uring instance made by a raw io_uring_setup "
 					  "syscall (liburing makes it so)");
 			else
