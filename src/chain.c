@@ -281,6 +281,10 @@ static void deliver(struct rsc_loop *loop, struct chain_run *run,
 				   run->send_buf[step], run->send_data[step]);
 		rsc__cb_leave(loop);
 	}
+	/* The kernel answers 0 for a file put in the slot the SQE named; the
+	 * acquired value, which ENTERED reports, is that slot (step_entered). */
+	if (op->primary && res == 0 && op->opcode != IORING_OP_CONNECT)
+		res = ((struct step_arg *)op->entry->owned_arg)->slot;
 	rsc__entry_op_complete(loop, op, res, 0);
 }
 

@@ -264,6 +264,37 @@ START_TEST(chain_slots_are_the_runtimes_and_all_are_released)
 }
 END_TEST
 
+/* The trace's ENTERED carries the acquired value (rsc_loop_set_trace(3)): a
+ * chain step's slot, not the 0 of the kernel's CQE for a slot it was told. */
+START_TEST(chain_step_is_traced_entered_with_its_slot)
+{
+	struct rsc_entry *a, *b;
+	struct rsc_chain *ch;
+	struct rsc_scope *s;
+	int i, n = 0;
+
+	t_direct_table(16, 4);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &a), 0);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f1"), O_RDONLY, 0, &b), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), 0);
+	ck_assert_int_ge(rsc_entry_wait(b), 12);
+	for (i = 0; i < t_rec->n; i++) {
+		const struct event *e = &t_rec->ev[i];
+
+		if (e->ev != RSC_EV_ENTERED || strcmp(e->scope, "s"))
+			continue;
+		ck_assert_int_eq(e->res, n ? rsc_entry_slot(b) : rsc_entry_slot(a));
+		n++;
+	}
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+}
+END_TEST
+
 START_TEST(direct_connect_sends_on_its_slot_and_releases_it)
 {
 	struct rsc_scope *srv, *cli;
@@ -1145,6 +1176,7 @@ Suite *make_direct_suite(void)
 	tcase_add_test(tc, shutdown_releases_every_direct_slot);
 	tcase_add_test(tc, chain_middle_step_failure_unwinds_exactly_the_successful_steps);
 	tcase_add_test(tc, chain_slots_are_the_runtimes_and_all_are_released);
+	tcase_add_test(tc, chain_step_is_traced_entered_with_its_slot);
 	tcase_add_test(tc, fdinfo_cross_check_agrees_with_the_runtime_table);
 	tcase_add_test(tc, full_direct_table_fails_with_enfile_naming_its_size);
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
