@@ -238,6 +238,38 @@ START_TEST(chain_middle_step_failure_unwinds_exactly_the_successful_steps)
 }
 END_TEST
 
+/*
+ * A step released early whose acquire fails raises nothing: the steps the
+ * link cancelled after it are no error of their own either, and the scope
+ * stays open with what entered before it (rsc_chain_new(3)).
+ */
+START_TEST(chain_steps_cancelled_behind_an_early_released_step_raise_nothing)
+{
+	struct rsc_entry *a, *b, *c;
+	struct rsc_error *err = NULL;
+	struct rsc_chain *ch;
+	struct rsc_scope *s;
+
+	t_direct_table(16, 4);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &ch), 0);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &a), 0);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("missing"), O_RDONLY, 0, &b), 0);
+	ck_assert_int_eq(rsc_chain_open(ch, AT_FDCWD, t_path("f1"), O_RDONLY, 0, &c), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), 0);
+	ck_assert_int_eq(rsc_entry_release(b, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_entry_state(a), RSC_ENTERED);
+	ck_assert_int_eq(rsc_entry_state(c), RSC_FAILED);
+	ck_assert_int_eq(rsc_entry_slot(c), -ECANCELED);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(used(), 0);
+}
+END_TEST
+
 START_TEST(chain_slots_are_the_runtimes_and_all_are_released)
 {
 	struct rsc_entry *a, *b;
@@ -1213,6 +1245,7 @@ Suite *make_direct_suite(void)
 	tcase_add_test(tc, shutdown_releases_every_direct_slot);
 	tcase_add_test(tc, chain_middle_step_failure_unwinds_exactly_the_successful_steps);
 	tcase_add_test(tc, chain_slots_are_the_runtimes_and_all_are_released);
+	tcase_add_test(tc, chain_steps_cancelled_behind_an_early_released_step_raise_nothing);
 	tcase_add_test(tc, chain_step_is_traced_entered_with_its_slot);
 	tcase_add_test(tc, audit_between_a_slot_close_and_its_report_finds_nothing);
 	tcase_add_test(tc, fdinfo_cross_check_agrees_with_the_runtime_table);
