@@ -29,7 +29,7 @@
  *
  * The model, from the page: rsc_chain_submit() refuses what rsc_push(3)
  * refuses, -ENXIO without a table, -ENFILE exactly when the chain range
- * (the table's last 4 slots) lacks a slot for each open and socket step,
+ * (the table's last 8 slots) lacks a slot for each open and socket step,
  * else the chain goes out whole (or, -EBUSY under ring faults, not at all).
  * An acquiring step enters with its slot in that range, a connect with its
  * socket's; once a step fails, every step after it fails with -ECANCELED;
@@ -42,8 +42,8 @@
 
 #define MAX_CHAINS    32
 #define CH_STEPS      RSC_ENTRY_SQES_MAX
-#define CH_SLOTS      4	  /* the table's chain range (handover.c, ho_table) */
-#define CH_FIRST_SLOT 252 /* 256 slots, the last CH_SLOTS of them */
+#define CH_SLOTS      8	  /* the table's chain range (handover.c, ho_table) */
+#define CH_FIRST_SLOT 248 /* 256 slots, the last CH_SLOTS of them */
 #define SEND_LEN      5
 
 enum step { S_OPEN, S_MISSING, S_SOCKET, S_CONNECT };
@@ -498,24 +498,29 @@ void ch_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st)
 {
 	struct rsc_chain *ch;
 	struct chain *c;
-	unsigned x = rd_u8(r);
-	int s = pick_scope(p, r);
+	unsigned x = rd_u8(r), b = rd_u8(r);
+	int cand[MAX_SCOPES], n = 0, s, i;
 
 	g_st = st;
+	/* Mostly a scope no unwind owns (the submit may succeed), else any live one. */
+	for (i = 0; i < p->n_sc; i++)
+		if (p->sc[i].valid && (!(b & 3) || !unwind_owns(p, i)))
+			cand[n++] = i;
+	s = n ? cand[(b >> 2) % (unsigned)n] : -1;
 	if (s < 0 || p->cur_class == FC_REL)
 		return; /* close rules would hit its close_direct (op_fault) */
 	/* The table first, mostly (-ENXIO else), while no slot is in use. */
 	if (x % 8 && !p->n_direct && !ho_table(p))
 		return;
 	/* A socket of a pair waits for its handle: one per scope at a time. */
-	for (int i = 0; i < p->n_en; i++)
+	for (i = 0; i < p->n_en; i++)
 		if (p->en[i].scope == s && p->en[i].hidden && !p->en[i].h) {
 			op_run(p, 0, st);
 			if (!p->sc[s].valid)
 				return;
 			break;
 		}
-	for (int i = 0; i < p->n_en; i++)
+	for (i = 0; i < p->n_en; i++)
 		if (p->en[i].scope == s && p->en[i].hidden && !p->en[i].h)
 			return;
 	ch = build(p, s, r, sub == 1 && x & 0x08, &c);

@@ -339,8 +339,8 @@ bool ho_table(struct prog *p)
 	if (p->n_direct || p->table)
 		return true;
 	/* Once, while no slot is in use (the only time it may be set); the
-	 * last 4 slots are the chains' range (chain.c). */
-	ret = rsc_loop_set_direct(p->loop, MAIN_SLOTS, 4);
+	 * last slots are the chains' range: 4, or 8 with the chain kind (chain.c). */
+	ret = rsc_loop_set_direct(p->loop, MAIN_SLOTS, p->env->kinds & KIND_CHAIN ? 8 : 4);
 	if (ret == -EDEADLK)
 		return false; /* from a post: the next direct op outside one sets it */
 	if (ret < 0)
