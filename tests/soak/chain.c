@@ -18,7 +18,8 @@
  * Linked acquire chains on live scopes (rsc_chain_new(3)): opens of files
  * (some missing), sockets, and socket-connect pairs (to port 1, refused, or
  * to a listener of the soak's own), some with a deadline and a first send
- * (rsc_chain_send), up to the SQE limit and past it (-E2BIG); calls with bad
+ * (rsc_chain_send) and some to a full backlog, so that their deadline
+ * passes, up to the SQE limit and past it (-E2BIG); calls with bad
  * arguments; chains freed unsubmitted; and in the same turn as a submit,
  * what ends its scope or a step (a close, a failure, a 1 ms deadline, a
  * graceful close, the parent's close, a move, an early release). Each step
@@ -53,6 +54,7 @@ struct chain;
 struct cstep {
 	enum step kind;
 	bool refused;	     /* S_CONNECT: to port 1 */
+	bool blackhole;	     /* S_CONNECT: to a full backlog, with a deadline */
 	unsigned timeout_ms; /* S_CONNECT: its deadline, 0 none */
 	int slot;	     /* the slot it entered with, -1 */
 	/* S_CONNECT: a first send behind it, and what its callback heard */
@@ -76,7 +78,50 @@ static short ch_of[MAX_ENTRIES]; /* 1 + the chain of each entry, 0 none */
 static unsigned char step_of[MAX_ENTRIES];
 static int lfd = -1;	/* the soak's listener, for connects that succeed */
 static unsigned lport;
+/* A listener whose backlog is full, for connects that wait until their deadline. */
+static int bfd = -1, bfill[2] = { -1, -1 };
+static unsigned bport;
 static struct prog_stats *g_st;
+
+static void blackhole_close(void)
+{
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		if (bfill[k] >= 0)
+			close(bfill[k]);
+		bfill[k] = -1;
+	}
+	if (bfd >= 0)
+		close(bfd);
+	bfd = -1;
+	bport = 0;
+}
+
+/* A backlog of 0 holds one connection: two fill it, and a SYN more is dropped. */
+static void blackhole(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int k;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (bfd < 0 || bind(bfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(bfd, 0) < 0 ||
+	    getsockname(bfd, (struct sockaddr *)&a, &len) < 0)
+		goto fail;
+	for (k = 0; k < 2; k++) {
+		bfill[k] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (bfill[k] < 0)
+			goto fail;
+		(void)connect(bfill[k], (struct sockaddr *)&a, sizeof(a));
+	}
+	usleep(50000); /* the handshakes done: the queue is full */
+	bport = ntohs(a.sin_port);
+	return;
+fail:
+	blackhole_close();
+}
 
 /* Once per process, so that the fd count of every program includes it;
  * only with the chain kind, so that without it descriptor numbers (and
@@ -96,6 +141,7 @@ void ch_env_init(const struct prog_env *env)
 		lfd = -1;
 	}
 	lport = ntohs(a.sin_port);
+	blackhole();
 }
 
 void ch_env_fini(void)
@@ -103,6 +149,7 @@ void ch_env_fini(void)
 	if (lfd >= 0)
 		close(lfd);
 	lfd = -1;
+	blackhole_close();
 }
 
 int ch_listen_fd(void)
@@ -188,8 +235,9 @@ void ch_entered(struct prog *p, int i, int res)
 
 	if (st->kind == S_MISSING)
 		violation(p, "chain %d: step %d, the open of a missing file, entered", k, step_of[i]);
-	if (st->kind == S_CONNECT && st->refused)
-		violation(p, "chain %d: step %d, a connect to port 1, entered", k, step_of[i]);
+	if (st->kind == S_CONNECT && (st->refused || st->blackhole))
+		violation(p, "chain %d: step %d, a connect to %s, entered", k, step_of[i],
+			  st->refused ? "port 1" : "a full backlog");
 	if (st->kind == S_CONNECT && res != c->st[step_of[i] - 1].slot)
 		violation(p, "chain %d: its connect entered with %d, its socket had slot %d", k, res,
 			  c->st[step_of[i] - 1].slot);
@@ -320,6 +368,8 @@ static void add_unit(struct prog *p, struct rsc_chain *ch, struct chain *c, unsi
 		return;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	a.sin_port = htons((x & 8) || lfd < 0 ? 1 : (uint16_t)lport);
+	if (timeout && (x & 0x80) && bport)
+		a.sin_port = htons((uint16_t)bport); /* it waits until its deadline */
 	fits = add_sqes(c, sqes_of(S_CONNECT, timeout));
 	e = &p->en[c->first + c->n];
 	ret = rsc_chain_connect(ch, (struct sockaddr *)&a, sizeof(a), timeout, &e->h);
@@ -328,6 +378,7 @@ static void add_unit(struct prog *p, struct rsc_chain *ch, struct chain *c, unsi
 	/* Its socket's entryp is no longer set: the connect takes it over. */
 	p->en[c->first + c->n - 1].hidden = true;
 	c->st[c->n++] = (struct cstep){ .kind = S_CONNECT, .refused = ntohs(a.sin_port) == 1,
+					 .blackhole = bport && ntohs(a.sin_port) == bport,
 					 .timeout_ms = timeout, .slot = -1 };
 	if (kind < 6)
 		return;
