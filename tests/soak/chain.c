@@ -16,8 +16,8 @@
 
 /*
  * Linked acquire chains on live scopes (rsc_chain_new(3)): opens of files
- * (some missing), sockets, and socket-connect pairs (to port 1, refused, or
- * to a listener of the soak's own), some with a deadline and a first send
+ * (some missing), sockets, and socket-connect pairs (to a port of the
+ * soak's that does not listen, refused, or to a listener of its own), some with a deadline and a first send
  * (rsc_chain_send) and some to a full backlog, so that their deadline
  * passes, up to the SQE limit and past it (-E2BIG); calls with bad
  * arguments; chains freed unsubmitted; and in the same turn as a submit,
@@ -34,7 +34,7 @@
  * else the chain goes out whole (or, -EBUSY under ring faults, not at all).
  * An acquiring step enters with its slot in that range, a connect with its
  * socket's; once a step fails, every step after it fails with -ECANCELED;
- * a file that is missing fails -ENOENT, a connect to port 1 -ECONNREFUSED
+ * a file that is missing fails -ENOENT, a connect refused -ECONNREFUSED
  * (-ETIMEDOUT with a deadline), nothing else fails but by a cancel. A first
  * send calls back exactly once if submitted (never if freed), with its own
  * buffer, before its connect's enter settles: all its bytes once connected,
@@ -53,7 +53,7 @@ struct chain;
 
 struct cstep {
 	enum step kind;
-	bool refused;	     /* S_CONNECT: to port 1 */
+	bool refused;	     /* S_CONNECT: to a port bound, not listening */
 	bool blackhole;	     /* S_CONNECT: to a full backlog, with a deadline */
 	unsigned timeout_ms; /* S_CONNECT: its deadline, 0 none */
 	int slot;	     /* the slot it entered with, -1 */
@@ -78,6 +78,10 @@ static short ch_of[MAX_ENTRIES]; /* 1 + the chain of each entry, 0 none */
 static unsigned char step_of[MAX_ENTRIES];
 static int lfd = -1;	/* the soak's listener, for connects that succeed */
 static unsigned lport;
+/* A port bound and not listening: refused, and nobody else's (another
+ * program on this machine may listen on port 1). */
+static int rfd = -1;
+static unsigned rport;
 /* A listener whose backlog is full, for connects that wait until their deadline. */
 static int bfd = -1, bfill[2] = { -1, -1 };
 static unsigned bport;
@@ -141,6 +145,15 @@ void ch_env_init(const struct prog_env *env)
 		lfd = -1;
 	}
 	lport = ntohs(a.sin_port);
+	len = sizeof(a);
+	a.sin_port = 0;
+	rfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (rfd >= 0 && (bind(rfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+			 getsockname(rfd, (struct sockaddr *)&a, &len) < 0)) {
+		close(rfd);
+		rfd = -1;
+	}
+	rport = rfd >= 0 ? ntohs(a.sin_port) : 0;
 	blackhole();
 }
 
@@ -148,7 +161,10 @@ void ch_env_fini(void)
 {
 	if (lfd >= 0)
 		close(lfd);
-	lfd = -1;
+	if (rfd >= 0)
+		close(rfd);
+	lfd = rfd = -1;
+	rport = 0;
 	blackhole_close();
 }
 
@@ -237,7 +253,7 @@ void ch_entered(struct prog *p, int i, int res)
 		violation(p, "chain %d: step %d, the open of a missing file, entered", k, step_of[i]);
 	if (st->kind == S_CONNECT && (st->refused || st->blackhole))
 		violation(p, "chain %d: step %d, a connect to %s, entered", k, step_of[i],
-			  st->refused ? "port 1" : "a full backlog");
+			  st->refused ? "a port that does not listen" : "a full backlog");
 	if (st->kind == S_CONNECT && res != c->st[step_of[i] - 1].slot)
 		violation(p, "chain %d: its connect entered with %d, its socket had slot %d", k, res,
 			  c->st[step_of[i] - 1].slot);
@@ -356,7 +372,7 @@ static void add_unit(struct prog *p, struct rsc_chain *ch, struct chain *c, unsi
 			c->st[c->n++] = (struct cstep){ .kind = missing ? S_MISSING : S_OPEN, .slot = -1 };
 		return;
 	}
-	if (!p->env->have_socket)
+	if (!p->env->have_socket || !rport)
 		return;
 	fits = add_sqes(c, 1);
 	ret = rsc_chain_socket(ch, kind == 3 && (x & 8) ? AF_UNIX : AF_INET,
@@ -367,7 +383,7 @@ static void add_unit(struct prog *p, struct rsc_chain *ch, struct chain *c, unsi
 	if (kind == 3)
 		return;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((x & 8) || lfd < 0 ? 1 : (uint16_t)lport);
+	a.sin_port = htons((uint16_t)((x & 8) || lfd < 0 ? rport : lport));
 	if (timeout && (x & 0x80) && bport)
 		a.sin_port = htons((uint16_t)bport); /* it waits until its deadline */
 	fits = add_sqes(c, sqes_of(S_CONNECT, timeout));
@@ -377,7 +393,7 @@ static void add_unit(struct prog *p, struct rsc_chain *ch, struct chain *c, unsi
 		return;
 	/* Its socket's entryp is no longer set: the connect takes it over. */
 	p->en[c->first + c->n - 1].hidden = true;
-	c->st[c->n++] = (struct cstep){ .kind = S_CONNECT, .refused = ntohs(a.sin_port) == 1,
+	c->st[c->n++] = (struct cstep){ .kind = S_CONNECT, .refused = ntohs(a.sin_port) == rport,
 					 .blackhole = bport && ntohs(a.sin_port) == bport,
 					 .timeout_ms = timeout, .slot = -1 };
 	if (kind < 6)
