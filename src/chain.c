@@ -329,8 +329,6 @@ static void deliver(struct rsc_loop *loop, struct chain_run *run,
 	/* Cancelled by the link because a step before it failed: not its own error. */
 	if (res == -ECANCELED && (run->broken || earlier_failed(run, step)))
 		op->entry->flags |= RSC__E_CANCEL_SENT;
-	if (op->primary && res < 0)
-		run->step_failed[step] = true;
 	if (op->opcode == IORING_OP_SEND && run->send_cb[step]) {
 		/* A first send: its buffer goes back with its result (-ECANCELED if
 		 * a step before it failed), before its connect's enter settles. */
@@ -339,6 +337,10 @@ static void deliver(struct rsc_loop *loop, struct chain_run *run,
 				   run->send_buf[step], run->send_data[step]);
 		rsc__cb_leave(loop);
 	}
+	/* The kernel answers 0 for a file put in the slot the SQE named; the
+	 * acquired value, which ENTERED reports, is that slot (step_entered). */
+	if (op->primary && res == 0 && op->opcode != IORING_OP_CONNECT)
+		res = ((struct step_arg *)op->entry->owned_arg)->slot;
 	rsc__entry_op_complete(loop, op, res, 0);
 }
 
@@ -350,6 +352,10 @@ static void chain_op_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 
 	(void)cqe_flags;
 	run->done++;
+	/* As it arrives: a later step's CQE may be dispatched before this one,
+	 * set aside below, and must know it failed. */
+	if (op->primary && res < 0)
+		run->step_failed[op->accept_flags] = true;
 	/*
 	 * A step cancelled by the link usually completes after the step that
 	 * failed, but a failure found at submit (prep) cancels the head first:

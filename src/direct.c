@@ -494,7 +494,9 @@ static int read_kernel_slots(struct rsc_loop *loop, unsigned char *in_use,
  * an orphan the runtime is closing (a connection that came too late):
  * its close_direct may have emptied it in the kernel before the CQE that
  * frees it here is dispatched (an audit from a callback, or after a run
- * whose last submit completed inline).
+ * whose last submit completed inline). An EXITED owner's close has
+ * completed, but the table frees the slot only when the release is reported,
+ * after the releases above it (LIFO).
  */
 static bool slot_leaving(const struct rsc__dslot *sl)
 {
@@ -505,7 +507,7 @@ static bool slot_leaving(const struct rsc__dslot *sl)
 	if (sl->state != DSLOT_USED ||
 	    !(e = rsc__entry_live(sl->owner)))
 		return false;
-	return e->state == RSC_EXITING || rsc__slot_move_in_flight(e);
+	return e->state == RSC_EXITING || e->state == RSC_EXITED || rsc__slot_move_in_flight(e);
 }
 
 /* A mismatch that lasts is one finding, however often it is audited. */

@@ -826,9 +826,10 @@ static void enter_done(struct rsc__entry *e)
 	rsc__trace(loop, e->value >= 0 ? RSC_EV_ENTERED : RSC_EV_ENTER_FAILED, s,
 		   e, e->value);
 	rsc__obs_enter_done(loop, e);
+	/* Not our cancel's -ECANCELED, nor a link's behind a failed step (which
+	 * may have been released early, leaving the scope open): the scope hears it. */
 	if (e->value < 0 && !early &&
-	    (s->state == RSC_SCOPE_OPEN || e->value != -ECANCELED ||
-	     !(e->flags & RSC__E_CANCEL_SENT))) {
+	    (e->value != -ECANCELED || !(e->flags & RSC__E_CANCEL_SENT))) {
 		/* A failure of its own (not our cancel): the scope hears it. */
 		rsc__scope_raise(s, e->value, rsc__entry_fail_op(e), e);
 		e->flags |= RSC__E_REPORTED_ERR;

@@ -160,6 +160,18 @@ bool acc_busy(const struct prog *p, int i)
 	return false;
 }
 
+/* A direct accept armed (or backing off): a slot it took may not be
+ * dispatched yet, which rsc_audit_slots(3) would see as the kernel's alone. */
+bool acc_direct_armed(void)
+{
+	int k;
+
+	for (k = 0; k < n_acc; k++)
+		if ((accs[k].flags & RSC_DIRECT) && !accs[k].n_last)
+			return true;
+	return false;
+}
+
 /* An accept in flight: a blocking run could wait for a client that never comes. */
 bool acc_before_wait(const struct prog *p)
 {
@@ -461,6 +473,7 @@ static void accept_cb(struct rsc_entry *lh, int res, struct rsc_scope *cs, struc
 	say(p, "    accept %d (flags 0x%x) on entry %d of %s -> %d%s\n", k, a->flags, l->seq,
 	    p->sc[ls].name, res, cs ? " (a connection)" : "");
 	a->n_calls++;
+	audit_probe(p, "an accept callback");
 	if (lh != l->h)
 		violation(p, "accept %d called back with another listener's handle", k);
 	if (a->n_last)
@@ -562,7 +575,7 @@ static int accept_want(const struct prog *p, int i, unsigned flags)
 	/* A defer's or a timer's value is no descriptor (rsc_read(3): EBADF). */
 	if (e->kind == K_DEFER || e->kind == K_TIMER)
 		return -EBADF;
-	if ((flags & RSC_DIRECT) && !p->n_direct)
+	if ((flags & RSC_DIRECT) && !p->n_direct && !p->table)
 		return -ENXIO;
 	return 0;
 }
@@ -581,7 +594,7 @@ static int start_accept(struct prog *p, int i, unsigned b, bool probe, struct pr
 	if (b & 4)
 		flags |= RSC_SHUTDOWN_ON_RELEASE;
 	/* Into the direct table, when it has one (its close_direct may not meet a close rule). */
-	if ((b & 0x18) == 0x18 && (!p->n_direct || p->cur_class != FC_REL))
+	if ((b & 0x18) == 0x18 && ((!p->n_direct && !p->table) || p->cur_class != FC_REL))
 		flags |= RSC_DIRECT;
 	a = &accs[n_acc];
 	memset(a, 0, sizeof(*a));
@@ -796,6 +809,65 @@ static void op_conn(struct prog *p, struct rd *r)
 				client_close(p, &clis[k], b >> 4);
 		break;
 	}
+}
+
+/*
+ * The conn kind: what own.c does to any scope, aimed at a connection's:
+ * deadlines (own, move-on, or its listener's scope's first), failures, and
+ * defers that then see the failure, or do not once a defer above them
+ * suppressed it. Each connection's scope is "conn", and own.c's checks tell
+ * them apart by their errors (own.c, link_twin). Without a connection, an
+ * accept and its clients first.
+ */
+void acc_conn_op(struct prog *p, struct rd *r, struct prog_stats *st)
+{
+	unsigned b = rd_u8(r), mode = rd_u8(r);
+	int cand[MAX_SCOPES], n = 0, s, k;
+
+	g_st = st;
+	if (!p->env->have_socket)
+		return;
+	for (k = 0; k < p->n_sc; k++)
+		if (p->sc[k].valid && !strcmp(p->sc[k].name, "conn") && p->sc[k].parent >= 0)
+			cand[n++] = k;
+	if (!n) {
+		op_accept(p, r, true, st);
+		op_run(p, 0, st);
+		return;
+	}
+	s = cand[(b >> 3) % (unsigned)n];
+	say(p, "  op %d: on connection scope %d (%u)\n", p->op_index, s, b % 8);
+	switch (b % 8) {
+	case 0:
+	case 1:
+		own_set_deadline(p, s, 1 + (b >> 6), b & 1, st);
+		break;
+	case 2: /* its listener's scope's deadline first: the earlier one wins */
+		own_set_deadline(p, p->sc[s].parent, 1, false, st);
+		own_set_deadline(p, s, 2 + (b >> 6), false, st);
+		break;
+	case 3:
+		own_fail_scope(p, s, mode, st);
+		break;
+	case 4: /* a defer that sees the failure */
+		own_defer(p, s, mode, st);
+		own_fail_scope(p, s, mode >> 2, st);
+		break;
+	case 5: /* ... or not: a defer above it suppresses it first */
+		own_defer(p, s, mode, st);
+		own_defer(p, s, 1, st); /* DM_SUPPRESS */
+		own_fail_scope(p, s, mode >> 2, st);
+		break;
+	case 6: /* a defer, then a deadline that ends it */
+		own_defer(p, s, mode, st);
+		own_set_deadline(p, s, 1, false, st);
+		break;
+	default:
+		own_close_graceful(p, s, 1 + (b >> 6), st);
+		break;
+	}
+	if (mode & 0x80)
+		op_run(p, mode >> 5, st);
 }
 
 void acc_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st)

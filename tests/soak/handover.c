@@ -332,6 +332,23 @@ static void peer_op(struct prog *p, unsigned x, struct prog_stats *st)
 
 /* ---- the sender ------------------------------------------------------------ */
 
+bool ho_table(struct prog *p)
+{
+	int ret;
+
+	if (p->n_direct || p->table)
+		return true;
+	/* Once, while no slot is in use (the only time it may be set); the
+	 * last slots are the chains' range: 4, or 8 with the chain kind (chain.c). */
+	ret = rsc_loop_set_direct(p->loop, MAIN_SLOTS, p->env->kinds & KIND_CHAIN ? 8 : 4);
+	if (ret == -EDEADLK)
+		return false; /* from a post: the next direct op outside one sets it */
+	if (ret < 0)
+		violation(p, "rsc_loop_set_direct: %s (%s)", rsc_err_name(ret), rsc_last_error());
+	p->table = ret == 0;
+	return ret == 0;
+}
+
 void ho_direct(struct prog *p, int s, struct rd *r)
 {
 	struct pentry *e;
@@ -339,18 +356,8 @@ void ho_direct(struct prog *p, int s, struct rd *r)
 	int ret;
 
 	/* Close rules would hit its close_direct (see op_fault). */
-	if (p->n_direct >= MAX_DIRECT || p->cur_class == FC_REL)
+	if (p->n_direct >= MAX_DIRECT || p->cur_class == FC_REL || !ho_table(p))
 		return;
-	if (!p->n_direct) {
-		/* Once, while no slot is in use (the only time it may be set). */
-		ret = rsc_loop_set_direct(p->loop, MAIN_SLOTS, 4);
-		if (ret == -EDEADLK)
-			return; /* from a post: the next direct op outside one sets it */
-		if (ret < 0) {
-			violation(p, "rsc_loop_set_direct: %s (%s)", rsc_err_name(ret), rsc_last_error());
-			return;
-		}
-	}
 	e = push_begin(p, s, K_DIRECT);
 	if (!e)
 		return;
@@ -381,6 +388,7 @@ static void hand_done(struct rsc_entry *h, int res, void *data)
 	int slot = rsc_entry_slot(h);
 
 	say(p, "    hand-over of entry %d of '%s' -> %d\n", e->seq, p->sc[e->scope].name, res);
+	audit_probe(p, "a hand-over callback");
 	if (hd->refused)
 		violation(p, "a refused hand-over called back (%s)", rsc_err_name(res));
 	if (hd->n_cb++) {
@@ -414,7 +422,8 @@ static unsigned hand_refusals(const struct prog *p, const struct pentry *e, int 
 	int st = rsc_entry_state(e->h), s = e->scope;
 	unsigned w = 0;
 
-	if (e->kind != K_DIRECT || e->early || st != RSC_ENTERED || e->handed)
+	/* A chain's connect holds its socket's slot once entered (chain.c). */
+	if ((e->kind != K_DIRECT && !e->chain) || e->early || st != RSC_ENTERED || e->handed)
 		w |= W_BADF; /* holds no slot, or not now */
 	if (e->n_handing)
 		w |= W_BUSY | W_BADF; /* one move at a time (EBADF once the first gave it) */
@@ -452,12 +461,14 @@ static int pick_sender(const struct prog *p, struct rd *r)
 	for (i = 0; i < p->n_en && (b & 3) != 3; i++) {
 		const struct pentry *e = &p->en[i];
 
+		/* Not a chain's socket: its connect takes it over, handle and all. */
 		if (e->kind == K_DIRECT && p->sc[e->scope].valid && e->n_entered && !e->early &&
-		    !e->handed && !e->n_handing)
+		    !e->handed && !e->n_handing && !e->hidden)
 			live[n++] = i;
 	}
 	for (i = 0; i < p->n_en && !n; i++)
-		if (p->en[i].kind == K_DIRECT && p->sc[p->en[i].scope].valid && !p->en[i].detached)
+		if (p->en[i].kind == K_DIRECT && p->sc[p->en[i].scope].valid && !p->en[i].detached &&
+		    !p->en[i].hidden)
 			live[n++] = i;
 	return n ? live[(b >> 2) % (unsigned)n] : -1;
 }
@@ -541,8 +552,9 @@ static void op_hand_over(struct prog *p, struct rd *r, bool msg_fault, struct pr
 		hd->refused = true;
 		st->handovers_refused++;
 		st->handovers_stale += ret == -ESTALE;
-		if (e->kind == K_DIRECT && e->n_entered && !e->handed && !e->early && !e->n_handing &&
-		    rsc_entry_state(e->h) == RSC_ENTERED && rsc_entry_slot(e->h) != e->enter_res)
+		if ((e->kind == K_DIRECT || e->chain) && e->n_entered && !e->handed && !e->early &&
+		    !e->n_handing && rsc_entry_state(e->h) == RSC_ENTERED &&
+		    rsc_entry_slot(e->h) != e->enter_res)
 			violation(p, "a refused hand-over moved slot %d: the entry says %d",
 				  e->enter_res, rsc_entry_slot(e->h));
 		return;

@@ -135,6 +135,7 @@ static void io_done(struct rsc_entry *h, int res, void *buf, void *data)
 	struct prog *p = io->p;
 	const struct pentry *e = &p->en[io->entry];
 
+	audit_probe(p, "an I/O callback");
 	if (io->kind == IO_MULTISHOT && res > 0) {
 		io_bytes(io, res, buf);
 		return;

@@ -92,6 +92,7 @@ struct pentry {
 	/* K_DIRECT (handover.c): a slot of the loop's direct table. */
 	int n_handing;	    /* hand-overs called whose callback has not run */
 	bool handed;	    /* a hand-over succeeded: it holds nothing now */
+	bool chain;	    /* a step of a linked chain (chain.c): its value is a slot */
 };
 
 /* An error some event raised: what a chain may (or must) carry. */
@@ -140,9 +141,11 @@ struct prog {
 	bool eventfd_wake; /* made as on a kernel without MSG_RING (post.c) */
 	bool msg_armed;	   /* a msg_ring rule waits for a hand-over's look-up */
 	int n_direct;	   /* direct acquires: the loop has a direct table */
+	bool table;	   /* the loop has a direct table (ho_table), maybe no slot yet */
 	int peer_gen;	   /* peer loops made (handover.c) */
 	bool shared;	   /* the loop is on an application's ring (shared.c) */
 	bool audit_full;   /* the program's loop audits at RSC_AUDIT_FULL */
+	bool audit_cb;	   /* callbacks and hooks call the audit (audit.c) */
 	uint64_t sh_seed;  /* what the application does: a hash of the program */
 };
 
@@ -225,6 +228,7 @@ void own_set_deadline(struct prog *p, int s, unsigned ms, bool move_on, struct p
 void own_fail_scope(struct prog *p, int s, unsigned b, struct prog_stats *st);
 void own_close_graceful(struct prog *p, int s, unsigned grace_ms, struct prog_stats *st);
 void own_move_scope(struct prog *p, int s, int np, struct prog_stats *st);
+void own_defer(struct prog *p, int s, unsigned mode, struct prog_stats *st);
 
 /* io.c */
 bool io_has_pair(int i);
@@ -242,6 +246,27 @@ bool acc_before_wait(const struct prog *p);
 void acc_entered(struct prog *p, int i);
 void acc_released(struct prog *p, int i);
 void acc_end(struct prog *p, struct prog_stats *st);
+
+/* handover.c: the loop's direct table, made at the first direct op; false if it cannot be. */
+bool ho_table(struct prog *p);
+
+/* chain.c: linked acquire chains (rsc_chain_new(3)) on live scopes. */
+void ch_env_init(const struct prog_env *env);
+void ch_env_fini(void);
+void ch_begin(void);
+void ch_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
+void ch_entered(struct prog *p, int i, int res);
+void ch_failed(struct prog *p, int i, int res);
+void ch_end(struct prog *p, struct prog_stats *st);
+int ch_listen_fd(void);
+
+/* audit.c: the audit calls from inside callbacks and hooks: a clean program has no finding. */
+void audit_op(struct prog *p, struct prog_stats *st);
+void audit_probe(struct prog *p, const char *where);
+
+/* accept.c */
+bool acc_direct_armed(void);
+void acc_conn_op(struct prog *p, struct rd *r, struct prog_stats *st);
 
 /* unwind.c: the order exits start and complete in, and the pending error each sees. */
 void uw_begin(void);

@@ -331,17 +331,33 @@ void own_fail_scope(struct prog *p, int s, unsigned b, struct prog_stats *st)
 
 /* ---- defers -------------------------------------------------------------- */
 
-/* Another scope has @s's name: the connections' scopes are all "conn"
- * (accept.c), and a chain names scopes by name only, so a link of one may
- * be another's. */
-static bool name_shared(const struct prog *p, int s)
+/*
+ * A link that is error @x may be another's: a chain names scopes by name
+ * only, and the connections' scopes are all "conn" (accept.c). Only an
+ * error of another scope of that name with the same errno and op could
+ * pass for it; the model knows every such error, so the checks stay on for
+ * every connection's scope but the rare one that has such a twin.
+ */
+static bool link_twin(const struct prog *p, int x)
 {
+	const struct perr *a = &p->errs[x];
 	int k;
 
-	for (k = 0; k < p->n_sc; k++)
-		if (k != s && !strcmp(p->sc[k].name, p->sc[s].name))
+	for (k = 0; k < p->n_errs; k++) {
+		const struct perr *b = &p->errs[k];
+
+		if (k != x && b->scope != a->scope && b->err == a->err && b->op && a->op &&
+		    !strcmp(b->op, a->op) && !strcmp(p->sc[b->scope].name, p->sc[a->scope].name))
 			return true;
+	}
 	return false;
+}
+
+/* The checks of a scope's own error ran on a connection's scope. */
+static void count_conn_check(const struct prog *p, int s)
+{
+	if (!strcmp(p->sc[s].name, "conn"))
+		g_st->conn_checks++;
 }
 
 static bool chain_holds(const struct prog *p, const struct rsc_error *c, int x)
@@ -445,7 +461,9 @@ static void check_pending(struct prog *p, int i, const struct rsc_error *pending
 		if (!supp && !chain_holds(p, pending, f))
 			violation(p, "defer %d of '%s' does not see its scope's failure %s '%s'",
 				  e->seq, p->sc[s].name, rsc_err_name(p->errs[f].err), p->errs[f].op);
-		if (supp == 1 && chain_holds(p, pending, f) && !name_shared(p, s))
+		if (supp == 1 && !link_twin(p, f))
+			count_conn_check(p, s);
+		if (supp == 1 && chain_holds(p, pending, f) && !link_twin(p, f))
 			violation(p, "defer %d of '%s' sees its scope's failure after an exit suppressed it",
 				  e->seq, p->sc[s].name);
 	}
@@ -481,6 +499,7 @@ static int defer_fn(struct rsc_entry *h, const struct rsc_error *pending, void *
 
 	if (h == p->en[i].h)
 		uw_exit_called(p, i, pending, g_st);
+	audit_probe(p, "a defer's fn");
 	ret = defer_run(h, pending, arg);
 	uw_exit_returned(p, i, ret);
 	return ret;
@@ -553,6 +572,17 @@ static void op_defer(struct prog *p, int s, struct rd *r, struct prog_stats *st)
 		st->defers++;
 }
 
+/* A defer of @mode (enum dmode, modulo) in @s: accept.c's ops on connections. */
+void own_defer(struct prog *p, int s, unsigned mode, struct prog_stats *st)
+{
+	uint8_t b = (uint8_t)mode;
+	struct rd r = { &b, 1, 0 };
+
+	g_p = p;
+	g_st = st;
+	op_defer(p, s, &r, st);
+}
+
 /* ---- on-close callbacks ----------------------------------------------------- */
 
 static void on_close_cb(struct rsc_scope *h, int status, const struct rsc_error *err, void *data)
@@ -563,6 +593,7 @@ static void on_close_cb(struct rsc_scope *h, int status, const struct rsc_error 
 	char buf[CHAIN_MAX];
 
 	say(p, "    on-close '%s' (gen %d) status %s\n", s->name, o->gen, rsc_err_name(status));
+	audit_probe(p, "an on-close callback");
 	g_st->on_close_calls++;
 	if (o->n_calls++)
 		violation(p, "on-close callback of '%s' called twice", s->name);
@@ -802,6 +833,7 @@ static void timer_cb(struct rsc_entry *h, int res, void *buf, void *data)
 	int i = (int)(e - p->en);
 
 	say(p, "    timer %d of %s -> %d\n", e->seq, p->sc[e->scope].name, res);
+	audit_probe(p, "a timer callback");
 	if (oen[i].n_calls++)
 		violation(p, "timer %d of '%s' called back twice", e->seq, p->sc[e->scope].name);
 	oen[i].res = res;
@@ -951,7 +983,8 @@ void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain)
 	for (a = p->sc[s].parent; a >= 0; a = p->sc[a].parent)
 		due_above |= osc[a].dl_armed && osc[a].dl_lo <= now;
 	due_own = osc[s].dl_armed && osc[s].dl_lo <= now;
-	if (osc[s].dl_err >= 0 && !name_shared(p, s))
+	if (osc[s].dl_err >= 0 && !link_twin(p, osc[s].dl_err)) {
+		count_conn_check(p, s);
 		for (c = chain; c; c = rsc_error_cause(c)) {
 			if (!link_is(p, &p->errs[osc[s].dl_err], c))
 				continue;
@@ -968,6 +1001,7 @@ void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain)
 						  p->sc[s].name, p->sc[a].name);
 			break;
 		}
+	}
 	if (other_cause(p, s))
 		return;
 	if (!due_own && !due_above) {

@@ -71,8 +71,15 @@ void say(const struct prog *p, const char *fmt, ...)
  * (accept.c); from EXT_OPS on, tracked I/O (io.c), hand-overs
  * (handover.c), posts (post.c), then moves, failures, deadlines and the
  * rest of own.c. Without the accept kind (PROG_KINDS), the four bytes of
- * ACC_OPS decode as the first kinds again, as they did before it.
+ * ACC_OPS decode as the first kinds again, as they did before it; so do
+ * the two of CHAIN_OPS (chain.c) without the chain kind, CONN_OP (deadlines,
+ * failures and defers on a connection's scope, accept.c) without the conn
+ * kind, and AUDIT_OP (audit.c) without the audit kind: the last bytes of
+ * ops 16-19.
  */
+#define CHAIN_OPS 216
+#define CONN_OP	 218
+#define AUDIT_OP 219
 #define ACC_OPS	 220
 #define EXT_OPS	 224
 #define IO_OPS	 8
@@ -150,6 +157,8 @@ static int tv_exit(struct rsc_entry *e, const struct rsc_error *pending,
 	int ret;
 
 	probe_reentry(e, "an exit hook");
+	if (g_prog)
+		audit_probe(g_prog, "an exit hook");
 	if (g_prog && pe->h == e)
 		uw_exit_called(g_prog, (int)(pe - g_prog->en), pending, g_st);
 	ret = tv_exit_do(e, pe);
@@ -547,11 +556,15 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 	}
 	if (ev == RSC_EV_SCOPE_CLOSED) {
 		on_scope_closed(p, sh, res);
+		audit_probe(p, "the trace callback");
 		return;
 	}
 	if (ev == RSC_EV_AUDIT_FINDING) {
+		const struct rsc_finding *f = rsc_audit_finding(p->loop, (unsigned)rsc_audit_count(p->loop) - 1);
+
 		p->n_findings++;
-		violation(p, "audit finding on fd %d", res);
+		violation(p, "audit finding on fd %d: %s: %s", res, f ? rsc_finding_target(f) : "?",
+			  f ? rsc_finding_expected(f) : "?");
 		return;
 	}
 	i = entry_of(p, eh);
@@ -588,6 +601,8 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 			/* A cancelled or early-released acquire raises nothing. */
 			add_err(p, res, e->scope, i, res != -ECANCELED && !e->early, unwinding);
 			uw_enter_failed(p, i, res);
+			if (e->chain)
+				ch_failed(p, i, res);
 			break;
 		}
 		e->n_entered++;
@@ -595,6 +610,8 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 			p->en[i - 1].taken_over = true; /* its socket, pushed just before it */
 		if (e->kind == K_NET)
 			acc_entered(p, i);
+		if (e->chain)
+			ch_entered(p, i, res);
 		if (res < 0) {
 			violation(p, "ENTERED with res %d", res);
 			break;
@@ -675,6 +692,7 @@ void scope_close_cb(struct rsc_scope *h, int status, const struct rsc_error *err
 	char buf[CHAIN_MAX];
 
 	say(p, "    close callback '%s' status %s\n", s->name, rsc_err_name(status));
+	audit_probe(p, "a close callback");
 	if (s->h != h || !s->valid)
 		violation(p, "close callback for the wrong or a dead scope '%s'", s->name);
 	if (s->n_cb++)
@@ -700,6 +718,8 @@ static void release_cb(struct rsc_entry *h, int res, void *data)
 	(void)h;
 	e->n_early_cb++;
 	e->early_cb_res = res;
+	if (g_prog)
+		audit_probe(g_prog, "a release callback");
 }
 
 /* ---- decoding ------------------------------------------------------------ */
@@ -1280,10 +1300,10 @@ static void op_entry_wait(struct prog *p, int i)
 	}
 	if (rsc_entry_state(e->h) == RSC_ENTERING)
 		violation(p, "rsc_entry_wait returned %d with the entry still entering", ret);
-	else if (ret != (e->kind == K_DIRECT ? rsc_entry_slot(e->h) : rsc_entry_fd(e->h)))
+	else if (ret != (e->kind == K_DIRECT || e->chain ? rsc_entry_slot(e->h) : rsc_entry_fd(e->h)))
 		violation(p, "rsc_entry_wait returned %d, rsc_entry_%s says %d", ret,
-			  e->kind == K_DIRECT ? "slot" : "fd",
-			  e->kind == K_DIRECT ? rsc_entry_slot(e->h) : rsc_entry_fd(e->h));
+			  e->kind == K_DIRECT || e->chain ? "slot" : "fd",
+			  e->kind == K_DIRECT || e->chain ? rsc_entry_slot(e->h) : rsc_entry_fd(e->h));
 }
 
 /* ---- stale handles -------------------------------------------------------- */
@@ -1548,7 +1568,7 @@ bool op_detach(struct prog *p, int i)
 		 acc_busy(p, i))
 		want = -EBUSY; /* its acquire, a hand-over, or its I/O is in flight */
 	else if (e->kind == K_CUSTOM || e->kind == K_DIRECT || e->kind == K_DEFER ||
-		 e->kind == K_TIMER)
+		 e->kind == K_TIMER || e->chain)
 		want = -EBADF; /* the manager's value, or a slot: no descriptor */
 	else
 		want = fd;
@@ -2055,6 +2075,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	io_begin();
 	own_begin();
 	acc_begin();
+	ch_begin();
 	uw_begin();
 	/* Socket files of the last program: each program starts from the same state. */
 	for (i = 0; i < 8; i++) {
@@ -2095,7 +2116,16 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 			byte = ACC_OPS + byte % 4; /* the accept kind in its place */
 		}
 		op = byte % 20;
-		if (byte >= ACC_OPS && byte < EXT_OPS && (env->kinds & KIND_ACCEPT)) {
+		if (byte >= CHAIN_OPS && byte < CONN_OP && (env->kinds & KIND_CHAIN)) {
+			ch_op(p, byte - CHAIN_OPS, &r, st);
+			op = 20;
+		} else if (byte == CONN_OP && (env->kinds & KIND_CONN)) {
+			acc_conn_op(p, &r, st);
+			op = 20;
+		} else if (byte == AUDIT_OP && (env->kinds & KIND_AUDIT)) {
+			audit_op(p, st);
+			op = 20;
+		} else if (byte >= ACC_OPS && byte < EXT_OPS && (env->kinds & KIND_ACCEPT)) {
 			acc_op(p, byte - ACC_OPS, &r, st);
 			op = 20;
 		} else if (byte >= EXT_OPS) {
@@ -2225,6 +2255,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	post_end(p, st);
 	io_end(p, st);
 	own_end(p, st);
+	ch_end(p, st);
 	final_checks(p, fds_before, st);
 	st->reentry_probes += p->reentry_probes;
 	st->shared_programs += p->shared;
@@ -2235,7 +2266,8 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 
 /* ---- environment ---------------------------------------------------------- */
 
-static const char *const kind_names[] = { "io", "handover", "post", "own", "shared", "accept" };
+static const char *const kind_names[] = { "io", "handover", "post", "own", "shared", "accept",
+					   "chain", "audit", "conn" };
 
 /* "io,own,accept": those kinds of op (the first 20 are always in); unset or
  * "all": every kind; 0 for a name that is none. */
@@ -2252,7 +2284,7 @@ static unsigned parse_kinds(const char *list)
 			if (strlen(kind_names[k]) == n && !strncmp(kind_names[k], list, n))
 				break;
 		if (k == sizeof(kind_names) / sizeof(kind_names[0])) {
-			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept)\n",
+			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn)\n",
 				(int)n, list);
 			return 0;
 		}
@@ -2316,6 +2348,7 @@ int prog_env_init(struct prog_env *env)
 		if (rsc_loop_close(warm[i]) < 0)
 			return -EBUSY;
 	post_env_settle();
+	ch_env_init(env);
 	return 0;
 }
 
@@ -2332,6 +2365,7 @@ void prog_env_fini(struct prog_env *env)
 	if (dir_fd >= 0)
 		close(dir_fd);
 	dir_fd = -1;
+	ch_env_fini();
 	if (env->dir[0])
 		nftw(env->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	env->dir[0] = '\0';
@@ -2381,6 +2415,13 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->clients, st->clients_accepted, st->clients_reset, st->conns_orphaned);
 	fprintf(out, "  unordered exits:  %llu custom entries pushed unordered (%llu with a tracked timeout); %llu pending errors matched the model\n",
 		st->unordered, st->custom_io, st->pending_checked);
+	fprintf(out, "  connections:      %llu deadline and failure checks run on a connection's scope\n",
+		st->conn_checks);
+	fprintf(out, "  chains:           %llu submitted (%llu steps, %llu broken by a step's own error), %llu refused as the model said, %llu bad arguments refused; %llu first sends (%llu sent)\n",
+		st->chains, st->chain_steps, st->chains_broken, st->chains_refused,
+		st->chain_bad_args, st->chain_sends, st->chain_sends_done);
+	fprintf(out, "  audit calls:      %llu from callbacks and hooks (%llu of rsc_audit_slots)\n",
+		st->audit_probes, st->audit_slot_calls);
 	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);
 	fprintf(out, "  leaks found:      %llu\n", st->leaks);
 	fprintf(out, "  known bugs seen:  %llu failed acquires traced after their scope's SCOPE_CLOSED, "

@@ -30,7 +30,7 @@ struct prog_env {
 
 /* Kinds of operation beyond the first 20 (PROG_KINDS=io,own,... selects them). */
 enum { KIND_IO = 1, KIND_HANDOVER = 2, KIND_POST = 4, KIND_OWN = 8, KIND_SHARED = 16, KIND_ACCEPT = 32,
-       KIND_ALL = 63 };
+       KIND_CHAIN = 64, KIND_AUDIT = 128, KIND_CONN = 256, KIND_ALL = 511 };
 
 struct prog_stats {
 	unsigned long long programs, ops, scopes, acquires, releases,
@@ -48,7 +48,9 @@ struct prog_stats {
 		deadlines_set, deadlines_passed, graceful, timers, timers_fired,
 		unordered, custom_io, pending_checked,
 		listeners, accepts, accepts_multishot, accepts_direct, accepts_refused,
-		conns, conns_orphaned, clients, clients_accepted, clients_reset, acc_faults;
+		conns, conns_orphaned, clients, clients_accepted, clients_reset, acc_faults,
+		conn_checks, chains, chain_steps, chains_refused, chains_broken, chain_sends,
+		chain_sends_done, chain_bad_args, audit_probes, audit_slot_calls;
 	int max_depth;
 };
 
