@@ -460,6 +460,18 @@ static void submitted(struct prog *p, struct chain *c)
 	g_st->chain_sends += (unsigned)c->n_sends;
 }
 
+/* Consumed by its submit or free, a chain is a stale handle (rsc_chain_new(3)):
+ * every call refuses it, and a second free drops nothing. */
+static void probe_consumed(struct prog *p, struct rsc_chain *ch, struct chain *c)
+{
+	int a = rsc_chain_submit(ch), b = rsc_chain_open(ch, AT_FDCWD, "/", O_RDONLY, 0, NULL);
+
+	rsc_chain_free(ch);
+	if (a != -ESTALE || b != -ESTALE)
+		violation(p, "chain %d used after its submit or free: submit %s, open %s, not ESTALE",
+			  (int)(c - chains), rsc_err_name(a), rsc_err_name(b));
+}
+
 static void submit(struct prog *p, struct rsc_chain *ch, struct chain *c)
 {
 	bool maybe;
@@ -468,6 +480,7 @@ static void submit(struct prog *p, struct rsc_chain *ch, struct chain *c)
 	ret = rsc_chain_submit(ch);
 	say(p, "  op %d: chain %d (%d steps, %d SQEs) in %s -> %d\n", p->op_index,
 	    (int)(c - chains), c->n, c->n_sqes, p->sc[c->scope].name, ret);
+	probe_consumed(p, ch, c);
 	if (ret == 0 && (want == 0 || (want == -ENFILE && maybe))) {
 		submitted(p, c);
 		return;
@@ -597,6 +610,7 @@ void ch_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st)
 		/* Dropped unsubmitted: its send never calls back. */
 		say(p, "  op %d: chain %d freed\n", p->op_index, (int)(c - chains));
 		rsc_chain_free(ch);
+		probe_consumed(p, ch, c);
 		return;
 	}
 	if (sub == 1 && x & 0x20)
