@@ -187,8 +187,8 @@ int rsc__direct_reserve(struct rsc_loop *loop, const char *fn)
 	unsigned slot;
 
 	if (!d->n_free) {
-		rsc__set_last_error("%s: no free slot in the direct table's chain range (%u of %u slots, table of %u)",
-				    fn, d->size - d->alloc_n, d->size - d->alloc_n, d->size);
+		rsc__set_last_error("%s: no free slot in the direct table's chain range (all %u of its slots in use or reserved, table of %u)",
+				    fn, d->size - d->alloc_n, d->size);
 		return -ENFILE;
 	}
 	slot = d->free_stack[--d->n_free];
