@@ -992,6 +992,8 @@ static void second_signal_closes_at_once(void)
 	CHECK(closed_within(&c, TIMEOUT_MS), "connection kept");
 	hang_up(&c);
 	CHECK_CLEAN_EXIT(&s);
+	/* The one connection mid-request is cut once, by the second signal: counted once. */
+	CHECK(summary_value(&s, "cut at the deadline ") == 1, "%s", s.text);
 }
 
 static void max_conns_closes_the_excess(void)

@@ -95,7 +95,6 @@ struct worker {
 	int direct_err;	   /* why not, when --no-direct did not say so: 0 or -errno */
 	bool multishot;	   /* keep-alive connections receive with rsc_recv_multishot() */
 	int multishot_err; /* why not, when --no-multishot did not say so: 0 or -errno */
-	unsigned open; /* connections open on this loop */
 	int slots_peak, slots_exit; /* direct slots in use: most seen, and at the loop's close */
 	int status;    /* of "httpd" */
 	struct stats st;
@@ -224,7 +223,6 @@ static void on_conn_unwound(struct rsc_scope *scope, int status,
 	free(c->spill);
 	free(c);
 	w->st.closed++;
-	w->open--;
 	uncount_conn(w->srv);
 }
 
@@ -523,12 +521,10 @@ static void on_accept(struct rsc_entry *l, int fd, struct rsc_scope *cs,
 	c->scope = cs;
 	c->e = ce;
 	c->idle = true; /* it arrived in "idle", the listener's scope */
-	w->open++;
 	if ((ret = rsc_scope_on_close(cs, on_conn_unwound, c)) < 0) {
 		/* Cannot happen to a scope just accepted; if it did, c would leak. */
 		warn("rsc_scope_on_close", ret);
 		free(c);
-		w->open--;
 		(void)rsc_scope_on_close(cs, on_refused_unwound, w);
 		(void)rsc_scope_close(cs, NULL, NULL);
 		return;
@@ -603,7 +599,11 @@ static void begin_shutdown(struct rsc_loop *loop, void *arg)
 		warn("closing the idle connections", ret);
 }
 
-/* A second signal: close now. The grace holds "httpd" open; a deadline of 1 ms ends it. */
+/*
+ * A second signal: close now. The grace holds "httpd" open; a deadline of 1 ms
+ * ends it. The connections it cuts are counted once, by on_httpd_closed, from
+ * rsc_scope_close_stats: a deadline that ends the grace reports them there.
+ */
 static void close_now(struct rsc_loop *loop, void *arg)
 {
 	struct worker *w = arg;
@@ -612,7 +612,6 @@ static void close_now(struct rsc_loop *loop, void *arg)
 	(void)loop;
 	if (w->closed)
 		return;
-	w->st.cut += w->open;
 	if ((ret = rsc_scope_set_deadline(w->httpd, 1, RSC_DEADLINE_MOVE_ON)) < 0)
 		warn("closing now", ret);
 }
