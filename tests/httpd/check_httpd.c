@@ -996,6 +996,32 @@ static void second_signal_closes_at_once(void)
 	CHECK(summary_value(&s, "cut at the deadline ") == 1, "%s", s.text);
 }
 
+/*
+ * Two signals that reach the server before its loop reads the signal pipe
+ * (here: sent while it is stopped) are two signals, not one: the second still
+ * ends the grace at once.
+ */
+static void two_signals_at_once_close_at_once(void)
+{
+	static const char *const args[] = { "--grace", "60000", NULL };
+	struct server s;
+	struct client c;
+	struct response r;
+
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect");
+	CHECK(send_str(&c, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\n") &&
+		      get_response(&c, &r), "first request");
+	CHECK(kill(s.pid, SIGSTOP) == 0, "kill");
+	CHECK(kill(s.pid, SIGTERM) == 0 && kill(s.pid, SIGINT) == 0, "kill");
+	CHECK(kill(s.pid, SIGCONT) == 0, "kill");
+	CHECK(reap(&s), "no exit: the second signal was lost, the grace runs on");
+	CHECK(closed_within(&c, TIMEOUT_MS), "connection kept");
+	hang_up(&c);
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "cut at the deadline ") == 1, "%s", s.text);
+}
+
 static void max_conns_closes_the_excess(void)
 {
 	static const char *const args[] = { "--max-conns", "2", NULL };
@@ -1539,6 +1565,7 @@ int main(void)
 		T(disconnect_mid_request_releases_its_scope),
 		T(sigterm_mid_request_is_graceful),
 		T(second_signal_closes_at_once),
+		T(two_signals_at_once_close_at_once),
 		T(max_conns_closes_the_excess),
 		T(serves_ipv6_and_unix_sockets),
 		T(full_audit_stays_silent),

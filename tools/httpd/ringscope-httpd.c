@@ -660,13 +660,23 @@ static void post_done(struct rsc_loop *loop, void *arg)
 static void on_signal(struct rsc_entry *e, int res, void *buf, void *data)
 {
 	struct server *srv = data;
+	int i;
 
 	(void)buf;
 	if (res <= 0)
 		return; /* -ECANCELED: "signals" is closing */
-	fprintf(stderr, "ringscope-httpd: %s: %s\n", strsignal(srv->sigbuf[res - 1]),
-		srv->signals_seen ? "closing now" : "shutting down");
-	fan_out(srv, srv->signals_seen++ ? close_now : begin_shutdown);
+	/*
+	 * A read that completed as post_done() closed "signals": every loop is
+	 * done, and the workers may be freeing theirs, so nothing is posted.
+	 */
+	if (srv->done >= srv->nthreads)
+		return;
+	/* A byte per signal: two that came before this read are still two. */
+	for (i = 0; i < res; i++) {
+		fprintf(stderr, "ringscope-httpd: %s: %s\n", strsignal(srv->sigbuf[i]),
+			srv->signals_seen ? "closing now" : "shutting down");
+		fan_out(srv, srv->signals_seen++ ? close_now : begin_shutdown);
+	}
 	if ((res = rsc_read(e, srv->sigbuf, sizeof(srv->sigbuf), -1, on_signal, srv)) < 0)
 		warn("rsc_read", res);
 }
