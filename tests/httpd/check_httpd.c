@@ -506,13 +506,16 @@ static bool wait_server_fds(const struct server *s, int want)
 	return true;
 }
 
-/* Stopping accepting follows the signal: new connections are refused once it has. */
+/*
+ * Stopping accepting follows the signal: new connections are refused once it
+ * has (or find no socket at a Unix path the server has removed).
+ */
 static bool wait_refused(const struct server *s)
 {
 	long long deadline = now_ms() + TIMEOUT_MS;
 	int fd;
 
-	while ((fd = connect_to(s)) >= 0 || fd != -ECONNREFUSED) {
+	while ((fd = connect_to(s)) >= 0 || (fd != -ECONNREFUSED && fd != -ENOENT)) {
 		struct pollfd p = { .fd = -1 };
 
 		if (fd >= 0)
@@ -1020,6 +1023,36 @@ static void two_signals_at_once_close_at_once(void)
 	hang_up(&c);
 	CHECK_CLEAN_EXIT(&s);
 	CHECK(summary_value(&s, "cut at the deadline ") == 1, "%s", s.text);
+}
+
+/*
+ * A hang-up stops the server as SIGTERM does: a request mid-way is answered,
+ * the summary is printed, and a Unix socket's path is removed (the default
+ * action killed it and left the path to fail the next start).
+ */
+static void sighup_shuts_down_like_sigterm(void)
+{
+	char path[128];
+	const char *args[] = { "--unix", path, NULL };
+	struct server s;
+	struct client c;
+	struct response r;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/hup.sock", sock_dir);
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect");
+	CHECK(send_str(&c, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\n") &&
+		      get_response(&c, &r), "first request");
+	CHECK(kill(s.pid, SIGHUP) == 0, "kill");
+	CHECK(wait_refused(&s), "still accepting after SIGHUP");
+	CHECK(send_str(&c, "Host: t\r\n\r\n") && get_response(&c, &r) && r.status == 200 &&
+		      r.close, "the request under way was not answered");
+	CHECK(closed_within(&c, TIMEOUT_MS), "connection kept");
+	hang_up(&c);
+	CHECK(reap(&s), "no exit after SIGHUP");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(stat(path, &st) < 0 && errno == ENOENT, "socket file left");
 }
 
 static void max_conns_closes_the_excess(void)
@@ -1566,6 +1599,7 @@ int main(void)
 		T(sigterm_mid_request_is_graceful),
 		T(second_signal_closes_at_once),
 		T(two_signals_at_once_close_at_once),
+		T(sighup_shuts_down_like_sigterm),
 		T(max_conns_closes_the_excess),
 		T(serves_ipv6_and_unix_sockets),
 		T(full_audit_stays_silent),

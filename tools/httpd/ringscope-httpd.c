@@ -28,8 +28,8 @@
  * One loop per thread (--threads), each with its own SO_REUSEPORT listener
  * on the same port, and one tree of scopes per loop:
  *
- *   scope "httpd"          closed gracefully on SIGINT/SIGTERM
- *     scope "idle"         closed at once on SIGINT/SIGTERM
+ *   scope "httpd"          closed gracefully on SIGINT/SIGTERM/SIGHUP
+ *     scope "idle"         closed at once on SIGINT/SIGTERM/SIGHUP
  *       entry "listen"     the listener (a multishot accept in flight)
  *       scope "conn" ...   connections waiting for a request: new ones arrive
  *                          here, and come back after each answer
@@ -707,7 +707,8 @@ static void usage(FILE *out)
 		"  --max-conns N      connections beyond N are closed at once (1024)\n"
 		"  --idle-timeout MS  close a connection that has not completed a request\n"
 		"                     that long after accept or its last response, 0: never (30000)\n"
-		"  --grace MS         on SIGINT/SIGTERM, let requests finish this long (5000)\n"
+		"  --grace MS         on SIGINT/SIGTERM/SIGHUP, let requests finish this long\n"
+		"                     (5000)\n"
 		"  --metrics          GET /metrics answers the loop's metrics (Prometheus text)\n"
 		"  --no-direct        connections as process descriptors, not direct slots\n"
 		"  --no-multishot     a recv per request, not one multishot receive per\n"
@@ -1177,6 +1178,12 @@ int main(int argc, char **argv)
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/*
+	 * A hang-up (its terminal or session gone) stops it the same way: left
+	 * at its default, it killed the process with no summary, and a Unix
+	 * socket's path stayed behind to fail the next start.
+	 */
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	/* The first listener binds the port (maybe one the kernel picks); the others share it. */
@@ -1192,6 +1199,7 @@ int main(int argc, char **argv)
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	for (; started < srv.nthreads; started++) {
 		if ((ret = pthread_create(&srv.workers[started].thread, NULL, worker_main,
@@ -1222,6 +1230,7 @@ int main(int argc, char **argv)
 	worker_finish(&srv.workers[0]);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	close(sig_wfd);
 	if (srv.unix_path)
 		unlink(srv.unix_path);
