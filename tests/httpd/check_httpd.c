@@ -786,15 +786,19 @@ static void content_length_must_be_a_single_zero(void)
 }
 
 /*
- * Lines end with CRLF here: a bare LF is a malformed request, answered with
- * 400 at once, not left waiting for a CRLF CRLF until the idle deadline.
+ * Lines end with CRLF here: a bare LF or a bare CR is a malformed request,
+ * answered with 400 at once, not left waiting for a CRLF CRLF until the idle
+ * deadline.
  */
-static void bare_lf_line_ends_get_400(void)
+static void bare_lf_or_cr_line_ends_get_400(void)
 {
 	static const char *const bad[] = {
 		"GET / HTTP/1.1\nHost: t\n\n",
 		"GET / HTTP/1.1\r\nHost: t\n\n",
 		"GET / HTTP/1.1\r\nHost: t\nX: y\r\n\r\n",
+		"GET / HTTP/1.1\rHost: t\r\r",
+		"GET / HTTP/1.1\r\nHost: t\r\r",
+		"GET / HTTP/1.1\r\nHost: t\rX: y\r\n\r\n",
 	};
 
 	only_bad_requests(bad, sizeof(bad) / sizeof(bad[0]));
@@ -1591,7 +1595,7 @@ int main(void)
 		T(bad_request_gets_400_and_close),
 		T(content_length_must_be_a_single_zero),
 		T(oversize_headers_get_431),
-		T(bare_lf_line_ends_get_400),
+		T(bare_lf_or_cr_line_ends_get_400),
 		T(half_closed_client_gets_every_answer),
 		T(option_errors_exit_2),
 		T(idle_client_is_closed),
