@@ -836,12 +836,17 @@ static void half_closed_client_gets_every_answer(void)
 /* Bad option values: a usage error, exit status 2, never a listener. */
 static void option_errors_exit_2(void)
 {
-	static const char *const bad[][3] = {
+	static const char *const bad[][5] = {
 		{ "--port", "70000" },	 { "--port", " 80" },	   { "--port", "+0" },
 		{ "--port", "-1" },	 { "--port", "" },	   { "--threads", "0" },
 		{ "--threads", "x" },	 { "--max-conns", "-5" },  { "--idle-timeout", "1e3" },
 		{ "--grace", "5s" },	 { "--audit", "FULL" },	   { "--addr", "1.2.3" },
 		{ "--unix", "" },	 { "--bogus" },		   { "stray" },
+		{ "--threads", "1025" }, { "--max-conns", "4294967296" },
+		{ "--grace", "99999999999999999999" },
+		/* Not valid whether or not --unix makes it unused. */
+		{ "--unix", "/nonexistent/httpd.sock", "--port", "70000" },
+		{ "--unix", "/nonexistent/httpd.sock", "--addr", "1.2.3" },
 	};
 	struct server s;
 	unsigned i;

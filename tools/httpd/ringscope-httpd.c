@@ -730,27 +730,16 @@ static unsigned number(const char *s, const char *opt)
 	return (unsigned)v;
 }
 
+/* --addr, --port and --unix into @ss; exits 2 on a value that is not valid, whichever is used. */
 static socklen_t parse_addr(const char *addr, unsigned port, const char *path,
 			    struct sockaddr_storage *ss)
 {
 	struct sockaddr_in *in = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
 	struct sockaddr_un *un = (struct sockaddr_un *)ss;
+	socklen_t len;
 
 	memset(ss, 0, sizeof(*ss));
-	if (path) {
-		if (!*path) {
-			fprintf(stderr, "ringscope-httpd: --unix: empty path\n");
-			exit(2);
-		}
-		if (strlen(path) >= sizeof(un->sun_path)) {
-			fprintf(stderr, "ringscope-httpd: --unix: path too long\n");
-			exit(2);
-		}
-		un->sun_family = AF_UNIX;
-		strcpy(un->sun_path, path);
-		return sizeof(*un);
-	}
 	if (port > 65535) {
 		fprintf(stderr, "ringscope-httpd: --port: %u is out of range\n", port);
 		exit(2);
@@ -758,15 +747,29 @@ static socklen_t parse_addr(const char *addr, unsigned port, const char *path,
 	if (inet_pton(AF_INET, addr, &in->sin_addr) == 1) {
 		in->sin_family = AF_INET;
 		in->sin_port = htons((unsigned short)port);
-		return sizeof(*in);
-	}
-	if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
+		len = sizeof(*in);
+	} else if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
 		in6->sin6_family = AF_INET6;
 		in6->sin6_port = htons((unsigned short)port);
-		return sizeof(*in6);
+		len = sizeof(*in6);
+	} else {
+		fprintf(stderr, "ringscope-httpd: --addr: not an IPv4 or IPv6 address: %s\n", addr);
+		exit(2);
 	}
-	fprintf(stderr, "ringscope-httpd: --addr: not an IPv4 or IPv6 address: %s\n", addr);
-	exit(2);
+	if (!path)
+		return len;
+	if (!*path) {
+		fprintf(stderr, "ringscope-httpd: --unix: empty path\n");
+		exit(2);
+	}
+	if (strlen(path) >= sizeof(un->sun_path)) {
+		fprintf(stderr, "ringscope-httpd: --unix: path too long\n");
+		exit(2);
+	}
+	memset(ss, 0, sizeof(*ss));
+	un->sun_family = AF_UNIX;
+	strcpy(un->sun_path, path);
+	return sizeof(*un);
 }
 
 static void print_bound(int fd, const char *path)
