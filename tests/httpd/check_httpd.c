@@ -1303,6 +1303,89 @@ static void connections_are_direct_slots_capped_by_the_limit(void)
 	CHECK(fds_back_at_exit(&s), "%s", s.text);
 }
 
+/*
+ * Started with standard input, output and error closed, the server still
+ * serves after its warnings (the accepts that fail at the descriptor limit):
+ * they once went into the signal pipe, whose write end had taken number 2,
+ * and read as signals, shut the server down. Its stdout is gone, so the port
+ * is chosen here and the server is known to listen when a connect succeeds.
+ */
+static void closed_stdio_is_no_signal_pipe(void)
+{
+	struct sockaddr_in *in;
+	struct server s;
+	struct client c[LOW_NOFILE + 16];
+	struct response r = { 0 };
+	socklen_t len = sizeof(*in);
+	long long deadline;
+	char port[16];
+	int fd, i, n;
+
+	memset(&s, 0, sizeof(s));
+	in = (struct sockaddr_in *)&s.addr;
+	in->sin_family = AF_INET;
+	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s.addrlen = sizeof(*in);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)in, len) == 0 &&
+		      getsockname(fd, (struct sockaddr *)in, &len) == 0, "a free port: %s",
+	      strerror(errno));
+	close(fd);
+	snprintf(port, sizeof(port), "%u", ntohs(in->sin_port));
+	fflush(stdout);
+	s.pid = fork();
+	if (s.pid == 0) {
+		const char *argv[] = { "ringscope-httpd", "--port", port, "--threads", "1",
+				       extra_args[0], extra_args[1], NULL };
+		struct rlimit rl = { LOW_NOFILE, LOW_NOFILE };
+
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(126);
+		close(STDIN_FILENO);
+		close(STDOUT_FILENO);
+		close(STDERR_FILENO);
+		execv(httpd_path(), (char *const *)argv);
+		_exit(127);
+	}
+	CHECK(s.pid > 0, "fork: %s", strerror(errno));
+	s.out = open("/dev/null", O_RDONLY | O_CLOEXEC); /* for reap() and kill_running() */
+	running = &s;
+	deadline = now_ms() + TIMEOUT_MS;
+	while ((fd = connect_to(&s)) < 0 && now_ms() < deadline) {
+		struct pollfd p = { .fd = -1 };
+
+		CHECK(waitpid(s.pid, &s.status, WNOHANG) == 0, "exited: status %#x", s.status);
+		poll(&p, 0, 5);
+	}
+	CHECK(fd >= 0, "never listened on port %s", port);
+	close(fd);
+	/* More than its table or its descriptors hold: accepts fail, and it says so. */
+	for (n = 0; n < LOW_NOFILE + 16; n++)
+		CHECK(dial(&s, &c[n]), "connect %d", n);
+	for (deadline = now_ms() + 200; now_ms() < deadline;) {
+		struct pollfd p = { .fd = -1 };
+
+		poll(&p, 0, 5);
+	}
+	for (i = 0; i < n; i++)
+		hang_up(&c[i]);
+	CHECK(waitpid(s.pid, &s.status, WNOHANG) == 0,
+	      "it stopped by itself (its warnings read as signals): status %#x", s.status);
+	deadline = now_ms() + TIMEOUT_MS;
+	while (!(dial(&s, &c[0]) && send_str(&c[0], get_root) && get_response(&c[0], &r) &&
+		 r.status == 200) && now_ms() < deadline) {
+		struct pollfd p = { .fd = -1 };
+
+		if (c[0].fd >= 0)
+			hang_up(&c[0]);
+		poll(&p, 0, 5);
+	}
+	CHECK(r.status == 200, "not serving after its warnings");
+	hang_up(&c[0]);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0, "exit status %#x", s.status);
+}
+
 #define N_SLOW 200
 #define SLOW_IDLE_MS 2000 /* 1.7 s of slack for the answered client, every 300 ms */
 #define SLOW_TICK_MS 400
@@ -1614,6 +1697,7 @@ int main(void)
 		T(full_audit_stays_silent),
 		T(peak_descriptors_are_counted_at_the_limit),
 		T(connections_are_direct_slots_capped_by_the_limit),
+		T(closed_stdio_is_no_signal_pipe),
 		T(slowloris_clients_are_cut_at_the_idle_deadline),
 		T(graceful_close_with_1000_connections_mid_request),
 		T(threads_serve_from_every_loop),

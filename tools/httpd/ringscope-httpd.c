@@ -1076,6 +1076,24 @@ static unsigned cpus(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
+/*
+ * Started with standard input, output or error closed (a careless daemonizer),
+ * the server's first descriptors would take their numbers: the signal pipe's
+ * write end as 2, so a warning on stderr read as signals and shut the server
+ * down, or a connection's socket as 1 or 2, which messages would be written
+ * to. /dev/null holds those numbers instead (as OpenSSH's sanitise_stdfd does).
+ */
+static void hold_stdio(void)
+{
+	int fd;
+
+	/* Not close-on-exec: a standard stream, as the one missing would have been. */
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= STDERR_FILENO)
+		;
+	if (fd > STDERR_FILENO)
+		close(fd); /* all three were open: this one is not needed */
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1167,6 +1185,7 @@ int main(int argc, char **argv)
 		srv.workers[i].listen_fd = -1;
 	}
 
+	hold_stdio();
 	fd_dir = opendir("/proc/self/fd");
 	srv.fds_start = srv.fds_peak = count_open_fds();
 	if (srv.fds_start < 0)
