@@ -131,8 +131,13 @@ static void conn_serve(struct conn *c);
 
 static void warn(const char *what, int err)
 {
-	fprintf(stderr, "ringscope-httpd: %s: %s (%s)\n", what, rsc_strerror(err),
-		rsc_last_error());
+	const char *detail = rsc_last_error();
+
+	/* The runtime's detail, when it left one: an accept's CQE has none. */
+	if (detail && *detail)
+		fprintf(stderr, "ringscope-httpd: %s: %s (%s)\n", what, rsc_strerror(err), detail);
+	else
+		fprintf(stderr, "ringscope-httpd: %s: %s\n", what, rsc_strerror(err));
 }
 
 /*
