@@ -888,6 +888,43 @@ static void oversize_headers_get_431(void)
 	CHECK_CLEAN_EXIT(&s);
 }
 
+/*
+ * An oversized request behind an answered one, received by rsc_recv (so its
+ * last bytes are still unread when the server closes, and the close is a
+ * reset): the 431 reaches the client all the same. Nagle held it back while
+ * the answer before waited for its ACK, and the reset dropped it.
+ */
+static void oversize_pipelined_request_gets_its_431(void)
+{
+	static const char *const args[] = { "--no-multishot", NULL };
+	static char burst[HEADER_MAX + 128];
+	struct server s;
+	struct client c;
+	struct response r;
+	size_t n;
+	int i;
+
+	n = (size_t)snprintf(burst, sizeof(burst), "%sGET / HTTP/1.1\r\nHost: t\r\nX-Big: ",
+			     get_root);
+	memset(burst + n, 'a', HEADER_MAX + 1 - (n - strlen(get_root)));
+	n = strlen(get_root) + HEADER_MAX + 1;
+	snprintf(burst + n, sizeof(burst) - n, "\r\n\r\n%s", get_root);
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	for (i = 0; i < 5; i++) {
+		CHECK(dial(&s, &c), "connect");
+		CHECK(send_str(&c, get_root) && get_response(&c, &r) && r.status == 200, "first");
+		CHECK(send_str(&c, burst), "send");
+		CHECK(get_response(&c, &r) && r.status == 200, "%d: the request before", i);
+		CHECK(get_response(&c, &r), "%d: no 431: the reset took it", i);
+		CHECK(r.status == 431 && r.close, "%d: status %d", i, r.status);
+		CHECK(closed_within(&c, TIMEOUT_MS), "%d: connection kept", i);
+		hang_up(&c);
+	}
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "431: ") == 5, "%s", s.text);
+}
+
 static void idle_client_is_closed(void)
 {
 	static const char *const args[] = { "--idle-timeout", "200", NULL };
@@ -1683,6 +1720,7 @@ int main(void)
 		T(bad_request_gets_400_and_close),
 		T(content_length_must_be_a_single_zero),
 		T(oversize_headers_get_431),
+		T(oversize_pipelined_request_gets_its_431),
 		T(bare_lf_or_cr_line_ends_get_400),
 		T(half_closed_client_gets_every_answer),
 		T(option_errors_exit_2),

@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -865,6 +866,17 @@ static int worker_start(struct worker *w)
 	    (ret = rsc_entry_wait(w->listener)) < 0)
 		goto fail;
 	w->listen_fd = ret;
+	/*
+	 * TCP_NODELAY, which its connections inherit (Linux copies it to each
+	 * accepted socket): a response is one send, whole, so Nagle only ever
+	 * held one back while the one before waited for its ACK. A close then
+	 * lost it: closing with request bytes unread (a 431 before the rest of
+	 * its headers was read, without a multishot receive) resets the
+	 * connection, and the reset drops what is still queued to send.
+	 */
+	if (!srv->unix_path &&
+	    setsockopt(w->listen_fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int)) < 0)
+		warn("TCP_NODELAY", -errno);
 	w->direct = !srv->no_direct && direct_table(w);
 	/* Keep-alive connections' receives land in the loop's buffers, copied at once. */
 	if (!srv->no_multishot) {
