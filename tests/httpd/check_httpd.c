@@ -506,13 +506,16 @@ static bool wait_server_fds(const struct server *s, int want)
 	return true;
 }
 
-/* Stopping accepting follows the signal: new connections are refused once it has. */
+/*
+ * Stopping accepting follows the signal: new connections are refused once it
+ * has (or find no socket at a Unix path the server has removed).
+ */
 static bool wait_refused(const struct server *s)
 {
 	long long deadline = now_ms() + TIMEOUT_MS;
 	int fd;
 
-	while ((fd = connect_to(s)) >= 0 || fd != -ECONNREFUSED) {
+	while ((fd = connect_to(s)) >= 0 || (fd != -ECONNREFUSED && fd != -ENOENT)) {
 		struct pollfd p = { .fd = -1 };
 
 		if (fd >= 0)
@@ -783,15 +786,19 @@ static void content_length_must_be_a_single_zero(void)
 }
 
 /*
- * Lines end with CRLF here: a bare LF is a malformed request, answered with
- * 400 at once, not left waiting for a CRLF CRLF until the idle deadline.
+ * Lines end with CRLF here: a bare LF or a bare CR is a malformed request,
+ * answered with 400 at once, not left waiting for a CRLF CRLF until the idle
+ * deadline.
  */
-static void bare_lf_line_ends_get_400(void)
+static void bare_lf_or_cr_line_ends_get_400(void)
 {
 	static const char *const bad[] = {
 		"GET / HTTP/1.1\nHost: t\n\n",
 		"GET / HTTP/1.1\r\nHost: t\n\n",
 		"GET / HTTP/1.1\r\nHost: t\nX: y\r\n\r\n",
+		"GET / HTTP/1.1\rHost: t\r\r",
+		"GET / HTTP/1.1\r\nHost: t\r\r",
+		"GET / HTTP/1.1\r\nHost: t\rX: y\r\n\r\n",
 	};
 
 	only_bad_requests(bad, sizeof(bad) / sizeof(bad[0]));
@@ -829,12 +836,17 @@ static void half_closed_client_gets_every_answer(void)
 /* Bad option values: a usage error, exit status 2, never a listener. */
 static void option_errors_exit_2(void)
 {
-	static const char *const bad[][3] = {
+	static const char *const bad[][5] = {
 		{ "--port", "70000" },	 { "--port", " 80" },	   { "--port", "+0" },
 		{ "--port", "-1" },	 { "--port", "" },	   { "--threads", "0" },
 		{ "--threads", "x" },	 { "--max-conns", "-5" },  { "--idle-timeout", "1e3" },
 		{ "--grace", "5s" },	 { "--audit", "FULL" },	   { "--addr", "1.2.3" },
 		{ "--unix", "" },	 { "--bogus" },		   { "stray" },
+		{ "--threads", "1025" }, { "--max-conns", "4294967296" },
+		{ "--grace", "99999999999999999999" },
+		/* Not valid whether or not --unix makes it unused. */
+		{ "--unix", "/nonexistent/httpd.sock", "--port", "70000" },
+		{ "--unix", "/nonexistent/httpd.sock", "--addr", "1.2.3" },
 	};
 	struct server s;
 	unsigned i;
@@ -874,6 +886,43 @@ static void oversize_headers_get_431(void)
 	hang_up(&c);
 	CHECK(stop(&s), "no exit after SIGTERM");
 	CHECK_CLEAN_EXIT(&s);
+}
+
+/*
+ * An oversized request behind an answered one, received by rsc_recv (so its
+ * last bytes are still unread when the server closes, and the close is a
+ * reset): the 431 reaches the client all the same. Nagle held it back while
+ * the answer before waited for its ACK, and the reset dropped it.
+ */
+static void oversize_pipelined_request_gets_its_431(void)
+{
+	static const char *const args[] = { "--no-multishot", NULL };
+	static char burst[HEADER_MAX + 128];
+	struct server s;
+	struct client c;
+	struct response r;
+	size_t n;
+	int i;
+
+	n = (size_t)snprintf(burst, sizeof(burst), "%sGET / HTTP/1.1\r\nHost: t\r\nX-Big: ",
+			     get_root);
+	memset(burst + n, 'a', HEADER_MAX + 1 - (n - strlen(get_root)));
+	n = strlen(get_root) + HEADER_MAX + 1;
+	snprintf(burst + n, sizeof(burst) - n, "\r\n\r\n%s", get_root);
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	for (i = 0; i < 5; i++) {
+		CHECK(dial(&s, &c), "connect");
+		CHECK(send_str(&c, get_root) && get_response(&c, &r) && r.status == 200, "first");
+		CHECK(send_str(&c, burst), "send");
+		CHECK(get_response(&c, &r) && r.status == 200, "%d: the request before", i);
+		CHECK(get_response(&c, &r), "%d: no 431: the reset took it", i);
+		CHECK(r.status == 431 && r.close, "%d: status %d", i, r.status);
+		CHECK(closed_within(&c, TIMEOUT_MS), "%d: connection kept", i);
+		hang_up(&c);
+	}
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "431: ") == 5, "%s", s.text);
 }
 
 static void idle_client_is_closed(void)
@@ -992,6 +1041,64 @@ static void second_signal_closes_at_once(void)
 	CHECK(closed_within(&c, TIMEOUT_MS), "connection kept");
 	hang_up(&c);
 	CHECK_CLEAN_EXIT(&s);
+	/* The one connection mid-request is cut once, by the second signal: counted once. */
+	CHECK(summary_value(&s, "cut at the deadline ") == 1, "%s", s.text);
+}
+
+/*
+ * Two signals that reach the server before its loop reads the signal pipe
+ * (here: sent while it is stopped) are two signals, not one: the second still
+ * ends the grace at once.
+ */
+static void two_signals_at_once_close_at_once(void)
+{
+	static const char *const args[] = { "--grace", "60000", NULL };
+	struct server s;
+	struct client c;
+	struct response r;
+
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect");
+	CHECK(send_str(&c, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\n") &&
+		      get_response(&c, &r), "first request");
+	CHECK(kill(s.pid, SIGSTOP) == 0, "kill");
+	CHECK(kill(s.pid, SIGTERM) == 0 && kill(s.pid, SIGINT) == 0, "kill");
+	CHECK(kill(s.pid, SIGCONT) == 0, "kill");
+	CHECK(reap(&s), "no exit: the second signal was lost, the grace runs on");
+	CHECK(closed_within(&c, TIMEOUT_MS), "connection kept");
+	hang_up(&c);
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(summary_value(&s, "cut at the deadline ") == 1, "%s", s.text);
+}
+
+/*
+ * A hang-up stops the server as SIGTERM does: a request mid-way is answered,
+ * the summary is printed, and a Unix socket's path is removed (the default
+ * action killed it and left the path to fail the next start).
+ */
+static void sighup_shuts_down_like_sigterm(void)
+{
+	char path[128];
+	const char *args[] = { "--unix", path, NULL };
+	struct server s;
+	struct client c;
+	struct response r;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/hup.sock", sock_dir);
+	CHECK(start(&s, args), "no 'listening on' line: %s", s.text);
+	CHECK(dial(&s, &c), "connect");
+	CHECK(send_str(&c, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\n") &&
+		      get_response(&c, &r), "first request");
+	CHECK(kill(s.pid, SIGHUP) == 0, "kill");
+	CHECK(wait_refused(&s), "still accepting after SIGHUP");
+	CHECK(send_str(&c, "Host: t\r\n\r\n") && get_response(&c, &r) && r.status == 200 &&
+		      r.close, "the request under way was not answered");
+	CHECK(closed_within(&c, TIMEOUT_MS), "connection kept");
+	hang_up(&c);
+	CHECK(reap(&s), "no exit after SIGHUP");
+	CHECK_CLEAN_EXIT(&s);
+	CHECK(stat(path, &st) < 0 && errno == ENOENT, "socket file left");
 }
 
 static void max_conns_closes_the_excess(void)
@@ -1231,6 +1338,89 @@ static void connections_are_direct_slots_capped_by_the_limit(void)
 	peak = summary_slots(&s, &at_exit);
 	CHECK(peak == LOW_NOFILE && at_exit == 0, "%s", s.text);
 	CHECK(fds_back_at_exit(&s), "%s", s.text);
+}
+
+/*
+ * Started with standard input, output and error closed, the server still
+ * serves after its warnings (the accepts that fail at the descriptor limit):
+ * they once went into the signal pipe, whose write end had taken number 2,
+ * and read as signals, shut the server down. Its stdout is gone, so the port
+ * is chosen here and the server is known to listen when a connect succeeds.
+ */
+static void closed_stdio_is_no_signal_pipe(void)
+{
+	struct sockaddr_in *in;
+	struct server s;
+	struct client c[LOW_NOFILE + 16];
+	struct response r = { 0 };
+	socklen_t len = sizeof(*in);
+	long long deadline;
+	char port[16];
+	int fd, i, n;
+
+	memset(&s, 0, sizeof(s));
+	in = (struct sockaddr_in *)&s.addr;
+	in->sin_family = AF_INET;
+	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s.addrlen = sizeof(*in);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)in, len) == 0 &&
+		      getsockname(fd, (struct sockaddr *)in, &len) == 0, "a free port: %s",
+	      strerror(errno));
+	close(fd);
+	snprintf(port, sizeof(port), "%u", ntohs(in->sin_port));
+	fflush(stdout);
+	s.pid = fork();
+	if (s.pid == 0) {
+		const char *argv[] = { "ringscope-httpd", "--port", port, "--threads", "1",
+				       extra_args[0], extra_args[1], NULL };
+		struct rlimit rl = { LOW_NOFILE, LOW_NOFILE };
+
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(126);
+		close(STDIN_FILENO);
+		close(STDOUT_FILENO);
+		close(STDERR_FILENO);
+		execv(httpd_path(), (char *const *)argv);
+		_exit(127);
+	}
+	CHECK(s.pid > 0, "fork: %s", strerror(errno));
+	s.out = open("/dev/null", O_RDONLY | O_CLOEXEC); /* for reap() and kill_running() */
+	running = &s;
+	deadline = now_ms() + TIMEOUT_MS;
+	while ((fd = connect_to(&s)) < 0 && now_ms() < deadline) {
+		struct pollfd p = { .fd = -1 };
+
+		CHECK(waitpid(s.pid, &s.status, WNOHANG) == 0, "exited: status %#x", s.status);
+		poll(&p, 0, 5);
+	}
+	CHECK(fd >= 0, "never listened on port %s", port);
+	close(fd);
+	/* More than its table or its descriptors hold: accepts fail, and it says so. */
+	for (n = 0; n < LOW_NOFILE + 16; n++)
+		CHECK(dial(&s, &c[n]), "connect %d", n);
+	for (deadline = now_ms() + 200; now_ms() < deadline;) {
+		struct pollfd p = { .fd = -1 };
+
+		poll(&p, 0, 5);
+	}
+	for (i = 0; i < n; i++)
+		hang_up(&c[i]);
+	CHECK(waitpid(s.pid, &s.status, WNOHANG) == 0,
+	      "it stopped by itself (its warnings read as signals): status %#x", s.status);
+	deadline = now_ms() + TIMEOUT_MS;
+	while (!(dial(&s, &c[0]) && send_str(&c[0], get_root) && get_response(&c[0], &r) &&
+		 r.status == 200) && now_ms() < deadline) {
+		struct pollfd p = { .fd = -1 };
+
+		if (c[0].fd >= 0)
+			hang_up(&c[0]);
+		poll(&p, 0, 5);
+	}
+	CHECK(r.status == 200, "not serving after its warnings");
+	hang_up(&c[0]);
+	CHECK(stop(&s), "no exit after SIGTERM");
+	CHECK(WIFEXITED(s.status) && WEXITSTATUS(s.status) == 0, "exit status %#x", s.status);
 }
 
 #define N_SLOW 200
@@ -1530,18 +1720,22 @@ int main(void)
 		T(bad_request_gets_400_and_close),
 		T(content_length_must_be_a_single_zero),
 		T(oversize_headers_get_431),
-		T(bare_lf_line_ends_get_400),
+		T(oversize_pipelined_request_gets_its_431),
+		T(bare_lf_or_cr_line_ends_get_400),
 		T(half_closed_client_gets_every_answer),
 		T(option_errors_exit_2),
 		T(idle_client_is_closed),
 		T(disconnect_mid_request_releases_its_scope),
 		T(sigterm_mid_request_is_graceful),
 		T(second_signal_closes_at_once),
+		T(two_signals_at_once_close_at_once),
+		T(sighup_shuts_down_like_sigterm),
 		T(max_conns_closes_the_excess),
 		T(serves_ipv6_and_unix_sockets),
 		T(full_audit_stays_silent),
 		T(peak_descriptors_are_counted_at_the_limit),
 		T(connections_are_direct_slots_capped_by_the_limit),
+		T(closed_stdio_is_no_signal_pipe),
 		T(slowloris_clients_are_cut_at_the_idle_deadline),
 		T(graceful_close_with_1000_connections_mid_request),
 		T(threads_serve_from_every_loop),

@@ -119,15 +119,20 @@ static bool name_is(const char *name, size_t len, const char *want)
 	return len == strlen(want) && !strncasecmp(name, want, len);
 }
 
-static bool has_bare_lf(const char *buf, size_t len)
+/* A bare LF (not after a CR), or a bare CR (followed by anything but an LF)? */
+static bool has_bare_lf_or_cr(const char *buf, size_t len)
 {
-	const char *p = buf, *lf;
+	const char *p = buf, *c;
 
-	while ((lf = memchr(p, '\n', len - (size_t)(p - buf)))) {
-		if (lf == buf || lf[-1] != '\r')
+	while ((c = memchr(p, '\n', len - (size_t)(p - buf)))) {
+		if (c == buf || c[-1] != '\r')
 			return true;
-		p = lf + 1;
+		p = c + 1;
 	}
+	/* A CR in the last byte may yet be followed by its LF. */
+	for (p = buf; (c = memchr(p, '\r', len - (size_t)(p - buf))); p = c + 1)
+		if (c + 1 < buf + len && c[1] != '\n')
+			return true;
 	return false;
 }
 
@@ -146,10 +151,11 @@ int http_parse(const char *buf, size_t len, struct http_request *req)
 	size_t n;
 
 	/*
-	 * A bare LF (not after a CR) is no line end here: waiting for the CRLF
-	 * CRLF it will never send would hold the client until its deadline.
+	 * A bare LF or CR is no line end here: waiting for the CRLF CRLF a
+	 * client that ends its lines so will never send would hold it until its
+	 * deadline.
 	 */
-	if (has_bare_lf(buf, end ? (size_t)(end + 4 - buf) : len))
+	if (has_bare_lf_or_cr(buf, end ? (size_t)(end + 4 - buf) : len))
 		return bad(req, HTTP_400, end ? (size_t)(end + 4 - buf) : len);
 	if (!end)
 		return len >= HTTP_HEADER_MAX ? bad(req, HTTP_431, len) : 0;

@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -28,8 +29,8 @@
  * One loop per thread (--threads), each with its own SO_REUSEPORT listener
  * on the same port, and one tree of scopes per loop:
  *
- *   scope "httpd"          closed gracefully on SIGINT/SIGTERM
- *     scope "idle"         closed at once on SIGINT/SIGTERM
+ *   scope "httpd"          closed gracefully on SIGINT/SIGTERM/SIGHUP
+ *     scope "idle"         closed at once on SIGINT/SIGTERM/SIGHUP
  *       entry "listen"     the listener (a multishot accept in flight)
  *       scope "conn" ...   connections waiting for a request: new ones arrive
  *                          here, and come back after each answer
@@ -95,7 +96,6 @@ struct worker {
 	int direct_err;	   /* why not, when --no-direct did not say so: 0 or -errno */
 	bool multishot;	   /* keep-alive connections receive with rsc_recv_multishot() */
 	int multishot_err; /* why not, when --no-multishot did not say so: 0 or -errno */
-	unsigned open; /* connections open on this loop */
 	int slots_peak, slots_exit; /* direct slots in use: most seen, and at the loop's close */
 	int status;    /* of "httpd" */
 	struct stats st;
@@ -132,8 +132,13 @@ static void conn_serve(struct conn *c);
 
 static void warn(const char *what, int err)
 {
-	fprintf(stderr, "ringscope-httpd: %s: %s (%s)\n", what, rsc_strerror(err),
-		rsc_last_error());
+	const char *detail = rsc_last_error();
+
+	/* The runtime's detail, when it left one: an accept's CQE has none. */
+	if (detail && *detail)
+		fprintf(stderr, "ringscope-httpd: %s: %s (%s)\n", what, rsc_strerror(err), detail);
+	else
+		fprintf(stderr, "ringscope-httpd: %s: %s\n", what, rsc_strerror(err));
 }
 
 /*
@@ -224,7 +229,6 @@ static void on_conn_unwound(struct rsc_scope *scope, int status,
 	free(c->spill);
 	free(c);
 	w->st.closed++;
-	w->open--;
 	uncount_conn(w->srv);
 }
 
@@ -523,12 +527,10 @@ static void on_accept(struct rsc_entry *l, int fd, struct rsc_scope *cs,
 	c->scope = cs;
 	c->e = ce;
 	c->idle = true; /* it arrived in "idle", the listener's scope */
-	w->open++;
 	if ((ret = rsc_scope_on_close(cs, on_conn_unwound, c)) < 0) {
 		/* Cannot happen to a scope just accepted; if it did, c would leak. */
 		warn("rsc_scope_on_close", ret);
 		free(c);
-		w->open--;
 		(void)rsc_scope_on_close(cs, on_refused_unwound, w);
 		(void)rsc_scope_close(cs, NULL, NULL);
 		return;
@@ -603,7 +605,11 @@ static void begin_shutdown(struct rsc_loop *loop, void *arg)
 		warn("closing the idle connections", ret);
 }
 
-/* A second signal: close now. The grace holds "httpd" open; a deadline of 1 ms ends it. */
+/*
+ * A second signal: close now. The grace holds "httpd" open; a deadline of 1 ms
+ * ends it. The connections it cuts are counted once, by on_httpd_closed, from
+ * rsc_scope_close_stats: a deadline that ends the grace reports them there.
+ */
 static void close_now(struct rsc_loop *loop, void *arg)
 {
 	struct worker *w = arg;
@@ -612,7 +618,6 @@ static void close_now(struct rsc_loop *loop, void *arg)
 	(void)loop;
 	if (w->closed)
 		return;
-	w->st.cut += w->open;
 	if ((ret = rsc_scope_set_deadline(w->httpd, 1, RSC_DEADLINE_MOVE_ON)) < 0)
 		warn("closing now", ret);
 }
@@ -661,13 +666,23 @@ static void post_done(struct rsc_loop *loop, void *arg)
 static void on_signal(struct rsc_entry *e, int res, void *buf, void *data)
 {
 	struct server *srv = data;
+	int i;
 
 	(void)buf;
 	if (res <= 0)
 		return; /* -ECANCELED: "signals" is closing */
-	fprintf(stderr, "ringscope-httpd: %s: %s\n", strsignal(srv->sigbuf[res - 1]),
-		srv->signals_seen ? "closing now" : "shutting down");
-	fan_out(srv, srv->signals_seen++ ? close_now : begin_shutdown);
+	/*
+	 * A read that completed as post_done() closed "signals": every loop is
+	 * done, and the workers may be freeing theirs, so nothing is posted.
+	 */
+	if (srv->done >= srv->nthreads)
+		return;
+	/* A byte per signal: two that came before this read are still two. */
+	for (i = 0; i < res; i++) {
+		fprintf(stderr, "ringscope-httpd: %s: %s\n", strsignal(srv->sigbuf[i]),
+			srv->signals_seen ? "closing now" : "shutting down");
+		fan_out(srv, srv->signals_seen++ ? close_now : begin_shutdown);
+	}
 	if ((res = rsc_read(e, srv->sigbuf, sizeof(srv->sigbuf), -1, on_signal, srv)) < 0)
 		warn("rsc_read", res);
 }
@@ -698,7 +713,8 @@ static void usage(FILE *out)
 		"  --max-conns N      connections beyond N are closed at once (1024)\n"
 		"  --idle-timeout MS  close a connection that has not completed a request\n"
 		"                     that long after accept or its last response, 0: never (30000)\n"
-		"  --grace MS         on SIGINT/SIGTERM, let requests finish this long (5000)\n"
+		"  --grace MS         on SIGINT/SIGTERM/SIGHUP, let requests finish this long\n"
+		"                     (5000)\n"
 		"  --metrics          GET /metrics answers the loop's metrics (Prometheus text)\n"
 		"  --no-direct        connections as process descriptors, not direct slots\n"
 		"  --no-multishot     a recv per request, not one multishot receive per\n"
@@ -720,27 +736,16 @@ static unsigned number(const char *s, const char *opt)
 	return (unsigned)v;
 }
 
+/* --addr, --port and --unix into @ss; exits 2 on a value that is not valid, whichever is used. */
 static socklen_t parse_addr(const char *addr, unsigned port, const char *path,
 			    struct sockaddr_storage *ss)
 {
 	struct sockaddr_in *in = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
 	struct sockaddr_un *un = (struct sockaddr_un *)ss;
+	socklen_t len;
 
 	memset(ss, 0, sizeof(*ss));
-	if (path) {
-		if (!*path) {
-			fprintf(stderr, "ringscope-httpd: --unix: empty path\n");
-			exit(2);
-		}
-		if (strlen(path) >= sizeof(un->sun_path)) {
-			fprintf(stderr, "ringscope-httpd: --unix: path too long\n");
-			exit(2);
-		}
-		un->sun_family = AF_UNIX;
-		strcpy(un->sun_path, path);
-		return sizeof(*un);
-	}
 	if (port > 65535) {
 		fprintf(stderr, "ringscope-httpd: --port: %u is out of range\n", port);
 		exit(2);
@@ -748,15 +753,29 @@ static socklen_t parse_addr(const char *addr, unsigned port, const char *path,
 	if (inet_pton(AF_INET, addr, &in->sin_addr) == 1) {
 		in->sin_family = AF_INET;
 		in->sin_port = htons((unsigned short)port);
-		return sizeof(*in);
-	}
-	if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
+		len = sizeof(*in);
+	} else if (inet_pton(AF_INET6, addr, &in6->sin6_addr) == 1) {
 		in6->sin6_family = AF_INET6;
 		in6->sin6_port = htons((unsigned short)port);
-		return sizeof(*in6);
+		len = sizeof(*in6);
+	} else {
+		fprintf(stderr, "ringscope-httpd: --addr: not an IPv4 or IPv6 address: %s\n", addr);
+		exit(2);
 	}
-	fprintf(stderr, "ringscope-httpd: --addr: not an IPv4 or IPv6 address: %s\n", addr);
-	exit(2);
+	if (!path)
+		return len;
+	if (!*path) {
+		fprintf(stderr, "ringscope-httpd: --unix: empty path\n");
+		exit(2);
+	}
+	if (strlen(path) >= sizeof(un->sun_path)) {
+		fprintf(stderr, "ringscope-httpd: --unix: path too long\n");
+		exit(2);
+	}
+	memset(ss, 0, sizeof(*ss));
+	un->sun_family = AF_UNIX;
+	strcpy(un->sun_path, path);
+	return sizeof(*un);
 }
 
 static void print_bound(int fd, const char *path)
@@ -847,6 +866,17 @@ static int worker_start(struct worker *w)
 	    (ret = rsc_entry_wait(w->listener)) < 0)
 		goto fail;
 	w->listen_fd = ret;
+	/*
+	 * TCP_NODELAY, which its connections inherit (Linux copies it to each
+	 * accepted socket): a response is one send, whole, so Nagle only ever
+	 * held one back while the one before waited for its ACK. A close then
+	 * lost it: closing with request bytes unread (a 431 before the rest of
+	 * its headers was read, without a multishot receive) resets the
+	 * connection, and the reset drops what is still queued to send.
+	 */
+	if (!srv->unix_path &&
+	    setsockopt(w->listen_fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int)) < 0)
+		warn("TCP_NODELAY", -errno);
 	w->direct = !srv->no_direct && direct_table(w);
 	/* Keep-alive connections' receives land in the loop's buffers, copied at once. */
 	if (!srv->no_multishot) {
@@ -1063,6 +1093,24 @@ static unsigned cpus(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
+/*
+ * Started with standard input, output or error closed (a careless daemonizer),
+ * the server's first descriptors would take their numbers: the signal pipe's
+ * write end as 2, so a warning on stderr read as signals and shut the server
+ * down, or a connection's socket as 1 or 2, which messages would be written
+ * to. /dev/null holds those numbers instead (as OpenSSH's sanitise_stdfd does).
+ */
+static void hold_stdio(void)
+{
+	int fd;
+
+	/* Not close-on-exec: a standard stream, as the one missing would have been. */
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= STDERR_FILENO)
+		;
+	if (fd > STDERR_FILENO)
+		close(fd); /* all three were open: this one is not needed */
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1154,6 +1202,7 @@ int main(int argc, char **argv)
 		srv.workers[i].listen_fd = -1;
 	}
 
+	hold_stdio();
 	fd_dir = opendir("/proc/self/fd");
 	srv.fds_start = srv.fds_peak = count_open_fds();
 	if (srv.fds_start < 0)
@@ -1168,6 +1217,12 @@ int main(int argc, char **argv)
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/*
+	 * A hang-up (its terminal or session gone) stops it the same way: left
+	 * at its default, it killed the process with no summary, and a Unix
+	 * socket's path stayed behind to fail the next start.
+	 */
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	/* The first listener binds the port (maybe one the kernel picks); the others share it. */
@@ -1183,6 +1238,7 @@ int main(int argc, char **argv)
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	for (; started < srv.nthreads; started++) {
 		if ((ret = pthread_create(&srv.workers[started].thread, NULL, worker_main,
@@ -1213,6 +1269,7 @@ int main(int argc, char **argv)
 	worker_finish(&srv.workers[0]);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	close(sig_wfd);
 	if (srv.unix_path)
 		unlink(srv.unix_path);
