@@ -480,7 +480,6 @@ static void submit(struct prog *p, struct rsc_chain *ch, struct chain *c)
 	ret = rsc_chain_submit(ch);
 	say(p, "  op %d: chain %d (%d steps, %d SQEs) in %s -> %d\n", p->op_index,
 	    (int)(c - chains), c->n, c->n_sqes, p->sc[c->scope].name, ret);
-	probe_consumed(p, ch, c);
 	if (ret == 0 && (want == 0 || (want == -ENFILE && maybe))) {
 		submitted(p, c);
 		return;
@@ -616,6 +615,7 @@ void ch_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st)
 	if (sub == 1 && x & 0x20)
 		op_close(p, s); /* then submitted: refused, the scope is closing */
 	submit(p, ch, c);
+	probe_consumed(p, ch, c); /* after submit's checks of rsc_last_error */
 	if (c->submitted && (x & 0x30) == 0)
 		race(p, c, rd_u8(r), r);
 	if (!(x & 0x30) || x & 0x40)
