@@ -77,9 +77,11 @@ struct rsc__trace_json {
 		unsigned len;
 		char text[84];
 	} tags[256];
-	/* The last manager's ,"cat":"entry","name":"file","id": */
+	/* The last manager name's ,"cat":"entry","name":"file","id":, keyed by
+	 * the name's bytes: a manager struct on the stack, or a name buffer,
+	 * may be reused for another name at the same address. */
 	struct {
-		const void *mgr;
+		char name[24];
 		unsigned len;
 		char text[60];
 	} mgr_tag;
@@ -327,16 +329,17 @@ entry_name_new(struct rsc__trace_json *tj, const struct rsc__entry *e)
 	unsigned k = (unsigned)(e->h & 255);
 	size_t start = tj->len, len;
 
-	/* ,"cat":"entry","name":"file","id": by manager (one at a time, mostly) */
-	if (tj->mgr_tag.mgr == e->mgr) {
+	/* ,"cat":"entry","name":"file","id": by manager name (one at a time, mostly) */
+	if (tj->mgr_tag.len && strcmp(tj->mgr_tag.name, e->mgr->name) == 0) {
 		PUT_UPTO(tj, tj->mgr_tag.text, tj->mgr_tag.len, sizeof(tj->mgr_tag.text));
 	} else {
 		PUT_LIT(tj, ",\"cat\":\"entry\",\"name\":\"");
 		put_esc(tj, e->mgr->name, NAME_MAX_OUT);
 		PUT_LIT(tj, "\",\"id\":");
 		len = tj->len - start;
-		if (len <= sizeof(tj->mgr_tag.text)) {
-			tj->mgr_tag.mgr = e->mgr;
+		if (len <= sizeof(tj->mgr_tag.text) &&
+		    strlen(e->mgr->name) < sizeof(tj->mgr_tag.name)) {
+			strcpy(tj->mgr_tag.name, e->mgr->name);
 			tj->mgr_tag.len = (unsigned)len;
 			memcpy(tj->mgr_tag.text, tj->buf + start, len);
 		}

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "tmgr.h"
 
 /* Hostile use of the trace, the metrics and the in-library audit, as the man
  * pages promise them to someone who never read the code. */
@@ -347,6 +348,38 @@ START_TEST(prints_to_a_full_disk_are_eio)
 }
 END_TEST
 
+/* Each entry's slice is named by its manager's name, as it is when the entry
+ * is pushed: one struct rsc_manager (on the stack, say) or one name buffer
+ * reused for other names must not lend the first name to the others. */
+START_TEST(trace_names_entries_by_the_name_their_manager_has_now)
+{
+	static const char *const want[] = { "alpha", "beta", "gamma", "delta" };
+	struct rsc_manager m = tmgr_manager;
+	struct tmgr t = { .exit = TM_EXIT_CLOSE };
+	char file[512], name[16], tag[64], *text;
+	struct rsc_scope *s;
+	unsigned i;
+
+	snprintf(file, sizeof(file), "%s", t_path("names.json"));
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	for (i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "%s", want[i]);
+		m.name = i < 2 ? want[i] : name; /* a new string, then one buffer */
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+		ck_assert_int_eq(rsc_push(s, &m, &t, NULL), 0);
+		t_run();
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	}
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = t_slurp(file, NULL);
+	for (i = 0; i < 4; i++) {
+		snprintf(tag, sizeof(tag), "\"cat\":\"entry\",\"name\":\"%s\"", want[i]);
+		ck_assert_msg(strstr(text, tag), "no slice named %s in the trace", want[i]);
+	}
+	free(text);
+}
+END_TEST
+
 Suite *make_hostile_obs_suite(void)
 {
 	Suite *s = suite_create("hostile_obs");
@@ -363,6 +396,7 @@ Suite *make_hostile_obs_suite(void)
 	tcase_add_test(tc, trace_to_a_fifo_nobody_reads_fails_at_once);
 	tcase_add_test(tc, last_error_never_carries_raw_control_bytes);
 	tcase_add_test(tc, prints_to_a_full_disk_are_eio);
+	tcase_add_test(tc, trace_names_entries_by_the_name_their_manager_has_now);
 	suite_add_tcase(s, tc);
 	return s;
 }
