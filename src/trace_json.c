@@ -888,7 +888,11 @@ void rsc__tj_finding(struct rsc_loop *loop, const struct rsc_finding *f,
 	if (!tj)
 		return;
 	put(tj, ",\"s\":\"t\",\"name\":\"audit finding\",\"args\":{\"fd\":%d", f->fd);
-	put_str(tj, "kind", f->kind == RSC_FINDING_LEAKED ? "leaked" : "not released",
+	/* The words of rsc_audit_print(): a slot finding is not a descriptor's. */
+	put_str(tj, "kind",
+		f->kind == RSC_FINDING_LEAKED	     ? "leaked" :
+		f->kind == RSC_FINDING_SLOT_LEAKED   ? "leaked slot" :
+		f->kind == RSC_FINDING_SLOT_MISMATCH ? "mismatched slot" : "not released",
 		NAME_MAX_OUT);
 	put_str(tj, "target", f->target, NAME_MAX_OUT);
 	put_str(tj, "scope", f->scope, NAME_MAX_OUT);

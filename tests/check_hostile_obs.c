@@ -380,6 +380,51 @@ START_TEST(trace_names_entries_by_the_name_their_manager_has_now)
 }
 END_TEST
 
+/* The trace's audit instants say what the finding is, as rsc_audit_print()
+ * does: a direct slot whose close failed (RSC_FINDING_SLOT_LEAKED) and one
+ * the kernel's table and the runtime's disagree on (SLOT_MISMATCH) are not
+ * "not released" descriptors. */
+START_TEST(trace_names_the_kind_of_a_slot_finding)
+{
+	char file[512], *text, *p;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int ret;
+
+	if (rsc_loop_set_direct(t_loop, 16, 4) < 0) {
+		printf("SKIP trace_names_the_kind_of_a_slot_finding: no direct table: %s\n", rsc_last_error());
+		return;
+	}
+	ret = rsc_fault_set(t_loop, "close:1:EINVAL");
+	if (ret == -EOPNOTSUPP) {
+		printf("SKIP trace_names_the_kind_of_a_slot_finding: this build has no fault injection\n");
+		return;
+	}
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	snprintf(file, sizeof(file), "%s", t_path("slots.json"));
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "leaky", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "close:1:EINVAL"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EINVAL);
+	ck_assert_int_eq(t_audit_slots(t_loop), 1); /* the injected close lied */
+	ck_assert_int_eq(rsc_audit_count(t_loop), 2);
+	ck_assert_int_eq(rsc_finding_kind(rsc_audit_finding(t_loop, 0)), RSC_FINDING_SLOT_LEAKED);
+	ck_assert_int_eq(rsc_finding_kind(rsc_audit_finding(t_loop, 1)), RSC_FINDING_SLOT_MISMATCH);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = t_slurp(file, NULL);
+	ck_assert_msg(!strstr(text, "\"kind\":\"not released\""), "a slot finding traced as 'not released'");
+	p = strstr(text, "\"kind\":\"leaked slot\"");
+	ck_assert_msg(p, "no 'leaked slot' instant in the trace");
+	ck_assert_msg(strstr(p, "\"kind\":\"mismatched slot\""), "no 'mismatched slot' instant after it");
+	free(text);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
 Suite *make_hostile_obs_suite(void)
 {
 	Suite *s = suite_create("hostile_obs");
@@ -397,6 +442,7 @@ Suite *make_hostile_obs_suite(void)
 	tcase_add_test(tc, last_error_never_carries_raw_control_bytes);
 	tcase_add_test(tc, prints_to_a_full_disk_are_eio);
 	tcase_add_test(tc, trace_names_entries_by_the_name_their_manager_has_now);
+	tcase_add_test(tc, trace_names_the_kind_of_a_slot_finding);
 	suite_add_tcase(s, tc);
 	return s;
 }
