@@ -425,6 +425,42 @@ START_TEST(trace_names_the_kind_of_a_slot_finding)
 }
 END_TEST
 
+/* The value of series @name{loop="ID"} of the test loop's metrics. */
+static long long gauge_of(const char *name)
+{
+	char *text = NULL, series[128], *p;
+	size_t len = 0;
+	long long v;
+	FILE *f = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_loop_metrics(t_loop, f), 0);
+	fclose(f);
+	snprintf(series, sizeof(series), "\n%s{loop=\"%d\"} ", name, rsc_loop_id(t_loop));
+	p = strstr(text, series);
+	ck_assert_msg(p, "no %s in:\n%s", series + 1, text);
+	v = strtoll(p + strlen(series), NULL, 10);
+	free(text);
+	return v;
+}
+
+/* A scope an acquire failed in unwinds by itself, then waits for its close
+ * (RSC_SCOPE_UNWOUND): until then it is still a scope nobody closed. */
+START_TEST(metrics_count_a_failed_scope_until_it_is_closed)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "failing", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("missing"), O_RDONLY, 0, 0, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(gauge_of("ringscope_open_scopes"), 1);
+	ck_assert_int_eq(gauge_of("ringscope_open_entries"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ENOENT);
+	ck_assert_int_eq(gauge_of("ringscope_open_scopes"), 0);
+}
+END_TEST
+
 Suite *make_hostile_obs_suite(void)
 {
 	Suite *s = suite_create("hostile_obs");
@@ -443,6 +479,7 @@ Suite *make_hostile_obs_suite(void)
 	tcase_add_test(tc, prints_to_a_full_disk_are_eio);
 	tcase_add_test(tc, trace_names_entries_by_the_name_their_manager_has_now);
 	tcase_add_test(tc, trace_names_the_kind_of_a_slot_finding);
+	tcase_add_test(tc, metrics_count_a_failed_scope_until_it_is_closed);
 	suite_add_tcase(s, tc);
 	return s;
 }
