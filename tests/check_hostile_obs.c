@@ -461,6 +461,50 @@ START_TEST(metrics_count_a_failed_scope_until_it_is_closed)
 }
 END_TEST
 
+/* args.detail is "the path": a long one (a 240-byte file name, two of them
+ * nested) is written whole, in the acquire's slice, in the failed acquire's
+ * error and in the scope's error chain. */
+START_TEST(trace_writes_a_long_path_whole)
+{
+	char name[241], dir[1024], ok[1536], missing[1536], file[512], *text, *want;
+	struct rsc_scope *s;
+	int fd;
+
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	snprintf(dir, sizeof(dir), "%s/%s", t_dir, name);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	snprintf(ok, sizeof(ok), "%s/%s", dir, name);
+	snprintf(missing, sizeof(missing), "%s/missing-%s", dir, name);
+	fd = open(ok, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	snprintf(file, sizeof(file), "%s", t_path("long.json"));
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "long", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, ok, O_RDONLY, 0, 0, NULL), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, missing, O_RDONLY, 0, 0, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ENOENT);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = t_slurp(file, NULL);
+	want = malloc(strlen(missing) + 64);
+	ck_assert_ptr_nonnull(want);
+	sprintf(want, "\"detail\":\"%s\"", ok);
+	ck_assert_msg(strstr(text, want), "the path of an acquire is cut in its slice");
+	sprintf(want, "\"detail\":\"%s\"", missing);
+	ck_assert_msg(strstr(text, want), "the path of a failed acquire is cut in its slice");
+	sprintf(want, "'%s': No such file or directory (ENOENT)", missing);
+	ck_assert_msg(strstr(text, want), "the failed acquire's error is cut");
+	sprintf(want, "openat %s: No such file or directory (ENOENT)", missing);
+	ck_assert_msg(strstr(text, want), "the scope's error chain is cut");
+	free(want);
+	free(text);
+	unlink(ok);
+	rmdir(dir);
+}
+END_TEST
+
 Suite *make_hostile_obs_suite(void)
 {
 	Suite *s = suite_create("hostile_obs");
@@ -480,6 +524,7 @@ Suite *make_hostile_obs_suite(void)
 	tcase_add_test(tc, trace_names_entries_by_the_name_their_manager_has_now);
 	tcase_add_test(tc, trace_names_the_kind_of_a_slot_finding);
 	tcase_add_test(tc, metrics_count_a_failed_scope_until_it_is_closed);
+	tcase_add_test(tc, trace_writes_a_long_path_whole);
 	suite_add_tcase(s, tc);
 	return s;
 }
