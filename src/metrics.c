@@ -93,7 +93,8 @@ struct gauges {
 	unsigned scopes, entries;
 };
 
-/* Scopes below the root (open or unwinding) and entries holding a resource. */
+/* Scopes below the root not yet closed (open, unwinding, or unwound after a
+ * failure and waiting for rsc_scope_close) and entries holding a resource. */
 static struct gauges count_open(const struct rsc_loop *loop)
 {
 	struct gauges g = { 0, 0 };
@@ -170,7 +171,7 @@ int rsc_metrics_write(struct rsc_loop *const *loops, unsigned n, FILE *out)
 	static const struct {
 		const char *name, *help;
 	} gauges[] = {
-		{ "ringscope_open_scopes", "Scopes open or unwinding (the loop's root not counted)." },
+		{ "ringscope_open_scopes", "Scopes not yet closed: open, unwinding, or unwound after a failure and waiting for their close." },
 		{ "ringscope_open_entries", "Entries holding a resource: acquired, not yet released." },
 		{ "ringscope_acquires_in_flight", "Acquires submitted and not yet completed." },
 		{ "ringscope_ops_in_flight", "Operations (SQEs) in flight, tracked I/O and cancels included." },

@@ -30,9 +30,12 @@
 
 #define BUF_CAP	  (1024U * 1024U)
 #define PREALLOC  ((off_t)4 * 1024 * 1024) /* blocks reserved ahead of the writes */
-#define EVENT_MAX 6144U /* an event never grows past this: strings are capped */
+#define EVENT_MAX 16384U /* an event never grows past this: strings are capped */
+/* Caps on a string's JSON text: a name, a path (PATH_MAX: whole, unless its
+ * escapes make it longer), an error's text (a path and its words). */
 #define NAME_MAX_OUT 200U
-#define TEXT_MAX_OUT 1024U
+#define PATH_MAX_OUT 4096U
+#define TEXT_MAX_OUT 6144U
 static const char TAIL[] = "\n]}\n";
 #define TAIL_LEN (sizeof(TAIL) - 1)
 
@@ -77,9 +80,11 @@ struct rsc__trace_json {
 		unsigned len;
 		char text[84];
 	} tags[256];
-	/* The last manager's ,"cat":"entry","name":"file","id": */
+	/* The last manager name's ,"cat":"entry","name":"file","id":, keyed by
+	 * the name's bytes: a manager struct on the stack, or a name buffer,
+	 * may be reused for another name at the same address. */
 	struct {
-		const void *mgr;
+		char name[24];
 		unsigned len;
 		char text[60];
 	} mgr_tag;
@@ -327,16 +332,17 @@ entry_name_new(struct rsc__trace_json *tj, const struct rsc__entry *e)
 	unsigned k = (unsigned)(e->h & 255);
 	size_t start = tj->len, len;
 
-	/* ,"cat":"entry","name":"file","id": by manager (one at a time, mostly) */
-	if (tj->mgr_tag.mgr == e->mgr) {
+	/* ,"cat":"entry","name":"file","id": by manager name (one at a time, mostly) */
+	if (tj->mgr_tag.len && strcmp(tj->mgr_tag.name, e->mgr->name) == 0) {
 		PUT_UPTO(tj, tj->mgr_tag.text, tj->mgr_tag.len, sizeof(tj->mgr_tag.text));
 	} else {
 		PUT_LIT(tj, ",\"cat\":\"entry\",\"name\":\"");
 		put_esc(tj, e->mgr->name, NAME_MAX_OUT);
 		PUT_LIT(tj, "\",\"id\":");
 		len = tj->len - start;
-		if (len <= sizeof(tj->mgr_tag.text)) {
-			tj->mgr_tag.mgr = e->mgr;
+		if (len <= sizeof(tj->mgr_tag.text) &&
+		    strlen(e->mgr->name) < sizeof(tj->mgr_tag.name)) {
+			strcpy(tj->mgr_tag.name, e->mgr->name);
 			tj->mgr_tag.len = (unsigned)len;
 			memcpy(tj->mgr_tag.text, tj->buf + start, len);
 		}
@@ -610,7 +616,7 @@ static void put_result(struct rsc__trace_json *tj, int res, unsigned opcode,
 static void put_error(struct rsc__trace_json *tj, const struct rsc__entry *e,
 		      int res, const char *op)
 {
-	char text[512];
+	char text[TEXT_MAX_OUT];
 
 	snprintf(text, sizeof(text), "%s %s '%s': %s (%s)", op, e->mgr->name, e->detail,
 		 rsc_strerror(res), rsc_err_name(res));
@@ -651,7 +657,7 @@ static void entry_begin(struct rsc_loop *loop, struct rsc__entry *e, uint64_t no
 		PUT_UPTO(tj, tj->scope_tag.text, tj->scope_tag.len, sizeof(tj->scope_tag.text));
 	}
 	if (e->detail[0])
-		put_str(tj, "detail", e->detail, NAME_MAX_OUT);
+		put_str(tj, "detail", e->detail, PATH_MAX_OUT);
 	if (!acquires) {
 		PUT_LIT(tj, ",\"op\":\"none: entered at once\"}}");
 	} else if (e->flags & RSC__E_DEFERRED) {
@@ -885,9 +891,13 @@ void rsc__tj_finding(struct rsc_loop *loop, const struct rsc_finding *f,
 	if (!tj)
 		return;
 	put(tj, ",\"s\":\"t\",\"name\":\"audit finding\",\"args\":{\"fd\":%d", f->fd);
-	put_str(tj, "kind", f->kind == RSC_FINDING_LEAKED ? "leaked" : "not released",
+	/* The words of rsc_audit_print(): a slot finding is not a descriptor's. */
+	put_str(tj, "kind",
+		f->kind == RSC_FINDING_LEAKED	     ? "leaked" :
+		f->kind == RSC_FINDING_SLOT_LEAKED   ? "leaked slot" :
+		f->kind == RSC_FINDING_SLOT_MISMATCH ? "mismatched slot" : "not released",
 		NAME_MAX_OUT);
-	put_str(tj, "target", f->target, NAME_MAX_OUT);
+	put_str(tj, "target", f->target, PATH_MAX_OUT);
 	put_str(tj, "scope", f->scope, NAME_MAX_OUT);
 	put_str(tj, "expected", f->expected, TEXT_MAX_OUT);
 	put(tj, "}}");

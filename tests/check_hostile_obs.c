@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "tmgr.h"
 
 /* Hostile use of the trace, the metrics and the in-library audit, as the man
  * pages promise them to someone who never read the code. */
@@ -347,6 +348,163 @@ START_TEST(prints_to_a_full_disk_are_eio)
 }
 END_TEST
 
+/* Each entry's slice is named by its manager's name, as it is when the entry
+ * is pushed: one struct rsc_manager (on the stack, say) or one name buffer
+ * reused for other names must not lend the first name to the others. */
+START_TEST(trace_names_entries_by_the_name_their_manager_has_now)
+{
+	static const char *const want[] = { "alpha", "beta", "gamma", "delta" };
+	struct rsc_manager m = tmgr_manager;
+	struct tmgr t = { .exit = TM_EXIT_CLOSE };
+	char file[512], name[16], tag[64], *text;
+	struct rsc_scope *s;
+	unsigned i;
+
+	snprintf(file, sizeof(file), "%s", t_path("names.json"));
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	for (i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "%s", want[i]);
+		m.name = i < 2 ? want[i] : name; /* a new string, then one buffer */
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+		ck_assert_int_eq(rsc_push(s, &m, &t, NULL), 0);
+		t_run();
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	}
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = t_slurp(file, NULL);
+	for (i = 0; i < 4; i++) {
+		snprintf(tag, sizeof(tag), "\"cat\":\"entry\",\"name\":\"%s\"", want[i]);
+		ck_assert_msg(strstr(text, tag), "no slice named %s in the trace", want[i]);
+	}
+	free(text);
+}
+END_TEST
+
+/* The trace's audit instants say what the finding is, as rsc_audit_print()
+ * does: a direct slot whose close failed (RSC_FINDING_SLOT_LEAKED) and one
+ * the kernel's table and the runtime's disagree on (SLOT_MISMATCH) are not
+ * "not released" descriptors. */
+START_TEST(trace_names_the_kind_of_a_slot_finding)
+{
+	char file[512], *text, *p;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int ret;
+
+	if (rsc_loop_set_direct(t_loop, 16, 4) < 0) {
+		printf("SKIP trace_names_the_kind_of_a_slot_finding: no direct table: %s\n", rsc_last_error());
+		return;
+	}
+	ret = rsc_fault_set(t_loop, "close:1:EINVAL");
+	if (ret == -EOPNOTSUPP) {
+		printf("SKIP trace_names_the_kind_of_a_slot_finding: this build has no fault injection\n");
+		return;
+	}
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	snprintf(file, sizeof(file), "%s", t_path("slots.json"));
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "leaky", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "close:1:EINVAL"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EINVAL);
+	ck_assert_int_eq(t_audit_slots(t_loop), 1); /* the injected close lied */
+	ck_assert_int_eq(rsc_audit_count(t_loop), 2);
+	ck_assert_int_eq(rsc_finding_kind(rsc_audit_finding(t_loop, 0)), RSC_FINDING_SLOT_LEAKED);
+	ck_assert_int_eq(rsc_finding_kind(rsc_audit_finding(t_loop, 1)), RSC_FINDING_SLOT_MISMATCH);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = t_slurp(file, NULL);
+	ck_assert_msg(!strstr(text, "\"kind\":\"not released\""), "a slot finding traced as 'not released'");
+	p = strstr(text, "\"kind\":\"leaked slot\"");
+	ck_assert_msg(p, "no 'leaked slot' instant in the trace");
+	ck_assert_msg(strstr(p, "\"kind\":\"mismatched slot\""), "no 'mismatched slot' instant after it");
+	free(text);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
+/* The value of series @name{loop="ID"} of the test loop's metrics. */
+static long long gauge_of(const char *name)
+{
+	char *text = NULL, series[128], *p;
+	size_t len = 0;
+	long long v;
+	FILE *f = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_loop_metrics(t_loop, f), 0);
+	fclose(f);
+	snprintf(series, sizeof(series), "\n%s{loop=\"%d\"} ", name, rsc_loop_id(t_loop));
+	p = strstr(text, series);
+	ck_assert_msg(p, "no %s in:\n%s", series + 1, text);
+	v = strtoll(p + strlen(series), NULL, 10);
+	free(text);
+	return v;
+}
+
+/* A scope an acquire failed in unwinds by itself, then waits for its close
+ * (RSC_SCOPE_UNWOUND): until then it is still a scope nobody closed. */
+START_TEST(metrics_count_a_failed_scope_until_it_is_closed)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "failing", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("missing"), O_RDONLY, 0, 0, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(gauge_of("ringscope_open_scopes"), 1);
+	ck_assert_int_eq(gauge_of("ringscope_open_entries"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ENOENT);
+	ck_assert_int_eq(gauge_of("ringscope_open_scopes"), 0);
+}
+END_TEST
+
+/* args.detail is "the path": a long one (a 240-byte file name, two of them
+ * nested) is written whole, in the acquire's slice, in the failed acquire's
+ * error and in the scope's error chain. */
+START_TEST(trace_writes_a_long_path_whole)
+{
+	char name[241], dir[1024], ok[1536], missing[1536], file[512], *text, *want;
+	struct rsc_scope *s;
+	int fd;
+
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	snprintf(dir, sizeof(dir), "%s/%s", t_dir, name);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	snprintf(ok, sizeof(ok), "%s/%s", dir, name);
+	snprintf(missing, sizeof(missing), "%s/missing-%s", dir, name);
+	fd = open(ok, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	snprintf(file, sizeof(file), "%s", t_path("long.json"));
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "long", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, ok, O_RDONLY, 0, 0, NULL), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, missing, O_RDONLY, 0, 0, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ENOENT);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = t_slurp(file, NULL);
+	want = malloc(strlen(missing) + 64);
+	ck_assert_ptr_nonnull(want);
+	sprintf(want, "\"detail\":\"%s\"", ok);
+	ck_assert_msg(strstr(text, want), "the path of an acquire is cut in its slice");
+	sprintf(want, "\"detail\":\"%s\"", missing);
+	ck_assert_msg(strstr(text, want), "the path of a failed acquire is cut in its slice");
+	sprintf(want, "'%s': No such file or directory (ENOENT)", missing);
+	ck_assert_msg(strstr(text, want), "the failed acquire's error is cut");
+	sprintf(want, "openat %s: No such file or directory (ENOENT)", missing);
+	ck_assert_msg(strstr(text, want), "the scope's error chain is cut");
+	free(want);
+	free(text);
+	unlink(ok);
+	rmdir(dir);
+}
+END_TEST
+
 Suite *make_hostile_obs_suite(void)
 {
 	Suite *s = suite_create("hostile_obs");
@@ -363,6 +521,10 @@ Suite *make_hostile_obs_suite(void)
 	tcase_add_test(tc, trace_to_a_fifo_nobody_reads_fails_at_once);
 	tcase_add_test(tc, last_error_never_carries_raw_control_bytes);
 	tcase_add_test(tc, prints_to_a_full_disk_are_eio);
+	tcase_add_test(tc, trace_names_entries_by_the_name_their_manager_has_now);
+	tcase_add_test(tc, trace_names_the_kind_of_a_slot_finding);
+	tcase_add_test(tc, metrics_count_a_failed_scope_until_it_is_closed);
+	tcase_add_test(tc, trace_writes_a_long_path_whole);
 	suite_add_tcase(s, tc);
 	return s;
 }
