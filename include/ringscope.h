@@ -472,6 +472,9 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_entry_get_sqes(struct rsc_entry *entry,
 #define RSC_SHUTDOWN_ON_RELEASE (1U << 2)
 /* rsc_listen: SO_REUSEPORT, so one listener per loop can share a port. */
 #define RSC_REUSEPORT (1U << 3)
+/* rsc_listen: TCP_NODELAY on the listener, which its connections inherit
+ * (no Nagle delay on a small response); no effect on AF_UNIX. */
+#define RSC_NODELAY (1U << 4)
 
 RSC_EXTERN RSC_MUST_CHECK int rsc_open(struct rsc_scope *scope, int dirfd,
 				       const char *path, int oflags,
@@ -508,6 +511,18 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_listen(struct rsc_scope *scope,
 					 socklen_t addrlen, int backlog,
 					 unsigned flags,
 					 struct rsc_entry **entryp);
+/*
+ * The local and the peer address of an entered socket entry (a listener's
+ * bound port, an accepted connection's client), as getsockname(2) and
+ * getpeername(2) give them: *@addrlen is the room in @addr on entry and the
+ * address's length on return. Errors: -EINVAL, -ESTALE, -EAGAIN (still
+ * entering), -EBADF (released or failed), -EBADFD (a direct slot), and
+ * those of getsockname(2) and getpeername(2) (-ENOTSOCK, -ENOTCONN).
+ */
+RSC_EXTERN int rsc_entry_sockname(const struct rsc_entry *entry, struct sockaddr *addr,
+				  socklen_t *addrlen);
+RSC_EXTERN int rsc_entry_peername(const struct rsc_entry *entry, struct sockaddr *addr,
+				  socklen_t *addrlen);
 
 /*
  * Accepting. rsc_accept() starts an IORING_OP_ACCEPT on an entered

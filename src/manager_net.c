@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <sys/un.h>
 
@@ -27,6 +29,7 @@ struct net_args {
 	struct __kernel_timespec deadline; /* read by the kernel at submit */
 	bool has_deadline;
 	bool reuseport;
+	bool nodelay;
 };
 
 static int connect_enter(struct rsc_entry *h, void *arg)
@@ -73,6 +76,10 @@ static int listen_enter(struct rsc_entry *h, void *arg)
 		return rsc__entry_complete_with(e, -errno, "setsockopt");
 	/* One listener per loop on one port: the kernel spreads connections. */
 	if (a->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		return rsc__entry_complete_with(e, -errno, "setsockopt");
+	/* Set before listen: every connection it accepts inherits it. */
+	if (a->nodelay && a->addr.ss_family != AF_UNIX &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		return rsc__entry_complete_with(e, -errno, "setsockopt");
 	if (rsc__opcode_supported(loop, RSC__OP_BIND) && loop->probe &&
 	    rsc__opcode_supported(loop, RSC__OP_LISTEN) &&
@@ -309,7 +316,8 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 	ret = rsc__check_addr(addr, addrlen, false, "rsc_listen");
 	if (ret < 0)
 		return ret;
-	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE | RSC_REUSEPORT)),
+	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE | RSC_REUSEPORT |
+				   RSC_NODELAY)),
 		       "rsc_listen: unknown flags 0x%x", flags);
 	RSC__CHECK_ARG(backlog >= 0, "rsc_listen: backlog %d", backlog);
 	a = calloc(1, sizeof(*a));
@@ -317,7 +325,38 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 		return -ENOMEM;
 	a->backlog = backlog;
 	a->reuseport = flags & RSC_REUSEPORT;
-	flags &= ~RSC_REUSEPORT; /* the listener's own, not the socket's */
+	a->nodelay = flags & RSC_NODELAY;
+	flags &= ~(RSC_REUSEPORT | RSC_NODELAY); /* the listener's own, not the socket's */
 	return push_pair(s, addr, addrlen, flags, a, &listen_manager,
 			 __builtin_return_address(0), entryp);
+}
+
+/* getsockname(2) or getpeername(2) on an entry's descriptor, in the states
+ * in which rsc_entry_fd() gives it. */
+static int entry_name(const struct rsc_entry *h, struct sockaddr *addr, socklen_t *addrlen,
+		      bool peer, const char *fn)
+{
+	int fd = rsc_entry_fd(h), ret;
+
+	if (fd < 0)
+		return fd; /* -EINVAL, -ESTALE, -EAGAIN, -EBADF, -EBADFD: said by rsc_entry_fd */
+	RSC__CHECK_ARG(addr && addrlen, "%s: addr or addrlen is NULL", fn);
+	ret = peer ? getpeername(fd, addr, addrlen) : getsockname(fd, addr, addrlen);
+	if (ret < 0) {
+		ret = -errno;
+		rsc__set_last_error("%s: %s on descriptor %d: %s", fn,
+				    peer ? "getpeername" : "getsockname", fd, rsc_strerror(ret));
+		return ret;
+	}
+	return 0;
+}
+
+int rsc_entry_sockname(const struct rsc_entry *h, struct sockaddr *addr, socklen_t *addrlen)
+{
+	return entry_name(h, addr, addrlen, false, "rsc_entry_sockname");
+}
+
+int rsc_entry_peername(const struct rsc_entry *h, struct sockaddr *addr, socklen_t *addrlen)
+{
+	return entry_name(h, addr, addrlen, true, "rsc_entry_peername");
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include <sys/wait.h>
 #include <stdio.h>
@@ -745,6 +746,100 @@ START_TEST(multishot_accept_that_cannot_be_rearmed_ends_with_ebusy)
 }
 END_TEST
 
+static void keep_conn(struct rsc_entry *l, int res, struct rsc_scope *cs,
+		      struct rsc_entry *conn, void *data)
+{
+	struct rsc_entry **got = data;
+
+	(void)l;
+	(void)cs;
+	if (res >= 0)
+		*got = conn;
+}
+
+static int nodelay_of(struct rsc_entry *e)
+{
+	int on = -1;
+	socklen_t len = sizeof(on);
+
+	ck_assert_int_eq(getsockopt(rsc_entry_fd(e), IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+	return on;
+}
+
+/* rsc_listen(3) RSC_NODELAY: the connections it accepts inherit TCP_NODELAY;
+ * rsc_entry_sockname/peername(3) name both ends without a syscall of the
+ * caller's on the runtime's descriptor. */
+START_TEST(nodelay_listener_passes_it_on_and_entries_name_both_ends)
+{
+	struct sockaddr_in a = t_loopback(0), bound, peer, mine;
+	socklen_t len = sizeof(bound), plen = sizeof(peer), mlen = sizeof(mine);
+	struct rsc_entry *l, *plain, *conn = NULL, *conn2 = NULL;
+	struct rsc_scope *srv;
+	int c, c2, before = t_fd_count();
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_listen(srv, (struct sockaddr *)&a, sizeof(a), 8, RSC_NODELAY, &l), 0);
+	ck_assert_int_eq(rsc_entry_sockname(l, (struct sockaddr *)&bound, &len), -EAGAIN);
+	ck_assert_int_ge(rsc_entry_wait(l), 0);
+	ck_assert_int_eq(rsc_entry_sockname(l, (struct sockaddr *)&bound, &len), 0);
+	ck_assert_int_eq(len, sizeof(bound));
+	ck_assert_int_ne(ntohs(bound.sin_port), 0);
+	ck_assert_int_eq(rsc_entry_peername(l, (struct sockaddr *)&peer, &plen), -ENOTCONN);
+	ck_assert_int_eq(rsc_accept(l, 0, keep_conn, &conn), 0);
+	c = t_connect(&bound);
+	while (!conn)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(nodelay_of(conn), 1);
+	plen = sizeof(peer);
+	ck_assert_int_eq(rsc_entry_peername(conn, (struct sockaddr *)&peer, &plen), 0);
+	ck_assert_int_eq(getsockname(c, (struct sockaddr *)&mine, &mlen), 0);
+	ck_assert_int_eq(peer.sin_port, mine.sin_port); /* the client, seen from the server */
+	/* Without the flag, Nagle stays on: the flag is what set it. */
+	plain = t_listen_on_loopback(srv, 8, &bound);
+	ck_assert_int_eq(rsc_accept(plain, 0, keep_conn, &conn2), 0);
+	c2 = t_connect(&bound);
+	while (!conn2)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(nodelay_of(conn2), 0);
+	/* Bad arguments, and entries with no socket to name. */
+	ck_assert_int_eq(rsc_entry_sockname(conn, NULL, &len), -EINVAL);
+	ck_assert_int_eq(rsc_entry_sockname(conn, (struct sockaddr *)&bound, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_entry_sockname(NULL, (struct sockaddr *)&bound, &len), -EINVAL);
+	ck_assert_int_eq(rsc_entry_release_wait(conn2, NULL), 0);
+	ck_assert_int_eq(rsc_entry_sockname(conn2, (struct sockaddr *)&bound, &len), -EBADF);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	t_run(); /* the connections' own scopes, closed by srv's */
+	ck_assert_int_eq(rsc_entry_peername(conn, (struct sockaddr *)&peer, &plen), -ESTALE);
+	close(c);
+	close(c2);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(sockname_of_a_file_or_unix_listener)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX }, got;
+	socklen_t len = sizeof(got);
+	struct rsc_entry *f, *u;
+	struct rsc_scope *s;
+
+	t_make_files(1);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", t_path("sock"));
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &f), 0);
+	/* No Nagle on AF_UNIX: the flag is accepted and does nothing. */
+	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&sun, sizeof(sun), 4, RSC_NODELAY, &u), 0);
+	ck_assert_int_ge(rsc_entry_wait(u), 0);
+	ck_assert_int_ge(rsc_entry_wait(f), 0);
+	ck_assert_int_eq(rsc_entry_sockname(f, (struct sockaddr *)&got, &len), -ENOTSOCK);
+	len = sizeof(got);
+	ck_assert_int_eq(rsc_entry_sockname(u, (struct sockaddr *)&got, &len), 0);
+	ck_assert_str_eq(got.sun_path, t_path("sock"));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	unlink(t_path("sock"));
+}
+END_TEST
+
 Suite *make_net_suite(void)
 {
 	Suite *s = suite_create("net");
@@ -768,6 +863,8 @@ Suite *make_net_suite(void)
 	tcase_add_test(tc, unnamed_unix_address_autobinds_and_cannot_be_connected);
 	tcase_add_test(tc, multishot_accept_gives_each_connection_its_scope);
 	tcase_add_test(tc, single_shot_accepts_one);
+	tcase_add_test(tc, nodelay_listener_passes_it_on_and_entries_name_both_ends);
+	tcase_add_test(tc, sockname_of_a_file_or_unix_listener);
 	tcase_add_test(tc, single_shot_accept_ends_with_one_callback_when_its_scope_closes);
 	tcase_add_test(tc, single_shot_connection_callback_may_detach_the_listener);
 	tcase_add_test(tc, accept_on_an_entry_without_a_descriptor_is_refused);

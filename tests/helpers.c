@@ -233,7 +233,8 @@ struct rsc_entry *t_listen_on_loopback(struct rsc_scope *s, int backlog, struct 
 	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&a, sizeof(a), backlog, 0, &l), 0);
 	fd = rsc_entry_wait(l);
 	ck_assert_msg(fd >= 0, "listen: %s", rsc_strerror(fd));
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)bound, &len), 0);
+	ck_assert_int_eq(rsc_entry_sockname(l, (struct sockaddr *)bound, &len), 0);
+	ck_assert_int_eq(len, sizeof(*bound));
 	return l;
 }
 

@@ -88,7 +88,6 @@ struct worker {
 	struct rsc_loop *loop;
 	struct rsc_scope *httpd, *idle;
 	struct rsc_entry *listener;
-	int listen_fd;
 	int start_err; /* set under srv->lock before srv->ready counts it */
 	bool stopping, closed;
 	bool count_posted; /* count_peak() is due on this loop */
@@ -778,7 +777,7 @@ static socklen_t parse_addr(const char *addr, unsigned port, const char *path,
 	return sizeof(*un);
 }
 
-static void print_bound(int fd, const char *path)
+static void print_bound(struct rsc_entry *listener, const char *path)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -786,7 +785,7 @@ static void print_bound(int fd, const char *path)
 
 	if (path) {
 		printf("listening on unix:%s\n", path);
-	} else if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+	} else if (rsc_entry_sockname(listener, (struct sockaddr *)&ss, &len) == 0 &&
 		   ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
 
@@ -835,7 +834,15 @@ static bool direct_table(struct worker *w)
 static int worker_start(struct worker *w)
 {
 	struct server *srv = w->srv;
-	unsigned flags = srv->nthreads > 1 ? RSC_REUSEPORT : 0;
+	/*
+	 * RSC_NODELAY: TCP_NODELAY, which its connections inherit. A response is
+	 * one send, whole, so Nagle only ever held one back while the one before
+	 * waited for its ACK. A close then lost it: closing with request bytes
+	 * unread (a 431 before the rest of its headers was read, without a
+	 * multishot receive) resets the connection, and the reset drops what is
+	 * still queued to send.
+	 */
+	unsigned flags = (srv->nthreads > 1 ? RSC_REUSEPORT : 0) | RSC_NODELAY;
 	struct rsc_error *err = NULL;
 	int ret;
 
@@ -865,18 +872,6 @@ static int worker_start(struct worker *w)
 	    /* A failure unwinds "idle": the socket is closed. */
 	    (ret = rsc_entry_wait(w->listener)) < 0)
 		goto fail;
-	w->listen_fd = ret;
-	/*
-	 * TCP_NODELAY, which its connections inherit (Linux copies it to each
-	 * accepted socket): a response is one send, whole, so Nagle only ever
-	 * held one back while the one before waited for its ACK. A close then
-	 * lost it: closing with request bytes unread (a 431 before the rest of
-	 * its headers was read, without a multishot receive) resets the
-	 * connection, and the reset drops what is still queued to send.
-	 */
-	if (!srv->unix_path &&
-	    setsockopt(w->listen_fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int)) < 0)
-		warn("TCP_NODELAY", -errno);
 	w->direct = !srv->no_direct && direct_table(w);
 	/* Keep-alive connections' receives land in the loop's buffers, copied at once. */
 	if (!srv->no_multishot) {
@@ -981,7 +976,7 @@ static void take_bound_address(struct server *srv)
 
 	if (srv->unix_path)
 		return;
-	if (getsockname(srv->workers[0].listen_fd, (struct sockaddr *)&ss, &len) == 0 &&
+	if (rsc_entry_sockname(srv->workers[0].listener, (struct sockaddr *)&ss, &len) == 0 &&
 	    len <= sizeof(srv->ss)) {
 		srv->ss = ss;
 		srv->sslen = len;
@@ -1199,7 +1194,6 @@ int main(int argc, char **argv)
 	for (i = 0; i < srv.nthreads; i++) {
 		srv.workers[i].srv = &srv;
 		srv.workers[i].id = i;
-		srv.workers[i].listen_fd = -1;
 	}
 
 	hold_stdio();
@@ -1260,7 +1254,7 @@ int main(int argc, char **argv)
 		fan_out(&srv, begin_shutdown);
 		status = 1;
 	} else {
-		print_bound(srv.workers[0].listen_fd, srv.unix_path);
+		print_bound(srv.workers[0].listener, srv.unix_path);
 	}
 
 	worker_run(&srv.workers[0]);
