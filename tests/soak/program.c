@@ -1364,7 +1364,7 @@ static const struct rsc_manager stale_manager = { sizeof(struct rsc_manager), 0,
 						  stale_enter, stale_exit };
 
 #define N_STALE_SCOPE 30
-#define N_STALE_ENTRY 29
+#define N_STALE_ENTRY 31
 
 /*
  * Every public call of include/ringscope.h that takes a scope handle, with a
@@ -1454,6 +1454,13 @@ static int stale_entry_calls(struct rsc_entry *st, struct rsc_scope *live, int r
 	ret[n++] = rsc_inbox_address(st, &addr);
 	ret[n++] = addr ? -EFAULT : -ESTALE;
 	ret[n++] = rsc_entry_hand_over(st, 1, stale_entry_cb, NULL);
+	{
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		ret[n++] = rsc_entry_sockname(st, (struct sockaddr *)&ss, &len);
+		ret[n++] = rsc_entry_peername(st, (struct sockaddr *)&ss, &len);
+	}
 	ret[n++] = rsc_entry_fd(st);
 	ret[n++] = rsc_entry_state(st);
 	ret[n++] = rsc_entry_detach(st);
@@ -1478,7 +1485,7 @@ static struct rsc_scope *any_live_scope(const struct prog *p)
  */
 static void op_stale(struct prog *p, struct rd *r)
 {
-	int dead[MAX_SCOPES + MAX_ENTRIES], n = 0, i, k, ret[N_STALE_SCOPE];
+	int dead[MAX_SCOPES + MAX_ENTRIES], n = 0, i, k, ret[N_STALE_SCOPE > N_STALE_ENTRY ? N_STALE_SCOPE : N_STALE_ENTRY];
 	unsigned pick;
 
 	for (i = 0; i < p->n_sc; i++)
