@@ -165,6 +165,8 @@ static void expire(struct rsc_loop *loop, struct rsc__scope *s)
 	if (!(s->dl_flags & RSC_DEADLINE_MOVE_ON))
 		rsc__scope_raise(s, -ETIMEDOUT, "deadline", NULL);
 	s->cancelling = true; /* also when its close was requested (a grace) */
+	/* Its tracked I/O too, and its children's (rsc_scope_set_deadline(3)). */
+	rsc__scope_cut(s, RSC__CUT_IO);
 	rsc__scope_begin_unwind(s, NULL);
 }
 

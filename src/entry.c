@@ -901,8 +901,11 @@ static void resolve_dependents(struct rsc__entry *dep)
 		if (!(d->flags & RSC__E_DEFERRED) || d->dep != dep)
 			continue;
 		d->flags &= ~RSC__E_DEFERRED;
+		/* A cancel that reached its scope (an unwind above that cancels)
+		 * found nothing to cancel yet: it is cancelled now. */
 		if (dep->state != RSC_ENTERED || (d->flags & RSC__E_RELEASE_REQ) ||
-		    d->scope->state != RSC_SCOPE_OPEN || d->scope->closer != RSC__CLOSER_NONE) {
+		    d->scope->state != RSC_SCOPE_OPEN || d->scope->closer != RSC__CLOSER_NONE ||
+		    d->scope->cut >= RSC__CUT_ACQUIRES) {
 			fail_deferred(d, -ECANCELED, true);
 			continue;
 		}
@@ -1033,7 +1036,9 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 		/* No I/O outlives its resource: cancel it, release after its last CQE. */
 		if (!(e->flags & RSC__E_DRAINING)) {
 			e->flags |= RSC__E_DRAINING;
-			rsc__io_cancel_all(e);
+			/* Cut by a deadline above, no op has started since (scope.c). */
+			if (!(e->flags & RSC__E_IO_CUT))
+				rsc__io_cancel_all(e);
 		}
 		return;
 	}

@@ -121,6 +121,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_LEDGER	    (1U << 19) /* its value is in the ownership ledger */
 #define RSC__E_ANNOUNCE	    (1U << 20) /* entered by adopt/defer: on-enter still due */
 #define RSC__E_BUILT_ON	    (1U << 25) /* an enter in flight builds on its value (a connect on its socket) */
+#define RSC__E_IO_CUT	    (1U << 26) /* its I/O was cancelled by a deadline above it (scope.c) */
 
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U
@@ -186,6 +187,20 @@ struct rsc__entry {
 
 enum rsc__closer { RSC__CLOSER_NONE = 0, RSC__CLOSER_USER, RSC__CLOSER_PARENT };
 
+/*
+ * How far an unwind above (or its own) has reached a scope and its whole
+ * subtree at once (struct rsc__scope.cut, scope.c); each level includes
+ * the ones before it. A close ends the deadlines below; a failure or a
+ * failed acquire also cancels every acquire in flight below; a deadline
+ * also cancels every tracked op (Trio: cancellation reaches all of it).
+ */
+enum rsc__cut {
+	RSC__CUT_NONE = 0,
+	RSC__CUT_DEADLINES,
+	RSC__CUT_ACQUIRES,
+	RSC__CUT_IO,
+};
+
 enum rsc__unwind_step {
 	RSC__U_CHILDREN = 0,
 	RSC__U_WAIT_ENTERING,
@@ -232,6 +247,7 @@ struct rsc__scope {
 	/* Its unwind cancels (a deadline, a failure, a failed acquire, or an
 	 * ancestor's such unwind): it cuts the graces below it (graceful.c). */
 	bool cancelling;
+	uint8_t cut; /* enum rsc__cut: reached so far, with everything below it */
 	uint64_t g_seq; /* loop->grace_seq its grace began with: older ops were in flight then */
 	unsigned g_drained, g_cancelled;
 	struct rsc_op *grace_timer;
@@ -820,6 +836,7 @@ int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const cha
 
 /* scope.c */
 void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending);
+void rsc__scope_cut(struct rsc__scope *root, enum rsc__cut level);
 /* Raise an error on @s: it becomes the pending one, the old one its cause. */
 void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
 		      const struct rsc__entry *e);
@@ -991,6 +1008,9 @@ void rsc__audit_unregister(struct rsc_loop *loop);
  * -ERESTARTSYS family (512..516: include/linux/errno.h), seen on a blocking
  * FIFO openat. Callers only ever see real errnos.
  */
+/* A tracked op of @e has been cancelled: by its release, or a deadline above. */
+#define RSC__E_IO_CANCELLED (RSC__E_DRAINING | RSC__E_IO_CUT)
+
 static inline int rsc__real_errno(int res, bool cancelled)
 {
 	if (res > -512 || res < -516)

@@ -164,6 +164,76 @@ void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
 	}
 }
 
+/* The scope after @s in @root's subtree (pre-order), below @s only if @down. */
+static struct rsc__scope *walk_next(const struct rsc__scope *root,
+				    const struct rsc__scope *s, bool down)
+{
+	const struct rsc__list *n = down ? rsc__list_first(&s->children) : NULL;
+
+	for (; !n && s != root; s = s->parent)
+		n = rsc__list_next(&s->parent->children, &s->child_node);
+	return n ? RSC__LIST_ITEM(n, struct rsc__scope, child_node) : NULL;
+}
+
+/* What reaches one scope of a subtree being cut to @level. */
+static void cut_one(struct rsc__scope *s, enum rsc__cut level)
+{
+	struct rsc__entry *e;
+	struct rsc_op *op;
+
+	s->cut = (uint8_t)level;
+	/* Its deadline ended with the unwind above: the timer need not fire for it. */
+	rsc__deadline_forget(s);
+	if (level < RSC__CUT_ACQUIRES)
+		return;
+	RSC__LIST_FOR_EACH_REVERSE(e, &s->entries, scope_node) {
+		if (e->state == RSC_ENTERING) {
+			/* Deferred ones (a connect waiting for its socket) are
+			 * cancelled when what they wait for settles (entry.c). */
+			rsc__entry_cancel(e);
+			continue;
+		}
+		if (!e->n_io || (e->flags & (RSC__E_DRAINING | RSC__E_IO_CUT)))
+			continue; /* nothing, or a release is cancelling it already */
+		if (level >= RSC__CUT_IO) {
+			/* Its release waits for these CQEs, and sends no cancel of its own. */
+			e->flags |= RSC__E_IO_CUT;
+			rsc__io_cancel_all(e);
+			continue;
+		}
+		/* An accept acquires connections: it stops now, as for a graceful
+		 * close (its late connections are closed by the runtime, accept.c). */
+		RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+			if (rsc__op_is_accept(op) && op->grace_seq != UINT64_MAX) {
+				rsc__submit_cancel(s->loop, op);
+				op->grace_seq = UINT64_MAX; /* cut, not let finish */
+			}
+	}
+}
+
+/*
+ * A cancelling unwind starts at @root, or its failure is known: everything
+ * in flight in the subtree is told to stop at once (Trio: cancellation is
+ * delivered to all of it), not when the LIFO unwind reaches each scope, which
+ * a newer sibling's slow release may hold back for long. Only the exits wait
+ * for their turn. A scope already cut this far is skipped with everything
+ * below it: nothing new starts there once an unwind owns it (pushes, opens,
+ * moves and tracked I/O are refused), so a deep tree whose every scope
+ * starts its unwind in turn is walked once per level, not once per ancestor.
+ */
+void rsc__scope_cut(struct rsc__scope *root, enum rsc__cut level)
+{
+	struct rsc__scope *s = root;
+
+	while (s) {
+		bool down = s->cut < level;
+
+		if (down)
+			cut_one(s, level);
+		s = walk_next(root, s, down);
+	}
+}
+
 void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending)
 {
 	struct rsc__entry *e;
@@ -191,10 +261,18 @@ void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending)
 	s->child_cursor = s->children.prev;
 	if (s->cancelling && !rsc__list_empty(&s->loop->graceful_list))
 		rsc__graceful_cut_below(s);
-	/* Trio-style: everything started inside is told to stop at once. */
+	/* A deadline ends when its scope starts unwinding, whatever started it:
+	 * out of the heap now, not when the unwind completes. */
+	rsc__deadline_forget(s);
+	/* Its own acquires are cancelled by any unwind (a cancel that found no
+	 * memory is sent again here); a close reaches those below in their turn. */
 	RSC__LIST_FOR_EACH_REVERSE(e, &s->entries, scope_node)
 		if (e->state == RSC_ENTERING)
 			rsc__entry_cancel(e);
+	if (s->cancelling)
+		rsc__scope_cut(s, RSC__CUT_ACQUIRES);
+	else if (s->loop->dl_n)
+		rsc__scope_cut(s, RSC__CUT_DEADLINES); /* the deadlines below end too */
 	rsc__scope_step(s);
 }
 
@@ -624,11 +702,13 @@ static void finish_close(struct rsc__scope *s)
 void rsc__scope_fail_acquire(struct rsc__scope *s)
 {
 	if (waits_for_its_turn(s)) {
-		/* That unwind starts ours in its turn, this error pending. */
+		/* That unwind starts ours in its turn, this error pending; what
+		 * is in flight below is cancelled now. */
 		if (!s->fail_queued) {
 			s->fail_queued = true;
 			closing_changed(s);
 		}
+		rsc__scope_cut(s, RSC__CUT_ACQUIRES);
 		return;
 	}
 	s->cancelling = true;
@@ -643,8 +723,12 @@ void rsc__scope_ready(struct rsc__scope *s)
 	/* Below an unwind that has not reached it (a failure, or a close asked
 	 * just before that unwind began): it starts in its LIFO turn, not beside
 	 * the newer children (DESIGN 2.3). */
-	if (s->state == RSC_SCOPE_OPEN && waits_for_its_turn(s))
+	if (s->state == RSC_SCOPE_OPEN && waits_for_its_turn(s)) {
+		/* A failure cancels at once all the same: only its exits wait. */
+		if (s->fail_queued)
+			rsc__scope_cut(s, RSC__CUT_ACQUIRES);
 		return;
+	}
 	if (s->state == RSC_SCOPE_OPEN)
 		rsc__scope_begin_unwind(s, NULL);
 	else if (s->state == RSC_SCOPE_UNWOUND && s->closer == RSC__CLOSER_USER)
