@@ -89,7 +89,7 @@ enum rsc_counter {
 	RSC_CTR_SQ_FULL,	 /* times the SQ was full and flushed early */
 	RSC_CTR_FAULTS_INJECTED, /* faults injected by rsc_fault_set() rules */
 	RSC_CTR_DEADLINES,	 /* scopes whose deadline passed */
-	RSC_CTR_CANCEL_FD,	 /* releases that cancelled their I/O with one SQE */
+	RSC_CTR_CANCEL_FD,	 /* entries whose I/O one SQE cancelled (release, deadline) */
 	RSC_CTR_RECV_REARMS,	 /* multishot receives re-armed after the kernel ended them */
 	RSC_CTR__COUNT
 };
