@@ -255,7 +255,8 @@ int rsc_inbox(struct rsc_scope *h, rsc_accept_cb cb, void *data,
 		free(in);
 		return ret;
 	}
-	ret = rsc__push(s, &inbox_manager, NULL, 0, "", __builtin_return_address(0), &e);
+	/* Its value is no descriptor: no tracked I/O (rsc_read, rsc_accept) on it. */
+	ret = rsc__push(s, &inbox_manager, NULL, RSC__CFG_NO_FD, "", __builtin_return_address(0), &e);
 	if (ret < 0) {
 		live_remove(in->token);
 		free(in);
