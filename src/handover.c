@@ -323,6 +323,14 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	ret = rsc__slot_move_check(e, "rsc_entry_hand_over");
 	if (ret < 0)
 		return ret;
+	/* The file leaves the entry: I/O of the entry still in flight on it would
+	 * go on inside the receiver's ownership (a read taking its bytes). As for
+	 * rsc_entry_detach(3): -EBUSY until it has ended. */
+	if (e->n_io) {
+		rsc__set_last_error("rsc_entry_hand_over: entry '%s' has tracked I/O in flight",
+				    e->mgr->name);
+		return -EBUSY;
+	}
 	ret = rsc__need_opcode(e->scope->loop, IORING_OP_MSG_RING, "rsc_entry_hand_over (Linux 6.0)");
 	if (ret < 0)
 		return ret;
