@@ -29,6 +29,13 @@ static void note(struct rsc_entry *e, int res, void *data)
 	*(int *)data = res;
 }
 
+static void note_scope(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)err;
+	*(int *)data = status;
+}
+
 static void note_io(struct rsc_entry *e, int res, void *buf, void *data)
 {
 	(void)e;
@@ -198,6 +205,305 @@ START_TEST(hand_over_with_tracked_io_in_flight_is_busy)
 }
 END_TEST
 
+
+START_TEST(probe_pipe_pending)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e, *f;
+	int i, ret;
+
+	t_direct_table(8, 2);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+		ck_assert_int_eq(rsc_pipe(s, RSC_DIRECT, &e), 0);
+		ck_assert_int_eq(rsc_pipe(s, RSC_DIRECT, &f), 0);
+		if (i == 0)
+			ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+		if (i == 1) {
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		}
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+		ret = rsc_loop_set_direct(t_loop, 8, 2);
+		printf("round %d: used %d set_direct %d (%s)\n", i, used(t_loop), ret, ret ? rsc_last_error() : "");
+	}
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	for (i = 0; i < 4; i++) {
+		ret = rsc_pipe(s, RSC_DIRECT, &e);
+		printf("pipe %d: %d\n", i, ret);
+	}
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	printf("used %d\n", used(t_loop));
+}
+END_TEST
+
+START_TEST(probe_install_move_close)
+{
+	struct rsc_scope *s, *s2;
+	struct rsc_entry *e;
+	int fd = 1000, before = t_fd_count();
+
+	t_direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s2", &s2), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_install(e, 0, note, &fd), 0);
+	ck_assert_int_eq(rsc_entry_move(e, s2), 0);
+	ck_assert_int_eq(rsc_scope_close(s2, NULL, NULL), 0);
+	t_run();
+	printf("fd %d used %d fdcount %d before %d audit %d\n", fd, used(t_loop), t_fd_count(), before, t_audit_slots(t_loop));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+START_TEST(probe_self_and_two_inboxes)
+{
+	struct rsc_scope *s, *s2;
+	struct rsc_entry *e, *in1, *in2;
+	unsigned long long a1, a2;
+	struct peer p;
+	int res = 1000, n1 = 0, n2 = 0;
+
+	t_direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_inbox(s, t_count_arrival, &n1, &in1), 0);
+	ck_assert_int_eq(rsc_inbox_address(in1, &a1), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	printf("self hand-over: %d\n", rsc_entry_hand_over(e, a1, note, &res));
+	run_until(&res, 1000);
+	printf("self res %d slot %d n1 %d used %d\n", res, rsc_entry_slot(e), n1, used(t_loop));
+	peer_new(&p, 8);
+	ck_assert_int_eq(rsc_scope_open(p.loop, NULL, "s2", &s2), 0);
+	ck_assert_int_eq(rsc_inbox(s2, t_count_arrival, &n2, &in2), 0);
+	ck_assert_int_eq(rsc_inbox_address(in2, &a2), 0);
+	ck_assert_int_ge(rsc_loop_run(p.loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_move(in2, p.scope), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s2, NULL), 0);
+	res = 1000;
+	printf("to moved second inbox: %d\n", rsc_entry_hand_over(e, a2, note, &res));
+	run_until(&res, 1000);
+	peer_turns(&p);
+	printf("res %d n2 %d first %d used p %d\n", res, n2, p.arrived, used(p.loop));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	peer_close(&p);
+}
+END_TEST
+
+static void back_home(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
+		      struct rsc_entry *e, void *data)
+{
+	unsigned long long *home = data;
+	(void)inbox; (void)slot; (void)cs;
+	int r1 = rsc_entry_install(e, 0, NULL, NULL);
+	printf("arrived at B slot %d; install %d (%s)\n", slot, r1, rsc_last_error());
+	r1 = rsc_entry_hand_over(e, *home, NULL, NULL);
+	printf("hand back %d (%s)\n", r1, rsc_last_error());
+	fflush(stdout);
+}
+
+START_TEST(probe_aba)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e, *in;
+	struct rsc_loop *b;
+	struct rsc_scope *bs;
+	struct rsc_entry *bin;
+	unsigned long long ha, hb;
+	int n = 0, res = 1000, i;
+
+	t_direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_inbox(s, t_count_arrival, &n, &in), 0);
+	ck_assert_int_eq(rsc_inbox_address(in, &ha), 0);
+	ck_assert_int_eq(rsc_loop_new(&b, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(b, NULL, "b", &bs), 0);
+	ck_assert_int_eq(rsc_inbox(bs, back_home, &ha, &bin), 0);
+	ck_assert_int_eq(rsc_inbox_address(bin, &hb), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, hb, note, &res), 0);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_ge(rsc_loop_run(b, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	}
+	printf("res %d back home %d used a %d b %d\n", res, n, used(t_loop), used(b));
+	ck_assert_int_eq(rsc_scope_close_wait(bs, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	printf("used a %d b %d audit a %d b %d\n", used(t_loop), used(b), t_audit_slots(t_loop), t_audit_slots(b));
+	ck_assert_int_eq(rsc_loop_close(b), 0);
+}
+END_TEST
+
+
+START_TEST(probe_pipe_cloexec_ledger_audit)
+{
+	struct rsc_scope *s, *x, *y;
+	struct rsc_entry *e, *a, *b;
+	int ends[2], p[2], before = t_fd_count();
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "x", &x), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "y", &y), 0);
+	ck_assert_int_eq(rsc_pipe(y, 0, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_pipe_ends(e, ends), 0);
+	printf("cloexec %d %d\n", fcntl(ends[0], F_GETFD), fcntl(ends[1], F_GETFD));
+	ck_assert_int_eq(rsc_entry_move(e, s), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(x, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(y, NULL), 0);
+	printf("findings after x, y closed: %d\n", rsc_audit_count(t_loop));
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	printf("new pipe %d %d (old %d %d)\n", p[0], p[1], ends[0], ends[1]);
+	printf("adopt %d %d\n", rsc_adopt(s, p[0], 0, &a), rsc_adopt(s, p[1], 0, &b));
+	ck_assert_int_eq(rsc_pipe(s, RSC_NO_CLOEXEC, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_pipe_ends(e, ends), 0);
+	printf("no cloexec %d %d\n", fcntl(ends[0], F_GETFD), fcntl(ends[1], F_GETFD));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	printf("findings %d fd %d before %d\n", rsc_audit_count(t_loop), t_fd_count(), before);
+	if (rsc_audit_count(t_loop))
+		rsc_audit_print(t_loop, stdout);
+	rsc_audit_clear(t_loop);
+}
+END_TEST
+
+
+/* A custom release that waits: a read of a FIFO until the test writes to it. */
+static int slow_fifo = -1;
+static char slow_byte;
+
+static int slow_enter(struct rsc_entry *e, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	(void)arg;
+	ret = rsc_entry_get_sqes(e, 1, &sqe);
+	if (ret < 0)
+		return ret;
+	io_uring_prep_nop(sqe);
+	return 0;
+}
+
+static int slow_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	(void)pending;
+	(void)arg;
+	ret = rsc_entry_get_sqes(e, 1, &sqe);
+	if (ret < 0)
+		return ret;
+	io_uring_prep_read(sqe, slow_fifo, &slow_byte, 1, (__u64)-1);
+	return 0;
+}
+
+static const struct rsc_manager slow_release = {
+	.size = sizeof(struct rsc_manager),
+	.name = "slow",
+	.enter = slow_enter,
+	.exit = slow_exit,
+	.flags = RSC_MANAGER_UNORDERED,
+};
+
+/* The application's ring: each of ringscope's CQEs dispatched (asserted 1). */
+static void app_reap(struct io_uring *ring, struct rsc_loop *loop)
+{
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	ck_assert_int_ge(io_uring_submit_and_get_events(ring), 0);
+	while (io_uring_peek_cqe(ring, &cqe) == 0 && cqe) {
+		ret = rsc_loop_dispatch(loop, cqe);
+		ck_assert_msg(ret == 1, "rsc_loop_dispatch of 0x%llx (res %d): %s: %s",
+			      (unsigned long long)cqe->user_data, cqe->res, rsc_strerror(ret),
+			      rsc_last_error());
+		io_uring_cqe_seen(ring, cqe);
+	}
+	ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+}
+
+/*
+ * rsc_loop_new_from_ring(3), rsc_inbox(3): a slot's close has completed
+ * (its entry EXITED) but its release is reported only after the slow,
+ * unordered release above it (DESIGN 2.3, LIFO). The kernel may give that
+ * slot to a hand-over meanwhile: the arrival is genuine, and
+ * rsc_loop_dispatch once refused it as "dispatched twice", so nobody owned
+ * the file the kernel had installed.
+ */
+START_TEST(arrival_in_a_slot_closed_but_not_yet_reported_is_owned)
+{
+	struct io_uring ring;
+	struct rsc_loop *loop;
+	struct rsc_scope *in_s, *s, *snd;
+	struct rsc_entry *in, *a, *b, *e;
+	unsigned long long addr;
+	int n = 0, res = 1000, slot, status = 1000, before = t_fd_count();
+
+	t_direct_table(16, 4);
+	t_make_files(2);
+	(void)unlink(t_path("slow"));
+	ck_assert_int_eq(mkfifo(t_path("slow"), 0600), 0);
+	slow_fifo = open(t_path("slow"), O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(slow_fifo, 0);
+	ck_assert_int_eq(io_uring_queue_init(16, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&loop, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(loop, 8, 2), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "in", &in_s), 0);
+	ck_assert_int_eq(rsc_inbox(in_s, t_count_arrival, &n, &in), 0);
+	ck_assert_int_eq(rsc_inbox_address(in, &addr), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &a), 0);
+	ck_assert_int_eq(rsc_push(s, &slow_release, NULL, &b), 0);
+	while (rsc_entry_state(a) == RSC_ENTERING || rsc_entry_state(b) == RSC_ENTERING)
+		app_reap(&ring, loop);
+	slot = rsc_entry_slot(a);
+	ck_assert_int_ge(slot, 0);
+	ck_assert_int_eq(rsc_scope_close(s, note_scope, &status), 0);
+	while (rsc_entry_state(a) != RSC_EXITED)
+		app_reap(&ring, loop);
+	ck_assert_int_eq(status, 1000); /* the slow release holds the report */
+	/* The kernel's lowest free slot is a's again: a hand-over lands there. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &snd), 0);
+	ck_assert_int_eq(rsc_open(snd, AT_FDCWD, t_path("f1"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, note, &res), 0);
+	run_until(&res, 1000);
+	ck_assert_int_eq(res, slot);
+	app_reap(&ring, loop);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(write(slow_fifo, "x", 1), 1);
+	while (status == 1000)
+		app_reap(&ring, loop);
+	ck_assert_int_eq(status, 0);
+	/* The arrival's entry owns the slot; a's report took nothing from it. */
+	ck_assert_int_eq(used(loop), 1);
+	ck_assert_int_eq(t_audit_slots(loop), 0);
+	ck_assert_int_eq(rsc_scope_close(in_s, note_scope, &status), 0);
+	app_reap(&ring, loop); /* the close is queued: the loop's turn starts it */
+	while (rsc_loop_alive(loop) > 0) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&ring, 1), 0);
+		app_reap(&ring, loop);
+	}
+	ck_assert_int_eq(used(loop), 0);
+	ck_assert_int_eq(t_audit_slots(loop), 0);
+	ck_assert_int_eq(rsc_audit_count(loop), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	io_uring_queue_exit(&ring);
+	ck_assert_int_eq(rsc_scope_close_wait(snd, NULL), 0);
+	ck_assert_int_eq(used(t_loop), 0);
+	close(slow_fifo);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_direct2_suite(void)
 {
 	Suite *s = suite_create("hostile_direct2");
@@ -218,5 +524,11 @@ Suite *make_hostile_direct2_suite(void)
 		tcase_add_test(tc, hand_over_with_tracked_io_in_flight_is_busy);
 	else
 		printf("SKIP hand_over_with_tracked_io_in_flight_is_busy: kernel lacks IORING_OP_MSG_RING (IORING_MSG_SEND_FD, Linux 6.0)\n");
+	tcase_add_test(tc, probe_pipe_pending);
+	tcase_add_test(tc, probe_install_move_close);
+	tcase_add_test(tc, probe_self_and_two_inboxes);
+	tcase_add_test(tc, probe_aba);
+	tcase_add_test(tc, probe_pipe_cloexec_ledger_audit);
+	tcase_add_test(tc, arrival_in_a_slot_closed_but_not_yet_reported_is_owned);
 	return s;
 }
