@@ -885,8 +885,10 @@ RSC_EXTERN void rsc_chain_free(struct rsc_chain *chain);
  * still holds its slot. After a hand-over the entry holds nothing
  * (rsc_entry_slot() is -EXDEV) and its release completes at once.
  * Errors: as rsc_read(), -ENXIO (no direct table), -EBADF (not a direct
- * entry, or a pipe), -EOPNOTSUPP, -ESTALE (@inbox_addr names no live inbox:
- * nothing is sent); rsc_inbox_address: -EINVAL (not an inbox).
+ * entry, or a pipe), -EBUSY (a hand-over or install of it, or tracked I/O
+ * on it, is in flight), -EOPNOTSUPP, -ESTALE (@inbox_addr names no live
+ * inbox: nothing is sent); rsc_inbox_address: -EINVAL (not an inbox). The
+ * inbox holds no descriptor: tracked I/O on it is -EBADF.
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_inbox(struct rsc_scope *scope,
 					rsc_accept_cb cb, void *data,

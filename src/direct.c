@@ -415,13 +415,31 @@ void rsc__direct_close_orphan(struct rsc_loop *loop, int slot)
 	op->backoff_ms = (unsigned)slot; /* the slot, for its completion */
 }
 
+/*
+ * Free in the kernel's table: free in ours, or held by an entry whose own
+ * close_direct has emptied it (EXITED), whose release is reported, and the
+ * slot freed here, only after the releases above it (LIFO). The kernel may
+ * give it away in between; rsc__direct_own then hands it to the newcomer and
+ * that report leaves it alone (release_slot).
+ */
 bool rsc__direct_can_arrive(const struct rsc_loop *loop, int slot)
 {
 	const struct rsc__direct *d = loop->direct;
+	const struct rsc__dslot *sl;
+	const struct rsc__entry *e;
+	int res;
 
 	/* IORING_FILE_INDEX_ALLOC installs in the alloc range only (direct_setup). */
-	return d && slot >= 0 && (unsigned)slot < d->alloc_n &&
-	       d->slots[slot].state == DSLOT_FREE;
+	if (!d || slot < 0 || (unsigned)slot >= d->alloc_n)
+		return false;
+	sl = &d->slots[slot];
+	if (sl->state == DSLOT_FREE)
+		return true;
+	if (sl->state != DSLOT_USED || !(e = rsc__entry_live(sl->owner)) ||
+	    e->state != RSC_EXITED || e->fd_kind != RSC__FD_DIRECT)
+		return false;
+	res = e->value == slot ? e->close_res : e->has_value2 && e->value2 == slot ? e->close_res2 : 1;
+	return res == 0 || res == -EBADF;
 }
 
 int rsc_loop_direct_used(const struct rsc_loop *loop)

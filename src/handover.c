@@ -255,7 +255,8 @@ int rsc_inbox(struct rsc_scope *h, rsc_accept_cb cb, void *data,
 		free(in);
 		return ret;
 	}
-	ret = rsc__push(s, &inbox_manager, NULL, 0, "", __builtin_return_address(0), &e);
+	/* Its value is no descriptor: no tracked I/O (rsc_read, rsc_accept) on it. */
+	ret = rsc__push(s, &inbox_manager, NULL, RSC__CFG_NO_FD, "", __builtin_return_address(0), &e);
 	if (ret < 0) {
 		live_remove(in->token);
 		free(in);
@@ -322,6 +323,14 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	ret = rsc__slot_move_check(e, "rsc_entry_hand_over");
 	if (ret < 0)
 		return ret;
+	/* The file leaves the entry: I/O of the entry still in flight on it would
+	 * go on inside the receiver's ownership (a read taking its bytes). As for
+	 * rsc_entry_detach(3): -EBUSY until it has ended. */
+	if (e->n_io) {
+		rsc__set_last_error("rsc_entry_hand_over: entry '%s' has tracked I/O in flight",
+				    e->mgr->name);
+		return -EBUSY;
+	}
 	ret = rsc__need_opcode(e->scope->loop, IORING_OP_MSG_RING, "rsc_entry_hand_over (Linux 6.0)");
 	if (ret < 0)
 		return ret;

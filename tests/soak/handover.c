@@ -427,6 +427,8 @@ static unsigned hand_refusals(const struct prog *p, const struct pentry *e, int 
 		w |= W_BADF; /* holds no slot, or not now */
 	if (e->n_handing)
 		w |= W_BUSY | W_BADF; /* one move at a time (EBADF once the first gave it) */
+	if (rsc_entry_io_count(e->h) > 0)
+		w |= W_BUSY; /* its I/O would go on on the receiver's file */
 	if ((p->sc[s].close_req && !own_in_grace(p, s)) ||
 	    rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
 		w |= W_SHUTDOWN;
