@@ -315,6 +315,10 @@ struct rsc_loop {
 	uint32_t op_gen_base;
 	unsigned ops_inflight;
 	unsigned undispatched; /* final CQEs copied off the ring, not yet dispatched */
+	/* Closes prepared but not submitted yet: their numbers are still owned
+	 * (rsc_adopt(3)), and leave the ledger once the SQ is empty (ledger.c). */
+	struct rsc__ledger_pending { int fd; uint64_t h; } *ledger_unsub;
+	unsigned n_ledger_unsub, cap_ledger_unsub;
 
 	/* Handle slots this loop holds (handle.c). */
 	uint32_t handle_free; /* slot index + 1, or 0 */
@@ -555,6 +559,8 @@ static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
 uint64_t rsc__ledger_owner(int fd);
 int rsc__ledger_claim(int fd, uint64_t h);
 void rsc__ledger_set_slow(int fd, uint64_t h);
+void rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h);
+void rsc__ledger_submitted(struct rsc_loop *loop, bool all);
 extern uint64_t *rsc__ledger_pages[RSC__LEDGER_MAX_FD / RSC__LEDGER_PAGE];
 
 /* The cell of @fd if its page exists (the hot path: one load), else NULL. */

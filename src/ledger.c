@@ -73,3 +73,52 @@ int rsc__ledger_claim(int fd, uint64_t h)
 	return none == h ? 0 : -EEXIST;
 }
 
+
+/*
+ * @h's close of @fd is prepared. The number is @h's until the close is
+ * submitted (rsc_adopt(3)): let go of it earlier, and a release prepared by
+ * the caller and submitted on the loop's next turn would leave a moment in
+ * which the number is open and owned by nobody, so a second adopt would
+ * make two owners, and the second close would hit the number reused. On
+ * the application's ring (rsc_loop_new_from_ring) the application submits
+ * when it likes: let go at once there.
+ */
+void rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h)
+{
+	struct rsc__ledger_pending *p;
+	unsigned cap;
+
+	if (!loop->shared && loop->n_ledger_unsub == loop->cap_ledger_unsub) {
+		cap = loop->cap_ledger_unsub ? 2 * loop->cap_ledger_unsub : 16;
+		p = realloc(loop->ledger_unsub, cap * sizeof(*p));
+		if (p) {
+			loop->ledger_unsub = p;
+			loop->cap_ledger_unsub = cap;
+		}
+	}
+	if (loop->shared || loop->n_ledger_unsub == loop->cap_ledger_unsub) {
+		rsc__ledger_forget(fd, h); /* no memory: early rather than never */
+		return;
+	}
+	loop->ledger_unsub[loop->n_ledger_unsub].fd = fd;
+	loop->ledger_unsub[loop->n_ledger_unsub].h = h;
+	loop->n_ledger_unsub++;
+}
+
+/* The SQ was submitted (@all: or the loop is going): those closes are the
+ * kernel's now, and the numbers may be given to new descriptors. */
+void rsc__ledger_submitted(struct rsc_loop *loop, bool all)
+{
+	unsigned i;
+
+	if (!loop->n_ledger_unsub || (!all && io_uring_sq_ready(loop->ring)))
+		return;
+	for (i = 0; i < loop->n_ledger_unsub; i++)
+		rsc__ledger_forget(loop->ledger_unsub[i].fd, loop->ledger_unsub[i].h);
+	loop->n_ledger_unsub = 0;
+	if (all) {
+		free(loop->ledger_unsub);
+		loop->ledger_unsub = NULL;
+		loop->cap_ledger_unsub = 0;
+	}
+}

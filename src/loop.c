@@ -380,6 +380,7 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 		if (ret >= 0) {
 			loop->counters[RSC_CTR_SQES] += ret;
 			rsc__obs_submit(loop, ret);
+			rsc__ledger_submitted(loop, false);
 			return ret;
 		}
 		if (ret == -EINTR)
@@ -1016,6 +1017,7 @@ long long rsc_loop_counter(const struct rsc_loop *loop, enum rsc_counter which)
 static void loop_free(struct rsc_loop *loop)
 {
 	rsc__audit_unregister(loop);
+	rsc__ledger_submitted(loop, true);
 	rsc__obs_loop_free(loop); /* flushes the trace; it walks the tree, so first */
 	if (loop->root)
 		rsc__scope_free_tree(loop->root);
