@@ -396,6 +396,49 @@ START_TEST(scope_move_into_a_grandchild_is_einval_and_moves_nothing)
 }
 END_TEST
 
+
+/* A scope in its grace, or below one whose close was asked: nothing enters
+ * (rsc_adopt(3): -ESHUTDOWN), and its entries and child are the unwind's
+ * (-EALREADY); the caller keeps the refused descriptor. */
+START_TEST(adopt_and_moves_around_a_grace_and_a_closing_ancestor)
+{
+	struct rsc_scope *g, *gc, *top, *other;
+	struct rsc_entry *e, *e2 = (struct rsc_entry *)&e2;
+	int p[2], q[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(q, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "g", &g), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, g, "gc", &gc), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "top", &top), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &other), 0);
+	ck_assert_int_eq(rsc_adopt(g, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(g, 50, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_adopt(g, q[0], 0, &e2), -ESHUTDOWN);
+	ck_assert_ptr_null(e2);
+	ck_assert_int_eq(rsc_adopt(gc, q[0], 0, &e2), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_entry_move(e, other), -EALREADY);
+	ck_assert_int_eq(rsc_entry_detach(e), -EALREADY);
+	ck_assert_int_eq(rsc_scope_move(gc, other), -EALREADY);
+	ck_assert_int_eq(rsc_scope_move(other, gc), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(other, g), -EINVAL);
+	/* A close asked of an ancestor, not started yet. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, top, "tc", &gc), 0);
+	ck_assert_int_eq(rsc_scope_close(top, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_adopt(gc, q[0], 0, &e2), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_adopt(top, q[0], 0, &e2), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_adopt(other, -2147483647 - 1, 0, &e2), -EBADF);
+	t_run();
+	ck_assert(!fd_open(p[0]));
+	ck_assert(fd_open(q[0]));
+	ck_assert_int_eq(rsc_adopt(other, q[0], 0, &e2), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(other, NULL), 0);
+	ck_assert(!fd_open(q[0]));
+	close(p[1]);
+	close(q[1]);
+}
+END_TEST
+
 /* ------------------------------------------------------------- on_close */
 
 struct oc {
@@ -534,6 +577,7 @@ Suite *make_hostile_own_suite(void)
 	tcase_add_test(tc, entry_moved_then_old_scope_fails_belongs_to_the_new_scope);
 	tcase_add_test(tc, scope_moved_to_the_top_outlives_its_old_parent);
 	tcase_add_test(tc, scope_move_into_a_grandchild_is_einval_and_moves_nothing);
+	tcase_add_test(tc, adopt_and_moves_around_a_grace_and_a_closing_ancestor);
 	tcase_add_test(tc, on_close_set_once_the_unwind_started_is_called_once);
 	tcase_add_test(tc, shutdown_releases_owned_once_and_spares_the_callers);
 	tcase_add_test(tc, data_of_a_freed_handle_is_gone_and_not_settable);
