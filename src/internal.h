@@ -559,8 +559,8 @@ static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
 uint64_t rsc__ledger_owner(int fd);
 int rsc__ledger_claim(int fd, uint64_t h);
 void rsc__ledger_set_slow(int fd, uint64_t h);
-void rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h);
-void rsc__ledger_submitted(struct rsc_loop *loop, bool all);
+void rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
+void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all);
 extern uint64_t *rsc__ledger_pages[RSC__LEDGER_MAX_FD / RSC__LEDGER_PAGE];
 
 /* The cell of @fd if its page exists (the hot path: one load), else NULL. */
@@ -592,6 +592,24 @@ static inline void rsc__ledger_forget(int fd, uint64_t h)
 
 	if (c && __atomic_load_n(c, __ATOMIC_RELAXED) == h)
 		__atomic_store_n(c, 0, __ATOMIC_RELEASE);
+}
+
+/* @h's close of @fd is prepared: the number leaves the ledger once it is
+ * submitted (ledger.c); inline while the loop's list has room. */
+static inline void rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h)
+{
+	if (__builtin_expect(loop->n_ledger_unsub < loop->cap_ledger_unsub, 1)) {
+		loop->ledger_unsub[loop->n_ledger_unsub].fd = fd;
+		loop->ledger_unsub[loop->n_ledger_unsub++].h = h;
+		return;
+	}
+	rsc__ledger_forget_on_submit_slow(loop, fd, h);
+}
+
+static inline void rsc__ledger_submitted(struct rsc_loop *loop, bool all)
+{
+	if (loop->n_ledger_unsub || all)
+		rsc__ledger_submitted_slow(loop, all);
 }
 
 /* error.c */

@@ -83,7 +83,7 @@ int rsc__ledger_claim(int fd, uint64_t h)
  * the application's ring (rsc_loop_new_from_ring) the application submits
  * when it likes: let go at once there.
  */
-void rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h)
+void rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h)
 {
 	struct rsc__ledger_pending *p;
 	unsigned cap;
@@ -107,12 +107,12 @@ void rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h)
 
 /* The SQ was submitted (@all: or the loop is going): those closes are the
  * kernel's now, and the numbers may be given to new descriptors. */
-void rsc__ledger_submitted(struct rsc_loop *loop, bool all)
+void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all)
 {
 	unsigned i;
 
-	if (!loop->n_ledger_unsub || (!all && io_uring_sq_ready(loop->ring)))
-		return;
+	if (!all && io_uring_sq_ready(loop->ring))
+		return; /* some are still the SQ's */
 	for (i = 0; i < loop->n_ledger_unsub; i++)
 		rsc__ledger_forget(loop->ledger_unsub[i].fd, loop->ledger_unsub[i].h);
 	loop->n_ledger_unsub = 0;
