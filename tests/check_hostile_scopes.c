@@ -145,6 +145,19 @@ static void hold_free(struct hold *h)
 	close(h->fd[1]);
 }
 
+/* Under @p: an older child "c1" (entry x1) and a newer one "c2" whose entry
+ * x2 holds its exit until hold_let_go(); both entered. */
+static void older_and_held_newer(struct rsc_scope *p, struct rsc_scope **c1, struct hm *x1,
+				 struct rsc_scope **c2, struct hm *x2, struct hold *h)
+{
+	*c1 = open_scope(p, "c1");
+	hm_push(*c1, x1, "x1");
+	*c2 = open_scope(p, "c2");
+	hold_init(h, x2);
+	hm_push(*c2, x2, "x2");
+	t_run();
+}
+
 /* Turn the loop until the exit of @m has been called (it is then in flight). */
 static void run_until_exit_called(struct hm *m)
 {
@@ -199,12 +212,7 @@ START_TEST(close_of_a_child_the_parents_unwind_has_not_reached_is_already)
 	int before = t_fd_count();
 
 	hm_push(p, &p0, "p0");
-	c1 = open_scope(p, "c1");
-	hm_push(c1, &x1, "x1");
-	c2 = open_scope(p, "c2");
-	hold_init(&h, &x2);
-	hm_push(c2, &x2, "x2");
-	t_run();
+	older_and_held_newer(p, &c1, &x1, &c2, &x2, &h);
 	ck_assert_int_eq(rsc_scope_fail(p, -EPROTO, "body"), 0);
 	ck_assert_int_eq(rsc_scope_close(p, on_closed, &pc), 0);
 	run_until_exit_called(&x2);
@@ -232,12 +240,7 @@ START_TEST(graceful_close_of_a_child_inside_its_parents_unwind_is_already)
 	struct closed cl = { 0 }, pc = { 0 };
 	struct hold h;
 
-	c1 = open_scope(p, "c1");
-	hm_push(c1, &x1, "x1");
-	c2 = open_scope(p, "c2");
-	hold_init(&h, &x2);
-	hm_push(c2, &x2, "x2");
-	t_run();
+	older_and_held_newer(p, &c1, &x1, &c2, &x2, &h);
 	ck_assert_int_eq(rsc_scope_close(p, on_closed, &pc), 0);
 	run_until_exit_called(&x2);
 	ck_assert_int_eq(rsc_scope_close_graceful(c1, 1000, on_closed, &cl), -EALREADY);
@@ -266,13 +269,7 @@ START_TEST(child_closed_after_its_parents_close_request_goes_in_its_turn)
 	struct closed cl = { 0 }, pc = { 0 };
 	struct hold h;
 
-	c1 = open_scope(p, "c1");
-	hm_push(c1, &x1, "x1");
-	c2 = open_scope(p, "c2");
-	hold_init(&h, &x2);
-	x2.exit = HM_EXIT_HOLD;
-	hm_push(c2, &x2, "x2");
-	t_run();
+	older_and_held_newer(p, &c1, &x1, &c2, &x2, &h);
 	ck_assert_int_eq(rsc_scope_close(p, on_closed, &pc), 0);
 	ck_assert_int_eq(rsc_scope_close(c1, on_closed, &cl), 0);
 	run_until_exit_called(&x2);
@@ -302,12 +299,7 @@ START_TEST(child_failed_inside_its_parents_unwind_waits_its_turn)
 	struct hold h;
 
 	hm_push(p, &p0, "p0");
-	c1 = open_scope(p, "c1");
-	hm_push(c1, &x1, "x1");
-	c2 = open_scope(p, "c2");
-	hold_init(&h, &x2);
-	hm_push(c2, &x2, "x2");
-	t_run();
+	older_and_held_newer(p, &c1, &x1, &c2, &x2, &h);
 	ck_assert_int_eq(rsc_scope_fail(p, -EPROTO, "body"), 0);
 	run_until_exit_called(&x2);
 	ck_assert_int_eq(rsc_scope_fail(c1, -EIO, "late"), 0);
@@ -356,12 +348,7 @@ START_TEST(child_acquire_failing_inside_its_parents_unwind_waits_its_turn)
 	int turns = 0;
 
 	hm_push(p, &p0, "p0");
-	c1 = open_scope(p, "c1");
-	hm_push(c1, &x1, "x1");
-	c2 = open_scope(p, "c2");
-	hold_init(&h, &x2);
-	hm_push(c2, &x2, "x2");
-	t_run();
+	older_and_held_newer(p, &c1, &x1, &c2, &x2, &h);
 	t1.enter = HM_ENTER_FAIL_LATER;
 	hm_push(c1, &t1, "t1");
 	ck_assert_int_eq(rsc_scope_close(p, keep_result, &pc), 0);
@@ -448,12 +435,7 @@ START_TEST(child_deadline_inside_its_parents_unwind_does_not_pass)
 	struct timespec ts = { 0, 60 * 1000000L };
 	struct hold h;
 
-	c1 = open_scope(p, "c1");
-	hm_push(c1, &x1, "x1");
-	c2 = open_scope(p, "c2");
-	hold_init(&h, &x2);
-	hm_push(c2, &x2, "x2");
-	t_run();
+	older_and_held_newer(p, &c1, &x1, &c2, &x2, &h);
 	ck_assert_int_eq(rsc_scope_set_deadline(c1, 20, 0), 0);
 	ck_assert_int_eq(rsc_scope_fail(p, -EPROTO, "body"), 0);
 	run_until_exit_called(&x2);
