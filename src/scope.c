@@ -77,14 +77,21 @@ static bool waits_for_its_turn(const struct rsc__scope *s)
 	return !s->g_seq && ancestor_unwinding(s) && s->parent->child_cursor != &s->child_node;
 }
 
-struct rsc__scope *rsc__scope_next(const struct rsc__scope *root,
-				   const struct rsc__scope *s)
+/* The scope after @s in @root's subtree (pre-order), below @s only if @down. */
+static struct rsc__scope *walk_next(const struct rsc__scope *root,
+				    const struct rsc__scope *s, bool down)
 {
-	const struct rsc__list *n = rsc__list_first(&s->children);
+	const struct rsc__list *n = down ? rsc__list_first(&s->children) : NULL;
 
 	for (; !n && s != root; s = s->parent)
 		n = rsc__list_next(&s->parent->children, &s->child_node);
 	return n ? RSC__LIST_ITEM(n, struct rsc__scope, child_node) : NULL;
+}
+
+struct rsc__scope *rsc__scope_next(const struct rsc__scope *root,
+				   const struct rsc__scope *s)
+{
+	return walk_next(root, s, true);
 }
 
 /* Newest at the tail: the unwind walks back from there. */
@@ -164,16 +171,6 @@ void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
 	}
 }
 
-/* The scope after @s in @root's subtree (pre-order), below @s only if @down. */
-static struct rsc__scope *walk_next(const struct rsc__scope *root,
-				    const struct rsc__scope *s, bool down)
-{
-	const struct rsc__list *n = down ? rsc__list_first(&s->children) : NULL;
-
-	for (; !n && s != root; s = s->parent)
-		n = rsc__list_next(&s->parent->children, &s->child_node);
-	return n ? RSC__LIST_ITEM(n, struct rsc__scope, child_node) : NULL;
-}
 
 /* What reaches one scope of a subtree being cut to @level. */
 static void cut_one(struct rsc__scope *s, enum rsc__cut level)
