@@ -357,9 +357,9 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 		return ret;
 	}
 
-	/* A push's flush from another thread (rsc__get_sqes_slow) comes here too. */
-	ret = rsc__check_issuer(loop, "io_uring_enter");
-	if (ret < 0)
+	/* A push's flush or a hand-over from another thread comes here too;
+	 * inside rsc_loop_run, its own check at the start has answered. */
+	if (!loop->running && (ret = rsc__check_issuer(loop, "io_uring_enter")) < 0)
 		return ret;
 	for (tries = 0; tries < SUBMIT_RETRIES; tries++) {
 		if (wait_nr && rsc__fault(loop, RSC__F_WAIT))
