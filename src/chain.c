@@ -87,13 +87,7 @@ struct chain_run {
 static int chain_from(struct rsc_chain *h, struct rsc__chain **cp, const char *fn)
 {
 	*cp = rsc__handle_lookup((uint64_t)(uintptr_t)h, RSC__K_CHAIN);
-	if (*cp)
-		return 0;
-	if (!h) {
-		rsc__set_last_error("%s: chain is NULL", fn);
-		return -EINVAL;
-	}
-	return rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_CHAIN, fn);
+	return *cp ? 0 : rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_CHAIN, fn);
 }
 
 #define RSC__CHAIN(var, h, fn)                                \
