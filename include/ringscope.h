@@ -475,6 +475,10 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_entry_get_sqes(struct rsc_entry *entry,
 /* rsc_listen: TCP_NODELAY on the listener, which its connections inherit
  * (no Nagle delay on a small response); no effect on AF_UNIX. */
 #define RSC_NODELAY (1U << 4)
+/* rsc_listen: TCP_DEFER_ACCEPT, so a connection is accepted once its first
+ * bytes have arrived (or after about a second without any), and its first
+ * receive completes at once; no effect on AF_UNIX. */
+#define RSC_DEFER_ACCEPT (1U << 6)
 
 RSC_EXTERN RSC_MUST_CHECK int rsc_open(struct rsc_scope *scope, int dirfd,
 				       const char *path, int oflags,

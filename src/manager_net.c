@@ -30,6 +30,7 @@ struct net_args {
 	bool has_deadline;
 	bool reuseport;
 	bool nodelay;
+	bool defer_accept;
 };
 
 static int connect_enter(struct rsc_entry *h, void *arg)
@@ -80,6 +81,12 @@ static int listen_enter(struct rsc_entry *h, void *arg)
 	/* Set before listen: every connection it accepts inherits it. */
 	if (a->nodelay && a->addr.ss_family != AF_UNIX &&
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		return rsc__entry_complete_with(e, -errno, "setsockopt");
+	/* A connection wakes nobody until its request is there: no receive
+	 * armed on an empty socket. One second, as nginx's "deferred": a client
+	 * that sends nothing is accepted after the SYN-ACK's first retransmit. */
+	if (a->defer_accept && a->addr.ss_family != AF_UNIX &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one)) < 0)
 		return rsc__entry_complete_with(e, -errno, "setsockopt");
 	if (rsc__opcode_supported(loop, RSC__OP_BIND) && loop->probe &&
 	    rsc__opcode_supported(loop, RSC__OP_LISTEN) &&
@@ -317,7 +324,7 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(!(flags & ~(RSC_NO_CLOEXEC | RSC_SHUTDOWN_ON_RELEASE | RSC_REUSEPORT |
-				   RSC_NODELAY)),
+				   RSC_NODELAY | RSC_DEFER_ACCEPT)),
 		       "rsc_listen: unknown flags 0x%x", flags);
 	RSC__CHECK_ARG(backlog >= 0, "rsc_listen: backlog %d", backlog);
 	a = calloc(1, sizeof(*a));
@@ -326,7 +333,9 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 	a->backlog = backlog;
 	a->reuseport = flags & RSC_REUSEPORT;
 	a->nodelay = flags & RSC_NODELAY;
-	flags &= ~(RSC_REUSEPORT | RSC_NODELAY); /* the listener's own, not the socket's */
+	a->defer_accept = flags & RSC_DEFER_ACCEPT;
+	/* The listener's own, not the socket's. */
+	flags &= ~(RSC_REUSEPORT | RSC_NODELAY | RSC_DEFER_ACCEPT);
 	return push_pair(s, addr, addrlen, flags, a, &listen_manager,
 			 __builtin_return_address(0), entryp);
 }

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -816,6 +817,76 @@ START_TEST(nodelay_listener_passes_it_on_and_entries_name_both_ends)
 }
 END_TEST
 
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Turns the loop without blocking for @ms milliseconds, or until *@got. */
+static void run_for_ms(struct rsc_entry **got, long ms)
+{
+	long end = now_ms() + ms;
+
+	while (!*got && now_ms() < end) {
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		usleep(2000);
+	}
+}
+
+/* rsc_connect(3) RSC_DEFER_ACCEPT: no accept until the client's first bytes
+ * are there, which the connection then reads at once; a silent client is
+ * still accepted, about a second later; other calls refuse the flag. */
+START_TEST(defer_accept_listener_waits_for_the_first_bytes)
+{
+	struct sockaddr_in a = t_loopback(0), bound;
+	socklen_t len = sizeof(bound), olen;
+	struct rsc_entry *l, *conn = NULL, *quiet = NULL, *e;
+	struct rsc_scope *srv;
+	int c, c2, secs = 0, before = t_fd_count();
+	char byte = 0;
+	long t0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_socket(srv, AF_INET, SOCK_STREAM, 0, RSC_DEFER_ACCEPT, &e), -EINVAL);
+	ck_assert_int_eq(rsc_connect(srv, (struct sockaddr *)&a, sizeof(a), 0, RSC_DEFER_ACCEPT, &e),
+			 -EINVAL);
+	ck_assert_int_eq(rsc_listen(srv, (struct sockaddr *)&a, sizeof(a), 8,
+				    RSC_DEFER_ACCEPT | RSC_NODELAY, &l), 0);
+	ck_assert_int_ge(rsc_entry_wait(l), 0);
+	olen = sizeof(secs);
+	ck_assert_int_eq(getsockopt(rsc_entry_fd(l), IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, &olen), 0);
+	ck_assert_int_gt(secs, 0);
+	ck_assert_int_eq(rsc_entry_sockname(l, (struct sockaddr *)&bound, &len), 0);
+	ck_assert_int_eq(rsc_accept(l, 0, keep_conn, &conn), 0);
+	c = t_connect(&bound);
+	run_for_ms(&conn, 300);
+	ck_assert_ptr_null(conn); /* connected, but nothing sent yet */
+	ck_assert_int_eq(write(c, "x", 1), 1);
+	run_for_ms(&conn, 5000);
+	ck_assert_ptr_nonnull(conn);
+	/* The request came with the accept: no wait for it. */
+	ck_assert_int_eq(recv(rsc_entry_fd(conn), &byte, 1, MSG_DONTWAIT), 1);
+	ck_assert_int_eq(byte, 'x');
+	/* A client that never speaks is accepted all the same, later. */
+	ck_assert_int_eq(rsc_accept(l, 0, keep_conn, &quiet), 0);
+	t0 = now_ms();
+	c2 = t_connect(&bound);
+	run_for_ms(&quiet, 10000);
+	ck_assert_ptr_nonnull(quiet);
+	ck_assert_int_ge(now_ms() - t0, 500);
+	ck_assert_int_eq(recv(rsc_entry_fd(quiet), &byte, 1, MSG_DONTWAIT), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	t_run(); /* the connections' own scopes, closed by srv's */
+	close(c);
+	close(c2);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 START_TEST(sockname_of_a_file_or_unix_listener)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX }, got;
@@ -827,8 +898,9 @@ START_TEST(sockname_of_a_file_or_unix_listener)
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", t_path("sock"));
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &f), 0);
-	/* No Nagle on AF_UNIX: the flag is accepted and does nothing. */
-	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&sun, sizeof(sun), 4, RSC_NODELAY, &u), 0);
+	/* No Nagle and no deferred accept on AF_UNIX: the flags are accepted and do nothing. */
+	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&sun, sizeof(sun), 4,
+				    RSC_NODELAY | RSC_DEFER_ACCEPT, &u), 0);
 	ck_assert_int_ge(rsc_entry_wait(u), 0);
 	ck_assert_int_ge(rsc_entry_wait(f), 0);
 	ck_assert_int_eq(rsc_entry_sockname(f, (struct sockaddr *)&got, &len), -ENOTSOCK);
@@ -865,6 +937,7 @@ Suite *make_net_suite(void)
 	tcase_add_test(tc, single_shot_accepts_one);
 	tcase_add_test(tc, nodelay_listener_passes_it_on_and_entries_name_both_ends);
 	tcase_add_test(tc, sockname_of_a_file_or_unix_listener);
+	tcase_add_test(tc, defer_accept_listener_waits_for_the_first_bytes);
 	tcase_add_test(tc, single_shot_accept_ends_with_one_callback_when_its_scope_closes);
 	tcase_add_test(tc, single_shot_connection_callback_may_detach_the_listener);
 	tcase_add_test(tc, accept_on_an_entry_without_a_descriptor_is_refused);

@@ -8,9 +8,11 @@
  * connection's ops, closes through the ring, and frees the connection when
  * its last CQE is in. Not a server to deploy: SIGTERM simply ends it.
  * --threads N: N threads, each with its own ring and its own SO_REUSEPORT
- * listener on the port, as ringscope-httpd --threads does.
+ * listener on the port, as ringscope-httpd --threads does. --defer-accept:
+ * TCP_DEFER_ACCEPT of one second, as ringscope-httpd's RSC_DEFER_ACCEPT.
  *
- *   uring_responder [--threads N] [PORT [ADDR]]   prints "listening on ADDR:PORT"
+ *   uring_responder [--threads N] [--defer-accept] [PORT [ADDR]]
+ *                                                  prints "listening on ADDR:PORT"
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -18,6 +20,7 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdbool.h>
@@ -50,6 +53,7 @@ static __thread struct io_uring ring;
 static __thread int listen_fd;
 static struct sockaddr_in addr; /* the first listener's, port included */
 static int nthreads = 1;
+static bool defer_accept; /* --defer-accept */
 
 static long long now_ms(void)
 {
@@ -216,6 +220,7 @@ static int open_listener(void)
 
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    (nthreads > 1 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
+	    (defer_accept && setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one))) ||
 	    bind(fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(fd, 4096) ||
 	    getsockname(fd, (struct sockaddr *)&addr, &len)) {
 		perror("uring_responder: listen");
@@ -255,15 +260,22 @@ int main(int argc, char **argv)
 	int i = 1, fd0, ret;
 	pthread_t t;
 
-	if (argc > 2 && !strcmp(argv[1], "--threads")) {
-		nthreads = atoi(argv[2]);
-		i = 3;
+	for (;;) {
+		if (argc > i + 1 && !strcmp(argv[i], "--threads")) {
+			nthreads = atoi(argv[i + 1]);
+			i += 2;
+		} else if (argc > i && !strcmp(argv[i], "--defer-accept")) {
+			defer_accept = true;
+			i++;
+		} else {
+			break;
+		}
 	}
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons((unsigned short)(argc > i ? atoi(argv[i]) : 8080));
 	if (nthreads < 1 ||
 	    inet_pton(AF_INET, argc > i + 1 ? argv[i + 1] : "127.0.0.1", &addr.sin_addr) != 1) {
-		fprintf(stderr, "usage: uring_responder [--threads N] [PORT [IPV4]]\n");
+		fprintf(stderr, "usage: uring_responder [--threads N] [--defer-accept] [PORT [IPV4]]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -104,7 +104,7 @@ struct server {
 	/* Options: read-only once the threads start. */
 	unsigned idle_ms, grace_ms, max_conns, nthreads;
 	const char *unix_path;
-	bool metrics, no_direct, no_multishot;
+	bool metrics, no_direct, no_multishot, no_defer_accept;
 	enum rsc_audit_level level;
 	struct sockaddr_storage ss; /* the first listener's address, port included */
 	socklen_t sslen;
@@ -701,7 +701,7 @@ static void usage(FILE *out)
 		"usage: ringscope-httpd [--addr ADDR] [--port PORT] [--unix PATH]\n"
 		"           [--threads N] [--audit off|released|full] [--max-conns N]\n"
 		"           [--idle-timeout MS] [--grace MS] [--metrics] [--no-direct]\n"
-		"           [--no-multishot]\n"
+		"           [--no-multishot] [--no-defer-accept]\n"
 		"A small HTTP/1.1 server on ringscope: GET / answers 200 with a fixed body.\n"
 		"  --addr ADDR        IPv4 or IPv6 address to listen on (127.0.0.1)\n"
 		"  --port PORT        TCP port, 0 for one the kernel picks (8080)\n"
@@ -718,6 +718,7 @@ static void usage(FILE *out)
 		"  --no-direct        connections as process descriptors, not direct slots\n"
 		"  --no-multishot     a recv per request, not one multishot receive per\n"
 		"                     keep-alive connection\n"
+		"  --no-defer-accept  accept a connection before its request has arrived\n"
 		"Prints 'listening on ADDR:PORT', and a lifecycle summary at exit.\n");
 }
 static unsigned number(const char *s, const char *opt)
@@ -846,6 +847,12 @@ static int worker_start(struct worker *w)
 	struct rsc_error *err = NULL;
 	int ret;
 
+	/* RSC_DEFER_ACCEPT: a connection is accepted with its request already
+	 * there, so its first receive completes at once instead of being armed
+	 * on an empty socket and woken again (a fifth of a connection's CPU in
+	 * the churn benchmark, bench/README.md). */
+	if (!srv->no_defer_accept)
+		flags |= RSC_DEFER_ACCEPT;
 	if ((ret = rsc_loop_new(&w->loop, 4096, 0)) < 0) {
 		warn("no io_uring", ret);
 		w->loop = NULL;
@@ -1120,6 +1127,7 @@ int main(int argc, char **argv)
 		{ "metrics", no_argument, NULL, 'M' },
 		{ "no-direct", no_argument, NULL, 'D' },
 		{ "no-multishot", no_argument, NULL, 'R' },
+		{ "no-defer-accept", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1150,6 +1158,7 @@ int main(int argc, char **argv)
 		case 'M': srv.metrics = true; break;
 		case 'D': srv.no_direct = true; break;
 		case 'R': srv.no_multishot = true; break;
+		case 'F': srv.no_defer_accept = true; break;
 		case 'A':
 			if (!strcmp(optarg, "off"))
 				srv.level = RSC_AUDIT_OFF;
