@@ -2,9 +2,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -35,6 +37,52 @@ static struct rsc_entry *open_entry(struct rsc_scope *s, const char *path, int o
 	ck_assert_int_ge(rsc_entry_wait(e), 0);
 	return e;
 }
+
+/* One byte to a pipe whose read end is closed, on @loop: the callback's result. */
+static int write_to_a_widowed_pipe(struct rsc_loop *loop)
+{
+	struct io_seen w = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	close(p[0]);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "pipe", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[1], 0, &e), 0);
+	ck_assert_int_eq(rsc_write(e, "x", 1, -1, on_io, &w), 0);
+	ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(w.calls, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	return w.res;
+}
+
+/* rsc_read(3) NOTES: rsc_write is write(2), SIGPIPE included; the library
+ * leaves the disposition alone, and an ignored signal is -EPIPE. */
+START_TEST(write_to_a_pipe_without_reader_raises_sigpipe_unless_ignored)
+{
+	void (*old)(int);
+	int status, before = t_fd_count();
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rsc_loop *loop;
+
+		signal(SIGPIPE, SIG_DFL);
+		if (rsc_loop_new(&loop, 8, 0) < 0)
+			_exit(3);
+		write_to_a_widowed_pipe(loop);
+		_exit(0); /* not reached: the signal ends the child */
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE, "status 0x%x", status);
+	old = signal(SIGPIPE, SIG_IGN);
+	ck_assert_int_eq(write_to_a_widowed_pipe(t_loop), -EPIPE);
+	signal(SIGPIPE, old);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
 
 START_TEST(write_then_read_back_through_the_entry)
 {
@@ -226,6 +274,7 @@ Suite *make_io_suite(void)
 	tcase_add_test(tc, shutdown_drains_io_in_flight);
 	tcase_add_test(tc, timer_fires_or_is_removed_by_its_release);
 	tcase_add_test(tc, timeout_on_an_entry_goes_with_it);
+	tcase_add_test(tc, write_to_a_pipe_without_reader_raises_sigpipe_unless_ignored);
 	suite_add_tcase(s, tc);
 	return s;
 }
