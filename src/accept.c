@@ -133,8 +133,9 @@ static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	if (res == -ETIME && !stopping(l)) {
 		int ret = arm(l, op->accept_cb, op->io_data, op->accept_flags, op->backoff_ms);
 
-		if (ret < 0) /* no shortage's errno: nothing re-arms it after this call */
-			call_accept_cb(op, ret, NULL, NULL);
+		/* No shortage's errno (-ENOMEM is one): nothing re-arms it after this call. */
+		if (ret < 0)
+			call_accept_cb(op, ret == -ENOMEM ? -EBUSY : ret, NULL, NULL);
 	} else
 		call_accept_cb(op, -ECANCELED, NULL, NULL);
 	rsc__io_settled(lh);
@@ -147,6 +148,7 @@ static void rearm_later(struct rsc_op *done)
 	unsigned ms = done->backoff_ms ? done->backoff_ms * 2 : BACKOFF_FIRST_MS;
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op;
+	int ret;
 
 	if (ms > BACKOFF_MAX_MS)
 		ms = BACKOFF_MAX_MS;
@@ -155,8 +157,8 @@ static void rearm_later(struct rsc_op *done)
 		call_accept_cb(done, -ECANCELED, NULL, NULL);
 		return;
 	}
-	op = rsc__io_op(l, &sqe);
-	if (!op) {
+	ret = rsc__io_op(l, &sqe, &op);
+	if (ret < 0) {
 		/* No SQE (or op) for the timer: the end, with an errno that says
 		 * so, not a shortage's, which promises a re-arm (rsc_accept(3)). */
 		call_accept_cb(done, -EBUSY, NULL, NULL);
@@ -213,8 +215,8 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		/* The kernel ended the multishot without an error: keep going. */
 		int ret = arm(l, op->accept_cb, op->io_data, op->accept_flags, 0);
 
-		if (ret < 0)
-			call_accept_cb(op, ret, NULL, NULL);
+		if (ret < 0) /* its end: -EBUSY, not the shortage's -ENOMEM */
+			call_accept_cb(op, ret == -ENOMEM ? -EBUSY : ret, NULL, NULL);
 	}
 	rsc__io_settled(lh);
 }
@@ -229,10 +231,11 @@ static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 	       unsigned flags, unsigned backoff_ms)
 {
 	struct io_uring_sqe *sqe;
-	struct rsc_op *op = rsc__io_op(l, &sqe);
+	struct rsc_op *op;
+	int ret = rsc__io_op(l, &sqe, &op);
 
-	if (!op)
-		return -EBUSY;
+	if (ret < 0)
+		return ret;
 	if (flags & RSC_DIRECT) { /* into a slot (manager_direct.c) */
 		rsc__direct_prep_accept(l, sqe, flags & RSC_ACCEPT_MULTISHOT);
 		/* The table may not change under it (rsc_loop_set_direct: -EBUSY). */

@@ -838,7 +838,8 @@ int rsc__io_check(struct rsc_entry *h, struct rsc__entry **ep, const char *fn);
 /* The same for tracked I/O: an entry with a descriptor if @uses_fd, no closing scope above. */
 int rsc__io_check_tracked(struct rsc_entry *h, struct rsc__entry **ep, bool uses_fd,
 			  const char *fn);
-struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep);
+/* An SQE and an op bound to @e's tracked I/O: 0, -EBUSY (SQ full) or -ENOMEM. */
+int rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op **opp);
 void rsc__io_unlink(struct rsc_op *op);
 /* After an op's final callback, by handle: the callback may have detached the entry. */
 void rsc__io_settled(uint64_t h);

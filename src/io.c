@@ -101,16 +101,26 @@ int rsc__io_check_tracked(struct rsc_entry *h, struct rsc__entry **ep, bool uses
 }
 
 /* A new op tracked by @e, with its SQE (to fill in), or NULL (-errno in *sqep). */
-struct rsc_op *rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep)
+int rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op **opp)
 {
-	struct rsc_op *op = rsc__op_with_sqe(e->scope->loop, sqep);
+	struct rsc_loop *loop = e->scope->loop;
+	struct rsc_op *op;
+	int ret = rsc__get_sqes(loop, 1, sqep); /* -EBUSY: the SQ is full and cannot be flushed */
 
-	if (!op)
-		return NULL;
+	if (ret < 0)
+		return ret;
+	op = rsc__op_get(loop);
+	if (!op) {
+		rsc__nop_sqes(sqep, 1);
+		rsc__set_last_error("no memory for another op of the loop");
+		return -ENOMEM;
+	}
+	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(op));
 	op->entry = e;
 	rsc__list_push_front(&e->io_ops, &op->io_node);
 	e->n_io++;
-	return op;
+	*opp = op;
+	return 0;
 }
 
 static int io_start(struct rsc_entry *h, unsigned opcode, void *buf,
@@ -133,9 +143,9 @@ static int io_start(struct rsc_entry *h, unsigned opcode, void *buf,
 				    fn, e->mgr->name);
 		return -EBUSY;
 	}
-	op = rsc__io_op(e, &sqe);
-	if (!op)
-		return -EBUSY;
+	ret = rsc__io_op(e, &sqe, &op);
+	if (ret < 0)
+		return ret;
 	/* A pipe (rsc_pipe) holds both ends: a write goes to its write end. */
 	io_uring_prep_rw((int)opcode, sqe,
 			 opcode == IORING_OP_WRITE && e->has_value2 ? e->value2 : e->value,
@@ -260,9 +270,9 @@ int rsc_timeout(struct rsc_entry *h, unsigned ms, rsc_io_cb cb, void *data)
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(cb, "rsc_timeout: cb is NULL");
-	op = rsc__io_op(e, &sqe);
-	if (!op)
-		return -EBUSY;
+	ret = rsc__io_op(e, &sqe, &op);
+	if (ret < 0)
+		return ret;
 	rsc__prep_timeout_ms(op, sqe, ms, io_complete);
 	op->io_cb = cb;
 	op->io_buf = NULL;

@@ -237,10 +237,11 @@ static int arm(struct rsc__entry *e, rsc_io_cb cb, void *data)
 {
 	struct rsc_loop *loop = e->scope->loop;
 	struct io_uring_sqe *sqe;
-	struct rsc_op *op = rsc__io_op(e, &sqe);
+	struct rsc_op *op;
+	int ret = rsc__io_op(e, &sqe, &op);
 
-	if (!op)
-		return -EBUSY;
+	if (ret < 0)
+		return ret;
 	io_uring_prep_recv(sqe, e->value, NULL, 0, 0);
 	sqe->ioprio |= IORING_RECV_MULTISHOT;
 	sqe->flags |= IOSQE_BUFFER_SELECT;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -81,6 +82,68 @@ START_TEST(write_to_a_pipe_without_reader_raises_sigpipe_unless_ignored)
 	ck_assert_int_eq(write_to_a_widowed_pipe(t_loop), -EPIPE);
 	signal(SIGPIPE, old);
 	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* VmData of this process, in bytes (RLIMIT_DATA counts the same). */
+static unsigned long data_bytes(void)
+{
+	unsigned long kb = 0;
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmData: %lu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb * 1024;
+}
+
+/* A child whose data cannot grow more than 4 MiB: reads on an empty pipe,
+ * each one in flight, until one is refused. Exits 0 if that was -ENOMEM. */
+static void child_reads_until_out_of_memory(void)
+{
+	static char buf[1];
+	struct io_seen seen = { 0 };
+	struct rlimit lim;
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2], ret = 0, i;
+
+	if (rsc_loop_new(&loop, 64, 0) < 0 || pipe2(p, O_CLOEXEC) < 0 ||
+	    rsc_scope_open(loop, NULL, "reads", &s) < 0 || rsc_adopt(s, p[0], 0, &e) < 0 ||
+	    rsc_loop_run(loop, RSC_RUN_NOWAIT) < 0)
+		_exit(3);
+	lim.rlim_cur = lim.rlim_max = data_bytes() + (4UL << 20);
+	if (setrlimit(RLIMIT_DATA, &lim) < 0)
+		_exit(4);
+	for (i = 0; i < 1000000 && ret == 0; i++)
+		ret = rsc_read(e, buf, 1, -1, on_io, &seen);
+	_exit(ret == -ENOMEM ? 0 : ret == -EBUSY ? 5 : 6);
+}
+
+/* rsc_read(3) ERRORS: -ENOMEM when no op can be had (it said -EBUSY, the
+ * full submission queue's errno, for both). */
+START_TEST(read_without_memory_for_its_op_is_enomem)
+{
+	int status;
+	pid_t pid;
+
+	if (t_under_valgrind()) /* its allocator ignores RLIMIT_DATA */
+		return;
+#ifdef __SANITIZE_ADDRESS__
+	/* ASan's allocator dies on an allocation that fails instead of returning NULL. */
+	printf("SKIP read_without_memory_for_its_op_is_enomem: AddressSanitizer build\n");
+	return;
+#endif
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		child_reads_until_out_of_memory();
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x", status);
 }
 END_TEST
 
@@ -275,6 +338,7 @@ Suite *make_io_suite(void)
 	tcase_add_test(tc, timer_fires_or_is_removed_by_its_release);
 	tcase_add_test(tc, timeout_on_an_entry_goes_with_it);
 	tcase_add_test(tc, write_to_a_pipe_without_reader_raises_sigpipe_unless_ignored);
+	tcase_add_test(tc, read_without_memory_for_its_op_is_enomem);
 	suite_add_tcase(s, tc);
 	return s;
 }
