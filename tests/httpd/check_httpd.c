@@ -68,7 +68,9 @@ static bool failed;
 static struct server *running; /* killed if a test gives up half-way */
 static char sock_dir[64]; /* short: a sun_path holds 108 bytes */
 static rlim_t server_nofile; /* RLIMIT_NOFILE for the next server, 0: inherited */
-static char *extra_args[2]; /* HTTPD_ARGS="--opt value": appended to every server's arguments */
+/* HTTPD_ARGS="--opt value ...": words appended to every server's arguments. */
+#define MAX_EXTRA_ARGS 8
+static char *extra_args[MAX_EXTRA_ARGS + 1];
 
 #define CHECK(cond, ...)                                   \
 	do {                                               \
@@ -203,15 +205,13 @@ static bool parse_listening(struct server *s)
 static bool start(struct server *s, const char *const *args)
 {
 	const char *argv[24] = { "ringscope-httpd", "--addr", "127.0.0.1", "--port", "0" };
-	int pipefd[2], n = 5;
+	int pipefd[2], n = 5, i;
 
 	memset(s, 0, sizeof(*s));
 	while (args && *args && n < 22)
 		argv[n++] = *args++;
-	if (extra_args[0] && n < 22)
-		argv[n++] = extra_args[0];
-	if (extra_args[1] && n < 22)
-		argv[n++] = extra_args[1];
+	for (i = 0; extra_args[i] && n < 22; i++)
+		argv[n++] = extra_args[i];
 	argv[n] = NULL;
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return false;
@@ -579,8 +579,12 @@ static void keep_alive_serves_several_requests(void)
 
 static bool extra_arg(const char *arg)
 {
-	return (extra_args[0] && !strcmp(extra_args[0], arg)) ||
-	       (extra_args[1] && !strcmp(extra_args[1], arg));
+	int i;
+
+	for (i = 0; extra_args[i]; i++)
+		if (!strcmp(extra_args[i], arg))
+			return true;
+	return false;
 }
 
 /* "ring: N io_uring_enter calls, M SQEs, ...": M, or -1. */
@@ -1372,10 +1376,13 @@ static void closed_stdio_is_no_signal_pipe(void)
 	fflush(stdout);
 	s.pid = fork();
 	if (s.pid == 0) {
-		const char *argv[] = { "ringscope-httpd", "--port", port, "--threads", "1",
-				       extra_args[0], extra_args[1], NULL };
+		const char *argv[8 + MAX_EXTRA_ARGS] = { "ringscope-httpd", "--port", port,
+							 "--threads", "1" };
 		struct rlimit rl = { LOW_NOFILE, LOW_NOFILE };
+		int k;
 
+		for (k = 0; extra_args[k]; k++)
+			argv[5 + k] = extra_args[k];
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			_exit(126);
 		close(STDIN_FILENO);
@@ -1758,9 +1765,14 @@ int main(void)
 		rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (getenv("HTTPD_ARGS") && (extra_args[0] = strdup(getenv("HTTPD_ARGS"))) &&
-	    (extra_args[1] = strchr(extra_args[0], ' ')))
-		*extra_args[1]++ = 0;
+	if (getenv("HTTPD_ARGS")) {
+		char *words = strdup(getenv("HTTPD_ARGS")), *save = NULL, *w;
+		int n = 0;
+
+		for (w = words ? strtok_r(words, " ", &save) : NULL; w && n < MAX_EXTRA_ARGS;
+		     w = strtok_r(NULL, " ", &save))
+			extra_args[n++] = w;
+	}
 	snprintf(sock_dir, sizeof(sock_dir), "/tmp/httpd-test.XXXXXX");
 	if (!mkdtemp(sock_dir)) {
 		perror("mkdtemp");
