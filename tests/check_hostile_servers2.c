@@ -565,6 +565,70 @@ START_TEST(parent_deadline_while_a_childs_custom_exit_holds_its_release)
 }
 END_TEST
 
+/* A deadline moved earlier from a hook that holds reserved SQEs, with the SQ
+ * full: if the call fails (-EBUSY), "the scope's deadline is left as it
+ * was": the scope still times out at its old time, it is not forgotten. */
+struct busy_rearm {
+	struct rsc_scope *victim;
+	int ret, calls;
+};
+
+static struct busy_rearm br;
+
+static int rearm_with_sq_full(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct io_uring_sqe *sqe;
+
+	(void)pending;
+	(void)arg;
+	br.calls++;
+	ck_assert_int_eq(rsc_entry_get_sqes(e, 1, &sqe), 0);
+	io_uring_prep_nop(sqe);
+	/* The next SQE asked for finds the SQ full; inside a hook it cannot flush. */
+	ck_assert_int_eq(rsc_fault_set(t_loop, "sq_full:1:EBUSY"), 0);
+	br.ret = rsc_scope_set_deadline(br.victim, 100, 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, ""), 0);
+	return 0;
+}
+
+START_TEST(deadline_refused_for_want_of_an_sqe_is_left_as_it_was)
+{
+	struct rsc_scope *a;
+	struct closed ca = { 0 }, cv = { 0 };
+	struct guard g;
+	long t0;
+
+	if (!has_fault_injection()) {
+		printf("SKIP deadline_refused_for_want_of_an_sqe_is_left_as_it_was: no fault injection in this build\n");
+		return;
+	}
+	memset(&br, 0, sizeof(br));
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "victim", &br.victim), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_defer(a, rearm_with_sq_full, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_on_close(a, note_closed, &ca), 0);
+	ck_assert_int_eq(rsc_scope_on_close(br.victim, note_closed, &cv), 0);
+	t0 = now_ms();
+	ck_assert_int_eq(rsc_scope_set_deadline(br.victim, 400, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(a, 20, 0), 0);
+	guard_start(&g, 1500);
+	run_until(&g, &ca.calls, 1);
+	ck_assert_int_eq(br.calls, 1);
+	ck_assert_msg(br.ret == 0 || br.ret == -EBUSY, "set_deadline in the hook: %d", br.ret);
+	run_until(&g, &cv.calls, 1);
+	guard_stop(&g);
+	ck_assert_int_eq(cv.status, -ETIMEDOUT);
+	if (br.ret == 0) {
+		ck_assert_int_ge(cv.at - t0, 99);
+		ck_assert_int_lt(cv.at - t0, 395);
+	} else {
+		ck_assert_int_ge(cv.at - t0, 399); /* the old deadline, kept */
+	}
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(br.victim, NULL), -ETIMEDOUT);
+}
+END_TEST
+
 /* -------------------------------------------------------- graceful close */
 
 /* The stats, exactly: two entries that drain (one of them in a child), one
@@ -1117,7 +1181,6 @@ Suite *make_hostile_servers2_suite(void)
 	bool net = t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT) &&
 		   t_kernel_has(IORING_OP_SHUTDOWN);
 
-	(void)has_fault_injection;
 	t_add_fixture(tc);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, deadline_moved_or_cleared_after_its_time_but_before_the_loop_saw_it);
@@ -1128,6 +1191,7 @@ Suite *make_hostile_servers2_suite(void)
 	tcase_add_test(tc, deadline_set_from_an_exit_and_the_trace_callback);
 	tcase_add_test(tc, moved_scope_follows_its_new_parents_deadline_not_the_old);
 	tcase_add_test(tc, parent_deadline_while_a_childs_custom_exit_holds_its_release);
+	tcase_add_test(tc, deadline_refused_for_want_of_an_sqe_is_left_as_it_was);
 	tcase_add_test(tc, graceful_stats_count_drained_cut_and_failed_exactly);
 	tcase_add_test(tc, graceful_close_with_no_io_is_prompt_and_grace_zero_waits);
 	tcase_add_test(tc, own_deadline_during_the_grace_cuts_it_with_etimedout);
