@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -629,6 +630,161 @@ START_TEST(deadline_refused_for_want_of_an_sqe_is_left_as_it_was)
 }
 END_TEST
 
+/* Many deadlines moved earlier, later, cleared and set again, in a random
+ * order (fixed seed): none passes before its last time, none cleared
+ * passes at all, each passes once, and the counter agrees. */
+#define N_HEAP 48
+
+struct heap_probe {
+	struct closed c;
+	long due; /* 0: cleared */
+};
+
+START_TEST(many_deadlines_rearmed_at_random_never_pass_early_or_twice)
+{
+	static struct heap_probe hp[N_HEAP];
+	struct rsc_scope *sc[N_HEAP];
+	struct guard g;
+	unsigned seed = 12345;
+	int i, round, due = 0, fired = 0;
+
+	memset(hp, 0, sizeof(hp));
+	for (i = 0; i < N_HEAP; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "h%d", i);
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &sc[i]), 0);
+		ck_assert_int_eq(rsc_scope_on_close(sc[i], note_closed, &hp[i].c), 0);
+	}
+	for (round = 0; round < 6; round++) {
+		for (i = 0; i < N_HEAP; i++) {
+			unsigned r = rand_r(&seed);
+			unsigned ms = 20 + r % 280;
+
+			if (hp[i].c.calls)
+				continue;
+			if (r % 7 == 0) {
+				ck_assert_int_eq(rsc_scope_set_deadline(sc[i], 0, 0), 0);
+				hp[i].due = 0;
+			} else {
+				ck_assert_int_eq(rsc_scope_set_deadline(sc[i], ms, (r >> 8) & 1), 0);
+				hp[i].due = now_ms() + ms;
+			}
+		}
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		for (i = 0; i < N_HEAP; i++)
+			ck_assert_msg(!hp[i].c.calls || hp[i].c.at >= hp[i].due - 1,
+				      "h%d passed %ld ms early", i, hp[i].due - hp[i].c.at);
+	}
+	for (i = 0; i < N_HEAP; i++)
+		due += hp[i].due != 0 && !hp[i].c.calls;
+	guard_start(&g, 600);
+	run_until(&g, &g.fired, 1);
+	guard_stop(&g);
+	for (i = 0; i < N_HEAP; i++) {
+		if (hp[i].due && !hp[i].c.calls)
+			ck_abort_msg("h%d never passed", i);
+		ck_assert_int_le(hp[i].c.calls, 1);
+		if (hp[i].c.calls) {
+			ck_assert_msg(hp[i].c.at >= hp[i].due - 1, "h%d passed early", i);
+			fired++;
+		}
+		if (!hp[i].due) {
+			ck_assert_int_eq(hp[i].c.calls, 0);
+			ck_assert_int_eq(rsc_scope_state(sc[i]), RSC_SCOPE_OPEN);
+		}
+	}
+	ck_assert_int_gt(due, 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), fired);
+	for (i = 0; i < N_HEAP; i++)
+		ck_assert_int_eq(rsc_scope_close(sc[i], NULL, NULL), hp[i].c.calls ? 0 : 0);
+	t_run();
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
+}
+END_TEST
+
+/* A deadline over a listener whose accept is in flight while clients keep
+ * connecting: the accept is cancelled, every connection that arrives late
+ * is closed, and /proc/self/fd is back where it was. */
+struct acc_count {
+	int conns, finals, after_close;
+	bool closed;
+};
+
+static void count_accepts(struct rsc_entry *l, int res, struct rsc_scope *cs,
+			  struct rsc_entry *conn, void *data)
+{
+	struct acc_count *a = data;
+
+	(void)l;
+	(void)conn;
+	if (res >= 0) {
+		a->conns++;
+		a->after_close += a->closed;
+		(void)rsc_scope_close(cs, NULL, NULL);
+	} else {
+		a->finals++;
+	}
+}
+
+struct clients {
+	struct sockaddr_in to;
+	volatile int stop;
+	int made;
+	pthread_t th;
+};
+
+static void *connect_loop(void *arg)
+{
+	struct clients *c = arg;
+
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE) && c->made < 400) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			break;
+		if (connect(fd, (struct sockaddr *)&c->to, sizeof(c->to)) == 0)
+			c->made++;
+		close(fd);
+		sleep_ms(1);
+	}
+	return NULL;
+}
+
+START_TEST(deadline_over_a_busy_listener_closes_every_late_connection)
+{
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct acc_count a = { 0 };
+	struct closed c = { 0 };
+	struct clients cl = { 0 };
+	struct guard g;
+	int before = t_fd_count();
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = t_listen_on_loopback(srv, 64, &cl.to);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, count_accepts, &a), 0);
+	ck_assert_int_eq(rsc_scope_on_close(srv, note_closed, &c), 0);
+	ck_assert_int_eq(pthread_create(&cl.th, NULL, connect_loop, &cl), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(srv, 80, 0), 0);
+	guard_start(&g, 3000);
+	run_until(&g, &c.calls, 1);
+	a.closed = true;
+	/* Clients go on connecting to a listener that is gone or going. */
+	sleep_ms(20);
+	__atomic_store_n(&cl.stop, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(pthread_join(cl.th, NULL), 0);
+	guard_stop(&g);
+	ck_assert_int_eq(c.status, -ETIMEDOUT);
+	ck_assert_int_eq(a.finals, 1);
+	ck_assert_int_eq(a.after_close, 0);
+	ck_assert_int_gt(a.conns, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), -ETIMEDOUT);
+	t_run();
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* -------------------------------------------------------- graceful close */
 
 /* The stats, exactly: two entries that drain (one of them in a child), one
@@ -968,6 +1124,152 @@ START_TEST(loop_shutdown_during_a_grace_ends_with_the_grace)
 }
 END_TEST
 
+/* An entry that drained and then started more I/O still in flight at the
+ * end counts in both; one released early during the grace counts as
+ * drained; a child in a grace of its own counts here as well. */
+struct reply {
+	struct io_seen first, second;
+	char buf[4], buf2[4];
+};
+
+static void reply_then_wait(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct reply *r = data;
+
+	(void)buf;
+	note_io(e, res, NULL, &r->first);
+	if (res > 0) /* a new receive, as a reply would be, which never completes */
+		ck_assert_int_eq(rsc_recv(e, r->buf2, sizeof(r->buf2), 0, note_io, &r->second), 0);
+}
+
+START_TEST(graceful_stats_count_an_entry_twice_and_early_releases_as_drained)
+{
+	struct rsc_scope *srv, *kid;
+	struct rsc_entry *e1, *e2, *e3;
+	struct reply r = { 0 };
+	struct io_seen r2 = { 0 }, r3 = { 0 };
+	struct closed c = { 0 }, ck = { 0 };
+	struct guard g;
+	char b2[4], b3[4];
+	int p1, p2, p3;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, srv, "kid", &kid), 0);
+	e1 = t_adopted_pair(srv, &p1);
+	e2 = t_adopted_pair(srv, &p2);
+	e3 = t_adopted_pair(kid, &p3);
+	ck_assert_int_eq(rsc_recv(e1, r.buf, sizeof(r.buf), 0, reply_then_wait, &r), 0);
+	ck_assert_int_eq(rsc_recv(e2, b2, sizeof(b2), 0, note_io, &r2), 0);
+	ck_assert_int_eq(rsc_recv(e3, b3, sizeof(b3), 0, note_io, &r3), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(kid, 0, note_closed, &ck), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 300, note_closed, &c), 0);
+	guard_start(&g, 3000);
+	ck_assert_int_eq(write(p1, "a", 1), 1);
+	run_until(&g, &r.first.calls, 1);
+	ck_assert_int_eq(rsc_entry_release(e2, NULL, NULL), 0); /* early, in the grace */
+	run_until(&g, &r2.calls, 1);
+	ck_assert_int_eq(write(p3, "k", 1), 1);
+	run_until(&g, &ck.calls, 1);
+	run_until(&g, &c.calls, 1);
+	guard_stop(&g);
+	ck_assert_int_eq(r.first.res, 1);
+	ck_assert_int_eq(r.second.res, -ECANCELED);
+	ck_assert_int_eq(r2.res, -ECANCELED);
+	ck_assert_int_eq(r3.res, 1);
+	ck_assert_int_eq(ck.drained, 1);
+	ck_assert_int_eq(ck.cancelled, 0);
+	/* e1 (drained, then cut), e2 (released early), e3 (in kid's own grace). */
+	ck_assert_int_eq(c.drained, 3);
+	ck_assert_int_eq(c.cancelled, 1);
+	ck_assert_int_eq(c.failed, 0);
+	ck_assert_int_eq(c.status, 0);
+	close(p1);
+	close(p2);
+	close(p3);
+}
+END_TEST
+
+/* A scope with nothing to let finish is simply closed, grace ignored: one
+ * whose rsc_scope_fail() is pending, and one that a deadline unwound. */
+START_TEST(graceful_close_of_a_failed_or_timed_out_scope_is_a_plain_close)
+{
+	struct rsc_scope *f, *t;
+	struct rsc_entry *e;
+	struct closed cf = { 0 }, ct = { 0 }, heard = { 0 };
+	struct io_seen r = { 0 };
+	struct guard g;
+	char b[4];
+	int peer;
+	long t0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "f", &f), 0);
+	e = t_adopted_pair(f, &peer);
+	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, note_io, &r), 0);
+	ck_assert_int_eq(rsc_scope_fail(f, -EPIPE, "body"), 0);
+	t0 = now_ms();
+	ck_assert_int_eq(rsc_scope_close_graceful(f, 60000, note_closed, &cf), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(f, 60000, note_closed, &cf), -EALREADY);
+	guard_start(&g, 3000);
+	run_until(&g, &cf.calls, 1);
+	ck_assert_int_lt(cf.at - t0, 2000);
+	ck_assert_int_eq(cf.status, -EPIPE);
+	ck_assert_str_eq(cf.op, "body");
+	ck_assert_int_eq(r.res, -ECANCELED);
+	ck_assert_int_eq(cf.drained + cf.cancelled, 0);
+	close(peer);
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "t", &t), 0);
+	ck_assert_int_eq(rsc_scope_on_close(t, note_closed, &heard), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(t, 10, 0), 0);
+	run_until(&g, &heard.calls, 1);
+	guard_stop(&g);
+	ck_assert_int_eq(rsc_scope_close_graceful(t, 60000, note_closed, &ct), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(t, 10, 0), -ESHUTDOWN);
+	t_run();
+	ck_assert_int_eq(ct.calls, 1);
+	ck_assert_int_eq(ct.status, -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_stats(t, NULL, NULL, NULL), -ESTALE);
+}
+END_TEST
+
+/* A multishot accept under a graceful close while clients keep connecting:
+ * no connection is handed out once the close is asked for, the accept ends
+ * with one -ECANCELED, and no descriptor is left behind. */
+START_TEST(graceful_close_hands_out_no_connection_while_clients_keep_coming)
+{
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct acc_count a = { 0 };
+	struct closed c = { 0 };
+	struct clients cl = { 0 };
+	struct guard g;
+	int before = t_fd_count();
+	long until;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = t_listen_on_loopback(srv, 64, &cl.to);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, count_accepts, &a), 0);
+	ck_assert_int_eq(pthread_create(&cl.th, NULL, connect_loop, &cl), 0);
+	guard_start(&g, 3000);
+	until = now_ms() + 50;
+	while (now_ms() < until || a.conns == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 1000, note_closed, &c), 0);
+	a.closed = true;
+	run_until(&g, &c.calls, 1);
+	__atomic_store_n(&cl.stop, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(pthread_join(cl.th, NULL), 0);
+	guard_stop(&g);
+	ck_assert_int_eq(a.after_close, 0);
+	ck_assert_int_eq(a.finals, 1);
+	ck_assert_int_eq(c.status, 0);
+	ck_assert_int_eq(c.drained + c.cancelled, 0); /* a listener counts in neither */
+	t_run();
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* ------------------------------------------------ RSC_SHUTDOWN_ON_RELEASE */
 
 /* On a descriptor that is no socket the shutdown fails (-ENOTSOCK, op
@@ -1052,6 +1354,40 @@ START_TEST(deadline_unwind_shuts_down_an_accepted_socket_kept_by_a_dup)
 	close(client);
 	ck_assert_int_eq(rsc_scope_close_wait(a.cs, NULL), -ETIMEDOUT);
 	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+}
+END_TEST
+
+/* -ENOTCONN from the shutdown is no error (an unconnected datagram
+ * socket); a detached entry takes no shutdown with it: the peer reads on. */
+START_TEST(shutdown_on_release_of_an_unconnected_socket_and_of_a_detached_one)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int udp, sv[2], fd, before = t_fd_count();
+	char b;
+
+	if (!t_kernel_has(IORING_OP_SHUTDOWN)) {
+		printf("SKIP shutdown_on_release_of_an_unconnected_socket: kernel lacks IORING_OP_SHUTDOWN\n");
+		return;
+	}
+	udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(udp, 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, udp, RSC_SHUTDOWN_ON_RELEASE, &e), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	ck_assert_int_eq(fcntl(udp, F_GETFD), -1);
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], RSC_SHUTDOWN_ON_RELEASE, &e), 0);
+	fd = rsc_entry_detach(e);
+	ck_assert_int_eq(fd, sv[0]);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	/* Still connected: what the test writes on its own descriptor arrives. */
+	ck_assert_int_eq(write(fd, "m", 1), 1);
+	ck_assert_int_eq(read(sv[1], &b, 1), 1);
+	close(fd);
+	close(sv[1]);
+	ck_assert_int_eq(t_fd_count(), before);
 }
 END_TEST
 
@@ -1192,6 +1528,9 @@ Suite *make_hostile_servers2_suite(void)
 	tcase_add_test(tc, moved_scope_follows_its_new_parents_deadline_not_the_old);
 	tcase_add_test(tc, parent_deadline_while_a_childs_custom_exit_holds_its_release);
 	tcase_add_test(tc, deadline_refused_for_want_of_an_sqe_is_left_as_it_was);
+	tcase_add_test(tc, many_deadlines_rearmed_at_random_never_pass_early_or_twice);
+	if (net)
+		tcase_add_test(tc, deadline_over_a_busy_listener_closes_every_late_connection);
 	tcase_add_test(tc, graceful_stats_count_drained_cut_and_failed_exactly);
 	tcase_add_test(tc, graceful_close_with_no_io_is_prompt_and_grace_zero_waits);
 	tcase_add_test(tc, own_deadline_during_the_grace_cuts_it_with_etimedout);
@@ -1199,6 +1538,11 @@ Suite *make_hostile_servers2_suite(void)
 	tcase_add_test(tc, parent_close_waits_for_a_childs_grace_its_deadline_cuts_it);
 	tcase_add_test(tc, graceful_close_callback_calls_back_into_the_library);
 	tcase_add_test(tc, loop_shutdown_during_a_grace_ends_with_the_grace);
+	tcase_add_test(tc, graceful_stats_count_an_entry_twice_and_early_releases_as_drained);
+	tcase_add_test(tc, graceful_close_of_a_failed_or_timed_out_scope_is_a_plain_close);
+	if (net)
+		tcase_add_test(tc, graceful_close_hands_out_no_connection_while_clients_keep_coming);
+	tcase_add_test(tc, shutdown_on_release_of_an_unconnected_socket_and_of_a_detached_one);
 	tcase_add_test(tc, shutdown_on_release_of_a_pipe_fails_with_enotsock_and_still_closes);
 	if (net)
 		tcase_add_test(tc, deadline_unwind_shuts_down_an_accepted_socket_kept_by_a_dup);
