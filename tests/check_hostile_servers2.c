@@ -785,6 +785,171 @@ START_TEST(deadline_over_a_busy_listener_closes_every_late_connection)
 }
 END_TEST
 
+/* Every timer that was pushed ends with exactly one call of its callback,
+ * however it ends: its scope closed, its own release, a failure, or a
+ * deadline, in the same turn as the push or once it runs. */
+struct tcount {
+	int calls, res;
+};
+
+static void count_timer(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct tcount *t = data;
+
+	(void)e;
+	(void)buf;
+	t->calls++;
+	t->res = res;
+}
+
+START_TEST(every_timer_ends_with_exactly_one_callback)
+{
+	struct rsc_scope *s[6];
+	struct rsc_entry *te[6];
+	struct tcount tc[6] = { 0 }, fire = { 0 };
+	struct closed dl = { 0 };
+	struct guard g;
+	int i;
+
+	for (i = 0; i < 6; i++) {
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "t", &s[i]), 0);
+		ck_assert_int_eq(rsc_timer(s[i], 60000, count_timer, &tc[i], &te[i]), 0);
+	}
+	ck_assert_int_eq(rsc_scope_close(s[0], NULL, NULL), 0);     /* before it entered */
+	ck_assert_int_eq(rsc_entry_release(te[1], NULL, NULL), 0); /* likewise */
+	ck_assert_int_eq(rsc_scope_fail(s[2], -EIO, NULL), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s[3], 30, 0), 0);
+	ck_assert_int_eq(rsc_timer(s[5], 1, count_timer, &fire, NULL), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s[3], note_closed, &dl), 0);
+	guard_start(&g, 3000);
+	run_until(&g, &dl.calls, 1);
+	run_until(&g, &fire.calls, 1);
+	/* Running now: released and closed once it has entered. */
+	ck_assert_int_eq(rsc_entry_release(te[4], NULL, NULL), 0);
+	run_until(&g, &tc[4].calls, 1);
+	ck_assert_int_eq(rsc_scope_close(s[5], NULL, NULL), 0);
+	guard_stop(&g);
+	ck_assert_int_eq(rsc_scope_close_wait(s[2], NULL), -EIO);
+	ck_assert_int_eq(rsc_scope_close_wait(s[3], NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(s[1], NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s[4], NULL), 0);
+	t_run();
+	for (i = 0; i < 5; i++) {
+		ck_assert_msg(tc[i].calls == 1, "timer %d: %d calls", i, tc[i].calls);
+		ck_assert_msg(tc[i].res == -ECANCELED, "timer %d: %d", i, tc[i].res);
+	}
+	ck_assert_int_eq(tc[5].calls, 1);
+	ck_assert_int_eq(fire.calls, 1);
+	ck_assert_int_eq(fire.res, -ETIME);
+}
+END_TEST
+
+/* rsc_loop_post is safe "at any time": from an enter hook, an exit hook and
+ * the trace callback too. Each fn runs once, later, never inside the call. */
+static int hook_posts;
+
+static void hook_post_fn(struct rsc_loop *loop, void *arg)
+{
+	(void)loop;
+	(void)arg;
+	hook_posts++;
+}
+
+static int posting_enter(struct rsc_entry *e, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	(void)arg;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_nop(sqe);
+	ck_assert_int_eq(rsc_loop_post(t_loop, hook_post_fn, NULL), 0);
+	ck_assert_int_eq(hook_posts, 0);
+	return 0;
+}
+
+static int posting_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	ck_assert_int_eq(rsc_loop_post(t_loop, hook_post_fn, NULL), 0);
+	return 0;
+}
+
+static void post_in_trace(struct recorder *r, const struct event *e)
+{
+	(void)r;
+	if (e->ev == RSC_EV_SCOPE_CLOSED && !strcmp(e->scope, "hooks"))
+		ck_assert_int_eq(rsc_loop_post(t_loop, hook_post_fn, NULL), 0);
+}
+
+static const struct rsc_manager posting_mgr = {
+	.size = sizeof(struct rsc_manager),
+	.name = "posting",
+	.enter = posting_enter,
+	.exit = posting_exit,
+};
+
+START_TEST(posts_from_hooks_and_the_trace_callback_run_once_each)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int before_run;
+
+	hook_posts = 0;
+	t_rec->after = post_in_trace;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "hooks", &s), 0);
+	ck_assert_int_eq(rsc_push(s, &posting_mgr, NULL, &e), 0);
+	ck_assert_int_eq(rsc_entry_wait(e), 0);
+	before_run = hook_posts;
+	ck_assert_int_le(before_run, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	t_run();
+	t_rec->after = NULL;
+	ck_assert_int_eq(hook_posts, 3);
+}
+END_TEST
+
+/* rsc_loop_shutdown closes the top scopes newest first; an older scope's
+ * deadline that passes while a newer one's grace holds the shutdown has
+ * ended with the shutdown's unwind: it is heard as a clean close. */
+START_TEST(shutdown_ends_a_deadline_that_would_pass_during_a_newer_scopes_grace)
+{
+	struct rsc_loop *l;
+	struct rsc_scope *older, *newer;
+	struct rsc_entry *e;
+	struct closed co = { 0 }, cn = { 0 };
+	struct io_seen r = { 0 };
+	struct rsc_error *err = NULL;
+	char b[4];
+	int sv[2], before = t_fd_count();
+	long t0;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 16, 0), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "older", &older), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "newer", &newer), 0);
+	ck_assert_int_eq(rsc_adopt(newer, sv[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, note_io, &r), 0);
+	ck_assert_int_eq(rsc_scope_on_close(older, note_closed, &co), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(older, 60, 0), 0);
+	t0 = now_ms();
+	ck_assert_int_eq(rsc_scope_close_graceful(newer, 250, note_closed, &cn), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_ge(now_ms() - t0, 245);
+	ck_assert_int_eq(cn.calls, 1);
+	ck_assert_int_eq(cn.cancelled, 1);
+	ck_assert_int_eq(co.calls, 1);
+	ck_assert_int_eq(co.status, 0);
+	ck_assert_int_ge(co.at, cn.at); /* newest first */
+	close(sv[1]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* -------------------------------------------------------- graceful close */
 
 /* The stats, exactly: two entries that drain (one of them in a child), one
@@ -1270,6 +1435,36 @@ START_TEST(graceful_close_hands_out_no_connection_while_clients_keep_coming)
 }
 END_TEST
 
+/* exits_failed counts the failed releases of the whole subtree: one in a
+ * child scope closed by the unwind, and one released early during the
+ * grace, beside one of the scope itself. */
+START_TEST(graceful_stats_count_failed_releases_below_and_released_early)
+{
+	struct rsc_scope *srv, *kid;
+	struct rsc_entry *early;
+	struct closed c = { 0 };
+	struct rsc_error *err = NULL;
+	struct guard g;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_defer(srv, failing_exit, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_defer(srv, failing_exit, NULL, &early), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, srv, "kid", &kid), 0);
+	ck_assert_int_eq(rsc_defer(kid, failing_exit, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_defer(kid, noting_exit, NULL, NULL), 0);
+	exit_calls = 0;
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 1000, note_closed, &c), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(early, &err), -EIO);
+	rsc_error_free(err);
+	guard_start(&g, 3000);
+	run_until(&g, &c.calls, 1);
+	guard_stop(&g);
+	ck_assert_int_eq(exit_calls, 1);
+	ck_assert_int_eq(c.status, -EIO);
+	ck_assert_int_eq(c.failed, 3);
+}
+END_TEST
+
 /* ------------------------------------------------ RSC_SHUTDOWN_ON_RELEASE */
 
 /* On a descriptor that is no socket the shutdown fails (-ENOTSOCK, op
@@ -1529,6 +1724,9 @@ Suite *make_hostile_servers2_suite(void)
 	tcase_add_test(tc, parent_deadline_while_a_childs_custom_exit_holds_its_release);
 	tcase_add_test(tc, deadline_refused_for_want_of_an_sqe_is_left_as_it_was);
 	tcase_add_test(tc, many_deadlines_rearmed_at_random_never_pass_early_or_twice);
+	tcase_add_test(tc, every_timer_ends_with_exactly_one_callback);
+	tcase_add_test(tc, posts_from_hooks_and_the_trace_callback_run_once_each);
+	tcase_add_test(tc, shutdown_ends_a_deadline_that_would_pass_during_a_newer_scopes_grace);
 	if (net)
 		tcase_add_test(tc, deadline_over_a_busy_listener_closes_every_late_connection);
 	tcase_add_test(tc, graceful_stats_count_drained_cut_and_failed_exactly);
@@ -1540,6 +1738,7 @@ Suite *make_hostile_servers2_suite(void)
 	tcase_add_test(tc, loop_shutdown_during_a_grace_ends_with_the_grace);
 	tcase_add_test(tc, graceful_stats_count_an_entry_twice_and_early_releases_as_drained);
 	tcase_add_test(tc, graceful_close_of_a_failed_or_timed_out_scope_is_a_plain_close);
+	tcase_add_test(tc, graceful_stats_count_failed_releases_below_and_released_early);
 	if (net)
 		tcase_add_test(tc, graceful_close_hands_out_no_connection_while_clients_keep_coming);
 	tcase_add_test(tc, shutdown_on_release_of_an_unconnected_socket_and_of_a_detached_one);
