@@ -213,13 +213,13 @@ START_TEST(nested_deadlines_the_earliest_wins_at_any_depth)
 	ck_assert_int_eq(rsc_scope_on_close(mid, note_closed, &cm), 0);
 	ck_assert_int_eq(rsc_scope_on_close(leaf, note_closed, &cl), 0);
 	t0 = now_ms();
-	ck_assert_int_eq(rsc_scope_set_deadline(top, 200, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(top, 400, 0), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(leaf, 5000, 0), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(mid, 40, 0), 0);
 	guard_start(&g, 3000);
 	run_until(&g, &cm.calls, 1);
 	ck_assert_int_ge(cm.at - t0, 39);
-	ck_assert_int_lt(cm.at - t0, 190);
+	ck_assert_int_lt(cm.at - t0, 390);
 	ck_assert_int_eq(cm.status, -ETIMEDOUT);
 	ck_assert_str_eq(cm.op, "deadline");
 	ck_assert_str_eq(cm.entry, ""); /* no entry named */
@@ -230,7 +230,7 @@ START_TEST(nested_deadlines_the_earliest_wins_at_any_depth)
 	/* The leaf was closed in mid's unwind and its own deadline ended with it. */
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 1);
 	run_until(&g, &ct.calls, 1);
-	ck_assert_int_ge(ct.at - t0, 199);
+	ck_assert_int_ge(ct.at - t0, 399);
 	ck_assert_int_eq(ct.status, -ETIMEDOUT);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 2);
 	guard_stop(&g);
@@ -325,7 +325,7 @@ static void rearm_on_data(struct rsc_entry *e, int res, void *buf, void *data)
 	if (res <= 0)
 		return;
 	r->got++;
-	r->ret = rsc_scope_set_deadline(r->s, 120, 0);
+	r->ret = rsc_scope_set_deadline(r->s, 400, 0);
 	if (r->ret == 0)
 		r->ret = rsc_recv(e, r->buf, sizeof(r->buf), 0, rearm_on_data, r);
 }
@@ -342,12 +342,12 @@ START_TEST(deadline_rearmed_from_an_io_callback_moves_it_later)
 	r.e = t_adopted_pair(r.s, &peer);
 	ck_assert_int_eq(rsc_recv(r.e, r.buf, sizeof(r.buf), 0, rearm_on_data, &r), 0);
 	ck_assert_int_eq(rsc_scope_on_close(r.s, note_closed, &c), 0);
-	ck_assert_int_eq(rsc_scope_set_deadline(r.s, 120, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(r.s, 400, 0), 0);
 	guard_start(&g, 5000);
 	t0 = now_ms();
-	/* Five requests 60 ms apart: 300 ms in all, well past the first 120. */
+	/* Five requests 100 ms apart: 500 ms in all, past the first 400. */
 	for (i = 0; i < 5; i++) {
-		long until = now_ms() + 60;
+		long until = now_ms() + 100;
 
 		while (now_ms() < until)
 			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
@@ -358,7 +358,7 @@ START_TEST(deadline_rearmed_from_an_io_callback_moves_it_later)
 	}
 	run_until(&g, &c.calls, 1);
 	guard_stop(&g);
-	ck_assert_int_ge(c.at - t0, 300 + 115);
+	ck_assert_int_ge(c.at - t0, 500 + 395);
 	ck_assert_int_eq(c.status, -ETIMEDOUT);
 	ck_assert_int_eq(rsc_scope_close_wait(r.s, NULL), -ETIMEDOUT);
 	close(peer);
@@ -513,8 +513,8 @@ static int slow_exit_fn(struct rsc_entry *e, const struct rsc_error *pending, vo
 	if (ret < 0)
 		return ret;
 	slow.ts.tv_sec = 0;
-	slow.ts.tv_nsec = 150 * 1000000L;
-	/* A release that takes 150 ms: a timeout, whose -ETIME is no error here. */
+	slow.ts.tv_nsec = 300 * 1000000L;
+	/* A release that takes 300 ms: a timeout, whose -ETIME is no error here. */
 	io_uring_prep_timeout(sqe, &slow.ts, 0, 0);
 	return 0;
 }
@@ -552,13 +552,13 @@ START_TEST(parent_deadline_while_a_childs_custom_exit_holds_its_release)
 	run_until(&g, &io.calls, 1);
 	/* Cancelled at the deadline, not after the child's slow release. */
 	ck_assert_int_eq(io.res, -ECANCELED);
-	ck_assert_int_lt(io.at - t0, 140);
+	ck_assert_int_lt(io.at - t0, 280);
 	run_until(&g, &cp.calls, 1);
 	guard_stop(&g);
 	ck_assert_int_eq(slow.calls, 1);
 	ck_assert_int_eq(slow.saw, 0); /* its close came before the deadline */
 	ck_assert_int_eq(cc.calls, 1);
-	ck_assert_int_ge(cp.at - t0, 145);
+	ck_assert_int_ge(cp.at - t0, 295);
 	ck_assert_int_ge(cp.at, cc.at);
 	ck_assert_int_eq(cp.status, -ETIMEDOUT);
 	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -ETIMEDOUT);
@@ -986,8 +986,8 @@ START_TEST(graceful_stats_count_drained_cut_and_failed_exactly)
 	ck_assert_int_eq(rsc_recv(e3, b3, sizeof(b3), 0, note_io, &r3), 0);
 	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	t0 = now_ms();
-	ck_assert_int_eq(rsc_scope_close_graceful(srv, 200, note_closed, &c), 0);
-	ck_assert_int_eq(rsc_scope_close_graceful(srv, 200, note_closed, &c), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 400, note_closed, &c), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 400, note_closed, &c), -EALREADY);
 	ck_assert_int_eq(rsc_scope_close(srv, NULL, NULL), -EALREADY);
 	guard_start(&g, 3000);
 	ck_assert_int_eq(write(p1, "a", 1), 1);
@@ -999,8 +999,8 @@ START_TEST(graceful_stats_count_drained_cut_and_failed_exactly)
 	ck_assert_int_eq(r1.res, 1);
 	ck_assert_int_eq(r3.res, 1);
 	ck_assert_int_eq(r2.res, -ECANCELED);
-	ck_assert_int_ge(c.at - t0, 195);
-	ck_assert_int_lt(c.at - t0, 200 + 300);
+	ck_assert_int_ge(c.at - t0, 395);
+	ck_assert_int_lt(c.at - t0, 400 + 400);
 	ck_assert_int_eq(c.stats_ret, 0);
 	ck_assert_int_eq(c.drained, 2);
 	ck_assert_int_eq(c.cancelled, 1);
@@ -1328,7 +1328,7 @@ START_TEST(graceful_stats_count_an_entry_twice_and_early_releases_as_drained)
 	ck_assert_int_eq(rsc_recv(e3, b3, sizeof(b3), 0, note_io, &r3), 0);
 	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	ck_assert_int_eq(rsc_scope_close_graceful(kid, 0, note_closed, &ck), 0);
-	ck_assert_int_eq(rsc_scope_close_graceful(srv, 300, note_closed, &c), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 500, note_closed, &c), 0);
 	guard_start(&g, 3000);
 	ck_assert_int_eq(write(p1, "a", 1), 1);
 	run_until(&g, &r.first.calls, 1);
@@ -1586,6 +1586,64 @@ START_TEST(shutdown_on_release_of_an_unconnected_socket_and_of_a_detached_one)
 }
 END_TEST
 
+/* rsc_connect's flag follows the socket to the connect entry: moved to
+ * another scope and released there, the peer sees the FIN despite a dup
+ * the test keeps; a connect refused (never connected) is no shutdown error. */
+START_TEST(connect_shutdown_follows_the_socket_and_a_refused_one_adds_no_error)
+{
+	struct rsc_scope *s, *other;
+	struct rsc_entry *l, *c;
+	struct sockaddr_in to, dead;
+	struct accepted a = { 0 };
+	struct rsc_error *err = NULL;
+	struct guard g;
+	struct timeval tv = { 2, 0 };
+	int dup_fd, probe, before = t_fd_count();
+	socklen_t len = sizeof(dead);
+	char b;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &other), 0);
+	l = t_listen_on_loopback(s, 8, &to);
+	ck_assert_int_eq(rsc_accept(l, 0, on_accepted, &a), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&to, sizeof(to), 2000,
+				     RSC_SHUTDOWN_ON_RELEASE, &c), 0);
+	ck_assert_int_ge(rsc_entry_wait(c), 0);
+	guard_start(&g, 3000);
+	run_until(&g, &a.calls, 1);
+	guard_stop(&g);
+	ck_assert_int_ge(a.res, 0);
+	ck_assert_int_eq(setsockopt(rsc_entry_fd(a.conn), SOL_SOCKET, SO_RCVTIMEO, &tv,
+				    sizeof(tv)), 0);
+	dup_fd = fcntl(rsc_entry_fd(c), F_DUPFD_CLOEXEC, 0);
+	ck_assert_int_ge(dup_fd, 0);
+	ck_assert_int_eq(rsc_entry_move(c, other), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(other, NULL), 0);
+	/* The accepted side reads the end of the stream, not the 2 s timeout. */
+	ck_assert_int_eq(read(rsc_entry_fd(a.conn), &b, 1), 0);
+	close(dup_fd);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+
+	/* A port nobody listens on: the connect is refused, the socket was
+	 * never connected, and the only error is the connect's. */
+	probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	dead = t_loopback(0);
+	ck_assert_int_eq(bind(probe, (struct sockaddr *)&dead, sizeof(dead)), 0);
+	ck_assert_int_eq(getsockname(probe, (struct sockaddr *)&dead, &len), 0);
+	close(probe);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "refused", &s), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&dead, sizeof(dead), 2000,
+				     RSC_SHUTDOWN_ON_RELEASE, &c), 0);
+	ck_assert_int_eq(rsc_entry_wait(c), -ECONNREFUSED);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ECONNREFUSED);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "connect");
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	rsc_error_free(err);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* ------------------------------------------------------- posts at the end */
 
 /* While rsc_loop_close drains, a post from another thread is refused with
@@ -1742,6 +1800,8 @@ Suite *make_hostile_servers2_suite(void)
 	if (net)
 		tcase_add_test(tc, graceful_close_hands_out_no_connection_while_clients_keep_coming);
 	tcase_add_test(tc, shutdown_on_release_of_an_unconnected_socket_and_of_a_detached_one);
+	if (net)
+		tcase_add_test(tc, connect_shutdown_follows_the_socket_and_a_refused_one_adds_no_error);
 	tcase_add_test(tc, shutdown_on_release_of_a_pipe_fails_with_enotsock_and_still_closes);
 	if (net)
 		tcase_add_test(tc, deadline_unwind_shuts_down_an_accepted_socket_kept_by_a_dup);
