@@ -1465,6 +1465,64 @@ START_TEST(graceful_stats_count_failed_releases_below_and_released_early)
 }
 END_TEST
 
+/* From a hook that holds reserved SQEs, with the SQ full: a graceful close
+ * with a bound is refused (-EBUSY) and closes nothing, its callback never
+ * runs; a first deadline is refused too and keeps nothing alive. Both work
+ * once the hook has returned. */
+struct busy_calls {
+	struct rsc_scope *target;
+	int r_graceful, r_deadline;
+	struct closed c;
+};
+
+static struct busy_calls bc;
+
+static int busy_calls_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct io_uring_sqe *sqe;
+
+	(void)pending;
+	(void)arg;
+	ck_assert_int_eq(rsc_entry_get_sqes(e, 1, &sqe), 0);
+	io_uring_prep_nop(sqe);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "sq_full:1:EBUSY,sq_full:2:EBUSY"), 0);
+	bc.r_graceful = rsc_scope_close_graceful(bc.target, 5000, note_closed, &bc.c);
+	bc.r_deadline = rsc_scope_set_deadline(bc.target, 20, 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, ""), 0);
+	return 0;
+}
+
+START_TEST(graceful_close_and_first_deadline_refused_in_a_full_hook_change_nothing)
+{
+	struct rsc_scope *h;
+	struct guard g;
+
+	if (!has_fault_injection()) {
+		printf("SKIP graceful_close_and_first_deadline_refused_in_a_full_hook: no fault injection in this build\n");
+		return;
+	}
+	memset(&bc, 0, sizeof(bc));
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "target", &bc.target), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "hook", &h), 0);
+	ck_assert_int_eq(rsc_defer(h, busy_calls_exit, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(h, NULL), 0);
+	ck_assert_int_eq(bc.r_graceful, -EBUSY);
+	ck_assert_int_eq(bc.r_deadline, -EBUSY);
+	t_run(); /* returns: no timer of a refused deadline or grace keeps it alive */
+	guard_start(&g, 300);
+	run_until(&g, &g.fired, 1);
+	guard_stop(&g);
+	ck_assert_int_eq(bc.c.calls, 0);
+	ck_assert_int_eq(rsc_scope_state(bc.target), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 0);
+	/* Not closing: the close can still be asked for, once. */
+	ck_assert_int_eq(rsc_scope_close_graceful(bc.target, 5000, note_closed, &bc.c), 0);
+	t_run();
+	ck_assert_int_eq(bc.c.calls, 1);
+	ck_assert_int_eq(bc.c.status, 0);
+}
+END_TEST
+
 /* ------------------------------------------------ RSC_SHUTDOWN_ON_RELEASE */
 
 /* On a descriptor that is no socket the shutdown fails (-ENOTSOCK, op
@@ -1797,6 +1855,7 @@ Suite *make_hostile_servers2_suite(void)
 	tcase_add_test(tc, graceful_stats_count_an_entry_twice_and_early_releases_as_drained);
 	tcase_add_test(tc, graceful_close_of_a_failed_or_timed_out_scope_is_a_plain_close);
 	tcase_add_test(tc, graceful_stats_count_failed_releases_below_and_released_early);
+	tcase_add_test(tc, graceful_close_and_first_deadline_refused_in_a_full_hook_change_nothing);
 	if (net)
 		tcase_add_test(tc, graceful_close_hands_out_no_connection_while_clients_keep_coming);
 	tcase_add_test(tc, shutdown_on_release_of_an_unconnected_socket_and_of_a_detached_one);
