@@ -1702,6 +1702,47 @@ START_TEST(connect_shutdown_follows_the_socket_and_a_refused_one_adds_no_error)
 }
 END_TEST
 
+/* A scope a deadline unwound and nobody closed: rsc_loop_shutdown takes
+ * its -ETIMEDOUT (op "deadline") as the pending error of the older scopes,
+ * whose exits see it, and returns it. */
+static int shut_saw;
+
+static int note_shutdown_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)arg;
+	shut_saw = pending ? rsc_error_errno(pending) : 0;
+	return 0;
+}
+
+START_TEST(shutdown_carries_a_timed_out_scopes_error_to_older_scopes)
+{
+	struct rsc_loop *l;
+	struct rsc_scope *older, *timed;
+	struct rsc_error *err = NULL;
+	struct closed c = { 0 };
+	long t0 = now_ms();
+	int before = t_fd_count();
+
+	shut_saw = 1;
+	ck_assert_int_eq(rsc_loop_new(&l, 16, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "older", &older), 0);
+	ck_assert_int_eq(rsc_defer(older, note_shutdown_exit, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "timed", &timed), 0);
+	ck_assert_int_eq(rsc_scope_on_close(timed, note_closed, &c), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(timed, 10, 0), 0);
+	while (!c.calls && now_ms() - t0 < 3000)
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(c.status, -ETIMEDOUT);
+	ck_assert_int_eq(rsc_loop_shutdown(l, &err), -ETIMEDOUT);
+	ck_assert_int_eq(shut_saw, -ETIMEDOUT);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "deadline");
+	rsc_error_free(err);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* ------------------------------------------------------- posts at the end */
 
 /* While rsc_loop_close drains, a post from another thread is refused with
@@ -1866,6 +1907,7 @@ Suite *make_hostile_servers2_suite(void)
 		tcase_add_test(tc, deadline_unwind_shuts_down_an_accepted_socket_kept_by_a_dup);
 	else
 		printf("SKIP deadline_unwind_shuts_down_an_accepted_socket_kept_by_a_dup: kernel lacks IORING_OP_SOCKET, CONNECT or SHUTDOWN\n");
+	tcase_add_test(tc, shutdown_carries_a_timed_out_scopes_error_to_older_scopes);
 	tcase_add_test(tc, posts_during_close_are_refused_from_any_thread_queued_ones_run_once);
 	tcase_add_test(tc, post_opening_a_scope_during_close_gets_ebusy_then_posts_work_again);
 	suite_add_tcase(s, tc);
