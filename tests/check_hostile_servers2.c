@@ -1233,14 +1233,14 @@ START_TEST(graceful_close_callback_calls_back_into_the_library)
 	struct rsc_entry *e;
 	struct reenter r = { 0 };
 	char b[4];
-	int peer;
+	int peer, res = 0;
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &r.other), 0);
 	t_make_files(1);
 	t_open_files(r.other, 0, 1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	e = t_adopted_pair(s, &peer);
-	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, t_store_res, &(int){ 0 }), 0);
+	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, t_store_res, &res), 0);
 	ck_assert_int_eq(write(peer, "1", 1), 1);
 	ck_assert_int_eq(rsc_scope_close_graceful(s, 1000, reenter_closed, &r), 0);
 	t_run();
