@@ -1523,6 +1523,46 @@ START_TEST(graceful_close_and_first_deadline_refused_in_a_full_hook_change_nothi
 }
 END_TEST
 
+/* An older child waits for its turn while its parent's unwind is held by a
+ * newer child's slow release: a graceful close of it is -EALREADY (the
+ * unwind above closes it), and a deadline set on it meanwhile never passes:
+ * it ends with the parent's unwind, and nobody hears -ETIMEDOUT. */
+START_TEST(a_child_waiting_for_its_turn_refuses_grace_and_its_deadline_never_passes)
+{
+	struct rsc_scope *p, *older, *newer;
+	struct rsc_entry *e;
+	struct closed cp = { 0 }, co = { 0 };
+	struct guard g;
+	int r;
+
+	memset(&slow, 0, sizeof(slow));
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "older", &older), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "newer", &newer), 0);
+	ck_assert_int_eq(rsc_push(newer, &slow_mgr, NULL, &e), 0);
+	ck_assert_int_eq(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_scope_on_close(older, note_closed, &co), 0);
+	ck_assert_int_eq(rsc_scope_close(p, note_closed, &cp), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(slow.calls, 1); /* the newer child's release is under way */
+	ck_assert_int_eq(rsc_scope_state(older), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_graceful(older, 1000, note_closed, &co), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close(older, NULL, NULL), -EALREADY);
+	r = rsc_scope_set_deadline(older, 10, 0);
+	ck_assert_msg(r == 0 || r == -ESHUTDOWN, "set_deadline: %d", r);
+	guard_start(&g, 3000);
+	run_until(&g, &cp.calls, 1);
+	guard_stop(&g);
+	ck_assert_int_eq(co.calls, 1);
+	/* The slow release's timeout ends in -ETIME, an exit error that is the
+	 * pending error for the older child; no deadline joined it. */
+	ck_assert_int_eq(co.status, -ETIME);
+	ck_assert_str_ne(co.op, "deadline");
+	ck_assert_int_eq(cp.status, -ETIME);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 0);
+}
+END_TEST
+
 /* ------------------------------------------------ RSC_SHUTDOWN_ON_RELEASE */
 
 /* On a descriptor that is no socket the shutdown fails (-ENOTSOCK, op
@@ -1897,6 +1937,7 @@ Suite *make_hostile_servers2_suite(void)
 	tcase_add_test(tc, graceful_close_of_a_failed_or_timed_out_scope_is_a_plain_close);
 	tcase_add_test(tc, graceful_stats_count_failed_releases_below_and_released_early);
 	tcase_add_test(tc, graceful_close_and_first_deadline_refused_in_a_full_hook_change_nothing);
+	tcase_add_test(tc, a_child_waiting_for_its_turn_refuses_grace_and_its_deadline_never_passes);
 	if (net)
 		tcase_add_test(tc, graceful_close_hands_out_no_connection_while_clients_keep_coming);
 	tcase_add_test(tc, shutdown_on_release_of_an_unconnected_socket_and_of_a_detached_one);
