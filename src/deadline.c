@@ -203,7 +203,9 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 {
 	struct rsc__scope *s;
 	struct rsc_loop *loop;
-	uint64_t when;
+	uint64_t when, old_key = 0, old_ns;
+	unsigned old_flags;
+	bool had;
 
 	RSC__SCOPE(s, h, "rsc_scope_set_deadline");
 	RSC__CHECK_ARG(!(flags & ~RSC_DEADLINE_MOVE_ON),
@@ -220,6 +222,12 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 		return 0;
 	}
 	when = now_ns() + (uint64_t)ms * 1000000ULL;
+	/* Kept to put back: a refused call leaves the deadline as it was. */
+	had = s->dl_index != RSC__NO_DEADLINE;
+	if (had)
+		old_key = loop->dl_heap[s->dl_index].key;
+	old_ns = s->dl_ns;
+	old_flags = s->dl_flags;
 	s->dl_flags = flags;
 	s->dl_ns = when;
 	if (s->dl_index == RSC__NO_DEADLINE) {
@@ -243,8 +251,17 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 		return 0; /* later: its key comes due first and puts it back (lazy) */
 	}
 	if (arm(loop) < 0 && !loop->dl_timer) {
-		/* No timer at all would let it pass unnoticed: refuse it. */
-		heap_remove(loop, s);
+		/* No timer at all would let it pass unnoticed: refuse it. One set
+		 * before stays (its timer comes back on the next turn, dl_rearm),
+		 * as when an expiry finds no SQE: this one is the hook's to retry. */
+		s->dl_ns = old_ns;
+		s->dl_flags = old_flags;
+		if (had) {
+			loop->dl_heap[s->dl_index].key = old_key;
+			sift_down(loop, s->dl_index);
+		} else {
+			heap_remove(loop, s);
+		}
 		rsc__set_last_error("rsc_scope_set_deadline: no SQE for the kernel timer (the SQ could not be flushed)");
 		return -EBUSY;
 	}
