@@ -388,7 +388,8 @@ static const bool plain[256] = {
 	[0x20] = 1, [0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1,
 };
 
-/* @s escaped for a JSON string, at most @max bytes; bad UTF-8 becomes U+FFFD. */
+/* @s escaped for a JSON string, at most @max bytes; bad UTF-8 becomes U+FFFD,
+ * and every control (C0, DEL, C1) is \uXXXX. */
 static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max)
 {
 	const unsigned char *s = (const unsigned char *)(str ? str : "");
@@ -405,8 +406,14 @@ static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max)
 		if (*s == '"' || *s == '\\') {
 			put(tj, "\\%c", *s++);
 			out += 2;
-		} else if (*s < 0x20) {
+		} else if (*s < 0x20 || *s == 0x7f) {
 			put(tj, "\\u%04x", *s++);
+			out += 6;
+		} else if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] < 0xa0) {
+			/* Valid JSON raw, but a C1 control (U+009B is CSI) drives the
+			 * terminal that shows the file: escaped, as the page promises. */
+			put(tj, "\\u%04x", s[1]);
+			s += 2;
 			out += 6;
 		} else if ((n = rsc__utf8_len(s)) == 0) {
 			put(tj, "\\ufffd");
