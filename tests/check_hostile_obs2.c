@@ -222,6 +222,280 @@ START_TEST(trace_callback_switches_the_trace)
 }
 END_TEST
 
+static int nop_enter(struct rsc_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 0; /* no SQE: entered from the loop */
+}
+
+static int eio_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	return -EIO; /* one more link on the chain */
+}
+
+/* A name with every kind of byte the text must show escaped: ESC, DEL, a C1
+ * CSI, a lone 0xff, a backslash, a quote, printf's specifiers, and é. */
+#define ODD "m\x1b[2J\x7f\xc2\x9b\xff\\\"%s%n\xc3\xa9"
+
+static const struct rsc_manager odd_mgr = {
+	.size = sizeof(struct rsc_manager), .name = ODD, .enter = nop_enter, .exit = eio_exit,
+};
+
+/* The boundaries of the pieces of escaped text @t: a character, or an escape
+ * (\\ or \xNN). A cut must fall on one of them. */
+static bool on_boundary(const char *t, size_t at)
+{
+	size_t i = 0;
+
+	while (i < at)
+		i += t[i] == '\\' ? (t[i + 1] == 'x' ? 4 : 2) :
+		     (unsigned char)t[i] >= 0xc0 ? 2 : 1; /* only é is multi-byte here */
+	return i == at;
+}
+
+/* The chain of a custom exit's EIO over a failed open of an odd path, in a
+ * scope with an odd name: the test owns it. */
+static struct rsc_error *odd_chain(void)
+{
+	struct rsc_scope *s;
+	struct rsc_error *err = NULL;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s" ODD, &s), 0);
+	ck_assert_int_eq(rsc_push(s, &odd_mgr, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("miss" ODD "\n"), O_RDONLY, 0, 0, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_int_eq(rsc_error_depth(err), 2);
+	ck_assert_str_eq(rsc_error_entry(err), ODD); /* the getters: the bytes */
+	ck_assert_str_eq(rsc_error_scope(err), "s" ODD);
+	return err;
+}
+
+/*
+ * rsc_error_format "works like snprintf(3)" at every length, with escapes
+ * in the text: the same result (the whole length), at most len bytes
+ * written, NUL-terminated, a prefix of the whole text that never ends
+ * inside an escape or a character, and nothing after it is cut shorter
+ * than it must be.
+ */
+START_TEST(error_format_is_snprintf_at_every_length)
+{
+	struct rsc_error *err = odd_chain();
+	char *full, *buf;
+	int need, len, got, k, best;
+
+	need = rsc_error_format(err, NULL, 0);
+	ck_assert_int_gt(need, 100);
+	full = malloc((size_t)need + 1);
+	buf = malloc((size_t)need + 8);
+	ck_assert_ptr_nonnull(full);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(rsc_error_format(err, full, (size_t)need + 1), need);
+	ck_assert_int_eq(strlen(full), need);
+	assert_no_raw_controls(full, (size_t)need, "rsc_error_format");
+	ck_assert_ptr_nonnull(strstr(full, "m\\x1b[2J\\x7f\\xc2\\x9b\\xff\\\\\"%s%n\xc3\xa9"));
+	ck_assert_ptr_nonnull(strstr(full, "miss"));
+	ck_assert_ptr_nonnull(strstr(full, "\\x0a: No such file"));
+	ck_assert_ptr_null(strchr(full, '\n'));
+	ck_assert_ptr_nonnull(strstr(full, "; caused by openat "));
+	for (len = 0; len <= need + 2; len++) {
+		memset(buf, 'Z', (size_t)need + 8);
+		got = rsc_error_format(err, buf, (size_t)len);
+		ck_assert_int_eq(got, need);
+		for (k = len; k < need + 8; k++)
+			ck_assert_msg(buf[k] == 'Z', "len %d: byte %d written", len, k);
+		if (len == 0)
+			continue;
+		k = (int)strlen(buf);
+		ck_assert_int_lt(k, len);
+		ck_assert_msg(!memcmp(buf, full, (size_t)k), "len %d: not a prefix", len);
+		ck_assert_msg(on_boundary(full, (size_t)k), "len %d: cut inside a piece at %d", len, k);
+		for (best = len - 1 < need ? len - 1 : need; !on_boundary(full, (size_t)best); best--)
+			;
+		ck_assert_msg(k == best, "len %d: cut at %d, could hold %d: [%.12s]", len, k, best, full + k - 4);
+	}
+	ck_assert_int_eq(rsc_error_format(err, NULL, 1), -EINVAL);
+	ck_assert_int_eq(rsc_error_format(err, buf, 0), need);
+	free(full);
+	free(buf);
+	rsc_error_free(err);
+}
+END_TEST
+
+/* rsc_error_print shows the same escapes, one line per error; a FILE that
+ * cannot be written is -EIO. */
+START_TEST(error_print_escapes_and_reports_a_failing_stream)
+{
+	struct rsc_error *err = odd_chain();
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len), *ro;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_error_print(err, f), 0);
+	fclose(f);
+	assert_no_raw_controls(text, len, "rsc_error_print");
+	ck_assert_ptr_nonnull(strstr(text, "error: exit: Input/output error (EIO) [entry 'm\\x1b[2J\\x7f\\xc2\\x9b\\xff\\\\\"%s%n\xc3\xa9' in scope 's"));
+	ck_assert_ptr_nonnull(strstr(text, "\n  caused by: openat "));
+	ck_assert_int_eq(strchr(strchr(text, '\n') + 1, '\n') - text + 1, (long)len); /* two lines */
+	free(text);
+	ro = fopen("/dev/null", "re");
+	ck_assert_ptr_nonnull(ro);
+	ck_assert_int_eq(rsc_error_print(err, ro), -EIO);
+	fclose(ro);
+	rsc_error_free(err);
+}
+END_TEST
+
+/*
+ * rsc_last_error is at most 255 bytes and escaped: a path whose escapes run
+ * past the end is cut before an escape, never inside one; printf's
+ * specifiers in a path are text; a path longer than PATH_MAX is cut too.
+ */
+START_TEST(last_error_cut_keeps_escapes_whole)
+{
+	char path[6000];
+	const char *le;
+	size_t n, pad;
+
+	for (pad = 200; pad < 260; pad++) {
+		memset(path, 0, sizeof(path));
+		memcpy(path, "/nonexistent/", 13);
+		memset(path + 13, 'a', pad);
+		memcpy(path + 13 + pad, "\x1b\x1b\xc3\xa9\x1b%s%n%x\\", sizeof("\x1b\x1b\xc3\xa9\x1b%s%n%x\\"));
+		ck_assert_int_eq(rsc_loop_trace_file(t_loop, path), -ENOENT);
+		le = rsc_last_error();
+		n = strlen(le);
+		ck_assert_uint_le(n, 255);
+		assert_no_raw_controls(le, n, "rsc_last_error");
+		ck_assert_msg(on_boundary(le, n), "pad %zu: cut inside an escape: ...%s", pad, le + n - 8);
+		ck_assert_ptr_nonnull(strstr(le, "rsc_loop_trace_file: cannot write /nonexistent/aaa"));
+	}
+	memcpy(path, "/nonexistent/", 13);
+	memset(path + 13, 'a', 40);
+	memcpy(path + 53, "%s%n%x\\", 8);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, path), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "aaa%s%n%x\\\\: No such file or directory"));
+	memset(path, '\x01', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = '\0';
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, path), -ENAMETOOLONG);
+	le = rsc_last_error();
+	n = strlen(le);
+	ck_assert_uint_le(n, 255);
+	assert_no_raw_controls(le, n, "rsc_last_error");
+	ck_assert_msg(on_boundary(le, n), "cut inside an escape: ...%s", le + n - 8);
+}
+END_TEST
+
+/* A trace file on a device that is always full: the first write (the
+ * header) fails, so the call does, and the loop goes on as before. Under
+ * RINGSCOPE_TRACE, rsc_loop_new fails with that error. */
+START_TEST(trace_on_a_full_device_fails_and_the_loop_goes_on)
+{
+	struct rsc_loop *l = NULL;
+	struct rsc_scope *s;
+	int fds;
+
+	if (access("/dev/full", W_OK) != 0) {
+		printf("SKIP trace_on_a_full_device_fails_and_the_loop_goes_on: no /dev/full\n");
+		return;
+	}
+	fds = t_fd_count();
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, "/dev/full"), -ENOSPC);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "/dev/full"));
+	ck_assert_int_eq(t_fd_count(), fds);
+	ck_assert_int_eq(rsc_loop_trace_flush(t_loop), 0); /* no trace */
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "after", &s), 0);
+	t_open_files(s, 0, 2);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 2);
+	setenv("RINGSCOPE_TRACE", "/dev/full", 1);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), -ENOSPC);
+	unsetenv("RINGSCOPE_TRACE");
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "RINGSCOPE_TRACE"));
+	ck_assert_int_eq(t_fd_count(), fds);
+	/* The name stays free for the next loop's trace. */
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+}
+END_TEST
+
+static void keep_chain(struct rsc_scope *scope, int status, const struct rsc_error *err, void *data)
+{
+	(void)scope;
+	(void)status;
+	ck_assert_int_eq(rsc_error_dup(err, data), 0);
+}
+
+struct far_side {
+	struct rsc_error *err;
+	int depth, errno_, len, printed;
+	char text[4096];
+};
+
+/* Another thread reads, formats, prints, duplicates and frees a chain whose
+ * loop is gone. */
+static void *use_far_away(void *arg)
+{
+	struct far_side *f = arg;
+	struct rsc_error *again = NULL;
+	FILE *null = fopen("/dev/null", "we");
+
+	f->depth = rsc_error_depth(f->err);
+	f->errno_ = rsc_error_errno(rsc_error_cause(f->err));
+	f->len = rsc_error_format(f->err, f->text, sizeof(f->text));
+	f->printed = null ? rsc_error_print(f->err, null) : -ENOMEM;
+	if (null)
+		fclose(null);
+	if (rsc_error_dup(f->err, &again) == 0)
+		rsc_error_free(again);
+	rsc_error_free(f->err);
+	return NULL;
+}
+
+/*
+ * rsc_error_dup(3): "a chain the caller owns may be handed to another
+ * thread, duplicated and freed there, ... after that loop is freed". The
+ * chain is kept from a close callback (lent, then duplicated), the loop
+ * closed and freed, and another thread uses the chain.
+ */
+START_TEST(owned_chain_outlives_its_loop_on_another_thread)
+{
+	struct far_side f = { 0 };
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	pthread_t t;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "gone" ODD, &s), 0);
+	ck_assert_int_eq(rsc_push(s, &odd_mgr, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -ENOTRECOVERABLE, "body" ODD), 0);
+	ck_assert_int_eq(rsc_scope_close(s, keep_chain, &f.err), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_DEFAULT), 0);
+	ck_assert_ptr_nonnull(f.err);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, use_far_away, &f), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(f.depth, 2);
+	ck_assert_int_eq(f.errno_, -ENOTRECOVERABLE);
+	ck_assert_int_eq(f.len, (int)strlen(f.text));
+	ck_assert_int_eq(f.printed, 0);
+	assert_no_raw_controls(f.text, strlen(f.text), "far side");
+	ck_assert_ptr_nonnull(strstr(f.text, "; caused by body" "m\\x1b[2J"));
+	ck_assert_ptr_nonnull(strstr(f.text, "in scope 'gonem\\x1b[2J"));
+}
+END_TEST
+
 Suite *make_hostile_obs2_suite(void)
 {
 	Suite *s = suite_create("hostile_obs2");
@@ -232,6 +506,11 @@ Suite *make_hostile_obs2_suite(void)
 	tcase_add_test(tc, trace_escapes_del_and_c1_controls);
 	tcase_add_test(tc, trace_escapes_a_process_name_with_controls);
 	tcase_add_test(tc, trace_callback_switches_the_trace);
+	tcase_add_test(tc, error_format_is_snprintf_at_every_length);
+	tcase_add_test(tc, error_print_escapes_and_reports_a_failing_stream);
+	tcase_add_test(tc, last_error_cut_keeps_escapes_whole);
+	tcase_add_test(tc, trace_on_a_full_device_fails_and_the_loop_goes_on);
+	tcase_add_test(tc, owned_chain_outlives_its_loop_on_another_thread);
 	suite_add_tcase(s, tc);
 	return s;
 }
