@@ -328,20 +328,39 @@ static size_t put_error(char *buf, size_t len, size_t used,
 	return put_text(buf, len, used, "']");
 }
 
-int rsc_error_format(const struct rsc_error *err, char *buf, size_t len)
+/* The chain's text into @buf; @whole: measure it all, else stop once @buf is full. */
+static size_t format_chain(const struct rsc_error *err, char *buf, size_t len, bool whole)
 {
 	size_t used = 0;
 
-	if (!err || (!buf && len))
-		return -EINVAL;
 	if (len)
 		buf[0] = '\0';
-	for (; err; err = err->cause) {
+	for (; err && (whole || used < len); err = err->cause) {
 		used = put_error(buf, len, used, err, used == 0);
 		if (used > INT32_MAX)
-			return -EOVERFLOW;
+			return used;
 	}
-	return (int)used;
+	return used;
+}
+
+int rsc_error_format(const struct rsc_error *err, char *buf, size_t len)
+{
+	size_t used;
+
+	if (!err || (!buf && len))
+		return -EINVAL;
+	used = format_chain(err, buf, len, true);
+	return used > INT32_MAX ? -EOVERFLOW : (int)used;
+}
+
+/*
+ * The first @len - 1 bytes of the text only: the trace writes them for each
+ * release of an unwind, and walking a chain of 100,000 links to its end each
+ * time made a traced unwind quadratic.
+ */
+void rsc__error_format_head(const struct rsc_error *err, char *buf, size_t len)
+{
+	(void)format_chain(err, buf, len, false);
 }
 
 int rsc_error_print(const struct rsc_error *err, FILE *out)

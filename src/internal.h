@@ -658,6 +658,8 @@ static inline size_t rsc__utf8_len(const unsigned char *s)
  * (U+0080-U+009F) and bytes not part of valid UTF-8 as \xNN.
  */
 int rsc__fput_text(const char *s, FILE *out);
+/* rsc_error_format()'s text, cut to @len (> 0) bytes, the chain read no further. */
+void rsc__error_format_head(const struct rsc_error *err, char *buf, size_t len);
 
 /* pool.c */
 int rsc__op_chunk_grow(struct rsc_loop *loop);

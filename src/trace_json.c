@@ -637,7 +637,7 @@ static void put_chain(struct rsc__trace_json *tj, const char *key,
 
 	if (!err)
 		return;
-	rsc_error_format(err, text, sizeof(text));
+	rsc__error_format_head(err, text, sizeof(text));
 	put(tj, ",\"%s\":\"", key);
 	put_esc(tj, text, TEXT_MAX_OUT);
 	PUT_LIT(tj, "\"");

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -637,6 +638,51 @@ START_TEST(counters_and_metrics_match_a_scripted_workload)
 }
 END_TEST
 
+static const struct rsc_manager eio_mgr = {
+	.size = sizeof(struct rsc_manager), .name = "link", .enter = nop_enter, .exit = eio_exit,
+};
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/*
+ * A traced unwind of 20,000 exits that each fail: each release's event
+ * carries the chain it replaces, capped at 6144 bytes ("the first errors of
+ * a long chain"), so each event costs what it writes. Formatting the whole
+ * chain for each event made the unwind quadratic: 27 s here instead of 0.5.
+ */
+START_TEST(traced_unwind_of_a_long_chain_stays_linear)
+{
+	int n = t_under_valgrind() ? 2000 : 20000, i;
+	long long rel = rsc_loop_counter(t_loop, RSC_CTR_RELEASED);
+	struct rsc_error *err = NULL;
+	struct rsc_scope *s;
+	struct timespec t0;
+	double took;
+
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, "/dev/null"), 0);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, NULL, NULL), 0); /* the recorder holds 4096 */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "deep", &s), 0);
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(rsc_push(s, &eio_mgr, NULL, NULL), 0);
+	t_run();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	took = seconds_since(&t0);
+	ck_assert_int_eq(rsc_error_depth(err), n);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED) - rel, n);
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	if (!t_under_valgrind())
+		ck_assert_msg(took < 8.0, "the traced unwind of %d links took %.1f s", n, took);
+}
+END_TEST
+
 Suite *make_hostile_obs2_suite(void)
 {
 	Suite *s = suite_create("hostile_obs2");
@@ -653,6 +699,7 @@ Suite *make_hostile_obs2_suite(void)
 	tcase_add_test(tc, trace_on_a_full_device_fails_and_the_loop_goes_on);
 	tcase_add_test(tc, owned_chain_outlives_its_loop_on_another_thread);
 	tcase_add_test(tc, counters_and_metrics_match_a_scripted_workload);
+	tcase_add_test(tc, traced_unwind_of_a_long_chain_stays_linear);
 	suite_add_tcase(s, tc);
 	return s;
 }
