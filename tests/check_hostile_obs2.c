@@ -683,6 +683,240 @@ START_TEST(traced_unwind_of_a_long_chain_stays_linear)
 }
 END_TEST
 
+struct other_thread {
+	char text[256];
+	int ret;
+};
+
+static void *fail_elsewhere(void *arg)
+{
+	struct other_thread *o = arg;
+
+	o->ret = rsc_loop_trace_file(NULL, "x");
+	snprintf(o->text, sizeof(o->text), "%s", rsc_last_error());
+	return NULL;
+}
+
+/* "The text is kept per thread": another thread's failure leaves this
+ * thread's sentence as it was, and has its own. */
+START_TEST(last_error_is_kept_per_thread)
+{
+	struct other_thread o = { .ret = 1 };
+	char mine[256];
+	pthread_t t;
+
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, "/nonexistent/mine"), -ENOENT);
+	snprintf(mine, sizeof(mine), "%s", rsc_last_error());
+	ck_assert_ptr_nonnull(strstr(mine, "/nonexistent/mine"));
+	ck_assert_int_eq(pthread_create(&t, NULL, fail_elsewhere, &o), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(o.ret, -EINVAL);
+	ck_assert_str_eq(o.text, "rsc_loop_trace_file: loop is NULL");
+	ck_assert_str_eq(rsc_last_error(), mine);
+}
+END_TEST
+
+/* What the trace callback of findings_outlive_more_findings saw. */
+struct finding_watch {
+	int events, cleared_at, print_ret, last_fd, count_seen;
+};
+
+static void watch_findings(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *scope,
+			   const struct rsc_entry *entry, int res, void *data)
+{
+	struct finding_watch *w = data;
+	const struct rsc_finding *f;
+	FILE *null;
+
+	(void)scope;
+	(void)entry;
+	if (ev != RSC_EV_AUDIT_FINDING)
+		return;
+	w->events++;
+	w->count_seen = rsc_audit_count(loop);
+	f = rsc_audit_finding(loop, (unsigned)w->count_seen - 1);
+	w->last_fd = f && rsc_finding_fd(f) == res ? res : -1;
+	null = fopen("/dev/null", "we");
+	w->print_ret = null ? rsc_audit_print(loop, null) : -ENOMEM;
+	if (null)
+		fclose(null);
+	if (w->events == w->cleared_at)
+		ck_assert_int_eq(rsc_audit_clear(loop), 0); /* the page allows it */
+}
+
+/* Leak @n descriptors of @file inside a new scope of @loop; closing it
+ * makes @n LEAKED findings. The descriptors are stored in @fds. */
+static void leak_in_a_scope(const char *name, const char *file, int n, int *fds)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), 0);
+	for (int i = 0; i < n; i++) {
+		fds[i] = open(file, O_RDONLY | O_CLOEXEC);
+		ck_assert_int_ge(fds[i], 0);
+	}
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+
+/*
+ * rsc_audit_finding(3): "each finding is its own allocation, so the pointer
+ * stays valid while the loop runs and records more findings". A finding
+ * kept across 40 more (the list grows several times) still reads the same;
+ * the trace callback reads each new finding, prints them all, and clears
+ * them at the 30th, as its page allows; the count starts again.
+ */
+START_TEST(findings_outlive_more_findings)
+{
+	struct finding_watch w = { .cleared_at = 30 };
+	const struct rsc_finding *first;
+	char file[PATH_MAX], *text = NULL;
+	int fds[41], i;
+	size_t len = 0;
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s", t_path("x\x1b" "leak\n"));
+	fds[0] = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fds[0], 0);
+	close(fds[0]);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, watch_findings, &w), 0);
+	leak_in_a_scope("one\x7f", file, 1, fds);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	first = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(first), RSC_FINDING_LEAKED);
+	leak_in_a_scope("many", file, 20, fds + 1);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 21);
+	ck_assert_int_eq(rsc_finding_fd(first), fds[0]);
+	ck_assert_str_eq(rsc_finding_scope(first), "one\x7f");
+	ck_assert_str_eq(rsc_finding_target(first), file);
+	f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_audit_print(t_loop, f), 21);
+	fclose(f);
+	assert_no_raw_controls(text, len, "rsc_audit_print");
+	ck_assert_ptr_nonnull(strstr(text, "x\\x1bleak\\x0a in scope 'one\\x7f': expected "));
+	free(text);
+	leak_in_a_scope("more", file, 20, fds + 21);
+	ck_assert_int_eq(w.events, 41);
+	ck_assert_int_eq(w.print_ret, 11);
+	ck_assert_int_eq(w.count_seen, 11);
+	ck_assert_int_eq(w.last_fd, fds[40]);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 11);
+	ck_assert_int_eq(rsc_finding_fd(rsc_audit_finding(t_loop, 10)), fds[40]);
+	ck_assert_ptr_null(rsc_audit_finding(t_loop, 11));
+	for (i = 0; i < 41; i++)
+		close(fds[i]);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+}
+END_TEST
+
+/* The bytes of the JSON string value of the first "@key":"..." in @text. */
+static size_t json_value_len(const char *text, const char *key)
+{
+	char pat[64];
+	const char *p, *q;
+
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	p = strstr(text, pat);
+	ck_assert_msg(p != NULL, "no %s", key);
+	p += strlen(pat);
+	for (q = p; *q != '"'; q++)
+		if (*q == '\\')
+			q++;
+	return (size_t)(q - p);
+}
+
+static const struct rsc_manager *long_named(char *name, size_t len)
+{
+	static struct rsc_manager m = { .size = sizeof(struct rsc_manager), .enter = nop_enter, .exit = eio_exit };
+
+	for (size_t i = 0; i + 1 < len; i++)
+		name[i] = "\x01\xc3\xa9\"\\\x7f"[i % 6];
+	name[len - 1] = '\0';
+	m.name = name;
+	return &m;
+}
+
+/*
+ * Names, paths and an op far longer than any cap, all escapes: the trace
+ * cuts each at its cap (a name at 200 bytes of JSON, a path at 4096) on an
+ * escape's boundary, and the file stays JSON; the error's text and
+ * rsc_last_error stay one line.
+ */
+START_TEST(odd_and_huge_names_are_cut_whole_in_the_trace)
+{
+	char mname[1000], scope[RSC_NAME_MAX], *op, *path, *text, line[64];
+	struct rsc_error *err = NULL;
+	struct rsc_scope *s;
+	size_t len;
+
+	memset(scope, '\x1b', sizeof(scope) - 1);
+	scope[sizeof(scope) - 1] = '\0';
+	op = malloc(10000);
+	path = malloc(8000);
+	ck_assert_ptr_nonnull(op);
+	ck_assert_ptr_nonnull(path);
+	memset(op, '\x7f', 9999);
+	op[9999] = '\0';
+	memset(path, '\n', 7999);
+	path[0] = '/';
+	path[7999] = '\0';
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_path("huge.json")), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, scope, &s), 0);
+	ck_assert_int_eq(rsc_push(s, long_named(mname, sizeof(mname)), NULL, NULL), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, path, O_RDONLY, 0, 0, NULL), -ENAMETOOLONG);
+	ck_assert_uint_le(strlen(rsc_last_error()), 255);
+	assert_no_raw_controls(rsc_last_error(), strlen(rsc_last_error()), "rsc_last_error");
+	path[PATH_MAX - 1] = '\0'; /* the longest path it takes: the kernel refuses it */
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, path, O_RDONLY, 0, 0, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, op), -EALREADY); /* it failed already */
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_int_eq(rsc_error_errno(rsc_error_cause(err)), -ENAMETOOLONG);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "op", &s), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, op), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EPROTO);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	ck_assert_str_eq(rsc_error_detail(rsc_error_cause(err)), path);
+	ck_assert_int_eq(rsc_error_format(err, line, sizeof(line)), (int)rsc_error_format(err, NULL, 0));
+	ck_assert_ptr_null(strchr(line, '\n'));
+	text = t_slurp(t_path("huge.json"), &len);
+	assert_no_raw_controls(text, len, "trace");
+	ck_assert_uint_le(json_value_len(text, "detail"), 4096);
+	ck_assert_uint_ge(json_value_len(text, "detail"), 4090);
+	ck_assert_uint_le(json_value_len(strstr(text, "\"cat\":\"entry\""), "name"), 200);
+	ck_assert_uint_le(json_value_len(strstr(text, "\"cat\":\"scope\""), "name"), 200);
+	ck_assert_uint_le(json_value_len(text, "error"), 6144);
+	t_assert_trace_complete(text);
+	free(text);
+	if (have_python("json"))
+		ck_assert_msg(trace_parses(t_path("huge.json")), "python3's json refused the trace");
+	rsc_error_free(err);
+	free(op);
+	free(path);
+}
+END_TEST
+
+/* RINGSCOPE_TRACE: %p and %l are replaced, %% is one %, any other % is
+ * itself (printf's specifiers are text). */
+START_TEST(trace_env_template_takes_percent_signs_literally)
+{
+	char tmpl[PATH_MAX], want[PATH_MAX + 64];
+	struct rsc_loop *l;
+	struct stat st;
+
+	snprintf(tmpl, sizeof(tmpl), "%s/t%%s%%n%%%%l%%l%%", t_dir);
+	setenv("RINGSCOPE_TRACE", tmpl, 1);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
+	unsetenv("RINGSCOPE_TRACE");
+	snprintf(want, sizeof(want), "%s/t%%s%%n%%l%d%%", t_dir, rsc_loop_id(l));
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_msg(stat(want, &st) == 0, "no %s", want);
+	ck_assert_int_gt(st.st_size, 0);
+}
+END_TEST
+
 Suite *make_hostile_obs2_suite(void)
 {
 	Suite *s = suite_create("hostile_obs2");
@@ -700,6 +934,10 @@ Suite *make_hostile_obs2_suite(void)
 	tcase_add_test(tc, owned_chain_outlives_its_loop_on_another_thread);
 	tcase_add_test(tc, counters_and_metrics_match_a_scripted_workload);
 	tcase_add_test(tc, traced_unwind_of_a_long_chain_stays_linear);
+	tcase_add_test(tc, last_error_is_kept_per_thread);
+	tcase_add_test(tc, findings_outlive_more_findings);
+	tcase_add_test(tc, odd_and_huge_names_are_cut_whole_in_the_trace);
+	tcase_add_test(tc, trace_env_template_takes_percent_signs_literally);
 	suite_add_tcase(s, tc);
 	return s;
 }
