@@ -400,6 +400,7 @@ struct rsc_loop {
 	uint64_t obs_reap_ns; /* the trace's clock when this batch of CQEs was reaped, or 0 */
 	uint64_t obs_exit_ns; /* ... when this batch of releases started, or 0 */
 	struct rsc__trace_json *tj;
+	int trace_lost;	/* a closed trace's write error no call has returned yet */
 	struct rsc__latency *lat;
 	struct rsc__direct *direct; /* the registered file table (direct.c), or NULL */
 	struct rsc__bufring *bufring; /* receive buffers (recv_multishot.c), or NULL */

@@ -66,6 +66,7 @@ struct rsc__trace_json {
 	uint64_t last_ts;      /* timestamps never go back on the track */
 	int fd;
 	int err;	       /* first write error: tracing stops there */
+	bool told;	       /* err was returned by rsc_loop_trace_flush() */
 	off_t pos;	       /* where the next flush writes (the old tail) */
 	size_t len;	       /* bytes of events buffered */
 	unsigned pid;
@@ -959,13 +960,23 @@ static const char *program_name(void)
 	return program_invocation_short_name ? program_invocation_short_name : "?";
 }
 
+static int rsc__tj_close_own(struct rsc_loop *loop);
+
 int rsc__tj_open(struct rsc_loop *loop, const char *path)
 {
 	struct rsc__trace_json *tj;
+	bool told;
 	int fd, ret;
 
-	/* The old trace first: it may be this very file, which O_TRUNC empties. */
-	(void)rsc__tj_close(loop);
+	/*
+	 * The old trace first: it may be this very file, which O_TRUNC empties.
+	 * Its error, if no call has returned it yet (its last write, now), is
+	 * kept for the next flush or close: a switch must not drop it.
+	 */
+	told = loop->tj && loop->tj->err && loop->tj->told;
+	ret = rsc__tj_close_own(loop);
+	if (ret < 0 && !told && !loop->trace_lost)
+		loop->trace_lost = ret;
 	/*
 	 * O_NONBLOCK: a FIFO with no reader would block the open forever
 	 * (fifo(7)); it fails with ENXIO instead, and one with a reader at the
@@ -1016,7 +1027,24 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	return 0;
 }
 
+/* @ret, else an earlier trace's error not yet returned (returned once). */
+static int take_lost(struct rsc_loop *loop, int ret)
+{
+	int lost = loop->trace_lost;
+
+	if (ret < 0)
+		return ret; /* the older one waits for the next call */
+	loop->trace_lost = 0;
+	return lost;
+}
+
 int rsc__tj_close(struct rsc_loop *loop)
+{
+	return take_lost(loop, rsc__tj_close_own(loop));
+}
+
+/* Close this trace: its own write error only. */
+static int rsc__tj_close_own(struct rsc_loop *loop)
 {
 	struct rsc__trace_json *tj = loop->tj;
 	int ret;
@@ -1039,7 +1067,11 @@ int rsc__tj_close(struct rsc_loop *loop)
 
 int rsc__tj_flush(struct rsc_loop *loop)
 {
-	return loop->tj ? flush(loop) : 0;
+	int ret = loop->tj ? flush(loop) : 0;
+
+	if (ret < 0)
+		loop->tj->told = true;
+	return take_lost(loop, ret);
 }
 
 int rsc_loop_trace_file(struct rsc_loop *loop, const char *path)

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -917,6 +919,102 @@ START_TEST(trace_env_template_takes_percent_signs_literally)
 }
 END_TEST
 
+/*
+ * A full disk, made by RLIMIT_FSIZE: writes past @bytes are cut short, then
+ * fail with EFBIG (SIGXFSZ ignored). Check's own messages go to a file too,
+ * so no assertion may run until disk_free_again().
+ */
+static struct rlimit disk_full_at(off_t bytes)
+{
+	struct rlimit old, lim;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)bytes;
+	signal(SIGXFSZ, SIG_IGN);
+	(void)setrlimit(RLIMIT_FSIZE, &lim);
+	return old;
+}
+
+static void disk_free_again(struct rlimit old)
+{
+	int ret = setrlimit(RLIMIT_FSIZE, &old);
+
+	signal(SIGXFSZ, SIG_DFL);
+	ck_assert_int_eq(ret, 0);
+}
+
+static off_t size_of(const char *path)
+{
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/*
+ * rsc_loop_trace_file(3): "If a write fails (a full disk), the trace stops
+ * ...; the next rsc_loop_trace_flush() or rsc_loop_trace_file() with NULL
+ * returns the error". Switching to a new file closes the old trace first;
+ * when that close's last write fails, the error was dropped: the switch
+ * answered 0 (it did open the new file) and so did every flush after it.
+ * Now the next flush returns it, once, and the new trace goes on.
+ */
+START_TEST(trace_error_at_a_switch_is_not_lost)
+{
+	char a[PATH_MAX], b[PATH_MAX], *text;
+	struct rlimit old;
+	int ret[4];
+
+	snprintf(a, sizeof(a), "%s", t_path("a.json"));
+	snprintf(b, sizeof(b), "%s", t_path("b.json"));
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, a), 0);
+	t_scope_of_files(8, "buffered");
+	old = disk_full_at(size_of(a) + 512); /* b's header fits, a's events do not */
+	ret[0] = rsc_loop_trace_file(t_loop, b);
+	ret[1] = rsc_loop_trace_flush(t_loop);
+	ret[2] = rsc_loop_trace_flush(t_loop);
+	disk_free_again(old);
+	ck_assert_int_eq(ret[0], 0);
+	ck_assert_int_eq(ret[1], -EFBIG);
+	ck_assert_int_eq(ret[2], 0); /* told once; the new trace is fine */
+	t_scope_of_files(2, "in b");
+	ret[3] = rsc_loop_trace_file(t_loop, NULL);
+	ck_assert_int_eq(ret[3], 0);
+	text = t_slurp(a, NULL);
+	t_assert_trace_complete(text); /* the header: its last good write */
+	free(text);
+	text = t_slurp(b, NULL);
+	t_assert_trace_complete(text);
+	ck_assert_ptr_nonnull(strstr(text, "in b"));
+	free(text);
+}
+END_TEST
+
+/* The same error when the new file cannot be opened either: the switch
+ * returns its own error, and the close with NULL the old trace's. */
+START_TEST(trace_error_at_a_failed_switch_is_not_lost)
+{
+	char a[PATH_MAX];
+	struct rlimit old;
+	int ret[3];
+
+	snprintf(a, sizeof(a), "%s", t_path("a.json"));
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, a), 0);
+	t_scope_of_files(8, "buffered");
+	old = disk_full_at(size_of(a) + 512);
+	ret[0] = rsc_loop_trace_file(t_loop, "/nonexistent/b.json");
+	ret[1] = rsc_loop_trace_file(t_loop, NULL);
+	ret[2] = rsc_loop_trace_file(t_loop, NULL);
+	disk_free_again(old);
+	ck_assert_int_eq(ret[0], -ENOENT);
+	ck_assert_int_eq(ret[1], -EFBIG);
+	ck_assert_int_eq(ret[2], 0);
+}
+END_TEST
+
 Suite *make_hostile_obs2_suite(void)
 {
 	Suite *s = suite_create("hostile_obs2");
@@ -938,6 +1036,8 @@ Suite *make_hostile_obs2_suite(void)
 	tcase_add_test(tc, findings_outlive_more_findings);
 	tcase_add_test(tc, odd_and_huge_names_are_cut_whole_in_the_trace);
 	tcase_add_test(tc, trace_env_template_takes_percent_signs_literally);
+	tcase_add_test(tc, trace_error_at_a_switch_is_not_lost);
+	tcase_add_test(tc, trace_error_at_a_failed_switch_is_not_lost);
 	suite_add_tcase(s, tc);
 	return s;
 }
