@@ -1015,6 +1015,116 @@ START_TEST(trace_error_at_a_failed_switch_is_not_lost)
 }
 END_TEST
 
+/* What metrics_from_every_callback's callbacks read. */
+struct gauge_watch {
+	int calls, failures, max_scopes, max_entries, last_scopes, last_entries;
+	int scopes_at_close[8], n_close;
+};
+
+/* The gauge @name's value for the loop in the exposition @text, or -1. */
+static int gauge(const char *text, const char *name)
+{
+	char pat[96];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\n%s{loop=\"", name);
+	p = strstr(text, pat);
+	if (!p || !(p = strchr(p + 1, '}')))
+		return -1;
+	return atoi(p + 1);
+}
+
+static void read_gauges(struct rsc_loop *loop, struct gauge_watch *w)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f || rsc_loop_metrics(loop, f) != 0)
+		w->failures++;
+	if (f)
+		fclose(f);
+	w->calls++;
+	w->last_scopes = gauge(text, "ringscope_open_scopes");
+	w->last_entries = gauge(text, "ringscope_open_entries");
+	if (w->last_scopes < 0 || w->last_entries < 0)
+		w->failures++;
+	if (w->last_scopes > w->max_scopes)
+		w->max_scopes = w->last_scopes;
+	if (w->last_entries > w->max_entries)
+		w->max_entries = w->last_entries;
+	free(text);
+}
+
+static void gauges_on_event(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *scope,
+			    const struct rsc_entry *entry, int res, void *data)
+{
+	struct gauge_watch *w = data;
+
+	(void)scope;
+	(void)entry;
+	(void)res;
+	read_gauges(loop, w);
+	if (ev == RSC_EV_SCOPE_CLOSED && w->n_close < 8)
+		w->scopes_at_close[w->n_close++] = w->last_scopes;
+}
+
+static void gauges_on_close(struct rsc_scope *scope, int status, const struct rsc_error *err, void *data)
+{
+	(void)status;
+	(void)err;
+	(void)scope;
+	read_gauges(t_loop, data);
+}
+
+/*
+ * rsc_loop_metrics(3): "from a callback is fine"; the gauges walk the scope
+ * tree. Read at every event of a tree's unwind (children, a grandchild, a
+ * child that failed on its own) and from the close callbacks, while scopes
+ * leave the tree: never a failure, never more than was open, and
+ * ringscope_open_scopes ("scopes not yet closed") drops by one at each
+ * SCOPE_CLOSED. It counted a scope closed by its parent's unwind until the
+ * top scope was freed: 5 at each of the four events.
+ */
+START_TEST(metrics_from_every_callback_of_an_unwind)
+{
+	struct gauge_watch w = { 0 };
+	struct rsc_scope *top, *a, *b, *grand, *failed;
+	int i;
+
+	t_make_files(8);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "top", &top), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, top, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, top, "b", &b), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "grand", &grand), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, top, "failed", &failed), 0);
+	t_open_files(top, 0, 2);
+	t_open_files(a, 2, 2);
+	t_open_files(b, 4, 2);
+	t_open_files(grand, 6, 2);
+	ck_assert_int_eq(rsc_open(failed, AT_FDCWD, t_path("nope"), O_RDONLY, 0, 0, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, gauges_on_event, &w), 0);
+	ck_assert_int_eq(rsc_scope_on_close(grand, gauges_on_close, &w), 0);
+	ck_assert_int_eq(rsc_scope_on_close(a, gauges_on_close, &w), 0);
+	ck_assert_int_eq(rsc_scope_close(top, gauges_on_close, &w), 0);
+	t_run();
+	ck_assert_int_eq(w.failures, 0);
+	ck_assert_int_gt(w.calls, 8 + 4);
+	ck_assert_int_le(w.max_scopes, 5);
+	ck_assert_int_le(w.max_entries, 8);
+	ck_assert_int_eq(w.n_close, 4); /* "failed" unwound on its own, before */
+	/* b, then grand, a and top: each closed scope leaves the count (the
+	 * failed one already when top's unwind reached it). */
+	for (i = 0; i < w.n_close; i++)
+		ck_assert_msg(w.scopes_at_close[i] == 3 - i, "close %d: %d open scopes", i,
+			      w.scopes_at_close[i]);
+	read_gauges(t_loop, &w);
+	ck_assert_int_eq(w.last_scopes, 0);
+	ck_assert_int_eq(w.last_entries, 0);
+}
+END_TEST
+
 Suite *make_hostile_obs2_suite(void)
 {
 	Suite *s = suite_create("hostile_obs2");
@@ -1038,6 +1148,7 @@ Suite *make_hostile_obs2_suite(void)
 	tcase_add_test(tc, trace_env_template_takes_percent_signs_literally);
 	tcase_add_test(tc, trace_error_at_a_switch_is_not_lost);
 	tcase_add_test(tc, trace_error_at_a_failed_switch_is_not_lost);
+	tcase_add_test(tc, metrics_from_every_callback_of_an_unwind);
 	suite_add_tcase(s, tc);
 	return s;
 }
