@@ -1125,6 +1125,68 @@ START_TEST(metrics_from_every_callback_of_an_unwind)
 }
 END_TEST
 
+/*
+ * The disk fills while the loop runs: the 1 MiB buffer's own flush fails in
+ * the middle of an unwind, with no caller to tell. The trace stops, the
+ * loop goes on and keeps its own account (every acquire and release counted
+ * and reported to the trace callback), the file is the document of its last
+ * good write, and the next flush returns the error.
+ */
+static void count_events(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *scope,
+			 const struct rsc_entry *entry, int res, void *data)
+{
+	int *n = data; /* no ck_assert: Check's own messages cannot be written now */
+
+	(void)loop;
+	(void)scope;
+	(void)entry;
+	n[ev] += ev == RSC_EV_RELEASED ? res == 0 : 1;
+}
+
+START_TEST(trace_buffer_flush_failing_mid_run_keeps_the_account)
+{
+	int seen[RSC_EV_AUDIT_FINDING + 1] = { 0 };
+	enum { N = 2500 };
+	long long acq = rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED);
+	long long rel = rsc_loop_counter(t_loop, RSC_CTR_RELEASED);
+	char trace[PATH_MAX], *text;
+	struct rsc_scope *s;
+	struct rlimit old;
+	int ret[N + 4] = { 0 }, i, bad = 0;
+	off_t header;
+
+	snprintf(trace, sizeof(trace), "%s", t_path("mid.json"));
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, trace), 0);
+	header = size_of(trace);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "many", &s), 0);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, count_events, seen), 0);
+	old = disk_full_at(header + 4096);
+	for (i = 0; i < N; i++)
+		ret[i] = rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, NULL);
+	ret[N] = rsc_loop_run(t_loop, RSC_RUN_DEFAULT);
+	ret[N + 1] = rsc_scope_close_wait(s, NULL);
+	ret[N + 2] = rsc_loop_trace_flush(t_loop);
+	ret[N + 3] = rsc_loop_trace_file(t_loop, NULL);
+	disk_free_again(old);
+	for (i = 0; i < N + 2; i++)
+		bad += ret[i] != 0;
+	ck_assert_int_eq(bad, 0);
+	ck_assert_int_eq(ret[N + 2], -EFBIG);
+	ck_assert_int_eq(ret[N + 3], -EFBIG);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ACQUIRED) - acq, N);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED) - rel, N);
+	ck_assert_int_eq(seen[RSC_EV_ENTERED], N);
+	ck_assert_int_eq(seen[RSC_EV_RELEASED], N);
+	ck_assert_int_eq(seen[RSC_EV_SCOPE_CLOSED], 1);
+	ck_assert_int_eq(seen[RSC_EV_ENTER_FAILED], 0);
+	ck_assert_int_eq(size_of(trace), header);
+	text = t_slurp(trace, NULL);
+	t_assert_trace_complete(text);
+	free(text);
+}
+END_TEST
+
 Suite *make_hostile_obs2_suite(void)
 {
 	Suite *s = suite_create("hostile_obs2");
@@ -1149,6 +1211,7 @@ Suite *make_hostile_obs2_suite(void)
 	tcase_add_test(tc, trace_error_at_a_switch_is_not_lost);
 	tcase_add_test(tc, trace_error_at_a_failed_switch_is_not_lost);
 	tcase_add_test(tc, metrics_from_every_callback_of_an_unwind);
+	tcase_add_test(tc, trace_buffer_flush_failing_mid_run_keeps_the_account);
 	suite_add_tcase(s, tc);
 	return s;
 }
