@@ -190,7 +190,8 @@ struct rsc_error *rsc__error_splice(struct rsc_error *head,
 
 int rsc_error_errno(const struct rsc_error *err)
 {
-	return err ? err->err : -EINVAL;
+	RSC__CHECK_ARG(err, "rsc_error_errno: err is NULL");
+	return err->err;
 }
 
 const char *rsc_error_op(const struct rsc_error *err)
@@ -222,8 +223,7 @@ int rsc_error_depth(const struct rsc_error *err)
 {
 	int n = 0;
 
-	if (!err)
-		return -EINVAL;
+	RSC__CHECK_ARG(err, "rsc_error_depth: err is NULL");
 	for (; err; err = err->cause)
 		n++;
 	return n;
@@ -347,8 +347,8 @@ int rsc_error_format(const struct rsc_error *err, char *buf, size_t len)
 {
 	size_t used;
 
-	if (!err || (!buf && len))
-		return -EINVAL;
+	RSC__CHECK_ARG(err, "rsc_error_format: err is NULL");
+	RSC__CHECK_ARG(buf || !len, "rsc_error_format: buf is NULL but len is %zu (0 to measure)", len);
 	used = format_chain(err, buf, len, true);
 	return used > INT32_MAX ? -EOVERFLOW : (int)used;
 }
@@ -367,8 +367,7 @@ int rsc_error_print(const struct rsc_error *err, FILE *out)
 {
 	int depth = 0;
 
-	if (!err || !out)
-		return -EINVAL;
+	RSC__CHECK_ARG(err && out, "rsc_error_print: %s is NULL", err ? "out" : "err");
 	for (; err; err = err->cause, depth++) {
 		if (fputs(depth ? "  caused by: " : "error: ", out) == EOF ||
 		    rsc__fput_text(err->op, out) < 0 ||
@@ -389,8 +388,7 @@ int rsc_error_print(const struct rsc_error *err, FILE *out)
 
 int rsc_error_dup(const struct rsc_error *err, struct rsc_error **dupp)
 {
-	if (!err || !dupp)
-		return -EINVAL;
+	RSC__CHECK_ARG(err && dupp, "rsc_error_dup: %s is NULL", err ? "dupp" : "err");
 	/* Nodes are immutable, so a new reference is a faithful copy. */
 	*dupp = rsc__error_ref((struct rsc_error *)err);
 	return 0;

@@ -1187,6 +1187,54 @@ START_TEST(trace_buffer_flush_failing_mid_run_keeps_the_account)
 }
 END_TEST
 
+/* A sentence no call of the test below writes, so that a stale one shows. */
+static void stale_last_error(void)
+{
+	ck_assert_int_eq(rsc_loop_trace_file(NULL, "x"), -EINVAL);
+	ck_assert_str_eq(rsc_last_error(), "rsc_loop_trace_file: loop is NULL");
+}
+
+#define ASSERT_NAMED(call, want, needle)                                        \
+	do {                                                                    \
+		stale_last_error();                                             \
+		ck_assert_int_eq((call), (want));                               \
+		ck_assert_msg(strstr(rsc_last_error(), (needle)) != NULL,       \
+			      "%s: rsc_last_error() is \"%s\"", #call, rsc_last_error()); \
+	} while (0)
+
+/*
+ * rsc_strerror(3): rsc_last_error says "argument errors name the argument
+ * and the rule". These calls answered -EINVAL and left the sentence of an
+ * older failure in place, which then named the wrong call.
+ */
+START_TEST(last_error_names_each_bad_argument)
+{
+	struct rsc_error *err = odd_chain(), *dup;
+	char buf[8];
+
+	ASSERT_NAMED(rsc_error_format(NULL, buf, sizeof(buf)), -EINVAL, "rsc_error_format: err");
+	ASSERT_NAMED(rsc_error_format(err, NULL, 5), -EINVAL, "rsc_error_format: buf");
+	ASSERT_NAMED(rsc_error_print(NULL, stdout), -EINVAL, "rsc_error_print: err");
+	ASSERT_NAMED(rsc_error_print(err, NULL), -EINVAL, "rsc_error_print: out");
+	ASSERT_NAMED(rsc_error_dup(NULL, &dup), -EINVAL, "rsc_error_dup: err");
+	ASSERT_NAMED(rsc_error_dup(err, NULL), -EINVAL, "rsc_error_dup: dupp");
+	ASSERT_NAMED(rsc_error_errno(NULL), -EINVAL, "rsc_error_errno: err");
+	ASSERT_NAMED(rsc_error_depth(NULL), -EINVAL, "rsc_error_depth: err");
+	ASSERT_NAMED(rsc_audit_count(NULL), -EINVAL, "rsc_audit_count: loop");
+	ASSERT_NAMED(rsc_finding_kind(NULL), -EINVAL, "rsc_finding_kind: f");
+	ASSERT_NAMED(rsc_finding_fd(NULL), -EINVAL, "rsc_finding_fd: f");
+	ASSERT_NAMED(rsc_loop_counter(NULL, RSC_CTR_SQES), -EINVAL, "rsc_loop_counter: loop");
+	ASSERT_NAMED(rsc_loop_counter(t_loop, RSC_CTR__COUNT), -EINVAL, "rsc_loop_counter: counter");
+	ASSERT_NAMED(rsc_loop_counter(t_loop, (enum rsc_counter)-1), -EINVAL, "counter -1");
+	ASSERT_NAMED(rsc_loop_id(NULL), -EINVAL, "rsc_loop_id: loop");
+	/* A success leaves the sentence alone. */
+	stale_last_error();
+	ck_assert_int_gt(rsc_error_format(err, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(rsc_last_error(), "rsc_loop_trace_file: loop is NULL");
+	rsc_error_free(err);
+}
+END_TEST
+
 Suite *make_hostile_obs2_suite(void)
 {
 	Suite *s = suite_create("hostile_obs2");
@@ -1212,6 +1260,7 @@ Suite *make_hostile_obs2_suite(void)
 	tcase_add_test(tc, trace_error_at_a_failed_switch_is_not_lost);
 	tcase_add_test(tc, metrics_from_every_callback_of_an_unwind);
 	tcase_add_test(tc, trace_buffer_flush_failing_mid_run_keeps_the_account);
+	tcase_add_test(tc, last_error_names_each_bad_argument);
 	suite_add_tcase(s, tc);
 	return s;
 }
