@@ -613,6 +613,20 @@ START_TEST(counters_and_metrics_match_a_scripted_workload)
 	ck_assert_int_eq(t_count_events(RSC_EV_ENTERED), 5);
 	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 5);
 	ck_assert_int_eq(t_count_events(RSC_EV_ENTER_FAILED), 2);
+	if (faults) {
+		/* The ring's own faults: each rule drawn once, each counted once. */
+		snap(t_loop, before);
+		ck_assert_int_eq(rsc_fault_set(t_loop, "sq_full:1:EBUSY,submit:1:EAGAIN,wait:1:EINTR"), 0);
+		t_scope_of_files(2, "ring faults");
+		ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+		snap(t_loop, after);
+		ck_assert_int_eq(after[RSC_CTR_FAULTS_INJECTED] - before[RSC_CTR_FAULTS_INJECTED], 3);
+		ck_assert_int_eq(after[RSC_CTR_SQ_FULL] - before[RSC_CTR_SQ_FULL], 1);
+		ck_assert_int_eq(after[RSC_CTR_BUSY_RETRIES] - before[RSC_CTR_BUSY_RETRIES], 1);
+		ck_assert_int_eq(after[RSC_CTR_ACQUIRED] - before[RSC_CTR_ACQUIRED], 2);
+		ck_assert_int_eq(after[RSC_CTR_RELEASED] - before[RSC_CTR_RELEASED], 2);
+		ck_assert_int_eq(after[RSC_CTR_ENTER_FAILED] - before[RSC_CTR_ENTER_FAILED], 0);
+	}
 
 	loops[0] = t_loop;
 	for (i = 1; i < N_LOOPS; i++)
