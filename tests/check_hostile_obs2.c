@@ -1249,6 +1249,71 @@ START_TEST(last_error_names_each_bad_argument)
 }
 END_TEST
 
+/* The bytes the escaped text @t (of rsc_error_format) stands for. */
+static size_t unescape(const char *t, char *out)
+{
+	size_t n = 0;
+	unsigned v;
+
+	while (*t) {
+		if (t[0] == '\\' && t[1] == '\\') {
+			out[n++] = '\\';
+			t += 2;
+		} else if (t[0] == '\\' && t[1] == 'x' && sscanf(t + 2, "%2x", &v) == 1) {
+			out[n++] = (char)v;
+			t += 4;
+		} else {
+			ck_assert_msg(*t != '\\', "a lone backslash in %s", t);
+			out[n++] = *t++;
+		}
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/*
+ * For 1,500 random ops (any byte but NUL: controls, bad and good UTF-8,
+ * backslashes, the text "\x41"), the chain's text has no raw control and
+ * reads back as exactly the bytes it shows: the escaping is one-to-one, so
+ * no two names print alike.
+ */
+START_TEST(error_text_reads_back_as_the_bytes_it_shows)
+{
+	static const char *const pieces[] = { "\\x41", "\\", "\xc3\xa9", "\xe2\x80\xae", "\xc2\x9b",
+					      "\xf0\x9f\x92\xa9", "\xed\xa0\x80", "\xc0\xaf", "%n" };
+	char op[256], want[512], text[2048], back[2048];
+	unsigned seed = 12345;
+	struct rsc_error *err;
+	struct rsc_scope *s;
+	int i, k, n;
+
+	for (i = 0; i < 1500; i++) {
+		for (n = 0, k = rand_r(&seed) % 24 + 1; k > 0 && n < 200; k--) {
+			if (rand_r(&seed) % 3 == 0) {
+				const char *p = pieces[rand_r(&seed) % 9];
+
+				memcpy(op + n, p, strlen(p));
+				n += (int)strlen(p);
+			} else {
+				op[n++] = (char)(rand_r(&seed) % 255 + 1);
+			}
+		}
+		op[n] = '\0';
+		err = NULL;
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &s), 0);
+		ck_assert_int_eq(rsc_scope_fail(s, -EIO, op), 0);
+		ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+		ck_assert_str_eq(rsc_error_op(err), op);
+		ck_assert_int_lt(rsc_error_format(err, text, sizeof(text)), (int)sizeof(text));
+		assert_no_raw_controls(text, strlen(text), "rsc_error_format");
+		unescape(text, back);
+		snprintf(want, sizeof(want), "%s: Input/output error (EIO) [entry '' in scope 'p']", op);
+		ck_assert_msg(!strcmp(back, want), "op %d does not read back", i);
+		rsc_error_free(err);
+	}
+}
+END_TEST
+
 Suite *make_hostile_obs2_suite(void)
 {
 	Suite *s = suite_create("hostile_obs2");
@@ -1275,6 +1340,7 @@ Suite *make_hostile_obs2_suite(void)
 	tcase_add_test(tc, metrics_from_every_callback_of_an_unwind);
 	tcase_add_test(tc, trace_buffer_flush_failing_mid_run_keeps_the_account);
 	tcase_add_test(tc, last_error_names_each_bad_argument);
+	tcase_add_test(tc, error_text_reads_back_as_the_bytes_it_shows);
 	suite_add_tcase(s, tc);
 	return s;
 }
