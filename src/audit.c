@@ -397,7 +397,8 @@ int rsc_audit_fd_count(void)
 
 int rsc_audit_count(const struct rsc_loop *loop)
 {
-	return loop ? (int)loop->n_findings : -EINVAL;
+	RSC__CHECK_ARG(loop, "rsc_audit_count: loop is NULL");
+	return (int)loop->n_findings;
 }
 
 const struct rsc_finding *rsc_audit_finding(const struct rsc_loop *loop,
@@ -440,12 +441,14 @@ int rsc_audit_print(const struct rsc_loop *loop, FILE *out)
 
 int rsc_finding_kind(const struct rsc_finding *f)
 {
-	return f ? f->kind : -EINVAL;
+	RSC__CHECK_ARG(f, "rsc_finding_kind: f is NULL");
+	return f->kind;
 }
 
 int rsc_finding_fd(const struct rsc_finding *f)
 {
-	return f ? f->fd : -EINVAL;
+	RSC__CHECK_ARG(f, "rsc_finding_fd: f is NULL");
+	return f->fd;
 }
 
 const char *rsc_finding_target(const struct rsc_finding *f)

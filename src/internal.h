@@ -400,6 +400,7 @@ struct rsc_loop {
 	uint64_t obs_reap_ns; /* the trace's clock when this batch of CQEs was reaped, or 0 */
 	uint64_t obs_exit_ns; /* ... when this batch of releases started, or 0 */
 	struct rsc__trace_json *tj;
+	int trace_lost;	/* a closed trace's write error no call has returned yet */
 	struct rsc__latency *lat;
 	struct rsc__direct *direct; /* the registered file table (direct.c), or NULL */
 	struct rsc__bufring *bufring; /* receive buffers (recv_multishot.c), or NULL */
@@ -658,6 +659,8 @@ static inline size_t rsc__utf8_len(const unsigned char *s)
  * (U+0080-U+009F) and bytes not part of valid UTF-8 as \xNN.
  */
 int rsc__fput_text(const char *s, FILE *out);
+/* rsc_error_format()'s text, cut to @len (> 0) bytes, the chain read no further. */
+void rsc__error_format_head(const struct rsc_error *err, char *buf, size_t len);
 
 /* pool.c */
 int rsc__op_chunk_grow(struct rsc_loop *loop);

@@ -1009,8 +1009,9 @@ const char *rsc_counter_name(enum rsc_counter which)
 
 long long rsc_loop_counter(const struct rsc_loop *loop, enum rsc_counter which)
 {
-	if (!loop || (int)which < 0 || which >= RSC_CTR__COUNT)
-		return -EINVAL;
+	RSC__CHECK_ARG(loop, "rsc_loop_counter: loop is NULL");
+	RSC__CHECK_ARG((int)which >= 0 && which < RSC_CTR__COUNT,
+		       "rsc_loop_counter: counter %d is not one (0 to %d)", (int)which, RSC_CTR__COUNT - 1);
 	return loop->counters[which];
 }
 

@@ -94,7 +94,9 @@ struct gauges {
 };
 
 /* Scopes below the root not yet closed (open, unwinding, or unwound after a
- * failure and waiting for rsc_scope_close) and entries holding a resource. */
+ * failure and waiting for rsc_scope_close) and entries holding a resource.
+ * A scope unwound by its close, or by its parent's, has closed: it stays in
+ * the tree only until the close callback above it returns. */
 static struct gauges count_open(const struct rsc_loop *loop)
 {
 	struct gauges g = { 0, 0 };
@@ -104,7 +106,8 @@ static struct gauges count_open(const struct rsc_loop *loop)
 	if (!loop->root)
 		return g;
 	for (s = loop->root; s; s = rsc__scope_next(loop->root, s)) {
-		g.scopes += s != loop->root;
+		g.scopes += s != loop->root &&
+			    !(s->state == RSC_SCOPE_UNWOUND && s->closer != RSC__CLOSER_NONE);
 		RSC__LIST_FOR_EACH(e, &s->entries, scope_node)
 			g.entries += e->state == RSC_ENTERED || e->state == RSC_EXITING;
 	}

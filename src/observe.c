@@ -183,5 +183,6 @@ void rsc__obs_submitted(struct rsc_loop *loop, int sqes)
 
 int rsc_loop_id(const struct rsc_loop *loop)
 {
-	return loop ? (int)loop->obs_id : -EINVAL;
+	RSC__CHECK_ARG(loop, "rsc_loop_id: loop is NULL");
+	return (int)loop->obs_id;
 }

@@ -66,6 +66,7 @@ struct rsc__trace_json {
 	uint64_t last_ts;      /* timestamps never go back on the track */
 	int fd;
 	int err;	       /* first write error: tracing stops there */
+	bool told;	       /* err was returned by rsc_loop_trace_flush() */
 	off_t pos;	       /* where the next flush writes (the old tail) */
 	size_t len;	       /* bytes of events buffered */
 	unsigned pid;
@@ -388,7 +389,8 @@ static const bool plain[256] = {
 	[0x20] = 1, [0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1,
 };
 
-/* @s escaped for a JSON string, at most @max bytes; bad UTF-8 becomes U+FFFD. */
+/* @s escaped for a JSON string, at most @max bytes; bad UTF-8 becomes U+FFFD,
+ * and every control (C0, DEL, C1) is \uXXXX. */
 static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max)
 {
 	const unsigned char *s = (const unsigned char *)(str ? str : "");
@@ -405,8 +407,14 @@ static void put_esc(struct rsc__trace_json *tj, const char *str, size_t max)
 		if (*s == '"' || *s == '\\') {
 			put(tj, "\\%c", *s++);
 			out += 2;
-		} else if (*s < 0x20) {
+		} else if (*s < 0x20 || *s == 0x7f) {
 			put(tj, "\\u%04x", *s++);
+			out += 6;
+		} else if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] < 0xa0) {
+			/* Valid JSON raw, but a C1 control (U+009B is CSI) drives the
+			 * terminal that shows the file: escaped, as the page promises. */
+			put(tj, "\\u%04x", s[1]);
+			s += 2;
 			out += 6;
 		} else if ((n = rsc__utf8_len(s)) == 0) {
 			put(tj, "\\ufffd");
@@ -630,7 +638,7 @@ static void put_chain(struct rsc__trace_json *tj, const char *key,
 
 	if (!err)
 		return;
-	rsc_error_format(err, text, sizeof(text));
+	rsc__error_format_head(err, text, sizeof(text));
 	put(tj, ",\"%s\":\"", key);
 	put_esc(tj, text, TEXT_MAX_OUT);
 	PUT_LIT(tj, "\"");
@@ -952,13 +960,23 @@ static const char *program_name(void)
 	return program_invocation_short_name ? program_invocation_short_name : "?";
 }
 
+static int rsc__tj_close_own(struct rsc_loop *loop);
+
 int rsc__tj_open(struct rsc_loop *loop, const char *path)
 {
 	struct rsc__trace_json *tj;
+	bool told;
 	int fd, ret;
 
-	/* The old trace first: it may be this very file, which O_TRUNC empties. */
-	(void)rsc__tj_close(loop);
+	/*
+	 * The old trace first: it may be this very file, which O_TRUNC empties.
+	 * Its error, if no call has returned it yet (its last write, now), is
+	 * kept for the next flush or close: a switch must not drop it.
+	 */
+	told = loop->tj && loop->tj->err && loop->tj->told;
+	ret = rsc__tj_close_own(loop);
+	if (ret < 0 && !told && !loop->trace_lost)
+		loop->trace_lost = ret;
 	/*
 	 * O_NONBLOCK: a FIFO with no reader would block the open forever
 	 * (fifo(7)); it fails with ENXIO instead, and one with a reader at the
@@ -1009,7 +1027,24 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	return 0;
 }
 
+/* @ret, else an earlier trace's error not yet returned (returned once). */
+static int take_lost(struct rsc_loop *loop, int ret)
+{
+	int lost = loop->trace_lost;
+
+	if (ret < 0)
+		return ret; /* the older one waits for the next call */
+	loop->trace_lost = 0;
+	return lost;
+}
+
 int rsc__tj_close(struct rsc_loop *loop)
+{
+	return take_lost(loop, rsc__tj_close_own(loop));
+}
+
+/* Close this trace: its own write error only. */
+static int rsc__tj_close_own(struct rsc_loop *loop)
 {
 	struct rsc__trace_json *tj = loop->tj;
 	int ret;
@@ -1032,7 +1067,11 @@ int rsc__tj_close(struct rsc_loop *loop)
 
 int rsc__tj_flush(struct rsc_loop *loop)
 {
-	return loop->tj ? flush(loop) : 0;
+	int ret = loop->tj ? flush(loop) : 0;
+
+	if (ret < 0)
+		loop->tj->told = true;
+	return take_lost(loop, ret);
 }
 
 int rsc_loop_trace_file(struct rsc_loop *loop, const char *path)

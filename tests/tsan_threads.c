@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -186,6 +187,87 @@ static int posts_into_shared_ring(unsigned setup)
 	return failed;
 }
 
+/*
+ * One owned error chain in the hands of several threads at once
+ * (rsc_error_dup(3): reference counts are atomic): each duplicates, reads,
+ * formats and frees it, after the loop that made it was freed; each thread's
+ * rsc_last_error is its own.
+ */
+#define DUPS 2000
+
+static struct rsc_error *shared_chain;
+
+static int fail_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	return -EIO;
+}
+
+static int nop_enter(struct rsc_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 0;
+}
+
+static const struct rsc_manager failing = {
+	.size = sizeof(struct rsc_manager), .name = "failing", .enter = nop_enter, .exit = fail_exit,
+};
+
+static void *chain_user(void *arg)
+{
+	char text[512], mine[64];
+	long id = (long)arg;
+	int i;
+
+	snprintf(mine, sizeof(mine), "/nonexistent/%ld", id);
+	for (i = 0; i < DUPS; i++) {
+		struct rsc_error *dup;
+
+		if (rsc_error_dup(shared_chain, &dup) < 0)
+			return (void *)"rsc_error_dup";
+		if (rsc_error_depth(dup) != 2 || rsc_error_format(dup, text, sizeof(text)) <= 0)
+			return (void *)"reading the chain";
+		rsc_error_free(dup);
+		if (rsc_loop_trace_file(NULL, mine) != -EINVAL ||
+		    strcmp(rsc_last_error(), "rsc_loop_trace_file: loop is NULL") != 0)
+			return (void *)"rsc_last_error";
+	}
+	return NULL;
+}
+
+static int chains_across_threads(void)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	pthread_t t[THREADS];
+	int failed = 0;
+	long i;
+
+	if (rsc_loop_new(&loop, 8, 0) < 0 || rsc_scope_open(loop, NULL, "chain", &s) < 0 ||
+	    rsc_push(s, &failing, NULL, NULL) < 0 || rsc_push(s, &failing, NULL, NULL) < 0 ||
+	    rsc_loop_run(loop, RSC_RUN_DEFAULT) < 0 ||
+	    rsc_scope_close_wait(s, &shared_chain) != -EIO || rsc_loop_close(loop) < 0)
+		return 1;
+	for (i = 0; i < THREADS; i++)
+		pthread_create(&t[i], NULL, chain_user, (void *)i);
+	for (i = 0; i < THREADS; i++) {
+		void *err;
+
+		pthread_join(t[i], &err);
+		if (err) {
+			fprintf(stderr, "chain thread %ld: %s failed\n", i, (const char *)err);
+			failed = 1;
+		}
+	}
+	rsc_error_free(shared_chain);
+	printf("tsan_threads: %d threads x %d duplicates of one chain: %s\n", THREADS, DUPS,
+	       failed ? "FAILED" : "ok");
+	return failed;
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/rsc-tsan-XXXXXX";
@@ -207,6 +289,7 @@ int main(void)
 			failed = 1;
 		}
 	}
+	failed |= chains_across_threads();
 	failed |= posts_from_threads(0);
 	failed |= posts_from_threads(1);
 	failed |= posts_into_shared_ring(0);
