@@ -444,8 +444,7 @@ bool rsc__direct_can_arrive(const struct rsc_loop *loop, int slot)
 
 int rsc_loop_direct_used(const struct rsc_loop *loop)
 {
-	if (!loop)
-		return -EINVAL;
+	RSC__CHECK_ARG(loop, "rsc_loop_direct_used: loop is NULL");
 	if (!loop->direct)
 		return -ENXIO;
 	return (int)loop->direct->used;

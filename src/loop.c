@@ -250,8 +250,7 @@ int rsc_loop_new(struct rsc_loop **loopp, unsigned entries, unsigned flags)
 
 int rsc_loop_features(const struct rsc_loop *loop)
 {
-	if (!loop)
-		return -EINVAL;
+	RSC__CHECK_ARG(loop, "rsc_loop_features: loop is NULL");
 	return (int)loop->features;
 }
 
@@ -826,8 +825,7 @@ bool rsc__cq_holds_ours(struct rsc_loop *loop)
 
 int rsc_loop_alive(const struct rsc_loop *loop)
 {
-	if (!loop)
-		return -EINVAL;
+	RSC__CHECK_ARG(loop, "rsc_loop_alive: loop is NULL");
 	return loop_alive(loop);
 }
 
@@ -974,7 +972,8 @@ int rsc_loop_set_audit(struct rsc_loop *loop, enum rsc_audit_level level)
 
 int rsc_loop_audit_level(const struct rsc_loop *loop)
 {
-	return loop ? loop->audit_level : -EINVAL;
+	RSC__CHECK_ARG(loop, "rsc_loop_audit_level: loop is NULL");
+	return loop->audit_level;
 }
 
 int rsc_loop_set_trace(struct rsc_loop *loop, rsc_trace_cb cb, void *data)

@@ -1241,6 +1241,10 @@ START_TEST(last_error_names_each_bad_argument)
 	ASSERT_NAMED(rsc_loop_counter(t_loop, RSC_CTR__COUNT), -EINVAL, "rsc_loop_counter: counter");
 	ASSERT_NAMED(rsc_loop_counter(t_loop, (enum rsc_counter)-1), -EINVAL, "counter -1");
 	ASSERT_NAMED(rsc_loop_id(NULL), -EINVAL, "rsc_loop_id: loop");
+	ASSERT_NAMED(rsc_loop_features(NULL), -EINVAL, "rsc_loop_features: loop");
+	ASSERT_NAMED(rsc_loop_alive(NULL), -EINVAL, "rsc_loop_alive: loop");
+	ASSERT_NAMED(rsc_loop_audit_level(NULL), -EINVAL, "rsc_loop_audit_level: loop");
+	ASSERT_NAMED(rsc_loop_direct_used(NULL), -EINVAL, "rsc_loop_direct_used: loop");
 	/* A success leaves the sentence alone. */
 	stale_last_error();
 	ck_assert_int_gt(rsc_error_format(err, buf, sizeof(buf)), 0);
