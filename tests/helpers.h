@@ -132,5 +132,6 @@ Suite *make_hostile_direct2_suite(void);
 Suite *make_hostile_own_suite(void);
 Suite *make_hostile_io_suite(void);
 Suite *make_hostile_servers2_suite(void);
+Suite *make_hostile_managers_suite(void);
 
 #endif
