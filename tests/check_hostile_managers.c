@@ -67,7 +67,7 @@ static int hm_exit(struct rsc_entry *e, const struct rsc_error *pending, void *a
 static const struct rsc_manager hm_ordered = {
 	sizeof(struct rsc_manager), 0, "hm", hm_enter, hm_exit
 };
-static const struct rsc_manager hm_unordered __attribute__((unused)) = {
+static const struct rsc_manager hm_unordered = {
 	sizeof(struct rsc_manager), RSC_MANAGER_UNORDERED, "hmu", hm_enter, hm_exit
 };
 
@@ -230,16 +230,326 @@ START_TEST(fail_cancels_every_sqe_of_an_enter_in_flight)
 }
 END_TEST
 
+
+/* ------------------------------------------------- several SQEs per hook */
+
+static int enter_open_link_badclose_link_nop(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe[3];
+	int ret = rsc_entry_get_sqes(e, 3, sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_openat(sqe[0], AT_FDCWD, m->path, O_RDONLY | O_CLOEXEC, 0);
+	sqe[0]->flags |= IOSQE_IO_LINK;
+	io_uring_prep_close(sqe[1], -1); /* fails: -EBADF */
+	sqe[1]->flags |= IOSQE_IO_LINK;
+	io_uring_prep_nop(sqe[2]);	 /* cut by the failed link: -ECANCELED */
+	return 0;
+}
+
+static int exit_close_value(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	(void)m;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_close(sqe, rsc_entry_fd(e));
+	return 0;
+}
+
+/*
+ * rsc_push(3): "the first SQE's result decides": a linked chain whose
+ * middle fails still acquired what its first SQE opened, and the exit
+ * releases it; a chain whose first fails acquired nothing, its exit never
+ * runs, and the scope's error names the first SQE's operation.
+ */
+START_TEST(linked_enter_is_decided_by_its_first_sqe)
+{
+	struct hm ok = { .name = "ok", .enter = enter_open_link_badclose_link_nop,
+			 .exit = exit_close_value };
+	struct hm bad = { .name = "bad", .enter = enter_open_link_badclose_link_nop,
+			  .exit = exit_close_value };
+	struct rsc_scope *s = open_scope("links");
+	struct closed c;
+	int fds;
+
+	t_make_files(1);
+	ok.path = t_path("f0");
+	bad.path = t_path("missing");
+	hm_push(s, &ok, &hm_ordered);
+	ck_assert_int_ge(rsc_entry_wait(ok.self), 0);
+	ck_assert_int_eq(rsc_entry_state(ok.self), RSC_ENTERED);
+	ck_assert(t_fd_open_to("/f0"));
+	fds = t_fd_count();
+	hm_push(s, &bad, &hm_ordered);
+	ck_assert_int_eq(rsc_entry_wait(bad.self), -ENOENT); /* its failure unwinds s */
+	close_and_run(s, &c);
+	ck_assert_int_eq(t_fd_count(), fds - 1);
+	ck_assert(!t_fd_open_to("/f0"));
+	ck_assert_int_eq(bad.exit_calls, 0);
+	ck_assert_int_eq(ok.exit_calls, 1);
+	ck_assert_msg(ok.pending == -ENOENT, "pending %d status %d chain %s", ok.pending, c.status, chain_text(c.err));
+	ck_assert_int_eq(c.status, -ENOENT);
+	ck_assert_str_eq(chain_text(c.err), "ENOENT:openat:hm");
+	rsc_error_free(c.err);
+}
+END_TEST
+
+static int exit_slow_etime_then_fast_ebadf(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe[2];
+	int ret = rsc_entry_get_sqes(e, 2, sqe);
+
+	if (ret < 0)
+		return ret;
+	m->ts.tv_nsec = 50 * 1000 * 1000;
+	io_uring_prep_timeout(sqe[0], &m->ts, 0, 0); /* -ETIME, 50 ms later */
+	io_uring_prep_close(sqe[1], -1);	     /* -EBADF at once */
+	return 0;
+}
+
+/* rsc_entry_get_sqes(3): "the first negative result among the SQEs, in the
+ * order they were reserved (not the order their completions arrive in), is
+ * the release's error". */
+START_TEST(exit_error_is_the_first_in_sqe_order_not_in_cqe_order)
+{
+	struct hm m = { .name = "two", .exit = exit_slow_etime_then_fast_ebadf };
+	struct rsc_scope *s = open_scope("order");
+	struct closed c;
+
+	hm_push(s, &m, &hm_ordered);
+	close_and_run(s, &c);
+	ck_assert_int_eq(c.status, -ETIME);
+	ck_assert_str_eq(chain_text(c.err), "ETIME:timeout:hm");
+	rsc_error_free(c.err);
+}
+END_TEST
+
+static int exit_slow_etime(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	m->ts.tv_nsec = 50 * 1000 * 1000;
+	io_uring_prep_timeout(sqe, &m->ts, 0, 0);
+	return 0;
+}
+
+static int exit_fast_ebadf(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	(void)m;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_close(sqe, -1);
+	return 0;
+}
+
+/*
+ * rsc_push(3): an unordered exit's "result is still reported in LIFO
+ * order"; DESIGN 2.3: "the scope's result report[s] the releases in that
+ * order". The newer one's release fails last (50 ms), the older one's at
+ * once: the chain still reads the older one's error first (raised last),
+ * with the newer one's as its cause.
+ */
+START_TEST(unordered_exit_errors_chain_in_lifo_order_whatever_completes_first)
+{
+	struct hm older = { .name = "older", .exit = exit_fast_ebadf };
+	struct hm newer = { .name = "newer", .exit = exit_slow_etime };
+	struct rsc_scope *s = open_scope("lifo");
+	struct closed c;
+
+	hm_push(s, &older, &hm_unordered);
+	hm_push(s, &newer, &hm_unordered);
+	close_and_run(s, &c);
+	ck_assert_str_eq(hm_order, "newer,older");
+	/* Both started in the same step: neither saw the other's SQE error. */
+	ck_assert_int_eq(older.pending, 0);
+	ck_assert_str_eq(chain_text(c.err), "EBADF:close:hmu <- ETIME:timeout:hmu");
+	ck_assert_int_eq(c.status, -EBADF);
+	rsc_error_free(c.err);
+}
+END_TEST
+
+/* ------------------------------------------------- hooks that misbehave */
+
+static int enter_open_then_fail(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_openat(sqe, AT_FDCWD, m->path, O_RDONLY | O_CLOEXEC, 0);
+	return m->ret;
+}
+
+/*
+ * rsc_push(3): "If this call fails, nothing is pushed ... any SQE it
+ * prepared is turned into a no-op"; a positive return is no error. The
+ * openat never runs: no descriptor to the file appears, even after the
+ * loop has submitted and reaped everything.
+ */
+START_TEST(enter_that_fails_after_preparing_opens_nothing)
+{
+	struct hm m = { .name = "liar", .enter = enter_open_then_fail, .ret = -ENOTTY };
+	struct hm pos = { .name = "pos", .enter = enter_open_then_fail, .ret = 7,
+			  .exit = exit_close_value };
+	struct rsc_scope *s = open_scope("liar");
+	struct rsc_entry *e = (struct rsc_entry *)&m;
+	int fds = t_fd_count(), n = 0;
+
+	t_make_files(1);
+	m.path = t_path("f0");
+	ck_assert_int_eq(rsc_push(s, &hm_ordered, &m, &e), -ENOTTY);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	while (rsc_loop_alive(t_loop) == 1 && n++ < 100)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert(!t_fd_open_to("/f0"));
+	ck_assert_int_eq(t_fd_count(), fds);
+	ck_assert_int_eq(m.enter_calls, 1);
+	ck_assert_int_eq(t_count_events(RSC_EV_ENTERED) + t_count_events(RSC_EV_ENTER_FAILED), 0);
+	/* A positive return is a success: the acquire goes out and is released. */
+	pos.path = t_path("f0");
+	hm_push(s, &pos, &hm_ordered);
+	ck_assert_int_ge(rsc_entry_wait(pos.self), 0);
+	ck_assert(t_fd_open_to("/f0"));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(pos.exit_calls, 1);
+	ck_assert_int_eq(m.exit_calls, 0);
+	ck_assert(!t_fd_open_to("/f0"));
+}
+END_TEST
+
+static int enter_nop_own_user_data(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe[2];
+	int ret = rsc_entry_get_sqes(e, 2, sqe);
+
+	(void)m;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_nop(sqe[0]);
+	io_uring_prep_nop(sqe[1]);
+	/* Forbidden by the page, and overwritten by the runtime all the same. */
+	io_uring_sqe_set_data64(sqe[0], 0xdeadbeefULL);
+	io_uring_sqe_set_data64(sqe[1], 0);
+	return 0;
+}
+
+static int exit_close_own_user_data(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	(void)m;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_close(sqe, -1);
+	io_uring_sqe_set_data64(sqe, ~0ULL);
+	return 0;
+}
+
+/* rsc_entry_get_sqes(3): "The runtime sets each SQE's user_data when the
+ * hook returns": whatever the hook wrote there, each CQE comes back to it. */
+START_TEST(user_data_a_hook_writes_is_overwritten_and_routed)
+{
+	struct hm m = { .name = "ud", .enter = enter_nop_own_user_data,
+			.exit = exit_close_own_user_data };
+	struct rsc_scope *s = open_scope("ud");
+	struct rsc_error *err = NULL;
+
+	hm_push(s, &m, &hm_ordered);
+	ck_assert_int_eq(rsc_entry_wait(m.self), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EBADF);
+	ck_assert_str_eq(chain_text(err), "EBADF:close:hm");
+	rsc_error_free(err);
+	ck_assert_int_eq(m.exit_calls, 1);
+}
+END_TEST
+
+static int exit_close_then_fail(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_close(sqe, rsc_entry_fd(e));
+	return m->ret;
+}
+
+/*
+ * rsc_push(3): a negative return raises an error (operation "exit"), and
+ * only an exit that returns -EAGAIN/-EBUSY/-ENOMEM "without preparing
+ * anything" is called again. An exit that prepared its close and then
+ * says -EAGAIN is not called again, its close still goes (no descriptor
+ * escapes), and the error is raised once; an exit returning 2 does not
+ * suppress.
+ */
+START_TEST(exit_that_prepares_then_returns_an_error_still_releases_once)
+{
+	struct hm a = { .name = "again", .enter = enter_open_then_fail, .ret = -EAGAIN,
+			.exit = exit_close_then_fail };
+	struct hm two = { .name = "two", .enter = enter_open_then_fail, .ret = 0,
+			  .exit = exit_close_then_fail };
+	struct rsc_scope *s = open_scope("prep");
+	struct closed c;
+	int fds = t_fd_count();
+
+	t_make_files(2);
+	a.path = t_path("f0");
+	two.path = t_path("f1");
+	a.ret = 0;
+	hm_push(s, &a, &hm_ordered);
+	hm_push(s, &two, &hm_ordered);
+	ck_assert_int_ge(rsc_entry_wait(two.self), 0);
+	ck_assert_int_ge(rsc_entry_wait(a.self), 0);
+	ck_assert_int_eq(t_fd_count(), fds + 2);
+	a.ret = -EAGAIN;
+	two.ret = 2;
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "body"), 0);
+	close_and_run(s, &c);
+	ck_assert_int_eq(t_fd_count(), fds);
+	ck_assert_int_eq(a.exit_calls, 1);
+	ck_assert_int_eq(two.exit_calls, 1);
+	ck_assert_int_eq(a.pending, -EPROTO); /* 2 is no RSC_EXIT_SUPPRESS */
+	ck_assert_str_eq(chain_text(c.err), "EAGAIN:exit:hm <- EPROTO:body:");
+	rsc_error_free(c.err);
+}
+END_TEST
+
 /* ------------------------------------------------------------- the suite */
+
+static void hm_setup(void)
+{
+	t_setup();
+	hm_order[0] = '\0';
+}
 
 Suite *make_hostile_managers_suite(void)
 {
 	Suite *s = suite_create("hostile_managers");
 	TCase *tc = tcase_create("core");
 
-	t_add_fixture(tc);
+	tcase_add_checked_fixture(tc, hm_setup, t_teardown);
+	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, close_cancels_every_sqe_of_an_enter_in_flight);
 	tcase_add_test(tc, fail_cancels_every_sqe_of_an_enter_in_flight);
+	tcase_add_test(tc, linked_enter_is_decided_by_its_first_sqe);
+	tcase_add_test(tc, exit_error_is_the_first_in_sqe_order_not_in_cqe_order);
+	tcase_add_test(tc, unordered_exit_errors_chain_in_lifo_order_whatever_completes_first);
+	tcase_add_test(tc, enter_that_fails_after_preparing_opens_nothing);
+	tcase_add_test(tc, user_data_a_hook_writes_is_overwritten_and_routed);
+	tcase_add_test(tc, exit_that_prepares_then_returns_an_error_still_releases_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
