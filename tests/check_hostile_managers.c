@@ -527,6 +527,221 @@ START_TEST(exit_that_prepares_then_returns_an_error_still_releases_once)
 }
 END_TEST
 
+
+/* ------------------------------------------ linked timeouts and cancels */
+
+static int enter_read_link_timeout(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe[2];
+	int ret = rsc_entry_get_sqes(e, 2, sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_read(sqe[0], m->pfd[0], m->buf, 1, 0);
+	sqe[0]->flags |= IOSQE_IO_LINK;
+	io_uring_prep_link_timeout(sqe[1], &m->ts, 0);
+	return 0;
+}
+
+static void store_res(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+/*
+ * DESIGN 2.7 and rsc_scope_fail(3): acquires in flight (here reads, each
+ * with a 10 s linked timeout) are cancelled at once; none was acquired, so
+ * no exit runs, each enter callback hears -ECANCELED, and the unwind does
+ * not wait for the timeouts. The entered ones below are released once each,
+ * seeing the body's error.
+ */
+START_TEST(failure_cancels_enters_with_linked_timeouts_and_releases_once)
+{
+	struct hm r[3], below[2];
+	struct rsc_scope *s = open_scope("lt");
+	struct closed c;
+	int res[3], i;
+	double t0;
+
+	memset(r, 0, sizeof(r));
+	memset(below, 0, sizeof(below));
+	for (i = 0; i < 2; i++) {
+		below[i].name = i ? "b1" : "b0";
+		below[i].exit = exit_nop;
+		hm_push(s, &below[i], i ? &hm_unordered : &hm_ordered);
+	}
+	for (i = 0; i < 3; i++) {
+		r[i].name = "r";
+		r[i].enter = enter_read_link_timeout;
+		r[i].exit = exit_nop;
+		r[i].ts.tv_sec = 10;
+		ck_assert_int_eq(pipe2(r[i].pfd, O_CLOEXEC), 0);
+		hm_push(s, &r[i], &hm_ordered);
+		res[i] = 1;
+		ck_assert_int_eq(rsc_entry_on_enter(r[i].self, store_res, &res[i]), 0);
+	}
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_state(r[0].self), RSC_ENTERING);
+	t0 = now_s();
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	close_and_run(s, &c);
+	ck_assert_msg(now_s() - t0 < 2.0, "the unwind took %.1f s", now_s() - t0);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(r[i].exit_calls, 0);
+		ck_assert_int_eq(res[i], -ECANCELED);
+		close(r[i].pfd[0]);
+		close(r[i].pfd[1]);
+	}
+	ck_assert_str_eq(hm_order, "b1,b0");
+	ck_assert_int_eq(below[0].exit_calls, 1);
+	ck_assert_int_eq(below[1].exit_calls, 1);
+	ck_assert_int_eq(below[0].pending, -EPIPE);
+	ck_assert_int_eq(below[1].pending, -EPIPE);
+	ck_assert_str_eq(chain_text(c.err), "EPIPE:body:");
+	rsc_error_free(c.err);
+}
+END_TEST
+
+/*
+ * A linked timeout that fires ends the acquire: nothing acquired, the exit
+ * never runs, the scope unwinds with -ETIMEDOUT (rsc_push(3),
+ * rsc_entry_on_enter(3)) naming its first SQE's operation, and the entered
+ * one below sees it.
+ */
+START_TEST(linked_timeout_that_fires_fails_the_enter)
+{
+	struct hm r = { .name = "r", .enter = enter_read_link_timeout, .exit = exit_nop };
+	struct hm below = { .name = "below", .exit = exit_nop };
+	struct rsc_scope *s = open_scope("lt");
+	struct closed c;
+	int res = 1;
+
+	ck_assert_int_eq(pipe2(r.pfd, O_CLOEXEC), 0);
+	r.ts.tv_nsec = 20 * 1000 * 1000;
+	hm_push(s, &below, &hm_ordered);
+	hm_push(s, &r, &hm_ordered);
+	ck_assert_int_eq(rsc_entry_on_enter(r.self, store_res, &res), 0);
+	ck_assert_int_lt(rsc_entry_wait(r.self), 0);
+	close_and_run(s, &c);
+	ck_assert_int_eq(r.exit_calls, 0);
+	ck_assert_int_eq(res, -ETIMEDOUT); /* rsc_entry_on_enter(3) */
+	ck_assert_int_eq(below.pending, res);
+	ck_assert_int_eq(c.status, res);
+	ck_assert_str_eq(rsc_error_op(c.err), "read");
+	ck_assert_str_eq(rsc_error_entry(c.err), "hm");
+	ck_assert_int_eq(rsc_error_depth(c.err), 1);
+	rsc_error_free(c.err);
+	close(r.pfd[0]);
+	close(r.pfd[1]);
+}
+END_TEST
+
+/* ------------------------------------------------------ operation names */
+
+static int enter_unlinkat_missing(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_unlinkat(sqe, AT_FDCWD, m->path, 0);
+	return 0;
+}
+
+static int exit_mkdirat_existing(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_mkdirat(sqe, AT_FDCWD, m->path, 0700);
+	return 0;
+}
+
+/* rsc_error_op(3): "the name of another io_uring operation a manager used". */
+START_TEST(errors_name_the_operation_a_custom_hook_used)
+{
+	struct hm a = { .name = "a", .enter = enter_unlinkat_missing, .exit = exit_nop };
+	struct hm b = { .name = "b", .exit = exit_mkdirat_existing };
+	struct rsc_scope *s = open_scope("ops");
+	struct rsc_error *err = NULL;
+
+	b.path = t_dir; /* exists: -EEXIST */
+	a.path = t_path("missing");
+	hm_push(s, &b, &hm_ordered);
+	hm_push(s, &a, &hm_ordered);
+	ck_assert_int_eq(rsc_entry_wait(a.self), -ENOENT);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EEXIST);
+	ck_assert_str_eq(chain_text(err), "EEXIST:mkdirat:hm <- ENOENT:unlinkat:hm");
+	rsc_error_free(err);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- defer */
+
+struct dstate {
+	int calls, again;
+	int pending;
+	int ret;
+	bool badf; /* prepare a close(-1) */
+};
+
+static int defer_fn(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct dstate *d = arg;
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	d->calls++;
+	d->pending = pending ? rsc_error_errno(pending) : 0;
+	if (d->again > 0) {
+		d->again--;
+		return -EAGAIN;
+	}
+	if (d->badf) {
+		ret = rsc_entry_get_sqes(e, 1, &sqe);
+		if (ret < 0)
+			return ret;
+		io_uring_prep_close(sqe, -1);
+	}
+	return d->ret;
+}
+
+/*
+ * rsc_defer(3): fn may prepare SQEs, "a negative result raises an error in
+ * the same way" (and wins over its own suppression: rsc_push(3)); an fn
+ * that returns -EAGAIN without an SQE is called again. Chain: the newest
+ * defer's raise, its cause the body's error; the one below, after a
+ * suppression by the middle one... nothing is hidden: order newest first.
+ */
+START_TEST(defers_that_prepare_sqes_raise_suppress_and_retry)
+{
+	struct dstate bottom = { 0 }, mid = { .ret = RSC_EXIT_SUPPRESS, .again = 3 };
+	struct dstate top = { .ret = RSC_EXIT_SUPPRESS, .badf = true };
+	struct rsc_scope *s = open_scope("defers");
+	struct closed c;
+
+	ck_assert_int_eq(rsc_defer(s, defer_fn, &bottom, NULL), 0);
+	ck_assert_int_eq(rsc_defer(s, defer_fn, &mid, NULL), 0);
+	ck_assert_int_eq(rsc_defer(s, defer_fn, &top, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "body"), 0);
+	close_and_run(s, &c);
+	ck_assert_int_eq(top.calls, 1);
+	ck_assert_int_eq(top.pending, -EPROTO);
+	/* top's close(-1) raised over its own suppression: mid sees it. */
+	ck_assert_int_eq(mid.calls, 4);
+	ck_assert_int_eq(mid.pending, -EBADF);
+	/* mid suppressed the whole pending chain: the bottom sees nothing. */
+	ck_assert_int_eq(bottom.calls, 1);
+	ck_assert_int_eq(bottom.pending, 0);
+	ck_assert_int_eq(c.status, 0);
+	ck_assert_ptr_null(c.err);
+}
+END_TEST
+
 /* ------------------------------------------------------------- the suite */
 
 static void hm_setup(void)
@@ -550,6 +765,10 @@ Suite *make_hostile_managers_suite(void)
 	tcase_add_test(tc, enter_that_fails_after_preparing_opens_nothing);
 	tcase_add_test(tc, user_data_a_hook_writes_is_overwritten_and_routed);
 	tcase_add_test(tc, exit_that_prepares_then_returns_an_error_still_releases_once);
+	tcase_add_test(tc, failure_cancels_enters_with_linked_timeouts_and_releases_once);
+	tcase_add_test(tc, linked_timeout_that_fires_fails_the_enter);
+	tcase_add_test(tc, errors_name_the_operation_a_custom_hook_used);
+	tcase_add_test(tc, defers_that_prepare_sqes_raise_suppress_and_retry);
 	suite_add_tcase(s, tc);
 	return s;
 }
