@@ -216,6 +216,12 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 	struct rsc_loop *loop = e->scope->loop;
 	unsigned i;
 
+	/* A hook's chain ends with its own SQEs: a link flag on the last one
+	 * would tie it to whatever the submit carries next (another scope's
+	 * acquire, the next close of an unwind batch), cancelled if it fails. */
+	if (loop->n_hook_sqes)
+		loop->hook_sqes[loop->n_hook_sqes - 1]->flags &=
+			(uint8_t)~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
 	for (i = 0; i < loop->n_hook_sqes; i++) {
 		struct io_uring_sqe *sqe = loop->hook_sqes[i];
 		struct rsc_op *op = loop->hook_ops[i];

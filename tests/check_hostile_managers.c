@@ -742,6 +742,207 @@ START_TEST(defers_that_prepare_sqes_raise_suppress_and_retry)
 }
 END_TEST
 
+
+/* ------------------------------------------ an enter is all of its SQEs */
+
+static int enter_open_then_timeout(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe[2];
+	int ret = rsc_entry_get_sqes(e, 2, sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_openat(sqe[0], AT_FDCWD, m->path, O_RDONLY | O_CLOEXEC, 0);
+	io_uring_prep_timeout(sqe[1], &m->ts, 0, 0);
+	return 0;
+}
+
+/*
+ * rsc_push(3): "The enter completes ... when the CQEs of all its SQEs have
+ * arrived; the first SQE's result decides". The open is done at once, the
+ * enter only 60 ms later, with the descriptor, and its callback runs once.
+ */
+START_TEST(enter_completes_with_its_last_cqe_and_the_first_ones_value)
+{
+	struct hm m = { .name = "two", .enter = enter_open_then_timeout,
+			.exit = exit_close_value };
+	struct rsc_scope *s = open_scope("all");
+	int res = -1, fd;
+	double t0;
+
+	t_make_files(1);
+	m.path = t_path("f0");
+	m.ts.tv_nsec = 60 * 1000 * 1000;
+	t0 = now_s();
+	hm_push(s, &m, &hm_ordered);
+	ck_assert_int_eq(rsc_entry_on_enter(m.self, store_res, &res), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert(t_fd_open_to("/f0")); /* open, but not yet the entry's */
+	ck_assert_int_eq(rsc_entry_state(m.self), RSC_ENTERING);
+	ck_assert_int_eq(res, -1);
+	fd = rsc_entry_wait(m.self);
+	ck_assert_msg(now_s() - t0 >= 0.05, "entered after %.3f s", now_s() - t0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(res, fd);
+	ck_assert_int_eq(rsc_entry_fd(m.self), fd);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(m.exit_calls, 1);
+	ck_assert(!t_fd_open_to("/f0"));
+}
+END_TEST
+
+/*
+ * rsc_entry_release(3): "An entry still entering has its acquire
+ * cancelled; if the acquire completes successfully anyway, what it
+ * produced is released then." The open is done, a 10 s timeout of the same
+ * enter is not: the release cancels it and closes the file at once.
+ */
+START_TEST(early_release_cancels_every_sqe_of_an_enter_in_flight)
+{
+	struct hm m = { .name = "two", .enter = enter_open_then_timeout,
+			.exit = exit_close_value };
+	struct rsc_scope *s = open_scope("early");
+	int res = 1, n = 0;
+	double t0;
+
+	t_make_files(1);
+	m.path = t_path("f0");
+	m.ts.tv_sec = 10;
+	hm_push(s, &m, &hm_ordered);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_entry_state(m.self), RSC_ENTERING);
+	t0 = now_s();
+	ck_assert_int_eq(rsc_entry_release(m.self, store_res, &res), 0);
+	while (res == 1 && n++ < 50 && now_s() - t0 < 3)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_msg(now_s() - t0 < 2.0, "the release took %.1f s", now_s() - t0);
+	ck_assert_int_eq(res, 0);
+	ck_assert_int_eq(m.exit_calls, 1);
+	ck_assert(!t_fd_open_to("/f0"));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(m.exit_calls, 1);
+}
+END_TEST
+
+/* --------------------------------------------- a link left open at the end */
+
+static int enter_open_dangling_link(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_openat(sqe, AT_FDCWD, m->path, O_RDONLY | O_CLOEXEC, 0);
+	sqe->flags |= IOSQE_IO_LINK; /* links to nothing of its own */
+	return 0;
+}
+
+static int exit_badf_dangling_link(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	(void)m;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_close(sqe, -1);
+	sqe->flags |= IOSQE_IO_LINK;
+	return 0;
+}
+
+/*
+ * rsc_entry_get_sqes(3): a hook's SQEs may be linked among themselves and
+ * "a chain is never split"; a link flag on its last SQE must not reach
+ * into the SQEs that go out after it in the same submit: another scope's
+ * acquire, or another entry's close in the same unwind batch (its
+ * descriptor would escape the closed scope, DESIGN 2.6).
+ */
+START_TEST(an_enters_last_link_flag_never_reaches_another_scopes_acquire)
+{
+	struct hm a = { .name = "a", .enter = enter_open_dangling_link, .exit = exit_nop };
+	struct rsc_scope *sa = open_scope("a"), *sb = open_scope("b");
+	struct rsc_entry *f;
+	struct rsc_error *err = NULL;
+
+	t_make_files(1);
+	a.path = t_path("missing");
+	hm_push(sa, &a, &hm_ordered);
+	ck_assert_int_eq(rsc_open(sb, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &f), 0);
+	ck_assert_int_ge(rsc_entry_wait(f), 0);
+	ck_assert_int_eq(rsc_entry_wait(a.self), -ENOENT);
+	ck_assert_int_eq(rsc_scope_close_wait(sa, &err), -ENOENT);
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_scope_close_wait(sb, NULL), 0);
+	ck_assert(!t_fd_open_to("/f0"));
+}
+END_TEST
+
+/* The exit side: u's close(-1) fails, then f0's close in the same batch. */
+START_TEST(an_exits_last_link_flag_never_reaches_the_next_close_of_its_batch)
+{
+	struct hm u = { .name = "u", .exit = exit_badf_dangling_link };
+	struct rsc_scope *s = open_scope("b");
+	struct rsc_error *err = NULL;
+	struct rsc_entry *f;
+	int fds;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &f), 0);
+	hm_push(s, &u, &hm_unordered);
+	ck_assert_int_ge(rsc_entry_wait(f), 0);
+	fds = t_fd_count();
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EBADF);
+	ck_assert_str_eq(chain_text(err), "EBADF:close:hmu");
+	rsc_error_free(err);
+	ck_assert_int_eq(t_fd_count(), fds - 1);
+	ck_assert(!t_fd_open_to("/f0"));
+}
+END_TEST
+
+/* ------------------------------------------- a hook that fails its scope */
+
+static int enter_fail_own_scope_then_open(struct hm *m, struct rsc_entry *e)
+{
+	m->ret = rsc_scope_fail(rsc_entry_scope(e), -EPROTO, "enter-body");
+	return enter_open_then_fail(m, e); /* returns m->ret: 0 */
+}
+
+/*
+ * rsc_scope_fail(3) is no nesting call: an enter hook may fail its own
+ * scope. The push it runs in still succeeds; the open it prepared is
+ * cancelled or, if it won, released once with the failure pending; the
+ * entry below sees it; nothing leaks.
+ */
+START_TEST(enter_hook_failing_its_own_scope_leaks_nothing)
+{
+	struct hm below = { .name = "below", .exit = exit_nop };
+	struct hm m = { .name = "m", .enter = enter_fail_own_scope_then_open,
+			.exit = exit_close_value };
+	struct rsc_scope *s = open_scope("self");
+	struct hm late = { .name = "late" };
+	struct closed c;
+	int fds = t_fd_count();
+
+	t_make_files(1);
+	m.path = t_path("f0");
+	hm_push(s, &below, &hm_ordered);
+	hm_push(s, &m, &hm_ordered);
+	ck_assert_int_eq(m.ret, 0);
+	ck_assert_int_eq(rsc_push(s, &hm_ordered, &late, NULL), -ESHUTDOWN);
+	close_and_run(s, &c);
+	ck_assert_int_le(m.exit_calls, 1);
+	if (m.exit_calls)
+		ck_assert_int_eq(m.pending, -EPROTO);
+	ck_assert_int_eq(below.exit_calls, 1);
+	ck_assert_int_eq(below.pending, -EPROTO);
+	ck_assert_int_eq(late.enter_calls, 0);
+	ck_assert_str_eq(chain_text(c.err), "EPROTO:enter-body:");
+	rsc_error_free(c.err);
+	ck_assert_int_eq(t_fd_count(), fds);
+}
+END_TEST
+
 /* ------------------------------------------------------------- the suite */
 
 static void hm_setup(void)
@@ -769,6 +970,11 @@ Suite *make_hostile_managers_suite(void)
 	tcase_add_test(tc, linked_timeout_that_fires_fails_the_enter);
 	tcase_add_test(tc, errors_name_the_operation_a_custom_hook_used);
 	tcase_add_test(tc, defers_that_prepare_sqes_raise_suppress_and_retry);
+	tcase_add_test(tc, enter_completes_with_its_last_cqe_and_the_first_ones_value);
+	tcase_add_test(tc, early_release_cancels_every_sqe_of_an_enter_in_flight);
+	tcase_add_test(tc, an_enters_last_link_flag_never_reaches_another_scopes_acquire);
+	tcase_add_test(tc, an_exits_last_link_flag_never_reaches_the_next_close_of_its_batch);
+	tcase_add_test(tc, enter_hook_failing_its_own_scope_leaks_nothing);
 	suite_add_tcase(s, tc);
 	return s;
 }
