@@ -32,6 +32,10 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 	(void)loop;
 	(void)cqe_flags;
 	res = rsc__real_errno(res, e->flags & RSC__E_CANCEL_SENT);
+	if (op->enter_listed) {
+		rsc__list_remove(&op->io_node);
+		op->enter_listed = false;
+	}
 	if (e->phase == RSC__PHASE_ENTER) {
 		/* Ownership comes only from the acquire's own CQE. */
 		if (op->primary) {
@@ -212,6 +216,12 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 	struct rsc_loop *loop = e->scope->loop;
 	unsigned i;
 
+	/* A hook's chain ends with its own SQEs: a link flag on the last one
+	 * would tie it to whatever the submit carries next (another scope's
+	 * acquire, the next close of an unwind batch), cancelled if it fails. */
+	if (loop->n_hook_sqes)
+		loop->hook_sqes[loop->n_hook_sqes - 1]->flags &=
+			(uint8_t)~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
 	for (i = 0; i < loop->n_hook_sqes; i++) {
 		struct io_uring_sqe *sqe = loop->hook_sqes[i];
 		struct rsc_op *op = loop->hook_ops[i];
@@ -228,6 +238,11 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		rsc__inject_fault(loop, sqe, op);
 		if (op->primary)
 			e->enter_opcode = op->opcode;
+		if (e->phase == RSC__PHASE_ENTER) {
+			/* The acquire is all of them: a cancel must reach each one. */
+			rsc__list_push_back(&e->enter_ops, &op->io_node);
+			op->enter_listed = true;
+		}
 		io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	}
 	loop->n_hook_sqes = 0;
@@ -741,11 +756,30 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 
 void rsc__entry_cancel(struct rsc__entry *e)
 {
-	if (e->state != RSC_ENTERING || (e->flags & RSC__E_CANCEL_SENT) ||
-	    !e->enter_op)
+	struct rsc_loop *loop = e->scope->loop;
+	struct rsc_op *op;
+	bool sent = false;
+
+	if (e->state != RSC_ENTERING || (e->flags & RSC__E_CANCEL_SENT))
 		return;
-	/* A cancel's CQE proves nothing; we wait for the acquire's own CQE. */
-	if (rsc__submit_cancel(e->scope->loop, e->enter_op))
+	if (rsc__list_empty(&e->enter_ops)) {
+		/* A chain step or a builtin that routes its own ops: its acquire. */
+		if (e->enter_op && rsc__submit_cancel(loop, e->enter_op))
+			e->flags |= RSC__E_CANCEL_SENT;
+		return;
+	}
+	/*
+	 * The enter completes when every one of its SQEs has: the first may be
+	 * done while a later one (a timeout, a read) still runs, and the
+	 * acquire is in flight until it ends. Newest first, so that a link's
+	 * head is not cancelled before what waits behind it is looked for; a
+	 * linked timeout goes with its head. A cancel's CQE proves nothing; we
+	 * wait for each op's own CQE.
+	 */
+	RSC__LIST_FOR_EACH_REVERSE(op, &e->enter_ops, io_node)
+		if (op->opcode != IORING_OP_LINK_TIMEOUT && rsc__submit_cancel(loop, op))
+			sent = true;
+	if (sent)
 		e->flags |= RSC__E_CANCEL_SENT;
 }
 

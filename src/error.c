@@ -67,29 +67,74 @@ const char *rsc_err_name(int err)
 	return s ? s : "E?";
 }
 
+/*
+ * Every opcode a manager's hook may prepare is named (rsc_error_op(3)): the
+ * kernel's own names (io_uring/opdef.c), numbered as in the kernel's uapi
+ * header beyond liburing 2.3's enum.
+ */
 static const char *const opcode_names[] = {
 	[IORING_OP_NOP] = "nop",
+	[IORING_OP_READV] = "readv",
+	[IORING_OP_WRITEV] = "writev",
 	[IORING_OP_FSYNC] = "fsync",
+	[IORING_OP_READ_FIXED] = "read_fixed",
+	[IORING_OP_WRITE_FIXED] = "write_fixed",
+	[IORING_OP_POLL_ADD] = "poll_add",
+	[IORING_OP_POLL_REMOVE] = "poll_remove",
+	[IORING_OP_SYNC_FILE_RANGE] = "sync_file_range",
+	[IORING_OP_SENDMSG] = "sendmsg",
+	[IORING_OP_RECVMSG] = "recvmsg",
 	[IORING_OP_TIMEOUT] = "timeout",
+	[IORING_OP_TIMEOUT_REMOVE] = "timeout_remove",
 	[IORING_OP_ACCEPT] = "accept",
 	[IORING_OP_ASYNC_CANCEL] = "async_cancel",
 	[IORING_OP_LINK_TIMEOUT] = "link_timeout",
 	[IORING_OP_CONNECT] = "connect",
+	[IORING_OP_FALLOCATE] = "fallocate",
 	[IORING_OP_OPENAT] = "openat",
 	[IORING_OP_CLOSE] = "close",
+	[IORING_OP_FILES_UPDATE] = "files_update",
 	[IORING_OP_STATX] = "statx",
 	[IORING_OP_READ] = "read",
 	[IORING_OP_WRITE] = "write",
+	[IORING_OP_FADVISE] = "fadvise",
+	[IORING_OP_MADVISE] = "madvise",
 	[IORING_OP_SEND] = "send",
 	[IORING_OP_RECV] = "recv",
 	[IORING_OP_OPENAT2] = "openat2",
+	[IORING_OP_EPOLL_CTL] = "epoll_ctl",
+	[IORING_OP_SPLICE] = "splice",
+	[IORING_OP_PROVIDE_BUFFERS] = "provide_buffers",
+	[IORING_OP_REMOVE_BUFFERS] = "remove_buffers",
+	[IORING_OP_TEE] = "tee",
 	[IORING_OP_SHUTDOWN] = "shutdown",
+	[IORING_OP_RENAMEAT] = "renameat",
+	[IORING_OP_UNLINKAT] = "unlinkat",
+	[IORING_OP_MKDIRAT] = "mkdirat",
+	[IORING_OP_SYMLINKAT] = "symlinkat",
+	[IORING_OP_LINKAT] = "linkat",
+	[IORING_OP_MSG_RING] = "msg_ring",
+	[IORING_OP_FSETXATTR] = "fsetxattr",
+	[IORING_OP_SETXATTR] = "setxattr",
+	[IORING_OP_FGETXATTR] = "fgetxattr",
+	[IORING_OP_GETXATTR] = "getxattr",
 	[IORING_OP_SOCKET] = "socket",
+	[IORING_OP_URING_CMD] = "uring_cmd",
+	[IORING_OP_SEND_ZC] = "send_zc",
+	[IORING_OP_SENDMSG_ZC] = "sendmsg_zc",
+	[49] = "read_multishot", /* Linux 6.7 */
+	[50] = "waitid",
+	[51] = "futex_wait",
+	[52] = "futex_wake",
+	[53] = "futex_waitv",
+	[RSC__OP_FIXED_FD_INSTALL] = "fixed_fd_install",
+	[55] = "ftruncate", /* Linux 6.9 */
 	[RSC__OP_BIND] = "bind",
 	[RSC__OP_LISTEN] = "listen",
-	/* Direct descriptors (manager_direct.c, handover.c) */
-	[IORING_OP_MSG_RING] = "msg_ring",
-	[RSC__OP_FIXED_FD_INSTALL] = "fixed_fd_install",
+	[58] = "recv_zc", /* Linux 6.15 */
+	[59] = "epoll_wait",
+	[60] = "readv_fixed",
+	[61] = "writev_fixed",
 	[RSC__OP_PIPE] = "pipe",
 };
 

@@ -61,6 +61,7 @@ struct rsc_op {
 	bool primary;	 /* first SQE of an enter: its CQE decides the enter */
 	uint8_t closes;	   /* RSC__CLOSES_*: an IORING_OP_CLOSE of one of the entry's own */
 	uint8_t sqe_idx;   /* its place among the SQEs its hook reserved */
+	bool enter_listed; /* on its entry's enter_ops (io_node) until its CQE */
 	int fault_res;	   /* injected result replacing the CQE's, or 0 */
 	uint64_t grace_seq; /* loop->grace_seq when it began: graceful.c orders it with a grace's start */
 	/* Tracked I/O (io.c): the caller's buffer is ours until the final CQE. */
@@ -178,6 +179,7 @@ struct rsc__entry {
 	char detail_inline[RSC__DETAIL_INLINE];
 	/* Lists: rsc__entry_get() sets the head; links are read only while on their list. */
 	struct rsc__list io_ops;	/* its tracked ops in flight (rsc_op.io_node), newest first */
+	struct rsc__list enter_ops;	/* its enter hook's ops in flight (rsc_op.io_node) */
 	struct rsc__list scope_node;	/* in its scope's entries, after the older ones */
 	struct rsc__list announce_node; /* in loop->announce_queue */
 	struct rsc__list retry_node;	/* exit waiting for an SQE (loop->retry_list) */
@@ -701,6 +703,7 @@ static inline struct rsc_op *rsc__op_get(struct rsc_loop *loop)
 	op->next_free = NULL;
 	op->entry = NULL;
 	op->primary = false;
+	op->enter_listed = false;
 	op->fault_res = 0;
 	op->grace_seq = loop->grace_seq;
 	loop->ops_inflight++;

@@ -95,6 +95,7 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 	e->detail = e->detail_inline;
 	e->detail_inline[0] = '\0';
 	rsc__list_init(&e->io_ops);
+	rsc__list_init(&e->enter_ops);
 	/* A new handle every time: the old ones of this memory stay stale. */
 	e->h = rsc__handle_new(loop, e, RSC__K_ENTRY, &e->slot);
 	if (!e->h) {
