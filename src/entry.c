@@ -238,8 +238,9 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		rsc__inject_fault(loop, sqe, op);
 		if (op->primary)
 			e->enter_opcode = op->opcode;
-		if (e->phase == RSC__PHASE_ENTER) {
-			/* The acquire is all of them: a cancel must reach each one. */
+		if (e->phase == RSC__PHASE_ENTER && loop->n_hook_sqes > 1) {
+			/* The acquire is all of them: a cancel must reach each one
+			 * (one SQE alone is enter_op, as rsc__entry_cancel knows). */
 			rsc__list_push_back(&e->enter_ops, &op->io_node);
 			op->enter_listed = true;
 		}
@@ -763,7 +764,7 @@ void rsc__entry_cancel(struct rsc__entry *e)
 	if (e->state != RSC_ENTERING || (e->flags & RSC__E_CANCEL_SENT))
 		return;
 	if (rsc__list_empty(&e->enter_ops)) {
-		/* A chain step or a builtin that routes its own ops: its acquire. */
+		/* One SQE, a chain step, or a builtin that routes its own ops: its acquire. */
 		if (e->enter_op && rsc__submit_cancel(loop, e->enter_op))
 			e->flags |= RSC__E_CANCEL_SENT;
 		return;
