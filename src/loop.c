@@ -950,9 +950,11 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		}
 	}
 	loop->running = false;
-	/* A callback of the last reap may have left work (an SQE, a close):
-	 * a host loop polling us must hear of it, or it sleeps forever. */
-	if (loop->pollable && (io_uring_sq_ready(loop->ring) ||
+	/* A callback of the last reap may have left work (an SQE, a close, a
+	 * cancel or a deadline's timer that found no SQE and waits for the next
+	 * turn): a host loop polling us must hear of it, or it sleeps forever. */
+	if (loop->pollable && (io_uring_sq_ready(loop->ring) || loop->n_cancel_backlog ||
+			       loop->dl_rearm ||
 			       !rsc__list_empty(&loop->ready_queue) ||
 			       !rsc__list_empty(&loop->announce_queue) ||
 			       !rsc__list_empty(&loop->retry_list) || loop->stash_len ||

@@ -53,6 +53,7 @@ int main(void)
 	srunner_add_suite(sr, make_hostile_direct2_suite());
 	srunner_add_suite(sr, make_hostile_own_suite());
 	srunner_add_suite(sr, make_hostile_io_suite());
+	srunner_add_suite(sr, make_hostile_host_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -131,5 +131,6 @@ Suite *make_cancel_subtree_suite(void);
 Suite *make_hostile_direct2_suite(void);
 Suite *make_hostile_own_suite(void);
 Suite *make_hostile_io_suite(void);
+Suite *make_hostile_host_suite(void);
 
 #endif
