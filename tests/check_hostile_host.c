@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -599,6 +600,499 @@ START_TEST(post_made_during_a_nowait_run_wakes_the_host_after_it)
 }
 END_TEST
 
+/* ---- the application's ring ---------------------------------------------- */
+
+/* The application's side of a shared ring: its own reads, and what it reaped. */
+struct app {
+	struct io_uring ring;
+	struct rsc_loop *loop;
+	int pipe[2];
+	char rbuf[64];
+	int reads_in_flight, bytes_read, app_cqes, ours, nops_back[64];
+};
+
+/* Ring setups an application may choose, with the features they must show. */
+static const struct {
+	unsigned setup, feats;
+	const char *name;
+} setups[] = {
+	{ 0, 0, "plain" },
+	{ IORING_SETUP_COOP_TASKRUN, RSC_FEAT_COOP_TASKRUN, "coop" },
+	{ IORING_SETUP_SINGLE_ISSUER, RSC_FEAT_SINGLE_ISSUER, "single-issuer" },
+	{ IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+	  RSC_FEAT_SINGLE_ISSUER | RSC_FEAT_DEFER_TASKRUN, "defer-taskrun" },
+	{ IORING_SETUP_SQE128, 0, "sqe128" },
+	{ IORING_SETUP_CQE32 | IORING_SETUP_COOP_TASKRUN, RSC_FEAT_COOP_TASKRUN, "cqe32" },
+};
+
+#define NSETUPS ((int)(sizeof(setups) / sizeof(setups[0])))
+
+/* 0, or the kernel's -EINVAL for a setup it lacks (a named SKIP). */
+static int app_new(struct app *a, unsigned entries, unsigned cq, unsigned setup)
+{
+	struct io_uring_params p = { .flags = setup };
+	int ret;
+
+	memset(a, 0, sizeof(*a));
+	a->pipe[0] = a->pipe[1] = -1;
+	if (cq) {
+		p.flags |= IORING_SETUP_CQSIZE;
+		p.cq_entries = cq;
+	}
+	ret = io_uring_queue_init_params(entries, &a->ring, &p);
+	if (ret == -EINVAL)
+		return ret;
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&a->loop, &a->ring, 0), 0);
+	return 0;
+}
+
+/* The application's own read, its user_data a pointer (bit 63 clear). */
+static void app_read(struct app *a)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
+
+	if (!sqe) {
+		ck_assert_int_ge(io_uring_submit(&a->ring), 0);
+		sqe = io_uring_get_sqe(&a->ring);
+	}
+	ck_assert_ptr_nonnull(sqe);
+	io_uring_prep_read(sqe, a->pipe[0], a->rbuf, sizeof(a->rbuf), 0);
+	io_uring_sqe_set_data(sqe, a);
+	a->reads_in_flight++;
+}
+
+/* A CQE that rsc_loop_dispatch() left to the application. */
+static void app_own_cqe(struct app *a, const struct io_uring_cqe *cqe)
+{
+	ck_assert(!(cqe->user_data & (1ULL << 63)));
+	a->app_cqes++;
+	if (cqe->user_data == (uintptr_t)a) {
+		ck_assert_int_gt(cqe->res, 0);
+		a->reads_in_flight--;
+		a->bytes_read += cqe->res;
+		app_read(a); /* keep one in flight */
+	} else {
+		ck_assert_uint_ge(cqe->user_data, 1);
+		ck_assert_uint_le(cqe->user_data, 64);
+		a->nops_back[cqe->user_data - 1]++;
+	}
+}
+
+/* One turn of the page's reap loop: every CQE to dispatch, then a run. */
+static void app_turn(struct app *a, bool wait)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+	int ret;
+
+	if (wait) {
+		struct __kernel_timespec ts = { .tv_sec = 2 };
+
+		ret = io_uring_submit_and_wait_timeout(&a->ring, &cqe, 1, &ts, NULL);
+		ck_assert_msg(ret >= 0 || ret == -ETIME, "submit_and_wait: %s", strerror(-ret));
+	} else {
+		ck_assert_int_ge(io_uring_submit_and_get_events(&a->ring), 0);
+	}
+	io_uring_for_each_cqe(&a->ring, head, cqe) {
+		ret = rsc_loop_dispatch(a->loop, cqe);
+		ck_assert_int_ge(ret, 0);
+		if (ret == 1)
+			a->ours++;
+		else
+			app_own_cqe(a, cqe);
+		n++;
+	}
+	io_uring_cq_advance(&a->ring, n);
+	ck_assert_int_ge(rsc_loop_run(a->loop, RSC_RUN_NOWAIT), 0);
+}
+
+/* Close the loop once nothing of it is left, then: nothing of ringscope's
+ * reaches the ring afterwards (reaped for 50 ms), and the ring goes. */
+static void app_end(struct app *a)
+{
+	struct __kernel_timespec ts = { .tv_nsec = 50000000 };
+	struct io_uring_cqe *cqe;
+	int turns;
+
+	for (turns = 0; rsc_loop_alive(a->loop) > 0 && turns < 1000; turns++)
+		app_turn(a, true);
+	ck_assert_int_eq(rsc_loop_alive(a->loop), 0);
+	ck_assert_int_eq(rsc_loop_close(a->loop), 0);
+	while (io_uring_submit_and_wait_timeout(&a->ring, &cqe, 1, &ts, NULL) >= 0 && cqe) {
+		ck_assert_msg(!(cqe->user_data & (1ULL << 63)),
+			      "a CQE of ringscope's (0x%llx) after rsc_loop_close",
+			      (unsigned long long)cqe->user_data);
+		io_uring_cqe_seen(&a->ring, cqe);
+		cqe = NULL;
+	}
+	io_uring_queue_exit(&a->ring);
+	if (a->pipe[0] >= 0) {
+		close(a->pipe[0]);
+		close(a->pipe[1]);
+	}
+}
+
+/*
+ * rsc_loop_new_from_ring(3) on every setup an application may choose: the
+ * features are its flags, one by one; the application keeps a read of its
+ * own in flight while 100 scopes open three files and close, and gets each
+ * of its CQEs once (every byte it wrote, read once), never one of
+ * ringscope's; and after the close nothing of ringscope's comes back.
+ */
+START_TEST(application_reads_beside_scope_cycles_on_every_ring_setup)
+{
+	struct app a;
+	int i, k, before = t_fd_count(), cycles = 100;
+
+	if (app_new(&a, 16, 0, setups[_i].setup) < 0) {
+		printf("SKIP application_reads_beside_scope_cycles_on_every_ring_setup (%s): the kernel refuses the setup\n",
+		       setups[_i].name);
+		return;
+	}
+	ck_assert_int_eq(rsc_loop_features(a.loop),
+			 (int)(setups[_i].feats | RSC_FEAT_SHARED_RING));
+	t_make_files(3);
+	ck_assert_int_eq(pipe2(a.pipe, O_CLOEXEC), 0);
+	app_read(&a);
+	for (i = 0; i < cycles; i++) {
+		struct rsc_scope *s;
+		struct rsc_entry *e[3];
+		int closed = 0, turns;
+
+		ck_assert_int_eq(write(a.pipe[1], "x", 1), 1);
+		ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+		for (k = 0; k < 3; k++)
+			ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(k == 0 ? "f0" : k == 1 ? "f1" : "f2"),
+						  O_RDONLY, 0, 0, &e[k]), 0);
+		for (turns = 0; rsc_entry_state(e[2]) == RSC_ENTERING && turns < 100; turns++)
+			app_turn(&a, true);
+		ck_assert_int_eq(rsc_entry_state(e[0]), RSC_ENTERED);
+		ck_assert_int_eq(rsc_scope_close(s, note_scope_closed, &closed), 0);
+		ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+		for (turns = 0; !closed && turns < 100; turns++)
+			app_turn(&a, true);
+		ck_assert_int_eq(closed, 1);
+	}
+	for (k = 0; a.bytes_read < cycles && k < 100; k++)
+		app_turn(&a, true);
+	ck_assert_int_eq(a.bytes_read, cycles);
+	ck_assert_int_eq(a.reads_in_flight, 1);
+	ck_assert_int_eq(a.ours, rsc_loop_counter(a.loop, RSC_CTR_CQES));
+	ck_assert_int_ge(a.ours, cycles * 6);
+	ck_assert_int_eq(a.app_cqes, a.bytes_read); /* one byte a read, each CQE once */
+	/* The read still in flight is the application's: it keeps nothing alive. */
+	ck_assert_int_eq(rsc_loop_alive(a.loop), 0);
+	app_end(&a);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * A completion queue of 16 on a ring of 8, and bursts from both sides with
+ * nobody reaping: 40 NOPs of the application's, 24 opens of ringscope's
+ * (which flushes the full SQ as it goes, sending the application's SQEs
+ * too). The kernel keeps what overflows; when the application reaps, each
+ * NOP comes back once and every open has entered; the scope closes clean.
+ */
+START_TEST(overflowing_shared_cq_loses_nothing_for_either_side)
+{
+	struct app a;
+	struct rsc_scope *s;
+	struct rsc_entry *e[24];
+	int i, k, turns, closed = 0, before = t_fd_count();
+	bool overflowed = false;
+
+	if (app_new(&a, 8, 16, setups[_i].setup) < 0) {
+		printf("SKIP overflowing_shared_cq_loses_nothing_for_either_side (%s): the kernel refuses the setup\n",
+		       setups[_i].name);
+		return;
+	}
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+	for (i = 0, k = 0; i < 40 || k < 24;) {
+		if (i < 40) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&a.ring);
+
+			if (!sqe) {
+				ck_assert_int_ge(io_uring_submit(&a.ring), 0);
+				continue;
+			}
+			io_uring_prep_nop(sqe);
+			io_uring_sqe_set_data64(sqe, (uint64_t)(i % 64) + 1);
+			i++;
+		}
+		if (k < 24 && i % 2 == 0) {
+			ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e[k]), 0);
+			k++;
+		}
+	}
+	ck_assert_int_ge(io_uring_submit(&a.ring), 0);
+	overflowed = (IO_URING_READ_ONCE(*a.ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) ||
+		     (a.ring.flags & IORING_SETUP_DEFER_TASKRUN);
+	ck_assert_msg(overflowed, "64 completions fit a CQ of 16?");
+	for (turns = 0; turns < 200; turns++) {
+		bool all = true;
+
+		for (k = 0; k < 24; k++)
+			all = all && rsc_entry_state(e[k]) != RSC_ENTERING;
+		if (all && a.app_cqes == 40)
+			break;
+		app_turn(&a, turns > 0);
+	}
+	ck_assert_int_eq(a.app_cqes, 40);
+	for (i = 0; i < 40; i++)
+		ck_assert_int_eq(a.nops_back[i], 1);
+	for (k = 0; k < 24; k++)
+		ck_assert_int_eq(rsc_entry_state(e[k]), RSC_ENTERED);
+	ck_assert_int_eq(rsc_scope_close(s, note_scope_closed, &closed), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	for (turns = 0; !closed && turns < 200; turns++)
+		app_turn(&a, true);
+	ck_assert_int_eq(closed, 1);
+	app_end(&a);
+	ck_assert_int_eq(a.app_cqes, 40);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+struct full_sq {
+	struct app *a;
+	struct rsc_scope *s;
+	int opened_from_cb;
+};
+
+/* Inside rsc_loop_dispatch: the application's SQ is full again. */
+static void open_with_sq_full(struct rsc_entry *e, int res, void *data)
+{
+	struct full_sq *f = data;
+	struct io_uring_sqe *sqe;
+	int i;
+
+	(void)e;
+	(void)res;
+	for (i = 0; (sqe = io_uring_get_sqe(&f->a->ring)); i++) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, 33 + (uint64_t)i);
+	}
+	ck_assert_int_eq(i, 8);
+	f->opened_from_cb = rsc_open(f->s, AT_FDCWD, "/", O_RDONLY | O_DIRECTORY, 0, 0, NULL);
+}
+
+/*
+ * The application has filled the SQ with SQEs of its own and not submitted
+ * them; ringscope needs one (a push from the program, then one from a
+ * callback inside rsc_loop_dispatch): the SQ is flushed, the application's
+ * SQEs going out with it, each answered once.
+ */
+START_TEST(sq_full_of_the_applications_sqes_is_flushed_for_ringscope)
+{
+	struct app a;
+	struct full_sq f = { .a = &a };
+	struct io_uring_sqe *sqe;
+	struct rsc_entry *e;
+	int i, turns, closed = 0, before = t_fd_count();
+
+	if (app_new(&a, 8, 0, setups[_i].setup) < 0) {
+		printf("SKIP sq_full_of_the_applications_sqes_is_flushed_for_ringscope (%s): the kernel refuses the setup\n",
+		       setups[_i].name);
+		return;
+	}
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &f.s), 0);
+	for (i = 0; (sqe = io_uring_get_sqe(&a.ring)); i++) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, 1 + (uint64_t)i);
+	}
+	ck_assert_int_eq(i, 8);
+	ck_assert_int_eq(rsc_open(f.s, AT_FDCWD, "/", O_RDONLY | O_DIRECTORY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, open_with_sq_full, &f), 0);
+	for (turns = 0; (rsc_loop_alive(a.loop) > 0 || a.app_cqes < 16) && turns < 100; turns++)
+		app_turn(&a, true);
+	ck_assert_int_eq(f.opened_from_cb, 0);
+	ck_assert_int_eq(a.app_cqes, 16);
+	for (i = 0; i < 8; i++)
+		ck_assert_int_eq(a.nops_back[i], 1);
+	for (i = 32; i < 40; i++)
+		ck_assert_int_eq(a.nops_back[i], 1);
+	ck_assert_int_eq(rsc_scope_close(f.s, note_scope_closed, &closed), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	for (turns = 0; !closed && turns < 100; turns++)
+		app_turn(&a, true);
+	ck_assert_int_eq(closed, 1);
+	app_end(&a);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * What ringscope leaves in flight on the application's ring while it
+ * unwinds: a deadline's kernel timer (removed when its scope closes early),
+ * a receive cancelled by its release, a timer entry, an acquire cancelled in
+ * flight. rsc_loop_close(3) is -EBUSY until the application has dispatched
+ * all of it, and afterwards nothing of ringscope's reaches the ring.
+ */
+START_TEST(closed_loop_leaves_nothing_of_its_own_on_the_ring)
+{
+	struct app a;
+	struct rsc_scope *s, *c;
+	struct rsc_entry *e, *t;
+	struct sockaddr_un sun;
+	int fill[64], nfill, lfd, peer, r = 1, fired = 1, closed = 0, turns, before = t_fd_count();
+	char b[4];
+
+	if (app_new(&a, 16, 0, setups[_i].setup) < 0) {
+		printf("SKIP closed_loop_leaves_nothing_of_its_own_on_the_ring (%s): the kernel refuses the setup\n",
+		       setups[_i].name);
+		return;
+	}
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 60000, 0), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_timer(s, 60000, t_store_res, &fired, &t), 0);
+	ck_assert_int_eq(rsc_scope_open(a.loop, s, "c", &c), 0);
+	ck_assert_int_eq(rsc_connect(c, (struct sockaddr *)&sun, sizeof(sun), 0, 0, NULL), 0);
+	for (turns = 0; rsc_entry_state(e) != RSC_ENTERED && turns < 50; turns++)
+		app_turn(&a, false);
+	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, t_store_res, &r), 0);
+	app_turn(&a, false);
+	ck_assert_int_eq(rsc_loop_close(a.loop), -EBUSY);
+	ck_assert_int_eq(rsc_scope_close(s, note_scope_closed, &closed), 0);
+	ck_assert_int_eq(rsc_loop_close(a.loop), -EBUSY);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	for (turns = 0; !closed && turns < 200; turns++)
+		app_turn(&a, true);
+	ck_assert_int_eq(closed, 1);
+	ck_assert_int_eq(r, -ECANCELED);
+	ck_assert_int_eq(fired, -ECANCELED);
+	app_end(&a);
+	close(peer);
+	t_full_unix_listener_close(lfd, fill, nfill);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * rsc_loop_dispatch(3) on tagged CQEs that name nothing of the loop's: an
+ * index past every op, index 0 with a generation (another loop's message
+ * with no direct table), every bit set, a post's wake-up no post sent, and
+ * a real CQE with its generation changed. Each is -EINVAL, counts nothing,
+ * and the loop goes on working.
+ */
+START_TEST(tagged_cqes_that_name_nothing_are_refused)
+{
+	static const uint64_t made_up[] = {
+		(1ULL << 63) | 0xffffffffULL, (1ULL << 63) | (5ULL << 32) | 0x7fffffffULL,
+		(1ULL << 63) | (7ULL << 32), ~0ULL, 0xffffffff00000000ULL, (1ULL << 63) | 1,
+	};
+	struct io_uring_cqe cqe = { 0 }, real = { 0 };
+	struct io_uring_cqe *c;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct app a;
+	unsigned i;
+	long long cqes;
+	int turns, closed = 0, ret;
+
+	ck_assert_int_eq(app_new(&a, 16, 0, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/", O_RDONLY | O_DIRECTORY, 0, 0, &e), 0);
+	ck_assert_int_eq(io_uring_submit_and_wait(&a.ring, 1), 1);
+	ck_assert_int_eq(io_uring_peek_cqe(&a.ring, &c), 0);
+	real = *c;
+	cqes = rsc_loop_counter(a.loop, RSC_CTR_CQES);
+	for (i = 0; i < sizeof(made_up) / sizeof(made_up[0]); i++) {
+		cqe.user_data = made_up[i];
+		cqe.res = 3;
+		ck_assert_msg(rsc_loop_dispatch(a.loop, &cqe) == -EINVAL, "0x%llx taken",
+			      (unsigned long long)made_up[i]);
+	}
+	cqe = real;
+	cqe.user_data ^= 1ULL << 40; /* another generation of the same op */
+	ck_assert_int_eq(rsc_loop_dispatch(a.loop, &cqe), -EINVAL);
+	ck_assert_int_eq(rsc_loop_counter(a.loop, RSC_CTR_CQES), cqes);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERING);
+	ret = rsc_loop_dispatch(a.loop, c);
+	ck_assert_int_eq(ret, 1);
+	io_uring_cqe_seen(&a.ring, c);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	ck_assert_int_eq(rsc_loop_dispatch(a.loop, &real), -EINVAL);
+	ck_assert_int_eq(rsc_scope_close(s, note_scope_closed, &closed), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	for (turns = 0; !closed && turns < 100; turns++)
+		app_turn(&a, true);
+	ck_assert_int_eq(closed, 1);
+	app_end(&a);
+}
+END_TEST
+
+struct cross {
+	struct app *a;
+	struct io_uring_cqe held;
+	int dispatched, run_inside, entered;
+};
+
+static void note_inner_enter(struct rsc_entry *e, int res, void *data)
+{
+	struct cross *x = data;
+
+	(void)e;
+	(void)res;
+	x->entered++;
+	x->run_inside = rsc_loop_run(x->a->loop, RSC_RUN_NOWAIT);
+}
+
+/* A callback of another loop hands the shared loop a CQE: allowed. */
+static void dispatch_from_other(struct rsc_entry *e, int res, void *data)
+{
+	struct cross *x = data;
+
+	(void)e;
+	(void)res;
+	x->dispatched = rsc_loop_dispatch(x->a->loop, &x->held);
+}
+
+/*
+ * rsc_loop_dispatch(3) is refused only from the loop's own callbacks: from a
+ * callback of another loop (the fixture's) it dispatches, and the shared
+ * loop's callback it runs may not run its own loop (-EDEADLK).
+ */
+START_TEST(dispatch_from_another_loops_callback)
+{
+	struct cross x = { 0 };
+	struct io_uring_cqe *c;
+	struct rsc_scope *s, *o;
+	struct rsc_entry *e, *oe;
+	struct app a;
+	int turns, closed = 0;
+
+	x.a = &a;
+	ck_assert_int_eq(app_new(&a, 16, 0, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/", O_RDONLY | O_DIRECTORY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, note_inner_enter, &x), 0);
+	ck_assert_int_eq(io_uring_submit_and_wait(&a.ring, 1), 1);
+	ck_assert_int_eq(io_uring_peek_cqe(&a.ring, &c), 0);
+	x.held = *c;
+	io_uring_cqe_seen(&a.ring, c);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "o", &o), 0);
+	ck_assert_int_eq(rsc_open(o, AT_FDCWD, "/", O_RDONLY | O_DIRECTORY, 0, 0, &oe), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(oe, dispatch_from_other, &x), 0);
+	ck_assert_int_ge(rsc_entry_wait(oe), 0);
+	ck_assert_int_eq(x.dispatched, 1);
+	ck_assert_int_eq(x.entered, 1);
+	ck_assert_int_eq(x.run_inside, -EDEADLK);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(s, note_scope_closed, &closed), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	for (turns = 0; !closed && turns < 100; turns++)
+		app_turn(&a, true);
+	ck_assert_int_eq(closed, 1);
+	app_end(&a);
+}
+END_TEST
+
 Suite *make_hostile_host_suite(void)
 {
 	Suite *s = suite_create("hostile_host");
@@ -614,6 +1108,12 @@ Suite *make_hostile_host_suite(void)
 	tcase_add_test(tc, loop_fd_lives_and_dies_with_its_loop);
 	tcase_add_test(tc, pollable_loop_driven_from_a_host_thread);
 	tcase_add_test(tc, post_made_during_a_nowait_run_wakes_the_host_after_it);
+	tcase_add_test(tc, tagged_cqes_that_name_nothing_are_refused);
+	tcase_add_test(tc, dispatch_from_another_loops_callback);
+	tcase_add_loop_test(tc, application_reads_beside_scope_cycles_on_every_ring_setup, 0, NSETUPS);
+	tcase_add_loop_test(tc, overflowing_shared_cq_loses_nothing_for_either_side, 0, NSETUPS);
+	tcase_add_loop_test(tc, sq_full_of_the_applications_sqes_is_flushed_for_ringscope, 0, NSETUPS);
+	tcase_add_loop_test(tc, closed_loop_leaves_nothing_of_its_own_on_the_ring, 0, NSETUPS);
 	suite_add_tcase(s, tc);
 	return s;
 }
