@@ -600,6 +600,44 @@ START_TEST(post_made_during_a_nowait_run_wakes_the_host_after_it)
 }
 END_TEST
 
+/*
+ * A host that prepares 300 opens on a pollable loop of 8 SQEs (a CQ of 32)
+ * before it runs the loop once: each full SQ is flushed, and the completions
+ * overflow the CQ. The fd is readable; the host's runs get every open
+ * entered, and once the scope has closed the fd goes quiet.
+ */
+START_TEST(burst_beyond_a_pollable_loops_cq_is_all_dispatched)
+{
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_entry *e[300];
+	int i, closed = 0, turns, before = t_fd_count();
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_new(&l, 8, RSC_LOOP_POLLABLE), 0);
+	ck_assert_int_eq(rsc_loop_features(l) & ~RSC_FEAT_COOP_TASKRUN, RSC_FEAT_POLLABLE);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	for (i = 0; i < 300; i++)
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e[i]), 0);
+	ck_assert(fd_readable(rsc_loop_fd(l), 0));
+	for (turns = 0; rsc_entry_state(e[299]) == RSC_ENTERING && turns < 1000; turns++) {
+		ck_assert_msg(fd_readable(rsc_loop_fd(l), 2000), "opens in flight, the fd quiet");
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	}
+	for (i = 0; i < 300; i++)
+		ck_assert_int_eq(rsc_entry_state(e[i]), RSC_ENTERED);
+	ck_assert_int_eq(rsc_loop_counter(l, RSC_CTR_ACQUIRED), 300);
+	ck_assert_int_eq(rsc_scope_close(s, note_scope_closed, &closed), 0);
+	ck_assert(host_until(l, &closed, 0, 5000));
+	ck_assert_int_eq(closed, 1);
+	host_drain(l);
+	ck_assert_int_eq(rsc_loop_counter(l, RSC_CTR_RELEASED), 300);
+	ck_assert(!fd_readable(rsc_loop_fd(l), 20));
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* ---- the application's ring ---------------------------------------------- */
 
 /* The application's side of a shared ring: its own reads, and what it reaped. */
@@ -1108,6 +1146,7 @@ Suite *make_hostile_host_suite(void)
 	tcase_add_test(tc, loop_fd_lives_and_dies_with_its_loop);
 	tcase_add_test(tc, pollable_loop_driven_from_a_host_thread);
 	tcase_add_test(tc, post_made_during_a_nowait_run_wakes_the_host_after_it);
+	tcase_add_test(tc, burst_beyond_a_pollable_loops_cq_is_all_dispatched);
 	tcase_add_test(tc, tagged_cqes_that_name_nothing_are_refused);
 	tcase_add_test(tc, dispatch_from_another_loops_callback);
 	tcase_add_loop_test(tc, application_reads_beside_scope_cycles_on_every_ring_setup, 0, NSETUPS);
