@@ -340,6 +340,24 @@ static unsigned submitted_in_flight(const struct rsc_loop *loop)
 
 
 /*
+ * The application's last SQE prepared and not yet submitted links to the
+ * next one (IOSQE_IO_LINK, IOSQE_IO_HARDLINK): ours would join its chain,
+ * run only if its op succeeds, and a close cancelled with it would leave its
+ * descriptor open. Our chains are reserved whole, so an open link is never
+ * ours.
+ */
+static bool app_chain_open(const struct io_uring *ring)
+{
+	const struct io_uring_sq *sq = &ring->sq;
+	unsigned shift = (ring->flags & IORING_SETUP_SQE128) ? 1 : 0;
+
+	if (sq->sqe_tail == sq->sqe_head)
+		return false;
+	return sq->sqes[((sq->sqe_tail - 1) & sq->ring_mask) << shift].flags &
+	       (IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
+}
+
+/*
  * Submit what is prepared, optionally waiting for one completion. -EBUSY
  * and -EAGAIN (CQ backlog, or kernel memory) mean: make room by reaping,
  * then submit again; a release is never dropped.
@@ -349,7 +367,10 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 	int tries, ret;
 
 	if (loop->shared) {
-		/* Never reap the application's ring: submit, and that is all. */
+		/* Never reap the application's ring: submit, and that is all; and
+		 * never in the middle of its chain, which a submit would end. */
+		if (app_chain_open(loop->ring))
+			return 0;
 		ret = io_uring_submit(loop->ring);
 		loop->counters[RSC_CTR_ENTER_CALLS]++;
 		if (ret >= 0)
@@ -424,6 +445,11 @@ int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **
 	struct io_uring_sq *sq = &loop->ring->sq;
 	if (n == 0 || n > sq->ring_entries)
 		return -EINVAL;
+	/* Not flushed either: that would end the application's chain early. */
+	if (loop->shared && app_chain_open(loop->ring)) {
+		rsc__set_last_error("the application's last SQE, not yet submitted, links to the next: ringscope's SQEs wait until that chain is complete");
+		return -EBUSY;
+	}
 	if (loop->pollable)
 		rsc__kick(loop); /* prepared outside a run: the host must run us */
 	/* Reserve all n before filling any, so a chain never crosses a submit.
@@ -862,10 +888,7 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 	rsc__run_due(loop);
 	if (loop->dl_rearm)
 		rsc__deadline_rearm(loop); /* a timer that found no SQE, as rsc_loop_run's turns do */
-	ret = io_uring_submit(loop->ring);
-	if (ret >= 0)
-		loop->counters[RSC_CTR_SQES] += ret;
-	loop->counters[RSC_CTR_ENTER_CALLS]++;
+	ret = ring_submit(loop, 0);
 	loop->running = false;
 	return ret < 0 ? ret : loop_alive(loop);
 }

@@ -1064,6 +1064,59 @@ START_TEST(tagged_cqes_that_name_nothing_are_refused)
 }
 END_TEST
 
+/*
+ * The application has prepared an SQE linked to its next one (a read on a
+ * bad descriptor, IOSQE_IO_LINK) and not yet the next. ringscope's SQEs must
+ * not join that chain: a close that went after it was cancelled with the
+ * read, and its descriptor escaped the closed scope (-ECANCELED). While the
+ * chain is open a push is -EBUSY and the unwind's close waits; once the
+ * application has completed its chain (a NOP, cancelled with the read as
+ * it linked it) the close goes and the scope closes clean.
+ */
+START_TEST(applications_open_link_is_never_joined)
+{
+	struct app a;
+	struct io_uring_sqe *sqe;
+	struct rsc_scope *s, *o;
+	struct rsc_entry *e;
+	static char b[4];
+	int turns, closed = 0, before = t_fd_count();
+
+	if (app_new(&a, 16, 0, setups[_i].setup) < 0) {
+		printf("SKIP applications_open_link_is_never_joined (%s): the kernel refuses the setup\n",
+		       setups[_i].name);
+		return;
+	}
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/", O_RDONLY | O_DIRECTORY, 0, 0, &e), 0);
+	for (turns = 0; rsc_entry_state(e) == RSC_ENTERING && turns < 50; turns++)
+		app_turn(&a, true);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	sqe = io_uring_get_sqe(&a.ring);
+	io_uring_prep_read(sqe, 999, b, sizeof(b), 0);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, 1);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "other", &o), 0);
+	ck_assert_int_eq(rsc_scope_close(s, note_scope_closed, &closed), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_uint_eq(io_uring_sq_ready(&a.ring), 1); /* the application's only */
+	ck_assert_int_eq(rsc_open(o, AT_FDCWD, "/", O_RDONLY | O_DIRECTORY, 0, 0, NULL), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "links"));
+	ck_assert_int_eq(rsc_scope_close(o, NULL, NULL), 0);
+	sqe = io_uring_get_sqe(&a.ring);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, 2);
+	for (turns = 0; (!closed || a.app_cqes < 2) && turns < 100; turns++)
+		app_turn(&a, true);
+	ck_assert_int_eq(a.app_cqes, 2);
+	ck_assert_int_eq(a.nops_back[0], 1);
+	ck_assert_int_eq(a.nops_back[1], 1);
+	ck_assert_int_eq(closed, 1);
+	app_end(&a);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 struct cross {
 	struct app *a;
 	struct io_uring_cqe held;
@@ -1153,6 +1206,7 @@ Suite *make_hostile_host_suite(void)
 	tcase_add_loop_test(tc, overflowing_shared_cq_loses_nothing_for_either_side, 0, NSETUPS);
 	tcase_add_loop_test(tc, sq_full_of_the_applications_sqes_is_flushed_for_ringscope, 0, NSETUPS);
 	tcase_add_loop_test(tc, closed_loop_leaves_nothing_of_its_own_on_the_ring, 0, NSETUPS);
+	tcase_add_loop_test(tc, applications_open_link_is_never_joined, 0, NSETUPS);
 	suite_add_tcase(s, tc);
 	return s;
 }
