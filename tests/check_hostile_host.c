@@ -472,6 +472,17 @@ START_TEST(loop_fd_lives_and_dies_with_its_loop)
 	ck_assert_int_eq(rsc_loop_close(l), 0);
 	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
 	ck_assert_int_eq(errno, EBADF);
+	/* rsc_loop_shutdown(3) closes it too, with what was still open. */
+	ck_assert_int_eq(rsc_loop_new(&l, 8, RSC_LOOP_POLLABLE), 0);
+	fd = rsc_loop_fd(l);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "left open", &s), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), -ESTALE);
+	/* Not both kinds: a loop on the application's ring takes no flags. */
+	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, RSC_LOOP_POLLABLE), -EINVAL);
+	ck_assert_ptr_null(l);
+	ck_assert_int_eq(rsc_loop_run(shared, (enum rsc_run_mode)7), -EINVAL);
 	ck_assert_int_eq(rsc_loop_close(shared), 0);
 	io_uring_queue_exit(&ring);
 	ck_assert_int_eq(rsc_loop_close(plain), 0);
@@ -1061,6 +1072,9 @@ START_TEST(tagged_cqes_that_name_nothing_are_refused)
 		app_turn(&a, true);
 	ck_assert_int_eq(closed, 1);
 	app_end(&a);
+	/* Handles of the closed loop's scope and entry: stale, not freed memory. */
+	ck_assert_int_eq(rsc_entry_state(e), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), -ESTALE);
 }
 END_TEST
 
