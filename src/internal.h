@@ -292,6 +292,7 @@ struct rsc_loop {
 	bool shared;	 /* the application reaps: dispatch only through rsc_loop_dispatch */
 	bool pollable;	 /* RSC_LOOP_POLLABLE: poll_efd tells a host loop there is work */
 	bool kicked;	 /* poll_efd written since the last run */
+	bool shared_wake; /* a NOP of ours in flight on the application's ring (run_shared) */
 	int poll_efd;
 	struct rsc__list live_node; /* process-wide list: audit.c */
 	unsigned features;

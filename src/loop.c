@@ -871,6 +871,39 @@ unsigned rsc__run_due(struct rsc_loop *loop)
 	return done;
 }
 
+static void shared_wake_done(struct rsc_loop *loop, struct rsc_op *op, int res,
+			     unsigned cqe_flags)
+{
+	(void)op;
+	(void)res;
+	(void)cqe_flags;
+	loop->shared_wake = false;
+}
+
+/*
+ * Work left to a later turn (an exit that found no SQE, a cancel or a
+ * deadline's timer kept for the next turn) while the application waits for
+ * a completion, maybe of nothing of ours: a NOP of ours brings it back to
+ * rsc_loop_run, as a pollable loop's kick brings its host.
+ */
+static void shared_wake(struct rsc_loop *loop)
+{
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+
+	if (loop->shared_wake || (rsc__list_empty(&loop->retry_list) &&
+				  !loop->n_cancel_backlog && !loop->dl_rearm))
+		return;
+	op = rsc__op_with_sqe(loop, &sqe);
+	if (!op)
+		return; /* the SQ is full or the application's chain open: its submit comes */
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	op->opcode = IORING_OP_NOP;
+	op->complete = shared_wake_done;
+	loop->shared_wake = true;
+}
+
 /* A shared ring: submit and run what is due; the application reaps. */
 static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 {
@@ -888,6 +921,7 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 	rsc__run_due(loop);
 	if (loop->dl_rearm)
 		rsc__deadline_rearm(loop); /* a timer that found no SQE, as rsc_loop_run's turns do */
+	shared_wake(loop);
 	ret = ring_submit(loop, 0);
 	loop->running = false;
 	return ret < 0 ? ret : loop_alive(loop);

@@ -1131,6 +1131,54 @@ START_TEST(applications_open_link_is_never_joined)
 }
 END_TEST
 
+/* A release-only entry that cannot get its SQE for its first three turns. */
+static int busy_three_times(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	int *calls = arg;
+
+	(void)e;
+	(void)pending;
+	return ++*calls <= 3 ? -EAGAIN : 0;
+}
+
+/*
+ * An exit that cannot get an SQE is called again on later turns
+ * (rsc_push(3)). On the application's ring a turn is the application's
+ * rsc_loop_run(3) after it reaped something, and the page's reap loop
+ * waits for a completion first: with nothing of ringscope's in the kernel
+ * it would wait for ever. The loop must bring the application back (a
+ * completion of its own), so that each retry comes within one wait.
+ */
+START_TEST(release_retried_on_later_turns_wakes_the_application)
+{
+	struct app a;
+	struct rsc_scope *s;
+	int calls = 0, closed = 0, turns;
+	long t0;
+
+	if (app_new(&a, 16, 0, setups[_i].setup) < 0) {
+		printf("SKIP release_retried_on_later_turns_wakes_the_application (%s): the kernel refuses the setup\n",
+		       setups[_i].name);
+		return;
+	}
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_defer(s, busy_three_times, &calls, NULL), 0);
+	for (turns = 0; rsc_loop_alive(a.loop) > 0 && turns < 10; turns++)
+		app_turn(&a, true);
+	ck_assert_int_eq(rsc_scope_close(s, note_scope_closed, &closed), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	t0 = now_ms();
+	/* The page's loop: wait for a completion, dispatch, run (2 s at most a wait). */
+	for (turns = 0; rsc_loop_alive(a.loop) > 0 && turns < 20; turns++)
+		app_turn(&a, true);
+	ck_assert_int_eq(closed, 1);
+	ck_assert_int_eq(calls, 4);
+	ck_assert_msg(now_ms() - t0 < 1000, "the application waited %ld ms for three retries",
+		      now_ms() - t0);
+	app_end(&a);
+}
+END_TEST
+
 struct cross {
 	struct app *a;
 	struct io_uring_cqe held;
@@ -1221,6 +1269,7 @@ Suite *make_hostile_host_suite(void)
 	tcase_add_loop_test(tc, sq_full_of_the_applications_sqes_is_flushed_for_ringscope, 0, NSETUPS);
 	tcase_add_loop_test(tc, closed_loop_leaves_nothing_of_its_own_on_the_ring, 0, NSETUPS);
 	tcase_add_loop_test(tc, applications_open_link_is_never_joined, 0, NSETUPS);
+	tcase_add_loop_test(tc, release_retried_on_later_turns_wakes_the_application, 0, NSETUPS);
 	suite_add_tcase(s, tc);
 	return s;
 }
