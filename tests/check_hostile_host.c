@@ -649,6 +649,47 @@ START_TEST(burst_beyond_a_pollable_loops_cq_is_all_dispatched)
 }
 END_TEST
 
+static int never_an_sqe(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(*(int *)arg)++;
+	return -EAGAIN;
+}
+
+/*
+ * An exit that never gets its SQE is called again on later turns, 1000 of
+ * them, then settled with -EBUSY (rsc_push(3)). A host is woken for each of
+ * those turns (the fd must say a turn is due), and for no more: once the
+ * release is settled and the scope closed, the fd goes quiet.
+ */
+START_TEST(exit_that_never_gets_an_sqe_ends_the_hosts_turns)
+{
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	int calls = 0, closed = 0, wakes = 0;
+	long end;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 8, RSC_LOOP_POLLABLE), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_defer(s, never_an_sqe, &calls, NULL), 0);
+	host_settle(l);
+	ck_assert_int_eq(rsc_scope_close(s, note_scope_closed, &closed), 0);
+	end = now_ms() + 10000;
+	while (!closed && now_ms() < end && fd_readable(rsc_loop_fd(l), 2000)) {
+		wakes++;
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(closed, -EBUSY);
+	ck_assert_int_ge(calls, 1000);
+	ck_assert_int_le(calls, 1002);
+	ck_assert_msg(wakes <= calls + 2, "%d wakes for %d calls", wakes, calls);
+	host_drain(l);
+	ck_assert(!fd_readable(rsc_loop_fd(l), 20));
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+}
+END_TEST
+
 /* ---- the application's ring ---------------------------------------------- */
 
 /* The application's side of a shared ring: its own reads, and what it reaped. */
@@ -1262,6 +1303,7 @@ Suite *make_hostile_host_suite(void)
 	tcase_add_test(tc, pollable_loop_driven_from_a_host_thread);
 	tcase_add_test(tc, post_made_during_a_nowait_run_wakes_the_host_after_it);
 	tcase_add_test(tc, burst_beyond_a_pollable_loops_cq_is_all_dispatched);
+	tcase_add_test(tc, exit_that_never_gets_an_sqe_ends_the_hosts_turns);
 	tcase_add_test(tc, tagged_cqes_that_name_nothing_are_refused);
 	tcase_add_test(tc, dispatch_from_another_loops_callback);
 	tcase_add_loop_test(tc, application_reads_beside_scope_cycles_on_every_ring_setup, 0, NSETUPS);
