@@ -139,8 +139,9 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 		return ret < 0 ? ret : -ENOMEM;
 	}
 	rsc__audit_register(loop);
-	if (!loop->shared)
-		rsc__ledger_set(loop->ring->ring_fd, RSC__LEDGER_RUNTIME); /* never adopted */
+	/* Never adopted, the application's shared one included while we are on it:
+	 * IORING_OP_CLOSE refuses a ring, so its release could never close it. */
+	rsc__ledger_set(loop->ring->ring_fd, RSC__LEDGER_RUNTIME);
 	return 0;
 }
 
@@ -1090,8 +1091,8 @@ static void loop_free(struct rsc_loop *loop)
 	rsc__recv_buffers_free(loop, true);
 	io_uring_free_probe(loop->probe);
 	rsc__pollable_free(loop);
+	rsc__ledger_forget(loop->ring->ring_fd, RSC__LEDGER_RUNTIME);
 	if (!loop->shared) {
-		rsc__ledger_forget(loop->ring->ring_fd, RSC__LEDGER_RUNTIME);
 		io_uring_queue_exit(loop->ring); /* the application's ring stays its own */
 	} else {
 		rsc__shared_ring_release(loop->ring);

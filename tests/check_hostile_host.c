@@ -1220,6 +1220,38 @@ START_TEST(release_retried_on_later_turns_wakes_the_application)
 }
 END_TEST
 
+/*
+ * rsc_adopt(3): "a loop's ring" is one of the runtime's own descriptors,
+ * refused with -EEXIST. The ring a loop shares is that loop's ring while
+ * the loop lives: adopted, its release would be an IORING_OP_CLOSE, which
+ * the kernel refuses for a ring (-EBADF), so the descriptor would escape
+ * the closed scope (and a close of it would end the loop's ring). Refused
+ * on any loop; once the loop is closed, the ring is the application's only.
+ */
+START_TEST(adopting_the_ring_a_loop_shares_is_eexist)
+{
+	struct rsc_scope *s, *o;
+	struct rsc_entry *e = (struct rsc_entry *)&e;
+	struct app a;
+	int closed = 0, turns;
+
+	ck_assert_int_eq(app_new(&a, 16, 0, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "o", &o), 0);
+	ck_assert_int_eq(rsc_adopt(s, a.ring.ring_fd, 0, &e), -EEXIST);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_adopt(o, a.ring.ring_fd, 0, NULL), -EEXIST);
+	ck_assert_int_ge(fcntl(a.ring.ring_fd, F_GETFD), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(s, note_scope_closed, &closed), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	for (turns = 0; !closed && turns < 100; turns++)
+		app_turn(&a, true);
+	ck_assert_int_eq(closed, 1);
+	app_end(&a);
+}
+END_TEST
+
 struct cross {
 	struct app *a;
 	struct io_uring_cqe held;
@@ -1306,6 +1338,7 @@ Suite *make_hostile_host_suite(void)
 	tcase_add_test(tc, exit_that_never_gets_an_sqe_ends_the_hosts_turns);
 	tcase_add_test(tc, tagged_cqes_that_name_nothing_are_refused);
 	tcase_add_test(tc, dispatch_from_another_loops_callback);
+	tcase_add_test(tc, adopting_the_ring_a_loop_shares_is_eexist);
 	tcase_add_loop_test(tc, application_reads_beside_scope_cycles_on_every_ring_setup, 0, NSETUPS);
 	tcase_add_loop_test(tc, overflowing_shared_cq_loses_nothing_for_either_side, 0, NSETUPS);
 	tcase_add_loop_test(tc, sq_full_of_the_applications_sqes_is_flushed_for_ringscope, 0, NSETUPS);
