@@ -755,8 +755,8 @@ static inline void rsc__take_sqes(struct io_uring_sq *sq, unsigned n, struct io_
 /*
  * Take @n consecutive SQEs, zeroed, or -errno. Inline for the common case
  * (room in the SQ, no host to kick, a ring of our own, 64-byte SQEs);
- * anything else, a flush
- * that makes room included, is rsc__get_sqes_slow() (loop.c).
+ * anything else, a flush that makes room included, is rsc__get_sqes_slow()
+ * (loop.c).
  */
 static inline int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 {
