@@ -294,6 +294,7 @@ struct rsc_loop {
 	bool shared;	 /* the application reaps: dispatch only through rsc_loop_dispatch */
 	bool pollable;	 /* RSC_LOOP_POLLABLE: poll_efd tells a host loop there is work */
 	bool kicked;	 /* poll_efd written since the last run */
+	bool shared_wake; /* a NOP of ours in flight on the application's ring (run_shared) */
 	int poll_efd;
 	struct rsc__list live_node; /* process-wide list: audit.c */
 	unsigned features;
@@ -759,12 +760,14 @@ static inline void rsc__take_sqes(struct io_uring_sq *sq, unsigned n, struct io_
 
 /*
  * Take @n consecutive SQEs, zeroed, or -errno. Inline for the common case
- * (room in the SQ, no host to kick, 64-byte SQEs); anything else, a flush
- * that makes room included, is rsc__get_sqes_slow() (loop.c).
+ * (room in the SQ, no host to kick, a ring of our own, 64-byte SQEs);
+ * anything else, a flush that makes room included, is rsc__get_sqes_slow()
+ * (loop.c).
  */
 static inline int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes)
 {
-	if (__builtin_expect(n == 0 || loop->pollable || (loop->ring->flags & IORING_SETUP_SQE128) ||
+	if (__builtin_expect(n == 0 || (loop->pollable | loop->shared) ||
+			     (loop->ring->flags & IORING_SETUP_SQE128) ||
 			     io_uring_sq_space_left(loop->ring) < n, 0))
 		return rsc__get_sqes_slow(loop, n, sqes, false);
 	if (rsc__fault(loop, RSC__F_SQ_FULL)) /* injected: as if full (fault.c) */

@@ -139,8 +139,9 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 		return ret < 0 ? ret : -ENOMEM;
 	}
 	rsc__audit_register(loop);
-	if (!loop->shared)
-		rsc__ledger_set(loop->ring->ring_fd, RSC__LEDGER_RUNTIME); /* never adopted */
+	/* Never adopted, the application's shared one included while we are on it:
+	 * IORING_OP_CLOSE refuses a ring, so its release could never close it. */
+	rsc__ledger_set(loop->ring->ring_fd, RSC__LEDGER_RUNTIME);
 	return 0;
 }
 
@@ -339,6 +340,24 @@ static unsigned submitted_in_flight(const struct rsc_loop *loop)
 
 
 /*
+ * The application's last SQE prepared and not yet submitted links to the
+ * next one (IOSQE_IO_LINK, IOSQE_IO_HARDLINK): ours would join its chain,
+ * run only if its op succeeds, and a close cancelled with it would leave its
+ * descriptor open. Our chains are reserved whole, so an open link is never
+ * ours.
+ */
+static bool app_chain_open(const struct io_uring *ring)
+{
+	const struct io_uring_sq *sq = &ring->sq;
+	unsigned shift = (ring->flags & IORING_SETUP_SQE128) ? 1 : 0;
+
+	if (sq->sqe_tail == sq->sqe_head)
+		return false;
+	return sq->sqes[((sq->sqe_tail - 1) & sq->ring_mask) << shift].flags &
+	       (IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
+}
+
+/*
  * Submit what is prepared, optionally waiting for one completion. -EBUSY
  * and -EAGAIN (CQ backlog, or kernel memory) mean: make room by reaping,
  * then submit again; a release is never dropped.
@@ -348,7 +367,10 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 	int tries, ret;
 
 	if (loop->shared) {
-		/* Never reap the application's ring: submit, and that is all. */
+		/* Never reap the application's ring: submit, and that is all; and
+		 * never in the middle of its chain, which a submit would end. */
+		if (app_chain_open(loop->ring))
+			return 0;
 		ret = io_uring_submit(loop->ring);
 		loop->counters[RSC_CTR_ENTER_CALLS]++;
 		if (ret >= 0)
@@ -423,6 +445,11 @@ int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **
 	struct io_uring_sq *sq = &loop->ring->sq;
 	if (n == 0 || n > sq->ring_entries)
 		return -EINVAL;
+	/* Not flushed either: that would end the application's chain early. */
+	if (loop->shared && app_chain_open(loop->ring)) {
+		rsc__set_last_error("the application's last SQE, not yet submitted, links to the next: ringscope's SQEs wait until that chain is complete");
+		return -EBUSY;
+	}
 	if (loop->pollable)
 		rsc__kick(loop); /* prepared outside a run: the host must run us */
 	/* Reserve all n before filling any, so a chain never crosses a submit.
@@ -843,6 +870,39 @@ unsigned rsc__run_due(struct rsc_loop *loop)
 	return done;
 }
 
+static void shared_wake_done(struct rsc_loop *loop, struct rsc_op *op, int res,
+			     unsigned cqe_flags)
+{
+	(void)op;
+	(void)res;
+	(void)cqe_flags;
+	loop->shared_wake = false;
+}
+
+/*
+ * Work left to a later turn (an exit that found no SQE, a cancel or a
+ * deadline's timer kept for the next turn) while the application waits for
+ * a completion, maybe of nothing of ours: a NOP of ours brings it back to
+ * rsc_loop_run, as a pollable loop's kick brings its host.
+ */
+static void shared_wake(struct rsc_loop *loop)
+{
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+
+	if (loop->shared_wake || (rsc__list_empty(&loop->retry_list) &&
+				  !loop->n_cancel_backlog && !loop->dl_rearm))
+		return;
+	op = rsc__op_with_sqe(loop, &sqe);
+	if (!op)
+		return; /* the SQ is full or the application's chain open: its submit comes */
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	op->opcode = IORING_OP_NOP;
+	op->complete = shared_wake_done;
+	loop->shared_wake = true;
+}
+
 /* A shared ring: submit and run what is due; the application reaps. */
 static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 {
@@ -860,10 +920,8 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 	rsc__run_due(loop);
 	if (loop->dl_rearm)
 		rsc__deadline_rearm(loop); /* a timer that found no SQE, as rsc_loop_run's turns do */
-	ret = io_uring_submit(loop->ring);
-	if (ret >= 0)
-		loop->counters[RSC_CTR_SQES] += ret;
-	loop->counters[RSC_CTR_ENTER_CALLS]++;
+	shared_wake(loop);
+	ret = ring_submit(loop, 0);
 	loop->running = false;
 	return ret < 0 ? ret : loop_alive(loop);
 }
@@ -948,9 +1006,11 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		}
 	}
 	loop->running = false;
-	/* A callback of the last reap may have left work (an SQE, a close):
-	 * a host loop polling us must hear of it, or it sleeps forever. */
-	if (loop->pollable && (io_uring_sq_ready(loop->ring) ||
+	/* A callback of the last reap may have left work (an SQE, a close, a
+	 * cancel or a deadline's timer that found no SQE and waits for the next
+	 * turn): a host loop polling us must hear of it, or it sleeps forever. */
+	if (loop->pollable && (io_uring_sq_ready(loop->ring) || loop->n_cancel_backlog ||
+			       loop->dl_rearm ||
 			       !rsc__list_empty(&loop->ready_queue) ||
 			       !rsc__list_empty(&loop->announce_queue) ||
 			       !rsc__list_empty(&loop->retry_list) || loop->stash_len ||
@@ -1031,8 +1091,8 @@ static void loop_free(struct rsc_loop *loop)
 	rsc__recv_buffers_free(loop, true);
 	io_uring_free_probe(loop->probe);
 	rsc__pollable_free(loop);
+	rsc__ledger_forget(loop->ring->ring_fd, RSC__LEDGER_RUNTIME);
 	if (!loop->shared) {
-		rsc__ledger_forget(loop->ring->ring_fd, RSC__LEDGER_RUNTIME);
 		io_uring_queue_exit(loop->ring); /* the application's ring stays its own */
 	} else {
 		rsc__shared_ring_release(loop->ring);

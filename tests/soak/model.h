@@ -144,6 +144,8 @@ struct prog {
 	bool table;	   /* the loop has a direct table (ho_table), maybe no slot yet */
 	int peer_gen;	   /* peer loops made (handover.c) */
 	bool shared;	   /* the loop is on an application's ring (shared.c) */
+	bool pollable;	   /* RSC_LOOP_POLLABLE, driven as a host loop drives it (shared.c) */
+	unsigned long long host_wakes; /* turns run because its fd polled readable */
 	bool audit_full;   /* the program's loop audits at RSC_AUDIT_FULL */
 	bool audit_cb;	   /* callbacks and hooks call the audit (audit.c) */
 	uint64_t sh_seed;  /* what the application does: a hash of the program */

@@ -2074,7 +2074,11 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		audit = x & 3;
 		p->eventfd_wake = (x & 4) && env->have_faults;
 		p->shared = (x & 8) && (env->kinds & KIND_SHARED);
+		/* Driven by a host loop through rsc_loop_fd(3) (sh_run). */
+		p->pollable = (x & 16) && !p->shared;
 	}
+	if (p->pollable)
+		flags |= RSC_LOOP_POLLABLE;
 	for (i = 0; i < (int)len; i++) /* FNV-1a: what the application does, per program */
 		p->sh_seed = (p->sh_seed ^ data[i]) * 0x100000001b3ULL;
 	ho_begin();
@@ -2097,8 +2101,9 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		snprintf(why, whylen, "rsc_loop_new: %s (%s)", rsc_err_name(ret), rsc_last_error());
 		return -1;
 	}
-	say(p, "program: ring %u%s%s, audit %u, end by %s%s%s%s\n", ring_sizes[h & 3],
-	    flags ? " no-defer" : "", p->shared ? " (the application's)" : "", audit,
+	say(p, "program: ring %u%s%s%s, audit %u, end by %s%s%s%s\n", ring_sizes[h & 3],
+	    flags & RSC_LOOP_NO_DEFER_TASKRUN ? " no-defer" : "",
+	    p->pollable ? " pollable" : "", p->shared ? " (the application's)" : "", audit,
 	    shutdown_end ? "shutdown" : "close",
 	    p->addresses ? ", addresses" : "", p->bad_rules ? ", bad fault rules" : "",
 	    p->eventfd_wake ? ", posts wake by eventfd" : "");
@@ -2266,6 +2271,8 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	final_checks(p, fds_before, st);
 	st->reentry_probes += p->reentry_probes;
 	st->shared_programs += p->shared;
+	st->host_programs += p->pollable;
+	st->host_wakes += p->host_wakes;
 	sh_cleanup();
 	g_prog = NULL;
 	return p->failed ? -1 : 0;
@@ -2409,6 +2416,8 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 	fprintf(out, "  shared rings:     %llu programs, %llu loops on the application's ring; %llu application CQEs, %llu of ringscope's dispatched, %llu given again or made up (refused with EINVAL)\n",
 		st->shared_programs, st->shared_loops, st->app_cqes, st->shared_rsc_cqes,
 		st->dispatch_refused);
+	fprintf(out, "  host loops:       %llu programs on a pollable loop, %llu runs when its fd polled readable\n",
+		st->host_programs, st->host_wakes);
 	fprintf(out, "  moves:            %llu entries (%llu refused), %llu scopes (%llu refused)\n",
 		st->entry_moves, st->entry_moves_refused, st->scope_moves, st->scope_moves_refused);
 	fprintf(out, "  own unwinds:      %llu fails, %llu deadlines set (%llu passed), %llu graceful closes; %llu on-close callbacks\n",

@@ -50,7 +50,8 @@ struct prog_stats {
 		listeners, accepts, accepts_multishot, accepts_direct, accepts_refused,
 		conns, conns_orphaned, clients, clients_accepted, clients_reset, acc_faults,
 		conn_checks, chains, chain_steps, chains_refused, chains_broken, chain_sends,
-		chain_sends_done, chain_bad_args, audit_probes, audit_slot_calls;
+		chain_sends_done, chain_bad_args, audit_probes, audit_slot_calls,
+		host_programs, host_wakes;
 	int max_depth;
 };
 

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,8 @@
 /* A turn that waits, short: what keeps a loop alive may need only a turn, no CQE. */
 #define WAIT_MS	     1
 #define MAX_PASSES   10000 /* 10 s of waits: beyond any timer of a program */
+#define HOST_SLEEP_MS 2000   /* a host's sleep in poll(2): beyond any timer of a program */
+#define HOST_QUIET_SLEEPS 5  /* 10 s of them, as MAX_PASSES */
 #define AFTER_CLOSE  2	/* passes over the ring once the loop is gone, then until the application's are in */
 
 enum app_kind { AK_READ, AK_NOP, AK_TIMEOUT };
@@ -380,7 +383,52 @@ static void probe_made_up(struct prog *p, struct app *a)
 	a->refused++;
 }
 
-/* rsc_loop_run for a loop of either kind; on an application's ring, the application drives it. */
+/* What a turn that did anything moves. */
+static long long turn_work(const struct rsc_loop *loop)
+{
+	return rsc_loop_counter(loop, RSC_CTR_SQES) + rsc_loop_counter(loop, RSC_CTR_CQES);
+}
+
+/*
+ * A pollable loop run as a host loop runs it (rsc_loop_fd(3)): a turn of
+ * RSC_RUN_NOWAIT, then, for the modes that wait, a sleep in poll(2) on its
+ * descriptor before each further turn. A sleep that ends with the fd still
+ * quiet must leave nothing due: a turn that then submits or dispatches
+ * anything is work the host slept through (a cancel kept for the next
+ * turn once was).
+ */
+static int host_run(struct prog *p, struct rsc_loop *loop, enum rsc_run_mode mode)
+{
+	struct pollfd pfd = { .fd = rsc_loop_fd(loop), .events = POLLIN };
+	int ret = rsc_loop_run(loop, RSC_RUN_NOWAIT), quiet = 0;
+
+	while (ret > 0 && mode != RSC_RUN_NOWAIT && !p->failed) {
+		int n = poll(&pfd, 1, HOST_SLEEP_MS);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 && poll(&pfd, 1, 0) == 0) {
+			long long before = turn_work(loop);
+
+			ret = rsc_loop_run(loop, RSC_RUN_NOWAIT);
+			if (ret >= 0 && turn_work(loop) != before)
+				violation(p, "the host slept %d ms on the loop's quiet fd, and a turn then had work to do",
+					  HOST_SLEEP_MS);
+			else if (ret > 0 && ++quiet == HOST_QUIET_SLEEPS)
+				violation(p, "a pollable loop stayed alive through %d ms with its fd quiet",
+					  HOST_SLEEP_MS * HOST_QUIET_SLEEPS);
+			continue;
+		}
+		p->host_wakes++;
+		ret = rsc_loop_run(loop, RSC_RUN_NOWAIT);
+		if (mode == RSC_RUN_ONCE)
+			break;
+	}
+	return ret;
+}
+
+/* rsc_loop_run for a loop of any kind: on an application's ring, the application
+ * drives it, and a pollable one a host loop (host_run). */
 int sh_run(struct prog *p, struct rsc_loop *loop, enum rsc_run_mode mode)
 {
 	struct app *a = app_of(loop);
@@ -388,7 +436,8 @@ int sh_run(struct prog *p, struct rsc_loop *loop, enum rsc_run_mode mode)
 	int i, ret;
 
 	if (!a)
-		return rsc_loop_run(loop, mode);
+		return p->pollable && loop == p->loop ? host_run(p, loop, mode) :
+							 rsc_loop_run(loop, mode);
 	if (mode != RSC_RUN_NOWAIT && (ret = rsc_loop_run(loop, mode)) != -EOPNOTSUPP)
 		violation(p, "rsc_loop_run(%d) on the application's ring: %s, expected EOPNOTSUPP",
 			  (int)mode, rsc_err_name(ret));
