@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -703,6 +705,25 @@ static const struct rsc_manager adopt_manager = {
 	.exit = rsc__fd_exit,
 };
 
+/*
+ * The kernel's IORING_OP_CLOSE refuses an io_uring instance (-EBADF): its
+ * release could never close it. Rings are anonymous inodes (no file type in
+ * st_mode); only those cost a readlink of their /proc/self/fd name.
+ */
+static bool is_io_uring_instance(int fd)
+{
+	static const char ring[] = "anon_inode:[io_uring]";
+	char path[32], name[sizeof(ring) + 1];
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, name, sizeof(name));
+	return n == (ssize_t)sizeof(ring) - 1 && !memcmp(name, ring, sizeof(ring) - 1);
+}
+
 int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **entryp)
 {
 	struct rsc__scope *s;
@@ -722,6 +743,12 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 	if (fd < 0 || (fdflags = fcntl(fd, F_GETFD)) < 0) {
 		rsc__set_last_error("rsc_adopt: %d is not an open descriptor", fd);
 		return -EBADF;
+	}
+	/* A loop's ring is the runtime's own: -EEXIST below, from the ledger. */
+	if (!rsc__ledger_owner(fd) && is_io_uring_instance(fd)) {
+		rsc__set_last_error("rsc_adopt: descriptor %d is an io_uring instance, which IORING_OP_CLOSE refuses to close: it stays the caller's",
+				    fd);
+		return -EOPNOTSUPP;
 	}
 	if (flags & RSC_FSYNC_ON_RELEASE) {
 		ret = rsc__need_opcode(s->loop, IORING_OP_FSYNC, "RSC_FSYNC_ON_RELEASE");

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,6 +229,34 @@ static void nop_post(struct rsc_loop *l, void *data)
 	(void)l;
 	(*(int *)data)++;
 }
+
+/* rsc_adopt(3) -EOPNOTSUPP: a ring of the application's own, which the
+ * kernel's IORING_OP_CLOSE refuses; adopted, its release failed and the
+ * descriptor outlived its scope. An eventfd (an anonymous inode too) is
+ * still adopted and closed. */
+START_TEST(adopt_of_an_io_uring_instance_is_refused)
+{
+	struct io_uring ring;
+	struct rsc_scope *s;
+	struct rsc_entry *e = NULL;
+	int before, efd;
+
+	ck_assert_int_eq(io_uring_queue_init(4, &ring, 0), 0);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "own", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, ring.ring_fd, 0, &e), -EOPNOTSUPP);
+	ck_assert_ptr_null(e);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "io_uring instance"));
+	efd = eventfd(0, EFD_CLOEXEC);
+	ck_assert_int_ge(efd, 0);
+	ck_assert_int_eq(rsc_adopt(s, efd, 0, &e), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(fcntl(efd, F_GETFD), -1); /* the eventfd was released */
+	ck_assert_int_ge(fcntl(ring.ring_fd, F_GETFD), 0); /* the ring is still the caller's */
+	ck_assert_int_eq(t_fd_count(), before);
+	io_uring_queue_exit(&ring);
+}
+END_TEST
 
 START_TEST(adopt_refuses_every_descriptor_the_runtime_opened_for_itself)
 {
@@ -581,6 +610,7 @@ Suite *make_hostile_own_suite(void)
 	tcase_add_test(tc, on_close_set_once_the_unwind_started_is_called_once);
 	tcase_add_test(tc, shutdown_releases_owned_once_and_spares_the_callers);
 	tcase_add_test(tc, data_of_a_freed_handle_is_gone_and_not_settable);
+	tcase_add_test(tc, adopt_of_an_io_uring_instance_is_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
