@@ -149,6 +149,7 @@ struct prog {
 	bool audit_full;   /* the program's loop audits at RSC_AUDIT_FULL */
 	bool audit_cb;	   /* callbacks and hooks call the audit (audit.c) */
 	uint64_t sh_seed;  /* what the application does: a hash of the program */
+	bool odd_names;	   /* its scopes' names carry control bytes (text.c) */
 };
 
 /* The bytes of a program, read one at a time (0 past the end). */
@@ -163,6 +164,12 @@ unsigned rd_u8(struct rd *r);
 void violation(struct prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void say(const struct prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int pick_scope(const struct prog *p, struct rd *r);
+/* text.c: no raw control character in what the runtime writes. */
+void text_check(struct prog *p, const char *what, const char *s, size_t len, bool newlines);
+void text_check_str(struct prog *p, const char *what, const char *s);
+void text_scope_name(const struct prog *p, int n, char *name, size_t size);
+void text_begin(struct prog *p, struct prog_stats *st);
+void text_end(struct prog *p, struct prog_stats *st);
 int pick_entry(const struct prog *p, struct rd *r);
 int op_open_scope(struct prog *p, int parent);
 struct pentry *push_begin(struct prog *p, int s, enum ekind kind);

@@ -499,6 +499,7 @@ static void on_scope_closed(struct prog *p, const struct rsc_scope *h, int res)
 	p->sc[s].chain[0] = '\0';
 	if (chain) {
 		rsc_error_format(chain, p->sc[s].chain, sizeof(p->sc[s].chain));
+		text_check_str(p, "a chain SCOPE_CLOSED carries", p->sc[s].chain);
 		if (rsc_error_dup(chain, &p->sc[s].final) < 0)
 			violation(p, "rsc_error_dup failed");
 	}
@@ -705,6 +706,7 @@ void scope_close_cb(struct rsc_scope *h, int status, const struct rsc_error *err
 	buf[0] = '\0';
 	if (err)
 		rsc_error_format(err, buf, sizeof(buf));
+	text_check_str(p, "a close callback's chain", buf);
 	if (strcmp(buf, s->chain))
 		violation(p, "close callback for '%s': chain '%s', SCOPE_CLOSED had '%s'",
 			  s->name, buf, s->chain);
@@ -765,7 +767,7 @@ int op_open_scope(struct prog *p, int parent)
 	refuse = parent >= 0 ? unwind_owns(p, parent) : p->shutting_down;
 	s = &p->sc[p->n_sc];
 	memset(s, 0, sizeof(*s));
-	snprintf(s->name, sizeof(s->name), "s%d", p->n_sc);
+	text_scope_name(p, p->n_sc, s->name, sizeof(s->name));
 	s->parent = parent;
 	s->depth = parent >= 0 ? p->sc[parent].depth + 1 : 1;
 	s->last_unwind = INT_MAX;
@@ -2116,10 +2118,14 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	}
 	if (rsc_loop_set_trace(p->loop, trace, p) < 0)
 		violation(p, "rsc_loop_set_trace failed");
+	text_begin(p, st);
 	st->programs++;
 
 	for (p->op_index = 0; r.i < r.n && p->op_index < MAX_OPS && !p->failed; p->op_index++) {
 		unsigned byte = rd_u8(&r), op;
+
+		/* The last op's sentence, whatever it named (text.c). */
+		text_check_str(p, "rsc_last_error", rsc_last_error());
 
 		st->ops++;
 		if (byte >= EXT_OPS && !kind_in_use(env, byte)) {
@@ -2268,6 +2274,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	io_end(p, st);
 	own_end(p, st);
 	ch_end(p, st);
+	text_end(p, st); /* the loop is closed: its trace file is whole */
 	final_checks(p, fds_before, st);
 	st->reentry_probes += p->reentry_probes;
 	st->shared_programs += p->shared;
@@ -2418,6 +2425,8 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->dispatch_refused);
 	fprintf(out, "  host loops:       %llu programs on a pollable loop, %llu runs when its fd polled readable\n",
 		st->host_programs, st->host_wakes);
+	fprintf(out, "  text:             %llu programs with control bytes in their names, %llu JSON traces (%llu bytes) checked for raw controls\n",
+		st->text_programs, st->text_traces, st->text_trace_bytes);
 	fprintf(out, "  moves:            %llu entries (%llu refused), %llu scopes (%llu refused)\n",
 		st->entry_moves, st->entry_moves_refused, st->scope_moves, st->scope_moves_refused);
 	fprintf(out, "  own unwinds:      %llu fails, %llu deadlines set (%llu passed), %llu graceful closes; %llu on-close callbacks\n",

@@ -51,7 +51,7 @@ struct prog_stats {
 		conns, conns_orphaned, clients, clients_accepted, clients_reset, acc_faults,
 		conn_checks, chains, chain_steps, chains_refused, chains_broken, chain_sends,
 		chain_sends_done, chain_bad_args, audit_probes, audit_slot_calls,
-		host_programs, host_wakes;
+		host_programs, host_wakes, text_programs, text_traces, text_trace_bytes;
 	int max_depth;
 };
 
