@@ -212,6 +212,34 @@ static uint8_t closes_which(const struct rsc__entry *e, const struct io_uring_sq
 	return e->has_value2 && target == e->value2 ? RSC__CLOSES_VALUE2 : RSC__CLOSES_NONE;
 }
 
+/* Linux 6.7, newer than liburing 2.3's header. */
+#define RSC__OP_READ_MULTISHOT 49U
+
+/*
+ * An op completes with its one CQE (rsc_push(3)): a custom hook's request
+ * that would post none on success, or many, is made to post exactly one,
+ * instead of leaving its entry waiting for ever.
+ */
+static void one_cqe_per_sqe(struct io_uring_sqe *sqe)
+{
+	sqe->flags &= (uint8_t)~IOSQE_CQE_SKIP_SUCCESS;
+	switch (sqe->opcode) {
+	case IORING_OP_POLL_ADD:
+		sqe->len &= ~IORING_POLL_ADD_MULTI;
+		break;
+	case IORING_OP_ACCEPT:
+		sqe->ioprio &= (uint16_t)~IORING_ACCEPT_MULTISHOT;
+		break;
+	case IORING_OP_RECV:
+	case IORING_OP_RECVMSG:
+		sqe->ioprio &= (uint16_t)~IORING_RECV_MULTISHOT;
+		break;
+	case RSC__OP_READ_MULTISHOT:
+		sqe->opcode = IORING_OP_READ; /* with its buffer select: one read */
+		break;
+	}
+}
+
 /* After a hook: name each SQE's op and route its CQE back to us. */
 static void stamp_phase_sqes(struct rsc__entry *e)
 {
@@ -228,6 +256,8 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		struct io_uring_sqe *sqe = loop->hook_sqes[i];
 		struct rsc_op *op = loop->hook_ops[i];
 
+		if (!(e->config & RSC__CFG_OWN_HOOKS)) /* the built-ins prepare one-CQE SQEs */
+			one_cqe_per_sqe(sqe);
 		op->opcode = sqe->opcode;
 		op->closes = sqe->opcode == IORING_OP_CLOSE && e->phase == RSC__PHASE_EXIT ?
 				     closes_which(e, sqe) : RSC__CLOSES_NONE;

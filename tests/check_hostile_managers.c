@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -951,6 +952,84 @@ static void hm_setup(void)
 	hm_order[0] = '\0';
 }
 
+/* ------------------------------------------- one CQE per SQE, whatever the hook asked */
+
+/* A NOP that would post nothing on success: its entry would enter never. */
+static int enter_nop_skip_success(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	(void)m;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_nop(sqe);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	return 0;
+}
+
+/* A multishot poll on the pipe's read end: many CQEs for one op. */
+static int enter_multishot_poll(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_poll_multishot(sqe, m->pfd[0], POLLIN);
+	return 0;
+}
+
+/* The close of the pipe's read end, posting nothing when it succeeds. */
+static int exit_close_skip_success(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_close(sqe, m->pfd[0]);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	return 0;
+}
+
+/*
+ * rsc_push(3): each SQE produces exactly one CQE; the runtime clears
+ * IOSQE_CQE_SKIP_SUCCESS and makes a multishot request single-shot. A hook
+ * that asked for either left its entry entering, or its release in flight,
+ * for ever.
+ */
+START_TEST(hooks_asking_for_no_cqe_or_many_get_exactly_one)
+{
+	struct hm skip = { .name = "skip", .enter = enter_nop_skip_success,
+			   .exit = exit_close_skip_success };
+	struct hm multi = { .name = "multi", .enter = enter_multishot_poll, .exit = exit_nop };
+	struct rsc_scope *s = open_scope("one-cqe");
+	struct closed c;
+	int before = t_fd_count(), i;
+
+	ck_assert_int_eq(pipe2(skip.pfd, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(multi.pfd, O_CLOEXEC), 0);
+	ck_assert_int_eq(write(multi.pfd[1], "ab", 2), 2); /* readable: the poll fires at once */
+	hm_push(s, &skip, &hm_ordered);
+	hm_push(s, &multi, &hm_ordered);
+	for (i = 0; i < 100 && (rsc_entry_state(skip.self) == RSC_ENTERING ||
+				rsc_entry_state(multi.self) == RSC_ENTERING); i++)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_entry_state(skip.self), RSC_ENTERED);
+	ck_assert_int_eq(rsc_entry_state(multi.self), RSC_ENTERED);
+	ck_assert_int_eq(rsc_entry_wait(multi.self), POLLIN);
+	close_and_run(s, &c); /* returns: both releases completed */
+	ck_assert_int_eq(c.status, 0);
+	ck_assert_int_eq(skip.exit_calls, 1);
+	ck_assert_int_eq(fcntl(skip.pfd[0], F_GETFD), -1); /* the skipped close did close it */
+	close(skip.pfd[1]);
+	close(multi.pfd[0]);
+	close(multi.pfd[1]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_managers_suite(void)
 {
 	Suite *s = suite_create("hostile_managers");
@@ -975,6 +1054,7 @@ Suite *make_hostile_managers_suite(void)
 	tcase_add_test(tc, an_enters_last_link_flag_never_reaches_another_scopes_acquire);
 	tcase_add_test(tc, an_exits_last_link_flag_never_reaches_the_next_close_of_its_batch);
 	tcase_add_test(tc, enter_hook_failing_its_own_scope_leaks_nothing);
+	tcase_add_test(tc, hooks_asking_for_no_cqe_or_many_get_exactly_one);
 	suite_add_tcase(s, tc);
 	return s;
 }
