@@ -345,11 +345,18 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 static int entry_name(const struct rsc_entry *h, struct sockaddr *addr, socklen_t *addrlen,
 		      bool peer, const char *fn)
 {
+	struct rsc__entry *e;
 	int fd = rsc_entry_fd(h), ret;
 
 	if (fd < 0)
 		return fd; /* -EINVAL, -ESTALE, -EAGAIN, -EBADF, -EBADFD: said by rsc_entry_fd */
 	RSC__CHECK_ARG(addr && addrlen, "%s: addr or addrlen is NULL", fn);
+	/* A defer, timer or inbox entry's value (0) is no descriptor: the number
+	 * may be another's socket (stdin under inetd), whose name would be a lie. */
+	if (rsc__entry_from(h, &e, fn) == 0 && (e->config & RSC__CFG_NO_FD)) {
+		rsc__set_last_error("%s: entry '%s' holds no descriptor", fn, e->mgr->name);
+		return -ENOTSOCK;
+	}
 	ret = peer ? getpeername(fd, addr, addrlen) : getsockname(fd, addr, addrlen);
 	if (ret < 0) {
 		ret = -errno;

@@ -55,6 +55,7 @@ int main(void)
 	srunner_add_suite(sr, make_hostile_io_suite());
 	srunner_add_suite(sr, make_hostile_servers2_suite());
 	srunner_add_suite(sr, make_hostile_obs2_suite());
+	srunner_add_suite(sr, make_hostile_chains_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

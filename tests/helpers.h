@@ -133,5 +133,6 @@ Suite *make_hostile_own_suite(void);
 Suite *make_hostile_io_suite(void);
 Suite *make_hostile_servers2_suite(void);
 Suite *make_hostile_obs2_suite(void);
+Suite *make_hostile_chains_suite(void);
 
 #endif
