@@ -159,10 +159,12 @@ static void on_sent(struct rsc_entry *e, int res, void *buf, void *data)
 /*
  * rsc_chain_new(3) and the deadline of rsc_scope_set_deadline(3): a chain
  * whose connect waits on a listener with a full backlog is cut mid-chain,
- * by a deadline (_i == 0), a close (1) or a failure of the body (2). The
- * socket step that entered is released, the first send's callback runs
- * once with -ECANCELED (and never after the connect settled), every slot
- * comes back, and nothing but the cause of the cut is in the error chain.
+ * by a scope deadline (_i == 0), a close (1), a failure of the body (2),
+ * the connect's own deadline (3), or a close in the very turn of the submit
+ * (4). The socket step, if it entered, is released; the first send's
+ * callback runs once with -ECANCELED (and never after the connect settled);
+ * every slot comes back, no audit sees a false slot meanwhile, and the error
+ * chain holds the cause of the cut alone.
  */
 START_TEST(chain_cut_mid_connect_releases_the_socket_and_cancels_the_send)
 {
@@ -172,7 +174,76 @@ START_TEST(chain_cut_mid_connect_releases_the_socket_and_cancels_the_send)
 	struct sent st = { 0 };
 	int fill[64], nfill, lfd, ret, before = t_fd_count();
 	char chain[256];
-	static const char *want[] = { "ETIMEDOUT/deadline", "", "EIO/body" };
+	static const char *want[] = { "ETIMEDOUT/deadline", "", "EIO/body", "ETIMEDOUT/connect", "" };
+	static const int status[] = { -ETIMEDOUT, 0, -EIO, -ETIMEDOUT, 0 };
+
+	t_direct_table(16, 4);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_UNIX, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (struct sockaddr *)&sun, sizeof(sun), _i == 3 ? 40 : 0,
+					   &st.conn), 0);
+	ck_assert_int_eq(rsc_chain_send(c, "hello", 5, on_sent, &st), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	if (_i != 4) {
+		/* The socket step enters; the connect waits in the kernel. */
+		for (int i = 0; i < 20 && used() < 1; i++)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_eq(used(), 1);
+		ck_assert_int_eq(rsc_entry_state(st.conn), RSC_ENTERING);
+		ck_assert_int_eq(t_audit_slots(t_loop), 0);
+		ck_assert_int_eq(st.calls, 0);
+	}
+	if (_i == 0) {
+		ck_assert_int_eq(rsc_scope_set_deadline(s, 30, 0), 0);
+		while (st.calls == 0)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	} else if (_i == 2) {
+		ck_assert_int_eq(rsc_scope_fail(s, -EIO, "body"), 0);
+	} else if (_i == 3) {
+		while (rsc_entry_state(st.conn) == RSC_ENTERING)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		ck_assert_int_eq(rsc_entry_state(st.conn), RSC_FAILED);
+		ck_assert_int_eq(rsc_entry_wait(st.conn), -ETIMEDOUT);
+	}
+	ret = close_and_read(s, chain, sizeof(chain));
+	ck_assert_str_eq(chain, want[_i]);
+	ck_assert_int_eq(ret, status[_i]);
+	ck_assert_int_eq(st.calls, 1);
+	ck_assert_int_eq(st.res, -ECANCELED);
+	ck_assert_int_ne(st.state_of_conn, RSC_ENTERED);
+	ck_assert_int_le(t_count_events(RSC_EV_RELEASED), 1); /* the socket step, if it entered */
+	if (_i != 4)
+		ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 1);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	t_full_unix_listener_close(lfd, fill, nfill);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+static void close_status(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)err;
+	*(int *)data = status;
+}
+
+/*
+ * DESIGN.md 2.6 with a chain: the close's cancel of the connect comes too
+ * late (an injected EALREADY: the connect runs on), and the connect then
+ * completes after its scope began closing. The runtime releases the
+ * connection it produced (no slot escapes the closed scope), the first
+ * send's callback runs once, and the scope's close completes.
+ */
+START_TEST(connect_step_that_wins_the_race_against_close_is_released)
+{
+	struct sockaddr_un sun;
+	struct rsc_scope *s;
+	struct rsc_chain *c;
+	struct sent st = { 0 };
+	int fill[64], nfill, lfd, peer, closed = 1000, before = t_fd_count();
 
 	t_direct_table(16, 4);
 	lfd = t_full_unix_listener(&sun, fill, &nfill);
@@ -182,30 +253,64 @@ START_TEST(chain_cut_mid_connect_releases_the_socket_and_cancels_the_send)
 	ck_assert_int_eq(rsc_chain_connect(c, (struct sockaddr *)&sun, sizeof(sun), 0, &st.conn), 0);
 	ck_assert_int_eq(rsc_chain_send(c, "hello", 5, on_sent, &st), 0);
 	ck_assert_int_eq(rsc_chain_submit(c), 0);
-	/* The socket step enters; the connect waits in the kernel. */
 	for (int i = 0; i < 20 && used() < 1; i++)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	ck_assert_int_eq(used(), 1);
-	ck_assert_int_eq(rsc_entry_state(st.conn), RSC_ENTERING);
+	if (rsc_fault_set(t_loop, "cancel:1:EALREADY") == -ENOSYS)
+		return; /* a release build: no injection (the suite skips it there) */
+	ck_assert_int_eq(rsc_scope_close(s, close_status, &closed), 0);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(closed, 1000); /* the connect still runs */
 	ck_assert_int_eq(st.calls, 0);
-	if (_i == 0) {
-		ck_assert_int_eq(rsc_scope_set_deadline(s, 30, 0), 0);
-		while (st.calls == 0)
-			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
-	} else if (_i == 2) {
-		ck_assert_int_eq(rsc_scope_fail(s, -EIO, "body"), 0);
-	}
-	ret = close_and_read(s, chain, sizeof(chain));
-	ck_assert_str_eq(chain, want[_i]);
-	ck_assert_int_eq(ret, _i == 1 ? 0 : _i == 0 ? -ETIMEDOUT : -EIO);
+	/* Room in the backlog: the connect completes, the send goes out. */
+	peer = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(peer, 0);
+	close(peer);
+	while (closed == 1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 	ck_assert_int_eq(st.calls, 1);
-	ck_assert_int_eq(st.res, -ECANCELED);
-	ck_assert_int_ne(st.state_of_conn, RSC_ENTERED);
-	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 1); /* the socket step */
+	ck_assert(st.res == 5 || st.res == -ECANCELED);
 	ck_assert_int_eq(used(), 0);
 	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
 	t_full_unix_listener_close(lfd, fill, nfill);
 	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* rsc_chain_new(3): "paths and addresses are copied": the caller's buffers may change before the submit. */
+START_TEST(chain_copies_paths_and_addresses_at_once)
+{
+	struct rsc_scope *s;
+	struct rsc_chain *c;
+	struct rsc_entry *f = NULL, *conn = NULL, *l;
+	struct sockaddr_in bound, addr;
+	char path[512];
+
+	t_direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	l = t_listen_on_loopback(s, 4, &bound);
+	(void)l;
+	snprintf(path, sizeof(path), "%s", t_path("f0"));
+	addr = bound;
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, path, O_RDONLY, 0, &f), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (struct sockaddr *)&addr, sizeof(addr), 2000, &conn), 0);
+	snprintf(path, sizeof(path), "%s", t_path("missing"));
+	addr = t_loopback(9); /* discard: refused */
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	memset(path, 0, sizeof(path));
+	memset(&addr, 0, sizeof(addr));
+	ck_assert_int_ge(rsc_entry_wait(conn), 0);
+	ck_assert_int_ge(rsc_entry_slot(f), 12);
+	ck_assert_msg(strstr(rsc_entry_detail(f), "/f0"), "%s", rsc_entry_detail(f));
+	ck_assert_int_eq(used(), 2);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
 }
 END_TEST
 
@@ -726,7 +831,12 @@ Suite *make_hostile_chains_suite(void)
 	tcase_add_test(tc, chain_submitted_from_a_hook_is_edeadlk_and_consumed);
 	tcase_add_test(tc, describe_fd_speaks_of_descriptors_and_their_owners);
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
-		tcase_add_loop_test(tc, chain_cut_mid_connect_releases_the_socket_and_cancels_the_send, 0, 3);
+		tcase_add_loop_test(tc, chain_cut_mid_connect_releases_the_socket_and_cancels_the_send, 0, 5);
+		tcase_add_test(tc, chain_copies_paths_and_addresses_at_once);
+		if (rsc_fault_set(t_probe_loop(), NULL) == 0)
+			tcase_add_test(tc, connect_step_that_wins_the_race_against_close_is_released);
+		else
+			printf("SKIP connect_step_that_wins_the_race_against_close_is_released: built without fault injection\n");
 		tcase_add_test(tc, slot_of_a_chain_step_while_it_is_released);
 		tcase_add_test(tc, direct_connection_names_only_once_installed);
 	} else {
