@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -275,6 +276,97 @@ START_TEST(connect_step_that_wins_the_race_against_close_is_released)
 	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
 	t_full_unix_listener_close(lfd, fill, nfill);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+struct in_send {
+	int action, calls, res, ret, rel;
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+};
+
+static void note_rel(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+/* The first send's callback acts on its still-entering connection. */
+static void act_in_send(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct in_send *st = data;
+
+	(void)buf;
+	st->calls++;
+	st->res = res;
+	ck_assert_ptr_eq(e, st->conn);
+	if (st->action == 0)
+		st->ret = rsc_scope_close(st->s, NULL, NULL);
+	else if (st->action == 1)
+		st->ret = rsc_entry_release(e, note_rel, &st->rel);
+	else
+		st->ret = rsc_entry_move(e, st->s);
+}
+
+/*
+ * rsc_chain_send(3): cb runs "before that connect's enter settles". What
+ * it does then to the connection is what the pages say for an entering
+ * entry: a close of its scope (_i == 0) or its release (1) releases the
+ * connection that completes anyway, exactly once (the peer gets "hello",
+ * then its end); a move is -EBUSY (2), and the connection stays usable.
+ */
+START_TEST(first_send_callback_acts_on_its_entering_connection)
+{
+	struct rsc_scope *s, *srv;
+	struct rsc_chain *c;
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	struct in_send st = { .action = _i, .ret = 1000, .rel = 1000 };
+	char buf[16] = "";
+	struct pollfd p;
+	int peer, before = t_fd_count();
+
+	t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &s), 0);
+	st.s = s;
+	l = t_listen_on_loopback(srv, 4, &bound);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (struct sockaddr *)&bound, sizeof(bound), 2000, &st.conn), 0);
+	ck_assert_int_eq(rsc_chain_send(c, "hello", 5, act_in_send, &st), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	while (st.calls == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(st.res, 5);
+	ck_assert_int_eq(st.ret, _i == 2 ? -EBUSY : 0);
+	peer = accept4(rsc_entry_fd(l), NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(peer, 0);
+	if (_i == 2) {
+		ck_assert_int_ge(rsc_entry_wait(st.conn), 12);
+		ck_assert_int_eq(used(), 1);
+		ck_assert_int_eq(rsc_entry_release_wait(st.conn, NULL), 0);
+	} else {
+		while (used() != 0 || (_i == 1 && st.rel == 1000))
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	}
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(recv(peer, buf, sizeof(buf), 0), 5);
+	ck_assert_str_eq(buf, "hello");
+	p = (struct pollfd){ .fd = peer, .events = POLLIN };
+	ck_assert_int_eq(poll(&p, 1, 5000), 1);
+	ck_assert_int_eq(recv(peer, buf, sizeof(buf), MSG_DONTWAIT), 0);
+	close(peer);
+	if (_i == 1)
+		ck_assert_int_eq(st.rel, 0);
+	if (_i != 0)
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	else
+		t_run();
+	ck_assert_int_eq(st.calls, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
 	ck_assert_int_eq(t_fd_count(), before);
 }
 END_TEST
@@ -833,6 +925,7 @@ Suite *make_hostile_chains_suite(void)
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
 		tcase_add_loop_test(tc, chain_cut_mid_connect_releases_the_socket_and_cancels_the_send, 0, 5);
 		tcase_add_test(tc, chain_copies_paths_and_addresses_at_once);
+		tcase_add_loop_test(tc, first_send_callback_acts_on_its_entering_connection, 0, 3);
 		if (rsc_fault_set(t_probe_loop(), NULL) == 0)
 			tcase_add_test(tc, connect_step_that_wins_the_race_against_close_is_released);
 		else
