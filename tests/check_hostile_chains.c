@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -49,6 +50,128 @@ static int close_and_read(struct rsc_scope *s, char *out, size_t len)
 }
 
 /* ---------------------------------------------------------------- chains */
+
+static void note_rel(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+/* Put @fd (or -1: empty it) into slot @slot of the table of the ring @ring_fd, behind the runtime's back. */
+static void slot_behind_the_back(int ring_fd, unsigned slot, int fd)
+{
+	struct io_uring_files_update up = { .offset = slot, .fds = (uint64_t)(uintptr_t)&fd };
+
+	ck_assert_int_eq(syscall(__NR_io_uring_register, ring_fd, IORING_REGISTER_FILES_UPDATE, &up, 1), 1);
+}
+
+/* The io_uring descriptors of the process, as a bitmap over the first 1024 numbers. */
+static void ring_fds(unsigned char map[1024])
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	memset(map, 0, 1024);
+	for (int fd = 0; fd < 1024; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			map[fd] = strstr(target, "io_uring") != NULL;
+		}
+	}
+}
+
+/* A new loop with a direct table, and its ring's descriptor (the one io_uring descriptor it added). */
+static struct rsc_loop *loop_and_ring_fd(int *ring_fd)
+{
+	unsigned char before[1024], after[1024];
+	struct rsc_loop *loop;
+
+	ring_fds(before);
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, 0), 0);
+	ring_fds(after);
+	*ring_fd = -1;
+	for (int fd = 0; fd < 1024; fd++)
+		if (after[fd] && !before[fd]) {
+			ck_assert_int_eq(*ring_fd, -1);
+			*ring_fd = fd;
+		}
+	ck_assert_int_ge(*ring_fd, 0);
+	ck_assert_int_eq(rsc_loop_set_direct(loop, 16, 4), 0);
+	return loop;
+}
+
+/*
+ * rsc_audit_slots(3) against a table changed behind the runtime's back
+ * (io_uring_register(2) on the loop's ring descriptor): a slot the
+ * kernel holds and the runtime does not, and the reverse, each found; a
+ * lasting one counted each time but recorded once, recorded again after
+ * rsc_audit_clear(3); the release that finds its slot emptied fails with
+ * -EBADF and is an RSC_FINDING_NOT_RELEASED of that slot.
+ */
+START_TEST(slots_changed_behind_the_runtime_are_found)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_chain *c;
+	struct rsc_entry *step;
+	const struct rsc_finding *f;
+	int x, y, pfd[2], rel = 1000, ring;
+
+	t_make_files(1);
+	loop = loop_and_ring_fd(&ring);
+	ck_assert_int_eq(rsc_loop_set_audit(loop, RSC_AUDIT_RELEASED), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &step), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	x = rsc_entry_wait(step);
+	ck_assert_msg(x >= 12, "%d: %s", x, rsc_last_error());
+	y = x == 15 ? 14 : 15;
+	ck_assert_int_eq(t_audit_slots(loop), 0);
+	/* The kernel holds a pipe in y; the runtime thinks y free. */
+	ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+	slot_behind_the_back(ring, (unsigned)y, pfd[0]);
+	ck_assert_int_eq(t_audit_slots(loop), 1);
+	ck_assert_int_eq(rsc_audit_count(loop), 1);
+	f = rsc_audit_finding(loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_SLOT_MISMATCH);
+	ck_assert_int_eq(rsc_finding_fd(f), y);
+	ck_assert_msg(strstr(rsc_finding_target(f), "pipe"), "%s", rsc_finding_target(f));
+	ck_assert_int_eq(t_audit_slots(loop), 1);
+	ck_assert_int_eq(rsc_audit_count(loop), 1);
+	ck_assert_int_eq(rsc_audit_clear(loop), 0);
+	ck_assert_int_eq(rsc_audit_count(loop), 0);
+	ck_assert_int_eq(t_audit_slots(loop), 1);
+	ck_assert_int_eq(rsc_audit_count(loop), 1);
+	slot_behind_the_back(ring, (unsigned)y, -1);
+	ck_assert_int_eq(t_audit_slots(loop), 0);
+	ck_assert_int_eq(rsc_audit_clear(loop), 0);
+	/* The reverse: the runtime's x, emptied in the kernel. */
+	slot_behind_the_back(ring, (unsigned)x, -1);
+	ck_assert_int_eq(t_audit_slots(loop), 1);
+	f = rsc_audit_finding(loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_SLOT_MISMATCH);
+	ck_assert_int_eq(rsc_finding_fd(f), x);
+	ck_assert_int_eq(rsc_entry_release(step, note_rel, &rel), 0);
+	while (rel == 1000)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rel, -EBADF);
+	ck_assert_int_eq(rsc_audit_count(loop), 2);
+	f = rsc_audit_finding(loop, 1);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_NOT_RELEASED);
+	ck_assert_int_eq(rsc_finding_fd(f), x);
+	ck_assert_int_eq(rsc_loop_direct_used(loop), 0);
+	ck_assert_int_eq(t_audit_slots(loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+END_TEST
+
+
 
 /*
  * rsc_chain_new(3): "If step k fails, the kernel completes the steps after
@@ -285,12 +408,6 @@ struct in_send {
 	struct rsc_scope *s;
 	struct rsc_entry *conn;
 };
-
-static void note_rel(struct rsc_entry *e, int res, void *data)
-{
-	(void)e;
-	*(int *)data = res;
-}
 
 /* The first send's callback acts on its still-entering connection. */
 static void act_in_send(struct rsc_entry *e, int res, void *buf, void *data)
@@ -922,6 +1039,7 @@ Suite *make_hostile_chains_suite(void)
 	tcase_add_test(tc, chain_of_a_freed_scope_is_stale_at_submit);
 	tcase_add_test(tc, chain_submitted_from_a_hook_is_edeadlk_and_consumed);
 	tcase_add_test(tc, describe_fd_speaks_of_descriptors_and_their_owners);
+	tcase_add_test(tc, slots_changed_behind_the_runtime_are_found);
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
 		tcase_add_loop_test(tc, chain_cut_mid_connect_releases_the_socket_and_cancels_the_send, 0, 5);
 		tcase_add_test(tc, chain_copies_paths_and_addresses_at_once);
