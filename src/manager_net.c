@@ -195,8 +195,8 @@ static void escape_bytes(char *buf, size_t len, const unsigned char *p, size_t n
  * "127.0.0.1:80", "[::1]:80", the socket path, "@name" for an abstract
  * name or "(unnamed)", for errors and the audit; reads @addrlen bytes at most.
  */
-static void describe_addr(const struct sockaddr *addr, socklen_t addrlen,
-			  char *buf, size_t len)
+void rsc__describe_addr(const struct sockaddr *addr, socklen_t addrlen,
+			char *buf, size_t len)
 {
 	char host[64] = "?";
 
@@ -241,7 +241,7 @@ static int push_pair(struct rsc__scope *s, const struct sockaddr *addr,
 
 	memcpy(&a->addr, addr, addrlen);
 	a->addrlen = addrlen;
-	describe_addr(addr, addrlen, detail, sizeof(detail));
+	rsc__describe_addr(addr, addrlen, detail, sizeof(detail));
 	ret = rsc__socket_push(s, addr->sa_family, SOCK_STREAM, 0, flags, site, &sock);
 	if (ret < 0) {
 		free(a);
@@ -286,13 +286,10 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 	}
 	if (flags & RSC_DIRECT) {
 		/* Socket into a slot + connect (+ deadline): one chain, one submit (chain.c). */
-		char detail[4 * sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
-
 		ret = rsc__need_shutdown(s->loop, flags);
 		if (ret < 0)
 			return ret;
-		describe_addr(addr, addrlen, detail, sizeof(detail));
-		return rsc__direct_connect(s, addr, addrlen, timeout_ms, flags, detail,
+		return rsc__direct_connect(s, addr, addrlen, timeout_ms, flags,
 					   __builtin_return_address(0), entryp);
 	}
 	a = calloc(1, sizeof(*a));

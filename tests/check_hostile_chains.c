@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -516,6 +517,10 @@ START_TEST(chain_copies_paths_and_addresses_at_once)
 	ck_assert_int_ge(rsc_entry_wait(conn), 0);
 	ck_assert_int_ge(rsc_entry_slot(f), 12);
 	ck_assert_msg(strstr(rsc_entry_detail(f), "/f0"), "%s", rsc_entry_detail(f));
+	/* rsc_entry_detail(3): the connection's entry names its address, as rsc_connect(3)'s does. */
+	snprintf(path, sizeof(path), "127.0.0.1:%u", (unsigned)ntohs(bound.sin_port));
+	ck_assert_str_eq(rsc_entry_detail(conn), path);
+	ck_assert_str_eq(rsc_entry_name(conn), "connect");
 	ck_assert_int_eq(used(), 2);
 	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
