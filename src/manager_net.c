@@ -354,6 +354,14 @@ static int entry_name(const struct rsc_entry *h, struct sockaddr *addr, socklen_
 		rsc__set_last_error("%s: entry '%s' holds no descriptor", fn, e->mgr->name);
 		return -ENOTSOCK;
 	}
+	/* Exiting, its close gone out: the ledger let the number go, and the
+	 * kernel may have given it to someone else already (ledger.c). */
+	if ((e->config & RSC__CFG_FD) && (unsigned)fd < RSC__LEDGER_MAX_FD &&
+	    rsc__ledger_owner(fd) != e->h) {
+		rsc__set_last_error("%s: entry '%s' is being released: its descriptor %d is closed",
+				    fn, e->mgr->name, fd);
+		return -EBADF;
+	}
 	ret = peer ? getpeername(fd, addr, addrlen) : getsockname(fd, addr, addrlen);
 	if (ret < 0) {
 		ret = -errno;

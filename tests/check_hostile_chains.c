@@ -753,6 +753,73 @@ START_TEST(entry_without_a_descriptor_names_no_socket)
 }
 END_TEST
 
+struct exiting_peer {
+	struct rsc_entry *other;
+	int checked, name_ret, grabbed[2];
+	sa_family_t family;
+};
+
+/*
+ * A release callback: if the other entry's close has gone out but its
+ * completion is not dispatched yet, take the lowest free numbers (its old
+ * one among them) with sockets of another family, and ask for its name.
+ */
+static void ask_the_exiting_other(struct rsc_entry *e, int res, void *data)
+{
+	struct exiting_peer *x = data;
+	struct sockaddr_storage got;
+	socklen_t len = sizeof(got);
+
+	(void)e;
+	(void)res;
+	if (x->checked || rsc_entry_state(x->other) != RSC_EXITING)
+		return;
+	x->checked = 1;
+	x->grabbed[0] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	x->grabbed[1] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	memset(&got, 0, sizeof(got));
+	x->name_ret = rsc_entry_sockname(x->other, (struct sockaddr *)&got, &len);
+	x->family = got.ss_family;
+}
+
+/*
+ * rsc_entry_sockname(3): "The entry stays the owner of its descriptor:
+ * these calls only read it". Once its release's close has gone out, the
+ * number may be someone else's (rsc_audit_describe_fd(3): the ledger lets
+ * it go then): the entry must not answer with that one's name.
+ */
+START_TEST(exiting_entry_never_names_the_next_owner_of_its_number)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *a, *b;
+	struct exiting_peer xa = { .grabbed = { -1, -1 } }, xb = { .grabbed = { -1, -1 } };
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM, 0, 0, &a), 0);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM, 0, 0, &b), 0);
+	ck_assert_int_ge(rsc_entry_wait(b), 0);
+	ck_assert_int_ge(rsc_entry_wait(a), 0);
+	xa.other = b;
+	xb.other = a;
+	ck_assert_int_eq(rsc_entry_release(a, ask_the_exiting_other, &xa), 0);
+	ck_assert_int_eq(rsc_entry_release(b, ask_the_exiting_other, &xb), 0);
+	t_run();
+	ck_assert_int_eq(xa.checked + xb.checked, 1); /* both closes went out in one submit */
+	if (xa.checked) {
+		ck_assert_int_eq(xa.name_ret, -EBADF);
+	} else {
+		ck_assert_int_eq(xb.name_ret, -EBADF);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (xa.grabbed[i] >= 0)
+			close(xa.grabbed[i]);
+		if (xb.grabbed[i] >= 0)
+			close(xb.grabbed[i]);
+	}
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
 static struct sockaddr_un unix_addr(const char *name)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -1025,6 +1092,7 @@ Suite *make_hostile_chains_suite(void)
 	suite_add_tcase(s, tc);
 	tcase_add_test(tc, entry_without_a_descriptor_names_no_socket);
 	tcase_add_test(tc, names_are_cut_like_getsockname_and_follow_the_entry);
+	tcase_add_test(tc, exiting_entry_never_names_the_next_owner_of_its_number);
 	tcase_add_test(tc, fd_count_is_the_proc_listing);
 	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max > 4096 && lim.rlim_max != RLIM_INFINITY &&
 	    !t_under_valgrind())
