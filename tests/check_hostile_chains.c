@@ -697,6 +697,77 @@ START_TEST(slot_of_a_chain_step_while_it_is_released)
 }
 END_TEST
 
+/*
+ * rsc_chain_new(3): a chain is bound to nothing of the table until its
+ * submit: the table changed in between (rsc_loop_set_direct(3)) serves it
+ * from its new chain range, and a table dropped makes the submit -ENXIO,
+ * consuming the chain.
+ */
+START_TEST(chain_takes_the_table_of_its_submit)
+{
+	struct rsc_scope *s;
+	struct rsc_chain *c;
+	struct rsc_entry *e = (void *)1;
+
+	t_direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &e), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 0, 0), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), -ENXIO);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_chain_submit(c), -ESTALE);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &e), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 32, 8), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 24);
+	ck_assert_int_le(rsc_entry_slot(e), 31);
+	ck_assert_int_eq(used(), 1);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), -EBUSY);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+}
+END_TEST
+
+/*
+ * DESIGN.md 2.3 with a chain of four steps (file, socket, connect, file):
+ * the socket is taken over by the connection, so the unwind releases three
+ * entries, newest first, each named by what it acquired.
+ */
+START_TEST(chain_of_four_steps_unwinds_newest_first)
+{
+	struct rsc_scope *s, *srv;
+	struct rsc_chain *c;
+	struct rsc_entry *last = NULL;
+	struct sockaddr_in bound;
+	char got[1024], want[1024];
+
+	t_direct_table(16, 4);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	(void)t_listen_on_loopback(srv, 4, &bound);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (struct sockaddr *)&bound, sizeof(bound), 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f1"), O_RDONLY, 0, &last), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	ck_assert_int_ge(rsc_entry_wait(last), 12);
+	ck_assert_int_eq(used(), 3);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "s", got, sizeof(got)), 3);
+	snprintf(want, sizeof(want), "f1,127.0.0.1:%u,f0", (unsigned)ntohs(bound.sin_port));
+	ck_assert_str_eq(got, want);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------- address getters */
 
 static void on_defer_noop(void) {}
@@ -1081,6 +1152,30 @@ START_TEST(fd_count_is_the_proc_listing)
 }
 END_TEST
 
+/* rsc_audit_fd_count(3): "-EMFILE when no descriptor is left", and the count again once one is. */
+START_TEST(fd_count_without_a_descriptor_left_is_emfile)
+{
+	struct rlimit old, low;
+	int n = rsc_audit_fd_count(), hog[64], k = 0;
+
+	ck_assert_int_ge(n, 3);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 64;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (k < 64 && (hog[k] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		k++;
+	ck_assert_int_lt(k, 64);
+	ck_assert_int_eq(rsc_audit_fd_count(), -EMFILE);
+	close(hog[--k]);
+	ck_assert_int_eq(rsc_audit_fd_count(), n + k);
+	while (k > 0)
+		close(hog[--k]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ck_assert_int_eq(rsc_audit_fd_count(), n);
+}
+END_TEST
+
 Suite *make_hostile_chains_suite(void)
 {
 	Suite *s = suite_create("hostile_chains");
@@ -1094,6 +1189,7 @@ Suite *make_hostile_chains_suite(void)
 	tcase_add_test(tc, names_are_cut_like_getsockname_and_follow_the_entry);
 	tcase_add_test(tc, exiting_entry_never_names_the_next_owner_of_its_number);
 	tcase_add_test(tc, fd_count_is_the_proc_listing);
+	tcase_add_test(tc, fd_count_without_a_descriptor_left_is_emfile);
 	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max > 4096 && lim.rlim_max != RLIM_INFINITY &&
 	    !t_under_valgrind())
 		tcase_add_test(tc, describe_fd_at_the_top_of_the_ledger);
@@ -1113,9 +1209,11 @@ Suite *make_hostile_chains_suite(void)
 	tcase_add_test(tc, chain_submitted_from_a_hook_is_edeadlk_and_consumed);
 	tcase_add_test(tc, describe_fd_speaks_of_descriptors_and_their_owners);
 	tcase_add_test(tc, slots_changed_behind_the_runtime_are_found);
+	tcase_add_test(tc, chain_takes_the_table_of_its_submit);
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
 		tcase_add_loop_test(tc, chain_cut_mid_connect_releases_the_socket_and_cancels_the_send, 0, 5);
 		tcase_add_test(tc, chain_copies_paths_and_addresses_at_once);
+		tcase_add_test(tc, chain_of_four_steps_unwinds_newest_first);
 		tcase_add_loop_test(tc, first_send_callback_acts_on_its_entering_connection, 0, 3);
 		if (rsc_fault_set(t_probe_loop(), NULL) == 0)
 			tcase_add_test(tc, connect_step_that_wins_the_race_against_close_is_released);
