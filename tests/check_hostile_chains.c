@@ -768,6 +768,85 @@ START_TEST(chain_of_four_steps_unwinds_newest_first)
 }
 END_TEST
 
+/* A refusal: -@err, and a sentence of its own in rsc_last_error() (a
+ * sentence of another call is put there first, and must be gone). */
+#define REFUSED(call, err)                                                          \
+	do {                                                                        \
+		(void)rsc_loop_direct_used(NULL);                                   \
+		ck_assert_ptr_nonnull(strstr(rsc_last_error(), "rsc_loop_direct_used")); \
+		ck_assert_int_eq((call), (err));                                    \
+		ck_assert_msg(strlen(rsc_last_error()) > 10 &&                      \
+				      !strstr(rsc_last_error(), "rsc_loop_direct_used"),  \
+			      "no sentence of its own for %s: %s", #call, rsc_last_error()); \
+	} while (0)
+
+/*
+ * rsc_chain_new(3), ERRORS: each step a function refuses leaves the chain
+ * as it was (the style's "if a function that takes a callback fails, the
+ * callback is never called"), with a sentence in rsc_last_error(3); the
+ * chain then goes out with exactly the steps it accepted.
+ */
+START_TEST(refused_steps_leave_the_chain_as_it_was)
+{
+	struct rsc_scope *s, *srv;
+	struct rsc_chain *c;
+	struct rsc_entry *a = NULL, *sk = (void *)1, *conn = NULL;
+	struct sockaddr_in bound, shortv;
+	struct sockaddr_un unnamed = { .sun_family = AF_UNIX };
+	struct sent st = { 0 }, never = { 0 };
+
+	t_direct_table(16, 8);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	(void)t_listen_on_loopback(srv, 4, &bound);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	REFUSED(rsc_chain_new(NULL, &c), -EINVAL);
+	ck_assert_ptr_null(c);
+	REFUSED(rsc_chain_new(s, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	REFUSED(rsc_chain_connect(c, (struct sockaddr *)&bound, sizeof(bound), 0, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &a), 0);
+	REFUSED(rsc_chain_open(c, AT_FDCWD, NULL, O_RDONLY, 0, NULL), -EINVAL);
+	REFUSED(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY | O_CLOEXEC, 0, NULL), -EINVAL);
+	REFUSED(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_ACCMODE, 0, NULL), -EINVAL);
+	REFUSED(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 010000, NULL), -EINVAL);
+	REFUSED(rsc_chain_socket(c, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0, NULL), -EINVAL);
+	REFUSED(rsc_chain_socket(c, -1, SOCK_STREAM, 0, NULL), -EINVAL);
+	REFUSED(rsc_chain_socket(c, AF_INET, SOCK_STREAM, -1, NULL), -EINVAL);
+	REFUSED(rsc_chain_connect(c, (struct sockaddr *)&bound, sizeof(bound), 0, NULL), -EINVAL);
+	REFUSED(rsc_chain_send(c, "x", 1, on_sent, &never), -EINVAL);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, &sk), 0);
+	REFUSED(rsc_chain_connect(c, NULL, sizeof(bound), 0, NULL), -EINVAL);
+	REFUSED(rsc_chain_connect(c, (struct sockaddr *)&unnamed, sizeof(sa_family_t), 0, NULL), -EINVAL);
+	shortv = bound;
+	REFUSED(rsc_chain_connect(c, (struct sockaddr *)&shortv, 4, 0, NULL), -EINVAL);
+	ck_assert_ptr_eq(sk, NULL); /* set NULL by the step, and a refused connect takes nothing over */
+	ck_assert_int_eq(rsc_chain_connect(c, (struct sockaddr *)&bound, sizeof(bound), 2000, &st.conn), 0);
+	REFUSED(rsc_chain_send(c, "hello", 5, NULL, NULL), -EINVAL);
+	REFUSED(rsc_chain_send(c, NULL, 5, on_sent, &never), -EINVAL);
+	ck_assert_int_eq(rsc_chain_send(c, "hello", 5, on_sent, &st), 0);
+	REFUSED(rsc_chain_send(c, "again", 5, on_sent, &never), -EINVAL);
+	/* 1 + 1 + 2 + 1 SQEs so far: three more fill it, the fourth is -E2BIG. */
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), 0);
+	REFUSED(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), -E2BIG);
+	REFUSED(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, NULL), -E2BIG);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	conn = st.conn;
+	ck_assert_int_ge(rsc_entry_wait(conn), 8);
+	t_run();
+	ck_assert_int_eq(used(), 5);
+	ck_assert_int_eq(st.calls, 1);
+	ck_assert_int_eq(st.res, 5);
+	ck_assert_int_eq(never.calls, 0);
+	ck_assert_int_ge(rsc_entry_slot(a), 8);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------- address getters */
 
 static void on_defer_noop(void) {}
@@ -1213,6 +1292,7 @@ Suite *make_hostile_chains_suite(void)
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
 		tcase_add_loop_test(tc, chain_cut_mid_connect_releases_the_socket_and_cancels_the_send, 0, 5);
 		tcase_add_test(tc, chain_copies_paths_and_addresses_at_once);
+		tcase_add_test(tc, refused_steps_leave_the_chain_as_it_was);
 		tcase_add_test(tc, chain_of_four_steps_unwinds_newest_first);
 		tcase_add_loop_test(tc, first_send_callback_acts_on_its_entering_connection, 0, 3);
 		if (rsc_fault_set(t_probe_loop(), NULL) == 0)
