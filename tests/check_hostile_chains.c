@@ -489,6 +489,68 @@ START_TEST(first_send_callback_acts_on_its_entering_connection)
 }
 END_TEST
 
+/*
+ * rsc_chain_send(3): cb gets "the send's result (bytes ...)": a first send
+ * far larger than the socket buffers goes out short, and cb's count is
+ * exactly what the peer receives before the connection's end.
+ */
+START_TEST(short_first_send_reports_what_the_peer_gets)
+{
+	struct rsc_scope *s;
+	struct rsc_chain *c;
+	struct sent st = { 0 };
+	struct sockaddr_in bound;
+	socklen_t blen = sizeof(bound);
+	size_t big = 64u << 20;
+	char *buf = malloc(big);
+	int lfd, peer, closed = 1000, before = t_fd_count();
+	struct pollfd p;
+	ssize_t n = -1;
+	size_t got = 0;
+
+	ck_assert_ptr_nonnull(buf);
+	memset(buf, 'x', big);
+	t_direct_table(16, 4);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bound = t_loopback(0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&bound, sizeof(bound)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&bound, &blen), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (struct sockaddr *)&bound, sizeof(bound), 0, &st.conn), 0);
+	ck_assert_int_eq(rsc_chain_send(c, buf, (unsigned)big, on_sent, &st), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0); /* submitted */
+	p = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	ck_assert_int_eq(poll(&p, 1, 5000), 1);
+	peer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC); /* the connect completed */
+	ck_assert_int_ge(peer, 0);
+	while (st.calls == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_gt(st.res, 0);
+	ck_assert_int_le((size_t)st.res, big);
+	ck_assert_int_ge(rsc_entry_wait(st.conn), 12);
+	ck_assert_int_eq(rsc_scope_close(s, close_status, &closed), 0);
+	while (closed == 1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(closed, 0);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	/* The peer gets exactly the count, then the connection's end. */
+	p = (struct pollfd){ .fd = peer, .events = POLLIN };
+	while (poll(&p, 1, 5000) == 1 && (n = recv(peer, buf, big, MSG_DONTWAIT)) > 0)
+		got += (size_t)n;
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(got, (size_t)st.res);
+	close(peer);
+	close(lfd);
+	free(buf);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* rsc_chain_new(3): "paths and addresses are copied": the caller's buffers may change before the submit. */
 START_TEST(chain_copies_paths_and_addresses_at_once)
 {
@@ -1292,6 +1354,7 @@ Suite *make_hostile_chains_suite(void)
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
 		tcase_add_loop_test(tc, chain_cut_mid_connect_releases_the_socket_and_cancels_the_send, 0, 5);
 		tcase_add_test(tc, chain_copies_paths_and_addresses_at_once);
+		tcase_add_test(tc, short_first_send_reports_what_the_peer_gets);
 		tcase_add_test(tc, refused_steps_leave_the_chain_as_it_was);
 		tcase_add_test(tc, chain_of_four_steps_unwinds_newest_first);
 		tcase_add_loop_test(tc, first_send_callback_acts_on_its_entering_connection, 0, 3);
