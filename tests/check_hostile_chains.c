@@ -551,6 +551,42 @@ START_TEST(short_first_send_reports_what_the_peer_gets)
 }
 END_TEST
 
+/*
+ * rsc_chain_new(3): the first step fails (a protocol the kernel refuses
+ * for the socket): the connect and its first send are cancelled by the
+ * link and are no error of their own; the connect's entry answers with
+ * -ECANCELED (rsc_entry_sockname(3): "the acquire's negative errno").
+ */
+START_TEST(failed_socket_step_cancels_connect_and_send)
+{
+	struct rsc_scope *s;
+	struct rsc_chain *c;
+	struct sent st = { 0 };
+	struct sockaddr_in to = t_loopback(9), got;
+	socklen_t len = sizeof(got);
+	char chain[256];
+
+	t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, IPPROTO_UDP, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (struct sockaddr *)&to, sizeof(to), 500, &st.conn), 0);
+	ck_assert_int_eq(rsc_chain_send(c, "hello", 5, on_sent, &st), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	ck_assert_int_eq(rsc_entry_wait(st.conn), -ECANCELED);
+	ck_assert_int_eq(rsc_entry_sockname(st.conn, (struct sockaddr *)&got, &len), -ECANCELED);
+	ck_assert_int_eq(rsc_entry_slot(st.conn), -ECANCELED);
+	t_run();
+	ck_assert_int_eq(st.calls, 1);
+	ck_assert_int_eq(st.res, -ECANCELED);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(close_and_read(s, chain, sizeof(chain)), -EPROTONOSUPPORT);
+	ck_assert_str_eq(chain, "EPROTONOSUPPORT/socket");
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 0);
+}
+END_TEST
+
 /* rsc_chain_new(3): "paths and addresses are copied": the caller's buffers may change before the submit. */
 START_TEST(chain_copies_paths_and_addresses_at_once)
 {
@@ -1354,6 +1390,7 @@ Suite *make_hostile_chains_suite(void)
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
 		tcase_add_loop_test(tc, chain_cut_mid_connect_releases_the_socket_and_cancels_the_send, 0, 5);
 		tcase_add_test(tc, chain_copies_paths_and_addresses_at_once);
+		tcase_add_test(tc, failed_socket_step_cancels_connect_and_send);
 		tcase_add_test(tc, short_first_send_reports_what_the_peer_gets);
 		tcase_add_test(tc, refused_steps_leave_the_chain_as_it_was);
 		tcase_add_test(tc, chain_of_four_steps_unwinds_newest_first);
