@@ -1303,6 +1303,40 @@ START_TEST(describe_fd_at_the_top_of_the_ledger)
 }
 END_TEST
 
+/*
+ * rsc_audit_describe_fd(3): the runtime's own descriptors (a loop's ring)
+ * are no entry's: -ENOENT. The sentence is cut as snprintf(3) cuts it:
+ * len 1 writes only the NUL, len 0 writes nothing; both return the length.
+ */
+START_TEST(describe_fd_of_the_runtimes_own_and_cut_sentences)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char text[512], one[1] = { 'x' }, none[1] = { 'y' };
+	int ring, fd, n;
+
+	loop = loop_and_ring_fd(&ring);
+	ck_assert_int_eq(rsc_audit_describe_fd(ring, text, sizeof(text)), -ENOENT);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e), 0);
+	fd = rsc_entry_wait(e);
+	ck_assert_int_ge(fd, 0);
+	n = rsc_audit_describe_fd(fd, text, sizeof(text));
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq((int)strlen(text), n);
+	ck_assert_msg(strstr(text, "'file' (/dev/null) in scope 's'"), "%s", text);
+	ck_assert_int_eq(rsc_audit_describe_fd(fd, one, 1), n);
+	ck_assert_int_eq(one[0], '\0');
+	ck_assert_int_eq(rsc_audit_describe_fd(fd, none, 0), n);
+	ck_assert_int_eq(none[0], 'y');
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_audit_describe_fd(fd, text, sizeof(text)), -ENOENT);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	ck_assert_int_eq(rsc_audit_describe_fd(ring, text, sizeof(text)), -ENOENT);
+}
+END_TEST
+
 /* rsc_audit_fd_count(3): the entries of /proc/self/fd, leaving out its own handle. */
 START_TEST(fd_count_is_the_proc_listing)
 {
@@ -1386,6 +1420,7 @@ Suite *make_hostile_chains_suite(void)
 	tcase_add_test(tc, chain_submitted_from_a_hook_is_edeadlk_and_consumed);
 	tcase_add_test(tc, describe_fd_speaks_of_descriptors_and_their_owners);
 	tcase_add_test(tc, slots_changed_behind_the_runtime_are_found);
+	tcase_add_test(tc, describe_fd_of_the_runtimes_own_and_cut_sentences);
 	tcase_add_test(tc, chain_takes_the_table_of_its_submit);
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
 		tcase_add_loop_test(tc, chain_cut_mid_connect_releases_the_socket_and_cancels_the_send, 0, 5);
