@@ -587,6 +587,46 @@ START_TEST(failed_socket_step_cancels_connect_and_send)
 }
 END_TEST
 
+/*
+ * rsc_loop_shutdown(3) with a chain in flight (its connect waiting on a
+ * full backlog) and one never submitted: rsc_loop_close(3) is -EBUSY
+ * first; the shutdown cancels the connect, hands the first send's buffer
+ * back once, releases the socket step and frees the unsubmitted chain.
+ */
+START_TEST(shutdown_with_a_chain_in_flight_and_one_never_sent)
+{
+	struct sockaddr_un sun;
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_chain *c, *idle;
+	struct sent st = { 0 };
+	int fill[64], nfill, lfd, before;
+
+	t_make_files(1);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_loop_new(&loop, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &idle), 0);
+	ck_assert_int_eq(rsc_chain_open(idle, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_UNIX, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (struct sockaddr *)&sun, sizeof(sun), 0, &st.conn), 0);
+	ck_assert_int_eq(rsc_chain_send(c, "hello", 5, on_sent, &st), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	for (int i = 0; i < 20 && rsc_loop_direct_used(loop) < 1; i++)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(loop), 1);
+	ck_assert_int_eq(rsc_loop_close(loop), -EBUSY);
+	ck_assert_int_eq(rsc_loop_shutdown(loop, NULL), 0);
+	ck_assert_int_eq(st.calls, 1);
+	ck_assert_int_eq(st.res, -ECANCELED);
+	ck_assert_int_eq(rsc_chain_submit(idle), -ESTALE);
+	ck_assert_int_eq(t_fd_count(), before);
+	t_full_unix_listener_close(lfd, fill, nfill);
+}
+END_TEST
+
 /* rsc_chain_new(3): "paths and addresses are copied": the caller's buffers may change before the submit. */
 START_TEST(chain_copies_paths_and_addresses_at_once)
 {
@@ -1425,6 +1465,7 @@ Suite *make_hostile_chains_suite(void)
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
 		tcase_add_loop_test(tc, chain_cut_mid_connect_releases_the_socket_and_cancels_the_send, 0, 5);
 		tcase_add_test(tc, chain_copies_paths_and_addresses_at_once);
+		tcase_add_test(tc, shutdown_with_a_chain_in_flight_and_one_never_sent);
 		tcase_add_test(tc, failed_socket_step_cancels_connect_and_send);
 		tcase_add_test(tc, short_first_send_reports_what_the_peer_gets);
 		tcase_add_test(tc, refused_steps_leave_the_chain_as_it_was);
