@@ -1126,7 +1126,8 @@ START_TEST(names_are_cut_like_getsockname_and_follow_the_entry)
 {
 	struct sockaddr_un sun = unix_addr("sock"), got;
 	struct rsc_scope *s, *t;
-	struct rsc_entry *l;
+	struct rsc_entry *l, *a;
+	int peer, fd;
 	socklen_t len, whole = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(sun.sun_path) + 1);
 	unsigned char raw[sizeof(got) + 8];
 
@@ -1160,6 +1161,17 @@ START_TEST(names_are_cut_like_getsockname_and_follow_the_entry)
 	ck_assert_int_eq(rsc_entry_release_wait(l, NULL), 0);
 	len = sizeof(got);
 	ck_assert_int_eq(rsc_entry_sockname(l, (struct sockaddr *)&got, &len), -EBADF);
+	/* Adopted, then detached: the caller's descriptor, no entry any more. */
+	a = t_adopted_pair(t, &peer);
+	len = sizeof(got);
+	ck_assert_int_eq(rsc_entry_peername(a, (struct sockaddr *)&got, &len), 0);
+	ck_assert_int_eq(len, sizeof(sa_family_t)); /* a socketpair's ends are unnamed */
+	fd = rsc_entry_detach(a);
+	ck_assert_int_ge(fd, 0);
+	len = sizeof(got);
+	ck_assert_int_eq(rsc_entry_sockname(a, (struct sockaddr *)&got, &len), -ESTALE);
+	close(fd);
+	close(peer);
 	ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	unlink(sun.sun_path);
