@@ -343,14 +343,17 @@ static int entry_name(const struct rsc_entry *h, struct sockaddr *addr, socklen_
 		      bool peer, const char *fn)
 {
 	struct rsc__entry *e;
-	int fd = rsc_entry_fd(h), ret;
+	int fd, ret;
 
-	if (fd < 0)
-		return fd; /* -EINVAL, -ESTALE, -EAGAIN, -EBADF, -EBADFD: said by rsc_entry_fd */
+	RSC__ENTRY(e, h, fn);
+	/* The arguments first: a bad one is -EINVAL in every state of the entry. */
 	RSC__CHECK_ARG(addr && addrlen, "%s: addr or addrlen is NULL", fn);
+	fd = rsc_entry_fd(h);
+	if (fd < 0)
+		return fd; /* -EAGAIN, -EBADF, -EBADFD, a failed acquire's: said by rsc_entry_fd */
 	/* A defer, timer or inbox entry's value (0) is no descriptor: the number
 	 * may be another's socket (stdin under inetd), whose name would be a lie. */
-	if (rsc__entry_from(h, &e, fn) == 0 && (e->config & RSC__CFG_NO_FD)) {
+	if (e->config & RSC__CFG_NO_FD) {
 		rsc__set_last_error("%s: entry '%s' holds no descriptor", fn, e->mgr->name);
 		return -ENOTSOCK;
 	}

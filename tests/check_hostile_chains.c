@@ -1136,6 +1136,9 @@ START_TEST(names_are_cut_like_getsockname_and_follow_the_entry)
 	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&sun, sizeof(sun), 4, 0, &l), 0);
 	len = sizeof(got);
 	ck_assert_int_eq(rsc_entry_sockname(l, (struct sockaddr *)&got, &len), -EAGAIN);
+	/* A bad argument is -EINVAL whatever the entry's state. */
+	ck_assert_int_eq(rsc_entry_sockname(l, NULL, &len), -EINVAL);
+	ck_assert_int_eq(rsc_entry_peername(l, (struct sockaddr *)&got, NULL), -EINVAL);
 	ck_assert_int_ge(rsc_entry_wait(l), 0);
 	/* Room for 5 bytes: the family and 3 bytes of the path, and not one more. */
 	memset(raw, 0xa5, sizeof(raw));
@@ -1161,6 +1164,7 @@ START_TEST(names_are_cut_like_getsockname_and_follow_the_entry)
 	ck_assert_int_eq(rsc_entry_release_wait(l, NULL), 0);
 	len = sizeof(got);
 	ck_assert_int_eq(rsc_entry_sockname(l, (struct sockaddr *)&got, &len), -EBADF);
+	ck_assert_int_eq(rsc_entry_sockname(l, (struct sockaddr *)&got, NULL), -EINVAL);
 	/* Adopted, then detached: the caller's descriptor, no entry any more. */
 	a = t_adopted_pair(t, &peer);
 	len = sizeof(got);
