@@ -846,16 +846,23 @@ START_TEST(chain_takes_the_table_of_its_submit)
 	struct rsc_scope *s;
 	struct rsc_chain *c;
 	struct rsc_entry *e = (void *)1;
+	struct sockaddr_in to = t_loopback(9);
+	struct sent never = { 0 };
 
 	t_direct_table(16, 4);
 	t_make_files(1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
 	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &e), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (struct sockaddr *)&to, sizeof(to), 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_send(c, "x", 1, on_sent, &never), 0);
 	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 0, 0), 0);
 	ck_assert_int_eq(rsc_chain_submit(c), -ENXIO);
 	ck_assert_ptr_null(e);
 	ck_assert_int_eq(rsc_chain_submit(c), -ESTALE);
+	t_run();
+	ck_assert_int_eq(never.calls, 0); /* never submitted: its send's cb never runs */
 	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
 	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &e), 0);
 	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 32, 8), 0);
