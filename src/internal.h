@@ -811,9 +811,9 @@ int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
 		    const void *site, struct rsc__entry **entryp);
 /* The operation a failed acquire is named by: the hook's own word, or its opcode. */
 const char *rsc__entry_fail_op(const struct rsc__entry *e);
-/* manager_net.c: an address rsc_connect (@connecting) or rsc_listen takes, or -EINVAL. */
-/* An address as the entries' detail gives it ("127.0.0.1:80", a path, "@name"). */
+/* manager_net.c: an address as the entries' detail gives it ("127.0.0.1:80", a path, "@name"). */
 void rsc__describe_addr(const struct sockaddr *addr, socklen_t addrlen, char *buf, size_t len);
+/* manager_net.c: an address rsc_connect (@connecting) or rsc_listen takes, or -EINVAL. */
 int rsc__check_addr(const struct sockaddr *addr, socklen_t addrlen, bool connecting,
 		    const char *fn);
 int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
