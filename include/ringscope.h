@@ -520,8 +520,9 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_listen(struct rsc_scope *scope,
  * bound port, an accepted connection's client), as getsockname(2) and
  * getpeername(2) give them: *@addrlen is the room in @addr on entry and the
  * address's length on return. Errors: -EINVAL, -ESTALE, -EAGAIN (still
- * entering), -EBADF (released or failed), -EBADFD (a direct slot), and
- * those of getsockname(2) and getpeername(2) (-ENOTSOCK, -ENOTCONN).
+ * entering), -EBADF (released), the acquire's errno (failed), -EBADFD (a
+ * direct slot), -ENOTSOCK (no descriptor: a defer, timer or inbox entry),
+ * and those of getsockname(2) and getpeername(2) (-ENOTSOCK, -ENOTCONN).
  */
 RSC_EXTERN int rsc_entry_sockname(const struct rsc_entry *entry, struct sockaddr *addr,
 				  socklen_t *addrlen);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "internal.h"
 
@@ -232,6 +233,7 @@ int rsc_chain_connect(struct rsc_chain *h, const struct sockaddr *addr,
 {
 	struct rsc__chain *c;
 	struct chain_step *st;
+	char detail[4 * sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 	unsigned dep;
 	int ret;
 
@@ -243,7 +245,9 @@ int rsc_chain_connect(struct rsc_chain *h, const struct sockaddr *addr,
 	RSC__CHECK_ARG(c->n && c->steps[c->n - 1].kind == STEP_SOCKET,
 		       "rsc_chain_connect: the step before a connect must be rsc_chain_socket");
 	dep = c->n - 1;
-	ret = add_step(c, timeout_ms ? 2 : 1, "", entryp, &st, "rsc_chain_connect");
+	/* Its entry stands for the connection, as rsc_connect's: named by its address. */
+	rsc__describe_addr(addr, addrlen, detail, sizeof(detail));
+	ret = add_step(c, timeout_ms ? 2 : 1, detail, entryp, &st, "rsc_chain_connect");
 	if (ret < 0)
 		return ret;
 	st->kind = STEP_CONNECT;
@@ -574,7 +578,7 @@ out:
 /* rsc_connect(..., RSC_DIRECT): socket into a slot + connect, one submit. */
 int rsc__direct_connect(struct rsc__scope *s, const struct sockaddr *addr,
 			socklen_t addrlen, unsigned timeout_ms, unsigned flags,
-			const char *detail, const void *site, struct rsc_entry **entryp)
+			const void *site, struct rsc_entry **entryp)
 {
 	struct rsc_entry *conn = NULL;
 	struct rsc_chain *h;
@@ -591,14 +595,6 @@ int rsc__direct_connect(struct rsc__scope *s, const struct sockaddr *addr,
 		c->steps[0].config = RSC__CFG_SHUTDOWN;
 	if (ret == 0)
 		ret = rsc_chain_connect(h, addr, addrlen, timeout_ms, &conn);
-	if (ret == 0) {
-		free(c->steps[1].detail);
-		c->steps[1].detail = strdup(detail);
-		if (!c->steps[1].detail) {
-			chain_destroy(c);
-			return -ENOMEM;
-		}
-	}
 	if (ret < 0) {
 		chain_destroy(c);
 		return ret;

@@ -817,6 +817,8 @@ int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
 		    const void *site, struct rsc__entry **entryp);
 /* The operation a failed acquire is named by: the hook's own word, or its opcode. */
 const char *rsc__entry_fail_op(const struct rsc__entry *e);
+/* manager_net.c: an address as the entries' detail gives it ("127.0.0.1:80", a path, "@name"). */
+void rsc__describe_addr(const struct sockaddr *addr, socklen_t addrlen, char *buf, size_t len);
 /* manager_net.c: an address rsc_connect (@connecting) or rsc_listen takes, or -EINVAL. */
 int rsc__check_addr(const struct sockaddr *addr, socklen_t addrlen, bool connecting,
 		    const char *fn);
@@ -998,7 +1000,7 @@ int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
 void rsc__chains_free(struct rsc_loop *loop);
 int rsc__direct_connect(struct rsc__scope *s, const struct sockaddr *addr,
 			socklen_t addrlen, unsigned timeout_ms, unsigned flags,
-			const char *detail, const void *site, struct rsc_entry **entryp);
+			const void *site, struct rsc_entry **entryp);
 void rsc__direct_prep_accept(struct rsc__entry *l, struct io_uring_sqe *sqe,
 			     bool multishot);
 /* entry.c, for entries the runtime makes itself (direct accepts, chains) */

@@ -195,8 +195,8 @@ static void escape_bytes(char *buf, size_t len, const unsigned char *p, size_t n
  * "127.0.0.1:80", "[::1]:80", the socket path, "@name" for an abstract
  * name or "(unnamed)", for errors and the audit; reads @addrlen bytes at most.
  */
-static void describe_addr(const struct sockaddr *addr, socklen_t addrlen,
-			  char *buf, size_t len)
+void rsc__describe_addr(const struct sockaddr *addr, socklen_t addrlen,
+			char *buf, size_t len)
 {
 	char host[64] = "?";
 
@@ -241,7 +241,7 @@ static int push_pair(struct rsc__scope *s, const struct sockaddr *addr,
 
 	memcpy(&a->addr, addr, addrlen);
 	a->addrlen = addrlen;
-	describe_addr(addr, addrlen, detail, sizeof(detail));
+	rsc__describe_addr(addr, addrlen, detail, sizeof(detail));
 	ret = rsc__socket_push(s, addr->sa_family, SOCK_STREAM, 0, flags, site, &sock);
 	if (ret < 0) {
 		free(a);
@@ -286,13 +286,10 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 	}
 	if (flags & RSC_DIRECT) {
 		/* Socket into a slot + connect (+ deadline): one chain, one submit (chain.c). */
-		char detail[4 * sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
-
 		ret = rsc__need_shutdown(s->loop, flags);
 		if (ret < 0)
 			return ret;
-		describe_addr(addr, addrlen, detail, sizeof(detail));
-		return rsc__direct_connect(s, addr, addrlen, timeout_ms, flags, detail,
+		return rsc__direct_connect(s, addr, addrlen, timeout_ms, flags,
 					   __builtin_return_address(0), entryp);
 	}
 	a = calloc(1, sizeof(*a));
@@ -345,11 +342,29 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 static int entry_name(const struct rsc_entry *h, struct sockaddr *addr, socklen_t *addrlen,
 		      bool peer, const char *fn)
 {
-	int fd = rsc_entry_fd(h), ret;
+	struct rsc__entry *e;
+	int fd, ret;
 
-	if (fd < 0)
-		return fd; /* -EINVAL, -ESTALE, -EAGAIN, -EBADF, -EBADFD: said by rsc_entry_fd */
+	RSC__ENTRY(e, h, fn);
+	/* The arguments first: a bad one is -EINVAL in every state of the entry. */
 	RSC__CHECK_ARG(addr && addrlen, "%s: addr or addrlen is NULL", fn);
+	fd = rsc_entry_fd(h);
+	if (fd < 0)
+		return fd; /* -EAGAIN, -EBADF, -EBADFD, a failed acquire's: said by rsc_entry_fd */
+	/* A defer, timer or inbox entry's value (0) is no descriptor: the number
+	 * may be another's socket (stdin under inetd), whose name would be a lie. */
+	if (e->config & RSC__CFG_NO_FD) {
+		rsc__set_last_error("%s: entry '%s' holds no descriptor", fn, e->mgr->name);
+		return -ENOTSOCK;
+	}
+	/* Exiting, its close gone out: the ledger let the number go, and the
+	 * kernel may have given it to someone else already (ledger.c). */
+	if ((e->config & RSC__CFG_FD) && (unsigned)fd < RSC__LEDGER_MAX_FD &&
+	    rsc__ledger_owner(fd) != e->h) {
+		rsc__set_last_error("%s: entry '%s' is being released: its descriptor %d is closed",
+				    fn, e->mgr->name, fd);
+		return -EBADF;
+	}
 	ret = peer ? getpeername(fd, addr, addrlen) : getsockname(fd, addr, addrlen);
 	if (ret < 0) {
 		ret = -errno;
