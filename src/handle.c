@@ -102,12 +102,15 @@ void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
 {
 	uint32_t idx = ((uint32_t)h & RSC__H_SLOT_MASK) - 1;
 	struct rsc__slot *sl = slot_at(idx);
+	uint32_t gen = sl->gen;
 
 	(void)loop;
-	assert(sl->gen == (uint32_t)(h >> 32) && *slot == idx + 1);
-	/* Every handle made from this slot so far is stale from now on. */
+	assert(gen == (uint32_t)(h >> 32) && *slot == idx + 1);
+	/* Every handle made from this slot so far is stale from now on. Atomic:
+	 * another thread's lookup of a stale handle reads it (internal.h). */
 	__atomic_store_n(&sl->obj, NULL, __ATOMIC_RELEASE);
-	if (++sl->gen == RETIRED_GEN)
+	__atomic_store_n(&sl->gen, ++gen, __ATOMIC_RELEASE);
+	if (gen == RETIRED_GEN)
 		*slot = 0; /* never handed out again: no generation is reused */
 }
 

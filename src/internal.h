@@ -424,7 +424,7 @@ enum rsc__kind {
 
 struct rsc__slot {
 	void *obj;	    /* atomic: the live object, or NULL */
-	uint32_t gen;	    /* the generation the next handle of this slot gets */
+	uint32_t gen;	    /* atomic: the generation the next handle of this slot gets */
 	/* An index stack, not an rsc__list: two links would double the slot. */
 	uint32_t next_free; /* slot index + 1 in the loop's free list, or 0 */
 };
@@ -454,8 +454,14 @@ static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 	chunk = __atomic_load_n(&rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE);
 	if (!chunk)
 		return NULL;
-	obj = __atomic_load_n(&chunk[idx % RSC__SLOTS_PER_CHUNK].obj, __ATOMIC_ACQUIRE);
-	return obj && *(const uint64_t *)obj == h ? obj : NULL;
+	chunk += idx % RSC__SLOTS_PER_CHUNK;
+	/* The generation first: a stale handle is refused without reading the
+	 * object, which another loop's thread may be reusing right now. */
+	if (__atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) != (uint32_t)(h >> 32))
+		return NULL;
+	obj = __atomic_load_n(&chunk->obj, __ATOMIC_ACQUIRE);
+	/* Still that generation after the load: obj is the object it names. */
+	return obj && __atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) == (uint32_t)(h >> 32) ? obj : NULL;
 }
 
 /* Decode a caller's handle: 0, -EINVAL (NULL, not a handle), -ESTALE (freed). */
