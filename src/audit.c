@@ -498,7 +498,7 @@ int rsc_audit_describe_fd(int fd, char *buf, size_t len)
 	RSC__CHECK_ARG(fd >= 0 && (buf || !len), "rsc_audit_describe_fd: bad fd or buffer");
 	/* Lock-free first: the common answer (nobody owns it) costs one load. */
 	h = rsc__ledger_owner(fd);
-	if (!h)
+	if (!h || (h & RSC__LEDGER_CLOSING)) /* its close is being submitted */
 		return -ENOENT;
 	/* A loop is freed only after it leaves the live list, under this lock. */
 	pthread_mutex_lock(&live_lock);

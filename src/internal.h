@@ -566,11 +566,15 @@ static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
 /* ledger.c */
 /* The runtime's own descriptors (rings, eventfds, /proc/self/fd): adopting one is refused. */
 #define RSC__LEDGER_RUNTIME 1ULL
+/* Or'ed to an owner while the io_uring_enter that carries its close runs: the
+ * kernel may have closed the number and given it to another thread already. */
+#define RSC__LEDGER_CLOSING (1ULL << 31)
 uint64_t rsc__ledger_owner(int fd);
 int rsc__ledger_claim(int fd, uint64_t h);
 void rsc__ledger_set_slow(int fd, uint64_t h);
 void rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
 void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all);
+void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing);
 extern uint64_t *rsc__ledger_pages[RSC__LEDGER_MAX_FD / RSC__LEDGER_PAGE];
 
 /* The cell of @fd if its page exists (the hot path: one load), else NULL. */
@@ -600,7 +604,7 @@ static inline void rsc__ledger_forget(int fd, uint64_t h)
 {
 	uint64_t *c = rsc__ledger_cell(fd);
 
-	if (c && __atomic_load_n(c, __ATOMIC_RELAXED) == h)
+	if (c && (__atomic_load_n(c, __ATOMIC_RELAXED) & ~RSC__LEDGER_CLOSING) == h)
 		__atomic_store_n(c, 0, __ATOMIC_RELEASE);
 }
 
@@ -614,6 +618,13 @@ static inline void rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, u
 		return;
 	}
 	rsc__ledger_forget_on_submit_slow(loop, fd, h);
+}
+
+/* The closes prepared are about to enter the kernel (@closing), or did not. */
+static inline void rsc__ledger_closing(struct rsc_loop *loop, bool closing)
+{
+	if (loop->n_ledger_unsub)
+		rsc__ledger_closing_slow(loop, closing);
 }
 
 static inline void rsc__ledger_submitted(struct rsc_loop *loop, bool all)

@@ -135,5 +135,6 @@ Suite *make_hostile_servers2_suite(void);
 Suite *make_hostile_obs2_suite(void);
 Suite *make_hostile_managers_suite(void);
 Suite *make_hostile_host_suite(void);
+Suite *make_hostile_threads_suite(void);
 
 #endif

@@ -619,7 +619,7 @@ int main(void)
 	}
 	failed |= chains_across_threads();
 	failed |= stale_handles_across_threads();
-	//ADOPT failed |= adopt_across_threads();
+	failed |= adopt_across_threads();
 	failed |= posts_while_closing();
 	failed |= loops_posting_in_a_ring();
 	failed |= posts_from_threads(0);
