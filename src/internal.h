@@ -439,6 +439,8 @@ void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot);
 /* Dropped, and the slot back to the loop: for objects that are not pooled. */
 void rsc__handle_free(struct rsc_loop *loop, uint64_t h, uint32_t *slot);
 void rsc__handles_release(struct rsc_loop *loop);
+/* @h's object is still live, by a seq_cst load (rsc__audit_quiesce's pair). */
+bool rsc__handle_still(uint64_t h);
 /* The slow path of a failed lookup: -EINVAL or -ESTALE, and says why. */
 int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn) RSC__COLD;
 
@@ -1053,6 +1055,24 @@ int rsc__audit_open_proc_dir(struct rsc_loop *loop);
 void rsc__audit_free(struct rsc_loop *loop);
 void rsc__audit_register(struct rsc_loop *loop);
 void rsc__audit_unregister(struct rsc_loop *loop);
+/* rsc_audit_describe_fd calls in progress, on any thread. */
+extern unsigned rsc__describers;
+void rsc__audit_wait_describers(void) RSC__COLD;
+
+/*
+ * An entry or scope whose handle was just dropped is about to be freed or
+ * poisoned: a describer on another thread that found it live before the
+ * drop may still be reading its names (under the audit lock), so wait for
+ * it. Dekker, in the seq_cst order: the drop's generation store, then this
+ * load; the describer's count, then its load of the generation
+ * (rsc__handle_still): either it sees the drop and reads nothing, or it is
+ * seen here. A load of a line nobody writes: no cost across cores.
+ */
+static inline void rsc__audit_quiesce(void)
+{
+	if (__builtin_expect(__atomic_load_n(&rsc__describers, __ATOMIC_SEQ_CST) != 0, 0))
+		rsc__audit_wait_describers();
+}
 
 /*
  * An io-wq op interrupted by a cancel can complete with the kernel-internal

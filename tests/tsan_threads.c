@@ -596,6 +596,73 @@ static int loops_posting_in_a_ring(void)
 	return failed;
 }
 
+/*
+ * rsc_audit_describe_fd(3) "may be called at any moment from any thread ...
+ * even while the owner's loop runs on another thread": owners open files
+ * with long paths (a detail on the heap) in scopes of changing names and
+ * release them at once, while a describer names every number's owner.
+ */
+#define DESCRIBE_ROUNDS 400
+
+static int describe_done;
+
+static void *describe_owner(void *arg)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char path[512], name[32];
+	long id = (long)arg;
+	int i;
+
+	if (rsc_loop_new(&loop, 16, 0) < 0)
+		return (void *)"rsc_loop_new";
+	snprintf(path, sizeof(path), "%s/%0200ld", dir, id);
+	for (i = 0; i < DESCRIBE_ROUNDS; i++) {
+		snprintf(name, sizeof(name), "owner-%ld-%d", id, i);
+		if (rsc_scope_open(loop, NULL, name, &s) < 0 ||
+		    rsc_open(s, AT_FDCWD, path, O_RDWR | O_CREAT, 0600, 0, &e) < 0 ||
+		    rsc_entry_wait(e) < 0 || rsc_entry_release_wait(e, NULL) != 0 ||
+		    rsc_scope_close_wait(s, NULL) != 0)
+			return (void *)"open and release";
+	}
+	return rsc_loop_close(loop) < 0 ? (void *)"rsc_loop_close" : NULL;
+}
+
+static void *describe_all(void *arg)
+{
+	char buf[1024];
+	int *named = arg, fd;
+
+	while (!__atomic_load_n(&describe_done, __ATOMIC_ACQUIRE))
+		for (fd = 3; fd < 64; fd++)
+			if (rsc_audit_describe_fd(fd, buf, sizeof(buf)) > 0) {
+				if (!strstr(buf, "ringscope entry 'file'"))
+					return (void *)"a wrong owner";
+				(*named)++;
+			}
+	return NULL;
+}
+
+static int describe_while_owners_run(void)
+{
+	pthread_t t[2], d[2];
+	int named[2] = { 0, 0 }, failed;
+	long i;
+
+	describe_done = 0;
+	for (i = 0; i < 2; i++)
+		pthread_create(&d[i], NULL, describe_all, &named[i]);
+	for (i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, describe_owner, (void *)i);
+	failed = join_all(t, 2, "owner");
+	__atomic_store_n(&describe_done, 1, __ATOMIC_RELEASE);
+	failed |= join_all(d, 2, "describer");
+	printf("tsan_threads: 2 describers naming the owners of 2 loops' files (%d named): %s\n",
+	       named[0] + named[1], failed ? "FAILED" : "ok");
+	return failed;
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/rsc-tsan-XXXXXX";
@@ -620,6 +687,7 @@ int main(void)
 	failed |= chains_across_threads();
 	failed |= stale_handles_across_threads();
 	failed |= adopt_across_threads();
+	failed |= describe_while_owners_run();
 	failed |= posts_while_closing();
 	failed |= loops_posting_in_a_ring();
 	failed |= posts_from_threads(0);
