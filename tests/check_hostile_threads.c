@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -119,6 +120,61 @@ START_TEST(handles_of_another_threads_freed_objects_are_estale_here)
 }
 END_TEST
 
+struct creator {
+	struct rsc_loop *loop;
+	pthread_barrier_t made, closed;
+};
+
+/* Makes a loop, then stays alive (its registration stays) until told. */
+static void *create_and_wait(void *arg)
+{
+	struct creator *c = arg;
+
+	if (rsc_loop_new(&c->loop, 8, 0) < 0)
+		c->loop = NULL;
+	pthread_barrier_wait(&c->made);
+	pthread_barrier_wait(&c->closed);
+	return NULL;
+}
+
+/*
+ * rsc_loop_close(3): a single-issuer loop closed from another thread while
+ * its creator still runs "is freed and its descriptor closed"; the thread
+ * that closed it keeps its own loop, whose ring is registered in the same
+ * slot of its own table (RSC_FEAT_REGISTERED_RING), working.
+ */
+START_TEST(single_issuer_loop_closed_from_another_thread_leaves_this_threads_loop_working)
+{
+	struct creator c = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	pthread_t t;
+
+	if (!(rsc_loop_features(t_loop) & RSC_FEAT_REGISTERED_RING)) {
+		printf("SKIP %s: no registered ring\n", __func__);
+		return;
+	}
+	pthread_barrier_init(&c.made, NULL, 2);
+	pthread_barrier_init(&c.closed, NULL, 2);
+	ck_assert_int_eq(pthread_create(&t, NULL, create_and_wait, &c), 0);
+	pthread_barrier_wait(&c.made);
+	ck_assert_ptr_nonnull(c.loop);
+	ck_assert(rsc_loop_features(c.loop) & RSC_FEAT_REGISTERED_RING);
+	/* Not its creator: nothing runs, and nothing is touched. */
+	ck_assert_int_eq(rsc_loop_run(c.loop, RSC_RUN_NOWAIT), -EEXIST);
+	ck_assert_int_eq(rsc_loop_close(c.loop), 0);
+	/* This thread's loop still enters its ring. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "after", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f"), O_RDWR | O_CREAT, 0600, 0, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	pthread_barrier_wait(&c.closed);
+	pthread_join(t, NULL);
+	pthread_barrier_destroy(&c.made);
+	pthread_barrier_destroy(&c.closed);
+}
+END_TEST
+
 Suite *make_hostile_threads_suite(void)
 {
 	Suite *s = suite_create("hostile_threads");
@@ -128,6 +184,7 @@ Suite *make_hostile_threads_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, adopt_of_a_number_another_threads_loop_just_closed_is_not_eexist);
 	tcase_add_test(tc, handles_of_another_threads_freed_objects_are_estale_here);
+	tcase_add_test(tc, single_issuer_loop_closed_from_another_thread_leaves_this_threads_loop_working);
 	suite_add_tcase(s, tc);
 	return s;
 }
