@@ -663,6 +663,91 @@ static int describe_while_owners_run(void)
 	return failed;
 }
 
+/*
+ * Hand-overs between loops on different threads (rsc_inbox(3)): two sender
+ * threads give direct slots of files to one receiver thread's inbox; each
+ * arrives once, in a scope the receiver closes from its callback.
+ */
+#define HANDOVERS 150
+
+static unsigned long long inbox_addr;
+static pthread_barrier_t inbox_ready;
+
+static void on_arrival(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
+		       struct rsc_entry *e, void *data)
+{
+	(void)inbox;
+	(void)e;
+	if (slot >= 0 && rsc_scope_close(cs, NULL, NULL) == 0)
+		(*(int *)data)++;
+}
+
+static void on_sent(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res >= 0 ? 1 : -1;
+}
+
+static void *sender(void *arg)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char path[512];
+	int i, sent;
+
+	snprintf(path, sizeof(path), "%s/handed-%ld", dir, (long)arg);
+	if (rsc_loop_new(&loop, 16, RSC_LOOP_DIRECT) < 0)
+		return (void *)"rsc_loop_new";
+	pthread_barrier_wait(&inbox_ready);
+	for (i = 0; i < HANDOVERS; i++) {
+		if (rsc_scope_open(loop, NULL, "send", &s) < 0 ||
+		    rsc_open(s, AT_FDCWD, path, O_RDWR | O_CREAT, 0600, RSC_DIRECT, &e) < 0 ||
+		    rsc_entry_wait(e) < 0)
+			return (void *)"open";
+		sent = 0;
+		if (rsc_entry_hand_over(e, inbox_addr, on_sent, &sent) < 0)
+			return (void *)"rsc_entry_hand_over";
+		while (!sent)
+			if (rsc_loop_run(loop, RSC_RUN_ONCE) < 0)
+				return (void *)"rsc_loop_run";
+		if (sent < 0 || rsc_scope_close_wait(s, NULL) != 0)
+			return (void *)"hand-over or close";
+	}
+	return rsc_loop_close(loop) < 0 ? (void *)"rsc_loop_close" : NULL;
+}
+
+static int hand_overs_between_threads(void)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *inbox;
+	pthread_t t[2];
+	int arrived = 0, failed;
+	long i;
+
+	if (rsc_loop_new(&loop, 64, RSC_LOOP_DIRECT) < 0 ||
+	    rsc_scope_open(loop, NULL, "receiver", &s) < 0 ||
+	    rsc_inbox(s, on_arrival, &arrived, &inbox) < 0 ||
+	    rsc_inbox_address(inbox, &inbox_addr) < 0)
+		return 1;
+	pthread_barrier_init(&inbox_ready, NULL, 3);
+	for (i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, sender, (void *)i);
+	pthread_barrier_wait(&inbox_ready);
+	while (arrived < 2 * HANDOVERS)
+		if (rsc_loop_run(loop, RSC_RUN_ONCE) < 0)
+			break;
+	failed = join_all(t, 2, "sender"); /* stopped before the inbox goes */
+	failed |= arrived != 2 * HANDOVERS;
+	failed |= rsc_scope_close_wait(s, NULL) != 0 || rsc_loop_direct_used(loop) != 0;
+	failed |= rsc_loop_close(loop) < 0;
+	pthread_barrier_destroy(&inbox_ready);
+	printf("tsan_threads: 2 threads handing %d direct slots each to a third's inbox (%d arrived): %s\n",
+	       HANDOVERS, arrived, failed ? "FAILED" : "ok");
+	return failed;
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/rsc-tsan-XXXXXX";
@@ -690,6 +775,7 @@ int main(void)
 	failed |= describe_while_owners_run();
 	failed |= posts_while_closing();
 	failed |= loops_posting_in_a_ring();
+	failed |= hand_overs_between_threads();
 	failed |= posts_from_threads(0);
 	failed |= posts_from_threads(1);
 	failed |= posts_into_shared_ring(0);
