@@ -473,6 +473,15 @@ const char *rsc_finding_expected(const struct rsc_finding *f)
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rsc__list live_loops = RSC__LIST_INIT(live_loops);
 
+unsigned rsc__describers;
+
+/* A describer holds live_lock while it reads: once it is ours, none reads. */
+void rsc__audit_wait_describers(void)
+{
+	pthread_mutex_lock(&live_lock);
+	pthread_mutex_unlock(&live_lock);
+}
+
 void rsc__audit_register(struct rsc_loop *loop)
 {
 	pthread_mutex_lock(&live_lock);
@@ -490,6 +499,7 @@ void rsc__audit_unregister(struct rsc_loop *loop)
 int rsc_audit_describe_fd(int fd, char *buf, size_t len)
 {
 	struct rsc__entry *e;
+	struct rsc__scope *s;
 	char site[160] = "an unknown site";
 	uint64_t h;
 	Dl_info di;
@@ -498,14 +508,20 @@ int rsc_audit_describe_fd(int fd, char *buf, size_t len)
 	RSC__CHECK_ARG(fd >= 0 && (buf || !len), "rsc_audit_describe_fd: bad fd or buffer");
 	/* Lock-free first: the common answer (nobody owns it) costs one load. */
 	h = rsc__ledger_owner(fd);
-	if (!h)
+	if (!h || (h & RSC__LEDGER_CLOSING)) /* its close is being submitted */
 		return -ENOENT;
+	/* Counted first (rsc__audit_quiesce): an entry or scope freed from now on
+	 * either waits for this lock, or is already stale in the check below. */
+	__atomic_add_fetch(&rsc__describers, 1, __ATOMIC_SEQ_CST);
 	/* A loop is freed only after it leaves the live list, under this lock. */
 	pthread_mutex_lock(&live_lock);
-	if (!(e = rsc__entry_live(h)) || rsc__ledger_owner(fd) != h) {
+	if (!(e = rsc__entry_live(h)) || !rsc__handle_still(h) || rsc__ledger_owner(fd) != h) {
 		pthread_mutex_unlock(&live_lock);
+		__atomic_sub_fetch(&rsc__describers, 1, __ATOMIC_RELEASE);
 		return -ENOENT;
 	}
+	/* rsc_entry_move may change it on the owner's thread meanwhile. */
+	s = __atomic_load_n(&e->scope, __ATOMIC_ACQUIRE);
 	/* Symbolized only now: recording the site cost one return address. */
 	if (e->site && dladdr(e->site, &di) && di.dli_fname) {
 		if (di.dli_sname)
@@ -518,7 +534,8 @@ int rsc_audit_describe_fd(int fd, char *buf, size_t len)
 	}
 	n = snprintf(buf, len, "ringscope entry '%s'%s%s%s in scope '%s', acquired at %s",
 		     e->mgr->name, e->detail[0] ? " (" : "", e->detail,
-		     e->detail[0] ? ")" : "", e->scope->name, site);
+		     e->detail[0] ? ")" : "", s->name, site);
 	pthread_mutex_unlock(&live_lock);
+	__atomic_sub_fetch(&rsc__describers, 1, __ATOMIC_RELEASE);
 	return n < 0 ? -EIO : n;
 }

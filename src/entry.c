@@ -331,7 +331,8 @@ static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manag
 /* Newest at the tail: the unwind walks back from there. */
 static void append_entry(struct rsc__scope *s, struct rsc__entry *e)
 {
-	e->scope = s;
+	/* Atomic: rsc_audit_describe_fd reads it from any thread. */
+	__atomic_store_n(&e->scope, s, __ATOMIC_RELEASE);
 	rsc__list_push_back(&s->entries, &e->scope_node);
 }
 

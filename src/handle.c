@@ -102,12 +102,16 @@ void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
 {
 	uint32_t idx = ((uint32_t)h & RSC__H_SLOT_MASK) - 1;
 	struct rsc__slot *sl = slot_at(idx);
+	uint32_t gen = sl->gen;
 
 	(void)loop;
-	assert(sl->gen == (uint32_t)(h >> 32) && *slot == idx + 1);
-	/* Every handle made from this slot so far is stale from now on. */
+	assert(gen == (uint32_t)(h >> 32) && *slot == idx + 1);
+	/* Every handle made from this slot so far is stale from now on. Atomic:
+	 * another thread's lookup of a stale handle reads it (internal.h). */
 	__atomic_store_n(&sl->obj, NULL, __ATOMIC_RELEASE);
-	if (++sl->gen == RETIRED_GEN)
+	/* seq_cst: it pairs with rsc__audit_quiesce's load (internal.h). */
+	__atomic_store_n(&sl->gen, ++gen, __ATOMIC_SEQ_CST);
+	if (gen == RETIRED_GEN)
 		*slot = 0; /* never handed out again: no generation is reused */
 }
 
@@ -134,6 +138,13 @@ void rsc__handles_release(struct rsc_loop *loop)
 	loop->handle_chunks = NULL;
 	loop->n_handle_chunks = 0;
 	loop->handle_free = 0;
+}
+
+bool rsc__handle_still(uint64_t h)
+{
+	uint32_t idx = ((uint32_t)h & RSC__H_SLOT_MASK) - 1;
+
+	return __atomic_load_n(&slot_at(idx)->gen, __ATOMIC_SEQ_CST) == (uint32_t)(h >> 32);
 }
 
 int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn)

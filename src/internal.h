@@ -424,7 +424,7 @@ enum rsc__kind {
 
 struct rsc__slot {
 	void *obj;	    /* atomic: the live object, or NULL */
-	uint32_t gen;	    /* the generation the next handle of this slot gets */
+	uint32_t gen;	    /* atomic: the generation the next handle of this slot gets */
 	/* An index stack, not an rsc__list: two links would double the slot. */
 	uint32_t next_free; /* slot index + 1 in the loop's free list, or 0 */
 };
@@ -439,6 +439,8 @@ void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot);
 /* Dropped, and the slot back to the loop: for objects that are not pooled. */
 void rsc__handle_free(struct rsc_loop *loop, uint64_t h, uint32_t *slot);
 void rsc__handles_release(struct rsc_loop *loop);
+/* @h's object is still live, by a seq_cst load (rsc__audit_quiesce's pair). */
+bool rsc__handle_still(uint64_t h);
 /* The slow path of a failed lookup: -EINVAL or -ESTALE, and says why. */
 int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn) RSC__COLD;
 
@@ -454,8 +456,14 @@ static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 	chunk = __atomic_load_n(&rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE);
 	if (!chunk)
 		return NULL;
-	obj = __atomic_load_n(&chunk[idx % RSC__SLOTS_PER_CHUNK].obj, __ATOMIC_ACQUIRE);
-	return obj && *(const uint64_t *)obj == h ? obj : NULL;
+	chunk += idx % RSC__SLOTS_PER_CHUNK;
+	/* The generation first: a stale handle is refused without reading the
+	 * object, which another loop's thread may be reusing right now. */
+	if (__atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) != (uint32_t)(h >> 32))
+		return NULL;
+	obj = __atomic_load_n(&chunk->obj, __ATOMIC_ACQUIRE);
+	/* Still that generation after the load: obj is the object it names. */
+	return obj && __atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) == (uint32_t)(h >> 32) ? obj : NULL;
 }
 
 /* Decode a caller's handle: 0, -EINVAL (NULL, not a handle), -ESTALE (freed). */
@@ -560,11 +568,15 @@ static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
 /* ledger.c */
 /* The runtime's own descriptors (rings, eventfds, /proc/self/fd): adopting one is refused. */
 #define RSC__LEDGER_RUNTIME 1ULL
+/* Or'ed to an owner while the io_uring_enter that carries its close runs: the
+ * kernel may have closed the number and given it to another thread already. */
+#define RSC__LEDGER_CLOSING (1ULL << 31)
 uint64_t rsc__ledger_owner(int fd);
 int rsc__ledger_claim(int fd, uint64_t h);
 void rsc__ledger_set_slow(int fd, uint64_t h);
 void rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
 void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all);
+void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing);
 extern uint64_t *rsc__ledger_pages[RSC__LEDGER_MAX_FD / RSC__LEDGER_PAGE];
 
 /* The cell of @fd if its page exists (the hot path: one load), else NULL. */
@@ -594,7 +606,7 @@ static inline void rsc__ledger_forget(int fd, uint64_t h)
 {
 	uint64_t *c = rsc__ledger_cell(fd);
 
-	if (c && __atomic_load_n(c, __ATOMIC_RELAXED) == h)
+	if (c && (__atomic_load_n(c, __ATOMIC_RELAXED) & ~RSC__LEDGER_CLOSING) == h)
 		__atomic_store_n(c, 0, __ATOMIC_RELEASE);
 }
 
@@ -608,6 +620,13 @@ static inline void rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, u
 		return;
 	}
 	rsc__ledger_forget_on_submit_slow(loop, fd, h);
+}
+
+/* The closes prepared are about to enter the kernel (@closing), or did not. */
+static inline void rsc__ledger_closing(struct rsc_loop *loop, bool closing)
+{
+	if (loop->n_ledger_unsub)
+		rsc__ledger_closing_slow(loop, closing);
 }
 
 static inline void rsc__ledger_submitted(struct rsc_loop *loop, bool all)
@@ -1038,6 +1057,24 @@ int rsc__audit_open_proc_dir(struct rsc_loop *loop);
 void rsc__audit_free(struct rsc_loop *loop);
 void rsc__audit_register(struct rsc_loop *loop);
 void rsc__audit_unregister(struct rsc_loop *loop);
+/* rsc_audit_describe_fd calls in progress, on any thread. */
+extern unsigned rsc__describers;
+void rsc__audit_wait_describers(void) RSC__COLD;
+
+/*
+ * An entry or scope whose handle was just dropped is about to be freed or
+ * poisoned: a describer on another thread that found it live before the
+ * drop may still be reading its names (under the audit lock), so wait for
+ * it. Dekker, in the seq_cst order: the drop's generation store, then this
+ * load; the describer's count, then its load of the generation
+ * (rsc__handle_still): either it sees the drop and reads nothing, or it is
+ * seen here. A load of a line nobody writes: no cost across cores.
+ */
+static inline void rsc__audit_quiesce(void)
+{
+	if (__builtin_expect(__atomic_load_n(&rsc__describers, __ATOMIC_SEQ_CST) != 0, 0))
+		rsc__audit_wait_describers();
+}
 
 /*
  * An io-wq op interrupted by a cancel can complete with the kernel-internal

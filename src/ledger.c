@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -67,10 +68,19 @@ int rsc__ledger_claim(int fd, uint64_t h)
 
 	if (!c)
 		return (fd < 0 || (unsigned)fd >= RSC__LEDGER_MAX_FD) ? 0 : -ENOMEM;
-	if (__atomic_compare_exchange_n(c, &none, h, false, __ATOMIC_ACQ_REL,
-					__ATOMIC_ACQUIRE))
-		return 0;
-	return none == h ? 0 : -EEXIST;
+	for (;;) {
+		if (__atomic_compare_exchange_n(c, &none, h, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			return 0;
+		if (none == h)
+			return 0;
+		if (!(none & RSC__LEDGER_CLOSING))
+			return -EEXIST;
+		/* The owner's close is in io_uring_enter on its thread: the number
+		 * the caller holds may be the kernel's reuse of it. A moment. */
+		sched_yield();
+		none = 0;
+	}
 }
 
 
@@ -111,8 +121,10 @@ void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all)
 {
 	unsigned i;
 
-	if (!all && io_uring_sq_ready(loop->ring))
+	if (!all && io_uring_sq_ready(loop->ring)) {
+		rsc__ledger_closing(loop, false);
 		return; /* some are still the SQ's */
+	}
 	for (i = 0; i < loop->n_ledger_unsub; i++)
 		rsc__ledger_forget(loop->ledger_unsub[i].fd, loop->ledger_unsub[i].h);
 	loop->n_ledger_unsub = 0;
@@ -120,5 +132,26 @@ void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all)
 		free(loop->ledger_unsub);
 		loop->ledger_unsub = NULL;
 		loop->cap_ledger_unsub = 0;
+	}
+}
+
+/*
+ * The closes prepared go into io_uring_enter now (@closing), or came back
+ * from it unsubmitted. Marked, because the kernel closes a number inside the
+ * call, and another thread may open it and adopt it before the call returns
+ * and the numbers leave the ledger: rsc__ledger_claim waits for the mark to
+ * go instead of refusing a number nobody owns (-EEXIST).
+ */
+void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing)
+{
+	unsigned i;
+
+	for (i = 0; i < loop->n_ledger_unsub; i++) {
+		uint64_t *c = rsc__ledger_cell(loop->ledger_unsub[i].fd);
+		uint64_t h = loop->ledger_unsub[i].h, from = closing ? h : h | RSC__LEDGER_CLOSING;
+
+		if (c)
+			__atomic_compare_exchange_n(c, &from, closing ? h | RSC__LEDGER_CLOSING : h,
+						    false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 	}
 }

@@ -391,6 +391,7 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 		if (ret == -EBUSY || ret == -EAGAIN)
 			goto busy;
 		loop->counters[RSC_CTR_ENTER_CALLS]++;
+		rsc__ledger_closing(loop, true);
 		if (wait_nr)
 			ret = io_uring_submit_and_wait(loop->ring, wait_nr);
 		else if (loop->features & RSC_FEAT_DEFER_TASKRUN)
@@ -404,6 +405,7 @@ static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 			rsc__ledger_submitted(loop, false);
 			return ret;
 		}
+		rsc__ledger_closing(loop, false); /* nothing was submitted */
 		if (ret == -EINTR)
 			return 0; /* a signal: the caller's loop comes back */
 		if (ret != -EBUSY && ret != -EAGAIN)

@@ -108,10 +108,11 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 
 void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e)
 {
+	rsc__handle_drop(loop, e->h, &e->slot);
+	rsc__audit_quiesce(); /* a describer may be reading its names */
 	if (e->detail != e->detail_inline)
 		free(e->detail);
 	free(e->owned_arg);
-	rsc__handle_drop(loop, e->h, &e->slot);
 #ifdef RSC_DEBUG
 	/* Poison so a use after the scope closed shows up at once. */
 	memset(e, 0x6b, offsetof(struct rsc__entry, detail_inline));
@@ -155,8 +156,9 @@ struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)
 
 void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s)
 {
-	free(s->fd_snapshot);
 	rsc__handle_drop(loop, s->h, &s->slot);
+	rsc__audit_quiesce(); /* a describer may be reading its name */
+	free(s->fd_snapshot);
 #ifdef RSC_DEBUG
 	{
 		uint32_t slot = s->slot; /* the handle slot stays with the memory */

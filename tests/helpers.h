@@ -136,5 +136,6 @@ Suite *make_hostile_obs2_suite(void);
 Suite *make_hostile_managers_suite(void);
 Suite *make_hostile_host_suite(void);
 Suite *make_hostile_chains_suite(void);
+Suite *make_hostile_threads_suite(void);
 
 #endif
