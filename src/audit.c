@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 
 #include "internal.h"
 
@@ -474,6 +476,17 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rsc__list live_loops = RSC__LIST_INIT(live_loops);
 
 unsigned rsc__describers;
+bool rsc__membarrier;
+static pthread_once_t fence_once = PTHREAD_ONCE_INIT;
+
+/* Before the first loop, so before any handle is dropped (rsc__audit_quiesce). */
+static void fence_init(void)
+{
+	long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+
+	rsc__membarrier = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+			  syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
 
 /* A describer holds live_lock while it reads: once it is ours, none reads. */
 void rsc__audit_wait_describers(void)
@@ -484,6 +497,7 @@ void rsc__audit_wait_describers(void)
 
 void rsc__audit_register(struct rsc_loop *loop)
 {
+	pthread_once(&fence_once, fence_init);
 	pthread_mutex_lock(&live_lock);
 	rsc__list_push_front(&live_loops, &loop->live_node);
 	pthread_mutex_unlock(&live_lock);
@@ -513,6 +527,10 @@ int rsc_audit_describe_fd(int fd, char *buf, size_t len)
 	/* Counted first (rsc__audit_quiesce): an entry or scope freed from now on
 	 * either waits for this lock, or is already stale in the check below. */
 	__atomic_add_fetch(&rsc__describers, 1, __ATOMIC_SEQ_CST);
+	/* Every other thread's drop before this is seen below; after it, the
+	 * count is seen there (the droppers' side of the fence, handle.c). */
+	if (rsc__membarrier)
+		(void)syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 	/* A loop is freed only after it leaves the live list, under this lock. */
 	pthread_mutex_lock(&live_lock);
 	if (!(e = rsc__entry_live(h)) || !rsc__handle_still(h) || rsc__ledger_owner(fd) != h) {

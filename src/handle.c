@@ -109,8 +109,14 @@ void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
 	/* Every handle made from this slot so far is stale from now on. Atomic:
 	 * another thread's lookup of a stale handle reads it (internal.h). */
 	__atomic_store_n(&sl->obj, NULL, __ATOMIC_RELEASE);
-	/* seq_cst: it pairs with rsc__audit_quiesce's load (internal.h). */
-	__atomic_store_n(&sl->gen, ++gen, __ATOMIC_SEQ_CST);
+	/* Ordered before rsc__audit_quiesce's load (internal.h): by the
+	 * describer's membarrier where the kernel has it, else by a full fence. */
+	if (rsc__membarrier) {
+		__atomic_store_n(&sl->gen, ++gen, __ATOMIC_RELEASE);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	} else {
+		__atomic_store_n(&sl->gen, ++gen, __ATOMIC_SEQ_CST);
+	}
 	if (gen == RETIRED_GEN)
 		*slot = 0; /* never handed out again: no generation is reused */
 }

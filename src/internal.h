@@ -1059,16 +1059,20 @@ void rsc__audit_register(struct rsc_loop *loop);
 void rsc__audit_unregister(struct rsc_loop *loop);
 /* rsc_audit_describe_fd calls in progress, on any thread. */
 extern unsigned rsc__describers;
+/* The describers' side of the fence is membarrier(2)'s (set once, before any loop). */
+extern bool rsc__membarrier;
 void rsc__audit_wait_describers(void) RSC__COLD;
 
 /*
  * An entry or scope whose handle was just dropped is about to be freed or
  * poisoned: a describer on another thread that found it live before the
  * drop may still be reading its names (under the audit lock), so wait for
- * it. Dekker, in the seq_cst order: the drop's generation store, then this
- * load; the describer's count, then its load of the generation
- * (rsc__handle_still): either it sees the drop and reads nothing, or it is
- * seen here. A load of a line nobody writes: no cost across cores.
+ * it. Dekker: the drop's generation store, then this load; the describer's
+ * count, then its load of the generation (rsc__handle_still): either it
+ * sees the drop and reads nothing, or it is seen here. The store-load order
+ * on this side is the describer's membarrier(2) (an asymmetric fence: the
+ * rare side pays), or a seq_cst store where the kernel lacks it. A load of
+ * a line nobody writes: no cost across cores.
  */
 static inline void rsc__audit_quiesce(void)
 {

@@ -148,10 +148,11 @@ void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing)
 
 	for (i = 0; i < loop->n_ledger_unsub; i++) {
 		uint64_t *c = rsc__ledger_cell(loop->ledger_unsub[i].fd);
-		uint64_t h = loop->ledger_unsub[i].h, from = closing ? h : h | RSC__LEDGER_CLOSING;
+		uint64_t h = loop->ledger_unsub[i].h;
 
-		if (c)
-			__atomic_compare_exchange_n(c, &from, closing ? h | RSC__LEDGER_CLOSING : h,
-						    false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+		/* A cell another thread can change only from 0 (a claim): while it
+		 * names us, this thread is its one writer, and a store will do. */
+		if (c && (__atomic_load_n(c, __ATOMIC_RELAXED) & ~RSC__LEDGER_CLOSING) == h)
+			__atomic_store_n(c, closing ? h | RSC__LEDGER_CLOSING : h, __ATOMIC_RELEASE);
 	}
 }
