@@ -1052,7 +1052,7 @@ static bool hk_before_wait(const struct prog *p)
 }
 
 /* Kind "hooks": the quotient's top picks a twist (model.h), or none. */
-static const enum twist twists[6] = { TW_NONE, TW_SLOW, TW_LINK, TW_SKIP, TW_NONE, TW_LINK };
+static const enum twist twists[6] = { TW_NONE, TW_SLOW, TW_LINK, TW_SKIP, TW_NONE, TW_NONE };
 
 static void op_custom(struct prog *p, int s, struct rd *r)
 {
