@@ -34,6 +34,13 @@
 enum ekind { K_FILE, K_SOCKET, K_CUSTOM, K_NET, K_DIRECT, K_DEFER, K_TIMER };
 enum tenter { TE_NOP, TE_OPEN, TE_FAIL };
 enum texit { TX_CLOSE, TX_BADF, TX_SUPPRESS, TX_FAIL, TX_NONE, TX_TWO_ERRORS };
+/*
+ * What a custom hook does beyond its variant (kind "hooks", op_custom): an
+ * enter with a second, slow SQE (a 10 s timeout, unlinked) that only a
+ * cancel ends; a link flag left on the last SQE of both hooks (after a
+ * close(-1) that fails); IOSQE_CQE_SKIP_SUCCESS on the last SQE of both.
+ */
+enum twist { TW_NONE, TW_SLOW, TW_LINK, TW_SKIP };
 
 /* Custom managers, after tests/tmgr.c: each variant is its own named manager. */
 struct variant {
@@ -93,6 +100,9 @@ struct pentry {
 	int n_handing;	    /* hand-overs called whose callback has not run */
 	bool handed;	    /* a hand-over succeeded: it holds nothing now */
 	bool chain;	    /* a step of a linked chain (chain.c): its value is a slot */
+	enum twist twist;   /* K_CUSTOM: what its hooks do beyond the variant */
+	bool witness;	    /* an open pushed just after a TW_LINK enter, in a scope of its own */
+	double slow_t0;	    /* TW_SLOW: when its enter hook prepared the timeout */
 };
 
 /* An error some event raised: what a chain may (or must) carry. */

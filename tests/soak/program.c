@@ -120,6 +120,56 @@ static void probe_reentry(struct rsc_entry *e, const char *where)
 				  rsc_err_name(ret[i]));
 }
 
+/* TW_SLOW: the second SQE of an enter, which only a cancel ends in time. */
+#define SLOW_S 10
+static struct __kernel_timespec slow_ts = { .tv_sec = SLOW_S };
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * An enter of a twisted entry (kind "hooks"): its variant's SQE (a NOP for
+ * TE_NOP, made explicit) and then, unlinked, a 10 s timeout (TW_SLOW: the
+ * entry enters once both are in, so a close, failure or release must cancel
+ * both); a close(-1) whose IOSQE_IO_LINK is left on (TW_LINK: it fails, and
+ * the flag must not reach the next SQE of the submit, another scope's open);
+ * or IOSQE_CQE_SKIP_SUCCESS on its one SQE (TW_SKIP: it must still complete
+ * with one CQE).
+ */
+static int tv_enter_twisted(struct rsc_entry *e, struct pentry *pe)
+{
+	struct io_uring_sqe *sqe[2];
+	unsigned n = pe->twist == TW_SKIP ? 1 : 2;
+	int ret = rsc_entry_get_sqes(e, n, sqe);
+
+	if (ret < 0)
+		return ret;
+	if (pe->v->enter == TE_OPEN)
+		io_uring_prep_openat(sqe[0], AT_FDCWD, pe->path, O_RDONLY | O_CLOEXEC, 0);
+	else
+		io_uring_prep_nop(sqe[0]);
+	switch (pe->twist) {
+	case TW_SLOW:
+		io_uring_prep_timeout(sqe[1], &slow_ts, 0, 0);
+		pe->slow_t0 = now_s();
+		break;
+	case TW_LINK:
+		io_uring_prep_close(sqe[1], -1);
+		sqe[1]->flags |= IOSQE_IO_LINK;
+		break;
+	case TW_SKIP:
+	default:
+		sqe[0]->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		break;
+	}
+	return 0;
+}
+
 static int tv_enter(struct rsc_entry *e, void *arg)
 {
 	struct pentry *pe = arg;
@@ -127,6 +177,8 @@ static int tv_enter(struct rsc_entry *e, void *arg)
 	int ret;
 
 	probe_reentry(e, "an enter hook");
+	if (pe->twist != TW_NONE && pe->v->enter != TE_FAIL)
+		return tv_enter_twisted(e, pe);
 	switch (pe->v->enter) {
 	case TE_FAIL:
 		return -HOOK_ERRNO;
@@ -149,6 +201,34 @@ static char scratch[64]; /* never written: a directory gives no bytes */
 
 static int tv_exit_do(struct rsc_entry *e, struct pentry *pe);
 
+/* The last SQE tv_exit_do prepared, or NULL. */
+static struct io_uring_sqe *exit_last;
+
+static int exit_sqes(struct rsc_entry *e, unsigned n, struct io_uring_sqe **sqe)
+{
+	int ret = rsc_entry_get_sqes(e, n, sqe);
+
+	exit_last = ret < 0 ? NULL : sqe[n - 1];
+	return ret;
+}
+
+/*
+ * The exit's last SQE, as its hook leaves it (kind "hooks"): TW_LINK, an
+ * IOSQE_IO_LINK on it (after close(-1) in TX_BADF and TX_TWO_ERRORS: the
+ * next close of an unordered batch must not be cancelled, or its descriptor
+ * outlives its scope); TW_SKIP, IOSQE_CQE_SKIP_SUCCESS (the release must
+ * still complete). The hook's SQEs are the last the SQ holds.
+ */
+static void tv_exit_twist(struct rsc_entry *e, struct pentry *pe)
+{
+	struct io_uring_sqe *sqe = exit_last;
+
+	(void)e;
+	if (!sqe)
+		return;
+	sqe->flags |= pe->twist == TW_LINK ? IOSQE_IO_LINK : IOSQE_CQE_SKIP_SUCCESS;
+}
+
 /* The pending error it sees and what it returns go to the model (unwind.c). */
 static int tv_exit(struct rsc_entry *e, const struct rsc_error *pending,
 		   void *arg)
@@ -161,7 +241,10 @@ static int tv_exit(struct rsc_entry *e, const struct rsc_error *pending,
 		audit_probe(g_prog, "an exit hook");
 	if (g_prog && pe->h == e)
 		uw_exit_called(g_prog, (int)(pe - g_prog->en), pending, g_st);
+	exit_last = NULL;
 	ret = tv_exit_do(e, pe);
+	if (ret >= 0 && (pe->twist == TW_LINK || pe->twist == TW_SKIP))
+		tv_exit_twist(e, pe);
 	if (g_prog && pe->h == e)
 		uw_exit_returned(g_prog, (int)(pe - g_prog->en), ret);
 	return ret;
@@ -173,6 +256,8 @@ static int tv_exit_do(struct rsc_entry *e, struct pentry *pe)
 	bool owns_fd = pe->v->enter == TE_OPEN;
 	int fd = rsc_entry_fd(e), ret;
 
+	exit_last = NULL;
+
 	switch (pe->v->exit) {
 	case TX_FAIL:
 		return -HOOK_ERRNO; /* only for entries that own nothing */
@@ -181,7 +266,7 @@ static int tv_exit_do(struct rsc_entry *e, struct pentry *pe)
 	case TX_TWO_ERRORS:
 		/* Two failures, the first SQE's arriving last: the release's error is
 		 * the first SQE's, whatever the completion order (rsc_entry_get_sqes). */
-		ret = rsc_entry_get_sqes(e, 2, sqe);
+		ret = exit_sqes(e, 2, sqe);
 		if (ret < 0)
 			return ret;
 		io_uring_prep_read(sqe[0], dir_fd, scratch, sizeof(scratch), 0);
@@ -190,7 +275,7 @@ static int tv_exit_do(struct rsc_entry *e, struct pentry *pe)
 	case TX_BADF:
 		if (owns_fd) {
 			/* Close what it owns, then fail: HARDLINK keeps both. */
-			ret = rsc_entry_get_sqes(e, 2, sqe);
+			ret = exit_sqes(e, 2, sqe);
 			if (ret < 0)
 				return ret;
 			io_uring_prep_close(sqe[0], fd);
@@ -198,7 +283,7 @@ static int tv_exit_do(struct rsc_entry *e, struct pentry *pe)
 			io_uring_prep_close(sqe[1], -1);
 			return 0;
 		}
-		ret = rsc_entry_get_sqes(e, 1, sqe);
+		ret = exit_sqes(e, 1, sqe);
 		if (ret < 0)
 			return ret;
 		io_uring_prep_close(sqe[0], -1);
@@ -206,7 +291,7 @@ static int tv_exit_do(struct rsc_entry *e, struct pentry *pe)
 	case TX_CLOSE:
 	case TX_SUPPRESS:
 	default:
-		ret = rsc_entry_get_sqes(e, 1, sqe);
+		ret = exit_sqes(e, 1, sqe);
 		if (ret < 0)
 			return ret;
 		if (owns_fd)
@@ -537,6 +622,8 @@ static void on_scope_closed(struct prog *p, const struct rsc_scope *h, int res)
 	own_scope_closed(p, s, chain);
 }
 
+static bool witness_cancel_ok(const struct prog *p, int i);
+
 static void trace(struct rsc_loop *loop, enum rsc_event ev,
 		  const struct rsc_scope *sh, const struct rsc_entry *eh,
 		  int res, void *data)
@@ -595,6 +682,19 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 		if (e->n_entered + e->n_failed)
 			violation(p, "entry %d of '%s' entered twice", e->seq, s->name);
 		e->enter_res = res;
+		if (e->twist == TW_SLOW && e->slow_t0 > 0) {
+			/* Before the cancel reached every SQE, this waited the 10 s out. */
+			double dt = now_s() - e->slow_t0;
+
+			g_st->hk_slow_settled++;
+			if (dt >= SLOW_S - 1)
+				violation(p, "entry %d of '%s' (%s) settled %.1f s after its enter: its slow "
+					  "second SQE ran out, nothing cancelled it", e->seq, s->name,
+					  e->name, dt);
+		}
+		if (e->witness && res == -ECANCELED && !witness_cancel_ok(p, i))
+			violation(p, "the witness open %d of '%s' was cancelled: nothing of its own scope "
+				  "asked for it (a link flag left on the hook before it?)", e->seq, s->name);
 		if (ev == RSC_EV_ENTER_FAILED) {
 			e->n_failed++;
 			if (res >= 0)
@@ -887,11 +987,78 @@ static void timeout_on_enter(struct rsc_entry *h, int res, void *data)
  * in two, a tracked timeout started once it entered, which an unwind that
  * starts meanwhile cancels and waits for.
  */
+/*
+ * The witness of a TW_LINK enter: an open of a file that exists, pushed
+ * right after it (its SQE next in the SQ) into a new top-level scope, so
+ * that nothing of the twisted entry's scope may cancel it.
+ */
+static void witness_open(struct prog *p, int w)
+{
+	struct pentry *e = push_begin(p, w, K_FILE);
+	int ret;
+
+	if (!e)
+		return;
+	snprintf(e->path, sizeof(e->path), "%s/f0", p->env->dir);
+	e->fd_kind = true;
+	e->name = "file";
+	e->witness = true;
+	ret = rsc_open(p->sc[w].h, AT_FDCWD, e->path, O_RDONLY, 0, 0, &e->h);
+	push_end(p, e, ret, 0, "rsc_open (witness)");
+	if (p->n_en && &p->en[p->n_en - 1] == e)
+		g_st->hk_witnesses++;
+}
+
+/*
+ * A witness's open cancelled: only its early release, a close, failure or
+ * deadline of its scope or one above it, a failed acquire there (it cancels
+ * the subtree's acquires), the loop's shutdown or a fault may do that; a
+ * link flag left on a hook's last SQE may not.
+ */
+static bool witness_cancel_ok(const struct prog *p, int i)
+{
+	int s, j;
+
+	if (p->en[i].early || p->shutting_down ||
+	    rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED) > 0)
+		return true;
+	for (s = p->en[i].scope; s >= 0; s = p->sc[s].parent) {
+		if (p->sc[s].close_req || p->sc[s].fail_req || p->sc[s].n_closed || !p->sc[s].valid ||
+		    rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
+			return true;
+		for (j = 0; j < p->n_en; j++)
+			if (j != i && p->en[j].scope == s && p->en[j].n_failed)
+				return true;
+	}
+	return false;
+}
+
+/* A TW_SLOW enter still in flight: only a cancel ends it in time, so no blocking wait. */
+static bool slow_entering(const struct prog *p, int i)
+{
+	const struct pentry *e = &p->en[i];
+
+	return e->twist == TW_SLOW && e->slow_t0 > 0 && !e->n_entered && !e->n_failed;
+}
+
+static bool hk_before_wait(const struct prog *p)
+{
+	int i;
+
+	for (i = 0; i < p->n_en; i++)
+		if (slow_entering(p, i))
+			return true;
+	return false;
+}
+
+/* Kind "hooks": the quotient's top picks a twist (model.h), or none. */
+static const enum twist twists[6] = { TW_NONE, TW_SLOW, TW_LINK, TW_SKIP, TW_NONE, TW_NONE };
+
 static void op_custom(struct prog *p, int s, struct rd *r)
 {
 	struct pentry *e = push_begin(p, s, K_CUSTOM);
 	unsigned b = rd_u8(r), vi = b % (N_VARIANTS + 1), q = b / (N_VARIANTS + 1);
-	int i = p->n_en, ret;
+	int i = p->n_en, ret, w = -1;
 
 	if (!e)
 		return;
@@ -912,8 +1079,21 @@ static void op_custom(struct prog *p, int s, struct rd *r)
 	e->multi_release = e->v->enter == TE_OPEN && e->v->exit == TX_BADF;
 	snprintf(e->path, sizeof(e->path), "%s/%c%u", p->env->dir,
 		 (b >> 4) == 15 ? 'm' : 'f', (b >> 4) % N_FILES % N_MISSING);
+	if (p->env->kinds & KIND_HOOKS)
+		e->twist = twists[(q >> 2) % 6];
+	if (e->twist == TW_LINK && !push_refused(p, s)) {
+		w = op_open_scope(p, -1); /* before the push: no SQE of its own */
+		e = &p->en[i];
+	}
 	ret = rsc_push(p->sc[s].h, &e->v->mgr, e, &e->h);
 	push_end(p, e, ret, e->v->enter == TE_FAIL ? HOOK_ERRNO : 0, e->v->mgr.name);
+	if (p->n_en > i) {
+		g_st->hk_slow += e->twist == TW_SLOW;
+		g_st->hk_link += e->twist == TW_LINK;
+		g_st->hk_skip += e->twist == TW_SKIP;
+		if (w >= 0)
+			witness_open(p, w);
+	}
 	if (p->n_en > i && e->unordered) {
 		g_st->unordered++;
 		if (q & 2 && rsc_entry_state(e->h) == RSC_ENTERING &&
@@ -1266,7 +1446,8 @@ void op_run(struct prog *p, unsigned b, struct prog_stats *st)
 	int ret;
 
 	/* A blocking run must end: I/O that only a release would end keeps it NOWAIT. */
-	if (m != RSC_RUN_NOWAIT && (io_before_wait(p, st) | own_before_wait(p) | acc_before_wait(p)))
+	if (m != RSC_RUN_NOWAIT && (io_before_wait(p, st) | own_before_wait(p) | acc_before_wait(p) |
+				    hk_before_wait(p)))
 		m = RSC_RUN_NOWAIT;
 	p->nowait_run = m == RSC_RUN_NOWAIT;
 	ret = sh_run(p, p->loop, m);
@@ -1284,7 +1465,11 @@ static void op_entry_wait(struct prog *p, int i)
 {
 	struct pentry *e = &p->en[i];
 	bool closing = self_or_ancestor_close_req(p, e->scope);
-	int ret = rsc_entry_wait(e->h);
+	int ret;
+
+	if (slow_entering(p, i) && !closing && !p->shared)
+		return; /* it would wait its 10 s timeout out */
+	ret = rsc_entry_wait(e->h);
 
 	say(p, "  op %d: entry_wait %d of %s -> %d\n", p->op_index, e->seq,
 	    p->sc[e->scope].name, ret);
@@ -2001,6 +2186,9 @@ static void final_checks(struct prog *p, int fds_before, struct prog_stats *st)
 		/* Its close's injected EIO never shows: the read before it fails first. */
 		if (e->n_released && e->kind == K_CUSTOM && e->v->exit == TX_TWO_ERRORS)
 			slack++;
+		/* A TW_LINK enter's close(-1): its error (injected or not) is no acquire's. */
+		if (e->kind == K_CUSTOM && e->twist == TW_LINK && e->v->enter != TE_FAIL)
+			slack++;
 		st->acquires += (unsigned)e->n_entered;
 		st->releases += (unsigned)e->n_released;
 		st->enter_failures += (unsigned)e->n_failed;
@@ -2288,7 +2476,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 /* ---- environment ---------------------------------------------------------- */
 
 static const char *const kind_names[] = { "io", "handover", "post", "own", "shared", "accept",
-					   "chain", "audit", "conn" };
+					   "chain", "audit", "conn", "hooks" };
 
 /* "io,own,accept": those kinds of op (the first 20 are always in); unset or
  * "all": every kind; 0 for a name that is none. */
@@ -2305,7 +2493,7 @@ static unsigned parse_kinds(const char *list)
 			if (strlen(kind_names[k]) == n && !strncmp(kind_names[k], list, n))
 				break;
 		if (k == sizeof(kind_names) / sizeof(kind_names[0])) {
-			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn)\n",
+			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn, hooks)\n",
 				(int)n, list);
 			return 0;
 		}
@@ -2427,6 +2615,8 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->host_programs, st->host_wakes);
 	fprintf(out, "  text:             %llu programs with control bytes in their names, %llu JSON traces (%llu bytes) checked for raw controls\n",
 		st->text_programs, st->text_traces, st->text_trace_bytes);
+	fprintf(out, "  twisted hooks:    %llu slow enters (%llu settled in time), %llu link flags left (%llu witness opens), %llu CQE_SKIP_SUCCESS\n",
+		st->hk_slow, st->hk_slow_settled, st->hk_link, st->hk_witnesses, st->hk_skip);
 	fprintf(out, "  moves:            %llu entries (%llu refused), %llu scopes (%llu refused)\n",
 		st->entry_moves, st->entry_moves_refused, st->scope_moves, st->scope_moves_refused);
 	fprintf(out, "  own unwinds:      %llu fails, %llu deadlines set (%llu passed), %llu graceful closes; %llu on-close callbacks\n",
