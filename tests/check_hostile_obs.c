@@ -33,31 +33,6 @@ static off_t size_of(const char *path)
 	return st.st_size;
 }
 
-/*
- * A full disk, made by RLIMIT_FSIZE: writes past @bytes are cut short, then
- * fail with EFBIG (SIGXFSZ ignored). Check's own messages go to a file too,
- * so no assertion may run until disk_free_again().
- */
-static struct rlimit disk_full_at(off_t bytes)
-{
-	struct rlimit old, lim;
-
-	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
-	lim = old;
-	lim.rlim_cur = (rlim_t)bytes;
-	signal(SIGXFSZ, SIG_IGN);
-	(void)setrlimit(RLIMIT_FSIZE, &lim);
-	return old;
-}
-
-static void disk_free_again(struct rlimit old)
-{
-	int ret = setrlimit(RLIMIT_FSIZE, &old);
-
-	signal(SIGXFSZ, SIG_DFL);
-	ck_assert_int_eq(ret, 0);
-}
-
 /* The events of 8 files (~600 bytes each) stay in the buffer until the close,
  * whose one write the full disk cuts: its error is the close's answer. */
 START_TEST(trace_write_failing_at_its_close_is_returned)
@@ -72,9 +47,9 @@ START_TEST(trace_write_failing_at_its_close_is_returned)
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, file), 0);
 	empty = size_of(file);
 	t_scope_of_files(8, "cut");
-	old = disk_full_at(empty + 512);
+	old = t_disk_full_at(empty + 512);
 	ret = rsc_loop_trace_file(t_loop, NULL);
-	disk_free_again(old);
+	t_disk_free_again(old);
 	ck_assert_int_eq(ret, -EFBIG);
 	/* The document of the last good write: the header alone. */
 	assert_complete(file);
@@ -109,9 +84,9 @@ START_TEST(trace_write_failing_at_loop_free_is_said)
 	fflush(stderr);
 	saved = dup(2);
 	ck_assert_int_eq(dup2(err_fd, 2), 2);
-	old = disk_full_at(size_of(file) + 512);
+	old = t_disk_full_at(size_of(file) + 512);
 	ck_assert_int_eq(rsc_loop_close(loop), 0);
-	disk_free_again(old);
+	t_disk_free_again(old);
 	ck_assert_int_eq(dup2(saved, 2), 2);
 	close(saved);
 	memset(said, 0, sizeof(said));
@@ -140,10 +115,10 @@ START_TEST(trace_cut_short_by_a_full_disk_stays_a_document)
 	ck_assert_int_eq(rsc_loop_trace_flush(t_loop), 0);
 	good = size_of(file);
 	t_scope_of_files(8, "cut");
-	old = disk_full_at(good + 512);
+	old = t_disk_full_at(good + 512);
 	ret[0] = rsc_loop_trace_flush(t_loop);
 	ret[1] = rsc_loop_trace_flush(t_loop);
-	disk_free_again(old);
+	t_disk_free_again(old);
 	ck_assert_int_eq(ret[0], -EFBIG);
 	ck_assert_int_eq(ret[1], -EFBIG);
 	t_scope_of_files(8, "untraced");

@@ -933,31 +933,6 @@ START_TEST(trace_env_template_takes_percent_signs_literally)
 }
 END_TEST
 
-/*
- * A full disk, made by RLIMIT_FSIZE: writes past @bytes are cut short, then
- * fail with EFBIG (SIGXFSZ ignored). Check's own messages go to a file too,
- * so no assertion may run until disk_free_again().
- */
-static struct rlimit disk_full_at(off_t bytes)
-{
-	struct rlimit old, lim;
-
-	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
-	lim = old;
-	lim.rlim_cur = (rlim_t)bytes;
-	signal(SIGXFSZ, SIG_IGN);
-	(void)setrlimit(RLIMIT_FSIZE, &lim);
-	return old;
-}
-
-static void disk_free_again(struct rlimit old)
-{
-	int ret = setrlimit(RLIMIT_FSIZE, &old);
-
-	signal(SIGXFSZ, SIG_DFL);
-	ck_assert_int_eq(ret, 0);
-}
-
 static off_t size_of(const char *path)
 {
 	struct stat st;
@@ -985,11 +960,11 @@ START_TEST(trace_error_at_a_switch_is_not_lost)
 	t_make_files(8);
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, a), 0);
 	t_scope_of_files(8, "buffered");
-	old = disk_full_at(size_of(a) + 512); /* b's header fits, a's events do not */
+	old = t_disk_full_at(size_of(a) + 512); /* b's header fits, a's events do not */
 	ret[0] = rsc_loop_trace_file(t_loop, b);
 	ret[1] = rsc_loop_trace_flush(t_loop);
 	ret[2] = rsc_loop_trace_flush(t_loop);
-	disk_free_again(old);
+	t_disk_free_again(old);
 	ck_assert_int_eq(ret[0], 0);
 	ck_assert_int_eq(ret[1], -EFBIG);
 	ck_assert_int_eq(ret[2], 0); /* told once; the new trace is fine */
@@ -1018,11 +993,11 @@ START_TEST(trace_error_at_a_failed_switch_is_not_lost)
 	t_make_files(8);
 	ck_assert_int_eq(rsc_loop_trace_file(t_loop, a), 0);
 	t_scope_of_files(8, "buffered");
-	old = disk_full_at(size_of(a) + 512);
+	old = t_disk_full_at(size_of(a) + 512);
 	ret[0] = rsc_loop_trace_file(t_loop, "/nonexistent/b.json");
 	ret[1] = rsc_loop_trace_file(t_loop, NULL);
 	ret[2] = rsc_loop_trace_file(t_loop, NULL);
-	disk_free_again(old);
+	t_disk_free_again(old);
 	ck_assert_int_eq(ret[0], -ENOENT);
 	ck_assert_int_eq(ret[1], -EFBIG);
 	ck_assert_int_eq(ret[2], 0);
@@ -1175,14 +1150,14 @@ START_TEST(trace_buffer_flush_failing_mid_run_keeps_the_account)
 	header = size_of(trace);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "many", &s), 0);
 	ck_assert_int_eq(rsc_loop_set_trace(t_loop, count_events, seen), 0);
-	old = disk_full_at(header + 4096);
+	old = t_disk_full_at(header + 4096);
 	for (i = 0; i < N; i++)
 		ret[i] = rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, NULL);
 	ret[N] = rsc_loop_run(t_loop, RSC_RUN_DEFAULT);
 	ret[N + 1] = rsc_scope_close_wait(s, NULL);
 	ret[N + 2] = rsc_loop_trace_flush(t_loop);
 	ret[N + 3] = rsc_loop_trace_file(t_loop, NULL);
-	disk_free_again(old);
+	t_disk_free_again(old);
 	for (i = 0; i < N + 2; i++)
 		bad += ret[i] != 0;
 	ck_assert_int_eq(bad, 0);

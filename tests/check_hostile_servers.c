@@ -44,11 +44,6 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-static bool has_fault_injection(void)
-{
-	return rsc_fault_set(t_probe_loop(), "") == 0;
-}
-
 /* ------------------------------------------------------------- the guard */
 
 struct guard {
@@ -994,7 +989,7 @@ START_TEST(graceful_close_stops_an_accept_backing_off_a_shortage)
 	struct guard g;
 	int before = t_fd_count(), round;
 
-	if (!has_fault_injection()) {
+	if (!t_has_fault_injection()) {
 		printf("SKIP graceful_close_stops_an_accept_backing_off_a_shortage: this build has no fault injection\n");
 		return;
 	}

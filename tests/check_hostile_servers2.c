@@ -38,11 +38,6 @@ static void sleep_ms(long ms)
 		;
 }
 
-static bool has_fault_injection(void)
-{
-	return rsc_fault_set(t_probe_loop(), "") == 0;
-}
-
 /* ------------------------------------------------------------- the guard */
 
 struct guard {
@@ -1905,7 +1900,7 @@ Suite *make_hostile_servers2_suite(void)
 	TCase *tc = tcase_create("servers2");
 	bool net = t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT) &&
 		   t_kernel_has(IORING_OP_SHUTDOWN);
-	bool fault = has_fault_injection();
+	bool fault = t_has_fault_injection();
 
 	t_add_fixture(tc);
 	tcase_set_timeout(tc, 30);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,6 +312,31 @@ bool t_under_valgrind(void)
 	const char *p = getenv("LD_PRELOAD");
 
 	return p && strstr(p, "vgpreload");
+}
+
+bool t_has_fault_injection(void)
+{
+	return rsc_fault_set(t_probe_loop(), "") == 0;
+}
+
+struct rlimit t_disk_full_at(off_t bytes)
+{
+	struct rlimit old, lim;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)bytes;
+	signal(SIGXFSZ, SIG_IGN);
+	(void)setrlimit(RLIMIT_FSIZE, &lim);
+	return old;
+}
+
+void t_disk_free_again(struct rlimit old)
+{
+	int ret = setrlimit(RLIMIT_FSIZE, &old);
+
+	signal(SIGXFSZ, SIG_DFL);
+	ck_assert_int_eq(ret, 0);
 }
 
 void t_store_res(struct rsc_entry *e, int res, void *buf, void *data)

@@ -5,6 +5,8 @@
 #include <check.h>
 #include <stdbool.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/types.h>
 
 #include <liburing.h>
 
@@ -76,6 +78,15 @@ void t_store_res(struct rsc_entry *e, int res, void *buf, void *data);
  * keeping one that waits in io_uring_enter(2) as the one running.
  */
 bool t_under_valgrind(void);
+/* rsc_fault_set works: the library has fault injection compiled in. */
+bool t_has_fault_injection(void);
+/*
+ * A full disk, made by RLIMIT_FSIZE: writes past @bytes are cut short, then
+ * fail with EFBIG (SIGXFSZ ignored). Check's own messages go to a file too,
+ * so no assertion may run until t_disk_free_again().
+ */
+struct rlimit t_disk_full_at(off_t bytes);
+void t_disk_free_again(struct rlimit old);
 
 /* Opcodes newer than liburing 2.3's header, for t_kernel_has(). */
 #define OP_FIXED_FD_INSTALL 54U /* Linux 6.8 */
