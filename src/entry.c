@@ -761,6 +761,7 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 	struct rsc__entry *e;
 	unsigned config = RSC__CFG_FD | RSC__CFG_OWN_HOOKS;
 	char detail[32];
+	uint64_t owner;
 	int fdflags, ret;
 
 	if (entryp)
@@ -775,8 +776,10 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 		rsc__set_last_error("rsc_adopt: %d is not an open descriptor", fd);
 		return -EBADF;
 	}
-	/* A loop's ring is the runtime's own: -EEXIST below, from the ledger. */
-	if (!rsc__ledger_owner(fd) && is_io_uring_instance(fd)) {
+	/* A loop's ring is the runtime's own: -EEXIST below, from the ledger. A
+	 * number whose close is in flight on another thread may be a ring by now. */
+	owner = rsc__ledger_owner(fd);
+	if ((!owner || (owner & RSC__LEDGER_CLOSING)) && is_io_uring_instance(fd)) {
 		rsc__set_last_error("rsc_adopt: descriptor %d is an io_uring instance, which IORING_OP_CLOSE refuses to close: it stays the caller's",
 				    fd);
 		return -EOPNOTSUPP;
