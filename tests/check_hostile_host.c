@@ -26,14 +26,6 @@
  * overflowing CQ.
  */
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static bool fd_readable(int fd, int ms)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -45,11 +37,11 @@ static bool fd_readable(int fd, int ms)
  * *@flag leaves @unset or @ms pass; 1 if it did, 0 if the host slept through. */
 static int host_until(struct rsc_loop *l, const int *flag, int unset, int ms)
 {
-	long end = now_ms() + ms;
+	long end = t_now_ms() + ms;
 	int fd = rsc_loop_fd(l);
 
 	while (*flag == unset) {
-		long left = end - now_ms();
+		long left = end - t_now_ms();
 
 		if (left <= 0 || !fd_readable(fd, (int)left))
 			return 0;
@@ -61,9 +53,9 @@ static int host_until(struct rsc_loop *l, const int *flag, int unset, int ms)
 /* The host's way out: run while the fd says so, until nothing is alive. */
 static void host_drain(struct rsc_loop *l)
 {
-	long end = now_ms() + 5000;
+	long end = t_now_ms() + 5000;
 
-	while (rsc_loop_alive(l) > 0 && now_ms() < end)
+	while (rsc_loop_alive(l) > 0 && t_now_ms() < end)
 		if (fd_readable(rsc_loop_fd(l), 500))
 			ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
 	ck_assert_msg(rsc_loop_alive(l) == 0, "the loop is alive but its fd stays quiet");
@@ -216,11 +208,11 @@ static void et_host_new(struct et_host *h, struct rsc_loop *l)
 /* One run per edge, as an edge-triggered host does: 1 if *@flag left @unset. */
 static int et_until(struct et_host *h, const int *flag, int unset, int ms)
 {
-	long end = now_ms() + ms;
+	long end = t_now_ms() + ms;
 	struct epoll_event ev;
 
 	while (*flag == unset) {
-		long left = end - now_ms();
+		long left = end - t_now_ms();
 		int n;
 
 		if (left <= 0)
@@ -342,8 +334,8 @@ START_TEST(idle_loop_fd_goes_quiet)
 	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_NOWAIT), 1);
 	if (fd_readable(rsc_loop_fd(l), 20))
 		ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_NOWAIT), 1);
-	end = now_ms() + 300;
-	while (now_ms() < end)
+	end = t_now_ms() + 300;
+	while (t_now_ms() < end)
 		if (fd_readable(rsc_loop_fd(l), 50)) {
 			wakes++;
 			ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_NOWAIT), 1);
@@ -388,12 +380,12 @@ static void inner_entered(struct rsc_entry *e, int res, void *data)
 static void outer_entered(struct rsc_entry *e, int res, void *data)
 {
 	struct nest *n = data;
-	long end = now_ms() + 3000;
+	long end = t_now_ms() + 3000;
 
 	(void)e;
 	(void)res;
 	n->outer_cb++;
-	while (n->inner_cb == 0 && now_ms() < end)
+	while (n->inner_cb == 0 && t_now_ms() < end)
 		if (fd_readable(rsc_loop_fd(n->inner), 100))
 			n->inner_run = rsc_loop_run(n->inner, RSC_RUN_NOWAIT);
 }
@@ -675,8 +667,8 @@ START_TEST(exit_that_never_gets_an_sqe_ends_the_hosts_turns)
 	ck_assert_int_eq(rsc_defer(s, never_an_sqe, &calls, NULL), 0);
 	host_settle(l);
 	ck_assert_int_eq(rsc_scope_close(s, note_scope_closed, &closed), 0);
-	end = now_ms() + 10000;
-	while (!closed && now_ms() < end && fd_readable(rsc_loop_fd(l), 2000)) {
+	end = t_now_ms() + 10000;
+	while (!closed && t_now_ms() < end && fd_readable(rsc_loop_fd(l), 2000)) {
 		wakes++;
 		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
 	}
@@ -1208,14 +1200,14 @@ START_TEST(release_retried_on_later_turns_wakes_the_application)
 		app_turn(&a, true);
 	ck_assert_int_eq(rsc_scope_close(s, note_scope_closed, &closed), 0);
 	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	/* The page's loop: wait for a completion, dispatch, run (2 s at most a wait). */
 	for (turns = 0; rsc_loop_alive(a.loop) > 0 && turns < 20; turns++)
 		app_turn(&a, true);
 	ck_assert_int_eq(closed, 1);
 	ck_assert_int_eq(calls, 4);
-	ck_assert_msg(now_ms() - t0 < 1000, "the application waited %ld ms for three retries",
-		      now_ms() - t0);
+	ck_assert_msg(t_now_ms() - t0 < 1000, "the application waited %ld ms for three retries",
+		      t_now_ms() - t0);
 	app_end(&a);
 }
 END_TEST

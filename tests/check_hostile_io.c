@@ -711,14 +711,6 @@ START_TEST(timer_rearmed_from_its_callback_then_released)
 }
 END_TEST
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* rsc_timer(3): a timer that "enters after its scope's close ... was asked
  * for" never starts: cb once with -ECANCELED. A graceful close is a close
  * asked for; were the timer started in its grace, it would hold the grace
@@ -741,9 +733,9 @@ START_TEST(timer_entering_after_a_graceful_close_never_starts)
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "fail", &f), 0);
 	ck_assert_int_eq(rsc_timer(f, 3000, note_io, failed, NULL), 0);
 	ck_assert_int_eq(rsc_scope_fail(f, -EIO, "body"), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	t_run();
-	ck_assert_int_lt(now_ms() - t0, 1000);
+	ck_assert_int_lt(t_now_ms() - t0, 1000);
 	ck_assert_int_eq(seen[0], 1);
 	ck_assert_int_eq(seen[1], -ECANCELED);
 	ck_assert_int_eq(seen[2], 1);

@@ -36,44 +36,10 @@ static bool fd_open(int fd)
 	return fcntl(fd, F_GETFD) >= 0;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* ------------------------------------------------------------- the guard */
 
-struct guard {
-	struct rsc_scope *s;
-	int fired;
-};
-
-static void guard_fired(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	(void)e;
-	(void)buf;
-	if (res != -ECANCELED)
-		((struct guard *)data)->fired = 1;
-}
-
-/* A timer of its own scope: the loop wakes after @ms whatever the probe does. */
-static void guard_start(struct guard *g, struct rsc_loop *loop, unsigned ms)
-{
-	g->fired = 0;
-	ck_assert_int_eq(rsc_scope_open(loop, NULL, "guard", &g->s), 0);
-	ck_assert_int_eq(rsc_timer(g->s, ms, guard_fired, g, NULL), 0);
-}
-
-static void guard_stop(struct guard *g)
-{
-	ck_assert_int_eq(rsc_scope_close(g->s, NULL, NULL), 0);
-}
-
 /* Run t_loop until *@flag reaches @want; fail (not hang) when the guard fires. */
-static void run_until(struct guard *g, const int *flag, int want, const char *what)
+static void run_until(struct t_guard *g, const int *flag, int want, const char *what)
 {
 	while (*flag < want && !g->fired)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
@@ -190,7 +156,7 @@ START_TEST(expiry_callback_rearms_and_clears_deadlines_due_with_it)
 {
 	struct rsc_scope *a, *b, *c;
 	struct dl_cb d = { 0 };
-	struct guard g;
+	struct t_guard g;
 	long long before = rsc_loop_counter(t_loop, RSC_CTR_DEADLINES);
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
@@ -203,7 +169,7 @@ START_TEST(expiry_callback_rearms_and_clears_deadlines_due_with_it)
 	ck_assert_int_eq(rsc_scope_set_deadline(a, 20, 0), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(b, 20, 0), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(c, 20, RSC_DEADLINE_MOVE_ON), 0);
-	guard_start(&g, t_loop, 300);
+	t_guard_start(&g, t_loop, 300);
 	run_until(&g, &g.fired, 1, "the guard");
 	ck_assert_int_eq(d.c.calls, 1);
 	ck_assert_int_eq(d.c.status, -ETIMEDOUT);
@@ -213,7 +179,7 @@ START_TEST(expiry_callback_rearms_and_clears_deadlines_due_with_it)
 	ck_assert_int_eq(rsc_scope_state(b), RSC_SCOPE_OPEN);
 	ck_assert_int_eq(rsc_scope_state(c), RSC_SCOPE_OPEN);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), before + 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(rsc_scope_set_deadline(b, 0, 0), 0);
 	t_run(); /* returns: no deadline left keeps the loop alive */
 	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), -ETIMEDOUT);
@@ -309,12 +275,12 @@ START_TEST(deadline_cancels_a_connect_in_flight_and_closes_its_socket)
 	struct rsc_error *err = NULL;
 	struct sockaddr_in bound;
 	struct closed st = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int fill[4], before;
 
 	srv = blackhole(&bound, fill);
 	before = t_fd_count();
-	guard_start(&g, t_loop, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_scope_on_close(s, note_closed, &st), 0);
 	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&bound, sizeof(bound), 0, 0, &c), 0);
@@ -328,7 +294,7 @@ START_TEST(deadline_cancels_a_connect_in_flight_and_closes_its_socket)
 	ck_assert_str_eq(rsc_error_op(err), "deadline");
 	ck_assert_str_eq(rsc_error_scope(err), "s");
 	rsc_error_free(err);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	t_run();
 	ck_assert_int_eq(t_fd_count(), before);
 	blackhole_close(srv, fill);
@@ -337,7 +303,7 @@ END_TEST
 
 
 /* Turn the loop until @e's acquire settles: it must fail with @want, within the guard. */
-static void settles_failed(struct guard *g, struct rsc_entry *e, int want, int round)
+static void settles_failed(struct t_guard *g, struct rsc_entry *e, int want, int round)
 {
 	int ret;
 
@@ -360,12 +326,12 @@ START_TEST(deadline_cancels_a_unix_connect_waiting_for_room)
 	struct rsc_scope *s;
 	struct rsc_error *err = NULL;
 	struct closed st = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int lfd, fill[64], nfill, before;
 
 	lfd = t_full_unix_listener(&sun, fill, &nfill);
 	before = t_fd_count();
-	guard_start(&g, t_loop, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_scope_on_close(s, note_closed, &st), 0);
 	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 0, 0, NULL), 0);
@@ -377,7 +343,7 @@ START_TEST(deadline_cancels_a_unix_connect_waiting_for_room)
 	ck_assert_str_eq(rsc_error_op(err), "deadline");
 	rsc_error_free(err);
 	ck_assert_int_eq(t_fd_count(), before);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	t_full_unix_listener_close(lfd, fill, nfill);
 }
 END_TEST
@@ -391,13 +357,13 @@ START_TEST(release_cancels_a_unix_connect_just_submitted)
 	struct sockaddr_un sun;
 	struct rsc_scope *t;
 	struct rsc_entry *c;
-	struct guard g;
+	struct t_guard g;
 	int lfd, fill[64], nfill, before, round;
 
 	lfd = t_full_unix_listener(&sun, fill, &nfill);
 	before = t_fd_count();
 	for (round = 0; round < 3; round++) {
-		guard_start(&g, t_loop, 3000);
+		t_guard_start(&g, t_loop, 3000);
 		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "t", &t), 0);
 		ck_assert_int_eq(rsc_connect(t, (struct sockaddr *)&sun, sizeof(sun), 0, 0, &c), 0);
 		while (t_fd_count() == before)
@@ -405,7 +371,7 @@ START_TEST(release_cancels_a_unix_connect_just_submitted)
 		ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1); /* the connect goes out */
 		ck_assert_int_eq(rsc_entry_release(c, NULL, NULL), 0);
 		settles_failed(&g, c, -ECANCELED, round);
-		guard_stop(&g);
+		t_guard_stop(&g);
 		ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
 		ck_assert_int_eq(t_fd_count(), before);
 	}
@@ -421,17 +387,17 @@ START_TEST(connect_timeout_ends_a_unix_connect_waiting_for_room)
 	struct sockaddr_un sun;
 	struct rsc_scope *s;
 	struct rsc_entry *c;
-	struct guard g;
+	struct t_guard g;
 	int lfd, fill[64], nfill, before, round;
 
 	lfd = t_full_unix_listener(&sun, fill, &nfill);
 	before = t_fd_count();
 	for (round = 0; round < 20; round++) {
-		guard_start(&g, t_loop, 3000);
+		t_guard_start(&g, t_loop, 3000);
 		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 		ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 1 + round % 4, 0, &c), 0);
 		settles_failed(&g, c, -ETIMEDOUT, round);
-		guard_stop(&g);
+		t_guard_stop(&g);
 		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
 		ck_assert_int_eq(t_fd_count(), before);
 	}
@@ -450,7 +416,7 @@ START_TEST(deadline_on_a_shared_ring)
 	struct rsc_scope *s;
 	struct closed st = { 0 };
 	int before = t_fd_count();
-	long t0 = now_ms();
+	long t0 = t_now_ms();
 
 	ck_assert_int_eq(io_uring_queue_init(16, &ring, 0), 0);
 	ck_assert_int_eq(rsc_loop_new_from_ring(&l, &ring, 0), 0);
@@ -460,7 +426,7 @@ START_TEST(deadline_on_a_shared_ring)
 	ck_assert_int_eq(rsc_loop_alive(l), 1);
 	ck_assert_int_eq(rsc_loop_close(l), -EBUSY);
 	ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
-	while (st.calls == 0 && now_ms() - t0 < 5000)
+	while (st.calls == 0 && t_now_ms() - t0 < 5000)
 		app_turn(&ring, l, NULL, NULL);
 	ck_assert_int_eq(st.calls, 1);
 	ck_assert_int_eq(st.status, -ETIMEDOUT);
@@ -490,10 +456,10 @@ START_TEST(ancestor_deadline_cuts_a_childs_unbounded_grace)
 	struct rsc_scope *p, *c;
 	struct closed pc = { 0 }, cc = { 0 };
 	struct io_seen r = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int peer;
 
-	guard_start(&g, t_loop, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
 	(void)idle_recv(c, &peer, &r);
@@ -512,7 +478,7 @@ START_TEST(ancestor_deadline_cuts_a_childs_unbounded_grace)
 	ck_assert_int_lt(r.order, cc.order);
 	ck_assert_int_lt(cc.order, pc.order);
 	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -ETIMEDOUT);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	close(peer);
 }
 END_TEST
@@ -523,10 +489,10 @@ START_TEST(ancestor_failure_cuts_a_grandchilds_grace)
 	struct rsc_scope *p, *m, *c, *c2;
 	struct closed cc = { 0 }, cc2 = { 0 };
 	struct io_seen r = { 0 }, r2 = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int peer, peer2;
 
-	guard_start(&g, t_loop, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, p, "m", &m), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, m, "c", &c), 0);
@@ -547,7 +513,7 @@ START_TEST(ancestor_failure_cuts_a_grandchilds_grace)
 	ck_assert_int_eq(rsc_scope_close_stats(c, NULL, NULL, NULL), -ESTALE); /* freed after its callback */
 	ck_assert_int_eq(rsc_scope_state(p), RSC_SCOPE_UNWOUND);
 	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -EPROTO);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	close(peer);
 	close(peer2);
 }
@@ -563,11 +529,11 @@ START_TEST(release_during_a_grace_ends_a_multishot_receive)
 	struct closed gc = { 0 };
 	struct io_seen ra = { 0 }, rb = { 0 };
 	struct rsc_error *err = (struct rsc_error *)1;
-	struct guard g;
+	struct t_guard g;
 	int pa, pb;
 	long t0;
 
-	guard_start(&g, t_loop, 4000);
+	t_guard_start(&g, t_loop, 4000);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, srv, "conn", &conn), 0);
 	a = t_adopted_pair(srv, &pa);
@@ -575,7 +541,7 @@ START_TEST(release_during_a_grace_ends_a_multishot_receive)
 	ck_assert_int_eq(rsc_recv_multishot(a, 0, note_io, &ra), 0);
 	ck_assert_int_eq(rsc_recv_multishot(b, 0, note_io, &rb), 0);
 	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 1);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_close_graceful(srv, 3000, note_closed, &gc), 0);
 	/* An entry of the graceful scope, and one of its child. */
 	ck_assert_msg(rsc_entry_release(a, NULL, NULL) == 0, "release during the grace: %s",
@@ -587,10 +553,10 @@ START_TEST(release_during_a_grace_ends_a_multishot_receive)
 	ck_assert_int_eq(rb.last, -ECANCELED);
 	run_until(&g, &gc.calls, 1, "the graceful close");
 	ck_assert_int_eq(ra.last, -ECANCELED);
-	ck_assert_msg(now_ms() - t0 < 2500, "the grace ran out instead of ending with the releases");
+	ck_assert_msg(t_now_ms() - t0 < 2500, "the grace ran out instead of ending with the releases");
 	ck_assert_int_eq(gc.status, 0);
 	ck_assert_int_eq(gc.cut, 0); /* ended by the releases, not by the bound */
-	guard_stop(&g);
+	t_guard_stop(&g);
 	close(pa);
 	close(pb);
 }
@@ -615,8 +581,8 @@ START_TEST(pollable_host_sleeps_through_an_idle_grace)
 	while (poll(&pfd, 1, 0) == 1)
 		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
 	ck_assert_int_eq(rsc_scope_close_graceful(s, 300, note_closed, &gc), 0);
-	t0 = now_ms();
-	while (gc.calls == 0 && now_ms() - t0 < 5000) {
+	t0 = t_now_ms();
+	while (gc.calls == 0 && t_now_ms() - t0 < 5000) {
 		if (poll(&pfd, 1, 1000) == 1) {
 			wakeups++;
 			ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
@@ -642,11 +608,11 @@ START_TEST(graceful_close_of_a_scope_whose_children_are_already_closing)
 	struct rsc_scope *s, *c1, *c2, *c3;
 	struct closed sc = { 0 }, cc1 = { 0 }, cc2 = { 0 }, oc3 = { 0 };
 	struct io_seen r1 = { 0 }, r2 = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int p1, p2, before = t_fd_count();
 
 	close_seq = 0;
-	guard_start(&g, t_loop, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, s, "c1", &c1), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, s, "c2", &c2), 0);
@@ -677,7 +643,7 @@ START_TEST(graceful_close_of_a_scope_whose_children_are_already_closing)
 	/* c3 was waiting for its close: the parent's unwind took its result. */
 	ck_assert_int_eq(sc.status, -EIO);
 	ck_assert_int_eq(sc.cut, 0);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	t_run();
 	close(p1);
 	close(p2);
@@ -726,10 +692,10 @@ END_TEST
 static void peer_sees_eof(int c)
 {
 	struct pollfd p = { .fd = c, .events = POLLIN };
-	long t0 = now_ms();
+	long t0 = t_now_ms();
 	char ch;
 
-	while (poll(&p, 1, 5) == 0 && now_ms() - t0 < 2000)
+	while (poll(&p, 1, 5) == 0 && t_now_ms() - t0 < 2000)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	ck_assert_int_eq(poll(&p, 1, 0), 1);
 	ck_assert_int_eq(recv(c, &ch, 1, 0), 0);
@@ -791,11 +757,11 @@ START_TEST(accepted_connections_are_cloexec_and_owned_by_their_own_scope)
 	struct rsc_scope *srv;
 	struct sockaddr_in b;
 	struct acc2 a = { 0 };
-	struct guard g;
+	struct t_guard g;
 	char want[32];
 	int c[3], i, before = t_fd_count();
 
-	guard_start(&g, t_loop, 4000);
+	t_guard_start(&g, t_loop, 4000);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	a.listener = t_listen_on_loopback(srv, 16, &b);
 	a.srv = srv;
@@ -832,7 +798,7 @@ START_TEST(accepted_connections_are_cloexec_and_owned_by_their_own_scope)
 	peer_sees_eof(c[1]);
 	close(c[0]);
 	close(c[1]);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	t_run();
 	ck_assert_int_eq(t_fd_count(), before);
 }
@@ -846,10 +812,10 @@ START_TEST(accept_callback_releasing_the_listener)
 	struct rsc_scope *srv;
 	struct sockaddr_in b;
 	struct acc2 a = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int c, c2, before = t_fd_count();
 
-	guard_start(&g, t_loop, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	a.listener = t_listen_on_loopback(srv, 16, &b);
 	a.release_listener = true;
@@ -868,7 +834,7 @@ START_TEST(accept_callback_releasing_the_listener)
 	ck_assert_int_eq(connect(c2, (struct sockaddr *)&b, sizeof(b)), -1);
 	ck_assert_int_eq(errno, ECONNREFUSED);
 	close(c2);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
 	peer_sees_eof(c);
 	close(c);
@@ -986,7 +952,7 @@ START_TEST(graceful_close_stops_an_accept_backing_off_a_shortage)
 	struct sockaddr_in b;
 	struct closed gc = { 0 };
 	struct acc a = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int before = t_fd_count(), round;
 
 	if (!t_has_fault_injection()) {
@@ -996,7 +962,7 @@ START_TEST(graceful_close_stops_an_accept_backing_off_a_shortage)
 	for (round = 0; round < 2; round++) {
 		memset(&a, 0, sizeof(a));
 		memset(&gc, 0, sizeof(gc));
-		guard_start(&g, t_loop, 3000);
+		t_guard_start(&g, t_loop, 3000);
 		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 		l = t_listen_on_loopback(srv, 16, &b);
 		ck_assert_int_eq(rsc_fault_set(t_loop, "accept:1:ENFILE,accept:2:ENFILE,accept:3:ENFILE,accept:4:ENFILE"), 0);
@@ -1014,7 +980,7 @@ START_TEST(graceful_close_stops_an_accept_backing_off_a_shortage)
 		ck_assert_int_eq(a.last, -ECANCELED);
 		ck_assert_int_eq(gc.status, 0);
 		ck_assert_int_eq(rsc_fault_set(t_loop, ""), 0);
-		guard_stop(&g);
+		t_guard_stop(&g);
 		t_run();
 		ck_assert_int_eq(t_fd_count(), before);
 	}
@@ -1237,10 +1203,10 @@ START_TEST(multishot_callback_releases_its_own_entry)
 {
 	struct rsc_scope *s;
 	struct ms m = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int peer, fd;
 
-	guard_start(&g, t_loop, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	m.e = t_adopted_pair(s, &peer);
 	fd = rsc_entry_fd(m.e);
@@ -1258,7 +1224,7 @@ START_TEST(multishot_callback_releases_its_own_entry)
 	while (rsc_entry_state(m.e) != RSC_EXITED)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 	ck_assert(!fd_open(fd) || fd == peer);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(m.finals, 1);
 	close(peer);
@@ -1273,12 +1239,12 @@ START_TEST(recv_buffers_bound_each_receive_and_can_be_replaced)
 {
 	struct rsc_scope *s;
 	struct ms m = { 0 };
-	struct guard g;
+	struct t_guard g;
 	char data[200];
 	int peer;
 
 	memset(data, 'x', sizeof(data));
-	guard_start(&g, t_loop, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 8, 64), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	m.e = t_adopted_pair(s, &peer);
@@ -1299,7 +1265,7 @@ START_TEST(recv_buffers_bound_each_receive_and_can_be_replaced)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 16, 128), 0);
 	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 0, 0), 0);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	close(peer);
 }
@@ -1407,7 +1373,7 @@ START_TEST(recv_buffers_on_a_shared_ring_keep_the_applications_groups)
 	struct rsc_scope *s;
 	struct ms m = { 0 };
 	int sv[2], peer, ret;
-	long t0 = now_ms();
+	long t0 = t_now_ms();
 
 	ck_assert_int_eq(io_uring_queue_init(16, &ring, 0), 0);
 	ret = app_group_register(&ring, &mine, 0x5253);
@@ -1434,7 +1400,7 @@ START_TEST(recv_buffers_on_a_shared_ring_keep_the_applications_groups)
 	io_uring_sqe_set_data64(sqe, 42);
 	ck_assert_int_eq(write(peer, "ringscope", 9), 9);
 	ck_assert_int_eq(write(sv[1], "app", 3), 3);
-	while ((m.bytes < 9 || got.res == 0) && now_ms() - t0 < 5000)
+	while ((m.bytes < 9 || got.res == 0) && t_now_ms() - t0 < 5000)
 		app_turn(&ring, l, app_recv_done, &got);
 	ck_assert_int_eq(m.bytes, 9);
 	ck_assert_int_eq(got.res, 3);

@@ -23,14 +23,6 @@
 
 #include "helpers.h"
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -41,34 +33,8 @@ static void sleep_ms(long ms)
 
 /* ------------------------------------------------------------- the guard */
 
-struct guard {
-	struct rsc_scope *s;
-	int fired;
-};
-
-static void guard_fired(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	(void)e;
-	(void)buf;
-	if (res != -ECANCELED)
-		((struct guard *)data)->fired = 1;
-}
-
-/* A timer in a scope of its own: the loop wakes after @ms whatever happens. */
-static void guard_start(struct guard *g, unsigned ms)
-{
-	g->fired = 0;
-	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "guard", &g->s), 0);
-	ck_assert_int_eq(rsc_timer(g->s, ms, guard_fired, g, NULL), 0);
-}
-
-static void guard_stop(struct guard *g)
-{
-	ck_assert_int_eq(rsc_scope_close(g->s, NULL, NULL), 0);
-}
-
 /* Run t_loop until *@flag is at least @want; fail, not hang, when the guard fires. */
-static void run_until(struct guard *g, const int *flag, int want)
+static void run_until(struct t_guard *g, const int *flag, int want)
 {
 	while (*flag < want) {
 		ck_assert_msg(!g->fired, "guard fired: still waiting (%d of %d)", *flag, want);
@@ -94,7 +60,7 @@ static void note_closed(struct rsc_scope *s, int status, const struct rsc_error 
 
 	c->calls++;
 	c->status = status;
-	c->at = now_ms();
+	c->at = t_now_ms();
 	snprintf(c->op, sizeof(c->op), "%s", err && rsc_error_op(err) ? rsc_error_op(err) : "");
 	snprintf(c->entry, sizeof(c->entry), "%s",
 		 err && rsc_error_entry(err) ? rsc_error_entry(err) : "");
@@ -114,7 +80,7 @@ static void note_io(struct rsc_entry *e, int res, void *buf, void *data)
 	(void)buf;
 	w->calls++;
 	w->res = res;
-	w->at = now_ms();
+	w->at = t_now_ms();
 }
 
 /* ------------------------------------------------------------ deadlines */
@@ -126,7 +92,7 @@ START_TEST(deadline_moved_or_cleared_after_its_time_but_before_the_loop_saw_it)
 {
 	struct rsc_scope *later, *cleared;
 	struct closed c1 = { 0 }, c2 = { 0 };
-	struct guard g;
+	struct t_guard g;
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "later", &later), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cleared", &cleared), 0);
@@ -138,13 +104,13 @@ START_TEST(deadline_moved_or_cleared_after_its_time_but_before_the_loop_saw_it)
 	sleep_ms(30);						     /* both are past due now */
 	ck_assert_int_eq(rsc_scope_set_deadline(later, 10000, 0), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(cleared, 0, 0), 0);
-	guard_start(&g, 150);
+	t_guard_start(&g, t_loop, 150);
 	run_until(&g, &g.fired, 1);
 	ck_assert_int_eq(c1.calls + c2.calls, 0);
 	ck_assert_int_eq(rsc_scope_state(later), RSC_SCOPE_OPEN);
 	ck_assert_int_eq(rsc_scope_state(cleared), RSC_SCOPE_OPEN);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 0);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(rsc_scope_close_wait(later, NULL), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(cleared, NULL), 0);
 	ck_assert_int_eq(c1.calls + c2.calls, 2);
@@ -165,10 +131,10 @@ START_TEST(huge_deadline_is_kept_and_cleared_and_bad_flags_change_nothing)
 	/* Refused: the 30 ms deadline stays as it was. */
 	ck_assert_int_eq(rsc_scope_set_deadline(s, 0, 0x2), -EINVAL);
 	ck_assert_int_eq(rsc_scope_set_deadline(s, 100000, ~0U), -EINVAL);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	t_run();
-	ck_assert_int_ge(now_ms() - t0, 25);
-	ck_assert_int_lt(now_ms() - t0, 3000);
+	ck_assert_int_ge(t_now_ms() - t0, 25);
+	ck_assert_int_lt(t_now_ms() - t0, 3000);
 	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
 
@@ -177,9 +143,9 @@ START_TEST(huge_deadline_is_kept_and_cleared_and_bad_flags_change_nothing)
 	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	ck_assert_int_eq(rsc_loop_alive(t_loop), 1);
 	ck_assert_int_eq(rsc_scope_set_deadline(s, 0, 0), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	t_run();
-	ck_assert_int_lt(now_ms() - t0, 1000);
+	ck_assert_int_lt(t_now_ms() - t0, 1000);
 	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 }
@@ -194,7 +160,7 @@ START_TEST(nested_deadlines_the_earliest_wins_at_any_depth)
 	struct closed ct = { 0 }, cm = { 0 }, cl = { 0 };
 	struct io_seen io = { 0 };
 	struct rsc_entry *e;
-	struct guard g;
+	struct t_guard g;
 	int peer;
 	char buf[4];
 	long t0;
@@ -208,11 +174,11 @@ START_TEST(nested_deadlines_the_earliest_wins_at_any_depth)
 	ck_assert_int_eq(rsc_scope_on_close(top, note_closed, &ct), 0);
 	ck_assert_int_eq(rsc_scope_on_close(mid, note_closed, &cm), 0);
 	ck_assert_int_eq(rsc_scope_on_close(leaf, note_closed, &cl), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_set_deadline(top, 400, 0), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(leaf, 5000, 0), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(mid, 40, 0), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &cm.calls, 1);
 	ck_assert_int_ge(cm.at - t0, 39);
 	ck_assert_int_lt(cm.at - t0, 390);
@@ -229,7 +195,7 @@ START_TEST(nested_deadlines_the_earliest_wins_at_any_depth)
 	ck_assert_int_ge(ct.at - t0, 399);
 	ck_assert_int_eq(ct.status, -ETIMEDOUT);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 2);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(rsc_scope_close_wait(top, NULL), -ETIMEDOUT);
 	close(peer);
 }
@@ -263,7 +229,7 @@ START_TEST(exits_see_the_deadline_and_a_suppression_ends_it)
 {
 	struct rsc_scope *s, *child;
 	struct closed c = { 0 };
-	struct guard g;
+	struct t_guard g;
 
 	exit_calls = 0;
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
@@ -274,9 +240,9 @@ START_TEST(exits_see_the_deadline_and_a_suppression_ends_it)
 	ck_assert_int_eq(rsc_scope_set_deadline(child, 10000, 0), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(s, 20, 0), 0);
 	ck_assert_int_eq(rsc_scope_on_close(s, note_closed, &c), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &c.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(exit_calls, 3);
 	ck_assert_int_eq(exit_errno_seen[0], -ETIMEDOUT); /* the child's exit, first */
 	ck_assert_str_eq(exit_op_seen[0], "deadline");
@@ -293,9 +259,9 @@ START_TEST(exits_see_the_deadline_and_a_suppression_ends_it)
 	ck_assert_int_eq(rsc_defer(s, noting_exit, NULL, NULL), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(s, 10, RSC_DEADLINE_MOVE_ON), 0);
 	ck_assert_int_eq(rsc_scope_on_close(s, note_closed, &c), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &c.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(exit_calls, 1);
 	ck_assert_int_eq(exit_errno_seen[0], 0);
 	ck_assert_int_eq(c.status, 0);
@@ -330,7 +296,7 @@ START_TEST(deadline_rearmed_from_an_io_callback_moves_it_later)
 {
 	struct rearm r = { 0 };
 	struct closed c = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int peer, i;
 	long t0;
 
@@ -339,13 +305,13 @@ START_TEST(deadline_rearmed_from_an_io_callback_moves_it_later)
 	ck_assert_int_eq(rsc_recv(r.e, r.buf, sizeof(r.buf), 0, rearm_on_data, &r), 0);
 	ck_assert_int_eq(rsc_scope_on_close(r.s, note_closed, &c), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(r.s, 400, 0), 0);
-	guard_start(&g, 5000);
-	t0 = now_ms();
+	t_guard_start(&g, t_loop, 5000);
+	t0 = t_now_ms();
 	/* Five requests 100 ms apart: 500 ms in all, past the first 400. */
 	for (i = 0; i < 5; i++) {
-		long until = now_ms() + 100;
+		long until = t_now_ms() + 100;
 
-		while (now_ms() < until)
+		while (t_now_ms() < until)
 			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 		ck_assert_int_eq(write(peer, "x", 1), 1);
 		run_until(&g, &r.got, i + 1);
@@ -353,7 +319,7 @@ START_TEST(deadline_rearmed_from_an_io_callback_moves_it_later)
 		ck_assert_int_eq(c.calls, 0);
 	}
 	run_until(&g, &c.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_ge(c.at - t0, 500 + 395);
 	ck_assert_int_eq(c.status, -ETIMEDOUT);
 	ck_assert_int_eq(rsc_scope_close_wait(r.s, NULL), -ETIMEDOUT);
@@ -395,7 +361,7 @@ static void rearm_in_trace(struct recorder *r, const struct event *e)
 START_TEST(deadline_set_from_an_exit_and_the_trace_callback)
 {
 	struct closed c = { 0 };
-	struct guard g;
+	struct t_guard g;
 	long t0;
 
 	memset(&hr, 0, sizeof(hr));
@@ -404,11 +370,11 @@ START_TEST(deadline_set_from_an_exit_and_the_trace_callback)
 	ck_assert_int_eq(rsc_defer(hr.self, rearm_exit, NULL, NULL), 0);
 	ck_assert_int_eq(rsc_scope_on_close(hr.target, note_closed, &c), 0);
 	t_rec->after = rearm_in_trace;
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_close(hr.self, NULL, NULL), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &c.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	t_rec->after = NULL;
 	ck_assert_int_eq(hr.ret_other, 0);
 	ck_assert_int_eq(hr.ret_self, -ESHUTDOWN);
@@ -431,7 +397,7 @@ START_TEST(moved_scope_follows_its_new_parents_deadline_not_the_old)
 	struct closed ca = { 0 }, cb = { 0 }, ce = { 0 };
 	struct io_seen ia = { 0 }, ib = { 0 };
 	struct rsc_entry *ea, *eb;
-	struct guard g;
+	struct t_guard g;
 	int pa, pb;
 	char b1[4], b2[4];
 
@@ -451,9 +417,9 @@ START_TEST(moved_scope_follows_its_new_parents_deadline_not_the_old)
 	ck_assert_int_eq(rsc_scope_on_close(early, note_closed, &ce), 0);
 	ck_assert_int_eq(rsc_scope_move(a, early), 0);
 	ck_assert_int_eq(rsc_scope_move(b, NULL), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &ce.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(ca.calls, 1);
 	ck_assert_int_eq(ia.res, -ECANCELED);
 	ck_assert_int_eq(ce.status, -ETIMEDOUT);
@@ -464,9 +430,9 @@ START_TEST(moved_scope_follows_its_new_parents_deadline_not_the_old)
 	ck_assert_int_eq(rsc_scope_close_wait(early, NULL), -ETIMEDOUT);
 	ck_assert_int_eq(rsc_scope_set_deadline(a, 10, 0), -ESTALE);
 	ck_assert_int_eq(write(pb, "y", 1), 1);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &ib.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(ib.res, 1);
 	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(late, NULL), 0);
@@ -528,7 +494,7 @@ START_TEST(parent_deadline_while_a_childs_custom_exit_holds_its_release)
 	struct rsc_entry *e, *pe;
 	struct closed cp = { 0 }, cc = { 0 };
 	struct io_seen io = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int peer;
 	char buf[4];
 	long t0;
@@ -541,16 +507,16 @@ START_TEST(parent_deadline_while_a_childs_custom_exit_holds_its_release)
 	ck_assert_int_eq(rsc_push(child, &slow_mgr, NULL, &e), 0);
 	ck_assert_int_eq(rsc_entry_wait(e), 0);
 	ck_assert_int_eq(rsc_scope_on_close(p, note_closed, &cp), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_close(child, note_closed, &cc), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(p, 30, 0), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &io.calls, 1);
 	/* Cancelled at the deadline, not after the child's slow release. */
 	ck_assert_int_eq(io.res, -ECANCELED);
 	ck_assert_int_lt(io.at - t0, 280);
 	run_until(&g, &cp.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(slow.calls, 1);
 	ck_assert_int_eq(slow.saw, 0); /* its close came before the deadline */
 	ck_assert_int_eq(cc.calls, 1);
@@ -592,7 +558,7 @@ START_TEST(deadline_refused_for_want_of_an_sqe_is_left_as_it_was)
 {
 	struct rsc_scope *a;
 	struct closed ca = { 0 }, cv = { 0 };
-	struct guard g;
+	struct t_guard g;
 	long t0;
 
 	memset(&br, 0, sizeof(br));
@@ -601,15 +567,15 @@ START_TEST(deadline_refused_for_want_of_an_sqe_is_left_as_it_was)
 	ck_assert_int_eq(rsc_defer(a, rearm_with_sq_full, NULL, NULL), 0);
 	ck_assert_int_eq(rsc_scope_on_close(a, note_closed, &ca), 0);
 	ck_assert_int_eq(rsc_scope_on_close(br.victim, note_closed, &cv), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_set_deadline(br.victim, 400, 0), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(a, 20, 0), 0);
-	guard_start(&g, 1500);
+	t_guard_start(&g, t_loop, 1500);
 	run_until(&g, &ca.calls, 1);
 	ck_assert_int_eq(br.calls, 1);
 	ck_assert_msg(br.ret == 0 || br.ret == -EBUSY, "set_deadline in the hook: %d", br.ret);
 	run_until(&g, &cv.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(cv.status, -ETIMEDOUT);
 	if (br.ret == 0) {
 		ck_assert_int_ge(cv.at - t0, 99);
@@ -636,7 +602,7 @@ START_TEST(many_deadlines_rearmed_at_random_never_pass_early_or_twice)
 {
 	static struct heap_probe hp[N_HEAP];
 	struct rsc_scope *sc[N_HEAP];
-	struct guard g;
+	struct t_guard g;
 	unsigned seed = 12345;
 	int i, round, due = 0, fired = 0;
 
@@ -660,7 +626,7 @@ START_TEST(many_deadlines_rearmed_at_random_never_pass_early_or_twice)
 				hp[i].due = 0;
 			} else {
 				ck_assert_int_eq(rsc_scope_set_deadline(sc[i], ms, (r >> 8) & 1), 0);
-				hp[i].due = now_ms() + ms;
+				hp[i].due = t_now_ms() + ms;
 			}
 		}
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
@@ -670,9 +636,9 @@ START_TEST(many_deadlines_rearmed_at_random_never_pass_early_or_twice)
 	}
 	for (i = 0; i < N_HEAP; i++)
 		due += hp[i].due != 0 && !hp[i].c.calls;
-	guard_start(&g, 600);
+	t_guard_start(&g, t_loop, 600);
 	run_until(&g, &g.fired, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	for (i = 0; i < N_HEAP; i++) {
 		if (hp[i].due && !hp[i].c.calls)
 			ck_abort_msg("h%d never passed", i);
@@ -750,7 +716,7 @@ START_TEST(deadline_over_a_busy_listener_closes_every_late_connection)
 	struct acc_count a = { 0 };
 	struct closed c = { 0 };
 	struct clients cl = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int before = t_fd_count();
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
@@ -765,14 +731,14 @@ START_TEST(deadline_over_a_busy_listener_closes_every_late_connection)
 		sleep_ms(1);
 	}
 	ck_assert_int_eq(rsc_scope_set_deadline(srv, 80, 0), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &c.calls, 1);
 	a.closed = true;
 	/* Clients go on connecting to a listener that is gone or going. */
 	sleep_ms(20);
 	__atomic_store_n(&cl.stop, 1, __ATOMIC_RELEASE);
 	ck_assert_int_eq(pthread_join(cl.th, NULL), 0);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(c.status, -ETIMEDOUT);
 	ck_assert_int_eq(a.finals, 1);
 	ck_assert_int_eq(a.after_close, 0);
@@ -806,7 +772,7 @@ START_TEST(every_timer_ends_with_exactly_one_callback)
 	struct rsc_entry *te[6];
 	struct tcount tc[6] = { 0 }, fire = { 0 };
 	struct closed dl = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int i;
 
 	for (i = 0; i < 6; i++) {
@@ -819,14 +785,14 @@ START_TEST(every_timer_ends_with_exactly_one_callback)
 	ck_assert_int_eq(rsc_scope_set_deadline(s[3], 30, 0), 0);
 	ck_assert_int_eq(rsc_timer(s[5], 1, count_timer, &fire, NULL), 0);
 	ck_assert_int_eq(rsc_scope_on_close(s[3], note_closed, &dl), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &dl.calls, 1);
 	run_until(&g, &fire.calls, 1);
 	/* Running now: released and closed once it has entered. */
 	ck_assert_int_eq(rsc_entry_release(te[4], NULL, NULL), 0);
 	run_until(&g, &tc[4].calls, 1);
 	ck_assert_int_eq(rsc_scope_close(s[5], NULL, NULL), 0);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(rsc_scope_close_wait(s[2], NULL), -EIO);
 	ck_assert_int_eq(rsc_scope_close_wait(s[3], NULL), -ETIMEDOUT);
 	ck_assert_int_eq(rsc_scope_close_wait(s[1], NULL), 0);
@@ -933,11 +899,11 @@ START_TEST(shutdown_ends_a_deadline_that_would_pass_during_a_newer_scopes_grace)
 	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, note_io, &r), 0);
 	ck_assert_int_eq(rsc_scope_on_close(older, note_closed, &co), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(older, 60, 0), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_close_graceful(newer, 250, note_closed, &cn), 0);
 	ck_assert_int_eq(rsc_loop_shutdown(l, &err), 0);
 	ck_assert_ptr_null(err);
-	ck_assert_int_ge(now_ms() - t0, 245);
+	ck_assert_int_ge(t_now_ms() - t0, 245);
 	ck_assert_int_eq(cn.calls, 1);
 	ck_assert_int_eq(cn.cancelled, 1);
 	ck_assert_int_eq(co.calls, 1);
@@ -966,7 +932,7 @@ START_TEST(graceful_stats_count_drained_cut_and_failed_exactly)
 	struct rsc_entry *e1, *e2, *e3, *idle;
 	struct io_seen r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
 	struct closed c = { 0 };
-	struct guard g;
+	struct t_guard g;
 	char b1[4], b2[4], b3[4];
 	int p1, p2, p3, pi;
 	long t0;
@@ -983,17 +949,17 @@ START_TEST(graceful_stats_count_drained_cut_and_failed_exactly)
 	ck_assert_int_eq(rsc_recv(e2, b2, sizeof(b2), 0, note_io, &r2), 0);
 	ck_assert_int_eq(rsc_recv(e3, b3, sizeof(b3), 0, note_io, &r3), 0);
 	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_close_graceful(srv, 400, note_closed, &c), 0);
 	ck_assert_int_eq(rsc_scope_close_graceful(srv, 400, note_closed, &c), -EALREADY);
 	ck_assert_int_eq(rsc_scope_close(srv, NULL, NULL), -EALREADY);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	ck_assert_int_eq(write(p1, "a", 1), 1);
 	run_until(&g, &r1.calls, 1);
 	ck_assert_int_eq(write(p3, "c", 1), 1);
 	run_until(&g, &r3.calls, 1);
 	run_until(&g, &c.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(r1.res, 1);
 	ck_assert_int_eq(r3.res, 1);
 	ck_assert_int_eq(r2.res, -ECANCELED);
@@ -1021,14 +987,14 @@ START_TEST(graceful_close_with_no_io_is_prompt_and_grace_zero_waits)
 	struct rsc_entry *e;
 	struct closed c = { 0 };
 	struct io_seen r = { 0 };
-	struct guard g;
+	struct t_guard g;
 	char b[4];
 	int peer;
 	long t0;
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "idle", &s), 0);
 	(void)t_adopted_pair(s, &peer);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_close_graceful(s, 60000, note_closed, &c), 0);
 	ck_assert_int_eq(c.calls, 0); /* nothing runs inside the call */
 	t_run();
@@ -1042,14 +1008,14 @@ START_TEST(graceful_close_with_no_io_is_prompt_and_grace_zero_waits)
 	e = t_adopted_pair(s, &peer);
 	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, note_io, &r), 0);
 	ck_assert_int_eq(rsc_scope_close_graceful(s, 0, note_closed, &c), 0);
-	guard_start(&g, 250);
+	t_guard_start(&g, t_loop, 250);
 	run_until(&g, &g.fired, 1);
 	ck_assert_int_eq(c.calls, 0); /* no bound: still waiting */
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(write(peer, "z", 1), 1);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &c.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(r.res, 1);
 	ck_assert_int_eq(c.status, 0);
 	ck_assert_int_eq(c.drained, 1);
@@ -1066,7 +1032,7 @@ START_TEST(own_deadline_during_the_grace_cuts_it_with_etimedout)
 	struct rsc_entry *e1, *e2;
 	struct closed c = { 0 };
 	struct io_seen r1 = { 0 }, r2 = { 0 };
-	struct guard g;
+	struct t_guard g;
 	char b1[4], b2[4];
 	int p1, p2;
 	long t0;
@@ -1077,13 +1043,13 @@ START_TEST(own_deadline_during_the_grace_cuts_it_with_etimedout)
 	ck_assert_int_eq(rsc_recv(e1, b1, sizeof(b1), 0, note_io, &r1), 0);
 	ck_assert_int_eq(rsc_recv(e2, b2, sizeof(b2), 0, note_io, &r2), 0);
 	ck_assert_int_eq(write(p1, "a", 1), 1);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_close_graceful(s, 10000, note_closed, &c), 0);
 	/* Still settable during the grace: the close has not started. */
 	ck_assert_int_eq(rsc_scope_set_deadline(s, 60, 0), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &c.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_ge(c.at - t0, 59);
 	ck_assert_int_lt(c.at - t0, 2000);
 	ck_assert_int_eq(c.status, -ETIMEDOUT);
@@ -1107,7 +1073,7 @@ START_TEST(childs_deadline_during_the_parents_grace_counts_as_drained)
 	struct rsc_entry *e;
 	struct closed cp = { 0 }, cc = { 0 };
 	struct io_seen r = { 0 };
-	struct guard g;
+	struct t_guard g;
 	char b[4];
 	int peer;
 	long t0;
@@ -1118,11 +1084,11 @@ START_TEST(childs_deadline_during_the_parents_grace_counts_as_drained)
 	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, note_io, &r), 0);
 	ck_assert_int_eq(rsc_scope_on_close(child, note_closed, &cc), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(child, 50, 0), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_close_graceful(p, 5000, note_closed, &cp), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &cp.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(r.res, -ECANCELED);
 	ck_assert_int_eq(cc.calls, 1);
 	ck_assert_int_eq(cc.status, -ETIMEDOUT);
@@ -1144,7 +1110,7 @@ START_TEST(parent_close_waits_for_a_childs_grace_its_deadline_cuts_it)
 	struct rsc_entry *e;
 	struct closed cp = { 0 }, cc = { 0 };
 	struct io_seen r = { 0 };
-	struct guard g;
+	struct t_guard g;
 	char b[4];
 	int peer;
 	long t0;
@@ -1155,14 +1121,14 @@ START_TEST(parent_close_waits_for_a_childs_grace_its_deadline_cuts_it)
 	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, note_io, &r), 0);
 	ck_assert_int_eq(rsc_scope_close_graceful(child, 0, note_closed, &cc), 0);
 	ck_assert_int_eq(rsc_scope_close(p, note_closed, &cp), 0);
-	guard_start(&g, 150);
+	t_guard_start(&g, t_loop, 150);
 	run_until(&g, &g.fired, 1);
 	ck_assert_int_eq(cp.calls + cc.calls, 0);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(write(peer, "q", 1), 1);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &cp.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(r.res, 1);
 	ck_assert_int_eq(cc.calls, 1);
 	ck_assert_int_le(cc.at, cp.at);
@@ -1180,11 +1146,11 @@ START_TEST(parent_close_waits_for_a_childs_grace_its_deadline_cuts_it)
 	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, note_io, &r), 0);
 	ck_assert_int_eq(rsc_scope_close_graceful(child, 0, note_closed, &cc), 0);
 	ck_assert_int_eq(rsc_scope_on_close(p, note_closed, &cp), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_set_deadline(p, 40, 0), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &cp.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(r.res, -ECANCELED);
 	ck_assert_int_eq(cc.calls, 1);
 	ck_assert_int_eq(cc.cancelled, 1);
@@ -1274,14 +1240,14 @@ START_TEST(loop_shutdown_during_a_grace_ends_with_the_grace)
 	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
 	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &e), 0);
 	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, note_io, &r), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_close_graceful(s, 150, note_closed, &c), 0);
 	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
 	ck_assert_int_eq(c.calls, 1);
 	ck_assert_int_eq(r.res, -ECANCELED);
 	ck_assert_int_eq(c.cancelled, 1);
-	ck_assert_int_ge(now_ms() - t0, 145);
-	ck_assert_int_lt(now_ms() - t0, 150 + 100 + 200);
+	ck_assert_int_ge(t_now_ms() - t0, 145);
+	ck_assert_int_lt(t_now_ms() - t0, 150 + 100 + 200);
 	close(sv[1]);
 	ck_assert_int_eq(t_fd_count(), before);
 }
@@ -1312,7 +1278,7 @@ START_TEST(graceful_stats_count_an_entry_twice_and_early_releases_as_drained)
 	struct reply r = { 0 };
 	struct io_seen r2 = { 0 }, r3 = { 0 };
 	struct closed c = { 0 }, ck = { 0 };
-	struct guard g;
+	struct t_guard g;
 	char b2[4], b3[4];
 	int p1, p2, p3;
 
@@ -1327,7 +1293,7 @@ START_TEST(graceful_stats_count_an_entry_twice_and_early_releases_as_drained)
 	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	ck_assert_int_eq(rsc_scope_close_graceful(kid, 0, note_closed, &ck), 0);
 	ck_assert_int_eq(rsc_scope_close_graceful(srv, 500, note_closed, &c), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	ck_assert_int_eq(write(p1, "a", 1), 1);
 	run_until(&g, &r.first.calls, 1);
 	ck_assert_int_eq(rsc_entry_release(e2, NULL, NULL), 0); /* early, in the grace */
@@ -1335,7 +1301,7 @@ START_TEST(graceful_stats_count_an_entry_twice_and_early_releases_as_drained)
 	ck_assert_int_eq(write(p3, "k", 1), 1);
 	run_until(&g, &ck.calls, 1);
 	run_until(&g, &c.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(r.first.res, 1);
 	ck_assert_int_eq(r.second.res, -ECANCELED);
 	ck_assert_int_eq(r2.res, -ECANCELED);
@@ -1361,7 +1327,7 @@ START_TEST(graceful_close_of_a_failed_or_timed_out_scope_is_a_plain_close)
 	struct rsc_entry *e;
 	struct closed cf = { 0 }, ct = { 0 }, heard = { 0 };
 	struct io_seen r = { 0 };
-	struct guard g;
+	struct t_guard g;
 	char b[4];
 	int peer;
 	long t0;
@@ -1370,10 +1336,10 @@ START_TEST(graceful_close_of_a_failed_or_timed_out_scope_is_a_plain_close)
 	e = t_adopted_pair(f, &peer);
 	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, note_io, &r), 0);
 	ck_assert_int_eq(rsc_scope_fail(f, -EPIPE, "body"), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	ck_assert_int_eq(rsc_scope_close_graceful(f, 60000, note_closed, &cf), 0);
 	ck_assert_int_eq(rsc_scope_close_graceful(f, 60000, note_closed, &cf), -EALREADY);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &cf.calls, 1);
 	ck_assert_int_lt(cf.at - t0, 2000);
 	ck_assert_int_eq(cf.status, -EPIPE);
@@ -1386,7 +1352,7 @@ START_TEST(graceful_close_of_a_failed_or_timed_out_scope_is_a_plain_close)
 	ck_assert_int_eq(rsc_scope_on_close(t, note_closed, &heard), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(t, 10, 0), 0);
 	run_until(&g, &heard.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(rsc_scope_close_graceful(t, 60000, note_closed, &ct), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(t, 10, 0), -ESHUTDOWN);
 	t_run();
@@ -1406,7 +1372,7 @@ START_TEST(graceful_close_hands_out_no_connection_while_clients_keep_coming)
 	struct acc_count a = { 0 };
 	struct closed c = { 0 };
 	struct clients cl = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int before = t_fd_count();
 	long until;
 
@@ -1414,16 +1380,16 @@ START_TEST(graceful_close_hands_out_no_connection_while_clients_keep_coming)
 	l = t_listen_on_loopback(srv, 64, &cl.to);
 	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, count_accepts, &a), 0);
 	ck_assert_int_eq(pthread_create(&cl.th, NULL, connect_loop, &cl), 0);
-	guard_start(&g, 3000);
-	until = now_ms() + 50;
-	while (now_ms() < until || a.conns == 0)
+	t_guard_start(&g, t_loop, 3000);
+	until = t_now_ms() + 50;
+	while (t_now_ms() < until || a.conns == 0)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	ck_assert_int_eq(rsc_scope_close_graceful(srv, 1000, note_closed, &c), 0);
 	a.closed = true;
 	run_until(&g, &c.calls, 1);
 	__atomic_store_n(&cl.stop, 1, __ATOMIC_RELEASE);
 	ck_assert_int_eq(pthread_join(cl.th, NULL), 0);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(a.after_close, 0);
 	ck_assert_int_eq(a.finals, 1);
 	ck_assert_int_eq(c.status, 0);
@@ -1442,7 +1408,7 @@ START_TEST(graceful_stats_count_failed_releases_below_and_released_early)
 	struct rsc_entry *early;
 	struct closed c = { 0 };
 	struct rsc_error *err = NULL;
-	struct guard g;
+	struct t_guard g;
 
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	ck_assert_int_eq(rsc_defer(srv, failing_exit, NULL, NULL), 0);
@@ -1454,9 +1420,9 @@ START_TEST(graceful_stats_count_failed_releases_below_and_released_early)
 	ck_assert_int_eq(rsc_scope_close_graceful(srv, 1000, note_closed, &c), 0);
 	ck_assert_int_eq(rsc_entry_release_wait(early, &err), -EIO);
 	rsc_error_free(err);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &c.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(exit_calls, 1);
 	ck_assert_int_eq(c.status, -EIO);
 	ck_assert_int_eq(c.failed, 3);
@@ -1493,7 +1459,7 @@ static int busy_calls_exit(struct rsc_entry *e, const struct rsc_error *pending,
 START_TEST(graceful_close_and_first_deadline_refused_in_a_full_hook_change_nothing)
 {
 	struct rsc_scope *h;
-	struct guard g;
+	struct t_guard g;
 
 	memset(&bc, 0, sizeof(bc));
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "target", &bc.target), 0);
@@ -1503,9 +1469,9 @@ START_TEST(graceful_close_and_first_deadline_refused_in_a_full_hook_change_nothi
 	ck_assert_int_eq(bc.r_graceful, -EBUSY);
 	ck_assert_int_eq(bc.r_deadline, -EBUSY);
 	t_run(); /* returns: no timer of a refused deadline or grace keeps it alive */
-	guard_start(&g, 300);
+	t_guard_start(&g, t_loop, 300);
 	run_until(&g, &g.fired, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(bc.c.calls, 0);
 	ck_assert_int_eq(rsc_scope_state(bc.target), RSC_SCOPE_OPEN);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 0);
@@ -1526,7 +1492,7 @@ START_TEST(a_child_waiting_for_its_turn_refuses_grace_and_its_deadline_never_pas
 	struct rsc_scope *p, *older, *newer;
 	struct rsc_entry *e;
 	struct closed cp = { 0 }, co = { 0 };
-	struct guard g;
+	struct t_guard g;
 	int r;
 
 	memset(&slow, 0, sizeof(slow));
@@ -1544,9 +1510,9 @@ START_TEST(a_child_waiting_for_its_turn_refuses_grace_and_its_deadline_never_pas
 	ck_assert_int_eq(rsc_scope_close(older, NULL, NULL), -EALREADY);
 	r = rsc_scope_set_deadline(older, 10, 0);
 	ck_assert_msg(r == 0 || r == -ESHUTDOWN, "set_deadline: %d", r);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &cp.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(co.calls, 1);
 	/* The slow release's timeout ends in -ETIME, an exit error that is the
 	 * pending error for the older child; no deadline joined it. */
@@ -1615,7 +1581,7 @@ START_TEST(deadline_unwind_shuts_down_an_accepted_socket_kept_by_a_dup)
 	struct sockaddr_in to;
 	struct accepted a = { 0 };
 	struct closed c = { 0 };
-	struct guard g;
+	struct t_guard g;
 	struct timeval tv = { 2, 0 };
 	int client, dup_fd;
 	char b;
@@ -1626,7 +1592,7 @@ START_TEST(deadline_unwind_shuts_down_an_accepted_socket_kept_by_a_dup)
 	ck_assert_int_eq(rsc_accept(l, RSC_SHUTDOWN_ON_RELEASE, on_accepted, &a), 0);
 	client = t_connect(&to);
 	ck_assert_int_eq(setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &a.calls, 1);
 	ck_assert_int_ge(a.res, 0);
 	dup_fd = fcntl(rsc_entry_fd(a.conn), F_DUPFD_CLOEXEC, 0);
@@ -1634,7 +1600,7 @@ START_TEST(deadline_unwind_shuts_down_an_accepted_socket_kept_by_a_dup)
 	ck_assert_int_eq(rsc_scope_on_close(a.cs, note_closed, &c), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(a.cs, 20, 0), 0);
 	run_until(&g, &c.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_eq(c.status, -ETIMEDOUT);
 	ck_assert_int_eq(read(client, &b, 1), 0); /* FIN, not the 2 s timeout */
 	close(dup_fd);
@@ -1688,7 +1654,7 @@ START_TEST(connect_shutdown_follows_the_socket_and_a_refused_one_adds_no_error)
 	struct sockaddr_in to, dead;
 	struct accepted a = { 0 };
 	struct rsc_error *err = NULL;
-	struct guard g;
+	struct t_guard g;
 	struct timeval tv = { 2, 0 };
 	int dup_fd, probe, before = t_fd_count();
 	socklen_t len = sizeof(dead);
@@ -1701,9 +1667,9 @@ START_TEST(connect_shutdown_follows_the_socket_and_a_refused_one_adds_no_error)
 	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&to, sizeof(to), 2000,
 				     RSC_SHUTDOWN_ON_RELEASE, &c), 0);
 	ck_assert_int_ge(rsc_entry_wait(c), 0);
-	guard_start(&g, 3000);
+	t_guard_start(&g, t_loop, 3000);
 	run_until(&g, &a.calls, 1);
-	guard_stop(&g);
+	t_guard_stop(&g);
 	ck_assert_int_ge(a.res, 0);
 	ck_assert_int_eq(setsockopt(rsc_entry_fd(a.conn), SOL_SOCKET, SO_RCVTIMEO, &tv,
 				    sizeof(tv)), 0);
@@ -1755,7 +1721,7 @@ START_TEST(shutdown_carries_a_timed_out_scopes_error_to_older_scopes)
 	struct rsc_scope *older, *timed;
 	struct rsc_error *err = NULL;
 	struct closed c = { 0 };
-	long t0 = now_ms();
+	long t0 = t_now_ms();
 	int before = t_fd_count();
 
 	shut_saw = 1;
@@ -1765,7 +1731,7 @@ START_TEST(shutdown_carries_a_timed_out_scopes_error_to_older_scopes)
 	ck_assert_int_eq(rsc_scope_open(l, NULL, "timed", &timed), 0);
 	ck_assert_int_eq(rsc_scope_on_close(timed, note_closed, &c), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(timed, 10, 0), 0);
-	while (!c.calls && now_ms() - t0 < 3000)
+	while (!c.calls && t_now_ms() - t0 < 3000)
 		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_ONCE), 0);
 	ck_assert_int_eq(c.status, -ETIMEDOUT);
 	ck_assert_int_eq(rsc_loop_shutdown(l, &err), -ETIMEDOUT);
@@ -1808,7 +1774,7 @@ static void *poster(void *arg)
 static void drain_fn(struct rsc_loop *loop, void *arg)
 {
 	struct drain_probe *d = arg;
-	long until = now_ms() + 30000;
+	long until = t_now_ms() + 30000;
 
 	d->ran++;
 	d->self_ret = rsc_loop_post(loop, late_fn, d);
@@ -1816,7 +1782,7 @@ static void drain_fn(struct rsc_loop *loop, void *arg)
 	/* The loop cannot be freed while this runs: the thread's post is safe.
 	 * Yielding, so that under valgrind (one thread at a time) the poster
 	 * runs; the bound only keeps a broken run from hanging. */
-	while (!__atomic_load_n(&d->done, __ATOMIC_ACQUIRE) && now_ms() < until)
+	while (!__atomic_load_n(&d->done, __ATOMIC_ACQUIRE) && t_now_ms() < until)
 		sched_yield();
 }
 

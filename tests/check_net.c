@@ -817,20 +817,12 @@ START_TEST(nodelay_listener_passes_it_on_and_entries_name_both_ends)
 }
 END_TEST
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* Turns the loop without blocking for @ms milliseconds, or until *@got. */
 static void run_for_ms(struct rsc_entry **got, long ms)
 {
-	long end = now_ms() + ms;
+	long end = t_now_ms() + ms;
 
-	while (!*got && now_ms() < end) {
+	while (!*got && t_now_ms() < end) {
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 		usleep(2000);
 	}
@@ -872,11 +864,11 @@ START_TEST(defer_accept_listener_waits_for_the_first_bytes)
 	ck_assert_int_eq(byte, 'x');
 	/* A client that never speaks is accepted all the same, later. */
 	ck_assert_int_eq(rsc_accept(l, 0, keep_conn, &quiet), 0);
-	t0 = now_ms();
+	t0 = t_now_ms();
 	c2 = t_connect(&bound);
 	run_for_ms(&quiet, 10000);
 	ck_assert_ptr_nonnull(quiet);
-	ck_assert_int_ge(now_ms() - t0, 500);
+	ck_assert_int_ge(t_now_ms() - t0, 500);
 	ck_assert_int_eq(recv(rsc_entry_fd(quiet), &byte, 1, MSG_DONTWAIT), -1);
 	ck_assert_int_eq(errno, EAGAIN);
 	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -312,6 +313,34 @@ bool t_under_valgrind(void)
 	const char *p = getenv("LD_PRELOAD");
 
 	return p && strstr(p, "vgpreload");
+}
+
+long t_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void guard_fired(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)buf;
+	if (res != -ECANCELED)
+		((struct t_guard *)data)->fired = 1;
+}
+
+void t_guard_start(struct t_guard *g, struct rsc_loop *loop, unsigned ms)
+{
+	g->fired = 0;
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "guard", &g->s), 0);
+	ck_assert_int_eq(rsc_timer(g->s, ms, guard_fired, g, NULL), 0);
+}
+
+void t_guard_stop(struct t_guard *g)
+{
+	ck_assert_int_eq(rsc_scope_close(g->s, NULL, NULL), 0);
 }
 
 bool t_has_fault_injection(void)

@@ -78,6 +78,17 @@ void t_store_res(struct rsc_entry *e, int res, void *buf, void *data);
  * keeping one that waits in io_uring_enter(2) as the one running.
  */
 bool t_under_valgrind(void);
+/* CLOCK_MONOTONIC in milliseconds. */
+long t_now_ms(void);
+/* A timer in a scope of its own on @loop: after @ms, fired is set, so that a
+ * wait for what may never come ends (any result but -ECANCELED: its scope
+ * was closed by t_guard_stop). */
+struct t_guard {
+	struct rsc_scope *s;
+	int fired;
+};
+void t_guard_start(struct t_guard *g, struct rsc_loop *loop, unsigned ms);
+void t_guard_stop(struct t_guard *g);
 /* rsc_fault_set works: the library has fault injection compiled in. */
 bool t_has_fault_injection(void);
 /*
