@@ -114,6 +114,13 @@ static bool shortage(int res)
 static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 	       unsigned flags, unsigned backoff_ms);
 
+/* An accept's last call: its errno is never a shortage's, which promises a
+ * re-arm (rsc_accept(3)); one that could not re-arm (-ENOMEM) says -EBUSY. */
+static void call_last(struct rsc_op *op, int err)
+{
+	call_accept_cb(op, shortage(err) ? -EBUSY : err, NULL, NULL);
+}
+
 /* Its last CQE: the listener stops tracking it (the op is freed after). */
 static void unlink_accept(struct rsc_loop *loop, struct rsc_op *op)
 {
@@ -133,9 +140,8 @@ static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	if (res == -ETIME && !stopping(l)) {
 		int ret = arm(l, op->accept_cb, op->io_data, op->accept_flags, op->backoff_ms);
 
-		/* No shortage's errno (-ENOMEM is one): nothing re-arms it after this call. */
 		if (ret < 0)
-			call_accept_cb(op, ret == -ENOMEM ? -EBUSY : ret, NULL, NULL);
+			call_last(op, ret);
 	} else
 		call_accept_cb(op, -ECANCELED, NULL, NULL);
 	rsc__io_settled(lh);
@@ -159,9 +165,7 @@ static void rearm_later(struct rsc_op *done)
 	}
 	ret = rsc__io_op(l, &sqe, &op);
 	if (ret < 0) {
-		/* No SQE (or op) for the timer: the end, with an errno that says
-		 * so, not a shortage's, which promises a re-arm (rsc_accept(3)). */
-		call_accept_cb(done, -EBUSY, NULL, NULL);
+		call_last(done, ret); /* no SQE (-EBUSY) or op for the timer: the end */
 		return;
 	}
 	rsc__prep_timeout_ms(op, sqe, ms, backoff_done);
@@ -215,8 +219,8 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		/* The kernel ended the multishot without an error: keep going. */
 		int ret = arm(l, op->accept_cb, op->io_data, op->accept_flags, 0);
 
-		if (ret < 0) /* its end: -EBUSY, not the shortage's -ENOMEM */
-			call_accept_cb(op, ret == -ENOMEM ? -EBUSY : ret, NULL, NULL);
+		if (ret < 0)
+			call_last(op, ret);
 	}
 	rsc__io_settled(lh);
 }
