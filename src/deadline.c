@@ -235,8 +235,11 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 			unsigned cap = loop->dl_cap ? loop->dl_cap * 2 : 64;
 			struct rsc__dl_slot *v = realloc(loop->dl_heap, cap * sizeof(*v));
 
-			if (!v)
+			if (!v) {
+				s->dl_ns = old_ns; /* refused: left as it was */
+				s->dl_flags = old_flags;
 				return -ENOMEM;
+			}
 			loop->dl_heap = v;
 			loop->dl_cap = cap;
 			loop->counters[RSC_CTR_POOL_ALLOCS]++;
