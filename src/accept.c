@@ -43,7 +43,6 @@ static void close_orphan(struct rsc_loop *loop, int fd, bool direct)
 	loop->counters[RSC_CTR_LATE_ACQUIRES]++;
 	if (op) {
 		io_uring_prep_close(sqe, fd);
-		io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 		op->complete = orphan_closed;
 		op->opcode = IORING_OP_CLOSE;
 		loop->n_orphans++; /* the full audit's verdicts wait for it */

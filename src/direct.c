@@ -408,7 +408,6 @@ void rsc__direct_close_orphan(struct rsc_loop *loop, int slot)
 		return; /* stays an orphan: the audit names it */
 	/* Never IOSQE_FIXED_FILE on a close: the slot is named by file_index. */
 	io_uring_prep_close_direct(sqe, (unsigned)slot);
-	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	op->complete = orphan_closed;
 	op->opcode = IORING_OP_CLOSE;
 	d->slots[slot].closing = true;

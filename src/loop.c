@@ -899,7 +899,6 @@ static void shared_wake(struct rsc_loop *loop)
 	if (!op)
 		return; /* the SQ is full or the application's chain open: its submit comes */
 	io_uring_prep_nop(sqe);
-	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	op->opcode = IORING_OP_NOP;
 	op->complete = shared_wake_done;
 	loop->shared_wake = true;
