@@ -24,6 +24,8 @@
 #include <ringscope.h>
 
 #include "http.h"
+/* vis(): a name or value from the command line shown as ringscope-audit shows names. */
+const char *vis(const char *s);
 
 /*
  * One loop per thread (--threads), each with its own SO_REUSEPORT listener
@@ -730,7 +732,7 @@ static unsigned number(const char *s, const char *opt)
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno || *s < '0' || *s > '9' || *end || v > UINT_MAX) {
-		fprintf(stderr, "ringscope-httpd: %s: not a number: %s\n", opt, s);
+		fprintf(stderr, "ringscope-httpd: %s: not a number: %s\n", opt, vis(s));
 		exit(2);
 	}
 	return (unsigned)v;
@@ -759,7 +761,8 @@ static socklen_t parse_addr(const char *addr, unsigned port, const char *path,
 		in6->sin6_port = htons((unsigned short)port);
 		len = sizeof(*in6);
 	} else {
-		fprintf(stderr, "ringscope-httpd: --addr: not an IPv4 or IPv6 address: %s\n", addr);
+		fprintf(stderr, "ringscope-httpd: --addr: not an IPv4 or IPv6 address: %s\n",
+			vis(addr));
 		exit(2);
 	}
 	if (!path)
@@ -785,7 +788,7 @@ static void print_bound(struct rsc_entry *listener, const char *path)
 	char host[INET6_ADDRSTRLEN] = "?";
 
 	if (path) {
-		printf("listening on unix:%s\n", path);
+		printf("listening on unix:%s\n", vis(path)); /* a newline or ESC in a path is escaped */
 	} else if (rsc_entry_sockname(listener, (struct sockaddr *)&ss, &len) == 0 &&
 		   ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
@@ -1143,7 +1146,9 @@ int main(int argc, char **argv)
 	int opt, pipefd[2], ret, fds_exit, status = 0, findings = 0, slots_exit = 0;
 	bool threads_set = false;
 
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	/* getopt's own messages would echo an unknown option's bytes raw. */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'a': addr = optarg; break;
 		case 'p': port = number(optarg, "--port"); break;
@@ -1172,10 +1177,19 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case ':':
+			fprintf(stderr, "ringscope-httpd: option '%s' needs a value\n",
+				vis(argv[optind - 1]));
+			usage(stderr);
+			return 2;
+		default:
+			fprintf(stderr, "ringscope-httpd: unknown option '%s'\n", vis(argv[optind - 1]));
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
+		fprintf(stderr, "ringscope-httpd: unexpected operand '%s'\n", vis(argv[optind]));
 		usage(stderr);
 		return 2;
 	}
