@@ -1183,7 +1183,12 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		default:
-			fprintf(stderr, "ringscope-httpd: unknown option '%s'\n", vis(argv[optind - 1]));
+			if (optopt && argv[optind - 1][1] == '-') /* --flag=value */
+				fprintf(stderr, "ringscope-httpd: option '%s' takes no value\n",
+					vis(argv[optind - 1]));
+			else
+				fprintf(stderr, "ringscope-httpd: unknown option '%s'\n",
+					vis(argv[optind - 1]));
 			usage(stderr);
 			return 2;
 		}
