@@ -313,6 +313,15 @@ def main():
                                        1000 * (time.time() - t0)))
         clean_exit(srv, "the server of the odd requests and vanishing peers")
         check(srv.summary("400:") == 7 and srv.summary("431:") == 1, "statuses: %r" % srv.out)
+        # The same with process descriptors and a recv per request (a kernel before 6.0).
+        srv = Server("--port", "0", "--threads", "2", "--no-direct", "--no-multishot")
+        start_fds = srv.fds()
+        for fn in (requests, vanishing_peers):
+            before = len(failures)
+            fn(srv, start_fds)
+            print("%s %s --no-direct --no-multishot" % ("FAIL" if len(failures) > before else "PASS",
+                                                        fn.__name__))
+        clean_exit(srv, "--no-direct --no-multishot")
     # Nothing the servers wrote carries a raw control byte, DEL or invalid UTF-8.
     for out, err in outputs:
         for text in (out, err):
