@@ -7,6 +7,7 @@ that reset mid-request or mid-response, --max-conns 0, a response the client
 never reads cut at the grace period, /metrics parsed while clients churn,
 and the server's descriptors back to their start count between bursts.
 Loopback only, ports the kernel picks. Exit 77 (SKIP) without io_uring."""
+import json
 import os
 import re
 import signal
@@ -28,6 +29,8 @@ except ImportError:
     text_string_to_metric_families = None
 
 HTTPD = os.environ.get("RINGSCOPE_HTTPD", "tools/httpd/ringscope-httpd")
+AUDIT = "tools/audit/ringscope-audit"
+PRELOAD = os.environ.get("RINGSCOPE_PRELOAD", "tools/audit/.libs/libringscope-preload.so")
 REQ = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 failures = []
 outputs = []  # every byte the servers wrote, checked for raw controls at the end
@@ -290,6 +293,37 @@ def unread_response_is_cut_at_the_grace_period():
     s.close()
 
 
+def audited_from_outside(tmp):
+    """Under ringscope-audit run: no descriptor closed twice, none leaked, at churn."""
+    if not (os.access(AUDIT, os.X_OK) and os.path.exists(PRELOAD)):
+        print("(no ringscope-audit or preload here: skipped)")
+        return
+    for extra in ([], ["--no-direct", "--no-multishot"]):
+        rep = os.path.join(tmp, "audit.json")
+        env = dict(os.environ, RINGSCOPE_PRELOAD=PRELOAD)
+        p = subprocess.Popen([AUDIT, "run", "--json", "--output", rep, "--", HTTPD, "--port", "0",
+                              "--threads", "2", *extra], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env)
+        line = p.stdout.readline()
+        m = re.match(rb"listening on .*:(\d+)\n$", line)
+        if check(m, "under ringscope-audit: %r" % line):
+            for i in range(200):
+                s = dial(int(m.group(1)))
+                s.sendall(REQ * 3)
+                if i % 2:
+                    reset(s)
+                else:
+                    s.close()
+        p.send_signal(signal.SIGTERM)  # run passes it on, waits, reports
+        out, err = p.communicate(timeout=30)
+        outputs.append((line + out, err))
+        check(p.returncode == 0, "under ringscope-audit %s: exit %d %r" % (extra, p.returncode, err))
+        with open(rep, "rb") as f:
+            report = json.loads(f.read().decode("utf-8"))
+        check(report["count"] == 0 and report["processes"] >= 1,
+              "ringscope-audit %s found: %r" % (extra, report["findings"][:3]))
+
+
 def main():
     if not os.access(HTTPD, os.X_OK):
         print("SKIP hostile_httpd: no %s" % HTTPD)
@@ -304,7 +338,7 @@ def main():
         tests = [(options_are_escaped, ()), (unix_path_is_escaped, (tmp,)), (port_in_use, ()),
                  (requests, (srv, start_fds)), (vanishing_peers, (srv, start_fds)),
                  (metrics_while_churning, ()), (max_conns_zero, ()),
-                 (unread_response_is_cut_at_the_grace_period, ())]
+                 (unread_response_is_cut_at_the_grace_period, ()), (audited_from_outside, (tmp,))]
         for fn, args in tests:
             before = len(failures)
             t0 = time.time()
