@@ -156,6 +156,27 @@ def unix_path_is_escaped(tmp):
           "missing directory: %d %r %r" % (r.returncode, r.stdout, r.stderr))
 
 
+def unix_path_taken_over_is_left_alone(tmp):
+    """A path removed and bound again by another server is that server's: not removed."""
+    path = os.path.join(tmp, "shared.sock")
+    first = Server("--unix", path)
+    os.unlink(path)
+    second = Server("--unix", path)
+    check(second.line.startswith(b"listening on unix:"), "second server: %r" % second.line)
+    clean_exit(first, "the first server")
+    check(os.path.exists(path), "the first server removed the second one's socket path")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        try:
+            s.connect(path)
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            check(read_all(s).startswith(b"HTTP/1.1 200"), "the second server did not answer")
+        except OSError as e:
+            check(False, "the second server is unreachable: %s" % e)
+    clean_exit(second, "the second server")
+    check(not os.path.exists(path), "the second server left its path")
+
+
 def port_in_use():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -335,7 +356,8 @@ def main():
             print("SKIP hostile_httpd: the server did not start: %r" % srv.err)
             return 77
         start_fds = srv.fds()
-        tests = [(options_are_escaped, ()), (unix_path_is_escaped, (tmp,)), (port_in_use, ()),
+        tests = [(options_are_escaped, ()), (unix_path_is_escaped, (tmp,)),
+                 (unix_path_taken_over_is_left_alone, (tmp,)), (port_in_use, ()),
                  (requests, (srv, start_fds)), (vanishing_peers, (srv, start_fds)),
                  (metrics_while_churning, ()), (max_conns_zero, ()),
                  (unread_response_is_cut_at_the_grace_period, ()), (audited_from_outside, (tmp,))]

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -106,6 +107,8 @@ struct server {
 	/* Options: read-only once the threads start. */
 	unsigned idle_ms, grace_ms, max_conns, nthreads;
 	const char *unix_path;
+	struct stat unix_st; /* the path's node once bound: only that one is removed */
+	bool unix_known;
 	bool metrics, no_direct, no_multishot, no_defer_accept;
 	enum rsc_audit_level level;
 	struct sockaddr_storage ss; /* the first listener's address, port included */
@@ -546,6 +549,23 @@ static void on_accept(struct rsc_entry *l, int fd, struct rsc_scope *cs,
 
 static void post_done(struct rsc_loop *loop, void *arg);
 
+/*
+ * The Unix socket's path, removed only while it still names the node this
+ * server bound: one that was removed and made again (another server started
+ * on it since) is not this server's to remove.
+ */
+static void unlink_own_path(struct server *srv)
+{
+	struct stat st;
+
+	if (!srv->unix_path || !srv->unix_known)
+		return;
+	if (lstat(srv->unix_path, &st) == 0 && st.st_dev == srv->unix_st.st_dev &&
+	    st.st_ino == srv->unix_st.st_ino)
+		unlink(srv->unix_path);
+	srv->unix_known = false; /* once */
+}
+
 /* "idle" has closed: the listener with it, so new clients are refused. */
 static void on_idle_closed(struct rsc_scope *scope, int status, const struct rsc_error *err,
 			   void *data)
@@ -555,8 +575,7 @@ static void on_idle_closed(struct rsc_scope *scope, int status, const struct rsc
 	(void)scope;
 	if (status < 0 && err)
 		rsc_error_print(err, stderr);
-	if (w->srv->unix_path)
-		unlink(w->srv->unix_path);
+	unlink_own_path(w->srv);
 }
 
 /* "httpd" has unwound: the grace ended or nothing was left in flight. */
@@ -1250,6 +1269,8 @@ int main(int argc, char **argv)
 	/* The first listener binds the port (maybe one the kernel picks); the others share it. */
 	if (worker_start(&srv.workers[0]) < 0)
 		return 1;
+	/* The node bind made: a stat that fails leaves the path in place at exit. */
+	srv.unix_known = srv.unix_path && lstat(srv.unix_path, &srv.unix_st) == 0;
 	if ((ret = start_signals(&srv)) < 0) {
 		warn("the signal pipe", ret);
 		(void)rsc_loop_shutdown(srv.workers[0].loop, NULL);
@@ -1293,8 +1314,7 @@ int main(int argc, char **argv)
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
 	close(sig_wfd);
-	if (srv.unix_path)
-		unlink(srv.unix_path);
+	unlink_own_path(&srv);
 	fds_exit = count_open_fds();
 	summary(&srv, fds_exit);
 	if (fd_dir)
