@@ -345,6 +345,46 @@ def audited_from_outside(tmp):
               "ringscope-audit %s found: %r" % (extra, report["findings"][:3]))
 
 
+def late_signal_never_kills_the_summary():
+    """A signal after the shutdown (its summary held up by a full stdout): ignored, exit 0."""
+    r, w = os.pipe()
+    p = subprocess.Popen([HTTPD, "--port", "0", "--threads", "2"], stdout=w,
+                         stderr=subprocess.PIPE)
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(r, 1)
+        if not chunk:
+            break
+        line += chunk
+    # The pipe full (through a description of our own: the server's stays blocking),
+    # so that the summary's write at exit blocks.
+    fill = os.open("/proc/self/fd/%d" % w, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        while True:
+            os.write(fill, b"x" * 4096)
+    except BlockingIOError:
+        pass
+    os.close(fill)
+    os.close(w)
+    p.send_signal(signal.SIGTERM)
+    time.sleep(0.5)  # shut down, blocked writing its summary
+    p.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    out = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        out += chunk
+    os.close(r)
+    err = p.stderr.read()
+    p.wait(timeout=20)
+    out = line + out.lstrip(b"x")
+    outputs.append((out, err))
+    check(p.returncode == 0 and b"\naudit (" in out,
+          "a late SIGTERM: exit %d, %r %r" % (p.returncode, out[-120:], err))
+
+
 def main():
     if not os.access(HTTPD, os.X_OK):
         print("SKIP hostile_httpd: no %s" % HTTPD)
@@ -360,7 +400,8 @@ def main():
                  (unix_path_taken_over_is_left_alone, (tmp,)), (port_in_use, ()),
                  (requests, (srv, start_fds)), (vanishing_peers, (srv, start_fds)),
                  (metrics_while_churning, ()), (max_conns_zero, ()),
-                 (unread_response_is_cut_at_the_grace_period, ()), (audited_from_outside, (tmp,))]
+                 (unread_response_is_cut_at_the_grace_period, ()), (audited_from_outside, (tmp,)),
+                 (late_signal_never_kills_the_summary, ())]
         for fn, args in tests:
             before = len(failures)
             t0 = time.time()
