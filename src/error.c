@@ -436,6 +436,9 @@ int rsc_error_print(const struct rsc_error *err, FILE *out)
 	if (ret == 0 && (fflush(out) == EOF || ferror(out)))
 		ret = -EIO;
 	funlockfile(out);
+	if (ret < 0) /* say why: an older sentence would be read as this failure's */
+		rsc__set_last_error("rsc_error_print: cannot write: %s",
+				    errno ? rsc_strerror(errno) : "the stream has an error");
 	return ret;
 }
 

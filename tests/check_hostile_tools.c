@@ -540,6 +540,36 @@ START_TEST(error_print_from_threads_keeps_its_lines_whole)
 }
 END_TEST
 
+/*
+ * A chain or the metrics written to a full disk: -EIO, and rsc_last_error()
+ * says so, not the sentence an older failure left (ringscope-demo > /dev/full
+ * printed "rsc_entry_detail: the entry handle is NULL").
+ */
+START_TEST(write_to_a_full_disk_says_why)
+{
+	struct rsc_scope *s;
+	struct rsc_error *err = NULL;
+	FILE *full = fopen("/dev/full", "w");
+
+	if (!full)
+		return; /* no /dev/full here */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "full", &s), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "disk"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_int_eq(rsc_entry_slot(NULL), -EINVAL); /* leaves an older sentence */
+	ck_assert_int_eq(rsc_error_print(err, full), -EIO);
+	ck_assert_msg(strstr(rsc_last_error(), "rsc_error_print: cannot write: No space left"),
+		      "%s", rsc_last_error());
+	clearerr(full);
+	ck_assert_int_eq(rsc_entry_slot(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_metrics(t_loop, full), -EIO);
+	ck_assert_msg(strstr(rsc_last_error(), "rsc_metrics_write: cannot write: No space left"),
+		      "%s", rsc_last_error());
+	fclose(full);
+	rsc_error_free(err);
+}
+END_TEST
+
 Suite *make_hostile_tools_suite(void)
 {
 	Suite *s = suite_create("hostile_tools");
@@ -556,6 +586,7 @@ Suite *make_hostile_tools_suite(void)
 	tcase_add_test(tc, hand_over_to_a_loop_that_has_closed);
 	tcase_add_test(tc, direct_table_arguments);
 	tcase_add_test(tc, error_print_from_threads_keeps_its_lines_whole);
+	tcase_add_test(tc, write_to_a_full_disk_says_why);
 	suite_add_tcase(s, tc);
 	return s;
 }
