@@ -64,6 +64,12 @@ def main():
     no_raw(r.stderr, "--trace to a missing directory")
     r = run(["--json"], {"RINGSCOPE_AUDIT": "bogus"})
     check(r.returncode == 1, "RINGSCOPE_AUDIT=bogus: exit %d" % r.returncode)
+    # A report that cannot be written: exit 1 and said, in text and in JSON.
+    for args in ([], ["--json"]):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([DEMO] + args, stdout=full, stderr=subprocess.PIPE, timeout=60)
+        check(r.returncode == 1 and b"No space left" in r.stderr,
+              "%r > /dev/full: exit %d %r" % (args, r.returncode, r.stderr))
     # A hostile $TMPDIR.
     with tempfile.TemporaryDirectory() as tmp:
         odd = os.path.join(tmp.encode(), b"ev\x1b[31m\nil\xff\xc2\x9bx\xe2\x82\xac")
