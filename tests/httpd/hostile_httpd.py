@@ -177,6 +177,21 @@ def unix_path_taken_over_is_left_alone(tmp):
     check(not os.path.exists(path), "the second server left its path")
 
 
+def summary_to_a_full_disk_is_exit_1(tmp):
+    """stdout on /dev/full: the lost summary is said, and the exit status is 1."""
+    path = os.path.join(tmp, "full.sock")
+    with open("/dev/full", "w") as full:
+        p = subprocess.Popen([HTTPD, "--unix", path], stdout=full, stderr=subprocess.PIPE)
+    deadline = time.time() + 10
+    while not os.path.exists(path) and time.time() < deadline and p.poll() is None:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    err = p.communicate(timeout=20)[1]
+    outputs.append((b"", err))
+    check(p.returncode == 1 and b"cannot write the summary: No space left" in err,
+          "summary to /dev/full: exit %d %r" % (p.returncode, err))
+
+
 def port_in_use():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -398,6 +413,7 @@ def main():
         start_fds = srv.fds()
         tests = [(options_are_escaped, ()), (unix_path_is_escaped, (tmp,)),
                  (unix_path_taken_over_is_left_alone, (tmp,)), (port_in_use, ()),
+                 (summary_to_a_full_disk_is_exit_1, (tmp,)),
                  (requests, (srv, start_fds)), (vanishing_peers, (srv, start_fds)),
                  (metrics_while_churning, ()), (max_conns_zero, ()),
                  (unread_response_is_cut_at_the_grace_period, ()), (audited_from_outside, (tmp,)),

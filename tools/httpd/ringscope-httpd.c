@@ -1323,6 +1323,12 @@ int main(int argc, char **argv)
 	unlink_own_path(&srv);
 	fds_exit = count_open_fds();
 	summary(&srv, fds_exit);
+	/* A summary lost (a full disk) never passes for a clean shutdown. */
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "ringscope-httpd: cannot write the summary: %s\n",
+			errno ? rsc_strerror(errno) : "the stream has an error");
+		status = 1;
+	}
 	if (fd_dir)
 		closedir(fd_dir);
 	for (i = 0; i < srv.nthreads; i++) {
