@@ -513,6 +513,12 @@ static int finish(struct demo *d)
 		       d->fd_after == d->fd_before ? "ok" : "MISMATCH", ret,
 		       ok ? "ok" : "FAILED (expected: LIFO, only the ENOENT, no finding, no fd left)");
 	rsc_error_free(d->err);
+	/* A report lost (a full disk, stdout closed) never passes for a run that was fine. */
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "ringscope-demo: cannot write the report: %s\n",
+			errno ? rsc_strerror(errno) : "the stream has an error");
+		return 1;
+	}
 	return ok ? 0 : 1;
 }
 
