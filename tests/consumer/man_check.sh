@@ -1,0 +1,114 @@
+#!/bin/sh
+# The pages as promises (tests/README.md, "Consumers"): each renders without
+# a groff warning; each SEE ALSO of ours names a page that is installed; each
+# NAME and .so alias is a page; and each SYNOPSIS is the header's: its
+# prototypes and typedefs compiled against <ringscope.h> (as C, and as C++,
+# where extern "C" tells every mismatch), its macros redefined identically,
+# its enums and structs the header's text, and between them the pages
+# declare every public function and nothing else.
+set -eu
+srcdir=$(cd "${srcdir:-.}" && pwd)
+man=$srcdir/man
+header=$srcdir/include/ringscope.h
+CC=${CC:-cc}
+CXX=${CXX:-g++}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rsc-man.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# Staged as installed, so that ".so man3/x.3" resolves as man(1) resolves it.
+mkdir -p "$tmp/man1" "$tmp/man3" "$tmp/man7"
+for f in "$man"/*.[137]; do cp "$f" "$tmp/man${f##*.}/"; done
+installed=$(cat "$srcdir/Makefile.am" "$srcdir"/*/Makefile.inc "$srcdir"/*/*/Makefile.inc |
+	grep -o 'man/[A-Za-z0-9_.-]*\.[137]' | sed 's|^man/||')
+
+for f in "$man"/*.[137]; do
+	page=${f##*/}
+	echo "$installed" | grep -qx "$page" || fail "$page is not installed (man_MANS)"
+done
+
+# Rendering: man(1) where it is installed, else groff's own pipeline.
+cd "$tmp"
+for f in man*/*; do
+	if command -v man >/dev/null; then
+		err=$(MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 "$f" 2>&1 >/dev/null) || true
+	elif command -v groff >/dev/null; then
+		err=$(soelim -r "$f" 2>&1 | preconv 2>&1 | tbl 2>&1 | groff -man -ww -z -Tutf8 2>&1) || true
+	else
+		echo "SKIP man_check (rendering): neither man nor groff"
+		break
+	fi
+	[ -z "$err" ] || fail "$f: $err"
+done
+
+# Aliases and names: ".so" targets exist; every name a page's NAME line gives is a page.
+for f in man*/*; do
+	target=$(sed -n '1s/^\.so //p' "$f")
+	if [ -n "$target" ]; then
+		[ -f "$target" ] || fail "$f: .so $target: no such page"
+		continue
+	fi
+	names=$(awk '/^\.SH /{s = ($2 == "NAME")} s && !/^\.SH/' "$f" | tr '\n' ' ' | sed 's/ *\\-.*//' | tr ',' ' ')
+	for n in $names; do
+		ls man*/"$n".[137] >/dev/null 2>&1 || fail "$f: NAME lists $n, which has no page"
+	done
+done
+
+# SEE ALSO: each of our pages named there exists.
+for f in man*/*; do
+	awk '/^\.SH /{s = ($0 ~ /SEE ALSO/)} s && !/^\.SH/' "$f" |
+		sed -n 's/^\.BR *\([A-Za-z0-9_.-]*\) *(\([0-9]\)).*/\1 \2/p' |
+		while read -r n sec; do
+			case "$n" in rsc_* | ringscope*) ;; *) continue ;; esac
+			[ -f "man$sec/$n.$sec" ] || echo "FAIL: $f: SEE ALSO $n($sec): no such page"
+		done
+done >"$tmp/seealso"
+[ -s "$tmp/seealso" ] && { cat "$tmp/seealso"; fails=$((fails + 1)); }
+
+# SYNOPSIS: the C each page shows, one file, #line naming the page.
+synopsis() {
+	awk '/^\.SH /{s = ($2 == "SYNOPSIS")} s && /^\.B/' "$1" | sed -e 's/^\.[A-Z]* //' -e 's/"//g'
+}
+# A block (enum or struct) as text: no comments, no blanks, no trailing comma.
+norm() { sed -e 's|/\*.*\*/||g' | tr -d ' \t\n' | sed 's/,}/}/g'; }
+: >"$tmp/decls.c"
+: >"$tmp/incs"
+for f in man3/*.3; do
+	[ -n "$(sed -n '1s/^\.so //p' "$f")" ] && continue
+	synopsis "$f" >"$tmp/syn"
+	grep '^#include' "$tmp/syn" >>"$tmp/incs" || true
+	printf '#line 1 "%s"\n' "$f" >>"$tmp/decls.c"
+	for block in $(sed -n 's/^\(enum\|struct\) \([a-z_]*\) {.*/\1:\2/p' "$tmp/syn"); do
+		kind=${block%%:*}
+		tag=${block#*:}
+		want=$(sed -n "/^$kind $tag {/,/^};/p" "$header" | norm)
+		got=$(sed -n "/^$kind $tag {/,/^};/p" "$tmp/syn" | norm)
+		[ "$want" = "$got" ] || fail "$f: SYNOPSIS $kind $tag is not the header's: $got"
+	done
+	# Blocks were compared above; a #define without a value only names the macro.
+	awk '/^(enum|struct) [a-z_]* \{/ {skip = 1} skip && /^\};/ {skip = 0; print ""; next}
+	     skip {print ""; next}
+	     /^#include/ {print ""; next}
+	     /^#define [A-Z_0-9]*[ \t]*$/ {print "#ifndef " $2; print "#error the page names a macro the header lacks"; print "#endif"; next}
+	     {print}' "$tmp/syn" >>"$tmp/decls.c"
+done
+sort -u "$tmp/incs" >"$tmp/c.c"
+cat "$tmp/decls.c" >>"$tmp/c.c"
+$CC -std=gnu11 -Wall -Wextra -Werror -I"$srcdir/include" -fsyntax-only "$tmp/c.c" 2>"$tmp/cc.log" ||
+	{ cat "$tmp/cc.log"; fail "a SYNOPSIS disagrees with the header (C)"; }
+if command -v "$CXX" >/dev/null; then
+	{ sort -u "$tmp/incs"; echo 'extern "C" {'; grep -v '^#' "$tmp/decls.c"; echo '}'; } >"$tmp/cxx.cc"
+	$CXX -std=gnu++11 -Wall -Wextra -Werror -I"$srcdir/include" -fsyntax-only "$tmp/cxx.cc" \
+		2>"$tmp/cxx.log" || { cat "$tmp/cxx.log"; fail "a SYNOPSIS disagrees with the header (C++)"; }
+fi
+
+# The functions the pages declare are exactly the header's.
+fns() { grep -v -e '^#' -e '^typedef' | tr '\n' ' ' | grep -o 'rsc_[a-z_]*[[:space:]]*(' | tr -d ' (' | sort -u; }
+sed -e 's/typedef[^;]*;//' "$header" | grep -v '^#' | fns >"$tmp/header.fns"
+grep -v '^#line' "$tmp/decls.c" | sed 's/typedef[^;]*;//g' | fns >"$tmp/pages.fns"
+diff "$tmp/header.fns" "$tmp/pages.fns" >"$tmp/fns.diff" ||
+	{ echo "functions: < header only, > pages only"; cat "$tmp/fns.diff"; fail "pages and header declare different functions"; }
+
+[ $fails -eq 0 ] || exit 1
+echo "man_check: $(ls man*/* | wc -l) pages render cleanly, their references resolve, their synopses are the header's"
