@@ -19,6 +19,8 @@
 PLUGIN_API int plugin_start(unsigned flags, const char *trace);
 PLUGIN_API int plugin_stop(void);
 PLUGIN_API const char *plugin_fail(void);
+PLUGIN_API int plugin_cycle(void);
+PLUGIN_API int plugin_nested(int (*other)(void));
 
 static struct rsc_loop *loop;
 static struct rsc_scope *scope;
@@ -81,6 +83,52 @@ PLUGIN_API int plugin_stop(void)
 		ret = rsc_loop_close(loop);
 	loop = NULL;
 	return ret;
+}
+
+/* A library's synchronous call: a scope opened, filled and closed with the
+ * blocking helpers on this plugin's loop. */
+PLUGIN_API int plugin_cycle(void)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int ret;
+
+	if ((ret = rsc_scope_open(loop, NULL, "cycle", &s)) < 0)
+		return ret;
+	if ((ret = rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e)) < 0 ||
+	    (ret = rsc_entry_wait(e)) < 0) {
+		(void)rsc_scope_close_wait(s, NULL);
+		return ret;
+	}
+	return rsc_scope_close_wait(s, NULL);
+}
+
+static int nested_res = 1;
+
+static void on_timer(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	int (*other)(void);
+
+	(void)e;
+	(void)buf;
+	*(void **)&other = data;
+	nested_res = res == -ETIME ? other() : res;
+}
+
+/* Another library's synchronous call from inside this loop's callback: its
+ * loop runs nested in ours, on the same thread. */
+PLUGIN_API int plugin_nested(int (*other)(void))
+{
+	struct rsc_entry *t;
+	int ret;
+
+	nested_res = 1;
+	if ((ret = rsc_timer(scope, 1, on_timer, *(void **)&other, &t)) < 0)
+		return ret;
+	while (nested_res == 1)
+		if ((ret = rsc_loop_run(loop, RSC_RUN_ONCE)) < 0)
+			return ret;
+	return nested_res;
 }
 
 /* A failure on the calling thread: rsc_last_error's thread-local text. */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The host of tests/consumer/plugin.c: it does not link ringscope; two
- * plugins that do are loaded, each runs a loop (both alive at once), and
- * both are unloaded, round after round. Nothing may crash at dlclose or at a
+ * plugins that do are loaded, each runs a loop (both alive at once, each
+ * called from inside the other's callbacks), and both are unloaded, round
+ * after round. Nothing may crash at dlclose or at a
  * thread's exit afterwards, no descriptor and no heap may stay behind, and
  * libringscope itself must leave the process with its last user.
  */
@@ -28,6 +29,8 @@ struct plugin {
 	int (*start)(unsigned flags, const char *trace);
 	int (*stop)(void);
 	const char *(*fail)(void);
+	int (*cycle)(void);
+	int (*nested)(int (*other)(void));
 };
 
 static void die(const char *what, const char *why)
@@ -83,7 +86,9 @@ static void load(struct plugin *p, const char *dir, const char *name)
 	*(void **)&p->start = dlsym(p->h, "plugin_start");
 	*(void **)&p->stop = dlsym(p->h, "plugin_stop");
 	*(void **)&p->fail = dlsym(p->h, "plugin_fail");
-	if (!p->start || !p->stop || !p->fail)
+	*(void **)&p->cycle = dlsym(p->h, "plugin_cycle");
+	*(void **)&p->nested = dlsym(p->h, "plugin_nested");
+	if (!p->start || !p->stop || !p->fail || !p->cycle || !p->nested)
 		die("dlsym", name);
 }
 
@@ -124,6 +129,10 @@ int main(void)
 			die("plugin b: start", strerror(-idb));
 		if (ida == idb)
 			die("two loops", "the same rsc_loop_id");
+		/* Each library's synchronous call from inside the other's callback. */
+		if ((ida = a.nested(b.cycle)) != 0 || (idb = b.nested(a.cycle)) != 0)
+			die("one plugin's loop run inside the other's callback",
+			    strerror(-(ida ? ida : idb)));
 		pthread_barrier_init(&failed, NULL, 2);
 		pthread_barrier_init(&unloaded, NULL, 2);
 		if (pthread_create(&t, NULL, failer, (void *)a.fail) != 0)
