@@ -5,9 +5,11 @@
 # prototypes and typedefs compiled against <ringscope.h> (as C, and as C++,
 # where extern "C" tells every mismatch), its macros redefined identically,
 # its enums and structs the header's text, and between them the pages
-# declare every public function and nothing else.
+# declare every public function and nothing else. Their EXAMPLE programs
+# build, and print what the page says they print.
 set -eu
 srcdir=$(cd "${srcdir:-.}" && pwd)
+top_builddir=$(pwd)
 man=$srcdir/man
 header=$srcdir/include/ringscope.h
 CC=${CC:-cc}
@@ -109,6 +111,42 @@ sed -e 's/typedef[^;]*;//' "$header" | grep -v '^#' | fns >"$tmp/header.fns"
 grep -v '^#line' "$tmp/decls.c" | sed 's/typedef[^;]*;//g' | fns >"$tmp/pages.fns"
 diff "$tmp/header.fns" "$tmp/pages.fns" >"$tmp/fns.diff" ||
 	{ echo "functions: < header only, > pages only"; cat "$tmp/fns.diff"; fail "pages and header declare different functions"; }
+
+# EXAMPLE programs (those with a main) build as a reader would build them,
+# with the default dialect and warnings on; one whose page shows its output
+# ("Output ...", then .EX) prints exactly that.
+lib=$top_builddir/src/.libs
+unroff() { sed -e 's/\\e/\\/g' -e 's/\\-/-/g' -e 's/\\(aq/'"'"'/g' -e 's/\\(dq/"/g'; }
+for f in man*/*; do
+	n=$(grep -c '^\.EX' "$f") || continue
+	i=1
+	while [ "$i" -le "$n" ]; do
+		awk -v k="$i" '/^\.EX/ { n++; next } /^\.EE/ { if (n == k) exit } n == k' "$f" | unroff >"$tmp/ex.c"
+		i=$((i + 1))
+		grep -q 'int main' "$tmp/ex.c" || continue
+		extra=""
+		if grep -q '<uv\.h>' "$tmp/ex.c"; then
+			echo '#include <uv.h>' | $CC -E - >/dev/null 2>&1 ||
+				{ echo "SKIP man_check ($f example): no <uv.h>"; continue; }
+			extra=-luv
+		fi
+		if ! $CC -Wall -Wextra -Werror ${RSC_LDFLAGS:-} -I"$srcdir/include" "$tmp/ex.c" -o "$tmp/ex" \
+			-L"$lib" -lringscope $extra 2>"$tmp/cc.log"; then
+			cat "$tmp/cc.log"
+			fail "$f: its EXAMPLE program does not build"
+			continue
+		fi
+		# The output shown after it, if any, with the defaults it names.
+		awk -v k="$i" '/^\.EX/ { n++; if (n == k && out) p = 1; next }
+			/^\.EE/ { if (p) exit } p; n == k - 1 && /^Output/ { out = 1 }' "$f" | unroff >"$tmp/want"
+		[ -s "$tmp/want" ] || continue
+		[ -r /etc/hostname ] || { echo "SKIP man_check ($f output): no /etc/hostname"; continue; }
+		(cd "$tmp" && LD_LIBRARY_PATH=$lib ./ex >out.1 2>out.2) || true
+		cat "$tmp/out.1" "$tmp/out.2" >"$tmp/got"
+		cmp -s "$tmp/want" "$tmp/got" ||
+			{ diff "$tmp/want" "$tmp/got" || true; fail "$f: its EXAMPLE prints other than the page shows"; }
+	done
+done
 
 [ $fails -eq 0 ] || exit 1
 echo "man_check: $(ls man*/* | wc -l) pages render cleanly, their references resolve, their synopses are the header's"
