@@ -91,6 +91,15 @@ else
 	echo "SKIP install_check (C++ part): no $CXX"
 fi
 
+# The installed pages: each alias a ".so" stub naming an installed page.
+mandir=$(dirname "$(find "$stage" -name rsc_loop_new.3 | head -n 1)")/..
+for f in "$mandir"/man*/*; do
+	target=$(sed -n '1s/^\.so //p' "$f")
+	[ -z "$target" ] || [ -f "$mandir/$target" ] || fail "installed ${f#"$mandir"/}: .so $target: no such page"
+	[ -h "$f" ] && fail "installed ${f#"$mandir"/} is a symlink, not a .so stub"
+done
+[ "$(grep -l '^\.so ' "$mandir"/man3/* | wc -l)" -gt 0 ] || fail "no alias page was installed as a .so stub"
+
 # What the pkg-config file says is what the header says.
 want="$(sed -n 's/^#define RINGSCOPE_VERSION_MAJOR //p' "$srcdir/include/ringscope.h").$(sed -n 's/^#define RINGSCOPE_VERSION_MINOR //p' "$srcdir/include/ringscope.h")"
 case "$(pkg-config --modversion ringscope)" in

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The pages as promises (tests/README.md, "Consumers"): each renders without
 # a groff warning; each SEE ALSO of ours names a page that is installed; each
-# NAME and .so alias is a page; and each SYNOPSIS is the header's: its
+# NAME and alias (a symlink) is a page; and each SYNOPSIS is the header's: its
 # prototypes and typedefs compiled against <ringscope.h> (as C, and as C++,
 # where extern "C" tells every mismatch), its macros redefined identically,
 # its enums and structs the header's text, and between them the pages
@@ -19,9 +19,10 @@ trap 'rm -rf "$tmp"' EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
-# Staged as installed, so that ".so man3/x.3" resolves as man(1) resolves it.
+# Staged by section; an alias is a symlink to its page (install-man-aliases
+# installs it as a ".so" stub), which man(1) renders from any directory.
 mkdir -p "$tmp/man1" "$tmp/man3" "$tmp/man7"
-for f in "$man"/*.[137]; do cp "$f" "$tmp/man${f##*.}/"; done
+for f in "$man"/*.[137]; do cp -P "$f" "$tmp/man${f##*.}/"; done
 installed=$(cat "$srcdir/Makefile.am" "$srcdir"/*/Makefile.inc "$srcdir"/*/*/Makefile.inc |
 	grep -o 'man/[A-Za-z0-9_.-]*\.[137]' | sed 's|^man/||')
 
@@ -44,11 +45,15 @@ for f in man*/*; do
 	[ -z "$err" ] || fail "$f: $err"
 done
 
-# Aliases and names: ".so" targets exist; every name a page's NAME line gives is a page.
+# Aliases and names: an alias is a symlink to a page of its section (a ".so"
+# in the tree would resolve only from the manual's root); every name a page's
+# NAME line gives is a page.
 for f in man*/*; do
-	target=$(sed -n '1s/^\.so //p' "$f")
-	if [ -n "$target" ]; then
-		[ -f "$target" ] || fail "$f: .so $target: no such page"
+	[ -n "$(sed -n '1s/^\.so //p' "$f")" ] &&
+		fail "$f: a .so alias (make it a symlink: man -l resolves .so from the current directory)"
+	if [ -h "$f" ]; then
+		[ -f "$f" ] && [ "$(readlink "$f")" = "$(basename "$(readlink "$f")")" ] ||
+			fail "$f: an alias to $(readlink "$f"), which is no page of its section"
 		continue
 	fi
 	names=$(awk '/^\.SH /{s = ($2 == "NAME")} s && !/^\.SH/' "$f" | tr '\n' ' ' | sed 's/ *\\-.*//' | tr ',' ' ')
@@ -77,7 +82,7 @@ norm() { sed -e 's|/\*.*\*/||g' | tr -d ' \t\n' | sed 's/,}/}/g'; }
 : >"$tmp/decls.c"
 : >"$tmp/incs"
 for f in man3/*.3; do
-	[ -n "$(sed -n '1s/^\.so //p' "$f")" ] && continue
+	[ -h "$f" ] && continue
 	synopsis "$f" >"$tmp/syn"
 	grep '^#include' "$tmp/syn" >>"$tmp/incs" || true
 	printf '#line 1 "%s"\n' "$f" >>"$tmp/decls.c"
