@@ -55,6 +55,9 @@ if $CC -std=c99 -Wall -Wextra -Wpedantic -Werror -I"$hide" $cflags "$here/consum
 	$SAN -o "$tmp/consumer" $libs -pthread 2>"$tmp/cc.log"; then
 	readelf -d "$tmp/consumer" | grep -q 'NEEDED.*\[libringscope\.so\.0\]' ||
 		fail "the program does not need libringscope.so.0 by its soname"
+	# Bound to the stable node, so that a later release can keep serving it.
+	unbound=$(nm -D --undefined-only "$tmp/consumer" | awk '$2 ~ /^rsc_/ && $2 !~ /@RINGSCOPE_0\.1$/ { print $2 }')
+	[ -z "$unbound" ] || fail "the program binds to other than RINGSCOPE_0.1: $unbound"
 	LD_LIBRARY_PATH=$libdir "$tmp/consumer" || fail "the program built from the installed copy"
 else
 	cat "$tmp/cc.log"
