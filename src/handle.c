@@ -159,7 +159,10 @@ bool rsc__handles_unload(void)
 	bool idle;
 	unsigned i;
 
-	pthread_mutex_lock(&chunk_lock);
+	/* Busy: a loop is being made or freed right now (an exit() from a signal
+	 * handler, say); never wait for it at exit, keep the chunks. */
+	if (pthread_mutex_trylock(&chunk_lock) != 0)
+		return false;
 	idle = n_free_chunks == n_chunks; /* every loop holds a chunk from its creation on */
 	for (i = 0; idle && i < n_chunks; i++) {
 		c = rsc__slot_chunks[i];
