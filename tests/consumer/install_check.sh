@@ -101,7 +101,10 @@ for f in "$mandir"/man*/*; do
 	[ -z "$target" ] || [ -f "$mandir/$target" ] || fail "installed ${f#"$mandir"/}: .so $target: no such page"
 	[ -h "$f" ] && fail "installed ${f#"$mandir"/} is a symlink, not a .so stub"
 done
-[ "$(grep -l '^\.so ' "$mandir"/man3/* | wc -l)" -gt 0 ] || fail "no alias page was installed as a .so stub"
+# From a git tree (aliases are symlinks); `make dist`'s tar makes them copies.
+if [ -n "$(find "$srcdir/man" -type l | head -n 1)" ]; then
+	[ "$(grep -l '^\.so ' "$mandir"/man3/* | wc -l)" -gt 0 ] || fail "no alias page was installed as a .so stub"
+fi
 
 # What the pkg-config file says is what the header says.
 want="$(sed -n 's/^#define RINGSCOPE_VERSION_MAJOR //p' "$srcdir/include/ringscope.h").$(sed -n 's/^#define RINGSCOPE_VERSION_MINOR //p' "$srcdir/include/ringscope.h")"
