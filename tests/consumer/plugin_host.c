@@ -75,12 +75,12 @@ static size_t heap_in_use(void)
 	return mi.uordblks + mi.hblkhd;
 }
 
-static void load(struct plugin *p, const char *dir, const char *name)
+static void load(struct plugin *p, const char *dir, const char *name, int mode)
 {
 	char path[4096];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	p->h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	p->h = dlopen(path, mode);
 	if (!p->h)
 		die("dlopen", dlerror());
 	*(void **)&p->start = dlsym(p->h, "plugin_start");
@@ -121,8 +121,9 @@ int main(void)
 	snprintf(trace, sizeof(trace), "/tmp/rsc-plugin-trace.%d.json", (int)getpid());
 	before = fd_count();
 	for (round = 0; round < ROUNDS; round++) {
-		load(&a, dir, "plugin_a.so");
-		load(&b, dir, "plugin_b.so");
+		/* Private, or in the global scope (ringscope's symbols then too). */
+		load(&a, dir, "plugin_a.so", RTLD_NOW | (round % 4 < 2 ? RTLD_LOCAL : RTLD_GLOBAL));
+		load(&b, dir, "plugin_b.so", RTLD_LAZY | RTLD_LOCAL);
 		if ((ida = a.start(round % 2 ? POLLABLE : DIRECT, round % 3 ? NULL : trace)) < 0)
 			die("plugin a: start", strerror(-ida));
 		if ((idb = b.start(round % 2 ? DIRECT : POLLABLE, NULL)) < 0)
