@@ -92,6 +92,25 @@ static void load(struct plugin *p, const char *dir, const char *name, int mode)
 		die("dlsym", name);
 }
 
+/* The version nodes a program can ask for by name (rsc_audit_describe_fd(3):
+ * "look it up with dlsym(3) or dlvsym(3)"), on the copy the plugins loaded. */
+static void versions(void)
+{
+	void *rs = dlopen("libringscope.so.0", RTLD_NOW | RTLD_NOLOAD);
+
+	if (!rs)
+		die("dlopen libringscope.so.0 (RTLD_NOLOAD)", dlerror());
+	if (!dlvsym(rs, "rsc_loop_new", "RINGSCOPE_0.1") ||
+	    !dlvsym(rs, "rsc_counter_name", "RINGSCOPE_0.1") ||
+	    !dlvsym(rs, "rsc_audit_describe_fd", "RINGSCOPE_TOOLS_0.1") ||
+	    !dlvsym(rs, "rsc_fault_set", "RINGSCOPE_TOOLS_0.1"))
+		die("dlvsym", "a function is missing from its version node");
+	if (dlvsym(rs, "rsc_fault_set", "RINGSCOPE_0.1") ||
+	    dlvsym(rs, "rsc_audit_describe_fd", "RINGSCOPE_0.1"))
+		die("dlvsym", "a tools function is in the stable node");
+	dlclose(rs);
+}
+
 /* A thread that failed a call (its last error is set), then outlives the library. */
 static pthread_barrier_t failed, unloaded;
 
@@ -130,6 +149,8 @@ int main(void)
 			die("plugin b: start", strerror(-idb));
 		if (ida == idb)
 			die("two loops", "the same rsc_loop_id");
+		if (round == 0)
+			versions();
 		/* Each library's synchronous call from inside the other's callback. */
 		if ((ida = a.nested(b.cycle)) != 0 || (idb = b.nested(a.cycle)) != 0)
 			die("one plugin's loop run inside the other's callback",
