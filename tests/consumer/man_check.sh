@@ -51,12 +51,17 @@ done
 for f in man*/*; do
 	[ -n "$(sed -n '1s/^\.so //p' "$f")" ] &&
 		fail "$f: a .so alias (make it a symlink: man -l resolves .so from the current directory)"
+	page=${f##*/}
+	names=$(awk '/^\.SH /{s = ($2 == "NAME")} s && !/^\.SH/' "$f" | tr '\n' ' ' | sed -e 's/ \\-.*//' -e 's/\\-/-/g' | tr ',' ' ')
+	# Its NAME line lists it, the alias's (whatis(1) reads it there).
+	echo " $names " | grep -q " ${page%.*} " || fail "$f: NAME does not list ${page%.*}"
 	if [ -h "$f" ]; then
 		[ -f "$f" ] && [ "$(readlink "$f")" = "$(basename "$(readlink "$f")")" ] ||
 			fail "$f: an alias to $(readlink "$f"), which is no page of its section"
 		continue
 	fi
-	names=$(awk '/^\.SH /{s = ($2 == "NAME")} s && !/^\.SH/' "$f" | tr '\n' ' ' | sed 's/ *\\-.*//' | tr ',' ' ')
+	th=$(sed -n 's/^\.TH \([^ ]*\) \([0-9]\).*/\1.\2/p' "$f" | sed 's/\\-/-/g')
+	[ "$th" = "$page" ] || fail "$f: .TH says $th"
 	for n in $names; do
 		ls man*/"$n".[137] >/dev/null 2>&1 || fail "$f: NAME lists $n, which has no page"
 	done
