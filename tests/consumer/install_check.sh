@@ -30,6 +30,9 @@ cflags=$(pkg-config --cflags ringscope)
 libs=$(pkg-config --libs ringscope)
 libdir=$(pkg-config --variable=libdir ringscope)
 case "$libdir" in "$stage"/*) ;; *) libdir=$stage$libdir ;; esac # pkgconf adds the sysroot itself
+# liburing only for a static link, at the version configure requires.
+[ "$(pkg-config --print-requires-private ringscope)" = "liburing >= 2.3" ] ||
+	fail "Requires.private is not liburing >= 2.3: $(pkg-config --print-requires-private ringscope)"
 # The header needs nothing of liburing, so the shared library's users link it alone.
 case " $libs " in *" -luring "*) fail "pkg-config --libs names liburing: $libs" ;; esac
 
