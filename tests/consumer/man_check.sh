@@ -33,16 +33,20 @@ done
 
 # Rendering: man(1) where it is installed, else groff's own pipeline.
 cd "$tmp"
+# On a UTF-8 terminal and on an ASCII one (a C locale: man(1) picks -Tascii),
+# where a glyph with no ASCII form is a warning.
 for f in man*/*; do
-	if command -v man >/dev/null; then
-		err=$(MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 "$f" 2>&1 >/dev/null) || true
-	elif command -v groff >/dev/null; then
-		err=$(soelim -r "$f" 2>&1 | preconv 2>&1 | tbl 2>&1 | groff -man -ww -z -Tutf8 2>&1) || true
-	else
-		echo "SKIP man_check (rendering): neither man nor groff"
-		break
-	fi
-	[ -z "$err" ] || fail "$f: $err"
+	for dev in utf8 ascii; do
+		if command -v man >/dev/null; then
+			err=$(MANWIDTH=80 man --warnings -E UTF-8 -l -T$dev "$f" 2>&1 >/dev/null) || true
+		elif command -v groff >/dev/null; then
+			err=$(soelim -r "$f" 2>&1 | preconv 2>&1 | tbl 2>&1 | groff -man -ww -z -T$dev 2>&1) || true
+		else
+			echo "SKIP man_check (rendering): neither man nor groff"
+			break 2
+		fi
+		[ -z "$err" ] || fail "$f (-T$dev): $err"
+	done
 done
 
 # Aliases and names: an alias is a symlink to a page of its section (a ".so"
