@@ -1,0 +1,1143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DESIGN.md sections 2, 3 and 7, sentence by sentence, in the awkward case.
+ * Each behaviour sentence, and the test here that observes it (other suites
+ * cover the easy case; see check_acceptance.c, check_hostile_core.c):
+ *
+ * 2.1 both halves, refused at push, nothing acquired
+ *     -> half_manager_refused_even_inside_unwinding_parent
+ * 2.2 a failed enter acquired nothing, its exit is not called, the entries
+ *     before it unwind -> failed_enter_mid_chain_cancels_the_one_in_flight
+ *     -> parent_close_while_child_entering_calls_no_exit
+ * 2.3 LIFO: children newest first, then entries newest first; an ordered
+ *     release starts only after every release above it completed
+ *     -> defer_with_sqes_holds_the_releases_below
+ *     -> ordered_defer_waits_for_an_early_release_in_flight
+ *     -> moved_entry_is_released_first_in_its_new_scope
+ * 2.4 each exit gets the pending error (errno, op, entry); suppression stops
+ *     it for the entries below -> suppress_then_raise_below_starts_a_new_chain
+ * 2.5 an error raised by an exit becomes pending, the one it replaced its
+ *     cause; the result carries the whole chain
+ *     -> raise_at_every_depth_keeps_every_cause
+ *     -> exit_cqe_error_keeps_the_body_error_as_cause
+ *     -> child_error_reaches_parent_entries_and_chain
+ *     -> shutdown_chain_keeps_every_failed_scope
+ * 2.6 acquires in flight at close are cancelled; nothing escapes
+ *     -> parent_close_while_child_entering_calls_no_exit
+ * 2.7 exactly-once: second release -EALREADY; exits run once
+ *     -> early_release_error_goes_to_its_callback_once
+ *     -> shutdown_mid_unwind_runs_every_exit_once
+ * 3   leak audit: exercised by check_audit.c / check_hostile_obs*.c (not here)
+ * 7.1 a handle never lies: -ESTALE after the memory is reused, on the same
+ *     loop and on another -> stale_handles_after_reuse_on_same_loop,
+ *     stale_handles_after_their_loop_is_freed
+ * 7.2 exactly one owner; adopting an owned descriptor is -EEXIST
+ *     -> adopt_of_a_descriptor_owned_by_an_unwinding_scope_is_eexist
+ * 7.3 an unwind owns what it has not released: release/detach/move
+ *     -EALREADY, the scope cannot be moved
+ *     -> unwind_owns_entries_from_the_close_request_on
+ *     -> unwind_owns_older_sibling_scopes_mid_unwind
+ * 7.4 the body can fail: exits see it exactly as a failed acquire
+ *     -> scope_fail_inside_an_exit, scope_fail_inside_on_close
+ *     -> late_fail_of_a_child_under_a_started_unwind
+ * 1/loop: rsc_loop_close mid-unwind is -EBUSY, shutdown finishes the unwind
+ *     -> shutdown_mid_unwind_runs_every_exit_once
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/* ----------------------------------------------------------- the probes */
+
+/* A release-only entry that logs its turn and what it saw. */
+struct probe {
+	const char *name;
+	int ret;	/* what fn returns (after its SQE, if any) */
+	int read_fd;	/* >= 0: the release reads one byte of it (ordered wait) */
+	int bad_read;	/* the release is a read on -1: its CQE is -EBADF */
+	int calls;
+	int seen;	/* errno of the pending error, 0 if none */
+	int seen_depth;
+	char seen_op[32];
+	char seen_entry[32];
+	char buf[4];
+	void (*action)(struct probe *p, struct rsc_entry *e);
+	void *ctx;
+	int action_res[8];
+};
+
+static char order[1024];
+
+static void log_turn(const char *name)
+{
+	size_t n = strlen(order);
+
+	snprintf(order + n, sizeof(order) - n, "%s%s", n ? "," : "", name);
+}
+
+static int probe_fn(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct probe *p = arg;
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	p->calls++;
+	p->seen = pending ? rsc_error_errno(pending) : 0;
+	p->seen_depth = pending ? rsc_error_depth(pending) : 0;
+	snprintf(p->seen_op, sizeof(p->seen_op), "%s", pending ? rsc_error_op(pending) : "");
+	snprintf(p->seen_entry, sizeof(p->seen_entry), "%s",
+		 pending && rsc_error_entry(pending) ? rsc_error_entry(pending) : "");
+	log_turn(p->name);
+	if (p->action)
+		p->action(p, e);
+	if (p->read_fd >= 0 || p->bad_read) {
+		ret = rsc_entry_get_sqes(e, 1, &sqe);
+		if (ret < 0)
+			return ret;
+		io_uring_prep_read(sqe, p->bad_read ? -1 : p->read_fd, p->buf, 1, 0);
+	}
+	return p->ret;
+}
+
+static void probe_init(struct probe *p, const char *name)
+{
+	memset(p, 0, sizeof(*p));
+	p->name = name;
+	p->read_fd = -1;
+}
+
+static struct rsc_entry *defer_probe(struct rsc_scope *s, struct probe *p)
+{
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_defer(s, probe_fn, p, &e), 0);
+	return e;
+}
+
+/* A manager whose enter reads one byte of a pipe: an acquire in flight
+ * until the test writes (or the runtime cancels it). */
+struct slow {
+	int rfd;
+	char buf[4];
+	int exit_calls;
+	int enter_res;
+	int enter_seen;
+};
+
+static int slow_enter(struct rsc_entry *e, void *arg)
+{
+	struct slow *m = arg;
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_read(sqe, m->rfd, m->buf, 1, 0);
+	return 0;
+}
+
+static int slow_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct slow *m = arg;
+
+	(void)e;
+	(void)pending;
+	m->exit_calls++;
+	log_turn("slow");
+	return 0;
+}
+
+static const struct rsc_manager slow_mgr = {
+	sizeof(struct rsc_manager), 0, "slow", slow_enter, slow_exit
+};
+
+static void slow_entered(struct rsc_entry *e, int res, void *data)
+{
+	struct slow *m = data;
+
+	(void)e;
+	m->enter_res = res;
+	m->enter_seen++;
+}
+
+/* A manager whose acquire fails in the kernel (a read on -1: -EBADF). */
+static int badf_enter(struct rsc_entry *e, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	(void)arg;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_read(sqe, -1, NULL, 0, 0);
+	return 0;
+}
+
+static int badf_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	int *calls = arg;
+
+	(void)e;
+	(void)pending;
+	(*calls)++;
+	return 0;
+}
+
+static const struct rsc_manager badf_mgr = {
+	sizeof(struct rsc_manager), 0, "badf", badf_enter, badf_exit
+};
+
+/* What a close callback saw. */
+struct closed {
+	int calls;
+	int status;
+	int depth;
+	int errnos[8];
+};
+
+static void on_closed(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct closed *c = data;
+	const struct rsc_error *x;
+	int i = 0;
+
+	(void)s;
+	c->calls++;
+	c->status = status;
+	c->depth = err ? rsc_error_depth(err) : 0;
+	for (x = err; x && i < 8; x = rsc_error_cause(x))
+		c->errnos[i++] = rsc_error_errno(x);
+}
+
+/* Turn the loop without waiting, a few times: what is ready is dispatched. */
+static void spin(int turns)
+{
+	while (turns-- > 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+}
+
+/* Run until @p's release has been called (bounded). */
+static void run_until_called(struct probe *p)
+{
+	long end = t_now_ms() + 5000;
+
+	while (p->calls == 0 && t_now_ms() < end)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(p->calls, 1);
+}
+
+static void write_byte(int fd)
+{
+	ck_assert_int_eq(write(fd, "x", 1), 1);
+}
+
+/* ----------------------------------------------------- 2.4 / 2.5 chains */
+
+/*
+ * A suppressed error stops counting below it; an error raised after it by an
+ * exit below starts a new chain, with no cause (the suppressed one is gone
+ * on purpose), and it is the scope's result.
+ */
+START_TEST(suppress_then_raise_below_starts_a_new_chain)
+{
+	struct rsc_scope *s;
+	struct probe a, b, c;
+	struct closed cl = { 0 };
+
+	probe_init(&a, "a");
+	probe_init(&b, "b");
+	probe_init(&c, "c");
+	c.ret = RSC_EXIT_SUPPRESS;
+	b.ret = -EIO;
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &a);
+	defer_probe(s, &b);
+	defer_probe(s, &c);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_str_eq(order, "c,b,a");
+	ck_assert_int_eq(c.seen, -EPIPE);
+	ck_assert_str_eq(c.seen_op, "body");
+	ck_assert_int_eq(b.seen, 0);
+	ck_assert_int_eq(a.seen, -EIO);
+	ck_assert_int_eq(a.seen_depth, 1);
+	ck_assert_str_eq(a.seen_entry, "defer");
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, -EIO);
+	ck_assert_int_eq(cl.depth, 1);
+}
+END_TEST
+
+/* Four exits that each raise: each sees the one before, the chain keeps all
+ * five, newest first, ending with the body's error. */
+START_TEST(raise_at_every_depth_keeps_every_cause)
+{
+	static const int raised[4] = { -EIO, -ENOSPC, -EROFS, -EDQUOT };
+	static const char *names[4] = { "d0", "d1", "d2", "d3" };
+	struct rsc_scope *s;
+	struct probe d[4];
+	struct closed cl = { 0 };
+	int i;
+
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	for (i = 0; i < 4; i++) {
+		probe_init(&d[i], names[i]);
+		d[i].ret = raised[i];
+		defer_probe(s, &d[i]);
+	}
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_str_eq(order, "d3,d2,d1,d0");
+	ck_assert_int_eq(d[3].seen, -EPIPE);
+	ck_assert_str_eq(d[3].seen_op, "fail");
+	for (i = 2; i >= 0; i--) {
+		ck_assert_int_eq(d[i].seen, raised[i + 1]);
+		ck_assert_int_eq(d[i].seen_depth, 5 - (i + 1));
+	}
+	ck_assert_int_eq(cl.status, -EIO);
+	ck_assert_int_eq(cl.depth, 5);
+	ck_assert_int_eq(cl.errnos[0], -EIO);
+	ck_assert_int_eq(cl.errnos[1], -ENOSPC);
+	ck_assert_int_eq(cl.errnos[2], -EROFS);
+	ck_assert_int_eq(cl.errnos[3], -EDQUOT);
+	ck_assert_int_eq(cl.errnos[4], -EPIPE);
+}
+END_TEST
+
+/* A release-only entry whose SQE fails raises by its CQE: the body's error
+ * stays as the cause, and the entry below sees both. */
+START_TEST(exit_cqe_error_keeps_the_body_error_as_cause)
+{
+	struct rsc_scope *s;
+	struct probe a, b;
+	struct closed cl = { 0 };
+
+	probe_init(&a, "a");
+	probe_init(&b, "b");
+	b.bad_read = 1;
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &a);
+	defer_probe(s, &b);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "parse"), 0);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_str_eq(order, "b,a");
+	ck_assert_int_eq(b.seen, -EPROTO);
+	ck_assert_int_eq(a.seen, -EBADF);
+	ck_assert_int_eq(a.seen_depth, 2);
+	ck_assert_int_eq(cl.status, -EBADF);
+	ck_assert_int_eq(cl.depth, 2);
+	ck_assert_int_eq(cl.errnos[1], -EPROTO);
+}
+END_TEST
+
+/* "A child scope's errors reach its parent": a grandchild's and a child's
+ * raised errors are pending for the parent's entries, the parent's failure
+ * stays at the bottom of the chain. */
+START_TEST(child_error_reaches_parent_entries_and_chain)
+{
+	struct rsc_scope *p, *c, *g;
+	struct probe pa, ca, ga;
+	struct closed cl = { 0 };
+	int i, found_pipe = 0;
+
+	probe_init(&pa, "pa");
+	probe_init(&ca, "ca");
+	probe_init(&ga, "ga");
+	ca.ret = -EIO;
+	ga.ret = -ENOSPC;
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	defer_probe(p, &pa);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	defer_probe(c, &ca);
+	ck_assert_int_eq(rsc_scope_open(t_loop, c, "g", &g), 0);
+	defer_probe(g, &ga);
+	ck_assert_int_eq(rsc_scope_fail(p, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close(p, on_closed, &cl), 0);
+	t_run();
+	ck_assert_str_eq(order, "ga,ca,pa");
+	ck_assert_int_eq(ca.seen, -ENOSPC);
+	ck_assert_int_eq(pa.seen, -EIO);
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, -EIO);
+	ck_assert_int_ge(cl.depth, 3);
+	for (i = 0; i < cl.depth && i < 8; i++)
+		found_pipe |= cl.errnos[i] == -EPIPE;
+	ck_assert_msg(found_pipe, "the body's -EPIPE was hidden by the exits' errors");
+}
+END_TEST
+
+/* ------------------------------------------------------ 2.2 / 2.6 enter */
+
+/*
+ * b's acquire is in flight (a read of an empty pipe) when c's fails: the
+ * unwind cancels b, calls neither b's nor c's exit, and a sees c's error.
+ */
+START_TEST(failed_enter_mid_chain_cancels_the_one_in_flight)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *eb, *ec;
+	struct probe a;
+	struct slow b = { 0 };
+	struct closed cl = { 0 };
+	int p[2], c_exits = 0;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	probe_init(&a, "a");
+	order[0] = '\0';
+	b.rfd = p[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &a);
+	ck_assert_int_eq(rsc_push(s, &slow_mgr, &b, &eb), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(eb, slow_entered, &b), 0);
+	ck_assert_int_eq(rsc_push(s, &badf_mgr, &c_exits, &ec), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_entry_state(eb), RSC_FAILED);
+	ck_assert_int_eq(rsc_entry_state(ec), RSC_FAILED);
+	ck_assert_int_eq(b.enter_seen, 1);
+	ck_assert_int_lt(b.enter_res, 0);
+	ck_assert_int_eq(b.exit_calls, 0);
+	ck_assert_int_eq(c_exits, 0);
+	ck_assert_str_eq(order, "a");
+	ck_assert_int_eq(a.seen, -EBADF);
+	ck_assert_str_eq(a.seen_entry, "badf");
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_int_eq(cl.status, -EBADF);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* A parent closed while its child's acquire is in flight: the child's
+ * acquire is cancelled in its turn, its exit never runs, the parent's entry
+ * exits after it, and nothing of the child's is left. */
+START_TEST(parent_close_while_child_entering_calls_no_exit)
+{
+	struct rsc_scope *p, *c;
+	struct rsc_entry *eb;
+	struct probe pa;
+	struct slow b = { 0 };
+	struct closed cl = { 0 };
+	int pp[2];
+
+	ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
+	probe_init(&pa, "pa");
+	order[0] = '\0';
+	b.rfd = pp[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	defer_probe(p, &pa);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_push(c, &slow_mgr, &b, &eb), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(eb, slow_entered, &b), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_entry_state(eb), RSC_ENTERING);
+	ck_assert_int_eq(rsc_scope_close(p, on_closed, &cl), 0);
+	t_run();
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(b.enter_seen, 1);
+	ck_assert_int_lt(b.enter_res, 0);
+	ck_assert_int_eq(b.exit_calls, 0);
+	ck_assert_str_eq(order, "pa");
+	ck_assert_int_eq(pa.calls, 1);
+	/* The pipe's byte was never consumed by a late read. */
+	write_byte(pp[1]);
+	ck_assert_int_eq(read(pp[0], b.buf, 1), 1);
+	close(pp[0]);
+	close(pp[1]);
+}
+END_TEST
+
+/* ------------------------------------------------------------ 2.3 order */
+
+/*
+ * b's release prepares a read of an empty pipe: a (ordered, below it) must
+ * not start until that read's CQE has arrived, however many turns pass.
+ */
+START_TEST(defer_with_sqes_holds_the_releases_below)
+{
+	struct rsc_scope *s;
+	struct probe a, b;
+	struct closed cl = { 0 };
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	probe_init(&a, "a");
+	probe_init(&b, "b");
+	b.read_fd = p[0];
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &a);
+	defer_probe(s, &b);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	run_until_called(&b);
+	spin(5);
+	ck_assert_int_eq(a.calls, 0);
+	ck_assert_int_eq(cl.calls, 0);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWINDING);
+	write_byte(p[1]);
+	t_run();
+	ck_assert_str_eq(order, "b,a");
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, 0);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* An early release still in flight holds the ordered releases of its scope. */
+START_TEST(ordered_defer_waits_for_an_early_release_in_flight)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *eb;
+	struct probe a, b;
+	struct closed cl = { 0 };
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	probe_init(&a, "a");
+	probe_init(&b, "b");
+	b.read_fd = p[0];
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &a);
+	eb = defer_probe(s, &b);
+	ck_assert_int_eq(rsc_entry_release(eb, NULL, NULL), 0);
+	ck_assert_int_eq(b.calls, 1);
+	ck_assert_int_eq(rsc_entry_release(eb, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	spin(5);
+	ck_assert_int_eq(a.calls, 0);
+	write_byte(p[1]);
+	t_run();
+	ck_assert_str_eq(order, "b,a");
+	ck_assert_int_eq(b.calls, 1);
+	ck_assert_int_eq(cl.calls, 1);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* A moved entry is the newest of its new scope: released first there, and
+ * not at all by the scope it left. */
+START_TEST(moved_entry_is_released_first_in_its_new_scope)
+{
+	struct rsc_scope *s1, *s2;
+	struct rsc_entry *em;
+	struct probe a, b, m;
+
+	probe_init(&a, "a");
+	probe_init(&b, "b");
+	probe_init(&m, "m");
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s1", &s1), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s2", &s2), 0);
+	em = defer_probe(s1, &m);
+	defer_probe(s2, &a);
+	defer_probe(s2, &b);
+	ck_assert_int_eq(rsc_entry_move(em, s2), 0);
+	ck_assert_ptr_eq(rsc_entry_scope(em), s2);
+	ck_assert_int_eq(rsc_scope_close_wait(s1, NULL), 0);
+	ck_assert_str_eq(order, "");
+	ck_assert_int_eq(rsc_scope_close_wait(s2, NULL), 0);
+	ck_assert_str_eq(order, "m,b,a");
+	ck_assert_int_eq(m.calls, 1);
+}
+END_TEST
+
+/* ---------------------------------------------------- 2.7 exactly once */
+
+struct released {
+	int calls;
+	int res;
+};
+
+static void on_released(struct rsc_entry *e, int res, void *data)
+{
+	struct released *r = data;
+
+	(void)e;
+	r->calls++;
+	r->res = res;
+}
+
+/* An early release's own error goes to its callback, once; the entry is off
+ * the unwind (its release never runs again) and the scope closes clean. */
+START_TEST(early_release_error_goes_to_its_callback_once)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct probe a;
+	struct closed cl = { 0 };
+	struct released r = { 0 };
+
+	probe_init(&a, "a");
+	a.ret = -EIO;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = defer_probe(s, &a);
+	ck_assert_int_eq(rsc_entry_release(e, on_released, &r), 0);
+	ck_assert_int_eq(r.calls, 0);
+	ck_assert_int_eq(rsc_entry_release(e, on_released, &r), -EALREADY);
+	t_run();
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.res, -EIO);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_entry_detach(e), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, 0);
+}
+END_TEST
+
+/* ------------------------------------------------- 7.3 unwind ownership */
+
+static void *tag = &order;
+
+/* From the close request on, before any turn of the loop, the unwind owns
+ * the scope's entries and those of its children. */
+START_TEST(unwind_owns_entries_from_the_close_request_on)
+{
+	struct rsc_scope *s, *c, *other;
+	struct rsc_entry *e, *ce, *x = NULL;
+	struct closed ccl = { 0 };
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &other), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_adopt(c, p[1], 0, &ce), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_entry_detach(e), -EALREADY);
+	ck_assert_int_eq(rsc_entry_move(e, other), -EALREADY);
+	ck_assert_int_eq(rsc_entry_release(ce, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_entry_detach(ce), -EALREADY);
+	ck_assert_int_eq(rsc_entry_move(ce, other), -EALREADY);
+	ck_assert_int_eq(rsc_scope_move(c, other), -EALREADY);
+	ck_assert_int_eq(rsc_scope_move(other, c), -EINVAL);
+	/* rsc_scope_close(3): a close asked before the ancestor's unwind has
+	 * started is allowed, and its result goes to its own callback. */
+	ck_assert_int_eq(rsc_scope_close(c, on_closed, &ccl), 0);
+	ck_assert_int_eq(rsc_scope_close(c, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_defer(c, probe_fn, tag, &x), -ESHUTDOWN);
+	ck_assert_ptr_null(x);
+	/* Handles still work, and still name the same things. */
+	ck_assert_ptr_eq(rsc_entry_scope(ce), c);
+	ck_assert_int_eq(rsc_entry_fd(e), p[0]);
+	t_run();
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	ck_assert_int_eq(fcntl(p[1], F_GETFD), -1);
+	ck_assert_int_eq(ccl.calls, 1);
+	ck_assert_int_eq(ccl.status, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(other, NULL), 0);
+}
+END_TEST
+
+/* Mid-unwind (the newer child is releasing, the older one has not started),
+ * the older child and its entries belong to the unwind. */
+struct owned_ctx {
+	struct rsc_scope *older, *other;
+	struct rsc_entry *older_entry;
+};
+
+START_TEST(unwind_owns_older_sibling_scopes_mid_unwind)
+{
+	struct rsc_scope *p, *c1, *c2, *other;
+	struct rsc_entry *e1;
+	struct probe b;
+	struct closed cl = { 0 };
+	int pp[2], ap[2];
+
+	ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(ap, O_CLOEXEC), 0);
+	probe_init(&b, "b");
+	b.read_fd = pp[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c1", &c1), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c2", &c2), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &other), 0);
+	ck_assert_int_eq(rsc_adopt(c1, ap[0], 0, &e1), 0);
+	defer_probe(c2, &b);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close(p, on_closed, &cl), 0);
+	run_until_called(&b);
+	ck_assert_int_eq(rsc_scope_state(c1), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_entry_release(e1, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_entry_detach(e1), -EALREADY);
+	ck_assert_int_eq(rsc_entry_move(e1, other), -EALREADY);
+	ck_assert_int_eq(rsc_scope_move(c1, other), -EALREADY);
+	ck_assert_int_eq(rsc_scope_move(c1, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close(c1, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_adopt(other, ap[0], 0, &e1), -EEXIST);
+	write_byte(pp[1]);
+	t_run();
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, 0);
+	ck_assert_int_eq(fcntl(ap[0], F_GETFD), -1);
+	ck_assert_int_eq(rsc_scope_close_wait(other, NULL), 0);
+	close(pp[0]);
+	close(pp[1]);
+	close(ap[1]);
+}
+END_TEST
+
+/* 7.2: a descriptor owned by an entry of an unwinding scope is still owned
+ * until its close is submitted: adopting it elsewhere is -EEXIST. */
+START_TEST(adopt_of_a_descriptor_owned_by_an_unwinding_scope_is_eexist)
+{
+	struct rsc_scope *s, *other;
+	struct rsc_entry *e, *x = NULL;
+	struct probe b;
+	int p[2], pp[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
+	probe_init(&b, "b");
+	b.read_fd = pp[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &other), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	defer_probe(s, &b);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	run_until_called(&b);
+	ck_assert_int_eq(rsc_adopt(other, p[0], 0, &x), -EEXIST);
+	ck_assert_ptr_null(x);
+	write_byte(pp[1]);
+	t_run();
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	ck_assert_int_eq(rsc_scope_close_wait(other, NULL), 0);
+	close(p[1]);
+	close(pp[0]);
+	close(pp[1]);
+}
+END_TEST
+
+/* ---------------------------------------------------- 7.4 body failure */
+
+struct fail_ctx {
+	struct rsc_scope *self, *other;
+};
+
+static void fail_from_exit(struct probe *p, struct rsc_entry *e)
+{
+	struct fail_ctx *f = p->ctx;
+
+	(void)e;
+	p->action_res[0] = rsc_scope_fail(f->self, -EPROTO, "late");
+	p->action_res[1] = rsc_scope_close(f->self, NULL, NULL);
+	p->action_res[2] = rsc_scope_fail(f->other, -ENOLINK, "from-exit");
+	p->action_res[3] = rsc_scope_fail(f->other, -ENOLINK, "again");
+}
+
+/* rsc_scope_fail from inside an exit: its own scope is -EALREADY (unwinding),
+ * another open scope is failed, with the exit's error, on a later turn. */
+START_TEST(scope_fail_inside_an_exit)
+{
+	struct rsc_scope *s, *other;
+	struct probe a, o;
+	struct fail_ctx f;
+	struct closed cl = { 0 }, ocl = { 0 };
+
+	probe_init(&a, "a");
+	probe_init(&o, "o");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &other), 0);
+	f.self = s;
+	f.other = other;
+	a.action = fail_from_exit;
+	a.ctx = &f;
+	defer_probe(s, &a);
+	defer_probe(other, &o);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_int_eq(a.action_res[0], -EALREADY);
+	ck_assert_int_eq(a.action_res[1], -EALREADY);
+	ck_assert_int_eq(a.action_res[2], 0);
+	ck_assert_int_eq(a.action_res[3], -EALREADY);
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, 0);
+	ck_assert_int_eq(o.calls, 1);
+	ck_assert_int_eq(o.seen, -ENOLINK);
+	ck_assert_str_eq(o.seen_op, "from-exit");
+	ck_assert_int_eq(rsc_scope_state(other), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_close(other, on_closed, &ocl), 0);
+	t_run();
+	ck_assert_int_eq(ocl.status, -ENOLINK);
+}
+END_TEST
+
+struct on_close_ctx {
+	int calls;
+	int status;
+	int fail_res, close_res, on_close_res;
+	struct closed closed;
+};
+
+static void fail_again_on_close(struct rsc_scope *s, int status, const struct rsc_error *err,
+				void *data)
+{
+	struct on_close_ctx *c = data;
+
+	(void)err;
+	c->calls++;
+	c->status = status;
+	c->fail_res = rsc_scope_fail(s, -EPROTO, "again");
+	c->on_close_res = rsc_scope_on_close(s, fail_again_on_close, c);
+	c->close_res = rsc_scope_close(s, on_closed, &c->closed);
+}
+
+/* From inside the on-close callback of a failed scope: failing it again is
+ * -EALREADY, re-arming on_close is -EALREADY, closing it is accepted and its
+ * callback comes later with the same result; on_close runs exactly once. */
+START_TEST(scope_fail_inside_on_close)
+{
+	struct rsc_scope *s;
+	struct probe a;
+	struct on_close_ctx c = { 0 };
+
+	probe_init(&a, "a");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &a);
+	ck_assert_int_eq(rsc_scope_on_close(s, fail_again_on_close, &c), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -ECONNRESET, "body"), 0);
+	t_run();
+	ck_assert_int_eq(c.calls, 1);
+	ck_assert_int_eq(c.status, -ECONNRESET);
+	ck_assert_int_eq(c.fail_res, -EALREADY);
+	ck_assert_int_eq(c.on_close_res, -EALREADY);
+	ck_assert_int_eq(c.close_res, 0);
+	ck_assert_int_eq(c.closed.calls, 1);
+	ck_assert_int_eq(c.closed.status, -ECONNRESET);
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(rsc_scope_state(s), -ESTALE);
+}
+END_TEST
+
+/*
+ * rsc_scope_fail(3): a child below a started unwind may still be failed; it
+ * unwinds in its turn with its error, after its newer siblings, and the
+ * parent's result carries it.
+ */
+START_TEST(late_fail_of_a_child_under_a_started_unwind)
+{
+	struct rsc_scope *p, *c1, *c2;
+	struct probe a1, b;
+	struct closed cl = { 0 };
+	int pp[2];
+
+	ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
+	probe_init(&a1, "a1");
+	probe_init(&b, "b");
+	b.read_fd = pp[0];
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c1", &c1), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c2", &c2), 0);
+	defer_probe(c1, &a1);
+	defer_probe(c2, &b);
+	ck_assert_int_eq(rsc_scope_close(p, on_closed, &cl), 0);
+	run_until_called(&b);
+	ck_assert_int_eq(rsc_scope_fail(c1, -EPROTO, "late"), 0);
+	ck_assert_int_eq(rsc_scope_fail(c1, -EPROTO, "late"), -EALREADY);
+	spin(3);
+	ck_assert_int_eq(a1.calls, 0);
+	write_byte(pp[1]);
+	t_run();
+	ck_assert_str_eq(order, "b,a1");
+	ck_assert_int_eq(a1.seen, -EPROTO);
+	ck_assert_str_eq(a1.seen_op, "late");
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, -EPROTO);
+	close(pp[0]);
+	close(pp[1]);
+}
+END_TEST
+
+/* ------------------------------------------- loop shutdown / close */
+
+/*
+ * rsc_loop_close mid-unwind is -EBUSY and frees nothing; rsc_loop_shutdown
+ * then finishes the unwind: each release exactly once, the requested close
+ * keeps its callback, every descriptor closed.
+ */
+START_TEST(shutdown_mid_unwind_runs_every_exit_once)
+{
+	struct rsc_scope *s, *t;
+	struct rsc_entry *e;
+	struct probe a, b, ta;
+	struct closed cl = { 0 };
+	struct rsc_error *err = (struct rsc_error *)&cl;
+	int p[2], ap[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(ap, O_CLOEXEC), 0);
+	probe_init(&a, "a");
+	probe_init(&b, "b");
+	probe_init(&ta, "ta");
+	b.read_fd = p[0];
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "t", &t), 0);
+	ck_assert_int_eq(rsc_adopt(s, ap[0], 0, &e), 0);
+	defer_probe(s, &a);
+	defer_probe(s, &b);
+	defer_probe(t, &ta);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	run_until_called(&b);
+	ck_assert_int_eq(rsc_loop_close(t_loop), -EBUSY);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWINDING);
+	write_byte(p[1]);
+	ck_assert_int_eq(rsc_loop_shutdown(t_loop, &err), 0);
+	t_loop = NULL;
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(b.calls, 1);
+	ck_assert_int_eq(ta.calls, 1);
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, 0);
+	ck_assert_str_eq(order, "b,ta,a");
+	ck_assert_int_eq(fcntl(ap[0], F_GETFD), -1);
+	/* Every handle of the freed loop is stale. */
+	ck_assert_int_eq(rsc_scope_state(s), -ESTALE);
+	ck_assert_int_eq(rsc_entry_state(e), -ESTALE);
+	close(p[0]);
+	close(p[1]);
+	close(ap[1]);
+}
+END_TEST
+
+/* Two scopes that failed and wait for their close: the shutdown's chain
+ * keeps both errors. The newer scope's is pending when the older one joins,
+ * so the older one's is on top. */
+START_TEST(shutdown_chain_keeps_every_failed_scope)
+{
+	struct rsc_scope *s1, *s2;
+	struct probe a1, a2;
+	struct rsc_error *err = NULL;
+	const struct rsc_error *x;
+	int ret, has_pipe = 0, has_proto = 0;
+
+	probe_init(&a1, "a1");
+	probe_init(&a2, "a2");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s1", &s1), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s2", &s2), 0);
+	defer_probe(s1, &a1);
+	defer_probe(s2, &a2);
+	ck_assert_int_eq(rsc_scope_fail(s1, -EPIPE, "one"), 0);
+	ck_assert_int_eq(rsc_scope_fail(s2, -EPROTO, "two"), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(s1), RSC_SCOPE_UNWOUND);
+	ret = rsc_loop_shutdown(t_loop, &err);
+	t_loop = NULL;
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(ret, rsc_error_errno(err));
+	for (x = err; x; x = rsc_error_cause(x)) {
+		has_pipe |= rsc_error_errno(x) == -EPIPE;
+		has_proto |= rsc_error_errno(x) == -EPROTO;
+	}
+	ck_assert_int_eq(ret, -EPIPE);
+	ck_assert_msg(has_pipe && has_proto, "shutdown chain lost an error (%d %d)", has_pipe,
+		      has_proto);
+	rsc_error_free(err);
+	ck_assert_int_eq(a1.calls, 1);
+	ck_assert_int_eq(a2.calls, 1);
+}
+END_TEST
+
+/* --------------------------------------------------- 7.1 stale handles */
+
+static void assert_scope_stale(struct rsc_scope *s, struct rsc_scope *live, struct rsc_entry *live_e)
+{
+	struct rsc_scope *child = NULL;
+	struct rsc_entry *x = NULL;
+	int p[2];
+
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_on_close(s, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_state(s), -ESTALE);
+	ck_assert_int_eq(rsc_scope_set_data(s, tag), -ESTALE);
+	ck_assert_ptr_null(rsc_scope_data(s));
+	ck_assert_str_eq(rsc_scope_name(s), "");
+	ck_assert_ptr_null(rsc_scope_error(s));
+	ck_assert_int_eq(rsc_scope_move(s, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_move(live, s), -ESTALE);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 10, 0), -ESTALE);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "x", &child), -ESTALE);
+	ck_assert_ptr_null(child);
+	ck_assert_int_eq(rsc_defer(s, probe_fn, tag, &x), -ESTALE);
+	ck_assert_int_eq(rsc_entry_move(live_e, s), -ESTALE);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &x), -ESTALE);
+	ck_assert_ptr_null(x);
+	/* The caller still owns it after a refused adopt. */
+	ck_assert_int_eq(close(p[0]), 0);
+	close(p[1]);
+}
+
+static void assert_entry_stale(struct rsc_entry *e, struct rsc_scope *live)
+{
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_entry_detach(e), -ESTALE);
+	ck_assert_int_eq(rsc_entry_move(e, live), -ESTALE);
+	ck_assert_int_eq(rsc_entry_state(e), -ESTALE);
+	ck_assert_int_eq(rsc_entry_fd(e), -ESTALE);
+	ck_assert_int_eq(rsc_entry_wait(e), -ESTALE);
+	ck_assert_int_eq(rsc_entry_on_enter(e, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_entry_set_data(e, tag), -ESTALE);
+	ck_assert_ptr_null(rsc_entry_data(e));
+	ck_assert_ptr_null(rsc_entry_scope(e));
+	ck_assert_ptr_null(rsc_entry_arg(e));
+	ck_assert_str_eq(rsc_entry_name(e), "");
+}
+
+/* Freed objects, their memory reused by many new ones on the same loop: the
+ * old handles are -ESTALE everywhere, and the live ones are untouched. */
+START_TEST(stale_handles_after_reuse_on_same_loop)
+{
+	struct rsc_scope *s, *live, *again[32];
+	struct rsc_entry *e, *live_e;
+	struct probe a, l;
+	int i;
+
+	probe_init(&a, "a");
+	probe_init(&l, "l");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = defer_probe(s, &a);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	for (i = 0; i < 32; i++) {
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "again", &again[i]), 0);
+		ck_assert_int_eq(rsc_defer(again[i], probe_fn, &l, NULL), 0);
+		ck_assert_ptr_ne(again[i], s);
+	}
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "live", &live), 0);
+	live_e = defer_probe(live, &l);
+	assert_scope_stale(s, live, live_e);
+	assert_entry_stale(e, live);
+	ck_assert_ptr_eq(rsc_entry_scope(live_e), live);
+	ck_assert_int_eq(rsc_scope_state(live), RSC_SCOPE_OPEN);
+	for (i = 0; i < 32; i++)
+		ck_assert_int_eq(rsc_scope_close(again[i], NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(live, NULL), 0);
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(l.calls, 33);
+}
+END_TEST
+
+/* A second loop's scope and entry, freed with their loop; the first loop's
+ * new objects may take their slots: the old handles are -ESTALE there. */
+START_TEST(stale_handles_after_their_loop_is_freed)
+{
+	struct rsc_loop *l2;
+	struct rsc_scope *s2, *s2live, *live, *again[64];
+	struct rsc_entry *e2, *live_e;
+	struct probe a, l;
+	int i;
+
+	probe_init(&a, "a");
+	probe_init(&l, "l");
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(l2, NULL, "s2", &s2), 0);
+	ck_assert_int_eq(rsc_scope_open(l2, NULL, "s2live", &s2live), 0);
+	e2 = defer_probe(s2, &a);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "live", &live), 0);
+	/* Live but foreign: -EXDEV, not a cross-loop graft. */
+	ck_assert_int_eq(rsc_entry_move(e2, live), -EXDEV);
+	ck_assert_int_eq(rsc_scope_move(s2, live), -EXDEV);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s2, "x", &again[0]), -EXDEV);
+	ck_assert_int_eq(rsc_scope_close_wait(s2, NULL), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l2, NULL), 0);
+	for (i = 0; i < 64; i++) {
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "again", &again[i]), 0);
+		ck_assert_int_eq(rsc_defer(again[i], probe_fn, &l, NULL), 0);
+	}
+	live_e = defer_probe(live, &l);
+	assert_scope_stale(s2, live, live_e);
+	assert_scope_stale(s2live, live, live_e);
+	assert_entry_stale(e2, live);
+	for (i = 0; i < 64; i++)
+		ck_assert_int_eq(rsc_scope_close(again[i], NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(live, NULL), 0);
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(l.calls, 65);
+}
+END_TEST
+
+/* ------------------------------------------------------- 2.1 both halves */
+
+START_TEST(half_manager_refused_even_inside_unwinding_parent)
+{
+	static const struct rsc_manager no_exit = {
+		sizeof(struct rsc_manager), 0, "noexit", slow_enter, NULL
+	};
+	struct rsc_scope *s;
+	struct rsc_entry *x = tag;
+	struct slow m = { .rfd = -1 };
+	int before = t_fd_count();
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_push(s, &no_exit, &m, &x), -EINVAL);
+	ck_assert_ptr_null(x);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "exit"));
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	x = tag;
+	/* Bad argument and closing scope at once: nothing acquired either way. */
+	ck_assert_int_lt(rsc_push(s, &no_exit, &m, &x), 0);
+	ck_assert_ptr_null(x);
+	t_run();
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+Suite *make_hostile_design_suite(void)
+{
+	Suite *s = suite_create("hostile_design");
+	TCase *tc = tcase_create("design");
+
+	t_add_fixture(tc);
+	tcase_add_test(tc, suppress_then_raise_below_starts_a_new_chain);
+	tcase_add_test(tc, raise_at_every_depth_keeps_every_cause);
+	tcase_add_test(tc, exit_cqe_error_keeps_the_body_error_as_cause);
+	tcase_add_test(tc, child_error_reaches_parent_entries_and_chain);
+	tcase_add_test(tc, failed_enter_mid_chain_cancels_the_one_in_flight);
+	tcase_add_test(tc, parent_close_while_child_entering_calls_no_exit);
+	tcase_add_test(tc, defer_with_sqes_holds_the_releases_below);
+	tcase_add_test(tc, ordered_defer_waits_for_an_early_release_in_flight);
+	tcase_add_test(tc, moved_entry_is_released_first_in_its_new_scope);
+	tcase_add_test(tc, early_release_error_goes_to_its_callback_once);
+	tcase_add_test(tc, unwind_owns_entries_from_the_close_request_on);
+	tcase_add_test(tc, unwind_owns_older_sibling_scopes_mid_unwind);
+	tcase_add_test(tc, adopt_of_a_descriptor_owned_by_an_unwinding_scope_is_eexist);
+	tcase_add_test(tc, scope_fail_inside_an_exit);
+	tcase_add_test(tc, scope_fail_inside_on_close);
+	tcase_add_test(tc, late_fail_of_a_child_under_a_started_unwind);
+	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
+	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
+	tcase_add_test(tc, stale_handles_after_reuse_on_same_loop);
+	tcase_add_test(tc, stale_handles_after_their_loop_is_freed);
+	tcase_add_test(tc, half_manager_refused_even_inside_unwinding_parent);
+	suite_add_tcase(s, tc);
+	return s;
+}
