@@ -47,6 +47,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -793,6 +794,17 @@ struct on_close_ctx {
 	struct closed closed;
 };
 
+static void on_close_count(struct rsc_scope *s, int status, const struct rsc_error *err,
+			   void *data)
+{
+	struct on_close_ctx *c = data;
+
+	(void)s;
+	(void)err;
+	c->calls++;
+	c->status = status;
+}
+
 static void fail_again_on_close(struct rsc_scope *s, int status, const struct rsc_error *err,
 				void *data)
 {
@@ -870,6 +882,395 @@ START_TEST(late_fail_of_a_child_under_a_started_unwind)
 	ck_assert_int_eq(cl.status, -EPROTO);
 	close(pp[0]);
 	close(pp[1]);
+}
+END_TEST
+
+/*
+ * ringscope(7) 2.7 and rsc_scope_close(3): below an unwind that has started,
+ * a child is the unwind's to close, even one that failed on its own and has
+ * unwound already: closing it is -EALREADY, and its error reaches the
+ * parent's chain (closed by the caller, it would take its error away).
+ */
+START_TEST(closing_an_unwound_child_under_a_started_unwind_is_ealready)
+{
+	struct rsc_scope *p, *c1, *c2;
+	struct probe a1, b;
+	struct closed cl = { 0 }, c1cl = { 0 };
+	int pp[2];
+
+	ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
+	probe_init(&a1, "a1");
+	probe_init(&b, "b");
+	b.read_fd = pp[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c1", &c1), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c2", &c2), 0);
+	defer_probe(c1, &a1);
+	defer_probe(c2, &b);
+	ck_assert_int_eq(rsc_scope_fail(c1, -EPROTO, "own"), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(c1), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_close(p, on_closed, &cl), 0);
+	run_until_called(&b);
+	ck_assert_int_eq(rsc_scope_close(c1, on_closed, &c1cl), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close_wait(c1, NULL), -EALREADY);
+	write_byte(pp[1]);
+	t_run();
+	ck_assert_int_eq(c1cl.calls, 0);
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, -EPROTO);
+	close(pp[0]);
+	close(pp[1]);
+}
+END_TEST
+
+/* The same for a child still unwinding after its own failure when the
+ * parent's unwind starts. */
+START_TEST(closing_an_unwinding_child_under_a_started_unwind_is_ealready)
+{
+	struct rsc_scope *p, *c1, *c2;
+	struct probe a1, b;
+	struct closed cl = { 0 }, c1cl = { 0 };
+	int pp[2], qq[2];
+
+	ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(qq, O_CLOEXEC), 0);
+	probe_init(&a1, "a1");
+	probe_init(&b, "b");
+	a1.read_fd = qq[0];
+	b.read_fd = pp[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c1", &c1), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c2", &c2), 0);
+	defer_probe(c1, &a1);
+	defer_probe(c2, &b);
+	ck_assert_int_eq(rsc_scope_fail(c1, -EPROTO, "own"), 0);
+	run_until_called(&a1);
+	ck_assert_int_eq(rsc_scope_state(c1), RSC_SCOPE_UNWINDING);
+	ck_assert_int_eq(rsc_scope_close(p, on_closed, &cl), 0);
+	run_until_called(&b);
+	ck_assert_int_eq(rsc_scope_close(c1, on_closed, &c1cl), -EALREADY);
+	write_byte(qq[1]);
+	write_byte(pp[1]);
+	t_run();
+	ck_assert_int_eq(c1cl.calls, 0);
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, -EPROTO);
+	close(pp[0]);
+	close(pp[1]);
+	close(qq[0]);
+	close(qq[1]);
+}
+END_TEST
+
+/* --------------------------------------------- 2.6 the acquire wins */
+
+/*
+ * The acquire's data is there already: the read completes at submit, ahead
+ * of the cancel the failure sends. What it acquired is released exactly once,
+ * in its turn, with the pending error.
+ */
+START_TEST(acquire_that_beats_the_failure_is_released_once)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct probe a;
+	struct slow m = { 0 };
+	struct closed cl = { 0 };
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	write_byte(p[1]);
+	probe_init(&a, "a");
+	order[0] = '\0';
+	m.rfd = p[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &a);
+	ck_assert_int_eq(rsc_push(s, &slow_mgr, &m, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, slow_entered, &m), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_int_eq(m.enter_seen, 1);
+	if (m.enter_res == 1) {
+		ck_assert_int_eq(m.exit_calls, 1);
+		ck_assert_str_eq(order, "slow,a");
+	} else {
+		ck_assert_int_eq(m.exit_calls, 0);
+		ck_assert_str_eq(order, "a");
+	}
+	ck_assert_int_eq(a.seen, -EPIPE);
+	ck_assert_int_eq(cl.status, -EPIPE);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* The same race against an early release: its callback comes once, and the
+ * exit runs once if the acquire won. */
+START_TEST(acquire_that_beats_an_early_release_is_released_once)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct slow m = { 0 };
+	struct released r = { 0 };
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	write_byte(p[1]);
+	m.rfd = p[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_push(s, &slow_mgr, &m, &e), 0);
+	ck_assert_int_eq(rsc_entry_release(e, on_released, &r), 0);
+	ck_assert_int_eq(rsc_entry_release(e, on_released, &r), -EALREADY);
+	ck_assert_int_eq(rsc_entry_move(e, s), -EALREADY);
+	t_run();
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_le(m.exit_calls, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_le(m.exit_calls, 1);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* A child that failed on its own waits, unwound, for its parent: the
+ * parent's close gives its error to the parent's entries and result, and the
+ * child's on-close runs once, at its own unwind. */
+START_TEST(failed_child_joins_the_parent_close_later)
+{
+	struct rsc_scope *p, *c;
+	struct rsc_entry *ec;
+	struct probe pa;
+	struct on_close_ctx occ = { 0 };
+	struct closed cl = { 0 };
+	int c_exits = 0;
+
+	probe_init(&pa, "pa");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	defer_probe(p, &pa);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_on_close(c, on_close_count, &occ), 0);
+	ck_assert_int_eq(rsc_push(c, &badf_mgr, &c_exits, &ec), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(c), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_state(p), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(occ.calls, 1);
+	ck_assert_int_eq(occ.status, -EBADF);
+	ck_assert_int_eq(pa.calls, 0);
+	ck_assert_int_eq(rsc_scope_close(p, on_closed, &cl), 0);
+	t_run();
+	ck_assert_int_eq(pa.calls, 1);
+	ck_assert_int_eq(pa.seen, -EBADF);
+	ck_assert_int_eq(cl.status, -EBADF);
+	ck_assert_int_eq(occ.calls, 1);
+	ck_assert_int_eq(c_exits, 0);
+}
+END_TEST
+
+/* ------------------------------------------- error chains outlive scopes */
+
+struct kept {
+	struct rsc_error *dup;
+};
+
+static void keep_chain(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct kept *k = data;
+
+	(void)s;
+	(void)status;
+	ck_assert_int_eq(rsc_error_dup(err, &k->dup), 0);
+}
+
+/* A chain kept with rsc_error_dup reads the same after its scope is freed
+ * and the loop has reused everything. */
+START_TEST(duplicated_chain_outlives_its_scope_and_reuse)
+{
+	struct rsc_scope *s, *again;
+	struct probe a, b;
+	struct kept k = { NULL };
+	int i;
+
+	probe_init(&a, "a");
+	probe_init(&b, "b");
+	b.ret = -EIO;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "kept", &s), 0);
+	defer_probe(s, &a);
+	defer_probe(s, &b);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close(s, keep_chain, &k), 0);
+	t_run();
+	for (i = 0; i < 16; i++) {
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other-name", &again), 0);
+		ck_assert_int_eq(rsc_scope_fail(again, -ENOSPC, "other-op"), 0);
+		ck_assert_int_eq(rsc_scope_close_wait(again, NULL), -ENOSPC);
+	}
+	ck_assert_ptr_nonnull(k.dup);
+	ck_assert_int_eq(rsc_error_depth(k.dup), 2);
+	ck_assert_int_eq(rsc_error_errno(k.dup), -EIO);
+	ck_assert_str_eq(rsc_error_entry(k.dup), "defer");
+	ck_assert_str_eq(rsc_error_scope(k.dup), "kept");
+	ck_assert_int_eq(rsc_error_errno(rsc_error_cause(k.dup)), -EPIPE);
+	ck_assert_str_eq(rsc_error_op(rsc_error_cause(k.dup)), "body");
+	ck_assert_str_eq(rsc_error_scope(rsc_error_cause(k.dup)), "kept");
+	ck_assert_ptr_null(rsc_error_cause(rsc_error_cause(k.dup)));
+	rsc_error_free(k.dup);
+}
+END_TEST
+
+/* ------------------------------------- hooks calling back into the library */
+
+struct reenter {
+	struct rsc_scope *self, *other, *other2;
+	struct rsc_entry *other_e;
+	int fd;
+	int res[16];
+};
+
+static void call_back_in(struct probe *p, struct rsc_entry *e)
+{
+	struct reenter *r = p->ctx;
+	struct rsc_entry *x = NULL;
+	struct rsc_error *err = NULL;
+
+	r->res[0] = rsc_entry_release(r->other_e, NULL, NULL);
+	r->res[1] = rsc_entry_move(r->other_e, r->other2);
+	r->res[2] = rsc_entry_detach(r->other_e);
+	r->res[3] = rsc_scope_move(r->other2, r->other);
+	r->res[4] = rsc_loop_run(t_loop, RSC_RUN_NOWAIT);
+	r->res[5] = rsc_scope_close_wait(r->other, &err);
+	r->res[6] = rsc_loop_shutdown(t_loop, &err);
+	r->res[7] = rsc_loop_close(t_loop);
+	r->res[8] = rsc_defer(r->other, probe_fn, p, &x);
+	r->res[9] = rsc_adopt(r->other, r->fd, 0, &x);
+	r->res[10] = rsc_entry_release(e, NULL, NULL);
+	r->res[11] = rsc_scope_close(r->other, NULL, NULL);
+	r->res[12] = rsc_scope_fail(r->other2, -ENOLINK, "hook");
+	r->res[13] = rsc_entry_wait(r->other_e);
+	ck_assert_ptr_null(err);
+	ck_assert_ptr_null(x);
+}
+
+/* From inside a release-only entry's hook: everything that would run the
+ * loop, push or move ownership is -EDEADLK and changes nothing; requests
+ * (close, fail) are accepted and happen from the loop. */
+START_TEST(hook_calling_back_into_the_library)
+{
+	struct rsc_scope *s;
+	struct probe a, o;
+	struct reenter r;
+	struct closed ocl = { 0 };
+	int p[2], i;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	probe_init(&a, "a");
+	probe_init(&o, "o");
+	memset(&r, 0, sizeof(r));
+	r.fd = p[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &r.other), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other2", &r.other2), 0);
+	r.other_e = defer_probe(r.other, &o);
+	a.action = call_back_in;
+	a.ctx = &r;
+	defer_probe(s, &a);
+	ck_assert_int_eq(rsc_scope_on_close(r.other, on_closed, &ocl), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	t_run();
+	for (i = 0; i <= 10; i++)
+		ck_assert_msg(r.res[i] == -EDEADLK, "call %d from a hook: %d", i, r.res[i]);
+	ck_assert_int_eq(r.res[11], 0);
+	ck_assert_int_eq(r.res[12], 0);
+	ck_assert_int_eq(r.res[13], -EDEADLK);
+	/* The refused adopt left the descriptor the caller's. */
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), FD_CLOEXEC);
+	ck_assert_int_eq(o.calls, 1);
+	ck_assert_int_eq(ocl.calls, 1);
+	ck_assert_int_eq(ocl.status, 0);
+	ck_assert_int_eq(rsc_scope_state(r.other2), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_close_wait(r.other2, NULL), -ENOLINK);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* An exit that never gets going (-EAGAIN every time) is retried, not
+ * dropped and not forever: it settles as failed, and the unwind finishes. */
+START_TEST(exit_that_always_says_again_settles)
+{
+	struct rsc_scope *s;
+	struct probe a, b;
+	struct closed cl = { 0 };
+	long start = t_now_ms();
+
+	probe_init(&a, "a");
+	probe_init(&b, "b");
+	b.ret = -EAGAIN;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &a);
+	defer_probe(s, &b);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_int_gt(b.calls, 1);
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(a.seen, -EBUSY);
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, -EBUSY);
+	ck_assert_int_lt(t_now_ms() - start, 10000);
+}
+END_TEST
+
+/* Handles of the wrong kind, and values that are no handle, are -EINVAL,
+ * never taken for an object. */
+START_TEST(wrong_kind_handles_are_einval)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct probe a;
+
+	probe_init(&a, "a");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = defer_probe(s, &a);
+	ck_assert_int_eq(rsc_scope_close((struct rsc_scope *)e, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_fail((struct rsc_scope *)e, -EIO, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_entry_release((struct rsc_entry *)s, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_entry_move(e, (struct rsc_scope *)e), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(s, (struct rsc_scope *)e), -EINVAL);
+	ck_assert_int_eq(rsc_entry_state((struct rsc_entry *)(uintptr_t)0x12345), -EINVAL);
+	ck_assert_int_eq(rsc_scope_state((struct rsc_scope *)(uintptr_t)0x12345), -EINVAL);
+	ck_assert_int_eq(rsc_scope_fail(s, 5, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_fail(s, 0, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(a.seen, 0);
+}
+END_TEST
+
+/* Below a scope whose close is requested, nothing can be moved in. */
+START_TEST(nothing_moves_into_a_closing_subtree)
+{
+	struct rsc_scope *p, *c, *other, *x = NULL;
+	struct rsc_entry *oe;
+	struct probe o;
+
+	probe_init(&o, "o");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &other), 0);
+	oe = defer_probe(other, &o);
+	ck_assert_int_eq(rsc_scope_close(p, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_move(oe, c), -EINVAL);
+	ck_assert_int_eq(rsc_entry_move(oe, p), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(other, c), -EINVAL);
+	ck_assert_int_eq(rsc_scope_open(t_loop, c, "x", &x), -ESHUTDOWN);
+	ck_assert_ptr_null(x);
+	ck_assert_ptr_eq(rsc_entry_scope(oe), other);
+	t_run();
+	ck_assert_int_eq(o.calls, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(other, NULL), 0);
+	ck_assert_int_eq(o.calls, 1);
 }
 END_TEST
 
@@ -1133,6 +1534,16 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, scope_fail_inside_an_exit);
 	tcase_add_test(tc, scope_fail_inside_on_close);
 	tcase_add_test(tc, late_fail_of_a_child_under_a_started_unwind);
+	tcase_add_test(tc, closing_an_unwound_child_under_a_started_unwind_is_ealready);
+	tcase_add_test(tc, closing_an_unwinding_child_under_a_started_unwind_is_ealready);
+	tcase_add_test(tc, acquire_that_beats_the_failure_is_released_once);
+	tcase_add_test(tc, acquire_that_beats_an_early_release_is_released_once);
+	tcase_add_test(tc, failed_child_joins_the_parent_close_later);
+	tcase_add_test(tc, duplicated_chain_outlives_its_scope_and_reuse);
+	tcase_add_test(tc, hook_calling_back_into_the_library);
+	tcase_add_test(tc, exit_that_always_says_again_settles);
+	tcase_add_test(tc, wrong_kind_handles_are_einval);
+	tcase_add_test(tc, nothing_moves_into_a_closing_subtree);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, stale_handles_after_reuse_on_same_loop);
