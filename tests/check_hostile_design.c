@@ -1274,6 +1274,156 @@ START_TEST(nothing_moves_into_a_closing_subtree)
 }
 END_TEST
 
+/* ----------------------------------------- callbacks only from the loop */
+
+/* A manager whose enter prepares nothing: it still completes from the loop. */
+static int nothing_enter(struct rsc_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 0;
+}
+
+static const struct rsc_manager nothing_mgr = {
+	sizeof(struct rsc_manager), 0, "nothing", nothing_enter, badf_exit
+};
+
+/*
+ * ringscope(7): no hook's completion, callback or trace event comes from
+ * inside the call that started it: not from a push whose enter prepared no
+ * SQE, a defer, an early release whose exit prepared none, a close or a fail.
+ */
+START_TEST(nothing_completes_inside_the_call_that_started_it)
+{
+	struct rsc_scope *s, *f;
+	struct rsc_entry *en, *ed;
+	struct probe d;
+	struct slow seen = { 0 };
+	struct released r = { 0 };
+	struct closed cl = { 0 };
+	int exits = 0, before;
+
+	probe_init(&d, "d");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "f", &f), 0);
+	before = t_rec->n;
+	ck_assert_int_eq(rsc_push(s, &nothing_mgr, &exits, &en), 0);
+	ck_assert_int_eq(rsc_entry_state(en), RSC_ENTERING);
+	ck_assert_int_eq(rsc_entry_on_enter(en, slow_entered, &seen), 0);
+	ed = defer_probe(s, &d);
+	ck_assert_int_eq(rsc_entry_state(ed), RSC_ENTERED);
+	ck_assert_int_eq(t_rec->n, before);
+	t_run();
+	ck_assert_int_eq(seen.enter_seen, 1);
+	ck_assert_int_eq(seen.enter_res, 0);
+	ck_assert_int_eq(rsc_entry_state(en), RSC_ENTERED);
+	before = t_rec->n;
+	ck_assert_int_eq(rsc_entry_release(ed, on_released, &r), 0);
+	ck_assert_int_eq(d.calls, 1); /* the hook runs inside, as rsc_defer(3) says */
+	ck_assert_int_eq(r.calls, 0);
+	ck_assert_int_eq(rsc_scope_fail(f, -EIO, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	ck_assert_int_eq(t_rec->n, before);
+	ck_assert_int_eq(exits, 0);
+	t_run();
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.res, 0);
+	ck_assert_int_eq(exits, 1);
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(f, NULL), -EIO);
+}
+END_TEST
+
+/*
+ * An entering entry released early: its acquire is cancelled, its on-enter
+ * and release callbacks come once each, its exit never runs, and the
+ * cancelled acquire is no failure of the scope (it stays open, closes clean).
+ */
+START_TEST(early_release_of_an_entering_entry_fails_nothing)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct probe a;
+	struct slow m = { 0 };
+	struct released r = { 0 };
+	struct closed cl = { 0 };
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	probe_init(&a, "a");
+	m.rfd = p[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &a);
+	ck_assert_int_eq(rsc_push(s, &slow_mgr, &m, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, slow_entered, &m), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERING);
+	ck_assert_int_eq(rsc_entry_release(e, on_released, &r), 0);
+	t_run();
+	ck_assert_int_eq(m.enter_seen, 1);
+	ck_assert_int_lt(m.enter_res, 0);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(m.exit_calls, 0);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(a.calls, 0);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_int_eq(cl.status, 0);
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(a.seen, 0);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* ------------------------------------------------- 3 the full audit */
+
+/*
+ * DESIGN 3 and 7 ("the auditor speaks of owners"): at level full, a scope's
+ * verdict counts what appeared inside it and is still open; a descriptor
+ * moved to a scope that lives on, or detached to the caller, has an owner
+ * and is no leak; one opened behind the runtime's back is, named by its
+ * target and the scope.
+ */
+START_TEST(full_audit_knows_moved_and_detached_descriptors_have_owners)
+{
+	struct rsc_scope *s, *t;
+	struct rsc_entry *e0, *e1;
+	const struct rsc_finding *f;
+	int fd1, raw;
+
+	t_make_files(3);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "t", &t), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e0), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f1"), O_RDONLY, 0, 0, &e1), 0);
+	t_run();
+	ck_assert_int_eq(rsc_entry_move(e0, t), 0);
+	fd1 = rsc_entry_detach(e1);
+	ck_assert_int_ge(fd1, 0);
+	ck_assert_int_eq(rsc_entry_state(e1), -ESTALE);
+	raw = open(t_path("f2"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(raw, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	f = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_LEAKED);
+	ck_assert_int_eq(rsc_finding_fd(f), raw);
+	ck_assert_str_eq(rsc_finding_target(f), t_path("f2"));
+	ck_assert_str_eq(rsc_finding_scope(f), "s");
+	/* The moved one is still t's, the detached one still the caller's. */
+	ck_assert_int_ge(rsc_entry_fd(e0), 0);
+	ck_assert_int_eq(fcntl(rsc_entry_fd(e0), F_GETFD), FD_CLOEXEC);
+	ck_assert_int_eq(fcntl(fd1, F_GETFD), FD_CLOEXEC);
+	ck_assert_int_eq(close(raw), 0);
+	ck_assert_int_eq(close(fd1), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
 /* ------------------------------------------- loop shutdown / close */
 
 /*
@@ -1544,6 +1694,9 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, exit_that_always_says_again_settles);
 	tcase_add_test(tc, wrong_kind_handles_are_einval);
 	tcase_add_test(tc, nothing_moves_into_a_closing_subtree);
+	tcase_add_test(tc, full_audit_knows_moved_and_detached_descriptors_have_owners);
+	tcase_add_test(tc, nothing_completes_inside_the_call_that_started_it);
+	tcase_add_test(tc, early_release_of_an_entering_entry_fails_nothing);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, stale_handles_after_reuse_on_same_loop);
