@@ -1515,6 +1515,102 @@ START_TEST(shutdown_chain_keeps_every_failed_scope)
 }
 END_TEST
 
+struct in_shutdown {
+	struct rsc_scope *older;
+	int open_res, close_res, fail_res;
+	struct rsc_scope *opened;
+	int calls;
+};
+
+static void close_cb_in_shutdown(struct rsc_scope *s, int status, const struct rsc_error *err,
+				 void *data)
+{
+	struct in_shutdown *x = data;
+
+	(void)s;
+	(void)status;
+	(void)err;
+	x->calls++;
+	x->open_res = rsc_scope_open(t_loop, NULL, "late", &x->opened);
+	x->close_res = rsc_scope_close(x->older, NULL, NULL);
+	x->fail_res = rsc_scope_fail(x->older, -EIO, "late");
+}
+
+/*
+ * rsc_loop_shutdown(3) in the awkward states: an acquire in flight (cancelled,
+ * its on-enter once, no exit), an early release in flight (its callback
+ * once), a failed newer scope whose error is pending for the older ones, a
+ * requested close whose callback runs inside the shutdown and finds that
+ * nothing new can be opened, the older scope is the shutdown's to close, and
+ * failing it still counts.
+ */
+START_TEST(shutdown_in_awkward_states)
+{
+	struct rsc_scope *older, *mid, *failed, *closing;
+	struct rsc_entry *slow_e, *early_e;
+	struct probe oa, early, fa;
+	struct slow m = { 0 };
+	struct released r = { 0 };
+	struct in_shutdown x = { 0 };
+	struct rsc_error *err = NULL;
+	const struct rsc_error *c;
+	int p[2], q[2], ret, has_proto = 0, has_eio = 0;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(q, O_CLOEXEC), 0);
+	probe_init(&oa, "oa");
+	probe_init(&early, "early");
+	probe_init(&fa, "fa");
+	m.rfd = p[0];
+	early.read_fd = q[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "older", &older), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "mid", &mid), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "failed", &failed), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "closing", &closing), 0);
+	defer_probe(older, &oa);
+	ck_assert_int_eq(rsc_push(mid, &slow_mgr, &m, &slow_e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(slow_e, slow_entered, &m), 0);
+	early_e = defer_probe(mid, &early);
+	defer_probe(failed, &fa);
+	x.older = older;
+	spin(2);
+	ck_assert_int_eq(rsc_entry_release(early_e, on_released, &r), 0);
+	ck_assert_int_eq(rsc_scope_fail(failed, -EPROTO, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close(closing, close_cb_in_shutdown, &x), 0);
+	write_byte(q[1]); /* the early release completes inside the shutdown */
+	ret = rsc_loop_shutdown(t_loop, &err);
+	t_loop = NULL;
+	ck_assert_int_eq(m.enter_seen, 1);
+	ck_assert_int_lt(m.enter_res, 0);
+	ck_assert_int_eq(m.exit_calls, 0);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(early.calls, 1);
+	ck_assert_int_eq(fa.calls, 1);
+	ck_assert_int_eq(fa.seen, -EPROTO);
+	ck_assert_int_eq(oa.calls, 1);
+	ck_assert_int_eq(oa.seen, -EPROTO);
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.open_res, -ESHUTDOWN);
+	ck_assert_ptr_null(x.opened);
+	ck_assert_int_eq(x.close_res, -EALREADY);
+	/* ringscope(7) 2.7: a failure below a started unwind is taken, and
+	 * unwinds in its turn with both errors in its chain. */
+	ck_assert_int_eq(x.fail_res, 0);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(ret, rsc_error_errno(err));
+	for (c = err; c; c = rsc_error_cause(c)) {
+		has_proto |= rsc_error_errno(c) == -EPROTO;
+		has_eio |= rsc_error_errno(c) == -EIO;
+	}
+	ck_assert(has_proto && has_eio);
+	rsc_error_free(err);
+	close(p[0]);
+	close(p[1]);
+	close(q[0]);
+	close(q[1]);
+}
+END_TEST
+
 /* --------------------------------------------------- 7.1 stale handles */
 
 static void assert_scope_stale(struct rsc_scope *s, struct rsc_scope *live, struct rsc_entry *live_e)
@@ -1699,6 +1795,7 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, early_release_of_an_entering_entry_fails_nothing);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
+	tcase_add_test(tc, shutdown_in_awkward_states);
 	tcase_add_test(tc, stale_handles_after_reuse_on_same_loop);
 	tcase_add_test(tc, stale_handles_after_their_loop_is_freed);
 	tcase_add_test(tc, half_manager_refused_even_inside_unwinding_parent);
