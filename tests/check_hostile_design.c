@@ -1376,6 +1376,162 @@ START_TEST(early_release_of_an_entering_entry_fails_nothing)
 }
 END_TEST
 
+/* ------------------------------------- 2.3 / 2.8 / 2.9 the releases */
+
+struct closes_above {
+	struct rsc_entry *e[2];
+	int fd[2];
+	int states[2];
+	int fd_open[2];
+};
+
+static void look_above(struct probe *p, struct rsc_entry *e)
+{
+	struct closes_above *c = p->ctx;
+	int i;
+
+	(void)e;
+	for (i = 0; i < 2; i++) {
+		c->states[i] = rsc_entry_state(c->e[i]);
+		c->fd_open[i] = fcntl(c->fd[i], F_GETFD) >= 0;
+	}
+}
+
+/* Plain closes above an ordered release go out in one batch, but the
+ * ordered one starts only when both have completed, and they are reported
+ * newest first. */
+START_TEST(ordered_release_starts_after_the_batch_of_closes_above)
+{
+	struct rsc_scope *s;
+	struct probe a;
+	struct closes_above c = { 0 };
+	char released[256];
+	int i;
+
+	t_make_files(2);
+	probe_init(&a, "a");
+	a.action = look_above;
+	a.ctx = &c;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &a);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &c.e[0]), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f1"), O_RDONLY, 0, 0, &c.e[1]), 0);
+	t_run();
+	for (i = 0; i < 2; i++)
+		c.fd[i] = rsc_entry_fd(c.e[i]);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(a.calls, 1);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(c.states[i], RSC_EXITED);
+		ck_assert_int_eq(c.fd_open[i], 0);
+	}
+	ck_assert_int_ge(t_events(RSC_EV_RELEASED, "s", released, sizeof(released)), 0);
+	ck_assert_ptr_nonnull(strstr(released, "f1"));
+	ck_assert(strstr(released, "f1") < strstr(released, "f0"));
+}
+END_TEST
+
+struct read_seen {
+	int calls;
+	int res;
+	int state;
+	int fd_open;
+	int fd;
+};
+
+static void read_done(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct read_seen *r = data;
+
+	(void)buf;
+	r->calls++;
+	r->res = res;
+	r->state = rsc_entry_state(e);
+	r->fd_open = fcntl(r->fd, F_GETFD) >= 0;
+}
+
+/* 2.8 under a failure: the read in flight is cancelled and heard once
+ * while its descriptor is still open; only then is it closed. */
+START_TEST(failure_cancels_io_before_the_close)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct read_seen r = { 0 };
+	char buf[4];
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	r.fd = p[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_read(e, buf, 1, -1, read_done, &r), 0);
+	spin(2);
+	ck_assert_int_eq(r.calls, 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EPIPE);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.res, -ECANCELED);
+	ck_assert_int_eq(r.state, RSC_EXITING);
+	ck_assert_int_eq(r.fd_open, 1);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	close(p[1]);
+}
+END_TEST
+
+/* A moved entry takes its I/O along: the old scope's close leaves it in
+ * flight, the new one's cancels it. */
+START_TEST(moved_entry_keeps_its_io_in_flight)
+{
+	struct rsc_scope *s, *t;
+	struct rsc_entry *e;
+	struct read_seen r = { 0 };
+	char buf[4];
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	r.fd = p[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "t", &t), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_read(e, buf, 1, -1, read_done, &r), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_entry_move(e, t), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(r.calls, 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), FD_CLOEXEC);
+	write_byte(p[1]);
+	while (r.calls == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(r.res, 1);
+	ck_assert_int_eq(rsc_read(e, buf, 1, -1, read_done, &r), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
+	ck_assert_int_eq(r.calls, 2);
+	ck_assert_int_eq(r.res, -ECANCELED);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	close(p[1]);
+}
+END_TEST
+
+/* 2.9 for adopted descriptors: made close-on-exec, unless asked. */
+START_TEST(adopt_makes_cloexec_unless_asked)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e1, *e2;
+	int p[2];
+
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e1), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[1], RSC_NO_CLOEXEC, &e2), 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), FD_CLOEXEC);
+	ck_assert_int_eq(fcntl(p[1], F_GETFD), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	ck_assert_int_eq(fcntl(p[1], F_GETFD), -1);
+}
+END_TEST
+
 /* ------------------------------------------------- 3 the full audit */
 
 /*
@@ -1793,6 +1949,10 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, full_audit_knows_moved_and_detached_descriptors_have_owners);
 	tcase_add_test(tc, nothing_completes_inside_the_call_that_started_it);
 	tcase_add_test(tc, early_release_of_an_entering_entry_fails_nothing);
+	tcase_add_test(tc, ordered_release_starts_after_the_batch_of_closes_above);
+	tcase_add_test(tc, failure_cancels_io_before_the_close);
+	tcase_add_test(tc, moved_entry_keeps_its_io_in_flight);
+	tcase_add_test(tc, adopt_makes_cloexec_unless_asked);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, shutdown_in_awkward_states);
