@@ -1532,6 +1532,88 @@ START_TEST(adopt_makes_cloexec_unless_asked)
 }
 END_TEST
 
+struct io_cb_ctx {
+	struct rsc_scope *s, *t;
+	struct rsc_entry *older;
+	int calls;
+	int res[8];
+	int older_state;
+	char buf[4];
+	struct rsc_entry *x;
+	struct rsc_scope *child;
+	int fd;
+};
+
+static void read_then_meddle(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct io_cb_ctx *c = data;
+
+	(void)buf;
+	(void)res;
+	c->calls++;
+	c->res[0] = rsc_read(e, c->buf, 1, -1, read_then_meddle, c);
+	c->res[1] = rsc_entry_detach(e);
+	c->res[2] = rsc_entry_move(c->older, c->t);
+	c->res[3] = rsc_entry_release(c->older, NULL, NULL);
+	c->res[4] = rsc_defer(c->s, probe_fn, c, &c->x);
+	c->res[5] = rsc_scope_open(t_loop, c->s, "late", &c->child);
+	c->res[6] = rsc_adopt(c->s, c->fd, 0, &c->x);
+	c->older_state = rsc_entry_state(c->older);
+	c->res[7] = rsc_read(c->older, c->buf, 1, -1, read_then_meddle, c);
+}
+
+/*
+ * A completion callback (not a hook: it may push, release and move) that
+ * runs during its scope's unwind, for the cancel of its own read: new I/O on
+ * the releasing entry, and anything on the entries the unwind still owns, is
+ * refused; nothing new gets into the scope; the descriptors all close.
+ */
+START_TEST(io_callback_during_the_unwind_meddles_in_vain)
+{
+	struct rsc_scope *s, *t;
+	struct rsc_entry *e, *older;
+	struct io_cb_ctx c;
+	int p[2], q[2], extra[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(q, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(extra, O_CLOEXEC), 0);
+	memset(&c, 0, sizeof(c));
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "t", &t), 0);
+	ck_assert_int_eq(rsc_adopt(s, q[0], 0, &older), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	c.s = s;
+	c.t = t;
+	c.older = older;
+	c.fd = extra[0];
+	ck_assert_int_eq(rsc_read(e, c.buf, 1, -1, read_then_meddle, &c), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EPIPE);
+	ck_assert_int_eq(c.calls, 1);
+	ck_assert_int_eq(c.res[0], -EBADF);
+	ck_assert_int_eq(c.res[1], -EALREADY);
+	ck_assert_int_eq(c.res[2], -EALREADY);
+	ck_assert_int_eq(c.res[3], -EALREADY);
+	ck_assert_int_eq(c.res[4], -ESHUTDOWN);
+	ck_assert_int_eq(c.res[5], -ESHUTDOWN);
+	ck_assert_int_eq(c.res[6], -ESHUTDOWN);
+	/* Plain closes go out in one batch: the older one may be releasing. */
+	ck_assert_int_eq(c.res[7], c.older_state == RSC_ENTERED ? -ESHUTDOWN : -EBADF);
+	ck_assert_ptr_null(c.x);
+	ck_assert_ptr_null(c.child);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	ck_assert_int_eq(fcntl(q[0], F_GETFD), -1);
+	ck_assert_int_eq(fcntl(extra[0], F_GETFD), FD_CLOEXEC);
+	ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
+	close(p[1]);
+	close(q[1]);
+	close(extra[0]);
+	close(extra[1]);
+}
+END_TEST
+
 /* ------------------------------------------------- 3 the full audit */
 
 /*
@@ -1953,6 +2035,7 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, failure_cancels_io_before_the_close);
 	tcase_add_test(tc, moved_entry_keeps_its_io_in_flight);
 	tcase_add_test(tc, adopt_makes_cloexec_unless_asked);
+	tcase_add_test(tc, io_callback_during_the_unwind_meddles_in_vain);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, shutdown_in_awkward_states);
