@@ -1614,6 +1614,45 @@ START_TEST(io_callback_during_the_unwind_meddles_in_vain)
 }
 END_TEST
 
+/* A failure ends the deadlines of its scope and below: nothing times out
+ * afterwards on top of the body's error, even while the scope waits,
+ * unwound, for its close. */
+START_TEST(failure_ends_the_deadlines_below)
+{
+	struct rsc_scope *s, *c;
+	struct probe a, ca;
+	struct closed cl = { 0 };
+	long end;
+
+	probe_init(&a, "a");
+	probe_init(&ca, "ca");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "c", &c), 0);
+	defer_probe(s, &a);
+	defer_probe(c, &ca);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 30, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(c, 20, 0), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	/* Still OPEN until the next turn: a deadline set now is taken, and ends
+	 * with the rest when the unwind starts. */
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 10, 0), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 10, 0), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_set_deadline(c, 10, 0), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	end = t_now_ms() + 80;
+	while (t_now_ms() < end)
+		spin(1);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 0);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_int_eq(a.seen, -EPIPE);
+	ck_assert_int_eq(ca.seen, -EPIPE);
+	ck_assert_int_eq(cl.status, -EPIPE);
+	ck_assert_int_eq(cl.depth, 1);
+}
+END_TEST
+
 /* ------------------------------------------------- 3 the full audit */
 
 /*
@@ -2036,6 +2075,7 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, moved_entry_keeps_its_io_in_flight);
 	tcase_add_test(tc, adopt_makes_cloexec_unless_asked);
 	tcase_add_test(tc, io_callback_during_the_unwind_meddles_in_vain);
+	tcase_add_test(tc, failure_ends_the_deadlines_below);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, shutdown_in_awkward_states);
