@@ -1653,6 +1653,61 @@ START_TEST(failure_ends_the_deadlines_below)
 }
 END_TEST
 
+static const struct rsc_manager unordered_probe_mgr = {
+	sizeof(struct rsc_manager), RSC_MANAGER_UNORDERED, "u", nothing_enter, probe_fn
+};
+
+/*
+ * Unordered custom exits share a batch, yet a hook's suppress or raise is
+ * seen by the exits below it, and an error only an SQE's result raises
+ * (which the batch could not wait for) still ends up in the chain, with
+ * every other: nothing hides an error, whatever the batching.
+ */
+START_TEST(unordered_batch_keeps_suppress_raise_and_sqe_errors)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct probe d, u1, u2, u3, u4;
+	struct closed cl = { 0 };
+	int i, has[4] = { 0 };
+
+	probe_init(&d, "d");
+	probe_init(&u1, "u1");
+	probe_init(&u2, "u2");
+	probe_init(&u3, "u3");
+	probe_init(&u4, "u4");
+	u4.ret = RSC_EXIT_SUPPRESS; /* newest: the body's error stops here */
+	u3.bad_read = 1;	    /* raises -EBADF, by its CQE only */
+	u2.ret = -ENOSPC;	    /* raises by its hook */
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &d);
+	ck_assert_int_eq(rsc_push(s, &unordered_probe_mgr, &u1, &e), 0);
+	ck_assert_int_eq(rsc_push(s, &unordered_probe_mgr, &u2, &e), 0);
+	ck_assert_int_eq(rsc_push(s, &unordered_probe_mgr, &u3, &e), 0);
+	ck_assert_int_eq(rsc_push(s, &unordered_probe_mgr, &u4, &e), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_str_eq(order, "u4,u3,u2,u1,d");
+	ck_assert_int_eq(u4.seen, -EPIPE);
+	ck_assert_int_eq(u3.seen, 0);
+	ck_assert_int_eq(u1.seen == -ENOSPC || u1.seen == -EBADF, 1);
+	/* The ordered one waits for the whole batch: it sees the newest raise. */
+	ck_assert_int_eq(d.seen, cl.status);
+	ck_assert_int_eq(cl.calls, 1);
+	for (i = 0; i < cl.depth && i < 8; i++) {
+		has[0] |= cl.errnos[i] == -EBADF;
+		has[1] |= cl.errnos[i] == -ENOSPC;
+		has[2] |= cl.errnos[i] == -EPIPE;
+	}
+	ck_assert_msg(has[0] && has[1], "an error of the batch was lost (%d %d)", has[0], has[1]);
+	ck_assert_msg(!has[2], "the suppressed error came back");
+	ck_assert_int_eq(cl.depth, 2);
+}
+END_TEST
+
 /* ------------------------------------------------- 3 the full audit */
 
 /*
@@ -2076,6 +2131,7 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, adopt_makes_cloexec_unless_asked);
 	tcase_add_test(tc, io_callback_during_the_unwind_meddles_in_vain);
 	tcase_add_test(tc, failure_ends_the_deadlines_below);
+	tcase_add_test(tc, unordered_batch_keeps_suppress_raise_and_sqe_errors);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, shutdown_in_awkward_states);
