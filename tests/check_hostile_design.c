@@ -1708,6 +1708,63 @@ START_TEST(unordered_batch_keeps_suppress_raise_and_sqe_errors)
 }
 END_TEST
 
+struct cb_order {
+	struct rsc_scope *child;
+	int child_state_in_parent_cb;
+	char child_name[16];
+	int child_status;
+};
+
+static void log_on_close(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct cb_order *o = data;
+
+	(void)err;
+	log_turn(rsc_scope_name(s));
+	if (o && s == o->child)
+		o->child_status = status;
+}
+
+static void log_close(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct cb_order *o = data;
+
+	(void)status;
+	(void)err;
+	(void)s;
+	log_turn("close");
+	o->child_state_in_parent_cb = rsc_scope_state(o->child);
+	snprintf(o->child_name, sizeof(o->child_name), "%s", rsc_scope_name(o->child));
+}
+
+/*
+ * rsc_scope_on_close(3): whoever closed it, once, child before parent; for a
+ * failed scope before its close callback. rsc_scope_close(3): the child stays
+ * valid until the parent's close callback has returned, then is stale.
+ */
+START_TEST(on_close_order_and_handle_lifetime)
+{
+	struct rsc_scope *p, *c;
+	struct cb_order o = { 0 };
+
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	o.child = c;
+	ck_assert_int_eq(rsc_scope_on_close(c, log_on_close, &o), 0);
+	ck_assert_int_eq(rsc_scope_on_close(p, log_on_close, &o), 0);
+	ck_assert_int_eq(rsc_scope_fail(p, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close(p, log_close, &o), 0);
+	t_run();
+	ck_assert_str_eq(order, "c,p,close");
+	ck_assert_int_eq(o.child_status, -EPIPE);
+	ck_assert_int_eq(o.child_state_in_parent_cb, RSC_SCOPE_UNWOUND);
+	ck_assert_str_eq(o.child_name, "c");
+	ck_assert_int_eq(rsc_scope_state(c), -ESTALE);
+	ck_assert_int_eq(rsc_scope_on_close(c, log_on_close, &o), -ESTALE);
+}
+END_TEST
+
 /* ------------------------------------------------- 3 the full audit */
 
 /*
@@ -2132,6 +2189,7 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, io_callback_during_the_unwind_meddles_in_vain);
 	tcase_add_test(tc, failure_ends_the_deadlines_below);
 	tcase_add_test(tc, unordered_batch_keeps_suppress_raise_and_sqe_errors);
+	tcase_add_test(tc, on_close_order_and_handle_lifetime);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, shutdown_in_awkward_states);
