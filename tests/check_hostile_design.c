@@ -1765,6 +1765,111 @@ START_TEST(on_close_order_and_handle_lifetime)
 }
 END_TEST
 
+/* ------------------------------------------- injected release failures */
+
+static void skip_without_faults(const char *test)
+{
+	printf("SKIP %s: this build has no fault injection (configure --enable-fault-injection)\n",
+	       test);
+}
+
+/*
+ * A close that fails in the middle of a failed scope's unwind raises over
+ * the body's error (kept as its cause) for the ordered release below, whose
+ * suppression ends the whole chain; without it, a later failing close adds
+ * a third link, and all three are in the result. Every descriptor closes.
+ */
+START_TEST(close_error_mid_unwind_is_pending_below)
+{
+	int round;
+
+	if (!t_has_fault_injection()) {
+		skip_without_faults("close_error_mid_unwind_is_pending_below");
+		return;
+	}
+	t_make_files(3);
+	for (round = 0; round < 2; round++) {
+		struct rsc_scope *s;
+		struct rsc_entry *f[3];
+		struct probe d;
+		struct closed cl = { 0 };
+		int before = t_fd_count();
+
+		probe_init(&d, "d");
+		d.ret = round == 0 ? RSC_EXIT_SUPPRESS : 0;
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &f[0]), 0);
+		defer_probe(s, &d);
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f1"), O_RDONLY, 0, 0, &f[1]), 0);
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f2"), O_RDONLY, 0, 0, &f[2]), 0);
+		t_run();
+		ck_assert_int_eq(rsc_fault_set(t_loop, "close:1:EIO,close:3:ENOSPC"), 0);
+		ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+		ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+		t_run();
+		ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+		ck_assert_int_eq(d.calls, 1);
+		ck_assert_int_eq(d.seen, -EIO);
+		ck_assert_int_eq(d.seen_depth, 2);
+		ck_assert_str_eq(d.seen_op, "close");
+		ck_assert_str_ne(d.seen_entry, "");
+		ck_assert_str_ne(d.seen_entry, "defer");
+		if (round == 0) {
+			ck_assert_int_eq(cl.status, -ENOSPC);
+			ck_assert_int_eq(cl.depth, 1);
+		} else {
+			ck_assert_int_eq(cl.status, -ENOSPC);
+			ck_assert_int_eq(cl.depth, 3);
+			ck_assert_int_eq(cl.errnos[1], -EIO);
+			ck_assert_int_eq(cl.errnos[2], -EPIPE);
+		}
+		ck_assert_int_eq(t_fd_count(), before);
+	}
+}
+END_TEST
+
+/*
+ * The middle acquire of three pushed in one turn fails (injected EMFILE):
+ * the newer one, sent in the same submit, completes anyway and is released
+ * by the unwind; the older one is closed; the failed one's release never
+ * runs; the result names the failed open.
+ */
+START_TEST(middle_acquire_fails_with_a_newer_one_in_the_same_submit)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *f[3];
+	struct closed cl = { 0 };
+	struct rsc_error *err = NULL;
+	int before;
+
+	if (!t_has_fault_injection()) {
+		skip_without_faults("middle_acquire_fails_with_a_newer_one_in_the_same_submit");
+		return;
+	}
+	t_make_files(3);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_fault_set(t_loop, "openat:2:EMFILE"), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &f[0]), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f1"), O_RDONLY, 0, 0, &f[1]), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f2"), O_RDONLY, 0, 0, &f[2]), 0);
+	t_run();
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_entry_state(f[1]), RSC_FAILED);
+	ck_assert_int_eq(rsc_entry_fd(f[1]), -EMFILE);
+	ck_assert_int_ne(rsc_entry_state(f[0]), RSC_ENTERED);
+	ck_assert_int_ne(rsc_entry_state(f[2]), RSC_ENTERED);
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EMFILE);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "openat");
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	rsc_error_free(err);
+	(void)cl;
+}
+END_TEST
+
 /* ------------------------------------------------- 3 the full audit */
 
 /*
@@ -2212,6 +2317,8 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, failure_ends_the_deadlines_below);
 	tcase_add_test(tc, unordered_batch_keeps_suppress_raise_and_sqe_errors);
 	tcase_add_test(tc, on_close_order_and_handle_lifetime);
+	tcase_add_test(tc, close_error_mid_unwind_is_pending_below);
+	tcase_add_test(tc, middle_acquire_fails_with_a_newer_one_in_the_same_submit);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, shutdown_in_awkward_states);
