@@ -1870,6 +1870,76 @@ START_TEST(middle_acquire_fails_with_a_newer_one_in_the_same_submit)
 }
 END_TEST
 
+struct failing_enter {
+	struct slow m;
+	struct rsc_scope *self;
+	int fail_res, push_res, close_res;
+};
+
+static int fail_own_scope_enter(struct rsc_entry *e, void *arg)
+{
+	struct failing_enter *f = arg;
+	struct rsc_entry *x = NULL;
+
+	f->fail_res = rsc_scope_fail(f->self, -EPROTO, "enter-hook");
+	f->push_res = rsc_defer(f->self, probe_fn, NULL, &x);
+	f->close_res = rsc_scope_fail(f->self, -EIO, "again");
+	return slow_enter(e, &f->m);
+}
+
+static int fail_own_scope_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct failing_enter *f = arg;
+
+	return slow_exit(e, pending, &f->m);
+}
+
+static const struct rsc_manager fail_own_mgr = {
+	sizeof(struct rsc_manager), 0, "failown", fail_own_scope_enter, fail_own_scope_exit
+};
+
+/*
+ * An enter hook that fails its own scope (the body raising while an acquire
+ * starts): the push still succeeds, the request is taken once, the acquire
+ * it started is cancelled by that failure, its exit never runs, and the
+ * result is the hook's error.
+ */
+START_TEST(enter_hook_fails_its_own_scope)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct probe a;
+	struct failing_enter f;
+	struct closed cl = { 0 };
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	memset(&f, 0, sizeof(f));
+	f.m.rfd = p[0];
+	probe_init(&a, "a");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	f.self = s;
+	defer_probe(s, &a);
+	ck_assert_int_eq(rsc_push(s, &fail_own_mgr, &f, &e), 0);
+	ck_assert_int_eq(f.fail_res, 0);
+	ck_assert_int_eq(f.push_res, -EDEADLK);
+	ck_assert_int_eq(f.close_res, -EALREADY);
+	ck_assert_int_eq(rsc_entry_on_enter(e, slow_entered, &f.m), 0);
+	t_run();
+	ck_assert_int_eq(f.m.enter_seen, 1);
+	ck_assert_int_eq(f.m.enter_res, -ECANCELED);
+	ck_assert_int_eq(f.m.exit_calls, 0);
+	ck_assert_int_eq(a.seen, -EPROTO);
+	ck_assert_str_eq(a.seen_op, "enter-hook");
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_int_eq(cl.status, -EPROTO);
+	ck_assert_int_eq(cl.depth, 1);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
 /* ------------------------------------------------- 3 the full audit */
 
 /*
@@ -2319,6 +2389,7 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, on_close_order_and_handle_lifetime);
 	tcase_add_test(tc, close_error_mid_unwind_is_pending_below);
 	tcase_add_test(tc, middle_acquire_fails_with_a_newer_one_in_the_same_submit);
+	tcase_add_test(tc, enter_hook_fails_its_own_scope);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, shutdown_in_awkward_states);
