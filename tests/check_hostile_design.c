@@ -1940,6 +1940,39 @@ START_TEST(enter_hook_fails_its_own_scope)
 }
 END_TEST
 
+/*
+ * 2.3: "by an IOSQE_IO_HARDLINK chain (hard, so one failed close does not
+ * cancel the closes after it; never a soft link)". fsync(2) of a pipe fails
+ * for real (EINVAL): the close linked after it must still run, and the
+ * fsync's error is the release's, named "fsync", pending for the entry below.
+ */
+START_TEST(real_fsync_failure_still_closes_through_the_hard_link)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e1, *e2;
+	struct probe d;
+	struct closed cl = { 0 };
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	probe_init(&d, "d");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &d);
+	ck_assert_int_eq(rsc_adopt(s, p[0], RSC_FSYNC_ON_RELEASE, &e1), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[1], RSC_FSYNC_ON_RELEASE, &e2), 0);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	ck_assert_int_eq(fcntl(p[1], F_GETFD), -1);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_int_eq(d.seen, -EINVAL);
+	ck_assert_str_eq(d.seen_op, "fsync");
+	ck_assert_int_eq(cl.status, -EINVAL);
+	ck_assert_int_eq(cl.depth, 2);
+	ck_assert_int_eq(cl.errnos[1], -EINVAL);
+}
+END_TEST
+
 /* ------------------------------------------------- 3 the full audit */
 
 /*
@@ -2390,6 +2423,7 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, close_error_mid_unwind_is_pending_below);
 	tcase_add_test(tc, middle_acquire_fails_with_a_newer_one_in_the_same_submit);
 	tcase_add_test(tc, enter_hook_fails_its_own_scope);
+	tcase_add_test(tc, real_fsync_failure_still_closes_through_the_hard_link);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, shutdown_in_awkward_states);
