@@ -2208,6 +2208,33 @@ START_TEST(shutdown_in_awkward_states)
 }
 END_TEST
 
+/* rsc_loop_close(3): -EBUSY, freeing nothing, for a scope unwound after a
+ * failure and waiting for its close, and for a close requested whose
+ * callback is still due; the scope and its callback are intact after. */
+START_TEST(loop_close_refuses_an_unwound_scope_and_a_due_callback)
+{
+	struct rsc_scope *s;
+	struct probe a;
+	struct closed cl = { 0 };
+
+	probe_init(&a, "a");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &a);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(t_loop), -EBUSY);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_loop_close(t_loop), -EBUSY);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	ck_assert_int_eq(rsc_loop_close(t_loop), -EBUSY);
+	ck_assert_int_eq(cl.calls, 0);
+	t_run();
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, -EPIPE);
+	ck_assert_int_eq(a.calls, 1);
+}
+END_TEST
+
 /* --------------------------------------------------- 7.1 stale handles */
 
 static void assert_scope_stale(struct rsc_scope *s, struct rsc_scope *live, struct rsc_entry *live_e)
@@ -2426,6 +2453,7 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, real_fsync_failure_still_closes_through_the_hard_link);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
+	tcase_add_test(tc, loop_close_refuses_an_unwound_scope_and_a_due_callback);
 	tcase_add_test(tc, shutdown_in_awkward_states);
 	tcase_add_test(tc, stale_handles_after_reuse_on_same_loop);
 	tcase_add_test(tc, stale_handles_after_their_loop_is_freed);
