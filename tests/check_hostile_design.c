@@ -66,6 +66,7 @@ struct probe {
 	int calls;
 	int seen;	/* errno of the pending error, 0 if none */
 	int seen_depth;
+	int seen_chain[8];
 	char seen_op[32];
 	char seen_entry[32];
 	char buf[4];
@@ -92,6 +93,13 @@ static int probe_fn(struct rsc_entry *e, const struct rsc_error *pending, void *
 	p->calls++;
 	p->seen = pending ? rsc_error_errno(pending) : 0;
 	p->seen_depth = pending ? rsc_error_depth(pending) : 0;
+	{
+		const struct rsc_error *x = pending;
+		int i;
+
+		for (i = 0; i < 8; i++, x = x ? rsc_error_cause(x) : NULL)
+			p->seen_chain[i] = x ? rsc_error_errno(x) : 0;
+	}
 	snprintf(p->seen_op, sizeof(p->seen_op), "%s", pending ? rsc_error_op(pending) : "");
 	snprintf(p->seen_entry, sizeof(p->seen_entry), "%s",
 		 pending && rsc_error_entry(pending) ? rsc_error_entry(pending) : "");
@@ -1973,6 +1981,252 @@ START_TEST(real_fsync_failure_still_closes_through_the_hard_link)
 }
 END_TEST
 
+/* ------------------------------------------- a model of 2.3 - 2.5 */
+
+/*
+ * Random trees of scopes and release-only entries, each entry passing,
+ * suppressing or raising; some entries released early, some child scopes
+ * failed (and unwound alone) before the top one is closed, itself failed or
+ * not. A small model of DESIGN 2.3-2.5 (children newest first, then entries
+ * newest first; what each exit sees; suppression ends the chain; a raise
+ * keeps the one it replaced as its cause; a child's chain goes on top of its
+ * parent's) predicts the order, what each exit saw and the final chain.
+ */
+#define M_SCOPES 10
+#define M_ENTS 24
+#define M_CHAIN 64
+
+struct chain {
+	int n;
+	int e[M_CHAIN];
+};
+
+struct m_scope {
+	int parent;
+	int kids[M_SCOPES], nkids;
+	int ents[M_ENTS], nents;
+	int prefail; /* errno (negative) it is failed with before the close, 0 if not */
+	bool consumed;
+	struct chain own; /* raised on it before its unwind: early releases, its failure */
+	struct chain final;
+	struct rsc_scope *h;
+};
+
+struct m_ent {
+	struct probe p;
+	char name[16];
+	int action; /* 0 pass, 1 suppress, 2 raise */
+	bool early;
+	int exp_seen, exp_depth;
+};
+
+struct model {
+	struct m_scope sc[M_SCOPES];
+	int nsc;
+	struct m_ent en[M_ENTS];
+	int nen;
+	char exp_order[1024];
+};
+
+static void chain_push(struct chain *c, int err)
+{
+	ck_assert_int_lt(c->n, M_CHAIN);
+	memmove(c->e + 1, c->e, sizeof(int) * (size_t)c->n);
+	c->e[0] = err;
+	c->n++;
+}
+
+/* @top on top of @below (a child's own chain over its parent's). */
+static void chain_over(struct chain *below, const struct chain *top)
+{
+	struct chain r = *top;
+	int i;
+
+	for (i = 0; i < below->n; i++) {
+		ck_assert_int_lt(r.n, M_CHAIN);
+		r.e[r.n++] = below->e[i];
+	}
+	*below = r;
+}
+
+static void expect_turn(struct model *m, const char *name)
+{
+	size_t n = strlen(m->exp_order);
+
+	snprintf(m->exp_order + n, sizeof(m->exp_order) - n, "%s%s", n ? "," : "", name);
+}
+
+/*
+ * @si unwinds with @pending coming from above (empty for a scope that starts
+ * alone); what was raised on it before goes below that (rsc_scope_fail(3):
+ * "that unwind's pending error on top of err").
+ */
+static void model_unwind(struct model *m, int si, struct chain *pending)
+{
+	struct m_scope *sc = &m->sc[si];
+	int i;
+
+	chain_over(&sc->own, pending);
+	*pending = sc->own;
+
+	for (i = sc->nkids - 1; i >= 0; i--) {
+		struct m_scope *k = &m->sc[sc->kids[i]];
+
+		if (k->consumed) {
+			chain_over(pending, &k->final);
+		} else {
+			k->consumed = true;
+			model_unwind(m, sc->kids[i], pending);
+		}
+	}
+	for (i = sc->nents - 1; i >= 0; i--) {
+		struct m_ent *e = &m->en[sc->ents[i]];
+
+		if (e->early)
+			continue;
+		e->exp_seen = pending->n ? pending->e[0] : 0;
+		e->exp_depth = pending->n;
+		expect_turn(m, e->name);
+		if (e->action == 1)
+			pending->n = 0;
+		else if (e->action == 2)
+			chain_push(pending, e->p.ret);
+	}
+}
+
+static void model_dump(const struct model *m, unsigned seed, int top_fail)
+{
+	int i, j;
+
+	fprintf(stderr, "seed %u top_fail %d order %s\n", seed, top_fail, order);
+	for (i = 0; i < m->nsc; i++) {
+		fprintf(stderr, "  scope %d parent %d prefail %d kids", i, m->sc[i].parent,
+			m->sc[i].prefail);
+		for (j = 0; j < m->sc[i].nkids; j++)
+			fprintf(stderr, " %d", m->sc[i].kids[j]);
+		fprintf(stderr, " ents");
+		for (j = 0; j < m->sc[i].nents; j++) {
+			const struct m_ent *e = &m->en[m->sc[i].ents[j]];
+
+			fprintf(stderr, " %s(%d:%d%s seen %d/%d exp %d/%d [%d %d %d %d %d %d])", e->name, e->action,
+				e->p.ret, e->early ? " early" : "", e->p.seen, e->p.seen_depth,
+				e->exp_seen, e->exp_depth, e->p.seen_chain[0], e->p.seen_chain[1],
+				e->p.seen_chain[2], e->p.seen_chain[3], e->p.seen_chain[4], e->p.seen_chain[5]);
+		}
+		fprintf(stderr, "\n");
+	}
+}
+
+static void model_round(unsigned seed)
+{
+	static const int raised[] = { -EIO, -ENOSPC, -EROFS, -EDQUOT, -ENOLINK, -EPROTO };
+	static const int failed[] = { -EPIPE, -ECONNRESET, -ETIMEDOUT };
+	struct model *m = calloc(1, sizeof(*m));
+	struct closed cl = { 0 };
+	struct chain top = { 0 };
+	int i, steps, top_fail;
+
+	ck_assert_ptr_nonnull(m);
+	srand(seed);
+	order[0] = '\0';
+	t_rec->n = 0; /* the fixture's trace recorder holds one round */
+	m->nsc = 1;
+	m->sc[0].parent = -1;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "top", &m->sc[0].h), 0);
+	steps = 4 + rand() % 24;
+	for (i = 0; i < steps; i++) {
+		int at = rand() % m->nsc;
+		struct m_scope *ps = &m->sc[at];
+
+		if (rand() % 3 == 0 && m->nsc < M_SCOPES) {
+			struct m_scope *k = &m->sc[m->nsc];
+
+			k->parent = at;
+			ck_assert_int_eq(rsc_scope_open(t_loop, ps->h, "k", &k->h), 0);
+			ps->kids[ps->nkids++] = m->nsc++;
+		} else if (m->nen < M_ENTS) {
+			struct m_ent *e = &m->en[m->nen];
+			struct rsc_entry *h;
+
+			snprintf(e->name, sizeof(e->name), "e%d", m->nen);
+			probe_init(&e->p, e->name);
+			e->action = rand() % 3;
+			if (e->action == 1)
+				e->p.ret = RSC_EXIT_SUPPRESS;
+			else if (e->action == 2)
+				e->p.ret = raised[rand() % 6];
+			ck_assert_int_eq(rsc_defer(ps->h, probe_fn, &e->p, &h), 0);
+			e->early = rand() % 8 == 0;
+			if (e->early) {
+				/* rsc_entry_release(3): without a callback, a failed
+				 * release joins the scope's chain; a suppress there
+				 * has nothing to suppress. */
+				ck_assert_int_eq(rsc_entry_release(h, NULL, NULL), 0);
+				e->exp_seen = 0;
+				e->exp_depth = 0;
+				expect_turn(m, e->name);
+				if (e->action == 2)
+					chain_push(&ps->own, e->p.ret);
+			}
+			ps->ents[ps->nents++] = m->nen++;
+		}
+	}
+	t_run();
+	/* Children failed alone, deepest (newest) first: each unwinds now. */
+	for (i = m->nsc - 1; i >= 1; i--) {
+		struct m_scope *k = &m->sc[i];
+
+		if (rand() % 4)
+			continue;
+		k->prefail = failed[rand() % 3];
+		ck_assert_int_eq(rsc_scope_fail(k->h, k->prefail, "pre"), 0);
+		t_run();
+		chain_push(&k->own, k->prefail);
+		k->final.n = 0;
+		model_unwind(m, i, &k->final);
+		k->consumed = true;
+		ck_assert_int_eq(rsc_scope_state(k->h), RSC_SCOPE_UNWOUND);
+	}
+	top_fail = rand() % 2 ? failed[rand() % 3] : 0;
+	if (top_fail) {
+		ck_assert_int_eq(rsc_scope_fail(m->sc[0].h, top_fail, "top"), 0);
+		chain_push(&m->sc[0].own, top_fail);
+	}
+	ck_assert_int_eq(rsc_scope_close(m->sc[0].h, on_closed, &cl), 0);
+	t_run();
+	model_unwind(m, 0, &top);
+	if (getenv("MODEL_DEBUG"))
+		model_dump(m, seed, top_fail);
+	ck_assert_msg(strcmp(order, m->exp_order) == 0, "seed %u: order %s, model %s", seed,
+		      order, m->exp_order);
+	for (i = 0; i < m->nen; i++) {
+		struct m_ent *e = &m->en[i];
+
+		ck_assert_msg(e->p.calls == 1, "seed %u: %s ran %d times", seed, e->name, e->p.calls);
+		ck_assert_msg(e->p.seen == e->exp_seen && e->p.seen_depth == e->exp_depth,
+			      "seed %u: %s saw %d (depth %d), model %d (depth %d)", seed, e->name,
+			      e->p.seen, e->p.seen_depth, e->exp_seen, e->exp_depth);
+	}
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_msg(cl.status == (top.n ? top.e[0] : 0) && cl.depth == top.n,
+		      "seed %u: result %d (depth %d), model %d (depth %d)", seed, cl.status,
+		      cl.depth, top.n ? top.e[0] : 0, top.n);
+	for (i = 0; i < top.n && i < 8; i++)
+		ck_assert_msg(cl.errnos[i] == top.e[i], "seed %u: link %d is %d, model %d", seed, i,
+			      cl.errnos[i], top.e[i]);
+	free(m);
+}
+
+START_TEST(random_trees_unwind_as_the_model_says)
+{
+	const char *env = getenv("RSC_MODEL_SEEDS"); /* more rounds, by hand */
+	unsigned seed, n = env ? (unsigned)atoi(env) : 300;
+
+	for (seed = 1; seed <= n; seed++)
+		model_round(seed);
+}
+END_TEST
+
 /* ------------------------------------------------- 3 the full audit */
 
 /*
@@ -2451,6 +2705,7 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, middle_acquire_fails_with_a_newer_one_in_the_same_submit);
 	tcase_add_test(tc, enter_hook_fails_its_own_scope);
 	tcase_add_test(tc, real_fsync_failure_still_closes_through_the_hard_link);
+	tcase_add_test(tc, random_trees_unwind_as_the_model_says);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, loop_close_refuses_an_unwound_scope_and_a_due_callback);
