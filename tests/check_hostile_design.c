@@ -2009,6 +2009,8 @@ struct m_scope {
 	bool consumed;
 	struct chain own; /* raised on it before its unwind: early releases, its failure */
 	struct chain final;
+	bool user_closed; /* closed by the caller after the top's close request */
+	struct closed cl;
 	struct rsc_scope *h;
 };
 
@@ -2074,6 +2076,12 @@ static void model_unwind(struct model *m, int si, struct chain *pending)
 
 		if (k->consumed) {
 			chain_over(pending, &k->final);
+		} else if (k->user_closed) {
+			/* rsc_scope_close(3): asked before, it is waited for, starts
+			 * clean, and its result goes to its own callback. */
+			k->consumed = true;
+			k->final.n = 0;
+			model_unwind(m, sc->kids[i], &k->final);
 		} else {
 			k->consumed = true;
 			model_unwind(m, sc->kids[i], pending);
@@ -2100,8 +2108,8 @@ static void model_dump(const struct model *m, unsigned seed, int top_fail)
 
 	fprintf(stderr, "seed %u top_fail %d order %s\n", seed, top_fail, order);
 	for (i = 0; i < m->nsc; i++) {
-		fprintf(stderr, "  scope %d parent %d prefail %d kids", i, m->sc[i].parent,
-			m->sc[i].prefail);
+		fprintf(stderr, "  scope %d parent %d prefail %d%s kids", i, m->sc[i].parent,
+			m->sc[i].prefail, m->sc[i].user_closed ? " user-closed" : "");
 		for (j = 0; j < m->sc[i].nkids; j++)
 			fprintf(stderr, " %d", m->sc[i].kids[j]);
 		fprintf(stderr, " ents");
@@ -2193,6 +2201,14 @@ static void model_round(unsigned seed)
 		chain_push(&m->sc[0].own, top_fail);
 	}
 	ck_assert_int_eq(rsc_scope_close(m->sc[0].h, on_closed, &cl), 0);
+	for (i = 1; i < m->nsc; i++) {
+		struct m_scope *k = &m->sc[i];
+
+		if (k->consumed || rand() % 6) /* consumed: closed with a failed ancestor */
+			continue;
+		k->user_closed = true;
+		ck_assert_int_eq(rsc_scope_close(k->h, on_closed, &k->cl), 0);
+	}
 	t_run();
 	model_unwind(m, 0, &top);
 	if (getenv("MODEL_DEBUG"))
@@ -2206,6 +2222,17 @@ static void model_round(unsigned seed)
 		ck_assert_msg(e->p.seen == e->exp_seen && e->p.seen_depth == e->exp_depth,
 			      "seed %u: %s saw %d (depth %d), model %d (depth %d)", seed, e->name,
 			      e->p.seen, e->p.seen_depth, e->exp_seen, e->exp_depth);
+	}
+	for (i = 1; i < m->nsc; i++) {
+		struct m_scope *k = &m->sc[i];
+
+		if (!k->user_closed)
+			continue;
+		ck_assert_msg(k->cl.calls == 1 && k->cl.status == (k->final.n ? k->final.e[0] : 0) &&
+				      k->cl.depth == k->final.n,
+			      "seed %u: scope %d closed %d times, %d (depth %d), model %d (depth %d)",
+			      seed, i, k->cl.calls, k->cl.status, k->cl.depth,
+			      k->final.n ? k->final.e[0] : 0, k->final.n);
 	}
 	ck_assert_int_eq(cl.calls, 1);
 	ck_assert_msg(cl.status == (top.n ? top.e[0] : 0) && cl.depth == top.n,
