@@ -2010,6 +2010,7 @@ struct m_scope {
 	struct chain own; /* raised on it before its unwind: early releases, its failure */
 	struct chain final;
 	bool user_closed; /* closed by the caller after the top's close request */
+	bool started, late_failed, freed;
 	struct closed cl;
 	struct rsc_scope *h;
 };
@@ -2017,12 +2018,37 @@ struct m_scope {
 struct m_ent {
 	struct probe p;
 	char name[16];
-	int action; /* 0 pass, 1 suppress, 2 raise */
+	int action; /* 0 pass, 1 suppress, 2 raise, 3 fail scope @target from the exit */
 	bool early;
+	int target;
+	struct late_fail *lf;
+	int exp_fail_res;
 	int exp_seen, exp_depth;
 };
 
+/* Action 3: the exit fails another scope, but only during the top's unwind. */
+struct late_fail {
+	struct rsc_scope *target;
+	int err;
+	int res;
+	bool ran;
+};
+
+static bool model_top_unwinding;
+
+static void late_fail_action(struct probe *p, struct rsc_entry *e)
+{
+	struct late_fail *lf = p->ctx;
+
+	(void)e;
+	if (!model_top_unwinding)
+		return;
+	lf->ran = true;
+	lf->res = rsc_scope_fail(lf->target, lf->err, "late");
+}
+
 struct model {
+	bool top_phase;
 	struct m_scope sc[M_SCOPES];
 	int nsc;
 	struct m_ent en[M_ENTS];
@@ -2063,11 +2089,45 @@ static void expect_turn(struct model *m, const char *name)
  * alone); what was raised on it before goes below that (rsc_scope_fail(3):
  * "that unwind's pending error on top of err").
  */
+/*
+ * ringscope(7) 2.7: below a started unwind, a scope not reached yet may
+ * still be failed; it unwinds in its turn with that unwind's pending error
+ * on top of its own. One that has started, unwound, or whose close or
+ * failure was asked already, refuses (-EALREADY).
+ */
+/* A scope the caller closed is freed, with its subtree, after its callback. */
+static void model_free(struct model *m, int si)
+{
+	int i;
+
+	m->sc[si].freed = true;
+	for (i = 0; i < m->sc[si].nkids; i++)
+		model_free(m, m->sc[si].kids[i]);
+}
+
+static void model_late_fail(struct model *m, struct m_ent *e)
+{
+	struct m_scope *t = &m->sc[e->target];
+
+	if (t->freed) {
+		e->exp_fail_res = -ESTALE; /* freed with a scope the caller closed */
+		return;
+	}
+	if (t->started || t->consumed || t->user_closed || t->late_failed) {
+		e->exp_fail_res = -EALREADY;
+		return;
+	}
+	e->exp_fail_res = 0;
+	t->late_failed = true;
+	chain_push(&t->own, e->lf->err);
+}
+
 static void model_unwind(struct model *m, int si, struct chain *pending)
 {
 	struct m_scope *sc = &m->sc[si];
 	int i;
 
+	sc->started = true;
 	chain_over(&sc->own, pending);
 	*pending = sc->own;
 
@@ -2082,6 +2142,7 @@ static void model_unwind(struct model *m, int si, struct chain *pending)
 			k->consumed = true;
 			k->final.n = 0;
 			model_unwind(m, sc->kids[i], &k->final);
+			model_free(m, sc->kids[i]);
 		} else {
 			k->consumed = true;
 			model_unwind(m, sc->kids[i], pending);
@@ -2099,6 +2160,8 @@ static void model_unwind(struct model *m, int si, struct chain *pending)
 			pending->n = 0;
 		else if (e->action == 2)
 			chain_push(pending, e->p.ret);
+		else if (e->action == 3 && m->top_phase)
+			model_late_fail(m, e);
 	}
 }
 
@@ -2158,13 +2221,21 @@ static void model_round(unsigned seed)
 
 			snprintf(e->name, sizeof(e->name), "e%d", m->nen);
 			probe_init(&e->p, e->name);
-			e->action = rand() % 3;
+			e->action = rand() % 4;
+			if (e->action == 3) {
+				e->lf = calloc(1, sizeof(*e->lf));
+				ck_assert_ptr_nonnull(e->lf);
+				e->target = rand() % m->nsc;
+				e->lf->err = failed[rand() % 3];
+				e->p.action = late_fail_action;
+				e->p.ctx = e->lf;
+			}
 			if (e->action == 1)
 				e->p.ret = RSC_EXIT_SUPPRESS;
 			else if (e->action == 2)
 				e->p.ret = raised[rand() % 6];
 			ck_assert_int_eq(rsc_defer(ps->h, probe_fn, &e->p, &h), 0);
-			e->early = rand() % 8 == 0;
+			e->early = e->action != 3 && rand() % 8 == 0;
 			if (e->early) {
 				/* rsc_entry_release(3): without a callback, a failed
 				 * release joins the scope's chain; a suppress there
@@ -2195,6 +2266,9 @@ static void model_round(unsigned seed)
 		k->consumed = true;
 		ck_assert_int_eq(rsc_scope_state(k->h), RSC_SCOPE_UNWOUND);
 	}
+	for (i = 0; i < m->nen; i++)
+		if (m->en[i].lf)
+			m->en[i].lf->target = m->sc[m->en[i].target].h;
 	top_fail = rand() % 2 ? failed[rand() % 3] : 0;
 	if (top_fail) {
 		ck_assert_int_eq(rsc_scope_fail(m->sc[0].h, top_fail, "top"), 0);
@@ -2209,7 +2283,10 @@ static void model_round(unsigned seed)
 		k->user_closed = true;
 		ck_assert_int_eq(rsc_scope_close(k->h, on_closed, &k->cl), 0);
 	}
+	model_top_unwinding = true;
 	t_run();
+	model_top_unwinding = false;
+	m->top_phase = true;
 	model_unwind(m, 0, &top);
 	if (getenv("MODEL_DEBUG"))
 		model_dump(m, seed, top_fail);
@@ -2219,6 +2296,10 @@ static void model_round(unsigned seed)
 		struct m_ent *e = &m->en[i];
 
 		ck_assert_msg(e->p.calls == 1, "seed %u: %s ran %d times", seed, e->name, e->p.calls);
+		if (e->lf && e->lf->ran)
+			ck_assert_msg(e->lf->res == e->exp_fail_res,
+				      "seed %u: %s failing scope %d: %d, model %d", seed, e->name,
+				      e->target, e->lf->res, e->exp_fail_res);
 		ck_assert_msg(e->p.seen == e->exp_seen && e->p.seen_depth == e->exp_depth,
 			      "seed %u: %s saw %d (depth %d), model %d (depth %d)", seed, e->name,
 			      e->p.seen, e->p.seen_depth, e->exp_seen, e->exp_depth);
@@ -2241,6 +2322,8 @@ static void model_round(unsigned seed)
 	for (i = 0; i < top.n && i < 8; i++)
 		ck_assert_msg(cl.errnos[i] == top.e[i], "seed %u: link %d is %d, model %d", seed, i,
 			      cl.errnos[i], top.e[i]);
+	for (i = 0; i < m->nen; i++)
+		free(m->en[i].lf);
 	free(m);
 }
 
