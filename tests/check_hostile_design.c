@@ -63,6 +63,7 @@ struct probe {
 	int ret;	/* what fn returns (after its SQE, if any) */
 	int read_fd;	/* >= 0: the release reads one byte of it (ordered wait) */
 	int bad_read;	/* the release is a read on -1: its CQE is -EBADF */
+	int nop;	/* the release is a NOP: it completes by its CQE, with 0 */
 	int calls;
 	int seen;	/* errno of the pending error, 0 if none */
 	int seen_depth;
@@ -106,11 +107,14 @@ static int probe_fn(struct rsc_entry *e, const struct rsc_error *pending, void *
 	log_turn(p->name);
 	if (p->action)
 		p->action(p, e);
-	if (p->read_fd >= 0 || p->bad_read) {
+	if (p->read_fd >= 0 || p->bad_read || p->nop) {
 		ret = rsc_entry_get_sqes(e, 1, &sqe);
 		if (ret < 0)
 			return ret;
-		io_uring_prep_read(sqe, p->bad_read ? -1 : p->read_fd, p->buf, 1, 0);
+		if (p->nop)
+			io_uring_prep_nop(sqe);
+		else
+			io_uring_prep_read(sqe, p->bad_read ? -1 : p->read_fd, p->buf, 1, 0);
 	}
 	return p->ret;
 }
@@ -2018,7 +2022,10 @@ struct m_scope {
 struct m_ent {
 	struct probe p;
 	char name[16];
-	int action; /* 0 pass, 1 suppress, 2 raise, 3 fail scope @target from the exit */
+	/* 0 pass, 1 suppress, 2 raise, 3 fail scope @target from the exit,
+	 * 4 raise -EBADF by its SQE's CQE, 5 pass by a NOP's CQE, 6 a plain
+	 * close (an adopted pipe: no hook, unordered, never logged) */
+	int action;
 	bool early;
 	int target;
 	struct late_fail *lf;
@@ -2151,7 +2158,7 @@ static void model_unwind(struct model *m, int si, struct chain *pending)
 	for (i = sc->nents - 1; i >= 0; i--) {
 		struct m_ent *e = &m->en[sc->ents[i]];
 
-		if (e->early)
+		if (e->early || e->action == 6)
 			continue;
 		e->exp_seen = pending->n ? pending->e[0] : 0;
 		e->exp_depth = pending->n;
@@ -2160,6 +2167,8 @@ static void model_unwind(struct model *m, int si, struct chain *pending)
 			pending->n = 0;
 		else if (e->action == 2)
 			chain_push(pending, e->p.ret);
+		else if (e->action == 4)
+			chain_push(pending, -EBADF);
 		else if (e->action == 3 && m->top_phase)
 			model_late_fail(m, e);
 	}
@@ -2218,10 +2227,21 @@ static void model_round(unsigned seed)
 		} else if (m->nen < M_ENTS) {
 			struct m_ent *e = &m->en[m->nen];
 			struct rsc_entry *h;
+			int pp[2];
 
 			snprintf(e->name, sizeof(e->name), "e%d", m->nen);
 			probe_init(&e->p, e->name);
-			e->action = rand() % 4;
+			e->action = rand() % 7;
+			if (e->action == 6) {
+				ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
+				ck_assert_int_eq(rsc_adopt(ps->h, pp[0], 0, &h), 0);
+				close(pp[1]);
+				e->p.calls = 1; /* no hook to count */
+				ps->ents[ps->nents++] = m->nen++;
+				continue;
+			}
+			e->p.bad_read = e->action == 4;
+			e->p.nop = e->action == 5;
 			if (e->action == 3) {
 				e->lf = calloc(1, sizeof(*e->lf));
 				ck_assert_ptr_nonnull(e->lf);
@@ -2246,6 +2266,8 @@ static void model_round(unsigned seed)
 				expect_turn(m, e->name);
 				if (e->action == 2)
 					chain_push(&ps->own, e->p.ret);
+				else if (e->action == 4)
+					chain_push(&ps->own, -EBADF);
 			}
 			ps->ents[ps->nents++] = m->nen++;
 		}
