@@ -1286,6 +1286,51 @@ START_TEST(nothing_moves_into_a_closing_subtree)
 }
 END_TEST
 
+/*
+ * rsc_entry_release(3): an entry released while entering released nothing;
+ * its acquire's result, its own failure or our cancel's -ECANCELED, goes to
+ * its callback only, and without one joins nothing: the caller gave the
+ * acquire up (check_direct.c's chain test relies on it too). The scope is not
+ * failed by it and closes clean; no exit runs.
+ */
+START_TEST(early_release_of_an_acquire_that_fails_tells_only_its_callback)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e1, *e2, *e3;
+	struct released r = { 0 }, r3 = { 0 };
+	struct rsc_error *err = NULL;
+	struct slow m = { 0 };
+	int p[2], exits = 0;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	m.rfd = p[0];
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	/* A read of descriptor -1 fails as it is submitted, ahead of the
+	 * cancel the release sends after it. Heard by its callback: */
+	ck_assert_int_eq(rsc_push(s, &badf_mgr, &exits, &e1), 0);
+	ck_assert_int_eq(rsc_entry_release(e1, on_released, &r), 0);
+	/* No callback: nobody asked to hear it. */
+	ck_assert_int_eq(rsc_push(s, &badf_mgr, &exits, &e2), 0);
+	ck_assert_int_eq(rsc_entry_release(e2, NULL, NULL), 0);
+	/* Cancelled by the release itself. */
+	ck_assert_int_eq(rsc_push(s, &slow_mgr, &m, &e3), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_entry_release(e3, on_released, &r3), 0);
+	t_run();
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.res, -EBADF);
+	ck_assert_int_eq(r3.res, -ECANCELED);
+	ck_assert_int_eq(rsc_entry_state(e2), RSC_FAILED);
+	ck_assert_int_eq(exits, 0);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_ptr_null(rsc_scope_error(s));
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
 /* ----------------------------------------- callbacks only from the loop */
 
 /* A manager whose enter prepares nothing: it still completes from the loop. */
@@ -2838,6 +2883,7 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, enter_hook_fails_its_own_scope);
 	tcase_add_test(tc, real_fsync_failure_still_closes_through_the_hard_link);
 	tcase_add_test(tc, random_trees_unwind_as_the_model_says);
+	tcase_add_test(tc, early_release_of_an_acquire_that_fails_tells_only_its_callback);
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, loop_close_refuses_an_unwound_scope_and_a_due_callback);
