@@ -1,47 +1,92 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * DESIGN.md sections 2, 3 and 7, sentence by sentence, in the awkward case.
- * Each behaviour sentence, and the test here that observes it (other suites
- * cover the easy case; see check_acceptance.c, check_hostile_core.c):
+ * DESIGN.md sections 2, 3 and 7, sentence by sentence, in the awkward case
+ * (the easy cases are in check_acceptance.c, check_hostile_core.c and the
+ * other hostile suites). Each sentence that states a behaviour, and the
+ * tests here that observe it:
  *
- * 2.1 both halves, refused at push, nothing acquired
- *     -> half_manager_refused_even_inside_unwinding_parent
- * 2.2 a failed enter acquired nothing, its exit is not called, the entries
- *     before it unwind -> failed_enter_mid_chain_cancels_the_one_in_flight
- *     -> parent_close_while_child_entering_calls_no_exit
- * 2.3 LIFO: children newest first, then entries newest first; an ordered
- *     release starts only after every release above it completed
- *     -> defer_with_sqes_holds_the_releases_below
- *     -> ordered_defer_waits_for_an_early_release_in_flight
- *     -> moved_entry_is_released_first_in_its_new_scope
- * 2.4 each exit gets the pending error (errno, op, entry); suppression stops
- *     it for the entries below -> suppress_then_raise_below_starts_a_new_chain
- * 2.5 an error raised by an exit becomes pending, the one it replaced its
- *     cause; the result carries the whole chain
- *     -> raise_at_every_depth_keeps_every_cause
- *     -> exit_cqe_error_keeps_the_body_error_as_cause
- *     -> child_error_reaches_parent_entries_and_chain
- *     -> shutdown_chain_keeps_every_failed_scope
- * 2.6 acquires in flight at close are cancelled; nothing escapes
- *     -> parent_close_while_child_entering_calls_no_exit
- * 2.7 exactly-once: second release -EALREADY; exits run once
- *     -> early_release_error_goes_to_its_callback_once
- *     -> shutdown_mid_unwind_runs_every_exit_once
- * 3   leak audit: exercised by check_audit.c / check_hostile_obs*.c (not here)
- * 7.1 a handle never lies: -ESTALE after the memory is reused, on the same
- *     loop and on another -> stale_handles_after_reuse_on_same_loop,
- *     stale_handles_after_their_loop_is_freed
- * 7.2 exactly one owner; adopting an owned descriptor is -EEXIST
- *     -> adopt_of_a_descriptor_owned_by_an_unwinding_scope_is_eexist
- * 7.3 an unwind owns what it has not released: release/detach/move
- *     -EALREADY, the scope cannot be moved
- *     -> unwind_owns_entries_from_the_close_request_on
- *     -> unwind_owns_older_sibling_scopes_mid_unwind
- * 7.4 the body can fail: exits see it exactly as a failed acquire
- *     -> scope_fail_inside_an_exit, scope_fail_inside_on_close
- *     -> late_fail_of_a_child_under_a_started_unwind
- * 1/loop: rsc_loop_close mid-unwind is -EBUSY, shutdown finishes the unwind
- *     -> shutdown_mid_unwind_runs_every_exit_once
+ * 2.1 "enter and exit are both required; the check happens at push time"
+ *     half_manager_refused_even_inside_unwinding_parent
+ * 2.2 "entered when the CQE of its acquire arrives with success"
+ *     nothing_completes_inside_the_call_that_started_it,
+ *     parent_close_while_child_entering_calls_no_exit
+ *     "a failed enter acquired nothing: its own exit is not called, and the
+ *     entries entered before it unwind"
+ *     failed_enter_mid_chain_cancels_the_one_in_flight,
+ *     middle_acquire_fails_with_a_newer_one_in_the_same_submit,
+ *     failed_child_joins_the_parent_close_later, enter_hook_fails_its_own_scope
+ *     (compound acquires: check_net.c, check_hostile_managers.c)
+ * 2.3 "child scopes (newest first), then entries newest first; callbacks and
+ *     the result report the releases in that order"
+ *     random_trees_unwind_as_the_model_says, on_close_order_and_handle_lifetime,
+ *     child_error_reaches_parent_entries_and_chain,
+ *     moved_entry_is_released_first_in_its_new_scope
+ *     "an ordered release starts only after every release above it has
+ *     completed" defer_with_sqes_holds_the_releases_below,
+ *     ordered_defer_waits_for_an_early_release_in_flight,
+ *     ordered_release_starts_after_the_batch_of_closes_above
+ *     "hard links: one failed close does not cancel the closes after it"
+ *     real_fsync_failure_still_closes_through_the_hard_link
+ *     "plain closes go out as one unlinked batch, in LIFO order"
+ *     ordered_release_starts_after_the_batch_of_closes_above,
+ *     unordered_batch_keeps_suppress_raise_and_sqe_errors
+ * 2.4 "each exit receives the pending error: errno, operation, entry name;
+ *     a suppressed error stops counting below it"
+ *     suppress_then_raise_below_starts_a_new_chain,
+ *     close_error_mid_unwind_is_pending_below, random_trees_...
+ * 2.5 "an error raised by an exit becomes pending, the one it replaced its
+ *     cause; the final result carries the whole chain"
+ *     raise_at_every_depth_keeps_every_cause,
+ *     exit_cqe_error_keeps_the_body_error_as_cause,
+ *     child_error_reaches_parent_entries_and_chain,
+ *     close_error_mid_unwind_is_pending_below,
+ *     shutdown_chain_keeps_every_failed_scope,
+ *     duplicated_chain_outlives_its_scope_and_reuse, random_trees_...
+ * 2.6 "acquires in flight are cancelled; one that wins is released; no
+ *     descriptor escapes" parent_close_while_child_entering_calls_no_exit,
+ *     acquire_that_beats_the_failure_is_released_once,
+ *     acquire_that_beats_an_early_release_is_released_once,
+ *     early_release_of_an_entering_entry_fails_nothing
+ * 2.7 "releasing again returns -EALREADY; exactly once"
+ *     early_release_error_goes_to_its_callback_once,
+ *     early_release_of_an_acquire_that_fails_tells_only_its_callback,
+ *     exit_that_always_says_again_settles (never dropped, never forever)
+ * 2.8 "a release waits for (or cancels, then waits for) the I/O in flight"
+ *     failure_cancels_io_before_the_close, moved_entry_keeps_its_io_in_flight,
+ *     io_callback_during_the_unwind_meddles_in_vain
+ * 2.9 "close-on-exec unless the caller opts out" adopt_makes_cloexec_unless_asked
+ * 2.10 "blocking helpers are a thin layer" (refused inside hooks)
+ *     hook_calling_back_into_the_library
+ * 3   "full: each descriptor that appeared inside a scope and is still open is
+ *     reported, with its target and the scope" (owned ones are not)
+ *     full_audit_knows_moved_and_detached_descriptors_have_owners
+ *     (released level, identity checks, direct slots: check_audit.c,
+ *     check_hostile_obs*.c, check_hostile_direct*.c)
+ * 7.1 "once freed, every call with the handle returns -ESTALE, even after the
+ *     memory is reused" stale_handles_after_reuse_on_same_loop,
+ *     stale_handles_after_their_loop_is_freed, wrong_kind_handles_are_einval,
+ *     shutdown_mid_unwind_runs_every_exit_once, scope_fail_inside_on_close
+ * 7.2 "exactly one owner; adopting one another entry owns is -EEXIST"
+ *     adopt_of_a_descriptor_owned_by_an_unwinding_scope_is_eexist,
+ *     unwind_owns_older_sibling_scopes_mid_unwind
+ * 7.3 "an unwind owns what it has not yet released: no release, detach or
+ *     move by anyone else" unwind_owns_entries_from_the_close_request_on,
+ *     unwind_owns_older_sibling_scopes_mid_unwind,
+ *     closing_an_unwound_child_under_a_started_unwind_is_ealready,
+ *     closing_an_unwinding_child_under_a_started_unwind_is_ealready,
+ *     nothing_moves_into_a_closing_subtree,
+ *     io_callback_during_the_unwind_meddles_in_vain
+ * 7.4 "the body can fail too; exits see it as a failed acquire"
+ *     scope_fail_inside_an_exit, scope_fail_inside_on_close,
+ *     late_fail_of_a_child_under_a_started_unwind,
+ *     enter_hook_fails_its_own_scope, failure_ends_the_deadlines_below,
+ *     random_trees_... (late failures from exits)
+ * 7.5 "the auditor speaks of owners"
+ *     full_audit_knows_moved_and_detached_descriptors_have_owners
+ * Loop (rsc_loop_close/rsc_loop_shutdown while scopes are mid-unwind)
+ *     loop_close_refuses_an_unwound_scope_and_a_due_callback,
+ *     shutdown_mid_unwind_runs_every_exit_once, shutdown_in_awkward_states,
+ *     shutdown_chain_keeps_every_failed_scope
  */
 #define _GNU_SOURCE
 #include <errno.h>
