@@ -2711,6 +2711,40 @@ START_TEST(loop_close_refuses_an_unwound_scope_and_a_due_callback)
 }
 END_TEST
 
+/*
+ * rsc_loop_shutdown(3): "a scope whose close was already requested keeps its
+ * own callback, which runs during the shutdown and receives that scope's
+ * result" (so that result is not the shutdown's too), while a failed scope
+ * nobody closed contributes its chain to the shutdown's.
+ */
+START_TEST(shutdown_leaves_a_requested_close_its_own_result)
+{
+	struct rsc_scope *mine, *left;
+	struct closed cl = { 0 };
+	struct rsc_error *err = NULL;
+	const struct rsc_error *x;
+	int ret, has_mine = 0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "mine", &mine), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "left", &left), 0);
+	ck_assert_int_eq(rsc_scope_fail(mine, -EPROTO, "mine"), 0);
+	ck_assert_int_eq(rsc_scope_fail(left, -EPIPE, "left"), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close(mine, on_closed, &cl), 0);
+	ret = rsc_loop_shutdown(t_loop, &err);
+	t_loop = NULL;
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, -EPROTO);
+	ck_assert_int_eq(ret, -EPIPE);
+	ck_assert_ptr_nonnull(err);
+	for (x = err; x; x = rsc_error_cause(x))
+		has_mine |= rsc_error_errno(x) == -EPROTO;
+	ck_assert_msg(!has_mine, "the requested close's result reached the shutdown's chain too");
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	rsc_error_free(err);
+}
+END_TEST
+
 /* --------------------------------------------------- 7.1 stale handles */
 
 static void assert_scope_stale(struct rsc_scope *s, struct rsc_scope *live, struct rsc_entry *live_e)
@@ -2932,6 +2966,7 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, shutdown_mid_unwind_runs_every_exit_once);
 	tcase_add_test(tc, shutdown_chain_keeps_every_failed_scope);
 	tcase_add_test(tc, loop_close_refuses_an_unwound_scope_and_a_due_callback);
+	tcase_add_test(tc, shutdown_leaves_a_requested_close_its_own_result);
 	tcase_add_test(tc, shutdown_in_awkward_states);
 	tcase_add_test(tc, stale_handles_after_reuse_on_same_loop);
 	tcase_add_test(tc, stale_handles_after_their_loop_is_freed);
