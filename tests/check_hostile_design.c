@@ -1807,6 +1807,22 @@ START_TEST(unordered_batch_keeps_suppress_raise_and_sqe_errors)
 	ck_assert_msg(has[0] && has[1], "an error of the batch was lost (%d %d)", has[0], has[1]);
 	ck_assert_msg(!has[2], "the suppressed error came back");
 	ck_assert_int_eq(cl.depth, 2);
+	/* 2.3: the trace reports the releases newest first, whatever order
+	 * their CQEs came in: u4, u3 (-EBADF), u2 (-ENOSPC), u1, d. */
+	{
+		static const int want[5] = { 0, -EBADF, -ENOSPC, 0, 0 };
+		int n = 0;
+
+		for (i = 0; i < t_rec->n; i++) {
+			if (t_rec->ev[i].ev != RSC_EV_RELEASED || strcmp(t_rec->ev[i].scope, "s"))
+				continue;
+			ck_assert_int_lt(n, 5);
+			ck_assert_msg(t_rec->ev[i].res == want[n], "release %d reported %d, not %d", n,
+				      t_rec->ev[i].res, want[n]);
+			n++;
+		}
+		ck_assert_int_eq(n, 5);
+	}
 }
 END_TEST
 
