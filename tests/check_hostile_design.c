@@ -2310,10 +2310,21 @@ static void model_round(unsigned seed)
 	struct model *m = calloc(1, sizeof(*m));
 	struct closed cl = { 0 };
 	struct chain top = { 0 };
+	struct rsc_loop *fixture_loop = NULL;
+	struct rsc_error *err = NULL;
+	const struct rsc_error *x;
+	bool by_shutdown;
 	int i, steps, top_fail;
 
 	ck_assert_ptr_nonnull(m);
 	srand(seed);
+	/* A third of the rounds end by rsc_loop_shutdown(3) of a loop of their
+	 * own: the top is then closed as the root's child. */
+	by_shutdown = rand() % 3 == 0;
+	if (by_shutdown) {
+		fixture_loop = t_loop;
+		ck_assert_int_eq(rsc_loop_new(&t_loop, 64, 0), 0);
+	}
 	order[0] = '\0';
 	t_rec->n = 0; /* the fixture's trace recorder holds one round */
 	m->nsc = 1;
@@ -2402,17 +2413,29 @@ static void model_round(unsigned seed)
 		ck_assert_int_eq(rsc_scope_fail(m->sc[0].h, top_fail, "top"), 0);
 		chain_push(&m->sc[0].own, top_fail);
 	}
-	ck_assert_int_eq(rsc_scope_close(m->sc[0].h, on_closed, &cl), 0);
-	for (i = 1; i < m->nsc; i++) {
-		struct m_scope *k = &m->sc[i];
+	if (!by_shutdown) {
+		ck_assert_int_eq(rsc_scope_close(m->sc[0].h, on_closed, &cl), 0);
+		for (i = 1; i < m->nsc; i++) {
+			struct m_scope *k = &m->sc[i];
 
-		if (k->consumed || rand() % 6) /* consumed: closed with a failed ancestor */
-			continue;
-		k->user_closed = true;
-		ck_assert_int_eq(rsc_scope_close(k->h, on_closed, &k->cl), 0);
+			if (k->consumed || rand() % 6) /* consumed: closed with a failed ancestor */
+				continue;
+			k->user_closed = true;
+			ck_assert_int_eq(rsc_scope_close(k->h, on_closed, &k->cl), 0);
+		}
 	}
 	model_top_unwinding = true;
-	t_run();
+	if (by_shutdown) {
+		cl.status = rsc_loop_shutdown(t_loop, &err);
+		t_loop = fixture_loop;
+		cl.calls = 1;
+		cl.depth = err ? rsc_error_depth(err) : 0;
+		for (i = 0, x = err; x && i < 8; x = rsc_error_cause(x))
+			cl.errnos[i++] = rsc_error_errno(x);
+		rsc_error_free(err);
+	} else {
+		t_run();
+	}
 	model_top_unwinding = false;
 	m->top_phase = true;
 	model_unwind(m, 0, &top);
