@@ -2130,8 +2130,10 @@ struct m_ent {
 	char name[16];
 	/* 0 pass, 1 suppress, 2 raise, 3 fail scope @target from the exit,
 	 * 4 raise -EBADF by its SQE's CQE, 5 pass by a NOP's CQE, 6 a plain
-	 * close (an adopted pipe: no hook, unordered, never logged) */
+	 * close (an adopted pipe: no hook, unordered, never logged), 7 an
+	 * acquire still in flight when its scope unwinds (cancelled: no exit) */
 	int action;
+	struct slow sl;
 	bool early;
 	int target;
 	struct late_fail *lf;
@@ -2264,7 +2266,7 @@ static void model_unwind(struct model *m, int si, struct chain *pending)
 	for (i = sc->nents - 1; i >= 0; i--) {
 		struct m_ent *e = &m->en[sc->ents[i]];
 
-		if (e->early || e->action == 6)
+		if (e->early || e->action == 6 || e->action == 7)
 			continue;
 		e->exp_seen = pending->n ? pending->e[0] : 0;
 		e->exp_depth = pending->n;
@@ -2314,13 +2316,15 @@ static void model_round(unsigned seed)
 	struct rsc_error *err = NULL;
 	const struct rsc_error *x;
 	bool by_shutdown;
-	int i, steps, top_fail;
+	int i, steps, top_fail, never[2], never_fd;
 
 	ck_assert_ptr_nonnull(m);
 	srand(seed);
 	/* A third of the rounds end by rsc_loop_shutdown(3) of a loop of their
 	 * own: the top is then closed as the root's child. */
 	by_shutdown = rand() % 3 == 0;
+	ck_assert_int_eq(pipe2(never, O_CLOEXEC), 0); /* read by acquires, never written */
+	never_fd = never[0];
 	if (by_shutdown) {
 		fixture_loop = t_loop;
 		ck_assert_int_eq(rsc_loop_new(&t_loop, 64, 0), 0);
@@ -2348,7 +2352,15 @@ static void model_round(unsigned seed)
 
 			snprintf(e->name, sizeof(e->name), "e%d", m->nen);
 			probe_init(&e->p, e->name);
-			e->action = rand() % 7;
+			e->action = rand() % 8;
+			if (e->action == 7) {
+				e->sl.rfd = never_fd;
+				ck_assert_int_eq(rsc_push(ps->h, &slow_mgr, &e->sl, &h), 0);
+				ck_assert_int_eq(rsc_entry_on_enter(h, slow_entered, &e->sl), 0);
+				e->p.calls = 1; /* its exit must never run: checked below */
+				ps->ents[ps->nents++] = m->nen++;
+				continue;
+			}
 			if (e->action == 6) {
 				ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
 				ck_assert_int_eq(rsc_adopt(ps->h, pp[0], 0, &h), 0);
@@ -2389,7 +2401,7 @@ static void model_round(unsigned seed)
 			ps->ents[ps->nents++] = m->nen++;
 		}
 	}
-	t_run();
+	spin(3); /* the acquires stay in flight */
 	/* Children failed alone, deepest (newest) first: each unwinds now. */
 	for (i = m->nsc - 1; i >= 1; i--) {
 		struct m_scope *k = &m->sc[i];
@@ -2398,7 +2410,8 @@ static void model_round(unsigned seed)
 			continue;
 		k->prefail = failed[rand() % 3];
 		ck_assert_int_eq(rsc_scope_fail(k->h, k->prefail, "pre"), 0);
-		t_run();
+		while (rsc_scope_state(k->h) != RSC_SCOPE_UNWOUND)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 		chain_push(&k->own, k->prefail);
 		k->final.n = 0;
 		model_unwind(m, i, &k->final);
@@ -2434,6 +2447,10 @@ static void model_round(unsigned seed)
 			cl.errnos[i++] = rsc_error_errno(x);
 		rsc_error_free(err);
 	} else {
+		/* Acquires on the never-written pipe keep the loop alive until
+		 * the top's unwind has cancelled them all. */
+		while (cl.calls == 0)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 		t_run();
 	}
 	model_top_unwinding = false;
@@ -2473,8 +2490,18 @@ static void model_round(unsigned seed)
 	for (i = 0; i < top.n && i < 8; i++)
 		ck_assert_msg(cl.errnos[i] == top.e[i], "seed %u: link %d is %d, model %d", seed, i,
 			      cl.errnos[i], top.e[i]);
-	for (i = 0; i < m->nen; i++)
-		free(m->en[i].lf);
+	for (i = 0; i < m->nen; i++) {
+		struct m_ent *e = &m->en[i];
+
+		if (e->action == 7)
+			ck_assert_msg(e->sl.enter_seen == 1 && e->sl.enter_res == -ECANCELED &&
+					      e->sl.exit_calls == 0,
+				      "seed %u: %s: on-enter %d times (%d), exit %d times", seed,
+				      e->name, e->sl.enter_seen, e->sl.enter_res, e->sl.exit_calls);
+		free(e->lf);
+	}
+	close(never[0]);
+	close(never[1]);
 	free(m);
 }
 
@@ -2483,8 +2510,11 @@ START_TEST(random_trees_unwind_as_the_model_says)
 	const char *env = getenv("RSC_MODEL_SEEDS"); /* more rounds, by hand */
 	unsigned seed, n = env ? (unsigned)atoi(env) : 300;
 
-	for (seed = 1; seed <= n; seed++)
+	for (seed = 1; seed <= n; seed++) {
+		if (getenv("MODEL_DEBUG"))
+			fprintf(stderr, "round %u\n", seed);
 		model_round(seed);
+	}
 }
 END_TEST
 
