@@ -2117,8 +2117,10 @@ struct m_ent {
 	/* 0 pass, 1 suppress, 2 raise, 3 fail scope @target from the exit,
 	 * 4 raise -EBADF by its SQE's CQE, 5 pass by a NOP's CQE, 6 a plain
 	 * close (an adopted pipe: no hook, unordered, never logged), 7 an
-	 * acquire still in flight when its scope unwinds (cancelled: no exit) */
+	 * acquire still in flight when its scope unwinds (cancelled: no exit);
+	 * with @unordered, 0-2 and 5 are an RSC_MANAGER_UNORDERED custom entry's */
 	int action;
+	bool unordered;
 	struct slow sl;
 	bool early;
 	int target;
@@ -2357,6 +2359,9 @@ static void model_round(unsigned seed)
 			}
 			e->p.bad_read = e->action == 4;
 			e->p.nop = e->action == 5;
+			/* An unordered exit's hook effects are seen below it, as an
+			 * ordered one's (its CQE's error would not be: not mixed). */
+			e->unordered = (e->action <= 2 || e->action == 5) && rand() % 3 == 0;
 			if (e->action == 3) {
 				e->lf = calloc(1, sizeof(*e->lf));
 				ck_assert_ptr_nonnull(e->lf);
@@ -2369,8 +2374,11 @@ static void model_round(unsigned seed)
 				e->p.ret = RSC_EXIT_SUPPRESS;
 			else if (e->action == 2)
 				e->p.ret = raised[rand() % 6];
-			ck_assert_int_eq(rsc_defer(ps->h, probe_fn, &e->p, &h), 0);
-			e->early = e->action != 3 && rand() % 8 == 0;
+			if (e->unordered)
+				ck_assert_int_eq(rsc_push(ps->h, &unordered_probe_mgr, &e->p, &h), 0);
+			else
+				ck_assert_int_eq(rsc_defer(ps->h, probe_fn, &e->p, &h), 0);
+			e->early = e->action != 3 && !e->unordered && rand() % 8 == 0;
 			if (e->early) {
 				/* rsc_entry_release(3): without a callback, a failed
 				 * release joins the scope's chain; a suppress there
