@@ -2121,6 +2121,8 @@ struct m_ent {
 	 * with @unordered, 0-2 and 5 are an RSC_MANAGER_UNORDERED custom entry's */
 	int action;
 	bool unordered;
+	struct rsc_entry *h;
+	int scope; /* where it is now */
 	struct slow sl;
 	bool early;
 	int target;
@@ -2293,6 +2295,65 @@ static void model_dump(const struct model *m, unsigned seed, int top_fail)
 	}
 }
 
+static bool model_below(const struct model *m, int s, int root)
+{
+	for (; s >= 0; s = m->sc[s].parent)
+		if (s == root)
+			return true;
+	return false;
+}
+
+static void list_remove(int *v, int *n, int x)
+{
+	int i;
+
+	for (i = 0; i < *n && v[i] != x; i++)
+		;
+	ck_assert_int_lt(i, *n);
+	memmove(v + i, v + i + 1, sizeof(int) * (size_t)(*n - i - 1));
+	(*n)--;
+}
+
+/*
+ * DESIGN 7 ownership moves before the close: an entry moved becomes the
+ * newest of its new scope, a scope moved the newest child of its new parent;
+ * the unwind then goes by where they are.
+ */
+static void model_moves(struct model *m, unsigned seed)
+{
+	int n = rand() % 5, i;
+
+	for (i = 0; i < n; i++) {
+		int to = rand() % m->nsc;
+
+		if (rand() % 2 && m->nen) {
+			struct m_ent *e = &m->en[rand() % m->nen];
+
+			if (e->action == 7 || e->early)
+				continue;
+			ck_assert_msg(rsc_entry_move(e->h, m->sc[to].h) == 0, "seed %u: move %s",
+				      seed, e->name);
+			list_remove(m->sc[e->scope].ents, &m->sc[e->scope].nents, (int)(e - m->en));
+			m->sc[to].ents[m->sc[to].nents++] = (int)(e - m->en);
+			e->scope = to;
+			ck_assert_ptr_eq(rsc_entry_scope(e->h), m->sc[to].h);
+		} else if (m->nsc > 1) {
+			int k = 1 + rand() % (m->nsc - 1);
+			struct m_scope *ks = &m->sc[k];
+
+			if (model_below(m, to, k)) {
+				ck_assert_int_eq(rsc_scope_move(ks->h, m->sc[to].h), -EINVAL);
+				continue;
+			}
+			ck_assert_msg(rsc_scope_move(ks->h, m->sc[to].h) == 0, "seed %u: move scope %d",
+				      seed, k);
+			list_remove(m->sc[ks->parent].kids, &m->sc[ks->parent].nkids, k);
+			m->sc[to].kids[m->sc[to].nkids++] = k;
+			ks->parent = to;
+		}
+	}
+}
+
 static void model_round(unsigned seed)
 {
 	static const int raised[] = { -EIO, -ENOSPC, -EROFS, -EDQUOT, -ENOLINK, -EPROTO };
@@ -2346,6 +2407,8 @@ static void model_round(unsigned seed)
 				ck_assert_int_eq(rsc_push(ps->h, &slow_mgr, &e->sl, &h), 0);
 				ck_assert_int_eq(rsc_entry_on_enter(h, slow_entered, &e->sl), 0);
 				e->p.calls = 1; /* its exit must never run: checked below */
+				e->h = h;
+				e->scope = at;
 				ps->ents[ps->nents++] = m->nen++;
 				continue;
 			}
@@ -2354,6 +2417,8 @@ static void model_round(unsigned seed)
 				ck_assert_int_eq(rsc_adopt(ps->h, pp[0], 0, &h), 0);
 				close(pp[1]);
 				e->p.calls = 1; /* no hook to count */
+				e->h = h;
+				e->scope = at;
 				ps->ents[ps->nents++] = m->nen++;
 				continue;
 			}
@@ -2392,15 +2457,18 @@ static void model_round(unsigned seed)
 				else if (e->action == 4)
 					chain_push(&ps->own, -EBADF);
 			}
+			e->h = h;
+			e->scope = at;
 			ps->ents[ps->nents++] = m->nen++;
 		}
 	}
 	spin(3); /* the acquires stay in flight */
+	model_moves(m, seed);
 	/* Children failed alone, deepest (newest) first: each unwinds now. */
 	for (i = m->nsc - 1; i >= 1; i--) {
 		struct m_scope *k = &m->sc[i];
 
-		if (rand() % 4)
+		if (rand() % 4 || k->consumed) /* consumed: a failed ancestor (moves) */
 			continue;
 		k->prefail = failed[rand() % 3];
 		ck_assert_int_eq(rsc_scope_fail(k->h, k->prefail, "pre"), 0);
