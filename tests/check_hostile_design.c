@@ -2331,8 +2331,20 @@ static void model_moves(struct model *m, unsigned seed)
 
 			if (e->action == 7 || e->early)
 				continue;
-			ck_assert_msg(rsc_entry_move(e->h, m->sc[to].h) == 0, "seed %u: move %s",
-				      seed, e->name);
+			if (e->action == 6 && rand() % 2) {
+				/* Detach (entry -> caller), then adopt (caller -> a new
+				 * entry of @to): the number has an owner throughout. */
+				struct rsc_entry *old = e->h;
+				int fd = rsc_entry_detach(e->h);
+
+				ck_assert_msg(fd >= 0, "seed %u: detach %s: %d", seed, e->name, fd);
+				ck_assert_int_eq(rsc_entry_state(old), -ESTALE);
+				ck_assert_int_eq(rsc_adopt(m->sc[to].h, fd, 0, &e->h), 0);
+				ck_assert_int_eq(rsc_entry_fd(e->h), fd);
+			} else {
+				ck_assert_msg(rsc_entry_move(e->h, m->sc[to].h) == 0,
+					      "seed %u: move %s", seed, e->name);
+			}
 			list_remove(m->sc[e->scope].ents, &m->sc[e->scope].nents, (int)(e - m->en));
 			m->sc[to].ents[m->sc[to].nents++] = (int)(e - m->en);
 			e->scope = to;
