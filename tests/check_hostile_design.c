@@ -2377,7 +2377,7 @@ static void model_round(unsigned seed)
 	struct rsc_error *err = NULL;
 	const struct rsc_error *x;
 	bool by_shutdown;
-	int i, steps, top_fail, never[2], never_fd;
+	int i, steps, top_fail, never[2], never_fd, audit;
 
 	ck_assert_ptr_nonnull(m);
 	srand(seed);
@@ -2386,6 +2386,9 @@ static void model_round(unsigned seed)
 	by_shutdown = rand() % 3 == 0;
 	ck_assert_int_eq(pipe2(never, O_CLOEXEC), 0); /* read by acquires, never written */
 	never_fd = never[0];
+	/* DESIGN 3 at level full: no scope of the round may report a leak. */
+	audit = rand() % 2 ? RSC_AUDIT_FULL : RSC_AUDIT_RELEASED;
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, audit), 0);
 	if (by_shutdown) {
 		fixture_loop = t_loop;
 		ck_assert_int_eq(rsc_loop_new(&t_loop, 64, 0), 0);
@@ -2573,6 +2576,11 @@ static void model_round(unsigned seed)
 				      "seed %u: %s: on-enter %d times (%d), exit %d times", seed,
 				      e->name, e->sl.enter_seen, e->sl.enter_res, e->sl.exit_calls);
 		free(e->lf);
+	}
+	if (!by_shutdown) {
+		ck_assert_msg(rsc_audit_count(t_loop) == 0, "seed %u: %d audit findings (level %d)",
+			      seed, rsc_audit_count(t_loop), audit);
+		ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_OFF), 0);
 	}
 	close(never[0]);
 	close(never[1]);
