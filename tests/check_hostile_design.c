@@ -2376,7 +2376,7 @@ static void model_round(unsigned seed)
 	struct rsc_loop *fixture_loop = NULL;
 	struct rsc_error *err = NULL;
 	const struct rsc_error *x;
-	bool by_shutdown;
+	bool by_shutdown, mid_unwind;
 	int i, steps, top_fail, never[2], never_fd, audit;
 
 	ck_assert_ptr_nonnull(m);
@@ -2503,7 +2503,10 @@ static void model_round(unsigned seed)
 		ck_assert_int_eq(rsc_scope_fail(m->sc[0].h, top_fail, "top"), 0);
 		chain_push(&m->sc[0].own, top_fail);
 	}
-	if (!by_shutdown) {
+	/* Half the shutdowns come mid-unwind: the top's close was requested,
+	 * and the loop has turned once. */
+	mid_unwind = by_shutdown && rand() % 2;
+	if (!by_shutdown || mid_unwind) {
 		ck_assert_int_eq(rsc_scope_close(m->sc[0].h, on_closed, &cl), 0);
 		for (i = 1; i < m->nsc; i++) {
 			struct m_scope *k = &m->sc[i];
@@ -2515,7 +2518,13 @@ static void model_round(unsigned seed)
 		}
 	}
 	model_top_unwinding = true;
-	if (by_shutdown) {
+	if (mid_unwind) {
+		spin(1);
+		/* The top's requested close keeps its callback and its result. */
+		ck_assert_int_eq(rsc_loop_shutdown(t_loop, &err), 0);
+		t_loop = fixture_loop;
+		ck_assert_ptr_null(err);
+	} else if (by_shutdown) {
 		cl.status = rsc_loop_shutdown(t_loop, &err);
 		t_loop = fixture_loop;
 		cl.calls = 1;
