@@ -2080,13 +2080,22 @@ END_TEST
 /* ------------------------------------------- a model of 2.3 - 2.5 */
 
 /*
- * Random trees of scopes and release-only entries, each entry passing,
- * suppressing or raising; some entries released early, some child scopes
- * failed (and unwound alone) before the top one is closed, itself failed or
- * not. A small model of DESIGN 2.3-2.5 (children newest first, then entries
- * newest first; what each exit sees; suppression ends the chain; a raise
- * keeps the one it replaced as its cause; a child's chain goes on top of its
- * parent's) predicts the order, what each exit saw and the final chain.
+ * Random trees of scopes and entries: release-only entries that pass,
+ * suppress, raise (by their hook or by their SQE's CQE), complete by a NOP,
+ * or fail another scope from their exit; unordered custom entries; plain
+ * closes of adopted pipes; acquires still in flight. Before the close some
+ * entries and scopes are moved, detached and re-adopted, some entries
+ * released early, some children failed, timed out or moved on by a deadline
+ * (each unwinds alone); then the top is closed, failed or not, with some
+ * children closed by the caller after it, or the loop is shut down (half the
+ * time mid-unwind), under the released or full audit. A small model of
+ * DESIGN 2.3-2.5 and 7 (children newest first, then entries newest first;
+ * what each exit sees; a suppression ends the chain; a raise keeps the one it
+ * replaced as its cause; a child's own chain goes on top of its parent's, the
+ * parent's pending error on top of what was raised on a child before its
+ * turn) predicts the order, what each exit saw, each result and chain.
+ * RSC_MODEL_SEEDS and RSC_MODEL_FIRST run other rounds (MODEL_DEBUG=1 prints
+ * each round's tree).
  */
 #define M_SCOPES 10
 #define M_ENTS 24
