@@ -64,6 +64,7 @@
  *     check_hostile_obs*.c, check_hostile_direct*.c)
  * 7.1 "once freed, every call with the handle returns -ESTALE, even after the
  *     memory is reused" stale_handles_after_reuse_on_same_loop,
+ *     socket_entry_handle_is_stale_after_the_take_over,
  *     stale_handles_after_their_loop_is_freed, wrong_kind_handles_are_einval,
  *     shutdown_mid_unwind_runs_every_exit_once, scope_fail_inside_on_close
  * 7.2 "exactly one owner; adopting one another entry owns is -EEXIST"
@@ -3074,6 +3075,62 @@ START_TEST(stale_handles_after_their_loop_is_freed)
 }
 END_TEST
 
+/* The socket entries of compound acquires, as the trace shows them. */
+static struct rsc_entry *socket_handles[8];
+static int n_socket_handles;
+
+static void note_socket_entries(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *s,
+				const struct rsc_entry *e, int res, void *data)
+{
+	(void)loop;
+	(void)s;
+	(void)res;
+	(void)data;
+	if (ev == RSC_EV_ENTERED && e && !strcmp(rsc_entry_name(e), "socket") && n_socket_handles < 8)
+		socket_handles[n_socket_handles++] = (struct rsc_entry *)e;
+}
+
+/*
+ * 7.1 and rsc_connect(3): once the second entry of a compound acquire has
+ * entered, it owns the socket and the socket entry is freed: the handle the
+ * trace showed is -ESTALE for every call, even after more sockets (and so
+ * more entries) have been made on the loop, and the connection's entry, not
+ * it, stands for the descriptor.
+ */
+START_TEST(socket_entry_handle_is_stale_after_the_take_over)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *l, *c;
+	struct sockaddr_in bound;
+	int i, fd;
+
+	n_socket_handles = 0;
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, note_socket_entries, NULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	l = t_listen_on_loopback(s, 8, &bound);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&bound, sizeof(bound), 0, 0, &c), 0);
+	fd = rsc_entry_wait(c);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(n_socket_handles, 2);
+	for (i = 0; i < n_socket_handles; i++) {
+		struct rsc_entry *h = socket_handles[i];
+
+		ck_assert_ptr_ne(h, l);
+		ck_assert_ptr_ne(h, c);
+		ck_assert_int_eq(rsc_entry_state(h), -ESTALE);
+		ck_assert_int_eq(rsc_entry_fd(h), -ESTALE);
+		ck_assert_int_eq(rsc_entry_release(h, NULL, NULL), -ESTALE);
+		ck_assert_int_eq(rsc_entry_detach(h), -ESTALE);
+		ck_assert_int_eq(rsc_entry_move(h, s), -ESTALE);
+		ck_assert_ptr_null(rsc_entry_scope(h));
+	}
+	ck_assert_int_eq(rsc_entry_fd(c), fd);
+	ck_assert_int_eq(rsc_entry_state(l), RSC_ENTERED);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, NULL, NULL), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------- 2.1 both halves */
 
 START_TEST(half_manager_refused_even_inside_unwinding_parent)
@@ -3161,6 +3218,10 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, stale_handles_after_reuse_on_same_loop);
 	tcase_add_test(tc, stale_handles_after_their_loop_is_freed);
 	tcase_add_test(tc, half_manager_refused_even_inside_unwinding_parent);
+	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT))
+		tcase_add_test(tc, socket_entry_handle_is_stale_after_the_take_over);
+	else
+		printf("SKIP socket_entry_handle_is_stale_after_the_take_over: kernel lacks IORING_OP_SOCKET or IORING_OP_CONNECT\n");
 	suite_add_tcase(s, tc);
 	return s;
 }
