@@ -68,6 +68,7 @@
  *     stale_handles_after_their_loop_is_freed, wrong_kind_handles_are_einval,
  *     shutdown_mid_unwind_runs_every_exit_once, scope_fail_inside_on_close
  * 7.2 "exactly one owner; adopting one another entry owns is -EEXIST"
+ *     install_refused_once_the_unwind_owns_the_slot,
  *     adopt_of_a_descriptor_owned_by_an_unwinding_scope_is_eexist,
  *     unwind_owns_older_sibling_scopes_mid_unwind
  * 7.3 "an unwind owns what it has not yet released: no release, detach or
@@ -3131,6 +3132,35 @@ START_TEST(socket_entry_handle_is_stale_after_the_take_over)
 }
 END_TEST
 
+/*
+ * 7.2/7.3 for the direct table: install (slot -> descriptor) is an ownership
+ * move, and an unwind owns what it has not released: once the close is
+ * requested, the install is refused, the slot is released in its turn, and
+ * nothing of it is left (no slot in use, no descriptor).
+ */
+START_TEST(install_refused_once_the_unwind_owns_the_slot)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int before = t_fd_count();
+
+	t_make_files(1);
+	t_direct_table(8, 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 1);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_install(e, 0, NULL, NULL), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_entry_detach(e), -EALREADY);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), -EALREADY);
+	t_run();
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------- 2.1 both halves */
 
 START_TEST(half_manager_refused_even_inside_unwinding_parent)
@@ -3218,6 +3248,10 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, stale_handles_after_reuse_on_same_loop);
 	tcase_add_test(tc, stale_handles_after_their_loop_is_freed);
 	tcase_add_test(tc, half_manager_refused_even_inside_unwinding_parent);
+	if (t_kernel_has(OP_FIXED_FD_INSTALL))
+		tcase_add_test(tc, install_refused_once_the_unwind_owns_the_slot);
+	else
+		printf("SKIP install_refused_once_the_unwind_owns_the_slot: kernel lacks IORING_OP_FIXED_FD_INSTALL\n");
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT))
 		tcase_add_test(tc, socket_entry_handle_is_stale_after_the_take_over);
 	else
