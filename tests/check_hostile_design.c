@@ -50,7 +50,8 @@
  * 2.7 "releasing again returns -EALREADY; exactly once"
  *     early_release_error_goes_to_its_callback_once,
  *     early_release_of_an_acquire_that_fails_tells_only_its_callback,
- *     exit_that_always_says_again_settles (never dropped, never forever)
+ *     exit_that_always_says_again_settles (never dropped, never forever),
+ *     release_without_an_sqe_is_retried_not_dropped
  * 2.8 "a release waits for (or cancels, then waits for) the I/O in flight"
  *     failure_cancels_io_before_the_close, moved_entry_keeps_its_io_in_flight,
  *     io_callback_during_the_unwind_meddles_in_vain
@@ -111,6 +112,7 @@ struct probe {
 	int read_fd;	/* >= 0: the release reads one byte of it (ordered wait) */
 	int bad_read;	/* the release is a read on -1: its CQE is -EBADF */
 	int nop;	/* the release is a NOP: it completes by its CQE, with 0 */
+	int again;	/* calls that answer -EBUSY first, as when no SQE could be had */
 	int calls;
 	int seen;	/* errno of the pending error, 0 if none */
 	int seen_depth;
@@ -154,6 +156,10 @@ static int probe_fn(struct rsc_entry *e, const struct rsc_error *pending, void *
 	log_turn(p->name);
 	if (p->action)
 		p->action(p, e);
+	if (p->again > 0) {
+		p->again--;
+		return -EBUSY;
+	}
 	if (p->read_fd >= 0 || p->bad_read || p->nop) {
 		ret = rsc_entry_get_sqes(e, 1, &sqe);
 		if (ret < 0)
@@ -2637,6 +2643,42 @@ START_TEST(random_trees_unwind_as_the_model_says)
 }
 END_TEST
 
+/*
+ * 2.7 "a release is never dropped": a release-only entry that answers -EBUSY
+ * (no SQE to be had, rsc_push(3)) twice is called again on later turns,
+ * each time with the pending error, then prepares its SQE; the ordered
+ * release below waits for it, and nothing of the refusals reaches the chain.
+ */
+START_TEST(release_without_an_sqe_is_retried_not_dropped)
+{
+	struct rsc_scope *s;
+	struct probe a, b;
+	struct closed cl = { 0 };
+
+	probe_init(&a, "a");
+	probe_init(&b, "b");
+	b.nop = 1;
+	b.again = 2;
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	defer_probe(s, &a);
+	defer_probe(s, &b);
+	t_run();
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &cl), 0);
+	t_run();
+	ck_assert_int_eq(b.calls, 3);
+	ck_assert_int_eq(b.seen, -EPIPE);
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(a.seen, -EPIPE);
+	ck_assert_int_eq(a.seen_depth, 1);
+	ck_assert_str_eq(order, "b,b,b,a");
+	ck_assert_int_eq(cl.calls, 1);
+	ck_assert_int_eq(cl.status, -EPIPE);
+	ck_assert_int_eq(cl.depth, 1);
+}
+END_TEST
+
 /* ------------------------------------------------- 3 the full audit */
 
 /*
@@ -3217,6 +3259,7 @@ Suite *make_hostile_design_suite(void)
 	tcase_add_test(tc, duplicated_chain_outlives_its_scope_and_reuse);
 	tcase_add_test(tc, hook_calling_back_into_the_library);
 	tcase_add_test(tc, exit_that_always_says_again_settles);
+	tcase_add_test(tc, release_without_an_sqe_is_retried_not_dropped);
 	tcase_add_test(tc, wrong_kind_handles_are_einval);
 	tcase_add_test(tc, nothing_moves_into_a_closing_subtree);
 	tcase_add_test(tc, full_audit_knows_moved_and_detached_descriptors_have_owners);
