@@ -2093,7 +2093,8 @@ END_TEST
  * or fail another scope from their exit; unordered custom entries; plain
  * closes of adopted pipes; acquires still in flight. Before the close some
  * entries and scopes are moved, detached and re-adopted, some entries
- * released early, some children failed, timed out or moved on by a deadline
+ * released early (with a callback that hears the release's error, or
+ * without, and the scope's chain carries it), some children failed, timed out or moved on by a deadline
  * (each unwinds alone); then the top is closed, failed or not, with some
  * children closed by the caller after it, or the loop is shut down (half the
  * time mid-unwind), under the released or full audit. A small model of
@@ -2139,6 +2140,8 @@ struct m_ent {
 	 * with @unordered, 0-2 and 5 are an RSC_MANAGER_UNORDERED custom entry's */
 	int action;
 	bool unordered;
+	bool early_cb;		/* released early with a callback: it hears the error */
+	struct released rel;
 	struct rsc_entry *h;
 	int scope; /* where it is now */
 	struct slow sl;
@@ -2481,11 +2484,15 @@ static void model_round(unsigned seed)
 				/* rsc_entry_release(3): without a callback, a failed
 				 * release joins the scope's chain; a suppress there
 				 * has nothing to suppress. */
-				ck_assert_int_eq(rsc_entry_release(h, NULL, NULL), 0);
+				e->early_cb = rand() % 2;
+				ck_assert_int_eq(rsc_entry_release(h, e->early_cb ? on_released : NULL,
+								   &e->rel), 0);
 				e->exp_seen = 0;
 				e->exp_depth = 0;
 				expect_turn(m, e->name);
-				if (e->action == 2)
+				if (e->early_cb)
+					; /* its callback hears it, checked below */
+				else if (e->action == 2)
 					chain_push(&ps->own, e->p.ret);
 				else if (e->action == 4)
 					chain_push(&ps->own, -EBADF);
@@ -2612,6 +2619,13 @@ static void model_round(unsigned seed)
 	for (i = 0; i < m->nen; i++) {
 		struct m_ent *e = &m->en[i];
 
+		if (e->early_cb) {
+			int want = e->action == 2 ? e->p.ret : e->action == 4 ? -EBADF : 0;
+
+			ck_assert_msg(e->rel.calls == 1 && e->rel.res == want,
+				      "seed %u: %s's release callback: %d times, %d, not %d", seed,
+				      e->name, e->rel.calls, e->rel.res, want);
+		}
 		if (e->action == 7)
 			ck_assert_msg(e->sl.enter_seen == 1 && e->sl.enter_res == -ECANCELED &&
 					      e->sl.exit_calls == 0,
