@@ -525,8 +525,9 @@ int rsc__scope_check_close(const struct rsc__scope *s, const char *fn)
 	}
 	/* An ancestor's unwind owns the subtree once it has started: closed now,
 	 * this would unwind without its pending error, its result kept from the
-	 * ancestor (DESIGN 7). */
-	if (s->state == RSC_SCOPE_OPEN && ancestor_unwinding(s)) {
+	 * ancestor (DESIGN 7). So does a child that failed on its own and is
+	 * unwinding or unwound: its error is the ancestor's to take. */
+	if (ancestor_unwinding(s)) {
 		rsc__set_last_error("%s: scope '%s' is below a scope whose unwind has started: that unwind closes it",
 				    fn, s->name);
 		return -EALREADY;
