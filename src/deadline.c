@@ -233,7 +233,7 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 	if (s->dl_index == RSC__NO_DEADLINE) {
 		if (loop->dl_n == loop->dl_cap) {
 			unsigned cap = loop->dl_cap ? loop->dl_cap * 2 : 64;
-			struct rsc__dl_slot *v = realloc(loop->dl_heap, cap * sizeof(*v));
+			struct rsc__dl_slot *v = rsc__realloc(loop, loop->dl_heap, cap * sizeof(*v));
 
 			if (!v) {
 				s->dl_ns = old_ns; /* refused: left as it was */

@@ -67,14 +67,14 @@ int rsc__direct_setup(struct rsc_loop *loop, unsigned slots, unsigned chain_slot
 	unsigned i;
 	int ret;
 
-	d = calloc(1, sizeof(*d));
+	d = rsc__calloc(loop, 1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
 	rsc__list_init(&d->inboxes);
 	d->size = slots;
 	d->alloc_n = slots - chain_slots;
-	d->slots = calloc(slots, sizeof(*d->slots));
-	d->free_stack = calloc(chain_slots ? chain_slots : 1, sizeof(*d->free_stack));
+	d->slots = rsc__calloc(loop, slots, sizeof(*d->slots));
+	d->free_stack = rsc__calloc(loop, chain_slots ? chain_slots : 1, sizeof(*d->free_stack));
 	if (!d->slots || !d->free_stack) {
 		table_free(d);
 		return -ENOMEM;
@@ -555,8 +555,8 @@ int rsc_audit_slots(struct rsc_loop *loop)
 	if (ret < 0)
 		return ret;
 	d = loop->direct;
-	in_use = calloc(d->size, 1);
-	paths = calloc(d->size, sizeof(*paths));
+	in_use = rsc__calloc(loop, d->size, 1);
+	paths = rsc__calloc(loop, d->size, sizeof(*paths));
 	if (!in_use || !paths) {
 		free(in_use);
 		free(paths);

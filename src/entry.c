@@ -308,7 +308,7 @@ static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manag
 	if (!e)
 		return NULL;
 	if (len >= sizeof(e->detail_inline)) {
-		e->detail = malloc(len + 1);
+		e->detail = rsc__malloc(loop, len + 1);
 		if (!e->detail) {
 			e->detail = e->detail_inline;
 			rsc__entry_put(loop, e);
@@ -712,7 +712,7 @@ int rsc_defer(struct rsc_scope *h, rsc_exit_fn fn, void *arg,
 	ret = rsc__scope_check_push(h, &s, "rsc_defer");
 	if (ret < 0)
 		return ret;
-	d = malloc(sizeof(*d));
+	d = rsc__malloc(s->loop, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
 	d->fn = fn;
@@ -800,7 +800,7 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 	if (!e)
 		return -ENOMEM;
 	/* Two owners is the double-close bug: the ledger says who owns it. */
-	ret = rsc__ledger_claim(fd, e->h);
+	ret = rsc__ledger_claim(s->loop, fd, e->h);
 	if (ret < 0) {
 		rsc__entry_put(s->loop, e);
 		rsc__set_last_error(ret == -EEXIST ?

@@ -148,7 +148,7 @@ const char *rsc__opcode_name(unsigned opcode)
 	return "io_uring op";
 }
 
-struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
+struct rsc_error *rsc__error_new(struct rsc_loop *loop, int err, const char *op, const char *entry,
 				 const char *detail, const char *scope,
 				 struct rsc_error *cause)
 {
@@ -163,7 +163,7 @@ struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
 	le = strlen(entry) + 1;
 	ld = strlen(detail) + 1;
 	ls = strlen(scope) + 1;
-	e = malloc(sizeof(*e) + lo + le + ld + ls);
+	e = rsc__malloc(loop, sizeof(*e) + lo + le + ld + ls);
 	if (!e)
 		return NULL; /* the caller keeps the previous pending error */
 	e->refs = 1;
@@ -176,10 +176,10 @@ struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
 	return e;
 }
 
-struct rsc_error *rsc__error_append(struct rsc_error *head,
+struct rsc_error *rsc__error_append(struct rsc_loop *loop, struct rsc_error *head,
 				    struct rsc_error *tail)
 {
-	return rsc__error_splice(head, NULL, tail);
+	return rsc__error_splice(loop, head, NULL, tail);
 }
 
 struct rsc_error *rsc__error_ref(struct rsc_error *err)
@@ -206,7 +206,7 @@ void rsc__error_unref(struct rsc_error *err)
  * with its own error. With a stop: errors raised on a parent while its child
  * unwound from the parent's pending error @stop, kept over the child's result.
  */
-struct rsc_error *rsc__error_splice(struct rsc_error *head,
+struct rsc_error *rsc__error_splice(struct rsc_loop *loop, struct rsc_error *head,
 				    const struct rsc_error *stop,
 				    struct rsc_error *tail)
 {
@@ -220,7 +220,7 @@ struct rsc_error *rsc__error_splice(struct rsc_error *head,
 	 * cannot be made, the rest of @head's own chain is kept instead.
 	 */
 	for (; head && head != stop; head = head->cause) {
-		copy = rsc__error_new(head->err, head->op, head->entry, head->detail,
+		copy = rsc__error_new(loop, head->err, head->op, head->entry, head->detail,
 				      head->scope, NULL);
 		if (!copy) {
 			*link = rsc__error_ref(head);

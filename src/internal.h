@@ -572,7 +572,7 @@ static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
  * kernel may have closed the number and given it to another thread already. */
 #define RSC__LEDGER_CLOSING (1ULL << 31)
 uint64_t rsc__ledger_owner(int fd);
-int rsc__ledger_claim(int fd, uint64_t h);
+int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h);
 void rsc__ledger_set_slow(int fd, uint64_t h);
 void rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
 void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all);
@@ -638,14 +638,14 @@ static inline void rsc__ledger_submitted(struct rsc_loop *loop, bool all)
 /* error.c */
 void rsc__set_last_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2))) RSC__COLD;
-struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
+struct rsc_error *rsc__error_new(struct rsc_loop *loop, int err, const char *op, const char *entry,
 				 const char *detail, const char *scope,
 				 struct rsc_error *cause);
 struct rsc_error *rsc__error_ref(struct rsc_error *err);
 void rsc__error_unref(struct rsc_error *err);
-struct rsc_error *rsc__error_append(struct rsc_error *head,
+struct rsc_error *rsc__error_append(struct rsc_loop *loop, struct rsc_error *head,
 				    struct rsc_error *tail);
-struct rsc_error *rsc__error_splice(struct rsc_error *head,
+struct rsc_error *rsc__error_splice(struct rsc_loop *loop, struct rsc_error *head,
 				    const struct rsc_error *stop,
 				    struct rsc_error *tail);
 const char *rsc__opcode_name(unsigned opcode);

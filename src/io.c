@@ -339,7 +339,7 @@ int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(cb, "rsc_timer: cb is NULL");
-	t = malloc(sizeof(*t));
+	t = rsc__malloc(s->loop, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->ms = ms;

@@ -94,8 +94,6 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 	if (loop->audit_level != RSC_AUDIT_OFF)
 		rsc__audit_open_proc_dir(loop);
 	loop->root = rsc__scope_new_root(loop);
-	if (loop->root)
-		ret = rsc__fault_from_env(loop);
 	/* RSC_LOOP_DIRECT: the direct table, registered sparse now (direct.c). */
 	if (loop->root && ret >= 0 && (flags & RSC_LOOP_DIRECT))
 		ret = rsc__direct_setup(loop, RSC_DIRECT_SLOTS_DEFAULT,
@@ -147,6 +145,7 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 
 static struct rsc_loop *loop_alloc(int *retp)
 {
+	struct rsc_fault_state faults;
 	struct rsc_loop *loop;
 	int audit;
 
@@ -156,11 +155,15 @@ static struct rsc_loop *loop_alloc(int *retp)
 		*retp = audit;
 		return NULL;
 	}
-	loop = calloc(1, sizeof(*loop));
+	*retp = rsc__fault_from_env(&faults);
+	if (*retp < 0)
+		return NULL;
+	loop = rsc__fault_state_alloc(&faults) ? NULL : calloc(1, sizeof(*loop));
 	if (!loop) {
 		*retp = -ENOMEM;
 		return NULL;
 	}
+	loop->faults = faults;
 	rsc__list_init(&loop->announce_queue);
 	rsc__list_init(&loop->ready_queue);
 	rsc__list_init(&loop->graceful_list);
@@ -308,7 +311,7 @@ static unsigned stash_cqes(struct rsc_loop *loop)
 			unsigned cap = loop->stash_cap ? loop->stash_cap * 2 : 64;
 			struct rsc_cqe_copy *s;
 
-			s = realloc(loop->stash, cap * sizeof(*s));
+			s = rsc__realloc(loop, loop->stash, cap * sizeof(*s));
 			if (!s)
 				break; /* leave the rest in the ring: nothing is lost */
 			loop->stash = s;
@@ -571,7 +574,7 @@ static void backlog_cancel(struct rsc_loop *loop, uint64_t target_ud)
 {
 	if (loop->n_cancel_backlog == loop->cancel_backlog_cap) {
 		unsigned cap = loop->cancel_backlog_cap ? 2 * loop->cancel_backlog_cap : 16;
-		uint64_t *b = realloc(loop->cancel_backlog, cap * sizeof(*b));
+		uint64_t *b = rsc__realloc(loop, loop->cancel_backlog, cap * sizeof(*b));
 
 		if (!b)
 			return; /* no memory even for this: a later release sends it again */

@@ -292,7 +292,7 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 		return rsc__direct_connect(s, addr, addrlen, timeout_ms, flags,
 					   __builtin_return_address(0), entryp);
 	}
-	a = calloc(1, sizeof(*a));
+	a = rsc__calloc(s->loop, 1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	if (timeout_ms) {
@@ -324,7 +324,7 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 				   RSC_NODELAY | RSC_DEFER_ACCEPT)),
 		       "rsc_listen: unknown flags 0x%x", flags);
 	RSC__CHECK_ARG(backlog >= 0, "rsc_listen: backlog %d", backlog);
-	a = calloc(1, sizeof(*a));
+	a = rsc__calloc(s->loop, 1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->backlog = backlog;

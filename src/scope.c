@@ -161,7 +161,7 @@ void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
 		      const struct rsc__entry *e)
 {
 	/* The error it replaces stays reachable as its cause. */
-	struct rsc_error *next = rsc__error_new(err, op, e ? e->mgr->name : "",
+	struct rsc_error *next = rsc__error_new(s->loop, err, op, e ? e->mgr->name : "",
 						e ? e->detail : "", s->name,
 						s->pending);
 
@@ -246,7 +246,7 @@ void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending)
 	closing_changed(s);
 	if (s->pending && pending) {
 		/* Raised on it before (an early release, rsc_scope_fail): kept as the cause. */
-		struct rsc_error *both = rsc__error_append(pending, s->pending);
+		struct rsc_error *both = rsc__error_append(s->loop, pending, s->pending);
 
 		rsc__error_unref(pending);
 		rsc__error_unref(s->pending);
@@ -282,10 +282,10 @@ static void take_child_result(struct rsc__scope *s, struct rsc__scope *c)
 	if (c->from_parent) {
 		/* The child started from our pending error and carried it on; what
 		 * was raised on us meanwhile stays, on top of its result. */
-		next = rsc__error_splice(s->pending, c->started_from, c->pending);
+		next = rsc__error_splice(s->loop, s->pending, c->started_from, c->pending);
 	} else {
 		/* It failed on its own first: keep both, ours as the cause. */
-		next = rsc__error_append(c->pending, s->pending);
+		next = rsc__error_append(s->loop, c->pending, s->pending);
 	}
 	rsc__error_unref(s->pending);
 	s->pending = next;

@@ -989,7 +989,7 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	/* The runtime's own: an entry adopting it would close it under the trace,
 	 * whose next write would land in whatever file took the number next. */
 	rsc__ledger_set(fd, RSC__LEDGER_RUNTIME);
-	tj = malloc(sizeof(*tj));
+	tj = rsc__malloc(loop, sizeof(*tj));
 	if (!tj) {
 		rsc__ledger_forget(fd, RSC__LEDGER_RUNTIME);
 		close(fd);
