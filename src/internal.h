@@ -649,6 +649,8 @@ struct rsc_error *rsc__error_splice(struct rsc_loop *loop, struct rsc_error *hea
 				    const struct rsc_error *stop,
 				    struct rsc_error *tail);
 const char *rsc__opcode_name(unsigned opcode);
+/* A node with @err alone, made without the heap; NULL if @err is no errno. */
+struct rsc_error *rsc__error_fallback(int err);
 /*
  * Length of the valid UTF-8 sequence at @s, or 0 if it is not one: no
  * overlong form, no surrogate (U+D800-U+DFFF), nothing above U+10FFFF,
@@ -798,6 +800,8 @@ static inline int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uri
 int rsc__submit_now(struct rsc_loop *loop);
 void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n);
 struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqep);
+/* The same, saying why there is none: -EBUSY (no SQE) or -ENOMEM (no op). */
+int rsc__op_with_sqe_why(struct rsc_loop *loop, struct io_uring_sqe **sqep, struct rsc_op **opp);
 bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode);
 int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why);
 /* RSC_SHUTDOWN_ON_RELEASE in @flags needs IORING_OP_SHUTDOWN (Linux 5.11): 0 without it. */

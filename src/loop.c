@@ -487,18 +487,25 @@ void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n)
 }
 
 /* One SQE and the op it completes, SQE first (see reserve_sqes). */
+int rsc__op_with_sqe_why(struct rsc_loop *loop, struct io_uring_sqe **sqep, struct rsc_op **opp)
+{
+	*opp = NULL;
+	if (rsc__get_sqes(loop, 1, sqep) < 0)
+		return -EBUSY;
+	*opp = rsc__op_get(loop);
+	if (!*opp) {
+		rsc__nop_sqes(sqep, 1);
+		return -ENOMEM;
+	}
+	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(*opp));
+	return 0;
+}
+
 struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqep)
 {
 	struct rsc_op *op;
 
-	if (rsc__get_sqes(loop, 1, sqep) < 0)
-		return NULL;
-	op = rsc__op_get(loop);
-	if (!op) {
-		rsc__nop_sqes(sqep, 1);
-		return NULL;
-	}
-	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(op));
+	(void)rsc__op_with_sqe_why(loop, sqep, &op);
 	return op;
 }
 

@@ -168,6 +168,10 @@ void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
 	if (next) {
 		rsc__error_unref(s->pending);
 		s->pending = next;
+	} else if (!s->pending) {
+		/* No memory: the chain cannot grow, but an error it has (the first)
+		 * stays, and a first one is never lost (its errno, without names). */
+		s->pending = rsc__error_fallback(err);
 	}
 }
 
@@ -559,6 +563,7 @@ int rsc_scope_close(struct rsc_scope *h, rsc_scope_close_cb cb, void *data)
 
 int rsc_scope_fail(struct rsc_scope *h, int err, const char *op)
 {
+	struct rsc_error *next;
 	struct rsc__scope *s;
 
 	RSC__SCOPE(s, h, "rsc_scope_fail");
@@ -568,7 +573,14 @@ int rsc_scope_fail(struct rsc_scope *h, int err, const char *op)
 				    s->name);
 		return -EALREADY;
 	}
-	rsc__scope_raise(s, err, op ? op : "fail", NULL);
+	/* The caller hears when its error cannot be recorded: nothing changes then. */
+	next = rsc__error_new(s->loop, err, op ? op : "fail", "", "", s->name, s->pending);
+	if (!next) {
+		rsc__set_last_error("rsc_scope_fail: no memory for the error of scope '%s'", s->name);
+		return -ENOMEM;
+	}
+	rsc__error_unref(s->pending);
+	s->pending = next;
 	/* Like rsc_scope_close(): no exit runs inside this call. */
 	s->fail_queued = true;
 	closing_changed(s);

@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "tmgr.h"
+
+/*
+ * The heap cannot grow (alloc:N:ENOMEM, rsc_fault_set(3)): each public call
+ * that allocates has its 1st, 2nd, ... allocation fail, once and as a burst
+ * of 16, until the call runs with no fault left. Each time the call fails
+ * with -ENOMEM (or succeeds), no descriptor stays open, every acquired
+ * entry is released exactly once, and the loop still works and closes with 0.
+ * LSan (the ASan build) sees any memory left behind.
+ */
+
+#define MAX_NTH 400 /* far more allocations than any one case makes */
+
+struct af_ctx {
+	struct rsc_loop *loop;
+	struct rsc_scope *s;	 /* opened before the faults */
+	struct rsc_scope *other; /* made under the faults, if the case makes one */
+	struct rsc_entry *e;
+	int peer;		 /* the test's end of a socket pair, or -1 */
+	int fd;			 /* a descriptor the caller still owns, or -1 */
+	int exits, posts, cbs;	 /* callbacks seen */
+	int close_ret;		 /* the scope's result */
+	int first_err;		 /* the first error the case raised, or 0 */
+	struct rsc_error *chain; /* the scope's error chain */
+};
+
+struct af_case {
+	const char *name;
+	void (*prepare)(struct af_ctx *c); /* before the faults (optional) */
+	int (*call)(struct af_ctx *c);	   /* the call under test, faults on */
+	void (*finish)(struct af_ctx *c, int ret); /* still under the faults */
+	void (*verify)(struct af_ctx *c, int ret); /* faults off (optional) */
+	unsigned loop_flags;
+	unsigned need_opcode; /* 0, or an opcode the kernel must have */
+	bool compound; /* a socket entry whose descriptor the next entry takes over */
+};
+
+/* -ENOMEM, or the one other error this case may document. */
+static void assert_enomem_or_ok(int ret, const char *what)
+{
+	ck_assert_msg(ret == 0 || ret == -ENOMEM, "%s: %s (%s)", what, rsc_strerror(ret),
+		      rsc_last_error());
+}
+
+static void run_dry(struct rsc_loop *loop)
+{
+	long deadline = t_now_ms() + 10000;
+
+	while (rsc_loop_alive(loop) > 0) {
+		ck_assert_msg(t_now_ms() < deadline, "the loop did not run dry in 10 s");
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	}
+}
+
+static void close_scope(struct af_ctx *c, struct rsc_scope **s)
+{
+	if (!*s)
+		return;
+	c->close_ret = rsc_scope_close_wait(*s, c->chain ? NULL : &c->chain);
+	*s = NULL;
+}
+
+/* The scope under test closes with 0 or -ENOMEM only, and its exits ran once. */
+static void run_dry_scope(struct af_ctx *c)
+{
+	close_scope(c, &c->other);
+	close_scope(c, &c->s);
+	assert_enomem_or_ok(c->close_ret, "the scope's close");
+}
+
+/* Most cases: close what was opened under the faults. */
+static void finish_close(struct af_ctx *c, int ret)
+{
+	(void)ret;
+	run_dry_scope(c);
+}
+
+static void prepare_scope(struct af_ctx *c)
+{
+	ck_assert_int_eq(rsc_scope_open(c->loop, NULL, "af", &c->s), 0);
+}
+
+/* ---- the cases ---- */
+
+static int call_scope_open(struct af_ctx *c)
+{
+	int ret = rsc_scope_open(c->loop, NULL, "child", &c->other);
+
+	if (ret < 0)
+		ck_assert_ptr_null(c->other);
+	return ret;
+}
+
+static int call_scope_open_nested(struct af_ctx *c)
+{
+	return rsc_scope_open(c->loop, c->s, "nested", &c->other);
+}
+
+static int call_open(struct af_ctx *c)
+{
+	int ret = rsc_open(c->s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &c->e);
+
+	if (ret < 0)
+		ck_assert_ptr_null(c->e);
+	return ret;
+}
+
+/* A path longer than an entry's inline detail: the detail is allocated. */
+static int call_open_long_path(struct af_ctx *c)
+{
+	char path[200];
+
+	snprintf(path, sizeof(path), "%s/%0150d", t_dir, 7);
+	close(open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+	return rsc_open(c->s, AT_FDCWD, path, O_RDONLY, 0, 0, &c->e);
+}
+
+static int call_socket(struct af_ctx *c)
+{
+	return rsc_socket(c->s, AF_UNIX, SOCK_STREAM, 0, 0, &c->e);
+}
+
+static int call_pipe(struct af_ctx *c)
+{
+	return rsc_pipe(c->s, 0, &c->e);
+}
+
+static void prepare_pair(struct af_ctx *c)
+{
+	int sv[2];
+
+	prepare_scope(c);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	c->fd = sv[0];
+	c->peer = sv[1];
+}
+
+static int call_adopt(struct af_ctx *c)
+{
+	int ret = rsc_adopt(c->s, c->fd, 0, &c->e);
+
+	if (ret == 0)
+		c->fd = -1; /* the entry's now */
+	return ret;
+}
+
+static int count_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	((struct af_ctx *)arg)->exits++;
+	return 0;
+}
+
+static int call_defer(struct af_ctx *c)
+{
+	return rsc_defer(c->s, count_exit, c, &c->e);
+}
+
+static void verify_defer(struct af_ctx *c, int ret)
+{
+	/* Exactly once when pushed; never when the push failed. */
+	ck_assert_int_eq(c->exits, ret == 0 ? 1 : 0);
+}
+
+static struct tmgr af_tm;
+
+static void prepare_push(struct af_ctx *c)
+{
+	prepare_scope(c);
+	memset(&af_tm, 0, sizeof(af_tm));
+	af_tm.enter = TM_ENTER_OPEN;
+	af_tm.path = "/dev/null";
+}
+
+static int call_push(struct af_ctx *c)
+{
+	return rsc_push(c->s, &tmgr_manager, &af_tm, &c->e);
+}
+
+static void verify_push(struct af_ctx *c, int ret)
+{
+	(void)c;
+	/* A failed push acquired nothing: its exit is not called. */
+	ck_assert_int_eq(af_tm.exit_calls, ret == 0 && af_tm.enter_calls ? 1 : 0);
+}
+
+static int call_timer(struct af_ctx *c)
+{
+	return rsc_timer(c->s, 100000, t_store_res, &c->cbs, &c->e);
+}
+
+static int call_deadline(struct af_ctx *c)
+{
+	return rsc_scope_set_deadline(c->s, 60000, 0);
+}
+
+static void verify_deadline(struct af_ctx *c, int ret)
+{
+	(void)ret;
+	/* A refused deadline left nothing armed: the close was no deadline. */
+	ck_assert_int_ne(c->close_ret, -ETIMEDOUT);
+	ck_assert_int_eq(rsc_loop_counter(c->loop, RSC_CTR_DEADLINES), 0);
+}
+
+static void count_post(struct rsc_loop *loop, void *arg)
+{
+	(void)loop;
+	((struct af_ctx *)arg)->posts++;
+}
+
+static int call_post(struct af_ctx *c)
+{
+	return rsc_loop_post(c->loop, count_post, c);
+}
+
+static void finish_post(struct af_ctx *c, int ret)
+{
+	(void)ret;
+	run_dry(c->loop);
+}
+
+static void verify_post(struct af_ctx *c, int ret)
+{
+	ck_assert_int_eq(c->posts, ret == 0 ? 1 : 0);
+}
+
+static int call_trace_file(struct af_ctx *c)
+{
+	return rsc_loop_trace_file(c->loop, t_path("trace.json"));
+}
+
+static void finish_trace(struct af_ctx *c, int ret)
+{
+	struct rsc_scope *s;
+
+	(void)ret;
+	/* Events to write, some with memory and some without. */
+	if (rsc_scope_open(c->loop, NULL, "traced", &s) == 0) {
+		if (rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL) == 0)
+			run_dry(c->loop);
+		(void)rsc_scope_close_wait(s, NULL);
+	}
+}
+
+static void verify_trace(struct af_ctx *c, int ret)
+{
+	(void)ret;
+	ck_assert_int_ge(rsc_loop_trace_file(c->loop, NULL), 0);
+}
+
+static int call_chain(struct af_ctx *c)
+{
+	struct rsc_chain *ch = NULL;
+	int ret;
+
+	ret = rsc_chain_new(c->s, &ch);
+	if (ret < 0) {
+		ck_assert_ptr_null(ch);
+		return ret;
+	}
+	ret = rsc_chain_open(ch, AT_FDCWD, "/dev/null", O_RDONLY, 0, NULL);
+	if (ret == 0)
+		ret = rsc_chain_socket(ch, AF_UNIX, SOCK_STREAM, 0, NULL);
+	if (ret == 0)
+		ret = rsc_chain_submit(ch);
+	rsc_chain_free(ch); /* a no-op once submitted */
+	return ret;
+}
+
+static void prepare_direct(struct af_ctx *c)
+{
+	prepare_scope(c);
+	ck_assert_int_eq(rsc_loop_set_direct(c->loop, 16, 4), 0);
+}
+
+static void count_accept(struct rsc_entry *l, int res, struct rsc_scope *cs,
+			 struct rsc_entry *conn, void *data)
+{
+	(void)l;
+	(void)res;
+	(void)conn;
+	((struct af_ctx *)data)->cbs++;
+	if (cs) /* the connection's scope is the caller's to close */
+		ck_assert_int_eq(rsc_scope_close(cs, NULL, NULL), 0);
+}
+
+static int call_listen_accept(struct af_ctx *c)
+{
+	struct sockaddr_in to = t_loopback(0);
+	int ret = rsc_listen(c->s, (struct sockaddr *)&to, sizeof(to), 8, 0, &c->e);
+
+	if (ret < 0)
+		return ret;
+	if (rsc_entry_wait(c->e) < 0)
+		return 0; /* the listener's own acquire failed: the scope says why */
+	ret = rsc_accept(c->e, 0, count_accept, c);
+	if (ret == 0) {
+		socklen_t len = sizeof(to);
+
+		ck_assert_int_eq(rsc_entry_sockname(c->e, (struct sockaddr *)&to, &len), 0);
+		c->peer = t_connect(&to);
+	}
+	return ret;
+}
+
+static void verify_accept(struct af_ctx *c, int ret)
+{
+	/* A started accept ends with exactly one callback; a refused one, none. */
+	ck_assert_int_eq(c->cbs, ret == 0 && c->peer >= 0 ? 1 : 0);
+}
+
+static void prepare_multishot(struct af_ctx *c)
+{
+	prepare_scope(c);
+	c->e = t_adopted_pair(c->s, &c->peer);
+}
+
+static void count_recv(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)buf;
+	if (res <= 0)
+		((struct af_ctx *)data)->cbs++;
+}
+
+static int call_recv_multishot(struct af_ctx *c)
+{
+	int ret = rsc_recv_multishot(c->e, 0, count_recv, c);
+
+	if (ret == 0)
+		ck_assert_int_eq(write(c->peer, "x", 1), 1);
+	return ret;
+}
+
+static int call_recv_buffers(struct af_ctx *c)
+{
+	int ret = rsc_loop_set_recv_buffers(c->loop, 8, 256);
+
+	if (ret == 0)
+		ret = call_recv_multishot(c);
+	return ret;
+}
+
+static void verify_recv(struct af_ctx *c, int ret)
+{
+	/* The last call comes once for a started receive, never for a refused one. */
+	ck_assert_int_eq(c->cbs, ret == 0 ? 1 : 0);
+}
+
+static int fail_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct af_ctx *c = arg;
+	static const int errs[] = { EIO, EPERM, EROFS, EXDEV, EDOM, ERANGE, ENOTTY, ESPIPE };
+
+	(void)e;
+	(void)pending;
+	/* Each exit its own error, none the runtime gives a meaning to. */
+	return -errs[c->exits++ % 8];
+}
+
+/* Errors raised while the chain cannot grow: the first one is never lost. */
+static void prepare_failing_exits(struct af_ctx *c)
+{
+	int i;
+
+	prepare_scope(c);
+	for (i = 0; i < 6; i++)
+		ck_assert_int_eq(rsc_defer(c->s, fail_exit, c, NULL), 0);
+	c->first_err = -ENOSPC;
+}
+
+static int call_scope_fail(struct af_ctx *c)
+{
+	int ret = rsc_scope_fail(c->s, -ENOSPC, "body");
+
+	if (ret < 0) /* refused, nothing changed: the close is clean, its first exit's error first */
+		c->first_err = -EIO;
+	return ret;
+}
+
+static void finish_failing(struct af_ctx *c, int ret)
+{
+	(void)ret;
+	close_scope(c, &c->s);
+}
+
+static void verify_failing(struct af_ctx *c, int ret)
+{
+	const struct rsc_error *e;
+
+	(void)ret;
+	ck_assert_int_eq(c->exits, 6);
+	ck_assert_int_ne(c->close_ret, 0);
+	ck_assert_ptr_nonnull(c->chain);
+	ck_assert_int_eq(rsc_error_errno(c->chain), c->close_ret);
+	for (e = c->chain; rsc_error_cause(e); e = rsc_error_cause(e))
+		;
+	ck_assert_msg(rsc_error_errno(e) == c->first_err, "the first error %s is lost: the deepest is %s",
+		      rsc_err_name(c->first_err), rsc_err_name(rsc_error_errno(e)));
+}
+
+/* Failing exits on a clean close: the first exit's error must come out. */
+static void prepare_failing_exits_clean(struct af_ctx *c)
+{
+	prepare_failing_exits(c);
+	c->first_err = -EIO;
+}
+
+static int call_nothing(struct af_ctx *c)
+{
+	(void)c;
+	return 0;
+}
+
+static void release_cb(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	(void)res;
+	((struct af_ctx *)data)->cbs++;
+}
+
+/* An early release whose exit fails: its callback once, the error kept. */
+static void prepare_release(struct af_ctx *c)
+{
+	prepare_scope(c);
+	ck_assert_int_eq(rsc_defer(c->s, fail_exit, c, &c->e), 0);
+}
+
+static int call_release(struct af_ctx *c)
+{
+	return rsc_entry_release(c->e, release_cb, c);
+}
+
+static void finish_release(struct af_ctx *c, int ret)
+{
+	(void)ret;
+	run_dry(c->loop);
+	close_scope(c, &c->s);
+}
+
+static void verify_release(struct af_ctx *c, int ret)
+{
+	ck_assert_int_eq(c->exits, 1);
+	ck_assert_int_eq(c->cbs, ret == 0 ? 1 : 0);
+}
+
+static int call_release_wait(struct af_ctx *c)
+{
+	struct rsc_error *err = NULL;
+	int ret = rsc_entry_release_wait(c->e, &err);
+
+	/* The exit's error, with or without its chain node. */
+	ck_assert_int_eq(ret, -EIO);
+	if (err)
+		ck_assert_int_eq(rsc_error_errno(err), ret);
+	rsc_error_free(err);
+	return 0;
+}
+
+static void verify_release_wait(struct af_ctx *c, int ret)
+{
+	(void)ret;
+	ck_assert_int_eq(c->exits, 1);
+}
+
+static int call_audit_full(struct af_ctx *c)
+{
+	int ret = rsc_loop_set_audit(c->loop, RSC_AUDIT_FULL);
+
+	if (ret < 0)
+		return ret;
+	ret = rsc_scope_open(c->loop, NULL, "audited", &c->other);
+	if (ret == 0)
+		ret = rsc_open(c->other, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL);
+	return ret;
+}
+
+static int call_inbox(struct af_ctx *c)
+{
+	return rsc_inbox(c->s, t_count_arrival, &c->cbs, &c->e);
+}
+
+static const struct af_case cases[] = {
+	{ "scope_open", NULL, call_scope_open, finish_close, NULL, 0, 0, false },
+	{ "scope_open_nested", prepare_scope, call_scope_open_nested, finish_close, NULL, 0, 0, false },
+	{ "open", prepare_scope, call_open, finish_close, NULL, 0, 0, false },
+	{ "open_long_path", prepare_scope, call_open_long_path, finish_close, NULL, 0, 0, false },
+	{ "socket", prepare_scope, call_socket, finish_close, NULL, 0, IORING_OP_SOCKET, false },
+	{ "pipe", prepare_scope, call_pipe, finish_close, NULL, 0, OP_PIPE, false },
+	{ "adopt", prepare_pair, call_adopt, finish_close, NULL, 0, 0, false },
+	{ "defer", prepare_scope, call_defer, finish_close, verify_defer, 0, 0, false },
+	{ "push", prepare_push, call_push, finish_close, verify_push, 0, 0, false },
+	{ "timer", prepare_scope, call_timer, finish_close, NULL, 0, IORING_OP_TIMEOUT, false },
+	{ "set_deadline", prepare_scope, call_deadline, finish_close, verify_deadline, 0, 0, false },
+	{ "loop_post", NULL, call_post, finish_post, verify_post, 0, 0, false },
+	{ "trace_file", NULL, call_trace_file, finish_trace, verify_trace, 0, 0, false },
+	{ "chain", prepare_direct, call_chain, finish_close, NULL, 0, IORING_OP_SOCKET, false },
+	{ "listen_accept", prepare_scope, call_listen_accept, finish_close, verify_accept, 0,
+	  IORING_OP_ACCEPT, true },
+	{ "recv_multishot", prepare_multishot, call_recv_multishot, finish_close, verify_recv, 0,
+	  IORING_OP_PROVIDE_BUFFERS, false },
+	{ "set_recv_buffers", prepare_multishot, call_recv_buffers, finish_close, verify_recv, 0,
+	  IORING_OP_PROVIDE_BUFFERS, false },
+	{ "scope_fail_failing_exits", prepare_failing_exits, call_scope_fail, finish_failing,
+	  verify_failing, 0, 0, false },
+	{ "failing_exits", prepare_failing_exits_clean, call_nothing, finish_failing,
+	  verify_failing, 0, 0, false },
+	{ "entry_release", prepare_release, call_release, finish_release, verify_release, 0, 0, false },
+	{ "entry_release_wait", prepare_release, call_release_wait, finish_release,
+	  verify_release_wait, 0, 0, false },
+	{ "audit_full", NULL, call_audit_full, finish_close, NULL, 0, 0, false },
+	{ "inbox", prepare_direct, call_inbox, finish_close, NULL, 0, IORING_OP_MSG_RING, false },
+};
+
+#define N_CASES ((int)(sizeof(cases) / sizeof(cases[0])))
+
+/* alloc:@nth:ENOMEM, and with @burst the 15 after it too. */
+static void set_alloc_faults(struct rsc_loop *loop, int nth, bool burst)
+{
+	char spec[512];
+	size_t used = 0;
+	int i;
+
+	for (i = 0; i < (burst ? 16 : 1); i++)
+		used += (size_t)snprintf(spec + used, sizeof(spec) - used, "%salloc:%d:ENOMEM",
+					 i ? "," : "", nth + i);
+	ck_assert_int_eq(rsc_fault_set(loop, spec), 0);
+}
+
+/* After the faults: a scope, a file, a close; all released. */
+static void assert_loop_still_works(struct rsc_loop *loop)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "after", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL), 0);
+	run_dry(loop);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+
+/* One run of @k with allocation @nth failing; true if a fault was injected. */
+static bool run_case(const struct af_case *k, int nth, bool burst)
+{
+	struct af_ctx c = { .peer = -1, .fd = -1 };
+	int before = t_fd_count(), ret;
+	long long injected;
+
+	ck_assert_int_eq(rsc_loop_new(&c.loop, 64, k->loop_flags), 0);
+	if (k->prepare)
+		k->prepare(&c);
+	set_alloc_faults(c.loop, nth, burst);
+	ret = k->call(&c);
+	ck_assert_msg(ret == 0 || ret == -ENOMEM, "%s, allocation %d failing: %s (%s)", k->name,
+		      nth, rsc_strerror(ret), rsc_last_error());
+	k->finish(&c, ret);
+	injected = rsc_loop_counter(c.loop, RSC_CTR_FAULTS_INJECTED);
+	ck_assert_int_eq(rsc_fault_set(c.loop, NULL), 0);
+	run_dry(c.loop);
+	if (k->verify)
+		k->verify(&c, ret);
+	rsc_error_free(c.chain);
+	/* Exactly once: every entry that was acquired was released. */
+	ck_assert_msg(k->compound || rsc_loop_counter(c.loop, RSC_CTR_ACQUIRED) ==
+		      rsc_loop_counter(c.loop, RSC_CTR_RELEASED),
+		      "%s, allocation %d failing: %lld acquired, %lld released", k->name, nth,
+		      rsc_loop_counter(c.loop, RSC_CTR_ACQUIRED),
+		      rsc_loop_counter(c.loop, RSC_CTR_RELEASED));
+	assert_loop_still_works(c.loop);
+	ck_assert_int_eq(rsc_loop_close(c.loop), 0);
+	if (c.peer >= 0)
+		close(c.peer);
+	if (c.fd >= 0)
+		close(c.fd); /* a refused adopt leaves it the caller's */
+	ck_assert_msg(t_fd_count() == before, "%s, allocation %d failing: %d descriptors left open",
+		      k->name, nth, t_fd_count() - before);
+	return injected > 0;
+}
+
+static void run_all_nth(int i, bool burst)
+{
+	const struct af_case *k = &cases[i];
+	int nth;
+
+	if (k->need_opcode && !t_kernel_has(k->need_opcode)) {
+		printf("SKIP %s: kernel lacks opcode %u\n", k->name, k->need_opcode);
+		return;
+	}
+	for (nth = 1; nth < MAX_NTH; nth++)
+		if (!run_case(k, nth, burst))
+			return; /* it ran with no fault left */
+	ck_abort_msg("%s still met a fault at allocation %d", k->name, MAX_NTH);
+}
+
+START_TEST(each_allocation_failing_once_fails_cleanly)
+{
+	run_all_nth(_i, false);
+}
+END_TEST
+
+START_TEST(each_allocation_failing_in_a_burst_fails_cleanly)
+{
+	run_all_nth(_i, true);
+}
+END_TEST
+
+/* alloc:N through RINGSCOPE_FAULT: the loop's own allocations, from the first. */
+START_TEST(loop_new_each_allocation_fails_cleanly)
+{
+	static const unsigned flags[] = { 0, RSC_LOOP_DIRECT, RSC_LOOP_POLLABLE };
+	unsigned f = flags[_i];
+	int before = t_fd_count(), nth;
+	char spec[64];
+
+	for (nth = 1; nth < MAX_NTH; nth++) {
+		struct rsc_loop *loop = (struct rsc_loop *)1;
+		long long injected;
+		int ret;
+
+		snprintf(spec, sizeof(spec), "alloc:%d:ENOMEM", nth);
+		ck_assert_int_eq(setenv("RINGSCOPE_FAULT", spec, 1), 0);
+		ret = rsc_loop_new(&loop, 64, f);
+		ck_assert_int_eq(unsetenv("RINGSCOPE_FAULT"), 0);
+		ck_assert_msg(ret == 0 || ret == -ENOMEM, "rsc_loop_new, allocation %d failing: %s", nth,
+			      rsc_strerror(ret));
+		if (ret < 0) {
+			ck_assert_ptr_null(loop);
+			ck_assert_int_eq(t_fd_count(), before);
+			continue;
+		}
+		injected = rsc_loop_counter(loop, RSC_CTR_FAULTS_INJECTED);
+		ck_assert_int_eq(rsc_fault_set(loop, NULL), 0);
+		assert_loop_still_works(loop);
+		ck_assert_int_eq(rsc_loop_close(loop), 0);
+		ck_assert_int_eq(t_fd_count(), before);
+		if (!injected)
+			return; /* it ran with no fault left */
+	}
+	ck_abort_msg("rsc_loop_new still met a fault at allocation %d", MAX_NTH);
+}
+END_TEST
+
+/* The kind is refused with any errno but ENOMEM: a malloc fails one way. */
+START_TEST(alloc_rule_takes_enomem_only)
+{
+	ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:EIO"), -EINVAL);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+}
+END_TEST
+
+Suite *make_alloc_faults_suite(void)
+{
+	Suite *s = suite_create("alloc_faults");
+	TCase *tc = tcase_create("alloc_faults");
+
+	if (!t_has_fault_injection()) {
+		printf("SKIP alloc_faults: this build has no fault injection\n");
+		suite_add_tcase(s, tc);
+		return s;
+	}
+	t_add_fixture(tc);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, alloc_rule_takes_enomem_only);
+	tcase_add_loop_test(tc, loop_new_each_allocation_fails_cleanly, 0, 3);
+	tcase_add_loop_test(tc, each_allocation_failing_once_fails_cleanly, 0, N_CASES);
+	tcase_add_loop_test(tc, each_allocation_failing_in_a_burst_fails_cleanly, 0, N_CASES);
+	suite_add_tcase(s, tc);
+	return s;
+}
