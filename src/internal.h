@@ -78,6 +78,7 @@ struct rsc_op {
 	/* A cancel by descriptor: whose ops (an entry handle), and how many it should find. */
 	uint64_t cancel_entry;
 	unsigned cancel_expect;
+	bool cancel_owed; /* a cancel of it found no memory, even for the backlog (loop.c) */
 	struct rsc_op *next_free;
 };
 
@@ -376,6 +377,7 @@ struct rsc_loop {
 	/* Cancels that found no SQE: their targets' user_data, sent on the next turn. */
 	uint64_t *cancel_backlog;
 	unsigned n_cancel_backlog, cancel_backlog_cap;
+	unsigned n_cancel_owed; /* ops marked cancel_owed, still in flight */
 
 	struct rsc_fault_state faults;
 	rsc_trace_cb trace_cb;
@@ -736,6 +738,10 @@ static inline void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op)
 {
 	assert(loop->ops_inflight > 0);
 	loop->ops_inflight--;
+	if (__builtin_expect(op->cancel_owed, 0)) {
+		op->cancel_owed = false; /* completed: nothing to cancel any more */
+		loop->n_cancel_owed--;
+	}
 	op->gen = (op->gen + 1) & RSC__OP_GEN_MASK; /* bit 63 of user_data is the tag */
 	if (op->gen == 0)
 		op->gen = 1;

@@ -583,15 +583,42 @@ static void backlog_cancel(struct rsc_loop *loop, uint64_t target_ud)
 		unsigned cap = loop->cancel_backlog_cap ? 2 * loop->cancel_backlog_cap : 16;
 		uint64_t *b = rsc__realloc(loop, loop->cancel_backlog, cap * sizeof(*b));
 
-		if (!b)
-			return; /* no memory even for this: a later release sends it again */
+		if (!b) {
+			/* No memory even for this: the target itself remembers (no
+			 * memory needed), and the next turn finds it by a walk. */
+			struct rsc_op *t = rsc__op_lookup(loop, target_ud);
+
+			if (t && !t->cancel_owed) {
+				t->cancel_owed = true;
+				loop->n_cancel_owed++;
+			}
+			return;
+		}
 		loop->cancel_backlog = b;
 		loop->cancel_backlog_cap = cap;
 	}
 	loop->cancel_backlog[loop->n_cancel_backlog++] = target_ud;
 }
 
-/* The cancels that waited for an SQE, to targets still in flight. */
+/* Cancels that found no memory for the backlog either: a walk of the op table. */
+static void cancel_owed_send(struct rsc_loop *loop)
+{
+	unsigned c, i, n = loop->n_cancel_owed;
+
+	for (c = 0; n && c < loop->n_op_chunks; c++)
+		for (i = 0; n && i < RSC__OPS_PER_CHUNK; i++) {
+			struct rsc_op *op = &loop->op_chunks[c][i];
+
+			if (!op->cancel_owed || !op->complete)
+				continue;
+			op->cancel_owed = false;
+			loop->n_cancel_owed--;
+			n--;
+			(void)submit_cancel_ud(loop, rsc__op_user_data(op), 1);
+		}
+}
+
+/* The cancels that waited for an SQE or memory, to targets still in flight. */
 static void cancel_backlog_send(struct rsc_loop *loop)
 {
 	unsigned i, n = loop->n_cancel_backlog;
@@ -600,6 +627,14 @@ static void cancel_backlog_send(struct rsc_loop *loop)
 	for (i = 0; i < n; i++)
 		if (rsc__op_lookup(loop, loop->cancel_backlog[i]))
 			(void)submit_cancel_ud(loop, loop->cancel_backlog[i], 1);
+	if (loop->n_cancel_owed)
+		cancel_owed_send(loop);
+}
+
+/* Cancels left for a later turn: in the backlog, or marked on their targets. */
+static bool cancels_owed(const struct rsc_loop *loop)
+{
+	return loop->n_cancel_backlog || loop->n_cancel_owed;
 }
 
 static struct rsc_op *submit_cancel_ud(struct rsc_loop *loop, uint64_t target_ud,
@@ -903,7 +938,7 @@ static void shared_wake(struct rsc_loop *loop)
 	struct rsc_op *op;
 
 	if (loop->shared_wake || (rsc__list_empty(&loop->retry_list) &&
-				  !loop->n_cancel_backlog && !loop->dl_rearm))
+				  !cancels_owed(loop) && !loop->dl_rearm))
 		return;
 	op = rsc__op_with_sqe(loop, &sqe);
 	if (!op)
@@ -924,7 +959,7 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 		return -EOPNOTSUPP;
 	}
 	loop->running = true;
-	if (loop->n_cancel_backlog)
+	if (cancels_owed(loop))
 		cancel_backlog_send(loop);
 	rsc__post_forget_failed(loop);
 	rsc__post_run(loop);
@@ -960,7 +995,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		unsigned done;
 		bool wait;
 
-		if (loop->n_cancel_backlog)
+		if (cancels_owed(loop))
 			cancel_backlog_send(loop);
 		/* In this order: stashed completions, due callbacks, then retries. */
 		done = __atomic_load_n(&loop->post_head, __ATOMIC_RELAXED) ? rsc__post_run(loop) : 0;
@@ -1020,7 +1055,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	/* A callback of the last reap may have left work (an SQE, a close, a
 	 * cancel or a deadline's timer that found no SQE and waits for the next
 	 * turn): a host loop polling us must hear of it, or it sleeps forever. */
-	if (loop->pollable && (io_uring_sq_ready(loop->ring) || loop->n_cancel_backlog ||
+	if (loop->pollable && (io_uring_sq_ready(loop->ring) || cancels_owed(loop) ||
 			       loop->dl_rearm ||
 			       !rsc__list_empty(&loop->ready_queue) ||
 			       !rsc__list_empty(&loop->announce_queue) ||

@@ -34,6 +34,10 @@ struct af_ctx {
 	int close_ret;		 /* the scope's result */
 	int first_err;		 /* the first error the case raised, or 0 */
 	struct rsc_error *chain; /* the scope's error chain */
+	int allowed_close_err; /* an error the scope may end with besides -ENOMEM */
+	int io_started, io_done; /* tracked I/O calls that returned 0; their callbacks */
+	int lfd, fill[64], nfill; /* a full AF_UNIX listener (t_full_unix_listener) */
+	struct sockaddr_un sun;
 };
 
 struct af_case {
@@ -77,7 +81,8 @@ static void run_dry_scope(struct af_ctx *c)
 {
 	close_scope(c, &c->other);
 	close_scope(c, &c->s);
-	assert_enomem_or_ok(c->close_ret, "the scope's close");
+	if (c->close_ret != c->allowed_close_err)
+		assert_enomem_or_ok(c->close_ret, "the scope's close");
 }
 
 /* Most cases: close what was opened under the faults. */
@@ -493,6 +498,176 @@ static int call_inbox(struct af_ctx *c)
 	return rsc_inbox(c->s, t_count_arrival, &c->cbs, &c->e);
 }
 
+static void io_done(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)buf;
+	((struct af_ctx *)data)->io_done++;
+}
+
+static char af_buf[64];
+
+/* Tracked I/O: each call that returned 0 has exactly one callback. */
+static int call_read_write(struct af_ctx *c)
+{
+	int ret = rsc_write(c->e, "ping", 4, -1, io_done, c);
+
+	if (ret < 0)
+		return ret;
+	c->io_started++;
+	ret = rsc_read(c->e, af_buf, sizeof(af_buf), -1, io_done, c);
+	if (ret < 0)
+		return ret;
+	c->io_started++;
+	/* One that never completes: the close must cancel it. */
+	ret = rsc_read(c->e, af_buf, sizeof(af_buf), -1, io_done, c);
+	if (ret == 0)
+		c->io_started++;
+	return ret;
+}
+
+static void finish_read_write(struct af_ctx *c, int ret)
+{
+	char echo[8];
+
+	(void)ret;
+	/* The peer answers the write, so that the first read completes. */
+	(void)rsc_loop_run(c->loop, RSC_RUN_NOWAIT);
+	if (c->io_started && recv(c->peer, echo, sizeof(echo), MSG_DONTWAIT) > 0)
+		ck_assert_int_gt(write(c->peer, "pong", 4), 0);
+	finish_close(c, ret);
+}
+
+static void verify_io(struct af_ctx *c, int ret)
+{
+	(void)ret;
+	ck_assert_int_eq(c->io_done, c->io_started);
+}
+
+static void graceful_closed(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)err;
+	((struct af_ctx *)data)->cbs++;
+	((struct af_ctx *)data)->close_ret = status;
+}
+
+static void prepare_graceful(struct af_ctx *c)
+{
+	prepare_multishot(c);
+	ck_assert_int_eq(rsc_read(c->e, af_buf, sizeof(af_buf), -1, io_done, c), 0);
+	c->io_started = 1;
+}
+
+static int call_graceful(struct af_ctx *c)
+{
+	int ret = rsc_scope_close_graceful(c->s, 20, graceful_closed, c);
+
+	if (ret == 0)
+		c->s = NULL; /* the callback says how it ended */
+	return ret;
+}
+
+static void finish_graceful(struct af_ctx *c, int ret)
+{
+	run_dry(c->loop);
+	ck_assert_int_eq(c->cbs, ret == 0 ? 1 : 0);
+	close_scope(c, &c->s);
+}
+
+/* Errors raised in a child and in its parent while the chain cannot grow. */
+static void prepare_child_errors(struct af_ctx *c)
+{
+	int i;
+
+	prepare_scope(c);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(rsc_defer(c->s, fail_exit, c, NULL), 0);
+	ck_assert_int_eq(rsc_scope_open(c->loop, c->s, "child", &c->other), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(rsc_defer(c->other, fail_exit, c, NULL), 0);
+	c->first_err = -EIO; /* the child unwinds first: its newest exit */
+}
+
+static void finish_child_errors(struct af_ctx *c, int ret)
+{
+	(void)ret;
+	c->other = NULL; /* the parent's close takes it along */
+	close_scope(c, &c->s);
+}
+
+/* The child failed on its own first, then its parent. */
+static int call_fail_child_then_parent(struct af_ctx *c)
+{
+	int ret = rsc_scope_fail(c->other, -ENOSPC, "child body");
+
+	if (ret < 0) {
+		c->first_err = -EIO;
+		return ret;
+	}
+	c->first_err = -ENOSPC;
+	run_dry(c->loop); /* the child unwinds now, on its own */
+	ret = rsc_scope_fail(c->s, -EPIPE, "parent body");
+	/* A child that failed on its own has its parent's error as its cause. */
+	if (ret == 0)
+		c->first_err = -EPIPE;
+	return ret;
+}
+
+static int call_metrics(struct af_ctx *c)
+{
+	FILE *f = tmpfile();
+	int ret;
+
+	ck_assert_ptr_nonnull(f);
+	ret = rsc_loop_set_metrics(c->loop, RSC_METRICS_LATENCY);
+	if (ret == 0)
+		ret = rsc_metrics_write(&c->loop, 1, f);
+	fclose(f);
+	return ret;
+}
+
+/* An acquire in flight at the close: its cancel needs an op, and a backlog without one. */
+static void prepare_cancel(struct af_ctx *c)
+{
+	prepare_scope(c);
+	c->lfd = t_full_unix_listener(&c->sun, c->fill, &c->nfill);
+	c->allowed_close_err = -ECANCELED;
+}
+
+static int call_cancel(struct af_ctx *c)
+{
+	int ret = rsc_connect(c->s, (struct sockaddr *)&c->sun, sizeof(c->sun), 0, 0, &c->e);
+
+	if (ret == 0)
+		(void)rsc_loop_run(c->loop, RSC_RUN_NOWAIT);
+	return ret;
+}
+
+/* A descriptor left open inside a fully audited scope: a finding to record. */
+static int call_audit_finding(struct af_ctx *c)
+{
+	int ret = rsc_loop_set_audit(c->loop, RSC_AUDIT_FULL);
+
+	if (ret == 0)
+		ret = rsc_scope_open(c->loop, NULL, "leaky", &c->other);
+	if (ret == 0) {
+		c->fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		ck_assert_int_ge(c->fd, 0);
+		ret = rsc_open(c->other, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL);
+	}
+	return ret;
+}
+
+static void verify_audit_finding(struct af_ctx *c, int ret)
+{
+	(void)ret;
+	/* One finding, or none when it found no memory; never a false one. */
+	ck_assert_int_le(rsc_audit_count(c->loop), 1);
+	ck_assert_int_eq(rsc_audit_clear(c->loop), 0);
+}
+
 static const struct af_case cases[] = {
 	{ "scope_open", NULL, call_scope_open, finish_close, NULL, 0, 0, false },
 	{ "scope_open_nested", prepare_scope, call_scope_open_nested, finish_close, NULL, 0, 0, false },
@@ -523,6 +698,16 @@ static const struct af_case cases[] = {
 	  verify_release_wait, 0, 0, false },
 	{ "audit_full", NULL, call_audit_full, finish_close, NULL, 0, 0, false },
 	{ "inbox", prepare_direct, call_inbox, finish_close, NULL, 0, IORING_OP_MSG_RING, false },
+	{ "read_write", prepare_multishot, call_read_write, finish_read_write, verify_io, 0, 0, false },
+	{ "close_graceful", prepare_graceful, call_graceful, finish_graceful, verify_io, 0, 0, false },
+	{ "child_errors", prepare_child_errors, call_nothing, finish_child_errors, verify_failing, 0, 0,
+	  false },
+	{ "child_then_parent_fail", prepare_child_errors, call_fail_child_then_parent,
+	  finish_child_errors, verify_failing, 0, 0, false },
+	{ "metrics", NULL, call_metrics, finish_close, NULL, 0, 0, false },
+	{ "cancel_in_flight", prepare_cancel, call_cancel, finish_close, NULL, 0, IORING_OP_CONNECT,
+	  true },
+	{ "audit_finding", NULL, call_audit_finding, finish_close, verify_audit_finding, 0, 0, false },
 };
 
 #define N_CASES ((int)(sizeof(cases) / sizeof(cases[0])))
@@ -554,7 +739,7 @@ static void assert_loop_still_works(struct rsc_loop *loop)
 /* One run of @k with allocation @nth failing; true if a fault was injected. */
 static bool run_case(const struct af_case *k, int nth, bool burst)
 {
-	struct af_ctx c = { .peer = -1, .fd = -1 };
+	struct af_ctx c = { .peer = -1, .fd = -1, .lfd = -1 };
 	int before = t_fd_count(), ret;
 	long long injected;
 
@@ -584,6 +769,8 @@ static bool run_case(const struct af_case *k, int nth, bool burst)
 		close(c.peer);
 	if (c.fd >= 0)
 		close(c.fd); /* a refused adopt leaves it the caller's */
+	if (c.lfd >= 0)
+		t_full_unix_listener_close(c.lfd, c.fill, c.nfill);
 	ck_assert_msg(t_fd_count() == before, "%s, allocation %d failing: %d descriptors left open",
 		      k->name, nth, t_fd_count() - before);
 	return injected > 0;
@@ -599,8 +786,13 @@ static void run_all_nth(int i, bool burst)
 		return;
 	}
 	for (nth = 1; nth < MAX_NTH; nth++)
-		if (!run_case(k, nth, burst))
+		if (!run_case(k, nth, burst)) {
+			/* A case whose call allocates nothing would test nothing. */
+			ck_assert_msg(nth > 1, "%s made no allocation", k->name);
+			if (getenv("AF_VERBOSE"))
+				printf("%s: %d allocations\n", k->name, nth - 1);
 			return; /* it ran with no fault left */
+		}
 	ck_abort_msg("%s still met a fault at allocation %d", k->name, MAX_NTH);
 }
 
@@ -613,6 +805,147 @@ END_TEST
 START_TEST(each_allocation_failing_in_a_burst_fails_cleanly)
 {
 	run_all_nth(_i, true);
+}
+END_TEST
+
+/* A timer's callback: its result, and a second call shows as -EEXIST. */
+static void count_timer(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	int *seen = data;
+
+	(void)e;
+	(void)buf;
+	*seen = *seen == 1 ? res : -EEXIST;
+}
+
+static void count_closed(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)err;
+	*(int *)data = status == 0 ? 1 : status;
+}
+
+/*
+ * The op pool is used up by receives in flight, and the heap stays
+ * exhausted for the 16 allocations after: the close's cancels find no op
+ * and no room in their backlog, yet the scope still closes (nothing left in
+ * flight forever) and every receive ends with exactly one callback.
+ */
+START_TEST(close_cancels_io_when_the_op_pool_cannot_grow)
+{
+	static char bufs[600][8];
+	struct af_ctx c = { .peer = -1, .fd = -1, .lfd = -1 };
+	struct t_guard g;
+	int i, ret = 0, closed = 0;
+	int before = t_fd_count();
+
+	ck_assert_int_eq(rsc_loop_new(&c.loop, 64, 0), 0);
+	prepare_multishot(&c);
+	t_guard_start(&g, c.loop, 5000);
+	ck_assert_int_ge(rsc_loop_run(c.loop, RSC_RUN_NOWAIT), 0); /* the guard's timeout starts */
+	set_alloc_faults(c.loop, 1, true);
+	/* Receives until one finds the pool empty and no memory to grow it. */
+	for (i = 0; i < 600 && ret == 0; i++) {
+		ret = rsc_recv(c.e, bufs[i], sizeof(bufs[i]), 0, io_done, &c);
+		if (ret == 0)
+			c.io_started++;
+		else
+			ck_assert_int_eq(ret, -ENOMEM);
+	}
+	ck_assert_int_eq(ret, -ENOMEM);
+	ck_assert_int_eq(rsc_scope_close(c.s, count_closed, &closed), 0);
+	while (!closed && !g.fired)
+		ck_assert_int_ge(rsc_loop_run(c.loop, RSC_RUN_ONCE), 0);
+	ck_assert_msg(closed, "the scope did not close in 5 s: %d of %d receives ended", c.io_done,
+		      c.io_started);
+	ck_assert_int_eq(c.io_done, c.io_started);
+	t_guard_stop(&g);
+	ck_assert_int_eq(rsc_fault_set(c.loop, NULL), 0);
+	run_dry(c.loop);
+	assert_loop_still_works(c.loop);
+	ck_assert_int_eq(rsc_loop_close(c.loop), 0);
+	close(c.peer);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * As above, but nothing else completes meanwhile: the receives that used the
+ * pool up stay idle on another scope. A cancel that found no memory is sent
+ * again on a later turn, which must come without waiting for a completion.
+ */
+START_TEST(cancel_without_memory_is_retried_with_nothing_completing)
+{
+	static char bufs[600][8];
+	struct af_ctx c = { .peer = -1, .fd = -1, .lfd = -1 }, b = { .peer = -1 };
+	struct t_guard g;
+	int i, ret = 0, closed = 0;
+	int before = t_fd_count();
+
+	ck_assert_int_eq(rsc_loop_new(&c.loop, 64, 0), 0);
+	prepare_multishot(&c);
+	b.loop = c.loop;
+	prepare_multishot(&b);
+	ck_assert_int_eq(rsc_recv(b.e, bufs[599], sizeof(bufs[599]), 0, io_done, &b), 0);
+	t_guard_start(&g, c.loop, 5000);
+	ck_assert_int_ge(rsc_loop_run(c.loop, RSC_RUN_NOWAIT), 0); /* the guard's timeout starts */
+	set_alloc_faults(c.loop, 1, true);
+	for (i = 0; i < 599 && ret == 0; i++) {
+		ret = rsc_recv(c.e, bufs[i], sizeof(bufs[i]), 0, io_done, &c);
+		c.io_started += ret == 0;
+	}
+	ck_assert_int_eq(ret, -ENOMEM);
+	ck_assert_int_eq(rsc_scope_close(b.s, count_closed, &closed), 0);
+	while (!closed && !g.fired)
+		ck_assert_int_ge(rsc_loop_run(c.loop, RSC_RUN_ONCE), 0);
+	ck_assert_msg(closed, "the scope did not close before the 5 s guard");
+	ck_assert_int_eq(b.io_done, 1);
+	ck_assert_int_eq(c.io_done, 0);
+	t_guard_stop(&g);
+	ck_assert_int_eq(rsc_fault_set(c.loop, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(c.s, NULL), 0);
+	ck_assert_int_eq(c.io_done, c.io_started);
+	run_dry(c.loop);
+	ck_assert_int_eq(rsc_loop_close(c.loop), 0);
+	close(c.peer);
+	close(b.peer);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * A timer whose timeout cannot start for lack of memory (the op pool used
+ * up, and no room to grow it) hears -ENOMEM, as rsc_timer(3) says, not the
+ * -EBUSY of a full SQ; exactly once.
+ */
+START_TEST(timer_that_cannot_start_for_memory_hears_enomem)
+{
+	static char bufs[600][8];
+	struct af_ctx c = { .peer = -1, .fd = -1, .lfd = -1 };
+	int i, ret = 0, res = 1;
+	int before = t_fd_count();
+
+	ck_assert_int_eq(rsc_loop_new(&c.loop, 64, 0), 0);
+	prepare_multishot(&c);
+	ck_assert_int_eq(rsc_timer(c.s, 60000, count_timer, &res, NULL), 0);
+	set_alloc_faults(c.loop, 1, true);
+	for (i = 0; i < 599 && ret == 0; i++) {
+		ret = rsc_recv(c.e, bufs[i], sizeof(bufs[i]), 0, io_done, &c);
+		c.io_started += ret == 0;
+	}
+	ck_assert_int_eq(ret, -ENOMEM);
+	/* The timer's entry enters, and its timeout finds no op. */
+	for (i = 0; i < 100 && res == 1; i++)
+		ck_assert_int_ge(rsc_loop_run(c.loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_msg(res == -ENOMEM, "the timer heard %s", rsc_err_name(res));
+	ck_assert_int_eq(rsc_fault_set(c.loop, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(c.s, NULL), 0);
+	ck_assert_int_eq(c.io_done, c.io_started);
+	ck_assert_int_eq(res, -ENOMEM); /* once: not again at the close */
+	run_dry(c.loop);
+	ck_assert_int_eq(rsc_loop_close(c.loop), 0);
+	close(c.peer);
+	ck_assert_int_eq(t_fd_count(), before);
 }
 END_TEST
 
@@ -674,6 +1007,9 @@ Suite *make_alloc_faults_suite(void)
 	t_add_fixture(tc);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, alloc_rule_takes_enomem_only);
+	tcase_add_test(tc, close_cancels_io_when_the_op_pool_cannot_grow);
+	tcase_add_test(tc, cancel_without_memory_is_retried_with_nothing_completing);
+	tcase_add_test(tc, timer_that_cannot_start_for_memory_hears_enomem);
 	tcase_add_loop_test(tc, loop_new_each_allocation_fails_cleanly, 0, 3);
 	tcase_add_loop_test(tc, each_allocation_failing_once_fails_cleanly, 0, N_CASES);
 	tcase_add_loop_test(tc, each_allocation_failing_in_a_burst_fails_cleanly, 0, N_CASES);
