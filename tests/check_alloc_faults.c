@@ -68,6 +68,19 @@ static void run_dry(struct rsc_loop *loop)
 	}
 }
 
+/* Run until *@flag is set (bounded): idle receives of another scope may keep the loop alive. */
+static void run_until(struct rsc_loop *loop, const int *flag)
+{
+	long deadline = t_now_ms() + 10000;
+
+	while (!*flag) {
+		ck_assert_msg(t_now_ms() < deadline, "what the case waits for did not come in 10 s");
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+		if (!*flag)
+			usleep(100);
+	}
+}
+
 static void close_scope(struct af_ctx *c, struct rsc_scope **s)
 {
 	if (!*s)
@@ -233,8 +246,8 @@ static int call_post(struct af_ctx *c)
 
 static void finish_post(struct af_ctx *c, int ret)
 {
-	(void)ret;
-	run_dry(c->loop);
+	if (ret == 0)
+		run_until(c->loop, &c->posts);
 }
 
 static void verify_post(struct af_ctx *c, int ret)
@@ -255,7 +268,7 @@ static void finish_trace(struct af_ctx *c, int ret)
 	/* Events to write, some with memory and some without. */
 	if (rsc_scope_open(c->loop, NULL, "traced", &s) == 0) {
 		if (rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL) == 0)
-			run_dry(c->loop);
+			(void)rsc_loop_run(c->loop, RSC_RUN_NOWAIT);
 		(void)rsc_scope_close_wait(s, NULL);
 	}
 }
@@ -451,8 +464,8 @@ static int call_release(struct af_ctx *c)
 
 static void finish_release(struct af_ctx *c, int ret)
 {
-	(void)ret;
-	run_dry(c->loop);
+	if (ret == 0)
+		run_until(c->loop, &c->cbs);
 	close_scope(c, &c->s);
 }
 
@@ -571,7 +584,8 @@ static int call_graceful(struct af_ctx *c)
 
 static void finish_graceful(struct af_ctx *c, int ret)
 {
-	run_dry(c->loop);
+	if (ret == 0)
+		run_until(c->loop, &c->cbs);
 	ck_assert_int_eq(c->cbs, ret == 0 ? 1 : 0);
 	close_scope(c, &c->s);
 }
@@ -597,6 +611,14 @@ static void finish_child_errors(struct af_ctx *c, int ret)
 	close_scope(c, &c->s);
 }
 
+static void child_closed(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)status;
+	(void)err;
+	((struct af_ctx *)data)->posts = 1;
+}
+
 /* The child failed on its own first, then its parent. */
 static int call_fail_child_then_parent(struct af_ctx *c)
 {
@@ -607,7 +629,8 @@ static int call_fail_child_then_parent(struct af_ctx *c)
 		return ret;
 	}
 	c->first_err = -ENOSPC;
-	run_dry(c->loop); /* the child unwinds now, on its own */
+	ck_assert_int_eq(rsc_scope_on_close(c->other, child_closed, c), 0);
+	run_until(c->loop, &c->posts); /* the child unwinds now, on its own */
 	ret = rsc_scope_fail(c->s, -EPIPE, "parent body");
 	/* A child that failed on its own has its parent's error as its cause. */
 	if (ret == 0)
@@ -694,7 +717,7 @@ static const struct af_case cases[] = {
 	{ "failing_exits", prepare_failing_exits_clean, call_nothing, finish_failing,
 	  verify_failing, 0, 0, false },
 	{ "entry_release", prepare_release, call_release, finish_release, verify_release, 0, 0, false },
-	{ "entry_release_wait", prepare_release, call_release_wait, finish_release,
+	{ "entry_release_wait", prepare_release, call_release_wait, finish_failing,
 	  verify_release_wait, 0, 0, false },
 	{ "audit_full", NULL, call_audit_full, finish_close, NULL, 0, 0, false },
 	{ "inbox", prepare_direct, call_inbox, finish_close, NULL, 0, IORING_OP_MSG_RING, false },
@@ -737,22 +760,53 @@ static void assert_loop_still_works(struct rsc_loop *loop)
 }
 
 /* One run of @k with allocation @nth failing; true if a fault was injected. */
-static bool run_case(const struct af_case *k, int nth, bool burst)
+/*
+ * Receives in flight on a scope of their own until the op pool is used up
+ * and cannot grow: what the case does next needs the heap for every op.
+ */
+static void starve_op_pool(struct af_ctx *side)
 {
-	struct af_ctx c = { .peer = -1, .fd = -1, .lfd = -1 };
+	static char bufs[600][8];
+	int i, ret = 0;
+
+	prepare_multishot(side);
+	ck_assert_int_eq(rsc_fault_set(side->loop, "alloc:1:ENOMEM"), 0);
+	for (i = 0; i < 600 && ret == 0; i++) {
+		ret = rsc_recv(side->e, bufs[i], sizeof(bufs[i]), 0, io_done, side);
+		side->io_started += ret == 0;
+	}
+	ck_assert_int_eq(ret, -ENOMEM);
+}
+
+static void end_starving(struct af_ctx *side)
+{
+	ck_assert_int_eq(rsc_scope_close_wait(side->s, NULL), 0);
+	ck_assert_int_eq(side->io_done, side->io_started);
+	close(side->peer);
+}
+
+static bool run_case(const struct af_case *k, int nth, bool burst, bool starve)
+{
+	struct af_ctx c = { .peer = -1, .fd = -1, .lfd = -1 }, side = { .peer = -1 };
 	int before = t_fd_count(), ret;
-	long long injected;
+	long long injected, injected_before;
 
 	ck_assert_int_eq(rsc_loop_new(&c.loop, 64, k->loop_flags), 0);
 	if (k->prepare)
 		k->prepare(&c);
+	side.loop = c.loop;
+	if (starve)
+		starve_op_pool(&side);
+	injected_before = rsc_loop_counter(c.loop, RSC_CTR_FAULTS_INJECTED);
 	set_alloc_faults(c.loop, nth, burst);
 	ret = k->call(&c);
 	ck_assert_msg(ret == 0 || ret == -ENOMEM, "%s, allocation %d failing: %s (%s)", k->name,
 		      nth, rsc_strerror(ret), rsc_last_error());
 	k->finish(&c, ret);
-	injected = rsc_loop_counter(c.loop, RSC_CTR_FAULTS_INJECTED);
+	injected = rsc_loop_counter(c.loop, RSC_CTR_FAULTS_INJECTED) - injected_before;
 	ck_assert_int_eq(rsc_fault_set(c.loop, NULL), 0);
+	if (starve)
+		end_starving(&side);
 	run_dry(c.loop);
 	if (k->verify)
 		k->verify(&c, ret);
@@ -776,7 +830,7 @@ static bool run_case(const struct af_case *k, int nth, bool burst)
 	return injected > 0;
 }
 
-static void run_all_nth(int i, bool burst)
+static void run_all_nth(int i, bool burst, bool starve)
 {
 	const struct af_case *k = &cases[i];
 	int nth;
@@ -786,7 +840,7 @@ static void run_all_nth(int i, bool burst)
 		return;
 	}
 	for (nth = 1; nth < MAX_NTH; nth++)
-		if (!run_case(k, nth, burst)) {
+		if (!run_case(k, nth, burst, starve)) {
 			/* A case whose call allocates nothing would test nothing. */
 			ck_assert_msg(nth > 1, "%s made no allocation", k->name);
 			if (getenv("AF_VERBOSE"))
@@ -798,13 +852,20 @@ static void run_all_nth(int i, bool burst)
 
 START_TEST(each_allocation_failing_once_fails_cleanly)
 {
-	run_all_nth(_i, false);
+	run_all_nth(_i, false, false);
 }
 END_TEST
 
 START_TEST(each_allocation_failing_in_a_burst_fails_cleanly)
 {
-	run_all_nth(_i, true);
+	run_all_nth(_i, true, false);
+}
+END_TEST
+
+/* The same with the op pool used up first: every op the case needs is an allocation. */
+START_TEST(each_allocation_failing_with_the_op_pool_used_up_fails_cleanly)
+{
+	run_all_nth(_i, true, true);
 }
 END_TEST
 
@@ -1013,6 +1074,8 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_loop_test(tc, loop_new_each_allocation_fails_cleanly, 0, 3);
 	tcase_add_loop_test(tc, each_allocation_failing_once_fails_cleanly, 0, N_CASES);
 	tcase_add_loop_test(tc, each_allocation_failing_in_a_burst_fails_cleanly, 0, N_CASES);
+	tcase_add_loop_test(tc, each_allocation_failing_with_the_op_pool_used_up_fails_cleanly, 0,
+			    N_CASES);
 	suite_add_tcase(s, tc);
 	return s;
 }
