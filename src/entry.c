@@ -428,17 +428,22 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 	return 0;
 }
 
-int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
-		    uint8_t opcode, void *owned_arg, unsigned config, const char *detail,
-		    const void *site, struct rsc__entry **entryp)
+/*
+ * An entry made before what it builds on is pushed (rsc__push_after): a
+ * compound push that finds no memory fails whole, before anything is
+ * acquired or traced. Unlinked: rsc__entry_put() if it is not used.
+ */
+struct rsc__entry *rsc__entry_make(struct rsc__scope *s, const struct rsc_manager *mgr,
+				   unsigned config, const char *detail, const void *site)
 {
-	struct rsc__entry *e = new_entry(dep->scope, mgr, owned_arg, config, detail, site);
+	return new_entry(s, mgr, NULL, config, detail, site);
+}
 
-	if (!e) {
-		free(owned_arg);
-		return -ENOMEM;
-	}
+void rsc__push_after(struct rsc__entry *dep, struct rsc__entry *e, uint8_t opcode,
+		     void *owned_arg)
+{
 	/* Its enter needs dep's descriptor: it runs when dep has entered. */
+	e->arg = owned_arg;
 	e->owned_arg = owned_arg;
 	e->enter_opcode = opcode; /* its run_enter stamps the real one */
 	e->dep = dep;
@@ -446,9 +451,6 @@ int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
 	dep->flags |= RSC__E_HAS_DEPS; /* only such entries look for dependents */
 	e->phase = RSC__PHASE_ENTER;
 	link_entry(dep->scope, e);
-	if (entryp)
-		*entryp = e;
-	return 0;
 }
 
 /* An entry that owns a descriptor from now on: in the ledger, and audited. */

@@ -839,11 +839,14 @@ void rsc__shared_ring_release(const struct io_uring *ring);
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 	      unsigned config, const char *detail, const void *site,
 	      struct rsc__entry **entryp);
-/* Push an entry whose enter runs when @dep has entered (fails if it fails);
- * @opcode is what that enter will submit, naming a cancel before it starts. */
-int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
-		    uint8_t opcode, void *owned_arg, unsigned config, const char *detail,
-		    const void *site, struct rsc__entry **entryp);
+/* An entry of @s made, not yet pushed, for rsc__push_after(); NULL: no memory. */
+struct rsc__entry *rsc__entry_make(struct rsc__scope *s, const struct rsc_manager *mgr,
+				   unsigned config, const char *detail, const void *site);
+/* Push @e (rsc__entry_make) so that its enter runs when @dep has entered
+ * (fails if it fails); @opcode is what that enter will submit, naming a
+ * cancel before it starts. It cannot fail: the memory was found first. */
+void rsc__push_after(struct rsc__entry *dep, struct rsc__entry *e, uint8_t opcode,
+		     void *owned_arg);
 /* The operation a failed acquire is named by: the hook's own word, or its opcode. */
 const char *rsc__entry_fail_op(const struct rsc__entry *e);
 /* manager_net.c: an address as the entries' detail gives it ("127.0.0.1:80", a path, "@name"). */

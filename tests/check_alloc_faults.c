@@ -1010,6 +1010,38 @@ START_TEST(timer_that_cannot_start_for_memory_hears_enomem)
 }
 END_TEST
 
+/* A compound push (socket, then listen) refused with -ENOMEM made nothing: no socket came and went. */
+START_TEST(refused_listen_acquires_nothing)
+{
+	int before = t_fd_count(), nth, ret = -ENOMEM;
+
+	for (nth = 1; nth < MAX_NTH && ret == -ENOMEM; nth++) {
+		struct sockaddr_in to = t_loopback(0);
+		struct rsc_loop *loop;
+		struct rsc_scope *s;
+		int i;
+
+		ck_assert_int_eq(rsc_loop_new(&loop, 64, 0), 0);
+		ck_assert_int_eq(rsc_scope_open(loop, NULL, "l", &s), 0);
+		set_alloc_faults(loop, nth, false);
+		ret = rsc_listen(s, (struct sockaddr *)&to, sizeof(to), 4, 0, NULL);
+		ck_assert_msg(ret == 0 || ret == -ENOMEM, "rsc_listen: %s", rsc_err_name(ret));
+		for (i = 0; i < 4; i++)
+			ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+		if (ret == -ENOMEM) {
+			ck_assert_int_eq(rsc_loop_counter(loop, RSC_CTR_ACQUIRED), 0);
+			ck_assert_int_eq(rsc_loop_counter(loop, RSC_CTR_ENTER_FAILED), 0);
+		}
+		ck_assert_int_eq(rsc_fault_set(loop, NULL), 0);
+		(void)rsc_scope_close_wait(s, NULL);
+		ck_assert_int_eq(rsc_loop_close(loop), 0);
+		ck_assert_int_eq(t_fd_count(), before);
+	}
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_gt(nth, 2); /* some allocation of it did fail */
+}
+END_TEST
+
 /* alloc:N through RINGSCOPE_FAULT: the loop's own allocations, from the first. */
 START_TEST(loop_new_each_allocation_fails_cleanly)
 {
@@ -1071,6 +1103,7 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_test(tc, close_cancels_io_when_the_op_pool_cannot_grow);
 	tcase_add_test(tc, cancel_without_memory_is_retried_with_nothing_completing);
 	tcase_add_test(tc, timer_that_cannot_start_for_memory_hears_enomem);
+	tcase_add_test(tc, refused_listen_acquires_nothing);
 	tcase_add_loop_test(tc, loop_new_each_allocation_fails_cleanly, 0, 3);
 	tcase_add_loop_test(tc, each_allocation_failing_once_fails_cleanly, 0, N_CASES);
 	tcase_add_loop_test(tc, each_allocation_failing_in_a_burst_fails_cleanly, 0, N_CASES);
