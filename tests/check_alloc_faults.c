@@ -480,10 +480,10 @@ static int call_release_wait(struct af_ctx *c)
 	struct rsc_error *err = NULL;
 	int ret = rsc_entry_release_wait(c->e, &err);
 
-	/* The exit's error, with or without its chain node. */
+	/* The exit's error, and its chain of one (rsc_entry_release_wait(3)), memory or not. */
 	ck_assert_int_eq(ret, -EIO);
-	if (err)
-		ck_assert_int_eq(rsc_error_errno(err), ret);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_errno(err), ret);
 	rsc_error_free(err);
 	return 0;
 }
