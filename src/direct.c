@@ -404,8 +404,15 @@ void rsc__direct_close_orphan(struct rsc_loop *loop, int slot)
 	snprintf(d->slots[slot].what, sizeof(d->slots[slot].what), "connection");
 	d->slots[slot].scope[0] = '\0'; /* its scope was closing: nobody's */
 	op = rsc__op_with_sqe(loop, &sqe);
-	if (!op)
-		return; /* stays an orphan: the audit names it */
+	if (!op) {
+		/* No op or no SQE: emptied at once by the register call, which
+		 * needs neither (io_uring_register(2), IORING_REGISTER_FILES_UPDATE). */
+		int none = -1;
+
+		if (io_uring_register_files_update(loop->ring, (unsigned)slot, &none, 1) == 1)
+			slot_free(d, (unsigned)slot);
+		return; /* else it stays an orphan: the audit names it */
+	}
 	/* Never IOSQE_FIXED_FILE on a close: the slot is named by file_index. */
 	io_uring_prep_close_direct(sqe, (unsigned)slot);
 	op->complete = orphan_closed;

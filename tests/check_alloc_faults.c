@@ -1040,6 +1040,53 @@ START_TEST(refused_listen_acquires_nothing)
 }
 END_TEST
 
+/*
+ * A connection accepted into a slot that nobody can own for want of memory
+ * (no scope for it, and no op for the slot's close_direct): the slot is
+ * still emptied, never left holding the connection until the loop goes.
+ */
+START_TEST(orphan_slot_without_memory_is_still_emptied)
+{
+	struct af_ctx c = { .peer = -1, .fd = -1, .lfd = -1 }, side = { .peer = -1 };
+	struct sockaddr_in to = t_loopback(0);
+	socklen_t len = sizeof(to);
+	int before = t_fd_count(), i, client;
+
+	if (!t_kernel_has(IORING_OP_ACCEPT) || !t_kernel_has(IORING_OP_SOCKET)) {
+		printf("SKIP orphan_slot_without_memory_is_still_emptied: kernel lacks accept or socket\n");
+		return;
+	}
+	ck_assert_int_eq(rsc_loop_new(&c.loop, 64, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(c.loop, 16, 4), 0);
+	prepare_scope(&c);
+	ck_assert_int_eq(rsc_listen(c.s, (struct sockaddr *)&to, sizeof(to), 8, 0, &c.e), 0);
+	ck_assert_int_ge(rsc_entry_wait(c.e), 0);
+	ck_assert_int_eq(rsc_entry_sockname(c.e, (struct sockaddr *)&to, &len), 0);
+	ck_assert_int_eq(rsc_accept(c.e, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, count_accept, &c), 0);
+	ck_assert_int_ge(rsc_loop_run(c.loop, RSC_RUN_NOWAIT), 0);
+	side.loop = c.loop;
+	starve_op_pool(&side);
+	set_alloc_faults(c.loop, 1, true);
+	client = t_connect(&to);
+	for (i = 0; i < 200 && rsc_loop_counter(c.loop, RSC_CTR_LATE_ACQUIRES) == 0; i++) {
+		ck_assert_int_ge(rsc_loop_run(c.loop, RSC_RUN_NOWAIT), 0);
+		usleep(1000);
+	}
+	/* Arrived, and closed by the runtime: no scope could be made for it. */
+	ck_assert_int_eq(rsc_loop_counter(c.loop, RSC_CTR_LATE_ACQUIRES), 1);
+	ck_assert_int_eq(c.cbs, 0);
+	ck_assert_int_eq(rsc_fault_set(c.loop, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(c.s, NULL), 0);
+	end_starving(&side);
+	run_dry(c.loop);
+	ck_assert_int_eq(rsc_loop_direct_used(c.loop), 0);
+	ck_assert_int_eq(t_audit_slots(c.loop), 0);
+	ck_assert_int_eq(rsc_loop_close(c.loop), 0);
+	close(client);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* alloc:N through RINGSCOPE_FAULT: the loop's own allocations, from the first. */
 START_TEST(loop_new_each_allocation_fails_cleanly)
 {
@@ -1102,6 +1149,7 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_test(tc, cancel_without_memory_is_retried_with_nothing_completing);
 	tcase_add_test(tc, timer_that_cannot_start_for_memory_hears_enomem);
 	tcase_add_test(tc, refused_listen_acquires_nothing);
+	tcase_add_test(tc, orphan_slot_without_memory_is_still_emptied);
 	tcase_add_loop_test(tc, loop_new_each_allocation_fails_cleanly, 0, 3);
 	tcase_add_loop_test(tc, each_allocation_failing_once_fails_cleanly, 0, N_CASES);
 	tcase_add_loop_test(tc, each_allocation_failing_in_a_burst_fails_cleanly, 0, N_CASES);
