@@ -691,6 +691,32 @@ static void verify_audit_finding(struct af_ctx *c, int ret)
 	ck_assert_int_eq(rsc_audit_clear(c->loop), 0);
 }
 
+/* A slot made a descriptor: its move needs an op pair, and a record of its own. */
+static void prepare_install(struct af_ctx *c)
+{
+	prepare_direct(c);
+	ck_assert_int_eq(rsc_open(c->s, AT_FDCWD, "/dev/null", O_RDONLY, 0, RSC_DIRECT, &c->e), 0);
+	ck_assert_int_ge(rsc_entry_wait(c->e), 0);
+}
+
+static int call_install(struct af_ctx *c)
+{
+	return rsc_entry_install(c->e, 0, release_cb, c);
+}
+
+static void finish_install(struct af_ctx *c, int ret)
+{
+	if (ret == 0)
+		run_until(c->loop, &c->cbs);
+	close_scope(c, &c->s);
+}
+
+static void verify_install(struct af_ctx *c, int ret)
+{
+	ck_assert_int_eq(c->cbs, ret == 0 ? 1 : 0);
+	ck_assert_int_eq(rsc_loop_direct_used(c->loop), 0);
+}
+
 static const struct af_case cases[] = {
 	{ "scope_open", NULL, call_scope_open, finish_close, NULL, 0, 0, false },
 	{ "scope_open_nested", prepare_scope, call_scope_open_nested, finish_close, NULL, 0, 0, false },
@@ -731,6 +757,8 @@ static const struct af_case cases[] = {
 	{ "cancel_in_flight", prepare_cancel, call_cancel, finish_close, NULL, 0, IORING_OP_CONNECT,
 	  true },
 	{ "audit_finding", NULL, call_audit_finding, finish_close, verify_audit_finding, 0, 0, false },
+	{ "entry_install", prepare_install, call_install, finish_install, verify_install, 0,
+	  OP_FIXED_FD_INSTALL, false },
 };
 
 #define N_CASES ((int)(sizeof(cases) / sizeof(cases[0])))
