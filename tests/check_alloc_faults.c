@@ -1115,6 +1115,42 @@ START_TEST(orphan_slot_without_memory_is_still_emptied)
 }
 END_TEST
 
+/*
+ * rsc_loop_shutdown with allocations failing: every scope still unwinds, each
+ * exit runs once, the first error comes out (never 0), nothing is left open.
+ */
+START_TEST(shutdown_without_memory_releases_everything)
+{
+	int before = t_fd_count(), nth, ret;
+
+	/* The exits' three error nodes are allocations: the first runs meet faults. */
+	for (nth = 1; nth <= 40; nth++) {
+		struct af_ctx c = { .peer = -1, .fd = -1, .lfd = -1 };
+		struct rsc_error *err = NULL;
+		struct rsc_scope *child;
+		int i;
+
+		ck_assert_int_eq(rsc_loop_new(&c.loop, 64, 0), 0);
+		prepare_scope(&c);
+		ck_assert_int_eq(rsc_scope_open(c.loop, c.s, "child", &child), 0);
+		for (i = 0; i < 3; i++) {
+			ck_assert_int_eq(rsc_open(c.s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL), 0);
+			ck_assert_int_eq(rsc_defer(child, fail_exit, &c, NULL), 0);
+		}
+		ck_assert_int_ge(rsc_loop_run(c.loop, RSC_RUN_NOWAIT), 0);
+		set_alloc_faults(c.loop, nth, true);
+		ret = rsc_loop_shutdown(c.loop, &err);
+		ck_assert_msg(ret == -EIO || ret == -EPERM || ret == -EROFS,
+			      "allocation %d failing: shutdown said %s", nth, rsc_err_name(ret));
+		ck_assert_ptr_nonnull(err);
+		ck_assert_int_eq(rsc_error_errno(err), ret);
+		rsc_error_free(err);
+		ck_assert_int_eq(c.exits, 3);
+		ck_assert_int_eq(t_fd_count(), before);
+	}
+}
+END_TEST
+
 /* alloc:N through RINGSCOPE_FAULT: the loop's own allocations, from the first. */
 START_TEST(loop_new_each_allocation_fails_cleanly)
 {
@@ -1178,6 +1214,7 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_test(tc, timer_that_cannot_start_for_memory_hears_enomem);
 	tcase_add_test(tc, refused_listen_acquires_nothing);
 	tcase_add_test(tc, orphan_slot_without_memory_is_still_emptied);
+	tcase_add_test(tc, shutdown_without_memory_releases_everything);
 	tcase_add_loop_test(tc, loop_new_each_allocation_fails_cleanly, 0, 3);
 	tcase_add_loop_test(tc, each_allocation_failing_once_fails_cleanly, 0, N_CASES);
 	tcase_add_loop_test(tc, each_allocation_failing_in_a_burst_fails_cleanly, 0, N_CASES);
