@@ -1187,6 +1187,39 @@ START_TEST(loop_new_each_allocation_fails_cleanly)
 }
 END_TEST
 
+/* The same on the application's ring: a refusal leaves the ring free for a loop. */
+START_TEST(loop_on_the_applications_ring_each_allocation_fails_cleanly)
+{
+	int before = t_fd_count(), nth;
+	long long injected = 1;
+	char spec[64];
+
+	for (nth = 1; nth < MAX_NTH && injected; nth++) {
+		struct rsc_loop *loop = (struct rsc_loop *)1;
+		struct io_uring ring;
+		int ret;
+
+		ck_assert_int_eq(io_uring_queue_init(64, &ring, 0), 0);
+		snprintf(spec, sizeof(spec), "alloc:%d:ENOMEM", nth);
+		ck_assert_int_eq(setenv("RINGSCOPE_FAULT", spec, 1), 0);
+		ret = rsc_loop_new_from_ring(&loop, &ring, 0);
+		ck_assert_int_eq(unsetenv("RINGSCOPE_FAULT"), 0);
+		ck_assert_msg(ret == 0 || ret == -ENOMEM, "allocation %d failing: %s", nth,
+			      rsc_strerror(ret));
+		if (ret < 0) {
+			ck_assert_ptr_null(loop);
+			ck_assert_int_eq(rsc_loop_new_from_ring(&loop, &ring, 0), 0); /* not left claimed */
+		}
+		injected = ret == 0 ? rsc_loop_counter(loop, RSC_CTR_FAULTS_INJECTED) : 1;
+		ck_assert_int_eq(rsc_fault_set(loop, NULL), 0);
+		ck_assert_int_eq(rsc_loop_close(loop), 0); /* the application runs a shared ring's turns */
+		io_uring_queue_exit(&ring);
+		ck_assert_int_eq(t_fd_count(), before);
+	}
+	ck_assert_int_gt(nth, 2);
+}
+END_TEST
+
 /* The kind is refused with any errno but ENOMEM: a malloc fails one way. */
 START_TEST(alloc_rule_takes_enomem_only)
 {
@@ -1216,6 +1249,7 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_test(tc, orphan_slot_without_memory_is_still_emptied);
 	tcase_add_test(tc, shutdown_without_memory_releases_everything);
 	tcase_add_loop_test(tc, loop_new_each_allocation_fails_cleanly, 0, 3);
+	tcase_add_test(tc, loop_on_the_applications_ring_each_allocation_fails_cleanly);
 	tcase_add_loop_test(tc, each_allocation_failing_once_fails_cleanly, 0, N_CASES);
 	tcase_add_loop_test(tc, each_allocation_failing_in_a_burst_fails_cleanly, 0, N_CASES);
 	tcase_add_loop_test(tc, each_allocation_failing_with_the_op_pool_used_up_fails_cleanly, 0,
