@@ -1220,6 +1220,31 @@ START_TEST(loop_on_the_applications_ring_each_allocation_fails_cleanly)
 }
 END_TEST
 
+/* rsc_loop_trace_file refused for its buffer leaves the file as it was (it once emptied it). */
+START_TEST(refused_trace_file_leaves_the_file_alone)
+{
+	const char *path = t_path("kept.json");
+	FILE *f = fopen(path, "we");
+	char *text;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_gt(fputs("precious\n", f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, path), -ENOMEM);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), 1);
+	text = t_slurp(path, NULL);
+	ck_assert_str_eq(text, "precious\n");
+	free(text);
+	/* With memory, it traces there. */
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, path), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = t_slurp(path, NULL);
+	ck_assert_ptr_nonnull(strstr(text, "traceEvents"));
+	free(text);
+}
+END_TEST
+
 /* The kind is refused with any errno but ENOMEM: a malloc fails one way. */
 START_TEST(alloc_rule_takes_enomem_only)
 {
@@ -1242,6 +1267,7 @@ Suite *make_alloc_faults_suite(void)
 	t_add_fixture(tc);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, alloc_rule_takes_enomem_only);
+	tcase_add_test(tc, refused_trace_file_leaves_the_file_alone);
 	tcase_add_test(tc, close_cancels_io_when_the_op_pool_cannot_grow);
 	tcase_add_test(tc, cancel_without_memory_is_retried_with_nothing_completing);
 	tcase_add_test(tc, timer_that_cannot_start_for_memory_hears_enomem);
