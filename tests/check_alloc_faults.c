@@ -717,6 +717,19 @@ static void verify_install(struct af_ctx *c, int ret)
 	ck_assert_int_eq(rsc_loop_direct_used(c->loop), 0);
 }
 
+/* A new direct table refused for memory: the loop keeps the one it had. */
+static int call_set_direct(struct af_ctx *c)
+{
+	return rsc_loop_set_direct(c->loop, 32, 8);
+}
+
+static void verify_set_direct(struct af_ctx *c, int ret)
+{
+	(void)ret;
+	ck_assert_int_eq(rsc_loop_direct_used(c->loop), 0); /* not -ENXIO: a table */
+	ck_assert_int_eq(t_audit_slots(c->loop), 0);
+}
+
 static const struct af_case cases[] = {
 	{ "scope_open", NULL, call_scope_open, finish_close, NULL, 0, 0, false },
 	{ "scope_open_nested", prepare_scope, call_scope_open_nested, finish_close, NULL, 0, 0, false },
@@ -757,6 +770,7 @@ static const struct af_case cases[] = {
 	{ "cancel_in_flight", prepare_cancel, call_cancel, finish_close, NULL, 0, IORING_OP_CONNECT,
 	  true },
 	{ "audit_finding", NULL, call_audit_finding, finish_close, verify_audit_finding, 0, 0, false },
+	{ "set_direct", prepare_direct, call_set_direct, finish_close, verify_set_direct, 0, 0, false },
 	{ "entry_install", prepare_install, call_install, finish_install, verify_install, 0,
 	  OP_FIXED_FD_INSTALL, false },
 };
