@@ -261,12 +261,12 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		op->opcode = sqe->opcode;
 		op->closes = sqe->opcode == IORING_OP_CLOSE && e->phase == RSC__PHASE_EXIT ?
 				     closes_which(e, sqe) : RSC__CLOSES_NONE;
-		if (op->closes == RSC__CLOSES_VALUE && (e->flags & RSC__E_LEDGER)) {
-			/* The number may leave the table before its CQE is
-			 * reaped, but not before the close is submitted. */
-			rsc__ledger_forget_on_submit(loop, e->value, e->h);
+		/* The number may leave the table before its CQE is reaped, but not
+		 * before the close is submitted (or, without memory to list it,
+		 * when the release settles: rsc__entry_settle_release). */
+		if (op->closes == RSC__CLOSES_VALUE && (e->flags & RSC__E_LEDGER) &&
+		    rsc__ledger_forget_on_submit(loop, e->value, e->h))
 			e->flags &= ~RSC__E_LEDGER;
-		}
 		rsc__inject_fault(loop, sqe, op);
 		if (op->primary)
 			e->enter_opcode = op->opcode;

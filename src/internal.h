@@ -576,7 +576,7 @@ static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
 uint64_t rsc__ledger_owner(int fd);
 int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h);
 void rsc__ledger_set_slow(int fd, uint64_t h);
-void rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
+bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
 void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all);
 void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing);
 extern uint64_t *rsc__ledger_pages[RSC__LEDGER_MAX_FD / RSC__LEDGER_PAGE];
@@ -613,15 +613,16 @@ static inline void rsc__ledger_forget(int fd, uint64_t h)
 }
 
 /* @h's close of @fd is prepared: the number leaves the ledger once it is
- * submitted (ledger.c); inline while the loop's list has room. */
-static inline void rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h)
+ * submitted (ledger.c); inline while the loop's list has room. False: not
+ * recorded (no memory), the number stays @h's until its release settles. */
+static inline bool rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h)
 {
 	if (__builtin_expect(loop->n_ledger_unsub < loop->cap_ledger_unsub, 1)) {
 		loop->ledger_unsub[loop->n_ledger_unsub].fd = fd;
 		loop->ledger_unsub[loop->n_ledger_unsub++].h = h;
-		return;
+		return true;
 	}
-	rsc__ledger_forget_on_submit_slow(loop, fd, h);
+	return rsc__ledger_forget_on_submit_slow(loop, fd, h);
 }
 
 /* The closes prepared are about to enter the kernel (@closing), or did not. */

@@ -94,7 +94,7 @@ int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h)
  * the application's ring (rsc_loop_new_from_ring) the application submits
  * when it likes: let go at once there.
  */
-void rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h)
+bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h)
 {
 	struct rsc__ledger_pending *p;
 	unsigned cap;
@@ -107,13 +107,20 @@ void rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h
 			loop->cap_ledger_unsub = cap;
 		}
 	}
-	if (loop->shared || loop->n_ledger_unsub == loop->cap_ledger_unsub) {
-		rsc__ledger_forget(fd, h); /* no memory: early rather than never */
-		return;
+	if (loop->shared) {
+		rsc__ledger_forget(fd, h);
+		return true;
 	}
+	/* No memory: late rather than early. Forgotten now, a number still open
+	 * could be adopted again (two owners, the double close); kept, it is
+	 * forgotten when the release settles, and meanwhile an adopt of the
+	 * number reused is refused at worst. */
+	if (loop->n_ledger_unsub == loop->cap_ledger_unsub)
+		return false;
 	loop->ledger_unsub[loop->n_ledger_unsub].fd = fd;
 	loop->ledger_unsub[loop->n_ledger_unsub].h = h;
 	loop->n_ledger_unsub++;
+	return true;
 }
 
 /* The SQ was submitted (@all: or the loop is going): those closes are the

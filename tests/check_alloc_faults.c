@@ -1259,6 +1259,43 @@ START_TEST(refused_trace_file_leaves_the_file_alone)
 }
 END_TEST
 
+/*
+ * A descriptor whose close is prepared but not yet submitted is still its
+ * entry's (DESIGN.md 7, rsc_adopt(3)): a second adopt is -EEXIST, even when
+ * the ledger's list of closes waiting for their submit cannot grow.
+ */
+START_TEST(adopt_refused_while_the_close_waits_even_without_memory)
+{
+	int before = t_fd_count(), nth;
+
+	for (nth = 1; nth <= 8; nth++) {
+		struct rsc_loop *loop;
+		struct rsc_scope *s;
+		struct rsc_entry *e;
+		int p[2], ret;
+
+		ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+		ck_assert_int_eq(rsc_loop_new(&loop, 64, 0), 0);
+		ck_assert_int_eq(rsc_scope_open(loop, NULL, "s", &s), 0);
+		ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+		set_alloc_faults(loop, nth, false);
+		ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+		ret = rsc_adopt(s, p[0], 0, NULL);
+		/* Never two owners; the adopt's own allocation may be the one failing. */
+		ck_assert_msg(ret == -EEXIST || ret == -ENOMEM,
+			      "allocation %d failing: a second adopt of the number whose close waits: %s",
+			      nth, rsc_err_name(ret));
+		ck_assert_int_eq(rsc_fault_set(loop, NULL), 0);
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+		ck_assert_int_eq(rsc_loop_close(loop), 0);
+		ck_assert_int_eq(fcntl(p[0], F_GETFD), -1); /* closed once, by its entry */
+		close(p[1]);
+		ck_assert_int_eq(t_fd_count(), before);
+	}
+}
+END_TEST
+
 /* The kind is refused with any errno but ENOMEM: a malloc fails one way. */
 START_TEST(alloc_rule_takes_enomem_only)
 {
@@ -1282,6 +1319,7 @@ Suite *make_alloc_faults_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, alloc_rule_takes_enomem_only);
 	tcase_add_test(tc, refused_trace_file_leaves_the_file_alone);
+	tcase_add_test(tc, adopt_refused_while_the_close_waits_even_without_memory);
 	tcase_add_test(tc, close_cancels_io_when_the_op_pool_cannot_grow);
 	tcase_add_test(tc, cancel_without_memory_is_retried_with_nothing_completing);
 	tcase_add_test(tc, timer_that_cannot_start_for_memory_hears_enomem);
