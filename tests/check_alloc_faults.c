@@ -48,7 +48,9 @@ struct af_case {
 	void (*verify)(struct af_ctx *c, int ret); /* faults off (optional) */
 	unsigned loop_flags;
 	unsigned need_opcode; /* 0, or an opcode the kernel must have */
-	bool compound; /* a socket entry whose descriptor the next entry takes over */
+	/* acquired != released by design: a socket entry whose descriptor the
+	 * next entry takes over, or an entry detached (the caller's then) */
+	bool compound;
 };
 
 /* -ENOMEM, or the one other error this case may document. */
@@ -730,6 +732,36 @@ static void verify_set_direct(struct af_ctx *c, int ret)
 	ck_assert_int_eq(t_audit_slots(c->loop), 0);
 }
 
+/* A descriptor detached under the full audit is the caller's: no finding, memory or not. */
+static int call_detach_audited(struct af_ctx *c)
+{
+	int sv[2], ret, fd;
+
+	/* Made before the audited scope: foreign to it, as the caller's. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	c->peer = sv[1];
+	c->fd = sv[0];
+	ret = rsc_loop_set_audit(c->loop, RSC_AUDIT_FULL);
+	if (ret == 0)
+		ret = rsc_scope_open(c->loop, NULL, "audited", &c->other);
+	if (ret < 0)
+		return ret;
+	ret = rsc_adopt(c->other, sv[0], 0, &c->e);
+	if (ret < 0)
+		return ret; /* the caller's still */
+	c->fd = -1;
+	fd = rsc_entry_detach(c->e);
+	ck_assert_int_eq(fd, sv[0]);
+	c->fd = fd;
+	return 0;
+}
+
+static void verify_no_finding(struct af_ctx *c, int ret)
+{
+	(void)ret;
+	ck_assert_int_eq(rsc_audit_count(c->loop), 0);
+}
+
 static const struct af_case cases[] = {
 	{ "scope_open", NULL, call_scope_open, finish_close, NULL, 0, 0, false },
 	{ "scope_open_nested", prepare_scope, call_scope_open_nested, finish_close, NULL, 0, 0, false },
@@ -770,6 +802,7 @@ static const struct af_case cases[] = {
 	{ "cancel_in_flight", prepare_cancel, call_cancel, finish_close, NULL, 0, IORING_OP_CONNECT,
 	  true },
 	{ "audit_finding", NULL, call_audit_finding, finish_close, verify_audit_finding, 0, 0, false },
+	{ "detach_audited", NULL, call_detach_audited, finish_close, verify_no_finding, 0, 0, true },
 	{ "set_direct", prepare_direct, call_set_direct, finish_close, verify_set_direct, 0, 0, false },
 	{ "entry_install", prepare_install, call_install, finish_install, verify_install, 0,
 	  OP_FIXED_FD_INSTALL, false },
