@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 top=$(pwd)
 
 # Debian 12 packages the build and the tests need.
-PACKAGES="gcc make autoconf automake libtool pkg-config liburing-dev check valgrind libdw-dev python3 python3-prometheus-client systemtap-sdt-dev libuv1-dev"
+PACKAGES="gcc make autoconf automake libtool pkg-config liburing-dev check valgrind libdw-dev python3 python3-prometheus-client systemtap-sdt-dev libuv1-dev g++ groff-base"
 
 install_deps() {
 	missing=""

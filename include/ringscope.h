@@ -13,8 +13,9 @@ struct io_uring_sqe;
 extern "C" {
 #endif
 
+/* __extension__: long long is C99, and -std=gnu89 -Wpedantic users must not hear of it. */
 #if defined(__GNUC__) && __GNUC__ >= 4
-#define RSC_EXTERN __attribute__((visibility("default")))
+#define RSC_EXTERN __extension__ __attribute__((visibility("default")))
 #define RSC_MUST_CHECK __attribute__((warn_unused_result))
 #else
 #define RSC_EXTERN
@@ -66,13 +67,13 @@ struct rsc_finding;
 enum rsc_run_mode {
 	RSC_RUN_DEFAULT = 0, /* until nothing is alive */
 	RSC_RUN_ONCE,	     /* wait for and dispatch at least one completion */
-	RSC_RUN_NOWAIT,	     /* dispatch what is ready, never wait */
+	RSC_RUN_NOWAIT	     /* dispatch what is ready, never wait */
 };
 
 enum rsc_audit_level {
 	RSC_AUDIT_OFF = 0,
 	RSC_AUDIT_RELEASED, /* each release's close: verified by its own CQE */
-	RSC_AUDIT_FULL,	    /* also: identity guard, /proc/self/fd diff per scope */
+	RSC_AUDIT_FULL	    /* also: identity guard, /proc/self/fd diff per scope */
 };
 
 /* Counters a program can export; see rsc_loop_counter(). */
@@ -103,7 +104,7 @@ enum rsc_event {
 	RSC_EV_ENTER_FAILED,  /* acquire failed: res is -errno, nothing acquired */
 	RSC_EV_RELEASED,      /* release completed: res is 0 or the exit's -errno */
 	RSC_EV_SCOPE_CLOSED,  /* scope fully unwound: res is its status */
-	RSC_EV_AUDIT_FINDING, /* the audit recorded a finding: res is the fd */
+	RSC_EV_AUDIT_FINDING /* the audit recorded a finding: res is the fd */
 };
 
 typedef void (*rsc_trace_cb)(struct rsc_loop *loop, enum rsc_event ev,
@@ -241,7 +242,7 @@ RSC_EXTERN const char *rsc_counter_name(enum rsc_counter which);
 enum rsc_scope_state {
 	RSC_SCOPE_OPEN = 0,
 	RSC_SCOPE_UNWINDING,
-	RSC_SCOPE_UNWOUND, /* unwound after a failure, waiting for its close */
+	RSC_SCOPE_UNWOUND /* unwound after a failure, waiting for its close */
 };
 
 /*
@@ -568,7 +569,7 @@ enum rsc_entry_state {
 	RSC_ENTERED,
 	RSC_EXITING,
 	RSC_EXITED,
-	RSC_FAILED,
+	RSC_FAILED
 };
 
 /* res: the acquired value or -errno (enter); 0 or -errno (release). */
@@ -959,7 +960,7 @@ enum rsc_finding_kind {
 	RSC_FINDING_NOT_RELEASED = 0, /* its release could not close it: closed elsewhere */
 	RSC_FINDING_LEAKED,	      /* appeared inside a scope, open after it */
 	RSC_FINDING_SLOT_LEAKED,      /* a direct slot still in use after its scope released it */
-	RSC_FINDING_SLOT_MISMATCH,    /* the runtime's table and the kernel's disagree on a slot */
+	RSC_FINDING_SLOT_MISMATCH    /* the runtime's table and the kernel's disagree on a slot */
 };
 
 /* Number of findings recorded (>= 0), or -EINVAL. */

@@ -420,9 +420,11 @@ int rsc_audit_clear(struct rsc_loop *loop)
 int rsc_audit_print(const struct rsc_loop *loop, FILE *out)
 {
 	unsigned i;
+	int ret = 0;
 
 	RSC__CHECK_ARG(loop && out, "rsc_audit_print: loop or out is NULL");
-	for (i = 0; i < loop->n_findings; i++) {
+	flockfile(out); /* one finding, one line, whatever other threads write to @out */
+	for (i = 0; i < loop->n_findings && ret == 0; i++) {
 		const struct rsc_finding *f = loop->findings[i];
 
 		if (fprintf(out, "ringscope audit: %s %s %d -> ",
@@ -433,12 +435,16 @@ int rsc_audit_print(const struct rsc_loop *loop, FILE *out)
 		    rsc__fput_text(f->target, out) < 0 || fputs(" in scope '", out) == EOF ||
 		    rsc__fput_text(f->scope, out) < 0 || fputs("': expected ", out) == EOF ||
 		    rsc__fput_text(f->expected, out) < 0 || putc('\n', out) == EOF)
-			return -EIO;
+			ret = -EIO;
 	}
 	/* A buffered FILE fails only when it writes: a full disk shows here. */
-	if (fflush(out) == EOF || ferror(out))
-		return -EIO;
-	return (int)loop->n_findings;
+	if (ret == 0 && (fflush(out) == EOF || ferror(out)))
+		ret = -EIO;
+	funlockfile(out);
+	if (ret < 0) /* say why: an older sentence would be read as this failure's */
+		rsc__set_last_error("rsc_audit_print: cannot write: %s",
+				    errno ? rsc_strerror(errno) : "the stream has an error");
+	return ret < 0 ? ret : (int)loop->n_findings;
 }
 
 int rsc_finding_kind(const struct rsc_finding *f)

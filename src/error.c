@@ -451,7 +451,12 @@ int rsc_error_print(const struct rsc_error *err, FILE *out)
 {
 	int depth = 0;
 
+	int ret = 0;
+
 	RSC__CHECK_ARG(err && out, "rsc_error_print: %s is NULL", err ? "out" : "err");
+	/* The chain is written in pieces: another thread's text on @out (two
+	 * loops failing at once on stderr, unbuffered) must wait, not cut a line. */
+	flockfile(out);
 	for (; err; err = err->cause, depth++) {
 		if (fputs(depth ? "  caused by: " : "error: ", out) == EOF ||
 		    rsc__fput_text(err->op, out) < 0 ||
@@ -461,13 +466,19 @@ int rsc_error_print(const struct rsc_error *err, FILE *out)
 			    rsc_err_name(err->err)) < 0 ||
 		    rsc__fput_text(err->entry, out) < 0 ||
 		    fputs("' in scope '", out) == EOF ||
-		    rsc__fput_text(err->scope, out) < 0 || fputs("']\n", out) == EOF)
-			return -EIO;
+		    rsc__fput_text(err->scope, out) < 0 || fputs("']\n", out) == EOF) {
+			ret = -EIO;
+			break;
+		}
 	}
 	/* A buffered FILE fails only when it writes: a full disk shows here. */
-	if (fflush(out) == EOF || ferror(out))
-		return -EIO;
-	return 0;
+	if (ret == 0 && (fflush(out) == EOF || ferror(out)))
+		ret = -EIO;
+	funlockfile(out);
+	if (ret < 0) /* say why: an older sentence would be read as this failure's */
+		rsc__set_last_error("rsc_error_print: cannot write: %s",
+				    errno ? rsc_strerror(errno) : "the stream has an error");
+	return ret;
 }
 
 int rsc_error_dup(const struct rsc_error *err, struct rsc_error **dupp)

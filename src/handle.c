@@ -146,6 +146,35 @@ void rsc__handles_release(struct rsc_loop *loop)
 	loop->handle_free = 0;
 }
 
+/*
+ * The library is being unloaded (the last dlclose, or the exit): with no
+ * loop left, the chunks go back to the heap, else a plugin loaded and
+ * unloaded again and again would leak them each time (they are reachable
+ * only from this library's data). The table is left empty, as at load, so a
+ * lookup finds no chunk. Returns false, freeing nothing, while a loop lives.
+ */
+bool rsc__handles_unload(void)
+{
+	struct rsc__slot *c;
+	bool idle;
+	unsigned i;
+
+	/* Busy: a loop is being made or freed right now (an exit() from a signal
+	 * handler, say); never wait for it at exit, keep the chunks. */
+	if (pthread_mutex_trylock(&chunk_lock) != 0)
+		return false;
+	idle = n_free_chunks == n_chunks; /* every loop holds a chunk from its creation on */
+	for (i = 0; idle && i < n_chunks; i++) {
+		c = rsc__slot_chunks[i];
+		__atomic_store_n(&rsc__slot_chunks[i], NULL, __ATOMIC_RELEASE);
+		free(c);
+	}
+	if (idle)
+		n_chunks = n_free_chunks = 0;
+	pthread_mutex_unlock(&chunk_lock);
+	return idle;
+}
+
 bool rsc__handle_still(uint64_t h)
 {
 	uint32_t idx = ((uint32_t)h & RSC__H_SLOT_MASK) - 1;

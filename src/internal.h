@@ -441,6 +441,7 @@ void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot);
 /* Dropped, and the slot back to the loop: for objects that are not pooled. */
 void rsc__handle_free(struct rsc_loop *loop, uint64_t h, uint32_t *slot);
 void rsc__handles_release(struct rsc_loop *loop);
+bool rsc__handles_unload(void);
 /* @h's object is still live, by a seq_cst load (rsc__audit_quiesce's pair). */
 bool rsc__handle_still(uint64_t h);
 /* The slow path of a failed lookup: -EINVAL or -ESTALE, and says why. */
@@ -575,6 +576,7 @@ static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
 #define RSC__LEDGER_CLOSING (1ULL << 31)
 uint64_t rsc__ledger_owner(int fd);
 int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h);
+void rsc__ledger_unload(void);
 void rsc__ledger_set_slow(int fd, uint64_t h);
 bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
 void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all);

@@ -12,7 +12,8 @@
  * the handle of the live entry that owns it, process-wide, across loops.
  * rsc_adopt() refuses a number someone owns (-EEXIST), and an auditor in
  * the process asks who owns a number at the moment it is closed. Lock-free:
- * pages of RSC__LEDGER_PAGE numbers are made on first use and never freed,
+ * pages of RSC__LEDGER_PAGE numbers are made on first use and freed only
+ * when the library is unloaded with no loop left (unload.c),
  * and each cell is one atomic word, so recording costs a store.
  */
 
@@ -84,6 +85,16 @@ int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h)
 	}
 }
 
+
+/* No loop is left and the library is being unloaded: no entry owns a number,
+ * so the pages go back to the heap (rsc__handles_unload). */
+void rsc__ledger_unload(void)
+{
+	unsigned pi;
+
+	for (pi = 0; pi < LEDGER_PAGES; pi++)
+		free(__atomic_exchange_n(&pages[pi], NULL, __ATOMIC_ACQ_REL));
+}
 
 /*
  * @h's close of @fd is prepared. The number is @h's until the close is

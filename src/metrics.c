@@ -218,8 +218,12 @@ int rsc_metrics_write(struct rsc_loop *const *loops, unsigned n, FILE *out)
 	free(open);
 	histogram(out, loops, n, true);
 	histogram(out, loops, n, false);
-	if (fflush(out) == EOF || ferror(out))
+	if (fflush(out) == EOF || ferror(out)) {
+		/* say why: an older sentence would be read as this failure's */
+		rsc__set_last_error("rsc_metrics_write: cannot write: %s",
+				    errno ? rsc_strerror(errno) : "the stream has an error");
 		return -EIO;
+	}
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <locale.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -479,6 +480,96 @@ START_TEST(direct_table_arguments)
 }
 END_TEST
 
+struct printer {
+	const struct rsc_error *err;
+	FILE *out;
+};
+
+static void *print_many(void *arg)
+{
+	struct printer *p = arg;
+	int i;
+
+	for (i = 0; i < 3000; i++)
+		if (rsc_error_print(p->err, p->out) < 0)
+			return p;
+	return NULL;
+}
+
+/*
+ * Two threads printing chains to one unbuffered stream (stderr, as
+ * ringscope-httpd's loops do when they fail together): each line whole,
+ * never another thread's text in the middle of it.
+ */
+START_TEST(error_print_from_threads_keeps_its_lines_whole)
+{
+	struct rsc_scope *s;
+	struct rsc_error *err = NULL;
+	struct printer p;
+	pthread_t a, b;
+	void *ra, *rb;
+	char line[512], want[512];
+	FILE *f = tmpfile();
+	int n = 0;
+
+	ck_assert_ptr_nonnull(f);
+	setvbuf(f, NULL, _IONBF, 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "printed", &s), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "twice"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_lt(rsc_error_format(err, want + 7, sizeof(want) - 8), (int)sizeof(want) - 8);
+	memcpy(want, "error: ", 7);
+	strcat(want, "\n");
+	p.err = err;
+	p.out = f;
+	ck_assert_int_eq(pthread_create(&a, NULL, print_many, &p), 0);
+	ck_assert_int_eq(pthread_create(&b, NULL, print_many, &p), 0);
+	pthread_join(a, &ra);
+	pthread_join(b, &rb);
+	ck_assert_ptr_null(ra);
+	ck_assert_ptr_null(rb);
+	rewind(f);
+	while (fgets(line, sizeof(line), f)) {
+		ck_assert_msg(!strcmp(line, want), "line %d: '%s', wanted '%s'", n, line, want);
+		n++;
+	}
+	ck_assert_int_eq(n, 6000);
+	fclose(f);
+	rsc_error_free(err);
+}
+END_TEST
+
+/*
+ * A chain or the metrics written to a full disk: -EIO, and rsc_last_error()
+ * says so, not the sentence an older failure left (ringscope-demo > /dev/full
+ * printed "rsc_entry_detail: the entry handle is NULL").
+ */
+START_TEST(write_to_a_full_disk_says_why)
+{
+	struct rsc_scope *s;
+	struct rsc_error *err = NULL;
+	FILE *full = fopen("/dev/full", "w");
+
+	if (!full)
+		return; /* no /dev/full here */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "full", &s), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "disk"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_int_eq(rsc_entry_slot(NULL), -EINVAL); /* leaves an older sentence */
+	ck_assert_int_eq(rsc_error_print(err, full), -EIO);
+	ck_assert_msg(strstr(rsc_last_error(), "rsc_error_print: cannot write: No space left"),
+		      "%s", rsc_last_error());
+	clearerr(full);
+	ck_assert_int_eq(rsc_entry_slot(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_metrics(t_loop, full), -EIO);
+	ck_assert_msg(strstr(rsc_last_error(), "rsc_metrics_write: cannot write: No space left"),
+		      "%s", rsc_last_error());
+	fclose(full);
+	rsc_error_free(err);
+}
+END_TEST
+
 Suite *make_hostile_tools_suite(void)
 {
 	Suite *s = suite_create("hostile_tools");
@@ -494,6 +585,8 @@ Suite *make_hostile_tools_suite(void)
 	tcase_add_test(tc, released_direct_entry_never_acts_on_its_reused_slot);
 	tcase_add_test(tc, hand_over_to_a_loop_that_has_closed);
 	tcase_add_test(tc, direct_table_arguments);
+	tcase_add_test(tc, error_print_from_threads_keeps_its_lines_whole);
+	tcase_add_test(tc, write_to_a_full_disk_says_why);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -12,6 +12,10 @@
 
 #include <ringscope.h>
 
+/* vis(), vis_utf8_len() (tools/audit/vis.c): names shown as ringscope-audit shows them. */
+const char *vis(const char *s);
+size_t vis_utf8_len(const unsigned char *p);
+
 #define N_FILES	    200
 #define FSYNC_EVERY 50 /* every 50th file is fsynced before its close */
 #define N_SOCKETS   64
@@ -354,7 +358,7 @@ static void human_report(const struct demo *d)
 	int k;
 
 	printf("ringscope demo: %d files in %s, %d sockets%s, one missing path\n",
-	       N_FILES, d->dir, N_SOCKETS, d->ipv6 ? "" : " (no IPv6: AF_INET instead)");
+	       N_FILES, vis(d->dir), /* $TMPDIR may hold a newline or ESC */ N_SOCKETS, d->ipv6 ? "" : " (no IPv6: AF_INET instead)");
 	printf("descriptors open before: %d, after one rsc_loop_run: %d\n"
 	       "scope 'broken' unwound by itself: %s\n\n", d->fd_before, d->fd_during,
 	       d->broken_state == RSC_SCOPE_UNWOUND ? "yes (RSC_SCOPE_UNWOUND)" : "NO");
@@ -380,17 +384,34 @@ static void human_report(const struct demo *d)
 	printf("\n");
 }
 
-/* JSON by hand: quote, backslash and control characters are escaped. */
-static void jstr(const char *s, const char *after)
+/*
+ * JSON by hand: quote, backslash and control characters are escaped, and a
+ * byte that is not part of valid UTF-8 (a $TMPDIR is bytes, JSON is UTF-8)
+ * is written as \udcXX, as ringscope-audit --json and Python's
+ * "surrogateescape" write it.
+ */
+static void jstr(const char *str, const char *after)
 {
+	const unsigned char *s = (const unsigned char *)str;
+	size_t n;
+
 	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", (unsigned char)*s);
-		else
-			putchar(*s);
+	while (*s) {
+		if (*s == '"' || *s == '\\') {
+			printf("\\%c", *s++);
+		} else if (*s < 0x20 || *s == 0x7f) {
+			printf("\\u%04x", *s++);
+		} else if (*s < 0x80) {
+			putchar(*s++);
+		} else if ((n = vis_utf8_len(s))) {
+			fwrite(s, 1, n, stdout);
+			s += n;
+		} else if (*s >= 0xc2 && *s <= 0xdf && (s[1] & 0xc0) == 0x80) {
+			printf("\\u%04x", (s[0] & 0x1f) << 6 | (s[1] & 0x3f)); /* a C1 control */
+			s += 2;
+		} else {
+			printf("\\udc%02x", *s++);
+		}
 	}
 	printf("\"%s", after);
 }
@@ -492,6 +513,12 @@ static int finish(struct demo *d)
 		       d->fd_after == d->fd_before ? "ok" : "MISMATCH", ret,
 		       ok ? "ok" : "FAILED (expected: LIFO, only the ENOENT, no finding, no fd left)");
 	rsc_error_free(d->err);
+	/* A report lost (a full disk, stdout closed) never passes for a run that was fine. */
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "ringscope-demo: cannot write the report: %s\n",
+			errno ? rsc_strerror(errno) : "the stream has an error");
+		return 1;
+	}
 	return ok ? 0 : 1;
 }
 
@@ -505,24 +532,41 @@ static void parse_args(struct demo *d, int argc, char **argv)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	opterr = 0; /* getopt's own messages would echo an unknown option's bytes raw */
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			d->json = true;
 			break;
 		case 't':
+			if (!*optarg) {
+				fprintf(stderr, "ringscope-demo: --trace: empty file name\n");
+				usage(stderr);
+				exit(2);
+			}
 			d->trace_path = optarg;
 			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case ':':
+			fprintf(stderr, "ringscope-demo: option '%s' needs a value\n",
+				vis(argv[optind - 1]));
+			usage(stderr);
+			exit(2);
 		default:
+			if (optopt && argv[optind - 1][1] == '-') /* --flag=value */
+				fprintf(stderr, "ringscope-demo: option '%s' takes no value\n",
+					vis(argv[optind - 1]));
+			else
+				fprintf(stderr, "ringscope-demo: unknown option '%s'\n",
+					vis(argv[optind - 1]));
 			usage(stderr);
 			exit(2);
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "ringscope-demo: unexpected argument '%s'\n", argv[optind]);
+		fprintf(stderr, "ringscope-demo: unexpected argument '%s'\n", vis(argv[optind]));
 		usage(stderr);
 		exit(2);
 	}

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef HAVE_LIBDW
 #include <dwarf.h>
@@ -40,6 +41,34 @@ const char *sym_backend(void)
 #endif
 }
 
+/*
+ * A module path as /proc/PID/maps writes it into the file's name: the kernel
+ * writes a newline in a path as \012 (and nothing else escaped), so a
+ * program under such a directory was neither opened for its symbols nor
+ * named as the report names its exe. The text \012 in a real name is
+ * ambiguous: kept when only that path exists.
+ */
+static void maps_path(const char *raw, size_t n, char *out, size_t len)
+{
+	char kept[4096];
+	size_t i, o = 0;
+
+	for (i = 0; i < n && o + 1 < len; i++) {
+		if (raw[i] == '\\' && n - i >= 4 && !strncmp(raw + i, "\\012", 4)) {
+			out[o++] = '\n';
+			i += 3;
+		} else {
+			out[o++] = raw[i];
+		}
+	}
+	out[o] = '\0';
+	if (o == n || access(out, F_OK) == 0)
+		return;
+	if ((size_t)snprintf(kept, sizeof(kept), "%.*s", (int)n, raw) < sizeof(kept) &&
+	    access(kept, F_OK) == 0)
+		snprintf(out, len, "%s", kept);
+}
+
 /* The maps line holding @a: its module path and @a's offset in the file. */
 static bool maps_lookup(const char *maps, uint64_t a, char *mod, size_t len, uint64_t *off)
 {
@@ -51,7 +80,7 @@ static bool maps_lookup(const char *maps, uint64_t a, char *mod, size_t len, uin
 		if (sscanf(l, "%llx-%llx %*s %llx %*s %*s %n", &lo, &hi, &foff, &pos) == 3 && pos &&
 		    a >= lo && a < hi) {
 			path = l + pos;
-			snprintf(mod, len, "%.*s", (int)(nl ? (size_t)(nl - path) : strlen(path)), path);
+			maps_path(path, nl ? (size_t)(nl - path) : strlen(path), mod, len);
 			*off = a - lo + foff;
 			return true;
 		}
@@ -75,11 +104,24 @@ struct symbolizer *sym_open(const char *maps)
 }
 
 #ifdef HAVE_LIBDW
+/* libdw's own, given the module's path as the file system spells it (maps_path). */
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+		    char **file_name, Elf **elfp)
+{
+	char path[4096];
+
+	if (modname && modname[0] == '/' && strstr(modname, "\\012")) {
+		maps_path(modname, strlen(modname), path, sizeof(path));
+		modname = path;
+	}
+	return dwfl_linux_proc_find_elf(mod, userdata, modname, base, file_name, elfp);
+}
+
 static Dwfl *sym_dwfl(struct symbolizer *sy)
 {
 	static char *debuginfo_path;
 	static const Dwfl_Callbacks cb = {
-		.find_elf = dwfl_linux_proc_find_elf,
+		.find_elf = find_elf,
 		.find_debuginfo = dwfl_standard_find_debuginfo,
 		.debuginfo_path = &debuginfo_path,
 	};

@@ -18,12 +18,15 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <ringscope.h>
 
 #include "http.h"
+/* vis(): a name or value from the command line shown as ringscope-audit shows names. */
+const char *vis(const char *s);
 
 /*
  * One loop per thread (--threads), each with its own SO_REUSEPORT listener
@@ -104,6 +107,8 @@ struct server {
 	/* Options: read-only once the threads start. */
 	unsigned idle_ms, grace_ms, max_conns, nthreads;
 	const char *unix_path;
+	struct stat unix_st; /* the path's node once bound: only that one is removed */
+	bool unix_known;
 	bool metrics, no_direct, no_multishot, no_defer_accept;
 	enum rsc_audit_level level;
 	struct sockaddr_storage ss; /* the first listener's address, port included */
@@ -544,6 +549,23 @@ static void on_accept(struct rsc_entry *l, int fd, struct rsc_scope *cs,
 
 static void post_done(struct rsc_loop *loop, void *arg);
 
+/*
+ * The Unix socket's path, removed only while it still names the node this
+ * server bound: one that was removed and made again (another server started
+ * on it since) is not this server's to remove.
+ */
+static void unlink_own_path(struct server *srv)
+{
+	struct stat st;
+
+	if (!srv->unix_path || !srv->unix_known)
+		return;
+	if (lstat(srv->unix_path, &st) == 0 && st.st_dev == srv->unix_st.st_dev &&
+	    st.st_ino == srv->unix_st.st_ino)
+		unlink(srv->unix_path);
+	srv->unix_known = false; /* once */
+}
+
 /* "idle" has closed: the listener with it, so new clients are refused. */
 static void on_idle_closed(struct rsc_scope *scope, int status, const struct rsc_error *err,
 			   void *data)
@@ -553,8 +575,7 @@ static void on_idle_closed(struct rsc_scope *scope, int status, const struct rsc
 	(void)scope;
 	if (status < 0 && err)
 		rsc_error_print(err, stderr);
-	if (w->srv->unix_path)
-		unlink(w->srv->unix_path);
+	unlink_own_path(w->srv);
 }
 
 /* "httpd" has unwound: the grace ended or nothing was left in flight. */
@@ -730,7 +751,7 @@ static unsigned number(const char *s, const char *opt)
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno || *s < '0' || *s > '9' || *end || v > UINT_MAX) {
-		fprintf(stderr, "ringscope-httpd: %s: not a number: %s\n", opt, s);
+		fprintf(stderr, "ringscope-httpd: %s: not a number: %s\n", opt, vis(s));
 		exit(2);
 	}
 	return (unsigned)v;
@@ -759,7 +780,8 @@ static socklen_t parse_addr(const char *addr, unsigned port, const char *path,
 		in6->sin6_port = htons((unsigned short)port);
 		len = sizeof(*in6);
 	} else {
-		fprintf(stderr, "ringscope-httpd: --addr: not an IPv4 or IPv6 address: %s\n", addr);
+		fprintf(stderr, "ringscope-httpd: --addr: not an IPv4 or IPv6 address: %s\n",
+			vis(addr));
 		exit(2);
 	}
 	if (!path)
@@ -785,7 +807,7 @@ static void print_bound(struct rsc_entry *listener, const char *path)
 	char host[INET6_ADDRSTRLEN] = "?";
 
 	if (path) {
-		printf("listening on unix:%s\n", path);
+		printf("listening on unix:%s\n", vis(path)); /* a newline or ESC in a path is escaped */
 	} else if (rsc_entry_sockname(listener, (struct sockaddr *)&ss, &len) == 0 &&
 		   ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
@@ -1143,7 +1165,9 @@ int main(int argc, char **argv)
 	int opt, pipefd[2], ret, fds_exit, status = 0, findings = 0, slots_exit = 0;
 	bool threads_set = false;
 
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	/* getopt's own messages would echo an unknown option's bytes raw. */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'a': addr = optarg; break;
 		case 'p': port = number(optarg, "--port"); break;
@@ -1172,10 +1196,24 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case ':':
+			fprintf(stderr, "ringscope-httpd: option '%s' needs a value\n",
+				vis(argv[optind - 1]));
+			usage(stderr);
+			return 2;
+		default:
+			if (optopt && argv[optind - 1][1] == '-') /* --flag=value */
+				fprintf(stderr, "ringscope-httpd: option '%s' takes no value\n",
+					vis(argv[optind - 1]));
+			else
+				fprintf(stderr, "ringscope-httpd: unknown option '%s'\n",
+					vis(argv[optind - 1]));
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc) {
+		fprintf(stderr, "ringscope-httpd: unexpected operand '%s'\n", vis(argv[optind]));
 		usage(stderr);
 		return 2;
 	}
@@ -1231,6 +1269,8 @@ int main(int argc, char **argv)
 	/* The first listener binds the port (maybe one the kernel picks); the others share it. */
 	if (worker_start(&srv.workers[0]) < 0)
 		return 1;
+	/* The node bind made: a stat that fails leaves the path in place at exit. */
+	srv.unix_known = srv.unix_path && lstat(srv.unix_path, &srv.unix_st) == 0;
 	if ((ret = start_signals(&srv)) < 0) {
 		warn("the signal pipe", ret);
 		(void)rsc_loop_shutdown(srv.workers[0].loop, NULL);
@@ -1270,14 +1310,25 @@ int main(int argc, char **argv)
 	for (i = 1; i < started; i++)
 		pthread_join(srv.workers[i].thread, NULL);
 	worker_finish(&srv.workers[0]);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
+	/*
+	 * Shut down already: a late signal is one more "second signal", with
+	 * nothing left to end. Ignored, not the default action, which killed
+	 * the server before its summary and its exit status (7 runs in 100 of
+	 * a client sending SIGTERM until the server was gone).
+	 */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	close(sig_wfd);
-	if (srv.unix_path)
-		unlink(srv.unix_path);
+	unlink_own_path(&srv);
 	fds_exit = count_open_fds();
 	summary(&srv, fds_exit);
+	/* A summary lost (a full disk) never passes for a clean shutdown. */
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		fprintf(stderr, "ringscope-httpd: cannot write the summary: %s\n",
+			errno ? rsc_strerror(errno) : "the stream has an error");
+		status = 1;
+	}
 	if (fd_dir)
 		closedir(fd_dir);
 	for (i = 0; i < srv.nthreads; i++) {
