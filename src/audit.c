@@ -82,14 +82,14 @@ void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char 
 
 	if (loop->n_findings == loop->cap_findings) {
 		unsigned cap = loop->cap_findings ? loop->cap_findings * 2 : 8;
-		struct rsc_finding **v = realloc(loop->findings, cap * sizeof(*v));
+		struct rsc_finding **v = rsc__realloc(loop, loop->findings, cap * sizeof(*v));
 
 		if (!v)
 			return;
 		loop->findings = v;
 		loop->cap_findings = cap;
 	}
-	f = malloc(sizeof(*f));
+	f = rsc__malloc(loop, sizeof(*f));
 	if (!f)
 		return;
 	loop->findings[loop->n_findings++] = f;
@@ -182,7 +182,7 @@ static int scan_fds(struct rsc_loop *loop, uint64_t **bitsp, unsigned *nbitsp)
 				continue;
 			if ((unsigned)fd >= nbits) {
 				unsigned want = ((unsigned)fd / 64 + 1) * 64 * 2;
-				uint64_t *nb = realloc(bits, want / 8);
+				uint64_t *nb = rsc__realloc(loop, bits, want / 8);
 
 				if (!nb) {
 					free(bits);
@@ -219,13 +219,13 @@ void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s)
 
 /* Mark @fd in one snapshot as open before it (grown if need be; without
  * memory, the snapshot is dropped and that scope gives no verdict). */
-static void mark_foreign(uint64_t **bitsp, unsigned *nbitsp, int fd)
+static void mark_foreign(struct rsc_loop *loop, uint64_t **bitsp, unsigned *nbitsp, int fd)
 {
 	if (!*bitsp)
 		return;
 	if ((unsigned)fd >= *nbitsp) {
 		unsigned want = ((unsigned)fd / 64 + 1) * 64;
-		uint64_t *nb = realloc(*bitsp, want / 8);
+		uint64_t *nb = rsc__realloc(loop, *bitsp, want / 8);
 
 		if (!nb) {
 			free(*bitsp);
@@ -256,9 +256,9 @@ void rsc__audit_disown(struct rsc_loop *loop, int fd)
 	if (fd < 0 || !loop->root)
 		return;
 	for (s = loop->root; s; s = rsc__scope_next(loop->root, s))
-		mark_foreign(&s->fd_snapshot, &s->fd_snapshot_bits, fd);
+		mark_foreign(loop, &s->fd_snapshot, &s->fd_snapshot_bits, fd);
 	RSC__LIST_FOR_EACH(p, &loop->audit_pending, node)
-		mark_foreign(&p->fd_snapshot, &p->fd_snapshot_bits, fd);
+		mark_foreign(loop, &p->fd_snapshot, &p->fd_snapshot_bits, fd);
 }
 
 /* The live entry of @root's tree holding @fd, walked without recursion. */
@@ -287,7 +287,7 @@ static bool held_by_entry(const struct rsc__scope *root, int fd)
 /* The scope has unwound: queue its verdict (see struct rsc_audit_pending). */
 void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc__scope *s)
 {
-	struct rsc_audit_pending *p = malloc(sizeof(*p));
+	struct rsc_audit_pending *p = rsc__malloc(loop, sizeof(*p));
 
 	if (!p)
 		return;

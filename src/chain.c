@@ -107,7 +107,7 @@ int rsc_chain_new(struct rsc_scope *scope, struct rsc_chain **chainp)
 	*chainp = NULL;
 	/* A handle never lies: a freed scope is -ESTALE here, not at the submit. */
 	RSC__SCOPE(s, scope, "rsc_chain_new");
-	c = calloc(1, sizeof(*c));
+	c = rsc__calloc(s->loop, 1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->h = rsc__handle_new(s->loop, c, RSC__K_CHAIN, &c->slot);
@@ -162,7 +162,7 @@ static int add_step(struct rsc__chain *c, unsigned sqes, const char *detail,
 	}
 	st = &c->steps[c->n];
 	memset(st, 0, sizeof(*st));
-	st->detail = strdup(detail);
+	st->detail = rsc__strdup(c->loop, detail);
 	if (!st->detail)
 		return -ENOMEM;
 	st->entryp = entryp;
@@ -458,14 +458,14 @@ int rsc_chain_submit(struct rsc_chain *h)
 	}
 	if (ret < 0)
 		goto out;
-	run = calloc(1, sizeof(*run));
+	run = rsc__calloc(loop, 1, sizeof(*run));
 	if (!run) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	for (i = 0; i < c->n; i++) {
 		struct chain_step *st = &c->steps[i];
-		struct step_arg *a = calloc(1, sizeof(*a));
+		struct step_arg *a = rsc__calloc(loop, 1, sizeof(*a));
 
 		if (!a) {
 			ret = -ENOMEM;

@@ -99,6 +99,7 @@ static int arm(struct rsc_loop *loop)
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op;
 	uint64_t first;
+	int ret;
 
 	loop->dl_rearm = false;
 	if (!loop->dl_n)
@@ -107,10 +108,10 @@ static int arm(struct rsc_loop *loop)
 	if (loop->dl_timer && loop->dl_armed_ns <= first)
 		return 0; /* it fires early, and is re-armed then */
 	if (loop->dl_timer) {
-		op = rsc__op_with_sqe(loop, &sqe);
-		if (!op) {
+		ret = rsc__op_with_sqe_why(loop, &sqe, &op);
+		if (ret < 0) {
 			loop->dl_rearm = true; /* it fires at the old time, later than due */
-			return -EBUSY;
+			return ret;
 		}
 		set_ts(&loop->dl_update_ts, first);
 		io_uring_prep_timeout_update(sqe, &loop->dl_update_ts,
@@ -121,10 +122,10 @@ static int arm(struct rsc_loop *loop)
 		loop->dl_armed_ns = first;
 		return 0;
 	}
-	op = rsc__op_with_sqe(loop, &sqe);
-	if (!op) {
+	ret = rsc__op_with_sqe_why(loop, &sqe, &op);
+	if (ret < 0) {
 		loop->dl_rearm = true;
-		return -EBUSY;
+		return ret;
 	}
 	set_ts(&op->ts, first);
 	io_uring_prep_timeout(sqe, &op->ts, 0, IORING_TIMEOUT_ABS);
@@ -206,6 +207,7 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 	uint64_t when, old_key = 0, old_ns;
 	unsigned old_flags;
 	bool had;
+	int ret;
 
 	RSC__SCOPE(s, h, "rsc_scope_set_deadline");
 	RSC__CHECK_ARG(!(flags & ~RSC_DEADLINE_MOVE_ON),
@@ -233,7 +235,7 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 	if (s->dl_index == RSC__NO_DEADLINE) {
 		if (loop->dl_n == loop->dl_cap) {
 			unsigned cap = loop->dl_cap ? loop->dl_cap * 2 : 64;
-			struct rsc__dl_slot *v = realloc(loop->dl_heap, cap * sizeof(*v));
+			struct rsc__dl_slot *v = rsc__realloc(loop, loop->dl_heap, cap * sizeof(*v));
 
 			if (!v) {
 				s->dl_ns = old_ns; /* refused: left as it was */
@@ -253,7 +255,8 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 	} else {
 		return 0; /* later: its key comes due first and puts it back (lazy) */
 	}
-	if (arm(loop) < 0 && !loop->dl_timer) {
+	ret = arm(loop);
+	if (ret < 0 && !loop->dl_timer) {
 		/* No timer at all would let it pass unnoticed: refuse it. One set
 		 * before stays (its timer comes back on the next turn, dl_rearm),
 		 * as when an expiry finds no SQE: this one is the hook's to retry. */
@@ -265,8 +268,10 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 		} else {
 			heap_remove(loop, s);
 		}
-		rsc__set_last_error("rsc_scope_set_deadline: no SQE for the kernel timer (the SQ could not be flushed)");
-		return -EBUSY;
+		/* -ENOMEM when the op could not be made: the heap, not the SQ. */
+		rsc__set_last_error(ret == -ENOMEM ? "rsc_scope_set_deadline: no memory for the kernel timer's op" :
+				    "rsc_scope_set_deadline: no SQE for the kernel timer (the SQ could not be flushed)");
+		return ret;
 	}
 	return 0;
 }

@@ -61,27 +61,36 @@ static void table_free(struct rsc__direct *d)
 	free(d);
 }
 
-int rsc__direct_setup(struct rsc_loop *loop, unsigned slots, unsigned chain_slots)
+/* A table's memory, not yet registered: NULL without memory. */
+static struct rsc__direct *table_alloc(struct rsc_loop *loop, unsigned slots, unsigned chain_slots)
 {
 	struct rsc__direct *d;
 	unsigned i;
-	int ret;
 
-	d = calloc(1, sizeof(*d));
+	d = rsc__calloc(loop, 1, sizeof(*d));
 	if (!d)
-		return -ENOMEM;
+		return NULL;
 	rsc__list_init(&d->inboxes);
 	d->size = slots;
 	d->alloc_n = slots - chain_slots;
-	d->slots = calloc(slots, sizeof(*d->slots));
-	d->free_stack = calloc(chain_slots ? chain_slots : 1, sizeof(*d->free_stack));
+	d->slots = rsc__calloc(loop, slots, sizeof(*d->slots));
+	d->free_stack = rsc__calloc(loop, chain_slots ? chain_slots : 1, sizeof(*d->free_stack));
 	if (!d->slots || !d->free_stack) {
 		table_free(d);
-		return -ENOMEM;
+		return NULL;
 	}
 	for (i = 0; i < chain_slots; i++)
 		d->free_stack[i] = slots - 1 - i; /* the lowest is handed out first */
 	d->n_free = chain_slots;
+	return d;
+}
+
+/* @d registered with the kernel, sparse, and split; no memory needed. */
+static int table_register(struct rsc_loop *loop, const struct rsc__direct *d)
+{
+	unsigned slots = d->size, chain_slots = d->size - d->alloc_n;
+	int ret;
+
 	ret = io_uring_register_files_sparse(loop->ring, slots);
 	if (ret < 0) {
 		rsc__set_last_error("cannot register a direct table of %u slots: %s%s", slots,
@@ -89,7 +98,6 @@ int rsc__direct_setup(struct rsc_loop *loop, unsigned slots, unsigned chain_slot
 				    ret == -EMFILE ? " (more than RLIMIT_NOFILE)" :
 				    ret == -EINVAL ? " (sparse tables need Linux 5.19)" :
 				    ret == -EBUSY ? " (the ring has a file table already: the application's own)" : "");
-		table_free(d);
 		return ret;
 	}
 	/* Linux 6.0: where IORING_FILE_INDEX_ALLOC may allocate. */
@@ -99,6 +107,20 @@ int rsc__direct_setup(struct rsc_loop *loop, unsigned slots, unsigned chain_slot
 				    slots, chain_slots, rsc_strerror(ret),
 				    ret == -EINVAL ? " (needs Linux 6.0)" : "");
 		(void)io_uring_unregister_files(loop->ring);
+		return ret;
+	}
+	return 0;
+}
+
+int rsc__direct_setup(struct rsc_loop *loop, unsigned slots, unsigned chain_slots)
+{
+	struct rsc__direct *d = table_alloc(loop, slots, chain_slots);
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	ret = table_register(loop, d);
+	if (ret < 0) {
 		table_free(d);
 		return ret;
 	}
@@ -115,7 +137,7 @@ void rsc__direct_free(struct rsc_loop *loop)
 
 int rsc_loop_set_direct(struct rsc_loop *loop, unsigned slots, unsigned chain_slots)
 {
-	unsigned old_size = 0, old_chain = 0;
+	struct rsc__direct *old, *fresh = NULL;
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_set_direct: loop is NULL");
@@ -128,35 +150,51 @@ int rsc_loop_set_direct(struct rsc_loop *loop, unsigned slots, unsigned chain_sl
 	ret = rsc__check_not_in_callback(loop, "rsc_loop_set_direct");
 	if (ret < 0)
 		return ret;
-	if (loop->direct) {
-		struct rsc__direct *d = loop->direct;
-		unsigned chain_n = d->size - d->alloc_n;
+	old = loop->direct;
+	if (old) {
+		unsigned chain_n = old->size - old->alloc_n;
+		bool inboxes = !rsc__list_empty(&old->inboxes);
 
-		bool inboxes = !rsc__list_empty(&d->inboxes);
-
-		if (d->used || d->pending || d->armed || d->n_free != chain_n || inboxes) {
+		if (old->used || old->pending || old->armed || old->n_free != chain_n || inboxes) {
 			rsc__set_last_error("rsc_loop_set_direct: %u of the table's %u slots are in use%s%s",
-					    d->used, d->size, inboxes ? ", and an inbox is open" : "",
-					    d->armed ? ", and a direct accept is armed" : "");
+					    old->used, old->size, inboxes ? ", and an inbox is open" : "",
+					    old->armed ? ", and a direct accept is armed" : "");
 			return -EBUSY;
 		}
+	}
+	/* The new table's memory first: refused for it, the loop keeps its table. */
+	if (slots && !(fresh = table_alloc(loop, slots, chain_slots))) {
+		rsc__set_last_error("rsc_loop_set_direct: no memory for a table of %u slots", slots);
+		return -ENOMEM;
+	}
+	if (old) {
 		ret = io_uring_unregister_files(loop->ring);
 		if (ret < 0) {
 			rsc__set_last_error("rsc_loop_set_direct: io_uring_unregister_files: %s",
 					    rsc_strerror(ret));
+			table_free(fresh);
 			return ret;
 		}
-		old_size = d->size;
-		old_chain = chain_n;
-		rsc__direct_free(loop);
+		loop->direct = NULL;
 	}
-	ret = slots ? rsc__direct_setup(loop, slots, chain_slots) : 0;
-	/* Refused (-EMFILE, -ENOMEM): the loop keeps the table it had, empty as it
-	 * was; the kernel allows one table at a time, so it is registered again. */
-	if (ret < 0 && old_size && rsc__direct_setup(loop, old_size, old_chain) < 0)
-		rsc__set_last_error("rsc_loop_set_direct: a table of %u slots was refused (%s), and the old table of %u could not be registered again: the loop has none",
-				    slots, rsc_strerror(ret), old_size);
-	return ret;
+	ret = fresh ? table_register(loop, fresh) : 0;
+	if (ret < 0) {
+		table_free(fresh);
+		/* Refused (-EMFILE...): the loop keeps the table it had, empty as it
+		 * was; the kernel allows one table at a time, so it is registered again. */
+		if (old && table_register(loop, old) == 0) {
+			loop->direct = old;
+			return ret;
+		}
+		if (old)
+			rsc__set_last_error("rsc_loop_set_direct: a table of %u slots was refused (%s), and the old table of %u could not be registered again: the loop has none",
+					    slots, rsc_strerror(ret), old->size);
+		table_free(old);
+		return ret;
+	}
+	table_free(old);
+	loop->direct = fresh;
+	return 0;
 }
 
 int rsc__direct_need(struct rsc_loop *loop, const char *fn)
@@ -404,8 +442,15 @@ void rsc__direct_close_orphan(struct rsc_loop *loop, int slot)
 	snprintf(d->slots[slot].what, sizeof(d->slots[slot].what), "connection");
 	d->slots[slot].scope[0] = '\0'; /* its scope was closing: nobody's */
 	op = rsc__op_with_sqe(loop, &sqe);
-	if (!op)
-		return; /* stays an orphan: the audit names it */
+	if (!op) {
+		/* No op or no SQE: emptied at once by the register call, which
+		 * needs neither (io_uring_register(2), IORING_REGISTER_FILES_UPDATE). */
+		int none = -1;
+
+		if (io_uring_register_files_update(loop->ring, (unsigned)slot, &none, 1) == 1)
+			slot_free(d, (unsigned)slot);
+		return; /* else it stays an orphan: the audit names it */
+	}
 	/* Never IOSQE_FIXED_FILE on a close: the slot is named by file_index. */
 	io_uring_prep_close_direct(sqe, (unsigned)slot);
 	op->complete = orphan_closed;
@@ -555,8 +600,8 @@ int rsc_audit_slots(struct rsc_loop *loop)
 	if (ret < 0)
 		return ret;
 	d = loop->direct;
-	in_use = calloc(d->size, 1);
-	paths = calloc(d->size, sizeof(*paths));
+	in_use = rsc__calloc(loop, d->size, 1);
+	paths = rsc__calloc(loop, d->size, sizeof(*paths));
 	if (!in_use || !paths) {
 		free(in_use);
 		free(paths);

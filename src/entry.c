@@ -261,12 +261,12 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		op->opcode = sqe->opcode;
 		op->closes = sqe->opcode == IORING_OP_CLOSE && e->phase == RSC__PHASE_EXIT ?
 				     closes_which(e, sqe) : RSC__CLOSES_NONE;
-		if (op->closes == RSC__CLOSES_VALUE && (e->flags & RSC__E_LEDGER)) {
-			/* The number may leave the table before its CQE is
-			 * reaped, but not before the close is submitted. */
-			rsc__ledger_forget_on_submit(loop, e->value, e->h);
+		/* The number may leave the table before its CQE is reaped, but not
+		 * before the close is submitted (or, without memory to list it,
+		 * when the release settles: rsc__entry_settle_release). */
+		if (op->closes == RSC__CLOSES_VALUE && (e->flags & RSC__E_LEDGER) &&
+		    rsc__ledger_forget_on_submit(loop, e->value, e->h))
 			e->flags &= ~RSC__E_LEDGER;
-		}
 		rsc__inject_fault(loop, sqe, op);
 		if (op->primary)
 			e->enter_opcode = op->opcode;
@@ -308,7 +308,7 @@ static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manag
 	if (!e)
 		return NULL;
 	if (len >= sizeof(e->detail_inline)) {
-		e->detail = malloc(len + 1);
+		e->detail = rsc__malloc(loop, len + 1);
 		if (!e->detail) {
 			e->detail = e->detail_inline;
 			rsc__entry_put(loop, e);
@@ -428,17 +428,22 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 	return 0;
 }
 
-int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
-		    uint8_t opcode, void *owned_arg, unsigned config, const char *detail,
-		    const void *site, struct rsc__entry **entryp)
+/*
+ * An entry made before what it builds on is pushed (rsc__push_after): a
+ * compound push that finds no memory fails whole, before anything is
+ * acquired or traced. Unlinked: rsc__entry_put() if it is not used.
+ */
+struct rsc__entry *rsc__entry_make(struct rsc__scope *s, const struct rsc_manager *mgr,
+				   unsigned config, const char *detail, const void *site)
 {
-	struct rsc__entry *e = new_entry(dep->scope, mgr, owned_arg, config, detail, site);
+	return new_entry(s, mgr, NULL, config, detail, site);
+}
 
-	if (!e) {
-		free(owned_arg);
-		return -ENOMEM;
-	}
+void rsc__push_after(struct rsc__entry *dep, struct rsc__entry *e, uint8_t opcode,
+		     void *owned_arg)
+{
 	/* Its enter needs dep's descriptor: it runs when dep has entered. */
+	e->arg = owned_arg;
 	e->owned_arg = owned_arg;
 	e->enter_opcode = opcode; /* its run_enter stamps the real one */
 	e->dep = dep;
@@ -446,9 +451,6 @@ int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
 	dep->flags |= RSC__E_HAS_DEPS; /* only such entries look for dependents */
 	e->phase = RSC__PHASE_ENTER;
 	link_entry(dep->scope, e);
-	if (entryp)
-		*entryp = e;
-	return 0;
 }
 
 /* An entry that owns a descriptor from now on: in the ledger, and audited. */
@@ -712,7 +714,7 @@ int rsc_defer(struct rsc_scope *h, rsc_exit_fn fn, void *arg,
 	ret = rsc__scope_check_push(h, &s, "rsc_defer");
 	if (ret < 0)
 		return ret;
-	d = malloc(sizeof(*d));
+	d = rsc__malloc(s->loop, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
 	d->fn = fn;
@@ -800,7 +802,7 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 	if (!e)
 		return -ENOMEM;
 	/* Two owners is the double-close bug: the ledger says who owns it. */
-	ret = rsc__ledger_claim(fd, e->h);
+	ret = rsc__ledger_claim(s->loop, fd, e->h);
 	if (ret < 0) {
 		rsc__entry_put(s->loop, e);
 		rsc__set_last_error(ret == -EEXIST ?

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,41 @@ struct rsc_error {
 };
 
 static _Thread_local char last_error[256];
+
+/*
+ * One immortal node per errno, for an error raised when the heap cannot
+ * grow and no chain holds an earlier one: the errno is kept (names are
+ * lost), so a failing unwind never reports success. Made once, on first
+ * need; never counted, never freed.
+ */
+#define FALLBACK_ERRNOS 4096 /* the kernel's MAX_ERRNO + 1 */
+static struct rsc_error fallback[FALLBACK_ERRNOS];
+static pthread_once_t fallback_once = PTHREAD_ONCE_INIT;
+
+static bool is_fallback(const struct rsc_error *e)
+{
+	return e >= fallback && e < fallback + FALLBACK_ERRNOS;
+}
+
+static void fallback_init(void)
+{
+	int i;
+
+	for (i = 1; i < FALLBACK_ERRNOS; i++) {
+		fallback[i].err = -i;
+		fallback[i].op = fallback[i].entry = fallback[i].detail = fallback[i].scope = "";
+	}
+}
+
+struct rsc_error *rsc__error_fallback(int err)
+{
+	int e = err < 0 ? -err : err;
+
+	if (e <= 0 || e >= FALLBACK_ERRNOS)
+		return NULL; /* not an errno: nothing to stand for it */
+	pthread_once(&fallback_once, fallback_init);
+	return &fallback[e];
+}
 
 static size_t put_text(char *buf, size_t len, size_t used, const char *str);
 
@@ -148,7 +184,7 @@ const char *rsc__opcode_name(unsigned opcode)
 	return "io_uring op";
 }
 
-struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
+struct rsc_error *rsc__error_new(struct rsc_loop *loop, int err, const char *op, const char *entry,
 				 const char *detail, const char *scope,
 				 struct rsc_error *cause)
 {
@@ -163,7 +199,7 @@ struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
 	le = strlen(entry) + 1;
 	ld = strlen(detail) + 1;
 	ls = strlen(scope) + 1;
-	e = malloc(sizeof(*e) + lo + le + ld + ls);
+	e = rsc__malloc(loop, sizeof(*e) + lo + le + ld + ls);
 	if (!e)
 		return NULL; /* the caller keeps the previous pending error */
 	e->refs = 1;
@@ -176,23 +212,23 @@ struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
 	return e;
 }
 
-struct rsc_error *rsc__error_append(struct rsc_error *head,
+struct rsc_error *rsc__error_append(struct rsc_loop *loop, struct rsc_error *head,
 				    struct rsc_error *tail)
 {
-	return rsc__error_splice(head, NULL, tail);
+	return rsc__error_splice(loop, head, NULL, tail);
 }
 
 struct rsc_error *rsc__error_ref(struct rsc_error *err)
 {
 	/* Atomic: a duplicated chain may be freed on another thread. */
-	if (err)
+	if (err && !is_fallback(err))
 		__atomic_add_fetch(&err->refs, 1, __ATOMIC_RELAXED);
 	return err;
 }
 
 void rsc__error_unref(struct rsc_error *err)
 {
-	while (err && __atomic_sub_fetch(&err->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+	while (err && !is_fallback(err) && __atomic_sub_fetch(&err->refs, 1, __ATOMIC_ACQ_REL) == 0) {
 		struct rsc_error *cause = err->cause;
 
 		free(err);
@@ -206,7 +242,7 @@ void rsc__error_unref(struct rsc_error *err)
  * with its own error. With a stop: errors raised on a parent while its child
  * unwound from the parent's pending error @stop, kept over the child's result.
  */
-struct rsc_error *rsc__error_splice(struct rsc_error *head,
+struct rsc_error *rsc__error_splice(struct rsc_loop *loop, struct rsc_error *head,
 				    const struct rsc_error *stop,
 				    struct rsc_error *tail)
 {
@@ -216,15 +252,18 @@ struct rsc_error *rsc__error_splice(struct rsc_error *head,
 		return rsc__error_ref(head);
 	/*
 	 * A loop, not recursion: a chain may be a million links long. Copies are
-	 * made top down and linked while still private to us; where a copy
-	 * cannot be made, the rest of @head's own chain is kept instead.
+	 * made top down and linked while still private to us. Where a copy
+	 * cannot be made, the chain cannot grow: @tail, the older errors, stays
+	 * (the first error is never the one lost), or without one @head's
+	 * errno.
 	 */
 	for (; head && head != stop; head = head->cause) {
-		copy = rsc__error_new(head->err, head->op, head->entry, head->detail,
+		copy = rsc__error_new(loop, head->err, head->op, head->entry, head->detail,
 				      head->scope, NULL);
 		if (!copy) {
-			*link = rsc__error_ref(head);
-			return first;
+			*link = NULL;
+			rsc__error_unref(first);
+			return tail ? rsc__error_ref(tail) : rsc__error_fallback(head->err);
 		}
 		*link = copy;
 		link = &copy->cause;

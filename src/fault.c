@@ -15,6 +15,7 @@ static const char *const kind_names[RSC__F__COUNT] = {
 	[RSC__F_CANCEL] = "cancel",	  [RSC__F_SQ_FULL] = "sq_full",
 	[RSC__F_SUBMIT] = "submit",	  [RSC__F_WAIT] = "wait",
 	[RSC__F_CQ_OVERFLOW] = "cq_overflow",	  [RSC__F_MSG_RING] = "msg_ring",
+	[RSC__F_ALLOC] = "alloc",
 };
 #endif
 
@@ -42,22 +43,53 @@ int rsc__fault_kind_of_opcode(unsigned opcode)
 }
 
 #ifdef RSC_FAULT_INJECTION
-int rsc__fault(struct rsc_loop *loop, enum rsc__fault_kind kind)
+int rsc__fault_state_hit(struct rsc_fault_state *f, enum rsc__fault_kind kind)
 {
-	struct rsc_fault_state *f = &loop->faults;
 	unsigned long n;
 	unsigned i;
 
 	if (!f->n_rules)
 		return 0;
 	n = ++f->seen[kind];
-	for (i = 0; i < f->n_rules; i++) {
-		if (f->rules[i].kind == kind && f->rules[i].nth == n) {
-			loop->counters[RSC_CTR_FAULTS_INJECTED]++;
+	for (i = 0; i < f->n_rules; i++)
+		if (f->rules[i].kind == kind && f->rules[i].nth == n)
 			return f->rules[i].err;
-		}
-	}
 	return 0;
+}
+
+int rsc__fault(struct rsc_loop *loop, enum rsc__fault_kind kind)
+{
+	int err = rsc__fault_state_hit(&loop->faults, kind);
+
+	if (err)
+		loop->counters[RSC_CTR_FAULTS_INJECTED]++;
+	return err;
+}
+
+/* No loop (a loop being torn down, a helper with none): never injected. */
+static bool alloc_fails(struct rsc_loop *loop)
+{
+	return loop && rsc__fault(loop, RSC__F_ALLOC);
+}
+
+void *rsc__malloc(struct rsc_loop *loop, size_t size)
+{
+	return alloc_fails(loop) ? NULL : malloc(size);
+}
+
+void *rsc__calloc(struct rsc_loop *loop, size_t n, size_t size)
+{
+	return alloc_fails(loop) ? NULL : calloc(n, size);
+}
+
+void *rsc__realloc(struct rsc_loop *loop, void *p, size_t size)
+{
+	return alloc_fails(loop) ? NULL : realloc(p, size);
+}
+
+char *rsc__strdup(struct rsc_loop *loop, const char *s)
+{
+	return alloc_fails(loop) ? NULL : strdup(s);
 }
 #endif
 
@@ -111,56 +143,73 @@ static int parse_rule(const char *s, size_t len, struct rsc_fault_rule *r)
 		return r->err == -EINTR ? 0 : -EINVAL;
 	if (r->kind == RSC__F_MSG_RING)
 		return r->err == -EOPNOTSUPP ? 0 : -EINVAL;
+	/* A failed malloc() has one meaning. */
+	if (r->kind == RSC__F_ALLOC)
+		return r->err == -ENOMEM ? 0 : -EINVAL;
+	return 0;
+}
+
+/* @spec's rules into @next, or -EINVAL with the bad rule in rsc_last_error(). */
+static int parse_spec(const char *spec, struct rsc_fault_state *next)
+{
+	const char *p;
+
+	memset(next, 0, sizeof(*next));
+	for (p = spec ? spec : ""; *p;) {
+		size_t len = strcspn(p, ",");
+
+		if (next->n_rules == RSC__FAULT_RULES) {
+			rsc__set_last_error("rsc_fault_set: at most %d rules", RSC__FAULT_RULES);
+			return -EINVAL;
+		}
+		if (parse_rule(p, len, &next->rules[next->n_rules]) < 0) {
+			rsc__set_last_error("rsc_fault_set: bad rule '%.*s': expected KIND:N:ERRNO, e.g. openat:3:EMFILE",
+					    (int)len, p);
+			return -EINVAL;
+		}
+		next->n_rules++;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
 	return 0;
 }
 #endif
 
 int rsc_fault_set(struct rsc_loop *loop, const char *spec)
 {
-	struct rsc_fault_state next;
-	const char *p;
-
 	RSC__CHECK_ARG(loop, "rsc_fault_set: loop is NULL");
 #ifndef RSC_FAULT_INJECTION
 	(void)spec;
-	(void)next;
-	(void)p;
 	rsc__set_last_error("rsc_fault_set: this build has no fault injection (configure --enable-fault-injection)");
 	return -EOPNOTSUPP;
 #else
-	memset(&next, 0, sizeof(next));
-	for (p = spec ? spec : ""; *p;) {
-		size_t len = strcspn(p, ",");
+	struct rsc_fault_state next;
+	int ret = parse_spec(spec, &next);
 
-		if (next.n_rules == RSC__FAULT_RULES) {
-			rsc__set_last_error("rsc_fault_set: at most %d rules", RSC__FAULT_RULES);
-			return -EINVAL;
-		}
-		if (parse_rule(p, len, &next.rules[next.n_rules]) < 0) {
-			rsc__set_last_error("rsc_fault_set: bad rule '%.*s': expected KIND:N:ERRNO, e.g. openat:3:EMFILE",
-					    (int)len, p);
-			return -EINVAL;
-		}
-		next.n_rules++;
-		p += len;
-		if (*p == ',')
-			p++;
-	}
+	if (ret < 0)
+		return ret;
 	/* Occurrences count from this call on. */
 	loop->faults = next;
 	return 0;
 #endif
 }
 
-int rsc__fault_from_env(struct rsc_loop *loop)
+/*
+ * RINGSCOPE_FAULT's rules into @f, read before a new loop allocates anything:
+ * alloc:1:ENOMEM is the loop's own allocation.
+ */
+int rsc__fault_from_env(struct rsc_fault_state *f)
 {
 	const char *spec = getenv("RINGSCOPE_FAULT");
-	int ret;
 
+	memset(f, 0, sizeof(*f));
 	if (!spec || !spec[0])
 		return 0;
-	ret = rsc_fault_set(loop, spec);
-	if (ret == -EOPNOTSUPP)
-		rsc__set_last_error("RINGSCOPE_FAULT is set, but this build has no fault injection (configure --enable-fault-injection)");
-	return ret;
+#ifndef RSC_FAULT_INJECTION
+	rsc__set_last_error("RINGSCOPE_FAULT is set, but this build has no fault injection (configure --enable-fault-injection)");
+	return -EOPNOTSUPP;
+#else
+	return parse_spec(spec, f);
+#endif
 }

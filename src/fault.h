@@ -2,6 +2,9 @@
 #ifndef RSC_FAULT_H
 #define RSC_FAULT_H
 
+#include <stdlib.h>
+#include <string.h>
+
 /* Where a fault can be injected (see rsc_fault_set(3)). */
 enum rsc__fault_kind {
 	RSC__F_OPENAT = 0,
@@ -16,6 +19,7 @@ enum rsc__fault_kind {
 	RSC__F_WAIT,
 	RSC__F_CQ_OVERFLOW,
 	RSC__F_MSG_RING, /* a look-up of IORING_OP_MSG_RING: as if the kernel lacked it */
+	RSC__F_ALLOC,	 /* a heap allocation of the library's: as if malloc() returned NULL */
 	RSC__F__COUNT
 };
 
@@ -40,6 +44,14 @@ struct rsc_loop;
 #ifdef RSC_FAULT_INJECTION
 /* -errno to inject at this occurrence of @kind, or 0. */
 int rsc__fault(struct rsc_loop *loop, enum rsc__fault_kind kind);
+int rsc__fault_state_hit(struct rsc_fault_state *f, enum rsc__fault_kind kind);
+/* The heap, as the library uses it: NULL also when an alloc rule hits. */
+void *rsc__malloc(struct rsc_loop *loop, size_t size);
+void *rsc__calloc(struct rsc_loop *loop, size_t n, size_t size);
+void *rsc__realloc(struct rsc_loop *loop, void *p, size_t size);
+char *rsc__strdup(struct rsc_loop *loop, const char *s);
+/* The allocation of a loop itself, counted by the rules it will hold. */
+#define rsc__fault_state_alloc(f) (rsc__fault_state_hit((f), RSC__F_ALLOC) != 0)
 #else
 /* Release builds: no fault injection, and no cost at the call sites. */
 static inline int rsc__fault(struct rsc_loop *loop, enum rsc__fault_kind kind)
@@ -48,9 +60,14 @@ static inline int rsc__fault(struct rsc_loop *loop, enum rsc__fault_kind kind)
 	(void)kind;
 	return 0;
 }
+#define rsc__malloc(loop, size) ((void)(loop), malloc(size))
+#define rsc__calloc(loop, n, size) ((void)(loop), calloc((n), (size)))
+#define rsc__realloc(loop, p, size) ((void)(loop), realloc((p), (size)))
+#define rsc__strdup(loop, s) ((void)(loop), strdup(s))
+#define rsc__fault_state_alloc(f) ((void)(f), 0)
 #endif
 
-int rsc__fault_from_env(struct rsc_loop *loop);
+int rsc__fault_from_env(struct rsc_fault_state *f);
 int rsc__fault_kind_of_opcode(unsigned opcode);
 
 #endif

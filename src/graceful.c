@@ -194,10 +194,11 @@ int rsc_scope_close_graceful(struct rsc_scope *h, unsigned grace_ms,
 	op = NULL;
 	if (grace_ms) {
 		/* The bound first: a grace with no timer could last forever. */
-		op = rsc__op_with_sqe(loop, &sqe);
-		if (!op) {
-			rsc__set_last_error("rsc_scope_close_graceful: no SQE for the grace timer (the SQ could not be flushed)");
-			return -EBUSY;
+		ret = rsc__op_with_sqe_why(loop, &sqe, &op);
+		if (ret < 0) {
+			rsc__set_last_error(ret == -ENOMEM ? "rsc_scope_close_graceful: no memory for the grace timer's op" :
+					    "rsc_scope_close_graceful: no SQE for the grace timer (the SQ could not be flushed)");
+			return ret;
 		}
 		rsc__prep_timeout_ms(op, sqe, grace_ms, grace_timer_done);
 		op->io_data = (void *)(uintptr_t)s->h;

@@ -38,7 +38,7 @@ static int take_chunk(struct rsc_loop *loop)
 	struct rsc__slot *c;
 	uint32_t *owned, ci, i;
 
-	owned = realloc(loop->handle_chunks, (loop->n_handle_chunks + 1) * sizeof(*owned));
+	owned = rsc__realloc(loop, loop->handle_chunks, (loop->n_handle_chunks + 1) * sizeof(*owned));
 	if (!owned)
 		return -ENOMEM;
 	loop->handle_chunks = owned;
@@ -47,7 +47,7 @@ static int take_chunk(struct rsc_loop *loop)
 	if (n_free_chunks) {
 		ci = free_chunks[--n_free_chunks];
 	} else if (n_chunks < MAX_CHUNKS) {
-		c = calloc(RSC__SLOTS_PER_CHUNK, sizeof(*c));
+		c = rsc__calloc(loop, RSC__SLOTS_PER_CHUNK, sizeof(*c));
 		if (!c) {
 			pthread_mutex_unlock(&chunk_lock);
 			return -ENOMEM;

@@ -70,14 +70,14 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct live_inbox *live;
 static unsigned n_live, cap_live;
 
-static int live_add(uint32_t token, int ring_fd)
+static int live_add(struct rsc_loop *loop, uint32_t token, int ring_fd)
 {
 	int ret = 0;
 
 	pthread_mutex_lock(&live_lock);
 	if (n_live == cap_live) {
 		unsigned cap = cap_live ? cap_live * 2 : 16;
-		struct live_inbox *l = realloc(live, cap * sizeof(*l));
+		struct live_inbox *l = rsc__realloc(loop, live, cap * sizeof(*l));
 
 		if (l) {
 			live = l;
@@ -246,11 +246,11 @@ int rsc_inbox(struct rsc_scope *h, rsc_accept_cb cb, void *data,
 	ret = rsc__direct_need(s->loop, "rsc_inbox");
 	if (ret < 0)
 		return ret;
-	in = calloc(1, sizeof(*in));
+	in = rsc__calloc(s->loop, 1, sizeof(*in));
 	if (!in)
 		return -ENOMEM;
 	in->token = next_token();
-	ret = live_add(in->token, s->loop->ring->ring_fd);
+	ret = live_add(s->loop, in->token, s->loop->ring->ring_fd);
 	if (ret < 0) {
 		free(in);
 		return ret;

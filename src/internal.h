@@ -78,6 +78,7 @@ struct rsc_op {
 	/* A cancel by descriptor: whose ops (an entry handle), and how many it should find. */
 	uint64_t cancel_entry;
 	unsigned cancel_expect;
+	bool cancel_owed; /* a cancel of it found no memory, even for the backlog (loop.c) */
 	struct rsc_op *next_free;
 };
 
@@ -376,6 +377,7 @@ struct rsc_loop {
 	/* Cancels that found no SQE: their targets' user_data, sent on the next turn. */
 	uint64_t *cancel_backlog;
 	unsigned n_cancel_backlog, cancel_backlog_cap;
+	unsigned n_cancel_owed; /* ops marked cancel_owed, still in flight */
 
 	struct rsc_fault_state faults;
 	rsc_trace_cb trace_cb;
@@ -573,10 +575,10 @@ static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
  * kernel may have closed the number and given it to another thread already. */
 #define RSC__LEDGER_CLOSING (1ULL << 31)
 uint64_t rsc__ledger_owner(int fd);
-int rsc__ledger_claim(int fd, uint64_t h);
+int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h);
 void rsc__ledger_unload(void);
 void rsc__ledger_set_slow(int fd, uint64_t h);
-void rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
+bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
 void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all);
 void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing);
 extern uint64_t *rsc__ledger_pages[RSC__LEDGER_MAX_FD / RSC__LEDGER_PAGE];
@@ -613,15 +615,16 @@ static inline void rsc__ledger_forget(int fd, uint64_t h)
 }
 
 /* @h's close of @fd is prepared: the number leaves the ledger once it is
- * submitted (ledger.c); inline while the loop's list has room. */
-static inline void rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h)
+ * submitted (ledger.c); inline while the loop's list has room. False: not
+ * recorded (no memory), the number stays @h's until its release settles. */
+static inline bool rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h)
 {
 	if (__builtin_expect(loop->n_ledger_unsub < loop->cap_ledger_unsub, 1)) {
 		loop->ledger_unsub[loop->n_ledger_unsub].fd = fd;
 		loop->ledger_unsub[loop->n_ledger_unsub++].h = h;
-		return;
+		return true;
 	}
-	rsc__ledger_forget_on_submit_slow(loop, fd, h);
+	return rsc__ledger_forget_on_submit_slow(loop, fd, h);
 }
 
 /* The closes prepared are about to enter the kernel (@closing), or did not. */
@@ -640,17 +643,19 @@ static inline void rsc__ledger_submitted(struct rsc_loop *loop, bool all)
 /* error.c */
 void rsc__set_last_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2))) RSC__COLD;
-struct rsc_error *rsc__error_new(int err, const char *op, const char *entry,
+struct rsc_error *rsc__error_new(struct rsc_loop *loop, int err, const char *op, const char *entry,
 				 const char *detail, const char *scope,
 				 struct rsc_error *cause);
 struct rsc_error *rsc__error_ref(struct rsc_error *err);
 void rsc__error_unref(struct rsc_error *err);
-struct rsc_error *rsc__error_append(struct rsc_error *head,
+struct rsc_error *rsc__error_append(struct rsc_loop *loop, struct rsc_error *head,
 				    struct rsc_error *tail);
-struct rsc_error *rsc__error_splice(struct rsc_error *head,
+struct rsc_error *rsc__error_splice(struct rsc_loop *loop, struct rsc_error *head,
 				    const struct rsc_error *stop,
 				    struct rsc_error *tail);
 const char *rsc__opcode_name(unsigned opcode);
+/* A node with @err alone, made without the heap; NULL if @err is no errno. */
+struct rsc_error *rsc__error_fallback(int err);
 /*
  * Length of the valid UTF-8 sequence at @s, or 0 if it is not one: no
  * overlong form, no surrogate (U+D800-U+DFFF), nothing above U+10FFFF,
@@ -736,6 +741,10 @@ static inline void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op)
 {
 	assert(loop->ops_inflight > 0);
 	loop->ops_inflight--;
+	if (__builtin_expect(op->cancel_owed, 0)) {
+		op->cancel_owed = false; /* completed: nothing to cancel any more */
+		loop->n_cancel_owed--;
+	}
 	op->gen = (op->gen + 1) & RSC__OP_GEN_MASK; /* bit 63 of user_data is the tag */
 	if (op->gen == 0)
 		op->gen = 1;
@@ -800,6 +809,8 @@ static inline int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uri
 int rsc__submit_now(struct rsc_loop *loop);
 void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n);
 struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqep);
+/* The same, saying why there is none: -EBUSY (no SQE) or -ENOMEM (no op). */
+int rsc__op_with_sqe_why(struct rsc_loop *loop, struct io_uring_sqe **sqep, struct rsc_op **opp);
 bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode);
 int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why);
 /* RSC_SHUTDOWN_ON_RELEASE in @flags needs IORING_OP_SHUTDOWN (Linux 5.11): 0 without it. */
@@ -831,11 +842,14 @@ void rsc__shared_ring_release(const struct io_uring *ring);
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 	      unsigned config, const char *detail, const void *site,
 	      struct rsc__entry **entryp);
-/* Push an entry whose enter runs when @dep has entered (fails if it fails);
- * @opcode is what that enter will submit, naming a cancel before it starts. */
-int rsc__push_after(struct rsc__entry *dep, const struct rsc_manager *mgr,
-		    uint8_t opcode, void *owned_arg, unsigned config, const char *detail,
-		    const void *site, struct rsc__entry **entryp);
+/* An entry of @s made, not yet pushed, for rsc__push_after(); NULL: no memory. */
+struct rsc__entry *rsc__entry_make(struct rsc__scope *s, const struct rsc_manager *mgr,
+				   unsigned config, const char *detail, const void *site);
+/* Push @e (rsc__entry_make) so that its enter runs when @dep has entered
+ * (fails if it fails); @opcode is what that enter will submit, naming a
+ * cancel before it starts. It cannot fail: the memory was found first. */
+void rsc__push_after(struct rsc__entry *dep, struct rsc__entry *e, uint8_t opcode,
+		     void *owned_arg);
 /* The operation a failed acquire is named by: the hook's own word, or its opcode. */
 const char *rsc__entry_fail_op(const struct rsc__entry *e);
 /* manager_net.c: an address as the entries' detail gives it ("127.0.0.1:80", a path, "@name"). */

@@ -320,9 +320,11 @@ static void timer_entered(struct rsc_entry *h, int res, void *data)
 		return;
 	}
 	ret = rsc_timeout(h, t->ms, t->cb, t->data);
-	/* A scope closing (or a release) before the timer could start: cancelled. */
+	/* A scope closing (or a release) before the timer could start: cancelled.
+	 * No memory for its op is said as such, not as a full SQ. */
 	if (ret < 0)
-		t->cb(h, ret == -ESHUTDOWN || ret == -EBADF ? -ECANCELED : -EBUSY, NULL, t->data);
+		t->cb(h, ret == -ESHUTDOWN || ret == -EBADF ? -ECANCELED :
+			 ret == -ENOMEM ? -ENOMEM : -EBUSY, NULL, t->data);
 }
 
 int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
@@ -339,7 +341,7 @@ int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(cb, "rsc_timer: cb is NULL");
-	t = malloc(sizeof(*t));
+	t = rsc__malloc(s->loop, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->ms = ms;

@@ -23,7 +23,8 @@
 uint64_t *rsc__ledger_pages[LEDGER_PAGES];
 #define pages rsc__ledger_pages
 
-static uint64_t *cell(int fd, bool make)
+/* @loop: whose rules an allocation answers to (NULL: none). */
+static uint64_t *cell(struct rsc_loop *loop, int fd, bool make)
 {
 	uint64_t *p, *fresh = NULL;
 	unsigned pi;
@@ -33,7 +34,7 @@ static uint64_t *cell(int fd, bool make)
 	pi = (unsigned)fd / RSC__LEDGER_PAGE;
 	p = __atomic_load_n(&pages[pi], __ATOMIC_ACQUIRE);
 	if (!p && make) {
-		fresh = calloc(RSC__LEDGER_PAGE, sizeof(*fresh));
+		fresh = rsc__calloc(loop, RSC__LEDGER_PAGE, sizeof(*fresh));
 		if (!fresh)
 			return NULL;
 		/* Two threads may race to make a page: one wins, one frees. */
@@ -48,7 +49,7 @@ static uint64_t *cell(int fd, bool make)
 
 uint64_t rsc__ledger_owner(int fd)
 {
-	uint64_t *c = cell(fd, false);
+	uint64_t *c = cell(NULL, fd, false);
 
 	return c ? __atomic_load_n(c, __ATOMIC_ACQUIRE) : 0;
 }
@@ -56,16 +57,16 @@ uint64_t rsc__ledger_owner(int fd)
 /* The kernel just gave @fd to @h, on a page not made yet (internal.h's fast path). */
 void rsc__ledger_set_slow(int fd, uint64_t h)
 {
-	uint64_t *c = cell(fd, true);
+	uint64_t *c = cell(NULL, fd, true);
 
 	if (c)
 		__atomic_store_n(c, h, __ATOMIC_RELEASE);
 }
 
 /* @h owns @fd from now on, unless another entry does: -EEXIST then. */
-int rsc__ledger_claim(int fd, uint64_t h)
+int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h)
 {
-	uint64_t *c = cell(fd, true), none = 0;
+	uint64_t *c = cell(loop, fd, true), none = 0;
 
 	if (!c)
 		return (fd < 0 || (unsigned)fd >= RSC__LEDGER_MAX_FD) ? 0 : -ENOMEM;
@@ -104,26 +105,33 @@ void rsc__ledger_unload(void)
  * the application's ring (rsc_loop_new_from_ring) the application submits
  * when it likes: let go at once there.
  */
-void rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h)
+bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h)
 {
 	struct rsc__ledger_pending *p;
 	unsigned cap;
 
 	if (!loop->shared && loop->n_ledger_unsub == loop->cap_ledger_unsub) {
 		cap = loop->cap_ledger_unsub ? 2 * loop->cap_ledger_unsub : 16;
-		p = realloc(loop->ledger_unsub, cap * sizeof(*p));
+		p = rsc__realloc(loop, loop->ledger_unsub, cap * sizeof(*p));
 		if (p) {
 			loop->ledger_unsub = p;
 			loop->cap_ledger_unsub = cap;
 		}
 	}
-	if (loop->shared || loop->n_ledger_unsub == loop->cap_ledger_unsub) {
-		rsc__ledger_forget(fd, h); /* no memory: early rather than never */
-		return;
+	if (loop->shared) {
+		rsc__ledger_forget(fd, h);
+		return true;
 	}
+	/* No memory: late rather than early. Forgotten now, a number still open
+	 * could be adopted again (two owners, the double close); kept, it is
+	 * forgotten when the release settles, and meanwhile an adopt of the
+	 * number reused is refused at worst. */
+	if (loop->n_ledger_unsub == loop->cap_ledger_unsub)
+		return false;
 	loop->ledger_unsub[loop->n_ledger_unsub].fd = fd;
 	loop->ledger_unsub[loop->n_ledger_unsub].h = h;
 	loop->n_ledger_unsub++;
+	return true;
 }
 
 /* The SQ was submitted (@all: or the loop is going): those closes are the

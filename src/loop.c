@@ -94,8 +94,6 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 	if (loop->audit_level != RSC_AUDIT_OFF)
 		rsc__audit_open_proc_dir(loop);
 	loop->root = rsc__scope_new_root(loop);
-	if (loop->root)
-		ret = rsc__fault_from_env(loop);
 	/* RSC_LOOP_DIRECT: the direct table, registered sparse now (direct.c). */
 	if (loop->root && ret >= 0 && (flags & RSC_LOOP_DIRECT))
 		ret = rsc__direct_setup(loop, RSC_DIRECT_SLOTS_DEFAULT,
@@ -147,6 +145,7 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 
 static struct rsc_loop *loop_alloc(int *retp)
 {
+	struct rsc_fault_state faults;
 	struct rsc_loop *loop;
 	int audit;
 
@@ -156,11 +155,15 @@ static struct rsc_loop *loop_alloc(int *retp)
 		*retp = audit;
 		return NULL;
 	}
-	loop = calloc(1, sizeof(*loop));
+	*retp = rsc__fault_from_env(&faults);
+	if (*retp < 0)
+		return NULL;
+	loop = rsc__fault_state_alloc(&faults) ? NULL : calloc(1, sizeof(*loop));
 	if (!loop) {
 		*retp = -ENOMEM;
 		return NULL;
 	}
+	loop->faults = faults;
 	rsc__list_init(&loop->announce_queue);
 	rsc__list_init(&loop->ready_queue);
 	rsc__list_init(&loop->graceful_list);
@@ -308,7 +311,7 @@ static unsigned stash_cqes(struct rsc_loop *loop)
 			unsigned cap = loop->stash_cap ? loop->stash_cap * 2 : 64;
 			struct rsc_cqe_copy *s;
 
-			s = realloc(loop->stash, cap * sizeof(*s));
+			s = rsc__realloc(loop, loop->stash, cap * sizeof(*s));
 			if (!s)
 				break; /* leave the rest in the ring: nothing is lost */
 			loop->stash = s;
@@ -484,18 +487,25 @@ void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n)
 }
 
 /* One SQE and the op it completes, SQE first (see reserve_sqes). */
+int rsc__op_with_sqe_why(struct rsc_loop *loop, struct io_uring_sqe **sqep, struct rsc_op **opp)
+{
+	*opp = NULL;
+	if (rsc__get_sqes(loop, 1, sqep) < 0)
+		return -EBUSY;
+	*opp = rsc__op_get(loop);
+	if (!*opp) {
+		rsc__nop_sqes(sqep, 1);
+		return -ENOMEM;
+	}
+	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(*opp));
+	return 0;
+}
+
 struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqep)
 {
 	struct rsc_op *op;
 
-	if (rsc__get_sqes(loop, 1, sqep) < 0)
-		return NULL;
-	op = rsc__op_get(loop);
-	if (!op) {
-		rsc__nop_sqes(sqep, 1);
-		return NULL;
-	}
-	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(op));
+	(void)rsc__op_with_sqe_why(loop, sqep, &op);
 	return op;
 }
 
@@ -571,17 +581,44 @@ static void backlog_cancel(struct rsc_loop *loop, uint64_t target_ud)
 {
 	if (loop->n_cancel_backlog == loop->cancel_backlog_cap) {
 		unsigned cap = loop->cancel_backlog_cap ? 2 * loop->cancel_backlog_cap : 16;
-		uint64_t *b = realloc(loop->cancel_backlog, cap * sizeof(*b));
+		uint64_t *b = rsc__realloc(loop, loop->cancel_backlog, cap * sizeof(*b));
 
-		if (!b)
-			return; /* no memory even for this: a later release sends it again */
+		if (!b) {
+			/* No memory even for this: the target itself remembers (no
+			 * memory needed), and the next turn finds it by a walk. */
+			struct rsc_op *t = rsc__op_lookup(loop, target_ud);
+
+			if (t && !t->cancel_owed) {
+				t->cancel_owed = true;
+				loop->n_cancel_owed++;
+			}
+			return;
+		}
 		loop->cancel_backlog = b;
 		loop->cancel_backlog_cap = cap;
 	}
 	loop->cancel_backlog[loop->n_cancel_backlog++] = target_ud;
 }
 
-/* The cancels that waited for an SQE, to targets still in flight. */
+/* Cancels that found no memory for the backlog either: a walk of the op table. */
+static void cancel_owed_send(struct rsc_loop *loop)
+{
+	unsigned c, i, n = loop->n_cancel_owed;
+
+	for (c = 0; n && c < loop->n_op_chunks; c++)
+		for (i = 0; n && i < RSC__OPS_PER_CHUNK; i++) {
+			struct rsc_op *op = &loop->op_chunks[c][i];
+
+			if (!op->cancel_owed || !op->complete)
+				continue;
+			op->cancel_owed = false;
+			loop->n_cancel_owed--;
+			n--;
+			(void)submit_cancel_ud(loop, rsc__op_user_data(op), 1);
+		}
+}
+
+/* The cancels that waited for an SQE or memory, to targets still in flight. */
 static void cancel_backlog_send(struct rsc_loop *loop)
 {
 	unsigned i, n = loop->n_cancel_backlog;
@@ -590,6 +627,14 @@ static void cancel_backlog_send(struct rsc_loop *loop)
 	for (i = 0; i < n; i++)
 		if (rsc__op_lookup(loop, loop->cancel_backlog[i]))
 			(void)submit_cancel_ud(loop, loop->cancel_backlog[i], 1);
+	if (loop->n_cancel_owed)
+		cancel_owed_send(loop);
+}
+
+/* Cancels left for a later turn: in the backlog, or marked on their targets. */
+static bool cancels_owed(const struct rsc_loop *loop)
+{
+	return loop->n_cancel_backlog || loop->n_cancel_owed;
 }
 
 static struct rsc_op *submit_cancel_ud(struct rsc_loop *loop, uint64_t target_ud,
@@ -893,7 +938,7 @@ static void shared_wake(struct rsc_loop *loop)
 	struct rsc_op *op;
 
 	if (loop->shared_wake || (rsc__list_empty(&loop->retry_list) &&
-				  !loop->n_cancel_backlog && !loop->dl_rearm))
+				  !cancels_owed(loop) && !loop->dl_rearm))
 		return;
 	op = rsc__op_with_sqe(loop, &sqe);
 	if (!op)
@@ -914,7 +959,7 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 		return -EOPNOTSUPP;
 	}
 	loop->running = true;
-	if (loop->n_cancel_backlog)
+	if (cancels_owed(loop))
 		cancel_backlog_send(loop);
 	rsc__post_forget_failed(loop);
 	rsc__post_run(loop);
@@ -950,7 +995,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		unsigned done;
 		bool wait;
 
-		if (loop->n_cancel_backlog)
+		if (cancels_owed(loop))
 			cancel_backlog_send(loop);
 		/* In this order: stashed completions, due callbacks, then retries. */
 		done = __atomic_load_n(&loop->post_head, __ATOMIC_RELAXED) ? rsc__post_run(loop) : 0;
@@ -1010,7 +1055,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	/* A callback of the last reap may have left work (an SQE, a close, a
 	 * cancel or a deadline's timer that found no SQE and waits for the next
 	 * turn): a host loop polling us must hear of it, or it sleeps forever. */
-	if (loop->pollable && (io_uring_sq_ready(loop->ring) || loop->n_cancel_backlog ||
+	if (loop->pollable && (io_uring_sq_ready(loop->ring) || cancels_owed(loop) ||
 			       loop->dl_rearm ||
 			       !rsc__list_empty(&loop->ready_queue) ||
 			       !rsc__list_empty(&loop->announce_queue) ||

@@ -369,7 +369,7 @@ int rsc_pipe(struct rsc_scope *h, unsigned flags, struct rsc_entry **entryp)
 		if (ret < 0)
 			return ret;
 	}
-	a = calloc(1, sizeof(*a));
+	a = rsc__calloc(s->loop, 1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->direct = flags & RSC_DIRECT;
@@ -521,7 +521,7 @@ int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
 	struct rsc__slot_move *r;
 	struct rsc_op *op[2];
 
-	r = calloc(1, sizeof(*r));
+	r = rsc__calloc(loop, 1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->cb = cb;

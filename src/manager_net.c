@@ -242,20 +242,22 @@ static int push_pair(struct rsc__scope *s, const struct sockaddr *addr,
 	memcpy(&a->addr, addr, addrlen);
 	a->addrlen = addrlen;
 	rsc__describe_addr(addr, addrlen, detail, sizeof(detail));
+	/* Both entries first: without memory for the second, no socket is made. */
+	e = rsc__entry_make(s, second, RSC__CFG_TAKES_DEP | RSC__CFG_OWN_HOOKS, detail, site);
+	if (!e) {
+		free(a);
+		return -ENOMEM;
+	}
 	ret = rsc__socket_push(s, addr->sa_family, SOCK_STREAM, 0, flags, site, &sock);
 	if (ret < 0) {
+		rsc__entry_put(s->loop, e);
 		free(a);
 		return ret;
 	}
-	ret = rsc__push_after(sock, second,
-			      second == &connect_manager ? IORING_OP_CONNECT : RSC__OP_LISTEN,
-			      a, RSC__CFG_TAKES_DEP | RSC__CFG_OWN_HOOKS,
-			      detail, site, &e);
-	if (ret < 0)
-		(void)rsc__entry_release(sock, NULL, NULL); /* nothing half-made stays */
-	else if (entryp)
+	rsc__push_after(sock, e, second == &connect_manager ? IORING_OP_CONNECT : RSC__OP_LISTEN, a);
+	if (entryp)
 		*entryp = rsc__eh(e);
-	return ret;
+	return 0;
 }
 
 int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
@@ -292,7 +294,7 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 		return rsc__direct_connect(s, addr, addrlen, timeout_ms, flags,
 					   __builtin_return_address(0), entryp);
 	}
-	a = calloc(1, sizeof(*a));
+	a = rsc__calloc(s->loop, 1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	if (timeout_ms) {
@@ -324,7 +326,7 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 				   RSC_NODELAY | RSC_DEFER_ACCEPT)),
 		       "rsc_listen: unknown flags 0x%x", flags);
 	RSC__CHECK_ARG(backlog >= 0, "rsc_listen: backlog %d", backlog);
-	a = calloc(1, sizeof(*a));
+	a = rsc__calloc(s->loop, 1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->backlog = backlog;

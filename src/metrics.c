@@ -62,7 +62,7 @@ int rsc_loop_set_metrics(struct rsc_loop *loop, unsigned flags)
 		loop->obs_flags &= ~RSC__OBS_LATENCY; /* the histograms keep their counts */
 		return 0;
 	}
-	if (!loop->lat && !(loop->lat = calloc(1, sizeof(*loop->lat))))
+	if (!loop->lat && !(loop->lat = rsc__calloc(loop, 1, sizeof(*loop->lat))))
 		return -ENOMEM;
 	loop->obs_flags |= RSC__OBS_LATENCY;
 	return 0;
@@ -192,7 +192,7 @@ int rsc_metrics_write(struct rsc_loop *const *loops, unsigned n, FILE *out)
 			RSC__CHECK_ARG(loops[k] != loops[i], "rsc_metrics_write: loops[%u] is loops[%u]",
 				       i, k);
 	}
-	open = calloc(n, sizeof(*open));
+	open = rsc__calloc(loops[0], n, sizeof(*open));
 	if (!open)
 		return -ENOMEM;
 	for (i = 0; i < n; i++)

@@ -54,12 +54,12 @@ int rsc__op_chunk_grow(struct rsc_loop *loop)
 	/* 2^32 ops would wrap the index field of user_data. */
 	if ((uint64_t)(loop->n_op_chunks + 1) * RSC__OPS_PER_CHUNK >= UINT32_MAX)
 		return -ENOMEM;
-	chunks = realloc(loop->op_chunks,
+	chunks = rsc__realloc(loop, loop->op_chunks,
 			 (loop->n_op_chunks + 1) * sizeof(*chunks));
 	if (!chunks)
 		return -ENOMEM;
 	loop->op_chunks = chunks;
-	chunk = calloc(RSC__OPS_PER_CHUNK, sizeof(*chunk));
+	chunk = rsc__calloc(loop, RSC__OPS_PER_CHUNK, sizeof(*chunk));
 	if (!chunk)
 		return -ENOMEM;
 	loop->counters[RSC_CTR_POOL_ALLOCS] += 2;
@@ -84,7 +84,7 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 		loop->free_entries = e->next_free;
 		POOL_UNPOISON(e, offsetof(struct rsc__entry, detail_inline));
 	} else {
-		e = malloc(sizeof(*e));
+		e = rsc__malloc(loop, sizeof(*e));
 		if (!e)
 			return NULL;
 		e->slot = 0;
@@ -133,7 +133,7 @@ struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)
 		slot = s->slot;
 		POOL_UNPOISON(s, offsetof(struct rsc__scope, next_free));
 	} else {
-		s = malloc(sizeof(*s));
+		s = rsc__malloc(loop, sizeof(*s));
 		if (!s)
 			return NULL;
 		loop->counters[RSC_CTR_POOL_ALLOCS]++;

@@ -223,7 +223,7 @@ int rsc_loop_post(struct rsc_loop *loop, void (*fn)(struct rsc_loop *, void *), 
 	int ret = 0;
 
 	RSC__CHECK_ARG(loop && fn, "rsc_loop_post: loop or fn is NULL");
-	p = malloc(sizeof(*p));
+	p = rsc__malloc(loop, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->fn = fn;

@@ -78,7 +78,7 @@ static int bufring_setup(struct rsc_loop *loop, unsigned count, unsigned size)
 	unsigned i, tries;
 	int ret = -EEXIST;
 
-	b = calloc(1, sizeof(*b));
+	b = rsc__calloc(loop, 1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	b->count = count;
@@ -93,7 +93,7 @@ static int bufring_setup(struct rsc_loop *loop, unsigned count, unsigned size)
 		return -ENOMEM;
 	}
 	/* Zeroed: a checker that cannot see the kernel's writes (valgrind) reads them as defined. */
-	b->mem = calloc(count, size);
+	b->mem = rsc__calloc(loop, count, size);
 	if (!b->mem) {
 		bufring_free(loop, b, false);
 		return -ENOMEM;

@@ -161,13 +161,17 @@ void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
 		      const struct rsc__entry *e)
 {
 	/* The error it replaces stays reachable as its cause. */
-	struct rsc_error *next = rsc__error_new(err, op, e ? e->mgr->name : "",
+	struct rsc_error *next = rsc__error_new(s->loop, err, op, e ? e->mgr->name : "",
 						e ? e->detail : "", s->name,
 						s->pending);
 
 	if (next) {
 		rsc__error_unref(s->pending);
 		s->pending = next;
+	} else if (!s->pending) {
+		/* No memory: the chain cannot grow, but an error it has (the first)
+		 * stays, and a first one is never lost (its errno, without names). */
+		s->pending = rsc__error_fallback(err);
 	}
 }
 
@@ -246,7 +250,7 @@ void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending)
 	closing_changed(s);
 	if (s->pending && pending) {
 		/* Raised on it before (an early release, rsc_scope_fail): kept as the cause. */
-		struct rsc_error *both = rsc__error_append(pending, s->pending);
+		struct rsc_error *both = rsc__error_append(s->loop, pending, s->pending);
 
 		rsc__error_unref(pending);
 		rsc__error_unref(s->pending);
@@ -282,10 +286,10 @@ static void take_child_result(struct rsc__scope *s, struct rsc__scope *c)
 	if (c->from_parent) {
 		/* The child started from our pending error and carried it on; what
 		 * was raised on us meanwhile stays, on top of its result. */
-		next = rsc__error_splice(s->pending, c->started_from, c->pending);
+		next = rsc__error_splice(s->loop, s->pending, c->started_from, c->pending);
 	} else {
 		/* It failed on its own first: keep both, ours as the cause. */
-		next = rsc__error_append(c->pending, s->pending);
+		next = rsc__error_append(s->loop, c->pending, s->pending);
 	}
 	rsc__error_unref(s->pending);
 	s->pending = next;
@@ -560,6 +564,7 @@ int rsc_scope_close(struct rsc_scope *h, rsc_scope_close_cb cb, void *data)
 
 int rsc_scope_fail(struct rsc_scope *h, int err, const char *op)
 {
+	struct rsc_error *next;
 	struct rsc__scope *s;
 
 	RSC__SCOPE(s, h, "rsc_scope_fail");
@@ -569,7 +574,14 @@ int rsc_scope_fail(struct rsc_scope *h, int err, const char *op)
 				    s->name);
 		return -EALREADY;
 	}
-	rsc__scope_raise(s, err, op ? op : "fail", NULL);
+	/* The caller hears when its error cannot be recorded: nothing changes then. */
+	next = rsc__error_new(s->loop, err, op ? op : "fail", "", "", s->name, s->pending);
+	if (!next) {
+		rsc__set_last_error("rsc_scope_fail: no memory for the error of scope '%s'", s->name);
+		return -ENOMEM;
+	}
+	rsc__error_unref(s->pending);
+	s->pending = next;
 	/* Like rsc_scope_close(): no exit runs inside this call. */
 	s->fail_queued = true;
 	closing_changed(s);

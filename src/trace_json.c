@@ -968,6 +968,10 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	bool told;
 	int fd, ret;
 
+	/* The buffer before anything: without memory, no file is emptied. */
+	tj = rsc__malloc(loop, sizeof(*tj));
+	if (!tj)
+		return -ENOMEM;
 	/*
 	 * The old trace first: it may be this very file, which O_TRUNC empties.
 	 * Its error, if no call has returned it yet (its last write, now), is
@@ -983,18 +987,15 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	 * first pwrite (ESPIPE): a trace is rewritten in place.
 	 */
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		ret = -errno;
+		free(tj);
+		return ret;
+	}
 	(void)fcntl(fd, F_SETFL, 0);
 	/* The runtime's own: an entry adopting it would close it under the trace,
 	 * whose next write would land in whatever file took the number next. */
 	rsc__ledger_set(fd, RSC__LEDGER_RUNTIME);
-	tj = malloc(sizeof(*tj));
-	if (!tj) {
-		rsc__ledger_forget(fd, RSC__LEDGER_RUNTIME);
-		close(fd);
-		return -ENOMEM;
-	}
 	memset(tj, 0, offsetof(struct rsc__trace_json, buf));
 	tj->fd = fd;
 	tj->pid = (unsigned)getpid();

@@ -126,10 +126,13 @@ static void release_wait_cb(struct rsc_entry *h, int res, void *data)
 
 	w->done = true;
 	w->res = res;
-	if (res < 0 && rsc__entry_from(h, &e, "rsc_entry_release_wait") == 0)
-		w->err = rsc__error_new(res, e->state == RSC_FAILED ? rsc__entry_fail_op(e) :
+	if (res < 0 && rsc__entry_from(h, &e, "rsc_entry_release_wait") == 0) {
+		w->err = rsc__error_new(e->scope->loop, res, e->state == RSC_FAILED ? rsc__entry_fail_op(e) :
 					rsc__opcode_name(e->exit_opcode),
 					e->mgr->name, e->detail, e->scope->name, NULL);
+		if (!w->err) /* no memory: the errno alone, never no chain for a failure */
+			w->err = rsc__error_fallback(res);
+	}
 }
 
 int rsc_entry_release_wait(struct rsc_entry *h, struct rsc_error **errp)

@@ -288,6 +288,13 @@ void ch_failed(struct prog *p, int i, int res)
 
 /* ---- building a chain ---------------------------------------------------------- */
 
+/* A step refused for want of memory (alloc rules) added no SQEs. */
+static void unless_refused(struct chain *c, int ret, bool fits, int n)
+{
+	if (ret == -ENOMEM && fits)
+		c->n_sqes -= n;
+}
+
 static bool check_ret(struct prog *p, int ret, int want, const char *what)
 {
 	if (ret != want)
@@ -368,6 +375,7 @@ static void add_unit(struct prog *p, struct rsc_chain *ch, struct chain *c, unsi
 			 (x >> 4) % (missing ? N_MISSING : N_FILES));
 		fits = add_sqes(c, 1);
 		ret = rsc_chain_open(ch, AT_FDCWD, e->path, O_RDONLY, 0, &e->h);
+		unless_refused(c, ret, fits, 1);
 		if (check_ret(p, ret, fits ? 0 : -E2BIG, "rsc_chain_open"))
 			c->st[c->n++] = (struct cstep){ .kind = missing ? S_MISSING : S_OPEN, .slot = -1 };
 		return;
@@ -377,6 +385,7 @@ static void add_unit(struct prog *p, struct rsc_chain *ch, struct chain *c, unsi
 	fits = add_sqes(c, 1);
 	ret = rsc_chain_socket(ch, kind == 3 && (x & 8) ? AF_UNIX : AF_INET,
 			       kind == 3 && (x & 0x40) ? SOCK_DGRAM : SOCK_STREAM, 0, &e->h);
+	unless_refused(c, ret, fits, 1);
 	if (!check_ret(p, ret, fits ? 0 : -E2BIG, "rsc_chain_socket"))
 		return;
 	c->st[c->n++] = (struct cstep){ .kind = S_SOCKET, .slot = -1 };
@@ -389,6 +398,7 @@ static void add_unit(struct prog *p, struct rsc_chain *ch, struct chain *c, unsi
 	fits = add_sqes(c, sqes_of(S_CONNECT, timeout));
 	e = &p->en[c->first + c->n];
 	ret = rsc_chain_connect(ch, (struct sockaddr *)&a, sizeof(a), timeout, &e->h);
+	unless_refused(c, ret, fits, sqes_of(S_CONNECT, timeout));
 	if (!check_ret(p, ret, fits ? 0 : -E2BIG, "rsc_chain_connect"))
 		return;
 	/* Its socket's entryp is no longer set: the connect takes it over. */
@@ -403,6 +413,7 @@ static void add_unit(struct prog *p, struct rsc_chain *ch, struct chain *c, unsi
 	st->c = c;
 	memcpy(st->buf, "chain", SEND_LEN);
 	ret = rsc_chain_send(ch, st->buf, SEND_LEN, send_cb, st);
+	unless_refused(c, ret, fits, 1);
 	want = fits ? 0 : -E2BIG;
 	if (check_ret(p, ret, want, "rsc_chain_send")) {
 		st->send = true;

@@ -117,7 +117,8 @@ struct perr {
 
 /* FC_MSG: a "msg_ring" rule set for one hand-over (handover.c), not by op_fault. */
 /* FC_ACC: "accept" rules (accept.c): they fail accepts, not entries. */
-enum fclass { FC_NONE, FC_ACQ, FC_REL, FC_RING, FC_MSG, FC_ACC, FC__COUNT };
+/* FC_ALLOC: "alloc" rules (the kind alloc): a call may say -ENOMEM, nothing done. */
+enum fclass { FC_NONE, FC_ACQ, FC_REL, FC_RING, FC_MSG, FC_ACC, FC_ALLOC, FC__COUNT };
 
 struct prog {
 	const struct prog_env *env;
@@ -160,6 +161,7 @@ struct prog {
 	bool audit_cb;	   /* callbacks and hooks call the audit (audit.c) */
 	uint64_t sh_seed;  /* what the application does: a hash of the program */
 	bool odd_names;	   /* its scopes' names carry control bytes (text.c) */
+	unsigned long long alloc_refusals; /* ENOMEMs taken for refusals (violation()) */
 };
 
 /* The bytes of a program, read one at a time (0 past the end). */
@@ -172,6 +174,8 @@ unsigned rd_u8(struct rd *r);
 
 /* program.c: what the other files build on. */
 void violation(struct prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Alloc faults fired in this program so far: error chains may have lost links. */
+bool alloc_fired(const struct prog *p);
 void say(const struct prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int pick_scope(const struct prog *p, struct rd *r);
 /* text.c: no raw control character in what the runtime writes. */

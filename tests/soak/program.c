@@ -32,26 +32,49 @@
 static const char *const ev_names[] = { "ENTERED", "ENTER_FAILED", "RELEASED",
 					"SCOPE_CLOSED", "AUDIT_FINDING" };
 
+/* Alloc faults fired in this program so far (the kind alloc). */
+bool alloc_fired(const struct prog *p)
+{
+	return p->fired[FC_ALLOC] ||
+	       (p->cur_class == FC_ALLOC &&
+		rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED) != p->fault_mark);
+}
+
+/*
+ * With alloc rules that fired (the kind alloc), a call that said -ENOMEM
+ * where the model expected it to work refused for want of memory: nothing
+ * was done, as rsc_fault_set(3) promises, and the model never counted it.
+ * What the end checks (leaks, releases exactly once) stays strict.
+ */
+static bool alloc_refusal(struct prog *p, const char *msg)
+{
+	if (p->cur_class != FC_ALLOC || !strstr(msg, "ENOMEM") ||
+	    rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED) == p->fault_mark)
+		return false;
+	p->alloc_refusals++;
+	say(p, "  op %d: taken for a want of memory: %s\n", p->op_index, msg);
+	return true;
+}
+
 void violation(struct prog *p, const char *fmt, ...)
 {
+	char msg[512];
 	va_list ap;
 	int n;
 
-	if (p->env->verbose) {
-		va_start(ap, fmt);
-		fprintf(stderr, "  VIOLATION: ");
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	if (p->failed)
 		return; /* the first one is the one to look at */
+	if (alloc_refusal(p, msg))
+		return;
+	if (p->env->verbose)
+		fprintf(stderr, "  VIOLATION: %s\n", msg);
 	p->failed = true;
 	n = snprintf(p->why, p->whylen, "op %d: ", p->op_index);
-	va_start(ap, fmt);
 	if (n >= 0 && (size_t)n < p->whylen)
-		vsnprintf(p->why + n, p->whylen - (size_t)n, fmt, ap);
-	va_end(ap);
+		snprintf(p->why + n, p->whylen - (size_t)n, "%s", msg);
 }
 
 void say(const struct prog *p, const char *fmt, ...)
@@ -464,6 +487,10 @@ void add_err(struct prog *p, int err, int scope, int entry, bool must,
 /* Link @c is error @x: an entry's by its name, a scope's own (own.c) by its op. */
 bool link_is(const struct prog *p, const struct perr *x, const struct rsc_error *c)
 {
+	/* Raised when the chain could not grow: its errno alone, names lost. */
+	if (x->err == rsc_error_errno(c) && alloc_fired(p) && !*rsc_error_op(c) &&
+	    !*rsc_error_entry(c) && !*rsc_error_scope(c))
+		return true;
 	if (x->err != rsc_error_errno(c) || strcmp(p->sc[x->scope].name, rsc_error_scope(c)))
 		return false;
 	if (x->op)
@@ -544,6 +571,11 @@ static void check_result(struct prog *p, const char *what, int s_is_root,
 				p->lost_errors++;
 				continue;
 			}
+			/* A chain that could not grow keeps its first errors, not all. */
+			if (alloc_fired(p)) {
+				p->alloc_refusals++;
+				continue;
+			}
 			violation(p, "%s: %s raised by entry '%s' in scope '%s' is not in its chain (status %s)",
 				  what, rsc_err_name(e->err), e->op ? e->op : p->en[e->entry].name,
 				  p->sc[e->scope].name, rsc_err_name(status));
@@ -572,6 +604,9 @@ static void on_scope_closed(struct prog *p, const struct rsc_scope *h, int res)
 				violation(p, "the loop's root scope closed outside rsc_loop_shutdown");
 			return;
 		}
+		/* A connection the runtime closed when its entry found no memory. */
+		if (alloc_fired(p) && !strcmp(rsc_scope_name(h), "conn"))
+			return;
 		violation(p, "SCOPE_CLOSED for an unknown scope '%s'", rsc_scope_name(h));
 		return;
 	}
@@ -1867,6 +1902,9 @@ static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 		op_bad_rule(p, r, st);
 		return;
 	}
+	/* Without the kind, these bytes clear the rules, as they always did. */
+	if (cls == FC_NONE && (b & 8) && (p->env->kinds & KIND_ALLOC))
+		cls = FC_ALLOC;
 	spec[0] = '\0';
 	for (i = 0; cls != FC_NONE && i < n_rules; i++) {
 		unsigned x = rd_u8(r), nth = 1 + (x >> 4) % 6;
@@ -1883,6 +1921,11 @@ static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 			 * injected EIO leaves the runtime counting a free slot (handover.c). */
 			snprintf(rule, sizeof(rule), "%s:%u:EIO",
 				 x & 1 || p->n_direct ? "fsync" : "close", nth);
+			break;
+		case FC_ALLOC:
+			/* Any of the first 64 allocations from here: a pool's growth, an
+			 * error node, a backlog, a finding... */
+			snprintf(rule, sizeof(rule), "alloc:%u:ENOMEM", 1 + x % 64);
 			break;
 		default:
 			snprintf(rule, sizeof(rule), ring_rules[x % n_ring], nth);
@@ -1903,6 +1946,7 @@ static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 	p->ring_rules = cls == FC_RING;
 	p->msg_armed = false;
 	st->fault_rules += cls == FC_NONE ? 0 : n_rules;
+	st->alloc_rules += cls == FC_ALLOC ? n_rules : 0;
 }
 
 /* Entries' states as the API reports them agree with what the trace said. */
@@ -2205,7 +2249,10 @@ static void final_checks(struct prog *p, int fds_before, struct prog_stats *st)
 			  p->fired[FC_REL], rel_events, slack);
 	st->faults_injected += (unsigned long long)(p->fired[FC_ACQ] + p->fired[FC_REL] +
 						    p->fired[FC_RING] + p->fired[FC_MSG] +
-						    p->fired[FC_ACC] + p->fired[FC_NONE]);
+						    p->fired[FC_ACC] + p->fired[FC_ALLOC] +
+						    p->fired[FC_NONE]);
+	st->alloc_faults += (unsigned long long)p->fired[FC_ALLOC];
+	st->alloc_refusals += p->alloc_refusals;
 	if (p->fired[FC_NONE])
 		violation(p, "%lld faults fired with no rule set", p->fired[FC_NONE]);
 	fds = rsc_audit_fd_count();
@@ -2476,7 +2523,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 /* ---- environment ---------------------------------------------------------- */
 
 static const char *const kind_names[] = { "io", "handover", "post", "own", "shared", "accept",
-					   "chain", "audit", "conn", "hooks" };
+					   "chain", "audit", "conn", "hooks", "alloc" };
 
 /* "io,own,accept": those kinds of op (the first 20 are always in); unset or
  * "all": every kind; 0 for a name that is none. */
@@ -2493,7 +2540,7 @@ static unsigned parse_kinds(const char *list)
 			if (strlen(kind_names[k]) == n && !strncmp(kind_names[k], list, n))
 				break;
 		if (k == sizeof(kind_names) / sizeof(kind_names[0])) {
-			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn, hooks)\n",
+			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn, hooks, alloc)\n",
 				(int)n, list);
 			return 0;
 		}
@@ -2598,6 +2645,8 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->reentry_probes);
 	fprintf(out, "  malformed rules:  %llu (refused with EINVAL, the rules in force kept)\n",
 		st->bad_rule_sets);
+	fprintf(out, "  alloc faults:     %llu rules, %llu allocations failed, %llu calls refused with ENOMEM\n",
+		st->alloc_rules, st->alloc_faults, st->alloc_refusals);
 	fprintf(out, "  addresses:        %llu connect/listen pushes (%llu refused with EINVAL)\n",
 		st->addr_pushes, st->addr_refused);
 	fprintf(out, "  direct slots:     %llu peer loops; %llu hand-overs accepted (%llu done, %llu failed), %llu arrived\n",

@@ -219,7 +219,8 @@ void uw_exit_called(struct prog *p, int i, const struct rsc_error *pending,
 				  e->seq, e->name, s, rsc_err_name(rsc_error_errno(c)), rsc_error_op(c),
 				  rsc_error_entry(c), rsc_error_scope(c));
 	}
-	if (u->valid && !u->overflow) {
+	/* A chain that could not grow (alloc faults) is not the model's. */
+	if (u->valid && !u->overflow && !alloc_fired(p)) {
 		st->pending_checked++;
 		if (!same_as_model(u, pending)) {
 			format_chain(pending, got, sizeof(got));
