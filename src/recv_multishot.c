@@ -123,6 +123,21 @@ static int bufring_setup(struct rsc_loop *loop, unsigned count, unsigned size)
 	return 0;
 }
 
+/* The new buffers first, in a group of their own: refused, the loop keeps the old ones. */
+static int replace_buffers(struct rsc_loop *loop, unsigned count, unsigned size)
+{
+	struct rsc__bufring *old = loop->bufring;
+	int ret;
+
+	loop->bufring = NULL;
+	if (count && (ret = bufring_setup(loop, count, size)) < 0) {
+		loop->bufring = old;
+		return ret;
+	}
+	bufring_free(loop, old, true);
+	return 0;
+}
+
 int rsc_loop_set_recv_buffers(struct rsc_loop *loop, unsigned count, unsigned size)
 {
 	int ret;
@@ -142,8 +157,7 @@ int rsc_loop_set_recv_buffers(struct rsc_loop *loop, unsigned count, unsigned si
 				    loop->bufring->n_active);
 		return -EBUSY;
 	}
-	rsc__recv_buffers_free(loop, true);
-	return count ? bufring_setup(loop, count, size) : 0;
+	return replace_buffers(loop, count, size);
 }
 
 static bool is_multishot(const struct rsc_op *op);

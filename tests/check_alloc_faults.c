@@ -1329,6 +1329,61 @@ START_TEST(adopt_refused_while_the_close_waits_even_without_memory)
 }
 END_TEST
 
+struct chunks {
+	int total, largest, last;
+};
+
+static void on_chunk(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct chunks *c = data;
+
+	(void)e;
+	(void)buf;
+	if (res <= 0) {
+		c->last = res;
+		return;
+	}
+	c->total += res;
+	c->largest = res > c->largest ? res : c->largest;
+}
+
+/*
+ * rsc_loop_set_recv_buffers refused for memory keeps the buffers the loop
+ * had (rsc_recv_multishot(3)): receives still come in the old 16-byte
+ * buffers, not in a default set made later (it once freed them first).
+ */
+START_TEST(refused_recv_buffers_keep_the_old_ones)
+{
+	static const char bytes[100] = "a hundred bytes";
+	struct chunks got = { 0, 0, 1 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int peer, nth, turns;
+
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 8, 16), 0);
+	for (nth = 1; nth <= 2; nth++) {
+		char spec[32];
+
+		snprintf(spec, sizeof(spec), "alloc:%d:ENOMEM", nth);
+		ck_assert_int_eq(rsc_fault_set(t_loop, spec), 0);
+		ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 8, 64), -ENOMEM);
+		ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	}
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "conn", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_recv_multishot(e, 0, on_chunk, &got), 0);
+	ck_assert_int_eq(write(peer, bytes, sizeof(bytes)), (int)sizeof(bytes));
+	for (turns = 0; got.total < (int)sizeof(bytes) && turns < 1000; turns++)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(got.total, (int)sizeof(bytes));
+	ck_assert_int_le(got.largest, 16);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_le(got.last, 0); /* its last call came with the release */
+	close(peer);
+}
+END_TEST
+
 /* The kind is refused with any errno but ENOMEM: a malloc fails one way. */
 START_TEST(alloc_rule_takes_enomem_only)
 {
@@ -1352,6 +1407,7 @@ Suite *make_alloc_faults_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, alloc_rule_takes_enomem_only);
 	tcase_add_test(tc, refused_trace_file_leaves_the_file_alone);
+	tcase_add_test(tc, refused_recv_buffers_keep_the_old_ones);
 	tcase_add_test(tc, adopt_refused_while_the_close_waits_even_without_memory);
 	tcase_add_test(tc, close_cancels_io_when_the_op_pool_cannot_grow);
 	tcase_add_test(tc, cancel_without_memory_is_retried_with_nothing_completing);
