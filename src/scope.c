@@ -225,6 +225,12 @@ void rsc__scope_cut(struct rsc__scope *root, enum rsc__cut level)
 	while (s) {
 		bool down = s->cut < level;
 
+		/* A close waits for a grace below (rsc_scope_close_graceful(3)):
+		 * the deadlines there stay, as the one that may end that grace;
+		 * its own unwind ends them when it starts. */
+		if (down && level == RSC__CUT_DEADLINES && s != root && s->grace &&
+		    s->state == RSC_SCOPE_OPEN)
+			down = false;
 		if (down)
 			cut_one(s, level);
 		s = walk_next(root, s, down);

@@ -159,5 +159,6 @@ Suite *make_hostile_managers_suite(void);
 Suite *make_hostile_host_suite(void);
 Suite *make_hostile_chains_suite(void);
 Suite *make_hostile_threads_suite(void);
+Suite *make_hostile_mix_suite(void);
 
 #endif

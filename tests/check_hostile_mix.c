@@ -1,0 +1,799 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Hostile probes where two features meet: deadlines (rsc_scope_set_deadline(3))
+ * with moves of scopes and entries, with graceful closes, set from inside
+ * hooks, on-close callbacks and posts; rsc_defer(3) exits that close, fail or
+ * open other scopes during an unwind; the application's own link chains and
+ * IOSQE_IO_DRAIN on a shared ring (rsc_loop_new_from_ring(3)) while scopes
+ * open, fail and time out; rsc_loop_shutdown(3) over all of it. Each test
+ * observes a side effect (the error a callback saw, the order callbacks ran
+ * in, what a peer reads, /proc/self/fd) and every wait is bounded.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "helpers.h"
+
+/* ------------------------------------------------------------- helpers */
+
+/* Run t_loop until *@flag is at least @want; fail, not hang, when the guard fires. */
+static void run_until(struct t_guard *g, const int *flag, int want)
+{
+	while (*flag < want) {
+		ck_assert_msg(!g->fired, "guard fired: still waiting (%d of %d)", *flag, want);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	}
+}
+
+struct closed {
+	int calls, status, order;
+	long at;
+	char op[32];
+};
+
+static int close_seq; /* the order close callbacks ran in, across a test */
+
+static void note_closed(struct rsc_scope *s, int status, const struct rsc_error *err,
+			void *data)
+{
+	struct closed *c = data;
+
+	(void)s;
+	c->calls++;
+	c->status = status;
+	c->order = ++close_seq;
+	c->at = t_now_ms();
+	snprintf(c->op, sizeof(c->op), "%s", err && rsc_error_op(err) ? rsc_error_op(err) : "");
+}
+
+struct io_seen {
+	int calls, res, bytes, last;
+	long at;
+};
+
+/* Every call: a multishot receive calls it per receive, then once with res <= 0. */
+static void note_io(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct io_seen *w = data;
+
+	(void)e;
+	w->calls++;
+	w->res = res;
+	w->at = t_now_ms();
+	if (res > 0 && buf)
+		w->bytes += res;
+	else
+		w->last++;
+}
+
+static bool multishot_supported(void)
+{
+	return t_kernel_has(IORING_OP_SEND_ZC);
+}
+
+/* What the peer reads once the entry's socket is gone: 0, end of stream. */
+static void assert_peer_sees_eof(int peer)
+{
+	char c;
+
+	ck_assert_int_eq(read(peer, &c, 1), 0);
+}
+
+/* --------------------------------------------- moves under deadlines */
+
+/* rsc_scope_set_deadline(3): a child's deadline never outlives its parent's.
+ * After rsc_scope_move(3) the new parent is its parent: the earlier deadline
+ * above cuts the moved scope's receive and closes it, with -ETIMEDOUT. */
+START_TEST(moved_under_an_earlier_deadline_parent_is_cut_by_it)
+{
+	struct rsc_scope *p, *x;
+	struct closed cp = { 0 }, cx = { 0 };
+	struct io_seen rx = { 0 };
+	struct rsc_entry *e;
+	struct t_guard g;
+	char buf[16];
+	long t0;
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "x", &x), 0);
+	e = t_adopted_pair(x, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, note_io, &rx), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(x, 10000, 0), 0);
+	ck_assert_int_eq(rsc_scope_on_close(x, note_closed, &cx), 0);
+	ck_assert_int_eq(rsc_scope_on_close(p, note_closed, &cp), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(p, 40, 0), 0);
+	ck_assert_int_eq(rsc_scope_move(x, p), 0);
+	t0 = t_now_ms();
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &cp.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_lt(t_now_ms() - t0, 2500); /* not x's own 10 s */
+	ck_assert_int_eq(rx.calls, 1);
+	ck_assert_int_eq(rx.res, -ECANCELED);
+	ck_assert_int_eq(cx.calls, 1);
+	ck_assert_int_eq(cx.status, -ETIMEDOUT); /* p's, carried down */
+	ck_assert_int_eq(cp.status, -ETIMEDOUT);
+	ck_assert_str_eq(cp.op, "deadline");
+	ck_assert_int_lt(cx.order, cp.order); /* the child first */
+	assert_peer_sees_eof(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_state(x), -ESTALE);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 1);
+	close(peer);
+}
+END_TEST
+
+/* Moved out from under a parent whose deadline then passes: the parent's
+ * deadline no longer applies, the moved scope's receive stays armed and
+ * still gets its data. */
+START_TEST(moved_out_from_under_a_deadline_parent_outlives_it)
+{
+	struct rsc_scope *p, *x;
+	struct closed cp = { 0 }, cx = { 0 };
+	struct io_seen rx = { 0 };
+	struct rsc_entry *e;
+	struct t_guard g;
+	char buf[16];
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "x", &x), 0);
+	e = t_adopted_pair(x, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, note_io, &rx), 0);
+	ck_assert_int_eq(rsc_scope_on_close(x, note_closed, &cx), 0);
+	ck_assert_int_eq(rsc_scope_on_close(p, note_closed, &cp), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(p, 30, 0), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0); /* its timer armed */
+	ck_assert_int_eq(rsc_scope_move(x, NULL), 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &cp.calls, 1);
+	ck_assert_int_eq(cp.status, -ETIMEDOUT);
+	ck_assert_int_eq(cx.calls, 0);
+	ck_assert_int_eq(rx.calls, 0);
+	ck_assert_int_eq(rsc_scope_state(x), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(write(peer, "hi", 2), 2);
+	run_until(&g, &rx.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(rx.res, 2);
+	ck_assert_int_eq(rsc_scope_state(x), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(x, NULL), 0);
+	ck_assert_int_eq(cx.calls, 1);
+	ck_assert_int_eq(cx.status, 0);
+	assert_peer_sees_eof(peer);
+	close(peer);
+}
+END_TEST
+
+/* Moved under a parent with a later deadline: its own earlier one still
+ * passes first, and it unwinds alone; the parent stays open. */
+START_TEST(moved_under_a_later_parent_keeps_its_own_earlier_deadline)
+{
+	struct rsc_scope *p, *x;
+	struct closed cp = { 0 }, cx = { 0 };
+	struct t_guard g;
+	long t0;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "x", &x), 0);
+	t_open_files(x, 0, 1);
+	ck_assert_int_eq(rsc_scope_on_close(x, note_closed, &cx), 0);
+	ck_assert_int_eq(rsc_scope_on_close(p, note_closed, &cp), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(p, 10000, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(x, 30, RSC_DEADLINE_MOVE_ON), 0);
+	ck_assert_int_eq(rsc_scope_move(x, p), 0);
+	t0 = t_now_ms();
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &cx.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_ge(t_now_ms() - t0, 25);
+	ck_assert_int_eq(cx.status, 0); /* move-on: no error */
+	ck_assert_int_eq(cp.calls, 0);
+	ck_assert_int_eq(rsc_scope_state(p), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_state(x), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), 0);
+	ck_assert_int_eq(cp.status, 0);
+	ck_assert_int_eq(rsc_scope_state(x), -ESTALE);
+	t0 = t_now_ms();
+	t_run(); /* p's 10 s deadline left the timer with p: nothing keeps the loop */
+	ck_assert_int_lt(t_now_ms() - t0, 2000);
+}
+END_TEST
+
+/* rsc_entry_move(3): tracked I/O stays bound to the entry. A multishot
+ * receive moved out of a scope whose deadline then passes is not cut; the
+ * new scope's deadline cuts it, with one last call, and closes it once. */
+START_TEST(moved_multishot_follows_its_entry_to_the_new_scopes_deadline)
+{
+	struct rsc_scope *a, *b;
+	struct closed ca = { 0 }, cb = { 0 };
+	struct io_seen rx = { 0 };
+	struct rsc_entry *e;
+	struct t_guard g;
+	int peer;
+
+	if (!multishot_supported()) {
+		fprintf(stderr, "SKIP moved_multishot_follows_its_entry_to_the_new_scopes_deadline: kernel lacks IORING_RECV_MULTISHOT\n");
+		return;
+	}
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	e = t_adopted_pair(a, &peer);
+	ck_assert_int_eq(rsc_recv_multishot(e, 0, note_io, &rx), 0);
+	ck_assert_int_eq(rsc_scope_on_close(a, note_closed, &ca), 0);
+	ck_assert_int_eq(rsc_scope_on_close(b, note_closed, &cb), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(a, 20, 0), 0);
+	ck_assert_int_eq(rsc_entry_move(e, b), 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &ca.calls, 1);
+	ck_assert_int_eq(ca.status, -ETIMEDOUT);
+	ck_assert_int_eq(rx.calls, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_entry_io_count(e), 1);
+	ck_assert_int_eq(write(peer, "abc", 3), 3);
+	run_until(&g, &rx.bytes, 3);
+	ck_assert_int_eq(rx.last, 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(b, 20, 0), 0);
+	run_until(&g, &cb.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(rx.last, 1);
+	ck_assert_int_eq(rx.res, -ECANCELED);
+	ck_assert_int_eq(cb.status, -ETIMEDOUT);
+	assert_peer_sees_eof(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_entry_state(e), -ESTALE);
+	close(peer);
+}
+END_TEST
+
+/* During a grace the unwind owns the entries: no detach or move (-EALREADY),
+ * but the scope's deadline set before still cuts the grace, and a release
+ * early is allowed and counts as drained. */
+START_TEST(grace_refuses_detach_and_move_and_a_deadline_cuts_it)
+{
+	struct rsc_scope *s, *other;
+	struct closed c = { 0 };
+	struct io_seen r1 = { 0 }, r2 = { 0 };
+	struct rsc_entry *e1, *e2;
+	struct t_guard g;
+	unsigned drained = 99, cancelled = 99;
+	char b1[8], b2[8];
+	int p1, p2;
+	long t0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &other), 0);
+	e1 = t_adopted_pair(s, &p1);
+	e2 = t_adopted_pair(s, &p2);
+	ck_assert_int_eq(rsc_recv(e1, b1, sizeof(b1), 0, note_io, &r1), 0);
+	ck_assert_int_eq(rsc_recv(e2, b2, sizeof(b2), 0, note_io, &r2), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 60, 0), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 10000, note_closed, &c), 0);
+	ck_assert_int_eq(rsc_entry_move(e1, other), -EALREADY);
+	ck_assert_int_eq(rsc_entry_detach(e1), -EALREADY);
+	ck_assert_int_eq(rsc_scope_move(s, other), -EALREADY);
+	ck_assert_int_eq(rsc_entry_move(e1, s), -EALREADY);
+	ck_assert_int_eq(rsc_entry_release(e1, NULL, NULL), 0); /* allowed in the grace */
+	t0 = t_now_ms();
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &c.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_lt(t_now_ms() - t0, 2500); /* the deadline, not the 10 s grace */
+	ck_assert_int_eq(c.status, -ETIMEDOUT);
+	ck_assert_str_eq(c.op, "deadline");
+	ck_assert_int_eq(r1.res, -ECANCELED);
+	ck_assert_int_eq(r2.res, -ECANCELED);
+	ck_assert_int_eq(r1.calls + r2.calls, 2);
+	(void)drained;
+	(void)cancelled;
+	assert_peer_sees_eof(p1);
+	assert_peer_sees_eof(p2);
+	ck_assert_int_eq(rsc_scope_close_wait(other, NULL), 0);
+	close(p1);
+	close(p2);
+}
+END_TEST
+
+/* rsc_scope_close_graceful(3): an ancestor's close is no cancellation, it
+ * waits for the grace; and a deadline of the scope that passes during its
+ * grace starts the unwind at once, with -ETIMEDOUT. The parent's close must
+ * not drop the child's deadline: with an unbounded grace and an idle
+ * receive, nothing else would ever end it. */
+START_TEST(parents_close_keeps_the_deadline_of_a_child_in_its_grace)
+{
+	struct rsc_scope *p, *c, *d;
+	struct closed cc = { 0 }, cd = { 0 }, cp = { 0 };
+	struct io_seen rx = { 0 }, ry = { 0 };
+	struct rsc_entry *e, *f;
+	struct t_guard g;
+	char buf[8], buf2[8];
+	int peer, peer2;
+	long t0;
+
+	close_seq = 0;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, c, "d", &d), 0);
+	e = t_adopted_pair(c, &peer);
+	f = t_adopted_pair(d, &peer2);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, note_io, &rx), 0);
+	ck_assert_int_eq(rsc_recv(f, buf2, sizeof(buf2), 0, note_io, &ry), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(c, 80, 0), 0);
+	/* d, below the grace, has an earlier deadline of its own: it unwinds alone. */
+	ck_assert_int_eq(rsc_scope_set_deadline(d, 30, 0), 0);
+	ck_assert_int_eq(rsc_scope_on_close(d, note_closed, &cd), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(c, 0, note_closed, &cc), 0);
+	ck_assert_int_eq(rsc_scope_close(p, note_closed, &cp), 0);
+	t0 = t_now_ms();
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &cp.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_ge(t_now_ms() - t0, 70);
+	ck_assert_int_eq(cd.status, -ETIMEDOUT);
+	ck_assert_int_eq(ry.res, -ECANCELED);
+	ck_assert_int_eq(cc.status, -ETIMEDOUT);
+	ck_assert_str_eq(cc.op, "deadline");
+	ck_assert_int_eq(rx.res, -ECANCELED);
+	ck_assert_int_eq(rx.calls + ry.calls, 2);
+	ck_assert_int_lt(cd.order, cc.order);
+	ck_assert_int_lt(cc.order, cp.order);
+	ck_assert_int_eq(cp.status, 0); /* a close callback of c's own took its result */
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 2);
+	assert_peer_sees_eof(peer);
+	assert_peer_sees_eof(peer2);
+	close(peer);
+	close(peer2);
+}
+END_TEST
+
+/* ------------------------------------------------ deadlines from hooks */
+
+struct hook_dl {
+	struct rsc_scope *scope;
+	unsigned ms;
+	int set_ret;	    /* what rsc_scope_set_deadline returned in the enter */
+	int exit_set_ret;   /* ... and in the exit */
+	int exit_calls, exit_pending;
+	bool long_acquire; /* the enter's acquire only ends when cancelled */
+	struct __kernel_timespec ts;
+};
+
+static int dl_enter(struct rsc_entry *e, void *arg)
+{
+	struct hook_dl *h = arg;
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	if (h->long_acquire) {
+		h->ts.tv_sec = 30;
+		h->ts.tv_nsec = 0;
+		io_uring_prep_timeout(sqe, &h->ts, 0, 0);
+	} else {
+		io_uring_prep_nop(sqe);
+	}
+	/* After its reservation: the timer's SQE goes after the hook's. */
+	h->set_ret = rsc_scope_set_deadline(h->scope, h->ms, 0);
+	return 0;
+}
+
+static int dl_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct hook_dl *h = arg;
+
+	(void)e;
+	h->exit_calls++;
+	h->exit_pending = pending ? rsc_error_errno(pending) : 0;
+	h->exit_set_ret = rsc_scope_set_deadline(h->scope, 5, 0);
+	return 0;
+}
+
+static const struct rsc_manager dl_manager = { sizeof(struct rsc_manager), 0, "dlhook",
+					       dl_enter, dl_exit };
+
+/* A deadline set from inside an enter hook, beside the hook's own SQE: it
+ * passes, the exit sees -ETIMEDOUT once, and a deadline set from inside the
+ * unwind's exit is refused with -ESHUTDOWN. */
+START_TEST(deadline_set_in_an_enter_hook_passes_and_the_exit_sees_it_once)
+{
+	struct hook_dl h = { 0 };
+	struct closed c = { 0 };
+	struct rsc_entry *e;
+	struct t_guard g;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "hooked", &h.scope), 0);
+	ck_assert_int_eq(rsc_scope_on_close(h.scope, note_closed, &c), 0);
+	h.ms = 30;
+	ck_assert_int_eq(rsc_push(h.scope, &dl_manager, &h, &e), 0);
+	ck_assert_int_eq(h.set_ret, 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &c.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(h.exit_calls, 1);
+	ck_assert_int_eq(h.exit_pending, -ETIMEDOUT);
+	ck_assert_int_eq(h.exit_set_ret, -ESHUTDOWN);
+	ck_assert_int_eq(c.status, -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(h.scope, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 1);
+}
+END_TEST
+
+/* A deadline set from inside the enter hook of an acquire that would take
+ * 30 s: the deadline cancels that acquire (DESIGN 2.6), which acquired
+ * nothing, so its exit never runs (DESIGN 2.2). */
+START_TEST(deadline_set_in_an_enter_hook_cancels_that_hooks_acquire)
+{
+	struct hook_dl h = { 0 };
+	struct closed c = { 0 };
+	struct rsc_entry *e;
+	struct t_guard g;
+	long t0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "hooked", &h.scope), 0);
+	ck_assert_int_eq(rsc_scope_on_close(h.scope, note_closed, &c), 0);
+	h.ms = 30;
+	h.long_acquire = true;
+	t0 = t_now_ms();
+	ck_assert_int_eq(rsc_push(h.scope, &dl_manager, &h, &e), 0);
+	ck_assert_int_eq(h.set_ret, 0);
+	t_guard_start(&g, t_loop, 5000);
+	run_until(&g, &c.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_lt(t_now_ms() - t0, 4000);
+	ck_assert_int_eq(h.exit_calls, 0);
+	ck_assert_int_eq(c.status, -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(h.scope, NULL), -ETIMEDOUT);
+}
+END_TEST
+
+/* An early release runs the exit inside rsc_entry_release(3), while the
+ * scope is open: a deadline set there is taken, passes, and the unwind it
+ * starts never calls that exit again. */
+START_TEST(deadline_set_in_an_early_release_exit_passes_without_a_second_exit)
+{
+	struct hook_dl h = { 0 };
+	struct closed c = { 0 };
+	struct rsc_entry *e, *f;
+	struct t_guard g;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "hooked", &h.scope), 0);
+	ck_assert_int_eq(rsc_scope_on_close(h.scope, note_closed, &c), 0);
+	ck_assert_int_eq(rsc_open(h.scope, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &f), 0);
+	h.ms = 0; /* the enter sets none (0 clears) */
+	ck_assert_int_eq(rsc_push(h.scope, &dl_manager, &h, &e), 0);
+	ck_assert_int_eq(h.set_ret, 0);
+	t_guard_start(&g, t_loop, 3000);
+	while (rsc_entry_state(e) != RSC_ENTERED) {
+		ck_assert(!g.fired);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	}
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	ck_assert_int_eq(h.exit_calls, 1);
+	ck_assert_int_eq(h.exit_set_ret, 0); /* the scope is open: 5 ms */
+	run_until(&g, &c.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(h.exit_calls, 1);
+	ck_assert_int_eq(c.status, -ETIMEDOUT);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close_wait(h.scope, NULL), -ETIMEDOUT);
+	ck_assert(!t_fd_open_to(t_path("f0")));
+}
+END_TEST
+
+struct later_dl {
+	struct rsc_scope *target;
+	unsigned ms;
+	int ret, own_ret, calls;
+};
+
+/* On-close of a child: a deadline for its parent, none for itself. */
+static void dl_on_close(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct later_dl *l = data;
+
+	(void)status;
+	(void)err;
+	l->calls++;
+	l->ret = rsc_scope_set_deadline(l->target, l->ms, 0);
+	l->own_ret = rsc_scope_set_deadline(s, l->ms, 0);
+}
+
+static void dl_post(struct rsc_loop *loop, void *arg)
+{
+	struct later_dl *l = arg;
+
+	(void)loop;
+	l->calls++;
+	l->ret = rsc_scope_set_deadline(l->target, l->ms, RSC_DEADLINE_MOVE_ON);
+}
+
+/* Deadlines set from an on-close callback (the parent's: taken; the closing
+ * scope's own: -ESHUTDOWN) and from an rsc_loop_post(3) function: each
+ * passes once, with its own flags. */
+START_TEST(deadlines_set_from_on_close_and_from_a_post_pass_once)
+{
+	struct rsc_scope *p, *c, *q;
+	struct later_dl lc = { 0 }, lp = { 0 };
+	struct closed cp = { 0 }, cq = { 0 };
+	struct t_guard g;
+
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "q", &q), 0);
+	t_open_files(p, 0, 1);
+	t_open_files(q, 1, 1);
+	lc.target = p;
+	lc.ms = 20;
+	lp.target = q;
+	lp.ms = 20;
+	ck_assert_int_eq(rsc_scope_on_close(c, dl_on_close, &lc), 0);
+	ck_assert_int_eq(rsc_scope_on_close(p, note_closed, &cp), 0);
+	ck_assert_int_eq(rsc_scope_on_close(q, note_closed, &cq), 0);
+	ck_assert_int_eq(rsc_loop_post(t_loop, dl_post, &lp), 0);
+	ck_assert_int_eq(rsc_scope_close(c, NULL, NULL), 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &cp.calls, 1);
+	run_until(&g, &cq.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(lc.calls, 1);
+	ck_assert_int_eq(lc.ret, 0);
+	ck_assert_int_eq(lc.own_ret, -ESHUTDOWN);
+	ck_assert_int_eq(lp.calls, 1);
+	ck_assert_int_eq(lp.ret, 0);
+	ck_assert_int_eq(cp.status, -ETIMEDOUT);
+	ck_assert_int_eq(cq.status, 0); /* move-on */
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 2);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(q, NULL), 0);
+	ck_assert(!t_fd_open_to(t_path("f0")));
+	ck_assert(!t_fd_open_to(t_path("f1")));
+}
+END_TEST
+
+/* ------------------------------------ rsc_defer exits reaching elsewhere */
+
+struct reach {
+	struct rsc_scope *fail_me, *close_me, *opened;
+	struct closed *close_seen;
+	int fail_ret, close_ret, open_ret, push_ret, dl_ret, calls;
+	struct rsc_loop *loop;
+	struct rsc_scope *under;
+};
+
+static int reaching_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct reach *r = arg;
+	struct rsc_entry *x;
+
+	(void)e;
+	(void)pending;
+	r->calls++;
+	if (r->fail_me)
+		r->fail_ret = rsc_scope_fail(r->fail_me, -EPIPE, "from-defer");
+	if (r->close_me)
+		r->close_ret = rsc_scope_close(r->close_me, note_closed, r->close_seen);
+	if (r->loop) {
+		r->open_ret = rsc_scope_open(r->loop, r->under, "late", &r->opened);
+		if (r->open_ret == 0) {
+			/* Hooks never nest: nothing may be pushed from here. */
+			r->push_ret = rsc_defer(r->opened, reaching_exit, r, &x);
+			r->dl_ret = rsc_scope_set_deadline(r->opened, 20, 0);
+		}
+	}
+	return 0;
+}
+
+/* A defer exit of one scope fails a sibling (its receive is cancelled, its
+ * exits see -EPIPE "from-defer") and closes its own parent: the child's close
+ * callback comes first, the parent's after it, each once. */
+START_TEST(defer_exit_fails_a_sibling_and_closes_its_own_parent)
+{
+	struct rsc_scope *p, *c, *sib;
+	struct closed cc = { 0 }, cpar = { 0 }, csib = { 0 };
+	struct io_seen rx = { 0 };
+	struct reach r = { 0 };
+	struct rsc_entry *e;
+	struct t_guard g;
+	char buf[8];
+	int peer;
+
+	close_seq = 0;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sib", &sib), 0);
+	e = t_adopted_pair(sib, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, note_io, &rx), 0);
+	ck_assert_int_eq(rsc_scope_on_close(sib, note_closed, &csib), 0);
+	r.fail_me = sib;
+	r.close_me = p;
+	r.close_seen = &cpar;
+	ck_assert_int_eq(rsc_defer(c, reaching_exit, &r, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(c, note_closed, &cc), 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &cpar.calls, 1);
+	run_until(&g, &csib.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.fail_ret, 0);
+	ck_assert_int_eq(r.close_ret, 0);
+	ck_assert_int_eq(cc.calls, 1);
+	ck_assert_int_eq(cpar.calls, 1);
+	ck_assert_int_lt(cc.order, cpar.order);
+	ck_assert_int_eq(cc.status, 0);
+	ck_assert_int_eq(cpar.status, 0);
+	ck_assert_int_eq(rx.res, -ECANCELED);
+	ck_assert_int_eq(csib.status, -EPIPE);
+	ck_assert_str_eq(csib.op, "from-defer");
+	assert_peer_sees_eof(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(sib, NULL), -EPIPE);
+	close(peer);
+}
+END_TEST
+
+/* A defer exit fails its own parent while the child unwinds: the parent's
+ * unwind waits for the child, then reports the failure; nothing twice. */
+START_TEST(defer_exit_fails_its_own_parent_during_the_childs_close)
+{
+	struct rsc_scope *p, *c;
+	struct closed cc = { 0 }, cpar = { 0 };
+	struct reach r = { 0 };
+	struct t_guard g;
+
+	t_make_files(2);
+	close_seq = 0;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	t_open_files(p, 0, 1);
+	t_open_files(c, 1, 1);
+	r.fail_me = p;
+	ck_assert_int_eq(rsc_defer(c, reaching_exit, &r, NULL), 0);
+	ck_assert_int_eq(rsc_scope_on_close(p, note_closed, &cpar), 0);
+	ck_assert_int_eq(rsc_scope_close(c, note_closed, &cc), 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &cpar.calls, 1);
+	run_until(&g, &cc.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.fail_ret, 0);
+	ck_assert_int_eq(cc.status, 0);
+	ck_assert_int_eq(cpar.status, -EPIPE);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -EPIPE);
+	ck_assert(!t_fd_open_to(t_path("f0")));
+	ck_assert(!t_fd_open_to(t_path("f1")));
+}
+END_TEST
+
+/* A defer exit opens a new top-level scope during an unwind: it is a normal
+ * scope (a deadline may be set on it, nothing pushed from inside the hook),
+ * and its deadline passes after the unwind that opened it. */
+START_TEST(defer_exit_opens_a_scope_that_lives_on_after_the_unwind)
+{
+	struct rsc_scope *s;
+	struct closed cs = { 0 }, cl = { 0 };
+	struct reach r = { 0 };
+	struct t_guard g;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	r.loop = t_loop;
+	ck_assert_int_eq(rsc_defer(s, reaching_exit, &r, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(s, note_closed, &cs), 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &cs.calls, 1);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.open_ret, 0);
+	ck_assert_int_eq(r.push_ret, -EDEADLK);
+	ck_assert_int_eq(r.dl_ret, 0);
+	ck_assert_int_eq(rsc_scope_on_close(r.opened, note_closed, &cl), 0);
+	run_until(&g, &cl.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(cl.status, -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(r.opened, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(r.calls, 1); /* the refused push left nothing to run */
+}
+END_TEST
+
+/* ----------------------------------------------------- rsc_loop_shutdown */
+
+/* A shutdown over a scope in its grace with a deadline, a child with a
+ * multishot-free receive moved in, and a defer exit that fails a sibling
+ * and opens a scope: every release once, every descriptor closed, and the
+ * scope a late exit opened closed too. */
+START_TEST(shutdown_over_a_grace_a_deadline_a_move_and_a_reaching_defer)
+{
+	struct rsc_loop *l;
+	struct rsc_scope *srv, *conn, *sib, *late_parent;
+	struct rsc_entry *e1, *e2;
+	struct closed csrv = { 0 }, csib = { 0 };
+	struct io_seen r1 = { 0 }, r2 = { 0 };
+	struct reach r = { 0 };
+	struct rsc_error *err = NULL;
+	char b1[8], b2[8];
+	int sv1[2], sv2[2], fds;
+
+	fds = t_fd_count();
+	ck_assert_int_eq(rsc_loop_new(&l, 16, 0), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv1), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv2), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "late-parent", &late_parent), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "sib", &sib), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "conn", &conn), 0);
+	ck_assert_int_eq(rsc_adopt(conn, sv1[0], 0, &e1), 0);
+	ck_assert_int_eq(rsc_adopt(sib, sv2[0], 0, &e2), 0);
+	ck_assert_int_eq(rsc_recv(e1, b1, sizeof(b1), 0, note_io, &r1), 0);
+	ck_assert_int_eq(rsc_recv(e2, b2, sizeof(b2), 0, note_io, &r2), 0);
+	ck_assert_int_eq(rsc_scope_move(conn, srv), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(srv, 40, 0), 0);
+	r.fail_me = sib;
+	r.loop = l;
+	r.under = late_parent;
+	ck_assert_int_eq(rsc_defer(srv, reaching_exit, &r, NULL), 0);
+	ck_assert_int_eq(rsc_scope_on_close(sib, note_closed, &csib), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 10000, note_closed, &csrv), 0);
+	ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_lt(rsc_loop_shutdown(l, &err), 0);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(csrv.calls, 1);
+	ck_assert_int_eq(csrv.status, -ETIMEDOUT);
+	ck_assert_int_eq(r1.calls, 1);
+	ck_assert_int_eq(r1.res, -ECANCELED);
+	ck_assert_int_eq(r2.calls, 1);
+	ck_assert_int_eq(r2.res, -ECANCELED);
+	ck_assert_int_eq(csib.calls, 1);
+	/* Below the shutdown's unwind, not reached yet: failed, or refused. */
+	ck_assert(r.fail_ret == 0 || r.fail_ret == -EALREADY);
+	if (r.fail_ret == 0)
+		ck_assert_int_eq(csib.status, -EPIPE);
+	ck_assert(r.open_ret == 0 || r.open_ret == -ESHUTDOWN || r.open_ret == -EALREADY);
+	ck_assert_ptr_nonnull(err);
+	rsc_error_free(err);
+	assert_peer_sees_eof(sv1[1]);
+	assert_peer_sees_eof(sv2[1]);
+	close(sv1[1]);
+	close(sv2[1]);
+	ck_assert_int_eq(t_fd_count(), fds);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the suite */
+
+Suite *make_hostile_mix_suite(void)
+{
+	Suite *s = suite_create("hostile_mix");
+	TCase *tc = tcase_create("mix");
+
+	t_add_fixture(tc);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, moved_under_an_earlier_deadline_parent_is_cut_by_it);
+	tcase_add_test(tc, moved_out_from_under_a_deadline_parent_outlives_it);
+	tcase_add_test(tc, moved_under_a_later_parent_keeps_its_own_earlier_deadline);
+	tcase_add_test(tc, moved_multishot_follows_its_entry_to_the_new_scopes_deadline);
+	tcase_add_test(tc, grace_refuses_detach_and_move_and_a_deadline_cuts_it);
+	tcase_add_test(tc, parents_close_keeps_the_deadline_of_a_child_in_its_grace);
+	tcase_add_test(tc, deadline_set_in_an_enter_hook_passes_and_the_exit_sees_it_once);
+	tcase_add_test(tc, deadline_set_in_an_enter_hook_cancels_that_hooks_acquire);
+	tcase_add_test(tc, deadline_set_in_an_early_release_exit_passes_without_a_second_exit);
+	tcase_add_test(tc, deadlines_set_from_on_close_and_from_a_post_pass_once);
+	tcase_add_test(tc, defer_exit_fails_a_sibling_and_closes_its_own_parent);
+	tcase_add_test(tc, defer_exit_fails_its_own_parent_during_the_childs_close);
+	tcase_add_test(tc, defer_exit_opens_a_scope_that_lives_on_after_the_unwind);
+	tcase_add_test(tc, shutdown_over_a_grace_a_deadline_a_move_and_a_reaching_defer);
+	suite_add_tcase(s, tc);
+	return s;
+}
