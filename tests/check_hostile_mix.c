@@ -708,6 +708,405 @@ START_TEST(defer_exit_opens_a_scope_that_lives_on_after_the_unwind)
 }
 END_TEST
 
+/* ------------------------------------------- the application's ring */
+
+/* An application that shares its ring with a loop and keeps its own CQEs. */
+struct mapp {
+	struct io_uring ring;
+	struct rsc_loop *loop;
+	int own;
+	uint64_t own_ud[16];
+	int own_res[16];
+	long own_at[16];
+};
+
+static void mapp_new(struct mapp *a)
+{
+	memset(a, 0, sizeof(*a));
+	ck_assert_int_eq(io_uring_queue_init(32, &a->ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&a->loop, &a->ring, 0), 0);
+}
+
+/* One turn: submit (unless the application is in the middle of a chain),
+ * wait up to @wait_ms for a CQE, dispatch them all, then the loop's turn. */
+static void mapp_turn(struct mapp *a, bool submit, unsigned wait_ms)
+{
+	struct __kernel_timespec ts = { 0, (long long)wait_ms * 1000000LL };
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	if (submit)
+		ck_assert_int_ge(io_uring_submit(&a->ring), 0);
+	if (wait_ms)
+		(void)io_uring_wait_cqe_timeout(&a->ring, &cqe, &ts); /* EXT_ARG: submits nothing */
+	io_uring_for_each_cqe(&a->ring, head, cqe) {
+		int ret = rsc_loop_dispatch(a->loop, cqe);
+
+		ck_assert_int_ge(ret, 0);
+		if (ret == 0) {
+			ck_assert_int_lt(a->own, 16);
+			a->own_ud[a->own] = cqe->user_data;
+			a->own_res[a->own] = cqe->res;
+			a->own_at[a->own++] = t_now_ms();
+		}
+		n++;
+	}
+	io_uring_cq_advance(&a->ring, n);
+	ck_assert_int_ge(rsc_loop_run(a->loop, RSC_RUN_NOWAIT), 0);
+}
+
+static void mapp_end(struct mapp *a)
+{
+	int turns;
+
+	for (turns = 0; rsc_loop_alive(a->loop) > 0 && turns < 300; turns++)
+		mapp_turn(a, true, 10);
+	ck_assert_int_eq(rsc_loop_alive(a->loop), 0);
+	ck_assert_int_eq(rsc_loop_close(a->loop), 0);
+	io_uring_queue_exit(&a->ring);
+}
+
+static void mapp_nop(struct mapp *a, uint64_t ud, unsigned char flags)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
+
+	ck_assert_ptr_nonnull(sqe);
+	io_uring_prep_nop(sqe);
+	sqe->flags |= flags;
+	io_uring_sqe_set_data64(sqe, ud);
+}
+
+/* A deadline passes while the application's chain is open (its last SQE
+ * links to one it has not prepared yet): the cancel of the receive and the
+ * close must neither join that chain nor submit it; a new deadline cannot be
+ * armed then (-EBUSY, nothing set). Once the chain is complete, the cut and
+ * the unwind go out, the chain's two NOPs both succeed, and the socket is
+ * closed once. */
+START_TEST(shared_ring_deadline_passes_while_the_applications_chain_is_open)
+{
+	struct rsc_scope *s, *q;
+	struct closed c = { 0 }, cq = { 0 };
+	struct io_seen rx = { 0 };
+	struct rsc_entry *e;
+	struct mapp a;
+	char buf[8];
+	int peer, turns, before = t_fd_count();
+
+	mapp_new(&a);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "q", &q), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, note_io, &rx), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, note_closed, &c), 0);
+	ck_assert_int_eq(rsc_scope_on_close(q, note_closed, &cq), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 30, 0), 0);
+	mapp_turn(&a, true, 0); /* the receive and the timer are in the kernel */
+	mapp_nop(&a, 1, IOSQE_IO_LINK);
+	for (turns = 0; !c.calls && rsc_loop_counter(a.loop, RSC_CTR_DEADLINES) == 0 && turns < 100;
+	     turns++)
+		mapp_turn(&a, false, 20);
+	ck_assert_int_eq(rsc_loop_counter(a.loop, RSC_CTR_DEADLINES), 1);
+	for (turns = 0; turns < 3; turns++)
+		mapp_turn(&a, false, 5);
+	/* Nothing of ringscope's after the open link, nothing submitted. */
+	ck_assert_uint_eq(io_uring_sq_ready(&a.ring), 1);
+	ck_assert_int_eq(rx.calls, 0);
+	ck_assert_int_eq(c.calls, 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(q, 10, 0), -EBUSY);
+	mapp_nop(&a, 2, 0); /* the chain is complete */
+	for (turns = 0; (!c.calls || a.own < 2) && turns < 200; turns++)
+		mapp_turn(&a, true, 10);
+	ck_assert_int_eq(a.own, 2);
+	ck_assert_uint_eq(a.own_ud[0], 1);
+	ck_assert_int_eq(a.own_res[0], 0);
+	ck_assert_uint_eq(a.own_ud[1], 2);
+	ck_assert_int_eq(a.own_res[1], 0);
+	ck_assert_int_eq(rx.calls, 1);
+	ck_assert_int_eq(rx.res, -ECANCELED);
+	ck_assert_int_eq(c.calls, 1);
+	ck_assert_int_eq(c.status, -ETIMEDOUT);
+	assert_peer_sees_eof(peer);
+	/* q's refused deadline was never set: q stays open past its 10 ms. */
+	for (turns = 0; turns < 5; turns++)
+		mapp_turn(&a, true, 10);
+	ck_assert_int_eq(cq.calls, 0);
+	ck_assert_int_eq(rsc_scope_state(q), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(q, NULL, NULL), 0);
+	mapp_end(&a);
+	close(peer);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* IOSQE_IO_DRAIN of the application's while scopes open, fail and time out:
+ * the drain waits for ringscope's ops submitted before it (the deadline's
+ * timer included) and holds those after it; every file is closed once, the
+ * failure and the deadline each reach their scope, and the drain succeeds. */
+START_TEST(shared_ring_drain_while_scopes_open_fail_and_time_out)
+{
+	struct rsc_scope *failing, *timed;
+	struct closed cf = { 0 }, ct = { 0 };
+	struct mapp a;
+	int turns, i, before = t_fd_count();
+	long t0;
+
+	t_make_files(6);
+	mapp_new(&a);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "failing", &failing), 0);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "timed", &timed), 0);
+	ck_assert_int_eq(rsc_scope_on_close(failing, note_closed, &cf), 0);
+	ck_assert_int_eq(rsc_scope_on_close(timed, note_closed, &ct), 0);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(rsc_open(failing, AT_FDCWD, t_path(i == 0 ? "f0" : i == 1 ? "f1" : "f2"),
+					  O_RDONLY, 0, 0, NULL), 0);
+		ck_assert_int_eq(rsc_open(timed, AT_FDCWD, t_path(i == 0 ? "f3" : i == 1 ? "f4" : "f5"),
+					  O_RDONLY, 0, 0, NULL), 0);
+	}
+	t0 = t_now_ms();
+	ck_assert_int_eq(rsc_scope_set_deadline(timed, 40, 0), 0);
+	/* The opens and the timer, then the drain, in one submit. */
+	mapp_nop(&a, 9, IOSQE_IO_DRAIN);
+	ck_assert_int_eq(rsc_scope_fail(failing, -EPIPE, "body"), 0);
+	for (turns = 0; (!cf.calls || !ct.calls || a.own < 1) && turns < 300; turns++)
+		mapp_turn(&a, true, 10);
+	ck_assert_int_eq(a.own, 1);
+	ck_assert_uint_eq(a.own_ud[0], 9);
+	ck_assert_int_eq(a.own_res[0], 0);
+	/* It waited for the deadline's timer, which went before it. */
+	ck_assert_int_ge(a.own_at[0] - t0, 30);
+	ck_assert_int_eq(cf.calls, 1);
+	ck_assert_int_eq(cf.status, -EPIPE);
+	ck_assert_int_eq(ct.calls, 1);
+	ck_assert_int_eq(ct.status, -ETIMEDOUT);
+	for (i = 0; i < 6; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		ck_assert(!t_fd_open_to(t_path(name)));
+	}
+	ck_assert_int_eq(rsc_scope_close(failing, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(timed, NULL, NULL), 0);
+	mapp_end(&a);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* ------------------------------------------ direct slots, hand-overs */
+
+static void count_arrival(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
+			  struct rsc_entry *e, void *data)
+{
+	(void)inbox;
+	(void)slot;
+	(void)cs;
+	(void)e;
+	(*(int *)data)++;
+}
+
+/* An inbox acquires (slots arrive), as an accept does: a graceful close with
+ * no bound must not wait on it for ever; nor on a handed child that has no
+ * I/O. Its slot goes back to the table. */
+START_TEST(graceful_close_of_an_inbox_scope_ends_and_frees_the_handed_slot)
+{
+	struct rsc_loop *rl;
+	struct rsc_scope *recv_scope, *snd;
+	struct rsc_entry *inbox, *e;
+	struct closed c = { 0 };
+	unsigned long long addr;
+	int arrived = 0, turns;
+
+	if (!t_kernel_has(IORING_OP_MSG_RING)) {
+		fprintf(stderr, "SKIP graceful_close_of_an_inbox_scope_ends_and_frees_the_handed_slot: kernel lacks IORING_OP_MSG_RING\n");
+		return;
+	}
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "receiver", &recv_scope), 0);
+	ck_assert_int_eq(rsc_inbox(recv_scope, count_arrival, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &snd), 0);
+	ck_assert_int_eq(rsc_open(snd, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, NULL, NULL), 0);
+	for (turns = 0; !arrived && turns < 50; turns++)
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(arrived, 1);
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 1);
+	ck_assert_int_eq(rsc_scope_close_graceful(recv_scope, 0, note_closed, &c), 0);
+	for (turns = 0; !c.calls && turns < 200; turns++) {
+		struct timespec ts = { 0, 5000000 };
+
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+		nanosleep(&ts, NULL);
+	}
+	ck_assert_msg(c.calls == 1, "the grace never ended: the inbox holds it");
+	ck_assert_int_eq(c.status, 0);
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(snd, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+}
+END_TEST
+
+/* A connected socket in a direct slot with a multishot receive: no hand-over
+ * (-EBUSY) or detach while it runs; moved to a scope whose deadline passes,
+ * the receive ends once with -ECANCELED, the peer sees the end of stream and
+ * the slot is free again. */
+START_TEST(direct_socket_with_multishot_moved_under_a_deadline_frees_its_slot)
+{
+	struct rsc_scope *srv, *a, *b;
+	struct sockaddr_in bound;
+	struct rsc_entry *l, *e;
+	struct closed cb = { 0 };
+	struct io_seen rx = { 0 };
+	struct t_guard g;
+	int peer, ret;
+
+	if (!multishot_supported()) {
+		fprintf(stderr, "SKIP direct_socket_with_multishot_moved_under_a_deadline_frees_its_slot: kernel lacks IORING_RECV_MULTISHOT\n");
+		return;
+	}
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	l = t_listen_on_loopback(srv, 4, &bound);
+	ck_assert_int_eq(rsc_connect(a, (struct sockaddr *)&bound, sizeof(bound), 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	peer = accept4(rsc_entry_fd(l), NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(peer, 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 1);
+	ck_assert_int_eq(rsc_recv_multishot(e, 0, note_io, &rx), 0);
+	if (t_kernel_has(IORING_OP_MSG_RING))
+		ck_assert_int_eq(rsc_entry_hand_over(e, 1, NULL, NULL), -EBUSY);
+	ret = rsc_entry_detach(e);
+	ck_assert_msg(ret == -EBADF || ret == -EBUSY, "detach of a busy slot: %d", ret);
+	ck_assert_int_eq(rsc_entry_move(e, b), 0);
+	ck_assert_int_eq(rsc_scope_on_close(b, note_closed, &cb), 0);
+	ck_assert_int_eq(write(peer, "xy", 2), 2);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &rx.bytes, 2);
+	ck_assert_int_eq(rsc_scope_set_deadline(b, 20, 0), 0);
+	run_until(&g, &cb.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(rx.last, 1);
+	ck_assert_int_eq(rx.res, -ECANCELED);
+	ck_assert_int_eq(cb.status, -ETIMEDOUT);
+	assert_peer_sees_eof(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	close(peer);
+}
+END_TEST
+
+/* ------------------------- accepts under a deadline and a grace, racing */
+
+struct dialer {
+	struct sockaddr_in to;
+	volatile int stop;
+	int fds[256];
+	int n;
+};
+
+/* Non-blocking connects, one every half millisecond, kept open (idle). */
+static void *dial(void *arg)
+{
+	struct dialer *d = arg;
+	struct timespec ts = { 0, 500000 };
+
+	while (!d->stop && d->n < 256) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+		if (fd < 0)
+			break;
+		(void)connect(fd, (struct sockaddr *)&d->to, sizeof(d->to));
+		d->fds[d->n++] = fd;
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+struct acceptor {
+	int accepted, last, last_res, recv_ok, conns_closed;
+	struct io_seen rx[256];
+	char buf[256][4];
+	struct closed cc[256];
+};
+
+static void on_conn(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *e,
+		    void *data)
+{
+	struct acceptor *a = data;
+
+	(void)l;
+	if (res < 0 || !cs) {
+		a->last++;
+		a->last_res = res;
+		return;
+	}
+	if (a->accepted < 256) {
+		int i = a->accepted;
+
+		ck_assert_int_eq(rsc_scope_on_close(cs, note_closed, &a->cc[i]), 0);
+		/* A graceful close lets started I/O go on; a new receive may start. */
+		a->recv_ok += rsc_recv(e, a->buf[i], sizeof(a->buf[i]), 0, note_io, &a->rx[i]) == 0;
+	}
+	a->accepted++;
+}
+
+/* A server scope with a multishot accept, clients arriving all along: a
+ * graceful close stops the accepts, a deadline then cuts the grace (the
+ * connections are idle): one last accept callback, every connection handed
+ * out closed once with its receive cancelled, nothing left open. */
+START_TEST(accept_under_a_deadline_and_a_grace_while_clients_keep_coming)
+{
+	struct acceptor *acc = calloc(1, sizeof(*acc));
+	struct dialer d = { 0 };
+	struct rsc_scope *srv;
+	struct closed cs = { 0 };
+	struct rsc_entry *l;
+	struct t_guard g;
+	pthread_t th;
+	int i, closed_conns = 0, before = t_fd_count();
+	long t0;
+
+	ck_assert_ptr_nonnull(acc);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = t_listen_on_loopback(srv, 64, &d.to);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_conn, acc), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, dial, &d), 0);
+	t_guard_start(&g, t_loop, 5000);
+	run_until(&g, &acc->accepted, 3);
+	ck_assert_int_eq(rsc_scope_set_deadline(srv, 60, 0), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 5000, note_closed, &cs), 0);
+	t0 = t_now_ms();
+	run_until(&g, &cs.calls, 1);
+	t_guard_stop(&g);
+	d.stop = 1;
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_lt(t_now_ms() - t0, 3000); /* the deadline, not the 5 s grace */
+	ck_assert_int_eq(cs.status, -ETIMEDOUT);
+	ck_assert_int_eq(acc->last, 1);
+	ck_assert_int_eq(acc->last_res, -ECANCELED);
+	for (i = 0; i < acc->accepted && i < 256; i++) {
+		ck_assert_int_eq(acc->cc[i].calls, 1);
+		ck_assert_int_eq(acc->rx[i].calls, 1);
+		ck_assert_int_eq(acc->rx[i].res, -ECANCELED);
+		closed_conns++;
+	}
+	ck_assert_int_eq(acc->recv_ok, closed_conns);
+	t_run();
+	for (i = 0; i < d.n; i++)
+		close(d.fds[i]);
+	ck_assert_int_eq(t_fd_count(), before);
+	free(acc);
+}
+END_TEST
+
 /* ----------------------------------------------------- rsc_loop_shutdown */
 
 /* A shutdown over a scope in its grace with a deadline, a child with a
@@ -794,6 +1193,11 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, defer_exit_fails_its_own_parent_during_the_childs_close);
 	tcase_add_test(tc, defer_exit_opens_a_scope_that_lives_on_after_the_unwind);
 	tcase_add_test(tc, shutdown_over_a_grace_a_deadline_a_move_and_a_reaching_defer);
+	tcase_add_test(tc, shared_ring_deadline_passes_while_the_applications_chain_is_open);
+	tcase_add_test(tc, shared_ring_drain_while_scopes_open_fail_and_time_out);
+	tcase_add_test(tc, graceful_close_of_an_inbox_scope_ends_and_frees_the_handed_slot);
+	tcase_add_test(tc, direct_socket_with_multishot_moved_under_a_deadline_frees_its_slot);
+	tcase_add_test(tc, accept_under_a_deadline_and_a_grace_while_clients_keep_coming);
 	suite_add_tcase(s, tc);
 	return s;
 }
