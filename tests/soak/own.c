@@ -652,6 +652,8 @@ static void op_on_close(struct prog *p, struct rd *r)
 
 /* ---- deadlines ----------------------------------------------------------- */
 
+static bool in_hook; /* set_deadline called from inside a manager's hook */
+
 static void set_deadline(struct prog *p, int s, unsigned ms, unsigned flags,
 			 struct prog_stats *st)
 {
@@ -664,7 +666,7 @@ static void set_deadline(struct prog *p, int s, unsigned ms, unsigned flags,
 	after = now_ns();
 	say(p, "  op %d: deadline %s %u ms%s -> %d\n", p->op_index, p->sc[s].name, ms,
 	    flags ? " move-on" : "", ret);
-	if (ret == -EBUSY && !want && ms && faults_fired(p))
+	if (ret == -EBUSY && !want && ms && (faults_fired(p) || in_hook))
 		return; /* no SQE for the kernel timer: the deadline is as it was */
 	if (ret != want) {
 		violation(p, "rsc_scope_set_deadline('%s', %u): %s, expected %s", p->sc[s].name, ms,
@@ -822,6 +824,16 @@ void own_set_deadline(struct prog *p, int s, unsigned ms, bool move_on, struct p
 	g_p = p;
 	g_st = st;
 	set_deadline(p, s, ms, move_on ? RSC_DEADLINE_MOVE_ON : 0, st);
+}
+
+void own_set_deadline_in_hook(struct prog *p, int s, unsigned ms, bool move_on,
+			      struct prog_stats *st)
+{
+	g_p = p;
+	g_st = st;
+	in_hook = true;
+	set_deadline(p, s, ms, move_on ? RSC_DEADLINE_MOVE_ON : 0, st);
+	in_hook = false;
 }
 
 /* ---- timers ----------------------------------------------------------------- */
