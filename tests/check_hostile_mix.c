@@ -1003,6 +1003,84 @@ START_TEST(direct_socket_with_multishot_moved_under_a_deadline_frees_its_slot)
 }
 END_TEST
 
+struct sent_seen {
+	int calls, res;
+};
+
+static void note_sent(struct rsc_entry *e, int res, void *data)
+{
+	struct sent_seen *s = data;
+
+	(void)e;
+	s->calls++;
+	s->res = res;
+}
+
+/* A hand-over made while the sender's deadline is already due (on the clock,
+ * not yet seen by the loop): the deadline's cut reaches the hand-over in
+ * flight (DEFER_TASKRUN receiver: the sender's CQE comes after the receiver's
+ * turn). Either way the slot has exactly one owner: arrived and gone from the
+ * sender, or kept and closed by the sender's unwind; nothing is left in
+ * either table once both are closed. */
+START_TEST(hand_over_racing_the_senders_deadline_leaves_one_owner)
+{
+	struct rsc_loop *rl;
+	struct rsc_scope *recv_scope, *snd;
+	struct rsc_entry *inbox, *e;
+	struct closed cs = { 0 };
+	struct sent_seen sent = { 0 };
+	unsigned long long addr;
+	struct t_guard g;
+	struct timespec nap = { 0, 10000000 };
+	int arrived = 0, turns, ret;
+
+	if (!t_kernel_has(IORING_OP_MSG_RING)) {
+		fprintf(stderr, "SKIP hand_over_racing_the_senders_deadline_leaves_one_owner: kernel lacks IORING_OP_MSG_RING\n");
+		return;
+	}
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "receiver", &recv_scope), 0);
+	ck_assert_int_eq(rsc_inbox(recv_scope, count_arrival, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &snd), 0);
+	ck_assert_int_eq(rsc_scope_on_close(snd, note_closed, &cs), 0);
+	ck_assert_int_eq(rsc_open(snd, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(snd, 1, 0), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0); /* the timer is in */
+	nanosleep(&nap, NULL);					     /* ... and due */
+	ret = rsc_entry_hand_over(e, addr, note_sent, &sent);
+	ck_assert_int_eq(ret, 0);
+	t_guard_start(&g, t_loop, 3000);
+	while (!cs.calls) {
+		ck_assert(!g.fired);
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	}
+	t_guard_stop(&g);
+	for (turns = 0; turns < 10; turns++)
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(sent.calls, 1);
+	ck_assert_int_eq(cs.status, -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(snd, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	if (sent.res >= 0) {
+		ck_assert_int_eq(arrived, 1);
+		ck_assert_int_eq(rsc_loop_direct_used(rl), 1);
+	} else {
+		ck_assert_int_eq(arrived, 0);
+		ck_assert_int_eq(rsc_loop_direct_used(rl), 0);
+	}
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(recv_scope, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 0);
+	ck_assert_int_eq(t_audit_slots(rl), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+}
+END_TEST
+
 /* ------------------------- accepts under a deadline and a grace, racing */
 
 struct dialer {
@@ -1107,6 +1185,206 @@ START_TEST(accept_under_a_deadline_and_a_grace_while_clients_keep_coming)
 }
 END_TEST
 
+/* --------------------------------------- more hooks calling back in */
+
+struct self_closer {
+	struct rsc_scope *scope;
+	int how; /* 0: rsc_scope_fail, 1: rsc_scope_close, 2: graceful with a grace */
+	int ret, exit_calls, exit_pending;
+	struct __kernel_timespec ts;
+};
+
+/* Its enter reserves a slow acquire (a 30 s timeout), then ends its own scope. */
+static int closing_enter(struct rsc_entry *e, void *arg)
+{
+	struct self_closer *c = arg;
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	c->ts.tv_sec = 30;
+	io_uring_prep_timeout(sqe, &c->ts, 0, 0);
+	if (c->how == 0)
+		c->ret = rsc_scope_fail(c->scope, -EPROTO, "from-enter");
+	else if (c->how == 1)
+		c->ret = rsc_scope_close(c->scope, NULL, NULL);
+	else
+		c->ret = rsc_scope_close_graceful(c->scope, 5000, NULL, NULL);
+	return 0;
+}
+
+static int closing_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct self_closer *c = arg;
+
+	(void)e;
+	c->exit_calls++;
+	c->exit_pending = pending ? rsc_error_errno(pending) : 0;
+	return 0;
+}
+
+static const struct rsc_manager closing_manager = { sizeof(struct rsc_manager), 0, "selfclose",
+						    closing_enter, closing_exit };
+
+/* An enter hook that fails, closes or gracefully closes its own scope while
+ * its own acquire is in flight: the acquire is cancelled (DESIGN 2.6), so the
+ * exit never runs, the scope ends promptly (a grace waits for no acquire),
+ * and a failure's error is the scope's status. */
+START_TEST(enter_hook_ending_its_own_scope_cancels_its_acquire)
+{
+	int how;
+
+	for (how = 0; how < 3; how++) {
+		struct self_closer c = { 0 };
+		struct closed cs = { 0 };
+		struct rsc_entry *e;
+		struct t_guard g;
+		long t0;
+
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "selfish", &c.scope), 0);
+		ck_assert_int_eq(rsc_scope_on_close(c.scope, note_closed, &cs), 0);
+		c.how = how;
+		t0 = t_now_ms();
+		ck_assert_int_eq(rsc_push(c.scope, &closing_manager, &c, &e), 0);
+		ck_assert_int_eq(c.ret, 0);
+		t_guard_start(&g, t_loop, 3000);
+		run_until(&g, &cs.calls, 1);
+		t_guard_stop(&g);
+		ck_assert_int_lt(t_now_ms() - t0, 2500);
+		ck_assert_int_eq(c.exit_calls, 0);
+		ck_assert_int_eq(cs.status, how == 0 ? -EPROTO : 0);
+		if (how == 0)
+			ck_assert_int_eq(rsc_scope_close_wait(c.scope, NULL), -EPROTO);
+		t_run();
+		ck_assert_int_eq(rsc_scope_state(c.scope), -ESTALE);
+	}
+}
+END_TEST
+
+/* An entry moved out of a scope before its graceful close no longer holds
+ * that grace (no bound: it would wait for ever), and keeps its receive. */
+START_TEST(entry_moved_out_before_a_grace_does_not_hold_it)
+{
+	struct rsc_scope *srv, *keep;
+	struct closed cs = { 0 };
+	struct io_seen rx = { 0 };
+	struct rsc_entry *e;
+	struct t_guard g;
+	char buf[8];
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "keep", &keep), 0);
+	e = t_adopted_pair(srv, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, note_io, &rx), 0);
+	ck_assert_int_eq(rsc_entry_move(e, keep), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 0, note_closed, &cs), 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &cs.calls, 1);
+	ck_assert_int_eq(cs.status, 0);
+	ck_assert_int_eq(rx.calls, 0);
+	ck_assert_int_eq(write(peer, "ok", 2), 2);
+	run_until(&g, &rx.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(rx.res, 2);
+	ck_assert_int_eq(rsc_scope_close_wait(keep, NULL), 0);
+	assert_peer_sees_eof(peer);
+	close(peer);
+}
+END_TEST
+
+/* On the application's ring with its chain open, a graceful close that needs
+ * a timer is refused with -EBUSY and closes nothing; one with no bound needs
+ * no SQE and is taken. */
+START_TEST(shared_ring_graceful_close_while_the_applications_chain_is_open)
+{
+	struct rsc_scope *s, *t;
+	struct closed cs = { 0 }, ct = { 0 };
+	struct mapp a;
+	int turns, before = t_fd_count();
+
+	t_make_files(2);
+	mapp_new(&a);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "t", &t), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, NULL), 0);
+	ck_assert_int_eq(rsc_open(t, AT_FDCWD, t_path("f1"), O_RDONLY, 0, 0, NULL), 0);
+	for (turns = 0; turns < 20 && rsc_loop_alive(a.loop) > 0; turns++)
+		mapp_turn(&a, true, 10);
+	mapp_nop(&a, 1, IOSQE_IO_LINK);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 50, note_closed, &cs), -EBUSY);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_graceful(t, 0, note_closed, &ct), 0);
+	mapp_turn(&a, false, 0);
+	ck_assert_uint_eq(io_uring_sq_ready(&a.ring), 1);
+	mapp_nop(&a, 2, 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 50, note_closed, &cs), 0);
+	for (turns = 0; (!cs.calls || !ct.calls || a.own < 2) && turns < 200; turns++)
+		mapp_turn(&a, true, 10);
+	ck_assert_int_eq(cs.calls, 1);
+	ck_assert_int_eq(ct.calls, 1);
+	ck_assert_int_eq(cs.status, 0);
+	ck_assert_int_eq(ct.status, 0);
+	ck_assert_int_eq(a.own_res[0], 0);
+	ck_assert_int_eq(a.own_res[1], 0);
+	ck_assert(!t_fd_open_to(t_path("f0")));
+	ck_assert(!t_fd_open_to(t_path("f1")));
+	mapp_end(&a);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+static void post_sets_deadline(struct rsc_loop *loop, void *arg)
+{
+	struct later_dl *l = arg;
+
+	(void)loop;
+	l->calls++;
+	l->ret = rsc_scope_set_deadline(l->target, l->ms, 0);
+}
+
+/* A post to a loop on the application's ring sets a deadline: its wake-up is
+ * the application's to dispatch, the deadline's timer goes out with its next
+ * submit, and the scope times out with its receive cancelled. */
+START_TEST(shared_ring_post_sets_a_deadline_that_passes)
+{
+	struct later_dl l = { 0 };
+	struct closed cs = { 0 };
+	struct io_seen rx = { 0 };
+	struct rsc_entry *e;
+	struct rsc_scope *s;
+	struct mapp a;
+	char buf[8];
+	int peer, turns, before = t_fd_count();
+
+	if (!t_kernel_has(IORING_OP_MSG_RING)) {
+		fprintf(stderr, "SKIP shared_ring_post_sets_a_deadline_that_passes: kernel lacks IORING_OP_MSG_RING\n");
+		return;
+	}
+	mapp_new(&a);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, note_closed, &cs), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, note_io, &rx), 0);
+	l.target = s;
+	l.ms = 20;
+	ck_assert_int_eq(rsc_loop_post(a.loop, post_sets_deadline, &l), 0);
+	ck_assert_int_eq(l.calls, 0);
+	for (turns = 0; !cs.calls && turns < 300; turns++)
+		mapp_turn(&a, true, 10);
+	ck_assert_int_eq(l.calls, 1);
+	ck_assert_int_eq(l.ret, 0);
+	ck_assert_int_eq(cs.status, -ETIMEDOUT);
+	ck_assert_int_eq(rx.res, -ECANCELED);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	mapp_end(&a);
+	assert_peer_sees_eof(peer);
+	close(peer);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* ----------------------------------------------------- rsc_loop_shutdown */
 
 /* A shutdown over a scope in its grace with a deadline, a child with a
@@ -1197,7 +1475,12 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, shared_ring_drain_while_scopes_open_fail_and_time_out);
 	tcase_add_test(tc, graceful_close_of_an_inbox_scope_ends_and_frees_the_handed_slot);
 	tcase_add_test(tc, direct_socket_with_multishot_moved_under_a_deadline_frees_its_slot);
+	tcase_add_test(tc, hand_over_racing_the_senders_deadline_leaves_one_owner);
 	tcase_add_test(tc, accept_under_a_deadline_and_a_grace_while_clients_keep_coming);
+	tcase_add_test(tc, enter_hook_ending_its_own_scope_cancels_its_acquire);
+	tcase_add_test(tc, entry_moved_out_before_a_grace_does_not_hold_it);
+	tcase_add_test(tc, shared_ring_graceful_close_while_the_applications_chain_is_open);
+	tcase_add_test(tc, shared_ring_post_sets_a_deadline_that_passes);
 	suite_add_tcase(s, tc);
 	return s;
 }
