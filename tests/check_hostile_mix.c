@@ -1081,6 +1081,52 @@ START_TEST(hand_over_racing_the_senders_deadline_leaves_one_owner)
 }
 END_TEST
 
+/* An install (a slot into a descriptor) made while its scope's deadline is
+ * due: whichever wins, the entry owns the slot or the descriptor, its unwind
+ * closes that one once, and nothing is left in the table or the process. */
+START_TEST(install_racing_its_scopes_deadline_leaves_nothing_open)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct closed cs = { 0 };
+	struct sent_seen got = { 0 };
+	struct t_guard g;
+	struct timespec nap = { 0, 10000000 };
+	int round, before;
+
+	if (!t_kernel_has(OP_FIXED_FD_INSTALL)) {
+		fprintf(stderr, "SKIP install_racing_its_scopes_deadline_leaves_nothing_open: kernel lacks IORING_OP_FIXED_FD_INSTALL\n");
+		return;
+	}
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	before = t_fd_count();
+	for (round = 0; round < 4; round++) {
+		memset(&cs, 0, sizeof(cs));
+		memset(&got, 0, sizeof(got));
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "inst", &s), 0);
+		ck_assert_int_eq(rsc_scope_on_close(s, note_closed, &cs), 0);
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+		ck_assert_int_ge(rsc_entry_wait(e), 0);
+		ck_assert_int_eq(rsc_scope_set_deadline(s, 1, round & 1 ? RSC_DEADLINE_MOVE_ON : 0), 0);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		if (round & 2)
+			nanosleep(&nap, NULL); /* due before the install goes out */
+		ck_assert_int_eq(rsc_entry_install(e, 0, note_sent, &got), 0);
+		t_guard_start(&g, t_loop, 3000);
+		run_until(&g, &cs.calls, 1);
+		t_guard_stop(&g);
+		ck_assert_int_eq(got.calls, 1);
+		ck_assert_int_eq(cs.status, round & 1 ? 0 : -ETIMEDOUT);
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), cs.status);
+		t_run();
+		ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+		ck_assert_int_eq(t_fd_count(), before);
+		ck_assert(!t_fd_open_to(t_path("f0")));
+	}
+}
+END_TEST
+
 /* ------------------------- accepts under a deadline and a grace, racing */
 
 struct dialer {
@@ -1385,6 +1431,60 @@ START_TEST(shared_ring_post_sets_a_deadline_that_passes)
 }
 END_TEST
 
+/* rsc_loop_shutdown(3) while clients keep connecting to a multishot accept
+ * whose scope is in a long grace with a deadline: the shutdown waits for the
+ * grace, the deadline ends it; one last accept callback, every connection
+ * handed out closed once, nothing left open. */
+START_TEST(shutdown_during_accepts_a_grace_and_a_deadline)
+{
+	struct acceptor *acc = calloc(1, sizeof(*acc));
+	struct dialer d = { 0 };
+	struct rsc_scope *srv;
+	struct closed cs = { 0 };
+	struct rsc_entry *l;
+	struct rsc_loop *loop;
+	struct sockaddr_in a = t_loopback(0);
+	socklen_t len = sizeof(d.to);
+	pthread_t th;
+	int i, ret, before = t_fd_count();
+	long t0;
+
+	ck_assert_ptr_nonnull(acc);
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_listen(srv, (struct sockaddr *)&a, sizeof(a), 64, 0, &l), 0);
+	ck_assert_int_ge(rsc_entry_wait(l), 0);
+	ck_assert_int_eq(rsc_entry_sockname(l, (struct sockaddr *)&d.to, &len), 0);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, on_conn, acc), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, dial, &d), 0);
+	t0 = t_now_ms();
+	while (acc->accepted < 3 && t_now_ms() - t0 < 3000)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(acc->accepted, 3);
+	ck_assert_int_eq(rsc_scope_set_deadline(srv, 100, 0), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 10000, note_closed, &cs), 0);
+	t0 = t_now_ms();
+	ret = rsc_loop_shutdown(loop, NULL);
+	d.stop = 1;
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_lt(t_now_ms() - t0, 5000); /* the deadline, not the grace */
+	ck_assert_int_eq(ret, 0); /* the scope's own callback took its result */
+	ck_assert_int_eq(cs.calls, 1);
+	ck_assert_int_eq(cs.status, -ETIMEDOUT);
+	ck_assert_int_eq(acc->last, 1);
+	ck_assert_int_eq(acc->last_res, -ECANCELED);
+	for (i = 0; i < acc->accepted && i < 256; i++) {
+		ck_assert_int_eq(acc->cc[i].calls, 1);
+		ck_assert_int_eq(acc->rx[i].calls, 1);
+		ck_assert_int_eq(acc->rx[i].res, -ECANCELED);
+	}
+	for (i = 0; i < d.n; i++)
+		close(d.fds[i]);
+	ck_assert_int_eq(t_fd_count(), before);
+	free(acc);
+}
+END_TEST
+
 /* ----------------------------------------------------- rsc_loop_shutdown */
 
 /* A shutdown over a scope in its grace with a deadline, a child with a
@@ -1471,11 +1571,13 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, defer_exit_fails_its_own_parent_during_the_childs_close);
 	tcase_add_test(tc, defer_exit_opens_a_scope_that_lives_on_after_the_unwind);
 	tcase_add_test(tc, shutdown_over_a_grace_a_deadline_a_move_and_a_reaching_defer);
+	tcase_add_test(tc, shutdown_during_accepts_a_grace_and_a_deadline);
 	tcase_add_test(tc, shared_ring_deadline_passes_while_the_applications_chain_is_open);
 	tcase_add_test(tc, shared_ring_drain_while_scopes_open_fail_and_time_out);
 	tcase_add_test(tc, graceful_close_of_an_inbox_scope_ends_and_frees_the_handed_slot);
 	tcase_add_test(tc, direct_socket_with_multishot_moved_under_a_deadline_frees_its_slot);
 	tcase_add_test(tc, hand_over_racing_the_senders_deadline_leaves_one_owner);
+	tcase_add_test(tc, install_racing_its_scopes_deadline_leaves_nothing_open);
 	tcase_add_test(tc, accept_under_a_deadline_and_a_grace_while_clients_keep_coming);
 	tcase_add_test(tc, enter_hook_ending_its_own_scope_cancels_its_acquire);
 	tcase_add_test(tc, entry_moved_out_before_a_grace_does_not_hold_it);
