@@ -1485,6 +1485,117 @@ START_TEST(shutdown_during_accepts_a_grace_and_a_deadline)
 }
 END_TEST
 
+struct pending_seen {
+	int calls, head, cause;
+	int order;
+};
+
+static int seq_exit; /* the order defer exits ran in */
+
+static int record_pending(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct pending_seen *ps = arg;
+	const struct rsc_error *c = pending ? rsc_error_cause(pending) : NULL;
+
+	(void)e;
+	ps->calls++;
+	ps->order = ++seq_exit;
+	ps->head = pending ? rsc_error_errno(pending) : 0;
+	ps->cause = c ? rsc_error_errno(c) : 0;
+	return 0;
+}
+
+static int failing_sibling_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct reach *r = arg;
+
+	(void)e;
+	(void)pending;
+	r->calls++;
+	seq_exit++;
+	r->fail_ret = rsc_scope_fail(r->fail_me, -EPIPE, "from-defer");
+	return 0;
+}
+
+static bool chain_has(const struct rsc_error *err, int errnum)
+{
+	for (; err; err = rsc_error_cause(err))
+		if (rsc_error_errno(err) == errnum)
+			return true;
+	return false;
+}
+
+struct chain_seen {
+	int calls, status;
+	bool has_epipe, has_eio;
+};
+
+static void note_chain(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct chain_seen *c = data;
+
+	(void)s;
+	c->calls++;
+	c->status = status;
+	c->has_epipe = chain_has(err, -EPIPE);
+	c->has_eio = chain_has(err, -EIO);
+}
+
+/* rsc_scope_fail(3) below a scope whose unwind has started: the failed scope
+ * unwinds in its turn with that unwind's error on top of its own, and both
+ * reach the parent's chain. Here a newer child's defer fails its older
+ * sibling while their parent closes (cleanly, then failed with -EIO). */
+START_TEST(defer_exit_fails_an_older_sibling_during_their_parents_unwind)
+{
+	int variant;
+
+	for (variant = 0; variant < 2; variant++) {
+		struct rsc_scope *p, *older, *newer;
+		struct pending_seen in_older = { 0 };
+		struct chain_seen cp = { 0 };
+		struct reach r = { 0 };
+		struct t_guard g;
+
+		seq_exit = 0;
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+		ck_assert_int_eq(rsc_scope_open(t_loop, p, "older", &older), 0);
+		ck_assert_int_eq(rsc_scope_open(t_loop, p, "newer", &newer), 0);
+		ck_assert_int_eq(rsc_defer(older, record_pending, &in_older, NULL), 0);
+		r.fail_me = older;
+		ck_assert_int_eq(rsc_defer(newer, failing_sibling_exit, &r, NULL), 0);
+		if (variant == 0)
+			ck_assert_int_eq(rsc_scope_close(p, note_chain, &cp), 0);
+		else
+			ck_assert_int_eq(rsc_scope_fail(p, -EIO, "body"), 0);
+		t_guard_start(&g, t_loop, 3000);
+		if (variant == 0) {
+			run_until(&g, &cp.calls, 1);
+		} else {
+			while (rsc_scope_state(p) != RSC_SCOPE_UNWOUND) {
+				ck_assert(!g.fired);
+				ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+			}
+			ck_assert_int_eq(rsc_scope_close(p, note_chain, &cp), 0);
+			run_until(&g, &cp.calls, 1);
+		}
+		t_guard_stop(&g);
+		ck_assert_int_eq(r.calls, 1);
+		ck_assert_int_eq(r.fail_ret, 0);
+		ck_assert_int_eq(in_older.calls, 1);
+		ck_assert_int_gt(in_older.order, 1); /* newest child first */
+		if (variant == 0) {
+			ck_assert_int_eq(in_older.head, -EPIPE);
+			ck_assert_int_eq(cp.status, -EPIPE);
+		} else {
+			ck_assert_int_eq(in_older.head, -EIO); /* the unwind's, on top */
+			ck_assert_int_eq(in_older.cause, -EPIPE);
+			ck_assert(cp.has_eio);
+		}
+		ck_assert(cp.has_epipe);
+	}
+}
+END_TEST
+
 /* ----------------------------------------------------- rsc_loop_shutdown */
 
 /* A shutdown over a scope in its grace with a deadline, a child with a
@@ -1570,6 +1681,7 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, defer_exit_fails_a_sibling_and_closes_its_own_parent);
 	tcase_add_test(tc, defer_exit_fails_its_own_parent_during_the_childs_close);
 	tcase_add_test(tc, defer_exit_opens_a_scope_that_lives_on_after_the_unwind);
+	tcase_add_test(tc, defer_exit_fails_an_older_sibling_during_their_parents_unwind);
 	tcase_add_test(tc, shutdown_over_a_grace_a_deadline_a_move_and_a_reaching_defer);
 	tcase_add_test(tc, shutdown_during_accepts_a_grace_and_a_deadline);
 	tcase_add_test(tc, shared_ring_deadline_passes_while_the_applications_chain_is_open);
