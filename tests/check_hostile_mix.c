@@ -566,6 +566,64 @@ START_TEST(deadlines_set_from_on_close_and_from_a_post_pass_once)
 }
 END_TEST
 
+struct batch_cb {
+	struct rsc_scope *clear, *arm;
+	int calls, clear_ret, arm_ret;
+};
+
+/* Runs inside the timer's batch: clears a deadline due in the same batch,
+ * arms a new one elsewhere. */
+static void batch_on_close(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct batch_cb *b = data;
+
+	(void)s;
+	(void)status;
+	(void)err;
+	b->calls++;
+	b->clear_ret = rsc_scope_set_deadline(b->clear, 0, 0);
+	b->arm_ret = rsc_scope_set_deadline(b->arm, 5, 0);
+}
+
+/* Two deadlines due in one batch of the timer; the first scope's on-close
+ * callback (run inside that batch: the scope is empty) clears the second's
+ * and arms a third: the cleared one never passes, the new one does. */
+START_TEST(on_close_inside_a_deadline_batch_clears_and_arms_deadlines)
+{
+	struct rsc_scope *a, *b, *c;
+	struct batch_cb cb = { 0 };
+	struct closed cc = { 0 }, cbb = { 0 };
+	struct timespec nap = { 0, 30000000 };
+	struct t_guard g;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "c", &c), 0);
+	cb.clear = b;
+	cb.arm = c;
+	ck_assert_int_eq(rsc_scope_on_close(a, batch_on_close, &cb), 0);
+	ck_assert_int_eq(rsc_scope_on_close(b, note_closed, &cbb), 0);
+	ck_assert_int_eq(rsc_scope_on_close(c, note_closed, &cc), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(a, 10, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(b, 11, 0), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	nanosleep(&nap, NULL); /* both due when the timer's CQE is reaped */
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &cc.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(cb.calls, 1);
+	ck_assert_int_eq(cb.clear_ret, 0);
+	ck_assert_int_eq(cb.arm_ret, 0);
+	ck_assert_int_eq(cc.status, -ETIMEDOUT);
+	ck_assert_int_eq(cbb.calls, 0);
+	ck_assert_int_eq(rsc_scope_state(b), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 2);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(c, NULL), -ETIMEDOUT);
+}
+END_TEST
+
 /* ------------------------------------ rsc_defer exits reaching elsewhere */
 
 struct reach {
@@ -1678,6 +1736,7 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, deadline_set_in_an_enter_hook_cancels_that_hooks_acquire);
 	tcase_add_test(tc, deadline_set_in_an_early_release_exit_passes_without_a_second_exit);
 	tcase_add_test(tc, deadlines_set_from_on_close_and_from_a_post_pass_once);
+	tcase_add_test(tc, on_close_inside_a_deadline_batch_clears_and_arms_deadlines);
 	tcase_add_test(tc, defer_exit_fails_a_sibling_and_closes_its_own_parent);
 	tcase_add_test(tc, defer_exit_fails_its_own_parent_during_the_childs_close);
 	tcase_add_test(tc, defer_exit_opens_a_scope_that_lives_on_after_the_unwind);
