@@ -1139,6 +1139,70 @@ START_TEST(hand_over_racing_the_senders_deadline_leaves_one_owner)
 }
 END_TEST
 
+/* An early release (or the scope's fail) asked right after a hand-over, while
+ * it is still in flight (a DEFER_TASKRUN receiver installs in its own turn):
+ * the release waits for it; the slot is the receiver's or closed by the
+ * sender, never both, never neither, and the kernel's tables agree. */
+START_TEST(release_or_fail_right_after_a_hand_over_leaves_one_owner)
+{
+	int round;
+
+	if (!t_kernel_has(IORING_OP_MSG_RING)) {
+		fprintf(stderr, "SKIP release_or_fail_right_after_a_hand_over_leaves_one_owner: kernel lacks IORING_OP_MSG_RING\n");
+		return;
+	}
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	for (round = 0; round < 4; round++) {
+		struct rsc_loop *rl;
+		struct rsc_scope *recv_scope, *snd;
+		struct rsc_entry *inbox, *e;
+		struct sent_seen sent = { 0 }, rel = { 0 };
+		struct closed cs = { 0 };
+		unsigned long long addr;
+		struct t_guard g;
+		int arrived = 0, turns;
+
+		ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+		ck_assert_int_eq(rsc_scope_open(rl, NULL, "receiver", &recv_scope), 0);
+		ck_assert_int_eq(rsc_inbox(recv_scope, count_arrival, &arrived, &inbox), 0);
+		ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &snd), 0);
+		ck_assert_int_eq(rsc_open(snd, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+		ck_assert_int_ge(rsc_entry_wait(e), 0);
+		if (round & 1)
+			ck_assert_int_eq(rsc_loop_run(rl, RSC_RUN_NOWAIT), 1); /* the inbox is in */
+		ck_assert_int_eq(rsc_entry_hand_over(e, addr, note_sent, &sent), 0);
+		if (round & 2)
+			ck_assert_int_eq(rsc_scope_fail(snd, -EPIPE, "body"), 0);
+		else
+			ck_assert_int_eq(rsc_entry_release(e, note_sent, &rel), 0);
+		ck_assert_int_eq(rsc_scope_close(snd, note_closed, &cs), 0);
+		t_guard_start(&g, t_loop, 3000);
+		while (!cs.calls) {
+			ck_assert(!g.fired);
+			ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		}
+		t_guard_stop(&g);
+		for (turns = 0; turns < 10; turns++)
+			ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+		t_run();
+		ck_assert_int_eq(sent.calls, 1);
+		ck_assert_int_eq(rel.calls, round & 2 ? 0 : 1);
+		ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+		ck_assert_int_eq(t_audit_slots(t_loop), 0);
+		ck_assert_int_eq(arrived, sent.res >= 0 ? 1 : 0);
+		ck_assert_int_eq(rsc_loop_direct_used(rl), arrived);
+		ck_assert_int_eq(t_audit_slots(rl), 0);
+		ck_assert_int_eq(rsc_scope_close_wait(recv_scope, NULL), 0);
+		ck_assert_int_eq(rsc_loop_direct_used(rl), 0);
+		ck_assert_int_eq(t_audit_slots(rl), 0);
+		ck_assert_int_eq(rsc_loop_close(rl), 0);
+	}
+}
+END_TEST
+
 /* An install (a slot into a descriptor) made while its scope's deadline is
  * due: whichever wins, the entry owns the slot or the descriptor, its unwind
  * closes that one once, and nothing is left in the table or the process. */
@@ -1749,6 +1813,7 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, direct_socket_with_multishot_moved_under_a_deadline_frees_its_slot);
 	tcase_add_test(tc, hand_over_racing_the_senders_deadline_leaves_one_owner);
 	tcase_add_test(tc, install_racing_its_scopes_deadline_leaves_nothing_open);
+	tcase_add_test(tc, release_or_fail_right_after_a_hand_over_leaves_one_owner);
 	tcase_add_test(tc, accept_under_a_deadline_and_a_grace_while_clients_keep_coming);
 	tcase_add_test(tc, enter_hook_ending_its_own_scope_cancels_its_acquire);
 	tcase_add_test(tc, entry_moved_out_before_a_grace_does_not_hold_it);
