@@ -77,6 +77,20 @@ static void note_io(struct rsc_entry *e, int res, void *buf, void *data)
 		w->last++;
 }
 
+/* An entry callback (a release, a hand-over, an install): how often, and its result. */
+struct sent_seen {
+	int calls, res;
+};
+
+static void note_sent(struct rsc_entry *e, int res, void *data)
+{
+	struct sent_seen *s = data;
+
+	(void)e;
+	s->calls++;
+	s->res = res;
+}
+
 static bool multishot_supported(void)
 {
 	return t_kernel_has(IORING_OP_SEND_ZC);
@@ -356,6 +370,79 @@ START_TEST(parents_close_keeps_the_deadline_of_a_child_in_its_grace)
 	assert_peer_sees_eof(peer2);
 	close(peer);
 	close(peer2);
+}
+END_TEST
+
+struct slow_exit {
+	int exit_calls;
+	struct __kernel_timespec ts;
+};
+
+static int nop_enter(struct rsc_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 0;
+}
+
+/* A release that takes 150 ms: a timeout, whose -ETIME is the release's result. */
+static int slow_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct slow_exit *x = arg;
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	(void)pending;
+	if (ret < 0)
+		return ret;
+	x->exit_calls++;
+	x->ts.tv_sec = 0;
+	x->ts.tv_nsec = 150000000;
+	io_uring_prep_timeout(sqe, &x->ts, 0, 0);
+	return 0;
+}
+
+static const struct rsc_manager slow_manager = { sizeof(struct rsc_manager), 0, "slowexit",
+						 nop_enter, slow_exit };
+
+/* The grace ends (its bound) while an early release's exit SQE is still in
+ * flight: the unwind cuts the idle receive that held the grace, waits for
+ * the early release, and the close callback comes once, after it; the
+ * release's error goes to its callback, not to the scope's status. */
+START_TEST(grace_bound_ends_while_an_early_exit_is_in_flight)
+{
+	struct rsc_scope *s;
+	struct slow_exit x = { 0 };
+	struct closed c = { 0 };
+	struct sent_seen rel = { 0 };
+	struct io_seen rx = { 0 };
+	struct rsc_entry *slow, *sock;
+	struct t_guard g;
+	char buf[8];
+	int peer;
+	long t0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_push(s, &slow_manager, &x, &slow), 0);
+	sock = t_adopted_pair(s, &peer);
+	ck_assert_int_ge(rsc_entry_wait(slow), 0);
+	ck_assert_int_eq(rsc_recv(sock, buf, sizeof(buf), 0, note_io, &rx), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 30, note_closed, &c), 0);
+	t0 = t_now_ms();
+	ck_assert_int_eq(rsc_entry_release(slow, note_sent, &rel), 0);
+	ck_assert_int_eq(x.exit_calls, 1);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &c.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_ge(t_now_ms() - t0, 140); /* after the slow release */
+	ck_assert_int_eq(rel.calls, 1);
+	ck_assert_int_eq(rel.res, -ETIME); /* heard by its callback: not the scope's */
+	ck_assert_int_eq(x.exit_calls, 1);
+	ck_assert_int_eq(rx.calls, 1);
+	ck_assert_int_eq(rx.res, -ECANCELED);
+	ck_assert_int_eq(c.status, 0);
+	assert_peer_sees_eof(peer);
+	close(peer);
 }
 END_TEST
 
@@ -1060,19 +1147,6 @@ START_TEST(direct_socket_with_multishot_moved_under_a_deadline_frees_its_slot)
 	close(peer);
 }
 END_TEST
-
-struct sent_seen {
-	int calls, res;
-};
-
-static void note_sent(struct rsc_entry *e, int res, void *data)
-{
-	struct sent_seen *s = data;
-
-	(void)e;
-	s->calls++;
-	s->res = res;
-}
 
 /* A hand-over made while the sender's deadline is already due (on the clock,
  * not yet seen by the loop): the deadline's cut reaches the hand-over in
@@ -1796,6 +1870,7 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, moved_multishot_follows_its_entry_to_the_new_scopes_deadline);
 	tcase_add_test(tc, grace_refuses_detach_and_move_and_a_deadline_cuts_it);
 	tcase_add_test(tc, parents_close_keeps_the_deadline_of_a_child_in_its_grace);
+	tcase_add_test(tc, grace_bound_ends_while_an_early_exit_is_in_flight);
 	tcase_add_test(tc, deadline_set_in_an_enter_hook_passes_and_the_exit_sees_it_once);
 	tcase_add_test(tc, deadline_set_in_an_enter_hook_cancels_that_hooks_acquire);
 	tcase_add_test(tc, deadline_set_in_an_early_release_exit_passes_without_a_second_exit);
