@@ -69,12 +69,28 @@ static bool ancestor_unwinding(const struct rsc__scope *s)
 	return false;
 }
 
+/* An ancestor's unwind has started and will reach @s in its turn. A grace
+ * in between holds that unwind back (a close waits for it), and the scopes
+ * below it stay open meanwhile (rsc_scope_close_graceful(3)). */
+static bool unwind_above_reaches(const struct rsc__scope *s)
+{
+	for (s = s->parent; s; s = s->parent) {
+		if (s->grace && s->state == RSC_SCOPE_OPEN)
+			return false;
+		if (s->state != RSC_SCOPE_OPEN)
+			return true;
+	}
+	return false;
+}
+
 /* ... and has not reached it yet: @s must not start beside the newer children.
  * (A graceful close asked before already runs beside them: its grace's end,
- * or a failure, starts its unwind at once, as rsc_scope_close_graceful(3) says.) */
+ * or a failure, starts its unwind at once, as rsc_scope_close_graceful(3) says;
+ * so does a failure below a grace: waiting for its turn, its I/O would hold
+ * the grace that holds that turn back.) */
 static bool waits_for_its_turn(const struct rsc__scope *s)
 {
-	return !s->g_seq && ancestor_unwinding(s) && s->parent->child_cursor != &s->child_node;
+	return !s->g_seq && unwind_above_reaches(s) && s->parent->child_cursor != &s->child_node;
 }
 
 /* The scope after @s in @root's subtree (pre-order), below @s only if @down. */

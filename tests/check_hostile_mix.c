@@ -446,6 +446,47 @@ START_TEST(grace_bound_ends_while_an_early_exit_is_in_flight)
 }
 END_TEST
 
+/* A scope below a grace stays open while it lasts, even when a close above
+ * has started (the close waits for the grace): its failure then starts its
+ * unwind at once, as it would with nothing closing above, and cancels its
+ * idle receive. Held back "for its turn" instead, its receive would hold an
+ * unbounded grace, which waits for that turn, for ever. */
+START_TEST(failure_below_a_grace_under_a_closing_parent_unwinds_at_once)
+{
+	struct rsc_scope *p, *c, *d;
+	struct closed cc = { 0 }, cd = { 0 }, cp = { 0 };
+	struct io_seen rx = { 0 };
+	struct rsc_entry *e;
+	struct t_guard g;
+	char buf[8];
+	int peer;
+
+	close_seq = 0;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, c, "d", &d), 0);
+	e = t_adopted_pair(d, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, note_io, &rx), 0);
+	ck_assert_int_eq(rsc_scope_on_close(d, note_closed, &cd), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(c, 0, note_closed, &cc), 0);
+	ck_assert_int_eq(rsc_scope_close(p, note_closed, &cp), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0); /* p's unwind waits for c */
+	ck_assert_int_eq(rsc_scope_state(p), RSC_SCOPE_UNWINDING);
+	ck_assert_int_eq(rsc_scope_fail(d, -EPROTO, "body"), 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &cp.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(rx.calls, 1);
+	ck_assert_int_eq(rx.res, -ECANCELED);
+	ck_assert_int_eq(cd.status, -EPROTO);
+	ck_assert_int_eq(cc.status, -EPROTO); /* d's result reached c's unwind */
+	ck_assert_int_lt(cd.order, cc.order);
+	ck_assert_int_lt(cc.order, cp.order);
+	assert_peer_sees_eof(peer);
+	close(peer);
+}
+END_TEST
+
 /* ------------------------------------------------ deadlines from hooks */
 
 struct hook_dl {
@@ -1870,6 +1911,7 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, moved_multishot_follows_its_entry_to_the_new_scopes_deadline);
 	tcase_add_test(tc, grace_refuses_detach_and_move_and_a_deadline_cuts_it);
 	tcase_add_test(tc, parents_close_keeps_the_deadline_of_a_child_in_its_grace);
+	tcase_add_test(tc, failure_below_a_grace_under_a_closing_parent_unwinds_at_once);
 	tcase_add_test(tc, grace_bound_ends_while_an_early_exit_is_in_flight);
 	tcase_add_test(tc, deadline_set_in_an_enter_hook_passes_and_the_exit_sees_it_once);
 	tcase_add_test(tc, deadline_set_in_an_enter_hook_cancels_that_hooks_acquire);
