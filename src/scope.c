@@ -54,9 +54,23 @@ bool rsc__scope_unwind_owns(const struct rsc__scope *s)
 
 bool rsc__scope_unwind_owns_past_grace(const struct rsc__scope *s)
 {
-	for (; s; s = s->parent)
-		if (scope_closing(s) && !(s->grace && s->state == RSC_SCOPE_OPEN && !s->fail_queued))
-			return true;
+	bool below_grace = false;
+
+	for (; s; s = s->parent) {
+		if (s->grace && s->state == RSC_SCOPE_OPEN && !s->fail_queued) {
+			below_grace = true;
+			continue;
+		}
+		if (!scope_closing(s))
+			continue;
+		/* A close above a grace waits for it (rsc_scope_close_graceful(3)):
+		 * until the grace ends, its subtree is the work let finish. A
+		 * failure or a deadline above cancels: that unwind owns it now. */
+		if (below_grace && !s->fail_queued &&
+		    !(s->state != RSC_SCOPE_OPEN && s->cancelling))
+			continue;
+		return true;
+	}
 	return false;
 }
 

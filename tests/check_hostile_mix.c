@@ -487,6 +487,51 @@ START_TEST(failure_below_a_grace_under_a_closing_parent_unwinds_at_once)
 }
 END_TEST
 
+/* rsc_scope_close_graceful(3): during the grace new I/O may start in the
+ * subtree (the reply to a request) and its entries may be released early
+ * (how the work let finish ends a connection that would hold the grace).
+ * A close above waits for the grace, so both hold while it does too:
+ * refused there, the unbounded grace would never end. */
+START_TEST(grace_under_a_closing_parent_still_takes_replies_and_early_releases)
+{
+	struct rsc_scope *p, *c;
+	struct closed cc = { 0 }, cp = { 0 };
+	struct io_seen rx = { 0 }, tx = { 0 };
+	struct rsc_entry *idle, *busy;
+	struct t_guard g;
+	char buf[8], got[8];
+	int p1, p2;
+
+	close_seq = 0;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	idle = t_adopted_pair(c, &p1);
+	busy = t_adopted_pair(c, &p2);
+	ck_assert_int_eq(rsc_recv(idle, buf, sizeof(buf), 0, note_io, &rx), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(c, 0, note_closed, &cc), 0);
+	ck_assert_int_eq(rsc_scope_close(p, note_closed, &cp), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_state(p), RSC_SCOPE_UNWINDING);
+	ck_assert_int_eq(rsc_send(busy, "reply", 5, 0, note_io, &tx), 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &tx.calls, 1);
+	ck_assert_int_eq(tx.res, 5);
+	ck_assert_int_eq(read(p2, got, sizeof(got)), 5);
+	ck_assert_int_eq(cc.calls, 0); /* the idle receive holds the grace */
+	ck_assert_int_eq(rsc_entry_release(idle, NULL, NULL), 0);
+	run_until(&g, &cp.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(rx.res, -ECANCELED);
+	ck_assert_int_eq(cc.status, 0);
+	ck_assert_int_eq(cp.status, 0);
+	ck_assert_int_lt(cc.order, cp.order);
+	assert_peer_sees_eof(p1);
+	assert_peer_sees_eof(p2);
+	close(p1);
+	close(p2);
+}
+END_TEST
+
 /* ------------------------------------------------ deadlines from hooks */
 
 struct hook_dl {
@@ -1912,6 +1957,7 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, grace_refuses_detach_and_move_and_a_deadline_cuts_it);
 	tcase_add_test(tc, parents_close_keeps_the_deadline_of_a_child_in_its_grace);
 	tcase_add_test(tc, failure_below_a_grace_under_a_closing_parent_unwinds_at_once);
+	tcase_add_test(tc, grace_under_a_closing_parent_still_takes_replies_and_early_releases);
 	tcase_add_test(tc, grace_bound_ends_while_an_early_exit_is_in_flight);
 	tcase_add_test(tc, deadline_set_in_an_enter_hook_passes_and_the_exit_sees_it_once);
 	tcase_add_test(tc, deadline_set_in_an_enter_hook_cancels_that_hooks_acquire);
