@@ -116,18 +116,43 @@ void own_begin(void)
 
 /* A release is refused: an unwind owns the entry, but not during a grace
  * (rsc_scope_close_graceful(3): the work let finish may end its entries). */
+/* Above a grace, only an unwind that cancels owns the subtree: a close
+ * there waits for the grace (rsc_scope_close_graceful(3)). A scope that
+ * unwinds with no close asked on it or above it was failed or timed out. */
+static bool cancels_from_above(const struct prog *p, int s)
+{
+	int a;
+
+	if (p->sc[s].fail_req)
+		return true;
+	if (rsc_scope_state(p->sc[s].h) == RSC_SCOPE_OPEN)
+		return false;
+	for (a = s; a >= 0; a = p->sc[a].parent)
+		if (p->sc[a].close_req)
+			return false;
+	return true;
+}
+
 bool own_owns_release(const struct prog *p, int s)
 {
-	if (p->shutting_down)
-		return true;
+	bool below_grace = false;
+
 	for (; s >= 0; s = p->sc[s].parent) {
-		if (own_in_grace(p, s))
+		if (own_in_grace(p, s)) {
+			below_grace = true;
 			continue;
+		}
+		if (below_grace) {
+			if (cancels_from_above(p, s))
+				return true;
+			continue;
+		}
 		if (p->sc[s].close_req || p->sc[s].fail_req ||
 		    rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
 			return true;
 	}
-	return false;
+	/* rsc_loop_shutdown closes the top level, and waits for a grace too. */
+	return p->shutting_down && !below_grace;
 }
 
 /* @s is in the grace of its graceful close: I/O may start, its entries
@@ -981,6 +1006,15 @@ static void check_sibling_order(struct prog *p, int s, long long now)
 				  p->sc[s].name, p->sc[k].name);
 }
 
+/* A graceful close was asked on @s or on a scope between it and @a. */
+static bool grace_between(const struct prog *p, int s, int a)
+{
+	for (; s >= 0 && s != a; s = p->sc[s].parent)
+		if (p->sc[s].graceful)
+			return true;
+	return false;
+}
+
 void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain)
 {
 	long long now = now_ns();
@@ -1006,9 +1040,13 @@ void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain)
 			else if (now < osc[s].dl_lo)
 				violation(p, "scope '%s' timed out %lld us before its deadline",
 					  p->sc[s].name, (osc[s].dl_lo - now) / 1000);
-			/* The earliest wins: an ancestor's earlier deadline ended this one. */
+			/* The earliest wins: an ancestor's earlier deadline ended this one.
+			 * Unless a grace lies between them: a close of the ancestor may
+			 * have ended its deadline first, and waited for the grace, where
+			 * this one stayed (rsc_scope_set_deadline(3)). */
 			for (a = p->sc[s].parent; a >= 0; a = p->sc[a].parent)
-				if (osc[a].dl_armed && osc[a].dl_hi < osc[s].dl_lo)
+				if (osc[a].dl_armed && osc[a].dl_hi < osc[s].dl_lo &&
+				    !grace_between(p, s, a))
 					violation(p, "scope '%s' timed out after its ancestor '%s', whose deadline was earlier",
 						  p->sc[s].name, p->sc[a].name);
 			break;
