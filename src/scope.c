@@ -74,15 +74,6 @@ bool rsc__scope_unwind_owns_past_grace(const struct rsc__scope *s)
 	return false;
 }
 
-/* An ancestor's unwind has started: it owns @s, and reaches it in its LIFO turn. */
-static bool ancestor_unwinding(const struct rsc__scope *s)
-{
-	for (s = s->parent; s; s = s->parent)
-		if (s->state != RSC_SCOPE_OPEN)
-			return true;
-	return false;
-}
-
 /* An ancestor's unwind has started and will reach @s in its turn. A grace
  * in between holds that unwind back (a close waits for it), and the scopes
  * below it stay open meanwhile (rsc_scope_close_graceful(3)). */
@@ -561,8 +552,9 @@ int rsc__scope_check_close(const struct rsc__scope *s, const char *fn)
 	}
 	/* An ancestor's unwind owns the subtree once it has started: closed now,
 	 * this would unwind without its pending error, its result kept from the
-	 * ancestor (DESIGN 7). */
-	if (s->state == RSC_SCOPE_OPEN && ancestor_unwinding(s)) {
+	 * ancestor (DESIGN 7). Not below a grace it waits for: that subtree is
+	 * still the work let finish, which may close a connection's scope. */
+	if (s->state == RSC_SCOPE_OPEN && unwind_above_reaches(s)) {
 		rsc__set_last_error("%s: scope '%s' is below a scope whose unwind has started: that unwind closes it",
 				    fn, s->name);
 		return -EALREADY;

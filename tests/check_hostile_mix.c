@@ -532,6 +532,53 @@ START_TEST(grace_under_a_closing_parent_still_takes_replies_and_early_releases)
 }
 END_TEST
 
+/* The work let finish closes a connection's scope once its reply is out:
+ * below a grace that a close above waits for, that close is taken too (as
+ * with nothing closing above), and ends the receive that held the grace. */
+START_TEST(scope_below_a_grace_under_a_closing_parent_can_still_be_closed)
+{
+	int graceful;
+
+	for (graceful = 0; graceful < 2; graceful++) {
+		struct rsc_scope *p, *c, *d;
+		struct closed cc = { 0 }, cd = { 0 }, cp = { 0 };
+		struct io_seen rx = { 0 };
+		struct rsc_entry *e;
+		struct t_guard g;
+		char buf[8];
+		int peer;
+
+		close_seq = 0;
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+		ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+		ck_assert_int_eq(rsc_scope_open(t_loop, c, "conn", &d), 0);
+		e = t_adopted_pair(d, &peer);
+		ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, note_io, &rx), 0);
+		ck_assert_int_eq(rsc_scope_close_graceful(c, 0, note_closed, &cc), 0);
+		ck_assert_int_eq(rsc_scope_close(p, note_closed, &cp), 0);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_eq(rsc_scope_state(p), RSC_SCOPE_UNWINDING);
+		if (graceful)
+			ck_assert_int_eq(rsc_scope_close_graceful(d, 10, note_closed, &cd), 0);
+		else
+			ck_assert_int_eq(rsc_scope_close(d, note_closed, &cd), 0);
+		t_guard_start(&g, t_loop, 3000);
+		run_until(&g, &cp.calls, 1);
+		t_guard_stop(&g);
+		ck_assert_int_eq(rx.calls, 1);
+		ck_assert_int_eq(rx.res, -ECANCELED);
+		ck_assert_int_eq(cd.calls, 1);
+		ck_assert_int_eq(cd.status, 0);
+		ck_assert_int_eq(cc.status, 0);
+		ck_assert_int_eq(cp.status, 0);
+		ck_assert_int_lt(cd.order, cc.order);
+		ck_assert_int_lt(cc.order, cp.order);
+		assert_peer_sees_eof(peer);
+		close(peer);
+	}
+}
+END_TEST
+
 /* ------------------------------------------------ deadlines from hooks */
 
 struct hook_dl {
@@ -1958,6 +2005,7 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, parents_close_keeps_the_deadline_of_a_child_in_its_grace);
 	tcase_add_test(tc, failure_below_a_grace_under_a_closing_parent_unwinds_at_once);
 	tcase_add_test(tc, grace_under_a_closing_parent_still_takes_replies_and_early_releases);
+	tcase_add_test(tc, scope_below_a_grace_under_a_closing_parent_can_still_be_closed);
 	tcase_add_test(tc, grace_bound_ends_while_an_early_exit_is_in_flight);
 	tcase_add_test(tc, deadline_set_in_an_enter_hook_passes_and_the_exit_sees_it_once);
 	tcase_add_test(tc, deadline_set_in_an_enter_hook_cancels_that_hooks_acquire);
