@@ -273,6 +273,50 @@ START_TEST(moved_multishot_follows_its_entry_to_the_new_scopes_deadline)
 }
 END_TEST
 
+/* The loop's receive buffers are busy while a multishot receive is armed
+ * (-EBUSY) and free again once a deadline has cut it: the count of armed
+ * receives follows the cut, also one moved between scopes. */
+START_TEST(recv_buffers_free_again_after_a_deadline_cut_the_multishots)
+{
+	struct rsc_scope *a, *b;
+	struct closed ca = { 0 };
+	struct io_seen r1 = { 0 }, r2 = { 0 };
+	struct rsc_entry *e1, *e2;
+	struct t_guard g;
+	int p1, p2;
+
+	if (!multishot_supported()) {
+		fprintf(stderr, "SKIP recv_buffers_free_again_after_a_deadline_cut_the_multishots: kernel lacks IORING_RECV_MULTISHOT\n");
+		return;
+	}
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	e1 = t_adopted_pair(a, &p1);
+	e2 = t_adopted_pair(b, &p2);
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 8, 512), 0);
+	ck_assert_int_eq(rsc_recv_multishot(e1, 0, note_io, &r1), 0);
+	ck_assert_int_eq(rsc_recv_multishot(e2, 0, note_io, &r2), 0);
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 16, 512), -EBUSY);
+	ck_assert_int_eq(rsc_entry_move(e2, a), 0);
+	ck_assert_int_eq(rsc_scope_on_close(a, note_closed, &ca), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(a, 10, 0), 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &ca.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(r1.last + r2.last, 2);
+	ck_assert_int_eq(r1.res, -ECANCELED);
+	ck_assert_int_eq(r2.res, -ECANCELED);
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 16, 512), 0);
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 0, 0), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), 0);
+	assert_peer_sees_eof(p1);
+	assert_peer_sees_eof(p2);
+	close(p1);
+	close(p2);
+}
+END_TEST
+
 /* During a grace the unwind owns the entries: no detach or move (-EALREADY),
  * but the scope's deadline set before still cuts the grace, and a release
  * early is allowed and counts as drained. */
@@ -2001,6 +2045,7 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, moved_out_from_under_a_deadline_parent_outlives_it);
 	tcase_add_test(tc, moved_under_a_later_parent_keeps_its_own_earlier_deadline);
 	tcase_add_test(tc, moved_multishot_follows_its_entry_to_the_new_scopes_deadline);
+	tcase_add_test(tc, recv_buffers_free_again_after_a_deadline_cut_the_multishots);
 	tcase_add_test(tc, grace_refuses_detach_and_move_and_a_deadline_cuts_it);
 	tcase_add_test(tc, parents_close_keeps_the_deadline_of_a_child_in_its_grace);
 	tcase_add_test(tc, failure_below_a_grace_under_a_closing_parent_unwinds_at_once);
