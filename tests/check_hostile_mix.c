@@ -18,6 +18,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -224,6 +225,58 @@ START_TEST(moved_under_a_later_parent_keeps_its_own_earlier_deadline)
 	t0 = t_now_ms();
 	t_run(); /* p's 10 s deadline left the timer with p: nothing keeps the loop */
 	ck_assert_int_lt(t_now_ms() - t0, 2000);
+}
+END_TEST
+
+static void note_entered(struct rsc_entry *e, int res, void *data)
+{
+	struct sent_seen *s = data;
+
+	(void)e;
+	s->calls++;
+	s->res = res;
+}
+
+/* A scope with a connect waiting for backlog room (an acquire in flight)
+ * moved under a parent whose deadline then passes: the acquire goes with the
+ * scope (rsc_scope_move(3)), so that deadline cancels it; its socket is
+ * closed once, and the connect entry itself could not be moved (-EBUSY). */
+START_TEST(scope_moved_with_an_acquire_in_flight_under_a_deadline)
+{
+	struct rsc_scope *p, *x;
+	struct rsc_entry *conn;
+	struct closed cp = { 0 };
+	struct sent_seen entered = { 0 };
+	struct sockaddr_un sun;
+	struct t_guard g;
+	int fill[64], nfill, lfd, before;
+
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "x", &x), 0);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_connect(x, (struct sockaddr *)&sun, sizeof(sun), 0, 0, &conn), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(conn, note_entered, &entered), 0);
+	t_guard_start(&g, t_loop, 3000);
+	while (t_fd_count() == before) {
+		ck_assert(!g.fired);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	}
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_state(conn), RSC_ENTERING);
+	ck_assert_int_eq(rsc_entry_move(conn, p), -EBUSY);
+	ck_assert_int_eq(rsc_scope_on_close(p, note_closed, &cp), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(p, 30, 0), 0);
+	ck_assert_int_eq(rsc_scope_move(x, p), 0);
+	run_until(&g, &cp.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(cp.status, -ETIMEDOUT);
+	ck_assert_int_eq(entered.calls, 1);
+	ck_assert_int_eq(entered.res, -ECANCELED);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -ETIMEDOUT);
+	t_run();
+	ck_assert_int_eq(t_fd_count(), before);
+	t_full_unix_listener_close(lfd, fill, nfill);
 }
 END_TEST
 
@@ -2044,6 +2097,7 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, moved_under_an_earlier_deadline_parent_is_cut_by_it);
 	tcase_add_test(tc, moved_out_from_under_a_deadline_parent_outlives_it);
 	tcase_add_test(tc, moved_under_a_later_parent_keeps_its_own_earlier_deadline);
+	tcase_add_test(tc, scope_moved_with_an_acquire_in_flight_under_a_deadline);
 	tcase_add_test(tc, moved_multishot_follows_its_entry_to_the_new_scopes_deadline);
 	tcase_add_test(tc, recv_buffers_free_again_after_a_deadline_cut_the_multishots);
 	tcase_add_test(tc, grace_refuses_detach_and_move_and_a_deadline_cuts_it);
