@@ -676,6 +676,75 @@ START_TEST(scope_below_a_grace_under_a_closing_parent_can_still_be_closed)
 }
 END_TEST
 
+struct idle_conn {
+	struct rsc_scope *s;
+	struct io_seen rx;
+	char buf[8];
+	int peer, close_ret, calls, status;
+};
+
+/* rsc_scope_set_deadline(3)'s example: close a timed-out connection from its
+ * on-close callback. */
+static void close_timed_out(struct rsc_scope *s, int status, const struct rsc_error *err,
+			    void *data)
+{
+	struct idle_conn *c = data;
+
+	(void)err;
+	c->calls++;
+	c->status = status;
+	c->close_ret = rsc_scope_close(s, NULL, NULL);
+}
+
+/* A server in its grace, waited for by its parent's close; its idle
+ * connections time out one by one and are closed by their on-close
+ * callbacks, as the deadline page's example does; then the grace, the
+ * server and the parent end, each once. */
+START_TEST(idle_connections_time_out_in_a_grace_their_parent_waits_for)
+{
+	struct rsc_scope *p, *srv;
+	struct idle_conn conns[3];
+	struct closed cs = { 0 }, cp = { 0 };
+	struct rsc_entry *e;
+	struct t_guard g;
+	int i;
+
+	memset(conns, 0, sizeof(conns));
+	close_seq = 0;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "srv", &srv), 0);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(rsc_scope_open(t_loop, srv, "conn", &conns[i].s), 0);
+		e = t_adopted_pair(conns[i].s, &conns[i].peer);
+		ck_assert_int_eq(rsc_recv(e, conns[i].buf, sizeof(conns[i].buf), 0, note_io,
+					  &conns[i].rx), 0);
+		ck_assert_int_eq(rsc_scope_on_close(conns[i].s, close_timed_out, &conns[i]), 0);
+		ck_assert_int_eq(rsc_scope_set_deadline(conns[i].s, 20 + 20 * (unsigned)i, 0), 0);
+	}
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 0, note_closed, &cs), 0);
+	ck_assert_int_eq(rsc_scope_close(p, note_closed, &cp), 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &cp.calls, 1);
+	t_guard_stop(&g);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(conns[i].calls, 1);
+		ck_assert_int_eq(conns[i].status, -ETIMEDOUT);
+		/* The last one's cancelled receive ends the grace: the server's
+		 * unwind may claim it before it has unwound (then -EALREADY). */
+		ck_assert_msg(conns[i].close_ret == 0 || (i == 2 && conns[i].close_ret == -EALREADY),
+			      "conn %d: close %d (%s)", i, conns[i].close_ret, rsc_last_error());
+		ck_assert_int_eq(conns[i].rx.res, -ECANCELED);
+		assert_peer_sees_eof(conns[i].peer);
+		close(conns[i].peer);
+	}
+	/* Each connection's close took its result, but a claimed one's. */
+	ck_assert_int_eq(cs.status, conns[2].close_ret == 0 ? 0 : -ETIMEDOUT);
+	ck_assert_int_eq(cp.status, 0);
+	ck_assert_int_lt(cs.order, cp.order);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 3);
+}
+END_TEST
+
 /* ------------------------------------------------ deadlines from hooks */
 
 struct hook_dl {
@@ -2105,6 +2174,7 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, failure_below_a_grace_under_a_closing_parent_unwinds_at_once);
 	tcase_add_test(tc, grace_under_a_closing_parent_still_takes_replies_and_early_releases);
 	tcase_add_test(tc, scope_below_a_grace_under_a_closing_parent_can_still_be_closed);
+	tcase_add_test(tc, idle_connections_time_out_in_a_grace_their_parent_waits_for);
 	tcase_add_test(tc, grace_bound_ends_while_an_early_exit_is_in_flight);
 	tcase_add_test(tc, deadline_set_in_an_enter_hook_passes_and_the_exit_sees_it_once);
 	tcase_add_test(tc, deadline_set_in_an_enter_hook_cancels_that_hooks_acquire);
