@@ -1693,6 +1693,12 @@ START_TEST(accept_under_a_deadline_and_a_grace_while_clients_keep_coming)
 	int i, closed_conns = 0, before = t_fd_count();
 	long t0;
 
+	if (t_under_valgrind()) {
+		fprintf(stderr, "SKIP accept_under_a_deadline_and_a_grace_while_clients_keep_coming: under valgrind, the loop's wait starves the dialing thread\n");
+		free(acc);
+		return;
+	}
+
 	ck_assert_ptr_nonnull(acc);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
 	l = t_listen_on_loopback(srv, 64, &d.to);
@@ -1943,6 +1949,12 @@ START_TEST(shutdown_during_accepts_a_grace_and_a_deadline)
 	pthread_t th;
 	int i, ret, before = t_fd_count();
 	long t0;
+
+	if (t_under_valgrind()) {
+		fprintf(stderr, "SKIP shutdown_during_accepts_a_grace_and_a_deadline: under valgrind, the loop's wait starves the dialing thread\n");
+		free(acc);
+		return;
+	}
 
 	ck_assert_ptr_nonnull(acc);
 	ck_assert_int_eq(rsc_loop_new(&loop, 64, 0), 0);
