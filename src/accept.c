@@ -227,7 +227,9 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 /* An accept in flight: its op, or the timer of its backoff after a shortage. */
 bool rsc__op_is_accept(const struct rsc_op *op)
 {
-	return op->complete == accept_done || op->complete == backoff_done;
+	/* An inbox acquires slots as a listener acquires connections. */
+	return op->complete == accept_done || op->complete == backoff_done ||
+	       rsc__op_is_inbox_keepalive(op);
 }
 
 static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,

@@ -158,9 +158,11 @@ static void expire(struct rsc_loop *loop, struct rsc__scope *s)
 		return;
 	/* An ancestor's unwind has started: it owns this scope, whose deadline
 	 * ended with it, though its cursor has not reached it yet (an older
-	 * child of a parent whose own deadline passed in the same batch). */
-	for (a = s->parent; a; a = a->parent)
-		if (a->state != RSC_SCOPE_OPEN)
+	 * child of a parent whose own deadline passed in the same batch). But
+	 * a close waits for a grace (rsc_scope_close_graceful(3)): in one, or
+	 * below one, the deadline still applies and may end that grace. */
+	for (a = s; !a->grace && a->parent; a = a->parent)
+		if (a->parent->state != RSC_SCOPE_OPEN)
 			return;
 	loop->counters[RSC_CTR_DEADLINES]++;
 	if (!(s->dl_flags & RSC_DEADLINE_MOVE_ON))

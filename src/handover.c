@@ -206,6 +206,14 @@ static const struct rsc_manager inbox_manager = {
 	.flags = RSC_MANAGER_UNORDERED,
 };
 
+/* An inbox holds no descriptor, so its one tracked op is the keep-alive. It
+ * holds no grace either: a graceful close cancels it as it cancels an accept
+ * (graceful.c), since slots arriving then are closed by the runtime anyway. */
+bool rsc__op_is_inbox_keepalive(const struct rsc_op *op)
+{
+	return op->entry && op->entry->mgr == &inbox_manager;
+}
+
 /*
  * While the inbox lives the loop must wait in io_uring_enter, where a
  * DEFER_TASKRUN ring runs the sender's install: a long tracked timeout keeps

@@ -947,8 +947,11 @@ void rsc__post_free(struct rsc_loop *loop);
 /* While a close or shutdown drains the loop, new posts fail with -ESHUTDOWN. */
 void rsc__post_refuse(struct rsc_loop *loop, bool refuse);
 
-/* accept.c: an op of an accept in flight (the accept, or its backoff timer). */
+/* accept.c: an op of an accept in flight (the accept, or its backoff timer),
+ * or an inbox's keep-alive: what a graceful close stops at once. */
 bool rsc__op_is_accept(const struct rsc_op *op);
+/* handover.c: the keep-alive of an inbox (rsc_inbox), its only tracked op. */
+bool rsc__op_is_inbox_keepalive(const struct rsc_op *op);
 /* graceful.c: scopes whose grace has ended start their unwind; how many. */
 unsigned rsc__graceful_poll(struct rsc_loop *loop);
 /* True if a grace ends on the next poll (a host loop must run us for it). */

@@ -54,27 +54,48 @@ bool rsc__scope_unwind_owns(const struct rsc__scope *s)
 
 bool rsc__scope_unwind_owns_past_grace(const struct rsc__scope *s)
 {
-	for (; s; s = s->parent)
-		if (scope_closing(s) && !(s->grace && s->state == RSC_SCOPE_OPEN && !s->fail_queued))
-			return true;
+	bool below_grace = false;
+
+	for (; s; s = s->parent) {
+		if (s->grace && s->state == RSC_SCOPE_OPEN && !s->fail_queued) {
+			below_grace = true;
+			continue;
+		}
+		if (!scope_closing(s))
+			continue;
+		/* A close above a grace waits for it (rsc_scope_close_graceful(3)):
+		 * until the grace ends, its subtree is the work let finish. A
+		 * failure or a deadline above cancels: that unwind owns it now. */
+		if (below_grace && !s->fail_queued &&
+		    !(s->state != RSC_SCOPE_OPEN && s->cancelling))
+			continue;
+		return true;
+	}
 	return false;
 }
 
-/* An ancestor's unwind has started: it owns @s, and reaches it in its LIFO turn. */
-static bool ancestor_unwinding(const struct rsc__scope *s)
+/* An ancestor's unwind has started and will reach @s in its turn. A grace
+ * in between holds that unwind back (a close waits for it), and the scopes
+ * below it stay open meanwhile (rsc_scope_close_graceful(3)). */
+static bool unwind_above_reaches(const struct rsc__scope *s)
 {
-	for (s = s->parent; s; s = s->parent)
+	for (s = s->parent; s; s = s->parent) {
+		if (s->grace && s->state == RSC_SCOPE_OPEN)
+			return false;
 		if (s->state != RSC_SCOPE_OPEN)
 			return true;
+	}
 	return false;
 }
 
 /* ... and has not reached it yet: @s must not start beside the newer children.
  * (A graceful close asked before already runs beside them: its grace's end,
- * or a failure, starts its unwind at once, as rsc_scope_close_graceful(3) says.) */
+ * or a failure, starts its unwind at once, as rsc_scope_close_graceful(3) says;
+ * so does a failure below a grace: waiting for its turn, its I/O would hold
+ * the grace that holds that turn back.) */
 static bool waits_for_its_turn(const struct rsc__scope *s)
 {
-	return !s->g_seq && ancestor_unwinding(s) && s->parent->child_cursor != &s->child_node;
+	return !s->g_seq && unwind_above_reaches(s) && s->parent->child_cursor != &s->child_node;
 }
 
 /* The scope after @s in @root's subtree (pre-order), below @s only if @down. */
@@ -229,6 +250,12 @@ void rsc__scope_cut(struct rsc__scope *root, enum rsc__cut level)
 	while (s) {
 		bool down = s->cut < level;
 
+		/* A close waits for a grace below (rsc_scope_close_graceful(3)):
+		 * the deadlines there stay, as the one that may end that grace;
+		 * its own unwind ends them when it starts. */
+		if (down && level == RSC__CUT_DEADLINES && s != root && s->grace &&
+		    s->state == RSC_SCOPE_OPEN)
+			down = false;
 		if (down)
 			cut_one(s, level);
 		s = walk_next(root, s, down);
@@ -530,8 +557,10 @@ int rsc__scope_check_close(const struct rsc__scope *s, const char *fn)
 	/* An ancestor's unwind owns the subtree once it has started: closed now,
 	 * this would unwind without its pending error, its result kept from the
 	 * ancestor (DESIGN 7). So does a child that failed on its own and is
-	 * unwinding or unwound: its error is the ancestor's to take. */
-	if (ancestor_unwinding(s)) {
+	 * unwinding or unwound: its error is the ancestor's to take. Not below a
+	 * grace it waits for: that subtree is still the work let finish, which
+	 * may close a connection's scope. */
+	if (unwind_above_reaches(s)) {
 		rsc__set_last_error("%s: scope '%s' is below a scope whose unwind has started: that unwind closes it",
 				    fn, s->name);
 		return -EALREADY;

@@ -40,7 +40,9 @@ enum texit { TX_CLOSE, TX_BADF, TX_SUPPRESS, TX_FAIL, TX_NONE, TX_TWO_ERRORS };
  * cancel ends; a link flag left on the last SQE of both hooks (after a
  * close(-1) that fails); IOSQE_CQE_SKIP_SUCCESS on the last SQE of both.
  */
-enum twist { TW_NONE, TW_SLOW, TW_LINK, TW_SKIP };
+/* TW_DL_ENTER, TW_DL_EXIT: the enter (or exit) hook sets a deadline of 1-4 ms
+ * on its own scope (rsc_scope_set_deadline(3) from inside a hook). */
+enum twist { TW_NONE, TW_SLOW, TW_LINK, TW_SKIP, TW_DL_ENTER, TW_DL_EXIT };
 
 /* Custom managers, after tests/tmgr.c: each variant is its own named manager. */
 struct variant {
@@ -103,6 +105,8 @@ struct pentry {
 	enum twist twist;   /* K_CUSTOM: what its hooks do beyond the variant */
 	bool witness;	    /* an open pushed just after a TW_LINK enter, in a scope of its own */
 	double slow_t0;	    /* TW_SLOW: when its enter hook prepared the timeout */
+	unsigned dl_ms;	    /* TW_DL_*: the deadline its hook sets, and whether move-on */
+	bool dl_move_on;
 };
 
 /* An error some event raised: what a chain may (or must) carry. */
@@ -248,6 +252,10 @@ void own_released(struct prog *p, int i);
 void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain);
 void own_end(struct prog *p, struct prog_stats *st);
 void own_set_deadline(struct prog *p, int s, unsigned ms, bool move_on, struct prog_stats *st);
+/* The same from inside a hook, where -EBUSY is also the answer of an SQ full
+ * of the hook's own reservation (rsc_scope_set_deadline(3)). */
+void own_set_deadline_in_hook(struct prog *p, int s, unsigned ms, bool move_on,
+			      struct prog_stats *st);
 void own_fail_scope(struct prog *p, int s, unsigned b, struct prog_stats *st);
 void own_close_graceful(struct prog *p, int s, unsigned grace_ms, struct prog_stats *st);
 void own_move_scope(struct prog *p, int s, int np, struct prog_stats *st);

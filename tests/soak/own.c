@@ -116,18 +116,43 @@ void own_begin(void)
 
 /* A release is refused: an unwind owns the entry, but not during a grace
  * (rsc_scope_close_graceful(3): the work let finish may end its entries). */
+/* Above a grace, only an unwind that cancels owns the subtree: a close
+ * there waits for the grace (rsc_scope_close_graceful(3)). A scope that
+ * unwinds with no close asked on it or above it was failed or timed out. */
+static bool cancels_from_above(const struct prog *p, int s)
+{
+	int a;
+
+	if (p->sc[s].fail_req)
+		return true;
+	if (rsc_scope_state(p->sc[s].h) == RSC_SCOPE_OPEN)
+		return false;
+	for (a = s; a >= 0; a = p->sc[a].parent)
+		if (p->sc[a].close_req)
+			return false;
+	return true;
+}
+
 bool own_owns_release(const struct prog *p, int s)
 {
-	if (p->shutting_down)
-		return true;
+	bool below_grace = false;
+
 	for (; s >= 0; s = p->sc[s].parent) {
-		if (own_in_grace(p, s))
+		if (own_in_grace(p, s)) {
+			below_grace = true;
 			continue;
+		}
+		if (below_grace) {
+			if (cancels_from_above(p, s))
+				return true;
+			continue;
+		}
 		if (p->sc[s].close_req || p->sc[s].fail_req ||
 		    rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
 			return true;
 	}
-	return false;
+	/* rsc_loop_shutdown closes the top level, and waits for a grace too. */
+	return p->shutting_down && !below_grace;
 }
 
 /* @s is in the grace of its graceful close: I/O may start, its entries
@@ -652,6 +677,8 @@ static void op_on_close(struct prog *p, struct rd *r)
 
 /* ---- deadlines ----------------------------------------------------------- */
 
+static bool in_hook; /* set_deadline called from inside a manager's hook */
+
 static void set_deadline(struct prog *p, int s, unsigned ms, unsigned flags,
 			 struct prog_stats *st)
 {
@@ -664,7 +691,7 @@ static void set_deadline(struct prog *p, int s, unsigned ms, unsigned flags,
 	after = now_ns();
 	say(p, "  op %d: deadline %s %u ms%s -> %d\n", p->op_index, p->sc[s].name, ms,
 	    flags ? " move-on" : "", ret);
-	if (ret == -EBUSY && !want && ms && faults_fired(p))
+	if (ret == -EBUSY && !want && ms && (faults_fired(p) || in_hook))
 		return; /* no SQE for the kernel timer: the deadline is as it was */
 	if (ret != want) {
 		violation(p, "rsc_scope_set_deadline('%s', %u): %s, expected %s", p->sc[s].name, ms,
@@ -824,6 +851,16 @@ void own_set_deadline(struct prog *p, int s, unsigned ms, bool move_on, struct p
 	set_deadline(p, s, ms, move_on ? RSC_DEADLINE_MOVE_ON : 0, st);
 }
 
+void own_set_deadline_in_hook(struct prog *p, int s, unsigned ms, bool move_on,
+			      struct prog_stats *st)
+{
+	g_p = p;
+	g_st = st;
+	in_hook = true;
+	set_deadline(p, s, ms, move_on ? RSC_DEADLINE_MOVE_ON : 0, st);
+	in_hook = false;
+}
+
 /* ---- timers ----------------------------------------------------------------- */
 
 static void timer_cb(struct rsc_entry *h, int res, void *buf, void *data)
@@ -969,6 +1006,15 @@ static void check_sibling_order(struct prog *p, int s, long long now)
 				  p->sc[s].name, p->sc[k].name);
 }
 
+/* A graceful close was asked on @s or on a scope between it and @a. */
+static bool grace_between(const struct prog *p, int s, int a)
+{
+	for (; s >= 0 && s != a; s = p->sc[s].parent)
+		if (p->sc[s].graceful)
+			return true;
+	return false;
+}
+
 void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain)
 {
 	long long now = now_ns();
@@ -994,9 +1040,13 @@ void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain)
 			else if (now < osc[s].dl_lo)
 				violation(p, "scope '%s' timed out %lld us before its deadline",
 					  p->sc[s].name, (osc[s].dl_lo - now) / 1000);
-			/* The earliest wins: an ancestor's earlier deadline ended this one. */
+			/* The earliest wins: an ancestor's earlier deadline ended this one.
+			 * Unless a grace lies between them: a close of the ancestor may
+			 * have ended its deadline first, and waited for the grace, where
+			 * this one stayed (rsc_scope_set_deadline(3)). */
 			for (a = p->sc[s].parent; a >= 0; a = p->sc[a].parent)
-				if (osc[a].dl_armed && osc[a].dl_hi < osc[s].dl_lo)
+				if (osc[a].dl_armed && osc[a].dl_hi < osc[s].dl_lo &&
+				    !grace_between(p, s, a))
 					violation(p, "scope '%s' timed out after its ancestor '%s', whose deadline was earlier",
 						  p->sc[s].name, p->sc[a].name);
 			break;

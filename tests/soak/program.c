@@ -193,6 +193,17 @@ static int tv_enter_twisted(struct rsc_entry *e, struct pentry *pe)
 	return 0;
 }
 
+/* TW_DL_*: a deadline on the hook's own scope, modelled as any (own.c). */
+static void hook_deadline(struct pentry *pe)
+{
+	struct prog *p = g_prog;
+
+	if (!p || p->failed || !p->sc[pe->scope].valid)
+		return;
+	own_set_deadline_in_hook(p, pe->scope, pe->dl_ms, pe->dl_move_on, g_st);
+	g_st->hk_deadlines++;
+}
+
 static int tv_enter(struct rsc_entry *e, void *arg)
 {
 	struct pentry *pe = arg;
@@ -200,7 +211,7 @@ static int tv_enter(struct rsc_entry *e, void *arg)
 	int ret;
 
 	probe_reentry(e, "an enter hook");
-	if (pe->twist != TW_NONE && pe->v->enter != TE_FAIL)
+	if (pe->twist != TW_NONE && pe->twist < TW_DL_ENTER && pe->v->enter != TE_FAIL)
 		return tv_enter_twisted(e, pe);
 	switch (pe->v->enter) {
 	case TE_FAIL:
@@ -210,9 +221,14 @@ static int tv_enter(struct rsc_entry *e, void *arg)
 		if (ret < 0)
 			return ret;
 		io_uring_prep_openat(sqe, AT_FDCWD, pe->path, O_RDONLY | O_CLOEXEC, 0);
+		/* After the reservation: the timer's SQE goes behind the hook's. */
+		if (pe->twist == TW_DL_ENTER)
+			hook_deadline(pe);
 		return 0;
 	case TE_NOP:
 	default:
+		if (pe->twist == TW_DL_ENTER)
+			hook_deadline(pe); /* before the runtime's NOP */
 		return 0; /* no SQE: the runtime completes it with a NOP */
 	}
 }
@@ -268,6 +284,9 @@ static int tv_exit(struct rsc_entry *e, const struct rsc_error *pending,
 	ret = tv_exit_do(e, pe);
 	if (ret >= 0 && (pe->twist == TW_LINK || pe->twist == TW_SKIP))
 		tv_exit_twist(e, pe);
+	/* Its scope unwinding: -ESHUTDOWN; released early, its scope open: set. */
+	if (pe->twist == TW_DL_EXIT && g_prog && pe->h == e)
+		hook_deadline(pe);
 	if (g_prog && pe->h == e)
 		uw_exit_returned(g_prog, (int)(pe - g_prog->en), ret);
 	return ret;
@@ -1087,7 +1106,7 @@ static bool hk_before_wait(const struct prog *p)
 }
 
 /* Kind "hooks": the quotient's top picks a twist (model.h), or none. */
-static const enum twist twists[6] = { TW_NONE, TW_SLOW, TW_LINK, TW_SKIP, TW_NONE, TW_NONE };
+static const enum twist twists[6] = { TW_NONE, TW_SLOW, TW_LINK, TW_SKIP, TW_DL_ENTER, TW_DL_EXIT };
 
 static void op_custom(struct prog *p, int s, struct rd *r)
 {
@@ -1116,6 +1135,8 @@ static void op_custom(struct prog *p, int s, struct rd *r)
 		 (b >> 4) == 15 ? 'm' : 'f', (b >> 4) % N_FILES % N_MISSING);
 	if (p->env->kinds & KIND_HOOKS)
 		e->twist = twists[(q >> 2) % 6];
+	e->dl_ms = 1 + (b >> 4) % 4;
+	e->dl_move_on = (b >> 6) & 1;
 	if (e->twist == TW_LINK && !push_refused(p, s)) {
 		w = op_open_scope(p, -1); /* before the push: no SQE of its own */
 		e = &p->en[i];
@@ -2660,12 +2681,15 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 	fprintf(out, "  shared rings:     %llu programs, %llu loops on the application's ring; %llu application CQEs, %llu of ringscope's dispatched, %llu given again or made up (refused with EINVAL)\n",
 		st->shared_programs, st->shared_loops, st->app_cqes, st->shared_rsc_cqes,
 		st->dispatch_refused);
+	fprintf(out, "  app chains:       %llu link chains of the application's, %llu links left open across a turn, %llu IOSQE_IO_DRAIN NOPs\n",
+		st->app_chains, st->app_open_links, st->app_drains);
 	fprintf(out, "  host loops:       %llu programs on a pollable loop, %llu runs when its fd polled readable\n",
 		st->host_programs, st->host_wakes);
 	fprintf(out, "  text:             %llu programs with control bytes in their names, %llu JSON traces (%llu bytes) checked for raw controls\n",
 		st->text_programs, st->text_traces, st->text_trace_bytes);
-	fprintf(out, "  twisted hooks:    %llu slow enters (%llu settled in time), %llu link flags left (%llu witness opens), %llu CQE_SKIP_SUCCESS\n",
-		st->hk_slow, st->hk_slow_settled, st->hk_link, st->hk_witnesses, st->hk_skip);
+	fprintf(out, "  twisted hooks:    %llu slow enters (%llu settled in time), %llu link flags left (%llu witness opens), %llu CQE_SKIP_SUCCESS, %llu deadlines set from hooks\n",
+		st->hk_slow, st->hk_slow_settled, st->hk_link, st->hk_witnesses, st->hk_skip,
+		st->hk_deadlines);
 	fprintf(out, "  moves:            %llu entries (%llu refused), %llu scopes (%llu refused)\n",
 		st->entry_moves, st->entry_moves_refused, st->scope_moves, st->scope_moves_refused);
 	fprintf(out, "  own unwinds:      %llu fails, %llu deadlines set (%llu passed), %llu graceful closes; %llu on-close callbacks\n",

@@ -53,8 +53,8 @@ struct prog_stats {
 		conn_checks, chains, chain_steps, chains_refused, chains_broken, chain_sends,
 		chain_sends_done, chain_bad_args, audit_probes, audit_slot_calls,
 		host_programs, host_wakes, text_programs, text_traces, text_trace_bytes,
-		hk_slow, hk_slow_settled, hk_link, hk_witnesses, hk_skip,
-		alloc_rules, alloc_faults, alloc_refusals;
+		hk_slow, hk_slow_settled, hk_link, hk_witnesses, hk_skip, hk_deadlines,
+		app_chains, app_drains, app_open_links, alloc_rules, alloc_faults, alloc_refusals;
 	int max_depth;
 };
 

@@ -41,13 +41,19 @@
 #define HOST_QUIET_SLEEPS 5  /* 10 s of them, as MAX_PASSES */
 #define AFTER_CLOSE  2	/* passes over the ring once the loop is gone, then until the application's are in */
 
-enum app_kind { AK_READ, AK_NOP, AK_TIMEOUT };
+/* AK_LINKED: an op of one of the application's own link chains; AK_DRAIN: a
+ * NOP with IOSQE_IO_DRAIN, sent only while nothing of ringscope's is in
+ * flight (one of its idle ops before a drain would hold it for ever, as
+ * rsc_loop_new_from_ring(3) says), so that ringscope's next SQEs wait
+ * behind it until the application's own ops before it are in. */
+enum app_kind { AK_READ, AK_NOP, AK_TIMEOUT, AK_LINKED, AK_DRAIN };
 
 struct app_op {
 	enum app_kind kind;
 	uint64_t ud;
 	int expect; /* INT32_MIN: a read nothing was written for yet */
 	int n_cqe;
+	int before; /* AK_DRAIN: the application's ops submitted before it */
 	struct __kernel_timespec ts;
 	char buf[READ_MAX];
 };
@@ -62,7 +68,13 @@ struct app {
 	struct app_op ops[MAX_APP_OPS];
 	int n_ops, n_done;
 	uint64_t rng;
-	unsigned long long rsc_cqes, app_cqes, refused;
+	unsigned long long rsc_cqes, app_cqes, refused, n_chains, n_drains, n_open_links;
+	/* Drains only with SOAK_APP_DRAINS=1, by an application that starts no
+	 * timeout: on Linux 6.18 the SQEs deferred behind a drain that has
+	 * completed can stay deferred until some other CQE is posted (the
+	 * ring's drain rework, io_queue_deferred), which stalls ringscope's
+	 * releases with them (tests/README.md, "Soak"). */
+	bool drains;
 };
 
 static struct app apps[2]; /* the program's loop, and its peer */
@@ -139,6 +151,8 @@ static void app_start(struct prog *p, struct app *a, enum app_kind kind)
 
 	if (a->n_ops == MAX_APP_OPS || (kind == AK_READ && a->reading >= 0))
 		return;
+	if (kind == AK_TIMEOUT && a->drains)
+		kind = AK_NOP;
 	sqe = app_sqe(a);
 	if (!sqe)
 		return;
@@ -167,6 +181,140 @@ static void app_start(struct prog *p, struct app *a, enum app_kind kind)
 	a->n_ops++;
 }
 
+static void probe_made_up(struct prog *p, struct app *a);
+
+/* One op of a chain or a drain, in an SQE taken already; its index. */
+static int app_record(struct prog *p, struct app *a, struct io_uring_sqe *sqe,
+		      enum app_kind kind, int expect)
+{
+	struct app_op *op = &a->ops[a->n_ops];
+
+	memset(op, 0, sizeof(*op));
+	op->kind = kind;
+	op->expect = expect;
+	op->ud = app_ud(a, a->n_ops);
+	io_uring_sqe_set_data64(sqe, op->ud);
+	say(p, "    app %d: op %d kind %d flags 0x%x expects %d, user_data 0x%llx\n",
+	    (int)(a - apps), a->n_ops, (int)kind, sqe->flags, expect,
+	    (unsigned long long)op->ud);
+	return a->n_ops++;
+}
+
+/* The head of a chain: a NOP (0), a read of no descriptor (-EBADF) or a
+ * timeout that fires (-ETIME, a failure for a link too). */
+static int app_head(struct prog *p, struct app *a, struct io_uring_sqe *sqe, unsigned how,
+		    unsigned char link)
+{
+	struct app_op *op = &a->ops[a->n_ops];
+	int expect = 0;
+
+	switch (how % (a->drains ? 2 : 3)) {
+	case 0:
+		io_uring_prep_nop(sqe);
+		break;
+	case 1:
+		io_uring_prep_read(sqe, -1, op->buf, sizeof(op->buf), 0);
+		expect = -EBADF;
+		break;
+	default:
+		io_uring_prep_timeout(sqe, &op->ts, 0, 0);
+		expect = -ETIME;
+		break;
+	}
+	sqe->flags |= link;
+	app_record(p, a, sqe, AK_LINKED, expect);
+	op->ts.tv_nsec = 1000; /* read at submit; app_record cleared the op */
+	return expect;
+}
+
+/* What a NOP after the head gets: cancelled with a failed head unless hard-linked. */
+static int follower_expect(int head, unsigned char link)
+{
+	return head < 0 && link == IOSQE_IO_LINK ? -ECANCELED : 0;
+}
+
+/* A whole chain of the application's, two or three SQEs, prepared at once. */
+static void app_chain(struct prog *p, struct app *a)
+{
+	uint64_t r = next(a);
+	unsigned n = 2 + (unsigned)(r % 2), i;
+	unsigned char link = (r >> 4) % 2 ? IOSQE_IO_HARDLINK : IOSQE_IO_LINK;
+	struct io_uring_sqe *sqe;
+	int head;
+
+	if (a->n_ops + (int)n > MAX_APP_OPS)
+		return;
+	if (io_uring_sq_space_left(&a->ring) < n && io_uring_submit(&a->ring) < 0)
+		return;
+	if (io_uring_sq_space_left(&a->ring) < n)
+		return; /* never split: a submit in the middle would end it */
+	head = app_head(p, a, io_uring_get_sqe(&a->ring), (unsigned)(r >> 8), link);
+	for (i = 1; i < n; i++) {
+		sqe = io_uring_get_sqe(&a->ring);
+		io_uring_prep_nop(sqe);
+		if (i + 1 < n)
+			sqe->flags |= link;
+		app_record(p, a, sqe, AK_LINKED, follower_expect(head, link));
+	}
+	a->n_chains++;
+}
+
+/* A drain, only while nothing of ringscope's is in flight on the ring. */
+static void app_drain(struct prog *p, struct app *a)
+{
+	struct io_uring_sqe *sqe;
+	int d;
+
+	if (!a->drains || !a->loop || rsc_loop_alive(a->loop) != 0 || a->n_ops == MAX_APP_OPS)
+		return;
+	sqe = app_sqe(a);
+	if (!sqe)
+		return;
+	io_uring_prep_nop(sqe);
+	sqe->flags |= IOSQE_IO_DRAIN;
+	d = app_record(p, a, sqe, AK_DRAIN, 0);
+	a->ops[d].before = d;
+	a->n_drains++;
+}
+
+/*
+ * A link left open across a turn of the loop, which has nothing in flight
+ * (so no callback can need an SQE): the turn must neither submit the ring
+ * (the head would go alone) nor put an SQE of its own after the head (it
+ * would join the chain). The head fails, so the NOP that completes the chain
+ * must come back -ECANCELED: a split chain would give 0.
+ */
+static void app_open_link(struct prog *p, struct app *a)
+{
+	struct io_uring_sqe *head;
+	unsigned ready;
+	int h;
+
+	if (!a->loop || rsc_loop_alive(a->loop) != 0 || a->n_ops + 2 > MAX_APP_OPS ||
+	    (next(a) % 4) || (io_uring_sq_space_left(&a->ring) < 2 && io_uring_submit(&a->ring) < 0) ||
+	    io_uring_sq_space_left(&a->ring) < 2)
+		return;
+	head = io_uring_get_sqe(&a->ring);
+	io_uring_prep_read(head, -1, a->ops[a->n_ops].buf, READ_MAX, 0);
+	head->flags |= IOSQE_IO_LINK;
+	h = app_record(p, a, head, AK_LINKED, -EBADF);
+	ready = io_uring_sq_ready(&a->ring);
+	(void)rsc_loop_run(a->loop, RSC_RUN_NOWAIT);
+	probe_made_up(p, a);
+	if (io_uring_sq_ready(&a->ring) != ready)
+		violation(p, "app %d: a turn of the loop with the application's link open changed its SQ (%u SQEs ready, %u before)",
+			  (int)(a - apps), io_uring_sq_ready(&a->ring), ready);
+	head = io_uring_get_sqe(&a->ring);
+	if (!head) {
+		violation(p, "app %d: no SQE to complete its chain", (int)(a - apps));
+		return;
+	}
+	io_uring_prep_nop(head);
+	app_record(p, a, head, AK_LINKED, -ECANCELED);
+	(void)h;
+	a->n_open_links++;
+}
+
 /* The application writes what its read in flight is to get. */
 static void app_write(struct prog *p, struct app *a)
 {
@@ -182,6 +330,18 @@ static void app_write(struct prog *p, struct app *a)
 		return;
 	}
 	a->ops[a->reading].expect = n;
+	say(p, "    app %d: wrote %d bytes for op %d\n", (int)(a - apps), n, a->reading);
+}
+
+/* A drain completes only once every op submitted before it has. */
+static void check_drain(struct prog *p, struct app *a, int d)
+{
+	int i;
+
+	for (i = 0; i < a->ops[d].before; i++)
+		if (a->ops[i].n_cqe != 1)
+			violation(p, "app: drain %d completed before op %d (kind %d) submitted ahead of it",
+				  d, i, (int)a->ops[i].kind);
 }
 
 static void app_cqe(struct prog *p, struct app *a, const struct io_uring_cqe *cqe)
@@ -195,11 +355,16 @@ static void app_cqe(struct prog *p, struct app *a, const struct io_uring_cqe *cq
 			continue;
 		op->n_cqe++;
 		a->n_done++;
+		if (op->kind >= AK_LINKED || op->kind == AK_READ)
+			say(p, "    app %d: op %d (kind %d) completed: %d\n", (int)(a - apps), i,
+			    (int)op->kind, cqe->res);
 		a->app_cqes++;
 		/* Over only now: a read started while this one's bytes wait in the
 		 * pipe (its SQE not yet submitted) would take them too. */
 		if (i == a->reading)
 			a->reading = -1;
+		if (op->kind == AK_DRAIN)
+			check_drain(p, a, i);
 		if (op->expect == INT32_MIN)
 			violation(p, "app: read %d completed with %d before anything was written",
 				  i, cqe->res);
@@ -334,6 +499,10 @@ static void app_act(struct prog *p, struct app *a)
 		app_start(p, a, (enum app_kind)((r >> 8) % 3));
 	if ((r >> 16) % 4 == 0)
 		app_write(p, a);
+	if ((r >> 24) % 8 == 0)
+		app_chain(p, a);
+	if ((r >> 32) % 16 == 0)
+		app_drain(p, a);
 }
 
 /* A slot the program's loop holds for a live entry now, or -1. */
@@ -442,6 +611,7 @@ int sh_run(struct prog *p, struct rsc_loop *loop, enum rsc_run_mode mode)
 		violation(p, "rsc_loop_run(%d) on the application's ring: %s, expected EOPNOTSUPP",
 			  (int)mode, rsc_err_name(ret));
 	for (i = 0; i < MAX_PASSES && !p->failed; i++) {
+		app_open_link(p, a);
 		ret = rsc_loop_run(loop, RSC_RUN_NOWAIT);
 		if (ret < 0)
 			return ret;
@@ -491,6 +661,7 @@ int sh_loop_new(struct prog *p, int app, unsigned entries, bool defer, struct rs
 	if (!(feat & RSC_FEAT_SHARED_RING) || !(feat & RSC_FEAT_DEFER_TASKRUN) != !defer ||
 	    (feat & RSC_FEAT_POST_EVENTFD))
 		violation(p, "a loop on the application's ring has features 0x%x", feat);
+	a->drains = next(a) % 2 && getenv("SOAK_APP_DRAINS");
 	/* Ops of the application's in flight from the start. */
 	app_start(p, a, AK_READ);
 	app_start(p, a, AK_NOP);
@@ -551,6 +722,9 @@ static void app_end(struct prog *p, struct app *a, struct prog_stats *st)
 	st->app_cqes += a->app_cqes;
 	st->shared_rsc_cqes += a->rsc_cqes;
 	st->dispatch_refused += a->refused;
+	st->app_chains += a->n_chains;
+	st->app_drains += a->n_drains;
+	st->app_open_links += a->n_open_links;
 	st->shared_loops++;
 	io_uring_queue_exit(&a->ring);
 	close(a->pipe[0]);
