@@ -576,6 +576,7 @@ static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
 #define RSC__LEDGER_CLOSING (1ULL << 31)
 uint64_t rsc__ledger_owner(int fd);
 int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h);
+int rsc__ledger_reserve(struct rsc_loop *loop, int fd);
 void rsc__ledger_unload(void);
 void rsc__ledger_set_slow(int fd, uint64_t h);
 bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
@@ -950,6 +951,8 @@ void rsc__post_refuse(struct rsc_loop *loop, bool refuse);
 /* accept.c: an op of an accept in flight (the accept, or its backoff timer),
  * or an inbox's keep-alive: what a graceful close stops at once. */
 bool rsc__op_is_accept(const struct rsc_op *op);
+/* A descriptor (or @direct slot) nobody may own: closed through the ring. */
+void rsc__close_orphan(struct rsc_loop *loop, int fd, bool direct);
 /* handover.c: the keep-alive of an inbox (rsc_inbox), its only tracked op. */
 bool rsc__op_is_inbox_keepalive(const struct rsc_op *op);
 /* graceful.c: scopes whose grace has ended start their unwind; how many. */
