@@ -890,13 +890,21 @@ static void take_over_dep(struct rsc__entry *e)
  * is not kept: an owner the ledger does not know could be adopted a second
  * time (two owners, the double close). It fails -ENOMEM, closed by the runtime.
  */
+static int reserve_owner(struct rsc_loop *loop, struct rsc__entry *e)
+{
+	if (!(e->config & RSC__CFG_FD))
+		return rsc__pipe_reserve(loop, e); /* 0 unless a pipe: its ends are in its args */
+	if (e->fd_kind == RSC__FD_DIRECT || rsc__ledger_reserve(loop, e->value) == 0)
+		return 0;
+	rsc__close_orphan(loop, e->value, false);
+	return -ENOMEM;
+}
+
 static void keep_or_close(struct rsc_loop *loop, struct rsc__entry *e)
 {
-	if (!(e->config & RSC__CFG_FD) || e->fd_kind == RSC__FD_DIRECT ||
-	    rsc__ledger_reserve(loop, e->value) == 0)
+	if (reserve_owner(loop, e) == 0)
 		return;
 	loop->counters[RSC_CTR_NOMEM_DROPS]++;
-	rsc__close_orphan(loop, e->value, false);
 	e->value = -ENOMEM;
 }
 

@@ -994,6 +994,8 @@ int rsc__direct_check_room(struct rsc_loop *loop, unsigned n, const char *fn);
 int rsc__direct_reserve(struct rsc_loop *loop, const char *fn);
 void rsc__direct_unreserve(struct rsc_loop *loop, int slot);
 void rsc__direct_pending(struct rsc_loop *loop, int delta);
+/* A pipe's CQE (manager_direct.c): 0, or -ENOMEM with both ends closed. */
+int rsc__pipe_reserve(struct rsc_loop *loop, struct rsc__entry *e);
 /* A direct accept armed (+1) or ended (-1), its backoff included (accept.c). */
 void rsc__direct_armed(struct rsc_loop *loop, int delta);
 /* The kernel put something in @slot for @e: the table says @e owns it. */

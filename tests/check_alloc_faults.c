@@ -1427,16 +1427,28 @@ static int *occupy_below(int target)
 	return NULL;
 }
 
+/* An open (or a pipe) whose descriptors land at @target and on, ends entered. */
+static struct rsc_entry *acquire_at(struct rsc_scope *s, bool pipe)
+{
+	struct rsc_entry *e;
+
+	if (pipe)
+		ck_assert_int_eq(rsc_pipe(s, 0, &e), 0);
+	else
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e), 0);
+	return e;
+}
+
 /*
  * DESIGN 7, rsc_adopt(3): an acquire whose owner the ledger cannot record
- * (no memory for its page) is not kept. The descriptor is closed by the
+ * (no memory for its page) is not kept. Its descriptors are closed by the
  * runtime and the acquire fails with -ENOMEM (RSC_CTR_NOMEM_DROPS), so no
  * second adopt of the number can make two owners; once a page can be made,
- * the same acquire is kept, and a second adopt of it is refused.
+ * the same acquire is kept, and a second adopt of it is refused. @target:
+ * the first number of a ledger page no other test uses.
  */
-START_TEST(acquire_whose_owner_cannot_be_recorded_is_closed)
+static void unrecorded_acquire(int target, bool pipe)
 {
-	const int target = 3 * 4096; /* the first number of a ledger page no other test uses */
 	struct rlimit old, want;
 	struct rsc_scope *s;
 	struct rsc_entry *e;
@@ -1445,8 +1457,8 @@ START_TEST(acquire_whose_owner_cannot_be_recorded_is_closed)
 
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
 	if (t_under_valgrind() || old.rlim_max < (rlim_t)target + 64) {
-		printf("SKIP acquire_whose_owner_cannot_be_recorded_is_closed: RLIMIT_NOFILE's hard limit is below %d (or valgrind)\n",
-		       target + 64);
+		printf("SKIP %s acquire whose owner cannot be recorded: RLIMIT_NOFILE's hard limit is below %d (or valgrind)\n",
+		       pipe ? "pipe" : "open", target + 64);
 		return;
 	}
 	want = old;
@@ -1456,7 +1468,7 @@ START_TEST(acquire_whose_owner_cannot_be_recorded_is_closed)
 	ck_assert_ptr_nonnull(dups);
 	drops = rsc_loop_counter(t_loop, RSC_CTR_NOMEM_DROPS);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "unrecorded", &s), 0);
-	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e), 0);
+	e = acquire_at(s, pipe);
 	set_alloc_faults(t_loop, 1, true); /* the heap is out from the submit on */
 	ck_assert_int_eq(rsc_entry_wait(e), -ENOMEM);
 	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
@@ -1464,14 +1476,32 @@ START_TEST(acquire_whose_owner_cannot_be_recorded_is_closed)
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ENOMEM);
 	run_dry(t_loop);
 	ck_assert_int_eq(fcntl(target, F_GETFD), -1); /* closed by the runtime */
+	ck_assert_int_eq(fcntl(target + 1, F_GETFD), -1);
 	/* With memory: kept, in the ledger, so a second owner is refused. */
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "recorded", &s), 0);
-	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e), 0);
+	e = acquire_at(s, pipe);
 	ck_assert_int_eq(rsc_entry_wait(e), target);
 	ck_assert_int_eq(rsc_adopt(s, target, 0, NULL), -EEXIST);
+	if (pipe)
+		ck_assert_int_eq(rsc_adopt(s, target + 1, 0, NULL), -EEXIST);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	release_dups(dups);
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+
+START_TEST(acquire_whose_owner_cannot_be_recorded_is_closed)
+{
+	unrecorded_acquire(3 * 4096, false);
+}
+END_TEST
+
+START_TEST(pipe_whose_ends_cannot_be_recorded_is_closed)
+{
+	if (!t_kernel_has(OP_PIPE)) {
+		printf("SKIP pipe_whose_ends_cannot_be_recorded_is_closed: kernel lacks IORING_OP_PIPE (Linux 6.16)\n");
+		return;
+	}
+	unrecorded_acquire(4 * 4096, true);
 }
 END_TEST
 
@@ -1676,6 +1706,7 @@ Suite *make_alloc_faults_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, alloc_rule_takes_enomem_only);
 	tcase_add_test(tc, acquire_whose_owner_cannot_be_recorded_is_closed);
+	tcase_add_test(tc, pipe_whose_ends_cannot_be_recorded_is_closed);
 	tcase_add_test(tc, accepted_connection_without_memory_is_heard_as_enomem);
 	tcase_add_test(tc, multishot_accept_without_memory_hears_enomem_and_goes_on);
 	tcase_add_test(tc, audit_finding_without_memory_is_counted_lost);
