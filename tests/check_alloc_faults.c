@@ -1452,8 +1452,10 @@ static void unrecorded_acquire(int target, bool pipe)
 	struct rlimit old, want;
 	struct rsc_scope *s;
 	struct rsc_entry *e;
+	const char *ck_fork = getenv("CK_FORK");
+	bool forked = !ck_fork || strcmp(ck_fork, "no");
 	long long drops;
-	int *dups;
+	int *dups, ret;
 
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
 	if (t_under_valgrind() || old.rlim_max < (rlim_t)target + 64) {
@@ -1470,8 +1472,18 @@ static void unrecorded_acquire(int target, bool pipe)
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "unrecorded", &s), 0);
 	e = acquire_at(s, pipe);
 	set_alloc_faults(t_loop, 1, true); /* the heap is out from the submit on */
-	ck_assert_int_eq(rsc_entry_wait(e), -ENOMEM);
+	ret = rsc_entry_wait(e);
 	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	/* Pages outlive loops: in one process (CK_FORK=no) an earlier test may
+	 * have made this one, and then nothing is allocated here to fail. */
+	if (ret == target && !forked) {
+		printf("SKIP the drop of %s acquire whose owner cannot be recorded: page of %d made by an earlier test\n",
+		       pipe ? "a pipe" : "an open", target);
+		ck_assert_int_eq(rsc_adopt(s, target, 0, NULL), -EEXIST);
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+		goto out;
+	}
+	ck_assert_int_eq(ret, -ENOMEM);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_NOMEM_DROPS), drops + 1);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ENOMEM);
 	run_dry(t_loop);
@@ -1485,6 +1497,7 @@ static void unrecorded_acquire(int target, bool pipe)
 	if (pipe)
 		ck_assert_int_eq(rsc_adopt(s, target + 1, 0, NULL), -EEXIST);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+out:
 	release_dups(dups);
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
