@@ -92,6 +92,8 @@ enum rsc_counter {
 	RSC_CTR_DEADLINES,	 /* scopes whose deadline passed */
 	RSC_CTR_CANCEL_FD,	 /* entries whose I/O one SQE cancelled (release, deadline) */
 	RSC_CTR_RECV_REARMS,	 /* multishot receives re-armed after the kernel ended them */
+	RSC_CTR_NOMEM_DROPS,	 /* descriptors acquired, then closed: no memory to own them */
+	RSC_CTR_AUDIT_LOST,	 /* audit findings and leak verdicts lost: no memory */
 	RSC_CTR__COUNT
 };
 

@@ -29,7 +29,7 @@ static void orphan_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 }
 
 /* No scope may own it any more: release it through the ring all the same. */
-static void close_orphan(struct rsc_loop *loop, int fd, bool direct)
+void rsc__close_orphan(struct rsc_loop *loop, int fd, bool direct)
 {
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op;
@@ -40,7 +40,6 @@ static void close_orphan(struct rsc_loop *loop, int fd, bool direct)
 	}
 	op = rsc__op_with_sqe(loop, &sqe);
 
-	loop->counters[RSC_CTR_LATE_ACQUIRES]++;
 	if (op) {
 		io_uring_prep_close(sqe, fd);
 		op->complete = orphan_closed;
@@ -62,23 +61,30 @@ static void call_accept_cb(struct rsc_op *op, int res, struct rsc__scope *cs,
 	rsc__cb_leave(loop);
 }
 
-/* A connection arrived: a child scope of the listener's owns it. False if
- * nobody could own it any more (it was closed) and the caller heard nothing. */
-static bool deliver(struct rsc_op *op, int fd)
+/* A connection arrived: a child scope of the listener's owns it. Else it is
+ * closed by the runtime, and the caller hears why: -ECANCELED (its scope is
+ * closing) or -ENOMEM (no memory to own it: RSC_CTR_NOMEM_DROPS counts it). */
+static int deliver(struct rsc_op *op, int fd)
 {
 	struct rsc__entry *l = op->entry;
 	struct rsc__scope *parent = l->scope, *cs;
+	struct rsc_loop *loop = parent->loop;
+	bool direct = op->accept_flags & RSC_DIRECT;
 	struct rsc_scope *csh;
 	struct rsc__entry *conn;
 	char detail[32];
 
-	if (rsc__scope_unwind_owns(parent) ||
-	    rsc_scope_open(parent->loop, rsc__sh(parent), "conn", &csh) < 0) {
-		close_orphan(parent->loop, fd, op->accept_flags & RSC_DIRECT);
-		return false;
+	if (rsc__scope_unwind_owns(parent)) {
+		loop->counters[RSC_CTR_LATE_ACQUIRES]++;
+		rsc__close_orphan(loop, fd, direct);
+		return -ECANCELED;
 	}
+	/* Its owner goes in the ledger, or it is not kept (ledger.c). */
+	if ((!direct && rsc__ledger_reserve(loop, fd) < 0) ||
+	    rsc_scope_open(loop, rsc__sh(parent), "conn", &csh) < 0)
+		goto no_memory;
 	(void)rsc__scope_from(csh, &cs, "accept");
-	if (op->accept_flags & RSC_DIRECT) {
+	if (direct) {
 		/* A slot of the loop's table (manager_direct.c), not a descriptor. */
 		snprintf(detail, sizeof(detail), "slot %d", fd);
 		conn = rsc__adopt_slot(cs, fd, detail);
@@ -89,12 +95,15 @@ static bool deliver(struct rsc_op *op, int fd)
 	if (conn && (op->accept_flags & RSC_SHUTDOWN_ON_RELEASE))
 		conn->config |= RSC__CFG_SHUTDOWN;
 	if (!conn) {
-		close_orphan(parent->loop, fd, op->accept_flags & RSC_DIRECT);
 		(void)rsc_scope_close(csh, NULL, NULL);
-		return false;
+		goto no_memory;
 	}
 	call_accept_cb(op, fd, cs, conn);
-	return true;
+	return 0;
+no_memory:
+	loop->counters[RSC_CTR_NOMEM_DROPS]++;
+	rsc__close_orphan(loop, fd, direct);
+	return -ENOMEM;
 }
 
 /* The accept ends rather than goes on: its listener is going, or its scope
@@ -183,24 +192,31 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	uint64_t lh = l->h;
 	bool last = !(cqe_flags & IORING_CQE_F_MORE);
 	bool stop = stopping(l);
+	int ret;
 
 	if (res >= 0 && !(op->accept_flags & RSC_ACCEPT_MULTISHOT)) {
 		/* A single-shot accept's connection is its last call: the listener
 		 * stops tracking it first, so that the callback may detach the
 		 * listener, as after any final call (rsc_entry_detach(3)). */
 		unlink_accept(loop, op);
-		if (!deliver(op, res)) /* closed by the runtime: the end, all the same */
-			call_accept_cb(op, -ECANCELED, NULL, NULL);
+		ret = deliver(op, res); /* closed by the runtime: the end, all the same */
+		if (ret < 0)
+			call_accept_cb(op, ret, NULL, NULL);
 		rsc__io_settled(lh);
 		return;
 	}
 	if (res >= 0) {
-		bool delivered = deliver(op, res);
-
+		ret = deliver(op, res);
+		if (ret == -ENOMEM && !stop && !last) {
+			/* A shortage the caller hears; the multishot goes on. */
+			call_accept_cb(op, -ENOMEM, NULL, NULL);
+			return;
+		}
 		/* Closed by the runtime, or the end of a stopping multishot: a
-		 * started accept always ends with a callback of its own. */
-		if (last && (!delivered || stop))
-			res = -ECANCELED;
+		 * started accept always ends with a callback of its own; one
+		 * closed for memory is a shortage (re-armed after a while). */
+		if (last && (ret < 0 || stop))
+			res = ret == -ENOMEM && !stop ? -ENOMEM : -ECANCELED;
 	}
 	if (!last)
 		return;
@@ -216,8 +232,7 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			rearm_later(op);
 	} else if ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && !stop) {
 		/* The kernel ended the multishot without an error: keep going. */
-		int ret = arm(l, op->accept_cb, op->io_data, op->accept_flags, 0);
-
+		ret = arm(l, op->accept_cb, op->io_data, op->accept_flags, 0);
 		if (ret < 0)
 			call_last(op, ret);
 	}

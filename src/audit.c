@@ -75,6 +75,12 @@ int rsc__audit_open_proc_dir(struct rsc_loop *loop)
 }
 
 /* Record a finding; @target NULL: what /proc/self/fd says @fd names now. */
+/* A finding or a verdict that memory could not hold: never lost silently. */
+static void audit_lost(struct rsc_loop *loop)
+{
+	loop->counters[RSC_CTR_AUDIT_LOST]++;
+}
+
 void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char *target,
 			    const char *scope, const char *expected)
 {
@@ -84,14 +90,18 @@ void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char 
 		unsigned cap = loop->cap_findings ? loop->cap_findings * 2 : 8;
 		struct rsc_finding **v = rsc__realloc(loop, loop->findings, cap * sizeof(*v));
 
-		if (!v)
+		if (!v) {
+			audit_lost(loop);
 			return;
+		}
 		loop->findings = v;
 		loop->cap_findings = cap;
 	}
 	f = rsc__malloc(loop, sizeof(*f));
-	if (!f)
+	if (!f) {
+		audit_lost(loop);
 		return;
+	}
 	loop->findings[loop->n_findings++] = f;
 	f->kind = kind;
 	f->fd = fd;
@@ -211,7 +221,11 @@ static bool bit_set(const uint64_t *bits, unsigned nbits, int fd)
 
 void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s)
 {
-	if (scan_fds(loop, &s->fd_snapshot, &s->fd_snapshot_bits) < 0) {
+	int ret = scan_fds(loop, &s->fd_snapshot, &s->fd_snapshot_bits);
+
+	if (ret < 0) {
+		if (ret == -ENOMEM)
+			audit_lost(loop); /* its verdict, lost already */
 		s->fd_snapshot = NULL; /* cannot read /proc: no verdict for this scope */
 		s->fd_snapshot_bits = 0;
 	}
@@ -228,6 +242,7 @@ static void mark_foreign(struct rsc_loop *loop, uint64_t **bitsp, unsigned *nbit
 		uint64_t *nb = rsc__realloc(loop, *bitsp, want / 8);
 
 		if (!nb) {
+			audit_lost(loop); /* that scope's verdict */
 			free(*bitsp);
 			*bitsp = NULL;
 			*nbitsp = 0;
@@ -289,8 +304,10 @@ void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc__scope *s)
 {
 	struct rsc_audit_pending *p = rsc__malloc(loop, sizeof(*p));
 
-	if (!p)
+	if (!p) {
+		audit_lost(loop); /* its verdict */
 		return;
+	}
 	p->fd_snapshot = s->fd_snapshot;
 	p->fd_snapshot_bits = s->fd_snapshot_bits;
 	s->fd_snapshot = NULL;
@@ -333,10 +350,12 @@ void rsc__audit_flush(struct rsc_loop *loop)
 	struct rsc__list list;
 	uint64_t *now = NULL;
 	unsigned nbits = 0;
+	int scanned;
 
 	if (rsc__list_empty(&loop->audit_pending) || loop->n_entering || loop->n_orphans)
 		return;
-	if (scan_fds(loop, &now, &nbits) < 0)
+	scanned = scan_fds(loop, &now, &nbits);
+	if (scanned < 0)
 		nbits = 0; /* /proc unreadable: no verdict rather than a wrong one */
 	/*
 	 * An accept (multishot above all) is never "in flight" in n_entering,
@@ -355,6 +374,8 @@ void rsc__audit_flush(struct rsc_loop *loop)
 	RSC__LIST_FOR_EACH_SAFE(p, &list, node) {
 		if (nbits)
 			verdict(loop, p, now, nbits);
+		else if (scanned == -ENOMEM)
+			audit_lost(loop);
 		free(p->fd_snapshot);
 		free(p);
 	}

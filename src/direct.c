@@ -428,7 +428,6 @@ void rsc__direct_close_orphan(struct rsc_loop *loop, int slot)
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op;
 
-	loop->counters[RSC_CTR_LATE_ACQUIRES]++;
 	if (!d || slot < 0 || (unsigned)slot >= d->size)
 		return;
 	/* Counted in use until its close completes: nothing may reuse it. */

@@ -885,6 +885,29 @@ static void take_over_dep(struct rsc__entry *e)
 	rsc__entry_free(loop, dep);
 }
 
+/*
+ * An acquire's descriptor whose owner cannot be recorded (no ledger page)
+ * is not kept: an owner the ledger does not know could be adopted a second
+ * time (two owners, the double close). It fails -ENOMEM, closed by the runtime.
+ */
+static int reserve_owner(struct rsc_loop *loop, struct rsc__entry *e)
+{
+	if (!(e->config & RSC__CFG_FD))
+		return rsc__pipe_reserve(loop, e); /* 0 unless a pipe: its ends are in its args */
+	if (e->fd_kind == RSC__FD_DIRECT || rsc__ledger_reserve(loop, e->value) == 0)
+		return 0;
+	rsc__close_orphan(loop, e->value, false);
+	return -ENOMEM;
+}
+
+static void keep_or_close(struct rsc_loop *loop, struct rsc__entry *e)
+{
+	if (reserve_owner(loop, e) == 0)
+		return;
+	loop->counters[RSC_CTR_NOMEM_DROPS]++;
+	e->value = -ENOMEM;
+}
+
 static void enter_done(struct rsc__entry *e)
 {
 	struct rsc__scope *s = e->scope;
@@ -908,6 +931,8 @@ static void enter_done(struct rsc__entry *e)
 	assert(s->n_entering > 0 && loop->n_entering > 0);
 	s->n_entering--;
 	loop->n_entering--;
+	if (e->value >= 0 && !(e->config & RSC__CFG_TAKES_DEP))
+		keep_or_close(loop, e);
 	if (e->value >= 0) {
 		if (e->config & RSC__CFG_TAKES_DEP)
 			take_over_dep(e);

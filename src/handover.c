@@ -144,6 +144,17 @@ static void unregister(struct rsc__inbox *in)
 	in->open = false;
 }
 
+/* An arrival with no memory to own it: closed, counted, and the inbox's
+ * callback hears -ENOMEM (rsc_inbox(3)), never silence. */
+static void no_memory(struct rsc_loop *loop, struct rsc__inbox *in, int slot)
+{
+	loop->counters[RSC_CTR_NOMEM_DROPS]++;
+	rsc__direct_close_orphan(loop, slot);
+	rsc__cb_enter(loop);
+	in->cb(rsc__eh(in->e), -ENOMEM, NULL, NULL, in->data);
+	rsc__cb_leave(loop);
+}
+
 void rsc__handover_message(struct rsc_loop *loop, uint32_t token, int res)
 {
 	struct rsc__inbox *in = find_inbox(loop, token);
@@ -157,10 +168,14 @@ void rsc__handover_message(struct rsc_loop *loop, uint32_t token, int res)
 	/* Stopped from its release request on, as a listener is (accept.c): the
 	 * exit that unregisters it waits for its keep-alive's cancel first. */
 	if (!in || !in->open || (in->e->flags & (RSC__E_DRAINING | RSC__E_RELEASE_REQ)) ||
-	    rsc__scope_unwind_owns(in->e->scope) ||
-	    rsc_scope_open(loop, rsc__sh(in->e->scope), "handed", &csh) < 0) {
+	    rsc__scope_unwind_owns(in->e->scope)) {
 		/* Nobody here may own it any more: never leak it. */
+		loop->counters[RSC_CTR_LATE_ACQUIRES]++;
 		rsc__direct_close_orphan(loop, res);
+		return;
+	}
+	if (rsc_scope_open(loop, rsc__sh(in->e->scope), "handed", &csh) < 0) {
+		no_memory(loop, in, res);
 		return;
 	}
 	parent = in->e->scope;
@@ -169,8 +184,8 @@ void rsc__handover_message(struct rsc_loop *loop, uint32_t token, int res)
 	snprintf(detail, sizeof(detail), "slot %d (handed over)", res);
 	e = rsc__adopt_slot(cs, res, detail);
 	if (!e) {
-		rsc__direct_close_orphan(loop, res);
 		(void)rsc_scope_close(csh, NULL, NULL);
+		no_memory(loop, in, res);
 		return;
 	}
 	rsc__cb_enter(loop);

@@ -576,6 +576,7 @@ static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
 #define RSC__LEDGER_CLOSING (1ULL << 31)
 uint64_t rsc__ledger_owner(int fd);
 int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h);
+int rsc__ledger_reserve(struct rsc_loop *loop, int fd);
 void rsc__ledger_unload(void);
 void rsc__ledger_set_slow(int fd, uint64_t h);
 bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
@@ -950,6 +951,8 @@ void rsc__post_refuse(struct rsc_loop *loop, bool refuse);
 /* accept.c: an op of an accept in flight (the accept, or its backoff timer),
  * or an inbox's keep-alive: what a graceful close stops at once. */
 bool rsc__op_is_accept(const struct rsc_op *op);
+/* A descriptor (or @direct slot) nobody may own: closed through the ring. */
+void rsc__close_orphan(struct rsc_loop *loop, int fd, bool direct);
 /* handover.c: the keep-alive of an inbox (rsc_inbox), its only tracked op. */
 bool rsc__op_is_inbox_keepalive(const struct rsc_op *op);
 /* graceful.c: scopes whose grace has ended start their unwind; how many. */
@@ -991,6 +994,8 @@ int rsc__direct_check_room(struct rsc_loop *loop, unsigned n, const char *fn);
 int rsc__direct_reserve(struct rsc_loop *loop, const char *fn);
 void rsc__direct_unreserve(struct rsc_loop *loop, int slot);
 void rsc__direct_pending(struct rsc_loop *loop, int delta);
+/* A pipe's CQE (manager_direct.c): 0, or -ENOMEM with both ends closed. */
+int rsc__pipe_reserve(struct rsc_loop *loop, struct rsc__entry *e);
 /* A direct accept armed (+1) or ended (-1), its backoff included (accept.c). */
 void rsc__direct_armed(struct rsc_loop *loop, int delta);
 /* The kernel put something in @slot for @e: the table says @e owns it. */

@@ -63,6 +63,19 @@ void rsc__ledger_set_slow(int fd, uint64_t h)
 		__atomic_store_n(c, h, __ATOMIC_RELEASE);
 }
 
+/*
+ * @fd's cell made now, by @loop's allocation rules (alloc faults included):
+ * an acquire calls it before it tells anyone of the descriptor, so that an
+ * owner is never left out of the ledger (rsc_adopt's -EEXIST). -ENOMEM: no
+ * page, and the caller must not keep the descriptor.
+ */
+int rsc__ledger_reserve(struct rsc_loop *loop, int fd)
+{
+	if (fd < 0 || (unsigned)fd >= RSC__LEDGER_MAX_FD || rsc__ledger_cell(fd))
+		return 0;
+	return cell(loop, fd, true) ? 0 : -ENOMEM;
+}
+
 /* @h owns @fd from now on, unless another entry does: -EEXIST then. */
 int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h)
 {

@@ -1107,6 +1107,8 @@ const char *rsc_counter_name(enum rsc_counter which)
 		[RSC_CTR_DEADLINES] = "deadlines",
 		[RSC_CTR_CANCEL_FD] = "cancel_fd",
 		[RSC_CTR_RECV_REARMS] = "recv_rearms",
+		[RSC_CTR_NOMEM_DROPS] = "nomem_drops",
+		[RSC_CTR_AUDIT_LOST] = "audit_lost",
 	};
 
 	return (int)which >= 0 && which < RSC_CTR__COUNT ? names[which] : NULL;

@@ -344,6 +344,23 @@ static void pipe_entered(struct rsc_entry *h, int res, void *data)
 	e->flags |= RSC__E_LEDGER;
 }
 
+/*
+ * A process pipe's CQE: both ends go in the ledger, or neither is kept
+ * (ledger.c). -ENOMEM: no page for one of them; both ends are closed by the
+ * runtime and the pipe fails, as an open does.
+ */
+int rsc__pipe_reserve(struct rsc_loop *loop, struct rsc__entry *e)
+{
+	struct pipe_args *a = e->owned_arg;
+
+	if (e->mgr != &pipe_manager || a->direct ||
+	    (rsc__ledger_reserve(loop, a->fds[0]) == 0 && rsc__ledger_reserve(loop, a->fds[1]) == 0))
+		return 0;
+	rsc__close_orphan(loop, a->fds[1], false);
+	rsc__close_orphan(loop, a->fds[0], false);
+	return -ENOMEM;
+}
+
 int rsc_pipe(struct rsc_scope *h, unsigned flags, struct rsc_entry **entryp)
 {
 	struct rsc__scope *s;

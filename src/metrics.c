@@ -85,6 +85,8 @@ static const char *counter_help(enum rsc_counter c)
 	case RSC_CTR_DEADLINES: return "Scopes whose deadline passed.";
 	case RSC_CTR_CANCEL_FD: return "Releases that cancelled their I/O with one SQE.";
 	case RSC_CTR_RECV_REARMS: return "Multishot receives armed again after the kernel ended them (-ENOBUFS).";
+	case RSC_CTR_NOMEM_DROPS: return "Descriptors acquired, then closed by the runtime for want of memory to own them.";
+	case RSC_CTR_AUDIT_LOST: return "Audit findings and leak verdicts lost for want of memory.";
 	default: return "";
 	}
 }
