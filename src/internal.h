@@ -576,7 +576,7 @@ static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
 #define RSC__LEDGER_CLOSING (1ULL << 31)
 uint64_t rsc__ledger_owner(int fd);
 int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h);
-int rsc__ledger_reserve(struct rsc_loop *loop, int fd);
+int rsc__ledger_reserve_slow(struct rsc_loop *loop, int fd);
 void rsc__ledger_unload(void);
 void rsc__ledger_set_slow(int fd, uint64_t h);
 bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
@@ -593,6 +593,14 @@ static inline uint64_t *rsc__ledger_cell(int fd)
 		return NULL;
 	p = __atomic_load_n(&rsc__ledger_pages[(unsigned)fd / RSC__LEDGER_PAGE], __ATOMIC_ACQUIRE);
 	return p ? &p[(unsigned)fd % RSC__LEDGER_PAGE] : NULL;
+}
+
+/* @fd's cell exists before an acquire tells anyone of it (ledger.c); inline while its page does. */
+static inline int rsc__ledger_reserve(struct rsc_loop *loop, int fd)
+{
+	if (__builtin_expect((unsigned)fd >= RSC__LEDGER_MAX_FD || rsc__ledger_cell(fd), 1))
+		return 0; /* out of the ledger's range (or negative), or its page made */
+	return rsc__ledger_reserve_slow(loop, fd);
 }
 
 /* The kernel just gave @fd to @h (an acquire's CQE): the kernel's word wins. */

@@ -64,15 +64,14 @@ void rsc__ledger_set_slow(int fd, uint64_t h)
 }
 
 /*
- * @fd's cell made now, by @loop's allocation rules (alloc faults included):
+ * @fd's cell made now (internal.h's rsc__ledger_reserve: its page is not
+ * there yet), by @loop's allocation rules (alloc faults included):
  * an acquire calls it before it tells anyone of the descriptor, so that an
  * owner is never left out of the ledger (rsc_adopt's -EEXIST). -ENOMEM: no
  * page, and the caller must not keep the descriptor.
  */
-int rsc__ledger_reserve(struct rsc_loop *loop, int fd)
+int rsc__ledger_reserve_slow(struct rsc_loop *loop, int fd)
 {
-	if (fd < 0 || (unsigned)fd >= RSC__LEDGER_MAX_FD || rsc__ledger_cell(fd))
-		return 0;
 	return cell(loop, fd, true) ? 0 : -ENOMEM;
 }
 
