@@ -295,10 +295,27 @@ void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc__scope *s)
 	p->fd_snapshot_bits = s->fd_snapshot_bits;
 	s->fd_snapshot = NULL;
 	s->fd_snapshot_bits = 0;
+	p->at_unwind = NULL;
+	p->at_unwind_bits = 0;
 	snprintf(p->scope, sizeof(p->scope), "%s", s->name);
 	/* Oldest first, as the scopes unwound. */
 	rsc__list_push_back(&loop->audit_pending, &p->node);
 	rsc__audit_flush(loop); /* at once, unless an acquire is in flight */
+	/* It waits: a descriptor the program opens from now until the verdict
+	 * appeared after the scope unwound, so it is no leak of this scope
+	 * (ringscope_audit(7)); only what is open now and still then may be. */
+	if (!rsc__list_empty(&loop->audit_pending) &&
+	    scan_fds(loop, &p->at_unwind, &p->at_unwind_bits) < 0) {
+		p->at_unwind = NULL;
+		p->at_unwind_bits = 0;
+	}
+}
+
+static void pending_free(struct rsc_audit_pending *p)
+{
+	free(p->fd_snapshot);
+	free(p->at_unwind);
+	free(p);
 }
 
 static void verdict(struct rsc_loop *loop, const struct rsc_audit_pending *p,
@@ -309,7 +326,8 @@ static void verdict(struct rsc_loop *loop, const struct rsc_audit_pending *p,
 
 	for (fd = 0; fd < nbits; fd++) {
 		if (!bit_set(now, nbits, (int)fd) ||
-		    bit_set(p->fd_snapshot, p->fd_snapshot_bits, (int)fd))
+		    bit_set(p->fd_snapshot, p->fd_snapshot_bits, (int)fd) ||
+		    (p->at_unwind && !bit_set(p->at_unwind, p->at_unwind_bits, (int)fd)))
 			continue;
 		if ((int)fd == loop->ring->ring_fd || (int)fd == loop->proc_fd_dir)
 			continue;
@@ -355,8 +373,7 @@ void rsc__audit_flush(struct rsc_loop *loop)
 	RSC__LIST_FOR_EACH_SAFE(p, &list, node) {
 		if (nbits)
 			verdict(loop, p, now, nbits);
-		free(p->fd_snapshot);
-		free(p);
+		pending_free(p);
 	}
 	free(now);
 }
@@ -366,10 +383,8 @@ void rsc__audit_free(struct rsc_loop *loop)
 	struct rsc_audit_pending *p;
 
 	rsc__audit_flush(loop);
-	RSC__LIST_FOR_EACH_SAFE(p, &loop->audit_pending, node) {
-		free(p->fd_snapshot);
-		free(p);
-	}
+	RSC__LIST_FOR_EACH_SAFE(p, &loop->audit_pending, node)
+		pending_free(p);
 	rsc__list_init(&loop->audit_pending);
 	if (loop->proc_fd_dir >= 0) {
 		rsc__ledger_forget(loop->proc_fd_dir, RSC__LEDGER_RUNTIME);

@@ -286,6 +286,10 @@ struct rsc_audit_pending {
 	struct rsc__list node; /* in loop->audit_pending */
 	uint64_t *fd_snapshot;
 	unsigned fd_snapshot_bits;
+	/* Open when the scope had unwound, if its verdict had to wait (NULL:
+	 * settled at once, or no memory): what appears later is not its leak. */
+	uint64_t *at_unwind;
+	unsigned at_unwind_bits;
 	char scope[RSC_NAME_MAX];
 };
 
