@@ -268,8 +268,10 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		    rsc__ledger_forget_on_submit(loop, e->value, e->h))
 			e->flags &= ~RSC__E_LEDGER;
 		rsc__inject_fault(loop, sqe, op);
-		if (op->primary)
+		if (op->primary) {
 			e->enter_opcode = op->opcode;
+			e->makes_fd = rsc__sqe_makes_fd(sqe);
+		}
 		if (e->phase == RSC__PHASE_ENTER && loop->n_hook_sqes > 1) {
 			/* The acquire is all of them: a cancel must reach each one
 			 * (one SQE alone is enter_op, as rsc__entry_cancel knows). */
@@ -913,6 +915,10 @@ static void enter_done(struct rsc__entry *e)
 			take_over_dep(e);
 		else
 			own_value(loop, e);
+		/* The kernel made it now: new to every scope open, whatever its number. */
+		if (e->makes_fd && e->fd_kind == RSC__FD_PROCESS &&
+		    loop->audit_level == RSC_AUDIT_FULL)
+			rsc__audit_born(loop, e->value);
 		set_state(e, RSC_ENTERED);
 		loop->counters[RSC_CTR_ACQUIRED]++;
 		if (e->flags & RSC__E_CANCEL_SENT)
