@@ -328,6 +328,64 @@ START_TEST(clear_while_a_verdict_is_pending_loses_nothing)
 }
 END_TEST
 
+/* Clears the findings and switches the audit off at each finding event. */
+static void clear_at_finding(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *s,
+			     const struct rsc_entry *e, int res, void *data)
+{
+	int *seen = data;
+
+	(void)s;
+	(void)e;
+	(void)res;
+	if (ev != RSC_EV_AUDIT_FINDING)
+		return;
+	(*seen)++;
+	ck_assert_int_eq(rsc_audit_count(loop), 1); /* the one just recorded */
+	ck_assert_int_eq(rsc_audit_clear(loop), 0);
+	ck_assert_int_eq(rsc_loop_set_audit(loop, RSC_AUDIT_OFF), 0);
+}
+
+/*
+ * Two scopes' verdicts wait, then settle in one batch with two leaks each;
+ * the finding event clears the findings and switches the audit off each
+ * time: every verdict of the batch is still made (the snapshots were
+ * taken), each finding is announced once, and nothing is left recorded.
+ */
+START_TEST(clear_and_switch_off_from_the_finding_event_mid_batch)
+{
+	struct rsc_scope *w, *a, *b;
+	struct rsc_entry *poller;
+	int pp[2], raw[2], seen = 0;
+
+	ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "waiter", &w), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	ck_assert_int_eq(rsc_push(w, &poll_manager, &pp[0], &poller), 0);
+	raw[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	raw[1] = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(raw[1], 0);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, clear_at_finding, &seen), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0);
+	ck_assert_int_eq(seen, 0);
+	ck_assert_int_eq(write(pp[1], "x", 1), 1);
+	ck_assert_int_ge(rsc_entry_wait(poller), 0);
+	while (seen < 4 && rsc_loop_run(t_loop, RSC_RUN_NOWAIT) > 0)
+		;
+	ck_assert_int_eq(seen, 4);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_audit_level(t_loop), RSC_AUDIT_OFF);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(w, NULL), 0);
+	close(raw[0]);
+	close(raw[1]);
+	close(pp[0]);
+	close(pp[1]);
+}
+END_TEST
+
 /* ------------------------------------------------ levels mid-run */
 
 struct switcher {
@@ -837,6 +895,7 @@ Suite *make_hostile_audit_suite(void)
 	tcase_add_test(tc, leak_on_the_number_of_a_detached_and_closed_descriptor_is_found);
 	tcase_add_test(tc, programs_own_open_and_close_inside_a_scope_is_silent);
 	tcase_add_test(tc, clear_while_a_verdict_is_pending_loses_nothing);
+	tcase_add_test(tc, clear_and_switch_off_from_the_finding_event_mid_batch);
 	tcase_add_test(tc, level_switched_inside_an_unwind);
 	tcase_add_test(tc, identity_guard_follows_the_level_at_acquire_and_release);
 	tcase_add_test(tc, ownership_moves_under_full_audit_leave_no_finding);
