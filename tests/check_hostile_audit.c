@@ -477,6 +477,7 @@ END_TEST
  */
 START_TEST(identity_guard_follows_the_level_at_acquire_and_release)
 {
+	struct rsc_error *err = NULL;
 	struct rsc_scope *s;
 	struct rsc_entry *e;
 	int fd, other;
@@ -499,6 +500,19 @@ START_TEST(identity_guard_follows_the_level_at_acquire_and_release)
 	ck_assert_str_eq(rsc_finding_target(finding_of(t_loop, RSC_FINDING_NOT_RELEASED, fd)),
 			 t_path("f1"));
 	ck_assert_int_eq(close(other), 0);
+	/* Closed behind the back and not reused: "(not open)", operation "exit". */
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	fd = rsc_entry_wait(e);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), -EBADF);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "exit");
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	ck_assert_str_eq(rsc_finding_target(rsc_audit_finding(t_loop, 0)), "(not open)");
+	ck_assert_str_eq(rsc_finding_scope(rsc_audit_finding(t_loop, 0)), "guard");
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
 }
@@ -626,6 +640,62 @@ START_TEST(two_loops_never_blame_each_others_descriptors)
 	ck_assert_int_eq(rsc_loop_close(b), 0);
 	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
 	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
+/* ------------------------------------------------ hand-over */
+
+static void on_handed(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+/*
+ * rsc_entry_hand_over(3) between two loops of one thread, both under full:
+ * the receiver, made while the sender's scope is open (its ring, its /proc
+ * handle), is no leak of it; the slot leaves one table and enters the
+ * other with no mismatch in either, at each step; no finding anywhere.
+ */
+START_TEST(hand_over_between_audited_loops_leaves_no_finding)
+{
+	struct rsc_loop *rl;
+	struct rsc_scope *s, *rs;
+	struct rsc_entry *e, *inbox;
+	unsigned long long addr;
+	int arrived = 0, res = 1, i;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_loop_set_audit(rl, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "receiver", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, t_count_arrival, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, on_handed, &res), 0);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(arrived, 1);
+	while (res == 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(res, 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(t_audit_slots(rl), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 0);
+	ck_assert_int_eq(t_audit_slots(rl), 0);
+	ck_assert_int_eq(rsc_audit_count(rl), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
 }
 END_TEST
 
@@ -905,6 +975,10 @@ Suite *make_hostile_audit_suite(void)
 		printf("SKIP installed_descriptor_is_owned_and_guarded: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	tcase_add_test(tc, two_loops_never_blame_each_others_descriptors);
 	tcase_add_test(tc, slot_a_custom_manager_leaks_is_a_mismatch_once);
+	if (t_kernel_has(IORING_OP_MSG_RING))
+		tcase_add_test(tc, hand_over_between_audited_loops_leaves_no_finding);
+	else
+		printf("SKIP hand_over_between_audited_loops_leaves_no_finding: kernel lacks IORING_OP_MSG_RING\n");
 	tcase_add_test(tc, finding_names_its_scope_after_the_scope_is_freed);
 	tcase_add_test(tc, print_escapes_scope_names_and_expected_sentences);
 	tcase_add_test(tc, proc_handle_is_opened_once_and_kept_until_the_loop_goes);
