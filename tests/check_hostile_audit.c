@@ -386,6 +386,60 @@ START_TEST(clear_and_switch_off_from_the_finding_event_mid_batch)
 }
 END_TEST
 
+struct seen_findings {
+	int n, fd;
+	char scope[RSC_NAME_MAX];
+};
+
+static void note_finding(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *s,
+			 const struct rsc_entry *e, int res, void *data)
+{
+	struct seen_findings *w = data;
+	const struct rsc_finding *f;
+
+	(void)s;
+	(void)e;
+	if (ev != RSC_EV_AUDIT_FINDING)
+		return;
+	w->n++;
+	w->fd = res;
+	f = rsc_audit_finding(loop, (unsigned)rsc_audit_count(loop) - 1);
+	snprintf(w->scope, sizeof(w->scope), "%s", rsc_finding_scope(f));
+}
+
+/*
+ * rsc_loop_shutdown(3): findings made during the shutdown are read only
+ * from the trace callback, and they are made: a leaky scope closed by the
+ * shutdown, whose verdict waits for a poll the shutdown cancels, still has
+ * its verdict, announced before the loop is freed.
+ */
+START_TEST(findings_of_a_shutdown_reach_the_trace_callback)
+{
+	struct seen_findings w = { 0 };
+	struct rsc_loop *l;
+	struct rsc_scope *s, *waiter;
+	int pp[2], raw;
+
+	ck_assert_int_eq(pipe2(pp, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_loop_new(&l, 16, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_audit(l, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_loop_set_trace(l, note_finding, &w), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "waiter", &waiter), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "left-open", &s), 0);
+	ck_assert_int_eq(rsc_push(waiter, &poll_manager, &pp[0], NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	raw = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(raw, 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	ck_assert_int_eq(w.n, 2); /* both scopes saw it appear */
+	ck_assert_int_eq(w.fd, raw);
+	ck_assert_str_eq(w.scope, "waiter"); /* newest first: 'left-open', then 'waiter' */
+	ck_assert_int_eq(close(raw), 0);
+	ck_assert_int_eq(close(pp[0]), 0);
+	ck_assert_int_eq(close(pp[1]), 0);
+}
+END_TEST
+
 /* ------------------------------------------------ levels mid-run */
 
 struct switcher {
@@ -966,6 +1020,7 @@ Suite *make_hostile_audit_suite(void)
 	tcase_add_test(tc, programs_own_open_and_close_inside_a_scope_is_silent);
 	tcase_add_test(tc, clear_while_a_verdict_is_pending_loses_nothing);
 	tcase_add_test(tc, clear_and_switch_off_from_the_finding_event_mid_batch);
+	tcase_add_test(tc, findings_of_a_shutdown_reach_the_trace_callback);
 	tcase_add_test(tc, level_switched_inside_an_unwind);
 	tcase_add_test(tc, identity_guard_follows_the_level_at_acquire_and_release);
 	tcase_add_test(tc, ownership_moves_under_full_audit_leave_no_finding);
