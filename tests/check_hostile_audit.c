@@ -144,6 +144,44 @@ START_TEST(bad_levels_indices_and_nulls_change_nothing)
 }
 END_TEST
 
+/*
+ * RINGSCOPE_AUDIT: off, released, full, or 0, 1, 2; empty is off; anything
+ * else (another case, a space, a number out of range) fails rsc_loop_new
+ * with -EINVAL and a message naming the value, and makes no loop.
+ */
+START_TEST(environment_levels_are_exact)
+{
+	static const struct { const char *v; int level; } cases[] = {
+		{ "", RSC_AUDIT_OFF },	     { "0", RSC_AUDIT_OFF },   { "off", RSC_AUDIT_OFF },
+		{ "1", RSC_AUDIT_RELEASED }, { "released", RSC_AUDIT_RELEASED },
+		{ "2", RSC_AUDIT_FULL },     { "full", RSC_AUDIT_FULL }, { "FULL", -EINVAL },
+		{ " full", -EINVAL },	     { "full ", -EINVAL },     { "3", -EINVAL },
+		{ "-1", -EINVAL },	     { "02", -EINVAL },
+	};
+	struct rsc_loop *l;
+	unsigned i;
+	int base = t_fd_count();
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int ret;
+
+		ck_assert_int_eq(setenv("RINGSCOPE_AUDIT", cases[i].v, 1), 0);
+		l = NULL;
+		ret = rsc_loop_new(&l, 8, 0);
+		if (cases[i].level < 0) {
+			ck_assert_msg(ret == -EINVAL, "RINGSCOPE_AUDIT='%s': %d", cases[i].v, ret);
+			ck_assert_ptr_nonnull(strstr(rsc_last_error(), "RINGSCOPE_AUDIT="));
+			ck_assert_int_eq(t_fd_count(), base);
+			continue;
+		}
+		ck_assert_msg(ret == 0, "RINGSCOPE_AUDIT='%s': %d", cases[i].v, ret);
+		ck_assert_int_eq(rsc_loop_audit_level(l), cases[i].level);
+		ck_assert_int_eq(rsc_loop_close(l), 0);
+	}
+	ck_assert_int_eq(unsetenv("RINGSCOPE_AUDIT"), 0);
+}
+END_TEST
+
 /* ------------------------------------------ reuse inside a scope */
 
 /*
@@ -1015,6 +1053,7 @@ Suite *make_hostile_audit_suite(void)
 	t_add_fixture(tc);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, bad_levels_indices_and_nulls_change_nothing);
+	tcase_add_test(tc, environment_levels_are_exact);
 	tcase_add_test(tc, leak_on_a_number_the_program_closed_inside_the_scope_is_found);
 	tcase_add_test(tc, leak_on_the_number_of_a_detached_and_closed_descriptor_is_found);
 	tcase_add_test(tc, programs_own_open_and_close_inside_a_scope_is_silent);
