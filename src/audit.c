@@ -398,6 +398,7 @@ static void note_candidates(struct rsc_loop *loop, struct rsc_audit_pending *p)
 	for (fd = 0; fd < nbits; fd++) {
 		if (!bit_set(now, nbits, (int)fd) ||
 		    open_at_snapshot(loop, p->fd_snapshot, p->fd_snapshot_bits, p->snap_seq, (int)fd) ||
+		    rsc__ledger_owner((int)fd) || /* an entry's now: if later no one's, not ours */
 		    fstat((int)fd, &st) < 0)
 			continue;
 		if (n == cap) {
