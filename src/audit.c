@@ -221,14 +221,53 @@ static bool bit_set(const uint64_t *bits, unsigned nbits, int fd)
 
 void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s)
 {
-	int ret = scan_fds(loop, &s->fd_snapshot, &s->fd_snapshot_bits);
+	int ret;
 
+	s->snap_seq = ++loop->audit_seq;
+	ret = scan_fds(loop, &s->fd_snapshot, &s->fd_snapshot_bits);
 	if (ret < 0) {
 		if (ret == -ENOMEM)
 			audit_lost(loop); /* its verdict, lost already */
 		s->fd_snapshot = NULL; /* cannot read /proc: no verdict for this scope */
 		s->fd_snapshot_bits = 0;
 	}
+}
+
+/*
+ * FULL: the kernel made @fd for an entry of @loop just now. A scope whose
+ * snapshot saw that number saw another descriptor, closed since (behind
+ * the runtime's back, or detached and closed by the caller): for its
+ * verdict this one appeared inside it, so a custom exit that forgets it is
+ * found. Without memory, judged by number as before.
+ */
+void rsc__audit_born(struct rsc_loop *loop, int fd)
+{
+	if (fd < 0)
+		return;
+	if ((unsigned)fd >= loop->n_fd_born) {
+		unsigned n = ((unsigned)fd / 64 + 1) * 64;
+		uint64_t *v;
+
+		if (n < 2 * loop->n_fd_born)
+			n = 2 * loop->n_fd_born;
+		v = rsc__realloc(loop, loop->fd_born, n * sizeof(*v));
+		if (!v)
+			return;
+		memset(v + loop->n_fd_born, 0, (n - loop->n_fd_born) * sizeof(*v));
+		loop->fd_born = v;
+		loop->n_fd_born = n;
+	}
+	loop->fd_born[fd] = ++loop->audit_seq;
+}
+
+/* Open when the snapshot taken at @seq was: by number, unless the kernel
+ * made the descriptor that holds the number now for an entry since. */
+static bool open_at_snapshot(const struct rsc_loop *loop, const uint64_t *bits,
+			     unsigned nbits, uint64_t seq, int fd)
+{
+	if (!bit_set(bits, nbits, fd))
+		return false;
+	return (unsigned)fd >= loop->n_fd_born || loop->fd_born[fd] < seq;
 }
 
 /* Mark @fd in one snapshot as open before it (grown if need be; without
@@ -270,6 +309,8 @@ void rsc__audit_disown(struct rsc_loop *loop, int fd)
 
 	if (fd < 0 || !loop->root)
 		return;
+	if ((unsigned)fd < loop->n_fd_born)
+		loop->fd_born[fd] = 0; /* foreign from now on, not new */
 	for (s = loop->root; s; s = rsc__scope_next(loop->root, s))
 		mark_foreign(loop, &s->fd_snapshot, &s->fd_snapshot_bits, fd);
 	RSC__LIST_FOR_EACH(p, &loop->audit_pending, node)
@@ -293,10 +334,113 @@ static const struct rsc__entry *find_holder(const struct rsc__scope *root, int f
 	return NULL;
 }
 
-/* Descriptors still held by live entries anywhere on this loop are not leaks. */
-static bool held_by_entry(const struct rsc__scope *root, int fd)
+/* One batch of verdicts: the reading they share, and the numbers the live
+ * entries hold, gathered once when first needed (NULL: not yet, or no memory). */
+struct batch {
+	const uint64_t *now;
+	unsigned nbits;
+	uint64_t *held;
+	bool held_made;
+};
+
+/* One walk of the tree for the whole batch, not one per descriptor: with
+ * thousands of live custom entries a walk per number was quadratic. */
+static uint64_t *held_numbers(struct rsc_loop *loop, unsigned nbits)
 {
-	return find_holder(root, fd) != NULL;
+	const struct rsc__scope *s;
+	const struct rsc__entry *e;
+	uint64_t *held = rsc__calloc(loop, nbits / 64 + 1, sizeof(*held));
+
+	if (!held)
+		return NULL;
+	for (s = loop->root; s; s = rsc__scope_next(loop->root, s))
+		RSC__LIST_FOR_EACH(e, &s->entries, scope_node) {
+			if ((e->state != RSC_ENTERED && e->state != RSC_EXITING) ||
+			    e->fd_kind != RSC__FD_PROCESS)
+				continue;
+			if (e->value >= 0 && (unsigned)e->value < nbits)
+				held[e->value / 64] |= 1ULL << (e->value % 64);
+			if (e->has_value2 && e->value2 >= 0 && (unsigned)e->value2 < nbits)
+				held[e->value2 / 64] |= 1ULL << (e->value2 % 64);
+		}
+	return held;
+}
+
+/* Descriptors still held by live entries anywhere on this loop are not leaks. */
+static bool held_by_entry(struct rsc_loop *loop, struct batch *b, int fd)
+{
+	if (!loop->root)
+		return false;
+	if (!b->held_made) {
+		b->held = held_numbers(loop, b->nbits);
+		b->held_made = true;
+	}
+	/* Without memory for the set, a walk per number, as before. */
+	return b->held ? bit_set(b->held, b->nbits, fd) : find_holder(loop->root, fd) != NULL;
+}
+
+/*
+ * The scope has unwound and its verdict waits for an acquire in flight. A
+ * descriptor the program opens from now until the verdict appeared after
+ * the scope had unwound: no leak of it (ringscope_audit(7)), even on a
+ * number that was new here and has been closed since. So the candidates
+ * are what is new now, each with its identity; the verdict reports only
+ * those still open as the same file.
+ */
+static void note_candidates(struct rsc_loop *loop, struct rsc_audit_pending *p)
+{
+	struct rsc_audit_cand *c = NULL, *nc;
+	uint64_t *now = NULL;
+	unsigned nbits = 0, n = 0, cap = 0, fd;
+	struct stat st;
+
+	if (scan_fds(loop, &now, &nbits) < 0)
+		return; /* judged by number at the verdict */
+	for (fd = 0; fd < nbits; fd++) {
+		if (!bit_set(now, nbits, (int)fd) ||
+		    open_at_snapshot(loop, p->fd_snapshot, p->fd_snapshot_bits, p->snap_seq, (int)fd) ||
+		    rsc__ledger_owner((int)fd) || /* an entry's now: if later no one's, not ours */
+		    fstat((int)fd, &st) < 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			nc = rsc__realloc(loop, c, cap * sizeof(*c));
+			if (!nc) {
+				free(c);
+				free(now);
+				return;
+			}
+			c = nc;
+		}
+		c[n].fd = (int)fd;
+		c[n].dev = st.st_dev;
+		c[n++].ino = st.st_ino;
+	}
+	free(now);
+	p->cands = c;
+	p->n_cands = n;
+	p->has_cands = true;
+}
+
+/* Still open as the file it was when its scope had unwound (candidates
+ * are in ascending order of number). */
+static bool still_candidate(const struct rsc_audit_pending *p, int fd)
+{
+	unsigned lo = 0, hi = p->n_cands;
+	struct stat st;
+
+	if (!p->has_cands)
+		return true;
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+
+		if (p->cands[mid].fd < fd)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < p->n_cands && p->cands[lo].fd == fd && fstat(fd, &st) == 0 &&
+	       st.st_dev == p->cands[lo].dev && st.st_ino == p->cands[lo].ino;
 }
 
 /* The scope has unwound: queue its verdict (see struct rsc_audit_pending). */
@@ -310,23 +454,37 @@ void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc__scope *s)
 	}
 	p->fd_snapshot = s->fd_snapshot;
 	p->fd_snapshot_bits = s->fd_snapshot_bits;
+	p->snap_seq = s->snap_seq;
 	s->fd_snapshot = NULL;
 	s->fd_snapshot_bits = 0;
+	p->cands = NULL;
+	p->n_cands = 0;
+	p->has_cands = false;
 	snprintf(p->scope, sizeof(p->scope), "%s", s->name);
 	/* Oldest first, as the scopes unwound. */
 	rsc__list_push_back(&loop->audit_pending, &p->node);
 	rsc__audit_flush(loop); /* at once, unless an acquire is in flight */
+	if (!rsc__list_empty(&loop->audit_pending))
+		note_candidates(loop, p);
 }
 
-static void verdict(struct rsc_loop *loop, const struct rsc_audit_pending *p,
-		    const uint64_t *now, unsigned nbits)
+static void pending_free(struct rsc_audit_pending *p)
 {
+	free(p->fd_snapshot);
+	free(p->cands);
+	free(p);
+}
+
+static void verdict(struct rsc_loop *loop, const struct rsc_audit_pending *p, struct batch *b)
+{
+	const uint64_t *now = b->now;
+	unsigned nbits = b->nbits;
 	char expected[320];
 	unsigned fd;
 
 	for (fd = 0; fd < nbits; fd++) {
 		if (!bit_set(now, nbits, (int)fd) ||
-		    bit_set(p->fd_snapshot, p->fd_snapshot_bits, (int)fd))
+		    open_at_snapshot(loop, p->fd_snapshot, p->fd_snapshot_bits, p->snap_seq, (int)fd))
 			continue;
 		if ((int)fd == loop->ring->ring_fd || (int)fd == loop->proc_fd_dir)
 			continue;
@@ -334,7 +492,9 @@ static void verdict(struct rsc_loop *loop, const struct rsc_audit_pending *p,
 		 * ledger): another thread's loop, a waker ring, is no leak of ours. */
 		if (rsc__ledger_owner((int)fd))
 			continue;
-		if (loop->root && held_by_entry(loop->root, (int)fd))
+		if (held_by_entry(loop, b, (int)fd))
+			continue;
+		if (!still_candidate(p, (int)fd))
 			continue;
 		snprintf(expected, sizeof(expected),
 			 "closed: it was not open when scope '%s' opened, and the scope has unwound",
@@ -348,6 +508,7 @@ void rsc__audit_flush(struct rsc_loop *loop)
 {
 	struct rsc_audit_pending *p;
 	struct rsc__list list;
+	struct batch b = { 0 };
 	uint64_t *now = NULL;
 	unsigned nbits = 0;
 	int scanned;
@@ -370,15 +531,17 @@ void rsc__audit_flush(struct rsc_loop *loop)
 		free(now);
 		return;
 	}
+	b.now = now;
+	b.nbits = nbits;
 	rsc__list_move_all(&list, &loop->audit_pending);
 	RSC__LIST_FOR_EACH_SAFE(p, &list, node) {
 		if (nbits)
-			verdict(loop, p, now, nbits);
+			verdict(loop, p, &b);
 		else if (scanned == -ENOMEM)
 			audit_lost(loop);
-		free(p->fd_snapshot);
-		free(p);
+		pending_free(p);
 	}
+	free(b.held);
 	free(now);
 }
 
@@ -387,16 +550,17 @@ void rsc__audit_free(struct rsc_loop *loop)
 	struct rsc_audit_pending *p;
 
 	rsc__audit_flush(loop);
-	RSC__LIST_FOR_EACH_SAFE(p, &loop->audit_pending, node) {
-		free(p->fd_snapshot);
-		free(p);
-	}
+	RSC__LIST_FOR_EACH_SAFE(p, &loop->audit_pending, node)
+		pending_free(p);
 	rsc__list_init(&loop->audit_pending);
 	if (loop->proc_fd_dir >= 0) {
 		rsc__ledger_forget(loop->proc_fd_dir, RSC__LEDGER_RUNTIME);
 		close(loop->proc_fd_dir);
 	}
 	loop->proc_fd_dir = -1;
+	free(loop->fd_born);
+	loop->fd_born = NULL;
+	loop->n_fd_born = 0;
 	rsc_audit_clear(loop);
 	free(loop->findings);
 	loop->findings = NULL;

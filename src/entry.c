@@ -256,8 +256,12 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		struct io_uring_sqe *sqe = loop->hook_sqes[i];
 		struct rsc_op *op = loop->hook_ops[i];
 
-		if (!(e->config & RSC__CFG_OWN_HOOKS)) /* the built-ins prepare one-CQE SQEs */
+		if (!(e->config & RSC__CFG_OWN_HOOKS)) { /* the built-ins prepare one-CQE SQEs */
 			one_cqe_per_sqe(sqe);
+			/* A custom acquire into a slot: its CQE's number is none (the audit's). */
+			if (op->primary)
+				e->custom_slot_sqe = sqe->file_index != 0;
+		}
 		op->opcode = sqe->opcode;
 		op->closes = sqe->opcode == IORING_OP_CLOSE && e->phase == RSC__PHASE_EXIT ?
 				     closes_which(e, sqe) : RSC__CLOSES_NONE;
@@ -938,6 +942,10 @@ static void enter_done(struct rsc__entry *e)
 			take_over_dep(e);
 		else
 			own_value(loop, e);
+		/* The kernel made it now: new to every scope open, whatever its number. */
+		if (loop->audit_level == RSC_AUDIT_FULL && e->fd_kind == RSC__FD_PROCESS &&
+		    rsc__opcode_makes_fd(e->enter_opcode) && !e->custom_slot_sqe)
+			rsc__audit_born(loop, e->value);
 		set_state(e, RSC_ENTERED);
 		loop->counters[RSC_CTR_ACQUIRED]++;
 		if (e->flags & RSC__E_CANCEL_SENT)

@@ -175,6 +175,7 @@ struct rsc__entry {
 	 * slot of the loop's direct table (the table's, never the ledger's). */
 	uint8_t fd_kind;  /* enum rsc__fd_kind */
 	bool has_value2;  /* value2 holds a second end (rsc_pipe's write end) */
+	bool custom_slot_sqe; /* a custom hook's acquire SQE fills a slot (file_index) */
 	int value2;
 	/* Everything above is cleared by rsc__entry_get(); nothing below is. */
 	char detail_inline[RSC__DETAIL_INLINE];
@@ -242,6 +243,7 @@ struct rsc__scope {
 	void *user_data; /* rsc_scope_set_data() */
 	uint64_t *fd_snapshot; /* FULL audit: bitmap of fds open at scope open */
 	unsigned fd_snapshot_bits;
+	uint64_t snap_seq; /* loop->audit_seq when it was taken */
 	uint64_t dl_ns;	   /* deadline, CLOCK_MONOTONIC ns (deadline.c): its heap key may be earlier */
 	unsigned dl_index; /* in loop->dl_heap, or RSC__NO_DEADLINE */
 	unsigned dl_flags;
@@ -286,6 +288,13 @@ struct rsc_audit_pending {
 	struct rsc__list node; /* in loop->audit_pending */
 	uint64_t *fd_snapshot;
 	unsigned fd_snapshot_bits;
+	uint64_t snap_seq;
+	/* If its verdict had to wait: the descriptors that were new when it
+	 * had unwound, by identity, for only they can be its leaks (has_cands
+	 * false: settled at once, or no memory, and judged by number). */
+	struct rsc_audit_cand { int fd; dev_t dev; ino_t ino; } *cands;
+	unsigned n_cands;
+	bool has_cands;
 	char scope[RSC_NAME_MAX];
 };
 
@@ -397,6 +406,11 @@ struct rsc_loop {
 	/* FULL verdicts wait until no acquire is in flight: its fd may already
 	 * be open before its CQE is processed (a false leak otherwise). */
 	struct rsc__list audit_pending; /* rsc_audit_pending.node, oldest first */
+	/* FULL audit: per descriptor number, the audit_seq at which the kernel
+	 * made it for an entry of this loop (0: not since it was disowned). */
+	uint64_t audit_seq;
+	uint64_t *fd_born;
+	unsigned n_fd_born;
 	struct rsc_finding **findings; /* each its own allocation: pointers stay valid */
 	unsigned n_findings, cap_findings;
 
@@ -1084,6 +1098,14 @@ void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char 
 void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__audit_disown(struct rsc_loop *loop, int fd);
+void rsc__audit_born(struct rsc_loop *loop, int fd);
+/* An acquire's opcode that makes a descriptor: its CQE's number is new, even
+ * one a custom manager's enter prepared (unless into a slot: custom_slot_sqe). */
+static inline bool rsc__opcode_makes_fd(unsigned opcode)
+{
+	return opcode == IORING_OP_OPENAT || opcode == IORING_OP_OPENAT2 ||
+	       opcode == IORING_OP_SOCKET || opcode == IORING_OP_ACCEPT;
+}
 void rsc__audit_flush(struct rsc_loop *loop);
 int rsc__audit_open_proc_dir(struct rsc_loop *loop);
 void rsc__audit_free(struct rsc_loop *loop);
