@@ -1,0 +1,736 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/*
+ * Where direct slots meet chains, hand-overs between loops, posts from other
+ * threads, loop shutdown and early release, detach and move. Every scenario
+ * counts slots (rsc_loop_direct_used, rsc_audit_slots) before and after:
+ * nothing leaked, nothing closed twice, each callback exactly once.
+ */
+
+static int used(struct rsc_loop *loop)
+{
+	return rsc_loop_direct_used(loop);
+}
+
+/* The loop's table and the kernel's agree, and the audit found nothing. */
+static void assert_slots(struct rsc_loop *loop, int n)
+{
+	ck_assert_int_eq(used(loop), n);
+	ck_assert_int_eq(t_audit_slots(loop), 0);
+	ck_assert_int_eq(rsc_audit_count(loop), 0);
+}
+
+struct receiver {
+	struct rsc_loop *loop;
+	struct rsc_scope *scope;
+	struct rsc_entry *inbox;
+	unsigned long long addr;
+	int arrived;
+};
+
+static void receiver_new(struct receiver *r, unsigned slots)
+{
+	r->arrived = 0;
+	ck_assert_int_eq(rsc_loop_new(&r->loop, 16, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(r->loop, slots, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(r->loop, NULL, "receiver", &r->scope), 0);
+	ck_assert_int_eq(rsc_inbox(r->scope, t_count_arrival, &r->arrived, &r->inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(r->inbox, &r->addr), 0);
+}
+
+static void receiver_run(struct receiver *r)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		ck_assert_int_ge(rsc_loop_run(r->loop, RSC_RUN_NOWAIT), 0);
+}
+
+static void receiver_close(struct receiver *r)
+{
+	ck_assert_int_eq(rsc_scope_close_wait(r->scope, NULL), 0);
+	assert_slots(r->loop, 0);
+	ck_assert_int_eq(rsc_loop_close(r->loop), 0);
+}
+
+struct calls {
+	int n, res;
+};
+
+static void on_entry(struct rsc_entry *e, int res, void *data)
+{
+	struct calls *c = data;
+
+	(void)e;
+	c->n++;
+	c->res = res;
+}
+
+static void on_io(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)buf;
+	on_entry(e, res, data);
+}
+
+static void run_until(struct rsc_loop *loop, const int *flag)
+{
+	long end = t_now_ms() + 5000;
+
+	while (!*flag) {
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+		ck_assert_msg(t_now_ms() < end, "nothing came in 5 s");
+		usleep(1000);
+	}
+}
+
+static struct rsc_entry *open_direct(struct rsc_scope *s, const char *name)
+{
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	return e;
+}
+
+/* A chain socket -> connect (to a full AF_UNIX backlog: it waits) -> send. */
+static struct rsc_entry *chain_stuck(struct rsc_scope *s, const struct sockaddr_un *sun,
+				     struct calls *sent)
+{
+	static const char msg[] = "x";
+	struct rsc_chain *c;
+	struct rsc_entry *conn = NULL;
+
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_UNIX, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (const struct sockaddr *)sun, sizeof(*sun), 0, &conn), 0);
+	ck_assert_int_eq(rsc_chain_send(c, msg, 1, on_io, sent), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	ck_assert_ptr_nonnull(conn);
+	return conn;
+}
+
+/* A chain socket -> connect to @to, entered. */
+static struct rsc_entry *chain_connected(struct rsc_scope *s, const struct sockaddr_in *to)
+{
+	struct rsc_chain *c;
+	struct rsc_entry *conn = NULL;
+
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (const struct sockaddr *)to, sizeof(*to), 2000, &conn), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	ck_assert_int_ge(rsc_entry_wait(conn), 0);
+	return conn;
+}
+
+/*
+ * rsc_entry_detach(3): a direct slot is refused (-EBADF) and stays with its
+ * entry; once installed, the same entry detaches to the descriptor the
+ * install reported, and no slot is left behind.
+ */
+START_TEST(direct_entry_detaches_only_after_its_install)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct calls inst = { 0 };
+	int before = t_fd_count(), fd;
+
+	t_direct_table(8, 2);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "det", &s), 0);
+	e = open_direct(s, "f0");
+	ck_assert_int_eq(rsc_entry_detach(e), -EBADF);
+	assert_slots(t_loop, 1);
+	ck_assert_int_eq(rsc_entry_install(e, 0, on_entry, &inst), 0);
+	run_until(t_loop, &inst.n);
+	ck_assert_int_ge(inst.res, 0);
+	assert_slots(t_loop, 0);
+	fd = rsc_entry_detach(e);
+	ck_assert_int_eq(fd, inst.res);
+	ck_assert_int_eq(rsc_entry_detach(e), -ESTALE);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), FD_CLOEXEC);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), FD_CLOEXEC); /* the caller's now */
+	close(fd);
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(inst.n, 1);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * rsc_loop_set_direct(3): "can be changed only while none of its slots is in
+ * use". A chain that reserved slots and has not entered yet holds them.
+ */
+START_TEST(set_direct_is_busy_while_a_chain_holds_reserved_slots)
+{
+	struct sockaddr_un sun;
+	int fill[64], nfill, lfd;
+	struct rsc_scope *s;
+	struct calls sent = { 0 };
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "chain", &s), 0);
+	(void)chain_stuck(s, &sun, &sent);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), -EBUSY); /* before any turn */
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), -EBUSY);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 0, 0), -EBUSY);
+	ck_assert_int_eq(used(t_loop), 1);
+	ck_assert_int_eq(sent.n, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(sent.n, 1);
+	ck_assert_int_eq(sent.res, -ECANCELED);
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	assert_slots(t_loop, 0);
+	t_full_unix_listener_close(lfd, fill, nfill);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * A scope with a chain in flight is moved under another, which is then
+ * failed: the chain is cancelled there, its send hears -ECANCELED once, its
+ * slots come back, and the error seen is the caller's.
+ */
+START_TEST(chain_in_flight_moved_then_its_new_parent_failed)
+{
+	struct sockaddr_un sun;
+	int fill[64], nfill, lfd;
+	struct rsc_scope *a, *b, *c;
+	struct calls sent = { 0 };
+	struct rsc_error *err = NULL;
+	int before = t_fd_count();
+
+	t_direct_table(8, 4);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "c", &c), 0);
+	(void)chain_stuck(c, &sun, &sent);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_move(c, b), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0); /* no longer holds it */
+	ck_assert_int_eq(sent.n, 0);
+	ck_assert_int_eq(used(t_loop), 1);
+	ck_assert_int_eq(rsc_scope_fail(b, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(b, &err), -EPIPE);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_errno(err), -EPIPE);
+	rsc_error_free(err);
+	ck_assert_int_eq(sent.n, 1);
+	ck_assert_int_eq(sent.res, -ECANCELED);
+	assert_slots(t_loop, 0);
+	t_full_unix_listener_close(lfd, fill, nfill);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* rsc_loop_shutdown(3) of a loop with a chain in flight and direct files. */
+START_TEST(shutdown_cancels_a_chain_in_flight_and_frees_its_slots)
+{
+	struct sockaddr_un sun;
+	int fill[64], nfill, lfd;
+	struct rsc_loop *loop;
+	struct rsc_scope *s, *f;
+	struct rsc_entry *e;
+	struct calls sent = { 0 };
+	int before = t_fd_count();
+
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_loop_new(&loop, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "files", &f), 0);
+	ck_assert_int_eq(rsc_open(f, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "chain", &s), 0);
+	(void)chain_stuck(s, &sun, &sent);
+	ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(loop), 2);
+	ck_assert_int_eq(rsc_loop_shutdown(loop, NULL), 0);
+	ck_assert_int_eq(sent.n, 1);
+	ck_assert_int_eq(sent.res, -ECANCELED);
+	t_full_unix_listener_close(lfd, fill, nfill);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * rsc_entry_hand_over(3): a failed hand-over (the receiver's table full)
+ * "cancelled the close and entry still holds its slot"; once the receiver
+ * has room, the same entry goes over.
+ */
+START_TEST(hand_over_to_a_full_table_keeps_the_slot_then_succeeds)
+{
+	struct receiver r;
+	struct rsc_scope *s, *rf;
+	struct rsc_entry *e, *re;
+	struct calls h1 = { 0 }, h2 = { 0 };
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(2);
+	receiver_new(&r, 1);
+	ck_assert_int_eq(rsc_scope_open(r.loop, NULL, "fill", &rf), 0);
+	ck_assert_int_eq(rsc_open(rf, AT_FDCWD, t_path("f1"), O_RDONLY, 0, RSC_DIRECT, &re), 0);
+	ck_assert_int_ge(rsc_entry_wait(re), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	e = open_direct(s, "f0");
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_entry, &h1), 0);
+	run_until(t_loop, &h1.n);
+	ck_assert_int_lt(h1.res, 0);
+	ck_assert_int_ge(rsc_entry_slot(e), 0);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 0);
+	assert_slots(t_loop, 1);
+	assert_slots(r.loop, 1);
+	ck_assert_int_eq(rsc_entry_release_wait(re, NULL), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_entry, &h2), 0);
+	run_until(t_loop, &h2.n);
+	ck_assert_int_ge(h2.res, 0);
+	ck_assert_int_eq(rsc_entry_slot(e), -EXDEV);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 1);
+	assert_slots(t_loop, 0);
+	assert_slots(r.loop, 1);
+	ck_assert_int_eq(h1.n, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(rf, NULL), 0);
+	receiver_close(&r);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* An inbox callback that releases its own inbox on the first arrival. */
+static void release_inbox_on_arrival(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
+				     struct rsc_entry *e, void *data)
+{
+	(void)slot;
+	(void)cs;
+	(void)e;
+	(*(int *)data)++;
+	ck_assert_int_eq(rsc_entry_release(inbox, NULL, NULL), 0);
+}
+
+/*
+ * Two slots arrive in one turn; the first arrival's callback releases the
+ * inbox: the second is closed by the runtime and its cb never runs.
+ */
+START_TEST(inbox_released_by_the_first_of_two_arrivals_in_one_turn)
+{
+	struct receiver r;
+	struct rsc_scope *s;
+	struct rsc_entry *e0, *e1;
+	struct calls h0 = { 0 }, h1 = { 0 };
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(2);
+	r.arrived = 0;
+	ck_assert_int_eq(rsc_loop_new(&r.loop, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(r.loop, NULL, "receiver", &r.scope), 0);
+	ck_assert_int_eq(rsc_inbox(r.scope, release_inbox_on_arrival, &r.arrived, &r.inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(r.inbox, &r.addr), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	e0 = open_direct(s, "f0");
+	e1 = open_direct(s, "f1");
+	ck_assert_int_eq(rsc_entry_hand_over(e0, r.addr, on_entry, &h0), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e1, r.addr, on_entry, &h1), 0);
+	run_until(t_loop, &h0.n);
+	run_until(t_loop, &h1.n);
+	ck_assert_int_ge(h0.res, 0);
+	ck_assert_int_ge(h1.res, 0);
+	assert_slots(t_loop, 0);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 1);
+	ck_assert_int_eq(rsc_loop_direct_used(r.loop), 1); /* the first's, in its scope */
+	receiver_close(&r);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+struct arrival {
+	struct rsc_scope *cs;
+	struct rsc_entry *e;
+	int n;
+};
+
+static void keep_arrival(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
+			 struct rsc_entry *e, void *data)
+{
+	struct arrival *a = data;
+
+	(void)inbox;
+	(void)slot;
+	a->cs = cs;
+	a->e = e;
+	a->n++;
+}
+
+/*
+ * DESIGN 7: "once a scope starts unwinding, its remaining entries can no
+ * longer be released, detached or moved by anyone else". Install is such a
+ * move (slot -> descriptor): a handed slot whose scope's close is requested
+ * is refused, and nothing outlives the close.
+ */
+START_TEST(install_of_a_handed_slot_whose_scope_is_closing_is_refused)
+{
+	struct arrival a = { 0 };
+	struct rsc_loop *rl;
+	struct rsc_scope *rs, *s;
+	struct rsc_entry *inbox, *e;
+	unsigned long long addr;
+	struct calls h = { 0 }, inst = { 0 };
+	int before = t_fd_count(), ret;
+
+	t_direct_table(8, 2);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "receiver", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, keep_arrival, &a, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	e = open_direct(s, "f0");
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, on_entry, &h), 0);
+	run_until(t_loop, &h.n);
+	run_until(rl, &a.n);
+	ck_assert_int_eq(rsc_scope_close(a.cs, NULL, NULL), 0);
+	ret = rsc_entry_install(a.e, 0, on_entry, &inst);
+	ck_assert_msg(ret == -EALREADY || ret == -EBADF || ret == -ESHUTDOWN,
+		      "install in an unwind: %s", rsc_strerror(ret));
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(inst.n, 0);
+	assert_slots(rl, 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+struct post_release {
+	struct rsc_loop *loop;
+	struct rsc_entry *e;
+	int ret, ran;
+	struct calls rel;
+};
+
+static void post_release_fn(struct rsc_loop *loop, void *arg)
+{
+	struct post_release *p = arg;
+
+	(void)loop;
+	p->ret = rsc_entry_release(p->e, on_entry, &p->rel);
+	p->ran++;
+}
+
+static void *poster(void *arg)
+{
+	struct post_release *p = arg;
+
+	ck_assert_int_eq(rsc_loop_post(p->loop, post_release_fn, p), 0);
+	return NULL;
+}
+
+/*
+ * A post from another thread releases a direct entry whose scope's close was
+ * requested: the unwind owns it (-EALREADY), it is released once, its slot
+ * comes back.
+ */
+START_TEST(post_releasing_an_entry_its_unwind_owns_is_refused)
+{
+	struct post_release p = { 0 };
+	struct rsc_scope *s;
+	pthread_t th;
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "posted", &s), 0);
+	p.loop = t_loop;
+	p.e = open_direct(s, "f0");
+	(void)open_direct(s, "f1");
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, poster, &p), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	t_run();
+	ck_assert_int_eq(p.ran, 1);
+	ck_assert_int_eq(p.ret, -EALREADY);
+	ck_assert_int_eq(p.rel.n, 0);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 2);
+	assert_slots(t_loop, 0);
+	/* The waker ring of the first post is the loop's until it closes. */
+	ck_assert_int_le(t_fd_count(), before + 1);
+}
+END_TEST
+
+/* A post from another thread releases a direct entry, then the scope closes in the same turn. */
+static void post_release_then_close_fn(struct rsc_loop *loop, void *arg)
+{
+	struct post_release *p = arg;
+
+	post_release_fn(loop, arg);
+	ck_assert_int_eq(rsc_scope_close(rsc_entry_scope(p->e), NULL, NULL), 0);
+}
+
+static void *poster_close(void *arg)
+{
+	struct post_release *p = arg;
+
+	ck_assert_int_eq(rsc_loop_post(p->loop, post_release_then_close_fn, p), 0);
+	return NULL;
+}
+
+START_TEST(post_releases_then_closes_in_one_turn_releases_once)
+{
+	struct post_release p = { 0 };
+	struct rsc_scope *s;
+	pthread_t th;
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "posted", &s), 0);
+	p.loop = t_loop;
+	(void)open_direct(s, "f1");
+	p.e = open_direct(s, "f0");
+	ck_assert_int_eq(pthread_create(&th, NULL, poster_close, &p), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	t_run();
+	ck_assert_int_eq(p.ran, 1);
+	ck_assert_int_eq(p.ret, 0);
+	ck_assert_int_eq(p.rel.n, 1);
+	ck_assert_int_eq(p.rel.res, 0);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 2);
+	assert_slots(t_loop, 0);
+	ck_assert_int_le(t_fd_count(), before + 1);
+}
+END_TEST
+
+/*
+ * A connection made by a chain (a slot of the chain range) handed over to
+ * another loop gives its chain slot back: a chain range of one slot serves
+ * three chains in a row.
+ */
+START_TEST(chain_connections_handed_over_give_their_chain_slot_back)
+{
+	struct receiver r;
+	struct rsc_scope *ls, *s;
+	struct sockaddr_in at;
+	int i, before = t_fd_count();
+
+	t_direct_table(4, 1);
+	receiver_new(&r, 8);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "listen", &ls), 0);
+	(void)t_listen_on_loopback(ls, 8, &at);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "chains", &s), 0);
+	for (i = 0; i < 3; i++) {
+		struct calls h = { 0 };
+		struct rsc_entry *conn = chain_connected(s, &at);
+
+		ck_assert_int_eq(used(t_loop), 1);
+		ck_assert_int_eq(rsc_entry_hand_over(conn, r.addr, on_entry, &h), 0);
+		run_until(t_loop, &h.n);
+		ck_assert_int_ge(h.res, 0);
+		assert_slots(t_loop, 0);
+	}
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 3);
+	assert_slots(r.loop, 3);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(ls, NULL), 0);
+	receiver_close(&r);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* The same with an install: the chain slot is free again, the descriptor the entry's. */
+START_TEST(chain_connection_installed_gives_its_chain_slot_back)
+{
+	struct rsc_scope *ls, *s;
+	struct sockaddr_in at;
+	struct rsc_entry *c1, *c2;
+	struct calls inst = { 0 };
+	int before = t_fd_count();
+
+	t_direct_table(4, 1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "listen", &ls), 0);
+	(void)t_listen_on_loopback(ls, 8, &at);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "chains", &s), 0);
+	c1 = chain_connected(s, &at);
+	ck_assert_int_eq(rsc_entry_install(c1, 0, on_entry, &inst), 0);
+	run_until(t_loop, &inst.n);
+	ck_assert_int_ge(inst.res, 0);
+	ck_assert_int_eq(rsc_entry_fd(c1), inst.res);
+	assert_slots(t_loop, 0);
+	c2 = chain_connected(s, &at);
+	ck_assert_int_ge(rsc_entry_slot(c2), 0);
+	assert_slots(t_loop, 1);
+	ck_assert_int_eq(rsc_entry_release_wait(c1, NULL), 0);
+	ck_assert_int_eq(fcntl(inst.res, F_GETFD), -1); /* closed by its release */
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(ls, NULL), 0);
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+struct acc {
+	int conns, errs, cancelled, other;
+};
+
+static void on_acc(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *e,
+		   void *data)
+{
+	struct acc *a = data;
+
+	(void)l;
+	(void)cs;
+	(void)e;
+	if (res >= 0)
+		a->conns++;
+	else if (res == -ENFILE)
+		a->errs++;
+	else if (res == -ECANCELED)
+		a->cancelled++;
+	else
+		a->other++;
+}
+
+/*
+ * A multishot accept into a direct table with one free slot, four clients:
+ * one is accepted, the table-full ends are heard, and closing the listener's
+ * scope in the backoff ends the accept with one -ECANCELED and frees the slot.
+ */
+START_TEST(direct_multishot_accept_into_a_nearly_full_table_closed_in_its_backoff)
+{
+	struct rsc_scope *ls, *f;
+	struct rsc_entry *l;
+	struct sockaddr_in at;
+	struct acc a = { 0 };
+	int cl[4], i, before = t_fd_count();
+
+	t_direct_table(4, 0);
+	t_make_files(3);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "files", &f), 0);
+	for (i = 0; i < 3; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		(void)open_direct(f, name);
+	}
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "listen", &ls), 0);
+	l = t_listen_on_loopback(ls, 8, &at);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, on_acc, &a), 0);
+	for (i = 0; i < 4; i++)
+		cl[i] = t_connect(&at);
+	run_until(t_loop, &a.conns);
+	run_until(t_loop, &a.errs);
+	ck_assert_int_eq(used(t_loop), 4);
+	ck_assert_int_eq(rsc_scope_close_wait(ls, NULL), 0);
+	ck_assert_int_eq(a.cancelled, 1);
+	ck_assert_int_eq(a.other, 0);
+	ck_assert_int_eq(a.conns, 1);
+	assert_slots(t_loop, 3);
+	ck_assert_int_eq(rsc_scope_close_wait(f, NULL), 0);
+	assert_slots(t_loop, 0);
+	for (i = 0; i < 4; i++)
+		close(cl[i]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * A direct entry moved into a scope whose chain is still in flight, then
+ * that scope closed: both the chain's slot and the moved one come back, the
+ * moved entry released once, newest first.
+ */
+START_TEST(direct_entry_moved_beside_a_chain_in_flight)
+{
+	struct sockaddr_un sun;
+	int fill[64], nfill, lfd;
+	struct rsc_scope *a, *b;
+	struct rsc_entry *e;
+	struct calls sent = { 0 };
+	char order[256];
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(1);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	e = open_direct(a, "f0");
+	(void)chain_stuck(b, &sun, &sent);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_move(e, b), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0);
+	ck_assert_int_eq(used(t_loop), 2);
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), 0);
+	ck_assert_int_eq(sent.n, 1);
+	ck_assert_int_eq(t_events(RSC_EV_RELEASED, "b", order, sizeof(order)), 2);
+	assert_slots(t_loop, 0);
+	t_full_unix_listener_close(lfd, fill, nfill);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+Suite *make_hostile_mix2_suite(void)
+{
+	Suite *s = suite_create("hostile_mix2");
+	TCase *tc = tcase_create("hostile_mix2");
+	struct rsc_loop *probe;
+	bool msg_ring, install;
+
+	t_add_fixture(tc);
+	suite_add_tcase(s, tc);
+	if (rsc_loop_new(&probe, 8, RSC_LOOP_DIRECT) < 0) {
+		printf("SKIP hostile_mix2 suite: kernel lacks a sparse direct table with allocation ranges (Linux 6.0): %s\n",
+		       rsc_last_error());
+		return s;
+	}
+	if (rsc_loop_close(probe) < 0)
+		printf("probe loop did not close: %s\n", rsc_last_error());
+	msg_ring = t_kernel_has(IORING_OP_MSG_RING);
+	install = t_kernel_has(OP_FIXED_FD_INSTALL);
+	tcase_add_test(tc, set_direct_is_busy_while_a_chain_holds_reserved_slots);
+	tcase_add_test(tc, chain_in_flight_moved_then_its_new_parent_failed);
+	tcase_add_test(tc, shutdown_cancels_a_chain_in_flight_and_frees_its_slots);
+	tcase_add_test(tc, post_releasing_an_entry_its_unwind_owns_is_refused);
+	tcase_add_test(tc, post_releases_then_closes_in_one_turn_releases_once);
+	tcase_add_test(tc, direct_multishot_accept_into_a_nearly_full_table_closed_in_its_backoff);
+	tcase_add_test(tc, direct_entry_moved_beside_a_chain_in_flight);
+	if (install) {
+		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
+		tcase_add_test(tc, chain_connection_installed_gives_its_chain_slot_back);
+	} else {
+		printf("SKIP direct_entry_detaches_only_after_its_install, chain_connection_installed_gives_its_chain_slot_back: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
+	}
+	if (msg_ring) {
+		tcase_add_test(tc, hand_over_to_a_full_table_keeps_the_slot_then_succeeds);
+		tcase_add_test(tc, inbox_released_by_the_first_of_two_arrivals_in_one_turn);
+		if (install)
+			tcase_add_test(tc, install_of_a_handed_slot_whose_scope_is_closing_is_refused);
+		tcase_add_test(tc, chain_connections_handed_over_give_their_chain_slot_back);
+	} else {
+		printf("SKIP hand_over_to_a_full_table_keeps_the_slot_then_succeeds, inbox_released_by_the_first_of_two_arrivals_in_one_turn, install_of_a_handed_slot_whose_scope_is_closing_is_refused, chain_connections_handed_over_give_their_chain_slot_back: kernel lacks IORING_OP_MSG_RING (Linux 6.0)\n");
+	}
+	return s;
+}
