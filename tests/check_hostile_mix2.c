@@ -692,6 +692,308 @@ START_TEST(direct_entry_moved_beside_a_chain_in_flight)
 }
 END_TEST
 
+/*
+ * A chain's socket step, entered while its connect waits: the connect builds
+ * on it, so no one may move its slot elsewhere (DESIGN 7, one owner).
+ */
+START_TEST(chain_connection_not_entered_cannot_be_handed_over)
+{
+	struct sockaddr_un sun;
+	int fill[64], nfill, lfd;
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	struct calls sent = { 0 }, h = { 0 }, inst = { 0 };
+	struct receiver r;
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	receiver_new(&r, 4);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "chain", &s), 0);
+	conn = chain_stuck(s, &sun, &sent);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(conn, r.addr, on_entry, &h), -EBADF);
+	ck_assert_int_lt(rsc_entry_install(conn, 0, on_entry, &inst), 0);
+	ck_assert_int_eq(rsc_entry_detach(conn), -EBUSY);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 0);
+	ck_assert_int_eq(used(t_loop), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(h.n + inst.n, 0);
+	ck_assert_int_eq(sent.n, 1);
+	assert_slots(t_loop, 0);
+	receiver_close(&r);
+	t_full_unix_listener_close(lfd, fill, nfill);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * The receiver drops its table while its inbox lives: either refused, or a
+ * hand-over to it then fails and the sender keeps its slot.
+ */
+START_TEST(hand_over_to_an_inbox_whose_table_went)
+{
+	struct receiver r;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct calls h = { 0 };
+	int before = t_fd_count(), ret;
+
+	t_direct_table(8, 2);
+	t_make_files(1);
+	receiver_new(&r, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	e = open_direct(s, "f0");
+	ret = rsc_loop_set_direct(r.loop, 0, 0);
+	if (ret == 0) {
+		ret = rsc_entry_hand_over(e, r.addr, on_entry, &h);
+		if (ret == 0) {
+			run_until(t_loop, &h.n);
+			ck_assert_int_lt(h.res, 0);
+		}
+		ck_assert_int_ge(rsc_entry_slot(e), 0);
+		ck_assert_int_eq(used(t_loop), 1);
+		receiver_run(&r);
+		ck_assert_int_eq(r.arrived, 0);
+		ck_assert_int_eq(rsc_scope_close_wait(r.scope, NULL), 0);
+		ck_assert_int_eq(rsc_loop_close(r.loop), 0);
+	} else {
+		ck_assert_int_eq(ret, -EBUSY);
+		receiver_close(&r);
+	}
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	assert_slots(t_loop, 0);
+	ck_assert_int_le(h.n, 1);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* The sender loop is shut down with its hand-over's cb not yet run: it runs once, inside. */
+START_TEST(shutdown_of_the_sender_with_a_hand_over_in_flight)
+{
+	struct receiver r;
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct calls h = { 0 };
+	int before = t_fd_count();
+
+	t_make_files(1);
+	receiver_new(&r, 4);
+	ck_assert_int_eq(rsc_loop_new(&loop, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "sender", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_entry, &h), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(loop, NULL), 0);
+	ck_assert_int_eq(h.n, 1);
+	ck_assert_int_ge(h.res, 0);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 1);
+	assert_slots(r.loop, 1);
+	receiver_close(&r);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* A chain for a scope whose close was requested goes out not at all, and holds nothing. */
+START_TEST(chain_submitted_into_a_closing_scope_reserves_nothing)
+{
+	static const char msg[] = "x";
+	struct sockaddr_in at = t_loopback(9);
+	struct rsc_scope *s;
+	struct rsc_chain *c;
+	struct calls sent = { 0 };
+	int before = t_fd_count(), ret;
+
+	t_direct_table(8, 2);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "closing", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (const struct sockaddr *)&at, sizeof(at), 100, NULL), 0);
+	ck_assert_int_eq(rsc_chain_send(c, msg, 1, on_io, &sent), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ret = rsc_chain_submit(c);
+	ck_assert_int_lt(ret, 0);
+	ck_assert_int_eq(rsc_chain_submit(c), -ESTALE);
+	ck_assert_int_eq(used(t_loop), 0);
+	t_run();
+	ck_assert_int_eq(sent.n, 0);
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* Two hand-overs to a receiver with one free slot: one goes, one stays, each cb once. */
+START_TEST(two_hand_overs_into_one_free_slot)
+{
+	struct receiver r;
+	struct rsc_scope *s;
+	struct rsc_entry *e0, *e1;
+	struct calls h0 = { 0 }, h1 = { 0 };
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(2);
+	receiver_new(&r, 1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	e0 = open_direct(s, "f0");
+	e1 = open_direct(s, "f1");
+	ck_assert_int_eq(rsc_entry_hand_over(e0, r.addr, on_entry, &h0), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e1, r.addr, on_entry, &h1), 0);
+	run_until(t_loop, &h0.n);
+	run_until(t_loop, &h1.n);
+	ck_assert_int_ge(h0.res, 0);
+	ck_assert_int_lt(h1.res, 0);
+	ck_assert_int_eq(rsc_entry_slot(e0), -EXDEV);
+	ck_assert_int_ge(rsc_entry_slot(e1), 0);
+	assert_slots(t_loop, 1);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 1);
+	assert_slots(r.loop, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	assert_slots(t_loop, 0);
+	receiver_close(&r);
+	ck_assert_int_eq(h0.n + h1.n, 2);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* A deadline cuts a chain in flight: slots back, -ETIMEDOUT, send cb once. */
+struct closed {
+	int n, status;
+};
+
+static void on_closed(struct rsc_scope *scope, int status, const struct rsc_error *err, void *data)
+{
+	struct closed *c = data;
+
+	(void)scope;
+	(void)err;
+	c->n++;
+	c->status = status;
+}
+
+START_TEST(deadline_cuts_a_direct_chain_in_flight)
+{
+	struct sockaddr_un sun;
+	int fill[64], nfill, lfd;
+	struct rsc_scope *s;
+	struct calls sent = { 0 };
+	struct closed cl = { 0 };
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "dl", &s), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, on_closed, &cl), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 50, 0), 0);
+	(void)chain_stuck(s, &sun, &sent);
+	run_until(t_loop, &cl.n);
+	ck_assert_int_eq(cl.status, -ETIMEDOUT);
+	ck_assert_int_eq(sent.n, 1);
+	ck_assert_int_eq(sent.res, -ECANCELED);
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(cl.n, 1);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	t_full_unix_listener_close(lfd, fill, nfill);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+struct fwd {
+	unsigned long long addr;
+	struct calls h;
+	int conns, ret;
+};
+
+static void hand_on_accept(struct rsc_entry *l, int res, struct rsc_scope *cs,
+			   struct rsc_entry *e, void *data)
+{
+	struct fwd *f = data;
+
+	(void)l;
+	(void)cs;
+	if (res < 0)
+		return;
+	f->conns++;
+	f->ret = rsc_entry_hand_over(e, f->addr, on_entry, &f->h);
+}
+
+/*
+ * An accepted direct connection handed over from its accept callback, the
+ * listener's scope closed at once: one owner, each cb once, no slot left.
+ */
+START_TEST(accepted_slot_handed_over_from_its_callback_then_listener_closed)
+{
+	struct receiver r;
+	struct rsc_scope *ls;
+	struct rsc_entry *l;
+	struct sockaddr_in at;
+	struct fwd f = { 0 };
+	int cl, before = t_fd_count();
+
+	t_direct_table(8, 2);
+	receiver_new(&r, 4);
+	f.addr = r.addr;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "listen", &ls), 0);
+	l = t_listen_on_loopback(ls, 8, &at);
+	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, hand_on_accept, &f), 0);
+	cl = t_connect(&at);
+	run_until(t_loop, &f.conns);
+	ck_assert_int_eq(f.ret, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(ls, NULL), 0);
+	ck_assert_int_eq(f.h.n, 1);
+	ck_assert_int_ge(f.h.res, 0);
+	assert_slots(t_loop, 0);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 1);
+	assert_slots(r.loop, 1);
+	receiver_close(&r);
+	close(cl);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* A single-shot direct accept whose scope closes as the connection arrives. */
+START_TEST(direct_accept_racing_its_scope_close_in_a_nearly_full_table)
+{
+	struct rsc_scope *ls, *f;
+	struct rsc_entry *l;
+	struct sockaddr_in at;
+	struct acc a = { 0 };
+	int cl, i, round, before = t_fd_count();
+
+	t_direct_table(3, 0);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "files", &f), 0);
+	(void)open_direct(f, "f0");
+	(void)open_direct(f, "f1");
+	for (round = 0; round < 8; round++) {
+		memset(&a, 0, sizeof(a));
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "listen", &ls), 0);
+		l = t_listen_on_loopback(ls, 8, &at);
+		ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, on_acc, &a), 0);
+		cl = t_connect(&at);
+		for (i = 0; i < round; i++)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_eq(rsc_scope_close_wait(ls, NULL), 0);
+		ck_assert_int_eq(a.conns + a.cancelled, 1);
+		ck_assert_int_eq(a.other + a.errs, 0);
+		assert_slots(t_loop, 2);
+		close(cl);
+	}
+	ck_assert_int_eq(rsc_scope_close_wait(f, NULL), 0);
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -717,6 +1019,9 @@ Suite *make_hostile_mix2_suite(void)
 	tcase_add_test(tc, post_releases_then_closes_in_one_turn_releases_once);
 	tcase_add_test(tc, direct_multishot_accept_into_a_nearly_full_table_closed_in_its_backoff);
 	tcase_add_test(tc, direct_entry_moved_beside_a_chain_in_flight);
+	tcase_add_test(tc, chain_submitted_into_a_closing_scope_reserves_nothing);
+	tcase_add_test(tc, deadline_cuts_a_direct_chain_in_flight);
+	tcase_add_test(tc, direct_accept_racing_its_scope_close_in_a_nearly_full_table);
 	if (install) {
 		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
 		tcase_add_test(tc, chain_connection_installed_gives_its_chain_slot_back);
@@ -729,6 +1034,11 @@ Suite *make_hostile_mix2_suite(void)
 		if (install)
 			tcase_add_test(tc, install_of_a_handed_slot_whose_scope_is_closing_is_refused);
 		tcase_add_test(tc, chain_connections_handed_over_give_their_chain_slot_back);
+		tcase_add_test(tc, chain_connection_not_entered_cannot_be_handed_over);
+		tcase_add_test(tc, hand_over_to_an_inbox_whose_table_went);
+		tcase_add_test(tc, shutdown_of_the_sender_with_a_hand_over_in_flight);
+		tcase_add_test(tc, two_hand_overs_into_one_free_slot);
+		tcase_add_test(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed);
 	} else {
 		printf("SKIP hand_over_to_a_full_table_keeps_the_slot_then_succeeds, inbox_released_by_the_first_of_two_arrivals_in_one_turn, install_of_a_handed_slot_whose_scope_is_closing_is_refused, chain_connections_handed_over_give_their_chain_slot_back: kernel lacks IORING_OP_MSG_RING (Linux 6.0)\n");
 	}
