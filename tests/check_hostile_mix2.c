@@ -994,6 +994,108 @@ START_TEST(direct_accept_racing_its_scope_close_in_a_nearly_full_table)
 }
 END_TEST
 
+enum early { EARLY_MOVE, EARLY_RELEASE, EARLY_INSTALL, EARLY_HAND_OVER };
+
+/*
+ * A chain open -> socket -> connect (to a full backlog, 100 ms): while the
+ * connect waits, the entered open step is moved, released, installed or
+ * handed over. The connect's failure then unwinds "exactly the steps before
+ * it": not the open step, which someone else owns by then.
+ */
+static void chain_open_step_leaves_before_a_later_step_fails(enum early how)
+{
+	struct sockaddr_un sun;
+	int fill[64], nfill, lfd, ret;
+	struct rsc_scope *s, *o;
+	struct rsc_chain *c;
+	struct rsc_entry *f = NULL, *conn = NULL;
+	struct closed cl = { 0 };
+	struct calls rel = { 0 }, mv = { 0 };
+	struct receiver r;
+	int before = t_fd_count();
+
+	t_direct_table(8, 4);
+	t_make_files(1);
+	if (how == EARLY_HAND_OVER)
+		receiver_new(&r, 4);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "chain", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &o), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, on_closed, &cl), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &f), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_UNIX, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (const struct sockaddr *)&sun, sizeof(sun), 150, &conn), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	ck_assert_int_ge(rsc_entry_wait(f), 0);
+	ck_assert_int_eq(rsc_entry_state(conn), RSC_ENTERING);
+	ck_assert_int_eq(used(t_loop), 2);
+	switch (how) {
+	case EARLY_MOVE:
+		ret = rsc_entry_move(f, o);
+		break;
+	case EARLY_RELEASE:
+		ret = rsc_entry_release(f, on_entry, &rel);
+		break;
+	case EARLY_INSTALL:
+		ret = rsc_entry_install(f, 0, on_entry, &mv);
+		break;
+	default:
+		ret = rsc_entry_hand_over(f, r.addr, on_entry, &mv);
+		break;
+	}
+	ck_assert_msg(ret == 0, "early %d: %s", how, rsc_strerror(ret));
+	run_until(t_loop, &cl.n);
+	ck_assert_int_eq(cl.status, -ETIMEDOUT);
+	ck_assert_int_eq(rel.n, how == EARLY_RELEASE);
+	ck_assert_int_eq(mv.n, how == EARLY_INSTALL || how == EARLY_HAND_OVER);
+	if (how == EARLY_INSTALL || how == EARLY_HAND_OVER)
+		ck_assert_int_ge(mv.res, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
+	if (how == EARLY_MOVE) {
+		ck_assert_int_eq(rsc_entry_state(f), RSC_ENTERED);
+		ck_assert_int_ge(rsc_entry_slot(f), 0);
+		assert_slots(t_loop, 1);
+	} else if (how == EARLY_INSTALL) {
+		/* Still the chain scope's: its unwind closed the descriptor, once. */
+		ck_assert_int_eq(rsc_entry_state(f), -ESTALE);
+		ck_assert_int_eq(fcntl(mv.res, F_GETFD), -1);
+	} else if (how == EARLY_HAND_OVER) {
+		receiver_run(&r);
+		ck_assert_int_eq(r.arrived, 1);
+		receiver_close(&r);
+	}
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	t_full_unix_listener_close(lfd, fill, nfill);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+
+START_TEST(chain_open_step_moved_before_a_later_step_fails)
+{
+	chain_open_step_leaves_before_a_later_step_fails(EARLY_MOVE);
+}
+END_TEST
+
+START_TEST(chain_open_step_released_before_a_later_step_fails)
+{
+	chain_open_step_leaves_before_a_later_step_fails(EARLY_RELEASE);
+}
+END_TEST
+
+START_TEST(chain_open_step_installed_before_a_later_step_fails)
+{
+	chain_open_step_leaves_before_a_later_step_fails(EARLY_INSTALL);
+}
+END_TEST
+
+START_TEST(chain_open_step_handed_over_before_a_later_step_fails)
+{
+	chain_open_step_leaves_before_a_later_step_fails(EARLY_HAND_OVER);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1022,9 +1124,12 @@ Suite *make_hostile_mix2_suite(void)
 	tcase_add_test(tc, chain_submitted_into_a_closing_scope_reserves_nothing);
 	tcase_add_test(tc, deadline_cuts_a_direct_chain_in_flight);
 	tcase_add_test(tc, direct_accept_racing_its_scope_close_in_a_nearly_full_table);
+	tcase_add_test(tc, chain_open_step_moved_before_a_later_step_fails);
+	tcase_add_test(tc, chain_open_step_released_before_a_later_step_fails);
 	if (install) {
 		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
 		tcase_add_test(tc, chain_connection_installed_gives_its_chain_slot_back);
+		tcase_add_test(tc, chain_open_step_installed_before_a_later_step_fails);
 	} else {
 		printf("SKIP direct_entry_detaches_only_after_its_install, chain_connection_installed_gives_its_chain_slot_back: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	}
@@ -1038,6 +1143,7 @@ Suite *make_hostile_mix2_suite(void)
 		tcase_add_test(tc, hand_over_to_an_inbox_whose_table_went);
 		tcase_add_test(tc, shutdown_of_the_sender_with_a_hand_over_in_flight);
 		tcase_add_test(tc, two_hand_overs_into_one_free_slot);
+		tcase_add_test(tc, chain_open_step_handed_over_before_a_later_step_fails);
 		tcase_add_test(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed);
 	} else {
 		printf("SKIP hand_over_to_a_full_table_keeps_the_slot_then_succeeds, inbox_released_by_the_first_of_two_arrivals_in_one_turn, install_of_a_handed_slot_whose_scope_is_closing_is_refused, chain_connections_handed_over_give_their_chain_slot_back: kernel lacks IORING_OP_MSG_RING (Linux 6.0)\n");
