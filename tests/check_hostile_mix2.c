@@ -1096,6 +1096,115 @@ START_TEST(chain_open_step_handed_over_before_a_later_step_fails)
 }
 END_TEST
 
+/*
+ * A multishot direct accept in a table with one free slot, under a deadline
+ * that passes while it backs off from -ENFILE: it ends once, the table is
+ * back to what the files hold, and no accept is re-armed on the gone listener.
+ */
+START_TEST(direct_multishot_accept_backing_off_when_its_deadline_passes)
+{
+	struct rsc_scope *ls, *f;
+	struct rsc_entry *l;
+	struct sockaddr_in at;
+	struct acc a = { 0 };
+	struct closed cl = { 0 };
+	int c[4], i, before = t_fd_count();
+	long t0;
+
+	t_direct_table(2, 0);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "files", &f), 0);
+	(void)open_direct(f, "f0");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "listen", &ls), 0);
+	ck_assert_int_eq(rsc_scope_on_close(ls, on_closed, &cl), 0);
+	l = t_listen_on_loopback(ls, 8, &at);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, on_acc, &a), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 8, 0), -EBUSY);
+	for (i = 0; i < 4; i++)
+		c[i] = t_connect(&at);
+	run_until(t_loop, &a.errs);
+	ck_assert_int_eq(rsc_scope_set_deadline(ls, 30, 0), 0);
+	run_until(t_loop, &cl.n);
+	ck_assert_int_eq(cl.status, -ETIMEDOUT);
+	ck_assert_int_eq(a.cancelled, 1);
+	ck_assert_int_eq(a.other, 0);
+	ck_assert_int_le(a.conns, 1);
+	assert_slots(t_loop, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(ls, NULL), -ETIMEDOUT);
+	/* Past the longest backoff step seen so far: nothing re-armed, nothing heard. */
+	t0 = t_now_ms();
+	while (t_now_ms() - t0 < 60)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(a.cancelled, 1);
+	ck_assert_int_eq(a.other, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(f, NULL), 0);
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 8, 0), 0);
+	for (i = 0; i < 4; i++)
+		close(c[i]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * DESIGN 7, "a handle never lies", across loops: the handed entry and its
+ * scope once the receiving loop is gone, the sender's emptied entry once
+ * released, a chain once its loop closed, even after a new chain took its place.
+ */
+START_TEST(handles_of_a_hand_over_and_a_chain_go_stale_with_their_loops)
+{
+	struct arrival a = { 0 };
+	struct rsc_loop *rl, *l2;
+	struct rsc_scope *rs, *s, *s2;
+	struct rsc_entry *inbox, *e;
+	struct rsc_chain *c, *c2;
+	unsigned long long addr;
+	struct calls h = { 0 };
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "receiver", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, keep_arrival, &a, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	e = open_direct(s, "f0");
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, on_entry, &h), 0);
+	run_until(t_loop, &h.n);
+	run_until(rl, &a.n);
+	ck_assert_int_eq(rsc_entry_slot(e), -EXDEV);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_EXITED);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, on_entry, &h), -EBADF);
+	/* A chain of the receiver, never submitted, freed with its loop. */
+	ck_assert_int_eq(rsc_chain_new(rs, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+	ck_assert_int_eq(rsc_entry_state(a.e), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close(a.cs, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_entry_hand_over(a.e, addr, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_chain_submit(c), -ESTALE);
+	/* A new loop and chain, likely in the old ones' memory. */
+	ck_assert_int_eq(rsc_loop_new(&l2, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(l2, NULL, "again", &s2), 0);
+	ck_assert_int_eq(rsc_chain_new(s2, &c2), 0);
+	rsc_chain_free(c); /* does nothing */
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_chain_open(c2, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_submit(c2), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s2, NULL), 0);
+	assert_slots(l2, 0);
+	ck_assert_int_eq(rsc_loop_close(l2), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, on_entry, &h), -ESTALE);
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(h.n, 1);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1126,6 +1235,7 @@ Suite *make_hostile_mix2_suite(void)
 	tcase_add_test(tc, direct_accept_racing_its_scope_close_in_a_nearly_full_table);
 	tcase_add_test(tc, chain_open_step_moved_before_a_later_step_fails);
 	tcase_add_test(tc, chain_open_step_released_before_a_later_step_fails);
+	tcase_add_test(tc, direct_multishot_accept_backing_off_when_its_deadline_passes);
 	if (install) {
 		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
 		tcase_add_test(tc, chain_connection_installed_gives_its_chain_slot_back);
@@ -1144,6 +1254,7 @@ Suite *make_hostile_mix2_suite(void)
 		tcase_add_test(tc, shutdown_of_the_sender_with_a_hand_over_in_flight);
 		tcase_add_test(tc, two_hand_overs_into_one_free_slot);
 		tcase_add_test(tc, chain_open_step_handed_over_before_a_later_step_fails);
+		tcase_add_test(tc, handles_of_a_hand_over_and_a_chain_go_stale_with_their_loops);
 		tcase_add_test(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed);
 	} else {
 		printf("SKIP hand_over_to_a_full_table_keeps_the_slot_then_succeeds, inbox_released_by_the_first_of_two_arrivals_in_one_turn, install_of_a_handed_slot_whose_scope_is_closing_is_refused, chain_connections_handed_over_give_their_chain_slot_back: kernel lacks IORING_OP_MSG_RING (Linux 6.0)\n");
