@@ -1205,6 +1205,51 @@ START_TEST(handles_of_a_hand_over_and_a_chain_go_stale_with_their_loops)
 }
 END_TEST
 
+static int chain_of_opens(struct rsc_scope *s, int n, struct rsc_entry **last)
+{
+	struct rsc_chain *c;
+	int i;
+
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, last), 0);
+	return rsc_chain_submit(c);
+}
+
+/*
+ * rsc_chain_submit(3) "reserves every slot, entry and SQE first ... a chain
+ * goes out whole or not at all": one slot short, nothing is held, and the
+ * chain range then serves a chain that fits, on a ring whose SQ is nearly full.
+ */
+START_TEST(chain_one_slot_short_holds_nothing_and_the_next_fits)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *last = NULL, *e;
+	int i, before = t_fd_count();
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_new(&loop, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(loop, 8, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "chains", &s), 0);
+	ck_assert_int_eq(chain_of_opens(s, 5, &last), -ENFILE);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "8"));
+	ck_assert_int_eq(rsc_loop_direct_used(loop), 0);
+	/* Six SQEs waiting in the SQ of eight: the chain of four flushes them first. */
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_eq(chain_of_opens(s, 4, &last), 0);
+	ck_assert_int_ge(rsc_entry_wait(last), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(loop), 7);
+	ck_assert_int_eq(chain_of_opens(s, 1, NULL), -ENFILE);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	assert_slots(loop, 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1236,6 +1281,7 @@ Suite *make_hostile_mix2_suite(void)
 	tcase_add_test(tc, chain_open_step_moved_before_a_later_step_fails);
 	tcase_add_test(tc, chain_open_step_released_before_a_later_step_fails);
 	tcase_add_test(tc, direct_multishot_accept_backing_off_when_its_deadline_passes);
+	tcase_add_test(tc, chain_one_slot_short_holds_nothing_and_the_next_fits);
 	if (install) {
 		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
 		tcase_add_test(tc, chain_connection_installed_gives_its_chain_slot_back);
