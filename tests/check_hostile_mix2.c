@@ -1250,6 +1250,98 @@ START_TEST(chain_one_slot_short_holds_nothing_and_the_next_fits)
 }
 END_TEST
 
+struct late {
+	int ran, scope_ret, open_ret, dopen_ret;
+	struct rsc_entry *e, *d;
+};
+
+/* Runs inside rsc_loop_shutdown: acquires anew, plain and direct. */
+static void late_acquire(struct rsc_loop *loop, void *arg)
+{
+	struct late *l = arg;
+	struct rsc_scope *s;
+
+	l->ran++;
+	l->scope_ret = rsc_scope_open(loop, NULL, "late", &s);
+	if (l->scope_ret < 0)
+		return;
+	l->open_ret = rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &l->e);
+	l->dopen_ret = rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &l->d);
+}
+
+static void *post_late(void *arg)
+{
+	struct late *l = arg;
+	struct rsc_loop *loop = (struct rsc_loop *)(void *)l->e;
+
+	l->e = NULL;
+	ck_assert_int_eq(rsc_loop_post(loop, late_acquire, l), 0);
+	return NULL;
+}
+
+/*
+ * A post from another thread, queued when the loop is shut down, runs inside
+ * the shutdown and acquires: what it acquires is closed by that shutdown too
+ * (or refused); nothing outlives the loop.
+ */
+START_TEST(post_run_by_shutdown_acquires_and_nothing_outlives_the_loop)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct late l = { 0 };
+	pthread_t th;
+	int before = t_fd_count();
+
+	t_make_files(2);
+	ck_assert_int_eq(rsc_loop_new(&loop, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "early", &s), 0);
+	(void)open_direct(s, "f1");
+	l.e = (struct rsc_entry *)(void *)loop;
+	ck_assert_int_eq(pthread_create(&th, NULL, post_late, &l), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(loop, NULL), 0);
+	ck_assert_int_eq(l.ran, 1);
+	if (l.scope_ret == 0) {
+		ck_assert_msg(l.open_ret == 0 || l.open_ret == -ESHUTDOWN, "open: %s",
+			      rsc_strerror(l.open_ret));
+	}
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert(!t_fd_open_to(t_path("f0")));
+}
+END_TEST
+
+/*
+ * The same through rsc_loop_close(3), with nothing else alive: the queued
+ * post runs in it and acquires; the close then either refuses (-EBUSY, the
+ * loop kept, its scope closed after) or the post was refused. Never both freed.
+ */
+START_TEST(post_run_by_close_acquires_and_the_close_keeps_the_loop)
+{
+	struct rsc_loop *loop;
+	struct late l = { 0 };
+	pthread_t th;
+	int before = t_fd_count(), ret;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_new(&loop, 16, RSC_LOOP_DIRECT), 0);
+	l.e = (struct rsc_entry *)(void *)loop;
+	ck_assert_int_eq(pthread_create(&th, NULL, post_late, &l), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ret = rsc_loop_close(loop);
+	ck_assert_int_eq(l.ran, 1);
+	if (l.scope_ret == 0) {
+		ck_assert_int_eq(ret, -EBUSY);
+		ck_assert_int_eq(l.open_ret, 0);
+		ck_assert_int_eq(l.dopen_ret, 0);
+		ck_assert_int_eq(rsc_loop_shutdown(loop, NULL), 0);
+	} else {
+		ck_assert_int_eq(ret, 0);
+	}
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert(!t_fd_open_to(t_path("f0")));
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1282,6 +1374,8 @@ Suite *make_hostile_mix2_suite(void)
 	tcase_add_test(tc, chain_open_step_released_before_a_later_step_fails);
 	tcase_add_test(tc, direct_multishot_accept_backing_off_when_its_deadline_passes);
 	tcase_add_test(tc, chain_one_slot_short_holds_nothing_and_the_next_fits);
+	tcase_add_test(tc, post_run_by_shutdown_acquires_and_nothing_outlives_the_loop);
+	tcase_add_test(tc, post_run_by_close_acquires_and_the_close_keeps_the_loop);
 	if (install) {
 		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
 		tcase_add_test(tc, chain_connection_installed_gives_its_chain_slot_back);
