@@ -1342,6 +1342,91 @@ START_TEST(post_run_by_close_acquires_and_the_close_keeps_the_loop)
 }
 END_TEST
 
+struct retry {
+	unsigned long long next;
+	int n, res, ret;
+	struct calls again;
+};
+
+/* A failed hand-over's cb gives the slot, still the entry's, to another inbox. */
+static void retry_elsewhere(struct rsc_entry *e, int res, void *data)
+{
+	struct retry *r = data;
+
+	r->n++;
+	r->res = res;
+	if (res < 0)
+		r->ret = rsc_entry_hand_over(e, r->next, on_entry, &r->again);
+}
+
+START_TEST(failed_hand_over_retried_from_its_callback_to_another_inbox)
+{
+	struct receiver full, roomy;
+	struct rsc_scope *s, *rf;
+	struct rsc_entry *e, *re;
+	struct retry rt = { 0 };
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(2);
+	receiver_new(&full, 1);
+	receiver_new(&roomy, 4);
+	ck_assert_int_eq(rsc_scope_open(full.loop, NULL, "fill", &rf), 0);
+	ck_assert_int_eq(rsc_open(rf, AT_FDCWD, t_path("f1"), O_RDONLY, 0, RSC_DIRECT, &re), 0);
+	ck_assert_int_ge(rsc_entry_wait(re), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	e = open_direct(s, "f0");
+	rt.next = roomy.addr;
+	ck_assert_int_eq(rsc_entry_hand_over(e, full.addr, retry_elsewhere, &rt), 0);
+	run_until(t_loop, &rt.n);
+	ck_assert_int_lt(rt.res, 0);
+	ck_assert_msg(rt.ret == 0, "hand-over from the failed one's cb: %s", rsc_strerror(rt.ret));
+	run_until(t_loop, &rt.again.n);
+	ck_assert_int_ge(rt.again.res, 0);
+	ck_assert_int_eq(rsc_entry_slot(e), -EXDEV);
+	receiver_run(&full);
+	receiver_run(&roomy);
+	ck_assert_int_eq(full.arrived, 0);
+	ck_assert_int_eq(roomy.arrived, 1);
+	assert_slots(t_loop, 0);
+	assert_slots(roomy.loop, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(rf, NULL), 0);
+	receiver_close(&full);
+	receiver_close(&roomy);
+	ck_assert_int_eq(rt.n, 1);
+	ck_assert_int_eq(rt.again.n, 1);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* The receiver is shut down on this thread right after the call: the slot is closed there. */
+START_TEST(receiver_shut_down_right_after_a_hand_over)
+{
+	struct receiver r;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct calls h = { 0 };
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(1);
+	receiver_new(&r, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	e = open_direct(s, "f0");
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_entry, &h), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(r.loop, NULL), 0);
+	ck_assert_int_le(r.arrived, 1);
+	run_until(t_loop, &h.n);
+	ck_assert_int_ge(h.res, 0);
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_entry, &h), -EBADF);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(h.n, 1);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1395,6 +1480,8 @@ Suite *make_hostile_mix2_suite(void)
 		tcase_add_test(tc, two_hand_overs_into_one_free_slot);
 		tcase_add_test(tc, chain_open_step_handed_over_before_a_later_step_fails);
 		tcase_add_test(tc, handles_of_a_hand_over_and_a_chain_go_stale_with_their_loops);
+		tcase_add_test(tc, failed_hand_over_retried_from_its_callback_to_another_inbox);
+		tcase_add_test(tc, receiver_shut_down_right_after_a_hand_over);
 		tcase_add_test(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed);
 	} else {
 		printf("SKIP hand_over_to_a_full_table_keeps_the_slot_then_succeeds, inbox_released_by_the_first_of_two_arrivals_in_one_turn, install_of_a_handed_slot_whose_scope_is_closing_is_refused, chain_connections_handed_over_give_their_chain_slot_back: kernel lacks IORING_OP_MSG_RING (Linux 6.0)\n");
