@@ -1427,6 +1427,50 @@ START_TEST(receiver_shut_down_right_after_a_hand_over)
 }
 END_TEST
 
+/*
+ * An entry emptied by a hand-over holds nothing: a detach, an install or a
+ * second hand-over finds nothing to give (and the entry stays as it was); a
+ * move carries the empty entry, whose release then completes at once.
+ */
+START_TEST(entry_emptied_by_a_hand_over_gives_nothing_again)
+{
+	struct receiver r;
+	struct rsc_scope *s, *o;
+	struct rsc_entry *e;
+	struct calls h = { 0 }, h2 = { 0 }, inst = { 0 }, rel = { 0 };
+	int before = t_fd_count(), ret;
+
+	t_direct_table(8, 2);
+	t_make_files(1);
+	receiver_new(&r, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &o), 0);
+	e = open_direct(s, "f0");
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_entry, &h), 0);
+	run_until(t_loop, &h.n);
+	ck_assert_int_ge(h.res, 0);
+	ret = rsc_entry_detach(e);
+	ck_assert_msg(ret == -EBADF || ret == -EALREADY, "detach of an emptied entry: %d", ret);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	ck_assert_int_eq(rsc_entry_install(e, 0, on_entry, &inst), -EBADF);
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_entry, &h2), -EBADF);
+	ck_assert_int_eq(rsc_entry_move(e, o), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	ck_assert_int_eq(rsc_entry_release(e, on_entry, &rel), 0);
+	run_until(t_loop, &rel.n);
+	ck_assert_int_eq(rel.res, 0);
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 1);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
+	assert_slots(t_loop, 0);
+	receiver_close(&r);
+	ck_assert_int_eq(h.n + h2.n + inst.n, 1);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1482,6 +1526,8 @@ Suite *make_hostile_mix2_suite(void)
 		tcase_add_test(tc, handles_of_a_hand_over_and_a_chain_go_stale_with_their_loops);
 		tcase_add_test(tc, failed_hand_over_retried_from_its_callback_to_another_inbox);
 		tcase_add_test(tc, receiver_shut_down_right_after_a_hand_over);
+		if (install)
+			tcase_add_test(tc, entry_emptied_by_a_hand_over_gives_nothing_again);
 		tcase_add_test(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed);
 	} else {
 		printf("SKIP hand_over_to_a_full_table_keeps_the_slot_then_succeeds, inbox_released_by_the_first_of_two_arrivals_in_one_turn, install_of_a_handed_slot_whose_scope_is_closing_is_refused, chain_connections_handed_over_give_their_chain_slot_back: kernel lacks IORING_OP_MSG_RING (Linux 6.0)\n");
