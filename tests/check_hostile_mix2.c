@@ -1471,6 +1471,92 @@ START_TEST(entry_emptied_by_a_hand_over_gives_nothing_again)
 }
 END_TEST
 
+struct worker {
+	struct receiver r;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool ready;
+	int run_ret, used_after, audit_after, close_ret;
+};
+
+static void worker_stop(struct rsc_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)loop;
+	ck_assert_int_eq(rsc_entry_release(w->r.inbox, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(w->r.scope, NULL, NULL), 0);
+}
+
+/* A receiving loop on a thread of its own, run until its inbox is released by a post. */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	receiver_new(&w->r, 64);
+	pthread_mutex_lock(&w->lock);
+	w->ready = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	w->run_ret = rsc_loop_run(w->r.loop, RSC_RUN_DEFAULT);
+	w->used_after = rsc_loop_direct_used(w->r.loop);
+	w->audit_after = t_audit_slots(w->r.loop);
+	w->close_ret = rsc_loop_close(w->r.loop);
+	return NULL;
+}
+
+/*
+ * Forty slots handed to a loop that another thread runs (its own task: the
+ * kernel installs each as task work there), then a post stops its inbox:
+ * each sender cb once, each slot arrived and closed with the scope, or
+ * closed by the runtime, the receiver's table empty, nothing left here.
+ */
+START_TEST(slots_handed_to_a_running_thread_then_its_inbox_stopped_by_a_post)
+{
+	enum { N = 40 };
+	struct worker w = { 0 };
+	struct rsc_scope *s;
+	struct calls h[N];
+	pthread_t th;
+	int i, before = t_fd_count();
+
+	if (t_under_valgrind())
+		return; /* the loop's wait starves the other thread there */
+	memset(h, 0, sizeof(h));
+	t_direct_table(16, 2);
+	t_make_files(1);
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	ck_assert_int_eq(pthread_create(&th, NULL, worker_main, &w), 0);
+	pthread_mutex_lock(&w.lock);
+	while (!w.ready)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	for (i = 0; i < N; i++) {
+		struct rsc_entry *e = open_direct(s, "f0");
+
+		ck_assert_int_eq(rsc_entry_hand_over(e, w.r.addr, on_entry, &h[i]), 0);
+		run_until(t_loop, &h[i].n);
+		ck_assert_int_ge(h[i].res, 0);
+	}
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(rsc_loop_post(w.r.loop, worker_stop, &w), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_ge(w.run_ret, 0);
+	ck_assert_int_eq(w.used_after, 0);
+	ck_assert_int_eq(w.audit_after, 0);
+	ck_assert_int_eq(w.close_ret, 0);
+	ck_assert_int_le(w.r.arrived, N);
+	for (i = 0; i < N; i++)
+		ck_assert_int_eq(h[i].n, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1526,6 +1612,7 @@ Suite *make_hostile_mix2_suite(void)
 		tcase_add_test(tc, handles_of_a_hand_over_and_a_chain_go_stale_with_their_loops);
 		tcase_add_test(tc, failed_hand_over_retried_from_its_callback_to_another_inbox);
 		tcase_add_test(tc, receiver_shut_down_right_after_a_hand_over);
+		tcase_add_test(tc, slots_handed_to_a_running_thread_then_its_inbox_stopped_by_a_post);
 		if (install)
 			tcase_add_test(tc, entry_emptied_by_a_hand_over_gives_nothing_again);
 		tcase_add_test(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed);
