@@ -1557,6 +1557,87 @@ START_TEST(slots_handed_to_a_running_thread_then_its_inbox_stopped_by_a_post)
 }
 END_TEST
 
+struct in_exit {
+	struct rsc_entry *e;
+	unsigned long long addr;
+	int used, audit, hand, inst, rel, det, runs;
+};
+
+/* A defer exit calling back into the library about a direct entry of its scope. */
+static int reach_from_exit(struct rsc_entry *self, const struct rsc_error *pending, void *arg)
+{
+	struct in_exit *x = arg;
+	struct rsc_loop *loop = t_loop;
+
+	(void)self;
+	(void)pending;
+	x->runs++;
+	x->used = rsc_loop_direct_used(loop);
+	x->audit = t_audit_slots(loop);
+	x->hand = rsc_entry_hand_over(x->e, x->addr, NULL, NULL);
+	x->inst = rsc_entry_install(x->e, 0, NULL, NULL);
+	x->rel = rsc_entry_release(x->e, NULL, NULL);
+	x->det = rsc_entry_detach(x->e);
+	return 0;
+}
+
+/*
+ * A hook calling back in: from a defer's exit, the direct entries of the
+ * unwinding scope can be neither handed over, installed, released nor
+ * detached (-EDEADLK, or the unwind owns them), and the audit sees no false
+ * slot: newest first (the defer before the files), then oldest (after them).
+ */
+static void exit_hook_reaches_a_direct_entry(bool defer_first)
+{
+	struct receiver r;
+	struct in_exit x = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *d;
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(2);
+	receiver_new(&r, 4);
+	x.addr = r.addr;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "hooked", &s), 0);
+	if (defer_first)
+		ck_assert_int_eq(rsc_defer(s, reach_from_exit, &x, &d), 0);
+	x.e = open_direct(s, "f0");
+	(void)open_direct(s, "f1");
+	if (!defer_first)
+		ck_assert_int_eq(rsc_defer(s, reach_from_exit, &x, &d), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(x.runs, 1);
+	ck_assert_int_eq(x.used, defer_first ? 0 : 2);
+	ck_assert_int_eq(x.audit, 0);
+	ck_assert_int_lt(x.hand, 0);
+	ck_assert_int_lt(x.inst, 0);
+	ck_assert_int_lt(x.rel, 0);
+	ck_assert_int_lt(x.det, 0);
+	if (!defer_first) {
+		ck_assert_int_eq(x.hand, -EDEADLK);
+		ck_assert_int_eq(x.det, -EDEADLK);
+	}
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 3);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 0);
+	assert_slots(t_loop, 0);
+	receiver_close(&r);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+
+START_TEST(exit_hook_before_the_direct_files_cannot_take_their_slots)
+{
+	exit_hook_reaches_a_direct_entry(false);
+}
+END_TEST
+
+START_TEST(exit_hook_after_the_direct_files_sees_their_slots_free)
+{
+	exit_hook_reaches_a_direct_entry(true);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1613,6 +1694,8 @@ Suite *make_hostile_mix2_suite(void)
 		tcase_add_test(tc, failed_hand_over_retried_from_its_callback_to_another_inbox);
 		tcase_add_test(tc, receiver_shut_down_right_after_a_hand_over);
 		tcase_add_test(tc, slots_handed_to_a_running_thread_then_its_inbox_stopped_by_a_post);
+		tcase_add_test(tc, exit_hook_before_the_direct_files_cannot_take_their_slots);
+		tcase_add_test(tc, exit_hook_after_the_direct_files_sees_their_slots_free);
 		if (install)
 			tcase_add_test(tc, entry_emptied_by_a_hand_over_gives_nothing_again);
 		tcase_add_test(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed);
