@@ -1638,6 +1638,50 @@ START_TEST(exit_hook_after_the_direct_files_sees_their_slots_free)
 }
 END_TEST
 
+/*
+ * In a grace (rsc_scope_close_graceful(3)) a direct entry may still do I/O
+ * and be released early, but not leave: a hand-over is refused like a
+ * detach or a move (-EALREADY), and the entry is closed once, with the scope.
+ */
+START_TEST(hand_over_in_a_grace_is_refused_and_the_slot_goes_with_the_scope)
+{
+	struct receiver r;
+	struct rsc_scope *s;
+	struct rsc_entry *e, *p;
+	struct closed cl = { 0 };
+	struct calls h = { 0 }, rd = { 0 };
+	char buf[4];
+	int peer, before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(1);
+	receiver_new(&r, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "grace", &s), 0);
+	e = open_direct(s, "f0");
+	p = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_read(p, buf, sizeof(buf), 0, on_io, &rd), 0); /* holds the grace */
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 2000, on_closed, &cl), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_entry, &h), -EALREADY);
+	ck_assert_int_eq(rsc_entry_detach(e), -EALREADY);
+	ck_assert_int_ge(rsc_entry_slot(e), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(cl.n, 0);
+	ck_assert_int_eq(used(t_loop), 1);
+	ck_assert_int_eq(write(peer, "ok", 2), 2); /* the grace's I/O ends */
+	run_until(t_loop, &cl.n);
+	ck_assert_int_eq(cl.status, 0);
+	ck_assert_int_eq(rd.n, 1);
+	ck_assert_int_eq(rd.res, 2);
+	ck_assert_int_eq(h.n, 0);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 0);
+	assert_slots(t_loop, 0);
+	receiver_close(&r);
+	close(peer);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1696,6 +1740,7 @@ Suite *make_hostile_mix2_suite(void)
 		tcase_add_test(tc, slots_handed_to_a_running_thread_then_its_inbox_stopped_by_a_post);
 		tcase_add_test(tc, exit_hook_before_the_direct_files_cannot_take_their_slots);
 		tcase_add_test(tc, exit_hook_after_the_direct_files_sees_their_slots_free);
+		tcase_add_test(tc, hand_over_in_a_grace_is_refused_and_the_slot_goes_with_the_scope);
 		if (install)
 			tcase_add_test(tc, entry_emptied_by_a_hand_over_gives_nothing_again);
 		tcase_add_test(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed);
