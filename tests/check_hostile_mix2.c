@@ -1682,6 +1682,108 @@ START_TEST(hand_over_in_a_grace_is_refused_and_the_slot_goes_with_the_scope)
 }
 END_TEST
 
+struct on_enter_move {
+	unsigned long long addr;
+	int slot, ret, n;
+	struct calls h;
+};
+
+/* A chain step's on-enter callback hands its slot on at once. */
+static void hand_on_enter(struct rsc_entry *e, int res, void *data)
+{
+	struct on_enter_move *m = data;
+
+	m->n++;
+	if (res < 0)
+		return;
+	m->slot = rsc_entry_slot(e);
+	m->ret = rsc_entry_hand_over(e, m->addr, on_entry, &m->h);
+}
+
+/*
+ * rsc_entry_detach(3): the on-enter callback comes after the acquire stopped
+ * counting, so it may move the entry's resource on. For a chain's open step
+ * its slot is one of the chain range, named already; the later steps' failure
+ * then releases the emptied entry without touching that slot.
+ */
+START_TEST(chain_step_handed_over_from_its_on_enter_callback)
+{
+	struct sockaddr_in at = t_loopback(1); /* refused at once */
+	struct receiver r;
+	struct rsc_scope *s;
+	struct rsc_chain *c;
+	struct rsc_entry *f = NULL;
+	struct on_enter_move m = { 0 };
+	struct closed cl = { 0 };
+	int before = t_fd_count();
+
+	t_direct_table(8, 4);
+	t_make_files(1);
+	receiver_new(&r, 4);
+	m.addr = r.addr;
+	m.slot = -1;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "chain", &s), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, on_closed, &cl), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, &f), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (const struct sockaddr *)&at, sizeof(at), 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(f, hand_on_enter, &m), 0);
+	run_until(t_loop, &cl.n);
+	ck_assert_int_eq(cl.status, -ECONNREFUSED);
+	ck_assert_int_eq(m.n, 1);
+	ck_assert_int_ge(m.slot, 4); /* the chain range: slots 4..7 */
+	ck_assert_msg(m.ret == 0, "hand-over from on-enter: %s", rsc_strerror(m.ret));
+	run_until(t_loop, &m.h.n);
+	ck_assert_int_ge(m.h.res, 0);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 1);
+	assert_slots(r.loop, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ECONNREFUSED);
+	assert_slots(t_loop, 0);
+	receiver_close(&r);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * DESIGN 7, one owner at every moment: a descriptor installed from a slot is
+ * its entry's (adopting it is -EEXIST, here and on another loop); detached, it
+ * is the caller's, and another loop adopts it and closes it with its scope.
+ */
+START_TEST(installed_slot_is_owned_once_until_detached_then_adopted_elsewhere)
+{
+	struct rsc_loop *other;
+	struct rsc_scope *s, *os;
+	struct rsc_entry *e, *a;
+	struct calls inst = { 0 };
+	int fd, before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_new(&other, 16, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(other, NULL, "other", &os), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "inst", &s), 0);
+	e = open_direct(s, "f0");
+	ck_assert_int_eq(rsc_entry_install(e, 0, on_entry, &inst), 0);
+	run_until(t_loop, &inst.n);
+	ck_assert_int_ge(inst.res, 0);
+	ck_assert_int_eq(rsc_adopt(s, inst.res, 0, &a), -EEXIST);
+	ck_assert_int_eq(rsc_adopt(os, inst.res, 0, &a), -EEXIST);
+	fd = rsc_entry_detach(e);
+	ck_assert_int_eq(fd, inst.res);
+	ck_assert_int_eq(rsc_adopt(os, fd, 0, &a), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), FD_CLOEXEC); /* not the first loop's to close */
+	ck_assert_int_eq(rsc_scope_close_wait(os, NULL), 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+	ck_assert_int_eq(rsc_loop_close(other), 0);
+	assert_slots(t_loop, 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1719,6 +1821,7 @@ Suite *make_hostile_mix2_suite(void)
 	if (install) {
 		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
 		tcase_add_test(tc, chain_connection_installed_gives_its_chain_slot_back);
+		tcase_add_test(tc, installed_slot_is_owned_once_until_detached_then_adopted_elsewhere);
 		tcase_add_test(tc, chain_open_step_installed_before_a_later_step_fails);
 	} else {
 		printf("SKIP direct_entry_detaches_only_after_its_install, chain_connection_installed_gives_its_chain_slot_back: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
@@ -1741,6 +1844,7 @@ Suite *make_hostile_mix2_suite(void)
 		tcase_add_test(tc, exit_hook_before_the_direct_files_cannot_take_their_slots);
 		tcase_add_test(tc, exit_hook_after_the_direct_files_sees_their_slots_free);
 		tcase_add_test(tc, hand_over_in_a_grace_is_refused_and_the_slot_goes_with_the_scope);
+		tcase_add_test(tc, chain_step_handed_over_from_its_on_enter_callback);
 		if (install)
 			tcase_add_test(tc, entry_emptied_by_a_hand_over_gives_nothing_again);
 		tcase_add_test(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed);
