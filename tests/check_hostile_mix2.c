@@ -1784,6 +1784,78 @@ START_TEST(installed_slot_is_owned_once_until_detached_then_adopted_elsewhere)
 }
 END_TEST
 
+struct dialer {
+	struct sockaddr_in at;
+	int fds[64], n;
+	volatile int stop;
+};
+
+/* Dials until told to stop (or 64 connections): some land after the close. */
+static void *dial(void *arg)
+{
+	struct dialer *d = arg;
+
+	while (!d->stop && d->n < 64) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			break;
+		if (connect(fd, (struct sockaddr *)&d->at, sizeof(d->at)) < 0) {
+			close(fd);
+			usleep(200);
+			continue;
+		}
+		d->fds[d->n++] = fd;
+		usleep(300);
+	}
+	return NULL;
+}
+
+/*
+ * A multishot direct accept into a table with two free slots while a thread
+ * keeps dialling; its scope is closed mid-stream. Connections that arrive
+ * after the close are closed by the runtime; the accept ends once; only the
+ * files' slot is left.
+ */
+START_TEST(direct_multishot_accept_closed_while_a_thread_dials)
+{
+	struct rsc_scope *ls, *f;
+	struct rsc_entry *l;
+	struct dialer d = { 0 };
+	struct acc a = { 0 };
+	pthread_t th;
+	long t0;
+	int i, before = t_fd_count();
+
+	if (t_under_valgrind())
+		return; /* the loop's wait starves the dialling thread there */
+	t_direct_table(3, 0);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "files", &f), 0);
+	(void)open_direct(f, "f0");
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "listen", &ls), 0);
+	l = t_listen_on_loopback(ls, 64, &d.at);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, on_acc, &a), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, dial, &d), 0);
+	run_until(t_loop, &a.conns);
+	t0 = t_now_ms();
+	while (t_now_ms() - t0 < 20)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(ls, NULL), 0);
+	d.stop = 1;
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	t_run();
+	ck_assert_int_eq(a.cancelled, 1);
+	ck_assert_int_eq(a.other, 0);
+	assert_slots(t_loop, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(f, NULL), 0);
+	assert_slots(t_loop, 0);
+	for (i = 0; i < d.n; i++)
+		close(d.fds[i]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1818,6 +1890,7 @@ Suite *make_hostile_mix2_suite(void)
 	tcase_add_test(tc, chain_one_slot_short_holds_nothing_and_the_next_fits);
 	tcase_add_test(tc, post_run_by_shutdown_acquires_and_nothing_outlives_the_loop);
 	tcase_add_test(tc, post_run_by_close_acquires_and_the_close_keeps_the_loop);
+	tcase_add_test(tc, direct_multishot_accept_closed_while_a_thread_dials);
 	if (install) {
 		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
 		tcase_add_test(tc, chain_connection_installed_gives_its_chain_slot_back);
