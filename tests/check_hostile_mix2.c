@@ -140,13 +140,16 @@ static struct rsc_entry *chain_connected(struct rsc_scope *s, const struct socka
  * entry; once installed, the same entry detaches to the descriptor the
  * install reported, and no slot is left behind.
  */
-START_TEST(direct_entry_detaches_only_after_its_install)
+static void detach_after_install(enum rsc_audit_level level)
 {
-	struct rsc_scope *s;
+	struct rsc_scope *s, *outer;
 	struct rsc_entry *e;
 	struct calls inst = { 0 };
-	int before = t_fd_count(), fd;
+	int before, fd;
 
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, level), 0);
+	before = t_fd_count(); /* the audit's own /proc/self/fd handle is open by now */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "outer", &outer), 0);
 	t_direct_table(8, 2);
 	t_make_files(1);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "det", &s), 0);
@@ -163,10 +166,23 @@ START_TEST(direct_entry_detaches_only_after_its_install)
 	ck_assert_int_eq(fcntl(fd, F_GETFD), FD_CLOEXEC);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(fcntl(fd, F_GETFD), FD_CLOEXEC); /* the caller's now */
+	/* Under the full audit, no scope counts the caller's descriptor as its leak. */
+	ck_assert_int_eq(rsc_scope_close_wait(outer, NULL), 0);
 	close(fd);
 	assert_slots(t_loop, 0);
 	ck_assert_int_eq(inst.n, 1);
 	ck_assert_int_eq(t_fd_count(), before);
+}
+
+START_TEST(direct_entry_detaches_only_after_its_install)
+{
+	detach_after_install(RSC_AUDIT_RELEASED);
+}
+END_TEST
+
+START_TEST(direct_entry_installed_then_detached_is_no_leak_under_the_full_audit)
+{
+	detach_after_install(RSC_AUDIT_FULL);
 }
 END_TEST
 
@@ -1893,6 +1909,7 @@ Suite *make_hostile_mix2_suite(void)
 	tcase_add_test(tc, direct_multishot_accept_closed_while_a_thread_dials);
 	if (install) {
 		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
+		tcase_add_test(tc, direct_entry_installed_then_detached_is_no_leak_under_the_full_audit);
 		tcase_add_test(tc, chain_connection_installed_gives_its_chain_slot_back);
 		tcase_add_test(tc, installed_slot_is_owned_once_until_detached_then_adopted_elsewhere);
 		tcase_add_test(tc, chain_open_step_installed_before_a_later_step_fails);
