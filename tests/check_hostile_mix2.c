@@ -1872,6 +1872,50 @@ START_TEST(direct_multishot_accept_closed_while_a_thread_dials)
 }
 END_TEST
 
+/*
+ * A listener with a multishot direct accept armed is moved to another scope:
+ * the accept follows it (connections arrive under the new scope), closing
+ * the old scope frees only the connection it held, and the new one's close
+ * ends the accept once.
+ */
+START_TEST(listener_moved_with_a_direct_multishot_accept_armed)
+{
+	struct rsc_scope *a, *b;
+	struct rsc_entry *l;
+	struct sockaddr_in at;
+	struct acc ac = { 0 };
+	int c[3], before = t_fd_count();
+
+	t_direct_table(8, 2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "b", &b), 0);
+	l = t_listen_on_loopback(a, 8, &at);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, on_acc, &ac), 0);
+	c[0] = t_connect(&at);
+	run_until(t_loop, &ac.conns);
+	ck_assert_int_eq(rsc_entry_move(l, b), 0);
+	c[1] = t_connect(&at);
+	while (ac.conns < 2)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(used(t_loop), 2);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0);
+	ck_assert_int_eq(ac.cancelled, 0);
+	assert_slots(t_loop, 1);
+	c[2] = t_connect(&at);
+	while (ac.conns < 3)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	assert_slots(t_loop, 2);
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), 0);
+	ck_assert_int_eq(ac.cancelled, 1);
+	ck_assert_int_eq(ac.other + ac.errs, 0);
+	assert_slots(t_loop, 0);
+	close(c[0]);
+	close(c[1]);
+	close(c[2]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1907,6 +1951,7 @@ Suite *make_hostile_mix2_suite(void)
 	tcase_add_test(tc, post_run_by_shutdown_acquires_and_nothing_outlives_the_loop);
 	tcase_add_test(tc, post_run_by_close_acquires_and_the_close_keeps_the_loop);
 	tcase_add_test(tc, direct_multishot_accept_closed_while_a_thread_dials);
+	tcase_add_test(tc, listener_moved_with_a_direct_multishot_accept_armed);
 	if (install) {
 		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
 		tcase_add_test(tc, direct_entry_installed_then_detached_is_no_leak_under_the_full_audit);
