@@ -1916,6 +1916,53 @@ START_TEST(listener_moved_with_a_direct_multishot_accept_armed)
 }
 END_TEST
 
+/*
+ * rsc_scope_close_graceful(3): "nothing more can be pushed into @scope or
+ * below it". A chain for the scope in its grace, or for a child of it, is
+ * refused whole: no slot reserved, its send never called, the chain consumed.
+ */
+START_TEST(chain_into_a_grace_or_below_it_is_refused_whole)
+{
+	static const char msg[] = "x";
+	struct sockaddr_in at = t_loopback(9);
+	struct rsc_scope *g, *child, *target;
+	struct rsc_entry *p;
+	struct rsc_chain *c;
+	struct calls sent = { 0 }, rd = { 0 };
+	struct closed cl = { 0 };
+	char buf[4];
+	int peer, i, ret, before = t_fd_count();
+
+	t_direct_table(8, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "grace", &g), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, g, "child", &child), 0);
+	p = t_adopted_pair(g, &peer);
+	ck_assert_int_eq(rsc_read(p, buf, sizeof(buf), 0, on_io, &rd), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(g, 2000, on_closed, &cl), 0);
+	for (i = 0; i < 2; i++) {
+		target = i ? child : g;
+		ck_assert_int_eq(rsc_chain_new(target, &c), 0);
+		ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, t_path("f0"), O_RDONLY, 0, NULL), 0);
+		ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, NULL), 0);
+		ck_assert_int_eq(rsc_chain_connect(c, (const struct sockaddr *)&at, sizeof(at), 100, NULL), 0);
+		ck_assert_int_eq(rsc_chain_send(c, msg, 1, on_io, &sent), 0);
+		ret = rsc_chain_submit(c);
+		ck_assert_msg(ret < 0, "chain into a grace (%s): %d", i ? "child" : "scope", ret);
+		ck_assert_int_eq(rsc_chain_submit(c), -ESTALE);
+		ck_assert_int_eq(used(t_loop), 0);
+	}
+	ck_assert_int_eq(write(peer, "ok", 2), 2);
+	run_until(t_loop, &cl.n);
+	ck_assert_int_eq(cl.status, 0);
+	ck_assert_int_eq(sent.n, 0);
+	ck_assert_int_eq(rd.n, 1);
+	assert_slots(t_loop, 0);
+	close(peer);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -1952,6 +1999,7 @@ Suite *make_hostile_mix2_suite(void)
 	tcase_add_test(tc, post_run_by_close_acquires_and_the_close_keeps_the_loop);
 	tcase_add_test(tc, direct_multishot_accept_closed_while_a_thread_dials);
 	tcase_add_test(tc, listener_moved_with_a_direct_multishot_accept_armed);
+	tcase_add_test(tc, chain_into_a_grace_or_below_it_is_refused_whole);
 	if (install) {
 		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
 		tcase_add_test(tc, direct_entry_installed_then_detached_is_no_leak_under_the_full_audit);
