@@ -1963,6 +1963,48 @@ START_TEST(chain_into_a_grace_or_below_it_is_refused_whole)
 }
 END_TEST
 
+/*
+ * The cancel of a chain's waiting connect misses (ENOENT, as when the kernel
+ * held it where a cancel does not look) when its scope closes: the runtime
+ * cancels again, the chain ends, its send hears -ECANCELED once, its slots
+ * come back. Then a chain cut by a deadline while the same happens.
+ */
+START_TEST(chain_whose_cancel_misses_still_ends_and_frees_its_slots)
+{
+	struct sockaddr_un sun;
+	int fill[64], nfill, lfd, round;
+	int before = t_fd_count();
+
+	t_direct_table(8, 2);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	for (round = 0; round < 2; round++) {
+		struct rsc_scope *s;
+		struct calls sent = { 0 };
+		struct closed cl = { 0 };
+		int ret;
+
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "miss", &s), 0);
+		ck_assert_int_eq(rsc_scope_on_close(s, on_closed, &cl), 0);
+		(void)chain_stuck(s, &sun, &sent);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_eq(rsc_fault_set(t_loop, "cancel:1:ENOENT,cancel:2:ENOENT"), 0);
+		if (round)
+			ck_assert_int_eq(rsc_scope_set_deadline(s, 10, 0), 0);
+		ret = round ? (run_until(t_loop, &cl.n), rsc_scope_close_wait(s, NULL))
+			    : rsc_scope_close_wait(s, NULL);
+		ck_assert_int_eq(ret, round ? -ETIMEDOUT : 0);
+		ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+		ck_assert_int_eq(cl.n, 1);
+		ck_assert_int_eq(sent.n, 1);
+		ck_assert_int_eq(sent.res, -ECANCELED);
+		assert_slots(t_loop, 0);
+	}
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	t_full_unix_listener_close(lfd, fill, nfill);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -2000,6 +2042,10 @@ Suite *make_hostile_mix2_suite(void)
 	tcase_add_test(tc, direct_multishot_accept_closed_while_a_thread_dials);
 	tcase_add_test(tc, listener_moved_with_a_direct_multishot_accept_armed);
 	tcase_add_test(tc, chain_into_a_grace_or_below_it_is_refused_whole);
+	if (t_has_fault_injection())
+		tcase_add_test(tc, chain_whose_cancel_misses_still_ends_and_frees_its_slots);
+	else
+		printf("SKIP chain_whose_cancel_misses_still_ends_and_frees_its_slots: this build has no fault injection\n");
 	if (install) {
 		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
 		tcase_add_test(tc, direct_entry_installed_then_detached_is_no_leak_under_the_full_audit);
