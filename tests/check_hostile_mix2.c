@@ -2005,6 +2005,75 @@ START_TEST(chain_whose_cancel_misses_still_ends_and_frees_its_slots)
 }
 END_TEST
 
+struct cb_release {
+	int n, res, rel, slot;
+};
+
+/* A hand-over's cb tries to release its entry, whose scope is closing. */
+static void release_from_hand_over_cb(struct rsc_entry *e, int res, void *data)
+{
+	struct cb_release *c = data;
+
+	c->n++;
+	c->res = res;
+	c->slot = rsc_entry_slot(e);
+	c->rel = rsc_entry_release(e, NULL, NULL);
+}
+
+/*
+ * The sender's scope is closed while its hand-over is in flight, into a
+ * full receiver and into one with room: the unwind waits for the hand-over,
+ * whose cb cannot release the entry (the unwind owns it); a slot that stayed
+ * is closed by the unwind, once; one that went is the receiver's.
+ */
+START_TEST(hand_over_in_flight_when_the_senders_scope_closes)
+{
+	struct receiver full, roomy;
+	struct rsc_scope *rf;
+	struct rsc_entry *re;
+	int round, before = t_fd_count();
+
+	t_direct_table(8, 2);
+	t_make_files(2);
+	receiver_new(&full, 1);
+	receiver_new(&roomy, 4);
+	ck_assert_int_eq(rsc_scope_open(full.loop, NULL, "fill", &rf), 0);
+	ck_assert_int_eq(rsc_open(rf, AT_FDCWD, t_path("f1"), O_RDONLY, 0, RSC_DIRECT, &re), 0);
+	ck_assert_int_ge(rsc_entry_wait(re), 0);
+	for (round = 0; round < 2; round++) {
+		struct receiver *to = round ? &roomy : &full;
+		struct cb_release c = { 0 };
+		struct rsc_scope *s;
+		struct rsc_entry *e;
+
+		t_rec->n = 0;
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+		e = open_direct(s, "f0");
+		ck_assert_int_eq(rsc_entry_hand_over(e, to->addr, release_from_hand_over_cb, &c), 0);
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+		ck_assert_int_eq(c.n, 1);
+		ck_assert_int_eq(c.rel, -EALREADY);
+		if (round) {
+			ck_assert_int_ge(c.res, 0);
+			ck_assert_int_eq(c.slot, -EXDEV);
+		} else {
+			ck_assert_int_lt(c.res, 0);
+			ck_assert_int_ge(c.slot, 0);
+		}
+		ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 1);
+		assert_slots(t_loop, 0);
+		receiver_run(to);
+		ck_assert_int_eq(to->arrived, round);
+	}
+	assert_slots(full.loop, 1);
+	assert_slots(roomy.loop, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(rf, NULL), 0);
+	receiver_close(&full);
+	receiver_close(&roomy);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -2074,6 +2143,7 @@ Suite *make_hostile_mix2_suite(void)
 		tcase_add_test(tc, exit_hook_after_the_direct_files_sees_their_slots_free);
 		tcase_add_test(tc, hand_over_in_a_grace_is_refused_and_the_slot_goes_with_the_scope);
 		tcase_add_test(tc, chain_step_handed_over_from_its_on_enter_callback);
+		tcase_add_test(tc, hand_over_in_flight_when_the_senders_scope_closes);
 		if (install)
 			tcase_add_test(tc, entry_emptied_by_a_hand_over_gives_nothing_again);
 		tcase_add_test(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed);
