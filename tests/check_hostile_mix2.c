@@ -2074,6 +2074,39 @@ START_TEST(hand_over_in_flight_when_the_senders_scope_closes)
 }
 END_TEST
 
+/* rsc_loop_shutdown(3) of a loop whose direct multishot accept backs off from a full table. */
+START_TEST(shutdown_while_a_direct_accept_backs_off_from_a_full_table)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *ls, *f;
+	struct rsc_entry *l, *e;
+	struct sockaddr_in at;
+	struct acc a = { 0 };
+	int c[3], i, before = t_fd_count();
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_new(&loop, 16, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(loop, 2, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "files", &f), 0);
+	ck_assert_int_eq(rsc_open(f, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "listen", &ls), 0);
+	l = t_listen_on_loopback(ls, 8, &at);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, on_acc, &a), 0);
+	for (i = 0; i < 3; i++)
+		c[i] = t_connect(&at);
+	run_until(loop, &a.errs);
+	ck_assert_int_eq(rsc_loop_direct_used(loop), 2);
+	ck_assert_int_eq(rsc_loop_shutdown(loop, NULL), 0);
+	ck_assert_int_eq(a.conns, 1);
+	ck_assert_int_eq(a.cancelled, 1);
+	ck_assert_int_eq(a.other, 0);
+	for (i = 0; i < 3; i++)
+		close(c[i]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_mix2_suite(void)
 {
 	Suite *s = suite_create("hostile_mix2");
@@ -2111,6 +2144,7 @@ Suite *make_hostile_mix2_suite(void)
 	tcase_add_test(tc, direct_multishot_accept_closed_while_a_thread_dials);
 	tcase_add_test(tc, listener_moved_with_a_direct_multishot_accept_armed);
 	tcase_add_test(tc, chain_into_a_grace_or_below_it_is_refused_whole);
+	tcase_add_test(tc, shutdown_while_a_direct_accept_backs_off_from_a_full_table);
 	if (t_has_fault_injection())
 		tcase_add_test(tc, chain_whose_cancel_misses_still_ends_and_frees_its_slots);
 	else
