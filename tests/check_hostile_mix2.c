@@ -777,6 +777,13 @@ START_TEST(set_direct_is_busy_while_an_inbox_is_open)
 	ck_assert_int_eq(rsc_loop_set_direct(r.loop, 16, 0), 0);
 	ck_assert_int_eq(rsc_entry_hand_over(e1, r.addr, on_entry, &h), -ESTALE);
 	ck_assert_int_ge(rsc_entry_slot(e1), 0);
+	/* No table at all: what needs one says -ENXIO. */
+	ck_assert_int_eq(rsc_loop_set_direct(r.loop, 0, 0), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(r.loop), -ENXIO);
+	ck_assert_int_eq(rsc_audit_slots(r.loop), -ENXIO);
+	ck_assert_int_eq(rsc_scope_open(r.loop, NULL, "again", &r.scope), 0);
+	ck_assert_int_eq(rsc_inbox(r.scope, t_count_arrival, &r.arrived, &r.inbox), -ENXIO);
+	ck_assert_int_eq(rsc_scope_close_wait(r.scope, NULL), 0);
 	ck_assert_int_eq(rsc_loop_close(r.loop), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	assert_slots(t_loop, 0);
