@@ -1674,8 +1674,8 @@ END_TEST
 START_TEST(hand_over_in_a_grace_is_refused_and_the_slot_goes_with_the_scope)
 {
 	struct receiver r;
-	struct rsc_scope *s;
-	struct rsc_entry *e, *p;
+	struct rsc_scope *s, *o;
+	struct rsc_entry *e, *e2, *p;
 	struct closed cl = { 0 };
 	struct calls h = { 0 }, rd = { 0 };
 	char buf[4];
@@ -1692,6 +1692,12 @@ START_TEST(hand_over_in_a_grace_is_refused_and_the_slot_goes_with_the_scope)
 	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_entry, &h), -EALREADY);
 	ck_assert_int_eq(rsc_entry_detach(e), -EALREADY);
 	ck_assert_int_ge(rsc_entry_slot(e), 0);
+	/* Nor can a slot come in: a grace is closing (rsc_entry_move(3), rsc_scope_move(3)). */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "outside", &o), 0);
+	e2 = open_direct(o, "f0");
+	ck_assert_int_eq(rsc_entry_move(e2, s), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(o, s), -EINVAL);
+	ck_assert_int_eq(rsc_scope_close_wait(o, NULL), 0);
 	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	ck_assert_int_eq(cl.n, 0);
 	ck_assert_int_eq(used(t_loop), 1);
