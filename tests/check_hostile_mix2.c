@@ -768,6 +768,9 @@ START_TEST(set_direct_is_busy_while_an_inbox_is_open)
 	ck_assert_int_eq(rsc_loop_set_direct(r.loop, 16, 0), -EBUSY);
 	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "inbox"));
 	ck_assert_int_eq(rsc_loop_set_direct(r.loop, 0, 0), -EBUSY);
+	/* rsc_inbox(3): "while it lives the loop stays alive". */
+	ck_assert_int_eq(rsc_loop_alive(r.loop), 1);
+	ck_assert_int_eq(rsc_loop_close(r.loop), -EBUSY);
 	ck_assert_int_eq(rsc_entry_hand_over(e0, r.addr, on_entry, &h), 0);
 	run_until(t_loop, &h.n);
 	ck_assert_int_ge(h.res, 0);
