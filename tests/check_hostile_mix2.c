@@ -1280,9 +1280,15 @@ START_TEST(chain_one_slot_short_holds_nothing_and_the_next_fits)
 END_TEST
 
 struct late {
-	int ran, scope_ret, open_ret, dopen_ret;
+	int ran, scope_ret, open_ret, dopen_ret, repost, reposted_ran;
 	struct rsc_entry *e, *d;
 };
+
+static void reposted(struct rsc_loop *loop, void *arg)
+{
+	(void)loop;
+	((struct late *)arg)->reposted_ran++;
+}
 
 /* Runs inside rsc_loop_shutdown: acquires anew, plain and direct. */
 static void late_acquire(struct rsc_loop *loop, void *arg)
@@ -1291,6 +1297,8 @@ static void late_acquire(struct rsc_loop *loop, void *arg)
 	struct rsc_scope *s;
 
 	l->ran++;
+	/* rsc_loop_post(3): a post made by a post that runs in the close is refused. */
+	l->repost = rsc_loop_post(loop, reposted, l);
 	l->scope_ret = rsc_scope_open(loop, NULL, "late", &s);
 	if (l->scope_ret < 0)
 		return;
@@ -1330,6 +1338,10 @@ START_TEST(post_run_by_shutdown_acquires_and_nothing_outlives_the_loop)
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 	ck_assert_int_eq(rsc_loop_shutdown(loop, NULL), 0);
 	ck_assert_int_eq(l.ran, 1);
+	/* It ran while the scopes were closing: a post then is taken, and runs
+	 * before the loop is freed; refused (never run) once they have closed. */
+	ck_assert_msg(l.repost == 0 || l.repost == -ESHUTDOWN, "repost: %d", l.repost);
+	ck_assert_int_eq(l.reposted_ran, l.repost == 0);
 	if (l.scope_ret == 0) {
 		ck_assert_msg(l.open_ret == 0 || l.open_ret == -ESHUTDOWN, "open: %s",
 			      rsc_strerror(l.open_ret));
@@ -1358,6 +1370,8 @@ START_TEST(post_run_by_close_acquires_and_the_close_keeps_the_loop)
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 	ret = rsc_loop_close(loop);
 	ck_assert_int_eq(l.ran, 1);
+	ck_assert_int_eq(l.repost, -ESHUTDOWN);
+	ck_assert_int_eq(l.reposted_ran, 0);
 	if (l.scope_ret == 0) {
 		ck_assert_int_eq(ret, -EBUSY);
 		ck_assert_int_eq(l.open_ret, 0);
