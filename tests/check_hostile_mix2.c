@@ -386,7 +386,8 @@ END_TEST
 struct arrival {
 	struct rsc_scope *cs;
 	struct rsc_entry *e;
-	int n;
+	int n, slot;
+	char scope_name[RSC_NAME_MAX], entry_name[32];
 };
 
 static void keep_arrival(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
@@ -395,9 +396,11 @@ static void keep_arrival(struct rsc_entry *inbox, int slot, struct rsc_scope *cs
 	struct arrival *a = data;
 
 	(void)inbox;
-	(void)slot;
 	a->cs = cs;
 	a->e = e;
+	a->slot = slot;
+	snprintf(a->scope_name, sizeof(a->scope_name), "%s", rsc_scope_name(cs));
+	snprintf(a->entry_name, sizeof(a->entry_name), "%s", rsc_entry_name(e));
 	a->n++;
 }
 
@@ -428,6 +431,12 @@ START_TEST(install_of_a_handed_slot_whose_scope_is_closing_is_refused)
 	ck_assert_int_eq(rsc_entry_hand_over(e, addr, on_entry, &h), 0);
 	run_until(t_loop, &h.n);
 	run_until(rl, &a.n);
+	/* rsc_inbox(3): a new child scope "handed", an entry "conn" holding the slot cb got. */
+	ck_assert_str_eq(a.scope_name, "handed");
+	ck_assert_str_eq(a.entry_name, "conn");
+	ck_assert_int_eq(rsc_entry_slot(a.e), a.slot);
+	ck_assert_int_eq(a.slot, h.res);
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 1);
 	ck_assert_int_eq(rsc_scope_close(a.cs, NULL, NULL), 0);
 	ret = rsc_entry_install(a.e, 0, on_entry, &inst);
 	ck_assert_msg(ret == -ESHUTDOWN, "install in an unwind: %s", rsc_strerror(ret));
