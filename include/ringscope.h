@@ -780,7 +780,8 @@ RSC_EXTERN int rsc_entry_io_count(const struct rsc_entry *entry);
 /*
  * (Re)register @loop's direct table with @slots slots, the last
  * @chain_slots of them for chains; 0 slots unregisters it. Only while no
- * slot is in use. Errors: -EINVAL, -EBUSY (slots in use), -EDEADLK (inside
+ * slot is in use. Errors: -EINVAL, -EBUSY (slots in use, or an inbox open
+ * on the loop: senders install into the table), -EDEADLK (inside
  * a callback or hook), -EMFILE (more than RLIMIT_NOFILE), io_uring_register's
  * errno (-EINVAL: the kernel lacks sparse tables, 5.19, or allocation
  * ranges, 6.0), -ENOMEM.
