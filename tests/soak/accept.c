@@ -71,6 +71,7 @@ struct acc {
 	enum act act;
 	bool probe;	  /* started on an entry that is no listener */
 	bool in_cb;	  /* its callback is running */
+	bool still_armed; /* its last shortage was a connection dropped for memory, the kernel's op live */
 	int n_calls, n_conns, n_short, n_last, last_res;
 };
 
@@ -443,7 +444,8 @@ static void act(struct acc *a, int conn, bool last)
 		break;
 	case A_DETACH_LIS:
 		/* From its last call, or a shortage's: it stopped counting (rsc_entry_detach(3)). */
-		if ((last || shortage(a->last_res)) && !p->en[l].detached && op_detach(p, l)) {
+		if ((last || (shortage(a->last_res) && !a->still_armed)) && !p->en[l].detached &&
+		    op_detach(p, l)) {
 			g_st->detached++;
 			if (!last) {
 				a->n_last++; /* a shortage's callback that detaches ends it */
@@ -494,6 +496,9 @@ static void accept_cb(struct rsc_entry *lh, int res, struct rsc_scope *cs, struc
 				  rsc_err_name(res));
 		last = !multi || !shortage(res);
 		a->n_short += multi && shortage(res);
+		/* A connection dropped for memory while the kernel's accept goes on
+		 * (rsc_accept(3)): its op is in flight, the listener not detachable. */
+		a->still_armed = multi && res == -ENOMEM && rsc_entry_io_count(lh) > 0;
 		heard_injected += injectable(res);
 		/* -ECANCELED, a kernel's errno (none from a listener on loopback
 		 * but ECONNABORTED), an injected one, the probes' (a descriptor
