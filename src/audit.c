@@ -622,13 +622,8 @@ int rsc_audit_print(const struct rsc_loop *loop, FILE *out)
 		    rsc__fput_text(f->expected, out) < 0 || putc('\n', out) == EOF)
 			ret = -EIO;
 	}
-	/* A buffered FILE fails only when it writes: a full disk shows here. */
-	if (ret == 0 && (fflush(out) == EOF || ferror(out)))
-		ret = -EIO;
+	ret = rsc__print_done(out, ret, "rsc_audit_print");
 	funlockfile(out);
-	if (ret < 0) /* say why: an older sentence would be read as this failure's */
-		rsc__set_last_error("rsc_audit_print: cannot write: %s",
-				    errno ? rsc_strerror(errno) : "the stream has an error");
 	return ret < 0 ? ret : (int)loop->n_findings;
 }
 

@@ -471,12 +471,17 @@ int rsc_error_print(const struct rsc_error *err, FILE *out)
 			break;
 		}
 	}
-	/* A buffered FILE fails only when it writes: a full disk shows here. */
+	ret = rsc__print_done(out, ret, "rsc_error_print");
+	funlockfile(out);
+	return ret;
+}
+
+int rsc__print_done(FILE *out, int ret, const char *fn)
+{
 	if (ret == 0 && (fflush(out) == EOF || ferror(out)))
 		ret = -EIO;
-	funlockfile(out);
-	if (ret < 0) /* say why: an older sentence would be read as this failure's */
-		rsc__set_last_error("rsc_error_print: cannot write: %s",
+	if (ret < 0)
+		rsc__set_last_error("%s: cannot write: %s", fn,
 				    errno ? rsc_strerror(errno) : "the stream has an error");
 	return ret;
 }

@@ -711,6 +711,12 @@ static inline size_t rsc__utf8_len(const unsigned char *s)
  * (U+0080-U+009F) and bytes not part of valid UTF-8 as \xNN.
  */
 int rsc__fput_text(const char *s, FILE *out);
+/*
+ * The end of a print to @out that went as @ret (0 or -EIO so far): a buffered
+ * FILE fails only when it writes, so a full disk shows in the flush. -EIO says
+ * why in rsc_last_error, as @fn's, never an older sentence.
+ */
+int rsc__print_done(FILE *out, int ret, const char *fn);
 /* rsc_error_format()'s text, cut to @len (> 0) bytes, the chain read no further. */
 void rsc__error_format_head(const struct rsc_error *err, char *buf, size_t len);
 

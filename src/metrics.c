@@ -220,13 +220,7 @@ int rsc_metrics_write(struct rsc_loop *const *loops, unsigned n, FILE *out)
 	free(open);
 	histogram(out, loops, n, true);
 	histogram(out, loops, n, false);
-	if (fflush(out) == EOF || ferror(out)) {
-		/* say why: an older sentence would be read as this failure's */
-		rsc__set_last_error("rsc_metrics_write: cannot write: %s",
-				    errno ? rsc_strerror(errno) : "the stream has an error");
-		return -EIO;
-	}
-	return 0;
+	return rsc__print_done(out, 0, "rsc_metrics_write");
 }
 
 int rsc_loop_metrics(struct rsc_loop *loop, FILE *out)
