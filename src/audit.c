@@ -74,13 +74,13 @@ int rsc__audit_open_proc_dir(struct rsc_loop *loop)
 	return loop->proc_fd_dir;
 }
 
-/* Record a finding; @target NULL: what /proc/self/fd says @fd names now. */
 /* A finding or a verdict that memory could not hold: never lost silently. */
 static void audit_lost(struct rsc_loop *loop)
 {
 	loop->counters[RSC_CTR_AUDIT_LOST]++;
 }
 
+/* Record a finding; @target NULL: what /proc/self/fd says @fd names now. */
 void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char *target,
 			    const char *scope, const char *expected)
 {
@@ -165,6 +165,17 @@ void rsc__audit_check_released(struct rsc_loop *loop, struct rsc__entry *e)
 	rsc__audit_add_finding(loop, RSC_FINDING_NOT_RELEASED, e->value, NULL, e->scope->name, expected);
 }
 
+static bool bit_set(const uint64_t *bits, unsigned nbits, int fd)
+{
+	return fd >= 0 && (unsigned)fd < nbits && (bits[fd / 64] >> (fd % 64)) & 1;
+}
+
+/* @fd (>= 0) in @bits, which the caller has made long enough. */
+static void bit_put(uint64_t *bits, int fd)
+{
+	bits[fd / 64] |= 1ULL << (fd % 64);
+}
+
 /* Bitmap of the descriptors open now, excluding the scan's own handle. */
 static int scan_fds(struct rsc_loop *loop, uint64_t **bitsp, unsigned *nbitsp)
 {
@@ -202,7 +213,7 @@ static int scan_fds(struct rsc_loop *loop, uint64_t **bitsp, unsigned *nbitsp)
 				bits = nb;
 				nbits = want;
 			}
-			bits[fd / 64] |= 1ULL << (fd % 64);
+			bit_put(bits, fd);
 		}
 	}
 	if (n < 0) {
@@ -214,10 +225,6 @@ static int scan_fds(struct rsc_loop *loop, uint64_t **bitsp, unsigned *nbitsp)
 	return 0;
 }
 
-static bool bit_set(const uint64_t *bits, unsigned nbits, int fd)
-{
-	return fd >= 0 && (unsigned)fd < nbits && (bits[fd / 64] >> (fd % 64)) & 1;
-}
 
 void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s)
 {
@@ -291,7 +298,7 @@ static void mark_foreign(struct rsc_loop *loop, uint64_t **bitsp, unsigned *nbit
 		*bitsp = nb;
 		*nbitsp = want;
 	}
-	(*bitsp)[fd / 64] |= 1ULL << (fd % 64);
+	bit_put(*bitsp, fd);
 }
 
 /*
@@ -359,9 +366,9 @@ static uint64_t *held_numbers(struct rsc_loop *loop, unsigned nbits)
 			    e->fd_kind != RSC__FD_PROCESS)
 				continue;
 			if (e->value >= 0 && (unsigned)e->value < nbits)
-				held[e->value / 64] |= 1ULL << (e->value % 64);
+				bit_put(held, e->value);
 			if (e->has_value2 && e->value2 >= 0 && (unsigned)e->value2 < nbits)
-				held[e->value2 / 64] |= 1ULL << (e->value2 % 64);
+				bit_put(held, e->value2);
 		}
 	return held;
 }
