@@ -322,8 +322,8 @@ RSC_EXTERN int rsc_scope_close_stats(const struct rsc_scope *scope,
  * error and may suppress it. The scope then waits for rsc_scope_close()
  * (or its parent) like a scope whose acquire failed.
  * Errors: -EINVAL (@err not negative), -ESTALE, -EALREADY (unwinding or
- * closing already). If the error cannot be allocated, the unwind still
- * starts, without it.
+ * closing already), -ENOMEM (no memory for the error: nothing starts, the
+ * scope stays open).
  */
 RSC_EXTERN int rsc_scope_fail(struct rsc_scope *scope, int err, const char *op);
 
@@ -755,6 +755,16 @@ RSC_EXTERN int rsc_loop_set_recv_buffers(struct rsc_loop *loop, unsigned count,
 
 /* Tracked ops in flight on @entry (>= 0), or -EINVAL, -ESTALE. */
 RSC_EXTERN int rsc_entry_io_count(const struct rsc_entry *entry);
+
+/*
+ * Cancel every tracked op in flight on @entry (rsc_read() ... rsc_timeout(),
+ * rsc_recv_multishot(), rsc_accept()) and keep the entry: each op's callback
+ * then runs once more with -ECANCELED (or its result, if it completed
+ * first), from the loop. Returns how many were in flight (>= 0); then
+ * rsc_entry_detach() or rsc_entry_hand_over() may follow once
+ * rsc_entry_io_count() is 0. Errors: -EINVAL, -ESTALE, -EDEADLK (in a hook).
+ */
+RSC_EXTERN int rsc_entry_cancel_io(struct rsc_entry *entry);
 
 /*
  * Direct descriptors and linked chains. A loop's direct table is io_uring's

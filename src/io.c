@@ -202,6 +202,25 @@ int rsc_entry_io_count(const struct rsc_entry *h)
 	return (int)e->n_io;
 }
 
+/*
+ * The caller ends its own ops and keeps the entry: an idle connection's
+ * receive, before it is detached or handed over, or a multishot receive no
+ * longer wanted. Each op's callback hears -ECANCELED (or its result, if it
+ * won the race). Ops a release or a deadline cancels already are not sent
+ * a second cancel.
+ */
+int rsc_entry_cancel_io(struct rsc_entry *h)
+{
+	struct rsc__entry *e;
+
+	RSC__ENTRY(e, h, "rsc_entry_cancel_io");
+	if (rsc__check_not_in_hook(e->scope->loop, "rsc_entry_cancel_io") < 0)
+		return -EDEADLK;
+	if (e->n_io && !(e->flags & RSC__E_IO_CANCELLED))
+		rsc__io_cancel_all(e);
+	return (int)e->n_io;
+}
+
 /* Ops keyed by the entry's descriptor (not timers): one cancel can take them all. */
 static bool on_fd(const struct rsc_op *op)
 {
