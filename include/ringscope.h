@@ -753,6 +753,16 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_recv_multishot(struct rsc_entry *entry,
 RSC_EXTERN int rsc_loop_set_recv_buffers(struct rsc_loop *loop, unsigned count,
 					 unsigned size);
 
+/*
+ * Half-close the socket @entry holds (IORING_OP_SHUTDOWN, Linux 5.11), as
+ * shutdown(2) with @how (SHUT_RD, SHUT_WR, SHUT_RDWR), tracked like I/O:
+ * the peer sees a FIN while the entry keeps its descriptor (or slot) and
+ * may go on receiving. @cb gets 0 or -errno (buf NULL). Errors as
+ * rsc_send(), and -EINVAL (@how), -EOPNOTSUPP (the kernel lacks the op).
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_shutdown(struct rsc_entry *entry, int how,
+					   rsc_io_cb cb, void *data);
+
 /* Tracked ops in flight on @entry (>= 0), or -EINVAL, -ESTALE. */
 RSC_EXTERN int rsc_entry_io_count(const struct rsc_entry *entry);
 

@@ -13,8 +13,10 @@
  * What writing real programs against the pages found (tests/programs/), each
  * in its smallest form: a connection with a receive waiting could not be
  * taken back (detach, hand-over) without closing it, since nothing but a
- * release cancelled tracked I/O (rsc_entry_cancel_io(3)); and
- * rsc_scope_fail(3) said it never fails for memory, while it does.
+ * release cancelled tracked I/O (rsc_entry_cancel_io(3)); a proxy could not
+ * pass a client's half-close on, least of all on a direct slot
+ * (rsc_shutdown(3)); and rsc_scope_fail(3) said it never fails for memory,
+ * while it does.
  */
 
 struct io_seen {
@@ -235,6 +237,106 @@ START_TEST(scope_fail_without_memory_leaves_the_scope_open)
 }
 END_TEST
 
+/* A proxy passes the client's FIN on and still relays the reply. */
+START_TEST(half_close_sends_the_fin_and_the_entry_keeps_receiving)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	struct io_seen shut = { 0 }, got = { 0 };
+	char buf[16], c;
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "proxy", &s), 0);
+	conn = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_shutdown(conn, SHUT_WR, note_io, &shut), 0);
+	ck_assert_int_eq(rsc_entry_io_count(conn), 1);
+	run_until(&shut, 1);
+	ck_assert_int_eq(shut.res, 0);
+	ck_assert(shut.buf_null);
+	ck_assert_int_eq(read(peer, &c, 1), 0); /* the peer saw the end of the stream */
+	ck_assert_int_eq(write(peer, "reply", 5), 5);
+	ck_assert_int_eq(rsc_recv(conn, buf, sizeof(buf), 0, note_io, &got), 0);
+	run_until(&got, 1);
+	ck_assert_int_eq(got.res, 5);
+	ck_assert_int_eq(rsc_entry_state(conn), RSC_ENTERED);
+	close(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+START_TEST(shutdown_arguments_and_a_file)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *conn, *f;
+	struct io_seen seen = { 0 };
+	int peer;
+
+	ck_assert_int_eq(rsc_shutdown(NULL, SHUT_WR, note_io, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "args", &s), 0);
+	conn = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_shutdown(conn, 7, note_io, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_shutdown(conn, -1, note_io, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_shutdown(conn, SHUT_WR, NULL, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_shutdown((struct rsc_entry *)s, SHUT_WR, note_io, &seen), -EINVAL);
+	ck_assert_int_eq(rsc_entry_io_count(conn), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &f), 0);
+	ck_assert_int_ge(rsc_entry_wait(f), 0);
+	ck_assert_int_eq(rsc_shutdown(f, SHUT_RDWR, note_io, &seen), 0);
+	run_until(&seen, 1);
+	ck_assert_int_eq(seen.res, -ENOTSOCK);
+	close(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_shutdown(conn, SHUT_WR, note_io, &seen), -ESTALE);
+	ck_assert_int_eq(seen.calls, 1);
+}
+END_TEST
+
+static void keep_conn(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *c,
+		      void *data)
+{
+	(void)l;
+	(void)cs;
+	if (res >= 0)
+		*(struct rsc_entry **)data = c;
+}
+
+/* On a direct slot no shutdown(2) can reach, the ring's can. */
+START_TEST(half_close_of_a_direct_slot)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *l, *conn = NULL;
+	struct sockaddr_in at;
+	socklen_t alen = sizeof(at);
+	struct io_seen shut = { 0 };
+	char c;
+	int fd, i;
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 32, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "srv", &s), 0);
+	at = t_loopback(0);
+	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&at, sizeof(at), 4, 0, &l), 0);
+	ck_assert_int_ge(rsc_entry_wait(l), 0);
+	ck_assert_int_eq(rsc_entry_sockname(l, (struct sockaddr *)&at, &alen), 0);
+	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, keep_conn, &conn), 0);
+	fd = t_connect(&at);
+	for (i = 0; i < 200 && !conn; i++)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_ptr_nonnull(conn);
+	ck_assert_int_ge(rsc_entry_slot(conn), 0);
+	ck_assert_int_eq(rsc_shutdown(conn, SHUT_WR, note_io, &shut), 0);
+	for (i = 0; i < 200 && !shut.calls; i++)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(shut.res, 0);
+	ck_assert_int_eq(read(fd, &c, 1), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(loop), 1); /* still the entry's */
+	close(fd);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(loop), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+}
+END_TEST
+
 Suite *make_hostile_programs_suite(void)
 {
 	Suite *s = suite_create("hostile_programs");
@@ -247,6 +349,9 @@ Suite *make_hostile_programs_suite(void)
 	tcase_add_test(tc, accept_paused_by_cancel_io_keeps_the_listener);
 	tcase_add_test(tc, cancel_io_arguments_and_hooks);
 	tcase_add_test(tc, scope_fail_without_memory_leaves_the_scope_open);
+	tcase_add_test(tc, half_close_sends_the_fin_and_the_entry_keeps_receiving);
+	tcase_add_test(tc, shutdown_arguments_and_a_file);
+	tcase_add_test(tc, half_close_of_a_direct_slot);
 	suite_add_tcase(s, tc);
 	return s;
 }
