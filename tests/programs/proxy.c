@@ -5,7 +5,9 @@
  * to the backend (rsc_connect), and the backend's entry then moves into the
  * connection's long-lived scope (rsc_entry_move). Bytes are relayed both
  * ways with tracked I/O, under a deadline re-armed on every message; an idle
- * client is cut off by it. Another thread stops the server with
+ * client is cut off by it. A side's end of stream is passed on as a
+ * half-close (rsc_shutdown), and the other way keeps relaying: a client that
+ * shuts down its sending side still gets its whole reply. Another thread stops the server with
  * rsc_loop_post + rsc_scope_close_graceful. Clients and the backend are
  * threads; every byte is counted and /proc/self/fd must end as it began.
  */
@@ -24,6 +26,8 @@
 #define CLIENTS 4
 #define MSGS 40
 #define IDLE_MS 300
+#define PEERS (CLIENTS + 2) /* the clients, the idle one, the half-closing one */
+#define HALF_LEN 5000
 #define BUF 2048
 
 struct conn;
@@ -34,6 +38,7 @@ struct dir {
 	char buf[BUF];
 	unsigned len, off;
 	unsigned long long bytes;
+	bool eof;
 };
 
 struct conn {
@@ -52,7 +57,7 @@ static bool stopped;
 static int accepted, accept_last = 1, timeouts, conns_freed;
 static unsigned long long relayed_up, relayed_down;
 static atomic_ullong backend_bytes, client_bytes;
-static pthread_t echo_threads[CLIENTS + 1];
+static pthread_t echo_threads[PEERS];
 
 static void conn_unref(struct conn *c)
 {
@@ -77,6 +82,17 @@ static void conn_close(struct conn *c)
 }
 
 static void relay_recv(struct dir *d);
+
+/* The end of one way has been passed on: the connection ends with both. */
+static void on_shut(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct dir *d = data;
+
+	(void)e;
+	(void)buf;
+	if ((res < 0 && res != -ENOTCONN) || (d->c->up.eof && d->c->down.eof))
+		conn_close(d->c);
+}
 
 static void on_sent(struct rsc_entry *e, int res, void *buf, void *data)
 {
@@ -106,7 +122,13 @@ static void on_recv(struct rsc_entry *e, int res, void *buf, void *data)
 
 	(void)e;
 	(void)buf;
-	if (res <= 0) { /* EOF, or cancelled by the deadline or the unwind */
+	if (res == 0) { /* this way is done; the other goes on */
+		d->eof = true;
+		if (rsc_shutdown(d->to, SHUT_WR, on_shut, d) < 0)
+			conn_close(d->c);
+		return;
+	}
+	if (res < 0) { /* cancelled by the deadline or the unwind, or an error */
 		conn_close(d->c);
 		return;
 	}
@@ -247,7 +269,7 @@ static void *backend_main(void *arg)
 	int i, fd;
 
 	(void)arg;
-	for (i = 0; i < CLIENTS + 1; i++) {
+	for (i = 0; i < PEERS; i++) {
 		fd = accept4(backend_lfd, NULL, NULL, SOCK_CLOEXEC);
 		PROG_CHECK(fd >= 0, "backend accept");
 		PROG_CHECK(pthread_create(&echo_threads[i], NULL, echo_main, (void *)(long)fd) == 0,
@@ -290,6 +312,27 @@ static void *client_main(void *arg)
 	return NULL;
 }
 
+/* Sends its request, shuts down its sending side, and reads the whole reply. */
+static void *half_main(void *arg)
+{
+	static char out[HALF_LEN], in[HALF_LEN + 1];
+	int fd = dial(proxy_port);
+	size_t got = 0;
+	ssize_t n;
+
+	(void)arg;
+	memset(out, 'h', sizeof(out));
+	PROG_CHECK(write(fd, out, sizeof(out)) == (ssize_t)sizeof(out), "half write");
+	PROG_CHECK(shutdown(fd, SHUT_WR) == 0, "shutdown");
+	while ((n = read(fd, in + got, sizeof(in) - got)) > 0)
+		got += (size_t)n;
+	PROG_CHECK(n == 0 && got == HALF_LEN && !memcmp(in, out, HALF_LEN),
+		   "the half-closed client got %zu of %d bytes (%zd)", got, HALF_LEN, n);
+	atomic_fetch_add(&client_bytes, got);
+	close(fd);
+	return NULL;
+}
+
 /* Says nothing: the proxy's deadline must hang up on it. */
 static void *idle_main(void *arg)
 {
@@ -313,7 +356,7 @@ static void *stopper_main(void *arg)
 	pthread_t *clients = arg;
 	int i;
 
-	for (i = 0; i < CLIENTS + 1; i++)
+	for (i = 0; i < PEERS; i++)
 		pthread_join(clients[i], NULL);
 	PROG_CHECK(rsc_loop_post(loop, stop, NULL) == 0, "rsc_loop_post");
 	return NULL;
@@ -323,7 +366,7 @@ int main(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t alen = sizeof(a);
-	pthread_t backend, stopper, clients[CLIENTS + 1];
+	pthread_t backend, stopper, clients[PEERS];
 	struct rsc_entry *lst;
 	int fds0, r, i;
 
@@ -353,6 +396,7 @@ int main(void)
 	for (i = 0; i < CLIENTS; i++)
 		PROG_CHECK(pthread_create(&clients[i], NULL, client_main, (void *)(long)i) == 0, "c");
 	PROG_CHECK(pthread_create(&clients[CLIENTS], NULL, idle_main, NULL) == 0, "idle");
+	PROG_CHECK(pthread_create(&clients[CLIENTS + 1], NULL, half_main, NULL) == 0, "half");
 	PROG_CHECK(pthread_create(&stopper, NULL, stopper_main, clients) == 0, "stopper");
 
 	while (!stopped) {
@@ -364,13 +408,13 @@ int main(void)
 	PROG_CHECK(rsc_loop_close(loop) == 0, "rsc_loop_close");
 	pthread_join(stopper, NULL);
 	pthread_join(backend, NULL);
-	for (i = 0; i < CLIENTS + 1; i++)
+	for (i = 0; i < PEERS; i++)
 		pthread_join(echo_threads[i], NULL);
 
-	PROG_CHECK(accepted == CLIENTS + 1, "accepted %d", accepted);
+	PROG_CHECK(accepted == PEERS, "accepted %d", accepted);
 	PROG_CHECK(accept_last == -ECANCELED, "the accept ended with %d", accept_last);
 	PROG_CHECK(timeouts == 1, "%d connections timed out, not 1", timeouts);
-	PROG_CHECK(conns_freed == CLIENTS + 1, "%d connections freed", conns_freed);
+	PROG_CHECK(conns_freed == PEERS, "%d connections freed", conns_freed);
 	PROG_CHECK(relayed_up == client_bytes && relayed_down == client_bytes &&
 			   backend_bytes == client_bytes,
 		   "bytes: clients %llu, up %llu, down %llu, backend %llu",
