@@ -45,6 +45,24 @@ static void run_until(struct io_seen *seen, int calls)
 	ck_assert_int_eq(seen->calls, calls);
 }
 
+static unsigned g_drained, g_cancelled;
+
+static void grace_done(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	int *st = data;
+
+	(void)err;
+	st[0]++;
+	st[1] = status;
+	ck_assert_int_eq(rsc_scope_close_stats(s, &g_drained, &g_cancelled, NULL), 0);
+}
+
+static void grace_stats(unsigned *drained, unsigned *cancelled)
+{
+	*drained = g_drained;
+	*cancelled = g_cancelled;
+}
+
 /* A keep-alive connection waiting for its next request goes back to the
  * program (to give it to other code) without a byte lost or a close. */
 START_TEST(idle_connection_with_a_receive_is_detached_after_cancel_io)
@@ -337,6 +355,79 @@ START_TEST(half_close_of_a_direct_slot)
 }
 END_TEST
 
+/* A receive and a send both waiting (one cancel by descriptor where the
+ * kernel has it): both end, the entry stays and sends again. */
+START_TEST(receive_and_blocked_send_both_end_and_the_entry_sends_again)
+{
+	static char big[1 << 22], buf[16];
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	struct io_seen first = { 0 }, rcv = { 0 }, snd = { 0 }, again = { 0 };
+	char sink[65536];
+	int peer, i;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "both", &s), 0);
+	conn = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_send(conn, big, sizeof(big), 0, note_io, &first), 0);
+	run_until(&first, 1); /* fills the socket's buffer, short */
+	ck_assert_int_gt(first.res, 0);
+	ck_assert_int_lt(first.res, (int)sizeof(big));
+	ck_assert_int_eq(rsc_send(conn, big, sizeof(big), 0, note_io, &snd), 0);
+	ck_assert_int_eq(rsc_recv(conn, buf, sizeof(buf), 0, note_io, &rcv), 0);
+	for (i = 0; i < 5; i++)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(snd.calls + rcv.calls, 0);
+	ck_assert_int_eq(rsc_entry_cancel_io(conn), 2);
+	run_until(&rcv, 1);
+	run_until(&snd, 1);
+	ck_assert_int_eq(rcv.res, -ECANCELED);
+	ck_assert_int_eq(snd.res, -ECANCELED);
+	ck_assert_int_eq(rsc_entry_io_count(conn), 0);
+	while (recv(peer, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	ck_assert_int_eq(rsc_send(conn, "x", 1, 0, note_io, &again), 0);
+	run_until(&again, 1);
+	ck_assert_int_eq(again.res, 1);
+	close(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+/* In a graceful close, cancelling an idle receive ends the grace at once
+ * (the entry counts as drained, as after an early release). */
+START_TEST(cancel_io_in_a_grace_ends_it_without_the_bound)
+{
+	struct rsc_scope *srv, *c;
+	struct rsc_entry *conn;
+	struct io_seen rcv = { 0 };
+	int st[2] = { 0, 0 }, peer, i;
+	unsigned drained = 9, cancelled = 9;
+	char buf[8];
+	long t0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, srv, "conn", &c), 0);
+	conn = t_adopted_pair(c, &peer);
+	ck_assert_int_eq(rsc_recv(conn, buf, sizeof(buf), 0, note_io, &rcv), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	t0 = t_now_ms();
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, 10000, grace_done, st), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(st[0], 0); /* the receive holds the grace */
+	ck_assert_int_eq(rsc_entry_cancel_io(conn), 1);
+	for (i = 0; i < 200 && !st[0]; i++)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(st[0], 1);
+	ck_assert_int_eq(st[1], 0);
+	ck_assert_int_lt(t_now_ms() - t0, 5000);
+	ck_assert_int_eq(rcv.res, -ECANCELED);
+	grace_stats(&drained, &cancelled);
+	ck_assert_uint_eq(drained, 1);
+	ck_assert_uint_eq(cancelled, 0);
+	close(peer);
+}
+END_TEST
+
 Suite *make_hostile_programs_suite(void)
 {
 	Suite *s = suite_create("hostile_programs");
@@ -352,6 +443,8 @@ Suite *make_hostile_programs_suite(void)
 	tcase_add_test(tc, half_close_sends_the_fin_and_the_entry_keeps_receiving);
 	tcase_add_test(tc, shutdown_arguments_and_a_file);
 	tcase_add_test(tc, half_close_of_a_direct_slot);
+	tcase_add_test(tc, receive_and_blocked_send_both_end_and_the_entry_sends_again);
+	tcase_add_test(tc, cancel_io_in_a_grace_ends_it_without_the_bound);
 	suite_add_tcase(s, tc);
 	return s;
 }
