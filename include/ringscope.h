@@ -322,8 +322,8 @@ RSC_EXTERN int rsc_scope_close_stats(const struct rsc_scope *scope,
  * error and may suppress it. The scope then waits for rsc_scope_close()
  * (or its parent) like a scope whose acquire failed.
  * Errors: -EINVAL (@err not negative), -ESTALE, -EALREADY (unwinding or
- * closing already). If the error cannot be allocated, the unwind still
- * starts, without it.
+ * closing already), -ENOMEM (no memory for the error: nothing starts, the
+ * scope stays open).
  */
 RSC_EXTERN int rsc_scope_fail(struct rsc_scope *scope, int err, const char *op);
 
@@ -753,8 +753,28 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_recv_multishot(struct rsc_entry *entry,
 RSC_EXTERN int rsc_loop_set_recv_buffers(struct rsc_loop *loop, unsigned count,
 					 unsigned size);
 
+/*
+ * Half-close the socket @entry holds (IORING_OP_SHUTDOWN, Linux 5.11), as
+ * shutdown(2) with @how (SHUT_RD, SHUT_WR, SHUT_RDWR), tracked like I/O:
+ * the peer sees a FIN while the entry keeps its descriptor (or slot) and
+ * may go on receiving. @cb gets 0 or -errno (buf NULL). Errors as
+ * rsc_send(), and -EINVAL (@how), -EOPNOTSUPP (the kernel lacks the op).
+ */
+RSC_EXTERN RSC_MUST_CHECK int rsc_shutdown(struct rsc_entry *entry, int how,
+					   rsc_io_cb cb, void *data);
+
 /* Tracked ops in flight on @entry (>= 0), or -EINVAL, -ESTALE. */
 RSC_EXTERN int rsc_entry_io_count(const struct rsc_entry *entry);
+
+/*
+ * Cancel every tracked op in flight on @entry (rsc_read() ... rsc_timeout(),
+ * rsc_recv_multishot(), rsc_accept()) and keep the entry: each op's callback
+ * then runs once more with -ECANCELED (or its result, if it completed
+ * first), from the loop. Returns how many were in flight (>= 0); then
+ * rsc_entry_detach() or rsc_entry_hand_over() may follow once
+ * rsc_entry_io_count() is 0. Errors: -EINVAL, -ESTALE, -EDEADLK (in a hook).
+ */
+RSC_EXTERN int rsc_entry_cancel_io(struct rsc_entry *entry);
 
 /*
  * Direct descriptors and linked chains. A loop's direct table is io_uring's

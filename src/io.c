@@ -135,7 +135,10 @@ static int io_start(struct rsc_entry *h, unsigned opcode, void *buf,
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(cb, "%s: cb is NULL (it hands the buffer back)", fn);
-	RSC__CHECK_ARG(buf || !len, "%s: buf is NULL", fn);
+	/* A shutdown's @len is its @how: it has no buffer. */
+	RSC__CHECK_ARG(buf || !len || opcode == IORING_OP_SHUTDOWN, "%s: buf is NULL", fn);
+	if (opcode == IORING_OP_SHUTDOWN && rsc__need_opcode(e->scope->loop, opcode, fn) < 0)
+		return -EOPNOTSUPP;
 	/* Beside a multishot receive, which of the two gets which bytes is chance. */
 	if (opcode == IORING_OP_RECV && !rsc__list_empty(&e->io_ops) &&
 	    rsc__recv_multishot_active(e)) {
@@ -194,11 +197,39 @@ int rsc_send(struct rsc_entry *e, const void *buf, unsigned len, int flags,
 			cb, data, "rsc_send");
 }
 
+/* A half-close through the ring: a proxy passes the client's FIN on and
+ * still relays the reply, on a descriptor or a direct slot. */
+int rsc_shutdown(struct rsc_entry *h, int how, rsc_io_cb cb, void *data)
+{
+	RSC__CHECK_ARG(how == SHUT_RD || how == SHUT_WR || how == SHUT_RDWR,
+		       "rsc_shutdown: how is %d, not SHUT_RD, SHUT_WR or SHUT_RDWR", how);
+	return io_start(h, IORING_OP_SHUTDOWN, NULL, (unsigned)how, 0, 0, cb, data, "rsc_shutdown");
+}
+
 int rsc_entry_io_count(const struct rsc_entry *h)
 {
 	struct rsc__entry *e;
 
 	RSC__ENTRY(e, h, "rsc_entry_io_count");
+	return (int)e->n_io;
+}
+
+/*
+ * The caller ends its own ops and keeps the entry: an idle connection's
+ * receive, before it is detached or handed over, or a multishot receive no
+ * longer wanted. Each op's callback hears -ECANCELED (or its result, if it
+ * won the race). Ops a release or a deadline cancels already are not sent
+ * a second cancel.
+ */
+int rsc_entry_cancel_io(struct rsc_entry *h)
+{
+	struct rsc__entry *e;
+
+	RSC__ENTRY(e, h, "rsc_entry_cancel_io");
+	if (rsc__check_not_in_hook(e->scope->loop, "rsc_entry_cancel_io") < 0)
+		return -EDEADLK;
+	if (e->n_io && !(e->flags & RSC__E_IO_CANCELLED))
+		rsc__io_cancel_all(e);
 	return (int)e->n_io;
 }
 
