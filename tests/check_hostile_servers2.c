@@ -98,10 +98,12 @@ START_TEST(deadline_moved_or_cleared_after_its_time_but_before_the_loop_saw_it)
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cleared", &cleared), 0);
 	ck_assert_int_eq(rsc_scope_on_close(later, note_closed, &c1), 0);
 	ck_assert_int_eq(rsc_scope_on_close(cleared, note_closed, &c2), 0);
-	ck_assert_int_eq(rsc_scope_set_deadline(later, 5, 0), 0);
-	ck_assert_int_eq(rsc_scope_set_deadline(cleared, 5, 0), 0);
+	/* 40 ms, not less: a run stalled that long on a loaded machine would
+	 * reap the timer itself, and the deadlines pass before they are moved. */
+	ck_assert_int_eq(rsc_scope_set_deadline(later, 40, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(cleared, 40, 0), 0);
 	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0); /* the timer is armed */
-	sleep_ms(30);						     /* both are past due now */
+	sleep_ms(100);						     /* both are past due now */
 	ck_assert_int_eq(rsc_scope_set_deadline(later, 10000, 0), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(cleared, 0, 0), 0);
 	t_guard_start(&g, t_loop, 150);
@@ -625,8 +627,13 @@ START_TEST(many_deadlines_rearmed_at_random_never_pass_early_or_twice)
 				ck_assert_int_eq(rsc_scope_set_deadline(sc[i], 0, 0), 0);
 				hp[i].due = 0;
 			} else {
+				/* The clock first: the library reads its own inside the call,
+				 * later, so its deadline is at least this one (a stall between
+				 * the two made the test see an early pass that was not). */
+				long before = t_now_ms();
+
 				ck_assert_int_eq(rsc_scope_set_deadline(sc[i], ms, (r >> 8) & 1), 0);
-				hp[i].due = t_now_ms() + ms;
+				hp[i].due = before + ms;
 			}
 		}
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
