@@ -384,9 +384,9 @@ RSC_EXTERN const struct rsc_error *rsc_scope_error(const struct rsc_scope *scope
  * descriptor), res < 0 means nothing was acquired and @exit is not called.
  * @exit gets the error pending in the unwind (NULL if none) and returns
  * RSC_EXIT_SUPPRESS to suppress it, 0 to let it through, or -errno if it
- * could not start; a negative CQE on any exit SQE raises a new error whose
- * cause is the pending one. A hook that prepares no SQE still completes
- * from the loop. Custom exits are ordered: each starts only after every
+ * could not start; each negative CQE of an exit SQE raises a new error, in
+ * SQE order, whose cause is the error pending before it. A hook that
+ * prepares no SQE still completes from the loop. Custom exits are ordered: each starts only after every
  * release above it has completed, unless the manager says
  * RSC_MANAGER_UNORDERED (its release depends on no release above it, so it
  * may go out in the same batch). The manager struct and @arg must outlive
@@ -601,7 +601,8 @@ RSC_EXTERN int rsc_entry_release(struct rsc_entry *entry, rsc_entry_cb cb,
 /*
  * Blocking helper: release @entry as rsc_entry_release() does and run the
  * loop until the release has completed. Returns its result (0 or -errno);
- * *@errp (if not NULL) gets the error as a chain of one, or NULL. Errors:
+ * *@errp (if not NULL) gets its errors as a chain (one per failed SQE), or
+ * NULL. Errors:
  * as rsc_entry_release(), and -EDEADLK inside a callback or hook.
  */
 RSC_EXTERN int rsc_entry_release_wait(struct rsc_entry *entry,
