@@ -277,6 +277,9 @@ void uw_released(struct prog *p, int i, int res)
 		bool hook = observed(e) && uen[i].n_hooks && uen[i].hook_ret == res;
 
 		model_raise(u, res, hook ? "exit" : "", e->name, p->sc[e->scope].name);
+		/* Its later SQEs' errors, if any failed, go on top: learnt at the next exit. */
+		if (release_may_fail_twice(e))
+			u->valid = false;
 	} else if (!e->early && observed(e) && uen[i].hook_ret == RSC_EXIT_SUPPRESS) {
 		u->n = 0;
 		u->overflow = false;
