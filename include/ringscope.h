@@ -94,6 +94,7 @@ enum rsc_counter {
 	RSC_CTR_RECV_REARMS,	 /* multishot receives re-armed after the kernel ended them */
 	RSC_CTR_NOMEM_DROPS,	 /* descriptors acquired, then closed: no memory to own them */
 	RSC_CTR_AUDIT_LOST,	 /* audit findings and leak verdicts lost: no memory */
+	RSC_CTR_ERRORS_LOST,	 /* errors an error chain could not take: no memory */
 	RSC_CTR__COUNT
 };
 
@@ -322,8 +323,8 @@ RSC_EXTERN int rsc_scope_close_stats(const struct rsc_scope *scope,
  * error and may suppress it. The scope then waits for rsc_scope_close()
  * (or its parent) like a scope whose acquire failed.
  * Errors: -EINVAL (@err not negative), -ESTALE, -EALREADY (unwinding or
- * closing already). If the error cannot be allocated, the unwind still
- * starts, without it.
+ * closing already), -ENOMEM (no memory for the error: nothing changes, the
+ * scope stays open; a failure is never started without its error).
  */
 RSC_EXTERN int rsc_scope_fail(struct rsc_scope *scope, int err, const char *op);
 

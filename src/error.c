@@ -236,6 +236,24 @@ void rsc__error_unref(struct rsc_error *err)
 	}
 }
 
+/* Errors a splice leaves out (the copies made, the rest of @head down to
+ * @stop), but the one a fallback keeps by its errno: counted, never silent. */
+static void count_lost(struct rsc_loop *loop, const struct rsc_error *made,
+		       const struct rsc_error *head, const struct rsc_error *stop,
+		       bool one_kept)
+{
+	unsigned long long n = 0;
+
+	for (; made; made = made->cause)
+		n++;
+	for (; head && head != stop; head = head->cause)
+		n++;
+	if (one_kept && n)
+		n--;
+	if (loop)
+		loop->counters[RSC_CTR_ERRORS_LOST] += (long long)n;
+}
+
 /*
  * A copy of @head's chain down to @stop (exclusive), continued by @tail.
  * append (stop NULL): a child that failed on its own, unwound by a parent
@@ -262,6 +280,7 @@ struct rsc_error *rsc__error_splice(struct rsc_loop *loop, struct rsc_error *hea
 				      head->scope, NULL);
 		if (!copy) {
 			*link = NULL;
+			count_lost(loop, first, head, stop, !tail);
 			rsc__error_unref(first);
 			return tail ? rsc__error_ref(tail) : rsc__error_fallback(head->err);
 		}

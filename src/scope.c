@@ -193,6 +193,8 @@ void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
 		/* No memory: the chain cannot grow, but an error it has (the first)
 		 * stays, and a first one is never lost (its errno, without names). */
 		s->pending = rsc__error_fallback(err);
+	} else {
+		s->loop->counters[RSC_CTR_ERRORS_LOST]++; /* never silently */
 	}
 }
 

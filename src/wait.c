@@ -137,8 +137,11 @@ static struct rsc_error *release_chain(const struct rsc__entry *e, int res)
 		next = rsc__error_new(e->scope->loop, errs[i], ops[i], e->mgr->name, e->detail,
 				      e->scope->name, chain);
 		rsc__error_unref(chain);
-		if (!next)
+		if (!next) {
+			/* The caller keeps the result's errno alone: the rest is counted lost. */
+			e->scope->loop->counters[RSC_CTR_ERRORS_LOST] += (long long)n - 1;
 			return NULL;
+		}
 		chain = next;
 	}
 	return chain;

@@ -1076,6 +1076,105 @@ START_TEST(shutdown_chain_carries_every_failed_release)
 }
 END_TEST
 
+/* ------------------------------------------------- without memory */
+
+/* rsc_scope_fail(3): no memory for the error is -ENOMEM, and nothing changes. */
+START_TEST(scope_fail_without_memory_is_enomem_and_changes_nothing)
+{
+	struct rsc_scope *s = open_scope(NULL, "nomem");
+	struct probe a, b;
+	char text[1024];
+
+	defer_probe(s, &a, "a", 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), -ENOMEM);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_ptr_null(rsc_scope_error(s));
+	t_run();
+	ck_assert_int_eq(a.calls, 0); /* no unwind started */
+	defer_probe(s, &b, "b", 0);   /* still open for pushes */
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(close_and_read(s, text, sizeof(text)), -EPIPE);
+	ck_assert_str_eq(a.seen, "body:EPIPE");
+}
+END_TEST
+
+/* Length of @err's chain, 0 for none. */
+static long long depth_of(const struct rsc_error *err)
+{
+	return err ? rsc_error_depth(err) : 0;
+}
+
+/*
+ * Each allocation of an unwind failing in turn: an error the chain cannot
+ * take is never left out silently. What the chain holds plus what
+ * RSC_CTR_ERRORS_LOST counts is every error raised (rsc_fault_set(3)).
+ */
+START_TEST(errors_left_out_without_memory_are_counted)
+{
+	int nth, lost_somewhere = 0;
+
+	for (nth = 1; nth <= 8; nth++) {
+		struct rsc_scope *s = open_scope(NULL, "oom");
+		struct rsc_error *err = NULL;
+		long long lost = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST);
+		char rule[32];
+		int i, st;
+
+		for (i = 0; i < 4; i++)
+			ck_assert_int_eq(rsc_defer(s, fail_eio, NULL, NULL), 0);
+		ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+		snprintf(rule, sizeof(rule), "alloc:%d:ENOMEM", nth);
+		ck_assert_int_eq(rsc_fault_set(t_loop, rule), 0);
+		st = rsc_scope_close_wait(s, &err);
+		ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+		ck_assert_int_ne(st, -ENOMEM);
+		ck_assert_int_lt(st, 0); /* never success for a failure */
+		lost = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST) - lost;
+		ck_assert_msg(depth_of(err) + lost == 5, "allocation %d failing: chain %s (depth %lld), %lld lost",
+			      nth, chain_text(err), depth_of(err), lost);
+		lost_somewhere |= lost > 0;
+		rsc_error_free(err);
+	}
+	ck_assert(lost_somewhere);
+}
+END_TEST
+
+/* The same where a child's result joins its parent's chain (a copy per link). */
+START_TEST(child_result_left_out_without_memory_is_counted)
+{
+	int nth, lost_somewhere = 0;
+
+	for (nth = 1; nth <= 8; nth++) {
+		struct rsc_scope *p = open_scope(NULL, "parent");
+		struct rsc_scope *c = open_scope(p, "child");
+		struct rsc_error *err = NULL;
+		long long lost;
+		char rule[32];
+		int i, st;
+
+		for (i = 0; i < 2; i++)
+			ck_assert_int_eq(rsc_defer(c, fail_eio, NULL, NULL), 0);
+		ck_assert_int_eq(rsc_scope_fail(c, -ENOENT, "lookup"), 0);
+		t_run(); /* the child has unwound on its own: 3 errors */
+		ck_assert_int_eq(rsc_scope_fail(p, -EPIPE, "body"), 0);
+		lost = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST);
+		snprintf(rule, sizeof(rule), "alloc:%d:ENOMEM", nth);
+		ck_assert_int_eq(rsc_fault_set(t_loop, rule), 0);
+		st = rsc_scope_close_wait(p, &err);
+		ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+		ck_assert_int_lt(st, 0);
+		lost = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST) - lost;
+		ck_assert_msg(depth_of(err) + lost == 4, "allocation %d failing: chain %s, %lld lost",
+			      nth, chain_text(err), lost);
+		lost_somewhere |= lost > 0;
+		rsc_error_free(err);
+	}
+	ck_assert(lost_somewhere);
+}
+END_TEST
+
 Suite *make_unwind_errors_suite(void)
 {
 	Suite *s = suite_create("unwind_errors");
@@ -1116,6 +1215,13 @@ Suite *make_unwind_errors_suite(void)
 	tcase_add_test(tc, deadline_pending_is_etimedout_and_raises_stack_on_it);
 	tcase_add_test(tc, cancelled_acquire_adds_no_error_to_the_body_failure);
 	tcase_add_test(tc, shutdown_chain_carries_every_failed_release);
+	if (t_has_fault_injection()) {
+		tcase_add_test(tc, scope_fail_without_memory_is_enomem_and_changes_nothing);
+		tcase_add_test(tc, errors_left_out_without_memory_are_counted);
+		tcase_add_test(tc, child_result_left_out_without_memory_is_counted);
+	} else {
+		printf("SKIP scope_fail_without_memory_is_enomem_and_changes_nothing, errors_left_out_without_memory_are_counted, child_result_left_out_without_memory_is_counted: this build has no fault injection (configure --enable-fault-injection)\n");
+	}
 	suite_add_tcase(s, tc);
 	return s;
 }
