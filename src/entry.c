@@ -1075,6 +1075,24 @@ static void resolve_dependents(struct rsc__entry *dep)
 }
 
 /*
+ * An exit suppresses the error it was handed (DESIGN 2.4), never one it could
+ * not see: an unordered release above it in its batch may have raised since,
+ * by its SQE's result (rsc_push(3)). That error stays, without the suppressed
+ * one as its cause.
+ */
+static void suppress_what_it_saw(struct rsc__scope *s, struct rsc__entry *e)
+{
+	struct rsc_error *kept = NULL;
+
+	if (s->pending != e->suppressed)
+		kept = rsc__error_splice(s->loop, s->pending, e->suppressed, NULL);
+	rsc__error_unref(s->pending);
+	rsc__error_unref(e->suppressed);
+	e->suppressed = NULL;
+	s->pending = kept;
+}
+
+/*
  * The one place a release is settled, early or in its unwind's LIFO turn:
  * the ledger lets the number go, the error is raised on the scope (or told
  * to an early release's callback), the trace and the audit see it.
@@ -1100,8 +1118,11 @@ void rsc__entry_settle_release(struct rsc__entry *e)
 		for (i = 0; i < n; i++)
 			rsc__scope_raise(s, res[i], op[i], e);
 	} else if (!early && (e->flags & RSC__E_SUPPRESS)) {
-		rsc__error_unref(s->pending);
-		s->pending = NULL;
+		suppress_what_it_saw(s, e);
+	}
+	if (!early && (e->flags & RSC__E_SUPPRESS) && e->suppressed) {
+		rsc__error_unref(e->suppressed); /* a raise won over the suppression */
+		e->suppressed = NULL;
 	}
 	rsc__trace(loop, RSC_EV_RELEASED, s, e, e->exit_res);
 	/* Only slots, a pipe's second end, or a close that found the number gone. */
@@ -1222,6 +1243,8 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 	}
 	if (ret == RSC_EXIT_SUPPRESS) {
 		e->flags |= RSC__E_SUPPRESS;
+		if (!(e->flags & RSC__E_RELEASE_REQ))
+			e->suppressed = rsc__error_ref(e->scope->pending);
 	} else if (ret < 0) {
 		e->exit_res = ret;
 		e->exit_opcode = RSC__OPCODE_HOOK;

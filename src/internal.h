@@ -183,6 +183,8 @@ struct rsc__entry {
 	/* Each failed SQE of the exit (bits of exit_failed): every one is an error of its own. */
 	int exit_sqe_res[RSC_ENTRY_SQES_MAX];
 	uint8_t exit_sqe_opcode[RSC_ENTRY_SQES_MAX];
+	/* RSC__E_SUPPRESS in an unwind: the pending error its exit was handed (a reference). */
+	struct rsc_error *suppressed;
 	/* Lists: rsc__entry_get() sets the head; links are read only while on their list. */
 	struct rsc__list io_ops;	/* its tracked ops in flight (rsc_op.io_node), newest first */
 	struct rsc__list enter_ops;	/* its enter hook's ops in flight (rsc_op.io_node) */

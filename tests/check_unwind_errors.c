@@ -348,6 +348,55 @@ START_TEST(unordered_batch_keeps_lifo_between_entries_and_sqe_order_within)
 }
 END_TEST
 
+/*
+ * rsc_push(3): "Only an error raised by the result of an unordered exit's SQE
+ * is not seen by the exits that started in the same step; the scope's result
+ * carries it all the same." An unordered exit below that suppresses
+ * suppresses what it saw, never an error it could not see.
+ */
+START_TEST(unordered_suppression_keeps_an_error_it_never_saw)
+{
+	static const enum sqe_kind slow[] = { K_SLOW };
+	struct rsc_scope *s = open_scope(NULL, "unseen");
+	struct multi sup, late;
+	char text[1024];
+
+	multi_init(&sup, 0, NULL);
+	sup.ret = RSC_EXIT_SUPPRESS;
+	multi_init(&late, 1, slow);
+	push_multi(s, &multi_unordered, &sup);
+	push_multi(s, &multi_unordered, &late);
+	ck_assert_int_eq(close_and_read(s, text, sizeof(text)), -ETIME);
+	ck_assert_str_eq(sup.seen, "");
+	ck_assert_str_eq(text, "timeout:ETIME");
+}
+END_TEST
+
+/* ... and on a body failure: what it saw (the body's error) is suppressed,
+ * the error it never saw stays, without that cause. */
+START_TEST(unordered_suppression_drops_only_what_it_saw)
+{
+	static const enum sqe_kind slow[] = { K_SLOW };
+	struct rsc_scope *s = open_scope(NULL, "unseen");
+	struct multi sup, late;
+	struct probe below;
+	char text[1024];
+
+	defer_probe(s, &below, "below", 0);
+	multi_init(&sup, 0, NULL);
+	sup.ret = RSC_EXIT_SUPPRESS;
+	multi_init(&late, 1, slow);
+	push_multi(s, &multi_unordered, &sup);
+	push_multi(s, &multi_unordered, &late);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(close_and_read(s, text, sizeof(text)), -ETIME);
+	ck_assert_str_eq(late.seen, "body:EPIPE");
+	ck_assert_str_eq(sup.seen, "body:EPIPE");
+	ck_assert_str_eq(below.seen, "timeout:ETIME");
+	ck_assert_str_eq(text, "timeout:ETIME");
+}
+END_TEST
+
 /* rsc_entry_release_wait(3): the chain it returns holds every failure of the
  * release; the result is the first; the scope's chain stays clean. */
 START_TEST(release_wait_chain_holds_every_failed_sqe)
@@ -1188,6 +1237,8 @@ Suite *make_unwind_errors_suite(void)
 	tcase_add_test(tc, suppressing_exit_whose_sqes_fail_raises_each_over_the_pending);
 	tcase_add_test(tc, sqe_cancelled_by_a_failed_link_is_reported_too);
 	tcase_add_test(tc, unordered_batch_keeps_lifo_between_entries_and_sqe_order_within);
+	tcase_add_test(tc, unordered_suppression_keeps_an_error_it_never_saw);
+	tcase_add_test(tc, unordered_suppression_drops_only_what_it_saw);
 	tcase_add_test(tc, release_wait_chain_holds_every_failed_sqe);
 	tcase_add_test(tc, early_release_without_callback_puts_every_failure_in_the_chain);
 	tcase_add_test(tc, early_release_callback_hears_the_first_failure);
