@@ -851,6 +851,16 @@ static void keep_close(struct rsc_scope *s, int status, const struct rsc_error *
 	k->shutdown = rsc_loop_shutdown(t_loop, NULL);
 }
 
+static void keep_close_quiet(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct keep *k = data;
+
+	(void)s;
+	k->calls_close++;
+	k->st_close = status;
+	ck_assert_int_eq(rsc_error_dup(err, &k->kept), 0);
+}
+
 START_TEST(close_callbacks_share_one_chain_and_refuse_reentry)
 {
 	struct rsc_scope *s = open_scope(NULL, "cbs");
@@ -1125,6 +1135,172 @@ START_TEST(shutdown_chain_carries_every_failed_release)
 }
 END_TEST
 
+/* --------------------------------------- what an exit returns, more */
+
+/* rsc_push(3): only RSC_EXIT_SUPPRESS suppresses; any other positive value
+ * counts as 0; any negative int is raised as it is ("exit"). */
+START_TEST(exit_return_values_other_than_suppress)
+{
+	struct rsc_scope *s = open_scope(NULL, "rets");
+	struct probe p[4];
+	char text[1024];
+
+	defer_probe(s, &p[0], "p0", INT_MIN);
+	defer_probe(s, &p[1], "p1", INT_MAX);
+	defer_probe(s, &p[2], "p2", 2);
+	defer_probe(s, &p[3], "p3", RSC_EXIT_SUPPRESS + 1);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(close_and_read(s, text, sizeof(text)), INT_MIN);
+	ck_assert_str_eq(p[1].seen, "body:EPIPE"); /* not suppressed by 3, 2 or INT_MAX */
+	ck_assert_str_eq(p[0].seen, "body:EPIPE");
+	ck_assert_str_eq(text, "exit:E?,body:EPIPE");
+}
+END_TEST
+
+/* An early release still in flight when the body fails: the unwind waits
+ * for it, and its error (no callback) joins the chain. */
+START_TEST(early_release_in_flight_when_the_body_fails_joins_the_chain)
+{
+	static const enum sqe_kind slow[] = { K_SLOW };
+	struct rsc_scope *s = open_scope(NULL, "inflight");
+	struct rsc_entry *e;
+	struct probe a;
+	struct multi m;
+	char text[1024];
+
+	defer_probe(s, &a, "a", 0);
+	multi_init(&m, 1, slow);
+	e = push_multi(s, &multi_mgr, &m);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(close_and_read(s, text, sizeof(text)), -ETIME);
+	ck_assert_str_eq(m.seen, ""); /* released early: nothing pending for it */
+	ck_assert_str_eq(text, "timeout:ETIME,body:EPIPE");
+	ck_assert_int_eq(a.calls, 1);
+}
+END_TEST
+
+/* An on-close callback set from inside an exit of its own scope's unwind
+ * still runs, with the final result; a close asked from it takes effect. */
+struct reclose {
+	struct rsc_scope *s;
+	struct keep k;
+	int close_res;
+};
+
+static int set_on_close_from_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct reclose *r = arg;
+
+	(void)e;
+	(void)pending;
+	ck_assert_int_eq(rsc_scope_on_close(r->s, keep_on_close, &r->k), 0);
+	return -EIO;
+}
+
+static void close_from_on_close(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct reclose *r = data;
+
+	keep_on_close(s, status, err, &r->k);
+	r->k.lent_close = err;
+	r->close_res = rsc_scope_close(s, keep_close_quiet, &r->k);
+}
+
+START_TEST(on_close_set_from_an_exit_and_closing_from_on_close)
+{
+	struct reclose r = { 0 };
+	struct rsc_error *kept;
+
+	r.s = open_scope(NULL, "self");
+	ck_assert_int_eq(rsc_defer(r.s, set_on_close_from_exit, &r, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(r.s, -EPIPE, "body"), 0);
+	t_run();
+	ck_assert_int_eq(r.k.calls_on_close, 1);
+	ck_assert_int_eq(r.k.st_on_close, -EIO);
+	ck_assert_int_eq(rsc_scope_state(r.s), RSC_SCOPE_UNWOUND);
+	/* Unwound: too late for an on-close callback. */
+	ck_assert_int_eq(rsc_scope_on_close(r.s, close_from_on_close, &r), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close(r.s, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(r.s), -ESTALE);
+	ck_assert_ptr_null(rsc_scope_error(r.s));
+	ck_assert_ptr_null(rsc_scope_error(NULL));
+
+	/* A failed scope closing itself from its on-close callback: the close
+	 * callback gets the same chain, after it. */
+	memset(&r, 0, sizeof(r));
+	r.s = open_scope(NULL, "self2");
+	ck_assert_int_eq(rsc_defer(r.s, fail_eio, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_on_close(r.s, close_from_on_close, &r), 0);
+	ck_assert_int_eq(rsc_scope_fail(r.s, -EPIPE, "body"), 0);
+	t_run();
+	ck_assert_int_eq(r.close_res, 0);
+	ck_assert_int_eq(r.k.calls_on_close, 1);
+	ck_assert_int_eq(r.k.calls_close, 1);
+	ck_assert_int_eq(r.k.st_close, -EIO);
+	kept = r.k.kept;
+	ck_assert_str_eq(chain_text(kept), "exit:EIO,body:EPIPE");
+	rsc_error_free(kept);
+	ck_assert_int_eq(rsc_scope_state(r.s), -ESTALE);
+}
+END_TEST
+
+/* rsc_error_print(3)'s lines, exactly, with controls in every field. */
+static int ctl_enter(struct rsc_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 0;
+}
+
+static int ctl_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	return -EIO;
+}
+
+static const struct rsc_manager ctl_mgr = {
+	sizeof(struct rsc_manager), 0, "m\x1b]0;x\a", ctl_enter, ctl_exit
+};
+
+START_TEST(error_print_escapes_every_field_one_line_per_error)
+{
+	struct rsc_scope *s = open_scope(NULL, "sc\r\n");
+	struct rsc_error *err = NULL;
+	char *text;
+	size_t len;
+	FILE *f;
+
+	ck_assert_int_eq(rsc_push(s, &ctl_mgr, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -ENOENT, "op\tx"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	f = tmpfile();
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_error_print(err, f), 0);
+	len = (size_t)ftell(f);
+	rewind(f);
+	text = calloc(1, len + 1);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_uint_eq(fread(text, 1, len, f), len);
+	fclose(f);
+	ck_assert_str_eq(text,
+			 "error: exit: Input/output error (EIO) [entry 'm\\x1b]0;x\\x07' in scope 'sc\\x0d\\x0a']\n"
+			 "  caused by: op\\x09x: No such file or directory (ENOENT) [entry '' in scope 'sc\\x0d\\x0a']\n");
+	free(text);
+	/* len 0 with a buffer: measures, writes nothing. */
+	{
+		char buf[4] = "abc";
+
+		ck_assert_int_gt(rsc_error_format(err, buf, 0), 100);
+		ck_assert_str_eq(buf, "abc");
+	}
+	rsc_error_free(err);
+}
+END_TEST
+
 /* ------------------------------------------------- without memory */
 
 /* rsc_scope_fail(3): no memory for the error is -ENOMEM, and nothing changes. */
@@ -1266,6 +1442,10 @@ Suite *make_unwind_errors_suite(void)
 	tcase_add_test(tc, deadline_pending_is_etimedout_and_raises_stack_on_it);
 	tcase_add_test(tc, cancelled_acquire_adds_no_error_to_the_body_failure);
 	tcase_add_test(tc, shutdown_chain_carries_every_failed_release);
+	tcase_add_test(tc, exit_return_values_other_than_suppress);
+	tcase_add_test(tc, early_release_in_flight_when_the_body_fails_joins_the_chain);
+	tcase_add_test(tc, on_close_set_from_an_exit_and_closing_from_on_close);
+	tcase_add_test(tc, error_print_escapes_every_field_one_line_per_error);
 	if (t_has_fault_injection()) {
 		tcase_add_test(tc, scope_fail_without_memory_is_enomem_and_changes_nothing);
 		tcase_add_test(tc, errors_left_out_without_memory_are_counted);
