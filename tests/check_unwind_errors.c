@@ -1054,6 +1054,34 @@ START_TEST(deadline_pending_is_etimedout_and_raises_stack_on_it)
 }
 END_TEST
 
+/* RSC_DEADLINE_MOVE_ON: nothing pending, but what the releases raise is the
+ * result; a parent's deadline reaches its child's exits as their pending. */
+START_TEST(move_on_deadline_has_nothing_pending_but_keeps_raises)
+{
+	struct rsc_scope *p = open_scope(NULL, "parent");
+	struct rsc_scope *c = open_scope(p, "child");
+	struct rsc_scope *m = open_scope(NULL, "moveon");
+	struct probe pa, ca, ma, mb;
+	char text[1024];
+
+	defer_probe(p, &pa, "pa", 0);
+	defer_probe(c, &ca, "ca", -EIO);
+	defer_probe(m, &ma, "ma", 0);
+	defer_probe(m, &mb, "mb", -ENOSPC);
+	ck_assert_int_eq(rsc_scope_set_deadline(p, 5, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(m, 5, RSC_DEADLINE_MOVE_ON), 0);
+	t_run();
+	ck_assert_str_eq(ca.seen, "deadline:ETIMEDOUT");
+	ck_assert_str_eq(pa.seen, "exit:EIO,deadline:ETIMEDOUT");
+	ck_assert_str_eq(mb.seen, "");
+	ck_assert_str_eq(ma.seen, "exit:ENOSPC");
+	ck_assert_int_eq(close_and_read(p, text, sizeof(text)), -EIO);
+	ck_assert_str_eq(text, "exit:EIO,deadline:ETIMEDOUT");
+	ck_assert_int_eq(close_and_read(m, text, sizeof(text)), -ENOSPC);
+	ck_assert_str_eq(text, "exit:ENOSPC");
+}
+END_TEST
+
 /* An acquire cancelled by the body's failure adds no -ECANCELED of its own:
  * the chain is the body's error and what the releases raised. */
 struct pipe_read {
@@ -1440,6 +1468,7 @@ Suite *make_unwind_errors_suite(void)
 	tcase_add_test(tc, error_format_cut_never_splits_an_escape);
 	tcase_add_test(tc, ten_thousand_failing_releases_keep_every_error);
 	tcase_add_test(tc, deadline_pending_is_etimedout_and_raises_stack_on_it);
+	tcase_add_test(tc, move_on_deadline_has_nothing_pending_but_keeps_raises);
 	tcase_add_test(tc, cancelled_acquire_adds_no_error_to_the_body_failure);
 	tcase_add_test(tc, shutdown_chain_carries_every_failed_release);
 	tcase_add_test(tc, exit_return_values_other_than_suppress);
