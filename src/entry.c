@@ -32,7 +32,8 @@ static void set_state(struct rsc__entry *e, int to)
  * are reported in SQE order (rsc_entry_get_sqes(3)). The release's result is
  * the hook's own -errno (set before any CQE), else the first in SQE order.
  */
-static void note_exit_failure(struct rsc__entry *e, const struct rsc_op *op, int res)
+static RSC__COLD __attribute__((noinline)) void
+note_exit_failure(struct rsc__entry *e, const struct rsc_op *op, int res)
 {
 	e->exit_failed |= (uint8_t)(1U << op->sqe_idx);
 	e->exit_sqe_res[op->sqe_idx] = res;
@@ -1080,7 +1081,8 @@ static void resolve_dependents(struct rsc__entry *dep)
  * by its SQE's result (rsc_push(3)). That error stays, without the suppressed
  * one as its cause.
  */
-static void suppress_what_it_saw(struct rsc__scope *s, struct rsc__entry *e)
+static RSC__COLD __attribute__((noinline)) void
+suppress_what_it_saw(struct rsc__scope *s, struct rsc__entry *e)
 {
 	struct rsc_error *kept = NULL;
 
@@ -1090,6 +1092,23 @@ static void suppress_what_it_saw(struct rsc__scope *s, struct rsc__entry *e)
 	rsc__error_unref(e->suppressed);
 	e->suppressed = NULL;
 	s->pending = kept;
+}
+
+/* Every failed SQE of the release raised as if each were an exit of its own,
+ * oldest first; out of line: its frame would cost every release. */
+static RSC__COLD __attribute__((noinline)) void
+raise_exit_errors(struct rsc__scope *s, struct rsc__entry *e, bool early)
+{
+	int res[RSC_ENTRY_SQES_MAX + 1];
+	const char *op[RSC_ENTRY_SQES_MAX + 1];
+	unsigned i, n = rsc__entry_exit_errors(e, res, op);
+
+	for (i = 0; i < n; i++)
+		rsc__scope_raise(s, res[i], op[i], e);
+	if (!early && (e->flags & RSC__E_SUPPRESS)) {
+		rsc__error_unref(e->suppressed); /* a raise won over the suppression */
+		e->suppressed = NULL;
+	}
 }
 
 /*
@@ -1109,20 +1128,10 @@ void rsc__entry_settle_release(struct rsc__entry *e)
 		e->flags &= ~RSC__E_LEDGER;
 	}
 	if (e->exit_res < 0 && !(early && e->release_cb)) {
-		/* No callback to hear it: the scope's result carries it, every
-		 * failed SQE as if each were an exit of its own, oldest first. */
-		int res[RSC_ENTRY_SQES_MAX + 1];
-		const char *op[RSC_ENTRY_SQES_MAX + 1];
-		unsigned i, n = rsc__entry_exit_errors(e, res, op);
-
-		for (i = 0; i < n; i++)
-			rsc__scope_raise(s, res[i], op[i], e);
+		/* No callback to hear it: the scope's result carries it. */
+		raise_exit_errors(s, e, early);
 	} else if (!early && (e->flags & RSC__E_SUPPRESS)) {
 		suppress_what_it_saw(s, e);
-	}
-	if (!early && (e->flags & RSC__E_SUPPRESS) && e->suppressed) {
-		rsc__error_unref(e->suppressed); /* a raise won over the suppression */
-		e->suppressed = NULL;
 	}
 	rsc__trace(loop, RSC_EV_RELEASED, s, e, e->exit_res);
 	/* Only slots, a pipe's second end, or a close that found the number gone. */
@@ -1228,8 +1237,7 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 	}
 	e->flags &= ~(RSC__E_RETRY_HOOK | RSC__E_DRAINING);
 	e->phase = RSC__PHASE_EXIT;
-	e->exit_res = 0;
-	e->exit_failed = 0;
+	e->exit_res = 0; /* exit_failed is 0 already: cleared with the entry, set only by exit CQEs */
 	e->close_res = 1;
 	e->close_res2 = 1;
 	ret = call_hook(e, false);

@@ -145,7 +145,7 @@ struct rsc__entry {
 	int exit_res; /* the release's result: the hook's -errno, else the first failed SQE's */
 	uint8_t exit_opcode;
 	uint8_t exit_sqe_idx; /* the SQE that raised exit_res: the first in SQE order wins */
-	uint8_t exit_failed;  /* bit i: the exit's SQE i failed (exit_sqe_res[i]); set by start_exit */
+	uint8_t exit_failed;  /* bit i: the exit's SQE i failed (exit_sqe_res[i]); 0 until its exit */
 	unsigned config; /* RSC__CFG_* */
 	unsigned flags;	 /* RSC__E_* */
 	enum rsc__phase phase;
