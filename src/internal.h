@@ -904,6 +904,9 @@ void rsc__entry_start_exit(struct rsc__entry *e);
 /* Release @e early (the caller checked it may): off its scope's unwind. */
 int rsc__entry_release(struct rsc__entry *e, rsc_entry_cb cb, void *data);
 void rsc__entry_settle_release(struct rsc__entry *e);
+/* rsc__error_append() taking the caller's reference to @head (continued in place when nobody else holds it). */
+struct rsc_error *rsc__error_append_owned(struct rsc_loop *loop, struct rsc_error *head,
+					  struct rsc_error *tail);
 /* The errors of @e's settled release, oldest first (at most RSC_ENTRY_SQES_MAX + 1); how many. */
 unsigned rsc__entry_exit_errors(const struct rsc__entry *e, int res[], const char *op[]);
 /* Due on-enter callbacks of adopted and deferred entries; returns how many. */

@@ -316,10 +316,16 @@ static void take_child_result(struct rsc__scope *s, struct rsc__scope *c)
 		/* The child started from our pending error and carried it on; what
 		 * was raised on us meanwhile stays, on top of its result. */
 		next = rsc__error_splice(s->loop, s->pending, c->started_from, c->pending);
+		rsc__error_unref(c->pending);
 	} else {
 		/* It failed on its own first: keep both, ours as the cause. */
-		next = rsc__error_append(s->loop, c->pending, s->pending);
+		next = rsc__error_append_owned(s->loop, c->pending, s->pending);
 	}
+	/* Its result is ours now: a consumed child holds no chain (a deep tree
+	 * would otherwise keep one per level until it is freed). */
+	c->pending = NULL;
+	rsc__error_unref(c->started_from);
+	c->started_from = NULL;
 	rsc__error_unref(s->pending);
 	s->pending = next;
 }
