@@ -659,6 +659,7 @@ END_TEST
 START_TEST(scope_fail_refuses_bad_arguments_and_changes_nothing)
 {
 	struct rsc_scope *s = open_scope(NULL, "args");
+	struct probe p = { .name = "p" };
 	struct rsc_entry *e;
 	char text[1024];
 
@@ -666,7 +667,7 @@ START_TEST(scope_fail_refuses_bad_arguments_and_changes_nothing)
 	ck_assert_int_eq(rsc_scope_fail(s, 0, "x"), -EINVAL);
 	ck_assert_int_eq(rsc_scope_fail(s, EIO, "x"), -EINVAL);
 	ck_assert_int_eq(rsc_scope_fail(s, INT_MAX, "x"), -EINVAL);
-	ck_assert_int_eq(rsc_defer(s, probe_fn, &(struct probe){ .name = "p" }, &e), 0);
+	ck_assert_int_eq(rsc_defer(s, probe_fn, &p, &e), 0);
 	/* An entry handle is no scope. */
 	ck_assert_int_eq(rsc_scope_fail((struct rsc_scope *)e, -EIO, "x"), -EINVAL);
 	ck_assert_ptr_null(rsc_scope_error(s));
