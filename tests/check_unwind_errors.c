@@ -597,6 +597,36 @@ START_TEST(child_failed_on_its_own_comes_before_the_parent_error)
 }
 END_TEST
 
+/* Keeps the pending chain an exit is handed, and raises. */
+static int dup_pending_and_raise(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	ck_assert_int_eq(rsc_error_dup(pending, (struct rsc_error **)arg), 0);
+	return -EIO;
+}
+
+/* A chain an exit kept (the tail of the child's final chain) stays as it was
+ * when the child's result is joined to its parent's error below it. */
+START_TEST(chain_kept_by_an_exit_is_immutable_when_the_parent_joins_it)
+{
+	struct rsc_scope *p = open_scope(NULL, "parent");
+	struct rsc_scope *c = open_scope(p, "child");
+	struct rsc_error *kept = NULL;
+	char text[1024];
+
+	ck_assert_int_eq(rsc_defer(c, dup_pending_and_raise, &kept, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(c, -ENOENT, "lookup"), 0);
+	t_run();
+	ck_assert_str_eq(chain_text(kept), "lookup:ENOENT");
+	ck_assert_int_eq(rsc_scope_fail(p, -EPIPE, "body"), 0);
+	ck_assert_int_eq(close_and_read(p, text, sizeof(text)), -EIO);
+	ck_assert_str_eq(text, "exit:EIO,lookup:ENOENT,body:EPIPE");
+	ck_assert_str_eq(chain_text(kept), "lookup:ENOENT");
+	ck_assert_ptr_null(rsc_error_cause(kept));
+	rsc_error_free(kept);
+}
+END_TEST
+
 /* A child's exit suppressing the parent's pending error: as an inner
  * context manager that swallows, the outer sees nothing. */
 START_TEST(child_exit_suppressing_the_parent_error_clears_it_for_the_parent)
@@ -1509,6 +1539,7 @@ Suite *make_unwind_errors_suite(void)
 	tcase_add_test(tc, scope_error_during_an_exit_is_the_pending_chain);
 	tcase_add_test(tc, child_raising_inside_a_failed_parent_keeps_the_order);
 	tcase_add_test(tc, child_failed_on_its_own_comes_before_the_parent_error);
+	tcase_add_test(tc, chain_kept_by_an_exit_is_immutable_when_the_parent_joins_it);
 	tcase_add_test(tc, child_exit_suppressing_the_parent_error_clears_it_for_the_parent);
 	tcase_add_test(tc, exit_of_a_parent_closed_child_touching_its_scope);
 	tcase_add_test(tc, scope_fail_refuses_bad_arguments_and_changes_nothing);
