@@ -323,8 +323,9 @@ RSC_EXTERN int rsc_scope_close_stats(const struct rsc_scope *scope,
  * error and may suppress it. The scope then waits for rsc_scope_close()
  * (or its parent) like a scope whose acquire failed.
  * Errors: -EINVAL (@err not negative), -ESTALE, -EALREADY (unwinding or
- * closing already), -ENOMEM (no memory for the error: nothing changes, the
- * scope stays open; a failure is never started without its error).
+ * closing already; a graceful close in its grace is failed, ending it),
+ * -ENOMEM (no memory for the error: nothing changes, the scope stays open;
+ * a failure is never started without its error).
  */
 RSC_EXTERN int rsc_scope_fail(struct rsc_scope *scope, int err, const char *op);
 

@@ -1397,6 +1397,41 @@ START_TEST(error_print_escapes_every_field_one_line_per_error)
 }
 END_TEST
 
+/*
+ * rsc_scope_close_graceful(3): during the grace, "a failure (rsc_scope_fail(3))
+ * of the scope or of a scope below it starts that scope's unwind at once".
+ */
+START_TEST(scope_fail_during_a_grace_starts_the_unwind_with_its_error)
+{
+	struct rsc_scope *s = open_scope(NULL, "grace");
+	struct rsc_entry *e;
+	struct keep k = { 0 };
+	struct probe a;
+	char buf[4];
+	int peer, res = 1;
+	long t0;
+
+	defer_probe(s, &a, "a", 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), -1, t_store_res, &res), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 3000, keep_close_quiet, &k), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(k.calls_close, 0); /* the read holds the grace */
+	t0 = t_now_ms();
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "body"), 0);
+	t_run();
+	ck_assert_int_lt(t_now_ms() - t0, 1500);
+	ck_assert_int_eq(k.calls_close, 1);
+	ck_assert_int_eq(k.st_close, -EPROTO);
+	ck_assert_str_eq(a.seen, "body:EPROTO");
+	ck_assert_str_eq(chain_text(k.kept), "body:EPROTO");
+	ck_assert_int_eq(res, -ECANCELED);
+	rsc_error_free(k.kept);
+	close(peer);
+}
+END_TEST
+
 /* ------------------------------------------------- without memory */
 
 /* rsc_scope_fail(3): no memory for the error is -ENOMEM, and nothing changes. */
@@ -1561,6 +1596,7 @@ Suite *make_unwind_errors_suite(void)
 	tcase_add_test(tc, early_release_in_flight_when_the_body_fails_joins_the_chain);
 	tcase_add_test(tc, on_close_set_from_an_exit_and_closing_from_on_close);
 	tcase_add_test(tc, error_print_escapes_every_field_one_line_per_error);
+	tcase_add_test(tc, scope_fail_during_a_grace_starts_the_unwind_with_its_error);
 	if (t_has_fault_injection()) {
 		tcase_add_test(tc, scope_fail_without_memory_is_enomem_and_changes_nothing);
 		tcase_add_test(tc, errors_left_out_without_memory_are_counted);
