@@ -338,6 +338,7 @@ struct rsc_loop {
 	 * (rsc_adopt(3)), and leave the ledger once the SQ is empty (ledger.c). */
 	struct rsc__ledger_pending { int fd; uint64_t h; } *ledger_unsub;
 	unsigned n_ledger_unsub, cap_ledger_unsub;
+	unsigned n_entries_made; /* the entry pool's size: the list above has room for each */
 
 	/* Handle slots this loop holds (handle.c). */
 	uint32_t handle_free; /* slot index + 1, or 0 */
@@ -600,6 +601,7 @@ int rsc__ledger_reserve_slow(struct rsc_loop *loop, int fd);
 void rsc__ledger_unload(void);
 void rsc__ledger_set_slow(int fd, uint64_t h);
 bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
+int rsc__ledger_room(struct rsc_loop *loop, unsigned n);
 void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all);
 void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing);
 extern uint64_t *rsc__ledger_pages[RSC__LEDGER_MAX_FD / RSC__LEDGER_PAGE];

@@ -117,19 +117,33 @@ void rsc__ledger_unload(void)
  * the application's ring (rsc_loop_new_from_ring) the application submits
  * when it likes: let go at once there.
  */
-bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h)
+/*
+ * Room in the list of closes not yet submitted for @n of them, made when the
+ * entry pool grows (pool.c): an entry lists its close at most once, and is
+ * alive until that close is submitted, so a release never needs memory to
+ * let go of its number (the no-memory fallback below stays as a safety net).
+ */
+int rsc__ledger_room(struct rsc_loop *loop, unsigned n)
 {
 	struct rsc__ledger_pending *p;
-	unsigned cap;
+	unsigned cap = loop->cap_ledger_unsub ? loop->cap_ledger_unsub : 16;
 
-	if (!loop->shared && loop->n_ledger_unsub == loop->cap_ledger_unsub) {
-		cap = loop->cap_ledger_unsub ? 2 * loop->cap_ledger_unsub : 16;
-		p = rsc__realloc(loop, loop->ledger_unsub, cap * sizeof(*p));
-		if (p) {
-			loop->ledger_unsub = p;
-			loop->cap_ledger_unsub = cap;
-		}
-	}
+	if (n <= loop->cap_ledger_unsub)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	p = rsc__realloc(loop, loop->ledger_unsub, cap * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	loop->ledger_unsub = p;
+	loop->cap_ledger_unsub = cap;
+	return 0;
+}
+
+bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h)
+{
+	if (!loop->shared && loop->n_ledger_unsub == loop->cap_ledger_unsub)
+		(void)rsc__ledger_room(loop, loop->n_ledger_unsub + 1);
 	if (loop->shared) {
 		rsc__ledger_forget(fd, h);
 		return true;

@@ -84,10 +84,14 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 		loop->free_entries = e->next_free;
 		POOL_UNPOISON(e, offsetof(struct rsc__entry, detail_inline));
 	} else {
+		/* Room first for its close in the ledger's list (ledger.c). */
+		if (!loop->shared && rsc__ledger_room(loop, loop->n_entries_made + 1) < 0)
+			return NULL;
 		e = rsc__malloc(loop, sizeof(*e));
 		if (!e)
 			return NULL;
 		e->slot = 0;
+		loop->n_entries_made++;
 		loop->counters[RSC_CTR_POOL_ALLOCS]++;
 	}
 	/* Only the header is reset: detail_inline is written before use. */

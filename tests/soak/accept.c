@@ -667,6 +667,8 @@ static void op_probe(struct prog *p, struct rd *r, struct prog_stats *st)
 	e = &p->en[i];
 	if (e->kind == K_CUSTOM || lis_of(i) >= 0 || e->n_handing)
 		return; /* a custom value's meaning is its manager's; a slot may be leaving */
+	if (e->kind == K_NET && !strcmp(e->name, "listen"))
+		return; /* op_address's listener listens: a connect of the program may reach it */
 	start_accept(p, i, rd_u8(r) & ~0x18U, true, st);
 }
 

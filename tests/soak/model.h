@@ -248,7 +248,10 @@ void own_begin(void);
 void own_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
 bool own_busy(const struct prog *p, int i);
 bool own_before_wait(const struct prog *p);
-bool own_owns_release(const struct prog *p, int s);
+/* Whether an unwind owns a scope's entries for rsc_entry_release: either,
+ * where the library's moment is not one the model can see. */
+enum own_verdict { OWN_NO, OWN_YES, OWN_EITHER };
+enum own_verdict own_owns_release(const struct prog *p, int s);
 bool own_in_grace(const struct prog *p, int s);
 void own_released(struct prog *p, int i);
 void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain);

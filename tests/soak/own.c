@@ -118,24 +118,27 @@ void own_begin(void)
  * (rsc_scope_close_graceful(3): the work let finish may end its entries). */
 /* Above a grace, only an unwind that cancels owns the subtree: a close
  * there waits for the grace (rsc_scope_close_graceful(3)). A scope that
- * unwinds with no close asked on it or above it was failed or timed out. */
-static bool cancels_from_above(const struct prog *p, int s)
+ * unwinds with no close asked on it or above it was failed or timed out,
+ * or, in rsc_loop_shutdown, closed by it (which waits for the grace too):
+ * the model cannot tell which then. */
+static enum own_verdict cancels_from_above(const struct prog *p, int s)
 {
 	int a;
 
 	if (p->sc[s].fail_req)
-		return true;
+		return OWN_YES;
 	if (rsc_scope_state(p->sc[s].h) == RSC_SCOPE_OPEN)
-		return false;
+		return OWN_NO;
 	for (a = s; a >= 0; a = p->sc[a].parent)
 		if (p->sc[a].close_req)
-			return false;
-	return true;
+			return OWN_NO;
+	return p->shutting_down ? OWN_EITHER : OWN_YES;
 }
 
-bool own_owns_release(const struct prog *p, int s)
+enum own_verdict own_owns_release(const struct prog *p, int s)
 {
 	bool below_grace = false;
+	enum own_verdict v;
 
 	for (; s >= 0; s = p->sc[s].parent) {
 		if (own_in_grace(p, s)) {
@@ -143,16 +146,22 @@ bool own_owns_release(const struct prog *p, int s)
 			continue;
 		}
 		if (below_grace) {
-			if (cancels_from_above(p, s))
-				return true;
+			v = cancels_from_above(p, s);
+			if (v != OWN_NO)
+				return v;
 			continue;
 		}
 		if (p->sc[s].close_req || p->sc[s].fail_req ||
 		    rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
-			return true;
+			return OWN_YES;
 	}
+	/* A grace ends when its I/O has drained or its bound passed, and its
+	 * unwind starts on the next turn: in between the scope still reads
+	 * RSC_SCOPE_OPEN, but the close stands again and owns the entries. */
+	if (below_grace)
+		return OWN_EITHER;
 	/* rsc_loop_shutdown closes the top level, and waits for a grace too. */
-	return p->shutting_down && !below_grace;
+	return p->shutting_down ? OWN_YES : OWN_NO;
 }
 
 /* @s is in the grace of its graceful close: I/O may start, its entries

@@ -1444,15 +1444,15 @@ void op_release(struct prog *p, int i, struct rd *r)
 	struct pentry *e = &p->en[i];
 	bool with_cb = rd_u8(r) & 1;
 	int state = rsc_entry_state(e->h), ret;
-	bool must_refuse = e->early || state == RSC_FAILED || state == RSC_EXITING ||
-			   state == RSC_EXITED || own_owns_release(p, e->scope);
+	enum own_verdict owner = e->early || state == RSC_FAILED || state == RSC_EXITING ||
+					 state == RSC_EXITED ? OWN_YES : own_owns_release(p, e->scope);
 
 	p->releasing = e; /* its exit runs inside: an early one */
 	ret = rsc_entry_release(e->h, with_cb ? release_cb : NULL, e);
 	p->releasing = NULL;
 	say(p, "  op %d: release entry %d of %s (%s, state %d) -> %d\n", p->op_index,
 	    e->seq, p->sc[e->scope].name, with_cb ? "cb" : "no cb", state, ret);
-	if (must_refuse) {
+	if (owner == OWN_YES || (owner == OWN_EITHER && ret == -EALREADY)) {
 		if (ret != -EALREADY)
 			violation(p, "rsc_entry_release of a released or failed entry: %s, expected EALREADY",
 				  rsc_err_name(ret));

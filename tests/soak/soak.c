@@ -30,8 +30,8 @@
  *   descriptor number, a loop's ring left as they were).
  */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SOAK_COUNT_ALLOCS 0 /* ASan owns malloc; LeakSanitizer checks at exit */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SOAK_COUNT_ALLOCS 0 /* ASan (LeakSanitizer checks at exit) or TSan owns malloc */
 #else
 #define SOAK_COUNT_ALLOCS 1
 #endif
