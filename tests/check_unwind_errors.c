@@ -684,6 +684,47 @@ START_TEST(exit_of_a_parent_closed_child_touching_its_scope)
 }
 END_TEST
 
+/* An exit failing an older sibling its parent's unwind has not reached: the
+ * sibling unwinds in its turn, that unwind's error on top of its own
+ * (rsc_scope_fail(3)), and the parent's result carries both. */
+struct fail_other {
+	struct rsc_scope *other;
+	int res;
+};
+
+static int fail_the_other(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct fail_other *f = arg;
+
+	(void)e;
+	(void)pending;
+	f->res = rsc_scope_fail(f->other, -ENOENT, "late");
+	return 0;
+}
+
+START_TEST(exit_failing_an_older_sibling_mid_unwind)
+{
+	struct rsc_scope *p = open_scope(NULL, "parent");
+	struct rsc_scope *a = open_scope(p, "a");
+	struct rsc_scope *b = open_scope(p, "b");
+	struct fail_other f = { a, 1 };
+	struct probe aa, pa;
+	char text[1024];
+
+	defer_probe(p, &pa, "pa", 0);
+	defer_probe(a, &aa, "aa", 0);
+	ck_assert_int_eq(rsc_defer(b, fail_the_other, &f, NULL), 0);
+	order[0] = '\0';
+	ck_assert_int_eq(rsc_scope_fail(p, -EPIPE, "body"), 0);
+	ck_assert_int_eq(close_and_read(p, text, sizeof(text)), -EPIPE);
+	ck_assert_int_eq(f.res, 0);
+	ck_assert_str_eq(order, "aa,pa");
+	ck_assert_str_eq(aa.seen, "body:EPIPE,late:ENOENT");
+	ck_assert_str_eq(pa.seen, "body:EPIPE,late:ENOENT");
+	ck_assert_str_eq(text, "body:EPIPE,late:ENOENT");
+}
+END_TEST
+
 /* ------------------------------------------------- rsc_scope_fail(3) */
 
 START_TEST(scope_fail_refuses_bad_arguments_and_changes_nothing)
@@ -1577,6 +1618,7 @@ Suite *make_unwind_errors_suite(void)
 	tcase_add_test(tc, chain_kept_by_an_exit_is_immutable_when_the_parent_joins_it);
 	tcase_add_test(tc, child_exit_suppressing_the_parent_error_clears_it_for_the_parent);
 	tcase_add_test(tc, exit_of_a_parent_closed_child_touching_its_scope);
+	tcase_add_test(tc, exit_failing_an_older_sibling_mid_unwind);
 	tcase_add_test(tc, scope_fail_refuses_bad_arguments_and_changes_nothing);
 	tcase_add_test(tc, scope_fail_twice_or_after_close_is_ealready_and_keeps_the_first);
 	tcase_add_test(tc, scope_fail_with_huge_errnos_round_trips);
