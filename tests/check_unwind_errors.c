@@ -679,8 +679,12 @@ START_TEST(exit_of_a_parent_closed_child_touching_its_scope)
 	ck_assert_int_eq(t.on_close_res, 0);
 	ck_assert_int_eq(t.state, RSC_SCOPE_UNWINDING);
 	ck_assert_str_eq(text, "exit:EBADMSG");
+	/* Freed with its parent: every call with the handle says so. */
 	ck_assert_int_eq(rsc_scope_state(t.self), -ESTALE);
 	ck_assert_int_eq(rsc_scope_fail(t.self, -EIO, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_on_close(t.self, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close(t.self, NULL, NULL), -ESTALE);
+	ck_assert_ptr_null(rsc_scope_error(t.self));
 }
 END_TEST
 
