@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1023,6 +1024,92 @@ START_TEST(error_print_to_a_full_or_read_only_stream_is_eio)
 }
 END_TEST
 
+static int fail_eio(struct rsc_entry *e, const struct rsc_error *pending, void *arg);
+
+/* A chain of @n errors of scope @name, owned by the caller. */
+static struct rsc_error *chain_of(const char *name, int n)
+{
+	struct rsc_scope *s = open_scope(NULL, name);
+	struct rsc_error *err = NULL;
+	int i;
+
+	for (i = 0; i < n - 1; i++)
+		ck_assert_int_eq(rsc_defer(s, fail_eio, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_int_eq(rsc_error_depth(err), n);
+	return err;
+}
+
+struct printer {
+	const struct rsc_error *chain;
+	FILE *out;
+	int rounds, failures;
+};
+
+/* Another thread's hold on the chain, and its prints (rsc_error_dup(3): a
+ * chain the caller owns may be duplicated, freed and printed on any thread). */
+static void *print_rounds(void *arg)
+{
+	struct printer *pr = arg;
+	int i;
+
+	for (i = 0; i < pr->rounds; i++) {
+		struct rsc_error *mine = NULL;
+
+		if (rsc_error_dup(pr->chain, &mine) < 0 || rsc_error_print(mine, pr->out) < 0)
+			pr->failures++;
+		rsc_error_free(mine);
+	}
+	return NULL;
+}
+
+/*
+ * rsc_error_print(3): the stream's lock is held throughout, so two threads
+ * printing long chains to one unbuffered stream never mix their lines: the
+ * text is whole chains, one after the other.
+ */
+START_TEST(two_threads_printing_chains_never_mix_their_lines)
+{
+	enum { DEPTH = 200, ROUNDS = 20 };
+	struct printer pa = { 0 }, pb = { 0 };
+	struct rsc_error *a = chain_of("aaaa", DEPTH), *b = chain_of("bbbb", DEPTH);
+	pthread_t ta, tb;
+	char line[256], scope = 0;
+	int lines = 0, in_chain = 0;
+	FILE *f = tmpfile();
+
+	ck_assert_ptr_nonnull(f);
+	setvbuf(f, NULL, _IONBF, 0);
+	pa = (struct printer){ a, f, ROUNDS, 0 };
+	pb = (struct printer){ b, f, ROUNDS, 0 };
+	ck_assert_int_eq(pthread_create(&ta, NULL, print_rounds, &pa), 0);
+	ck_assert_int_eq(pthread_create(&tb, NULL, print_rounds, &pb), 0);
+	ck_assert_int_eq(pthread_join(ta, NULL), 0);
+	ck_assert_int_eq(pthread_join(tb, NULL), 0);
+	ck_assert_int_eq(pa.failures + pb.failures, 0);
+	rsc_error_free(a);
+	rsc_error_free(b);
+	rewind(f);
+	while (fgets(line, sizeof(line), f)) {
+		const char *sc = strstr(line, "in scope '");
+
+		ck_assert_msg(sc && strlen(line) > 1 && line[strlen(line) - 1] == '\n', "line %d: %s", lines, line);
+		if (!strncmp(line, "error: ", 7)) {
+			ck_assert_msg(in_chain == 0, "line %d: a chain began inside another", lines);
+			scope = sc[10];
+		} else {
+			ck_assert_msg(!strncmp(line, "  caused by: ", 13), "line %d: %s", lines, line);
+			ck_assert_msg(sc[10] == scope, "line %d: scope %c inside a chain of %c", lines, sc[10], scope);
+		}
+		in_chain = (in_chain + 1) % DEPTH;
+		lines++;
+	}
+	fclose(f);
+	ck_assert_int_eq(lines, 2 * ROUNDS * DEPTH);
+}
+END_TEST
+
 /* rsc_error_format(3) cut short: NUL-terminated, never half an escape, the whole length returned. */
 START_TEST(error_format_cut_never_splits_an_escape)
 {
@@ -1632,6 +1719,7 @@ Suite *make_unwind_errors_suite(void)
 	tcase_add_test(tc, on_close_of_a_parent_closed_child_gets_the_child_result);
 	tcase_add_test(tc, error_print_to_a_full_or_read_only_stream_is_eio);
 	tcase_add_test(tc, error_format_cut_never_splits_an_escape);
+	tcase_add_test(tc, two_threads_printing_chains_never_mix_their_lines);
 	tcase_add_test(tc, ten_thousand_failing_releases_keep_every_error);
 	tcase_add_test(tc, deep_tree_failing_inside_out_stays_linear);
 	tcase_add_test(tc, deadline_pending_is_etimedout_and_raises_stack_on_it);
