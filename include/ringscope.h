@@ -94,6 +94,7 @@ enum rsc_counter {
 	RSC_CTR_RECV_REARMS,	 /* multishot receives re-armed after the kernel ended them */
 	RSC_CTR_NOMEM_DROPS,	 /* descriptors acquired, then closed: no memory to own them */
 	RSC_CTR_AUDIT_LOST,	 /* audit findings and leak verdicts lost: no memory */
+	RSC_CTR_ERRORS_LOST,	 /* errors an error chain could not take: no memory */
 	RSC_CTR__COUNT
 };
 
@@ -322,8 +323,9 @@ RSC_EXTERN int rsc_scope_close_stats(const struct rsc_scope *scope,
  * error and may suppress it. The scope then waits for rsc_scope_close()
  * (or its parent) like a scope whose acquire failed.
  * Errors: -EINVAL (@err not negative), -ESTALE, -EALREADY (unwinding or
- * closing already), -ENOMEM (no memory for the error: nothing starts, the
- * scope stays open).
+ * closing already; a graceful close in its grace is failed, ending it),
+ * -ENOMEM (no memory for the error: nothing changes, the scope stays open;
+ * a failure is never started without its error).
  */
 RSC_EXTERN int rsc_scope_fail(struct rsc_scope *scope, int err, const char *op);
 
@@ -384,9 +386,9 @@ RSC_EXTERN const struct rsc_error *rsc_scope_error(const struct rsc_scope *scope
  * descriptor), res < 0 means nothing was acquired and @exit is not called.
  * @exit gets the error pending in the unwind (NULL if none) and returns
  * RSC_EXIT_SUPPRESS to suppress it, 0 to let it through, or -errno if it
- * could not start; a negative CQE on any exit SQE raises a new error whose
- * cause is the pending one. A hook that prepares no SQE still completes
- * from the loop. Custom exits are ordered: each starts only after every
+ * could not start; each negative CQE of an exit SQE raises a new error, in
+ * SQE order, whose cause is the error pending before it. A hook that
+ * prepares no SQE still completes from the loop. Custom exits are ordered: each starts only after every
  * release above it has completed, unless the manager says
  * RSC_MANAGER_UNORDERED (its release depends on no release above it, so it
  * may go out in the same batch). The manager struct and @arg must outlive
@@ -601,7 +603,8 @@ RSC_EXTERN int rsc_entry_release(struct rsc_entry *entry, rsc_entry_cb cb,
 /*
  * Blocking helper: release @entry as rsc_entry_release() does and run the
  * loop until the release has completed. Returns its result (0 or -errno);
- * *@errp (if not NULL) gets the error as a chain of one, or NULL. Errors:
+ * *@errp (if not NULL) gets its errors as a chain (one per failed SQE), or
+ * NULL. Errors:
  * as rsc_entry_release(), and -EDEADLK inside a callback or hook.
  */
 RSC_EXTERN int rsc_entry_release_wait(struct rsc_entry *entry,

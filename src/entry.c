@@ -26,6 +26,42 @@ static void set_state(struct rsc__entry *e, int to)
 	e->state = to;
 }
 
+/*
+ * Every failed SQE of a release is an error of its own (DESIGN 2.5), kept by
+ * its place in the reservation: unlinked SQEs complete in any order, and they
+ * are reported in SQE order (rsc_entry_get_sqes(3)). The release's result is
+ * the hook's own -errno (set before any CQE), else the first in SQE order.
+ */
+static RSC__COLD __attribute__((noinline)) void
+note_exit_failure(struct rsc__entry *e, const struct rsc_op *op, int res)
+{
+	e->exit_failed |= (uint8_t)(1U << op->sqe_idx);
+	e->exit_sqe_res[op->sqe_idx] = res;
+	e->exit_sqe_opcode[op->sqe_idx] = op->opcode;
+	if (e->exit_res == 0 ||
+	    (e->exit_opcode != RSC__OPCODE_HOOK && op->sqe_idx < e->exit_sqe_idx)) {
+		e->exit_res = res;
+		e->exit_opcode = op->opcode;
+		e->exit_sqe_idx = op->sqe_idx;
+	}
+}
+
+unsigned rsc__entry_exit_errors(const struct rsc__entry *e, int res[], const char *op[])
+{
+	unsigned i, n = 0;
+
+	if (e->exit_res < 0 && e->exit_opcode == RSC__OPCODE_HOOK) {
+		res[n] = e->exit_res; /* the hook's own: it came before any CQE */
+		op[n++] = rsc__opcode_name(RSC__OPCODE_HOOK);
+	}
+	for (i = 0; i < RSC_ENTRY_SQES_MAX; i++)
+		if (e->exit_failed & (1U << i)) {
+			res[n] = e->exit_sqe_res[i];
+			op[n++] = rsc__opcode_name(e->exit_sqe_opcode[i]);
+		}
+	return n;
+}
+
 static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			      int res, unsigned cqe_flags)
 {
@@ -69,19 +105,9 @@ static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			e->close_res = res;
 		else if (op->closes == RSC__CLOSES_VALUE2)
 			e->close_res2 = res;
-		/*
-		 * A socket that was never connected has nothing to shut down.
-		 * Unlinked SQEs complete in any order: the error is the first
-		 * in SQE order (rsc_entry_get_sqes(3)), whatever came first, and
-		 * a hook's own -errno (set before any CQE) stays.
-		 */
-		if (res < 0 && !(op->opcode == IORING_OP_SHUTDOWN && res == -ENOTCONN) &&
-		    (e->exit_res == 0 ||
-		     (e->exit_opcode != RSC__OPCODE_HOOK && op->sqe_idx < e->exit_sqe_idx))) {
-			e->exit_res = res;
-			e->exit_opcode = op->opcode;
-			e->exit_sqe_idx = op->sqe_idx;
-		}
+		/* A socket that was never connected has nothing to shut down. */
+		if (res < 0 && !(op->opcode == IORING_OP_SHUTDOWN && res == -ENOTCONN))
+			note_exit_failure(e, op, res);
 	}
 	assert(e->phase_ops > 0);
 	if (--e->phase_ops)
@@ -1050,6 +1076,42 @@ static void resolve_dependents(struct rsc__entry *dep)
 }
 
 /*
+ * An exit suppresses the error it was handed (DESIGN 2.4), never one it could
+ * not see: an unordered release above it in its batch may have raised since,
+ * by its SQE's result (rsc_push(3)). That error stays, without the suppressed
+ * one as its cause.
+ */
+static RSC__COLD __attribute__((noinline)) void
+suppress_what_it_saw(struct rsc__scope *s, struct rsc__entry *e)
+{
+	struct rsc_error *kept = NULL;
+
+	if (s->pending != e->suppressed)
+		kept = rsc__error_splice(s->loop, s->pending, e->suppressed, NULL);
+	rsc__error_unref(s->pending);
+	rsc__error_unref(e->suppressed);
+	e->suppressed = NULL;
+	s->pending = kept;
+}
+
+/* Every failed SQE of the release raised as if each were an exit of its own,
+ * oldest first; out of line: its frame would cost every release. */
+static RSC__COLD __attribute__((noinline)) void
+raise_exit_errors(struct rsc__scope *s, struct rsc__entry *e, bool early)
+{
+	int res[RSC_ENTRY_SQES_MAX + 1];
+	const char *op[RSC_ENTRY_SQES_MAX + 1];
+	unsigned i, n = rsc__entry_exit_errors(e, res, op);
+
+	for (i = 0; i < n; i++)
+		rsc__scope_raise(s, res[i], op[i], e);
+	if (!early && (e->flags & RSC__E_SUPPRESS)) {
+		rsc__error_unref(e->suppressed); /* a raise won over the suppression */
+		e->suppressed = NULL;
+	}
+}
+
+/*
  * The one place a release is settled, early or in its unwind's LIFO turn:
  * the ledger lets the number go, the error is raised on the scope (or told
  * to an early release's callback), the trace and the audit see it.
@@ -1067,10 +1129,9 @@ void rsc__entry_settle_release(struct rsc__entry *e)
 	}
 	if (e->exit_res < 0 && !(early && e->release_cb)) {
 		/* No callback to hear it: the scope's result carries it. */
-		rsc__scope_raise(s, e->exit_res, rsc__opcode_name(e->exit_opcode), e);
+		raise_exit_errors(s, e, early);
 	} else if (!early && (e->flags & RSC__E_SUPPRESS)) {
-		rsc__error_unref(s->pending);
-		s->pending = NULL;
+		suppress_what_it_saw(s, e);
 	}
 	rsc__trace(loop, RSC_EV_RELEASED, s, e, e->exit_res);
 	/* Only slots, a pipe's second end, or a close that found the number gone. */
@@ -1176,7 +1237,7 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 	}
 	e->flags &= ~(RSC__E_RETRY_HOOK | RSC__E_DRAINING);
 	e->phase = RSC__PHASE_EXIT;
-	e->exit_res = 0;
+	e->exit_res = 0; /* exit_failed is 0 already: cleared with the entry, set only by exit CQEs */
 	e->close_res = 1;
 	e->close_res2 = 1;
 	ret = call_hook(e, false);
@@ -1190,6 +1251,8 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 	}
 	if (ret == RSC_EXIT_SUPPRESS) {
 		e->flags |= RSC__E_SUPPRESS;
+		if (!(e->flags & RSC__E_RELEASE_REQ))
+			e->suppressed = rsc__error_ref(e->scope->pending);
 	} else if (ret < 0) {
 		e->exit_res = ret;
 		e->exit_opcode = RSC__OPCODE_HOOK;

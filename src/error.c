@@ -218,6 +218,32 @@ struct rsc_error *rsc__error_append(struct rsc_loop *loop, struct rsc_error *hea
 	return rsc__error_splice(loop, head, NULL, tail);
 }
 
+/*
+ * rsc__error_append() for a @head the caller gives up (its reference is
+ * taken). A chain nobody else holds, node by node, is continued in place: a
+ * failure at every level of a deep tree would otherwise copy the whole chain
+ * below at each level, quadratic in time and, until the tree is freed, in
+ * memory. Anyone else's hold (a duplicate, a shared tail) keeps it immutable:
+ * then it is copied.
+ */
+struct rsc_error *rsc__error_append_owned(struct rsc_loop *loop, struct rsc_error *head,
+					  struct rsc_error *tail)
+{
+	struct rsc_error *last, *copy;
+
+	if (!head || !tail)
+		return head ? head : rsc__error_ref(tail);
+	for (last = head; !is_fallback(last) &&
+			  __atomic_load_n(&last->refs, __ATOMIC_ACQUIRE) == 1; last = last->cause)
+		if (!last->cause) {
+			last->cause = rsc__error_ref(tail);
+			return head;
+		}
+	copy = rsc__error_splice(loop, head, NULL, tail);
+	rsc__error_unref(head);
+	return copy;
+}
+
 struct rsc_error *rsc__error_ref(struct rsc_error *err)
 {
 	/* Atomic: a duplicated chain may be freed on another thread. */
@@ -234,6 +260,24 @@ void rsc__error_unref(struct rsc_error *err)
 		free(err);
 		err = cause;
 	}
+}
+
+/* Errors a splice leaves out (the copies made, the rest of @head down to
+ * @stop), but the one a fallback keeps by its errno: counted, never silent. */
+static void count_lost(struct rsc_loop *loop, const struct rsc_error *made,
+		       const struct rsc_error *head, const struct rsc_error *stop,
+		       bool one_kept)
+{
+	unsigned long long n = 0;
+
+	for (; made; made = made->cause)
+		n++;
+	for (; head && head != stop; head = head->cause)
+		n++;
+	if (one_kept && n)
+		n--;
+	if (loop)
+		loop->counters[RSC_CTR_ERRORS_LOST] += (long long)n;
 }
 
 /*
@@ -262,6 +306,7 @@ struct rsc_error *rsc__error_splice(struct rsc_loop *loop, struct rsc_error *hea
 				      head->scope, NULL);
 		if (!copy) {
 			*link = NULL;
+			count_lost(loop, first, head, stop, !tail);
 			rsc__error_unref(first);
 			return tail ? rsc__error_ref(tail) : rsc__error_fallback(head->err);
 		}

@@ -142,9 +142,10 @@ struct rsc__entry {
 	void *arg;
 	int state;
 	int value;    /* enter's CQE res: descriptor or -errno */
-	int exit_res; /* first negative CQE of the exit in SQE order, or 0 */
+	int exit_res; /* the release's result: the hook's -errno, else the first failed SQE's */
 	uint8_t exit_opcode;
 	uint8_t exit_sqe_idx; /* the SQE that raised exit_res: the first in SQE order wins */
+	uint8_t exit_failed;  /* bit i: the exit's SQE i failed (exit_sqe_res[i]); 0 until its exit */
 	unsigned config; /* RSC__CFG_* */
 	unsigned flags;	 /* RSC__E_* */
 	enum rsc__phase phase;
@@ -179,6 +180,11 @@ struct rsc__entry {
 	int value2;
 	/* Everything above is cleared by rsc__entry_get(); nothing below is. */
 	char detail_inline[RSC__DETAIL_INLINE];
+	/* Each failed SQE of the exit (bits of exit_failed): every one is an error of its own. */
+	int exit_sqe_res[RSC_ENTRY_SQES_MAX];
+	uint8_t exit_sqe_opcode[RSC_ENTRY_SQES_MAX];
+	/* RSC__E_SUPPRESS in an unwind: the pending error its exit was handed (a reference). */
+	struct rsc_error *suppressed;
 	/* Lists: rsc__entry_get() sets the head; links are read only while on their list. */
 	struct rsc__list io_ops;	/* its tracked ops in flight (rsc_op.io_node), newest first */
 	struct rsc__list enter_ops;	/* its enter hook's ops in flight (rsc_op.io_node) */
@@ -900,6 +906,11 @@ void rsc__entry_start_exit(struct rsc__entry *e);
 /* Release @e early (the caller checked it may): off its scope's unwind. */
 int rsc__entry_release(struct rsc__entry *e, rsc_entry_cb cb, void *data);
 void rsc__entry_settle_release(struct rsc__entry *e);
+/* rsc__error_append() taking the caller's reference to @head (continued in place when nobody else holds it). */
+struct rsc_error *rsc__error_append_owned(struct rsc_loop *loop, struct rsc_error *head,
+					  struct rsc_error *tail);
+/* The errors of @e's settled release, oldest first (at most RSC_ENTRY_SQES_MAX + 1); how many. */
+unsigned rsc__entry_exit_errors(const struct rsc__entry *e, int res[], const char *op[]);
 /* Due on-enter callbacks of adopted and deferred entries; returns how many. */
 unsigned rsc__announce_run(struct rsc_loop *loop);
 void rsc__entry_cancel(struct rsc__entry *e);

@@ -1109,6 +1109,7 @@ const char *rsc_counter_name(enum rsc_counter which)
 		[RSC_CTR_RECV_REARMS] = "recv_rearms",
 		[RSC_CTR_NOMEM_DROPS] = "nomem_drops",
 		[RSC_CTR_AUDIT_LOST] = "audit_lost",
+		[RSC_CTR_ERRORS_LOST] = "errors_lost",
 	};
 
 	return (int)which >= 0 && which < RSC_CTR__COUNT ? names[which] : NULL;

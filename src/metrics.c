@@ -87,6 +87,7 @@ static const char *counter_help(enum rsc_counter c)
 	case RSC_CTR_RECV_REARMS: return "Multishot receives armed again after the kernel ended them (-ENOBUFS).";
 	case RSC_CTR_NOMEM_DROPS: return "Descriptors acquired, then closed by the runtime for want of memory to own them.";
 	case RSC_CTR_AUDIT_LOST: return "Audit findings and leak verdicts lost for want of memory.";
+	case RSC_CTR_ERRORS_LOST: return "Errors left out of an error chain for want of memory.";
 	default: return "";
 	}
 }

@@ -193,6 +193,8 @@ void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
 		/* No memory: the chain cannot grow, but an error it has (the first)
 		 * stays, and a first one is never lost (its errno, without names). */
 		s->pending = rsc__error_fallback(err);
+	} else {
+		s->loop->counters[RSC_CTR_ERRORS_LOST]++; /* never silently */
 	}
 }
 
@@ -314,10 +316,16 @@ static void take_child_result(struct rsc__scope *s, struct rsc__scope *c)
 		/* The child started from our pending error and carried it on; what
 		 * was raised on us meanwhile stays, on top of its result. */
 		next = rsc__error_splice(s->loop, s->pending, c->started_from, c->pending);
+		rsc__error_unref(c->pending);
 	} else {
 		/* It failed on its own first: keep both, ours as the cause. */
-		next = rsc__error_append(s->loop, c->pending, s->pending);
+		next = rsc__error_append_owned(s->loop, c->pending, s->pending);
 	}
+	/* Its result is ours now: a consumed child holds no chain (a deep tree
+	 * would otherwise keep one per level until it is freed). */
+	c->pending = NULL;
+	rsc__error_unref(c->started_from);
+	c->started_from = NULL;
 	rsc__error_unref(s->pending);
 	s->pending = next;
 }
@@ -591,6 +599,12 @@ int rsc_scope_close(struct rsc_scope *h, rsc_scope_close_cb cb, void *data)
 	return 0;
 }
 
+/* Its graceful close waits for the work in flight: its unwind has not started. */
+static bool in_its_grace(const struct rsc__scope *s)
+{
+	return s->grace && s->state == RSC_SCOPE_OPEN && !s->fail_queued;
+}
+
 int rsc_scope_fail(struct rsc_scope *h, int err, const char *op)
 {
 	struct rsc_error *next;
@@ -598,7 +612,9 @@ int rsc_scope_fail(struct rsc_scope *h, int err, const char *op)
 
 	RSC__SCOPE(s, h, "rsc_scope_fail");
 	RSC__CHECK_ARG(err < 0, "rsc_scope_fail: err must be a negative errno, not %d", err);
-	if (scope_closing(s)) {
+	/* In its grace nothing unwinds yet: a failure ends the grace and starts
+	 * the unwind with its error (rsc_scope_close_graceful(3)). */
+	if (scope_closing(s) && !in_its_grace(s)) {
 		rsc__set_last_error("rsc_scope_fail: scope '%s' is unwinding or closing already",
 				    s->name);
 		return -EALREADY;
@@ -757,8 +773,8 @@ void rsc__scope_fail_acquire(struct rsc__scope *s)
 /* From the loop's ready queue: start a requested unwind, or finish a close. */
 void rsc__scope_ready(struct rsc__scope *s)
 {
-	if (s->state == RSC_SCOPE_OPEN && s->grace)
-		return; /* graceful: its grace's end queues it again */
+	if (s->state == RSC_SCOPE_OPEN && s->grace && !s->fail_queued)
+		return; /* graceful: its grace's end queues it again; a failure ends it now */
 	/* Below an unwind that has not reached it (a failure, or a close asked
 	 * just before that unwind began): it starts in its LIFO turn, not beside
 	 * the newer children (DESIGN 2.3). */

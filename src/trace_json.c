@@ -803,8 +803,8 @@ static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 		put_error(tj, e, e->exit_res, rsc__opcode_name(e->exit_opcode));
 		if (!early)
 			put_chain(tj, "cause", s->pending); /* it stays the new error's cause */
-	} else if (!early && (e->flags & RSC__E_SUPPRESS) && s->pending) {
-		put_chain(tj, "suppressed", s->pending);
+	} else if (!early && (e->flags & RSC__E_SUPPRESS) && e->suppressed) {
+		put_chain(tj, "suppressed", e->suppressed); /* what it was handed, not what came since */
 	}
 	if (early)
 		PUT_LIT(tj, ",\"early\":true");

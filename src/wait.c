@@ -118,6 +118,35 @@ struct release_wait {
 	struct rsc_error *err;
 };
 
+/* Every failure of a release, oldest first, as a chain (DESIGN 2.5); NULL without memory. */
+static struct rsc_error *release_chain(const struct rsc__entry *e, int res)
+{
+	int errs[RSC_ENTRY_SQES_MAX + 1];
+	const char *ops[RSC_ENTRY_SQES_MAX + 1];
+	struct rsc_error *chain = NULL, *next;
+	unsigned i, n;
+
+	if (e->state == RSC_FAILED) {
+		errs[0] = res;
+		ops[0] = rsc__entry_fail_op(e);
+		n = 1;
+	} else {
+		n = rsc__entry_exit_errors(e, errs, ops);
+	}
+	for (i = 0; i < n; i++) {
+		next = rsc__error_new(e->scope->loop, errs[i], ops[i], e->mgr->name, e->detail,
+				      e->scope->name, chain);
+		rsc__error_unref(chain);
+		if (!next) {
+			/* The caller keeps the result's errno alone: the rest is counted lost. */
+			e->scope->loop->counters[RSC_CTR_ERRORS_LOST] += (long long)n - 1;
+			return NULL;
+		}
+		chain = next;
+	}
+	return chain;
+}
+
 /* The entry may be freed in the same turn: its error is made here. */
 static void release_wait_cb(struct rsc_entry *h, int res, void *data)
 {
@@ -127,9 +156,7 @@ static void release_wait_cb(struct rsc_entry *h, int res, void *data)
 	w->done = true;
 	w->res = res;
 	if (res < 0 && rsc__entry_from(h, &e, "rsc_entry_release_wait") == 0) {
-		w->err = rsc__error_new(e->scope->loop, res, e->state == RSC_FAILED ? rsc__entry_fail_op(e) :
-					rsc__opcode_name(e->exit_opcode),
-					e->mgr->name, e->detail, e->scope->name, NULL);
+		w->err = release_chain(e, res);
 		if (!w->err) /* no memory: the errno alone, never no chain for a failure */
 			w->err = rsc__error_fallback(res);
 	}

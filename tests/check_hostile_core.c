@@ -1136,8 +1136,12 @@ START_TEST(multi_sqe_hooks_on_a_tiny_ring)
 	s = open_scope(NULL, "multi");
 	ck_assert_int_eq(rsc_push(s, &multi, &calls, NULL), 0);
 	t_run();
-	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EISDIR);
-	ck_assert_str_eq(rsc_error_op(err), "read");
+	/* Both failed SQEs, in SQE order: the close's on top of the read's. */
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EBADF);
+	ck_assert_str_eq(rsc_error_op(err), "close");
+	ck_assert_int_eq(rsc_error_depth(err), 2);
+	ck_assert_str_eq(rsc_error_op(rsc_error_cause(err)), "read");
+	ck_assert_int_eq(rsc_error_errno(rsc_error_cause(err)), -EISDIR);
 	ck_assert_int_eq(calls, 1);
 	rsc_error_free(err);
 	close(dirfd_for_exit);

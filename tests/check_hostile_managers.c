@@ -312,10 +312,10 @@ static int exit_slow_etime_then_fast_ebadf(struct hm *m, struct rsc_entry *e)
 	return 0;
 }
 
-/* rsc_entry_get_sqes(3): "the first negative result among the SQEs, in the
- * order they were reserved (not the order their completions arrive in), is
- * the release's error". */
-START_TEST(exit_error_is_the_first_in_sqe_order_not_in_cqe_order)
+/* rsc_entry_get_sqes(3): each failed SQE raises an error "in the order the
+ * SQEs were reserved (not the order their completions arrive in)", so the
+ * last one heads the chain. */
+START_TEST(exit_errors_come_in_sqe_order_not_in_cqe_order)
 {
 	struct hm m = { .name = "two", .exit = exit_slow_etime_then_fast_ebadf };
 	struct rsc_scope *s = open_scope("order");
@@ -323,8 +323,8 @@ START_TEST(exit_error_is_the_first_in_sqe_order_not_in_cqe_order)
 
 	hm_push(s, &m, &hm_ordered);
 	close_and_run(s, &c);
-	ck_assert_int_eq(c.status, -ETIME);
-	ck_assert_str_eq(chain_text(c.err), "ETIME:timeout:hm");
+	ck_assert_int_eq(c.status, -EBADF);
+	ck_assert_str_eq(chain_text(c.err), "EBADF:close:hm <- ETIME:timeout:hm");
 	rsc_error_free(c.err);
 }
 END_TEST
@@ -1040,7 +1040,7 @@ Suite *make_hostile_managers_suite(void)
 	tcase_add_test(tc, close_cancels_every_sqe_of_an_enter_in_flight);
 	tcase_add_test(tc, fail_cancels_every_sqe_of_an_enter_in_flight);
 	tcase_add_test(tc, linked_enter_is_decided_by_its_first_sqe);
-	tcase_add_test(tc, exit_error_is_the_first_in_sqe_order_not_in_cqe_order);
+	tcase_add_test(tc, exit_errors_come_in_sqe_order_not_in_cqe_order);
 	tcase_add_test(tc, unordered_exit_errors_chain_in_lifo_order_whatever_completes_first);
 	tcase_add_test(tc, enter_that_fails_after_preparing_opens_nothing);
 	tcase_add_test(tc, user_data_a_hook_writes_is_overwritten_and_routed);

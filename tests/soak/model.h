@@ -180,6 +180,8 @@ unsigned rd_u8(struct rd *r);
 void violation(struct prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Alloc faults fired in this program so far: error chains may have lost links. */
 bool alloc_fired(const struct prog *p);
+/* Its release is several SQEs that may each fail: one error per failed SQE (rsc_entry_get_sqes(3)). */
+bool release_may_fail_twice(const struct pentry *e);
 void say(const struct prog *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int pick_scope(const struct prog *p, struct rd *r);
 /* text.c: no raw control character in what the runtime writes. */

@@ -338,15 +338,18 @@ void own_fail_scope(struct prog *p, int s, unsigned b, struct prog_stats *st)
 {
 	int err = fail_errs[b % 3], ret;
 	const char *op = fail_ops[(b >> 2) % FAIL_OPS];
-	bool again, maybe;
+	bool again, maybe, grace;
 
 	g_p = p;
 	g_st = st;
 
-	again = p->sc[s].close_req || p->sc[s].fail_req ||
+	/* In its grace, a failure ends the grace and unwinds with its error
+	 * (rsc_scope_close_graceful(3)); a grace just ended may refuse it. */
+	grace = own_in_grace(p, s);
+	again = (p->sc[s].close_req && !grace) || p->sc[s].fail_req ||
 		rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN;
 	/* A parent's unwind may have claimed it already, as for a close. */
-	maybe = !again && unwind_owns(p, s);
+	maybe = !again && (unwind_owns(p, s) || grace);
 	ret = rsc_scope_fail(p->sc[s].h, err, op);
 	say(p, "  op %d: scope_fail %s %s '%s' -> %d\n", p->op_index, p->sc[s].name,
 	    rsc_err_name(err), op ? op : "(null)", ret);

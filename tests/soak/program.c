@@ -493,6 +493,40 @@ static void invalidate_tree(struct prog *p, int s)
 			p->sc[i].valid = false;
 }
 
+bool release_may_fail_twice(const struct pentry *e)
+{
+	return e->multi_release || e->fsync_fails ||
+	       (e->kind == K_CUSTOM && e->v->exit == TX_TWO_ERRORS);
+}
+
+/*
+ * A failed release of several SQEs raises one error per failed SQE, in SQE
+ * order, the first (the RELEASED res) deepest (rsc_entry_get_sqes(3)). The
+ * later SQEs of ours fail with an injected EIO or a close(-1)'s EBADF: they
+ * may stand in the chain too. TX_TWO_ERRORS's close(-1) always fails: its
+ * error must head the scope's chain now, on top of the read's EISDIR.
+ */
+static void later_sqe_errors(struct prog *p, const struct pentry *e, int i,
+			     const struct rsc_scope *sh, int res, bool unwinding)
+{
+	const struct rsc_error *head = rsc_scope_error(sh);
+	static const int later[] = { -EIO, -EBADF };
+	unsigned k;
+
+	for (k = 0; k < sizeof(later) / sizeof(later[0]); k++)
+		if (later[k] != res)
+			add_err(p, later[k], e->scope, i, false, unwinding);
+	if (e->kind != K_CUSTOM || e->v->exit != TX_TWO_ERRORS || alloc_fired(p))
+		return;
+	if (!head || (rsc_error_errno(head) != -EBADF && rsc_error_errno(head) != -EIO) ||
+	    strcmp(rsc_error_entry(head), e->name) || !rsc_error_cause(head) ||
+	    rsc_error_errno(rsc_error_cause(head)) != -EISDIR ||
+	    strcmp(rsc_error_entry(rsc_error_cause(head)), e->name))
+		violation(p, "entry %d of '%s': its two failed SQEs are not both in the chain, the close's on top (head %s)",
+			  e->seq, p->sc[e->scope].name,
+			  head ? rsc_err_name(rsc_error_errno(head)) : "(none)");
+}
+
 void add_err(struct prog *p, int err, int scope, int entry, bool must,
 	     bool unwinding)
 {
@@ -791,6 +825,8 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 		e->release_res = res;
 		if (res < 0)
 			add_err(p, res, e->scope, i, !(e->early && e->early_cb), unwinding);
+		if (res < 0 && !(e->early && e->early_cb) && release_may_fail_twice(e))
+			later_sqe_errors(p, e, i, sh, res, unwinding);
 		uw_released(p, i, res);
 		if (e->kind == K_DIRECT)
 			ho_released(p, i);

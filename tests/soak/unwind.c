@@ -27,8 +27,9 @@
  *   completed in between, in the order they completed, as rsc_push(3) says:
  *   a release that failed raises its errno (op "exit" for a hook's return)
  *   on top, the pending one as its cause, unless an early release's callback
- *   hears it; a suppression that raised nothing clears it. A release that has
- *   not completed changed nothing yet: that is the one thing an unordered
+ *   hears it; a suppression that raised nothing clears what its exit was
+ *   handed (what was raised above it since stays). A release that has not
+ *   completed changed nothing yet: that is the one thing an unordered
  *   exit's SQE result may leave unseen by the exits started in its step.
  *   The first exit of an unwind sees only errors some event raised.
  */
@@ -53,6 +54,7 @@ struct uentry {
 	bool started;	/* its exit hook ran in its unwind turn */
 	int hook_ret;	/* what the hook last returned */
 	int n_hooks;
+	int seen_n;	/* links of the pending error it was handed (-1: unknown) */
 };
 
 static struct uscope usc[MAX_SCOPES];
@@ -230,6 +232,7 @@ void uw_exit_called(struct prog *p, int i, const struct rsc_error *pending,
 		}
 	}
 	model_from(u, pending);
+	uen[i].seen_n = u->overflow ? -1 : u->n;
 }
 
 void uw_exit_returned(struct prog *p, int i, int ret)
@@ -277,8 +280,16 @@ void uw_released(struct prog *p, int i, int res)
 		bool hook = observed(e) && uen[i].n_hooks && uen[i].hook_ret == res;
 
 		model_raise(u, res, hook ? "exit" : "", e->name, p->sc[e->scope].name);
+		/* Its later SQEs' errors, if any failed, go on top: learnt at the next exit. */
+		if (release_may_fail_twice(e))
+			u->valid = false;
 	} else if (!e->early && observed(e) && uen[i].hook_ret == RSC_EXIT_SUPPRESS) {
-		u->n = 0;
+		/* It suppressed what it was handed; what was raised above it since
+		 * (an unordered release's SQE it could not see) stays (rsc_push(3)). */
+		if (uen[i].seen_n < 0 || u->overflow)
+			u->valid = false;
+		else
+			u->n = u->n > uen[i].seen_n ? u->n - uen[i].seen_n : 0;
 		u->overflow = false;
 	}
 }
