@@ -707,7 +707,7 @@ START_TEST(idle_connections_time_out_in_a_grace_their_parent_waits_for)
 	struct closed cs = { 0 }, cp = { 0 };
 	struct rsc_entry *e;
 	struct t_guard g;
-	int i;
+	int i, claimed = 0;
 
 	memset(conns, 0, sizeof(conns));
 	close_seq = 0;
@@ -729,16 +729,19 @@ START_TEST(idle_connections_time_out_in_a_grace_their_parent_waits_for)
 	for (i = 0; i < 3; i++) {
 		ck_assert_int_eq(conns[i].calls, 1);
 		ck_assert_int_eq(conns[i].status, -ETIMEDOUT);
-		/* The last one's cancelled receive ends the grace: the server's
-		 * unwind may claim it before it has unwound (then -EALREADY). */
-		ck_assert_msg(conns[i].close_ret == 0 || (i == 2 && conns[i].close_ret == -EALREADY),
+		/* The last cancelled receive ends the grace: the server's unwind
+		 * may claim a connection before it has unwound (then -EALREADY).
+		 * That is the third one, or, on a machine that stalled past
+		 * their deadlines, any whose deadline passed in the same turn. */
+		ck_assert_msg(conns[i].close_ret == 0 || conns[i].close_ret == -EALREADY,
 			      "conn %d: close %d (%s)", i, conns[i].close_ret, rsc_last_error());
+		claimed += conns[i].close_ret == -EALREADY;
 		ck_assert_int_eq(conns[i].rx.res, -ECANCELED);
 		assert_peer_sees_eof(conns[i].peer);
 		close(conns[i].peer);
 	}
 	/* Each connection's close took its result, but a claimed one's. */
-	ck_assert_int_eq(cs.status, conns[2].close_ret == 0 ? 0 : -ETIMEDOUT);
+	ck_assert_int_eq(cs.status, claimed ? -ETIMEDOUT : 0);
 	ck_assert_int_eq(cp.status, 0);
 	ck_assert_int_lt(cs.order, cp.order);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 3);
