@@ -726,6 +726,12 @@ void rsc__scope_free_tree(struct rsc__scope *root)
 		rsc__error_unref(s->pending);
 		rsc__error_unref(s->started_from);
 		rsc__graceful_forget(s);
+		/* Queued still (a grace or a deadline that ended in the turn its
+		 * tree unwound): the queue must not keep a freed scope. */
+		if (s->in_ready) {
+			rsc__list_remove(&s->ready_node);
+			s->in_ready = false;
+		}
 		rsc__scope_put(loop, s);
 		if (s == root)
 			return;

@@ -1679,6 +1679,86 @@ START_TEST(child_result_left_out_without_memory_is_counted)
 }
 END_TEST
 
+/* ---- a failure queued in a tree whose close frees it first -------------- */
+
+struct tree_closed {
+	int calls, status;
+};
+
+static void note_tree_closed(struct rsc_scope *s, int status, const struct rsc_error *err,
+			     void *data)
+{
+	struct tree_closed *c = data;
+
+	(void)s;
+	(void)err;
+	c->calls++;
+	c->status = status;
+}
+
+/* s0 > s1 > s2: s0's close requested, s1's close with a callback, then s2
+ * failed. s2's failure is queued for the loop's turn, but the unwind of
+ * s0's tree reaches s2 and frees the tree in that same turn: the queue
+ * kept the freed s2 (found by the soak under ASan, on the application's
+ * ring; a use after free of a pooled scope). */
+static void fail_queued_in_a_closing_tree(struct rsc_loop *loop, struct tree_closed *c1)
+{
+	struct rsc_scope *s0, *s1, *s2;
+
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "s0", &s0), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, s0, "s1", &s1), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, s1, "s2", &s2), 0);
+	ck_assert_int_eq(rsc_scope_close(s0, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(s1, note_tree_closed, c1), 0);
+	ck_assert_int_eq(rsc_scope_fail(s2, -ENOTCONN, "parse"), 0);
+}
+
+START_TEST(failure_queued_in_a_tree_freed_in_the_same_turn_is_dropped_with_it)
+{
+	struct tree_closed c1 = { 0 };
+	struct rsc_scope *after;
+	int fd;
+
+	fail_queued_in_a_closing_tree(t_loop, &c1);
+	t_run();
+	ck_assert_int_eq(c1.calls, 1);
+	ck_assert_int_eq(c1.status, -ENOTCONN);
+	ck_assert_int_eq(rsc_loop_alive(t_loop), 0);
+	/* The pool gives the freed scopes out again: the queue must not name them. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "after", &after), 0);
+	fd = rsc_open(after, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL);
+	ck_assert_int_eq(fd, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(after, NULL), 0);
+}
+END_TEST
+
+START_TEST(failure_queued_in_a_tree_freed_on_the_applications_ring)
+{
+	struct tree_closed c1 = { 0 };
+	struct io_uring ring;
+	struct io_uring_cqe *cqe;
+	struct rsc_loop *loop;
+	int turns;
+
+	ck_assert_int_eq(io_uring_queue_init(16, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&loop, &ring, 0), 0);
+	fail_queued_in_a_closing_tree(loop, &c1);
+	for (turns = 0; turns < 100 && (c1.calls == 0 || rsc_loop_alive(loop) > 0); turns++) {
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_ge(io_uring_submit_and_get_events(&ring), 0);
+		while (io_uring_peek_cqe(&ring, &cqe) == 0 && cqe) {
+			ck_assert_int_eq(rsc_loop_dispatch(loop, cqe), 1);
+			io_uring_cqe_seen(&ring, cqe);
+		}
+	}
+	ck_assert_int_eq(c1.calls, 1);
+	ck_assert_int_eq(c1.status, -ENOTCONN);
+	ck_assert_int_eq(rsc_loop_alive(loop), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	io_uring_queue_exit(&ring);
+}
+END_TEST
+
 Suite *make_unwind_errors_suite(void)
 {
 	Suite *s = suite_create("unwind_errors");
@@ -1686,6 +1766,8 @@ Suite *make_unwind_errors_suite(void)
 
 	t_add_fixture(tc);
 	tcase_add_test(tc, three_failed_sqes_of_one_release_each_reach_the_chain);
+	tcase_add_test(tc, failure_queued_in_a_tree_freed_in_the_same_turn_is_dropped_with_it);
+	tcase_add_test(tc, failure_queued_in_a_tree_freed_on_the_applications_ring);
 	tcase_add_test(tc, failed_sqes_are_reported_in_sqe_order_not_completion_order);
 	tcase_add_test(tc, failed_sqes_stack_on_the_body_failure_for_the_exits_below);
 	tcase_add_test(tc, exit_return_and_its_failed_sqes_all_reach_the_chain);

@@ -187,6 +187,17 @@ static void on_crash(int sig)
 	raise(sig);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+
+/* A sanitizer's report ends the process without a signal: name the program too. */
+static void on_sanitizer_death(void)
+{
+	if (write(STDOUT_FILENO, crash_msg, crash_len) < 0)
+		_exit(3);
+}
+#endif
+
 static void arm_watchdog(uint64_t seed, uint64_t index)
 {
 	int n;
@@ -281,6 +292,9 @@ int main(int argc, char **argv)
 	signal(SIGABRT, on_crash);
 	signal(SIGSEGV, on_crash);
 	signal(SIGBUS, on_crash);
+#if defined(__SANITIZE_ADDRESS__)
+	__sanitizer_set_death_callback(on_sanitizer_death);
+#endif
 
 	if (replay) {
 		FILE *f = fopen(replay, "rb");
