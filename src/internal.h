@@ -677,6 +677,8 @@ struct rsc_error *rsc__error_splice(struct rsc_loop *loop, struct rsc_error *hea
 				    const struct rsc_error *stop,
 				    struct rsc_error *tail);
 const char *rsc__opcode_name(unsigned opcode);
+/* The opcode rsc__opcode_name() calls @name (@len bytes), or -1. */
+int rsc__opcode_by_name(const char *name, size_t len);
 /* A node with @err alone, made without the heap; NULL if @err is no errno. */
 struct rsc_error *rsc__error_fallback(int err);
 /*

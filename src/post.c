@@ -85,8 +85,13 @@ void rsc__post_arm(struct rsc_loop *loop)
 	if (!sqe)
 		return; /* the SQ is full: rsc_loop_run tries again before it waits */
 	memset(sqe, 0, sizeof(*sqe)); /* liburing 2.3 hands SQEs out dirty */
-	if (loop->post_multishot)
+	if (loop->post_multishot) {
 		io_uring_prep_poll_multishot(sqe, loop->post_efd, POLLIN);
+		/* Injected: a flag the kernel does not know, answered -EINVAL as a
+		 * kernel before 5.13 answers IORING_POLL_ADD_MULTI. */
+		if (rsc__fault_missing(&loop->faults, RSC__MISSING_POLL_MULTISHOT))
+			sqe->len |= 1U << 31;
+	}
 	else
 		io_uring_prep_poll_add(sqe, loop->post_efd, POLLIN);
 	io_uring_sqe_set_data64(sqe, RSC__UD_POST);

@@ -64,6 +64,7 @@ int main(void)
 	srunner_add_suite(sr, make_hostile_mix_suite());
 	srunner_add_suite(sr, make_hostile_audit_suite());
 	srunner_add_suite(sr, make_hostile_mix2_suite());
+	srunner_add_suite(sr, make_hostile_fallbacks_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -164,5 +164,6 @@ Suite *make_alloc_faults_suite(void);
 Suite *make_hostile_mix_suite(void);
 Suite *make_hostile_audit_suite(void);
 Suite *make_hostile_mix2_suite(void);
+Suite *make_hostile_fallbacks_suite(void);
 
 #endif
