@@ -653,6 +653,51 @@ START_TEST(hand_over_arrives_once_or_is_refused_naming_msg_ring)
 }
 END_TEST
 
+/*
+ * MSG_RING (5.18) without its IORING_MSG_SEND_FD (6.0), as on 5.18 and 5.19:
+ * the hand-over was taken and failed later with a bare -EINVAL. Refused up
+ * front now, naming what is missing; the entry keeps its slot, no callback.
+ */
+START_TEST(hand_over_without_msg_send_fd_is_refused_and_named)
+{
+	static const char *const specs[] = { "missing:send_zc", "missing:msg_send_fd" };
+	const struct mask m = { .spec = specs[_i] };
+	struct rsc_loop *from, *to;
+	struct rsc_scope *s, *rs;
+	struct rsc_entry *e, *inbox;
+	unsigned long long addr;
+	struct sent sent = { 0 };
+	int arrived = 0, before = t_fd_count(), slot;
+
+	if (skip_without_faults("hand_over_without_msg_send_fd_is_refused_and_named"))
+		return;
+	from = masked_loop(&m, RSC_LOOP_DIRECT);
+	ck_assert_int_eq(rsc_loop_new(&to, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(to, NULL, "receiver", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, t_count_arrival, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(from, NULL, "sender", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	slot = rsc_entry_slot(e);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, on_sent, &sent), -EOPNOTSUPP);
+	ck_assert_msg(strstr(rsc_last_error(), "IORING_MSG_SEND_FD"), "%s", rsc_last_error());
+	ck_assert_int_eq(rsc_loop_run(from, RSC_RUN_NOWAIT) >= 0, 1);
+	ck_assert_int_eq(rsc_loop_run(to, RSC_RUN_NOWAIT) >= 0, 1);
+	ck_assert_int_eq(rsc_entry_slot(e), slot);
+	ck_assert_int_eq(rsc_loop_direct_used(from), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(sent.n, 0);
+	ck_assert_int_eq(arrived, 0);
+	ck_assert_int_eq(rsc_loop_direct_used(from), 0);
+	ck_assert_int_eq(rsc_loop_close(from), 0);
+	ck_assert_int_eq(rsc_loop_close(to), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* ---- direct descriptors ------------------------------------------------- */
 
 START_TEST(direct_socket_with_receives_in_flight_is_released_and_its_slot_freed)
@@ -993,6 +1038,7 @@ Suite *make_hostile_fallbacks_suite(void)
 	tcase_add_loop_test(tc, multishot_receive_works_or_is_refused_naming_what_is_missing, 0,
 			    N_MASKS);
 	tcase_add_loop_test(tc, hand_over_arrives_once_or_is_refused_naming_msg_ring, 0, N_MASKS);
+	tcase_add_loop_test(tc, hand_over_without_msg_send_fd_is_refused_and_named, 0, 2);
 	tcase_add_loop_test(tc, direct_socket_with_receives_in_flight_is_released_and_its_slot_freed,
 			    0, N_MASKS);
 	tcase_add_loop_test(tc, pollable_loop_wakes_its_host_for_a_timer_and_a_post, 0, N_MASKS);
