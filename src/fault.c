@@ -29,6 +29,7 @@ static const char *const missing_names[RSC__MISSING__COUNT] = {
 	[RSC__MISSING_RECV_MULTISHOT] = "recv_multishot",
 	[RSC__MISSING_POLL_MULTISHOT] = "poll_multishot",
 	[RSC__MISSING_MSG_SEND_FD] = "msg_send_fd",
+	[RSC__MISSING_ACCEPT_MULTISHOT] = "accept_multishot",
 };
 #endif
 

@@ -317,6 +317,47 @@ START_TEST(accept_connect_send_recv_close_leave_no_descriptor)
 }
 END_TEST
 
+/*
+ * IORING_ACCEPT_MULTISHOT (5.19) on an older kernel: the accept was armed and
+ * its callback heard a bare -EINVAL. Refused up front now, naming it; the
+ * single-shot accept still works (an adopted listener: no IORING_OP_SOCKET).
+ */
+START_TEST(multishot_accept_without_the_kernels_flag_is_refused_and_named)
+{
+	static const char *const specs[] = { "missing:socket", "missing:accept_multishot" };
+	const struct mask m = { .spec = specs[_i] };
+	struct conn_state st = { 0 };
+	struct sockaddr_in a = t_loopback(0), bound;
+	socklen_t len = sizeof(bound);
+	struct rsc_entry *lis;
+	struct rsc_scope *s;
+	struct rsc_loop *l;
+	int before = t_fd_count(), lfd, cfd;
+
+	if (skip_without_faults("multishot_accept_without_the_kernels_flag"))
+		return;
+	l = masked_loop(&m, 0);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&bound, &len), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "server", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, lfd, 0, &lis), 0);
+	ck_assert_int_eq(rsc_accept(lis, RSC_ACCEPT_MULTISHOT, on_accept, &st), -EOPNOTSUPP);
+	ck_assert_msg(strstr(rsc_last_error(), "IORING_ACCEPT_MULTISHOT"), "%s", rsc_last_error());
+	ck_assert_int_eq(rsc_entry_io_count(lis), 0);
+	ck_assert_int_eq(rsc_accept(lis, 0, on_accept, &st), 0);
+	cfd = t_connect(&bound);
+	run_until(l, &st.accepted, 1, "accept");
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(st.accept_calls, 1);
+	close(cfd);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* A listener closed with its accept still waiting: the accept hears -ECANCELED once. */
 START_TEST(listener_closed_with_its_accept_in_flight_cancels_it_once)
 {
@@ -1031,6 +1072,7 @@ Suite *make_hostile_fallbacks_suite(void)
 	tcase_add_loop_test(tc, listen_on_an_address_in_use_fails_the_same_way_and_closes_its_socket,
 			    0, N_MASKS);
 	tcase_add_loop_test(tc, listener_closed_with_its_accept_in_flight_cancels_it_once, 0, N_MASKS);
+	tcase_add_loop_test(tc, multishot_accept_without_the_kernels_flag_is_refused_and_named, 0, 2);
 	tcase_add_loop_test(tc, graceful_close_cancels_receives_still_in_flight_once_each, 0, N_MASKS);
 	tcase_add_loop_test(tc, release_waits_for_its_receives_and_ends_them_once, 0, N_MASKS);
 	tcase_add_loop_test(tc, deadline_cancels_a_receive_and_a_connect_and_fails_the_scope, 0,
