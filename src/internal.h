@@ -355,6 +355,10 @@ struct rsc_loop {
 	int post_efd;	     /* RSC__WAKE_EVENTFD: written by posters, or -1 */
 	bool post_armed;     /* its poll is prepared or in flight (loop's thread only) */
 	bool post_multishot; /* armed with IORING_POLL_ADD_MULTI (Linux 5.13) */
+	/* Posts ran from a reap: their own posts' wakes may already be in the CQ
+	 * (no DEFER_TASKRUN), so that reap ends after its batch, or a post that
+	 * posts again would keep it reaping for ever (loop's thread only). */
+	bool posts_ran_in_reap;
 	/* Adopted/deferred entries whose on-enter callback is due. */
 	struct rsc__list announce_queue; /* rsc__entry.announce_node, FIFO */
 

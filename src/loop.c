@@ -874,6 +874,11 @@ static unsigned reap(struct rsc_loop *loop)
 		total += n;
 		if (loop->stash_len)
 			total += dispatch_stash(loop);
+		/* What came in since is the next turn's: timers and closes go first. */
+		if (loop->posts_ran_in_reap) {
+			loop->posts_ran_in_reap = false;
+			break;
+		}
 	}
 	return total;
 }
@@ -1090,9 +1095,10 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	loop->running = false;
 	/* A callback of the last reap may have left work (an SQE, a close, a
 	 * cancel or a deadline's timer that found no SQE and waits for the next
-	 * turn): a host loop polling us must hear of it, or it sleeps forever. */
+	 * turn, CQEs a reap that ran posts left): a host loop polling us must
+	 * hear of it, or it sleeps forever. */
 	if (loop->pollable && (io_uring_sq_ready(loop->ring) || cancels_owed(loop) ||
-			       loop->dl_rearm ||
+			       loop->dl_rearm || has_cqes(loop) ||
 			       !rsc__list_empty(&loop->ready_queue) ||
 			       !rsc__list_empty(&loop->announce_queue) ||
 			       !rsc__list_empty(&loop->retry_list) || loop->stash_len ||

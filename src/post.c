@@ -117,7 +117,8 @@ void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags)
 		 * writes the eventfd again, and its wake-up is not lost. */
 		(void)!read(loop->post_efd, &n, sizeof(n));
 	}
-	rsc__post_run(loop);
+	if (rsc__post_run(loop))
+		loop->posts_ran_in_reap = true;
 }
 
 /* Run what was posted, oldest first, from the loop. */

@@ -94,6 +94,8 @@ static void run_until(struct rsc_loop *l, const int *flag, int want, const char 
 	}
 }
 
+static void host_turn(struct rsc_loop *l);
+
 /* ---- the loop itself ---------------------------------------------------- */
 
 START_TEST(masked_loop_has_the_features_left_and_gives_back_its_descriptors)
@@ -242,6 +244,87 @@ START_TEST(post_from_a_post_runs_and_posts_queued_at_close_run_once)
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 	ck_assert_int_eq(rsc_loop_close(st.loop), 0);
 	ck_assert_int_eq(st.ran, 2);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * A post that posts again, for as long as it likes: on a ring without
+ * DEFER_TASKRUN its wake (MSG_RING, or the eventfd's poll) is in the CQ at
+ * once, and a reap that drained the CQ until empty never returned. The timer
+ * must fire while the chain still goes, and a loop shutdown must end it.
+ */
+struct chain {
+	long t_end;
+	int posts, fired, over, over_when_fired;
+};
+
+static void repost(struct rsc_loop *l, void *arg)
+{
+	struct chain *c = arg;
+
+	c->posts++;
+	if (c->fired || t_now_ms() > c->t_end || rsc_loop_post(l, repost, c) < 0)
+		c->over = 1;
+}
+
+static void chain_timer(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct chain *c = data;
+
+	(void)e;
+	(void)buf;
+	(void)res;
+	c->fired = 1;
+	c->over_when_fired = c->over;
+}
+
+static void run_post_chain(struct rsc_loop *l, bool host)
+{
+	struct chain c = { .t_end = t_now_ms() + 3000 };
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "timed", &s), 0);
+	ck_assert_int_eq(rsc_timer(s, 20, chain_timer, &c, NULL), 0);
+	ck_assert_int_eq(rsc_loop_post(l, repost, &c), 0);
+	while (!c.fired || !c.over) {
+		ck_assert_int_lt(t_now_ms(), c.t_end + WAIT_MS);
+		if (host)
+			host_turn(l);
+		else
+			ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_ONCE), 0);
+	}
+	ck_assert_int_eq(c.over_when_fired, 0); /* not starved by the posts */
+	ck_assert_int_gt(c.posts, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	/* And one that never stops is ended by the shutdown's refusal. */
+	c = (struct chain){ .t_end = t_now_ms() + 3000 };
+	ck_assert_int_eq(rsc_loop_post(l, repost, &c), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	ck_assert_int_eq(c.over, 1);
+	ck_assert_int_lt(t_now_ms(), c.t_end); /* refused, not timed out */
+}
+
+START_TEST(post_chain_starves_no_timer_on_a_masked_loop)
+{
+	int before = t_fd_count();
+
+	if (skip_without_faults("post_chain_starves_no_timer_on_a_masked_loop"))
+		return;
+	run_post_chain(masked_loop(&masks[_i], 0), false);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* The same with the public flags that leave DEFER_TASKRUN out: no fault injection needed. */
+START_TEST(post_chain_starves_no_timer_without_defer_taskrun)
+{
+	static const unsigned flags[] = { RSC_LOOP_NO_DEFER_TASKRUN, RSC_LOOP_POLLABLE };
+	struct rsc_loop *l;
+	int before = t_fd_count();
+
+	ck_assert_int_eq(rsc_loop_new(&l, 64, flags[_i]), 0);
+	run_post_chain(l, flags[_i] == RSC_LOOP_POLLABLE);
 	ck_assert_int_eq(t_fd_count(), before);
 }
 END_TEST
@@ -1068,6 +1151,8 @@ Suite *make_hostile_fallbacks_suite(void)
 	tcase_add_loop_test(tc, posts_from_four_threads_run_once_each_in_order_on_the_loop_thread, 0,
 			    N_MASKS);
 	tcase_add_loop_test(tc, post_from_a_post_runs_and_posts_queued_at_close_run_once, 0, N_MASKS);
+	tcase_add_loop_test(tc, post_chain_starves_no_timer_on_a_masked_loop, 0, N_MASKS);
+	tcase_add_loop_test(tc, post_chain_starves_no_timer_without_defer_taskrun, 0, 2);
 	tcase_add_loop_test(tc, accept_connect_send_recv_close_leave_no_descriptor, 0, N_MASKS);
 	tcase_add_loop_test(tc, listen_on_an_address_in_use_fails_the_same_way_and_closes_its_socket,
 			    0, N_MASKS);
