@@ -355,10 +355,6 @@ struct rsc_loop {
 	int post_efd;	     /* RSC__WAKE_EVENTFD: written by posters, or -1 */
 	bool post_armed;     /* its poll is prepared or in flight (loop's thread only) */
 	bool post_multishot; /* armed with IORING_POLL_ADD_MULTI (Linux 5.13) */
-	/* Posts ran from a reap: their own posts' wakes may already be in the CQ
-	 * (no DEFER_TASKRUN), so that reap ends after its batch, or a post that
-	 * posts again would keep it reaping for ever (loop's thread only). */
-	bool posts_ran_in_reap;
 	/* Adopted/deferred entries whose on-enter callback is due. */
 	struct rsc__list announce_queue; /* rsc__entry.announce_node, FIFO */
 
@@ -847,7 +843,12 @@ struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqe
 /* The same, saying why there is none: -EBUSY (no SQE) or -ENOMEM (no op). */
 int rsc__op_with_sqe_why(struct rsc_loop *loop, struct io_uring_sqe **sqep, struct rsc_op **opp);
 bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode);
-int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why);
+/* -EOPNOTSUPP, naming @opcode and @why in rsc_last_error. */
+__attribute__((cold)) int rsc__opcode_missing(unsigned opcode, const char *why);
+static inline int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why)
+{
+	return rsc__opcode_supported(loop, opcode) ? 0 : rsc__opcode_missing(opcode, why);
+}
 /* RSC_SHUTDOWN_ON_RELEASE in @flags needs IORING_OP_SHUTDOWN (Linux 5.11): 0 without it. */
 int rsc__need_shutdown(struct rsc_loop *loop, unsigned flags);
 void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s);

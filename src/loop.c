@@ -300,16 +300,14 @@ int rsc__need_shutdown(struct rsc_loop *loop, unsigned flags)
 		       rsc__need_opcode(loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE") : 0;
 }
 
-int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why)
+/* Out of line: its buffer would cost every acquire a stack-protector check. */
+int rsc__opcode_missing(unsigned opcode, const char *why)
 {
+	const char *lower = rsc__opcode_name(opcode);
 	char name[32];
-	const char *lower;
 	size_t i;
 
-	if (rsc__opcode_supported(loop, opcode))
-		return 0;
 	/* Named as the kernel's header spells it: IORING_OP_SOCKET, not _socket. */
-	lower = rsc__opcode_name(opcode);
 	for (i = 0; lower[i] && i < sizeof(name) - 1; i++)
 		name[i] = (char)toupper((unsigned char)lower[i]);
 	name[i] = '\0';
@@ -317,6 +315,7 @@ int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why)
 			    name, opcode, why);
 	return -EOPNOTSUPP;
 }
+
 
 void rsc__trace_call(struct rsc_loop *loop, enum rsc_event ev,
 		     const struct rsc__scope *s, const struct rsc__entry *e, int res)
@@ -874,11 +873,6 @@ static unsigned reap(struct rsc_loop *loop)
 		total += n;
 		if (loop->stash_len)
 			total += dispatch_stash(loop);
-		/* What came in since is the next turn's: timers and closes go first. */
-		if (loop->posts_ran_in_reap) {
-			loop->posts_ran_in_reap = false;
-			break;
-		}
 	}
 	return total;
 }
@@ -1079,6 +1073,9 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 			break;
 		ret = 0;
 		done += reap(loop);
+		/* Posts woken in that reap run now, not inside it (rsc__post_woken). */
+		if (__atomic_load_n(&loop->post_head, __ATOMIC_RELAXED))
+			done += rsc__post_run(loop);
 		done += run_ready(loop);
 		if (!rsc__list_empty(&loop->audit_pending))
 			rsc__audit_flush(loop); /* verdicts that waited for the CQ to empty */

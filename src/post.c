@@ -117,8 +117,11 @@ void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags)
 		 * writes the eventfd again, and its wake-up is not lost. */
 		(void)!read(loop->post_efd, &n, sizeof(n));
 	}
-	if (rsc__post_run(loop))
-		loop->posts_ran_in_reap = true;
+	/* A loop's own ring: run by rsc_loop_run once the reap is over. Without
+	 * DEFER_TASKRUN a post's wake is in the CQ at once, so a post that posts
+	 * again, run inside the reap, would keep it reaping for ever. */
+	if (loop->shared)
+		rsc__post_run(loop);
 }
 
 /* Run what was posted, oldest first, from the loop. */
