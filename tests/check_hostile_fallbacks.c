@@ -642,6 +642,76 @@ START_TEST(deadline_cancels_a_receive_and_a_connect_and_fails_the_scope)
 }
 END_TEST
 
+/*
+ * An SQE the kernel refuses at submission (an opcode it does not know),
+ * prepared in the same batch as other acquires. Without SUBMIT_ALL the
+ * kernel stops the submission there and leaves the rest in the SQ: they
+ * must go out on the next enter all the same.
+ */
+static int bad_enter(struct rsc_entry *e, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	(void)arg;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_nop(sqe);
+	sqe->opcode = 250; /* no such opcode: -EINVAL from io_uring_enter's submission */
+	return 0;
+}
+
+static int bad_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	ck_abort_msg("the exit of an entry that never entered ran");
+	return 0;
+}
+
+static const struct rsc_manager bad_manager = {
+	.size = sizeof(struct rsc_manager), .name = "bad", .enter = bad_enter, .exit = bad_exit,
+};
+
+START_TEST(sqe_refused_at_submission_leaves_the_rest_of_its_batch_to_go_out)
+{
+	const struct mask *m = &masks[_i];
+	struct rsc_entry *bad, *f[4];
+	struct rsc_scope *s, *files;
+	struct rsc_error *err = NULL;
+	struct rsc_loop *l;
+	int before = t_fd_count(), i;
+
+	if (skip_without_faults("sqe_refused_at_submission"))
+		return;
+	l = masked_loop(m, 0);
+	t_make_files(4);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "bad", &s), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "files", &files), 0);
+	ck_assert_int_eq(rsc_push(s, &bad_manager, NULL, &bad), 0);
+	for (i = 0; i < 4; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		ck_assert_int_eq(rsc_open(files, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, &f[i]), 0);
+	}
+	for (i = 0; i < 4; i++)
+		ck_assert_msg(rsc_entry_wait(f[i]) >= 0, "%s: open %d: %s", m->spec, i,
+			      rsc_strerror(rsc_entry_wait(f[i])));
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EINVAL);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_entry(err), "bad");
+	rsc_error_free(err);
+	/* The ring, the posts' eventfd if any, and the four files. */
+	ck_assert_int_eq(t_fd_count(),
+			 before + 1 + !!(rsc_loop_features(l) & RSC_FEAT_POST_EVENTFD) + 4);
+	ck_assert_int_eq(rsc_scope_close_wait(files, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* ---- receives ----------------------------------------------------------- */
 
 struct ms_state {
@@ -988,6 +1058,68 @@ START_TEST(loop_without_single_issuer_runs_from_another_thread)
 }
 END_TEST
 
+/*
+ * A thread has 16 registered-ring slots (io_uring_register_ring_fd): the
+ * loops made after them enter their rings by descriptor, a fallback every
+ * kernel runs. Each loop works, and closing them gives the slots back.
+ */
+#define MANY_LOOPS 20
+
+static void count_post(struct rsc_loop *l, void *arg)
+{
+	(void)l;
+	__atomic_add_fetch((int *)arg, 1, __ATOMIC_RELEASE);
+}
+
+static void *post_to_each(void *arg)
+{
+	struct rsc_loop **loops = arg;
+	static int ran[MANY_LOOPS];
+	int i;
+
+	for (i = 0; i < MANY_LOOPS; i++)
+		ck_assert_int_eq(rsc_loop_post(loops[i], count_post, &ran[i]), 0);
+	return ran;
+}
+
+START_TEST(loops_beyond_the_threads_registered_ring_slots_still_work)
+{
+	struct rsc_loop *loops[MANY_LOOPS], *again;
+	struct rsc_scope *s;
+	int before = t_fd_count(), registered = 0, i, *ran;
+	pthread_t t;
+	void *res;
+
+	t_make_files(2);
+	for (i = 0; i < MANY_LOOPS; i++) {
+		ck_assert_int_eq(rsc_loop_new(&loops[i], 16, 0), 0);
+		registered += !!(rsc_loop_features(loops[i]) & RSC_FEAT_REGISTERED_RING);
+	}
+	ck_assert_int_le(registered, 16);
+	if (!registered)
+		printf("SKIP-PART loops_beyond_the_threads_registered_ring_slots: no ring registered (Linux 5.18)\n");
+	for (i = 0; i < MANY_LOOPS; i++) {
+		ck_assert_int_eq(rsc_scope_open(loops[i], NULL, "files", &s), 0);
+		t_open_files(s, 0, 2);
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	}
+	ck_assert_int_eq(pthread_create(&t, NULL, post_to_each, loops), 0);
+	ck_assert_int_eq(pthread_join(t, &res), 0);
+	ran = res;
+	for (i = 0; i < MANY_LOOPS; i++) {
+		run_until(loops[i], &ran[i], 1, "a post to each loop");
+		ck_assert_int_eq(rsc_loop_close(loops[i]), 0);
+		ck_assert_int_eq(ran[i], 1);
+	}
+	ck_assert_int_eq(t_fd_count(), before);
+	/* The slots came back with the loops. */
+	ck_assert_int_eq(rsc_loop_new(&again, 16, 0), 0);
+	if (registered)
+		ck_assert(rsc_loop_features(again) & RSC_FEAT_REGISTERED_RING);
+	ck_assert_int_eq(rsc_loop_close(again), 0);
+}
+END_TEST
+
 /* ---- what the library cannot do without -------------------------------- */
 
 enum need_call { NEED_SOCKET, NEED_CONNECT, NEED_CONNECT_TIMEOUT, NEED_OPEN, NEED_FSYNC,
@@ -1162,6 +1294,8 @@ Suite *make_hostile_fallbacks_suite(void)
 	tcase_add_loop_test(tc, release_waits_for_its_receives_and_ends_them_once, 0, N_MASKS);
 	tcase_add_loop_test(tc, deadline_cancels_a_receive_and_a_connect_and_fails_the_scope, 0,
 			    N_MASKS);
+	tcase_add_loop_test(tc, sqe_refused_at_submission_leaves_the_rest_of_its_batch_to_go_out, 0,
+			    N_MASKS);
 	tcase_add_loop_test(tc, multishot_receive_works_or_is_refused_naming_what_is_missing, 0,
 			    N_MASKS);
 	tcase_add_loop_test(tc, hand_over_arrives_once_or_is_refused_naming_msg_ring, 0, N_MASKS);
@@ -1170,6 +1304,7 @@ Suite *make_hostile_fallbacks_suite(void)
 			    0, N_MASKS);
 	tcase_add_loop_test(tc, pollable_loop_wakes_its_host_for_a_timer_and_a_post, 0, N_MASKS);
 	tcase_add_loop_test(tc, loop_without_single_issuer_runs_from_another_thread, 0, N_MASKS);
+	tcase_add_test(tc, loops_beyond_the_threads_registered_ring_slots_still_work);
 	tcase_add_loop_test(tc, a_missing_opcode_the_call_needs_is_refused_and_named, 0, N_NEEDS);
 	tcase_add_test(tc, missing_rules_parse_and_keep_the_old_syntax);
 	tcase_add_test(tc, missing_opcode_set_on_a_live_loop_holds_until_the_rules_change);
