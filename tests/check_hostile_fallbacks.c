@@ -1097,7 +1097,8 @@ START_TEST(loops_beyond_the_threads_registered_ring_slots_still_work)
 	}
 	ck_assert_int_le(registered, 16);
 	if (!registered)
-		printf("SKIP-PART loops_beyond_the_threads_registered_ring_slots: no ring registered (Linux 5.18)\n");
+		printf("SKIP-PART loops_beyond_the_threads_registered_ring_slots: "
+		       "no ring registered (Linux 5.18)\n");
 	for (i = 0; i < MANY_LOOPS; i++) {
 		ck_assert_int_eq(rsc_scope_open(loops[i], NULL, "files", &s), 0);
 		t_open_files(s, 0, 2);
@@ -1249,7 +1250,7 @@ START_TEST(missing_rules_parse_and_keep_the_old_syntax)
 }
 END_TEST
 
-/* Set by rsc_fault_set on a live loop, an opcode rule takes effect at once, and goes with the rules. */
+/* Set on a live loop, an opcode rule takes effect at once, and goes with the rules. */
 START_TEST(missing_opcode_set_on_a_live_loop_holds_until_the_rules_change)
 {
 	struct rsc_entry *e;
