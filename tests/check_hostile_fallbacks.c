@@ -1124,7 +1124,8 @@ END_TEST
 /* ---- what the library cannot do without -------------------------------- */
 
 enum need_call { NEED_SOCKET, NEED_CONNECT, NEED_CONNECT_TIMEOUT, NEED_OPEN, NEED_FSYNC,
-		 NEED_SHUTDOWN, NEED_ACCEPT, NEED_PIPE, NEED_INSTALL, NEED_CHAIN_SOCKET };
+		 NEED_SHUTDOWN, NEED_ACCEPT, NEED_PIPE, NEED_INSTALL, NEED_CHAIN_SOCKET, NEED_LISTEN,
+		 NEED_CHAIN_CONNECT_TIMEOUT };
 
 static const struct need {
 	const char *spec, *named;
@@ -1141,6 +1142,8 @@ static const struct need {
 	{ "missing:pipe", "IORING_OP_PIPE", NEED_PIPE },
 	{ "missing:fixed_fd_install", "IORING_OP_FIXED_FD_INSTALL", NEED_INSTALL },
 	{ "missing:socket", "IORING_OP_SOCKET", NEED_CHAIN_SOCKET },
+	{ "missing:socket", "IORING_OP_SOCKET", NEED_LISTEN },
+	{ "missing:link_timeout", "IORING_OP_LINK_TIMEOUT", NEED_CHAIN_CONNECT_TIMEOUT },
 };
 #define N_NEEDS ((int)(sizeof(needs) / sizeof(needs[0])))
 
@@ -1174,6 +1177,14 @@ static int need_call(const struct need *n, struct rsc_scope *s, struct rsc_entry
 		ck_assert_int_eq(rsc_chain_new(s, &c), 0);
 		ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, &e), 0);
 		return rsc_chain_submit(c); /* the chain goes, submitted or not */
+	case NEED_LISTEN:
+		return rsc_listen(s, (const struct sockaddr *)to, sizeof(*to), 4, 0, &e);
+	case NEED_CHAIN_CONNECT_TIMEOUT:
+		ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+		ck_assert_int_eq(rsc_chain_socket(c, AF_INET, SOCK_STREAM, 0, &e), 0);
+		ck_assert_int_eq(rsc_chain_connect(c, (const struct sockaddr *)to, sizeof(*to), 500,
+						   &e), 0);
+		return rsc_chain_submit(c);
 	}
 	return 0;
 }
