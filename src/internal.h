@@ -355,6 +355,10 @@ struct rsc_loop {
 	int post_efd;	     /* RSC__WAKE_EVENTFD: written by posters, or -1 */
 	bool post_armed;     /* its poll is prepared or in flight (loop's thread only) */
 	bool post_multishot; /* armed with IORING_POLL_ADD_MULTI (Linux 5.13) */
+	/* rsc__post_run is running posts on post_runner (atomic: posters read
+	 * them): a post one of them makes sends no wake (rsc_loop_post). */
+	bool in_post_run;
+	pthread_t post_runner;
 	/* Adopted/deferred entries whose on-enter callback is due. */
 	struct rsc__list announce_queue; /* rsc__entry.announce_node, FIFO */
 
@@ -978,6 +982,11 @@ void rsc__post_arm(struct rsc_loop *loop);
 /* A CQE tagged RSC__UD_POST: a wake-up, then the posts run. */
 void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags);
 unsigned rsc__post_run(struct rsc_loop *loop);
+/* Posts queued, not yet run (one posted by a post sent no wake). */
+static inline bool rsc__posts_queued(const struct rsc_loop *loop)
+{
+	return __atomic_load_n(&loop->post_head, __ATOMIC_RELAXED) != NULL;
+}
 void rsc__post_forget_failed(struct rsc_loop *loop);
 void rsc__post_free(struct rsc_loop *loop);
 /* While a close or shutdown drains the loop, new posts fail with -ESHUTDOWN. */

@@ -1073,9 +1073,6 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 			break;
 		ret = 0;
 		done += reap(loop);
-		/* Posts woken in that reap run now, not inside it (rsc__post_woken). */
-		if (__atomic_load_n(&loop->post_head, __ATOMIC_RELAXED))
-			done += rsc__post_run(loop);
 		done += run_ready(loop);
 		if (!rsc__list_empty(&loop->audit_pending))
 			rsc__audit_flush(loop); /* verdicts that waited for the CQ to empty */
@@ -1092,10 +1089,10 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	loop->running = false;
 	/* A callback of the last reap may have left work (an SQE, a close, a
 	 * cancel or a deadline's timer that found no SQE and waits for the next
-	 * turn, CQEs a reap that ran posts left): a host loop polling us must
-	 * hear of it, or it sleeps forever. */
+	 * turn, a post a post made, which sent no wake): a host loop polling us
+	 * must hear of it, or it sleeps forever. */
 	if (loop->pollable && (io_uring_sq_ready(loop->ring) || cancels_owed(loop) ||
-			       loop->dl_rearm || has_cqes(loop) ||
+			       loop->dl_rearm || rsc__posts_queued(loop) ||
 			       !rsc__list_empty(&loop->ready_queue) ||
 			       !rsc__list_empty(&loop->announce_queue) ||
 			       !rsc__list_empty(&loop->retry_list) || loop->stash_len ||

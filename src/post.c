@@ -117,11 +117,7 @@ void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags)
 		 * writes the eventfd again, and its wake-up is not lost. */
 		(void)!read(loop->post_efd, &n, sizeof(n));
 	}
-	/* A loop's own ring: run by rsc_loop_run once the reap is over. Without
-	 * DEFER_TASKRUN a post's wake is in the CQ at once, so a post that posts
-	 * again, run inside the reap, would keep it reaping for ever. */
-	if (loop->shared)
-		rsc__post_run(loop);
+	rsc__post_run(loop);
 }
 
 /* Run what was posted, oldest first, from the loop. */
@@ -141,6 +137,8 @@ unsigned rsc__post_run(struct rsc_loop *loop)
 		list->next = rev;
 		rev = list;
 	}
+	__atomic_store_n(&loop->post_runner, pthread_self(), __ATOMIC_RELAXED);
+	__atomic_store_n(&loop->in_post_run, true, __ATOMIC_RELAXED);
 	while ((p = rev)) {
 		rev = p->next;
 		rsc__cb_enter(loop);
@@ -149,7 +147,22 @@ unsigned rsc__post_run(struct rsc_loop *loop)
 		free(p);
 		n++;
 	}
+	__atomic_store_n(&loop->in_post_run, false, __ATOMIC_RELAXED);
 	return n;
+}
+
+/*
+ * A post made by a post, on the thread running them, of a loop on its own
+ * ring: queued with no wake. The loop is running and runs it on its next
+ * turn (rsc_loop_run looks before it waits or returns); a wake would be in
+ * the CQ at once without DEFER_TASKRUN, and a post that posts again would
+ * keep the reap that ran it reaping for ever, starving everything else.
+ */
+static bool posted_by_a_post(const struct rsc_loop *loop)
+{
+	return !loop->shared && __atomic_load_n(&loop->in_post_run, __ATOMIC_RELAXED) &&
+	       pthread_equal(__atomic_load_n(&loop->post_runner, __ATOMIC_RELAXED),
+			     pthread_self());
 }
 
 /* Completions of earlier wakes: only failures are posted (CQE_SKIP_SUCCESS),
@@ -249,7 +262,7 @@ int rsc_loop_post(struct rsc_loop *loop, void (*fn)(struct rsc_loop *, void *), 
 	first = !p->next;
 	__atomic_store_n(&loop->post_head, p, __ATOMIC_RELEASE);
 	/* Woken under the loop's lock, so the loop cannot be freed meanwhile. */
-	if (first)
+	if (first && !posted_by_a_post(loop))
 		ret = wake(loop);
 	if (ret < 0) {
 		/* Not queued after all: the caller hears it, and fn never runs. */
