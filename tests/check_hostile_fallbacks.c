@@ -7,8 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -1121,6 +1127,142 @@ START_TEST(loops_beyond_the_threads_registered_ring_slots_still_work)
 }
 END_TEST
 
+/* ---- no io_uring at all, or no io_uring_register (seccomp) ------------- */
+
+/* This process's @nr fails with @err from now on (a filter cannot be undone). */
+static int deny_syscall(long nr, int err)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { (unsigned short)(sizeof(f) / sizeof(f[0])), f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0 ? -errno : 0;
+}
+
+/* A child's verdict: 0, or the line of the first check that failed. */
+#define CHILD_CHECK(cond)                                                            \
+	do {                                                                         \
+		if (!(cond)) {                                                       \
+			fprintf(stderr, "child: %s (%s)\n", #cond, rsc_last_error()); \
+			_exit(__LINE__ & 0xff ? __LINE__ & 0xff : 1);                 \
+		}                                                                    \
+	} while (0)
+
+static void in_child(void (*body)(int), int arg)
+{
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		body(arg);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "the child failed its check at a line ending in %d (status 0x%x)",
+		      WEXITSTATUS(status), status);
+}
+
+/* DESIGN 4: no io_uring, filtered by seccomp (ENOSYS) or refused (EPERM). */
+static void no_io_uring_child(int err)
+{
+	struct rsc_loop *l = (struct rsc_loop *)1;
+	int ret;
+
+	CHILD_CHECK(deny_syscall(__NR_io_uring_setup, err) == 0);
+	ret = rsc_loop_new(&l, 8, 0);
+	CHILD_CHECK(ret == -err);
+	CHILD_CHECK(l == NULL);
+	CHILD_CHECK(strstr(rsc_last_error(), err == ENOSYS ? "no io_uring" : "disabled"));
+	CHILD_CHECK(strstr(rsc_last_error(), "seccomp"));
+}
+
+START_TEST(loop_without_io_uring_fails_with_the_errno_and_says_why)
+{
+	static const int errs[] = { ENOSYS, EPERM };
+
+	if (t_under_valgrind())
+		return;
+	in_child(no_io_uring_child, errs[_i]);
+}
+END_TEST
+
+struct ran_flag {
+	int ran;
+};
+
+static void set_ran(struct rsc_loop *l, void *arg)
+{
+	(void)l;
+	__atomic_store_n(&((struct ran_flag *)arg)->ran, 1, __ATOMIC_RELEASE);
+}
+
+static void *post_set_ran(void *arg)
+{
+	void **a = arg;
+
+	if (rsc_loop_post(a[0], set_ran, a[1]) < 0)
+		__atomic_store_n(&((struct ran_flag *)a[1])->ran, -1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * io_uring_register(2) filtered (a container's policy): no opcode probe,
+ * no registered ring, no direct table. A loop is still made (as on a kernel
+ * before 5.6: posts by its eventfd), opens and closes files, takes posts;
+ * a direct table is refused with the errno, and nothing is left open.
+ */
+static void no_register_child(int err)
+{
+	struct ran_flag flag = { 0 };
+	void *args[2] = { NULL, &flag };
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	pthread_t t;
+	int before = t_fd_count(), i;
+	long t0;
+
+	CHILD_CHECK(deny_syscall(__NR_io_uring_register, err) == 0);
+	CHILD_CHECK(rsc_loop_new(&l, 8, 0) == 0);
+	CHILD_CHECK(!(rsc_loop_features(l) & RSC_FEAT_REGISTERED_RING));
+	CHILD_CHECK(rsc_loop_features(l) & RSC_FEAT_POST_EVENTFD);
+	CHILD_CHECK(rsc_scope_open(l, NULL, "files", &s) == 0);
+	for (i = 0; i < 2; i++)
+		CHILD_CHECK(rsc_open(s, AT_FDCWD, t_path(i ? "f1" : "f0"), O_RDONLY, 0, 0, &e) == 0);
+	CHILD_CHECK(rsc_entry_wait(e) >= 0);
+	CHILD_CHECK(rsc_scope_close_wait(s, NULL) == 0);
+	args[0] = l;
+	CHILD_CHECK(pthread_create(&t, NULL, post_set_ran, args) == 0);
+	CHILD_CHECK(pthread_join(t, NULL) == 0);
+	t0 = t_now_ms();
+	while (!__atomic_load_n(&flag.ran, __ATOMIC_ACQUIRE) && t_now_ms() - t0 < WAIT_MS)
+		CHILD_CHECK(rsc_loop_run(l, RSC_RUN_ONCE) >= 0);
+	CHILD_CHECK(flag.ran == 1);
+	CHILD_CHECK(rsc_loop_set_direct(l, 16, 4) == -err);
+	CHILD_CHECK(rsc_loop_close(l) == 0);
+	CHILD_CHECK(rsc_loop_new(&l, 8, RSC_LOOP_DIRECT) == -err);
+	CHILD_CHECK(t_fd_count() == before);
+}
+
+START_TEST(loop_without_io_uring_register_falls_back_and_refuses_a_direct_table)
+{
+	static const int errs[] = { EPERM, ENOSYS };
+
+	if (t_under_valgrind())
+		return;
+	t_make_files(2);
+	in_child(no_register_child, errs[_i]);
+}
+END_TEST
+
 /* ---- what the library cannot do without -------------------------------- */
 
 enum need_call { NEED_SOCKET, NEED_CONNECT, NEED_CONNECT_TIMEOUT, NEED_OPEN, NEED_FSYNC,
@@ -1317,6 +1459,9 @@ Suite *make_hostile_fallbacks_suite(void)
 	tcase_add_loop_test(tc, pollable_loop_wakes_its_host_for_a_timer_and_a_post, 0, N_MASKS);
 	tcase_add_loop_test(tc, loop_without_single_issuer_runs_from_another_thread, 0, N_MASKS);
 	tcase_add_test(tc, loops_beyond_the_threads_registered_ring_slots_still_work);
+	tcase_add_loop_test(tc, loop_without_io_uring_fails_with_the_errno_and_says_why, 0, 2);
+	tcase_add_loop_test(tc, loop_without_io_uring_register_falls_back_and_refuses_a_direct_table,
+			    0, 2);
 	tcase_add_loop_test(tc, a_missing_opcode_the_call_needs_is_refused_and_named, 0, N_NEEDS);
 	tcase_add_test(tc, missing_rules_parse_and_keep_the_old_syntax);
 	tcase_add_test(tc, missing_opcode_set_on_a_live_loop_holds_until_the_rules_change);
