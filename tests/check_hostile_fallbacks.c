@@ -1263,6 +1263,110 @@ START_TEST(loop_without_io_uring_register_falls_back_and_refuses_a_direct_table)
 }
 END_TEST
 
+/* io_uring_register(2) refused for one of its opcodes only (@op), with @err. */
+static int deny_register_op(unsigned op, int err)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_register, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, op, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { (unsigned short)(sizeof(f) / sizeof(f[0])), f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0 ? -errno : 0;
+}
+
+static const struct register_case {
+	unsigned op;
+	int err;
+	const char *named; /* in rsc_last_error, where the call fails */
+} register_cases[] = {
+	{ IORING_REGISTER_PROBE, EINVAL, NULL },	  /* as before 5.6: no probe */
+	{ IORING_REGISTER_RING_FDS, EINVAL, NULL },	  /* before 5.18 */
+	{ IORING_REGISTER_EVENTFD, EINVAL, "io_uring_register_eventfd" },
+	{ IORING_REGISTER_FILES2, EINVAL, "direct" },	  /* sparse tables: 5.19 */
+	{ IORING_REGISTER_FILE_ALLOC_RANGE, EINVAL, "Linux 6.0" },
+	{ IORING_REGISTER_PBUF_RING, EINVAL, "Linux 5.19" },
+};
+
+/*
+ * Each register operation a loop may use, refused as an older kernel
+ * refuses it: what needs it fails with an error naming it and leaves
+ * nothing open; the rest of the loop works (files, a receive, a post).
+ */
+static void register_op_child(int i)
+{
+	const struct register_case *c = &register_cases[i];
+	struct ran_flag flag = { 0 };
+	void *args[2] = { NULL, &flag };
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char buf[4];
+	int before = t_fd_count(), sv[2], r = 1, ret;
+	pthread_t t;
+	long t0;
+
+	CHILD_CHECK(deny_register_op(c->op, c->err) == 0);
+	if (c->op == IORING_REGISTER_EVENTFD) {
+		CHILD_CHECK(rsc_loop_new(&l, 8, RSC_LOOP_POLLABLE) == -c->err);
+		CHILD_CHECK(strstr(rsc_last_error(), c->named));
+	}
+	if (c->op == IORING_REGISTER_FILES2 || c->op == IORING_REGISTER_FILE_ALLOC_RANGE) {
+		CHILD_CHECK(rsc_loop_new(&l, 8, RSC_LOOP_DIRECT) == -c->err);
+		CHILD_CHECK(strstr(rsc_last_error(), c->named));
+	}
+	CHILD_CHECK(t_fd_count() == before);
+	CHILD_CHECK(rsc_loop_new(&l, 8, 0) == 0);
+	if (c->op == IORING_REGISTER_PROBE) /* no probe: no MSG_RING assumed */
+		CHILD_CHECK(rsc_loop_features(l) & RSC_FEAT_POST_EVENTFD);
+	if (c->op == IORING_REGISTER_RING_FDS)
+		CHILD_CHECK(!(rsc_loop_features(l) & RSC_FEAT_REGISTERED_RING));
+	CHILD_CHECK(rsc_scope_open(l, NULL, "s", &s) == 0);
+	CHILD_CHECK(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e) == 0);
+	CHILD_CHECK(rsc_entry_wait(e) >= 0);
+	CHILD_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	CHILD_CHECK(rsc_adopt(s, sv[0], 0, &e) == 0);
+	ret = rsc_recv_multishot(e, 0, t_store_res, &r);
+	if (c->op == IORING_REGISTER_PBUF_RING) {
+		CHILD_CHECK(ret == -EOPNOTSUPP);
+		CHILD_CHECK(strstr(rsc_last_error(), c->named));
+		CHILD_CHECK(rsc_recv(e, buf, sizeof(buf), 0, t_store_res, &r) == 0);
+		CHILD_CHECK(write(sv[1], "ab", 2) == 2);
+		t0 = t_now_ms();
+		while (r == 1 && t_now_ms() - t0 < WAIT_MS)
+			CHILD_CHECK(rsc_loop_run(l, RSC_RUN_ONCE) >= 0);
+		CHILD_CHECK(r == 2);
+	} else {
+		CHILD_CHECK(ret == 0);
+	}
+	args[0] = l;
+	CHILD_CHECK(pthread_create(&t, NULL, post_set_ran, args) == 0);
+	CHILD_CHECK(pthread_join(t, NULL) == 0);
+	t0 = t_now_ms();
+	while (!__atomic_load_n(&flag.ran, __ATOMIC_ACQUIRE) && t_now_ms() - t0 < WAIT_MS)
+		CHILD_CHECK(rsc_loop_run(l, RSC_RUN_ONCE) >= 0);
+	CHILD_CHECK(flag.ran == 1);
+	CHILD_CHECK(rsc_scope_close_wait(s, NULL) == 0);
+	CHILD_CHECK(rsc_loop_close(l) == 0);
+	close(sv[1]);
+	CHILD_CHECK(t_fd_count() == before);
+}
+
+START_TEST(register_operation_refused_is_named_and_the_rest_works)
+{
+	if (t_under_valgrind())
+		return;
+	t_make_files(1);
+	in_child(register_op_child, _i);
+}
+END_TEST
+
 /* ---- what the library cannot do without -------------------------------- */
 
 enum need_call { NEED_SOCKET, NEED_CONNECT, NEED_CONNECT_TIMEOUT, NEED_OPEN, NEED_FSYNC,
@@ -1462,6 +1566,8 @@ Suite *make_hostile_fallbacks_suite(void)
 	tcase_add_loop_test(tc, loop_without_io_uring_fails_with_the_errno_and_says_why, 0, 2);
 	tcase_add_loop_test(tc, loop_without_io_uring_register_falls_back_and_refuses_a_direct_table,
 			    0, 2);
+	tcase_add_loop_test(tc, register_operation_refused_is_named_and_the_rest_works, 0,
+			    (int)(sizeof(register_cases) / sizeof(register_cases[0])));
 	tcase_add_loop_test(tc, a_missing_opcode_the_call_needs_is_refused_and_named, 0, N_NEEDS);
 	tcase_add_test(tc, missing_rules_parse_and_keep_the_old_syntax);
 	tcase_add_test(tc, missing_opcode_set_on_a_live_loop_holds_until_the_rules_change);
