@@ -1139,6 +1139,52 @@ START_TEST(loops_beyond_the_threads_registered_ring_slots_still_work)
 }
 END_TEST
 
+/*
+ * rsc_loop_features(3): POST_EVENTFD is never set with SHARED_RING; on a
+ * kernel without MSG_RING (or without a probe to tell), a post to a loop on
+ * the application's ring is refused naming it, and nothing is left behind.
+ */
+static void never_posted(struct rsc_loop *l, void *arg)
+{
+	(void)l;
+	(void)arg;
+	ck_abort_msg("a refused post ran");
+}
+
+START_TEST(shared_ring_without_msg_ring_refuses_posts_and_has_no_eventfd)
+{
+	static const char *const specs[] = { "missing:msg_ring", "missing:probe" };
+	char *saved = getenv("RINGSCOPE_FAULT") ? strdup(getenv("RINGSCOPE_FAULT")) : NULL;
+	struct io_uring ring;
+	struct rsc_loop *l;
+	int before, ret, f;
+
+	if (skip_without_faults("shared_ring_without_msg_ring_refuses_posts"))
+		return;
+	ck_assert_int_eq(io_uring_queue_init(64, &ring, 0), 0);
+	before = t_fd_count();
+	ck_assert_int_eq(setenv("RINGSCOPE_FAULT", specs[_i], 1), 0);
+	ret = rsc_loop_new_from_ring(&l, &ring, 0);
+	if (saved)
+		ck_assert_int_eq(setenv("RINGSCOPE_FAULT", saved, 1), 0);
+	else
+		ck_assert_int_eq(unsetenv("RINGSCOPE_FAULT"), 0);
+	free(saved);
+	ck_assert_msg(ret == 0, "%s", rsc_last_error());
+	f = rsc_loop_features(l);
+	ck_assert(f & RSC_FEAT_SHARED_RING);
+	ck_assert_int_eq(f & RSC_FEAT_POST_EVENTFD, 0);
+	ck_assert_int_eq(t_fd_count(), before); /* no eventfd of ours */
+	ck_assert_int_eq(rsc_loop_post(l, never_posted, NULL), -EOPNOTSUPP);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "IORING_OP_MSG_RING"));
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+	io_uring_queue_exit(&ring);
+}
+END_TEST
+
 /* ---- no io_uring at all, or no io_uring_register (seccomp) ------------- */
 
 /* This process's @nr fails with @err from now on (a filter cannot be undone). */
@@ -1575,6 +1621,7 @@ Suite *make_hostile_fallbacks_suite(void)
 	tcase_add_loop_test(tc, pollable_loop_wakes_its_host_for_a_timer_and_a_post, 0, N_MASKS);
 	tcase_add_loop_test(tc, loop_without_single_issuer_runs_from_another_thread, 0, N_MASKS);
 	tcase_add_test(tc, loops_beyond_the_threads_registered_ring_slots_still_work);
+	tcase_add_loop_test(tc, shared_ring_without_msg_ring_refuses_posts_and_has_no_eventfd, 0, 2);
 	tcase_add_loop_test(tc, loop_without_io_uring_fails_with_the_errno_and_says_why, 0, 2);
 	tcase_add_loop_test(tc, loop_without_io_uring_register_falls_back_and_refuses_a_direct_table,
 			    0, 2);
