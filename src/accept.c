@@ -277,6 +277,16 @@ static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 	return 0;
 }
 
+/*
+ * IORING_ACCEPT_MULTISHOT came in 5.19, with IORING_OP_SOCKET, which the
+ * probe sees: an older kernel would fail the armed accept with -EINVAL.
+ */
+static bool multishot_supported(struct rsc_loop *loop)
+{
+	return rsc__opcode_supported(loop, IORING_OP_SOCKET) &&
+	       !rsc__fault_missing(&loop->faults, RSC__MISSING_ACCEPT_MULTISHOT);
+}
+
 int rsc_accept(struct rsc_entry *h, unsigned flags, rsc_accept_cb cb, void *data)
 {
 	struct rsc__entry *l;
@@ -300,6 +310,10 @@ int rsc_accept(struct rsc_entry *h, unsigned flags, rsc_accept_cb cb, void *data
 	ret = rsc__need_shutdown(l->scope->loop, flags);
 	if (ret < 0)
 		return ret;
+	if ((flags & RSC_ACCEPT_MULTISHOT) && !multishot_supported(l->scope->loop)) {
+		rsc__set_last_error("rsc_accept: the kernel lacks IORING_ACCEPT_MULTISHOT (Linux 5.19); accept without RSC_ACCEPT_MULTISHOT");
+		return -EOPNOTSUPP;
+	}
 	if (flags & RSC_DIRECT) {
 		ret = rsc__direct_need(l->scope->loop, "rsc_accept");
 		if (ret < 0)

@@ -184,6 +184,17 @@ const char *rsc__opcode_name(unsigned opcode)
 	return "io_uring op";
 }
 
+int rsc__opcode_by_name(const char *name, size_t len)
+{
+	unsigned op;
+
+	for (op = 0; op < sizeof(opcode_names) / sizeof(opcode_names[0]); op++)
+		if (opcode_names[op] && strlen(opcode_names[op]) == len &&
+		    !strncmp(opcode_names[op], name, len))
+			return (int)op;
+	return -1;
+}
+
 struct rsc_error *rsc__error_new(struct rsc_loop *loop, int err, const char *op, const char *entry,
 				 const char *detail, const char *scope,
 				 struct rsc_error *cause)

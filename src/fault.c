@@ -17,6 +17,20 @@ static const char *const kind_names[RSC__F__COUNT] = {
 	[RSC__F_CQ_OVERFLOW] = "cq_overflow",	  [RSC__F_MSG_RING] = "msg_ring",
 	[RSC__F_ALLOC] = "alloc",
 };
+
+static const char *const missing_names[RSC__MISSING__COUNT] = {
+	[RSC__MISSING_PROBE] = "probe",
+	[RSC__MISSING_SINGLE_ISSUER] = "single_issuer",
+	[RSC__MISSING_DEFER_TASKRUN] = "defer_taskrun",
+	[RSC__MISSING_COOP_TASKRUN] = "coop_taskrun",
+	[RSC__MISSING_SUBMIT_ALL] = "submit_all",
+	[RSC__MISSING_REGISTER_RING] = "register_ring",
+	[RSC__MISSING_CANCEL_FD] = "cancel_fd",
+	[RSC__MISSING_RECV_MULTISHOT] = "recv_multishot",
+	[RSC__MISSING_POLL_MULTISHOT] = "poll_multishot",
+	[RSC__MISSING_MSG_SEND_FD] = "msg_send_fd",
+	[RSC__MISSING_ACCEPT_MULTISHOT] = "accept_multishot",
+};
 #endif
 
 int rsc__fault_kind_of_opcode(unsigned opcode)
@@ -108,6 +122,32 @@ static int parse_errno(const char *s, size_t len)
 	return 0;
 }
 
+#define MISSING_PREFIX "missing:"
+
+/* "missing:NAME": a feature, or an opcode below 64, into @f's masks. */
+static int parse_missing(const char *s, size_t len, struct rsc_fault_state *f)
+{
+	const char *name = s + strlen(MISSING_PREFIX);
+	size_t n = len - strlen(MISSING_PREFIX);
+	int k;
+
+	for (k = 0; k < RSC__MISSING__COUNT; k++)
+		if (strlen(missing_names[k]) == n && !strncmp(missing_names[k], name, n)) {
+			f->missing_features |= 1U << k;
+			return 0;
+		}
+	k = n ? rsc__opcode_by_name(name, n) : -1;
+	if (k < 0 || k >= 64)
+		return -EINVAL;
+	f->missing_ops |= UINT64_C(1) << k;
+	return 0;
+}
+
+static bool is_missing_rule(const char *s, size_t len)
+{
+	return len >= strlen(MISSING_PREFIX) && !strncmp(s, MISSING_PREFIX, strlen(MISSING_PREFIX));
+}
+
 static int parse_rule(const char *s, size_t len, struct rsc_fault_rule *r)
 {
 	const char *c1 = memchr(s, ':', len), *c2;
@@ -152,22 +192,26 @@ static int parse_rule(const char *s, size_t len, struct rsc_fault_rule *r)
 /* @spec's rules into @next, or -EINVAL with the bad rule in rsc_last_error(). */
 static int parse_spec(const char *spec, struct rsc_fault_state *next)
 {
+	unsigned n_rules = 0;
 	const char *p;
 
 	memset(next, 0, sizeof(*next));
 	for (p = spec ? spec : ""; *p;) {
 		size_t len = strcspn(p, ",");
+		bool missing = is_missing_rule(p, len);
 
-		if (next->n_rules == RSC__FAULT_RULES) {
+		if (n_rules++ == RSC__FAULT_RULES) {
 			rsc__set_last_error("rsc_fault_set: at most %d rules", RSC__FAULT_RULES);
 			return -EINVAL;
 		}
-		if (parse_rule(p, len, &next->rules[next->n_rules]) < 0) {
-			rsc__set_last_error("rsc_fault_set: bad rule '%.*s': expected KIND:N:ERRNO, e.g. openat:3:EMFILE",
+		if (missing ? parse_missing(p, len, next) < 0 :
+			      parse_rule(p, len, &next->rules[next->n_rules]) < 0) {
+			rsc__set_last_error(missing ? "rsc_fault_set: bad rule '%.*s': expected missing:NAME, NAME an opcode (e.g. msg_ring) or a feature (e.g. defer_taskrun)" :
+					    "rsc_fault_set: bad rule '%.*s': expected KIND:N:ERRNO, e.g. openat:3:EMFILE",
 					    (int)len, p);
 			return -EINVAL;
 		}
-		next->n_rules++;
+		next->n_rules += !missing;
 		p += len;
 		if (*p == ',')
 			p++;

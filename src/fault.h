@@ -2,6 +2,8 @@
 #ifndef RSC_FAULT_H
 #define RSC_FAULT_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,10 +35,32 @@ struct rsc_fault_rule {
 	int err;	   /* -errno */
 };
 
+/*
+ * "missing:NAME" rules: what the loop takes the kernel to lack for its whole
+ * life (an opcode, by the name rsc_err_name's table gives it, or one of these
+ * features), so that a fallback the running kernel never needs can be run.
+ */
+enum rsc__missing_feature {
+	RSC__MISSING_PROBE = 0,	      /* no opcode probe (Linux < 5.6) */
+	RSC__MISSING_SINGLE_ISSUER,   /* IORING_SETUP_SINGLE_ISSUER (6.0) */
+	RSC__MISSING_DEFER_TASKRUN,   /* IORING_SETUP_DEFER_TASKRUN (6.1) */
+	RSC__MISSING_COOP_TASKRUN,    /* IORING_SETUP_COOP_TASKRUN (5.19) */
+	RSC__MISSING_SUBMIT_ALL,      /* IORING_SETUP_SUBMIT_ALL (5.18) */
+	RSC__MISSING_REGISTER_RING,   /* IORING_REGISTER_RING_FDS (5.18) */
+	RSC__MISSING_CANCEL_FD,	      /* IORING_ASYNC_CANCEL_FD|ALL (5.19) */
+	RSC__MISSING_RECV_MULTISHOT,  /* IORING_RECV_MULTISHOT (6.0) */
+	RSC__MISSING_POLL_MULTISHOT,  /* IORING_POLL_ADD_MULTI (5.13) */
+	RSC__MISSING_MSG_SEND_FD,     /* IORING_MSG_SEND_FD of MSG_RING (6.0) */
+	RSC__MISSING_ACCEPT_MULTISHOT, /* IORING_ACCEPT_MULTISHOT (5.19) */
+	RSC__MISSING__COUNT
+};
+
 struct rsc_fault_state {
 	struct rsc_fault_rule rules[RSC__FAULT_RULES];
 	unsigned n_rules;
 	unsigned long seen[RSC__F__COUNT];
+	uint64_t missing_ops;	   /* bit N: opcode N is missing */
+	unsigned missing_features; /* bit N: enum rsc__missing_feature N */
 };
 
 struct rsc_loop;
@@ -52,6 +76,16 @@ void *rsc__realloc(struct rsc_loop *loop, void *p, size_t size);
 char *rsc__strdup(struct rsc_loop *loop, const char *s);
 /* The allocation of a loop itself, counted by the rules it will hold. */
 #define rsc__fault_state_alloc(f) (rsc__fault_state_hit((f), RSC__F_ALLOC) != 0)
+/* A "missing:" rule makes the loop take the kernel to lack this. */
+static inline bool rsc__fault_missing_op(const struct rsc_fault_state *f, unsigned opcode)
+{
+	return opcode < 64 && (f->missing_ops >> opcode) & 1;
+}
+static inline bool rsc__fault_missing(const struct rsc_fault_state *f,
+				      enum rsc__missing_feature what)
+{
+	return (f->missing_features >> what) & 1U;
+}
 #else
 /* Release builds: no fault injection, and no cost at the call sites. */
 static inline int rsc__fault(struct rsc_loop *loop, enum rsc__fault_kind kind)
@@ -65,6 +99,8 @@ static inline int rsc__fault(struct rsc_loop *loop, enum rsc__fault_kind kind)
 #define rsc__realloc(loop, p, size) ((void)(loop), realloc((p), (size)))
 #define rsc__strdup(loop, s) ((void)(loop), strdup(s))
 #define rsc__fault_state_alloc(f) ((void)(f), 0)
+#define rsc__fault_missing_op(f, opcode) ((void)(f), (void)(opcode), false)
+#define rsc__fault_missing(f, what) ((void)(f), (void)(what), false)
 #endif
 
 int rsc__fault_from_env(struct rsc_fault_state *f);

@@ -328,6 +328,20 @@ static void sent(struct rsc_loop *loop, struct rsc_op *op, int res, unsigned cqe
 	rsc__io_settled(e->h);
 }
 
+/*
+ * MSG_RING came in 5.18, its IORING_MSG_SEND_FD in 6.0: a 5.18 or 5.19
+ * kernel would take the call and fail the hand-over with -EINVAL. No probe
+ * sees a MSG_RING command; IORING_OP_SEND_ZC came in the same release.
+ */
+static int need_send_fd(struct rsc_loop *loop)
+{
+	if (rsc__opcode_supported(loop, IORING_OP_SEND_ZC) &&
+	    !rsc__fault_missing(&loop->faults, RSC__MISSING_MSG_SEND_FD))
+		return 0;
+	rsc__set_last_error("rsc_entry_hand_over: the kernel lacks IORING_MSG_SEND_FD of IORING_OP_MSG_RING (Linux 6.0)");
+	return -EOPNOTSUPP;
+}
+
 int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 			rsc_entry_cb cb, void *data)
 {
@@ -355,6 +369,9 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 		return -EBUSY;
 	}
 	ret = rsc__need_opcode(e->scope->loop, IORING_OP_MSG_RING, "rsc_entry_hand_over (Linux 6.0)");
+	if (ret < 0)
+		return ret;
+	ret = need_send_fd(e->scope->loop);
 	if (ret < 0)
 		return ret;
 	/* No live inbox has token 0 either: a value never an address is -ESTALE too. */

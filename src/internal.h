@@ -362,6 +362,10 @@ struct rsc_loop {
 	int post_efd;	     /* RSC__WAKE_EVENTFD: written by posters, or -1 */
 	bool post_armed;     /* its poll is prepared or in flight (loop's thread only) */
 	bool post_multishot; /* armed with IORING_POLL_ADD_MULTI (Linux 5.13) */
+	/* rsc__post_run is running posts on post_runner (atomic: posters read
+	 * them): a post one of them makes sends no wake (rsc_loop_post). */
+	bool in_post_run;
+	pthread_t post_runner;
 	/* Adopted/deferred entries whose on-enter callback is due. */
 	struct rsc__list announce_queue; /* rsc__entry.announce_node, FIFO */
 
@@ -685,6 +689,8 @@ struct rsc_error *rsc__error_splice(struct rsc_loop *loop, struct rsc_error *hea
 				    const struct rsc_error *stop,
 				    struct rsc_error *tail);
 const char *rsc__opcode_name(unsigned opcode);
+/* The opcode rsc__opcode_name() calls @name (@len bytes), or -1. */
+int rsc__opcode_by_name(const char *name, size_t len);
 /* A node with @err alone, made without the heap; NULL if @err is no errno. */
 struct rsc_error *rsc__error_fallback(int err);
 /*
@@ -849,7 +855,12 @@ struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqe
 /* The same, saying why there is none: -EBUSY (no SQE) or -ENOMEM (no op). */
 int rsc__op_with_sqe_why(struct rsc_loop *loop, struct io_uring_sqe **sqep, struct rsc_op **opp);
 bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode);
-int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why);
+/* -EOPNOTSUPP, naming @opcode and @why in rsc_last_error. */
+__attribute__((cold)) int rsc__opcode_missing(unsigned opcode, const char *why);
+static inline int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why)
+{
+	return rsc__opcode_supported(loop, opcode) ? 0 : rsc__opcode_missing(opcode, why);
+}
 /* RSC_SHUTDOWN_ON_RELEASE in @flags needs IORING_OP_SHUTDOWN (Linux 5.11): 0 without it. */
 int rsc__need_shutdown(struct rsc_loop *loop, unsigned flags);
 void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s);
@@ -984,6 +995,11 @@ void rsc__post_arm(struct rsc_loop *loop);
 /* A CQE tagged RSC__UD_POST: a wake-up, then the posts run. */
 void rsc__post_woken(struct rsc_loop *loop, int res, unsigned cqe_flags);
 unsigned rsc__post_run(struct rsc_loop *loop);
+/* Posts queued, not yet run (one posted by a post sent no wake). */
+static inline bool rsc__posts_queued(const struct rsc_loop *loop)
+{
+	return __atomic_load_n(&loop->post_head, __ATOMIC_RELAXED) != NULL;
+}
 void rsc__post_forget_failed(struct rsc_loop *loop);
 void rsc__post_free(struct rsc_loop *loop);
 /* While a close or shutdown drains the loop, new posts fail with -ESHUTDOWN. */

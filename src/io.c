@@ -257,6 +257,7 @@ void rsc__io_cancel_all(struct rsc__entry *e)
 	/* A pipe's ops are on two descriptors: one cancel by fd would miss some. */
 	if (n_fd > 1 && e->value >= 0 && !e->has_value2 &&
 	    rsc__opcode_supported(loop, IORING_OP_SOCKET) &&
+	    !rsc__fault_missing(&loop->faults, RSC__MISSING_CANCEL_FD) &&
 	    (by_fd = rsc__submit_cancel_fd(loop, e->value, e->fd_kind == RSC__FD_DIRECT))) {
 		by_fd->cancel_entry = e->h;
 		by_fd->cancel_expect = n_fd;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,26 @@ static const char *setup_error_reason(int err)
 
 #define RSC__MAX_CQ_ENTRIES 65536U
 
+/* A "missing:" fault rule names a setup flag of @setup: as a kernel without it. */
+static bool setup_masked(const struct rsc_loop *loop, unsigned setup)
+{
+	static const struct {
+		unsigned flag;
+		enum rsc__missing_feature what;
+	} masks[] = {
+		{ IORING_SETUP_SINGLE_ISSUER, RSC__MISSING_SINGLE_ISSUER },
+		{ IORING_SETUP_DEFER_TASKRUN, RSC__MISSING_DEFER_TASKRUN },
+		{ IORING_SETUP_COOP_TASKRUN, RSC__MISSING_COOP_TASKRUN },
+		{ IORING_SETUP_SUBMIT_ALL, RSC__MISSING_SUBMIT_ALL },
+	};
+	unsigned i;
+
+	for (i = 0; i < sizeof(masks) / sizeof(masks[0]); i++)
+		if ((setup & masks[i].flag) && rsc__fault_missing(&loop->faults, masks[i].what))
+			return true;
+	return false;
+}
+
 /* Newest setup first; the kernel says -EINVAL to flags it does not know. */
 static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 {
@@ -57,6 +78,8 @@ static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 		if ((flags & (RSC_LOOP_NO_DEFER_TASKRUN | RSC_LOOP_POLLABLE)) &&
 		    (tries[i].setup & IORING_SETUP_DEFER_TASKRUN))
 			continue;
+		if (setup_masked(loop, tries[i].setup))
+			continue;
 		memset(&p, 0, sizeof(p));
 		/* A deep CQ keeps a burst of inline completions out of overflow. */
 		p.flags = tries[i].setup | IORING_SETUP_CQSIZE;
@@ -72,6 +95,7 @@ static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 			 * (Linux 5.18). A thread has 16 such slots; without one, the
 			 * loop enters the ring by its descriptor, as before. */
 			if ((loop->features & RSC_FEAT_SINGLE_ISSUER) &&
+			    !rsc__fault_missing(&loop->faults, RSC__MISSING_REGISTER_RING) &&
 			    io_uring_register_ring_fd(loop->ring) > 0)
 				loop->features |= RSC_FEAT_REGISTERED_RING;
 			return 0;
@@ -90,7 +114,8 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 	int ret = 0;
 
 	/* Opcodes are probed once; a missing one is named when first needed. */
-	loop->probe = io_uring_get_probe_ring(loop->ring);
+	if (!rsc__fault_missing(&loop->faults, RSC__MISSING_PROBE))
+		loop->probe = io_uring_get_probe_ring(loop->ring);
 	if (loop->audit_level != RSC_AUDIT_OFF)
 		rsc__audit_open_proc_dir(loop);
 	loop->root = rsc__scope_new_root(loop);
@@ -263,6 +288,8 @@ bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode)
 	/* Injected (fault.c): as on a kernel before 5.18. */
 	if (opcode == IORING_OP_MSG_RING && rsc__fault(loop, RSC__F_MSG_RING))
 		return false;
+	if (rsc__fault_missing_op(&loop->faults, opcode))
+		return false;
 	/* No probe (kernel < 5.6) means we cannot tell: let the CQE say. */
 	return !loop->probe || io_uring_opcode_supported(loop->probe, (int)opcode);
 }
@@ -273,14 +300,22 @@ int rsc__need_shutdown(struct rsc_loop *loop, unsigned flags)
 		       rsc__need_opcode(loop, IORING_OP_SHUTDOWN, "RSC_SHUTDOWN_ON_RELEASE") : 0;
 }
 
-int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why)
+/* Out of line: its buffer would cost every acquire a stack-protector check. */
+int rsc__opcode_missing(unsigned opcode, const char *why)
 {
-	if (rsc__opcode_supported(loop, opcode))
-		return 0;
+	const char *lower = rsc__opcode_name(opcode);
+	char name[32];
+	size_t i;
+
+	/* Named as the kernel's header spells it: IORING_OP_SOCKET, not _socket. */
+	for (i = 0; lower[i] && i < sizeof(name) - 1; i++)
+		name[i] = (char)toupper((unsigned char)lower[i]);
+	name[i] = '\0';
 	rsc__set_last_error("the kernel lacks IORING_OP_%s (opcode %u), needed for %s",
-			    rsc__opcode_name(opcode), opcode, why);
+			    name, opcode, why);
 	return -EOPNOTSUPP;
 }
+
 
 void rsc__trace_call(struct rsc_loop *loop, enum rsc_event ev,
 		     const struct rsc__scope *s, const struct rsc__entry *e, int res)
@@ -1054,9 +1089,10 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	loop->running = false;
 	/* A callback of the last reap may have left work (an SQE, a close, a
 	 * cancel or a deadline's timer that found no SQE and waits for the next
-	 * turn): a host loop polling us must hear of it, or it sleeps forever. */
+	 * turn, a post a post made, which sent no wake): a host loop polling us
+	 * must hear of it, or it sleeps forever. */
 	if (loop->pollable && (io_uring_sq_ready(loop->ring) || cancels_owed(loop) ||
-			       loop->dl_rearm ||
+			       loop->dl_rearm || rsc__posts_queued(loop) ||
 			       !rsc__list_empty(&loop->ready_queue) ||
 			       !rsc__list_empty(&loop->announce_queue) ||
 			       !rsc__list_empty(&loop->retry_list) || loop->stash_len ||

@@ -85,8 +85,13 @@ void rsc__post_arm(struct rsc_loop *loop)
 	if (!sqe)
 		return; /* the SQ is full: rsc_loop_run tries again before it waits */
 	memset(sqe, 0, sizeof(*sqe)); /* liburing 2.3 hands SQEs out dirty */
-	if (loop->post_multishot)
+	if (loop->post_multishot) {
 		io_uring_prep_poll_multishot(sqe, loop->post_efd, POLLIN);
+		/* Injected: a flag the kernel does not know, answered -EINVAL as a
+		 * kernel before 5.13 answers IORING_POLL_ADD_MULTI. */
+		if (rsc__fault_missing(&loop->faults, RSC__MISSING_POLL_MULTISHOT))
+			sqe->len |= 1U << 31;
+	}
 	else
 		io_uring_prep_poll_add(sqe, loop->post_efd, POLLIN);
 	io_uring_sqe_set_data64(sqe, RSC__UD_POST);
@@ -132,6 +137,8 @@ unsigned rsc__post_run(struct rsc_loop *loop)
 		list->next = rev;
 		rev = list;
 	}
+	__atomic_store_n(&loop->post_runner, pthread_self(), __ATOMIC_RELAXED);
+	__atomic_store_n(&loop->in_post_run, true, __ATOMIC_RELAXED);
 	while ((p = rev)) {
 		rev = p->next;
 		rsc__cb_enter(loop);
@@ -140,7 +147,22 @@ unsigned rsc__post_run(struct rsc_loop *loop)
 		free(p);
 		n++;
 	}
+	__atomic_store_n(&loop->in_post_run, false, __ATOMIC_RELAXED);
 	return n;
+}
+
+/*
+ * A post made by a post, on the thread running them, of a loop on its own
+ * ring: queued with no wake. The loop is running and runs it on its next
+ * turn (rsc_loop_run looks before it waits or returns); a wake would be in
+ * the CQ at once without DEFER_TASKRUN, and a post that posts again would
+ * keep the reap that ran it reaping for ever, starving everything else.
+ */
+static bool posted_by_a_post(const struct rsc_loop *loop)
+{
+	return !loop->shared && __atomic_load_n(&loop->in_post_run, __ATOMIC_RELAXED) &&
+	       pthread_equal(__atomic_load_n(&loop->post_runner, __ATOMIC_RELAXED),
+			     pthread_self());
 }
 
 /* Completions of earlier wakes: only failures are posted (CQE_SKIP_SUCCESS),
@@ -240,7 +262,7 @@ int rsc_loop_post(struct rsc_loop *loop, void (*fn)(struct rsc_loop *, void *), 
 	first = !p->next;
 	__atomic_store_n(&loop->post_head, p, __ATOMIC_RELEASE);
 	/* Woken under the loop's lock, so the loop cannot be freed meanwhile. */
-	if (first)
+	if (first && !posted_by_a_post(loop))
 		ret = wake(loop);
 	if (ret < 0) {
 		/* Not queued after all: the caller hears it, and fn never runs. */

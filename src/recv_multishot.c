@@ -284,7 +284,8 @@ int rsc_recv_multishot(struct rsc_entry *h, unsigned flags, rsc_io_cb cb, void *
 	RSC__CHECK_ARG(!flags, "rsc_recv_multishot: unknown flags 0x%x", flags);
 	loop = e->scope->loop;
 	/* No probe sees IORING_RECV_MULTISHOT: IORING_OP_SEND_ZC came in the same release (6.0). */
-	if (!rsc__opcode_supported(loop, IORING_OP_SEND_ZC)) {
+	if (!rsc__opcode_supported(loop, IORING_OP_SEND_ZC) ||
+	    rsc__fault_missing(&loop->faults, RSC__MISSING_RECV_MULTISHOT)) {
 		rsc__set_last_error("rsc_recv_multishot: the kernel lacks IORING_RECV_MULTISHOT (Linux 6.0); use rsc_recv");
 		return -EOPNOTSUPP;
 	}

@@ -13,7 +13,9 @@
  * in it (and leave it open, or close it), release an entry early, or post
  * again, queued during the program or just before its loop is closed. Some
  * loops wake by their eventfd, as on a kernel without IORING_OP_MSG_RING: a
- * "msg_ring" rule in RINGSCOPE_FAULT while the loop is made (rsc_fault_set(3)).
+ * "msg_ring" rule in RINGSCOPE_FAULT while the loop is made (rsc_fault_set(3)),
+ * and, as on the kernels that lack it, without multishot polls (the eventfd
+ * is polled one shot at a time) or cancels by descriptor (op by op).
  *
  * The model: a post never runs inside rsc_loop_post; each runs once, in the
  * order posted, before the loop is freed (only a post made while the loop
@@ -166,7 +168,9 @@ static int eventfd_env_push(char **saved)
 	const char *env = getenv("RINGSCOPE_FAULT");
 
 	*saved = env ? strdup(env) : NULL;
-	return setenv("RINGSCOPE_FAULT", "msg_ring:1:EOPNOTSUPP", 1) < 0 ? -errno : 0;
+	return setenv("RINGSCOPE_FAULT",
+		      "msg_ring:1:EOPNOTSUPP,missing:poll_multishot,missing:cancel_fd", 1) < 0 ?
+		       -errno : 0;
 }
 
 static void eventfd_env_pop(char *saved)
