@@ -316,7 +316,6 @@ int rsc__opcode_missing(unsigned opcode, const char *why)
 	return -EOPNOTSUPP;
 }
 
-
 void rsc__trace_call(struct rsc_loop *loop, enum rsc_event ev,
 		     const struct rsc__scope *s, const struct rsc__entry *e, int res)
 {

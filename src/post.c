@@ -91,9 +91,9 @@ void rsc__post_arm(struct rsc_loop *loop)
 		 * kernel before 5.13 answers IORING_POLL_ADD_MULTI. */
 		if (rsc__fault_missing(&loop->faults, RSC__MISSING_POLL_MULTISHOT))
 			sqe->len |= 1U << 31;
-	}
-	else
+	} else {
 		io_uring_prep_poll_add(sqe, loop->post_efd, POLLIN);
+	}
 	io_uring_sqe_set_data64(sqe, RSC__UD_POST);
 	loop->post_armed = true;
 }
