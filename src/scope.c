@@ -23,6 +23,12 @@ static bool scope_closing(const struct rsc__scope *s)
 	       s->fail_queued;
 }
 
+/* Its graceful close waits for the work in flight: its unwind has not started. */
+static bool in_its_grace(const struct rsc__scope *s)
+{
+	return s->grace && s->state == RSC_SCOPE_OPEN && !s->fail_queued;
+}
+
 /* A scope's closing state, or its place in the tree, changed: forget what unwind_owns remembered. */
 static void closing_changed(struct rsc__scope *s)
 {
@@ -57,7 +63,7 @@ bool rsc__scope_unwind_owns_past_grace(const struct rsc__scope *s)
 	bool below_grace = false;
 
 	for (; s; s = s->parent) {
-		if (s->grace && s->state == RSC_SCOPE_OPEN && !s->fail_queued) {
+		if (in_its_grace(s)) {
 			below_grace = true;
 			continue;
 		}
@@ -599,12 +605,6 @@ int rsc_scope_close(struct rsc_scope *h, rsc_scope_close_cb cb, void *data)
 	return 0;
 }
 
-/* Its graceful close waits for the work in flight: its unwind has not started. */
-static bool in_its_grace(const struct rsc__scope *s)
-{
-	return s->grace && s->state == RSC_SCOPE_OPEN && !s->fail_queued;
-}
-
 int rsc_scope_fail(struct rsc_scope *h, int err, const char *op)
 {
 	struct rsc_error *next;
@@ -779,7 +779,7 @@ void rsc__scope_fail_acquire(struct rsc__scope *s)
 /* From the loop's ready queue: start a requested unwind, or finish a close. */
 void rsc__scope_ready(struct rsc__scope *s)
 {
-	if (s->state == RSC_SCOPE_OPEN && s->grace && !s->fail_queued)
+	if (in_its_grace(s))
 		return; /* graceful: its grace's end queues it again; a failure ends it now */
 	/* Below an unwind that has not reached it (a failure, or a close asked
 	 * just before that unwind began): it starts in its LIFO turn, not beside
