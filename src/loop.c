@@ -910,6 +910,14 @@ static bool loop_alive(const struct rsc_loop *loop)
 	       (loop->shared && __atomic_load_n(&loop->wakes_unreaped, __ATOMIC_ACQUIRE));
 }
 
+/* What a caller asking "alive?" must hear: also a deadline's timer that
+ * found no SQE (deadline.c), owed to a later turn though nothing is in
+ * flight, or a host loop stops with a deadline that never passes. */
+static bool loop_owes_work(const struct rsc_loop *loop)
+{
+	return loop_alive(loop) || loop->dl_rearm;
+}
+
 /* Completions in our own CQ that nothing in flight accounts for (a shared
  * ring's are the application's to reap). */
 static bool has_cqes(const struct rsc_loop *loop)
@@ -934,7 +942,7 @@ bool rsc__cq_holds_ours(struct rsc_loop *loop)
 int rsc_loop_alive(const struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_alive: loop is NULL");
-	return loop_alive(loop);
+	return loop_owes_work(loop);
 }
 
 /* What is due after completions were dispatched: callbacks, verdicts. */
@@ -1003,7 +1011,7 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 	shared_wake(loop);
 	ret = ring_submit(loop, 0);
 	loop->running = false;
-	return ret < 0 ? ret : loop_alive(loop);
+	return ret < 0 ? ret : loop_owes_work(loop);
 }
 
 int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
@@ -1059,7 +1067,9 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 				ret = ring_submit(loop, 0);
 				ret = ret < 0 ? ret : 0;
 			}
-			idle = true;
+			/* A timer still owed (no SQE again): not idle, but nothing to
+			 * wait for either; the caller runs us again. */
+			idle = !loop->dl_rearm;
 			break;
 		}
 		/* A retry needs room that only a completion frees: wait for one. */
@@ -1097,7 +1107,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 			       !rsc__list_empty(&loop->retry_list) || loop->stash_len ||
 			       (!rsc__list_empty(&loop->graceful_list) && rsc__graceful_due(loop))))
 		rsc__kick(loop);
-	return ret < 0 ? ret : idle ? 0 : loop_alive(loop);
+	return ret < 0 ? ret : idle ? 0 : loop_owes_work(loop);
 }
 
 int rsc_loop_set_audit(struct rsc_loop *loop, enum rsc_audit_level level)
