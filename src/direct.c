@@ -37,7 +37,7 @@ struct rsc__dslot {
 
 struct rsc__direct {
 	unsigned size, alloc_n;
-	unsigned used;	  /* USED or ORPHAN, both ranges */
+	unsigned used;	  /* any but FREE, both ranges: a chain's RESERVED slot is held too */
 	unsigned used_alloc; /* USED or ORPHAN in the kernel's range */
 	unsigned pending;    /* kernel-range acquires in flight */
 	unsigned armed;	     /* direct accepts armed or backing off: they acquire into it */
@@ -232,6 +232,9 @@ int rsc__direct_reserve(struct rsc_loop *loop, const char *fn)
 	slot = d->free_stack[--d->n_free];
 	assert(d->slots[slot].state == DSLOT_FREE);
 	d->slots[slot].state = DSLOT_RESERVED;
+	/* Held from here: the kernel may fill it at any moment of the chain
+	 * (rsc_loop_direct_used(3) counts it, as set_direct refuses for it). */
+	d->used++;
 	return (int)slot;
 }
 
@@ -239,10 +242,10 @@ static void slot_free(struct rsc__direct *d, unsigned slot)
 {
 	struct rsc__dslot *sl = &d->slots[slot];
 
-	if (sl->state == DSLOT_USED || sl->state == DSLOT_ORPHAN) {
+	if (sl->state != DSLOT_FREE) {
 		d->used--;
 		if (slot < d->alloc_n)
-			d->used_alloc--;
+			d->used_alloc--; /* RESERVED is only ever a chain-range slot */
 	}
 	sl->state = DSLOT_FREE;
 	sl->closing = false;
@@ -297,7 +300,7 @@ void rsc__direct_own(struct rsc_loop *loop, int slot, const struct rsc__entry *e
 	if (!d || slot < 0 || (unsigned)slot >= d->size)
 		return;
 	sl = &d->slots[slot];
-	if (sl->state != DSLOT_USED && sl->state != DSLOT_ORPHAN) {
+	if (sl->state == DSLOT_FREE) {
 		d->used++;
 		if ((unsigned)slot < d->alloc_n)
 			d->used_alloc++;
@@ -431,7 +434,7 @@ void rsc__direct_close_orphan(struct rsc_loop *loop, int slot)
 	if (!d || slot < 0 || (unsigned)slot >= d->size)
 		return;
 	/* Counted in use until its close completes: nothing may reuse it. */
-	if (d->slots[slot].state != DSLOT_USED && d->slots[slot].state != DSLOT_ORPHAN) {
+	if (d->slots[slot].state == DSLOT_FREE) {
 		d->used++;
 		if ((unsigned)slot < d->alloc_n)
 			d->used_alloc++;

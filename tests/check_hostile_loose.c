@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -100,6 +101,51 @@ START_TEST(alive_while_a_deadline_timer_is_owed)
 }
 END_TEST
 
+/* ---------------------------------------------------------- direct_used */
+
+/*
+ * rsc_loop_set_direct(3): rsc_loop_direct_used() is how many slots the table
+ * records in use, and "the table can be changed only while none of its slots
+ * is in use". A chain's slot is the runtime's from rsc_chain_submit() on (the
+ * kernel fills it mid-chain): counted at once, and the table cannot change.
+ */
+START_TEST(direct_used_counts_a_chain_slot_from_its_submit)
+{
+	struct sockaddr_un sun;
+	struct rsc_entry *conn;
+	struct rsc_scope *s;
+	struct rsc_chain *c;
+	int fill[64], nfill, lfd, before = t_fd_count();
+
+	if (!t_kernel_has(IORING_OP_SOCKET)) {
+		printf("SKIP direct_used_counts_a_chain_slot_from_its_submit: kernel lacks IORING_OP_SOCKET\n");
+		return;
+	}
+	t_direct_table(16, 4);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	ck_assert_int_eq(rsc_chain_socket(c, AF_UNIX, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(c, (struct sockaddr *)&sun, sizeof(sun), 0, &conn), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(rsc_chain_submit(c), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 1);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 8, 2), -EBUSY);
+	/* The socket step completes (its slot owned); the connect waits. */
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_state(conn), RSC_ENTERING);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0); /* a cancelled acquire is no error */
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	t_full_unix_listener_close(lfd, fill, nfill);
+	ck_assert_int_eq(t_fd_count(), before);
+	/* Nothing held: the table may change now. */
+	t_direct_table(8, 2);
+}
+END_TEST
+
 Suite *make_hostile_loose_suite(void)
 {
 	Suite *s = suite_create("hostile_loose");
@@ -108,6 +154,7 @@ Suite *make_hostile_loose_suite(void)
 	t_add_fixture(tc);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, alive_while_a_deadline_timer_is_owed);
+	tcase_add_test(tc, direct_used_counts_a_chain_slot_from_its_submit);
 	suite_add_tcase(s, tc);
 	return s;
 }
