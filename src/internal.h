@@ -339,6 +339,11 @@ struct rsc_loop {
 	struct rsc__ledger_pending { int fd; uint64_t h; } *ledger_unsub;
 	unsigned n_ledger_unsub, cap_ledger_unsub;
 	unsigned n_entries_made; /* the entry pool's size: the list above has room for each */
+	/* Ledger pages made ahead, one per install in flight (ledger.c): the
+	 * number an install gets is the kernel's choice, known only at its CQE,
+	 * when nothing may fail any more. Linked through their first cell. */
+	uint64_t *ledger_spares;
+	unsigned n_ledger_spares, installs_inflight;
 
 	/* Handle slots this loop holds (handle.c). */
 	uint32_t handle_free; /* slot index + 1, or 0 */
@@ -606,6 +611,10 @@ void rsc__ledger_unload(void);
 void rsc__ledger_set_slow(int fd, uint64_t h);
 bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
 int rsc__ledger_room(struct rsc_loop *loop, unsigned n);
+int rsc__ledger_spare_take(struct rsc_loop *loop);
+void rsc__ledger_spare_set(struct rsc_loop *loop, int fd, uint64_t h);
+void rsc__ledger_spare_drop(struct rsc_loop *loop);
+void rsc__ledger_spares_free(struct rsc_loop *loop);
 void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all);
 void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing);
 extern uint64_t *rsc__ledger_pages[RSC__LEDGER_MAX_FD / RSC__LEDGER_PAGE];

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <sched.h>
 #include <stdlib.h>
 
@@ -97,6 +99,86 @@ int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h)
 	}
 }
 
+/*
+ * An install (rsc_entry_install(3)) is about to start: a ledger page is put
+ * aside for it by @loop's allocation rules, so that its descriptor, whatever
+ * number the kernel gives it, enters the ledger at its CQE without needing
+ * memory then (rsc_adopt's -EEXIST). -ENOMEM: the install is refused.
+ */
+int rsc__ledger_spare_take(struct rsc_loop *loop)
+{
+	uint64_t *page;
+
+	if (loop->n_ledger_spares <= loop->installs_inflight) {
+		page = rsc__calloc(loop, RSC__LEDGER_PAGE, sizeof(*page));
+		if (!page)
+			return -ENOMEM;
+		page[0] = (uint64_t)(uintptr_t)loop->ledger_spares;
+		loop->ledger_spares = page;
+		loop->n_ledger_spares++;
+	}
+	loop->installs_inflight++;
+	return 0;
+}
+
+static uint64_t *spare_pop(struct rsc_loop *loop)
+{
+	uint64_t *page = loop->ledger_spares;
+
+	if (page) {
+		loop->ledger_spares = (uint64_t *)(uintptr_t)page[0];
+		loop->n_ledger_spares--;
+		page[0] = 0; /* a cell again */
+	}
+	return page;
+}
+
+static void spare_push(struct rsc_loop *loop, uint64_t *page)
+{
+	page[0] = (uint64_t)(uintptr_t)loop->ledger_spares;
+	loop->ledger_spares = page;
+	loop->n_ledger_spares++;
+}
+
+/* One kept for the next install; the rest back to the heap. */
+static void spares_trim(struct rsc_loop *loop)
+{
+	while (loop->n_ledger_spares > loop->installs_inflight + 1)
+		free(spare_pop(loop));
+}
+
+/* An install's CQE gave @fd to @h: its page is made from a spare if missing. */
+void rsc__ledger_spare_set(struct rsc_loop *loop, int fd, uint64_t h)
+{
+	unsigned pi = (unsigned)fd / RSC__LEDGER_PAGE;
+	uint64_t *page, *none = NULL;
+
+	assert(loop->installs_inflight > 0);
+	loop->installs_inflight--;
+	if (fd >= 0 && (unsigned)fd < RSC__LEDGER_MAX_FD &&
+	    !__atomic_load_n(&pages[pi], __ATOMIC_ACQUIRE) && (page = spare_pop(loop))) {
+		/* Another thread may make that page first: ours stays a spare. */
+		if (!__atomic_compare_exchange_n(&pages[pi], &none, page, false,
+						 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			spare_push(loop, page);
+	}
+	rsc__ledger_set(fd, h);
+	spares_trim(loop);
+}
+
+/* An install that gave no descriptor: its spare is not needed. */
+void rsc__ledger_spare_drop(struct rsc_loop *loop)
+{
+	assert(loop->installs_inflight > 0);
+	loop->installs_inflight--;
+	spares_trim(loop);
+}
+
+void rsc__ledger_spares_free(struct rsc_loop *loop)
+{
+	while (loop->ledger_spares)
+		free(spare_pop(loop));
+}
 
 /* No loop is left and the library is being unloaded: no entry owns a number,
  * so the pages go back to the heap (rsc__handles_unload). */

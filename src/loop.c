@@ -1193,6 +1193,7 @@ static void loop_free(struct rsc_loop *loop)
 	}
 	rsc__chains_free(loop); /* their handles say -ESTALE from now on */
 	rsc__pools_free(loop);
+	rsc__ledger_spares_free(loop);
 	rsc__handles_release(loop);
 	rsc__deadline_free(loop);
 	free(loop->stash);

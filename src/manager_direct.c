@@ -465,7 +465,11 @@ static void install_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		e->value = r->res;
 		e->config |= RSC__CFG_FD;
 		e->flags |= RSC__E_LEDGER;
-		rsc__ledger_set(r->res, e->h);
+		rsc__ledger_spare_set(loop, r->res, e->h); /* no memory needed now */
+	} else {
+		rsc__ledger_spare_drop(loop);
+	}
+	if (r->res >= 0) {
 		if (loop->audit_level == RSC_AUDIT_FULL)
 			rsc__audit_record(loop, e);
 	}
@@ -587,9 +591,17 @@ int rsc_entry_install(struct rsc_entry *h, unsigned flags, rsc_entry_cb cb, void
 			       "rsc_entry_install (Linux 6.8)");
 	if (ret < 0)
 		return ret;
-	ret = rsc__slot_move_start(e, RSC__OP_FIXED_FD_INSTALL, install_done, cb, data, &sqe);
-	if (ret < 0)
+	/* Room in the ledger for whatever number the kernel gives (ledger.c). */
+	ret = rsc__ledger_spare_take(e->scope->loop);
+	if (ret < 0) {
+		rsc__set_last_error("rsc_entry_install: no memory to record the descriptor in the ownership ledger");
 		return ret;
+	}
+	ret = rsc__slot_move_start(e, RSC__OP_FIXED_FD_INSTALL, install_done, cb, data, &sqe);
+	if (ret < 0) {
+		rsc__ledger_spare_drop(e->scope->loop);
+		return ret;
+	}
 	sqe->opcode = RSC__OP_FIXED_FD_INSTALL;
 	sqe->fd = e->value;
 	sqe->flags = IOSQE_FIXED_FILE | IOSQE_IO_LINK;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -146,6 +147,112 @@ START_TEST(direct_used_counts_a_chain_slot_from_its_submit)
 }
 END_TEST
 
+/* ----------------------------------------------------- install and ledger */
+
+static void store_res(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+#define HIGH_PAGE_FD 16384 /* a ledger page (4096 numbers) no other test reaches */
+
+/* Descriptors on every number below @upto (the caller's to close): the next is @upto. */
+static int *fill_numbers_below(int upto, int *n)
+{
+	int *fds = malloc(sizeof(*fds) * (size_t)upto), fd;
+
+	ck_assert_ptr_nonnull(fds);
+	*n = 0;
+	while ((fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0)) >= 0 && fd < upto)
+		fds[(*n)++] = fd;
+	ck_assert_int_eq(fd, upto);
+	close(fd);
+	return fds;
+}
+
+/*
+ * rsc_entry_install(3): "the descriptor from then on (it enters the
+ * ownership ledger)", and DESIGN 7: adopting a descriptor another entry owns
+ * is refused -EEXIST. The number is the kernel's choice, known only at the
+ * install's CQE, when nothing can be refused any more: without memory then
+ * (every allocation failing), the new descriptor must still be recorded. A
+ * call that cannot make room is refused -ENOMEM, cb never called, the slot
+ * still the entry's.
+ */
+START_TEST(install_without_memory_is_still_in_the_ledger)
+{
+	struct rsc_entry *e, *dup_owner = NULL;
+	struct rsc_scope *s;
+	struct rlimit lim;
+	int before, res = 1000, *fillers, n_fill, i, ret;
+	char spec[512] = "";
+
+	if (skip_without_faults("install_without_memory_is_still_in_the_ledger"))
+		return;
+	if (!t_kernel_has(OP_FIXED_FD_INSTALL)) {
+		printf("SKIP install_without_memory_is_still_in_the_ledger: kernel lacks IORING_OP_FIXED_FD_INSTALL\n");
+		return;
+	}
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &lim), 0);
+	if (lim.rlim_cur < HIGH_PAGE_FD + 64) {
+		lim.rlim_cur = lim.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &lim);
+	}
+	if (lim.rlim_cur < HIGH_PAGE_FD + 64) {
+		printf("SKIP install_without_memory_is_still_in_the_ledger: RLIMIT_NOFILE below %d\n",
+		       HIGH_PAGE_FD + 64);
+		return;
+	}
+	before = t_fd_count();
+	t_direct_table(16, 4);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	/* No memory at the call: refused, nothing started, the slot kept. */
+	ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
+	ret = rsc_entry_install(e, 0, store_res, &res);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	if (ret == -ENOMEM) {
+		t_run();
+		ck_assert_int_eq(res, 1000);
+		ck_assert_int_ge(rsc_entry_slot(e), 0);
+	} else {
+		ck_assert_int_eq(ret, 0); /* room made earlier (no allocation needed) */
+		t_run();
+		ck_assert_int_ge(res, 0);
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+		ck_assert_int_ge(rsc_entry_wait(e), 0);
+		res = 1000;
+	}
+	/* The install lands on a number whose ledger page is not made yet, and
+	 * every allocation fails from the call's return to its CQE. */
+	fillers = fill_numbers_below(HIGH_PAGE_FD, &n_fill);
+	ck_assert_int_eq(rsc_entry_install(e, 0, store_res, &res), 0);
+	for (i = 1; i <= 16; i++)
+		snprintf(spec + strlen(spec), sizeof(spec) - strlen(spec), "%salloc:%d:ENOMEM",
+			 i > 1 ? "," : "", i);
+	ck_assert_int_eq(rsc_fault_set(t_loop, spec), 0);
+	while (res == 1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	for (i = 0; i < n_fill; i++)
+		close(fillers[i]);
+	free(fillers);
+	ck_assert_int_eq(res, HIGH_PAGE_FD);
+	ck_assert_int_eq(rsc_entry_fd(e), HIGH_PAGE_FD);
+	/* The ledger knows its owner: a second owner is refused. */
+	ck_assert_int_eq(rsc_adopt(s, res, 0, &dup_owner), -EEXIST);
+	ck_assert_ptr_null(dup_owner);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(fcntl(HIGH_PAGE_FD, F_GETFD), -1);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_loose_suite(void)
 {
 	Suite *s = suite_create("hostile_loose");
@@ -155,6 +262,7 @@ Suite *make_hostile_loose_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, alive_while_a_deadline_timer_is_owed);
 	tcase_add_test(tc, direct_used_counts_a_chain_slot_from_its_submit);
+	tcase_add_test(tc, install_without_memory_is_still_in_the_ledger);
 	suite_add_tcase(s, tc);
 	return s;
 }
