@@ -46,11 +46,11 @@ static uint32_t next_token(void)
 	uint32_t t;
 
 	/* Unique in the process, and never 0: a message's token is never an op's. */
-	/* 31 bits: the receiver's user_data is RSC__UD_TAG | token << 32 (loop.c);
-	 * all ones is rsc_loop_post's wake-up. */
+	/* 30 bits: the receiver's user_data is RSC__UD_TAG | flags | token << 32
+	 * (loop.c, internal.h); all ones with the flag is rsc_loop_post's wake-up. */
 	do {
-		t = (__atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) * 2654435761U) & RSC__OP_GEN_MASK;
-	} while (!t || t == RSC__OP_GEN_MASK);
+		t = (__atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) * 2654435761U) & RSC__TOKEN_MASK;
+	} while (!t || t == RSC__TOKEN_MASK);
 	return t;
 }
 
@@ -155,8 +155,10 @@ static void no_memory(struct rsc_loop *loop, struct rsc__inbox *in, int slot)
 	rsc__cb_leave(loop);
 }
 
-void rsc__handover_message(struct rsc_loop *loop, uint32_t token, int res)
+void rsc__handover_message(struct rsc_loop *loop, uint32_t high, int res)
 {
+	uint32_t token = high & RSC__TOKEN_MASK;
+	bool shutdown = high & (uint32_t)(RSC__MSG_SHUTDOWN >> 32);
 	struct rsc__inbox *in = find_inbox(loop, token);
 	struct rsc__scope *parent, *cs;
 	struct rsc__entry *e;
@@ -188,6 +190,8 @@ void rsc__handover_message(struct rsc_loop *loop, uint32_t token, int res)
 		no_memory(loop, in, res);
 		return;
 	}
+	if (shutdown)
+		e->config |= RSC__CFG_SHUTDOWN; /* the sender's RSC_SHUTDOWN_ON_RELEASE travels */
 	rsc__cb_enter(loop);
 	in->cb(rsc__eh(in->e), res, csh, rsc__eh(e), in->data);
 	rsc__cb_leave(loop);
@@ -389,7 +393,11 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	sqe->addr = IORING_MSG_SEND_FD;
 	sqe->addr3 = (unsigned)e->value; /* our slot: not IOSQE_FIXED_FILE */
 	sqe->file_index = IORING_FILE_INDEX_ALLOC; /* the receiver's kernel range */
-	sqe->off = RSC__UD_TAG | (inbox_addr & 0xffffffffULL) << 32; /* the receiver's user_data */
+	/* The receiver's user_data: the inbox's token, and the flag its entry
+	 * keeps (a FIN on release even while another descriptor of the socket
+	 * exists: rsc_entry_hand_over(3)). */
+	sqe->off = RSC__UD_TAG | (inbox_addr & 0xffffffffULL) << 32 |
+		   ((e->config & RSC__CFG_SHUTDOWN) ? RSC__MSG_SHUTDOWN : 0);
 	sqe->flags = IOSQE_IO_LINK;
 	/*
 	 * Sent now, while the address is known to be live: on this thread the

@@ -41,6 +41,11 @@
 #define RSC__UD_NONE RSC__UD_TAG
 #define RSC__UD_POST 0xffffffff00000000ULL
 #define RSC__OP_GEN_MASK 0x7fffffffU
+/* A hand-over's user_data (handover.c): TAG | flags and an inbox's token in
+ * the high half, 0 in the low half. The token has 30 bits; bit 62 carries
+ * the sender's RSC_SHUTDOWN_ON_RELEASE to the receiving entry. */
+#define RSC__TOKEN_MASK 0x3fffffffU
+#define RSC__MSG_SHUTDOWN (1ULL << 62)
 
 struct rsc_op;
 struct rsc__direct;
@@ -1080,7 +1085,7 @@ bool rsc__direct_can_arrive(const struct rsc_loop *loop, int slot);
 struct rsc__inbox;
 struct rsc__list *rsc__direct_inboxes(struct rsc_loop *loop);
 /* handover.c: a CQE another loop's IORING_OP_MSG_RING posted (user_data token << 32) */
-void rsc__handover_message(struct rsc_loop *loop, uint32_t token, int res);
+void rsc__handover_message(struct rsc_loop *loop, uint32_t high, int res);
 /* manager_direct.c */
 /*
  * A slot's file moving on (install, hand-over): the moving op's result in

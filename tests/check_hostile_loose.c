@@ -253,6 +253,125 @@ START_TEST(install_without_memory_is_still_in_the_ledger)
 }
 END_TEST
 
+/* -------------------------------------------------------------- hand-over */
+
+struct arrival {
+	struct rsc_entry *e;
+	struct rsc_scope *cs;
+	int n;
+};
+
+static void keep_arrival(struct rsc_entry *inbox, int slot, struct rsc_scope *cs,
+			 struct rsc_entry *e, void *data)
+{
+	struct arrival *a = data;
+
+	(void)inbox;
+	(void)slot;
+	a->n++;
+	a->e = e;
+	a->cs = cs;
+}
+
+struct accepted {
+	struct rsc_entry *e;
+	int res, n;
+};
+
+static void keep_accepted(struct rsc_entry *l, int res, struct rsc_scope *cs,
+			  struct rsc_entry *e, void *data)
+{
+	struct accepted *a = data;
+
+	(void)l;
+	(void)cs;
+	a->n++;
+	a->res = res;
+	a->e = e;
+}
+
+/* The peer's end: 1 if it reads EOF within @ms, 0 if nothing came. */
+static int peer_sees_eof(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+
+	if (poll(&p, 1, ms) != 1)
+		return 0;
+	return read(fd, &c, 1) == 0;
+}
+
+static void install_done_store(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+/*
+ * rsc_entry_hand_over(3) moves a connection to another loop; rsc_accept(3)'s
+ * RSC_SHUTDOWN_ON_RELEASE promises a FIN "even while another descriptor of
+ * the socket exists". The flag is the connection's, not the loop's: the
+ * receiver's release must shut it down too. Observed with a descriptor the
+ * program keeps (a dup of the receiver's installed descriptor, rsc_adopt(3)'s
+ * own example): the client must read EOF while that dup is still open.
+ */
+START_TEST(hand_over_keeps_shutdown_on_release)
+{
+	struct rsc_loop *rl;
+	struct rsc_scope *s, *rs;
+	struct rsc_entry *listener, *inbox;
+	struct sockaddr_in at;
+	struct accepted acc = { 0 };
+	struct arrival arr = { 0 };
+	unsigned long long addr;
+	int client, fd = 1000, kept, rel = 1000, before = t_fd_count(), i;
+
+	if (!t_kernel_has(IORING_OP_MSG_RING) || !t_kernel_has(IORING_OP_SHUTDOWN) ||
+	    !t_kernel_has(OP_FIXED_FD_INSTALL)) {
+		printf("SKIP hand_over_keeps_shutdown_on_release: kernel lacks MSG_RING, SHUTDOWN or FIXED_FD_INSTALL\n");
+		return;
+	}
+	t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "worker", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, keep_arrival, &arr, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "acceptor", &s), 0);
+	listener = t_listen_on_loopback(s, 8, &at);
+	ck_assert_int_eq(rsc_accept(listener, RSC_DIRECT | RSC_SHUTDOWN_ON_RELEASE, keep_accepted, &acc), 0);
+	client = t_connect(&at);
+	while (!acc.n)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(acc.res, 0);
+	ck_assert_int_eq(rsc_entry_hand_over(acc.e, addr, NULL, NULL), 0);
+	for (i = 0; i < 100 && !arr.n; i++) {
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(arr.n, 1);
+	/* The worker gives it a descriptor, and the program keeps a dup of it. */
+	ck_assert_int_eq(rsc_entry_install(arr.e, 0, install_done_store, &fd), 0);
+	while (fd == 1000)
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(fd, 0);
+	kept = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	ck_assert_int_ge(kept, 0);
+	ck_assert_int_eq(peer_sees_eof(client, 0), 0);
+	ck_assert_int_eq(rsc_entry_release(arr.e, install_done_store, &rel), 0);
+	while (rel == 1000)
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rel, 0);
+	/* The FIN came from the shutdown: the dup still holds the socket. */
+	ck_assert_int_eq(peer_sees_eof(client, 2000), 1);
+	close(kept);
+	close(client);
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_loose_suite(void)
 {
 	Suite *s = suite_create("hostile_loose");
@@ -263,6 +382,7 @@ Suite *make_hostile_loose_suite(void)
 	tcase_add_test(tc, alive_while_a_deadline_timer_is_owed);
 	tcase_add_test(tc, direct_used_counts_a_chain_slot_from_its_submit);
 	tcase_add_test(tc, install_without_memory_is_still_in_the_ledger);
+	tcase_add_test(tc, hand_over_keeps_shutdown_on_release);
 	suite_add_tcase(s, tc);
 	return s;
 }
