@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -88,6 +89,12 @@ static int deliver(struct rsc_op *op, int fd)
 		/* A slot of the loop's table (manager_direct.c), not a descriptor. */
 		snprintf(detail, sizeof(detail), "slot %d", fd);
 		conn = rsc__adopt_slot(cs, fd, detail);
+		if (conn && op->peer) {
+			/* The address the kernel wrote: the only one a slot has. */
+			conn->owned_arg = op->peer;
+			conn->peer = op->peer;
+			op->peer = NULL;
+		}
 	} else {
 		snprintf(detail, sizeof(detail), "fd %d", fd);
 		conn = rsc__adopt(cs, &conn_manager, fd, detail);
@@ -127,6 +134,13 @@ static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 static void call_last(struct rsc_op *op, int err)
 {
 	call_accept_cb(op, shortage(err) ? -EBUSY : err, NULL, NULL);
+}
+
+/* A single-shot direct accept's address room, unless a connection took it. */
+static void drop_peer(struct rsc_op *op)
+{
+	free(op->peer);
+	op->peer = NULL;
 }
 
 /* Its last CQE: the listener stops tracking it (the op is freed after). */
@@ -200,6 +214,7 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		 * listener, as after any final call (rsc_entry_detach(3)). */
 		unlink_accept(loop, op);
 		ret = deliver(op, res); /* closed by the runtime: the end, all the same */
+		drop_peer(op);
 		if (ret < 0)
 			call_accept_cb(op, ret, NULL, NULL);
 		rsc__io_settled(lh);
@@ -221,6 +236,7 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	if (!last)
 		return;
 	unlink_accept(loop, op);
+	drop_peer(op);
 	res = rsc__real_errno(res, false);
 	if (res == -ECANCELED || (res < 0 && stop)) {
 		call_accept_cb(op, -ECANCELED, NULL, NULL);
@@ -250,14 +266,28 @@ bool rsc__op_is_accept(const struct rsc_op *op)
 static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 	       unsigned flags, unsigned backoff_ms)
 {
+	struct rsc__peer *peer = NULL;
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op;
-	int ret = rsc__io_op(l, &sqe, &op);
+	int ret;
 
-	if (ret < 0)
+	/* A slot has no getpeername(2): a single-shot accept keeps the address
+	 * the kernel gives (a multishot's one buffer would be overwritten by
+	 * the next connection before its CQE is read). */
+	if ((flags & RSC_DIRECT) && !(flags & RSC_ACCEPT_MULTISHOT)) {
+		peer = rsc__malloc(l->scope->loop, sizeof(*peer));
+		if (!peer)
+			return -ENOMEM;
+		peer->len = sizeof(peer->addr);
+	}
+	ret = rsc__io_op(l, &sqe, &op);
+	if (ret < 0) {
+		free(peer);
 		return ret;
+	}
+	op->peer = peer;
 	if (flags & RSC_DIRECT) { /* into a slot (manager_direct.c) */
-		rsc__direct_prep_accept(l, sqe, flags & RSC_ACCEPT_MULTISHOT);
+		rsc__direct_prep_accept(l, sqe, peer, flags & RSC_ACCEPT_MULTISHOT);
 		/* The table may not change under it (rsc_loop_set_direct: -EBUSY). */
 		rsc__direct_armed(l->scope->loop, 1);
 	} else if (flags & RSC_ACCEPT_MULTISHOT)

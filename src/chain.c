@@ -66,8 +66,7 @@ struct rsc__chain {
 /* What each step's entry keeps until it is freed (its owned_arg). */
 struct step_arg {
 	int slot; /* runtime-range slot it fills, or -1 */
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
+	struct rsc__peer peer; /* a connect step's target: its entry's peer (rsc_entry_peername) */
 	struct __kernel_timespec ts;
 };
 
@@ -400,7 +399,7 @@ static void fill_step(struct rsc__chain *c, unsigned i, struct rsc__entry **es,
 
 		unsigned k = 1;
 
-		io_uring_prep_connect(sqe[0], sa->slot, (struct sockaddr *)&a->addr, a->addrlen);
+		io_uring_prep_connect(sqe[0], sa->slot, (struct sockaddr *)&a->peer.addr, a->peer.len);
 		/* The socket's slot, filled by the step before: resolved at issue. */
 		sqe[0]->flags |= IOSQE_FIXED_FILE;
 		if (st->timeout_ms) {
@@ -480,8 +479,8 @@ int rsc_chain_submit(struct rsc_chain *h)
 			}
 			a->slot = ret;
 		} else {
-			memcpy(&a->addr, &st->addr, st->addrlen);
-			a->addrlen = st->addrlen;
+			memcpy(&a->peer.addr, &st->addr, st->addrlen);
+			a->peer.len = st->addrlen;
 			a->ts.tv_sec = st->timeout_ms / 1000;
 			a->ts.tv_nsec = (long long)(st->timeout_ms % 1000) * 1000000;
 		}
@@ -543,6 +542,7 @@ int rsc_chain_submit(struct rsc_chain *h)
 		e->enter_op = ops[q - nsqe];
 		e->enter_opcode = ops[q - nsqe]->opcode;
 		if (st->kind == STEP_CONNECT) {
+			e->peer = &((struct step_arg *)e->owned_arg)->peer; /* a slot has no getpeername(2) */
 			/* Entered, it takes the socket's slot over (entry.c take_over_dep). */
 			e->dep = es[st->dep];
 			e->dep->flags |= RSC__E_BUILT_ON; /* until this step settles */

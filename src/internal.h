@@ -57,6 +57,12 @@ typedef void (*rsc__op_fn)(struct rsc_loop *loop, struct rsc_op *op, int res,
  * One SQE in flight. user_data is (gen << 32 | idx + 1), so a cancel aimed
  * at an op that already completed can never hit the op that reused it.
  */
+/* An address as accept(2) writes it: the room, then the length. */
+struct rsc__peer {
+	socklen_t len;
+	struct sockaddr_storage addr;
+};
+
 struct rsc_op {
 	uint32_t idx;
 	uint32_t gen;
@@ -76,6 +82,7 @@ struct rsc_op {
 	/* Accept (accept.c) */
 	rsc_accept_cb accept_cb;
 	unsigned accept_flags, backoff_ms;
+	struct rsc__peer *peer; /* a single-shot direct accept's address, or NULL */
 	struct __kernel_timespec ts; /* a backoff timer's, read at submit */
 	/* A cancel (loop.c): its target's user_data, and how often it was sent. */
 	uint64_t cancel_ud;
@@ -183,6 +190,10 @@ struct rsc__entry {
 	bool has_value2;  /* value2 holds a second end (rsc_pipe's write end) */
 	bool custom_slot_sqe; /* a custom hook's acquire SQE fills a slot (file_index) */
 	int value2;
+	/* A direct slot's peer, which no getpeername(2) can reach: the address
+	 * the kernel wrote at its accept, or a connect step's target. Points
+	 * into owned_arg (freed with the entry); NULL if unknown. */
+	const struct rsc__peer *peer;
 	/* Everything above is cleared by rsc__entry_get(); nothing below is. */
 	char detail_inline[RSC__DETAIL_INLINE];
 	/* Each failed SQE of the exit (bits of exit_failed): every one is an error of its own. */
@@ -1115,7 +1126,7 @@ void rsc__chains_free(struct rsc_loop *loop);
 int rsc__direct_connect(struct rsc__scope *s, const struct sockaddr *addr,
 			socklen_t addrlen, unsigned timeout_ms, unsigned flags,
 			const void *site, struct rsc_entry **entryp);
-void rsc__direct_prep_accept(struct rsc__entry *l, struct io_uring_sqe *sqe,
+void rsc__direct_prep_accept(struct rsc__entry *l, struct io_uring_sqe *sqe, struct rsc__peer *peer,
 			     bool multishot);
 /* entry.c, for entries the runtime makes itself (direct accepts, chains) */
 struct rsc__entry *rsc__entry_new_entered(struct rsc__scope *s,

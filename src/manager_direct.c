@@ -226,11 +226,13 @@ struct rsc__entry *rsc__adopt_slot(struct rsc__scope *s, int slot, const char *d
  * with IORING_FILE_INDEX_ALLOC, net.c io_accept_prep). No SOCK_CLOEXEC with
  * a slot.
  */
-void rsc__direct_prep_accept(struct rsc__entry *l, struct io_uring_sqe *sqe,
+void rsc__direct_prep_accept(struct rsc__entry *l, struct io_uring_sqe *sqe, struct rsc__peer *peer,
 			     bool multishot)
 {
 	if (multishot)
 		io_uring_prep_multishot_accept(sqe, l->value, NULL, NULL, 0);
+	else if (peer) /* the kernel writes the peer's address here (net.c io_accept) */
+		io_uring_prep_accept(sqe, l->value, (struct sockaddr *)&peer->addr, &peer->len, 0);
 	else
 		io_uring_prep_accept(sqe, l->value, NULL, NULL, 0);
 	sqe->file_index = IORING_FILE_INDEX_ALLOC;

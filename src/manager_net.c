@@ -351,6 +351,15 @@ static int entry_name(const struct rsc_entry *h, struct sockaddr *addr, socklen_
 	/* The arguments first: a bad one is -EINVAL in every state of the entry. */
 	RSC__CHECK_ARG(addr && addrlen, "%s: addr or addrlen is NULL", fn);
 	fd = rsc_entry_fd(h);
+	if (fd == -EBADFD && peer && e->peer) {
+		/* A slot: the address its accept or connect knew (e->peer). */
+		memcpy(addr, &e->peer->addr, *addrlen < e->peer->len ? *addrlen : e->peer->len);
+		*addrlen = e->peer->len;
+		return 0;
+	}
+	if (fd == -EBADFD)
+		rsc__set_last_error("%s: entry '%s' holds a direct slot, which no system call can name%s",
+				    fn, e->mgr->name, peer ? ", and no address was kept for it" : "");
 	if (fd < 0)
 		return fd; /* -EAGAIN, -EBADF, -EBADFD, a failed acquire's: said by rsc_entry_fd */
 	/* A defer, timer or inbox entry's value (0) is no descriptor: the number

@@ -320,7 +320,8 @@ START_TEST(hand_over_keeps_shutdown_on_release)
 	struct rsc_loop *rl;
 	struct rsc_scope *s, *rs;
 	struct rsc_entry *listener, *inbox;
-	struct sockaddr_in at;
+	struct sockaddr_in at, peer;
+	socklen_t len;
 	struct accepted acc = { 0 };
 	struct arrival arr = { 0 };
 	unsigned long long addr;
@@ -349,11 +350,17 @@ START_TEST(hand_over_keeps_shutdown_on_release)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	}
 	ck_assert_int_eq(arr.n, 1);
+	/* No address travels with the file (rsc_entry_peername(3), Direct slots). */
+	len = sizeof(peer);
+	ck_assert_int_eq(rsc_entry_peername(arr.e, (struct sockaddr *)&peer, &len), -EBADFD);
 	/* The worker gives it a descriptor, and the program keeps a dup of it. */
 	ck_assert_int_eq(rsc_entry_install(arr.e, 0, install_done_store, &fd), 0);
 	while (fd == 1000)
 		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_ONCE), 0);
 	ck_assert_int_ge(fd, 0);
+	len = sizeof(peer);
+	ck_assert_int_eq(rsc_entry_peername(arr.e, (struct sockaddr *)&peer, &len), 0);
+	ck_assert_int_eq(peer.sin_family, AF_INET);
 	kept = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	ck_assert_int_ge(kept, 0);
 	ck_assert_int_eq(peer_sees_eof(client, 0), 0);
@@ -372,6 +379,70 @@ START_TEST(hand_over_keeps_shutdown_on_release)
 }
 END_TEST
 
+/* ------------------------------------------------------------ peername */
+
+/*
+ * rsc_entry_peername(3) on direct slots: no getpeername(2) reaches a slot,
+ * so the address the kernel wrote at a single-shot accept, or a connect's
+ * target (rsc_connect with RSC_DIRECT), is what the entry tells; sockname
+ * stays -EBADFD there. The client's own local address is the truth.
+ */
+START_TEST(peername_of_direct_accept_and_connect)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *listener, *conn = NULL;
+	struct sockaddr_in at, mine, got;
+	struct accepted acc = { 0 };
+	socklen_t len = sizeof(mine), glen;
+	char tiny[2];
+	int client, before = t_fd_count();
+
+	if (!t_kernel_has(IORING_OP_SOCKET)) {
+		printf("SKIP peername_of_direct_accept_and_connect: kernel lacks IORING_OP_SOCKET\n");
+		return;
+	}
+	t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	listener = t_listen_on_loopback(s, 8, &at);
+	ck_assert_int_eq(rsc_accept(listener, RSC_DIRECT, keep_accepted, &acc), 0);
+	client = t_connect(&at);
+	ck_assert_int_eq(getsockname(client, (struct sockaddr *)&mine, &len), 0);
+	while (!acc.n)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(acc.res, 0);
+	ck_assert_int_eq(rsc_entry_fd(acc.e), -EBADFD);
+	glen = sizeof(got);
+	memset(&got, 0, sizeof(got));
+	ck_assert_int_eq(rsc_entry_peername(acc.e, (struct sockaddr *)&got, &glen), 0);
+	ck_assert_int_eq(glen, sizeof(got));
+	ck_assert_int_eq(got.sin_family, AF_INET);
+	ck_assert_int_eq(got.sin_port, mine.sin_port);
+	ck_assert_int_eq(got.sin_addr.s_addr, mine.sin_addr.s_addr);
+	/* Cut as getpeername(2) cuts: the full length is said. */
+	glen = sizeof(tiny);
+	ck_assert_int_eq(rsc_entry_peername(acc.e, (struct sockaddr *)tiny, &glen), 0);
+	ck_assert_int_eq(glen, sizeof(got));
+	glen = sizeof(got);
+	ck_assert_int_eq(rsc_entry_sockname(acc.e, (struct sockaddr *)&got, &glen), -EBADFD);
+	/* A direct connect's peer is its target. */
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&at, sizeof(at), 0, RSC_DIRECT, &conn), 0);
+	ck_assert_int_ge(rsc_entry_wait(conn), 0); /* its slot */
+	glen = sizeof(got);
+	memset(&got, 0, sizeof(got));
+	ck_assert_int_eq(rsc_entry_peername(conn, (struct sockaddr *)&got, &glen), 0);
+	ck_assert_int_eq(glen, sizeof(at));
+	ck_assert_int_eq(got.sin_port, at.sin_port);
+	ck_assert_int_eq(got.sin_addr.s_addr, at.sin_addr.s_addr);
+	ck_assert_int_eq(rsc_entry_release(conn, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_entry_peername(conn, (struct sockaddr *)&got, &glen), -EBADF);
+	close(client);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_entry_peername(acc.e, (struct sockaddr *)&got, &glen), -ESTALE);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_loose_suite(void)
 {
 	Suite *s = suite_create("hostile_loose");
@@ -383,6 +454,7 @@ Suite *make_hostile_loose_suite(void)
 	tcase_add_test(tc, direct_used_counts_a_chain_slot_from_its_submit);
 	tcase_add_test(tc, install_without_memory_is_still_in_the_ledger);
 	tcase_add_test(tc, hand_over_keeps_shutdown_on_release);
+	tcase_add_test(tc, peername_of_direct_accept_and_connect);
 	suite_add_tcase(s, tc);
 	return s;
 }
