@@ -443,6 +443,78 @@ START_TEST(peername_of_direct_accept_and_connect)
 }
 END_TEST
 
+/* ---------------------------------------------------- early release errors */
+
+/* What the trace said the last failed acquire got (1 if none), forgotten then. */
+static int enter_failed_res(const char *detail_part)
+{
+	int i, res = 1;
+
+	for (i = 0; i < t_rec->n; i++)
+		if (t_rec->ev[i].ev == RSC_EV_ENTER_FAILED && strstr(t_rec->ev[i].detail, detail_part)) {
+			res = t_rec->ev[i].res;
+			t_rec->ev[i].ev = RSC_EV_ENTERED; /* counted once */
+		}
+	return res;
+}
+
+/*
+ * rsc_entry_release(3) of an entry still entering: the caller gave the
+ * acquire up, so its failure fails nothing (the entry beside it stays
+ * entered, the scope open). But DESIGN 2.5, "nothing is swallowed silently":
+ * with a callback, the callback hears the acquire's own errno; without one,
+ * it joins the scope's error chain, as a failed release without a callback
+ * does. A cancel's -ECANCELED (the release's own doing) is no error. An
+ * empty path fails the openat as the kernel reads the SQE (getname(2)),
+ * ahead of the release's cancel.
+ */
+START_TEST(early_released_acquire_failure_is_heard)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *ok, *gone;
+	struct rsc_error *err = NULL;
+	int heard = 1000, got, status, before = t_fd_count();
+
+	t_make_files(1);
+	/* With a callback: it hears it, the scope does not. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "with_cb", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &ok), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "", O_RDONLY, 0, 0, &gone), 0);
+	ck_assert_int_eq(rsc_entry_release(gone, store_res, &heard), 0);
+	t_run();
+	got = enter_failed_res("");
+	ck_assert_msg(got == -ENOENT || got == -ECANCELED, "acquire got %d", got);
+	ck_assert_int_eq(heard, got);
+	ck_assert_int_eq(rsc_entry_state(ok), RSC_ENTERED);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+	/* Without one: the scope's chain has it, and still nothing failed. */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "without_cb", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &ok), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "", O_RDONLY, 0, 0, &gone), 0);
+	ck_assert_int_eq(rsc_entry_release(gone, NULL, NULL), 0);
+	t_run();
+	got = enter_failed_res("");
+	ck_assert_msg(got == -ENOENT || got == -ECANCELED, "acquire got %d", got);
+	ck_assert_int_eq(rsc_entry_state(ok), RSC_ENTERED);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	status = rsc_scope_close_wait(s, &err);
+	if (got == -ECANCELED) {
+		ck_assert_int_eq(status, 0); /* the cancel won: nothing failed */
+		ck_assert_ptr_null(err);
+	} else {
+		ck_assert_int_eq(status, -ENOENT);
+		ck_assert_ptr_nonnull(err);
+		ck_assert_int_eq(rsc_error_errno(err), -ENOENT);
+		ck_assert_str_eq(rsc_error_op(err), "openat");
+		ck_assert_ptr_null(rsc_error_cause(err));
+	}
+	rsc_error_free(err);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_loose_suite(void)
 {
 	Suite *s = suite_create("hostile_loose");
@@ -455,6 +527,7 @@ Suite *make_hostile_loose_suite(void)
 	tcase_add_test(tc, install_without_memory_is_still_in_the_ledger);
 	tcase_add_test(tc, hand_over_keeps_shutdown_on_release);
 	tcase_add_test(tc, peername_of_direct_accept_and_connect);
+	tcase_add_test(tc, early_released_acquire_failure_is_heard);
 	suite_add_tcase(s, tc);
 	return s;
 }
