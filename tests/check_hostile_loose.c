@@ -515,6 +515,70 @@ START_TEST(early_released_acquire_failure_is_heard)
 }
 END_TEST
 
+/* --------------------------------------------------- several SQEs failing */
+
+static int released_event_res(void)
+{
+	int i, res = 1;
+
+	for (i = 0; i < t_rec->n; i++)
+		if (t_rec->ev[i].ev == RSC_EV_RELEASED && strstr(t_rec->ev[i].entry, "adopt"))
+			res = t_rec->ev[i].res;
+	return res;
+}
+
+/*
+ * rsc_entry_release(3): when several SQEs of one release fail (the shutdown
+ * of RSC_SHUTDOWN_ON_RELEASE on a pipe: -ENOTSOCK; its close: -EIO), the
+ * callback hears one errno, the first failure in SQE order, and so do the
+ * trace's RSC_EV_RELEASED and rsc_entry_release_wait's return; its chain has
+ * each, the last at the head (as an unwind raises them), the callback's at
+ * the root. Without a callback both join the scope's chain the same way.
+ */
+START_TEST(release_of_several_failing_sqes_reports_one_errno_everywhere)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	const struct rsc_error *root;
+	int p[2], heard = 1000, ret, before = t_fd_count();
+
+	if (skip_without_faults("release_of_several_failing_sqes_reports_one_errno_everywhere"))
+		return;
+	if (!t_kernel_has(IORING_OP_SHUTDOWN)) {
+		printf("SKIP release_of_several_failing_sqes_reports_one_errno_everywhere: kernel lacks IORING_OP_SHUTDOWN\n");
+		return;
+	}
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	/* The callback. */
+	ck_assert_int_eq(rsc_adopt(s, p[0], RSC_SHUTDOWN_ON_RELEASE, &e), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "close:1:EIO"), 0);
+	ck_assert_int_eq(rsc_entry_release(e, store_res, &heard), 0);
+	t_run();
+	ck_assert_int_eq(heard, -ENOTSOCK);
+	ck_assert_int_eq(released_event_res(), -ENOTSOCK);
+	/* The blocking helper: the same errno, and the chain. */
+	ck_assert_int_eq(rsc_adopt(s, p[1], RSC_SHUTDOWN_ON_RELEASE, &e), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "close:1:EIO"), 0);
+	ret = rsc_entry_release_wait(e, &err);
+	ck_assert_int_eq(ret, -ENOTSOCK);
+	ck_assert_int_eq(released_event_res(), -ENOTSOCK);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_errno(err), -EIO);
+	ck_assert_str_eq(rsc_error_op(err), "close");
+	root = rsc_error_cause(err);
+	ck_assert_ptr_nonnull(root);
+	ck_assert_int_eq(rsc_error_errno(root), ret);
+	ck_assert_str_eq(rsc_error_op(root), "shutdown");
+	ck_assert_ptr_null(rsc_error_cause(root));
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_loose_suite(void)
 {
 	Suite *s = suite_create("hostile_loose");
@@ -528,6 +592,7 @@ Suite *make_hostile_loose_suite(void)
 	tcase_add_test(tc, hand_over_keeps_shutdown_on_release);
 	tcase_add_test(tc, peername_of_direct_accept_and_connect);
 	tcase_add_test(tc, early_released_acquire_failure_is_heard);
+	tcase_add_test(tc, release_of_several_failing_sqes_reports_one_errno_everywhere);
 	suite_add_tcase(s, tc);
 	return s;
 }
