@@ -996,13 +996,6 @@ static void enter_done(struct rsc__entry *e)
 			rsc__scope_fail_acquire(s);
 	} else if (e->value < 0 && early) {
 		s->n_early--; /* released while entering and nothing was acquired: done */
-		/* Given up by the caller, it fails nothing; but its own failure (not
-		 * a cancel) is no more hidden than a failed release's: with no
-		 * callback to hear it, it joins the scope's chain (DESIGN 2.5). */
-		if (!e->release_cb && e->value != -ECANCELED) {
-			rsc__scope_raise(s, e->value, rsc__entry_fail_op(e), e);
-			e->flags |= RSC__E_REPORTED_ERR;
-		}
 	}
 	if (e->entered_hook || e->enter_cb) {
 		rsc__cb_enter(loop);
