@@ -21,13 +21,14 @@
 
 #include "helpers.h"
 
-static bool __attribute__((unused)) skip_without_faults(const char *test)
-{
-	if (t_has_fault_injection())
-		return false;
-	printf("SKIP %s: built without fault injection\n", test);
-	return true;
-}
+/* The test, or a printed SKIP naming what this kernel or build lacks. */
+#define ADD_IF(tc, t, ok, lacks)                                 \
+	do {                                                     \
+		if (ok)                                          \
+			tcase_add_test(tc, t);                   \
+		else                                             \
+			printf("SKIP %s: %s\n", #t, (lacks));   \
+	} while (0)
 
 /* ------------------------------------------------------------ loop_alive */
 
@@ -118,10 +119,6 @@ START_TEST(direct_used_counts_a_chain_slot_from_its_submit)
 	struct rsc_chain *c;
 	int fill[64], nfill, lfd, before = t_fd_count();
 
-	if (!t_kernel_has(IORING_OP_SOCKET)) {
-		printf("SKIP direct_used_counts_a_chain_slot_from_its_submit: kernel lacks IORING_OP_SOCKET\n");
-		return;
-	}
 	t_direct_table(16, 4);
 	lfd = t_full_unix_listener(&sun, fill, &nfill);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
@@ -188,12 +185,6 @@ START_TEST(install_without_memory_is_still_in_the_ledger)
 	int before, res = 1000, *fillers, n_fill, i, ret;
 	char spec[512] = "";
 
-	if (skip_without_faults("install_without_memory_is_still_in_the_ledger"))
-		return;
-	if (!t_kernel_has(OP_FIXED_FD_INSTALL)) {
-		printf("SKIP install_without_memory_is_still_in_the_ledger: kernel lacks IORING_OP_FIXED_FD_INSTALL\n");
-		return;
-	}
 	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &lim), 0);
 	if (lim.rlim_cur < HIGH_PAGE_FD + 64) {
 		lim.rlim_cur = lim.rlim_max;
@@ -327,11 +318,6 @@ START_TEST(hand_over_keeps_shutdown_on_release)
 	unsigned long long addr;
 	int client, fd = 1000, kept, rel = 1000, before = t_fd_count(), i;
 
-	if (!t_kernel_has(IORING_OP_MSG_RING) || !t_kernel_has(IORING_OP_SHUTDOWN) ||
-	    !t_kernel_has(OP_FIXED_FD_INSTALL)) {
-		printf("SKIP hand_over_keeps_shutdown_on_release: kernel lacks MSG_RING, SHUTDOWN or FIXED_FD_INSTALL\n");
-		return;
-	}
 	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
 	ck_assert_int_eq(rsc_scope_open(rl, NULL, "worker", &rs), 0);
@@ -397,10 +383,6 @@ START_TEST(peername_of_direct_accept_and_connect)
 	char tiny[2];
 	int client, before = t_fd_count();
 
-	if (!t_kernel_has(IORING_OP_SOCKET)) {
-		printf("SKIP peername_of_direct_accept_and_connect: kernel lacks IORING_OP_SOCKET\n");
-		return;
-	}
 	t_direct_table(16, 4);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	listener = t_listen_on_loopback(s, 8, &at);
@@ -536,12 +518,6 @@ START_TEST(release_of_several_failing_sqes_reports_one_errno_everywhere)
 	const struct rsc_error *root;
 	int p[2], heard = 1000, ret, before = t_fd_count();
 
-	if (skip_without_faults("release_of_several_failing_sqes_reports_one_errno_everywhere"))
-		return;
-	if (!t_kernel_has(IORING_OP_SHUTDOWN)) {
-		printf("SKIP release_of_several_failing_sqes_reports_one_errno_everywhere: kernel lacks IORING_OP_SHUTDOWN\n");
-		return;
-	}
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 	/* The callback. */
@@ -579,13 +555,24 @@ Suite *make_hostile_loose_suite(void)
 
 	t_add_fixture(tc);
 	tcase_set_timeout(tc, 60);
+	bool faults = t_has_fault_injection();
+
 	tcase_add_test(tc, alive_while_a_deadline_timer_is_owed);
-	tcase_add_test(tc, direct_used_counts_a_chain_slot_from_its_submit);
-	tcase_add_test(tc, install_without_memory_is_still_in_the_ledger);
-	tcase_add_test(tc, hand_over_keeps_shutdown_on_release);
-	tcase_add_test(tc, peername_of_direct_accept_and_connect);
+	ADD_IF(tc, direct_used_counts_a_chain_slot_from_its_submit, t_kernel_has(IORING_OP_SOCKET),
+	       "kernel lacks IORING_OP_SOCKET");
+	ADD_IF(tc, install_without_memory_is_still_in_the_ledger,
+	       faults && t_kernel_has(OP_FIXED_FD_INSTALL),
+	       faults ? "kernel lacks IORING_OP_FIXED_FD_INSTALL" : "this build has no fault injection");
+	ADD_IF(tc, hand_over_keeps_shutdown_on_release,
+	       t_kernel_has(IORING_OP_MSG_RING) && t_kernel_has(IORING_OP_SHUTDOWN) &&
+		       t_kernel_has(OP_FIXED_FD_INSTALL) && t_kernel_has(IORING_OP_SEND_ZC),
+	       "kernel lacks MSG_RING's SEND_FD (6.0), SHUTDOWN or FIXED_FD_INSTALL (6.8)");
+	ADD_IF(tc, peername_of_direct_accept_and_connect, t_kernel_has(IORING_OP_SOCKET),
+	       "kernel lacks IORING_OP_SOCKET");
 	tcase_add_test(tc, early_released_acquire_failure_is_heard);
-	tcase_add_test(tc, release_of_several_failing_sqes_reports_one_errno_everywhere);
+	ADD_IF(tc, release_of_several_failing_sqes_reports_one_errno_everywhere,
+	       faults && t_kernel_has(IORING_OP_SHUTDOWN),
+	       faults ? "kernel lacks IORING_OP_SHUTDOWN" : "this build has no fault injection");
 	suite_add_tcase(s, tc);
 	return s;
 }
