@@ -124,6 +124,52 @@ static bool live_at(uint32_t token, int ring_fd)
 	return found;
 }
 
+/*
+ * Parcels: the peer's address of a connection handed over (rsc_entry_peername
+ * on a slot has no getpeername(2)). The message carries only 64 bits of
+ * user_data, so the address waits here, process-wide, under a number the
+ * message carries; the receiver takes it with the slot, the sender takes it
+ * back if the hand-over failed (no message then), and a receiver that closes
+ * the slot (its inbox gone) drops it. Few at a time: a locked list.
+ */
+struct parcel {
+	struct rsc__peer peer; /* first: the entry's owned_arg, freed with it */
+	struct parcel *next;
+	uint32_t token, seq;
+};
+
+static pthread_mutex_t parcel_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct parcel *parcels;
+
+static uint32_t parcel_put(struct parcel *p, uint32_t token)
+{
+	static uint32_t seq;
+
+	p->token = token;
+	p->seq = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) & ~RSC__MSG_PARCEL;
+	pthread_mutex_lock(&parcel_lock);
+	p->next = parcels;
+	parcels = p;
+	pthread_mutex_unlock(&parcel_lock);
+	return p->seq;
+}
+
+static struct parcel *parcel_take(uint32_t token, uint32_t seq)
+{
+	struct parcel **pp, *p = NULL;
+
+	pthread_mutex_lock(&parcel_lock);
+	for (pp = &parcels; *pp; pp = &(*pp)->next) {
+		if ((*pp)->token == token && (*pp)->seq == seq) {
+			p = *pp;
+			*pp = p->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&parcel_lock);
+	return p;
+}
+
 static struct rsc__inbox *find_inbox(struct rsc_loop *loop, uint32_t token)
 {
 	struct rsc__list *list = rsc__direct_inboxes(loop);
@@ -155,18 +201,22 @@ static void no_memory(struct rsc_loop *loop, struct rsc__inbox *in, int slot)
 	rsc__cb_leave(loop);
 }
 
-void rsc__handover_message(struct rsc_loop *loop, uint32_t high, int res)
+void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res)
 {
+	uint32_t high = (uint32_t)(user_data >> 32), low = (uint32_t)user_data;
 	uint32_t token = high & RSC__TOKEN_MASK;
 	bool shutdown = high & (uint32_t)(RSC__MSG_SHUTDOWN >> 32);
 	struct rsc__inbox *in = find_inbox(loop, token);
 	struct rsc__scope *parent, *cs;
+	struct parcel *parcel = NULL;
 	struct rsc__entry *e;
 	struct rsc_scope *csh;
 	char detail[48];
 
 	if (res < 0)
 		return; /* the kernel posts no failure here; the sender hears it */
+	if (low & RSC__MSG_PARCEL)
+		parcel = parcel_take(token, low & ~RSC__MSG_PARCEL); /* ours now, whatever follows */
 	/* Stopped from its release request on, as a listener is (accept.c): the
 	 * exit that unregisters it waits for its keep-alive's cancel first. */
 	if (!in || !in->open || (in->e->flags & (RSC__E_DRAINING | RSC__E_RELEASE_REQ)) ||
@@ -174,9 +224,11 @@ void rsc__handover_message(struct rsc_loop *loop, uint32_t high, int res)
 		/* Nobody here may own it any more: never leak it. */
 		loop->counters[RSC_CTR_LATE_ACQUIRES]++;
 		rsc__direct_close_orphan(loop, res);
+		free(parcel);
 		return;
 	}
 	if (rsc_scope_open(loop, rsc__sh(in->e->scope), "handed", &csh) < 0) {
+		free(parcel);
 		no_memory(loop, in, res);
 		return;
 	}
@@ -186,9 +238,14 @@ void rsc__handover_message(struct rsc_loop *loop, uint32_t high, int res)
 	snprintf(detail, sizeof(detail), "slot %d (handed over)", res);
 	e = rsc__adopt_slot(cs, res, detail);
 	if (!e) {
+		free(parcel);
 		(void)rsc_scope_close(csh, NULL, NULL);
 		no_memory(loop, in, res);
 		return;
+	}
+	if (parcel) {
+		e->owned_arg = parcel; /* freed with the entry */
+		e->peer = &parcel->peer;
 	}
 	if (shutdown)
 		e->config |= RSC__CFG_SHUTDOWN; /* the sender's RSC_SHUTDOWN_ON_RELEASE travels */
@@ -329,6 +386,8 @@ static void sent(struct rsc_loop *loop, struct rsc_op *op, int res, unsigned cqe
 	/* >= 0: the slot the receiver got (msg_ring.c returns the install's result). */
 	if (r->res >= 0)
 		e->value = -EXDEV; /* the receiver's entry owns the file from now on */
+	else if (r->parcel)
+		free(parcel_take(r->parcel_token, r->parcel_seq)); /* no message went: ours again */
 	rsc__io_settled(e->h);
 }
 
@@ -349,8 +408,11 @@ static int need_send_fd(struct rsc_loop *loop)
 int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 			rsc_entry_cb cb, void *data)
 {
+	struct parcel *parcel = NULL;
+	struct rsc__slot_move *r;
 	struct io_uring_sqe *sqe;
 	struct rsc__entry *e;
+	uint32_t low = 0;
 	int ret = rsc__io_check(h, &e, "rsc_entry_hand_over");
 
 	if (ret < 0)
@@ -384,9 +446,24 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 				    "(its loop or its inbox was released)", inbox_addr);
 		return -ESTALE;
 	}
-	ret = rsc__slot_move_start(e, IORING_OP_MSG_RING, sent, cb, data, &sqe);
-	if (ret < 0)
+	/* The peer's address travels beside the file (rsc_entry_peername(3)). */
+	if (e->peer) {
+		parcel = rsc__malloc(e->scope->loop, sizeof(*parcel));
+		if (!parcel)
+			return -ENOMEM;
+		parcel->peer = *e->peer;
+	}
+	ret = rsc__slot_move_start(e, IORING_OP_MSG_RING, sent, cb, data, &sqe, &r);
+	if (ret < 0) {
+		free(parcel);
 		return ret;
+	}
+	if (parcel) {
+		r->parcel = true;
+		r->parcel_token = (uint32_t)inbox_addr;
+		r->parcel_seq = parcel_put(parcel, (uint32_t)inbox_addr);
+		low = RSC__MSG_PARCEL | r->parcel_seq;
+	}
 	/* By hand, as io_msg_ring_prep reads it (liburing 2.3 has no send-fd prep). */
 	sqe->opcode = IORING_OP_MSG_RING;
 	sqe->fd = (int)(inbox_addr >> 32);
@@ -397,7 +474,7 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	 * keeps (a FIN on release even while another descriptor of the socket
 	 * exists: rsc_entry_hand_over(3)). */
 	sqe->off = RSC__UD_TAG | (inbox_addr & 0xffffffffULL) << 32 |
-		   ((e->config & RSC__CFG_SHUTDOWN) ? RSC__MSG_SHUTDOWN : 0);
+		   ((e->config & RSC__CFG_SHUTDOWN) ? RSC__MSG_SHUTDOWN : 0) | low;
 	sqe->flags = IOSQE_IO_LINK;
 	/*
 	 * Sent now, while the address is known to be live: on this thread the

@@ -46,6 +46,9 @@
  * the sender's RSC_SHUTDOWN_ON_RELEASE to the receiving entry. */
 #define RSC__TOKEN_MASK 0x3fffffffU
 #define RSC__MSG_SHUTDOWN (1ULL << 62)
+/* Or a low half with bit 31 set (no op index gets that high): the hand-over
+ * carries a parcel, the peer's address, whose number is the other 31 bits. */
+#define RSC__MSG_PARCEL 0x80000000U
 
 struct rsc_op;
 struct rsc__direct;
@@ -776,13 +779,16 @@ static inline uint64_t rsc__op_user_data(const struct rsc_op *op)
  * wake-up, another loop's hand-over), RSC__UD_NONE is dropped. */
 static inline bool rsc__ud_names_op(uint64_t user_data)
 {
-	return user_data != RSC__UD_NONE && (uint32_t)user_data != 0;
+	return user_data != RSC__UD_NONE && (uint32_t)user_data != 0 &&
+	       !((uint32_t)user_data & RSC__MSG_PARCEL);
 }
 
-/* Another loop's MSG_RING carrying a slot (handover.c): 0 in the low half. */
+/* Another loop's MSG_RING carrying a slot (handover.c): 0 in the low half,
+ * or a parcel's number with RSC__MSG_PARCEL. */
 static inline bool rsc__ud_is_message(uint64_t user_data)
 {
-	return (user_data & RSC__UD_TAG) && (uint32_t)user_data == 0 &&
+	return (user_data & RSC__UD_TAG) &&
+	       ((uint32_t)user_data == 0 || ((uint32_t)user_data & RSC__MSG_PARCEL)) &&
 	       user_data != RSC__UD_NONE && user_data != RSC__UD_POST;
 }
 
@@ -1096,7 +1102,7 @@ bool rsc__direct_can_arrive(const struct rsc_loop *loop, int slot);
 struct rsc__inbox;
 struct rsc__list *rsc__direct_inboxes(struct rsc_loop *loop);
 /* handover.c: a CQE another loop's IORING_OP_MSG_RING posted (user_data token << 32) */
-void rsc__handover_message(struct rsc_loop *loop, uint32_t high, int res);
+void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res);
 /* manager_direct.c */
 /*
  * A slot's file moving on (install, hand-over): the moving op's result in
@@ -1108,13 +1114,16 @@ struct rsc__slot_move {
 	void *data;
 	int slot;
 	int res; /* the moving op's CQE */
+	bool parcel; /* a hand-over that sent the peer's address (handover.c) */
+	uint32_t parcel_token, parcel_seq;
 };
 int rsc__slot_move_check(struct rsc__entry *e, const char *fn);
 /* An install or hand-over of @e's slot is in flight (its close_direct not yet settled). */
 bool rsc__slot_move_in_flight(const struct rsc__entry *e);
 int rsc__direct_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg);
 int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
-			 rsc_entry_cb cb, void *data, struct io_uring_sqe **first);
+			 rsc_entry_cb cb, void *data, struct io_uring_sqe **first,
+			 struct rsc__slot_move **movep);
 struct rsc__entry *rsc__adopt_slot(struct rsc__scope *s, int slot, const char *detail);
 int rsc__direct_open(struct rsc__scope *s, int dirfd, const char *path, int oflags,
 		     mode_t mode, unsigned flags, const void *site,

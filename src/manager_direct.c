@@ -537,7 +537,8 @@ int rsc__slot_move_check(struct rsc__entry *e, const char *fn)
  * -EBUSY, with nothing left behind.
  */
 int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
-			 rsc_entry_cb cb, void *data, struct io_uring_sqe **first)
+			 rsc_entry_cb cb, void *data, struct io_uring_sqe **first,
+			 struct rsc__slot_move **movep)
 {
 	struct rsc_loop *loop = e->scope->loop;
 	struct io_uring_sqe *sqe[2];
@@ -574,6 +575,8 @@ int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
 	op[1]->complete = moved_closed;
 	op[1]->io_data = r;
 	*first = sqe[0];
+	if (movep)
+		*movep = r;
 	return 0;
 }
 
@@ -599,7 +602,7 @@ int rsc_entry_install(struct rsc_entry *h, unsigned flags, rsc_entry_cb cb, void
 		rsc__set_last_error("rsc_entry_install: no memory to record the descriptor in the ownership ledger");
 		return ret;
 	}
-	ret = rsc__slot_move_start(e, RSC__OP_FIXED_FD_INSTALL, install_done, cb, data, &sqe);
+	ret = rsc__slot_move_start(e, RSC__OP_FIXED_FD_INSTALL, install_done, cb, data, &sqe, NULL);
 	if (ret < 0) {
 		rsc__ledger_spare_drop(e->scope->loop);
 		return ret;

@@ -304,14 +304,15 @@ static void install_done_store(struct rsc_entry *e, int res, void *data)
  * the socket exists". The flag is the connection's, not the loop's: the
  * receiver's release must shut it down too. Observed with a descriptor the
  * program keeps (a dup of the receiver's installed descriptor, rsc_adopt(3)'s
- * own example): the client must read EOF while that dup is still open.
+ * own example): the client must read EOF while that dup is still open. The
+ * client's address travels too (rsc_entry_peername(3), Direct slots).
  */
 START_TEST(hand_over_keeps_shutdown_on_release)
 {
 	struct rsc_loop *rl;
 	struct rsc_scope *s, *rs;
 	struct rsc_entry *listener, *inbox;
-	struct sockaddr_in at, peer;
+	struct sockaddr_in at, peer, mine;
 	socklen_t len;
 	struct accepted acc = { 0 };
 	struct arrival arr = { 0 };
@@ -327,6 +328,8 @@ START_TEST(hand_over_keeps_shutdown_on_release)
 	listener = t_listen_on_loopback(s, 8, &at);
 	ck_assert_int_eq(rsc_accept(listener, RSC_DIRECT | RSC_SHUTDOWN_ON_RELEASE, keep_accepted, &acc), 0);
 	client = t_connect(&at);
+	len = sizeof(mine);
+	ck_assert_int_eq(getsockname(client, (struct sockaddr *)&mine, &len), 0);
 	while (!acc.n)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
 	ck_assert_int_ge(acc.res, 0);
@@ -336,9 +339,13 @@ START_TEST(hand_over_keeps_shutdown_on_release)
 		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
 	}
 	ck_assert_int_eq(arr.n, 1);
-	/* No address travels with the file (rsc_entry_peername(3), Direct slots). */
+	/* The client's address travels with the file (rsc_entry_peername(3)). */
 	len = sizeof(peer);
-	ck_assert_int_eq(rsc_entry_peername(arr.e, (struct sockaddr *)&peer, &len), -EBADFD);
+	memset(&peer, 0, sizeof(peer));
+	ck_assert_int_eq(rsc_entry_peername(arr.e, (struct sockaddr *)&peer, &len), 0);
+	ck_assert_int_eq(len, sizeof(mine));
+	ck_assert_int_eq(peer.sin_port, mine.sin_port);
+	ck_assert_int_eq(peer.sin_addr.s_addr, mine.sin_addr.s_addr);
 	/* The worker gives it a descriptor, and the program keeps a dup of it. */
 	ck_assert_int_eq(rsc_entry_install(arr.e, 0, install_done_store, &fd), 0);
 	while (fd == 1000)
@@ -357,6 +364,58 @@ START_TEST(hand_over_keeps_shutdown_on_release)
 	/* The FIN came from the shutdown: the dup still holds the socket. */
 	ck_assert_int_eq(peer_sees_eof(client, 2000), 1);
 	close(kept);
+	close(client);
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * A hand-over the kernel refuses (the receiver's table full) leaves the slot
+ * with the sender (rsc_entry_hand_over(3)), and with it the peer's address;
+ * the address that waited for the receiver is taken back (ASan: no leak).
+ */
+START_TEST(refused_hand_over_keeps_the_peer_with_the_sender)
+{
+	struct rsc_loop *rl;
+	struct rsc_scope *s, *rs;
+	struct rsc_entry *listener, *inbox, *filler;
+	struct sockaddr_in at, peer, mine;
+	struct accepted acc = { 0 };
+	struct arrival arr = { 0 };
+	unsigned long long addr;
+	socklen_t len = sizeof(mine);
+	int client, sent = 1000, before = t_fd_count();
+
+	t_make_files(1);
+	t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(rl, 1, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "worker", &rs), 0);
+	ck_assert_int_eq(rsc_open(rs, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &filler), 0);
+	ck_assert_int_ge(rsc_entry_wait(filler), 0); /* the worker's one slot */
+	ck_assert_int_eq(rsc_inbox(rs, keep_arrival, &arr, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "acceptor", &s), 0);
+	listener = t_listen_on_loopback(s, 8, &at);
+	ck_assert_int_eq(rsc_accept(listener, RSC_DIRECT, keep_accepted, &acc), 0);
+	client = t_connect(&at);
+	ck_assert_int_eq(getsockname(client, (struct sockaddr *)&mine, &len), 0);
+	while (!acc.n)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(acc.res, 0);
+	ck_assert_int_eq(rsc_entry_hand_over(acc.e, addr, store_res, &sent), 0);
+	while (sent == 1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_lt(sent, 0);
+	ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(arr.n, 0);
+	ck_assert_int_ge(rsc_entry_slot(acc.e), 0);
+	len = sizeof(peer);
+	ck_assert_int_eq(rsc_entry_peername(acc.e, (struct sockaddr *)&peer, &len), 0);
+	ck_assert_int_eq(peer.sin_port, mine.sin_port);
 	close(client);
 	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
 	ck_assert_int_eq(rsc_loop_close(rl), 0);
@@ -567,6 +626,9 @@ Suite *make_hostile_loose_suite(void)
 	       t_kernel_has(IORING_OP_MSG_RING) && t_kernel_has(IORING_OP_SHUTDOWN) &&
 		       t_kernel_has(OP_FIXED_FD_INSTALL) && t_kernel_has(IORING_OP_SEND_ZC),
 	       "kernel lacks MSG_RING's SEND_FD (6.0), SHUTDOWN or FIXED_FD_INSTALL (6.8)");
+	ADD_IF(tc, refused_hand_over_keeps_the_peer_with_the_sender,
+	       t_kernel_has(IORING_OP_MSG_RING) && t_kernel_has(IORING_OP_SEND_ZC),
+	       "kernel lacks MSG_RING's SEND_FD (6.0)");
 	ADD_IF(tc, peername_of_direct_accept_and_connect, t_kernel_has(IORING_OP_SOCKET),
 	       "kernel lacks IORING_OP_SOCKET");
 	tcase_add_test(tc, early_released_acquire_failure_is_heard);
