@@ -424,6 +424,76 @@ START_TEST(refused_hand_over_keeps_the_peer_with_the_sender)
 }
 END_TEST
 
+/*
+ * rsc_entry_hand_over(3): the address waits for the receiver in memory of
+ * its own; without it the call is refused -ENOMEM, nothing is sent, the
+ * sender keeps its slot and its callback is never called. A multishot
+ * direct accept's connection has no address (rsc_entry_peername(3)): it is
+ * -EBADFD there, and its hand-over needs no memory for one.
+ */
+START_TEST(hand_over_without_memory_for_the_address_sends_nothing)
+{
+	struct rsc_loop *rl;
+	struct rsc_scope *s, *rs;
+	struct rsc_entry *listener, *inbox;
+	struct sockaddr_in at, peer;
+	struct accepted acc = { 0 };
+	struct arrival arr = { 0 };
+	unsigned long long addr;
+	socklen_t len;
+	int client, sent = 1000, i, ret, before = t_fd_count();
+
+	t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "worker", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, keep_arrival, &arr, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "acceptor", &s), 0);
+	listener = t_listen_on_loopback(s, 8, &at);
+	ck_assert_int_eq(rsc_accept(listener, RSC_DIRECT, keep_accepted, &acc), 0);
+	client = t_connect(&at);
+	while (!acc.n)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(acc.res, 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
+	ret = rsc_entry_hand_over(acc.e, addr, store_res, &sent);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(ret, -ENOMEM);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(sent, 1000);
+	ck_assert_int_eq(arr.n, 0);
+	ck_assert_int_ge(rsc_entry_slot(acc.e), 0);
+	len = sizeof(peer);
+	ck_assert_int_eq(rsc_entry_peername(acc.e, (struct sockaddr *)&peer, &len), 0);
+	close(client);
+	/* A multishot's connection: no address, and none travels. */
+	memset(&acc, 0, sizeof(acc));
+	ck_assert_int_eq(rsc_accept(listener, RSC_DIRECT | RSC_ACCEPT_MULTISHOT, keep_accepted, &acc), 0);
+	client = t_connect(&at);
+	while (!acc.n)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(acc.res, 0);
+	len = sizeof(peer);
+	ck_assert_int_eq(rsc_entry_peername(acc.e, (struct sockaddr *)&peer, &len), -EBADFD);
+	ck_assert_int_eq(rsc_entry_hand_over(acc.e, addr, NULL, NULL), 0);
+	for (i = 0; i < 100 && !arr.n; i++) {
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(arr.n, 1);
+	len = sizeof(peer);
+	ck_assert_int_eq(rsc_entry_peername(arr.e, (struct sockaddr *)&peer, &len), -EBADFD);
+	close(client);
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* ------------------------------------------------------------ peername */
 
 /*
@@ -629,6 +699,9 @@ Suite *make_hostile_loose_suite(void)
 	ADD_IF(tc, refused_hand_over_keeps_the_peer_with_the_sender,
 	       t_kernel_has(IORING_OP_MSG_RING) && t_kernel_has(IORING_OP_SEND_ZC),
 	       "kernel lacks MSG_RING's SEND_FD (6.0)");
+	ADD_IF(tc, hand_over_without_memory_for_the_address_sends_nothing,
+	       faults && t_kernel_has(IORING_OP_MSG_RING) && t_kernel_has(IORING_OP_SEND_ZC),
+	       faults ? "kernel lacks MSG_RING's SEND_FD (6.0)" : "this build has no fault injection");
 	ADD_IF(tc, peername_of_direct_accept_and_connect, t_kernel_has(IORING_OP_SOCKET),
 	       "kernel lacks IORING_OP_SOCKET");
 	tcase_add_test(tc, early_released_acquire_failure_is_heard);
