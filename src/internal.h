@@ -67,15 +67,18 @@ struct rsc__peer {
 };
 
 struct rsc_op {
+	/* What every op's get, submit, CQE and put touch: the first cache line. */
 	uint32_t idx;
 	uint32_t gen;
 	rsc__op_fn complete;
 	struct rsc__entry *entry;
+	struct rsc_op *next_free;
 	uint8_t opcode;	 /* for naming the operation in errors */
 	bool primary;	 /* first SQE of an enter: its CQE decides the enter */
 	uint8_t closes;	   /* RSC__CLOSES_*: an IORING_OP_CLOSE of one of the entry's own */
 	uint8_t sqe_idx;   /* its place among the SQEs its hook reserved */
 	bool enter_listed; /* on its entry's enter_ops (io_node) until its CQE */
+	bool cancel_owed; /* a cancel of it found no memory, even for the backlog (loop.c) */
 	int fault_res;	   /* injected result replacing the CQE's, or 0 */
 	uint64_t grace_seq; /* loop->grace_seq when it began: graceful.c orders it with a grace's start */
 	/* Tracked I/O (io.c): the caller's buffer is ours until the final CQE. */
@@ -93,8 +96,6 @@ struct rsc_op {
 	/* A cancel by descriptor: whose ops (an entry handle), and how many it should find. */
 	uint64_t cancel_entry;
 	unsigned cancel_expect;
-	bool cancel_owed; /* a cancel of it found no memory, even for the backlog (loop.c) */
-	struct rsc_op *next_free;
 };
 
 /* Which of its entry's own an op closes (struct rsc_op.closes). */
@@ -151,68 +152,76 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__EXIT_RETRIES 1000U
 
 struct rsc__entry {
-	uint64_t h; /* its handle (handle.c): first, so a lookup can check it */
+	/* Kept across reuse by the pool (never cleared or poisoned): */
+	struct rsc__entry *next_free;
+	uint32_t slot; /* its handle slot + 1 (0: none) */
+	/* Lists: rsc__entry_get() sets the heads; links are read only while on their list. */
+	struct rsc__list scope_node; /* in its scope's entries, after the older ones */
+	struct rsc__list io_ops;     /* its tracked ops in flight (rsc_op.io_node), newest first */
+	struct rsc__list enter_ops;  /* its enter hook's ops in flight (rsc_op.io_node) */
+	/* From here to detail_inline, cleared by rsc__entry_get(): what every
+	 * acquire and release reads first, the rest after (fewer cache lines). */
+	uint64_t h; /* its handle (handle.c) */
 	struct rsc__scope *scope;
 	const struct rsc_manager *mgr;
 	void *arg;
 	int state;
 	int value;    /* enter's CQE res: descriptor or -errno */
-	int exit_res; /* the release's result: the hook's -errno, else the first failed SQE's */
-	uint8_t exit_opcode;
-	uint8_t exit_sqe_idx; /* the SQE that raised exit_res: the first in SQE order wins */
-	uint8_t exit_failed;  /* bit i: the exit's SQE i failed (exit_sqe_res[i]); 0 until its exit */
 	unsigned config; /* RSC__CFG_* */
 	unsigned flags;	 /* RSC__E_* */
 	enum rsc__phase phase;
 	unsigned phase_ops; /* ops of the current phase still in flight */
 	struct rsc_op *enter_op;
+	int exit_res; /* the release's result: the hook's -errno, else the first failed SQE's */
+	uint8_t exit_opcode;
+	uint8_t exit_sqe_idx; /* the SQE that raised exit_res: the first in SQE order wins */
+	uint8_t exit_failed;  /* bit i: the exit's SQE i failed (exit_sqe_res[i]); 0 until its exit */
 	uint8_t enter_opcode;
 	int enter_err;	      /* RSC__CFG_ALL_OR_NONE: first failure among its SQEs */
 	uint8_t enter_err_opcode;
-	int close_res;	/* CQE of the exit's IORING_OP_CLOSE of value; 1 if none */
-	int close_res2; /* ... of value2 (has_value2); 1 if none */
-	rsc_entry_cb enter_cb, release_cb;
-	void *enter_data, *release_data;
-	rsc_entry_cb entered_hook; /* the runtime's own (rsc_timer), beside enter_cb */
-	void *entered_hook_data;
-	void *user_data; /* rsc_entry_set_data() */
-	dev_t dev;
-	ino_t ino;
-	const void *site; /* return address of the rsc_open/rsc_socket/rsc_push call */
-	unsigned n_io;	  /* tracked I/O in flight on this entry (io.c) */
-	struct rsc__entry *dep; /* RSC__E_DEFERRED: the entry this one builds on */
-	void *owned_arg;       /* freed with the entry: args a deferred enter needs */
-	const char *fail_op;   /* names a failure a hook found itself ("bind") */
-	unsigned exit_retries;
-	char *detail; /* points at detail_inline or a heap copy */
-	uint64_t obs_t_acquire, obs_t_release; /* ns, only while observed (observe.h) */
-	unsigned obs_state;		       /* RSC__OBS_BEGUN, RSC__OBS_OPEN */
 	/* Descriptor kind (direct.c): a process descriptor (the ledger's) or a
 	 * slot of the loop's direct table (the table's, never the ledger's). */
 	uint8_t fd_kind;  /* enum rsc__fd_kind */
 	bool has_value2;  /* value2 holds a second end (rsc_pipe's write end) */
 	bool custom_slot_sqe; /* a custom hook's acquire SQE fills a slot (file_index) */
 	int value2;
+	int close_res;	/* CQE of the exit's IORING_OP_CLOSE of value; 1 if none */
+	int close_res2; /* ... of value2 (has_value2); 1 if none */
+	unsigned n_io;	  /* tracked I/O in flight on this entry (io.c) */
+	rsc_entry_cb enter_cb, release_cb;
+	rsc_entry_cb entered_hook; /* the runtime's own (rsc_timer), beside enter_cb */
+	struct rsc__entry *dep; /* RSC__E_DEFERRED: the entry this one builds on */
+	char *detail; /* points at detail_inline or a heap copy */
+	const void *site; /* return address of the rsc_open/rsc_socket/rsc_push call */
+	unsigned obs_state;		       /* RSC__OBS_BEGUN, RSC__OBS_OPEN */
+	unsigned exit_retries;
+	void *enter_data, *release_data;
+	void *entered_hook_data;
+	void *user_data; /* rsc_entry_set_data() */
+	void *owned_arg;       /* freed with the entry: args a deferred enter needs */
+	const char *fail_op;   /* names a failure a hook found itself ("bind") */
+	uint64_t obs_t_acquire, obs_t_release; /* ns, only while observed (observe.h) */
+	dev_t dev;
+	ino_t ino;
 	/* A direct slot's peer, which no getpeername(2) can reach: the address
 	 * the kernel wrote at its accept, or a connect step's target. Points
 	 * into owned_arg (freed with the entry); NULL if unknown. */
 	const struct rsc__peer *peer;
-	/* Everything above is cleared by rsc__entry_get(); nothing below is. */
+	/* Everything from h to here is cleared by rsc__entry_get(); nothing below is. */
 	char detail_inline[RSC__DETAIL_INLINE];
 	/* Each failed SQE of the exit (bits of exit_failed): every one is an error of its own. */
 	int exit_sqe_res[RSC_ENTRY_SQES_MAX];
 	uint8_t exit_sqe_opcode[RSC_ENTRY_SQES_MAX];
 	/* RSC__E_SUPPRESS in an unwind: the pending error its exit was handed (a reference). */
 	struct rsc_error *suppressed;
-	/* Lists: rsc__entry_get() sets the head; links are read only while on their list. */
-	struct rsc__list io_ops;	/* its tracked ops in flight (rsc_op.io_node), newest first */
-	struct rsc__list enter_ops;	/* its enter hook's ops in flight (rsc_op.io_node) */
-	struct rsc__list scope_node;	/* in its scope's entries, after the older ones */
 	struct rsc__list announce_node; /* in loop->announce_queue */
 	struct rsc__list retry_node;	/* exit waiting for an SQE (loop->retry_list) */
-	uint32_t slot; /* its handle slot + 1, kept across reuse by the pool (0: none) */
-	struct rsc__entry *next_free;
 };
+
+/* What rsc__entry_get() clears and the pool poisons: h up to detail_inline. */
+#define RSC__ENTRY_RESET_AT offsetof(struct rsc__entry, h)
+#define RSC__ENTRY_RESET_LEN \
+	(offsetof(struct rsc__entry, detail_inline) - offsetof(struct rsc__entry, h))
 
 enum rsc__closer { RSC__CLOSER_NONE = 0, RSC__CLOSER_USER, RSC__CLOSER_PARENT };
 
@@ -801,6 +810,8 @@ static inline struct rsc_op *rsc__op_get(struct rsc_loop *loop)
 		return NULL;
 	op = loop->free_ops;
 	loop->free_ops = op->next_free;
+	/* The next get's line, while the kernel's work may have evicted it. */
+	__builtin_prefetch(loop->free_ops, 1);
 	op->next_free = NULL;
 	op->entry = NULL;
 	op->primary = false;

@@ -543,13 +543,22 @@ struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqe
 	return op;
 }
 
-/* Sent again at most this often, 1 ms apart and doubling (255 ms in all): a
- * target that stays out of reach still completes by itself, and its own CQE
- * decides then. */
-#define RSC__CANCEL_TRIES 8
+/* Sent again while its target is in flight, 1 ms apart and doubling up to
+ * this pause, then at this pause: a target the kernel keeps out of a cancel's
+ * reach need not end by itself (an AF_UNIX connect to a full backlog bounces
+ * between poll and task work, then blocks in io-wq for good), and a cancel
+ * that stops trying leaves its scope unwinding for ever. */
+#define RSC__CANCEL_PAUSE_MAX_MS 128U
 
 static struct rsc_op *submit_cancel_ud(struct rsc_loop *loop, uint64_t target_ud,
 				       unsigned tries);
+static void backlog_cancel(struct rsc_loop *loop, uint64_t target_ud);
+
+/* The pause before a cancel's try @tries + 1 (tries counts from 1). */
+static unsigned cancel_pause_ms(unsigned tries)
+{
+	return tries > 8 ? RSC__CANCEL_PAUSE_MAX_MS : 1U << (tries - 1);
+}
 
 /* The pause is over: the target, if still in flight, is where a cancel sees it. */
 static void cancel_retry_done(struct rsc_loop *loop, struct rsc_op *op, int res,
@@ -558,7 +567,8 @@ static void cancel_retry_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	(void)res;
 	(void)cqe_flags;
 	if (rsc__op_lookup(loop, op->cancel_ud))
-		(void)submit_cancel_ud(loop, op->cancel_ud, op->cancel_tries + 1);
+		(void)submit_cancel_ud(loop, op->cancel_ud,
+				       op->cancel_tries < 64 ? op->cancel_tries + 1 : op->cancel_tries);
 }
 
 static void cancel_done(struct rsc_loop *loop, struct rsc_op *op, int res,
@@ -582,13 +592,14 @@ static void cancel_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	 * cancel misses it again (the cancel's own CQE ends the wait first). So
 	 * the loop waits a moment, in the kernel, and sends it again.
 	 */
-	if (res != -ENOENT || op->cancel_tries >= RSC__CANCEL_TRIES ||
-	    !rsc__op_lookup(loop, op->cancel_ud))
+	if (res != -ENOENT || !rsc__op_lookup(loop, op->cancel_ud))
 		return;
 	pause = rsc__op_with_sqe(loop, &sqe);
-	if (!pause)
+	if (!pause) {
+		backlog_cancel(loop, op->cancel_ud); /* sent again next turn, without the pause */
 		return;
-	rsc__prep_timeout_ms(pause, sqe, 1U << (op->cancel_tries - 1), cancel_retry_done);
+	}
+	rsc__prep_timeout_ms(pause, sqe, cancel_pause_ms(op->cancel_tries), cancel_retry_done);
 	pause->cancel_ud = op->cancel_ud;
 	pause->cancel_tries = op->cancel_tries;
 }

@@ -82,7 +82,9 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 
 	if (e) {
 		loop->free_entries = e->next_free;
-		POOL_UNPOISON(e, offsetof(struct rsc__entry, detail_inline));
+		/* The next get's header, while the kernel's work may have evicted it. */
+		__builtin_prefetch(loop->free_entries, 1);
+		POOL_UNPOISON((char *)e + RSC__ENTRY_RESET_AT, RSC__ENTRY_RESET_LEN);
 	} else {
 		/* Room first for its close in the ledger's list (ledger.c). */
 		if (!loop->shared && rsc__ledger_room(loop, loop->n_entries_made + 1) < 0)
@@ -95,7 +97,7 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 		loop->counters[RSC_CTR_POOL_ALLOCS]++;
 	}
 	/* Only the header is reset: detail_inline is written before use. */
-	memset(e, 0, offsetof(struct rsc__entry, detail_inline));
+	memset((char *)e + RSC__ENTRY_RESET_AT, 0, RSC__ENTRY_RESET_LEN);
 	e->detail = e->detail_inline;
 	e->detail_inline[0] = '\0';
 	rsc__list_init(&e->io_ops);
@@ -119,12 +121,12 @@ void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e)
 	free(e->owned_arg);
 #ifdef RSC_DEBUG
 	/* Poison so a use after the scope closed shows up at once. */
-	memset(e, 0x6b, offsetof(struct rsc__entry, detail_inline));
+	memset((char *)e + RSC__ENTRY_RESET_AT, 0x6b, RSC__ENTRY_RESET_LEN);
 #endif
 	e->state = -1; /* dead: the API refuses it while the pool holds it */
 	e->next_free = loop->free_entries;
 	loop->free_entries = e;
-	POOL_POISON(e, offsetof(struct rsc__entry, detail_inline));
+	POOL_POISON((char *)e + RSC__ENTRY_RESET_AT, RSC__ENTRY_RESET_LEN);
 }
 
 struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)

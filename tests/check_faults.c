@@ -191,6 +191,53 @@ START_TEST(lost_cancel_by_descriptor_still_ends_the_io)
 }
 END_TEST
 
+/*
+ * A cancel the kernel keeps missing (-ENOENT: the target bounces between
+ * poll and task work, where no cancel looks) is sent again for as long as
+ * its target is in flight, not eight times: a receive on a quiet socket, or
+ * an AF_UNIX connect to a full backlog blocked in io-wq, never ends by
+ * itself, and a release (or a deadline) waiting for it would wait for ever.
+ * Twelve misses here, then the real cancel.
+ */
+static void count_release(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	(void)res;
+	++*(int *)data;
+}
+
+START_TEST(cancel_that_keeps_missing_is_sent_until_its_target_ends)
+{
+	char spec[16 * 18] = "";
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct t_guard guard;
+	char buf[4];
+	int peer, r = 1, released = 0, i, before = t_fd_count();
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, t_store_res, &r), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	for (i = 1; i <= 12; i++)
+		snprintf(spec + strlen(spec), sizeof(spec) - strlen(spec), "%scancel:%d:ENOENT",
+			 i > 1 ? "," : "", i);
+	set_faults(spec);
+	ck_assert_int_eq(rsc_entry_release(e, count_release, &released), 0);
+	t_guard_start(&guard, t_loop, 5000);
+	while (!released && !guard.fired)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_msg(released, "the release still waits for its receive after 5 s (%lld cancels missed)",
+		      rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED));
+	t_guard_stop(&guard);
+	ck_assert_int_eq(r, -ECANCELED);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), 12);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(peer);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 START_TEST(error_raised_while_a_child_unwinds_is_kept)
 {
 	struct rsc_error *chain = NULL;
@@ -424,6 +471,7 @@ Suite *make_faults_suite(void)
 	tcase_add_loop_test(tc, ring_faults_lose_nothing, 0, 5);
 	tcase_add_test(tc, lost_cancel_still_releases_the_late_acquire);
 	tcase_add_test(tc, lost_cancel_by_descriptor_still_ends_the_io);
+	tcase_add_test(tc, cancel_that_keeps_missing_is_sent_until_its_target_ends);
 	tcase_add_test(tc, fault_spec_is_checked);
 	tcase_add_test(tc, fault_rule_count_must_be_a_positive_number);
 	tcase_add_test(tc, error_raised_while_a_child_unwinds_is_kept);
