@@ -65,6 +65,7 @@ struct rsc_op {
 	uint8_t sqe_idx;   /* its place among the SQEs its hook reserved */
 	bool enter_listed; /* on its entry's enter_ops (io_node) until its CQE */
 	bool cancel_owed; /* a cancel of it found no memory, even for the backlog (loop.c) */
+	bool io_stopped;  /* rsc_entry_cancel_io() ended it: a multishot is not armed again */
 	int fault_res;	   /* injected result replacing the CQE's, or 0 */
 	uint64_t grace_seq; /* loop->grace_seq when it began: graceful.c orders it with a grace's start */
 	/* Tracked I/O (io.c): the caller's buffer is ours until the final CQE. */
@@ -173,6 +174,7 @@ struct rsc__entry {
 	int close_res;	/* CQE of the exit's IORING_OP_CLOSE of value; 1 if none */
 	int close_res2; /* ... of value2 (has_value2); 1 if none */
 	unsigned n_io;	  /* tracked I/O in flight on this entry (io.c) */
+	unsigned io_stops; /* rsc_entry_cancel_io() calls: one in a shortage's callback stops the re-arm */
 	rsc_entry_cb enter_cb, release_cb;
 	rsc_entry_cb entered_hook; /* the runtime's own (rsc_timer), beside enter_cb */
 	struct rsc__entry *dep; /* RSC__E_DEFERRED: the entry this one builds on */

@@ -117,6 +117,7 @@ int rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op *
 	}
 	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(op));
 	op->entry = e;
+	op->io_stopped = false;
 	rsc__list_push_front(&e->io_ops, &op->io_node);
 	e->n_io++;
 	*opp = op;
@@ -221,15 +222,31 @@ int rsc_entry_io_count(const struct rsc_entry *h)
  * won the race). Ops a release or a deadline cancels already are not sent
  * a second cancel.
  */
+static bool all_stopped(const struct rsc__entry *e)
+{
+	const struct rsc_op *op;
+
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+		if (!op->io_stopped)
+			return false;
+	return true;
+}
+
 int rsc_entry_cancel_io(struct rsc_entry *h)
 {
 	struct rsc__entry *e;
+	struct rsc_op *op;
 
 	RSC__ENTRY(e, h, "rsc_entry_cancel_io");
 	if (rsc__check_not_in_hook(e->scope->loop, "rsc_entry_cancel_io") < 0)
 		return -EDEADLK;
-	if (e->n_io && !(e->flags & RSC__E_IO_CANCELLED))
+	e->io_stops++;
+	if (e->n_io && !(e->flags & RSC__E_IO_CANCELLED) && !all_stopped(e))
 		rsc__io_cancel_all(e);
+	/* A multishot that the kernel ends before the cancel reaches it is
+	 * not armed again (recv_multishot.c, accept.c). */
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+		op->io_stopped = true;
 	return (int)e->n_io;
 }
 
