@@ -66,6 +66,7 @@ struct rsc_op {
 	bool enter_listed; /* on its entry's enter_ops (io_node) until its CQE */
 	bool cancel_owed; /* a cancel of it found no memory, even for the backlog (loop.c) */
 	bool io_stopped;  /* rsc_entry_cancel_io() ended it: a multishot is not armed again */
+	bool slot_move;   /* half of an install or hand-over: an ownership move, not the caller's I/O */
 	int fault_res;	   /* injected result replacing the CQE's, or 0 */
 	uint64_t grace_seq; /* loop->grace_seq when it began: graceful.c orders it with a grace's start */
 	/* Tracked I/O (io.c): the caller's buffer is ours until the final CQE. */

@@ -118,6 +118,7 @@ int rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op *
 	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(op));
 	op->entry = e;
 	op->io_stopped = false;
+	op->slot_move = false;
 	rsc__list_push_front(&e->io_ops, &op->io_node);
 	e->n_io++;
 	*opp = op;
@@ -219,35 +220,38 @@ int rsc_entry_io_count(const struct rsc_entry *h)
  * The caller ends its own ops and keeps the entry: an idle connection's
  * receive, before it is detached or handed over, or a multishot receive no
  * longer wanted. Each op's callback hears -ECANCELED (or its result, if it
- * won the race). Ops a release or a deadline cancels already are not sent
- * a second cancel.
+ * won the race), and a multishot is not armed again. Ops a release or a
+ * deadline cancels already, or an earlier call did, are not sent a second
+ * cancel. The halves of an install or hand-over are a move of ownership, no
+ * I/O of the caller's: a cancel could only undo one of them (two owners), so
+ * they are neither cancelled nor counted.
  */
-static bool all_stopped(const struct rsc__entry *e)
-{
-	const struct rsc_op *op;
-
-	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-		if (!op->io_stopped)
-			return false;
-	return true;
-}
-
 int rsc_entry_cancel_io(struct rsc_entry *h)
 {
 	struct rsc__entry *e;
 	struct rsc_op *op;
+	unsigned n = 0, fresh = 0;
 
 	RSC__ENTRY(e, h, "rsc_entry_cancel_io");
 	if (rsc__check_not_in_hook(e->scope->loop, "rsc_entry_cancel_io") < 0)
 		return -EDEADLK;
 	e->io_stops++;
-	if (e->n_io && !(e->flags & RSC__E_IO_CANCELLED) && !all_stopped(e))
-		rsc__io_cancel_all(e);
-	/* A multishot that the kernel ends before the cancel reaches it is
-	 * not armed again (recv_multishot.c, accept.c). */
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-		op->io_stopped = true;
-	return (int)e->n_io;
+		if (!op->slot_move) {
+			n++;
+			fresh += !op->io_stopped;
+		}
+	if (fresh && !(e->flags & RSC__E_IO_CANCELLED)) {
+		if (n == e->n_io)
+			rsc__io_cancel_all(e);
+		else
+			RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+				if (!op->slot_move)
+					(void)rsc__submit_cancel(e->scope->loop, op);
+	}
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+		op->io_stopped = !op->slot_move;
+	return (int)n;
 }
 
 /* Ops keyed by the entry's descriptor (not timers): one cancel can take them all. */

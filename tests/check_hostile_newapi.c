@@ -565,6 +565,112 @@ START_TEST(cancel_io_after_a_deadline_cut_the_io)
 }
 END_TEST
 
+
+/* ---- cancel_io on an entry whose slot is moving ---- */
+
+struct moved {
+	int n, res;
+};
+
+static void note_moved(struct rsc_entry *e, int res, void *data)
+{
+	struct moved *m = data;
+
+	(void)e;
+	m->n++;
+	m->res = res;
+}
+
+/* A direct entry of the test loop, entered, in scope @s. */
+static struct rsc_entry *direct_file(struct rsc_scope *s)
+{
+	struct rsc_entry *e;
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	return e;
+}
+
+/*
+ * A hand-over in flight is no I/O of the page's list but a move of
+ * ownership, which a cancel could only half undo (the file in the receiver's
+ * ring and the sender's slot kept: two owners). cancel_io returns how many
+ * ops it ends, each with a callback of its own: the hand-over is not one of
+ * them, and it completes as if no cancel had been asked for.
+ */
+START_TEST(cancel_io_during_a_hand_over_leaves_the_move_alone)
+{
+	struct rsc_loop *rl;
+	struct rsc_scope *s, *rs;
+	struct rsc_entry *e, *inbox;
+	unsigned long long addr;
+	struct moved m = { 0 };
+	int arrived = 0, ret;
+
+	if (!t_kernel_has(IORING_OP_SEND_ZC)) {
+		printf("SKIP cancel_io_during_a_hand_over_leaves_the_move_alone: no IORING_MSG_SEND_FD (Linux 6.0)\n");
+		return;
+	}
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "receiver", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, t_count_arrival, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	e = direct_file(s);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, note_moved, &m), 0);
+	ret = rsc_entry_cancel_io(e);
+	ck_assert_int_eq(ret, 0);
+	run_loop_until(t_loop, &m.n, 1);
+	spin(3);
+	ck_assert_int_eq(m.n, 1);
+	ck_assert_int_ge(m.res, 0);
+	ck_assert_int_eq(rsc_entry_slot(e), -EXDEV);
+	ck_assert_int_eq(rsc_entry_io_count(e), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(arrived, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0); /* the sender's slot was closed */
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+}
+END_TEST
+
+/* The same for an install (rsc_entry_install(3)) whose SQEs are not even
+ * submitted yet when cancel_io is called. */
+START_TEST(cancel_io_during_an_install_leaves_the_move_alone)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct moved m = { 0 };
+	int before = t_fd_count();
+
+	if (!t_kernel_has(OP_FIXED_FD_INSTALL)) {
+		printf("SKIP cancel_io_during_an_install_leaves_the_move_alone: no IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
+		return;
+	}
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "inst", &s), 0);
+	e = direct_file(s);
+	ck_assert_int_eq(rsc_entry_install(e, 0, note_moved, &m), 0);
+	ck_assert_int_eq(rsc_entry_cancel_io(e), 0);
+	run_loop_until(t_loop, &m.n, 1);
+	spin(3);
+	ck_assert_int_eq(m.n, 1);
+	ck_assert_int_ge(m.res, 0);
+	ck_assert_int_eq(rsc_entry_fd(e), m.res);
+	ck_assert_int_eq(fcntl(m.res, F_GETFD), FD_CLOEXEC);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(rsc_entry_io_count(e), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* ---- rsc_shutdown(3) ---- */
 
 /* A deadline fires while a half-closed entry goes on receiving: the receive
@@ -1096,6 +1202,8 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, multishot_accept_stopped_from_its_shortage_callback_stays_stopped);
 	tcase_add_test(tc, cancel_io_on_a_timer_entry_and_a_defer);
 	tcase_add_test(tc, cancel_io_after_a_deadline_cut_the_io);
+	tcase_add_test(tc, cancel_io_during_a_hand_over_leaves_the_move_alone);
+	tcase_add_test(tc, cancel_io_during_an_install_leaves_the_move_alone);
 	tcase_add_test(tc, shutdown_then_a_deadline_fires);
 	tcase_add_test(tc, shutdown_then_detach_then_the_callers_close);
 	tcase_add_test(tc, shutdown_on_a_pipe_a_timer_and_a_defer);
