@@ -985,6 +985,131 @@ START_TEST(parent_failed_ends_a_childs_grace)
 }
 END_TEST
 
+
+/* Below a scope in its grace, under an ancestor whose close waits for that
+ * grace: a failure of the scope below starts its unwind at once (its peer
+ * sees EOF) while the grace goes on; the grace then ends by cancel_io. */
+START_TEST(fail_below_a_grace_under_a_closing_ancestor_unwinds_at_once)
+{
+	struct rsc_scope *top, *g, *b;
+	struct rsc_entry *ge, *be;
+	struct io_seen gr = { 0 }, br = { 0 };
+	struct close_seen tc = { 0 }, gc = { 0 };
+	char b1[8], b2[8];
+	int gp, bp, i;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "top", &top), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, top, "g", &g), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, g, "b", &b), 0);
+	ge = t_adopted_pair(g, &gp);
+	be = t_adopted_pair(b, &bp);
+	ck_assert_int_eq(rsc_recv(ge, b1, sizeof(b1), 0, note_io, &gr), 0);
+	ck_assert_int_eq(rsc_recv(be, b2, sizeof(b2), 0, note_io, &br), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_scope_close_graceful(g, 0, note_close, &gc), 0);
+	ck_assert_int_eq(rsc_scope_close(top, note_close, &tc), 0);
+	spin(3);
+	ck_assert_int_eq(gr.calls + br.calls, 0); /* the grace holds */
+	ck_assert_int_eq(rsc_scope_fail(b, -EPROTO, "bad request"), 0);
+	run_until(&br, 1);
+	ck_assert_int_eq(br.res, -ECANCELED);
+	for (i = 0; i < 50 && peer_read(bp) != 0; i++)
+		spin(1);
+	ck_assert_int_eq(peer_read(bp), 0); /* b unwound, inside the grace */
+	ck_assert_int_eq(gr.calls, 0);
+	ck_assert_int_eq(gc.calls + tc.calls, 0);
+	ck_assert_int_eq(peer_read(gp), -EAGAIN);
+	ck_assert_int_eq(rsc_entry_cancel_io(ge), 1);
+	run_loop_until(t_loop, &tc.calls, 1);
+	ck_assert_int_eq(gc.calls, 1);
+	ck_assert_int_eq(gr.res, -ECANCELED);
+	/* b's failure reaches g's unwind, and g's result its own callback, not top
+	 * (rsc_scope_close(3): a child closed earlier reports to its callback). */
+	ck_assert_int_eq(gc.status, -EPROTO);
+	ck_assert_int_eq(tc.status, 0);
+	ck_assert_int_eq(peer_read(gp), 0);
+	close(gp);
+	close(bp);
+}
+END_TEST
+
+static struct rsc_scope *hook_fail_scope;
+static int hook_fail_ret = 1;
+
+static int fail_in_enter(struct rsc_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	hook_fail_ret = rsc_scope_fail(hook_fail_scope, -ENOLINK, NULL);
+	return 0;
+}
+
+static int exit_calls;
+static int count_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	(void)e;
+	(void)arg;
+	exit_calls++;
+	seen_pending_errno = p ? rsc_error_errno(p) : 0;
+	return 0;
+}
+
+/* rsc_scope_fail from inside the enter hook of an entry being pushed into
+ * that very scope: no -EDEADLK in its ERRORS, nothing runs inside it; the
+ * entry, pushed, is released by the unwind exactly once; op NULL is "fail". */
+START_TEST(scope_fail_from_the_enter_hook_of_an_entry_of_that_scope)
+{
+	static const struct rsc_manager mgr = { sizeof(mgr), 0, "failing", fail_in_enter,
+						count_exit };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	int ret;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "self", &s), 0);
+	hook_fail_scope = s;
+	hook_fail_ret = 1;
+	exit_calls = 0;
+	ret = rsc_push(s, &mgr, NULL, &e);
+	ck_assert_int_eq(hook_fail_ret, 0);
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(exit_calls, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ENOLINK);
+	ck_assert_int_eq(exit_calls, 1);
+	ck_assert_int_eq(seen_pending_errno, -ENOLINK);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "fail");
+	ck_assert_str_eq(rsc_error_scope(err), "self");
+	ck_assert_str_eq(rsc_error_entry(err), "");
+	rsc_error_free(err);
+}
+END_TEST
+
+/* Bad arguments, a stale handle, and op copied. */
+START_TEST(scope_fail_arguments_and_a_stale_scope)
+{
+	struct rsc_scope *s, *s2;
+	struct rsc_error *err = NULL;
+	char op[16] = "mutable";
+
+	ck_assert_int_eq(rsc_scope_fail(NULL, -EIO, "x"), -EINVAL);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "args", &s), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, 0, "x"), -EINVAL);
+	ck_assert_int_eq(rsc_scope_fail(s, EIO, "x"), -EINVAL);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, op), 0);
+	strcpy(op, "changed");
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_str_eq(rsc_error_op(err), "mutable");
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "reuse", &s2), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "x"), -ESTALE);
+	ck_assert_int_eq(rsc_scope_state(s2), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(s2, NULL), 0);
+}
+END_TEST
+
+
 /* ---- several failed SQEs of one release (DESIGN 2.5) ---- */
 
 /* An exit of three SQEs: a read of descriptor -1 (-EBADF), a NOP (0) and a
@@ -1107,6 +1232,233 @@ START_TEST(release_wait_without_memory_counts_every_error_lost)
 }
 END_TEST
 
+/* rsc_shutdown(SHUT_RDWR) with a receive waiting on the same socket: as
+ * shutdown(2), the receive ends with 0 (end of stream) and the peer sees
+ * EOF; the entry still owns its descriptor. */
+START_TEST(shutdown_rdwr_ends_a_waiting_receive_with_eof)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	struct io_seen sh = { 0 }, rc = { 0 };
+	char buf[8];
+	int peer, fd;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "rdwr", &s), 0);
+	conn = t_adopted_pair(s, &peer);
+	fd = rsc_entry_fd(conn);
+	ck_assert_int_eq(rsc_recv(conn, buf, sizeof(buf), 0, note_io, &rc), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_shutdown(conn, SHUT_RDWR, note_io, &sh), 0);
+	ck_assert_int_eq(rsc_entry_io_count(conn), 2);
+	run_until(&sh, 1);
+	run_until(&rc, 1);
+	ck_assert_int_eq(sh.res, 0);
+	ck_assert_int_eq(rc.res, 0);
+	ck_assert_int_eq(peer_read(peer), 0);
+	ck_assert_int_ge(fcntl(fd, F_GETFD), 0);
+	ck_assert_int_eq(rsc_entry_state(conn), RSC_ENTERED);
+	close(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+}
+END_TEST
+
+static int shut_in_hook_ret = 1;
+static struct rsc_entry *shut_target;
+
+static int shutdown_in_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct io_seen *seen = arg;
+
+	(void)e;
+	(void)p;
+	shut_in_hook_ret = rsc_shutdown(shut_target, SHUT_WR, note_io, seen);
+	return 0;
+}
+
+/* The ERRORS of rsc_send(3), each reached: -EDEADLK in a hook, -ESHUTDOWN in
+ * a closing scope, -EBADF once released, -ESTALE once freed; cb never runs. */
+START_TEST(shutdown_errors_as_rsc_send)
+{
+	struct rsc_scope *s, *s2;
+	struct rsc_entry *conn, *c2, *d;
+	struct io_seen none = { 0 };
+	int peer, p2;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "errs", &s), 0);
+	conn = t_adopted_pair(s, &peer);
+	shut_target = conn;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "other", &s2), 0);
+	c2 = t_adopted_pair(s2, &p2);
+	ck_assert_int_eq(rsc_defer(s2, shutdown_in_exit, &none, &d), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(d, NULL), 0);
+	ck_assert_int_eq(shut_in_hook_ret, -EDEADLK);
+	ck_assert_int_eq(rsc_entry_release(c2, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_shutdown(c2, SHUT_WR, note_io, &none), -EBADF);
+	ck_assert_int_eq(rsc_scope_close_wait(s2, NULL), 0);
+	ck_assert_int_eq(rsc_shutdown(c2, SHUT_WR, note_io, &none), -ESTALE);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "x"), 0);
+	ck_assert_int_eq(rsc_shutdown(conn, SHUT_WR, note_io, &none), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EIO);
+	ck_assert_int_eq(none.calls, 0);
+	ck_assert_int_eq(peer_read(peer), 0);
+	ck_assert_int_eq(peer_read(p2), 0);
+	close(peer);
+	close(p2);
+}
+END_TEST
+
+/* rsc_entry_release_wait(3): an fsync and a close that both fail, the
+ * chain has both, in SQE order, the close at its head, each with the entry's
+ * name, detail (the path) and scope; the result is the first's. */
+START_TEST(release_wait_fsync_and_close_both_failing)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *f;
+	struct rsc_error *err = NULL;
+	const struct rsc_error *c;
+	int before = t_fd_count();
+
+	if (skip_no_faults("release_wait_fsync_and_close_both_failing"))
+		return;
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sync", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_WRONLY, 0, RSC_FSYNC_ON_RELEASE, &f), 0);
+	ck_assert_int_ge(rsc_entry_wait(f), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "fsync:1:EIO,close:1:ENOSPC"), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(f, &err), -EIO);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_depth(err), 2);
+	ck_assert_int_eq(rsc_error_errno(err), -ENOSPC);
+	ck_assert_str_eq(rsc_error_op(err), "close");
+	c = rsc_error_cause(err);
+	ck_assert_int_eq(rsc_error_errno(c), -EIO);
+	ck_assert_str_eq(rsc_error_op(c), "fsync");
+	ck_assert_str_eq(rsc_error_entry(c), rsc_error_entry(err));
+	ck_assert_ptr_nonnull(strstr(rsc_error_detail(c), "f0"));
+	ck_assert_str_eq(rsc_error_scope(c), "sync");
+	rsc_error_free(err);
+	ck_assert_int_eq(t_fd_count(), before); /* the close ran all the same */
+	ck_assert_int_eq(rsc_entry_release_wait(f, &err), -EALREADY);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0); /* not in the scope's chain */
+	ck_assert_ptr_null(err);
+}
+END_TEST
+
+static int rw_in_cb = 1;
+static void release_wait_from_cb(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	note_io(e, res, buf, data);
+	rw_in_cb = rsc_entry_release_wait(e, NULL);
+}
+
+/* From a callback: -EDEADLK and nothing released. In a failed scope:
+ * -EALREADY (the unwind owns it). */
+START_TEST(release_wait_from_a_callback_and_in_a_failed_scope)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	struct io_seen t = { 0 };
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "rw", &s), 0);
+	conn = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_timeout(conn, 1, release_wait_from_cb, &t), 0);
+	run_until(&t, 1);
+	ck_assert_int_eq(rw_in_cb, -EDEADLK);
+	ck_assert_int_eq(rsc_entry_state(conn), RSC_ENTERED);
+	ck_assert_int_eq(peer_read(peer), -EAGAIN);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, NULL), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(conn, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EIO);
+	ck_assert_int_eq(peer_read(peer), 0);
+	close(peer);
+}
+END_TEST
+
+/* The scope's chain without memory for some nodes: never success, and
+ * shorter by exactly what RSC_CTR_ERRORS_LOST counts. */
+START_TEST(unwind_without_memory_counts_every_error_lost)
+{
+	char rule[32];
+	int n;
+
+	if (skip_no_faults("unwind_without_memory_counts_every_error_lost"))
+		return;
+	for (n = 1; n <= 12; n++) {
+		struct rsc_scope *s;
+		struct rsc_entry *e;
+		struct rsc_error *err = NULL;
+		long long lost0 = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST), lost;
+		int ret, depth;
+
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "rel", &s), 0);
+		ck_assert_int_eq(rsc_push(s, &three_mgr, NULL, &e), 0);
+		ck_assert_int_ge(rsc_entry_wait(e), 0);
+		ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "body"), 0);
+		snprintf(rule, sizeof(rule), "alloc:%d:ENOMEM", n);
+		ck_assert_int_eq(rsc_fault_set(t_loop, rule), 0);
+		ret = rsc_scope_close_wait(s, &err);
+		ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+		lost = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST) - lost0;
+		depth = err ? rsc_error_depth(err) : 0;
+		ck_assert_msg(ret < 0, "n=%d: the scope reported %d", n, ret);
+		ck_assert_msg(depth + lost == 3, "n=%d: depth %d, lost %lld", n, depth, lost);
+		if (err)
+			ck_assert_int_eq(rsc_error_errno(err), ret);
+		rsc_error_free(err);
+	}
+}
+END_TEST
+
+/* missing:NAME of opcodes and features, each taking effect from the call. */
+START_TEST(missing_opcodes_and_features_fail_or_fall_back)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e, *l, *a, *b;
+	struct sockaddr_in at = t_loopback(0);
+	struct acc_seen acc = { 0 };
+	struct io_seen r1 = { 0 }, r2 = { 0 };
+	char b1[4], b2[4];
+	long long cfd;
+	int peer;
+
+	if (skip_no_faults("missing_opcodes_and_features_fail_or_fall_back"))
+		return;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "old", &s), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "missing:socket"), 0);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM, 0, 0, &e), -EOPNOTSUPP);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "IORING_OP_SOCKET"));
+	/* Without bind and listen, rsc_listen binds and listens by system calls. */
+	ck_assert_int_eq(rsc_fault_set(t_loop, "missing:bind,missing:listen"), 0);
+	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&at, sizeof(at), 4, 0, &l), 0);
+	ck_assert_int_ge(rsc_entry_wait(l), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "missing:accept_multishot"), 0);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, note_accept, &acc), -EOPNOTSUPP);
+	ck_assert_int_eq(rsc_accept(l, 0, note_accept, &acc), 0);
+	/* Without cancel_fd, a release of two ops cancels them one by one. */
+	ck_assert_int_eq(rsc_fault_set(t_loop, "missing:cancel_fd"), 0);
+	a = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(a, b1, sizeof(b1), 0, note_io, &r1), 0);
+	ck_assert_int_eq(rsc_timeout(a, 60000, note_io, &r2), 0);
+	ck_assert_int_eq(rsc_recv(a, b2, sizeof(b2), MSG_PEEK, note_io, &r2), 0);
+	cfd = rsc_loop_counter(t_loop, RSC_CTR_CANCEL_FD);
+	ck_assert_int_eq(rsc_entry_release_wait(a, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_CANCEL_FD), cfd);
+	ck_assert_int_eq(r1.res, -ECANCELED);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM, 0, 0, &b), 0);
+	ck_assert_int_ge(rsc_entry_wait(b), 0);
+	close(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(acc.calls, 1);
+	ck_assert_int_eq(acc.last, -ECANCELED);
+}
+END_TEST
+
 /* ---- counters and fault rules ---- */
 
 START_TEST(every_counter_has_a_distinct_lower_case_name)
@@ -1218,5 +1570,14 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, release_wait_without_memory_counts_every_error_lost);
 	tcase_add_test(tc, every_counter_has_a_distinct_lower_case_name);
 	tcase_add_test(tc, missing_rules_are_parsed_strictly_and_replaced);
+	tcase_add_test(tc, fail_below_a_grace_under_a_closing_ancestor_unwinds_at_once);
+	tcase_add_test(tc, scope_fail_from_the_enter_hook_of_an_entry_of_that_scope);
+	tcase_add_test(tc, scope_fail_arguments_and_a_stale_scope);
+	tcase_add_test(tc, shutdown_rdwr_ends_a_waiting_receive_with_eof);
+	tcase_add_test(tc, shutdown_errors_as_rsc_send);
+	tcase_add_test(tc, release_wait_fsync_and_close_both_failing);
+	tcase_add_test(tc, release_wait_from_a_callback_and_in_a_failed_scope);
+	tcase_add_test(tc, unwind_without_memory_counts_every_error_lost);
+	tcase_add_test(tc, missing_opcodes_and_features_fail_or_fall_back);
 	return s;
 }
