@@ -566,6 +566,202 @@ START_TEST(cancel_io_after_a_deadline_cut_the_io)
 END_TEST
 
 
+
+/* The peer's last bytes and its EOF arrive with the receive and its cancel
+ * in one submit: the multishot ends by itself (0, its own result), once;
+ * the miss of the cancel changes nothing. */
+START_TEST(cancel_io_racing_a_multishots_own_end)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	struct io_seen m = { 0 };
+	struct t_guard g;
+	long long rearms = rsc_loop_counter(t_loop, RSC_CTR_RECV_REARMS);
+	int peer;
+
+	if (skip_multishot("cancel_io_racing_a_multishots_own_end"))
+		return;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "end", &s), 0);
+	conn = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(write(peer, "last", 4), 4);
+	ck_assert_int_eq(shutdown(peer, SHUT_WR), 0);
+	ck_assert_int_eq(rsc_recv_multishot(conn, 0, note_io, &m), 0);
+	ck_assert_int_eq(rsc_entry_cancel_io(conn), 1);
+	t_guard_start(&g, t_loop, 2000);
+	for (int i = 0; i < 300 && rsc_entry_io_count(conn) > 0 && !g.fired; i++)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	t_guard_stop(&g);
+	ck_assert_int_eq(rsc_entry_io_count(conn), 0);
+	ck_assert(m.res == 0 || m.res == -ECANCELED);
+	ck_assert(m.first_res == 4 || m.first_res == -ECANCELED);
+	spin(5); /* the cancel's miss, sent again after a pause, finds nothing */
+	ck_assert_int_eq(m.after_last, 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RECV_REARMS), rearms);
+	close(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+/* A timer that has fired in the kernel, not yet reaped, when cancel_io is
+ * called: its callback runs once with its own result. */
+START_TEST(cancel_io_after_the_timer_fired_gets_its_own_result)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	struct io_seen t = { 0 };
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "late", &s), 0);
+	conn = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_timeout(conn, 1, note_io, &t), 0);
+	spin(1); /* submitted */
+	usleep(20000);
+	ck_assert_int_eq(t.calls, 0);
+	ck_assert_int_eq(rsc_entry_cancel_io(conn), 1);
+	run_until(&t, 1);
+	ck_assert_int_eq(t.res, -ETIME);
+	spin(5);
+	ck_assert_int_eq(t.calls, 1);
+	ck_assert_int_eq(rsc_entry_io_count(conn), 0);
+	close(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+/* A multishot accept waiting out a shortage (its backoff timer in flight)
+ * is ended by cancel_io: counted, one last -ECANCELED, and no accept later. */
+START_TEST(cancel_io_during_an_accepts_backoff)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *l;
+	struct sockaddr_in at;
+	struct acc_seen a = { 0 };
+	int c1, i;
+
+	if (skip_no_faults("cancel_io_during_an_accepts_backoff"))
+		return;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &s), 0);
+	l = t_listen_on_loopback(s, 8, &at);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "accept:1:EMFILE"), 0);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, note_accept, &a), 0);
+	run_loop_until(t_loop, &a.calls, 1);
+	ck_assert_int_eq(a.last, -EMFILE);
+	ck_assert_int_eq(rsc_entry_io_count(l), 1); /* its backoff */
+	ck_assert_int_eq(rsc_entry_cancel_io(l), 1);
+	run_loop_until(t_loop, &a.calls, 2);
+	ck_assert_int_eq(a.last, -ECANCELED);
+	c1 = t_connect(&at);
+	for (i = 0; i < 20; i++) {
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		usleep(5000);
+	}
+	ck_assert_int_eq(a.calls, 2);
+	ck_assert_int_eq(rsc_entry_io_count(l), 0);
+	ck_assert_int_eq(peer_read(c1), -EAGAIN);
+	close(c1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+/*
+ * Top down (rsc_scope_fail(3) NOTES): the parent fails, its unwind starts
+ * and closes a newer child whose release takes 20 ms (an exit's timeout,
+ * -ETIME); meanwhile the older child, waiting for its turn, fails, and its
+ * unwind copies the parent's pending chain under its own error. A fail
+ * refused for memory is asked again (nothing was raised).
+ */
+static int fail_again_if_refused(struct rsc_scope *s, int err, const char *op)
+{
+	int ret = rsc_scope_fail(s, err, op);
+
+	if (ret == -ENOMEM) {
+		ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+		ret = rsc_scope_fail(s, err, op);
+	}
+	return ret;
+}
+
+static int slow_enter(struct rsc_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 0;
+}
+
+static int slow_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	static struct __kernel_timespec ts = { 0, 20000000 };
+	struct io_uring_sqe *sq;
+	int ret = rsc_entry_get_sqes(e, 1, &sq);
+
+	(void)p;
+	(void)arg;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_timeout(sq, &ts, 0, 0);
+	return 0;
+}
+
+static const struct rsc_manager slow_mgr = { sizeof(slow_mgr), 0, "slow", slow_enter, slow_exit };
+
+static int nested_failure(const char *rule, struct rsc_error **errp)
+{
+	struct rsc_scope *p, *c, *slow;
+	struct rsc_entry *d1, *d2, *e;
+	int ret;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "parent", &p), 0);
+	ck_assert_int_eq(rsc_defer(p, plain_exit, NULL, &d1), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "child", &c), 0);
+	ck_assert_int_eq(rsc_defer(c, plain_exit, NULL, &d2), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "slow", &slow), 0);
+	ck_assert_int_eq(rsc_push(slow, &slow_mgr, NULL, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, rule), 0);
+	ck_assert_int_eq(fail_again_if_refused(p, -EPROTO, "outer"), 0);
+	spin(1); /* the parent's unwind has started; the slow child holds it */
+	ck_assert_int_eq(rsc_scope_state(c), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(fail_again_if_refused(c, -EIO, "inner"), 0);
+	ret = rsc_scope_close_wait(p, errp);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	return ret;
+}
+
+START_TEST(nested_failures_without_memory_count_every_error_lost)
+{
+	long long total_lost = 0;
+	struct rsc_error *err = NULL;
+	char rule[32];
+	int full, n;
+
+	if (skip_no_faults("nested_failures_without_memory_count_every_error_lost"))
+		return;
+	ck_assert_int_lt(nested_failure("", &err), 0);
+	full = rsc_error_depth(err);
+	ck_assert_int_ge(full, 3); /* the slow release's, the parent's copied, the child's */
+	ck_assert_str_eq(rsc_error_op(err), "timeout");
+	rsc_error_free(err);
+	for (n = 1; n <= 16; n++) {
+		long long lost0 = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST), lost;
+		int ret, depth;
+
+		err = NULL;
+		snprintf(rule, sizeof(rule), "alloc:%d:ENOMEM", n);
+		ret = nested_failure(rule, &err);
+		lost = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST) - lost0;
+		total_lost += lost;
+		depth = err ? rsc_error_depth(err) : 0;
+		ck_assert_msg(ret < 0, "n=%d: the scope reported %d", n, ret);
+		if (err)
+			ck_assert_int_eq(rsc_error_errno(err), ret);
+		ck_assert_msg(depth + lost == full, "n=%d: depth %d, lost %lld, full %d", n, depth,
+			      lost, full);
+		rsc_error_free(err);
+	}
+	ck_assert_int_gt(total_lost, 0); /* the sweep did reach a lost node */
+}
+END_TEST
+
 /* ---- cancel_io on an entry whose slot is moving ---- */
 
 struct moved {
@@ -1201,6 +1397,7 @@ END_TEST
  * RSC_CTR_ERRORS_LOST counts, and never reports success. */
 START_TEST(release_wait_without_memory_counts_every_error_lost)
 {
+	long long total_lost = 0;
 	char rule[32];
 	int n;
 
@@ -1221,6 +1418,7 @@ START_TEST(release_wait_without_memory_counts_every_error_lost)
 		ret = rsc_entry_release_wait(e, &err);
 		ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
 		lost = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST) - lost0;
+		total_lost += lost;
 		depth = err ? rsc_error_depth(err) : 0;
 		ck_assert_msg(depth + lost == 2, "n=%d: depth %d, lost %lld", n, depth, lost);
 		ck_assert_int_eq(ret, -EBADF);
@@ -1229,6 +1427,7 @@ START_TEST(release_wait_without_memory_counts_every_error_lost)
 		rsc_error_free(err);
 		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	}
+	ck_assert_int_gt(total_lost, 0); /* the sweep did reach a lost node */
 }
 END_TEST
 
@@ -1382,6 +1581,7 @@ END_TEST
  * shorter by exactly what RSC_CTR_ERRORS_LOST counts. */
 START_TEST(unwind_without_memory_counts_every_error_lost)
 {
+	long long total_lost = 0;
 	char rule[32];
 	int n;
 
@@ -1403,6 +1603,7 @@ START_TEST(unwind_without_memory_counts_every_error_lost)
 		ret = rsc_scope_close_wait(s, &err);
 		ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
 		lost = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST) - lost0;
+		total_lost += lost;
 		depth = err ? rsc_error_depth(err) : 0;
 		ck_assert_msg(ret < 0, "n=%d: the scope reported %d", n, ret);
 		ck_assert_msg(depth + lost == 3, "n=%d: depth %d, lost %lld", n, depth, lost);
@@ -1410,6 +1611,7 @@ START_TEST(unwind_without_memory_counts_every_error_lost)
 			ck_assert_int_eq(rsc_error_errno(err), ret);
 		rsc_error_free(err);
 	}
+	ck_assert_int_gt(total_lost, 0); /* the sweep did reach a lost node */
 }
 END_TEST
 
@@ -1579,5 +1781,9 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, release_wait_from_a_callback_and_in_a_failed_scope);
 	tcase_add_test(tc, unwind_without_memory_counts_every_error_lost);
 	tcase_add_test(tc, missing_opcodes_and_features_fail_or_fall_back);
+	tcase_add_test(tc, cancel_io_racing_a_multishots_own_end);
+	tcase_add_test(tc, cancel_io_after_the_timer_fired_gets_its_own_result);
+	tcase_add_test(tc, cancel_io_during_an_accepts_backoff);
+	tcase_add_test(tc, nested_failures_without_memory_count_every_error_lost);
 	return s;
 }
