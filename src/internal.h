@@ -1032,6 +1032,8 @@ unsigned rsc__graceful_poll(struct rsc_loop *loop);
 bool rsc__graceful_due(const struct rsc_loop *loop);
 /* @root begins an unwind that cancels: the graces in its subtree end now. */
 void rsc__graceful_cut_below(struct rsc__scope *root);
+/* @s starts its unwind in its grace: the grace ends now, cut what is in flight. */
+void rsc__graceful_end_at_unwind(struct rsc__scope *s);
 /* @s or an ancestor is unwinding by cancellation: no grace to give. */
 bool rsc__scope_cancelled(const struct rsc__scope *s);
 /* A tracked op of @e, stamped @seq, finished: each grace above it that waited on

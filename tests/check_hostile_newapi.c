@@ -3,10 +3,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -1045,6 +1047,7 @@ END_TEST
 
 struct close_seen {
 	int calls, status, depth;
+	unsigned drained, cancelled;
 	char op[32];
 	long at_ms;
 };
@@ -1053,12 +1056,12 @@ static void note_close(struct rsc_scope *s, int status, const struct rsc_error *
 {
 	struct close_seen *c = data;
 
-	(void)s;
 	c->calls++;
 	c->status = status;
 	c->depth = err ? rsc_error_depth(err) : 0;
 	snprintf(c->op, sizeof(c->op), "%s", err ? rsc_error_op(err) : "");
 	c->at_ms = t_now_ms();
+	ck_assert_int_eq(rsc_scope_close_stats(s, &c->drained, &c->cancelled, NULL), 0);
 }
 
 static int seen_pending_errno;
@@ -1101,9 +1104,39 @@ START_TEST(scope_fail_ends_a_grace_and_its_callback_gets_the_error)
 	ck_assert_int_lt(t_now_ms() - t0, 5000);
 	ck_assert_int_eq(cs.status, -EPROTO);
 	ck_assert_str_eq(cs.op, "parse");
+	ck_assert_uint_eq(cs.drained, 0);
+	ck_assert_uint_eq(cs.cancelled, 1); /* its receive, by the unwind */
 	ck_assert_int_eq(rc.calls, 1);
 	ck_assert_int_eq(rc.res, -ECANCELED);
 	ck_assert_int_eq(seen_pending_errno, -EPROTO);
+	ck_assert_int_eq(peer_read(peer), 0);
+	close(peer);
+}
+END_TEST
+
+
+/* The same with the scope's deadline passing during the grace: the grace
+ * ends then, and what its unwind cancels counts as cancelled, not drained. */
+START_TEST(deadline_in_a_grace_counts_the_io_it_cuts_as_cancelled)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	struct io_seen rc = { 0 };
+	struct close_seen cs = { 0 };
+	char buf[8];
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "req", &s), 0);
+	conn = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(conn, buf, sizeof(buf), 0, note_io, &rc), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 20000, note_close, &cs), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 10, 0), 0);
+	run_loop_until(t_loop, &cs.calls, 1);
+	ck_assert_int_eq(cs.status, -ETIMEDOUT);
+	ck_assert_int_eq(rc.res, -ECANCELED);
+	ck_assert_uint_eq(cs.drained, 0);
+	ck_assert_uint_eq(cs.cancelled, 1);
 	ck_assert_int_eq(peer_read(peer), 0);
 	close(peer);
 }
@@ -1661,6 +1694,191 @@ START_TEST(missing_opcodes_and_features_fail_or_fall_back)
 }
 END_TEST
 
+
+/* rsc_entry_release_wait(3): during a grace the entry may still be
+ * released; its receive ends -ECANCELED, the grace then ends drained. */
+START_TEST(release_wait_during_a_grace_ends_it)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	struct io_seen rc = { 0 };
+	struct close_seen cs = { 0 };
+	struct rsc_error *err = (struct rsc_error *)1;
+	char buf[8];
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "grace", &s), 0);
+	conn = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(conn, buf, sizeof(buf), 0, note_io, &rc), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 20000, note_close, &cs), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_entry_release_wait(conn, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(rc.calls, 1);
+	ck_assert_int_eq(rc.res, -ECANCELED);
+	ck_assert_int_eq(peer_read(peer), 0);
+	run_loop_until(t_loop, &cs.calls, 1);
+	ck_assert_int_eq(cs.status, 0);
+	close(peer);
+}
+END_TEST
+
+/* An entry still entering (a connect to a full backlog): its acquire is
+ * cancelled, the call returns the acquire's errno, nothing stays open. */
+START_TEST(release_wait_of_an_entry_still_entering)
+{
+	struct sockaddr_un sun;
+	struct rsc_scope *s;
+	struct rsc_entry *c, *f;
+	struct rsc_error *err = NULL;
+	int fill[64], nfill, lfd, before, ret;
+
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "entering", &s), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 0, 0, &c), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_entry_state(c), RSC_ENTERING);
+	ret = rsc_entry_release_wait(c, &err);
+	ck_assert_int_eq(ret, -ECANCELED);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_errno(err), -ECANCELED);
+	ck_assert_str_eq(rsc_error_op(err), "connect");
+	rsc_error_free(err);
+	/* The socket, still its scope's, goes with the scope (rsc_connect(3)). */
+	ck_assert_int_eq(t_fd_count(), before + 1);
+	/* An open that wins the race: released before the call returns. */
+	t_make_files(1);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &f), 0);
+	ret = rsc_entry_release_wait(f, NULL);
+	ck_assert(ret == 0 || ret == -ECANCELED);
+	ck_assert_int_eq(t_fd_count(), before + 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+	t_full_unix_listener_close(lfd, fill, nfill);
+}
+END_TEST
+
+/* A loop on the application's ring: -EOPNOTSUPP, *errp NULL, and nothing
+ * released (the defer's exit not run, the entry still entered). */
+START_TEST(release_wait_on_a_shared_ring_releases_nothing)
+{
+	struct io_uring ring;
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *d;
+	struct rsc_error *err = (struct rsc_error *)1;
+
+	ck_assert_int_eq(io_uring_queue_init(16, &ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&loop, &ring, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "shared", &s), 0);
+	exit_calls = 0;
+	ck_assert_int_eq(rsc_defer(s, count_exit, NULL, &d), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(d, &err), -EOPNOTSUPP);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(exit_calls, 0);
+	ck_assert_int_eq(rsc_entry_state(d), RSC_ENTERED);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	for (int i = 0; i < 100 && rsc_loop_alive(loop) > 0; i++) {
+		struct io_uring_cqe *cqe;
+
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+			(void)rsc_loop_dispatch(loop, cqe);
+			io_uring_cqe_seen(&ring, cqe);
+		}
+	}
+	ck_assert_int_eq(exit_calls, 1);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	io_uring_queue_exit(&ring);
+}
+END_TEST
+
+struct thread_call {
+	struct rsc_entry *e;
+	int ret;
+	struct rsc_error *err;
+};
+
+static void *release_wait_elsewhere(void *arg)
+{
+	struct thread_call *t = arg;
+
+	t->err = (struct rsc_error *)1;
+	t->ret = rsc_entry_release_wait(t->e, &t->err);
+	return NULL;
+}
+
+/* A SINGLE_ISSUER loop, called from another thread: -EEXIST, nothing
+ * released, *errp NULL. */
+START_TEST(release_wait_from_another_thread_of_a_single_issuer_loop)
+{
+	struct rsc_scope *s;
+	struct thread_call t = { 0 };
+	pthread_t th;
+	int peer;
+
+	if (!(rsc_loop_features(t_loop) & RSC_FEAT_SINGLE_ISSUER)) {
+		printf("SKIP release_wait_from_another_thread_of_a_single_issuer_loop: loop without SINGLE_ISSUER\n");
+		return;
+	}
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "mine", &s), 0);
+	t.e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(pthread_create(&th, NULL, release_wait_elsewhere, &t), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(t.ret, -EEXIST);
+	ck_assert_ptr_null(t.err);
+	ck_assert_int_eq(rsc_entry_state(t.e), RSC_ENTERED);
+	spin(2);
+	ck_assert_int_eq(peer_read(peer), -EAGAIN);
+	ck_assert_int_eq(rsc_entry_release_wait(t.e, NULL), 0);
+	ck_assert_int_eq(peer_read(peer), 0);
+	close(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+/* The wait interrupted (a wait rule, as by a signal): either the loop
+ * goes on by itself, or the call returns that errno and the release, still
+ * in flight, completes when the loop runs again, once. */
+START_TEST(release_wait_interrupted_completes_later_once)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	struct io_seen rc = { 0 };
+	struct rsc_error *err = (struct rsc_error *)1;
+	char buf[8];
+	int peer, ret;
+
+	if (skip_no_faults("release_wait_interrupted_completes_later_once"))
+		return;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "eintr", &s), 0);
+	conn = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(conn, buf, sizeof(buf), 0, note_io, &rc), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "wait:1:EINTR"), 0);
+	ret = rsc_entry_release_wait(conn, &err);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	if (ret < 0) {
+		ck_assert_int_eq(ret, -EINTR);
+		ck_assert_ptr_null(err);
+		for (int i = 0; i < 100 && rsc_entry_state(conn) != RSC_EXITED; i++)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	} else {
+		ck_assert_int_eq(ret, 0);
+		ck_assert_ptr_null(err);
+	}
+	ck_assert_int_eq(rsc_entry_state(conn), RSC_EXITED);
+	ck_assert_int_eq(rc.calls, 1);
+	ck_assert_int_eq(rc.res, -ECANCELED);
+	ck_assert_int_eq(peer_read(peer), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(conn, NULL), -EALREADY);
+	close(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
 /* ---- counters and fault rules ---- */
 
 START_TEST(every_counter_has_a_distinct_lower_case_name)
@@ -1785,5 +2003,11 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, cancel_io_after_the_timer_fired_gets_its_own_result);
 	tcase_add_test(tc, cancel_io_during_an_accepts_backoff);
 	tcase_add_test(tc, nested_failures_without_memory_count_every_error_lost);
+	tcase_add_test(tc, release_wait_during_a_grace_ends_it);
+	tcase_add_test(tc, release_wait_of_an_entry_still_entering);
+	tcase_add_test(tc, release_wait_on_a_shared_ring_releases_nothing);
+	tcase_add_test(tc, release_wait_from_another_thread_of_a_single_issuer_loop);
+	tcase_add_test(tc, release_wait_interrupted_completes_later_once);
+	tcase_add_test(tc, deadline_in_a_grace_counts_the_io_it_cuts_as_cancelled);
 	return s;
 }
