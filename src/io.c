@@ -224,8 +224,15 @@ int rsc_entry_io_count(const struct rsc_entry *h)
  * deadline cancels already, or an earlier call did, are not sent a second
  * cancel. The halves of an install or hand-over are a move of ownership, no
  * I/O of the caller's: a cancel could only undo one of them (two owners), so
- * they are neither cancelled nor counted.
+ * they are neither cancelled nor counted; nor is an inbox's keep-alive.
  */
+/* Not the caller's I/O: half of a slot's move, or an inbox's keep-alive
+ * (handover.c), whose end would leave its loop idle and deaf. */
+static bool callers_io(const struct rsc_op *op)
+{
+	return !op->slot_move && !rsc__op_is_inbox_keepalive(op);
+}
+
 int rsc_entry_cancel_io(struct rsc_entry *h)
 {
 	struct rsc__entry *e;
@@ -237,7 +244,7 @@ int rsc_entry_cancel_io(struct rsc_entry *h)
 		return -EDEADLK;
 	e->io_stops++;
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-		if (!op->slot_move) {
+		if (callers_io(op)) {
 			n++;
 			fresh += !op->io_stopped;
 		}
@@ -246,11 +253,11 @@ int rsc_entry_cancel_io(struct rsc_entry *h)
 			rsc__io_cancel_all(e);
 		else
 			RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-				if (!op->slot_move)
+				if (callers_io(op))
 					(void)rsc__submit_cancel(e->scope->loop, op);
 	}
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-		op->io_stopped = !op->slot_move;
+		op->io_stopped = callers_io(op);
 	return (int)n;
 }
 

@@ -869,6 +869,85 @@ START_TEST(cancel_io_during_an_install_leaves_the_move_alone)
 }
 END_TEST
 
+
+/* An inbox holds no I/O of the caller's (rsc_inbox(3): tracked I/O on it is
+ * refused): cancel_io has nothing to end there, and the inbox goes on
+ * keeping its loop alive and receiving. */
+START_TEST(cancel_io_on_an_inbox_leaves_it_receiving)
+{
+	struct rsc_loop *rl;
+	struct rsc_scope *s, *rs;
+	struct rsc_entry *e, *inbox;
+	unsigned long long addr;
+	struct moved m = { 0 };
+	int arrived = 0;
+
+	if (!t_kernel_has(IORING_OP_SEND_ZC)) {
+		printf("SKIP cancel_io_on_an_inbox_leaves_it_receiving: no IORING_MSG_SEND_FD (Linux 6.0)\n");
+		return;
+	}
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "receiver", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, t_count_arrival, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_cancel_io(inbox), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_gt(rsc_loop_alive(rl), 0);
+	ck_assert_int_eq(rsc_entry_state(inbox), RSC_ENTERED);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	e = direct_file(s);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, note_moved, &m), 0);
+	run_loop_until(t_loop, &m.n, 1);
+	ck_assert_int_ge(m.res, 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(arrived, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+}
+END_TEST
+
+/* A pipe's read and write ends both busy: every op ends once, the entry and
+ * both its descriptors stay. */
+START_TEST(cancel_io_on_a_pipe_with_a_read_and_a_write)
+{
+	static char big[1 << 20];
+	struct rsc_scope *s;
+	struct rsc_entry *p;
+	struct io_seen rd = { 0 }, wr = { 0 };
+	char buf[8];
+	int ends[2], n;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "pipe", &s), 0);
+	ck_assert_int_eq(rsc_pipe(s, 0, &p), 0);
+	ck_assert_int_ge(rsc_entry_wait(p), 0);
+	ck_assert_int_eq(rsc_pipe_ends(p, ends), 0);
+	ck_assert_int_eq(rsc_read(p, buf, sizeof(buf), -1, note_io, &rd), 0);
+	spin(2);
+	ck_assert_int_eq(rd.calls, 0);
+	ck_assert_int_eq(rsc_write(p, big, sizeof(big), -1, note_io, &wr), 0);
+	n = rsc_entry_cancel_io(p);
+	ck_assert_int_eq(n, 2);
+	run_until(&rd, 1);
+	run_until(&wr, 1);
+	spin(3);
+	ck_assert_int_eq(rd.calls + wr.calls, 2);
+	ck_assert(rd.res == -ECANCELED || rd.res > 0);
+	ck_assert(wr.res == -ECANCELED || wr.res > 0);
+	ck_assert_int_eq(rsc_entry_io_count(p), 0);
+	ck_assert_int_ge(fcntl(ends[0], F_GETFD), 0);
+	ck_assert_int_ge(fcntl(ends[1], F_GETFD), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rd.calls + wr.calls, 2);
+}
+END_TEST
+
 /* ---- rsc_shutdown(3) ---- */
 
 /* A deadline fires while a half-closed entry goes on receiving: the receive
@@ -2009,5 +2088,7 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, release_wait_from_another_thread_of_a_single_issuer_loop);
 	tcase_add_test(tc, release_wait_interrupted_completes_later_once);
 	tcase_add_test(tc, deadline_in_a_grace_counts_the_io_it_cuts_as_cancelled);
+	tcase_add_test(tc, cancel_io_on_an_inbox_leaves_it_receiving);
+	tcase_add_test(tc, cancel_io_on_a_pipe_with_a_read_and_a_write);
 	return s;
 }
