@@ -2019,6 +2019,12 @@ START_TEST(missing_rules_are_parsed_strictly_and_replaced)
 	conn = t_adopted_pair(s, &peer);
 	ck_assert_int_eq(rsc_recv_multishot(conn, 0, keep_last, &m), -EOPNOTSUPP);
 	ck_assert_int_eq(m.calls, 0);
+	/* Sixteen, missing: rules and counted ones mixed, are fine. */
+	ck_assert_int_eq(rsc_fault_set(t_loop, "missing:read,missing:recv_multishot,missing:send,"
+				       "missing:close,missing:write,missing:timeout,missing:recv,"
+				       "missing:shutdown,openat:9:EIO,close:9:EIO,fsync:9:EIO,"
+				       "socket:9:EIO,accept:9:EIO,connect:9:EIO,cancel:9:ENOENT,"
+				       "openat:10:EMFILE"), 0);
 	/* Opcodes every probing kernel has change nothing. */
 	ck_assert_int_eq(rsc_fault_set(t_loop, "missing:read,missing:close,missing:recv"), 0);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), 0);
