@@ -229,11 +229,14 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	} else if (res < 0) {
 		stops = l->io_stops;
 		call_accept_cb(op, res, NULL, NULL);
-		/* Unless the callback detached the listener: that error ended it;
-		 * or stopped it (rsc_entry_cancel_io: nothing was in flight). */
+		/* Unless the callback detached the listener: that error ended it.
+		 * One that stopped it (rsc_entry_cancel_io, with nothing in flight
+		 * then) hears its last call, -ECANCELED, as after a graceful close. */
 		if (shortage(res) && (op->accept_flags & RSC_ACCEPT_MULTISHOT) &&
-		    rsc__entry_live(lh) && l->io_stops == stops)
+		    rsc__entry_live(lh)) {
+			op->io_stopped = l->io_stops != stops;
 			rearm_later(op);
+		}
 	} else if ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && !stop && !op->io_stopped) {
 		/* The kernel ended the multishot without an error: keep going. */
 		ret = arm(l, op->accept_cb, op->io_data, op->accept_flags, 0);
