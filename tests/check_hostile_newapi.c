@@ -1234,6 +1234,29 @@ START_TEST(deadline_in_a_grace_counts_the_io_it_cuts_as_cancelled)
 }
 END_TEST
 
+
+/* Failed right after a graceful close with nothing in flight (its grace
+ * would end on the next turn): the failure still wins; exits see it and the
+ * close's callback gets it. Once unwound and freed, the handle is stale. */
+START_TEST(scope_fail_before_an_idle_grace_ends)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *d;
+	struct close_seen cs = { 0 };
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "idle", &s), 0);
+	ck_assert_int_eq(rsc_defer(s, note_pending, NULL, &d), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 0, note_close, &cs), 0);
+	seen_pending_errno = 0;
+	ck_assert_int_eq(rsc_scope_fail(s, -ENOTRECOVERABLE, "late"), 0);
+	run_loop_until(t_loop, &cs.calls, 1);
+	ck_assert_int_eq(cs.status, -ENOTRECOVERABLE);
+	ck_assert_str_eq(cs.op, "late");
+	ck_assert_int_eq(seen_pending_errno, -ENOTRECOVERABLE);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "x"), -ESTALE);
+}
+END_TEST
+
 static struct rsc_scope *fail_target;
 static int fail_ret_in_cb = 1;
 
@@ -1971,6 +1994,60 @@ START_TEST(release_wait_interrupted_completes_later_once)
 }
 END_TEST
 
+
+/* An exit that prepares a soft-linked chain of three (a failing read, then
+ * two NOPs the failure cuts short) and returns -EPIPE as well: the return's
+ * error first, then one per failed SQE in SQE order (the cut ones -ECANCELED,
+ * counted too); the result is the exit's own errno (rsc_entry_get_sqes(3)). */
+static int linked_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct io_uring_sqe *sq[3];
+	static char b[4];
+	int ret = rsc_entry_get_sqes(e, 3, sq);
+
+	(void)p;
+	(void)arg;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_read(sq[0], -1, b, sizeof(b), 0);
+	sq[0]->flags |= IOSQE_IO_LINK;
+	io_uring_prep_nop(sq[1]);
+	sq[1]->flags |= IOSQE_IO_LINK;
+	io_uring_prep_nop(sq[2]);
+	return -EPIPE;
+}
+
+START_TEST(release_wait_exit_return_then_linked_sqes_cut_short)
+{
+	static const struct rsc_manager mgr = { sizeof(mgr), 0, "linked", slow_enter, linked_exit };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	const struct rsc_error *c;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "links", &s), 0);
+	ck_assert_int_eq(rsc_push(s, &mgr, NULL, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), -EPIPE);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_depth(err), 4);
+	ck_assert_int_eq(rsc_error_errno(err), -ECANCELED);
+	ck_assert_str_eq(rsc_error_op(err), "nop");
+	c = rsc_error_cause(err);
+	ck_assert_int_eq(rsc_error_errno(c), -ECANCELED);
+	c = rsc_error_cause(c);
+	ck_assert_int_eq(rsc_error_errno(c), -EBADF);
+	ck_assert_str_eq(rsc_error_op(c), "read");
+	c = rsc_error_cause(c);
+	ck_assert_int_eq(rsc_error_errno(c), -EPIPE);
+	ck_assert_str_eq(rsc_error_op(c), "exit");
+	ck_assert_str_eq(rsc_error_entry(c), "linked");
+	ck_assert_ptr_null(rsc_error_cause(c));
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
 /* ---- counters and fault rules ---- */
 
 START_TEST(every_counter_has_a_distinct_lower_case_name)
@@ -2109,5 +2186,7 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, deadline_in_a_grace_counts_the_io_it_cuts_as_cancelled);
 	tcase_add_test(tc, cancel_io_on_an_inbox_leaves_it_receiving);
 	tcase_add_test(tc, cancel_io_on_a_pipe_with_a_read_and_a_write);
+	tcase_add_test(tc, release_wait_exit_return_then_linked_sqes_cut_short);
+	tcase_add_test(tc, scope_fail_before_an_idle_grace_ends);
 	return s;
 }
