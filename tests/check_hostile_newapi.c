@@ -1125,6 +1125,26 @@ START_TEST(shutdown_in_a_grace_is_tracked_and_cancel_io_counts_it)
 }
 END_TEST
 
+
+/* A socket that is not connected: the callback hears -ENOTCONN, once. */
+START_TEST(shutdown_of_an_unconnected_socket_is_enotconn)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct io_seen sh = { 0 };
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "unconn", &s), 0);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM, 0, 0, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_shutdown(e, SHUT_WR, note_io, &sh), 0);
+	run_until(&sh, 1);
+	ck_assert_int_eq(sh.res, -ENOTCONN);
+	ck_assert(sh.buf_null);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(sh.calls, 1);
+}
+END_TEST
+
 /* ---- rsc_scope_fail(3) in a grace ---- */
 
 struct close_seen {
@@ -1254,6 +1274,44 @@ START_TEST(scope_fail_before_an_idle_grace_ends)
 	ck_assert_str_eq(cs.op, "late");
 	ck_assert_int_eq(seen_pending_errno, -ENOTRECOVERABLE);
 	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "x"), -ESTALE);
+}
+END_TEST
+
+
+/* In a grace, a failure refused for memory changes nothing: the grace goes
+ * on, its I/O still holds it; failed again, the grace ends with that error. */
+START_TEST(scope_fail_in_a_grace_without_memory_leaves_the_grace)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	struct io_seen rc = { 0 };
+	struct close_seen cs = { 0 };
+	char buf[8];
+	int peer, ret;
+
+	if (skip_no_faults("scope_fail_in_a_grace_without_memory_leaves_the_grace"))
+		return;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "g", &s), 0);
+	conn = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(conn, buf, sizeof(buf), 0, note_io, &rc), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 20000, note_close, &cs), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
+	ret = rsc_scope_fail(s, -EPROTO, "parse");
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(ret, -ENOMEM);
+	spin(3);
+	ck_assert_int_eq(cs.calls + rc.calls, 0); /* still in its grace */
+	ck_assert_int_eq(write(peer, "req", 3), 3);
+	run_until(&rc, 1);
+	ck_assert_int_eq(rc.res, 3); /* the work let finish did finish */
+	ck_assert_int_eq(rsc_recv(conn, buf, sizeof(buf), 0, note_io, &rc), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "parse"), 0);
+	run_loop_until(t_loop, &cs.calls, 1);
+	ck_assert_int_eq(cs.status, -EPROTO);
+	ck_assert_int_eq(rc.calls, 2);
+	ck_assert_int_eq(rc.res, -ECANCELED);
+	close(peer);
 }
 END_TEST
 
@@ -2188,5 +2246,7 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, cancel_io_on_a_pipe_with_a_read_and_a_write);
 	tcase_add_test(tc, release_wait_exit_return_then_linked_sqes_cut_short);
 	tcase_add_test(tc, scope_fail_before_an_idle_grace_ends);
+	tcase_add_test(tc, shutdown_of_an_unconnected_socket_is_enotconn);
+	tcase_add_test(tc, scope_fail_in_a_grace_without_memory_leaves_the_grace);
 	return s;
 }
