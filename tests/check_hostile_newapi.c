@@ -1745,6 +1745,7 @@ START_TEST(release_wait_fsync_and_close_both_failing)
 	ck_assert_str_eq(rsc_error_scope(c), "sync");
 	rsc_error_free(err);
 	ck_assert_int_eq(t_fd_count(), before); /* the close ran all the same */
+	ck_assert_int_eq(rsc_entry_fd(f), -EBADF); /* valid until its scope is freed */
 	ck_assert_int_eq(rsc_entry_release_wait(f, &err), -EALREADY);
 	ck_assert_ptr_null(err);
 	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0); /* not in the scope's chain */
@@ -2130,6 +2131,14 @@ START_TEST(every_counter_has_a_distinct_lower_case_name)
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR__COUNT), -EINVAL);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, (enum rsc_counter)-1), -EINVAL);
 	ck_assert_int_eq(rsc_loop_counter(NULL, RSC_CTR_SQES), -EINVAL);
+	/* rsc_error_cause(3) and its kin on NULL. */
+	ck_assert_int_eq(rsc_error_errno(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_error_depth(NULL), -EINVAL);
+	ck_assert_ptr_null(rsc_error_cause(NULL));
+	ck_assert_str_eq(rsc_error_op(NULL), "");
+	ck_assert_str_eq(rsc_error_entry(NULL), "");
+	ck_assert_str_eq(rsc_error_detail(NULL), "");
+	ck_assert_str_eq(rsc_error_scope(NULL), "");
 }
 END_TEST
 
