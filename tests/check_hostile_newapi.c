@@ -951,6 +951,83 @@ START_TEST(cancel_io_on_a_pipe_with_a_read_and_a_write)
 }
 END_TEST
 
+
+static void keep_conn_cb(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *c,
+			 void *data)
+{
+	(void)l;
+	(void)cs;
+	if (res >= 0)
+		*(struct rsc_entry **)data = c;
+}
+
+struct migrate {
+	unsigned long long to;
+	struct moved m;
+	int rc_calls, rc_res, hand_ret;
+};
+
+static void hand_over_when_idle(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct migrate *mg = data;
+
+	(void)buf;
+	mg->rc_calls++;
+	mg->rc_res = res;
+	if (res == -ECANCELED) /* its last op has ended: the slot can go */
+		mg->hand_ret = rsc_entry_hand_over(e, mg->to, note_moved, &mg->m);
+}
+
+/* The page's EXAMPLE: an idle keep-alive connection on a direct slot, its
+ * next request awaited, handed to another loop from the cancelled receive's
+ * callback; the client's next bytes reach the new owner. */
+START_TEST(cancel_io_then_hand_over_from_the_callback_as_the_example)
+{
+	struct rsc_loop *rl;
+	struct rsc_scope *s, *rs;
+	struct rsc_entry *l, *conn = NULL, *inbox;
+	struct sockaddr_in at;
+	struct migrate mg = { 0 };
+	char buf[16];
+	int arrived = 0, cfd;
+
+	if (!t_kernel_has(IORING_OP_SEND_ZC)) {
+		printf("SKIP cancel_io_then_hand_over_from_the_callback_as_the_example: no IORING_MSG_SEND_FD (Linux 6.0)\n");
+		return;
+	}
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "worker", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, t_count_arrival, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &mg.to), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "acceptor", &s), 0);
+	l = t_listen_on_loopback(s, 4, &at);
+	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, keep_conn_cb, &conn), 0);
+	cfd = t_connect(&at);
+	for (int i = 0; i < 300 && !conn; i++)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_ptr_nonnull(conn);
+	ck_assert_int_eq(rsc_recv(conn, buf, sizeof(buf), 0, hand_over_when_idle, &mg), 0);
+	spin(2);
+	ck_assert_int_eq(rsc_entry_cancel_io(conn), 1);
+	run_loop_until(t_loop, &mg.m.n, 1);
+	ck_assert_int_eq(mg.rc_calls, 1);
+	ck_assert_int_eq(mg.hand_ret, 0);
+	ck_assert_int_ge(mg.m.res, 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(arrived, 1);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0); /* the acceptor's slot is closed */
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 1);	  /* the worker holds it */
+	ck_assert_int_eq(peer_read(cfd), -EAGAIN);	  /* never closed on the way */
+	close(cfd);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+}
+END_TEST
+
 /* ---- rsc_shutdown(3) ---- */
 
 /* A deadline fires while a half-closed entry goes on receiving: the receive
@@ -2257,5 +2334,6 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, scope_fail_before_an_idle_grace_ends);
 	tcase_add_test(tc, shutdown_of_an_unconnected_socket_is_enotconn);
 	tcase_add_test(tc, scope_fail_in_a_grace_without_memory_leaves_the_grace);
+	tcase_add_test(tc, cancel_io_then_hand_over_from_the_callback_as_the_example);
 	return s;
 }
