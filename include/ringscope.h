@@ -773,7 +773,8 @@ RSC_EXTERN int rsc_entry_io_count(const struct rsc_entry *entry);
  * Cancel every tracked op in flight on @entry (rsc_read() ... rsc_timeout(),
  * rsc_recv_multishot(), rsc_accept()) and keep the entry: each op's callback
  * then runs once more with -ECANCELED (or its result, if it completed
- * first), from the loop. Returns how many were in flight (>= 0); then
+ * first), from the loop; an install or hand-over in flight (an ownership
+ * move) is neither cancelled nor counted. Returns how many were in flight (>= 0); then
  * rsc_entry_detach() or rsc_entry_hand_over() may follow once
  * rsc_entry_io_count() is 0. Errors: -EINVAL, -ESTALE, -EDEADLK (in a hook).
  */

@@ -159,7 +159,7 @@ static void backoff_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 
 	(void)cqe_flags;
 	unlink_accept(loop, op);
-	if (res == -ETIME && !stopping(l)) {
+	if (res == -ETIME && !stopping(l) && !op->io_stopped) {
 		int ret = arm(l, op->accept_cb, op->io_data, op->accept_flags, op->backoff_ms);
 
 		if (ret < 0)
@@ -180,8 +180,9 @@ static void rearm_later(struct rsc_op *done)
 
 	if (ms > BACKOFF_MAX_MS)
 		ms = BACKOFF_MAX_MS;
-	if (stopping(l)) {
-		/* Its callback, just told of the shortage, may have closed the scope. */
+	if (stopping(l) || done->io_stopped) {
+		/* Its callback, just told of the shortage, may have closed the scope
+		 * or stopped the accept (rsc_entry_cancel_io). */
 		call_accept_cb(done, -ECANCELED, NULL, NULL);
 		return;
 	}
@@ -205,7 +206,8 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	struct rsc__entry *l = op->entry;
 	uint64_t lh = l->h;
 	bool last = !(cqe_flags & IORING_CQE_F_MORE);
-	bool stop = stopping(l);
+	bool stop = stopping(l) || op->io_stopped;
+	unsigned stops;
 	int ret;
 
 	if (res >= 0 && !(op->accept_flags & RSC_ACCEPT_MULTISHOT)) {
@@ -241,12 +243,17 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	if (res == -ECANCELED || (res < 0 && stop)) {
 		call_accept_cb(op, -ECANCELED, NULL, NULL);
 	} else if (res < 0) {
+		stops = l->io_stops;
 		call_accept_cb(op, res, NULL, NULL);
-		/* Unless the callback detached the listener: that error ended it. */
+		/* Unless the callback detached the listener: that error ended it.
+		 * One that stopped it (rsc_entry_cancel_io, with nothing in flight
+		 * then) hears its last call, -ECANCELED, as after a graceful close. */
 		if (shortage(res) && (op->accept_flags & RSC_ACCEPT_MULTISHOT) &&
-		    rsc__entry_live(lh))
+		    rsc__entry_live(lh)) {
+			op->io_stopped = l->io_stops != stops;
 			rearm_later(op);
-	} else if ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && !stop) {
+		}
+	} else if ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && !stop && !op->io_stopped) {
 		/* The kernel ended the multishot without an error: keep going. */
 		ret = arm(l, op->accept_cb, op->io_data, op->accept_flags, 0);
 		if (ret < 0)

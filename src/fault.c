@@ -213,8 +213,11 @@ static int parse_spec(const char *spec, struct rsc_fault_state *next)
 		}
 		next->n_rules += !missing;
 		p += len;
-		if (*p == ',')
-			p++;
+		/* "a," names an empty last rule, as ",a" and "a,,b" do: a missing field. */
+		if (*p == ',' && !*++p) {
+			rsc__set_last_error("rsc_fault_set: empty rule after the last ','");
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

@@ -86,6 +86,17 @@ static void end_grace(struct rsc__scope *s, bool timed_out)
 		rsc__ready_push(loop, s);
 }
 
+/* @s starts its unwind while in its grace (its rsc_scope_fail(3) ended it):
+ * the grace ends now, before the unwind's cancels complete, so that what they
+ * cut counts as cancelled, not drained (rsc_scope_close_stats). */
+void rsc__graceful_end_at_unwind(struct rsc__scope *s)
+{
+	if (!s->grace)
+		return;
+	leave_grace(s, false);
+	s->g_cancelled = subtree_busy(s);
+}
+
 static void grace_timer_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			     unsigned cqe_flags)
 {

@@ -79,6 +79,8 @@ struct rsc_op {
 	uint8_t sqe_idx;   /* its place among the SQEs its hook reserved */
 	bool enter_listed; /* on its entry's enter_ops (io_node) until its CQE */
 	bool cancel_owed; /* a cancel of it found no memory, even for the backlog (loop.c) */
+	bool io_stopped;  /* rsc_entry_cancel_io() ended it: a multishot is not armed again */
+	bool slot_move;   /* half of an install or hand-over: an ownership move, not the caller's I/O */
 	int fault_res;	   /* injected result replacing the CQE's, or 0 */
 	uint64_t grace_seq; /* loop->grace_seq when it began: graceful.c orders it with a grace's start */
 	/* Tracked I/O (io.c): the caller's buffer is ours until the final CQE. */
@@ -188,6 +190,7 @@ struct rsc__entry {
 	int close_res;	/* CQE of the exit's IORING_OP_CLOSE of value; 1 if none */
 	int close_res2; /* ... of value2 (has_value2); 1 if none */
 	unsigned n_io;	  /* tracked I/O in flight on this entry (io.c) */
+	unsigned io_stops; /* rsc_entry_cancel_io() calls: one in a shortage's callback stops the re-arm */
 	rsc_entry_cb enter_cb, release_cb;
 	rsc_entry_cb entered_hook; /* the runtime's own (rsc_timer), beside enter_cb */
 	struct rsc__entry *dep; /* RSC__E_DEFERRED: the entry this one builds on */
@@ -1060,6 +1063,8 @@ unsigned rsc__graceful_poll(struct rsc_loop *loop);
 bool rsc__graceful_due(const struct rsc_loop *loop);
 /* @root begins an unwind that cancels: the graces in its subtree end now. */
 void rsc__graceful_cut_below(struct rsc__scope *root);
+/* @s starts its unwind in its grace: the grace ends now, cut what is in flight. */
+void rsc__graceful_end_at_unwind(struct rsc__scope *s);
 /* @s or an ancestor is unwinding by cancellation: no grace to give. */
 bool rsc__scope_cancelled(const struct rsc__scope *s);
 /* A tracked op of @e, stamped @seq, finished: each grace above it that waited on

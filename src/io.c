@@ -117,6 +117,8 @@ int rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op *
 	}
 	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(op));
 	op->entry = e;
+	op->io_stopped = false;
+	op->slot_move = false;
 	rsc__list_push_front(&e->io_ops, &op->io_node);
 	e->n_io++;
 	*opp = op;
@@ -218,19 +220,45 @@ int rsc_entry_io_count(const struct rsc_entry *h)
  * The caller ends its own ops and keeps the entry: an idle connection's
  * receive, before it is detached or handed over, or a multishot receive no
  * longer wanted. Each op's callback hears -ECANCELED (or its result, if it
- * won the race). Ops a release or a deadline cancels already are not sent
- * a second cancel.
+ * won the race), and a multishot is not armed again. Ops a release or a
+ * deadline cancels already, or an earlier call did, are not sent a second
+ * cancel. The halves of an install or hand-over are a move of ownership, no
+ * I/O of the caller's: a cancel could only undo one of them (two owners), so
+ * they are neither cancelled nor counted; nor is an inbox's keep-alive.
  */
+/* Not the caller's I/O: half of a slot's move, or an inbox's keep-alive
+ * (handover.c), whose end would leave its loop idle and deaf. */
+static bool callers_io(const struct rsc_op *op)
+{
+	return !op->slot_move && !rsc__op_is_inbox_keepalive(op);
+}
+
 int rsc_entry_cancel_io(struct rsc_entry *h)
 {
 	struct rsc__entry *e;
+	struct rsc_op *op;
+	unsigned n = 0, fresh = 0;
 
 	RSC__ENTRY(e, h, "rsc_entry_cancel_io");
 	if (rsc__check_not_in_hook(e->scope->loop, "rsc_entry_cancel_io") < 0)
 		return -EDEADLK;
-	if (e->n_io && !(e->flags & RSC__E_IO_CANCELLED))
-		rsc__io_cancel_all(e);
-	return (int)e->n_io;
+	e->io_stops++;
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+		if (callers_io(op)) {
+			n++;
+			fresh += !op->io_stopped;
+		}
+	if (fresh && !(e->flags & RSC__E_IO_CANCELLED)) {
+		if (n == e->n_io)
+			rsc__io_cancel_all(e);
+		else
+			RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+				if (callers_io(op))
+					(void)rsc__submit_cancel(e->scope->loop, op);
+	}
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+		op->io_stopped = callers_io(op);
+	return (int)n;
 }
 
 /* Ops keyed by the entry's descriptor (not timers): one cancel can take them all. */

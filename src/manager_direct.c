@@ -446,6 +446,8 @@ static struct rsc_op *direct_track(struct rsc__entry *e, struct io_uring_sqe *sq
 	if (!op)
 		return NULL;
 	op->entry = e;
+	op->io_stopped = false;
+	op->slot_move = true; /* rsc_entry_cancel_io() leaves it alone */
 	rsc__list_push_front(&e->io_ops, &op->io_node);
 	e->n_io++;
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));

@@ -210,7 +210,8 @@ static void recv_done(struct rsc_loop *loop, struct rsc_op *op, int res, unsigne
 	/* Its last CQE: the entry stops tracking it (the op is freed after). */
 	res = rsc__real_errno(res, e->flags & RSC__E_IO_CANCELLED);
 	b->n_active--;
-	stays = e->state == RSC_ENTERED && !(e->flags & (RSC__E_IO_CANCELLED | RSC__E_RELEASE_REQ));
+	stays = e->state == RSC_ENTERED && !op->io_stopped &&
+		!(e->flags & (RSC__E_IO_CANCELLED | RSC__E_RELEASE_REQ));
 	if (res > 0 || res == -ENOBUFS) {
 		/* Ended by the kernel, not by the peer: again, while the entry stays. */
 		int ret = stays ? arm(e, op->io_cb, op->io_data) : -ECANCELED;

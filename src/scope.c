@@ -275,6 +275,7 @@ void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending)
 	struct rsc__entry *e;
 
 	assert(s->state == RSC_SCOPE_OPEN);
+	rsc__graceful_end_at_unwind(s);
 	/* Anything but a close (a failure, a deadline, a failed acquire) cancels:
 	 * a graceful close below is cut, not waited for (Trio: cancellation
 	 * reaches all of it). A close waits for the graces, as a shutdown does. */

@@ -168,5 +168,6 @@ Suite *make_hostile_programs_suite(void);
 Suite *make_unwind_errors_suite(void);
 Suite *make_hostile_fallbacks_suite(void);
 Suite *make_hostile_loose_suite(void);
+Suite *make_hostile_newapi_suite(void);
 
 #endif

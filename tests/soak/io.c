@@ -339,6 +339,24 @@ bool io_before_wait(struct prog *p, struct prog_stats *st)
 	return stuck;
 }
 
+/*
+ * rsc_entry_cancel_io(3) on entry @i: it returns how many ops are in flight
+ * (each then calls back once, its result one its kind may have, -ECANCELED
+ * included, and a multishot receive is not armed again), or -ESTALE for a
+ * handle freed (its scope) or given back (detached).
+ */
+static void io_cancel(struct prog *p, int i)
+{
+	const struct pentry *e = &p->en[i];
+	bool gone = !p->sc[e->scope].valid || e->detached;
+	int want = in_flight(i), ret = rsc_entry_cancel_io(e->h);
+
+	say(p, "  op %d: cancel_io on entry %d -> %d\n", p->op_index, e->seq, ret);
+	if (gone ? ret != -ESTALE : ret != want)
+		violation(p, "cancel_io on entry %d: %s, with %d ops in flight", e->seq,
+			  rsc_err_name(ret), want);
+}
+
 void io_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st)
 {
 	static const enum io_kind kinds[] = { IO_RECV, IO_MULTISHOT, IO_SEND, IO_SEND, IO_TIMEOUT };
@@ -353,8 +371,14 @@ void io_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st)
 		return;
 	}
 	i = pick_io_entry(p, r);
-	if (i >= 0)
-		io_start(p, i, kinds[sub - 2], rd_u8(r), st);
+	if (i >= 0) {
+		unsigned b = rd_u8(r);
+
+		io_start(p, i, kinds[sub - 2], b, st);
+		/* One receive in eight, then its entry's I/O taken back at once. */
+		if (kinds[sub - 2] != IO_SEND && (b & 0x70) == 0x70)
+			io_cancel(p, i);
+	}
 }
 
 /* Every op started has called back. */
