@@ -1676,16 +1676,21 @@ START_TEST(unwind_chains_every_failed_sqe_above_the_pending_error)
 }
 END_TEST
 
-/* Without memory for some nodes, the chain is shorter by exactly what
- * RSC_CTR_ERRORS_LOST counts, and never reports success. */
-START_TEST(release_wait_without_memory_counts_every_error_lost)
+/*
+ * A sweep of the first twelve allocations, each failed in turn while @raise_chain
+ * reports an error chain of @full nodes: never success, and the chain is
+ * shorter by exactly what RSC_CTR_ERRORS_LOST counts; the sweep must reach
+ * a lost node. @raise_chain returns the call's result; @body_first fails the scope
+ * with the caller's error before the rule is set.
+ */
+typedef int (*chain_fn)(struct rsc_scope *s, struct rsc_entry *e, struct rsc_error **errp);
+
+static void sweep_errors_lost(chain_fn raise_chain, bool body_first, int full)
 {
 	long long total_lost = 0;
 	char rule[32];
 	int n;
 
-	if (skip_no_faults("release_wait_without_memory_counts_every_error_lost"))
-		return;
 	for (n = 1; n <= 12; n++) {
 		struct rsc_scope *s;
 		struct rsc_entry *e;
@@ -1696,21 +1701,52 @@ START_TEST(release_wait_without_memory_counts_every_error_lost)
 		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "rel", &s), 0);
 		ck_assert_int_eq(rsc_push(s, &three_mgr, NULL, &e), 0);
 		ck_assert_int_ge(rsc_entry_wait(e), 0);
+		if (body_first)
+			ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "body"), 0);
 		snprintf(rule, sizeof(rule), "alloc:%d:ENOMEM", n);
 		ck_assert_int_eq(rsc_fault_set(t_loop, rule), 0);
-		ret = rsc_entry_release_wait(e, &err);
+		ret = raise_chain(s, e, &err);
 		ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
 		lost = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST) - lost0;
 		total_lost += lost;
 		depth = err ? rsc_error_depth(err) : 0;
-		ck_assert_msg(depth + lost == 2, "n=%d: depth %d, lost %lld", n, depth, lost);
-		ck_assert_int_eq(ret, -EBADF);
-		if (err && depth == 2)
+		ck_assert_msg(ret < 0, "n=%d: reported %d", n, ret);
+		ck_assert_msg(depth + lost == full, "n=%d: depth %d, lost %lld", n, depth, lost);
+		if (err && body_first) /* the scope's result is its chain's head */
+			ck_assert_int_eq(rsc_error_errno(err), ret);
+		else if (err && depth == full) /* the release's first failure in SQE order */
 			ck_assert_int_eq(rsc_error_errno(err), -ETIME);
 		rsc_error_free(err);
-		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+		if (!body_first)
+			ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	}
 	ck_assert_int_gt(total_lost, 0); /* the sweep did reach a lost node */
+}
+
+/* The release's own chain: -EBADF, then its two other failures. */
+static int release_chain(struct rsc_scope *s, struct rsc_entry *e, struct rsc_error **errp)
+{
+	int ret = rsc_entry_release_wait(e, errp);
+
+	(void)s;
+	ck_assert_int_eq(ret, -EBADF);
+	return ret;
+}
+
+/* The scope's: the body's error and the release's. */
+static int unwind_chain(struct rsc_scope *s, struct rsc_entry *e, struct rsc_error **errp)
+{
+	(void)e;
+	return rsc_scope_close_wait(s, errp);
+}
+
+/* Without memory for some nodes, the chain is shorter by exactly what
+ * RSC_CTR_ERRORS_LOST counts, and never reports success. */
+START_TEST(release_wait_without_memory_counts_every_error_lost)
+{
+	if (skip_no_faults("release_wait_without_memory_counts_every_error_lost"))
+		return;
+	sweep_errors_lost(release_chain, false, 2);
 }
 END_TEST
 
@@ -1865,37 +1901,9 @@ END_TEST
  * shorter by exactly what RSC_CTR_ERRORS_LOST counts. */
 START_TEST(unwind_without_memory_counts_every_error_lost)
 {
-	long long total_lost = 0;
-	char rule[32];
-	int n;
-
 	if (skip_no_faults("unwind_without_memory_counts_every_error_lost"))
 		return;
-	for (n = 1; n <= 12; n++) {
-		struct rsc_scope *s;
-		struct rsc_entry *e;
-		struct rsc_error *err = NULL;
-		long long lost0 = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST), lost;
-		int ret, depth;
-
-		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "rel", &s), 0);
-		ck_assert_int_eq(rsc_push(s, &three_mgr, NULL, &e), 0);
-		ck_assert_int_ge(rsc_entry_wait(e), 0);
-		ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "body"), 0);
-		snprintf(rule, sizeof(rule), "alloc:%d:ENOMEM", n);
-		ck_assert_int_eq(rsc_fault_set(t_loop, rule), 0);
-		ret = rsc_scope_close_wait(s, &err);
-		ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
-		lost = rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST) - lost0;
-		total_lost += lost;
-		depth = err ? rsc_error_depth(err) : 0;
-		ck_assert_msg(ret < 0, "n=%d: the scope reported %d", n, ret);
-		ck_assert_msg(depth + lost == 3, "n=%d: depth %d, lost %lld", n, depth, lost);
-		if (err)
-			ck_assert_int_eq(rsc_error_errno(err), ret);
-		rsc_error_free(err);
-	}
-	ck_assert_int_gt(total_lost, 0); /* the sweep did reach a lost node */
+	sweep_errors_lost(unwind_chain, true, 3);
 }
 END_TEST
 
