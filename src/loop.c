@@ -786,18 +786,21 @@ static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
 
 static unsigned dispatch_stash(struct rsc_loop *loop)
 {
-	unsigned i, n = loop->stash_len;
+	unsigned i, n, total = 0;
 
-	if (n == 0)
-		return 0;
-	/* Completions stashed during a dispatch are handled on the next pass. */
-	for (i = 0; i < n; i++)
-		dispatch(loop, loop->stash[i].user_data, loop->stash[i].res,
-			 loop->stash[i].flags);
-	memmove(loop->stash, loop->stash + n,
-		(loop->stash_len - n) * sizeof(*loop->stash));
-	loop->stash_len -= n;
-	return n;
+	/* Until empty: what a busy submit inside a callback sets aside is newer
+	 * than what was here, but older than anything still in the ring, which
+	 * the caller reaps next (a multishot receive's bytes keep their order). */
+	while ((n = loop->stash_len) > 0) {
+		for (i = 0; i < n; i++)
+			dispatch(loop, loop->stash[i].user_data, loop->stash[i].res,
+				 loop->stash[i].flags);
+		memmove(loop->stash, loop->stash + n,
+			(loop->stash_len - n) * sizeof(*loop->stash));
+		loop->stash_len -= n;
+		total += n;
+	}
+	return total;
 }
 
 /*

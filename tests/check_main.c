@@ -67,6 +67,7 @@ int main(void)
 	srunner_add_suite(sr, make_hostile_programs_suite());
 	srunner_add_suite(sr, make_unwind_errors_suite());
 	srunner_add_suite(sr, make_hostile_fallbacks_suite());
+	srunner_add_suite(sr, make_hunt_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

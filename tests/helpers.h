@@ -167,5 +167,6 @@ Suite *make_hostile_mix2_suite(void);
 Suite *make_hostile_programs_suite(void);
 Suite *make_unwind_errors_suite(void);
 Suite *make_hostile_fallbacks_suite(void);
+Suite *make_hunt_suite(void);
 
 #endif

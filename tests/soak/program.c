@@ -2741,9 +2741,9 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->unordered, st->custom_io, st->pending_checked);
 	fprintf(out, "  connections:      %llu deadline and failure checks run on a connection's scope\n",
 		st->conn_checks);
-	fprintf(out, "  chains:           %llu submitted (%llu steps, %llu broken by a step's own error), %llu refused as the model said, %llu bad arguments refused; %llu first sends (%llu sent)\n",
+	fprintf(out, "  chains:           %llu submitted (%llu steps, %llu broken by a step's own error), %llu refused as the model said, %llu bad arguments refused; %llu first sends (%llu sent); %llu hidden sockets bound crossed, then swapped\n",
 		st->chains, st->chain_steps, st->chains_broken, st->chains_refused,
-		st->chain_bad_args, st->chain_sends, st->chain_sends_done);
+		st->chain_bad_args, st->chain_sends, st->chain_sends_done, st->chain_uncrossed);
 	fprintf(out, "  audit calls:      %llu from callbacks and hooks (%llu of rsc_audit_slots)\n",
 		st->audit_probes, st->audit_slot_calls);
 	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);

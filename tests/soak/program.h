@@ -51,7 +51,7 @@ struct prog_stats {
 		listeners, accepts, accepts_multishot, accepts_direct, accepts_refused,
 		conns, conns_orphaned, clients, clients_accepted, clients_reset, acc_faults,
 		conn_checks, chains, chain_steps, chains_refused, chains_broken, chain_sends,
-		chain_sends_done, chain_bad_args, audit_probes, audit_slot_calls,
+		chain_sends_done, chain_bad_args, chain_uncrossed, audit_probes, audit_slot_calls,
 		host_programs, host_wakes, text_programs, text_traces, text_trace_bytes,
 		hk_slow, hk_slow_settled, hk_link, hk_witnesses, hk_skip, hk_deadlines,
 		app_chains, app_drains, app_open_links, alloc_rules, alloc_faults, alloc_refusals;

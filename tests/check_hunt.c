@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Found by the long soak and fuzz hunts (tests/README.md, "Soak" and
+ * "Fuzzing"): each test here failed before its fix.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/* ---- completions set aside by a busy submit keep the kernel's order ---------- */
+
+struct stream {
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	int peer;
+	char got[16];
+	int n, last, timer_ret, rule_ret, timer_res;
+	bool stashed; /* the second and third bytes sent from the first call */
+};
+
+static void timer_ended(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e, (void)buf;
+	*(int *)data = res;
+}
+
+static void send_byte(int fd, char c)
+{
+	ck_assert_int_eq(write(fd, &c, 1), 1);
+}
+
+/*
+ * From the first receive, which came out of the set-aside completions: the
+ * second byte (its CQE in the ring as the write returns: no DEFER_TASKRUN),
+ * then an SQE taken with the queue "full" and the submit that flushes it
+ * busy, which sets that CQE aside behind this one; then the third byte,
+ * whose CQE stays in the ring, newer than the one set aside.
+ */
+static void on_bytes(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct stream *st = data;
+
+	(void)e;
+	if (res <= 0) {
+		st->last = res;
+		return;
+	}
+	if (st->n + res <= (int)sizeof(st->got))
+		memcpy(st->got + st->n, buf, (size_t)res);
+	st->n += res;
+	if (st->stashed)
+		return;
+	st->stashed = true;
+	send_byte(st->peer, '2');
+	st->rule_ret = rsc_fault_set(st->loop, "sq_full:1:EBUSY,submit:1:EBUSY");
+	st->timer_ret = rsc_timer(st->s, 60000, timer_ended, &st->timer_res, NULL);
+	send_byte(st->peer, '3');
+}
+
+/*
+ * rsc_recv_multishot(3): "cb runs ... for each receive, in the order of the
+ * stream". The loop's reap dispatched the completions a busy submit had set
+ * aside only as many as there were when it began: those set aside while it
+ * ran waited behind newer ones still in the ring, so "123" was heard "132"
+ * (found by the fuzzer as a chain whose third step entered before its first).
+ */
+START_TEST(completions_set_aside_during_their_dispatch_keep_stream_order)
+{
+	struct stream st = { .last = 1 };
+	struct rsc_entry *e;
+	int turns;
+
+	if (!t_has_fault_injection())
+	{
+		printf("SKIP %s: built without fault injection\n", __func__);
+		return;
+	}
+	ck_assert_int_eq(rsc_loop_new(&st.loop, 64, RSC_LOOP_NO_DEFER_TASKRUN), 0);
+	ck_assert_int_eq(rsc_scope_open(st.loop, NULL, "stream", &st.s), 0);
+	e = t_adopted_pair(st.s, &st.peer);
+	ck_assert_int_eq(rsc_recv_multishot(e, 0, on_bytes, &st), 0);
+	ck_assert_int_ge(rsc_loop_run(st.loop, RSC_RUN_NOWAIT), 0);
+	send_byte(st.peer, '1');
+	/* The turn's submit is busy: the first byte's CQE is set aside. */
+	ck_assert_int_eq(rsc_fault_set(st.loop, "submit:1:EBUSY"), 0);
+	for (turns = 0; st.n < 3 && turns < 200; turns++)
+		ck_assert_int_ge(rsc_loop_run(st.loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(st.rule_ret, 0);
+	ck_assert_int_eq(st.timer_ret, 0);
+	ck_assert_int_eq(st.n, 3);
+	ck_assert_msg(memcmp(st.got, "123", 3) == 0, "the stream \"123\" was received as \"%.3s\"",
+		      st.got);
+	ck_assert_int_ge(rsc_loop_counter(st.loop, RSC_CTR_BUSY_RETRIES), 2);
+	ck_assert_int_eq(rsc_fault_set(st.loop, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(st.s, NULL), 0);
+	ck_assert_int_le(st.last, 0); /* its last call came with the release */
+	ck_assert_int_eq(st.timer_res, -ECANCELED);
+	close(st.peer);
+	ck_assert_int_eq(rsc_loop_close(st.loop), 0);
+}
+END_TEST
+
+Suite *make_hunt_suite(void)
+{
+	Suite *s = suite_create("hunt");
+	TCase *tc = tcase_create("hunt");
+
+	t_add_fixture(tc);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, completions_set_aside_during_their_dispatch_keep_stream_order);
+	suite_add_tcase(s, tc);
+	return s;
+}
