@@ -478,6 +478,23 @@ int rsc__submit_now(struct rsc_loop *loop)
 }
 
 /* What rsc__get_sqes() does not do inline: kick a host, make room, refuse. */
+/*
+ * Submit until @n SQEs are free, or no submit makes progress: without
+ * IORING_SETUP_SUBMIT_ALL (before Linux 5.18) io_uring_enter(2) stops at the
+ * first SQE it refuses and leaves the rest in the queue.
+ */
+static int flush_for(struct rsc_loop *loop, unsigned n)
+{
+	int ret;
+
+	do {
+		ret = ring_submit(loop, 0);
+		if (ret < 0)
+			return ret;
+	} while (ret > 0 && io_uring_sq_space_left(loop->ring) < n);
+	return io_uring_sq_space_left(loop->ring) < n ? -EBUSY : 0;
+}
+
 int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes,
 		       bool injected_full)
 {
@@ -499,8 +516,7 @@ int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **
 		loop->counters[RSC_CTR_SQ_FULL]++;
 		/* A hook's reserved SQEs are stamped only when it returns: a flush
 		 * now (a deadline set from inside it) would send them unfinished. */
-		if (loop->n_hook_sqes || ring_submit(loop, 0) < 0 ||
-		    io_uring_sq_space_left(loop->ring) < n) {
+		if (loop->n_hook_sqes || flush_for(loop, n) < 0) {
 			rsc__set_last_error("the submission queue is full and could not be flushed");
 			return -EBUSY;
 		}
