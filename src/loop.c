@@ -399,7 +399,7 @@ static bool app_chain_open(const struct io_uring *ring)
  * and -EAGAIN (CQ backlog, or kernel memory) mean: make room by reaping,
  * then submit again; a release is never dropped.
  */
-static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
+static int ring_submit_once(struct rsc_loop *loop, unsigned wait_nr)
 {
 	int tries, ret;
 
@@ -472,29 +472,30 @@ busy:
 	return ret;
 }
 
+/*
+ * What ring_submit_once() does, again while it makes progress and SQEs are
+ * left: without IORING_SETUP_SUBMIT_ALL (before Linux 5.18) the kernel stops
+ * after the first SQE it refuses, and waits for nothing then; a turn submits
+ * every SQE prepared (rsc_loop_run(3)). The application's ring is its own.
+ */
+static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
+{
+	int ret, total = 0;
+
+	while ((ret = ring_submit_once(loop, wait_nr)) > 0 && !loop->shared &&
+	       io_uring_sq_ready(loop->ring) > 0)
+		total += ret;
+	if (ret < 0)
+		return total ? total : ret; /* the next submit meets it again */
+	return total + ret;
+}
+
 int rsc__submit_now(struct rsc_loop *loop)
 {
 	return ring_submit(loop, 0);
 }
 
 /* What rsc__get_sqes() does not do inline: kick a host, make room, refuse. */
-/*
- * Submit until @n SQEs are free, or no submit makes progress: without
- * IORING_SETUP_SUBMIT_ALL (before Linux 5.18) io_uring_enter(2) stops at the
- * first SQE it refuses and leaves the rest in the queue.
- */
-static int flush_for(struct rsc_loop *loop, unsigned n)
-{
-	int ret;
-
-	do {
-		ret = ring_submit(loop, 0);
-		if (ret < 0)
-			return ret;
-	} while (ret > 0 && io_uring_sq_space_left(loop->ring) < n);
-	return io_uring_sq_space_left(loop->ring) < n ? -EBUSY : 0;
-}
-
 int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **sqes,
 		       bool injected_full)
 {
@@ -516,7 +517,9 @@ int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **
 		loop->counters[RSC_CTR_SQ_FULL]++;
 		/* A hook's reserved SQEs are stamped only when it returns: a flush
 		 * now (a deadline set from inside it) would send them unfinished. */
-		if (loop->n_hook_sqes || flush_for(loop, n) < 0) {
+		/* ring_submit() goes on past an SQE the kernel refused (no SUBMIT_ALL). */
+		if (loop->n_hook_sqes || ring_submit(loop, 0) < 0 ||
+		    io_uring_sq_space_left(loop->ring) < n) {
 			rsc__set_last_error("the submission queue is full and could not be flushed");
 			return -EBUSY;
 		}
