@@ -87,14 +87,19 @@ const char *miss_spec(const struct prog *p)
 	return p->miss >= 0 ? masks[p->miss].spec : "";
 }
 
-/* RINGSCOPE_FAULT for the program's loop: its mask, after the eventfd rules if any. */
-const char *miss_env(const struct prog *p, bool eventfd_wake)
+/* RINGSCOPE_FAULT for a loop under mask @k (-1 none), after the eventfd rules if any. */
+static const char *env_of(int k, bool eventfd_wake)
 {
-	if (!eventfd_wake && p->miss < 0)
+	if (!eventfd_wake && k < 0)
 		return NULL;
 	snprintf(env_spec, sizeof(env_spec), "%s%s%s", eventfd_wake ? EVENTFD_RULES : "",
-		 eventfd_wake && p->miss >= 0 ? "," : "", miss_spec(p));
+		 eventfd_wake && k >= 0 ? "," : "", k >= 0 ? masks[k].spec : "");
 	return env_spec;
+}
+
+const char *miss_env(const struct prog *p, bool eventfd_wake)
+{
+	return env_of(p->miss, eventfd_wake);
 }
 
 /* glibc's setenv(3) keeps every value it was given: each one once, before the heap is counted. */
@@ -102,13 +107,11 @@ void miss_env_settle(void)
 {
 	const char *env = getenv("RINGSCOPE_FAULT");
 	char *saved = env ? strdup(env) : NULL;
-	struct prog p = { .miss = -1 };
 	unsigned k;
 
 	for (k = 0; k < N_MASKS; k++) {
-		p.miss = (int)k;
-		setenv("RINGSCOPE_FAULT", miss_env(&p, false), 1);
-		setenv("RINGSCOPE_FAULT", miss_env(&p, true), 1);
+		setenv("RINGSCOPE_FAULT", env_of((int)k, false), 1);
+		setenv("RINGSCOPE_FAULT", env_of((int)k, true), 1);
 	}
 	if (saved)
 		setenv("RINGSCOPE_FAULT", saved, 1);
