@@ -399,7 +399,7 @@ static bool app_chain_open(const struct io_uring *ring)
  * and -EAGAIN (CQ backlog, or kernel memory) mean: make room by reaping,
  * then submit again; a release is never dropped.
  */
-static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
+static int ring_submit_once(struct rsc_loop *loop, unsigned wait_nr)
 {
 	int tries, ret;
 
@@ -472,6 +472,24 @@ busy:
 	return ret;
 }
 
+/*
+ * What ring_submit_once() does, again while it makes progress and SQEs are
+ * left: without IORING_SETUP_SUBMIT_ALL (before Linux 5.18) the kernel stops
+ * after the first SQE it refuses, and waits for nothing then; a turn submits
+ * every SQE prepared (rsc_loop_run(3)). The application's ring is its own.
+ */
+static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
+{
+	int ret, total = 0;
+
+	while ((ret = ring_submit_once(loop, wait_nr)) > 0 && !loop->shared &&
+	       io_uring_sq_ready(loop->ring) > 0)
+		total += ret;
+	if (ret < 0)
+		return total ? total : ret; /* the next submit meets it again */
+	return total + ret;
+}
+
 int rsc__submit_now(struct rsc_loop *loop)
 {
 	return ring_submit(loop, 0);
@@ -499,6 +517,7 @@ int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **
 		loop->counters[RSC_CTR_SQ_FULL]++;
 		/* A hook's reserved SQEs are stamped only when it returns: a flush
 		 * now (a deadline set from inside it) would send them unfinished. */
+		/* ring_submit() goes on past an SQE the kernel refused (no SUBMIT_ALL). */
 		if (loop->n_hook_sqes || ring_submit(loop, 0) < 0 ||
 		    io_uring_sq_space_left(loop->ring) < n) {
 			rsc__set_last_error("the submission queue is full and could not be flushed");
@@ -797,18 +816,21 @@ static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
 
 static unsigned dispatch_stash(struct rsc_loop *loop)
 {
-	unsigned i, n = loop->stash_len;
+	unsigned i, n, total = 0;
 
-	if (n == 0)
-		return 0;
-	/* Completions stashed during a dispatch are handled on the next pass. */
-	for (i = 0; i < n; i++)
-		dispatch(loop, loop->stash[i].user_data, loop->stash[i].res,
-			 loop->stash[i].flags);
-	memmove(loop->stash, loop->stash + n,
-		(loop->stash_len - n) * sizeof(*loop->stash));
-	loop->stash_len -= n;
-	return n;
+	/* Until empty: what a busy submit inside a callback sets aside is newer
+	 * than what was here, but older than anything still in the ring, which
+	 * the caller reaps next (a multishot receive's bytes keep their order). */
+	while ((n = loop->stash_len) > 0) {
+		for (i = 0; i < n; i++)
+			dispatch(loop, loop->stash[i].user_data, loop->stash[i].res,
+				 loop->stash[i].flags);
+		memmove(loop->stash, loop->stash + n,
+			(loop->stash_len - n) * sizeof(*loop->stash));
+		loop->stash_len -= n;
+		total += n;
+	}
+	return total;
 }
 
 /*

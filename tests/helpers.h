@@ -169,5 +169,6 @@ Suite *make_unwind_errors_suite(void);
 Suite *make_hostile_fallbacks_suite(void);
 Suite *make_hostile_loose_suite(void);
 Suite *make_hostile_newapi_suite(void);
+Suite *make_hunt_suite(void);
 
 #endif

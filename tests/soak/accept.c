@@ -610,6 +610,14 @@ static int start_accept(struct prog *p, int i, unsigned b, bool probe, struct pr
 	a->act = (enum act)(b >> 5);
 	want = accept_want(p, i, flags);
 	ret = rsc_accept(p->en[i].h, flags, accept_cb, a);
+	if ((flags & RSC_ACCEPT_MULTISHOT) && miss_refuses(p, M_NO_ACCEPT_MS)) {
+		/* No IORING_ACCEPT_MULTISHOT (missing.c): refused, by that or another reason. */
+		if (ret == 0 || (ret == -EOPNOTSUPP && want == 0))
+			want = -EOPNOTSUPP;
+		else if (ret == -EOPNOTSUPP)
+			want = ret; /* the page ranks it against no other refusal */
+		st->missing_refusals += ret == -EOPNOTSUPP;
+	}
 	say(p, "  op %d: accept %d (flags 0x%x, act %d) on entry %d of %s (state %d) -> %d\n",
 	    p->op_index, n_acc, flags, (int)a->act, p->en[i].seq, p->sc[p->en[i].scope].name,
 	    rsc_entry_state(p->en[i].h), ret);
@@ -770,7 +778,7 @@ static void op_acc_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 		snprintf(spec + used, sizeof(spec) - used, ",submit:%u:EINTR,sq_full:%u:EBUSY",
 			 1 + (b >> 3) % 4, 1 + (b >> 5) % 4);
 	fault_window(p);
-	ret = rsc_fault_set(p->loop, spec);
+	ret = prog_fault_set(p, spec);
 	say(p, "  op %d: fault_set \"%s\" -> %d\n", p->op_index, spec, ret);
 	if (ret != 0)
 		violation(p, "rsc_fault_set(\"%s\"): %s", spec, rsc_err_name(ret));

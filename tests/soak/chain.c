@@ -243,11 +243,46 @@ static void send_cb(struct rsc_entry *h, int res, void *buf, void *data)
 
 /* ---- the trace --------------------------------------------------------------- */
 
+/*
+ * The hidden sockets of a chain are bound to steps by the order of their
+ * first events (program.c, bind_hidden), and that need not be step order
+ * (a split or reordered completion). A connect enters with the slot of the
+ * socket step it was chained to: if another hidden socket of this chain,
+ * entered and not taken over, holds that slot, the two were bound crossed.
+ * Both have only entered (no handle of ours, so no early release), so
+ * swapping what their first events bound puts each on its own step.
+ */
+static void uncross(struct prog *p, struct chain *c, int k, int res)
+{
+	struct pentry *own = &p->en[c->first + k - 1], *other;
+	struct rsc_entry *h;
+	int j, r;
+
+	for (j = 0; j < c->n; j++) {
+		other = &p->en[c->first + j];
+		if (j == k - 1 || c->st[j].kind != S_SOCKET || !other->hidden ||
+		    c->st[j].slot != res || other->taken_over || other->n_entered != 1 ||
+		    other->n_released || own->n_entered != 1 || own->n_released)
+			continue;
+		say(p, "    chain %d: sockets of steps %d and %d were bound crossed\n",
+		    (int)(c - chains), k - 1, j);
+		h = own->h, own->h = other->h, other->h = h;
+		r = own->enter_res, own->enter_res = other->enter_res, other->enter_res = r;
+		c->st[j].slot = c->st[k - 1].slot;
+		c->st[k - 1].slot = res;
+		g_st->chain_uncrossed++;
+		return;
+	}
+}
+
 void ch_entered(struct prog *p, int i, int res)
 {
 	struct chain *c = &chains[ch_of[i] - 1];
 	struct cstep *st = &c->st[step_of[i]];
 	int k = (int)(c - chains);
+
+	if (st->kind == S_CONNECT && res != c->st[step_of[i] - 1].slot)
+		uncross(p, c, step_of[i], res);
 
 	if (st->kind == S_MISSING)
 		violation(p, "chain %d: step %d, the open of a missing file, entered", k, step_of[i]);

@@ -519,7 +519,7 @@ static void op_hand_over(struct prog *p, struct rd *r, bool msg_fault, struct pr
 	}
 	if (msg_fault && p->env->have_faults) {
 		fault_window(p);
-		if (rsc_fault_set(p->loop, "msg_ring:1:EOPNOTSUPP") < 0)
+		if (prog_fault_set(p, "msg_ring:1:EOPNOTSUPP") < 0)
 			violation(p, "rsc_fault_set(msg_ring): %s", rsc_last_error());
 		p->cur_class = FC_MSG;
 		p->ring_rules = false;
@@ -534,7 +534,15 @@ static void op_hand_over(struct prog *p, struct rd *r, bool msg_fault, struct pr
 	say(p, "  op %d: hand over entry %d of %s (%s, state %d) to 0x%llx%s -> %d\n", p->op_index,
 	    e->seq, p->sc[e->scope].name, e->kind == K_DIRECT ? "direct" : "not direct",
 	    rsc_entry_state(e->h), addr, target < 0 ? " (no inbox)" : "", ret);
-	if (p->msg_armed && faults) {
+	if (miss_refuses(p, M_NO_HANDOVER)) {
+		/* No MSG_RING, or no SEND_FD in it (missing.c): never accepted. */
+		p->msg_armed = false;
+		if (ret != -EOPNOTSUPP && (ret == 0 || !refusal_ok(w, ret)) &&
+		    !(ret == -EBUSY && rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED) > 0))
+			violation(p, "hand-over under %s: %s (%s), expected EOPNOTSUPP", miss_spec(p),
+				  rsc_err_name(ret), rsc_last_error());
+		st->missing_refusals += ret == -EOPNOTSUPP;
+	} else if (p->msg_armed && faults) {
 		p->msg_armed = false;
 		if (ret != -EOPNOTSUPP)
 			violation(p, "a msg_ring fault fired, but the hand-over returned %s",

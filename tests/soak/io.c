@@ -254,7 +254,7 @@ static int io_start(struct prog *p, int i, enum io_kind kind, unsigned b,
 		    struct prog_stats *st)
 {
 	struct pio *io;
-	bool busy = receive_refused(i, kind);
+	bool busy = receive_refused(i, kind), unsupported;
 	int ret;
 
 	if (n_io == MAX_IO)
@@ -284,7 +284,12 @@ static int io_start(struct prog *p, int i, enum io_kind kind, unsigned b,
 	}
 	say(p, "  op %d: io %d (kind %d) on entry %d -> %d\n", p->op_index, n_io, (int)kind,
 	    p->en[i].seq, ret);
-	if (!start_ok(p, i, ret, busy))
+	/* No IORING_RECV_MULTISHOT (missing.c): refused, by that or another reason. */
+	unsupported = kind == IO_MULTISHOT && miss_refuses(p, M_NO_RECV_MS);
+	if (unsupported && ret == 0)
+		violation(p, "rsc_recv_multishot under %s accepted", miss_spec(p));
+	st->missing_refusals += unsupported && ret == -EOPNOTSUPP;
+	if (!(unsupported && ret == -EOPNOTSUPP) && !start_ok(p, i, ret, busy))
 		violation(p, "starting io (kind %d) on entry %d of '%s' (state %d): %s",
 			  (int)kind, p->en[i].seq, p->sc[p->en[i].scope].name,
 			  rsc_entry_state(p->en[i].h), rsc_err_name(ret));

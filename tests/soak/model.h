@@ -154,6 +154,7 @@ struct prog {
 	size_t whylen;
 	int op_index;
 	bool eventfd_wake; /* made as on a kernel without MSG_RING (post.c) */
+	int miss;	   /* the mask of missing features it runs under (missing.c), or -1 */
 	bool msg_armed;	   /* a msg_ring rule waits for a hand-over's look-up */
 	int n_direct;	   /* direct acquires: the loop has a direct table */
 	bool table;	   /* the loop has a direct table (ho_table), maybe no slot yet */
@@ -226,6 +227,27 @@ void post_env_settle(void);
 void post_before_end(struct prog *p);
 bool post_at_end(void);
 void post_end(struct prog *p, struct prog_stats *st);
+
+/* missing.c: the kind "missing", a program on a kernel that lacks something. */
+enum {
+	M_NO_CANCEL_FD = 1,
+	M_NO_DEFER = 2,	    /* nor SINGLE_ISSUER */
+	M_NO_COOP = 4,	    /* no setup feature at all */
+	M_NO_REG_RING = 8,
+	M_EVENTFD = 16,	    /* posts wake by the eventfd */
+	M_NO_HANDOVER = 32, /* hand-overs are -EOPNOTSUPP */
+	M_NO_RECV_MS = 64,  /* rsc_recv_multishot is -EOPNOTSUPP */
+	M_NO_ACCEPT_MS = 128, /* rsc_accept(RSC_ACCEPT_MULTISHOT) is -EOPNOTSUPP */
+};
+void miss_choose(struct prog *p, struct prog_stats *st);
+unsigned miss_what(const struct prog *p);
+const char *miss_spec(const struct prog *p);
+const char *miss_env(const struct prog *p, bool eventfd_wake);
+void miss_env_settle(void);
+int prog_fault_set(struct prog *p, const char *spec);
+void miss_check_loop(struct prog *p);
+void miss_check_end(struct prog *p);
+bool miss_refuses(const struct prog *p, unsigned what);
 
 /* io.c: tracked I/O on adopted sockets (receives, sends, timeouts). */
 void io_begin(void);

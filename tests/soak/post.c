@@ -173,6 +173,15 @@ static int eventfd_env_push(char **saved)
 		       -errno : 0;
 }
 
+/* The same with the rules of the program's loop (missing.c): *saved restores it. */
+static int env_push(const char *spec, char **saved)
+{
+	const char *env = getenv("RINGSCOPE_FAULT");
+
+	*saved = env ? strdup(env) : NULL;
+	return setenv("RINGSCOPE_FAULT", spec, 1) < 0 ? -errno : 0;
+}
+
 static void eventfd_env_pop(char *saved)
 {
 	if (saved)
@@ -198,10 +207,11 @@ void post_env_settle(void)
 /* Make the program's loop; an eventfd_wake one as on a kernel without MSG_RING. */
 int post_loop_new(struct prog *p, unsigned entries, unsigned flags)
 {
+	const char *spec = miss_env(p, p->eventfd_wake);
 	char *saved = NULL;
 	int ret;
 
-	if (p->eventfd_wake && (ret = eventfd_env_push(&saved)) < 0) {
+	if (spec && (ret = env_push(spec, &saved)) < 0) {
 		free(saved);
 		return ret;
 	}
@@ -209,10 +219,11 @@ int post_loop_new(struct prog *p, unsigned entries, unsigned flags)
 		ret = sh_loop_new(p, 0, entries, !(flags & RSC_LOOP_NO_DEFER_TASKRUN), &p->loop);
 	else
 		ret = rsc_loop_new(&p->loop, entries, flags);
-	if (p->eventfd_wake)
+	if (spec)
 		eventfd_env_pop(saved);
 	if (ret < 0)
 		return ret;
+	miss_check_loop(p);
 	if (p->eventfd_wake && !p->shared && !(rsc_loop_features(p->loop) & RSC_FEAT_POST_EVENTFD))
 		violation(p, "a loop made under msg_ring:1:EOPNOTSUPP does not wake by eventfd");
 	/* The rule that chose the eventfd fired in rsc_loop_new: no window's. */

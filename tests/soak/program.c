@@ -1924,7 +1924,7 @@ static void op_bad_rule(struct prog *p, struct rd *r, struct prog_stats *st)
 		 bad[x % (sizeof(bad) / sizeof(bad[0]))]);
 	if (!p->env->have_faults)
 		return;
-	ret = rsc_fault_set(p->loop, spec);
+	ret = prog_fault_set(p, spec);
 	say(p, "  op %d: fault_set \"%s\" (malformed) -> %d\n", p->op_index, spec, ret);
 	if (ret != -EINVAL)
 		violation(p, "rsc_fault_set(\"%s\"): %s, expected EINVAL", spec, rsc_err_name(ret));
@@ -2007,7 +2007,7 @@ static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 	if (!p->env->have_faults)
 		return;
 	fault_window(p);
-	ret = rsc_fault_set(p->loop, spec);
+	ret = prog_fault_set(p, spec);
 	say(p, "  op %d: fault_set \"%s\" -> %d\n", p->op_index, spec, ret);
 	if (ret != 0)
 		violation(p, "rsc_fault_set(\"%s\"): %s (%s)", spec, rsc_err_name(ret),
@@ -2068,13 +2068,14 @@ static void end_by_shutdown(struct prog *p)
 
 	fault_window(p);
 	/* Rules stop here, so the counter read above is the final one. */
-	if (p->env->have_faults && rsc_fault_set(p->loop, "") < 0)
+	if (p->env->have_faults && prog_fault_set(p, "") < 0)
 		violation(p, "rsc_fault_set(\"\") failed");
 	p->cur_class = FC_NONE;
 	p->ring_rules = false;
 	p->msg_armed = false;
 	p->shutting_down = true;
 	post_before_end(p);
+	miss_check_end(p);
 	p->draining = true;
 	status = rsc_loop_shutdown(p->loop, &err);
 	p->draining = false;
@@ -2184,7 +2185,7 @@ static void end_by_close(struct prog *p, struct prog_stats *st)
 	ho_end_main(p);
 	if (post_at_end() && p->env->have_faults) {
 		/* What the posts run inside rsc_loop_close must not meet a rule. */
-		if (rsc_fault_set(p->loop, "") < 0)
+		if (prog_fault_set(p, "") < 0)
 			violation(p, "rsc_fault_set(\"\") failed");
 		p->cur_class = FC_NONE;
 		p->ring_rules = false;
@@ -2193,6 +2194,7 @@ static void end_by_close(struct prog *p, struct prog_stats *st)
 	post_before_end(p);
 	if (p->shared && post_at_end() && !p->eventfd_wake)
 		shared_end_posts(p, st);
+	miss_check_end(p);
 	p->draining = true;
 	ret = sh_loop_close(p, p->loop, st);
 	p->draining = false;
@@ -2388,6 +2390,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		flags |= RSC_LOOP_POLLABLE;
 	for (i = 0; i < (int)len; i++) /* FNV-1a: what the application does, per program */
 		p->sh_seed = (p->sh_seed ^ data[i]) * 0x100000001b3ULL;
+	miss_choose(p, st);
 	ho_begin();
 	post_begin();
 	io_begin();
@@ -2593,7 +2596,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 /* ---- environment ---------------------------------------------------------- */
 
 static const char *const kind_names[] = { "io", "handover", "post", "own", "shared", "accept",
-					   "chain", "audit", "conn", "hooks", "alloc" };
+					   "chain", "audit", "conn", "hooks", "alloc", "missing" };
 
 /* "io,own,accept": those kinds of op (the first 20 are always in); unset or
  * "all": every kind; 0 for a name that is none. */
@@ -2610,7 +2613,7 @@ static unsigned parse_kinds(const char *list)
 			if (strlen(kind_names[k]) == n && !strncmp(kind_names[k], list, n))
 				break;
 		if (k == sizeof(kind_names) / sizeof(kind_names[0])) {
-			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn, hooks, alloc)\n",
+			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn, hooks, alloc, missing)\n",
 				(int)n, list);
 			return 0;
 		}
@@ -2674,6 +2677,7 @@ int prog_env_init(struct prog_env *env)
 		if (rsc_loop_close(warm[i]) < 0)
 			return -EBUSY;
 	post_env_settle();
+	miss_env_settle();
 	ch_env_init(env);
 	return 0;
 }
@@ -2717,6 +2721,8 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->bad_rule_sets);
 	fprintf(out, "  alloc faults:     %llu rules, %llu allocations failed, %llu calls refused with ENOMEM\n",
 		st->alloc_rules, st->alloc_faults, st->alloc_refusals);
+	fprintf(out, "  missing:          %llu programs as on a kernel without a feature (missing:NAME), %llu calls refused with EOPNOTSUPP\n",
+		st->missing_programs, st->missing_refusals);
 	fprintf(out, "  addresses:        %llu connect/listen pushes (%llu refused with EINVAL)\n",
 		st->addr_pushes, st->addr_refused);
 	fprintf(out, "  direct slots:     %llu peer loops; %llu hand-overs accepted (%llu done, %llu failed), %llu arrived\n",
@@ -2754,9 +2760,9 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->unordered, st->custom_io, st->pending_checked);
 	fprintf(out, "  connections:      %llu deadline and failure checks run on a connection's scope\n",
 		st->conn_checks);
-	fprintf(out, "  chains:           %llu submitted (%llu steps, %llu broken by a step's own error), %llu refused as the model said, %llu bad arguments refused; %llu first sends (%llu sent)\n",
+	fprintf(out, "  chains:           %llu submitted (%llu steps, %llu broken by a step's own error), %llu refused as the model said, %llu bad arguments refused; %llu first sends (%llu sent); %llu hidden sockets bound crossed, then swapped\n",
 		st->chains, st->chain_steps, st->chains_broken, st->chains_refused,
-		st->chain_bad_args, st->chain_sends, st->chain_sends_done);
+		st->chain_bad_args, st->chain_sends, st->chain_sends_done, st->chain_uncrossed);
 	fprintf(out, "  audit calls:      %llu from callbacks and hooks (%llu of rsc_audit_slots)\n",
 		st->audit_probes, st->audit_slot_calls);
 	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);

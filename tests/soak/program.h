@@ -31,7 +31,7 @@ struct prog_env {
 /* Kinds of operation beyond the first 20 (PROG_KINDS=io,own,... selects them). */
 enum { KIND_IO = 1, KIND_HANDOVER = 2, KIND_POST = 4, KIND_OWN = 8, KIND_SHARED = 16, KIND_ACCEPT = 32,
        KIND_CHAIN = 64, KIND_AUDIT = 128, KIND_CONN = 256, KIND_HOOKS = 512, KIND_ALLOC = 1024,
-       KIND_ALL = 2047 };
+       KIND_MISSING = 2048, KIND_ALL = 4095 };
 
 struct prog_stats {
 	unsigned long long programs, ops, scopes, acquires, releases,
@@ -51,10 +51,11 @@ struct prog_stats {
 		listeners, accepts, accepts_multishot, accepts_direct, accepts_refused,
 		conns, conns_orphaned, clients, clients_accepted, clients_reset, acc_faults,
 		conn_checks, chains, chain_steps, chains_refused, chains_broken, chain_sends,
-		chain_sends_done, chain_bad_args, audit_probes, audit_slot_calls,
+		chain_sends_done, chain_bad_args, chain_uncrossed, audit_probes, audit_slot_calls,
 		host_programs, host_wakes, text_programs, text_traces, text_trace_bytes,
 		hk_slow, hk_slow_settled, hk_link, hk_witnesses, hk_skip, hk_deadlines,
-		app_chains, app_drains, app_open_links, alloc_rules, alloc_faults, alloc_refusals;
+		app_chains, app_drains, app_open_links, alloc_rules, alloc_faults, alloc_refusals,
+		missing_programs, missing_refusals;
 	int max_depth;
 };
 
