@@ -1933,6 +1933,17 @@ static void op_bad_rule(struct prog *p, struct rd *r, struct prog_stats *st)
 	st->bad_rule_sets++;
 }
 
+/* The rules a missing: mask puts in front of every rule set (missing.c). */
+static unsigned mask_rules(const struct prog *p)
+{
+	const char *m = miss_spec(p);
+	unsigned n = *m ? 1 : 0;
+
+	for (; *m; m++)
+		n += *m == ',';
+	return n;
+}
+
 static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 {
 	static const char *const acq_errnos[] = { "EMFILE", "ENFILE", "ENOMEM", "EACCES" };
@@ -1995,13 +2006,13 @@ static void op_fault(struct prog *p, struct rd *r, struct prog_stats *st)
 		 * once gave up after eight, and a target that never ends by itself
 		 * (an idle receive, a connect to a full backlog) held its scope for ever. */
 		if (cls == FC_RING && x % n_ring == 4 && (x & 8) && !miss_run) {
-			unsigned k;
+			unsigned k, room = 16 - n_rules - mask_rules(p); /* rsc_fault_set takes 16 */
 
-			miss_run = true; /* one run per spec: at most 16 rules */
-			for (k = 1; k < 10; k++)
+			miss_run = true; /* one run per spec */
+			for (k = 1; k < 10 && k <= room; k++)
 				used += (size_t)snprintf(spec + used, sizeof(spec) - used,
 							 ",cancel:%u:ENOENT", nth + k);
-			st->fault_rules += 9;
+			st->fault_rules += k - 1;
 		}
 	}
 	if (!p->env->have_faults)
