@@ -282,7 +282,9 @@ static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 	 * the kernel gives (a multishot's one buffer would be overwritten by
 	 * the next connection before its CQE is read). */
 	if ((flags & RSC_DIRECT) && !(flags & RSC_ACCEPT_MULTISHOT)) {
-		peer = rsc__malloc(l->scope->loop, sizeof(*peer));
+		/* Zeroed: the kernel's write through the ring is invisible to
+		 * valgrind, which would take the address for uninitialised. */
+		peer = rsc__calloc(l->scope->loop, 1, sizeof(*peer));
 		if (!peer)
 			return -ENOMEM;
 		peer->len = sizeof(peer->addr);
