@@ -161,6 +161,17 @@ bool acc_busy(const struct prog *p, int i)
 	return false;
 }
 
+/* Accepts on entry @i that have not made their last call: what
+ * rsc_entry_cancel_io(3) counts beside the entry's I/O. */
+int acc_in_flight(int i)
+{
+	int k, n = 0;
+
+	for (k = 0; k < n_acc; k++)
+		n += accs[k].entry == i && !accs[k].n_last;
+	return n;
+}
+
 /* A direct accept armed (or backing off): a slot it took may not be
  * dispatched yet, which rsc_audit_slots(3) would see as the kernel's alone. */
 bool acc_direct_armed(void)

@@ -345,8 +345,8 @@ bool io_before_wait(struct prog *p, struct prog_stats *st)
 }
 
 /*
- * rsc_entry_cancel_io(3) on entry @i: it returns how many ops are in flight
- * (each then calls back once, its result one its kind may have, -ECANCELED
+ * rsc_entry_cancel_io(3) on entry @i: it returns how many ops are in flight,
+ * its accepts included (each then calls back once, its result one its kind may have, -ECANCELED
  * included, and a multishot receive is not armed again), or -ESTALE for a
  * handle freed (its scope) or given back (detached).
  */
@@ -354,7 +354,7 @@ static void io_cancel(struct prog *p, int i)
 {
 	const struct pentry *e = &p->en[i];
 	bool gone = !p->sc[e->scope].valid || e->detached;
-	int want = in_flight(i), ret = rsc_entry_cancel_io(e->h);
+	int want = in_flight(i) + acc_in_flight(i), ret = rsc_entry_cancel_io(e->h);
 
 	say(p, "  op %d: cancel_io on entry %d -> %d\n", p->op_index, e->seq, ret);
 	if (gone ? ret != -ESTALE : ret != want)

@@ -300,6 +300,7 @@ void acc_begin(void);
 void acc_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
 int acc_bind(struct prog *p, const struct rsc_scope *sh, const struct rsc_entry *eh);
 bool acc_busy(const struct prog *p, int i);
+int acc_in_flight(int i);
 bool acc_before_wait(const struct prog *p);
 void acc_entered(struct prog *p, int i);
 void acc_released(struct prog *p, int i);
