@@ -787,20 +787,26 @@ static inline uint64_t rsc__op_user_data(const struct rsc_op *op)
 	return RSC__UD_TAG | ((uint64_t)op->gen << 32) | (uint64_t)(op->idx + 1);
 }
 
-/* A user_data of ours that names an op; low half 0 is none (a post's
- * wake-up, another loop's hand-over), RSC__UD_NONE is dropped. */
-static inline bool rsc__ud_names_op(uint64_t user_data)
+/* The low half of a user_data of ours names no op (an op's has idx + 1
+ * there): 0 (a post's wake-up, another loop's hand-over), or a hand-over's
+ * parcel number with RSC__MSG_PARCEL (handover.c). */
+static inline bool rsc__ud_low_names_no_op(uint64_t user_data)
 {
-	return user_data != RSC__UD_NONE && (uint32_t)user_data != 0 &&
-	       !((uint32_t)user_data & RSC__MSG_PARCEL);
+	uint32_t low = (uint32_t)user_data;
+
+	return low == 0 || (low & RSC__MSG_PARCEL);
 }
 
-/* Another loop's MSG_RING carrying a slot (handover.c): 0 in the low half,
- * or a parcel's number with RSC__MSG_PARCEL. */
+/* A user_data of ours that names an op; RSC__UD_NONE is dropped. */
+static inline bool rsc__ud_names_op(uint64_t user_data)
+{
+	return user_data != RSC__UD_NONE && !rsc__ud_low_names_no_op(user_data);
+}
+
+/* Another loop's MSG_RING carrying a slot (handover.c). */
 static inline bool rsc__ud_is_message(uint64_t user_data)
 {
-	return (user_data & RSC__UD_TAG) &&
-	       ((uint32_t)user_data == 0 || ((uint32_t)user_data & RSC__MSG_PARCEL)) &&
+	return (user_data & RSC__UD_TAG) && rsc__ud_low_names_no_op(user_data) &&
 	       user_data != RSC__UD_NONE && user_data != RSC__UD_POST;
 }
 

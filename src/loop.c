@@ -792,8 +792,8 @@ static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
 		rsc__post_woken(loop, res, flags); /* another thread posted and woke us */
 		return;
 	}
-	if ((uint32_t)user_data == 0 || ((uint32_t)user_data & RSC__MSG_PARCEL)) {
-		/* An op's user_data has idx + 1 there: this is another loop's MSG_RING. */
+	if (rsc__ud_low_names_no_op(user_data)) {
+		/* Not the wake-up (above): another loop's MSG_RING. */
 		rsc__handover_message(loop, user_data, res);
 		return;
 	}
