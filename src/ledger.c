@@ -99,6 +99,14 @@ int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h)
 	}
 }
 
+/* Spare pages are linked through their first cell. */
+static void spare_push(struct rsc_loop *loop, uint64_t *page)
+{
+	page[0] = (uint64_t)(uintptr_t)loop->ledger_spares;
+	loop->ledger_spares = page;
+	loop->n_ledger_spares++;
+}
+
 /*
  * An install (rsc_entry_install(3)) is about to start: a ledger page is put
  * aside for it by @loop's allocation rules, so that its descriptor, whatever
@@ -113,9 +121,7 @@ int rsc__ledger_spare_take(struct rsc_loop *loop)
 		page = rsc__calloc(loop, RSC__LEDGER_PAGE, sizeof(*page));
 		if (!page)
 			return -ENOMEM;
-		page[0] = (uint64_t)(uintptr_t)loop->ledger_spares;
-		loop->ledger_spares = page;
-		loop->n_ledger_spares++;
+		spare_push(loop, page);
 	}
 	loop->installs_inflight++;
 	return 0;
@@ -131,13 +137,6 @@ static uint64_t *spare_pop(struct rsc_loop *loop)
 		page[0] = 0; /* a cell again */
 	}
 	return page;
-}
-
-static void spare_push(struct rsc_loop *loop, uint64_t *page)
-{
-	page[0] = (uint64_t)(uintptr_t)loop->ledger_spares;
-	loop->ledger_spares = page;
-	loop->n_ledger_spares++;
 }
 
 /* One kept for the next install; the rest back to the heap. */
