@@ -990,6 +990,9 @@ int rsc__io_check_tracked(struct rsc_entry *h, struct rsc__entry **ep, bool uses
 			  const char *fn);
 /* An SQE and an op bound to @e's tracked I/O: 0, -EBUSY (SQ full) or -ENOMEM. */
 int rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op **opp);
+/* @op, routed by @sqe, joins @e's tracked ops (@slot_move: an install's or hand-over's half). */
+void rsc__io_track(struct rsc__entry *e, struct rsc_op *op, struct io_uring_sqe *sqe,
+		   bool slot_move);
 void rsc__io_unlink(struct rsc_op *op);
 /* After an op's final callback, by handle: the callback may have detached the entry. */
 void rsc__io_settled(uint64_t h);

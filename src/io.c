@@ -115,14 +115,23 @@ int rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op *
 		rsc__set_last_error("no memory for another op of the loop");
 		return -ENOMEM;
 	}
-	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(op));
-	op->entry = e;
-	op->io_stopped = false;
-	op->slot_move = false;
-	rsc__list_push_front(&e->io_ops, &op->io_node);
-	e->n_io++;
+	rsc__io_track(e, op, *sqep, false);
 	*opp = op;
 	return 0;
+}
+
+/* @op, routed by @sqe, joins @e's tracked ops: a release waits for it.
+ * @slot_move: half of an install or hand-over, which rsc_entry_cancel_io()
+ * leaves alone. */
+void rsc__io_track(struct rsc__entry *e, struct rsc_op *op, struct io_uring_sqe *sqe,
+		   bool slot_move)
+{
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	op->entry = e;
+	op->io_stopped = false;
+	op->slot_move = slot_move;
+	rsc__list_push_front(&e->io_ops, &op->io_node);
+	e->n_io++;
 }
 
 static int io_start(struct rsc_entry *h, unsigned opcode, void *buf,

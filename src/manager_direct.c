@@ -443,14 +443,8 @@ static struct rsc_op *direct_track(struct rsc__entry *e, struct io_uring_sqe *sq
 {
 	struct rsc_op *op = rsc__op_get(e->scope->loop);
 
-	if (!op)
-		return NULL;
-	op->entry = e;
-	op->io_stopped = false;
-	op->slot_move = true; /* rsc_entry_cancel_io() leaves it alone */
-	rsc__list_push_front(&e->io_ops, &op->io_node);
-	e->n_io++;
-	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	if (op)
+		rsc__io_track(e, op, sqe, true);
 	return op;
 }
 
