@@ -254,7 +254,8 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 			rearm_later(op);
 		}
 	} else if ((op->accept_flags & RSC_ACCEPT_MULTISHOT) && !stop && !op->io_stopped) {
-		/* The kernel ended the multishot without an error: keep going. */
+		/* The kernel ended the multishot without an error: keep going, unless
+		 * the connection's callback (deliver, above) has stopped it since. */
 		ret = arm(l, op->accept_cb, op->io_data, op->accept_flags, 0);
 		if (ret < 0)
 			call_last(op, ret);
