@@ -1761,12 +1761,13 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_test(tc, acquire_whose_owner_cannot_be_recorded_is_closed);
 	tcase_add_test(tc, pipe_whose_ends_cannot_be_recorded_is_closed);
 	tcase_add_test(tc, accepted_connection_without_memory_is_heard_as_enomem);
-	tcase_add_test(tc, multishot_accept_without_memory_hears_enomem_and_goes_on);
+	t_add_test_if(tc, multishot_accept_without_memory_hears_enomem_and_goes_on, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, audit_finding_without_memory_is_counted_lost);
-	if (t_kernel_has(IORING_OP_MSG_RING))
+	if (t_has_hand_over())
 		tcase_add_test(tc, hand_over_arrival_without_memory_is_heard_as_enomem);
 	else
-		printf("SKIP hand_over_arrival_without_memory_is_heard_as_enomem: kernel lacks IORING_OP_MSG_RING\n");
+		printf("SKIP hand_over_arrival_without_memory_is_heard_as_enomem: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
 	tcase_add_test(tc, refused_trace_file_leaves_the_file_alone);
 	tcase_add_test(tc, refused_recv_buffers_keep_the_old_ones);
 	tcase_add_test(tc, adopt_refused_while_the_close_waits_even_without_memory);
@@ -1774,7 +1775,8 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_test(tc, cancel_without_memory_is_retried_with_nothing_completing);
 	tcase_add_test(tc, timer_that_cannot_start_for_memory_hears_enomem);
 	tcase_add_test(tc, refused_listen_acquires_nothing);
-	tcase_add_test(tc, orphan_slot_without_memory_is_still_emptied);
+	t_add_test_if(tc, orphan_slot_without_memory_is_still_emptied, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, shutdown_without_memory_releases_everything);
 	tcase_add_loop_test(tc, loop_new_each_allocation_fails_cleanly, 0, 3);
 	tcase_add_test(tc, loop_on_the_applications_ring_each_allocation_fails_cleanly);

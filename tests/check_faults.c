@@ -314,6 +314,7 @@ START_TEST(cancel_with_no_room_is_sent_on_the_next_turn)
 
 	t_make_files(8);
 	ck_assert_int_eq(rsc_loop_new(&small, 8, 0), 0);
+	t_settle_posts(small); /* the SQ holds no eventfd poll of the loop's own */
 	ck_assert_int_eq(rsc_scope_open(small, NULL, "o", &o), 0);
 	ck_assert_int_eq(rsc_scope_open(small, NULL, "guard", &g), 0);
 	e = t_adopted_pair(o, &peer);

@@ -1564,7 +1564,8 @@ Suite *make_hostile_suite(void)
 	tcase_add_test(tc, counter_names_are_total_and_distinct);
 	tcase_add_test(tc, loop_fd_is_the_runtimes_own);
 	tcase_add_test(tc, single_shot_accept_racing_its_scopes_close_calls_back_once);
-	tcase_add_test(tc, accept_callback_closing_the_listeners_scope);
+	t_add_test_if(tc, accept_callback_closing_the_listeners_scope, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, connect_entry_release_detach_and_move_act_on_the_socket);
 	tcase_add_test(tc, deadline_arguments_and_states);
 	tcase_add_test(tc, parent_deadline_takes_the_child_and_ends_its_deadline);

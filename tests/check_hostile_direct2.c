@@ -683,10 +683,10 @@ Suite *make_hostile_direct2_suite(void)
 	if (rsc_loop_close(probe) < 0)
 		printf("probe loop did not close: %s\n", rsc_last_error());
 	tcase_add_test(tc, inbox_is_no_descriptor_for_io);
-	if (t_kernel_has(IORING_OP_MSG_RING))
+	if (t_has_hand_over())
 		tcase_add_test(tc, hand_over_with_tracked_io_in_flight_is_busy);
 	else
-		printf("SKIP hand_over_with_tracked_io_in_flight_is_busy: kernel lacks IORING_OP_MSG_RING (IORING_MSG_SEND_FD, Linux 6.0)\n");
+		printf("SKIP hand_over_with_tracked_io_in_flight_is_busy: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
 	tcase_add_test(tc, full_table_in_a_batch_fails_only_the_excess);
 	tcase_add_test(tc, set_direct_edges_keep_the_table_consistent);
 	if (t_kernel_has(OP_FIXED_FD_INSTALL)) {
@@ -701,12 +701,12 @@ Suite *make_hostile_direct2_suite(void)
 	} else {
 		printf("SKIP direct_pipes_closed_in_flight_give_back_their_slots, pipe_ends_owned_once_under_the_full_audit: kernel lacks IORING_OP_PIPE (Linux 6.16)\n");
 	}
-	if (t_kernel_has(IORING_OP_MSG_RING)) {
+	if (t_has_hand_over()) {
 		tcase_add_test(tc, hand_over_to_its_own_loop_keeps_the_slot_and_a_moved_inbox_receives);
 		tcase_add_test(tc, hand_over_chain_of_three_loops);
 		tcase_add_test(tc, arrival_in_a_slot_closed_but_not_yet_reported_is_owned);
 	} else {
-		printf("SKIP hand_over_to_its_own_loop_keeps_the_slot_and_a_moved_inbox_receives, hand_over_chain_of_three_loops, arrival_in_a_slot_closed_but_not_yet_reported_is_owned: kernel lacks IORING_OP_MSG_RING (Linux 6.0)\n");
+		printf("SKIP hand_over_to_its_own_loop_keeps_the_slot_and_a_moved_inbox_receives, hand_over_chain_of_three_loops, arrival_in_a_slot_closed_but_not_yet_reported_is_owned: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
 	}
 	return s;
 }

@@ -961,7 +961,7 @@ Suite *make_hostile_io_suite(void)
 	tcase_add_test(tc, io_on_released_detached_and_moved_entries);
 	tcase_add_test(tc, timer_rearmed_from_its_callback_then_released);
 	tcase_add_test(tc, timer_entering_after_a_graceful_close_never_starts);
-	if (t_kernel_has(IORING_OP_SEND_ZC)) {
+	if (t_has_recv_multishot()) {
 		tcase_add_test(tc, multishot_peer_close_ends_with_zero_and_the_entry_stays);
 		tcase_add_test(tc, multishot_released_mid_stream_while_the_ring_runs_dry);
 		tcase_add_test(tc, multishot_buffers_stay_until_every_receive_has_ended);

@@ -94,7 +94,7 @@ static void note_sent(struct rsc_entry *e, int res, void *data)
 
 static bool multishot_supported(void)
 {
-	return t_kernel_has(IORING_OP_SEND_ZC);
+	return t_has_recv_multishot();
 }
 
 /* What the peer reads once the entry's socket is gone: 0, end of stream. */
@@ -1363,8 +1363,8 @@ START_TEST(graceful_close_of_an_inbox_scope_ends_and_frees_the_handed_slot)
 	unsigned long long addr;
 	int arrived = 0, turns;
 
-	if (!t_kernel_has(IORING_OP_MSG_RING)) {
-		fprintf(stderr, "SKIP graceful_close_of_an_inbox_scope_ends_and_frees_the_handed_slot: kernel lacks IORING_OP_MSG_RING\n");
+	if (!t_has_hand_over()) {
+		fprintf(stderr, "SKIP graceful_close_of_an_inbox_scope_ends_and_frees_the_handed_slot: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
 		return;
 	}
 	t_make_files(1);
@@ -1426,7 +1426,7 @@ START_TEST(direct_socket_with_multishot_moved_under_a_deadline_frees_its_slot)
 	ck_assert_int_ge(peer, 0);
 	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 1);
 	ck_assert_int_eq(rsc_recv_multishot(e, 0, note_io, &rx), 0);
-	if (t_kernel_has(IORING_OP_MSG_RING))
+	if (t_has_hand_over())
 		ck_assert_int_eq(rsc_entry_hand_over(e, 1, NULL, NULL), -EBUSY);
 	ret = rsc_entry_detach(e);
 	ck_assert_msg(ret == -EBADF || ret == -EBUSY, "detach of a busy slot: %d", ret);
@@ -1468,8 +1468,8 @@ START_TEST(hand_over_racing_the_senders_deadline_leaves_one_owner)
 	struct timespec nap = { 0, 10000000 };
 	int arrived = 0, turns, ret;
 
-	if (!t_kernel_has(IORING_OP_MSG_RING)) {
-		fprintf(stderr, "SKIP hand_over_racing_the_senders_deadline_leaves_one_owner: kernel lacks IORING_OP_MSG_RING\n");
+	if (!t_has_hand_over()) {
+		fprintf(stderr, "SKIP hand_over_racing_the_senders_deadline_leaves_one_owner: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
 		return;
 	}
 	t_make_files(1);
@@ -1523,8 +1523,8 @@ START_TEST(release_or_fail_right_after_a_hand_over_leaves_one_owner)
 {
 	int round;
 
-	if (!t_kernel_has(IORING_OP_MSG_RING)) {
-		fprintf(stderr, "SKIP release_or_fail_right_after_a_hand_over_leaves_one_owner: kernel lacks IORING_OP_MSG_RING\n");
+	if (!t_has_hand_over()) {
+		fprintf(stderr, "SKIP release_or_fail_right_after_a_hand_over_leaves_one_owner: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
 		return;
 	}
 	t_make_files(1);
@@ -1908,8 +1908,8 @@ START_TEST(shared_ring_post_sets_a_deadline_that_passes)
 	char buf[8];
 	int peer, turns, before = t_fd_count();
 
-	if (!t_kernel_has(IORING_OP_MSG_RING)) {
-		fprintf(stderr, "SKIP shared_ring_post_sets_a_deadline_that_passes: kernel lacks IORING_OP_MSG_RING\n");
+	if (!t_has_post_msg_ring()) {
+		fprintf(stderr, "SKIP shared_ring_post_sets_a_deadline_that_passes: the loops of this run post without MSG_RING (no probe, or Linux < 5.18)\n");
 		return;
 	}
 	mapp_new(&a);
@@ -2201,7 +2201,8 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, defer_exit_opens_a_scope_that_lives_on_after_the_unwind);
 	tcase_add_test(tc, defer_exit_fails_an_older_sibling_during_their_parents_unwind);
 	tcase_add_test(tc, shutdown_over_a_grace_a_deadline_a_move_and_a_reaching_defer);
-	tcase_add_test(tc, shutdown_during_accepts_a_grace_and_a_deadline);
+	t_add_test_if(tc, shutdown_during_accepts_a_grace_and_a_deadline, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, shared_ring_deadline_passes_while_the_applications_chain_is_open);
 	tcase_add_test(tc, shared_ring_drain_while_scopes_open_fail_and_time_out);
 	tcase_add_test(tc, graceful_close_of_an_inbox_scope_ends_and_frees_the_handed_slot);
@@ -2209,7 +2210,8 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, hand_over_racing_the_senders_deadline_leaves_one_owner);
 	tcase_add_test(tc, install_racing_its_scopes_deadline_leaves_nothing_open);
 	tcase_add_test(tc, release_or_fail_right_after_a_hand_over_leaves_one_owner);
-	tcase_add_test(tc, accept_under_a_deadline_and_a_grace_while_clients_keep_coming);
+	t_add_test_if(tc, accept_under_a_deadline_and_a_grace_while_clients_keep_coming, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, enter_hook_ending_its_own_scope_cancels_its_acquire);
 	tcase_add_test(tc, entry_moved_out_before_a_grace_does_not_hold_it);
 	tcase_add_test(tc, shared_ring_graceful_close_while_the_applications_chain_is_open);

@@ -2169,28 +2169,33 @@ Suite *make_hostile_mix2_suite(void)
 	}
 	if (rsc_loop_close(probe) < 0)
 		printf("probe loop did not close: %s\n", rsc_last_error());
-	msg_ring = t_kernel_has(IORING_OP_MSG_RING);
+	msg_ring = t_has_hand_over();
 	install = t_kernel_has(OP_FIXED_FD_INSTALL);
 	tcase_add_test(tc, set_direct_is_busy_while_a_chain_holds_reserved_slots);
 	tcase_add_test(tc, chain_in_flight_moved_then_its_new_parent_failed);
 	tcase_add_test(tc, shutdown_cancels_a_chain_in_flight_and_frees_its_slots);
 	tcase_add_test(tc, post_releasing_an_entry_its_unwind_owns_is_refused);
 	tcase_add_test(tc, post_releases_then_closes_in_one_turn_releases_once);
-	tcase_add_test(tc, direct_multishot_accept_into_a_nearly_full_table_closed_in_its_backoff);
+	t_add_test_if(tc, direct_multishot_accept_into_a_nearly_full_table_closed_in_its_backoff, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, direct_entry_moved_beside_a_chain_in_flight);
 	tcase_add_test(tc, chain_submitted_into_a_closing_scope_reserves_nothing);
 	tcase_add_test(tc, deadline_cuts_a_direct_chain_in_flight);
 	tcase_add_test(tc, direct_accept_racing_its_scope_close_in_a_nearly_full_table);
 	tcase_add_test(tc, chain_open_step_moved_before_a_later_step_fails);
 	tcase_add_test(tc, chain_open_step_released_before_a_later_step_fails);
-	tcase_add_test(tc, direct_multishot_accept_backing_off_when_its_deadline_passes);
+	t_add_test_if(tc, direct_multishot_accept_backing_off_when_its_deadline_passes, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, chain_one_slot_short_holds_nothing_and_the_next_fits);
 	tcase_add_test(tc, post_run_by_shutdown_acquires_and_nothing_outlives_the_loop);
 	tcase_add_test(tc, post_run_by_close_acquires_and_the_close_keeps_the_loop);
-	tcase_add_test(tc, direct_multishot_accept_closed_while_a_thread_dials);
-	tcase_add_test(tc, listener_moved_with_a_direct_multishot_accept_armed);
+	t_add_test_if(tc, direct_multishot_accept_closed_while_a_thread_dials, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+	t_add_test_if(tc, listener_moved_with_a_direct_multishot_accept_armed, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, chain_into_a_grace_or_below_it_is_refused_whole);
-	tcase_add_test(tc, shutdown_while_a_direct_accept_backs_off_from_a_full_table);
+	t_add_test_if(tc, shutdown_while_a_direct_accept_backs_off_from_a_full_table, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	if (t_has_fault_injection())
 		tcase_add_test(tc, chain_whose_cancel_misses_still_ends_and_frees_its_slots);
 	else
@@ -2228,7 +2233,7 @@ Suite *make_hostile_mix2_suite(void)
 			tcase_add_test(tc, entry_emptied_by_a_hand_over_gives_nothing_again);
 		tcase_add_test(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed);
 	} else {
-		printf("SKIP hand_over_to_a_full_table_keeps_the_slot_then_succeeds, inbox_released_by_the_first_of_two_arrivals_in_one_turn, install_of_a_handed_slot_whose_scope_is_closing_is_refused, chain_connections_handed_over_give_their_chain_slot_back: kernel lacks IORING_OP_MSG_RING (Linux 6.0)\n");
+		printf("SKIP hand_over_to_a_full_table_keeps_the_slot_then_succeeds, inbox_released_by_the_first_of_two_arrivals_in_one_turn, install_of_a_handed_slot_whose_scope_is_closing_is_refused, chain_connections_handed_over_give_their_chain_slot_back: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
 	}
 	return s;
 }

@@ -79,7 +79,7 @@ static int peer_read(int peer)
 
 static bool skip_multishot(const char *test)
 {
-	if (t_kernel_has(IORING_OP_SEND_ZC))
+	if (t_has_recv_multishot())
 		return false;
 	printf("SKIP %s: kernel lacks IORING_RECV_MULTISHOT (Linux 6.0)\n", test);
 	return true;
@@ -809,7 +809,7 @@ START_TEST(cancel_io_during_a_hand_over_leaves_the_move_alone)
 	struct moved m = { 0 };
 	int arrived = 0, ret;
 
-	if (!t_kernel_has(IORING_OP_SEND_ZC)) {
+	if (!t_has_hand_over()) {
 		printf("SKIP cancel_io_during_a_hand_over_leaves_the_move_alone: no IORING_MSG_SEND_FD (Linux 6.0)\n");
 		return;
 	}
@@ -885,7 +885,7 @@ START_TEST(cancel_io_on_an_inbox_leaves_it_receiving)
 	struct moved m = { 0 };
 	int arrived = 0;
 
-	if (!t_kernel_has(IORING_OP_SEND_ZC)) {
+	if (!t_has_hand_over()) {
 		printf("SKIP cancel_io_on_an_inbox_leaves_it_receiving: no IORING_MSG_SEND_FD (Linux 6.0)\n");
 		return;
 	}
@@ -991,7 +991,7 @@ START_TEST(cancel_io_then_hand_over_from_the_callback_as_the_example)
 	char buf[16];
 	int arrived = 0, cfd;
 
-	if (!t_kernel_has(IORING_OP_SEND_ZC)) {
+	if (!t_has_hand_over()) {
 		printf("SKIP cancel_io_then_hand_over_from_the_callback_as_the_example: no IORING_MSG_SEND_FD (Linux 6.0)\n");
 		return;
 	}
@@ -2297,7 +2297,8 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, multishot_cancelled_as_its_buffers_run_dry_is_not_armed_again);
 	tcase_add_test(tc, multishot_cancelled_from_its_own_receive_ends_once);
 	tcase_add_test(tc, cancel_io_on_an_accept_while_a_client_waits);
-	tcase_add_test(tc, multishot_accept_cancelled_from_its_callback_accepts_no_more);
+	t_add_test_if(tc, multishot_accept_cancelled_from_its_callback_accepts_no_more, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, multishot_accept_stopped_from_its_shortage_callback_stays_stopped);
 	tcase_add_test(tc, cancel_io_on_a_timer_entry_and_a_defer);
 	tcase_add_test(tc, cancel_io_after_a_deadline_cut_the_io);

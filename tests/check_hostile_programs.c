@@ -437,7 +437,8 @@ Suite *make_hostile_programs_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, idle_connection_with_a_receive_is_detached_after_cancel_io);
 	tcase_add_test(tc, multishot_receive_cancelled_ends_and_the_connection_stays);
-	tcase_add_test(tc, accept_paused_by_cancel_io_keeps_the_listener);
+	t_add_test_if(tc, accept_paused_by_cancel_io_keeps_the_listener, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, cancel_io_arguments_and_hooks);
 	tcase_add_test(tc, scope_fail_without_memory_leaves_the_scope_open);
 	tcase_add_test(tc, half_close_sends_the_fin_and_the_entry_keeps_receiving);

@@ -1830,7 +1830,7 @@ Suite *make_hostile_servers_suite(void)
 	TCase *tc = tcase_create("servers");
 	bool net = t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT);
 	/* No probe sees IORING_RECV_MULTISHOT; IORING_OP_SEND_ZC came with it (6.0). */
-	bool multishot = t_kernel_has(IORING_OP_SEND_ZC);
+	bool multishot = t_has_recv_multishot();
 
 	t_add_fixture(tc);
 	tcase_add_test(tc, expiry_callback_rearms_and_clears_deadlines_due_with_it);
@@ -1850,8 +1850,10 @@ Suite *make_hostile_servers_suite(void)
 	tcase_add_test(tc, graceful_close_of_a_scope_whose_children_are_already_closing);
 	tcase_add_test(tc, graceful_close_arguments_and_what_the_grace_still_refuses);
 	if (net) {
-		tcase_add_test(tc, accepted_connections_are_cloexec_and_owned_by_their_own_scope);
-		tcase_add_test(tc, accept_callback_releasing_the_listener);
+		t_add_test_if(tc, accepted_connections_are_cloexec_and_owned_by_their_own_scope, t_has_accept_multishot(),
+			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+		t_add_test_if(tc, accept_callback_releasing_the_listener, t_has_accept_multishot(),
+			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 		tcase_add_test(tc, accept_arguments_and_states);
 		tcase_add_test(tc, graceful_close_stops_an_accept_backing_off_a_shortage);
 		tcase_add_test(tc, listen_and_connect_sockets_are_cloexec_unless_asked);
@@ -1878,7 +1880,8 @@ Suite *make_hostile_servers_suite(void)
 	tcase_add_test(tc, a_post_asks_for_a_graceful_close);
 	tcase_add_test(tc, on_close_is_replaced_removed_and_heard_before_the_close);
 	if (net)
-		tcase_add_test(tc, release_wait_of_a_listener_ends_its_accept_first);
+		t_add_test_if(tc, release_wait_of_a_listener_ends_its_accept_first, t_has_accept_multishot(),
+			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	suite_add_tcase(s, tc);
 	return s;
 }

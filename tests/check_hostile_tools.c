@@ -583,7 +583,8 @@ Suite *make_hostile_tools_suite(void)
 	tcase_add_test(tc, metrics_do_not_follow_the_programs_locale);
 	tcase_add_test(tc, metrics_counters_never_go_back);
 	tcase_add_test(tc, released_direct_entry_never_acts_on_its_reused_slot);
-	tcase_add_test(tc, hand_over_to_a_loop_that_has_closed);
+	t_add_test_if(tc, hand_over_to_a_loop_that_has_closed, t_has_hand_over(),
+		      "IORING_MSG_SEND_FD (Linux 6.0)");
 	tcase_add_test(tc, direct_table_arguments);
 	tcase_add_test(tc, error_print_from_threads_keeps_its_lines_whole);
 	tcase_add_test(tc, write_to_a_full_disk_says_why);

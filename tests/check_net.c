@@ -925,7 +925,8 @@ Suite *make_net_suite(void)
 	tcase_add_test(tc, unix_path_without_nul_is_read_within_addrlen);
 	tcase_add_test(tc, abstract_unix_name_is_escaped_in_details);
 	tcase_add_test(tc, unnamed_unix_address_autobinds_and_cannot_be_connected);
-	tcase_add_test(tc, multishot_accept_gives_each_connection_its_scope);
+	t_add_test_if(tc, multishot_accept_gives_each_connection_its_scope, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, single_shot_accepts_one);
 	tcase_add_test(tc, nodelay_listener_passes_it_on_and_entries_name_both_ends);
 	tcase_add_test(tc, sockname_of_a_file_or_unix_listener);
@@ -933,8 +934,10 @@ Suite *make_net_suite(void)
 	tcase_add_test(tc, single_shot_accept_ends_with_one_callback_when_its_scope_closes);
 	tcase_add_test(tc, single_shot_connection_callback_may_detach_the_listener);
 	tcase_add_test(tc, accept_on_an_entry_without_a_descriptor_is_refused);
-	tcase_add_test(tc, full_audit_has_no_false_leaks_while_accepting);
-	tcase_add_test(tc, closing_while_clients_connect_leaks_nothing);
+	t_add_test_if(tc, full_audit_has_no_false_leaks_while_accepting, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+	t_add_test_if(tc, closing_while_clients_connect_leaks_nothing, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	if (rsc_fault_set(t_probe_loop(), "") == 0) {
 		tcase_add_test(tc, injected_connect_failure_closes_its_socket);
 		tcase_add_test(tc, injected_accept_shortage_backs_off_and_recovers);
@@ -945,7 +948,8 @@ Suite *make_net_suite(void)
 	if (t_under_valgrind())
 		printf("SKIP accept_recovers_when_descriptors_free_up: under valgrind, RLIMIT_NOFILE is not enforced on io_uring\n");
 	else
-		tcase_add_test(tc, accept_recovers_when_descriptors_free_up);
+		t_add_test_if(tc, accept_recovers_when_descriptors_free_up, t_has_accept_multishot(),
+			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -204,14 +204,83 @@ struct rsc_loop *t_probe_loop(void)
 	return probe_loop;
 }
 
+bool t_env_missing(const char *name)
+{
+	const char *spec = getenv("RINGSCOPE_FAULT"), *p;
+	size_t len = strlen(name);
+
+	for (p = spec; p && *p; p += strcspn(p, ","), p += *p == ',') {
+		size_t rule = strcspn(p, ",");
+
+		if (rule == strlen("missing:") + len && !strncmp(p, "missing:", strlen("missing:")) &&
+		    !strncmp(p + strlen("missing:"), name, len))
+			return true;
+	}
+	return false;
+}
+
+/* The opcodes the suites ask about, named as a missing: rule names them. */
+static const char *opcode_rule_name(unsigned opcode)
+{
+	switch (opcode) {
+	case IORING_OP_ACCEPT:
+		return "accept";
+	case IORING_OP_CONNECT:
+		return "connect";
+	case IORING_OP_MSG_RING:
+		return "msg_ring";
+	case IORING_OP_SEND_ZC:
+		return "send_zc";
+	case IORING_OP_SHUTDOWN:
+		return "shutdown";
+	case IORING_OP_SOCKET:
+		return "socket";
+	case OP_FIXED_FD_INSTALL:
+		return "fixed_fd_install";
+	case OP_PIPE:
+		return "pipe";
+	default:
+		return NULL;
+	}
+}
+
 bool t_kernel_has(unsigned opcode)
 {
 	struct io_uring_probe *p = io_uring_get_probe();
 	bool ok = p && io_uring_opcode_supported(p, (int)opcode);
+	const char *name = opcode_rule_name(opcode);
 
 	if (p)
 		io_uring_free_probe(p);
-	return ok;
+	return ok && !(name && t_env_missing(name));
+}
+
+/* Each as the library decides it (the opcode that came in the same release stands for a flag no probe sees). */
+bool t_has_recv_multishot(void)
+{
+	return t_kernel_has(IORING_OP_SEND_ZC) && !t_env_missing("recv_multishot");
+}
+
+bool t_has_accept_multishot(void)
+{
+	return t_kernel_has(IORING_OP_SOCKET) && !t_env_missing("accept_multishot");
+}
+
+bool t_has_hand_over(void)
+{
+	return t_kernel_has(IORING_OP_MSG_RING) && t_kernel_has(IORING_OP_SEND_ZC) &&
+	       !t_env_missing("msg_send_fd");
+}
+
+bool t_has_cancel_fd(void)
+{
+	return t_kernel_has(IORING_OP_SOCKET) && !t_env_missing("cancel_fd");
+}
+
+/* Without a probe, posts never wake by MSG_RING (rsc_fault_set(3), probe). */
+bool t_has_post_msg_ring(void)
+{
+	return t_kernel_has(IORING_OP_MSG_RING) && !t_env_missing("probe");
 }
 
 struct sockaddr_in t_loopback(unsigned short port)
@@ -341,6 +410,31 @@ void t_guard_start(struct t_guard *g, struct rsc_loop *loop, unsigned ms)
 void t_guard_stop(struct t_guard *g)
 {
 	ck_assert_int_eq(rsc_scope_close(g->s, NULL, NULL), 0);
+}
+
+bool t_posts_poll_one_shot(struct rsc_loop *loop)
+{
+	return (rsc_loop_features(loop) & RSC_FEAT_POST_EVENTFD) && t_env_missing("poll_multishot");
+}
+
+void t_settle_posts(struct rsc_loop *loop)
+{
+	struct rsc_scope *s;
+	int i, res;
+
+	if (!(rsc_loop_features(loop) & RSC_FEAT_POST_EVENTFD))
+		return;
+	/* The first turn submits the poll (refused at once without multishot
+	 * polls), the second its one-shot re-arm: a timer keeps each turn busy. */
+	for (i = 0; i < 2; i++) {
+		res = 1;
+		ck_assert_int_eq(rsc_scope_open(loop, NULL, "settle", &s), 0);
+		ck_assert_int_eq(rsc_timer(s, 1, t_store_res, &res, NULL), 0);
+		while (res == 1)
+			ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+		ck_assert_int_eq(res, -ETIME);
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	}
 }
 
 bool t_has_fault_injection(void)

@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -60,7 +61,30 @@ bool t_fd_open_to(const char *needle);
 int t_events(enum rsc_event kind, const char *scope, char *out, size_t len);
 int t_count_events(enum rsc_event kind);
 
+/*
+ * The kernel as the loops of this run take it: its opcode probe, less what
+ * RINGSCOPE_FAULT's missing: rules take away (rsc_fault_set(3)), so that a
+ * whole run under a mask leaves out what the mask makes missing, named.
+ */
 bool t_kernel_has(unsigned opcode);
+/* RINGSCOPE_FAULT holds the rule missing:@name. */
+bool t_env_missing(const char *name);
+/* What rsc_recv_multishot(3), rsc_accept(3)'s RSC_ACCEPT_MULTISHOT,
+ * rsc_entry_hand_over(3), a release's one cancel by descriptor
+ * (RSC_CTR_CANCEL_FD) and rsc_loop_post(3)'s MSG_RING wake need. */
+bool t_has_recv_multishot(void);
+bool t_has_accept_multishot(void);
+bool t_has_hand_over(void);
+bool t_has_cancel_fd(void);
+bool t_has_post_msg_ring(void);
+/* Register @test in @tc if @have, or say SKIP naming @what: left out, never a pass. */
+#define t_add_test_if(tc, test, have, what)                                         \
+	do {                                                                        \
+		if (have)                                                           \
+			tcase_add_test(tc, test);                                   \
+		else                                                                \
+			printf("SKIP %s: the loops of this run lack %s\n", #test, what); \
+	} while (0)
 /* A loop for suite-build-time probes (freed at exit). */
 struct rsc_loop *t_probe_loop(void);
 /* 127.0.0.1:@port, and a listener entry there on a kernel-chosen port (its address in @bound). */
@@ -89,6 +113,15 @@ struct t_guard {
 };
 void t_guard_start(struct t_guard *g, struct rsc_loop *loop, unsigned ms);
 void t_guard_stop(struct t_guard *g);
+/*
+ * @loop wakes for posts by its eventfd (RSC_FEAT_POST_EVENTFD) and polls it
+ * one shot: the kernel refused IORING_POLL_ADD_MULTI (before Linux 5.13;
+ * missing:poll_multishot), a completion the loop arms again on its next turn.
+ */
+bool t_posts_poll_one_shot(struct rsc_loop *loop);
+/* Turns of @loop until its posts' eventfd poll is in the kernel for good, so
+ * that a count of SQEs starts after it; nothing on a loop that wakes by MSG_RING. */
+void t_settle_posts(struct rsc_loop *loop);
 /* rsc_fault_set works: the library has fault injection compiled in. */
 bool t_has_fault_injection(void);
 /*
