@@ -1342,7 +1342,10 @@ Suite *make_hostile_host_suite(void)
 	tcase_add_loop_test(tc, application_reads_beside_scope_cycles_on_every_ring_setup, 0, NSETUPS);
 	tcase_add_loop_test(tc, overflowing_shared_cq_loses_nothing_for_either_side, 0, NSETUPS);
 	tcase_add_loop_test(tc, sq_full_of_the_applications_sqes_is_flushed_for_ringscope, 0, NSETUPS);
-	tcase_add_loop_test(tc, closed_loop_leaves_nothing_of_its_own_on_the_ring, 0, NSETUPS);
+	if (t_kernel_has(IORING_OP_SOCKET))
+		tcase_add_loop_test(tc, closed_loop_leaves_nothing_of_its_own_on_the_ring, 0, NSETUPS);
+	else
+		printf("SKIP closed_loop_leaves_nothing_of_its_own_on_the_ring: the loops of this run lack IORING_OP_SOCKET (Linux 5.19)\n");
 	tcase_add_loop_test(tc, applications_open_link_is_never_joined, 0, NSETUPS);
 	tcase_add_loop_test(tc, release_retried_on_later_turns_wakes_the_application, 0, NSETUPS);
 	suite_add_tcase(s, tc);

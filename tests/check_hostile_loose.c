@@ -693,14 +693,16 @@ Suite *make_hostile_loose_suite(void)
 	       faults && t_kernel_has(OP_FIXED_FD_INSTALL),
 	       faults ? "kernel lacks IORING_OP_FIXED_FD_INSTALL" : "this build has no fault injection");
 	ADD_IF(tc, hand_over_keeps_shutdown_on_release,
-	       t_has_hand_over() && t_kernel_has(IORING_OP_SHUTDOWN) &&
+	       t_has_hand_over() && t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN) &&
 		       t_kernel_has(OP_FIXED_FD_INSTALL),
-	       "kernel lacks MSG_RING's SEND_FD (6.0), SHUTDOWN or FIXED_FD_INSTALL (6.8)");
+	       "kernel lacks SOCKET (5.19), MSG_RING's SEND_FD (6.0), SHUTDOWN or FIXED_FD_INSTALL (6.8)");
 	ADD_IF(tc, refused_hand_over_keeps_the_peer_with_the_sender,
-	       t_has_hand_over(), "kernel lacks MSG_RING's SEND_FD (6.0)");
+	       t_has_hand_over() && t_kernel_has(IORING_OP_SOCKET),
+	       "kernel lacks SOCKET (5.19) or MSG_RING's SEND_FD (6.0)");
 	ADD_IF(tc, hand_over_without_memory_for_the_address_sends_nothing,
-	       faults && t_has_hand_over(),
-	       faults ? "kernel lacks MSG_RING's SEND_FD (6.0)" : "this build has no fault injection");
+	       faults && t_has_hand_over() && t_kernel_has(IORING_OP_SOCKET),
+	       faults ? "kernel lacks SOCKET (5.19) or MSG_RING's SEND_FD (6.0)" :
+			"this build has no fault injection");
 	ADD_IF(tc, peername_of_direct_accept_and_connect, t_kernel_has(IORING_OP_SOCKET),
 	       "kernel lacks IORING_OP_SOCKET");
 	tcase_add_test(tc, early_released_acquire_failure_is_heard);

@@ -2296,18 +2296,22 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, cancel_io_from_an_ops_own_callback_cancels_the_others);
 	tcase_add_test(tc, multishot_cancelled_as_its_buffers_run_dry_is_not_armed_again);
 	tcase_add_test(tc, multishot_cancelled_from_its_own_receive_ends_once);
-	tcase_add_test(tc, cancel_io_on_an_accept_while_a_client_waits);
+	t_add_test_if(tc, cancel_io_on_an_accept_while_a_client_waits, t_kernel_has(IORING_OP_SOCKET),
+		      "IORING_OP_SOCKET (Linux 5.19)");
 	t_add_test_if(tc, multishot_accept_cancelled_from_its_callback_accepts_no_more, t_has_accept_multishot(),
 		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
-	tcase_add_test(tc, multishot_accept_stopped_from_its_shortage_callback_stays_stopped);
+	t_add_test_if(tc, multishot_accept_stopped_from_its_shortage_callback_stays_stopped, t_kernel_has(IORING_OP_SOCKET),
+		      "IORING_OP_SOCKET (Linux 5.19)");
 	tcase_add_test(tc, cancel_io_on_a_timer_entry_and_a_defer);
 	tcase_add_test(tc, cancel_io_after_a_deadline_cut_the_io);
 	tcase_add_test(tc, cancel_io_during_a_hand_over_leaves_the_move_alone);
 	tcase_add_test(tc, cancel_io_during_an_install_leaves_the_move_alone);
 	tcase_add_test(tc, shutdown_then_a_deadline_fires);
 	tcase_add_test(tc, shutdown_then_detach_then_the_callers_close);
-	tcase_add_test(tc, shutdown_on_a_pipe_a_timer_and_a_defer);
-	tcase_add_test(tc, shutdown_on_a_listener_runs_its_callback_once);
+	t_add_test_if(tc, shutdown_on_a_pipe_a_timer_and_a_defer, t_kernel_has(OP_PIPE),
+		      "IORING_OP_PIPE (Linux 6.16)");
+	t_add_test_if(tc, shutdown_on_a_listener_runs_its_callback_once, t_kernel_has(IORING_OP_SOCKET),
+		      "IORING_OP_SOCKET (Linux 5.19)");
 	tcase_add_test(tc, shutdown_without_the_opcode_is_eopnotsupp);
 	tcase_add_test(tc, shutdown_in_a_grace_is_tracked_and_cancel_io_counts_it);
 	tcase_add_test(tc, scope_fail_ends_a_grace_and_its_callback_gets_the_error);
@@ -2329,20 +2333,25 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, missing_opcodes_and_features_fail_or_fall_back);
 	tcase_add_test(tc, cancel_io_racing_a_multishots_own_end);
 	tcase_add_test(tc, cancel_io_after_the_timer_fired_gets_its_own_result);
-	tcase_add_test(tc, cancel_io_during_an_accepts_backoff);
+	t_add_test_if(tc, cancel_io_during_an_accepts_backoff, t_kernel_has(IORING_OP_SOCKET),
+		      "IORING_OP_SOCKET (Linux 5.19)");
 	tcase_add_test(tc, nested_failures_without_memory_count_every_error_lost);
 	tcase_add_test(tc, release_wait_during_a_grace_ends_it);
-	tcase_add_test(tc, release_wait_of_an_entry_still_entering);
+	t_add_test_if(tc, release_wait_of_an_entry_still_entering, t_kernel_has(IORING_OP_SOCKET),
+		      "IORING_OP_SOCKET (Linux 5.19)");
 	tcase_add_test(tc, release_wait_on_a_shared_ring_releases_nothing);
 	tcase_add_test(tc, release_wait_from_another_thread_of_a_single_issuer_loop);
 	tcase_add_test(tc, release_wait_interrupted_completes_later_once);
 	tcase_add_test(tc, deadline_in_a_grace_counts_the_io_it_cuts_as_cancelled);
 	tcase_add_test(tc, cancel_io_on_an_inbox_leaves_it_receiving);
-	tcase_add_test(tc, cancel_io_on_a_pipe_with_a_read_and_a_write);
+	t_add_test_if(tc, cancel_io_on_a_pipe_with_a_read_and_a_write, t_kernel_has(OP_PIPE),
+		      "IORING_OP_PIPE (Linux 6.16)");
 	tcase_add_test(tc, release_wait_exit_return_then_linked_sqes_cut_short);
 	tcase_add_test(tc, scope_fail_before_an_idle_grace_ends);
-	tcase_add_test(tc, shutdown_of_an_unconnected_socket_is_enotconn);
+	t_add_test_if(tc, shutdown_of_an_unconnected_socket_is_enotconn, t_kernel_has(IORING_OP_SOCKET),
+		      "IORING_OP_SOCKET (Linux 5.19)");
 	tcase_add_test(tc, scope_fail_in_a_grace_without_memory_leaves_the_grace);
-	tcase_add_test(tc, cancel_io_then_hand_over_from_the_callback_as_the_example);
+	t_add_test_if(tc, cancel_io_then_hand_over_from_the_callback_as_the_example, t_kernel_has(IORING_OP_SOCKET),
+		      "IORING_OP_SOCKET (Linux 5.19)");
 	return s;
 }

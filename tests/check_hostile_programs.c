@@ -443,7 +443,8 @@ Suite *make_hostile_programs_suite(void)
 	tcase_add_test(tc, scope_fail_without_memory_leaves_the_scope_open);
 	tcase_add_test(tc, half_close_sends_the_fin_and_the_entry_keeps_receiving);
 	tcase_add_test(tc, shutdown_arguments_and_a_file);
-	tcase_add_test(tc, half_close_of_a_direct_slot);
+	t_add_test_if(tc, half_close_of_a_direct_slot, t_kernel_has(IORING_OP_SOCKET),
+		      "IORING_OP_SOCKET (Linux 5.19)");
 	tcase_add_test(tc, receive_and_blocked_send_both_end_and_the_entry_sends_again);
 	tcase_add_test(tc, cancel_io_in_a_grace_ends_it_without_the_bound);
 	suite_add_tcase(s, tc);
