@@ -1760,10 +1760,10 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_test(tc, alloc_rule_takes_enomem_only);
 	tcase_add_test(tc, acquire_whose_owner_cannot_be_recorded_is_closed);
 	tcase_add_test(tc, pipe_whose_ends_cannot_be_recorded_is_closed);
-	t_add_test_if(tc, accepted_connection_without_memory_is_heard_as_enomem, t_kernel_has(IORING_OP_SOCKET),
-		      "IORING_OP_SOCKET (Linux 5.19)");
-	t_add_test_if(tc, multishot_accept_without_memory_hears_enomem_and_goes_on, t_has_accept_multishot(),
-		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+	t_add_test_if(tc, accepted_connection_without_memory_is_heard_as_enomem,
+		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_test_if(tc, multishot_accept_without_memory_hears_enomem_and_goes_on,
+		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, audit_finding_without_memory_is_counted_lost);
 	if (t_has_hand_over())
 		tcase_add_test(tc, hand_over_arrival_without_memory_is_heard_as_enomem);

@@ -1355,8 +1355,8 @@ Suite *make_direct_suite(void)
 		printf("probe loop did not close: %s\n", rsc_last_error());
 	tcase_add_test(tc, direct_arguments_are_checked);
 	tcase_add_test(tc, direct_open_fills_a_slot_not_a_descriptor);
-	t_add_test_if(tc, direct_slots_are_free_after_a_clean_unwind, t_kernel_has(IORING_OP_SOCKET),
-		      "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_test_if(tc, direct_slots_are_free_after_a_clean_unwind,
+		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
 	tcase_add_test(tc, direct_slots_are_free_after_a_failed_acquire);
 	tcase_add_test(tc, direct_fsync_on_release_goes_before_close_direct);
 	tcase_add_test(tc, failed_fsync_before_a_slot_close_frees_the_slot);
@@ -1379,8 +1379,8 @@ Suite *make_direct_suite(void)
 		tcase_add_test(tc, direct_connect_deadline_times_out_and_releases_its_slot);
 		tcase_add_test(tc, step_behind_a_timed_out_connect_is_no_error_of_its_own);
 		tcase_add_test(tc, closing_a_scope_mid_chain_releases_the_steps_that_entered);
-		t_add_test_if(tc, direct_accept_gives_each_connection_a_slot, t_has_accept_multishot(),
-			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+		t_add_test_if(tc, direct_accept_gives_each_connection_a_slot,
+			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 		tcase_add_test(tc, single_shot_direct_accept_gives_one_slot);
 		tcase_add_test(tc, release_cancels_every_op_of_a_slot_by_the_slot);
 	} else {

@@ -937,10 +937,10 @@ Suite *make_hostile_direct_suite(void)
 	else
 		printf("SKIP refused_new_table_keeps_the_old_one: it lowers RLIMIT_NOFILE's hard limit for good, so it runs only forked\n");
 	if (t_kernel_has(IORING_OP_ACCEPT)) {
-		t_add_test_if(tc, table_is_busy_while_a_direct_accept_is_armed, t_has_accept_multishot(),
-			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
-		t_add_test_if(tc, direct_accept_into_a_full_table_waits_for_a_slot, t_has_accept_multishot(),
-			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+		t_add_test_if(tc, table_is_busy_while_a_direct_accept_is_armed,
+			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+		t_add_test_if(tc, direct_accept_into_a_full_table_waits_for_a_slot,
+			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	} else {
 		printf("SKIP table_is_busy_while_a_direct_accept_is_armed, direct_accept_into_a_full_table_waits_for_a_slot: kernel lacks IORING_OP_ACCEPT\n");
 	}

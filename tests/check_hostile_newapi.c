@@ -2296,24 +2296,29 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, cancel_io_from_an_ops_own_callback_cancels_the_others);
 	tcase_add_test(tc, multishot_cancelled_as_its_buffers_run_dry_is_not_armed_again);
 	tcase_add_test(tc, multishot_cancelled_from_its_own_receive_ends_once);
-	t_add_test_if(tc, cancel_io_on_an_accept_while_a_client_waits, t_kernel_has(IORING_OP_SOCKET),
-		      "IORING_OP_SOCKET (Linux 5.19)");
-	t_add_test_if(tc, multishot_accept_cancelled_from_its_callback_accepts_no_more, t_has_accept_multishot(),
-		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
-	t_add_test_if(tc, multishot_accept_stopped_from_its_shortage_callback_stays_stopped, t_kernel_has(IORING_OP_SOCKET),
-		      "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_test_if(tc, cancel_io_on_an_accept_while_a_client_waits,
+		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_test_if(tc, multishot_accept_cancelled_from_its_callback_accepts_no_more,
+		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+	t_add_test_if(tc, multishot_accept_stopped_from_its_shortage_callback_stays_stopped,
+		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
 	tcase_add_test(tc, cancel_io_on_a_timer_entry_and_a_defer);
 	tcase_add_test(tc, cancel_io_after_a_deadline_cut_the_io);
 	tcase_add_test(tc, cancel_io_during_a_hand_over_leaves_the_move_alone);
 	tcase_add_test(tc, cancel_io_during_an_install_leaves_the_move_alone);
-	tcase_add_test(tc, shutdown_then_a_deadline_fires);
-	tcase_add_test(tc, shutdown_then_detach_then_the_callers_close);
-	t_add_test_if(tc, shutdown_on_a_pipe_a_timer_and_a_defer, t_kernel_has(OP_PIPE),
-		      "IORING_OP_PIPE (Linux 6.16)");
-	t_add_test_if(tc, shutdown_on_a_listener_runs_its_callback_once, t_kernel_has(IORING_OP_SOCKET),
-		      "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_test_if(tc, shutdown_then_a_deadline_fires, t_kernel_has(IORING_OP_SHUTDOWN),
+		      "IORING_OP_SHUTDOWN (Linux 5.11)");
+	t_add_test_if(tc, shutdown_then_detach_then_the_callers_close,
+		      t_kernel_has(IORING_OP_SHUTDOWN), "IORING_OP_SHUTDOWN (Linux 5.11)");
+	t_add_test_if(tc, shutdown_on_a_pipe_a_timer_and_a_defer,
+		      t_kernel_has(OP_PIPE) && t_kernel_has(IORING_OP_SHUTDOWN),
+		      "IORING_OP_PIPE (Linux 6.16) or IORING_OP_SHUTDOWN (5.11)");
+	t_add_test_if(tc, shutdown_on_a_listener_runs_its_callback_once,
+		      t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN),
+		      "IORING_OP_SOCKET (Linux 5.19) or IORING_OP_SHUTDOWN (5.11)");
 	tcase_add_test(tc, shutdown_without_the_opcode_is_eopnotsupp);
-	tcase_add_test(tc, shutdown_in_a_grace_is_tracked_and_cancel_io_counts_it);
+	t_add_test_if(tc, shutdown_in_a_grace_is_tracked_and_cancel_io_counts_it,
+		      t_kernel_has(IORING_OP_SHUTDOWN), "IORING_OP_SHUTDOWN (Linux 5.11)");
 	tcase_add_test(tc, scope_fail_ends_a_grace_and_its_callback_gets_the_error);
 	tcase_add_test(tc, scope_fail_in_a_grace_from_an_io_callback);
 	tcase_add_test(tc, parent_failed_ends_a_childs_grace);
@@ -2325,7 +2330,8 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, fail_below_a_grace_under_a_closing_ancestor_unwinds_at_once);
 	tcase_add_test(tc, scope_fail_from_the_enter_hook_of_an_entry_of_that_scope);
 	tcase_add_test(tc, scope_fail_arguments_and_a_stale_scope);
-	tcase_add_test(tc, shutdown_rdwr_ends_a_waiting_receive_with_eof);
+	t_add_test_if(tc, shutdown_rdwr_ends_a_waiting_receive_with_eof,
+		      t_kernel_has(IORING_OP_SHUTDOWN), "IORING_OP_SHUTDOWN (Linux 5.11)");
 	tcase_add_test(tc, shutdown_errors_as_rsc_send);
 	tcase_add_test(tc, release_wait_fsync_and_close_both_failing);
 	tcase_add_test(tc, release_wait_from_a_callback_and_in_a_failed_scope);
@@ -2348,10 +2354,11 @@ Suite *make_hostile_newapi_suite(void)
 		      "IORING_OP_PIPE (Linux 6.16)");
 	tcase_add_test(tc, release_wait_exit_return_then_linked_sqes_cut_short);
 	tcase_add_test(tc, scope_fail_before_an_idle_grace_ends);
-	t_add_test_if(tc, shutdown_of_an_unconnected_socket_is_enotconn, t_kernel_has(IORING_OP_SOCKET),
-		      "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_test_if(tc, shutdown_of_an_unconnected_socket_is_enotconn,
+		      t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN),
+		      "IORING_OP_SOCKET (Linux 5.19) or IORING_OP_SHUTDOWN (5.11)");
 	tcase_add_test(tc, scope_fail_in_a_grace_without_memory_leaves_the_grace);
-	t_add_test_if(tc, cancel_io_then_hand_over_from_the_callback_as_the_example, t_kernel_has(IORING_OP_SOCKET),
-		      "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_test_if(tc, cancel_io_then_hand_over_from_the_callback_as_the_example,
+		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
 	return s;
 }

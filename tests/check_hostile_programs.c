@@ -441,10 +441,13 @@ Suite *make_hostile_programs_suite(void)
 		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, cancel_io_arguments_and_hooks);
 	tcase_add_test(tc, scope_fail_without_memory_leaves_the_scope_open);
-	tcase_add_test(tc, half_close_sends_the_fin_and_the_entry_keeps_receiving);
-	tcase_add_test(tc, shutdown_arguments_and_a_file);
-	t_add_test_if(tc, half_close_of_a_direct_slot, t_kernel_has(IORING_OP_SOCKET),
-		      "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_test_if(tc, half_close_sends_the_fin_and_the_entry_keeps_receiving,
+		      t_kernel_has(IORING_OP_SHUTDOWN), "IORING_OP_SHUTDOWN (Linux 5.11)");
+	t_add_test_if(tc, shutdown_arguments_and_a_file, t_kernel_has(IORING_OP_SHUTDOWN),
+		      "IORING_OP_SHUTDOWN (Linux 5.11)");
+	t_add_test_if(tc, half_close_of_a_direct_slot,
+		      t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN),
+		      "IORING_OP_SOCKET (Linux 5.19) or IORING_OP_SHUTDOWN (5.11)");
 	tcase_add_test(tc, receive_and_blocked_send_both_end_and_the_entry_sends_again);
 	tcase_add_test(tc, cancel_io_in_a_grace_ends_it_without_the_bound);
 	suite_add_tcase(s, tc);

@@ -1850,8 +1850,8 @@ Suite *make_hostile_servers_suite(void)
 	tcase_add_test(tc, graceful_close_of_a_scope_whose_children_are_already_closing);
 	tcase_add_test(tc, graceful_close_arguments_and_what_the_grace_still_refuses);
 	if (net) {
-		t_add_test_if(tc, accepted_connections_are_cloexec_and_owned_by_their_own_scope, t_has_accept_multishot(),
-			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+		t_add_test_if(tc, accepted_connections_are_cloexec_and_owned_by_their_own_scope,
+			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 		t_add_test_if(tc, accept_callback_releasing_the_listener, t_has_accept_multishot(),
 			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 		tcase_add_test(tc, accept_arguments_and_states);
@@ -1880,8 +1880,8 @@ Suite *make_hostile_servers_suite(void)
 	tcase_add_test(tc, a_post_asks_for_a_graceful_close);
 	tcase_add_test(tc, on_close_is_replaced_removed_and_heard_before_the_close);
 	if (net)
-		t_add_test_if(tc, release_wait_of_a_listener_ends_its_accept_first, t_has_accept_multishot(),
-			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+		t_add_test_if(tc, release_wait_of_a_listener_ends_its_accept_first,
+			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	suite_add_tcase(s, tc);
 	return s;
 }

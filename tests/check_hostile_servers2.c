@@ -1903,8 +1903,8 @@ Suite *make_hostile_servers2_suite(void)
 	tcase_add_test(tc, posts_from_hooks_and_the_trace_callback_run_once_each);
 	tcase_add_test(tc, shutdown_ends_a_deadline_that_would_pass_during_a_newer_scopes_grace);
 	if (net)
-		t_add_test_if(tc, deadline_over_a_busy_listener_closes_every_late_connection, t_has_accept_multishot(),
-			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+		t_add_test_if(tc, deadline_over_a_busy_listener_closes_every_late_connection,
+			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, graceful_stats_count_drained_cut_and_failed_exactly);
 	tcase_add_test(tc, graceful_close_with_no_io_is_prompt_and_grace_zero_waits);
 	tcase_add_test(tc, own_deadline_during_the_grace_cuts_it_with_etimedout);
@@ -1921,8 +1921,8 @@ Suite *make_hostile_servers2_suite(void)
 		printf("SKIP graceful_close_and_first_deadline_refused_in_a_full_hook_change_nothing: this build has no fault injection (configure --enable-fault-injection)\n");
 	tcase_add_test(tc, a_child_waiting_for_its_turn_refuses_grace_and_its_deadline_never_passes);
 	if (net)
-		t_add_test_if(tc, graceful_close_hands_out_no_connection_while_clients_keep_coming, t_has_accept_multishot(),
-			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+		t_add_test_if(tc, graceful_close_hands_out_no_connection_while_clients_keep_coming,
+			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, shutdown_on_release_of_an_unconnected_socket_and_of_a_detached_one);
 	if (net)
 		tcase_add_test(tc, connect_shutdown_follows_the_socket_and_a_refused_one_adds_no_error);

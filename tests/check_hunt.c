@@ -231,8 +231,8 @@ Suite *make_hunt_suite(void)
 
 	t_add_fixture(tc);
 	tcase_set_timeout(tc, 30);
-	t_add_test_if(tc, completions_set_aside_during_their_dispatch_keep_stream_order, t_has_recv_multishot(),
-		      "IORING_RECV_MULTISHOT (Linux 6.0)");
+	t_add_test_if(tc, completions_set_aside_during_their_dispatch_keep_stream_order,
+		      t_has_recv_multishot(), "IORING_RECV_MULTISHOT (Linux 6.0)");
 	tcase_add_test(tc, reservation_flushes_again_after_a_submit_stopped_by_a_refused_sqe);
 	tcase_add_test(tc, nowait_turn_submits_past_an_sqe_the_kernel_refused);
 	suite_add_tcase(s, tc);

@@ -925,8 +925,8 @@ Suite *make_net_suite(void)
 	tcase_add_test(tc, unix_path_without_nul_is_read_within_addrlen);
 	tcase_add_test(tc, abstract_unix_name_is_escaped_in_details);
 	tcase_add_test(tc, unnamed_unix_address_autobinds_and_cannot_be_connected);
-	t_add_test_if(tc, multishot_accept_gives_each_connection_its_scope, t_has_accept_multishot(),
-		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+	t_add_test_if(tc, multishot_accept_gives_each_connection_its_scope,
+		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, single_shot_accepts_one);
 	tcase_add_test(tc, nodelay_listener_passes_it_on_and_entries_name_both_ends);
 	tcase_add_test(tc, sockname_of_a_file_or_unix_listener);
@@ -948,8 +948,8 @@ Suite *make_net_suite(void)
 	if (t_under_valgrind())
 		printf("SKIP accept_recovers_when_descriptors_free_up: under valgrind, RLIMIT_NOFILE is not enforced on io_uring\n");
 	else
-		t_add_test_if(tc, accept_recovers_when_descriptors_free_up, t_has_accept_multishot(),
-			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+		t_add_test_if(tc, accept_recovers_when_descriptors_free_up,
+			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	suite_add_tcase(s, tc);
 	return s;
 }

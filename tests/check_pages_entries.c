@@ -327,8 +327,8 @@ Suite *make_pages_entries_suite(void)
 		printf("SKIP release_wait_of_a_connect_before_its_socket_names_connect: kernel lacks IORING_OP_SOCKET (Linux 5.19)\n");
 	if (t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_CONNECT)) {
 		tcase_add_test(tc, io_on_the_socket_a_connect_builds_on_is_busy);
-		t_add_test_if(tc, listener_moved_with_its_accept_armed_accepts_for_its_new_scope, t_has_accept_multishot(),
-			      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+		t_add_test_if(tc, listener_moved_with_its_accept_armed_accepts_for_its_new_scope,
+			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	} else {
 		printf("SKIP io_on_the_socket_a_connect_builds_on_is_busy, listener_moved_with_its_accept_armed_accepts_for_its_new_scope: kernel lacks IORING_OP_SOCKET (Linux 5.19)\n");
 	}

@@ -882,8 +882,10 @@ Suite *make_server_suite(void)
 	tcase_add_test(tc, graceful_close_of_an_idle_scope_unwinds_at_once);
 	t_add_test_if(tc, graceful_close_stops_accepting_at_once, t_has_accept_multishot(),
 		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
-	tcase_add_test(tc, shutdown_on_release_sends_a_fin_despite_a_dup);
-	tcase_add_test(tc, a_listener_shut_down_on_release_is_no_error);
+	t_add_test_if(tc, shutdown_on_release_sends_a_fin_despite_a_dup,
+		      t_kernel_has(IORING_OP_SHUTDOWN), "IORING_OP_SHUTDOWN (Linux 5.11)");
+	t_add_test_if(tc, a_listener_shut_down_on_release_is_no_error,
+		      t_kernel_has(IORING_OP_SHUTDOWN), "IORING_OP_SHUTDOWN (Linux 5.11)");
 	tcase_add_test(tc, a_release_cancels_all_its_io_with_one_sqe);
 	tcase_add_test(tc, pollable_loop_wakes_a_host_poll_for_its_work);
 	tcase_add_test(tc, pollable_loop_wakes_the_host_for_io_started_in_a_callback);

@@ -475,14 +475,15 @@ Suite *make_shared_ring_suite(void)
 	if (!t_kernel_has(IORING_OP_MSG_RING)) {
 		printf("SKIP shared_ring suite: kernel lacks IORING_OP_MSG_RING (Linux 5.18; IORING_MSG_SEND_FD 6.0)\n");
 	} else {
-		t_add_test_if(tc, wake_dispatched_twice_or_made_up_is_refused, t_has_post_msg_ring(),
+		t_add_test_if(tc, wake_dispatched_twice_or_made_up_is_refused,
+			      t_has_post_msg_ring(),
 			      "a post's MSG_RING wake (a probe, and MSG_RING: Linux 5.18)");
 		t_add_test_if(tc, arrival_dispatched_twice_is_refused, t_has_hand_over(),
 			      "IORING_MSG_SEND_FD (Linux 6.0)");
 		t_add_test_if(tc, made_up_arrival_is_refused, t_has_hand_over(),
 			      "IORING_MSG_SEND_FD (Linux 6.0)");
-		t_add_test_if(tc, arrival_behind_the_inbox_end_keeps_the_loop_alive, t_has_hand_over(),
-			      "IORING_MSG_SEND_FD (Linux 6.0)");
+		t_add_test_if(tc, arrival_behind_the_inbox_end_keeps_the_loop_alive,
+			      t_has_hand_over(), "IORING_MSG_SEND_FD (Linux 6.0)");
 		tcase_add_test(tc, closed_loop_leaves_no_table_on_the_ring);
 		tcase_add_test(tc, full_audit_verdict_ignores_the_applications_cqes);
 		tcase_add_test(tc, another_loops_cqe_is_refused);

@@ -36,7 +36,8 @@ static const struct mask masks[] = {
 	{ "missing:bind,missing:listen", 0 },
 	{ "missing:recv_multishot", M_NO_RECV_MS },
 	{ "missing:accept_multishot", M_NO_ACCEPT_MS },
-	{ "missing:msg_send_fd", M_NO_HANDOVER },
+	/* IORING_OP_SEND_ZC came with both flags (6.0): it stands for them. */
+	{ "missing:send_zc", M_NO_HANDOVER | M_NO_RECV_MS },
 	{ "missing:cancel_fd,missing:bind,missing:listen,missing:recv_multishot,"
 	  "missing:accept_multishot,missing:msg_send_fd",
 	  M_NO_CANCEL_FD | M_NO_RECV_MS | M_NO_ACCEPT_MS | M_NO_HANDOVER },
@@ -46,8 +47,9 @@ static const struct mask masks[] = {
 	  M_NO_DEFER | M_NO_COOP },
 	{ "missing:register_ring", M_NO_REG_RING },
 	{ "missing:msg_ring,missing:poll_multishot", M_EVENTFD | M_NO_HANDOVER },
-	/* As before Linux 5.6: no probe, so posts by the eventfd, no bind or listen. */
-	{ "missing:probe", M_EVENTFD },
+	/* As before Linux 5.6: no probe, so posts by the eventfd, no bind or
+	 * listen, and no multishot poll (5.13): the eventfd is polled one shot. */
+	{ "missing:probe,missing:poll_multishot", M_EVENTFD },
 	{ "missing:msg_ring,missing:poll_multishot,missing:single_issuer,missing:defer_taskrun,"
 	  "missing:coop_taskrun,missing:submit_all,missing:register_ring,missing:cancel_fd,"
 	  "missing:bind,missing:listen,missing:recv_multishot,missing:accept_multishot",
