@@ -255,7 +255,8 @@ bool t_kernel_has(unsigned opcode)
 	return ok && !(name && t_env_missing(name));
 }
 
-/* Each as the library decides it (the opcode that came in the same release stands for a flag no probe sees). */
+/* Each as the library decides it: the opcode that came in the same release
+ * stands for a flag no probe sees (recv_multishot.c, accept.c, handover.c). */
 bool t_has_recv_multishot(void)
 {
 	return t_kernel_has(IORING_OP_SEND_ZC) && !t_env_missing("recv_multishot");
