@@ -422,7 +422,7 @@ static void sent(struct rsc_loop *loop, struct rsc_op *op, int res, unsigned cqe
 	(void)loop;
 	(void)cqe_flags;
 	rsc__io_unlink(op);
-	r->res = rsc__real_errno(res, e->flags & RSC__E_IO_CANCELLED);
+	r->res = rsc__real_errno(res, false); /* a move is never cancelled (io.c cancellable) */
 	/* >= 0: the slot the receiver got (msg_ring.c returns the install's result). */
 	if (r->res >= 0)
 		e->value = -EXDEV; /* the receiver's entry owns the file from now on */
