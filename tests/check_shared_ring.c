@@ -20,7 +20,8 @@
 #endif
 #endif
 #ifdef HEAP_ASAN
-#include <sanitizer/allocator_interface.h>
+/* sanitizer/allocator_interface.h's, which GCC does not install. */
+size_t __sanitizer_get_current_allocated_bytes(void);
 static size_t heap_in_use(void)
 {
 	return __sanitizer_get_current_allocated_bytes();
