@@ -60,6 +60,8 @@ static uint32_t next_token(void)
  * may have again: a sender checks the address here first, so that a hand-over
  * to a gone inbox fails with -ESTALE instead of reaching whatever ring holds
  * that number now. Few entries (an inbox per loop), hence a locked array.
+ * The lock covers the parcels too (below): a parcel goes in only while its
+ * inbox is live, and goes with it.
  */
 struct live_inbox {
 	uint32_t token;
@@ -69,6 +71,8 @@ struct live_inbox {
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct live_inbox *live;
 static unsigned n_live, cap_live;
+
+static void parcels_drop_locked(uint32_t token);
 
 static int live_add(struct rsc_loop *loop, uint32_t token, int ring_fd)
 {
@@ -103,6 +107,9 @@ static void live_remove(uint32_t token)
 			break;
 		}
 	}
+	/* Whatever still waits for this inbox is nobody's now (its arrival, if
+	 * ever dispatched, is closed as an orphan and finds no parcel). */
+	parcels_drop_locked(token);
 	if (n_live == 0) {
 		/* Nothing left behind for a leak checker at exit. */
 		free(live);
@@ -112,14 +119,22 @@ static void live_remove(uint32_t token)
 	pthread_mutex_unlock(&live_lock);
 }
 
-static bool live_at(uint32_t token, int ring_fd)
+static bool live_at_locked(uint32_t token, int ring_fd)
 {
-	bool found = false;
 	unsigned i;
 
+	for (i = 0; i < n_live; i++)
+		if (live[i].token == token && (ring_fd < 0 || live[i].ring_fd == ring_fd))
+			return true;
+	return false;
+}
+
+static bool live_at(uint32_t token, int ring_fd)
+{
+	bool found;
+
 	pthread_mutex_lock(&live_lock);
-	for (i = 0; i < n_live && !found; i++)
-		found = live[i].token == token && live[i].ring_fd == ring_fd;
+	found = live_at_locked(token, ring_fd);
 	pthread_mutex_unlock(&live_lock);
 	return found;
 }
@@ -130,7 +145,11 @@ static bool live_at(uint32_t token, int ring_fd)
  * user_data, so the address waits here, process-wide, under a number the
  * message carries; the receiver takes it with the slot, the sender takes it
  * back if the hand-over failed (no message then), and a receiver that closes
- * the slot (its inbox gone) drops it. Few at a time: a locked list.
+ * the slot (its inbox gone) drops it. Its inbox's end drops it too: a
+ * receiver on the application's ring may never be given the arrival
+ * (rsc_loop_new_from_ring(3): the application reaps), and a parcel is found
+ * only by its number, so a late arrival or a failed send finds none instead
+ * of freed memory. Few at a time: a list, under live_lock.
  */
 struct parcel {
 	struct rsc__peer peer; /* first: the entry's owned_arg, freed with it */
@@ -138,19 +157,26 @@ struct parcel {
 	uint32_t token, seq;
 };
 
-static pthread_mutex_t parcel_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct parcel *parcels;
 
+/* @p waits for inbox @token, under a new number (> 0), or 0 if that inbox is
+ * gone already: then nobody could take it, and it stays the caller's. */
 static uint32_t parcel_put(struct parcel *p, uint32_t token)
 {
 	static uint32_t seq;
 
 	p->token = token;
-	p->seq = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) & ~RSC__MSG_PARCEL;
-	pthread_mutex_lock(&parcel_lock);
+	do {
+		p->seq = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) & ~RSC__MSG_PARCEL;
+	} while (!p->seq);
+	pthread_mutex_lock(&live_lock);
+	if (!live_at_locked(token, -1)) {
+		pthread_mutex_unlock(&live_lock);
+		return 0;
+	}
 	p->next = parcels;
 	parcels = p;
-	pthread_mutex_unlock(&parcel_lock);
+	pthread_mutex_unlock(&live_lock);
 	return p->seq;
 }
 
@@ -158,7 +184,7 @@ static struct parcel *parcel_take(uint32_t token, uint32_t seq)
 {
 	struct parcel **pp, *p = NULL;
 
-	pthread_mutex_lock(&parcel_lock);
+	pthread_mutex_lock(&live_lock);
 	for (pp = &parcels; *pp; pp = &(*pp)->next) {
 		if ((*pp)->token == token && (*pp)->seq == seq) {
 			p = *pp;
@@ -166,8 +192,22 @@ static struct parcel *parcel_take(uint32_t token, uint32_t seq)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&parcel_lock);
+	pthread_mutex_unlock(&live_lock);
 	return p;
+}
+
+static void parcels_drop_locked(uint32_t token)
+{
+	struct parcel **pp = &parcels, *p;
+
+	while ((p = *pp)) {
+		if (p->token == token) {
+			*pp = p->next;
+			free(p);
+		} else {
+			pp = &p->next;
+		}
+	}
 }
 
 static struct rsc__inbox *find_inbox(struct rsc_loop *loop, uint32_t token)
@@ -382,7 +422,7 @@ static void sent(struct rsc_loop *loop, struct rsc_op *op, int res, unsigned cqe
 	(void)loop;
 	(void)cqe_flags;
 	rsc__io_unlink(op);
-	r->res = rsc__real_errno(res, e->flags & RSC__E_IO_CANCELLED);
+	r->res = rsc__real_errno(res, false); /* a move is never cancelled (io.c cancellable) */
 	/* >= 0: the slot the receiver got (msg_ring.c returns the install's result). */
 	if (r->res >= 0)
 		e->value = -EXDEV; /* the receiver's entry owns the file from now on */
@@ -459,10 +499,13 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 		return ret;
 	}
 	if (parcel) {
-		r->parcel = true;
 		r->parcel_token = (uint32_t)inbox_addr;
 		r->parcel_seq = parcel_put(parcel, (uint32_t)inbox_addr);
-		low = RSC__MSG_PARCEL | r->parcel_seq;
+		r->parcel = r->parcel_seq != 0;
+		if (r->parcel)
+			low = RSC__MSG_PARCEL | r->parcel_seq;
+		else
+			free(parcel); /* its inbox went since the check: the file goes alone, to be closed there */
 	}
 	/* By hand, as io_msg_ring_prep reads it (liburing 2.3 has no send-fd prep). */
 	sqe->opcode = IORING_OP_MSG_RING;

@@ -66,6 +66,14 @@ struct rsc__peer {
 	struct sockaddr_storage addr;
 };
 
+/* A single-shot direct accept's address room (accept.c), from its loop's
+ * pool (pool.c): the connection's entry keeps it, and gives it back when
+ * it is freed (RSC__CFG_PEER_ROOM). */
+struct rsc__peer_room {
+	struct rsc__peer peer; /* first: the entry's owned_arg and peer point here */
+	struct rsc__peer_room *next_free;
+};
+
 struct rsc_op {
 	/* What every op's get, submit, CQE and put touch: the first cache line. */
 	uint32_t idx;
@@ -123,6 +131,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__CFG_ALL_OR_NONE (1U << 6) /* its enter fails if any of its SQEs fails */
 #define RSC__CFG_TAKES_DEP   (1U << 7) /* on success it takes over dep's descriptor */
 #define RSC__CFG_NO_FD	     (1U << 8) /* its value is no descriptor (defer, timer): no I/O on it */
+#define RSC__CFG_PEER_ROOM   (1U << 9) /* owned_arg is a pooled address room: back to the pool with it */
 
 /* Entry lifecycle flags (struct rsc__entry.flags): set and cleared as it runs. */
 #define RSC__E_RELEASE_REQ  (1U << 2) /* released early: off the unwind */
@@ -407,6 +416,7 @@ struct rsc_loop {
 
 	struct rsc__entry *free_entries; /* stacks, as free_ops */
 	struct rsc__scope *free_scopes;
+	struct rsc__peer_room *free_peers; /* single-shot direct accepts' address rooms */
 	struct rsc__list ready_queue;	  /* rsc__scope.ready_node, FIFO */
 	struct rsc__list graceful_list; /* scopes in their grace period, newest first */
 	uint64_t grace_seq; /* graceful closes begun: ops are stamped with it (graceful.c) */
@@ -780,6 +790,9 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop);
 void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e);
 struct rsc__scope *rsc__scope_get(struct rsc_loop *loop);
 void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s);
+/* An address room, its length set to the whole room; NULL without memory. */
+struct rsc__peer *rsc__peer_get(struct rsc_loop *loop);
+void rsc__peer_put(struct rsc_loop *loop, struct rsc__peer *peer);
 void rsc__pools_free(struct rsc_loop *loop);
 
 static inline uint64_t rsc__op_user_data(const struct rsc_op *op)

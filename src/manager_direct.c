@@ -456,7 +456,7 @@ static void install_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 
 	(void)cqe_flags;
 	rsc__io_unlink(op);
-	r->res = rsc__real_errno(res, e->flags & RSC__E_IO_CANCELLED);
+	r->res = rsc__real_errno(res, false); /* a move is never cancelled (io.c cancellable) */
 	if (r->res >= 0) {
 		/* The descriptor's owner from this CQE on; the slot's close follows. */
 		e->fd_kind = RSC__FD_PROCESS;

@@ -118,7 +118,10 @@ void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e)
 	rsc__audit_quiesce(); /* a describer may be reading its names */
 	if (e->detail != e->detail_inline)
 		free(e->detail);
-	free(e->owned_arg);
+	if (e->config & RSC__CFG_PEER_ROOM)
+		rsc__peer_put(loop, e->owned_arg);
+	else
+		free(e->owned_arg);
 #ifdef RSC_DEBUG
 	/* Poison so a use after the scope closed shows up at once. */
 	memset((char *)e + RSC__ENTRY_RESET_AT, 0x6b, RSC__ENTRY_RESET_LEN);
@@ -180,6 +183,37 @@ void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s)
 	POOL_POISON(s, offsetof(struct rsc__scope, next_free));
 }
 
+struct rsc__peer *rsc__peer_get(struct rsc_loop *loop)
+{
+	struct rsc__peer_room *r = loop->free_peers;
+
+	if (r) {
+		loop->free_peers = r->next_free;
+		POOL_UNPOISON(&r->peer, sizeof(r->peer));
+	} else {
+		/* Zeroed once, when made: the kernel's write through the ring is
+		 * invisible to valgrind, which would take the address for
+		 * uninitialised; a reused room holds a written address. */
+		r = rsc__calloc(loop, 1, sizeof(*r));
+		if (!r)
+			return NULL;
+		loop->counters[RSC_CTR_POOL_ALLOCS]++;
+	}
+	r->peer.len = sizeof(r->peer.addr); /* accept(2) reads the room's size */
+	return &r->peer;
+}
+
+void rsc__peer_put(struct rsc_loop *loop, struct rsc__peer *peer)
+{
+	struct rsc__peer_room *r = (struct rsc__peer_room *)peer;
+
+	if (!r)
+		return;
+	r->next_free = loop->free_peers;
+	loop->free_peers = r;
+	POOL_POISON(&r->peer, sizeof(r->peer));
+}
+
 void rsc__pools_free(struct rsc_loop *loop)
 {
 	unsigned i;
@@ -189,6 +223,12 @@ void rsc__pools_free(struct rsc_loop *loop)
 
 		loop->free_entries = e->next_free;
 		free(e);
+	}
+	while (loop->free_peers) {
+		struct rsc__peer_room *r = loop->free_peers;
+
+		loop->free_peers = r->next_free;
+		free(r);
 	}
 	while (loop->free_scopes) {
 		struct rsc__scope *s = loop->free_scopes;

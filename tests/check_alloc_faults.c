@@ -1689,6 +1689,80 @@ START_TEST(hand_over_arrival_without_memory_is_heard_as_enomem)
 }
 END_TEST
 
+/*
+ * Free lists keep an acquire and its release free of malloc in steady state
+ * (RSC_CTR_POOL_ALLOCS counts what they make): accepts too, the address
+ * room a single-shot direct accept keeps for rsc_entry_peername(3)
+ * included. Once a few connections have warmed the pools, each further one
+ * (accepted, its scope closed, its client gone) makes no heap allocation at
+ * all: an alloc rule on the first would fire (RSC_CTR_FAULTS_INJECTED).
+ */
+#define WARM_ACCEPTS 4
+#define STEADY_ACCEPTS 32
+
+static const unsigned steady_accept_flags[] = {
+	0, RSC_DIRECT, RSC_ACCEPT_MULTISHOT, RSC_ACCEPT_MULTISHOT | RSC_DIRECT,
+};
+
+/* One connection accepted (arming a single-shot accept first), then closed. */
+static void accept_one(struct rsc_entry *l, unsigned flags, const struct sockaddr_in *at,
+		       struct accepted *a)
+{
+	int want = a->conns + 1, client;
+	long deadline = t_now_ms() + 5000;
+
+	if (!(flags & RSC_ACCEPT_MULTISHOT) || a->conns == 0)
+		ck_assert_int_eq(rsc_accept(l, flags, on_accepted, a), 0);
+	client = t_connect(at);
+	while (a->conns < want && a->enomem + a->other == 0) {
+		ck_assert_msg(t_now_ms() < deadline, "no connection in 5 s");
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	}
+	ck_assert_int_eq(a->enomem + a->other, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a->cs, NULL), 0);
+	close(client);
+}
+
+START_TEST(steady_accepts_allocate_nothing)
+{
+	unsigned flags = steady_accept_flags[_i];
+	struct accepted a = { 0 };
+	struct sockaddr_in at;
+	struct rsc_scope *s;
+	struct rsc_entry *l;
+	long long pool_allocs = 0, faults = 0;
+	int i, before = t_fd_count();
+
+	if ((flags & RSC_ACCEPT_MULTISHOT) && !t_kernel_has(IORING_OP_SOCKET)) {
+		printf("SKIP steady_accepts_allocate_nothing (multishot): kernel lacks IORING_ACCEPT_MULTISHOT (5.19)\n");
+		return;
+	}
+	if (flags & RSC_DIRECT)
+		t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "server", &s), 0);
+	l = t_listen_on_loopback(s, 8, &at);
+	for (i = 0; i < WARM_ACCEPTS + STEADY_ACCEPTS; i++) {
+		if (i == WARM_ACCEPTS) {
+			pool_allocs = rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS);
+			faults = rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED);
+			ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
+		}
+		accept_one(l, flags, &at, &a);
+	}
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), faults);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS), pool_allocs);
+	ck_assert_int_eq(a.conns, WARM_ACCEPTS + STEADY_ACCEPTS);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	run_dry(t_loop);
+	/* A multishot accept's last call: the close ended it. */
+	ck_assert_int_eq(a.other, (flags & RSC_ACCEPT_MULTISHOT) ? 1 : 0);
+	if (flags & RSC_DIRECT)
+		ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* A scope whose unwind leaves two descriptors open (a pipe made by hand inside it). */
 static bool leaky_scope(struct rsc_loop *loop, int fds[2])
 {
@@ -1763,6 +1837,8 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_test(tc, accepted_connection_without_memory_is_heard_as_enomem);
 	tcase_add_test(tc, multishot_accept_without_memory_hears_enomem_and_goes_on);
 	tcase_add_test(tc, audit_finding_without_memory_is_counted_lost);
+	tcase_add_loop_test(tc, steady_accepts_allocate_nothing, 0,
+			    (int)(sizeof(steady_accept_flags) / sizeof(steady_accept_flags[0])));
 	if (t_kernel_has(IORING_OP_MSG_RING))
 		tcase_add_test(tc, hand_over_arrival_without_memory_is_heard_as_enomem);
 	else
