@@ -417,6 +417,7 @@ struct rsc_loop {
 	struct rsc__entry *free_entries; /* stacks, as free_ops */
 	struct rsc__scope *free_scopes;
 	struct rsc__peer_room *free_peers; /* single-shot direct accepts' address rooms */
+	struct rsc__slot_move *free_moves; /* installs' and hand-overs' records */
 	struct rsc__list ready_queue;	  /* rsc__scope.ready_node, FIFO */
 	struct rsc__list graceful_list; /* scopes in their grace period, newest first */
 	uint64_t grace_seq; /* graceful closes begun: ops are stamped with it (graceful.c) */
@@ -793,6 +794,8 @@ void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s);
 /* An address room, its length set to the whole room; NULL without memory. */
 struct rsc__peer *rsc__peer_get(struct rsc_loop *loop);
 void rsc__peer_put(struct rsc_loop *loop, struct rsc__peer *peer);
+struct rsc__slot_move *rsc__move_get(struct rsc_loop *loop);
+void rsc__move_put(struct rsc_loop *loop, struct rsc__slot_move *r);
 void rsc__pools_free(struct rsc_loop *loop);
 
 static inline uint64_t rsc__op_user_data(const struct rsc_op *op)
@@ -1148,6 +1151,7 @@ void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res);
  * tells @cb (rsc__slot_move_start()).
  */
 struct rsc__slot_move {
+	struct rsc__slot_move *next_free; /* in loop->free_moves while pooled */
 	rsc_entry_cb cb;
 	void *data;
 	int slot;

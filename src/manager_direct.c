@@ -490,7 +490,7 @@ static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 		r->cb(rsc__eh(e), r->res, r->data);
 		rsc__cb_leave(loop);
 	}
-	free(r);
+	rsc__move_put(loop, r);
 	rsc__io_settled(h);
 }
 
@@ -541,14 +541,14 @@ int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
 	struct rsc__slot_move *r;
 	struct rsc_op *op[2];
 
-	r = rsc__calloc(loop, 1, sizeof(*r));
+	r = rsc__move_get(loop);
 	if (!r)
 		return -ENOMEM;
 	r->cb = cb;
 	r->data = data;
 	r->slot = e->value;
 	if (rsc__get_sqes(loop, 2, sqe) < 0) {
-		free(r);
+		rsc__move_put(loop, r);
 		return -EBUSY;
 	}
 	op[0] = direct_track(e, sqe[0]);
@@ -559,7 +559,7 @@ int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
 			rsc__op_put(loop, op[0]);
 		}
 		rsc__nop_sqes(sqe, 2);
-		free(r);
+		rsc__move_put(loop, r);
 		return -ENOMEM;
 	}
 	op[0]->opcode = opcode;

@@ -214,6 +214,32 @@ void rsc__peer_put(struct rsc_loop *loop, struct rsc__peer *peer)
 	POOL_POISON(&r->peer, sizeof(r->peer));
 }
 
+/* A slot move's record (manager_direct.c), cleared: pooled, so that an
+ * install or hand-over per connection allocates nothing in steady state. */
+struct rsc__slot_move *rsc__move_get(struct rsc_loop *loop)
+{
+	struct rsc__slot_move *r = loop->free_moves;
+
+	if (r) {
+		loop->free_moves = r->next_free;
+		POOL_UNPOISON(r, sizeof(*r));
+		memset(r, 0, sizeof(*r));
+	} else {
+		r = rsc__calloc(loop, 1, sizeof(*r));
+		if (!r)
+			return NULL;
+		loop->counters[RSC_CTR_POOL_ALLOCS]++;
+	}
+	return r;
+}
+
+void rsc__move_put(struct rsc_loop *loop, struct rsc__slot_move *r)
+{
+	r->next_free = loop->free_moves;
+	loop->free_moves = r;
+	POOL_POISON(&r->cb, sizeof(*r) - offsetof(struct rsc__slot_move, cb));
+}
+
 void rsc__pools_free(struct rsc_loop *loop)
 {
 	unsigned i;
@@ -228,6 +254,12 @@ void rsc__pools_free(struct rsc_loop *loop)
 		struct rsc__peer_room *r = loop->free_peers;
 
 		loop->free_peers = r->next_free;
+		free(r);
+	}
+	while (loop->free_moves) {
+		struct rsc__slot_move *r = loop->free_moves;
+
+		loop->free_moves = r->next_free;
 		free(r);
 	}
 	while (loop->free_scopes) {

@@ -1763,6 +1763,54 @@ START_TEST(steady_accepts_allocate_nothing)
 }
 END_TEST
 
+static void install_heard(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+/*
+ * rsc_entry_install(3) once per connection, as a server that hands its
+ * direct slots to code wanting a process descriptor: after a few warm the
+ * pools, a slot opened, installed and released makes no heap allocation
+ * (the move's record is pooled; an alloc rule on the first would fire).
+ */
+START_TEST(steady_installs_allocate_nothing)
+{
+	long long pool_allocs = 0, faults = 0;
+	int i, before = t_fd_count();
+
+	t_direct_table(16, 4);
+	t_make_files(1);
+	for (i = 0; i < WARM_ACCEPTS + STEADY_ACCEPTS; i++) {
+		struct rsc_scope *s;
+		struct rsc_entry *e;
+		int fd = -1000;
+
+		if (i == WARM_ACCEPTS) {
+			pool_allocs = rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS);
+			faults = rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED);
+			ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
+		}
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+		ck_assert_int_ge(rsc_entry_wait(e), 0);
+		ck_assert_int_eq(rsc_entry_install(e, 0, install_heard, &fd), 0);
+		while (fd == -1000)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		ck_assert_msg(fd >= 0, "install %d: %s", i, rsc_strerror(fd));
+		ck_assert_int_eq(rsc_entry_fd(e), fd);
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	}
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), faults);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS), pool_allocs);
+	run_dry(t_loop);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* A scope whose unwind leaves two descriptors open (a pipe made by hand inside it). */
 static bool leaky_scope(struct rsc_loop *loop, int fds[2])
 {
@@ -1839,6 +1887,10 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_test(tc, audit_finding_without_memory_is_counted_lost);
 	tcase_add_loop_test(tc, steady_accepts_allocate_nothing, 0,
 			    (int)(sizeof(steady_accept_flags) / sizeof(steady_accept_flags[0])));
+	if (t_kernel_has(OP_FIXED_FD_INSTALL))
+		tcase_add_test(tc, steady_installs_allocate_nothing);
+	else
+		printf("SKIP steady_installs_allocate_nothing: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	if (t_kernel_has(IORING_OP_MSG_RING))
 		tcase_add_test(tc, hand_over_arrival_without_memory_is_heard_as_enomem);
 	else
