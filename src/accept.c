@@ -93,7 +93,7 @@ static int deliver(struct rsc_op *op, int fd)
 			/* The address the kernel wrote: the only one a slot has.
 			 * Its room goes back to the pool with the entry. */
 			conn->owned_arg = op->peer;
-			conn->config |= RSC__CFG_PEER_ROOM;
+			conn->config |= RSC__CFG_ROOM;
 			conn->peer = op->peer;
 			op->peer = NULL;
 		}

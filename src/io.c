@@ -373,6 +373,7 @@ struct timer_args {
 	rsc_io_cb cb;
 	void *data;
 };
+_Static_assert(sizeof(struct timer_args) <= RSC__ROOM_SIZE, "struct timer_args outgrew an entry's room (rsc__room_get)");
 
 /* Entered at once (a NOP): the timer starts when the entry has entered. */
 static int timer_enter(struct rsc_entry *e, void *arg)
@@ -429,7 +430,7 @@ int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(cb, "rsc_timer: cb is NULL");
-	t = rsc__malloc(s->loop, sizeof(*t));
+	t = rsc__room_get(s->loop, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->ms = ms;
@@ -437,10 +438,11 @@ int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
 	t->data = data;
 	ret = rsc__push(s, &timer_manager, NULL, RSC__CFG_NO_FD, NULL, __builtin_return_address(0), &e);
 	if (ret < 0) {
-		free(t);
+		rsc__room_put(s->loop, t);
 		return ret;
 	}
-	e->owned_arg = t; /* freed with the entry */
+	e->owned_arg = t; /* back to the pool with the entry */
+	e->config |= RSC__CFG_ROOM;
 	e->entered_hook = timer_entered;
 	e->entered_hook_data = t;
 	if (entryp)

@@ -983,6 +983,102 @@ START_TEST(each_allocation_failing_with_the_op_pool_used_up_fails_cleanly)
 }
 END_TEST
 
+/*
+ * The class of bugs 50 and 53: a call that allocates each time it runs,
+ * freed again, which no leak check sees. Every case of the table, run three
+ * times on one loop: the first two warm its pools, the third runs with
+ * alloc:1:ENOMEM set from its call to its last completion, and must fire no
+ * rule. The few that allocate by design are listed here with the reason.
+ */
+static const struct {
+	const char *name, *why;
+} steady_allocators[] = {
+	{ "open_long_path", "a path longer than the entry's inline detail is copied to the heap" },
+	{ "loop_post", "a post is made on any thread: its node is the poster's malloc" },
+	{ "trace_file", "a trace file has its own buffer" },
+	{ "chain", "a chain is built on the heap (rsc_chain_new) and runs with a record of its ops" },
+	{ "set_recv_buffers", "the buffers themselves" },
+	{ "scope_fail_failing_exits", "errors are heap objects handed to the caller (rsc_error_free)" },
+	{ "failing_exits", "errors are heap objects handed to the caller" },
+	{ "entry_release_wait", "errors are heap objects handed to the caller" },
+	{ "child_errors", "errors are heap objects handed to the caller" },
+	{ "child_then_parent_fail", "errors are heap objects handed to the caller" },
+	{ "audit_finding", "findings are heap objects handed to the caller" },
+	{ "audit_full", "the full audit reads /proc/self/fd into sets of its own" },
+	{ "detach_audited", "the full audit reads /proc/self/fd into sets of its own" },
+	{ "inbox", "an inbox is made once per loop, with its place in the process-wide table" },
+	{ "metrics", "writing metrics formats them" },
+	{ "set_direct", "the direct table itself" },
+};
+
+static const char *steady_allocation_reason(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(steady_allocators) / sizeof(steady_allocators[0]); i++)
+		if (strcmp(steady_allocators[i].name, name) == 0)
+			return steady_allocators[i].why;
+	return NULL;
+}
+
+/* One run of @k on @loop, warm-up or measured; the faults injected in it. */
+static long long run_case_on(const struct af_case *k, struct rsc_loop *loop, bool measured)
+{
+	struct af_ctx c = { .peer = -1, .fd = -1, .lfd = -1, .loop = loop };
+	long long injected = rsc_loop_counter(loop, RSC_CTR_FAULTS_INJECTED);
+	int ret;
+
+	if (k->prepare)
+		k->prepare(&c);
+	if (measured)
+		ck_assert_int_eq(rsc_fault_set(loop, "alloc:1:ENOMEM"), 0);
+	ret = k->call(&c);
+	ck_assert_msg(ret == 0 || (measured && ret == -ENOMEM), "%s: %s (%s)", k->name,
+		      rsc_strerror(ret), rsc_last_error());
+	k->finish(&c, ret);
+	run_dry(loop);
+	injected = rsc_loop_counter(loop, RSC_CTR_FAULTS_INJECTED) - injected;
+	ck_assert_int_eq(rsc_fault_set(loop, NULL), 0);
+	if (k->verify && injected == 0)
+		k->verify(&c, ret);
+	rsc_error_free(c.chain);
+	if (c.peer >= 0)
+		close(c.peer);
+	if (c.fd >= 0)
+		close(c.fd);
+	if (c.lfd >= 0)
+		t_full_unix_listener_close(c.lfd, c.fill, c.nfill);
+	return injected;
+}
+
+START_TEST(each_case_in_steady_state_allocates_nothing)
+{
+	const struct af_case *k = &cases[_i];
+	const char *why = steady_allocation_reason(k->name);
+	struct rsc_loop *loop;
+	int before = t_fd_count(), round;
+	long long injected = 0;
+
+	if (k->need_opcode && !t_kernel_has(k->need_opcode)) {
+		printf("SKIP %s: kernel lacks opcode %u\n", k->name, k->need_opcode);
+		return;
+	}
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, k->loop_flags), 0);
+	for (round = 0; round < 3; round++)
+		injected = run_case_on(k, loop, round == 2);
+	if (getenv("STEADY_REPORT"))
+		printf("steady %s: %lld\n", k->name, injected);
+	if (why)
+		ck_assert_msg(injected > 0, "%s allocates nothing in steady state now: drop it from the list (%s)",
+			      k->name, why);
+	else
+		ck_assert_msg(injected == 0, "%s allocated in steady state (an alloc rule fired)", k->name);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	ck_assert_msg(t_fd_count() == before, "%s: %d descriptors left open", k->name,
+		      t_fd_count() - before);
+}
+END_TEST
+
 /* A timer's callback: its result, and a second call shows as -EEXIST. */
 static void count_timer(struct rsc_entry *e, int res, void *buf, void *data)
 {
@@ -1910,6 +2006,7 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_loop_test(tc, each_allocation_failing_in_a_burst_fails_cleanly, 0, N_CASES);
 	tcase_add_loop_test(tc, each_allocation_failing_with_the_op_pool_used_up_fails_cleanly, 0,
 			    N_CASES);
+	tcase_add_loop_test(tc, each_case_in_steady_state_allocates_nothing, 0, N_CASES);
 	suite_add_tcase(s, tc);
 	return s;
 }
