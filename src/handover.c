@@ -73,6 +73,7 @@ static struct live_inbox *live;
 static unsigned n_live, cap_live;
 
 static void parcels_drop_locked(uint32_t token);
+static void spare_parcels_free_locked(void);
 
 static int live_add(struct rsc_loop *loop, uint32_t token, int ring_fd)
 {
@@ -112,6 +113,7 @@ static void live_remove(uint32_t token)
 	parcels_drop_locked(token);
 	if (n_live == 0) {
 		/* Nothing left behind for a leak checker at exit. */
+		spare_parcels_free_locked();
 		free(live);
 		live = NULL;
 		cap_live = 0;
@@ -152,12 +154,65 @@ static bool live_at(uint32_t token, int ring_fd)
  * of freed memory. Few at a time: a list, under live_lock.
  */
 struct parcel {
-	struct rsc__peer peer; /* first: the entry's owned_arg, freed with it */
+	struct rsc__peer peer; /* copied into a room of the receiver's loop */
 	struct parcel *next;
 	uint32_t token, seq;
 };
 
 static struct parcel *parcels;
+
+/* Parcels given back, for the next hand-overs: a few, process-wide (a
+ * sender's allocation ends on the receiver's thread), under live_lock. */
+#define SPARE_PARCELS_MAX 64
+static struct parcel *spare_parcels;
+static unsigned n_spare_parcels;
+
+static void parcel_recycle_locked(struct parcel *p)
+{
+	if (n_spare_parcels >= SPARE_PARCELS_MAX) {
+		free(p);
+		return;
+	}
+	p->next = spare_parcels;
+	spare_parcels = p;
+	n_spare_parcels++;
+}
+
+static void parcel_recycle(struct parcel *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&live_lock);
+	parcel_recycle_locked(p);
+	pthread_mutex_unlock(&live_lock);
+}
+
+/* A spare parcel, or a new one: no malloc per hand-over in steady state. */
+static struct parcel *parcel_new(struct rsc_loop *loop)
+{
+	struct parcel *p;
+
+	pthread_mutex_lock(&live_lock);
+	p = spare_parcels;
+	if (p) {
+		spare_parcels = p->next;
+		n_spare_parcels--;
+	}
+	pthread_mutex_unlock(&live_lock);
+	return p ? p : rsc__malloc(loop, sizeof(*p));
+}
+
+/* With the last inbox gone, nothing is left behind for a leak checker. */
+static void spare_parcels_free_locked(void)
+{
+	while (spare_parcels) {
+		struct parcel *p = spare_parcels;
+
+		spare_parcels = p->next;
+		free(p);
+	}
+	n_spare_parcels = 0;
+}
 
 /* @p waits for inbox @token, under a new number (> 0), or 0 if that inbox is
  * gone already: then nobody could take it, and it stays the caller's. */
@@ -203,7 +258,7 @@ static void parcels_drop_locked(uint32_t token)
 	while ((p = *pp)) {
 		if (p->token == token) {
 			*pp = p->next;
-			free(p);
+			parcel_recycle_locked(p);
 		} else {
 			pp = &p->next;
 		}
@@ -264,11 +319,11 @@ void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res)
 		/* Nobody here may own it any more: never leak it. */
 		loop->counters[RSC_CTR_LATE_ACQUIRES]++;
 		rsc__direct_close_orphan(loop, res);
-		free(parcel);
+		parcel_recycle(parcel);
 		return;
 	}
 	if (rsc_scope_open(loop, rsc__sh(in->e->scope), "handed", &csh) < 0) {
-		free(parcel);
+		parcel_recycle(parcel);
 		no_memory(loop, in, res);
 		return;
 	}
@@ -278,14 +333,25 @@ void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res)
 	snprintf(detail, sizeof(detail), "slot %d (handed over)", res);
 	e = rsc__adopt_slot(cs, res, detail);
 	if (!e) {
-		free(parcel);
+		parcel_recycle(parcel);
 		(void)rsc_scope_close(csh, NULL, NULL);
 		no_memory(loop, in, res);
 		return;
 	}
 	if (parcel) {
-		e->owned_arg = parcel; /* freed with the entry */
-		e->peer = &parcel->peer;
+		/* The address into a room of ours; the parcel goes back for the
+		 * next hand-over. Without a room, the parcel itself stays. */
+		struct rsc__peer *peer = rsc__room_get(loop, sizeof(*peer));
+
+		if (peer) {
+			*peer = parcel->peer;
+			e->config |= RSC__CFG_ROOM;
+			parcel_recycle(parcel);
+		} else {
+			peer = &parcel->peer; /* first in the parcel: freed with the entry */
+		}
+		e->owned_arg = peer;
+		e->peer = peer;
 	}
 	if (shutdown)
 		e->config |= RSC__CFG_SHUTDOWN; /* the sender's RSC_SHUTDOWN_ON_RELEASE travels */
@@ -427,7 +493,7 @@ static void sent(struct rsc_loop *loop, struct rsc_op *op, int res, unsigned cqe
 	if (r->res >= 0)
 		e->value = -EXDEV; /* the receiver's entry owns the file from now on */
 	else if (r->parcel)
-		free(parcel_take(r->parcel_token, r->parcel_seq)); /* no message went: ours again */
+		parcel_recycle(parcel_take(r->parcel_token, r->parcel_seq)); /* no message went: ours again */
 	rsc__io_settled(e->h);
 }
 
@@ -488,14 +554,14 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	}
 	/* The peer's address travels beside the file (rsc_entry_peername(3)). */
 	if (e->peer) {
-		parcel = rsc__malloc(e->scope->loop, sizeof(*parcel));
+		parcel = parcel_new(e->scope->loop);
 		if (!parcel)
 			return -ENOMEM;
 		parcel->peer = *e->peer;
 	}
 	ret = rsc__slot_move_start(e, IORING_OP_MSG_RING, sent, cb, data, &sqe, &r);
 	if (ret < 0) {
-		free(parcel);
+		parcel_recycle(parcel);
 		return ret;
 	}
 	if (parcel) {
@@ -505,7 +571,7 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 		if (r->parcel)
 			low = RSC__MSG_PARCEL | r->parcel_seq;
 		else
-			free(parcel); /* its inbox went since the check: the file goes alone, to be closed there */
+			parcel_recycle(parcel); /* its inbox went since the check: the file goes alone, to be closed there */
 	}
 	/* By hand, as io_msg_ring_prep reads it (liburing 2.3 has no send-fd prep). */
 	sqe->opcode = IORING_OP_MSG_RING;

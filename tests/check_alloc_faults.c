@@ -1657,6 +1657,7 @@ END_TEST
 struct accepted {
 	int conns, enomem, other, last_res;
 	struct rsc_scope *cs;
+	struct rsc_entry *conn; /* the last connection */
 };
 
 static void on_accepted(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *conn,
@@ -1665,11 +1666,11 @@ static void on_accepted(struct rsc_entry *l, int res, struct rsc_scope *cs, stru
 	struct accepted *a = data;
 
 	(void)l;
-	(void)conn;
 	a->last_res = res;
 	if (res >= 0) {
 		a->conns++;
 		a->cs = cs;
+		a->conn = conn;
 	} else if (res == -ENOMEM) {
 		ck_assert_ptr_null(cs);
 		a->enomem++;
@@ -1785,6 +1786,116 @@ START_TEST(hand_over_arrival_without_memory_is_heard_as_enomem)
 }
 END_TEST
 
+/* Connections that warm the pools, then those that must allocate nothing. */
+#define WARM_ACCEPTS 4
+#define STEADY_ACCEPTS 32
+
+static void hand_over_done(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+struct arrival {
+	int n, other;
+	struct rsc_scope *cs;
+	struct rsc_entry *conn;
+};
+
+static void on_arrival(struct rsc_entry *inbox, int res, struct rsc_scope *cs, struct rsc_entry *conn,
+		       void *data)
+{
+	struct arrival *a = data;
+
+	(void)inbox;
+	if (res < 0) {
+		a->other++;
+		return;
+	}
+	a->n++;
+	a->cs = cs;
+	a->conn = conn;
+}
+
+/*
+ * rsc_entry_hand_over(3) of accepted connections, the client's address
+ * travelling with each (rsc_entry_peername(3) on the receiver): once a few
+ * have warmed the pools, on both loops and in the library's spare parcels,
+ * a connection accepted, handed over and closed allocates nothing.
+ */
+START_TEST(steady_hand_overs_allocate_nothing)
+{
+	struct accepted a = { 0 };
+	struct arrival got = { 0 };
+	struct sockaddr_in at;
+	struct rsc_loop *rl;
+	struct rsc_scope *rs, *s;
+	struct rsc_entry *inbox, *l;
+	unsigned long long addr;
+	long long pool_allocs[2] = { 0 }, faults[2] = { 0 };
+	int i, before = t_fd_count();
+
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "receiver", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, on_arrival, &got, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "acceptor", &s), 0);
+	l = t_listen_on_loopback(s, 8, &at);
+	for (i = 0; i < WARM_ACCEPTS + STEADY_ACCEPTS; i++) {
+		struct sockaddr_storage peer, client_addr;
+		socklen_t len = sizeof(peer), clen = sizeof(client_addr);
+		long deadline = t_now_ms() + 5000;
+		int client, sent = 1000;
+
+		if (i == WARM_ACCEPTS) {
+			pool_allocs[0] = rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS);
+			pool_allocs[1] = rsc_loop_counter(rl, RSC_CTR_POOL_ALLOCS);
+			faults[0] = rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED);
+			faults[1] = rsc_loop_counter(rl, RSC_CTR_FAULTS_INJECTED);
+			ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
+			ck_assert_int_eq(rsc_fault_set(rl, "alloc:1:ENOMEM"), 0);
+		}
+		ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, on_accepted, &a), 0);
+		client = t_connect(&at);
+		while (a.conns == i) {
+			ck_assert_msg(t_now_ms() < deadline, "no connection in 5 s");
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		}
+		ck_assert_int_eq(a.enomem + a.other, 0);
+		ck_assert_int_eq(rsc_entry_hand_over(a.conn, addr, hand_over_done, &sent), 0);
+		while (sent == 1000 || got.n == i) {
+			ck_assert_msg(t_now_ms() < deadline, "no hand-over in 5 s");
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+			ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+		}
+		ck_assert_int_ge(sent, 0);
+		ck_assert_int_eq(got.other, 0);
+		/* The client's own address, as the acceptor's kernel gave it. */
+		ck_assert_int_eq(getsockname(client, (struct sockaddr *)&client_addr, &clen), 0);
+		ck_assert_int_eq(rsc_entry_peername(got.conn, (struct sockaddr *)&peer, &len), 0);
+		ck_assert_int_eq(len, clen);
+		ck_assert_mem_eq(&peer, &client_addr, clen);
+		ck_assert_int_eq(rsc_scope_close_wait(got.cs, NULL), 0);
+		ck_assert_int_eq(rsc_scope_close_wait(a.cs, NULL), 0);
+		close(client);
+	}
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_fault_set(rl, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), faults[0]);
+	ck_assert_int_eq(rsc_loop_counter(rl, RSC_CTR_FAULTS_INJECTED), faults[1]);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS), pool_allocs[0]);
+	ck_assert_int_eq(rsc_loop_counter(rl, RSC_CTR_POOL_ALLOCS), pool_allocs[1]);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+	run_dry(t_loop);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /*
  * Free lists keep an acquire and its release free of malloc in steady state
  * (RSC_CTR_POOL_ALLOCS counts what they make): accepts too, the address
@@ -1793,8 +1904,6 @@ END_TEST
  * (accepted, its scope closed, its client gone) makes no heap allocation at
  * all: an alloc rule on the first would fire (RSC_CTR_FAULTS_INJECTED).
  */
-#define WARM_ACCEPTS 4
-#define STEADY_ACCEPTS 32
 
 static const unsigned steady_accept_flags[] = {
 	0, RSC_DIRECT, RSC_ACCEPT_MULTISHOT, RSC_ACCEPT_MULTISHOT | RSC_DIRECT,
@@ -1987,10 +2096,12 @@ Suite *make_alloc_faults_suite(void)
 		tcase_add_test(tc, steady_installs_allocate_nothing);
 	else
 		printf("SKIP steady_installs_allocate_nothing: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
-	if (t_kernel_has(IORING_OP_MSG_RING))
+	if (t_kernel_has(IORING_OP_MSG_RING)) {
 		tcase_add_test(tc, hand_over_arrival_without_memory_is_heard_as_enomem);
+		tcase_add_test(tc, steady_hand_overs_allocate_nothing);
+	}
 	else
-		printf("SKIP hand_over_arrival_without_memory_is_heard_as_enomem: kernel lacks IORING_OP_MSG_RING\n");
+		printf("SKIP hand_over_arrival_without_memory_is_heard_as_enomem, steady_hand_overs_allocate_nothing: kernel lacks IORING_OP_MSG_RING\n");
 	tcase_add_test(tc, refused_trace_file_leaves_the_file_alone);
 	tcase_add_test(tc, refused_recv_buffers_keep_the_old_ones);
 	tcase_add_test(tc, adopt_refused_while_the_close_waits_even_without_memory);
