@@ -90,8 +90,10 @@ static int deliver(struct rsc_op *op, int fd)
 		snprintf(detail, sizeof(detail), "slot %d", fd);
 		conn = rsc__adopt_slot(cs, fd, detail);
 		if (conn && op->peer) {
-			/* The address the kernel wrote: the only one a slot has. */
+			/* The address the kernel wrote: the only one a slot has.
+			 * Its room goes back to the pool with the entry. */
 			conn->owned_arg = op->peer;
+			conn->config |= RSC__CFG_ROOM;
 			conn->peer = op->peer;
 			op->peer = NULL;
 		}
@@ -137,9 +139,9 @@ static void call_last(struct rsc_op *op, int err)
 }
 
 /* A single-shot direct accept's address room, unless a connection took it. */
-static void drop_peer(struct rsc_op *op)
+static void drop_peer(struct rsc_loop *loop, struct rsc_op *op)
 {
-	free(op->peer);
+	rsc__peer_put(loop, op->peer);
 	op->peer = NULL;
 }
 
@@ -216,7 +218,7 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 		 * listener, as after any final call (rsc_entry_detach(3)). */
 		unlink_accept(loop, op);
 		ret = deliver(op, res); /* closed by the runtime: the end, all the same */
-		drop_peer(op);
+		drop_peer(loop, op);
 		if (ret < 0)
 			call_accept_cb(op, ret, NULL, NULL);
 		rsc__io_settled(lh);
@@ -238,7 +240,7 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	if (!last)
 		return;
 	unlink_accept(loop, op);
-	drop_peer(op);
+	drop_peer(loop, op);
 	res = rsc__real_errno(res, false);
 	if (res == -ECANCELED || (res < 0 && stop)) {
 		call_accept_cb(op, -ECANCELED, NULL, NULL);
@@ -283,16 +285,14 @@ static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 	 * the kernel gives (a multishot's one buffer would be overwritten by
 	 * the next connection before its CQE is read). */
 	if ((flags & RSC_DIRECT) && !(flags & RSC_ACCEPT_MULTISHOT)) {
-		/* Zeroed: the kernel's write through the ring is invisible to
-		 * valgrind, which would take the address for uninitialised. */
-		peer = rsc__calloc(l->scope->loop, 1, sizeof(*peer));
+		/* From the loop's pool: no malloc per connection (pool.c). */
+		peer = rsc__peer_get(l->scope->loop);
 		if (!peer)
 			return -ENOMEM;
-		peer->len = sizeof(peer->addr);
 	}
 	ret = rsc__io_op(l, &sqe, &op);
 	if (ret < 0) {
-		free(peer);
+		rsc__peer_put(l->scope->loop, peer);
 		return ret;
 	}
 	op->peer = peer;

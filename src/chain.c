@@ -69,6 +69,7 @@ struct step_arg {
 	struct rsc__peer peer; /* a connect step's target: its entry's peer (rsc_entry_peername) */
 	struct __kernel_timespec ts;
 };
+_Static_assert(sizeof(struct step_arg) <= RSC__ROOM_SIZE, "struct step_arg outgrew an entry's room (rsc__room_get)");
 
 /* One chain in flight, shared by its ops (op->io_data); freed with its last CQE. */
 struct chain_run {
@@ -464,7 +465,7 @@ int rsc_chain_submit(struct rsc_chain *h)
 	}
 	for (i = 0; i < c->n; i++) {
 		struct chain_step *st = &c->steps[i];
-		struct step_arg *a = rsc__calloc(loop, 1, sizeof(*a));
+		struct step_arg *a = rsc__room_get(loop, sizeof(*a));
 
 		if (!a) {
 			ret = -ENOMEM;
@@ -474,7 +475,7 @@ int rsc_chain_submit(struct rsc_chain *h)
 		if (st->kind != STEP_CONNECT) {
 			ret = rsc__direct_reserve(loop, "rsc_chain_submit");
 			if (ret < 0) {
-				free(a);
+				rsc__room_put(loop, a);
 				goto undo;
 			}
 			a->slot = ret;
@@ -484,12 +485,12 @@ int rsc_chain_submit(struct rsc_chain *h)
 			a->ts.tv_sec = st->timeout_ms / 1000;
 			a->ts.tv_nsec = (long long)(st->timeout_ms % 1000) * 1000000;
 		}
-		es[i] = rsc__entry_new_entering(s, &step_managers[st->kind], a, 0,
+		es[i] = rsc__entry_new_entering(s, &step_managers[st->kind], a, RSC__CFG_ROOM,
 						st->detail, c->site);
 		if (!es[i]) {
 			if (a->slot >= 0)
 				rsc__direct_unreserve(loop, a->slot);
-			free(a);
+			rsc__room_put(loop, a);
 			ret = -ENOMEM;
 			goto undo;
 		}

@@ -713,6 +713,7 @@ int rsc__enter_never(struct rsc_entry *h, void *arg)
 struct defer_fn {
 	rsc_exit_fn fn;
 };
+_Static_assert(sizeof(struct defer_fn) <= RSC__ROOM_SIZE, "struct defer_fn outgrew an entry's room (rsc__room_get)");
 
 static int defer_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
 {
@@ -744,17 +745,18 @@ int rsc_defer(struct rsc_scope *h, rsc_exit_fn fn, void *arg,
 	ret = rsc__scope_check_push(h, &s, "rsc_defer");
 	if (ret < 0)
 		return ret;
-	d = rsc__malloc(s->loop, sizeof(*d));
+	d = rsc__room_get(s->loop, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
 	d->fn = fn;
 	e = new_entered(s, &defer_manager, arg, RSC__CFG_ORDERED | RSC__CFG_NO_FD, 0, NULL,
 			__builtin_return_address(0), false);
 	if (!e) {
-		free(d);
+		rsc__room_put(s->loop, d);
 		return -ENOMEM;
 	}
-	e->owned_arg = d; /* freed with the entry */
+	e->owned_arg = d; /* back to the pool with the entry */
+	e->config |= RSC__CFG_ROOM;
 	if (entryp)
 		*entryp = rsc__eh(e);
 	return 0;

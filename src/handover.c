@@ -60,6 +60,8 @@ static uint32_t next_token(void)
  * may have again: a sender checks the address here first, so that a hand-over
  * to a gone inbox fails with -ESTALE instead of reaching whatever ring holds
  * that number now. Few entries (an inbox per loop), hence a locked array.
+ * The lock covers the parcels too (below): a parcel goes in only while its
+ * inbox is live, and goes with it.
  */
 struct live_inbox {
 	uint32_t token;
@@ -69,6 +71,9 @@ struct live_inbox {
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct live_inbox *live;
 static unsigned n_live, cap_live;
+
+static void parcels_drop_locked(uint32_t token);
+static void spare_parcels_free_locked(void);
 
 static int live_add(struct rsc_loop *loop, uint32_t token, int ring_fd)
 {
@@ -103,8 +108,12 @@ static void live_remove(uint32_t token)
 			break;
 		}
 	}
+	/* Whatever still waits for this inbox is nobody's now (its arrival, if
+	 * ever dispatched, is closed as an orphan and finds no parcel). */
+	parcels_drop_locked(token);
 	if (n_live == 0) {
 		/* Nothing left behind for a leak checker at exit. */
+		spare_parcels_free_locked();
 		free(live);
 		live = NULL;
 		cap_live = 0;
@@ -112,14 +121,22 @@ static void live_remove(uint32_t token)
 	pthread_mutex_unlock(&live_lock);
 }
 
-static bool live_at(uint32_t token, int ring_fd)
+static bool live_at_locked(uint32_t token, int ring_fd)
 {
-	bool found = false;
 	unsigned i;
 
+	for (i = 0; i < n_live; i++)
+		if (live[i].token == token && (ring_fd < 0 || live[i].ring_fd == ring_fd))
+			return true;
+	return false;
+}
+
+static bool live_at(uint32_t token, int ring_fd)
+{
+	bool found;
+
 	pthread_mutex_lock(&live_lock);
-	for (i = 0; i < n_live && !found; i++)
-		found = live[i].token == token && live[i].ring_fd == ring_fd;
+	found = live_at_locked(token, ring_fd);
 	pthread_mutex_unlock(&live_lock);
 	return found;
 }
@@ -130,27 +147,91 @@ static bool live_at(uint32_t token, int ring_fd)
  * user_data, so the address waits here, process-wide, under a number the
  * message carries; the receiver takes it with the slot, the sender takes it
  * back if the hand-over failed (no message then), and a receiver that closes
- * the slot (its inbox gone) drops it. Few at a time: a locked list.
+ * the slot (its inbox gone) drops it. Its inbox's end drops it too: a
+ * receiver on the application's ring may never be given the arrival
+ * (rsc_loop_new_from_ring(3): the application reaps), and a parcel is found
+ * only by its number, so a late arrival or a failed send finds none instead
+ * of freed memory. Few at a time: a list, under live_lock.
  */
 struct parcel {
-	struct rsc__peer peer; /* first: the entry's owned_arg, freed with it */
+	struct rsc__peer peer; /* copied into a room of the receiver's loop */
 	struct parcel *next;
 	uint32_t token, seq;
 };
 
-static pthread_mutex_t parcel_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct parcel *parcels;
 
+/* Parcels given back, for the next hand-overs: a few, process-wide (a
+ * sender's allocation ends on the receiver's thread), under live_lock. */
+#define SPARE_PARCELS_MAX 64
+static struct parcel *spare_parcels;
+static unsigned n_spare_parcels;
+
+static void parcel_recycle_locked(struct parcel *p)
+{
+	if (n_spare_parcels >= SPARE_PARCELS_MAX) {
+		free(p);
+		return;
+	}
+	p->next = spare_parcels;
+	spare_parcels = p;
+	n_spare_parcels++;
+}
+
+static void parcel_recycle(struct parcel *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&live_lock);
+	parcel_recycle_locked(p);
+	pthread_mutex_unlock(&live_lock);
+}
+
+/* A spare parcel, or a new one: no malloc per hand-over in steady state. */
+static struct parcel *parcel_new(struct rsc_loop *loop)
+{
+	struct parcel *p;
+
+	pthread_mutex_lock(&live_lock);
+	p = spare_parcels;
+	if (p) {
+		spare_parcels = p->next;
+		n_spare_parcels--;
+	}
+	pthread_mutex_unlock(&live_lock);
+	return p ? p : rsc__malloc(loop, sizeof(*p));
+}
+
+/* With the last inbox gone, nothing is left behind for a leak checker. */
+static void spare_parcels_free_locked(void)
+{
+	while (spare_parcels) {
+		struct parcel *p = spare_parcels;
+
+		spare_parcels = p->next;
+		free(p);
+	}
+	n_spare_parcels = 0;
+}
+
+/* @p waits for inbox @token, under a new number (> 0), or 0 if that inbox is
+ * gone already: then nobody could take it, and it stays the caller's. */
 static uint32_t parcel_put(struct parcel *p, uint32_t token)
 {
 	static uint32_t seq;
 
 	p->token = token;
-	p->seq = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) & ~RSC__MSG_PARCEL;
-	pthread_mutex_lock(&parcel_lock);
+	do {
+		p->seq = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) & ~RSC__MSG_PARCEL;
+	} while (!p->seq);
+	pthread_mutex_lock(&live_lock);
+	if (!live_at_locked(token, -1)) {
+		pthread_mutex_unlock(&live_lock);
+		return 0;
+	}
 	p->next = parcels;
 	parcels = p;
-	pthread_mutex_unlock(&parcel_lock);
+	pthread_mutex_unlock(&live_lock);
 	return p->seq;
 }
 
@@ -158,7 +239,7 @@ static struct parcel *parcel_take(uint32_t token, uint32_t seq)
 {
 	struct parcel **pp, *p = NULL;
 
-	pthread_mutex_lock(&parcel_lock);
+	pthread_mutex_lock(&live_lock);
 	for (pp = &parcels; *pp; pp = &(*pp)->next) {
 		if ((*pp)->token == token && (*pp)->seq == seq) {
 			p = *pp;
@@ -166,8 +247,22 @@ static struct parcel *parcel_take(uint32_t token, uint32_t seq)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&parcel_lock);
+	pthread_mutex_unlock(&live_lock);
 	return p;
+}
+
+static void parcels_drop_locked(uint32_t token)
+{
+	struct parcel **pp = &parcels, *p;
+
+	while ((p = *pp)) {
+		if (p->token == token) {
+			*pp = p->next;
+			parcel_recycle_locked(p);
+		} else {
+			pp = &p->next;
+		}
+	}
 }
 
 static struct rsc__inbox *find_inbox(struct rsc_loop *loop, uint32_t token)
@@ -224,11 +319,11 @@ void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res)
 		/* Nobody here may own it any more: never leak it. */
 		loop->counters[RSC_CTR_LATE_ACQUIRES]++;
 		rsc__direct_close_orphan(loop, res);
-		free(parcel);
+		parcel_recycle(parcel);
 		return;
 	}
 	if (rsc_scope_open(loop, rsc__sh(in->e->scope), "handed", &csh) < 0) {
-		free(parcel);
+		parcel_recycle(parcel);
 		no_memory(loop, in, res);
 		return;
 	}
@@ -238,14 +333,25 @@ void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res)
 	snprintf(detail, sizeof(detail), "slot %d (handed over)", res);
 	e = rsc__adopt_slot(cs, res, detail);
 	if (!e) {
-		free(parcel);
+		parcel_recycle(parcel);
 		(void)rsc_scope_close(csh, NULL, NULL);
 		no_memory(loop, in, res);
 		return;
 	}
 	if (parcel) {
-		e->owned_arg = parcel; /* freed with the entry */
-		e->peer = &parcel->peer;
+		/* The address into a room of ours; the parcel goes back for the
+		 * next hand-over. Without a room, the parcel itself stays. */
+		struct rsc__peer *peer = rsc__room_get(loop, sizeof(*peer));
+
+		if (peer) {
+			*peer = parcel->peer;
+			e->config |= RSC__CFG_ROOM;
+			parcel_recycle(parcel);
+		} else {
+			peer = &parcel->peer; /* first in the parcel: freed with the entry */
+		}
+		e->owned_arg = peer;
+		e->peer = peer;
 	}
 	if (shutdown)
 		e->config |= RSC__CFG_SHUTDOWN; /* the sender's RSC_SHUTDOWN_ON_RELEASE travels */
@@ -382,12 +488,12 @@ static void sent(struct rsc_loop *loop, struct rsc_op *op, int res, unsigned cqe
 	(void)loop;
 	(void)cqe_flags;
 	rsc__io_unlink(op);
-	r->res = rsc__real_errno(res, e->flags & RSC__E_IO_CANCELLED);
+	r->res = rsc__real_errno(res, false); /* a move is never cancelled (io.c cancellable) */
 	/* >= 0: the slot the receiver got (msg_ring.c returns the install's result). */
 	if (r->res >= 0)
 		e->value = -EXDEV; /* the receiver's entry owns the file from now on */
 	else if (r->parcel)
-		free(parcel_take(r->parcel_token, r->parcel_seq)); /* no message went: ours again */
+		parcel_recycle(parcel_take(r->parcel_token, r->parcel_seq)); /* no message went: ours again */
 	rsc__io_settled(e->h);
 }
 
@@ -448,21 +554,24 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	}
 	/* The peer's address travels beside the file (rsc_entry_peername(3)). */
 	if (e->peer) {
-		parcel = rsc__malloc(e->scope->loop, sizeof(*parcel));
+		parcel = parcel_new(e->scope->loop);
 		if (!parcel)
 			return -ENOMEM;
 		parcel->peer = *e->peer;
 	}
 	ret = rsc__slot_move_start(e, IORING_OP_MSG_RING, sent, cb, data, &sqe, &r);
 	if (ret < 0) {
-		free(parcel);
+		parcel_recycle(parcel);
 		return ret;
 	}
 	if (parcel) {
-		r->parcel = true;
 		r->parcel_token = (uint32_t)inbox_addr;
 		r->parcel_seq = parcel_put(parcel, (uint32_t)inbox_addr);
-		low = RSC__MSG_PARCEL | r->parcel_seq;
+		r->parcel = r->parcel_seq != 0;
+		if (r->parcel)
+			low = RSC__MSG_PARCEL | r->parcel_seq;
+		else
+			parcel_recycle(parcel); /* its inbox went since the check: the file goes alone, to be closed there */
 	}
 	/* By hand, as io_msg_ring_prep reads it (liburing 2.3 has no send-fd prep). */
 	sqe->opcode = IORING_OP_MSG_RING;

@@ -66,6 +66,23 @@ struct rsc__peer {
 	struct sockaddr_storage addr;
 };
 
+/*
+ * Room for what an entry keeps until it is freed (its owned_arg): a call's
+ * arguments (a connect's address, a timer's callback, a pipe's ends, a
+ * chain step's slot), or the address a single-shot direct accept is given.
+ * From its loop's pool (pool.c), so that acquiring allocates nothing in
+ * steady state: the entry gives it back when it is freed (RSC__CFG_ROOM).
+ */
+#define RSC__ROOM_SIZE 160
+_Static_assert(sizeof(struct rsc__peer) <= RSC__ROOM_SIZE, "an accept's address outgrew its room");
+struct rsc__room {
+	union {
+		max_align_t align;
+		unsigned char bytes[RSC__ROOM_SIZE];
+	} u; /* first: the entry's owned_arg (and peer) point here */
+	struct rsc__room *next_free;
+};
+
 struct rsc_op {
 	/* What every op's get, submit, CQE and put touch: the first cache line. */
 	uint32_t idx;
@@ -123,6 +140,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__CFG_ALL_OR_NONE (1U << 6) /* its enter fails if any of its SQEs fails */
 #define RSC__CFG_TAKES_DEP   (1U << 7) /* on success it takes over dep's descriptor */
 #define RSC__CFG_NO_FD	     (1U << 8) /* its value is no descriptor (defer, timer): no I/O on it */
+#define RSC__CFG_ROOM        (1U << 9) /* owned_arg is a pooled room (rsc__room_get): back to the pool with it */
 
 /* Entry lifecycle flags (struct rsc__entry.flags): set and cleared as it runs. */
 #define RSC__E_RELEASE_REQ  (1U << 2) /* released early: off the unwind */
@@ -407,6 +425,7 @@ struct rsc_loop {
 
 	struct rsc__entry *free_entries; /* stacks, as free_ops */
 	struct rsc__scope *free_scopes;
+	struct rsc__room *free_rooms; /* entries' owned_arg rooms (rsc__room_get) */
 	struct rsc__list ready_queue;	  /* rsc__scope.ready_node, FIFO */
 	struct rsc__list graceful_list; /* scopes in their grace period, newest first */
 	uint64_t grace_seq; /* graceful closes begun: ops are stamped with it (graceful.c) */
@@ -780,6 +799,11 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop);
 void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e);
 struct rsc__scope *rsc__scope_get(struct rsc_loop *loop);
 void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s);
+/* An address room, its length set to the whole room; NULL without memory. */
+void *rsc__room_get(struct rsc_loop *loop, size_t size);
+void rsc__room_put(struct rsc_loop *loop, void *room);
+struct rsc__peer *rsc__peer_get(struct rsc_loop *loop);
+void rsc__peer_put(struct rsc_loop *loop, struct rsc__peer *peer);
 void rsc__pools_free(struct rsc_loop *loop);
 
 static inline uint64_t rsc__op_user_data(const struct rsc_op *op)
@@ -1142,6 +1166,7 @@ struct rsc__slot_move {
 	bool parcel; /* a hand-over that sent the peer's address (handover.c) */
 	uint32_t parcel_token, parcel_seq;
 };
+_Static_assert(sizeof(struct rsc__slot_move) <= RSC__ROOM_SIZE, "a move's record outgrew its room");
 int rsc__slot_move_check(struct rsc__entry *e, const char *fn);
 /* An install or hand-over of @e's slot is in flight (its close_direct not yet settled). */
 bool rsc__slot_move_in_flight(const struct rsc__entry *e);

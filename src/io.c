@@ -277,6 +277,20 @@ static bool on_fd(const struct rsc_op *op)
 }
 
 /*
+ * What a release or a deadline cancels: not half of a slot's move (install,
+ * hand-over). Ownership moves only by that explicit call and exactly once: a
+ * cancel could stop the MSG_RING only where the kernel still held it (punted
+ * to io-wq), and the slot would stay with the sender as chance decides. The
+ * move completes by itself, promptly; the release waits for it as for any
+ * tracked op, then finds the entry holding nothing (or its slot, if the move
+ * failed on its own).
+ */
+static bool cancellable(const struct rsc_op *op)
+{
+	return !op->slot_move;
+}
+
+/*
  * A release with I/O in flight: one IORING_ASYNC_CANCEL_FD|ALL SQE for
  * every op on the descriptor where the kernel has it (Linux 5.19, as
  * IORING_OP_SOCKET, which the probe can see), timers by their exact
@@ -288,11 +302,15 @@ void rsc__io_cancel_all(struct rsc__entry *e)
 	struct rsc_loop *loop = e->scope->loop;
 	struct rsc_op *op, *by_fd;
 	unsigned n_fd = 0;
+	bool moving = false;
 
-	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-		n_fd += on_fd(op);
-	/* A pipe's ops are on two descriptors: one cancel by fd would miss some. */
-	if (n_fd > 1 && e->value >= 0 && !e->has_value2 &&
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node) {
+		n_fd += on_fd(op) && cancellable(op);
+		moving |= !cancellable(op);
+	}
+	/* A pipe's ops are on two descriptors: one cancel by fd would miss some.
+	 * An install names the slot too (IOSQE_FIXED_FILE): one would take it. */
+	if (n_fd > 1 && !moving && e->value >= 0 && !e->has_value2 &&
 	    rsc__opcode_supported(loop, IORING_OP_SOCKET) &&
 	    !rsc__fault_missing(&loop->faults, RSC__MISSING_CANCEL_FD) &&
 	    (by_fd = rsc__submit_cancel_fd(loop, e->value, e->fd_kind == RSC__FD_DIRECT))) {
@@ -304,7 +322,8 @@ void rsc__io_cancel_all(struct rsc__entry *e)
 		return;
 	}
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-		rsc__submit_cancel(loop, op);
+		if (cancellable(op))
+			rsc__submit_cancel(loop, op);
 }
 
 /*
@@ -325,7 +344,7 @@ void rsc__io_cancel_fd_short(struct rsc_loop *loop, const struct rsc_op *cancel,
 	if (!e)
 		return; /* every op ended, and the entry with them */
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-		if (on_fd(op))
+		if (on_fd(op) && cancellable(op))
 			rsc__submit_cancel(loop, op);
 }
 
@@ -354,6 +373,7 @@ struct timer_args {
 	rsc_io_cb cb;
 	void *data;
 };
+_Static_assert(sizeof(struct timer_args) <= RSC__ROOM_SIZE, "struct timer_args outgrew an entry's room (rsc__room_get)");
 
 /* Entered at once (a NOP): the timer starts when the entry has entered. */
 static int timer_enter(struct rsc_entry *e, void *arg)
@@ -410,7 +430,7 @@ int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(cb, "rsc_timer: cb is NULL");
-	t = rsc__malloc(s->loop, sizeof(*t));
+	t = rsc__room_get(s->loop, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->ms = ms;
@@ -418,10 +438,11 @@ int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
 	t->data = data;
 	ret = rsc__push(s, &timer_manager, NULL, RSC__CFG_NO_FD, NULL, __builtin_return_address(0), &e);
 	if (ret < 0) {
-		free(t);
+		rsc__room_put(s->loop, t);
 		return ret;
 	}
-	e->owned_arg = t; /* freed with the entry */
+	e->owned_arg = t; /* back to the pool with the entry */
+	e->config |= RSC__CFG_ROOM;
 	e->entered_hook = timer_entered;
 	e->entered_hook_data = t;
 	if (entryp)

@@ -272,6 +272,7 @@ struct pipe_args {
 	unsigned pipe_flags;
 	bool direct;
 };
+_Static_assert(sizeof(struct pipe_args) <= RSC__ROOM_SIZE, "struct pipe_args outgrew an entry's room (rsc__room_get)");
 
 static int pipe_enter(struct rsc_entry *h, void *arg)
 {
@@ -388,17 +389,18 @@ int rsc_pipe(struct rsc_scope *h, unsigned flags, struct rsc_entry **entryp)
 		if (ret < 0)
 			return ret;
 	}
-	a = rsc__calloc(s->loop, 1, sizeof(*a));
+	a = rsc__room_get(s->loop, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->direct = flags & RSC_DIRECT;
 	a->pipe_flags = (a->direct || (flags & RSC_NO_CLOEXEC)) ? 0 : O_CLOEXEC;
 	ret = rsc__push(s, &pipe_manager, a, 0, a->direct ? "direct" : "", __builtin_return_address(0), &e);
 	if (ret < 0) {
-		free(a);
+		rsc__room_put(s->loop, a);
 		return ret;
 	}
-	e->owned_arg = a; /* freed with the entry */
+	e->owned_arg = a; /* back to the pool with the entry */
+	e->config |= RSC__CFG_ROOM;
 	e->entered_hook = pipe_entered;
 	e->entered_hook_data = a;
 	if (a->direct) {
@@ -456,7 +458,7 @@ static void install_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 
 	(void)cqe_flags;
 	rsc__io_unlink(op);
-	r->res = rsc__real_errno(res, e->flags & RSC__E_IO_CANCELLED);
+	r->res = rsc__real_errno(res, false); /* a move is never cancelled (io.c cancellable) */
 	if (r->res >= 0) {
 		/* The descriptor's owner from this CQE on; the slot's close follows. */
 		e->fd_kind = RSC__FD_PROCESS;
@@ -490,7 +492,7 @@ static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 		r->cb(rsc__eh(e), r->res, r->data);
 		rsc__cb_leave(loop);
 	}
-	free(r);
+	rsc__room_put(loop, r);
 	rsc__io_settled(h);
 }
 
@@ -541,14 +543,14 @@ int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
 	struct rsc__slot_move *r;
 	struct rsc_op *op[2];
 
-	r = rsc__calloc(loop, 1, sizeof(*r));
+	r = rsc__room_get(loop, sizeof(*r)); /* pooled: no malloc per move */
 	if (!r)
 		return -ENOMEM;
 	r->cb = cb;
 	r->data = data;
 	r->slot = e->value;
 	if (rsc__get_sqes(loop, 2, sqe) < 0) {
-		free(r);
+		rsc__room_put(loop, r);
 		return -EBUSY;
 	}
 	op[0] = direct_track(e, sqe[0]);
@@ -559,7 +561,7 @@ int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
 			rsc__op_put(loop, op[0]);
 		}
 		rsc__nop_sqes(sqe, 2);
-		free(r);
+		rsc__room_put(loop, r);
 		return -ENOMEM;
 	}
 	op[0]->opcode = opcode;

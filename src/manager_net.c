@@ -32,6 +32,7 @@ struct net_args {
 	bool nodelay;
 	bool defer_accept;
 };
+_Static_assert(sizeof(struct net_args) <= RSC__ROOM_SIZE, "struct net_args outgrew an entry's room (rsc__room_get)");
 
 static int connect_enter(struct rsc_entry *h, void *arg)
 {
@@ -245,15 +246,16 @@ static int push_pair(struct rsc__scope *s, const struct sockaddr *addr,
 	/* Both entries first: without memory for the second, no socket is made. */
 	e = rsc__entry_make(s, second, RSC__CFG_TAKES_DEP | RSC__CFG_OWN_HOOKS, detail, site);
 	if (!e) {
-		free(a);
+		rsc__room_put(s->loop, a);
 		return -ENOMEM;
 	}
 	ret = rsc__socket_push(s, addr->sa_family, SOCK_STREAM, 0, flags, site, &sock);
 	if (ret < 0) {
 		rsc__entry_put(s->loop, e);
-		free(a);
+		rsc__room_put(s->loop, a);
 		return ret;
 	}
+	e->config |= RSC__CFG_ROOM; /* a goes back to the pool with it */
 	rsc__push_after(sock, e, second == &connect_manager ? IORING_OP_CONNECT : RSC__OP_LISTEN, a);
 	if (entryp)
 		*entryp = rsc__eh(e);
@@ -294,7 +296,7 @@ int rsc_connect(struct rsc_scope *h, const struct sockaddr *addr,
 		return rsc__direct_connect(s, addr, addrlen, timeout_ms, flags,
 					   __builtin_return_address(0), entryp);
 	}
-	a = rsc__calloc(s->loop, 1, sizeof(*a));
+	a = rsc__room_get(s->loop, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	if (timeout_ms) {
@@ -326,7 +328,7 @@ int rsc_listen(struct rsc_scope *h, const struct sockaddr *addr,
 				   RSC_NODELAY | RSC_DEFER_ACCEPT)),
 		       "rsc_listen: unknown flags 0x%x", flags);
 	RSC__CHECK_ARG(backlog >= 0, "rsc_listen: backlog %d", backlog);
-	a = rsc__calloc(s->loop, 1, sizeof(*a));
+	a = rsc__room_get(s->loop, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->backlog = backlog;

@@ -118,7 +118,10 @@ void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e)
 	rsc__audit_quiesce(); /* a describer may be reading its names */
 	if (e->detail != e->detail_inline)
 		free(e->detail);
-	free(e->owned_arg);
+	if (e->config & RSC__CFG_ROOM)
+		rsc__room_put(loop, e->owned_arg);
+	else
+		free(e->owned_arg);
 #ifdef RSC_DEBUG
 	/* Poison so a use after the scope closed shows up at once. */
 	memset((char *)e + RSC__ENTRY_RESET_AT, 0x6b, RSC__ENTRY_RESET_LEN);
@@ -180,6 +183,59 @@ void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s)
 	POOL_POISON(s, offsetof(struct rsc__scope, next_free));
 }
 
+/*
+ * A room of RSC__ROOM_SIZE bytes for an entry's owned_arg, zeroed (as calloc
+ * would: the callers rely on it, and valgrind cannot see the kernel's writes
+ * into an accept's address room). @size is the caller's struct: checked
+ * here so that no caller outgrows the room unnoticed.
+ */
+void *rsc__room_get(struct rsc_loop *loop, size_t size)
+{
+	struct rsc__room *r = loop->free_rooms;
+
+	if (size > RSC__ROOM_SIZE) {
+		rsc__set_last_error("internal: %zu bytes asked of a %d-byte room", size, RSC__ROOM_SIZE);
+		return NULL;
+	}
+	if (r) {
+		loop->free_rooms = r->next_free;
+		POOL_UNPOISON(&r->u, sizeof(r->u));
+		memset(&r->u, 0, sizeof(r->u));
+	} else {
+		r = rsc__calloc(loop, 1, sizeof(*r));
+		if (!r)
+			return NULL;
+		loop->counters[RSC_CTR_POOL_ALLOCS]++;
+	}
+	return &r->u;
+}
+
+void rsc__room_put(struct rsc_loop *loop, void *room)
+{
+	struct rsc__room *r = room;
+
+	if (!r)
+		return;
+	r->next_free = loop->free_rooms;
+	loop->free_rooms = r;
+	POOL_POISON(&r->u, sizeof(r->u));
+}
+
+/* A single-shot direct accept's address room (accept.c). */
+struct rsc__peer *rsc__peer_get(struct rsc_loop *loop)
+{
+	struct rsc__peer *peer = rsc__room_get(loop, sizeof(*peer));
+
+	if (peer)
+		peer->len = sizeof(peer->addr); /* accept(2) reads the room's size */
+	return peer;
+}
+
+void rsc__peer_put(struct rsc_loop *loop, struct rsc__peer *peer)
+{
+	rsc__room_put(loop, peer);
+}
+
 void rsc__pools_free(struct rsc_loop *loop)
 {
 	unsigned i;
@@ -189,6 +245,12 @@ void rsc__pools_free(struct rsc_loop *loop)
 
 		loop->free_entries = e->next_free;
 		free(e);
+	}
+	while (loop->free_rooms) {
+		struct rsc__room *r = loop->free_rooms;
+
+		loop->free_rooms = r->next_free;
+		free(r);
 	}
 	while (loop->free_scopes) {
 		struct rsc__scope *s = loop->free_scopes;

@@ -983,6 +983,102 @@ START_TEST(each_allocation_failing_with_the_op_pool_used_up_fails_cleanly)
 }
 END_TEST
 
+/*
+ * The class of bugs 50 and 53: a call that allocates each time it runs,
+ * freed again, which no leak check sees. Every case of the table, run three
+ * times on one loop: the first two warm its pools, the third runs with
+ * alloc:1:ENOMEM set from its call to its last completion, and must fire no
+ * rule. The few that allocate by design are listed here with the reason.
+ */
+static const struct {
+	const char *name, *why;
+} steady_allocators[] = {
+	{ "open_long_path", "a path longer than the entry's inline detail is copied to the heap" },
+	{ "loop_post", "a post is made on any thread: its node is the poster's malloc" },
+	{ "trace_file", "a trace file has its own buffer" },
+	{ "chain", "a chain is built on the heap (rsc_chain_new) and runs with a record of its ops" },
+	{ "set_recv_buffers", "the buffers themselves" },
+	{ "scope_fail_failing_exits", "errors are heap objects handed to the caller (rsc_error_free)" },
+	{ "failing_exits", "errors are heap objects handed to the caller" },
+	{ "entry_release_wait", "errors are heap objects handed to the caller" },
+	{ "child_errors", "errors are heap objects handed to the caller" },
+	{ "child_then_parent_fail", "errors are heap objects handed to the caller" },
+	{ "audit_finding", "findings are heap objects handed to the caller" },
+	{ "audit_full", "the full audit reads /proc/self/fd into sets of its own" },
+	{ "detach_audited", "the full audit reads /proc/self/fd into sets of its own" },
+	{ "inbox", "an inbox is made once per loop, with its place in the process-wide table" },
+	{ "metrics", "writing metrics formats them" },
+	{ "set_direct", "the direct table itself" },
+};
+
+static const char *steady_allocation_reason(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(steady_allocators) / sizeof(steady_allocators[0]); i++)
+		if (strcmp(steady_allocators[i].name, name) == 0)
+			return steady_allocators[i].why;
+	return NULL;
+}
+
+/* One run of @k on @loop, warm-up or measured; the faults injected in it. */
+static long long run_case_on(const struct af_case *k, struct rsc_loop *loop, bool measured)
+{
+	struct af_ctx c = { .peer = -1, .fd = -1, .lfd = -1, .loop = loop };
+	long long injected = rsc_loop_counter(loop, RSC_CTR_FAULTS_INJECTED);
+	int ret;
+
+	if (k->prepare)
+		k->prepare(&c);
+	if (measured)
+		ck_assert_int_eq(rsc_fault_set(loop, "alloc:1:ENOMEM"), 0);
+	ret = k->call(&c);
+	ck_assert_msg(ret == 0 || (measured && ret == -ENOMEM), "%s: %s (%s)", k->name,
+		      rsc_strerror(ret), rsc_last_error());
+	k->finish(&c, ret);
+	run_dry(loop);
+	injected = rsc_loop_counter(loop, RSC_CTR_FAULTS_INJECTED) - injected;
+	ck_assert_int_eq(rsc_fault_set(loop, NULL), 0);
+	if (k->verify && injected == 0)
+		k->verify(&c, ret);
+	rsc_error_free(c.chain);
+	if (c.peer >= 0)
+		close(c.peer);
+	if (c.fd >= 0)
+		close(c.fd);
+	if (c.lfd >= 0)
+		t_full_unix_listener_close(c.lfd, c.fill, c.nfill);
+	return injected;
+}
+
+START_TEST(each_case_in_steady_state_allocates_nothing)
+{
+	const struct af_case *k = &cases[_i];
+	const char *why = steady_allocation_reason(k->name);
+	struct rsc_loop *loop;
+	int before = t_fd_count(), round;
+	long long injected = 0;
+
+	if (k->need_opcode && !t_kernel_has(k->need_opcode)) {
+		printf("SKIP %s: kernel lacks opcode %u\n", k->name, k->need_opcode);
+		return;
+	}
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, k->loop_flags), 0);
+	for (round = 0; round < 3; round++)
+		injected = run_case_on(k, loop, round == 2);
+	if (getenv("STEADY_REPORT"))
+		printf("steady %s: %lld\n", k->name, injected);
+	if (why)
+		ck_assert_msg(injected > 0, "%s allocates nothing in steady state now: drop it from the list (%s)",
+			      k->name, why);
+	else
+		ck_assert_msg(injected == 0, "%s allocated in steady state (an alloc rule fired)", k->name);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	ck_assert_msg(t_fd_count() == before, "%s: %d descriptors left open", k->name,
+		      t_fd_count() - before);
+}
+END_TEST
+
 /* A timer's callback: its result, and a second call shows as -EEXIST. */
 static void count_timer(struct rsc_entry *e, int res, void *buf, void *data)
 {
@@ -1561,6 +1657,7 @@ END_TEST
 struct accepted {
 	int conns, enomem, other, last_res;
 	struct rsc_scope *cs;
+	struct rsc_entry *conn; /* the last connection */
 };
 
 static void on_accepted(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *conn,
@@ -1569,11 +1666,11 @@ static void on_accepted(struct rsc_entry *l, int res, struct rsc_scope *cs, stru
 	struct accepted *a = data;
 
 	(void)l;
-	(void)conn;
 	a->last_res = res;
 	if (res >= 0) {
 		a->conns++;
 		a->cs = cs;
+		a->conn = conn;
 	} else if (res == -ENOMEM) {
 		ck_assert_ptr_null(cs);
 		a->enomem++;
@@ -1689,6 +1786,236 @@ START_TEST(hand_over_arrival_without_memory_is_heard_as_enomem)
 }
 END_TEST
 
+/* Connections that warm the pools, then those that must allocate nothing. */
+#define WARM_ACCEPTS 4
+#define STEADY_ACCEPTS 32
+
+static void hand_over_done(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+struct arrival {
+	int n, other;
+	struct rsc_scope *cs;
+	struct rsc_entry *conn;
+};
+
+static void on_arrival(struct rsc_entry *inbox, int res, struct rsc_scope *cs, struct rsc_entry *conn,
+		       void *data)
+{
+	struct arrival *a = data;
+
+	(void)inbox;
+	if (res < 0) {
+		a->other++;
+		return;
+	}
+	a->n++;
+	a->cs = cs;
+	a->conn = conn;
+}
+
+/*
+ * rsc_entry_hand_over(3) of accepted connections, the client's address
+ * travelling with each (rsc_entry_peername(3) on the receiver): once a few
+ * have warmed the pools, on both loops and in the library's spare parcels,
+ * a connection accepted, handed over and closed allocates nothing.
+ */
+START_TEST(steady_hand_overs_allocate_nothing)
+{
+	struct accepted a = { 0 };
+	struct arrival got = { 0 };
+	struct sockaddr_in at;
+	struct rsc_loop *rl;
+	struct rsc_scope *rs, *s;
+	struct rsc_entry *inbox, *l;
+	unsigned long long addr;
+	long long pool_allocs[2] = { 0 }, faults[2] = { 0 };
+	int i, before = t_fd_count();
+
+	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(rl, NULL, "receiver", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, on_arrival, &got, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "acceptor", &s), 0);
+	l = t_listen_on_loopback(s, 8, &at);
+	for (i = 0; i < WARM_ACCEPTS + STEADY_ACCEPTS; i++) {
+		struct sockaddr_storage peer, client_addr;
+		socklen_t len = sizeof(peer), clen = sizeof(client_addr);
+		long deadline = t_now_ms() + 5000;
+		int client, sent = 1000;
+
+		if (i == WARM_ACCEPTS) {
+			pool_allocs[0] = rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS);
+			pool_allocs[1] = rsc_loop_counter(rl, RSC_CTR_POOL_ALLOCS);
+			faults[0] = rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED);
+			faults[1] = rsc_loop_counter(rl, RSC_CTR_FAULTS_INJECTED);
+			ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
+			ck_assert_int_eq(rsc_fault_set(rl, "alloc:1:ENOMEM"), 0);
+		}
+		ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, on_accepted, &a), 0);
+		client = t_connect(&at);
+		while (a.conns == i) {
+			ck_assert_msg(t_now_ms() < deadline, "no connection in 5 s");
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		}
+		ck_assert_int_eq(a.enomem + a.other, 0);
+		ck_assert_int_eq(rsc_entry_hand_over(a.conn, addr, hand_over_done, &sent), 0);
+		while (sent == 1000 || got.n == i) {
+			ck_assert_msg(t_now_ms() < deadline, "no hand-over in 5 s");
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+			ck_assert_int_ge(rsc_loop_run(rl, RSC_RUN_NOWAIT), 0);
+		}
+		ck_assert_int_ge(sent, 0);
+		ck_assert_int_eq(got.other, 0);
+		/* The client's own address, as the acceptor's kernel gave it. */
+		ck_assert_int_eq(getsockname(client, (struct sockaddr *)&client_addr, &clen), 0);
+		ck_assert_int_eq(rsc_entry_peername(got.conn, (struct sockaddr *)&peer, &len), 0);
+		ck_assert_int_eq(len, clen);
+		ck_assert_mem_eq(&peer, &client_addr, clen);
+		ck_assert_int_eq(rsc_scope_close_wait(got.cs, NULL), 0);
+		ck_assert_int_eq(rsc_scope_close_wait(a.cs, NULL), 0);
+		close(client);
+	}
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_fault_set(rl, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), faults[0]);
+	ck_assert_int_eq(rsc_loop_counter(rl, RSC_CTR_FAULTS_INJECTED), faults[1]);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS), pool_allocs[0]);
+	ck_assert_int_eq(rsc_loop_counter(rl, RSC_CTR_POOL_ALLOCS), pool_allocs[1]);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(rl), 0);
+	ck_assert_int_eq(rsc_loop_close(rl), 0);
+	run_dry(t_loop);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * Free lists keep an acquire and its release free of malloc in steady state
+ * (RSC_CTR_POOL_ALLOCS counts what they make): accepts too, the address
+ * room a single-shot direct accept keeps for rsc_entry_peername(3)
+ * included. Once a few connections have warmed the pools, each further one
+ * (accepted, its scope closed, its client gone) makes no heap allocation at
+ * all: an alloc rule on the first would fire (RSC_CTR_FAULTS_INJECTED).
+ */
+
+static const unsigned steady_accept_flags[] = {
+	0, RSC_DIRECT, RSC_ACCEPT_MULTISHOT, RSC_ACCEPT_MULTISHOT | RSC_DIRECT,
+};
+
+/* One connection accepted (arming a single-shot accept first), then closed. */
+static void accept_one(struct rsc_entry *l, unsigned flags, const struct sockaddr_in *at,
+		       struct accepted *a)
+{
+	int want = a->conns + 1, client;
+	long deadline = t_now_ms() + 5000;
+
+	if (!(flags & RSC_ACCEPT_MULTISHOT) || a->conns == 0)
+		ck_assert_int_eq(rsc_accept(l, flags, on_accepted, a), 0);
+	client = t_connect(at);
+	while (a->conns < want && a->enomem + a->other == 0) {
+		ck_assert_msg(t_now_ms() < deadline, "no connection in 5 s");
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	}
+	ck_assert_int_eq(a->enomem + a->other, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a->cs, NULL), 0);
+	close(client);
+}
+
+START_TEST(steady_accepts_allocate_nothing)
+{
+	unsigned flags = steady_accept_flags[_i];
+	struct accepted a = { 0 };
+	struct sockaddr_in at;
+	struct rsc_scope *s;
+	struct rsc_entry *l;
+	long long pool_allocs = 0, faults = 0;
+	int i, before = t_fd_count();
+
+	if ((flags & RSC_ACCEPT_MULTISHOT) && !t_kernel_has(IORING_OP_SOCKET)) {
+		printf("SKIP steady_accepts_allocate_nothing (multishot): kernel lacks IORING_ACCEPT_MULTISHOT (5.19)\n");
+		return;
+	}
+	if (flags & RSC_DIRECT)
+		t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "server", &s), 0);
+	l = t_listen_on_loopback(s, 8, &at);
+	for (i = 0; i < WARM_ACCEPTS + STEADY_ACCEPTS; i++) {
+		if (i == WARM_ACCEPTS) {
+			pool_allocs = rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS);
+			faults = rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED);
+			ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
+		}
+		accept_one(l, flags, &at, &a);
+	}
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), faults);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS), pool_allocs);
+	ck_assert_int_eq(a.conns, WARM_ACCEPTS + STEADY_ACCEPTS);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	run_dry(t_loop);
+	/* A multishot accept's last call: the close ended it. */
+	ck_assert_int_eq(a.other, (flags & RSC_ACCEPT_MULTISHOT) ? 1 : 0);
+	if (flags & RSC_DIRECT)
+		ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+static void install_heard(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+/*
+ * rsc_entry_install(3) once per connection, as a server that hands its
+ * direct slots to code wanting a process descriptor: after a few warm the
+ * pools, a slot opened, installed and released makes no heap allocation
+ * (the move's record is pooled; an alloc rule on the first would fire).
+ */
+START_TEST(steady_installs_allocate_nothing)
+{
+	long long pool_allocs = 0, faults = 0;
+	int i, before = t_fd_count();
+
+	t_direct_table(16, 4);
+	t_make_files(1);
+	for (i = 0; i < WARM_ACCEPTS + STEADY_ACCEPTS; i++) {
+		struct rsc_scope *s;
+		struct rsc_entry *e;
+		int fd = -1000;
+
+		if (i == WARM_ACCEPTS) {
+			pool_allocs = rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS);
+			faults = rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED);
+			ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
+		}
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
+		ck_assert_int_ge(rsc_entry_wait(e), 0);
+		ck_assert_int_eq(rsc_entry_install(e, 0, install_heard, &fd), 0);
+		while (fd == -1000)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		ck_assert_msg(fd >= 0, "install %d: %s", i, rsc_strerror(fd));
+		ck_assert_int_eq(rsc_entry_fd(e), fd);
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	}
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), faults);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS), pool_allocs);
+	run_dry(t_loop);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* A scope whose unwind leaves two descriptors open (a pipe made by hand inside it). */
 static bool leaky_scope(struct rsc_loop *loop, int fds[2])
 {
@@ -1765,10 +2092,18 @@ Suite *make_alloc_faults_suite(void)
 	t_add_test_if(tc, multishot_accept_without_memory_hears_enomem_and_goes_on,
 		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, audit_finding_without_memory_is_counted_lost);
-	if (t_has_hand_over())
-		tcase_add_test(tc, hand_over_arrival_without_memory_is_heard_as_enomem);
+	tcase_add_loop_test(tc, steady_accepts_allocate_nothing, 0,
+			    (int)(sizeof(steady_accept_flags) / sizeof(steady_accept_flags[0])));
+	if (t_kernel_has(OP_FIXED_FD_INSTALL))
+		tcase_add_test(tc, steady_installs_allocate_nothing);
 	else
-		printf("SKIP hand_over_arrival_without_memory_is_heard_as_enomem: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
+		printf("SKIP steady_installs_allocate_nothing: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
+	if (t_has_hand_over()) {
+		tcase_add_test(tc, hand_over_arrival_without_memory_is_heard_as_enomem);
+		tcase_add_test(tc, steady_hand_overs_allocate_nothing);
+	} else {
+		printf("SKIP hand_over_arrival_without_memory_is_heard_as_enomem, steady_hand_overs_allocate_nothing: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
+	}
 	tcase_add_test(tc, refused_trace_file_leaves_the_file_alone);
 	tcase_add_test(tc, refused_recv_buffers_keep_the_old_ones);
 	tcase_add_test(tc, adopt_refused_while_the_close_waits_even_without_memory);
@@ -1785,6 +2120,7 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_loop_test(tc, each_allocation_failing_in_a_burst_fails_cleanly, 0, N_CASES);
 	tcase_add_loop_test(tc, each_allocation_failing_with_the_op_pool_used_up_fails_cleanly, 0,
 			    N_CASES);
+	tcase_add_loop_test(tc, each_case_in_steady_state_allocates_nothing, 0, N_CASES);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -958,6 +958,54 @@ START_TEST(install_without_cloexec_when_asked)
 }
 END_TEST
 
+/*
+ * rsc_entry_install(3) with receives in flight on the slot, then a release:
+ * the receives are the caller's I/O and are cancelled, op by op; the install
+ * is a move of ownership and is not. A cancel by descriptor (one
+ * IORING_ASYNC_CANCEL_FD|ALL on the slot, as without the install) would take
+ * the install too wherever the kernel still held it. The install completes,
+ * and the release closes the descriptor it made.
+ */
+START_TEST(release_cancels_the_receives_of_a_slot_but_not_its_install)
+{
+	struct accepted acc = { 0 };
+	struct rsc_scope *srv;
+	struct rsc_entry *l, *conn;
+	struct sockaddr_in bound;
+	long long by_fd = rsc_loop_counter(t_loop, RSC_CTR_CANCEL_FD);
+	char b1[8], b2[8];
+	int ends[3] = { 0, 1, 1 }, cl, released = 1, fd = -1000, before = t_fd_count();
+
+	t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = t_listen_on_loopback(srv, 8, &bound);
+	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, on_conn, &acc), 0);
+	cl = t_connect(&bound);
+	while (acc.n < 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	conn = acc.last;
+	ck_assert_int_eq(rsc_recv(conn, b1, sizeof(b1), 0, recv_done, ends), 0);
+	ck_assert_int_eq(rsc_recv(conn, b2, sizeof(b2), 0, recv_done, ends), 0);
+	ck_assert_int_eq(rsc_entry_install(conn, 0, installed, &fd), 0);
+	ck_assert_int_eq(rsc_entry_io_count(conn), 4);
+	ck_assert_int_eq(rsc_entry_release(conn, release_done, &released), 0);
+	while (released == 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(released, 0);
+	ck_assert_msg(fd >= 0, "install: %s", rsc_strerror(fd));
+	ck_assert_int_eq(ends[0], 2);
+	ck_assert_int_eq(ends[1], -ECANCELED);
+	ck_assert_int_eq(ends[2], -ECANCELED);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_CANCEL_FD), by_fd);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1); /* released: the installed descriptor */
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	close(cl);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 START_TEST(pipe_through_the_ring_is_one_entry_for_both_ends)
 {
 	struct rsc_scope *s;
@@ -1389,8 +1437,9 @@ Suite *make_direct_suite(void)
 	if (t_kernel_has(OP_FIXED_FD_INSTALL)) {
 		tcase_add_test(tc, installed_descriptor_is_cloexec_listed_and_its_slot_freed);
 		tcase_add_test(tc, install_without_cloexec_when_asked);
+		tcase_add_test(tc, release_cancels_the_receives_of_a_slot_but_not_its_install);
 	} else {
-		printf("SKIP installed_descriptor_is_cloexec_listed_and_its_slot_freed, install_without_cloexec_when_asked: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
+		printf("SKIP installed_descriptor_is_cloexec_listed_and_its_slot_freed, install_without_cloexec_when_asked, release_cancels_the_receives_of_a_slot_but_not_its_install: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	}
 	if (t_kernel_has(OP_PIPE)) {
 		tcase_add_test(tc, pipe_through_the_ring_is_one_entry_for_both_ends);

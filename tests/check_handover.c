@@ -265,6 +265,79 @@ START_TEST(hand_over_out_of_an_unwinding_ancestor_is_refused)
 }
 END_TEST
 
+/*
+ * rsc_entry_hand_over(3): the two ops of a hand-over are a move of ownership,
+ * tracked so that a release waits for them, never cancelled by it. A cancel
+ * could stop the MSG_RING only where the kernel still holds it (punted to
+ * io-wq), leaving the slot with the sender after all, as chance decides. Here
+ * the hand-over is left in the queue (a submit interrupted inside the call),
+ * and then the entry is released, or its scope closed, before the loop turns:
+ * every cancel the loop sends is counted (each one a rule that turns it into
+ * a no-op), and none goes out; the hand-over completes, then the release.
+ */
+static int n_calls;
+
+struct seen {
+	int n, res, at; /* calls, the last result, the order of the last call */
+};
+
+static void on_seen(struct rsc_entry *e, int res, void *data)
+{
+	struct seen *s = data;
+
+	(void)e;
+	s->n++;
+	s->res = res;
+	s->at = ++n_calls;
+}
+
+static void on_scope_seen(struct rsc_scope *sc, int status, const struct rsc_error *err, void *data)
+{
+	(void)err;
+	on_seen(NULL, status, data);
+	(void)sc;
+}
+
+START_TEST(release_waits_for_a_hand_over_in_flight_without_cancelling_it)
+{
+	struct receiver r;
+	struct seen sent = { 0 }, released = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e = pair_new(&r, &s);
+	long long faults = rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED);
+	long long by_fd = rsc_loop_counter(t_loop, RSC_CTR_CANCEL_FD);
+
+	n_calls = 0;
+	ck_assert_int_eq(rsc_fault_set(t_loop, "submit:1:EINTR,cancel:1:EALREADY,cancel:2:EALREADY,"
+					       "cancel:3:EALREADY"), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_seen, &sent), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), faults + 1);
+	ck_assert_int_eq(rsc_entry_io_count(e), 2); /* in flight, not yet submitted */
+	if (_i == 0)
+		ck_assert_int_eq(rsc_entry_release(e, on_seen, &released), 0);
+	else
+		ck_assert_int_eq(rsc_scope_close(s, on_scope_seen, &released), 0);
+	while (!released.n)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	/* No cancel was sent: only the submit's rule fired. */
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), faults + 1);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_CANCEL_FD), by_fd);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	/* The hand-over went through, and was told before the release completed. */
+	ck_assert_int_eq(sent.n, 1);
+	ck_assert_int_ge(sent.res, 0);
+	ck_assert_int_eq(released.res, 0);
+	ck_assert_int_lt(sent.at, released.at);
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 1);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(r.loop), 1);
+	if (_i == 0)
+		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	receiver_close(&r);
+}
+END_TEST
+
 Suite *make_handover_suite(void)
 {
 	Suite *s = suite_create("handover");
@@ -283,8 +356,10 @@ Suite *make_handover_suite(void)
 		if (rsc_fault_set(t_probe_loop(), "") == 0) {
 			tcase_add_test(tc, completions_set_aside_by_a_busy_submit_are_dispatched_first);
 			tcase_add_test(tc, slot_arriving_after_the_inbox_went_is_closed_by_an_idle_loop);
+			tcase_add_loop_test(tc, release_waits_for_a_hand_over_in_flight_without_cancelling_it,
+					    0, 2);
 		} else {
-			printf("SKIP completions_set_aside_by_a_busy_submit_are_dispatched_first, slot_arriving_after_the_inbox_went_is_closed_by_an_idle_loop: this build has no fault injection\n");
+			printf("SKIP completions_set_aside_by_a_busy_submit_are_dispatched_first, slot_arriving_after_the_inbox_went_is_closed_by_an_idle_loop, release_waits_for_a_hand_over_in_flight_without_cancelling_it: this build has no fault injection\n");
 		}
 	}
 	suite_add_tcase(s, tc);

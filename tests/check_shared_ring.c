@@ -11,6 +11,29 @@
 
 #include "helpers.h"
 
+/* Bytes of heap in use: a leak of one hand-over's address shows as its size. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HEAP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HEAP_ASAN 1
+#endif
+#endif
+#ifdef HEAP_ASAN
+/* sanitizer/allocator_interface.h's, which GCC does not install. */
+size_t __sanitizer_get_current_allocated_bytes(void);
+static size_t heap_in_use(void)
+{
+	return __sanitizer_get_current_allocated_bytes();
+}
+#else
+#include <malloc.h>
+static size_t heap_in_use(void)
+{
+	return mallinfo2().uordblks; /* glibc's; 0 under valgrind, which owns malloc */
+}
+#endif
+
 /*
  * Loops on the application's own ring (rsc_loop_new_from_ring(3)), as the
  * soak's shared-ring programs run them (tests/soak/shared.c): what
@@ -465,6 +488,132 @@ START_TEST(a_ring_carries_one_loop_and_no_polled_ring_any)
 }
 END_TEST
 
+/* ---- an arrival never dispatched ---- */
+
+struct accepted_conn {
+	struct rsc_entry *e;
+	struct rsc_scope *cs;
+	int n;
+};
+
+static void keep_conn(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *e,
+		      void *data)
+{
+	struct accepted_conn *a = data;
+
+	(void)l;
+	ck_assert_int_ge(res, 0);
+	a->n++;
+	a->e = e;
+	a->cs = cs;
+}
+
+static void store_sent(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res;
+}
+
+/* A hand-over's message: ours, and no op's (its low half is 0, or a parcel's number). */
+static bool is_arrival(const struct io_uring_cqe *cqe)
+{
+	return (cqe->user_data >> 63) && ((uint32_t)cqe->user_data == 0 ||
+					  ((uint32_t)cqe->user_data >> 31));
+}
+
+/* Every CQE of the ring dispatched but a hand-over's arrival, which is dropped. */
+static int reap_dropping_arrivals(struct app *a)
+{
+	struct io_uring_cqe *cqe;
+	int dropped = 0;
+
+	ck_assert_int_ge(io_uring_submit_and_get_events(&a->ring), 0);
+	while (io_uring_peek_cqe(&a->ring, &cqe) == 0 && cqe) {
+		if (is_arrival(cqe))
+			dropped++;
+		else
+			ck_assert_int_ge(rsc_loop_dispatch(a->loop, cqe), 0);
+		io_uring_cqe_seen(&a->ring, cqe);
+	}
+	ck_assert_int_ge(rsc_loop_run(a->loop, RSC_RUN_NOWAIT), 0);
+	return dropped;
+}
+
+/* A connection accepted into a slot of the fixture's loop (its peer's address
+ * kept), handed to a receiver on the application's ring that never dispatches
+ * the arrival, closes its inbox and loop, and tears its ring down. */
+static void hand_over_never_dispatched(struct rsc_entry *listener, const struct sockaddr_in *at)
+{
+	struct accepted_conn acc = { 0 };
+	struct rsc_scope *rs;
+	struct rsc_entry *inbox;
+	unsigned long long addr;
+	struct app a;
+	int arrived = 0, dropped = 0, client, sent = 1000, turns;
+
+	app_new(&a);
+	ck_assert_int_eq(rsc_loop_set_direct(a.loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "receiver", &rs), 0);
+	ck_assert_int_eq(rsc_inbox(rs, t_count_arrival, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	app_reap(&a); /* the inbox enters */
+	ck_assert_int_eq(rsc_accept(listener, RSC_DIRECT, keep_conn, &acc), 0);
+	client = t_connect(at);
+	while (!acc.n)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(acc.e, addr, store_sent, &sent), 0);
+	while (sent == 1000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_ge(sent, 0); /* delivered to the receiver's ring */
+	dropped = reap_dropping_arrivals(&a);
+	ck_assert_int_eq(dropped, 1);
+	ck_assert_int_eq(rsc_scope_close(rs, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	for (turns = 0; rsc_loop_alive(a.loop) > 0 && turns < 1000; turns++) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&a.ring, 1), 0);
+		reap_dropping_arrivals(&a);
+	}
+	ck_assert_int_eq(arrived, 0);
+	ck_assert_int_eq(rsc_loop_close(a.loop), 0);
+	io_uring_queue_exit(&a.ring); /* the kernel drops the slot with the ring */
+	ck_assert_int_eq(rsc_scope_close_wait(acc.cs, NULL), 0); /* the sender's entry, given away */
+	close(client);
+}
+
+/*
+ * rsc_entry_hand_over(3): the peer's address waits for the receiver in memory
+ * of the library's. A receiver on the application's ring that never
+ * dispatches the arrival (rsc_loop_new_from_ring(3): the application reaps)
+ * and goes away must not leave it behind: the address is freed with the
+ * receiver's inbox, and the heap is back where it was, hand-over after
+ * hand-over.
+ */
+START_TEST(address_of_an_arrival_never_dispatched_goes_with_its_receiver)
+{
+	struct sockaddr_in at;
+	struct rsc_scope *s;
+	struct rsc_entry *listener;
+	size_t before = 0;
+	int i, fds = t_fd_count();
+
+	t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "acceptor", &s), 0);
+	listener = t_listen_on_loopback(s, 8, &at);
+	/* The pools, and glibc's per-thread caches of freed blocks (counted as
+	 * in use), warm up first. */
+	for (i = 0; i < 16; i++) {
+		if (i == 8)
+			before = heap_in_use();
+		hand_over_never_dispatched(listener, &at);
+	}
+	/* One address left behind is 128 bytes and more. */
+	ck_assert_uint_lt(heap_in_use(), before + sizeof(struct sockaddr_storage));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(t_fd_count(), fds);
+}
+END_TEST
+
 Suite *make_shared_ring_suite(void)
 {
 	Suite *s = suite_create("shared_ring");
@@ -491,6 +640,7 @@ Suite *make_shared_ring_suite(void)
 			      "a post's MSG_RING wake (a probe, and MSG_RING: Linux 5.18)");
 		tcase_add_test(tc, deadline_timer_moved_on_a_later_turn);
 		tcase_add_test(tc, a_ring_carries_one_loop_and_no_polled_ring_any);
+		tcase_add_test(tc, address_of_an_arrival_never_dispatched_goes_with_its_receiver);
 	}
 	suite_add_tcase(s, tc);
 	return s;

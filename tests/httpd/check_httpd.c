@@ -80,6 +80,15 @@ static char *extra_args[MAX_EXTRA_ARGS + 1];
 		}                                          \
 	} while (0)
 
+/* CHECK for a function that returns @val when it gives up. */
+#define CHECK_OR_RETURN(val, cond, ...)                     \
+	do {                                               \
+		if (!(cond)) {                             \
+			fail(__LINE__, #cond, __VA_ARGS__); \
+			return (val);                      \
+		}                                          \
+	} while (0)
+
 static void fail(int line, const char *cond, const char *fmt, ...)
 {
 	va_list ap;
@@ -1345,38 +1354,57 @@ static void connections_are_direct_slots_capped_by_the_limit(void)
 }
 
 /*
- * Started with standard input, output and error closed, the server still
- * serves after its warnings (the accepts that fail at the descriptor limit):
- * they once went into the signal pipe, whose write end had taken number 2,
- * and read as signals, shut the server down. Its stdout is gone, so the port
- * is chosen here and the server is known to listen when a connect succeeds.
+ * A port below the kernel's ephemeral range (ip_local_port_range, 32768 and
+ * up by default), free when tried: a port bound and closed here and taken from
+ * that range could go to another test's client or listener before the server
+ * binds it, and a connect would then reach someone else. @attempt spreads the
+ * tries; the caller tries again if the server cannot bind.
  */
-static void closed_stdio_is_no_signal_pipe(void)
+static unsigned short quiet_port(int attempt)
 {
-	struct sockaddr_in *in;
-	struct server s;
-	struct client c[LOW_NOFILE + 16];
-	struct response r = { 0 };
-	socklen_t len = sizeof(*in);
-	long long deadline;
-	char port[16];
-	int fd, i, n;
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int i;
 
-	memset(&s, 0, sizeof(s));
-	in = (struct sockaddr_in *)&s.addr;
+	for (i = 0; i < 200; i++) {
+		unsigned short port = (unsigned short)(20000 + ((unsigned)getpid() * 7919u +
+								(unsigned)(attempt * 200 + i) * 101u) % 12000u);
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool free_now;
+
+		if (fd < 0)
+			return 0;
+		in.sin_port = htons(port);
+		free_now = bind(fd, (struct sockaddr *)&in, sizeof(in)) == 0;
+		close(fd);
+		if (free_now)
+			return port;
+	}
+	return 0;
+}
+
+/*
+ * Starts the server on @port with standard input, output and error closed and
+ * waits until a connect succeeds: 1; 0 if it exited first (its port taken
+ * in between: the caller tries another); -1 when it could not start or never
+ * listened (the failure reported).
+ */
+static int start_with_stdio_closed(struct server *s, unsigned short port)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)&s->addr;
+	long long deadline;
+	char port_arg[16];
+	int fd;
+
+	memset(s, 0, sizeof(*s));
 	in->sin_family = AF_INET;
 	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	s.addrlen = sizeof(*in);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)in, len) == 0 &&
-		      getsockname(fd, (struct sockaddr *)in, &len) == 0, "a free port: %s",
-	      strerror(errno));
-	close(fd);
-	snprintf(port, sizeof(port), "%u", ntohs(in->sin_port));
+	in->sin_port = htons(port);
+	s->addrlen = sizeof(*in);
+	snprintf(port_arg, sizeof(port_arg), "%u", port);
 	fflush(stdout);
-	s.pid = fork();
-	if (s.pid == 0) {
-		const char *argv[8 + MAX_EXTRA_ARGS] = { "ringscope-httpd", "--port", port,
+	s->pid = fork();
+	if (s->pid == 0) {
+		const char *argv[8 + MAX_EXTRA_ARGS] = { "ringscope-httpd", "--port", port_arg,
 							 "--threads", "1" };
 		struct rlimit rl = { LOW_NOFILE, LOW_NOFILE };
 		int k;
@@ -1391,18 +1419,53 @@ static void closed_stdio_is_no_signal_pipe(void)
 		execv(httpd_path(), (char *const *)argv);
 		_exit(127);
 	}
-	CHECK(s.pid > 0, "fork: %s", strerror(errno));
-	s.out = open("/dev/null", O_RDONLY | O_CLOEXEC); /* for reap() and kill_running() */
-	running = &s;
+	CHECK_OR_RETURN(-1, s->pid > 0, "fork: %s", strerror(errno));
+	s->out = open("/dev/null", O_RDONLY | O_CLOEXEC); /* for reap() and kill_running() */
+	running = s;
 	deadline = now_ms() + TIMEOUT_MS;
-	while ((fd = connect_to(&s)) < 0 && now_ms() < deadline) {
+	while ((fd = connect_to(s)) < 0 && now_ms() < deadline) {
 		struct pollfd p = { .fd = -1 };
 
-		CHECK(waitpid(s.pid, &s.status, WNOHANG) == 0, "exited: status %#x", s.status);
+		if (waitpid(s->pid, &s->status, WNOHANG) != 0) {
+			/* Status 1 is a setup that failed, as a taken port's bind
+			 * does; a signal, or our 126 and 127, is no port's fault. */
+			CHECK_OR_RETURN(-1, WIFEXITED(s->status) && WEXITSTATUS(s->status) == 1,
+					"could not start: status %#x", s->status);
+			close(s->out);
+			running = NULL;
+			return 0;
+		}
 		poll(&p, 0, 5);
 	}
-	CHECK(fd >= 0, "never listened on port %s", port);
+	CHECK_OR_RETURN(-1, fd >= 0, "never listened on port %u", port);
 	close(fd);
+	return 1;
+}
+
+/*
+ * Started with standard input, output and error closed, the server still
+ * serves after its warnings (the accepts that fail at the descriptor limit):
+ * they once went into the signal pipe, whose write end had taken number 2,
+ * and read as signals, shut the server down. Its stdout is gone, so the port
+ * is chosen here and the server is known to listen when a connect succeeds.
+ */
+static void closed_stdio_is_no_signal_pipe(void)
+{
+	struct server s;
+	struct client c[LOW_NOFILE + 16];
+	struct response r = { 0 };
+	long long deadline;
+	int attempt, i, n, started = 0;
+
+	for (attempt = 0; attempt < 5 && started == 0; attempt++) {
+		unsigned short port = quiet_port(attempt);
+
+		CHECK(port != 0, "no free port below the ephemeral range");
+		started = start_with_stdio_closed(&s, port);
+	}
+	if (started < 0)
+		return;
+	CHECK(started, "the server exited before listening, on 5 ports in turn: status %#x", s.status);
 	/* More than its table or its descriptors hold: accepts fail, and it says so. */
 	for (n = 0; n < LOW_NOFILE + 16; n++)
 		CHECK(dial(&s, &c[n]), "connect %d", n);

@@ -44,6 +44,7 @@ struct gen {
 	unsigned long long addr;
 	int arrivals;
 	bool drained; /* its inbox was run dry while still open, before it closed */
+	bool dropping; /* its application drops the arrivals (sh_drop_arrivals): none comes */
 };
 
 struct hand {
@@ -73,6 +74,12 @@ void ho_begin(void)
 {
 	memset(&peer, 0, sizeof(peer));
 	n_gens = n_hands = n_arrived = 0;
+}
+
+/* The kind drop: arrivals dropped by the application, hand-overs with an address. */
+static bool drops(const struct prog *p)
+{
+	return p->env->kinds & KIND_DROP;
 }
 
 /* ---- the peer loop -------------------------------------------------------- */
@@ -173,7 +180,7 @@ static void peer_drain(struct prog *p)
 		if (ret < 0)
 			violation(p, "rsc_loop_run of the peer: %s", rsc_err_name(ret));
 	}
-	if (peer.open)
+	if (peer.open && !gens[peer.gen].dropping)
 		gens[peer.gen].drained = true;
 }
 
@@ -191,6 +198,11 @@ static bool peer_new(struct prog *p, unsigned cfg, struct prog_stats *st)
 {
 	static const unsigned kernel_slots[] = { 1, 2, 4, 32 }; /* small: it fills */
 	unsigned flags = cfg & 1 ? RSC_LOOP_NO_DEFER_TASKRUN : 0;
+	/* On an application's ring that drops every arrival it reaps, as one
+	 * tearing its ring down may: the addresses they carry (a chain's connect
+	 * has one) must go with the inbox, as the heap check sees; the files go
+	 * with the ring's table. */
+	bool dropping = drops(p) && (cfg & 16) && (p->env->kinds & KIND_SHARED) && !p->audit_full;
 	int ret;
 
 	if (n_gens == MAX_GENS)
@@ -200,7 +212,7 @@ static bool peer_new(struct prog *p, unsigned cfg, struct prog_stats *st)
 	/* In a program on the application's ring, every other peer is on one too. */
 	/* (Not at the full audit: the program's loop would report the ring the
 	 * application opened meanwhile, as it does any descriptor that appeared.) */
-	if (p->shared && !(n_gens & 1) && !p->audit_full)
+	if (((p->shared && !(n_gens & 1)) || dropping) && !p->audit_full)
 		ret = sh_loop_new(p, 1, 16, !flags, &peer.loop);
 	else
 		ret = rsc_loop_new(&peer.loop, 16, flags);
@@ -217,10 +229,14 @@ static bool peer_new(struct prog *p, unsigned cfg, struct prog_stats *st)
 	    (ret = rsc_inbox_address(peer.inbox, &gens[n_gens].addr)) < 0)
 		violation(p, "setting up peer %d: %s (%s)", n_gens, rsc_err_name(ret),
 			  rsc_last_error());
-	say(p, "  op %d: peer %d: %s, %u slots, address 0x%llx\n", p->op_index, n_gens,
-	    flags ? "no defer" : "defer", kernel_slots[(cfg >> 1) & 3], gens[n_gens].addr);
+	say(p, "  op %d: peer %d: %s, %u slots, address 0x%llx%s\n", p->op_index, n_gens,
+	    flags ? "no defer" : "defer", kernel_slots[(cfg >> 1) & 3], gens[n_gens].addr,
+	    dropping ? ", arrivals dropped" : "");
 	gens[n_gens].arrivals = 0;
 	gens[n_gens].drained = false;
+	gens[n_gens].dropping = dropping;
+	if (dropping)
+		sh_drop_arrivals(peer.loop);
 	n_gens++;
 	peer.open = true;
 	st->peers++;
@@ -230,6 +246,7 @@ static bool peer_new(struct prog *p, unsigned cfg, struct prog_stats *st)
 /* Close the peer and judge it: every arrival entered and released once, no slot left. */
 static void peer_close(struct prog *p, bool drain, struct prog_stats *st)
 {
+	unsigned long long dropped;
 	int i, ret;
 
 	if (!peer.loop)
@@ -262,9 +279,12 @@ static void peer_close(struct prog *p, bool drain, struct prog_stats *st)
 	}
 	if ((ret = rsc_loop_direct_used(peer.loop)) != 0)
 		violation(p, "peer %d: %d slots still in use when everything closed", peer.gen, ret);
-	while ((ret = rsc_audit_slots(peer.loop)) == -EAGAIN)
+	/* A dropped arrival's file is in the kernel's table, nobody's: the audit would say so. */
+	dropped = sh_arrivals_dropped(peer.loop);
+	st->arrivals_dropped += dropped;
+	while (!dropped && (ret = rsc_audit_slots(peer.loop)) == -EAGAIN)
 		;
-	if (ret != 0)
+	if (!dropped && ret != 0)
 		violation(p, "peer %d: rsc_audit_slots: %d (the kernel's table disagrees)", peer.gen, ret);
 	ret = sh_loop_close(p, peer.loop, st);
 	if (ret != 0) {
@@ -452,6 +472,14 @@ static bool refusal_ok(unsigned w, int ret)
 	       (ret == -EBUSY && (w & W_BUSY)) || (ret == -EALREADY && (w & W_ANCESTOR));
 }
 
+static bool has_address(const struct pentry *e)
+{
+	struct sockaddr_storage a;
+	socklen_t len = sizeof(a);
+
+	return rsc_entry_peername(e->h, (struct sockaddr *)&a, &len) == 0;
+}
+
 /* An entry to hand over: mostly a direct one that holds its slot, else any. */
 static int pick_sender(const struct prog *p, struct rd *r)
 {
@@ -460,7 +488,17 @@ static int pick_sender(const struct prog *p, struct rd *r)
 
 	if (!(b & 3))
 		return pick_entry(p, r);
-	for (i = 0; i < p->n_en && (b & 3) != 3; i++) {
+	/* Now and then, and mostly for a peer that drops its arrivals, a
+	 * connection whose peer's address travels with it. */
+	for (i = 0; i < p->n_en && drops(p) &&
+		    ((b & 3) == 2 || (peer.loop && gens[peer.gen].dropping)); i++) {
+		const struct pentry *e = &p->en[i];
+
+		if (e->chain && p->sc[e->scope].valid && e->n_entered && !e->early && !e->handed &&
+		    !e->n_handing && !e->hidden && has_address(e))
+			live[n++] = i;
+	}
+	for (i = 0; i < p->n_en && (b & 3) != 3 && !n; i++) {
 		const struct pentry *e = &p->en[i];
 
 		/* Not a chain's socket: its connect takes it over, handle and all. */
@@ -479,6 +517,7 @@ static void op_hand_over(struct prog *p, struct rd *r, bool msg_fault, struct pr
 {
 	unsigned x, y;
 	unsigned long long addr;
+	bool addressed;
 	long long faults;
 	struct pentry *e;
 	struct hand *hd;
@@ -526,6 +565,7 @@ static void op_hand_over(struct prog *p, struct rd *r, bool msg_fault, struct pr
 		p->msg_armed = true;
 	}
 	w = hand_refusals(p, e, target, addr);
+	addressed = has_address(e); /* a chain's connect: its address travels with the file */
 	hd = &hands[n_hands++];
 	*hd = (struct hand){ p, i, target, false, false, 0, 0 };
 	faults = rsc_loop_counter(p->loop, RSC_CTR_FAULTS_INJECTED);
@@ -573,6 +613,7 @@ static void op_hand_over(struct prog *p, struct rd *r, bool msg_fault, struct pr
 	hd->must = target >= 0 && peer.open && !p->ring_rules;
 	e->n_handing++;
 	st->handovers++;
+	st->handovers_addressed += addressed;
 }
 
 void ho_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st)
@@ -580,9 +621,16 @@ void ho_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st)
 	int s;
 
 	switch (sub) {
+	case 2:
+		if (drops(p) && (p->env->kinds & KIND_CHAIN)) {
+			/* A chain: its connects know their peer's address, which a
+			 * hand-over of them carries (rsc_entry_hand_over(3)). */
+			ch_op(p, 0, r, st);
+			break;
+		}
+		/* fall through */
 	case 0:
 	case 1:
-	case 2:
 		s = pick_scope(p, r);
 		if (s < 0)
 			s = op_open_scope(p, -1);

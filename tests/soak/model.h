@@ -263,6 +263,8 @@ int sh_loop_new(struct prog *p, int app, unsigned entries, bool defer, struct rs
 bool sh_is_shared(const struct rsc_loop *loop);
 int sh_run(struct prog *p, struct rsc_loop *loop, enum rsc_run_mode mode);
 int sh_loop_close(struct prog *p, struct rsc_loop *loop, struct prog_stats *st);
+void sh_drop_arrivals(struct rsc_loop *loop);
+unsigned long long sh_arrivals_dropped(const struct rsc_loop *loop);
 void sh_cleanup(void);
 
 /* own.c: moves, failures, defers, on-close callbacks, deadlines, graceful closes, timers. */

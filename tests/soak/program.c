@@ -2607,7 +2607,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 /* ---- environment ---------------------------------------------------------- */
 
 static const char *const kind_names[] = { "io", "handover", "post", "own", "shared", "accept",
-					   "chain", "audit", "conn", "hooks", "alloc", "missing" };
+					   "chain", "audit", "conn", "hooks", "alloc", "missing", "drop" };
 
 /* "io,own,accept": those kinds of op (the first 20 are always in); unset or
  * "all": every kind; 0 for a name that is none. */
@@ -2624,7 +2624,7 @@ static unsigned parse_kinds(const char *list)
 			if (strlen(kind_names[k]) == n && !strncmp(kind_names[k], list, n))
 				break;
 		if (k == sizeof(kind_names) / sizeof(kind_names[0])) {
-			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn, hooks, alloc, missing)\n",
+			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn, hooks, alloc, missing, drop)\n",
 				(int)n, list);
 			return 0;
 		}
@@ -2736,8 +2736,9 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->missing_programs, st->missing_refusals);
 	fprintf(out, "  addresses:        %llu connect/listen pushes (%llu refused with EINVAL)\n",
 		st->addr_pushes, st->addr_refused);
-	fprintf(out, "  direct slots:     %llu peer loops; %llu hand-overs accepted (%llu done, %llu failed), %llu arrived\n",
-		st->peers, st->handovers, st->handovers_done, st->handovers_failed, st->arrivals);
+	fprintf(out, "  direct slots:     %llu peer loops; %llu hand-overs accepted (%llu done, %llu failed, %llu with a peer's address), %llu arrived, %llu dropped by the application\n",
+		st->peers, st->handovers, st->handovers_done, st->handovers_failed,
+		st->handovers_addressed, st->arrivals, st->arrivals_dropped);
 	fprintf(out, "  refused:          %llu hand-overs (%llu ESTALE: no live inbox; %llu EOPNOTSUPP: msg_ring fault)\n",
 		st->handovers_refused, st->handovers_stale, st->handovers_unsupported);
 	fprintf(out, "  tracked I/O:      %llu started on %llu adopted sockets (%llu cancelled by their release), %llu refused\n",

@@ -31,7 +31,10 @@ struct prog_env {
 /* Kinds of operation beyond the first 20 (PROG_KINDS=io,own,... selects them). */
 enum { KIND_IO = 1, KIND_HANDOVER = 2, KIND_POST = 4, KIND_OWN = 8, KIND_SHARED = 16, KIND_ACCEPT = 32,
        KIND_CHAIN = 64, KIND_AUDIT = 128, KIND_CONN = 256, KIND_HOOKS = 512, KIND_ALLOC = 1024,
-       KIND_MISSING = 2048, KIND_ALL = 4095 };
+       KIND_MISSING = 2048,
+       /* Hand-overs that carry a peer's address, to peers whose application drops
+        * every arrival it reaps (tests/soak/handover.c): no op bytes of its own. */
+       KIND_DROP = 4096, KIND_ALL = 8191 };
 
 struct prog_stats {
 	unsigned long long programs, ops, scopes, acquires, releases,
@@ -40,7 +43,8 @@ struct prog_stats {
 		known_trace_order, known_lost_errors, stale_probes, reentry_probes,
 		adopted, detached, addr_pushes, addr_refused, bad_rule_sets,
 		peers, handovers, handovers_done, handovers_failed, handovers_refused,
-		handovers_stale, handovers_unsupported, arrivals, posts, posts_run,
+		handovers_stale, handovers_unsupported, arrivals, arrivals_dropped,
+		handovers_addressed, posts, posts_run,
 		posts_at_end, close_busy, eventfd_programs,
 		io_entries, io_started, io_refused, io_cancelled,
 		shared_programs, shared_loops, app_cqes, shared_rsc_cqes, dispatch_refused,

@@ -75,6 +75,9 @@ struct app {
 	 * ring's drain rework, io_queue_deferred), which stalls ringscope's
 	 * releases with them (tests/README.md, "Soak"). */
 	bool drains;
+	/* sh_drop_arrivals: hand-overs' arrivals reaped and dropped, not dispatched. */
+	bool drop_arrivals;
+	unsigned long long dropped;
 };
 
 static struct app apps[2]; /* the program's loop, and its peer */
@@ -414,6 +417,16 @@ static void probe_other_loop(struct prog *p, struct app *a, const struct io_urin
 	a->refused++;
 }
 
+/* A hand-over's arrival: ringscope's, an inbox's token in the high half, and
+ * in the low half 0 or a parcel's number (bit 31), which no op has (src/internal.h). */
+static bool is_arrival(const struct io_uring_cqe *cqe)
+{
+	uint32_t low = (uint32_t)cqe->user_data;
+
+	return (cqe->user_data & TAG) && cqe->user_data != UD_POST &&
+	       ((cqe->user_data >> 32) & 0x3fffffffU) && (low == 0 || (low >> 31));
+}
+
 static void handle(struct prog *p, struct app *a, const struct io_uring_cqe *cqe)
 {
 	bool tagged = cqe->user_data & TAG;
@@ -425,6 +438,10 @@ static void handle(struct prog *p, struct app *a, const struct io_uring_cqe *cqe
 				  (int)(a - apps), (unsigned long long)cqe->user_data, cqe->res);
 		else
 			app_cqe(p, a, cqe);
+		return;
+	}
+	if (a->drop_arrivals && is_arrival(cqe)) {
+		a->dropped++;
 		return;
 	}
 	ret = rsc_loop_dispatch(a->loop, cqe);
@@ -730,6 +747,27 @@ static void app_end(struct prog *p, struct app *a, struct prog_stats *st)
 	close(a->pipe[0]);
 	close(a->pipe[1]);
 	a->used = false;
+}
+
+/*
+ * From now on the application of @loop's ring drops the hand-overs' arrivals
+ * it reaps instead of dispatching them, as one that tears its ring down may
+ * (rsc_loop_new_from_ring(3): the application reaps): nobody owns those files
+ * but the ring, which drops them with its table.
+ */
+void sh_drop_arrivals(struct rsc_loop *loop)
+{
+	struct app *a = app_of(loop);
+
+	if (a)
+		a->drop_arrivals = true;
+}
+
+unsigned long long sh_arrivals_dropped(const struct rsc_loop *loop)
+{
+	const struct app *a = app_of(loop);
+
+	return a ? a->dropped : 0;
 }
 
 /* rsc_loop_close, and on an application's ring the application's end of it. */
