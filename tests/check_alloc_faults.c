@@ -2120,7 +2120,8 @@ Suite *make_alloc_faults_suite(void)
 		printf("SKIP steady_installs_allocate_nothing: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	if (t_has_hand_over()) {
 		tcase_add_test(tc, hand_over_arrival_without_memory_is_heard_as_enomem);
-		tcase_add_test(tc, steady_hand_overs_allocate_nothing);
+		t_add_test_if(tc, steady_hand_overs_allocate_nothing, t_kernel_has(IORING_OP_SOCKET),
+			      "IORING_OP_SOCKET (Linux 5.19)");
 	} else {
 		printf("SKIP hand_over_arrival_without_memory_is_heard_as_enomem, steady_hand_overs_allocate_nothing: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
 	}

@@ -1437,7 +1437,8 @@ Suite *make_direct_suite(void)
 	if (t_kernel_has(OP_FIXED_FD_INSTALL)) {
 		tcase_add_test(tc, installed_descriptor_is_cloexec_listed_and_its_slot_freed);
 		tcase_add_test(tc, install_without_cloexec_when_asked);
-		tcase_add_test(tc, release_cancels_the_receives_of_a_slot_but_not_its_install);
+		t_add_test_if(tc, release_cancels_the_receives_of_a_slot_but_not_its_install,
+			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
 	} else {
 		printf("SKIP installed_descriptor_is_cloexec_listed_and_its_slot_freed, install_without_cloexec_when_asked, release_cancels_the_receives_of_a_slot_but_not_its_install: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	}
