@@ -92,8 +92,7 @@ static int deliver(struct rsc_op *op, int fd)
 		if (conn && op->peer) {
 			/* The address the kernel wrote: the only one a slot has.
 			 * Its room goes back to the pool with the entry. */
-			conn->owned_arg = op->peer;
-			conn->config |= RSC__CFG_ROOM;
+			rsc__entry_keep_room(conn, op->peer);
 			conn->peer = op->peer;
 			op->peer = NULL;
 		}
@@ -141,7 +140,7 @@ static void call_last(struct rsc_op *op, int err)
 /* A single-shot direct accept's address room, unless a connection took it. */
 static void drop_peer(struct rsc_loop *loop, struct rsc_op *op)
 {
-	rsc__peer_put(loop, op->peer);
+	rsc__room_put(loop, op->peer);
 	op->peer = NULL;
 }
 
@@ -292,7 +291,7 @@ static int arm(struct rsc__entry *l, rsc_accept_cb cb, void *data,
 	}
 	ret = rsc__io_op(l, &sqe, &op);
 	if (ret < 0) {
-		rsc__peer_put(l->scope->loop, peer);
+		rsc__room_put(l->scope->loop, peer);
 		return ret;
 	}
 	op->peer = peer;

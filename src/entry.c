@@ -755,8 +755,7 @@ int rsc_defer(struct rsc_scope *h, rsc_exit_fn fn, void *arg,
 		rsc__room_put(s->loop, d);
 		return -ENOMEM;
 	}
-	e->owned_arg = d; /* back to the pool with the entry */
-	e->config |= RSC__CFG_ROOM;
+	rsc__entry_keep_room(e, d);
 	if (entryp)
 		*entryp = rsc__eh(e);
 	return 0;

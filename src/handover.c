@@ -345,12 +345,12 @@ void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res)
 
 		if (peer) {
 			*peer = parcel->peer;
-			e->config |= RSC__CFG_ROOM;
+			rsc__entry_keep_room(e, peer);
 			parcel_recycle(parcel);
 		} else {
 			peer = &parcel->peer; /* first in the parcel: freed with the entry */
+			e->owned_arg = peer;
 		}
-		e->owned_arg = peer;
 		e->peer = peer;
 	}
 	if (shutdown)

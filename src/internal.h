@@ -239,6 +239,13 @@ struct rsc__entry {
 	struct rsc__list retry_node;	/* exit waiting for an SQE (loop->retry_list) */
 };
 
+/* @e keeps @room (rsc__room_get) until it is freed, then gives it back to the pool. */
+static inline void rsc__entry_keep_room(struct rsc__entry *e, void *room)
+{
+	e->owned_arg = room;
+	e->config |= RSC__CFG_ROOM;
+}
+
 /* What rsc__entry_get() clears and the pool poisons: h up to detail_inline. */
 #define RSC__ENTRY_RESET_AT offsetof(struct rsc__entry, h)
 #define RSC__ENTRY_RESET_LEN \
@@ -799,11 +806,11 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop);
 void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e);
 struct rsc__scope *rsc__scope_get(struct rsc_loop *loop);
 void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s);
-/* An address room, its length set to the whole room; NULL without memory. */
+/* A zeroed room of the pool for @size bytes (<= RSC__ROOM_SIZE); NULL without memory. */
 void *rsc__room_get(struct rsc_loop *loop, size_t size);
 void rsc__room_put(struct rsc_loop *loop, void *room);
+/* A room for an accept's address, its length set to the whole address; rsc__room_put() gives it back. */
 struct rsc__peer *rsc__peer_get(struct rsc_loop *loop);
-void rsc__peer_put(struct rsc_loop *loop, struct rsc__peer *peer);
 void rsc__pools_free(struct rsc_loop *loop);
 
 static inline uint64_t rsc__op_user_data(const struct rsc_op *op)

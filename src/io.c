@@ -441,8 +441,7 @@ int rsc_timer(struct rsc_scope *h, unsigned ms, rsc_io_cb cb, void *data,
 		rsc__room_put(s->loop, t);
 		return ret;
 	}
-	e->owned_arg = t; /* back to the pool with the entry */
-	e->config |= RSC__CFG_ROOM;
+	rsc__entry_keep_room(e, t);
 	e->entered_hook = timer_entered;
 	e->entered_hook_data = t;
 	if (entryp)

@@ -399,8 +399,7 @@ int rsc_pipe(struct rsc_scope *h, unsigned flags, struct rsc_entry **entryp)
 		rsc__room_put(s->loop, a);
 		return ret;
 	}
-	e->owned_arg = a; /* back to the pool with the entry */
-	e->config |= RSC__CFG_ROOM;
+	rsc__entry_keep_room(e, a);
 	e->entered_hook = pipe_entered;
 	e->entered_hook_data = a;
 	if (a->direct) {

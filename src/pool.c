@@ -231,11 +231,6 @@ struct rsc__peer *rsc__peer_get(struct rsc_loop *loop)
 	return peer;
 }
 
-void rsc__peer_put(struct rsc_loop *loop, struct rsc__peer *peer)
-{
-	rsc__room_put(loop, peer);
-}
-
 void rsc__pools_free(struct rsc_loop *loop)
 {
 	unsigned i;
