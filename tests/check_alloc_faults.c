@@ -1802,6 +1802,27 @@ END_TEST
 #define WARM_ACCEPTS 4
 #define STEADY_ACCEPTS 32
 
+/* A loop's counters when its steady state began. */
+struct steady_mark {
+	long long pool_allocs, faults;
+};
+
+/* From here on @loop allocates nothing: its first allocation would fail, and count. */
+static void steady_begin(struct rsc_loop *loop, struct steady_mark *m)
+{
+	m->pool_allocs = rsc_loop_counter(loop, RSC_CTR_POOL_ALLOCS);
+	m->faults = rsc_loop_counter(loop, RSC_CTR_FAULTS_INJECTED);
+	ck_assert_int_eq(rsc_fault_set(loop, "alloc:1:ENOMEM"), 0);
+}
+
+/* No rule fired and no pool grew since steady_begin(); the rule is cleared. */
+static void steady_end(struct rsc_loop *loop, const struct steady_mark *m)
+{
+	ck_assert_int_eq(rsc_fault_set(loop, NULL), 0);
+	ck_assert_int_eq(rsc_loop_counter(loop, RSC_CTR_FAULTS_INJECTED), m->faults);
+	ck_assert_int_eq(rsc_loop_counter(loop, RSC_CTR_POOL_ALLOCS), m->pool_allocs);
+}
+
 static void hand_over_done(struct rsc_entry *e, int res, void *data)
 {
 	(void)e;
@@ -1844,7 +1865,7 @@ START_TEST(steady_hand_overs_allocate_nothing)
 	struct rsc_scope *rs, *s;
 	struct rsc_entry *inbox, *l;
 	unsigned long long addr;
-	long long pool_allocs[2] = { 0 }, faults[2] = { 0 };
+	struct steady_mark sender, receiver;
 	int i, before = t_fd_count();
 
 	ck_assert_int_eq(rsc_loop_new(&rl, 16, RSC_LOOP_DIRECT), 0);
@@ -1861,12 +1882,8 @@ START_TEST(steady_hand_overs_allocate_nothing)
 		int client, sent = 1000;
 
 		if (i == WARM_ACCEPTS) {
-			pool_allocs[0] = rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS);
-			pool_allocs[1] = rsc_loop_counter(rl, RSC_CTR_POOL_ALLOCS);
-			faults[0] = rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED);
-			faults[1] = rsc_loop_counter(rl, RSC_CTR_FAULTS_INJECTED);
-			ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
-			ck_assert_int_eq(rsc_fault_set(rl, "alloc:1:ENOMEM"), 0);
+			steady_begin(t_loop, &sender);
+			steady_begin(rl, &receiver);
 		}
 		ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, on_accepted, &a), 0);
 		client = t_connect(&at);
@@ -1892,12 +1909,8 @@ START_TEST(steady_hand_overs_allocate_nothing)
 		ck_assert_int_eq(rsc_scope_close_wait(a.cs, NULL), 0);
 		close(client);
 	}
-	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
-	ck_assert_int_eq(rsc_fault_set(rl, NULL), 0);
-	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), faults[0]);
-	ck_assert_int_eq(rsc_loop_counter(rl, RSC_CTR_FAULTS_INJECTED), faults[1]);
-	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS), pool_allocs[0]);
-	ck_assert_int_eq(rsc_loop_counter(rl, RSC_CTR_POOL_ALLOCS), pool_allocs[1]);
+	steady_end(t_loop, &sender);
+	steady_end(rl, &receiver);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(rs, NULL), 0);
 	ck_assert_int_eq(rsc_loop_direct_used(rl), 0);
@@ -1947,7 +1960,7 @@ START_TEST(steady_accepts_allocate_nothing)
 	struct sockaddr_in at;
 	struct rsc_scope *s;
 	struct rsc_entry *l;
-	long long pool_allocs = 0, faults = 0;
+	struct steady_mark mark;
 	int i, before = t_fd_count();
 
 	if ((flags & RSC_ACCEPT_MULTISHOT) && !t_kernel_has(IORING_OP_SOCKET)) {
@@ -1959,16 +1972,11 @@ START_TEST(steady_accepts_allocate_nothing)
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "server", &s), 0);
 	l = t_listen_on_loopback(s, 8, &at);
 	for (i = 0; i < WARM_ACCEPTS + STEADY_ACCEPTS; i++) {
-		if (i == WARM_ACCEPTS) {
-			pool_allocs = rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS);
-			faults = rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED);
-			ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
-		}
+		if (i == WARM_ACCEPTS)
+			steady_begin(t_loop, &mark);
 		accept_one(l, flags, &at, &a);
 	}
-	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
-	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), faults);
-	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS), pool_allocs);
+	steady_end(t_loop, &mark);
 	ck_assert_int_eq(a.conns, WARM_ACCEPTS + STEADY_ACCEPTS);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	run_dry(t_loop);
@@ -1994,7 +2002,7 @@ static void install_heard(struct rsc_entry *e, int res, void *data)
  */
 START_TEST(steady_installs_allocate_nothing)
 {
-	long long pool_allocs = 0, faults = 0;
+	struct steady_mark mark;
 	int i, before = t_fd_count();
 
 	t_direct_table(16, 4);
@@ -2004,11 +2012,8 @@ START_TEST(steady_installs_allocate_nothing)
 		struct rsc_entry *e;
 		int fd = -1000;
 
-		if (i == WARM_ACCEPTS) {
-			pool_allocs = rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS);
-			faults = rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED);
-			ck_assert_int_eq(rsc_fault_set(t_loop, "alloc:1:ENOMEM"), 0);
-		}
+		if (i == WARM_ACCEPTS)
+			steady_begin(t_loop, &mark);
 		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
 		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e), 0);
 		ck_assert_int_ge(rsc_entry_wait(e), 0);
@@ -2019,9 +2024,7 @@ START_TEST(steady_installs_allocate_nothing)
 		ck_assert_int_eq(rsc_entry_fd(e), fd);
 		ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	}
-	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
-	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), faults);
-	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_POOL_ALLOCS), pool_allocs);
+	steady_end(t_loop, &mark);
 	run_dry(t_loop);
 	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
 	ck_assert_int_eq(t_fd_count(), before);
