@@ -2102,8 +2102,7 @@ Suite *make_alloc_faults_suite(void)
 	tcase_add_test(tc, alloc_rule_takes_enomem_only);
 	tcase_add_test(tc, acquire_whose_owner_cannot_be_recorded_is_closed);
 	tcase_add_test(tc, pipe_whose_ends_cannot_be_recorded_is_closed);
-	t_add_test_if(tc, accepted_connection_without_memory_is_heard_as_enomem,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, accepted_connection_without_memory_is_heard_as_enomem);
 	t_add_test_if(tc, multishot_accept_without_memory_hears_enomem_and_goes_on,
 		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, audit_finding_without_memory_is_counted_lost);
@@ -2123,8 +2122,7 @@ Suite *make_alloc_faults_suite(void)
 		printf("SKIP steady_installs_allocate_nothing: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	if (t_has_hand_over()) {
 		tcase_add_test(tc, hand_over_arrival_without_memory_is_heard_as_enomem);
-		t_add_test_if(tc, steady_hand_overs_allocate_nothing, t_kernel_has(IORING_OP_SOCKET),
-			      "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, steady_hand_overs_allocate_nothing);
 	} else {
 		printf("SKIP hand_over_arrival_without_memory_is_heard_as_enomem, steady_hand_overs_allocate_nothing: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
 	}

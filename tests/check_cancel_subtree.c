@@ -535,16 +535,11 @@ Suite *make_cancel_subtree_suite(void)
 	TCase *tc = tcase_create("subtree");
 
 	t_add_fixture(tc);
-	t_add_test_if(tc, deadline_cancels_an_older_childs_connect_at_once,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
-	t_add_test_if(tc, deadline_cancels_a_grandchilds_connect_at_once,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
-	t_add_test_if(tc, failure_cancels_an_older_childs_connect_at_once,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
-	t_add_test_if(tc, failed_acquire_cancels_an_older_childs_connect_at_once,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
-	t_add_test_if(tc, child_failed_in_its_parents_close_cancels_its_connect_at_once,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, deadline_cancels_an_older_childs_connect_at_once);
+	t_add_socket_test(tc, deadline_cancels_a_grandchilds_connect_at_once);
+	t_add_socket_test(tc, failure_cancels_an_older_childs_connect_at_once);
+	t_add_socket_test(tc, failed_acquire_cancels_an_older_childs_connect_at_once);
+	t_add_socket_test(tc, child_failed_in_its_parents_close_cancels_its_connect_at_once);
 	tcase_add_test(tc, deadline_cancels_an_older_childs_receive_at_once);
 	tcase_add_test(tc, failure_leaves_an_older_childs_receive_to_its_release);
 	tcase_add_test(tc, a_closing_scope_takes_its_deadline_off_the_timer_at_once);

@@ -1403,8 +1403,7 @@ Suite *make_direct_suite(void)
 		printf("probe loop did not close: %s\n", rsc_last_error());
 	tcase_add_test(tc, direct_arguments_are_checked);
 	tcase_add_test(tc, direct_open_fills_a_slot_not_a_descriptor);
-	t_add_test_if(tc, direct_slots_are_free_after_a_clean_unwind,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, direct_slots_are_free_after_a_clean_unwind);
 	tcase_add_test(tc, direct_slots_are_free_after_a_failed_acquire);
 	tcase_add_test(tc, direct_fsync_on_release_goes_before_close_direct);
 	tcase_add_test(tc, failed_fsync_before_a_slot_close_frees_the_slot);
@@ -1437,8 +1436,7 @@ Suite *make_direct_suite(void)
 	if (t_kernel_has(OP_FIXED_FD_INSTALL)) {
 		tcase_add_test(tc, installed_descriptor_is_cloexec_listed_and_its_slot_freed);
 		tcase_add_test(tc, install_without_cloexec_when_asked);
-		t_add_test_if(tc, release_cancels_the_receives_of_a_slot_but_not_its_install,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, release_cancels_the_receives_of_a_slot_but_not_its_install);
 	} else {
 		printf("SKIP installed_descriptor_is_cloexec_listed_and_its_slot_freed, install_without_cloexec_when_asked, release_cancels_the_receives_of_a_slot_but_not_its_install: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	}

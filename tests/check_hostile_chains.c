@@ -1461,10 +1461,8 @@ Suite *make_hostile_chains_suite(void)
 	t_add_fixture(tc);
 	suite_add_tcase(s, tc);
 	tcase_add_test(tc, entry_without_a_descriptor_names_no_socket);
-	t_add_test_if(tc, names_are_cut_like_getsockname_and_follow_the_entry,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
-	t_add_test_if(tc, exiting_entry_never_names_the_next_owner_of_its_number,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, names_are_cut_like_getsockname_and_follow_the_entry);
+	t_add_socket_test(tc, exiting_entry_never_names_the_next_owner_of_its_number);
 	tcase_add_test(tc, fd_count_is_the_proc_listing);
 	tcase_add_test(tc, fd_count_without_a_descriptor_left_is_emfile);
 	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max > 4096 && lim.rlim_max != RLIM_INFINITY &&

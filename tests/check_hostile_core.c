@@ -1383,8 +1383,7 @@ Suite *make_hostile_core_suite(void)
 	tcase_add_test(tc, audit_print_escapes_control_bytes_of_targets);
 	tcase_add_test(tc, every_errno_has_text_and_a_name);
 	tcase_add_test(tc, garbage_and_wrong_kind_handles_are_refused);
-	t_add_test_if(tc, pipe_socket_open_are_cloexec_unless_asked, t_kernel_has(IORING_OP_SOCKET),
-		      "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, pipe_socket_open_are_cloexec_unless_asked);
 	tcase_add_test(tc, direct_entries_have_slots_not_fds_and_a_full_table_is_enfile);
 	tcase_add_test(tc, five_thousand_opens_on_a_small_ring_lose_nothing);
 	tcase_add_test(tc, early_release_whose_exit_returns_eagain_is_retried);

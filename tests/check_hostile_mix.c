@@ -2181,8 +2181,7 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, moved_under_an_earlier_deadline_parent_is_cut_by_it);
 	tcase_add_test(tc, moved_out_from_under_a_deadline_parent_outlives_it);
 	tcase_add_test(tc, moved_under_a_later_parent_keeps_its_own_earlier_deadline);
-	t_add_test_if(tc, scope_moved_with_an_acquire_in_flight_under_a_deadline,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, scope_moved_with_an_acquire_in_flight_under_a_deadline);
 	tcase_add_test(tc, moved_multishot_follows_its_entry_to_the_new_scopes_deadline);
 	tcase_add_test(tc, recv_buffers_free_again_after_a_deadline_cut_the_multishots);
 	tcase_add_test(tc, grace_refuses_detach_and_move_and_a_deadline_cuts_it);
@@ -2207,8 +2206,7 @@ Suite *make_hostile_mix_suite(void)
 	tcase_add_test(tc, shared_ring_deadline_passes_while_the_applications_chain_is_open);
 	tcase_add_test(tc, shared_ring_drain_while_scopes_open_fail_and_time_out);
 	tcase_add_test(tc, graceful_close_of_an_inbox_scope_ends_and_frees_the_handed_slot);
-	t_add_test_if(tc, direct_socket_with_multishot_moved_under_a_deadline_frees_its_slot,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, direct_socket_with_multishot_moved_under_a_deadline_frees_its_slot);
 	tcase_add_test(tc, hand_over_racing_the_senders_deadline_leaves_one_owner);
 	tcase_add_test(tc, install_racing_its_scopes_deadline_leaves_nothing_open);
 	tcase_add_test(tc, release_or_fail_right_after_a_hand_over_leaves_one_owner);

@@ -2171,27 +2171,19 @@ Suite *make_hostile_mix2_suite(void)
 		printf("probe loop did not close: %s\n", rsc_last_error());
 	msg_ring = t_has_hand_over();
 	install = t_kernel_has(OP_FIXED_FD_INSTALL);
-	t_add_test_if(tc, set_direct_is_busy_while_a_chain_holds_reserved_slots,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
-	t_add_test_if(tc, chain_in_flight_moved_then_its_new_parent_failed,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
-	t_add_test_if(tc, shutdown_cancels_a_chain_in_flight_and_frees_its_slots,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, set_direct_is_busy_while_a_chain_holds_reserved_slots);
+	t_add_socket_test(tc, chain_in_flight_moved_then_its_new_parent_failed);
+	t_add_socket_test(tc, shutdown_cancels_a_chain_in_flight_and_frees_its_slots);
 	tcase_add_test(tc, post_releasing_an_entry_its_unwind_owns_is_refused);
 	tcase_add_test(tc, post_releases_then_closes_in_one_turn_releases_once);
 	t_add_test_if(tc, direct_multishot_accept_into_a_nearly_full_table_closed_in_its_backoff,
 		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
-	t_add_test_if(tc, direct_entry_moved_beside_a_chain_in_flight,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, direct_entry_moved_beside_a_chain_in_flight);
 	tcase_add_test(tc, chain_submitted_into_a_closing_scope_reserves_nothing);
-	t_add_test_if(tc, deadline_cuts_a_direct_chain_in_flight, t_kernel_has(IORING_OP_SOCKET),
-		      "IORING_OP_SOCKET (Linux 5.19)");
-	t_add_test_if(tc, direct_accept_racing_its_scope_close_in_a_nearly_full_table,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
-	t_add_test_if(tc, chain_open_step_moved_before_a_later_step_fails,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
-	t_add_test_if(tc, chain_open_step_released_before_a_later_step_fails,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, deadline_cuts_a_direct_chain_in_flight);
+	t_add_socket_test(tc, direct_accept_racing_its_scope_close_in_a_nearly_full_table);
+	t_add_socket_test(tc, chain_open_step_moved_before_a_later_step_fails);
+	t_add_socket_test(tc, chain_open_step_released_before_a_later_step_fails);
 	t_add_test_if(tc, direct_multishot_accept_backing_off_when_its_deadline_passes,
 		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, chain_one_slot_short_holds_nothing_and_the_next_fits);
@@ -2205,18 +2197,15 @@ Suite *make_hostile_mix2_suite(void)
 	t_add_test_if(tc, shutdown_while_a_direct_accept_backs_off_from_a_full_table,
 		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	if (t_has_fault_injection())
-		t_add_test_if(tc, chain_whose_cancel_misses_still_ends_and_frees_its_slots,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, chain_whose_cancel_misses_still_ends_and_frees_its_slots);
 	else
 		printf("SKIP chain_whose_cancel_misses_still_ends_and_frees_its_slots: this build has no fault injection\n");
 	if (install) {
 		tcase_add_test(tc, direct_entry_detaches_only_after_its_install);
 		tcase_add_test(tc, direct_entry_installed_then_detached_is_no_leak_under_the_full_audit);
-		t_add_test_if(tc, chain_connection_installed_gives_its_chain_slot_back,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, chain_connection_installed_gives_its_chain_slot_back);
 		tcase_add_test(tc, installed_slot_is_owned_once_until_detached_then_adopted_elsewhere);
-		t_add_test_if(tc, chain_open_step_installed_before_a_later_step_fails,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, chain_open_step_installed_before_a_later_step_fails);
 	} else {
 		printf("SKIP direct_entry_detaches_only_after_its_install, chain_connection_installed_gives_its_chain_slot_back: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	}
@@ -2225,15 +2214,12 @@ Suite *make_hostile_mix2_suite(void)
 		tcase_add_test(tc, inbox_released_by_the_first_of_two_arrivals_in_one_turn);
 		if (install)
 			tcase_add_test(tc, install_of_a_handed_slot_whose_scope_is_closing_is_refused);
-		t_add_test_if(tc, chain_connections_handed_over_give_their_chain_slot_back,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
-		t_add_test_if(tc, chain_connection_not_entered_cannot_be_handed_over,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, chain_connections_handed_over_give_their_chain_slot_back);
+		t_add_socket_test(tc, chain_connection_not_entered_cannot_be_handed_over);
 		tcase_add_test(tc, set_direct_is_busy_while_an_inbox_is_open);
 		tcase_add_test(tc, shutdown_of_the_sender_with_a_hand_over_in_flight);
 		tcase_add_test(tc, two_hand_overs_into_one_free_slot);
-		t_add_test_if(tc, chain_open_step_handed_over_before_a_later_step_fails,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, chain_open_step_handed_over_before_a_later_step_fails);
 		tcase_add_test(tc, handles_of_a_hand_over_and_a_chain_go_stale_with_their_loops);
 		tcase_add_test(tc, failed_hand_over_retried_from_its_callback_to_another_inbox);
 		tcase_add_test(tc, receiver_shut_down_right_after_a_hand_over);
@@ -2241,13 +2227,11 @@ Suite *make_hostile_mix2_suite(void)
 		tcase_add_test(tc, exit_hook_before_the_direct_files_cannot_take_their_slots);
 		tcase_add_test(tc, exit_hook_after_the_direct_files_sees_their_slots_free);
 		tcase_add_test(tc, hand_over_in_a_grace_is_refused_and_the_slot_goes_with_the_scope);
-		t_add_test_if(tc, chain_step_handed_over_from_its_on_enter_callback,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, chain_step_handed_over_from_its_on_enter_callback);
 		tcase_add_test(tc, hand_over_in_flight_when_the_senders_scope_closes);
 		if (install)
 			tcase_add_test(tc, entry_emptied_by_a_hand_over_gives_nothing_again);
-		t_add_test_if(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, accepted_slot_handed_over_from_its_callback_then_listener_closed);
 	} else {
 		printf("SKIP hand_over_to_a_full_table_keeps_the_slot_then_succeeds, inbox_released_by_the_first_of_two_arrivals_in_one_turn, install_of_a_handed_slot_whose_scope_is_closing_is_refused, chain_connections_handed_over_give_their_chain_slot_back: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
 	}

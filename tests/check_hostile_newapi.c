@@ -2296,12 +2296,10 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, cancel_io_from_an_ops_own_callback_cancels_the_others);
 	tcase_add_test(tc, multishot_cancelled_as_its_buffers_run_dry_is_not_armed_again);
 	tcase_add_test(tc, multishot_cancelled_from_its_own_receive_ends_once);
-	t_add_test_if(tc, cancel_io_on_an_accept_while_a_client_waits,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, cancel_io_on_an_accept_while_a_client_waits);
 	t_add_test_if(tc, multishot_accept_cancelled_from_its_callback_accepts_no_more,
 		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
-	t_add_test_if(tc, multishot_accept_stopped_from_its_shortage_callback_stays_stopped,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, multishot_accept_stopped_from_its_shortage_callback_stays_stopped);
 	tcase_add_test(tc, cancel_io_on_a_timer_entry_and_a_defer);
 	tcase_add_test(tc, cancel_io_after_a_deadline_cut_the_io);
 	tcase_add_test(tc, cancel_io_during_a_hand_over_leaves_the_move_alone);
@@ -2339,12 +2337,10 @@ Suite *make_hostile_newapi_suite(void)
 	tcase_add_test(tc, missing_opcodes_and_features_fail_or_fall_back);
 	tcase_add_test(tc, cancel_io_racing_a_multishots_own_end);
 	tcase_add_test(tc, cancel_io_after_the_timer_fired_gets_its_own_result);
-	t_add_test_if(tc, cancel_io_during_an_accepts_backoff, t_kernel_has(IORING_OP_SOCKET),
-		      "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, cancel_io_during_an_accepts_backoff);
 	tcase_add_test(tc, nested_failures_without_memory_count_every_error_lost);
 	tcase_add_test(tc, release_wait_during_a_grace_ends_it);
-	t_add_test_if(tc, release_wait_of_an_entry_still_entering, t_kernel_has(IORING_OP_SOCKET),
-		      "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, release_wait_of_an_entry_still_entering);
 	tcase_add_test(tc, release_wait_on_a_shared_ring_releases_nothing);
 	tcase_add_test(tc, release_wait_from_another_thread_of_a_single_issuer_loop);
 	tcase_add_test(tc, release_wait_interrupted_completes_later_once);
@@ -2358,7 +2354,6 @@ Suite *make_hostile_newapi_suite(void)
 		      t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN),
 		      "IORING_OP_SOCKET (Linux 5.19) or IORING_OP_SHUTDOWN (5.11)");
 	tcase_add_test(tc, scope_fail_in_a_grace_without_memory_leaves_the_grace);
-	t_add_test_if(tc, cancel_io_then_hand_over_from_the_callback_as_the_example,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, cancel_io_then_hand_over_from_the_callback_as_the_example);
 	return s;
 }

@@ -349,8 +349,7 @@ Suite *make_multishot_suite(void)
 	tcase_add_test(tc, ring_running_dry_is_rearmed_inside);
 	tcase_add_test(tc, multishot_arguments_are_checked);
 	if (t_kernel_has(IORING_OP_ACCEPT))
-		t_add_test_if(tc, multishot_on_a_direct_connection, t_kernel_has(IORING_OP_SOCKET),
-			      "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, multishot_on_a_direct_connection);
 	else
 		printf("SKIP multishot_on_a_direct_connection: kernel lacks IORING_OP_ACCEPT\n");
 	suite_add_tcase(s, tc);

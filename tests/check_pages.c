@@ -3463,8 +3463,7 @@ static void add_graceful_cases(Suite *s)
 	tcase_add_test(tc, close_stats_drained_counts_a_child_graceful_inside);
 	tcase_add_test(tc, close_stats_counts_an_early_release_as_drained);
 	tcase_add_test(tc, close_stats_counts_a_child_closed_in_the_grace_as_drained);
-	t_add_test_if(tc, close_stats_does_not_count_the_cancelled_accept,
-		      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+	t_add_socket_test(tc, close_stats_does_not_count_the_cancelled_accept);
 	tcase_add_test(tc, parent_grace_bound_cuts_a_childs_unbounded_grace);
 	tcase_add_test(tc, grace_refuses_pushes_and_moves_below);
 	tcase_add_test(tc, ancestor_close_waits_for_a_childs_grace);

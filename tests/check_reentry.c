@@ -1359,22 +1359,17 @@ Suite *make_reentry_suite(void)
 	tcase_add_test(tc, on_close_fails_a_sibling_the_parents_unwind_has_not_reached);
 	tcase_add_test(tc, trace_callback_cannot_change_the_entry_it_reports);
 	if (modern) {
-		t_add_test_if(tc, on_enter_callback_detaches_its_own_entry,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, on_enter_callback_detaches_its_own_entry);
 		t_add_test_if(tc, multishot_receive_final_callback_detaches_its_entry,
 			      t_has_recv_multishot(), "IORING_RECV_MULTISHOT (Linux 6.0)");
-		t_add_test_if(tc, accept_callback_moves_its_connection_out_and_closes_the_server,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, accept_callback_moves_its_connection_out_and_closes_the_server);
 		t_add_test_if(tc, arrival_callback_stops_its_inbox_and_closes_the_arrival,
 			      t_has_hand_over(), "IORING_MSG_SEND_FD (Linux 6.0)");
-		t_add_test_if(tc, chain_send_callback_releases_its_connect_and_closes_the_scope,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
-		t_add_test_if(tc, every_kind_of_callback_refuses_to_block,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, chain_send_callback_releases_its_connect_and_closes_the_scope);
+		t_add_socket_test(tc, every_kind_of_callback_refuses_to_block);
 		t_add_test_if(tc, multishot_accept_callback_drains_its_server,
 			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
-		t_add_test_if(tc, socket_a_connect_in_flight_builds_on_stays_its,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, socket_a_connect_in_flight_builds_on_stays_its);
 	} else {
 		printf("SKIP 7 reentry tests with sockets, multishot receives, hand-overs and chains: kernel lacks Linux 6.0's io_uring\n");
 	}
@@ -1383,10 +1378,8 @@ Suite *make_reentry_suite(void)
 	else
 		printf("SKIP install_callback_detaches_its_entry: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	if (faults && modern) {
-		t_add_test_if(tc, accept_error_callback_detaches_its_listener,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
-		t_add_test_if(tc, multishot_accept_shortage_callback_detaches_its_listener,
-			      t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)");
+		t_add_socket_test(tc, accept_error_callback_detaches_its_listener);
+		t_add_socket_test(tc, multishot_accept_shortage_callback_detaches_its_listener);
 	} else {
 		printf("SKIP accept_error_callback_detaches_its_listener, multishot_accept_shortage_callback_detaches_its_listener: no fault injection in this build, or kernel before 6.0\n");
 	}

@@ -85,6 +85,9 @@ bool t_has_post_msg_ring(void);
 		else                                                                \
 			printf("SKIP %s: the loops of this run lack %s\n", #test, what); \
 	} while (0)
+/* t_add_test_if() for a test whose sockets come from IORING_OP_SOCKET (rsc_socket, rsc_listen, rsc_connect, chains). */
+#define t_add_socket_test(tc, test) \
+	t_add_test_if(tc, test, t_kernel_has(IORING_OP_SOCKET), "IORING_OP_SOCKET (Linux 5.19)")
 /* A loop for suite-build-time probes (freed at exit). */
 struct rsc_loop *t_probe_loop(void);
 /* 127.0.0.1:@port, and a listener entry there on a kernel-chosen port (its address in @bound). */
