@@ -500,3 +500,52 @@ EXPORT void _Exit(int status)
 	REAL(_Exit)(status);
 	__builtin_unreachable();
 }
+
+/*
+ * A fatal signal the preload catches (init.c) is at its default as far as
+ * the program can tell: a program that sets SIG_DFL on it (dash resets
+ * SIGTERM and SIGINT so at start-up) keeps the report on_fatal() writes
+ * before it dies as the default would have it; one that installs a handler
+ * or SIG_IGN takes the signal over; a query reads SIG_DFL.
+ */
+static bool asks_default(const struct sigaction *act)
+{
+	return act->sa_handler == SIG_DFL && !(act->sa_flags & SA_SIGINFO);
+}
+
+static void show_default(struct sigaction *old)
+{
+	memset(old, 0, sizeof(*old));
+	old->sa_handler = SIG_DFL;
+	sigemptyset(&old->sa_mask);
+}
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	int r;
+
+	if (guard || !stands_in(sig))
+		return REAL(sigaction)(sig, act, old);
+	r = REAL(sigaction)(sig, act && asks_default(act) ? NULL : act, old);
+	if (r == 0 && act && !asks_default(act))
+		stand_in_end(sig);
+	if (r == 0 && old)
+		show_default(old);
+	return r;
+}
+
+/* glibc's signal() calls its own sigaction, not the interposed one. */
+EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+	sighandler_t prev;
+
+	if (guard || !stands_in(sig))
+		return REAL(signal)(sig, handler);
+	if (handler == SIG_DFL)
+		return SIG_DFL;
+	prev = REAL(signal)(sig, handler);
+	if (prev == SIG_ERR)
+		return prev;
+	stand_in_end(sig);
+	return SIG_DFL;
+}

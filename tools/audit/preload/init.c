@@ -62,6 +62,8 @@ static void atfork_child(void)
 	guard--;
 }
 
+unsigned long long fatal_stand_in;
+
 __attribute__((constructor)) static void preload_init(void)
 {
 	static const int fatal[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT,
@@ -128,8 +130,8 @@ __attribute__((constructor)) static void preload_init(void)
 		struct sigaction old, sa = { .sa_handler = on_fatal, .sa_flags = SA_RESETHAND };
 
 		if (sigaction(fatal[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
-		    !(old.sa_flags & SA_SIGINFO))
-			sigaction(fatal[i], &sa, NULL);
+		    !(old.sa_flags & SA_SIGINFO) && sigaction(fatal[i], &sa, NULL) == 0)
+			__atomic_fetch_or(&fatal_stand_in, 1ULL << fatal[i], __ATOMIC_RELAXED);
 	}
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	/*

@@ -149,6 +149,19 @@ bool pre_existing(int fd, bool have, dev_t dev, ino_t ino, bool with_fork);
 void w_ringscope_label(struct wbuf *w, int fd);
 void report_exit(void);
 void on_fatal(int sig);
+/*
+ * The fatal signals whose default on_fatal() stands in for (bit per signal):
+ * a program that sets SIG_DFL on one keeps the report (init.c, hooks.c).
+ */
+extern unsigned long long fatal_stand_in;
+static inline bool stands_in(int sig)
+{
+	return sig > 0 && sig < 64 && (__atomic_load_n(&fatal_stand_in, __ATOMIC_RELAXED) >> sig & 1);
+}
+static inline void stand_in_end(int sig)
+{
+	__atomic_fetch_and(&fatal_stand_in, ~(1ULL << sig), __ATOMIC_RELAXED);
+}
 void check_exec(const char *prog, char *path, size_t len);
 void exec_failed(const char *path);
 
