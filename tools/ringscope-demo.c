@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include "config.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -71,7 +73,7 @@ static long long check(long long ret, const char *what)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: ringscope-demo [--json] [--trace FILE] [--help]\n"
+	fprintf(out, "usage: ringscope-demo [--json] [--trace FILE] [--help] [--version]\n"
 		     "Opens %d files and %d sockets in nested ringscope scopes, fails one\n"
 		     "open on purpose (a missing path) and shows the LIFO unwind.\n"
 		     "  --json        print the facts as one JSON object\n"
@@ -528,6 +530,7 @@ static void parse_args(struct demo *d, int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "trace", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -548,6 +551,9 @@ static void parse_args(struct demo *d, int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			exit(0);
+		case 'V':
+			puts("ringscope-demo " PACKAGE_VERSION);
 			exit(0);
 		case ':':
 			fprintf(stderr, "ringscope-demo: option '%s' needs a value\n",

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -19,6 +22,7 @@ static void usage(FILE *out)
 	      "                     [--dump-above=N] [--unwind=fp|dwarf] -- CMD [ARGS...]\n"
 	      "       " PROG " watch [--interval=S] [--for=S] [--plot=FILE.svg] [--json] PID\n"
 	      "       " PROG " dump [--json] [--timeout=S] PID\n"
+	      "       " PROG " --help | --version\n"
 	      "Options take their value as --opt=value or --opt value. See ringscope-audit(1).\n",
 	      out);
 	fprintf(out, "Backtraces are symbolized with: %s.\n", sym_backend());
@@ -82,7 +86,8 @@ int parse_number_opt(const char *cmd, const char *opt, const char *v, long lo, l
 
 	errno = 0;
 	l = strtol(v, &end, 10);
-	if (errno || end == v || *end || l < lo || l > hi)
+	/* strtol would take " 5" and "+5": a number here is digits only. */
+	if (!isdigit((unsigned char)v[0]) || errno || end == v || *end || l < lo || l > hi)
 		die_usage("%s: %s wants a whole number from %ld to %ld, not '%s'", cmd, opt, lo, hi,
 			  vis(v));
 	return (int)l;
@@ -95,7 +100,7 @@ int parse_pid(const char *s, pid_t *pid)
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v <= 0 || v > 0x3fffffff)
+	if (!isdigit((unsigned char)s[0]) || errno || end == s || *end || v <= 0 || v > 0x3fffffff)
 		return -1;
 	*pid = (pid_t)v;
 	return 0;
@@ -107,6 +112,10 @@ static int dispatch(int argc, char **argv)
 		die_usage("a command is needed");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		puts(PROG " " PACKAGE_VERSION);
 		return 0;
 	}
 	if (!strcmp(argv[1], "snapshot"))
