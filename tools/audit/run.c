@@ -406,11 +406,12 @@ static int parse_signal(const char *s)
 
 static void parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
-	enum { O_FOLLOW = 256, O_IGNORE, O_IGNORE_FD, O_EXIT, O_NOBT, O_JSON, O_OUTPUT,
+	enum { O_FOLLOW = 256, O_TRACE_CHILDREN, O_IGNORE, O_IGNORE_FD, O_EXIT, O_NOBT, O_JSON, O_OUTPUT,
 	       O_SUPP, O_GEN, O_FOREIGN, O_DUMP_ON, O_DUMP_ABOVE, O_UNWIND };
 	static const struct option longs[] = {
 		{ "follow-forks", no_argument, NULL, O_FOLLOW },
-		{ "trace-children", no_argument, NULL, O_FOLLOW }, /* valgrind's name */
+		/* valgrind's name, with valgrind's value: --trace-children=yes|no */
+		{ "trace-children", optional_argument, NULL, O_TRACE_CHILDREN },
 		{ "ignore", required_argument, NULL, O_IGNORE },
 		{ "ignore-fd", required_argument, NULL, O_IGNORE_FD },
 		{ "error-exitcode", required_argument, NULL, O_EXIT },
@@ -434,9 +435,21 @@ static void parse_run_opts(int argc, char **argv, struct run_opts *o)
 	opterr = 0;
 	/* '+': the command's own options are not ours. */
 	while ((c = getopt_long(argc, argv, "+:qh", longs, &li)) != -1) {
+		/* "--output -- CMD": the separator is no value (--output=-- still is one). */
+		if (optarg && optarg == argv[optind - 1] && !strcmp(optarg, "--"))
+			die_usage("run: option '%s' needs a value", vis(argv[optind - 2]));
 		switch (c) {
 		case O_FOLLOW:
 			o->follow = true;
+			break;
+		case O_TRACE_CHILDREN:
+			/* "--opt value" as for every option: a yes or no that follows is its value. */
+			if (!optarg && optind < argc &&
+			    (!strcmp(argv[optind], "yes") || !strcmp(argv[optind], "no")))
+				optarg = argv[optind++];
+			if (optarg && strcmp(optarg, "yes") && strcmp(optarg, "no"))
+				die_usage("run: --trace-children wants yes or no, not '%s'", vis(optarg));
+			o->follow = !optarg || !strcmp(optarg, "yes");
 			break;
 		case O_IGNORE: {
 			const char **ni = realloc(o->ignore, (size_t)(o->n_ignore + 1) * sizeof(*ni));
