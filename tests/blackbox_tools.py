@@ -1,0 +1,593 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Black-box acceptance of ringscope-audit(1), ringscope-demo(1) and the
+metrics of ringscope-httpd --metrics, written from the pages alone: every
+program run as a user types it, every output read by a real parser.
+
+Run by make check from the top build directory (RINGSCOPE_DEMO,
+RINGSCOPE_HTTPD and srcdir come from the test environment)."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+BUILD = os.getcwd()
+SRC = os.environ.get("srcdir", ".")
+AUDIT = os.path.join(BUILD, "tools/audit/ringscope-audit")
+DEMO = os.environ.get("RINGSCOPE_DEMO", os.path.join(BUILD, "tools/ringscope-demo"))
+HTTPD = os.environ.get("RINGSCOPE_HTTPD", os.path.join(BUILD, "tools/httpd/ringscope-httpd"))
+os.environ.setdefault("RINGSCOPE_PRELOAD",
+                      os.path.join(BUILD, "tools/audit/.libs/libringscope-preload.so"))
+for v in ("RINGSCOPE_AUDIT", "RINGSCOPE_FAULT", "RINGSCOPE_TRACE"):
+    os.environ.pop(v, None)
+
+TMP = tempfile.mkdtemp(prefix="bbtools.")
+# A file name that would drive a terminal: ESC, a newline, BEL, DEL, a C1 CSI
+# (U+009B) and a byte that is not UTF-8.
+WEIRD = os.path.join(os.fsencode(TMP), b"a\x1b[31mred\nnl\x07\x7f\xc2\x9bx\xff")
+with open(WEIRD, "wb") as f:
+    f.write(b"x")
+fails = []
+skips = []
+
+
+def check(cond, what):
+    if not cond:
+        fails.append(what)
+        print("FAIL", what)
+    return cond
+
+
+def run(args, env=None, timeout=60, **kw):
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    return subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, env=e,
+                          timeout=timeout, **kw)
+
+
+def no_terminal_bytes(data, what):
+    """No C0 control but newline and tab, no DEL, no C1 control (as UTF-8)."""
+    bad = re.search(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]", data)
+    return check(bad is None, "%s: a raw control byte %r" % (what, bad and bad.group(0)))
+
+
+def one_line_error(r, needle, what):
+    err = r.stderr.decode("utf-8", "replace")
+    check(r.returncode == 2, "%s: exit %d, not 2" % (what, r.returncode))
+    check(err.count("\n") == 1, "%s: not one line: %r" % (what, err))
+    check(needle in err, "%s: %r not named in %r" % (what, needle, err))
+    check(r.stdout == b"", "%s: wrote to stdout" % what)
+
+
+# ---- ringscope-audit: help, version, usage errors --------------------------
+
+def audit_help_version():
+    for a in (["--help"], ["-h"], ["help"]):
+        r = run([AUDIT] + a)
+        check(r.returncode == 0 and b"usage:" in r.stdout and r.stderr == b"",
+              "audit %s: exit 0, usage on stdout" % a)
+    r = run([AUDIT, "--version"])
+    check(r.returncode == 0 and re.match(rb"ringscope-audit \d+\.\d+", r.stdout)
+          and r.stdout.count(b"\n") == 1 and r.stderr == b"",
+          "audit --version: one line 'ringscope-audit VERSION', exit 0 (%d %r %r)"
+          % (r.returncode, r.stdout, r.stderr))
+
+
+BAD_OPTIONS = [
+    (["run", "--bogus", "--", "true"], "--bogus"),
+    (["run", "--output", "--", "true"], "--output"),
+    (["run", "--output=", "--", "true"], "--output"),
+    (["run", "--ignore", "--", "true"], "--ignore"),
+    (["run", "--trace-children=maybe", "--", "true"], "--trace-children"),
+    (["run", "--follow-forks=yes", "--", "true"], "--follow-forks"),
+    (["run", "--json=1", "--", "true"], "--json"),
+    (["run", "--error-exitcode=256", "--", "true"], "'256'"),
+    (["run", "--error-exitcode=-1", "--", "true"], "--error-exitcode"),
+    (["run", "--error-exitcode= 5", "--", "true"], "--error-exitcode"),
+    (["run", "--error-exitcode=+5", "--", "true"], "--error-exitcode"),
+    (["run", "--error-exitcode=5x", "--", "true"], "--error-exitcode"),
+    (["run", "--error-exitcode", "0x10", "--", "true"], "--error-exitcode"),
+    (["run", "--ignore-fd=abc", "--", "true"], "--ignore-fd"),
+    (["run", "--ignore-fd", " 7", "--", "true"], "--ignore-fd"),
+    (["run", "--ignore-fd=2147483648", "--", "true"], "--ignore-fd"),
+    (["run", "--dump-above=0", "--", "true"], "--dump-above"),
+    (["run", "--dump-on=SIGKILL", "--", "true"], "--dump-on"),
+    (["run", "--dump-on=SIGSTOP", "--", "true"], "--dump-on"),
+    (["run", "--dump-on=SEGV", "--", "true"], "--dump-on"),
+    (["run", "--dump-on=", "--", "true"], "--dump-on"),
+    (["run", "--unwind=lbr", "--", "true"], "--unwind"),
+    (["run", "--gen-suppressions=maybe", "--", "true"], "--gen-suppressions"),
+    (["run", "--foreign-close=kill", "--", "true"], "--foreign-close"),
+    (["run", "--suppressions", "/nonexistent/s.supp", "--", "true"], "s.supp"),
+    (["run", "--"], "command"),
+    (["snapshot", "abc"], "abc"),
+    (["snapshot", " 1"], "1"),
+    (["snapshot", "+1"], "+1"),
+    (["snapshot", "1", "2"], "PID"),
+    (["snapshot", "--json=yes"], "--json"),
+    (["diff", "a.json"], "diff"),
+    (["watch", "--interval=0", "1"], "--interval"),
+    (["watch", "--interval", "nan", "1"], "--interval"),
+    (["watch", "--for=-1", "1"], "--for"),
+    (["watch", "--for"], "--for"),
+    (["dump", "--timeout=0", "1"], "--timeout"),
+    (["dump", "--timeout=3601", "1"], "--timeout"),
+    (["dump"], "dump"),
+    (["bogus"], "bogus"),
+    ([], "command"),
+]
+
+
+def audit_bad_options():
+    for args, needle in BAD_OPTIONS:
+        one_line_error(run([AUDIT] + args), needle, "audit %s" % args)
+    # A bad option's bytes are shown escaped, never raw.
+    r = run([AUDIT, "run", b"--\x1b[2J", "--", "true"])
+    check(r.returncode == 2, "audit run with an escape in an option: exit 2")
+    no_terminal_bytes(r.stderr, "audit run with an escape in an option")
+
+
+# ---- ringscope-audit run ----------------------------------------------------
+
+LEAK7 = ["sh", "-c", 'exec 7<"$1"; exit 3', "sh"]
+
+
+def audit_run_statuses():
+    r = run([AUDIT, "run", "--", "/nonexistent/prog"])
+    check(r.returncode == 127, "run of a missing command: 127, not %d" % r.returncode)
+    r = run([AUDIT, "run", "--", "/etc/passwd"])
+    check(r.returncode == 126, "run of a file that cannot be executed: 126, not %d"
+          % r.returncode)
+    r = run([AUDIT, "run", "--"] + LEAK7 + ["/etc/passwd"])
+    check(r.returncode == 3, "run: the command's own status 3, not %d" % r.returncode)
+    check(b"leaked: fd 7 -> /etc/passwd" in r.stderr, "run: the leak of fd 7 in the text report")
+    # Both spellings of every valued option.
+    for form in (["--error-exitcode=9"], ["--error-exitcode", "9"]):
+        r = run([AUDIT, "run"] + form + ["--"] + LEAK7 + ["/etc/passwd"])
+        check(r.returncode == 9, "run %s with a finding: 9, not %d" % (form, r.returncode))
+    for opt in ("--output", "--log-file"):
+        for sep in ("=", " "):
+            out = os.path.join(TMP, "rep%s.txt" % opt)
+            form = [opt + "=" + out] if sep == "=" else [opt, out]
+            r = run([AUDIT, "run"] + form + ["--"] + LEAK7 + ["/etc/passwd"])
+            text = open(out, "rb").read() if os.path.exists(out) else b""
+            check(r.returncode == 3 and b"leaked: fd 7" in text and b"leaked" not in r.stderr,
+                  "run %s: the report in the file, not on stderr" % form)
+            os.unlink(out) if os.path.exists(out) else None
+    # -q: the findings only.
+    r = run([AUDIT, "run", "-q", "--"] + LEAK7 + ["/etc/passwd"])
+    check(b"==ringscope-audit==" not in r.stderr and b"leaked: fd 7" in r.stderr,
+          "run -q: findings without header or summary")
+    r = run([AUDIT, "run", "-q", "--", "true"])
+    check(r.returncode == 0 and r.stderr == b"", "run -q of a clean command prints nothing")
+    # Allow-lists.
+    r = run([AUDIT, "run", "--json", "--ignore-fd=7", "--"] + LEAK7 + ["/etc/passwd"])
+    check(json.loads(r.stderr)["count"] == 0, "run --ignore-fd=7 drops the leak of fd 7")
+    r = run([AUDIT, "run", "--json", "--ignore", "*/pass*", "--"] + LEAK7 + ["/etc/passwd"])
+    check(json.loads(r.stderr)["count"] == 0, "run --ignore '*/pass*' drops the leak")
+
+
+def audit_follow_forks():
+    """--follow-forks, and valgrind's --trace-children with valgrind's values."""
+    child = ["sh", "-c", 'sh -c "exec 8</etc/hostname; exit 0"; exit 0']
+    for form, follows in ((["--follow-forks"], True), (["--trace-children"], True),
+                          (["--trace-children=yes"], True), (["--trace-children", "yes"], True),
+                          (["--trace-children=no"], False), (["--trace-children", "no"], False),
+                          ([], False)):
+        r = run([AUDIT, "run", "--json"] + form + ["--"] + child, timeout=30)
+        if not check(r.returncode == 0, "run %s: exit 0, not %d (%r)"
+                     % (form, r.returncode, r.stderr[-200:])):
+            continue
+        rep = json.loads(r.stderr)
+        got = any(f["kind"] == "leaked" and f["fd"] == 8 for f in rep["findings"])
+        check(got == follows, "run %s: the forked child's leak %s" %
+              (form, "reported" if follows else "not reported"))
+
+
+def audit_run_fatal_signal():
+    """A command killed by SIGTERM is reported (the page lists SIGTERM among
+    the fatal signals): dash sets SIGTERM to SIG_DFL itself at start-up."""
+    for sh in ("sh", "dash", "bash"):
+        if not shutil.which(sh):
+            continue
+        r = run([AUDIT, "run", "--json", "--", sh, "-c", 'exec 7<"$1"; kill -TERM $$', sh,
+                 "/etc/passwd"])
+        check(r.returncode == 128 + signal.SIGTERM,
+              "run of %s killed by SIGTERM: %d, not 143" % (sh, r.returncode))
+        try:
+            rep = json.loads(r.stderr)
+        except ValueError:
+            check(False, "run --json of %s killed by SIGTERM: not JSON: %r" % (sh, r.stderr))
+            continue
+        check(rep["processes"] == 1 and
+              any(f["kind"] == "leaked" and f["fd"] == 7 for f in rep["findings"]),
+              "run of %s killed by SIGTERM: its leak of fd 7 is reported (%s)" % (sh, rep))
+    # A program that handles SIGTERM itself keeps it.
+    r = run([AUDIT, "run", "--", "sh", "-c", 'trap "exit 5" TERM; kill -TERM $$'])
+    check(r.returncode == 5, "a program's own SIGTERM trap still runs: %d" % r.returncode)
+    # A query of the disposition reads the default, as the program left it.
+    r = run([AUDIT, "run", "-q", "--", sys.executable, "-c",
+             "import signal; print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)"])
+    check(r.stdout.strip() == b"True", "under run, SIGTERM reads as SIG_DFL: %r" % r.stdout)
+
+
+def audit_run_hostile_names():
+    r = run([AUDIT, "run", "--"] + LEAK7 + [WEIRD])
+    no_terminal_bytes(r.stderr, "run text report of a hostile file name")
+    check(b"\\x1b[31mred\\x0anl\\x07\\x7f\\xc2\\x9bx\\xff" in r.stderr,
+          "run text report shows the name's bytes as \\xNN: %r" % r.stderr)
+    r = run([AUDIT, "run", "--json", "--"] + LEAK7 + [WEIRD])
+    no_terminal_bytes(r.stderr, "run --json report of a hostile file name")
+    rep = json.loads(r.stderr.decode("utf-8"))
+    leak = [f for f in rep["findings"] if f["fd"] == 7]
+    check(leak and os.fsencode(leak[0]["target"]) == WEIRD,
+          "run --json: the target reads back as the exact bytes (surrogateescape)")
+    check(os.fsencode(rep["command"][-1]) == WEIRD, "run --json: the command's argument exact")
+
+
+def audit_suppressions():
+    r = run([AUDIT, "run", "--gen-suppressions=all", "--"] + LEAK7 + ["/etc/passwd"])
+    m = re.search(rb"\{\n.*?\n\}", r.stderr, re.S)
+    if not check(m is not None, "--gen-suppressions=all prints a block: %r" % r.stderr):
+        return
+    supp = os.path.join(TMP, "gen.supp")
+    with open(supp, "wb") as f:
+        f.write(b"# generated\n\n" + m.group(0) + b"\n")
+    for form in (["--suppressions=" + supp], ["--suppressions", supp]):
+        r = run([AUDIT, "run", "--json", "--error-exitcode=9"] + form + ["--"] + LEAK7 +
+                ["/etc/passwd"])
+        rep = json.loads(r.stderr)
+        check(r.returncode == 3 and rep["count"] == 0 and rep["suppressed"] == 1,
+              "%s silences the finding it was made for (%d, %s)" % (form, r.returncode, rep))
+    r = run([AUDIT, "run", "--json", "--gen-suppressions=yes", "--"] + LEAK7 + ["/etc/passwd"])
+    rep = json.loads(r.stderr)
+    check(all("suppression" in f for f in rep["findings"]),
+          "--gen-suppressions with --json: a suppression member in each finding")
+    bad = os.path.join(TMP, "bad.supp")
+    with open(bad, "w") as f:
+        f.write("{\n  a name\n  not-a-kind-line\n}\n")
+    r = run([AUDIT, "run", "--suppressions", bad, "--", "true"])
+    one_line_error(r, "bad.supp:3", "a malformed suppression file")
+
+
+# ---- snapshot, diff, watch, dump --------------------------------------------
+
+def holder(extra=""):
+    """A shell holding fd 7 on the hostile name, sleeping."""
+    p = subprocess.Popen(["sh", "-c", 'exec 7<"$1"; %s exec sleep 30' % extra, "sh", WEIRD],
+                         stdin=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            if os.readlink("/proc/%d/fd/7" % p.pid).encode("utf-8", "surrogateescape") == WEIRD \
+               and os.readlink("/proc/%d/exe" % p.pid).endswith("sleep"):
+                break
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return p
+
+
+def audit_snapshot_diff():
+    p = holder()
+    try:
+        r = run([AUDIT, "snapshot", str(p.pid)])
+        check(r.returncode == 0, "snapshot PID: exit 0")
+        no_terminal_bytes(r.stdout, "snapshot table of a hostile name")
+        r = run([AUDIT, "snapshot", "--json", str(p.pid)])
+        a = os.path.join(TMP, "a.json")
+        with open(a, "wb") as f:
+            f.write(r.stdout)
+        snap = json.loads(r.stdout.decode("utf-8"))
+        fd7 = [d for d in snap["fds"] if d["fd"] == 7]
+        check(fd7 and os.fsencode(fd7[0]["target"]) == WEIRD,
+              "snapshot --json: fd 7's target is the exact name")
+        check(fd7 and fd7[0]["kind"] == "file", "snapshot --json: fd 7 is a file")
+        r = run([AUDIT, "diff", a, a])
+        check(r.returncode == 0, "diff of a snapshot with itself: 0, not %d" % r.returncode)
+        # B: fd 7 replaced by another file (same number, other identity), fd 8 new.
+        q = subprocess.Popen(["sh", "-c", 'exec 7</etc/hostname 8</etc/passwd; exec sleep 30'],
+                             stdin=subprocess.DEVNULL)
+        time.sleep(0.3)
+        r = run([AUDIT, "snapshot", "--json", str(q.pid)])
+        q.kill()
+        q.wait()
+        b = os.path.join(TMP, "b.json")
+        with open(b, "wb") as f:
+            f.write(r.stdout)
+        r = run([AUDIT, "diff", a, b])
+        check(r.returncode == 1, "diff of two different snapshots: 1, not %d" % r.returncode)
+        no_terminal_bytes(r.stdout, "diff text of a hostile name")
+        r = run([AUDIT, "diff", "--json", a, b])
+        d = json.loads(r.stdout)
+        kinds = {(c["change"], c["fd"]) for c in d["changes"]}
+        check(("appeared", 8) in kinds, "diff --json: fd 8 appeared (%s)" % kinds)
+        check(any(c["fd"] == 7 and c["change"] not in ("appeared", "disappeared")
+                  for c in d["changes"]), "diff --json: fd 7 changed identity (%s)" % kinds)
+    finally:
+        p.kill()
+        p.wait()
+    r = run([AUDIT, "snapshot", str(p.pid)])
+    check(r.returncode == 1 and b"no such process" in r.stderr,
+          "snapshot of a reaped PID: exit 1, 'no such process'")
+    bad = os.path.join(TMP, "bad.json")
+    for text in (b'{"pid":1,"fds":[{"fd":01}]}', b'{"pid":1,"fds":[', b"\x1b[2J",
+                 b'{"pid":1,"fds":[{"fd":-1}]}', b'{"pid":1,"fds":[{"fd":1.5}]}'):
+        with open(bad, "wb") as f:
+            f.write(text)
+        r = run([AUDIT, "diff", bad, bad])
+        check(r.returncode == 2 and r.stderr.count(b"\n") == 1,
+              "diff of malformed JSON %r: one line, exit 2 (%d %r)" % (text, r.returncode, r.stderr))
+        no_terminal_bytes(r.stderr, "diff error about %r" % text)
+
+
+def audit_watch_dump():
+    p = holder()
+    svg = os.path.join(TMP, "w.svg")
+    try:
+        r = run([AUDIT, "watch", "--interval=0.2", "--for", "1", "--plot=" + svg, str(p.pid)])
+        check(r.returncode == 0, "watch of a steady process: 0, not %d" % r.returncode)
+        try:
+            root = ET.parse(svg).getroot()
+            check(root.tag.endswith("svg"), "watch --plot writes an SVG document")
+        except (ET.ParseError, OSError) as e:
+            check(False, "watch --plot: not XML: %s" % e)
+        r = run([AUDIT, "watch", "--json", "--interval", "0.2", "--for=0.6", str(p.pid)])
+        check(r.returncode == 0, "watch --json: 0")
+        json.loads(r.stdout)
+    finally:
+        p.kill()
+        p.wait()
+    r = run([AUDIT, "watch", "--for=1", str(p.pid)])
+    check(r.returncode == 2, "watch of a reaped PID: 2, not %d" % r.returncode)
+    # dump of a process running under run: its own dump, while it keeps running.
+    pidfile = os.path.join(TMP, "pid")
+    proc = subprocess.Popen([AUDIT, "run", "-q", "--", "sh", "-c",
+                             'exec 7<"$1"; echo $$ > "$2"; while :; do sleep 0.05; done',
+                             "sh", WEIRD, pidfile],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 10
+        while not (os.path.exists(pidfile) and os.path.getsize(pidfile)) and \
+                time.time() < deadline:
+            time.sleep(0.02)
+        pid = int(open(pidfile).read())
+        r = run([AUDIT, "dump", "--timeout=5", str(pid)])
+        check(r.returncode == 0, "dump of an audited process: 0, not %d (%r)"
+              % (r.returncode, r.stderr))
+        no_terminal_bytes(r.stdout, "dump text of a hostile name")
+        r = run([AUDIT, "dump", "--json", "--timeout", "5", str(pid)])
+        check(r.returncode == 0, "dump --json: 0")
+        d = json.loads(r.stdout.decode("utf-8"))
+        fd7 = [f for f in d.get("fds", []) if f.get("fd") == 7]
+        check(fd7 and os.fsencode(fd7[0]["target"]) == WEIRD,
+              "dump --json names the held file exactly: %s" % fd7)
+        check(os.path.exists("/proc/%d" % pid), "the dumped process keeps running")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    r = run([AUDIT, "dump", str(os.getpid())])
+    check(r.returncode == 2 and b"not running under" in r.stderr,
+          "dump of a process not under run: 2")
+
+
+# ---- ringscope-demo ----------------------------------------------------------
+
+def demo_options():
+    for a in (["--help"], ["-h"]):
+        r = run([DEMO] + a)
+        check(r.returncode == 0 and b"usage:" in r.stdout and r.stderr == b"",
+              "demo %s: 0, usage on stdout" % a)
+    r = run([DEMO, "--version"])
+    check(r.returncode == 0 and re.match(rb"ringscope-demo \d+\.\d+", r.stdout) and
+          r.stderr == b"", "demo --version: 0, its version (%d %r)" % (r.returncode, r.stdout))
+    for args, needle in ((["--bogus"], "--bogus"), (["--trace"], "--trace"),
+                         (["--trace="], "--trace"), (["--json=1"], "--json"),
+                         (["extra"], "extra"), ([b"--\x1b[2J"], "unknown")):
+        r = run([DEMO] + args)
+        check(r.returncode == 2 and needle in r.stderr.decode("utf-8", "replace").split("\n")[0],
+              "demo %s: 2, first line names it (%d %r)" % (args, r.returncode, r.stderr[:200]))
+        no_terminal_bytes(r.stderr, "demo %s" % args)
+    r = run([DEMO], env={"RINGSCOPE_AUDIT": "bogus"})
+    check(r.returncode == 1, "demo with a bad RINGSCOPE_AUDIT: 1")
+
+
+def demo_trace_and_json():
+    tmpdir = os.path.join(os.fsencode(TMP), b"T\x1b]0;x\x07\x9b\xff")
+    os.mkdir(tmpdir)
+    trace = os.path.join(TMP, "demo.json")
+    r = run([DEMO, "--json", "--trace", trace], env={"TMPDIR": tmpdir})
+    if r.returncode == 1 and b"cannot create" in r.stderr:
+        skips.append("demo: " + r.stderr.decode(errors="replace").strip())
+        return
+    check(r.returncode == 0, "demo --json --trace under a hostile TMPDIR: 0, not %d (%r)"
+          % (r.returncode, r.stderr[-300:]))
+    no_terminal_bytes(r.stdout, "demo --json under a hostile TMPDIR")
+    d = json.loads(r.stdout.decode("utf-8"))
+    check(os.fsencode(d["tmpdir"]).startswith(tmpdir + b"/ringscope-demo."),
+          "demo --json: tmpdir reads back as bytes")
+    check(d["ok"] is True and d["status"] == -2 and d["lifo_ok"] is True,
+          "demo --json: ok, status -ENOENT, LIFO")
+    raw = open(trace, "rb").read()
+    raw.decode("utf-8")  # strict: valid UTF-8 for strict parsers
+    no_terminal_bytes(raw, "demo trace under a hostile TMPDIR")
+    check_chrome_trace(json.loads(raw), "demo trace")
+    r = run([DEMO], env={"TMPDIR": tmpdir})
+    no_terminal_bytes(r.stdout, "demo text report under a hostile TMPDIR")
+
+
+def check_chrome_trace(doc, what):
+    ev = doc.get("traceEvents")
+    if not check(isinstance(ev, list) and ev, "%s: a traceEvents list" % what):
+        return
+    last = {}
+    open_ = {}
+    slices = {}
+    for i, e in enumerate(ev):
+        for k in ("ph", "pid", "tid", "ts"):
+            if k not in e and e.get("ph") != "M":
+                check(False, "%s: event %d lacks %s: %s" % (what, i, k, e))
+                return
+        if e["ph"] == "M":
+            continue
+        track = (e["pid"], e["tid"])
+        check(isinstance(e["ts"], (int, float)) and e["ts"] >= last.get(track, 0),
+              "%s: ts goes back on track %s at event %d" % (what, track, i))
+        last[track] = e["ts"]
+        if e["ph"] in ("b", "e", "n"):
+            key = (e.get("cat"), e["id"])
+            if e["ph"] == "b":
+                check(key not in open_, "%s: a second b for %s" % (what, key))
+                open_[key] = e
+            elif e["ph"] == "e":
+                if check(key in open_, "%s: an e without its b: %s" % (what, key)):
+                    slices[key] = (open_.pop(key), e)
+            else:
+                check(key in open_, "%s: an instant outside its slice: %s" % (what, key))
+        elif e["ph"] == "C":
+            check(all(isinstance(v, (int, float)) for v in e.get("args", {}).values()),
+                  "%s: a counter with a non-number: %s" % (what, e))
+    check(not open_, "%s: slices never ended: %s" % (what, list(open_)[:5]))
+    # Each scope's slice lies inside its parent's; each entry's inside its scope's.
+    scopes = {k[1]: v for k, v in slices.items() if k[0] == "scope"}
+    for sid, (b, e) in scopes.items():
+        parent = b.get("args", {}).get("parent_id")
+        if parent in scopes:
+            pb, pe = scopes[parent]
+            check(pb["ts"] <= b["ts"] and e["ts"] <= pe["ts"],
+                  "%s: scope %s outside its parent %s" % (what, sid, parent))
+    for k, (b, e) in slices.items():
+        if k[0] == "entry" and b.get("args", {}).get("scope_id") in scopes:
+            sb, se = scopes[b["args"]["scope_id"]]
+            check(sb["ts"] <= b["ts"] and e["ts"] <= se["ts"],
+                  "%s: entry %s outside its scope" % (what, k))
+    failed = [e for e in ev if e.get("ph") == "n" and e.get("args", {}).get("event") == "failed"]
+    check(any(f["args"].get("errno") in ("ENOENT", 2) for f in failed),
+          "%s: the failed openat is an instant 'failed' with errno ENOENT" % what)
+
+
+# ---- ringscope-httpd --metrics, read by the Prometheus client's parser --------
+
+def httpd_metrics():
+    if not os.access(HTTPD, os.X_OK):
+        skips.append("httpd metrics: no ringscope-httpd")
+        return
+    path = os.path.join(TMP, "h.sock")
+    p = subprocess.Popen([HTTPD, "--unix", path, "--metrics"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(path) and time.time() < deadline and p.poll() is None:
+            time.sleep(0.02)
+        if p.poll() is not None:
+            skips.append("httpd metrics: the server did not start: %r" % p.stderr.read())
+            return
+        body = None
+        for _ in range(2):  # the second answer counts the first request
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(10)
+            s.connect(path)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 200"), "GET /metrics: 200 (%r)" % head[:80])
+        check(b"text/plain; version=0.0.4" in head, "GET /metrics: the exposition's type")
+        check_metrics_text(body.decode("utf-8"), "httpd /metrics")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def check_metrics_text(text, what):
+    helps = set(re.findall(r"^# HELP (\S+) ", text, re.M))
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    check(len(re.findall(r"^# TYPE ", text, re.M)) == len(types),
+          "%s: a family typed twice" % what)
+    check(helps == set(types), "%s: HELP and TYPE for the same families" % what)
+    for name in ("ringscope_sqes_total", "ringscope_acquired_total",
+                 "ringscope_errors_lost_total"):
+        check(name in types and types[name] == "counter", "%s: counter %s" % (what, name))
+    for name in ("ringscope_open_scopes", "ringscope_open_entries", "ringscope_ops_in_flight",
+                 "ringscope_acquires_in_flight", "ringscope_audit_findings"):
+        check(types.get(name) == "gauge", "%s: gauge %s" % (what, name))
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        skips.append("%s: python3-prometheus-client is not installed" % what)
+        return
+    fams = list(text_string_to_metric_families(text))
+    check(fams, "%s: the Prometheus parser reads families" % what)
+    for f in fams:
+        for s in f.samples:
+            check("loop" in s.labels, "%s: %s without its loop label" % (what, s.name))
+
+
+# ---- the pages ----------------------------------------------------------------
+
+def pages_render_apart():
+    """An alternating-font macro (.BR) glues its arguments: a sentence given
+    as several words reads as one word (rsc_audit_describe_fd(3) did)."""
+    if not shutil.which("man"):
+        skips.append("pages: no man(1)")
+        return
+    mandir = os.path.join(SRC, "man")
+    for name in sorted(os.listdir(mandir)):
+        if not re.search(r"\.[137]$", name):
+            continue
+        r = run(["man", "-l", os.path.join(mandir, name)], env={"MANWIDTH": "2000",
+                                                                  "MAN_KEEP_FORMATTING": ""})
+        text = re.sub(r".\x08", "", r.stdout.decode("utf-8", "replace"))
+        glued = re.findall(r"(?<![A-Za-z0-9_])[a-z]{25,}", text)
+        check(not glued, "page %s: words run together: %s" % (name, glued[:3]))
+
+
+def main():
+    if not os.access(AUDIT, os.X_OK):
+        print("SKIP: no ringscope-audit in this build")
+        return 77
+    steps = [audit_help_version, audit_bad_options, audit_run_statuses,
+             audit_follow_forks, audit_run_fatal_signal, audit_run_hostile_names, audit_suppressions,
+             audit_snapshot_diff, audit_watch_dump, demo_options, demo_trace_and_json,
+             httpd_metrics, pages_render_apart]
+    try:
+        for step in steps:
+            t = time.time()
+            try:
+                step()
+            except Exception as e:  # a crash of one step is its failure, the others run
+                check(False, "%s raised %r" % (step.__name__, e))
+            print("%-26s %5.2f s" % (step.__name__, time.time() - t))
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
+    for s in skips:
+        print("SKIP", s)
+    print("%d failures" % len(fails))
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

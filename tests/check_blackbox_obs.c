@@ -1,0 +1,734 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/*
+ * Black-box acceptance of the observability calls, written from their pages
+ * alone (rsc_loop_trace_file(3), rsc_loop_metrics(3), rsc_loop_counter(3),
+ * rsc_fault_set(3), rsc_error_format(3), rsc_last_error(3),
+ * rsc_audit_finding(3), rsc_audit_describe_fd(3), rsc_audit_fd_count(3),
+ * ringscope_audit(7)): every promise checked the way a demanding user
+ * would, favouring odd arguments, calls from callbacks and states.
+ */
+
+/* rsc_loop_metrics(@loop) as a malloc'd, NUL-terminated text. */
+static char *metrics_text(struct rsc_loop *loop)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(rsc_loop_metrics(loop, f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	return buf;
+}
+
+/* The value of the series @series (name and labels, as written) in @text, or -1. */
+static double series_value(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (!strncmp(p, series, n) && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	}
+	return -1;
+}
+
+static int count_lines_starting(const char *text, const char *start)
+{
+	int n = 0;
+	size_t len = strlen(start);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		n += !strncmp(p, start, len);
+	return n;
+}
+
+static struct rsc_entry *open_entered(struct rsc_scope *s, const char *path, int oflags)
+{
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, path, oflags, 0644, 0, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	return e;
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+START_TEST(counter_bad_arguments_and_names)
+{
+	char seen[RSC_CTR__COUNT][64];
+
+	ck_assert_int_eq(rsc_loop_counter(NULL, RSC_CTR_SQES), -EINVAL);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, (enum rsc_counter)-1), -EINVAL);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR__COUNT), -EINVAL);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, (enum rsc_counter)INT_MAX), -EINVAL);
+	ck_assert_ptr_null(rsc_counter_name((enum rsc_counter)-1));
+	ck_assert_ptr_null(rsc_counter_name(RSC_CTR__COUNT));
+	ck_assert_str_eq(rsc_counter_name(RSC_CTR_SQES), "sqes");
+	for (int i = 0; i < RSC_CTR__COUNT; i++) {
+		const char *name = rsc_counter_name(i);
+
+		ck_assert_ptr_nonnull(name);
+		ck_assert_msg(name[0] && strspn(name, "abcdefghijklmnopqrstuvwxyz_") == strlen(name),
+			      "counter %d's name '%s' is not lower case", i, name);
+		for (int j = 0; j < i; j++)
+			ck_assert_msg(strcmp(seen[j], name), "two counters named %s", name);
+		snprintf(seen[i], sizeof(seen[i]), "%s", name);
+	}
+}
+END_TEST
+
+START_TEST(counters_of_a_new_loop_are_zero_but_pool_allocs)
+{
+	struct rsc_loop *loop;
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 8, 0), 0);
+	for (int i = 0; i < RSC_CTR__COUNT; i++) {
+		long long v = rsc_loop_counter(loop, i);
+
+		if (i == RSC_CTR_POOL_ALLOCS)
+			ck_assert_int_gt(v, 0);
+		else
+			ck_assert_msg(v == 0, "a new loop's %s is %lld", rsc_counter_name(i), v);
+	}
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+}
+END_TEST
+
+/* ---- metrics --------------------------------------------------------------- */
+
+START_TEST(metrics_bad_arguments)
+{
+	struct rsc_loop *loops[2] = { t_loop, t_loop };
+	struct rsc_loop *none[1] = { NULL };
+
+	ck_assert_int_eq(rsc_loop_metrics(NULL, stdout), -EINVAL);
+	ck_assert_int_eq(rsc_loop_metrics(t_loop, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_metrics_write(NULL, 1, stdout), -EINVAL);
+	ck_assert_int_eq(rsc_metrics_write(loops, 0, stdout), -EINVAL);
+	ck_assert_int_eq(rsc_metrics_write(loops, 2, stdout), -EINVAL); /* listed twice */
+	ck_assert_int_eq(rsc_metrics_write(none, 1, stdout), -EINVAL);
+	ck_assert_int_eq(rsc_metrics_write(loops, 1, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_metrics(NULL, 0), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, 1U << 1), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, ~0U), -EINVAL);
+}
+END_TEST
+
+START_TEST(metrics_counters_match_rsc_loop_counter)
+{
+	struct rsc_scope *s;
+	char *text, series[160];
+	int id = rsc_loop_id(t_loop);
+
+	t_make_files(4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "m", &s), 0);
+	t_open_files(s, 0, 4);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	text = metrics_text(t_loop);
+	for (int i = 0; i < RSC_CTR__COUNT; i++) {
+		char family[96];
+
+		snprintf(family, sizeof(family), "ringscope_%s_total", rsc_counter_name(i));
+		snprintf(series, sizeof(series), "%s{loop=\"%d\"}", family, id);
+		ck_assert_msg(series_value(text, series) == (double)rsc_loop_counter(t_loop, i),
+			      "%s is %g, rsc_loop_counter says %lld", series,
+			      series_value(text, series), rsc_loop_counter(t_loop, i));
+		snprintf(series, sizeof(series), "# TYPE %s counter", family);
+		ck_assert_int_eq(count_lines_starting(text, series), 1);
+		snprintf(series, sizeof(series), "# HELP %s ", family);
+		ck_assert_int_eq(count_lines_starting(text, series), 1);
+	}
+	ck_assert_msg(!strstr(text, "latency"), "latency families without RSC_METRICS_LATENCY");
+	free(text);
+}
+END_TEST
+
+START_TEST(metrics_gauges_follow_scopes_and_entries)
+{
+	struct rsc_scope *a, *b;
+	char *text, series[96];
+	int id = rsc_loop_id(t_loop);
+
+	t_make_files(3);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "b", &b), 0);
+	t_open_files(b, 0, 3);
+	t_run();
+	text = metrics_text(t_loop);
+	snprintf(series, sizeof(series), "ringscope_open_scopes{loop=\"%d\"}", id);
+	ck_assert_msg(series_value(text, series) == 2, "%s: %g", series, series_value(text, series));
+	snprintf(series, sizeof(series), "ringscope_open_entries{loop=\"%d\"}", id);
+	ck_assert_msg(series_value(text, series) == 3, "%s: %g", series, series_value(text, series));
+	snprintf(series, sizeof(series), "ringscope_acquires_in_flight{loop=\"%d\"}", id);
+	ck_assert(series_value(text, series) == 0);
+	free(text);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0);
+	text = metrics_text(t_loop);
+	snprintf(series, sizeof(series), "ringscope_open_scopes{loop=\"%d\"}", id);
+	ck_assert(series_value(text, series) == 0);
+	snprintf(series, sizeof(series), "ringscope_open_entries{loop=\"%d\"}", id);
+	ck_assert(series_value(text, series) == 0);
+	snprintf(series, sizeof(series), "ringscope_ops_in_flight{loop=\"%d\"}", id);
+	ck_assert(series_value(text, series) == 0);
+	free(text);
+}
+END_TEST
+
+/* Histograms: counts per acquire and release, cumulative buckets, +Inf ==
+ * count, kept after collection stops; decimal points in any locale. */
+START_TEST(metrics_histograms_count_and_keep_their_counts)
+{
+	struct rsc_scope *s;
+	char *text, series[160];
+	int id = rsc_loop_id(t_loop);
+	const char *hist[] = { "ringscope_acquire_latency_seconds",
+			       "ringscope_release_latency_seconds" };
+
+	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, RSC_METRICS_LATENCY), 0);
+	t_make_files(5);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "h", &s), 0);
+	t_open_files(s, 0, 5);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, 0), 0);
+	/* A locale whose decimal point is a comma, where one is installed. */
+	if (!setlocale(LC_NUMERIC, "de_DE.UTF-8"))
+		setlocale(LC_NUMERIC, "fr_FR.UTF-8");
+	text = metrics_text(t_loop);
+	setlocale(LC_NUMERIC, "C");
+	for (int h = 0; h < 2; h++) {
+		double prev = 0, inf;
+
+		snprintf(series, sizeof(series), "# TYPE %s histogram", hist[h]);
+		ck_assert_int_eq(count_lines_starting(text, series), 1);
+		snprintf(series, sizeof(series), "%s_count{loop=\"%d\"}", hist[h], id);
+		ck_assert_msg(series_value(text, series) == 5, "%s: %g", series,
+			      series_value(text, series));
+		snprintf(series, sizeof(series), "%s_bucket{loop=\"%d\",le=\"+Inf\"}", hist[h], id);
+		inf = series_value(text, series);
+		ck_assert_msg(inf == 5, "%s: %g", series, inf);
+		snprintf(series, sizeof(series), "%s_bucket{loop=\"%d\",le=\"", hist[h], id);
+		for (const char *p = strstr(text, series); p; p = strstr(p + 1, series)) {
+			const char *le = p + strlen(series);
+			double v = strtod(strchr(le, ' ') + 1, NULL);
+
+			ck_assert_msg(!memchr(le, ',', (size_t)(strchr(le, '"') - le)),
+				      "a bucket bound with a comma: %.40s", le);
+			ck_assert_msg(v >= prev, "buckets of %s not cumulative", hist[h]);
+			prev = v;
+		}
+		snprintf(series, sizeof(series), "%s_sum{loop=\"%d\"}", hist[h], id);
+		ck_assert(series_value(text, series) > 0);
+	}
+	ck_assert_msg(!strstr(text, "le=\"0,"), "a comma in a bound");
+	free(text);
+}
+END_TEST
+
+/* Two loops: each family once (a second HELP/TYPE is refused by Prometheus),
+ * one series per loop told apart by its label. */
+START_TEST(metrics_of_two_loops_name_each_family_once)
+{
+	struct rsc_loop *other, *loops[2];
+	char *buf = NULL, series[96];
+	size_t len = 0;
+	FILE *f;
+
+	ck_assert_int_eq(rsc_loop_new(&other, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_metrics(other, RSC_METRICS_LATENCY), 0);
+	loops[0] = t_loop;
+	loops[1] = other;
+	f = open_memstream(&buf, &len);
+	ck_assert_int_eq(rsc_metrics_write(loops, 2, f), 0);
+	fclose(f);
+	ck_assert_int_eq(count_lines_starting(buf, "# TYPE ringscope_sqes_total "), 1);
+	ck_assert_int_eq(count_lines_starting(buf, "# HELP ringscope_open_scopes "), 1);
+	ck_assert_int_eq(count_lines_starting(buf, "# TYPE ringscope_acquire_latency_seconds "), 1);
+	for (int i = 0; i < 2; i++) {
+		snprintf(series, sizeof(series), "ringscope_sqes_total{loop=\"%d\"}",
+			 rsc_loop_id(loops[i]));
+		ck_assert_msg(series_value(buf, series) >= 0, "no %s", series);
+	}
+	/* Only the loop that collected latency has histogram series. */
+	snprintf(series, sizeof(series), "ringscope_acquire_latency_seconds_count{loop=\"%d\"}",
+		 rsc_loop_id(t_loop));
+	ck_assert(series_value(buf, series) < 0);
+	free(buf);
+	ck_assert_int_eq(rsc_loop_close(other), 0);
+}
+END_TEST
+
+START_TEST(metrics_to_a_stream_that_cannot_write_is_eio_with_a_reason)
+{
+	FILE *ro = fopen("/dev/null", "r");
+
+	ck_assert_ptr_nonnull(ro);
+	ck_assert_int_eq(rsc_loop_metrics(t_loop, ro), -EIO);
+	ck_assert_msg(strstr(rsc_last_error(), "cannot write"), "last error: %s", rsc_last_error());
+	fclose(ro);
+}
+END_TEST
+
+/* ---- fault rules ----------------------------------------------------------- */
+
+START_TEST(fault_rules_malformed_are_refused_and_keep_the_old_rules)
+{
+	static const char *bad[] = {
+		"openat:0:EMFILE", "openat:-1:EMFILE", "openat:+1:EMFILE", "openat: 1:EMFILE",
+		"openat:1x:EMFILE", "openat:2147483648:EMFILE", "openat:99999999999999999999:EMFILE",
+		"openat:1:EBOGUS", "openat:1", "openat", "bogus:1:EIO", "alloc:1:EIO",
+		"msg_ring:1:EIO", "missing:bogus", "missing:", ":1:EIO", "openat::EMFILE",
+		"openat:1:EMFILE,,close:1:EIO", "openat:1:emfile",
+	};
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	if (rsc_fault_set(t_loop, "") == -EOPNOTSUPP)
+		return;
+	ck_assert_int_eq(rsc_fault_set(NULL, ""), -EINVAL);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "openat:1:EACCES"), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(rsc_fault_set(t_loop, bad[i]) == -EINVAL, "'%s' was taken", bad[i]);
+		ck_assert_msg(*rsc_last_error(), "no reason for '%s'", bad[i]);
+	}
+	/* The rule set before the failures still stands: the first open fails. */
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "f", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EACCES);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), 1);
+}
+END_TEST
+
+START_TEST(fault_rules_sixteen_at_most_and_the_largest_n)
+{
+	char spec[1024] = "";
+
+	if (rsc_fault_set(t_loop, "") == -EOPNOTSUPP)
+		return;
+	for (int i = 0; i < 16; i++)
+		snprintf(spec + strlen(spec), sizeof(spec) - strlen(spec), "%sclose:%d:EIO",
+			 i ? "," : "", i + 1);
+	ck_assert_int_eq(rsc_fault_set(t_loop, spec), 0);
+	strcat(spec, ",close:17:EIO");
+	ck_assert_int_eq(rsc_fault_set(t_loop, spec), -EINVAL);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "openat:2147483647:EMFILE"), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "openat:01:EMFILE"), 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+}
+END_TEST
+
+/* close:1:EIO: the release fails with EIO, op close, and the number is gone anyway. */
+START_TEST(fault_close_eio_reaches_the_chain_and_leaks_nothing)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	int fd, before = rsc_audit_fd_count();
+
+	if (rsc_fault_set(t_loop, "close:1:EIO") == -EOPNOTSUPP)
+		return;
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "c", &s), 0);
+	e = open_entered(s, t_path("f0"), O_RDONLY);
+	fd = rsc_entry_fd(e);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "close");
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+	ck_assert_int_eq(rsc_audit_fd_count(), before);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_FAULTS_INJECTED), 1);
+	rsc_error_free(err);
+}
+END_TEST
+
+/* ---- error text ------------------------------------------------------------ */
+
+static struct rsc_error *failed_open_chain(const char *path)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s\\c", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, path, O_RDONLY, 0, 0, &e), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ENOENT);
+	ck_assert_ptr_nonnull(err);
+	return err;
+}
+
+START_TEST(error_format_measures_cuts_and_escapes)
+{
+	char path[256], buf[512], small[8];
+	struct rsc_error *err;
+	int len;
+
+	snprintf(path, sizeof(path), "%s/n\x1b[2J\n\xff\xc2\x9b\\x", t_dir);
+	err = failed_open_chain(path);
+	ck_assert_int_eq(rsc_error_format(NULL, buf, sizeof(buf)), -EINVAL);
+	ck_assert_int_eq(rsc_error_format(err, NULL, 5), -EINVAL);
+	len = rsc_error_format(err, NULL, 0);
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_eq(rsc_error_format(err, buf, sizeof(buf)), len);
+	ck_assert_int_eq((int)strlen(buf), len);
+	ck_assert_msg(strstr(buf, "n\\x1b[2J\\x0a\\xff\\xc2\\x9b\\\\x"), "not escaped: %s", buf);
+	ck_assert_msg(strstr(buf, "scope 's\\\\c'"), "scope name's backslash not doubled: %s", buf);
+	ck_assert_msg(strstr(buf, "(ENOENT)"), "%s", buf);
+	memset(small, 'Z', sizeof(small));
+	ck_assert_int_eq(rsc_error_format(err, small, 1), len);
+	ck_assert_int_eq(small[0], '\0');
+	ck_assert_int_eq(small[1], 'Z');
+	ck_assert_int_eq(rsc_error_format(err, small, sizeof(small)), len);
+	ck_assert_int_eq((int)strlen(small), (int)sizeof(small) - 1);
+	ck_assert_int_eq(strncmp(small, buf, sizeof(small) - 1), 0);
+	ck_assert_int_eq(rsc_error_print(err, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_error_print(NULL, stderr), -EINVAL);
+	{
+		FILE *ro = fopen("/dev/null", "r");
+
+		ck_assert_int_eq(rsc_error_print(err, ro), -EIO);
+		ck_assert_msg(strstr(rsc_last_error(), "cannot write"), "%s", rsc_last_error());
+		fclose(ro);
+	}
+	rsc_error_free(err);
+}
+END_TEST
+
+START_TEST(strerror_and_names_take_any_int)
+{
+	ck_assert_str_eq(rsc_err_name(-ENOENT), "ENOENT");
+	ck_assert_str_eq(rsc_err_name(ENOENT), "ENOENT");
+	ck_assert_str_eq(rsc_err_name(0), "OK");
+	ck_assert_str_eq(rsc_strerror(0), "Success");
+	ck_assert_str_eq(rsc_err_name(INT_MIN), "E?");
+	ck_assert_str_eq(rsc_strerror(INT_MIN), "Unknown error");
+	ck_assert_str_eq(rsc_err_name(INT_MAX), "E?");
+	ck_assert_str_eq(rsc_strerror(-ENOENT), "No such file or directory");
+	ck_assert_str_eq(rsc_strerror(ENOENT), "No such file or directory");
+	ck_assert_ptr_nonnull(rsc_last_error());
+}
+END_TEST
+
+/* ---- audit findings ------------------------------------------------------- */
+
+struct clearer {
+	int seen, count_at_event, fd_at_event;
+};
+
+static void clear_on_finding(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *s,
+			     const struct rsc_entry *e, int res, void *data)
+{
+	struct clearer *c = data;
+	const struct rsc_finding *f;
+
+	(void)s;
+	(void)e;
+	if (ev != RSC_EV_AUDIT_FINDING)
+		return;
+	c->seen++;
+	c->count_at_event = rsc_audit_count(loop);
+	f = rsc_audit_finding(loop, (unsigned)rsc_audit_count(loop) - 1);
+	c->fd_at_event = f ? rsc_finding_fd(f) : -1;
+	ck_assert_int_eq(res, c->fd_at_event);
+	ck_assert_int_eq(rsc_audit_clear(loop), 0);
+}
+
+/* A descriptor closed behind the runtime's back: a NOT_RELEASED finding, the
+ * release fails -EBADF; the callback may read and clear the finding. */
+START_TEST(finding_read_and_cleared_from_the_trace_callback)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct clearer c = { 0 };
+	int fd;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, clear_on_finding, &c), 0);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "behind", &s), 0);
+	e = open_entered(s, t_path("f0"), O_RDONLY);
+	fd = rsc_entry_fd(e);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EBADF);
+	ck_assert_int_eq(c.seen, 1);
+	ck_assert_int_eq(c.count_at_event, 1);
+	ck_assert_int_eq(c.fd_at_event, fd);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	ck_assert_ptr_null(rsc_audit_finding(t_loop, 0));
+}
+END_TEST
+
+START_TEST(findings_bad_arguments_and_a_stream_that_cannot_write)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	const struct rsc_finding *f;
+	FILE *ro;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem;
+	char name[] = "sc\x1b]0;x\x07";
+
+	ck_assert_int_eq(rsc_audit_count(NULL), -EINVAL);
+	ck_assert_ptr_null(rsc_audit_finding(NULL, 0));
+	ck_assert_ptr_null(rsc_audit_finding(t_loop, 0));
+	ck_assert_ptr_null(rsc_audit_finding(t_loop, UINT_MAX));
+	ck_assert_int_eq(rsc_audit_clear(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_audit_print(NULL, stdout), -EINVAL);
+	ck_assert_int_eq(rsc_audit_print(t_loop, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_audit_print(t_loop, stdout), 0);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), 0);
+	e = open_entered(s, t_path("f0"), O_RDONLY);
+	ck_assert_int_eq(close(rsc_entry_fd(e)), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EBADF);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	f = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_NOT_RELEASED);
+	ck_assert_str_eq(rsc_finding_scope(f), name);
+	ro = fopen("/dev/null", "r");
+	ck_assert_int_eq(rsc_audit_print(t_loop, ro), -EIO);
+	ck_assert_msg(strstr(rsc_last_error(), "cannot write"), "%s", rsc_last_error());
+	fclose(ro);
+	mem = open_memstream(&buf, &len);
+	ck_assert_int_eq(rsc_audit_print(t_loop, mem), 1);
+	fclose(mem);
+	ck_assert_msg(strstr(buf, "ringscope audit: not released fd ") == buf, "%s", buf);
+	ck_assert_msg(strstr(buf, "sc\\x1b]0;x\\x07"), "scope name not escaped: %s", buf);
+	ck_assert_int_eq((int)(strchr(buf, '\n') - buf), (int)len - 1);
+	free(buf);
+}
+END_TEST
+
+/* ---- the ownership ledger ---------------------------------------------------- */
+
+struct owner_probe {
+	int entered, released;
+	char at_enter[512];
+};
+
+static void probe_owner(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *s,
+			const struct rsc_entry *e, int res, void *data)
+{
+	struct owner_probe *p = data;
+
+	(void)loop;
+	(void)s;
+	(void)e;
+	if (ev == RSC_EV_ENTERED)
+		p->entered = rsc_audit_describe_fd(res, p->at_enter, sizeof(p->at_enter));
+}
+
+START_TEST(describe_fd_names_the_owner_from_enter_to_release)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct owner_probe p = { 0 };
+	char buf[512], tiny[10];
+	int fd, pipefd[2], len;
+
+	ck_assert_int_eq(rsc_audit_describe_fd(-1, buf, sizeof(buf)), -EINVAL);
+	ck_assert_int_eq(rsc_audit_describe_fd(INT_MIN, buf, sizeof(buf)), -EINVAL);
+	ck_assert_int_eq(rsc_audit_describe_fd(0, NULL, 4), -EINVAL);
+	ck_assert_int_eq(rsc_audit_describe_fd(1 << 20, buf, sizeof(buf)), -ENOENT);
+	ck_assert_int_eq(rsc_audit_describe_fd(INT_MAX, buf, sizeof(buf)), -ENOENT);
+	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_audit_describe_fd(pipefd[0], buf, sizeof(buf)), -ENOENT);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, probe_owner, &p), 0);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "owner", &s), 0);
+	e = open_entered(s, t_path("f0"), O_RDONLY);
+	fd = rsc_entry_fd(e);
+	ck_assert_msg(p.entered > 0, "not owned when RSC_EV_ENTERED is heard: %d", p.entered);
+	len = rsc_audit_describe_fd(fd, buf, sizeof(buf));
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_eq(len, (int)strlen(buf));
+	ck_assert_msg(strstr(buf, "ringscope entry 'file' (") == buf, "%s", buf);
+	ck_assert_msg(strstr(buf, t_path("f0")) && strstr(buf, "in scope 'owner'"), "%s", buf);
+	ck_assert_msg(strstr(buf, "acquired at "), "%s", buf);
+	ck_assert_int_eq(rsc_audit_describe_fd(fd, NULL, 0), len);
+	ck_assert_int_eq(rsc_audit_describe_fd(fd, tiny, sizeof(tiny)), len);
+	ck_assert_int_eq((int)strlen(tiny), (int)sizeof(tiny) - 1);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	ck_assert_int_eq(rsc_audit_describe_fd(fd, buf, sizeof(buf)), -ENOENT);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+/* An adopted descriptor is owned from the adoption on, and a detached one no more. */
+START_TEST(describe_fd_follows_adopt_and_detach)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char buf[512];
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "adopter", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, fd, 0, &e), 0);
+	ck_assert_int_gt(rsc_audit_describe_fd(fd, buf, sizeof(buf)), 0);
+	ck_assert_msg(strstr(buf, "in scope 'adopter'"), "%s", buf);
+	ck_assert_int_eq(rsc_entry_detach(e), fd);
+	ck_assert_int_eq(rsc_audit_describe_fd(fd, buf, sizeof(buf)), -ENOENT);
+	close(fd);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+END_TEST
+
+/* rsc_audit_fd_count() with no descriptor left: -EMFILE, then the count again. */
+START_TEST(fd_count_at_the_descriptor_limit_is_emfile)
+{
+	struct rlimit old, low;
+	static int fds[4096];
+	int n = 0, before = rsc_audit_fd_count();
+
+	ck_assert_int_gt(before, 0);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 4096;
+	/* Fill every free number below a limit a little above the highest in use. */
+	{
+		int top = 0;
+
+		for (int fd = 0; fd < 4096; fd++)
+			if (fcntl(fd, F_GETFD) >= 0)
+				top = fd;
+		low.rlim_cur = (rlim_t)top + 8;
+	}
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (n < 4096) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0) {
+			ck_assert_int_eq(errno, EMFILE);
+			break;
+		}
+		fds[n++] = fd;
+	}
+	ck_assert_int_lt(n, 4096);
+	ck_assert_int_eq(rsc_audit_fd_count(), -EMFILE);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ck_assert_int_eq(rsc_audit_fd_count(), before);
+}
+END_TEST
+
+/* ---- the trace file ------------------------------------------------------------ */
+
+START_TEST(trace_file_bad_paths_say_which)
+{
+	char fifo[PATH_MAX];
+	int rd;
+
+	ck_assert_int_eq(rsc_loop_trace_file(NULL, t_path("t.json")), -EINVAL);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, ""), -EINVAL);
+	ck_assert_int_eq(rsc_loop_trace_flush(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_trace(NULL, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_path("no/such/dir.json")), -ENOENT);
+	ck_assert_msg(strstr(rsc_last_error(), t_path("no/such/dir.json")), "%s", rsc_last_error());
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_dir), -EISDIR);
+	snprintf(fifo, sizeof(fifo), "%s", t_path("fifo"));
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, fifo), -ENXIO);
+	rd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ge(rd, 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, fifo), -ESPIPE);
+	close(rd);
+	/* None of these left a descriptor behind (the fixture counts at teardown). */
+}
+END_TEST
+
+/* The trace's descriptor is close-on-exec; a closed trace is complete, its
+ * open slices ended "trace stopped"; a second trace carries none of them. */
+START_TEST(trace_closed_mid_scope_is_complete_and_the_next_starts_clean)
+{
+	struct rsc_scope *s;
+	char link[PATH_MAX], target[PATH_MAX], *text;
+	int traced = -1;
+
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_path("one.json")), 0);
+	for (int fd = 0; fd < 1024; fd++) {
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0 && (target[n] = 0, !strcmp(target, t_path("one.json"))))
+			traced = fd;
+	}
+	ck_assert_int_ge(traced, 0);
+	ck_assert(fcntl(traced, F_GETFD) & FD_CLOEXEC);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "mid", &s), 0);
+	t_open_files(s, 0, 2);
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_NOWAIT) >= 0, 1);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_path("two.json")), 0);
+	text = t_slurp(t_path("one.json"), NULL);
+	t_assert_trace_complete(text);
+	ck_assert_msg(strstr(text, "\"trace stopped\""), "open slices not ended: %s", text);
+	free(text);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = t_slurp(t_path("two.json"), NULL);
+	t_assert_trace_complete(text);
+	ck_assert_msg(!strstr(text, "\"ph\":\"e\""), "an end of a slice begun in the first trace: %s",
+		      text);
+	free(text);
+}
+END_TEST
+
+Suite *make_blackbox_obs_suite(void)
+{
+	Suite *s = suite_create("blackbox_obs");
+	TCase *tc = tcase_create("blackbox_obs");
+
+	t_add_fixture(tc);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, counter_bad_arguments_and_names);
+	tcase_add_test(tc, counters_of_a_new_loop_are_zero_but_pool_allocs);
+	tcase_add_test(tc, metrics_bad_arguments);
+	tcase_add_test(tc, metrics_counters_match_rsc_loop_counter);
+	tcase_add_test(tc, metrics_gauges_follow_scopes_and_entries);
+	tcase_add_test(tc, metrics_histograms_count_and_keep_their_counts);
+	tcase_add_test(tc, metrics_of_two_loops_name_each_family_once);
+	tcase_add_test(tc, metrics_to_a_stream_that_cannot_write_is_eio_with_a_reason);
+	t_add_test_if(tc, fault_rules_malformed_are_refused_and_keep_the_old_rules,
+		      t_has_fault_injection(), "fault injection (--enable-fault-injection)");
+	t_add_test_if(tc, fault_rules_sixteen_at_most_and_the_largest_n, t_has_fault_injection(),
+		      "fault injection (--enable-fault-injection)");
+	t_add_test_if(tc, fault_close_eio_reaches_the_chain_and_leaks_nothing,
+		      t_has_fault_injection(), "fault injection (--enable-fault-injection)");
+	tcase_add_test(tc, error_format_measures_cuts_and_escapes);
+	tcase_add_test(tc, strerror_and_names_take_any_int);
+	tcase_add_test(tc, finding_read_and_cleared_from_the_trace_callback);
+	tcase_add_test(tc, findings_bad_arguments_and_a_stream_that_cannot_write);
+	tcase_add_test(tc, describe_fd_names_the_owner_from_enter_to_release);
+	tcase_add_test(tc, describe_fd_follows_adopt_and_detach);
+	t_add_test_if(tc, fd_count_at_the_descriptor_limit_is_emfile, !t_under_valgrind(),
+		      "a descriptor limit valgrind applies (it keeps its own above it)");
+	tcase_add_test(tc, trace_file_bad_paths_say_which);
+	tcase_add_test(tc, trace_closed_mid_scope_is_complete_and_the_next_starts_clean);
+	suite_add_tcase(s, tc);
+	return s;
+}
