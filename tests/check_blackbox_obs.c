@@ -524,6 +524,7 @@ END_TEST
 struct owner_probe {
 	int entered, released;
 	char at_enter[512];
+	char at_release[512];
 };
 
 static void probe_owner(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *s,
@@ -536,6 +537,9 @@ static void probe_owner(struct rsc_loop *loop, enum rsc_event ev, const struct r
 	(void)e;
 	if (ev == RSC_EV_ENTERED)
 		p->entered = rsc_audit_describe_fd(res, p->at_enter, sizeof(p->at_enter));
+	if (ev == RSC_EV_RELEASED && e)
+		p->released = rsc_audit_describe_fd(rsc_entry_fd(e), p->at_release,
+						    sizeof(p->at_release));
 }
 
 START_TEST(describe_fd_names_the_owner_from_enter_to_release)
@@ -570,7 +574,11 @@ START_TEST(describe_fd_names_the_owner_from_enter_to_release)
 	ck_assert_int_eq(rsc_audit_describe_fd(fd, NULL, 0), len);
 	ck_assert_int_eq(rsc_audit_describe_fd(fd, tiny, sizeof(tiny)), len);
 	ck_assert_int_eq((int)strlen(tiny), (int)sizeof(tiny) - 1);
+	p.released = 1;
 	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	/* Let go when the close was submitted: no owner when the release is heard. */
+	ck_assert_msg(p.released < 0, "still owned when RSC_EV_RELEASED is heard: %d %s", p.released,
+		      p.at_release);
 	ck_assert_int_eq(rsc_audit_describe_fd(fd, buf, sizeof(buf)), -ENOENT);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 }
@@ -632,6 +640,83 @@ START_TEST(fd_count_at_the_descriptor_limit_is_emfile)
 		close(fds[i]);
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
 	ck_assert_int_eq(rsc_audit_fd_count(), before);
+}
+END_TEST
+
+/* ---- the environment rsc_loop_new() reads ------------------------------------------- */
+
+/* rsc_loop_new() under @name=@value: its result, the variable unset again. */
+static int new_loop_under(const char *name, const char *value, struct rsc_loop **loopp)
+{
+	int ret;
+
+	*loopp = NULL;
+	ck_assert_int_eq(setenv(name, value, 1), 0);
+	ret = rsc_loop_new(loopp, 8, 0);
+	unsetenv(name);
+	return ret;
+}
+
+START_TEST(environment_mistakes_fail_the_new_loop_and_leave_nothing)
+{
+	struct rsc_loop *loop;
+	int before = rsc_audit_fd_count();
+
+	ck_assert_int_eq(new_loop_under("RINGSCOPE_AUDIT", "fulll", &loop), -EINVAL);
+	ck_assert_msg(strstr(rsc_last_error(), "RINGSCOPE_AUDIT"), "%s", rsc_last_error());
+	ck_assert_ptr_null(loop);
+	ck_assert_int_eq(new_loop_under("RINGSCOPE_TRACE", t_path("no/dir/%p.json"), &loop), -ENOENT);
+	ck_assert_ptr_null(loop);
+	if (t_has_fault_injection()) {
+		ck_assert_int_eq(new_loop_under("RINGSCOPE_FAULT", "openat:1:EMFILE,", &loop), -EINVAL);
+		ck_assert_int_eq(new_loop_under("RINGSCOPE_FAULT", "alloc:1:ENOMEM", &loop), -ENOMEM);
+		ck_assert_ptr_null(loop);
+	} else {
+		ck_assert_int_eq(new_loop_under("RINGSCOPE_FAULT", "openat:1:EMFILE", &loop),
+				 -EOPNOTSUPP);
+	}
+	ck_assert_int_eq(rsc_audit_fd_count(), before);
+	/* Set but empty: off, and no rules. */
+	ck_assert_int_eq(new_loop_under("RINGSCOPE_AUDIT", "", &loop), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	ck_assert_int_eq(new_loop_under("RINGSCOPE_FAULT", "", &loop), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+}
+END_TEST
+
+/* RINGSCOPE_TRACE: %l names each loop's file; without it a second loop alive
+ * at once writes FILE.N, never into the first loop's file. */
+START_TEST(trace_environment_gives_each_live_loop_its_own_file)
+{
+	struct rsc_loop *a, *b;
+	char path[PATH_MAX], *text;
+	int ida, idb;
+
+	ck_assert_int_eq(new_loop_under("RINGSCOPE_TRACE", t_path("per-%l.json"), &a), 0);
+	ck_assert_int_eq(new_loop_under("RINGSCOPE_TRACE", t_path("per-%l.json"), &b), 0);
+	ida = rsc_loop_id(a);
+	idb = rsc_loop_id(b);
+	ck_assert_int_ne(ida, idb);
+	ck_assert_int_eq(rsc_loop_close(b), 0);
+	ck_assert_int_eq(rsc_loop_close(a), 0);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/per-%d.json", t_dir, i ? idb : ida);
+		text = t_slurp(path, NULL);
+		t_assert_trace_complete(text);
+		free(text);
+	}
+	ck_assert_int_eq(new_loop_under("RINGSCOPE_TRACE", t_path("same.json"), &a), 0);
+	ck_assert_int_eq(new_loop_under("RINGSCOPE_TRACE", t_path("same.json"), &b), 0);
+	idb = rsc_loop_id(b);
+	ck_assert_int_eq(rsc_loop_close(b), 0);
+	ck_assert_int_eq(rsc_loop_close(a), 0);
+	text = t_slurp(t_path("same.json"), NULL);
+	t_assert_trace_complete(text);
+	free(text);
+	snprintf(path, sizeof(path), "%s/same.json.%d", t_dir, idb);
+	text = t_slurp(path, NULL);
+	t_assert_trace_complete(text);
+	free(text);
 }
 END_TEST
 
@@ -727,6 +812,8 @@ Suite *make_blackbox_obs_suite(void)
 	tcase_add_test(tc, describe_fd_follows_adopt_and_detach);
 	t_add_test_if(tc, fd_count_at_the_descriptor_limit_is_emfile, !t_under_valgrind(),
 		      "a descriptor limit valgrind applies (it keeps its own above it)");
+	tcase_add_test(tc, environment_mistakes_fail_the_new_loop_and_leave_nothing);
+	tcase_add_test(tc, trace_environment_gives_each_live_loop_its_own_file);
 	tcase_add_test(tc, trace_file_bad_paths_say_which);
 	tcase_add_test(tc, trace_closed_mid_scope_is_complete_and_the_next_starts_clean);
 	suite_add_tcase(s, tc);
