@@ -328,6 +328,28 @@ def audit_snapshot_diff():
         check(r.returncode == 2 and r.stderr.count(b"\n") == 1,
               "diff of malformed JSON %r: one line, exit 2 (%d %r)" % (text, r.returncode, r.stderr))
         no_terminal_bytes(r.stderr, "diff error about %r" % text)
+    # Each field in the range the page gives, and the message gives it too.
+    for snap, ok, needle in (('{"pid":4194304,"fds":[]}', True, ""),
+                             ('{"pid":-1,"fds":[]}', False, '"pid"'),
+                             ('{"pid":4194305,"fds":[]}', False, '"pid"'),
+                             ('{"pid":1,"fds":[{"fd":2147483648}]}', False, "2147483647"),
+                             ('{"pid":1,"fds":[{"fd":3,"pos":-1}]}', True, ""),
+                             ('{"pid":1,"fds":[{"fd":3,"pos":-2}]}', False, "9223372036854775807"),
+                             ('{"pid":1,"fds":[{"fd":3,"ino":18446744073709551615}]}', True, ""),
+                             ('{"pid":1,"fds":[{"fd":3,"ino":18446744073709551616}]}', False,
+                              "18446744073709551615"),
+                             ('{"pid":1,"fds":[{"fd":3,"dev":18446744073709551616}]}', False,
+                              "18446744073709551615")):
+        with open(bad, "w") as f:
+            f.write(snap)
+        r = run([AUDIT, "diff", bad, bad])
+        if ok:
+            check(r.returncode == 0, "diff of %s: in range, 0, not %d (%r)" % (snap, r.returncode,
+                                                                                r.stderr))
+        else:
+            check(r.returncode == 2 and needle.encode() in r.stderr,
+                  "diff of %s: out of range, exit 2 naming %s (%d %r)" % (snap, needle,
+                                                                           r.returncode, r.stderr))
 
 
 def audit_watch_dump():

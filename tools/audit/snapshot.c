@@ -392,11 +392,11 @@ static int entry_from_json(const char *path, int i, const struct jv *o, struct f
 		return bad_field(path, i, "fd", "from 0 to 2147483647");
 	pv = json_get(o, "pos");
 	if (pv && !(pv->t == J_NUM && pv->num == -1) && get_u64(o, "pos", INT64_MAX, &pos) < 0)
-		return bad_field(path, i, "pos", "from -1 up");
+		return bad_field(path, i, "pos", "from -1 to 9223372036854775807");
 	if (get_u64(o, "dev", UINT64_MAX, &dev) < 0)
-		return bad_field(path, i, "dev", "from 0 up");
+		return bad_field(path, i, "dev", "from 0 to 18446744073709551615");
 	if (get_u64(o, "ino", UINT64_MAX, &ino) < 0)
-		return bad_field(path, i, "ino", "from 0 up");
+		return bad_field(path, i, "ino", "from 0 to 18446744073709551615");
 	e->fd = (int)fd;
 	e->pos = !pv || pv->num == -1 ? -1 : (long long)pos;
 	e->dev = dev;
