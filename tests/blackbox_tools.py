@@ -278,6 +278,11 @@ def holder(extra=""):
 
 
 def audit_snapshot_diff():
+    r = run([AUDIT, "snapshot", "--json"])
+    snap = json.loads(r.stdout)
+    check(r.returncode == 0 and snap["pid"] == os.getpid() and snap["count"] == len(snap["fds"]),
+          "snapshot without a PID lists its parent's descriptors (%d, %s)" % (r.returncode,
+                                                                            snap["pid"]))
     p = holder()
     try:
         r = run([AUDIT, "snapshot", str(p.pid)])
