@@ -573,6 +573,45 @@ def check_metrics_text(text, what):
             check("loop" in s.labels, "%s: %s without its loop label" % (what, s.name))
 
 
+# ---- USDT probes, as man 7 ringscope lists them -------------------------------------
+
+PROBES = {"acquire_start": 5, "acquire_done": 4, "release_start": 4, "release_done": 4,
+          "scope_open": 4, "scope_closed": 4, "audit_finding": 4, "submit": 3}
+
+
+def usdt_notes():
+    """readelf -n lists each probe of provider ringscope with the page's
+    argument count, the loop's number (32 bits) first; entry and scope
+    handles are 64-bit."""
+    config = open(os.path.join(BUILD, "config.h")).read()
+    if not re.search(r"#define RSC_USDT 1", config):
+        skips.append("usdt: configure found no <sys/sdt.h> (systemtap-sdt-dev)")
+        return
+    if not shutil.which("readelf"):
+        skips.append("usdt: no readelf")
+        return
+    lib = os.path.join(BUILD, "src/.libs/libringscope.so")
+    notes = run(["readelf", "-n", lib]).stdout.decode()
+    found = {}
+    for m in re.finditer(r"Provider: (\S+)\s+Name: (\S+)\s+Location:[^\n]*\n\s+Arguments: ([^\n]*)",
+                         notes):
+        provider, name, args = m.group(1), m.group(2), m.group(3).split()
+        check(provider == "ringscope", "usdt: a probe of provider %s" % provider)
+        found.setdefault(name, []).append(args)
+    check(set(found) == set(PROBES), "usdt: probes %s, the page lists %s"
+          % (sorted(found), sorted(PROBES)))
+    for name, sites in found.items():
+        for args in sites:
+            check(len(args) == PROBES.get(name), "usdt: %s has %d arguments, the page says %s"
+                  % (name, len(args), PROBES.get(name)))
+            check(args[0].startswith(("4@", "-4@")), "usdt: %s's first argument (the loop) is %s"
+                  % (name, args[0]))
+            if name in ("acquire_start", "acquire_done", "release_start", "release_done",
+                        "scope_open", "scope_closed"):
+                check(args[1].startswith("8@"), "usdt: %s's handle is %s, not 64-bit"
+                      % (name, args[1]))
+
+
 # ---- the pages ----------------------------------------------------------------
 
 def pages_render_apart():
@@ -599,7 +638,7 @@ def main():
     steps = [audit_help_version, audit_bad_options, audit_run_statuses,
              audit_follow_forks, audit_run_fatal_signal, audit_run_hostile_names, audit_suppressions,
              audit_snapshot_diff, audit_watch_dump, demo_options, demo_trace_and_json,
-             httpd_metrics, pages_render_apart]
+             httpd_metrics, usdt_notes, pages_render_apart]
     try:
         for step in steps:
             t = time.time()
