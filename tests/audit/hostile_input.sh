@@ -26,7 +26,7 @@ diff_bad big '{"pid":1,"fds":[{"fd":3000000000}]}' '"fd" must be an integer from
 diff_bad neg '{"pid":1,"fds":[{"fd":-1}]}' '"fd" must be an integer from 0 to 2147483647'
 diff_bad frac '{"pid":1,"fds":[{"fd":3.5}]}' '"fd" must be an integer from 0 to 2147483647'
 diff_bad pid '{"pid":1e300,"fds":[]}' '"pid" must be an integer'
-diff_bad ino '{"pid":1,"fds":[{"fd":3,"ino":-5}]}' '"ino" must be an integer from 0 up'
+diff_bad ino '{"pid":1,"fds":[{"fd":3,"ino":-5}]}' '"ino" must be an integer from 0 to 18446744073709551615'
 diff_bad flags '{"pid":1,"fds":[{"fd":3,"flags":"9z"}]}' '"flags" must be octal digits'
 
 diff_bad twice '{"pid":1,"fds":[{"fd":3,"target":"/x"},{"fd":3,"target":"/x"}]}' 'descriptor 3 appears twice in "fds"'
