@@ -211,6 +211,32 @@ def audit_run_fatal_signal():
         check(rep["processes"] == 1 and
               any(f["kind"] == "leaked" and f["fd"] == 7 for f in rep["findings"]),
               "run of %s killed by SIGTERM: its leak of fd 7 is reported (%s)" % (sh, rep))
+    # Stopped as a service manager stops it: SIGINT to run alone is ignored,
+    # SIGTERM is passed on; the shell's leak is reported, the report directory goes.
+    td = os.path.join(TMP, "td")
+    os.mkdir(td)
+    proc = subprocess.Popen([AUDIT, "run", "--json", "--", "sh", "-c",
+                             'exec 7</etc/passwd; while :; do sleep 0.05; done'],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ, TMPDIR=td))
+    deadline = time.time() + 10
+    while not os.listdir(td) and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    check(proc.poll() is None, "run ends on a SIGINT of its own (the page: ignored)")
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    check(proc.returncode == 128 + signal.SIGTERM, "run stopped by SIGTERM: %d" % proc.returncode)
+    rep = json.loads(err)
+    check(any(f["kind"] == "leaked" and f["fd"] == 7 for f in rep["findings"]),
+          "run stopped by SIGTERM: the shell's leak of fd 7 is reported")
+    check(os.listdir(td) == [], "run stopped by SIGTERM left %s in TMPDIR" % os.listdir(td))
     # A program that handles SIGTERM itself keeps it.
     r = run([AUDIT, "run", "--", "sh", "-c", 'trap "exit 5" TERM; kill -TERM $$'])
     check(r.returncode == 5, "a program's own SIGTERM trap still runs: %d" % r.returncode)

@@ -811,7 +811,7 @@ Suite *make_blackbox_obs_suite(void)
 	tcase_add_test(tc, describe_fd_names_the_owner_from_enter_to_release);
 	tcase_add_test(tc, describe_fd_follows_adopt_and_detach);
 	t_add_test_if(tc, fd_count_at_the_descriptor_limit_is_emfile, !t_under_valgrind(),
-		      "a descriptor limit valgrind applies (it keeps its own above it)");
+		      "an RLIMIT_NOFILE that binds (valgrind keeps its own descriptors)");
 	tcase_add_test(tc, environment_mistakes_fail_the_new_loop_and_leave_nothing);
 	tcase_add_test(tc, trace_environment_gives_each_live_loop_its_own_file);
 	tcase_add_test(tc, trace_file_bad_paths_say_which);
