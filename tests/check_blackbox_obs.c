@@ -241,6 +241,32 @@ START_TEST(metrics_histograms_count_and_keep_their_counts)
 }
 END_TEST
 
+/* Acquire latency counts successful completions only: a refused open is no sample. */
+START_TEST(metrics_acquire_latency_leaves_out_failed_acquires)
+{
+	struct rsc_scope *bad, *good;
+	char *text, series[128];
+
+	if (rsc_fault_set(t_loop, "openat:1:EMFILE") == -EOPNOTSUPP)
+		return;
+	ck_assert_int_eq(rsc_loop_set_metrics(t_loop, RSC_METRICS_LATENCY), 0);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "bad", &bad), 0);
+	t_open_files(bad, 0, 1);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(bad, NULL), -EMFILE);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "good", &good), 0);
+	t_open_files(good, 1, 1);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(good, NULL), 0);
+	text = metrics_text(t_loop);
+	snprintf(series, sizeof(series), "ringscope_acquire_latency_seconds_count{loop=\"%d\"}",
+		 rsc_loop_id(t_loop));
+	ck_assert_msg(series_value(text, series) == 1, "%s %g", series, series_value(text, series));
+	free(text);
+}
+END_TEST
+
 /* Two loops: each family once (a second HELP/TYPE is refused by Prometheus),
  * one series per loop told apart by its label. */
 START_TEST(metrics_of_two_loops_name_each_family_once)
@@ -271,6 +297,62 @@ START_TEST(metrics_of_two_loops_name_each_family_once)
 	ck_assert(series_value(buf, series) < 0);
 	free(buf);
 	ck_assert_int_eq(rsc_loop_close(other), 0);
+}
+END_TEST
+
+/* What the gauges say from inside the trace callback, at each event. */
+struct gauge_probe {
+	double scopes_at_closed, entries_at_entered, entries_at_released;
+	int closed, entered, released;
+};
+
+static double gauge_now(struct rsc_loop *loop, const char *family)
+{
+	char series[96], *text = metrics_text(loop);
+	double v;
+
+	snprintf(series, sizeof(series), "%s{loop=\"%d\"}", family, rsc_loop_id(loop));
+	v = series_value(text, series);
+	free(text);
+	return v;
+}
+
+static void read_gauges(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *s,
+			const struct rsc_entry *e, int res, void *data)
+{
+	struct gauge_probe *g = data;
+
+	(void)s;
+	(void)e;
+	(void)res;
+	if (ev == RSC_EV_SCOPE_CLOSED && !g->closed++)
+		g->scopes_at_closed = gauge_now(loop, "ringscope_open_scopes");
+	if (ev == RSC_EV_ENTERED && !g->entered++)
+		g->entries_at_entered = gauge_now(loop, "ringscope_open_entries");
+	if (ev == RSC_EV_RELEASED && !g->released++)
+		g->entries_at_released = gauge_now(loop, "ringscope_open_entries");
+}
+
+/* "From a callback is fine": an entry counts once entered, not once released;
+ * a scope leaves the count when its unwind ends, which SCOPE_CLOSED reports. */
+START_TEST(metrics_from_the_trace_callback_agree_with_the_event)
+{
+	struct rsc_scope *s;
+	struct gauge_probe g = { 0 };
+
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, read_gauges, &g), 0);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "g", &s), 0);
+	t_open_files(s, 0, 1);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(g.entered, 1);
+	ck_assert_msg(g.entries_at_entered == 1, "open entries at ENTERED: %g", g.entries_at_entered);
+	ck_assert_int_eq(g.released, 1);
+	ck_assert_msg(g.entries_at_released == 0, "open entries at RELEASED: %g",
+		      g.entries_at_released);
+	ck_assert_int_eq(g.closed, 1);
+	ck_assert_msg(g.scopes_at_closed == 0, "open scopes at SCOPE_CLOSED: %g", g.scopes_at_closed);
 }
 END_TEST
 
@@ -797,6 +879,9 @@ Suite *make_blackbox_obs_suite(void)
 	tcase_add_test(tc, metrics_gauges_follow_scopes_and_entries);
 	tcase_add_test(tc, metrics_histograms_count_and_keep_their_counts);
 	tcase_add_test(tc, metrics_of_two_loops_name_each_family_once);
+	t_add_test_if(tc, metrics_acquire_latency_leaves_out_failed_acquires, t_has_fault_injection(),
+		      "fault injection (--enable-fault-injection)");
+	tcase_add_test(tc, metrics_from_the_trace_callback_agree_with_the_event);
 	tcase_add_test(tc, metrics_to_a_stream_that_cannot_write_is_eio_with_a_reason);
 	t_add_test_if(tc, fault_rules_malformed_are_refused_and_keep_the_old_rules,
 		      t_has_fault_injection(), "fault injection (--enable-fault-injection)");
