@@ -197,20 +197,31 @@ def audit_run_fatal_signal():
     """A command killed by SIGTERM is reported (the page lists SIGTERM among
     the fatal signals): dash sets SIGTERM to SIG_DFL itself at start-up."""
     for sh in ("sh", "dash", "bash"):
-        if not shutil.which(sh):
-            continue
-        r = run([AUDIT, "run", "--json", "--", sh, "-c", 'exec 7<"$1"; kill -TERM $$', sh,
-                 "/etc/passwd"])
-        check(r.returncode == 128 + signal.SIGTERM,
-              "run of %s killed by SIGTERM: %d, not 143" % (sh, r.returncode))
-        try:
-            rep = json.loads(r.stderr)
-        except ValueError:
-            check(False, "run --json of %s killed by SIGTERM: not JSON: %r" % (sh, r.stderr))
-            continue
-        check(rep["processes"] == 1 and
-              any(f["kind"] == "leaked" and f["fd"] == 7 for f in rep["findings"]),
-              "run of %s killed by SIGTERM: its leak of fd 7 is reported (%s)" % (sh, rep))
+        # dash catches SIGINT itself under -c, and sets SIG_DFL before it raises it again.
+        for sig in ("TERM", "INT") if sh != "bash" else ("TERM",):
+            if not shutil.which(sh):
+                continue
+            r = run([AUDIT, "run", "--json", "--", sh, "-c", 'exec 7<"$1"; kill -%s $$' % sig,
+                     sh, "/etc/passwd"])
+            check(r.returncode == 128 + getattr(signal, "SIG" + sig),
+                  "run of %s killed by SIG%s: %d" % (sh, sig, r.returncode))
+            try:
+                rep = json.loads(r.stderr)
+            except ValueError:
+                check(False, "run --json of %s killed by SIG%s: not JSON: %r" % (sh, sig, r.stderr))
+                continue
+            check(rep["processes"] == 1 and
+                  any(f["kind"] == "leaked" and f["fd"] == 7 for f in rep["findings"]),
+                  "run of %s killed by SIG%s: its leak of fd 7 is reported (%s)" % (sh, sig, rep))
+    # A program that took SIGINT over and gives it back to the default has the report again.
+    r = run([AUDIT, "run", "--json", "--", sys.executable, "-c",
+             "import os, signal; f = open('/etc/passwd'); "
+             "signal.signal(signal.SIGINT, signal.SIG_DFL); os.kill(os.getpid(), signal.SIGINT)"])
+    rep = json.loads(r.stderr)
+    check(r.returncode == 128 + signal.SIGINT and
+          any(f["kind"] == "leaked" and f["target"] == "/etc/passwd" for f in rep["findings"]),
+          "python back to SIG_DFL for SIGINT, killed by it: its leak reported (%d, %s)"
+          % (r.returncode, rep["findings"]))
     # Stopped as a service manager stops it: SIGINT to run alone is ignored,
     # SIGTERM is passed on; the shell's leak is reported, the report directory goes.
     td = os.path.join(TMP, "td")

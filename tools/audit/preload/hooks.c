@@ -502,11 +502,12 @@ EXPORT void _Exit(int status)
 }
 
 /*
- * A fatal signal the preload catches (init.c) is at its default as far as
- * the program can tell: a program that sets SIG_DFL on it (dash resets
- * SIGTERM and SIGINT so at start-up) keeps the report on_fatal() writes
- * before it dies as the default would have it; one that installs a handler
- * or SIG_IGN takes the signal over; a query reads SIG_DFL.
+ * A fatal signal whose disposition is the default is the preload's
+ * (init.c): on_fatal() writes the report, then dies as the default would.
+ * So a program that sets SIG_DFL on one, at start-up as dash does with
+ * SIGTERM or later as dash's SIGINT handler does before it raises the
+ * signal again, keeps the report; one that installs a handler or SIG_IGN
+ * takes the signal over; a query reads SIG_DFL where the preload stands in.
  */
 static bool asks_default(const struct sigaction *act)
 {
@@ -522,14 +523,22 @@ static void show_default(struct sigaction *old)
 
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+	bool standing;
 	int r;
 
-	if (guard || !stands_in(sig))
+	if (guard || mode == M_OFF || !is_fatal_signal(sig))
 		return REAL(sigaction)(sig, act, old);
-	r = REAL(sigaction)(sig, act && asks_default(act) ? NULL : act, old);
-	if (r == 0 && act && !asks_default(act))
-		stand_in_end(sig);
-	if (r == 0 && old)
+	standing = stands_in(sig);
+	if (act && asks_default(act)) {
+		r = REAL(sigaction)(sig, NULL, old);
+		if (r == 0 && !standing)
+			r = stand_in_start(sig);
+	} else {
+		r = REAL(sigaction)(sig, act, old);
+		if (r == 0 && act)
+			stand_in_end(sig);
+	}
+	if (r == 0 && old && standing)
 		show_default(old);
 	return r;
 }
@@ -537,15 +546,23 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
 /* glibc's signal() calls its own sigaction, not the interposed one. */
 EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
+	struct sigaction old;
 	sighandler_t prev;
+	bool standing;
 
-	if (guard || !stands_in(sig))
+	if (guard || mode == M_OFF || !is_fatal_signal(sig))
 		return REAL(signal)(sig, handler);
-	if (handler == SIG_DFL)
-		return SIG_DFL;
+	standing = stands_in(sig);
+	if (handler == SIG_DFL) {
+		if (standing)
+			return SIG_DFL;
+		if (REAL(sigaction)(sig, NULL, &old) < 0 || stand_in_start(sig) < 0)
+			return SIG_ERR;
+		return old.sa_handler;
+	}
 	prev = REAL(signal)(sig, handler);
 	if (prev == SIG_ERR)
 		return prev;
 	stand_in_end(sig);
-	return SIG_DFL;
+	return standing ? SIG_DFL : prev;
 }

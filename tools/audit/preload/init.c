@@ -64,10 +64,23 @@ static void atfork_child(void)
 
 unsigned long long fatal_stand_in;
 
+/* on_fatal as @sig's handler: it reports, then dies as the default would. */
+int stand_in_start(int sig)
+{
+	struct sigaction sa = { .sa_handler = on_fatal, .sa_flags = SA_RESETHAND };
+	int r;
+
+	sigemptyset(&sa.sa_mask);
+	guard++;
+	r = sigaction(sig, &sa, NULL);
+	guard--;
+	if (r == 0)
+		__atomic_fetch_or(&fatal_stand_in, 1ULL << sig, __ATOMIC_RELAXED);
+	return r;
+}
+
 __attribute__((constructor)) static void preload_init(void)
 {
-	static const int fatal[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT,
-				     SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE };
 	static int fds[MAX_FDS];
 	const char *dir = getenv("RINGSCOPE_AUDIT_DIR");
 	const char *root = getenv("RINGSCOPE_AUDIT_ROOT");
@@ -126,12 +139,12 @@ __attribute__((constructor)) static void preload_init(void)
 		void *tmp[2];
 		backtrace(tmp, 2);
 	}
-	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) {
-		struct sigaction old, sa = { .sa_handler = on_fatal, .sa_flags = SA_RESETHAND };
+	for (int sig = 1; sig < 64; sig++) {
+		struct sigaction old;
 
-		if (sigaction(fatal[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
-		    !(old.sa_flags & SA_SIGINFO) && sigaction(fatal[i], &sa, NULL) == 0)
-			__atomic_fetch_or(&fatal_stand_in, 1ULL << fatal[i], __ATOMIC_RELAXED);
+		if (is_fatal_signal(sig) && sigaction(sig, NULL, &old) == 0 &&
+		    old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO))
+			stand_in_start(sig);
 	}
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	/*

@@ -26,6 +26,7 @@
 #define RINGSCOPE_AUDIT_PRELOAD_H
 
 #include <dlfcn.h>
+#include <signal.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -154,6 +155,14 @@ void on_fatal(int sig);
  * a program that sets SIG_DFL on one keeps the report (init.c, hooks.c).
  */
 extern unsigned long long fatal_stand_in;
+#define FATAL_SIGNALS                                                                  \
+	(1ULL << SIGSEGV | 1ULL << SIGBUS | 1ULL << SIGFPE | 1ULL << SIGILL | 1ULL << SIGABRT | \
+	 1ULL << SIGTERM | 1ULL << SIGINT | 1ULL << SIGHUP | 1ULL << SIGQUIT | 1ULL << SIGPIPE)
+int stand_in_start(int sig);
+static inline bool is_fatal_signal(int sig)
+{
+	return sig > 0 && sig < 64 && (FATAL_SIGNALS >> sig & 1);
+}
 static inline bool stands_in(int sig)
 {
 	return sig > 0 && sig < 64 && (__atomic_load_n(&fatal_stand_in, __ATOMIC_RELAXED) >> sig & 1);

@@ -545,8 +545,10 @@ void on_fatal(int sig)
 	/* Best effort: snprintf and the table walk are not strictly async-signal-safe. */
 	if (mode == M_ON && !__atomic_exchange_n(&reported, 1, __ATOMIC_SEQ_CST))
 		write_report("signal", sig);
-	stand_in_end(sig); /* so that the signal() hook really sets the default */
+	stand_in_end(sig);
+	guard++; /* the signal() hook would stand in again */
 	signal(sig, SIG_DFL);
+	guard--;
 	raise(sig);
 }
 
