@@ -601,6 +601,108 @@ START_TEST(findings_bad_arguments_and_a_stream_that_cannot_write)
 }
 END_TEST
 
+START_TEST(audit_level_and_finding_getters_take_odd_arguments)
+{
+	struct rsc_loop *a, *b, *c;
+
+	ck_assert_int_eq(rsc_loop_set_audit(NULL, RSC_AUDIT_OFF), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, (enum rsc_audit_level)3), -EINVAL);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, (enum rsc_audit_level)-1), -EINVAL);
+	ck_assert_int_eq(rsc_loop_audit_level(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_audit_level(t_loop), RSC_AUDIT_OFF);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	ck_assert_int_eq(rsc_loop_audit_level(t_loop), RSC_AUDIT_FULL);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_OFF), 0);
+	ck_assert_int_eq(rsc_finding_kind(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_finding_fd(NULL), -EINVAL);
+	ck_assert_str_eq(rsc_finding_target(NULL), "");
+	ck_assert_str_eq(rsc_finding_scope(NULL), "");
+	ck_assert_str_eq(rsc_finding_expected(NULL), "");
+	/* Loop numbers grow and are never reused. */
+	ck_assert_int_eq(rsc_loop_id(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_new(&a, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_new(&b, 8, 0), 0);
+	ck_assert_int_gt(rsc_loop_id(b), rsc_loop_id(a));
+	ck_assert_int_gt(rsc_loop_id(a), rsc_loop_id(t_loop));
+	ck_assert_int_eq(rsc_loop_close(b), 0);
+	ck_assert_int_eq(rsc_loop_new(&c, 8, 0), 0);
+	ck_assert_int_gt(rsc_loop_id(c), rsc_loop_id(a) + 1);
+	ck_assert_int_eq(rsc_loop_close(c), 0);
+	ck_assert_int_eq(rsc_loop_close(a), 0);
+}
+END_TEST
+
+/*
+ * The full level's identity guard: a descriptor closed behind the runtime's
+ * back and whose number went to another file is not closed by the runtime;
+ * the finding names the file that holds the number now, the release fails
+ * -EBADF with operation "exit", and the other file stays open.
+ */
+START_TEST(full_audit_never_closes_a_reused_number)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	const struct rsc_finding *f;
+	int fd, other;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	t_make_files(2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "guarded", &s), 0);
+	e = open_entered(s, t_path("f0"), O_RDONLY);
+	fd = rsc_entry_fd(e);
+	ck_assert_int_eq(close(fd), 0);
+	other = open(t_path("f1"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(other, fd);
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), -EBADF);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "exit");
+	rsc_error_free(err);
+	ck_assert_int_ge(fcntl(other, F_GETFD), 0);
+	ck_assert_int_ge(rsc_audit_count(t_loop), 1);
+	f = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_NOT_RELEASED);
+	ck_assert_int_eq(rsc_finding_fd(f), fd);
+	ck_assert_str_eq(rsc_finding_target(f), t_path("f1"));
+	ck_assert_str_eq(rsc_finding_scope(f), "guarded");
+	ck_assert_msg(strstr(rsc_finding_expected(f), t_path("f0")), "expected: %s",
+		      rsc_finding_expected(f));
+	close(other);
+	/* rsc_entry_release_wait(3): its failure is the caller's, not the scope's. */
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
+/* A descriptor the program opens inside two nested full-audited scopes and
+ * leaves open is reported by each, with its target and the scope's name. */
+START_TEST(full_audit_reports_a_leak_once_per_scope_that_saw_it)
+{
+	struct rsc_scope *outer, *inner;
+	int leak, leaked_in[2] = { 0, 0 };
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "outer", &outer), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, outer, "inner", &inner), 0);
+	leak = open(t_path("f0"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(leak, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(outer, NULL), 0);
+	for (int i = 0; i < rsc_audit_count(t_loop); i++) {
+		const struct rsc_finding *f = rsc_audit_finding(t_loop, (unsigned)i);
+
+		ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_LEAKED);
+		ck_assert_int_eq(rsc_finding_fd(f), leak);
+		ck_assert_str_eq(rsc_finding_target(f), t_path("f0"));
+		leaked_in[!strcmp(rsc_finding_scope(f), "outer")]++;
+	}
+	ck_assert_int_eq(leaked_in[0], 1);
+	ck_assert_int_eq(leaked_in[1], 1);
+	close(leak);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
 /* ---- the ownership ledger ---------------------------------------------------- */
 
 struct owner_probe {
@@ -893,6 +995,9 @@ Suite *make_blackbox_obs_suite(void)
 	tcase_add_test(tc, strerror_and_names_take_any_int);
 	tcase_add_test(tc, finding_read_and_cleared_from_the_trace_callback);
 	tcase_add_test(tc, findings_bad_arguments_and_a_stream_that_cannot_write);
+	tcase_add_test(tc, audit_level_and_finding_getters_take_odd_arguments);
+	tcase_add_test(tc, full_audit_never_closes_a_reused_number);
+	tcase_add_test(tc, full_audit_reports_a_leak_once_per_scope_that_saw_it);
 	tcase_add_test(tc, describe_fd_names_the_owner_from_enter_to_release);
 	tcase_add_test(tc, describe_fd_follows_adopt_and_detach);
 	t_add_test_if(tc, fd_count_at_the_descriptor_limit_is_emfile, !t_under_valgrind(),
