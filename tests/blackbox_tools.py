@@ -296,6 +296,68 @@ def audit_suppressions():
     one_line_error(r, "bad.supp:3", "a malformed suppression file")
 
 
+# A program that makes an io_uring ring by a raw syscall, registers the
+# hostile file in its direct table, closes its own descriptor and leaves the
+# ring open (425, 427: io_uring_setup, io_uring_register on every arch).
+RING_PROG = r"""
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+params = (ctypes.c_char * 120)()
+ring = libc.syscall(425, 4, params)
+if ring < 0:
+    print("SKIP io_uring_setup: errno %d" % ctypes.get_errno(), flush=True)
+    sys.exit(0)
+f = os.open(os.fsencode(sys.argv[1]), os.O_RDONLY)
+fds = (ctypes.c_int * 2)(f, -1)
+if libc.syscall(427, ring, 2, fds, 2) < 0:
+    print("SKIP IORING_REGISTER_FILES: errno %d" % ctypes.get_errno(), flush=True)
+    sys.exit(0)
+os.close(f)
+print("ring %d" % ring, flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def audit_io_uring_ring():
+    """What valgrind --track-fds cannot see: a ring made by a raw syscall and
+    the file left registered in it, in run's report and in snapshot."""
+    r = run([AUDIT, "run", "--json", "--", sys.executable, "-c", RING_PROG, WEIRD, "0"])
+    if r.stdout.startswith(b"SKIP"):
+        skips.append("io_uring ring: " + r.stdout.decode().strip())
+        return
+    ring = int(r.stdout.split()[1])
+    rep = json.loads(r.stderr.decode("utf-8"))
+    kinds = {f["kind"]: f for f in rep["findings"] if f["fd"] == ring}
+    leak = kinds.get("leaked")
+    check(leak is not None and leak["target"] == "anon_inode:[io_uring]" and
+          leak["fdkind"] == "io_uring" and leak["created_by"] == "io_uring_setup",
+          "run: the ring left open is leaked, created by io_uring_setup (%s)" % rep["findings"])
+    direct = kinds.get("direct-registered")
+    check(direct is not None and [s["slot"] for s in direct.get("slots", [])] == [0] and
+          os.fsencode(direct["slots"][0]["target"]) == WEIRD,
+          "run: slot 0 still registered, named exactly (%s)" % direct)
+    r = run([AUDIT, "run", "--", sys.executable, "-c", RING_PROG, WEIRD, "0"])
+    no_terminal_bytes(r.stderr, "run text report of a registered hostile name")
+    check(b"slot 0 -> " in r.stderr, "run text report names slot 0")
+    p = subprocess.Popen([sys.executable, "-c", RING_PROG, WEIRD, "20"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    try:
+        ring = int(p.stdout.readline().split()[1])
+        r = run([AUDIT, "snapshot", "--json", str(p.pid)])
+        snap = json.loads(r.stdout.decode("utf-8"))
+        fd = [d for d in snap["fds"] if d["fd"] == ring]
+        check(fd and fd[0]["kind"] == "io_uring" and fd[0]["cloexec"] is True and
+              [os.fsencode(d["target"]) for d in fd[0].get("direct", [])] == [WEIRD],
+              "snapshot --json: the ring, close-on-exec, its one registered file exact (%s)" % fd)
+        r = run([AUDIT, "snapshot", str(p.pid)])
+        no_terminal_bytes(r.stdout, "snapshot table of a registered hostile name")
+        check(b"1 direct descriptor registered" in r.stdout, "snapshot: the registered file counted")
+    finally:
+        p.kill()
+        p.wait()
+
+
 # ---- snapshot, diff, watch, dump --------------------------------------------
 
 def holder(extra=""):
@@ -674,7 +736,7 @@ def main():
         return 77
     steps = [audit_help_version, audit_bad_options, audit_run_statuses,
              audit_follow_forks, audit_run_fatal_signal, audit_run_hostile_names, audit_suppressions,
-             audit_snapshot_diff, audit_watch_dump, demo_options, demo_trace_and_json,
+             audit_io_uring_ring, audit_snapshot_diff, audit_watch_dump, demo_options, demo_trace_and_json,
              httpd_metrics, usdt_notes, pages_render_apart]
     try:
         for step in steps:
