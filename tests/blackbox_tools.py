@@ -583,8 +583,11 @@ def check_chrome_trace(doc, what):
                 if check(key in open_, "%s: an e without its b: %s" % (what, key)):
                     slices[key] = (open_.pop(key), e)
             else:
-                check(key in open_, "%s: an instant outside its slice: %s" % (what, key))
+                check(key in open_ and open_[key]["name"] == e["name"],
+                      "%s: an instant outside its slice, or named otherwise: %s" % (what, e))
         elif e["ph"] == "C":
+            check(e.get("name") == "loop %d" % e["tid"],
+                  "%s: a counter not named after its loop: %s" % (what, e))
             check(all(isinstance(v, (int, float)) for v in e.get("args", {}).values()),
                   "%s: a counter with a non-number: %s" % (what, e))
     check(not open_, "%s: slices never ended: %s" % (what, list(open_)[:5]))
@@ -646,6 +649,37 @@ def httpd_metrics():
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def httpd_killed_leaves_a_valid_trace():
+    """RINGSCOPE_TRACE (%p) on a server killed mid-run: the file is complete JSON."""
+    if not os.access(HTTPD, os.X_OK):
+        skips.append("killed trace: no ringscope-httpd")
+        return
+    path = os.path.join(TMP, "k.sock")
+    p = subprocess.Popen([HTTPD, "--unix", path], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env=dict(os.environ, RINGSCOPE_TRACE=os.path.join(TMP, "k-%p-%%.json")))
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(path) and time.time() < deadline and p.poll() is None:
+            time.sleep(0.02)
+        for _ in range(20):
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(10)
+            s.connect(path)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            while s.recv(4096):
+                pass
+            s.close()
+    finally:
+        p.kill()
+        p.wait()
+    trace = os.path.join(TMP, "k-%d-%%.json" % p.pid)
+    if check(os.path.exists(trace), "RINGSCOPE_TRACE with %%p and %%%%: no %s" % trace):
+        doc = json.loads(open(trace, "rb").read().decode("utf-8"))
+        check(isinstance(doc.get("traceEvents"), list),
+              "the trace of a killed server is a complete document")
 
 
 def check_metrics_text(text, what):
@@ -737,7 +771,7 @@ def main():
     steps = [audit_help_version, audit_bad_options, audit_run_statuses,
              audit_follow_forks, audit_run_fatal_signal, audit_run_hostile_names, audit_suppressions,
              audit_io_uring_ring, audit_snapshot_diff, audit_watch_dump, demo_options, demo_trace_and_json,
-             httpd_metrics, usdt_notes, pages_render_apart]
+             httpd_metrics, httpd_killed_leaves_a_valid_trace, usdt_notes, pages_render_apart]
     try:
         for step in steps:
             t = time.time()
