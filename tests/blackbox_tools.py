@@ -268,6 +268,33 @@ def audit_run_hostile_names():
     check(os.fsencode(rep["command"][-1]) == WEIRD, "run --json: the command's argument exact")
 
 
+def audit_emfile_dump():
+    """An open that fails with EMFILE dumps the descriptors by creation site,
+    and the program keeps running (it closes them all and exits 0)."""
+    prog = ("import os\nfs = []\ntry:\n    while True:\n"
+            "        fs.append(os.open('/etc/passwd', os.O_RDONLY))\n"
+            "except OSError as e:\n    print('emfile', e.errno, len(fs), flush=True)\n"
+            "for f in fs:\n    os.close(f)\n")
+    r = run([AUDIT, "run", "--json", "--", "sh", "-c", 'ulimit -n 32 && exec "$0" -c "$1"',
+             sys.executable, prog])
+    check(r.returncode == 0 and r.stdout.startswith(b"emfile 24 "),
+          "a program that opens until EMFILE under run: %d %r" % (r.returncode, r.stdout))
+    rep = json.loads(r.stderr)
+    check(rep["count"] == 0, "closing all it opened, it leaks nothing: %s" % rep["findings"])
+    dumps = rep.get("dumps", [])
+    check(len(dumps) == 1, "one dump for one EMFILE, not %d" % len(dumps))
+    if dumps:
+        n = int(r.stdout.split()[2])
+        text = json.dumps(dumps[0])
+        check("EMFILE" in text and "/etc/passwd" in text,
+              "the EMFILE dump says why and names the file: %.300s" % text)
+        held = [d for d in dumps[0].get("fds", []) if d.get("target") == "/etc/passwd"]
+        check(len(held) == n and all(d.get("created_by") == "open" for d in held),
+              "the dump lists the %d descriptors open() made, not %d" % (n, len(held)))
+        check(dumps[0].get("count") == len(dumps[0].get("fds", [])),
+              "the dump's count is its list's length: %s" % dumps[0].get("count"))
+
+
 def audit_suppressions():
     r = run([AUDIT, "run", "--gen-suppressions=all", "--"] + LEAK7 + ["/etc/passwd"])
     m = re.search(rb"\{\n.*?\n\}", r.stderr, re.S)
@@ -801,7 +828,7 @@ def main():
         print("SKIP: no ringscope-audit in this build")
         return 77
     steps = [audit_help_version, audit_bad_options, audit_run_statuses,
-             audit_follow_forks, audit_run_fatal_signal, audit_run_hostile_names, audit_suppressions,
+             audit_follow_forks, audit_run_fatal_signal, audit_run_hostile_names, audit_emfile_dump, audit_suppressions,
              audit_io_uring_ring, audit_snapshot_diff, audit_watch_dump, demo_options, demo_trace_and_json,
              httpd_metrics, httpd_killed_leaves_a_valid_trace, usdt_notes, pages_render_apart]
     try:
