@@ -506,6 +506,28 @@ def audit_snapshot_diff():
                                                                            r.returncode, r.stderr))
 
 
+def audit_zombie():
+    """A zombie holds no descriptors: snapshot 1, watch 2, dump 2, each saying so."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline and \
+                open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.02)
+        for args, status in ((["snapshot"], 1), (["snapshot", "--json"], 1),
+                             (["watch", "--for=1"], 2), (["dump", "--timeout=1"], 2)):
+            r = run([AUDIT] + args + [str(pid)])
+            check(r.returncode == status and r.stderr.count(b"\n") == 1 and r.stdout == b"",
+                  "%s of a zombie: exit %d, one line (%d %r)" % (args, status, r.returncode,
+                                                                r.stderr))
+        check(b"zombie" in run([AUDIT, "snapshot", str(pid)]).stderr,
+              "snapshot of a zombie says it has exited")
+    finally:
+        os.waitpid(pid, 0)
+
+
 def audit_watch_dump():
     p = holder()
     svg = os.path.join(TMP, "w.svg")
@@ -829,7 +851,7 @@ def main():
         return 77
     steps = [audit_help_version, audit_bad_options, audit_run_statuses,
              audit_follow_forks, audit_run_fatal_signal, audit_run_hostile_names, audit_emfile_dump, audit_suppressions,
-             audit_io_uring_ring, audit_snapshot_diff, audit_watch_dump, demo_options, demo_trace_and_json,
+             audit_io_uring_ring, audit_snapshot_diff, audit_zombie, audit_watch_dump, demo_options, demo_trace_and_json,
              httpd_metrics, httpd_killed_leaves_a_valid_trace, usdt_notes, pages_render_apart]
     try:
         for step in steps:
