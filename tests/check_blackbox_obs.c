@@ -967,6 +967,31 @@ START_TEST(trace_closed_mid_scope_is_complete_and_the_next_starts_clean)
 }
 END_TEST
 
+/* After each flush the file's size is what was written (a complete
+ * document); the blocks reserved ahead are given back when it is closed. */
+START_TEST(trace_size_is_what_was_written_and_the_reserve_goes_back)
+{
+	struct stat st;
+	size_t len;
+	char *text;
+
+	t_make_files(3);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_path("r.json")), 0);
+	t_scope_of_files(3, "r");
+	ck_assert_int_eq(rsc_loop_trace_flush(t_loop), 0);
+	text = t_slurp(t_path("r.json"), &len);
+	t_assert_trace_complete(text);
+	free(text);
+	ck_assert_int_eq(stat(t_path("r.json"), &st), 0);
+	ck_assert_int_eq((long long)st.st_size, (long long)len);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	ck_assert_int_eq(stat(t_path("r.json"), &st), 0);
+	ck_assert_msg((long long)st.st_blocks * 512 <= (long long)st.st_size + 65536,
+		      "%lld bytes of blocks kept for %lld bytes of trace",
+		      (long long)st.st_blocks * 512, (long long)st.st_size);
+}
+END_TEST
+
 Suite *make_blackbox_obs_suite(void)
 {
 	Suite *s = suite_create("blackbox_obs");
@@ -1006,6 +1031,7 @@ Suite *make_blackbox_obs_suite(void)
 	tcase_add_test(tc, trace_environment_gives_each_live_loop_its_own_file);
 	tcase_add_test(tc, trace_file_bad_paths_say_which);
 	tcase_add_test(tc, trace_closed_mid_scope_is_complete_and_the_next_starts_clean);
+	tcase_add_test(tc, trace_size_is_what_was_written_and_the_reserve_goes_back);
 	suite_add_tcase(s, tc);
 	return s;
 }
