@@ -967,6 +967,52 @@ START_TEST(trace_closed_mid_scope_is_complete_and_the_next_starts_clean)
 }
 END_TEST
 
+static int suppress_pending(struct rsc_entry *entry, const struct rsc_error *pending, void *arg)
+{
+	(void)entry;
+	*(int *)arg = pending ? rsc_error_errno(pending) : 1;
+	return RSC_EXIT_SUPPRESS;
+}
+
+/* issue #13: a failed acquire and a suppressed error are in the args. A
+ * defer that suppresses the ENOENT of an open below it: the scope ends 0,
+ * its e says so, the failed open's instant carries ENOENT, and the defer's
+ * e names what it suppressed. */
+START_TEST(trace_names_a_failed_acquire_and_the_error_an_exit_suppressed)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *d, *e;
+	char *text, *line, *failed = NULL, *supp = NULL, *scope_end = NULL;
+	int seen = 0;
+
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_path("s.json")), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sup", &s), 0);
+	ck_assert_int_eq(rsc_defer(s, suppress_pending, &seen, &d), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("missing"), O_RDONLY, 0, 0, &e), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(seen, -ENOENT);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = t_slurp(t_path("s.json"), NULL);
+	for (line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		if (strstr(line, "\"event\":\"failed\""))
+			failed = line;
+		if (strstr(line, "\"ph\":\"e\"") && strstr(line, "\"name\":\"defer\""))
+			supp = line;
+		if (strstr(line, "\"ph\":\"e\"") && strstr(line, "\"cat\":\"scope\""))
+			scope_end = line;
+	}
+	ck_assert_msg(failed && strstr(failed, "\"errno\":\"ENOENT\"") &&
+			      strstr(failed, "\"op\":\"openat\""),
+		      "the failed instant: %s", failed ? failed : "(none)");
+	ck_assert_msg(supp && strstr(supp, "\"suppressed\":") && strstr(supp, "ENOENT"),
+		      "the defer's end names what it suppressed: %s", supp ? supp : "(none)");
+	ck_assert_msg(scope_end && strstr(scope_end, "\"status\":0"), "the scope's end: %s",
+		      scope_end ? scope_end : "(none)");
+	free(text);
+}
+END_TEST
+
 /* After each flush the file's size is what was written (a complete
  * document); the blocks reserved ahead are given back when it is closed. */
 START_TEST(trace_size_is_what_was_written_and_the_reserve_goes_back)
@@ -1032,6 +1078,7 @@ Suite *make_blackbox_obs_suite(void)
 	tcase_add_test(tc, trace_file_bad_paths_say_which);
 	tcase_add_test(tc, trace_closed_mid_scope_is_complete_and_the_next_starts_clean);
 	tcase_add_test(tc, trace_size_is_what_was_written_and_the_reserve_goes_back);
+	tcase_add_test(tc, trace_names_a_failed_acquire_and_the_error_an_exit_suppressed);
 	suite_add_tcase(s, tc);
 	return s;
 }
