@@ -295,6 +295,22 @@ def audit_emfile_dump():
               "the dump's count is its list's length: %s" % dumps[0].get("count"))
 
 
+def audit_many_bad_closes():
+    """More EBADF closes than a report keeps: the text never claims a close(-1)."""
+    prog = ("import os\nfor fd in range(3, 400):\n    try:\n        os.close(fd)\n"
+            "    except OSError:\n        pass\n")
+    r = run([AUDIT, "run", "--json", "--", sys.executable, "-c", prog])
+    rep = json.loads(r.stderr)
+    marks = [f for f in rep["findings"] if f["fd"] < 0]
+    check(len(marks) == 1 and marks[0].get("dropped", 0) > 0 and
+          len(rep["findings"]) - 1 + marks[0]["dropped"] >= 390,
+          "--json: one marker with the count of EBADF closes not listed (%s)" % marks)
+    r = run([AUDIT, "run", "--", sys.executable, "-c", prog])
+    check(b"close(-1)" not in r.stderr, "the text report claims a close(-1) the program never made")
+    check(re.search(rb"bad closes: \d+ more closes failed with EBADF", r.stderr) is not None,
+          "the text report says how many EBADF closes it did not list")
+
+
 def audit_suppressions():
     r = run([AUDIT, "run", "--gen-suppressions=all", "--"] + LEAK7 + ["/etc/passwd"])
     m = re.search(rb"\{\n.*?\n\}", r.stderr, re.S)
@@ -850,7 +866,8 @@ def main():
         print("SKIP: no ringscope-audit in this build")
         return 77
     steps = [audit_help_version, audit_bad_options, audit_run_statuses,
-             audit_follow_forks, audit_run_fatal_signal, audit_run_hostile_names, audit_emfile_dump, audit_suppressions,
+             audit_follow_forks, audit_run_fatal_signal, audit_run_hostile_names, audit_emfile_dump, audit_many_bad_closes,
+             audit_suppressions,
              audit_io_uring_ring, audit_snapshot_diff, audit_zombie, audit_watch_dump, demo_options, demo_trace_and_json,
              httpd_metrics, httpd_killed_leaves_a_valid_trace, usdt_notes, pages_render_apart]
     try:

@@ -61,6 +61,12 @@ void finding_print(FILE *out, const struct jv *doc, const struct jv *f)
 		if (how)
 			fprintf(out, "    created by %s()\n", vis(how));
 		print_bt(out, "created at", json_get(f, "creation_backtrace"));
+	} else if (!strcmp(kind, "close-unopened") && fd < 0 && json_get(f, "dropped")) {
+		/* The preload's marker for what it could not keep: no close(-1) was made. */
+		fprintf(out, "bad closes: %d more closes failed with EBADF in pid %d (%s), not listed\n",
+			json_int(f, "dropped", 0), pid, prog);
+		if (note)
+			fprintf(out, "    %s\n", vis(note));
 	} else if (!strcmp(kind, "close-unopened")) {
 		fprintf(out, "bad close: close(%d) failed with EBADF, a descriptor that was never open, in pid %d (%s)\n",
 			fd, pid, prog);
