@@ -95,8 +95,12 @@ enum rsc_counter {
 	RSC_CTR_NOMEM_DROPS,	 /* descriptors acquired, then closed: no memory to own them */
 	RSC_CTR_AUDIT_LOST,	 /* audit findings and leak verdicts lost: no memory */
 	RSC_CTR_ERRORS_LOST,	 /* errors an error chain could not take: no memory */
-	RSC_CTR__COUNT
+	RSC_CTR_COUNT		 /* the number of counters (not a counter) */
 };
+#ifndef __cplusplus
+/* Its earlier name; C++ reserves names with "__", so it is defined for C only. */
+#define RSC_CTR__COUNT RSC_CTR_COUNT
+#endif
 
 /*
  * Lifecycle events, delivered to the trace callback in the order the

@@ -464,7 +464,7 @@ struct rsc_loop {
 	struct rsc_fault_state faults;
 	rsc_trace_cb trace_cb;
 	void *trace_data;
-	long long counters[RSC_CTR__COUNT];
+	long long counters[RSC_CTR_COUNT];
 
 	/* The SQEs of the hook running now; hooks never nest (rsc__push refuses). */
 	struct rsc__entry *hook_entry;

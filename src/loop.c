@@ -1170,7 +1170,7 @@ int rsc_loop_set_trace(struct rsc_loop *loop, rsc_trace_cb cb, void *data)
 
 const char *rsc_counter_name(enum rsc_counter which)
 {
-	static const char *const names[RSC_CTR__COUNT] = {
+	static const char *const names[RSC_CTR_COUNT] = {
 		[RSC_CTR_ENTER_CALLS] = "enter_calls",
 		[RSC_CTR_SQES] = "sqes",
 		[RSC_CTR_CQES] = "cqes",
@@ -1190,14 +1190,14 @@ const char *rsc_counter_name(enum rsc_counter which)
 		[RSC_CTR_ERRORS_LOST] = "errors_lost",
 	};
 
-	return (int)which >= 0 && which < RSC_CTR__COUNT ? names[which] : NULL;
+	return (int)which >= 0 && which < RSC_CTR_COUNT ? names[which] : NULL;
 }
 
 long long rsc_loop_counter(const struct rsc_loop *loop, enum rsc_counter which)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_counter: loop is NULL");
-	RSC__CHECK_ARG((int)which >= 0 && which < RSC_CTR__COUNT,
-		       "rsc_loop_counter: counter %d is not one (0 to %d)", (int)which, RSC_CTR__COUNT - 1);
+	RSC__CHECK_ARG((int)which >= 0 && which < RSC_CTR_COUNT,
+		       "rsc_loop_counter: counter %d is not one (0 to %d)", (int)which, RSC_CTR_COUNT - 1);
 	return loop->counters[which];
 }
 

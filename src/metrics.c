@@ -200,7 +200,7 @@ int rsc_metrics_write(struct rsc_loop *const *loops, unsigned n, FILE *out)
 		return -ENOMEM;
 	for (i = 0; i < n; i++)
 		open[i] = count_open(loops[i]);
-	for (c = 0; c < RSC_CTR__COUNT; c++) {
+	for (c = 0; c < RSC_CTR_COUNT; c++) {
 		snprintf(name, sizeof(name), "ringscope_%s_total", rsc_counter_name(c));
 		family(out, name, "counter", counter_help(c));
 		for (i = 0; i < n; i++)
