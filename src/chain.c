@@ -84,11 +84,12 @@ struct chain_run {
 	void *send_buf[RSC_ENTRY_SQES_MAX], *send_data[RSC_ENTRY_SQES_MAX];
 };
 
-/* The chain @h names: -EINVAL (NULL, not a chain handle) or -ESTALE (gone). */
+/* The chain @h names: -EINVAL (NULL, not a chain handle), -ESTALE (gone) or -ECHILD (fork). */
 static int chain_from(struct rsc_chain *h, struct rsc__chain **cp, const char *fn)
 {
 	*cp = rsc__handle_lookup((uint64_t)(uintptr_t)h, RSC__K_CHAIN);
-	return *cp ? 0 : rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_CHAIN, fn);
+	return *cp ? rsc__check_process((*cp)->loop, fn) :
+		     rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_CHAIN, fn);
 }
 
 #define RSC__CHAIN(var, h, fn)                                \

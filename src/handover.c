@@ -72,6 +72,12 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct live_inbox *live;
 static unsigned n_live, cap_live;
 
+/* fork.c, in the child: a thread that held the lock is gone with the fork. */
+void rsc__handover_after_fork(void)
+{
+	pthread_mutex_init(&live_lock, NULL);
+}
+
 static void parcels_drop_locked(uint32_t token);
 static void spare_parcels_free_locked(void);
 

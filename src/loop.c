@@ -189,6 +189,7 @@ static struct rsc_loop *loop_alloc(int *retp)
 		return NULL;
 	}
 	loop->faults = faults;
+	rsc__fork_watch(loop);
 	rsc__list_init(&loop->announce_queue);
 	rsc__list_init(&loop->ready_queue);
 	rsc__list_init(&loop->graceful_list);
@@ -1053,6 +1054,8 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	int ret = 0;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_run: loop is NULL");
+	if (rsc__loop_forked(loop))
+		return rsc__forked_error(loop, "rsc_loop_run");
 	RSC__CHECK_ARG(mode == RSC_RUN_DEFAULT || mode == RSC_RUN_ONCE ||
 			       mode == RSC_RUN_NOWAIT,
 		       "rsc_loop_run: unknown mode %d", (int)mode);
@@ -1146,6 +1149,8 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 int rsc_loop_set_audit(struct rsc_loop *loop, enum rsc_audit_level level)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_set_audit: loop is NULL");
+	if (rsc__loop_forked(loop))
+		return rsc__forked_error(loop, "rsc_loop_set_audit");
 	RSC__CHECK_ARG(level >= RSC_AUDIT_OFF && level <= RSC_AUDIT_FULL,
 		       "rsc_loop_set_audit: unknown level %d", (int)level);
 	loop->audit_level = level;
@@ -1163,6 +1168,8 @@ int rsc_loop_audit_level(const struct rsc_loop *loop)
 int rsc_loop_set_trace(struct rsc_loop *loop, rsc_trace_cb cb, void *data)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_set_trace: loop is NULL");
+	if (rsc__loop_forked(loop))
+		return rsc__forked_error(loop, "rsc_loop_set_trace");
 	loop->trace_cb = cb;
 	loop->trace_data = cb ? data : NULL;
 	return 0;
@@ -1212,10 +1219,10 @@ static void loop_free(struct rsc_loop *loop)
 	rsc__post_free(loop); /* first: no poster may aim at the ring once it goes */
 	/* The application's ring stays: our table must not (it would refuse the
 	 * application's own, or a later loop's, with EBUSY). */
-	if (loop->shared && loop->direct)
+	if (loop->shared && loop->direct && !loop->in_child)
 		(void)io_uring_unregister_files(loop->ring);
 	rsc__direct_free(loop);
-	rsc__recv_buffers_free(loop, true);
+	rsc__recv_buffers_free(loop, !loop->in_child);
 	io_uring_free_probe(loop->probe);
 	rsc__pollable_free(loop);
 	rsc__ledger_forget(loop->ring->ring_fd, RSC__LEDGER_RUNTIME);
@@ -1263,11 +1270,53 @@ static int close_drain(struct rsc_loop *loop)
 	return ret < 0 ? ret : 0;
 }
 
+/* The child's copies of the descriptors @e holds, entered and not being
+ * released: a release started before the fork may have closed the number in
+ * the parent already, and the child's table may hold another file there. */
+static void close_child_copies(struct rsc__entry *e)
+{
+	if (e->state == RSC_ENTERED && e->phase == RSC__PHASE_NONE &&
+	    e->fd_kind == RSC__FD_PROCESS && (e->config & RSC__CFG_FD)) {
+		if (e->value >= 0)
+			close(e->value);
+		if (e->has_value2 && e->value2 >= 0)
+			close(e->value2);
+	}
+	e->phase_ops = 0; /* the parent's ops: none will complete here */
+}
+
+/* rsc_loop_close() in a child of fork(2): close the child's copies, free
+ * the copy; no exit runs (it would prepare SQEs for the parent's ring). */
+static void close_in_child(struct rsc_loop *loop)
+{
+	struct rsc__scope *s = loop->root;
+	struct rsc__entry *e;
+
+	while (s) {
+		RSC__LIST_FOR_EACH(e, &s->entries, scope_node)
+			close_child_copies(e);
+		if (!rsc__list_empty(&s->children)) {
+			s = RSC__LIST_ITEM(s->children.next, struct rsc__scope, child_node);
+			continue;
+		}
+		while (s != loop->root && s->child_node.next == &s->parent->children)
+			s = s->parent;
+		s = s == loop->root ? NULL :
+				      RSC__LIST_ITEM(s->child_node.next, struct rsc__scope, child_node);
+	}
+	loop->in_child = true;
+	loop_free(loop);
+}
+
 int rsc_loop_close(struct rsc_loop *loop)
 {
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_close: loop is NULL");
+	if (rsc__loop_forked(loop)) {
+		close_in_child(loop);
+		return 0;
+	}
 	ret = rsc__check_not_in_callback(loop, "rsc_loop_close");
 	if (ret < 0)
 		return ret;
@@ -1301,6 +1350,8 @@ int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 	int status = 0, ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_shutdown: loop is NULL");
+	if (rsc__loop_forked(loop))
+		return rsc__forked_error(loop, "rsc_loop_shutdown");
 	if (errp)
 		*errp = NULL;
 	ret = rsc__check_can_block(loop, "rsc_loop_shutdown");
