@@ -130,6 +130,9 @@ typedef void (*rsc_trace_cb)(struct rsc_loop *loop, enum rsc_event ev,
  * or RINGSCOPE_AUDIT / RINGSCOPE_FAULT value), -EOPNOTSUPP (RINGSCOPE_FAULT
  * set in a build without fault injection), -ENOMEM, or io_uring_setup's error, with
  * rsc_last_error() saying why io_uring was unavailable.
+ * A loop does not cross fork(2): in the child, calls on it, its scopes and
+ * entries fail with -ECHILD, and rsc_loop_close() frees the child's copy
+ * (ringscope(7), FORK).
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_loop_new(struct rsc_loop **loopp,
 					   unsigned entries, unsigned flags);
