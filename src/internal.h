@@ -951,7 +951,7 @@ static inline int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uri
 {
 	if (__builtin_expect(n == 0 || (loop->pollable | loop->shared) ||
 			     (loop->ring->flags & IORING_SETUP_SQE128) ||
-			     io_uring_sq_space_left(loop->ring) < n, 0))
+			     io_uring_sq_space_left(loop->ring) < n || rsc__loop_forked(loop), 0))
 		return rsc__get_sqes_slow(loop, n, sqes, false);
 	if (rsc__fault(loop, RSC__F_SQ_FULL)) /* injected: as if full (fault.c) */
 		return rsc__get_sqes_slow(loop, n, sqes, true);

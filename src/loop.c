@@ -404,6 +404,9 @@ static int ring_submit_once(struct rsc_loop *loop, unsigned wait_nr)
 {
 	int tries, ret;
 
+	if (rsc__loop_forked(loop))
+		return rsc__forked_error(loop, "io_uring_enter"); /* the parent's SQEs */
+
 	if (loop->shared) {
 		/* Never reap the application's ring: submit, and that is all; and
 		 * never in the middle of its chain, which a submit would end. */
@@ -503,6 +506,9 @@ int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **
 	struct io_uring_sq *sq = &loop->ring->sq;
 	if (n == 0 || n > sq->ring_entries)
 		return -EINVAL;
+	/* A child of fork(2): the SQ is the parent's memory, even for a free's cancel. */
+	if (rsc__loop_forked(loop))
+		return rsc__forked_error(loop, "io_uring_get_sqe");
 	/* Not flushed either: that would end the application's chain early. */
 	if (loop->shared && app_chain_open(loop->ring)) {
 		rsc__set_last_error("the application's last SQE, not yet submitted, links to the next: ringscope's SQEs wait until that chain is complete");

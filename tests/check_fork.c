@@ -207,6 +207,57 @@ START_TEST(pollable_parent_still_wakes_after_the_childs_close)
 }
 END_TEST
 
+/* The child's close needs a cancel (a grace's timer) while the SQ is full of
+ * the parent's prepared SQEs: it must neither write nor submit them, or the
+ * parent's opens run in the child and their numbers are the child's. */
+START_TEST(child_close_submits_none_of_the_parents_sqes)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *a, *b;
+	struct rsc_entry *e, *opens[8];
+	int p[2], got = 99, i;
+	char buf[4];
+	pid_t pid;
+
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_new(&loop, 8, RSC_LOOP_NO_DEFER_TASKRUN), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "grace", &a), 0);
+	ck_assert_int_eq(rsc_adopt(a, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), -1, store_res, &got), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(a, 10000, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0); /* the grace and its timer start */
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "opens", &b), 0);
+	for (i = 0; i < 8; i++) { /* prepared, not submitted: the SQ is full */
+		char name[8];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		ck_assert_int_eq(rsc_open(b, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, &opens[i]), 0);
+	}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(rsc_loop_close(loop) == 0 ? 0 : 2);
+	ck_assert_int_eq(child_status(pid), 0);
+	ck_assert_int_eq(rsc_loop_run(loop, RSC_RUN_NOWAIT) >= 0, 1);
+	for (i = 0; i < 8; i++) {
+		while (rsc_entry_state(opens[i]) == RSC_ENTERING)
+			ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+		ck_assert_int_eq(rsc_entry_state(opens[i]), RSC_ENTERED);
+		ck_assert_msg(fd_is_open(rsc_entry_fd(opens[i])),
+			      "open %d entered with %d, not open here: it ran in the child", i,
+			      rsc_entry_fd(opens[i]));
+	}
+	ck_assert_int_eq(write(p[1], "x", 1), 1); /* the grace's read ends it */
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), 0);
+	while (rsc_loop_alive(loop) == 1)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(got, 1);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	close(p[1]);
+}
+END_TEST
+
 /* A child of a child: each fork marks the loops made before it. */
 START_TEST(loop_made_in_a_child_is_refused_in_the_grandchild)
 {
@@ -249,6 +300,7 @@ Suite *make_fork_suite(void)
 			    (int)(sizeof(setups) / sizeof(setups[0])));
 	tcase_add_test(tc, child_close_closes_its_copies_and_leaves_the_parents);
 	tcase_add_test(tc, pollable_parent_still_wakes_after_the_childs_close);
+	tcase_add_test(tc, child_close_submits_none_of_the_parents_sqes);
 	tcase_add_test(tc, loop_made_in_a_child_is_refused_in_the_grandchild);
 	suite_add_tcase(s, tc);
 	return s;
