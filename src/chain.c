@@ -331,9 +331,9 @@ static void deliver(struct rsc_loop *loop, struct chain_run *run,
 	if (op->opcode == IORING_OP_SEND && run->send_cb[step]) {
 		/* A first send: its buffer goes back with its result (-ECANCELED if
 		 * a step before it failed), before its connect's enter settles. */
-		rsc__cb_enter(loop);
-		run->send_cb[step](rsc__eh(op->entry), rsc__real_errno(res, false),
-				   run->send_buf[step], run->send_data[step]);
+		if (rsc__cb_enter(loop))
+			run->send_cb[step](rsc__eh(op->entry), rsc__real_errno(res, false),
+					   run->send_buf[step], run->send_data[step]);
 		rsc__cb_leave(loop);
 	}
 	/* The kernel answers 0 for a file put in the slot the SQE named; the

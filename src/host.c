@@ -129,8 +129,8 @@ void rsc__kick(struct rsc_loop *loop)
 {
 	uint64_t one = 1;
 
-	if (loop->kicked || loop->running)
-		return;
+	if (loop->kicked || loop->running || rsc__loop_forked(loop))
+		return; /* (a child of fork(2): the eventfd is the parent's host's) */
 	loop->kicked = true;
 	(void)!write(loop->poll_efd, &one, sizeof(one));
 }

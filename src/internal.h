@@ -629,10 +629,13 @@ static inline struct rsc__entry *rsc__entry_live(uint64_t h)
 			return ret_;                            \
 	} while (0)
 
-/* A user's hook or callback runs: blocking calls inside it are refused. */
-static inline void rsc__cb_enter(struct rsc_loop *loop)
+/* A user's hook or callback runs: blocking calls inside it are refused.
+ * False in a child of fork(2) that a callback made and that came back into
+ * the loop: the parent runs the rest, the child runs none of it (FORK). */
+static inline bool rsc__cb_enter(struct rsc_loop *loop)
 {
 	loop->cb_depth++;
+	return !rsc__loop_forked(loop);
 }
 
 static inline void rsc__cb_leave(struct rsc_loop *loop)

@@ -322,9 +322,9 @@ void rsc__trace_call(struct rsc_loop *loop, enum rsc_event ev,
 {
 	bool was = loop->tracing; /* an audit finding it asks for traces again */
 
-	rsc__cb_enter(loop);
 	loop->tracing = true;
-	loop->trace_cb(loop, ev, rsc__sh(s), rsc__eh(e), res, loop->trace_data);
+	if (rsc__cb_enter(loop))
+		loop->trace_cb(loop, ev, rsc__sh(s), rsc__eh(e), res, loop->trace_data);
 	loop->tracing = was;
 	rsc__cb_leave(loop);
 }
@@ -852,6 +852,9 @@ static unsigned take_cqes(struct rsc_loop *loop, struct rsc_cqe_copy *copy)
 	unsigned shift = (ring->flags & IORING_SETUP_CQE32) ? 1 : 0;
 	unsigned head = *ring->cq.khead, i, n;
 
+	if (rsc__loop_forked(loop))
+		return 0; /* a callback forked: the CQ is the parent's */
+
 	n = io_uring_smp_load_acquire(ring->cq.ktail) - head;
 	if (n == 0) {
 		struct io_uring_cqe *cqes[REAP_BATCH];
@@ -905,7 +908,9 @@ static unsigned reap(struct rsc_loop *loop)
 		/* Traced: the batch's completions are stamped with one clock reading. */
 		if (RSC__OBS_ON(loop) && (loop->obs_flags & RSC__OBS_TRACE))
 			loop->obs_reap_ns = rsc__tj_now(loop->tj);
-		for (i = 0; i < n; i++)
+		/* A callback that forked returns into the child's copy: the rest of
+		 * the batch is the parent's to run, not the child's too. */
+		for (i = 0; i < n && !rsc__loop_forked(loop); i++)
 			dispatch(loop, copy[i].user_data, copy[i].res,
 				 copy[i].flags);
 		loop->obs_reap_ns = 0;
@@ -1079,6 +1084,10 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		unsigned done;
 		bool wait;
 
+		if (rsc__loop_forked(loop)) { /* a callback forked, and came back in the child */
+			ret = rsc__forked_error(loop, "rsc_loop_run");
+			break;
+		}
 		if (cancels_owed(loop))
 			cancel_backlog_send(loop);
 		/* In this order: stashed completions, due callbacks, then retries. */
@@ -1138,6 +1147,8 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		}
 	}
 	loop->running = false;
+	if (rsc__loop_forked(loop))
+		return rsc__forked_error(loop, "rsc_loop_run");
 	/* A callback of the last reap may have left work (an SQE, a close, a
 	 * cancel or a deadline's timer that found no SQE and waits for the next
 	 * turn, a post a post made, which sent no wake): a host loop polling us

@@ -141,8 +141,8 @@ unsigned rsc__post_run(struct rsc_loop *loop)
 	__atomic_store_n(&loop->in_post_run, true, __ATOMIC_RELAXED);
 	while ((p = rev)) {
 		rev = p->next;
-		rsc__cb_enter(loop);
-		p->fn(loop, p->arg);
+		if (rsc__cb_enter(loop))
+			p->fn(loop, p->arg);
 		rsc__cb_leave(loop);
 		free(p);
 		n++;

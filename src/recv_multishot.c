@@ -177,8 +177,8 @@ bool rsc__recv_multishot_active(const struct rsc__entry *e)
 /* The last callback: the op ended for good. */
 static void final_cb(struct rsc_loop *loop, struct rsc_op *op, int res)
 {
-	rsc__cb_enter(loop);
-	op->io_cb(rsc__eh(op->entry), res, NULL, op->io_data);
+	if (rsc__cb_enter(loop))
+		op->io_cb(rsc__eh(op->entry), res, NULL, op->io_data);
 	rsc__cb_leave(loop);
 }
 
@@ -198,8 +198,8 @@ static void recv_done(struct rsc_loop *loop, struct rsc_op *op, int res, unsigne
 
 		assert(bid < b->count);
 		if (res > 0) {
-			rsc__cb_enter(loop);
-			op->io_cb(rsc__eh(e), res, buf, op->io_data);
+			if (rsc__cb_enter(loop))
+				op->io_cb(rsc__eh(e), res, buf, op->io_data);
 			rsc__cb_leave(loop);
 		}
 		/* The caller is done with it: back to the kernel. */

@@ -354,9 +354,9 @@ static void scope_unwound(struct rsc__scope *s)
 	if (on_close) {
 		/* Whoever closed it hears about it, once. */
 		s->on_close_cb = NULL;
-		rsc__cb_enter(loop);
-		on_close(rsc__sh(s), s->pending ? rsc_error_errno(s->pending) : 0,
-			 s->pending, s->on_close_data);
+		if (rsc__cb_enter(loop))
+			on_close(rsc__sh(s), s->pending ? rsc_error_errno(s->pending) : 0,
+				 s->pending, s->on_close_data);
 		rsc__cb_leave(loop);
 	}
 	switch (s->closer) {
@@ -750,8 +750,8 @@ static void finish_close(struct rsc__scope *s)
 
 	assert(s->closer == RSC__CLOSER_USER && s->state == RSC_SCOPE_UNWOUND);
 	if (s->close_cb) {
-		rsc__cb_enter(loop);
-		s->close_cb(rsc__sh(s), status, s->pending, s->close_data);
+		if (rsc__cb_enter(loop))
+			s->close_cb(rsc__sh(s), status, s->pending, s->close_data);
 		rsc__cb_leave(loop);
 	}
 	unlink_child(s);

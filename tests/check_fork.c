@@ -316,6 +316,96 @@ START_TEST(parents_multishot_receive_survives_the_childs_close)
 }
 END_TEST
 
+struct forking {
+	pid_t parent;
+	int a, b;      /* results the parent saw */
+	int ran_in_child; /* callbacks that ran in the child after the fork */
+};
+
+static void read_a_forks(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct forking *f = data;
+
+	(void)e, (void)buf;
+	f->a = res;
+	(void)fork(); /* both return into the loop: the child too, by mistake */
+}
+
+static void read_b(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct forking *f = data;
+
+	(void)e, (void)buf;
+	if (getpid() != f->parent)
+		f->ran_in_child++;
+	else
+		f->b = res;
+}
+
+static void close_seen(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct forking *f = data;
+
+	(void)s, (void)status, (void)err;
+	if (getpid() != f->parent)
+		f->ran_in_child++;
+}
+
+/* A callback forks and the child returns into the loop: the rest of the
+ * batch, and everything after, is the parent's alone. */
+START_TEST(child_forked_in_a_callback_runs_nothing_more)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *ea, *eb;
+	struct forking f = { .parent = getpid(), .a = 99, .b = 99 };
+	int pa[2], pb[2], ret;
+	char bufa[4], bufb[4];
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, setups[_i]), 0);
+	ck_assert_int_eq(pipe2(pa, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(pb, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "pair", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, pa[0], 0, &ea), 0);
+	ck_assert_int_eq(rsc_adopt(s, pb[0], 0, &eb), 0);
+	ck_assert_int_eq(rsc_read(ea, bufa, sizeof(bufa), -1, read_a_forks, &f), 0);
+	ck_assert_int_eq(rsc_read(eb, bufb, sizeof(bufb), -1, read_b, &f), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, close_seen, &f), 0);
+	ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(write(pa[1], "a", 1), 1);
+	ck_assert_int_eq(write(pb[1], "b", 1), 1);
+	usleep(20 * 1000); /* both completions in one batch, as a rule */
+	ret = rsc_loop_run(loop, RSC_RUN_ONCE);
+	if (getpid() != f.parent) {
+		/* The child: refused, nothing more ran, and its copy goes. */
+		int code = ret != -ECHILD ? 2 : f.ran_in_child ? 3 : 0;
+
+		if (!code && rsc_scope_close_wait(s, NULL) != -ECHILD)
+			code = 4;
+		if (!code && f.ran_in_child)
+			code = 5;
+		if (!code && rsc_loop_close(loop) != 0)
+			code = 6;
+		_exit(code);
+	}
+	ck_assert_int_ge(ret, 0);
+	{
+		int st;
+
+		ck_assert_int_gt(wait(&st), 0);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child: %d", WEXITSTATUS(st));
+	}
+	while (f.b == 99)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(f.a, 1);
+	ck_assert_int_eq(f.b, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	close(pa[1]);
+	close(pb[1]);
+}
+END_TEST
+
 /* A child of a child: each fork marks the loops made before it. */
 START_TEST(loop_made_in_a_child_is_refused_in_the_grandchild)
 {
@@ -362,6 +452,8 @@ Suite *make_fork_suite(void)
 	t_add_test_if(tc, parents_multishot_receive_survives_the_childs_close, t_has_recv_multishot(),
 		      "IORING_RECV_MULTISHOT (Linux 6.0)");
 	tcase_add_test(tc, loop_made_in_a_child_is_refused_in_the_grandchild);
+	tcase_add_loop_test(tc, child_forked_in_a_callback_runs_nothing_more, 0,
+			    (int)(sizeof(setups) / sizeof(setups[0])));
 	suite_add_tcase(s, tc);
 	return s;
 }
