@@ -604,6 +604,8 @@ const struct rsc_finding *rsc_audit_finding(const struct rsc_loop *loop,
 int rsc_audit_clear(struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_audit_clear: loop is NULL");
+	if (rsc__loop_forked(loop))
+		return rsc__forked_error(loop, "rsc_audit_clear");
 	while (loop->n_findings)
 		free(loop->findings[--loop->n_findings]);
 	return 0;
@@ -667,6 +669,12 @@ const char *rsc_finding_expected(const struct rsc_finding *f)
  */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rsc__list live_loops = RSC__LIST_INIT(live_loops);
+
+/* fork.c, in the child: a thread that held the lock is gone with the fork. */
+void rsc__audit_after_fork(void)
+{
+	pthread_mutex_init(&live_lock, NULL);
+}
 
 unsigned rsc__describers;
 bool rsc__membarrier;

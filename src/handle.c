@@ -27,6 +27,12 @@ static uint32_t free_chunks[MAX_CHUNKS];
 static unsigned n_chunks, n_free_chunks;
 static pthread_mutex_t chunk_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* fork.c, in the child: a thread that held the lock is gone with the fork. */
+void rsc__handles_after_fork(void)
+{
+	pthread_mutex_init(&chunk_lock, NULL);
+}
+
 static struct rsc__slot *slot_at(uint32_t idx)
 {
 	return &rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK][idx % RSC__SLOTS_PER_CHUNK];

@@ -70,16 +70,16 @@ static struct rsc_entry *open_entered(struct rsc_scope *s, const char *path, int
 
 START_TEST(counter_bad_arguments_and_names)
 {
-	char seen[RSC_CTR__COUNT][64];
+	char seen[RSC_CTR_COUNT][64];
 
 	ck_assert_int_eq(rsc_loop_counter(NULL, RSC_CTR_SQES), -EINVAL);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, (enum rsc_counter)-1), -EINVAL);
-	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR__COUNT), -EINVAL);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_COUNT), -EINVAL);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, (enum rsc_counter)INT_MAX), -EINVAL);
 	ck_assert_ptr_null(rsc_counter_name((enum rsc_counter)-1));
-	ck_assert_ptr_null(rsc_counter_name(RSC_CTR__COUNT));
+	ck_assert_ptr_null(rsc_counter_name(RSC_CTR_COUNT));
 	ck_assert_str_eq(rsc_counter_name(RSC_CTR_SQES), "sqes");
-	for (int i = 0; i < RSC_CTR__COUNT; i++) {
+	for (int i = 0; i < RSC_CTR_COUNT; i++) {
 		const char *name = rsc_counter_name(i);
 
 		ck_assert_ptr_nonnull(name);
@@ -97,7 +97,7 @@ START_TEST(counters_of_a_new_loop_are_zero_but_pool_allocs)
 	struct rsc_loop *loop;
 
 	ck_assert_int_eq(rsc_loop_new(&loop, 8, 0), 0);
-	for (int i = 0; i < RSC_CTR__COUNT; i++) {
+	for (int i = 0; i < RSC_CTR_COUNT; i++) {
 		long long v = rsc_loop_counter(loop, i);
 
 		if (i == RSC_CTR_POOL_ALLOCS)
@@ -141,7 +141,7 @@ START_TEST(metrics_counters_match_rsc_loop_counter)
 	t_run();
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	text = metrics_text(t_loop);
-	for (int i = 0; i < RSC_CTR__COUNT; i++) {
+	for (int i = 0; i < RSC_CTR_COUNT; i++) {
 		char family[96];
 
 		snprintf(family, sizeof(family), "ringscope_%s_total", rsc_counter_name(i));

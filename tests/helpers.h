@@ -206,6 +206,7 @@ Suite *make_hostile_fallbacks_suite(void);
 Suite *make_hostile_loose_suite(void);
 Suite *make_hostile_newapi_suite(void);
 Suite *make_hunt_suite(void);
+Suite *make_fork_suite(void);
 Suite *make_blackbox_obs_suite(void);
 
 #endif

@@ -270,6 +270,9 @@ void sh_cleanup(void);
 /* own.c: moves, failures, defers, on-close callbacks, deadlines, graceful closes, timers. */
 void own_begin(void);
 void own_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
+/* fork.c */
+bool fork_probe_due(const struct prog *p);
+void fork_probe(struct prog *p, struct prog_stats *st);
 bool own_busy(const struct prog *p, int i);
 bool own_before_wait(const struct prog *p);
 /* Whether an unwind owns a scope's entries for rsc_entry_release: either,

@@ -2546,6 +2546,8 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		case 16:
 			op_stale(p, &r);
 			st->stale_probes++;
+			if (fork_probe_due(p))
+				fork_probe(p, st);
 			break;
 		case 17:
 			p->reenter = !p->reenter;
@@ -2607,7 +2609,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 /* ---- environment ---------------------------------------------------------- */
 
 static const char *const kind_names[] = { "io", "handover", "post", "own", "shared", "accept",
-					   "chain", "audit", "conn", "hooks", "alloc", "missing", "drop" };
+					   "chain", "audit", "conn", "hooks", "alloc", "missing", "drop", "fork" };
 
 /* "io,own,accept": those kinds of op (the first 20 are always in); unset or
  * "all": every kind; 0 for a name that is none. */
@@ -2734,6 +2736,8 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->alloc_rules, st->alloc_faults, st->alloc_refusals);
 	fprintf(out, "  missing:          %llu programs as on a kernel without a feature (missing:NAME), %llu calls refused with EOPNOTSUPP\n",
 		st->missing_programs, st->missing_refusals);
+	fprintf(out, "  fork probes:      %llu children refused on the loop's copy (ECHILD) and freed it\n",
+		st->fork_probes);
 	fprintf(out, "  addresses:        %llu connect/listen pushes (%llu refused with EINVAL)\n",
 		st->addr_pushes, st->addr_refused);
 	fprintf(out, "  direct slots:     %llu peer loops; %llu hand-overs accepted (%llu done, %llu failed, %llu with a peer's address), %llu arrived, %llu dropped by the application\n",

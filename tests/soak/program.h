@@ -34,7 +34,9 @@ enum { KIND_IO = 1, KIND_HANDOVER = 2, KIND_POST = 4, KIND_OWN = 8, KIND_SHARED 
        KIND_MISSING = 2048,
        /* Hand-overs that carry a peer's address, to peers whose application drops
         * every arrival it reaps (tests/soak/handover.c): no op bytes of its own. */
-       KIND_DROP = 4096, KIND_ALL = 8191 };
+       KIND_DROP = 4096,
+       /* A forked child's copy of the loop (tests/soak/fork.c): no op bytes either. */
+       KIND_FORK = 8192, KIND_ALL = 16383 };
 
 struct prog_stats {
 	unsigned long long programs, ops, scopes, acquires, releases,
@@ -59,7 +61,7 @@ struct prog_stats {
 		host_programs, host_wakes, text_programs, text_traces, text_trace_bytes,
 		hk_slow, hk_slow_settled, hk_link, hk_witnesses, hk_skip, hk_deadlines,
 		app_chains, app_drains, app_open_links, alloc_rules, alloc_faults, alloc_refusals,
-		missing_programs, missing_refusals;
+		missing_programs, missing_refusals, fork_probes;
 	int max_depth;
 };
 
