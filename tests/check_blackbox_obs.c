@@ -369,6 +369,20 @@ END_TEST
 
 /* ---- fault rules ----------------------------------------------------------- */
 
+/* The helpers' answer inside a test Check forked: the probe loop is the
+ * parent's there (-ECHILD), yet a build with fault injection must say so, or
+ * every test that asks in its body skips itself (197 did, forked). */
+START_TEST(fault_injection_is_seen_from_inside_a_forked_test)
+{
+#ifdef RSC_FAULT_INJECTION
+	ck_assert(t_has_fault_injection());
+#else
+	ck_assert(!t_has_fault_injection());
+#endif
+	ck_assert_int_eq(rsc_fault_set(t_loop, "") == 0, t_has_fault_injection());
+}
+END_TEST
+
 START_TEST(fault_rules_malformed_are_refused_and_keep_the_old_rules)
 {
 	static const char *bad[] = {
@@ -1056,6 +1070,7 @@ Suite *make_blackbox_obs_suite(void)
 		      "fault injection (--enable-fault-injection)");
 	tcase_add_test(tc, metrics_from_the_trace_callback_agree_with_the_event);
 	tcase_add_test(tc, metrics_to_a_stream_that_cannot_write_is_eio_with_a_reason);
+	tcase_add_test(tc, fault_injection_is_seen_from_inside_a_forked_test);
 	t_add_test_if(tc, fault_rules_malformed_are_refused_and_keep_the_old_rules,
 		      t_has_fault_injection(), "fault injection (--enable-fault-injection)");
 	t_add_test_if(tc, fault_rules_sixteen_at_most_and_the_largest_n, t_has_fault_injection(),
