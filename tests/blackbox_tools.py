@@ -248,6 +248,21 @@ def audit_run_fatal_signal():
     # A program that handles SIGTERM itself keeps it.
     r = run([AUDIT, "run", "--", "sh", "-c", 'trap "exit 5" TERM; kill -TERM $$'])
     check(r.returncode == 5, "a program's own SIGTERM trap still runs: %d" % r.returncode)
+    # SIG_DFL given with SA_SIGINFO (a null sa_sigaction) is the default too.
+    prog = ("import ctypes, os, signal\n"
+            "class SA(ctypes.Structure):\n"
+            "    _fields_ = [('handler', ctypes.c_void_p), ('mask', ctypes.c_ulong * 16),\n"
+            "                ('flags', ctypes.c_int), ('restorer', ctypes.c_void_p)]\n"
+            "signal.signal(signal.SIGTERM, lambda *a: None)\n"
+            "sa = SA(); sa.flags = 4\n"
+            "assert ctypes.CDLL(None).sigaction(15, ctypes.byref(sa), None) == 0\n"
+            "f = open('/etc/passwd')\nos.kill(os.getpid(), signal.SIGTERM)\n")
+    if os.uname().machine == "x86_64":  # the struct sigaction laid out above
+        r = run([AUDIT, "run", "--json", "--", sys.executable, "-c", prog])
+        rep = json.loads(r.stderr)
+        check(r.returncode == 143 and any(f["target"] == "/etc/passwd" for f in rep["findings"]),
+              "SIG_DFL with SA_SIGINFO, then SIGTERM: the leak reported (%d %s)"
+              % (r.returncode, rep["findings"]))
     # A query of the disposition reads the default, as the program left it.
     r = run([AUDIT, "run", "-q", "--", sys.executable, "-c",
              "import signal; print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)"])

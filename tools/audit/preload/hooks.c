@@ -509,9 +509,10 @@ EXPORT void _Exit(int status)
  * signal again, keeps the report; one that installs a handler or SIG_IGN
  * takes the signal over; a query reads SIG_DFL where the preload stands in.
  */
+/* SIG_DFL is a null handler, with SA_SIGINFO (a null sa_sigaction) or without. */
 static bool asks_default(const struct sigaction *act)
 {
-	return act->sa_handler == SIG_DFL && !(act->sa_flags & SA_SIGINFO);
+	return act->sa_handler == SIG_DFL;
 }
 
 static void show_default(struct sigaction *old)
