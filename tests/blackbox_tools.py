@@ -193,6 +193,21 @@ def audit_follow_forks():
               (form, "reported" if follows else "not reported"))
 
 
+def audit_report_dir_removed():
+    """A command that cleans $TMPDIR takes run's report directory with it: the
+    lost report is exit 127, said in one line, never a clean 0."""
+    td = os.path.join(TMP, "clean-me")
+    os.mkdir(td)
+    for extra in ([], ["--json"], ["--error-exitcode=9"]):
+        r = run([AUDIT, "run"] + extra + ["--", "sh", "-c",
+                                         'exec 7</etc/passwd; rm -rf "$TMPDIR"/*; exit 0'],
+                env={"TMPDIR": td})
+        check(r.returncode == 127 and b"removed" in r.stderr,
+              "run %s of a command that removed the report directory: 127, not %d (%r)"
+              % (extra, r.returncode, r.stderr[-200:]))
+    check(os.listdir(td) == [], "nothing left in TMPDIR: %s" % os.listdir(td))
+
+
 def audit_run_fatal_signal():
     """A command killed by SIGTERM is reported (the page lists SIGTERM among
     the fatal signals): dash sets SIGTERM to SIG_DFL itself at start-up."""
@@ -881,7 +896,7 @@ def main():
         print("SKIP: no ringscope-audit in this build")
         return 77
     steps = [audit_help_version, audit_bad_options, audit_run_statuses,
-             audit_follow_forks, audit_run_fatal_signal, audit_run_hostile_names, audit_emfile_dump, audit_many_bad_closes,
+             audit_follow_forks, audit_report_dir_removed, audit_run_fatal_signal, audit_run_hostile_names, audit_emfile_dump, audit_many_bad_closes,
              audit_suppressions,
              audit_io_uring_ring, audit_snapshot_diff, audit_zombie, audit_watch_dump, demo_options, demo_trace_and_json,
              httpd_metrics, httpd_killed_leaves_a_valid_trace, usdt_notes, pages_render_apart]

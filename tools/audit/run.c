@@ -293,6 +293,15 @@ static void remove_dir(const char *dir)
 	rmdir(dir);
 }
 
+/* @dir is still the directory made for the reports (@made): a command that
+ * removed it (a test suite that cleans $TMPDIR) took its reports with it. */
+static bool dir_intact(const char *dir, const struct stat *made)
+{
+	struct stat now;
+
+	return stat(dir, &now) == 0 && now.st_dev == made->st_dev && now.st_ino == made->st_ino;
+}
+
 /* $RINGSCOPE_PRELOAD, else the installed one, else the build tree's beside us. */
 static const char *find_preload(void)
 {
@@ -533,6 +542,7 @@ int cmd_run(int argc, char **argv)
 	struct run_opts o = { .backtrace = true, .error_exitcode = -1, .foreign = "warn",
 			      .dump_sig = SIGRTMAX - 3 };
 	char dir[PATH_MAX];
+	struct stat made;
 	const char *tmp = getenv("TMPDIR"), *preload;
 	struct report *reps = NULL, *dumps = NULL;
 	struct seen seen = { 0 };
@@ -578,6 +588,11 @@ int cmd_run(int argc, char **argv)
 		}
 		strcpy(dir, abs);
 		free(abs);
+	}
+	if (stat(dir, &made) < 0) {
+		errmsg("cannot read the report directory %s: %s", vis(dir), rsc_strerror(-errno));
+		remove_dir(dir);
+		return 127;
 	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		errmsg("pipe: %s", rsc_strerror(-errno));
@@ -643,6 +658,13 @@ int cmd_run(int argc, char **argv)
 		return err == ENOENT ? 127 : 126;
 	}
 	ret = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (!dir_intact(dir, &made)) {
+		/* A lost report never passes for a clean run. */
+		errmsg("the report directory %s was removed while the command ran: its reports are lost",
+		       vis(dir));
+		remove_dir(dir);
+		return 127;
+	}
 	if (!o.json)
 		poll_live(dir, &o, out, &seen, argv[i]); /* what came just before the end */
 
