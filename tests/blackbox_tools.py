@@ -552,6 +552,53 @@ def audit_snapshot_diff():
                                                                            r.returncode, r.stderr))
 
 
+KINDS_PROG = r"""
+import ctypes, os, select, socket, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+fds, keep = {}, []
+fds['memfd'] = os.memfd_create("m\x1b[2Jname")
+fds['eventfd'] = os.eventfd(0)
+fds['epoll'] = (keep.append(select.epoll()) or keep[-1].fileno())
+fds['inotify'] = libc.inotify_init1(0)
+fds['timerfd'] = libc.timerfd_create(1, 0)
+fds['signalfd'] = libc.signalfd(-1, (ctypes.c_ulong * 16)(1 << 9), 0)
+a, b = socket.socketpair(); keep += [a, b]; fds['socket'] = a.fileno()
+r, w = os.pipe(); fds['pipe'] = r
+fds['dir'] = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+os.mkfifo(sys.argv[1])
+fds['fifo'] = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
+fds['device'] = os.open("/dev/null", os.O_RDONLY)
+try:
+    fds['pidfd'] = os.pidfd_open(os.getpid())
+except (AttributeError, OSError):
+    pass
+print(" ".join("%s=%d" % kv for kv in fds.items() if kv[1] >= 0), flush=True)
+time.sleep(20)
+"""
+
+
+def audit_snapshot_kinds():
+    """snapshot names each kind the page lists (a named FIFO is a pipe), and
+    a memfd's name is escaped in the table, exact in --json."""
+    p = subprocess.Popen([sys.executable, "-c", KINDS_PROG, os.path.join(TMP, "fifo")],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    try:
+        want = dict(kv.split("=") for kv in p.stdout.readline().decode().split())
+        snap = json.loads(run([AUDIT, "snapshot", "--json", str(p.pid)]).stdout)
+        got = {str(d["fd"]): d for d in snap["fds"]}
+        for kind, fd in want.items():
+            check(fd in got and got[fd]["kind"] == ("pipe" if kind == "fifo" else kind),
+                  "snapshot: fd %s is a %s, not %s" % (fd, kind, got.get(fd, {}).get("kind")))
+        memfd = got.get(want["memfd"], {})
+        check("m\x1b[2Jname" in memfd.get("target", ""), "snapshot --json: the memfd's name exact")
+        table = run([AUDIT, "snapshot", str(p.pid)]).stdout
+        no_terminal_bytes(table, "snapshot table of a memfd named with ESC")
+        check(b"m\\x1b[2Jname" in table, "snapshot table: the memfd's name escaped")
+    finally:
+        p.kill()
+        p.wait()
+
+
 def audit_zombie():
     """A zombie holds no descriptors: snapshot 1, watch 2, dump 2, each saying so."""
     pid = os.fork()
@@ -898,7 +945,7 @@ def main():
     steps = [audit_help_version, audit_bad_options, audit_run_statuses,
              audit_follow_forks, audit_report_dir_removed, audit_run_fatal_signal, audit_run_hostile_names, audit_emfile_dump, audit_many_bad_closes,
              audit_suppressions,
-             audit_io_uring_ring, audit_snapshot_diff, audit_zombie, audit_watch_dump, demo_options, demo_trace_and_json,
+             audit_io_uring_ring, audit_snapshot_diff, audit_snapshot_kinds, audit_zombie, audit_watch_dump, demo_options, demo_trace_and_json,
              httpd_metrics, httpd_killed_leaves_a_valid_trace, usdt_notes, pages_render_apart]
     try:
         for step in steps:
