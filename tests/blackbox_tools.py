@@ -695,6 +695,23 @@ def demo_options():
         no_terminal_bytes(r.stderr, "demo %s" % args)
     r = run([DEMO], env={"RINGSCOPE_AUDIT": "bogus"})
     check(r.returncode == 1, "demo with a bad RINGSCOPE_AUDIT: 1")
+    # The members the page lists, and a finding's, under an injected EBADF close.
+    r = run([DEMO, "--json"], env={"RINGSCOPE_FAULT": "close:1:EBADF"})
+    if r.returncode == 1 and not r.stdout:
+        skips.append("demo under close:1:EBADF: %s" % r.stderr.decode(errors="replace").strip())
+        return
+    d = json.loads(r.stdout)
+    members = {"tmpdir", "ipv6", "fd_before", "fd_during", "broken_unwound_by_itself", "status",
+               "error_chain", "scopes", "scope_close_order", "lifo_ok", "audit_level",
+               "audit_findings", "counters", "fd_after", "loop_close", "ok"}
+    check(set(d) == members, "demo --json members: %s" % sorted(set(d) ^ members))
+    check(r.returncode == 1 and d["ok"] is False and d["status"] == -9,
+          "demo under an injected EBADF close: exit 1, ok false, status -EBADF")
+    f = d["audit_findings"][:1]
+    check(f and set(f[0]) == {"kind", "fd", "target", "scope", "expected"} and
+          f[0]["kind"] == "not_released", "demo --json audit finding: %s" % f)
+    check(all(set(e) == {"errno", "name", "op", "entry", "detail", "scope"}
+              for e in d["error_chain"]), "demo --json error_chain members")
 
 
 def demo_trace_and_json():
