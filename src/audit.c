@@ -670,10 +670,13 @@ const char *rsc_finding_expected(const struct rsc_finding *f)
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rsc__list live_loops = RSC__LIST_INIT(live_loops);
 
-/* fork.c, in the child: a thread that held the lock is gone with the fork. */
-void rsc__audit_after_fork(void)
+/* fork.c: held across a fork(2), so that the child's copy is whole and free. */
+void rsc__audit_fork(bool lock)
 {
-	pthread_mutex_init(&live_lock, NULL);
+	if (lock)
+		pthread_mutex_lock(&live_lock);
+	else
+		pthread_mutex_unlock(&live_lock);
 }
 
 unsigned rsc__describers;

@@ -37,10 +37,13 @@ static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static int shared_fds[MAX_SHARED_RINGS];
 static unsigned n_shared;
 
-/* fork.c, in the child: a thread that held the lock is gone with the fork. */
-void rsc__host_after_fork(void)
+/* fork.c: held across a fork(2), so that the child's copy is whole and free. */
+void rsc__host_fork(bool lock)
 {
-	pthread_mutex_init(&shared_lock, NULL);
+	if (lock)
+		pthread_mutex_lock(&shared_lock);
+	else
+		pthread_mutex_unlock(&shared_lock);
 }
 
 /* What a loop on the application's @ring needs of it; 0, or -errno said. */
