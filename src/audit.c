@@ -604,8 +604,7 @@ const struct rsc_finding *rsc_audit_finding(const struct rsc_loop *loop,
 int rsc_audit_clear(struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_audit_clear: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_audit_clear");
+	RSC__SAME_PROCESS(loop, "rsc_audit_clear");
 	while (loop->n_findings)
 		free(loop->findings[--loop->n_findings]);
 	return 0;

@@ -150,8 +150,7 @@ void rsc__unkick(struct rsc_loop *loop)
 int rsc_loop_fd(const struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_fd: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_fd");
+	RSC__SAME_PROCESS(loop, "rsc_loop_fd");
 	if (!loop->pollable) {
 		rsc__set_last_error("rsc_loop_fd: create the loop with RSC_LOOP_POLLABLE");
 		return -EOPNOTSUPP;
@@ -162,8 +161,7 @@ int rsc_loop_fd(const struct rsc_loop *loop)
 int rsc_loop_dispatch(struct rsc_loop *loop, const struct io_uring_cqe *cqe)
 {
 	RSC__CHECK_ARG(loop && cqe, "rsc_loop_dispatch: loop or cqe is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_dispatch");
+	RSC__SAME_PROCESS(loop, "rsc_loop_dispatch");
 	if (!(cqe->user_data & RSC__UD_TAG))
 		return 0; /* the application's */
 	if (!loop->shared) {

@@ -577,6 +577,13 @@ static inline bool rsc__loop_forked(const struct rsc_loop *loop)
 	return __builtin_expect(loop->fork_gen != __atomic_load_n(&rsc__fork_gen, __ATOMIC_RELAXED), 0);
 }
 
+/* Return -ECHILD from the calling function for a loop from before a fork. */
+#define RSC__SAME_PROCESS(loop, fn)                              \
+	do {                                                     \
+		if (rsc__loop_forked(loop))                      \
+			return rsc__forked_error((loop), (fn));  \
+	} while (0)
+
 /* 0, or -ECHILD naming @fn: the call would act on the parent's ring. */
 static inline int rsc__check_process(const struct rsc_loop *loop, const char *fn)
 {
