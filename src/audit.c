@@ -604,8 +604,7 @@ const struct rsc_finding *rsc_audit_finding(const struct rsc_loop *loop,
 int rsc_audit_clear(struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_audit_clear: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_audit_clear");
+	RSC__SAME_PROCESS(loop, "rsc_audit_clear");
 	while (loop->n_findings)
 		free(loop->findings[--loop->n_findings]);
 	return 0;
@@ -670,10 +669,13 @@ const char *rsc_finding_expected(const struct rsc_finding *f)
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rsc__list live_loops = RSC__LIST_INIT(live_loops);
 
-/* fork.c, in the child: a thread that held the lock is gone with the fork. */
-void rsc__audit_after_fork(void)
+/* fork.c: held across a fork(2), so that the child's copy is whole and free. */
+void rsc__audit_fork(bool lock)
 {
-	pthread_mutex_init(&live_lock, NULL);
+	if (lock)
+		pthread_mutex_lock(&live_lock);
+	else
+		pthread_mutex_unlock(&live_lock);
 }
 
 unsigned rsc__describers;

@@ -17,20 +17,37 @@
 unsigned rsc__fork_gen;
 static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
 
-/* Only the forking thread lives on in the child: the process-wide locks
- * another thread held at the fork would never be released. */
+/* Only the forking thread lives on in the child: a process-wide lock that
+ * another thread held at the fork would never be let go, and what it guards
+ * could be half changed. So the forking thread holds them all across it (none
+ * is taken while another is held: any order will do). */
+static void locks(bool lock)
+{
+	rsc__host_fork(lock);
+	rsc__audit_fork(lock);
+	rsc__handover_fork(lock);
+	rsc__handles_fork(lock);
+}
+
+static void before(void)
+{
+	locks(true);
+}
+
+static void in_parent(void)
+{
+	locks(false);
+}
+
 static void in_child(void)
 {
 	__atomic_add_fetch(&rsc__fork_gen, 1, __ATOMIC_RELAXED);
-	rsc__handles_after_fork();
-	rsc__audit_after_fork();
-	rsc__handover_after_fork();
-	rsc__host_after_fork();
+	locks(false);
 }
 
 static void watch(void)
 {
-	(void)pthread_atfork(NULL, NULL, in_child);
+	(void)pthread_atfork(before, in_parent, in_child);
 }
 
 void rsc__fork_watch(struct rsc_loop *loop)

@@ -27,10 +27,13 @@ static uint32_t free_chunks[MAX_CHUNKS];
 static unsigned n_chunks, n_free_chunks;
 static pthread_mutex_t chunk_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* fork.c, in the child: a thread that held the lock is gone with the fork. */
-void rsc__handles_after_fork(void)
+/* fork.c: held across a fork(2), so that the child's copy is whole and free. */
+void rsc__handles_fork(bool lock)
 {
-	pthread_mutex_init(&chunk_lock, NULL);
+	if (lock)
+		pthread_mutex_lock(&chunk_lock);
+	else
+		pthread_mutex_unlock(&chunk_lock);
 }
 
 static struct rsc__slot *slot_at(uint32_t idx)

@@ -72,10 +72,13 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct live_inbox *live;
 static unsigned n_live, cap_live;
 
-/* fork.c, in the child: a thread that held the lock is gone with the fork. */
-void rsc__handover_after_fork(void)
+/* fork.c: held across a fork(2), so that the child's copy is whole and free. */
+void rsc__handover_fork(bool lock)
 {
-	pthread_mutex_init(&live_lock, NULL);
+	if (lock)
+		pthread_mutex_lock(&live_lock);
+	else
+		pthread_mutex_unlock(&live_lock);
 }
 
 static void parcels_drop_locked(uint32_t token);

@@ -37,10 +37,13 @@ static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static int shared_fds[MAX_SHARED_RINGS];
 static unsigned n_shared;
 
-/* fork.c, in the child: a thread that held the lock is gone with the fork. */
-void rsc__host_after_fork(void)
+/* fork.c: held across a fork(2), so that the child's copy is whole and free. */
+void rsc__host_fork(bool lock)
 {
-	pthread_mutex_init(&shared_lock, NULL);
+	if (lock)
+		pthread_mutex_lock(&shared_lock);
+	else
+		pthread_mutex_unlock(&shared_lock);
 }
 
 /* What a loop on the application's @ring needs of it; 0, or -errno said. */
@@ -147,8 +150,7 @@ void rsc__unkick(struct rsc_loop *loop)
 int rsc_loop_fd(const struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_fd: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_fd");
+	RSC__SAME_PROCESS(loop, "rsc_loop_fd");
 	if (!loop->pollable) {
 		rsc__set_last_error("rsc_loop_fd: create the loop with RSC_LOOP_POLLABLE");
 		return -EOPNOTSUPP;
@@ -159,8 +161,7 @@ int rsc_loop_fd(const struct rsc_loop *loop)
 int rsc_loop_dispatch(struct rsc_loop *loop, const struct io_uring_cqe *cqe)
 {
 	RSC__CHECK_ARG(loop && cqe, "rsc_loop_dispatch: loop or cqe is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_dispatch");
+	RSC__SAME_PROCESS(loop, "rsc_loop_dispatch");
 	if (!(cqe->user_data & RSC__UD_TAG))
 		return 0; /* the application's */
 	if (!loop->shared) {

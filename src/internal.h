@@ -565,16 +565,24 @@ static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 extern unsigned rsc__fork_gen;
 void rsc__fork_watch(struct rsc_loop *loop);
 __attribute__((cold)) int rsc__forked_error(const struct rsc_loop *loop, const char *fn);
-void rsc__handles_after_fork(void);
-void rsc__audit_after_fork(void);
-void rsc__handover_after_fork(void);
-void rsc__host_after_fork(void);
+/* Each process-wide lock, taken (true) or let go (false) around a fork. */
+void rsc__handles_fork(bool lock);
+void rsc__audit_fork(bool lock);
+void rsc__handover_fork(bool lock);
+void rsc__host_fork(bool lock);
 
 /* Made before a fork(2) of which this is the child: its ring is the parent's. */
 static inline bool rsc__loop_forked(const struct rsc_loop *loop)
 {
 	return __builtin_expect(loop->fork_gen != __atomic_load_n(&rsc__fork_gen, __ATOMIC_RELAXED), 0);
 }
+
+/* Return -ECHILD from the calling function for a loop from before a fork. */
+#define RSC__SAME_PROCESS(loop, fn)                              \
+	do {                                                     \
+		if (rsc__loop_forked(loop))                      \
+			return rsc__forked_error((loop), (fn));  \
+	} while (0)
 
 /* 0, or -ECHILD naming @fn: the call would act on the parent's ring. */
 static inline int rsc__check_process(const struct rsc_loop *loop, const char *fn)

@@ -507,8 +507,7 @@ int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **
 	if (n == 0 || n > sq->ring_entries)
 		return -EINVAL;
 	/* A child of fork(2): the SQ is the parent's memory, even for a free's cancel. */
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "io_uring_get_sqe");
+	RSC__SAME_PROCESS(loop, "io_uring_get_sqe");
 	/* Not flushed either: that would end the application's chain early. */
 	if (loop->shared && app_chain_open(loop->ring)) {
 		rsc__set_last_error("the application's last SQE, not yet submitted, links to the next: ringscope's SQEs wait until that chain is complete");
@@ -1065,8 +1064,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	int ret = 0;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_run: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_run");
+	RSC__SAME_PROCESS(loop, "rsc_loop_run");
 	RSC__CHECK_ARG(mode == RSC_RUN_DEFAULT || mode == RSC_RUN_ONCE ||
 			       mode == RSC_RUN_NOWAIT,
 		       "rsc_loop_run: unknown mode %d", (int)mode);
@@ -1147,8 +1145,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		}
 	}
 	loop->running = false;
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_run");
+	RSC__SAME_PROCESS(loop, "rsc_loop_run");
 	/* A callback of the last reap may have left work (an SQE, a close, a
 	 * cancel or a deadline's timer that found no SQE and waits for the next
 	 * turn, a post a post made, which sent no wake): a host loop polling us
@@ -1166,8 +1163,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 int rsc_loop_set_audit(struct rsc_loop *loop, enum rsc_audit_level level)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_set_audit: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_set_audit");
+	RSC__SAME_PROCESS(loop, "rsc_loop_set_audit");
 	RSC__CHECK_ARG(level >= RSC_AUDIT_OFF && level <= RSC_AUDIT_FULL,
 		       "rsc_loop_set_audit: unknown level %d", (int)level);
 	loop->audit_level = level;
@@ -1185,8 +1181,7 @@ int rsc_loop_audit_level(const struct rsc_loop *loop)
 int rsc_loop_set_trace(struct rsc_loop *loop, rsc_trace_cb cb, void *data)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_set_trace: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_set_trace");
+	RSC__SAME_PROCESS(loop, "rsc_loop_set_trace");
 	loop->trace_cb = cb;
 	loop->trace_data = cb ? data : NULL;
 	return 0;
@@ -1367,8 +1362,7 @@ int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 	int status = 0, ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_shutdown: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_shutdown");
+	RSC__SAME_PROCESS(loop, "rsc_loop_shutdown");
 	if (errp)
 		*errp = NULL;
 	ret = rsc__check_can_block(loop, "rsc_loop_shutdown");

@@ -56,8 +56,7 @@ void rsc__metrics_free(struct rsc_loop *loop)
 int rsc_loop_set_metrics(struct rsc_loop *loop, unsigned flags)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_set_metrics: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_set_metrics");
+	RSC__SAME_PROCESS(loop, "rsc_loop_set_metrics");
 	RSC__CHECK_ARG(!(flags & ~RSC_METRICS_LATENCY),
 		       "rsc_loop_set_metrics: unknown flags 0x%x", flags);
 	if (!(flags & RSC_METRICS_LATENCY)) {

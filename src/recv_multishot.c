@@ -143,8 +143,7 @@ int rsc_loop_set_recv_buffers(struct rsc_loop *loop, unsigned count, unsigned si
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_set_recv_buffers: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_set_recv_buffers");
+	RSC__SAME_PROCESS(loop, "rsc_loop_set_recv_buffers");
 	RSC__CHECK_ARG(!count || (power_of_two(count) && count <= RSC__RECV_BUFFERS_MAX),
 		       "rsc_loop_set_recv_buffers: %u buffers: a power of two up to %u", count,
 		       RSC__RECV_BUFFERS_MAX);

@@ -146,8 +146,7 @@ int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent_h,
 	size_t len;
 
 	RSC__CHECK_ARG(loop, "rsc_scope_open: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_scope_open");
+	RSC__SAME_PROCESS(loop, "rsc_scope_open");
 	RSC__CHECK_ARG(scopep, "rsc_scope_open: scopep is NULL");
 	*scopep = NULL;
 	name = name ? name : "";

@@ -1086,8 +1086,7 @@ int rsc_loop_trace_file(struct rsc_loop *loop, const char *path)
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_trace_file: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_trace_file");
+	RSC__SAME_PROCESS(loop, "rsc_loop_trace_file");
 	if (!path)
 		return rsc__tj_close(loop);
 	RSC__CHECK_ARG(*path, "rsc_loop_trace_file: the path is empty");
@@ -1101,7 +1100,6 @@ int rsc_loop_trace_file(struct rsc_loop *loop, const char *path)
 int rsc_loop_trace_flush(struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_trace_flush: loop is NULL");
-	if (rsc__loop_forked(loop))
-		return rsc__forked_error(loop, "rsc_loop_trace_flush");
+	RSC__SAME_PROCESS(loop, "rsc_loop_trace_flush");
 	return rsc__tj_flush(loop);
 }

@@ -4,11 +4,15 @@
  * probe also forks. The child finds every call on the program's loop refused
  * with -ECHILD, frees its copy with rsc_loop_close(), and holds no more
  * descriptors after that than before; the parent's program goes on, and its
- * oracle finds every completion still the parent's. No op bytes of its own.
+ * oracle finds every completion still the parent's. And now and then an I/O
+ * callback forks, and both processes return into the loop: the child must
+ * see nothing more run there (no trace event; rsc_loop_run says -ECHILD) and
+ * reach the program's next op, where it leaves. No op bytes of its own.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,4 +74,45 @@ void fork_probe(struct prog *p, struct prog_stats *st)
 		return;
 	}
 	st->fork_probes++;
+}
+
+/* One I/O callback in 64, by its op's place and @salt: a fork from inside it. */
+void fork_from_callback(struct prog *p, unsigned salt)
+{
+	pid_t pid;
+
+	/* Not where the program's own code drives the ring (an application's
+	 * ring, a host loop): that code would go on in the child too. */
+	if (!(p->env->kinds & KIND_FORK) || p->shared || p->pollable || p->fork_child || p->fork_pid ||
+	    ((unsigned)(p->op_index * 31 + (int)salt) * 2654435761u) >> 26 != 0)
+		return;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return;
+	if (pid == 0) {
+		p->fork_child = true;
+		alarm(10); /* a child stuck in the loop is killed, and the parent says so */
+		return;
+	}
+	p->fork_pid = pid;
+}
+
+/* The child leaves here, at its program's next op; the parent hears how. */
+void fork_settle(struct prog *p, struct prog_stats *st)
+{
+	int status;
+
+	if (p->fork_child)
+		_exit(p->child_events ? 3 : 0);
+	if (!p->fork_pid)
+		return;
+	if (waitpid(p->fork_pid, &status, 0) != p->fork_pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		violation(p, "fork in a callback: the child %s %d (3: the loop ran on in it)",
+			  WIFEXITED(status) ? "exited" : "was killed by signal",
+			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	else
+		st->fork_callbacks++;
+	p->fork_pid = 0;
 }

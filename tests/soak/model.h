@@ -155,6 +155,10 @@ struct prog {
 	int op_index;
 	bool eventfd_wake; /* made as on a kernel without MSG_RING (post.c) */
 	int miss;	   /* the mask of missing features it runs under (missing.c), or -1 */
+	/* fork.c: a callback forked; the child returned into the loop, where nothing may run. */
+	bool fork_child;       /* this is that child */
+	unsigned child_events; /* trace events the child saw: none allowed */
+	int fork_pid;	       /* the parent: the child to hear from, or 0 */
 	bool msg_armed;	   /* a msg_ring rule waits for a hand-over's look-up */
 	int n_direct;	   /* direct acquires: the loop has a direct table */
 	bool table;	   /* the loop has a direct table (ho_table), maybe no slot yet */
@@ -273,6 +277,8 @@ void own_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
 /* fork.c */
 bool fork_probe_due(const struct prog *p);
 void fork_probe(struct prog *p, struct prog_stats *st);
+void fork_from_callback(struct prog *p, unsigned salt);
+void fork_settle(struct prog *p, struct prog_stats *st);
 bool own_busy(const struct prog *p, int i);
 bool own_before_wait(const struct prog *p);
 /* Whether an unwind owns a scope's entries for rsc_entry_release: either,

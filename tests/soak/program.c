@@ -65,8 +65,8 @@ void violation(struct prog *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (p->failed)
-		return; /* the first one is the one to look at */
+	if (p->failed || p->fork_child)
+		return; /* the first one is the one to look at; a forked child's calls fail by design */
 	if (alloc_refusal(p, msg))
 		return;
 	if (p->env->verbose)
@@ -723,6 +723,10 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 	int i;
 
 	(void)loop;
+	if (p->fork_child) {
+		p->child_events++; /* none may come: the loop runs nothing in a forked child */
+		return;
+	}
 	probe_reentry((struct rsc_entry *)eh, "the trace callback");
 	if (p->env->verbose) {
 		i = eh ? entry_of(p, eh) : -1;
@@ -2441,7 +2445,10 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	st->programs++;
 
 	for (p->op_index = 0; r.i < r.n && p->op_index < MAX_OPS && !p->failed; p->op_index++) {
-		unsigned byte = rd_u8(&r), op;
+		unsigned byte, op;
+
+		fork_settle(p, st);
+		byte = rd_u8(&r);
 
 		/* The last op's sentence, whatever it named (text.c). */
 		text_check_str(p, "rsc_last_error", rsc_last_error());
@@ -2568,6 +2575,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		if (!p->failed)
 			check_states(p);
 	}
+	fork_settle(p, st);
 	p->op_index = -1;
 	for (i = 0; i < p->n_sc; i++)
 		if (p->sc[i].depth > st->max_depth)
@@ -2589,6 +2597,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		end_by_shutdown(p);
 	else
 		end_by_close(p, st);
+	fork_settle(p, st); /* a callback of the end may have forked too */
 	ho_end(p, st);
 	acc_end(p, st);
 	post_end(p, st);
@@ -2736,8 +2745,9 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->alloc_rules, st->alloc_faults, st->alloc_refusals);
 	fprintf(out, "  missing:          %llu programs as on a kernel without a feature (missing:NAME), %llu calls refused with EOPNOTSUPP\n",
 		st->missing_programs, st->missing_refusals);
-	fprintf(out, "  fork probes:      %llu children refused on the loop's copy (ECHILD) and freed it\n",
-		st->fork_probes);
+	fprintf(out, "  fork probes:      %llu children refused on the loop's copy (ECHILD) and freed it; "
+		     "%llu forked in a callback, nothing more run in them\n",
+		st->fork_probes, st->fork_callbacks);
 	fprintf(out, "  addresses:        %llu connect/listen pushes (%llu refused with EINVAL)\n",
 		st->addr_pushes, st->addr_refused);
 	fprintf(out, "  direct slots:     %llu peer loops; %llu hand-overs accepted (%llu done, %llu failed, %llu with a peer's address), %llu arrived, %llu dropped by the application\n",
