@@ -1,0 +1,1843 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Black-box acceptance of ownership, scopes and the core (issues 2, 8, 9;
+ * DESIGN.md 2, 3 and 7; man 7 ringscope and the section-3 pages), written
+ * from the texts alone: every promise checked by what a user can observe.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/* A descriptor's identity, to prove a number still names the same file. */
+static bool same_file(int fd, const struct stat *want)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && st.st_dev == want->st_dev &&
+	       st.st_ino == want->st_ino;
+}
+
+static struct rsc_scope *open_scope(struct rsc_loop *loop,
+				    struct rsc_scope *parent, const char *name)
+{
+	struct rsc_scope *s = NULL;
+
+	ck_assert_int_eq(rsc_scope_open(loop, parent, name, &s), 0);
+	return s;
+}
+
+static struct rsc_entry *open_file(struct rsc_scope *s, const char *name)
+{
+	struct rsc_entry *e = NULL;
+	int fd = open(t_path(name), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	return e;
+}
+
+static void close_and_wait(struct rsc_scope *s, int want)
+{
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), want);
+}
+
+/* --- what the exits saw, in order ---------------------------------- */
+
+struct seen {
+	char order[64];
+	int n;
+	int pending[16];      /* the pending errno each exit saw (0: none) */
+	char op[16][24];      /* and its operation */
+	int ret[16];	      /* what each exit returns, by label */
+};
+
+struct exit_arg {
+	struct seen *seen;
+	char label;
+	int ret;
+};
+
+static int record_exit(struct rsc_entry *e, const struct rsc_error *pending,
+		       void *arg)
+{
+	struct exit_arg *a = arg;
+	struct seen *s = a->seen;
+
+	(void)e;
+	s->pending[s->n] = pending ? rsc_error_errno(pending) : 0;
+	snprintf(s->op[s->n], sizeof(s->op[0]), "%s",
+		 pending ? rsc_error_op(pending) : "");
+	s->order[s->n++] = a->label;
+	return a->ret;
+}
+
+/* --- handles: stale after free and reuse ---------------------------- */
+
+static void noop_entry_cb(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)data;
+}
+
+static void noop_io_cb(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)buf;
+	(void)data;
+}
+
+static void noop_close_cb(struct rsc_scope *s, int status,
+			  const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)status;
+	(void)err;
+	(void)data;
+}
+
+static void noop_accept_cb(struct rsc_entry *l, int res, struct rsc_scope *cs,
+			   struct rsc_entry *c, void *data)
+{
+	(void)l;
+	(void)res;
+	(void)cs;
+	(void)c;
+	(void)data;
+}
+
+static int noop_exit(struct rsc_entry *e, const struct rsc_error *p, void *a)
+{
+	(void)e;
+	(void)p;
+	(void)a;
+	return 0;
+}
+
+/* Every call that takes a scope handle, with a stale one: -ESTALE, nothing made. */
+static void assert_scope_stale(struct rsc_loop *loop, struct rsc_scope *old,
+			       struct rsc_scope *live)
+{
+	struct rsc_scope *child = (struct rsc_scope *)1;
+	struct rsc_entry *e = (struct rsc_entry *)1;
+	struct rsc_chain *chain = NULL;
+	unsigned d, c, x;
+	int p[2];
+	struct sockaddr_in sin = t_loopback(1);
+
+	ck_assert_int_eq(rsc_scope_open(loop, old, "child", &child), -ESTALE);
+	ck_assert_ptr_null(child);
+	ck_assert_int_eq(rsc_scope_close(old, noop_close_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_wait(old, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_graceful(old, 10, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_close_stats(old, &d, &c, &x), -ESTALE);
+	ck_assert_int_eq(rsc_scope_fail(old, -EIO, "x"), -ESTALE);
+	ck_assert_int_eq(rsc_scope_move(old, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_move(old, live), -ESTALE);
+	ck_assert_int_eq(rsc_scope_move(live, old), -ESTALE);
+	ck_assert_int_eq(rsc_scope_on_close(old, noop_close_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_scope_set_deadline(old, 10, 0), -ESTALE);
+	ck_assert_int_eq(rsc_scope_set_data(old, &d), -ESTALE);
+	ck_assert_ptr_null(rsc_scope_data(old));
+	ck_assert_str_eq(rsc_scope_name(old), "");
+	ck_assert_int_eq(rsc_scope_state(old), -ESTALE);
+	ck_assert_ptr_null(rsc_scope_error(old));
+	ck_assert_int_eq(rsc_defer(old, noop_exit, NULL, &e), -ESTALE);
+	ck_assert_ptr_null(e);
+	e = (struct rsc_entry *)1;
+	ck_assert_int_eq(rsc_open(old, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e), -ESTALE);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_socket(old, AF_INET, SOCK_STREAM, 0, 0, &e), -ESTALE);
+	ck_assert_int_eq(rsc_connect(old, (struct sockaddr *)&sin, sizeof(sin), 0, 0, &e), -ESTALE);
+	ck_assert_int_eq(rsc_listen(old, (struct sockaddr *)&sin, sizeof(sin), 4, 0, &e), -ESTALE);
+	ck_assert_int_eq(rsc_pipe(old, 0, &e), -ESTALE);
+	ck_assert_int_eq(rsc_timer(old, 10, noop_io_cb, NULL, &e), -ESTALE);
+	ck_assert_int_eq(rsc_inbox(old, noop_accept_cb, NULL, &e), -ESTALE);
+	ck_assert_int_eq(rsc_chain_new(old, &chain), -ESTALE);
+	/* rsc_adopt refused: the caller still owns the descriptor. */
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_adopt(old, p[0], 0, &e), -ESTALE);
+	ck_assert_int_ge(fcntl(p[0], F_GETFD), 0);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* Every call that takes an entry handle, with a stale one: -ESTALE. */
+static void assert_entry_stale(struct rsc_entry *old, struct rsc_scope *live)
+{
+	char buf[8];
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	unsigned long long addr;
+	int ends[2];
+	struct io_uring_sqe *sqes[1];
+
+	ck_assert_int_eq(rsc_entry_on_enter(old, noop_entry_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_entry_release(old, noop_entry_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_entry_release_wait(old, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_entry_wait(old), -ESTALE);
+	ck_assert_int_eq(rsc_entry_detach(old), -ESTALE);
+	ck_assert_int_eq(rsc_entry_move(old, live), -ESTALE);
+	ck_assert_int_eq(rsc_entry_set_data(old, buf), -ESTALE);
+	ck_assert_ptr_null(rsc_entry_data(old));
+	ck_assert_int_eq(rsc_entry_fd(old), -ESTALE);
+	ck_assert_int_eq(rsc_entry_state(old), -ESTALE);
+	ck_assert_str_eq(rsc_entry_name(old), "");
+	ck_assert_str_eq(rsc_entry_detail(old), "");
+	ck_assert_ptr_null(rsc_entry_scope(old));
+	ck_assert_ptr_null(rsc_entry_arg(old));
+	ck_assert_int_eq(rsc_read(old, buf, sizeof(buf), 0, noop_io_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_write(old, buf, sizeof(buf), 0, noop_io_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_recv(old, buf, sizeof(buf), 0, noop_io_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_send(old, buf, sizeof(buf), 0, noop_io_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_timeout(old, 10, noop_io_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_recv_multishot(old, 0, noop_io_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_shutdown(old, SHUT_RDWR, noop_io_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_entry_io_count(old), -ESTALE);
+	ck_assert_int_eq(rsc_entry_cancel_io(old), -ESTALE);
+	ck_assert_int_eq(rsc_entry_sockname(old, (struct sockaddr *)&ss, &len), -ESTALE);
+	ck_assert_int_eq(rsc_entry_peername(old, (struct sockaddr *)&ss, &len), -ESTALE);
+	ck_assert_int_eq(rsc_entry_slot(old), -ESTALE);
+	ck_assert_int_eq(rsc_entry_install(old, 0, noop_entry_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_pipe_ends(old, ends), -ESTALE);
+	ck_assert_int_eq(rsc_accept(old, 0, noop_accept_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_entry_hand_over(old, 1, noop_entry_cb, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_inbox_address(old, &addr), -ESTALE);
+	ck_assert_int_eq(rsc_entry_get_sqes(old, 1, sqes), -ESTALE);
+}
+
+/* Issue 8's scenario, and every call: A closed, B reuses its memory. */
+START_TEST(stale_handles_same_loop_touch_nothing)
+{
+	struct rsc_scope *a = open_scope(t_loop, NULL, "A");
+	struct rsc_entry *ea = open_file(a, "a"), *eb;
+	struct rsc_scope *b, *live;
+	struct stat st;
+	int fdb, before;
+
+	close_and_wait(a, 0);
+	b = open_scope(t_loop, NULL, "B");
+	eb = open_file(b, "b");
+	fdb = rsc_entry_fd(eb);
+	ck_assert_int_ge(fdb, 0);
+	ck_assert_int_eq(fstat(fdb, &st), 0);
+	live = open_scope(t_loop, NULL, "live");
+	before = t_fd_count();
+	assert_entry_stale(ea, live);
+	assert_scope_stale(t_loop, a, live);
+	t_run();
+	/* B's file is still B's, and nothing was opened or closed. */
+	ck_assert(same_file(fdb, &st));
+	ck_assert_int_eq(rsc_entry_state(eb), RSC_ENTERED);
+	ck_assert_int_eq(rsc_scope_state(b), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(t_fd_count(), before);
+	close_and_wait(b, 0);
+	close_and_wait(live, 0);
+}
+END_TEST
+
+/* The handle of a freed loop's scope, after another loop reused the slots. */
+START_TEST(stale_handles_after_loop_freed_and_other_loop)
+{
+	struct rsc_loop *l2;
+	struct rsc_scope *old, *s2, *live;
+	struct rsc_entry *eold, *e2;
+	int i, before;
+
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	old = open_scope(l2, NULL, "old");
+	eold = open_file(old, "x");
+	ck_assert_int_eq(rsc_scope_close_wait(old, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(l2), 0);
+	/* Plenty of new scopes and entries on the fixture loop. */
+	live = open_scope(t_loop, NULL, "live");
+	for (i = 0; i < 32; i++) {
+		s2 = open_scope(t_loop, live, "reuse");
+		ck_assert_int_eq(rsc_defer(s2, noop_exit, NULL, &e2), 0);
+	}
+	before = t_fd_count();
+	assert_entry_stale(eold, live);
+	assert_scope_stale(t_loop, old, live);
+	ck_assert_int_eq(t_fd_count(), before);
+	close_and_wait(live, 0);
+}
+END_TEST
+
+/* A scope handle passed as an entry (and the reverse) is -EINVAL. */
+START_TEST(handle_of_wrong_kind_is_einval)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_defer(s, noop_exit, NULL, &e), 0);
+	ck_assert_int_eq(rsc_entry_release((struct rsc_entry *)s, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_entry_state((struct rsc_entry *)s), -EINVAL);
+	ck_assert_int_eq(rsc_entry_detach((struct rsc_entry *)s), -EINVAL);
+	ck_assert_int_eq(rsc_scope_close((struct rsc_scope *)e, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_state((struct rsc_scope *)e), -EINVAL);
+	ck_assert_int_eq(rsc_entry_move(e, (struct rsc_scope *)e), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(s, (struct rsc_scope *)e), -EINVAL);
+	ck_assert_int_eq(rsc_entry_state(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_state(NULL), -EINVAL);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* --- adopt ----------------------------------------------------------- */
+
+static void count_enter(struct rsc_entry *e, int res, void *data)
+{
+	int *calls = data;
+
+	(void)e;
+	calls[0]++;
+	calls[1] = res;
+}
+
+START_TEST(adopt_is_entered_at_once_callback_from_loop)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e;
+	int p[2], calls[2] = {0, -1};
+
+	ck_assert_int_eq(pipe(p), 0); /* not CLOEXEC: adopt must make it so */
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	ck_assert_int_eq(rsc_entry_fd(e), p[0]);
+	ck_assert_str_eq(rsc_entry_name(e), "adopt");
+	ck_assert_int_ne(fcntl(p[0], F_GETFD) & FD_CLOEXEC, 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, count_enter, calls), 0);
+	ck_assert_int_eq(calls[0], 0);
+	t_run();
+	ck_assert_int_eq(calls[0], 1);
+	ck_assert_int_eq(calls[1], p[0]);
+	ck_assert_int_eq(rsc_entry_on_enter(e, count_enter, calls), -EALREADY);
+	close_and_wait(s, 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	close(p[1]);
+}
+END_TEST
+
+START_TEST(adopt_no_cloexec_leaves_the_flag)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e;
+	int p[2];
+
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], RSC_NO_CLOEXEC, &e), 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD) & FD_CLOEXEC, 0);
+	close_and_wait(s, 0);
+	close(p[1]);
+}
+END_TEST
+
+START_TEST(adopt_refuses_twice_and_across_loops)
+{
+	struct rsc_loop *l2;
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s"), *s2;
+	struct rsc_entry *e, *e2 = (struct rsc_entry *)1;
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	s2 = open_scope(l2, NULL, "s2");
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e2), -EEXIST);
+	ck_assert_ptr_null(e2);
+	ck_assert_int_eq(rsc_adopt(s2, p[0], 0, &e2), -EEXIST);
+	/* A descriptor a built-in open owns, too. */
+	e2 = open_file(s, "f");
+	ck_assert_int_eq(rsc_adopt(s2, rsc_entry_fd(e2), 0, NULL), -EEXIST);
+	ck_assert_int_eq(rsc_scope_close_wait(s2, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(l2), 0);
+	close_and_wait(s, 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	close(p[1]);
+}
+END_TEST
+
+START_TEST(adopt_bad_descriptors_and_flags)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e = (struct rsc_entry *)1;
+	int p[2];
+
+	ck_assert_int_eq(rsc_adopt(s, -1, 0, &e), -EBADF);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(rsc_adopt(s, INT_MAX, 0, &e), -EBADF);
+	ck_assert_int_eq(rsc_adopt(s, 1 << 21, 0, &e), -EBADF);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	close(p[1]);
+	ck_assert_int_eq(rsc_adopt(s, p[1], 0, &e), -EBADF);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 1U << 30, &e), -EINVAL);
+	ck_assert_int_eq(rsc_adopt(NULL, p[0], 0, &e), -EINVAL);
+	ck_assert_int_ge(fcntl(p[0], F_GETFD), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, NULL), 0);
+	close_and_wait(s, 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+}
+END_TEST
+
+START_TEST(adopt_into_closing_scope_leaves_fd_to_caller)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_scope *c = open_scope(t_loop, s, "c");
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, NULL), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_adopt(c, p[0], 0, NULL), -ESHUTDOWN);
+	t_run();
+	ck_assert_int_ge(fcntl(p[0], F_GETFD), 0);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* The ring's own descriptor is the runtime's: -EEXIST. */
+START_TEST(adopt_refuses_the_runtimes_own_descriptors)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_loop *l2;
+	int before = t_fd_count(), after, fd, refused = 0;
+
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	after = t_fd_count();
+	ck_assert_int_gt(after, before);
+	/* The newest descriptors are the new loop's: none may be adopted. */
+	for (fd = 0; fd < 1024; fd++) {
+		char link[64], target[128];
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = 0;
+		if (!strstr(target, "io_uring"))
+			continue;
+		ck_assert_int_eq(rsc_adopt(s, fd, 0, NULL), -EEXIST);
+		refused++;
+	}
+	ck_assert_int_ge(refused, 2);
+	ck_assert_int_eq(rsc_loop_close(l2), 0);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* Full audit: closed behind its back and the number reused: never closed by it. */
+START_TEST(adopt_closed_behind_back_reused_number_is_spared)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct stat st;
+	int p[2], fd;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	s = open_scope(t_loop, NULL, "s");
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	close(p[0]); /* the bug being audited */
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(fd, p[0]);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	rsc_entry_release_wait(e, NULL);
+	ck_assert(same_file(fd, &st));
+	ck_assert_int_ge(rsc_audit_count(t_loop), 1);
+	ck_assert_int_eq(rsc_finding_kind(rsc_audit_finding(t_loop, 0)),
+			 RSC_FINDING_NOT_RELEASED);
+	close_and_wait(s, 0);
+	ck_assert(same_file(fd, &st));
+	close(fd);
+	close(p[1]);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
+/* --- detach ---------------------------------------------------------- */
+
+START_TEST(detach_hands_fd_back_and_frees_the_entry)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e = open_file(s, "f");
+	int fd = rsc_entry_fd(e), got, released0;
+
+	released0 = (int)rsc_loop_counter(t_loop, RSC_CTR_RELEASED);
+	got = rsc_entry_detach(e);
+	ck_assert_int_eq(got, fd);
+	ck_assert_int_eq(rsc_entry_state(e), -ESTALE);
+	ck_assert_int_eq(rsc_entry_detach(e), -ESTALE);
+	close_and_wait(s, 0);
+	ck_assert_int_ge(fcntl(fd, F_GETFD), 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED), released0);
+	/* Adopt it again, on the same loop. */
+	s = open_scope(t_loop, NULL, "again");
+	ck_assert_int_eq(rsc_adopt(s, fd, 0, &e), 0);
+	close_and_wait(s, 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+}
+END_TEST
+
+START_TEST(detach_refusals)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *d, *e, *ent;
+	int peer, res = 1;
+	char buf[4];
+
+	ck_assert_int_eq(rsc_defer(s, noop_exit, NULL, &d), 0);
+	ck_assert_int_eq(rsc_entry_detach(d), -EBADF);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, t_store_res, &res), 0);
+	ck_assert_int_eq(rsc_entry_detach(e), -EBUSY);
+	ck_assert_int_eq(rsc_entry_cancel_io(e), 1);
+	while (rsc_entry_io_count(e) > 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(res, -ECANCELED);
+	/* Entering: -EBUSY. */
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &ent), 0);
+	if (rsc_entry_state(ent) == RSC_ENTERING)
+		ck_assert_int_eq(rsc_entry_detach(ent), -EBUSY);
+	/* Released: -EALREADY, and the number is never touched again. */
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	ck_assert_int_eq(rsc_entry_detach(e), -EALREADY);
+	close(peer);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* --- move -------------------------------------------------------------- */
+
+START_TEST(entry_move_becomes_newest_of_target)
+{
+	struct seen seen = {0};
+	struct exit_arg a = {&seen, 'a', 0}, b = {&seen, 'b', 0},
+			m = {&seen, 'm', 0};
+	struct rsc_scope *from = open_scope(t_loop, NULL, "from");
+	struct rsc_scope *to = open_scope(t_loop, NULL, "to");
+	struct rsc_entry *em;
+	void *data = &seen;
+
+	ck_assert_int_eq(rsc_defer(from, record_exit, &m, &em), 0);
+	ck_assert_int_eq(rsc_entry_set_data(em, data), 0);
+	ck_assert_int_eq(rsc_defer(to, record_exit, &a, NULL), 0);
+	ck_assert_int_eq(rsc_defer(to, record_exit, &b, NULL), 0);
+	ck_assert_int_eq(rsc_entry_move(em, to), 0);
+	ck_assert_ptr_eq(rsc_entry_scope(em), to);
+	ck_assert_ptr_eq(rsc_entry_data(em), data);
+	close_and_wait(from, 0);
+	ck_assert_int_eq(seen.n, 0);
+	close_and_wait(to, 0);
+	seen.order[seen.n] = 0;
+	ck_assert_str_eq(seen.order, "mba");
+}
+END_TEST
+
+START_TEST(entry_move_refusals)
+{
+	struct rsc_loop *l2;
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_scope *closing = open_scope(t_loop, NULL, "closing");
+	struct rsc_scope *kid = open_scope(t_loop, closing, "kid");
+	struct rsc_scope *other;
+	struct rsc_entry *e, *ec;
+
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	other = open_scope(l2, NULL, "other");
+	ck_assert_int_eq(rsc_defer(s, noop_exit, NULL, &e), 0);
+	ck_assert_int_eq(rsc_defer(closing, noop_exit, NULL, &ec), 0);
+	ck_assert_int_eq(rsc_entry_move(e, other), -EXDEV);
+	ck_assert_int_eq(rsc_entry_move(e, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_close(closing, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_move(e, closing), -EINVAL);
+	ck_assert_int_eq(rsc_entry_move(e, kid), -EINVAL);
+	/* The close was requested: the unwind owns ec. */
+	ck_assert_int_eq(rsc_entry_move(ec, s), -EALREADY);
+	ck_assert_int_eq(rsc_entry_release(ec, NULL, NULL), -EALREADY);
+	ck_assert_ptr_eq(rsc_entry_scope(e), s);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(other, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(l2), 0);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+START_TEST(scope_move_newest_child_and_refusals)
+{
+	struct seen seen = {0};
+	struct exit_arg x = {&seen, 'x', 0}, y = {&seen, 'y', 0};
+	struct rsc_loop *l2;
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *c1 = open_scope(t_loop, p, "c1");
+	struct rsc_scope *c2 = open_scope(t_loop, p, "c2");
+	struct rsc_scope *gc = open_scope(t_loop, c1, "gc");
+	struct rsc_scope *setup = open_scope(t_loop, NULL, "setup");
+	struct rsc_scope *other;
+
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	other = open_scope(l2, NULL, "other");
+	ck_assert_int_eq(rsc_defer(c1, record_exit, &x, NULL), 0);
+	ck_assert_int_eq(rsc_defer(c2, record_exit, &y, NULL), 0);
+	ck_assert_int_eq(rsc_scope_move(c1, c1), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(c1, gc), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(p, gc), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(c1, other), -EXDEV);
+	ck_assert_int_eq(rsc_scope_move(other, p), -EXDEV);
+	/* Under its own parent again: newest there, so closed first. */
+	ck_assert_int_eq(rsc_scope_move(c1, p), 0);
+	ck_assert_int_eq(rsc_scope_move(setup, NULL), 0);
+	ck_assert_int_eq(rsc_scope_move(setup, p), 0);
+	ck_assert_int_eq(rsc_scope_move(setup, NULL), 0);
+	close_and_wait(p, 0);
+	seen.order[seen.n] = 0;
+	ck_assert_str_eq(seen.order, "xy");
+	ck_assert_int_eq(rsc_scope_state(gc), -ESTALE);
+	ck_assert_int_eq(rsc_scope_state(setup), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(other, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(l2), 0);
+	close_and_wait(setup, 0);
+}
+END_TEST
+
+START_TEST(scope_move_owned_by_unwind)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *c = open_scope(t_loop, p, "c");
+	struct rsc_scope *q = open_scope(t_loop, NULL, "q");
+
+	ck_assert_int_eq(rsc_scope_close(p, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_move(c, q), -EALREADY);
+	ck_assert_int_eq(rsc_scope_move(p, q), -EALREADY);
+	ck_assert_int_eq(rsc_scope_move(q, c), -EINVAL);
+	/* Asked before the unwind above starts, a close is allowed (rsc_scope_close(3)). */
+	ck_assert_int_eq(rsc_scope_close(c, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(c), -ESTALE);
+	close_and_wait(q, 0);
+}
+END_TEST
+
+/* Once the unwind above has started, it owns the older children: probed from a newer one's on-close. */
+struct sibling_probe {
+	struct rsc_scope *older, *q;
+	int close, move, fail, calls;
+};
+
+static void probe_sibling(struct rsc_scope *s, int st,
+			  const struct rsc_error *err, void *data)
+{
+	struct sibling_probe *p = data;
+
+	(void)s;
+	(void)st;
+	(void)err;
+	p->close = rsc_scope_close(p->older, noop_close_cb, NULL);
+	p->move = rsc_scope_move(p->older, p->q);
+	p->fail = rsc_scope_fail(p->older, -EIO, "late");
+	p->calls++;
+}
+
+START_TEST(started_unwind_owns_older_children)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *older = open_scope(t_loop, p, "older");
+	struct rsc_scope *newer = open_scope(t_loop, p, "newer");
+	struct sibling_probe probe = {older, NULL, 1, 1, 1, 0};
+	struct rsc_error *err = NULL;
+
+	probe.q = open_scope(t_loop, NULL, "q");
+	(void)open_file(older, "f");
+	ck_assert_int_eq(rsc_scope_on_close(newer, probe_sibling, &probe), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(p, &err), -EIO);
+	ck_assert_int_eq(probe.calls, 1);
+	ck_assert_int_eq(probe.close, -EALREADY);
+	ck_assert_int_eq(probe.move, -EALREADY);
+	/* Failing it meanwhile: it unwinds in its turn, its error in the chain. */
+	ck_assert_int_eq(probe.fail, 0);
+	ck_assert_str_eq(rsc_error_op(err), "late");
+	ck_assert_str_eq(rsc_error_scope(err), "older");
+	rsc_error_free(err);
+	close_and_wait(probe.q, 0);
+}
+END_TEST
+
+/* pop_all(): resources built in a setup scope, moved to the owner, which then fails. */
+START_TEST(moved_into_scope_that_fails_released_once)
+{
+	struct rsc_scope *setup = open_scope(t_loop, NULL, "setup");
+	struct rsc_scope *owner = open_scope(t_loop, NULL, "owner");
+	struct rsc_entry *f1 = open_file(setup, "f1"), *f2 = open_file(setup, "f2");
+	int base = t_fd_count(), fd1 = rsc_entry_fd(f1);
+	struct rsc_error *err = NULL;
+
+	ck_assert_int_eq(rsc_entry_move(f1, owner), 0);
+	ck_assert_int_eq(rsc_entry_move(f2, owner), 0);
+	close_and_wait(setup, 0);
+	ck_assert_int_eq(t_fd_count(), base);
+	ck_assert_int_ge(fcntl(fd1, F_GETFD), 0);
+	ck_assert_int_eq(rsc_scope_fail(owner, -EPROTO, "parse"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(owner, &err), -EPROTO);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	ck_assert_str_eq(rsc_error_op(err), "parse");
+	ck_assert_str_eq(rsc_error_scope(err), "owner");
+	ck_assert_str_eq(rsc_error_entry(err), "");
+	rsc_error_free(err);
+	ck_assert_int_eq(t_fd_count(), base - 2);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_RELEASED), 2);
+}
+END_TEST
+
+/* --- the unwind owns its entries, seen from each kind of callback --- */
+
+struct owned_probe {
+	struct rsc_entry *victim;
+	struct rsc_scope *other;
+	int release, detach, move, calls;
+};
+
+static void probe_owned(struct owned_probe *p)
+{
+	p->release = rsc_entry_release(p->victim, NULL, NULL);
+	p->detach = rsc_entry_detach(p->victim);
+	p->move = rsc_entry_move(p->victim, p->other);
+	p->calls++;
+}
+
+static void probe_on_close(struct rsc_scope *s, int st,
+			   const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)st;
+	(void)err;
+	probe_owned(data);
+}
+
+static void probe_io(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)buf;
+	probe_owned(data);
+}
+
+/* A child's on-close callback runs inside the parent's unwind. */
+START_TEST(unwind_owns_entries_seen_from_child_on_close)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct owned_probe probe = {0};
+	struct rsc_scope *c;
+	int before;
+
+	probe.victim = open_file(p, "v");
+	probe.other = other;
+	c = open_scope(t_loop, p, "c");
+	ck_assert_int_eq(rsc_scope_on_close(c, probe_on_close, &probe), 0);
+	before = t_fd_count();
+	close_and_wait(p, 0);
+	ck_assert_int_eq(probe.calls, 1);
+	ck_assert_int_eq(probe.release, -EALREADY);
+	ck_assert_int_eq(probe.detach, -EALREADY);
+	ck_assert_int_eq(probe.move, -EALREADY);
+	ck_assert_int_eq(t_fd_count(), before - 1);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+/* The -ECANCELED callback of tracked I/O cancelled by the unwind. */
+START_TEST(unwind_owns_entries_seen_from_io_callback)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct owned_probe probe = {0};
+	struct rsc_entry *sock;
+	int peer;
+	char buf[8];
+
+	probe.victim = open_file(p, "v");
+	probe.other = other;
+	sock = t_adopted_pair(p, &peer);
+	ck_assert_int_eq(rsc_recv(sock, buf, sizeof(buf), 0, probe_io, &probe), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	close_and_wait(p, 0);
+	ck_assert_int_eq(probe.calls, 1);
+	ck_assert_int_eq(probe.release, -EALREADY);
+	ck_assert_int_eq(probe.detach, -EALREADY);
+	ck_assert_int_eq(probe.move, -EALREADY);
+	close(peer);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+/* From a defer fn (an exit hook) ownership moves are -EDEADLK, not a release. */
+struct hook_probe {
+	struct rsc_entry *victim;
+	struct rsc_scope *scope, *other;
+	int release, detach, move, smove, push, adopt, wait, close_wait,
+	    release_wait, run, shutdown, lclose, calls;
+};
+
+static int hook_probe_fn(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct hook_probe *h = arg;
+	struct rsc_entry *tmp;
+
+	(void)e;
+	(void)p;
+	h->release = rsc_entry_release(h->victim, NULL, NULL);
+	h->detach = rsc_entry_detach(h->victim);
+	h->move = rsc_entry_move(h->victim, h->other);
+	h->smove = rsc_scope_move(h->other, NULL);
+	h->push = rsc_defer(h->other, noop_exit, NULL, &tmp);
+	h->adopt = rsc_adopt(h->other, 0, RSC_NO_CLOEXEC, &tmp);
+	h->wait = rsc_entry_wait(h->victim);
+	h->close_wait = rsc_scope_close_wait(h->other, NULL);
+	h->release_wait = rsc_entry_release_wait(h->victim, NULL);
+	h->run = rsc_loop_run(t_loop, RSC_RUN_NOWAIT);
+	h->shutdown = rsc_loop_shutdown(t_loop, NULL);
+	h->lclose = rsc_loop_close(t_loop);
+	h->calls++;
+	return 0;
+}
+
+static void assert_hook_refused(const struct hook_probe *h)
+{
+	ck_assert_int_eq(h->calls, 1);
+	ck_assert_int_eq(h->release, -EDEADLK);
+	ck_assert_int_eq(h->detach, -EDEADLK);
+	ck_assert_int_eq(h->move, -EDEADLK);
+	ck_assert_int_eq(h->smove, -EDEADLK);
+	ck_assert_int_eq(h->push, -EDEADLK);
+	ck_assert_int_eq(h->adopt, -EDEADLK);
+	ck_assert_int_eq(h->wait, -EDEADLK);
+	ck_assert_int_eq(h->close_wait, -EDEADLK);
+	ck_assert_int_eq(h->release_wait, -EDEADLK);
+	ck_assert_int_eq(h->run, -EDEADLK);
+	ck_assert_int_eq(h->shutdown, -EDEADLK);
+	ck_assert_int_eq(h->lclose, -EDEADLK);
+}
+
+START_TEST(defer_fn_in_unwind_refuses_everything)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct hook_probe h = {0};
+
+	h.victim = open_file(p, "v");
+	h.other = other;
+	ck_assert_int_eq(rsc_defer(p, hook_probe_fn, &h, NULL), 0);
+	close_and_wait(p, 0);
+	assert_hook_refused(&h);
+	ck_assert_int_eq(rsc_scope_state(other), RSC_SCOPE_OPEN);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+START_TEST(defer_fn_in_early_release_refuses_everything)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct hook_probe h = {0};
+	struct rsc_entry *d;
+
+	h.victim = open_file(p, "v");
+	h.other = other;
+	ck_assert_int_eq(rsc_defer(p, hook_probe_fn, &h, &d), 0);
+	ck_assert_int_eq(rsc_entry_release(d, NULL, NULL), 0);
+	assert_hook_refused(&h);
+	ck_assert_int_eq(rsc_entry_state(h.victim), RSC_ENTERED);
+	close_and_wait(p, 0);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+/* A custom enter hook (inside rsc_push) refuses the blocking calls. */
+static struct hook_probe *enter_probe;
+
+static int probe_enter(struct rsc_entry *e, void *arg)
+{
+	struct io_uring_sqe *sqe;
+
+	(void)arg;
+	hook_probe_fn(e, NULL, enter_probe);
+	if (rsc_entry_get_sqes(e, 1, &sqe) < 0)
+		return -EIO;
+	io_uring_prep_nop(sqe);
+	return 0;
+}
+
+START_TEST(enter_hook_refuses_everything)
+{
+	static const struct rsc_manager mgr = {sizeof(mgr), 0, "probe",
+					       probe_enter, noop_exit};
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct hook_probe h = {0};
+	struct rsc_entry *e;
+
+	h.victim = open_file(p, "v");
+	h.other = other;
+	enter_probe = &h;
+	ck_assert_int_eq(rsc_push(p, &mgr, NULL, &e), 0);
+	assert_hook_refused(&h);
+	close_and_wait(p, 0);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+/* Completion and close callbacks: the blocking calls are -EDEADLK, and may release. */
+struct cb_probe {
+	struct rsc_entry *victim;
+	struct rsc_scope *other;
+	int wait, close_wait, release_wait, run, shutdown, lclose, release, calls;
+};
+
+static void cb_probe(struct cb_probe *c)
+{
+	c->wait = rsc_entry_wait(c->victim);
+	c->close_wait = rsc_scope_close_wait(c->other, NULL);
+	c->release_wait = rsc_entry_release_wait(c->victim, NULL);
+	c->run = rsc_loop_run(t_loop, RSC_RUN_NOWAIT);
+	c->shutdown = rsc_loop_shutdown(t_loop, NULL);
+	c->lclose = rsc_loop_close(t_loop);
+	c->release = rsc_entry_release(c->victim, NULL, NULL);
+	c->calls++;
+}
+
+static void cb_probe_enter(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	(void)res;
+	cb_probe(data);
+}
+
+static void cb_probe_close(struct rsc_scope *s, int st,
+			   const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)st;
+	(void)err;
+	cb_probe(data);
+}
+
+static void assert_cb_refused(const struct cb_probe *c)
+{
+	ck_assert_int_eq(c->calls, 1);
+	ck_assert_int_eq(c->wait, -EDEADLK);
+	ck_assert_int_eq(c->close_wait, -EDEADLK);
+	ck_assert_int_eq(c->release_wait, -EDEADLK);
+	ck_assert_int_eq(c->run, -EDEADLK);
+	ck_assert_int_eq(c->shutdown, -EDEADLK);
+	ck_assert_int_eq(c->lclose, -EDEADLK);
+	ck_assert_int_eq(c->release, 0); /* allowed there */
+}
+
+START_TEST(on_enter_callback_refuses_blocking_calls)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct cb_probe c = {0};
+	struct rsc_entry *d;
+
+	c.victim = open_file(p, "v");
+	c.other = other;
+	ck_assert_int_eq(rsc_defer(p, noop_exit, NULL, &d), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(d, cb_probe_enter, &c), 0);
+	t_run();
+	assert_cb_refused(&c);
+	ck_assert_int_eq(rsc_entry_state(c.victim), RSC_EXITED);
+	ck_assert_int_eq(rsc_scope_state(other), RSC_SCOPE_OPEN);
+	close_and_wait(p, 0);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+START_TEST(on_close_callback_refuses_blocking_calls)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct rsc_scope *gone = open_scope(t_loop, NULL, "gone");
+	struct cb_probe c = {0};
+
+	c.victim = open_file(p, "v");
+	c.other = other;
+	ck_assert_int_eq(rsc_scope_on_close(gone, cb_probe_close, &c), 0);
+	close_and_wait(gone, 0);
+	assert_cb_refused(&c);
+	close_and_wait(p, 0);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+START_TEST(close_callback_refuses_blocking_calls)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct rsc_scope *gone = open_scope(t_loop, NULL, "gone");
+	struct cb_probe c = {0};
+
+	c.victim = open_file(p, "v");
+	c.other = other;
+	ck_assert_int_eq(rsc_scope_close(gone, cb_probe_close, &c), 0);
+	t_run();
+	assert_cb_refused(&c);
+	close_and_wait(p, 0);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+/* Trace callback: blocking calls -EDEADLK; ownership moves too. */
+static struct hook_probe *trace_probe;
+
+static void probe_trace(struct rsc_loop *loop, enum rsc_event ev,
+			const struct rsc_scope *s, const struct rsc_entry *e,
+			int res, void *data)
+{
+	(void)loop;
+	(void)s;
+	(void)res;
+	(void)data;
+	if (ev == RSC_EV_ENTERED && trace_probe && trace_probe->calls == 0 &&
+	    e != trace_probe->victim && trace_probe->victim)
+		hook_probe_fn(NULL, NULL, trace_probe);
+}
+
+START_TEST(trace_callback_refuses_everything)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct hook_probe h = {0};
+
+	h.victim = open_file(p, "v");
+	h.other = other;
+	trace_probe = &h;
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, probe_trace, NULL), 0);
+	ck_assert_int_eq(rsc_defer(p, noop_exit, NULL, NULL), 0);
+	t_run();
+	trace_probe = NULL;
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, NULL, NULL), 0);
+	assert_hook_refused(&h);
+	close_and_wait(p, 0);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+/* --- pending errors: suppress, raise, raise after suppress ------------ */
+
+static struct rsc_scope *three_defers(struct seen *seen, struct exit_arg a[3],
+				      int ra, int rb, int rc)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "body");
+
+	a[0] = (struct exit_arg){seen, 'a', ra};
+	a[1] = (struct exit_arg){seen, 'b', rb};
+	a[2] = (struct exit_arg){seen, 'c', rc};
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(rsc_defer(s, record_exit, &a[i], NULL), 0);
+	return s;
+}
+
+START_TEST(fail_then_suppress_clears_for_those_below)
+{
+	struct seen seen = {0};
+	struct exit_arg a[3];
+	struct rsc_scope *s = three_defers(&seen, a, 0, 0, RSC_EXIT_SUPPRESS);
+	struct rsc_error *err = (struct rsc_error *)1;
+
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(seen.n, 3);
+	seen.order[3] = 0;
+	ck_assert_str_eq(seen.order, "cba");
+	ck_assert_int_eq(seen.pending[0], -EPROTO);
+	ck_assert_str_eq(seen.op[0], "fail");
+	ck_assert_int_eq(seen.pending[1], 0);
+	ck_assert_int_eq(seen.pending[2], 0);
+}
+END_TEST
+
+START_TEST(fail_then_raise_keeps_cause)
+{
+	struct seen seen = {0};
+	struct exit_arg a[3];
+	struct rsc_scope *s = three_defers(&seen, a, 0, -EIO, 0);
+	struct rsc_error *err = NULL;
+	const struct rsc_error *cause;
+
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "parse"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_depth(err), 2);
+	ck_assert_str_eq(rsc_error_op(err), "exit");
+	ck_assert_str_eq(rsc_error_entry(err), "defer");
+	ck_assert_str_eq(rsc_error_scope(err), "body");
+	cause = rsc_error_cause(err);
+	ck_assert_int_eq(rsc_error_errno(cause), -EPROTO);
+	ck_assert_str_eq(rsc_error_op(cause), "parse");
+	ck_assert_str_eq(rsc_error_scope(cause), "body");
+	ck_assert_ptr_null(rsc_error_cause(cause));
+	rsc_error_free(err);
+	ck_assert_int_eq(seen.pending[0], -EPROTO);
+	ck_assert_int_eq(seen.pending[1], -EPROTO);
+	ck_assert_int_eq(seen.pending[2], -EIO);
+	ck_assert_str_eq(seen.op[2], "exit");
+}
+END_TEST
+
+START_TEST(raise_after_suppress_has_no_old_cause)
+{
+	struct seen seen = {0};
+	struct exit_arg a[3];
+	struct rsc_scope *s = three_defers(&seen, a, 0, -EIO, RSC_EXIT_SUPPRESS);
+	struct rsc_error *err = NULL;
+
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "parse"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	ck_assert_ptr_null(rsc_error_cause(err));
+	rsc_error_free(err);
+	ck_assert_int_eq(seen.pending[0], -EPROTO);
+	ck_assert_int_eq(seen.pending[1], 0);
+	ck_assert_int_eq(seen.pending[2], -EIO);
+}
+END_TEST
+
+static void count_close(struct rsc_scope *s, int status,
+			const struct rsc_error *err, void *data)
+{
+	int *calls = data;
+
+	(void)s;
+	(void)err;
+	calls[0]++;
+	calls[1] = status;
+}
+
+/* A failed acquire is not exited; the ones before it are, seeing it. */
+START_TEST(failed_acquire_pending_for_those_before)
+{
+	struct seen seen = {0};
+	struct exit_arg a = {&seen, 'a', 0};
+	struct rsc_scope *s = open_scope(t_loop, NULL, "acq");
+	struct rsc_entry *bad;
+	struct rsc_error *err = NULL;
+	int calls[2] = {0, 0};
+
+	ck_assert_int_eq(rsc_defer(s, record_exit, &a, NULL), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("missing"), O_RDONLY, 0, 0, &bad), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, count_close, calls), 0);
+	t_run();
+	ck_assert_int_eq(rsc_entry_state(bad), RSC_FAILED);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(calls[0], 1);
+	ck_assert_int_eq(calls[1], -ENOENT);
+	ck_assert_int_eq(seen.n, 1);
+	ck_assert_int_eq(seen.pending[0], -ENOENT);
+	ck_assert_str_eq(seen.op[0], "openat");
+	ck_assert_int_eq(rsc_entry_release(bad, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_entry_detach(bad), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -ENOENT);
+	ck_assert_int_eq(calls[0], 1);
+	ck_assert_str_eq(rsc_error_op(err), "openat");
+	ck_assert_str_eq(rsc_error_entry(err), "file");
+	ck_assert_str_eq(rsc_error_scope(err), "acq");
+	ck_assert_str_eq(rsc_error_detail(err), t_path("missing"));
+	rsc_error_free(err);
+}
+END_TEST
+
+/* --- on-close: once, whoever closed the scope ------------------------ */
+
+START_TEST(on_close_by_caller_and_close_cb_once_each)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	int on[2] = {0, 1}, cl[2] = {0, 1};
+
+	(void)open_file(s, "f");
+	ck_assert_int_eq(rsc_scope_on_close(s, count_close, on), 0);
+	ck_assert_int_eq(rsc_scope_close(s, count_close, cl), 0);
+	ck_assert_int_eq(rsc_scope_close(s, count_close, cl), -EALREADY);
+	ck_assert_int_eq(on[0] + cl[0], 0);
+	t_run();
+	ck_assert_int_eq(on[0], 1);
+	ck_assert_int_eq(on[1], 0);
+	ck_assert_int_eq(cl[0], 1);
+	ck_assert_int_eq(cl[1], 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, count_close, on), -ESTALE);
+}
+END_TEST
+
+START_TEST(on_close_by_parent_once)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *c = open_scope(t_loop, p, "c");
+	struct rsc_scope *g = open_scope(t_loop, c, "g");
+	int oc[2] = {0, 1}, og[2] = {0, 1};
+
+	ck_assert_int_eq(rsc_scope_on_close(c, count_close, oc), 0);
+	ck_assert_int_eq(rsc_scope_on_close(g, count_close, og), 0);
+	close_and_wait(p, 0);
+	ck_assert_int_eq(oc[0], 1);
+	ck_assert_int_eq(og[0], 1);
+	ck_assert_int_eq(oc[1], 0);
+}
+END_TEST
+
+START_TEST(on_close_replaced_and_removed)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_scope *r = open_scope(t_loop, NULL, "r");
+	int first[2] = {0, 1}, second[2] = {0, 1};
+
+	ck_assert_int_eq(rsc_scope_on_close(s, count_close, first), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, count_close, second), 0);
+	ck_assert_int_eq(rsc_scope_on_close(r, count_close, first), 0);
+	ck_assert_int_eq(rsc_scope_on_close(r, NULL, NULL), 0);
+	close_and_wait(s, 0);
+	close_and_wait(r, 0);
+	ck_assert_int_eq(first[0], 0);
+	ck_assert_int_eq(second[0], 1);
+	ck_assert_int_eq(rsc_scope_on_close(NULL, count_close, first), -EINVAL);
+}
+END_TEST
+
+START_TEST(on_close_after_fail_before_close_once)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	int on[2] = {0, 1}, cl[2] = {0, 1};
+
+	ck_assert_int_eq(rsc_scope_on_close(s, count_close, on), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -ECONNRESET, "body"), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "again"), -EALREADY);
+	t_run();
+	ck_assert_int_eq(on[0], 1);
+	ck_assert_int_eq(on[1], -ECONNRESET);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_on_close(s, count_close, on), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close(s, count_close, cl), 0);
+	t_run();
+	ck_assert_int_eq(on[0], 1);
+	ck_assert_int_eq(cl[0], 1);
+	ck_assert_int_eq(cl[1], -ECONNRESET);
+}
+END_TEST
+
+START_TEST(on_close_after_deadline_once)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	int on[2] = {0, 1};
+	long t0;
+
+	ck_assert_int_eq(rsc_scope_on_close(s, count_close, on), 0);
+	ck_assert_int_eq(rsc_timer(s, 60000, noop_io_cb, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 20, 0), 0);
+	t0 = t_now_ms();
+	while (on[0] == 0 && t_now_ms() - t0 < 5000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(on[0], 1);
+	ck_assert_int_eq(on[1], -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(on[0], 1);
+}
+END_TEST
+
+START_TEST(on_close_at_shutdown_once_each)
+{
+	struct rsc_loop *l2;
+	struct rsc_scope *a, *b, *c;
+	int oa[2] = {0, 1}, ob[2] = {0, 1}, oc[2] = {0, 1};
+	struct rsc_error *err = NULL;
+	int p[2];
+
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	a = open_scope(l2, NULL, "a");
+	b = open_scope(l2, a, "b");
+	c = open_scope(l2, NULL, "c");
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_adopt(b, p[0], 0, NULL), 0);
+	ck_assert_int_eq(rsc_scope_on_close(a, count_close, oa), 0);
+	ck_assert_int_eq(rsc_scope_on_close(b, count_close, ob), 0);
+	ck_assert_int_eq(rsc_scope_on_close(c, count_close, oc), 0);
+	ck_assert_int_eq(rsc_scope_fail(c, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_loop_close(l2), -EBUSY);
+	ck_assert_int_eq(rsc_scope_state(a), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_loop_shutdown(l2, &err), -EPIPE);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "body");
+	ck_assert_str_eq(rsc_error_scope(err), "c");
+	rsc_error_free(err);
+	ck_assert_int_eq(oa[0], 1);
+	ck_assert_int_eq(ob[0], 1);
+	ck_assert_int_eq(oc[0], 1);
+	ck_assert_int_eq(oc[1], -EPIPE);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	ck_assert_int_eq(rsc_scope_state(a), -ESTALE);
+	close(p[1]);
+}
+END_TEST
+
+/* The on-close callback may call back: open a scope, adopt, close another. */
+struct reenter {
+	struct rsc_scope *made, *to_close;
+	int open, adopt, close, fd;
+};
+
+static void reenter_on_close(struct rsc_scope *s, int st,
+			     const struct rsc_error *err, void *data)
+{
+	struct reenter *r = data;
+
+	(void)s;
+	(void)st;
+	(void)err;
+	r->open = rsc_scope_open(t_loop, NULL, "made", &r->made);
+	if (r->open == 0)
+		r->adopt = rsc_adopt(r->made, r->fd, 0, NULL);
+	r->close = rsc_scope_close(r->to_close, NULL, NULL);
+}
+
+START_TEST(on_close_may_call_back_into_library)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct reenter r = {0};
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	r.fd = p[0];
+	r.to_close = open_scope(t_loop, NULL, "victim");
+	ck_assert_int_eq(rsc_scope_on_close(s, reenter_on_close, &r), 0);
+	close_and_wait(s, 0);
+	t_run();
+	ck_assert_int_eq(r.open, 0);
+	ck_assert_int_eq(r.adopt, 0);
+	ck_assert_int_eq(r.close, 0);
+	ck_assert_int_eq(rsc_scope_state(r.to_close), -ESTALE);
+	close_and_wait(r.made, 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	close(p[1]);
+}
+END_TEST
+
+/* --- scope_fail arguments, chains across scopes ---------------------- */
+
+START_TEST(scope_fail_arguments)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	char op[16] = "mine";
+	struct rsc_error *err = NULL;
+
+	ck_assert_int_eq(rsc_scope_fail(s, 0, "x"), -EINVAL);
+	ck_assert_int_eq(rsc_scope_fail(s, EIO, "x"), -EINVAL);
+	ck_assert_int_eq(rsc_scope_fail(NULL, -EIO, "x"), -EINVAL);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, op), 0);
+	strcpy(op, "changed");
+	ck_assert_int_eq(rsc_defer(s, noop_exit, NULL, NULL), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_str_eq(rsc_error_op(err), "mine");
+	rsc_error_free(err);
+}
+END_TEST
+
+START_TEST(scope_fail_after_close_requested_is_ealready)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_scope *c = open_scope(t_loop, s, "c");
+
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "x"), -EALREADY);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(c), -ESTALE);
+}
+END_TEST
+
+/* A child failed on its own, then the parent failed: child's chain first. */
+START_TEST(child_chain_first_then_parent)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "parent");
+	struct rsc_scope *c = open_scope(t_loop, p, "child");
+	struct rsc_error *err = NULL;
+	const struct rsc_error *cause;
+
+	ck_assert_int_eq(rsc_open(c, AT_FDCWD, t_path("nope"), O_RDONLY, 0, 0, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(c), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_scope_fail(p, -EPROTO, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(p, &err), -ENOENT);
+	ck_assert_int_eq(rsc_error_depth(err), 2);
+	ck_assert_str_eq(rsc_error_scope(err), "child");
+	ck_assert_str_eq(rsc_error_op(err), "openat");
+	cause = rsc_error_cause(err);
+	ck_assert_int_eq(rsc_error_errno(cause), -EPROTO);
+	ck_assert_str_eq(rsc_error_scope(cause), "parent");
+	ck_assert_str_eq(rsc_error_op(cause), "body");
+	rsc_error_free(err);
+}
+END_TEST
+
+/* A child's close error reaches the parent's exits, named by the child. */
+START_TEST(child_close_error_seen_by_parent_exits)
+{
+	struct seen seen = {0};
+	struct exit_arg a = {&seen, 'a', 0};
+	struct rsc_scope *p = open_scope(t_loop, NULL, "parent");
+	struct rsc_scope *c;
+	struct rsc_error *err = NULL;
+
+	ck_assert_int_eq(rsc_defer(p, record_exit, &a, NULL), 0);
+	c = open_scope(t_loop, p, "child");
+	(void)open_file(c, "f");
+	ck_assert_int_eq(rsc_fault_set(t_loop, "close:1:EIO"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(p, &err), -EIO);
+	ck_assert_int_eq(seen.n, 1);
+	ck_assert_int_eq(seen.pending[0], -EIO);
+	ck_assert_str_eq(seen.op[0], "close");
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	ck_assert_str_eq(rsc_error_scope(err), "child");
+	ck_assert_str_eq(rsc_error_entry(err), "file");
+	ck_assert_str_eq(rsc_error_detail(err), t_path("f"));
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+}
+END_TEST
+
+/* release_wait: the result and its own chain; not the scope's. */
+START_TEST(release_wait_reports_its_own_chain)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "rw");
+	struct rsc_entry *e = open_file(s, "f");
+	struct rsc_error *err = NULL;
+
+	ck_assert_int_eq(rsc_fault_set(t_loop, "close:1:EIO"), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), -EIO);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	ck_assert_str_eq(rsc_error_op(err), "close");
+	ck_assert_str_eq(rsc_error_entry(err), "file");
+	ck_assert_str_eq(rsc_error_scope(err), "rw");
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_entry_fd(e), -EBADF);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_EXITED);
+	err = (struct rsc_error *)1;
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), -EALREADY);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+}
+END_TEST
+
+static int raise_eio(struct rsc_entry *e, const struct rsc_error *p, void *a)
+{
+	int *calls = a;
+
+	(void)e;
+	calls[0]++;
+	calls[1] = p ? rsc_error_errno(p) : 0;
+	return -EIO;
+}
+
+START_TEST(defer_early_release_runs_once_sees_no_pending)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "d");
+	struct rsc_entry *d;
+	struct rsc_error *err = NULL;
+	int calls[2] = {0, 1};
+
+	ck_assert_int_eq(rsc_defer(s, raise_eio, calls, &d), 0);
+	ck_assert_str_eq(rsc_entry_name(d), "defer");
+	ck_assert_int_eq(rsc_entry_fd(d), 0);
+	ck_assert_ptr_eq(rsc_entry_arg(d), calls);
+	ck_assert_int_eq(rsc_entry_release_wait(d, &err), -EIO);
+	ck_assert_str_eq(rsc_error_op(err), "exit");
+	rsc_error_free(err);
+	ck_assert_int_eq(calls[0], 1);
+	ck_assert_int_eq(calls[1], 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EPROTO);
+	ck_assert_int_eq(calls[0], 1);
+	ck_assert_int_eq(rsc_defer(NULL, raise_eio, calls, NULL), -EINVAL);
+}
+END_TEST
+
+/* The close of an ancestor was requested: the unwind owns deep entries. */
+START_TEST(ancestor_close_requested_owns_deep_entries)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *c = open_scope(t_loop, p, "c");
+	struct rsc_scope *g = open_scope(t_loop, c, "g");
+	struct rsc_scope *q = open_scope(t_loop, NULL, "q");
+	struct rsc_entry *e = open_file(g, "f");
+	struct rsc_error *err = (struct rsc_error *)1;
+	struct rsc_scope *n = (struct rsc_scope *)1;
+
+	ck_assert_int_eq(rsc_scope_close(p, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), -EALREADY);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(rsc_entry_detach(e), -EALREADY);
+	ck_assert_int_eq(rsc_entry_move(e, q), -EALREADY);
+	ck_assert_int_eq(rsc_scope_fail(g, -EIO, "x"), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, g, "n", &n), -ESHUTDOWN);
+	ck_assert_ptr_null(n);
+	t_run();
+	ck_assert_int_eq(rsc_entry_state(e), -ESTALE);
+	close_and_wait(q, 0);
+}
+END_TEST
+
+/* --- scope open/close arguments -------------------------------------- */
+
+START_TEST(scope_open_arguments)
+{
+	char name[RSC_NAME_MAX + 1];
+	struct rsc_scope *s = (struct rsc_scope *)1, *p;
+	struct rsc_loop *l2;
+	struct rsc_scope *other;
+
+	memset(name, 'n', sizeof(name));
+	name[RSC_NAME_MAX] = 0;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), -ENAMETOOLONG);
+	ck_assert_ptr_null(s);
+	name[RSC_NAME_MAX - 1] = 0;
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), 0);
+	name[0] = 'X';
+	ck_assert_uint_eq(strlen(rsc_scope_name(s)), RSC_NAME_MAX - 1);
+	ck_assert_int_eq(rsc_scope_name(s)[0], 'n');
+	ck_assert_int_eq(rsc_scope_open(NULL, NULL, "x", &p), -EINVAL);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "x", NULL), -EINVAL);
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	other = open_scope(l2, NULL, "other");
+	ck_assert_int_eq(rsc_scope_open(t_loop, other, "x", &p), -EXDEV);
+	ck_assert_int_eq(rsc_scope_close_wait(other, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(l2), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, s, "late", &p), -ESHUTDOWN);
+	t_run();
+}
+END_TEST
+
+/* --- counters, strerror ---------------------------------------------- */
+
+START_TEST(counter_names_total_and_distinct)
+{
+	int i, j;
+
+	ck_assert_str_eq(rsc_counter_name(RSC_CTR_SQES), "sqes");
+	for (i = 0; i < RSC_CTR__COUNT; i++) {
+		const char *n = rsc_counter_name((enum rsc_counter)i);
+
+		ck_assert_ptr_nonnull(n);
+		ck_assert_int_gt(strlen(n), 0);
+		for (j = 0; j < i; j++)
+			ck_assert_str_ne(n, rsc_counter_name((enum rsc_counter)j));
+		ck_assert_int_ge(rsc_loop_counter(t_loop, (enum rsc_counter)i), 0);
+	}
+	ck_assert_ptr_null(rsc_counter_name(RSC_CTR__COUNT));
+	ck_assert_ptr_null(rsc_counter_name((enum rsc_counter)-1));
+	ck_assert_ptr_null(rsc_counter_name((enum rsc_counter)INT_MAX));
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR__COUNT), -EINVAL);
+	ck_assert_int_eq(rsc_loop_counter(NULL, RSC_CTR_SQES), -EINVAL);
+}
+END_TEST
+
+START_TEST(strerror_and_err_name_any_int)
+{
+	ck_assert_str_eq(rsc_err_name(-ESTALE), "ESTALE");
+	ck_assert_str_eq(rsc_err_name(-EDEADLK), "EDEADLK");
+	ck_assert_str_eq(rsc_err_name(-EEXIST), "EEXIST");
+	ck_assert_str_eq(rsc_err_name(123456), "E?");
+	ck_assert_str_eq(rsc_err_name(INT_MIN), "E?");
+	ck_assert_str_eq(rsc_err_name(INT_MAX), "E?");
+	ck_assert_ptr_nonnull(rsc_strerror(INT_MIN));
+	ck_assert_ptr_nonnull(rsc_strerror(INT_MAX));
+	ck_assert_str_eq(rsc_strerror(-ENOENT), strerror(ENOENT));
+	ck_assert_int_gt(strlen(rsc_strerror(0)), 0);
+}
+END_TEST
+
+/* --- resource exhaustion --------------------------------------------- */
+
+START_TEST(emfile_acquire_unwinds_what_came_before)
+{
+	struct seen seen = {0};
+	struct exit_arg a = {&seen, 'a', 0};
+	struct rsc_scope *s = open_scope(t_loop, NULL, "lim");
+	struct rsc_entry *bad;
+	struct rlimit old, low;
+	int on[2] = {0, 1}, base, fd, maxfd = 0, fillers[4096], nfill = 0;
+
+	(void)open_file(s, "f1");
+	ck_assert_int_eq(rsc_defer(s, record_exit, &a, NULL), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, count_close, on), 0);
+	base = t_fd_count();
+	for (fd = 0; fd < 4096; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			maxfd = fd;
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)maxfd + 1;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	/* Fill the holes below the limit, so the table is full. */
+	while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		fillers[nfill++] = fd;
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &bad), 0);
+	t_run();
+	while (nfill > 0)
+		close(fillers[--nfill]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ck_assert_int_eq(rsc_entry_state(bad), RSC_FAILED);
+	ck_assert_int_eq(rsc_entry_fd(bad), -EMFILE);
+	ck_assert_int_eq(on[0], 1);
+	ck_assert_int_eq(on[1], -EMFILE);
+	ck_assert_int_eq(seen.n, 1);
+	ck_assert_int_eq(seen.pending[0], -EMFILE);
+	ck_assert_int_eq(t_fd_count(), base - 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EMFILE);
+}
+END_TEST
+
+/* --- first users' fixes ---------------------------------------------- */
+
+START_TEST(timer_fires_with_user_on_enter)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "t");
+	struct rsc_entry *e;
+	int res = 1, calls[2] = {0, 1};
+	long t0;
+
+	ck_assert_int_eq(rsc_timer(s, 10, t_store_res, &res, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, count_enter, calls), 0);
+	t0 = t_now_ms();
+	while (res == 1 && t_now_ms() - t0 < 5000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(res, -ETIME);
+	ck_assert_int_eq(calls[0], 1);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+START_TEST(listener_release_closes_its_socket)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "l");
+	struct sockaddr_in bound;
+	struct rsc_entry *l = t_listen_on_loopback(s, 4, &bound);
+	int before = t_fd_count(), fd = rsc_entry_fd(l);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_entry_release_wait(l, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before - 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before - 1);
+}
+END_TEST
+
+START_TEST(listener_detach_gives_the_socket)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "l");
+	struct sockaddr_in bound;
+	struct rsc_entry *l = t_listen_on_loopback(s, 4, &bound);
+	int before = t_fd_count(), fd, c;
+
+	fd = rsc_entry_detach(l);
+	ck_assert_int_ge(fd, 0);
+	close_and_wait(s, 0);
+	ck_assert_int_eq(t_fd_count(), before);
+	c = t_connect(&bound);
+	ck_assert_int_ge(c, 0);
+	close(c);
+	close(fd);
+}
+END_TEST
+
+static void count_accept(struct rsc_entry *l, int res, struct rsc_scope *cs,
+			 struct rsc_entry *c, void *data)
+{
+	int *calls = data;
+
+	(void)l;
+	(void)cs;
+	(void)c;
+	calls[0]++;
+	calls[1] = res;
+}
+
+START_TEST(single_accept_one_callback_when_scope_closes_same_turn)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "srv");
+	struct sockaddr_in bound;
+	struct rsc_entry *l = t_listen_on_loopback(s, 4, &bound);
+	int calls[2] = {0, 1}, c, before;
+
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_accept(l, 0, count_accept, calls), 0);
+	c = t_connect(&bound);
+	ck_assert_int_ge(c, 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(calls[0], 1);
+	close(c);
+	ck_assert_int_eq(t_fd_count(), before - 1);
+}
+END_TEST
+
+/* A detached entry's memory reused: the old handle touches nothing. */
+START_TEST(stale_after_detach_and_reuse)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *old = open_file(s, "a"), *neu;
+	struct stat st;
+	int fd = rsc_entry_detach(old), nfd;
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	neu = open_file(s, "b");
+	nfd = rsc_entry_fd(neu);
+	ck_assert_int_eq(fstat(nfd, &st), 0);
+	ck_assert_int_eq(rsc_entry_release(old, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_entry_detach(old), -ESTALE);
+	ck_assert_int_eq(rsc_entry_fd(old), -ESTALE);
+	t_run();
+	ck_assert(same_file(nfd, &st));
+	ck_assert_int_eq(rsc_entry_state(neu), RSC_ENTERED);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* Early release twice: the second never touches the number (now someone else's). */
+START_TEST(release_twice_spares_reused_number)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e = open_file(s, "a");
+	int fd = rsc_entry_fd(e), calls[2] = {0, 1}, other;
+	struct stat st;
+
+	ck_assert_int_eq(rsc_entry_release(e, count_enter, calls), 0);
+	ck_assert_int_eq(rsc_entry_release(e, count_enter, calls), -EALREADY);
+	t_run();
+	ck_assert_int_eq(calls[0], 1);
+	other = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(other, fd);
+	ck_assert_int_eq(fstat(other, &st), 0);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), -EALREADY);
+	close_and_wait(s, 0);
+	ck_assert(same_file(other, &st));
+	ck_assert_int_eq(calls[0], 1);
+	close(other);
+}
+END_TEST
+
+/* Data survives a move; the getters of a NULL handle are NULL. */
+START_TEST(data_on_handles)
+{
+	struct rsc_scope *a = open_scope(t_loop, NULL, "a");
+	struct rsc_scope *b = open_scope(t_loop, NULL, "b");
+	struct rsc_entry *e;
+	int x, y;
+
+	ck_assert_ptr_null(rsc_scope_data(a));
+	ck_assert_int_eq(rsc_scope_set_data(a, &x), 0);
+	ck_assert_int_eq(rsc_defer(a, noop_exit, NULL, &e), 0);
+	ck_assert_ptr_null(rsc_entry_data(e));
+	ck_assert_int_eq(rsc_entry_set_data(e, &y), 0);
+	ck_assert_int_eq(rsc_scope_move(a, b), 0);
+	ck_assert_ptr_eq(rsc_scope_data(a), &x);
+	ck_assert_ptr_eq(rsc_entry_data(e), &y);
+	ck_assert_int_eq(rsc_scope_set_data(NULL, &x), -EINVAL);
+	ck_assert_int_eq(rsc_entry_set_data(NULL, &x), -EINVAL);
+	ck_assert_ptr_null(rsc_scope_data(NULL));
+	ck_assert_ptr_null(rsc_entry_data(NULL));
+	close_and_wait(b, 0);
+	ck_assert_ptr_null(rsc_scope_data(a));
+}
+END_TEST
+
+Suite *make_blackbox_own_suite(void)
+{
+	Suite *s = suite_create("blackbox_own");
+	TCase *tc = tcase_create("core");
+
+	t_add_fixture(tc);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, stale_handles_same_loop_touch_nothing);
+	tcase_add_test(tc, stale_handles_after_loop_freed_and_other_loop);
+	tcase_add_test(tc, handle_of_wrong_kind_is_einval);
+	tcase_add_test(tc, adopt_is_entered_at_once_callback_from_loop);
+	tcase_add_test(tc, adopt_no_cloexec_leaves_the_flag);
+	tcase_add_test(tc, adopt_refuses_twice_and_across_loops);
+	tcase_add_test(tc, adopt_bad_descriptors_and_flags);
+	tcase_add_test(tc, adopt_into_closing_scope_leaves_fd_to_caller);
+	tcase_add_test(tc, adopt_refuses_the_runtimes_own_descriptors);
+	tcase_add_test(tc, adopt_closed_behind_back_reused_number_is_spared);
+	tcase_add_test(tc, detach_hands_fd_back_and_frees_the_entry);
+	tcase_add_test(tc, detach_refusals);
+	tcase_add_test(tc, entry_move_becomes_newest_of_target);
+	tcase_add_test(tc, entry_move_refusals);
+	tcase_add_test(tc, scope_move_newest_child_and_refusals);
+	tcase_add_test(tc, scope_move_owned_by_unwind);
+	tcase_add_test(tc, started_unwind_owns_older_children);
+	tcase_add_test(tc, moved_into_scope_that_fails_released_once);
+	tcase_add_test(tc, unwind_owns_entries_seen_from_child_on_close);
+	tcase_add_test(tc, unwind_owns_entries_seen_from_io_callback);
+	tcase_add_test(tc, defer_fn_in_unwind_refuses_everything);
+	tcase_add_test(tc, defer_fn_in_early_release_refuses_everything);
+	tcase_add_test(tc, enter_hook_refuses_everything);
+	tcase_add_test(tc, on_enter_callback_refuses_blocking_calls);
+	tcase_add_test(tc, on_close_callback_refuses_blocking_calls);
+	tcase_add_test(tc, close_callback_refuses_blocking_calls);
+	tcase_add_test(tc, trace_callback_refuses_everything);
+	tcase_add_test(tc, fail_then_suppress_clears_for_those_below);
+	tcase_add_test(tc, fail_then_raise_keeps_cause);
+	tcase_add_test(tc, raise_after_suppress_has_no_old_cause);
+	tcase_add_test(tc, failed_acquire_pending_for_those_before);
+	tcase_add_test(tc, on_close_by_caller_and_close_cb_once_each);
+	tcase_add_test(tc, on_close_by_parent_once);
+	tcase_add_test(tc, on_close_replaced_and_removed);
+	tcase_add_test(tc, on_close_after_fail_before_close_once);
+	tcase_add_test(tc, on_close_after_deadline_once);
+	tcase_add_test(tc, on_close_at_shutdown_once_each);
+	tcase_add_test(tc, on_close_may_call_back_into_library);
+	tcase_add_test(tc, scope_fail_arguments);
+	tcase_add_test(tc, scope_fail_after_close_requested_is_ealready);
+	tcase_add_test(tc, child_chain_first_then_parent);
+	t_add_test_if(tc, child_close_error_seen_by_parent_exits,
+		      t_has_fault_injection(), "fault injection (--enable-fault-injection)");
+	t_add_test_if(tc, release_wait_reports_its_own_chain,
+		      t_has_fault_injection(), "fault injection (--enable-fault-injection)");
+	tcase_add_test(tc, defer_early_release_runs_once_sees_no_pending);
+	tcase_add_test(tc, ancestor_close_requested_owns_deep_entries);
+	tcase_add_test(tc, scope_open_arguments);
+	tcase_add_test(tc, counter_names_total_and_distinct);
+	tcase_add_test(tc, strerror_and_err_name_any_int);
+	t_add_test_if(tc, emfile_acquire_unwinds_what_came_before, !t_under_valgrind(),
+		      "RLIMIT_NOFILE on io_uring's descriptors (valgrind ignores it)");
+	tcase_add_test(tc, timer_fires_with_user_on_enter);
+	t_add_socket_test(tc, listener_release_closes_its_socket);
+	t_add_socket_test(tc, listener_detach_gives_the_socket);
+	t_add_socket_test(tc, single_accept_one_callback_when_scope_closes_same_turn);
+	tcase_add_test(tc, stale_after_detach_and_reuse);
+	tcase_add_test(tc, release_twice_spares_reused_number);
+	tcase_add_test(tc, data_on_handles);
+	suite_add_tcase(s, tc);
+	return s;
+}
