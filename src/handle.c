@@ -182,6 +182,16 @@ bool rsc__handle_still(uint64_t h)
 	return __atomic_load_n(&slot_at(idx)->gen, __ATOMIC_SEQ_CST) == (uint32_t)(h >> 32);
 }
 
+/* @h's slot holds a live object of @h's generation that is no object of
+ * @h's kind: the kind bits of a handle of another kind were changed. */
+static bool live_of_other_kind(uint64_t h, uint32_t idx)
+{
+	const struct rsc__slot *sl = slot_at(idx);
+
+	return __atomic_load_n(&sl->obj, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&sl->gen, __ATOMIC_ACQUIRE) == (uint32_t)(h >> 32);
+}
+
 int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn)
 {
 	const char *what = kind == RSC__K_SCOPE ? "scope" : kind == RSC__K_ENTRY ? "entry" : "chain";
@@ -192,7 +202,8 @@ int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn)
 		return -EINVAL;
 	}
 	if ((lo & RSC__H_KIND_MASK) != kind || idx >= RSC__H_SLOT_MASK ||
-	    !__atomic_load_n(&rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE)) {
+	    !__atomic_load_n(&rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE) ||
+	    live_of_other_kind(h, idx)) {
 		rsc__set_last_error("%s: not a%s %s handle", fn, kind == RSC__K_ENTRY ? "n" : "",
 				    what);
 		return -EINVAL;

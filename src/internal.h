@@ -534,6 +534,13 @@ bool rsc__handle_still(uint64_t h);
 /* The slow path of a failed lookup: -EINVAL or -ESTALE, and says why. */
 int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn) RSC__COLD;
 
+/* The handle @obj says it has: every object of @kind stores its own. */
+static inline uint64_t rsc__obj_handle(const void *obj, enum rsc__kind kind)
+{
+	/* A scope and a chain start with it; an entry keeps its pool links first. */
+	return kind == RSC__K_ENTRY ? ((const struct rsc__entry *)obj)->h : *(const uint64_t *)obj;
+}
+
 /* The live object @h names, or NULL (not a handle of @kind, or freed). */
 static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 {
@@ -552,8 +559,10 @@ static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 	if (__atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) != (uint32_t)(h >> 32))
 		return NULL;
 	obj = __atomic_load_n(&chunk->obj, __ATOMIC_ACQUIRE);
-	/* Still that generation after the load: obj is the object it names. */
-	return obj && __atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) == (uint32_t)(h >> 32) ? obj : NULL;
+	/* Still that generation after the load: obj is the object it names,
+	 * if it is of @kind (the value's kind bits are the caller's to forge). */
+	return obj && __atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) == (uint32_t)(h >> 32) &&
+	       rsc__obj_handle(obj, kind) == h ? obj : NULL;
 }
 
 /* Decode a caller's handle: 0, -EINVAL (NULL, not a handle), -ESTALE (freed). */

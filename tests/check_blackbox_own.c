@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -1772,6 +1773,819 @@ START_TEST(data_on_handles)
 }
 END_TEST
 
+/* --- batch 2: nested suppression, shutdown, audit, moves under way --- */
+
+/* A child's exit suppresses the parent's pending error: it stops there, as in Python. */
+START_TEST(child_suppresses_parent_pending)
+{
+	struct seen seen = {0};
+	struct exit_arg a = {&seen, 'a', 0}, c = {&seen, 'c', RSC_EXIT_SUPPRESS};
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *ch;
+	struct rsc_error *err = (struct rsc_error *)1;
+
+	ck_assert_int_eq(rsc_defer(p, record_exit, &a, NULL), 0);
+	ch = open_scope(t_loop, p, "ch");
+	ck_assert_int_eq(rsc_defer(ch, record_exit, &c, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(p, -EPROTO, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(p, &err), 0);
+	ck_assert_ptr_null(err);
+	seen.order[seen.n] = 0;
+	ck_assert_str_eq(seen.order, "ca");
+	ck_assert_int_eq(seen.pending[0], -EPROTO);
+	ck_assert_int_eq(seen.pending[1], 0);
+}
+END_TEST
+
+/* Three raises after a failure: newest first, each keeping the one before. */
+START_TEST(chain_of_raises_newest_first)
+{
+	struct seen seen = {0};
+	struct exit_arg a[3];
+	struct rsc_scope *s = three_defers(&seen, a, -EIO, -ENOSPC, -EPIPE);
+	struct rsc_error *err = NULL;
+	const struct rsc_error *e;
+	static const int want[] = {-EIO, -ENOSPC, -EPIPE, -EPROTO};
+	char line[1024];
+	int i, n;
+
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "body"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_int_eq(rsc_error_depth(err), 4);
+	for (e = err, i = 0; e; e = rsc_error_cause(e), i++) {
+		ck_assert_int_eq(rsc_error_errno(e), want[i]);
+		ck_assert_int_eq(rsc_error_depth(e), 4 - i);
+	}
+	ck_assert_int_eq(i, 4);
+	n = rsc_error_format(err, NULL, 0);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(rsc_error_format(err, line, sizeof(line)), n);
+	ck_assert_uint_eq(strlen(line), (size_t)n);
+	ck_assert_ptr_nonnull(strstr(line, "; caused by "));
+	ck_assert_ptr_nonnull(strstr(line, "(EPROTO)"));
+	ck_assert_ptr_nonnull(strstr(line, "in scope 'body'"));
+	ck_assert_int_eq(rsc_error_format(err, line, 5), n);
+	ck_assert_uint_eq(strlen(line), 4);
+	ck_assert_int_eq(rsc_error_format(err, NULL, 5), -EINVAL);
+	ck_assert_int_eq(rsc_error_format(NULL, line, sizeof(line)), -EINVAL);
+	ck_assert_int_eq(rsc_error_depth(NULL), -EINVAL);
+	ck_assert_str_eq(rsc_error_op(NULL), "");
+	ck_assert_ptr_null(rsc_error_cause(NULL));
+	rsc_error_free(err);
+	rsc_error_free(NULL);
+}
+END_TEST
+
+/* The state seen from inside an exit, and the pending chain by rsc_scope_error. */
+struct inside {
+	struct rsc_scope *scope;
+	int scope_state, entry_state, err_errno, same;
+};
+
+static int look_inside(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct inside *in = arg;
+	const struct rsc_error *now = rsc_scope_error(in->scope);
+
+	in->scope_state = rsc_scope_state(in->scope);
+	in->entry_state = rsc_entry_state(e);
+	in->err_errno = now ? rsc_error_errno(now) : 0;
+	in->same = now == pending;
+	return 0;
+}
+
+START_TEST(states_seen_from_inside_an_exit)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct inside in = {s, -1, -1, 0, 0};
+
+	ck_assert_int_eq(rsc_defer(s, look_inside, &in, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "body"), 0);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EPROTO);
+	ck_assert_int_eq(in.scope_state, RSC_SCOPE_UNWINDING);
+	ck_assert_int_eq(in.entry_state, RSC_EXITING);
+	ck_assert_int_eq(in.err_errno, -EPROTO);
+	ck_assert_int_eq(in.same, 1);
+}
+END_TEST
+
+/* Shutdown after a failed scope's on-close ran: not called again; close callbacks once. */
+START_TEST(shutdown_calls_nothing_twice)
+{
+	struct rsc_loop *l2;
+	struct rsc_scope *failed, *closing, *early;
+	struct rsc_entry *e;
+	int of[2] = {0, 1}, cc[2] = {0, 1}, oc[2] = {0, 1}, rel[2] = {0, 1};
+	int p[2], i;
+
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	failed = open_scope(l2, NULL, "failed");
+	closing = open_scope(l2, NULL, "closing");
+	early = open_scope(l2, NULL, "early");
+	ck_assert_int_eq(rsc_scope_on_close(failed, count_close, of), 0);
+	ck_assert_int_eq(rsc_scope_fail(failed, -EPIPE, "body"), 0);
+	for (i = 0; i < 10 && of[0] == 0; i++)
+		ck_assert_int_ge(rsc_loop_run(l2, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(of[0], 1);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_adopt(closing, p[0], 0, NULL), 0);
+	ck_assert_int_eq(rsc_scope_on_close(closing, count_close, oc), 0);
+	ck_assert_int_eq(rsc_scope_close(closing, count_close, cc), 0);
+	ck_assert_int_eq(rsc_adopt(early, p[1], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_release(e, count_enter, rel), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l2, NULL), -EPIPE);
+	ck_assert_int_eq(of[0], 1);
+	ck_assert_int_eq(oc[0], 1);
+	ck_assert_int_eq(cc[0], 1);
+	ck_assert_int_eq(cc[1], 0);
+	ck_assert_int_eq(rel[0], 1);
+	ck_assert_int_eq(rel[1], 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	ck_assert_int_eq(fcntl(p[1], F_GETFD), -1);
+}
+END_TEST
+
+/* An adopted entry released before its next turn: no enter callback, ever. */
+START_TEST(adopt_released_before_turn_no_enter_cb)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e;
+	int p[2], en[2] = {0, 1}, rel[2] = {0, 1};
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, count_enter, en), 0);
+	ck_assert_int_eq(rsc_entry_release(e, count_enter, rel), 0);
+	/* Until the close is submitted the number is still owned. */
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, NULL), -EEXIST);
+	t_run();
+	ck_assert_int_eq(en[0], 0);
+	ck_assert_int_eq(rel[0], 1);
+	ck_assert_int_eq(rel[1], 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	close_and_wait(s, 0);
+	close(p[1]);
+}
+END_TEST
+
+/* Full audit: a detached descriptor is never a leak, nor one moved out or adopted elsewhere. */
+START_TEST(full_audit_detached_moved_adopted_not_leaks)
+{
+	struct rsc_scope *keep, *s;
+	struct rsc_entry *d, *m;
+	int fd, plain;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	keep = open_scope(t_loop, NULL, "keep");
+	s = open_scope(t_loop, NULL, "s");
+	d = open_file(s, "d");
+	m = open_file(s, "m");
+	fd = rsc_entry_detach(d);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(rsc_entry_move(m, keep), 0);
+	plain = open(t_path("d"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(plain, 0);
+	ck_assert_int_eq(rsc_adopt(keep, plain, 0, NULL), 0);
+	close_and_wait(s, 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	close_and_wait(keep, 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	close(fd);
+}
+END_TEST
+
+/* Moves into a scope whose unwind is under way: -EINVAL, nothing moves. */
+struct into_unwinding {
+	struct rsc_scope *target, *spare;
+	struct rsc_entry *e;
+	int emove, smove, open, calls;
+};
+
+static void move_into_unwinding(struct rsc_scope *s, int st,
+				const struct rsc_error *err, void *data)
+{
+	struct into_unwinding *u = data;
+	struct rsc_scope *n = NULL;
+
+	(void)s;
+	(void)st;
+	(void)err;
+	u->emove = rsc_entry_move(u->e, u->target);
+	u->smove = rsc_scope_move(u->spare, u->target);
+	u->open = rsc_scope_open(t_loop, u->target, "n", &n);
+	u->calls++;
+}
+
+START_TEST(move_during_target_unwind_refused)
+{
+	struct rsc_scope *target = open_scope(t_loop, NULL, "target");
+	struct rsc_scope *kid = open_scope(t_loop, target, "kid");
+	struct rsc_scope *home = open_scope(t_loop, NULL, "home");
+	struct into_unwinding u = {target, NULL, NULL, 1, 1, 1, 0};
+	int before;
+
+	u.spare = open_scope(t_loop, NULL, "spare");
+	u.e = open_file(home, "f");
+	ck_assert_int_eq(rsc_scope_on_close(kid, move_into_unwinding, &u), 0);
+	close_and_wait(target, 0);
+	ck_assert_int_eq(u.calls, 1);
+	ck_assert_int_eq(u.emove, -EINVAL);
+	ck_assert_int_eq(u.smove, -EINVAL);
+	ck_assert_int_eq(u.open, -ESHUTDOWN);
+	ck_assert_ptr_eq(rsc_entry_scope(u.e), home);
+	ck_assert_int_eq(rsc_scope_state(u.spare), RSC_SCOPE_OPEN);
+	before = t_fd_count();
+	close_and_wait(home, 0);
+	ck_assert_int_eq(t_fd_count(), before - 1);
+	close_and_wait(u.spare, 0);
+}
+END_TEST
+
+/* Into a failed scope waiting for its close (UNWOUND): -EINVAL too. */
+START_TEST(move_into_unwound_scope_refused)
+{
+	struct rsc_scope *dead = open_scope(t_loop, NULL, "dead");
+	struct rsc_scope *home = open_scope(t_loop, NULL, "home");
+	struct rsc_scope *c = open_scope(t_loop, home, "c");
+	struct rsc_entry *e = open_file(home, "f");
+
+	ck_assert_int_eq(rsc_scope_fail(dead, -EIO, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(dead), RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(rsc_entry_move(e, dead), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(c, dead), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(dead, home), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close_wait(dead, NULL), -EIO);
+	close_and_wait(home, 0);
+}
+END_TEST
+
+/* A moved scope is closed by its new parent's failure, on-close once, its entry released once. */
+START_TEST(moved_scope_goes_with_new_parent)
+{
+	struct rsc_scope *setup = open_scope(t_loop, NULL, "setup");
+	struct rsc_scope *conn = open_scope(t_loop, setup, "conn");
+	struct rsc_scope *owner = open_scope(t_loop, NULL, "owner");
+	int oc[2] = {0, 1}, before;
+	struct rsc_error *err = NULL;
+
+	(void)open_file(conn, "f");
+	ck_assert_int_eq(rsc_scope_on_close(conn, count_close, oc), 0);
+	ck_assert_int_eq(rsc_scope_move(conn, owner), 0);
+	close_and_wait(setup, 0);
+	ck_assert_int_eq(oc[0], 0);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_scope_fail(owner, -ECONNRESET, "peer"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(owner, &err), -ECONNRESET);
+	ck_assert_int_eq(oc[0], 1);
+	ck_assert_int_eq(oc[1], -ECONNRESET);
+	ck_assert_int_eq(t_fd_count(), before - 1);
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	rsc_error_free(err);
+}
+END_TEST
+
+/* Release of an entry still entering: cancelled or released, callback once, nothing leaks. */
+START_TEST(release_while_entering_leaks_nothing)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e[16];
+	int rel[16][2], i, before = t_fd_count();
+
+	t_make_files(16);
+	for (i = 0; i < 16; i++) {
+		rel[i][0] = 0;
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e[i]), 0);
+		ck_assert_int_eq(rsc_entry_release(e[i], count_enter, rel[i]), 0);
+		ck_assert_int_eq(rsc_entry_release(e[i], count_enter, rel[i]), -EALREADY);
+	}
+	t_run();
+	for (i = 0; i < 16; i++) {
+		ck_assert_int_eq(rel[i][0], 1);
+		ck_assert_int_eq(rsc_entry_fd(e[i]) < 0, 1);
+	}
+	ck_assert_int_eq(t_fd_count(), before);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* rsc_entry_wait with the scope's close requested: -ESHUTDOWN. */
+START_TEST(entry_wait_after_close_requested)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_wait(e), -ESHUTDOWN);
+	t_run();
+}
+END_TEST
+
+/* A close requested from inside the failure's own unwind: its callback once, with the status. */
+static int close_own_scope(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	int *st = arg;
+
+	(void)p;
+	st[2] = rsc_scope_close(rsc_entry_scope(e), count_close, st);
+	return 0;
+}
+
+START_TEST(close_requested_from_inside_failed_unwind)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	int st[3] = {0, 1, 1};
+
+	ck_assert_int_eq(rsc_defer(s, close_own_scope, st, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, NULL), 0);
+	t_run();
+	ck_assert_int_eq(st[2], 0);
+	ck_assert_int_eq(st[0], 1);
+	ck_assert_int_eq(st[1], -EPROTO);
+	ck_assert_int_eq(rsc_scope_state(s), -ESTALE);
+}
+END_TEST
+
+/* A chain handle used after its submit or free: -ESTALE, freeing it again does nothing. */
+START_TEST(stale_chain_handle)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_chain *c;
+	struct rsc_entry *e;
+
+	ck_assert_int_eq(rsc_chain_new(s, &c), 0);
+	rsc_chain_free(c);
+	rsc_chain_free(c);
+	ck_assert_int_eq(rsc_chain_open(c, AT_FDCWD, "/dev/null", O_RDONLY, 0, &e), -ESTALE);
+	ck_assert_int_eq(rsc_chain_submit(c), -ESTALE);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* A failed scope whose deadline was set: the deadline never fires on it later. */
+START_TEST(deadline_then_fail_no_second_unwind)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	int oc[2] = {0, 1};
+	struct t_guard g;
+
+	ck_assert_int_eq(rsc_scope_on_close(s, count_close, oc), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 30, 0), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "body"), 0);
+	t_guard_start(&g, t_loop, 100);
+	while (!g.fired)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	t_guard_stop(&g);
+	ck_assert_int_eq(oc[0], 1);
+	ck_assert_int_eq(oc[1], -EPROTO);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 10, 0), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EPROTO);
+	ck_assert_int_eq(oc[0], 1);
+}
+END_TEST
+
+/* Released-level audit: an adopted number closed behind the runtime's back is reported. */
+START_TEST(released_audit_reports_adopted_closed_behind_back)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2];
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
+	s = open_scope(t_loop, NULL, "s");
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	close(p[0]);
+	(void)rsc_entry_release_wait(e, NULL);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	ck_assert_int_eq(rsc_finding_kind(rsc_audit_finding(t_loop, 0)), RSC_FINDING_NOT_RELEASED);
+	ck_assert_int_eq(rsc_finding_fd(rsc_audit_finding(t_loop, 0)), p[0]);
+	ck_assert_str_eq(rsc_finding_scope(rsc_audit_finding(t_loop, 0)), "s");
+	close_and_wait(s, 0);
+	close(p[1]);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+}
+END_TEST
+
+/* --- batch 3: hooks' SQEs, shutdown chains, callbacks that take ownership --- */
+
+/* An exit's failed linked SQEs: one error each, in SQE order; the result is the first's. */
+static int failing_linked_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct io_uring_sqe *sqes[2];
+
+	(void)p;
+	(void)arg;
+	if (rsc_entry_get_sqes(e, 2, sqes) < 0)
+		return -EIO;
+	io_uring_prep_close(sqes[0], 1 << 20);
+	sqes[0]->flags |= IOSQE_IO_LINK;
+	io_uring_prep_nop(sqes[1]);
+	return 0;
+}
+
+START_TEST(exit_sqe_errors_in_sqe_order)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *d;
+	struct rsc_error *err = NULL;
+	const struct rsc_error *root;
+
+	ck_assert_int_eq(rsc_defer(s, failing_linked_exit, NULL, &d), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(d, &err), -EBADF);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_int_eq(rsc_error_depth(err), 2);
+	ck_assert_int_eq(rsc_error_errno(err), -ECANCELED);
+	root = rsc_error_cause(err);
+	ck_assert_int_eq(rsc_error_errno(root), -EBADF);
+	ck_assert_str_eq(rsc_error_op(root), "close");
+	ck_assert_str_eq(rsc_error_entry(root), "defer");
+	ck_assert_str_eq(rsc_error_scope(root), "s");
+	rsc_error_free(err);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* A link flag left on the hook's last SQE never ties it to the next SQE in the submit. */
+static int exit_with_dangling_link(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct io_uring_sqe *sqe;
+
+	(void)p;
+	(void)arg;
+	if (rsc_entry_get_sqes(e, 1, &sqe) < 0)
+		return -EIO;
+	io_uring_prep_close(sqe, 1 << 20); /* fails: -EBADF */
+	sqe->flags |= IOSQE_IO_LINK;
+	return 0;
+}
+
+START_TEST(exit_link_flag_does_not_leak_to_next_release)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *d, *f;
+	int rd[2] = {0, 1}, rf[2] = {0, 1}, before, fd;
+
+	ck_assert_int_eq(rsc_defer(s, exit_with_dangling_link, NULL, &d), 0);
+	f = open_file(s, "f");
+	fd = rsc_entry_fd(f);
+	t_run();
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_entry_release(d, count_enter, rd), 0);
+	ck_assert_int_eq(rsc_entry_release(f, count_enter, rf), 0);
+	t_run();
+	ck_assert_int_eq(rd[0], 1);
+	ck_assert_int_eq(rd[1], -EBADF);
+	ck_assert_int_eq(rf[0], 1);
+	ck_assert_int_eq(rf[1], 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+	ck_assert_int_eq(t_fd_count(), before - 1);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+static int get_sqes_misuse(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	int *r = arg;
+	struct io_uring_sqe *sqes[RSC_ENTRY_SQES_MAX + 1];
+
+	(void)p;
+	r[0] = rsc_entry_get_sqes(e, 0, sqes);
+	r[1] = rsc_entry_get_sqes(e, RSC_ENTRY_SQES_MAX + 1, sqes);
+	r[2] = rsc_entry_get_sqes(e, 1, NULL);
+	r[3] = rsc_entry_get_sqes(e, 1, sqes);
+	if (r[3] == 0)
+		io_uring_prep_nop(sqes[0]);
+	r[4] = rsc_entry_get_sqes(e, 1, sqes);
+	return 0;
+}
+
+START_TEST(get_sqes_arguments)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *d, *other;
+	int r[8] = {0};
+	struct io_uring_sqe *sqe;
+
+	ck_assert_int_eq(rsc_defer(s, get_sqes_misuse, r, &d), 0);
+	ck_assert_int_eq(rsc_defer(s, noop_exit, NULL, &other), 0);
+	ck_assert_int_eq(rsc_entry_get_sqes(d, 1, &sqe), -EPERM);
+	ck_assert_int_eq(rsc_entry_release_wait(d, NULL), 0);
+	ck_assert_int_eq(r[0], -EINVAL);
+	ck_assert_int_eq(r[1], -EINVAL);
+	ck_assert_int_eq(r[2], -EINVAL);
+	ck_assert_int_eq(r[3], 0);
+	ck_assert_int_eq(r[4], -EBUSY);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* Shutdown: a newer scope's error is pending for the older ones. */
+START_TEST(shutdown_newer_error_pending_for_older)
+{
+	struct rsc_loop *l2;
+	struct rsc_scope *older, *newer;
+	struct seen seen = {0};
+	struct exit_arg a = {&seen, 'a', 0};
+	struct rsc_error *err = NULL;
+
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	older = open_scope(l2, NULL, "older");
+	newer = open_scope(l2, NULL, "newer");
+	ck_assert_int_eq(rsc_defer(older, record_exit, &a, NULL), 0);
+	ck_assert_int_eq(rsc_open(newer, AT_FDCWD, t_path("none"), O_RDONLY, 0, 0, NULL), 0);
+	/* Let the open fail first: a shutdown cancels acquires in flight. */
+	while (rsc_scope_state(newer) != RSC_SCOPE_UNWOUND)
+		ck_assert_int_ge(rsc_loop_run(l2, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l2, &err), -ENOENT);
+	ck_assert_int_eq(seen.n, 1);
+	ck_assert_int_eq(seen.pending[0], -ENOENT);
+	ck_assert_str_eq(seen.op[0], "openat");
+	ck_assert_str_eq(rsc_error_scope(err), "newer");
+	rsc_error_free(err);
+}
+END_TEST
+
+/* A failed child: its on-close once; closed alone, its error stays out of the parent's. */
+START_TEST(failed_child_closed_alone_parent_clean)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *c = open_scope(t_loop, p, "c");
+	struct rsc_scope *c2 = open_scope(t_loop, p, "c2");
+	int oc[2] = {0, 1}, oc2[2] = {0, 1};
+	struct rsc_error *err = (struct rsc_error *)1;
+
+	ck_assert_int_eq(rsc_scope_on_close(c, count_close, oc), 0);
+	ck_assert_int_eq(rsc_scope_on_close(c2, count_close, oc2), 0);
+	ck_assert_int_eq(rsc_scope_fail(c, -EPROTO, "x"), 0);
+	ck_assert_int_eq(rsc_scope_fail(c2, -EPIPE, "y"), 0);
+	t_run();
+	ck_assert_int_eq(oc[0], 1);
+	ck_assert_int_eq(oc2[0], 1);
+	ck_assert_int_eq(rsc_scope_close_wait(c, NULL), -EPROTO);
+	ck_assert_int_eq(rsc_scope_state(p), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(p, &err), -EPIPE);
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	ck_assert_str_eq(rsc_error_scope(err), "c2");
+	rsc_error_free(err);
+	ck_assert_int_eq(oc[0], 1);
+	ck_assert_int_eq(oc2[0], 1);
+}
+END_TEST
+
+/* The error of a moved entry's release names the scope it belongs to now. */
+START_TEST(moved_entry_error_names_new_scope)
+{
+	struct rsc_scope *from = open_scope(t_loop, NULL, "from");
+	struct rsc_scope *to = open_scope(t_loop, NULL, "to");
+	struct rsc_entry *e = open_file(from, "f");
+	struct rsc_error *err = NULL;
+
+	ck_assert_int_eq(rsc_entry_move(e, to), 0);
+	close_and_wait(from, 0);
+	ck_assert_int_eq(rsc_fault_set(t_loop, "close:1:EIO"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(to, &err), -EIO);
+	ck_assert_str_eq(rsc_error_scope(err), "to");
+	ck_assert_str_eq(rsc_error_detail(err), t_path("f"));
+	rsc_error_free(err);
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+}
+END_TEST
+
+/* Detach from the entry's own enter callback: allowed, the runtime lets go. */
+static void detach_on_enter(struct rsc_entry *e, int res, void *data)
+{
+	int *out = data;
+
+	out[0] = res;
+	out[1] = rsc_entry_detach(e);
+}
+
+START_TEST(detach_from_on_enter_callback)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e;
+	int out[2] = {-1, -1}, before = t_fd_count();
+
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, detach_on_enter, out), 0);
+	t_run();
+	ck_assert_int_ge(out[0], 0);
+	ck_assert_int_eq(out[1], out[0]);
+	ck_assert_int_eq(rsc_entry_state(e), -ESTALE);
+	close_and_wait(s, 0);
+	ck_assert_int_eq(t_fd_count(), before + 1);
+	ck_assert_int_ge(fcntl(out[1], F_GETFD), 0);
+	close(out[1]);
+}
+END_TEST
+
+/* Detach from the final callback of a read: allowed. */
+static void detach_on_read(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	int *out = data;
+
+	(void)buf;
+	out[0] = res;
+	out[1] = rsc_entry_detach(e);
+}
+
+START_TEST(detach_from_io_callback)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e = open_file(s, "f");
+	int out[2] = {1, -1}, fd = rsc_entry_fd(e);
+	char buf[4];
+
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), 0, detach_on_read, out), 0);
+	t_run();
+	ck_assert_int_eq(out[0], 0);
+	ck_assert_int_eq(out[1], fd);
+	close_and_wait(s, 0);
+	ck_assert_int_ge(fcntl(fd, F_GETFD), 0);
+	close(fd);
+}
+END_TEST
+
+/* Adopted on one loop, detached, adopted on another: the first loop's shutdown spares it. */
+START_TEST(ownership_hops_between_loops)
+{
+	struct rsc_loop *l2;
+	struct rsc_scope *s1, *s2;
+	struct rsc_entry *e;
+	int p[2], fd;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	s2 = open_scope(l2, NULL, "s2");
+	ck_assert_int_eq(rsc_adopt(s2, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_move(e, open_scope(t_loop, NULL, "x")), -EXDEV);
+	fd = rsc_entry_detach(e);
+	ck_assert_int_eq(fd, p[0]);
+	s1 = open_scope(t_loop, NULL, "s1");
+	ck_assert_int_eq(rsc_adopt(s1, fd, 0, &e), 0);
+	ck_assert_int_eq(rsc_adopt(s2, fd, 0, NULL), -EEXIST);
+	ck_assert_int_eq(rsc_loop_shutdown(l2, NULL), 0);
+	ck_assert_int_ge(fcntl(fd, F_GETFD), 0);
+	close_and_wait(s1, 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+	close(p[1]);
+	t_run();
+	ck_assert_int_eq(rsc_loop_shutdown(t_loop, NULL), 0);
+	t_loop = NULL;
+}
+END_TEST
+
+/* Another library's io_uring: -EOPNOTSUPP, the caller keeps it. */
+START_TEST(adopt_foreign_ring_refused)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct io_uring ring;
+
+	ck_assert_int_eq(io_uring_queue_init(4, &ring, 0), 0);
+	ck_assert_int_eq(rsc_adopt(s, ring.ring_fd, 0, NULL), -EOPNOTSUPP);
+	ck_assert_int_ge(fcntl(ring.ring_fd, F_GETFD), 0);
+	io_uring_queue_exit(&ring);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* The trace file and a pollable loop's descriptor are the runtime's: -EEXIST. */
+START_TEST(adopt_refuses_trace_and_loop_fd)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_loop *pl;
+	int before = t_fd_count(), fd, found = -1;
+
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, t_path("trace.json")), 0);
+	for (fd = 0; fd < 1024; fd++) {
+		char link[64], target[PATH_MAX];
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = 0;
+		if (strstr(target, "trace.json"))
+			found = fd;
+	}
+	ck_assert_int_ge(found, 0);
+	ck_assert_int_eq(rsc_adopt(s, found, 0, NULL), -EEXIST);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	if (rsc_loop_new(&pl, 64, RSC_LOOP_POLLABLE) == 0) {
+		ck_assert_int_eq(rsc_adopt(s, rsc_loop_fd(pl), 0, NULL), -EEXIST);
+		ck_assert_int_eq(rsc_loop_close(pl), 0);
+	}
+	ck_assert_int_eq(t_fd_count(), before);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* Adopt with release flags on a pipe: fsync/shutdown fail, the close still runs. */
+START_TEST(adopt_release_flags_close_even_if_first_step_fails)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e;
+	struct rsc_error *err = NULL;
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], RSC_SHUTDOWN_ON_RELEASE, &e), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), -ENOTSOCK);
+	ck_assert_str_eq(rsc_error_op(err), "shutdown");
+	rsc_error_free(err);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	ck_assert_int_eq(rsc_adopt(s, p[1], RSC_FSYNC_ON_RELEASE, &e), 0);
+	err = NULL;
+	ck_assert_int_eq(rsc_entry_release_wait(e, &err), -EINVAL);
+	ck_assert_str_eq(rsc_error_op(err), "fsync");
+	rsc_error_free(err);
+	ck_assert_int_eq(fcntl(p[1], F_GETFD), -1);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* Handles that are no handles: -EINVAL (or -ESTALE), never a crash. */
+START_TEST(forged_handles_refused)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e;
+	uintptr_t hs, he;
+	static const uintptr_t flips[] = {0x60000000u, 1, 2, 4, 0x100, 0x10000, 0x1000000,
+					  (uintptr_t)1 << 31, (uintptr_t)1 << 32,
+					  (uintptr_t)1 << 48, (uintptr_t)1 << 62,
+					  (uintptr_t)1 << 63, 0xffffffffu};
+	unsigned i;
+
+	ck_assert_int_eq(rsc_defer(s, noop_exit, NULL, &e), 0);
+	hs = (uintptr_t)s;
+	he = (uintptr_t)e;
+	for (i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
+		struct rsc_scope *fs = (struct rsc_scope *)(hs ^ flips[i]);
+		struct rsc_entry *fe = (struct rsc_entry *)(he ^ flips[i]);
+		int r1 = rsc_scope_state(fs), r2 = rsc_entry_state(fe);
+		int r3 = rsc_entry_release(fe, NULL, NULL), r4 = rsc_scope_close(fs, NULL, NULL);
+
+		ck_assert_msg(r1 == -EINVAL || r1 == -ESTALE, "scope ^%#lx: %d", (unsigned long)flips[i], r1);
+		ck_assert_msg(r2 == -EINVAL || r2 == -ESTALE, "entry ^%#lx: %d", (unsigned long)flips[i], r2);
+		ck_assert_msg(r3 == -EINVAL || r3 == -ESTALE, "release ^%#lx: %d", (unsigned long)flips[i], r3);
+		ck_assert_msg(r4 == -EINVAL || r4 == -ESTALE, "close ^%#lx: %d", (unsigned long)flips[i], r4);
+		ck_assert_str_eq(rsc_scope_name(fs), "");
+		ck_assert_ptr_null(rsc_entry_scope(fe));
+	}
+	ck_assert_int_eq(rsc_entry_state(e), RSC_ENTERED);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/*
+ * A scope's handle with its kind bits made an entry's (and the reverse):
+ * same slot, same generation, so the slot's live object is found; it must
+ * be refused as a handle of another kind, never used as the other kind.
+ * (The kind bits, 1 << 29 and 1 << 30, are src/internal.h's.)
+ */
+#define KIND_SWAP ((uintptr_t)0x60000000u)
+
+START_TEST(handle_with_kind_bits_swapped_is_einval)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_scope *to = open_scope(t_loop, NULL, "to");
+	struct rsc_entry *e = open_file(s, "f");
+	struct rsc_entry *se = (struct rsc_entry *)((uintptr_t)s ^ KIND_SWAP);
+	struct rsc_scope *es = (struct rsc_scope *)((uintptr_t)e ^ KIND_SWAP);
+	int fd = rsc_entry_fd(e), before = t_fd_count();
+	char buf[4];
+
+	ck_assert_int_eq(rsc_entry_state(se), -EINVAL);
+	ck_assert_int_eq(rsc_entry_fd(se), -EINVAL);
+	ck_assert_int_eq(rsc_entry_release(se, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_entry_detach(se), -EINVAL);
+	ck_assert_int_eq(rsc_entry_move(se, to), -EINVAL);
+	ck_assert_int_eq(rsc_read(se, buf, sizeof(buf), 0, noop_io_cb, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_entry_set_data(se, buf), -EINVAL);
+	ck_assert_ptr_null(rsc_entry_scope(se));
+	ck_assert_str_eq(rsc_entry_name(se), "");
+	ck_assert_int_eq(rsc_scope_state(es), -EINVAL);
+	ck_assert_int_eq(rsc_scope_close(es, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_scope_fail(es, -EIO, "x"), -EINVAL);
+	ck_assert_int_eq(rsc_scope_set_data(es, buf), -EINVAL);
+	ck_assert_int_eq(rsc_defer(es, noop_exit, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(rsc_entry_move(e, es), -EINVAL);
+	ck_assert_str_eq(rsc_scope_name(es), "");
+	t_run();
+	ck_assert_int_eq(rsc_entry_fd(e), fd);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_ptr_null(rsc_scope_data(s));
+	ck_assert_int_eq(t_fd_count(), before);
+	close_and_wait(s, 0);
+	close_and_wait(to, 0);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -1838,6 +2652,36 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, stale_after_detach_and_reuse);
 	tcase_add_test(tc, release_twice_spares_reused_number);
 	tcase_add_test(tc, data_on_handles);
+	tcase_add_test(tc, child_suppresses_parent_pending);
+	tcase_add_test(tc, chain_of_raises_newest_first);
+	tcase_add_test(tc, states_seen_from_inside_an_exit);
+	tcase_add_test(tc, shutdown_calls_nothing_twice);
+	tcase_add_test(tc, adopt_released_before_turn_no_enter_cb);
+	tcase_add_test(tc, full_audit_detached_moved_adopted_not_leaks);
+	tcase_add_test(tc, move_during_target_unwind_refused);
+	tcase_add_test(tc, move_into_unwound_scope_refused);
+	tcase_add_test(tc, moved_scope_goes_with_new_parent);
+	tcase_add_test(tc, release_while_entering_leaks_nothing);
+	tcase_add_test(tc, entry_wait_after_close_requested);
+	tcase_add_test(tc, close_requested_from_inside_failed_unwind);
+	tcase_add_test(tc, stale_chain_handle);
+	tcase_add_test(tc, deadline_then_fail_no_second_unwind);
+	tcase_add_test(tc, released_audit_reports_adopted_closed_behind_back);
+	tcase_add_test(tc, exit_sqe_errors_in_sqe_order);
+	tcase_add_test(tc, exit_link_flag_does_not_leak_to_next_release);
+	tcase_add_test(tc, get_sqes_arguments);
+	tcase_add_test(tc, shutdown_newer_error_pending_for_older);
+	tcase_add_test(tc, failed_child_closed_alone_parent_clean);
+	t_add_test_if(tc, moved_entry_error_names_new_scope,
+		      t_has_fault_injection(), "fault injection (--enable-fault-injection)");
+	tcase_add_test(tc, detach_from_on_enter_callback);
+	tcase_add_test(tc, detach_from_io_callback);
+	tcase_add_test(tc, ownership_hops_between_loops);
+	tcase_add_test(tc, adopt_foreign_ring_refused);
+	tcase_add_test(tc, adopt_refuses_trace_and_loop_fd);
+	tcase_add_test(tc, adopt_release_flags_close_even_if_first_step_fails);
+	tcase_add_test(tc, forged_handles_refused);
+	tcase_add_test(tc, handle_with_kind_bits_swapped_is_einval);
 	suite_add_tcase(s, tc);
 	return s;
 }

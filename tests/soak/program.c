@@ -1652,7 +1652,7 @@ static const struct rsc_manager stale_manager = { sizeof(struct rsc_manager), 0,
  * name beside it.
  */
 static int stale_scope_calls(struct prog *p, struct rsc_scope *st, struct rsc_scope *live,
-			     struct rsc_entry *live_e, int ret[N_STALE_SCOPE])
+			     struct rsc_entry *live_e, int want, int ret[N_STALE_SCOPE])
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(1),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -1663,34 +1663,34 @@ static int stale_scope_calls(struct prog *p, struct rsc_scope *st, struct rsc_sc
 	int n = 0, efd = eventfd(0, EFD_CLOEXEC);
 
 	ret[n++] = rsc_scope_open(p->loop, st, "x", &x);
-	ret[n++] = x ? -EFAULT : -ESTALE; /* *scopep left NULL */
+	ret[n++] = x ? -EFAULT : want; /* *scopep left NULL */
 	ret[n++] = rsc_scope_close(st, NULL, NULL);
 	ret[n++] = rsc_scope_close_wait(st, NULL);
 	ret[n++] = rsc_scope_close_graceful(st, 0, NULL, NULL);
 	ret[n++] = rsc_scope_close_stats(st, &u, &u, &u);
 	ret[n++] = rsc_scope_fail(st, -EIO, NULL);
 	ret[n++] = rsc_scope_move(st, NULL);
-	ret[n++] = live ? rsc_scope_move(live, st) : -ESTALE;
-	ret[n++] = live_e ? rsc_entry_move(live_e, st) : -ESTALE;
+	ret[n++] = live ? rsc_scope_move(live, st) : want;
+	ret[n++] = live_e ? rsc_entry_move(live_e, st) : want;
 	ret[n++] = rsc_scope_on_close(st, NULL, NULL);
 	ret[n++] = rsc_scope_set_deadline(st, 10, 0);
 	ret[n++] = rsc_scope_set_data(st, &u);
 	ret[n++] = rsc_scope_data(st) || *rsc_scope_name(st) || rsc_scope_error(st) ? -EFAULT :
-										       -ESTALE;
+										       want;
 	ret[n++] = rsc_scope_state(st);
 	ret[n++] = rsc_push(st, &stale_manager, NULL, &e);
-	ret[n++] = e ? -EFAULT : -ESTALE; /* *entryp left NULL */
+	ret[n++] = e ? -EFAULT : want; /* *entryp left NULL */
 	ret[n++] = rsc_defer(st, stale_exit, NULL, NULL);
 	ret[n++] = rsc_open(st, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL);
 	ret[n++] = rsc_socket(st, AF_UNIX, SOCK_STREAM, 0, 0, NULL);
 	ret[n++] = rsc_connect(st, (struct sockaddr *)&a, sizeof(a), 0, 0, NULL);
 	ret[n++] = rsc_listen(st, (struct sockaddr *)&a, sizeof(a), 1, 0, NULL);
-	ret[n++] = efd >= 0 ? rsc_adopt(st, efd, 0, NULL) : -ESTALE;
-	ret[n++] = efd >= 0 && fcntl(efd, F_GETFD) != FD_CLOEXEC ? -EFAULT : -ESTALE;
+	ret[n++] = efd >= 0 ? rsc_adopt(st, efd, 0, NULL) : want;
+	ret[n++] = efd >= 0 && fcntl(efd, F_GETFD) != FD_CLOEXEC ? -EFAULT : want;
 	ret[n++] = rsc_timer(st, 10, stale_io_cb, NULL, NULL);
 	ret[n++] = rsc_pipe(st, 0, NULL);
 	ret[n++] = rsc_chain_new(st, &ch);
-	ret[n++] = ch ? -EFAULT : -ESTALE; /* *chainp left NULL */
+	ret[n++] = ch ? -EFAULT : want; /* *chainp left NULL */
 	ret[n++] = rsc_inbox(st, stale_accept_cb, NULL, NULL);
 	ret[n++] = rsc_scope_close_wait(st, NULL);
 	if (efd >= 0)
@@ -1699,7 +1699,8 @@ static int stale_scope_calls(struct prog *p, struct rsc_scope *st, struct rsc_sc
 }
 
 /* The same for an entry handle. */
-static int stale_entry_calls(struct rsc_entry *st, struct rsc_scope *live, int ret[N_STALE_ENTRY])
+static int stale_entry_calls(struct rsc_entry *st, struct rsc_scope *live, int want,
+			     int ret[N_STALE_ENTRY])
 {
 	struct io_uring_sqe *sqe;
 	unsigned long long addr = 0;
@@ -1713,10 +1714,10 @@ static int stale_entry_calls(struct rsc_entry *st, struct rsc_scope *live, int r
 	ret[n++] = rsc_entry_release_wait(st, NULL);
 	ret[n++] = rsc_entry_wait(st);
 	ret[n++] = rsc_entry_detach(st);
-	ret[n++] = live ? rsc_entry_move(st, live) : -ESTALE;
+	ret[n++] = live ? rsc_entry_move(st, live) : want;
 	ret[n++] = rsc_entry_set_data(st, buf);
 	ret[n++] = rsc_entry_data(st) || *rsc_entry_name(st) || *rsc_entry_detail(st) ||
-			   rsc_entry_scope(st) || rsc_entry_arg(st) ? -EFAULT : -ESTALE;
+			   rsc_entry_scope(st) || rsc_entry_arg(st) ? -EFAULT : want;
 	ret[n++] = rsc_entry_fd(st);
 	ret[n++] = rsc_entry_state(st);
 	ret[n++] = rsc_read(st, buf, sizeof(buf), 0, stale_io_cb, NULL);
@@ -1729,9 +1730,9 @@ static int stale_entry_calls(struct rsc_entry *st, struct rsc_scope *live, int r
 	ret[n++] = rsc_entry_slot(st);
 	ret[n++] = rsc_entry_install(st, 0, stale_entry_cb, NULL);
 	ret[n++] = rsc_pipe_ends(st, ends);
-	ret[n++] = ends[0] != -1 || ends[1] != -1 ? -EFAULT : -ESTALE;
+	ret[n++] = ends[0] != -1 || ends[1] != -1 ? -EFAULT : want;
 	ret[n++] = rsc_inbox_address(st, &addr);
-	ret[n++] = addr ? -EFAULT : -ESTALE;
+	ret[n++] = addr ? -EFAULT : want;
 	ret[n++] = rsc_entry_hand_over(st, 1, stale_entry_cb, NULL);
 	{
 		struct sockaddr_storage ss;
@@ -1758,6 +1759,42 @@ static struct rsc_scope *any_live_scope(const struct prog *p)
 }
 
 /*
+ * The kind bits of a handle (src/internal.h, RSC__K_SCOPE | RSC__K_ENTRY): a
+ * live scope's handle with them swapped has an entry handle's shape and
+ * names the scope's slot and generation, and the reverse. Every call refuses
+ * it as a handle of another kind (-EINVAL, man 7 ringscope HANDLES), never
+ * acting on the live object as the other kind (bug 56 of tests/README.md).
+ */
+#define HANDLE_KIND_BITS ((uintptr_t)0x60000000u)
+
+static void op_swapped_kind(struct prog *p)
+{
+	int ret[N_STALE_SCOPE > N_STALE_ENTRY ? N_STALE_SCOPE : N_STALE_ENTRY], i, k;
+	struct rsc_scope *live = any_live_scope(p);
+	struct rsc_entry *live_e = NULL;
+
+	for (i = p->n_en - 1; i >= 0 && !live_e; i--)
+		if (p->sc[p->en[i].scope].valid && !p->en[i].detached && p->en[i].h && !p->en[i].hidden)
+			live_e = p->en[i].h;
+	if (live) {
+		k = stale_entry_calls((struct rsc_entry *)((uintptr_t)live ^ HANDLE_KIND_BITS), NULL,
+				      -EINVAL, ret);
+		for (i = 0; i < k; i++)
+			if (ret[i] != -EINVAL)
+				violation(p, "a live scope's handle as an entry: call %d returned %s, expected EINVAL",
+					  i, rsc_err_name(ret[i]));
+	}
+	if (live_e) {
+		k = stale_scope_calls(p, (struct rsc_scope *)((uintptr_t)live_e ^ HANDLE_KIND_BITS),
+				      live, NULL, -EINVAL, ret);
+		for (i = 0; i < k; i++)
+			if (ret[i] != -EINVAL)
+				violation(p, "a live entry's handle as a scope: call %d returned %s, expected EINVAL",
+					  i, rsc_err_name(ret[i]));
+	}
+}
+
+/*
  * Handles of freed scopes and detached entries: every call that takes one is
  * refused, and nothing else moves (releases counted per entry, the
  * descriptor count, the moves' live objects would show it).
@@ -1767,6 +1804,7 @@ static void op_stale(struct prog *p, struct rd *r)
 	int dead[MAX_SCOPES + MAX_ENTRIES], n = 0, i, k, ret[N_STALE_SCOPE > N_STALE_ENTRY ? N_STALE_SCOPE : N_STALE_ENTRY];
 	unsigned pick;
 
+	op_swapped_kind(p);
 	for (i = 0; i < p->n_sc; i++)
 		if (!p->sc[i].valid)
 			dead[n++] = i;
@@ -1787,7 +1825,7 @@ static void op_stale(struct prog *p, struct rd *r)
 			    !p->en[i].hidden && rsc_entry_state(p->en[i].h) == RSC_ENTERED &&
 			    !p->en[i].early && !unwind_owns(p, p->en[i].scope))
 				live_e = p->en[i].h;
-		k = stale_scope_calls(p, s->h, any_live_scope(p), live_e, ret);
+		k = stale_scope_calls(p, s->h, any_live_scope(p), live_e, -ESTALE, ret);
 		say(p, "  op %d: stale scope %s -> %d %d %d ...\n", p->op_index, s->name, ret[0],
 		    ret[2], ret[3]);
 		for (i = 0; i < k; i++)
@@ -1797,7 +1835,7 @@ static void op_stale(struct prog *p, struct rd *r)
 	} else {
 		struct pentry *e = &p->en[pick - MAX_SCOPES];
 
-		k = stale_entry_calls(e->h, any_live_scope(p), ret);
+		k = stale_entry_calls(e->h, any_live_scope(p), -ESTALE, ret);
 		say(p, "  op %d: stale entry %d -> %d %d %d ...\n", p->op_index, e->seq, ret[0],
 		    ret[1], ret[2]);
 		for (i = 0; i < k; i++)
@@ -2725,7 +2763,7 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 	fprintf(out, "  fault rules set:  %llu\n", st->fault_rules);
 	fprintf(out, "  faults injected:  %llu\n", st->faults_injected);
 	fprintf(out, "  adopted:          %llu (%llu detached)\n", st->adopted, st->detached);
-	fprintf(out, "  stale handles:    %llu probes, each refused with ESTALE\n", st->stale_probes);
+	fprintf(out, "  stale handles:    %llu probes, each refused with ESTALE (and a live one of the other kind with EINVAL)\n", st->stale_probes);
 	fprintf(out, "  re-entry:         %llu hooks and callbacks that tried to block or run the loop\n",
 		st->reentry_probes);
 	fprintf(out, "  malformed rules:  %llu (refused with EINVAL, the rules in force kept)\n",
