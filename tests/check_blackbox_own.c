@@ -2586,6 +2586,423 @@ START_TEST(handle_with_kind_bits_swapped_is_einval)
 }
 END_TEST
 
+/* --- batch 4: rsc_entry_release(3), sentence by sentence ------------- */
+
+/* A failed early release without a callback joins the chain, and fails nothing. */
+START_TEST(failed_early_release_without_cb_joins_chain)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *a = open_file(s, "a"), *b = open_file(s, "b");
+	struct rsc_error *err = NULL;
+
+	ck_assert_int_eq(rsc_fault_set(t_loop, "close:1:EIO"), 0);
+	ck_assert_int_eq(rsc_entry_release(b, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_entry_state(a), RSC_ENTERED);
+	ck_assert_int_eq(rsc_defer(s, noop_exit, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_int_eq(rsc_error_depth(err), 1);
+	ck_assert_str_eq(rsc_error_op(err), "close");
+	ck_assert_str_eq(rsc_error_detail(err), t_path("b"));
+	rsc_error_free(err);
+}
+END_TEST
+
+/* With a callback, the failure is the callback's only. */
+START_TEST(failed_early_release_with_cb_is_cbs_only)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *b = open_file(s, "b");
+	int rel[2] = {0, 1};
+	struct rsc_error *err = (struct rsc_error *)1;
+
+	ck_assert_int_eq(rsc_fault_set(t_loop, "close:1:EIO"), 0);
+	ck_assert_int_eq(rsc_entry_release(b, count_enter, rel), 0);
+	t_run();
+	ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
+	ck_assert_int_eq(rel[0], 1);
+	ck_assert_int_eq(rel[1], -EIO);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+}
+END_TEST
+
+/* Released while entering, and the acquire then fails: nothing fails, the enter callback first. */
+struct order_log {
+	char ev[8];
+	int n;
+	int res[8];
+};
+
+static void log_enter(struct rsc_entry *e, int res, void *data)
+{
+	struct order_log *l = data;
+
+	(void)e;
+	l->res[l->n] = res;
+	l->ev[l->n++] = 'E';
+}
+
+static void log_release(struct rsc_entry *e, int res, void *data)
+{
+	struct order_log *l = data;
+
+	(void)e;
+	l->res[l->n] = res;
+	l->ev[l->n++] = 'R';
+}
+
+START_TEST(released_while_entering_then_fails_fails_nothing)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *keep = open_file(s, "k"), *gone;
+	struct order_log log = {{0}, 0, {0}};
+	long long failed0 = rsc_loop_counter(t_loop, RSC_CTR_ENTER_FAILED);
+	struct rsc_error *err = (struct rsc_error *)1;
+
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("absent"), O_RDONLY, 0, 0, &gone), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(gone, log_enter, &log), 0);
+	ck_assert_int_eq(rsc_entry_release(gone, log_release, &log), 0);
+	t_run();
+	log.ev[log.n] = 0;
+	ck_assert_str_eq(log.ev, "ER");
+	ck_assert(log.res[1] == -ENOENT || log.res[1] == -ECANCELED);
+	ck_assert_int_eq(log.res[0], log.res[1]);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_entry_state(keep), RSC_ENTERED);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ENTER_FAILED), failed0 + 1);
+	ck_assert_int_eq(t_count_events(RSC_EV_ENTER_FAILED), 1);
+	ck_assert_int_eq(rsc_entry_on_enter(gone, log_enter, &log), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+}
+END_TEST
+
+/* The same without a callback: joins nothing; release_wait gives the acquire's errno. */
+START_TEST(released_while_entering_no_cb_joins_nothing)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *g1, *g2;
+	struct rsc_error *err = (struct rsc_error *)1;
+	int r;
+
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("absent1"), O_RDONLY, 0, 0, &g1), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("absent2"), O_RDONLY, 0, 0, &g2), 0);
+	ck_assert_int_eq(rsc_entry_release(g1, NULL, NULL), 0);
+	r = rsc_entry_release_wait(g2, &err);
+	ck_assert(r == -ENOENT || r == -ECANCELED);
+	if (err) {
+		ck_assert_int_eq(rsc_error_errno(err), r);
+		rsc_error_free(err);
+	}
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	err = (struct rsc_error *)1;
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+}
+END_TEST
+
+/* Adopt released before the next turn: the trace reads entered, then released. */
+START_TEST(adopt_released_at_once_traced_entered_then_released)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "trace");
+	struct rsc_entry *e;
+	int p[2], i, entered = -1, released = -1;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	t_run();
+	for (i = 0; i < t_rec->n; i++) {
+		if (strcmp(t_rec->ev[i].scope, "trace"))
+			continue;
+		if (t_rec->ev[i].ev == RSC_EV_ENTERED && entered < 0)
+			entered = i;
+		if (t_rec->ev[i].ev == RSC_EV_RELEASED && released < 0)
+			released = i;
+	}
+	ck_assert_int_ge(entered, 0);
+	ck_assert_int_gt(released, entered);
+	ck_assert_int_eq(t_count_events(RSC_EV_ENTERED), 1);
+	close_and_wait(s, 0);
+	close(p[1]);
+}
+END_TEST
+
+/* While in flight: EXITING and the number; after: -EBADF. The unwind waits for it. */
+static void log_close(struct rsc_scope *s, int st, const struct rsc_error *err, void *data)
+{
+	struct order_log *l = data;
+
+	(void)s;
+	(void)err;
+	l->res[l->n] = st;
+	l->ev[l->n++] = 'C';
+}
+
+START_TEST(early_release_in_flight_then_close_waits)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e = open_file(s, "f");
+	struct order_log log = {{0}, 0, {0}};
+	int fd = rsc_entry_fd(e);
+
+	ck_assert_int_eq(rsc_entry_release(e, log_release, &log), 0);
+	ck_assert_int_eq(rsc_entry_state(e), RSC_EXITING);
+	ck_assert_int_eq(rsc_entry_fd(e), fd);
+	ck_assert_int_eq(rsc_scope_close(s, log_close, &log), 0);
+	t_run();
+	log.ev[log.n] = 0;
+	ck_assert_str_eq(log.ev, "RC");
+	ck_assert_int_eq(log.res[0], 0);
+	ck_assert_int_eq(log.res[1], 0);
+}
+END_TEST
+
+START_TEST(close_wait_after_close_requested_is_ealready)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	int cl[2] = {0, 1};
+
+	ck_assert_int_eq(rsc_scope_close(s, count_close, cl), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 10, count_close, cl), -EALREADY);
+	t_run();
+	ck_assert_int_eq(cl[0], 1);
+}
+END_TEST
+
+START_TEST(adopt_detail_names_the_fd)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e;
+	char want[32];
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	snprintf(want, sizeof(want), "fd %d", p[0]);
+	ck_assert_str_eq(rsc_entry_detail(e), want);
+	ck_assert_ptr_eq(rsc_entry_scope(e), s);
+	close_and_wait(s, 0);
+	close(p[1]);
+}
+END_TEST
+
+/* Control bytes in a scope name: escaped in the text, kept in the getter. */
+START_TEST(error_text_escapes_control_bytes)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "a\x1b[2Jb\\c");
+	struct rsc_error *err = NULL;
+	char line[512];
+
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "op\n"), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EIO);
+	ck_assert_str_eq(rsc_error_scope(err), "a\x1b[2Jb\\c");
+	ck_assert_int_gt(rsc_error_format(err, line, sizeof(line)), 0);
+	ck_assert_ptr_null(strchr(line, '\x1b'));
+	ck_assert_ptr_null(strchr(line, '\n'));
+	ck_assert_ptr_nonnull(strstr(line, "a\\x1b[2Jb\\\\c"));
+	ck_assert_ptr_nonnull(strstr(line, "op\\x0a"));
+	rsc_error_free(err);
+}
+END_TEST
+
+/* --- batch 5: inside the close callback; moves with work in flight --- */
+
+struct in_close {
+	struct rsc_scope *child, *other;
+	struct rsc_entry *ce, *e;
+	int child_state, ce_state, open, defer, move, on_close, close, fail, emove,
+	    adopt, fd, calls;
+};
+
+static void probe_in_close(struct rsc_scope *s, int st, const struct rsc_error *err, void *data)
+{
+	struct in_close *c = data;
+	struct rsc_scope *n = NULL;
+
+	(void)st;
+	(void)err;
+	c->child_state = rsc_scope_state(c->child);
+	c->ce_state = rsc_entry_state(c->ce);
+	c->open = rsc_scope_open(t_loop, s, "n", &n);
+	c->defer = rsc_defer(s, noop_exit, NULL, NULL);
+	c->move = rsc_scope_move(s, NULL);
+	c->on_close = rsc_scope_on_close(s, noop_close_cb, NULL);
+	c->close = rsc_scope_close(s, NULL, NULL);
+	c->fail = rsc_scope_fail(s, -EIO, "late");
+	c->emove = rsc_entry_move(c->e, c->other);
+	c->adopt = rsc_adopt(s, c->fd, 0, NULL);
+	c->calls++;
+}
+
+START_TEST(inside_close_callback_all_valid_nothing_allowed)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct in_close c = {0};
+	int p[2];
+
+	c.child = open_scope(t_loop, s, "child");
+	c.ce = open_file(c.child, "ce");
+	c.e = open_file(s, "e");
+	c.other = open_scope(t_loop, NULL, "other");
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	c.fd = p[0];
+	ck_assert_int_eq(rsc_scope_close(s, probe_in_close, &c), 0);
+	t_run();
+	ck_assert_int_eq(c.calls, 1);
+	ck_assert_int_eq(c.child_state, RSC_SCOPE_UNWOUND);
+	ck_assert_int_eq(c.ce_state, RSC_EXITED);
+	ck_assert_int_eq(c.open, -ESHUTDOWN);
+	ck_assert_int_eq(c.defer, -ESHUTDOWN);
+	ck_assert_int_eq(c.move, -EALREADY);
+	ck_assert_int_eq(c.on_close, -EALREADY);
+	ck_assert_int_eq(c.close, -EALREADY);
+	ck_assert_int_eq(c.fail, -EALREADY);
+	ck_assert_int_eq(c.emove, -EALREADY);
+	ck_assert_int_eq(c.adopt, -ESHUTDOWN);
+	ck_assert_int_ge(fcntl(p[0], F_GETFD), 0);
+	ck_assert_int_eq(rsc_scope_state(c.child), -ESTALE);
+	ck_assert_int_eq(rsc_entry_state(c.ce), -ESTALE);
+	close(p[0]);
+	close(p[1]);
+	close_and_wait(c.other, 0);
+}
+END_TEST
+
+/* A failed scope closing itself from its own on-close: both callbacks once. */
+struct self_close {
+	int on, cl, ret, move;
+};
+
+static void self_close_cl(struct rsc_scope *s, int st, const struct rsc_error *err, void *data)
+{
+	struct self_close *x = data;
+
+	(void)s;
+	(void)st;
+	(void)err;
+	x->cl++;
+}
+
+static void self_close_on(struct rsc_scope *s, int st, const struct rsc_error *err, void *data)
+{
+	struct self_close *x = data;
+
+	(void)st;
+	(void)err;
+	x->on++;
+	x->move = rsc_scope_move(s, NULL);
+	x->ret = rsc_scope_close(s, self_close_cl, x);
+}
+
+START_TEST(failed_scope_closes_itself_from_on_close)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct self_close x = {0, 0, 1, 1};
+
+	(void)open_file(s, "f");
+	ck_assert_int_eq(rsc_scope_on_close(s, self_close_on, &x), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, NULL), 0);
+	t_run();
+	ck_assert_int_eq(x.on, 1);
+	ck_assert_int_eq(x.ret, 0);
+	ck_assert_int_eq(x.move, -EALREADY);
+	ck_assert_int_eq(x.cl, 1);
+	ck_assert_int_eq(rsc_scope_state(s), -ESTALE);
+}
+END_TEST
+
+/* Tracked I/O stays in flight across a move; the new scope's close cancels it. */
+START_TEST(move_keeps_io_in_flight)
+{
+	struct rsc_scope *from = open_scope(t_loop, NULL, "from");
+	struct rsc_scope *to = open_scope(t_loop, NULL, "to");
+	struct rsc_entry *e;
+	int peer, res = 1, res2 = 1;
+	char buf[8], buf2[8];
+
+	e = t_adopted_pair(from, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, t_store_res, &res), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_move(e, to), 0);
+	ck_assert_int_eq(rsc_entry_io_count(e), 1);
+	close_and_wait(from, 0);
+	ck_assert_int_eq(res, 1);
+	ck_assert_int_eq(write(peer, "hello", 5), 5);
+	while (res == 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(res, 5);
+	ck_assert_int_eq(rsc_recv(e, buf2, sizeof(buf2), 0, t_store_res, &res2), 0);
+	close_and_wait(to, 0);
+	ck_assert_int_eq(res2, -ECANCELED);
+	close(peer);
+}
+END_TEST
+
+/* A scope moved with a connect in flight: its old parent's close leaves it; its new parent's cancels it. */
+START_TEST(scope_moved_with_acquire_in_flight)
+{
+	struct sockaddr_un sun;
+	int fill[64], nfill, lfd, before, on[2] = {0, 1};
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *c = open_scope(t_loop, p, "c");
+	struct rsc_scope *q = open_scope(t_loop, NULL, "q");
+	struct rsc_entry *conn;
+
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_connect(c, (struct sockaddr *)&sun, sizeof(sun), 0, 0, &conn), 0);
+	ck_assert_int_eq(rsc_scope_on_close(c, count_close, on), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_move(c, q), 0);
+	close_and_wait(p, 0);
+	ck_assert_int_eq(on[0], 0);
+	ck_assert_int_eq(rsc_scope_state(c), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_entry_state(conn), RSC_ENTERING);
+	close_and_wait(q, 0);
+	ck_assert_int_eq(on[0], 1);
+	ck_assert_int_eq(t_fd_count(), before);
+	t_full_unix_listener_close(lfd, fill, nfill);
+}
+END_TEST
+
+/* Moved under a parent with a deadline: it goes with that parent; moved away from one: it stays. */
+START_TEST(moved_scope_follows_new_parents_deadline)
+{
+	struct rsc_scope *dl = open_scope(t_loop, NULL, "dl");
+	struct rsc_scope *away = open_scope(t_loop, dl, "away");
+	struct rsc_scope *home = open_scope(t_loop, NULL, "home");
+	struct rsc_scope *c = open_scope(t_loop, home, "c");
+	int oc[2] = {0, 1}, oa[2] = {0, 1}, od[2] = {0, 1};
+	long t0;
+
+	ck_assert_int_eq(rsc_scope_on_close(c, count_close, oc), 0);
+	ck_assert_int_eq(rsc_scope_on_close(away, count_close, oa), 0);
+	ck_assert_int_eq(rsc_scope_on_close(dl, count_close, od), 0);
+	ck_assert_int_eq(rsc_timer(c, 60000, noop_io_cb, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_timer(away, 60000, noop_io_cb, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(dl, 30, 0), 0);
+	ck_assert_int_eq(rsc_scope_move(c, dl), 0);
+	ck_assert_int_eq(rsc_scope_move(away, NULL), 0);
+	t0 = t_now_ms();
+	while (od[0] == 0 && t_now_ms() - t0 < 5000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(od[0], 1);
+	ck_assert_int_eq(od[1], -ETIMEDOUT);
+	ck_assert_int_eq(oc[0], 1);
+	ck_assert_int_eq(oa[0], 0);
+	ck_assert_int_eq(rsc_scope_state(away), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_close_wait(dl, NULL), -ETIMEDOUT);
+	close_and_wait(away, 0);
+	close_and_wait(home, 0);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -2682,6 +3099,22 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, adopt_release_flags_close_even_if_first_step_fails);
 	tcase_add_test(tc, forged_handles_refused);
 	tcase_add_test(tc, handle_with_kind_bits_swapped_is_einval);
+	t_add_test_if(tc, failed_early_release_without_cb_joins_chain,
+		      t_has_fault_injection(), "fault injection (--enable-fault-injection)");
+	t_add_test_if(tc, failed_early_release_with_cb_is_cbs_only,
+		      t_has_fault_injection(), "fault injection (--enable-fault-injection)");
+	tcase_add_test(tc, released_while_entering_then_fails_fails_nothing);
+	tcase_add_test(tc, released_while_entering_no_cb_joins_nothing);
+	tcase_add_test(tc, adopt_released_at_once_traced_entered_then_released);
+	tcase_add_test(tc, early_release_in_flight_then_close_waits);
+	tcase_add_test(tc, close_wait_after_close_requested_is_ealready);
+	tcase_add_test(tc, adopt_detail_names_the_fd);
+	tcase_add_test(tc, error_text_escapes_control_bytes);
+	tcase_add_test(tc, inside_close_callback_all_valid_nothing_allowed);
+	tcase_add_test(tc, failed_scope_closes_itself_from_on_close);
+	tcase_add_test(tc, move_keeps_io_in_flight);
+	t_add_socket_test(tc, scope_moved_with_acquire_in_flight);
+	tcase_add_test(tc, moved_scope_follows_new_parents_deadline);
 	suite_add_tcase(s, tc);
 	return s;
 }
