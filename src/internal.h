@@ -509,13 +509,15 @@ enum rsc__kind {
 	RSC__K_CHAIN = RSC__K_SCOPE | RSC__K_ENTRY, /* chain.c: never pooled */
 };
 #define RSC__H_SLOT_MASK ((1U << 26) - 1) /* 64M slots */
-#define RSC__H_KIND_MASK (RSC__K_SCOPE | RSC__K_ENTRY)
 
 struct rsc__slot {
 	void *obj;	    /* atomic: the live object, or NULL */
 	uint32_t gen;	    /* atomic: the generation the next handle of this slot gets */
-	/* An index stack, not an rsc__list: two links would double the slot. */
-	uint32_t next_free; /* slot index + 1 in the loop's free list, or 0 */
+	union {
+		/* An index stack, not an rsc__list: two links would double the slot. */
+		uint32_t next_free; /* free: slot index + 1 in the loop's free list, or 0 */
+		uint32_t kind;	    /* atomic; in use: its object's RSC__K_* */
+	};
 };
 
 extern struct rsc__slot *rsc__slot_chunks[RSC__H_SLOT_MASK / RSC__SLOTS_PER_CHUNK + 1];
@@ -534,13 +536,6 @@ bool rsc__handle_still(uint64_t h);
 /* The slow path of a failed lookup: -EINVAL or -ESTALE, and says why. */
 int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn) RSC__COLD;
 
-/* The handle @obj says it has: every object of @kind stores its own. */
-static inline uint64_t rsc__obj_handle(const void *obj, enum rsc__kind kind)
-{
-	/* A scope and a chain start with it; an entry keeps its pool links first. */
-	return kind == RSC__K_ENTRY ? ((const struct rsc__entry *)obj)->h : *(const uint64_t *)obj;
-}
-
 /* The live object @h names, or NULL (not a handle of @kind, or freed). */
 static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 {
@@ -548,7 +543,8 @@ static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 	const struct rsc__slot *chunk;
 	void *obj;
 
-	if ((lo & RSC__H_KIND_MASK) != kind || idx >= RSC__H_SLOT_MASK)
+	/* Its kind bit, and no bit a handle never has. */
+	if ((lo & ~RSC__H_SLOT_MASK) != kind || idx >= RSC__H_SLOT_MASK)
 		return NULL;
 	chunk = __atomic_load_n(&rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE);
 	if (!chunk)
@@ -559,10 +555,11 @@ static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 	if (__atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) != (uint32_t)(h >> 32))
 		return NULL;
 	obj = __atomic_load_n(&chunk->obj, __ATOMIC_ACQUIRE);
-	/* Still that generation after the load: obj is the object it names,
-	 * if it is of @kind (the value's kind bits are the caller's to forge). */
+	/* Still that generation after the load: obj is the object it names, if
+	 * the slot holds one of @kind (a value's kind bits are the caller's to
+	 * forge; the object is never read as another kind to find out). */
 	return obj && __atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) == (uint32_t)(h >> 32) &&
-	       rsc__obj_handle(obj, kind) == h ? obj : NULL;
+	       __atomic_load_n(&chunk->kind, __ATOMIC_RELAXED) == (uint32_t)kind ? obj : NULL;
 }
 
 /* Decode a caller's handle: 0, -EINVAL (NULL, not a handle), -ESTALE (freed). */

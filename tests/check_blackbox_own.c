@@ -2576,6 +2576,12 @@ START_TEST(handle_with_kind_bits_swapped_is_einval)
 	ck_assert_int_eq(rsc_defer(es, noop_exit, NULL, NULL), -EINVAL);
 	ck_assert_int_eq(rsc_entry_move(e, es), -EINVAL);
 	ck_assert_str_eq(rsc_scope_name(es), "");
+	/* Bits no handle has (between the slot and the kind, and above it): not a handle. */
+	ck_assert_int_eq(rsc_scope_state((struct rsc_scope *)((uintptr_t)s ^ (1U << 27))), -EINVAL);
+	ck_assert_int_eq(rsc_scope_state((struct rsc_scope *)((uintptr_t)s ^ (1U << 31))), -EINVAL);
+	ck_assert_int_eq(rsc_entry_state((struct rsc_entry *)((uintptr_t)e ^ (1U << 26))), -EINVAL);
+	ck_assert_int_eq(rsc_entry_release((struct rsc_entry *)((uintptr_t)e ^ (1U << 31)), NULL, NULL),
+			 -EINVAL);
 	t_run();
 	ck_assert_int_eq(rsc_entry_fd(e), fd);
 	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
@@ -3003,6 +3009,275 @@ START_TEST(moved_scope_follows_new_parents_deadline)
 }
 END_TEST
 
+/* --- batch 6: work started from callbacks while the loop shuts down --- */
+
+/* A callback during the shutdown opens a scope and adopts: closed by the shutdown, or refused. */
+struct late_work {
+	struct rsc_loop *loop;
+	int fd, open, adopt, calls;
+};
+
+static void late_open_adopt(struct late_work *w)
+{
+	struct rsc_scope *n = NULL;
+
+	w->calls++;
+	w->open = rsc_scope_open(w->loop, NULL, "late", &n);
+	if (w->open == 0)
+		w->adopt = rsc_adopt(n, w->fd, 0, NULL);
+}
+
+static void late_on_close(struct rsc_scope *s, int st, const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)st;
+	(void)err;
+	late_open_adopt(data);
+}
+
+static void late_post(struct rsc_loop *loop, void *arg)
+{
+	(void)loop;
+	late_open_adopt(arg);
+}
+
+static void assert_late_work_owned(const struct late_work *w)
+{
+	ck_assert_int_eq(w->calls, 1);
+	if (w->open == 0 && w->adopt == 0)
+		ck_assert_msg(fcntl(w->fd, F_GETFD) == -1,
+			      "adopted during the shutdown, yet still open after it");
+	else
+		ck_assert_int_ge(fcntl(w->fd, F_GETFD), 0);
+}
+
+START_TEST(shutdown_owns_scopes_opened_from_on_close)
+{
+	struct rsc_loop *l2;
+	struct rsc_scope *s;
+	struct late_work w = {0};
+	int p[2], before;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	before = t_fd_count();
+	w.loop = l2;
+	w.fd = p[0];
+	s = open_scope(l2, NULL, "s");
+	ck_assert_int_eq(rsc_scope_on_close(s, late_on_close, &w), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l2, NULL), 0);
+	assert_late_work_owned(&w);
+	if (fcntl(p[0], F_GETFD) >= 0)
+		close(p[0]);
+	close(p[1]);
+	ck_assert_int_lt(t_fd_count(), before);
+}
+END_TEST
+
+START_TEST(shutdown_owns_scopes_opened_from_a_post)
+{
+	struct rsc_loop *l2;
+	struct late_work w = {0};
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	w.loop = l2;
+	w.fd = p[0];
+	(void)open_scope(l2, NULL, "s");
+	ck_assert_int_eq(rsc_loop_post(l2, late_post, &w), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l2, NULL), 0);
+	assert_late_work_owned(&w);
+	if (fcntl(p[0], F_GETFD) >= 0)
+		close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* rsc_loop_close: a post that opens a scope there leaves the loop busy (-EBUSY), nothing freed. */
+START_TEST(loop_close_with_post_that_opens_a_scope)
+{
+	struct rsc_loop *l2;
+	struct late_work w = {0};
+	int p[2];
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	w.loop = l2;
+	w.fd = p[0];
+	ck_assert_int_eq(rsc_loop_post(l2, late_post, &w), 0);
+	ck_assert_int_eq(rsc_loop_close(l2), -EBUSY);
+	ck_assert_int_eq(w.calls, 1);
+	ck_assert_int_eq(w.open, 0);
+	ck_assert_int_eq(w.adopt, 0);
+	ck_assert_int_ge(fcntl(p[0], F_GETFD), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l2, NULL), 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+	close(p[1]);
+}
+END_TEST
+
+/* A post: a loop callback, so the blocking calls are -EDEADLK there. */
+struct post_probe {
+	struct rsc_scope *s;
+	int run, close_wait, lclose, shutdown, calls;
+};
+
+static void probing_post(struct rsc_loop *loop, void *arg)
+{
+	struct post_probe *pp = arg;
+
+	pp->run = rsc_loop_run(loop, RSC_RUN_NOWAIT);
+	pp->close_wait = rsc_scope_close_wait(pp->s, NULL);
+	pp->lclose = rsc_loop_close(loop);
+	pp->shutdown = rsc_loop_shutdown(loop, NULL);
+	pp->calls++;
+}
+
+START_TEST(post_refuses_blocking_calls)
+{
+	struct post_probe pp = {0};
+
+	pp.s = open_scope(t_loop, NULL, "s");
+	ck_assert_int_eq(rsc_loop_post(t_loop, probing_post, &pp), 0);
+	while (pp.calls == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(pp.run, -EDEADLK);
+	ck_assert_int_eq(pp.close_wait, -EDEADLK);
+	ck_assert_int_eq(pp.lclose, -EDEADLK);
+	ck_assert_int_eq(pp.shutdown, -EDEADLK);
+	ck_assert_int_eq(rsc_scope_state(pp.s), RSC_SCOPE_OPEN);
+	close_and_wait(pp.s, 0);
+}
+END_TEST
+
+/* --- batch 7: exits that mix a suppression or a raise with failed SQEs; ordering --- */
+
+static int suppress_and_fail_sqe(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	int *how = arg;
+
+	(void)p;
+	if (rsc_entry_get_sqes(e, 1, &sqe) < 0)
+		return -EIO;
+	io_uring_prep_close(sqe, 1 << 20);
+	return *how;
+}
+
+/* Suppress, and an SQE fails: the raise wins, the pending error its cause. */
+START_TEST(suppress_then_sqe_fails_new_chain)
+{
+	struct seen seen = {0};
+	struct exit_arg b = {&seen, 'b', 0};
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	int how = RSC_EXIT_SUPPRESS;
+	struct rsc_error *err = NULL;
+
+	ck_assert_int_eq(rsc_defer(s, record_exit, &b, NULL), 0);
+	ck_assert_int_eq(rsc_defer(s, suppress_and_fail_sqe, &how, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EBADF);
+	ck_assert_int_eq(seen.pending[0], -EBADF);
+	ck_assert_str_eq(seen.op[0], "close");
+	/* rsc_push(3): "a raise wins over a suppression", its cause the pending error. */
+	ck_assert_int_eq(rsc_error_depth(err), 2);
+	ck_assert_int_eq(rsc_error_errno(rsc_error_cause(err)), -EPROTO);
+	rsc_error_free(err);
+}
+END_TEST
+
+/* Raise, and an SQE fails: the exit's own error first, then the SQE's, over the pending one. */
+START_TEST(raise_and_sqe_fails_both_in_chain)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	int how = -EIO;
+	struct rsc_entry *d;
+	struct rsc_error *err = NULL;
+	const struct rsc_error *c;
+
+	ck_assert_int_eq(rsc_defer(s, suppress_and_fail_sqe, &how, &d), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), -EBADF);
+	ck_assert_int_eq(rsc_error_depth(err), 3);
+	ck_assert_str_eq(rsc_error_op(err), "close");
+	c = rsc_error_cause(err);
+	ck_assert_int_eq(rsc_error_errno(c), -EIO);
+	ck_assert_str_eq(rsc_error_op(c), "exit");
+	ck_assert_int_eq(rsc_error_errno(rsc_error_cause(c)), -EPROTO);
+	rsc_error_free(err);
+	/* Early: the release's result is the exit's own errno. */
+	s = open_scope(t_loop, NULL, "s2");
+	ck_assert_int_eq(rsc_defer(s, suppress_and_fail_sqe, &how, &d), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(d, &err), -EIO);
+	ck_assert_int_eq(rsc_error_depth(err), 2);
+	ck_assert_int_eq(rsc_error_errno(err), -EBADF);
+	rsc_error_free(err);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* Below a slow unordered release: an unordered exit runs in the same step, an ordered one waits for both. */
+static int slow_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	static struct __kernel_timespec ts = {0, 100 * 1000 * 1000};
+	struct io_uring_sqe *sqe;
+
+	(void)p;
+	(void)arg;
+	if (rsc_entry_get_sqes(e, 1, &sqe) < 0)
+		return -EIO;
+	io_uring_prep_timeout(sqe, &ts, 0, 0);
+	return 0;
+}
+
+static int slow_enter(struct rsc_entry *e, void *arg)
+{
+	struct io_uring_sqe *sqe;
+
+	(void)arg;
+	if (rsc_entry_get_sqes(e, 1, &sqe) < 0)
+		return -EIO;
+	io_uring_prep_nop(sqe);
+	return 0;
+}
+
+/* How many RELEASED events the trace has recorded when this exit runs. */
+static int released_seen(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	int *out = arg;
+
+	(void)e;
+	(void)p;
+	*out = t_count_events(RSC_EV_RELEASED);
+	return 0;
+}
+
+static int released_seen_enter(struct rsc_entry *e, void *arg)
+{
+	return slow_enter(e, arg);
+}
+
+START_TEST(ordered_waits_unordered_does_not)
+{
+	static const struct rsc_manager slow = {sizeof(slow), RSC_MANAGER_UNORDERED, "slow",
+						slow_enter, slow_exit};
+	static const struct rsc_manager unordered = {sizeof(unordered), RSC_MANAGER_UNORDERED,
+						     "unordered", released_seen_enter, released_seen};
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	int at_defer = -1, at_unordered = -1;
+
+	ck_assert_int_eq(rsc_defer(s, released_seen, &at_defer, NULL), 0);
+	ck_assert_int_eq(rsc_push(s, &unordered, &at_unordered, NULL), 0);
+	ck_assert_int_eq(rsc_push(s, &slow, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 0);
+	close_and_wait(s, -ETIME);
+	ck_assert_int_eq(at_unordered, 0);
+	ck_assert_int_eq(at_defer, 2);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -3115,6 +3390,13 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, move_keeps_io_in_flight);
 	t_add_socket_test(tc, scope_moved_with_acquire_in_flight);
 	tcase_add_test(tc, moved_scope_follows_new_parents_deadline);
+	tcase_add_test(tc, shutdown_owns_scopes_opened_from_on_close);
+	tcase_add_test(tc, shutdown_owns_scopes_opened_from_a_post);
+	tcase_add_test(tc, loop_close_with_post_that_opens_a_scope);
+	tcase_add_test(tc, post_refuses_blocking_calls);
+	tcase_add_test(tc, suppress_then_sqe_fails_new_chain);
+	tcase_add_test(tc, raise_and_sqe_fails_both_in_chain);
+	tcase_add_test(tc, ordered_waits_unordered_does_not);
 	suite_add_tcase(s, tc);
 	return s;
 }
