@@ -3278,6 +3278,213 @@ START_TEST(ordered_waits_unordered_does_not)
 }
 END_TEST
 
+/* --- batch 8: more callback kinds ------------------------------------ */
+
+/* The failed acquire's own enter callback: the unwind has started and owns the siblings. */
+static void probe_owned_enter(struct rsc_entry *e, int res, void *data)
+{
+	struct owned_probe *p = data;
+
+	(void)e;
+	p->detach = res; /* kept apart: the result it got */
+	p->release = rsc_entry_release(p->victim, NULL, NULL);
+	p->move = rsc_entry_move(p->victim, p->other);
+	p->calls++;
+}
+
+START_TEST(unwind_owns_entries_seen_from_failed_enter_cb)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct owned_probe probe = {0};
+	struct rsc_entry *bad;
+
+	probe.victim = open_file(s, "v");
+	probe.other = other;
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("absent"), O_RDONLY, 0, 0, &bad), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(bad, probe_owned_enter, &probe), 0);
+	t_run();
+	ck_assert_int_eq(probe.calls, 1);
+	ck_assert_int_eq(probe.detach, -ENOENT);
+	ck_assert_int_eq(probe.release, -EALREADY);
+	ck_assert_int_eq(probe.move, -EALREADY);
+	ck_assert_int_eq(rsc_entry_state(probe.victim), RSC_EXITED);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ENOENT);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+/* A post that runs after a close was requested: the unwind owns the entries. */
+static void probe_owned_post(struct rsc_loop *loop, void *arg)
+{
+	(void)loop;
+	probe_owned(arg);
+}
+
+START_TEST(unwind_owns_entries_seen_from_a_post)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct owned_probe probe = {0};
+
+	probe.victim = open_file(s, "v");
+	probe.other = other;
+	ck_assert_int_eq(rsc_loop_post(t_loop, probe_owned_post, &probe), 0);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_eq(probe.calls, 1);
+	ck_assert_int_eq(probe.release, -EALREADY);
+	ck_assert_int_eq(probe.detach, -EALREADY);
+	ck_assert_int_eq(probe.move, -EALREADY);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+/* I/O and timer callbacks: the blocking calls are -EDEADLK there too. */
+static void cb_probe_io(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)buf;
+	cb_probe(data);
+}
+
+START_TEST(io_and_timer_callbacks_refuse_blocking_calls)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct cb_probe c = {0}, t = {0};
+	struct rsc_entry *f = open_file(p, "r");
+	char buf[4];
+
+	c.victim = open_file(p, "v1");
+	c.other = other;
+	t.victim = open_file(p, "v2");
+	t.other = other;
+	ck_assert_int_eq(rsc_read(f, buf, sizeof(buf), 0, cb_probe_io, &c), 0);
+	ck_assert_int_eq(rsc_timer(p, 1, cb_probe_io, &t, NULL), 0);
+	t_run();
+	assert_cb_refused(&c);
+	assert_cb_refused(&t);
+	close_and_wait(p, 0);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+/* The accept callback: -EDEADLK for the blocking calls; it may detach its connection. */
+struct accept_probe {
+	struct cb_probe c;
+	int detached;
+};
+
+static void accept_probe_cb(struct rsc_entry *l, int res, struct rsc_scope *cs,
+			    struct rsc_entry *conn, void *data)
+{
+	struct accept_probe *a = data;
+
+	(void)l;
+	(void)cs;
+	if (res < 0)
+		return;
+	cb_probe(&a->c);
+	a->detached = rsc_entry_detach(conn);
+}
+
+START_TEST(accept_callback_refuses_blocking_calls)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "srv");
+	struct rsc_scope *other = open_scope(t_loop, NULL, "other");
+	struct sockaddr_in bound;
+	struct rsc_entry *l = t_listen_on_loopback(s, 4, &bound);
+	struct accept_probe a = {{0}, -1};
+	int c;
+
+	a.c.victim = open_file(s, "v");
+	a.c.other = other;
+	ck_assert_int_eq(rsc_accept(l, 0, accept_probe_cb, &a), 0);
+	c = t_connect(&bound);
+	while (a.c.calls == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	assert_cb_refused(&a.c);
+	ck_assert_int_ge(a.detached, 0);
+	close_and_wait(s, 0);
+	ck_assert_int_ge(fcntl(a.detached, F_GETFD), 0);
+	close(a.detached);
+	close(c);
+	close_and_wait(other, 0);
+}
+END_TEST
+
+/* --- batch 9: the ledger's moment, a listener that moves ------------- */
+
+/* Once the close was submitted, the number is nobody's: a new descriptor on it may be adopted. */
+START_TEST(ledger_frees_number_once_close_submitted)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e = open_file(s, "f");
+	int fd = rsc_entry_fd(e), again;
+
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_adopt(s, fd, 0, NULL), -EEXIST);
+	t_run();
+	again = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(again, fd);
+	ck_assert_int_eq(rsc_adopt(s, again, 0, NULL), 0);
+	close_and_wait(s, 0);
+	ck_assert_int_eq(fcntl(again, F_GETFD), -1);
+}
+END_TEST
+
+/* A listener with an accept in flight: no detach; a move takes its connections along. */
+static void keep_conn(struct rsc_entry *l, int res, struct rsc_scope *cs,
+		      struct rsc_entry *conn, void *data)
+{
+	struct rsc_scope **out = data;
+
+	(void)l;
+	(void)conn;
+	if (res >= 0)
+		*out = cs;
+}
+
+START_TEST(listener_moved_with_accept_in_flight)
+{
+	struct rsc_scope *from = open_scope(t_loop, NULL, "from");
+	struct rsc_scope *to = open_scope(t_loop, NULL, "to");
+	struct sockaddr_in bound;
+	struct rsc_entry *l = t_listen_on_loopback(from, 4, &bound);
+	struct rsc_scope *conn = NULL;
+	int c;
+
+	ck_assert_int_eq(rsc_accept(l, 0, keep_conn, &conn), 0);
+	ck_assert_int_eq(rsc_entry_detach(l), -EBUSY);
+	ck_assert_int_eq(rsc_entry_move(l, to), 0);
+	close_and_wait(from, 0);
+	ck_assert_int_eq(rsc_entry_state(l), RSC_ENTERED);
+	c = t_connect(&bound);
+	while (!conn)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_scope_state(conn), RSC_SCOPE_OPEN);
+	close_and_wait(to, 0);
+	ck_assert_int_eq(rsc_scope_state(conn), -ESTALE);
+	close(c);
+}
+END_TEST
+
+START_TEST(scope_open_odd_names)
+{
+	struct rsc_scope *s = (struct rsc_scope *)1;
+
+	/* rsc_scope_open(3): "NULL means the empty name". */
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, NULL, &s), 0);
+	ck_assert_str_eq(rsc_scope_name(s), "");
+	close_and_wait(s, 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "", &s), 0);
+	ck_assert_str_eq(rsc_scope_name(s), "");
+	close_and_wait(s, 0);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -3397,6 +3604,13 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, suppress_then_sqe_fails_new_chain);
 	tcase_add_test(tc, raise_and_sqe_fails_both_in_chain);
 	tcase_add_test(tc, ordered_waits_unordered_does_not);
+	tcase_add_test(tc, unwind_owns_entries_seen_from_failed_enter_cb);
+	tcase_add_test(tc, unwind_owns_entries_seen_from_a_post);
+	tcase_add_test(tc, io_and_timer_callbacks_refuse_blocking_calls);
+	t_add_socket_test(tc, accept_callback_refuses_blocking_calls);
+	tcase_add_test(tc, ledger_frees_number_once_close_submitted);
+	t_add_socket_test(tc, listener_moved_with_accept_in_flight);
+	tcase_add_test(tc, scope_open_odd_names);
 	suite_add_tcase(s, tc);
 	return s;
 }
