@@ -3485,6 +3485,186 @@ START_TEST(scope_open_odd_names)
 }
 END_TEST
 
+/* --- batch 10: more moments of ownership, the full audit's verdicts -- */
+
+/* An adopted entry's enter callback may detach it: the runtime lets go. */
+START_TEST(adopt_then_detach_from_its_enter_callback)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e;
+	int p[2], out[2] = {-1, -1};
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, detach_on_enter, out), 0);
+	t_run();
+	ck_assert_int_eq(out[0], p[0]);
+	ck_assert_int_eq(out[1], p[0]);
+	close_and_wait(s, 0);
+	ck_assert_int_ge(fcntl(p[0], F_GETFD), 0);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* In a close callback: nothing moves into the closing scope. */
+struct into_closing {
+	struct rsc_scope *other;
+	struct rsc_entry *e;
+	int smove, emove;
+};
+
+static void move_into_closing(struct rsc_scope *s, int st, const struct rsc_error *err, void *data)
+{
+	struct into_closing *x = data;
+
+	(void)st;
+	(void)err;
+	x->smove = rsc_scope_move(x->other, s);
+	x->emove = rsc_entry_move(x->e, s);
+}
+
+START_TEST(nothing_moves_into_a_scope_in_its_close_callback)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_scope *home = open_scope(t_loop, NULL, "home");
+	struct into_closing x = {NULL, NULL, 1, 1};
+
+	x.other = open_scope(t_loop, home, "other");
+	x.e = open_file(home, "f");
+	ck_assert_int_eq(rsc_scope_close(s, move_into_closing, &x), 0);
+	t_run();
+	ck_assert_int_eq(x.smove, -EINVAL);
+	ck_assert_int_eq(x.emove, -EINVAL);
+	ck_assert_ptr_eq(rsc_entry_scope(x.e), home);
+	ck_assert_int_eq(rsc_scope_state(x.other), RSC_SCOPE_OPEN);
+	close_and_wait(home, 0);
+}
+END_TEST
+
+/* An entry whose early release is in flight cannot move. */
+START_TEST(no_move_while_release_in_flight)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_scope *to = open_scope(t_loop, NULL, "to");
+	struct rsc_entry *e = open_file(s, "f");
+
+	ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_move(e, to), -EALREADY);
+	ck_assert_int_eq(rsc_entry_detach(e), -EALREADY);
+	t_run();
+	ck_assert_int_eq(rsc_entry_move(e, to), -EALREADY);
+	close_and_wait(s, 0);
+	close_and_wait(to, 0);
+}
+END_TEST
+
+/* An acquire that wins the race with its scope's close: its enter callback cannot take it. */
+static void detach_or_move_on_enter(struct rsc_entry *e, int res, void *data)
+{
+	int *out = data;
+
+	out[0] = res;
+	out[1] = res >= 0 ? rsc_entry_detach(e) : -EALREADY;
+	out[2] = res >= 0 ? rsc_entry_release(e, NULL, NULL) : -EALREADY;
+}
+
+START_TEST(acquire_winning_close_race_stays_the_unwinds)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e[8];
+	int out[8][3], i, before = t_fd_count();
+
+	for (i = 0; i < 8; i++) {
+		out[i][0] = 1;
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e[i]), 0);
+		ck_assert_int_eq(rsc_entry_on_enter(e[i], detach_or_move_on_enter, out[i]), 0);
+	}
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	t_run();
+	for (i = 0; i < 8; i++) {
+		ck_assert_int_ne(out[i][0], 1);
+		ck_assert_int_eq(out[i][1], -EALREADY);
+		ck_assert_int_eq(out[i][2], -EALREADY);
+	}
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* An ancestor's failure requested: the subtree takes nothing new. */
+START_TEST(ancestor_failure_requested_takes_nothing_new)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *c = open_scope(t_loop, p, "c");
+	struct rsc_scope *home = open_scope(t_loop, NULL, "home");
+	struct rsc_scope *wanderer = open_scope(t_loop, home, "w");
+	struct rsc_entry *e = open_file(home, "f");
+	int q[2];
+
+	ck_assert_int_eq(pipe2(q, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_fail(p, -EPROTO, NULL), 0);
+	ck_assert_int_eq(rsc_entry_move(e, c), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(wanderer, c), -EINVAL);
+	ck_assert_int_eq(rsc_adopt(c, q[0], 0, NULL), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_defer(c, noop_exit, NULL, NULL), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_scope_move(c, home), -EALREADY);
+	t_run();
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -EPROTO);
+	ck_assert_int_ge(fcntl(q[0], F_GETFD), 0);
+	close(q[0]);
+	close(q[1]);
+	close_and_wait(home, 0);
+}
+END_TEST
+
+/* Full audit: a plain open left inside a scope is reported, named; one adopted is not. */
+START_TEST(full_audit_reports_plain_open_not_adopted)
+{
+	struct rsc_scope *s, *t;
+	const struct rsc_finding *f;
+	int leaked, adopted;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	s = open_scope(t_loop, NULL, "leaky");
+	t = open_scope(t_loop, NULL, "tidy");
+	leaked = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	adopted = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(rsc_adopt(t, adopted, 0, NULL), 0);
+	close_and_wait(s, 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	f = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_LEAKED);
+	ck_assert_int_eq(rsc_finding_fd(f), leaked);
+	ck_assert_str_eq(rsc_finding_target(f), "/dev/null");
+	ck_assert_str_eq(rsc_finding_scope(f), "leaky");
+	close_and_wait(t, 0);
+	/* The diff is process-wide: 'tidy' was open when it appeared too (never its adopted one). */
+	ck_assert_int_eq(rsc_audit_count(t_loop), 2);
+	f = rsc_audit_finding(t_loop, 1);
+	ck_assert_int_eq(rsc_finding_fd(f), leaked);
+	ck_assert_str_eq(rsc_finding_scope(f), "tidy");
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+	close(leaked);
+}
+END_TEST
+
+/* Full audit: a child moved out before its parent closes is no leak of the parent's. */
+START_TEST(full_audit_moved_child_not_parents_leak)
+{
+	struct rsc_scope *a, *c;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	a = open_scope(t_loop, NULL, "a");
+	c = open_scope(t_loop, a, "c");
+	(void)open_file(c, "f");
+	ck_assert_int_eq(rsc_scope_move(c, NULL), 0);
+	close_and_wait(a, 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+	close_and_wait(c, 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -3611,6 +3791,13 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, ledger_frees_number_once_close_submitted);
 	t_add_socket_test(tc, listener_moved_with_accept_in_flight);
 	tcase_add_test(tc, scope_open_odd_names);
+	tcase_add_test(tc, adopt_then_detach_from_its_enter_callback);
+	tcase_add_test(tc, nothing_moves_into_a_scope_in_its_close_callback);
+	tcase_add_test(tc, no_move_while_release_in_flight);
+	tcase_add_test(tc, acquire_winning_close_race_stays_the_unwinds);
+	tcase_add_test(tc, ancestor_failure_requested_takes_nothing_new);
+	tcase_add_test(tc, full_audit_reports_plain_open_not_adopted);
+	tcase_add_test(tc, full_audit_moved_child_not_parents_leak);
 	suite_add_tcase(s, tc);
 	return s;
 }
