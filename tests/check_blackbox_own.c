@@ -3665,6 +3665,84 @@ START_TEST(full_audit_moved_child_not_parents_leak)
 }
 END_TEST
 
+/* --- batch 11: chains outlive their scopes and loops ------------------ */
+
+static void dup_chain(struct rsc_scope *s, int st, const struct rsc_error *err, void *data)
+{
+	struct rsc_error **out = data;
+
+	(void)s;
+	if (st < 0)
+		ck_assert_int_eq(rsc_error_dup(err, out), 0);
+}
+
+START_TEST(kept_chain_outlives_scope_reuse_and_loop)
+{
+	struct rsc_loop *l2;
+	struct rsc_scope *s, *n;
+	struct rsc_error *kept = NULL, *waited = NULL, *d2 = NULL;
+	int i;
+	char text[512];
+
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	s = open_scope(l2, NULL, "original-scope");
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("absent-path"), O_RDONLY, 0, 0, NULL), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, dup_chain, &kept), 0);
+	/* Failed before the close: a close would cancel it instead. */
+	while (rsc_scope_state(s) != RSC_SCOPE_UNWOUND)
+		ck_assert_int_ge(rsc_loop_run(l2, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &waited), -ENOENT);
+	ck_assert_ptr_nonnull(waited);
+	ck_assert_ptr_nonnull(kept);
+	ck_assert_int_eq(rsc_error_dup(waited, &d2), 0);
+	rsc_error_free(waited);
+	/* The scope's memory reused, with other names and paths. */
+	for (i = 0; i < 8; i++) {
+		n = open_scope(l2, NULL, "someone-else-entirely");
+		ck_assert_int_eq(rsc_open(n, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL), 0);
+		ck_assert_int_eq(rsc_scope_close_wait(n, NULL), 0);
+	}
+	ck_assert_str_eq(rsc_error_scope(kept), "original-scope");
+	ck_assert_str_eq(rsc_error_detail(kept), t_path("absent-path"));
+	ck_assert_int_eq(rsc_loop_close(l2), 0);
+	ck_assert_str_eq(rsc_error_scope(kept), "original-scope");
+	ck_assert_str_eq(rsc_error_entry(kept), "file");
+	ck_assert_str_eq(rsc_error_op(d2), "openat");
+	ck_assert_str_eq(rsc_error_detail(d2), t_path("absent-path"));
+	ck_assert_int_gt(rsc_error_format(kept, text, sizeof(text)), 0);
+	ck_assert_ptr_nonnull(strstr(text, "original-scope"));
+	rsc_error_free(kept);
+	ck_assert_str_eq(rsc_error_scope(d2), "original-scope");
+	rsc_error_free(d2);
+}
+END_TEST
+
+/* The pending chain an exit sees, kept by dup, after its scope and loop are gone. */
+static int dup_pending(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	(void)e;
+	ck_assert_int_eq(rsc_error_dup(p, arg), 0);
+	return 0;
+}
+
+START_TEST(pending_chain_dup_in_exit_outlives_loop)
+{
+	struct rsc_loop *l2;
+	struct rsc_scope *s;
+	struct rsc_error *kept = NULL;
+
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	s = open_scope(l2, NULL, "exit-scope");
+	ck_assert_int_eq(rsc_defer(s, dup_pending, &kept, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "body-op"), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l2, NULL), -EPROTO);
+	ck_assert_ptr_nonnull(kept);
+	ck_assert_str_eq(rsc_error_scope(kept), "exit-scope");
+	ck_assert_str_eq(rsc_error_op(kept), "body-op");
+	rsc_error_free(kept);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -3798,6 +3876,8 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, ancestor_failure_requested_takes_nothing_new);
 	tcase_add_test(tc, full_audit_reports_plain_open_not_adopted);
 	tcase_add_test(tc, full_audit_moved_child_not_parents_leak);
+	tcase_add_test(tc, kept_chain_outlives_scope_reuse_and_loop);
+	tcase_add_test(tc, pending_chain_dup_in_exit_outlives_loop);
 	suite_add_tcase(s, tc);
 	return s;
 }
