@@ -3743,6 +3743,148 @@ START_TEST(pending_chain_dup_in_exit_outlives_loop)
 }
 END_TEST
 
+/* --- batch 12: rsc_push(3)'s promises ------------------------------- */
+
+struct enter_plan {
+	const char *path; /* openat this, or a NOP when NULL */
+	int ret;	  /* what the enter returns */
+	unsigned sqe_flags;
+	int nsqes;	  /* 0: prepare nothing */
+	int calls;
+};
+
+static int planned_enter(struct rsc_entry *e, void *arg)
+{
+	struct enter_plan *pl = arg;
+	struct io_uring_sqe *sqes[2];
+	int i;
+
+	pl->calls++;
+	if (pl->nsqes && rsc_entry_get_sqes(e, (unsigned)pl->nsqes, sqes) == 0) {
+		for (i = 0; i < pl->nsqes; i++) {
+			if (pl->path && i == 0)
+				io_uring_prep_openat(sqes[i], AT_FDCWD, pl->path, O_RDONLY | O_CLOEXEC, 0);
+			else
+				io_uring_prep_nop(sqes[i]);
+			sqes[i]->flags |= (uint8_t)pl->sqe_flags;
+		}
+	}
+	return pl->ret;
+}
+
+static int close_value_exit(struct rsc_entry *e, const struct rsc_error *p, void *arg)
+{
+	struct io_uring_sqe *sqe;
+
+	(void)p;
+	(void)arg;
+	if (rsc_entry_fd(e) <= 0)
+		return 0;
+	if (rsc_entry_get_sqes(e, 1, &sqe) < 0)
+		return -EAGAIN;
+	io_uring_prep_close(sqe, rsc_entry_fd(e));
+	return 0;
+}
+
+static const struct rsc_manager planned = {sizeof(planned), 0, "planned", planned_enter,
+					   close_value_exit};
+
+/* An enter that prepared an open and then failed: nothing acquired, nothing leaks. */
+START_TEST(failed_enter_hook_sqes_become_noops)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct enter_plan pl = {"/dev/null", -EIO, 0, 1, 0};
+	struct rsc_entry *e = (struct rsc_entry *)1;
+	int before = t_fd_count();
+
+	ck_assert_int_eq(rsc_push(s, &planned, &pl, &e), -EIO);
+	ck_assert_ptr_null(e);
+	t_run();
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(t_count_events(RSC_EV_ENTERED) + t_count_events(RSC_EV_ENTER_FAILED), 0);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* The manager is checked before anything runs; the message names the missing half. */
+START_TEST(manager_checked_before_enter)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct enter_plan pl = {NULL, 0, 0, 1, 0};
+	struct rsc_manager m = planned;
+
+	m.size = 0;
+	ck_assert_int_eq(rsc_push(s, &m, &pl, NULL), -EINVAL);
+	m.size = sizeof(m) + 8;
+	ck_assert_int_eq(rsc_push(s, &m, &pl, NULL), -EINVAL);
+	m = planned;
+	m.flags = 1U << 7;
+	ck_assert_int_eq(rsc_push(s, &m, &pl, NULL), -EINVAL);
+	m = planned;
+	m.name = NULL;
+	ck_assert_int_eq(rsc_push(s, &m, &pl, NULL), -EINVAL);
+	m.name = "";
+	ck_assert_int_eq(rsc_push(s, &m, &pl, NULL), -EINVAL);
+	m = planned;
+	m.enter = NULL;
+	ck_assert_int_eq(rsc_push(s, &m, &pl, NULL), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "enter"));
+	m = planned;
+	m.exit = NULL;
+	ck_assert_int_eq(rsc_push(s, &m, &pl, NULL), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "exit"));
+	ck_assert_int_eq(rsc_push(s, NULL, &pl, NULL), -EINVAL);
+	ck_assert_int_eq(pl.calls, 0);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* An enter that prepares nothing is entered from the loop with 0; SKIP_SUCCESS is cleared. */
+START_TEST(enter_without_sqe_and_with_skip_success)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct enter_plan none = {NULL, 0, 0, 0, 0}, skip = {NULL, 0, IOSQE_CQE_SKIP_SUCCESS, 1, 0};
+	struct rsc_entry *a, *b;
+	int ea[2] = {0, 1}, eb[2] = {0, 1};
+	long t0;
+
+	ck_assert_int_eq(rsc_push(s, &planned, &none, &a), 0);
+	ck_assert_int_eq(rsc_push(s, &planned, &skip, &b), 0);
+	ck_assert_int_eq(rsc_entry_state(a), RSC_ENTERING);
+	ck_assert_int_eq(rsc_entry_on_enter(a, count_enter, ea), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(b, count_enter, eb), 0);
+	t0 = t_now_ms();
+	while ((ea[0] == 0 || eb[0] == 0) && t_now_ms() - t0 < 5000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(ea[0], 1);
+	ck_assert_int_eq(ea[1], 0);
+	ck_assert_int_eq(eb[0], 1);
+	ck_assert_int_eq(eb[1], 0);
+	close_and_wait(s, 0);
+}
+END_TEST
+
+/* Two SQEs: the first decides; the enter completes once both have arrived. */
+START_TEST(enter_of_two_sqes_first_decides)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct enter_plan pl = {"/dev/null", 0, 0, 2, 0};
+	struct enter_plan bad = {"/nonexistent/x", 0, 0, 2, 0};
+	struct rsc_entry *e, *f;
+	int fd;
+
+	ck_assert_int_eq(rsc_push(s, &planned, &pl, &e), 0);
+	fd = rsc_entry_wait(e);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_ge(fcntl(fd, F_GETFD), 0);
+	ck_assert_int_eq(rsc_push(s, &planned, &bad, &f), 0);
+	ck_assert_int_eq(rsc_entry_wait(f), -ENOENT);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ENOENT);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -3878,6 +4020,10 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, full_audit_moved_child_not_parents_leak);
 	tcase_add_test(tc, kept_chain_outlives_scope_reuse_and_loop);
 	tcase_add_test(tc, pending_chain_dup_in_exit_outlives_loop);
+	tcase_add_test(tc, failed_enter_hook_sqes_become_noops);
+	tcase_add_test(tc, manager_checked_before_enter);
+	tcase_add_test(tc, enter_without_sqe_and_with_skip_success);
+	tcase_add_test(tc, enter_of_two_sqes_first_decides);
 	suite_add_tcase(s, tc);
 	return s;
 }
