@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -3885,6 +3886,76 @@ START_TEST(enter_of_two_sqes_first_decides)
 }
 END_TEST
 
+/* --- batch 13: stale handles while another thread's loop reuses the slots --- */
+
+struct churn {
+	struct rsc_loop *loop;
+	volatile int stop;
+	int cycles, err;
+};
+
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+
+	if (rsc_loop_new(&c->loop, 64, 0) < 0) {
+		c->err = 1;
+		return NULL;
+	}
+	while (!c->stop) {
+		if (rsc_scope_open(c->loop, NULL, "churn", &s) < 0 ||
+		    rsc_defer(s, noop_exit, NULL, &e) < 0 || rsc_scope_close_wait(s, NULL) < 0) {
+			c->err = 2;
+			break;
+		}
+		c->cycles++;
+	}
+	if (rsc_loop_close(c->loop) < 0)
+		c->err = 3;
+	return NULL;
+}
+
+START_TEST(stale_handles_refused_while_another_thread_reuses_slots)
+{
+	struct churn c = {NULL, 0, 0, 0};
+	struct rsc_scope *old[16];
+	struct rsc_entry *olde[16];
+	struct rsc_loop *l2;
+	pthread_t th;
+	long t0;
+	int i, probes = 0;
+
+	/* Handles of a freed loop: its slots go to the next loop, the churning one. */
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	for (i = 0; i < 16; i++) {
+		old[i] = open_scope(l2, NULL, "old");
+		ck_assert_int_eq(rsc_defer(old[i], noop_exit, NULL, &olde[i]), 0);
+		ck_assert_int_eq(rsc_scope_close_wait(old[i], NULL), 0);
+	}
+	ck_assert_int_eq(rsc_loop_close(l2), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, churn_thread, &c), 0);
+	t0 = t_now_ms();
+	while (t_now_ms() - t0 < 300 || c.cycles < 100) {
+		for (i = 0; i < 16; i++) {
+			ck_assert_int_eq(rsc_scope_state(old[i]), -ESTALE);
+			ck_assert_int_eq(rsc_entry_state(olde[i]), -ESTALE);
+			ck_assert_ptr_null(rsc_entry_scope(olde[i]));
+			ck_assert_str_eq(rsc_scope_name(old[i]), "");
+			probes++;
+		}
+		if (t_now_ms() - t0 > 10000)
+			break;
+	}
+	c.stop = 1;
+	pthread_join(th, NULL);
+	ck_assert_int_eq(c.err, 0);
+	ck_assert_int_gt(c.cycles, 0);
+	ck_assert_int_gt(probes, 0);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -4024,6 +4095,7 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, manager_checked_before_enter);
 	tcase_add_test(tc, enter_without_sqe_and_with_skip_success);
 	tcase_add_test(tc, enter_of_two_sqes_first_decides);
+	tcase_add_test(tc, stale_handles_refused_while_another_thread_reuses_slots);
 	suite_add_tcase(s, tc);
 	return s;
 }
