@@ -3956,6 +3956,48 @@ START_TEST(stale_handles_refused_while_another_thread_reuses_slots)
 }
 END_TEST
 
+/* --- batch 14: out of memory changes no owner ----------------------- */
+
+/* Every allocation fails: adopt, defer, fail and move leave everything as it was. */
+START_TEST(enomem_changes_no_owner)
+{
+	struct rsc_loop *l2;
+	struct rsc_scope *s, *t;
+	struct rsc_entry *e = (struct rsc_entry *)1;
+	int p[2], calls[2] = {0, 0}, i, r;
+
+	ck_assert_int_eq(rsc_loop_new(&l2, 64, 0), 0);
+	s = open_scope(l2, NULL, "s");
+	t = open_scope(l2, NULL, "t");
+	ck_assert_int_eq(pipe(p), 0); /* not CLOEXEC: a refused adopt must leave that too */
+	/* Grow no pool from here: each of the next allocations fails. */
+	ck_assert_int_eq(rsc_fault_set(l2, "alloc:1:ENOMEM,alloc:2:ENOMEM,alloc:3:ENOMEM,"
+					   "alloc:4:ENOMEM,alloc:5:ENOMEM,alloc:6:ENOMEM"), 0);
+	for (i = 0; i < 64; i++) {
+		r = rsc_adopt(s, p[0], 0, &e);
+		if (r != 0)
+			break;
+		/* The pool had room: give it back to the caller and try again. */
+		ck_assert_int_eq(rsc_entry_detach(e), p[0]);
+		ck_assert_int_eq(fcntl(p[0], F_SETFD, 0), 0);
+	}
+	ck_assert_int_eq(r, -ENOMEM);
+	ck_assert_ptr_null(e);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), 0);
+	r = rsc_defer(s, raise_eio, calls, NULL);
+	ck_assert_int_eq(r, -ENOMEM);
+	r = rsc_scope_fail(t, -EPROTO, "body");
+	if (r == -ENOMEM)
+		ck_assert_int_eq(rsc_scope_state(t), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_fault_set(l2, NULL), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(l2, NULL), r == 0 ? -EPROTO : 0);
+	ck_assert_int_eq(calls[0], 0);
+	ck_assert_int_eq(fcntl(p[0], F_GETFD), 0);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -4096,6 +4138,8 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, enter_without_sqe_and_with_skip_success);
 	tcase_add_test(tc, enter_of_two_sqes_first_decides);
 	tcase_add_test(tc, stale_handles_refused_while_another_thread_reuses_slots);
+	t_add_test_if(tc, enomem_changes_no_owner, t_has_fault_injection(),
+		      "fault injection (--enable-fault-injection)");
 	suite_add_tcase(s, tc);
 	return s;
 }
