@@ -3998,6 +3998,70 @@ START_TEST(enomem_changes_no_owner)
 }
 END_TEST
 
+/* --- batch 15: no tracked I/O starts below a requested failure or close --- */
+
+static int io_calls_after(struct rsc_entry *e, struct rsc_entry *l, int *cb_calls, int ret[9])
+{
+	static char buf[16];
+	int n = 0;
+
+	ret[n++] = rsc_read(e, buf, sizeof(buf), -1, t_store_res, cb_calls);
+	ret[n++] = rsc_write(e, buf, 1, -1, t_store_res, cb_calls);
+	ret[n++] = rsc_recv(e, buf, sizeof(buf), 0, t_store_res, cb_calls);
+	ret[n++] = rsc_send(e, buf, 1, 0, t_store_res, cb_calls);
+	ret[n++] = rsc_timeout(e, 10, t_store_res, cb_calls);
+	ret[n++] = rsc_shutdown(e, SHUT_WR, t_store_res, cb_calls);
+	if (t_has_recv_multishot())
+		ret[n++] = rsc_recv_multishot(e, 0, t_store_res, cb_calls);
+	if (l)
+		ret[n++] = rsc_accept(l, 0, noop_accept_cb, NULL);
+	return n;
+}
+
+static void assert_no_io_below(void (*request)(struct rsc_scope *p))
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *c = open_scope(t_loop, p, "c");
+	struct sockaddr_in bound;
+	struct rsc_entry *e, *l = NULL;
+	int peer, cb = 12345, ret[9], n, i;
+
+	e = t_adopted_pair(c, &peer);
+	if (t_kernel_has(IORING_OP_SOCKET))
+		l = t_listen_on_loopback(c, 4, &bound);
+	request(p);
+	n = io_calls_after(e, l, &cb, ret);
+	for (i = 0; i < n; i++)
+		ck_assert_msg(ret[i] == -ESHUTDOWN, "call %d: %s, expected ESHUTDOWN", i,
+			      rsc_err_name(ret[i]));
+	t_run();
+	ck_assert_int_eq(cb, 12345);
+	(void)rsc_scope_close_wait(p, NULL);
+	close(peer);
+}
+
+static void request_fail(struct rsc_scope *p)
+{
+	ck_assert_int_eq(rsc_scope_fail(p, -EPROTO, NULL), 0);
+}
+
+static void request_close(struct rsc_scope *p)
+{
+	ck_assert_int_eq(rsc_scope_close(p, NULL, NULL), 0);
+}
+
+START_TEST(no_io_starts_below_a_requested_failure)
+{
+	assert_no_io_below(request_fail);
+}
+END_TEST
+
+START_TEST(no_io_starts_below_a_requested_close)
+{
+	assert_no_io_below(request_close);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -4140,6 +4204,8 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, stale_handles_refused_while_another_thread_reuses_slots);
 	t_add_test_if(tc, enomem_changes_no_owner, t_has_fault_injection(),
 		      "fault injection (--enable-fault-injection)");
+	tcase_add_test(tc, no_io_starts_below_a_requested_failure);
+	tcase_add_test(tc, no_io_starts_below_a_requested_close);
 	suite_add_tcase(s, tc);
 	return s;
 }
