@@ -4062,6 +4062,77 @@ START_TEST(no_io_starts_below_a_requested_close)
 }
 END_TEST
 
+/* An adopt detached before its next turn: its enter callback never comes (the entry is gone). */
+START_TEST(adopt_detached_before_turn_no_enter_cb)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e;
+	int p[2], en[2] = {0, 1};
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, count_enter, en), 0);
+	ck_assert_int_eq(rsc_entry_detach(e), p[0]);
+	t_run();
+	ck_assert_int_eq(en[0], 0);
+	close_and_wait(s, 0);
+	ck_assert_int_ge(fcntl(p[0], F_GETFD), 0);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/* A defer moved before its next turn: its enter callback still comes, once. */
+START_TEST(defer_moved_before_turn_enter_cb_once)
+{
+	struct rsc_scope *a = open_scope(t_loop, NULL, "a");
+	struct rsc_scope *b = open_scope(t_loop, NULL, "b");
+	struct rsc_entry *d;
+	int en[2] = {0, 1}, calls[2] = {0, 1};
+
+	ck_assert_int_eq(rsc_defer(a, raise_eio, calls, &d), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(d, count_enter, en), 0);
+	ck_assert_int_eq(rsc_entry_move(d, b), 0);
+	close_and_wait(a, 0);
+	ck_assert_int_eq(en[0], 1);
+	ck_assert_int_eq(en[1], 0);
+	ck_assert_int_eq(calls[0], 0);
+	close_and_wait(b, -EIO);
+	ck_assert_int_eq(calls[0], 1);
+}
+END_TEST
+
+/* The loop-wide setters that say -EDEADLK from a callback say it from a close callback. */
+struct setters {
+	int recv_buffers, direct, calls;
+};
+
+static void call_setters(struct rsc_scope *s, int st, const struct rsc_error *err, void *data)
+{
+	struct setters *x = data;
+
+	(void)s;
+	(void)st;
+	(void)err;
+	x->recv_buffers = rsc_loop_set_recv_buffers(t_loop, 8, 4096);
+	x->direct = rsc_loop_set_direct(t_loop, 16, 4);
+	x->calls++;
+}
+
+START_TEST(loop_setters_refused_from_a_callback)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct setters x = {1, 1, 0};
+
+	ck_assert_int_eq(rsc_scope_close(s, call_setters, &x), 0);
+	t_run();
+	ck_assert_int_eq(x.calls, 1);
+	ck_assert_int_eq(x.recv_buffers, -EDEADLK);
+	ck_assert_int_eq(x.direct, -EDEADLK);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), -ENXIO);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -4206,6 +4277,9 @@ Suite *make_blackbox_own_suite(void)
 		      "fault injection (--enable-fault-injection)");
 	tcase_add_test(tc, no_io_starts_below_a_requested_failure);
 	tcase_add_test(tc, no_io_starts_below_a_requested_close);
+	tcase_add_test(tc, adopt_detached_before_turn_no_enter_cb);
+	tcase_add_test(tc, defer_moved_before_turn_enter_cb_once);
+	tcase_add_test(tc, loop_setters_refused_from_a_callback);
 	suite_add_tcase(s, tc);
 	return s;
 }
