@@ -4133,6 +4133,80 @@ START_TEST(loop_setters_refused_from_a_callback)
 }
 END_TEST
 
+/* A number another thread's loop just closed, reopened here: nobody's, so adopted (never -EEXIST). */
+struct opener {
+	volatile int stop;
+	int cycles, err;
+};
+
+static void *open_release_thread(void *arg)
+{
+	struct opener *o = arg;
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e[8];
+	int i;
+
+	if (rsc_loop_new(&loop, 64, 0) < 0) {
+		o->err = 1;
+		return NULL;
+	}
+	if (rsc_scope_open(loop, NULL, "churn", &s) < 0) {
+		o->err = rsc_loop_close(loop) < 0 ? 7 : 2;
+		return NULL;
+	}
+	while (!o->stop && !o->err) {
+		for (i = 0; i < 8; i++)
+			if (rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e[i]) < 0)
+				o->err = 3;
+		for (i = 0; i < 8 && !o->err; i++)
+			if (rsc_entry_wait(e[i]) < 0 || rsc_entry_release_wait(e[i], NULL) < 0)
+				o->err = 4;
+		o->cycles++;
+		if (o->cycles % 64 == 0) {
+			/* Released entries keep their records until the scope goes. */
+			if (rsc_scope_close_wait(s, NULL) < 0 ||
+			    rsc_scope_open(loop, NULL, "churn", &s) < 0)
+				o->err = 5;
+		}
+	}
+	(void)rsc_scope_close_wait(s, NULL);
+	if (rsc_loop_close(loop) < 0)
+		o->err = 6;
+	return NULL;
+}
+
+START_TEST(adopt_never_refuses_a_number_another_loop_let_go)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct opener o = {0, 0, 0};
+	struct rsc_entry *e;
+	pthread_t th;
+	long t0 = t_now_ms();
+	int fd, adopts = 0, ret;
+
+	ck_assert_int_eq(pthread_create(&th, NULL, open_release_thread, &o), 0);
+	while (t_now_ms() - t0 < 400 && !o.err) {
+		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		ck_assert_int_ge(fd, 0);
+		ret = rsc_adopt(s, fd, 0, &e);
+		if (ret != 0) {
+			o.stop = 1;
+			pthread_join(th, NULL);
+			ck_abort_msg("adopt of a fresh descriptor %d: %s", fd, rsc_err_name(ret));
+		}
+		ck_assert_int_eq(rsc_entry_detach(e), fd);
+		close(fd);
+		adopts++;
+	}
+	o.stop = 1;
+	pthread_join(th, NULL);
+	ck_assert_int_eq(o.err, 0);
+	ck_assert_int_gt(adopts, 0);
+	close_and_wait(s, 0);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -4280,6 +4354,7 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, adopt_detached_before_turn_no_enter_cb);
 	tcase_add_test(tc, defer_moved_before_turn_enter_cb_once);
 	tcase_add_test(tc, loop_setters_refused_from_a_callback);
+	tcase_add_test(tc, adopt_never_refuses_a_number_another_loop_let_go);
 	suite_add_tcase(s, tc);
 	return s;
 }
