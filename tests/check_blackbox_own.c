@@ -4207,6 +4207,29 @@ START_TEST(adopt_never_refuses_a_number_another_loop_let_go)
 }
 END_TEST
 
+/* A scope's or an entry's handle given the chain kind (both kind bits): no chain, never freed as one. */
+START_TEST(handle_made_a_chain_is_refused)
+{
+	struct rsc_scope *s = open_scope(t_loop, NULL, "s");
+	struct rsc_entry *e = open_file(s, "f"), *step = NULL;
+	struct rsc_chain *cs = (struct rsc_chain *)((uintptr_t)s | KIND_SWAP);
+	struct rsc_chain *ce = (struct rsc_chain *)((uintptr_t)e | KIND_SWAP);
+	int fd = rsc_entry_fd(e);
+
+	ck_assert_int_eq(rsc_chain_open(cs, AT_FDCWD, "/dev/null", O_RDONLY, 0, &step), -EINVAL);
+	ck_assert_int_eq(rsc_chain_submit(cs), -EINVAL);
+	ck_assert_int_eq(rsc_chain_open(ce, AT_FDCWD, "/dev/null", O_RDONLY, 0, &step), -EINVAL);
+	ck_assert_int_eq(rsc_chain_submit(ce), -EINVAL);
+	rsc_chain_free(cs);
+	rsc_chain_free(ce);
+	t_run();
+	ck_assert_int_eq(rsc_scope_state(s), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_entry_fd(e), fd);
+	ck_assert_int_ge(fcntl(fd, F_GETFD), 0);
+	close_and_wait(s, 0);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -4303,6 +4326,7 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, adopt_release_flags_close_even_if_first_step_fails);
 	tcase_add_test(tc, forged_handles_refused);
 	tcase_add_test(tc, handle_with_kind_bits_swapped_is_einval);
+	tcase_add_test(tc, handle_made_a_chain_is_refused);
 	t_add_test_if(tc, failed_early_release_without_cb_joins_chain,
 		      t_has_fault_injection(), "fault injection (--enable-fault-injection)");
 	t_add_test_if(tc, failed_early_release_with_cb_is_cbs_only,
