@@ -484,6 +484,10 @@ struct rsc_loop {
 	uint64_t audit_seq;
 	uint64_t *fd_born;
 	unsigned n_fd_born;
+	/* FULL audit: per descriptor number, the file rsc_entry_detach() gave the
+	 * caller there (audit.c), spared by the verdicts while it is that file. */
+	struct rsc__disowned *disowned;
+	unsigned n_disowned;
 	struct rsc_finding **findings; /* each its own allocation: pointers stay valid */
 	unsigned n_findings, cap_findings;
 

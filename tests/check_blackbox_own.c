@@ -4230,6 +4230,53 @@ START_TEST(handle_made_a_chain_is_refused)
 }
 END_TEST
 
+/* Full audit: a detached number, closed by the caller and reused by a plain open, is a leak again. */
+START_TEST(full_audit_detached_number_reused_by_a_leak_is_reported)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int fd, leak;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	s = open_scope(t_loop, NULL, "s");
+	e = open_file(s, "f");
+	fd = rsc_entry_detach(e);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	leak = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(leak, fd);
+	close_and_wait(s, 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	ck_assert_int_eq(rsc_finding_kind(rsc_audit_finding(t_loop, 0)), RSC_FINDING_LEAKED);
+	ck_assert_int_eq(rsc_finding_fd(rsc_audit_finding(t_loop, 0)), leak);
+	ck_assert_str_eq(rsc_finding_target(rsc_audit_finding(t_loop, 0)), "/dev/null");
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+	close(leak);
+}
+END_TEST
+
+/* Full audit: a number released by an entry and reused by a plain open inside the scope is a leak. */
+START_TEST(full_audit_released_number_reused_by_a_leak_is_reported)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int fd, leak;
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_FULL), 0);
+	s = open_scope(t_loop, NULL, "s");
+	e = open_file(s, "f");
+	fd = rsc_entry_fd(e);
+	ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	leak = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(leak, fd);
+	close_and_wait(s, 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	ck_assert_int_eq(rsc_finding_fd(rsc_audit_finding(t_loop, 0)), leak);
+	ck_assert_int_eq(rsc_audit_clear(t_loop), 0);
+	close(leak);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -4364,6 +4411,8 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, ancestor_failure_requested_takes_nothing_new);
 	tcase_add_test(tc, full_audit_reports_plain_open_not_adopted);
 	tcase_add_test(tc, full_audit_moved_child_not_parents_leak);
+	tcase_add_test(tc, full_audit_detached_number_reused_by_a_leak_is_reported);
+	tcase_add_test(tc, full_audit_released_number_reused_by_a_leak_is_reported);
 	tcase_add_test(tc, kept_chain_outlives_scope_reuse_and_loop);
 	tcase_add_test(tc, pending_chain_dup_in_exit_outlives_loop);
 	tcase_add_test(tc, failed_enter_hook_sqes_become_noops);
