@@ -4277,6 +4277,52 @@ START_TEST(full_audit_released_number_reused_by_a_leak_is_reported)
 }
 END_TEST
 
+/* --- batch 16: ownership during a graceful close's grace -------------- */
+
+START_TEST(grace_releases_allowed_detach_and_moves_refused)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *kid = open_scope(t_loop, p, "kid");
+	struct rsc_scope *home = open_scope(t_loop, NULL, "home");
+	struct rsc_scope *wanderer = open_scope(t_loop, home, "w");
+	struct rsc_entry *conn, *f = open_file(p, "f"), *g = open_file(kid, "g"), *outsider;
+	int peer, res = 1, wres = 1, closed[2] = {0, 1}, q[2];
+	char buf[8];
+
+	outsider = open_file(home, "o");
+	conn = t_adopted_pair(p, &peer);
+	ck_assert_int_eq(rsc_recv(conn, buf, sizeof(buf), 0, t_store_res, &res), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(p, 5000, count_close, closed), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_state(p), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(pipe2(q, O_CLOEXEC), 0);
+	/* Nothing new comes in, nothing goes out but by a release. */
+	ck_assert_int_eq(rsc_adopt(p, q[0], 0, NULL), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_adopt(kid, q[0], 0, NULL), -ESHUTDOWN);
+	ck_assert_int_eq(rsc_entry_detach(f), -EALREADY);
+	ck_assert_int_eq(rsc_entry_move(f, home), -EALREADY);
+	ck_assert_int_eq(rsc_entry_move(g, home), -EALREADY);
+	ck_assert_int_eq(rsc_entry_move(outsider, p), -EINVAL);
+	ck_assert_int_eq(rsc_scope_move(kid, home), -EALREADY);
+	ck_assert_int_eq(rsc_scope_move(wanderer, kid), -EINVAL);
+	ck_assert_int_eq(rsc_entry_release(g, NULL, NULL), 0);
+	/* A reply may still start; the request's arrival ends the grace. */
+	ck_assert_int_eq(rsc_send(conn, "r", 1, 0, t_store_res, &wres), 0);
+	ck_assert_int_eq(write(peer, "req", 3), 3);
+	while (closed[0] == 0)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(res, 3);
+	ck_assert_int_eq(wres, 1);
+	ck_assert_int_eq(closed[1], 0);
+	ck_assert_int_ge(fcntl(q[0], F_GETFD), 0);
+	close(q[0]);
+	close(q[1]);
+	close(peer);
+	close_and_wait(home, 0);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -4428,6 +4474,7 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, defer_moved_before_turn_enter_cb_once);
 	tcase_add_test(tc, loop_setters_refused_from_a_callback);
 	tcase_add_test(tc, adopt_never_refuses_a_number_another_loop_let_go);
+	tcase_add_test(tc, grace_releases_allowed_detach_and_moves_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
