@@ -4323,6 +4323,68 @@ START_TEST(grace_releases_allowed_detach_and_moves_refused)
 }
 END_TEST
 
+/* --- batch 17: deadlines follow moved entries and scopes ------------- */
+
+static void wait_closed(int *flag)
+{
+	long t0 = t_now_ms();
+
+	while (flag[0] == 0 && t_now_ms() - t0 < 5000)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(flag[0], 1);
+}
+
+/* A moved entry's I/O belongs to its new scope: the old scope's deadline leaves it, the new one's cuts it. */
+START_TEST(moved_entrys_io_follows_it_under_deadlines)
+{
+	struct rsc_scope *a = open_scope(t_loop, NULL, "a");
+	struct rsc_scope *b = open_scope(t_loop, NULL, "b");
+	struct rsc_entry *e;
+	int peer, res = 1, oa[2] = {0, 1}, ob[2] = {0, 1};
+	char buf[8];
+
+	e = t_adopted_pair(a, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, t_store_res, &res), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_entry_move(e, b), 0);
+	ck_assert_int_eq(rsc_scope_on_close(a, count_close, oa), 0);
+	ck_assert_int_eq(rsc_scope_on_close(b, count_close, ob), 0);
+	ck_assert_int_eq(rsc_timer(a, 60000, noop_io_cb, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(a, 20, 0), 0);
+	wait_closed(oa);
+	ck_assert_int_eq(oa[1], -ETIMEDOUT);
+	ck_assert_int_eq(res, 1);
+	ck_assert_int_eq(rsc_entry_io_count(e), 1);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_set_deadline(b, 20, 0), 0);
+	wait_closed(ob);
+	ck_assert_int_eq(ob[1], -ETIMEDOUT);
+	ck_assert_int_eq(res, -ECANCELED);
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), -ETIMEDOUT);
+	close(peer);
+}
+END_TEST
+
+/* A child's own deadline goes with it to the top of the loop. */
+START_TEST(moved_scope_keeps_its_own_deadline)
+{
+	struct rsc_scope *p = open_scope(t_loop, NULL, "p");
+	struct rsc_scope *c = open_scope(t_loop, p, "c");
+	int oc[2] = {0, 1};
+
+	ck_assert_int_eq(rsc_scope_on_close(c, count_close, oc), 0);
+	ck_assert_int_eq(rsc_timer(c, 60000, noop_io_cb, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(c, 20, 0), 0);
+	ck_assert_int_eq(rsc_scope_move(c, NULL), 0);
+	close_and_wait(p, 0);
+	/* Not closed with p (freed then): unwound by its own deadline, or still waiting for it. */
+	ck_assert_int_ge(rsc_scope_state(c), 0);
+	wait_closed(oc);
+	ck_assert_int_eq(oc[1], -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(c, NULL), -ETIMEDOUT);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -4475,6 +4537,8 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, loop_setters_refused_from_a_callback);
 	tcase_add_test(tc, adopt_never_refuses_a_number_another_loop_let_go);
 	tcase_add_test(tc, grace_releases_allowed_detach_and_moves_refused);
+	tcase_add_test(tc, moved_entrys_io_follows_it_under_deadlines);
+	tcase_add_test(tc, moved_scope_keeps_its_own_deadline);
 	suite_add_tcase(s, tc);
 	return s;
 }
