@@ -4385,6 +4385,41 @@ START_TEST(moved_scope_keeps_its_own_deadline)
 }
 END_TEST
 
+/* --- batch 18: the connection entry of rsc_connect owns its socket ---- */
+
+START_TEST(connect_entry_release_and_detach_take_the_socket)
+{
+	struct rsc_scope *srv = open_scope(t_loop, NULL, "srv");
+	struct rsc_scope *cli = open_scope(t_loop, NULL, "cli");
+	struct sockaddr_in bound, peer;
+	socklen_t len = sizeof(peer);
+	struct rsc_entry *l = t_listen_on_loopback(srv, 8, &bound);
+	struct rsc_entry *c1, *c2;
+	int before, fd;
+
+	(void)l;
+	ck_assert_int_eq(rsc_connect(cli, (struct sockaddr *)&bound, sizeof(bound), 0, 0, &c1), 0);
+	ck_assert_int_eq(rsc_connect(cli, (struct sockaddr *)&bound, sizeof(bound), 0, 0, &c2), 0);
+	ck_assert_int_ge(rsc_entry_wait(c1), 0);
+	ck_assert_int_ge(rsc_entry_wait(c2), 0);
+	t_run();
+	before = t_fd_count();
+	/* Releasing the connection's entry closes its socket (issue 8). */
+	ck_assert_int_eq(rsc_entry_release_wait(c1, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before - 1);
+	/* Detaching it gives the connected socket to the caller; the scope's close leaves it. */
+	fd = rsc_entry_detach(c2);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(getpeername(fd, (struct sockaddr *)&peer, &len), 0);
+	ck_assert_int_eq(peer.sin_port, bound.sin_port);
+	close_and_wait(cli, 0);
+	ck_assert_int_eq(t_fd_count(), before - 1);
+	ck_assert_int_ge(fcntl(fd, F_GETFD), 0);
+	close(fd);
+	close_and_wait(srv, 0);
+}
+END_TEST
+
 Suite *make_blackbox_own_suite(void)
 {
 	Suite *s = suite_create("blackbox_own");
@@ -4539,6 +4574,7 @@ Suite *make_blackbox_own_suite(void)
 	tcase_add_test(tc, grace_releases_allowed_detach_and_moves_refused);
 	tcase_add_test(tc, moved_entrys_io_follows_it_under_deadlines);
 	tcase_add_test(tc, moved_scope_keeps_its_own_deadline);
+	t_add_socket_test(tc, connect_entry_release_and_detach_take_the_socket);
 	suite_add_tcase(s, tc);
 	return s;
 }
