@@ -489,6 +489,10 @@ struct rsc_loop {
 	uint64_t audit_seq;
 	uint64_t *fd_born;
 	unsigned n_fd_born;
+	/* FULL audit: per descriptor number, the file rsc_entry_detach() gave the
+	 * caller there (audit.c), spared by the verdicts while it is that file. */
+	struct rsc__disowned *disowned;
+	unsigned n_disowned;
 	struct rsc_finding **findings; /* each its own allocation: pointers stay valid */
 	unsigned n_findings, cap_findings;
 
@@ -514,13 +518,15 @@ enum rsc__kind {
 	RSC__K_CHAIN = RSC__K_SCOPE | RSC__K_ENTRY, /* chain.c: never pooled */
 };
 #define RSC__H_SLOT_MASK ((1U << 26) - 1) /* 64M slots */
-#define RSC__H_KIND_MASK (RSC__K_SCOPE | RSC__K_ENTRY)
 
 struct rsc__slot {
 	void *obj;	    /* atomic: the live object, or NULL */
 	uint32_t gen;	    /* atomic: the generation the next handle of this slot gets */
-	/* An index stack, not an rsc__list: two links would double the slot. */
-	uint32_t next_free; /* slot index + 1 in the loop's free list, or 0 */
+	union {
+		/* An index stack, not an rsc__list: two links would double the slot. */
+		uint32_t next_free; /* free: slot index + 1 in the loop's free list, or 0 */
+		uint32_t kind;	    /* atomic; in use: its object's RSC__K_* */
+	};
 };
 
 extern struct rsc__slot *rsc__slot_chunks[RSC__H_SLOT_MASK / RSC__SLOTS_PER_CHUNK + 1];
@@ -546,7 +552,8 @@ static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 	const struct rsc__slot *chunk;
 	void *obj;
 
-	if ((lo & RSC__H_KIND_MASK) != kind || idx >= RSC__H_SLOT_MASK)
+	/* Its kind bit, and no bit a handle never has. */
+	if ((lo & ~RSC__H_SLOT_MASK) != kind || idx >= RSC__H_SLOT_MASK)
 		return NULL;
 	chunk = __atomic_load_n(&rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE);
 	if (!chunk)
@@ -557,8 +564,11 @@ static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 	if (__atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) != (uint32_t)(h >> 32))
 		return NULL;
 	obj = __atomic_load_n(&chunk->obj, __ATOMIC_ACQUIRE);
-	/* Still that generation after the load: obj is the object it names. */
-	return obj && __atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) == (uint32_t)(h >> 32) ? obj : NULL;
+	/* Still that generation after the load: obj is the object it names, if
+	 * the slot holds one of @kind (a value's kind bits are the caller's to
+	 * forge; the object is never read as another kind to find out). */
+	return obj && __atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) == (uint32_t)(h >> 32) &&
+	       __atomic_load_n(&chunk->kind, __ATOMIC_RELAXED) == (uint32_t)kind ? obj : NULL;
 }
 
 /* fork.c: a loop does not cross fork(2) (ringscope(7), FORK). */

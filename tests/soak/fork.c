@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fork probes (ringscope(7), FORK; bug 56): now and then a stale-handle
+ * Fork probes (ringscope(7), FORK; bug 58): now and then a stale-handle
  * probe also forks. The child finds every call on the program's loop refused
  * with -ECHILD, frees its copy with rsc_loop_close(), and holds no more
  * descriptors after that than before; the parent's program goes on, and its

@@ -88,6 +88,7 @@ struct pentry {
 	bool unordered;	    /* K_CUSTOM: pushed with RSC_MANAGER_UNORDERED */
 	bool detached;	    /* rsc_entry_detach gave its fd back: no release */
 	bool adopted;	    /* entered inside rsc_adopt, traced from the loop */
+	bool moved;	    /* rsc_entry_move took it to another scope */
 	/* The socket entry under rsc_connect/rsc_listen: no handle is returned
 	 * for it, so it is bound to its handle at its first event. */
 	bool hidden;
@@ -167,6 +168,11 @@ struct prog {
 	bool pollable;	   /* RSC_LOOP_POLLABLE, driven as a host loop drives it (shared.c) */
 	unsigned long long host_wakes; /* turns run because its fd polled readable */
 	bool audit_full;   /* the program's loop audits at RSC_AUDIT_FULL */
+	/* Leaks planted on a detached number (op_detach): each must be reported. */
+	int planted[8];
+	int planted_seen[8];
+	int n_planted;
+	int planted_uncleared; /* their findings since audit_probe last cleared them */
 	bool audit_cb;	   /* callbacks and hooks call the audit (audit.c) */
 	uint64_t sh_seed;  /* what the application does: a hash of the program */
 	bool odd_names;	   /* its scopes' names carry control bytes (text.c) */

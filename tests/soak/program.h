@@ -43,7 +43,7 @@ struct prog_stats {
 		enter_failures, early_releases, late_acquires, refused_pushes,
 		fault_rules, faults_injected, leaks, audit_findings,
 		known_trace_order, known_lost_errors, stale_probes, reentry_probes,
-		adopted, detached, addr_pushes, addr_refused, bad_rule_sets,
+		adopted, detached, planted_leaks, addr_pushes, addr_refused, bad_rule_sets,
 		peers, handovers, handovers_done, handovers_failed, handovers_refused,
 		handovers_stale, handovers_unsupported, arrivals, arrivals_dropped,
 		handovers_addressed, posts, posts_run,
