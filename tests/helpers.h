@@ -206,5 +206,6 @@ Suite *make_hostile_fallbacks_suite(void);
 Suite *make_hostile_loose_suite(void);
 Suite *make_hostile_newapi_suite(void);
 Suite *make_hunt_suite(void);
+Suite *make_blackbox_srv_suite(void);
 
 #endif
