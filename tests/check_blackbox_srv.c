@@ -3628,6 +3628,281 @@ START_TEST(deadline_moved_earlier_many_times_in_one_turn)
 }
 END_TEST
 
+/* ------------------------------------------------------ round six: the end */
+
+struct opener {
+	struct rsc_scope *s;
+	int ran;
+	int open_ret;
+};
+
+static void open_a_scope(struct rsc_loop *loop, void *arg)
+{
+	struct opener *o = arg;
+
+	o->ran++;
+	o->open_ret = rsc_scope_open(loop, NULL, "late", &o->s);
+}
+
+/* A post that opens a scope in rsc_loop_close: -EBUSY, and the loop takes posts again. */
+START_TEST(loop_close_refused_by_a_post_takes_posts_again)
+{
+	struct opener o = { 0 };
+	struct self_post sp = { 0 };
+	struct rsc_loop *l;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 0, 0), 0);
+	ck_assert_int_eq(rsc_loop_post(l, open_a_scope, &o), 0);
+	ck_assert_int_eq(rsc_loop_close(l), -EBUSY);
+	ck_assert_int_eq(o.ran, 1);
+	ck_assert_int_eq(o.open_ret, 0);
+	ck_assert_int_eq(rsc_loop_post(l, outer_post, &sp), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(o.s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(sp.ran, 1);
+}
+END_TEST
+
+/* rsc_loop_shutdown waits for a grace under way, then cuts what is left. */
+START_TEST(loop_shutdown_waits_for_a_grace)
+{
+	struct stats_rec st = { 0 };
+	struct io_rec r = { 0 };
+	struct self_post sp = { .again = 1 };
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char buf[4];
+	int sv[2];
+	long t0;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_loop_new(&l, 0, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "srv", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, on_io, &r), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 150, on_closed_stats, &st), 0);
+	ck_assert_int_eq(rsc_loop_post(l, outer_post, &sp), 0);
+	t0 = t_now_ms();
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	ck_assert_int_ge(t_now_ms() - t0, 150);
+	ck_assert_int_eq(st.c.calls, 1);
+	ck_assert_uint_eq(st.cancelled, 1);
+	ck_assert(r.res == -ECANCELED || r.res == -EINTR);
+	ck_assert_int_eq(sp.ran, 1);
+	/* It ran during the grace, before the scopes had closed: its own post
+	 * may be taken then, and then runs before the loop is freed. */
+	ck_assert(sp.inner_ret == 0 || sp.inner_ret == -ESHUTDOWN);
+	ck_assert_int_eq(sp.inner_ran, sp.inner_ret == 0);
+	ck_assert_int_eq(read(sv[1], buf, sizeof(buf)), 0);
+	close(sv[1]);
+}
+END_TEST
+
+struct detacher {
+	struct rsc_entry *l;
+	int calls;
+	int shortages;
+	int io_in_cb;
+	int detached;
+	int cancel_ret;
+	int mode; /* 0: detach, 1: cancel_io */
+	int last;
+};
+
+static void detach_on_shortage(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *c,
+			       void *data)
+{
+	struct detacher *d = data;
+
+	(void)c;
+	d->calls++;
+	d->last = res;
+	if (res >= 0) {
+		(void)rsc_scope_close(cs, NULL, NULL);
+		return;
+	}
+	if (res != -EMFILE && res != -ENFILE)
+		return;
+	d->shortages++;
+	d->io_in_cb = rsc_entry_io_count(l);
+	if (d->mode == 0 && d->shortages == 1)
+		d->detached = rsc_entry_detach(l);
+	else if (d->mode == 1 && d->shortages == 1)
+		d->cancel_ret = rsc_entry_cancel_io(l);
+}
+
+static void shortage_case(int mode)
+{
+	struct detacher d = { .mode = mode };
+	struct sockaddr_in at;
+	struct rsc_scope *s;
+	struct rlimit old;
+	int cli, n, holds[16];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &s), 0);
+	d.l = t_listen_on_loopback(s, 16, &at);
+	cli = t_connect(&at);
+	n = fill_fd_table(&old, holds);
+	ck_assert_int_eq(rsc_accept(d.l, RSC_ACCEPT_MULTISHOT, detach_on_shortage, &d), 0);
+	run_until(&d.shortages, 1, 3000);
+	free_fd_table(&old, holds, n);
+	run_for(1300);
+	if (mode == 0) {
+		if (d.io_in_cb == 0) {
+			/* Detached there: the accept ended with that call. */
+			ck_assert_int_ge(d.detached, 0);
+			ck_assert_int_eq(d.calls, 1);
+			close(d.detached);
+		} else {
+			ck_assert_int_eq(d.detached, -EBUSY);
+		}
+	} else {
+		ck_assert_int_eq(d.cancel_ret, 0);
+		ck_assert_int_eq(d.calls, 2);
+		ck_assert_int_eq(d.last, -ECANCELED);
+	}
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(cli);
+}
+
+START_TEST(detach_from_a_shortage_callback_ends_the_accept)
+{
+	shortage_case(0);
+}
+END_TEST
+
+START_TEST(cancel_io_from_a_shortage_callback_ends_the_accept)
+{
+	shortage_case(1);
+}
+END_TEST
+
+/* A hand-over to an inbox of the sender's own loop: the kernel refuses, the slot stays. */
+START_TEST(hand_over_to_an_inbox_of_the_same_loop_fails_and_keeps_the_slot)
+{
+	struct acc_rec acc = { 0 };
+	struct install_rec r = { 0 };
+	struct arrival a = { 0 };
+	struct io_rec sent = { 0 };
+	struct sockaddr_in at;
+	struct rsc_scope *s, *ws;
+	struct rsc_entry *l, *inbox;
+	unsigned long long addr;
+	char buf[4];
+	int cli;
+
+	t_direct_table(16, 2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "worker", &ws), 0);
+	ck_assert_int_eq(rsc_inbox(ws, on_arrival, &a, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &s), 0);
+	l = t_listen_on_loopback(s, 4, &at);
+	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, count_accept, &acc), 0);
+	cli = t_connect(&at);
+	run_until(&acc.calls, 1, 3000);
+	ck_assert_int_eq(rsc_entry_hand_over(acc.last_conn, addr, on_installed, &r), 0);
+	run_until(&r.calls, 1, 3000);
+	ck_assert_int_eq(r.res, -EINVAL);
+	run_for(50);
+	ck_assert_int_eq(a.calls, 0);
+	ck_assert_int_eq(rsc_entry_slot(acc.last_conn), acc.res);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 1);
+	/* Still the connection: it sends, and its release ends it. */
+	ck_assert_int_eq(rsc_send(acc.last_conn, "ok", 2, 0, on_io, &sent), 0);
+	run_until(&sent.calls, 1, 3000);
+	ck_assert_int_eq(read(cli, buf, sizeof(buf)), 2);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(read(cli, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(ws, NULL), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	close(cli);
+}
+END_TEST
+
+/* A deadline ends a multishot receive for good: one last call, no re-arm. */
+START_TEST(deadline_ends_a_multishot_receive)
+{
+	struct close_rec c = { 0 };
+	struct io_rec r = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "ms", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv_multishot(e, 0, on_io, &r), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, on_closed, &c), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 40, 0), 0);
+	run_until(&c.calls, 1, 3000);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.res, -ECANCELED);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
+	close(peer);
+}
+END_TEST
+
+struct stream {
+	unsigned char got[256];
+	int n;
+	int calls;
+	int last;
+};
+
+static void collect(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct stream *st = data;
+
+	(void)e;
+	st->calls++;
+	st->last = res;
+	if (res > 0 && st->n + res <= (int)sizeof(st->got)) {
+		memcpy(st->got + st->n, buf, (size_t)res);
+		st->n += res;
+	}
+}
+
+/* Two tiny receive buffers, a burst of data: re-armed, nothing lost or reordered. */
+START_TEST(multishot_receive_rearms_in_order_when_buffers_run_out)
+{
+	struct stream st = { { 0 }, 0, 0, 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	unsigned char out[192];
+	int peer, i;
+	long t0;
+
+	for (i = 0; i < (int)sizeof(out); i++)
+		out[i] = (unsigned char)i;
+	ck_assert_int_eq(rsc_loop_set_recv_buffers(t_loop, 2, 16), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "ms", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv_multishot(e, 0, collect, &st), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	for (i = 0; i < 12; i++) {
+		ck_assert_int_eq(write(peer, out + 16 * i, 16), 16);
+		usleep(2000);
+	}
+	t0 = t_now_ms();
+	while (st.n < (int)sizeof(out) && t_now_ms() - t0 < 3000) {
+		struct t_guard g;
+
+		t_guard_start(&g, t_loop, 50);
+		while (!g.fired && st.n < (int)sizeof(out))
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		t_guard_stop(&g);
+	}
+	ck_assert_int_eq(st.n, (int)sizeof(out));
+	ck_assert_int_eq(memcmp(st.got, out, sizeof(out)), 0);
+	ck_assert_int_ge(st.last, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(st.last, -ECANCELED);
+	close(peer);
+}
+END_TEST
+
 Suite *make_blackbox_srv_suite(void)
 {
 	Suite *s = suite_create("blackbox_srv");
@@ -3641,6 +3916,7 @@ Suite *make_blackbox_srv_suite(void)
 	TCase *ho = tcase_create("hosts");
 	TCase *sv = tcase_create("servers");
 	TCase *od = tcase_create("order");
+	TCase *en = tcase_create("ends");
 	bool fixed_install = t_kernel_has(OP_FIXED_FD_INSTALL);
 
 	t_add_fixture(dl);
@@ -3793,5 +4069,22 @@ Suite *make_blackbox_srv_suite(void)
 	tcase_add_test(od, deadline_follows_scope_moves);
 	tcase_add_test(od, deadline_moved_earlier_many_times_in_one_turn);
 	suite_add_tcase(s, od);
+
+	t_add_fixture(en);
+	tcase_add_test(en, loop_close_refused_by_a_post_takes_posts_again);
+	tcase_add_test(en, loop_shutdown_waits_for_a_grace);
+	t_add_test_if(en, detach_from_a_shortage_callback_ends_the_accept,
+		      t_has_accept_multishot() && !t_under_valgrind(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19) and RLIMIT_NOFILE on io_uring (not under valgrind)");
+	t_add_test_if(en, cancel_io_from_a_shortage_callback_ends_the_accept,
+		      t_has_accept_multishot() && !t_under_valgrind(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19) and RLIMIT_NOFILE on io_uring (not under valgrind)");
+	t_add_test_if(en, hand_over_to_an_inbox_of_the_same_loop_fails_and_keeps_the_slot,
+		      t_has_hand_over() && t_kernel_has(IORING_OP_SOCKET), "IORING_MSG_SEND_FD (Linux 6.0)");
+	t_add_test_if(en, deadline_ends_a_multishot_receive, t_has_recv_multishot(),
+		      "IORING_RECV_MULTISHOT (Linux 6.0)");
+	t_add_test_if(en, multishot_receive_rearms_in_order_when_buffers_run_out, t_has_recv_multishot(),
+		      "IORING_RECV_MULTISHOT (Linux 6.0)");
+	suite_add_tcase(s, en);
 	return s;
 }
