@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -3903,6 +3904,144 @@ START_TEST(multishot_receive_rearms_in_order_when_buffers_run_out)
 }
 END_TEST
 
+/* ---------------------------------------------------- round seven: extremes */
+
+/* The longest times the calls take must not wrap around into "now". */
+START_TEST(longest_deadline_timer_and_grace_do_not_wrap)
+{
+	struct close_rec c = { 0 };
+	struct stats_rec st = { 0 };
+	struct io_rec tr = { 0 }, to = { 0 }, r = { 0 };
+	struct rsc_scope *s, *g;
+	struct rsc_entry *e, *ge;
+	char buf[4];
+	int peer, gpeer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "long", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_scope_on_close(s, on_closed, &c), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, UINT_MAX, 0), 0);
+	ck_assert_int_eq(rsc_timer(s, UINT_MAX, on_io, &tr, NULL), 0);
+	ck_assert_int_eq(rsc_timeout(e, UINT_MAX, on_io, &to), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "grace", &g), 0);
+	ge = t_adopted_pair(g, &gpeer);
+	ck_assert_int_eq(rsc_recv(ge, buf, sizeof(buf), 0, on_io, &r), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(g, UINT_MAX, on_closed_stats, &st), 0);
+	run_for(150);
+	ck_assert_int_eq(c.calls, 0);
+	ck_assert_int_eq(tr.calls, 0);
+	ck_assert_int_eq(to.calls, 0);
+	ck_assert_int_eq(st.c.calls, 0);
+	ck_assert_int_eq(r.calls, 0);
+	ck_assert_int_eq(write(gpeer, "x", 1), 1);
+	run_until(&st.c.calls, 1, 3000);
+	ck_assert_uint_eq(st.drained, 1);
+	ck_assert_uint_eq(st.cancelled, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(tr.res, -ECANCELED);
+	ck_assert_int_eq(to.res, -ECANCELED);
+	close(peer);
+	close(gpeer);
+}
+END_TEST
+
+START_TEST(longest_connect_timeouts_do_not_wrap)
+{
+	struct sockaddr_un sun;
+	struct close_rec c = { 0 }, c2 = { 0 };
+	struct rsc_scope *s, *s2;
+	struct rsc_entry *conn, *conn2;
+	struct rsc_chain *ch;
+	int fill[64], nfill, lfd, before;
+
+	t_direct_table(16, 4);
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "dial", &s), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), UINT_MAX, 0, &conn), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "chain", &s2), 0);
+	ck_assert_int_eq(rsc_chain_new(s2, &ch), 0);
+	ck_assert_int_eq(rsc_chain_socket(ch, AF_UNIX, SOCK_STREAM, 0, NULL), 0);
+	ck_assert_int_eq(rsc_chain_connect(ch, (struct sockaddr *)&sun, sizeof(sun), UINT_MAX, &conn2), 0);
+	ck_assert_int_eq(rsc_chain_submit(ch), 0);
+	run_for(150);
+	ck_assert_int_eq(rsc_entry_state(conn), RSC_ENTERING);
+	ck_assert_int_eq(rsc_entry_state(conn2), RSC_ENTERING);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &c), 0);
+	ck_assert_int_eq(rsc_scope_close(s2, on_closed, &c2), 0);
+	run_until(&c.calls, 1, 3000);
+	run_until(&c2.calls, 1, 3000);
+	ck_assert_int_eq(c.status, 0);
+	ck_assert_int_eq(c2.status, 0);
+	ck_assert_int_eq(t_fd_count(), before);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	t_full_unix_listener_close(lfd, fill, nfill);
+}
+END_TEST
+
+/* A graceful close does not wait for a connect in flight: it is no tracked I/O. */
+START_TEST(graceful_does_not_wait_for_a_connect_in_flight)
+{
+	struct sockaddr_un sun;
+	struct stats_rec st = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *conn;
+	int fill[64], nfill, lfd, before;
+	long t0;
+
+	lfd = t_full_unix_listener(&sun, fill, &nfill);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "dial", &s), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 0, 0, &conn), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	t0 = t_now_ms();
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 5000, on_closed_stats, &st), 0);
+	run_until(&st.c.calls, 1, 3000);
+	ck_assert_int_lt(t_now_ms() - t0, 2000);
+	ck_assert_int_ne(rsc_entry_state(conn), RSC_ENTERED);
+	ck_assert_int_eq(t_fd_count(), before);
+	t_full_unix_listener_close(lfd, fill, nfill);
+}
+END_TEST
+
+/* The smallest ring an application may share, asked for far more than it holds. */
+START_TEST(shared_ring_of_eight_takes_many_acquires_in_one_turn)
+{
+	struct shared *sh = calloc(1, sizeof(*sh));
+	struct rsc_scope *s;
+	struct rsc_entry *e[40];
+	struct close_rec c = { 0 };
+	int i, ret, pushed = 0, entered;
+	long t0;
+
+	ck_assert_ptr_nonnull(sh);
+	ck_assert_int_eq(io_uring_queue_init(8, &sh->ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&sh->loop, &sh->ring, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(sh->loop, NULL, "many", &s), 0);
+	for (i = 0; i < 40; i++) {
+		ret = rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e[i]);
+		ck_assert_msg(ret == 0, "open %d: %s", i, rsc_strerror(ret));
+		pushed++;
+	}
+	t0 = t_now_ms();
+	do {
+		shared_reap(sh, 50);
+		for (entered = 0, i = 0; i < pushed; i++)
+			entered += rsc_entry_state(e[i]) == RSC_ENTERED;
+	} while (entered < pushed && t_now_ms() - t0 < 5000);
+	ck_assert_int_eq(entered, 40);
+	ck_assert_int_eq(rsc_scope_close(s, on_closed, &c), 0);
+	while (rsc_loop_alive(sh->loop) > 0 && t_now_ms() - t0 < 8000)
+		shared_reap(sh, 50);
+	ck_assert_int_eq(c.calls, 1);
+	ck_assert_int_eq(c.status, 0);
+	ck_assert_int_eq(rsc_loop_close(sh->loop), 0);
+	io_uring_queue_exit(&sh->ring);
+	free(sh);
+}
+END_TEST
+
 Suite *make_blackbox_srv_suite(void)
 {
 	Suite *s = suite_create("blackbox_srv");
@@ -3917,6 +4056,7 @@ Suite *make_blackbox_srv_suite(void)
 	TCase *sv = tcase_create("servers");
 	TCase *od = tcase_create("order");
 	TCase *en = tcase_create("ends");
+	TCase *ex = tcase_create("extremes");
 	bool fixed_install = t_kernel_has(OP_FIXED_FD_INSTALL);
 
 	t_add_fixture(dl);
@@ -4086,5 +4226,12 @@ Suite *make_blackbox_srv_suite(void)
 	t_add_test_if(en, multishot_receive_rearms_in_order_when_buffers_run_out, t_has_recv_multishot(),
 		      "IORING_RECV_MULTISHOT (Linux 6.0)");
 	suite_add_tcase(s, en);
+
+	t_add_fixture(ex);
+	tcase_add_test(ex, longest_deadline_timer_and_grace_do_not_wrap);
+	t_add_socket_test(ex, longest_connect_timeouts_do_not_wrap);
+	t_add_socket_test(ex, graceful_does_not_wait_for_a_connect_in_flight);
+	tcase_add_test(ex, shared_ring_of_eight_takes_many_acquires_in_one_turn);
+	suite_add_tcase(s, ex);
 	return s;
 }
