@@ -197,6 +197,8 @@ START_TEST(deadline_rearmed_later_does_not_fire_at_the_first_time)
 	long long sqes;
 	int peer;
 
+	/* A loop woken by an eventfd arms its poll on its first turns: not ours to count. */
+	t_settle_posts(t_loop);
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "re", &s), 0);
 	(void)t_adopted_pair(s, &peer);
 	ck_assert_int_eq(rsc_scope_on_close(s, on_closed, &c), 0);
@@ -4042,6 +4044,147 @@ START_TEST(shared_ring_of_eight_takes_many_acquires_in_one_turn)
 }
 END_TEST
 
+/* ------------------------------------------------------- round eight: races */
+
+/* Deadlines of 1 ms racing opens and accepts: every late descriptor or slot is closed. */
+static void deadline_race_round(bool direct, int round)
+{
+	struct acc_rec acc = { 0 };
+	struct close_rec c = { 0 };
+	struct sockaddr_in at;
+	struct rsc_scope *s, *srv;
+	struct rsc_entry *e, *l;
+	unsigned flags = direct ? RSC_DIRECT : 0;
+	int i, cli;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = t_listen_on_loopback(srv, 8, &at);
+	ck_assert_int_eq(rsc_scope_open(t_loop, srv, "race", &s), 0);
+	for (i = 0; i < 12; i++)
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, flags, &e), 0);
+	ck_assert_int_eq(rsc_accept(l, flags, count_accept, &acc), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, on_closed, &c), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 1, round % 2 ? RSC_DEADLINE_MOVE_ON : 0), 0);
+	/* Move the listener's accept under the racing scope's deadline too. */
+	ck_assert_int_eq(rsc_entry_move(l, s), 0);
+	cli = t_connect(&at);
+	run_until(&c.calls, 1, 3000);
+	ck_assert_int_eq(c.status, round % 2 ? 0 : -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), c.status);
+	t_run();
+	ck_assert_int_eq(acc.calls, 1);
+	ck_assert(acc.res >= 0 || acc.res == -ECANCELED);
+	close(cli);
+}
+
+START_TEST(deadline_racing_acquires_closes_every_late_one)
+{
+	int round, before = t_fd_count();
+
+	for (round = 0; round < 16; round++) {
+		deadline_race_round(false, round);
+		ck_assert_int_eq(t_fd_count(), before);
+	}
+	t_direct_table(64, 4);
+	for (round = 0; round < 16; round++) {
+		deadline_race_round(true, round);
+		ck_assert_int_eq(t_fd_count(), before);
+		ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	}
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 0);
+}
+END_TEST
+
+/* A graceful close mid-storm of direct connections: every late slot is closed. */
+START_TEST(graceful_mid_storm_of_direct_accepts_frees_every_slot)
+{
+	struct storm *st = calloc(1, sizeof(*st));
+	struct acc_rec acc = { 0 };
+	struct stats_rec ss = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *l;
+	pthread_t th;
+	int i, before = t_fd_count();
+
+	ck_assert_ptr_nonnull(st);
+	t_direct_table(256, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &s), 0);
+	l = t_listen_on_loopback(s, 64, &st->at);
+	ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT | RSC_DIRECT, count_accept, &acc), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, connect_storm, st), 0);
+	run_until(&acc.conns, 3, 5000);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 500, on_closed_stats, &ss), 0);
+	run_until(&ss.c.calls, 1, 5000);
+	atomic_store(&st->stop, 1);
+	pthread_join(th, NULL);
+	t_run();
+	ck_assert_int_eq(acc.res, -ECANCELED);
+	ck_assert_int_eq(acc.after_last, 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+	for (i = 0; i < st->n; i++)
+		close(st->fds[i]);
+	free(st);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* Slots handed to an inbox whose scope a deadline unwinds: none leaks on either side. */
+START_TEST(hand_overs_racing_a_receiver_deadline_leak_no_slot)
+{
+	struct arrival a = { 0 };
+	struct close_rec wc = { 0 };
+	struct rsc_loop *w;
+	struct rsc_scope *ws, *s;
+	struct rsc_entry *inbox;
+	unsigned long long addr;
+	struct install_rec r[8];
+	int i, sent = 0, ok = 0;
+	long t0;
+
+	memset(r, 0, sizeof(r));
+	ck_assert_int_eq(rsc_loop_new(&w, 64, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(w, NULL, "worker", &ws), 0);
+	ck_assert_int_eq(rsc_inbox(ws, on_arrival, &a, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_eq(rsc_scope_on_close(ws, on_closed, &wc), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(ws, 1, 0), 0);
+	t_direct_table(32, 2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "acceptor", &s), 0);
+	for (i = 0; i < 8; i++) {
+		struct rsc_entry *e;
+		int ret;
+
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, RSC_DIRECT, &e), 0);
+		ck_assert_int_ge(rsc_entry_wait(e), 0);
+		ret = rsc_entry_hand_over(e, addr, on_installed, &r[i]);
+		ck_assert(ret == 0 || ret == -ESTALE);
+		sent += ret == 0;
+		if (i == 3) /* the receiver turns (and its deadline passes) midway */
+			(void)rsc_loop_run(w, RSC_RUN_NOWAIT);
+		usleep(500);
+	}
+	t_run();
+	for (i = 0; i < 8; i++)
+		ok += r[i].calls == 1 && r[i].res >= 0;
+	t0 = t_now_ms();
+	while ((wc.calls == 0 || rsc_loop_direct_used(w) != 0) && t_now_ms() - t0 < 3000) {
+		ck_assert_int_ge(rsc_loop_run(w, RSC_RUN_NOWAIT), 0);
+		usleep(1000);
+	}
+	ck_assert_int_eq(wc.calls, 1);
+	ck_assert_int_le(a.calls, ok);
+	/* Arrivals went with the unwound scope, late ones closed by the runtime. */
+	ck_assert_int_eq(rsc_loop_direct_used(w), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	ck_assert_int_eq(rsc_scope_close(ws, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(w, NULL), 0);
+	(void)sent;
+}
+END_TEST
+
 Suite *make_blackbox_srv_suite(void)
 {
 	Suite *s = suite_create("blackbox_srv");
@@ -4057,6 +4200,7 @@ Suite *make_blackbox_srv_suite(void)
 	TCase *od = tcase_create("order");
 	TCase *en = tcase_create("ends");
 	TCase *ex = tcase_create("extremes");
+	TCase *ra = tcase_create("races");
 	bool fixed_install = t_kernel_has(OP_FIXED_FD_INSTALL);
 
 	t_add_fixture(dl);
@@ -4233,5 +4377,13 @@ Suite *make_blackbox_srv_suite(void)
 	t_add_socket_test(ex, graceful_does_not_wait_for_a_connect_in_flight);
 	tcase_add_test(ex, shared_ring_of_eight_takes_many_acquires_in_one_turn);
 	suite_add_tcase(s, ex);
+
+	t_add_fixture(ra);
+	t_add_socket_test(ra, deadline_racing_acquires_closes_every_late_one);
+	t_add_test_if(ra, graceful_mid_storm_of_direct_accepts_frees_every_slot, t_has_accept_multishot(),
+		      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+	t_add_test_if(ra, hand_overs_racing_a_receiver_deadline_leak_no_slot, t_has_hand_over(),
+		      "IORING_MSG_SEND_FD (Linux 6.0)");
+	suite_add_tcase(s, ra);
 	return s;
 }
