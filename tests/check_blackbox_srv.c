@@ -4185,6 +4185,318 @@ START_TEST(hand_overs_racing_a_receiver_deadline_leak_no_slot)
 }
 END_TEST
 
+/* -------------------------------------------------- round nine: the heap */
+
+struct timed {
+	struct rsc_scope *s;
+	struct close_rec c;
+	long at;
+};
+
+static long timed_t0;
+
+static void timed_closed(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct timed *t = data;
+
+	on_closed(s, status, err, &t->c);
+	t->at = t_now_ms() - timed_t0;
+}
+
+static void timed_open(struct timed *t, const char *name, unsigned ms, unsigned flags)
+{
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &t->s), 0);
+	ck_assert_int_eq(rsc_scope_on_close(t->s, timed_closed, t), 0);
+	if (ms)
+		ck_assert_int_eq(rsc_scope_set_deadline(t->s, ms, flags), 0);
+}
+
+/* The earliest deadline goes (closed, cleared, moved later): the next one still passes on time. */
+START_TEST(deadline_next_in_line_passes_when_the_earliest_goes)
+{
+	struct timed a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 }, e = { 0 }, f = { 0 };
+
+	timed_t0 = t_now_ms();
+	timed_open(&a, "a", 30, 0);
+	timed_open(&b, "b", 80, 0);
+	timed_open(&c, "c", 30, 0);
+	timed_open(&d, "d", 90, 0);
+	timed_open(&e, "e", 30, 0);
+	timed_open(&f, "f", 100, 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_close(a.s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(c.s, 0, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(e.s, 600, 0), 0);
+	run_until(&f.c.calls, 1, 3000);
+	run_until(&b.c.calls, 1, 3000);
+	run_until(&d.c.calls, 1, 3000);
+	ck_assert_int_ge(b.at, 80);
+	ck_assert_int_ge(d.at, 90);
+	ck_assert_int_ge(f.at, 100);
+	ck_assert_int_lt(f.at, 550);
+	ck_assert_int_eq(e.c.calls, 0);
+	ck_assert_int_eq(c.c.calls, 0);
+	ck_assert_int_eq(a.c.status, 0);
+	run_until(&e.c.calls, 1, 3000);
+	ck_assert_int_ge(e.at, 600);
+	ck_assert_int_eq(rsc_scope_close(b.s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(c.s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(d.s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(e.s, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(f.s, NULL, NULL), 0);
+	t_run();
+}
+END_TEST
+
+/* A scope freed with its deadline (moved later first): a scope in its memory inherits nothing. */
+START_TEST(deadline_of_a_freed_scope_never_reaches_its_successor)
+{
+	int round;
+
+	for (round = 0; round < 3; round++) {
+		struct timed a = { 0 }, b = { 0 }, c = { 0 };
+
+		timed_t0 = t_now_ms();
+		timed_open(&a, "a", 40, 0);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		if (round >= 1)
+			ck_assert_int_eq(rsc_scope_set_deadline(a.s, 50, 0), 0); /* later: lazy */
+		ck_assert_int_eq(rsc_scope_close_wait(a.s, NULL), 0);
+		/* New scopes, likely in the freed one's place. */
+		timed_open(&b, "b", 0, 0);
+		timed_open(&c, "c", round == 2 ? 300 : 0, 0);
+		run_for(200);
+		ck_assert_int_eq(b.c.calls, 0);
+		ck_assert_int_eq(c.c.calls, 0);
+		ck_assert_int_eq(rsc_scope_state(b.s), RSC_SCOPE_OPEN);
+		ck_assert_int_eq(rsc_scope_state(c.s), RSC_SCOPE_OPEN);
+		ck_assert_int_eq(rsc_scope_close_wait(b.s, NULL), 0);
+		ck_assert_int_eq(rsc_scope_close_wait(c.s, NULL), 0);
+	}
+}
+END_TEST
+
+/* Setting again replaces the flags too. */
+START_TEST(deadline_reset_replaces_its_flags)
+{
+	struct timed a = { 0 }, b = { 0 };
+
+	timed_t0 = t_now_ms();
+	timed_open(&a, "a", 5000, RSC_DEADLINE_MOVE_ON);
+	ck_assert_int_eq(rsc_scope_set_deadline(a.s, 30, 0), 0);
+	timed_open(&b, "b", 30, 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(b.s, 40, RSC_DEADLINE_MOVE_ON), 0);
+	run_until(&a.c.calls, 1, 3000);
+	run_until(&b.c.calls, 1, 3000);
+	ck_assert_int_eq(a.c.status, -ETIMEDOUT);
+	ck_assert_int_eq(b.c.status, 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a.s, NULL), -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(b.s, NULL), 0);
+}
+END_TEST
+
+/* A child's deadline ends with its parent's close: the scopes after it are not hit. */
+START_TEST(deadline_of_a_closed_subtree_fires_for_nobody)
+{
+	struct timed p = { 0 }, n1 = { 0 }, n2 = { 0 };
+	struct rsc_scope *kid, *grandkid;
+	int i;
+
+	timed_t0 = t_now_ms();
+	timed_open(&p, "p", 0, 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p.s, "kid", &kid), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, kid, "grandkid", &grandkid), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(kid, 40, 0), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(grandkid, 30, 0), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(p.s, NULL), 0);
+	for (i = 0; i < 2; i++) {
+		timed_open(i ? &n2 : &n1, "n", 0, 0);
+		ck_assert_int_eq(rsc_scope_open(t_loop, (i ? n2 : n1).s, "nk", &kid), 0);
+	}
+	run_for(150);
+	ck_assert_int_eq(n1.c.calls + n2.c.calls, 0);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_DEADLINES), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(n1.s, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(n2.s, NULL), 0);
+}
+END_TEST
+
+/* A loop with a deadline pending: close refuses, shutdown ends it at once. */
+START_TEST(loop_shutdown_ends_a_pending_deadline_at_once)
+{
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	long t0;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 0, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "d", &s), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 60000, 0), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_NOWAIT), 1);
+	ck_assert_int_eq(rsc_loop_alive(l), 1);
+	ck_assert_int_eq(rsc_loop_close(l), -EBUSY);
+	t0 = t_now_ms();
+	ck_assert_int_eq(rsc_loop_shutdown(l, NULL), 0);
+	ck_assert_int_lt(t_now_ms() - t0, 2000);
+}
+END_TEST
+
+/* ------------------------------------------- round ten: graces and failures */
+
+/* rsc_scope_fail in the grace: accepted, ends the grace, its error is the result. */
+START_TEST(fail_during_the_grace_ends_it_with_its_error)
+{
+	struct stats_rec st = { 0 };
+	struct io_rec r = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char buf[4];
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, on_io, &r), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 0, on_closed_stats, &st), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_scope_fail(s, -EIO, "again"), -EALREADY);
+	run_until(&st.c.calls, 1, 3000);
+	ck_assert_int_eq(st.c.status, -EPIPE);
+	ck_assert_str_eq(st.c.op, "body");
+	ck_assert_uint_eq(st.cancelled, 1);
+	ck_assert_uint_eq(st.drained, 0);
+	ck_assert(r.res == -ECANCELED || r.res == -EINTR);
+	close(peer);
+}
+END_TEST
+
+/*
+ * A parent's plain close waits for a child's grace; a grandchild's deadline
+ * during it unwinds the grandchild alone, which lets the grace end: drained,
+ * and the deadline's error reaches the child's own close callback.
+ */
+START_TEST(grandchild_deadline_during_a_grace_under_a_closing_parent)
+{
+	struct stats_rec st = { 0 };
+	struct close_rec pc = { 0 };
+	struct io_rec r = { 0 };
+	struct rsc_scope *p, *c, *g;
+	struct rsc_entry *e;
+	char buf[4];
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, c, "g", &g), 0);
+	e = t_adopted_pair(g, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, on_io, &r), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(c, 0, on_closed_stats, &st), 0);
+	ck_assert_int_eq(rsc_scope_close(p, on_closed, &pc), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	/* Deadlines below a grace stay in place, and may still be set there. */
+	ck_assert_int_eq(rsc_scope_set_deadline(g, 40, 0), 0);
+	run_until(&pc.calls, 1, 3000);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(st.c.calls, 1);
+	ck_assert_uint_eq(st.drained, 1);
+	ck_assert_uint_eq(st.cancelled, 0);
+	ck_assert_int_eq(st.c.status, -ETIMEDOUT);
+	/* The child's close was the caller's: its callback had the error, not the parent. */
+	ck_assert_int_eq(pc.status, 0);
+	close(peer);
+}
+END_TEST
+
+/* A failure above a grace: the grace ends, its I/O is cancelled, each close hears its own error. */
+START_TEST(fail_above_a_grace_ends_it_and_each_close_hears_its_error)
+{
+	struct stats_rec st = { 0 };
+	struct io_rec r = { 0 };
+	struct rsc_error *err = NULL;
+	struct rsc_scope *p, *c;
+	struct rsc_entry *e;
+	char buf[4];
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	e = t_adopted_pair(c, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, on_io, &r), 0);
+	ck_assert_int_eq(rsc_defer(c, fail_eio, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(c, 0, on_closed_stats, &st), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_fail(p, -ENOLINK, "body"), 0);
+	t_run();
+	ck_assert_int_eq(st.c.calls, 1);
+	ck_assert_uint_eq(st.cancelled, 1);
+	ck_assert_uint_eq(st.failed, 1);
+	/* The child's failed exit went to the child's own callback (its close was the caller's). */
+	ck_assert_int_eq(st.c.status, -EIO);
+	ck_assert_int_eq(rsc_scope_close_wait(p, &err), -ENOLINK);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(rsc_error_op(err), "body");
+	rsc_error_free(err);
+	close(peer);
+}
+END_TEST
+
+/* An adopted entry's enter callback due, or a close asked: the host hears of it; the fd goes with the loop. */
+static void note_enter(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	(void)res;
+	(*(int *)data)++;
+}
+
+START_TEST(loop_fd_readable_for_an_adoption_and_closed_with_the_loop)
+{
+	struct rsc_loop *l;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int fd, sv[2], entered = 0;
+	long t0;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 64, RSC_LOOP_POLLABLE | RSC_LOOP_DIRECT), 0);
+	fd = rsc_loop_fd(l);
+	ck_assert_int_ge(fd, 0);
+	ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	ck_assert_int_eq(rsc_scope_open(l, NULL, "host", &s), 0);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	ck_assert(!peer_readable(fd, 0));
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, note_enter, &entered), 0);
+	ck_assert(peer_readable(fd, 0));
+	/* Level-triggered: still readable until the loop runs. */
+	ck_assert(peer_readable(fd, 0));
+	ck_assert_int_eq(entered, 0);
+	ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(entered, 1);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert(peer_readable(fd, 0));
+	t0 = t_now_ms();
+	while (rsc_loop_alive(l) > 0 && t_now_ms() - t0 < 3000) {
+		(void)peer_readable(fd, 100);
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);
+	ck_assert_int_eq(errno, EBADF);
+	ck_assert_int_eq(read(sv[1], &entered, 1), 0);
+	close(sv[1]);
+}
+END_TEST
+
+/* A test that exhausts RLIMIT_NOFILE: valgrind does not apply it to io_uring's descriptors. */
+#define add_emfile_test(tc, test)                                                                   \
+	do {                                                                                        \
+		if (t_under_valgrind())                                                             \
+			printf("SKIP %s: valgrind does not apply RLIMIT_NOFILE to io_uring\n", #test); \
+		else                                                                                \
+			t_add_test_if(tc, test, t_has_accept_multishot(),                           \
+				      "IORING_ACCEPT_MULTISHOT (Linux 5.19)");                      \
+	} while (0)
+
 Suite *make_blackbox_srv_suite(void)
 {
 	Suite *s = suite_create("blackbox_srv");
@@ -4201,6 +4513,8 @@ Suite *make_blackbox_srv_suite(void)
 	TCase *en = tcase_create("ends");
 	TCase *ex = tcase_create("extremes");
 	TCase *ra = tcase_create("races");
+	TCase *hp = tcase_create("heap");
+	TCase *gf = tcase_create("grace_failures");
 	bool fixed_install = t_kernel_has(OP_FIXED_FD_INSTALL);
 
 	t_add_fixture(dl);
@@ -4280,12 +4594,8 @@ Suite *make_blackbox_srv_suite(void)
 	tcase_add_test(ed, graceful_entry_drained_then_busy_counts_in_both);
 	t_add_test_if(ed, graceful_waits_for_a_multishot_receive, t_has_recv_multishot(),
 		      "IORING_RECV_MULTISHOT (Linux 6.0)");
-	t_add_test_if(ed, multishot_accept_recovers_from_emfile,
-		      t_has_accept_multishot() && !t_under_valgrind(),
-		      "IORING_ACCEPT_MULTISHOT (Linux 5.19) and RLIMIT_NOFILE on io_uring (not under valgrind)");
-	t_add_test_if(ed, graceful_close_from_a_shortage_callback_ends_the_accept,
-		      t_has_accept_multishot() && !t_under_valgrind(),
-		      "IORING_ACCEPT_MULTISHOT (Linux 5.19) and RLIMIT_NOFILE on io_uring (not under valgrind)");
+	add_emfile_test(ed, multishot_accept_recovers_from_emfile);
+	add_emfile_test(ed, graceful_close_from_a_shortage_callback_ends_the_accept);
 	tcase_add_test(ed, shared_ring_leaves_an_open_application_chain_whole);
 	tcase_add_test(ed, shared_ring_refuses_bad_rings);
 	t_add_test_if(ed, shared_ring_close_waits_for_the_post_wakeup, t_has_post_msg_ring(),
@@ -4325,9 +4635,7 @@ Suite *make_blackbox_srv_suite(void)
 	t_add_fixture(sv);
 	t_add_test_if(sv, graceful_inbox_holds_no_grace_and_closes_late_arrivals, t_has_hand_over(),
 		      "IORING_MSG_SEND_FD (Linux 6.0)");
-	t_add_test_if(sv, graceful_ends_an_accept_backing_off,
-		      t_has_accept_multishot() && !t_under_valgrind(),
-		      "IORING_ACCEPT_MULTISHOT (Linux 5.19) and RLIMIT_NOFILE on io_uring (not under valgrind)");
+	add_emfile_test(sv, graceful_ends_an_accept_backing_off);
 	tcase_add_test(sv, shared_ring_release_waits_for_the_applications_chain);
 	tcase_add_test(sv, shared_ring_with_defer_taskrun_works);
 	t_add_socket_test(sv, connect_deadline_to_a_full_backlog_times_out_and_closes);
@@ -4357,12 +4665,8 @@ Suite *make_blackbox_srv_suite(void)
 	t_add_fixture(en);
 	tcase_add_test(en, loop_close_refused_by_a_post_takes_posts_again);
 	tcase_add_test(en, loop_shutdown_waits_for_a_grace);
-	t_add_test_if(en, detach_from_a_shortage_callback_ends_the_accept,
-		      t_has_accept_multishot() && !t_under_valgrind(),
-		      "IORING_ACCEPT_MULTISHOT (Linux 5.19) and RLIMIT_NOFILE on io_uring (not under valgrind)");
-	t_add_test_if(en, cancel_io_from_a_shortage_callback_ends_the_accept,
-		      t_has_accept_multishot() && !t_under_valgrind(),
-		      "IORING_ACCEPT_MULTISHOT (Linux 5.19) and RLIMIT_NOFILE on io_uring (not under valgrind)");
+	add_emfile_test(en, detach_from_a_shortage_callback_ends_the_accept);
+	add_emfile_test(en, cancel_io_from_a_shortage_callback_ends_the_accept);
 	t_add_test_if(en, hand_over_to_an_inbox_of_the_same_loop_fails_and_keeps_the_slot,
 		      t_has_hand_over() && t_kernel_has(IORING_OP_SOCKET), "IORING_MSG_SEND_FD (Linux 6.0)");
 	t_add_test_if(en, deadline_ends_a_multishot_receive, t_has_recv_multishot(),
@@ -4385,5 +4689,20 @@ Suite *make_blackbox_srv_suite(void)
 	t_add_test_if(ra, hand_overs_racing_a_receiver_deadline_leak_no_slot, t_has_hand_over(),
 		      "IORING_MSG_SEND_FD (Linux 6.0)");
 	suite_add_tcase(s, ra);
+
+	t_add_fixture(hp);
+	tcase_add_test(hp, deadline_next_in_line_passes_when_the_earliest_goes);
+	tcase_add_test(hp, deadline_of_a_freed_scope_never_reaches_its_successor);
+	tcase_add_test(hp, deadline_reset_replaces_its_flags);
+	tcase_add_test(hp, deadline_of_a_closed_subtree_fires_for_nobody);
+	tcase_add_test(hp, loop_shutdown_ends_a_pending_deadline_at_once);
+	suite_add_tcase(s, hp);
+
+	t_add_fixture(gf);
+	tcase_add_test(gf, fail_during_the_grace_ends_it_with_its_error);
+	tcase_add_test(gf, grandchild_deadline_during_a_grace_under_a_closing_parent);
+	tcase_add_test(gf, fail_above_a_grace_ends_it_and_each_close_hears_its_error);
+	tcase_add_test(gf, loop_fd_readable_for_an_adoption_and_closed_with_the_loop);
+	suite_add_tcase(s, gf);
 	return s;
 }
