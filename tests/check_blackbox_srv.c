@@ -4573,6 +4573,31 @@ START_TEST(graceful_refuses_a_hand_over_but_lets_an_install_run)
 }
 END_TEST
 
+/* A post made by a post on a pollable loop: the host hears of it too. */
+START_TEST(pollable_loop_wakes_its_host_for_a_post_from_a_post)
+{
+	struct self_post sp = { .again = 1 };
+	struct rsc_loop *l;
+	int fd, i;
+
+	ck_assert_int_eq(rsc_loop_new(&l, 64, RSC_LOOP_POLLABLE), 0);
+	fd = rsc_loop_fd(l);
+	ck_assert_int_eq(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_post(l, outer_post, &sp), 0);
+	/* A host: it runs the loop only when the descriptor says so. */
+	for (i = 0; i < 20 && sp.inner_ran == 0; i++) {
+		if (!peer_readable(fd, 100))
+			continue;
+		ck_assert_int_ge(rsc_loop_run(l, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(sp.ran, 1);
+	ck_assert_int_eq(sp.inner_ret, 0);
+	ck_assert_int_eq(sp.inner_ran, 1);
+	ck_assert_int_eq(rsc_loop_alive(l), 0);
+	ck_assert_int_eq(rsc_loop_close(l), 0);
+}
+END_TEST
+
 /* A test that exhausts RLIMIT_NOFILE: valgrind does not apply it to io_uring's descriptors. */
 #define add_emfile_test(tc, test)                                                                   \
 	do {                                                                                        \
@@ -4794,6 +4819,7 @@ Suite *make_blackbox_srv_suite(void)
 	tcase_add_test(gf, fail_above_a_grace_ends_it_and_each_close_hears_its_error);
 	tcase_add_test(gf, loop_fd_readable_for_an_adoption_and_closed_with_the_loop);
 	tcase_add_test(gf, graceful_timers_hold_the_grace_and_new_ones_follow_the_rules);
+	tcase_add_test(gf, pollable_loop_wakes_its_host_for_a_post_from_a_post);
 	t_add_test_if(gf, graceful_refuses_a_hand_over_but_lets_an_install_run,
 		      t_has_hand_over() && fixed_install, "IORING_MSG_SEND_FD (Linux 6.0), IORING_OP_FIXED_FD_INSTALL (6.8)");
 	suite_add_tcase(s, gf);
