@@ -4598,6 +4598,115 @@ START_TEST(pollable_loop_wakes_its_host_for_a_post_from_a_post)
 }
 END_TEST
 
+/* A release that failed early (before the grace, and in it) counts in exits_failed too. */
+START_TEST(graceful_stats_count_early_releases_that_failed)
+{
+	struct stats_rec st = { 0 };
+	struct io_rec r1 = { 0 }, r2 = { 0 }, rr = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *d1, *d2, *e;
+	unsigned dr = 9, ca = 9, fa = 9;
+	char buf[4];
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &s), 0);
+	ck_assert_int_eq(rsc_defer(s, fail_eio, NULL, &d1), 0);
+	ck_assert_int_eq(rsc_defer(s, fail_eio, NULL, &d2), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, on_io, &rr), 0);
+	ck_assert_int_eq(rsc_entry_release(d1, on_entry_done, &r1), 0);
+	run_until(&r1.calls, 1, 3000);
+	ck_assert_int_eq(r1.res, -EIO);
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 2000, on_closed_stats, &st), 0);
+	/* Asked in the grace: a snapshot, no harm done. */
+	ck_assert_int_eq(rsc_scope_close_stats(s, &dr, &ca, &fa), 0);
+	ck_assert_uint_eq(fa, 1);
+	ck_assert_int_eq(rsc_entry_release(d2, on_entry_done, &r2), 0);
+	run_until(&r2.calls, 1, 3000);
+	ck_assert_int_eq(r2.res, -EIO);
+	ck_assert_int_eq(write(peer, "x", 1), 1);
+	run_until(&st.c.calls, 1, 3000);
+	ck_assert_uint_eq(st.failed, 2);
+	ck_assert_uint_eq(st.drained, 1);
+	/* Each failure went to its own callback: the scope's close is clean. */
+	ck_assert_int_eq(st.c.status, 0);
+	close(peer);
+}
+END_TEST
+
+struct arrival_conn {
+	struct arrival a;
+	struct rsc_entry *conn;
+};
+
+static void on_arrival_conn(struct rsc_entry *inbox, int slot, struct rsc_scope *cs, struct rsc_entry *e,
+			    void *data)
+{
+	struct arrival_conn *ac = data;
+
+	on_arrival(inbox, slot, cs, e, &ac->a);
+	ac->conn = e;
+}
+
+/* A hand-over into a loop on the application's ring: its arrival comes through dispatch. */
+START_TEST(hand_over_into_a_shared_ring_loop_carries_address_and_shutdown)
+{
+	struct shared *sh = calloc(1, sizeof(*sh));
+	struct arrival_conn ac = { 0 };
+	struct acc_rec acc = { 0 };
+	struct install_rec r = { 0 };
+	struct sockaddr_in at, mine, theirs;
+	socklen_t len = sizeof(theirs), mlen = sizeof(mine);
+	struct rsc_scope *ws, *s;
+	struct rsc_entry *inbox, *l;
+	unsigned long long addr;
+	char buf[4];
+	int cli, i, dupfd = -1;
+
+	ck_assert_ptr_nonnull(sh);
+	ck_assert_int_eq(io_uring_queue_init(16, &sh->ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&sh->loop, &sh->ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_set_direct(sh->loop, 16, 2), 0);
+	ck_assert_int_eq(rsc_scope_open(sh->loop, NULL, "worker", &ws), 0);
+	ck_assert_int_eq(rsc_inbox(ws, on_arrival_conn, &ac, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	t_direct_table(16, 2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &s), 0);
+	l = t_listen_on_loopback(s, 4, &at);
+	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT | RSC_SHUTDOWN_ON_RELEASE, count_accept, &acc), 0);
+	cli = t_connect(&at);
+	run_until(&acc.calls, 1, 3000);
+	ck_assert_int_eq(rsc_entry_hand_over(acc.last_conn, addr, on_installed, &r), 0);
+	run_until(&r.calls, 1, 3000);
+	ck_assert_int_ge(r.res, 0);
+	for (i = 0; i < 100 && ac.a.calls == 0; i++)
+		shared_reap(sh, 50);
+	ck_assert_int_eq(ac.a.calls, 1);
+	ck_assert_int_eq(sh->app_cqes, 0);
+	ck_assert_int_eq(rsc_loop_direct_used(sh->loop), 1);
+	ck_assert_int_eq(rsc_entry_slot(ac.conn), ac.a.slot);
+	ck_assert_int_eq(rsc_entry_peername(ac.conn, (struct sockaddr *)&theirs, &len), 0);
+	ck_assert_int_eq(getsockname(cli, (struct sockaddr *)&mine, &mlen), 0);
+	ck_assert_int_eq(theirs.sin_port, mine.sin_port);
+	/* Its release there still sends the FIN. */
+	ck_assert_int_eq(rsc_scope_close(ac.a.s, NULL, NULL), 0);
+	for (i = 0; i < 100 && rsc_loop_direct_used(sh->loop) > 0; i++)
+		shared_reap(sh, 50);
+	ck_assert_int_eq(rsc_loop_direct_used(sh->loop), 0);
+	ck_assert(peer_readable(cli, 2000));
+	ck_assert_int_eq(read(cli, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(rsc_scope_close(ws, NULL, NULL), 0);
+	for (i = 0; i < 100 && rsc_loop_alive(sh->loop) > 0; i++)
+		shared_reap(sh, 50);
+	ck_assert_int_eq(rsc_loop_close(sh->loop), 0);
+	io_uring_queue_exit(&sh->ring);
+	free(sh);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(cli);
+	(void)dupfd;
+}
+END_TEST
+
 /* A test that exhausts RLIMIT_NOFILE: valgrind does not apply it to io_uring's descriptors. */
 #define add_emfile_test(tc, test)                                                                   \
 	do {                                                                                        \
@@ -4820,6 +4929,10 @@ Suite *make_blackbox_srv_suite(void)
 	tcase_add_test(gf, loop_fd_readable_for_an_adoption_and_closed_with_the_loop);
 	tcase_add_test(gf, graceful_timers_hold_the_grace_and_new_ones_follow_the_rules);
 	tcase_add_test(gf, pollable_loop_wakes_its_host_for_a_post_from_a_post);
+	tcase_add_test(gf, graceful_stats_count_early_releases_that_failed);
+	t_add_test_if(gf, hand_over_into_a_shared_ring_loop_carries_address_and_shutdown,
+		      t_has_hand_over() && t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN),
+		      "IORING_MSG_SEND_FD (Linux 6.0)");
 	t_add_test_if(gf, graceful_refuses_a_hand_over_but_lets_an_install_run,
 		      t_has_hand_over() && fixed_install, "IORING_MSG_SEND_FD (Linux 6.0), IORING_OP_FIXED_FD_INSTALL (6.8)");
 	suite_add_tcase(s, gf);
