@@ -4707,6 +4707,84 @@ START_TEST(hand_over_into_a_shared_ring_loop_carries_address_and_shutdown)
 }
 END_TEST
 
+static int slow_pipe[2] = { -1, -1 };
+static char slow_byte;
+
+/* An ordered exit that takes as long as the pipe stays empty: a read of it. */
+static int slow_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	(void)pending;
+	(void)arg;
+	ret = rsc_entry_get_sqes(e, 1, &sqe);
+	if (ret < 0)
+		return ret;
+	io_uring_prep_read(sqe, slow_pipe[0], &slow_byte, 1, 0);
+	return 0;
+}
+
+static void *fill_slow_pipe_later(void *arg)
+{
+	(void)arg;
+	usleep(250 * 1000);
+	if (write(slow_pipe[1], "x", 1) != 1)
+		abort();
+	return NULL;
+}
+
+struct stamped_io {
+	struct io_rec r;
+	long at;
+};
+
+static void stamp_io(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct stamped_io *x = data;
+
+	on_io(e, res, buf, &x->r);
+	x->at = t_now_ms();
+}
+
+/* A slow exit of a newer child holds back an older child's release, not its cancel. */
+START_TEST(deadline_cancels_an_older_child_at_once_behind_a_slow_exit)
+{
+	struct stamped_io io = { { 0, 0 }, 0 };
+	struct close_rec pc = { 0 };
+	struct rsc_scope *p, *older, *newer;
+	struct rsc_entry *e;
+	char buf[4];
+	long t0, closed_at;
+	pthread_t th;
+	int peer;
+
+	ck_assert_int_eq(pipe2(slow_pipe, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "p", &p), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "older", &older), 0);
+	e = t_adopted_pair(older, &peer);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, stamp_io, &io), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "newer", &newer), 0);
+	ck_assert_int_eq(rsc_defer(newer, slow_exit, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_on_close(p, on_closed, &pc), 0);
+	t0 = t_now_ms();
+	ck_assert_int_eq(pthread_create(&th, NULL, fill_slow_pipe_later, NULL), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(p, 30, 0), 0);
+	run_until_threads(&pc.calls, 1, 5000);
+	closed_at = t_now_ms();
+	pthread_join(th, NULL);
+	close(slow_pipe[0]);
+	close(slow_pipe[1]);
+	ck_assert_int_eq(io.r.calls, 1);
+	ck_assert(io.r.res == -ECANCELED || io.r.res == -EINTR);
+	ck_assert_int_ge(closed_at - t0, 250);
+	ck_assert_msg(io.at - t0 < 200, "the older child's receive was cancelled %ld ms in", io.at - t0);
+	ck_assert_int_eq(pc.status, -ETIMEDOUT);
+	ck_assert_int_eq(rsc_scope_close_wait(p, NULL), -ETIMEDOUT);
+	close(peer);
+}
+END_TEST
+
 /* A test that exhausts RLIMIT_NOFILE: valgrind does not apply it to io_uring's descriptors. */
 #define add_emfile_test(tc, test)                                                                   \
 	do {                                                                                        \
@@ -4930,6 +5008,7 @@ Suite *make_blackbox_srv_suite(void)
 	tcase_add_test(gf, graceful_timers_hold_the_grace_and_new_ones_follow_the_rules);
 	tcase_add_test(gf, pollable_loop_wakes_its_host_for_a_post_from_a_post);
 	tcase_add_test(gf, graceful_stats_count_early_releases_that_failed);
+	tcase_add_test(gf, deadline_cancels_an_older_child_at_once_behind_a_slow_exit);
 	t_add_test_if(gf, hand_over_into_a_shared_ring_loop_carries_address_and_shutdown,
 		      t_has_hand_over() && t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN),
 		      "IORING_MSG_SEND_FD (Linux 6.0)");
