@@ -4785,6 +4785,40 @@ START_TEST(deadline_cancels_an_older_child_at_once_behind_a_slow_exit)
 }
 END_TEST
 
+/* RSC_SHUTDOWN_ON_RELEASE on an adopted socket, a bare socket and a listener. */
+START_TEST(shutdown_on_release_for_adopted_bare_and_listening_sockets)
+{
+	struct rsc_error *err = NULL;
+	struct sockaddr_in a = t_loopback(0);
+	struct rsc_scope *s;
+	struct rsc_entry *ad, *bare, *l;
+	char buf[4];
+	int sv[2], dupfd, before = t_fd_count();
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	dupfd = fcntl(sv[0], F_DUPFD_CLOEXEC, 0);
+	ck_assert_int_ge(dupfd, 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "fin", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], RSC_SHUTDOWN_ON_RELEASE, &ad), 0);
+	ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM, 0, RSC_SHUTDOWN_ON_RELEASE, &bare), 0);
+	ck_assert_int_ge(rsc_entry_wait(bare), 0);
+	ck_assert_int_eq(rsc_listen(s, (struct sockaddr *)&a, sizeof(a), 4, RSC_SHUTDOWN_ON_RELEASE, &l), 0);
+	ck_assert_int_ge(rsc_entry_wait(l), 0);
+	ck_assert_int_eq(rsc_entry_release_wait(ad, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert(peer_readable(sv[1], 2000));
+	ck_assert_int_eq(read(sv[1], buf, sizeof(buf)), 0);
+	/* -ENOTCONN from the shutdown of a socket never connected is no error. */
+	ck_assert_int_eq(rsc_entry_release_wait(bare, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &err), 0);
+	ck_assert_ptr_null(err);
+	close(dupfd);
+	close(sv[1]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 /* A test that exhausts RLIMIT_NOFILE: valgrind does not apply it to io_uring's descriptors. */
 #define add_emfile_test(tc, test)                                                                   \
 	do {                                                                                        \
@@ -5009,6 +5043,9 @@ Suite *make_blackbox_srv_suite(void)
 	tcase_add_test(gf, pollable_loop_wakes_its_host_for_a_post_from_a_post);
 	tcase_add_test(gf, graceful_stats_count_early_releases_that_failed);
 	tcase_add_test(gf, deadline_cancels_an_older_child_at_once_behind_a_slow_exit);
+	t_add_test_if(gf, shutdown_on_release_for_adopted_bare_and_listening_sockets,
+		      t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN),
+		      "IORING_OP_SOCKET (Linux 5.19)");
 	t_add_test_if(gf, hand_over_into_a_shared_ring_loop_carries_address_and_shutdown,
 		      t_has_hand_over() && t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN),
 		      "IORING_MSG_SEND_FD (Linux 6.0)");
