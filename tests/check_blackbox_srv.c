@@ -4819,6 +4819,64 @@ START_TEST(shutdown_on_release_for_adopted_bare_and_listening_sockets)
 }
 END_TEST
 
+/*
+ * The accept completed in the kernel, its CQE not yet dispatched, when the
+ * close is asked: the connection arrives once the scope is closing, so the
+ * runtime closes it (RSC_CTR_LATE_ACQUIRES) and the single-shot accept ends
+ * with -ECANCELED.
+ */
+static void accept_done_before_close(bool graceful)
+{
+	struct acc_rec acc = { 0 };
+	struct stats_rec st = { 0 };
+	struct sockaddr_in at;
+	struct rsc_scope *s;
+	struct rsc_entry *l;
+	long long late0;
+	char buf[4];
+	int cli, before;
+
+	/* DEFER_TASKRUN would leave the accept itself to the loop's next enter,
+	 * where the cancel goes first: no connection taken, none to count. A ring
+	 * without it completes the accept on the thread's next syscall return. */
+	ck_assert_int_eq(rsc_loop_close(t_loop), 0);
+	ck_assert_int_eq(rsc_loop_new(&t_loop, 64, RSC_LOOP_NO_DEFER_TASKRUN), 0);
+	late0 = rsc_loop_counter(t_loop, RSC_CTR_LATE_ACQUIRES);
+	before = t_fd_count();
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &s), 0);
+	l = t_listen_on_loopback(s, 4, &at);
+	ck_assert_int_eq(rsc_accept(l, 0, count_accept, &acc), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	cli = t_connect(&at);
+	usleep(20 * 1000); /* the kernel's accept completes meanwhile */
+	if (graceful)
+		ck_assert_int_eq(rsc_scope_close_graceful(s, 1000, on_closed_stats, &st), 0);
+	else
+		ck_assert_int_eq(rsc_scope_close(s, on_closed_stats, &st), 0);
+	run_until(&st.c.calls, 1, 3000);
+	t_run();
+	ck_assert_int_eq(acc.calls, 1);
+	ck_assert_int_eq(acc.conns, 0);
+	ck_assert_int_eq(acc.res, -ECANCELED);
+	ck_assert_int_ge(rsc_loop_counter(t_loop, RSC_CTR_LATE_ACQUIRES), late0 + 1);
+	ck_assert(peer_readable(cli, 2000));
+	ck_assert_int_le(read(cli, buf, sizeof(buf)), 0);
+	close(cli);
+	ck_assert_int_eq(t_fd_count(), before + 0);
+}
+
+START_TEST(accept_completed_before_a_close_is_closed_by_the_runtime)
+{
+	accept_done_before_close(false);
+}
+END_TEST
+
+START_TEST(accept_completed_before_a_graceful_close_is_closed_by_the_runtime)
+{
+	accept_done_before_close(true);
+}
+END_TEST
+
 /* A test that exhausts RLIMIT_NOFILE: valgrind does not apply it to io_uring's descriptors. */
 #define add_emfile_test(tc, test)                                                                   \
 	do {                                                                                        \
@@ -5043,6 +5101,8 @@ Suite *make_blackbox_srv_suite(void)
 	tcase_add_test(gf, pollable_loop_wakes_its_host_for_a_post_from_a_post);
 	tcase_add_test(gf, graceful_stats_count_early_releases_that_failed);
 	tcase_add_test(gf, deadline_cancels_an_older_child_at_once_behind_a_slow_exit);
+	t_add_socket_test(gf, accept_completed_before_a_close_is_closed_by_the_runtime);
+	t_add_socket_test(gf, accept_completed_before_a_graceful_close_is_closed_by_the_runtime);
 	t_add_test_if(gf, shutdown_on_release_for_adopted_bare_and_listening_sockets,
 		      t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN),
 		      "IORING_OP_SOCKET (Linux 5.19)");
