@@ -4877,6 +4877,50 @@ START_TEST(accept_completed_before_a_graceful_close_is_closed_by_the_runtime)
 }
 END_TEST
 
+/* A slot that arrives once the inbox's release was asked: closed by the runtime, unheard. */
+START_TEST(arrival_after_the_inbox_release_is_closed_unheard)
+{
+	struct install_rec r = { 0 };
+	struct arrival a = { 0 };
+	struct io_rec rel = { 0 };
+	struct rsc_loop *w;
+	struct rsc_scope *ws, *s;
+	struct rsc_entry *inbox, *e;
+	unsigned long long addr;
+	long long late0;
+	int i;
+
+	ck_assert_int_eq(rsc_loop_new(&w, 64, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(w, NULL, "worker", &ws), 0);
+	ck_assert_int_eq(rsc_inbox(ws, on_arrival, &a, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	ck_assert_int_ge(rsc_loop_run(w, RSC_RUN_NOWAIT), 0);
+	late0 = rsc_loop_counter(w, RSC_CTR_LATE_ACQUIRES);
+	t_direct_table(16, 2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "acceptor", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, on_installed, &r), 0);
+	/* The receiver has not turned since: the arrival waits in its ring. */
+	ck_assert_int_eq(rsc_entry_release(inbox, on_entry_done, &rel), 0);
+	t_run();
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_ge(r.res, 0);
+	for (i = 0; i < 3000 && (rel.calls == 0 || rsc_loop_direct_used(w) > 0 ||
+				 rsc_loop_counter(w, RSC_CTR_LATE_ACQUIRES) == late0); i++) {
+		ck_assert_int_ge(rsc_loop_run(w, RSC_RUN_NOWAIT), 0);
+		usleep(1000);
+	}
+	ck_assert_int_eq(rel.calls, 1);
+	ck_assert_int_eq(a.calls, 0);
+	ck_assert_int_eq(rsc_loop_counter(w, RSC_CTR_LATE_ACQUIRES), late0 + 1);
+	ck_assert_int_eq(rsc_loop_direct_used(w), 0);
+	ck_assert_int_eq(rsc_loop_shutdown(w, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+}
+END_TEST
+
 /* A test that exhausts RLIMIT_NOFILE: valgrind does not apply it to io_uring's descriptors. */
 #define add_emfile_test(tc, test)                                                                   \
 	do {                                                                                        \
@@ -5103,6 +5147,8 @@ Suite *make_blackbox_srv_suite(void)
 	tcase_add_test(gf, deadline_cancels_an_older_child_at_once_behind_a_slow_exit);
 	t_add_socket_test(gf, accept_completed_before_a_close_is_closed_by_the_runtime);
 	t_add_socket_test(gf, accept_completed_before_a_graceful_close_is_closed_by_the_runtime);
+	t_add_test_if(gf, arrival_after_the_inbox_release_is_closed_unheard, t_has_hand_over(),
+		      "IORING_MSG_SEND_FD (Linux 6.0)");
 	t_add_test_if(gf, shutdown_on_release_for_adopted_bare_and_listening_sockets,
 		      t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN),
 		      "IORING_OP_SOCKET (Linux 5.19)");
