@@ -4921,6 +4921,43 @@ START_TEST(arrival_after_the_inbox_release_is_closed_unheard)
 }
 END_TEST
 
+/* A deadline that passes with a hand-over in flight: the move completes, then the unwind. */
+START_TEST(deadline_waits_for_a_hand_over_in_flight)
+{
+	struct install_rec r = { 0 };
+	struct arrival a = { 0 };
+	struct close_rec c = { 0 };
+	struct rsc_loop *w;
+	struct rsc_scope *ws, *s;
+	struct rsc_entry *inbox, *e;
+	unsigned long long addr;
+	int i;
+
+	ck_assert_int_eq(rsc_loop_new(&w, 64, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(w, NULL, "worker", &ws), 0);
+	ck_assert_int_eq(rsc_inbox(ws, on_arrival, &a, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	t_direct_table(16, 2);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, RSC_DIRECT, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, on_closed, &c), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(s, 1, 0), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(e, addr, on_installed, &r), 0);
+	run_until(&c.calls, 1, 3000);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_ge(r.res, 0);
+	ck_assert_int_eq(c.status, -ETIMEDOUT);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	for (i = 0; i < 100 && a.calls == 0; i++)
+		ck_assert_int_ge(rsc_loop_run(w, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(rsc_loop_direct_used(w), 1);
+	ck_assert_int_eq(rsc_loop_shutdown(w, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIMEDOUT);
+}
+END_TEST
+
 /* A test that exhausts RLIMIT_NOFILE: valgrind does not apply it to io_uring's descriptors. */
 #define add_emfile_test(tc, test)                                                                   \
 	do {                                                                                        \
@@ -5148,6 +5185,8 @@ Suite *make_blackbox_srv_suite(void)
 	t_add_socket_test(gf, accept_completed_before_a_close_is_closed_by_the_runtime);
 	t_add_socket_test(gf, accept_completed_before_a_graceful_close_is_closed_by_the_runtime);
 	t_add_test_if(gf, arrival_after_the_inbox_release_is_closed_unheard, t_has_hand_over(),
+		      "IORING_MSG_SEND_FD (Linux 6.0)");
+	t_add_test_if(gf, deadline_waits_for_a_hand_over_in_flight, t_has_hand_over(),
 		      "IORING_MSG_SEND_FD (Linux 6.0)");
 	t_add_test_if(gf, shutdown_on_release_for_adopted_bare_and_listening_sockets,
 		      t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN),
