@@ -4958,6 +4958,60 @@ START_TEST(deadline_waits_for_a_hand_over_in_flight)
 }
 END_TEST
 
+/* Two applications' rings, one loop each: a CQE handed to the wrong loop is refused, untouched. */
+START_TEST(shared_ring_cqe_of_another_loop_is_refused)
+{
+	struct shared *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct io_uring_cqe *cqe, copy;
+	struct rsc_scope *sa, *sb;
+	struct rsc_entry *ea, *eb;
+	int i, got = 0;
+
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(io_uring_queue_init(16, &a->ring, 0), 0);
+	ck_assert_int_eq(io_uring_queue_init(16, &b->ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&a->loop, &a->ring, 0), 0);
+	ck_assert_int_eq(rsc_loop_new_from_ring(&b->loop, &b->ring, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(a->loop, NULL, "a", &sa), 0);
+	ck_assert_int_eq(rsc_scope_open(b->loop, NULL, "b", &sb), 0);
+	ck_assert_int_eq(rsc_open(sa, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &ea), 0);
+	ck_assert_int_eq(rsc_open(sb, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &eb), 0);
+	ck_assert_int_ge(rsc_loop_run(a->loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_ge(rsc_loop_run(b->loop, RSC_RUN_NOWAIT), 0);
+	for (i = 0; i < 100 && !got; i++) {
+		struct __kernel_timespec ts = { .tv_nsec = 50000000L };
+
+		if (io_uring_wait_cqe_timeout(&a->ring, &cqe, &ts) == 0 && cqe) {
+			copy = *cqe;
+			io_uring_cqe_seen(&a->ring, cqe);
+			got = 1;
+		}
+	}
+	ck_assert(got);
+	ck_assert(copy.user_data & (1ULL << 63));
+	ck_assert_int_eq(rsc_loop_dispatch(b->loop, &copy), -EINVAL);
+	ck_assert_int_eq(rsc_entry_state(ea), RSC_ENTERING);
+	ck_assert_int_eq(rsc_loop_dispatch(a->loop, &copy), 1);
+	ck_assert_int_eq(rsc_entry_state(ea), RSC_ENTERED);
+	for (i = 0; i < 100 && rsc_entry_state(eb) != RSC_ENTERED; i++)
+		shared_reap(b, 50);
+	ck_assert_int_eq(rsc_entry_state(eb), RSC_ENTERED);
+	ck_assert_int_eq(rsc_scope_close(sa, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(sb, NULL, NULL), 0);
+	for (i = 0; i < 100 && (rsc_loop_alive(a->loop) > 0 || rsc_loop_alive(b->loop) > 0); i++) {
+		shared_reap(a, 20);
+		shared_reap(b, 20);
+	}
+	ck_assert_int_eq(rsc_loop_close(a->loop), 0);
+	ck_assert_int_eq(rsc_loop_close(b->loop), 0);
+	io_uring_queue_exit(&a->ring);
+	io_uring_queue_exit(&b->ring);
+	free(a);
+	free(b);
+}
+END_TEST
+
 /* A test that exhausts RLIMIT_NOFILE: valgrind does not apply it to io_uring's descriptors. */
 #define add_emfile_test(tc, test)                                                                   \
 	do {                                                                                        \
@@ -4985,7 +5039,7 @@ Suite *make_blackbox_srv_suite(void)
 	TCase *ex = tcase_create("extremes");
 	TCase *ra = tcase_create("races");
 	TCase *hp = tcase_create("heap");
-	TCase *gf = tcase_create("grace_failures");
+	TCase *gf = tcase_create("mixed");
 	bool fixed_install = t_kernel_has(OP_FIXED_FD_INSTALL);
 
 	t_add_fixture(dl);
@@ -5188,6 +5242,7 @@ Suite *make_blackbox_srv_suite(void)
 		      "IORING_MSG_SEND_FD (Linux 6.0)");
 	t_add_test_if(gf, deadline_waits_for_a_hand_over_in_flight, t_has_hand_over(),
 		      "IORING_MSG_SEND_FD (Linux 6.0)");
+	tcase_add_test(gf, shared_ring_cqe_of_another_loop_is_refused);
 	t_add_test_if(gf, shutdown_on_release_for_adopted_bare_and_listening_sockets,
 		      t_kernel_has(IORING_OP_SOCKET) && t_kernel_has(IORING_OP_SHUTDOWN),
 		      "IORING_OP_SOCKET (Linux 5.19)");
