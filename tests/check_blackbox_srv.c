@@ -2387,7 +2387,6 @@ START_TEST(chain_connect_deadline_cancels_the_send_first)
 {
 	struct sockaddr_un sun;
 	struct order_rec o = { { 0 }, 0 };
-	struct io_rec sent = { 0 };
 	struct rsc_scope *s;
 	struct rsc_entry *conn;
 	struct rsc_chain *ch;
@@ -2412,7 +2411,6 @@ START_TEST(chain_connect_deadline_cancels_the_send_first)
 	ck_assert_int_eq(rsc_error_depth(err), 1);
 	rsc_error_free(err);
 	t_full_unix_listener_close(lfd, fill, nfill);
-	(void)sent;
 }
 END_TEST
 
@@ -2451,7 +2449,6 @@ START_TEST(hand_over_after_cancel_io_from_the_last_callback)
 	struct migrate m = { 0 };
 	struct arrival a = { 0 };
 	struct acc_rec acc = { 0 };
-	struct io_rec busy = { 0 };
 	struct sockaddr_in at;
 	struct rsc_loop *w;
 	struct rsc_scope *ws, *s;
@@ -2482,16 +2479,7 @@ START_TEST(hand_over_after_cancel_io_from_the_last_callback)
 		ck_assert_int_ge(rsc_loop_run(w, RSC_RUN_ONCE), 0);
 	ck_assert_int_eq(a.calls, 1);
 	/* The connection works there, and its release there sends the FIN. */
-	ck_assert_int_eq(write(cli, "ping", 4), 4);
-	{
-		struct rsc_entry *conn = NULL;
-		struct io_rec rr = { 0 };
-
-		/* The arriving entry is the only entry of the "handed" scope. */
-		ck_assert_ptr_nonnull(a.s);
-		(void)conn;
-		(void)rr;
-	}
+	ck_assert_ptr_nonnull(a.s);
 	ck_assert_int_eq(rsc_scope_close(a.s, NULL, NULL), 0);
 	run_other_until_slots(w, 0);
 	ck_assert_int_eq(rsc_loop_direct_used(w), 0);
@@ -2500,7 +2488,6 @@ START_TEST(hand_over_after_cancel_io_from_the_last_callback)
 	ck_assert_int_eq(rsc_loop_shutdown(w, NULL), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	close(cli);
-	(void)busy;
 }
 END_TEST
 
@@ -4158,7 +4145,7 @@ START_TEST(hand_overs_racing_a_receiver_deadline_leak_no_slot)
 	struct rsc_entry *inbox;
 	unsigned long long addr;
 	struct install_rec r[8];
-	int i, sent = 0, ok = 0;
+	int i, sent = 0, ok = 0, calls = 0;
 	long t0;
 
 	memset(r, 0, sizeof(r));
@@ -4184,8 +4171,12 @@ START_TEST(hand_overs_racing_a_receiver_deadline_leak_no_slot)
 		usleep(500);
 	}
 	t_run();
-	for (i = 0; i < 8; i++)
+	for (i = 0; i < 8; i++) {
 		ok += r[i].calls == 1 && r[i].res >= 0;
+		calls += r[i].calls;
+	}
+	/* Each hand-over sent ends with one callback; a refused one with none. */
+	ck_assert_int_eq(calls, sent);
 	t0 = t_now_ms();
 	while ((wc.calls == 0 || rsc_loop_direct_used(w) != 0) && t_now_ms() - t0 < 3000) {
 		ck_assert_int_ge(rsc_loop_run(w, RSC_RUN_NOWAIT), 0);
@@ -4199,7 +4190,6 @@ START_TEST(hand_overs_racing_a_receiver_deadline_leak_no_slot)
 	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
 	ck_assert_int_eq(rsc_scope_close(ws, NULL, NULL), 0);
 	ck_assert_int_eq(rsc_loop_shutdown(w, NULL), 0);
-	(void)sent;
 }
 END_TEST
 
@@ -4661,7 +4651,7 @@ START_TEST(hand_over_into_a_shared_ring_loop_carries_address_and_shutdown)
 	struct rsc_entry *inbox, *l;
 	unsigned long long addr;
 	char buf[4];
-	int cli, i, dupfd = -1;
+	int cli, i;
 
 	ck_assert_ptr_nonnull(sh);
 	ck_assert_int_eq(io_uring_queue_init(16, &sh->ring, 0), 0);
@@ -4703,7 +4693,6 @@ START_TEST(hand_over_into_a_shared_ring_loop_carries_address_and_shutdown)
 	free(sh);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	close(cli);
-	(void)dupfd;
 }
 END_TEST
 
