@@ -95,8 +95,12 @@ enum rsc_counter {
 	RSC_CTR_NOMEM_DROPS,	 /* descriptors acquired, then closed: no memory to own them */
 	RSC_CTR_AUDIT_LOST,	 /* audit findings and leak verdicts lost: no memory */
 	RSC_CTR_ERRORS_LOST,	 /* errors an error chain could not take: no memory */
-	RSC_CTR__COUNT
+	RSC_CTR_COUNT		 /* the number of counters (not a counter) */
 };
+#ifndef __cplusplus
+/* Its earlier name; C++ reserves names with "__", so it is defined for C only. */
+#define RSC_CTR__COUNT RSC_CTR_COUNT
+#endif
 
 /*
  * Lifecycle events, delivered to the trace callback in the order the
@@ -126,6 +130,9 @@ typedef void (*rsc_trace_cb)(struct rsc_loop *loop, enum rsc_event ev,
  * or RINGSCOPE_AUDIT / RINGSCOPE_FAULT value), -EOPNOTSUPP (RINGSCOPE_FAULT
  * set in a build without fault injection), -ENOMEM, or io_uring_setup's error, with
  * rsc_last_error() saying why io_uring was unavailable.
+ * A loop does not cross fork(2): in the child, calls on it, its scopes and
+ * entries fail with -ECHILD, and rsc_loop_close() frees the child's copy
+ * (ringscope(7), FORK).
  */
 RSC_EXTERN RSC_MUST_CHECK int rsc_loop_new(struct rsc_loop **loopp,
 					   unsigned entries, unsigned flags);

@@ -57,8 +57,8 @@ static void call_accept_cb(struct rsc_op *op, int res, struct rsc__scope *cs,
 	struct rsc__entry *l = op->entry;
 	struct rsc_loop *loop = l->scope->loop;
 
-	rsc__cb_enter(loop);
-	op->accept_cb(rsc__eh(l), res, rsc__sh(cs), rsc__eh(conn), op->io_data);
+	if (rsc__cb_enter(loop))
+		op->accept_cb(rsc__eh(l), res, rsc__sh(cs), rsc__eh(conn), op->io_data);
 	rsc__cb_leave(loop);
 }
 

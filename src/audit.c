@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/membarrier.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include "internal.h"
@@ -301,27 +302,87 @@ static void mark_foreign(struct rsc_loop *loop, uint64_t **bitsp, unsigned *nbit
 	bit_put(*bitsp, fd);
 }
 
-/*
- * rsc_entry_detach() gave @fd to the caller: to every scope of @loop it is
- * now as foreign as a descriptor that was open when they opened, so their
- * /proc diff must not call it a leak. Not only the entry's scope and its
- * ancestors: the scope it was acquired in (before an rsc_entry_move), a
- * sibling open meanwhile, and a closed scope whose verdict waits for an
- * acquire in flight all saw it appear.
- */
-void rsc__audit_disown(struct rsc_loop *loop, int fd)
+/* A descriptor rsc_entry_detach() gave the caller: the file it was then. */
+struct rsc__disowned {
+	dev_t dev;
+	ino_t ino;
+	bool set;
+};
+
+/* A scope of @loop, open or waiting for its verdict, has a snapshot to judge by. */
+static bool snapshots_exist(struct rsc_loop *loop)
+{
+	struct rsc__scope *s;
+
+	if (!rsc__list_empty(&loop->audit_pending))
+		return true;
+	for (s = loop->root; s; s = rsc__scope_next(loop->root, s))
+		if (s->fd_snapshot)
+			return true;
+	return false;
+}
+
+/* Without memory for its identity: @fd is foreign to every snapshot, by number. */
+static void disown_by_number(struct rsc_loop *loop, int fd)
 {
 	struct rsc_audit_pending *p;
 	struct rsc__scope *s;
 
-	if (fd < 0 || !loop->root)
-		return;
 	if ((unsigned)fd < loop->n_fd_born)
 		loop->fd_born[fd] = 0; /* foreign from now on, not new */
 	for (s = loop->root; s; s = rsc__scope_next(loop->root, s))
 		mark_foreign(loop, &s->fd_snapshot, &s->fd_snapshot_bits, fd);
 	RSC__LIST_FOR_EACH(p, &loop->audit_pending, node)
 		mark_foreign(loop, &p->fd_snapshot, &p->fd_snapshot_bits, fd);
+}
+
+/*
+ * rsc_entry_detach() gave @fd to the caller: no scope of @loop may call it a
+ * leak (not the entry's scope and its ancestors, nor the scope it was
+ * acquired in before an rsc_entry_move, a sibling open meanwhile, or a
+ * closed scope whose verdict waits for an acquire in flight). Spared by its
+ * identity, not its number: once the caller has closed it, a descriptor the
+ * program leaks on that number is judged like any other.
+ */
+void rsc__audit_disown(struct rsc_loop *loop, int fd)
+{
+	struct stat st;
+
+	if (fd < 0 || !loop->root || !snapshots_exist(loop))
+		return;
+	if (fstat(fd, &st) < 0)
+		return;
+	if ((unsigned)fd >= loop->n_disowned) {
+		unsigned n = ((unsigned)fd / 64 + 1) * 64;
+		struct rsc__disowned *v;
+
+		if (n < 2 * loop->n_disowned)
+			n = 2 * loop->n_disowned;
+		v = rsc__realloc(loop, loop->disowned, n * sizeof(*v));
+		if (!v) {
+			disown_by_number(loop, fd);
+			return;
+		}
+		memset(v + loop->n_disowned, 0, (n - loop->n_disowned) * sizeof(*v));
+		loop->disowned = v;
+		loop->n_disowned = n;
+	}
+	loop->disowned[fd] = (struct rsc__disowned){ st.st_dev, st.st_ino, true };
+}
+
+/* @fd is still the file rsc_entry_detach() gave the caller; forgotten once it is not. */
+static bool still_disowned(struct rsc_loop *loop, int fd)
+{
+	struct rsc__disowned *d;
+	struct stat st;
+
+	if ((unsigned)fd >= loop->n_disowned || !loop->disowned[fd].set)
+		return false;
+	d = &loop->disowned[fd];
+	if (fstat(fd, &st) == 0 && st.st_dev == d->dev && st.st_ino == d->ino)
+		return true;
+	d->set = false; /* closed by the caller: the number is judged again */
+	return false;
 }
 
 /* The live entry of @root's tree holding @fd, walked without recursion. */
@@ -501,6 +562,8 @@ static void verdict(struct rsc_loop *loop, const struct rsc_audit_pending *p, st
 			continue;
 		if (held_by_entry(loop, b, (int)fd))
 			continue;
+		if (still_disowned(loop, (int)fd))
+			continue; /* the caller's, by rsc_entry_detach() */
 		if (!still_candidate(p, (int)fd))
 			continue;
 		snprintf(expected, sizeof(expected),
@@ -568,6 +631,9 @@ void rsc__audit_free(struct rsc_loop *loop)
 	free(loop->fd_born);
 	loop->fd_born = NULL;
 	loop->n_fd_born = 0;
+	free(loop->disowned);
+	loop->disowned = NULL;
+	loop->n_disowned = 0;
 	rsc_audit_clear(loop);
 	free(loop->findings);
 	loop->findings = NULL;
@@ -604,6 +670,7 @@ const struct rsc_finding *rsc_audit_finding(const struct rsc_loop *loop,
 int rsc_audit_clear(struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_audit_clear: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_audit_clear");
 	while (loop->n_findings)
 		free(loop->findings[--loop->n_findings]);
 	return 0;
@@ -667,6 +734,15 @@ const char *rsc_finding_expected(const struct rsc_finding *f)
  */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rsc__list live_loops = RSC__LIST_INIT(live_loops);
+
+/* fork.c: held across a fork(2), so that the child's copy is whole and free. */
+void rsc__audit_fork(bool lock)
+{
+	if (lock)
+		pthread_mutex_lock(&live_lock);
+	else
+		pthread_mutex_unlock(&live_lock);
+}
 
 unsigned rsc__describers;
 bool rsc__membarrier;

@@ -84,11 +84,12 @@ struct chain_run {
 	void *send_buf[RSC_ENTRY_SQES_MAX], *send_data[RSC_ENTRY_SQES_MAX];
 };
 
-/* The chain @h names: -EINVAL (NULL, not a chain handle) or -ESTALE (gone). */
+/* The chain @h names: -EINVAL (NULL, not a chain handle), -ESTALE (gone) or -ECHILD (fork). */
 static int chain_from(struct rsc_chain *h, struct rsc__chain **cp, const char *fn)
 {
 	*cp = rsc__handle_lookup((uint64_t)(uintptr_t)h, RSC__K_CHAIN);
-	return *cp ? 0 : rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_CHAIN, fn);
+	return *cp ? rsc__check_process((*cp)->loop, fn) :
+		     rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_CHAIN, fn);
 }
 
 #define RSC__CHAIN(var, h, fn)                                \
@@ -330,9 +331,9 @@ static void deliver(struct rsc_loop *loop, struct chain_run *run,
 	if (op->opcode == IORING_OP_SEND && run->send_cb[step]) {
 		/* A first send: its buffer goes back with its result (-ECANCELED if
 		 * a step before it failed), before its connect's enter settles. */
-		rsc__cb_enter(loop);
-		run->send_cb[step](rsc__eh(op->entry), rsc__real_errno(res, false),
-				   run->send_buf[step], run->send_data[step]);
+		if (rsc__cb_enter(loop))
+			run->send_cb[step](rsc__eh(op->entry), rsc__real_errno(res, false),
+					   run->send_buf[step], run->send_data[step]);
 		rsc__cb_leave(loop);
 	}
 	/* The kernel answers 0 for a file put in the slot the SQE named; the

@@ -141,6 +141,7 @@ int rsc_loop_set_direct(struct rsc_loop *loop, unsigned slots, unsigned chain_sl
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_set_direct: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_set_direct");
 	RSC__CHECK_ARG(chain_slots <= slots,
 		       "rsc_loop_set_direct: %u chain slots is more than the table's %u",
 		       chain_slots, slots);
@@ -598,6 +599,7 @@ int rsc_audit_slots(struct rsc_loop *loop)
 	int ret, mismatches = 0;
 
 	RSC__CHECK_ARG(loop, "rsc_audit_slots: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_audit_slots");
 	ret = rsc__direct_need(loop, "rsc_audit_slots");
 	if (ret < 0)
 		return ret;

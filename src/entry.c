@@ -405,8 +405,9 @@ static int call_hook(struct rsc__entry *e, bool enter)
 	void *arg = (e->config & RSC__CFG_OWN_HOOKS) ? (void *)e : e->arg;
 
 	loop->hook_entry = e;
-	rsc__cb_enter(loop);
-	if (enter) {
+	if (!rsc__cb_enter(loop)) {
+		ret = -ECHILD; /* a callback forked, and this is the child (FORK) */
+	} else if (enter) {
 		ret = e->mgr->enter(rsc__eh(e), arg);
 	} else {
 		/* An early release runs outside any unwind: nothing is pending for it. */
@@ -572,8 +573,8 @@ unsigned rsc__announce_run(struct rsc_loop *loop)
 		rsc__trace(loop, RSC_EV_ENTERED, e->scope, e, e->value);
 		rsc__obs_entered(loop, e);
 		if (e->enter_cb) {
-			rsc__cb_enter(loop);
-			e->enter_cb(rsc__eh(e), e->value, e->enter_data);
+			if (rsc__cb_enter(loop))
+				e->enter_cb(rsc__eh(e), e->value, e->enter_data);
 			rsc__cb_leave(loop);
 		}
 	}
@@ -999,10 +1000,10 @@ static void enter_done(struct rsc__entry *e)
 		s->n_early--; /* released while entering and nothing was acquired: done */
 	}
 	if (e->entered_hook || e->enter_cb) {
-		rsc__cb_enter(loop);
-		if (e->entered_hook)
+		if (rsc__cb_enter(loop) && e->entered_hook)
 			e->entered_hook(rsc__eh(e), e->value, e->entered_hook_data);
-		if (e->enter_cb)
+		/* The hook may have forked: the child runs no more of it. */
+		if (!rsc__loop_forked(loop) && e->enter_cb)
 			e->enter_cb(rsc__eh(e), e->value, e->enter_data);
 		rsc__cb_leave(loop);
 		/* The callback may have detached it: one with no early release and no dependents. */
@@ -1012,8 +1013,8 @@ static void enter_done(struct rsc__entry *e)
 		if (e->state == RSC_ENTERED)
 			rsc__entry_start_exit(e);
 		else if (e->release_cb) {
-			rsc__cb_enter(loop);
-			e->release_cb(rsc__eh(e), e->value, e->release_data);
+			if (rsc__cb_enter(loop))
+				e->release_cb(rsc__eh(e), e->value, e->release_data);
 			rsc__cb_leave(loop);
 		}
 	}
@@ -1140,8 +1141,8 @@ void rsc__entry_settle_release(struct rsc__entry *e)
 	    (loop->audit_level != RSC_AUDIT_OFF && e->close_res == -EBADF))
 		rsc__audit_check_released(loop, e);
 	if (early && e->release_cb) {
-		rsc__cb_enter(loop);
-		e->release_cb(rsc__eh(e), e->exit_res, e->release_data);
+		if (rsc__cb_enter(loop))
+			e->release_cb(rsc__eh(e), e->exit_res, e->release_data);
 		rsc__cb_leave(loop);
 	}
 }

@@ -226,6 +226,7 @@ static int parse_spec(const char *spec, struct rsc_fault_state *next)
 int rsc_fault_set(struct rsc_loop *loop, const char *spec)
 {
 	RSC__CHECK_ARG(loop, "rsc_fault_set: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_fault_set");
 #ifndef RSC_FAULT_INJECTION
 	(void)spec;
 	rsc__set_last_error("rsc_fault_set: this build has no fault injection (configure --enable-fault-injection)");

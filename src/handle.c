@@ -27,6 +27,15 @@ static uint32_t free_chunks[MAX_CHUNKS];
 static unsigned n_chunks, n_free_chunks;
 static pthread_mutex_t chunk_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* fork.c: held across a fork(2), so that the child's copy is whole and free. */
+void rsc__handles_fork(bool lock)
+{
+	if (lock)
+		pthread_mutex_lock(&chunk_lock);
+	else
+		pthread_mutex_unlock(&chunk_lock);
+}
+
 static struct rsc__slot *slot_at(uint32_t idx)
 {
 	return &rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK][idx % RSC__SLOTS_PER_CHUNK];
@@ -67,7 +76,7 @@ static int take_chunk(struct rsc_loop *loop)
 	for (i = RSC__SLOTS_PER_CHUNK; i-- > 0;) {
 		if (c[i].gen == RETIRED_GEN)
 			continue;
-		c[i].next_free = loop->handle_free;
+		__atomic_store_n(&c[i].next_free, loop->handle_free, __ATOMIC_RELAXED);
 		loop->handle_free = ci * RSC__SLOTS_PER_CHUNK + i + 1;
 	}
 	return 0;
@@ -90,9 +99,10 @@ uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
 		idx = loop->handle_free - 1;
 		sl = slot_at(idx);
 		loop->handle_free = sl->next_free;
-		sl->next_free = 0;
 		*slot = idx + 1;
 	}
+	/* The kind before the object: a lookup that sees the object sees it. */
+	__atomic_store_n(&sl->kind, (uint32_t)kind, __ATOMIC_RELAXED);
 	/* The object stores the handle first (its caller does), then it is published. */
 	__atomic_store_n(&sl->obj, obj, __ATOMIC_RELEASE);
 	return ((uint64_t)sl->gen << 32) | kind | (idx + 1);
@@ -126,7 +136,7 @@ void rsc__handle_free(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
 	rsc__handle_drop(loop, h, slot);
 	if (!*slot)
 		return; /* retired */
-	slot_at(*slot - 1)->next_free = loop->handle_free;
+	__atomic_store_n(&slot_at(*slot - 1)->next_free, loop->handle_free, __ATOMIC_RELAXED);
 	loop->handle_free = *slot;
 	*slot = 0;
 }
@@ -182,6 +192,16 @@ bool rsc__handle_still(uint64_t h)
 	return __atomic_load_n(&slot_at(idx)->gen, __ATOMIC_SEQ_CST) == (uint32_t)(h >> 32);
 }
 
+/* @h's slot holds a live object of @h's generation that is no object of
+ * @h's kind: the kind bits of a handle of another kind were changed. */
+static bool live_of_other_kind(uint64_t h, uint32_t idx)
+{
+	const struct rsc__slot *sl = slot_at(idx);
+
+	return __atomic_load_n(&sl->obj, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&sl->gen, __ATOMIC_ACQUIRE) == (uint32_t)(h >> 32);
+}
+
 int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn)
 {
 	const char *what = kind == RSC__K_SCOPE ? "scope" : kind == RSC__K_ENTRY ? "entry" : "chain";
@@ -191,8 +211,9 @@ int rsc__handle_error(uint64_t h, enum rsc__kind kind, const char *fn)
 		rsc__set_last_error("%s: the %s handle is NULL", fn, what);
 		return -EINVAL;
 	}
-	if ((lo & RSC__H_KIND_MASK) != kind || idx >= RSC__H_SLOT_MASK ||
-	    !__atomic_load_n(&rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE)) {
+	if ((lo & ~RSC__H_SLOT_MASK) != kind || idx >= RSC__H_SLOT_MASK ||
+	    !__atomic_load_n(&rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE) ||
+	    live_of_other_kind(h, idx)) {
 		rsc__set_last_error("%s: not a%s %s handle", fn, kind == RSC__K_ENTRY ? "n" : "",
 				    what);
 		return -EINVAL;

@@ -72,6 +72,15 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct live_inbox *live;
 static unsigned n_live, cap_live;
 
+/* fork.c: held across a fork(2), so that the child's copy is whole and free. */
+void rsc__handover_fork(bool lock)
+{
+	if (lock)
+		pthread_mutex_lock(&live_lock);
+	else
+		pthread_mutex_unlock(&live_lock);
+}
+
 static void parcels_drop_locked(uint32_t token);
 static void spare_parcels_free_locked(void);
 
@@ -291,8 +300,8 @@ static void no_memory(struct rsc_loop *loop, struct rsc__inbox *in, int slot)
 {
 	loop->counters[RSC_CTR_NOMEM_DROPS]++;
 	rsc__direct_close_orphan(loop, slot);
-	rsc__cb_enter(loop);
-	in->cb(rsc__eh(in->e), -ENOMEM, NULL, NULL, in->data);
+	if (rsc__cb_enter(loop))
+		in->cb(rsc__eh(in->e), -ENOMEM, NULL, NULL, in->data);
 	rsc__cb_leave(loop);
 }
 
@@ -355,8 +364,8 @@ void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res)
 	}
 	if (shutdown)
 		e->config |= RSC__CFG_SHUTDOWN; /* the sender's RSC_SHUTDOWN_ON_RELEASE travels */
-	rsc__cb_enter(loop);
-	in->cb(rsc__eh(in->e), res, csh, rsc__eh(e), in->data);
+	if (rsc__cb_enter(loop))
+		in->cb(rsc__eh(in->e), res, csh, rsc__eh(e), in->data);
 	rsc__cb_leave(loop);
 }
 

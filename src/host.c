@@ -37,6 +37,15 @@ static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static int shared_fds[MAX_SHARED_RINGS];
 static unsigned n_shared;
 
+/* fork.c: held across a fork(2), so that the child's copy is whole and free. */
+void rsc__host_fork(bool lock)
+{
+	if (lock)
+		pthread_mutex_lock(&shared_lock);
+	else
+		pthread_mutex_unlock(&shared_lock);
+}
+
 /* What a loop on the application's @ring needs of it; 0, or -errno said. */
 int rsc__shared_ring_claim(struct io_uring *ring)
 {
@@ -110,7 +119,7 @@ void rsc__pollable_free(struct rsc_loop *loop)
 {
 	if (loop->poll_efd < 0)
 		return;
-	if (!loop->shared)
+	if (!loop->shared && !loop->in_child) /* a child's would be the parent's */
 		(void)io_uring_unregister_eventfd(loop->ring);
 	rsc__ledger_forget(loop->poll_efd, RSC__LEDGER_RUNTIME);
 	close(loop->poll_efd);
@@ -123,8 +132,8 @@ void rsc__kick(struct rsc_loop *loop)
 {
 	uint64_t one = 1;
 
-	if (loop->kicked || loop->running)
-		return;
+	if (loop->kicked || loop->running || rsc__loop_forked(loop))
+		return; /* (a child of fork(2): the eventfd is the parent's host's) */
 	loop->kicked = true;
 	(void)!write(loop->poll_efd, &one, sizeof(one));
 }
@@ -141,6 +150,7 @@ void rsc__unkick(struct rsc_loop *loop)
 int rsc_loop_fd(const struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_fd: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_fd");
 	if (!loop->pollable) {
 		rsc__set_last_error("rsc_loop_fd: create the loop with RSC_LOOP_POLLABLE");
 		return -EOPNOTSUPP;
@@ -151,6 +161,7 @@ int rsc_loop_fd(const struct rsc_loop *loop)
 int rsc_loop_dispatch(struct rsc_loop *loop, const struct io_uring_cqe *cqe)
 {
 	RSC__CHECK_ARG(loop && cqe, "rsc_loop_dispatch: loop or cqe is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_dispatch");
 	if ((cqe->user_data & RSC__UD_TAG) && !loop->shared) {
 		rsc__set_last_error("rsc_loop_dispatch: the loop reaps its own ring");
 		return -EINVAL;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <liburing.h>
 
 #include "ringscope.h"
@@ -373,6 +374,10 @@ struct rsc_loop {
 	/* RSC_FEAT_SINGLE_ISSUER: the thread that made the ring, the only one the
 	 * kernel lets enter it (and whose table holds its registered index). */
 	pthread_t issuer;
+	/* fork.c: the fork generation it was made in, and by which process. */
+	unsigned fork_gen;
+	pid_t pid;
+	bool in_child; /* rsc_loop_close() in a child of fork(2): the ring is the parent's */
 	int audit_level;
 	bool running;
 	struct io_uring_probe *probe;
@@ -464,7 +469,7 @@ struct rsc_loop {
 	struct rsc_fault_state faults;
 	rsc_trace_cb trace_cb;
 	void *trace_data;
-	long long counters[RSC_CTR__COUNT];
+	long long counters[RSC_CTR_COUNT];
 
 	/* The SQEs of the hook running now; hooks never nest (rsc__push refuses). */
 	struct rsc__entry *hook_entry;
@@ -484,6 +489,10 @@ struct rsc_loop {
 	uint64_t audit_seq;
 	uint64_t *fd_born;
 	unsigned n_fd_born;
+	/* FULL audit: per descriptor number, the file rsc_entry_detach() gave the
+	 * caller there (audit.c), spared by the verdicts while it is that file. */
+	struct rsc__disowned *disowned;
+	unsigned n_disowned;
 	struct rsc_finding **findings; /* each its own allocation: pointers stay valid */
 	unsigned n_findings, cap_findings;
 
@@ -509,13 +518,15 @@ enum rsc__kind {
 	RSC__K_CHAIN = RSC__K_SCOPE | RSC__K_ENTRY, /* chain.c: never pooled */
 };
 #define RSC__H_SLOT_MASK ((1U << 26) - 1) /* 64M slots */
-#define RSC__H_KIND_MASK (RSC__K_SCOPE | RSC__K_ENTRY)
 
 struct rsc__slot {
 	void *obj;	    /* atomic: the live object, or NULL */
 	uint32_t gen;	    /* atomic: the generation the next handle of this slot gets */
-	/* An index stack, not an rsc__list: two links would double the slot. */
-	uint32_t next_free; /* slot index + 1 in the loop's free list, or 0 */
+	union {
+		/* An index stack, not an rsc__list: two links would double the slot. */
+		uint32_t next_free; /* free: slot index + 1 in the loop's free list, or 0 */
+		uint32_t kind;	    /* atomic; in use: its object's RSC__K_* */
+	};
 };
 
 extern struct rsc__slot *rsc__slot_chunks[RSC__H_SLOT_MASK / RSC__SLOTS_PER_CHUNK + 1];
@@ -541,7 +552,8 @@ static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 	const struct rsc__slot *chunk;
 	void *obj;
 
-	if ((lo & RSC__H_KIND_MASK) != kind || idx >= RSC__H_SLOT_MASK)
+	/* Its kind bit, and no bit a handle never has. */
+	if ((lo & ~RSC__H_SLOT_MASK) != kind || idx >= RSC__H_SLOT_MASK)
 		return NULL;
 	chunk = __atomic_load_n(&rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK], __ATOMIC_ACQUIRE);
 	if (!chunk)
@@ -552,23 +564,57 @@ static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 	if (__atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) != (uint32_t)(h >> 32))
 		return NULL;
 	obj = __atomic_load_n(&chunk->obj, __ATOMIC_ACQUIRE);
-	/* Still that generation after the load: obj is the object it names. */
-	return obj && __atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) == (uint32_t)(h >> 32) ? obj : NULL;
+	/* Still that generation after the load: obj is the object it names, if
+	 * the slot holds one of @kind (a value's kind bits are the caller's to
+	 * forge; the object is never read as another kind to find out). */
+	return obj && __atomic_load_n(&chunk->gen, __ATOMIC_ACQUIRE) == (uint32_t)(h >> 32) &&
+	       __atomic_load_n(&chunk->kind, __ATOMIC_RELAXED) == (uint32_t)kind ? obj : NULL;
 }
 
-/* Decode a caller's handle: 0, -EINVAL (NULL, not a handle), -ESTALE (freed). */
+/* fork.c: a loop does not cross fork(2) (ringscope(7), FORK). */
+extern unsigned rsc__fork_gen;
+void rsc__fork_watch(struct rsc_loop *loop);
+__attribute__((cold)) int rsc__forked_error(const struct rsc_loop *loop, const char *fn);
+/* Each process-wide lock, taken (true) or let go (false) around a fork. */
+void rsc__handles_fork(bool lock);
+void rsc__audit_fork(bool lock);
+void rsc__handover_fork(bool lock);
+void rsc__host_fork(bool lock);
+
+/* Made before a fork(2) of which this is the child: its ring is the parent's. */
+static inline bool rsc__loop_forked(const struct rsc_loop *loop)
+{
+	return __builtin_expect(loop->fork_gen != __atomic_load_n(&rsc__fork_gen, __ATOMIC_RELAXED), 0);
+}
+
+/* Return -ECHILD from the calling function for a loop from before a fork. */
+#define RSC__SAME_PROCESS(loop, fn)                              \
+	do {                                                     \
+		if (rsc__loop_forked(loop))                      \
+			return rsc__forked_error((loop), (fn));  \
+	} while (0)
+
+/* 0, or -ECHILD naming @fn: the call would act on the parent's ring. */
+static inline int rsc__check_process(const struct rsc_loop *loop, const char *fn)
+{
+	return rsc__loop_forked(loop) ? rsc__forked_error(loop, fn) : 0;
+}
+
+/* Decode a caller's handle: 0, -EINVAL (NULL, not a handle), -ESTALE (freed), -ECHILD (fork). */
 static inline int rsc__scope_from(const struct rsc_scope *h, struct rsc__scope **sp,
 				  const char *fn)
 {
 	*sp = (struct rsc__scope *)rsc__handle_lookup((uint64_t)(uintptr_t)h, RSC__K_SCOPE);
-	return *sp ? 0 : rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_SCOPE, fn);
+	return *sp ? rsc__check_process((*sp)->loop, fn) :
+		     rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_SCOPE, fn);
 }
 
 static inline int rsc__entry_from(const struct rsc_entry *h, struct rsc__entry **ep,
 				  const char *fn)
 {
 	*ep = (struct rsc__entry *)rsc__handle_lookup((uint64_t)(uintptr_t)h, RSC__K_ENTRY);
-	return *ep ? 0 : rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_ENTRY, fn);
+	return *ep ? rsc__check_process((*ep)->scope->loop, fn) :
+		     rsc__handle_error((uint64_t)(uintptr_t)h, RSC__K_ENTRY, fn);
 }
 
 static inline struct rsc_entry *rsc__eh(const struct rsc__entry *e)
@@ -601,10 +647,13 @@ static inline struct rsc__entry *rsc__entry_live(uint64_t h)
 			return ret_;                            \
 	} while (0)
 
-/* A user's hook or callback runs: blocking calls inside it are refused. */
-static inline void rsc__cb_enter(struct rsc_loop *loop)
+/* A user's hook or callback runs: blocking calls inside it are refused.
+ * False in a child of fork(2) that a callback made and that came back into
+ * the loop: the parent runs the rest, the child runs none of it (FORK). */
+static inline bool rsc__cb_enter(struct rsc_loop *loop)
 {
 	loop->cb_depth++;
+	return !rsc__loop_forked(loop);
 }
 
 static inline void rsc__cb_leave(struct rsc_loop *loop)
@@ -923,7 +972,7 @@ static inline int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uri
 {
 	if (__builtin_expect(n == 0 || (loop->pollable | loop->shared) ||
 			     (loop->ring->flags & IORING_SETUP_SQE128) ||
-			     io_uring_sq_space_left(loop->ring) < n, 0))
+			     io_uring_sq_space_left(loop->ring) < n || rsc__loop_forked(loop), 0))
 		return rsc__get_sqes_slow(loop, n, sqes, false);
 	if (rsc__fault(loop, RSC__F_SQ_FULL)) /* injected: as if full (fault.c) */
 		return rsc__get_sqes_slow(loop, n, sqes, true);

@@ -29,9 +29,9 @@ static void io_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 	(void)cqe_flags;
 	rsc__io_unlink(op);
 	/* The final CQE: the buffer goes back to the caller with the result. */
-	rsc__cb_enter(loop);
-	op->io_cb(rsc__eh(e), rsc__real_errno(res, e->flags & RSC__E_IO_CANCELLED),
-		  op->io_buf, op->io_data);
+	if (rsc__cb_enter(loop))
+		op->io_cb(rsc__eh(e), rsc__real_errno(res, e->flags & RSC__E_IO_CANCELLED),
+			  op->io_buf, op->io_data);
 	rsc__cb_leave(loop);
 	rsc__io_settled(h);
 }

@@ -189,6 +189,7 @@ static struct rsc_loop *loop_alloc(int *retp)
 		return NULL;
 	}
 	loop->faults = faults;
+	rsc__fork_watch(loop);
 	rsc__list_init(&loop->announce_queue);
 	rsc__list_init(&loop->ready_queue);
 	rsc__list_init(&loop->graceful_list);
@@ -321,9 +322,9 @@ void rsc__trace_call(struct rsc_loop *loop, enum rsc_event ev,
 {
 	bool was = loop->tracing; /* an audit finding it asks for traces again */
 
-	rsc__cb_enter(loop);
 	loop->tracing = true;
-	loop->trace_cb(loop, ev, rsc__sh(s), rsc__eh(e), res, loop->trace_data);
+	if (rsc__cb_enter(loop))
+		loop->trace_cb(loop, ev, rsc__sh(s), rsc__eh(e), res, loop->trace_data);
 	loop->tracing = was;
 	rsc__cb_leave(loop);
 }
@@ -402,6 +403,9 @@ static bool app_chain_open(const struct io_uring *ring)
 static int ring_submit_once(struct rsc_loop *loop, unsigned wait_nr)
 {
 	int tries, ret;
+
+	if (rsc__loop_forked(loop))
+		return rsc__forked_error(loop, "io_uring_enter"); /* the parent's SQEs */
 
 	if (loop->shared) {
 		/* Never reap the application's ring: submit, and that is all; and
@@ -502,6 +506,8 @@ int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **
 	struct io_uring_sq *sq = &loop->ring->sq;
 	if (n == 0 || n > sq->ring_entries)
 		return -EINVAL;
+	/* A child of fork(2): the SQ is the parent's memory, even for a free's cancel. */
+	RSC__SAME_PROCESS(loop, "io_uring_get_sqe");
 	/* Not flushed either: that would end the application's chain early. */
 	if (loop->shared && app_chain_open(loop->ring)) {
 		rsc__set_last_error("the application's last SQE, not yet submitted, links to the next: ringscope's SQEs wait until that chain is complete");
@@ -845,6 +851,9 @@ static unsigned take_cqes(struct rsc_loop *loop, struct rsc_cqe_copy *copy)
 	unsigned shift = (ring->flags & IORING_SETUP_CQE32) ? 1 : 0;
 	unsigned head = *ring->cq.khead, i, n;
 
+	if (rsc__loop_forked(loop))
+		return 0; /* a callback forked: the CQ is the parent's */
+
 	n = io_uring_smp_load_acquire(ring->cq.ktail) - head;
 	if (n == 0) {
 		struct io_uring_cqe *cqes[REAP_BATCH];
@@ -898,7 +907,9 @@ static unsigned reap(struct rsc_loop *loop)
 		/* Traced: the batch's completions are stamped with one clock reading. */
 		if (RSC__OBS_ON(loop) && (loop->obs_flags & RSC__OBS_TRACE))
 			loop->obs_reap_ns = rsc__tj_now(loop->tj);
-		for (i = 0; i < n; i++)
+		/* A callback that forked returns into the child's copy: the rest of
+		 * the batch is the parent's to run, not the child's too. */
+		for (i = 0; i < n && !rsc__loop_forked(loop); i++)
 			dispatch(loop, copy[i].user_data, copy[i].res,
 				 copy[i].flags);
 		loop->obs_reap_ns = 0;
@@ -1053,6 +1064,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 	int ret = 0;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_run: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_run");
 	RSC__CHECK_ARG(mode == RSC_RUN_DEFAULT || mode == RSC_RUN_ONCE ||
 			       mode == RSC_RUN_NOWAIT,
 		       "rsc_loop_run: unknown mode %d", (int)mode);
@@ -1070,6 +1082,10 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		unsigned done;
 		bool wait;
 
+		if (rsc__loop_forked(loop)) { /* a callback forked, and came back in the child */
+			ret = rsc__forked_error(loop, "rsc_loop_run");
+			break;
+		}
 		if (cancels_owed(loop))
 			cancel_backlog_send(loop);
 		/* In this order: stashed completions, due callbacks, then retries. */
@@ -1129,6 +1145,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 		}
 	}
 	loop->running = false;
+	RSC__SAME_PROCESS(loop, "rsc_loop_run");
 	/* A callback of the last reap may have left work (an SQE, a close, a
 	 * cancel or a deadline's timer that found no SQE and waits for the next
 	 * turn, a post a post made, which sent no wake): a host loop polling us
@@ -1146,6 +1163,7 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 int rsc_loop_set_audit(struct rsc_loop *loop, enum rsc_audit_level level)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_set_audit: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_set_audit");
 	RSC__CHECK_ARG(level >= RSC_AUDIT_OFF && level <= RSC_AUDIT_FULL,
 		       "rsc_loop_set_audit: unknown level %d", (int)level);
 	loop->audit_level = level;
@@ -1163,6 +1181,7 @@ int rsc_loop_audit_level(const struct rsc_loop *loop)
 int rsc_loop_set_trace(struct rsc_loop *loop, rsc_trace_cb cb, void *data)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_set_trace: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_set_trace");
 	loop->trace_cb = cb;
 	loop->trace_data = cb ? data : NULL;
 	return 0;
@@ -1170,7 +1189,7 @@ int rsc_loop_set_trace(struct rsc_loop *loop, rsc_trace_cb cb, void *data)
 
 const char *rsc_counter_name(enum rsc_counter which)
 {
-	static const char *const names[RSC_CTR__COUNT] = {
+	static const char *const names[RSC_CTR_COUNT] = {
 		[RSC_CTR_ENTER_CALLS] = "enter_calls",
 		[RSC_CTR_SQES] = "sqes",
 		[RSC_CTR_CQES] = "cqes",
@@ -1190,14 +1209,14 @@ const char *rsc_counter_name(enum rsc_counter which)
 		[RSC_CTR_ERRORS_LOST] = "errors_lost",
 	};
 
-	return (int)which >= 0 && which < RSC_CTR__COUNT ? names[which] : NULL;
+	return (int)which >= 0 && which < RSC_CTR_COUNT ? names[which] : NULL;
 }
 
 long long rsc_loop_counter(const struct rsc_loop *loop, enum rsc_counter which)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_counter: loop is NULL");
-	RSC__CHECK_ARG((int)which >= 0 && which < RSC_CTR__COUNT,
-		       "rsc_loop_counter: counter %d is not one (0 to %d)", (int)which, RSC_CTR__COUNT - 1);
+	RSC__CHECK_ARG((int)which >= 0 && which < RSC_CTR_COUNT,
+		       "rsc_loop_counter: counter %d is not one (0 to %d)", (int)which, RSC_CTR_COUNT - 1);
 	return loop->counters[which];
 }
 
@@ -1212,10 +1231,10 @@ static void loop_free(struct rsc_loop *loop)
 	rsc__post_free(loop); /* first: no poster may aim at the ring once it goes */
 	/* The application's ring stays: our table must not (it would refuse the
 	 * application's own, or a later loop's, with EBUSY). */
-	if (loop->shared && loop->direct)
+	if (loop->shared && loop->direct && !loop->in_child)
 		(void)io_uring_unregister_files(loop->ring);
 	rsc__direct_free(loop);
-	rsc__recv_buffers_free(loop, true);
+	rsc__recv_buffers_free(loop, !loop->in_child);
 	io_uring_free_probe(loop->probe);
 	rsc__pollable_free(loop);
 	rsc__ledger_forget(loop->ring->ring_fd, RSC__LEDGER_RUNTIME);
@@ -1263,11 +1282,53 @@ static int close_drain(struct rsc_loop *loop)
 	return ret < 0 ? ret : 0;
 }
 
+/* The child's copies of the descriptors @e holds, entered and not being
+ * released: a release started before the fork may have closed the number in
+ * the parent already, and the child's table may hold another file there. */
+static void close_child_copies(struct rsc__entry *e)
+{
+	if (e->state == RSC_ENTERED && e->phase == RSC__PHASE_NONE &&
+	    e->fd_kind == RSC__FD_PROCESS && (e->config & RSC__CFG_FD)) {
+		if (e->value >= 0)
+			close(e->value);
+		if (e->has_value2 && e->value2 >= 0)
+			close(e->value2);
+	}
+	e->phase_ops = 0; /* the parent's ops: none will complete here */
+}
+
+/* rsc_loop_close() in a child of fork(2): close the child's copies, free
+ * the copy; no exit runs (it would prepare SQEs for the parent's ring). */
+static void close_in_child(struct rsc_loop *loop)
+{
+	struct rsc__scope *s = loop->root;
+	struct rsc__entry *e;
+
+	while (s) {
+		RSC__LIST_FOR_EACH(e, &s->entries, scope_node)
+			close_child_copies(e);
+		if (!rsc__list_empty(&s->children)) {
+			s = RSC__LIST_ITEM(s->children.next, struct rsc__scope, child_node);
+			continue;
+		}
+		while (s != loop->root && s->child_node.next == &s->parent->children)
+			s = s->parent;
+		s = s == loop->root ? NULL :
+				      RSC__LIST_ITEM(s->child_node.next, struct rsc__scope, child_node);
+	}
+	loop->in_child = true;
+	loop_free(loop);
+}
+
 int rsc_loop_close(struct rsc_loop *loop)
 {
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_close: loop is NULL");
+	if (rsc__loop_forked(loop)) {
+		close_in_child(loop);
+		return 0;
+	}
 	ret = rsc__check_not_in_callback(loop, "rsc_loop_close");
 	if (ret < 0)
 		return ret;
@@ -1301,6 +1362,7 @@ int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 	int status = 0, ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_shutdown: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_shutdown");
 	if (errp)
 		*errp = NULL;
 	ret = rsc__check_can_block(loop, "rsc_loop_shutdown");

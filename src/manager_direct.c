@@ -487,8 +487,8 @@ static void moved_closed(struct rsc_loop *loop, struct rsc_op *op, int res,
 	if (r->res >= 0)
 		rsc__direct_drop(loop, r->slot, res);
 	if (r->cb) {
-		rsc__cb_enter(loop);
-		r->cb(rsc__eh(e), r->res, r->data);
+		if (rsc__cb_enter(loop))
+			r->cb(rsc__eh(e), r->res, r->data);
 		rsc__cb_leave(loop);
 	}
 	rsc__room_put(loop, r);

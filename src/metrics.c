@@ -56,6 +56,7 @@ void rsc__metrics_free(struct rsc_loop *loop)
 int rsc_loop_set_metrics(struct rsc_loop *loop, unsigned flags)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_set_metrics: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_set_metrics");
 	RSC__CHECK_ARG(!(flags & ~RSC_METRICS_LATENCY),
 		       "rsc_loop_set_metrics: unknown flags 0x%x", flags);
 	if (!(flags & RSC_METRICS_LATENCY)) {
@@ -200,7 +201,7 @@ int rsc_metrics_write(struct rsc_loop *const *loops, unsigned n, FILE *out)
 		return -ENOMEM;
 	for (i = 0; i < n; i++)
 		open[i] = count_open(loops[i]);
-	for (c = 0; c < RSC_CTR__COUNT; c++) {
+	for (c = 0; c < RSC_CTR_COUNT; c++) {
 		snprintf(name, sizeof(name), "ringscope_%s_total", rsc_counter_name(c));
 		family(out, name, "counter", counter_help(c));
 		for (i = 0; i < n; i++)

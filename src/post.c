@@ -141,8 +141,8 @@ unsigned rsc__post_run(struct rsc_loop *loop)
 	__atomic_store_n(&loop->in_post_run, true, __ATOMIC_RELAXED);
 	while ((p = rev)) {
 		rev = p->next;
-		rsc__cb_enter(loop);
-		p->fn(loop, p->arg);
+		if (rsc__cb_enter(loop))
+			p->fn(loop, p->arg);
 		rsc__cb_leave(loop);
 		free(p);
 		n++;
@@ -245,6 +245,7 @@ int rsc_loop_post(struct rsc_loop *loop, void (*fn)(struct rsc_loop *, void *), 
 	int ret = 0;
 
 	RSC__CHECK_ARG(loop && fn, "rsc_loop_post: loop or fn is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_post");
 	/* Any thread posts; the fault state (rsc_fault_set(3)) is the loop thread's alone. */
 	p = rsc__malloc(pthread_equal(loop->issuer, pthread_self()) ? loop : NULL, sizeof(*p));
 	if (!p)
@@ -289,11 +290,14 @@ void rsc__post_free(struct rsc_loop *loop)
 
 	if (!loop->post_lock_ok)
 		return;
-	pthread_mutex_lock(&loop->post_lock);
+	/* A child of fork(2) is alone: a poster that held the lock is not. */
+	if (!loop->in_child)
+		pthread_mutex_lock(&loop->post_lock);
 	loop->closing = true; /* no poster touches the eventfd or the waker any more */
 	p = loop->post_head;
 	loop->post_head = NULL;
-	pthread_mutex_unlock(&loop->post_lock);
+	if (!loop->in_child)
+		pthread_mutex_unlock(&loop->post_lock);
 	while (p) {
 		struct rsc__post *next = p->next;
 

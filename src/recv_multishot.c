@@ -143,6 +143,7 @@ int rsc_loop_set_recv_buffers(struct rsc_loop *loop, unsigned count, unsigned si
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_set_recv_buffers: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_set_recv_buffers");
 	RSC__CHECK_ARG(!count || (power_of_two(count) && count <= RSC__RECV_BUFFERS_MAX),
 		       "rsc_loop_set_recv_buffers: %u buffers: a power of two up to %u", count,
 		       RSC__RECV_BUFFERS_MAX);
@@ -175,8 +176,8 @@ bool rsc__recv_multishot_active(const struct rsc__entry *e)
 /* The last callback: the op ended for good. */
 static void final_cb(struct rsc_loop *loop, struct rsc_op *op, int res)
 {
-	rsc__cb_enter(loop);
-	op->io_cb(rsc__eh(op->entry), res, NULL, op->io_data);
+	if (rsc__cb_enter(loop))
+		op->io_cb(rsc__eh(op->entry), res, NULL, op->io_data);
 	rsc__cb_leave(loop);
 }
 
@@ -196,8 +197,8 @@ static void recv_done(struct rsc_loop *loop, struct rsc_op *op, int res, unsigne
 
 		assert(bid < b->count);
 		if (res > 0) {
-			rsc__cb_enter(loop);
-			op->io_cb(rsc__eh(e), res, buf, op->io_data);
+			if (rsc__cb_enter(loop))
+				op->io_cb(rsc__eh(e), res, buf, op->io_data);
 			rsc__cb_leave(loop);
 		}
 		/* The caller is done with it: back to the kernel. */

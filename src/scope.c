@@ -146,6 +146,7 @@ int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent_h,
 	size_t len;
 
 	RSC__CHECK_ARG(loop, "rsc_scope_open: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_scope_open");
 	RSC__CHECK_ARG(scopep, "rsc_scope_open: scopep is NULL");
 	*scopep = NULL;
 	name = name ? name : "";
@@ -352,9 +353,9 @@ static void scope_unwound(struct rsc__scope *s)
 	if (on_close) {
 		/* Whoever closed it hears about it, once. */
 		s->on_close_cb = NULL;
-		rsc__cb_enter(loop);
-		on_close(rsc__sh(s), s->pending ? rsc_error_errno(s->pending) : 0,
-			 s->pending, s->on_close_data);
+		if (rsc__cb_enter(loop))
+			on_close(rsc__sh(s), s->pending ? rsc_error_errno(s->pending) : 0,
+				 s->pending, s->on_close_data);
 		rsc__cb_leave(loop);
 	}
 	switch (s->closer) {
@@ -748,8 +749,8 @@ static void finish_close(struct rsc__scope *s)
 
 	assert(s->closer == RSC__CLOSER_USER && s->state == RSC_SCOPE_UNWOUND);
 	if (s->close_cb) {
-		rsc__cb_enter(loop);
-		s->close_cb(rsc__sh(s), status, s->pending, s->close_data);
+		if (rsc__cb_enter(loop))
+			s->close_cb(rsc__sh(s), status, s->pending, s->close_data);
 		rsc__cb_leave(loop);
 	}
 	unlink_child(s);

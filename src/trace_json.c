@@ -1052,12 +1052,18 @@ static int rsc__tj_close_own(struct rsc_loop *loop)
 
 	if (!tj)
 		return 0;
+	/* A child of fork(2): the file and what is buffered are the parent's to write. */
+	if (loop->in_child) {
+		ret = 0;
+		goto out;
+	}
 	if (!tj->err)
 		settle_open_slices(loop, true, rsc__tj_now(tj));
 	ret = flush(loop); /* the last write's error too, not only an earlier one */
 	/* Give back the reserved blocks past the end (the size stays). */
 	if (tj->prealloc_end && !tj->err)
 		(void)!ftruncate(tj->fd, tj->pos + (off_t)TAIL_LEN);
+out:
 	rsc__ledger_forget(tj->fd, RSC__LEDGER_RUNTIME);
 	close(tj->fd);
 	free(tj);
@@ -1080,6 +1086,7 @@ int rsc_loop_trace_file(struct rsc_loop *loop, const char *path)
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_trace_file: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_trace_file");
 	if (!path)
 		return rsc__tj_close(loop);
 	RSC__CHECK_ARG(*path, "rsc_loop_trace_file: the path is empty");
@@ -1093,5 +1100,6 @@ int rsc_loop_trace_file(struct rsc_loop *loop, const char *path)
 int rsc_loop_trace_flush(struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_trace_flush: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_trace_flush");
 	return rsc__tj_flush(loop);
 }

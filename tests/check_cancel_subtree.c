@@ -269,7 +269,7 @@ static void finish(struct tree *t, int want, struct rsc_error **errp)
 		close(t->peer);
 	if (t->lfd >= 0)
 		t_full_unix_listener_close(t->lfd, t->fill, t->nfill);
-	ck_assert(!t_fd_open_to("full"));
+	ck_assert(!t_fd_open_to(t_path("full"))); /* the path, not any name with "full" in it (a build directory) */
 }
 
 /*

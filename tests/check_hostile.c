@@ -609,17 +609,17 @@ START_TEST(counter_names_are_total_and_distinct)
 {
 	int i, j;
 
-	ck_assert_ptr_null(rsc_counter_name(RSC_CTR__COUNT));
+	ck_assert_ptr_null(rsc_counter_name(RSC_CTR_COUNT));
 	ck_assert_ptr_null(rsc_counter_name((enum rsc_counter)-1));
 	ck_assert_ptr_null(rsc_counter_name((enum rsc_counter)1000000));
-	for (i = 0; i < RSC_CTR__COUNT; i++) {
+	for (i = 0; i < RSC_CTR_COUNT; i++) {
 		ck_assert_ptr_nonnull(rsc_counter_name(i));
 		ck_assert(rsc_counter_name(i)[0]);
 		for (j = 0; j < i; j++)
 			ck_assert_str_ne(rsc_counter_name(i), rsc_counter_name(j));
 	}
 	ck_assert_str_eq(rsc_counter_name(RSC_CTR_SQES), "sqes");
-	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR__COUNT), -EINVAL);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_COUNT), -EINVAL);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, (enum rsc_counter)-1), -EINVAL);
 	ck_assert_int_eq(rsc_loop_counter(NULL, RSC_CTR_SQES), -EINVAL);
 }

@@ -238,7 +238,7 @@ static void assert_fresh_counters(struct rsc_loop *l, bool eventfd_poll_submitte
 {
 	int i;
 
-	for (i = 0; i < RSC_CTR__COUNT; i++) {
+	for (i = 0; i < RSC_CTR_COUNT; i++) {
 		long long want = 0, got = rsc_loop_counter(l, i);
 
 		if (i == RSC_CTR_POOL_ALLOCS) {

@@ -2198,7 +2198,7 @@ START_TEST(every_counter_has_a_distinct_lower_case_name)
 {
 	int i, j;
 
-	for (i = 0; i < RSC_CTR__COUNT; i++) {
+	for (i = 0; i < RSC_CTR_COUNT; i++) {
 		const char *n = rsc_counter_name((enum rsc_counter)i);
 
 		ck_assert_ptr_nonnull(n);
@@ -2211,9 +2211,9 @@ START_TEST(every_counter_has_a_distinct_lower_case_name)
 	}
 	ck_assert_str_eq(rsc_counter_name(RSC_CTR_ERRORS_LOST), "errors_lost");
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_ERRORS_LOST), 0);
-	ck_assert_ptr_null(rsc_counter_name(RSC_CTR__COUNT));
+	ck_assert_ptr_null(rsc_counter_name(RSC_CTR_COUNT));
 	ck_assert_ptr_null(rsc_counter_name((enum rsc_counter)-1));
-	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR__COUNT), -EINVAL);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_COUNT), -EINVAL);
 	ck_assert_int_eq(rsc_loop_counter(t_loop, (enum rsc_counter)-1), -EINVAL);
 	ck_assert_int_eq(rsc_loop_counter(NULL, RSC_CTR_SQES), -EINVAL);
 	/* rsc_error_cause(3) and its kin on NULL. */

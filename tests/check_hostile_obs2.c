@@ -502,9 +502,9 @@ END_TEST
 #define N_LOOPS 48
 
 /* Counters of @loop now, to take differences. */
-static void snap(struct rsc_loop *loop, long long out[RSC_CTR__COUNT])
+static void snap(struct rsc_loop *loop, long long out[RSC_CTR_COUNT])
 {
-	for (int c = 0; c < RSC_CTR__COUNT; c++)
+	for (int c = 0; c < RSC_CTR_COUNT; c++)
 		out[c] = rsc_loop_counter(loop, (enum rsc_counter)c);
 }
 
@@ -560,7 +560,7 @@ static int exposition_parses(const char *path, unsigned n, const char *want)
  */
 START_TEST(counters_and_metrics_match_a_scripted_workload)
 {
-	long long before[RSC_CTR__COUNT], after[RSC_CTR__COUNT];
+	long long before[RSC_CTR_COUNT], after[RSC_CTR_COUNT];
 	struct rsc_loop *loops[N_LOOPS];
 	struct rsc_scope *s, *t;
 	struct rsc_entry *custom, *conn;
@@ -607,7 +607,7 @@ START_TEST(counters_and_metrics_match_a_scripted_workload)
 	ck_assert_int_eq(after[RSC_CTR_DEADLINES] - before[RSC_CTR_DEADLINES], 0);
 	ck_assert_int_ge(after[RSC_CTR_SQES] - before[RSC_CTR_SQES], 3 + 2 + 5);
 	ck_assert_int_ge(after[RSC_CTR_CQES] - before[RSC_CTR_CQES], 3 + 2 + 4);
-	for (i = 0; i < RSC_CTR__COUNT; i++)
+	for (i = 0; i < RSC_CTR_COUNT; i++)
 		ck_assert_int_ge(after[i], before[i]); /* only grow */
 	/* The trace callback's account agrees. */
 	ck_assert_int_eq(t_count_events(RSC_EV_ENTERED), 5);
@@ -1213,7 +1213,7 @@ START_TEST(last_error_names_each_bad_argument)
 	ASSERT_NAMED(rsc_finding_kind(NULL), -EINVAL, "rsc_finding_kind: f");
 	ASSERT_NAMED(rsc_finding_fd(NULL), -EINVAL, "rsc_finding_fd: f");
 	ASSERT_NAMED(rsc_loop_counter(NULL, RSC_CTR_SQES), -EINVAL, "rsc_loop_counter: loop");
-	ASSERT_NAMED(rsc_loop_counter(t_loop, RSC_CTR__COUNT), -EINVAL, "rsc_loop_counter: counter");
+	ASSERT_NAMED(rsc_loop_counter(t_loop, RSC_CTR_COUNT), -EINVAL, "rsc_loop_counter: counter");
 	ASSERT_NAMED(rsc_loop_counter(t_loop, (enum rsc_counter)-1), -EINVAL, "counter -1");
 	ASSERT_NAMED(rsc_loop_id(NULL), -EINVAL, "rsc_loop_id: loop");
 	ASSERT_NAMED(rsc_loop_features(NULL), -EINVAL, "rsc_loop_features: loop");

@@ -159,7 +159,7 @@ START_TEST(counters_track_the_lifecycle)
 	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_SQES) -
 				 !!(rsc_loop_features(t_loop) & RSC_FEAT_POST_EVENTFD),
 			 rsc_loop_counter(t_loop, RSC_CTR_CQES));
-	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR__COUNT), -EINVAL);
+	ck_assert_int_eq(rsc_loop_counter(t_loop, RSC_CTR_COUNT), -EINVAL);
 }
 END_TEST
 

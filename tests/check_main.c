@@ -70,6 +70,8 @@ int main(void)
 	srunner_add_suite(sr, make_hostile_loose_suite());
 	srunner_add_suite(sr, make_hostile_newapi_suite());
 	srunner_add_suite(sr, make_hunt_suite());
+	srunner_add_suite(sr, make_fork_suite());
+	srunner_add_suite(sr, make_blackbox_own_suite());
 	srunner_add_suite(sr, make_blackbox_srv_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -212,7 +212,7 @@ START_TEST(metrics_counters_match_rsc_loop_counter)
 	t_make_files(4);
 	t_scope_of_files(4, "counted");
 	text = metrics_text(&t_loop, 1);
-	for (c = 0; c < RSC_CTR__COUNT; c++) {
+	for (c = 0; c < RSC_CTR_COUNT; c++) {
 		snprintf(name, sizeof(name), "ringscope_%s_total", rsc_counter_name(c));
 		ck_assert_int_eq(count_of(text, "# HELP ") > 0, 1);
 		ck_assert_msg(strstr(text, name), "no %s", name);

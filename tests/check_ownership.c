@@ -675,7 +675,7 @@ START_TEST(counters_have_names)
 {
 	ck_assert_str_eq(rsc_counter_name(RSC_CTR_SQES), "sqes");
 	ck_assert_str_eq(rsc_counter_name(RSC_CTR_FAULTS_INJECTED), "faults_injected");
-	ck_assert_ptr_null(rsc_counter_name(RSC_CTR__COUNT));
+	ck_assert_ptr_null(rsc_counter_name(RSC_CTR_COUNT));
 	ck_assert_ptr_null(rsc_counter_name((enum rsc_counter)-1));
 }
 END_TEST

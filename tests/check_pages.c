@@ -2804,7 +2804,7 @@ END_TEST
 
 /* rsc_loop_counter(3): "Counters start at 0" (but pool_allocs); RSC_CTR_ACQUIRED, RELEASED,
  * ENTER_FAILED ("cancelled acquires included") count entries; every counter
- * has a name, RSC_CTR__COUNT none; -EINVAL out of range. rsc_loop_run(3):
+ * has a name, RSC_CTR_COUNT none; -EINVAL out of range. rsc_loop_run(3):
  * -EINVAL for a bad mode; "returns 1 if the loop still has work, 0 if not". */
 START_TEST(counters_count_entries_and_run_reports_work)
 {
@@ -2815,13 +2815,13 @@ START_TEST(counters_count_entries_and_run_reports_work)
 
 	t_make_files(2);
 	ck_assert_int_eq(rsc_loop_new(&l, 8, 0), 0);
-	for (i = 0; i < RSC_CTR__COUNT; i++) {
+	for (i = 0; i < RSC_CTR_COUNT; i++) {
 		ck_assert_ptr_nonnull(rsc_counter_name(i));
 		if (i != RSC_CTR_POOL_ALLOCS) /* the pools' first allocations, by rsc_loop_new */
 			ck_assert_int_eq(rsc_loop_counter(l, i), 0);
 	}
-	ck_assert_ptr_null(rsc_counter_name(RSC_CTR__COUNT));
-	ck_assert_int_eq(rsc_loop_counter(l, RSC_CTR__COUNT), -EINVAL);
+	ck_assert_ptr_null(rsc_counter_name(RSC_CTR_COUNT));
+	ck_assert_int_eq(rsc_loop_counter(l, RSC_CTR_COUNT), -EINVAL);
 	ck_assert_str_eq(rsc_counter_name(RSC_CTR_SQES), "sqes");
 	ck_assert_int_eq(rsc_loop_run(l, (enum rsc_run_mode)7), -EINVAL);
 	ck_assert_int_eq(rsc_scope_open(l, NULL, "s", &s), 0);
@@ -3274,7 +3274,7 @@ START_TEST(metrics_name_every_counter)
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_eq(rsc_loop_metrics(t_loop, f), 0);
 	fclose(f);
-	for (i = 0; i < RSC_CTR__COUNT; i++) {
+	for (i = 0; i < RSC_CTR_COUNT; i++) {
 		snprintf(want, sizeof(want), "\nringscope_%s_total{loop=", rsc_counter_name(i));
 		ck_assert_msg(strstr(body, want), "no %s", want + 1);
 	}

@@ -206,6 +206,8 @@ Suite *make_hostile_fallbacks_suite(void);
 Suite *make_hostile_loose_suite(void);
 Suite *make_hostile_newapi_suite(void);
 Suite *make_hunt_suite(void);
+Suite *make_fork_suite(void);
+Suite *make_blackbox_own_suite(void);
 Suite *make_blackbox_srv_suite(void);
 
 #endif

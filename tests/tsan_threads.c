@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -752,6 +753,53 @@ static int hand_overs_between_threads(void)
 	return failed;
 }
 
+/* fork(2) while other threads' loops run (ringscope(7), FORK): the child
+ * makes a loop of its own, though a thread that is gone may have held a
+ * process-wide lock (handles, ledger pages, the live-loop list) at the fork. */
+#define FORKS 20
+
+static int fork_while_threads_run(void)
+{
+	pthread_t t[THREADS];
+	int failed = 0, k;
+	long i;
+
+	for (i = 0; i < THREADS; i++)
+		pthread_create(&t[i], NULL, worker, (void *)(100 + i));
+	for (k = 0; k < FORKS; k++) {
+		int status;
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			failed = 1;
+			break;
+		}
+		if (pid == 0) {
+			struct rsc_loop *loop;
+			struct rsc_scope *s;
+			char path[512];
+
+			alarm(10); /* a lock left held would hang here */
+			snprintf(path, sizeof(path), "%s/child-%d", dir, k);
+			if (rsc_loop_new(&loop, 16, 0) < 0 || rsc_scope_open(loop, NULL, "child", &s) < 0 ||
+			    rsc_open(s, AT_FDCWD, path, O_RDWR | O_CREAT, 0600, 0, NULL) < 0 ||
+			    rsc_loop_run(loop, RSC_RUN_DEFAULT) < 0 || rsc_scope_close_wait(s, NULL) != 0 ||
+			    rsc_loop_close(loop) < 0)
+				syscall(SYS_exit_group, 2);
+			/* Not _exit(): TSan would call the parent's threads, gone here, leaked. */
+			syscall(SYS_exit_group, 0);
+		}
+		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			fprintf(stderr, "fork %d: the child's loop failed (status 0x%x)\n", k, status);
+			failed = 1;
+		}
+	}
+	failed |= join_all(t, THREADS, "worker");
+	printf("tsan_threads: %d forks while %d threads ran loops, a loop in each child: %s\n", FORKS,
+	       THREADS, failed ? "FAILED" : "ok");
+	return failed;
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/rsc-tsan-XXXXXX";
@@ -780,6 +828,7 @@ int main(void)
 	failed |= posts_while_closing();
 	failed |= loops_posting_in_a_ring();
 	failed |= hand_overs_between_threads();
+	failed |= fork_while_threads_run();
 	failed |= posts_from_threads(0);
 	failed |= posts_from_threads(1);
 	failed |= posts_into_shared_ring(0);

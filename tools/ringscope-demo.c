@@ -378,7 +378,7 @@ static void human_report(const struct demo *d)
 	       check(rsc_audit_count(d->loop), "rsc_audit_count"));
 	check(rsc_audit_print(d->loop, stdout), "rsc_audit_print");
 	printf("counters:");
-	for (k = 0; k < RSC_CTR__COUNT; k++)
+	for (k = 0; k < RSC_CTR_COUNT; k++)
 		printf("%s %s=%lld", k && k % 5 == 0 ? "\n         " : "", rsc_counter_name((enum rsc_counter)k),
 		       counter(d, k));
 	printf("\n");
@@ -490,7 +490,7 @@ static void json_report(const struct demo *d)
 	printf("],\n  \"lifo_ok\": %s,\n", d->lifo_ok ? "true" : "false");
 	json_findings(d);
 	printf("  \"counters\": {");
-	for (k = 0; k < RSC_CTR__COUNT; k++)
+	for (k = 0; k < RSC_CTR_COUNT; k++)
 		printf("%s\"%s\": %lld", k ? ", " : "", rsc_counter_name((enum rsc_counter)k), counter(d, k));
 	printf("},\n");
 }

@@ -56,9 +56,9 @@ static void error_texts(void)
 	check(strcmp(rsc_err_name(ENOENT), "ENOENT") == 0, "rsc_err_name(ENOENT)");
 	check(strcmp(rsc_err_name(0), "OK") == 0, "rsc_err_name(0)");
 	check(strcmp(rsc_strerror(0), "Success") == 0, "rsc_strerror(0)");
-	for (i = 0; i < RSC_CTR__COUNT; i++)
+	for (i = 0; i < RSC_CTR_COUNT; i++)
 		check(rsc_counter_name((enum rsc_counter)i) != NULL, "rsc_counter_name of a counter");
-	check(rsc_counter_name(RSC_CTR__COUNT) == NULL, "rsc_counter_name(RSC_CTR__COUNT)");
+	check(rsc_counter_name(RSC_CTR_COUNT) == NULL, "rsc_counter_name(RSC_CTR_COUNT)");
 	check(rsc_counter_name((enum rsc_counter)-1) == NULL, "rsc_counter_name(-1)");
 	check(rsc_counter_name((enum rsc_counter)INT_MAX) == NULL, "rsc_counter_name(INT_MAX)");
 }

@@ -96,6 +96,18 @@ if command -v "$CXX" >/dev/null; then
 else
 	echo "SKIP install_check (C++ part): no $CXX"
 fi
+# No name the header declares is reserved to the implementation in either
+# language (C++ also reserves every name with "__"): clang says which.
+if command -v clang++ >/dev/null; then
+	clang -std=c11 -Wreserved-identifier -Wreserved-macro-identifier -Werror -I"$hide" $cflags \
+		-fsyntax-only "$tmp/alone.c" 2>"$tmp/cc.log" ||
+		{ cat "$tmp/cc.log"; fail "a reserved name in the header (C)"; }
+	clang++ -std=c++17 -Wreserved-identifier -Wreserved-macro-identifier -Werror -I"$hide" $cflags \
+		-x c++ -fsyntax-only "$tmp/alone.c" 2>"$tmp/cc.log" ||
+		{ cat "$tmp/cc.log"; fail "a reserved name in the header (C++)"; }
+else
+	echo "SKIP install_check (reserved names): no clang++"
+fi
 
 # The installed pages: each alias a ".so" stub naming an installed page.
 mandir=$(dirname "$(find "$stage" -name rsc_loop_new.3 | head -n 1)")/..

@@ -9,12 +9,14 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define ROUNDS 20
@@ -126,6 +128,20 @@ static void *failer(void *arg)
 	return NULL; /* its thread-locals are freed now, after their library */
 }
 
+/* The library's fork handler (ringscope(7), FORK) left with it: a fork now calls no unmapped code. */
+static void fork_after_unload(void)
+{
+	int st;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork", strerror(errno));
+	if (pid == 0)
+		_exit(0);
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		die("fork after dlclose", "the child did not exit cleanly");
+}
+
 int main(void)
 {
 	const char *dir = getenv("CONSUMER_PLUGINS");
@@ -172,6 +188,7 @@ int main(void)
 		pthread_barrier_destroy(&unloaded);
 		if (ringscope_mapped())
 			die("dlclose", "libringscope is still mapped after its last user left");
+		fork_after_unload();
 		if (fd_count() != before) {
 			fprintf(stderr, "plugin_host: round %d: %d descriptors open, %d before\n", round,
 				fd_count(), before);

@@ -190,7 +190,7 @@ static int metrics(const char *file)
 	printf("{");
 	for (i = 0; i < 2; i++) {
 		printf("%s\"%d\": {", i ? ", " : "", rsc_loop_id(loops[i]));
-		for (c = 0; c < RSC_CTR__COUNT; c++)
+		for (c = 0; c < RSC_CTR_COUNT; c++)
 			printf("%s\"%s\": %lld", c ? ", " : "", rsc_counter_name(c),
 			       rsc_loop_counter(loops[i], c));
 		printf("}");

@@ -158,6 +158,7 @@ static void io_done(struct rsc_entry *h, int res, void *buf, void *data)
 	/* A callback calling back: the entry's last op over, it takes the descriptor. */
 	if (io->detach && !in_flight(io->entry) && !e->detached)
 		op_detach(p, io->entry);
+	fork_from_callback(p, (unsigned)(io - ios));
 }
 
 /* A release traced: nothing of the entry may still be in flight. */

@@ -88,6 +88,7 @@ struct pentry {
 	bool unordered;	    /* K_CUSTOM: pushed with RSC_MANAGER_UNORDERED */
 	bool detached;	    /* rsc_entry_detach gave its fd back: no release */
 	bool adopted;	    /* entered inside rsc_adopt, traced from the loop */
+	bool moved;	    /* rsc_entry_move took it to another scope */
 	/* The socket entry under rsc_connect/rsc_listen: no handle is returned
 	 * for it, so it is bound to its handle at its first event. */
 	bool hidden;
@@ -155,6 +156,10 @@ struct prog {
 	int op_index;
 	bool eventfd_wake; /* made as on a kernel without MSG_RING (post.c) */
 	int miss;	   /* the mask of missing features it runs under (missing.c), or -1 */
+	/* fork.c: a callback forked; the child returned into the loop, where nothing may run. */
+	bool fork_child;       /* this is that child */
+	unsigned child_events; /* trace events the child saw: none allowed */
+	int fork_pid;	       /* the parent: the child to hear from, or 0 */
 	bool msg_armed;	   /* a msg_ring rule waits for a hand-over's look-up */
 	int n_direct;	   /* direct acquires: the loop has a direct table */
 	bool table;	   /* the loop has a direct table (ho_table), maybe no slot yet */
@@ -163,6 +168,11 @@ struct prog {
 	bool pollable;	   /* RSC_LOOP_POLLABLE, driven as a host loop drives it (shared.c) */
 	unsigned long long host_wakes; /* turns run because its fd polled readable */
 	bool audit_full;   /* the program's loop audits at RSC_AUDIT_FULL */
+	/* Leaks planted on a detached number (op_detach): each must be reported. */
+	int planted[8];
+	int planted_seen[8];
+	int n_planted;
+	int planted_uncleared; /* their findings since audit_probe last cleared them */
 	bool audit_cb;	   /* callbacks and hooks call the audit (audit.c) */
 	uint64_t sh_seed;  /* what the application does: a hash of the program */
 	bool odd_names;	   /* its scopes' names carry control bytes (text.c) */
@@ -270,6 +280,11 @@ void sh_cleanup(void);
 /* own.c: moves, failures, defers, on-close callbacks, deadlines, graceful closes, timers. */
 void own_begin(void);
 void own_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st);
+/* fork.c */
+bool fork_probe_due(const struct prog *p);
+void fork_probe(struct prog *p, struct prog_stats *st);
+void fork_from_callback(struct prog *p, unsigned salt);
+void fork_settle(struct prog *p, struct prog_stats *st);
 bool own_busy(const struct prog *p, int i);
 bool own_before_wait(const struct prog *p);
 /* Whether an unwind owns a scope's entries for rsc_entry_release: either,

@@ -269,6 +269,7 @@ static void op_entry_move(struct prog *p, struct rd *r, struct prog_stats *st)
 	}
 	/* The newest of its new scope: released first there. */
 	e->scope = to;
+	e->moved = true;
 	e->seq = p->sc[to].n_pushed++;
 	st->entry_moves++;
 }

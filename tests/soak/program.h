@@ -34,14 +34,16 @@ enum { KIND_IO = 1, KIND_HANDOVER = 2, KIND_POST = 4, KIND_OWN = 8, KIND_SHARED 
        KIND_MISSING = 2048,
        /* Hand-overs that carry a peer's address, to peers whose application drops
         * every arrival it reaps (tests/soak/handover.c): no op bytes of its own. */
-       KIND_DROP = 4096, KIND_ALL = 8191 };
+       KIND_DROP = 4096,
+       /* A forked child's copy of the loop (tests/soak/fork.c): no op bytes either. */
+       KIND_FORK = 8192, KIND_ALL = 16383 };
 
 struct prog_stats {
 	unsigned long long programs, ops, scopes, acquires, releases,
 		enter_failures, early_releases, late_acquires, refused_pushes,
 		fault_rules, faults_injected, leaks, audit_findings,
 		known_trace_order, known_lost_errors, stale_probes, reentry_probes,
-		adopted, detached, addr_pushes, addr_refused, bad_rule_sets,
+		adopted, detached, planted_leaks, addr_pushes, addr_refused, bad_rule_sets,
 		peers, handovers, handovers_done, handovers_failed, handovers_refused,
 		handovers_stale, handovers_unsupported, arrivals, arrivals_dropped,
 		handovers_addressed, posts, posts_run,
@@ -59,7 +61,7 @@ struct prog_stats {
 		host_programs, host_wakes, text_programs, text_traces, text_trace_bytes,
 		hk_slow, hk_slow_settled, hk_link, hk_witnesses, hk_skip, hk_deadlines,
 		app_chains, app_drains, app_open_links, alloc_rules, alloc_faults, alloc_refusals,
-		missing_programs, missing_refusals;
+		missing_programs, missing_refusals, fork_probes, fork_callbacks;
 	int max_depth;
 };
 

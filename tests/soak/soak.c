@@ -20,7 +20,7 @@
  *
  *   ringscope-soak [-t SECONDS] [-s SEED] [-k KINDS] [-p INDEX] [-o FILE] [-r FILE]
  *   SOAK_SECONDS (default 60) and SOAK_SEED (default: time) do the same;
- *   -k io,handover,post,own,shared,accept,chain,audit,conn,hooks,alloc,missing,drop (or PROG_KINDS) keeps those kinds
+ *   -k io,handover,post,own,shared,accept,chain,audit,conn,hooks,alloc,missing,drop,fork (or PROG_KINDS) keeps those kinds
  *   of op beside the first 20: the bytes of the others become accepts when
  *   "accept" is one of them, and do nothing otherwise.
  *   -p INDEX runs program INDEX of SEED alone (PROG_VERBOSE=1 to see it);

@@ -79,7 +79,7 @@ struct conn {
 struct stats {
 	unsigned long long accepted, closed, refused, idle_closed, cut, served,
 		by_status[HTTP__COUNT];
-	long long ctr[RSC_CTR__COUNT];
+	long long ctr[RSC_CTR_COUNT];
 	int findings;
 };
 
@@ -930,7 +930,7 @@ static void worker_finish(struct worker *w)
 	if (!w->loop)
 		return;
 	(void)rsc_loop_run(w->loop, RSC_RUN_NOWAIT); /* a post that came after the loop ran dry */
-	for (i = 0; i < RSC_CTR__COUNT; i++)
+	for (i = 0; i < RSC_CTR_COUNT; i++)
 		w->st.ctr[i] = rsc_loop_counter(w->loop, i);
 	w->st.findings = rsc_audit_count(w->loop);
 	if (w->direct)
@@ -1075,7 +1075,7 @@ static void summary(struct server *srv, int fds_exit)
 		t.served += s->served;
 		for (j = 0; j < HTTP__COUNT; j++)
 			t.by_status[j] += s->by_status[j];
-		for (j = 0; j < RSC_CTR__COUNT; j++)
+		for (j = 0; j < RSC_CTR_COUNT; j++)
 			t.ctr[j] += s->ctr[j];
 		t.findings += s->findings;
 	}

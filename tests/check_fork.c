@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A loop does not cross fork(2) (ringscope(7), FORK): the child's copy shares
+ * the parent's ring, so every call on it is refused with -ECHILD, the
+ * parent's completions stay the parent's, and rsc_loop_close() in the child
+ * closes the child's copies of the descriptors and touches nothing of the
+ * parent's ring (its eventfd, its buffers, its table).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static void store_res(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e, (void)buf;
+	*(int *)data = res;
+}
+
+static void never_run(struct rsc_loop *loop, void *arg)
+{
+	(void)loop;
+	*(int *)arg = 1;
+}
+
+static bool fd_is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* Waits for @pid; its exit status, or -1 if it did not exit. */
+static int child_status(pid_t pid)
+{
+	int st;
+
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* In the child: each refused call must be -ECHILD and say why. */
+#define CHILD_EXPECT_ECHILD(n, call) \
+	do { \
+		if ((call) != -ECHILD || !strstr(rsc_last_error(), "fork(2)")) \
+			_exit(n); \
+	} while (0)
+
+static const unsigned setups[] = { 0, RSC_LOOP_NO_DEFER_TASKRUN, RSC_LOOP_POLLABLE };
+
+/* The parent's read completes while the child holds the copy: it stays the parent's. */
+START_TEST(child_is_refused_and_the_parents_completion_stays_the_parents)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2], got = 99, posted = 0;
+	char buf[4];
+	long until;
+	pid_t pid;
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, setups[_i]), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "parent", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), -1, store_res, &got), 0);
+	ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rsc_scope *s2;
+		struct rsc_entry *e2;
+
+		if (write(p[1], "x", 1) != 1)
+			_exit(2);
+		usleep(50 * 1000); /* the read's completion is in the shared CQ by now */
+		CHILD_EXPECT_ECHILD(3, rsc_loop_run(loop, RSC_RUN_NOWAIT));
+		CHILD_EXPECT_ECHILD(4, rsc_scope_open(loop, NULL, "child", &s2));
+		CHILD_EXPECT_ECHILD(5, rsc_open(s, AT_FDCWD, "/", O_RDONLY | O_DIRECTORY, 0, 0, &e2));
+		CHILD_EXPECT_ECHILD(6, rsc_entry_release(e, NULL, NULL));
+		CHILD_EXPECT_ECHILD(7, rsc_entry_fd(e));
+		CHILD_EXPECT_ECHILD(8, rsc_scope_close(s, NULL, NULL));
+		CHILD_EXPECT_ECHILD(9, rsc_loop_post(loop, never_run, &posted));
+		CHILD_EXPECT_ECHILD(10, rsc_loop_shutdown(loop, NULL));
+		CHILD_EXPECT_ECHILD(11, rsc_scope_close_wait(s, NULL));
+		if (got != 99 || posted)
+			_exit(12); /* the parent's callback ran in the child */
+		_exit(0);
+	}
+	ck_assert_int_eq(child_status(pid), 0);
+	until = t_now_ms() + 5000;
+	while (got == 99 && t_now_ms() < until) {
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+		usleep(1000);
+	}
+	ck_assert_int_eq(got, 1); /* the parent's, not lost to the child */
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(!fd_is_open(p[0]));
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	close(p[1]);
+}
+END_TEST
+
+/* The child's rsc_loop_close(): its copies closed, the parent's untouched. */
+START_TEST(child_close_closes_its_copies_and_leaves_the_parents)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *a, *b;
+	struct rsc_entry *fa, *fb, *pr;
+	int p[2], na, nb, before = t_fd_count();
+	pid_t pid;
+
+	t_make_files(3);
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, 0), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, a, "b", &b), 0);
+	ck_assert_int_eq(rsc_open(a, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &fa), 0);
+	ck_assert_int_eq(rsc_adopt(a, p[0], 0, &pr), 0);
+	ck_assert_int_eq(rsc_open(b, AT_FDCWD, t_path("f1"), O_RDONLY, 0, 0, &fb), 0);
+	ck_assert_int_eq(rsc_loop_run(loop, RSC_RUN_DEFAULT), 0);
+	na = rsc_entry_fd(fa);
+	nb = rsc_entry_fd(fb);
+	ck_assert_int_ge(na, 0);
+	ck_assert_int_ge(nb, 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rsc_loop *mine;
+		struct rsc_scope *s;
+		struct rsc_entry *e;
+		int null;
+
+		if (rsc_loop_close(loop) != 0)
+			_exit(2);
+		if (fd_is_open(na) || fd_is_open(nb) || fd_is_open(p[0]))
+			_exit(3); /* the child's copies stayed open */
+		if (!fd_is_open(p[1]))
+			_exit(4); /* not the loop's: it stays */
+		/* A loop made here works, and may own the numbers the copy held. */
+		if (rsc_loop_new(&mine, 16, 0) != 0 || rsc_scope_open(mine, NULL, "child", &s) != 0)
+			_exit(5);
+		null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null < 0 || dup3(null, na, O_CLOEXEC) != na)
+			_exit(6);
+		close(null);
+		if (rsc_adopt(s, na, 0, &e) != 0)
+			_exit(7); /* -EEXIST: the copy's ledger was not forgotten */
+		if (rsc_open(s, AT_FDCWD, t_path("f2"), O_RDONLY, 0, 0, NULL) != 0 ||
+		    rsc_loop_run(mine, RSC_RUN_DEFAULT) != 0)
+			_exit(8);
+		if (rsc_scope_close_wait(s, NULL) != 0 || fd_is_open(na) || rsc_loop_close(mine) != 0)
+			_exit(9);
+		_exit(0);
+	}
+	ck_assert_int_eq(child_status(pid), 0);
+	/* The parent's descriptors and ring are as they were. */
+	ck_assert(fd_is_open(na) && fd_is_open(nb) && fd_is_open(p[0]));
+	ck_assert_int_eq(rsc_open(b, AT_FDCWD, t_path("f2"), O_RDONLY, 0, 0, NULL), 0);
+	ck_assert_int_eq(rsc_loop_run(loop, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0);
+	ck_assert(!fd_is_open(na) && !fd_is_open(nb) && !fd_is_open(p[0]));
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	close(p[1]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* The child's close unregisters nothing: the parent's host still wakes. */
+START_TEST(pollable_parent_still_wakes_after_the_childs_close)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct pollfd pfd;
+	int p[2], got = 99;
+	char buf[4];
+	pid_t pid;
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, RSC_LOOP_POLLABLE), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "host", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), -1, store_res, &got), 0);
+	pfd = (struct pollfd){ .fd = rsc_loop_fd(loop), .events = POLLIN };
+	do /* the read in the kernel, and the fd quiet */
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+	while (poll(&pfd, 1, 0) == 1);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(rsc_loop_close(loop) == 0 ? 0 : 2);
+	ck_assert_int_eq(child_status(pid), 0);
+	ck_assert_int_eq(write(p[1], "x", 1), 1); /* only the ring's eventfd can say so */
+	ck_assert_msg(poll(&pfd, 1, 5000) == 1, "the host was not woken: the eventfd went with the child");
+	ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(got, 1);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	while (rsc_loop_alive(loop) == 1) {
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+		if (rsc_loop_alive(loop) == 1)
+			ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+	}
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	close(p[1]);
+}
+END_TEST
+
+/* The child's close needs a cancel (a grace's timer) while the SQ is full of
+ * the parent's prepared SQEs: it must neither write nor submit them, or the
+ * parent's opens run in the child and their numbers are the child's. */
+START_TEST(child_close_submits_none_of_the_parents_sqes)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *a, *b;
+	struct rsc_entry *e, *opens[8];
+	int p[2], got = 99, i;
+	char buf[4];
+	pid_t pid;
+
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_new(&loop, 8, RSC_LOOP_NO_DEFER_TASKRUN), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "grace", &a), 0);
+	ck_assert_int_eq(rsc_adopt(a, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), -1, store_res, &got), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(a, 10000, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0); /* the grace and its timer start */
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "opens", &b), 0);
+	for (i = 0; i < 8; i++) { /* prepared, not submitted: the SQ is full */
+		char name[8];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		ck_assert_int_eq(rsc_open(b, AT_FDCWD, t_path(name), O_RDONLY, 0, 0, &opens[i]), 0);
+	}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(rsc_loop_close(loop) == 0 ? 0 : 2);
+	ck_assert_int_eq(child_status(pid), 0);
+	ck_assert_int_eq(rsc_loop_run(loop, RSC_RUN_NOWAIT) >= 0, 1);
+	for (i = 0; i < 8; i++) {
+		while (rsc_entry_state(opens[i]) == RSC_ENTERING)
+			ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+		ck_assert_int_eq(rsc_entry_state(opens[i]), RSC_ENTERED);
+		ck_assert_msg(fd_is_open(rsc_entry_fd(opens[i])),
+			      "open %d entered with %d, not open here: it ran in the child", i,
+			      rsc_entry_fd(opens[i]));
+	}
+	ck_assert_int_eq(write(p[1], "x", 1), 1); /* the grace's read ends it */
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), 0);
+	while (rsc_loop_alive(loop) == 1)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(got, 1);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	close(p[1]);
+}
+END_TEST
+
+struct received {
+	int calls, bytes, last;
+};
+
+static void count_received(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct received *r = data;
+
+	(void)e, (void)buf;
+	r->calls++;
+	if (res > 0)
+		r->bytes += res;
+	r->last = res;
+}
+
+/* The child's close leaves the ring's receive buffers registered: the
+ * parent's multishot receive goes on receiving into them. */
+START_TEST(parents_multishot_receive_survives_the_childs_close)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	struct received r = { 0 };
+	int peer, i;
+	long until;
+	pid_t pid;
+
+	/* Not single-issuer: the kernel would refuse the child's unregister itself. */
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, RSC_LOOP_NO_DEFER_TASKRUN), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "recv", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv_multishot(e, 0, count_received, &r), 0);
+	ck_assert_int_eq(write(peer, "ab", 2), 2);
+	until = t_now_ms() + 5000;
+	while (r.bytes < 2 && t_now_ms() < until)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(r.bytes, 2);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(rsc_loop_close(loop) == 0 ? 0 : 2);
+	ck_assert_int_eq(child_status(pid), 0);
+	for (i = 0; i < 3; i++) /* more than one buffer's worth of receives */
+		ck_assert_int_eq(write(peer, "cdef", 4), 4);
+	while (r.bytes < 14 && t_now_ms() < until)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_msg(r.bytes == 14, "received %d of 14 bytes (last %d): the buffers went with the child",
+		      r.bytes, r.last);
+	close(peer);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+}
+END_TEST
+
+struct forking {
+	pid_t parent;
+	int a, b;      /* results the parent saw */
+	int ran_in_child; /* callbacks that ran in the child after the fork */
+};
+
+static void read_a_forks(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct forking *f = data;
+
+	(void)e, (void)buf;
+	f->a = res;
+	(void)fork(); /* both return into the loop: the child too, by mistake */
+}
+
+static void read_b(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct forking *f = data;
+
+	(void)e, (void)buf;
+	if (getpid() != f->parent)
+		f->ran_in_child++;
+	else
+		f->b = res;
+}
+
+static void close_seen(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	struct forking *f = data;
+
+	(void)s, (void)status, (void)err;
+	if (getpid() != f->parent)
+		f->ran_in_child++;
+}
+
+/* A callback forks and the child returns into the loop: the rest of the
+ * batch, and everything after, is the parent's alone. */
+START_TEST(child_forked_in_a_callback_runs_nothing_more)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *ea, *eb;
+	struct forking f = { .parent = getpid(), .a = 99, .b = 99 };
+	int pa[2], pb[2], ret;
+	char bufa[4], bufb[4];
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, setups[_i]), 0);
+	ck_assert_int_eq(pipe2(pa, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(pb, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "pair", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, pa[0], 0, &ea), 0);
+	ck_assert_int_eq(rsc_adopt(s, pb[0], 0, &eb), 0);
+	ck_assert_int_eq(rsc_read(ea, bufa, sizeof(bufa), -1, read_a_forks, &f), 0);
+	ck_assert_int_eq(rsc_read(eb, bufb, sizeof(bufb), -1, read_b, &f), 0);
+	ck_assert_int_eq(rsc_scope_on_close(s, close_seen, &f), 0);
+	ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(write(pa[1], "a", 1), 1);
+	ck_assert_int_eq(write(pb[1], "b", 1), 1);
+	usleep(20 * 1000); /* both completions in one batch, as a rule */
+	ret = rsc_loop_run(loop, RSC_RUN_ONCE);
+	if (getpid() != f.parent) {
+		/* The child: refused, nothing more ran, and its copy goes. */
+		int code = ret != -ECHILD ? 2 : f.ran_in_child ? 3 : 0;
+
+		if (!code && rsc_scope_close_wait(s, NULL) != -ECHILD)
+			code = 4;
+		if (!code && f.ran_in_child)
+			code = 5;
+		if (!code && rsc_loop_close(loop) != 0)
+			code = 6;
+		_exit(code);
+	}
+	ck_assert_int_ge(ret, 0);
+	{
+		int st;
+
+		ck_assert_int_gt(wait(&st), 0);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child: %d", WEXITSTATUS(st));
+	}
+	while (f.b == 99)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(f.a, 1);
+	ck_assert_int_eq(f.b, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	close(pa[1]);
+	close(pb[1]);
+}
+END_TEST
+
+/* A child of a child: each fork marks the loops made before it. */
+START_TEST(loop_made_in_a_child_is_refused_in_the_grandchild)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rsc_loop *mine;
+		struct rsc_scope *s;
+		pid_t grandchild;
+		int st;
+
+		if (rsc_loop_new(&mine, 16, 0) != 0 || rsc_scope_open(mine, NULL, "child", &s) != 0)
+			_exit(2);
+		grandchild = fork();
+		if (grandchild == 0) {
+			CHILD_EXPECT_ECHILD(3, rsc_loop_run(mine, RSC_RUN_NOWAIT));
+			_exit(rsc_loop_close(mine) == 0 ? 0 : 4);
+		}
+		if (grandchild < 0 || waitpid(grandchild, &st, 0) != grandchild || !WIFEXITED(st))
+			_exit(5);
+		if (WEXITSTATUS(st) != 0)
+			_exit(10 + WEXITSTATUS(st));
+		if (rsc_scope_close_wait(s, NULL) != 0 || rsc_loop_close(mine) != 0)
+			_exit(6); /* the child's own loop still works in the child */
+		_exit(0);
+	}
+	ck_assert_int_eq(child_status(pid), 0);
+}
+END_TEST
+
+Suite *make_fork_suite(void)
+{
+	Suite *s = suite_create("fork");
+	TCase *tc = tcase_create("fork");
+
+	t_add_fixture(tc);
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, child_is_refused_and_the_parents_completion_stays_the_parents, 0,
+			    (int)(sizeof(setups) / sizeof(setups[0])));
+	tcase_add_test(tc, child_close_closes_its_copies_and_leaves_the_parents);
+	tcase_add_test(tc, pollable_parent_still_wakes_after_the_childs_close);
+	tcase_add_test(tc, child_close_submits_none_of_the_parents_sqes);
+	t_add_test_if(tc, parents_multishot_receive_survives_the_childs_close, t_has_recv_multishot(),
+		      "IORING_RECV_MULTISHOT (Linux 6.0)");
+	tcase_add_test(tc, loop_made_in_a_child_is_refused_in_the_grandchild);
+	tcase_add_loop_test(tc, child_forked_in_a_callback_runs_nothing_more, 0,
+			    (int)(sizeof(setups) / sizeof(setups[0])));
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fork probes (ringscope(7), FORK; bug 58): now and then a stale-handle
+ * probe also forks. The child finds every call on the program's loop refused
+ * with -ECHILD, frees its copy with rsc_loop_close(), and holds no more
+ * descriptors after that than before; the parent's program goes on, and its
+ * oracle finds every completion still the parent's. And now and then an I/O
+ * callback forks, and both processes return into the loop: the child must
+ * see nothing more run there (no trace event; rsc_loop_run says -ECHILD) and
+ * reach the program's next op, where it leaves. No op bytes of its own.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "model.h"
+
+/* The child's checks: 0, or which failed. */
+static int in_child(struct prog *p, struct rsc_scope *s, struct rsc_entry *e)
+{
+	struct rsc_scope *fresh;
+	int before = rsc_audit_fd_count();
+
+	if (rsc_loop_run(p->loop, RSC_RUN_NOWAIT) != -ECHILD)
+		return 2;
+	if (rsc_scope_open(p->loop, NULL, "fork", &fresh) != -ECHILD)
+		return 3;
+	if (s && rsc_scope_close(s, NULL, NULL) != -ECHILD)
+		return 4;
+	if (e && rsc_entry_fd(e) != -ECHILD)
+		return 5;
+	if (e && rsc_entry_release(e, NULL, NULL) != -ECHILD)
+		return 6;
+	if (rsc_loop_close(p->loop) != 0)
+		return 7;
+	if (rsc_audit_fd_count() > before)
+		return 8;
+	return 0;
+}
+
+/* One in 64 stale probes, by the op's place: deterministic for a replay. */
+bool fork_probe_due(const struct prog *p)
+{
+	return (p->env->kinds & KIND_FORK) && ((unsigned)p->op_index * 2654435761u) >> 26 == 0;
+}
+
+void fork_probe(struct prog *p, struct prog_stats *st)
+{
+	struct rsc_scope *s = NULL;
+	struct rsc_entry *e = NULL;
+	int i, status;
+	pid_t pid;
+
+	for (i = p->n_sc - 1; i >= 0 && !s; i--)
+		if (p->sc[i].valid)
+			s = p->sc[i].h;
+	for (i = p->n_en - 1; i >= 0 && !e; i--)
+		if (p->sc[p->en[i].scope].valid && !p->en[i].detached && p->en[i].h)
+			e = p->en[i].h;
+	fflush(NULL); /* the child's exit must not write the parent's buffers twice */
+	pid = fork();
+	if (pid < 0)
+		return; /* no process to spare: nothing to check */
+	if (pid == 0)
+		_exit(in_child(p, s, e));
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		violation(p, "fork probe: the child %s %d (2 run, 3 scope_open, 4 scope_close, 5 entry_fd, "
+			     "6 entry_release: not -ECHILD; 7 rsc_loop_close failed; 8 descriptors left)",
+			  WIFEXITED(status) ? "exited" : "was killed by signal",
+			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		return;
+	}
+	st->fork_probes++;
+}
+
+/* One I/O callback in 64, by its op's place and @salt: a fork from inside it. */
+void fork_from_callback(struct prog *p, unsigned salt)
+{
+	pid_t pid;
+
+	/* Not where the program's own code drives the ring (an application's
+	 * ring, a host loop): that code would go on in the child too. */
+	if (!(p->env->kinds & KIND_FORK) || p->shared || p->pollable || p->fork_child || p->fork_pid ||
+	    ((unsigned)(p->op_index * 31 + (int)salt) * 2654435761u) >> 26 != 0)
+		return;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return;
+	if (pid == 0) {
+		p->fork_child = true;
+		alarm(10); /* a child stuck in the loop is killed, and the parent says so */
+		return;
+	}
+	p->fork_pid = pid;
+}
+
+/* The child leaves here, at its program's next op; the parent hears how. */
+void fork_settle(struct prog *p, struct prog_stats *st)
+{
+	int status;
+
+	if (p->fork_child)
+		_exit(p->child_events ? 3 : 0);
+	if (!p->fork_pid)
+		return;
+	if (waitpid(p->fork_pid, &status, 0) != p->fork_pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		violation(p, "fork in a callback: the child %s %d (3: the loop ran on in it)",
+			  WIFEXITED(status) ? "exited" : "was killed by signal",
+			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	else
+		st->fork_callbacks++;
+	p->fork_pid = 0;
+}
