@@ -557,7 +557,8 @@ RSC_EXTERN int rsc_entry_peername(const struct rsc_entry *entry, struct sockaddr
  * (scope and entry NULL) and it is re-armed after a backoff that doubles
  * from 10 ms to 1 s. It ends for good with a last @cb of -ECANCELED
  * (released), or another -errno. If the call fails, @cb is never called.
- * Errors: -EINVAL, -ESTALE, -EBADF (not entered, or being released),
+ * Errors: -EINVAL, -ESTALE, -ENXIO (RSC_DIRECT without a direct table),
+ * -EBADF (not entered, or being released),
  * -ESHUTDOWN, -EBUSY, -EDEADLK (inside a manager hook), -ENOMEM,
  * -EOPNOTSUPP.
  */

@@ -162,14 +162,16 @@ int rsc_loop_dispatch(struct rsc_loop *loop, const struct io_uring_cqe *cqe)
 {
 	RSC__CHECK_ARG(loop && cqe, "rsc_loop_dispatch: loop or cqe is NULL");
 	RSC__SAME_PROCESS(loop, "rsc_loop_dispatch");
-	if (!(cqe->user_data & RSC__UD_TAG))
-		return 0; /* the application's */
-	if (!loop->shared) {
+	if ((cqe->user_data & RSC__UD_TAG) && !loop->shared) {
 		rsc__set_last_error("rsc_loop_dispatch: the loop reaps its own ring");
 		return -EINVAL;
 	}
+	/* Refused from a callback whoever's CQE it is, as the page says: the
+	 * caller's reap loop is re-entering the loop either way. */
 	if (rsc__check_not_in_callback(loop, "rsc_loop_dispatch") < 0)
 		return -EDEADLK;
+	if (!(cqe->user_data & RSC__UD_TAG))
+		return 0; /* the application's */
 	/* Ours by its tag, but no op of this loop in flight: given twice, or made up. */
 	if (rsc__ud_names_op(cqe->user_data) && !rsc__op_lookup(loop, cqe->user_data)) {
 		rsc__set_last_error("rsc_loop_dispatch: the CQE (user_data 0x%llx) names no operation of this loop in flight: dispatched twice, or not this loop's",

@@ -209,5 +209,6 @@ Suite *make_hunt_suite(void);
 Suite *make_fork_suite(void);
 Suite *make_blackbox_own_suite(void);
 Suite *make_blackbox_obs_suite(void);
+Suite *make_blackbox_srv_suite(void);
 
 #endif

@@ -124,7 +124,9 @@ static void probe_reentry(struct rsc_entry *e, const char *where)
 	struct prog *p = g_prog;
 	/* Tagged, as a CQE of ringscope's the application reaped meanwhile. */
 	const struct io_uring_cqe cqe = { .user_data = (1ULL << 63) | 1 };
-	int ret[7], i;
+	/* And the application's own: refused too, whoever's CQE it is. */
+	const struct io_uring_cqe app_cqe = { .user_data = 1 };
+	int ret[8], i;
 
 	if (!p || !p->reenter)
 		return;
@@ -136,8 +138,9 @@ static void probe_reentry(struct rsc_entry *e, const char *where)
 	/* A hook, or the trace, in the middle of the runtime's step: it changes nothing. */
 	ret[5] = e ? rsc_entry_detach(e) : -EDEADLK;
 	ret[6] = e ? rsc_entry_release(e, NULL, NULL) : -EDEADLK;
+	ret[7] = rsc_loop_dispatch(p->loop, &app_cqe);
 	p->reentry_probes++;
-	for (i = 0; i < 7; i++)
+	for (i = 0; i < 8; i++)
 		if (ret[i] != -EDEADLK)
 			violation(p, "call %d from %s returned %s, expected EDEADLK", i, where,
 				  rsc_err_name(ret[i]));
