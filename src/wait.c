@@ -40,6 +40,7 @@ int rsc__scope_close_and_wait(struct rsc__scope *s, int *status,
 {
 	struct close_wait w = { false, 0, NULL };
 	struct rsc_loop *loop = s->loop;
+	uint64_t h = s->h;
 	int ret;
 
 	*errp = NULL;
@@ -49,8 +50,12 @@ int rsc__scope_close_and_wait(struct rsc__scope *s, int *status,
 	while (!w.done) {
 		ret = rsc_loop_run(loop, RSC_RUN_ONCE);
 		if (ret < 0) {
-			s->close_cb = NULL;
-			s->close_data = NULL;
+			/* By handle: in a child that a callback forked (-ECHILD), the
+			 * scope may be gone without our callback (ringscope(7), FORK). */
+			if (rsc__handle_lookup(h, RSC__K_SCOPE) == s) {
+				s->close_cb = NULL;
+				s->close_data = NULL;
+			}
 			return ret;
 		}
 	}

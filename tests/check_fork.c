@@ -406,6 +406,39 @@ START_TEST(child_forked_in_a_callback_runs_nothing_more)
 }
 END_TEST
 
+static void post_that_forks(struct rsc_loop *loop, void *arg)
+{
+	(void)loop, (void)arg;
+	(void)fork(); /* both go back into rsc_scope_close_wait */
+}
+
+/* A post forks inside rsc_scope_close_wait, and the same turn unwinds and
+ * frees the scope (its close callback, the wait's own, does not run in the
+ * child): the child's wait, refused, must not touch the freed scope (ASan). */
+START_TEST(child_forked_during_a_close_wait_leaves_the_freed_scope_alone)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	pid_t parent = getpid();
+	int ret;
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, setups[_i]), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "closing", &s), 0);
+	ck_assert_int_eq(rsc_loop_post(loop, post_that_forks, NULL), 0);
+	ret = rsc_scope_close_wait(s, NULL);
+	if (getpid() != parent)
+		_exit(ret == -ECHILD && rsc_loop_close(loop) == 0 ? 0 : 2);
+	ck_assert_int_eq(ret, 0);
+	{
+		int st;
+
+		ck_assert_int_gt(wait(&st), 0);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child: status 0x%x", st);
+	}
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+}
+END_TEST
+
 /* A child of a child: each fork marks the loops made before it. */
 START_TEST(loop_made_in_a_child_is_refused_in_the_grandchild)
 {
@@ -452,6 +485,8 @@ Suite *make_fork_suite(void)
 	t_add_test_if(tc, parents_multishot_receive_survives_the_childs_close, t_has_recv_multishot(),
 		      "IORING_RECV_MULTISHOT (Linux 6.0)");
 	tcase_add_test(tc, loop_made_in_a_child_is_refused_in_the_grandchild);
+	tcase_add_loop_test(tc, child_forked_during_a_close_wait_leaves_the_freed_scope_alone, 0,
+			    (int)(sizeof(setups) / sizeof(setups[0])));
 	tcase_add_loop_test(tc, child_forked_in_a_callback_runs_nothing_more, 0,
 			    (int)(sizeof(setups) / sizeof(setups[0])));
 	suite_add_tcase(s, tc);
