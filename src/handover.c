@@ -150,6 +150,17 @@ static bool live_at(uint32_t token, int ring_fd)
 	return found;
 }
 
+bool rsc__inbox_elsewhere(uint64_t user_data, int ring_fd)
+{
+	uint32_t token = (uint32_t)(user_data >> 32) & RSC__TOKEN_MASK;
+	bool elsewhere;
+
+	pthread_mutex_lock(&live_lock);
+	elsewhere = live_at_locked(token, -1) && !live_at_locked(token, ring_fd);
+	pthread_mutex_unlock(&live_lock);
+	return elsewhere;
+}
+
 /*
  * Parcels: the peer's address of a connection handed over (rsc_entry_peername
  * on a slot has no getpeername(2)). The message carries only 64 bits of

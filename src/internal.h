@@ -1204,6 +1204,8 @@ void rsc__direct_close_orphan(struct rsc_loop *loop, int slot);
 bool rsc__cq_holds_ours(struct rsc_loop *loop);
 /* Whether a hand-over may have put a file in @slot now: the kernel's range, free here. */
 bool rsc__direct_can_arrive(const struct rsc_loop *loop, int slot);
+/* handover.c: an arrival's inbox is alive on another ring: the CQE is not this loop's. */
+bool rsc__inbox_elsewhere(uint64_t user_data, int ring_fd);
 struct rsc__inbox;
 struct rsc__list *rsc__direct_inboxes(struct rsc_loop *loop);
 /* handover.c: a CQE another loop's IORING_OP_MSG_RING posted (user_data token << 32) */

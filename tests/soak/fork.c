@@ -54,11 +54,14 @@ void fork_probe(struct prog *p, struct prog_stats *st)
 	int i, status;
 	pid_t pid;
 
+	/* Live ones, asked here: the model's may have been freed since (an early
+	 * release settles and frees its entry), and a stale handle is -ESTALE. */
 	for (i = p->n_sc - 1; i >= 0 && !s; i--)
-		if (p->sc[i].valid)
+		if (p->sc[i].valid && rsc_scope_state(p->sc[i].h) >= 0)
 			s = p->sc[i].h;
 	for (i = p->n_en - 1; i >= 0 && !e; i--)
-		if (p->sc[p->en[i].scope].valid && !p->en[i].detached && p->en[i].h)
+		if (p->sc[p->en[i].scope].valid && !p->en[i].detached && p->en[i].h &&
+		    rsc_entry_state(p->en[i].h) >= 0)
 			e = p->en[i].h;
 	fflush(NULL); /* the child's exit must not write the parent's buffers twice */
 	pid = fork();
