@@ -422,8 +422,25 @@ static size_t put_text(char *buf, size_t len, size_t used, const char *str)
 	size_t n;
 
 	while (*s) {
-		const char *piece = next_shown(&s, esc, &n);
+		const unsigned char *run = s;
+		const char *piece;
 
+		/* Plain ASCII is most of every message: copied as a run, it is cut byte by byte. */
+		while (*s >= 0x20 && *s < 0x7f && *s != '\\')
+			s++;
+		if (s > run) {
+			n = (size_t)(s - run);
+			if (used + 1 < len) {
+				size_t fit = n < len - 1 - used ? n : len - 1 - used;
+
+				memcpy(buf + used, run, fit);
+				if (fit < n)
+					buf[used + fit] = '\0';
+			}
+			used += n;
+			continue;
+		}
+		piece = next_shown(&s, esc, &n);
 		if (used + n < len)
 			memcpy(buf + used, piece, n);
 		else if (used < len)

@@ -508,6 +508,48 @@ START_TEST(error_format_measures_cuts_and_escapes)
 }
 END_TEST
 
+/* Bytes of the shown text that one piece takes at @p: an escape, one UTF-8 character or one byte. */
+static size_t shown_piece_len(const unsigned char *p)
+{
+	if (p[0] == '\\')
+		return p[1] == 'x' ? 4 : 2;
+	if (p[0] < 0x80)
+		return 1;
+	return p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : 2;
+}
+
+/*
+ * Cut at every length, the text is the longest run of whole pieces that
+ * fits: plain ASCII is copied in runs, so a run must be cut byte by byte and
+ * a character or escape beside it never split.
+ */
+START_TEST(error_format_cut_at_every_length_keeps_whole_pieces)
+{
+	char path[256], full[512], cut[512];
+	struct rsc_error *err;
+	int len;
+
+	snprintf(path, sizeof(path), "%s/ab\xc3\xa9" "cd\xe2\x82\xac\x01xy\\\\z\xf0\x9f\x98\x80.q", t_dir);
+	err = failed_open_chain(path);
+	len = rsc_error_format(err, full, sizeof(full));
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_lt(len, (int)sizeof(full));
+	ck_assert_msg(strstr(full, "ab\xc3\xa9" "cd\xe2\x82\xac\\x01xy\\\\\\\\z\xf0\x9f\x98\x80.q"), "%s", full);
+	for (size_t size = 1; size <= (size_t)len + 1; size++) {
+		size_t want = 0;
+
+		while (want < (size_t)len && want + shown_piece_len((unsigned char *)full + want) <= size - 1)
+			want += shown_piece_len((unsigned char *)full + want);
+		memset(cut, 'Z', sizeof(cut));
+		ck_assert_int_eq(rsc_error_format(err, cut, size), len);
+		ck_assert_msg(strlen(cut) == want, "size %zu: %zu bytes, want %zu: %s", size, strlen(cut), want, cut);
+		ck_assert_int_eq(memcmp(cut, full, want), 0);
+		ck_assert_int_eq(cut[size], 'Z'); /* nothing past the buffer */
+	}
+	rsc_error_free(err);
+}
+END_TEST
+
 START_TEST(strerror_and_names_take_any_int)
 {
 	ck_assert_str_eq(rsc_err_name(-ENOENT), "ENOENT");
@@ -1078,6 +1120,7 @@ Suite *make_blackbox_obs_suite(void)
 	t_add_test_if(tc, fault_close_eio_reaches_the_chain_and_leaks_nothing,
 		      t_has_fault_injection(), "fault injection (--enable-fault-injection)");
 	tcase_add_test(tc, error_format_measures_cuts_and_escapes);
+	tcase_add_test(tc, error_format_cut_at_every_length_keeps_whole_pieces);
 	tcase_add_test(tc, strerror_and_names_take_any_int);
 	tcase_add_test(tc, finding_read_and_cleared_from_the_trace_callback);
 	tcase_add_test(tc, findings_bad_arguments_and_a_stream_that_cannot_write);

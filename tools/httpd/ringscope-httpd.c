@@ -227,8 +227,10 @@ static void on_conn_unwound(struct rsc_scope *scope, int status,
 		w->st.idle_closed++; /* its deadline passed (it cancelled the recv: c->closing) */
 	else if (status < 0 && err)
 		rsc_error_print(err, stderr);
-	/* Unwound by its deadline: it waits for a close (-EALREADY: a parent's unwind has it). */
-	(void)rsc_scope_close(scope, NULL, NULL);
+	/* Unwound by its deadline or a failure: it waits for a close (-EALREADY: a
+	 * parent's unwind has it). Asked already: asking again costs an error's text. */
+	if (!c->closing)
+		(void)rsc_scope_close(scope, NULL, NULL);
 	free(c->metrics_out);
 	free(c->spill);
 	free(c);
