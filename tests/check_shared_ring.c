@@ -228,6 +228,62 @@ static int tagged_left(struct io_uring *ring)
 	return n;
 }
 
+/*
+ * Bug 70: an application with two rings, each with a loop and a direct
+ * table, gives a hand-over's arrival to the wrong loop. That loop has the
+ * slot free too, but the inbox is the other loop's: refused, nothing taken
+ * (no parcel, no slot closed as an orphan in its own table), and the right
+ * loop still receives it. Without the fix the wrong loop returned 1.
+ */
+START_TEST(arrival_for_another_rings_inbox_is_refused)
+{
+	struct shared_receiver r;
+	struct io_uring_cqe *cqe;
+	struct app other;
+	int turns = 0, refused = 0;
+
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	app_new(&r.a);
+	ck_assert_int_eq(rsc_loop_set_direct(r.a.loop, 16, 4), 0);
+	app_new(&other);
+	ck_assert_int_eq(rsc_loop_set_direct(other.loop, 16, 4), 0);
+	ck_assert_int_eq(rsc_scope_open(r.a.loop, NULL, "receiver", &r.scope), 0);
+	ck_assert_int_eq(rsc_inbox(r.scope, t_count_arrival, &r.arrived, &r.inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(r.inbox, &r.addr), 0);
+	app_reap(&r.a); /* the inbox enters */
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "sender", &r.sender), 0);
+	ck_assert_int_eq(rsc_open(r.sender, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &r.sent), 0);
+	ck_assert_int_ge(rsc_entry_wait(r.sent), 0);
+	ck_assert_int_eq(rsc_entry_hand_over(r.sent, r.addr, NULL, NULL), 0);
+	while (!r.arrived && turns++ < 100) {
+		ck_assert_int_ge(io_uring_submit_and_wait(&r.a.ring, 1), 0);
+		while (io_uring_peek_cqe(&r.a.ring, &cqe) == 0 && cqe) {
+			if ((uint32_t)cqe->user_data == 0 && (cqe->user_data >> 63)) { /* the arrival */
+				ck_assert_int_eq(rsc_loop_dispatch(other.loop, cqe), -EINVAL);
+				ck_assert_msg(strstr(rsc_last_error(), "another ring"), "%s", rsc_last_error());
+				ck_assert_int_eq(rsc_loop_direct_used(other.loop), 0);
+				ck_assert_int_eq(r.arrived, 0);
+				refused++;
+			}
+			ck_assert_int_eq(rsc_loop_dispatch(r.a.loop, cqe), 1);
+			io_uring_cqe_seen(&r.a.ring, cqe);
+		}
+		ck_assert_int_ge(rsc_loop_run(r.a.loop, RSC_RUN_NOWAIT), 0);
+	}
+	ck_assert_int_eq(refused, 1);
+	ck_assert_int_eq(r.arrived, 1);
+	ck_assert_int_eq(rsc_loop_direct_used(r.a.loop), 1);
+	ck_assert_int_eq(t_audit_slots(r.a.loop), 0);
+	ck_assert_int_eq(t_audit_slots(other.loop), 0);
+	ck_assert_int_eq(tagged_left(&other.ring), 0); /* no orphan's close went out */
+	receiver_end(&r);
+	app_drain_and_close(&other);
+}
+END_TEST
+
+
 /* A slot handed over while the inbox's scope was closing arrives behind the
  * completions that end the inbox. An application that reaps one CQE at a
  * time and stops once the loop says it is idle (rsc_loop_new_from_ring(3))
@@ -630,6 +686,8 @@ Suite *make_shared_ring_suite(void)
 		t_add_test_if(tc, arrival_dispatched_twice_is_refused, t_has_hand_over(),
 			      "IORING_MSG_SEND_FD (Linux 6.0)");
 		t_add_test_if(tc, made_up_arrival_is_refused, t_has_hand_over(),
+			      "IORING_MSG_SEND_FD (Linux 6.0)");
+		t_add_test_if(tc, arrival_for_another_rings_inbox_is_refused, t_has_hand_over(),
 			      "IORING_MSG_SEND_FD (Linux 6.0)");
 		t_add_test_if(tc, arrival_behind_the_inbox_end_keeps_the_loop_alive,
 			      t_has_hand_over(), "IORING_MSG_SEND_FD (Linux 6.0)");
