@@ -87,7 +87,7 @@ static int deliver(struct rsc_op *op, int fd)
 	(void)rsc__scope_from(csh, &cs, "accept");
 	if (direct) {
 		/* A slot of the loop's table (manager_direct.c), not a descriptor. */
-		rsc__detail_num(detail, "slot ", (unsigned)fd);
+		rsc__detail_num(detail, "slot ", (unsigned)fd, "");
 		conn = rsc__adopt_slot(cs, fd, detail);
 		if (conn && op->peer) {
 			/* The address the kernel wrote: the only one a slot has.
@@ -97,7 +97,7 @@ static int deliver(struct rsc_op *op, int fd)
 			op->peer = NULL;
 		}
 	} else {
-		rsc__detail_num(detail, "fd ", (unsigned)fd);
+		rsc__detail_num(detail, "fd ", (unsigned)fd, "");
 		conn = rsc__adopt(cs, &conn_manager, fd, detail);
 	}
 	if (conn && (op->accept_flags & RSC_SHUTDOWN_ON_RELEASE))

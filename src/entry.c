@@ -829,7 +829,7 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 		return ret;
 	if (flags & RSC_SHUTDOWN_ON_RELEASE)
 		config |= RSC__CFG_SHUTDOWN;
-	rsc__detail_num(detail, "fd ", (unsigned)fd);
+	rsc__detail_num(detail, "fd ", (unsigned)fd, "");
 	e = new_entry(s, &adopt_manager, NULL, config, detail, __builtin_return_address(0));
 	if (!e)
 		return -ENOMEM;

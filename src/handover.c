@@ -73,13 +73,7 @@ static struct live_inbox *live;
 static unsigned n_live, cap_live;
 
 /* fork.c: held across a fork(2), so that the child's copy is whole and free. */
-void rsc__handover_fork(bool lock)
-{
-	if (lock)
-		pthread_mutex_lock(&live_lock);
-	else
-		pthread_mutex_unlock(&live_lock);
-}
+pthread_mutex_t *const rsc__handover_fork_lock = &live_lock;
 
 static void parcels_drop_locked(uint32_t token);
 static void spare_parcels_free_locked(void);
@@ -350,7 +344,7 @@ void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res)
 	parent = in->e->scope;
 	(void)parent;
 	(void)rsc__scope_from(csh, &cs, "hand-over");
-	snprintf(detail, sizeof(detail), "slot %d (handed over)", res);
+	rsc__detail_num(detail, "slot ", (unsigned)res, " (handed over)");
 	e = rsc__adopt_slot(cs, res, detail);
 	if (!e) {
 		parcel_recycle(parcel);

@@ -835,23 +835,27 @@ static inline size_t rsc__utf8_len(const unsigned char *s)
 	return n;
 }
 
+/* manager_socket.c: "AF_INET/SOCK_STREAM", an entry's detail. */
+void rsc__socket_detail(char detail[40], int domain, int type);
 /*
- * An entry's detail "@prefix@n" ("fd 7", "slot 3") in @buf (32 bytes): made
- * per accepted connection, where snprintf's setup cost more than the rest.
+ * An entry's detail "@prefix@n@suffix" ("fd 7", "slot 3 (handed over)") in
+ * @buf (32 bytes), cut to fit: made per connection, where snprintf's setup
+ * cost more than the rest of the accept (bench/README.md).
  */
-static inline void rsc__detail_num(char buf[32], const char *prefix, unsigned n)
+static inline void rsc__detail_num(char buf[32], const char *prefix, unsigned n, const char *suffix)
 {
 	char digits[10];
-	size_t len = strlen(prefix), d = 0;
+	size_t len = 0, d = 0;
 
 	do
 		digits[d++] = (char)('0' + n % 10);
 	while ((n /= 10) && d < sizeof(digits));
-	if (len > 32 - 1 - d)
-		len = 32 - 1 - d;
-	memcpy(buf, prefix, len);
-	while (d)
+	for (; *prefix && len < 31; prefix++)
+		buf[len++] = *prefix;
+	while (d && len < 31)
 		buf[len++] = digits[--d];
+	for (; *suffix && len < 31; suffix++)
+		buf[len++] = *suffix;
 	buf[len] = '\0';
 }
 

@@ -192,11 +192,7 @@ int rsc__direct_socket(struct rsc__scope *s, int domain, int type, int protocol,
 		return ret;
 	if (flags & RSC_SHUTDOWN_ON_RELEASE)
 		config |= RSC__CFG_SHUTDOWN;
-	snprintf(detail, sizeof(detail), "%s/%s",
-		 domain == AF_INET ? "AF_INET" : domain == AF_INET6 ? "AF_INET6" :
-		 domain == AF_UNIX ? "AF_UNIX" : "AF_?",
-		 (type & 0xf) == SOCK_STREAM ? "SOCK_STREAM" :
-		 (type & 0xf) == SOCK_DGRAM ? "SOCK_DGRAM" : "SOCK_?");
+	rsc__socket_detail(detail, domain, type);
 	ret = rsc__push(s, &socket_manager, &a, config, detail, site, entryp);
 	if (ret == 0)
 		mark_direct(*entryp);

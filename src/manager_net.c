@@ -173,28 +173,70 @@ int rsc__check_addr(const struct sockaddr *addr, socklen_t addrlen,
 	}
 }
 
-/* Bytes as text: control bytes, backslash (and, in an abstract name, non-ASCII) as \xNN. */
+/* @n bytes of @s after the @used of @buf (@len bytes), if all of them fit; NUL-terminated. */
+static bool put_bytes(char *buf, size_t len, size_t *used, const char *s, size_t n)
+{
+	if (*used + n >= len)
+		return false;
+	memcpy(buf + *used, s, n);
+	*used += n;
+	buf[*used] = '\0';
+	return true;
+}
+
+/* @s, cut to fit (as snprintf would). */
+static void put_cut(char *buf, size_t len, size_t *used, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (*used + 1 >= len)
+		return;
+	if (*used + n >= len)
+		n = len - 1 - *used;
+	put_bytes(buf, len, used, s, n);
+}
+
+/*
+ * Bytes as text: control bytes, backslash (and, in an abstract name,
+ * non-ASCII) as \xNN; no half escape at the end. No snprintf: a connect to a
+ * Unix socket names it per connection.
+ */
 static void escape_bytes(char *buf, size_t len, const unsigned char *p, size_t n,
 			 bool ascii_only)
 {
+	static const char hex[] = "0123456789abcdef";
 	size_t used = 0, i;
 
+	buf[0] = '\0';
 	for (i = 0; i < n && used + 1 < len; i++) {
 		bool raw = p[i] >= 0x20 && p[i] != 0x7f && p[i] != '\\' &&
 			   (!ascii_only || p[i] < 0x7f);
-		int w = raw ? snprintf(buf + used, len - used, "%c", p[i])
-			    : snprintf(buf + used, len - used, "\\x%02x", p[i]);
+		char esc[4] = { '\\', 'x', hex[p[i] >> 4], hex[p[i] & 0xf] };
 
-		if (w < 0 || (size_t)w >= len - used)
-			break; /* no half escape at the end */
-		used += (size_t)w;
+		if (!(raw ? put_bytes(buf, len, &used, (const char *)p + i, 1) :
+			    put_bytes(buf, len, &used, esc, sizeof(esc))))
+			break;
 	}
-	buf[used] = '\0';
+}
+
+/* "@host:@port" or "[@host]:@port", cut to fit. */
+static void put_host_port(char *buf, size_t len, const char *host, unsigned port, bool brackets)
+{
+	char digits[32];
+	size_t used = 0;
+
+	buf[0] = '\0';
+	rsc__detail_num(digits, "", port, "");
+	put_cut(buf, len, &used, brackets ? "[" : "");
+	put_cut(buf, len, &used, host);
+	put_cut(buf, len, &used, brackets ? "]:" : ":");
+	put_cut(buf, len, &used, digits);
 }
 
 /*
  * "127.0.0.1:80", "[::1]:80", the socket path, "@name" for an abstract
- * name or "(unnamed)", for errors and the audit; reads @addrlen bytes at most.
+ * name or "(unnamed)", for errors, the audit and a connection's detail (one
+ * per connect: no snprintf); reads @addrlen bytes at most.
  */
 void rsc__describe_addr(const struct sockaddr *addr, socklen_t addrlen,
 			char *buf, size_t len)
@@ -207,7 +249,10 @@ void rsc__describe_addr(const struct sockaddr *addr, socklen_t addrlen,
 		size_t n = addrlen - offsetof(struct sockaddr_un, sun_path);
 
 		if (n == 0) {
-			snprintf(buf, len, "(unnamed)");
+			size_t used = 0;
+
+			buf[0] = '\0';
+			put_cut(buf, len, &used, "(unnamed)");
 		} else if (path[0] == '\0') {
 			/* Abstract (unix(7)): every byte up to addrlen is the name, NULs too. */
 			buf[0] = '@';
@@ -222,12 +267,12 @@ void rsc__describe_addr(const struct sockaddr *addr, socklen_t addrlen,
 		const struct sockaddr_in *in = (const void *)addr;
 
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
+		put_host_port(buf, len, host, ntohs(in->sin_port), false);
 	} else {
 		const struct sockaddr_in6 *in6 = (const void *)addr;
 
 		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+		put_host_port(buf, len, host, ntohs(in6->sin6_port), true);
 	}
 }
 

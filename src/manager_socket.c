@@ -69,6 +69,14 @@ static const char *type_name(int type)
 	}
 }
 
+void rsc__socket_detail(char detail[40], int domain, int type)
+{
+	/* Not snprintf: a server's every outgoing connection makes one. */
+	strcpy(detail, domain_name(domain));
+	strcat(detail, "/");
+	strcat(detail, type_name(type));
+}
+
 int rsc_socket(struct rsc_scope *h, int domain, int type, int protocol,
 	       unsigned flags, struct rsc_entry **entryp)
 {
@@ -115,9 +123,7 @@ int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 	a.domain = domain;
 	a.type = type | ((flags & RSC_NO_CLOEXEC) ? 0 : SOCK_CLOEXEC);
 	a.protocol = protocol;
-	strcpy(detail, domain_name(domain));
-	strcat(detail, "/");
-	strcat(detail, type_name(type));
+	rsc__socket_detail(detail, domain, type);
 	ret = rsc__need_shutdown(s->loop, flags);
 	if (ret < 0)
 		return ret;

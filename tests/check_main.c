@@ -74,6 +74,7 @@ int main(void)
 	srunner_add_suite(sr, make_blackbox_own_suite());
 	srunner_add_suite(sr, make_blackbox_obs_suite());
 	srunner_add_suite(sr, make_blackbox_srv_suite());
+	srunner_add_suite(sr, make_hot_paths_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -207,6 +207,7 @@ Suite *make_hostile_loose_suite(void);
 Suite *make_hostile_newapi_suite(void);
 Suite *make_hunt_suite(void);
 Suite *make_fork_suite(void);
+Suite *make_hot_paths_suite(void);
 Suite *make_blackbox_own_suite(void);
 Suite *make_blackbox_obs_suite(void);
 Suite *make_blackbox_srv_suite(void);
