@@ -736,13 +736,7 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rsc__list live_loops = RSC__LIST_INIT(live_loops);
 
 /* fork.c: held across a fork(2), so that the child's copy is whole and free. */
-void rsc__audit_fork(bool lock)
-{
-	if (lock)
-		pthread_mutex_lock(&live_lock);
-	else
-		pthread_mutex_unlock(&live_lock);
-}
+pthread_mutex_t *const rsc__audit_fork_lock = &live_lock;
 
 unsigned rsc__describers;
 bool rsc__membarrier;

@@ -23,10 +23,12 @@ static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
  * is taken while another is held: any order will do). */
 static void locks(bool lock)
 {
-	rsc__host_fork(lock);
-	rsc__audit_fork(lock);
-	rsc__handover_fork(lock);
-	rsc__handles_fork(lock);
+	pthread_mutex_t *const *const all[] = { &rsc__host_fork_lock, &rsc__audit_fork_lock,
+						&rsc__handover_fork_lock, &rsc__handles_fork_lock };
+	size_t i;
+
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		(lock ? pthread_mutex_lock : pthread_mutex_unlock)(*all[i]);
 }
 
 static void before(void)

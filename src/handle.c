@@ -28,13 +28,7 @@ static unsigned n_chunks, n_free_chunks;
 static pthread_mutex_t chunk_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* fork.c: held across a fork(2), so that the child's copy is whole and free. */
-void rsc__handles_fork(bool lock)
-{
-	if (lock)
-		pthread_mutex_lock(&chunk_lock);
-	else
-		pthread_mutex_unlock(&chunk_lock);
-}
+pthread_mutex_t *const rsc__handles_fork_lock = &chunk_lock;
 
 static struct rsc__slot *slot_at(uint32_t idx)
 {

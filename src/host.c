@@ -38,13 +38,7 @@ static int shared_fds[MAX_SHARED_RINGS];
 static unsigned n_shared;
 
 /* fork.c: held across a fork(2), so that the child's copy is whole and free. */
-void rsc__host_fork(bool lock)
-{
-	if (lock)
-		pthread_mutex_lock(&shared_lock);
-	else
-		pthread_mutex_unlock(&shared_lock);
-}
+pthread_mutex_t *const rsc__host_fork_lock = &shared_lock;
 
 /* What a loop on the application's @ring needs of it; 0, or -errno said. */
 int rsc__shared_ring_claim(struct io_uring *ring)

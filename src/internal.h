@@ -575,11 +575,11 @@ static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 extern unsigned rsc__fork_gen;
 void rsc__fork_watch(struct rsc_loop *loop);
 __attribute__((cold)) int rsc__forked_error(const struct rsc_loop *loop, const char *fn);
-/* Each process-wide lock, taken (true) or let go (false) around a fork. */
-void rsc__handles_fork(bool lock);
-void rsc__audit_fork(bool lock);
-void rsc__handover_fork(bool lock);
-void rsc__host_fork(bool lock);
+/* Each process-wide lock: fork.c holds them all across a fork(2). */
+extern pthread_mutex_t *const rsc__handles_fork_lock;
+extern pthread_mutex_t *const rsc__audit_fork_lock;
+extern pthread_mutex_t *const rsc__handover_fork_lock;
+extern pthread_mutex_t *const rsc__host_fork_lock;
 
 /* Made before a fork(2) of which this is the child: its ring is the parent's. */
 static inline bool rsc__loop_forked(const struct rsc_loop *loop)
