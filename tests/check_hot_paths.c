@@ -241,6 +241,98 @@ START_TEST(single_shot_accepts_format_no_text)
 }
 END_TEST
 
+/* ---- a keep-alive connection: what a server does per request --------------- */
+
+/*
+ * ringscope-httpd's request path: the connection's scope moves from "idle"
+ * to "busy" when a request arrives, the answer is sent, and the scope moves
+ * back with its idle deadline re-armed. Single-shot or multishot receives.
+ */
+struct keepalive {
+	struct rsc_scope *idle, *busy, *conn;
+	int requests, answered, errors;
+	bool multishot;
+	char buf[16];
+};
+
+static void ka_request(struct rsc_entry *e, int res, void *buf, void *data);
+
+static void ka_sent(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct keepalive *k = data;
+
+	(void)buf;
+	if (res != 2 || rsc_scope_move(k->conn, k->idle) < 0 ||
+	    rsc_scope_set_deadline(k->conn, 30000, 0) < 0)
+		k->errors++;
+	k->answered++;
+	if (!k->multishot && rsc_recv(e, k->buf, sizeof(k->buf), 0, ka_request, k) < 0)
+		k->errors++;
+}
+
+static void ka_request(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct keepalive *k = data;
+
+	(void)buf;
+	if (res <= 0)
+		return; /* the end: the scope's close cancelled it */
+	k->requests++;
+	if (rsc_scope_move(k->conn, k->busy) < 0 || rsc_send(e, "ok", 2, 0, ka_sent, k) < 0)
+		k->errors++;
+}
+
+static void keep_alive_without_formatting(bool multishot, const char *test)
+{
+	struct keepalive k = { .multishot = multishot };
+	struct rsc_scope *top;
+	struct rsc_entry *e;
+	int peer, i, turns, before = t_fd_count();
+	long formats = 0;
+	bool counting = false;
+	char got[2];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "top", &top), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, top, "idle", &k.idle), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, top, "busy", &k.busy), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, k.idle, "conn", &k.conn), 0);
+	e = t_adopted_pair(k.conn, &peer);
+	ck_assert_int_eq(rsc_scope_set_deadline(k.conn, 30000, 0), 0);
+	if (multishot)
+		ck_assert_int_eq(rsc_recv_multishot(e, 0, ka_request, &k), 0);
+	else
+		ck_assert_int_eq(rsc_recv(e, k.buf, sizeof(k.buf), 0, ka_request, &k), 0);
+	for (i = 0; i < 36; i++) {
+		if (i == 4 && !(counting = count_from_now(test)))
+			break;
+		ck_assert_int_eq(write(peer, "hi", 2), 2);
+		for (turns = 0; k.answered == i && turns < 1000; turns++)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		ck_assert_int_eq(k.answered, i + 1);
+		ck_assert_int_eq(read(peer, got, sizeof(got)), 2);
+	}
+	if (counting)
+		formats = stop_counting();
+	ck_assert_msg(formats == 0, "libringscope formatted text %ld times over 32 requests", formats);
+	ck_assert_int_eq(k.errors, 0);
+	ck_assert_int_eq(k.requests, k.answered);
+	ck_assert_int_eq(rsc_scope_close_wait(top, NULL), 0);
+	close(peer);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+
+START_TEST(keep_alive_requests_format_no_text)
+{
+	keep_alive_without_formatting(false, "keep_alive_requests_format_no_text");
+}
+END_TEST
+
+START_TEST(keep_alive_multishot_requests_format_no_text)
+{
+	keep_alive_without_formatting(true, "keep_alive_multishot_requests_format_no_text");
+}
+END_TEST
+
 /* ---- a client: connect, send, close ---------------------------------------- */
 
 static void client_sent(struct rsc_entry *e, int res, void *buf, void *data)
@@ -322,6 +414,9 @@ Suite *make_hot_paths_suite(void)
 		      "IORING_OP_SOCKET (Linux 5.19)");
 	t_add_test_if(tc, connects_in_slots_format_no_text, t_kernel_has(IORING_OP_SOCKET),
 		      "IORING_OP_SOCKET (Linux 5.19)");
+	tcase_add_test(tc, keep_alive_requests_format_no_text);
+	t_add_test_if(tc, keep_alive_multishot_requests_format_no_text, t_has_recv_multishot(),
+		      "IORING_RECV_MULTISHOT (Linux 6.0)");
 	suite_add_tcase(s, tc);
 	return s;
 }
