@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ringscope.h"
@@ -93,7 +94,8 @@ static void slots(struct prog *p, const char *where)
 
 void audit_probe(struct prog *p, const char *where)
 {
-	char out[4096]; /* room for the planted leaks' lines */
+	char *out = NULL;
+	size_t out_len = 0;
 	FILE *f;
 	int n;
 
@@ -107,12 +109,16 @@ void audit_probe(struct prog *p, const char *where)
 			  n, p->planted_uncleared);
 	if (!p->planted_uncleared && rsc_audit_finding(p->loop, 0))
 		violation(p, "rsc_audit_finding(0) from %s: a finding in a clean program", where);
-	/* A stream of memory: no descriptor, and freed again (the soak counts both). */
-	f = fmemopen(out, sizeof(out), "w");
+	/* A stream of memory: no descriptor, and freed again (the soak counts both).
+	 * One that grows: a fixed 4 KiB one filled up with the planted leaks' lines
+	 * (escaped scope names and paths) and the print said -EIO, rightly. */
+	f = open_memstream(&out, &out_len);
 	if (f && (n = rsc_audit_print(p->loop, f)) != p->planted_uncleared)
-		violation(p, "rsc_audit_print from %s: %d lines in a clean program", where, n);
+		violation(p, "rsc_audit_print from %s: %d lines in a clean program (%d planted)", where, n,
+			  p->planted_uncleared);
 	if (f)
 		fclose(f);
+	free(out);
 	if ((n = rsc_audit_clear(p->loop)) != 0)
 		violation(p, "rsc_audit_clear from %s: %s", where, rsc_err_name(n));
 	p->planted_uncleared = 0;
