@@ -375,12 +375,18 @@ int rsc_error_depth(const struct rsc_error *err)
  * UTF-8 terminal, as a lone 0x9b is to an 8-bit one). 0: show one byte
  * escaped (next_shown).
  */
+/* Printable ASCII but the backslash: a byte shown as it is, alone. */
+static bool plain_ascii(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '\\';
+}
+
 static size_t shown_len(const unsigned char *s)
 {
 	size_t n;
 
 	if (*s >= 0x20 && *s < 0x7f)
-		return *s != '\\';
+		return plain_ascii(*s);
 	if (*s < 0x80 || !(n = rsc__utf8_len(s)))
 		return 0;
 	return s[0] == 0xc2 && s[1] < 0xa0 ? 0 : n;
@@ -426,7 +432,7 @@ static size_t put_text(char *buf, size_t len, size_t used, const char *str)
 		const char *piece;
 
 		/* Plain ASCII is most of every message: copied as a run, it is cut byte by byte. */
-		while (*s >= 0x20 && *s < 0x7f && *s != '\\')
+		while (plain_ascii(*s))
 			s++;
 		if (s > run) {
 			n = (size_t)(s - run);

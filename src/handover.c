@@ -124,6 +124,12 @@ static void live_remove(uint32_t token)
 	pthread_mutex_unlock(&live_lock);
 }
 
+/* The inbox a MSG_RING's user_data names (its high half, RSC__MSG_SHUTDOWN aside). */
+static uint32_t message_token(uint64_t user_data)
+{
+	return (uint32_t)(user_data >> 32) & RSC__TOKEN_MASK;
+}
+
 static bool live_at_locked(uint32_t token, int ring_fd)
 {
 	unsigned i;
@@ -146,7 +152,7 @@ static bool live_at(uint32_t token, int ring_fd)
 
 bool rsc__inbox_elsewhere(uint64_t user_data, int ring_fd)
 {
-	uint32_t token = (uint32_t)(user_data >> 32) & RSC__TOKEN_MASK;
+	uint32_t token = message_token(user_data);
 	bool elsewhere;
 
 	pthread_mutex_lock(&live_lock);
@@ -313,7 +319,7 @@ static void no_memory(struct rsc_loop *loop, struct rsc__inbox *in, int slot)
 void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res)
 {
 	uint32_t high = (uint32_t)(user_data >> 32), low = (uint32_t)user_data;
-	uint32_t token = high & RSC__TOKEN_MASK;
+	uint32_t token = message_token(user_data);
 	bool shutdown = high & (uint32_t)(RSC__MSG_SHUTDOWN >> 32);
 	struct rsc__inbox *in = find_inbox(loop, token);
 	struct rsc__scope *parent, *cs;

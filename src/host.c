@@ -179,18 +179,20 @@ int rsc_loop_dispatch(struct rsc_loop *loop, const struct io_uring_cqe *cqe)
 				    (unsigned long long)cqe->user_data);
 		return -EINVAL;
 	}
-	/* A slot that arrives is one the kernel just picked, free in our table: one
-	 * we hold already would get a second owner, or be closed as an orphan. */
-	/* Another ring's arrival would take that inbox's slot and parcel for nothing. */
-	if (rsc__ud_is_message(cqe->user_data) && rsc__inbox_elsewhere(cqe->user_data, loop->ring->ring_fd)) {
-		rsc__set_last_error("rsc_loop_dispatch: a hand-over's arrival (user_data 0x%llx) for an inbox on another ring: not this loop's",
-				    (unsigned long long)cqe->user_data);
-		return -EINVAL;
-	}
-	if (rsc__ud_is_message(cqe->user_data) && !rsc__direct_can_arrive(loop, cqe->res)) {
-		rsc__set_last_error("rsc_loop_dispatch: a hand-over's arrival (user_data 0x%llx) in slot %d, which this loop cannot have been given now: dispatched twice, or not this loop's",
-				    (unsigned long long)cqe->user_data, cqe->res);
-		return -EINVAL;
+	if (rsc__ud_is_message(cqe->user_data)) {
+		/* Another ring's arrival would take that inbox's slot and parcel for nothing. */
+		if (rsc__inbox_elsewhere(cqe->user_data, loop->ring->ring_fd)) {
+			rsc__set_last_error("rsc_loop_dispatch: a hand-over's arrival (user_data 0x%llx) for an inbox on another ring: not this loop's",
+					    (unsigned long long)cqe->user_data);
+			return -EINVAL;
+		}
+		/* A slot that arrives is one the kernel just picked, free in our table: one
+		 * we hold already would get a second owner, or be closed as an orphan. */
+		if (!rsc__direct_can_arrive(loop, cqe->res)) {
+			rsc__set_last_error("rsc_loop_dispatch: a hand-over's arrival (user_data 0x%llx) in slot %d, which this loop cannot have been given now: dispatched twice, or not this loop's",
+					    (unsigned long long)cqe->user_data, cqe->res);
+			return -EINVAL;
+		}
 	}
 	loop->running = true;
 	rsc__dispatch_one(loop, cqe->user_data, cqe->res, cqe->flags);
