@@ -341,6 +341,8 @@ static unsigned stash_cqes(struct rsc_loop *loop)
 	struct io_uring_cqe *cqe;
 	unsigned n = 0;
 
+	if (rsc__loop_forked(loop))
+		return 0; /* a callback forked: the CQ is the parent's (bug 72) */
 	while (io_uring_peek_cqe(loop->ring, &cqe) == 0 && cqe) {
 		if (loop->stash_len == loop->stash_cap) {
 			unsigned cap = loop->stash_cap ? loop->stash_cap * 2 : 64;
@@ -828,9 +830,14 @@ static unsigned dispatch_stash(struct rsc_loop *loop)
 	 * than what was here, but older than anything still in the ring, which
 	 * the caller reaps next (a multishot receive's bytes keep their order). */
 	while ((n = loop->stash_len) > 0) {
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
+			/* A callback that forked returns into the child's copy: the
+			 * rest is the parent's to run, as in reap(). */
+			if (rsc__loop_forked(loop))
+				return total + i;
 			dispatch(loop, loop->stash[i].user_data, loop->stash[i].res,
 				 loop->stash[i].flags);
+		}
 		memmove(loop->stash, loop->stash + n,
 			(loop->stash_len - n) * sizeof(*loop->stash));
 		loop->stash_len -= n;
@@ -894,6 +901,8 @@ static unsigned reap(struct rsc_loop *loop)
 	 * next's: a hand-over's MSG_RING before the close behind it). */
 	if (loop->stash_len)
 		total += dispatch_stash(loop);
+	if (rsc__loop_forked(loop))
+		return total; /* the child's copy: the CQ is the parent's */
 	/* Injected: take the overflow path, as after -EBUSY. */
 	if (rsc__fault(loop, RSC__F_CQ_OVERFLOW)) {
 		stash_cqes(loop);
@@ -1131,6 +1140,8 @@ int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 			break;
 		ret = 0;
 		done += reap(loop);
+		if (rsc__loop_forked(loop))
+			continue; /* a callback forked: the top refuses the child */
 		done += run_ready(loop);
 		if (!rsc__list_empty(&loop->audit_pending))
 			rsc__audit_flush(loop); /* verdicts that waited for the CQ to empty */
