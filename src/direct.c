@@ -450,6 +450,8 @@ void rsc__direct_close_orphan(struct rsc_loop *loop, int slot)
 		 * needs neither (io_uring_register(2), IORING_REGISTER_FILES_UPDATE). */
 		int none = -1;
 
+		if (rsc__loop_forked(loop))
+			return; /* a callback forked: the table is the parent's */
 		if (io_uring_register_files_update(loop->ring, (unsigned)slot, &none, 1) == 1)
 			slot_free(d, (unsigned)slot);
 		return; /* else it stays an orphan: the audit names it */

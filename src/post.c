@@ -77,8 +77,8 @@ void rsc__post_arm(struct rsc_loop *loop)
 {
 	struct io_uring_sqe *sqe;
 
-	if (loop->post_efd < 0 || loop->post_armed)
-		return;
+	if (loop->post_efd < 0 || loop->post_armed || rsc__loop_forked(loop))
+		return; /* forked: the SQ is the parent's */
 	/* Not rsc__get_sqes(): no flush, no kick. Every caller's SQ is submitted
 	 * next (a new loop, a dispatch, a turn of rsc_loop_run). */
 	sqe = io_uring_get_sqe(loop->ring);
