@@ -4,8 +4,9 @@
  * probe also forks. The child finds every call on the program's loop refused
  * with -ECHILD, frees its copy with rsc_loop_close(), and holds no more
  * descriptors after that than before; the parent's program goes on, and its
- * oracle finds every completion still the parent's. And now and then an I/O
- * callback forks, and both processes return into the loop: the child must
+ * oracle finds every completion still the parent's. And now and then a
+ * callback (I/O, a scope's close, an early release, a post) forks, and both
+ * processes return into the loop: the child must
  * see nothing more run there (no trace event; rsc_loop_run says -ECHILD) and
  * reach the program's next op, where it leaves. No op bytes of its own.
  */
@@ -79,15 +80,22 @@ void fork_probe(struct prog *p, struct prog_stats *st)
 	st->fork_probes++;
 }
 
-/* One I/O callback in 64, by its op's place and @salt: a fork from inside it. */
+/* One callback in 64 or in 8 (I/O, a scope's close, an early release, a
+ * post), by its op's place and @salt: a fork from inside it (bug 72 forked in a batch
+ * set aside by a busy submit, and its child read the parent's CQ). */
 void fork_from_callback(struct prog *p, unsigned salt)
 {
 	pid_t pid;
 
-	/* Not where the program's own code drives the ring (an application's
-	 * ring, a host loop): that code would go on in the child too. */
-	if (!(p->env->kinds & KIND_FORK) || p->shared || p->pollable || p->fork_child || p->fork_pid ||
-	    ((unsigned)(p->op_index * 31 + (int)salt) * 2654435761u) >> 26 != 0)
+	/* Not where the program's own code drives a ring (an application's,
+	 * its loop's or its peer's, or a host loop): that code would go on
+	 * in the child too, and reap the parent's CQ. */
+	if (!(p->env->kinds & KIND_FORK) || p->shared || sh_any_app() || p->pollable ||
+	    p->fork_child || p->fork_pid)
+		return;
+	/* One in 64; one in 8 under ring faults, whose paths (a busy submit's
+	 * completions set aside, an overflow) the child must not take either. */
+	if (((unsigned)(p->op_index * 31 + (int)salt) * 2654435761u) >> (p->ring_rules ? 29 : 26) != 0)
 		return;
 	fflush(NULL);
 	pid = fork();

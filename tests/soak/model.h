@@ -271,6 +271,7 @@ void io_end(struct prog *p, struct prog_stats *st);
 /* shared.c: loops on an application's own ring (rsc_loop_new_from_ring). */
 int sh_loop_new(struct prog *p, int app, unsigned entries, bool defer, struct rsc_loop **loopp);
 bool sh_is_shared(const struct rsc_loop *loop);
+bool sh_any_app(void);
 int sh_run(struct prog *p, struct rsc_loop *loop, enum rsc_run_mode mode);
 int sh_loop_close(struct prog *p, struct rsc_loop *loop, struct prog_stats *st);
 void sh_drop_arrivals(struct rsc_loop *loop);

@@ -113,6 +113,7 @@ static void posted(struct rsc_loop *loop, void *arg)
 	default:
 		break;
 	}
+	fork_from_callback(p, 3000 + (unsigned)po->seq);
 }
 
 static void post_queue(struct prog *p, enum post_kind kind, const uint8_t arg[4])

@@ -911,6 +911,7 @@ void scope_close_cb(struct rsc_scope *h, int status, const struct rsc_error *err
 		violation(p, "close callback for '%s': chain '%s', SCOPE_CLOSED had '%s'",
 			  s->name, buf, s->chain);
 	invalidate_tree(p, c->s); /* freed when we return */
+	fork_from_callback(p, 1000 + (unsigned)c->s);
 }
 
 static void release_cb(struct rsc_entry *h, int res, void *data)
@@ -920,8 +921,10 @@ static void release_cb(struct rsc_entry *h, int res, void *data)
 	(void)h;
 	e->n_early_cb++;
 	e->early_cb_res = res;
-	if (g_prog)
+	if (g_prog) {
 		audit_probe(g_prog, "a release callback");
+		fork_from_callback(g_prog, 2000 + (unsigned)e->seq);
+	}
 }
 
 /* ---- decoding ------------------------------------------------------------ */

@@ -106,6 +106,12 @@ bool sh_is_shared(const struct rsc_loop *loop)
 	return app_of(loop) != NULL;
 }
 
+/* Some ring of the program's is the application's (its loop's, or its peer's). */
+bool sh_any_app(void)
+{
+	return apps[0].used || apps[1].used;
+}
+
 /* user_data of the application's: pointers, small numbers, and ringscope's shapes untagged. */
 static uint64_t app_ud(struct app *a, int i)
 {
