@@ -547,6 +547,10 @@ static int flush(struct rsc_loop *loop)
 
 	if (tj->err)
 		return tj->err;
+	/* A callback forked, and the child's copy went on: the file is the
+	 * parent's, and the event that wanted room is dropped (begin_cat). */
+	if (rsc__loop_forked(loop))
+		return -ECHILD;
 	/*
 	 * Reserve the file's blocks ahead, past its end (its size stays what was
 	 * written): writes into reserved blocks skip ext4's delayed-allocation
