@@ -585,6 +585,10 @@ void rsc__audit_flush(struct rsc_loop *loop)
 
 	if (rsc__list_empty(&loop->audit_pending) || loop->n_entering || loop->n_orphans)
 		return;
+	/* A callback forked and this is the child's copy: the verdicts are the
+	 * parent's (its /proc/self/fd, its completions). */
+	if (rsc__loop_forked(loop))
+		return;
 	scanned = scan_fds(loop, &now, &nbits);
 	if (scanned < 0)
 		nbits = 0; /* /proc unreadable: no verdict rather than a wrong one */
@@ -619,7 +623,7 @@ void rsc__audit_free(struct rsc_loop *loop)
 {
 	struct rsc_audit_pending *p;
 
-	rsc__audit_flush(loop);
+	/* Judged before the tree went (loop.c, loop_free), or never. */
 	RSC__LIST_FOR_EACH_SAFE(p, &loop->audit_pending, node)
 		pending_free(p);
 	rsc__list_init(&loop->audit_pending);

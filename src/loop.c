@@ -1235,10 +1235,13 @@ static void loop_free(struct rsc_loop *loop)
 {
 	rsc__audit_unregister(loop);
 	rsc__ledger_submitted(loop, true);
+	/* Verdicts still pending read the live entries: while the tree is there. */
+	rsc__audit_flush(loop);
 	rsc__obs_loop_free(loop); /* flushes the trace; it walks the tree, so first */
 	if (loop->root)
 		rsc__scope_free_tree(loop->root);
-	rsc__audit_free(loop);
+	loop->root = NULL;
+	rsc__audit_free(loop); /* what is still pending goes unjudged */
 	rsc__post_free(loop); /* first: no poster may aim at the ring once it goes */
 	/* The application's ring stays: our table must not (it would refuse the
 	 * application's own, or a later loop's, with EBUSY). */
