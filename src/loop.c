@@ -944,7 +944,8 @@ static inline unsigned run_ready(struct rsc_loop *loop)
 	unsigned n = !rsc__list_empty(&loop->announce_queue) ? rsc__announce_run(loop) : 0;
 	struct rsc__list *next;
 
-	while ((next = rsc__list_pop_front(&loop->ready_queue))) {
+	/* A close callback that forked returns into the child's copy: the rest is the parent's. */
+	while (!rsc__loop_forked(loop) && (next = rsc__list_pop_front(&loop->ready_queue))) {
 		struct rsc__scope *s = RSC__LIST_ITEM(next, struct rsc__scope, ready_node);
 
 		s->in_ready = false;
