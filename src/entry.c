@@ -272,6 +272,13 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 	struct rsc_loop *loop = e->scope->loop;
 	unsigned i;
 
+	/* The hook forked and this is the child, come back late: its SQEs are in
+	 * the SQ both processes map, stamped and submitted by the parent, and
+	 * their slots may hold the parent's next SQEs by now (bug 74). */
+	if (__builtin_expect(rsc__loop_forked(loop), 0)) {
+		loop->n_hook_sqes = 0;
+		return;
+	}
 	/* A hook's chain ends with its own SQEs: a link flag on the last one
 	 * would tie it to whatever the submit carries next (another scope's
 	 * acquire, the next close of an unwind batch), cancelled if it fails. */
@@ -384,6 +391,10 @@ static void discard_hook_sqes(struct rsc_loop *loop)
 {
 	unsigned i;
 
+	if (rsc__loop_forked(loop)) {
+		loop->n_hook_sqes = 0; /* a hook forked: the SQ is the parent's, as in stamp_phase_sqes */
+		return;
+	}
 	for (i = 0; i < loop->n_hook_sqes; i++) {
 		io_uring_prep_nop(loop->hook_sqes[i]);
 		loop->hook_ops[i]->entry = NULL;

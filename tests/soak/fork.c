@@ -5,10 +5,10 @@
  * with -ECHILD, frees its copy with rsc_loop_close(), and holds no more
  * descriptors after that than before; the parent's program goes on, and its
  * oracle finds every completion still the parent's. And now and then a
- * callback (I/O, a scope's close, an early release, a post) forks, and both
- * processes return into the loop: the child must
- * see nothing more run there (no trace event; rsc_loop_run says -ECHILD) and
- * reach the program's next op, where it leaves. No op bytes of its own.
+ * callback (I/O, a scope's close, an early release, a post, an exit hook)
+ * forks, and both processes return into the loop: the child must see nothing
+ * more run there (no trace event; rsc_loop_run says -ECHILD) and reach the
+ * program's next op, where it leaves. No op bytes of its own.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -81,7 +81,7 @@ void fork_probe(struct prog *p, struct prog_stats *st)
 }
 
 /* One callback in 64 or in 8 (I/O, a scope's close, an early release, a
- * post), by its op's place and @salt: a fork from inside it (bug 72 forked in a batch
+ * post, an exit hook), by its op's place and @salt: a fork from inside it (bug 72 forked in a batch
  * set aside by a busy submit, and its child read the parent's CQ). */
 void fork_from_callback(struct prog *p, unsigned salt)
 {

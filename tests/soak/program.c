@@ -292,6 +292,13 @@ static int tv_exit(struct rsc_entry *e, const struct rsc_error *pending,
 		hook_deadline(pe);
 	if (g_prog && pe->h == e)
 		uw_exit_returned(g_prog, (int)(pe - g_prog->en), ret);
+	if (g_prog && pe->h == e && ret >= 0) {
+		/* A fork after its SQEs are prepared; the child comes back late, when
+		 * the parent has filled the SQ's slots again (bug 74). */
+		fork_from_callback(g_prog, 4000 + (unsigned)(pe - g_prog->en));
+		if (g_prog->fork_child)
+			usleep(20 * 1000);
+	}
 	return ret;
 }
 
