@@ -619,6 +619,71 @@ START_TEST(child_forked_in_an_exit_hook_writes_nothing_to_the_parents_sq)
 }
 END_TEST
 
+static int enter_preps_then_forks(struct rsc_entry *e, void *arg)
+{
+	struct io_uring_sqe *sqe;
+
+	(void)arg;
+	if (rsc_entry_get_sqes(e, 1, &sqe) != 0)
+		return -EIO;
+	io_uring_prep_nop(sqe);
+	hook_child = fork();
+	if (hook_child == 0)
+		usleep(200 * 1000); /* meanwhile the parent fills the SQ's slots again */
+	return 0;
+}
+
+static int exit_nothing(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e, (void)pending, (void)arg;
+	return 0;
+}
+
+/* The same from an enter hook, inside the parent's rsc_push (ringscope(7),
+ * FORK: a manager's enter or exit hook may fork). */
+START_TEST(child_forked_in_an_enter_hook_writes_nothing_to_the_parents_sq)
+{
+	static const struct rsc_manager forking = { sizeof(struct rsc_manager), 0, "forking",
+						    enter_preps_then_forks, exit_nothing };
+	struct rsc_loop *loop;
+	struct rsc_scope *s, *t;
+	pid_t parent = getpid();
+	long long before;
+	int i, ret, st, fds;
+	long until;
+
+	hook_child = -1;
+	ck_assert_int_eq(rsc_loop_new(&loop, RSC_ENTRY_SQES_MAX, setups[_i]), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "hook", &s), 0);
+	ret = rsc_push(s, &forking, NULL, NULL);
+	if (getpid() != parent)
+		_exit(ret == 0 && rsc_loop_run(loop, RSC_RUN_NOWAIT) == -ECHILD ? 0 : 2);
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_gt(hook_child, 0);
+	while (rsc_scope_state(s) == RSC_SCOPE_OPEN && rsc_loop_run(loop, RSC_RUN_NOWAIT) > 0)
+		;
+	/* As many SQEs as the SQ holds, prepared and not submitted: one is in
+	 * the slot the hook's SQE had. */
+	fds = t_fd_count();
+	before = rsc_loop_counter(loop, RSC_CTR_ACQUIRED);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "after", &t), 0);
+	for (i = 0; i < RSC_ENTRY_SQES_MAX; i++)
+		ck_assert_int_eq(rsc_open(t, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL), 0);
+	ck_assert_int_eq(waitpid(hook_child, &st, 0), hook_child);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child: status 0x%x", st);
+	until = t_now_ms() + 3000;
+	while (rsc_loop_counter(loop, RSC_CTR_ACQUIRED) - before < RSC_ENTRY_SQES_MAX &&
+	       t_now_ms() < until)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_loop_counter(loop, RSC_CTR_ACQUIRED) - before, RSC_ENTRY_SQES_MAX);
+	ck_assert_int_eq(t_fd_count(), fds + RSC_ENTRY_SQES_MAX);
+	ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), fds);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+}
+END_TEST
+
 static void post_that_forks(struct rsc_loop *loop, void *arg)
 {
 	(void)loop, (void)arg;
@@ -700,6 +765,8 @@ Suite *make_fork_suite(void)
 	tcase_add_test(tc, loop_made_in_a_child_is_refused_in_the_grandchild);
 	tcase_add_loop_test(tc, child_forked_during_a_close_wait_leaves_the_freed_scope_alone, 0,
 			    (int)(sizeof(setups) / sizeof(setups[0])));
+	tcase_add_loop_test(tc, child_forked_in_an_enter_hook_writes_nothing_to_the_parents_sq, 0,
+			    sizeof(setups) / sizeof(setups[0]));
 	tcase_add_loop_test(tc, child_forked_in_an_exit_hook_writes_nothing_to_the_parents_sq, 0,
 			    sizeof(setups) / sizeof(setups[0]));
 	tcase_add_loop_test(tc, child_close_with_an_audit_verdict_pending_reads_no_freed_scope, 0,
