@@ -554,11 +554,11 @@ END_TEST
 
 static pid_t hook_child = -1;
 
-static int exit_preps_then_forks(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+/* A hook's SQE prepared, then a fork; the child comes back 200 ms late. */
+static int prep_nop_then_fork(struct rsc_entry *e)
 {
 	struct io_uring_sqe *sqe;
 
-	(void)pending, (void)arg;
 	if (rsc_entry_get_sqes(e, 1, &sqe) != 0)
 		return -EIO;
 	io_uring_prep_nop(sqe);
@@ -566,6 +566,41 @@ static int exit_preps_then_forks(struct rsc_entry *e, const struct rsc_error *pe
 	if (hook_child == 0)
 		usleep(200 * 1000); /* meanwhile the parent fills the SQ's slots again */
 	return 0;
+}
+
+static int exit_preps_then_forks(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)pending, (void)arg;
+	return prep_nop_then_fork(e);
+}
+
+/*
+ * In the parent, once the hook's SQE is submitted: as many opens as the SQ
+ * holds, prepared and not submitted (one is in the slot the hook's SQE had),
+ * then the late child waited for; every open must still be the parent's.
+ */
+static void parents_sq_survives_the_late_child(struct rsc_loop *loop)
+{
+	struct rsc_scope *t;
+	long long before;
+	int i, st, fds;
+	long until;
+
+	fds = t_fd_count();
+	before = rsc_loop_counter(loop, RSC_CTR_ACQUIRED);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "after", &t), 0);
+	for (i = 0; i < RSC_ENTRY_SQES_MAX; i++)
+		ck_assert_int_eq(rsc_open(t, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL), 0);
+	ck_assert_int_eq(waitpid(hook_child, &st, 0), hook_child);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child: status 0x%x", st);
+	until = t_now_ms() + 3000;
+	while (rsc_loop_counter(loop, RSC_CTR_ACQUIRED) - before < RSC_ENTRY_SQES_MAX &&
+	       t_now_ms() < until)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_loop_counter(loop, RSC_CTR_ACQUIRED) - before, RSC_ENTRY_SQES_MAX);
+	ck_assert_int_eq(t_fd_count(), fds + RSC_ENTRY_SQES_MAX);
+	ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), fds);
 }
 
 /*
@@ -577,11 +612,10 @@ static int exit_preps_then_forks(struct rsc_entry *e, const struct rsc_error *pe
 START_TEST(child_forked_in_an_exit_hook_writes_nothing_to_the_parents_sq)
 {
 	struct rsc_loop *loop;
-	struct rsc_scope *s, *t;
+	struct rsc_scope *s;
 	pid_t parent = getpid();
-	long long before;
-	int i, ret, st, fds;
 	long until;
+	int ret;
 
 	hook_child = -1;
 	ck_assert_int_eq(rsc_loop_new(&loop, RSC_ENTRY_SQES_MAX, setups[_i]), 0);
@@ -598,39 +632,15 @@ START_TEST(child_forked_in_an_exit_hook_writes_nothing_to_the_parents_sq)
 		ck_assert_int_ge(ret, 0);
 	}
 	ck_assert_int_gt(hook_child, 0);
-	/* As many SQEs as the SQ holds, prepared and not submitted: one is in
-	 * the slot the hook's SQE had. */
-	fds = t_fd_count();
-	before = rsc_loop_counter(loop, RSC_CTR_ACQUIRED);
-	ck_assert_int_eq(rsc_scope_open(loop, NULL, "after", &t), 0);
-	for (i = 0; i < RSC_ENTRY_SQES_MAX; i++)
-		ck_assert_int_eq(rsc_open(t, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL), 0);
-	ck_assert_int_eq(waitpid(hook_child, &st, 0), hook_child);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child: status 0x%x", st);
-	until = t_now_ms() + 3000;
-	while (rsc_loop_counter(loop, RSC_CTR_ACQUIRED) - before < RSC_ENTRY_SQES_MAX &&
-	       t_now_ms() < until)
-		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
-	ck_assert_int_eq(rsc_loop_counter(loop, RSC_CTR_ACQUIRED) - before, RSC_ENTRY_SQES_MAX);
-	ck_assert_int_eq(t_fd_count(), fds + RSC_ENTRY_SQES_MAX);
-	ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
-	ck_assert_int_eq(t_fd_count(), fds);
+	parents_sq_survives_the_late_child(loop);
 	ck_assert_int_eq(rsc_loop_close(loop), 0);
 }
 END_TEST
 
 static int enter_preps_then_forks(struct rsc_entry *e, void *arg)
 {
-	struct io_uring_sqe *sqe;
-
 	(void)arg;
-	if (rsc_entry_get_sqes(e, 1, &sqe) != 0)
-		return -EIO;
-	io_uring_prep_nop(sqe);
-	hook_child = fork();
-	if (hook_child == 0)
-		usleep(200 * 1000); /* meanwhile the parent fills the SQ's slots again */
-	return 0;
+	return prep_nop_then_fork(e);
 }
 
 static int exit_nothing(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
@@ -646,11 +656,9 @@ START_TEST(child_forked_in_an_enter_hook_writes_nothing_to_the_parents_sq)
 	static const struct rsc_manager forking = { sizeof(struct rsc_manager), 0, "forking",
 						    enter_preps_then_forks, exit_nothing };
 	struct rsc_loop *loop;
-	struct rsc_scope *s, *t;
+	struct rsc_scope *s;
 	pid_t parent = getpid();
-	long long before;
-	int i, ret, st, fds;
-	long until;
+	int ret;
 
 	hook_child = -1;
 	ck_assert_int_eq(rsc_loop_new(&loop, RSC_ENTRY_SQES_MAX, setups[_i]), 0);
@@ -662,23 +670,7 @@ START_TEST(child_forked_in_an_enter_hook_writes_nothing_to_the_parents_sq)
 	ck_assert_int_gt(hook_child, 0);
 	while (rsc_scope_state(s) == RSC_SCOPE_OPEN && rsc_loop_run(loop, RSC_RUN_NOWAIT) > 0)
 		;
-	/* As many SQEs as the SQ holds, prepared and not submitted: one is in
-	 * the slot the hook's SQE had. */
-	fds = t_fd_count();
-	before = rsc_loop_counter(loop, RSC_CTR_ACQUIRED);
-	ck_assert_int_eq(rsc_scope_open(loop, NULL, "after", &t), 0);
-	for (i = 0; i < RSC_ENTRY_SQES_MAX; i++)
-		ck_assert_int_eq(rsc_open(t, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, NULL), 0);
-	ck_assert_int_eq(waitpid(hook_child, &st, 0), hook_child);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child: status 0x%x", st);
-	until = t_now_ms() + 3000;
-	while (rsc_loop_counter(loop, RSC_CTR_ACQUIRED) - before < RSC_ENTRY_SQES_MAX &&
-	       t_now_ms() < until)
-		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
-	ck_assert_int_eq(rsc_loop_counter(loop, RSC_CTR_ACQUIRED) - before, RSC_ENTRY_SQES_MAX);
-	ck_assert_int_eq(t_fd_count(), fds + RSC_ENTRY_SQES_MAX);
-	ck_assert_int_eq(rsc_scope_close_wait(t, NULL), 0);
-	ck_assert_int_eq(t_fd_count(), fds);
+	parents_sq_survives_the_late_child(loop);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(rsc_loop_close(loop), 0);
 }
