@@ -471,6 +471,96 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 }
 
 /*
+ * The built-ins' one-SQE acquire (rsc_open, rsc_socket) and plain close: what
+ * call_hook, reserve_sqes and stamp_phase_sqes do for any hook, done for one
+ * SQE whose opcode is known and with no user code in between (the hot path of
+ * every pair). 0 with the SQE taken and its op routed, or -errno with neither.
+ */
+static int one_sqe(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op **opp)
+{
+	struct rsc_loop *loop = e->scope->loop;
+	struct rsc_op *op;
+	int ret = rsc__get_sqes(loop, 1, sqep);
+
+	if (ret < 0)
+		return ret;
+	op = rsc__op_get(loop);
+	if (__builtin_expect(!op, 0)) {
+		rsc__nop_sqes(sqep, 1);
+		return -ENOMEM;
+	}
+	op->entry = e;
+	op->complete = entry_op_complete;
+	op->sqe_idx = 0;
+	e->phase_ops = 1;
+	*opp = op;
+	return 0;
+}
+
+int rsc__push_one(struct rsc__scope *s, const struct rsc_manager *mgr, rsc__prep_fn prep,
+		  const void *args, uint8_t opcode, unsigned config, const char *detail,
+		  const void *site, struct rsc__entry **entryp)
+{
+	struct rsc_loop *loop = s->loop;
+	struct rsc__entry *e = new_entry(s, mgr, NULL, config, detail, site);
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+	int ret;
+
+	if (!e)
+		return -ENOMEM;
+	e->phase = RSC__PHASE_ENTER;
+	ret = one_sqe(e, &sqe, &op);
+	if (ret < 0) {
+		rsc__entry_put(loop, e);
+		return ret;
+	}
+	prep(sqe, e, args);
+	assert(sqe->opcode == opcode);
+	op->primary = true;
+	op->opcode = opcode;
+	op->closes = RSC__CLOSES_NONE;
+	e->enter_op = op;
+	e->enter_opcode = opcode;
+	rsc__inject_fault(loop, sqe, op);
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	link_entry(s, e);
+	if (entryp)
+		*entryp = e;
+	return 0;
+}
+
+/* rsc__fd_exit's plain case, a lone IORING_OP_CLOSE of a process descriptor. */
+static bool closes_plainly(const struct rsc__entry *e)
+{
+	return e->mgr->exit == rsc__fd_exit && e->fd_kind == RSC__FD_PROCESS &&
+	       !(e->config & (RSC__CFG_FSYNC | RSC__CFG_SHUTDOWN)) &&
+	       /* its identity to check first (rsc__audit_still_ours): the hook's way */
+	       !(e->scope->loop->audit_level == RSC_AUDIT_FULL && (e->flags & RSC__E_IDENTITY));
+}
+
+static int close_plainly(struct rsc__entry *e)
+{
+	struct rsc_loop *loop = e->scope->loop;
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+	int ret = one_sqe(e, &sqe, &op);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_close(sqe, e->value);
+	op->primary = false;
+	op->opcode = IORING_OP_CLOSE;
+	op->closes = RSC__CLOSES_VALUE;
+	/* As stamp_phase_sqes: the number leaves the ledger when the close is submitted. */
+	if ((e->flags & RSC__E_LEDGER) && rsc__ledger_forget_on_submit(loop, e->value, e->h))
+		e->flags &= ~RSC__E_LEDGER;
+	rsc__inject_fault(loop, sqe, op);
+	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
+	return 0;
+}
+
+/*
  * An entry made before what it builds on is pushed (rsc__push_after): a
  * compound push that finds no memory fails whole, before anything is
  * acquired or traced. Unlinked: rsc__entry_put() if it is not used.
@@ -1253,7 +1343,13 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 	e->exit_res = 0; /* exit_failed is 0 already: cleared with the entry, set only by exit CQEs */
 	e->close_res = 1;
 	e->close_res2 = 1;
-	ret = call_hook(e, false);
+	if (closes_plainly(e)) {
+		ret = close_plainly(e);
+		if (ret == 0)
+			return;
+	} else {
+		ret = call_hook(e, false);
+	}
 	if (!loop->n_hook_sqes && (ret == -EBUSY || ret == -ENOMEM || ret == -EAGAIN)) {
 		/* No SQE to be had now: call the hook again on a later turn. The
 		 * entry stays EXITING, so nothing else can release it meanwhile. */

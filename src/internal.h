@@ -1045,6 +1045,12 @@ void rsc__shared_ring_release(const struct io_uring *ring);
 int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 	      unsigned config, const char *detail, const void *site,
 	      struct rsc__entry **entryp);
+/* Prepares a built-in's one acquire SQE from its args (the entry's detail is its path). */
+typedef void (*rsc__prep_fn)(struct io_uring_sqe *sqe, const struct rsc__entry *e, const void *args);
+/* rsc__push for a built-in whose acquire is one SQE of @opcode: no hook runs. */
+int rsc__push_one(struct rsc__scope *s, const struct rsc_manager *mgr, rsc__prep_fn prep,
+		  const void *args, uint8_t opcode, unsigned config, const char *detail,
+		  const void *site, struct rsc__entry **entryp);
 /* An entry of @s made, not yet pushed, for rsc__push_after(); NULL: no memory. */
 struct rsc__entry *rsc__entry_make(struct rsc__scope *s, const struct rsc_manager *mgr,
 				   unsigned config, const char *detail, const void *site);

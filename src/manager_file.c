@@ -25,26 +25,18 @@ struct open_args {
 	 O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH |       \
 	 O_TMPFILE | FASYNC)
 
-static int file_enter(struct rsc_entry *h, void *arg)
+/* The path lives in the entry: valid until the kernel copies it at submit. */
+static void file_prep(struct io_uring_sqe *sqe, const struct rsc__entry *e, const void *args)
 {
-	struct rsc__entry *e = arg; /* RSC__CFG_OWN_HOOKS */
-	const struct open_args *a = e->arg;
-	struct io_uring_sqe *sqe;
-	int ret;
+	const struct open_args *a = args;
 
-	(void)h;
-	ret = rsc__hook_sqes(e, 1, &sqe);
-	if (ret < 0)
-		return ret;
-	/* The path lives in the entry: valid until the kernel copies it at submit. */
 	io_uring_prep_openat(sqe, a->dirfd, e->detail, a->oflags, a->mode);
-	return 0;
 }
 
 static const struct rsc_manager file_manager = {
 	.size = sizeof(struct rsc_manager),
 	.name = "file",
-	.enter = file_enter,
+	.enter = rsc__enter_never, /* rsc__push_one prepares its SQE: no hook runs */
 	.exit = rsc__fd_exit,
 };
 
@@ -100,8 +92,8 @@ int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int oflags,
 	a.oflags = oflags | ((flags & RSC_NO_CLOEXEC) ? 0 : O_CLOEXEC);
 	a.mode = mode;
 	/* The caller's address: where a leaked descriptor was acquired. */
-	ret = rsc__push(s, &file_manager, &a, config | RSC__CFG_BUILTIN, path,
-			__builtin_return_address(0), &e);
+	ret = rsc__push_one(s, &file_manager, file_prep, &a, IORING_OP_OPENAT,
+			    config | RSC__CFG_BUILTIN, path, __builtin_return_address(0), &e);
 	if (ret == 0 && entryp)
 		*entryp = rsc__eh(e);
 	return ret;

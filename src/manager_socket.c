@@ -13,25 +13,18 @@ struct socket_args {
 	int protocol;
 };
 
-static int socket_enter(struct rsc_entry *h, void *arg)
+static void socket_prep(struct io_uring_sqe *sqe, const struct rsc__entry *e, const void *args)
 {
-	struct rsc__entry *e = arg; /* RSC__CFG_OWN_HOOKS */
-	const struct socket_args *a = e->arg;
-	struct io_uring_sqe *sqe;
-	int ret;
+	const struct socket_args *a = args;
 
-	(void)h;
-	ret = rsc__hook_sqes(e, 1, &sqe);
-	if (ret < 0)
-		return ret;
+	(void)e;
 	io_uring_prep_socket(sqe, a->domain, a->type, a->protocol, 0);
-	return 0;
 }
 
 static const struct rsc_manager socket_manager = {
 	.size = sizeof(struct rsc_manager),
 	.name = "socket",
-	.enter = socket_enter,
+	.enter = rsc__enter_never, /* rsc__push_one prepares its SQE: no hook runs */
 	.exit = rsc__fd_exit,
 };
 
@@ -127,8 +120,8 @@ int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 	ret = rsc__need_shutdown(s->loop, flags);
 	if (ret < 0)
 		return ret;
-	return rsc__push(s, &socket_manager, &a,
-			 RSC__CFG_FD | RSC__CFG_BUILTIN | RSC__CFG_OWN_HOOKS |
-			 ((flags & RSC_SHUTDOWN_ON_RELEASE) ? RSC__CFG_SHUTDOWN : 0), detail,
-			 site, entryp);
+	return rsc__push_one(s, &socket_manager, socket_prep, &a, IORING_OP_SOCKET,
+			     RSC__CFG_FD | RSC__CFG_BUILTIN | RSC__CFG_OWN_HOOKS |
+			     ((flags & RSC_SHUTDOWN_ON_RELEASE) ? RSC__CFG_SHUTDOWN : 0), detail,
+			     site, entryp);
 }
