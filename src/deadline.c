@@ -279,7 +279,7 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 }
 
 /* A scope leaves the heap when it unwinds, however that started. */
-void rsc__deadline_forget(struct rsc__scope *s)
+RSC__HOT void rsc__deadline_forget(struct rsc__scope *s)
 {
 	if (s->dl_index != RSC__NO_DEADLINE) {
 		heap_remove(s->loop, s);

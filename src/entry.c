@@ -62,7 +62,7 @@ unsigned rsc__entry_exit_errors(const struct rsc__entry *e, int res[], const cha
 	return n;
 }
 
-static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
+RSC__HOT static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			      int res, unsigned cqe_flags)
 {
 	struct rsc__entry *e = op->entry;
@@ -334,7 +334,7 @@ static int ensure_phase_sqe(struct rsc__entry *e)
 }
 
 /* Allocate and name an entry; it is linked by link_entry(). */
-static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manager *mgr,
+RSC__HOT static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manager *mgr,
 				    void *arg, unsigned config, const char *detail,
 				    const void *site)
 {
@@ -366,7 +366,7 @@ static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manag
 }
 
 /* Newest at the tail: the unwind walks back from there. */
-static void append_entry(struct rsc__scope *s, struct rsc__entry *e)
+RSC__HOT static void append_entry(struct rsc__scope *s, struct rsc__entry *e)
 {
 	/* Atomic: rsc_audit_describe_fd reads it from any thread. */
 	__atomic_store_n(&e->scope, s, __ATOMIC_RELEASE);
@@ -378,7 +378,7 @@ static void unlink_entry(struct rsc__entry *e)
 	rsc__list_remove(&e->scope_node);
 }
 
-static void link_entry(struct rsc__scope *s, struct rsc__entry *e)
+RSC__HOT static void link_entry(struct rsc__scope *s, struct rsc__entry *e)
 {
 	append_entry(s, e);
 	s->n_entering++;
@@ -476,7 +476,7 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
  * SQE whose opcode is known and with no user code in between (the hot path of
  * every pair). 0 with the SQE taken and its op routed, or -errno with neither.
  */
-static int one_sqe(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op **opp)
+RSC__HOT static int one_sqe(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op **opp)
 {
 	struct rsc_loop *loop = e->scope->loop;
 	struct rsc_op *op;
@@ -497,7 +497,7 @@ static int one_sqe(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_
 	return 0;
 }
 
-int rsc__push_one(struct rsc__scope *s, const struct rsc_manager *mgr, rsc__prep_fn prep,
+RSC__HOT int rsc__push_one(struct rsc__scope *s, const struct rsc_manager *mgr, rsc__prep_fn prep,
 		  const void *args, uint8_t opcode, unsigned config, const char *detail,
 		  const void *site, struct rsc__entry **entryp)
 {
@@ -531,7 +531,7 @@ int rsc__push_one(struct rsc__scope *s, const struct rsc_manager *mgr, rsc__prep
 }
 
 /* rsc__fd_exit's plain case, a lone IORING_OP_CLOSE of a process descriptor. */
-static bool closes_plainly(const struct rsc__entry *e)
+RSC__HOT static bool closes_plainly(const struct rsc__entry *e)
 {
 	return e->mgr->exit == rsc__fd_exit && e->fd_kind == RSC__FD_PROCESS &&
 	       !(e->config & (RSC__CFG_FSYNC | RSC__CFG_SHUTDOWN)) &&
@@ -539,7 +539,7 @@ static bool closes_plainly(const struct rsc__entry *e)
 	       !(e->scope->loop->audit_level == RSC_AUDIT_FULL && (e->flags & RSC__E_IDENTITY));
 }
 
-static int close_plainly(struct rsc__entry *e)
+RSC__HOT static int close_plainly(struct rsc__entry *e)
 {
 	struct rsc_loop *loop = e->scope->loop;
 	struct io_uring_sqe *sqe;
@@ -586,7 +586,7 @@ void rsc__push_after(struct rsc__entry *dep, struct rsc__entry *e, uint8_t opcod
 }
 
 /* An entry that owns a descriptor from now on: in the ledger, and audited. */
-static void own_value(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__HOT static void own_value(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	if (!(e->config & RSC__CFG_FD) || e->value < 0)
 		return;
@@ -734,7 +734,7 @@ int rsc__issuer_error(const char *fn)
 }
 
 /* Checks shared by every push: a live, open scope on a loop not in a hook. */
-int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const char *fn)
+RSC__HOT int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const char *fn)
 {
 	struct rsc__scope *s;
 
@@ -1023,7 +1023,7 @@ static void take_over_dep(struct rsc__entry *e)
  * is not kept: an owner the ledger does not know could be adopted a second
  * time (two owners, the double close). It fails -ENOMEM, closed by the runtime.
  */
-static int reserve_owner(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__HOT static int reserve_owner(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	if (!(e->config & RSC__CFG_FD))
 		return rsc__pipe_reserve(loop, e); /* 0 unless a pipe: its ends are in its args */
@@ -1033,7 +1033,7 @@ static int reserve_owner(struct rsc_loop *loop, struct rsc__entry *e)
 	return -ENOMEM;
 }
 
-static void keep_or_close(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__HOT static void keep_or_close(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	if (reserve_owner(loop, e) == 0)
 		return;
@@ -1041,7 +1041,7 @@ static void keep_or_close(struct rsc_loop *loop, struct rsc__entry *e)
 	e->value = -ENOMEM;
 }
 
-static void enter_done(struct rsc__entry *e)
+RSC__HOT static void enter_done(struct rsc__entry *e)
 {
 	struct rsc__scope *s = e->scope;
 	struct rsc_loop *loop = s->loop;
@@ -1219,7 +1219,7 @@ raise_exit_errors(struct rsc__scope *s, struct rsc__entry *e, bool early)
  * the ledger lets the number go, the error is raised on the scope (or told
  * to an early release's callback), the trace and the audit see it.
  */
-void rsc__entry_settle_release(struct rsc__entry *e)
+RSC__HOT void rsc__entry_settle_release(struct rsc__entry *e)
 {
 	struct rsc__scope *s = e->scope;
 	struct rsc_loop *loop = s->loop;
@@ -1248,7 +1248,7 @@ void rsc__entry_settle_release(struct rsc__entry *e)
 	}
 }
 
-static void exit_done(struct rsc__entry *e)
+RSC__HOT static void exit_done(struct rsc__entry *e)
 {
 	struct rsc__scope *s = e->scope;
 
@@ -1314,7 +1314,7 @@ unsigned rsc__retry_exits(struct rsc_loop *loop)
 	return n;
 }
 
-void rsc__entry_start_exit(struct rsc__entry *e)
+RSC__HOT void rsc__entry_start_exit(struct rsc__entry *e)
 {
 	struct rsc_loop *loop = e->scope->loop;
 	int ret;
@@ -1374,7 +1374,7 @@ void rsc__entry_start_exit(struct rsc__entry *e)
 	stamp_phase_sqes(e);
 }
 
-void rsc__entry_free(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__HOT void rsc__entry_free(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	assert(e->phase_ops == 0);
 	rsc__obs_entry_freed(loop, e);

@@ -263,7 +263,7 @@ struct rsc_error *rsc__error_ref(struct rsc_error *err)
 	return err;
 }
 
-void rsc__error_unref(struct rsc_error *err)
+RSC__HOT void rsc__error_unref(struct rsc_error *err)
 {
 	while (err && !is_fallback(err) && __atomic_sub_fetch(&err->refs, 1, __ATOMIC_ACQ_REL) == 0) {
 		struct rsc_error *cause = err->cause;

@@ -61,7 +61,7 @@ static void leave_grace(struct rsc__scope *s, bool timed_out)
 	}
 }
 
-void rsc__graceful_forget(struct rsc__scope *s)
+RSC__HOT void rsc__graceful_forget(struct rsc__scope *s)
 {
 	if (s->grace)
 		leave_grace(s, false);
@@ -89,7 +89,7 @@ static void end_grace(struct rsc__scope *s, bool timed_out)
 /* @s starts its unwind while in its grace (its rsc_scope_fail(3) ended it):
  * the grace ends now, before the unwind's cancels complete, so that what they
  * cut counts as cancelled, not drained (rsc_scope_close_stats). */
-void rsc__graceful_end_at_unwind(struct rsc__scope *s)
+RSC__HOT void rsc__graceful_end_at_unwind(struct rsc__scope *s)
 {
 	if (!s->grace)
 		return;

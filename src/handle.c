@@ -76,7 +76,7 @@ static int take_chunk(struct rsc_loop *loop)
 	return 0;
 }
 
-uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
+RSC__HOT uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
 			 uint32_t *slot)
 {
 	struct rsc__slot *sl;
@@ -102,7 +102,7 @@ uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
 	return ((uint64_t)sl->gen << 32) | kind | (idx + 1);
 }
 
-void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
+RSC__HOT void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
 {
 	uint32_t idx = ((uint32_t)h & RSC__H_SLOT_MASK) - 1;
 	struct rsc__slot *sl = slot_at(idx);

@@ -57,7 +57,7 @@ uint64_t rsc__ledger_owner(int fd)
 }
 
 /* The kernel just gave @fd to @h, on a page not made yet (internal.h's fast path). */
-void rsc__ledger_set_slow(int fd, uint64_t h)
+RSC__HOT void rsc__ledger_set_slow(int fd, uint64_t h)
 {
 	uint64_t *c = cell(NULL, fd, true);
 
@@ -243,7 +243,7 @@ bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h
 
 /* The SQ was submitted (@all: or the loop is going): those closes are the
  * kernel's now, and the numbers may be given to new descriptors. */
-void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all)
+RSC__HOT void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all)
 {
 	unsigned i;
 
@@ -268,7 +268,7 @@ void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all)
  * and the numbers leave the ledger: rsc__ledger_claim waits for the mark to
  * go instead of refusing a number nobody owns (-EEXIST).
  */
-void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing)
+RSC__HOT void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing)
 {
 	unsigned i;
 

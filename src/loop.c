@@ -284,7 +284,7 @@ int rsc_loop_features(const struct rsc_loop *loop)
 	return (int)loop->features;
 }
 
-bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode)
+RSC__HOT bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode)
 {
 	/* Injected (fault.c): as on a kernel before 5.18. */
 	if (opcode == IORING_OP_MSG_RING && rsc__fault(loop, RSC__F_MSG_RING))
@@ -402,7 +402,7 @@ static bool app_chain_open(const struct io_uring *ring)
  * and -EAGAIN (CQ backlog, or kernel memory) mean: make room by reaping,
  * then submit again; a release is never dropped.
  */
-static int ring_submit_once(struct rsc_loop *loop, unsigned wait_nr)
+RSC__HOT static int ring_submit_once(struct rsc_loop *loop, unsigned wait_nr)
 {
 	int tries, ret;
 
@@ -484,7 +484,7 @@ busy:
  * after the first SQE it refuses, and waits for nothing then; a turn submits
  * every SQE prepared (rsc_loop_run(3)). The application's ring is its own.
  */
-static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
+RSC__HOT static int ring_submit(struct rsc_loop *loop, unsigned wait_nr)
 {
 	int ret, total = 0;
 
@@ -787,7 +787,7 @@ void rsc__dispatch_one(struct rsc_loop *loop, uint64_t user_data, int res, unsig
 	dispatch(loop, user_data, res, flags);
 }
 
-static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
+RSC__HOT static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
 		     unsigned flags)
 {
 	struct rsc_op *op;
@@ -852,7 +852,7 @@ static unsigned dispatch_stash(struct rsc_loop *loop)
  * into liburing on every turn. An empty ring whose kernel side holds an
  * overflow or task work still goes through liburing, which flushes it.
  */
-static unsigned take_cqes(struct rsc_loop *loop, struct rsc_cqe_copy *copy)
+RSC__HOT static unsigned take_cqes(struct rsc_loop *loop, struct rsc_cqe_copy *copy)
 {
 	struct io_uring *ring = loop->ring;
 	unsigned shift = (ring->flags & IORING_SETUP_CQE32) ? 1 : 0;
@@ -891,7 +891,7 @@ static unsigned take_cqes(struct rsc_loop *loop, struct rsc_cqe_copy *copy)
 	return n;
 }
 
-static unsigned reap(struct rsc_loop *loop)
+RSC__HOT static unsigned reap(struct rsc_loop *loop)
 {
 	struct rsc_cqe_copy copy[REAP_BATCH];
 	unsigned i, n, total = 0;
@@ -929,7 +929,7 @@ static unsigned reap(struct rsc_loop *loop)
 	return total;
 }
 
-void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s)
+RSC__HOT void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s)
 {
 	if (s->in_ready)
 		return;
@@ -939,7 +939,7 @@ void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s)
 	rsc__list_push_back(&loop->ready_queue, &s->ready_node);
 }
 
-static inline unsigned run_ready(struct rsc_loop *loop)
+RSC__HOT static inline unsigned run_ready(struct rsc_loop *loop)
 {
 	unsigned n = !rsc__list_empty(&loop->announce_queue) ? rsc__announce_run(loop) : 0;
 	struct rsc__list *next;
@@ -955,7 +955,7 @@ static inline unsigned run_ready(struct rsc_loop *loop)
 	return n;
 }
 
-static bool loop_alive(const struct rsc_loop *loop)
+RSC__HOT static bool loop_alive(const struct rsc_loop *loop)
 {
 	return loop->ops_inflight > 0 || !rsc__list_empty(&loop->ready_queue) ||
 	       loop->stash_len || !rsc__list_empty(&loop->retry_list) ||
@@ -974,7 +974,7 @@ static bool loop_owes_work(const struct rsc_loop *loop)
 
 /* Completions in our own CQ that nothing in flight accounts for (a shared
  * ring's are the application's to reap). */
-static bool has_cqes(const struct rsc_loop *loop)
+RSC__HOT static bool has_cqes(const struct rsc_loop *loop)
 {
 	return !loop->shared && io_uring_cq_ready(loop->ring);
 }
@@ -1068,7 +1068,7 @@ static int run_shared(struct rsc_loop *loop, enum rsc_run_mode mode)
 	return ret < 0 ? ret : loop_owes_work(loop);
 }
 
-int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
+RSC__HOT int rsc_loop_run(struct rsc_loop *loop, enum rsc_run_mode mode)
 {
 	bool idle = false; /* left because nothing is alive: returns 0 */
 	int ret = 0;

@@ -26,7 +26,7 @@ struct open_args {
 	 O_TMPFILE | FASYNC)
 
 /* The path lives in the entry: valid until the kernel copies it at submit. */
-static void file_prep(struct io_uring_sqe *sqe, const struct rsc__entry *e, const void *args)
+RSC__HOT static void file_prep(struct io_uring_sqe *sqe, const struct rsc__entry *e, const void *args)
 {
 	const struct open_args *a = args;
 
@@ -40,7 +40,7 @@ static const struct rsc_manager file_manager = {
 	.exit = rsc__fd_exit,
 };
 
-int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int oflags,
+RSC__HOT int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int oflags,
 	     mode_t mode, unsigned flags, struct rsc_entry **entryp)
 {
 	struct open_args a;

@@ -76,7 +76,7 @@ int rsc__op_chunk_grow(struct rsc_loop *loop)
 	return 0;
 }
 
-struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
+RSC__HOT struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 {
 	struct rsc__entry *e = loop->free_entries;
 
@@ -112,7 +112,7 @@ struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 	return e;
 }
 
-void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__HOT void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	rsc__handle_drop(loop, e->h, &e->slot);
 	rsc__audit_quiesce(); /* a describer may be reading its names */
@@ -132,7 +132,7 @@ void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e)
 	POOL_POISON((char *)e + RSC__ENTRY_RESET_AT, RSC__ENTRY_RESET_LEN);
 }
 
-struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)
+RSC__HOT struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)
 {
 	struct rsc__scope *s = loop->free_scopes;
 	uint32_t slot = 0;
@@ -163,7 +163,7 @@ struct rsc__scope *rsc__scope_get(struct rsc_loop *loop)
 	return s;
 }
 
-void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s)
+RSC__HOT void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s)
 {
 	rsc__handle_drop(loop, s->h, &s->slot);
 	rsc__audit_quiesce(); /* a describer may be reading its name */

@@ -30,12 +30,12 @@ static bool in_its_grace(const struct rsc__scope *s)
 }
 
 /* A scope's closing state, or its place in the tree, changed: forget what unwind_owns remembered. */
-static void closing_changed(struct rsc__scope *s)
+RSC__HOT static void closing_changed(struct rsc__scope *s)
 {
 	s->loop->closing_epoch++;
 }
 
-bool rsc__scope_unwind_owns(const struct rsc__scope *s)
+RSC__HOT bool rsc__scope_unwind_owns(const struct rsc__scope *s)
 {
 	uint64_t epoch = s->loop->closing_epoch;
 	const struct rsc__scope *p;
@@ -139,7 +139,7 @@ static void unlink_child(struct rsc__scope *s)
 	rsc__list_remove(&s->child_node);
 }
 
-int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent_h,
+RSC__HOT int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent_h,
 		   const char *name, struct rsc_scope **scopep)
 {
 	struct rsc__scope *s, *parent = NULL;
@@ -271,7 +271,7 @@ void rsc__scope_cut(struct rsc__scope *root, enum rsc__cut level)
 	}
 }
 
-void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending)
+RSC__HOT void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending)
 {
 	struct rsc__entry *e;
 
@@ -338,7 +338,7 @@ static void take_child_result(struct rsc__scope *s, struct rsc__scope *c)
 	s->pending = next;
 }
 
-static void scope_unwound(struct rsc__scope *s)
+RSC__HOT static void scope_unwound(struct rsc__scope *s)
 {
 	struct rsc_loop *loop = s->loop;
 	rsc_scope_close_cb on_close = s->on_close_cb;
@@ -372,7 +372,7 @@ static void scope_unwound(struct rsc__scope *s)
 	}
 }
 
-static void step_children(struct rsc__scope *s, bool *wait)
+RSC__HOT static void step_children(struct rsc__scope *s, bool *wait)
 {
 	struct rsc__scope *c;
 
@@ -423,7 +423,7 @@ static bool exit_changes_what_below_sees(const struct rsc__entry *e)
 	       (e->exit_res < 0 && e->exit_opcode == RSC__OPCODE_HOOK);
 }
 
-static void step_exits(struct rsc__scope *s, bool *wait)
+RSC__HOT static void step_exits(struct rsc__scope *s, bool *wait)
 {
 	struct rsc__entry *e;
 
@@ -460,7 +460,7 @@ static void step_exits(struct rsc__scope *s, bool *wait)
 }
 
 /* Traced: the releases started together share one clock reading. */
-static void step_exits_stamped(struct rsc__scope *s, bool *wait)
+RSC__HOT static void step_exits_stamped(struct rsc__scope *s, bool *wait)
 {
 	struct rsc_loop *loop = s->loop;
 	bool stamp = RSC__OBS_ON(loop) && (loop->obs_flags & RSC__OBS_TRACE) &&
@@ -473,7 +473,7 @@ static void step_exits_stamped(struct rsc__scope *s, bool *wait)
 		loop->obs_exit_ns = 0;
 }
 
-static void step_once(struct rsc__scope *s)
+RSC__HOT static void step_once(struct rsc__scope *s)
 {
 	bool wait = false;
 
@@ -513,7 +513,7 @@ static void step_once(struct rsc__scope *s)
  * child that finishes pokes its parent by queueing it, so 100,000 nested
  * scopes unwind without 100,000 nested calls.
  */
-void rsc__scope_step(struct rsc__scope *s)
+RSC__HOT void rsc__scope_step(struct rsc__scope *s)
 {
 	struct rsc_loop *loop = s->loop;
 
@@ -543,7 +543,7 @@ void rsc__scope_step(struct rsc__scope *s)
  * A batch's CQEs may arrive in any order; they are settled newest first, so
  * callbacks and the error chain see the releases in LIFO order.
  */
-void rsc__scope_report(struct rsc__scope *s)
+RSC__HOT void rsc__scope_report(struct rsc__scope *s)
 {
 	struct rsc__entry *e;
 
@@ -563,7 +563,7 @@ void rsc__scope_report(struct rsc__scope *s)
 		rsc__scope_step(s);
 }
 
-int rsc__scope_check_close(const struct rsc__scope *s, const char *fn)
+RSC__HOT int rsc__scope_check_close(const struct rsc__scope *s, const char *fn)
 {
 	if (s->closer != RSC__CLOSER_NONE) {
 		rsc__set_last_error("%s: scope '%s' is already being closed%s", fn, s->name,
@@ -584,7 +584,7 @@ int rsc__scope_check_close(const struct rsc__scope *s, const char *fn)
 	return 0;
 }
 
-int rsc_scope_close(struct rsc_scope *h, rsc_scope_close_cb cb, void *data)
+RSC__HOT int rsc_scope_close(struct rsc_scope *h, rsc_scope_close_cb cb, void *data)
 {
 	struct rsc__scope *s;
 	int ret;
@@ -708,7 +708,7 @@ void *rsc_scope_data(const struct rsc_scope *h)
 }
 
 /* Post-order and iterative: a deep tree costs no stack. */
-void rsc__scope_free_tree(struct rsc__scope *root)
+RSC__HOT void rsc__scope_free_tree(struct rsc__scope *root)
 {
 	struct rsc_loop *loop = root->loop;
 	struct rsc__scope *s = root;
@@ -779,7 +779,7 @@ void rsc__scope_fail_acquire(struct rsc__scope *s)
 }
 
 /* From the loop's ready queue: start a requested unwind, or finish a close. */
-void rsc__scope_ready(struct rsc__scope *s)
+RSC__HOT void rsc__scope_ready(struct rsc__scope *s)
 {
 	if (in_its_grace(s))
 		return; /* graceful: its grace's end queues it again; a failure ends it now */
