@@ -129,7 +129,7 @@ bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc__entry *e)
 	char expected[320];
 	struct stat st;
 
-	if (loop->audit_level != RSC_AUDIT_FULL || !(e->flags & RSC__E_IDENTITY))
+	if (!rsc__audit_checks_identity(loop, e))
 		return true;
 	if (fstat(e->value, &st) == 0 && st.st_dev == e->dev && st.st_ino == e->ino)
 		return true;

@@ -266,6 +266,17 @@ static void one_cqe_per_sqe(struct io_uring_sqe *sqe)
 	}
 }
 
+/*
+ * A close of @e's value is prepared: the number may leave the table before
+ * its CQE is reaped, but not before the close is submitted (or, without
+ * memory to list it, when the release settles: rsc__entry_settle_release).
+ */
+static void leave_ledger_at_submit(struct rsc_loop *loop, struct rsc__entry *e)
+{
+	if ((e->flags & RSC__E_LEDGER) && rsc__ledger_forget_on_submit(loop, e->value, e->h))
+		e->flags &= ~RSC__E_LEDGER;
+}
+
 /* After a hook: name each SQE's op and route its CQE back to us. */
 static void stamp_phase_sqes(struct rsc__entry *e)
 {
@@ -298,12 +309,8 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		op->opcode = sqe->opcode;
 		op->closes = sqe->opcode == IORING_OP_CLOSE && e->phase == RSC__PHASE_EXIT ?
 				     closes_which(e, sqe) : RSC__CLOSES_NONE;
-		/* The number may leave the table before its CQE is reaped, but not
-		 * before the close is submitted (or, without memory to list it,
-		 * when the release settles: rsc__entry_settle_release). */
-		if (op->closes == RSC__CLOSES_VALUE && (e->flags & RSC__E_LEDGER) &&
-		    rsc__ledger_forget_on_submit(loop, e->value, e->h))
-			e->flags &= ~RSC__E_LEDGER;
+		if (op->closes == RSC__CLOSES_VALUE)
+			leave_ledger_at_submit(loop, e);
 		rsc__inject_fault(loop, sqe, op);
 		if (op->primary)
 			e->enter_opcode = op->opcode;
@@ -474,26 +481,19 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
  * The built-ins' one-SQE acquire (rsc_open, rsc_socket) and plain close: what
  * call_hook, reserve_sqes and stamp_phase_sqes do for any hook, done for one
  * SQE whose opcode is known and with no user code in between (the hot path of
- * every pair). 0 with the SQE taken and its op routed, or -errno with neither.
+ * every pair). 0 with the SQE taken and its op routed (its user_data set), or
+ * rsc__op_with_sqe_why's -EBUSY or -ENOMEM with neither.
  */
 RSC__HOT static int one_sqe(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op **opp)
 {
-	struct rsc_loop *loop = e->scope->loop;
-	struct rsc_op *op;
-	int ret = rsc__get_sqes(loop, 1, sqep);
+	int ret = rsc__op_with_sqe_why(e->scope->loop, sqep, opp);
 
 	if (ret < 0)
 		return ret;
-	op = rsc__op_get(loop);
-	if (__builtin_expect(!op, 0)) {
-		rsc__nop_sqes(sqep, 1);
-		return -ENOMEM;
-	}
-	op->entry = e;
-	op->complete = entry_op_complete;
-	op->sqe_idx = 0;
+	(*opp)->entry = e;
+	(*opp)->complete = entry_op_complete;
+	(*opp)->sqe_idx = 0;
 	e->phase_ops = 1;
-	*opp = op;
 	return 0;
 }
 
@@ -523,7 +523,6 @@ RSC__HOT int rsc__push_one(struct rsc__scope *s, const struct rsc_manager *mgr, 
 	e->enter_op = op;
 	e->enter_opcode = opcode;
 	rsc__inject_fault(loop, sqe, op);
-	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	link_entry(s, e);
 	if (entryp)
 		*entryp = e;
@@ -535,8 +534,8 @@ RSC__HOT static bool closes_plainly(const struct rsc__entry *e)
 {
 	return e->mgr->exit == rsc__fd_exit && e->fd_kind == RSC__FD_PROCESS &&
 	       !(e->config & (RSC__CFG_FSYNC | RSC__CFG_SHUTDOWN)) &&
-	       /* its identity to check first (rsc__audit_still_ours): the hook's way */
-	       !(e->scope->loop->audit_level == RSC_AUDIT_FULL && (e->flags & RSC__E_IDENTITY));
+	       /* its identity to check first: the hook's way */
+	       !rsc__audit_checks_identity(e->scope->loop, e);
 }
 
 RSC__HOT static int close_plainly(struct rsc__entry *e)
@@ -552,11 +551,8 @@ RSC__HOT static int close_plainly(struct rsc__entry *e)
 	op->primary = false;
 	op->opcode = IORING_OP_CLOSE;
 	op->closes = RSC__CLOSES_VALUE;
-	/* As stamp_phase_sqes: the number leaves the ledger when the close is submitted. */
-	if ((e->flags & RSC__E_LEDGER) && rsc__ledger_forget_on_submit(loop, e->value, e->h))
-		e->flags &= ~RSC__E_LEDGER;
+	leave_ledger_at_submit(loop, e);
 	rsc__inject_fault(loop, sqe, op);
-	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	return 0;
 }
 

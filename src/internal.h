@@ -1299,6 +1299,11 @@ int rsc__scope_close_and_wait(struct rsc__scope *s, int *status,
 /* audit.c */
 int rsc__audit_level_from_env(void);
 void rsc__audit_record(struct rsc_loop *loop, struct rsc__entry *e);
+/* FULL, with @e's dev/ino recorded: its close checks the number first (rsc__audit_still_ours). */
+static inline bool rsc__audit_checks_identity(const struct rsc_loop *loop, const struct rsc__entry *e)
+{
+	return loop->audit_level == RSC_AUDIT_FULL && (e->flags & RSC__E_IDENTITY);
+}
 bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc__entry *e);
 void rsc__audit_check_released(struct rsc_loop *loop, struct rsc__entry *e);
 /* A finding on @loop (a descriptor or a slot); @target NULL: read from /proc/self/fd. */
