@@ -340,13 +340,13 @@ static int ensure_phase_sqe(struct rsc__entry *e)
 	return 0;
 }
 
-/* Allocate and name an entry; it is linked by link_entry(). */
-RSC__HOT static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manager *mgr,
-				    void *arg, unsigned config, const char *detail,
-				    const void *site)
+/* Allocate and name an entry (@len is strlen(@detail)); it is linked by link_entry(). */
+RSC__HOT static struct rsc__entry *new_entry_named(struct rsc__scope *s,
+						   const struct rsc_manager *mgr, void *arg,
+						   unsigned config, const char *detail,
+						   size_t len, const void *site)
 {
 	struct rsc_loop *loop = s->loop;
-	size_t len = detail ? strlen(detail) : 0;
 	struct rsc__entry *e = rsc__entry_get(loop);
 
 	if (!e)
@@ -370,6 +370,13 @@ RSC__HOT static struct rsc__entry *new_entry(struct rsc__scope *s, const struct 
 	e->close_res = 1;
 	e->close_res2 = 1;
 	return e;
+}
+
+static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manager *mgr,
+				    void *arg, unsigned config, const char *detail,
+				    const void *site)
+{
+	return new_entry_named(s, mgr, arg, config, detail, detail ? strlen(detail) : 0, site);
 }
 
 /* Newest at the tail: the unwind walks back from there. */
@@ -486,7 +493,7 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
  */
 RSC__HOT static int one_sqe(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op **opp)
 {
-	int ret = rsc__op_with_sqe_why(e->scope->loop, sqep, opp);
+	int ret = rsc__op_with_sqe_inline(e->scope->loop, sqep, opp);
 
 	if (ret < 0)
 		return ret;
@@ -499,10 +506,10 @@ RSC__HOT static int one_sqe(struct rsc__entry *e, struct io_uring_sqe **sqep, st
 
 RSC__HOT int rsc__push_one(struct rsc__scope *s, const struct rsc_manager *mgr, rsc__prep_fn prep,
 		  const void *args, uint8_t opcode, unsigned config, const char *detail,
-		  const void *site, struct rsc__entry **entryp)
+		  size_t detail_len, const void *site, struct rsc__entry **entryp)
 {
 	struct rsc_loop *loop = s->loop;
-	struct rsc__entry *e = new_entry(s, mgr, NULL, config, detail, site);
+	struct rsc__entry *e = new_entry_named(s, mgr, NULL, config, detail, detail_len, site);
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op;
 	int ret;

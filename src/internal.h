@@ -103,6 +103,7 @@ struct rsc_op {
 	bool slot_move;   /* half of an install or hand-over: an ownership move, not the caller's I/O */
 	int fault_res;	   /* injected result replacing the CQE's, or 0 */
 	uint64_t grace_seq; /* loop->grace_seq when it began: graceful.c orders it with a grace's start */
+	uint64_t ud;	    /* its user_data, kept with gen: computed once per use, not per SQE and CQE */
 	/* Tracked I/O (io.c): the caller's buffer is ours until the final CQE. */
 	rsc_io_cb io_cb;
 	void *io_buf, *io_data;
@@ -383,6 +384,7 @@ struct rsc_loop {
 	int audit_level;
 	bool running;
 	struct io_uring_probe *probe;
+	uint64_t opcodes_ok[4]; /* the probe's answer as bits (rsc__opcode_supported) */
 	struct rsc__scope *root;
 	uint64_t closing_epoch; /* bumped when a scope's closing state changes (scope.c) */
 
@@ -888,9 +890,14 @@ void rsc__room_put(struct rsc_loop *loop, void *room);
 struct rsc__peer *rsc__peer_get(struct rsc_loop *loop);
 void rsc__pools_free(struct rsc_loop *loop);
 
+static inline uint64_t rsc__op_make_user_data(uint32_t gen, uint32_t idx)
+{
+	return RSC__UD_TAG | ((uint64_t)gen << 32) | (uint64_t)(idx + 1);
+}
+
 static inline uint64_t rsc__op_user_data(const struct rsc_op *op)
 {
-	return RSC__UD_TAG | ((uint64_t)op->gen << 32) | (uint64_t)(op->idx + 1);
+	return op->ud;
 }
 
 /* The low half of a user_data of ours names no op (an op's has idx + 1
@@ -948,6 +955,7 @@ static inline void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op)
 	op->gen = (op->gen + 1) & RSC__OP_GEN_MASK; /* bit 63 of user_data is the tag */
 	if (op->gen == 0)
 		op->gen = 1;
+	op->ud = rsc__op_make_user_data(op->gen, op->idx);
 	op->complete = NULL;
 	op->entry = NULL;
 	op->next_free = loop->free_ops;
@@ -957,16 +965,14 @@ static inline void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op)
 /* The op a CQE's user_data names, or NULL if it is not one in flight. */
 static inline struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user_data)
 {
-	uint32_t idx = (uint32_t)(user_data & 0xffffffffu);
-	uint32_t gen = (uint32_t)(user_data >> 32) & RSC__OP_GEN_MASK;
+	uint32_t idx = (uint32_t)user_data - 1; /* 0 wraps: above any op */
 	struct rsc_op *op;
 
-	if (!(user_data & RSC__UD_TAG) || idx == 0 ||
-	    idx - 1 >= loop->n_op_chunks * RSC__OPS_PER_CHUNK)
+	if (!(user_data & RSC__UD_TAG) || idx >= loop->n_op_chunks * RSC__OPS_PER_CHUNK)
 		return NULL;
-	idx--;
 	op = &loop->op_chunks[idx / RSC__OPS_PER_CHUNK][idx % RSC__OPS_PER_CHUNK];
-	return op->gen == gen && op->complete ? op : NULL;
+	/* The whole user_data: the generation of this use, tag included. */
+	return op->ud == user_data && op->complete ? op : NULL;
 }
 
 /* loop.c */
@@ -1011,7 +1017,35 @@ void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n);
 struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqep);
 /* The same, saying why there is none: -EBUSY (no SQE) or -ENOMEM (no op). */
 int rsc__op_with_sqe_why(struct rsc_loop *loop, struct io_uring_sqe **sqep, struct rsc_op **opp);
-bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode);
+
+/* rsc__op_with_sqe_why's body, inline for the pair path (entry.c's one_sqe):
+ * one SQE and the op it completes, SQE first (see reserve_sqes), the SQE's
+ * user_data naming the op. */
+static inline int rsc__op_with_sqe_inline(struct rsc_loop *loop, struct io_uring_sqe **sqep,
+					  struct rsc_op **opp)
+{
+	*opp = NULL;
+	if (rsc__get_sqes(loop, 1, sqep) < 0)
+		return -EBUSY;
+	*opp = rsc__op_get(loop);
+	if (__builtin_expect(!*opp, 0)) {
+		rsc__nop_sqes(sqep, 1);
+		return -ENOMEM;
+	}
+	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(*opp));
+	return 0;
+}
+/* What the probe found, one bit per opcode (all when there is no probe: the
+ * CQE says); inline, since every acquire asks (rsc__need_opcode). */
+static inline bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode)
+{
+	/* Injected (fault.c): as on a kernel before 5.18. */
+	if (opcode == IORING_OP_MSG_RING && rsc__fault(loop, RSC__F_MSG_RING))
+		return false;
+	if (rsc__fault_missing_op(&loop->faults, opcode))
+		return false;
+	return opcode < 256 && ((loop->opcodes_ok[opcode / 64] >> (opcode % 64)) & 1);
+}
 /* -EOPNOTSUPP, naming @opcode and @why in rsc_last_error. */
 __attribute__((cold)) int rsc__opcode_missing(unsigned opcode, const char *why);
 static inline int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const char *why)
@@ -1049,10 +1083,11 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
 	      struct rsc__entry **entryp);
 /* Prepares a built-in's one acquire SQE from its args (the entry's detail is its path). */
 typedef void (*rsc__prep_fn)(struct io_uring_sqe *sqe, const struct rsc__entry *e, const void *args);
-/* rsc__push for a built-in whose acquire is one SQE of @opcode: no hook runs. */
+/* rsc__push for a built-in whose acquire is one SQE of @opcode: no hook runs.
+ * @detail_len is strlen(@detail), which the caller has measured already. */
 int rsc__push_one(struct rsc__scope *s, const struct rsc_manager *mgr, rsc__prep_fn prep,
 		  const void *args, uint8_t opcode, unsigned config, const char *detail,
-		  const void *site, struct rsc__entry **entryp);
+		  size_t detail_len, const void *site, struct rsc__entry **entryp);
 /* An entry of @s made, not yet pushed, for rsc__push_after(); NULL: no memory. */
 struct rsc__entry *rsc__entry_make(struct rsc__scope *s, const struct rsc_manager *mgr,
 				   unsigned config, const char *detail, const void *site);

@@ -108,6 +108,17 @@ static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 	return ret;
 }
 
+/* The probe's answer as bits. No probe (kernel < 5.6) means we cannot
+ * tell: every opcode is tried, and its CQE says. */
+static void note_opcodes(struct rsc_loop *loop)
+{
+	unsigned op;
+
+	for (op = 0; op < 256; op++)
+		if (!loop->probe || io_uring_opcode_supported(loop->probe, (int)op))
+			loop->opcodes_ok[op / 64] |= 1ULL << (op % 64);
+}
+
 /* The ring is set up (ours or the application's): the rest of a loop. */
 static int loop_finish(struct rsc_loop *loop, unsigned flags)
 {
@@ -116,6 +127,7 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 	/* Opcodes are probed once; a missing one is named when first needed. */
 	if (!rsc__fault_missing(&loop->faults, RSC__MISSING_PROBE))
 		loop->probe = io_uring_get_probe_ring(loop->ring);
+	note_opcodes(loop);
 	if (loop->audit_level != RSC_AUDIT_OFF)
 		rsc__audit_open_proc_dir(loop);
 	loop->root = rsc__scope_new_root(loop);
@@ -282,17 +294,6 @@ int rsc_loop_features(const struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_features: loop is NULL");
 	return (int)loop->features;
-}
-
-RSC__HOT bool rsc__opcode_supported(struct rsc_loop *loop, unsigned opcode)
-{
-	/* Injected (fault.c): as on a kernel before 5.18. */
-	if (opcode == IORING_OP_MSG_RING && rsc__fault(loop, RSC__F_MSG_RING))
-		return false;
-	if (rsc__fault_missing_op(&loop->faults, opcode))
-		return false;
-	/* No probe (kernel < 5.6) means we cannot tell: let the CQE say. */
-	return !loop->probe || io_uring_opcode_supported(loop->probe, (int)opcode);
 }
 
 int rsc__need_shutdown(struct rsc_loop *loop, unsigned flags)
@@ -550,16 +551,7 @@ void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n)
 /* One SQE and the op it completes, SQE first (see reserve_sqes). */
 int rsc__op_with_sqe_why(struct rsc_loop *loop, struct io_uring_sqe **sqep, struct rsc_op **opp)
 {
-	*opp = NULL;
-	if (rsc__get_sqes(loop, 1, sqep) < 0)
-		return -EBUSY;
-	*opp = rsc__op_get(loop);
-	if (!*opp) {
-		rsc__nop_sqes(sqep, 1);
-		return -ENOMEM;
-	}
-	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(*opp));
-	return 0;
+	return rsc__op_with_sqe_inline(loop, sqep, opp);
 }
 
 struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqep)
@@ -851,6 +843,8 @@ static unsigned dispatch_stash(struct rsc_loop *loop)
  * io_uring_peek_batch_cqe() and io_uring_cq_advance() do, without a call
  * into liburing on every turn. An empty ring whose kernel side holds an
  * overflow or task work still goes through liburing, which flushes it.
+ * Each final CQE counts as undispatched from here: off the ring, no longer
+ * the kernel's.
  */
 RSC__HOT static unsigned take_cqes(struct rsc_loop *loop, struct rsc_cqe_copy *copy)
 {
@@ -873,6 +867,7 @@ RSC__HOT static unsigned take_cqes(struct rsc_loop *loop, struct rsc_cqe_copy *c
 			copy[i].user_data = cqes[i]->user_data;
 			copy[i].res = cqes[i]->res;
 			copy[i].flags = cqes[i]->flags;
+			loop->undispatched += ends_an_op(copy[i].user_data, copy[i].flags);
 		}
 	} else {
 		if (n > REAP_BATCH)
@@ -884,6 +879,7 @@ RSC__HOT static unsigned take_cqes(struct rsc_loop *loop, struct rsc_cqe_copy *c
 			copy[i].user_data = cqe->user_data;
 			copy[i].res = cqe->res;
 			copy[i].flags = cqe->flags;
+			loop->undispatched += ends_an_op(copy[i].user_data, copy[i].flags);
 		}
 	}
 	if (n)
@@ -910,9 +906,6 @@ RSC__HOT static unsigned reap(struct rsc_loop *loop)
 	}
 	/* Copy and advance before dispatching: a callback may submit again. */
 	while ((n = take_cqes(loop, copy)) > 0) {
-		/* Off the ring but not dispatched: no longer the kernel's. */
-		for (i = 0; i < n; i++)
-			loop->undispatched += ends_an_op(copy[i].user_data, copy[i].flags);
 		/* Traced: the batch's completions are stamped with one clock reading. */
 		if (RSC__OBS_ON(loop) && (loop->obs_flags & RSC__OBS_TRACE))
 			loop->obs_reap_ns = rsc__tj_now(loop->tj);

@@ -47,6 +47,7 @@ RSC__HOT int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int ofla
 	unsigned config = RSC__CFG_FD | RSC__CFG_OWN_HOOKS;
 	struct rsc__scope *s;
 	struct rsc__entry *e;
+	size_t path_len;
 	int ret;
 
 	if (entryp)
@@ -55,7 +56,8 @@ RSC__HOT int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int ofla
 	if (ret < 0)
 		return ret;
 	RSC__CHECK_ARG(path, "rsc_open: path is NULL");
-	if (strnlen(path, PATH_MAX) >= PATH_MAX) {
+	path_len = strnlen(path, PATH_MAX);
+	if (path_len >= PATH_MAX) {
 		rsc__set_last_error("rsc_open: path is %d bytes or longer", PATH_MAX);
 		return -ENAMETOOLONG;
 	}
@@ -93,7 +95,7 @@ RSC__HOT int rsc_open(struct rsc_scope *h, int dirfd, const char *path, int ofla
 	a.mode = mode;
 	/* The caller's address: where a leaked descriptor was acquired. */
 	ret = rsc__push_one(s, &file_manager, file_prep, &a, IORING_OP_OPENAT,
-			    config | RSC__CFG_BUILTIN, path, __builtin_return_address(0), &e);
+			    config | RSC__CFG_BUILTIN, path, path_len, __builtin_return_address(0), &e);
 	if (ret == 0 && entryp)
 		*entryp = rsc__eh(e);
 	return ret;

@@ -123,5 +123,5 @@ int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 	return rsc__push_one(s, &socket_manager, socket_prep, &a, IORING_OP_SOCKET,
 			     RSC__CFG_FD | RSC__CFG_BUILTIN | RSC__CFG_OWN_HOOKS |
 			     ((flags & RSC_SHUTDOWN_ON_RELEASE) ? RSC__CFG_SHUTDOWN : 0), detail,
-			     site, entryp);
+			     strlen(detail), site, entryp);
 }

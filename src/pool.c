@@ -70,6 +70,7 @@ int rsc__op_chunk_grow(struct rsc_loop *loop)
 	for (i = RSC__OPS_PER_CHUNK; i-- > 0;) {
 		chunk[i].idx = base + i;
 		chunk[i].gen = loop->op_gen_base;
+		chunk[i].ud = rsc__op_make_user_data(chunk[i].gen, chunk[i].idx);
 		chunk[i].next_free = loop->free_ops;
 		loop->free_ops = &chunk[i];
 	}
@@ -135,7 +136,7 @@ RSC__HOT void rsc__entry_put(struct rsc_loop *loop, struct rsc__entry *e)
 		free(e->detail);
 	if (e->config & RSC__CFG_ROOM)
 		rsc__room_put(loop, e->owned_arg);
-	else
+	else if (e->owned_arg) /* most own none: no call into the allocator for them */
 		free(e->owned_arg);
 #ifdef RSC_DEBUG
 	/* Poison so a use after the scope closed shows up at once. */
@@ -182,7 +183,8 @@ RSC__HOT void rsc__scope_put(struct rsc_loop *loop, struct rsc__scope *s)
 {
 	rsc__handle_drop(loop, s->h, &s->slot);
 	rsc__audit_quiesce(); /* a describer may be reading its name */
-	free(s->fd_snapshot);
+	if (s->fd_snapshot) /* a full audit's only */
+		free(s->fd_snapshot);
 #ifdef RSC_DEBUG
 	{
 		uint32_t slot = s->slot; /* the handle slot stays with the memory */
