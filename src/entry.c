@@ -491,7 +491,7 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
  * every pair). 0 with the SQE taken and its op routed (its user_data set), or
  * rsc__op_with_sqe_why's -EBUSY or -ENOMEM with neither.
  */
-RSC__HOT static int one_sqe(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op **opp)
+RSC__HOT static inline __attribute__((always_inline)) int one_sqe(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op **opp)
 {
 	int ret = rsc__op_with_sqe_inline(e->scope->loop, sqep, opp);
 
