@@ -271,7 +271,7 @@ static void one_cqe_per_sqe(struct io_uring_sqe *sqe)
  * its CQE is reaped, but not before the close is submitted (or, without
  * memory to list it, when the release settles: rsc__entry_settle_release).
  */
-static void leave_ledger_at_submit(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__INLINE void leave_ledger_at_submit(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	if ((e->flags & RSC__E_LEDGER) && rsc__ledger_forget_on_submit(loop, e->value, e->h))
 		e->flags &= ~RSC__E_LEDGER;
@@ -341,10 +341,9 @@ static int ensure_phase_sqe(struct rsc__entry *e)
 }
 
 /* Allocate and name an entry (@len is strlen(@detail)); it is linked by link_entry(). */
-RSC__HOT static struct rsc__entry *new_entry_named(struct rsc__scope *s,
-						   const struct rsc_manager *mgr, void *arg,
-						   unsigned config, const char *detail,
-						   size_t len, const void *site)
+RSC__HOT RSC__INLINE struct rsc__entry *
+new_entry_named(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg, unsigned config,
+		const char *detail, size_t len, const void *site)
 {
 	struct rsc_loop *loop = s->loop;
 	struct rsc__entry *e = rsc__entry_get(loop);
@@ -491,7 +490,7 @@ int rsc__push(struct rsc__scope *s, const struct rsc_manager *mgr, void *arg,
  * every pair). 0 with the SQE taken and its op routed (its user_data set), or
  * rsc__op_with_sqe_why's -EBUSY or -ENOMEM with neither.
  */
-RSC__HOT static inline __attribute__((always_inline)) int one_sqe(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op **opp)
+RSC__HOT RSC__INLINE int one_sqe(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op **opp)
 {
 	int ret = rsc__op_with_sqe_inline(e->scope->loop, sqep, opp);
 
@@ -589,7 +588,7 @@ void rsc__push_after(struct rsc__entry *dep, struct rsc__entry *e, uint8_t opcod
 }
 
 /* An entry that owns a descriptor from now on: in the ledger, and audited. */
-RSC__HOT static void own_value(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__INLINE void own_value(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	if (!(e->config & RSC__CFG_FD) || e->value < 0)
 		return;
@@ -1026,7 +1025,7 @@ static void take_over_dep(struct rsc__entry *e)
  * is not kept: an owner the ledger does not know could be adopted a second
  * time (two owners, the double close). It fails -ENOMEM, closed by the runtime.
  */
-RSC__HOT static int reserve_owner(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__INLINE int reserve_owner(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	if (!(e->config & RSC__CFG_FD))
 		return rsc__pipe_reserve(loop, e); /* 0 unless a pipe: its ends are in its args */
@@ -1036,7 +1035,7 @@ RSC__HOT static int reserve_owner(struct rsc_loop *loop, struct rsc__entry *e)
 	return -ENOMEM;
 }
 
-RSC__HOT static void keep_or_close(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__INLINE void keep_or_close(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	if (reserve_owner(loop, e) == 0)
 		return;

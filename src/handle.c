@@ -20,7 +20,6 @@
  */
 
 #define MAX_CHUNKS (RSC__H_SLOT_MASK / RSC__SLOTS_PER_CHUNK + 1)
-#define RETIRED_GEN UINT32_MAX
 
 struct rsc__slot *rsc__slot_chunks[MAX_CHUNKS]; /* published with release */
 static uint32_t free_chunks[MAX_CHUNKS];
@@ -29,11 +28,6 @@ static pthread_mutex_t chunk_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* fork.c: held across a fork(2), so that the child's copy is whole and free. */
 pthread_mutex_t *const rsc__handles_fork_lock = &chunk_lock;
-
-static struct rsc__slot *slot_at(uint32_t idx)
-{
-	return &rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK][idx % RSC__SLOTS_PER_CHUNK];
-}
 
 /* A chunk for @loop: one given back by a freed loop, or a new one. */
 static int take_chunk(struct rsc_loop *loop)
@@ -68,7 +62,7 @@ static int take_chunk(struct rsc_loop *loop)
 	c = rsc__slot_chunks[ci];
 	/* Lowest index first out: the free list is LIFO. */
 	for (i = RSC__SLOTS_PER_CHUNK; i-- > 0;) {
-		if (c[i].gen == RETIRED_GEN)
+		if (c[i].gen == RSC__RETIRED_GEN)
 			continue;
 		__atomic_store_n(&c[i].next_free, loop->handle_free, __ATOMIC_RELAXED);
 		loop->handle_free = ci * RSC__SLOTS_PER_CHUNK + i + 1;
@@ -76,53 +70,16 @@ static int take_chunk(struct rsc_loop *loop)
 	return 0;
 }
 
-RSC__HOT uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
-			 uint32_t *slot)
+/* rsc__handle_new()'s way for an object with no slot yet (internal.h). */
+uint64_t rsc__handle_new_slot(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
+			      uint32_t *slot)
 {
-	struct rsc__slot *sl;
-	uint32_t idx;
-
-	if (*slot) {
-		/* A pooled object keeps its slot: its generation moved on at the drop. */
-		idx = *slot - 1;
-		sl = slot_at(idx);
-	} else {
-		while (!loop->handle_free)
-			if (take_chunk(loop) < 0)
-				return 0;
-		idx = loop->handle_free - 1;
-		sl = slot_at(idx);
-		loop->handle_free = sl->next_free;
-		*slot = idx + 1;
-	}
-	/* The kind before the object: a lookup that sees the object sees it. */
-	__atomic_store_n(&sl->kind, (uint32_t)kind, __ATOMIC_RELAXED);
-	/* The object stores the handle first (its caller does), then it is published. */
-	__atomic_store_n(&sl->obj, obj, __ATOMIC_RELEASE);
-	return ((uint64_t)sl->gen << 32) | kind | (idx + 1);
-}
-
-RSC__HOT void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
-{
-	uint32_t idx = ((uint32_t)h & RSC__H_SLOT_MASK) - 1;
-	struct rsc__slot *sl = slot_at(idx);
-	uint32_t gen = sl->gen;
-
-	(void)loop;
-	assert(gen == (uint32_t)(h >> 32) && *slot == idx + 1);
-	/* Every handle made from this slot so far is stale from now on. Atomic:
-	 * another thread's lookup of a stale handle reads it (internal.h). */
-	__atomic_store_n(&sl->obj, NULL, __ATOMIC_RELEASE);
-	/* Ordered before rsc__audit_quiesce's load (internal.h): by the
-	 * describer's membarrier where the kernel has it, else by a full fence. */
-	if (rsc__membarrier) {
-		__atomic_store_n(&sl->gen, ++gen, __ATOMIC_RELEASE);
-		__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	} else {
-		__atomic_store_n(&sl->gen, ++gen, __ATOMIC_SEQ_CST);
-	}
-	if (gen == RETIRED_GEN)
-		*slot = 0; /* never handed out again: no generation is reused */
+	while (!loop->handle_free)
+		if (take_chunk(loop) < 0)
+			return 0;
+	*slot = loop->handle_free;
+	loop->handle_free = rsc__slot_at(*slot - 1)->next_free;
+	return rsc__handle_publish(obj, kind, *slot - 1);
 }
 
 void rsc__handle_free(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
@@ -130,7 +87,7 @@ void rsc__handle_free(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
 	rsc__handle_drop(loop, h, slot);
 	if (!*slot)
 		return; /* retired */
-	__atomic_store_n(&slot_at(*slot - 1)->next_free, loop->handle_free, __ATOMIC_RELAXED);
+	__atomic_store_n(&rsc__slot_at(*slot - 1)->next_free, loop->handle_free, __ATOMIC_RELAXED);
 	loop->handle_free = *slot;
 	*slot = 0;
 }
@@ -183,14 +140,14 @@ bool rsc__handle_still(uint64_t h)
 {
 	uint32_t idx = ((uint32_t)h & RSC__H_SLOT_MASK) - 1;
 
-	return __atomic_load_n(&slot_at(idx)->gen, __ATOMIC_SEQ_CST) == (uint32_t)(h >> 32);
+	return __atomic_load_n(&rsc__slot_at(idx)->gen, __ATOMIC_SEQ_CST) == (uint32_t)(h >> 32);
 }
 
 /* @h's slot holds a live object of @h's generation that is no object of
  * @h's kind: the kind bits of a handle of another kind were changed. */
 static bool live_of_other_kind(uint64_t h, uint32_t idx)
 {
-	const struct rsc__slot *sl = slot_at(idx);
+	const struct rsc__slot *sl = rsc__slot_at(idx);
 
 	return __atomic_load_n(&sl->obj, __ATOMIC_ACQUIRE) &&
 	       __atomic_load_n(&sl->gen, __ATOMIC_ACQUIRE) == (uint32_t)(h >> 32);

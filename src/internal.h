@@ -19,6 +19,9 @@
 #define RSC__COLD __attribute__((cold))
 /* The acquire and release path of every pair: kept together in .text.hot, so it spans fewer pages and lines between two io_uring_enter calls. */
 #define RSC__HOT __attribute__((hot))
+/* A small step of the pair path: always inline, whatever GCC's size estimate
+ * says (a call there costs more than the step; bench/README.md, sixteenth pass). */
+#define RSC__INLINE static inline __attribute__((always_inline))
 
 #define RSC__DEFAULT_ENTRIES 256U
 #define RSC__MAX_ENTRIES 32768U
@@ -535,11 +538,40 @@ struct rsc__slot {
 
 extern struct rsc__slot *rsc__slot_chunks[RSC__H_SLOT_MASK / RSC__SLOTS_PER_CHUNK + 1];
 
-/* A handle for @obj in slot *@slot (+1), taken from the loop if 0; dropped,
- * the slot stays with the object for its next life (unless retired). */
-uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
-			 uint32_t *slot);
-void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot);
+#define RSC__RETIRED_GEN UINT32_MAX /* a slot whose generation would wrap: never reused */
+
+static inline struct rsc__slot *rsc__slot_at(uint32_t idx)
+{
+	return &rsc__slot_chunks[idx / RSC__SLOTS_PER_CHUNK][idx % RSC__SLOTS_PER_CHUNK];
+}
+
+/* Slot @idx names @obj from now on: the handle of its current generation. */
+static inline uint64_t rsc__handle_publish(void *obj, enum rsc__kind kind, uint32_t idx)
+{
+	struct rsc__slot *sl = rsc__slot_at(idx);
+
+	/* The kind before the object: a lookup that sees the object sees it. */
+	__atomic_store_n(&sl->kind, (uint32_t)kind, __ATOMIC_RELAXED);
+	/* The object stores the handle first (its caller does), then it is published. */
+	__atomic_store_n(&sl->obj, obj, __ATOMIC_RELEASE);
+	return ((uint64_t)sl->gen << 32) | kind | (idx + 1);
+}
+
+/* A slot taken from the loop (handle.c): 0 without memory. */
+uint64_t rsc__handle_new_slot(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
+			      uint32_t *slot);
+
+/* A handle for @obj in slot *@slot (+1), taken from the loop if 0, or 0
+ * without memory. Inline: every pooled get makes one (rsc__handle_drop
+ * below; the slot stays with the object for its next life unless retired). */
+static inline uint64_t rsc__handle_new(struct rsc_loop *loop, void *obj, enum rsc__kind kind,
+				       uint32_t *slot)
+{
+	/* A pooled object keeps its slot: its generation moved on at the drop. */
+	if (__builtin_expect(*slot != 0, 1))
+		return rsc__handle_publish(obj, kind, *slot - 1);
+	return rsc__handle_new_slot(loop, obj, kind, slot);
+}
 /* Dropped, and the slot back to the loop: for objects that are not pooled. */
 void rsc__handle_free(struct rsc_loop *loop, uint64_t h, uint32_t *slot);
 void rsc__handles_release(struct rsc_loop *loop);
@@ -1364,6 +1396,30 @@ void rsc__audit_unregister(struct rsc_loop *loop);
 extern unsigned rsc__describers;
 /* The describers' side of the fence is membarrier(2)'s (set once, before any loop). */
 extern bool rsc__membarrier;
+
+/* Every handle of @h's slot is stale from now on (handle.c's other half,
+ * inline: every pooled put drops one). */
+static inline void rsc__handle_drop(struct rsc_loop *loop, uint64_t h, uint32_t *slot)
+{
+	uint32_t idx = ((uint32_t)h & RSC__H_SLOT_MASK) - 1;
+	struct rsc__slot *sl = rsc__slot_at(idx);
+	uint32_t gen = sl->gen;
+
+	(void)loop;
+	assert(gen == (uint32_t)(h >> 32) && *slot == idx + 1);
+	/* Atomic: another thread's lookup of a stale handle reads it. */
+	__atomic_store_n(&sl->obj, NULL, __ATOMIC_RELEASE);
+	/* Ordered before rsc__audit_quiesce's load: by the describer's
+	 * membarrier where the kernel has it, else by a full fence. */
+	if (rsc__membarrier) {
+		__atomic_store_n(&sl->gen, ++gen, __ATOMIC_RELEASE);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	} else {
+		__atomic_store_n(&sl->gen, ++gen, __ATOMIC_SEQ_CST);
+	}
+	if (gen == RSC__RETIRED_GEN)
+		*slot = 0; /* never handed out again: no generation is reused */
+}
 void rsc__audit_wait_describers(void) RSC__COLD;
 
 /*

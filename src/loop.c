@@ -779,8 +779,8 @@ void rsc__dispatch_one(struct rsc_loop *loop, uint64_t user_data, int res, unsig
 	dispatch(loop, user_data, res, flags);
 }
 
-RSC__HOT static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res,
-		     unsigned flags)
+/* Inline into reap(), the one that runs for every CQE; dispatch() elsewhere. */
+RSC__HOT RSC__INLINE void dispatch_inline(struct rsc_loop *loop, uint64_t user_data, int res, unsigned flags)
 {
 	struct rsc_op *op;
 	rsc__op_fn fn;
@@ -812,6 +812,11 @@ RSC__HOT static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res
 		rsc__op_put(loop, op);
 		loop->undispatched--;
 	}
+}
+
+static void dispatch(struct rsc_loop *loop, uint64_t user_data, int res, unsigned flags)
+{
+	dispatch_inline(loop, user_data, res, flags);
 }
 
 static unsigned dispatch_stash(struct rsc_loop *loop)
@@ -912,8 +917,8 @@ RSC__HOT static unsigned reap(struct rsc_loop *loop)
 		/* A callback that forked returns into the child's copy: the rest of
 		 * the batch is the parent's to run, not the child's too. */
 		for (i = 0; i < n && !rsc__loop_forked(loop); i++)
-			dispatch(loop, copy[i].user_data, copy[i].res,
-				 copy[i].flags);
+			dispatch_inline(loop, copy[i].user_data, copy[i].res,
+					copy[i].flags);
 		loop->obs_reap_ns = 0;
 		total += n;
 		if (loop->stash_len)

@@ -39,7 +39,7 @@ uint64_t rsc__obs_now(void);
 #define RSC__OBS_ON(loop) __builtin_expect((loop)->obs_flags != 0, 0)
 
 /* An acquire's SQEs are prepared (they go out with the next submit). */
-static inline void rsc__obs_acquire(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__INLINE void rsc__obs_acquire(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	RSC__PROBE5(acquire_start, loop->obs_id, e->h, e->mgr->name, e->detail,
 		    e->scope->h);
@@ -47,14 +47,14 @@ static inline void rsc__obs_acquire(struct rsc_loop *loop, struct rsc__entry *e)
 		rsc__obs_entry(loop, e, RSC__OBS_ACQUIRE);
 }
 
-static inline void rsc__obs_entered(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__INLINE void rsc__obs_entered(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	RSC__PROBE4(acquire_done, loop->obs_id, e->h, e->value, e->mgr->name);
 	if (RSC__OBS_ON(loop))
 		rsc__obs_entry(loop, e, RSC__OBS_ENTERED);
 }
 
-static inline void rsc__obs_enter_failed(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__INLINE void rsc__obs_enter_failed(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	RSC__PROBE4(acquire_done, loop->obs_id, e->h, e->value, e->mgr->name);
 	if (RSC__OBS_ON(loop))
@@ -62,7 +62,7 @@ static inline void rsc__obs_enter_failed(struct rsc_loop *loop, struct rsc__entr
 }
 
 /* An acquire's own CQE settled it: entered, or failed. */
-static inline void rsc__obs_enter_done(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__INLINE void rsc__obs_enter_done(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	if (e->value >= 0)
 		rsc__obs_entered(loop, e);
@@ -70,7 +70,7 @@ static inline void rsc__obs_enter_done(struct rsc_loop *loop, struct rsc__entry 
 		rsc__obs_enter_failed(loop, e);
 }
 
-static inline void rsc__obs_release_started(struct rsc_loop *loop,
+RSC__INLINE void rsc__obs_release_started(struct rsc_loop *loop,
 					    struct rsc__entry *e)
 {
 	RSC__PROBE4(release_start, loop->obs_id, e->h, e->value, e->mgr->name);
@@ -79,7 +79,7 @@ static inline void rsc__obs_release_started(struct rsc_loop *loop,
 }
 
 /* Settled (early, or in its LIFO turn); before the scope hears its error. */
-static inline void rsc__obs_released(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__INLINE void rsc__obs_released(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	RSC__PROBE4(release_done, loop->obs_id, e->h, e->exit_res, e->mgr->name);
 	if (RSC__OBS_ON(loop))
@@ -87,13 +87,13 @@ static inline void rsc__obs_released(struct rsc_loop *loop, struct rsc__entry *e
 }
 
 /* Freed without a release (detached, taken over, loop freed): ends its slice. */
-static inline void rsc__obs_entry_freed(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__INLINE void rsc__obs_entry_freed(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	if (RSC__OBS_ON(loop) && e->obs_state)
 		rsc__obs_entry(loop, e, RSC__OBS_ENTRY_FREED);
 }
 
-static inline void rsc__obs_scope_opened(struct rsc_loop *loop, struct rsc__scope *s)
+RSC__INLINE void rsc__obs_scope_opened(struct rsc_loop *loop, struct rsc__scope *s)
 {
 	RSC__PROBE4(scope_open, loop->obs_id, s->h, s->parent ? s->parent->h : 0,
 		    s->name);
@@ -101,7 +101,7 @@ static inline void rsc__obs_scope_opened(struct rsc_loop *loop, struct rsc__scop
 		rsc__obs_scope(loop, s, true);
 }
 
-static inline void rsc__obs_scope_closed(struct rsc_loop *loop, struct rsc__scope *s)
+RSC__INLINE void rsc__obs_scope_closed(struct rsc_loop *loop, struct rsc__scope *s)
 {
 	RSC__PROBE4(scope_closed, loop->obs_id, s->h,
 		    s->pending ? rsc_error_errno(s->pending) : 0, s->name);
@@ -118,7 +118,7 @@ static inline void rsc__obs_audit_finding(struct rsc_loop *loop,
 }
 
 /* io_uring_enter took @sqes SQEs. */
-static inline void rsc__obs_submit(struct rsc_loop *loop, int sqes)
+RSC__INLINE void rsc__obs_submit(struct rsc_loop *loop, int sqes)
 {
 	RSC__PROBE3(submit, loop->obs_id, sqes, loop->ops_inflight);
 	if (RSC__OBS_ON(loop) && sqes > 0)

@@ -77,12 +77,12 @@ int rsc__op_chunk_grow(struct rsc_loop *loop)
 	return 0;
 }
 
-RSC__HOT /*
+/*
  * Zero a pooled object's header 64 bytes at a time: GCC makes each piece a
  * few vector stores, where one memset of the whole is a rep stos whose
  * start-up cost every get paid (bench/README.md, fifteenth pass).
  */
-static inline void clear_lines(void *p, size_t len)
+RSC__INLINE void clear_lines(void *p, size_t len)
 {
 	char *c = p;
 	size_t i;
@@ -92,7 +92,7 @@ static inline void clear_lines(void *p, size_t len)
 	memset(c + i, 0, len - i);
 }
 
-struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
+RSC__HOT struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 {
 	struct rsc__entry *e = loop->free_entries;
 
