@@ -303,10 +303,13 @@ RSC__HOT void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pe
 	 * out of the heap now, not when the unwind completes. */
 	rsc__deadline_forget(s);
 	/* Its own acquires are cancelled by any unwind (a cancel that found no
-	 * memory is sent again here); a close reaches those below in their turn. */
-	RSC__LIST_FOR_EACH_REVERSE(e, &s->entries, scope_node)
-		if (e->state == RSC_ENTERING)
-			rsc__entry_cancel(e);
+	 * memory is sent again here); a close reaches those below in their turn.
+	 * n_entering counts them: with none, no walk over entries the kernel's
+	 * work has evicted (one cache miss each, in a chain). */
+	if (s->n_entering)
+		RSC__LIST_FOR_EACH_REVERSE(e, &s->entries, scope_node)
+			if (e->state == RSC_ENTERING)
+				rsc__entry_cancel(e);
 	if (s->cancelling)
 		rsc__scope_cut(s, RSC__CUT_ACQUIRES);
 	else if (s->loop->dl_n)
