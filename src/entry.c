@@ -379,7 +379,7 @@ static struct rsc__entry *new_entry(struct rsc__scope *s, const struct rsc_manag
 }
 
 /* Newest at the tail: the unwind walks back from there. */
-RSC__HOT static void append_entry(struct rsc__scope *s, struct rsc__entry *e)
+RSC__INLINE void append_entry(struct rsc__scope *s, struct rsc__entry *e)
 {
 	/* Atomic: rsc_audit_describe_fd reads it from any thread. */
 	__atomic_store_n(&e->scope, s, __ATOMIC_RELEASE);
@@ -391,7 +391,7 @@ static void unlink_entry(struct rsc__entry *e)
 	rsc__list_remove(&e->scope_node);
 }
 
-RSC__HOT static void link_entry(struct rsc__scope *s, struct rsc__entry *e)
+RSC__INLINE void link_entry(struct rsc__scope *s, struct rsc__entry *e)
 {
 	append_entry(s, e);
 	s->n_entering++;
@@ -735,26 +735,14 @@ int rsc__issuer_error(const char *fn)
 	return -EEXIST;
 }
 
-/* Checks shared by every push: a live, open scope on a loop not in a hook. */
-RSC__HOT int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const char *fn)
+/* rsc__scope_check_push's refusal (internal.h): the root, or a scope an unwind owns. */
+int rsc__scope_push_refused(const struct rsc__scope *s, const char *fn)
 {
-	struct rsc__scope *s;
-
-	RSC__SCOPE(s, h, fn);
-	*sp = s;
-	/* Its SQEs would interleave with the running hook's reservation. */
-	if (rsc__check_not_in_hook(s->loop, fn) < 0)
-		return -EDEADLK;
-	/* An ancestor's close or failure requested counts too: its unwind will
-	 * cancel what this would acquire (and a graceful one acquires nothing). */
-	if (s == s->loop->root || rsc__scope_unwind_owns(s)) {
-		rsc__set_last_error("%s: scope '%s' %s; nothing more can be pushed", fn, s->name,
-				    s->state != RSC_SCOPE_OPEN || s->closer != RSC__CLOSER_NONE ||
-				    s->fail_queued || s == s->loop->root ?
-				    "is unwinding or closing" : "is in a scope that is closing");
-		return -ESHUTDOWN;
-	}
-	return 0;
+	rsc__set_last_error("%s: scope '%s' %s; nothing more can be pushed", fn, s->name,
+			    s->state != RSC_SCOPE_OPEN || s->closer != RSC__CLOSER_NONE ||
+			    s->fail_queued || s == s->loop->root ?
+			    "is unwinding or closing" : "is in a scope that is closing");
+	return -ESHUTDOWN;
 }
 
 static int check_manager(const struct rsc_manager *mgr)

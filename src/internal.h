@@ -1188,9 +1188,6 @@ struct rsc__entry *rsc__adopt(struct rsc__scope *s, const struct rsc_manager *mg
 /* manager_fd.c: the release of every descriptor-owning built-in */
 int rsc__fd_exit(struct rsc_entry *h, const struct rsc_error *pending,
 		 void *arg);
-/* Decode @h for a push: -EINVAL, -ESTALE, -EDEADLK (in a hook), -ESHUTDOWN. */
-int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const char *fn);
-
 /* scope.c */
 void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pending);
 void rsc__scope_cut(struct rsc__scope *root, enum rsc__cut level);
@@ -1199,6 +1196,34 @@ void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
 		      const struct rsc__entry *e);
 /* True once an unwind owns @s: it or a scope above it unwinds or is closing. */
 bool rsc__scope_unwind_owns(const struct rsc__scope *s);
+/* The same, inline while no closing state changed since @s last asked. */
+RSC__INLINE bool rsc__scope_unwind_owns_cached(const struct rsc__scope *s)
+{
+	if (__builtin_expect(s->owns_epoch == s->loop->closing_epoch, 1))
+		return s->owns_cached;
+	return rsc__scope_unwind_owns(s);
+}
+
+/* entry.c: -ESHUTDOWN, saying why @s takes no push. */
+int rsc__scope_push_refused(const struct rsc__scope *s, const char *fn) RSC__COLD;
+
+/* Decode @h for a push: -EINVAL, -ESTALE, -EDEADLK (in a hook), -ESHUTDOWN.
+ * Inline: every acquire asks first. */
+RSC__INLINE int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **sp, const char *fn)
+{
+	struct rsc__scope *s;
+
+	RSC__SCOPE(s, h, fn);
+	*sp = s;
+	/* Its SQEs would interleave with the running hook's reservation. */
+	if (rsc__check_not_in_hook(s->loop, fn) < 0)
+		return -EDEADLK;
+	/* An ancestor's close or failure requested counts too: its unwind will
+	 * cancel what this would acquire (and a graceful one acquires nothing). */
+	if (__builtin_expect(s == s->loop->root || rsc__scope_unwind_owns_cached(s), 0))
+		return rsc__scope_push_refused(s, fn);
+	return 0;
+}
 /* The same, but a scope in the grace of a graceful close does not count. */
 bool rsc__scope_unwind_owns_past_grace(const struct rsc__scope *s);
 /* 0, or -EALREADY (and why) if @s may not be closed by its caller now. */
