@@ -279,12 +279,10 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 }
 
 /* A scope leaves the heap when it unwinds, however that started. */
-RSC__HOT void rsc__deadline_forget(struct rsc__scope *s)
+void rsc__deadline_remove(struct rsc__scope *s)
 {
-	if (s->dl_index != RSC__NO_DEADLINE) {
-		heap_remove(s->loop, s);
-		rsc__deadline_idle(s->loop);
-	}
+	heap_remove(s->loop, s);
+	rsc__deadline_idle(s->loop);
 }
 
 /* No deadline left: remove the kernel timer, so it keeps nothing alive. */

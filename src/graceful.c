@@ -61,10 +61,9 @@ static void leave_grace(struct rsc__scope *s, bool timed_out)
 	}
 }
 
-RSC__HOT void rsc__graceful_forget(struct rsc__scope *s)
+void rsc__graceful_leave(struct rsc__scope *s)
 {
-	if (s->grace)
-		leave_grace(s, false);
+	leave_grace(s, false);
 }
 
 /* The grace is over, one way or the other: the unwind starts on this turn. */
@@ -89,10 +88,8 @@ static void end_grace(struct rsc__scope *s, bool timed_out)
 /* @s starts its unwind while in its grace (its rsc_scope_fail(3) ended it):
  * the grace ends now, before the unwind's cancels complete, so that what they
  * cut counts as cancelled, not drained (rsc_scope_close_stats). */
-RSC__HOT void rsc__graceful_end_at_unwind(struct rsc__scope *s)
+void rsc__graceful_end_grace_at_unwind(struct rsc__scope *s)
 {
-	if (!s->grace)
-		return;
 	leave_grace(s, false);
 	s->g_cancelled = subtree_busy(s);
 }

@@ -1086,7 +1086,6 @@ static inline int rsc__need_opcode(struct rsc_loop *loop, unsigned opcode, const
 }
 /* RSC_SHUTDOWN_ON_RELEASE in @flags needs IORING_OP_SHUTDOWN (Linux 5.11): 0 without it. */
 int rsc__need_shutdown(struct rsc_loop *loop, unsigned flags);
-void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__trace_call(struct rsc_loop *loop, enum rsc_event ev,
 		     const struct rsc__scope *s, const struct rsc__entry *e, int res);
 /* An event to the trace callback, if there is one: no call on the hot path without. */
@@ -1277,18 +1276,34 @@ bool rsc__graceful_due(const struct rsc_loop *loop);
 /* @root begins an unwind that cancels: the graces in its subtree end now. */
 void rsc__graceful_cut_below(struct rsc__scope *root);
 /* @s starts its unwind in its grace: the grace ends now, cut what is in flight. */
-void rsc__graceful_end_at_unwind(struct rsc__scope *s);
+void rsc__graceful_end_grace_at_unwind(struct rsc__scope *s);
+RSC__INLINE void rsc__graceful_end_at_unwind(struct rsc__scope *s)
+{
+	if (__builtin_expect(s->grace, 0)) /* inline: most scopes close without one */
+		rsc__graceful_end_grace_at_unwind(s);
+}
 /* @s or an ancestor is unwinding by cancellation: no grace to give. */
 bool rsc__scope_cancelled(const struct rsc__scope *s);
 /* A tracked op of @e, stamped @seq, finished: each grace above it that waited on
  * it counts a drain when it was @e's last such op. */
 void rsc__graceful_op_done(struct rsc__entry *e, uint64_t seq);
 /* @s is freed: never left on the loop's graceful list, whatever ended its grace. */
-void rsc__graceful_forget(struct rsc__scope *s);
+void rsc__graceful_leave(struct rsc__scope *s);
+RSC__INLINE void rsc__graceful_forget(struct rsc__scope *s)
+{
+	if (__builtin_expect(s->grace, 0))
+		rsc__graceful_leave(s);
+}
 
 /* deadline.c */
 void rsc__deadline_rearm(struct rsc_loop *loop);
-void rsc__deadline_forget(struct rsc__scope *s);
+/* @s leaves the deadline heap (unwinding, unwound or freed). */
+void rsc__deadline_remove(struct rsc__scope *s);
+RSC__INLINE void rsc__deadline_forget(struct rsc__scope *s)
+{
+	if (__builtin_expect(s->dl_index != RSC__NO_DEADLINE, 0)) /* inline: most have none */
+		rsc__deadline_remove(s);
+}
 void rsc__deadline_idle(struct rsc_loop *loop);
 void rsc__deadline_free(struct rsc_loop *loop);
 
@@ -1297,6 +1312,17 @@ int rsc__pollable_init(struct rsc_loop *loop);
 void rsc__pollable_free(struct rsc_loop *loop);
 void rsc__kick(struct rsc_loop *loop);
 void rsc__unkick(struct rsc_loop *loop);
+
+/* @s is due on the loop's next turn (its ready queue, FIFO), once. */
+RSC__INLINE void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s)
+{
+	if (s->in_ready)
+		return;
+	if (loop->pollable)
+		rsc__kick(loop); /* a host loop must run us for it */
+	s->in_ready = true;
+	rsc__list_push_back(&loop->ready_queue, &s->ready_node);
+}
 /* loop.c, for host.c: one CQE the application reaped, then what is due. */
 void rsc__dispatch_one(struct rsc_loop *loop, uint64_t user_data, int res, unsigned flags);
 unsigned rsc__run_due(struct rsc_loop *loop);

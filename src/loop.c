@@ -696,7 +696,7 @@ static void cancel_backlog_send(struct rsc_loop *loop)
 }
 
 /* Cancels left for a later turn: in the backlog, or marked on their targets. */
-static bool cancels_owed(const struct rsc_loop *loop)
+RSC__INLINE bool cancels_owed(const struct rsc_loop *loop)
 {
 	return loop->n_cancel_backlog || loop->n_cancel_owed;
 }
@@ -927,16 +927,6 @@ RSC__HOT static unsigned reap(struct rsc_loop *loop)
 	return total;
 }
 
-RSC__HOT void rsc__ready_push(struct rsc_loop *loop, struct rsc__scope *s)
-{
-	if (s->in_ready)
-		return;
-	if (loop->pollable)
-		rsc__kick(loop); /* a host loop must run us for it */
-	s->in_ready = true;
-	rsc__list_push_back(&loop->ready_queue, &s->ready_node);
-}
-
 RSC__HOT static inline unsigned run_ready(struct rsc_loop *loop)
 {
 	unsigned n = !rsc__list_empty(&loop->announce_queue) ? rsc__announce_run(loop) : 0;
@@ -953,7 +943,7 @@ RSC__HOT static inline unsigned run_ready(struct rsc_loop *loop)
 	return n;
 }
 
-RSC__HOT static bool loop_alive(const struct rsc_loop *loop)
+RSC__INLINE bool loop_alive(const struct rsc_loop *loop)
 {
 	return loop->ops_inflight > 0 || !rsc__list_empty(&loop->ready_queue) ||
 	       loop->stash_len || !rsc__list_empty(&loop->retry_list) ||
@@ -972,7 +962,7 @@ static bool loop_owes_work(const struct rsc_loop *loop)
 
 /* Completions in our own CQ that nothing in flight accounts for (a shared
  * ring's are the application's to reap). */
-RSC__HOT static bool has_cqes(const struct rsc_loop *loop)
+RSC__INLINE bool has_cqes(const struct rsc_loop *loop)
 {
 	return !loop->shared && io_uring_cq_ready(loop->ring);
 }
