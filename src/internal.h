@@ -92,7 +92,6 @@ struct rsc__room {
 struct rsc_op {
 	/* What every op's get, submit, CQE and put touch: the first cache line. */
 	uint32_t idx;
-	uint32_t gen;
 	rsc__op_fn complete;
 	struct rsc__entry *entry;
 	struct rsc_op *next_free;
@@ -106,7 +105,9 @@ struct rsc_op {
 	bool slot_move;   /* half of an install or hand-over: an ownership move, not the caller's I/O */
 	int fault_res;	   /* injected result replacing the CQE's, or 0 */
 	uint64_t grace_seq; /* loop->grace_seq when it began: graceful.c orders it with a grace's start */
-	uint64_t ud;	    /* its user_data, kept with gen: computed once per use, not per SQE and CQE */
+	/* Its user_data: the tag, this use's generation (moved on at each put, so
+	 * a late CQE or cancel of an earlier use names no op) and idx + 1. */
+	uint64_t ud;
 	/* Tracked I/O (io.c): the caller's buffer is ours until the final CQE. */
 	rsc_io_cb io_cb;
 	void *io_buf, *io_data;
@@ -978,16 +979,16 @@ static inline struct rsc_op *rsc__op_get(struct rsc_loop *loop)
 
 static inline void rsc__op_put(struct rsc_loop *loop, struct rsc_op *op)
 {
+	uint32_t gen;
+
 	assert(loop->ops_inflight > 0);
 	loop->ops_inflight--;
 	if (__builtin_expect(op->cancel_owed, 0)) {
 		op->cancel_owed = false; /* completed: nothing to cancel any more */
 		loop->n_cancel_owed--;
 	}
-	op->gen = (op->gen + 1) & RSC__OP_GEN_MASK; /* bit 63 of user_data is the tag */
-	if (op->gen == 0)
-		op->gen = 1;
-	op->ud = rsc__op_make_user_data(op->gen, op->idx);
+	gen = ((uint32_t)(op->ud >> 32) + 1) & RSC__OP_GEN_MASK; /* bit 63 of user_data is the tag */
+	op->ud = rsc__op_make_user_data(gen ? gen : 1, op->idx);
 	op->complete = NULL;
 	op->entry = NULL;
 	op->next_free = loop->free_ops;
@@ -1193,14 +1194,15 @@ void rsc__scope_cut(struct rsc__scope *root, enum rsc__cut level);
 /* Raise an error on @s: it becomes the pending one, the old one its cause. */
 void rsc__scope_raise(struct rsc__scope *s, int err, const char *op,
 		      const struct rsc__entry *e);
-/* True once an unwind owns @s: it or a scope above it unwinds or is closing. */
-bool rsc__scope_unwind_owns(const struct rsc__scope *s);
-/* The same, inline while no closing state changed since @s last asked. */
-RSC__INLINE bool rsc__scope_unwind_owns_cached(const struct rsc__scope *s)
+/* rsc__scope_unwind_owns's walk up the tree, its answer cached in @s. */
+bool rsc__scope_unwind_owns_walk(const struct rsc__scope *s);
+/* True once an unwind owns @s: it or a scope above it unwinds or is closing.
+ * Inline while no closing state changed since @s last asked (every push asks). */
+RSC__INLINE bool rsc__scope_unwind_owns(const struct rsc__scope *s)
 {
 	if (__builtin_expect(s->owns_epoch == s->loop->closing_epoch, 1))
 		return s->owns_cached;
-	return rsc__scope_unwind_owns(s);
+	return rsc__scope_unwind_owns_walk(s);
 }
 
 /* entry.c: -ESHUTDOWN, saying why @s takes no push. */
@@ -1219,7 +1221,7 @@ RSC__INLINE int rsc__scope_check_push(struct rsc_scope *h, struct rsc__scope **s
 		return -EDEADLK;
 	/* An ancestor's close or failure requested counts too: its unwind will
 	 * cancel what this would acquire (and a graceful one acquires nothing). */
-	if (__builtin_expect(s == s->loop->root || rsc__scope_unwind_owns_cached(s), 0))
+	if (__builtin_expect(s == s->loop->root || rsc__scope_unwind_owns(s), 0))
 		return rsc__scope_push_refused(s, fn);
 	return 0;
 }

@@ -69,8 +69,7 @@ int rsc__op_chunk_grow(struct rsc_loop *loop)
 	chunks[loop->n_op_chunks++] = chunk;
 	for (i = RSC__OPS_PER_CHUNK; i-- > 0;) {
 		chunk[i].idx = base + i;
-		chunk[i].gen = loop->op_gen_base;
-		chunk[i].ud = rsc__op_make_user_data(chunk[i].gen, chunk[i].idx);
+		chunk[i].ud = rsc__op_make_user_data(loop->op_gen_base, chunk[i].idx);
 		chunk[i].next_free = loop->free_ops;
 		loop->free_ops = &chunk[i];
 	}

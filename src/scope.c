@@ -35,7 +35,7 @@ RSC__HOT static void closing_changed(struct rsc__scope *s)
 	s->loop->closing_epoch++;
 }
 
-RSC__HOT bool rsc__scope_unwind_owns(const struct rsc__scope *s)
+RSC__HOT bool rsc__scope_unwind_owns_walk(const struct rsc__scope *s)
 {
 	uint64_t epoch = s->loop->closing_epoch;
 	const struct rsc__scope *p;
@@ -304,8 +304,7 @@ RSC__HOT void rsc__scope_begin_unwind(struct rsc__scope *s, struct rsc_error *pe
 	rsc__deadline_forget(s);
 	/* Its own acquires are cancelled by any unwind (a cancel that found no
 	 * memory is sent again here); a close reaches those below in their turn.
-	 * n_entering counts them: with none, no walk over entries the kernel's
-	 * work has evicted (one cache miss each, in a chain). */
+	 * n_entering counts them: with none, no walk over the scope's entries. */
 	if (s->n_entering)
 		RSC__LIST_FOR_EACH_REVERSE(e, &s->entries, scope_node)
 			if (e->state == RSC_ENTERING)
