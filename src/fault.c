@@ -96,6 +96,11 @@ void *rsc__calloc(struct rsc_loop *loop, size_t n, size_t size)
 	return alloc_fails(loop) ? NULL : calloc(n, size);
 }
 
+void *rsc__aligned_alloc(struct rsc_loop *loop, size_t align, size_t size)
+{
+	return alloc_fails(loop) ? NULL : aligned_alloc(align, size);
+}
+
 void *rsc__realloc(struct rsc_loop *loop, void *p, size_t size)
 {
 	return alloc_fails(loop) ? NULL : realloc(p, size);

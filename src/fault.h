@@ -72,6 +72,7 @@ int rsc__fault_state_hit(struct rsc_fault_state *f, enum rsc__fault_kind kind);
 /* The heap, as the library uses it: NULL also when an alloc rule hits. */
 void *rsc__malloc(struct rsc_loop *loop, size_t size);
 void *rsc__calloc(struct rsc_loop *loop, size_t n, size_t size);
+void *rsc__aligned_alloc(struct rsc_loop *loop, size_t align, size_t size);
 void *rsc__realloc(struct rsc_loop *loop, void *p, size_t size);
 char *rsc__strdup(struct rsc_loop *loop, const char *s);
 /* The allocation of a loop itself, counted by the rules it will hold. */
@@ -96,6 +97,7 @@ static inline int rsc__fault(struct rsc_loop *loop, enum rsc__fault_kind kind)
 }
 #define rsc__malloc(loop, size) ((void)(loop), malloc(size))
 #define rsc__calloc(loop, n, size) ((void)(loop), calloc((n), (size)))
+#define rsc__aligned_alloc(loop, align, size) ((void)(loop), aligned_alloc((align), (size)))
 #define rsc__realloc(loop, p, size) ((void)(loop), realloc((p), (size)))
 #define rsc__strdup(loop, s) ((void)(loop), strdup(s))
 #define rsc__fault_state_alloc(f) ((void)(f), 0)

@@ -28,6 +28,9 @@
 #define RSC__OPS_PER_CHUNK 256U
 #define RSC__DETAIL_INLINE 96U
 #define RSC__SLOTS_PER_CHUNK 1024U
+/* A cache line, and @n bytes rounded up to whole lines (pooled objects' strides). */
+#define RSC__LINE 64U
+#define RSC__LINES(n) (((n) + RSC__LINE - 1) / RSC__LINE * RSC__LINE)
 /* The ledger covers descriptor numbers below this (the kernel's nr_open default). */
 #define RSC__LEDGER_MAX_FD (1U << 20)
 #define RSC__LEDGER_PAGE 4096U
@@ -124,6 +127,17 @@ struct rsc_op {
 	uint64_t cancel_entry;
 	unsigned cancel_expect;
 };
+
+/*
+ * An op's place in its chunk: whole cache lines, in line-aligned chunks
+ * (pool.c), so the first line of every op is one line, not two.
+ */
+union rsc__op_place {
+	struct rsc_op op;
+	unsigned char lines[RSC__LINES(sizeof(struct rsc_op))];
+};
+_Static_assert(offsetof(struct rsc_op, ud) + sizeof(uint64_t) <= RSC__LINE,
+	       "what every op's get, submit, CQE and put touch outgrew its first line");
 
 /* Which of its entry's own an op closes (struct rsc_op.closes). */
 enum { RSC__CLOSES_NONE = 0, RSC__CLOSES_VALUE, RSC__CLOSES_VALUE2 };
@@ -393,7 +407,7 @@ struct rsc_loop {
 	uint64_t closing_epoch; /* bumped when a scope's closing state changes (scope.c) */
 
 	/* op table: chunks of RSC__OPS_PER_CHUNK, indices stable for life */
-	struct rsc_op **op_chunks;
+	union rsc__op_place **op_chunks;
 	unsigned n_op_chunks;
 	/* Free lists are stacks, not rsc__lists: on every acquire and release,
 	 * a list costs ~1% more instructions a pair (make bench-instr). */
@@ -405,7 +419,7 @@ struct rsc_loop {
 	unsigned undispatched; /* final CQEs copied off the ring, not yet dispatched */
 	/* Closes prepared but not submitted yet: their numbers are still owned
 	 * (rsc_adopt(3)), and leave the ledger once the SQ is empty (ledger.c). */
-	struct rsc__ledger_pending { int fd; uint64_t h; } *ledger_unsub;
+	struct rsc__ledger_pending { uint64_t *cell; uint64_t h; } *ledger_unsub;
 	unsigned n_ledger_unsub, cap_ledger_unsub;
 	unsigned n_entries_made; /* the entry pool's size: the list above has room for each */
 	/* Ledger pages made ahead, one per install in flight (ledger.c): the
@@ -752,7 +766,7 @@ int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h);
 int rsc__ledger_reserve_slow(struct rsc_loop *loop, int fd);
 void rsc__ledger_unload(void);
 void rsc__ledger_set_slow(int fd, uint64_t h);
-bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h);
+bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, uint64_t *cell, uint64_t h);
 int rsc__ledger_room(struct rsc_loop *loop, unsigned n);
 int rsc__ledger_spare_take(struct rsc_loop *loop);
 void rsc__ledger_spare_set(struct rsc_loop *loop, int fd, uint64_t h);
@@ -792,13 +806,20 @@ static inline void rsc__ledger_set(int fd, uint64_t h)
 		rsc__ledger_set_slow(fd, h);
 }
 
-/* @h no longer owns @fd (its close is submitted); a cell someone else took stays theirs. */
+/* @h no longer owns the number of cell @c; a cell someone else took stays theirs. */
+static inline void rsc__ledger_forget_cell(uint64_t *c, uint64_t h)
+{
+	if ((__atomic_load_n(c, __ATOMIC_RELAXED) & ~RSC__LEDGER_CLOSING) == h)
+		__atomic_store_n(c, 0, __ATOMIC_RELEASE);
+}
+
+/* @h no longer owns @fd (its close is submitted). */
 static inline void rsc__ledger_forget(int fd, uint64_t h)
 {
 	uint64_t *c = rsc__ledger_cell(fd);
 
-	if (c && (__atomic_load_n(c, __ATOMIC_RELAXED) & ~RSC__LEDGER_CLOSING) == h)
-		__atomic_store_n(c, 0, __ATOMIC_RELEASE);
+	if (c)
+		rsc__ledger_forget_cell(c, h);
 }
 
 /* @h's close of @fd is prepared: the number leaves the ledger once it is
@@ -806,12 +827,17 @@ static inline void rsc__ledger_forget(int fd, uint64_t h)
  * recorded (no memory), the number stays @h's until its release settles. */
 static inline bool rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h)
 {
+	/* Listed by its cell: the passes at submit need no lookup (pages stay while a loop does). */
+	uint64_t *c = rsc__ledger_cell(fd);
+
+	if (!c)
+		return true; /* not in the ledger: nothing to let go of */
 	if (__builtin_expect(loop->n_ledger_unsub < loop->cap_ledger_unsub, 1)) {
-		loop->ledger_unsub[loop->n_ledger_unsub].fd = fd;
+		loop->ledger_unsub[loop->n_ledger_unsub].cell = c;
 		loop->ledger_unsub[loop->n_ledger_unsub++].h = h;
 		return true;
 	}
-	return rsc__ledger_forget_on_submit_slow(loop, fd, h);
+	return rsc__ledger_forget_on_submit_slow(loop, c, h);
 }
 
 /* The closes prepared are about to enter the kernel (@closing), or did not. */
@@ -1003,7 +1029,7 @@ static inline struct rsc_op *rsc__op_lookup(struct rsc_loop *loop, uint64_t user
 
 	if (!(user_data & RSC__UD_TAG) || idx >= loop->n_op_chunks * RSC__OPS_PER_CHUNK)
 		return NULL;
-	op = &loop->op_chunks[idx / RSC__OPS_PER_CHUNK][idx % RSC__OPS_PER_CHUNK];
+	op = &loop->op_chunks[idx / RSC__OPS_PER_CHUNK][idx % RSC__OPS_PER_CHUNK].op;
 	/* The whole user_data: the generation of this use, tag included. */
 	return op->ud == user_data && op->complete ? op : NULL;
 }

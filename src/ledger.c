@@ -221,12 +221,12 @@ int rsc__ledger_room(struct rsc_loop *loop, unsigned n)
 	return 0;
 }
 
-bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h)
+bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, uint64_t *cell, uint64_t h)
 {
 	if (!loop->shared && loop->n_ledger_unsub == loop->cap_ledger_unsub)
 		(void)rsc__ledger_room(loop, loop->n_ledger_unsub + 1);
 	if (loop->shared) {
-		rsc__ledger_forget(fd, h);
+		rsc__ledger_forget_cell(cell, h);
 		return true;
 	}
 	/* No memory: late rather than early. Forgotten now, a number still open
@@ -235,7 +235,7 @@ bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, int fd, uint64_t h
 	 * number reused is refused at worst. */
 	if (loop->n_ledger_unsub == loop->cap_ledger_unsub)
 		return false;
-	loop->ledger_unsub[loop->n_ledger_unsub].fd = fd;
+	loop->ledger_unsub[loop->n_ledger_unsub].cell = cell;
 	loop->ledger_unsub[loop->n_ledger_unsub].h = h;
 	loop->n_ledger_unsub++;
 	return true;
@@ -252,7 +252,7 @@ RSC__HOT void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all)
 		return; /* some are still the SQ's */
 	}
 	for (i = 0; i < loop->n_ledger_unsub; i++)
-		rsc__ledger_forget(loop->ledger_unsub[i].fd, loop->ledger_unsub[i].h);
+		rsc__ledger_forget_cell(loop->ledger_unsub[i].cell, loop->ledger_unsub[i].h);
 	loop->n_ledger_unsub = 0;
 	if (all) {
 		free(loop->ledger_unsub);
@@ -273,12 +273,12 @@ RSC__HOT void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing)
 	unsigned i;
 
 	for (i = 0; i < loop->n_ledger_unsub; i++) {
-		uint64_t *c = rsc__ledger_cell(loop->ledger_unsub[i].fd);
+		uint64_t *c = loop->ledger_unsub[i].cell;
 		uint64_t h = loop->ledger_unsub[i].h;
 
 		/* A cell another thread can change only from 0 (a claim): while it
 		 * names us, this thread is its one writer, and a store will do. */
-		if (c && (__atomic_load_n(c, __ATOMIC_RELAXED) & ~RSC__LEDGER_CLOSING) == h)
+		if ((__atomic_load_n(c, __ATOMIC_RELAXED) & ~RSC__LEDGER_CLOSING) == h)
 			__atomic_store_n(c, closing ? h | RSC__LEDGER_CLOSING : h, __ATOMIC_RELEASE);
 	}
 }

@@ -671,7 +671,7 @@ static void cancel_owed_send(struct rsc_loop *loop)
 
 	for (c = 0; n && c < loop->n_op_chunks; c++)
 		for (i = 0; n && i < RSC__OPS_PER_CHUNK; i++) {
-			struct rsc_op *op = &loop->op_chunks[c][i];
+			struct rsc_op *op = &loop->op_chunks[c][i].op;
 
 			if (!op->cancel_owed || !op->complete)
 				continue;

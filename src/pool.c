@@ -48,7 +48,7 @@ static uint32_t new_gen_base(void)
 
 int rsc__op_chunk_grow(struct rsc_loop *loop)
 {
-	struct rsc_op **chunks, *chunk;
+	union rsc__op_place **chunks, *chunk;
 	unsigned i, base;
 
 	/* 2^32 ops would wrap the index field of user_data. */
@@ -59,19 +59,23 @@ int rsc__op_chunk_grow(struct rsc_loop *loop)
 	if (!chunks)
 		return -ENOMEM;
 	loop->op_chunks = chunks;
-	chunk = rsc__calloc(loop, RSC__OPS_PER_CHUNK, sizeof(*chunk));
+	/* Line-aligned: each op's hot first line is one line (union rsc__op_place). */
+	chunk = rsc__aligned_alloc(loop, RSC__LINE, RSC__OPS_PER_CHUNK * sizeof(*chunk));
 	if (!chunk)
 		return -ENOMEM;
+	memset(chunk, 0, RSC__OPS_PER_CHUNK * sizeof(*chunk));
 	loop->counters[RSC_CTR_POOL_ALLOCS] += 2;
 	if (!loop->op_gen_base)
 		loop->op_gen_base = new_gen_base();
 	base = loop->n_op_chunks * RSC__OPS_PER_CHUNK;
 	chunks[loop->n_op_chunks++] = chunk;
 	for (i = RSC__OPS_PER_CHUNK; i-- > 0;) {
-		chunk[i].idx = base + i;
-		chunk[i].ud = rsc__op_make_user_data(loop->op_gen_base, chunk[i].idx);
-		chunk[i].next_free = loop->free_ops;
-		loop->free_ops = &chunk[i];
+		struct rsc_op *op = &chunk[i].op;
+
+		op->idx = base + i;
+		op->ud = rsc__op_make_user_data(loop->op_gen_base, op->idx);
+		op->next_free = loop->free_ops;
+		loop->free_ops = op;
 	}
 	return 0;
 }
@@ -104,7 +108,8 @@ RSC__HOT struct rsc__entry *rsc__entry_get(struct rsc_loop *loop)
 		/* Room first for its close in the ledger's list (ledger.c). */
 		if (!loop->shared && rsc__ledger_room(loop, loop->n_entries_made + 1) < 0)
 			return NULL;
-		e = rsc__malloc(loop, sizeof(*e));
+		/* Line-aligned: what a pair touches spans the fewest lines. */
+		e = rsc__aligned_alloc(loop, RSC__LINE, RSC__LINES(sizeof(*e)));
 		if (!e)
 			return NULL;
 		e->slot = 0;
