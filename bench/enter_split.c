@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ringscope-enter-split: where a pair's time goes, inside io_uring_enter(2)
- * or outside it, for hand-written liburing and for ringscope, at N = 1 and
- * 64 (bench/README.md, "Inside and outside the kernel").
+ * or outside it, for hand-written liburing and for ringscope, at N = 1, 64
+ * and 256 (bench/README.md, "Inside and outside the kernel").
  *
  * The binary interposes liburing's submit calls: libringscope.so reaches
  * them through its PLT, so the executable's definitions come first, and
@@ -47,7 +47,7 @@ static inline uint64_t ticks(void)
 #define TICK_UNIT "ns"
 #endif
 
-#define N_FILES 64
+#define N_FILES 256 /* the largest batch: the floors are at N = 64 and 256 */
 #define ROUNDS_DEFAULT 100000U
 #define REPEATS 5
 
@@ -271,6 +271,8 @@ int main(int argc, char **argv)
 		row(&c, "liburing + 100 calls", n, 100, rounds);
 		row(&c, "liburing", 64, 0, rounds / 64 + 1);
 		row(&c, "ringscope", 64, -1, rounds / 64 + 1);
+		row(&c, "liburing", 256, 0, rounds / 256 + 1);
+		row(&c, "ringscope", 256, -1, rounds / 256 + 1);
 	}
 
 	ret = rsc_loop_close(c.loop);
