@@ -806,10 +806,16 @@ static inline void rsc__ledger_set(int fd, uint64_t h)
 		rsc__ledger_set_slow(fd, h);
 }
 
+/* Cell @c names @h, closing or not. Relaxed: only @h's own thread writes a cell that names it. */
+static inline bool rsc__ledger_cell_names(const uint64_t *c, uint64_t h)
+{
+	return (__atomic_load_n(c, __ATOMIC_RELAXED) & ~RSC__LEDGER_CLOSING) == h;
+}
+
 /* @h no longer owns the number of cell @c; a cell someone else took stays theirs. */
 static inline void rsc__ledger_forget_cell(uint64_t *c, uint64_t h)
 {
-	if ((__atomic_load_n(c, __ATOMIC_RELAXED) & ~RSC__LEDGER_CLOSING) == h)
+	if (rsc__ledger_cell_names(c, h))
 		__atomic_store_n(c, 0, __ATOMIC_RELEASE);
 }
 

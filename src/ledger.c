@@ -278,7 +278,7 @@ RSC__HOT void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing)
 
 		/* A cell another thread can change only from 0 (a claim): while it
 		 * names us, this thread is its one writer, and a store will do. */
-		if ((__atomic_load_n(c, __ATOMIC_RELAXED) & ~RSC__LEDGER_CLOSING) == h)
+		if (rsc__ledger_cell_names(c, h))
 			__atomic_store_n(c, closing ? h | RSC__LEDGER_CLOSING : h, __ATOMIC_RELEASE);
 	}
 }
