@@ -691,6 +691,11 @@ START_TEST(scope_fail_twice_after_a_failed_acquire_and_from_its_exits)
 	struct rsc_scope *s, *t, *other;
 	struct rsc_error *err = NULL;
 
+	/* f0 is other's resource below: it must exist, or its open fails on its
+	 * own (-ENOENT, raised over the exit's -ENOTCONN) whenever it runs before
+	 * the fail's cancel reaches it. */
+	t_make_files(1);
+
 	/* Twice. */
 	s = scope(NULL, "twice");
 	ck_assert_int_eq(rsc_scope_fail(s, -EPROTO, "first"), 0);
