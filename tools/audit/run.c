@@ -536,6 +536,31 @@ static void parse_run_opts(int argc, char **argv, struct run_opts *o)
 	}
 }
 
+/*
+ * What cmd_run holds besides its reports, given back on every way out; an
+ * early one also closes --output and removes the report directory (@dir, if
+ * made), so that no path out of `run` leaks what it parsed or saw.
+ */
+static void run_free(struct run_opts *o, struct seen *seen)
+{
+	for (int k = 0; k < seen->n; k++)
+		free(seen->names[k]);
+	free(seen->names); /* kept when its last name was taken back (poll_live) */
+	supp_free(&o->supp);
+	free(o->ignore);
+	free(o->ignore_fd);
+}
+
+static int run_fail(struct run_opts *o, struct seen *seen, FILE *out, const char *dir, int ret)
+{
+	if (dir)
+		remove_dir(dir);
+	if (out != stderr)
+		fclose(out);
+	run_free(o, seen);
+	return ret;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	/* The default dump signal: a real-time one that programs seldom use; theirs wins. */
@@ -560,20 +585,20 @@ int cmd_run(int argc, char **argv)
 	if (access(preload, R_OK) < 0) {
 		errmsg("cannot use the preload library %s: %s (set RINGSCOPE_PRELOAD to its path)",
 		       vis(preload), rsc_strerror(-errno));
-		return 127;
+		return run_fail(&o, &seen, out, NULL, 127);
 	}
 	if (o.output) {
 		out = fopen(o.output, "we");
 		if (!out) {
 			errmsg("cannot write %s: %s", vis(o.output), rsc_strerror(-errno));
-			return 127;
+			return run_fail(&o, &seen, stderr, NULL, 127);
 		}
 	}
 	snprintf(dir, sizeof(dir), "%s/ringscope-audit.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir)) {
 		errmsg("cannot create a directory for the reports (%s): %s", vis(dir),
 		       rsc_strerror(-errno));
-		return 127;
+		return run_fail(&o, &seen, out, NULL, 127);
 	}
 	/* The preload opens it once at start-up, but an exec'd image needs a path that survives chdir. */
 	if (dir[0] != '/') {
@@ -583,21 +608,18 @@ int cmd_run(int argc, char **argv)
 			errmsg("cannot resolve the report directory %s: %s", vis(dir),
 			       rsc_strerror(abs ? -ENAMETOOLONG : -errno));
 			free(abs);
-			remove_dir(dir);
-			return 127;
+			return run_fail(&o, &seen, out, dir, 127);
 		}
 		strcpy(dir, abs);
 		free(abs);
 	}
 	if (stat(dir, &made) < 0) {
 		errmsg("cannot read the report directory %s: %s", vis(dir), rsc_strerror(-errno));
-		remove_dir(dir);
-		return 127;
+		return run_fail(&o, &seen, out, dir, 127);
 	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		errmsg("pipe: %s", rsc_strerror(-errno));
-		remove_dir(dir);
-		return 127;
+		return run_fail(&o, &seen, out, dir, 127);
 	}
 	fflush(NULL);
 	/* Held until the handler that forwards them is in place (no moment in
@@ -610,8 +632,7 @@ int cmd_run(int argc, char **argv)
 	if (pid < 0) {
 		errmsg("fork: %s", rsc_strerror(-errno));
 		sigprocmask(SIG_SETMASK, &old_mask, NULL);
-		remove_dir(dir);
-		return 127;
+		return run_fail(&o, &seen, out, dir, 127);
 	}
 	if (pid == 0) {
 		sigprocmask(SIG_SETMASK, &old_mask, NULL);
@@ -641,8 +662,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		if (w < 0 && errno != EINTR) {
 			errmsg("waitpid: %s", rsc_strerror(-errno));
-			remove_dir(dir);
-			return 127;
+			return run_fail(&o, &seen, out, dir, 127);
 		}
 		if (w == 0) {
 			poll_live(dir, &o, out, &seen, argv[i]);
@@ -654,16 +674,14 @@ int cmd_run(int argc, char **argv)
 		close(pfd);
 	if (r == sizeof(err)) {
 		errmsg("cannot start %s: %s", vis(argv[i]), rsc_strerror(-err));
-		remove_dir(dir);
-		return err == ENOENT ? 127 : 126;
+		return run_fail(&o, &seen, out, dir, err == ENOENT ? 127 : 126);
 	}
 	ret = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	if (!dir_intact(dir, &made)) {
 		/* A lost report never passes for a clean run. */
 		errmsg("the report directory %s was removed while the command ran: its reports are lost",
 		       vis(dir));
-		remove_dir(dir);
-		return 127;
+		return run_fail(&o, &seen, out, dir, 127);
 	}
 	if (!o.json)
 		poll_live(dir, &o, out, &seen, argv[i]); /* what came just before the end */
@@ -734,12 +752,7 @@ int cmd_run(int argc, char **argv)
 			     "(a static or setuid program?) or did not exit\n", vis(preload));
 	free_reports(reps, n_reps);
 	free_reports(dumps, n_dumps);
-	for (int k = 0; k < seen.n; k++)
-		free(seen.names[k]);
-	free(seen.names);
-	supp_free(&o.supp);
-	free(o.ignore);
-	free(o.ignore_fd);
+	run_free(&o, &seen);
 	remove_dir(dir);
 	/* A report lost to a full disk or a dead stderr must not pass for a clean run. */
 	if (out == stderr ? fflush(out) != 0 || ferror(out) : fclose(out) != 0) {
