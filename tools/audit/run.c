@@ -628,6 +628,11 @@ int cmd_run(int argc, char **argv)
 	sigaddset(&stops, SIGTERM);
 	sigaddset(&stops, SIGHUP);
 	sigprocmask(SIG_BLOCK, &stops, &old_mask);
+	/* The terminal's ^C goes to the command; we wait for it and report. Ignored
+	 * before the fork: a SIGINT the moment the command starts must not end us
+	 * and leave it running (the child takes the defaults back before its exec). */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
 	pid = fork();
 	if (pid < 0) {
 		errmsg("fork: %s", rsc_strerror(-errno));
@@ -641,9 +646,6 @@ int cmd_run(int argc, char **argv)
 			fclose(out);
 		child_exec(argv + i, preload, dir, &o, p[1]);
 	}
-	/* The terminal's ^C goes to the command; we wait for it and report. */
-	signal(SIGINT, SIG_IGN);
-	signal(SIGQUIT, SIG_IGN);
 	forward_stop_signals(pid);
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	close(p[1]);
