@@ -211,6 +211,58 @@ def audit_report_dir_removed():
     check(os.listdir(td) == [], "nothing left in TMPDIR: %s" % os.listdir(td))
 
 
+def audit_run_stop_keys():
+    """SIGINT and SIGQUIT to run alone are ignored (the page), also in the
+    instant the command starts: a preloaded fork() raises the signal in run
+    as the fork returns, every time. The command gets the dispositions run
+    was given: a command in a shell's background keeps SIGINT ignored."""
+    shim = os.environ.get("FORK_RAISE_SHIM")
+    if not shim or not os.path.exists(shim):
+        skips.append("audit_run_stop_keys: no FORK_RAISE_SHIM (run by make check)")
+        return
+    # An ASan run sees its runtime after the shim in the list; the shim has no sanitizer.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env = {"LD_PRELOAD": shim, "RSC_TEST_FORK_RAISE_IN": "ringscope-audit",
+           "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+    cmd = [AUDIT, "run", "--json", "--", "sh", "-c", "exec 7</etc/passwd; exit 3"]
+    # The shim reaches that instant: a SIGTERM raised there is passed on to the command.
+    r = run(cmd, env=dict(env, RSC_TEST_FORK_RAISE=str(int(signal.SIGTERM))), timeout=30)
+    check(r.returncode == 128 + signal.SIGTERM,
+          "a SIGTERM to run as its fork returns is passed on: %d, %r" % (r.returncode, r.stderr[-300:]))
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        r = run(cmd, env=dict(env, RSC_TEST_FORK_RAISE=str(int(sig))), timeout=30)
+        check(r.returncode == 3, "a %s to run as its fork returns is ignored: exit %d, not the "
+              "command's 3 (%r)" % (sig.name, r.returncode, r.stderr[-300:]))
+        try:
+            rep = json.loads(r.stderr)
+        except ValueError:
+            check(False, "%s as run forks: its report is not JSON: %r" % (sig.name, r.stderr[-300:]))
+            continue
+        check(any(f["kind"] == "leaked" and f["fd"] == 7 for f in rep["findings"]),
+              "%s as run forks: the command's leak of fd 7 is still reported" % sig.name)
+
+    def ignored(preexec):
+        r = subprocess.run([AUDIT, "run", "-q", "--", "sh", "-c", "grep ^SigIgn: /proc/self/status"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+                           preexec_fn=preexec)
+        m = re.search(rb"SigIgn:\s*([0-9a-f]+)", r.stdout)
+        if not check(r.returncode == 0 and m, "run of grep SigIgn: %d %r %r"
+                     % (r.returncode, r.stdout, r.stderr[-200:])):
+            return set()
+        mask = int(m.group(1), 16)
+        return {s for s in (signal.SIGINT, signal.SIGQUIT) if mask >> (s - 1) & 1}
+
+    def ignore_keys():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+    got = ignored(None)
+    check(got == set(), "the command has SIGINT and SIGQUIT at their defaults: %s ignored" % got)
+    got = ignored(ignore_keys)
+    check(got == {signal.SIGINT, signal.SIGQUIT},
+          "a command run with SIGINT and SIGQUIT ignored keeps them ignored: only %s" % got)
+
+
 def audit_run_fatal_signal():
     """A command killed by SIGTERM is reported (the page lists SIGTERM among
     the fatal signals): dash sets SIGTERM to SIG_DFL itself at start-up."""
@@ -244,19 +296,23 @@ def audit_run_fatal_signal():
     # SIGTERM is passed on; the shell's leak is reported, the report directory goes.
     td = os.path.join(TMP, "td")
     os.mkdir(td)
+    # In a session of its own: if run dies, the shell left behind is killed
+    # with its group, so a failure fails instead of waiting on its pipes.
     proc = subprocess.Popen([AUDIT, "run", "--json", "--", "sh", "-c",
                              'exec 7</etc/passwd; while :; do sleep 0.05; done'],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=dict(os.environ, TMPDIR=td))
+                            stderr=subprocess.PIPE, env=dict(os.environ, TMPDIR=td),
+                            start_new_session=True)
     check(child_with_fd(proc.pid, 7) is not None, "the shell under run opened fd 7")
     proc.send_signal(signal.SIGINT)
     time.sleep(0.2)
-    check(proc.poll() is None, "run ends on a SIGINT of its own (the page: ignored)")
+    if not check(proc.poll() is None, "run ends on a SIGINT of its own (the page: ignored)"):
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.send_signal(signal.SIGTERM)
     try:
         _, err = proc.communicate(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         _, err = proc.communicate()
     check(proc.returncode == 128 + signal.SIGTERM, "run stopped by SIGTERM: %d" % proc.returncode)
     rep = json.loads(err)
@@ -963,7 +1019,7 @@ def main():
         print("SKIP: no ringscope-audit in this build")
         return 77
     steps = [audit_help_version, audit_bad_options, audit_run_statuses,
-             audit_follow_forks, audit_report_dir_removed, audit_run_fatal_signal, audit_run_hostile_names, audit_emfile_dump, audit_many_bad_closes,
+             audit_follow_forks, audit_report_dir_removed, audit_run_fatal_signal, audit_run_stop_keys, audit_run_hostile_names, audit_emfile_dump, audit_many_bad_closes,
              audit_suppressions,
              audit_io_uring_ring, audit_snapshot_diff, audit_snapshot_kinds, audit_zombie, audit_watch_dump, demo_options, demo_trace_and_json,
              httpd_metrics, httpd_killed_leaves_a_valid_trace, usdt_notes, pages_render_apart]

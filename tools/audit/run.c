@@ -331,8 +331,13 @@ static const char *find_preload(void)
 	return RSC_PRELOAD_PATH;
 }
 
+/* The terminal's stop keys: ignored by run while the command runs, given back to the command as run found them. */
+struct run_keys {
+	struct sigaction intr, quit;
+};
+
 static void child_exec(char **cmd, const char *preload, const char *dir,
-		       const struct run_opts *o, int errpipe)
+		       const struct run_opts *o, const struct run_keys *keys, int errpipe)
 {
 	char root[16], sig[16], above[24], *ld;
 	const char *old = getenv("LD_PRELOAD");
@@ -357,8 +362,9 @@ static void child_exec(char **cmd, const char *preload, const char *dir,
 	    setenv("RINGSCOPE_AUDIT_DUMPABOVE", above, 1)) {
 		err = ENOMEM;
 	} else {
-		signal(SIGINT, SIG_DFL);
-		signal(SIGQUIT, SIG_DFL);
+		/* As run found them: a command started in a shell's background keeps them ignored. */
+		sigaction(SIGINT, &keys->intr, NULL);
+		sigaction(SIGQUIT, &keys->quit, NULL);
 		execvp(cmd[0], cmd);
 		err = errno;
 	}
@@ -574,6 +580,7 @@ int cmd_run(int argc, char **argv)
 	int i, p[2], err = 0, status, count = 0, n_supp = 0, n_reps, n_dumps, ret, pfd;
 	FILE *out = stderr;
 	sigset_t stops, old_mask;
+	struct run_keys keys;
 	pid_t pid;
 	ssize_t r;
 
@@ -630,9 +637,9 @@ int cmd_run(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &stops, &old_mask);
 	/* The terminal's ^C goes to the command; we wait for it and report. Ignored
 	 * before the fork: a SIGINT the moment the command starts must not end us
-	 * and leave it running (the child takes the defaults back before its exec). */
-	signal(SIGINT, SIG_IGN);
-	signal(SIGQUIT, SIG_IGN);
+	 * and leave it running (the child takes them back before its exec). */
+	sigaction(SIGINT, &(struct sigaction){ .sa_handler = SIG_IGN }, &keys.intr);
+	sigaction(SIGQUIT, &(struct sigaction){ .sa_handler = SIG_IGN }, &keys.quit);
 	pid = fork();
 	if (pid < 0) {
 		errmsg("fork: %s", rsc_strerror(-errno));
@@ -644,7 +651,7 @@ int cmd_run(int argc, char **argv)
 		close(p[0]);
 		if (out != stderr)
 			fclose(out);
-		child_exec(argv + i, preload, dir, &o, p[1]);
+		child_exec(argv + i, preload, dir, &o, &keys, p[1]);
 	}
 	forward_stop_signals(pid);
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
