@@ -705,7 +705,7 @@ def audit_watch_dump():
                              'exec 7<"$1"; echo $$ > "$2"; while :; do sleep 0.05; done',
                              "sh", WEIRD, pidfile],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.time() + 10
         while not (os.path.exists(pidfile) and os.path.getsize(pidfile)) and \
@@ -728,7 +728,7 @@ def audit_watch_dump():
         try:
             proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # the shell too, or its pipes keep us waiting
             proc.communicate()
     r = run([AUDIT, "dump", str(os.getpid())])
     check(r.returncode == 2 and b"not running under" in r.stderr,
