@@ -467,8 +467,8 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_entry_get_sqes(struct rsc_entry *entry,
 /*
  * Built-in managers. Descriptors are close-on-exec unless RSC_NO_CLOEXEC.
  * The release is IORING_OP_CLOSE; with RSC_FSYNC_ON_RELEASE an
- * IORING_OP_FSYNC hard-linked before it, and its failure is the entry's
- * exit error. Paths are copied. Errors: -EINVAL, -ENAMETOOLONG (rsc_open),
+ * IORING_OP_FSYNC first, the close once it has completed (whatever its
+ * result), and its failure is the entry's exit error. Paths are copied. Errors: -EINVAL, -ENAMETOOLONG (rsc_open),
  * -EBADF (rsc_open: negative dirfd other than AT_FDCWD with a relative
  * path), -ESHUTDOWN, -ENOMEM, -EBUSY, -EOPNOTSUPP (kernel lacks the opcode).
  */
@@ -476,8 +476,8 @@ RSC_EXTERN RSC_MUST_CHECK int rsc_entry_get_sqes(struct rsc_entry *entry,
 #define RSC_FSYNC_ON_RELEASE (1U << 1)
 /*
  * Sockets (rsc_socket, rsc_connect, rsc_listen, rsc_adopt, and rsc_accept
- * for its connections): an IORING_OP_SHUTDOWN (SHUT_RDWR) hard-linked before
- * the close, so the peer sees a FIN even while another descriptor of the
+ * for its connections): an IORING_OP_SHUTDOWN (SHUT_RDWR) before the close
+ * (the close once it has completed), so the peer sees a FIN even while another descriptor of the
  * socket exists (a close alone does not send one then). -ENOTCONN from it
  * is not an error.
  */

@@ -12,6 +12,8 @@
 
 static void enter_done(struct rsc__entry *e);
 static void exit_done(struct rsc__entry *e);
+static void close_next(struct rsc__entry *e);
+static void queue_retry(struct rsc__entry *e);
 
 /*
  * The one way an entry changes state (STYLE: states are data, every
@@ -101,9 +103,12 @@ RSC__HOT static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 		}
 	} else {
 		/* The kernel's word for the audit and the slot table: the close's own CQE. */
-		if (op->closes == RSC__CLOSES_VALUE)
+		if (op->closes == RSC__CLOSES_VALUE) {
 			e->close_res = res;
-		else if (op->closes == RSC__CLOSES_VALUE2)
+			/* A close that ran after its enter returned (ledger.c's closes_ran). */
+			if (__builtin_expect(e->flags & RSC__E_LEDGER, 0))
+				rsc__entry_close_ran(e, res);
+		} else if (op->closes == RSC__CLOSES_VALUE2)
 			e->close_res2 = res;
 		/* A socket that was never connected has nothing to shut down. */
 		if (res < 0 && !(op->opcode == IORING_OP_SHUTDOWN && res == -ENOTCONN))
@@ -114,6 +119,8 @@ RSC__HOT static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 		return;
 	if (e->phase == RSC__PHASE_ENTER)
 		enter_done(e);
+	else if (__builtin_expect(e->flags & RSC__E_CLOSE_NEXT, 0))
+		close_next(e);
 	else
 		exit_done(e);
 }
@@ -268,13 +275,25 @@ static void one_cqe_per_sqe(struct io_uring_sqe *sqe)
 
 /*
  * A close of @e's value is prepared: the number may leave the table before
- * its CQE is reaped, but not before the close is submitted (or, without
- * memory to list it, when the release settles: rsc__entry_settle_release).
+ * its CQE is reaped, once the close has run, never before it is submitted
+ * (ledger.c). Listed, it is marked closing while the enter that submits it
+ * runs; without memory to list it, it leaves at its CQE all the same.
  */
 RSC__INLINE void leave_ledger_at_submit(struct rsc_loop *loop, struct rsc__entry *e)
 {
-	if ((e->flags & RSC__E_LEDGER) && rsc__ledger_forget_on_submit(loop, e->value, e->h))
+	if ((e->flags & RSC__E_LEDGER) && rsc__ledger_forget_on_submit(loop, e->value, e->h) &&
+	    __builtin_expect(loop->shared, 0))
+		e->flags &= ~RSC__E_LEDGER; /* let go already (ledger.c) */
+}
+
+/* @e's close of its value ran (its CQE, posted or reaped): the number is no longer @e's. */
+void rsc__entry_close_ran(struct rsc__entry *e, int res)
+{
+	/* -ECANCELED: it never ran, and the number is still open (it leaves with the entry). */
+	if ((e->flags & RSC__E_LEDGER) && res != -ECANCELED) {
+		rsc__ledger_forget(e->value, e->h);
 		e->flags &= ~RSC__E_LEDGER;
+	}
 }
 
 /* After a hook: name each SQE's op and route its CQE back to us. */
@@ -542,6 +561,39 @@ RSC__HOT static bool closes_plainly(const struct rsc__entry *e)
 	       !(e->config & (RSC__CFG_FSYNC | RSC__CFG_SHUTDOWN)) &&
 	       /* its identity to check first: the hook's way */
 	       !rsc__audit_checks_identity(e->scope->loop, e);
+}
+
+/*
+ * rsc__fd_exit's shutdown and fsync have completed (manager_fd.c): now the
+ * close, in the same release, its errors after theirs in SQE order. No SQE
+ * or no op to be had: on a later turn (rsc__retry_exits).
+ */
+static void close_next(struct rsc__entry *e)
+{
+	struct io_uring_sqe *sqe;
+	struct rsc_op *op;
+
+	e->flags &= ~(RSC__E_CLOSE_NEXT | RSC__E_RETRY_CLOSE);
+	/* Closed behind our back meanwhile (the audit's): the number is someone else's. */
+	if (!rsc__audit_still_ours(e->scope->loop, e)) {
+		if (e->exit_res == 0) {
+			e->exit_res = -EBADF;
+			e->exit_opcode = RSC__OPCODE_HOOK;
+		}
+		exit_done(e);
+		return;
+	}
+	if (one_sqe(e, &sqe, &op) < 0) {
+		e->flags |= RSC__E_CLOSE_NEXT | RSC__E_RETRY_CLOSE;
+		queue_retry(e);
+		return;
+	}
+	io_uring_prep_close(sqe, e->value);
+	op->opcode = IORING_OP_CLOSE;
+	op->closes = RSC__CLOSES_VALUE;
+	op->sqe_idx = (uint8_t)rsc__fd_exit_before_close(e);
+	leave_ledger_at_submit(e->scope->loop, e);
+	rsc__inject_fault(e->scope->loop, sqe, op);
 }
 
 RSC__HOT static int close_plainly(struct rsc__entry *e)
@@ -1267,6 +1319,7 @@ static void queue_retry(struct rsc__entry *e)
 static void settle_exit_failure(struct rsc__entry *e)
 {
 	/* The ring kept refusing SQEs: report it rather than wait forever. */
+	e->flags &= ~(RSC__E_CLOSE_NEXT | RSC__E_RETRY_CLOSE);
 	if (e->exit_res == 0) {
 		e->exit_res = -EBUSY;
 		e->exit_opcode = RSC__OPCODE_HOOK;
@@ -1290,6 +1343,8 @@ unsigned rsc__retry_exits(struct rsc_loop *loop)
 		n++;
 		if (++e->exit_retries > RSC__EXIT_RETRIES) {
 			settle_exit_failure(e);
+		} else if (e->flags & RSC__E_RETRY_CLOSE) {
+			close_next(e);
 		} else if (e->flags & RSC__E_RETRY_NOP) {
 			if (ensure_phase_sqe(e) < 0) {
 				queue_retry(e);
@@ -1602,6 +1657,14 @@ struct rsc__entry *rsc__entry_new_entered(struct rsc__scope *s,
 		enter_at_once(e, value, true); /* made inside the loop: traced now */
 	}
 	return e;
+}
+
+/* The same for one a public call makes at once (rsc_inbox): announced from the loop, as rsc_defer's. */
+struct rsc__entry *rsc__entry_new_entered_by_call(struct rsc__scope *s,
+						  const struct rsc_manager *mgr, unsigned config,
+						  const char *detail, const void *site)
+{
+	return new_entered(s, mgr, NULL, config, 0, detail, site, false);
 }
 
 struct rsc__entry *rsc__entry_new_entering(struct rsc__scope *s,

@@ -380,14 +380,6 @@ void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res)
 	rsc__cb_leave(loop);
 }
 
-/* An inbox enters at once (a NOP) and holds nothing but its registration. */
-static int inbox_enter(struct rsc_entry *h, void *arg)
-{
-	(void)h;
-	(void)arg;
-	return 0;
-}
-
 static int inbox_exit(struct rsc_entry *h, const struct rsc_error *pending, void *arg)
 {
 	struct rsc__entry *e;
@@ -403,7 +395,7 @@ static int inbox_exit(struct rsc_entry *h, const struct rsc_error *pending, void
 static const struct rsc_manager inbox_manager = {
 	.size = sizeof(struct rsc_manager),
 	.name = "inbox",
-	.enter = inbox_enter,
+	.enter = rsc__enter_never, /* entered at once: it holds nothing but its registration */
 	.exit = inbox_exit,
 	.flags = RSC_MANAGER_UNORDERED,
 };
@@ -430,14 +422,6 @@ static void keepalive(struct rsc_entry *h, int res, void *buf, void *data)
 		rsc__set_last_error("inbox: could not re-arm its keep-alive");
 }
 
-static void inbox_entered(struct rsc_entry *h, int res, void *data)
-{
-	/* A failed enter has no exit to unregister it, and its memory goes with the entry. */
-	if (res < 0)
-		unregister(data);
-	else if (rsc_timeout(h, KEEPALIVE_MS, keepalive, data) < 0)
-		rsc__set_last_error("inbox: could not arm its keep-alive");
-}
 
 int rsc_inbox(struct rsc_scope *h, rsc_accept_cb cb, void *data,
 	      struct rsc_entry **entryp)
@@ -465,21 +449,23 @@ int rsc_inbox(struct rsc_scope *h, rsc_accept_cb cb, void *data,
 		free(in);
 		return ret;
 	}
-	/* Its value is no descriptor: no tracked I/O (rsc_read, rsc_accept) on it. */
-	ret = rsc__push(s, &inbox_manager, NULL, RSC__CFG_NO_FD, "", __builtin_return_address(0), &e);
-	if (ret < 0) {
+	/* Entered at once, as rsc_defer's (rsc_entry_fd gives 0 now); its value is
+	 * no descriptor: no tracked I/O (rsc_read, rsc_accept) on it. */
+	e = rsc__entry_new_entered_by_call(s, &inbox_manager, RSC__CFG_NO_FD, "",
+					   __builtin_return_address(0));
+	if (!e) {
 		live_remove(in->token);
 		free(in);
-		return ret;
+		return -ENOMEM;
 	}
 	in->e = e;
 	in->cb = cb;
 	in->data = data;
 	in->open = true;
 	e->owned_arg = in; /* freed with the entry */
-	e->entered_hook = inbox_entered;
-	e->entered_hook_data = in;
 	rsc__list_push_front(rsc__direct_inboxes(s->loop), &in->node);
+	if (rsc_timeout(rsc__eh(e), KEEPALIVE_MS, keepalive, in) < 0)
+		rsc__set_last_error("inbox: could not arm its keep-alive");
 	if (entryp)
 		*entryp = rsc__eh(e);
 	return 0;

@@ -182,6 +182,8 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_ANNOUNCE	    (1U << 20) /* entered by adopt/defer: on-enter still due */
 #define RSC__E_BUILT_ON	    (1U << 25) /* an enter in flight builds on its value (a connect on its socket) */
 #define RSC__E_IO_CUT	    (1U << 26) /* its I/O was cancelled by a deadline above it (scope.c) */
+#define RSC__E_CLOSE_NEXT   (1U << 27) /* its release's close follows its shutdown/fsync (manager_fd.c) */
+#define RSC__E_RETRY_CLOSE  (1U << 28) /* ... and could not get its SQE: prepared on a later turn */
 
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U
@@ -418,7 +420,8 @@ struct rsc_loop {
 	unsigned ops_inflight;
 	unsigned undispatched; /* final CQEs copied off the ring, not yet dispatched */
 	/* Closes prepared but not submitted yet: their numbers are still owned
-	 * (rsc_adopt(3)), and leave the ledger once the SQ is empty (ledger.c). */
+	 * (rsc_adopt(3)), marked closing while an enter submits them, and leave
+	 * the ledger once each has run (ledger.c). */
 	struct rsc__ledger_pending { uint64_t *cell; uint64_t h; } *ledger_unsub;
 	unsigned n_ledger_unsub, cap_ledger_unsub;
 	unsigned n_entries_made; /* the entry pool's size: the list above has room for each */
@@ -828,9 +831,10 @@ static inline void rsc__ledger_forget(int fd, uint64_t h)
 		rsc__ledger_forget_cell(c, h);
 }
 
-/* @h's close of @fd is prepared: the number leaves the ledger once it is
- * submitted (ledger.c); inline while the loop's list has room. False: not
- * recorded (no memory), the number stays @h's until its release settles. */
+/* @h's close of @fd is prepared: listed, to be marked closing while the
+ * enter that submits it runs (ledger.c); inline while the loop's list has
+ * room. False: not listed (no memory); either way the number stays @h's
+ * until the close has run. */
 static inline bool rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h)
 {
 	/* Listed by its cell: the passes at submit need no lookup (pages stay while a loop does). */
@@ -1002,6 +1006,7 @@ static inline struct rsc_op *rsc__op_get(struct rsc_loop *loop)
 	op->next_free = NULL;
 	op->entry = NULL;
 	op->primary = false;
+	op->closes = RSC__CLOSES_NONE; /* read for any CQE after an enter (ledger.c's closes_ran) */
 	op->enter_listed = false;
 	op->fault_res = 0;
 	op->grace_seq = loop->grace_seq;
@@ -1173,6 +1178,11 @@ int rsc__socket_push(struct rsc__scope *s, int domain, int type, int protocol,
 int rsc__hook_sqes(struct rsc__entry *e, unsigned n, struct io_uring_sqe **sqes);
 /* The enter hook of managers whose entries are entered at once: never called. */
 int rsc__enter_never(struct rsc_entry *h, void *arg);
+/* The SQEs rsc__fd_exit prepares before its close (shutdown, fsync): their place is the close's index. */
+static inline unsigned rsc__fd_exit_before_close(const struct rsc__entry *e)
+{
+	return !!(e->config & RSC__CFG_FSYNC) + !!(e->config & RSC__CFG_SHUTDOWN);
+}
 /* For a hook: complete this phase from the loop with @res (a NOP). */
 int rsc__entry_complete_with(struct rsc__entry *e, int res, const char *op);
 void rsc__entry_start_exit(struct rsc__entry *e);
@@ -1434,6 +1444,10 @@ struct rsc__entry *rsc__entry_new_entered(struct rsc__scope *s,
 					  const struct rsc_manager *mgr,
 					  unsigned config, int value, uint8_t fd_kind,
 					  const char *detail);
+void rsc__entry_close_ran(struct rsc__entry *e, int res);
+struct rsc__entry *rsc__entry_new_entered_by_call(struct rsc__scope *s,
+						  const struct rsc_manager *mgr, unsigned config,
+						  const char *detail, const void *site);
 struct rsc__entry *rsc__entry_new_entering(struct rsc__scope *s,
 					   const struct rsc_manager *mgr,
 					   void *owned_arg, unsigned config,

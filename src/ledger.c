@@ -190,9 +190,9 @@ void rsc__ledger_unload(void)
 }
 
 /*
- * @h's close of @fd is prepared. The number is @h's until the close is
- * submitted (rsc_adopt(3)): let go of it earlier, and a release prepared by
- * the caller and submitted on the loop's next turn would leave a moment in
+ * @h's close of @fd is prepared. The number is @h's until the close has run
+ * (rsc_adopt(3)): let go of it earlier, and a release prepared by the
+ * caller and submitted on the loop's next turn would leave a moment in
  * which the number is open and owned by nobody, so a second adopt would
  * make two owners, and the second close would hit the number reused. On
  * the application's ring (rsc_loop_new_from_ring) the application submits
@@ -223,16 +223,18 @@ int rsc__ledger_room(struct rsc_loop *loop, unsigned n)
 
 bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, uint64_t *cell, uint64_t h)
 {
-	if (!loop->shared && loop->n_ledger_unsub == loop->cap_ledger_unsub)
-		(void)rsc__ledger_room(loop, loop->n_ledger_unsub + 1);
+	/* On the application's ring the application submits when it likes, and
+	 * hands us the CQE when it likes: let go at once there (rsc_adopt(3)). */
 	if (loop->shared) {
 		rsc__ledger_forget_cell(cell, h);
 		return true;
 	}
+	if (loop->n_ledger_unsub == loop->cap_ledger_unsub)
+		(void)rsc__ledger_room(loop, loop->n_ledger_unsub + 1);
 	/* No memory: late rather than early. Forgotten now, a number still open
 	 * could be adopted again (two owners, the double close); kept, it is
-	 * forgotten when the release settles, and meanwhile an adopt of the
-	 * number reused is refused at worst. */
+	 * forgotten at the close's CQE, and meanwhile an adopt of the number
+	 * reused is refused at worst. */
 	if (loop->n_ledger_unsub == loop->cap_ledger_unsub)
 		return false;
 	loop->ledger_unsub[loop->n_ledger_unsub].cell = cell;
@@ -241,18 +243,53 @@ bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, uint64_t *cell, ui
 	return true;
 }
 
-/* The SQ was submitted (@all: or the loop is going): those closes are the
- * kernel's now, and the numbers may be given to new descriptors. */
+/*
+ * After an io_uring_enter: a close of an entry's own number whose CQE is
+ * posted has run, and the number may already be a new descriptor's: it
+ * leaves the ledger now, before the CQE is reaped. The kernel runs a close
+ * inside the call, and posts its CQE there too, unless it waits behind an
+ * fsync or a shutdown linked before it (RSC_FSYNC_ON_RELEASE), or its file
+ * flushes on close (FUSE, NFS, overlayfs: punted to io-wq). Such a close
+ * has not run yet: its number stays owned until its CQE (entry.c).
+ */
+static void closes_ran(struct rsc_loop *loop)
+{
+	struct io_uring *ring = loop->ring;
+	unsigned shift = (ring->flags & IORING_SETUP_CQE32) ? 1 : 0;
+	unsigned head = *ring->cq.khead;
+	unsigned tail = io_uring_smp_load_acquire(ring->cq.ktail);
+
+	for (; head != tail; head++) {
+		const struct io_uring_cqe *cqe = &ring->cq.cqes[(head & ring->cq.ring_mask) << shift];
+		struct rsc_op *op = rsc__op_lookup(loop, cqe->user_data);
+
+		if (op && op->closes == RSC__CLOSES_VALUE && op->entry &&
+		    op->entry->phase == RSC__PHASE_EXIT)
+			rsc__entry_close_ran(op->entry, cqe->res);
+	}
+}
+
+/* The SQ was submitted (@all: or the loop is going). The closes that ran
+ * let go of their numbers; the others are marked closing no more. */
 RSC__HOT void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all)
 {
 	unsigned i;
 
+	if (!all && !loop->shared && !rsc__loop_forked(loop))
+		closes_ran(loop);
 	if (!all && io_uring_sq_ready(loop->ring)) {
 		rsc__ledger_closing(loop, false);
 		return; /* some are still the SQ's */
 	}
-	for (i = 0; i < loop->n_ledger_unsub; i++)
-		rsc__ledger_forget_cell(loop->ledger_unsub[i].cell, loop->ledger_unsub[i].h);
+	for (i = 0; i < loop->n_ledger_unsub; i++) {
+		uint64_t *c = loop->ledger_unsub[i].cell;
+		uint64_t h = loop->ledger_unsub[i].h;
+
+		if (all)
+			rsc__ledger_forget_cell(c, h);
+		else if (__atomic_load_n(c, __ATOMIC_RELAXED) == (h | RSC__LEDGER_CLOSING))
+			__atomic_store_n(c, h, __ATOMIC_RELEASE); /* still running: owned until its CQE */
+	}
 	loop->n_ledger_unsub = 0;
 	if (all) {
 		free(loop->ledger_unsub);

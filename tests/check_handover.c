@@ -338,6 +338,37 @@ START_TEST(release_waits_for_a_hand_over_in_flight_without_cancelling_it)
 }
 END_TEST
 
+static void inbox_entered(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	*(int *)data = res + 1;
+}
+
+/* rsc_inbox(3): "It holds no descriptor ... rsc_entry_fd(3) returns 0, as
+ * for rsc_defer(3)": entered from the call on; its on-enter from the loop. */
+START_TEST(inbox_holds_no_descriptor_from_the_call_on)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *inbox;
+	int entered = 0, arrived = 0;
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 16, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "receiver", &s), 0);
+	ck_assert_int_eq(rsc_inbox(s, t_count_arrival, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_entry_fd(inbox), 0);
+	ck_assert_int_eq(rsc_entry_state(inbox), RSC_ENTERED);
+	ck_assert_int_eq(rsc_entry_on_enter(inbox, inbox_entered, &entered), 0);
+	ck_assert_int_eq(entered, 0); /* never inside the call */
+	ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(entered, 1); /* res 0 */
+	ck_assert_int_eq(rsc_read(inbox, &arrived, 1, 0, NULL, NULL), -EBADF);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(arrived, 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+}
+END_TEST
+
 Suite *make_handover_suite(void)
 {
 	Suite *s = suite_create("handover");
@@ -345,6 +376,7 @@ Suite *make_handover_suite(void)
 
 	t_add_fixture(tc);
 	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, inbox_holds_no_descriptor_from_the_call_on);
 	if (!t_has_hand_over()) {
 		printf("SKIP handover suite: the loops of this run lack IORING_MSG_SEND_FD (Linux 6.0)\n");
 	} else {

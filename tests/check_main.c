@@ -30,6 +30,7 @@ int main(void)
 	srunner_add_suite(sr, make_io_suite());
 	srunner_add_suite(sr, make_net_suite());
 	srunner_add_suite(sr, make_ownership_suite());
+	srunner_add_suite(sr, make_ledger_closes_suite());
 	srunner_add_suite(sr, make_deadline_suite());
 	srunner_add_suite(sr, make_server_suite());
 	srunner_add_suite(sr, make_observe_suite());

@@ -166,6 +166,7 @@ Suite *make_faults_suite(void);
 Suite *make_io_suite(void);
 Suite *make_net_suite(void);
 Suite *make_ownership_suite(void);
+Suite *make_ledger_closes_suite(void);
 Suite *make_deadline_suite(void);
 Suite *make_server_suite(void);
 Suite *make_observe_suite(void);

@@ -302,7 +302,8 @@ static void client_new(struct prog *p, int l)
 		return;
 	ret = rsc_adopt(cl_scope, fd, 0, &c->h);
 	if (ret < 0) {
-		violation(p, "rsc_adopt of a client into the clients' loop: %s", rsc_err_name(ret));
+		if (ret != -EEXIST || !lw_number_still_held(p, fd))
+			violation(p, "rsc_adopt of a client into the clients' loop: %s", rsc_err_name(ret));
 		close(fd);
 		return;
 	}

@@ -108,6 +108,8 @@ struct pentry {
 	double slow_t0;	    /* TW_SLOW: when its enter hook prepared the timeout */
 	unsigned dl_ms;	    /* TW_DL_*: the deadline its hook sets, and whether move-on */
 	bool dl_move_on;
+	/* ledger.c: a duplicate of its descriptor + 1 (0: none), and its number. */
+	int lw_dup, lw_fd;
 };
 
 /* An error some event raised: what a chain may (or must) carry. */
@@ -168,6 +170,7 @@ struct prog {
 	bool pollable;	   /* RSC_LOOP_POLLABLE, driven as a host loop drives it (shared.c) */
 	unsigned long long host_wakes; /* turns run because its fd polled readable */
 	bool audit_full;   /* the program's loop audits at RSC_AUDIT_FULL */
+	unsigned lw_late_refusals; /* ledger.c: adopts refused while an fsync'd close was unreaped */
 	/* Leaks planted on a detached number (op_detach): each must be reported. */
 	int planted[8];
 	int planted_seen[8];
@@ -296,6 +299,11 @@ bool own_in_grace(const struct prog *p, int s);
 void own_released(struct prog *p, int i);
 void own_scope_closed(struct prog *p, int s, const struct rsc_error *chain);
 void own_end(struct prog *p, struct prog_stats *st);
+/* ledger.c: a number stays owned until its close has run. */
+void lw_entered(struct prog *p, int i, int fd);
+void lw_check(struct prog *p, struct prog_stats *st);
+bool lw_number_still_held(struct prog *p, int fd);
+void lw_end(struct prog *p, struct prog_stats *st);
 void own_set_deadline(struct prog *p, int s, unsigned ms, bool move_on, struct prog_stats *st);
 /* The same from inside a hook, where -EBUSY is also the answer of an SQ full
  * of the hook's own reservation (rsc_scope_set_deadline(3)). */

@@ -831,6 +831,8 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 			else if (!(fl & FD_CLOEXEC))
 				violation(p, "fd %d of entry %d ('%s') is not close-on-exec",
 					  res, e->seq, e->name);
+			else
+				lw_entered(p, i, res);
 		}
 		break;
 	case RSC_EV_RELEASED:
@@ -1877,7 +1879,7 @@ int adopt_fd(struct prog *p, struct pentry *e, int s, int fd, const char *what)
 	ret = rsc_adopt(p->sc[s].h, fd, 0, &e->h);
 	if (ret < 0)
 		close(fd); /* refused: still ours */
-	push_end(p, e, ret, 0, what);
+	push_end(p, e, ret, ret == -EEXIST && lw_number_still_held(p, fd) ? EEXIST : 0, what);
 	return ret;
 }
 
@@ -2688,8 +2690,10 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 				st->detached++;
 			break;
 		}
-		if (!p->failed)
+		if (!p->failed) {
 			check_states(p);
+			lw_check(p, st);
+		}
 	}
 	fork_settle(p, st);
 	p->op_index = -1;
@@ -2722,6 +2726,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	ch_end(p, st);
 	text_end(p, st); /* the loop is closed: its trace file is whole */
 	planted_end(p, st);
+	lw_end(p, st);
 	final_checks(p, fds_before, st);
 	st->reentry_probes += p->reentry_probes;
 	st->shared_programs += p->shared;
@@ -2909,6 +2914,9 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->chain_bad_args, st->chain_sends, st->chain_sends_done, st->chain_uncrossed);
 	fprintf(out, "  audit calls:      %llu from callbacks and hooks (%llu of rsc_audit_slots)\n",
 		st->audit_probes, st->audit_slot_calls);
+	fprintf(out, "  ledger:           %llu checks of a release's number while its close waited behind an fsync; "
+		"%llu adopts of a number such a close gave back, refused until it was reaped\n",
+		st->closes_behind_checked, st->adopts_refused_late);
 	fprintf(out, "  audit findings:   %llu\n", st->audit_findings);
 	fprintf(out, "  leaks found:      %llu\n", st->leaks);
 	fprintf(out, "  known bugs seen:  %llu failed acquires traced after their scope's SCOPE_CLOSED, "

@@ -61,7 +61,8 @@ struct prog_stats {
 		host_programs, host_wakes, text_programs, text_traces, text_trace_bytes,
 		hk_slow, hk_slow_settled, hk_link, hk_witnesses, hk_skip, hk_deadlines,
 		app_chains, app_drains, app_open_links, alloc_rules, alloc_faults, alloc_refusals,
-		missing_programs, missing_refusals, fork_probes, fork_callbacks;
+		missing_programs, missing_refusals, fork_probes, fork_callbacks,
+		closes_behind_checked, adopts_refused_late;
 	int max_depth;
 };
 
