@@ -403,7 +403,8 @@ RSC_EXTERN const struct rsc_error *rsc_scope_error(const struct rsc_scope *scope
  * inside rsc_entry_release(); neither may block or run the loop (such calls
  * return -EDEADLK). An @exit that gets -EAGAIN, -EBUSY or -ENOMEM
  * from rsc_entry_get_sqes() and returns it is called again on a later turn:
- * a release is never dropped. One CQE per SQE: no multishot requests and no
+ * a release is never dropped. (Any of the three returned with nothing
+ * prepared reads so: not raised, the exit called again.) One CQE per SQE: no multishot requests and no
  * IOSQE_CQE_SKIP_SUCCESS in a hook.
  */
 #define RSC_EXIT_SUPPRESS 1
