@@ -85,6 +85,14 @@ static void audit_lost(struct rsc_loop *loop)
 void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char *target,
 			    const char *scope, const char *expected)
 {
+	rsc__audit_add_finding_at(loop, kind, fd, kind >= RSC_FINDING_SLOT_LEAKED, target, scope,
+				  expected);
+}
+
+/* @slot: @fd is a slot of the direct table (a direct entry's finding of any kind). */
+void rsc__audit_add_finding_at(struct rsc_loop *loop, int kind, int fd, bool slot,
+			       const char *target, const char *scope, const char *expected)
+{
 	struct rsc_finding *f;
 
 	if (loop->n_findings == loop->cap_findings) {
@@ -106,6 +114,7 @@ void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char 
 	loop->findings[loop->n_findings++] = f;
 	f->kind = kind;
 	f->fd = fd;
+	f->slot = slot;
 	if (target) {
 		snprintf(f->target, sizeof(f->target), "%s", target);
 	} else {
@@ -694,7 +703,7 @@ int rsc_audit_print(const struct rsc_loop *loop, FILE *out)
 			    f->kind == RSC_FINDING_LEAKED || f->kind == RSC_FINDING_SLOT_LEAKED ?
 			    "leaked" : f->kind == RSC_FINDING_SLOT_MISMATCH ? "mismatched" :
 			    "not released",
-			    f->kind >= RSC_FINDING_SLOT_LEAKED ? "slot" : "fd", f->fd) < 0 ||
+			    f->slot ? "slot" : "fd", f->fd) < 0 ||
 		    rsc__fput_text(f->target, out) < 0 || fputs(" in scope '", out) == EOF ||
 		    rsc__fput_text(f->scope, out) < 0 || fputs("': expected ", out) == EOF ||
 		    rsc__fput_text(f->expected, out) < 0 || putc('\n', out) == EOF)

@@ -358,8 +358,8 @@ static void release_slot(struct rsc_loop *loop, struct rsc__entry *e, int slot, 
 			snprintf(expected, sizeof(expected),
 				 "in use until the release of entry '%s' (%s), but close_direct found the slot empty: it was emptied behind the runtime's back",
 				 e->mgr->name, e->detail);
-			rsc__audit_add_finding(loop, RSC_FINDING_NOT_RELEASED, slot, sl->what,
-					 sl->scope, expected);
+			rsc__audit_add_finding_at(loop, RSC_FINDING_NOT_RELEASED, slot, true, sl->what,
+						  sl->scope, expected);
 		}
 		slot_free(d, (unsigned)slot);
 		return;

@@ -365,6 +365,7 @@ struct rsc_cqe_copy {
 struct rsc_finding {
 	int kind;
 	int fd;
+	bool slot; /* fd is a slot of the direct table (every RSC_FINDING_SLOT_*, and a direct entry's) */
 	char target[256];
 	char scope[RSC_NAME_MAX];
 	char expected[320];
@@ -1475,6 +1476,8 @@ void rsc__audit_check_released(struct rsc_loop *loop, struct rsc__entry *e);
 /* A finding on @loop (a descriptor or a slot); @target NULL: read from /proc/self/fd. */
 void rsc__audit_add_finding(struct rsc_loop *loop, int kind, int fd, const char *target,
 			    const char *scope, const char *expected);
+void rsc__audit_add_finding_at(struct rsc_loop *loop, int kind, int fd, bool slot,
+			       const char *target, const char *scope, const char *expected);
 void rsc__audit_scope_open(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__audit_scope_closed(struct rsc_loop *loop, struct rsc__scope *s);
 void rsc__audit_disown(struct rsc_loop *loop, int fd);

@@ -163,6 +163,19 @@ START_TEST(slots_changed_behind_the_runtime_are_found)
 	f = rsc_audit_finding(loop, 1);
 	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_NOT_RELEASED);
 	ck_assert_int_eq(rsc_finding_fd(f), x);
+	{
+		/* Printed as the slot it is, not as a descriptor (rsc_audit_print(3)). */
+		char *text = NULL, want[64];
+		size_t len = 0;
+		FILE *out = open_memstream(&text, &len);
+
+		ck_assert_ptr_nonnull(out);
+		ck_assert_int_eq(rsc_audit_print(loop, out), 2);
+		fclose(out);
+		snprintf(want, sizeof(want), "ringscope audit: not released slot %d -> ", x);
+		ck_assert_msg(strstr(text, want), "%s", text);
+		free(text);
+	}
 	ck_assert_int_eq(rsc_loop_direct_used(loop), 0);
 	ck_assert_int_eq(t_audit_slots(loop), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
