@@ -14,6 +14,7 @@ static void enter_done(struct rsc__entry *e);
 static void exit_done(struct rsc__entry *e);
 static void close_next(struct rsc__entry *e);
 static void queue_retry(struct rsc__entry *e);
+static void exit_done_cold(struct rsc__entry *e);
 
 /*
  * The one way an entry changes state (STYLE: states are data, every
@@ -105,8 +106,11 @@ RSC__HOT static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 		/* The kernel's word for the audit and the slot table: the close's own CQE. */
 		if (op->closes == RSC__CLOSES_VALUE) {
 			e->close_res = res;
-			/* A close that ran after its enter returned (ledger.c's closes_ran). */
-			if (__builtin_expect(e->flags & RSC__E_LEDGER, 0))
+			/* A close that ran after its enter returned (ledger.c's closes_ran),
+			 * or one no enter of ours submitted: its number is let go of now. */
+			if (__builtin_expect(op->unsub, 0))
+				rsc__ledger_close_done(loop, op, res);
+			else if (__builtin_expect(e->flags & RSC__E_LEDGER, 0))
 				rsc__entry_close_ran(e, res);
 		} else if (op->closes == RSC__CLOSES_VALUE2)
 			e->close_res2 = res;
@@ -279,11 +283,12 @@ static void one_cqe_per_sqe(struct io_uring_sqe *sqe)
  * (ledger.c). Listed, it is marked closing while the enter that submits it
  * runs; without memory to list it, it leaves at its CQE all the same.
  */
-RSC__INLINE void leave_ledger_at_submit(struct rsc_loop *loop, struct rsc__entry *e)
+RSC__INLINE void leave_ledger_at_submit(struct rsc_loop *loop, struct rsc__entry *e,
+				       struct rsc_op *op)
 {
-	if ((e->flags & RSC__E_LEDGER) && rsc__ledger_forget_on_submit(loop, e->value, e->h) &&
-	    __builtin_expect(loop->shared, 0))
-		e->flags &= ~RSC__E_LEDGER; /* let go already (ledger.c) */
+	/* Listed, the list lets go of it (ledger.c); else the entry, at the close's CQE. */
+	if ((e->flags & RSC__E_LEDGER) && rsc__ledger_list_close(loop, op, e->value, e->h))
+		e->flags &= ~RSC__E_LEDGER;
 }
 
 /* @e's close of its value ran (its CQE, posted or reaped): the number is no longer @e's. */
@@ -329,7 +334,7 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		op->closes = sqe->opcode == IORING_OP_CLOSE && e->phase == RSC__PHASE_EXIT ?
 				     closes_which(e, sqe) : RSC__CLOSES_NONE;
 		if (op->closes == RSC__CLOSES_VALUE)
-			leave_ledger_at_submit(loop, e);
+			leave_ledger_at_submit(loop, e, op);
 		rsc__inject_fault(loop, sqe, op);
 		if (op->primary)
 			e->enter_opcode = op->opcode;
@@ -568,7 +573,7 @@ RSC__HOT static bool closes_plainly(const struct rsc__entry *e)
  * close, in the same release, its errors after theirs in SQE order. No SQE
  * or no op to be had: on a later turn (rsc__retry_exits).
  */
-static void close_next(struct rsc__entry *e)
+static RSC__COLD __attribute__((noinline)) void close_next(struct rsc__entry *e)
 {
 	struct io_uring_sqe *sqe;
 	struct rsc_op *op;
@@ -580,19 +585,23 @@ static void close_next(struct rsc__entry *e)
 			e->exit_res = -EBADF;
 			e->exit_opcode = RSC__OPCODE_HOOK;
 		}
-		exit_done(e);
+		exit_done_cold(e);
 		return;
 	}
-	if (one_sqe(e, &sqe, &op) < 0) {
+	/* The out-of-line one: a third caller of the inline one would out-line it on the hot paths. */
+	if (rsc__op_with_sqe_why(e->scope->loop, &sqe, &op) < 0) {
 		e->flags |= RSC__E_CLOSE_NEXT | RSC__E_RETRY_CLOSE;
 		queue_retry(e);
 		return;
 	}
+	op->entry = e;
+	op->complete = entry_op_complete;
+	e->phase_ops = 1;
 	io_uring_prep_close(sqe, e->value);
 	op->opcode = IORING_OP_CLOSE;
 	op->closes = RSC__CLOSES_VALUE;
 	op->sqe_idx = (uint8_t)rsc__fd_exit_before_close(e);
-	leave_ledger_at_submit(e->scope->loop, e);
+	leave_ledger_at_submit(e->scope->loop, e, op);
 	rsc__inject_fault(e->scope->loop, sqe, op);
 }
 
@@ -609,7 +618,7 @@ RSC__HOT static int close_plainly(struct rsc__entry *e)
 	op->primary = false;
 	op->opcode = IORING_OP_CLOSE;
 	op->closes = RSC__CLOSES_VALUE;
-	leave_ledger_at_submit(loop, e);
+	leave_ledger_at_submit(loop, e, op);
 	rsc__inject_fault(loop, sqe, op);
 	return 0;
 }
@@ -1308,6 +1317,12 @@ RSC__HOT static void exit_done(struct rsc__entry *e)
 	rsc__entry_settle_release(e);
 	if (s->state == RSC_SCOPE_UNWINDING)
 		rsc__scope_step(s);
+}
+
+/* exit_done for the cold callers: one hot caller keeps it inlined there. */
+static RSC__COLD __attribute__((noinline)) void exit_done_cold(struct rsc__entry *e)
+{
+	exit_done(e);
 }
 
 /* A release that could not get an SQE now is queued, never dropped. */

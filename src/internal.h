@@ -95,6 +95,7 @@ struct rsc__room {
 struct rsc_op {
 	/* What every op's get, submit, CQE and put touch: the first cache line. */
 	uint32_t idx;
+	uint32_t unsub; /* a close of its entry's number: its place + 1 in loop->ledger_unsub (ledger.c) */
 	rsc__op_fn complete;
 	struct rsc__entry *entry;
 	struct rsc_op *next_free;
@@ -423,8 +424,9 @@ struct rsc_loop {
 	/* Closes prepared but not submitted yet: their numbers are still owned
 	 * (rsc_adopt(3)), marked closing while an enter submits them, and leave
 	 * the ledger once each has run (ledger.c). */
-	struct rsc__ledger_pending { uint64_t *cell; uint64_t h; } *ledger_unsub;
+	struct rsc__ledger_pending { uint64_t *cell; uint64_t h; struct rsc_op *op; } *ledger_unsub;
 	unsigned n_ledger_unsub, cap_ledger_unsub;
+	unsigned n_ledger_running; /* listed closes not seen done yet (ledger.c's closes_ran) */
 	unsigned n_entries_made; /* the entry pool's size: the list above has room for each */
 	/* Ledger pages made ahead, one per install in flight (ledger.c): the
 	 * number an install gets is the kernel's choice, known only at its CQE,
@@ -770,7 +772,8 @@ int rsc__ledger_claim(struct rsc_loop *loop, int fd, uint64_t h);
 int rsc__ledger_reserve_slow(struct rsc_loop *loop, int fd);
 void rsc__ledger_unload(void);
 void rsc__ledger_set_slow(int fd, uint64_t h);
-bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, uint64_t *cell, uint64_t h);
+bool rsc__ledger_list_close_slow(struct rsc_loop *loop, struct rsc_op *op, uint64_t *cell, uint64_t h);
+void rsc__ledger_close_done(struct rsc_loop *loop, struct rsc_op *op, int res);
 int rsc__ledger_room(struct rsc_loop *loop, unsigned n);
 int rsc__ledger_spare_take(struct rsc_loop *loop);
 void rsc__ledger_spare_set(struct rsc_loop *loop, int fd, uint64_t h);
@@ -832,23 +835,27 @@ static inline void rsc__ledger_forget(int fd, uint64_t h)
 		rsc__ledger_forget_cell(c, h);
 }
 
-/* @h's close of @fd is prepared: listed, to be marked closing while the
- * enter that submits it runs (ledger.c); inline while the loop's list has
- * room. False: not listed (no memory); either way the number stays @h's
- * until the close has run. */
-static inline bool rsc__ledger_forget_on_submit(struct rsc_loop *loop, int fd, uint64_t h)
+/* @op, @h's close of @fd, is prepared: listed, to be marked closing while
+ * the enter that submits it runs, and let go of once it has run (ledger.c);
+ * inline while the loop's list has room. False: not listed (no memory), the
+ * number stays @h's until the close's CQE. */
+static inline bool rsc__ledger_list_close(struct rsc_loop *loop, struct rsc_op *op, int fd, uint64_t h)
 {
-	/* Listed by its cell: the passes at submit need no lookup (pages stay while a loop does). */
+	/* Listed by its cell: the passes around the enter need no lookup (pages stay while a loop does). */
 	uint64_t *c = rsc__ledger_cell(fd);
+	struct rsc__ledger_pending *p;
 
 	if (!c)
 		return true; /* not in the ledger: nothing to let go of */
-	if (__builtin_expect(loop->n_ledger_unsub < loop->cap_ledger_unsub, 1)) {
-		loop->ledger_unsub[loop->n_ledger_unsub].cell = c;
-		loop->ledger_unsub[loop->n_ledger_unsub++].h = h;
-		return true;
-	}
-	return rsc__ledger_forget_on_submit_slow(loop, c, h);
+	if (__builtin_expect(loop->n_ledger_unsub == loop->cap_ledger_unsub || loop->shared, 0))
+		return rsc__ledger_list_close_slow(loop, op, c, h);
+	p = &loop->ledger_unsub[loop->n_ledger_unsub++];
+	p->cell = c;
+	p->h = h;
+	p->op = op;
+	op->unsub = loop->n_ledger_unsub;
+	loop->n_ledger_running++;
+	return true;
 }
 
 /* The closes prepared are about to enter the kernel (@closing), or did not. */
@@ -1008,6 +1015,7 @@ static inline struct rsc_op *rsc__op_get(struct rsc_loop *loop)
 	op->entry = NULL;
 	op->primary = false;
 	op->closes = RSC__CLOSES_NONE; /* read for any CQE after an enter (ledger.c's closes_ran) */
+	op->unsub = 0;
 	op->enter_listed = false;
 	op->fault_res = 0;
 	op->grace_seq = loop->grace_seq;

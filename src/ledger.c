@@ -221,8 +221,10 @@ int rsc__ledger_room(struct rsc_loop *loop, unsigned n)
 	return 0;
 }
 
-bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, uint64_t *cell, uint64_t h)
+bool rsc__ledger_list_close_slow(struct rsc_loop *loop, struct rsc_op *op, uint64_t *cell, uint64_t h)
 {
+	struct rsc__ledger_pending *p;
+
 	/* On the application's ring the application submits when it likes, and
 	 * hands us the CQE when it likes: let go at once there (rsc_adopt(3)). */
 	if (loop->shared) {
@@ -237,20 +239,49 @@ bool rsc__ledger_forget_on_submit_slow(struct rsc_loop *loop, uint64_t *cell, ui
 	 * reused is refused at worst. */
 	if (loop->n_ledger_unsub == loop->cap_ledger_unsub)
 		return false;
-	loop->ledger_unsub[loop->n_ledger_unsub].cell = cell;
-	loop->ledger_unsub[loop->n_ledger_unsub].h = h;
-	loop->n_ledger_unsub++;
+	p = &loop->ledger_unsub[loop->n_ledger_unsub++];
+	p->cell = cell;
+	p->h = h;
+	p->op = op;
+	op->unsub = loop->n_ledger_unsub;
+	loop->n_ledger_running++;
 	return true;
 }
 
 /*
- * After an io_uring_enter: a close of an entry's own number whose CQE is
- * posted has run, and the number may already be a new descriptor's: it
- * leaves the ledger now, before the CQE is reaped. The kernel runs a close
- * inside the call, and posts its CQE there too, unless it waits behind an
- * fsync or a shutdown linked before it (RSC_FSYNC_ON_RELEASE), or its file
- * flushes on close (FUSE, NFS, overlayfs: punted to io-wq). Such a close
- * has not run yet: its number stays owned until its CQE (entry.c).
+ * Listed close @op has run (its CQE, @res): its number is no longer its
+ * entry's. -ECANCELED: it never ran, the number is still open and still
+ * the entry's, let go of when the entry goes (entry.c).
+ */
+static inline __attribute__((always_inline)) void close_done(struct rsc_loop *loop,
+								struct rsc_op *op, int res)
+{
+	struct rsc__ledger_pending *p = &loop->ledger_unsub[op->unsub - 1];
+
+	if (res != -ECANCELED) {
+		rsc__ledger_forget_cell(p->cell, p->h);
+	} else {
+		if (rsc__ledger_cell_names(p->cell, p->h))
+			__atomic_store_n(p->cell, p->h, __ATOMIC_RELEASE);
+		op->entry->flags |= RSC__E_LEDGER;
+	}
+	p->op = NULL;
+	op->unsub = 0;
+	loop->n_ledger_running--;
+}
+
+void rsc__ledger_close_done(struct rsc_loop *loop, struct rsc_op *op, int res)
+{
+	close_done(loop, op, res);
+}
+
+/*
+ * After an io_uring_enter: a listed close whose CQE is posted has run, and
+ * its number may already be a new descriptor's: it leaves the ledger now,
+ * before the CQE is reaped and before any callback runs. The kernel runs a
+ * close inside the call and posts its CQE there, unless its file flushes on
+ * close (FUSE, NFS, overlayfs: punted to io-wq); such a close has not run
+ * yet, and its number stays owned until its CQE (entry.c).
  */
 static void closes_ran(struct rsc_loop *loop)
 {
@@ -259,38 +290,41 @@ static void closes_ran(struct rsc_loop *loop)
 	unsigned head = *ring->cq.khead;
 	unsigned tail = io_uring_smp_load_acquire(ring->cq.ktail);
 
-	for (; head != tail; head++) {
+	for (; head != tail && loop->n_ledger_running; head++) {
 		const struct io_uring_cqe *cqe = &ring->cq.cqes[(head & ring->cq.ring_mask) << shift];
 		struct rsc_op *op = rsc__op_lookup(loop, cqe->user_data);
 
-		if (op && op->closes == RSC__CLOSES_VALUE && op->entry &&
-		    op->entry->phase == RSC__PHASE_EXIT)
-			rsc__entry_close_ran(op->entry, cqe->res);
+		if (op && op->unsub)
+			close_done(loop, op, cqe->res);
 	}
 }
 
 /* The SQ was submitted (@all: or the loop is going). The closes that ran
- * let go of their numbers; the others are marked closing no more. */
+ * let go of their numbers; any other is no longer marked closing, and its
+ * entry lets go of its number at its CQE. */
 RSC__HOT void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all)
 {
 	unsigned i;
 
-	if (!all && !loop->shared && !rsc__loop_forked(loop))
+	if (!all && !rsc__loop_forked(loop))
 		closes_ran(loop);
-	if (!all && io_uring_sq_ready(loop->ring)) {
-		rsc__ledger_closing(loop, false);
-		return; /* some are still the SQ's */
-	}
-	for (i = 0; i < loop->n_ledger_unsub; i++) {
-		uint64_t *c = loop->ledger_unsub[i].cell;
-		uint64_t h = loop->ledger_unsub[i].h;
+	for (i = 0; i < loop->n_ledger_unsub && loop->n_ledger_running; i++) {
+		struct rsc__ledger_pending *p = &loop->ledger_unsub[i];
 
-		if (all)
-			rsc__ledger_forget_cell(c, h);
-		else if (__atomic_load_n(c, __ATOMIC_RELAXED) == (h | RSC__LEDGER_CLOSING))
-			__atomic_store_n(c, h, __ATOMIC_RELEASE); /* still running: owned until its CQE */
+		if (!p->op)
+			continue; /* ran: let go of */
+		if (all) {
+			rsc__ledger_forget_cell(p->cell, p->h);
+		} else {
+			if (rsc__ledger_cell_names(p->cell, p->h))
+				__atomic_store_n(p->cell, p->h, __ATOMIC_RELEASE);
+			p->op->entry->flags |= RSC__E_LEDGER; /* still running, or still the SQ's */
+		}
+		p->op->unsub = 0;
+		loop->n_ledger_running--;
 	}
 	loop->n_ledger_unsub = 0;
+	loop->n_ledger_running = 0;
 	if (all) {
 		free(loop->ledger_unsub);
 		loop->ledger_unsub = NULL;
