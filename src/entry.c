@@ -1118,6 +1118,8 @@ RSC__HOT static void enter_done(struct rsc__entry *e)
 	if (e->value >= 0 && !(e->config & RSC__CFG_TAKES_DEP))
 		keep_or_close(loop, e);
 	if (e->value >= 0) {
+		if (__builtin_expect(e->config & RSC__CFG_PIPE, 0))
+			rsc__pipe_settle(e); /* its value: the read end, not the CQE's 0 */
 		if (e->config & RSC__CFG_TAKES_DEP)
 			take_over_dep(e);
 		else

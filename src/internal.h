@@ -156,14 +156,15 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
  */
 #define RSC__CFG_FD	     (1U << 0) /* value is a descriptor the audit may check */
 #define RSC__CFG_ORDERED     (1U << 1) /* release waits for every release above it */
-#define RSC__CFG_FSYNC	     (1U << 2) /* release = fsync, hard-linked to close */
-#define RSC__CFG_SHUTDOWN    (1U << 3) /* release = shutdown, hard-linked to close */
+#define RSC__CFG_FSYNC	     (1U << 2) /* release = fsync, then close (manager_fd.c) */
+#define RSC__CFG_SHUTDOWN    (1U << 3) /* release = shutdown, then close */
 #define RSC__CFG_BUILTIN     (1U << 4) /* arg was for the enter only */
 #define RSC__CFG_OWN_HOOKS   (1U << 5) /* a built-in: its hooks get the entry as arg */
 #define RSC__CFG_ALL_OR_NONE (1U << 6) /* its enter fails if any of its SQEs fails */
 #define RSC__CFG_TAKES_DEP   (1U << 7) /* on success it takes over dep's descriptor */
 #define RSC__CFG_NO_FD	     (1U << 8) /* its value is no descriptor (defer, timer): no I/O on it */
 #define RSC__CFG_ROOM        (1U << 9) /* owned_arg is a pooled room (rsc__room_get): back to the pool with it */
+#define RSC__CFG_PIPE        (1U << 10) /* rsc_pipe: its CQE is 0, its ends are in its args (manager_direct.c) */
 
 /* Entry lifecycle flags (struct rsc__entry.flags): set and cleared as it runs. */
 #define RSC__E_RELEASE_REQ  (1U << 2) /* released early: off the unwind */
@@ -1392,6 +1393,7 @@ void rsc__direct_unreserve(struct rsc_loop *loop, int slot);
 void rsc__direct_pending(struct rsc_loop *loop, int delta);
 /* A pipe's CQE (manager_direct.c): 0, or -ENOMEM with both ends closed. */
 int rsc__pipe_reserve(struct rsc_loop *loop, struct rsc__entry *e);
+void rsc__pipe_settle(struct rsc__entry *e);
 /* A direct accept armed (+1) or ended (-1), its backoff included (accept.c). */
 void rsc__direct_armed(struct rsc_loop *loop, int delta);
 /* The kernel put something in @slot for @e: the table says @e owns it. */

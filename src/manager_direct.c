@@ -315,20 +315,29 @@ static const struct rsc_manager pipe_manager = {
 	.exit = pipe_exit,
 };
 
-/* The CQE is 0; the ends are in the array: the entry holds both from now on. */
+/* A failed pipe: the slots it had reserved are free again. */
 static void pipe_entered(struct rsc_entry *h, int res, void *data)
 {
 	struct pipe_args *a = data;
 	struct rsc__entry *e;
-	struct rsc_loop *loop;
 
-	if (rsc__entry_from(h, &e, "pipe") < 0)
+	if (res >= 0 || rsc__entry_from(h, &e, "pipe") < 0)
 		return;
-	loop = e->scope->loop;
+	if (a->direct)
+		rsc__direct_pending(e->scope->loop, -2);
+}
+
+/*
+ * The CQE is 0; the ends are in the array: the entry holds both from now on,
+ * its value the read end before anyone hears it entered (the trace, rsc_entry_fd).
+ */
+void rsc__pipe_settle(struct rsc__entry *e)
+{
+	struct pipe_args *a = e->owned_arg;
+	struct rsc_loop *loop = e->scope->loop;
+
 	if (a->direct)
 		rsc__direct_pending(loop, -2);
-	if (res < 0)
-		return;
 	e->value = a->fds[0];
 	e->value2 = a->fds[1];
 	e->has_value2 = true;
@@ -390,7 +399,8 @@ int rsc_pipe(struct rsc_scope *h, unsigned flags, struct rsc_entry **entryp)
 		return -ENOMEM;
 	a->direct = flags & RSC_DIRECT;
 	a->pipe_flags = (a->direct || (flags & RSC_NO_CLOEXEC)) ? 0 : O_CLOEXEC;
-	ret = rsc__push(s, &pipe_manager, a, 0, a->direct ? "direct" : "", __builtin_return_address(0), &e);
+	ret = rsc__push(s, &pipe_manager, a, RSC__CFG_PIPE, a->direct ? "direct" : "",
+			__builtin_return_address(0), &e);
 	if (ret < 0) {
 		rsc__room_put(s->loop, a);
 		return ret;

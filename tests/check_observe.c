@@ -307,6 +307,44 @@ START_TEST(metrics_tell_loops_apart_by_a_label)
 }
 END_TEST
 
+struct pipe_seen {
+	int res, fd;
+};
+
+static void pipe_entered_seen(struct rsc_loop *loop, enum rsc_event ev, const struct rsc_scope *s,
+			      const struct rsc_entry *e, int res, void *data)
+{
+	struct pipe_seen *seen = data;
+
+	(void)loop;
+	(void)s;
+	if (ev == RSC_EV_ENTERED && e && strcmp(rsc_entry_name(e), "pipe") == 0) {
+		seen->res = res;
+		seen->fd = rsc_entry_fd((struct rsc_entry *)e);
+	}
+}
+
+/* RSC_EV_ENTERED: "res is the descriptor"; a pipe's is its read end
+ * (rsc_pipe(3)), never the CQE's 0, in the trace and in rsc_entry_fd. */
+START_TEST(pipe_entered_event_carries_its_read_end)
+{
+	struct pipe_seen seen = { -1, -1 };
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int ends[2];
+
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, pipe_entered_seen, &seen), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_pipe(s, 0, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_pipe_ends(e, ends), 0);
+	ck_assert_int_eq(seen.res, ends[0]);
+	ck_assert_int_eq(seen.fd, ends[0]);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_set_trace(t_loop, NULL, NULL), 0);
+}
+END_TEST
+
 Suite *make_observe_suite(void)
 {
 	Suite *s = suite_create("observe");
@@ -316,6 +354,7 @@ Suite *make_observe_suite(void)
 	tcase_add_test(tc, trace_file_is_a_complete_document_after_each_flush);
 	tcase_add_test(tc, stopping_a_trace_ends_the_slices_it_began);
 	tcase_add_test(tc, trace_arguments_are_checked);
+	tcase_add_test(tc, pipe_entered_event_carries_its_read_end);
 	tcase_add_test(tc, trace_env_gives_each_live_loop_its_own_file);
 	tcase_add_test(tc, killed_program_leaves_a_complete_trace_up_to_its_last_flush);
 	suite_add_tcase(s, tc);
