@@ -250,17 +250,32 @@ def audit_run_stop_keys():
                      % (r.returncode, r.stdout, r.stderr[-200:])):
             return set()
         mask = int(m.group(1), 16)
-        return {s for s in (signal.SIGINT, signal.SIGQUIT) if mask >> (s - 1) & 1}
+        return {s for s in (signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE) if mask >> (s - 1) & 1}
 
     def ignore_keys():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
     got = ignored(None)
-    check(got == set(), "the command has SIGINT and SIGQUIT at their defaults: %s ignored" % got)
+    check(got == set(), "the command has SIGINT, SIGQUIT and SIGPIPE at their defaults: %s ignored" % got)
     got = ignored(ignore_keys)
-    check(got == {signal.SIGINT, signal.SIGQUIT},
-          "a command run with SIGINT and SIGQUIT ignored keeps them ignored: only %s" % got)
+    check(got == {signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE},
+          "a command run with SIGINT, SIGQUIT and SIGPIPE ignored keeps them ignored: only %s" % got)
+    # A report reader gone (run ... 2>&1 | head): the report is not written,
+    # 127 as the page says, and the report directory is removed; no SIGPIPE death.
+    td = os.path.join(TMP, "pipe-gone")
+    os.mkdir(td)
+    for extra in ([], ["--json"]):
+        rd, wr = os.pipe()
+        os.close(rd)
+        r = subprocess.run([AUDIT, "run"] + extra + ["--", "sh", "-c", "exec 7</etc/passwd"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=wr,
+                           env=dict(os.environ, TMPDIR=td), timeout=30)
+        os.close(wr)
+        check(r.returncode == 127, "run %s with its report to a pipe with no reader: %d, not 127"
+              % (extra, r.returncode))
+        check(os.listdir(td) == [], "run %s with no reader left %s" % (extra, os.listdir(td)))
 
 
 def audit_run_fatal_signal():

@@ -70,6 +70,18 @@ def main():
             r = subprocess.run([DEMO] + args, stdout=full, stderr=subprocess.PIPE, timeout=60)
         check(r.returncode == 1 and b"No space left" in r.stderr,
               "%r > /dev/full: exit %d %r" % (args, r.returncode, r.stderr))
+    # A reader that goes away before the report: exit 1 and said (no death by
+    # SIGPIPE), and the temporary directory is removed all the same.
+    for args in ([], ["--json"]):
+        with tempfile.TemporaryDirectory() as tmp:
+            rd, wr = os.pipe()
+            os.close(rd)
+            e = dict(os.environ, TMPDIR=tmp)
+            r = subprocess.run([DEMO] + args, stdout=wr, stderr=subprocess.PIPE, env=e, timeout=60)
+            os.close(wr)
+            check(r.returncode == 1 and b"Broken pipe" in r.stderr,
+                  "%r to a pipe with no reader: exit %d %r" % (args, r.returncode, r.stderr))
+            check(os.listdir(tmp) == [], "%r to a pipe with no reader left %r" % (args, os.listdir(tmp)))
     # A hostile $TMPDIR.
     with tempfile.TemporaryDirectory() as tmp:
         odd = os.path.join(tmp.encode(), b"ev\x1b[31m\nil\xff\xc2\x9bx\xe2\x82\xac")

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -583,6 +584,9 @@ int main(int argc, char **argv)
 	static struct demo d; /* large (the trace buffer): not on the stack */
 
 	parse_args(&d, argc, argv);
+	/* A reader that goes away is a report not written (exit 1, said), not a
+	 * death by SIGPIPE that leaves the temporary directory behind. */
+	signal(SIGPIPE, SIG_IGN);
 	make_tmpdir(&d);
 	d.ipv6 = have_ipv6();
 	d.fd_before = (int)check(rsc_audit_fd_count(), "rsc_audit_fd_count");

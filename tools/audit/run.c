@@ -331,9 +331,10 @@ static const char *find_preload(void)
 	return RSC_PRELOAD_PATH;
 }
 
-/* The terminal's stop keys: ignored by run while the command runs, given back to the command as run found them. */
+/* The terminal's stop keys, and SIGPIPE: ignored by run while the command
+ * runs, given back to the command as run found them. */
 struct run_keys {
-	struct sigaction intr, quit;
+	struct sigaction intr, quit, pipe;
 };
 
 static void child_exec(char **cmd, const char *preload, const char *dir,
@@ -365,6 +366,7 @@ static void child_exec(char **cmd, const char *preload, const char *dir,
 		/* As run found them: a command started in a shell's background keeps them ignored. */
 		sigaction(SIGINT, &keys->intr, NULL);
 		sigaction(SIGQUIT, &keys->quit, NULL);
+		sigaction(SIGPIPE, &keys->pipe, NULL);
 		execvp(cmd[0], cmd);
 		err = errno;
 	}
@@ -640,6 +642,9 @@ int cmd_run(int argc, char **argv)
 	 * and leave it running (the child takes them back before its exec). */
 	sigaction(SIGINT, &(struct sigaction){ .sa_handler = SIG_IGN }, &keys.intr);
 	sigaction(SIGQUIT, &(struct sigaction){ .sa_handler = SIG_IGN }, &keys.quit);
+	/* A report reader gone (run ... 2>&1 | head) is a report not written: 127,
+	 * and the report directory removed, not a death by SIGPIPE that leaves it. */
+	sigaction(SIGPIPE, &(struct sigaction){ .sa_handler = SIG_IGN }, &keys.pipe);
 	pid = fork();
 	if (pid < 0) {
 		errmsg("fork: %s", rsc_strerror(-errno));
