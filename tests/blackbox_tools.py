@@ -370,6 +370,9 @@ def audit_run_hostile_names():
     check(leak and os.fsencode(leak[0]["target"]) == WEIRD,
           "run --json: the target reads back as the exact bytes (surrogateescape)")
     check(os.fsencode(rep["command"][-1]) == WEIRD, "run --json: the command's argument exact")
+    # The name's C1 control (valid UTF-8) is that character, not two stray bytes.
+    check(b"\\u009b" in r.stderr and b"\\udcc2" not in r.stderr,
+          "run --json: a C1 control is written \\u009b: %r" % r.stderr[:400])
 
 
 def audit_emfile_dump():

@@ -475,7 +475,8 @@ bool json_bool(const struct jv *obj, const char *key, bool dflt)
 /*
  * File names are bytes, JSON is UTF-8: a byte that is not part of a valid
  * UTF-8 sequence is written as the lone surrogate \udc80-\udcff (Python's
- * "surrogateescape"), which the parser above reads back as that byte.
+ * "surrogateescape"), which the parser above reads back as that byte; a C1
+ * control (valid UTF-8) as its \u0080-\u009f, as any other control.
  */
 void json_string(FILE *out, const char *s)
 {
@@ -487,6 +488,10 @@ void json_string(FILE *out, const char *s)
 			if (n) {
 				fwrite(p, 1, n, out);
 				p += n - 1;
+			} else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+				/* A C1 control, valid UTF-8: escaped as the character it is. */
+				fprintf(out, "\\u%04x", p[1]);
+				p++;
 			} else {
 				fprintf(out, "\\udc%02x", *p);
 			}
