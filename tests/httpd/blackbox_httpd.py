@@ -229,10 +229,16 @@ def test_slowloris_on_every_loop():
 
 def test_option_forms():
     for bad in (["--threads", "0"], ["--threads", "1025"], ["--threads", "+2"], ["--grace", "-1"],
-                ["--idle-timeout", "1e3"], ["--max-conns", ""], ["--metrics=yes"], ["extra"]):
+                ["--idle-timeout", "1e3"], ["--max-conns", ""], ["--metrics=yes"], ["extra"],
+                ["--port", "65536"], ["--audit", "xx"], ["--addr", "999.1.1.1"], ["--unix", ""],
+                ["--unix", "/tmp/x.sock", "--threads", "2"], ["--audit", "full", "--threads", "2"]):
         r = subprocess.run([HTTPD, "--port", "0", *bad], capture_output=True, text=True, timeout=10)
         check(r.returncode == 2, "%s is a usage error (exit %s)" % (" ".join(bad), r.returncode))
-        check(len(r.stderr.strip()) > 0, "%s says why on stderr" % " ".join(bad))
+        # The page: "one line naming the option or operand ... followed by the usage".
+        lines = r.stderr.splitlines()
+        check(len(lines) > 1 and lines[0].startswith("ringscope-httpd: ") and
+              lines[1].startswith("usage:"),
+              "%s: the error, then the usage, on stderr: %r" % (" ".join(bad), r.stderr[:200]))
     p, port = start("--threads=2", "--grace=100", "--idle-timeout=0")
     check(get(port).startswith(b"HTTP/1.1 200"), "--opt=value forms start a server")
     out, err = stop(p)

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -744,6 +745,20 @@ static void usage(FILE *out)
 		"  --no-defer-accept  accept a connection before its request has arrived\n"
 		"Prints 'listening on ADDR:PORT', and a lifecycle summary at exit.\n");
 }
+/* A usage error (the page): one line naming the option, then the usage; exit 2. */
+static __attribute__((noreturn, format(printf, 1, 2))) void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ringscope-httpd: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage(stderr);
+	exit(2);
+}
+
 static unsigned number(const char *s, const char *opt)
 {
 	char *end;
@@ -753,8 +768,7 @@ static unsigned number(const char *s, const char *opt)
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno || *s < '0' || *s > '9' || *end || v > UINT_MAX) {
-		fprintf(stderr, "ringscope-httpd: %s: not a number: %s\n", opt, vis(s));
-		exit(2);
+		usage_error("%s: not a number: %s", opt, vis(s));
 	}
 	return (unsigned)v;
 }
@@ -770,8 +784,7 @@ static socklen_t parse_addr(const char *addr, unsigned port, const char *path,
 
 	memset(ss, 0, sizeof(*ss));
 	if (port > 65535) {
-		fprintf(stderr, "ringscope-httpd: --port: %u is out of range\n", port);
-		exit(2);
+		usage_error("--port: %u is out of range", port);
 	}
 	if (inet_pton(AF_INET, addr, &in->sin_addr) == 1) {
 		in->sin_family = AF_INET;
@@ -782,19 +795,15 @@ static socklen_t parse_addr(const char *addr, unsigned port, const char *path,
 		in6->sin6_port = htons((unsigned short)port);
 		len = sizeof(*in6);
 	} else {
-		fprintf(stderr, "ringscope-httpd: --addr: not an IPv4 or IPv6 address: %s\n",
-			vis(addr));
-		exit(2);
+		usage_error("--addr: not an IPv4 or IPv6 address: %s", vis(addr));
 	}
 	if (!path)
 		return len;
 	if (!*path) {
-		fprintf(stderr, "ringscope-httpd: --unix: empty path\n");
-		exit(2);
+		usage_error("--unix: empty path");
 	}
 	if (strlen(path) >= sizeof(un->sun_path)) {
-		fprintf(stderr, "ringscope-httpd: --unix: path too long\n");
-		exit(2);
+		usage_error("--unix: path too long");
 	}
 	memset(ss, 0, sizeof(*ss));
 	un->sun_family = AF_UNIX;
@@ -1192,10 +1201,8 @@ int main(int argc, char **argv)
 				srv.level = RSC_AUDIT_RELEASED;
 			else if (!strcmp(optarg, "full"))
 				srv.level = RSC_AUDIT_FULL;
-			else {
-				fprintf(stderr, "ringscope-httpd: --audit: off, released or full\n");
-				return 2;
-			}
+			else
+				usage_error("--audit: off, released or full, not %s", vis(optarg));
 			break;
 		case 'h': usage(stdout); return 0;
 		case ':':
@@ -1219,19 +1226,15 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (threads_set && (threads == 0 || threads > 1024)) {
-		fprintf(stderr, "ringscope-httpd: --threads: 1 to 1024\n");
-		return 2;
-	}
+	if (threads_set && (threads == 0 || threads > 1024))
+		usage_error("--threads: 1 to 1024");
 	if (srv.unix_path && threads > 1) {
 		/* SO_REUSEPORT has no meaning for a path: one listener, one loop. */
-		fprintf(stderr, "ringscope-httpd: --unix serves from one thread: --threads must be 1\n");
-		return 2;
+		usage_error("--unix serves from one thread: --threads must be 1");
 	}
 	if (srv.level == RSC_AUDIT_FULL && threads > 1) {
 		/* Its /proc/self/fd diff would count the other threads' descriptors as leaks. */
-		fprintf(stderr, "ringscope-httpd: --audit full runs one thread: --threads must be 1\n");
-		return 2;
+		usage_error("--audit full runs one thread: --threads must be 1");
 	}
 	srv.nthreads = threads ? threads : srv.unix_path || srv.level == RSC_AUDIT_FULL ? 1 : cpus();
 	srv.sslen = parse_addr(addr, port, srv.unix_path, &srv.ss);
