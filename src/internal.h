@@ -95,7 +95,9 @@ struct rsc__room {
 struct rsc_op {
 	/* What every op's get, submit, CQE and put touch: the first cache line. */
 	uint32_t idx;
-	uint32_t unsub; /* a close of its entry's number: its place + 1 in loop->ledger_unsub (ledger.c) */
+	/* A listed close of its entry's number: its place + 1 in loop->ledger_unsub
+	 * (ledger.c), 0 otherwise; back to 0 once let go of, so never stale. */
+	uint32_t unsub;
 	rsc__op_fn complete;
 	struct rsc__entry *entry;
 	struct rsc_op *next_free;
@@ -1015,8 +1017,6 @@ static inline struct rsc_op *rsc__op_get(struct rsc_loop *loop)
 	op->next_free = NULL;
 	op->entry = NULL;
 	op->primary = false;
-	op->closes = RSC__CLOSES_NONE; /* read for any CQE after an enter (ledger.c's closes_ran) */
-	op->unsub = 0;
 	op->enter_listed = false;
 	op->fault_res = 0;
 	op->grace_seq = loop->grace_seq;

@@ -290,12 +290,21 @@ static void closes_ran(struct rsc_loop *loop)
 	unsigned head = *ring->cq.khead;
 	unsigned tail = io_uring_smp_load_acquire(ring->cq.ktail);
 
+	struct rsc__ledger_pending *next = loop->ledger_unsub; /* closes run inline post in list order */
+
 	for (; head != tail && loop->n_ledger_running; head++) {
 		const struct io_uring_cqe *cqe = &ring->cq.cqes[(head & ring->cq.ring_mask) << shift];
-		struct rsc_op *op = rsc__op_lookup(loop, cqe->user_data);
+		struct rsc_op *op;
 
-		if (op && op->unsub)
-			close_done(loop, op, cqe->res);
+		if (next->op && next->op->ud == cqe->user_data) {
+			op = next->op;
+			next++;
+		} else {
+			op = rsc__op_lookup(loop, cqe->user_data); /* another op's, or out of order */
+			if (!op || !op->unsub)
+				continue;
+		}
+		close_done(loop, op, cqe->res);
 	}
 }
 
