@@ -1291,11 +1291,14 @@ static int close_drain(struct rsc_loop *loop)
 static void close_child_copies(struct rsc__entry *e)
 {
 	if (e->state == RSC_ENTERED && e->phase == RSC__PHASE_NONE &&
-	    e->fd_kind == RSC__FD_PROCESS && (e->config & RSC__CFG_FD)) {
+	    e->fd_kind == RSC__FD_PROCESS && (e->config & (RSC__CFG_FD | RSC__CFG_PIPE))) {
 		if (e->value >= 0)
 			close(e->value);
-		if (e->has_value2 && e->value2 >= 0)
+		if (e->has_value2 && e->value2 >= 0) {
 			close(e->value2);
+			/* The first end leaves the ledger with the entry; a pipe's second, here. */
+			rsc__ledger_forget(e->value2, e->h);
+		}
 	}
 	e->phase_ops = 0; /* the parent's ops: none will complete here */
 }
@@ -1328,13 +1331,15 @@ int rsc_loop_close(struct rsc_loop *loop)
 	int ret;
 
 	RSC__CHECK_ARG(loop, "rsc_loop_close: loop is NULL");
+	/* First, in a child too: a callback that forked must not free the loop
+	 * the run it returns into still reads (the child closes it once out). */
+	ret = rsc__check_not_in_callback(loop, "rsc_loop_close");
+	if (ret < 0)
+		return ret;
 	if (rsc__loop_forked(loop)) {
 		close_in_child(loop);
 		return 0;
 	}
-	ret = rsc__check_not_in_callback(loop, "rsc_loop_close");
-	if (ret < 0)
-		return ret;
 	if (loop->shared) {
 		/* Refused before the check: a post after it would find a loop
 		 * that cannot wait for it (only the application reaps). */

@@ -171,6 +171,94 @@ START_TEST(child_close_closes_its_copies_and_leaves_the_parents)
 }
 END_TEST
 
+/* rsc_pipe's two ends are the entry's descriptors too: closed in the child, its ledger forgotten. */
+START_TEST(child_close_closes_a_pipes_two_ends)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *pe;
+	int ends[2];
+	pid_t pid;
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_pipe(s, 0, &pe), 0);
+	ck_assert_int_eq(rsc_loop_run(loop, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_pipe_ends(pe, ends), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rsc_loop *mine;
+		struct rsc_scope *c;
+		int null;
+
+		if (rsc_loop_close(loop) != 0)
+			_exit(2);
+		if (fd_is_open(ends[0]) || fd_is_open(ends[1]))
+			_exit(3); /* a reader of the parent's pipe would never see EOF */
+		null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null < 0 || dup3(null, ends[1], O_CLOEXEC) != ends[1])
+			_exit(4);
+		close(null);
+		if (rsc_loop_new(&mine, 16, 0) != 0 || rsc_scope_open(mine, NULL, "child", &c) != 0)
+			_exit(5);
+		if (rsc_adopt(c, ends[1], 0, NULL) != 0)
+			_exit(6); /* -EEXIST: the write end's owner was not forgotten */
+		if (rsc_scope_close_wait(c, NULL) != 0 || rsc_loop_close(mine) != 0)
+			_exit(7);
+		_exit(0);
+	}
+	ck_assert_int_eq(child_status(pid), 0);
+	ck_assert(fd_is_open(ends[0]) && fd_is_open(ends[1]));
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert(!fd_is_open(ends[0]) && !fd_is_open(ends[1]));
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+}
+END_TEST
+
+struct closing_child {
+	pid_t parent;
+	int close_res;
+};
+
+static void fork_and_close(struct rsc_loop *loop, void *arg)
+{
+	struct closing_child *c = arg;
+
+	if (fork() == 0)
+		c->close_res = rsc_loop_close(loop); /* inside the callback: refused, nothing freed */
+}
+
+/* rsc_loop_close(3): -EDEADLK from inside a callback, "wherever it runs":
+ * in a child forked there too, which returns into the run that reads the loop. */
+START_TEST(child_forked_in_a_callback_cannot_close_the_loop_there)
+{
+	struct rsc_loop *loop;
+	struct closing_child c = { .parent = getpid(), .close_res = 1 };
+	int ret;
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, 0), 0);
+	ck_assert_int_eq(rsc_loop_post(loop, fork_and_close, &c), 0);
+	ret = rsc_loop_run(loop, RSC_RUN_ONCE);
+	if (getpid() != c.parent) {
+		int code = c.close_res != -EDEADLK ? 2 : ret != -ECHILD ? 3 :
+			   rsc_loop_close(loop) != 0 ? 4 : 0; /* out of the loop: closed now */
+
+		_exit(code);
+	}
+	{
+		int st;
+
+		ck_assert_int_gt(wait(&st), 0);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child: %s %d",
+			      WIFEXITED(st) ? "exit" : "signal",
+			      WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	}
+	ck_assert_int_ge(ret, 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+}
+END_TEST
+
 /* The child's close unregisters nothing: the parent's host still wakes. */
 START_TEST(pollable_parent_still_wakes_after_the_childs_close)
 {
@@ -750,6 +838,8 @@ Suite *make_fork_suite(void)
 	tcase_add_loop_test(tc, child_is_refused_and_the_parents_completion_stays_the_parents, 0,
 			    (int)(sizeof(setups) / sizeof(setups[0])));
 	tcase_add_test(tc, child_close_closes_its_copies_and_leaves_the_parents);
+	tcase_add_test(tc, child_close_closes_a_pipes_two_ends);
+	tcase_add_test(tc, child_forked_in_a_callback_cannot_close_the_loop_there);
 	tcase_add_test(tc, pollable_parent_still_wakes_after_the_childs_close);
 	tcase_add_test(tc, child_close_submits_none_of_the_parents_sqes);
 	t_add_test_if(tc, parents_multishot_receive_survives_the_childs_close, t_has_recv_multishot(),

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -24,6 +25,16 @@ static int in_child(struct prog *p, struct rsc_scope *s, struct rsc_entry *e)
 {
 	struct rsc_scope *fresh;
 	int before = rsc_audit_fd_count();
+	bool held[PROG_ENTRIES] = { false };
+
+	/* Asked before the close: rsc_entry_state answers in a child. */
+	for (int i = 0; i < p->n_en; i++) {
+		const struct pentry *x = &p->en[i];
+
+		held[i] = x->h && x->kind == K_FILE && x->fd_kind && x->n_entered && !x->n_released &&
+			  !x->detached && p->sc[x->scope].valid && x->lw_fd > 2 &&
+			  rsc_entry_state(x->h) == RSC_ENTERED;
+	}
 
 	if (rsc_loop_run(p->loop, RSC_RUN_NOWAIT) != -ECHILD)
 		return 2;
@@ -39,6 +50,10 @@ static int in_child(struct prog *p, struct rsc_scope *s, struct rsc_entry *e)
 		return 7;
 	if (rsc_audit_fd_count() > before)
 		return 8;
+	/* Each entry that held a descriptor, entered and not releasing: its copy went. */
+	for (int i = 0; i < p->n_en; i++)
+		if (held[i] && fcntl(p->en[i].lw_fd, F_GETFD) >= 0)
+			return 9;
 	return 0;
 }
 
@@ -72,7 +87,8 @@ void fork_probe(struct prog *p, struct prog_stats *st)
 		_exit(in_child(p, s, e));
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		violation(p, "fork probe: the child %s %d (2 run, 3 scope_open, 4 scope_close, 5 entry_fd, "
-			     "6 entry_release: not -ECHILD; 7 rsc_loop_close failed; 8 descriptors left)",
+			     "6 entry_release: not -ECHILD; 7 rsc_loop_close failed; 8 descriptors left; "
+			     "9 an entry's descriptor left open)",
 			  WIFEXITED(status) ? "exited" : "was killed by signal",
 			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 		return;
@@ -104,6 +120,9 @@ void fork_from_callback(struct prog *p, unsigned salt)
 	if (pid == 0) {
 		p->fork_child = true;
 		alarm(10); /* a child stuck in the loop is killed, and the parent says so */
+		/* Inside the callback, in the child too: refused, nothing freed
+		 * (the run this returns into still reads the loop). */
+		p->child_close_res = rsc_loop_close(p->loop);
 		return;
 	}
 	p->fork_pid = pid;
@@ -115,12 +134,14 @@ void fork_settle(struct prog *p, struct prog_stats *st)
 	int status;
 
 	if (p->fork_child)
-		_exit(p->child_events ? 3 : 0);
+		_exit(p->child_events ? 3 : p->child_close_res != -EDEADLK ? 4 :
+		      p->loop && rsc_loop_close(p->loop) != 0 ? 5 : 0); /* out of the loop: closed now */
 	if (!p->fork_pid)
 		return;
 	if (waitpid(p->fork_pid, &status, 0) != p->fork_pid || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 0)
-		violation(p, "fork in a callback: the child %s %d (3: the loop ran on in it)",
+		violation(p, "fork in a callback: the child %s %d (3: the loop ran on in it; 4: "
+			     "rsc_loop_close inside the callback was not -EDEADLK; 5: out of it, it failed)",
 			  WIFEXITED(status) ? "exited" : "was killed by signal",
 			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	else

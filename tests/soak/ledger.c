@@ -37,9 +37,9 @@ void lw_entered(struct prog *p, int i, int fd)
 	struct pentry *e = &p->en[i];
 	int d;
 
+	e->lw_fd = fd; /* every entry's number: fork.c checks the child closes it */
 	if (e->kind != K_FILE || !e->multi_release)
 		return;
-	e->lw_fd = fd;
 	/* The full audit would rightly call the duplicate a leak of every scope
 	 * that opened before it and unwinds while it lives. */
 	if (no_kcmp || p->audit_full || e->lw_dup)

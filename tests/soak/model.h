@@ -161,6 +161,7 @@ struct prog {
 	/* fork.c: a callback forked; the child returned into the loop, where nothing may run. */
 	bool fork_child;       /* this is that child */
 	unsigned child_events; /* trace events the child saw: none allowed */
+	int child_close_res;   /* rsc_loop_close inside the callback that forked: -EDEADLK */
 	int fork_pid;	       /* the parent: the child to hear from, or 0 */
 	bool msg_armed;	   /* a msg_ring rule waits for a hand-over's look-up */
 	int n_direct;	   /* direct acquires: the loop has a direct table */
