@@ -838,6 +838,20 @@ static inline void rsc__ledger_forget(int fd, uint64_t h)
 		rsc__ledger_forget_cell(c, h);
 }
 
+/* Room checked: @op, the close of cell @c's number by @h, goes on the list. */
+static inline bool rsc__ledger_list_append(struct rsc_loop *loop, struct rsc_op *op, uint64_t *c,
+					   uint64_t h)
+{
+	struct rsc__ledger_pending *p = &loop->ledger_unsub[loop->n_ledger_unsub++];
+
+	p->cell = c;
+	p->h = h;
+	p->op = op;
+	op->unsub = loop->n_ledger_unsub;
+	loop->n_ledger_running++;
+	return true;
+}
+
 /* @op, @h's close of @fd, is prepared: listed, to be marked closing while
  * the enter that submits it runs, and let go of once it has run (ledger.c);
  * inline while the loop's list has room. False: not listed (no memory), the
@@ -846,19 +860,12 @@ static inline bool rsc__ledger_list_close(struct rsc_loop *loop, struct rsc_op *
 {
 	/* Listed by its cell: the passes around the enter need no lookup (pages stay while a loop does). */
 	uint64_t *c = rsc__ledger_cell(fd);
-	struct rsc__ledger_pending *p;
 
 	if (!c)
 		return true; /* not in the ledger: nothing to let go of */
 	if (__builtin_expect(loop->n_ledger_unsub == loop->cap_ledger_unsub || loop->shared, 0))
 		return rsc__ledger_list_close_slow(loop, op, c, h);
-	p = &loop->ledger_unsub[loop->n_ledger_unsub++];
-	p->cell = c;
-	p->h = h;
-	p->op = op;
-	op->unsub = loop->n_ledger_unsub;
-	loop->n_ledger_running++;
-	return true;
+	return rsc__ledger_list_append(loop, op, c, h);
 }
 
 /* The closes prepared are about to enter the kernel (@closing), or did not. */

@@ -223,8 +223,6 @@ int rsc__ledger_room(struct rsc_loop *loop, unsigned n)
 
 bool rsc__ledger_list_close_slow(struct rsc_loop *loop, struct rsc_op *op, uint64_t *cell, uint64_t h)
 {
-	struct rsc__ledger_pending *p;
-
 	/* On the application's ring the application submits when it likes, and
 	 * hands us the CQE when it likes: let go at once there (rsc_adopt(3)). */
 	if (loop->shared) {
@@ -239,13 +237,7 @@ bool rsc__ledger_list_close_slow(struct rsc_loop *loop, struct rsc_op *op, uint6
 	 * reused is refused at worst. */
 	if (loop->n_ledger_unsub == loop->cap_ledger_unsub)
 		return false;
-	p = &loop->ledger_unsub[loop->n_ledger_unsub++];
-	p->cell = cell;
-	p->h = h;
-	p->op = op;
-	op->unsub = loop->n_ledger_unsub;
-	loop->n_ledger_running++;
-	return true;
+	return rsc__ledger_list_append(loop, op, cell, h);
 }
 
 /*
