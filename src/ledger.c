@@ -302,13 +302,19 @@ static void closes_ran(struct rsc_loop *loop)
 
 /* The SQ was submitted (@all: or the loop is going). The closes that ran
  * let go of their numbers; any other is no longer marked closing, and its
- * entry lets go of its number at its CQE. */
+ * entry lets go of its number at its CQE; while some of the SQ is left, the
+ * list stays for the enter that takes it. */
 RSC__HOT void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all)
 {
 	unsigned i;
 
 	if (!all && !rsc__loop_forked(loop))
 		closes_ran(loop);
+	if (!all && loop->n_ledger_running && io_uring_sq_ready(loop->ring)) {
+		/* Some are still the SQ's (a partial submit): listed until an enter has taken them. */
+		rsc__ledger_closing(loop, false);
+		return;
+	}
 	for (i = 0; i < loop->n_ledger_unsub && loop->n_ledger_running; i++) {
 		struct rsc__ledger_pending *p = &loop->ledger_unsub[i];
 

@@ -838,7 +838,8 @@ Suite *make_fork_suite(void)
 	tcase_add_loop_test(tc, child_is_refused_and_the_parents_completion_stays_the_parents, 0,
 			    (int)(sizeof(setups) / sizeof(setups[0])));
 	tcase_add_test(tc, child_close_closes_its_copies_and_leaves_the_parents);
-	tcase_add_test(tc, child_close_closes_a_pipes_two_ends);
+	t_add_test_if(tc, child_close_closes_a_pipes_two_ends, t_kernel_has(OP_PIPE),
+		      "IORING_OP_PIPE (Linux 6.16)");
 	tcase_add_test(tc, child_forked_in_a_callback_cannot_close_the_loop_there);
 	tcase_add_test(tc, pollable_parent_still_wakes_after_the_childs_close);
 	tcase_add_test(tc, child_close_submits_none_of_the_parents_sqes);

@@ -354,7 +354,8 @@ Suite *make_observe_suite(void)
 	tcase_add_test(tc, trace_file_is_a_complete_document_after_each_flush);
 	tcase_add_test(tc, stopping_a_trace_ends_the_slices_it_began);
 	tcase_add_test(tc, trace_arguments_are_checked);
-	tcase_add_test(tc, pipe_entered_event_carries_its_read_end);
+	t_add_test_if(tc, pipe_entered_event_carries_its_read_end, t_kernel_has(OP_PIPE),
+		      "IORING_OP_PIPE (Linux 6.16)");
 	tcase_add_test(tc, trace_env_gives_each_live_loop_its_own_file);
 	tcase_add_test(tc, killed_program_leaves_a_complete_trace_up_to_its_last_flush);
 	suite_add_tcase(s, tc);
