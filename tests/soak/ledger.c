@@ -87,6 +87,16 @@ void lw_check(struct prog *p, struct prog_stats *st)
 	for (i = 0; i < p->n_en; i++) {
 		struct pentry *e = &p->en[i];
 
+		if (e->lw_released) {
+			/* Released: its close has run. A number closed is no one's, not this
+			 * entry's still (a new descriptor's owner would be named instead). */
+			e->lw_released = false;
+			if (e->fd_kind && !e->detached && e->lw_fd > 2 && fcntl(e->lw_fd, F_GETFD) < 0 &&
+			    rsc_audit_describe_fd(e->lw_fd, buf, sizeof(buf)) >= 0)
+				violation(p, "fd %d of entry %d ('%s') of '%s' was released and is closed, "
+					  "but the ledger still names an owner: %s", e->lw_fd, e->seq,
+					  e->name, p->sc[e->scope].name, buf);
+		}
 		if (!e->lw_dup)
 			continue;
 		if (e->n_released || e->detached || e->taken_over) {

@@ -108,8 +108,10 @@ struct pentry {
 	double slow_t0;	    /* TW_SLOW: when its enter hook prepared the timeout */
 	unsigned dl_ms;	    /* TW_DL_*: the deadline its hook sets, and whether move-on */
 	bool dl_move_on;
-	/* ledger.c: a duplicate of its descriptor + 1 (0: none), and its number. */
+	/* ledger.c: a duplicate of its descriptor + 1 (0: none), and its number;
+	 * released since the last check. */
 	int lw_dup, lw_fd;
+	bool lw_released;
 };
 
 /* An error some event raised: what a chain may (or must) carry. */

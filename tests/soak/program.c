@@ -851,6 +851,7 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 			ho_released(p, i);
 		io_released(p, i);
 		own_released(p, i);
+		e->lw_released = true; /* ledger.c: its number is no one's once closed */
 		acc_released(p, i);
 		if (e->early)
 			break;
