@@ -126,6 +126,9 @@ struct rsc_op {
 	/* A cancel (loop.c): its target's user_data, and how often it was sent. */
 	uint64_t cancel_ud;
 	unsigned cancel_tries;
+	/* Tracked I/O: when it started (loop->io_seq); a cancel by descriptor: the
+	 * first number it does not cover (io.c's short fallback spares later ops). */
+	uint32_t io_seq;
 	/* A cancel by descriptor: whose ops (an entry handle), and how many it should find. */
 	uint64_t cancel_entry;
 	unsigned cancel_expect;
@@ -430,6 +433,7 @@ struct rsc_loop {
 	struct rsc__ledger_pending { uint64_t *cell; uint64_t h; struct rsc_op *op; } *ledger_unsub;
 	unsigned n_ledger_unsub, cap_ledger_unsub;
 	unsigned n_ledger_running; /* listed closes not seen done yet (ledger.c's closes_ran) */
+	uint32_t io_seq; /* tracked ops started so far, modulo 2^32 (io.c) */
 	unsigned n_entries_made; /* the entry pool's size: the list above has room for each */
 	/* Ledger pages made ahead, one per install in flight (ledger.c): the
 	 * number an install gets is the kernel's choice, known only at its CQE,

@@ -128,6 +128,7 @@ void rsc__io_track(struct rsc__entry *e, struct rsc_op *op, struct io_uring_sqe 
 {
 	io_uring_sqe_set_data64(sqe, rsc__op_user_data(op));
 	op->entry = e;
+	op->io_seq = e->scope->loop->io_seq++;
 	op->io_stopped = false;
 	op->slot_move = slot_move;
 	rsc__list_push_front(&e->io_ops, &op->io_node);
@@ -316,6 +317,7 @@ void rsc__io_cancel_all(struct rsc__entry *e)
 	    (by_fd = rsc__submit_cancel_fd(loop, e->value, e->fd_kind == RSC__FD_DIRECT))) {
 		by_fd->cancel_entry = e->h;
 		by_fd->cancel_expect = n_fd;
+		by_fd->io_seq = loop->io_seq; /* ops started from here on are not its to cancel */
 		RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
 			if (!on_fd(op))
 				rsc__submit_cancel(loop, op);
@@ -344,8 +346,8 @@ void rsc__io_cancel_fd_short(struct rsc_loop *loop, const struct rsc_op *cancel,
 	if (!e)
 		return; /* every op ended, and the entry with them */
 	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
-		if (on_fd(op) && cancellable(op))
-			rsc__submit_cancel(loop, op);
+		if (on_fd(op) && cancellable(op) && (int32_t)(op->io_seq - cancel->io_seq) < 0)
+			rsc__submit_cancel(loop, op); /* not one started after the cancel was sent */
 }
 
 int rsc_timeout(struct rsc_entry *h, unsigned ms, rsc_io_cb cb, void *data)

@@ -324,6 +324,41 @@ START_TEST(timeout_on_an_entry_goes_with_it)
 }
 END_TEST
 
+/*
+ * rsc_entry_cancel_io(3) cancels the ops in flight at the call, never one
+ * started after it: when one of them ended on its own first (a send done at
+ * submit), the one cancel by descriptor falls short, and the ops it then
+ * cancels one by one are only those that were there at the call.
+ */
+START_TEST(cancel_io_spares_io_started_after_it)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int peer, r1 = 1, r2 = 1, r3 = 1, i;
+	char b1[8], b3[8];
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "io", &s), 0);
+	e = t_adopted_pair(s, &peer);
+	ck_assert_int_eq(rsc_recv(e, b1, sizeof(b1), 0, t_store_res, &r1), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0); /* the recv waits in the kernel */
+	ck_assert_int_eq(rsc_send(e, "hi", 2, 0, t_store_res, &r2), 0); /* done at its submit */
+	ck_assert_int_eq(rsc_entry_cancel_io(e), 2);
+	ck_assert_int_eq(rsc_recv(e, b3, sizeof(b3), 0, t_store_res, &r3), 0);
+	for (i = 0; i < 10; i++)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(r1, -ECANCELED);
+	ck_assert_int_eq(r3, 1); /* still waiting: not the cancel's */
+	ck_assert_int_eq(rsc_entry_io_count(e), 1);
+	ck_assert_int_eq(write(peer, "xyz", 3), 3);
+	while (r3 == 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(r3, 3);
+	ck_assert_int_eq(memcmp(b3, "xyz", 3), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(peer);
+}
+END_TEST
+
 Suite *make_io_suite(void)
 {
 	Suite *s = suite_create("io");
@@ -331,6 +366,8 @@ Suite *make_io_suite(void)
 
 	t_add_fixture(tc);
 	tcase_add_test(tc, write_then_read_back_through_the_entry);
+	t_add_test_if(tc, cancel_io_spares_io_started_after_it, t_has_cancel_fd(),
+		      "IORING_ASYNC_CANCEL_FD (Linux 5.19)");
 	tcase_add_test(tc, unwind_cancels_io_before_the_close);
 	tcase_add_test(tc, early_release_drains_io_and_refuses_more);
 	tcase_add_test(tc, io_arguments_are_checked);
