@@ -97,9 +97,10 @@ int rsc__obs_loop_new(struct rsc_loop *loop)
 void rsc__obs_loop_free(struct rsc_loop *loop)
 {
 	unsigned me = loop->obs_id;
-	int ret = rsc__tj_close(loop);
+	int ret = rsc__tj_close_at_free(loop);
 
-	/* Nobody is left to return it to: a trace cut short must not pass unseen. */
+	/* Nobody is left to return it to: a trace cut short must not pass unseen
+	 * (unless rsc_loop_trace_flush() returned it already). */
 	if (ret < 0)
 		fprintf(stderr, "ringscope: loop %u: the trace's last write failed when the loop was freed (%s): "
 				"the file stops at its last complete event\n",

@@ -16,6 +16,7 @@
 /* rsc__entry.obs_state */
 #define RSC__OBS_BEGUN	 (1U << 0) /* its slice began in the trace */
 #define RSC__OBS_OPEN	 (1U << 1) /* counted in the trace's open entries */
+#define RSC__OBS_BEFORE	 (1U << 2) /* its acquire began before this trace: no slice in it */
 
 enum rsc__obs_ev {
 	RSC__OBS_ACQUIRE = 0,
@@ -129,6 +130,7 @@ RSC__INLINE void rsc__obs_submit(struct rsc_loop *loop, int sqes)
 struct rsc__trace_json;
 int rsc__tj_open(struct rsc_loop *loop, const char *path);
 int rsc__tj_close(struct rsc_loop *loop);
+int rsc__tj_close_at_free(struct rsc_loop *loop);
 int rsc__tj_flush(struct rsc_loop *loop);
 uint64_t rsc__tj_now(struct rsc__trace_json *tj);
 void rsc__tj_entry(struct rsc_loop *loop, struct rsc__entry *e,

@@ -730,6 +730,14 @@ static void entered(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 {
 	struct rsc__trace_json *tj;
 
+	if (e->obs_state & RSC__OBS_BEFORE) {
+		/* Begun in an earlier trace: no slice here, but open all the same. */
+		if ((tj = loop->tj) && !tj->err && !(e->obs_state & RSC__OBS_OPEN)) {
+			e->obs_state |= RSC__OBS_OPEN;
+			tj->open_entries++;
+		}
+		return;
+	}
 	if (!(e->obs_state & RSC__OBS_BEGUN))
 		entry_begin(loop, e, now, false); /* adopted, deferred, accepted */
 	entry_instant(loop, e, now, "entered");
@@ -794,8 +802,13 @@ static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 	bool early = e->flags & RSC__E_RELEASE_REQ;
 	struct rsc__trace_json *tj;
 
-	if (!(e->obs_state & RSC__OBS_BEGUN))
+	if (!(e->obs_state & RSC__OBS_BEGUN)) {
+		/* Open before this trace (or entered in it without a slice): counted down all the same. */
+		if ((e->obs_state & RSC__OBS_OPEN) && loop->tj && loop->tj->open_entries)
+			loop->tj->open_entries--;
+		e->obs_state = 0;
 		return;
+	}
 	if ((tj = begin(loop, 'e', NULL, now)) == NULL)
 		return;
 	entry_name(tj, e);
@@ -932,7 +945,12 @@ void rsc__tj_submit(struct rsc_loop *loop, int sqes, uint64_t now)
 	PUT_LIT(tj, "}}");
 }
 
-/* What began in this trace and is still open: end it (stop) or forget it (start). */
+/*
+ * What began in this trace and is still open: end it (stop) or forget it
+ * (start). A new trace carries no slice begun before it, but its "open
+ * entries" count the entries open already, and an acquire still in flight
+ * enters there without a slice (RSC__OBS_BEFORE: not one "entered at once").
+ */
 static void settle_open_slices(struct rsc_loop *loop, bool end, uint64_t now)
 {
 	struct rsc__scope *s;
@@ -945,6 +963,14 @@ static void settle_open_slices(struct rsc_loop *loop, bool end, uint64_t now)
 			if (end && (e->obs_state & RSC__OBS_BEGUN))
 				entry_end(loop, e, now, "trace stopped");
 			e->obs_state = 0;
+			if (end || !loop->tj)
+				continue;
+			if (e->state == RSC_ENTERING) {
+				e->obs_state = RSC__OBS_BEFORE;
+			} else if (e->state == RSC_ENTERED || e->state == RSC_EXITING) {
+				e->obs_state = RSC__OBS_BEFORE | RSC__OBS_OPEN;
+				loop->tj->open_entries++;
+			}
 		}
 	}
 	for (s = loop->root; s; s = rsc__scope_next(loop->root, s)) {
@@ -1046,6 +1072,16 @@ static int take_lost(struct rsc_loop *loop, int ret)
 int rsc__tj_close(struct rsc_loop *loop)
 {
 	return take_lost(loop, rsc__tj_close_own(loop));
+}
+
+/* The same when the loop is freed: an error rsc_loop_trace_flush() already
+ * returned is not said again (no write was tried for it now). */
+int rsc__tj_close_at_free(struct rsc_loop *loop)
+{
+	int told = loop->tj && loop->tj->err && loop->tj->told ? loop->tj->err : 0;
+	int ret = rsc__tj_close(loop);
+
+	return ret == told ? 0 : ret;
 }
 
 /* Close this trace: its own write error only. */

@@ -2,10 +2,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -345,6 +347,103 @@ START_TEST(pipe_entered_event_carries_its_read_end)
 }
 END_TEST
 
+/* The largest "open entries" a trace's counters said. */
+static int max_open_entries(const char *text)
+{
+	const char *p = text;
+	int max = -1, n;
+
+	while ((p = strstr(p, "\"open entries\":"))) {
+		p += strlen("\"open entries\":");
+		n = atoi(p);
+		if (n > max)
+			max = n;
+	}
+	return max;
+}
+
+/*
+ * rsc_loop_trace_file(3): "a new trace does not carry slices begun in an
+ * earlier one", and its counters say the loop's open entries: an acquire
+ * prepared under the old trace enters under the new one without a slice
+ * (not one "entered at once"), and the entries open before count.
+ */
+START_TEST(switched_trace_carries_no_slice_begun_before_it)
+{
+	char old_file[PATH_MAX], new_file[PATH_MAX], *text;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int i;
+
+	t_make_files(4);
+	snprintf(old_file, sizeof(old_file), "%s", t_path("old.json"));
+	snprintf(new_file, sizeof(new_file), "%s", t_path("new.json"));
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, old_file), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path(i == 0 ? "f0" : i == 1 ? "f1" : "f2"),
+					  O_RDONLY, 0, 0, &e), 0);
+		ck_assert_int_ge(rsc_entry_wait(e), 0);
+	}
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f3"), O_RDONLY, 0, 0, &e), 0); /* begun here */
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, new_file), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = t_slurp(new_file, NULL);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_msg(!strstr(text, "entered at once"), "a slice begun in the old trace: %s", text);
+	ck_assert_msg(max_open_entries(text) == 4, "open entries: %d, the loop had 4\n%s",
+		      max_open_entries(text), text);
+	free(text);
+}
+END_TEST
+
+/* "A write that fails when the loop is freed ... is said in one line on
+ * standard error": not one that rsc_loop_trace_flush() returned already. */
+START_TEST(trace_error_returned_by_flush_is_not_said_again_at_free)
+{
+	struct rlimit old, small = { 4000, 0 };
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	char err_file[PATH_MAX], *said;
+	int i, saved, fd;
+
+	snprintf(err_file, sizeof(err_file), "%s", t_path("stderr.txt"));
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small.rlim_max = old.rlim_max;
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(rsc_loop_new(&loop, 16, 0), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(loop, t_path("small.json")), 0);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "s", &s), 0);
+	for (i = 0; i < 20; i++)
+		if (rsc_open(s, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e) == 0)
+			ck_assert_int_eq(rsc_entry_release_wait(e, NULL), 0);
+	ck_assert_int_eq(rsc_loop_trace_flush(loop), -EFBIG);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(err_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_ge(fd, 0);
+	dup2(fd, 2);
+	close(fd);
+	i = rsc_loop_close(loop);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	ck_assert_int_eq(i, 0);
+	said = t_slurp(err_file, NULL);
+	ck_assert_ptr_nonnull(said);
+	ck_assert_msg(said[0] == '\0', "said again at free: %s", said);
+	free(said);
+}
+END_TEST
+
 Suite *make_observe_suite(void)
 {
 	Suite *s = suite_create("observe");
@@ -354,6 +453,8 @@ Suite *make_observe_suite(void)
 	tcase_add_test(tc, trace_file_is_a_complete_document_after_each_flush);
 	tcase_add_test(tc, stopping_a_trace_ends_the_slices_it_began);
 	tcase_add_test(tc, trace_arguments_are_checked);
+	tcase_add_test(tc, switched_trace_carries_no_slice_begun_before_it);
+	tcase_add_test(tc, trace_error_returned_by_flush_is_not_said_again_at_free);
 	t_add_test_if(tc, pipe_entered_event_carries_its_read_end, t_kernel_has(OP_PIPE),
 		      "IORING_OP_PIPE (Linux 6.16)");
 	tcase_add_test(tc, trace_env_gives_each_live_loop_its_own_file);
