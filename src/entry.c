@@ -568,6 +568,17 @@ RSC__HOT static bool closes_plainly(const struct rsc__entry *e)
 	       !rsc__audit_checks_identity(e->scope->loop, e);
 }
 
+/* @sqe, routed to @op, closes @e's own number: the ledger and fault injection hear of it. */
+RSC__INLINE void prep_close_of_value(struct rsc_loop *loop, struct rsc__entry *e,
+				     struct io_uring_sqe *sqe, struct rsc_op *op)
+{
+	io_uring_prep_close(sqe, e->value);
+	op->opcode = IORING_OP_CLOSE;
+	op->closes = RSC__CLOSES_VALUE;
+	leave_ledger_at_submit(loop, e, op);
+	rsc__inject_fault(loop, sqe, op);
+}
+
 /*
  * rsc__fd_exit's shutdown and fsync have completed (manager_fd.c): now the
  * close, in the same release, its errors after theirs in SQE order. No SQE
@@ -596,13 +607,9 @@ static RSC__COLD __attribute__((noinline)) void close_next(struct rsc__entry *e)
 	}
 	op->entry = e;
 	op->complete = entry_op_complete;
-	e->phase_ops = 1;
-	io_uring_prep_close(sqe, e->value);
-	op->opcode = IORING_OP_CLOSE;
-	op->closes = RSC__CLOSES_VALUE;
 	op->sqe_idx = (uint8_t)rsc__fd_exit_before_close(e);
-	leave_ledger_at_submit(e->scope->loop, e, op);
-	rsc__inject_fault(e->scope->loop, sqe, op);
+	e->phase_ops = 1;
+	prep_close_of_value(e->scope->loop, e, sqe, op);
 }
 
 RSC__HOT static int close_plainly(struct rsc__entry *e)
@@ -614,12 +621,8 @@ RSC__HOT static int close_plainly(struct rsc__entry *e)
 
 	if (ret < 0)
 		return ret;
-	io_uring_prep_close(sqe, e->value);
 	op->primary = false;
-	op->opcode = IORING_OP_CLOSE;
-	op->closes = RSC__CLOSES_VALUE;
-	leave_ledger_at_submit(loop, e, op);
-	rsc__inject_fault(loop, sqe, op);
+	prep_close_of_value(loop, e, sqe, op);
 	return 0;
 }
 

@@ -240,26 +240,39 @@ bool rsc__ledger_list_close_slow(struct rsc_loop *loop, struct rsc_op *op, uint6
 	return rsc__ledger_list_append(loop, op, cell, h);
 }
 
-/*
- * Listed close @op has run (its CQE, @res): its number is no longer its
- * entry's. -ECANCELED: it never ran, the number is still open and still
- * the entry's, let go of when the entry goes (entry.c).
- */
-static inline __attribute__((always_inline)) void close_done(struct rsc_loop *loop,
-								struct rsc_op *op, int res)
+/* Cell @c, while it names @h: marked closing, or no longer. A cell another
+ * thread can change only from 0 (a claim): while it names @h, this thread is
+ * its one writer, and a store will do. */
+static inline void mark_cell(uint64_t *c, uint64_t h, bool closing)
+{
+	if (rsc__ledger_cell_names(c, h))
+		__atomic_store_n(c, closing ? h | RSC__LEDGER_CLOSING : h, __ATOMIC_RELEASE);
+}
+
+/* Listed close @op leaves the list: @ran, its number is let go of; else the
+ * number stays its entry's, let go of at the close's CQE or with the entry. */
+static inline __attribute__((always_inline)) void unlist(struct rsc_loop *loop, struct rsc_op *op,
+							    bool ran)
 {
 	struct rsc__ledger_pending *p = &loop->ledger_unsub[op->unsub - 1];
 
-	if (res != -ECANCELED) {
+	if (ran) {
 		rsc__ledger_forget_cell(p->cell, p->h);
 	} else {
-		if (rsc__ledger_cell_names(p->cell, p->h))
-			__atomic_store_n(p->cell, p->h, __ATOMIC_RELEASE);
+		mark_cell(p->cell, p->h, false);
 		op->entry->flags |= RSC__E_LEDGER;
 	}
-	p->op = NULL;
 	op->unsub = 0;
+	p->op = NULL;
 	loop->n_ledger_running--;
+}
+
+/* Listed close @op has completed (its CQE, @res): its number is no longer its
+ * entry's, unless -ECANCELED says it never ran (the number is still open). */
+static inline __attribute__((always_inline)) void close_done(struct rsc_loop *loop,
+								struct rsc_op *op, int res)
+{
+	unlist(loop, op, res != -ECANCELED);
 }
 
 void rsc__ledger_close_done(struct rsc_loop *loop, struct rsc_op *op, int res)
@@ -281,7 +294,6 @@ static void closes_ran(struct rsc_loop *loop)
 	unsigned shift = (ring->flags & IORING_SETUP_CQE32) ? 1 : 0;
 	unsigned head = *ring->cq.khead;
 	unsigned tail = io_uring_smp_load_acquire(ring->cq.ktail);
-
 	struct rsc__ledger_pending *next = loop->ledger_unsub; /* closes run inline post in list order */
 
 	for (; head != tail && loop->n_ledger_running; head++) {
@@ -315,21 +327,10 @@ RSC__HOT void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all)
 		rsc__ledger_closing(loop, false);
 		return;
 	}
-	for (i = 0; i < loop->n_ledger_unsub && loop->n_ledger_running; i++) {
-		struct rsc__ledger_pending *p = &loop->ledger_unsub[i];
-
-		if (!p->op)
-			continue; /* ran: let go of */
-		if (all) {
-			rsc__ledger_forget_cell(p->cell, p->h);
-		} else {
-			if (rsc__ledger_cell_names(p->cell, p->h))
-				__atomic_store_n(p->cell, p->h, __ATOMIC_RELEASE);
-			p->op->entry->flags |= RSC__E_LEDGER; /* still running, or still the SQ's */
-		}
-		p->op->unsub = 0;
-		loop->n_ledger_running--;
-	}
+	/* What is left is still running (or, @all, the loop is going: let go). */
+	for (i = 0; i < loop->n_ledger_unsub && loop->n_ledger_running; i++)
+		if (loop->ledger_unsub[i].op)
+			unlist(loop, loop->ledger_unsub[i].op, all);
 	loop->n_ledger_unsub = 0;
 	loop->n_ledger_running = 0;
 	if (all) {
@@ -350,13 +351,6 @@ RSC__HOT void rsc__ledger_closing_slow(struct rsc_loop *loop, bool closing)
 {
 	unsigned i;
 
-	for (i = 0; i < loop->n_ledger_unsub; i++) {
-		uint64_t *c = loop->ledger_unsub[i].cell;
-		uint64_t h = loop->ledger_unsub[i].h;
-
-		/* A cell another thread can change only from 0 (a claim): while it
-		 * names us, this thread is its one writer, and a store will do. */
-		if (rsc__ledger_cell_names(c, h))
-			__atomic_store_n(c, closing ? h | RSC__LEDGER_CLOSING : h, __ATOMIC_RELEASE);
-	}
+	for (i = 0; i < loop->n_ledger_unsub; i++)
+		mark_cell(loop->ledger_unsub[i].cell, loop->ledger_unsub[i].h, closing);
 }

@@ -30,16 +30,13 @@ int rsc__fd_exit(struct rsc_entry *h, const struct rsc_error *pending,
 	if (!rsc__audit_still_ours(e->scope->loop, e))
 		return -EBADF;
 	n = rsc__fd_exit_before_close(e);
+	ret = rsc__hook_sqes(e, n ? n : 1, sqe);
+	if (ret < 0)
+		return ret;
 	if (n == 0) {
-		ret = rsc__hook_sqes(e, 1, sqe);
-		if (ret < 0)
-			return ret;
 		io_uring_prep_close(sqe[0], fd);
 		return 0;
 	}
-	ret = rsc__hook_sqes(e, n, sqe);
-	if (ret < 0)
-		return ret;
 	if (e->config & RSC__CFG_SHUTDOWN) {
 		/* A FIN for the peer even if another descriptor keeps the socket. */
 		io_uring_prep_shutdown(sqe[i], fd, SHUT_RDWR);

@@ -726,16 +726,31 @@ entry_instant_(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now,
 	put_mem(tj, args, len);
 }
 
+/* @e counts among the trace's open entries from now on (once). */
+static void count_open(struct rsc__trace_json *tj, struct rsc__entry *e)
+{
+	if (!(e->obs_state & RSC__OBS_OPEN)) {
+		e->obs_state |= RSC__OBS_OPEN;
+		tj->open_entries++;
+	}
+}
+
+/* @e is released or freed: no longer open, and nothing of it in the trace. */
+static void forget_open(struct rsc_loop *loop, struct rsc__entry *e)
+{
+	if ((e->obs_state & RSC__OBS_OPEN) && loop->tj && loop->tj->open_entries)
+		loop->tj->open_entries--;
+	e->obs_state = 0;
+}
+
 static void entered(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 {
 	struct rsc__trace_json *tj;
 
 	if (e->obs_state & RSC__OBS_BEFORE) {
 		/* Begun in an earlier trace: no slice here, but open all the same. */
-		if ((tj = loop->tj) && !tj->err && !(e->obs_state & RSC__OBS_OPEN)) {
-			e->obs_state |= RSC__OBS_OPEN;
-			tj->open_entries++;
-		}
+		if ((tj = loop->tj) && !tj->err)
+			count_open(tj, e);
 		return;
 	}
 	if (!(e->obs_state & RSC__OBS_BEGUN))
@@ -748,8 +763,7 @@ static void entered(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 	if (e->obs_t_acquire)
 		put_us(tj, "acquire_us", now, e->obs_t_acquire);
 	PUT_LIT(tj, "}}");
-	e->obs_state |= RSC__OBS_OPEN;
-	tj->open_entries++;
+	count_open(tj, e);
 }
 
 static void enter_failed(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
@@ -803,10 +817,7 @@ static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 	struct rsc__trace_json *tj;
 
 	if (!(e->obs_state & RSC__OBS_BEGUN)) {
-		/* Open before this trace (or entered in it without a slice): counted down all the same. */
-		if ((e->obs_state & RSC__OBS_OPEN) && loop->tj && loop->tj->open_entries)
-			loop->tj->open_entries--;
-		e->obs_state = 0;
+		forget_open(loop, e); /* open before this trace: counted down all the same */
 		return;
 	}
 	if ((tj = begin(loop, 'e', NULL, now)) == NULL)
@@ -828,9 +839,7 @@ static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 	if (e->obs_t_release)
 		put_us(tj, "release_us", now, e->obs_t_release);
 	PUT_LIT(tj, "}}");
-	if ((e->obs_state & RSC__OBS_OPEN) && tj->open_entries)
-		tj->open_entries--;
-	e->obs_state = 0;
+	forget_open(loop, e);
 }
 
 void rsc__tj_entry(struct rsc_loop *loop, struct rsc__entry *e,
@@ -855,9 +864,7 @@ void rsc__tj_entry(struct rsc_loop *loop, struct rsc__entry *e,
 	case RSC__OBS_ENTRY_FREED:
 		if (e->obs_state & RSC__OBS_BEGUN)
 			entry_end(loop, e, now, "freed without a release: detached or handed over");
-		if ((e->obs_state & RSC__OBS_OPEN) && loop->tj && loop->tj->open_entries)
-			loop->tj->open_entries--;
-		e->obs_state = 0;
+		forget_open(loop, e);
 		break;
 	}
 }
@@ -968,8 +975,8 @@ static void settle_open_slices(struct rsc_loop *loop, bool end, uint64_t now)
 			if (e->state == RSC_ENTERING) {
 				e->obs_state = RSC__OBS_BEFORE;
 			} else if (e->state == RSC_ENTERED || e->state == RSC_EXITING) {
-				e->obs_state = RSC__OBS_BEFORE | RSC__OBS_OPEN;
-				loop->tj->open_entries++;
+				e->obs_state = RSC__OBS_BEFORE;
+				count_open(loop->tj, e);
 			}
 		}
 	}
