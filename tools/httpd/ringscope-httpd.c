@@ -1206,26 +1206,15 @@ int main(int argc, char **argv)
 			break;
 		case 'h': usage(stdout); return 0;
 		case ':':
-			fprintf(stderr, "ringscope-httpd: option '%s' needs a value\n",
-				vis(argv[optind - 1]));
-			usage(stderr);
-			return 2;
+			usage_error("option '%s' needs a value", vis(argv[optind - 1]));
 		default:
 			if (optopt && argv[optind - 1][1] == '-') /* --flag=value */
-				fprintf(stderr, "ringscope-httpd: option '%s' takes no value\n",
-					vis(argv[optind - 1]));
-			else
-				fprintf(stderr, "ringscope-httpd: unknown option '%s'\n",
-					vis(argv[optind - 1]));
-			usage(stderr);
-			return 2;
+				usage_error("option '%s' takes no value", vis(argv[optind - 1]));
+			usage_error("unknown option '%s'", vis(argv[optind - 1]));
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "ringscope-httpd: unexpected operand '%s'\n", vis(argv[optind]));
-		usage(stderr);
-		return 2;
-	}
+	if (optind < argc)
+		usage_error("unexpected operand '%s'", vis(argv[optind]));
 	if (threads_set && (threads == 0 || threads > 1024))
 		usage_error("--threads: 1 to 1024");
 	if (srv.unix_path && threads > 1) {
