@@ -20,7 +20,10 @@
  * exactly once, with its own buffer, before its entry's release is traced
  * (DESIGN 2.8: a release cancels its I/O and waits for it), and with a
  * result its kind can have; an entry with I/O in flight refuses a detach
- * with EBUSY; when the program ends every op has called back.
+ * with EBUSY; when the program ends every op has called back. An op ends
+ * -ECANCELED only if something asked for it: a release, a close or a
+ * shutdown on its way, or an rsc_entry_cancel_io(3) of its entry made after
+ * the op started (one made before it spares it: bug 79).
  */
 
 #define MAX_IO	   256
@@ -38,12 +41,14 @@ struct pio {
 	int n_bytes_cb;	/* a multishot receive's calls with bytes */
 	bool long_wait; /* a timeout only a release ends */
 	bool detach;	/* its callback detaches the entry if it was the entry's last op */
+	unsigned cancels_at_start; /* its entry's cancel_io calls before it started */
 	char buf[IO_BUF];
 };
 
 static struct pio ios[MAX_IO];
 static int n_io;
 static int partner[MAX_ENTRIES]; /* the entry holding the other end, or -1 */
+static unsigned cancels[MAX_ENTRIES]; /* rsc_entry_cancel_io calls on each entry */
 static int n_pairs;
 
 void io_begin(void)
@@ -51,8 +56,10 @@ void io_begin(void)
 	int i;
 
 	n_io = n_pairs = 0;
-	for (i = 0; i < MAX_ENTRIES; i++)
+	for (i = 0; i < MAX_ENTRIES; i++) {
 		partner[i] = -1;
+		cancels[i] = 0;
+	}
 }
 
 /* Ops of entry @i that have not made their last call. */
@@ -129,6 +136,25 @@ static void io_bytes(struct pio *io, int res, void *buf)
 	(void)res;
 }
 
+static bool io_live(const struct prog *p, int i);
+
+/* Something asked @io to end early: a cancel_io of its entry made after it
+ * started, or the library says its entry or a scope above it is going. */
+static bool cancel_asked(const struct pio *io)
+{
+	const struct prog *p = io->p;
+	const struct pentry *e = &p->en[io->entry];
+	int s;
+
+	if (cancels[io->entry] != io->cancels_at_start || !io_live(p, io->entry) ||
+	    p->shutting_down || p->draining || rsc_entry_state(e->h) != RSC_ENTERED)
+		return true;
+	for (s = e->scope; s >= 0; s = p->sc[s].parent)
+		if (!p->sc[s].valid || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
+			return true;
+	return false;
+}
+
 static void io_done(struct rsc_entry *h, int res, void *buf, void *data)
 {
 	struct pio *io = data;
@@ -155,6 +181,9 @@ static void io_done(struct rsc_entry *h, int res, void *buf, void *data)
 	if (!result_ok(io, res))
 		violation(p, "io %d (kind %d) of entry %d: result %d", (int)(io - ios),
 			  (int)io->kind, e->seq, res);
+	else if (res == -ECANCELED && !cancel_asked(io))
+		violation(p, "io %d (kind %d) of entry %d cancelled, with no cancel_io after its start and nothing closing",
+			  (int)(io - ios), (int)io->kind, e->seq);
 	/* A callback calling back: the entry's last op over, it takes the descriptor. */
 	if (io->detach && !in_flight(io->entry) && !e->detached)
 		op_detach(p, io->entry);
@@ -267,6 +296,7 @@ static int io_start(struct prog *p, int i, enum io_kind kind, unsigned b,
 	io->kind = kind;
 	io->len = 1 + b % IO_BUF;
 	io->detach = b & 0x80;
+	io->cancels_at_start = cancels[i];
 	switch (kind) {
 	case IO_RECV:
 		ret = rsc_recv(p->en[i].h, io->buf, io->len, 0, io_done, io);
@@ -357,6 +387,8 @@ static void io_cancel(struct prog *p, int i)
 	bool gone = !p->sc[e->scope].valid || e->detached;
 	int want = in_flight(i) + acc_in_flight(i), ret = rsc_entry_cancel_io(e->h);
 
+	cancels[i]++;
+
 	say(p, "  op %d: cancel_io on entry %d -> %d\n", p->op_index, e->seq, ret);
 	if (gone ? ret != -ESTALE : ret != want)
 		violation(p, "cancel_io on entry %d: %s, with %d ops in flight", e->seq,
@@ -381,9 +413,13 @@ void io_op(struct prog *p, unsigned sub, struct rd *r, struct prog_stats *st)
 		unsigned b = rd_u8(r);
 
 		io_start(p, i, kinds[sub - 2], b, st);
-		/* One receive in eight, then its entry's I/O taken back at once. */
-		if (kinds[sub - 2] != IO_SEND && (b & 0x70) == 0x70)
+		/* One receive in eight, then its entry's I/O taken back at once; half
+		 * of those start a receive right after, which the cancel must spare. */
+		if (kinds[sub - 2] != IO_SEND && (b & 0x70) == 0x70) {
 			io_cancel(p, i);
+			if (b & 0x08)
+				io_start(p, i, IO_RECV, b, st);
+		}
 	}
 }
 
