@@ -70,6 +70,8 @@ int rsc__audit_open_proc_dir(struct rsc_loop *loop)
 {
 	if (loop->proc_fd_dir < 0) {
 		loop->proc_fd_dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (loop->proc_fd_dir < 0)
+			return -errno;
 		rsc__ledger_set(loop->proc_fd_dir, RSC__LEDGER_RUNTIME);
 	}
 	return loop->proc_fd_dir;
@@ -117,8 +119,11 @@ void rsc__audit_add_finding_at(struct rsc_loop *loop, int kind, int fd, bool slo
 	f->slot = slot;
 	if (target) {
 		snprintf(f->target, sizeof(f->target), "%s", target);
+	} else if (loop->proc_fd_dir < 0 && rsc__audit_open_proc_dir(loop) == fd) {
+		/* Opened only now (a finding of an audit that was off): the open took
+		 * the lowest free number, so the one reported was free. */
+		snprintf(f->target, sizeof(f->target), "(not open)");
 	} else {
-		rsc__audit_open_proc_dir(loop);
 		fd_target(loop, fd, f->target, sizeof(f->target));
 	}
 	snprintf(f->scope, sizeof(f->scope), "%s", scope);
@@ -156,23 +161,34 @@ bool rsc__audit_still_ours(struct rsc_loop *loop, struct rsc__entry *e)
  * alarm on reuse, and no syscall). -EBADF means the number had
  * already been closed behind the runtime's back: a double close.
  */
-void rsc__audit_check_released(struct rsc_loop *loop, struct rsc__entry *e)
+/* The close of @fd, one of @e's own numbers, said @res: -EBADF is a finding. */
+static void check_close(struct rsc_loop *loop, struct rsc__entry *e, int fd, int res)
 {
 	char expected[320];
 
+	/* close(2) releases the number even when it reports EIO or EINTR. */
+	if (res != -EBADF)
+		return;
+	snprintf(expected, sizeof(expected),
+		 "closed by the release of entry '%s' (%s), but its close failed with %s: it had been closed behind the runtime's back",
+		 e->mgr->name, e->detail, rsc_err_name(res));
+	rsc__audit_add_finding(loop, RSC_FINDING_NOT_RELEASED, fd, NULL, e->scope->name, expected);
+}
+
+void rsc__audit_check_released(struct rsc_loop *loop, struct rsc__entry *e)
+{
 	/* Slots (and a pipe's second end) are settled by the loop's table. */
 	if (e->fd_kind == RSC__FD_DIRECT || e->has_value2) {
 		rsc__direct_released(loop, e);
 		if (e->fd_kind == RSC__FD_DIRECT)
 			return;
 	}
-	/* close(2) releases the number even when it reports EIO or EINTR. */
-	if (loop->audit_level == RSC_AUDIT_OFF || e->close_res != -EBADF)
+	if (loop->audit_level == RSC_AUDIT_OFF)
 		return;
-	snprintf(expected, sizeof(expected),
-		 "closed by the release of entry '%s' (%s), but its close failed with %s: it had been closed behind the runtime's back",
-		 e->mgr->name, e->detail, rsc_err_name(e->close_res));
-	rsc__audit_add_finding(loop, RSC_FINDING_NOT_RELEASED, e->value, NULL, e->scope->name, expected);
+	check_close(loop, e, e->value, e->close_res);
+	/* A pipe's write end is as much the entry's as its read end. */
+	if (e->has_value2)
+		check_close(loop, e, e->value2, e->close_res2);
 }
 
 static bool bit_set(const uint64_t *bits, unsigned nbits, int fd)
@@ -196,7 +212,7 @@ static int scan_fds(struct rsc_loop *loop, uint64_t **bitsp, unsigned *nbitsp)
 	int dir = rsc__audit_open_proc_dir(loop);
 
 	if (dir < 0)
-		return -errno;
+		return dir;
 	if (lseek(dir, 0, SEEK_SET) < 0)
 		return -errno;
 	while ((n = getdents64(dir, buf, sizeof(buf))) > 0) {
@@ -694,7 +710,8 @@ int rsc_audit_print(const struct rsc_loop *loop, FILE *out)
 	unsigned i;
 	int ret = 0;
 
-	RSC__CHECK_ARG(loop && out, "rsc_audit_print: loop or out is NULL");
+	RSC__CHECK_ARG(loop, "rsc_audit_print: loop is NULL");
+	RSC__CHECK_ARG(out, "rsc_audit_print: out is NULL");
 	flockfile(out); /* one finding, one line, whatever other threads write to @out */
 	for (i = 0; i < loop->n_findings && ret == 0; i++) {
 		const struct rsc_finding *f = loop->findings[i];
@@ -795,7 +812,8 @@ int rsc_audit_describe_fd(int fd, char *buf, size_t len)
 	Dl_info di;
 	int n;
 
-	RSC__CHECK_ARG(fd >= 0 && (buf || !len), "rsc_audit_describe_fd: bad fd or buffer");
+	RSC__CHECK_ARG(fd >= 0, "rsc_audit_describe_fd: fd %d is negative", fd);
+	RSC__CHECK_ARG(buf || !len, "rsc_audit_describe_fd: buf is NULL and len is %zu", len);
 	/* Lock-free first: the common answer (nobody owns it) costs one load. */
 	h = rsc__ledger_owner(fd);
 	if (!h || (h & RSC__LEDGER_CLOSING)) /* its close is being submitted */

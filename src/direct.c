@@ -293,6 +293,38 @@ static void describe_owner(struct rsc__dslot *sl)
 		describe(sl, e);
 }
 
+/*
+ * The kernel gives out only empty slots. One it gave to @to while the table
+ * still names a live owner that has not started its release was emptied
+ * behind that owner's back (a custom SQE's close_direct, say). The old owner
+ * lets the number go unclosed, so that its release and its I/O cannot reach
+ * @to's file (DESIGN 7: one owner), and the audit names it.
+ */
+static void slot_lost(struct rsc_loop *loop, struct rsc__dslot *sl, int slot,
+		      const struct rsc__entry *to)
+{
+	struct rsc__entry *old = rsc__entry_live(sl->owner);
+	char expected[320];
+
+	if (!old || old == to || old->phase == RSC__PHASE_EXIT)
+		return; /* its release has run its close_direct: the slot was free */
+	if (old->value == slot)
+		old->value = -1;
+	else if (old->has_value2 && old->value2 == slot)
+		old->value2 = -1;
+	else
+		return;
+	old->flags |= RSC__E_SLOT_LOST;
+	if (loop->audit_level == RSC_AUDIT_OFF)
+		return;
+	describe(sl, old);
+	snprintf(expected, sizeof(expected),
+		 "in use until the release of entry '%s' (%s), but the kernel gave it to entry '%s' (%s) of scope '%s': it had been emptied behind the runtime's back",
+		 old->mgr->name, old->detail, to->mgr->name, to->detail, to->scope->name);
+	rsc__audit_add_finding_at(loop, RSC_FINDING_NOT_RELEASED, slot, true, sl->what, sl->scope,
+				  expected);
+}
+
 void rsc__direct_own(struct rsc_loop *loop, int slot, const struct rsc__entry *e)
 {
 	struct rsc__direct *d = loop->direct;
@@ -301,6 +333,8 @@ void rsc__direct_own(struct rsc_loop *loop, int slot, const struct rsc__entry *e
 	if (!d || slot < 0 || (unsigned)slot >= d->size)
 		return;
 	sl = &d->slots[slot];
+	if (sl->state == DSLOT_USED && sl->owner != e->h)
+		slot_lost(loop, sl, slot, e);
 	if (sl->state == DSLOT_FREE) {
 		d->used++;
 		if ((unsigned)slot < d->alloc_n)

@@ -191,6 +191,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_IO_CUT	    (1U << 26) /* its I/O was cancelled by a deadline above it (scope.c) */
 #define RSC__E_CLOSE_NEXT   (1U << 27) /* its release's close follows its shutdown/fsync (manager_fd.c) */
 #define RSC__E_RETRY_CLOSE  (1U << 28) /* ... and could not get its SQE: prepared on a later turn */
+#define RSC__E_SLOT_LOST    (1U << 29) /* a slot of its was emptied behind its back and given out again (direct.c) */
 
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U

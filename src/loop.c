@@ -128,8 +128,15 @@ static int loop_finish(struct rsc_loop *loop, unsigned flags)
 	if (!rsc__fault_missing(&loop->faults, RSC__MISSING_PROBE))
 		loop->probe = io_uring_get_probe_ring(loop->ring);
 	note_opcodes(loop);
-	if (loop->audit_level != RSC_AUDIT_OFF)
-		rsc__audit_open_proc_dir(loop);
+	if (loop->audit_level != RSC_AUDIT_OFF) {
+		int dir = rsc__audit_open_proc_dir(loop); /* as rsc_loop_set_audit: not on without it */
+
+		if (dir < 0) {
+			rsc__set_last_error("RINGSCOPE_AUDIT: cannot open /proc/self/fd: %s",
+					    rsc_strerror(dir));
+			ret = dir;
+		}
+	}
 	loop->root = rsc__scope_new_root(loop);
 	/* RSC_LOOP_DIRECT: the direct table, registered sparse now (direct.c). */
 	if (loop->root && ret >= 0 && (flags & RSC_LOOP_DIRECT))
@@ -1166,9 +1173,18 @@ int rsc_loop_set_audit(struct rsc_loop *loop, enum rsc_audit_level level)
 	RSC__SAME_PROCESS(loop, "rsc_loop_set_audit");
 	RSC__CHECK_ARG(level >= RSC_AUDIT_OFF && level <= RSC_AUDIT_FULL,
 		       "rsc_loop_set_audit: unknown level %d", (int)level);
+	/* Not on without its handle: opened later, at a finding, it would take
+	 * the number being reported (ringscope_audit(7)). */
+	if (level != RSC_AUDIT_OFF) {
+		int ret = rsc__audit_open_proc_dir(loop);
+
+		if (ret < 0) {
+			rsc__set_last_error("rsc_loop_set_audit: cannot open /proc/self/fd: %s",
+					    rsc_strerror(ret));
+			return ret;
+		}
+	}
 	loop->audit_level = level;
-	if (level != RSC_AUDIT_OFF)
-		rsc__audit_open_proc_dir(loop);
 	return 0;
 }
 

@@ -49,6 +49,18 @@ int rsc__direct_exit(struct rsc_entry *h, const struct rsc_error *pending, void 
 	RSC__ENTRY(e, h, "close_direct");
 	if (e->fd_kind == RSC__FD_PROCESS) /* installed: a descriptor now */
 		return rsc__fd_exit(h, pending, e); /* it takes the entry itself */
+	if (e->has_value2 && (e->value < 0) != (e->value2 < 0)) {
+		/* One end's slot was lost (direct.c's slot_lost): close the other. */
+		ret = rsc_entry_get_sqes(h, 1, sqe);
+		if (ret < 0)
+			return ret;
+		io_uring_prep_close_direct(sqe[0], (unsigned)(e->value < 0 ? e->value2 : e->value));
+		return 0;
+	}
+	/* Its slot lost: nothing to close, and the release says what a close
+	 * would have found (-EBADF, as for a descriptor closed behind its back). */
+	if (e->value < 0 && (e->flags & RSC__E_SLOT_LOST))
+		return -EBADF;
 	if (e->value < 0)
 		return 0; /* handed over to another loop (handover.c): nothing to close */
 	if (e->has_value2) {
@@ -239,6 +251,11 @@ int rsc_entry_slot(const struct rsc_entry *h)
 	struct rsc__entry *e;
 
 	RSC__ENTRY(e, h, "rsc_entry_slot");
+	if (__builtin_expect(e->flags & RSC__E_SLOT_LOST, 0) && e->value < 0) {
+		rsc__set_last_error("rsc_entry_slot: entry '%s' lost its slot: it was emptied behind the runtime's back and given to another entry",
+				    e->mgr->name);
+		return -EBADF;
+	}
 	switch (e->state) {
 	case RSC_ENTERING:
 		return -EAGAIN;

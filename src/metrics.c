@@ -188,7 +188,9 @@ int rsc_metrics_write(struct rsc_loop *const *loops, unsigned n, FILE *out)
 	char name[96];
 	unsigned i, c, k;
 
-	RSC__CHECK_ARG(loops && n > 0 && out, "rsc_metrics_write: no loops, or out is NULL");
+	RSC__CHECK_ARG(loops, "rsc_metrics_write: loops is NULL");
+	RSC__CHECK_ARG(n > 0, "rsc_metrics_write: n is 0");
+	RSC__CHECK_ARG(out, "rsc_metrics_write: out is NULL");
 	for (i = 0; i < n; i++) {
 		RSC__CHECK_ARG(loops[i], "rsc_metrics_write: loops[%u] is NULL", i);
 		/* A loop twice is two samples of one series: Prometheus drops the scrape. */
@@ -228,5 +230,6 @@ int rsc_metrics_write(struct rsc_loop *const *loops, unsigned n, FILE *out)
 int rsc_loop_metrics(struct rsc_loop *loop, FILE *out)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_metrics: loop is NULL");
+	RSC__CHECK_ARG(out, "rsc_loop_metrics: out is NULL");
 	return rsc_metrics_write(&loop, 1, out);
 }

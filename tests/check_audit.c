@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -185,6 +186,90 @@ START_TEST(released_audit_reports_close_behind_the_runtime)
 }
 END_TEST
 
+/* DESIGN 3: every close of an entry's own descriptor is checked by its CQE;
+ * a pipe owns two, and either closed behind its back is a finding. */
+static void pipe_end_closed_behind(int which)
+{
+	const struct rsc_finding *f;
+	struct rsc_entry *e;
+	struct rsc_scope *s;
+	int ends[2];
+
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "pipe-behind", &s), 0);
+	ck_assert_int_eq(rsc_pipe(s, 0, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_pipe_ends(e, ends), 0);
+	ck_assert_int_eq(close(ends[which]), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -EBADF);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	f = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_NOT_RELEASED);
+	ck_assert_int_eq(rsc_finding_fd(f), ends[which]);
+	ck_assert_str_eq(rsc_finding_scope(f), "pipe-behind");
+	ck_assert_ptr_nonnull(strstr(rsc_finding_expected(f), "behind the runtime's back"));
+	/* The other end was closed by the release, once. */
+	ck_assert_int_eq(fcntl(ends[!which], F_GETFD), -1);
+}
+
+START_TEST(released_audit_reports_pipe_write_end_closed_behind)
+{
+	pipe_end_closed_behind(1);
+}
+END_TEST
+
+START_TEST(released_audit_reports_pipe_read_end_closed_behind)
+{
+	pipe_end_closed_behind(0);
+}
+END_TEST
+
+/*
+ * rsc_loop_set_audit(3): auditing is not switched on without the loop's
+ * /proc/self/fd handle. Opened later, at a finding, it would take the lowest
+ * free number, the one being reported (ringscope_audit(7)).
+ */
+START_TEST(set_audit_without_a_descriptor_left_fails_and_stays_off)
+{
+	struct rlimit old, low;
+	static int fds[4096];
+	int n = 0, top = 0, before;
+
+	if (t_under_valgrind()) {
+		printf("SKIP set_audit_without_a_descriptor_left_fails_and_stays_off: valgrind keeps its own descriptor limit\n");
+		return;
+	}
+	before = rsc_audit_fd_count();
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	for (int fd = 0; fd < 4096; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			top = fd;
+	low = old;
+	low.rlim_cur = (rlim_t)top + 8;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (n < 4096) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0) {
+			ck_assert_int_eq(errno, EMFILE);
+			break;
+		}
+		fds[n++] = fd;
+	}
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), -EMFILE);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "/proc/self/fd"));
+	ck_assert_int_eq(rsc_loop_audit_level(t_loop), RSC_AUDIT_OFF);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ck_assert_int_eq(rsc_audit_fd_count(), before);
+	/* With a descriptor free, it switches on, and holds its handle from then on. */
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
+	ck_assert_int_eq(rsc_loop_audit_level(t_loop), RSC_AUDIT_RELEASED);
+	ck_assert_int_eq(rsc_audit_fd_count(), before + 1);
+}
+END_TEST
+
 START_TEST(full_audit_never_closes_a_reused_number)
 {
 	const struct rsc_finding *f;
@@ -282,6 +367,11 @@ Suite *make_audit_suite(void)
 	tcase_add_test(tc, released_audit_is_silent_when_number_is_reused);
 	tcase_add_test(tc, released_audit_reports_close_behind_the_runtime);
 	tcase_add_test(tc, full_audit_never_closes_a_reused_number);
+	tcase_add_test(tc, set_audit_without_a_descriptor_left_fails_and_stays_off);
+	t_add_test_if(tc, released_audit_reports_pipe_write_end_closed_behind, t_kernel_has(OP_PIPE),
+		      "IORING_OP_PIPE (Linux 6.16)");
+	t_add_test_if(tc, released_audit_reports_pipe_read_end_closed_behind, t_kernel_has(OP_PIPE),
+		      "IORING_OP_PIPE (Linux 6.16)");
 	tcase_add_test(tc, audit_level_comes_from_environment);
 	tcase_add_test(tc, describe_fd_names_scope_entry_and_site);
 	suite_add_tcase(s, tc);

@@ -1384,6 +1384,99 @@ START_TEST(chain_never_submitted_is_freed_with_its_loop)
 }
 END_TEST
 
+/* A custom entry whose enter empties slot @victim_slot behind the runtime's back. */
+static int victim_slot;
+
+static int empty_slot_enter(struct rsc_entry *e, void *arg)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	(void)arg;
+	if (ret < 0)
+		return ret;
+	io_uring_prep_close_direct(sqe, (unsigned)victim_slot);
+	return 0;
+}
+
+static int nop_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	return 0;
+}
+
+static const struct rsc_manager empty_slot_mgr = {
+	.size = sizeof(struct rsc_manager),
+	.name = "behind-the-back",
+	.enter = empty_slot_enter,
+	.exit = nop_exit,
+};
+
+/*
+ * DESIGN 7 (one owner; a handle never acts on another object): a slot
+ * emptied behind its entry's back and given by the kernel to another
+ * acquire is the new entry's alone. The old entry's release closes nothing
+ * (-EBADF, as for a descriptor closed behind its back), its I/O cannot reach
+ * the new file, and the audit names the old entry.
+ */
+START_TEST(slot_emptied_behind_the_back_and_reused_has_one_owner)
+{
+	struct rsc_scope *sa, *sb, *sc;
+	struct rsc_entry *a, *b, *c;
+	struct rsc_error *err = NULL;
+	const struct rsc_finding *f;
+	char buf[8] = "";
+	int res = 1, fd;
+
+	t_direct_table(16, 4);
+	fd = open(t_path("mine"), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	ck_assert_int_eq(write(fd, "bbb", 3), 3);
+	close(fd);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "A", &sa), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "B", &sb), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "C", &sc), 0);
+	ck_assert_int_eq(rsc_open(sa, AT_FDCWD, "/dev/null", O_RDONLY, 0, RSC_DIRECT, &a), 0);
+	victim_slot = rsc_entry_wait(a);
+	ck_assert_int_ge(victim_slot, 0);
+	ck_assert_int_eq(rsc_push(sc, &empty_slot_mgr, NULL, &c), 0);
+	ck_assert_int_eq(rsc_entry_wait(c), 0);
+	ck_assert_int_eq(rsc_open(sb, AT_FDCWD, t_path("mine"), O_RDONLY, 0, RSC_DIRECT, &b), 0);
+	ck_assert_int_eq(rsc_entry_wait(b), victim_slot); /* the kernel's lowest free slot */
+	/* The old entry no longer names the slot. */
+	ck_assert_int_eq(rsc_entry_slot(a), -EBADF);
+	ck_assert_int_eq(rsc_entry_slot(b), victim_slot);
+	ck_assert_int_eq(rsc_audit_count(t_loop), 1);
+	f = rsc_audit_finding(t_loop, 0);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_NOT_RELEASED);
+	ck_assert_int_eq(rsc_finding_fd(f), victim_slot);
+	ck_assert_str_eq(rsc_finding_scope(f), "A");
+	ck_assert_ptr_nonnull(strstr(rsc_finding_expected(f), "behind the runtime's back"));
+	/* Its I/O cannot read the new owner's file. */
+	if (rsc_read(a, buf, sizeof(buf), 0, t_store_res, &res) == 0)
+		while (res == 1)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	else
+		res = -EBADF;
+	ck_assert_int_eq(res, -EBADF);
+	ck_assert_int_eq(rsc_scope_close_wait(sa, &err), -EBADF);
+	rsc_error_free(err);
+	/* The new owner's file is still there, and its own release frees the slot. */
+	res = 1;
+	ck_assert_int_eq(rsc_read(b, buf, sizeof(buf), 0, t_store_res, &res), 0);
+	while (res == 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(res, 3);
+	ck_assert_int_eq(memcmp(buf, "bbb", 3), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(sb, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(sc, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+	ck_assert_int_eq(t_audit_slots(t_loop), 0);
+}
+END_TEST
+
 Suite *make_direct_suite(void)
 {
 	Suite *s = suite_create("direct");
@@ -1403,6 +1496,7 @@ Suite *make_direct_suite(void)
 		printf("probe loop did not close: %s\n", rsc_last_error());
 	tcase_add_test(tc, direct_arguments_are_checked);
 	tcase_add_test(tc, direct_open_fills_a_slot_not_a_descriptor);
+	tcase_add_test(tc, slot_emptied_behind_the_back_and_reused_has_one_owner);
 	t_add_socket_test(tc, direct_slots_are_free_after_a_clean_unwind);
 	tcase_add_test(tc, direct_slots_are_free_after_a_failed_acquire);
 	tcase_add_test(tc, direct_fsync_on_release_goes_before_close_direct);
