@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,123 @@ START_TEST(set_audit_without_a_descriptor_left_fails_and_stays_off)
 }
 END_TEST
 
+struct accepted {
+	struct rsc_scope *scope;
+	struct rsc_entry *conn;
+	int res;
+};
+
+static void keep_accepted(struct rsc_entry *listener, int res, struct rsc_scope *cs,
+			  struct rsc_entry *conn, void *data)
+{
+	struct accepted *a = data;
+
+	(void)listener;
+	a->res = res;
+	a->scope = cs;
+	a->conn = conn;
+}
+
+/*
+ * One number of an entry, entered in scope @s, closed behind the runtime's
+ * back: its release raises -EBADF and the audit has exactly one finding,
+ * on that number.
+ */
+static void assert_closed_behind_is_reported(const char *what, struct rsc_scope *s, int fd)
+{
+	const struct rsc_finding *f;
+	int before = rsc_audit_count(t_loop);
+
+	ck_assert_msg(fd >= 0, "%s: no descriptor (%d)", what, fd);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_msg(rsc_scope_close_wait(s, NULL) == -EBADF, "%s: the release did not see EBADF", what);
+	ck_assert_msg(rsc_audit_count(t_loop) == before + 1, "%s: %d findings, not 1", what,
+		      rsc_audit_count(t_loop) - before);
+	f = rsc_audit_finding(t_loop, before);
+	ck_assert_int_eq(rsc_finding_kind(f), RSC_FINDING_NOT_RELEASED);
+	ck_assert_msg(rsc_finding_fd(f) == fd, "%s: the finding names %d, not %d", what,
+		      rsc_finding_fd(f), fd);
+}
+
+/* A new top-level scope named @name. */
+static struct rsc_scope *scope_named(const char *name)
+{
+	struct rsc_scope *s;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, name, &s), 0);
+	return s;
+}
+
+/*
+ * DESIGN 3, for every kind of entry whose release closes its own numbers
+ * through the ring (and each of a pipe's two): a number closed behind the
+ * runtime's back is reported, whichever way the release reaches its close
+ * (plainly, or after an fsync or a shutdown).
+ */
+START_TEST(released_audit_reports_every_kind_closed_behind)
+{
+	struct sockaddr_in bound;
+	struct accepted acc = { NULL, NULL, 1 };
+	struct rsc_entry *e, *listener;
+	struct rsc_scope *s, *ls;
+	int fd, client, ends[2];
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);
+
+	s = scope_named("open");
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	assert_closed_behind_is_reported("rsc_open", s, rsc_entry_wait(e));
+	s = scope_named("open-fsync");
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_FSYNC_ON_RELEASE, &e), 0);
+	assert_closed_behind_is_reported("rsc_open, RSC_FSYNC_ON_RELEASE", s, rsc_entry_wait(e));
+	s = scope_named("adopt");
+	fd = open(t_path("f0"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(rsc_adopt(s, fd, 0, &e), 0);
+	assert_closed_behind_is_reported("rsc_adopt", s, fd);
+	if (t_kernel_has(IORING_OP_SOCKET)) {
+		s = scope_named("socket");
+		ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM, 0, 0, &e), 0);
+		assert_closed_behind_is_reported("rsc_socket", s, rsc_entry_wait(e));
+		s = scope_named("socket-shutdown");
+		ck_assert_int_eq(rsc_socket(s, AF_INET, SOCK_STREAM, 0, RSC_SHUTDOWN_ON_RELEASE, &e), 0);
+		assert_closed_behind_is_reported("rsc_socket, RSC_SHUTDOWN_ON_RELEASE", s,
+						 rsc_entry_wait(e));
+		ls = scope_named("listen");
+		listener = t_listen_on_loopback(ls, 8, &bound);
+		s = scope_named("connect");
+		ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&bound, sizeof(bound), 0, 0, &e), 0);
+		ck_assert_int_ge(rsc_entry_wait(e), 0);
+		assert_closed_behind_is_reported("rsc_connect", s, rsc_entry_fd(e));
+		ck_assert_int_eq(rsc_accept(listener, 0, keep_accepted, &acc), 0);
+		client = t_connect(&bound);
+		while (acc.res == 1)
+			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		ck_assert_int_ge(acc.res, 0);
+		assert_closed_behind_is_reported("rsc_accept's connection", acc.scope,
+						 rsc_entry_fd(acc.conn));
+		close(client);
+		assert_closed_behind_is_reported("rsc_listen", ls, rsc_entry_fd(listener));
+	} else {
+		printf("SKIP released_audit_reports_every_kind_closed_behind, sockets: kernel lacks IORING_OP_SOCKET\n");
+	}
+	if (t_kernel_has(OP_PIPE)) {
+		s = scope_named("pipe-read");
+		ck_assert_int_eq(rsc_pipe(s, 0, &e), 0);
+		ck_assert_int_ge(rsc_entry_wait(e), 0);
+		ck_assert_int_eq(rsc_pipe_ends(e, ends), 0);
+		assert_closed_behind_is_reported("rsc_pipe's read end", s, ends[0]);
+		s = scope_named("pipe-write");
+		ck_assert_int_eq(rsc_pipe(s, 0, &e), 0);
+		ck_assert_int_ge(rsc_entry_wait(e), 0);
+		ck_assert_int_eq(rsc_pipe_ends(e, ends), 0);
+		assert_closed_behind_is_reported("rsc_pipe's write end", s, ends[1]);
+	} else {
+		printf("SKIP released_audit_reports_every_kind_closed_behind, pipes: kernel lacks IORING_OP_PIPE (Linux 6.16)\n");
+	}
+}
+END_TEST
+
 START_TEST(full_audit_never_closes_a_reused_number)
 {
 	const struct rsc_finding *f;
@@ -368,6 +486,7 @@ Suite *make_audit_suite(void)
 	tcase_add_test(tc, released_audit_reports_close_behind_the_runtime);
 	tcase_add_test(tc, full_audit_never_closes_a_reused_number);
 	tcase_add_test(tc, set_audit_without_a_descriptor_left_fails_and_stays_off);
+	tcase_add_test(tc, released_audit_reports_every_kind_closed_behind);
 	t_add_test_if(tc, released_audit_reports_pipe_write_end_closed_behind, t_kernel_has(OP_PIPE),
 		      "IORING_OP_PIPE (Linux 6.16)");
 	t_add_test_if(tc, released_audit_reports_pipe_read_end_closed_behind, t_kernel_has(OP_PIPE),
