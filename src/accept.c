@@ -225,6 +225,9 @@ static void accept_done(struct rsc_loop *loop, struct rsc_op *op, int res,
 	}
 	if (res >= 0) {
 		ret = deliver(op, res);
+		/* Its callback may have stopped it (a release of the listener, a
+		 * close, rsc_entry_cancel_io): a last CQE then ends it, not a re-arm. */
+		stop = stop || stopping(l) || op->io_stopped;
 		if (ret == -ENOMEM && !stop && !last) {
 			/* A shortage the caller hears; the multishot goes on. */
 			call_accept_cb(op, -ENOMEM, NULL, NULL);

@@ -581,6 +581,93 @@ START_TEST(full_audit_has_no_false_leaks_while_accepting)
 }
 END_TEST
 
+struct stopper {
+	int k, n, finals, last_res, release_res;
+	bool cancel; /* rsc_entry_cancel_io instead of rsc_entry_release */
+};
+
+static void note_release(struct rsc_entry *e, int res, void *data)
+{
+	(void)e;
+	((struct stopper *)data)->release_res = res;
+}
+
+/* Connection k stops the accept from its own callback. */
+static void stop_at_k(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *c,
+		      void *data)
+{
+	struct stopper *st = data;
+
+	(void)c;
+	if (!cs) {
+		st->finals++;
+		st->last_res = res;
+		return;
+	}
+	if (++st->n != st->k)
+		return;
+	if (st->cancel)
+		ck_assert_int_eq(rsc_entry_cancel_io(l), 1);
+	else
+		ck_assert_int_eq(rsc_entry_release(l, note_release, st), 0);
+}
+
+/*
+ * rsc_accept(3): a multishot accept ends with one last call, -ECANCELED,
+ * after a release or rsc_entry_cancel_io, whichever connection's callback
+ * makes it. The kernel ends a multishot accept on a full CQ with a CQE that
+ * carries a connection and no IORING_CQE_F_MORE; when that connection's
+ * callback stopped the accept, the runtime armed it again (a release that
+ * never completed) or went silent. Every k of a backlog of 40 on the
+ * smallest ring takes that turn once.
+ */
+static void stopped_by_each_connection(bool cancel)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *srv;
+	struct rsc_entry *l;
+	struct sockaddr_in bound;
+	int clients[40], i, k, before = t_fd_count();
+
+	for (k = 1; k <= 40; k++) {
+		struct stopper st = { .k = k, .release_res = 1, .cancel = cancel };
+		long until;
+
+		ck_assert_int_eq(rsc_loop_new(&loop, 1, 0), 0); /* the smallest CQ */
+		ck_assert_int_eq(rsc_scope_open(loop, NULL, "srv", &srv), 0);
+		l = t_listen_on_loopback(srv, 128, &bound);
+		for (i = 0; i < 40; i++)
+			clients[i] = t_connect(&bound);
+		ck_assert_int_eq(rsc_accept(l, RSC_ACCEPT_MULTISHOT, stop_at_k, &st), 0);
+		until = t_now_ms() + 5000;
+		while ((st.finals == 0 || (!cancel && st.release_res == 1)) && t_now_ms() < until)
+			ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+		ck_assert_msg(st.finals == 1, "k = %d: %d last calls", k, st.finals);
+		ck_assert_int_eq(st.last_res, -ECANCELED);
+		ck_assert_int_eq(rsc_entry_io_count(l), 0);
+		if (!cancel)
+			ck_assert_msg(st.release_res == 0, "k = %d: the listener's release did not complete", k);
+		ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+		ck_assert_int_eq(st.finals, 1);
+		ck_assert_int_eq(rsc_loop_close(loop), 0);
+		for (i = 0; i < 40; i++)
+			close(clients[i]);
+	}
+	ck_assert_int_eq(t_fd_count(), before);
+}
+
+START_TEST(multishot_accept_ended_by_a_full_cq_hears_a_release_from_its_callback)
+{
+	stopped_by_each_connection(false);
+}
+END_TEST
+
+START_TEST(multishot_accept_ended_by_a_full_cq_hears_a_cancel_from_its_callback)
+{
+	stopped_by_each_connection(true);
+}
+END_TEST
+
 START_TEST(closing_while_clients_connect_leaks_nothing)
 {
 	struct accepted a = { 0 };
@@ -928,6 +1015,10 @@ Suite *make_net_suite(void)
 	t_add_test_if(tc, multishot_accept_gives_each_connection_its_scope,
 		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, single_shot_accepts_one);
+	t_add_test_if(tc, multishot_accept_ended_by_a_full_cq_hears_a_release_from_its_callback,
+		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
+	t_add_test_if(tc, multishot_accept_ended_by_a_full_cq_hears_a_cancel_from_its_callback,
+		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, nodelay_listener_passes_it_on_and_entries_name_both_ends);
 	tcase_add_test(tc, sockname_of_a_file_or_unix_listener);
 	tcase_add_test(tc, defer_accept_listener_waits_for_the_first_bytes);
