@@ -563,7 +563,8 @@ RSC_EXTERN int rsc_entry_peername(const struct rsc_entry *entry, struct sockaddr
  * -ESHUTDOWN, -EBUSY, -EDEADLK (inside a manager hook), -ENOMEM,
  * -EOPNOTSUPP.
  */
-#define RSC_ACCEPT_MULTISHOT (1U << 0)
+/* A bit of its own among the acquire flags: RSC_NO_CLOEXEC is refused here, never taken for it. */
+#define RSC_ACCEPT_MULTISHOT (1U << 7)
 
 typedef void (*rsc_accept_cb)(struct rsc_entry *listener, int res,
 			      struct rsc_scope *conn_scope,

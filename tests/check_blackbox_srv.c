@@ -1217,6 +1217,9 @@ START_TEST(accept_refuses_bad_arguments_and_states)
 	l = t_listen_on_loopback(s, 4, &at);
 	ck_assert_int_eq(rsc_accept(l, 0, NULL, &acc), -EINVAL);
 	ck_assert_int_eq(rsc_accept(l, 1U << 20, count_accept, &acc), -EINVAL);
+	/* An acquire flag rsc_accept does not take is refused, never read as another of its own. */
+	ck_assert_int_ne(RSC_ACCEPT_MULTISHOT, RSC_NO_CLOEXEC);
+	ck_assert_int_eq(rsc_accept(l, RSC_NO_CLOEXEC, count_accept, &acc), -EINVAL);
 	ck_assert_int_eq(rsc_accept(l, RSC_DIRECT, count_accept, &acc), -ENXIO);
 	ck_assert_int_eq(rsc_defer(s, exit_ok, NULL, &d), 0);
 	ck_assert_int_eq(rsc_accept(d, 0, count_accept, &acc), -EBADF);
