@@ -300,14 +300,17 @@ static void describe_owner(struct rsc__dslot *sl)
  * lets the number go unclosed, so that its release and its I/O cannot reach
  * @to's file (DESIGN 7: one owner), and the audit names it.
  */
+static bool slot_leaving(const struct rsc__dslot *sl);
+
 static void slot_lost(struct rsc_loop *loop, struct rsc__dslot *sl, int slot,
 		      const struct rsc__entry *to)
 {
 	struct rsc__entry *old = rsc__entry_live(sl->owner);
 	char expected[320];
 
-	if (!old || old == to || old->phase == RSC__PHASE_EXIT)
-		return; /* its release has run its close_direct: the slot was free */
+	/* Its release, or a hand-over or install, has emptied it: the slot was free. */
+	if (!old || old == to || slot_leaving(sl))
+		return;
 	if (old->value == slot)
 		old->value = -1;
 	else if (old->has_value2 && old->value2 == slot)

@@ -1495,6 +1495,8 @@ static int check_owned_by_caller(struct rsc__entry *e, bool release, const char 
 int rsc__entry_release(struct rsc__entry *e, rsc_entry_cb cb, void *data)
 {
 	e->flags |= RSC__E_RELEASE_REQ;
+	if (__builtin_expect(e->scope->loop->n_inboxes != 0, 0))
+		rsc__inboxes_closing(e->scope->loop); /* an inbox's release: no address any more */
 	e->release_cb = cb;
 	e->release_data = cb ? data : NULL;
 	e->scope->n_early++;

@@ -38,6 +38,7 @@ struct rsc__inbox {
 	rsc_accept_cb cb;
 	void *data;
 	bool open; /* messages are delivered (cleared by the inbox's release) */
+	bool closing; /* it stops receiving: no sender may use its address (live_closing) */
 };
 
 static uint32_t next_token(void)
@@ -66,6 +67,7 @@ static uint32_t next_token(void)
 struct live_inbox {
 	uint32_t token;
 	int ring_fd;
+	bool closing; /* its release, or an unwind that owns it, has begun */
 };
 
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -95,7 +97,7 @@ static int live_add(struct rsc_loop *loop, uint32_t token, int ring_fd)
 		}
 	}
 	if (ret == 0)
-		live[n_live++] = (struct live_inbox){ token, ring_fd };
+		live[n_live++] = (struct live_inbox){ token, ring_fd, false };
 	pthread_mutex_unlock(&live_lock);
 	return ret;
 }
@@ -140,14 +142,29 @@ static bool live_at_locked(uint32_t token, int ring_fd)
 	return false;
 }
 
-static bool live_at(uint32_t token, int ring_fd)
+/* An inbox at that address still receives: live, and not closing. */
+static bool receives_at(uint32_t token, int ring_fd)
 {
-	bool found;
+	bool found = false;
+	unsigned i;
 
 	pthread_mutex_lock(&live_lock);
-	found = live_at_locked(token, ring_fd);
+	for (i = 0; i < n_live; i++)
+		if (live[i].token == token && live[i].ring_fd == ring_fd)
+			found = !live[i].closing;
 	pthread_mutex_unlock(&live_lock);
 	return found;
+}
+
+static void live_closing(uint32_t token)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&live_lock);
+	for (i = 0; i < n_live; i++)
+		if (live[i].token == token)
+			live[i].closing = true;
+	pthread_mutex_unlock(&live_lock);
 }
 
 bool rsc__inbox_elsewhere(uint64_t user_data, int ring_fd)
@@ -300,9 +317,38 @@ static struct rsc__inbox *find_inbox(struct rsc_loop *loop, uint32_t token)
 static void unregister(struct rsc__inbox *in)
 {
 	rsc__list_remove(&in->node);
-	if (in->open)
+	if (in->open) {
 		live_remove(in->token);
+		in->e->scope->loop->n_inboxes--;
+	}
 	in->open = false;
+}
+
+/* Stopped receiving (an arrival now would be closed): from its release
+ * request on, as a listener is (accept.c), or once an unwind owns it. */
+static bool stops_receiving(const struct rsc__inbox *in)
+{
+	return !in->open || (in->e->flags & (RSC__E_DRAINING | RSC__E_RELEASE_REQ)) ||
+	       rsc__scope_unwind_owns(in->e->scope);
+}
+
+/*
+ * A closing state of @loop changed (scope.c), or an entry's release was
+ * asked (entry.c): an inbox that stops receiving stops being an address a
+ * sender may use, so that a hand-over to it fails with -ESTALE instead of
+ * reporting success for a file the receiver then closes (rsc_inbox(3)).
+ */
+void rsc__inboxes_closing(struct rsc_loop *loop)
+{
+	struct rsc__list *list = rsc__direct_inboxes(loop);
+	struct rsc__inbox *in;
+
+	if (list)
+		RSC__LIST_FOR_EACH(in, list, node)
+			if (!in->closing && in->open && stops_receiving(in)) {
+				in->closing = true;
+				live_closing(in->token);
+			}
 }
 
 /* An arrival with no memory to own it: closed, counted, and the inbox's
@@ -334,8 +380,7 @@ void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res)
 		parcel = parcel_take(token, low & ~RSC__MSG_PARCEL); /* ours now, whatever follows */
 	/* Stopped from its release request on, as a listener is (accept.c): the
 	 * exit that unregisters it waits for its keep-alive's cancel first. */
-	if (!in || !in->open || (in->e->flags & (RSC__E_DRAINING | RSC__E_RELEASE_REQ)) ||
-	    rsc__scope_unwind_owns(in->e->scope)) {
+	if (!in || stops_receiving(in)) {
 		/* Nobody here may own it any more: never leak it. */
 		loop->counters[RSC_CTR_LATE_ACQUIRES]++;
 		rsc__direct_close_orphan(loop, res);
@@ -462,6 +507,7 @@ int rsc_inbox(struct rsc_scope *h, rsc_accept_cb cb, void *data,
 	in->cb = cb;
 	in->data = data;
 	in->open = true;
+	s->loop->n_inboxes++;
 	e->owned_arg = in; /* freed with the entry */
 	rsc__list_push_front(rsc__direct_inboxes(s->loop), &in->node);
 	if (rsc_timeout(rsc__eh(e), KEEPALIVE_MS, keepalive, in) < 0)
@@ -553,9 +599,9 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	if (ret < 0)
 		return ret;
 	/* No live inbox has token 0 either: a value never an address is -ESTALE too. */
-	if (!live_at((uint32_t)inbox_addr, (int)(inbox_addr >> 32))) {
+	if (!receives_at((uint32_t)inbox_addr, (int)(inbox_addr >> 32))) {
 		rsc__set_last_error("rsc_entry_hand_over: no inbox at address 0x%llx any more "
-				    "(its loop or its inbox was released)", inbox_addr);
+				    "(its loop or its inbox was released, or is being released)", inbox_addr);
 		return -ESTALE;
 	}
 	/* The peer's address travels beside the file (rsc_entry_peername(3)). */

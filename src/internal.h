@@ -434,6 +434,7 @@ struct rsc_loop {
 	struct rsc__ledger_pending { uint64_t *cell; uint64_t h; struct rsc_op *op; } *ledger_unsub;
 	unsigned n_ledger_unsub, cap_ledger_unsub;
 	unsigned n_ledger_running; /* listed closes not seen done yet (ledger.c's closes_ran) */
+	unsigned n_inboxes; /* inboxes receiving (handover.c): closing states are told to them */
 	uint32_t io_seq; /* tracked ops started so far, modulo 2^32 (io.c) */
 	unsigned n_entries_made; /* the entry pool's size: the list above has room for each */
 	/* Ledger pages made ahead, one per install in flight (ledger.c): the
@@ -1426,6 +1427,7 @@ bool rsc__inbox_elsewhere(uint64_t user_data, int ring_fd);
 struct rsc__inbox;
 struct rsc__list *rsc__direct_inboxes(struct rsc_loop *loop);
 /* handover.c: a CQE another loop's IORING_OP_MSG_RING posted (user_data token << 32) */
+void rsc__inboxes_closing(struct rsc_loop *loop);
 void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res);
 /* manager_direct.c */
 /*

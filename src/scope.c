@@ -33,6 +33,8 @@ static bool in_its_grace(const struct rsc__scope *s)
 RSC__HOT static void closing_changed(struct rsc__scope *s)
 {
 	s->loop->closing_epoch++;
+	if (__builtin_expect(s->loop->n_inboxes != 0, 0))
+		rsc__inboxes_closing(s->loop); /* one that stops receiving is no address any more */
 }
 
 RSC__HOT bool rsc__scope_unwind_owns_walk(const struct rsc__scope *s)

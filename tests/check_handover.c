@@ -137,27 +137,58 @@ START_TEST(hand_over_never_reaches_a_loop_made_after_its_receiver_closed)
 END_TEST
 
 /* rsc_inbox(3): "Releasing the inbox stops it; a slot that arrives after that ... is closed". */
-START_TEST(slot_handed_to_a_released_inbox_is_closed_not_delivered)
+/*
+ * rsc_entry_hand_over(3): an inbox whose release was asked, or whose scope
+ * is closing, receives nothing more (an arrival would be closed): its
+ * address is refused with -ESTALE from then on, and the slot stays the
+ * sender's, not "sent" to be closed by the receiver. @how: 0 the inbox's
+ * release, 1 its scope's close, 2 its scope's graceful close, 3 its scope's failure.
+ */
+static void hand_over_to_an_inbox_going(int how)
 {
 	struct receiver r;
 	struct sent sent = { 0 };
 	struct rsc_scope *s;
 	struct rsc_entry *e = pair_new(&r, &s);
-	int slot = rsc_entry_slot(e), ret;
+	struct rsc_scope *is = rsc_entry_scope(r.inbox);
+	int slot = rsc_entry_slot(e);
 
 	receiver_run(&r);
-	ck_assert_int_eq(rsc_entry_release(r.inbox, NULL, NULL), 0);
-	/* Its release is not done yet (its keep-alive is cancelled first). */
-	ret = rsc_entry_hand_over(e, r.addr, on_sent, &sent);
-	ck_assert_msg(ret == 0 || ret == -ESTALE, "rsc_entry_hand_over: %s", rsc_strerror(ret));
-	if (ret == 0)
-		run_until_sent(&sent);
+	if (how == 0)
+		ck_assert_int_eq(rsc_entry_release(r.inbox, NULL, NULL), 0);
+	else if (how == 1)
+		ck_assert_int_eq(rsc_scope_close(is, NULL, NULL), 0);
+	else if (how == 2)
+		ck_assert_int_eq(rsc_scope_close_graceful(is, 1000, NULL, NULL), 0);
+	else
+		ck_assert_int_eq(rsc_scope_fail(is, -EIO, "test"), 0);
+	/* Not done yet (its keep-alive is cancelled first): going all the same. */
+	ck_assert_int_eq(rsc_entry_hand_over(e, r.addr, on_sent, &sent), -ESTALE);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "being released"));
 	receiver_run(&r);
 	ck_assert_int_eq(r.arrived, 0);
+	ck_assert_int_eq(sent.n, 0);
 	ck_assert_int_eq(rsc_loop_direct_used(r.loop), 0);
-	/* Given and closed by the receiver, or never sent: owned once either way. */
-	ck_assert_int_eq(rsc_entry_slot(e), ret == 0 && sent.res >= 0 ? -EXDEV : slot);
-	close_both(s, &r);
+	ck_assert_int_eq(rsc_loop_counter(r.loop, RSC_CTR_LATE_ACQUIRES), 0);
+	/* Nothing sent: the slot is still the sender's. */
+	ck_assert_int_eq(rsc_entry_slot(e), slot);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	/* The receiver's scope is closing already: its loop's shutdown ends it, and frees the loop. */
+	ck_assert_int_ge(rsc_loop_shutdown(r.loop, NULL), -EIO);
+}
+
+START_TEST(slot_handed_to_a_released_inbox_is_refused_and_kept)
+{
+	hand_over_to_an_inbox_going(0);
+}
+END_TEST
+
+START_TEST(slot_handed_to_an_inbox_whose_scope_closes_is_refused_and_kept)
+{
+	hand_over_to_an_inbox_going(1);
+	hand_over_to_an_inbox_going(2);
+	hand_over_to_an_inbox_going(3);
 }
 END_TEST
 
@@ -382,7 +413,8 @@ Suite *make_handover_suite(void)
 	} else {
 		tcase_add_test(tc, hand_over_has_reached_the_inbox_when_the_call_returns);
 		tcase_add_test(tc, hand_over_never_reaches_a_loop_made_after_its_receiver_closed);
-		tcase_add_test(tc, slot_handed_to_a_released_inbox_is_closed_not_delivered);
+		tcase_add_test(tc, slot_handed_to_a_released_inbox_is_refused_and_kept);
+		tcase_add_test(tc, slot_handed_to_an_inbox_whose_scope_closes_is_refused_and_kept);
 		tcase_add_test(tc, second_hand_over_of_a_slot_in_flight_is_refused);
 		tcase_add_test(tc, hand_over_out_of_an_unwinding_ancestor_is_refused);
 		if (rsc_fault_set(t_probe_loop(), "") == 0) {
