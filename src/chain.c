@@ -182,6 +182,8 @@ int rsc_chain_open(struct rsc_chain *h, int dirfd, const char *path, int oflags,
 	struct chain_step *st;
 	int ret;
 
+	if (entryp)
+		*entryp = NULL; /* also on a failure: as every call with one */
 	RSC__CHAIN(c, h, "rsc_chain_open");
 	RSC__CHECK_ARG(path, "rsc_chain_open: path is NULL");
 	if (strnlen(path, PATH_MAX) >= PATH_MAX) {
@@ -210,6 +212,8 @@ int rsc_chain_socket(struct rsc_chain *h, int domain, int type, int protocol,
 	struct chain_step *st;
 	int ret;
 
+	if (entryp)
+		*entryp = NULL; /* also on a failure: as every call with one */
 	RSC__CHAIN(c, h, "rsc_chain_socket");
 	RSC__CHECK_ARG(domain >= 0 && domain < AF_MAX, "rsc_chain_socket: invalid domain %d", domain);
 	RSC__CHECK_ARG(!(type & ~(0xf | SOCK_NONBLOCK)) && (type & 0xf),
@@ -238,6 +242,8 @@ int rsc_chain_connect(struct rsc_chain *h, const struct sockaddr *addr,
 	unsigned dep;
 	int ret;
 
+	if (entryp)
+		*entryp = NULL; /* also on a failure: as every call with one */
 	RSC__CHAIN(c, h, "rsc_chain_connect");
 	/* The address rules of rsc_connect: a family it knows, a length that fits it. */
 	ret = rsc__check_addr(addr, addrlen, true, "rsc_chain_connect");

@@ -567,6 +567,8 @@ int rsc__print_done(FILE *out, int ret, const char *fn)
 
 int rsc_error_dup(const struct rsc_error *err, struct rsc_error **dupp)
 {
+	if (dupp)
+		*dupp = NULL; /* as every output of a failed call */
 	RSC__CHECK_ARG(err && dupp, "rsc_error_dup: %s is NULL", err ? "dupp" : "err");
 	/* Nodes are immutable, so a new reference is a faithful copy. */
 	*dupp = rsc__error_ref((struct rsc_error *)err);

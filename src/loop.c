@@ -1385,10 +1385,11 @@ int rsc_loop_shutdown(struct rsc_loop *loop, struct rsc_error **errp)
 	struct rsc_error *err = NULL;
 	int status = 0, ret;
 
-	RSC__CHECK_ARG(loop, "rsc_loop_shutdown: loop is NULL");
-	RSC__SAME_PROCESS(loop, "rsc_loop_shutdown");
+	/* First: a caller tells the failures apart by *errp (rsc_loop_shutdown(3)). */
 	if (errp)
 		*errp = NULL;
+	RSC__CHECK_ARG(loop, "rsc_loop_shutdown: loop is NULL");
+	RSC__SAME_PROCESS(loop, "rsc_loop_shutdown");
 	ret = rsc__check_can_block(loop, "rsc_loop_shutdown");
 	if (ret < 0)
 		return ret;

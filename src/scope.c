@@ -147,10 +147,12 @@ RSC__HOT int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent_h,
 	struct rsc__scope *s, *parent = NULL;
 	size_t len;
 
+	/* First: on any failure *scopep is NULL (rsc_scope_open(3)). */
+	if (scopep)
+		*scopep = NULL;
 	RSC__CHECK_ARG(loop, "rsc_scope_open: loop is NULL");
 	RSC__SAME_PROCESS(loop, "rsc_scope_open");
 	RSC__CHECK_ARG(scopep, "rsc_scope_open: scopep is NULL");
-	*scopep = NULL;
 	name = name ? name : "";
 	len = strnlen(name, RSC_NAME_MAX);
 	if (len >= RSC_NAME_MAX) {

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +158,82 @@ START_TEST(use_after_close_is_an_error_not_a_crash)
 }
 END_TEST
 
+static int exit_nothing(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	return 0;
+}
+
+static void io_nothing(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)buf;
+	(void)data;
+}
+
+static void accept_nothing(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *c,
+			   void *data)
+{
+	(void)l;
+	(void)res;
+	(void)cs;
+	(void)c;
+	(void)data;
+}
+
+/* A pointer no call may leave behind in an output. */
+#define POISON ((void *)(uintptr_t)0xdeadbeef)
+
+/*
+ * The pages: on failure an output pointer is NULL, whatever argument was
+ * bad (a caller that tests it, or frees it, must not find garbage). Each
+ * call with an output, refused for a NULL handle (or flags, or the wrong
+ * process's loop being beyond a test), with the output poisoned first.
+ */
+START_TEST(every_output_is_null_after_a_failed_call)
+{
+	struct rsc_loop *loop = POISON;
+	struct rsc_scope *scope = POISON;
+	struct rsc_entry *e = POISON;
+	struct rsc_error *err = POISON;
+	struct rsc_chain *chain = POISON;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+
+#define EXPECT_NULL(call, out)                                                   \
+	do {                                                                     \
+		(out) = POISON;                                                  \
+		ck_assert_msg((call) < 0, "%s succeeded", #call);               \
+		ck_assert_msg((out) == NULL, "%s left its output set", #call);  \
+	} while (0)
+
+	EXPECT_NULL(rsc_loop_new(&loop, 8, 1U << 30), loop);
+	EXPECT_NULL(rsc_loop_new_from_ring(&loop, NULL, 0), loop);
+	EXPECT_NULL(rsc_loop_shutdown(NULL, &err), err);
+	EXPECT_NULL(rsc_scope_open(NULL, NULL, "x", &scope), scope);
+	EXPECT_NULL(rsc_scope_close_wait(NULL, &err), err);
+	EXPECT_NULL(rsc_entry_release_wait(NULL, &err), err);
+	EXPECT_NULL(rsc_push(NULL, &tmgr_manager, NULL, &e), e);
+	EXPECT_NULL(rsc_defer(NULL, exit_nothing, NULL, &e), e);
+	EXPECT_NULL(rsc_open(NULL, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e), e);
+	EXPECT_NULL(rsc_socket(NULL, AF_INET, SOCK_STREAM, 0, 0, &e), e);
+	EXPECT_NULL(rsc_connect(NULL, (struct sockaddr *)&sin, sizeof(sin), 0, 0, &e), e);
+	EXPECT_NULL(rsc_listen(NULL, (struct sockaddr *)&sin, sizeof(sin), 8, 0, &e), e);
+	EXPECT_NULL(rsc_adopt(NULL, 0, 0, &e), e);
+	EXPECT_NULL(rsc_timer(NULL, 1, io_nothing, NULL, &e), e);
+	EXPECT_NULL(rsc_pipe(NULL, 0, &e), e);
+	EXPECT_NULL(rsc_inbox(NULL, accept_nothing, NULL, &e), e);
+	EXPECT_NULL(rsc_chain_new(NULL, &chain), chain);
+	EXPECT_NULL(rsc_chain_open(NULL, AT_FDCWD, "/dev/null", O_RDONLY, 0, &e), e);
+	EXPECT_NULL(rsc_chain_socket(NULL, AF_INET, SOCK_STREAM, 0, &e), e);
+	EXPECT_NULL(rsc_chain_connect(NULL, (struct sockaddr *)&sin, sizeof(sin), 0, &e), e);
+	EXPECT_NULL(rsc_error_dup(NULL, &err), err);
+#undef EXPECT_NULL
+}
+END_TEST
+
 Suite *make_args_suite(void)
 {
 	Suite *s = suite_create("args");
@@ -168,6 +246,7 @@ Suite *make_args_suite(void)
 	tcase_add_test(tc, entry_functions_reject_bad_input);
 	tcase_add_test(tc, audit_functions_reject_bad_input);
 	tcase_add_test(tc, use_after_close_is_an_error_not_a_crash);
+	tcase_add_test(tc, every_output_is_null_after_a_failed_call);
 	suite_add_tcase(s, tc);
 	return s;
 }
