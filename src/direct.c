@@ -531,8 +531,10 @@ bool rsc__direct_can_arrive(const struct rsc_loop *loop, int slot)
 int rsc_loop_direct_used(const struct rsc_loop *loop)
 {
 	RSC__CHECK_ARG(loop, "rsc_loop_direct_used: loop is NULL");
-	if (!loop->direct)
+	if (!loop->direct) {
+		rsc__set_last_error("rsc_loop_direct_used: the loop has no direct table (rsc_loop_set_direct)");
 		return -ENXIO;
+	}
 	return (int)loop->direct->used;
 }
 

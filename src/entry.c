@@ -1563,7 +1563,7 @@ int rsc_entry_move(struct rsc_entry *h, struct rsc_scope *to_h)
 	int ret;
 
 	RSC__ENTRY(e, h, "rsc_entry_move");
-	RSC__SCOPE(to, to_h, "rsc_entry_move");
+	RSC__SCOPE(to, to_h, "rsc_entry_move (to)");
 	if (to->loop != e->scope->loop) {
 		rsc__set_last_error("rsc_entry_move: scope '%s' belongs to another loop", to->name);
 		return -EXDEV;

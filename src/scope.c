@@ -161,7 +161,7 @@ RSC__HOT int rsc_scope_open(struct rsc_loop *loop, struct rsc_scope *parent_h,
 		return -ENAMETOOLONG;
 	}
 	if (parent_h) {
-		RSC__SCOPE(parent, parent_h, "rsc_scope_open");
+		RSC__SCOPE(parent, parent_h, "rsc_scope_open (parent)");
 		if (parent->loop != loop) {
 			rsc__set_last_error("rsc_scope_open: parent belongs to another loop");
 			return -EXDEV;
@@ -656,7 +656,7 @@ int rsc_scope_move(struct rsc_scope *h, struct rsc_scope *parent_h)
 
 	RSC__SCOPE(s, h, "rsc_scope_move");
 	if (parent_h) {
-		RSC__SCOPE(to, parent_h, "rsc_scope_move");
+		RSC__SCOPE(to, parent_h, "rsc_scope_move (new_parent)");
 	} else {
 		to = s->loop->root;
 	}
