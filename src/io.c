@@ -404,10 +404,18 @@ static const struct rsc_manager timer_manager = {
 static void timer_entered(struct rsc_entry *h, int res, void *data)
 {
 	struct timer_args *t = data;
+	struct rsc__entry *e;
 	int ret;
 
 	if (res < 0) {
 		t->cb(h, res, NULL, t->data);
+		return;
+	}
+	/* Entered after its scope's close (a graceful one too: its grace is for
+	 * work under way) or its own release was asked for: it never starts. */
+	if (rsc__entry_from(h, &e, "rsc_timer") == 0 &&
+	    ((e->flags & RSC__E_RELEASE_REQ) || rsc__scope_unwind_owns(e->scope))) {
+		t->cb(h, -ECANCELED, NULL, t->data);
 		return;
 	}
 	ret = rsc_timeout(h, t->ms, t->cb, t->data);

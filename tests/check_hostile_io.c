@@ -748,6 +748,35 @@ START_TEST(timer_entering_after_a_graceful_close_never_starts)
 }
 END_TEST
 
+/*
+ * The same while something else holds the grace: a timer that entered after
+ * the graceful close was asked never starts (rsc_timer(3)), though the grace
+ * lets the work already under way, here an older timer, go on; the scope
+ * closes when that one fires, not when the new one would have.
+ */
+START_TEST(timer_entering_in_a_grace_held_by_another_never_starts)
+{
+	int old[3] = { 0 }, late[3] = { 0 };
+	struct rsc_scope *s;
+	struct rsc_entry *t;
+	long long t0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "grace", &s), 0);
+	ck_assert_int_eq(rsc_timer(s, 150, note_io, old, &t), 0);
+	ck_assert_int_eq(rsc_entry_wait(t), 0); /* entered: its timeout is under way */
+	ck_assert_int_eq(rsc_entry_io_count(t), 1);
+	ck_assert_int_eq(rsc_timer(s, 3000, note_io, late, NULL), 0);
+	t0 = t_now_ms();
+	ck_assert_int_eq(rsc_scope_close_graceful(s, 0, NULL, NULL), 0);
+	t_run();
+	ck_assert_int_lt(t_now_ms() - t0, 1500);
+	ck_assert_int_eq(late[0], 1);
+	ck_assert_int_eq(late[1], -ECANCELED);
+	ck_assert_int_eq(old[0], 1);
+	ck_assert_int_eq(old[1], -ETIME);
+}
+END_TEST
+
 /* ---- multishot receives --------------------------------------------------------- */
 
 struct ms {
@@ -961,6 +990,7 @@ Suite *make_hostile_io_suite(void)
 	tcase_add_test(tc, io_on_released_detached_and_moved_entries);
 	tcase_add_test(tc, timer_rearmed_from_its_callback_then_released);
 	tcase_add_test(tc, timer_entering_after_a_graceful_close_never_starts);
+	tcase_add_test(tc, timer_entering_in_a_grace_held_by_another_never_starts);
 	if (t_has_recv_multishot()) {
 		tcase_add_test(tc, multishot_peer_close_ends_with_zero_and_the_entry_stays);
 		tcase_add_test(tc, multishot_released_mid_stream_while_the_ring_runs_dry);
