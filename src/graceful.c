@@ -14,6 +14,20 @@
  * grace runs (a walk only while one does), and an internal timeout ends it.
  */
 
+/* @e has I/O in flight that a grace lets finish: not an accept it cut
+ * (stop_accepting), whose listener counts as neither drained nor cancelled. */
+static bool busy(const struct rsc__entry *e)
+{
+	const struct rsc_op *op;
+
+	if (!e->n_io)
+		return false;
+	RSC__LIST_FOR_EACH(op, &e->io_ops, io_node)
+		if (op->grace_seq != UINT64_MAX)
+			return true;
+	return false;
+}
+
 /* Entries of the subtree with I/O in flight. */
 static unsigned subtree_busy(struct rsc__scope *root)
 {
@@ -23,7 +37,7 @@ static unsigned subtree_busy(struct rsc__scope *root)
 
 	for (s = root; s; s = rsc__scope_next(root, s))
 		RSC__LIST_FOR_EACH(e, &s->entries, scope_node)
-			n += e->n_io > 0;
+			n += busy(e);
 	return n;
 }
 

@@ -986,6 +986,59 @@ START_TEST(graceful_stats_count_drained_cut_and_failed_exactly)
 }
 END_TEST
 
+/*
+ * rsc_scope_close_stats(3): an accept the graceful close cuts (it stops
+ * acquiring) was not let finish, so its listener counts in neither *drained
+ * nor *cancelled, also when a failure (@how 0) or a deadline that passed
+ * (@how 1) ends the grace before that accept's cancel has completed (as it
+ * does when the grace ends by its bound, @how 2). A receive in flight is
+ * the one op cut.
+ */
+static void listener_cut_in_the_grace(int how)
+{
+	struct rsc_scope *srv;
+	struct rsc_entry *l, *e;
+	struct acc_count a = { 0 };
+	struct io_seen r = { 0 };
+	struct closed c = { 0 };
+	struct sockaddr_in at;
+	struct t_guard g;
+	char b[4];
+	int peer;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	l = t_listen_on_loopback(srv, 8, &at);
+	e = t_adopted_pair(srv, &peer);
+	ck_assert_int_eq(rsc_accept(l, 0, count_accepts, &a), 0);
+	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, note_io, &r), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	if (how == 1) {
+		ck_assert_int_eq(rsc_scope_set_deadline(srv, 5, 0), 0);
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+		usleep(10000); /* due before the close is asked */
+	}
+	ck_assert_int_eq(rsc_scope_close_graceful(srv, how == 2 ? 30 : 0, note_closed, &c), 0);
+	if (how == 0)
+		ck_assert_int_eq(rsc_scope_fail(srv, -EIO, "body"), 0);
+	t_guard_start(&g, t_loop, 3000);
+	run_until(&g, &c.calls, 1);
+	t_guard_stop(&g);
+	ck_assert_int_eq(a.finals, 1);
+	ck_assert_int_eq(r.res, -ECANCELED);
+	ck_assert_int_eq(c.stats_ret, 0);
+	ck_assert_msg(c.cancelled == 1, "how %d: %u cancelled (the listener counted)", how, c.cancelled);
+	ck_assert_int_eq(c.drained, 0);
+	close(peer);
+}
+
+START_TEST(listener_cut_by_a_grace_counts_in_neither_stat)
+{
+	listener_cut_in_the_grace(0);
+	listener_cut_in_the_grace(1);
+	listener_cut_in_the_grace(2);
+}
+END_TEST
+
 /* A grace with nothing in flight ends on the next turn, whatever its bound,
  * and a grace of 0 with I/O in flight waits for it (no bound). */
 START_TEST(graceful_close_with_no_io_is_prompt_and_grace_zero_waits)
@@ -1906,6 +1959,7 @@ Suite *make_hostile_servers2_suite(void)
 		t_add_test_if(tc, deadline_over_a_busy_listener_closes_every_late_connection,
 			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, graceful_stats_count_drained_cut_and_failed_exactly);
+	tcase_add_test(tc, listener_cut_by_a_grace_counts_in_neither_stat);
 	tcase_add_test(tc, graceful_close_with_no_io_is_prompt_and_grace_zero_waits);
 	tcase_add_test(tc, own_deadline_during_the_grace_cuts_it_with_etimedout);
 	tcase_add_test(tc, childs_deadline_during_the_parents_grace_counts_as_drained);
