@@ -768,6 +768,17 @@ static void finish_close(struct rsc__scope *s)
 		rsc__scope_step(parent);
 }
 
+/* A failure of @s known before its unwind's turn: what is in flight below
+ * is cancelled now, and a grace below ends now with the deadlines there
+ * (rsc_scope_set_deadline(3): a failure above ends both at once), as when
+ * the cancelling unwind starts. */
+static void cut_for_failure(struct rsc__scope *s)
+{
+	if (!rsc__list_empty(&s->loop->graceful_list))
+		rsc__graceful_cut_below(s);
+	rsc__scope_cut(s, RSC__CUT_ACQUIRES);
+}
+
 void rsc__scope_fail_acquire(struct rsc__scope *s)
 {
 	if (waits_for_its_turn(s)) {
@@ -777,7 +788,7 @@ void rsc__scope_fail_acquire(struct rsc__scope *s)
 			s->fail_queued = true;
 			closing_changed(s);
 		}
-		rsc__scope_cut(s, RSC__CUT_ACQUIRES);
+		cut_for_failure(s);
 		return;
 	}
 	s->cancelling = true;
@@ -795,7 +806,7 @@ RSC__HOT void rsc__scope_ready(struct rsc__scope *s)
 	if (s->state == RSC_SCOPE_OPEN && waits_for_its_turn(s)) {
 		/* A failure cancels at once all the same: only its exits wait. */
 		if (s->fail_queued)
-			rsc__scope_cut(s, RSC__CUT_ACQUIRES);
+			cut_for_failure(s);
 		return;
 	}
 	if (s->state == RSC_SCOPE_OPEN)

@@ -1039,6 +1039,53 @@ START_TEST(listener_cut_by_a_grace_counts_in_neither_stat)
 }
 END_TEST
 
+/*
+ * rsc_scope_set_deadline(3): a failure above a scope in its grace ends the
+ * grace and its deadline at once. Here the failure waits for its LIFO turn
+ * (F fails after A's unwind began, behind the newer X's 300 ms grace): the
+ * deadline of G, below F, was forgotten then, but G's grace went on until
+ * F's turn. It ends at once now, its receive cut (counted cancelled).
+ */
+START_TEST(failure_waiting_for_its_turn_ends_a_grace_below_at_once)
+{
+	struct rsc_scope *a, *f, *g, *x;
+	struct rsc_entry *e, *t;
+	struct io_seen r = { 0 }, xt = { 0 };
+	struct closed cg = { 0 }, ca = { 0 };
+	struct t_guard guard;
+	char b[4];
+	int peer;
+	long t0;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "A", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "F", &f), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, f, "G", &g), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "X", &x), 0);
+	e = t_adopted_pair(g, &peer);
+	ck_assert_int_eq(rsc_timer(x, 300, note_io, &xt, &t), 0);
+	ck_assert_int_eq(rsc_entry_wait(t), 0);
+	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, note_io, &r), 0);
+	t0 = t_now_ms();
+	ck_assert_int_eq(rsc_scope_close_graceful(x, 0, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_set_deadline(g, 100, 0), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(g, 0, note_closed, &cg), 0);
+	ck_assert_int_eq(rsc_scope_close(a, note_closed, &ca), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_state(a), RSC_SCOPE_UNWINDING);
+	ck_assert_int_eq(rsc_scope_fail(f, -EIO, "body"), 0);
+	t_guard_start(&guard, t_loop, 3000);
+	run_until(&guard, &cg.calls, 1);
+	ck_assert_msg(t_now_ms() - t0 < 90, "G's grace went on for %ld ms", t_now_ms() - t0);
+	ck_assert_int_eq(r.res, -ECANCELED);
+	ck_assert_int_eq(cg.cancelled, 1);
+	run_until(&guard, &ca.calls, 1);
+	t_guard_stop(&guard);
+	ck_assert_int_eq(ca.status, -EIO);
+	ck_assert_int_eq(xt.res, -ETIME);
+	close(peer);
+}
+END_TEST
+
 /* A grace with nothing in flight ends on the next turn, whatever its bound,
  * and a grace of 0 with I/O in flight waits for it (no bound). */
 START_TEST(graceful_close_with_no_io_is_prompt_and_grace_zero_waits)
@@ -1960,6 +2007,7 @@ Suite *make_hostile_servers2_suite(void)
 			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, graceful_stats_count_drained_cut_and_failed_exactly);
 	tcase_add_test(tc, listener_cut_by_a_grace_counts_in_neither_stat);
+	tcase_add_test(tc, failure_waiting_for_its_turn_ends_a_grace_below_at_once);
 	tcase_add_test(tc, graceful_close_with_no_io_is_prompt_and_grace_zero_waits);
 	tcase_add_test(tc, own_deadline_during_the_grace_cuts_it_with_etimedout);
 	tcase_add_test(tc, childs_deadline_during_the_parents_grace_counts_as_drained);
