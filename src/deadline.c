@@ -148,22 +148,29 @@ void rsc__deadline_rearm(struct rsc_loop *loop)
 	(void)arm(loop);
 }
 
-/* The scope's time is up: its unwind starts now, everything in it cancelled. */
-static void expire(struct rsc_loop *loop, struct rsc__scope *s)
+/* An ancestor's unwind has started and owns @s, with no grace between
+ * (rsc_scope_close_graceful(3): in one, or below one, a deadline applies). */
+static bool owned_by_an_unwind_above(const struct rsc__scope *s)
 {
 	const struct rsc__scope *a;
 
+	for (a = s; !a->grace && a->parent; a = a->parent)
+		if (a->parent->state != RSC_SCOPE_OPEN)
+			return true;
+	return false;
+}
+
+/* The scope's time is up: its unwind starts now, everything in it cancelled. */
+static void expire(struct rsc_loop *loop, struct rsc__scope *s)
+{
 	heap_remove(loop, s);
 	if (s->state != RSC_SCOPE_OPEN)
 		return;
 	/* An ancestor's unwind has started: it owns this scope, whose deadline
 	 * ended with it, though its cursor has not reached it yet (an older
-	 * child of a parent whose own deadline passed in the same batch). But
-	 * a close waits for a grace (rsc_scope_close_graceful(3)): in one, or
-	 * below one, the deadline still applies and may end that grace. */
-	for (a = s; !a->grace && a->parent; a = a->parent)
-		if (a->parent->state != RSC_SCOPE_OPEN)
-			return;
+	 * child of a parent whose own deadline passed in the same batch). */
+	if (owned_by_an_unwind_above(s))
+		return;
 	loop->counters[RSC_CTR_DEADLINES]++;
 	if (!(s->dl_flags & RSC_DEADLINE_MOVE_ON))
 		rsc__scope_raise(s, -ETIMEDOUT, "deadline", NULL);
@@ -224,6 +231,13 @@ int rsc_scope_set_deadline(struct rsc_scope *h, unsigned ms, unsigned flags)
 			heap_remove(loop, s);
 		rsc__deadline_idle(loop);
 		return 0;
+	}
+	/* An unwind above has started: its deadlines ended with it (expire()
+	 * would ignore this one), unless a grace on the way keeps them. */
+	if (owned_by_an_unwind_above(s)) {
+		rsc__set_last_error("rsc_scope_set_deadline: an unwind above scope '%s' has started: its deadlines ended with it",
+				    s->name);
+		return -ESHUTDOWN;
 	}
 	when = now_ns() + (uint64_t)ms * 1000000ULL;
 	/* Kept to put back: a refused call leaves the deadline as it was. */

@@ -1086,6 +1086,49 @@ START_TEST(failure_waiting_for_its_turn_ends_a_grace_below_at_once)
 }
 END_TEST
 
+/*
+ * rsc_scope_set_deadline(3): under an unwind that has started above, a
+ * deadline could never pass (that unwind ended the deadlines below): it is
+ * refused with -ESHUTDOWN rather than accepted and forgotten, unless a
+ * grace on the way keeps the deadlines there. Clearing one is always fine.
+ */
+START_TEST(deadline_under_an_unwind_above_is_refused_unless_a_grace_keeps_it)
+{
+	struct rsc_scope *a, *c, *g, *x;
+	struct rsc_entry *t, *gt;
+	struct io_seen xt = { 0 }, gts = { 0 };
+	struct closed ca = { 0 }, cg = { 0 };
+	struct t_guard guard;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "A", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "C", &c), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "G", &g), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "X", &x), 0);
+	ck_assert_int_eq(rsc_timer(x, 200, note_io, &xt, &t), 0);
+	ck_assert_int_eq(rsc_entry_wait(t), 0);
+	ck_assert_int_eq(rsc_timer(g, 2000, note_io, &gts, &gt), 0); /* holds G's grace */
+	ck_assert_int_eq(rsc_entry_wait(gt), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(x, 0, NULL, NULL), 0); /* holds A's unwind */
+	ck_assert_int_eq(rsc_scope_close_graceful(g, 0, note_closed, &cg), 0);
+	ck_assert_int_eq(rsc_scope_close(a, note_closed, &ca), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_scope_state(a), RSC_SCOPE_UNWINDING);
+	ck_assert_int_eq(rsc_scope_state(c), RSC_SCOPE_OPEN);
+	ck_assert_int_eq(rsc_scope_set_deadline(c, 50, 0), -ESHUTDOWN);
+	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "unwind above"));
+	ck_assert_int_eq(rsc_scope_set_deadline(c, 0, 0), 0);
+	/* In its grace, a deadline still applies, and ends the grace. */
+	ck_assert_int_eq(rsc_scope_set_deadline(g, 50, 0), 0);
+	t_guard_start(&guard, t_loop, 3000);
+	run_until(&guard, &ca.calls, 1);
+	t_guard_stop(&guard);
+	ck_assert_int_eq(gts.res, -ECANCELED);
+	ck_assert_int_eq(cg.status, -ETIMEDOUT); /* its own close's: the caller's */
+	ck_assert_int_eq(ca.status, 0);
+	ck_assert_int_eq(xt.res, -ETIME);
+}
+END_TEST
+
 /* A grace with nothing in flight ends on the next turn, whatever its bound,
  * and a grace of 0 with I/O in flight waits for it (no bound). */
 START_TEST(graceful_close_with_no_io_is_prompt_and_grace_zero_waits)
@@ -2008,6 +2051,7 @@ Suite *make_hostile_servers2_suite(void)
 	tcase_add_test(tc, graceful_stats_count_drained_cut_and_failed_exactly);
 	tcase_add_test(tc, listener_cut_by_a_grace_counts_in_neither_stat);
 	tcase_add_test(tc, failure_waiting_for_its_turn_ends_a_grace_below_at_once);
+	tcase_add_test(tc, deadline_under_an_unwind_above_is_refused_unless_a_grace_keeps_it);
 	tcase_add_test(tc, graceful_close_with_no_io_is_prompt_and_grace_zero_waits);
 	tcase_add_test(tc, own_deadline_during_the_grace_cuts_it_with_etimedout);
 	tcase_add_test(tc, childs_deadline_during_the_parents_grace_counts_as_drained);

@@ -692,6 +692,17 @@ static void op_on_close(struct prog *p, struct rd *r)
 
 static bool in_hook; /* set_deadline called from inside a manager's hook */
 
+/* The unwind of a scope above @s has started. */
+static bool unwinding_above(const struct prog *p, int s)
+{
+	int a;
+
+	for (a = p->sc[s].parent; a >= 0; a = p->sc[a].parent)
+		if (p->sc[a].valid && rsc_scope_state(p->sc[a].h) != RSC_SCOPE_OPEN)
+			return true;
+	return false;
+}
+
 static void set_deadline(struct prog *p, int s, unsigned ms, unsigned flags,
 			 struct prog_stats *st)
 {
@@ -704,6 +715,11 @@ static void set_deadline(struct prog *p, int s, unsigned ms, unsigned flags,
 	after = now_ns();
 	say(p, "  op %d: deadline %s %u ms%s -> %d\n", p->op_index, p->sc[s].name, ms,
 	    flags ? " move-on" : "", ret);
+	/* Under an unwind that has started above, a deadline could never pass:
+	 * refused, unless a grace on the way keeps the deadlines there (the
+	 * library's view of the grace decides; the model's is coarser). */
+	if (!want && ms && ret == -ESHUTDOWN && unwinding_above(p, s))
+		return;
 	if (ret == -EBUSY && !want && ms && (faults_fired(p) || in_hook))
 		return; /* no SQE for the kernel timer: the deadline is as it was */
 	if (ret != want) {
