@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -431,6 +433,28 @@ static void fill_step(struct rsc__chain *c, unsigned i, struct rsc__entry **es,
  * Reserve every slot, entry, SQE and op first; only then fill and link, so
  * a chain either goes out whole or not at all.
  */
+/* The length getpeername(2) would give for a connect's target: the
+ * family's own (an addrlen may be larger), a path's up to its NUL; an
+ * abstract name is as long as it was given. */
+static socklen_t peer_len(const struct sockaddr_storage *a, socklen_t len)
+{
+	const struct sockaddr_un *un = (const struct sockaddr_un *)a;
+	const size_t base = offsetof(struct sockaddr_un, sun_path);
+
+	switch (a->ss_family) {
+	case AF_INET:
+		return sizeof(struct sockaddr_in);
+	case AF_INET6:
+		return sizeof(struct sockaddr_in6);
+	case AF_UNIX:
+		if (len > base && un->sun_path[0])
+			return (socklen_t)(base + strnlen(un->sun_path, len - base) + 1);
+		return len;
+	default:
+		return len;
+	}
+}
+
 int rsc_chain_submit(struct rsc_chain *h)
 {
 	struct rsc__chain *c;
@@ -488,7 +512,7 @@ int rsc_chain_submit(struct rsc_chain *h)
 			a->slot = ret;
 		} else {
 			memcpy(&a->peer.addr, &st->addr, st->addrlen);
-			a->peer.len = st->addrlen;
+			a->peer.len = peer_len(&st->addr, st->addrlen);
 			a->ts.tv_sec = st->timeout_ms / 1000;
 			a->ts.tv_nsec = (long long)(st->timeout_ms % 1000) * 1000000;
 		}

@@ -536,6 +536,35 @@ START_TEST(refused_direct_connect_releases_its_slot)
 }
 END_TEST
 
+/*
+ * rsc_entry_peername(3) of a direct connection gives what getpeername(2)
+ * gives a plain one: the family's own length, whatever addrlen the connect
+ * was given (any length that holds the family's address is accepted).
+ */
+START_TEST(direct_connect_peername_has_the_familys_length)
+{
+	struct sockaddr_storage big = { 0 }, got;
+	struct sockaddr_in bound;
+	struct rsc_scope *srv, *cli;
+	struct rsc_entry *c;
+	socklen_t len = sizeof(got);
+
+	t_direct_table(16, 4);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "srv", &srv), 0);
+	(void)t_listen_on_loopback(srv, 8, &bound);
+	memcpy(&big, &bound, sizeof(bound));
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "cli", &cli), 0);
+	ck_assert_int_eq(rsc_connect(cli, (struct sockaddr *)&big, sizeof(big), 0, RSC_DIRECT, &c), 0);
+	ck_assert_int_ge(rsc_entry_wait(c), 0);
+	ck_assert_int_eq(rsc_entry_peername(c, (struct sockaddr *)&got, &len), 0);
+	ck_assert_uint_eq(len, sizeof(struct sockaddr_in));
+	ck_assert_int_eq(memcmp(&got, &bound, sizeof(bound)), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(cli, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(srv, NULL), 0);
+	ck_assert_int_eq(used(), 0);
+}
+END_TEST
+
 START_TEST(direct_connect_deadline_times_out_and_releases_its_slot)
 {
 	struct rsc_scope *srv, *cli;
@@ -1497,6 +1526,7 @@ Suite *make_direct_suite(void)
 	tcase_add_test(tc, direct_arguments_are_checked);
 	tcase_add_test(tc, direct_open_fills_a_slot_not_a_descriptor);
 	tcase_add_test(tc, slot_emptied_behind_the_back_and_reused_has_one_owner);
+	t_add_socket_test(tc, direct_connect_peername_has_the_familys_length);
 	t_add_socket_test(tc, direct_slots_are_free_after_a_clean_unwind);
 	tcase_add_test(tc, direct_slots_are_free_after_a_failed_acquire);
 	tcase_add_test(tc, direct_fsync_on_release_goes_before_close_direct);
