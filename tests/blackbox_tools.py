@@ -226,7 +226,10 @@ def audit_run_stop_keys():
            "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
     cmd = [AUDIT, "run", "--json", "--", "sh", "-c", "exec 7</etc/passwd; exit 3"]
     # The shim reaches that instant: a SIGTERM raised there is passed on to the command.
-    r = run(cmd, env=dict(env, RSC_TEST_FORK_RAISE=str(int(signal.SIGTERM))), timeout=30)
+    # (It can be passed on only once fork has returned the child's pid: a command that
+    # ended by then ends with its own status, as the page says, so this one waits.)
+    slow = [AUDIT, "run", "--json", "--", "sh", "-c", "exec 7</etc/passwd; sleep 10; exit 3"]
+    r = run(slow, env=dict(env, RSC_TEST_FORK_RAISE=str(int(signal.SIGTERM))), timeout=30)
     check(r.returncode == 128 + signal.SIGTERM,
           "a SIGTERM to run as its fork returns is passed on: %d, %r" % (r.returncode, r.stderr[-300:]))
     for sig in (signal.SIGINT, signal.SIGQUIT):
