@@ -692,11 +692,13 @@ static void op_on_close(struct prog *p, struct rd *r)
 
 static bool in_hook; /* set_deadline called from inside a manager's hook */
 
-/* The unwind of a scope above @s has started. */
+/* The unwind of a scope above @s (or of the loop's root) may have started. */
 static bool unwinding_above(const struct prog *p, int s)
 {
 	int a;
 
+	if (p->shutting_down)
+		return true; /* the loop's root: rsc_loop_shutdown */
 	for (a = p->sc[s].parent; a >= 0; a = p->sc[a].parent)
 		if (p->sc[a].valid && rsc_scope_state(p->sc[a].h) != RSC_SCOPE_OPEN)
 			return true;
