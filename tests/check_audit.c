@@ -232,37 +232,19 @@ END_TEST
  */
 START_TEST(set_audit_without_a_descriptor_left_fails_and_stays_off)
 {
-	struct rlimit old, low;
-	static int fds[4096];
-	int n = 0, top = 0, before;
+	static struct t_no_fds u;
+	int before;
 
 	if (t_under_valgrind()) {
 		printf("SKIP set_audit_without_a_descriptor_left_fails_and_stays_off: valgrind keeps its own descriptor limit\n");
 		return;
 	}
 	before = rsc_audit_fd_count();
-	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-	for (int fd = 0; fd < 4096; fd++)
-		if (fcntl(fd, F_GETFD) >= 0)
-			top = fd;
-	low = old;
-	low.rlim_cur = (rlim_t)top + 8;
-	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-	while (n < 4096) {
-		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0) {
-			ck_assert_int_eq(errno, EMFILE);
-			break;
-		}
-		fds[n++] = fd;
-	}
+	t_use_up_descriptors(&u);
 	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), -EMFILE);
 	ck_assert_ptr_nonnull(strstr(rsc_last_error(), "/proc/self/fd"));
 	ck_assert_int_eq(rsc_loop_audit_level(t_loop), RSC_AUDIT_OFF);
-	for (int i = 0; i < n; i++)
-		close(fds[i]);
-	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	t_descriptors_back(&u);
 	ck_assert_int_eq(rsc_audit_fd_count(), before);
 	/* With a descriptor free, it switches on, and holds its handle from then on. */
 	ck_assert_int_eq(rsc_loop_set_audit(t_loop, RSC_AUDIT_RELEASED), 0);

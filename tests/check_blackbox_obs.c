@@ -847,38 +847,13 @@ END_TEST
 /* rsc_audit_fd_count() with no descriptor left: -EMFILE, then the count again. */
 START_TEST(fd_count_at_the_descriptor_limit_is_emfile)
 {
-	struct rlimit old, low;
-	static int fds[4096];
-	int n = 0, before = rsc_audit_fd_count();
+	static struct t_no_fds u;
+	int before = rsc_audit_fd_count();
 
 	ck_assert_int_gt(before, 0);
-	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-	low = old;
-	low.rlim_cur = 4096;
-	/* Fill every free number below a limit a little above the highest in use. */
-	{
-		int top = 0;
-
-		for (int fd = 0; fd < 4096; fd++)
-			if (fcntl(fd, F_GETFD) >= 0)
-				top = fd;
-		low.rlim_cur = (rlim_t)top + 8;
-	}
-	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-	while (n < 4096) {
-		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0) {
-			ck_assert_int_eq(errno, EMFILE);
-			break;
-		}
-		fds[n++] = fd;
-	}
-	ck_assert_int_lt(n, 4096);
+	t_use_up_descriptors(&u);
 	ck_assert_int_eq(rsc_audit_fd_count(), -EMFILE);
-	for (int i = 0; i < n; i++)
-		close(fds[i]);
-	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	t_descriptors_back(&u);
 	ck_assert_int_eq(rsc_audit_fd_count(), before);
 }
 END_TEST

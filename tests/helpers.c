@@ -541,3 +541,35 @@ void t_full_unix_listener_close(int lfd, int fill[64], int nfill)
 	close(lfd);
 	unlink(t_path("full"));
 }
+
+void t_use_up_descriptors(struct t_no_fds *u)
+{
+	struct rlimit low;
+	int top = 0;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &u->old), 0);
+	for (int fd = 0; fd < 4096; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			top = fd;
+	low = u->old;
+	low.rlim_cur = (rlim_t)top + 8;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	u->n = 0;
+	while (u->n < (int)(sizeof(u->fds) / sizeof(u->fds[0]))) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0) {
+			ck_assert_int_eq(errno, EMFILE);
+			return;
+		}
+		u->fds[u->n++] = fd;
+	}
+	ck_abort_msg("t_use_up_descriptors: no EMFILE after %d opens", u->n);
+}
+
+void t_descriptors_back(struct t_no_fds *u)
+{
+	while (u->n > 0)
+		close(u->fds[--u->n]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &u->old), 0);
+}

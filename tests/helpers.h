@@ -105,6 +105,16 @@ void t_store_res(struct rsc_entry *e, int res, void *buf, void *data);
  * keeping one that waits in io_uring_enter(2) as the one running.
  */
 bool t_under_valgrind(void);
+/* No descriptor left: RLIMIT_NOFILE lowered to a little above the highest
+ * number in use, and every free number below it filled (asserted: the last
+ * open failed with EMFILE). t_descriptors_back() undoes both. */
+struct t_no_fds {
+	struct rlimit old;
+	int fds[4096];
+	int n;
+};
+void t_use_up_descriptors(struct t_no_fds *u);
+void t_descriptors_back(struct t_no_fds *u);
 /* CLOCK_MONOTONIC in milliseconds. */
 long t_now_ms(void);
 /* A timer in a scope of its own on @loop: after @ms, fired is set, so that a
