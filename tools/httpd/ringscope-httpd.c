@@ -292,7 +292,8 @@ static void on_sent(struct rsc_entry *e, int res, void *buf, void *data)
 	}
 	/* Answered: the only event that moves the idle deadline. */
 	if (w->srv->idle_ms && (ret = rsc_scope_set_deadline(c->scope, w->srv->idle_ms, 0)) < 0) {
-		warn("rsc_scope_set_deadline", ret);
+		if (ret != -ESHUTDOWN) /* the server's unwind has started: it closes c */
+			warn("rsc_scope_set_deadline", ret);
 		conn_close(c);
 		return;
 	}
@@ -543,7 +544,8 @@ static void on_accept(struct rsc_entry *l, int fd, struct rsc_scope *cs,
 		return;
 	}
 	if (w->srv->idle_ms && (ret = rsc_scope_set_deadline(cs, w->srv->idle_ms, 0)) < 0) {
-		warn("rsc_scope_set_deadline", ret);
+		if (ret != -ESHUTDOWN) /* the server's unwind has started: it closes c */
+			warn("rsc_scope_set_deadline", ret);
 		conn_close(c);
 		return;
 	}
