@@ -312,6 +312,26 @@ static void closes_ran(struct rsc_loop *loop)
 	}
 }
 
+/*
+ * After closes_ran: the kernel holds CQEs it could not post (a full CQ,
+ * IORING_SQ_CQ_OVERFLOW), and a close among them has run all the same.
+ * Taken into the stash (liburing flushes the overflow as it peeks), where
+ * the reap finds them before anything newer, and looked at there: a number
+ * whose close has run is nobody's before any callback runs, overflow or not.
+ */
+static RSC__COLD void closes_overflowed(struct rsc_loop *loop)
+{
+	unsigned i;
+
+	rsc__stash_cqes(loop);
+	for (i = 0; i < loop->stash_len && loop->n_ledger_running; i++) {
+		struct rsc_op *op = rsc__op_lookup(loop, loop->stash[i].user_data);
+
+		if (op && op->unsub)
+			close_done(loop, op, loop->stash[i].res);
+	}
+}
+
 /* The SQ was submitted (@all: or the loop is going). The closes that ran
  * let go of their numbers; any other is no longer marked closing, and its
  * entry lets go of its number at its CQE; while some of the SQ is left, the
@@ -320,8 +340,12 @@ RSC__HOT void rsc__ledger_submitted_slow(struct rsc_loop *loop, bool all)
 {
 	unsigned i;
 
-	if (!all && !rsc__loop_forked(loop))
+	if (!all && !rsc__loop_forked(loop)) {
 		closes_ran(loop);
+		if (loop->n_ledger_running &&
+		    (IO_URING_READ_ONCE(*loop->ring->sq.kflags) & IORING_SQ_CQ_OVERFLOW))
+			closes_overflowed(loop);
+	}
 	if (!all && loop->n_ledger_running && io_uring_sq_ready(loop->ring)) {
 		/* Some are still the SQ's (a partial submit): listed until an enter has taken them. */
 		rsc__ledger_closing(loop, false);

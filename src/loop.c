@@ -344,7 +344,7 @@ static bool ends_an_op(uint64_t user_data, unsigned flags)
 }
 
 /* Copy every CQE out of the ring so a retried submit has room. */
-static unsigned stash_cqes(struct rsc_loop *loop)
+unsigned rsc__stash_cqes(struct rsc_loop *loop)
 {
 	struct io_uring_cqe *cqe;
 	unsigned n = 0;
@@ -463,7 +463,7 @@ RSC__HOT static int ring_submit_once(struct rsc_loop *loop, unsigned wait_nr)
 			return ret;
 busy:
 		loop->counters[RSC_CTR_BUSY_RETRIES]++;
-		if (stash_cqes(loop) == 0 && submitted_in_flight(loop) > 0) {
+		if (rsc__stash_cqes(loop) == 0 && submitted_in_flight(loop) > 0) {
 			struct __kernel_timespec ms = { .tv_sec = 0, .tv_nsec = 1000000 };
 			struct io_uring_cqe *cqe;
 
@@ -475,7 +475,7 @@ busy:
 			if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
 			    ret != -EBUSY && ret != -ETIME)
 				return ret;
-			stash_cqes(loop);
+			rsc__stash_cqes(loop);
 		}
 		/* Completions set aside are what a waiting caller waits for. */
 		if (loop->stash_len)
@@ -913,7 +913,7 @@ RSC__HOT static unsigned reap(struct rsc_loop *loop)
 		return total; /* the child's copy: the CQ is the parent's */
 	/* Injected: take the overflow path, as after -EBUSY. */
 	if (rsc__fault(loop, RSC__F_CQ_OVERFLOW)) {
-		stash_cqes(loop);
+		rsc__stash_cqes(loop);
 		return total + dispatch_stash(loop);
 	}
 	/* Copy and advance before dispatching: a callback may submit again. */

@@ -158,6 +158,86 @@ START_TEST(an_op_reused_for_io_is_no_close_of_its_entry)
 }
 END_TEST
 
+#define OVERFLOW_N 40
+
+struct overflow_probe {
+	struct rsc_scope *into;
+	int adopt_res, ends[2];
+};
+
+/* A receive's callback, run before the closes' overflowed CQEs: the numbers
+ * those closes freed are the kernel's to give again, and adoptable. */
+static void adopt_a_fresh_pair(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	struct overflow_probe *o = data;
+
+	(void)e;
+	(void)buf;
+	ck_assert_int_eq(res, 1);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, o->ends), 0);
+	o->adopt_res = rsc_adopt(o->into, o->ends[0], 0, NULL);
+	if (o->adopt_res == 0)
+		o->ends[0] = -1;
+}
+
+static void note_closed(struct rsc_scope *s, int status, const struct rsc_error *err, void *data)
+{
+	(void)s;
+	(void)status;
+	(void)err;
+	*(int *)data = 1;
+}
+
+/*
+ * rsc_adopt(3): a number is owned until its owner's close has run, and no
+ * longer. A scope of 40 sockets closes on a loop whose CQ holds 32: the
+ * kernel runs every close inside the enter, but the CQEs that do not fit go
+ * to its overflow list, which the ledger did not look at; their numbers
+ * stayed owned through the callbacks of that turn, and a callback's
+ * socketpair(2) got one of them, which rsc_adopt refused (-EEXIST).
+ */
+START_TEST(closes_whose_cqes_overflowed_let_their_numbers_go)
+{
+	struct overflow_probe o = { .adopt_res = 1, .ends = { -1, -1 } };
+	struct rsc_scope *a, *b;
+	struct rsc_entry *y;
+	struct rsc_loop *loop;
+	int sv[2], peers[OVERFLOW_N + 1], done = 0, i, before = t_fd_count();
+	char buf[4];
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 8, 0), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "b", &b), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "a", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "c", &o.into), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_adopt(b, sv[0], 0, &y), 0);
+	peers[OVERFLOW_N] = sv[1];
+	for (i = 0; i < OVERFLOW_N; i++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		ck_assert_int_eq(rsc_adopt(a, sv[0], 0, NULL), 0);
+		peers[i] = sv[1];
+	}
+	ck_assert_int_eq(rsc_recv(y, buf, 1, 0, adopt_a_fresh_pair, &o), 0);
+	while (rsc_loop_run(loop, RSC_RUN_NOWAIT) > 0 && rsc_entry_io_count(y) == 0)
+		;
+	ck_assert_int_eq(write(peers[OVERFLOW_N], "x", 1), 1);
+	usleep(10000);
+	ck_assert_int_eq(rsc_scope_close(a, note_closed, &done), 0);
+	while (!done)
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_ONCE), 0);
+	ck_assert_msg(o.adopt_res == 0, "rsc_adopt of a number just made: %s", rsc_strerror(o.adopt_res));
+	ck_assert_int_eq(rsc_scope_close(b, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close(o.into, NULL, NULL), 0);
+	while (rsc_loop_run(loop, RSC_RUN_NOWAIT) > 0)
+		;
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	for (i = 0; i <= OVERFLOW_N; i++)
+		close(peers[i]);
+	close(o.ends[1]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_ledger_closes_suite(void)
 {
 	Suite *s = suite_create("ledger_closes");
@@ -168,6 +248,7 @@ Suite *make_ledger_closes_suite(void)
 	tcase_add_test(tc, shutdown_release_keeps_its_number_until_its_close_has_run);
 	tcase_add_test(tc, fsync_error_is_the_release_error_and_the_close_still_runs);
 	tcase_add_test(tc, an_op_reused_for_io_is_no_close_of_its_entry);
+	tcase_add_test(tc, closes_whose_cqes_overflowed_let_their_numbers_go);
 	suite_add_tcase(s, tc);
 	return s;
 }
