@@ -822,17 +822,19 @@ static inline void rsc__ledger_set(int fd, uint64_t h)
 		rsc__ledger_set_slow(fd, h);
 }
 
-/* Cell @c names @h, closing or not. Relaxed: only @h's own thread writes a cell that names it. */
-static inline bool rsc__ledger_cell_names(const uint64_t *c, uint64_t h)
-{
-	return (__atomic_load_n(c, __ATOMIC_RELAXED) & ~RSC__LEDGER_CLOSING) == h;
-}
-
-/* @h no longer owns the number of cell @c; a cell someone else took stays theirs. */
+/*
+ * @h no longer owns the number of cell @c; a cell someone else took stays
+ * theirs. A compare-and-swap: once @h's close has run, the kernel may give
+ * the number to another loop's acquire, which stores its owner here at any
+ * moment (rsc__ledger_set); a plain store of 0 after reading @h could erase
+ * that owner, and a second adopt of its descriptor would then be accepted.
+ */
 static inline void rsc__ledger_forget_cell(uint64_t *c, uint64_t h)
 {
-	if (rsc__ledger_cell_names(c, h))
-		__atomic_store_n(c, 0, __ATOMIC_RELEASE);
+	uint64_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+
+	if ((v & ~RSC__LEDGER_CLOSING) == h)
+		__atomic_compare_exchange_n(c, &v, 0, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 }
 
 /* @h no longer owns @fd (its close is submitted). */

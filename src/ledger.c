@@ -240,13 +240,25 @@ bool rsc__ledger_list_close_slow(struct rsc_loop *loop, struct rsc_op *op, uint6
 	return rsc__ledger_list_append(loop, op, cell, h);
 }
 
-/* Cell @c, while it names @h: marked closing, or no longer. A cell another
- * thread can change only from 0 (a claim): while it names @h, this thread is
- * its one writer, and a store will do. */
+/*
+ * Cell @c, while it names @h: marked closing, or no longer. Before the enter
+ * that runs @h's close the number is open and @h's, so no other thread
+ * writes the cell (a claim changes only a 0, and the kernel gives out only
+ * free numbers): a store will do. Unmarking comes after an enter, when a
+ * close taken for still running may have run all the same, and another
+ * loop's acquire been handed the number and stored its own owner here
+ * (rsc__ledger_set): only a compare-and-swap keeps from overwriting it.
+ */
 static inline void mark_cell(uint64_t *c, uint64_t h, bool closing)
 {
-	if (rsc__ledger_cell_names(c, h))
-		__atomic_store_n(c, closing ? h | RSC__LEDGER_CLOSING : h, __ATOMIC_RELEASE);
+	uint64_t v = __atomic_load_n(c, __ATOMIC_RELAXED);
+
+	if ((v & ~RSC__LEDGER_CLOSING) != h)
+		return;
+	if (closing)
+		__atomic_store_n(c, h | RSC__LEDGER_CLOSING, __ATOMIC_RELEASE);
+	else
+		__atomic_compare_exchange_n(c, &v, h, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 }
 
 /* Listed close @op leaves the list: @ran, its number is let go of; else the

@@ -175,6 +175,95 @@ START_TEST(single_issuer_loop_closed_from_another_thread_leaves_this_threads_loo
 }
 END_TEST
 
+#define OPENERS 3
+
+struct opener {
+	int id;
+	long rounds, ledger_misses, second_owners;
+	const char *failed;
+	char path[512]; /* t_path's buffers are not the threads' to share */
+	char why[200];
+};
+
+/*
+ * rsc_open, wait, release without waiting (its close goes out in one enter
+ * with the next open), over and over: numbers pass from one thread's loop to
+ * another's through the kernel all the time. After each open has entered,
+ * the ledger must name its entry, and a second adopt of its number must be
+ * refused; a cell erased by another loop's let-go made both fail.
+ */
+static void *opener(void *arg)
+{
+	struct opener *o = arg;
+	struct rsc_loop *loop;
+	struct rsc_scope *s, *s2;
+	struct rsc_entry *e, *e2;
+	char buf[256];
+	long until = t_now_ms() + (t_under_valgrind() ? 500 : 2500);
+	int fd, ret;
+
+	if (rsc_loop_new(&loop, 64, 0) < 0 || rsc_scope_open(loop, NULL, "a", &s) < 0 ||
+	    rsc_scope_open(loop, NULL, "b", &s2) < 0) {
+		o->failed = "setup";
+		return NULL;
+	}
+	while (!o->failed && t_now_ms() < until) {
+		for (int k = 0; k < 200; k++, o->rounds++) {
+			if (rsc_open(s, AT_FDCWD, o->path, O_RDONLY, 0, 0, &e) < 0 ||
+			    (fd = rsc_entry_wait(e)) < 0) {
+				o->failed = "rsc_open";
+				break;
+			}
+			if (rsc_audit_describe_fd(fd, buf, sizeof(buf)) == -ENOENT) {
+				o->ledger_misses++;
+				ret = rsc_adopt(s2, fd, 0, &e2);
+				if (ret == 0) {
+					o->second_owners++;
+					/* Let go of the second owner without a close of its own. */
+					if (rsc_entry_detach(e2) != fd)
+						o->failed = "detach of the second owner";
+				}
+			}
+			if (rsc_entry_release(e, NULL, NULL) != 0)
+				o->failed = "rsc_entry_release";
+		}
+	}
+	if (o->failed)
+		return NULL;
+	if ((ret = rsc_scope_close_wait(s, NULL)) != 0 || (ret = rsc_scope_close_wait(s2, NULL)) != 0 ||
+	    (ret = rsc_loop_close(loop)) < 0) {
+		snprintf(o->why, sizeof(o->why), "closing: %s (%s)", rsc_err_name(ret), rsc_last_error());
+		o->failed = o->why;
+	}
+	return NULL;
+}
+
+START_TEST(numbers_passing_between_threads_loops_keep_exactly_one_owner)
+{
+	struct opener o[OPENERS];
+	pthread_t t[OPENERS];
+	long rounds = 0;
+	int i;
+
+	t_make_files(1);
+	for (i = 0; i < OPENERS; i++) {
+		o[i] = (struct opener){ .id = i };
+		snprintf(o[i].path, sizeof(o[i].path), "%s", t_path("f0"));
+		ck_assert_int_eq(pthread_create(&t[i], NULL, opener, &o[i]), 0);
+	}
+	for (i = 0; i < OPENERS; i++)
+		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+	for (i = 0; i < OPENERS; i++) {
+		ck_assert_msg(!o[i].failed, "thread %d: %s", i, o[i].failed);
+		ck_assert_msg(o[i].ledger_misses == 0 && o[i].second_owners == 0,
+			      "thread %d: %ld live entries the ledger did not name, %ld second owners",
+			      i, o[i].ledger_misses, o[i].second_owners);
+		rounds += o[i].rounds;
+	}
+	printf("numbers_passing_between_threads_loops_keep_exactly_one_owner: %ld rounds\n", rounds);
+}
+END_TEST
+
 Suite *make_hostile_threads_suite(void)
 {
 	Suite *s = suite_create("hostile_threads");
@@ -185,6 +274,7 @@ Suite *make_hostile_threads_suite(void)
 	tcase_add_test(tc, adopt_of_a_number_another_threads_loop_just_closed_is_not_eexist);
 	tcase_add_test(tc, handles_of_another_threads_freed_objects_are_estale_here);
 	tcase_add_test(tc, single_issuer_loop_closed_from_another_thread_leaves_this_threads_loop_working);
+	tcase_add_test(tc, numbers_passing_between_threads_loops_keep_exactly_one_owner);
 	suite_add_tcase(s, tc);
 	return s;
 }
