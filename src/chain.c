@@ -536,7 +536,7 @@ int rsc_chain_submit(struct rsc_chain *h)
 		if (!ops[q]) {
 			while (q-- > 0)
 				rsc__op_put(loop, ops[q]);
-			rsc__nop_sqes(sqes, c->n_sqes);
+			rsc__nop_sqes(loop, sqes, c->n_sqes);
 			ret = -ENOMEM;
 			goto undo;
 		}

@@ -161,7 +161,7 @@ static int reserve_sqes(struct rsc__entry *e, unsigned n,
 			while (i-- > 0)
 				rsc__op_put(loop, loop->hook_ops[k + i]);
 			e->enter_op = enter_op;
-			rsc__nop_sqes(sqes, n);
+			rsc__nop_sqes(loop, sqes, n);
 			return -ENOMEM;
 		}
 		op->entry = e;

@@ -435,6 +435,7 @@ struct rsc_loop {
 	unsigned n_ledger_unsub, cap_ledger_unsub;
 	unsigned n_ledger_running; /* listed closes not seen done yet (ledger.c's closes_ran) */
 	unsigned n_inboxes; /* inboxes receiving (handover.c): closing states are told to them */
+	unsigned nops_inflight; /* rsc__nop_sqes' NOPs whose CQEs have not come yet */
 	uint32_t io_seq; /* tracked ops started so far, modulo 2^32 (io.c) */
 	unsigned n_entries_made; /* the entry pool's size: the list above has room for each */
 	/* Ledger pages made ahead, one per install in flight (ledger.c): the
@@ -1108,7 +1109,7 @@ static inline int rsc__get_sqes(struct rsc_loop *loop, unsigned n, struct io_uri
 }
 /* Submit what is prepared now, outside a turn of the loop (>= 0 or -errno). */
 int rsc__submit_now(struct rsc_loop *loop);
-void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n);
+void rsc__nop_sqes(struct rsc_loop *loop, struct io_uring_sqe **sqes, unsigned n);
 struct rsc_op *rsc__op_with_sqe(struct rsc_loop *loop, struct io_uring_sqe **sqep);
 /* The same, saying why there is none: -EBUSY (no SQE) or -ENOMEM (no op). */
 int rsc__op_with_sqe_why(struct rsc_loop *loop, struct io_uring_sqe **sqep, struct rsc_op **opp);
@@ -1124,7 +1125,7 @@ static inline int rsc__op_with_sqe_inline(struct rsc_loop *loop, struct io_uring
 		return -EBUSY;
 	*opp = rsc__op_get(loop);
 	if (__builtin_expect(!*opp, 0)) {
-		rsc__nop_sqes(sqep, 1);
+		rsc__nop_sqes(loop, sqep, 1);
 		return -ENOMEM;
 	}
 	io_uring_sqe_set_data64(*sqep, rsc__op_user_data(*opp));

@@ -111,7 +111,7 @@ int rsc__io_op(struct rsc__entry *e, struct io_uring_sqe **sqep, struct rsc_op *
 		return ret;
 	op = rsc__op_get(loop);
 	if (!op) {
-		rsc__nop_sqes(sqep, 1);
+		rsc__nop_sqes(loop, sqep, 1);
 		rsc__set_last_error("no memory for another op of the loop");
 		return -ENOMEM;
 	}

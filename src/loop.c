@@ -544,8 +544,10 @@ int rsc__get_sqes_slow(struct rsc_loop *loop, unsigned n, struct io_uring_sqe **
 	return 0;
 }
 
-/* Taken SQEs that will carry nothing: NOPs whose CQEs nobody waits for. */
-void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n)
+/* Taken SQEs that will carry nothing: NOPs no op waits for, counted until
+ * their CQEs come (on the application's ring, rsc_loop_close must not free
+ * the loop while one of ours is still to be reaped and dispatched). */
+void rsc__nop_sqes(struct rsc_loop *loop, struct io_uring_sqe **sqes, unsigned n)
 {
 	unsigned i;
 
@@ -553,6 +555,7 @@ void rsc__nop_sqes(struct io_uring_sqe **sqes, unsigned n)
 		io_uring_prep_nop(sqes[i]);
 		io_uring_sqe_set_data64(sqes[i], RSC__UD_NONE);
 	}
+	loop->nops_inflight += n;
 }
 
 /* One SQE and the op it completes, SQE first (see reserve_sqes). */
@@ -793,8 +796,10 @@ RSC__HOT RSC__INLINE void dispatch_inline(struct rsc_loop *loop, uint64_t user_d
 	rsc__op_fn fn;
 
 	loop->counters[RSC_CTR_CQES]++;
-	if (user_data == RSC__UD_NONE)
+	if (user_data == RSC__UD_NONE) {
+		loop->nops_inflight -= loop->nops_inflight > 0;
 		return;
+	}
 	if (user_data == RSC__UD_POST) {
 		rsc__post_woken(loop, res, flags); /* another thread posted and woke us */
 		return;
@@ -952,7 +957,7 @@ RSC__HOT static inline unsigned run_ready(struct rsc_loop *loop)
 
 RSC__INLINE bool loop_alive(const struct rsc_loop *loop)
 {
-	return loop->ops_inflight > 0 || !rsc__list_empty(&loop->ready_queue) ||
+	return loop->ops_inflight > 0 || loop->nops_inflight > 0 || !rsc__list_empty(&loop->ready_queue) ||
 	       loop->stash_len || !rsc__list_empty(&loop->retry_list) ||
 	       !rsc__list_empty(&loop->announce_queue) || !rsc__list_empty(&loop->graceful_list) ||
 	       __atomic_load_n(&loop->post_head, __ATOMIC_ACQUIRE) ||

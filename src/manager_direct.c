@@ -582,7 +582,7 @@ int rsc__slot_move_start(struct rsc__entry *e, uint8_t opcode, rsc__op_fn done,
 			rsc__io_unlink(op[0]);
 			rsc__op_put(loop, op[0]);
 		}
-		rsc__nop_sqes(sqe, 2);
+		rsc__nop_sqes(loop, sqe, 2);
 		rsc__room_put(loop, r);
 		return -ENOMEM;
 	}

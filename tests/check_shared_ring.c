@@ -321,6 +321,51 @@ START_TEST(arrival_behind_the_inbox_end_keeps_the_loop_alive)
 }
 END_TEST
 
+static void count_io(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)buf;
+	(*(int *)data)++;
+}
+
+/*
+ * rsc_loop_close(3) on the application's ring fails with -EBUSY while
+ * anything of ringscope's is in flight there. A call that found no memory
+ * for its op had taken its SQE already, and left a NOP of ringscope's on
+ * the ring that nothing counted: the loop closed, and the application then
+ * reaped a CQE tagged as ringscope's, for a loop that was gone.
+ */
+START_TEST(nop_left_by_a_call_without_memory_keeps_the_loop_alive)
+{
+	struct app a;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int sv[2], calls = 0, ret;
+	char buf[4];
+
+	app_new(&a);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &e), 0);
+	app_reap(&a);
+	ck_assert_int_eq(rsc_fault_set(a.loop, "alloc:1:ENOMEM"), 0);
+	ret = rsc_recv(e, buf, sizeof(buf), 0, count_io, &calls);
+	ck_assert_int_eq(rsc_fault_set(a.loop, NULL), 0);
+	ck_assert_int_eq(ret, -ENOMEM);
+	ck_assert_uint_eq(io_uring_sq_ready(&a.ring), 1); /* the NOP in its SQE's place */
+	ck_assert_int_gt(rsc_loop_alive(a.loop), 0);
+	ck_assert_int_eq(rsc_entry_detach(e), sv[0]);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rsc_loop_close(a.loop), -EBUSY); /* the NOP's CQE is still to come */
+	app_drain_and_close(&a);
+	ck_assert_int_eq(calls, 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 /* The direct table a loop registered on the application's ring goes with the
  * loop: the ring is the application's again, and a later loop can have one. */
 START_TEST(closed_loop_leaves_no_table_on_the_ring)
@@ -699,6 +744,8 @@ Suite *make_shared_ring_suite(void)
 			      t_has_hand_over(),
 			      "IORING_MSG_SEND_FD (Linux 6.0) and fault injection");
 		tcase_add_test(tc, closed_loop_leaves_no_table_on_the_ring);
+		t_add_test_if(tc, nop_left_by_a_call_without_memory_keeps_the_loop_alive,
+			      rsc_fault_set(t_probe_loop(), "") == 0, "fault injection");
 		tcase_add_test(tc, full_audit_verdict_ignores_the_applications_cqes);
 		tcase_add_test(tc, another_loops_cqe_is_refused);
 		t_add_test_if(tc, failed_wake_does_not_keep_the_loop_alive, t_has_post_msg_ring(),
