@@ -2049,7 +2049,7 @@ Suite *make_hostile_servers2_suite(void)
 		t_add_test_if(tc, deadline_over_a_busy_listener_closes_every_late_connection,
 			      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");
 	tcase_add_test(tc, graceful_stats_count_drained_cut_and_failed_exactly);
-	tcase_add_test(tc, listener_cut_by_a_grace_counts_in_neither_stat);
+	t_add_socket_test(tc, listener_cut_by_a_grace_counts_in_neither_stat);
 	tcase_add_test(tc, failure_waiting_for_its_turn_ends_a_grace_below_at_once);
 	tcase_add_test(tc, deadline_under_an_unwind_above_is_refused_unless_a_grace_keeps_it);
 	tcase_add_test(tc, graceful_close_with_no_io_is_prompt_and_grace_zero_waits);
