@@ -741,7 +741,7 @@ Suite *make_shared_ring_suite(void)
 		t_add_test_if(tc, arrival_for_another_rings_inbox_is_refused, t_has_hand_over(),
 			      "IORING_MSG_SEND_FD (Linux 6.0)");
 		t_add_test_if(tc, arrival_behind_the_inbox_end_keeps_the_loop_alive,
-			      t_has_hand_over(),
+			      t_has_hand_over() && rsc_fault_set(t_probe_loop(), "") == 0,
 			      "IORING_MSG_SEND_FD (Linux 6.0) and fault injection");
 		tcase_add_test(tc, closed_loop_leaves_no_table_on_the_ring);
 		t_add_test_if(tc, nop_left_by_a_call_without_memory_keeps_the_loop_alive,
