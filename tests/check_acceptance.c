@@ -925,7 +925,6 @@ END_TEST
  * errno its page gives, and nothing is acquired; its handles go stale once
  * the callback returns.
  */
-static int nop_exit(struct rsc_entry *e, const struct rsc_error *p, void *a);
 
 struct inside_close {
 	struct rsc_entry *e;
@@ -953,7 +952,7 @@ static void refuse_inside_close(struct rsc_scope *s, int status, const struct rs
 	ic->release = rsc_entry_release(ic->e, NULL, NULL);
 	ic->detach = rsc_entry_detach(ic->e);
 	ic->entry_move = rsc_entry_move(ic->e, s);
-	ic->defer = rsc_defer(s, nop_exit, NULL, NULL);
+	ic->defer = rsc_defer(s, t_nop_exit, NULL, NULL);
 	ic->deadline = rsc_scope_set_deadline(s, 10, 0);
 	ic->graceful = rsc_scope_close_graceful(s, 10, NULL, NULL);
 	ic->fd = rsc_entry_fd(ic->e);
@@ -1085,31 +1084,6 @@ END_TEST
 
 /* ----------------------------------------------------------- stale handles */
 
-static int nop_exit(struct rsc_entry *e, const struct rsc_error *p, void *a)
-{
-	(void)e;
-	(void)p;
-	(void)a;
-	return 0;
-}
-
-static void nop_io(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	(void)e;
-	(void)res;
-	(void)buf;
-	(void)data;
-}
-
-static void nop_accept(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *c,
-		       void *data)
-{
-	(void)l;
-	(void)res;
-	(void)cs;
-	(void)c;
-	(void)data;
-}
 
 static void nop_entry_cb(struct rsc_entry *e, int res, void *data)
 {
@@ -1154,17 +1128,17 @@ static void walk_stale_scope(struct rsc_scope *st, struct rsc_scope *live, struc
 	ck_assert_int_eq(rsc_push(st, &m.mgr, &m, &e), -ESTALE);
 	ck_assert_ptr_null(e);
 	ck_assert_int_eq(m.exit_calls, 0);
-	ck_assert_int_eq(rsc_defer(st, nop_exit, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_defer(st, t_nop_exit, NULL, NULL), -ESTALE);
 	ck_assert_int_eq(rsc_open(st, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, NULL), -ESTALE);
 	ck_assert_int_eq(rsc_socket(st, AF_UNIX, SOCK_STREAM, 0, 0, NULL), -ESTALE);
 	ck_assert_int_eq(rsc_connect(st, (struct sockaddr *)&a, sizeof(a), 0, 0, NULL), -ESTALE);
 	ck_assert_int_eq(rsc_listen(st, (struct sockaddr *)&a, sizeof(a), 1, 0, NULL), -ESTALE);
 	ck_assert_int_eq(rsc_adopt(st, efd, 0, NULL), -ESTALE);
 	ck_assert_int_eq(fcntl(efd, F_GETFD), FD_CLOEXEC); /* still the caller's */
-	ck_assert_int_eq(rsc_timer(st, 10, nop_io, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_timer(st, 10, t_nop_io, NULL, NULL), -ESTALE);
 	ck_assert_int_eq(rsc_pipe(st, 0, NULL), -ESTALE);
 	ck_assert_int_eq(rsc_chain_new(st, &ch), -ESTALE);
-	ck_assert_int_eq(rsc_inbox(st, nop_accept, NULL, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_inbox(st, t_nop_accept, NULL, NULL), -ESTALE);
 	close(efd);
 }
 
@@ -1177,7 +1151,7 @@ static void walk_stale_entry(struct rsc_entry *st, struct rsc_scope *live)
 	int ends[2] = { -1, -1 };
 
 	ck_assert_int_eq(rsc_entry_get_sqes(st, 1, &sqe), -ESTALE);
-	ck_assert_int_eq(rsc_accept(st, 0, nop_accept, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_accept(st, 0, t_nop_accept, NULL), -ESTALE);
 	ck_assert_int_eq(rsc_entry_on_enter(st, nop_entry_cb, NULL), -ESTALE);
 	ck_assert_int_eq(rsc_entry_release(st, nop_entry_cb, NULL), -ESTALE);
 	ck_assert_int_eq(rsc_entry_release_wait(st, NULL), -ESTALE);
@@ -1192,12 +1166,12 @@ static void walk_stale_entry(struct rsc_entry *st, struct rsc_scope *live)
 	ck_assert_str_eq(rsc_entry_detail(st), "");
 	ck_assert_ptr_null(rsc_entry_scope(st));
 	ck_assert_ptr_null(rsc_entry_arg(st));
-	ck_assert_int_eq(rsc_read(st, buf, sizeof(buf), 0, nop_io, NULL), -ESTALE);
-	ck_assert_int_eq(rsc_write(st, buf, sizeof(buf), 0, nop_io, NULL), -ESTALE);
-	ck_assert_int_eq(rsc_recv(st, buf, sizeof(buf), 0, nop_io, NULL), -ESTALE);
-	ck_assert_int_eq(rsc_send(st, buf, sizeof(buf), 0, nop_io, NULL), -ESTALE);
-	ck_assert_int_eq(rsc_timeout(st, 10, nop_io, NULL), -ESTALE);
-	ck_assert_int_eq(rsc_recv_multishot(st, 0, nop_io, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_read(st, buf, sizeof(buf), 0, t_nop_io, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_write(st, buf, sizeof(buf), 0, t_nop_io, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_recv(st, buf, sizeof(buf), 0, t_nop_io, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_send(st, buf, sizeof(buf), 0, t_nop_io, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_timeout(st, 10, t_nop_io, NULL), -ESTALE);
+	ck_assert_int_eq(rsc_recv_multishot(st, 0, t_nop_io, NULL), -ESTALE);
 	ck_assert_int_eq(rsc_entry_io_count(st), -ESTALE);
 	ck_assert_int_eq(rsc_entry_slot(st), -ESTALE);
 	ck_assert_int_eq(rsc_entry_install(st, 0, nop_entry_cb, NULL), -ESTALE);

@@ -158,32 +158,6 @@ START_TEST(use_after_close_is_an_error_not_a_crash)
 }
 END_TEST
 
-static int exit_nothing(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
-{
-	(void)e;
-	(void)pending;
-	(void)arg;
-	return 0;
-}
-
-static void io_nothing(struct rsc_entry *e, int res, void *buf, void *data)
-{
-	(void)e;
-	(void)res;
-	(void)buf;
-	(void)data;
-}
-
-static void accept_nothing(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *c,
-			   void *data)
-{
-	(void)l;
-	(void)res;
-	(void)cs;
-	(void)c;
-	(void)data;
-}
-
 /* A pointer no call may leave behind in an output. */
 #define POISON ((void *)(uintptr_t)0xdeadbeef)
 
@@ -216,15 +190,15 @@ START_TEST(every_output_is_null_after_a_failed_call)
 	EXPECT_NULL(rsc_scope_close_wait(NULL, &err), err);
 	EXPECT_NULL(rsc_entry_release_wait(NULL, &err), err);
 	EXPECT_NULL(rsc_push(NULL, &tmgr_manager, NULL, &e), e);
-	EXPECT_NULL(rsc_defer(NULL, exit_nothing, NULL, &e), e);
+	EXPECT_NULL(rsc_defer(NULL, t_nop_exit, NULL, &e), e);
 	EXPECT_NULL(rsc_open(NULL, AT_FDCWD, "/dev/null", O_RDONLY, 0, 0, &e), e);
 	EXPECT_NULL(rsc_socket(NULL, AF_INET, SOCK_STREAM, 0, 0, &e), e);
 	EXPECT_NULL(rsc_connect(NULL, (struct sockaddr *)&sin, sizeof(sin), 0, 0, &e), e);
 	EXPECT_NULL(rsc_listen(NULL, (struct sockaddr *)&sin, sizeof(sin), 8, 0, &e), e);
 	EXPECT_NULL(rsc_adopt(NULL, 0, 0, &e), e);
-	EXPECT_NULL(rsc_timer(NULL, 1, io_nothing, NULL, &e), e);
+	EXPECT_NULL(rsc_timer(NULL, 1, t_nop_io, NULL, &e), e);
 	EXPECT_NULL(rsc_pipe(NULL, 0, &e), e);
-	EXPECT_NULL(rsc_inbox(NULL, accept_nothing, NULL, &e), e);
+	EXPECT_NULL(rsc_inbox(NULL, t_nop_accept, NULL, &e), e);
 	EXPECT_NULL(rsc_chain_new(NULL, &chain), chain);
 	EXPECT_NULL(rsc_chain_open(NULL, AT_FDCWD, "/dev/null", O_RDONLY, 0, &e), e);
 	EXPECT_NULL(rsc_chain_socket(NULL, AF_INET, SOCK_STREAM, 0, &e), e);

@@ -1428,19 +1428,12 @@ static int empty_slot_enter(struct rsc_entry *e, void *arg)
 	return 0;
 }
 
-static int nop_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
-{
-	(void)e;
-	(void)pending;
-	(void)arg;
-	return 0;
-}
 
 static const struct rsc_manager empty_slot_mgr = {
 	.size = sizeof(struct rsc_manager),
 	.name = "behind-the-back",
 	.enter = empty_slot_enter,
-	.exit = nop_exit,
+	.exit = t_nop_exit,
 };
 
 /*

@@ -573,3 +573,28 @@ void t_descriptors_back(struct t_no_fds *u)
 		close(u->fds[--u->n]);
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &u->old), 0);
 }
+
+int t_nop_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg)
+{
+	(void)e;
+	(void)pending;
+	(void)arg;
+	return 0;
+}
+
+void t_nop_io(struct rsc_entry *e, int res, void *buf, void *data)
+{
+	(void)e;
+	(void)res;
+	(void)buf;
+	(void)data;
+}
+
+void t_nop_accept(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *c, void *data)
+{
+	(void)l;
+	(void)res;
+	(void)cs;
+	(void)c;
+	(void)data;
+}

@@ -115,6 +115,10 @@ struct t_no_fds {
 };
 void t_use_up_descriptors(struct t_no_fds *u);
 void t_descriptors_back(struct t_no_fds *u);
+/* Callbacks that do nothing, for calls that need one. */
+int t_nop_exit(struct rsc_entry *e, const struct rsc_error *pending, void *arg);
+void t_nop_io(struct rsc_entry *e, int res, void *buf, void *data);
+void t_nop_accept(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc_entry *c, void *data);
 /* CLOCK_MONOTONIC in milliseconds. */
 long t_now_ms(void);
 /* A timer in a scope of its own on @loop: after @ms, fired is set, so that a
