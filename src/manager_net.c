@@ -398,6 +398,10 @@ static int entry_name(const struct rsc_entry *h, struct sockaddr *addr, socklen_
 	/* The arguments first: a bad one is -EINVAL in every state of the entry. */
 	RSC__CHECK_ARG(addr && addrlen, "%s: addr or addrlen is NULL", fn);
 	fd = rsc_entry_fd(h);
+	/* Its file handed over to another loop (-EXDEV), or its slot lost
+	 * (-EBADF): it holds nothing, and names nothing, as rsc_entry_slot says. */
+	if (fd == -EBADFD && e->fd_kind == RSC__FD_DIRECT && e->value < 0 && e->state == RSC_ENTERED)
+		return rsc_entry_slot(h);
 	if (fd == -EBADFD && peer && e->peer) {
 		/* A slot: the address its accept or connect knew (e->peer). */
 		memcpy(addr, &e->peer->addr, *addrlen < e->peer->len ? *addrlen : e->peer->len);

@@ -105,6 +105,14 @@ START_TEST(hand_over_has_reached_the_inbox_when_the_call_returns)
 	ck_assert_int_ge(sent.res, 0);
 	ck_assert_int_eq(sent.slot, -EXDEV);
 	ck_assert_int_eq(rsc_loop_direct_used(r.loop), 1);
+	/* The sender's entry holds nothing now, and names nothing (rsc_entry_peername(3)). */
+	{
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		ck_assert_int_eq(rsc_entry_peername(e, (struct sockaddr *)&ss, &len), -EXDEV);
+		ck_assert_int_eq(rsc_entry_sockname(e, (struct sockaddr *)&ss, &len), -EXDEV);
+	}
 	close_both(s, &r);
 }
 END_TEST
