@@ -429,10 +429,6 @@ static void fill_step(struct rsc__chain *c, unsigned i, struct rsc__entry **es,
 	}
 }
 
-/*
- * Reserve every slot, entry, SQE and op first; only then fill and link, so
- * a chain either goes out whole or not at all.
- */
 /* The length getpeername(2) would give for a connect's target: the
  * family's own (an addrlen may be larger), a path's up to its NUL; an
  * abstract name is as long as it was given. */
@@ -455,6 +451,10 @@ static socklen_t peer_len(const struct sockaddr_storage *a, socklen_t len)
 	}
 }
 
+/*
+ * Reserve every slot, entry, SQE and op first; only then fill and link, so
+ * a chain either goes out whole or not at all.
+ */
 int rsc_chain_submit(struct rsc_chain *h)
 {
 	struct rsc__chain *c;

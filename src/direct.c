@@ -293,6 +293,8 @@ static void describe_owner(struct rsc__dslot *sl)
 		describe(sl, e);
 }
 
+static bool slot_leaving(const struct rsc__dslot *sl);
+
 /*
  * The kernel gives out only empty slots. One it gave to @to while the table
  * still names a live owner that has not started its release was emptied
@@ -300,8 +302,6 @@ static void describe_owner(struct rsc__dslot *sl)
  * lets the number go unclosed, so that its release and its I/O cannot reach
  * @to's file (DESIGN 7: one owner), and the audit names it.
  */
-static bool slot_leaving(const struct rsc__dslot *sl);
-
 static void slot_lost(struct rsc_loop *loop, struct rsc__dslot *sl, int slot,
 		      const struct rsc__entry *to)
 {

@@ -132,38 +132,43 @@ static uint32_t message_token(uint64_t user_data)
 	return (uint32_t)(user_data >> 32) & RSC__TOKEN_MASK;
 }
 
-static bool live_at_locked(uint32_t token, int ring_fd)
+/* The live inbox with @token at ring @ring_fd (-1: at any ring), or NULL; under live_lock. */
+static struct live_inbox *live_find_locked(uint32_t token, int ring_fd)
 {
 	unsigned i;
 
 	for (i = 0; i < n_live; i++)
 		if (live[i].token == token && (ring_fd < 0 || live[i].ring_fd == ring_fd))
-			return true;
-	return false;
+			return &live[i];
+	return NULL;
+}
+
+static bool live_at_locked(uint32_t token, int ring_fd)
+{
+	return live_find_locked(token, ring_fd) != NULL;
 }
 
 /* An inbox at that address still receives: live, and not closing. */
 static bool receives_at(uint32_t token, int ring_fd)
 {
-	bool found = false;
-	unsigned i;
+	struct live_inbox *l;
+	bool found;
 
 	pthread_mutex_lock(&live_lock);
-	for (i = 0; i < n_live; i++)
-		if (live[i].token == token && live[i].ring_fd == ring_fd)
-			found = !live[i].closing;
+	l = live_find_locked(token, ring_fd);
+	found = l && !l->closing;
 	pthread_mutex_unlock(&live_lock);
 	return found;
 }
 
 static void live_closing(uint32_t token)
 {
-	unsigned i;
+	struct live_inbox *l;
 
 	pthread_mutex_lock(&live_lock);
-	for (i = 0; i < n_live; i++)
-		if (live[i].token == token)
-			live[i].closing = true;
+	l = live_find_locked(token, -1);
+	if (l)
+		l->closing = true;
 	pthread_mutex_unlock(&live_lock);
 }
 

@@ -1430,10 +1430,11 @@ bool rsc__inbox_elsewhere(uint64_t user_data, int ring_fd);
 struct rsc__inbox;
 struct rsc__list *rsc__direct_inboxes(struct rsc_loop *loop);
 /* handover.c: a CQE another loop's IORING_OP_MSG_RING posted (user_data token << 32) */
+void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res);
+/* handover.c: a closing state changed, or a release was asked: inboxes that stop receiving leave the addresses */
 void rsc__inboxes_closing(struct rsc_loop *loop);
 /* loop.c: the CQ (and the kernel's overflow) copied into the stash; how many. */
 unsigned rsc__stash_cqes(struct rsc_loop *loop);
-void rsc__handover_message(struct rsc_loop *loop, uint64_t user_data, int res);
 /* manager_direct.c */
 /*
  * A slot's file moving on (install, hand-over): the moving op's result in

@@ -248,6 +248,21 @@ static void conn_close(struct conn *c)
 	(void)rsc_scope_close(c->scope, NULL, NULL);
 }
 
+/* The connection's idle deadline (re)set; false, and it is closed, if that failed.
+ * -ESHUTDOWN says the server's unwind has started: it closes @c, and no warning is owed. */
+static bool idle_deadline(struct conn *c)
+{
+	struct worker *w = c->w;
+	int ret;
+
+	if (!w->srv->idle_ms || (ret = rsc_scope_set_deadline(c->scope, w->srv->idle_ms, 0)) >= 0)
+		return true;
+	if (ret != -ESHUTDOWN)
+		warn("rsc_scope_set_deadline", ret);
+	conn_close(c);
+	return false;
+}
+
 /* Between "idle" and "httpd": fails only once shutting down, when it is closed anyway. */
 static bool conn_move(struct conn *c, bool idle)
 {
@@ -270,7 +285,6 @@ static void on_sent(struct rsc_entry *e, int res, void *buf, void *data)
 {
 	struct conn *c = data;
 	struct worker *w = c->w;
-	int ret;
 
 	(void)buf;
 	if (res <= 0 || c->closing) {
@@ -291,12 +305,8 @@ static void on_sent(struct rsc_entry *e, int res, void *buf, void *data)
 		return;
 	}
 	/* Answered: the only event that moves the idle deadline. */
-	if (w->srv->idle_ms && (ret = rsc_scope_set_deadline(c->scope, w->srv->idle_ms, 0)) < 0) {
-		if (ret != -ESHUTDOWN) /* the server's unwind has started: it closes c */
-			warn("rsc_scope_set_deadline", ret);
-		conn_close(c);
+	if (!idle_deadline(c))
 		return;
-	}
 	/* Nothing pipelined: waiting for a request, which SIGTERM may close at once. */
 	if (c->len == 0 && !conn_move(c, true)) {
 		conn_close(c);
@@ -543,12 +553,8 @@ static void on_accept(struct rsc_entry *l, int fd, struct rsc_scope *cs,
 		(void)rsc_scope_close(cs, NULL, NULL);
 		return;
 	}
-	if (w->srv->idle_ms && (ret = rsc_scope_set_deadline(cs, w->srv->idle_ms, 0)) < 0) {
-		if (ret != -ESHUTDOWN) /* the server's unwind has started: it closes c */
-			warn("rsc_scope_set_deadline", ret);
-		conn_close(c);
+	if (!idle_deadline(c))
 		return;
-	}
 	conn_serve(c);
 }
 
