@@ -57,9 +57,7 @@ START_TEST(direct_open_fills_a_slot_not_a_descriptor)
 	ck_assert_int_eq(used(), 1);
 	/* Tracked I/O on a slot: IOSQE_FIXED_FILE, the same call. */
 	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), 0, t_store_res, &res), 0);
-	while (res == 1)
-		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
-	ck_assert_int_eq(res, 3);
+	ck_assert_int_eq(t_io_wait(&res), 3);
 	ck_assert_str_eq(buf, "abc");
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(used(), 0);
@@ -106,9 +104,7 @@ START_TEST(direct_fsync_on_release_goes_before_close_direct)
 				  RSC_DIRECT | RSC_FSYNC_ON_RELEASE, &e), 0);
 	ck_assert_int_ge(rsc_entry_wait(e), 0);
 	ck_assert_int_eq(rsc_write(e, "data", 4, 0, t_store_res, &res), 0);
-	while (res == 1)
-		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
-	ck_assert_int_eq(res, 4);
+	ck_assert_int_eq(t_io_wait(&res), 4);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(used(), 0);
 	ck_assert_int_eq(t_count_events(RSC_EV_RELEASED), 1);
@@ -407,9 +403,7 @@ START_TEST(direct_connect_sends_on_its_slot_and_releases_it)
 	peer = accept4(rsc_entry_fd(l), NULL, NULL, SOCK_CLOEXEC);
 	ck_assert_int_ge(peer, 0);
 	ck_assert_int_eq(rsc_send(c, "hi!", 3, 0, t_store_res, &res), 0);
-	while (res == 1)
-		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
-	ck_assert_int_eq(res, 3);
+	ck_assert_int_eq(t_io_wait(&res), 3);
 	ck_assert_int_eq(recv(peer, buf, sizeof(buf), 0), 3);
 	ck_assert_str_eq(buf, "hi!");
 	close(peer);
@@ -1314,9 +1308,7 @@ START_TEST(failed_hand_over_leaves_the_slot_with_the_sender)
 	ck_assert_int_eq(rsc_entry_slot(e), slot);
 	ck_assert_int_eq(used(), 1);
 	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), 0, t_store_res, &res), 0);
-	while (res == 1)
-		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
-	ck_assert_int_eq(res, 0); /* the empty file, read through the kept slot */
+	ck_assert_int_eq(t_io_wait(&res), 0); /* the empty file, read through the kept slot */
 	ck_assert_int_eq(t_audit_slots(t_loop), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(used(), 0);
@@ -1478,8 +1470,7 @@ START_TEST(slot_emptied_behind_the_back_and_reused_has_one_owner)
 	ck_assert_ptr_nonnull(strstr(rsc_finding_expected(f), "behind the runtime's back"));
 	/* Its I/O cannot read the new owner's file. */
 	if (rsc_read(a, buf, sizeof(buf), 0, t_store_res, &res) == 0)
-		while (res == 1)
-			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+		t_io_wait(&res);
 	else
 		res = -EBADF;
 	ck_assert_int_eq(res, -EBADF);
@@ -1488,9 +1479,7 @@ START_TEST(slot_emptied_behind_the_back_and_reused_has_one_owner)
 	/* The new owner's file is still there, and its own release frees the slot. */
 	res = 1;
 	ck_assert_int_eq(rsc_read(b, buf, sizeof(buf), 0, t_store_res, &res), 0);
-	while (res == 1)
-		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
-	ck_assert_int_eq(res, 3);
+	ck_assert_int_eq(t_io_wait(&res), 3);
 	ck_assert_int_eq(memcmp(buf, "bbb", 3), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(sb, NULL), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(sc, NULL), 0);

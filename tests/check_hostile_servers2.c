@@ -1039,6 +1039,19 @@ START_TEST(listener_cut_by_a_grace_counts_in_neither_stat)
 }
 END_TEST
 
+/* X, @a's newest child, in a graceful close its running @ms timer holds (its
+ * result in @xt): once @a closes, X holds @a's unwind for about @ms. */
+static void hold_the_unwind_of(struct rsc_scope *a, unsigned ms, struct io_seen *xt)
+{
+	struct rsc_scope *x;
+	struct rsc_entry *t;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "X", &x), 0);
+	ck_assert_int_eq(rsc_timer(x, ms, note_io, xt, &t), 0);
+	ck_assert_int_eq(rsc_entry_wait(t), 0);
+	ck_assert_int_eq(rsc_scope_close_graceful(x, 0, NULL, NULL), 0);
+}
+
 /*
  * rsc_scope_set_deadline(3): a failure above a scope in its grace ends the
  * grace and its deadline at once. Here the failure waits for its LIFO turn
@@ -1048,8 +1061,8 @@ END_TEST
  */
 START_TEST(failure_waiting_for_its_turn_ends_a_grace_below_at_once)
 {
-	struct rsc_scope *a, *f, *g, *x;
-	struct rsc_entry *e, *t;
+	struct rsc_scope *a, *f, *g;
+	struct rsc_entry *e;
 	struct io_seen r = { 0 }, xt = { 0 };
 	struct closed cg = { 0 }, ca = { 0 };
 	struct t_guard guard;
@@ -1060,13 +1073,10 @@ START_TEST(failure_waiting_for_its_turn_ends_a_grace_below_at_once)
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "A", &a), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, a, "F", &f), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, f, "G", &g), 0);
-	ck_assert_int_eq(rsc_scope_open(t_loop, a, "X", &x), 0);
 	e = t_adopted_pair(g, &peer);
-	ck_assert_int_eq(rsc_timer(x, 300, note_io, &xt, &t), 0);
-	ck_assert_int_eq(rsc_entry_wait(t), 0);
+	hold_the_unwind_of(a, 300, &xt);
 	ck_assert_int_eq(rsc_recv(e, b, sizeof(b), 0, note_io, &r), 0);
 	t0 = t_now_ms();
-	ck_assert_int_eq(rsc_scope_close_graceful(x, 0, NULL, NULL), 0);
 	ck_assert_int_eq(rsc_scope_set_deadline(g, 100, 0), 0);
 	ck_assert_int_eq(rsc_scope_close_graceful(g, 0, note_closed, &cg), 0);
 	ck_assert_int_eq(rsc_scope_close(a, note_closed, &ca), 0);
@@ -1094,8 +1104,8 @@ END_TEST
  */
 START_TEST(deadline_under_an_unwind_above_is_refused_unless_a_grace_keeps_it)
 {
-	struct rsc_scope *a, *c, *g, *x;
-	struct rsc_entry *t, *gt;
+	struct rsc_scope *a, *c, *g;
+	struct rsc_entry *gt;
 	struct io_seen xt = { 0 }, gts = { 0 };
 	struct closed ca = { 0 }, cg = { 0 };
 	struct t_guard guard;
@@ -1103,12 +1113,9 @@ START_TEST(deadline_under_an_unwind_above_is_refused_unless_a_grace_keeps_it)
 	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "A", &a), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, a, "C", &c), 0);
 	ck_assert_int_eq(rsc_scope_open(t_loop, a, "G", &g), 0);
-	ck_assert_int_eq(rsc_scope_open(t_loop, a, "X", &x), 0);
-	ck_assert_int_eq(rsc_timer(x, 200, note_io, &xt, &t), 0);
-	ck_assert_int_eq(rsc_entry_wait(t), 0);
+	hold_the_unwind_of(a, 200, &xt);
 	ck_assert_int_eq(rsc_timer(g, 2000, note_io, &gts, &gt), 0); /* holds G's grace */
 	ck_assert_int_eq(rsc_entry_wait(gt), 0);
-	ck_assert_int_eq(rsc_scope_close_graceful(x, 0, NULL, NULL), 0); /* holds A's unwind */
 	ck_assert_int_eq(rsc_scope_close_graceful(g, 0, note_closed, &cg), 0);
 	ck_assert_int_eq(rsc_scope_close(a, note_closed, &ca), 0);
 	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);

@@ -390,9 +390,7 @@ START_TEST(released_direct_entry_never_acts_on_its_reused_slot)
 	ck_assert_int_eq(rsc_entry_slot(b), slot);
 	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 1);
 	ck_assert_int_eq(rsc_read(b, buf, sizeof(buf), 0, t_store_res, &res), 0);
-	while (res == 1)
-		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
-	ck_assert_int_eq(res, 3);
+	ck_assert_int_eq(t_io_wait(&res), 3);
 	ck_assert_int_eq(memcmp(buf, "new", 3), 0);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);

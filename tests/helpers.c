@@ -598,3 +598,10 @@ void t_nop_accept(struct rsc_entry *l, int res, struct rsc_scope *cs, struct rsc
 	(void)c;
 	(void)data;
 }
+
+int t_io_wait(int *res)
+{
+	while (*res == 1)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	return *res;
+}

@@ -99,6 +99,8 @@ int t_connect(const struct sockaddr_in *to);
 struct rsc_entry *t_adopted_pair(struct rsc_scope *s, int *peer);
 /* An I/O callback (rsc_read(3)) that stores its result in the int @data points to. */
 void t_store_res(struct rsc_entry *e, int res, void *buf, void *data);
+/* Turns of the test loop until the op whose t_store_res writes *@res (1 until then) has called back: its result. */
+int t_io_wait(int *res);
 /*
  * Run under valgrind (its preload is there). valgrind 3.19 does not apply
  * RLIMIT_NOFILE to io_uring's descriptors, and runs one thread at a time,
