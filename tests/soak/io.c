@@ -144,15 +144,10 @@ static bool cancel_asked(const struct pio *io)
 {
 	const struct prog *p = io->p;
 	const struct pentry *e = &p->en[io->entry];
-	int s;
 
-	if (cancels[io->entry] != io->cancels_at_start || !io_live(p, io->entry) ||
-	    p->shutting_down || p->draining || rsc_entry_state(e->h) != RSC_ENTERED)
-		return true;
-	for (s = e->scope; s >= 0; s = p->sc[s].parent)
-		if (!p->sc[s].valid || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
-			return true;
-	return false;
+	return cancels[io->entry] != io->cancels_at_start || !io_live(p, io->entry) ||
+	       p->shutting_down || p->draining || rsc_entry_state(e->h) != RSC_ENTERED ||
+	       self_or_ancestor_not_open(p, e->scope);
 }
 
 static void io_done(struct rsc_entry *h, int res, void *buf, void *data)

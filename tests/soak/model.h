@@ -220,6 +220,7 @@ void op_close(struct prog *p, int s);
 void op_run(struct prog *p, unsigned b, struct prog_stats *st);
 bool unwind_owns(const struct prog *p, int s);
 bool self_or_ancestor_close_req(const struct prog *p, int s);
+bool self_or_ancestor_not_open(const struct prog *p, int s);
 bool ancestor_closing(const struct prog *p, int s);
 bool link_is(const struct prog *p, const struct perr *x, const struct rsc_error *c);
 void add_err(struct prog *p, int err, int scope, int entry, bool must, bool unwinding);

@@ -695,14 +695,8 @@ static bool in_hook; /* set_deadline called from inside a manager's hook */
 /* The unwind of a scope above @s (or of the loop's root) may have started. */
 static bool unwinding_above(const struct prog *p, int s)
 {
-	int a;
-
-	if (p->shutting_down)
-		return true; /* the loop's root: rsc_loop_shutdown */
-	for (a = p->sc[s].parent; a >= 0; a = p->sc[a].parent)
-		if (p->sc[a].valid && rsc_scope_state(p->sc[a].h) != RSC_SCOPE_OPEN)
-			return true;
-	return false;
+	/* The loop's root under rsc_loop_shutdown, or a scope of the program. */
+	return p->shutting_down || self_or_ancestor_not_open(p, p->sc[s].parent);
 }
 
 static void set_deadline(struct prog *p, int s, unsigned ms, unsigned flags,

@@ -494,6 +494,15 @@ bool self_or_ancestor_close_req(const struct prog *p, int s)
 	return false;
 }
 
+/* @s or a scope above it is unwinding or unwound, as the library says (a freed one counts). */
+bool self_or_ancestor_not_open(const struct prog *p, int s)
+{
+	for (; s >= 0; s = p->sc[s].parent)
+		if (!p->sc[s].valid || rsc_scope_state(p->sc[s].h) != RSC_SCOPE_OPEN)
+			return true;
+	return false;
+}
+
 static void invalidate_tree(struct prog *p, int s)
 {
 	int i;
