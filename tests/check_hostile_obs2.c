@@ -566,10 +566,10 @@ START_TEST(counters_and_metrics_match_a_scripted_workload)
 {
 	long long before[RSC_CTR_COUNT], after[RSC_CTR_COUNT];
 	struct rsc_loop *loops[N_LOOPS];
-	struct rsc_scope *s, *t, *rf;
-	struct rsc_entry *custom, *conn, *fe;
+	struct rsc_scope *s, *t;
+	struct rsc_entry *custom, *conn;
 	struct sockaddr_un sun;
-	int fill[64], nfill, lfd, p[2], faults, i, timed = 1;
+	int fill[64], nfill, lfd, p[2], faults, i;
 	char want[512], path[PATH_MAX];
 	FILE *out;
 
@@ -621,16 +621,8 @@ START_TEST(counters_and_metrics_match_a_scripted_workload)
 		/* The ring's own faults: each rule drawn once, each counted once. */
 		snap(t_loop, before);
 		ck_assert_int_eq(rsc_fault_set(t_loop, "sq_full:1:EBUSY,submit:1:EAGAIN,wait:1:EINTR"), 0);
-		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "ring faults", &rf), 0);
-		t_open_files(rf, 0, 1);
-		ck_assert_int_eq(rsc_open(rf, AT_FDCWD, t_path("f1"), O_RDONLY, 0, 0, &fe), 0);
-		while (rsc_entry_state(fe) == RSC_ENTERING)
-			ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
-		/* A timeout not due yet: the loop is sure to wait, so the wait rule is drawn
-		 * however fast the opens completed (under valgrind they may never need one). */
-		ck_assert_int_eq(rsc_timeout(fe, 100, t_store_res, &timed), 0);
-		ck_assert_int_eq(t_io_wait(&timed), -ETIME);
-		ck_assert_int_eq(rsc_scope_close_wait(rf, NULL), 0);
+		t_scope_of_files(1, "ring faults");
+		t_scope_that_waits(100);
 		ck_assert_int_eq(rsc_fault_set(t_loop, NULL), 0);
 		snap(t_loop, after);
 		ck_assert_int_eq(after[RSC_CTR_FAULTS_INJECTED] - before[RSC_CTR_FAULTS_INJECTED], 3);

@@ -361,6 +361,21 @@ void t_scope_of_files(int n, const char *name)
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
 }
 
+void t_scope_that_waits(unsigned ms)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int timed = 1;
+
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "waits", &s), 0);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	while (rsc_entry_state(e) == RSC_ENTERING)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(rsc_timeout(e, ms, t_store_res, &timed), 0);
+	ck_assert_int_eq(t_io_wait(&timed), -ETIME);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+}
+
 void t_assert_trace_complete(const char *text)
 {
 	size_t n = strlen(text);

@@ -160,6 +160,8 @@ char *t_slurp(const char *path, size_t *lenp);
 
 /* A scope of @n files on the test loop, entered, then closed (asserted). */
 void t_scope_of_files(int n, const char *name);
+/* A scope with file f0 whose loop is sure to wait (a @ms timeout on the entered file): a wait:N fault rule is drawn however fast the opens completed. */
+void t_scope_that_waits(unsigned ms);
 /* A complete trace document: the header, then events, nothing after the closing "]}" but its newline. */
 void t_assert_trace_complete(const char *text);
 
