@@ -412,10 +412,9 @@ static void release_slot(struct rsc_loop *loop, struct rsc__entry *e, int slot, 
 void rsc__direct_released(struct rsc_loop *loop, struct rsc__entry *e)
 {
 	if (e->fd_kind == RSC__FD_PROCESS) {
-		/* A pipe of process descriptors: the ledger lets its write end go
-		 * (the read end is settled with RSC__E_LEDGER as any). */
-		if (e->has_value2)
-			rsc__ledger_forget(e->value2, e->h);
+		/* A pipe of process descriptors: the ledger lets its write end go if
+		 * its close has not (the read end is settled with RSC__E_LEDGER as any). */
+		rsc__entry_close2_ran(e);
 		return;
 	}
 	release_slot(loop, e, e->value, e->close_res);

@@ -112,8 +112,13 @@ RSC__HOT static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 				rsc__ledger_close_done(loop, op, res);
 			else if (__builtin_expect(e->flags & RSC__E_LEDGER, 0))
 				rsc__entry_close_ran(e, res);
-		} else if (op->closes == RSC__CLOSES_VALUE2)
+		} else if (op->closes == RSC__CLOSES_VALUE2) {
 			e->close_res2 = res;
+			if (__builtin_expect(op->unsub, 0))
+				rsc__ledger_close_done(loop, op, res);
+			else if ((e->flags & RSC__E_LEDGER2) && res != -ECANCELED)
+				rsc__entry_close2_ran(e);
+		}
 		/* A socket that was never connected has nothing to shut down. */
 		if (res < 0 && !(op->opcode == IORING_OP_SHUTDOWN && res == -ENOTCONN))
 			note_exit_failure(e, op, res);
@@ -291,6 +296,13 @@ RSC__INLINE void leave_ledger_at_submit(struct rsc_loop *loop, struct rsc__entry
 		e->flags &= ~RSC__E_LEDGER;
 }
 
+/* The same for a close of a pipe's write end: its number, too, is free once that close has run. */
+static void leave_ledger2_at_submit(struct rsc_loop *loop, struct rsc__entry *e, struct rsc_op *op)
+{
+	if ((e->flags & RSC__E_LEDGER2) && rsc__ledger_list_close(loop, op, e->value2, e->h))
+		e->flags &= ~RSC__E_LEDGER2;
+}
+
 /* @e's close of its value ran (its CQE, posted or reaped): the number is no longer @e's. */
 void rsc__entry_close_ran(struct rsc__entry *e, int res)
 {
@@ -298,6 +310,15 @@ void rsc__entry_close_ran(struct rsc__entry *e, int res)
 	if ((e->flags & RSC__E_LEDGER) && res != -ECANCELED) {
 		rsc__ledger_forget(e->value, e->h);
 		e->flags &= ~RSC__E_LEDGER;
+	}
+}
+
+/* @e's close of its value2 (a pipe's write end) ran: that number is no longer @e's either. */
+void rsc__entry_close2_ran(struct rsc__entry *e)
+{
+	if (e->flags & RSC__E_LEDGER2) {
+		rsc__ledger_forget(e->value2, e->h);
+		e->flags &= ~RSC__E_LEDGER2;
 	}
 }
 
@@ -335,6 +356,8 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 				     closes_which(e, sqe) : RSC__CLOSES_NONE;
 		if (op->closes == RSC__CLOSES_VALUE)
 			leave_ledger_at_submit(loop, e, op);
+		else if (op->closes == RSC__CLOSES_VALUE2)
+			leave_ledger2_at_submit(loop, e, op);
 		rsc__inject_fault(loop, sqe, op);
 		if (op->primary)
 			e->enter_opcode = op->opcode;
@@ -1447,6 +1470,7 @@ RSC__HOT void rsc__entry_free(struct rsc_loop *loop, struct rsc__entry *e)
 		unannounce(loop, e, false);
 	if (e->flags & RSC__E_LEDGER)
 		rsc__ledger_forget(e->value, e->h);
+	rsc__entry_close2_ran(e);
 	rsc__entry_put(loop, e);
 }
 

@@ -186,6 +186,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_TIMED_OUT    (1U << 16) /* its enter's linked timeout fired */
 #define RSC__E_HAS_DEPS	    (1U << 17) /* some deferred entry waits for this one */
 #define RSC__E_LEDGER	    (1U << 19) /* its value is in the ownership ledger */
+#define RSC__E_LEDGER2	    (1U << 18) /* ... and so is its value2 (a pipe's write end) */
 #define RSC__E_ANNOUNCE	    (1U << 20) /* entered by adopt/defer: on-enter still due */
 #define RSC__E_BUILT_ON	    (1U << 25) /* an enter in flight builds on its value (a connect on its socket) */
 #define RSC__E_IO_CUT	    (1U << 26) /* its I/O was cancelled by a deadline above it (scope.c) */
@@ -1476,6 +1477,7 @@ struct rsc__entry *rsc__entry_new_entered(struct rsc__scope *s,
 					  unsigned config, int value, uint8_t fd_kind,
 					  const char *detail);
 void rsc__entry_close_ran(struct rsc__entry *e, int res);
+void rsc__entry_close2_ran(struct rsc__entry *e);
 struct rsc__entry *rsc__entry_new_entered_by_call(struct rsc__scope *s,
 						  const struct rsc_manager *mgr, unsigned config,
 						  const char *detail, const void *site);

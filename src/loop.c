@@ -1318,7 +1318,7 @@ static void close_child_copies(struct rsc__entry *e)
 		if (e->has_value2 && e->value2 >= 0) {
 			close(e->value2);
 			/* The first end leaves the ledger with the entry; a pipe's second, here. */
-			rsc__ledger_forget(e->value2, e->h);
+			rsc__entry_close2_ran(e);
 		}
 	}
 	e->phase_ops = 0; /* the parent's ops: none will complete here */

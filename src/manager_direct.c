@@ -366,7 +366,7 @@ void rsc__pipe_settle(struct rsc__entry *e)
 	/* Process descriptors: both in the ledger (settled in rsc__direct_released). */
 	rsc__ledger_set(a->fds[0], e->h);
 	rsc__ledger_set(a->fds[1], e->h);
-	e->flags |= RSC__E_LEDGER;
+	e->flags |= RSC__E_LEDGER | RSC__E_LEDGER2;
 }
 
 /*

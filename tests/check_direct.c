@@ -1029,6 +1029,58 @@ START_TEST(release_cancels_the_receives_of_a_slot_but_not_its_install)
 }
 END_TEST
 
+/* Bug 93: in the release callback of a file released just before the pipe, the pipe's
+ * closes have run (one enter submitted all three): its write end's number is nobody's. */
+struct write_end_reuse {
+	struct rsc_scope *s;
+	int write_end, adopted, calls;
+};
+
+static void adopt_the_write_ends_number(struct rsc_entry *h, int res, void *data)
+{
+	struct write_end_reuse *w = data;
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC), dup;
+
+	(void)h;
+	(void)res;
+	w->calls++;
+	ck_assert_int_ge(fd, 0);
+	/* The lowest free number from the write end's on: the write end's own, closed. */
+	dup = fcntl(fd, F_DUPFD_CLOEXEC, w->write_end);
+	close(fd);
+	ck_assert_int_eq(dup, w->write_end);
+	w->adopted = rsc_adopt(w->s, dup, 0, NULL);
+	if (w->adopted < 0)
+		close(dup);
+}
+
+START_TEST(pipe_write_end_is_let_go_once_its_close_ran)
+{
+	struct write_end_reuse w = { .adopted = 1 };
+	struct rsc_entry *file, *pipe;
+	int before = t_fd_count(), ends[2];
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &w.s), 0);
+	ck_assert_int_eq(rsc_open(w.s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &file), 0);
+	ck_assert_int_eq(rsc_pipe(w.s, 0, &pipe), 0);
+	ck_assert_int_ge(rsc_entry_wait(pipe), 0);
+	ck_assert_int_ge(rsc_entry_wait(file), 0);
+	ck_assert_int_eq(rsc_pipe_ends(pipe, ends), 0);
+	w.write_end = ends[1];
+	ck_assert_int_eq(rsc_entry_release(file, adopt_the_write_ends_number, &w), 0);
+	ck_assert_int_eq(rsc_entry_release(pipe, NULL, NULL), 0);
+	while (rsc_entry_state(pipe) != RSC_EXITED)
+		ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_ONCE), 0);
+	ck_assert_int_eq(w.calls, 1);
+	ck_assert_msg(w.adopted == 0, "adopting the write end's number, closed: %s", rsc_err_name(w.adopted));
+	ck_assert_int_gt(rsc_audit_describe_fd(w.write_end, NULL, 0), 0); /* the adopted one's now */
+	ck_assert_int_eq(rsc_scope_close_wait(w.s, NULL), 0);
+	ck_assert_int_eq(rsc_audit_describe_fd(w.write_end, NULL, 0), -ENOENT);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 START_TEST(pipe_through_the_ring_is_one_entry_for_both_ends)
 {
 	struct rsc_scope *s;
@@ -1548,9 +1600,10 @@ Suite *make_direct_suite(void)
 	}
 	if (t_kernel_has(OP_PIPE)) {
 		tcase_add_test(tc, pipe_through_the_ring_is_one_entry_for_both_ends);
+		tcase_add_test(tc, pipe_write_end_is_let_go_once_its_close_ran);
 		tcase_add_test(tc, direct_pipe_fills_two_slots_and_frees_both);
 	} else {
-		printf("SKIP pipe_through_the_ring_is_one_entry_for_both_ends, direct_pipe_fills_two_slots_and_frees_both: kernel lacks IORING_OP_PIPE (Linux 6.16)\n");
+		printf("SKIP pipe_through_the_ring_is_one_entry_for_both_ends, pipe_write_end_is_let_go_once_its_close_ran, direct_pipe_fills_two_slots_and_frees_both: kernel lacks IORING_OP_PIPE (Linux 6.16)\n");
 	}
 	if (t_has_hand_over()) {
 		if (t_under_valgrind())

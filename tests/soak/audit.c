@@ -38,7 +38,7 @@ static int owned_fd_entry(const struct prog *p)
 		i = (int)((rot + (unsigned)k) % (unsigned)p->n_en);
 		e = &p->en[i];
 		if (!e->h || !p->sc[e->scope].valid || !e->fd_kind || e->chain ||
-		    (e->kind != K_FILE && e->kind != K_SOCKET && e->kind != K_NET) ||
+		    (e->kind != K_FILE && e->kind != K_SOCKET && e->kind != K_NET && e->kind != K_PIPE) ||
 		    e->n_entered != 1 || e->n_released || e->early || e->detached || e->taken_over ||
 		    rsc_entry_state(e->h) != RSC_ENTERED || unwind_owns(p, e->scope))
 			continue;
@@ -71,6 +71,17 @@ static void describe(struct prog *p, const char *where)
 		violation(p, "rsc_audit_describe_fd(%d) from %s: '%s', but entry %d ('%s') of '%s' owns it",
 			  fd, where, buf, p->en[i].seq, rsc_entry_name(p->en[i].h),
 			  p->sc[p->en[i].scope].name);
+	/* A pipe's write end is the same entry's (its value is the read end). */
+	if (p->en[i].kind == K_PIPE) {
+		int ends[2];
+
+		ret = rsc_pipe_ends(p->en[i].h, ends);
+		if (ret == 0)
+			ret = rsc_audit_describe_fd(ends[1], buf, sizeof(buf));
+		if (ret <= 0 || !strstr(buf, want) || !strstr(buf, rsc_entry_name(p->en[i].h)))
+			violation(p, "the write end of pipe %d of '%s', described from %s: %s", p->en[i].seq,
+				  p->sc[p->en[i].scope].name, where, ret <= 0 ? rsc_err_name(ret) : buf);
+	}
 }
 
 static void slots(struct prog *p, const char *where)

@@ -31,7 +31,7 @@
 /* The hook's own failure: an errno nothing else in a program produces. */
 #define HOOK_ERRNO EPROTO
 
-enum ekind { K_FILE, K_SOCKET, K_CUSTOM, K_NET, K_DIRECT, K_DEFER, K_TIMER };
+enum ekind { K_FILE, K_SOCKET, K_CUSTOM, K_NET, K_DIRECT, K_DEFER, K_TIMER, K_PIPE };
 enum tenter { TE_NOP, TE_OPEN, TE_FAIL };
 enum texit { TX_CLOSE, TX_BADF, TX_SUPPRESS, TX_FAIL, TX_NONE, TX_TWO_ERRORS };
 /*
@@ -146,6 +146,7 @@ struct prog {
 	long long fired[FC__COUNT];
 	int n_findings;
 	bool addresses;	  /* header bit 6: op 5 also makes connect/listen addresses */
+	bool pipes;	  /* KIND_PIPE: op 5 also makes rsc_pipe entries */
 	bool bad_rules;	  /* header bit 7: op_fault also sets malformed rules */
 	struct rsc_error *root_final; /* rsc_loop_shutdown's chain */
 	int root_status;

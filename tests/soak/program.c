@@ -114,6 +114,23 @@ void say(const struct prog *p, const char *fmt, ...)
 static struct prog *g_prog; /* the program running now (the soak is single-threaded) */
 static struct prog_stats *g_st; /* its figures, for hooks and callbacks */
 
+/* A pipe entered as @res: both its ends open and close-on-exec, the read end its value. */
+static void pipe_entered(struct prog *p, int i, int res)
+{
+	struct pentry *e = &p->en[i];
+	int ends[2], ret = rsc_pipe_ends(e->h, ends), fl;
+
+	if (ret < 0) {
+		violation(p, "rsc_pipe_ends of entered pipe %d: %s", e->seq, rsc_err_name(ret));
+		return;
+	}
+	fl = fcntl(ends[1], F_GETFD);
+	say(p, "    pipe %d of '%s': ends %d and %d\n", e->seq, p->sc[e->scope].name, ends[0], ends[1]);
+	if (ends[0] != res || ends[1] == res || fl < 0 || !(fl & FD_CLOEXEC))
+		violation(p, "pipe %d entered as %d with ends %d and %d (write end flags %d)", e->seq,
+			  res, ends[0], ends[1], fl);
+}
+
 /*
  * Hooks and callbacks that call back into the library: every blocking call
  * and every turn of the loop must be refused with -EDEADLK, wherever the
@@ -843,6 +860,8 @@ static void trace(struct rsc_loop *loop, enum rsc_event ev,
 			else
 				lw_entered(p, i, res);
 		}
+		if (e->kind == K_PIPE)
+			pipe_entered(p, i, res);
 		break;
 	case RSC_EV_RELEASED:
 		if (e->n_entered != 1)
@@ -1081,9 +1100,31 @@ static void op_socket_of_type(struct prog *p, int s, int type)
 	push_end(p, e, ret, 0, "rsc_socket");
 }
 
+/* Both ends in one entry: open and close-on-exec once entered (checked then), closed by its release. */
+static void op_pipe(struct prog *p, int s)
+{
+	struct pentry *e = push_begin(p, s, K_PIPE);
+	int ret;
+
+	if (!e)
+		return;
+	e->fd_kind = true; /* its value is the read end */
+	e->multi_release = true; /* two closes: the write end, then the read end */
+	e->name = "pipe";
+	ret = rsc_pipe(p->sc[s].h, 0, &e->h);
+	push_end(p, e, ret, 0, "rsc_pipe");
+	if (ret == 0)
+		g_st->pipes++;
+}
+
 static void op_socket(struct prog *p, int s, struct rd *r)
 {
-	op_socket_of_type(p, s, rd_u8(r) & 1 ? SOCK_DGRAM : SOCK_STREAM);
+	unsigned b = rd_u8(r);
+
+	if (p->pipes && (b & 2))
+		op_pipe(p, s);
+	else
+		op_socket_of_type(p, s, b & 1 ? SOCK_DGRAM : SOCK_STREAM);
 }
 
 /* A tracked timeout on a custom entry once it entered: its exit waits for it to drain. */
@@ -1985,8 +2026,8 @@ bool op_detach(struct prog *p, int i)
 		 acc_busy(p, i))
 		want = -EBUSY; /* its acquire, a hand-over, or its I/O is in flight */
 	else if (e->kind == K_CUSTOM || e->kind == K_DIRECT || e->kind == K_DEFER ||
-		 e->kind == K_TIMER || e->chain)
-		want = -EBADF; /* the manager's value, or a slot: no descriptor */
+		 e->kind == K_TIMER || e->kind == K_PIPE || e->chain)
+		want = -EBADF; /* the manager's value, a slot, or two descriptors: no one descriptor */
 	else
 		want = fd;
 	if (ret != want) {
@@ -2533,6 +2574,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		flags |= RSC_LOOP_POLLABLE;
 	for (i = 0; i < (int)len; i++) /* FNV-1a: what the application does, per program */
 		p->sh_seed = (p->sh_seed ^ data[i]) * 0x100000001b3ULL;
+	p->pipes = (env->kinds & KIND_PIPE) && env->have_pipe && ((p->sh_seed >> 23) & 1);
 	miss_choose(p, st);
 	ho_begin();
 	post_begin();
@@ -2641,6 +2683,8 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 
 				if (b & 1)
 					op_address(p, s, b, &r, st);
+				else if (p->pipes && (b & 4))
+					op_pipe(p, s);
 				else
 					op_socket_of_type(p, s, b & 2 ? SOCK_DGRAM : SOCK_STREAM);
 			} else if (op == 5) {
@@ -2750,7 +2794,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 /* ---- environment ---------------------------------------------------------- */
 
 static const char *const kind_names[] = { "io", "handover", "post", "own", "shared", "accept",
-					   "chain", "audit", "conn", "hooks", "alloc", "missing", "drop", "fork" };
+					   "chain", "audit", "conn", "hooks", "alloc", "missing", "drop", "fork", "pipe" };
 
 /* "io,own,accept": those kinds of op (the first 20 are always in); unset or
  * "all": every kind; 0 for a name that is none. */
@@ -2767,7 +2811,7 @@ static unsigned parse_kinds(const char *list)
 			if (strlen(kind_names[k]) == n && !strncmp(kind_names[k], list, n))
 				break;
 		if (k == sizeof(kind_names) / sizeof(kind_names[0])) {
-			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn, hooks, alloc, missing, drop)\n",
+			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn, hooks, alloc, missing, drop, fork, pipe)\n",
 				(int)n, list);
 			return 0;
 		}
@@ -2810,6 +2854,7 @@ int prog_env_init(struct prog_env *env)
 		return -errno;
 	probe = io_uring_get_probe();
 	env->have_socket = probe && io_uring_opcode_supported(probe, IORING_OP_SOCKET);
+	env->have_pipe = probe && io_uring_opcode_supported(probe, 62); /* IORING_OP_PIPE: newer than liburing 2.3 */
 	if (probe)
 		io_uring_free_probe(probe);
 	if (rsc_loop_new(&loop, 8, 0) < 0)
@@ -2883,6 +2928,7 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->fork_probes, st->fork_callbacks);
 	fprintf(out, "  addresses:        %llu connect/listen pushes (%llu refused with EINVAL)\n",
 		st->addr_pushes, st->addr_refused);
+	fprintf(out, "  pipes:            %llu rsc_pipe entries pushed\n", st->pipes);
 	fprintf(out, "  direct slots:     %llu peer loops; %llu hand-overs accepted (%llu done, %llu failed, %llu with a peer's address), %llu arrived, %llu dropped by the application\n",
 		st->peers, st->handovers, st->handovers_done, st->handovers_failed,
 		st->handovers_addressed, st->arrivals, st->arrivals_dropped);

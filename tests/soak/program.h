@@ -19,6 +19,7 @@
 struct prog_env {
 	char dir[256];	  /* temp dir with the files the programs open */
 	bool have_socket; /* kernel has IORING_OP_SOCKET */
+	bool have_pipe;	  /* kernel has IORING_OP_PIPE (Linux 6.16) */
 	bool have_faults; /* rsc_fault_set() works (--enable-fault-injection) */
 	bool verbose;	  /* PROG_VERBOSE=1: print every op and event to stderr */
 	bool strict;	  /* PROG_STRICT=1: known library bugs fail too, and
@@ -36,14 +37,17 @@ enum { KIND_IO = 1, KIND_HANDOVER = 2, KIND_POST = 4, KIND_OWN = 8, KIND_SHARED 
         * every arrival it reaps (tests/soak/handover.c): no op bytes of its own. */
        KIND_DROP = 4096,
        /* A forked child's copy of the loop (tests/soak/fork.c): no op bytes either. */
-       KIND_FORK = 8192, KIND_ALL = 16383 };
+       KIND_FORK = 8192,
+       /* rsc_pipe entries in place of some sockets, in one program in two (chosen
+        * from its hash, so that programs decode as before): no op bytes either. */
+       KIND_PIPE = 16384, KIND_ALL = 32767 };
 
 struct prog_stats {
 	unsigned long long programs, ops, scopes, acquires, releases,
 		enter_failures, early_releases, late_acquires, refused_pushes,
 		fault_rules, faults_injected, leaks, audit_findings,
 		known_trace_order, known_lost_errors, stale_probes, reentry_probes,
-		adopted, detached, planted_leaks, addr_pushes, addr_refused, bad_rule_sets,
+		adopted, detached, planted_leaks, pipes, addr_pushes, addr_refused, bad_rule_sets,
 		peers, handovers, handovers_done, handovers_failed, handovers_refused,
 		handovers_stale, handovers_unsupported, arrivals, arrivals_dropped,
 		handovers_addressed, posts, posts_run,
