@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
 
 #include "internal.h"
 
@@ -29,6 +32,29 @@ static pthread_mutex_t chunk_lock = PTHREAD_MUTEX_INITIALIZER;
 /* fork.c: held across a fork(2), so that the child's copy is whole and free. */
 pthread_mutex_t *const rsc__handles_fork_lock = &chunk_lock;
 
+/*
+ * The generation a new slot starts at, drawn once per instance of the
+ * library: a handle kept across dlclose(3) and dlopen(3) (the table is given
+ * back with the library, unload.c) is not one the new table hands out again,
+ * bar a 1 in 2^31 draw. Under chunk_lock.
+ */
+static uint32_t first_generation(void)
+{
+	static uint32_t base;
+	uint32_t r;
+
+	if (!base) {
+		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			r = (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec * 2654435761U ^ (uint32_t)getpid();
+		}
+		base = (r & 0x7fffffffU) | 1; /* half the range left before a slot retires */
+	}
+	return base;
+}
+
 /* A chunk for @loop: one given back by a freed loop, or a new one. */
 static int take_chunk(struct rsc_loop *loop)
 {
@@ -50,7 +76,7 @@ static int take_chunk(struct rsc_loop *loop)
 			return -ENOMEM;
 		}
 		for (i = 0; i < RSC__SLOTS_PER_CHUNK; i++)
-			c[i].gen = 1;
+			c[i].gen = first_generation();
 		ci = n_chunks++;
 		__atomic_store_n(&rsc__slot_chunks[ci], c, __ATOMIC_RELEASE);
 	} else {

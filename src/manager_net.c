@@ -197,26 +197,18 @@ static void put_cut(char *buf, size_t len, size_t *used, const char *s)
 }
 
 /*
- * Bytes as text: control bytes, backslash (and, in an abstract name,
- * non-ASCII) as \xNN; no half escape at the end. No snprintf: a connect to a
- * Unix socket names it per connection.
+ * An address's bytes as they are, as a file's path is kept: every output
+ * escapes them once (rsc_error_format(3)). A NUL, which a C string cannot
+ * hold (an abstract name's), is shown as '@', as ss(8) does; cut to fit. No
+ * snprintf: a connect to a Unix socket names it per connection.
  */
-static void escape_bytes(char *buf, size_t len, const unsigned char *p, size_t n,
-			 bool ascii_only)
+static void put_raw_bytes(char *buf, size_t len, const unsigned char *p, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t used = 0, i;
 
 	buf[0] = '\0';
-	for (i = 0; i < n && used + 1 < len; i++) {
-		bool raw = p[i] >= 0x20 && p[i] != 0x7f && p[i] != '\\' &&
-			   (!ascii_only || p[i] < 0x7f);
-		char esc[4] = { '\\', 'x', hex[p[i] >> 4], hex[p[i] & 0xf] };
-
-		if (!(raw ? put_bytes(buf, len, &used, (const char *)p + i, 1) :
-			    put_bytes(buf, len, &used, esc, sizeof(esc))))
-			break;
-	}
+	for (i = 0; i < n && used + 1 < len; i++)
+		put_bytes(buf, len, &used, p[i] ? (const char *)p + i : "@", 1);
 }
 
 /* "@host:@port" or "[@host]:@port", cut to fit. */
@@ -256,12 +248,12 @@ void rsc__describe_addr(const struct sockaddr *addr, socklen_t addrlen,
 		} else if (path[0] == '\0') {
 			/* Abstract (unix(7)): every byte up to addrlen is the name, NULs too. */
 			buf[0] = '@';
-			escape_bytes(buf + 1, len - 1, path + 1, n - 1, true);
+			put_raw_bytes(buf + 1, len - 1, path + 1, n - 1);
 		} else {
 			/* A path need not be NUL-terminated within addrlen (unix(7)). */
 			const unsigned char *nul = memchr(path, '\0', n);
 
-			escape_bytes(buf, len, path, nul ? (size_t)(nul - path) : n, false);
+			put_raw_bytes(buf, len, path, nul ? (size_t)(nul - path) : n);
 		}
 	} else if (addr->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const void *)addr;

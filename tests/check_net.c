@@ -253,9 +253,9 @@ START_TEST(unix_path_without_nul_is_read_within_addrlen)
 }
 END_TEST
 
-START_TEST(abstract_unix_name_is_escaped_in_details)
+START_TEST(abstract_unix_name_is_kept_as_its_bytes_in_details)
 {
-	static const char name[] = "\0rsc-\x01\n\\\xff-abstract";
+	static const char name[] = "\0rsc-\x01\n\\\xff\0-abstract";
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct rsc_scope *s;
 	struct rsc_entry *l, *c;
@@ -264,7 +264,8 @@ START_TEST(abstract_unix_name_is_escaped_in_details)
 	char want[64];
 	int before = t_fd_count();
 
-	snprintf(want, sizeof(want), "@rsc-\\x01\\x0a\\x5c\\xff-abstract.%d", (int)getpid());
+	/* Its bytes as they are (a NUL shown as '@'): each output escapes them once. */
+	snprintf(want, sizeof(want), "@rsc-\x01\n\\\xff@-abstract.%d", (int)getpid());
 	memcpy(sun.sun_path, name, sizeof(name) - 1);
 	/* A name of this process only: the pid, after the fixed bytes. */
 	len += (socklen_t)sprintf(sun.sun_path + sizeof(name) - 1, ".%d", (int)getpid());
@@ -278,6 +279,30 @@ START_TEST(abstract_unix_name_is_escaped_in_details)
 	ck_assert_str_eq(rsc_entry_detail(c), want);
 	free(p);
 	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/* A socket's path in an error reads as a file's would: its control bytes escaped once. */
+START_TEST(unix_path_in_an_error_is_escaped_once_like_a_files)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	static const char path[] = "/nonexistent/a\x1b[31m\nb\\c";
+	struct rsc_error *chain = NULL;
+	struct rsc_scope *s;
+	struct rsc_entry *c;
+	char text[512];
+	int before = t_fd_count();
+
+	memcpy(sun.sun_path, path, sizeof(path));
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "u", &s), 0);
+	ck_assert_int_eq(rsc_connect(s, (struct sockaddr *)&sun, sizeof(sun), 1000, 0, &c), 0);
+	ck_assert_int_eq(rsc_entry_wait(c), -ENOENT);
+	ck_assert_int_eq(rsc_scope_close_wait(s, &chain), -ENOENT);
+	ck_assert_str_eq(rsc_error_detail(chain), path);
+	ck_assert_int_gt(rsc_error_format(chain, text, sizeof(text)), 0);
+	ck_assert_msg(strstr(text, "connect /nonexistent/a\\x1b[31m\\x0ab\\\\c: "), "%s", text);
+	rsc_error_free(chain);
 	ck_assert_int_eq(t_fd_count(), before);
 }
 END_TEST
@@ -1010,7 +1035,8 @@ Suite *make_net_suite(void)
 	tcase_add_test(tc, net_arguments_are_checked);
 	tcase_add_test(tc, connect_refuses_short_inet_address);
 	tcase_add_test(tc, unix_path_without_nul_is_read_within_addrlen);
-	tcase_add_test(tc, abstract_unix_name_is_escaped_in_details);
+	tcase_add_test(tc, abstract_unix_name_is_kept_as_its_bytes_in_details);
+	t_add_socket_test(tc, unix_path_in_an_error_is_escaped_once_like_a_files);
 	tcase_add_test(tc, unnamed_unix_address_autobinds_and_cannot_be_connected);
 	t_add_test_if(tc, multishot_accept_gives_each_connection_its_scope,
 		      t_has_accept_multishot(), "IORING_ACCEPT_MULTISHOT (Linux 5.19)");

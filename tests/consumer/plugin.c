@@ -21,6 +21,8 @@ PLUGIN_API int plugin_stop(void);
 PLUGIN_API const char *plugin_fail(void);
 PLUGIN_API int plugin_cycle(void);
 PLUGIN_API int plugin_nested(int (*other)(void));
+PLUGIN_API void *plugin_scope(void);
+PLUGIN_API int plugin_scope_state(void *h);
 
 static struct rsc_loop *loop;
 static struct rsc_scope *scope;
@@ -83,6 +85,17 @@ PLUGIN_API int plugin_stop(void)
 		ret = rsc_loop_close(loop);
 	loop = NULL;
 	return ret;
+}
+
+/* The plugin's scope, as the host keeps it across an unload; and any handle's state, asked of this copy. */
+PLUGIN_API void *plugin_scope(void)
+{
+	return scope;
+}
+
+PLUGIN_API int plugin_scope_state(void *h)
+{
+	return rsc_scope_state(h);
 }
 
 /* A library's synchronous call: a scope opened, filled and closed with the

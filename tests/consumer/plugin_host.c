@@ -33,6 +33,8 @@ struct plugin {
 	const char *(*fail)(void);
 	int (*cycle)(void);
 	int (*nested)(int (*other)(void));
+	void *(*scope)(void);
+	int (*scope_state)(void *h);
 };
 
 static void die(const char *what, const char *why)
@@ -90,7 +92,10 @@ static void load(struct plugin *p, const char *dir, const char *name, int mode)
 	*(void **)&p->fail = dlsym(p->h, "plugin_fail");
 	*(void **)&p->cycle = dlsym(p->h, "plugin_cycle");
 	*(void **)&p->nested = dlsym(p->h, "plugin_nested");
-	if (!p->start || !p->stop || !p->fail || !p->cycle || !p->nested)
+	*(void **)&p->scope = dlsym(p->h, "plugin_scope");
+	*(void **)&p->scope_state = dlsym(p->h, "plugin_scope_state");
+	if (!p->start || !p->stop || !p->fail || !p->cycle || !p->nested || !p->scope ||
+	    !p->scope_state)
 		die("dlsym", name);
 }
 
@@ -148,6 +153,7 @@ int main(void)
 	char trace[4096];
 	struct plugin a, b;
 	int before, round, ida, idb;
+	void *kept = NULL;
 	size_t heap_at_half = 0;
 	pthread_t t;
 
@@ -165,6 +171,11 @@ int main(void)
 			die("plugin b: start", strerror(-idb));
 		if (ida == idb)
 			die("two loops", "the same rsc_loop_id");
+		/* The last round's scope, kept across the unload (ringscope(7), Libraries
+		 * and plugins): it names nothing in the library loaded again. */
+		if (kept && (a.scope() == kept || a.scope_state(kept) >= 0))
+			die("a handle kept across dlclose and dlopen", "names a scope of the new copy");
+		kept = a.scope();
 		if (round == 0)
 			versions();
 		/* Each library's synchronous call from inside the other's callback. */
