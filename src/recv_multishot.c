@@ -39,7 +39,8 @@
 struct rsc__bufring {
 	struct io_uring_buf_ring *br; /* the ring the kernel reads, mmap()ed */
 	size_t br_bytes;
-	char *mem;		      /* count * size bytes of buffers */
+	char *mem;		      /* count * size bytes of buffers, mmap()ed */
+	size_t mem_bytes;
 	unsigned count, size;
 	uint16_t bgid;
 	unsigned n_active; /* multishot receives in flight */
@@ -54,7 +55,8 @@ static void bufring_free(struct rsc_loop *loop, struct rsc__bufring *b, bool unr
 		(void)io_uring_unregister_buf_ring(loop->ring, b->bgid);
 	if (b->br)
 		munmap(b->br, b->br_bytes);
-	free(b->mem);
+	if (b->mem)
+		munmap(b->mem, b->mem_bytes);
 	free(b);
 }
 
@@ -67,6 +69,23 @@ void rsc__recv_buffers_free(struct rsc_loop *loop, bool ring_alive)
 static bool power_of_two(unsigned n)
 {
 	return n && !(n & (n - 1));
+}
+
+/*
+ * The buffers: anonymous pages, zeroed (a checker that cannot see the
+ * kernel's writes, valgrind, reads them as defined), and memory only once
+ * the kernel fills them: the largest ring the page allows (32 GiB) is
+ * address space until used, not an allocation the heap (or a sanitizer's)
+ * refuses. An alloc fault rule counts it as an allocation.
+ */
+static char *map_buffers(struct rsc_loop *loop, size_t bytes)
+{
+	void *p;
+
+	if (rsc__fault(loop, RSC__F_ALLOC))
+		return NULL;
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
 }
 
 /* Register @count buffers of @size bytes with the ring; 0 or -errno (and why). */
@@ -92,8 +111,8 @@ static int bufring_setup(struct rsc_loop *loop, unsigned count, unsigned size)
 		bufring_free(loop, b, false);
 		return -ENOMEM;
 	}
-	/* Zeroed: a checker that cannot see the kernel's writes (valgrind) reads them as defined. */
-	b->mem = rsc__calloc(loop, count, size);
+	b->mem_bytes = (size_t)count * size;
+	b->mem = map_buffers(loop, b->mem_bytes);
 	if (!b->mem) {
 		bufring_free(loop, b, false);
 		return -ENOMEM;
