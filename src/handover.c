@@ -578,14 +578,17 @@ int rsc_entry_hand_over(struct rsc_entry *h, unsigned long long inbox_addr,
 	uint32_t low = 0;
 	int ret = rsc__io_check(h, &e, "rsc_entry_hand_over");
 
-	if (ret < 0)
+	if (ret < 0 && ret != -ESHUTDOWN)
 		return ret;
-	/* A move of ownership: like detach and move, not out of a running unwind (DESIGN 7). */
+	/* A move of ownership: like detach and move, not out of a running unwind (DESIGN 7),
+	 * whether a close or a failure asked for it (not -ESHUTDOWN, as for I/O). */
 	if (rsc__scope_unwind_owns(e->scope)) {
 		rsc__set_last_error("rsc_entry_hand_over: a scope above '%s' is unwinding or closing: its unwind owns entry '%s'",
 				    e->scope->name, e->mgr->name);
 		return -EALREADY;
 	}
+	if (ret < 0)
+		return ret;
 	ret = rsc__slot_move_check(e, "rsc_entry_hand_over");
 	if (ret < 0)
 		return ret;

@@ -304,6 +304,39 @@ START_TEST(hand_over_out_of_an_unwinding_ancestor_is_refused)
 }
 END_TEST
 
+/* Bug 96: its own scope's close or failure asked for, not started: one answer for both, as detach's. */
+START_TEST(hand_over_out_of_a_closing_or_failing_scope_is_the_unwinds)
+{
+	struct receiver r;
+	struct sent sent = { 0 };
+	struct rsc_scope *s[2];
+	struct rsc_entry *e[2];
+	int i;
+
+	receiver_new(&r);
+	ck_assert_int_eq(rsc_loop_set_direct(t_loop, 16, 4), 0);
+	t_make_files(1);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(rsc_scope_open(t_loop, NULL, i ? "failing" : "closing", &s[i]), 0);
+		ck_assert_int_eq(rsc_open(s[i], AT_FDCWD, t_path("f0"), O_RDONLY, 0, RSC_DIRECT, &e[i]), 0);
+		ck_assert_int_ge(rsc_entry_wait(e[i]), 0);
+	}
+	ck_assert_int_eq(rsc_scope_close(s[0], NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_fail(s[1], -EIO, "body"), 0);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(rsc_entry_hand_over(e[i], r.addr, on_sent, &sent), -EALREADY);
+		ck_assert_int_eq(rsc_entry_detach(e[i]), -EALREADY);
+	}
+	ck_assert_int_eq(rsc_loop_run(t_loop, RSC_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s[1], NULL), -EIO); /* the failure's, taken */
+	receiver_run(&r);
+	ck_assert_int_eq(r.arrived, 0);
+	ck_assert_int_eq(sent.n, 0);
+	ck_assert_int_eq(rsc_loop_direct_used(t_loop), 0);
+	receiver_close(&r);
+}
+END_TEST
+
 /*
  * rsc_entry_hand_over(3): the two ops of a hand-over are a move of ownership,
  * tracked so that a release waits for them, never cancelled by it. A cancel
@@ -425,6 +458,7 @@ Suite *make_handover_suite(void)
 		tcase_add_test(tc, slot_handed_to_an_inbox_whose_scope_closes_is_refused_and_kept);
 		tcase_add_test(tc, second_hand_over_of_a_slot_in_flight_is_refused);
 		tcase_add_test(tc, hand_over_out_of_an_unwinding_ancestor_is_refused);
+		tcase_add_test(tc, hand_over_out_of_a_closing_or_failing_scope_is_the_unwinds);
 		if (rsc_fault_set(t_probe_loop(), "") == 0) {
 			tcase_add_test(tc, completions_set_aside_by_a_busy_submit_are_dispatched_first);
 			tcase_add_test(tc, slot_arriving_after_the_inbox_went_is_closed_by_an_idle_loop);

@@ -467,7 +467,8 @@ static unsigned hand_refusals(const struct prog *p, const struct pentry *e, int 
 static bool refusal_ok(unsigned w, int ret)
 {
 	return (ret == -EBADF && (w & W_BADF)) ||
-	       (ret == -ESHUTDOWN && (w & (W_SHUTDOWN | W_ANCESTOR))) ||
+	       /* An unwind's to own: -EALREADY, whether a close or a failure asked for it (bug 96). */
+	       (ret == -ESHUTDOWN && (w & W_SHUTDOWN) && !(w & W_ANCESTOR)) ||
 	       (ret == -ESTALE && (w & (W_STALE | W_STOPPED))) || (ret == -EINVAL && (w & W_INVAL)) ||
 	       (ret == -EBUSY && (w & W_BUSY)) || (ret == -EALREADY && (w & W_ANCESTOR));
 }

@@ -1488,13 +1488,26 @@ int net_pair(struct prog *p, int s, bool listening, const void *raw, unsigned le
 	p->sc[s].n_pushed += 2;
 	p->n_en += 2;
 	ret = p->n_en - 1;
-	/* The detail never carries a raw control byte (abstract names are escaped). */
-	for (d = rsc_entry_detail(e->h); *d; d++)
-		if ((unsigned char)*d < 0x20 || (unsigned char)*d > 0x7e) {
-			violation(p, "rsc_%s: detail '%s' has byte 0x%02x", e->name,
-				  rsc_entry_detail(e->h), (unsigned char)*d);
-			break;
+	/* A Unix address's detail is its bytes as they are, as a path's (an abstract
+	 * name's NULs shown as '@'): each output escapes it once (bug 94). */
+	if (family == AF_UNIX && len > off) {
+		const unsigned char *path = (const unsigned char *)raw + off;
+		size_t n = len - off, k = 0, i;
+		char want[sizeof(((struct sockaddr_un *)0)->sun_path) + 2];
+
+		if (path[0] == '\0') {
+			want[k++] = '@';
+			for (i = 1; i < n; i++)
+				want[k++] = path[i] ? (char)path[i] : '@';
+		} else {
+			for (i = 0; i < n && path[i]; i++)
+				want[k++] = (char)path[i];
 		}
+		want[k] = '\0';
+		d = rsc_entry_detail(e->h);
+		if (strcmp(d, want))
+			violation(p, "rsc_%s: detail '%s', not the address's bytes '%s'", e->name, d, want);
+	}
 	if (family == AF_UNIX && len == off && strcmp(rsc_entry_detail(e->h), "(unnamed)"))
 		violation(p, "rsc_listen, unnamed: detail '%s'", rsc_entry_detail(e->h));
 	return ret;
