@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "internal.h"
 
@@ -85,12 +86,29 @@ static struct rsc__direct *table_alloc(struct rsc_loop *loop, unsigned slots, un
 	return d;
 }
 
+/*
+ * The kernel takes a table of @slots only under the soft RLIMIT_NOFILE: raise
+ * it to @slots when the hard limit allows (liburing 2.3 tries the soft limit
+ * plus @slots, which the hard limit often refuses when @slots alone fits).
+ */
+static void make_room_under_nofile(unsigned slots)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < slots &&
+	    (rl.rlim_max == RLIM_INFINITY || slots <= rl.rlim_max)) {
+		rl.rlim_cur = slots;
+		(void)setrlimit(RLIMIT_NOFILE, &rl); /* refused: the register says -EMFILE */
+	}
+}
+
 /* @d registered with the kernel, sparse, and split; no memory needed. */
 static int table_register(struct rsc_loop *loop, const struct rsc__direct *d)
 {
 	unsigned slots = d->size, chain_slots = d->size - d->alloc_n;
 	int ret;
 
+	make_room_under_nofile(slots);
 	ret = io_uring_register_files_sparse(loop->ring, slots);
 	if (ret < 0) {
 		rsc__set_last_error("cannot register a direct table of %u slots: %s%s", slots,

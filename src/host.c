@@ -172,6 +172,13 @@ int rsc_loop_dispatch(struct rsc_loop *loop, const struct io_uring_cqe *cqe)
 				    (unsigned long long)cqe->user_data);
 		return -EINVAL;
 	}
+	/* A NOP of ours (a call without memory left one) when none is in flight: made up,
+	 * or given twice; counted, it would let the loop close with its real one unreaped. */
+	if (cqe->user_data == RSC__UD_NONE && loop->nops_inflight == 0) {
+		rsc__set_last_error("rsc_loop_dispatch: a NOP of ringscope's (user_data 0x%llx) when none is in flight: dispatched already, or not this loop's",
+				    (unsigned long long)cqe->user_data);
+		return -EINVAL;
+	}
 	/* A wake-up no post of ours sent (or given twice): counting it down would wrap. */
 	if (cqe->user_data == RSC__UD_POST &&
 	    !__atomic_load_n(&loop->wakes_unreaped, __ATOMIC_ACQUIRE)) {

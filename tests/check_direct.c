@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -1110,6 +1112,48 @@ START_TEST(pipe_through_the_ring_is_one_entry_for_both_ends)
 }
 END_TEST
 
+/* Bug 97's check, in a child of its own (the limits it lowers cannot be raised back without CAP_SYS_RESOURCE): 0 or the step that failed. */
+static int table_under_lowered_limits(void)
+{
+	struct rlimit rl = { .rlim_cur = 1000, .rlim_max = 1500 };
+	struct rsc_loop *loop;
+
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rsc_loop_new(&loop, 8, 0) != 0)
+		return 10;
+	if (rsc_loop_set_direct(loop, 1024, 256) != 0)
+		return 1; /* under the hard limit: must fit */
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur != 1024)
+		return 2; /* raised to the table, no further */
+	if (rsc_loop_set_direct(loop, 0, 0) != 0)
+		return 11;
+	if (rsc_loop_set_direct(loop, 2048, 256) != -EMFILE)
+		return 3; /* above it: refused */
+	return rsc_loop_close(loop) == 0 ? 0 : 12;
+}
+
+/* Bug 97: a table under the hard RLIMIT_NOFILE but above the soft one is set up,
+ * also when soft + slots is above the hard limit (liburing's own raise fails there). */
+START_TEST(direct_table_fits_under_the_hard_descriptor_limit)
+{
+	struct rlimit saved;
+	int status;
+	pid_t pid;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	if (saved.rlim_max < 1500 || t_under_valgrind()) {
+		printf("SKIP direct_table_fits_under_the_hard_descriptor_limit: the hard limit is below 1500, or valgrind keeps RLIMIT_NOFILE to itself\n");
+		return;
+	}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(table_under_lowered_limits());
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "a table of 1024 under soft 1000, hard 1500: step %d failed", WEXITSTATUS(status));
+}
+END_TEST
+
 START_TEST(direct_pipe_fills_two_slots_and_frees_both)
 {
 	struct rsc_scope *s;
@@ -1598,6 +1642,7 @@ Suite *make_direct_suite(void)
 	} else {
 		printf("SKIP installed_descriptor_is_cloexec_listed_and_its_slot_freed, install_without_cloexec_when_asked, release_cancels_the_receives_of_a_slot_but_not_its_install: kernel lacks IORING_OP_FIXED_FD_INSTALL (Linux 6.8)\n");
 	}
+	tcase_add_test(tc, direct_table_fits_under_the_hard_descriptor_limit);
 	if (t_kernel_has(OP_PIPE)) {
 		tcase_add_test(tc, pipe_through_the_ring_is_one_entry_for_both_ends);
 		tcase_add_test(tc, pipe_write_end_is_let_go_once_its_close_ran);

@@ -366,6 +366,45 @@ START_TEST(nop_left_by_a_call_without_memory_keeps_the_loop_alive)
 }
 END_TEST
 
+/* Bug 100: a CQE tagged as ringscope's NOP is one only while such a NOP is in flight:
+ * made up, or given a second time, it is refused, and the loop cannot close early. */
+START_TEST(nop_cqe_made_up_or_given_twice_is_refused)
+{
+	struct io_uring_cqe made_up = { .user_data = 1ULL << 63 }, *cqe;
+	struct app a;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int sv[2], calls = 0;
+	long long cqes;
+	char buf[4];
+
+	app_new(&a);
+	cqes = rsc_loop_counter(a.loop, RSC_CTR_CQES);
+	ck_assert_int_eq(rsc_loop_dispatch(a.loop, &made_up), -EINVAL);
+	ck_assert_int_eq(rsc_loop_counter(a.loop, RSC_CTR_CQES), cqes);
+	ck_assert_int_eq(rsc_scope_open(a.loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &e), 0);
+	app_reap(&a);
+	ck_assert_int_eq(rsc_fault_set(a.loop, "alloc:1:ENOMEM"), 0);
+	ck_assert_int_eq(rsc_recv(e, buf, sizeof(buf), 0, count_io, &calls), -ENOMEM);
+	ck_assert_int_eq(rsc_fault_set(a.loop, NULL), 0);
+	ck_assert_int_eq(io_uring_submit_and_wait(&a.ring, 1), 1); /* the NOP left in its SQE's place */
+	ck_assert_int_eq(io_uring_peek_cqe(&a.ring, &cqe), 0);
+	ck_assert_uint_eq(cqe->user_data, 1ULL << 63);
+	ck_assert_int_eq(rsc_loop_dispatch(a.loop, cqe), 1);
+	ck_assert_int_eq(rsc_loop_dispatch(a.loop, cqe), -EINVAL); /* given twice */
+	io_uring_cqe_seen(&a.ring, cqe);
+	ck_assert_int_eq(rsc_entry_detach(e), sv[0]);
+	ck_assert_int_eq(rsc_scope_close(s, NULL, NULL), 0);
+	ck_assert_int_ge(rsc_loop_run(a.loop, RSC_RUN_NOWAIT), 0);
+	app_drain_and_close(&a);
+	ck_assert_int_eq(calls, 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 /* The direct table a loop registered on the application's ring goes with the
  * loop: the ring is the application's again, and a later loop can have one. */
 START_TEST(closed_loop_leaves_no_table_on_the_ring)
@@ -745,6 +784,8 @@ Suite *make_shared_ring_suite(void)
 			      "IORING_MSG_SEND_FD (Linux 6.0) and fault injection");
 		tcase_add_test(tc, closed_loop_leaves_no_table_on_the_ring);
 		t_add_test_if(tc, nop_left_by_a_call_without_memory_keeps_the_loop_alive,
+			      rsc_fault_set(t_probe_loop(), "") == 0, "fault injection");
+		t_add_test_if(tc, nop_cqe_made_up_or_given_twice_is_refused,
 			      rsc_fault_set(t_probe_loop(), "") == 0, "fault injection");
 		tcase_add_test(tc, full_audit_verdict_ignores_the_applications_cqes);
 		tcase_add_test(tc, another_loops_cqe_is_refused);

@@ -42,6 +42,11 @@ bad "watch: option '--interval' needs a value" watch --interval
 bad "watch: --interval wants a positive number of seconds, not '0'" watch --interval=0 1
 bad "watch: --for wants a positive number of seconds, not 'x'" watch --for x 1
 bad "dump: --timeout wants seconds above 0 and up to 3600, not '-1'" dump --timeout=-1 1
+# Seconds are decimal digits (bug 99: strtod took a sign, a space, hex and an exponent).
+for v in +1 " 1" 0x10 1e3 "1 " .; do
+	bad "watch: --interval wants a positive number of seconds, not '$v'" watch --interval="$v" 1
+	bad "dump: --timeout wants seconds above 0 and up to 3600, not '$v'" dump --timeout="$v" 1
+done
 bad "dump: unknown option '--now'" dump --now 1
 bad "unknown command 'frobnicate'" frobnicate
 # An empty value is a missing one.

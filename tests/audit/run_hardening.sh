@@ -18,6 +18,17 @@ n=$(sed -n 's/^leaked //p' "$TMP/emfile.out")
 [ $rc = 99 ] || fail "leak up to EMFILE: exit status $rc, wanted 99"
 expect "$TMP/emfile.json" --count "$n" --processes 1 --has "kind=leaked target=$TMP/f bt=hoard"
 
+# The same when the program lowers its own limit (soft and hard) after start-up:
+# the preload's descriptors move under it (bug 98: they stayed above, and the
+# room they left at the report was numbers the program could no longer have).
+"$AUDIT" run --json --output "$TMP/emfile2.json" --error-exitcode 99 \
+	-- "$P/emfile_leak" "$TMP/f" 64 > "$TMP/emfile2.out"
+rc=$?
+n=$(sed -n 's/^leaked //p' "$TMP/emfile2.out")
+[ "${n:-0}" -gt 40 ] || fail "emfile_leak under its own limit leaked only '$n' before EMFILE"
+[ $rc = 99 ] || fail "leak up to a limit the program set: exit status $rc, wanted 99"
+expect "$TMP/emfile2.json" --count "$n" --processes 1 --has "kind=leaked target=$TMP/f bt=hoard"
+
 # A signal handler that opens and closes runs as it does alone (no deadlock).
 timeout 30 "$AUDIT" run --json --output "$TMP/sig.json" -- "$P/sig_openclose" "$TMP/f" 100000 \
 	> "$TMP/sig.out"

@@ -83,6 +83,8 @@ void die_getopt(const char *cmd, int c, char **argv, const struct option *longs)
 int parse_number_opt(const char *cmd, const char *opt, const char *v, long lo, long hi);
 void errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int parse_pid(const char *s, pid_t *pid);
+/* Seconds as decimal digits with an optional fraction ("2", "0.5"), above 0 and up to @hi: 0, or -1. */
+int parse_seconds(const char *s, double hi, double *v);
 /*
  * @s with control characters, invalid UTF-8 and backslashes escaped (\x1b,
  * \\), for human-readable output; one of 8 rotating static buffers.

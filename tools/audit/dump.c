@@ -259,16 +259,11 @@ int cmd_dump(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
-		case 't': {
-			char *end;
-
-			errno = 0;
-			timeout = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(timeout > 0) || timeout > 3600)
+		case 't':
+			if (parse_seconds(optarg, 3600, &timeout) < 0)
 				die_usage("dump: --timeout wants seconds above 0 and up to 3600, not '%s'",
 					  vis(optarg));
 			break;
-		}
 		case 'h':
 			return puts("usage: " PROG " dump [--json] [--timeout=S] PID") == EOF;
 		default:

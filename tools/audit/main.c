@@ -93,6 +93,21 @@ int parse_number_opt(const char *cmd, const char *opt, const char *v, long lo, l
 	return (int)l;
 }
 
+int parse_seconds(const char *s, double hi, double *v)
+{
+	size_t digits = strspn(s, "0123456789"), frac = 0;
+	char *end;
+
+	/* strtod would take " 1", "+1", "0x10" and "1e3": seconds here are digits only. */
+	if (s[digits] == '.')
+		frac = strspn(s + digits + 1, "0123456789");
+	if (digits + frac == 0 || s[digits + (s[digits] == '.' ? 1 + frac : 0)] != '\0')
+		return -1;
+	errno = 0;
+	*v = strtod(s, &end);
+	return errno || *end || !(*v > 0) || *v > hi ? -1 : 0;
+}
+
 int parse_pid(const char *s, pid_t *pid)
 {
 	char *end;

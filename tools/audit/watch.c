@@ -44,15 +44,6 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int parse_seconds(const char *s, double *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtod(s, &end);
-	return errno || end == s || *end || !(*v > 0) || *v > 1e7 ? -1 : 0;
-}
-
 /*
  * Steady growth: the count ends higher than it started, by at least 3, and
  * it rose at least as often as it fell, never dropping by more than a tenth
@@ -107,7 +98,7 @@ int cmd_watch(int argc, char **argv)
 			break;
 		case 'i':
 		case 'f':
-			if (parse_seconds(optarg, opt == 'f' ? &duration : &interval) < 0)
+			if (parse_seconds(optarg, 1e7, opt == 'f' ? &duration : &interval) < 0)
 				die_usage("watch: --%s wants a positive number of seconds, not '%s'",
 					  opt == 'f' ? "for" : "interval", vis(optarg));
 			break;

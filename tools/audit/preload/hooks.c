@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -130,6 +131,44 @@ EXPORT int fclose(FILE *f)
 	if (ret == 0)
 		closing(fd, 0, 0, seq, &snap, RA);
 	errno = err;
+	return ret;
+}
+
+/* A lowered descriptor limit: the preload's own descriptors move under it (table.c). */
+EXPORT int setrlimit(__rlimit_resource_t res, const struct rlimit *rl)
+{
+	int ret = REAL(setrlimit)(res, rl);
+
+	if (ret == 0 && res == RLIMIT_NOFILE && tracking())
+		own_fit_limit();
+	return ret;
+}
+
+EXPORT int setrlimit64(__rlimit_resource_t res, const struct rlimit64 *rl)
+{
+	int ret = REAL(setrlimit64)(res, rl);
+
+	if (ret == 0 && res == RLIMIT_NOFILE && tracking())
+		own_fit_limit();
+	return ret;
+}
+
+EXPORT int prlimit(pid_t pid, __rlimit_resource_t res, const struct rlimit *rl, struct rlimit *old)
+{
+	int ret = REAL(prlimit)(pid, res, rl, old);
+
+	if (ret == 0 && rl && res == RLIMIT_NOFILE && (pid == 0 || pid == getpid()) && tracking())
+		own_fit_limit();
+	return ret;
+}
+
+EXPORT int prlimit64(pid_t pid, __rlimit_resource_t res, const struct rlimit64 *rl,
+		     struct rlimit64 *old)
+{
+	int ret = REAL(prlimit64)(pid, res, rl, old);
+
+	if (ret == 0 && rl && res == RLIMIT_NOFILE && (pid == 0 || pid == getpid()) && tracking())
+		own_fit_limit();
 	return ret;
 }
 

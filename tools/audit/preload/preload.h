@@ -113,6 +113,7 @@ extern __thread int guard __attribute__((tls_model("initial-exec")));
 bool is_own(int fd);
 void own_lost(unsigned first, unsigned last);
 void spares_release(void);
+void own_fit_limit(void);
 void spares_take(void);
 int report_dirfd(void);
 void lock_fd(int fd);

@@ -99,8 +99,9 @@ static void own_park(struct own_fd *o, int fd)
 	/* Not at the top of a 1M limit: the kernel would grow the table to reach it. */
 	if (lim > 4096)
 		lim = 4096;
-	if (lim > 16) {
-		hi = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, lim - 8);
+	if (lim > 3) {
+		/* Under a small limit, above stdio at least. */
+		hi = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, lim > 16 ? lim - 8 : 3);
 		if (hi >= 0) {
 			syscall(SYS_close, fd);
 			fd = hi;
@@ -113,6 +114,25 @@ static void own_park(struct own_fd *o, int fd)
 	o->fd = fd;
 	o->dev = st.st_dev;
 	o->ino = st.st_ino;
+}
+
+/*
+ * The program lowered RLIMIT_NOFILE: ours parked above the new soft limit
+ * would free, at the report, numbers it may no longer have (the report then
+ * had no room, bug 98). Parked again under it, while the program has not
+ * used the numbers there yet (it lowers its limit first, then leaks).
+ */
+void own_fit_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	if (own_ok(&dir_own) && (rlim_t)dir_own.fd >= rl.rlim_cur)
+		own_park(&dir_own, dir_own.fd);
+	for (int i = 0; i < N_SPARE; i++)
+		if (own_ok(&spare[i]) && (rlim_t)spare[i].fd >= rl.rlim_cur)
+			own_park(&spare[i], spare[i].fd);
 }
 
 void spares_release(void)
