@@ -1470,7 +1470,8 @@ RSC__HOT void rsc__entry_free(struct rsc_loop *loop, struct rsc__entry *e)
 		unannounce(loop, e, false);
 	if (e->flags & RSC__E_LEDGER)
 		rsc__ledger_forget(e->value, e->h);
-	rsc__entry_close2_ran(e);
+	if (__builtin_expect(e->flags & RSC__E_LEDGER2, 0))
+		rsc__entry_close2_ran(e);
 	rsc__entry_put(loop, e);
 }
 
