@@ -1022,6 +1022,7 @@ int rsc_adopt(struct rsc_scope *h, int fd, unsigned flags, struct rsc_entry **en
 	}
 	if (!(flags & RSC_NO_CLOEXEC) && !(fdflags & FD_CLOEXEC))
 		(void)fcntl(fd, F_SETFD, fdflags | FD_CLOEXEC);
+	e->config |= RSC__CFG_ADOPTED;
 	enter_at_once(e, fd, false);
 	if (entryp)
 		*entryp = rsc__eh(e);

@@ -170,6 +170,7 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__CFG_NO_FD	     (1U << 8) /* its value is no descriptor (defer, timer): no I/O on it */
 #define RSC__CFG_ROOM        (1U << 9) /* owned_arg is a pooled room (rsc__room_get): back to the pool with it */
 #define RSC__CFG_PIPE        (1U << 10) /* rsc_pipe: its CQE is 0, its ends are in its args (manager_direct.c) */
+#define RSC__CFG_ADOPTED     (1U << 11) /* rsc_adopt: its descriptor may be a dup of another entry's (io.c) */
 
 /* Entry lifecycle flags (struct rsc__entry.flags): set and cleared as it runs. */
 #define RSC__E_RELEASE_REQ  (1U << 2) /* released early: off the unwind */
@@ -270,6 +271,7 @@ struct rsc__entry {
 	struct rsc_error *suppressed;
 	struct rsc__list announce_node; /* in loop->announce_queue */
 	struct rsc__list retry_node;	/* exit waiting for an SQE (loop->retry_list) */
+	struct rsc__list io_entry_node; /* in loop->io_entries while n_io > 0 (io.c) */
 };
 
 /* @e keeps @room (rsc__room_get) until it is freed, then gives it back to the pool. */
@@ -436,6 +438,9 @@ struct rsc_loop {
 	unsigned n_ledger_unsub, cap_ledger_unsub;
 	unsigned n_ledger_running; /* listed closes not seen done yet (ledger.c's closes_ran) */
 	unsigned n_inboxes; /* inboxes receiving (handover.c): closing states are told to them */
+	/* Entries with tracked I/O in flight, and those of them adopted (one may hold a
+	 * dup(2) of another entry's descriptor): when a cancel by descriptor is safe (io.c). */
+	unsigned n_io_entries, n_adopted_io;
 	unsigned nops_inflight; /* rsc__nop_sqes' NOPs whose CQEs have not come yet */
 	uint32_t io_seq; /* tracked ops started so far, modulo 2^32 (io.c) */
 	unsigned n_entries_made; /* the entry pool's size: the list above has room for each */
@@ -479,6 +484,7 @@ struct rsc_loop {
 	struct rsc__room *free_rooms; /* entries' owned_arg rooms (rsc__room_get) */
 	struct rsc__list ready_queue;	  /* rsc__scope.ready_node, FIFO */
 	struct rsc__list graceful_list; /* scopes in their grace period, newest first */
+	struct rsc__list io_entries;	/* entries with tracked I/O in flight (io.c) */
 	uint64_t grace_seq; /* graceful closes begun: ops are stamped with it (graceful.c) */
 	/* Scope deadlines: a min-heap, one kernel timer for the earliest. */
 	struct rsc__dl_slot {

@@ -5,8 +5,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "internal.h"
+
+/* @e has tracked I/O in flight from now on (+1), or none any more (-1). */
+static void io_entry_idle(struct rsc__entry *e, int delta)
+{
+	struct rsc_loop *loop = e->scope->loop;
+
+	loop->n_io_entries += (unsigned)delta;
+	if (e->config & RSC__CFG_ADOPTED)
+		loop->n_adopted_io += (unsigned)delta;
+	if (delta > 0)
+		rsc__list_push_back(&loop->io_entries, &e->io_entry_node);
+	else
+		rsc__list_remove(&e->io_entry_node);
+}
 
 /* The op's final CQE came: the entry stops tracking it. */
 void rsc__io_unlink(struct rsc_op *op)
@@ -15,7 +30,8 @@ void rsc__io_unlink(struct rsc_op *op)
 
 	rsc__list_remove(&op->io_node);
 	assert(e->n_io > 0);
-	e->n_io--;
+	if (--e->n_io == 0)
+		io_entry_idle(e, -1);
 	if (!rsc__list_empty(&e->scope->loop->graceful_list))
 		rsc__graceful_op_done(e, op->grace_seq);
 }
@@ -132,7 +148,8 @@ void rsc__io_track(struct rsc__entry *e, struct rsc_op *op, struct io_uring_sqe 
 	op->io_stopped = false;
 	op->slot_move = slot_move;
 	rsc__list_push_front(&e->io_ops, &op->io_node);
-	e->n_io++;
+	if (e->n_io++ == 0)
+		io_entry_idle(e, 1);
 }
 
 static int io_start(struct rsc_entry *h, unsigned opcode, void *buf,
@@ -291,12 +308,48 @@ static bool cancellable(const struct rsc_op *op)
 	return !op->slot_move;
 }
 
+/* More entries with I/O than this: op by op, rather than a stat of each. */
+#define SHARED_FILE_SCAN_MAX 64
+
+/*
+ * The kernel matches a cancel by descriptor by open file, not by number: it
+ * would also end the ops of another entry holding a dup(2) of @e's
+ * descriptor (bug 101), or the application's on its own ring. Only an
+ * adopted descriptor can be such a dup, or the original of one: none may
+ * share @e's file if @e is not adopted and no adopted entry has I/O in
+ * flight, or if @e is adopted and no other entry has. Else the file's
+ * identity tells (a pipe's two ends share one: op by op then too).
+ */
+static bool cancel_fd_is_ours(const struct rsc__entry *e)
+{
+	const struct rsc_loop *loop = e->scope->loop;
+	bool adopted = e->config & RSC__CFG_ADOPTED;
+	const struct rsc__entry *x;
+	struct stat a, b;
+
+	if (loop->shared)
+		return false;
+	if (adopted ? loop->n_io_entries == 1 : loop->n_adopted_io == 0)
+		return true;
+	if (e->fd_kind != RSC__FD_PROCESS || loop->n_io_entries > SHARED_FILE_SCAN_MAX ||
+	    fstat(e->value, &a) < 0)
+		return false;
+	RSC__LIST_FOR_EACH(x, &loop->io_entries, io_entry_node) {
+		if (x == e || (!adopted && !(x->config & RSC__CFG_ADOPTED)))
+			continue;
+		if (x->fd_kind != RSC__FD_PROCESS || fstat(x->value, &b) < 0 ||
+		    (a.st_dev == b.st_dev && a.st_ino == b.st_ino))
+			return false;
+	}
+	return true;
+}
+
 /*
  * A release with I/O in flight: one IORING_ASYNC_CANCEL_FD|ALL SQE for
  * every op on the descriptor where the kernel has it (Linux 5.19, as
  * IORING_OP_SOCKET, which the probe can see), timers by their exact
- * user_data; op by op on older kernels. Only this entry's ops use its
- * descriptor on this ring: the entry owns it.
+ * user_data; op by op on older kernels, and where another entry may hold
+ * the same open file (cancel_fd_is_ours).
  */
 void rsc__io_cancel_all(struct rsc__entry *e)
 {
@@ -311,7 +364,7 @@ void rsc__io_cancel_all(struct rsc__entry *e)
 	}
 	/* A pipe's ops are on two descriptors: one cancel by fd would miss some.
 	 * An install names the slot too (IOSQE_FIXED_FILE): one would take it. */
-	if (n_fd > 1 && !moving && e->value >= 0 && !e->has_value2 &&
+	if (n_fd > 1 && !moving && e->value >= 0 && !e->has_value2 && cancel_fd_is_ours(e) &&
 	    rsc__opcode_supported(loop, IORING_OP_SOCKET) &&
 	    !rsc__fault_missing(&loop->faults, RSC__MISSING_CANCEL_FD) &&
 	    (by_fd = rsc__submit_cancel_fd(loop, e->value, e->fd_kind == RSC__FD_DIRECT))) {

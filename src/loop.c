@@ -212,6 +212,7 @@ static struct rsc_loop *loop_alloc(int *retp)
 	rsc__list_init(&loop->announce_queue);
 	rsc__list_init(&loop->ready_queue);
 	rsc__list_init(&loop->graceful_list);
+	rsc__list_init(&loop->io_entries);
 	rsc__list_init(&loop->step_queue);
 	rsc__list_init(&loop->retry_list);
 	rsc__list_init(&loop->chains);

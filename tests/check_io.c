@@ -359,6 +359,44 @@ START_TEST(cancel_io_spares_io_started_after_it)
 }
 END_TEST
 
+/*
+ * Bug 101: an entry's release or cancel_io reaches its own ops only, not those
+ * of another entry whose descriptor is a dup(2) of its own (the kernel's
+ * IORING_ASYNC_CANCEL_FD matches by open file, not by number).
+ */
+START_TEST(cancelling_one_entry_spares_a_dup_of_its_file)
+{
+	struct rsc_scope *s;
+	struct rsc_entry *a, *b;
+	char ba[2][8], bb[8];
+	int sv[2], ra[2] = { 1, 1 }, rb = 1, before = t_fd_count();
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "dups", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, sv[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_adopt(s, fcntl(sv[0], F_DUPFD_CLOEXEC, 0), 0, &b), 0);
+	ck_assert_int_eq(rsc_recv(a, ba[0], sizeof(ba[0]), 0, t_store_res, &ra[0]), 0);
+	ck_assert_int_eq(rsc_recv(a, ba[1], sizeof(ba[1]), 0, t_store_res, &ra[1]), 0);
+	ck_assert_int_eq(rsc_recv(b, bb, sizeof(bb), 0, t_store_res, &rb), 0);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0); /* all three waiting */
+	if (_i == 0)
+		ck_assert_int_eq(rsc_entry_release(a, NULL, NULL), 0);
+	else
+		ck_assert_int_eq(rsc_entry_cancel_io(a), 2);
+	ck_assert_int_eq(t_io_wait(&ra[0]), -ECANCELED);
+	ck_assert_int_eq(t_io_wait(&ra[1]), -ECANCELED);
+	ck_assert_int_ge(rsc_loop_run(t_loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(rb, 1); /* still waiting */
+	ck_assert_int_eq(rsc_entry_io_count(b), 1);
+	ck_assert_int_eq(write(sv[1], "data", 4), 4);
+	ck_assert_int_eq(t_io_wait(&rb), 4);
+	ck_assert_int_eq(memcmp(bb, "data", 4), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(sv[1]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_io_suite(void)
 {
 	Suite *s = suite_create("io");
@@ -376,6 +414,7 @@ Suite *make_io_suite(void)
 	tcase_add_test(tc, timeout_on_an_entry_goes_with_it);
 	tcase_add_test(tc, write_to_a_pipe_without_reader_raises_sigpipe_unless_ignored);
 	tcase_add_test(tc, read_without_memory_for_its_op_is_enomem);
+	tcase_add_loop_test(tc, cancelling_one_entry_spares_a_dup_of_its_file, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }

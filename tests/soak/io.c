@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -48,6 +49,7 @@ struct pio {
 static struct pio ios[MAX_IO];
 static int n_io;
 static int partner[MAX_ENTRIES]; /* the entry holding the other end, or -1 */
+static int sibling[MAX_ENTRIES]; /* KIND_DUP: the entry holding a dup of the same end, or -1 */
 static unsigned cancels[MAX_ENTRIES]; /* rsc_entry_cancel_io calls on each entry */
 static int n_pairs;
 
@@ -57,7 +59,7 @@ void io_begin(void)
 
 	n_io = n_pairs = 0;
 	for (i = 0; i < MAX_ENTRIES; i++) {
-		partner[i] = -1;
+		partner[i] = sibling[i] = -1;
 		cancels[i] = 0;
 	}
 }
@@ -195,6 +197,9 @@ void io_released(struct prog *p, int i)
 			  p->en[i].seq, n);
 }
 
+static int io_start(struct prog *p, int i, enum io_kind kind, unsigned b,
+		    struct prog_stats *st);
+
 /* One end of the pair, adopted into @s: its entry's index, or -1. */
 static int adopt_end(struct prog *p, int s, int fd, struct prog_stats *st)
 {
@@ -212,26 +217,46 @@ static int adopt_end(struct prog *p, int s, int fd, struct prog_stats *st)
 	return i;
 }
 
-/* A socket pair for I/O, its ends in scope @s and in @s2 (maybe the same). */
+/* A socket pair for I/O, its ends in scope @s and in @s2 (maybe the same). With
+ * KIND_DUP, a third entry in @s2 holds a dup(2) of the first end: the same open
+ * file as that entry's, which the kernel's cancel by descriptor matches (bug 101).
+ * Its receives take the first end's bytes; its sends go to the second end. */
 static void io_pair(struct prog *p, int s, int s2, struct prog_stats *st)
 {
-	int sv[2], a, b;
+	int sv[2], a, b, c, dup_fd = -1;
 
 	if (n_pairs == MAX_PAIRS || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return;
+	if (p->io_dups)
+		dup_fd = fcntl(sv[0], F_DUPFD_CLOEXEC, 0);
 	a = adopt_end(p, s, sv[0], st);
 	if (a < 0) {
 		close(sv[1]);
+		if (dup_fd >= 0)
+			close(dup_fd);
 		return;
 	}
 	b = adopt_end(p, s2, sv[1], st);
 	if (b < 0) {
 		partner[a] = a; /* a receive on it waits forever: only a release ends it */
+		if (dup_fd >= 0)
+			close(dup_fd);
 		return;
 	}
 	partner[a] = b;
 	partner[b] = a;
 	n_pairs++;
+	if (dup_fd >= 0 && (c = adopt_end(p, s2, dup_fd, st)) >= 0) {
+		partner[c] = b;
+		sibling[a] = c;
+		sibling[c] = a;
+		st->io_dups++;
+		/* Two receives on the first end, which a release or cancel_io of it cancels
+		 * with one SQE by descriptor, and one on the dup, which it must spare. */
+		io_start(p, a, IO_RECV, IO_BUF - 1, st);
+		io_start(p, a, IO_RECV, IO_BUF - 1, st);
+		io_start(p, c, IO_RECV, IO_BUF - 1, st);
+	}
 }
 
 /* Entry @i may start I/O, as far as the model knows. */
@@ -342,8 +367,17 @@ static bool other_end_sends(struct prog *p, int i, struct prog_stats *st)
 	if (j == i)
 		return false; /* no other end */
 	ret = io_start(p, j, IO_SEND, IO_BUF - 1, st);
-	/* Refused because it is released, detached or unwinding: its close ends the receive. */
-	return ret == 0 || ret == -EBADF || ret == -ESTALE || ret == -ESHUTDOWN;
+	if (ret == 0)
+		return true;
+	/* Refused because it is released, detached or unwinding: its close ends the
+	 * receive, unless a dup of that end lives on in another entry, which must send. */
+	if (ret == -EBADF || ret == -ESTALE || ret == -ESHUTDOWN) {
+		if (sibling[j] < 0)
+			return true;
+		ret = io_start(p, sibling[j], IO_SEND, IO_BUF - 1, st);
+		return ret == 0 || ret == -EBADF || ret == -ESTALE || ret == -ESHUTDOWN;
+	}
+	return false;
 }
 
 /*

@@ -2588,6 +2588,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 	for (i = 0; i < (int)len; i++) /* FNV-1a: what the application does, per program */
 		p->sh_seed = (p->sh_seed ^ data[i]) * 0x100000001b3ULL;
 	p->pipes = (env->kinds & KIND_PIPE) && env->have_pipe && ((p->sh_seed >> 23) & 1);
+	p->io_dups = (env->kinds & KIND_DUP) && ((p->sh_seed >> 29) & 1);
 	miss_choose(p, st);
 	ho_begin();
 	post_begin();
@@ -2807,7 +2808,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 /* ---- environment ---------------------------------------------------------- */
 
 static const char *const kind_names[] = { "io", "handover", "post", "own", "shared", "accept",
-					   "chain", "audit", "conn", "hooks", "alloc", "missing", "drop", "fork", "pipe" };
+					   "chain", "audit", "conn", "hooks", "alloc", "missing", "drop", "fork", "pipe", "dup" };
 
 /* "io,own,accept": those kinds of op (the first 20 are always in); unset or
  * "all": every kind; 0 for a name that is none. */
@@ -2824,7 +2825,7 @@ static unsigned parse_kinds(const char *list)
 			if (strlen(kind_names[k]) == n && !strncmp(kind_names[k], list, n))
 				break;
 		if (k == sizeof(kind_names) / sizeof(kind_names[0])) {
-			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn, hooks, alloc, missing, drop, fork, pipe)\n",
+			fprintf(stderr, "PROG_KINDS: unknown kind '%.*s' (io, handover, post, own, shared, accept, chain, audit, conn, hooks, alloc, missing, drop, fork, pipe, dup)\n",
 				(int)n, list);
 			return 0;
 		}
@@ -2942,6 +2943,7 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 	fprintf(out, "  addresses:        %llu connect/listen pushes (%llu refused with EINVAL)\n",
 		st->addr_pushes, st->addr_refused);
 	fprintf(out, "  pipes:            %llu rsc_pipe entries pushed\n", st->pipes);
+	fprintf(out, "  dups:             %llu I/O entries adopted as a dup of another entry's socket\n", st->io_dups);
 	fprintf(out, "  direct slots:     %llu peer loops; %llu hand-overs accepted (%llu done, %llu failed, %llu with a peer's address), %llu arrived, %llu dropped by the application\n",
 		st->peers, st->handovers, st->handovers_done, st->handovers_failed,
 		st->handovers_addressed, st->arrivals, st->arrivals_dropped);

@@ -40,14 +40,18 @@ enum { KIND_IO = 1, KIND_HANDOVER = 2, KIND_POST = 4, KIND_OWN = 8, KIND_SHARED 
        KIND_FORK = 8192,
        /* rsc_pipe entries in place of some sockets, in one program in two (chosen
         * from its hash, so that programs decode as before): no op bytes either. */
-       KIND_PIPE = 16384, KIND_ALL = 32767 };
+       KIND_PIPE = 16384,
+       /* With io: in one program in two (its hash), a pair's first end is adopted
+        * twice, the second time as a dup(2): one entry's cancel must spare the other's
+        * I/O on the same open file (bug 101). No op bytes either. */
+       KIND_DUP = 32768, KIND_ALL = 65535 };
 
 struct prog_stats {
 	unsigned long long programs, ops, scopes, acquires, releases,
 		enter_failures, early_releases, late_acquires, refused_pushes,
 		fault_rules, faults_injected, leaks, audit_findings,
 		known_trace_order, known_lost_errors, stale_probes, reentry_probes,
-		adopted, detached, planted_leaks, pipes, addr_pushes, addr_refused, bad_rule_sets,
+		adopted, detached, planted_leaks, pipes, io_dups, addr_pushes, addr_refused, bad_rule_sets,
 		peers, handovers, handovers_done, handovers_failed, handovers_refused,
 		handovers_stale, handovers_unsupported, arrivals, arrivals_dropped,
 		handovers_addressed, posts, posts_run,
