@@ -368,7 +368,7 @@ START_TEST(cancelling_one_entry_spares_a_dup_of_its_file)
 {
 	struct rsc_scope *s;
 	struct rsc_entry *a, *b;
-	char ba[2][8], bb[8];
+	char ba[2][8] = { { 0 } }, bb[8] = { 0 }; /* valgrind cannot see the kernel's writes */
 	int sv[2], ra[2] = { 1, 1 }, rb = 1, before = t_fd_count();
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
