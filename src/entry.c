@@ -65,6 +65,23 @@ unsigned rsc__entry_exit_errors(const struct rsc__entry *e, int res[], const cha
 	return n;
 }
 
+/* The number of @e's that @closes names: its value, or a pipe's write end. */
+RSC__INLINE int closed_number(const struct rsc__entry *e, uint8_t closes)
+{
+	return closes == RSC__CLOSES_VALUE2 ? e->value2 : e->value;
+}
+
+/* The number of @e's that @closes names is no longer @e's, if it still was. */
+RSC__INLINE void let_go_of(struct rsc__entry *e, uint8_t closes)
+{
+	unsigned flag = rsc__ledger_flag_of(closes);
+
+	if (__builtin_expect(e->flags & flag, 0)) {
+		rsc__ledger_forget(closed_number(e, closes), e->h);
+		e->flags &= ~flag;
+	}
+}
+
 RSC__HOT static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			      int res, unsigned cqe_flags)
 {
@@ -104,20 +121,19 @@ RSC__HOT static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 		}
 	} else {
 		/* The kernel's word for the audit and the slot table: the close's own CQE. */
-		if (op->closes == RSC__CLOSES_VALUE) {
-			e->close_res = res;
+		if (op->closes != RSC__CLOSES_NONE) {
+			if (op->closes == RSC__CLOSES_VALUE)
+				e->close_res = res;
+			else
+				e->close_res2 = res;
 			/* A close that ran after its enter returned (ledger.c's closes_ran),
-			 * or one no enter of ours submitted: its number is let go of now. */
+			 * or one no enter of ours submitted: its number is let go of now.
+			 * -ECANCELED: it never ran, and the number is still open (it leaves
+			 * with the entry). */
 			if (__builtin_expect(op->unsub, 0))
 				rsc__ledger_close_done(loop, op, res);
-			else if (__builtin_expect(e->flags & RSC__E_LEDGER, 0))
-				rsc__entry_close_ran(e, res);
-		} else if (op->closes == RSC__CLOSES_VALUE2) {
-			e->close_res2 = res;
-			if (__builtin_expect(op->unsub, 0))
-				rsc__ledger_close_done(loop, op, res);
-			else if ((e->flags & RSC__E_LEDGER2) && res != -ECANCELED)
-				rsc__entry_close2_ran(e);
+			else if (res != -ECANCELED)
+				let_go_of(e, op->closes);
 		}
 		/* A socket that was never connected has nothing to shut down. */
 		if (res < 0 && !(op->opcode == IORING_OP_SHUTDOWN && res == -ENOTCONN))
@@ -283,43 +299,25 @@ static void one_cqe_per_sqe(struct io_uring_sqe *sqe)
 }
 
 /*
- * A close of @e's value is prepared: the number may leave the table before
- * its CQE is reaped, once the close has run, never before it is submitted
- * (ledger.c). Listed, it is marked closing while the enter that submits it
- * runs; without memory to list it, it leaves at its CQE all the same.
+ * A close of a number of @e's (@op->closes) is prepared: the number may leave
+ * the table before its CQE is reaped, once the close has run, never before it
+ * is submitted (ledger.c). Listed, it is marked closing while the enter that
+ * submits it runs; without memory to list it, it leaves at its CQE all the same.
  */
 RSC__INLINE void leave_ledger_at_submit(struct rsc_loop *loop, struct rsc__entry *e,
 				       struct rsc_op *op)
 {
+	unsigned flag = rsc__ledger_flag_of(op->closes);
+
 	/* Listed, the list lets go of it (ledger.c); else the entry, at the close's CQE. */
-	if ((e->flags & RSC__E_LEDGER) && rsc__ledger_list_close(loop, op, e->value, e->h))
-		e->flags &= ~RSC__E_LEDGER;
+	if ((e->flags & flag) && rsc__ledger_list_close(loop, op, closed_number(e, op->closes), e->h))
+		e->flags &= ~flag;
 }
 
-/* The same for a close of a pipe's write end: its number, too, is free once that close has run. */
-static void leave_ledger2_at_submit(struct rsc_loop *loop, struct rsc__entry *e, struct rsc_op *op)
-{
-	if ((e->flags & RSC__E_LEDGER2) && rsc__ledger_list_close(loop, op, e->value2, e->h))
-		e->flags &= ~RSC__E_LEDGER2;
-}
-
-/* @e's close of its value ran (its CQE, posted or reaped): the number is no longer @e's. */
-void rsc__entry_close_ran(struct rsc__entry *e, int res)
-{
-	/* -ECANCELED: it never ran, and the number is still open (it leaves with the entry). */
-	if ((e->flags & RSC__E_LEDGER) && res != -ECANCELED) {
-		rsc__ledger_forget(e->value, e->h);
-		e->flags &= ~RSC__E_LEDGER;
-	}
-}
-
-/* @e's close of its value2 (a pipe's write end) ran: that number is no longer @e's either. */
+/* A pipe's write end leaves the ledger with its entry, if its close has not let it go. */
 void rsc__entry_close2_ran(struct rsc__entry *e)
 {
-	if (e->flags & RSC__E_LEDGER2) {
-		rsc__ledger_forget(e->value2, e->h);
-		e->flags &= ~RSC__E_LEDGER2;
-	}
+	let_go_of(e, RSC__CLOSES_VALUE2);
 }
 
 /* After a hook: name each SQE's op and route its CQE back to us. */
@@ -354,10 +352,8 @@ static void stamp_phase_sqes(struct rsc__entry *e)
 		op->opcode = sqe->opcode;
 		op->closes = sqe->opcode == IORING_OP_CLOSE && e->phase == RSC__PHASE_EXIT ?
 				     closes_which(e, sqe) : RSC__CLOSES_NONE;
-		if (op->closes == RSC__CLOSES_VALUE)
+		if (op->closes != RSC__CLOSES_NONE)
 			leave_ledger_at_submit(loop, e, op);
-		else if (op->closes == RSC__CLOSES_VALUE2)
-			leave_ledger2_at_submit(loop, e, op);
 		rsc__inject_fault(loop, sqe, op);
 		if (op->primary)
 			e->enter_opcode = op->opcode;
@@ -1469,10 +1465,8 @@ RSC__HOT void rsc__entry_free(struct rsc_loop *loop, struct rsc__entry *e)
 	rsc__obs_entry_freed(loop, e);
 	if (e->flags & RSC__E_ANNOUNCE)
 		unannounce(loop, e, false);
-	if (e->flags & RSC__E_LEDGER)
-		rsc__ledger_forget(e->value, e->h);
-	if (__builtin_expect(e->flags & RSC__E_LEDGER2, 0))
-		rsc__entry_close2_ran(e);
+	let_go_of(e, RSC__CLOSES_VALUE);
+	let_go_of(e, RSC__CLOSES_VALUE2);
 	rsc__entry_put(loop, e);
 }
 

@@ -195,6 +195,12 @@ enum rsc__phase { RSC__PHASE_NONE = 0, RSC__PHASE_ENTER, RSC__PHASE_EXIT };
 #define RSC__E_RETRY_CLOSE  (1U << 28) /* ... and could not get its SQE: prepared on a later turn */
 #define RSC__E_SLOT_LOST    (1U << 29) /* a slot of its was emptied behind its back and given out again (direct.c) */
 
+/* The ledger flag of the number a close names (RSC__CLOSES_VALUE or _VALUE2). */
+static inline unsigned rsc__ledger_flag_of(uint8_t closes)
+{
+	return closes == RSC__CLOSES_VALUE2 ? RSC__E_LEDGER2 : RSC__E_LEDGER;
+}
+
 /* Opcodes newer than liburing 2.3's header (Linux 6.11), prepared by hand. */
 #define RSC__OP_BIND 56U
 #define RSC__OP_LISTEN 57U
@@ -1482,7 +1488,6 @@ struct rsc__entry *rsc__entry_new_entered(struct rsc__scope *s,
 					  const struct rsc_manager *mgr,
 					  unsigned config, int value, uint8_t fd_kind,
 					  const char *detail);
-void rsc__entry_close_ran(struct rsc__entry *e, int res);
 void rsc__entry_close2_ran(struct rsc__entry *e);
 struct rsc__entry *rsc__entry_new_entered_by_call(struct rsc__scope *s,
 						  const struct rsc_manager *mgr, unsigned config,

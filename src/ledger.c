@@ -272,7 +272,7 @@ static inline __attribute__((always_inline)) void unlist(struct rsc_loop *loop, 
 		rsc__ledger_forget_cell(p->cell, p->h);
 	} else {
 		mark_cell(p->cell, p->h, false);
-		op->entry->flags |= op->closes == RSC__CLOSES_VALUE2 ? RSC__E_LEDGER2 : RSC__E_LEDGER;
+		op->entry->flags |= rsc__ledger_flag_of(op->closes);
 	}
 	op->unsub = 0;
 	p->op = NULL;

@@ -134,42 +134,34 @@ EXPORT int fclose(FILE *f)
 	return ret;
 }
 
-/* A lowered descriptor limit: the preload's own descriptors move under it (table.c). */
-EXPORT int setrlimit(__rlimit_resource_t res, const struct rlimit *rl)
+/* A descriptor limit set for this process (@set: a new one given), @ret the call's:
+ * the preload's own descriptors move under it if it was lowered (table.c). */
+static int limit_set(int ret, int res, pid_t pid, bool set)
 {
-	int ret = REAL(setrlimit)(res, rl);
-
-	if (ret == 0 && res == RLIMIT_NOFILE && tracking())
+	if (ret == 0 && set && res == RLIMIT_NOFILE && (pid == 0 || pid == getpid()) && tracking())
 		own_fit_limit();
 	return ret;
+}
+
+EXPORT int setrlimit(__rlimit_resource_t res, const struct rlimit *rl)
+{
+	return limit_set(REAL(setrlimit)(res, rl), res, 0, true);
 }
 
 EXPORT int setrlimit64(__rlimit_resource_t res, const struct rlimit64 *rl)
 {
-	int ret = REAL(setrlimit64)(res, rl);
-
-	if (ret == 0 && res == RLIMIT_NOFILE && tracking())
-		own_fit_limit();
-	return ret;
+	return limit_set(REAL(setrlimit64)(res, rl), res, 0, true);
 }
 
 EXPORT int prlimit(pid_t pid, __rlimit_resource_t res, const struct rlimit *rl, struct rlimit *old)
 {
-	int ret = REAL(prlimit)(pid, res, rl, old);
-
-	if (ret == 0 && rl && res == RLIMIT_NOFILE && (pid == 0 || pid == getpid()) && tracking())
-		own_fit_limit();
-	return ret;
+	return limit_set(REAL(prlimit)(pid, res, rl, old), res, pid, rl != NULL);
 }
 
 EXPORT int prlimit64(pid_t pid, __rlimit_resource_t res, const struct rlimit64 *rl,
 		     struct rlimit64 *old)
 {
-	int ret = REAL(prlimit64)(pid, res, rl, old);
-
-	if (ret == 0 && rl && res == RLIMIT_NOFILE && (pid == 0 || pid == getpid()) && tracking())
-		own_fit_limit();
-	return ret;
+	return limit_set(REAL(prlimit64)(pid, res, rl, old), res, pid, rl != NULL);
 }
 
 EXPORT int socket(int domain, int type, int proto)
