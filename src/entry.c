@@ -88,7 +88,20 @@ RSC__HOT static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 	struct rsc__entry *e = op->entry;
 
 	(void)loop;
-	(void)cqe_flags;
+	/* One SQE, one completion (rsc_push(3)): a request that posts more (a
+	 * zero-copy send, then its notification once the buffer is let go of)
+	 * completes at its last CQE, with its first CQE's result. */
+	if (__builtin_expect(cqe_flags & IORING_CQE_F_MORE, 0)) {
+		if (!op->more_seen) {
+			op->more_seen = true;
+			op->more_res = res;
+		}
+		return;
+	}
+	if (__builtin_expect(op->more_seen, 0)) {
+		op->more_seen = false;
+		res = op->more_res;
+	}
 	res = rsc__real_errno(res, e->flags & RSC__E_CANCEL_SENT);
 	if (op->enter_listed) {
 		rsc__list_remove(&op->io_node);
@@ -272,6 +285,8 @@ static uint8_t closes_which(const struct rsc__entry *e, const struct io_uring_sq
 
 /* Linux 6.7, newer than liburing 2.3's header. */
 #define RSC__OP_READ_MULTISHOT 49U
+/* IORING_TIMEOUT_MULTISHOT (Linux 6.4): newer than liburing 2.3's header. */
+#define RSC__TIMEOUT_MULTISHOT (1U << 6)
 
 /*
  * An op completes with its one CQE (rsc_push(3)): a custom hook's request
@@ -294,6 +309,9 @@ static void one_cqe_per_sqe(struct io_uring_sqe *sqe)
 		break;
 	case RSC__OP_READ_MULTISHOT:
 		sqe->opcode = IORING_OP_READ; /* with its buffer select: one read */
+		break;
+	case IORING_OP_TIMEOUT:
+		sqe->timeout_flags &= ~RSC__TIMEOUT_MULTISHOT; /* fires once */
 		break;
 	}
 }
@@ -1407,12 +1425,13 @@ RSC__HOT void rsc__entry_start_exit(struct rsc__entry *e)
 	assert(e->state == RSC_ENTERED ||
 	       (e->state == RSC_EXITING &&
 		(e->flags & (RSC__E_RETRY_HOOK | RSC__E_DRAINING))));
+	/* Released before the loop turned: no on-enter, but entered is said first. */
+	if (e->flags & RSC__E_ANNOUNCE)
+		unannounce(loop, e, true);
 	if (e->state == RSC_ENTERED) {
 		set_state(e, RSC_EXITING);
 		rsc__obs_release_started(loop, e);
 	}
-	if (e->flags & RSC__E_ANNOUNCE)
-		unannounce(loop, e, true); /* released before the loop turned: no on-enter */
 	if (e->n_io) {
 		/* No I/O outlives its resource: cancel it, release after its last CQE. */
 		if (!(e->flags & RSC__E_DRAINING)) {
@@ -1603,6 +1622,7 @@ int rsc_entry_move(struct rsc_entry *h, struct rsc_scope *to_h)
 		return 0;
 	unlink_entry(e);
 	append_entry(to, e);
+	rsc__obs_ownership_moved(to->loop, NULL, e);
 	return 0;
 }
 

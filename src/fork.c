@@ -10,11 +10,21 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-unsigned rsc__fork_gen;
+/*
+ * The process's fork generation, read by every rsc__loop_forked(): a word in
+ * a page that the kernel gives the child of any fork zeroed (MADV_WIPEONFORK,
+ * Linux 4.14), so that a child made by _Fork() or a raw fork system call,
+ * which run no pthread_atfork handler, is seen as one too. Where that page
+ * cannot be had, a plain word that only the handler moves on.
+ */
+static unsigned plain_word = 1;
+unsigned *rsc__fork_word = &plain_word;
+static unsigned fork_count = 1; /* the last generation given: never 0, never wiped */
 static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
 
 /* Only the forking thread lives on in the child: a process-wide lock that
@@ -43,19 +53,53 @@ static void in_parent(void)
 
 static void in_child(void)
 {
-	__atomic_add_fetch(&rsc__fork_gen, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(rsc__fork_word, __atomic_add_fetch(&fork_count, 1, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
 	locks(false);
 }
 
 static void watch(void)
 {
+	void *page = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (page != MAP_FAILED && madvise(page, (size_t)sysconf(_SC_PAGESIZE), MADV_WIPEONFORK) == 0) {
+		*(unsigned *)page = __atomic_load_n(&plain_word, __ATOMIC_RELAXED);
+		__atomic_store_n(&rsc__fork_word, (unsigned *)page, __ATOMIC_RELEASE);
+	} else if (page != MAP_FAILED) {
+		(void)munmap(page, (size_t)sysconf(_SC_PAGESIZE));
+	}
 	(void)pthread_atfork(before, in_parent, in_child);
+}
+
+/* The generation now, made anew if the page was wiped by a fork that ran no
+ * handler (this is such a child): loops made here must not pass as current in
+ * a child of this process either. */
+unsigned rsc__fork_generation(void)
+{
+	unsigned zero = 0, now = __atomic_load_n(rsc__fork_word, __ATOMIC_RELAXED);
+
+	if (now)
+		return now;
+	now = __atomic_add_fetch(&fork_count, 1, __ATOMIC_RELAXED);
+	if (!__atomic_compare_exchange_n(rsc__fork_word, &zero, now, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		now = zero; /* another thread made it first */
+	return now;
+}
+
+_Thread_local uint64_t rsc__thread_serial_tls;
+static uint64_t last_thread_serial;
+
+uint64_t rsc__thread_serial_new(void)
+{
+	return rsc__thread_serial_tls = __atomic_add_fetch(&last_thread_serial, 1, __ATOMIC_RELAXED);
 }
 
 void rsc__fork_watch(struct rsc_loop *loop)
 {
 	pthread_once(&watch_once, watch);
-	loop->fork_gen = __atomic_load_n(&rsc__fork_gen, __ATOMIC_RELAXED);
+	loop->fork_gen = rsc__fork_generation();
 	loop->pid = getpid();
 }
 

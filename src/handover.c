@@ -68,6 +68,7 @@ struct live_inbox {
 	uint32_t token;
 	int ring_fd;
 	bool closing; /* its release, or an unwind that owns it, has begun */
+	unsigned fork_gen; /* its loop's: a child of fork(2) has no inbox of its parent's */
 };
 
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -97,7 +98,7 @@ static int live_add(struct rsc_loop *loop, uint32_t token, int ring_fd)
 		}
 	}
 	if (ret == 0)
-		live[n_live++] = (struct live_inbox){ token, ring_fd, false };
+		live[n_live++] = (struct live_inbox){ token, ring_fd, false, rsc__fork_generation() };
 	pthread_mutex_unlock(&live_lock);
 	return ret;
 }
@@ -156,7 +157,7 @@ static bool receives_at(uint32_t token, int ring_fd)
 
 	pthread_mutex_lock(&live_lock);
 	l = live_find_locked(token, ring_fd);
-	found = l && !l->closing;
+	found = l && !l->closing && l->fork_gen == rsc__fork_generation();
 	pthread_mutex_unlock(&live_lock);
 	return found;
 }

@@ -132,6 +132,10 @@ struct rsc_op {
 	/* A cancel by descriptor: whose ops (an entry handle), and how many it should find. */
 	uint64_t cancel_entry;
 	unsigned cancel_expect;
+	/* An entry's op whose request posts more than one CQE (a zero-copy send's
+	 * notification): the result is the first CQE's, kept until the last. */
+	bool more_seen;
+	int more_res;
 };
 
 /*
@@ -414,7 +418,7 @@ struct rsc_loop {
 	unsigned features;
 	/* RSC_FEAT_SINGLE_ISSUER: the thread that made the ring, the only one the
 	 * kernel lets enter it (and whose table holds its registered index). */
-	pthread_t issuer;
+	uint64_t issuer; /* rsc__thread_serial() of the thread that made its ring */
 	/* fork.c: the fork generation it was made in, and by which process. */
 	unsigned fork_gen;
 	pid_t pid;
@@ -652,8 +656,9 @@ static inline void *rsc__handle_lookup(uint64_t h, enum rsc__kind kind)
 }
 
 /* fork.c: a loop does not cross fork(2) (ringscope(7), FORK). */
-extern unsigned rsc__fork_gen;
+extern unsigned *rsc__fork_word;
 void rsc__fork_watch(struct rsc_loop *loop);
+unsigned rsc__fork_generation(void);
 __attribute__((cold)) int rsc__forked_error(const struct rsc_loop *loop, const char *fn);
 /* Each process-wide lock: fork.c holds them all across a fork(2). */
 extern pthread_mutex_t *const rsc__handles_fork_lock;
@@ -664,7 +669,7 @@ extern pthread_mutex_t *const rsc__host_fork_lock;
 /* Made before a fork(2) of which this is the child: its ring is the parent's. */
 static inline bool rsc__loop_forked(const struct rsc_loop *loop)
 {
-	return __builtin_expect(loop->fork_gen != __atomic_load_n(&rsc__fork_gen, __ATOMIC_RELAXED), 0);
+	return __builtin_expect(loop->fork_gen != __atomic_load_n(rsc__fork_word, __ATOMIC_RELAXED), 0);
 }
 
 /* Return -ECHILD from the calling function for a loop from before a fork. */
@@ -776,10 +781,23 @@ int rsc__check_can_block(struct rsc_loop *loop, const char *fn);
  * -EINVAL, or names a ring of that thread's own.
  */
 int rsc__issuer_error(const char *fn) RSC__COLD;
+
+/* A number for the calling thread that no other thread of the process ever
+ * gets (fork.c): a pthread_t is reused once its thread has exited, and a new
+ * thread must not pass for the one that registered a ring. */
+extern _Thread_local uint64_t rsc__thread_serial_tls;
+uint64_t rsc__thread_serial_new(void);
+static inline uint64_t rsc__thread_serial(void)
+{
+	uint64_t id = rsc__thread_serial_tls;
+
+	return __builtin_expect(id != 0, 1) ? id : rsc__thread_serial_new();
+}
+
 static inline int rsc__check_issuer(const struct rsc_loop *loop, const char *fn)
 {
 	return !(loop->features & RSC_FEAT_SINGLE_ISSUER) || loop->shared ||
-			       __builtin_expect(pthread_equal(loop->issuer, pthread_self()), 1) ?
+			       __builtin_expect(loop->issuer == rsc__thread_serial(), 1) ?
 		       0 :
 		       rsc__issuer_error(fn);
 }

@@ -89,7 +89,7 @@ static int ring_setup(struct rsc_loop *loop, unsigned entries, unsigned flags)
 		if (ret == 0) {
 			loop->features = tries[i].feats;
 			loop->ring = &loop->own_ring;
-			loop->issuer = pthread_self(); /* the ring's submitter_task */
+			loop->issuer = rsc__thread_serial(); /* the ring's submitter_task */
 			/* Only its creator enters a single-issuer ring: registered with
 			 * that thread, io_uring_enter(2) skips the descriptor lookup
 			 * (Linux 5.18). A thread has 16 such slots; without one, the

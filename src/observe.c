@@ -89,22 +89,36 @@ static int trace_from_env(struct rsc_loop *loop)
 
 int rsc__obs_loop_new(struct rsc_loop *loop)
 {
-	loop->obs_id = __atomic_add_fetch(&next_loop_id, 1, __ATOMIC_RELAXED);
+	unsigned me = __atomic_add_fetch(&next_loop_id, 1, __ATOMIC_RELAXED);
+	int ret;
+
+	loop->obs_id = me;
 	/* A RINGSCOPE_TRACE that cannot be written must not silently mean "off". */
-	return trace_from_env(loop);
+	ret = trace_from_env(loop);
+	/* No loop made: its number is the next one's (rsc_loop_id(3)), unless
+	 * another thread's loop took a later one meanwhile. */
+	if (ret < 0)
+		__atomic_compare_exchange_n(&next_loop_id, &me, me - 1, false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+	return ret;
 }
 
 void rsc__obs_loop_free(struct rsc_loop *loop)
 {
 	unsigned me = loop->obs_id;
-	int ret = rsc__tj_close_at_free(loop);
+	int lost, own;
 
-	/* Nobody is left to return it to: a trace cut short must not pass unseen
+	rsc__tj_close_at_free(loop, &lost, &own);
+	/* Nobody is left to return them to: a trace cut short must not pass unseen
 	 * (unless rsc_loop_trace_flush() returned it already). */
-	if (ret < 0)
+	if (lost < 0)
+		fprintf(stderr, "ringscope: loop %u: an earlier trace's last write failed (%s), "
+				"and no call returned it: that file stops at its last complete event\n",
+			me, rsc_err_name(lost));
+	if (own < 0)
 		fprintf(stderr, "ringscope: loop %u: the trace's last write failed when the loop was freed (%s): "
 				"the file stops at its last complete event\n",
-			me, rsc_err_name(ret));
+			me, rsc_err_name(own));
 	rsc__metrics_free(loop);
 	loop->obs_flags = 0;
 	__atomic_compare_exchange_n(&env_trace_owner, &me, 0, false,
@@ -168,6 +182,12 @@ void rsc__obs_scope(struct rsc_loop *loop, struct rsc__scope *s, bool open)
 {
 	if (loop->obs_flags & RSC__OBS_TRACE)
 		rsc__tj_scope(loop, s, open, rsc__tj_now(loop->tj));
+}
+
+void rsc__obs_moved(struct rsc_loop *loop, struct rsc__scope *s, struct rsc__entry *e)
+{
+	if (loop->obs_flags & RSC__OBS_TRACE)
+		rsc__tj_moved(loop, s, e, rsc__tj_now(loop->tj));
 }
 
 void rsc__obs_finding(struct rsc_loop *loop, const struct rsc_finding *f)

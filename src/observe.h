@@ -31,6 +31,7 @@ enum rsc__obs_ev {
 void rsc__obs_entry(struct rsc_loop *loop, struct rsc__entry *e,
 		    enum rsc__obs_ev ev);
 void rsc__obs_scope(struct rsc_loop *loop, struct rsc__scope *s, bool open);
+void rsc__obs_moved(struct rsc_loop *loop, struct rsc__scope *s, struct rsc__entry *e);
 void rsc__obs_finding(struct rsc_loop *loop, const struct rsc_finding *f);
 void rsc__obs_submitted(struct rsc_loop *loop, int sqes);
 int rsc__obs_loop_new(struct rsc_loop *loop);
@@ -110,6 +111,14 @@ RSC__INLINE void rsc__obs_scope_closed(struct rsc_loop *loop, struct rsc__scope 
 		rsc__obs_scope(loop, s, false);
 }
 
+/* Ownership moved: @e to another scope, or scope @s (@e NULL) to another parent. */
+RSC__INLINE void rsc__obs_ownership_moved(struct rsc_loop *loop, struct rsc__scope *s,
+					  struct rsc__entry *e)
+{
+	if (RSC__OBS_ON(loop))
+		rsc__obs_moved(loop, s, e);
+}
+
 static inline void rsc__obs_audit_finding(struct rsc_loop *loop,
 					  const struct rsc_finding *f)
 {
@@ -130,12 +139,14 @@ RSC__INLINE void rsc__obs_submit(struct rsc_loop *loop, int sqes)
 struct rsc__trace_json;
 int rsc__tj_open(struct rsc_loop *loop, const char *path);
 int rsc__tj_close(struct rsc_loop *loop);
-int rsc__tj_close_at_free(struct rsc_loop *loop);
+void rsc__tj_close_at_free(struct rsc_loop *loop, int *lost, int *own);
 int rsc__tj_flush(struct rsc_loop *loop);
 uint64_t rsc__tj_now(struct rsc__trace_json *tj);
 void rsc__tj_entry(struct rsc_loop *loop, struct rsc__entry *e,
 		   enum rsc__obs_ev ev, uint64_t now);
 void rsc__tj_scope(struct rsc_loop *loop, struct rsc__scope *s, bool open,
+		   uint64_t now);
+void rsc__tj_moved(struct rsc_loop *loop, struct rsc__scope *s, struct rsc__entry *e,
 		   uint64_t now);
 void rsc__tj_finding(struct rsc_loop *loop, const struct rsc_finding *f,
 		     uint64_t now);

@@ -247,7 +247,7 @@ int rsc_loop_post(struct rsc_loop *loop, void (*fn)(struct rsc_loop *, void *), 
 	RSC__CHECK_ARG(loop && fn, "rsc_loop_post: loop or fn is NULL");
 	RSC__SAME_PROCESS(loop, "rsc_loop_post");
 	/* Any thread posts; the fault state (rsc_fault_set(3)) is the loop thread's alone. */
-	p = rsc__malloc(pthread_equal(loop->issuer, pthread_self()) ? loop : NULL, sizeof(*p));
+	p = rsc__malloc(loop->issuer == rsc__thread_serial() ? loop : NULL, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->fn = fn;

@@ -96,6 +96,19 @@ static bool unwind_above_reaches(const struct rsc__scope *s)
 	return false;
 }
 
+/* A failure requested above @s, its unwind not started yet: that unwind will
+ * reach @s in its turn, with its error (not past a grace, as above). */
+static bool failure_above(const struct rsc__scope *s)
+{
+	for (s = s->parent; s; s = s->parent) {
+		if (s->fail_queued)
+			return true;
+		if (s->grace && s->state == RSC_SCOPE_OPEN)
+			return false;
+	}
+	return false;
+}
+
 /* ... and has not reached it yet: @s must not start beside the newer children.
  * (A graceful close asked before already runs beside them: its grace's end,
  * or a failure, starts its unwind at once, as rsc_scope_close_graceful(3) says;
@@ -389,9 +402,13 @@ RSC__HOT static void step_children(struct rsc__scope *s, bool *wait)
 			continue;
 		}
 		if (c->closer == RSC__CLOSER_USER) {
-			/* Asked before we began, it waited for its turn (rsc__scope_ready). */
-			if (c->state == RSC_SCOPE_OPEN && !c->grace)
-				rsc__scope_begin_unwind(c, NULL);
+			/* Asked before we began, it waited for its turn (rsc__scope_ready).
+			 * A failure of ours flows through it as through the others: its
+			 * exits see our pending error (DESIGN 7); a close of ours does not. */
+			if (c->state == RSC_SCOPE_OPEN && !c->grace) {
+				c->cancelling = c->cancelling || s->cancelling;
+				rsc__scope_begin_unwind(c, s->cancelling ? rsc__error_ref(s->pending) : NULL);
+			}
 			*wait = true; /* detaches when its own close completes */
 			return;
 		}
@@ -680,6 +697,7 @@ int rsc_scope_move(struct rsc_scope *h, struct rsc_scope *parent_h)
 	unlink_child(s);
 	link_child(to, s);
 	closing_changed(s); /* its ancestors are others now */
+	rsc__obs_ownership_moved(s->loop, s, NULL);
 	return 0;
 }
 
@@ -803,7 +821,8 @@ RSC__HOT void rsc__scope_ready(struct rsc__scope *s)
 	/* Below an unwind that has not reached it (a failure, or a close asked
 	 * just before that unwind began): it starts in its LIFO turn, not beside
 	 * the newer children (DESIGN 2.3). */
-	if (s->state == RSC_SCOPE_OPEN && waits_for_its_turn(s)) {
+	if (s->state == RSC_SCOPE_OPEN &&
+	    (waits_for_its_turn(s) || (!s->g_seq && !s->fail_queued && failure_above(s)))) {
 		/* A failure cancels at once all the same: only its exits wait. */
 		if (s->fail_queued)
 			cut_for_failure(s);

@@ -810,6 +810,38 @@ static void release_started(struct rsc_loop *loop, struct rsc__entry *e,
 	PUT_LIT(tj, "}}");
 }
 
+static void scope_slice(struct rsc_loop *loop, struct rsc__scope *s, char ph,
+			uint64_t now);
+
+/* @e moved (rsc_entry_move), or @s did (rsc_scope_move, @e NULL): an instant on
+ * its slice naming its new scope, whose slice it lies inside from now on. */
+void rsc__tj_moved(struct rsc_loop *loop, struct rsc__scope *s, struct rsc__entry *e,
+		   uint64_t now)
+{
+	struct rsc__trace_json *tj;
+
+	if (e) {
+		if (!(e->obs_state & RSC__OBS_BEGUN))
+			return;
+		entry_instant(loop, e, now, "moved");
+		if (!(tj = loop->tj) || tj->err)
+			return;
+		PUT_LIT(tj, ",\"scope_id\":");
+		put_id(tj, e->scope->h);
+		PUT_LIT(tj, "}}");
+		return;
+	}
+	if (!s->obs_t_open)
+		return; /* begun before this trace: no slice here */
+	scope_slice(loop, s, 'n', now);
+	if (!(tj = loop->tj) || tj->err)
+		return;
+	PUT_LIT(tj, "\"event\":\"moved\",\"parent_id\":");
+	put_id(tj, s->parent->h);
+	put_str(tj, "parent", s->parent->name, NAME_MAX_OUT);
+	PUT_LIT(tj, "}}");
+}
+
 static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 {
 	const struct rsc__scope *s = e->scope;
@@ -999,6 +1031,13 @@ static const char *program_name(void)
 
 static int rsc__tj_close_own(struct rsc_loop *loop);
 
+/* The error of @loop's trace that a flush returned already, if any. */
+static int told_err(const struct rsc_loop *loop)
+{
+	return loop->tj && loop->tj->err && loop->tj->told ? loop->tj->err : 0;
+}
+
+
 int rsc__tj_open(struct rsc_loop *loop, const char *path)
 {
 	struct rsc__trace_json *tj;
@@ -1014,7 +1053,7 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	 * Its error, if no call has returned it yet (its last write, now), is
 	 * kept for the next flush or close: a switch must not drop it.
 	 */
-	told = loop->tj && loop->tj->err && loop->tj->told;
+	told = told_err(loop) != 0;
 	ret = rsc__tj_close_own(loop);
 	if (ret < 0 && !told && !loop->trace_lost)
 		loop->trace_lost = ret;
@@ -1065,30 +1104,41 @@ int rsc__tj_open(struct rsc_loop *loop, const char *path)
 	return 0;
 }
 
-/* @ret, else an earlier trace's error not yet returned (returned once). */
-static int take_lost(struct rsc_loop *loop, int ret)
+/*
+ * An earlier trace's error not yet returned comes first, once; @ret, this
+ * trace's own, then waits its turn: a trace still open says it again at
+ * its next flush, and one closed now (@closed, @told: a flush returned it
+ * already) leaves it in the earlier one's place.
+ */
+static int take_lost(struct rsc_loop *loop, int ret, bool closed, bool told)
 {
 	int lost = loop->trace_lost;
 
-	if (ret < 0)
-		return ret; /* the older one waits for the next call */
-	loop->trace_lost = 0;
+	if (!lost)
+		return ret;
+	loop->trace_lost = closed && ret < 0 && !told ? ret : 0;
 	return lost;
 }
 
 int rsc__tj_close(struct rsc_loop *loop)
 {
-	return take_lost(loop, rsc__tj_close_own(loop));
+	bool told = told_err(loop) != 0;
+
+	return take_lost(loop, rsc__tj_close_own(loop), true, told);
 }
 
-/* The same when the loop is freed: an error rsc_loop_trace_flush() already
+/* The same when the loop is freed, both errors nobody heard (@lost: an
+ * earlier trace's, @own: this one's); one rsc_loop_trace_flush() already
  * returned is not said again (no write was tried for it now). */
-int rsc__tj_close_at_free(struct rsc_loop *loop)
+void rsc__tj_close_at_free(struct rsc_loop *loop, int *lost, int *own)
 {
-	int told = loop->tj && loop->tj->err && loop->tj->told ? loop->tj->err : 0;
-	int ret = rsc__tj_close(loop);
+	int told = told_err(loop);
 
-	return ret == told ? 0 : ret;
+	*own = rsc__tj_close_own(loop);
+	if (*own == told)
+		*own = 0;
+	*lost = loop->trace_lost;
+	loop->trace_lost = 0;
 }
 
 /* Close this trace: its own write error only. */
@@ -1123,9 +1173,11 @@ int rsc__tj_flush(struct rsc_loop *loop)
 {
 	int ret = loop->tj ? flush(loop) : 0;
 
+	if (loop->trace_lost)
+		return take_lost(loop, ret, false, false); /* ret, sticky, comes next */
 	if (ret < 0)
 		loop->tj->told = true;
-	return take_lost(loop, ret);
+	return ret;
 }
 
 int rsc_loop_trace_file(struct rsc_loop *loop, const char *path)

@@ -99,12 +99,13 @@ int rsc_entry_wait(struct rsc_entry *h)
 	if (ret < 0)
 		return ret;
 	for (s = e->scope; s; s = s->parent) {
-		if (s->closer == RSC__CLOSER_USER) {
-			/* That close may free the entry during the turn we would run. */
-			rsc__set_last_error("rsc_entry_wait: scope '%s' above the entry is being closed",
-					    s->name);
-			return -ESHUTDOWN;
-		}
+		if (s->closer != RSC__CLOSER_USER)
+			continue;
+		/* That close may free the entry during the turn we would run, and
+		 * an entry entered already is released by it: not the caller's. */
+		rsc__set_last_error("rsc_entry_wait: scope '%s' above the entry is being closed",
+				    s->name);
+		return -ESHUTDOWN;
 	}
 	/* By handle each turn: a callback may detach it, or close its scope,
 	 * and a cancelled acquire frees both in the turn it settles. */
@@ -112,6 +113,12 @@ int rsc_entry_wait(struct rsc_entry *h)
 		ret = rsc_loop_run(loop, RSC_RUN_ONCE);
 		if (ret < 0)
 			return ret;
+	}
+	/* Its release has started (early, or by an unwind): the number is no
+	 * longer the caller's to use. */
+	if (e && (e->state == RSC_EXITING || e->state == RSC_EXITED)) {
+		rsc__set_last_error("rsc_entry_wait: entry '%s' has been released", e->mgr->name);
+		return -EBADF;
 	}
 	ret = rsc_entry_fd(h);
 	return ret == -EBADFD ? rsc_entry_slot(h) : ret; /* a direct entry: its slot */

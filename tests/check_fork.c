@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -797,10 +798,65 @@ START_TEST(child_forked_during_a_close_wait_leaves_the_freed_scope_alone)
 }
 END_TEST
 
-/* A child of a child: each fork marks the loops made before it. */
-START_TEST(loop_made_in_a_child_is_refused_in_the_grandchild)
+/* fork(), or a fork that runs no pthread_atfork handler: _Fork(3), the system call. */
+extern pid_t _Fork(void);
+static const char *const fork_kinds[] = { "fork", "_Fork", "SYS_fork" };
+
+static pid_t fork_of_kind(int kind)
 {
-	pid_t pid = fork();
+	return kind == 0 ? fork() : kind == 1 ? _Fork() : (pid_t)syscall(SYS_fork);
+}
+
+/*
+ * A child made by _Fork(3) or the fork system call runs no atfork handler,
+ * and is refused all the same: the parent's completion stays the parent's
+ * (bug 108: the child's rsc_loop_run reaped it and ran the parent's callback).
+ */
+START_TEST(child_of_a_fork_without_handlers_is_refused_too)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *e;
+	int p[2], got = 99;
+	char buf[4];
+	long until;
+	pid_t pid;
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, RSC_LOOP_NO_DEFER_TASKRUN), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "parent", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, p[0], 0, &e), 0);
+	ck_assert_int_eq(rsc_read(e, buf, sizeof(buf), -1, store_res, &got), 0);
+	ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+	pid = fork_of_kind(1 + _i);
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (write(p[1], "x", 1) != 1)
+			_exit(2);
+		usleep(50 * 1000); /* the read's completion is in the shared CQ by now */
+		CHILD_EXPECT_ECHILD(3, rsc_loop_run(loop, RSC_RUN_ONCE));
+		CHILD_EXPECT_ECHILD(4, rsc_entry_fd(e));
+		_exit(got != 99 ? 5 : 0); /* 5: the parent's callback ran here */
+	}
+	ck_assert_msg(child_status(pid) == 0, "child of %s", fork_kinds[1 + _i]);
+	until = t_now_ms() + 5000;
+	while (got == 99 && t_now_ms() < until) {
+		ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+		usleep(1000);
+	}
+	ck_assert_int_eq(got, 1);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
+	close(p[1]);
+}
+END_TEST
+
+/* A loop made in a child of any kind of fork works there, and is refused in
+ * its own child of any kind (a handler-less fork wipes the generation: a loop
+ * made after one must still count as the parent's in the next child). */
+START_TEST(loop_made_in_a_child_is_refused_in_its_child)
+{
+	pid_t pid = fork_of_kind(_i / 3);
 
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -811,7 +867,7 @@ START_TEST(loop_made_in_a_child_is_refused_in_the_grandchild)
 
 		if (rsc_loop_new(&mine, 16, 0) != 0 || rsc_scope_open(mine, NULL, "child", &s) != 0)
 			_exit(2);
-		grandchild = fork();
+		grandchild = fork_of_kind(_i % 3);
 		if (grandchild == 0) {
 			CHILD_EXPECT_ECHILD(3, rsc_loop_run(mine, RSC_RUN_NOWAIT));
 			_exit(rsc_loop_close(mine) == 0 ? 0 : 4);
@@ -821,10 +877,54 @@ START_TEST(loop_made_in_a_child_is_refused_in_the_grandchild)
 		if (WEXITSTATUS(st) != 0)
 			_exit(10 + WEXITSTATUS(st));
 		if (rsc_scope_close_wait(s, NULL) != 0 || rsc_loop_close(mine) != 0)
-			_exit(6); /* the child's own loop still works in the child */
+			_exit(6);
 		_exit(0);
 	}
-	ck_assert_int_eq(child_status(pid), 0);
+	ck_assert_msg(child_status(pid) == 0, "%s, then %s", fork_kinds[_i / 3], fork_kinds[_i % 3]);
+}
+END_TEST
+
+/*
+ * The parent's inbox is no inbox in a child, whatever the fork: a hand-over
+ * to its address is -ESTALE there (bug 109: the child's slot went into the
+ * parent's table).
+ */
+START_TEST(parents_inbox_is_no_inbox_in_a_child)
+{
+	struct rsc_loop *loop;
+	struct rsc_scope *s;
+	struct rsc_entry *inbox;
+	unsigned long long addr;
+	int arrived = 0;
+	pid_t pid;
+
+	ck_assert_int_eq(rsc_loop_new(&loop, 64, RSC_LOOP_DIRECT), 0);
+	ck_assert_int_eq(rsc_scope_open(loop, NULL, "parent", &s), 0);
+	ck_assert_int_eq(rsc_inbox(s, t_count_arrival, &arrived, &inbox), 0);
+	ck_assert_int_eq(rsc_inbox_address(inbox, &addr), 0);
+	pid = fork_of_kind(_i);
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rsc_loop *mine;
+		struct rsc_scope *cs;
+		struct rsc_entry *e;
+
+		if (rsc_loop_new(&mine, 16, RSC_LOOP_DIRECT) != 0 ||
+		    rsc_scope_open(mine, NULL, "child", &cs) != 0 ||
+		    rsc_open(cs, AT_FDCWD, "/dev/null", O_RDONLY, 0, RSC_DIRECT, &e) != 0)
+			_exit(2);
+		if (rsc_entry_wait(e) < 0)
+			_exit(3);
+		if (rsc_entry_hand_over(e, addr, NULL, NULL) != -ESTALE)
+			_exit(4);
+		_exit(rsc_scope_close_wait(cs, NULL) == 0 && rsc_loop_close(mine) == 0 ? 0 : 5);
+	}
+	ck_assert_msg(child_status(pid) == 0, "child of %s", fork_kinds[_i]);
+	ck_assert_int_ge(rsc_loop_run(loop, RSC_RUN_NOWAIT), 0);
+	ck_assert_int_eq(arrived, 0);
+	ck_assert_int_eq(rsc_loop_direct_used(loop), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(rsc_loop_close(loop), 0);
 }
 END_TEST
 
@@ -845,7 +945,9 @@ Suite *make_fork_suite(void)
 	tcase_add_test(tc, child_close_submits_none_of_the_parents_sqes);
 	t_add_test_if(tc, parents_multishot_receive_survives_the_childs_close, t_has_recv_multishot(),
 		      "IORING_RECV_MULTISHOT (Linux 6.0)");
-	tcase_add_test(tc, loop_made_in_a_child_is_refused_in_the_grandchild);
+	tcase_add_loop_test(tc, child_of_a_fork_without_handlers_is_refused_too, 0, 2);
+	tcase_add_loop_test(tc, loop_made_in_a_child_is_refused_in_its_child, 0, 9);
+	tcase_add_loop_test(tc, parents_inbox_is_no_inbox_in_a_child, 0, 3);
 	tcase_add_loop_test(tc, child_forked_during_a_close_wait_leaves_the_freed_scope_alone, 0,
 			    (int)(sizeof(setups) / sizeof(setups[0])));
 	tcase_add_loop_test(tc, child_forked_in_an_enter_hook_writes_nothing_to_the_parents_sq, 0,

@@ -2126,6 +2126,7 @@ struct m_scope {
 	struct chain final;
 	bool user_closed; /* closed by the caller after the top's close request */
 	bool started, late_failed, freed;
+	bool failing; /* its unwind is a failure's: the top's rsc_scope_fail, a late fail */
 	struct closed cl;
 	struct rsc_scope *h;
 };
@@ -2245,14 +2246,16 @@ static void model_late_fail(struct model *m, struct m_ent *e)
 	}
 	e->exp_fail_res = 0;
 	t->late_failed = true;
+	t->failing = true;
 	chain_push(&t->own, e->lf->err);
 }
 
-static void model_unwind(struct model *m, int si, struct chain *pending)
+static void model_unwind(struct model *m, int si, struct chain *pending, bool failing)
 {
 	struct m_scope *sc = &m->sc[si];
 	int i;
 
+	failing = failing || sc->failing;
 	sc->started = true;
 	chain_over(&sc->own, pending);
 	*pending = sc->own;
@@ -2264,14 +2267,18 @@ static void model_unwind(struct model *m, int si, struct chain *pending)
 			chain_over(pending, &k->final);
 		} else if (k->user_closed) {
 			/* rsc_scope_close(3): asked before, it is waited for, starts
-			 * clean, and its result goes to its own callback. */
+			 * in its turn with a failure's pending error (clean below a
+			 * close), and its result goes to its own callback. */
 			k->consumed = true;
-			k->final.n = 0;
-			model_unwind(m, sc->kids[i], &k->final);
+			if (failing)
+				k->final = *pending;
+			else
+				k->final.n = 0;
+			model_unwind(m, sc->kids[i], &k->final, failing);
 			model_free(m, sc->kids[i]);
 		} else {
 			k->consumed = true;
-			model_unwind(m, sc->kids[i], pending);
+			model_unwind(m, sc->kids[i], pending, failing);
 		}
 	}
 	for (i = sc->nents - 1; i >= 0; i--) {
@@ -2531,7 +2538,7 @@ static void model_round(unsigned seed)
 		if (k->prefail < 0)
 			chain_push(&k->own, k->prefail);
 		k->final.n = 0;
-		model_unwind(m, i, &k->final);
+		model_unwind(m, i, &k->final, k->prefail < 0);
 		k->consumed = true;
 		ck_assert_int_eq(rsc_scope_state(k->h), RSC_SCOPE_UNWOUND);
 	}
@@ -2542,6 +2549,7 @@ static void model_round(unsigned seed)
 	if (top_fail) {
 		ck_assert_int_eq(rsc_scope_fail(m->sc[0].h, top_fail, "top"), 0);
 		chain_push(&m->sc[0].own, top_fail);
+		m->sc[0].failing = true;
 	}
 	/* Half the shutdowns come mid-unwind: the top's close was requested,
 	 * and the loop has turned once. */
@@ -2581,7 +2589,7 @@ static void model_round(unsigned seed)
 	}
 	model_top_unwinding = false;
 	m->top_phase = true;
-	model_unwind(m, 0, &top);
+	model_unwind(m, 0, &top, false);
 	if (getenv("MODEL_DEBUG"))
 		model_dump(m, seed, top_fail);
 	ck_assert_msg(strcmp(order, m->exp_order) == 0, "seed %u: order %s, model %s", seed,

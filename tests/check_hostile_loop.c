@@ -297,6 +297,88 @@ START_TEST(new_loops_count_only_what_their_creation_did)
 }
 END_TEST
 
+/* The thread that makes the loop, then exits; the one after it often gets its pthread_t. */
+struct reuse {
+	struct rsc_loop *l;
+	pthread_t creator;
+	bool same_id;
+	int run, shutdown;
+};
+
+static void *make_and_exit(void *arg)
+{
+	struct reuse *r = arg;
+
+	r->creator = pthread_self();
+	if (rsc_loop_new(&r->l, 8, 0) < 0)
+		r->l = NULL;
+	return NULL;
+}
+
+static void *run_as_the_next_thread(void *arg)
+{
+	struct reuse *r = arg;
+
+	r->same_id = pthread_equal(pthread_self(), r->creator);
+	r->run = rsc_loop_run(r->l, RSC_RUN_NOWAIT);
+	r->shutdown = rsc_loop_shutdown(r->l, NULL);
+	return NULL;
+}
+
+/*
+ * A thread made after the creator of a single-issuer loop has exited is
+ * another thread, even with the creator's pthread_t (glibc reuses it): -EEXIST
+ * and nothing done (bug 110: the run went to io_uring_enter with the creator's
+ * registered ring index, -EINVAL, and the shutdown began closing the loop).
+ */
+START_TEST(single_issuer_check_is_not_fooled_by_a_reused_pthread_t)
+{
+	struct reuse r = { 0 };
+	pthread_t t;
+
+	if (!(rsc_loop_features(t_loop) & RSC_FEAT_SINGLE_ISSUER)) {
+		printf("SKIP single_issuer_check_is_not_fooled_by_a_reused_pthread_t: kernel lacks IORING_SETUP_SINGLE_ISSUER (Linux 6.0)\n");
+		return;
+	}
+	ck_assert_int_eq(pthread_create(&t, NULL, make_and_exit, &r), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_ptr_nonnull(r.l);
+	ck_assert_int_eq(pthread_create(&t, NULL, run_as_the_next_thread, &r), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_msg(r.run == -EEXIST, "run %d (thread id %s)", r.run, r.same_id ? "reused" : "new");
+	ck_assert_int_eq(r.shutdown, -EEXIST);
+	ck_assert_int_eq(rsc_loop_close(r.l), 0); /* nothing of it was started */
+}
+END_TEST
+
+/*
+ * rsc_loop_id(3): 1 for the first loop the process created, 2 for the next:
+ * a rsc_loop_new that failed made no loop, and takes no number (bug 111: an
+ * unwritable RINGSCOPE_TRACE used one up).
+ */
+START_TEST(failed_loop_takes_no_number)
+{
+	char *saved = getenv("RINGSCOPE_TRACE") ? strdup(getenv("RINGSCOPE_TRACE")) : NULL;
+	struct rsc_loop *a, *b, *none = NULL;
+	int id;
+
+	ck_assert_int_eq(unsetenv("RINGSCOPE_TRACE"), 0);
+	ck_assert_int_eq(rsc_loop_new(&a, 8, 0), 0);
+	id = rsc_loop_id(a);
+	ck_assert_int_eq(setenv("RINGSCOPE_TRACE", "/nonexistent/dir/t.json", 1), 0);
+	ck_assert_int_eq(rsc_loop_new(&none, 8, 0), -ENOENT);
+	ck_assert_ptr_null(none);
+	ck_assert_int_eq(unsetenv("RINGSCOPE_TRACE"), 0);
+	ck_assert_int_eq(rsc_loop_new(&b, 8, 0), 0);
+	ck_assert_int_eq(rsc_loop_id(b), id + 1);
+	ck_assert_int_eq(rsc_loop_close(b), 0);
+	ck_assert_int_eq(rsc_loop_close(a), 0);
+	if (saved)
+		ck_assert_int_eq(setenv("RINGSCOPE_TRACE", saved, 1), 0);
+	free(saved);
+}
+END_TEST
+
 Suite *make_hostile_loop_suite(void)
 {
 	Suite *s = suite_create("hostile_loop");
@@ -307,6 +389,8 @@ Suite *make_hostile_loop_suite(void)
 	tcase_add_test(tc, pollable_loop_without_a_descriptor_for_its_eventfd_says_so);
 	tcase_add_test(tc, trace_file_is_the_runtimes_own_descriptor);
 	tcase_add_test(tc, new_loops_count_only_what_their_creation_did);
+	tcase_add_test(tc, single_issuer_check_is_not_fooled_by_a_reused_pthread_t);
+	tcase_add_test(tc, failed_loop_takes_no_number);
 	suite_add_tcase(s, tc);
 	return s;
 }

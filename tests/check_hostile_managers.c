@@ -11,10 +11,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1030,6 +1032,159 @@ START_TEST(hooks_asking_for_no_cqe_or_many_get_exactly_one)
 }
 END_TEST
 
+/* A UDP socket pair for the zero-copy sends: m->pfd[0] receives, m->pfd[1] sends. */
+static void udp_pair(struct hm *m)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+
+	m->pfd[0] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	m->pfd[1] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(m->pfd[0], 0);
+	ck_assert_int_ge(m->pfd[1], 0);
+	ck_assert_int_eq(bind(m->pfd[0], (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(getsockname(m->pfd[0], (struct sockaddr *)&a, &len), 0);
+	ck_assert_int_eq(connect(m->pfd[1], (struct sockaddr *)&a, sizeof(a)), 0);
+}
+
+/* IORING_OP_SEND_ZC: a result CQE, then a notification once the buffer is let go of. */
+static int send_zero_copy(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	io_uring_prep_send_zc(sqe, m->pfd[1], "hello", 5, 0, 0);
+	return 0;
+}
+
+/* A timeout that would fire every millisecond for ever (IORING_TIMEOUT_MULTISHOT). */
+static int multishot_timeout(struct hm *m, struct rsc_entry *e)
+{
+	struct io_uring_sqe *sqe;
+	int ret = rsc_entry_get_sqes(e, 1, &sqe);
+
+	if (ret < 0)
+		return ret;
+	m->ts.tv_sec = 0;
+	m->ts.tv_nsec = 1000000;
+	io_uring_prep_timeout(sqe, &m->ts, 0, 1U << 6 /* IORING_TIMEOUT_MULTISHOT */);
+	return 0;
+}
+
+/*
+ * A hook's request that posts more than one CQE whatever the runtime does
+ * (a zero-copy send and its notification) completes its entry once, at its
+ * last CQE, with the first one's result; a multishot timeout fires once
+ * (bug 105: the second CQE reached an entry whose phase was over, and the
+ * library aborted on an assertion, or used a freed entry without one).
+ */
+START_TEST(hooks_whose_requests_post_more_than_one_cqe_complete_once)
+{
+	struct hm zc_enter = { .name = "zc_in", .enter = send_zero_copy };
+	struct hm zc_exit = { .name = "zc_out", .exit = send_zero_copy };
+	struct hm tm_enter = { .name = "tm_in", .enter = multishot_timeout };
+	struct hm tm_exit = { .name = "tm_out", .exit = multishot_timeout };
+	struct closed c;
+	struct rsc_scope *s;
+	char buf[16];
+	int before = t_fd_count();
+
+	udp_pair(&zc_enter);
+	zc_exit.pfd[0] = zc_enter.pfd[0];
+	zc_exit.pfd[1] = zc_enter.pfd[1];
+	s = open_scope("multi");
+	hm_push(s, &tm_exit, &hm_ordered);
+	hm_push(s, &zc_enter, &hm_ordered);
+	hm_push(s, &zc_exit, &hm_ordered);
+	ck_assert_int_eq(rsc_entry_wait(zc_enter.self), 5); /* the send's result: its bytes */
+	close_and_run(s, &c);
+	/* The timeout ended once with -ETIME, raised by its exit alone. */
+	ck_assert_msg(c.status == -ETIME, "status %d: %s", c.status, chain_text(c.err));
+	ck_assert_int_eq(rsc_error_depth(c.err), 1);
+	rsc_error_free(c.err);
+	ck_assert_int_eq(zc_exit.exit_calls, 1);
+	ck_assert_int_eq(tm_exit.exit_calls, 1);
+	ck_assert_str_eq(hm_order, "zc_out,zc_in,tm_out");
+	ck_assert_int_eq(recv(zc_enter.pfd[0], buf, sizeof(buf), MSG_DONTWAIT), 5);
+	ck_assert_int_eq(recv(zc_enter.pfd[0], buf, sizeof(buf), MSG_DONTWAIT), 5);
+	/* An enter that is a multishot timeout fails once, with -ETIME. */
+	s = open_scope("timed");
+	hm_push(s, &tm_enter, &hm_ordered);
+	ck_assert_int_eq(rsc_entry_wait(tm_enter.self), -ETIME);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), -ETIME);
+	ck_assert_int_eq(tm_enter.exit_calls, 0);
+	/* The loop goes on: no CQE is left for anyone. */
+	t_make_files(4);
+	t_scope_of_files(4, "after");
+	close(zc_enter.pfd[0]);
+	close(zc_enter.pfd[1]);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
+/*
+ * A child whose close is asked after its parent's failure was requested, or
+ * before that failure's unwind reached it, starts in its turn with the
+ * failure's pending error: its exits see it, as every entry of the subtree
+ * does (ringscope(7), semantic 7), and its callback hears it (bug 106: it
+ * unwound clean, and its exits saw nothing).
+ */
+START_TEST(child_closed_below_a_requested_failure_sees_its_error)
+{
+	struct hm child = { .name = "child" }, parent = { .name = "parent" };
+	struct rsc_scope *p, *c;
+	struct closed cc = { 0 }, pc;
+
+	p = open_scope("p");
+	ck_assert_int_eq(rsc_scope_open(t_loop, p, "c", &c), 0);
+	hm_push(p, &parent, &hm_ordered);
+	hm_push(c, &child, &hm_ordered);
+	t_run();
+	ck_assert_int_eq(rsc_scope_fail(p, -EPIPE, "body"), 0);
+	ck_assert_int_eq(rsc_entry_release(child.self, NULL, NULL), -EALREADY);
+	ck_assert_int_eq(rsc_scope_close(c, on_closed, &cc), 0);
+	close_and_run(p, &pc);
+	ck_assert_int_eq(cc.calls, 1);
+	ck_assert_int_eq(child.pending, -EPIPE);
+	ck_assert_int_eq(parent.pending, -EPIPE);
+	ck_assert_str_eq(hm_order, "child,parent");
+	ck_assert_int_eq(cc.status, -EPIPE);
+	ck_assert_int_eq(pc.status, -EPIPE);
+	rsc_error_free(cc.err);
+	rsc_error_free(pc.err);
+}
+END_TEST
+
+/* On-enter callback of the entry waited for: it releases it early. */
+static void release_on_enter(struct rsc_entry *e, int res, void *data)
+{
+	(void)data;
+	if (res >= 0)
+		ck_assert_int_eq(rsc_entry_release(e, NULL, NULL), 0);
+}
+
+/*
+ * rsc_entry_wait(3): -EBADF once the entry's release has started, also when
+ * it started during the wait and its close is still in flight (bug 107: the
+ * number came back, about to be closed).
+ */
+START_TEST(entry_wait_is_ebadf_once_a_release_started_during_it)
+{
+	struct rsc_scope *s = open_scope("s");
+	struct rsc_entry *e;
+	int before = t_fd_count();
+
+	t_make_files(1);
+	ck_assert_int_eq(rsc_open(s, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_eq(rsc_entry_on_enter(e, release_on_enter, NULL), 0);
+	ck_assert_int_eq(rsc_entry_wait(e), -EBADF);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	ck_assert_int_eq(t_fd_count(), before);
+}
+END_TEST
+
 Suite *make_hostile_managers_suite(void)
 {
 	Suite *s = suite_create("hostile_managers");
@@ -1055,6 +1210,10 @@ Suite *make_hostile_managers_suite(void)
 	tcase_add_test(tc, an_exits_last_link_flag_never_reaches_the_next_close_of_its_batch);
 	tcase_add_test(tc, enter_hook_failing_its_own_scope_leaks_nothing);
 	tcase_add_test(tc, hooks_asking_for_no_cqe_or_many_get_exactly_one);
+	t_add_test_if(tc, hooks_whose_requests_post_more_than_one_cqe_complete_once,
+		      t_kernel_has(IORING_OP_SEND_ZC), "IORING_OP_SEND_ZC (Linux 6.0)");
+	tcase_add_test(tc, child_closed_below_a_requested_failure_sees_its_error);
+	tcase_add_test(tc, entry_wait_is_ebadf_once_a_release_started_during_it);
 	suite_add_tcase(s, tc);
 	return s;
 }

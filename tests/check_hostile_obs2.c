@@ -1009,6 +1009,117 @@ START_TEST(trace_error_at_a_failed_switch_is_not_lost)
 }
 END_TEST
 
+/* Both traces fail: the old one at the switch, the new one after it. The
+ * next flush returns the old trace's error first, then the new one's, and
+ * once the new trace is closed nothing is left to say (bug 102: the new
+ * error was returned first, and the old one only after the close). */
+START_TEST(trace_error_at_a_switch_is_not_lost_when_the_new_trace_fails_too)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	struct rlimit old;
+	int ret[5];
+
+	snprintf(a, sizeof(a), "%s", t_path("a.json"));
+	snprintf(b, sizeof(b), "%s", t_path("b.json"));
+	t_make_files(8);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, a), 0);
+	t_scope_of_files(8, "buffered");
+	old = t_disk_full_at(size_of(a) + 512); /* b's header fits, neither trace's events do */
+	ret[0] = rsc_loop_trace_file(t_loop, b);
+	t_scope_of_files(8, "in b");
+	ret[1] = rsc_loop_trace_flush(t_loop); /* a's, lost at the switch */
+	ret[2] = rsc_loop_trace_flush(t_loop); /* b's own */
+	ret[3] = rsc_loop_trace_file(t_loop, NULL);
+	ret[4] = rsc_loop_trace_flush(t_loop);
+	t_disk_free_again(old);
+	ck_assert_int_eq(ret[0], 0);
+	ck_assert_int_eq(ret[1], -EFBIG);
+	ck_assert_int_eq(ret[2], -EFBIG);
+	ck_assert_int_eq(ret[3], -EFBIG); /* the close says its own trace's again */
+	ck_assert_int_eq(ret[4], 0);	  /* and nothing is left over */
+}
+END_TEST
+
+/* Occurrences of @needle in @text. */
+static int occurrences(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (; (text = strstr(text, needle)); text++)
+		n++;
+	return n;
+}
+
+/* Entries entered at once and released before the loop turned (adopt,
+ * defer): their slice has entered, then release started, then its end, in
+ * that order (bug 103: the release started instant was dropped, since the
+ * slice began only with the entered instant that came after it). */
+START_TEST(entry_released_before_the_loop_turned_has_its_release_started)
+{
+	char path[PATH_MAX], *text, *entered, *started;
+	struct rsc_scope *s;
+	struct rsc_entry *a, *d;
+	int fds[2];
+
+	snprintf(path, sizeof(path), "%s", t_path("t.json"));
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, path), 0);
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "s", &s), 0);
+	ck_assert_int_eq(rsc_adopt(s, fds[0], 0, &a), 0);
+	ck_assert_int_eq(rsc_defer(s, t_nop_exit, NULL, &d), 0);
+	ck_assert_int_eq(rsc_entry_release(a, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_entry_release(d, NULL, NULL), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(s, NULL), 0);
+	close(fds[1]);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = t_slurp(path, NULL);
+	t_assert_trace_complete(text);
+	ck_assert_int_eq(occurrences(text, "\"event\":\"entered\""), 2);
+	ck_assert_int_eq(occurrences(text, "\"event\":\"release started\",\"early\":true"), 2);
+	entered = strstr(text, "\"event\":\"entered\"");
+	started = strstr(text, "\"event\":\"release started\"");
+	ck_assert_ptr_nonnull(entered);
+	ck_assert_ptr_nonnull(started);
+	ck_assert(entered < started);
+	free(text);
+	ck_assert_int_eq(trace_parses(path), 1);
+}
+END_TEST
+
+/* A move is an instant on the moved slice naming its new scope (bug 104:
+ * the slice went on under the scope it began in, which could end first). */
+START_TEST(moves_are_instants_naming_the_new_scope)
+{
+	char path[PATH_MAX], want[128], *text;
+	struct rsc_scope *a, *b, *c;
+	struct rsc_entry *e;
+
+	t_make_files(1);
+	snprintf(path, sizeof(path), "%s", t_path("t.json"));
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, path), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "A", &a), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, NULL, "B", &b), 0);
+	ck_assert_int_eq(rsc_scope_open(t_loop, a, "C", &c), 0);
+	ck_assert_int_eq(rsc_open(a, AT_FDCWD, t_path("f0"), O_RDONLY, 0, 0, &e), 0);
+	ck_assert_int_ge(rsc_entry_wait(e), 0);
+	ck_assert_int_eq(rsc_entry_move(e, b), 0);
+	ck_assert_int_eq(rsc_scope_move(c, b), 0);
+	ck_assert_int_eq(rsc_scope_close_wait(a, NULL), 0); /* before the moved entry and scope end */
+	ck_assert_int_eq(rsc_scope_close_wait(b, NULL), 0);
+	ck_assert_int_eq(rsc_loop_trace_file(t_loop, NULL), 0);
+	text = t_slurp(path, NULL);
+	t_assert_trace_complete(text);
+	snprintf(want, sizeof(want), "\"event\":\"moved\",\"scope_id\":\"0x%llx\"",
+		 (unsigned long long)(uintptr_t)b);
+	ck_assert_msg(strstr(text, want), "no %s in %s", want, text);
+	snprintf(want, sizeof(want), "\"event\":\"moved\",\"parent_id\":\"0x%llx\",\"parent\":\"B\"",
+		 (unsigned long long)(uintptr_t)b);
+	ck_assert_msg(strstr(text, want), "no %s in %s", want, text);
+	free(text);
+	ck_assert_int_eq(trace_parses(path), 1);
+}
+END_TEST
+
 /* What metrics_from_every_callback's callbacks read. */
 struct gauge_watch {
 	int calls, failures, max_scopes, max_entries, last_scopes, last_entries;
@@ -1321,6 +1432,9 @@ Suite *make_hostile_obs2_suite(void)
 	tcase_add_test(tc, trace_env_template_takes_percent_signs_literally);
 	tcase_add_test(tc, trace_error_at_a_switch_is_not_lost);
 	tcase_add_test(tc, trace_error_at_a_failed_switch_is_not_lost);
+	tcase_add_test(tc, trace_error_at_a_switch_is_not_lost_when_the_new_trace_fails_too);
+	tcase_add_test(tc, entry_released_before_the_loop_turned_has_its_release_started);
+	tcase_add_test(tc, moves_are_instants_naming_the_new_scope);
 	tcase_add_test(tc, metrics_from_every_callback_of_an_unwind);
 	tcase_add_test(tc, trace_buffer_flush_failing_mid_run_keeps_the_account);
 	tcase_add_test(tc, last_error_names_each_bad_argument);

@@ -121,7 +121,7 @@ static void serve(struct conn *c)
 	c->close_after = req.close;
 	c->len -= (unsigned)req.len;
 	memmove(c->buf, c->buf + req.len, c->len);
-	c->out = http_response(req.status, req.close, &c->out_len);
+	c->out = http_response(req.status, req.close, req.head, &c->out_len);
 	c->out_off = 0;
 	io_uring_prep_send(sqe_for(c, OP_SEND), c->fd, c->out, c->out_len, MSG_NOSIGNAL);
 	c->busy = true;

@@ -38,6 +38,11 @@ bad "run: no command given" run --json
 bad "snapshot: unknown option '--bogus'" snapshot --bogus
 bad "snapshot: option '--json' takes no value" snapshot --json=yes
 bad "diff: unknown option '-z'" diff -z a b
+# A letter inside a cluster is named itself, after a long option too (bug 113);
+# a letter that is a control byte is escaped.
+bad "diff: unknown option '-z'" diff -zh a b
+bad "snapshot: unknown option '-q'" snapshot --json -qz
+bad "diff: unknown option '-\\x1b'" diff -$(printf '\033') a b
 bad "watch: option '--interval' needs a value" watch --interval
 bad "watch: --interval wants a positive number of seconds, not '0'" watch --interval=0 1
 bad "watch: --for wants a positive number of seconds, not 'x'" watch --for x 1

@@ -123,6 +123,12 @@ def options_are_escaped():
         check(r.returncode == 2, "%r: exit %d" % (args, r.returncode))
         first = r.stderr.split(b"\n")[0]
         check(first.startswith(b"ringscope-httpd: "), "%r: first line %r" % (args, first))
+    # An unknown letter inside a cluster is named itself (bug 113).
+    for args in ([b"--addr", b"127.0.0.1", b"-qz"], [b"-qh"]):
+        r = subprocess.run([HTTPD] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+        outputs.append((r.stdout, r.stderr))
+        first = r.stderr.split(b"\n")[0]
+        check(r.returncode == 2 and b"unknown option '-q'" in first, "%r: %d %r" % (args, r.returncode, first))
 
 
 def unix_path_is_escaped(tmp):
@@ -221,6 +227,15 @@ def requests(srv, start_fds):
         data = read_all(s)
         s.close()
         check(data.startswith(b"HTTP/1.1 " + status), "head of %d: %r" % (size, data[:40]))
+    # A HEAD gets the head alone (RFC 9110 9.3.2; bug 115: the body came too, and
+    # a client read it as the start of the next response).
+    s = dial(srv.port)
+    s.sendall(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    data = read_all(s)
+    s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 405") and rest.startswith(b"HTTP/1.1 200 OK"),
+          "HEAD then GET: %r" % data[:300])
     # NUL, ESC, DEL, a C1 control and invalid UTF-8 in the request: 400, closed.
     for bad in (b"GET /\x00 HTTP/1.1\r\nHost: t\r\n\r\n", b"G\x1b[2JT / HTTP/1.1\r\nHost: t\r\n\r\n",
                 b"GET /\x7f HTTP/1.1\r\nHost: t\r\n\r\n", b"GET / HTTP/1.1\x1b\r\nHost: t\r\n\r\n",

@@ -148,6 +148,7 @@ struct prog {
 	bool addresses;	  /* header bit 6: op 5 also makes connect/listen addresses */
 	bool pipes;	  /* KIND_PIPE: op 5 also makes rsc_pipe entries */
 	bool io_dups;	  /* KIND_DUP: I/O pairs get a third entry, a dup of the first end (io.c) */
+	bool multi_cqe;	  /* KIND_HOOKS: a TW_SLOW enter's second SQE is a multishot timeout of 1 ms */
 	bool bad_rules;	  /* header bit 7: op_fault also sets malformed rules */
 	struct rsc_error *root_final; /* rsc_loop_shutdown's chain */
 	int root_status;

@@ -166,6 +166,8 @@ static void probe_reentry(struct rsc_entry *e, const char *where)
 /* TW_SLOW: the second SQE of an enter, which only a cancel ends in time. */
 #define SLOW_S 10
 static struct __kernel_timespec slow_ts = { .tv_sec = SLOW_S };
+/* p->multi_cqe's: a multishot timeout, which the runtime makes fire once. */
+static struct __kernel_timespec multi_ts = { .tv_nsec = 1000000 };
 
 static double now_s(void)
 {
@@ -198,6 +200,14 @@ static int tv_enter_twisted(struct rsc_entry *e, struct pentry *pe)
 		io_uring_prep_nop(sqe[0]);
 	switch (pe->twist) {
 	case TW_SLOW:
+		if (g_prog && g_prog->multi_cqe) {
+			/* A request that would post a CQE every millisecond for ever
+			 * (bug 105): made single-shot, it ends the enter by itself. */
+			io_uring_prep_timeout(sqe[1], &multi_ts, 0, 1U << 6 /* IORING_TIMEOUT_MULTISHOT */);
+			pe->slow_t0 = 0;
+			g_st->hk_multi++;
+			break;
+		}
 		io_uring_prep_timeout(sqe[1], &slow_ts, 0, 0);
 		pe->slow_t0 = now_s();
 		break;
@@ -1665,7 +1675,11 @@ static void op_entry_wait(struct prog *p, int i)
 	}
 	if (rsc_entry_state(e->h) == RSC_ENTERING)
 		violation(p, "rsc_entry_wait returned %d with the entry still entering", ret);
-	else if (ret != (e->kind == K_DIRECT || e->chain ? rsc_entry_slot(e->h) : rsc_entry_fd(e->h)))
+	else if (rsc_entry_state(e->h) == RSC_EXITING || rsc_entry_state(e->h) == RSC_EXITED) {
+		if (ret != -EBADF) /* its release has started: the number is not the caller's */
+			violation(p, "rsc_entry_wait on an entry whose release has started: %s, expected EBADF",
+				  rsc_err_name(ret));
+	} else if (ret != (e->kind == K_DIRECT || e->chain ? rsc_entry_slot(e->h) : rsc_entry_fd(e->h)))
 		violation(p, "rsc_entry_wait returned %d, rsc_entry_%s says %d", ret,
 			  e->kind == K_DIRECT || e->chain ? "slot" : "fd",
 			  e->kind == K_DIRECT || e->chain ? rsc_entry_slot(e->h) : rsc_entry_fd(e->h));
@@ -2589,6 +2603,7 @@ int prog_run(const struct prog_env *env, const uint8_t *data, size_t len,
 		p->sh_seed = (p->sh_seed ^ data[i]) * 0x100000001b3ULL;
 	p->pipes = (env->kinds & KIND_PIPE) && env->have_pipe && ((p->sh_seed >> 23) & 1);
 	p->io_dups = (env->kinds & KIND_DUP) && ((p->sh_seed >> 29) & 1);
+	p->multi_cqe = (env->kinds & KIND_HOOKS) && ((p->sh_seed >> 31) & 1);
 	miss_choose(p, st);
 	ho_begin();
 	post_begin();
@@ -2962,9 +2977,9 @@ void prog_print_stats(const struct prog_stats *st, double seconds, FILE *out)
 		st->host_programs, st->host_wakes);
 	fprintf(out, "  text:             %llu programs with control bytes in their names, %llu JSON traces (%llu bytes) checked for raw controls\n",
 		st->text_programs, st->text_traces, st->text_trace_bytes);
-	fprintf(out, "  twisted hooks:    %llu slow enters (%llu settled in time), %llu link flags left (%llu witness opens), %llu CQE_SKIP_SUCCESS, %llu deadlines set from hooks\n",
+	fprintf(out, "  twisted hooks:    %llu slow enters (%llu settled in time), %llu link flags left (%llu witness opens), %llu CQE_SKIP_SUCCESS, %llu multishot timeouts, %llu deadlines set from hooks\n",
 		st->hk_slow, st->hk_slow_settled, st->hk_link, st->hk_witnesses, st->hk_skip,
-		st->hk_deadlines);
+		st->hk_multi, st->hk_deadlines);
 	fprintf(out, "  moves:            %llu entries (%llu refused), %llu scopes (%llu refused)\n",
 		st->entry_moves, st->entry_moves_refused, st->scope_moves, st->scope_moves_refused);
 	fprintf(out, "  own unwinds:      %llu fails, %llu deadlines set (%llu passed), %llu graceful closes; %llu on-close callbacks\n",

@@ -67,7 +67,7 @@ struct prog_stats {
 		conn_checks, chains, chain_steps, chains_refused, chains_broken, chain_sends,
 		chain_sends_done, chain_bad_args, chain_uncrossed, audit_probes, audit_slot_calls,
 		host_programs, host_wakes, text_programs, text_traces, text_trace_bytes,
-		hk_slow, hk_slow_settled, hk_link, hk_witnesses, hk_skip, hk_deadlines,
+		hk_slow, hk_slow_settled, hk_link, hk_witnesses, hk_skip, hk_deadlines, hk_multi,
 		app_chains, app_drains, app_open_links, alloc_rules, alloc_faults, alloc_refusals,
 		missing_programs, missing_refusals, fork_probes, fork_callbacks,
 		closes_behind_checked, adopts_refused_late;

@@ -92,6 +92,7 @@ int parse_seconds(const char *s, double hi, double *v);
 const char *vis(const char *s);
 /* Length of the valid UTF-8 sequence at @p that encodes no C1 control, or 0. */
 size_t vis_utf8_len(const unsigned char *p);
+const char *vis_bad_option(char *const *argv, int optind_now, int optopt_now, bool *with_value);
 
 #define PROG "ringscope-audit"
 

@@ -61,12 +61,12 @@ void die_getopt(const char *cmd, int c, char **argv, const struct option *longs)
 {
 	const char *arg = optind > 0 ? argv[optind - 1] : "?";
 	const char *eq = strchr(arg, '=');
+	bool with_value;
+	const char *name = vis_bad_option(argv, optind, optopt, &with_value);
 
-	if (c == ':') {
-		if (arg[0] == '-' && arg[1] != '-')
-			die_usage("%s: option '-%c' needs a value", cmd, optopt);
-		die_usage("%s: option '%s' needs a value", cmd, vis(arg));
-	}
+	if (c == ':') /* a short one's letter, escaped: it may be any byte */
+		die_usage("%s: option '%s' needs a value", cmd,
+			  arg[0] == '-' && arg[1] != '-' ? name : vis(arg));
 	/* --flag=value on an option that takes none: getopt says '?' with optopt set. */
 	if (arg[0] == '-' && arg[1] == '-' && eq) {
 		for (const struct option *o = longs; o && o->name; o++)
@@ -74,9 +74,9 @@ void die_getopt(const char *cmd, int c, char **argv, const struct option *longs)
 			    strncmp(o->name, arg + 2, (size_t)(eq - arg - 2)) == 0)
 				die_usage("%s: option '--%s' takes no value", cmd, o->name);
 	}
-	if (optopt && optopt < 256 && !(arg[0] == '-' && arg[1] == '-'))
-		die_usage("%s: unknown option '-%c'", cmd, optopt);
-	die_usage("%s: unknown option '%s'", cmd, vis(arg));
+	if (with_value)
+		die_usage("%s: option '%s' takes no value", cmd, name);
+	die_usage("%s: unknown option '%s'", cmd, name);
 }
 
 int parse_number_opt(const char *cmd, const char *opt, const char *v, long lo, long hi)

@@ -69,3 +69,18 @@ const char *vis(const char *s)
 		*o = '\0';
 	return out;
 }
+
+/*
+ * The option getopt_long() just refused, escaped for a message: the letter of
+ * a short option, which may sit inside a cluster (-xh) whose element optind
+ * has not moved past yet; else the element itself. *with_value: a
+ * --flag=value given to an option that takes none.
+ */
+const char *vis_bad_option(char *const *argv, int optind_now, int optopt_now, bool *with_value)
+{
+	const char *arg = optind_now > 1 ? argv[optind_now - 1] : "";
+	char letter[3] = { '-', (char)optopt_now, '\0' };
+
+	*with_value = optopt_now && arg[0] == '-' && arg[1] == '-' && strchr(arg, '=');
+	return optopt_now && !*with_value ? vis(letter) : vis(arg);
+}

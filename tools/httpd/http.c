@@ -47,10 +47,11 @@ static void build_responses(void)
 				close ? "Connection: close\r\n" : "", statuses[st].body);
 }
 
-const char *http_response(enum http_status st, bool close, unsigned *len)
+const char *http_response(enum http_status st, bool close, bool head, unsigned *len)
 {
 	pthread_once(&responses_once, build_responses);
-	*len = response_len[st][close];
+	/* The body is the constant's tail: a HEAD's answer stops before it. */
+	*len = response_len[st][close] - (head ? (unsigned)strlen(statuses[st].body) : 0);
 	return responses[st][close];
 }
 
@@ -157,6 +158,7 @@ static int bad(struct http_request *req, enum http_status st, size_t len)
 {
 	req->status = st;
 	req->close = true;
+	req->head = false; /* not understood: answered in full, then closed */
 	req->len = len;
 	return 1;
 }
@@ -183,6 +185,7 @@ int http_parse(const char *buf, size_t len, struct http_request *req)
 	/* method SP request-target SP HTTP-version CRLF */
 	n = token_len(p, end);
 	is_get = n == 3 && !memcmp(p, "GET", 3);
+	req->head = n == 4 && !memcmp(p, "HEAD", 4);
 	if (!n || p[n] != ' ')
 		return bad(req, HTTP_400, req->len);
 	p += n + 1;

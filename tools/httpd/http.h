@@ -24,6 +24,7 @@ struct http_request {
 	size_t len;		 /* bytes it took: request line through blank line */
 	enum http_status status; /* the response it gets */
 	bool close;		 /* close the connection after the response */
+	bool head;		 /* a HEAD: the response has no body (RFC 9110 9.3.2) */
 };
 
 /*
@@ -34,8 +35,9 @@ struct http_request {
  */
 int http_parse(const char *buf, size_t len, struct http_request *req);
 
-/* The fixed bytes of the response for @status, with or without "Connection: close". */
-const char *http_response(enum http_status status, bool close, unsigned *len);
+/* The fixed bytes of the response for @status, with or without "Connection: close";
+ * for a HEAD (@head) its head alone, Content-Length still the body's. */
+const char *http_response(enum http_status status, bool close, bool head, unsigned *len);
 
 /* "200", "400", ... for the summary. */
 const char *http_status_code(enum http_status status);

@@ -28,6 +28,7 @@
 #include "http.h"
 /* vis(): a name or value from the command line shown as ringscope-audit shows names. */
 const char *vis(const char *s);
+const char *vis_bad_option(char *const *argv, int optind_now, int optopt_now, bool *with_value);
 
 /*
  * One loop per thread (--threads), each with its own SO_REUSEPORT listener
@@ -492,7 +493,7 @@ static void conn_serve(struct conn *c)
 	if (c->metrics_out)
 		c->out = c->metrics_out;
 	else
-		c->out = http_response(req.status, c->close_after, &c->out_len);
+		c->out = http_response(req.status, c->close_after, req.head, &c->out_len);
 	c->out_off = 0;
 	if (rsc_send(c->e, c->out, c->out_len, 0, on_sent, c) < 0) {
 		conn_close(c);
@@ -1215,10 +1216,14 @@ int main(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		case ':':
 			usage_error("option '%s' needs a value", vis(argv[optind - 1]));
-		default:
-			if (optopt && argv[optind - 1][1] == '-') /* --flag=value */
-				usage_error("option '%s' takes no value", vis(argv[optind - 1]));
-			usage_error("unknown option '%s'", vis(argv[optind - 1]));
+		default: {
+			bool with_value;
+			const char *name = vis_bad_option(argv, optind, optopt, &with_value);
+
+			if (with_value)
+				usage_error("option '%s' takes no value", name);
+			usage_error("unknown option '%s'", name);
+		}
 		}
 	}
 	if (optind < argc)
