@@ -82,6 +82,21 @@ RSC__INLINE void let_go_of(struct rsc__entry *e, uint8_t closes)
 	}
 }
 
+static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
+			      unsigned cqe_flags);
+
+/* The CQEs after a first one flagged IORING_CQE_F_MORE: the op completes at
+ * the last of them, with the first one's result (entry_op_complete). */
+static RSC__COLD void entry_op_last_cqe(struct rsc_loop *loop, struct rsc_op *op, int res,
+					unsigned cqe_flags)
+{
+	(void)res;
+	if (cqe_flags & IORING_CQE_F_MORE)
+		return;
+	op->complete = entry_op_complete;
+	entry_op_complete(loop, op, op->more_res, cqe_flags);
+}
+
 RSC__HOT static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 			      int res, unsigned cqe_flags)
 {
@@ -92,15 +107,9 @@ RSC__HOT static void entry_op_complete(struct rsc_loop *loop, struct rsc_op *op,
 	 * zero-copy send, then its notification once the buffer is let go of)
 	 * completes at its last CQE, with its first CQE's result. */
 	if (__builtin_expect(cqe_flags & IORING_CQE_F_MORE, 0)) {
-		if (!op->more_seen) {
-			op->more_seen = true;
-			op->more_res = res;
-		}
+		op->more_res = res;
+		op->complete = entry_op_last_cqe;
 		return;
-	}
-	if (__builtin_expect(op->more_seen, 0)) {
-		op->more_seen = false;
-		res = op->more_res;
 	}
 	res = rsc__real_errno(res, e->flags & RSC__E_CANCEL_SENT);
 	if (op->enter_listed) {

@@ -88,7 +88,8 @@ unsigned rsc__fork_generation(void)
 	return now;
 }
 
-_Thread_local uint64_t rsc__thread_serial_tls;
+/* Initial-exec: read with one %fs-relative load, not a __tls_get_addr call per check. */
+_Thread_local uint64_t rsc__thread_serial_tls __attribute__((tls_model("initial-exec")));
 static uint64_t last_thread_serial;
 
 uint64_t rsc__thread_serial_new(void)
@@ -100,6 +101,7 @@ void rsc__fork_watch(struct rsc_loop *loop)
 {
 	pthread_once(&watch_once, watch);
 	loop->fork_gen = rsc__fork_generation();
+	loop->fork_word = __atomic_load_n(&rsc__fork_word, __ATOMIC_ACQUIRE); /* set once, by watch() */
 	loop->pid = getpid();
 }
 

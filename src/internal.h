@@ -133,8 +133,7 @@ struct rsc_op {
 	uint64_t cancel_entry;
 	unsigned cancel_expect;
 	/* An entry's op whose request posts more than one CQE (a zero-copy send's
-	 * notification): the result is the first CQE's, kept until the last. */
-	bool more_seen;
+	 * notification): the first CQE's result, kept until the last (entry.c). */
 	int more_res;
 };
 
@@ -421,6 +420,7 @@ struct rsc_loop {
 	uint64_t issuer; /* rsc__thread_serial() of the thread that made its ring */
 	/* fork.c: the fork generation it was made in, and by which process. */
 	unsigned fork_gen;
+	const unsigned *fork_word; /* rsc__fork_word when it was made: read in place */
 	pid_t pid;
 	bool in_child; /* rsc_loop_close() in a child of fork(2): the ring is the parent's */
 	int audit_level;
@@ -669,7 +669,7 @@ extern pthread_mutex_t *const rsc__host_fork_lock;
 /* Made before a fork(2) of which this is the child: its ring is the parent's. */
 static inline bool rsc__loop_forked(const struct rsc_loop *loop)
 {
-	return __builtin_expect(loop->fork_gen != __atomic_load_n(rsc__fork_word, __ATOMIC_RELAXED), 0);
+	return __builtin_expect(loop->fork_gen != __atomic_load_n(loop->fork_word, __ATOMIC_RELAXED), 0);
 }
 
 /* Return -ECHILD from the calling function for a loop from before a fork. */
@@ -785,7 +785,7 @@ int rsc__issuer_error(const char *fn) RSC__COLD;
 /* A number for the calling thread that no other thread of the process ever
  * gets (fork.c): a pthread_t is reused once its thread has exited, and a new
  * thread must not pass for the one that registered a ring. */
-extern _Thread_local uint64_t rsc__thread_serial_tls;
+extern _Thread_local uint64_t rsc__thread_serial_tls __attribute__((tls_model("initial-exec")));
 uint64_t rsc__thread_serial_new(void);
 static inline uint64_t rsc__thread_serial(void)
 {
