@@ -673,7 +673,9 @@ static void entry_begin(struct rsc_loop *loop, struct rsc__entry *e, uint64_t no
 	if (!acquires) {
 		PUT_LIT(tj, ",\"op\":\"none: entered at once\"}}");
 	} else if (e->flags & RSC__E_DEFERRED) {
-		PUT_LIT(tj, ",\"op\":\"after its dependency entered\"}}");
+		/* Its SQE waits for what it builds on (a connect for its socket). */
+		put_str(tj, "op", rsc__opcode_name(e->enter_opcode), NAME_MAX_OUT);
+		PUT_LIT(tj, ",\"deferred\":true}}");
 	} else if (tj->op_len && tj->op_code == e->enter_opcode) {
 		PUT_UPTO(tj, tj->op_text, tj->op_len, sizeof(tj->op_text));
 	} else {
