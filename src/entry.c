@@ -1658,16 +1658,21 @@ int rsc_entry_fd(const struct rsc_entry *h)
 	RSC__ENTRY(e, h, "rsc_entry_fd");
 	switch (e->state) {
 	case RSC_ENTERING:
+		rsc__set_last_error("rsc_entry_fd: entry '%s' is still entering", e->mgr->name);
 		return -EAGAIN;
 	case RSC_ENTERED:
 	case RSC_EXITING:
 		/* A slot of the loop's direct table is no descriptor: rsc_entry_slot(). */
-		if (e->fd_kind == RSC__FD_DIRECT)
+		if (e->fd_kind == RSC__FD_DIRECT) {
+			rsc__set_last_error("rsc_entry_fd: entry '%s' holds a direct slot (rsc_entry_slot)",
+					    e->mgr->name);
 			return -EBADFD;
+		}
 		return e->value;
 	case RSC_FAILED:
 		return e->value;
 	default:
+		rsc__set_last_error("rsc_entry_fd: entry '%s' has been released", e->mgr->name);
 		return -EBADF;
 	}
 }
