@@ -1690,7 +1690,10 @@ static void graceful_close_with_1000_connections_mid_request(void)
 	for (i = 0; i < N_GRACE; i++)
 		hang_up(&c[i]);
 	CHECK_CLEAN_EXIT(&s);
-	CHECK(took <= GRACE_MS + 100, "exited %lld ms after SIGTERM, grace %d ms", took, GRACE_MS);
+	/* Promptly: the cut ends it, not an idle deadline or a second grace. 500 ms
+	 * of slack: cutting ~330 connections under ASan on a busy 2-core machine
+	 * took 110-160 ms once (the fresh-clone check of the twenty-first pass). */
+	CHECK(took <= GRACE_MS + 500, "exited %lld ms after SIGTERM, grace %d ms", took, GRACE_MS);
 	CHECK(fds_back_at_exit(&s), "%s", s.text);
 	/* More if a probe of wait_refused() reached a loop that had not stopped yet. */
 	CHECK(summary_value(&s, "accepted ") >= N_GRACE, "%s", s.text);
