@@ -1651,30 +1651,37 @@ void *rsc_entry_data(const struct rsc_entry *h)
 	return rsc__entry_from(h, &e, "rsc_entry_data") < 0 ? NULL : e->user_data;
 }
 
-int rsc_entry_fd(const struct rsc_entry *h)
+/* rsc_entry_fd's answer, saying nothing: for the library's own callers,
+ * which handle a slot or an entering entry themselves (no text formatted). */
+int rsc__entry_fd_of(const struct rsc__entry *e)
 {
-	struct rsc__entry *e;
-
-	RSC__ENTRY(e, h, "rsc_entry_fd");
 	switch (e->state) {
 	case RSC_ENTERING:
-		rsc__set_last_error("rsc_entry_fd: entry '%s' is still entering", e->mgr->name);
 		return -EAGAIN;
 	case RSC_ENTERED:
 	case RSC_EXITING:
 		/* A slot of the loop's direct table is no descriptor: rsc_entry_slot(). */
-		if (e->fd_kind == RSC__FD_DIRECT) {
-			rsc__set_last_error("rsc_entry_fd: entry '%s' holds a direct slot (rsc_entry_slot)",
-					    e->mgr->name);
-			return -EBADFD;
-		}
-		return e->value;
+		return e->fd_kind == RSC__FD_DIRECT ? -EBADFD : e->value;
 	case RSC_FAILED:
 		return e->value;
 	default:
-		rsc__set_last_error("rsc_entry_fd: entry '%s' has been released", e->mgr->name);
 		return -EBADF;
 	}
+}
+
+int rsc_entry_fd(const struct rsc_entry *h)
+{
+	struct rsc__entry *e;
+	int ret;
+
+	RSC__ENTRY(e, h, "rsc_entry_fd");
+	ret = rsc__entry_fd_of(e);
+	if (ret == -EAGAIN || ret == -EBADFD || (ret == -EBADF && e->state != RSC_FAILED))
+		rsc__set_last_error("rsc_entry_fd: entry '%s' %s", e->mgr->name,
+				    ret == -EAGAIN ? "is still entering" :
+				    ret == -EBADFD ? "holds a direct slot (rsc_entry_slot)" :
+						     "has been released");
+	return ret;
 }
 
 int rsc_entry_state(const struct rsc_entry *h)

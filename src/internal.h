@@ -1515,6 +1515,7 @@ struct rsc__entry *rsc__entry_new_entering(struct rsc__scope *s,
 					   void *owned_arg, unsigned config,
 					   const char *detail, const void *site);
 void rsc__entry_link_entering(struct rsc__entry *e);
+int rsc__entry_fd_of(const struct rsc__entry *e);
 void rsc__entry_op_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 			    unsigned cqe_flags);
 /* direct.c: a slot an installed descriptor left (its close_direct completed) */

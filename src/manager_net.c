@@ -389,7 +389,7 @@ static int entry_name(const struct rsc_entry *h, struct sockaddr *addr, socklen_
 	RSC__ENTRY(e, h, fn);
 	/* The arguments first: a bad one is -EINVAL in every state of the entry. */
 	RSC__CHECK_ARG(addr && addrlen, "%s: addr or addrlen is NULL", fn);
-	fd = rsc_entry_fd(h);
+	fd = rsc__entry_fd_of(e);
 	/* Its file handed over to another loop (-EXDEV), or its slot lost
 	 * (-EBADF): it holds nothing, and names nothing, as rsc_entry_slot says. */
 	if (fd == -EBADFD && e->fd_kind == RSC__FD_DIRECT && e->value < 0 && e->state == RSC_ENTERED)
@@ -400,11 +400,13 @@ static int entry_name(const struct rsc_entry *h, struct sockaddr *addr, socklen_
 		*addrlen = e->peer->len;
 		return 0;
 	}
-	if (fd == -EBADFD)
+	if (fd == -EBADFD) {
 		rsc__set_last_error("%s: entry '%s' holds a direct slot, which no system call can name%s",
 				    fn, e->mgr->name, peer ? ", and no address was kept for it" : "");
+		return fd;
+	}
 	if (fd < 0)
-		return fd; /* -EAGAIN, -EBADF, -EBADFD, a failed acquire's: said by rsc_entry_fd */
+		return rsc_entry_fd(h); /* -EAGAIN, -EBADF, a failed acquire's: said there */
 	/* A defer, timer or inbox entry's value (0) is no descriptor: the number
 	 * may be another's socket (stdin under inetd), whose name would be a lie. */
 	if (e->config & RSC__CFG_NO_FD) {

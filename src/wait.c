@@ -120,8 +120,10 @@ int rsc_entry_wait(struct rsc_entry *h)
 		rsc__set_last_error("rsc_entry_wait: entry '%s' has been released", e->mgr->name);
 		return -EBADF;
 	}
-	ret = rsc_entry_fd(h);
-	return ret == -EBADFD ? rsc_entry_slot(h) : ret; /* a direct entry: its slot */
+	if (!e)
+		return rsc_entry_fd(h); /* -ESTALE: freed during the wait */
+	ret = rsc__entry_fd_of(e);
+	return ret == -EBADFD ? rsc_entry_slot(h) : ret < 0 ? rsc_entry_fd(h) : ret; /* a direct entry: its slot */
 }
 
 struct release_wait {

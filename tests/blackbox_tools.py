@@ -929,7 +929,15 @@ def httpd_killed_leaves_a_valid_trace():
         for _ in range(20):
             s = socket.socket(socket.AF_UNIX)
             s.settimeout(10)
-            s.connect(path)
+            # The path exists from the bind, a moment before the listen: refused until then.
+            while True:
+                try:
+                    s.connect(path)
+                    break
+                except ConnectionRefusedError:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.01)
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             while s.recv(4096):
                 pass
