@@ -1669,19 +1669,25 @@ int rsc__entry_fd_of(const struct rsc__entry *e)
 	}
 }
 
+/* The same, and why there is none in rsc_last_error (a failed acquire's errno says it). */
+int rsc__entry_fd_said(const struct rsc__entry *e)
+{
+	int ret = rsc__entry_fd_of(e);
+	const char *why = e->state == RSC_ENTERING ? "is still entering" :
+			  ret == -EBADFD	      ? "holds a direct slot (rsc_entry_slot)" :
+			  ret < 0 && e->state != RSC_FAILED ? "has been released" : NULL;
+
+	if (why)
+		rsc__set_last_error("rsc_entry_fd: entry '%s' %s", e->mgr->name, why);
+	return ret;
+}
+
 int rsc_entry_fd(const struct rsc_entry *h)
 {
 	struct rsc__entry *e;
-	int ret;
 
 	RSC__ENTRY(e, h, "rsc_entry_fd");
-	ret = rsc__entry_fd_of(e);
-	if (ret == -EAGAIN || ret == -EBADFD || (ret == -EBADF && e->state != RSC_FAILED))
-		rsc__set_last_error("rsc_entry_fd: entry '%s' %s", e->mgr->name,
-				    ret == -EAGAIN ? "is still entering" :
-				    ret == -EBADFD ? "holds a direct slot (rsc_entry_slot)" :
-						     "has been released");
-	return ret;
+	return rsc__entry_fd_said(e);
 }
 
 int rsc_entry_state(const struct rsc_entry *h)

@@ -60,14 +60,14 @@ static void in_child(void)
 
 static void watch(void)
 {
-	void *page = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t size = (size_t)sysconf(_SC_PAGESIZE);
+	void *page = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	if (page != MAP_FAILED && madvise(page, (size_t)sysconf(_SC_PAGESIZE), MADV_WIPEONFORK) == 0) {
+	if (page != MAP_FAILED && madvise(page, size, MADV_WIPEONFORK) == 0) {
 		*(unsigned *)page = __atomic_load_n(&plain_word, __ATOMIC_RELAXED);
 		__atomic_store_n(&rsc__fork_word, (unsigned *)page, __ATOMIC_RELEASE);
 	} else if (page != MAP_FAILED) {
-		(void)munmap(page, (size_t)sysconf(_SC_PAGESIZE));
+		(void)munmap(page, size);
 	}
 	(void)pthread_atfork(before, in_parent, in_child);
 }
@@ -101,7 +101,6 @@ void rsc__fork_watch(struct rsc_loop *loop)
 {
 	pthread_once(&watch_once, watch);
 	loop->fork_gen = rsc__fork_generation();
-	loop->fork_word = __atomic_load_n(&rsc__fork_word, __ATOMIC_ACQUIRE); /* set once, by watch() */
 	loop->pid = getpid();
 }
 

@@ -98,7 +98,7 @@ static int live_add(struct rsc_loop *loop, uint32_t token, int ring_fd)
 		}
 	}
 	if (ret == 0)
-		live[n_live++] = (struct live_inbox){ token, ring_fd, false, rsc__fork_generation() };
+		live[n_live++] = (struct live_inbox){ token, ring_fd, false, loop->fork_gen };
 	pthread_mutex_unlock(&live_lock);
 	return ret;
 }

@@ -420,7 +420,6 @@ struct rsc_loop {
 	uint64_t issuer; /* rsc__thread_serial() of the thread that made its ring */
 	/* fork.c: the fork generation it was made in, and by which process. */
 	unsigned fork_gen;
-	const unsigned *fork_word; /* rsc__fork_word when it was made: read in place */
 	pid_t pid;
 	bool in_child; /* rsc_loop_close() in a child of fork(2): the ring is the parent's */
 	int audit_level;
@@ -669,7 +668,7 @@ extern pthread_mutex_t *const rsc__host_fork_lock;
 /* Made before a fork(2) of which this is the child: its ring is the parent's. */
 static inline bool rsc__loop_forked(const struct rsc_loop *loop)
 {
-	return __builtin_expect(loop->fork_gen != __atomic_load_n(loop->fork_word, __ATOMIC_RELAXED), 0);
+	return __builtin_expect(loop->fork_gen != __atomic_load_n(rsc__fork_word, __ATOMIC_RELAXED), 0);
 }
 
 /* Return -ECHILD from the calling function for a loop from before a fork. */
@@ -1516,6 +1515,7 @@ struct rsc__entry *rsc__entry_new_entering(struct rsc__scope *s,
 					   const char *detail, const void *site);
 void rsc__entry_link_entering(struct rsc__entry *e);
 int rsc__entry_fd_of(const struct rsc__entry *e);
+int rsc__entry_fd_said(const struct rsc__entry *e);
 void rsc__entry_op_complete(struct rsc_loop *loop, struct rsc_op *op, int res,
 			    unsigned cqe_flags);
 /* direct.c: a slot an installed descriptor left (its close_direct completed) */

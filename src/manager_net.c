@@ -406,7 +406,7 @@ static int entry_name(const struct rsc_entry *h, struct sockaddr *addr, socklen_
 		return fd;
 	}
 	if (fd < 0)
-		return rsc_entry_fd(h); /* -EAGAIN, -EBADF, a failed acquire's: said there */
+		return rsc__entry_fd_said(e); /* -EAGAIN, -EBADF, a failed acquire's */
 	/* A defer, timer or inbox entry's value (0) is no descriptor: the number
 	 * may be another's socket (stdin under inetd), whose name would be a lie. */
 	if (e->config & RSC__CFG_NO_FD) {

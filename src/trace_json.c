@@ -812,38 +812,6 @@ static void release_started(struct rsc_loop *loop, struct rsc__entry *e,
 	PUT_LIT(tj, "}}");
 }
 
-static void scope_slice(struct rsc_loop *loop, struct rsc__scope *s, char ph,
-			uint64_t now);
-
-/* @e moved (rsc_entry_move), or @s did (rsc_scope_move, @e NULL): an instant on
- * its slice naming its new scope, whose slice it lies inside from now on. */
-void rsc__tj_moved(struct rsc_loop *loop, struct rsc__scope *s, struct rsc__entry *e,
-		   uint64_t now)
-{
-	struct rsc__trace_json *tj;
-
-	if (e) {
-		if (!(e->obs_state & RSC__OBS_BEGUN))
-			return;
-		entry_instant(loop, e, now, "moved");
-		if (!(tj = loop->tj) || tj->err)
-			return;
-		PUT_LIT(tj, ",\"scope_id\":");
-		put_id(tj, e->scope->h);
-		PUT_LIT(tj, "}}");
-		return;
-	}
-	if (!s->obs_t_open)
-		return; /* begun before this trace: no slice here */
-	scope_slice(loop, s, 'n', now);
-	if (!(tj = loop->tj) || tj->err)
-		return;
-	PUT_LIT(tj, "\"event\":\"moved\",\"parent_id\":");
-	put_id(tj, s->parent->h);
-	put_str(tj, "parent", s->parent->name, NAME_MAX_OUT);
-	PUT_LIT(tj, "}}");
-}
-
 static void released(struct rsc_loop *loop, struct rsc__entry *e, uint64_t now)
 {
 	const struct rsc__scope *s = e->scope;
@@ -949,6 +917,35 @@ void rsc__tj_scope(struct rsc_loop *loop, struct rsc__scope *s, bool open,
 	s->obs_t_open = 0;
 }
 
+/* @e moved (rsc_entry_move), or @s did (rsc_scope_move, @e NULL): an instant on
+ * its slice naming its new scope, whose slice it lies inside from now on. */
+void rsc__tj_moved(struct rsc_loop *loop, struct rsc__scope *s, struct rsc__entry *e,
+		   uint64_t now)
+{
+	struct rsc__trace_json *tj;
+
+	if (e) {
+		if (!(e->obs_state & RSC__OBS_BEGUN))
+			return;
+		entry_instant(loop, e, now, "moved");
+		if (!(tj = loop->tj) || tj->err)
+			return;
+		PUT_LIT(tj, ",\"scope_id\":");
+		put_id(tj, e->scope->h);
+		PUT_LIT(tj, "}}");
+		return;
+	}
+	if (!s->obs_t_open)
+		return; /* begun before this trace: no slice here */
+	scope_slice(loop, s, 'n', now);
+	if (!(tj = loop->tj) || tj->err)
+		return;
+	PUT_LIT(tj, "\"event\":\"moved\",\"parent_id\":");
+	put_id(tj, s->parent->h);
+	put_str(tj, "parent", s->parent->name, NAME_MAX_OUT);
+	PUT_LIT(tj, "}}");
+}
+
 void rsc__tj_finding(struct rsc_loop *loop, const struct rsc_finding *f,
 		     uint64_t now)
 {
@@ -1038,7 +1035,6 @@ static int told_err(const struct rsc_loop *loop)
 {
 	return loop->tj && loop->tj->err && loop->tj->told ? loop->tj->err : 0;
 }
-
 
 int rsc__tj_open(struct rsc_loop *loop, const char *path)
 {

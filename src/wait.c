@@ -114,16 +114,16 @@ int rsc_entry_wait(struct rsc_entry *h)
 		if (ret < 0)
 			return ret;
 	}
+	if (!e)
+		return rsc_entry_fd(h); /* -ESTALE: freed during the wait */
 	/* Its release has started (early, or by an unwind): the number is no
 	 * longer the caller's to use. */
-	if (e && (e->state == RSC_EXITING || e->state == RSC_EXITED)) {
+	if (e->state == RSC_EXITING || e->state == RSC_EXITED) {
 		rsc__set_last_error("rsc_entry_wait: entry '%s' has been released", e->mgr->name);
 		return -EBADF;
 	}
-	if (!e)
-		return rsc_entry_fd(h); /* -ESTALE: freed during the wait */
-	ret = rsc__entry_fd_of(e);
-	return ret == -EBADFD ? rsc_entry_slot(h) : ret < 0 ? rsc_entry_fd(h) : ret; /* a direct entry: its slot */
+	ret = rsc__entry_fd_of(e); /* the descriptor, or a failed acquire's errno */
+	return ret == -EBADFD ? rsc_entry_slot(h) : ret; /* a direct entry: its slot */
 }
 
 struct release_wait {
